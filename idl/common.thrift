@@ -1,0 +1,57 @@
+// common.thrift holds the types shared by the client protocol, the internal
+// Kitex services and the events on NATS. Field ids are never reused: a removed
+// field keeps its id reserved in a comment.
+namespace go common
+
+// ErrorCode is the one error model of Resonance. Client-side codes (1xxx) mean
+// the request was wrong and must not be retried unchanged; server-side codes
+// (2xxx) mean the request may be retried later with the same client ids.
+enum ErrorCode {
+    OK = 0,
+
+    BAD_REQUEST = 1000,          // malformed or invalid field
+    UNAUTHENTICATED = 1001,      // the connection has not logged in
+    INVALID_CREDENTIALS = 1002,  // unknown user or wrong password (never says which)
+    TOKEN_INVALID = 1003,        // token forged, expired or revoked
+    USERNAME_TAKEN = 1004,
+    FORBIDDEN = 1005,            // authenticated but not allowed
+    NOT_FOUND = 1006,
+    TOO_LARGE = 1007,            // a field or body over its limit
+    RATE_LIMITED = 1008,
+    ALREADY_LOGGED_IN = 1009,    // a login frame on a logged-in connection
+    UNSUPPORTED = 1010,          // opcode not valid in this state or direction
+
+    INTERNAL = 2000,             // server fault; details are in the server log only
+    UNAVAILABLE = 2001,          // a dependency is down; retry with backoff
+    BUSY = 2002,                 // the server shed load; retry with backoff
+}
+
+// BizError is the exception every Kitex method may throw. Its code is sent to
+// clients as is; its message is safe to show (no SQL, no stack).
+exception BizError {
+    1: ErrorCode code,
+    2: string message,
+}
+
+enum ConvType {
+    P2P = 1,
+    GROUP = 2,
+}
+
+enum ContentType {
+    TEXT = 1,
+    BINARY = 2,
+}
+
+// Message is one stored message of a conversation.
+struct Message {
+    1: i64 msg_id,          // server-assigned, unique across conversations
+    2: string conv_id,      // "p2p:<low user id>:<high user id>" for 1:1
+    3: i64 seq,             // position in the conversation: 1, 2, 3, ... no gaps
+    4: i64 sender_id,
+    5: string client_msg_id,// the sender's idempotency key
+    6: ContentType content_type,
+    7: binary content,
+    8: i64 send_time_ms,    // server time at storing, Unix milliseconds
+    9: string sender_device,
+}

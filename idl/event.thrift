@@ -1,0 +1,15 @@
+// event.thrift defines the events logic publishes to NATS JetStream and task
+// consumes. Each event is Thrift binary; its JetStream message id makes
+// publishing idempotent.
+namespace go event
+
+include "common.thrift"
+
+// MessageEvent asks task to deliver a stored message to every live device of
+// the recipients, except the connection it was sent from.
+struct MessageEvent {
+    1: common.Message message,
+    2: list<i64> recipients,    // user ids, sender included (for their other devices)
+    3: string origin_gateway,
+    4: i64 origin_conn_id,
+}

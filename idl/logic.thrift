@@ -1,0 +1,41 @@
+// logic.thrift is the Kitex service that gateways call. The gateway passes the
+// authenticated identity in Session; logic never trusts an identity taken from
+// a client payload.
+namespace go logicrpc
+
+include "common.thrift"
+include "protocol.thrift"
+
+// Session is one logged-in connection: who it is and where it lives.
+struct Session {
+    1: i64 user_id,
+    2: string device_id,
+    3: string gateway,      // push address of the gateway holding the connection
+    4: i64 conn_id,         // unique within that gateway's lifetime
+}
+
+// ConnInfo describes a connection that is not yet authenticated.
+struct ConnInfo {
+    1: string gateway,
+    2: i64 conn_id,
+    3: string remote_addr,
+}
+
+service Logic {
+    protocol.RegisterResp Register(1: protocol.RegisterReq req) throws (1: common.BizError err)
+
+    // Login checks the credentials or token, records the route of the
+    // connection and returns a fresh token.
+    protocol.LoginResp Login(1: protocol.LoginReq req, 2: ConnInfo conn) throws (1: common.BizError err)
+
+    // Disconnect removes the route of a closed connection, only if the route
+    // still points at that connection.
+    void Disconnect(1: Session session) throws (1: common.BizError err)
+
+    // Renew extends the routes of live connections; gateways call it in batches.
+    void Renew(1: list<Session> sessions) throws (1: common.BizError err)
+
+    protocol.SendResp Send(1: Session session, 2: protocol.SendReq req) throws (1: common.BizError err)
+    protocol.SyncResp Sync(1: Session session, 2: protocol.SyncReq req) throws (1: common.BizError err)
+    protocol.GetUserResp GetUser(1: Session session, 2: protocol.GetUserReq req) throws (1: common.BizError err)
+}

@@ -1,0 +1,22 @@
+// push.thrift is the Kitex service each gateway hosts; task calls it to write
+// an already encoded frame to connections of that gateway.
+namespace go pushrpc
+
+struct Target {
+    1: i64 conn_id,
+    2: i64 user_id,     // the gateway checks the connection still belongs to it
+}
+
+struct PushReq {
+    1: list<Target> targets,
+    2: binary frame,    // one complete client frame, header included
+}
+
+struct PushResp {
+    1: i32 delivered,           // targets whose connection accepted the frame
+    2: list<i64> missing_conns, // targets with no such connection here
+}
+
+service Push {
+    PushResp Push(1: PushReq req)
+}

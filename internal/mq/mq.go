@@ -1,0 +1,129 @@
+// Package mq owns the NATS JetStream contract between logic and task: the
+// stream, its subjects, the durable consumer name, and the embedded NATS server
+// of the single-process mode. Event bodies are Thrift structs of
+// kitex_gen/event.
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names is the set of JetStream names one deployment uses. Tests give each run
+// its own prefix so runs against a shared NATS never collide.
+type Names struct {
+	Stream   string // stream holding message events
+	Subject  string // subject prefix; events go to Subject + ".msg"
+	Consumer string // durable consumer shared by task instances
+}
+
+// NewNames derives the names from a prefix ("resonance" when empty).
+func NewNames(prefix string) Names {
+	if prefix == "" {
+		prefix = "resonance"
+	}
+	return Names{
+		Stream:   sanitize(prefix) + "_EVENTS",
+		Subject:  prefix + ".evt",
+		Consumer: sanitize(prefix) + "_task",
+	}
+}
+
+// MessageSubject is the subject message events are published on.
+func (n Names) MessageSubject() string { return n.Subject + ".msg" }
+
+// sanitize turns a prefix into a valid stream or consumer name (no dots,
+// spaces or wildcards).
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '.' || c == ' ' || c == '*' || c == '>' || c == '/' || c == '\\' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// EnsureStream creates or updates the events stream. It is idempotent, so
+// every logic and task instance calls it at start.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, n Names) (jetstream.Stream, error) {
+	cfg := jetstream.StreamConfig{
+		Name:     n.Stream,
+		Subjects: []string{n.Subject + ".>"},
+		Storage:  jetstream.FileStorage,
+		// Limits retention: several consumers (push, notifications) read one log.
+		Retention: jetstream.LimitsPolicy,
+		MaxAge:    24 * time.Hour,
+		// Publishers set Nats-Msg-Id; a republish inside this window is dropped.
+		Duplicates: 10 * time.Minute,
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mq: ensure stream %s: %w", n.Stream, err)
+	}
+	return s, nil
+}
+
+// Embedded is a NATS server with JetStream running inside this process. It
+// takes no TCP port: clients connect through InProcess.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a JetStream-enabled NATS server storing under dir.
+func StartEmbedded(dir string) (*Embedded, error) {
+	opts := &server.Options{
+		ServerName:             "resonance-embedded",
+		DontListen:             true,
+		JetStream:              true,
+		StoreDir:               dir,
+		NoSigs:                 true,
+		NoLog:                  true,
+		DisableJetStreamBanner: true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("mq: embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("mq: embedded nats not ready after 10s")
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// Connect opens a client connection to the embedded server.
+func (e *Embedded) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name))
+	if err != nil {
+		return nil, fmt.Errorf("mq: connect embedded nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops the server and waits for it.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// Dial connects to an external NATS server at url with reconnects forever, so
+// a NATS restart does not take the service down.
+func Dial(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("mq: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
