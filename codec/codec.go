@@ -214,17 +214,22 @@ func EncodeFrame(op protocol.Op, flags Flags, requestID uint32, body Body) []byt
 }
 
 // ReadBody decodes body into v. An empty body leaves v at its zero value.
-// Strings and binaries of v are copied out of body, so body may be reused.
+// The body is validated first, so a hostile body costs no more than its own
+// length and never reaches the generated reader malformed. Strings and
+// binaries of v are copied out of body, so body may be reused.
 func ReadBody(body []byte, v Readable) error {
 	if len(body) == 0 {
 		return nil
 	}
-	n, err := v.FastRead(body)
+	n, err := validate(body)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	if n != len(body) {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadBody, len(body)-n)
+	}
+	if _, err := v.FastRead(body); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	return nil
 }
