@@ -1,0 +1,240 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Password limits in bytes; the upper one bounds hashing work per request.
+const (
+	minPassword = 8
+	maxPassword = 128
+)
+
+// defaultDevice names the device of a login that names none.
+const defaultDevice = "default"
+
+// Register creates an account. A taken username is USERNAME_TAKEN, even when
+// two registrations race.
+func (s *Service) Register(ctx context.Context,
+	req *protocol.RegisterReq) (*protocol.RegisterResp, error) {
+	if err := validateCredentials(req.GetUsername(), req.GetPassword()); err != nil {
+		return nil, s.fail("register", err, nil)
+	}
+	hash, err := s.hash.hash(ctx, req.Password)
+	if err != nil {
+		return nil, s.fail("register", err, nil)
+	}
+	id, err := s.createUser(ctx, canonicalName(req.Username), hash)
+	if err != nil {
+		return nil, s.fail("register", err, nil)
+	}
+	s.log.Info().Int64("user", id).Msg("user registered")
+	return &protocol.RegisterResp{UserId: id}, nil
+}
+
+// Login authenticates with a token when req carries one, otherwise with
+// username and password; it records the route of conn and issues a fresh
+// token. HeartbeatIntervalMs is left for the gateway to fill.
+func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
+	conn *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	if req == nil || conn == nil || conn.Gateway == "" {
+		return nil, s.fail("login", fmt.Errorf("%w: missing request or connection", ErrBadRequest), nil)
+	}
+	u, device, err := s.authenticate(ctx, req)
+	if err != nil {
+		return nil, s.fail("login", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("conn", conn.ConnId).Str("remote", conn.RemoteAddr)
+		})
+	}
+	r := route.Route{UserID: u.ID, DeviceID: device, Gateway: conn.Gateway, ConnID: conn.ConnId}
+	replaced, err := s.deps.Routes.Put(ctx, r)
+	if err != nil {
+		err = fmt.Errorf("%w: route put: %w", ErrUnavailable, err)
+		return nil, s.fail("login", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", u.ID).Int64("conn", conn.ConnId)
+		})
+	}
+	if replaced != nil {
+		// TODO: the replaced connection stays open, logged in but sent nothing
+		// (its route is gone), until its client leaves: neither LoginResp nor
+		// the Push service can tell its gateway to close it as KICKED.
+		s.log.Debug().Int64("user", u.ID).Str("device", device).
+			Str("old_gateway", replaced.Gateway).Int64("old_conn", replaced.ConnID).
+			Msg("route replaced")
+	}
+	now := s.now()
+	token, claims := s.tokens.issue(u.ID, device, now)
+	return &protocol.LoginResp{
+		UserId:         u.ID,
+		Username:       u.Username,
+		Token:          token,
+		TokenExpiresMs: claims.Expires.UnixMilli(),
+		ServerTimeMs:   now.UnixMilli(),
+	}, nil
+}
+
+// authenticate returns the user req proves to be and the device it logs in.
+func (s *Service) authenticate(ctx context.Context,
+	req *protocol.LoginReq) (*userRow, string, error) {
+	device := req.DeviceId
+	if len(device) > maxDeviceID {
+		return nil, "", fmt.Errorf("%w: device_id over %d bytes", ErrTooLarge, maxDeviceID)
+	}
+	if req.Token != "" {
+		return s.authToken(ctx, req.Token, device)
+	}
+	if device == "" {
+		device = defaultDevice
+	}
+	u, err := s.authPassword(ctx, req.Username, req.Password)
+	return u, device, err
+}
+
+// authToken checks a token. A token is bound to its device: presenting it
+// for another device is TOKEN_INVALID.
+func (s *Service) authToken(ctx context.Context, token, device string) (*userRow, string, error) {
+	claims, err := s.tokens.verify(token, s.now())
+	if err != nil {
+		return nil, "", err
+	}
+	if device != "" && device != claims.DeviceID {
+		return nil, "", fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
+	}
+	u, err := s.findUser(ctx, "", claims.UserID)
+	if err != nil {
+		return nil, "", err
+	}
+	if u == nil {
+		return nil, "", fmt.Errorf("%w: user %d gone", ErrTokenInvalid, claims.UserID)
+	}
+	return u, claims.DeviceID, nil
+}
+
+// authPassword checks a username and password. Malformed input, an unknown
+// user and a wrong password all cost one hash and give the same error, so
+// neither timing nor code tells whether a username exists.
+func (s *Service) authPassword(ctx context.Context, username, password string) (*userRow, error) {
+	var u *userRow
+	var err error
+	if validateCredentials(username, password) == nil {
+		if u, err = s.findUser(ctx, canonicalName(username), 0); err != nil {
+			return nil, err
+		}
+	} else if len(password) > maxPassword {
+		password = password[:maxPassword] // bound the work; it fails anyway
+	}
+	stored := ""
+	if u != nil {
+		stored = u.PasswordHash
+	}
+	ok, err := s.hash.verify(ctx, password, stored)
+	if err != nil {
+		return nil, fmt.Errorf("verify password user %q: %w", username, err)
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+// Disconnect removes the route of a closed connection unless a newer login of
+// the same device owns it now, which is not an error.
+func (s *Service) Disconnect(ctx context.Context, session *logicrpc.Session) error {
+	if session == nil || session.UserId == 0 {
+		return s.fail("disconnect", ErrUnauthenticated, nil)
+	}
+	err := s.deps.Routes.Delete(ctx, sessionRoute(session))
+	if err != nil && !errors.Is(err, route.ErrNotOwner) {
+		err = fmt.Errorf("%w: route delete: %w", ErrUnavailable, err)
+		return s.fail("disconnect", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
+		})
+	}
+	return nil
+}
+
+// Renew extends the routes of the given live connections.
+func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error {
+	rs := make([]route.Route, 0, len(sessions))
+	for _, ss := range sessions {
+		if ss != nil && ss.UserId != 0 {
+			rs = append(rs, sessionRoute(ss))
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := s.deps.Routes.Renew(ctx, rs); err != nil {
+		err = fmt.Errorf("%w: route renew: %w", ErrUnavailable, err)
+		return s.fail("renew", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int("routes", len(rs))
+		})
+	}
+	return nil
+}
+
+// GetUser looks a user up by username, or by id when username is empty.
+func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
+	req *protocol.GetUserReq) (*protocol.GetUserResp, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("get_user", ErrUnauthenticated, nil)
+	}
+	if req == nil || req.Username == "" && req.UserId <= 0 {
+		return nil, s.fail("get_user", fmt.Errorf("%w: username or user_id required", ErrBadRequest), nil)
+	}
+	u, err := s.findUser(ctx, canonicalName(req.Username), req.UserId)
+	if err == nil && u == nil {
+		err = fmt.Errorf("%w: user", ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.fail("get_user", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", session.UserId)
+		})
+	}
+	return &protocol.GetUserResp{UserId: u.ID, Username: u.Username}, nil
+}
+
+func sessionRoute(ss *logicrpc.Session) route.Route {
+	return route.Route{
+		UserID: ss.UserId, DeviceID: ss.DeviceId, Gateway: ss.Gateway, ConnID: ss.ConnId,
+	}
+}
+
+// validateCredentials checks the shape of a username and password.
+func validateCredentials(username, password string) error {
+	if len(username) < minUsername || len(username) > maxUsername {
+		return fmt.Errorf("%w: username must be %d-%d characters",
+			ErrBadRequest, minUsername, maxUsername)
+	}
+	for i := 0; i < len(username); i++ {
+		if !usernameByte(username[i]) {
+			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'", ErrBadRequest)
+		}
+	}
+	if len(password) < minPassword || len(password) > maxPassword {
+		return fmt.Errorf("%w: password must be %d-%d bytes", ErrBadRequest, minPassword, maxPassword)
+	}
+	return nil
+}
+
+// canonicalName folds a username to lower case. Usernames are unique and
+// looked up regardless of case, the same on SQLite (case-sensitive by
+// default) and MySQL (case-insensitive collation), and "Alice" cannot pose as
+// "alice". Usernames are ASCII, so the fold is exact.
+func canonicalName(username string) string {
+	return strings.ToLower(username)
+}
+
+func usernameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '.' || c == '-'
+}

@@ -1,0 +1,292 @@
+package logic
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+func TestRegister(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		const pw = testPassword
+		bad, taken := common.ErrorCode_BAD_REQUEST, common.ErrorCode_USERNAME_TAKEN
+		cases := []struct {
+			name     string
+			username string
+			password string
+			want     common.ErrorCode
+		}{
+			{name: "ok", username: "bob.b-2_", password: pw, want: common.ErrorCode_OK},
+			{name: "taken", username: "alice", password: pw, want: taken},
+			{name: "taken other case", username: "ALICE", password: pw, want: taken},
+			{name: "too short", username: "ab", password: pw, want: bad},
+			{name: "too long", username: strings.Repeat("a", 33), password: pw, want: bad},
+			{name: "bad char", username: "al ice", password: pw, want: bad},
+			{name: "non-ascii", username: "alicé", password: pw, want: bad},
+			{name: "short password", username: "carol", password: "1234567", want: bad},
+			{name: "long password", username: "carol", password: strings.Repeat("p", 129), want: bad},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				resp, err := e.svc.Register(context.Background(),
+					&protocol.RegisterReq{Username: tc.username, Password: tc.password})
+				wantCode(t, err, tc.want)
+				if err == nil && resp.UserId <= 0 {
+					t.Fatalf("user id = %d", resp.UserId)
+				}
+			})
+		}
+	})
+}
+
+func TestRegister_RaceHasOneWinner(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		const racers = 8
+		codes := make([]common.ErrorCode, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				_, err := e.svc.Register(context.Background(),
+					&protocol.RegisterReq{Username: "racer", Password: testPassword})
+				codes[i] = codeOf(err)
+			})
+		}
+		wg.Wait()
+		wins := 0
+		for _, c := range codes {
+			switch c {
+			case common.ErrorCode_OK:
+				wins++
+			case common.ErrorCode_USERNAME_TAKEN:
+			default:
+				t.Fatalf("unexpected code %s", c)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d registrations won, want 1", wins)
+		}
+	})
+}
+
+func codeOf(err error) common.ErrorCode {
+	if err == nil {
+		return common.ErrorCode_OK
+	}
+	if biz, ok := err.(*common.BizError); ok {
+		return biz.Code
+	}
+	return -1
+}
+
+func TestLogin_Password(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice := e.register(t, "alice")
+		cases := []struct {
+			name     string
+			username string
+			password string
+			device   string
+			want     common.ErrorCode
+			wantDev  string
+		}{
+			{name: "right", username: "alice", password: testPassword, device: "laptop",
+				want: common.ErrorCode_OK, wantDev: "laptop"},
+			{name: "default device", username: "Alice", password: testPassword,
+				want: common.ErrorCode_OK, wantDev: defaultDevice},
+			{name: "wrong password", username: "alice", password: "wrong password",
+				want: common.ErrorCode_INVALID_CREDENTIALS},
+			{name: "unknown user", username: "nobody", password: testPassword,
+				want: common.ErrorCode_INVALID_CREDENTIALS},
+			{name: "malformed name", username: "x", password: testPassword,
+				want: common.ErrorCode_INVALID_CREDENTIALS},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				conn := &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: int64(100 + i)}
+				resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{
+					Username: tc.username, Password: tc.password, DeviceId: tc.device}, conn)
+				wantCode(t, err, tc.want)
+				if err != nil {
+					return
+				}
+				if resp.UserId != alice || resp.Username != "alice" || resp.Token == "" {
+					t.Fatalf("resp = %+v", resp)
+				}
+				wantRoute(t, e, route.Route{UserID: alice, DeviceID: tc.wantDev,
+					Gateway: conn.Gateway, ConnID: conn.ConnId})
+			})
+		}
+	})
+}
+
+// wantRoute fails t unless want is among the routes of its user.
+func wantRoute(t *testing.T, e *env, want route.Route) {
+	t.Helper()
+	rs, err := e.routes.Lookup(context.Background(), []int64{want.UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r == want {
+			return
+		}
+	}
+	t.Fatalf("routes = %+v, want %+v among them", rs, want)
+}
+
+func TestLogin_Token(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	ctx := context.Background()
+	conn := &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1}
+	first, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword,
+		DeviceId: "phone"}, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := tokenSigner{secret: []byte("another secret"), ttl: time.Hour}
+	foreign, _ := other.issue(alice, "phone", time.Now())
+	cases := []struct {
+		name   string
+		token  string
+		device string
+		clock  time.Duration // added to the service clock
+		want   common.ErrorCode
+	}{
+		{name: "valid", token: first.Token, want: common.ErrorCode_OK},
+		{name: "valid same device", token: first.Token, device: "phone", want: common.ErrorCode_OK},
+		{name: "other device", token: first.Token, device: "tablet",
+			want: common.ErrorCode_TOKEN_INVALID},
+		{name: "forged signature", token: flipLast(first.Token), want: common.ErrorCode_TOKEN_INVALID},
+		{name: "other secret", token: foreign, want: common.ErrorCode_TOKEN_INVALID},
+		{name: "garbage", token: "not-a-token", want: common.ErrorCode_TOKEN_INVALID},
+		{name: "expired", token: first.Token, clock: DefaultTokenTTL + time.Second,
+			want: common.ErrorCode_TOKEN_INVALID},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.svc.now = func() time.Time { return time.Now().Add(tc.clock) }
+			t.Cleanup(func() { e.svc.now = time.Now })
+			resp, err := e.svc.Login(ctx, &protocol.LoginReq{Token: tc.token, DeviceId: tc.device},
+				&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 2})
+			wantCode(t, err, tc.want)
+			if err == nil && (resp.UserId != alice || resp.Token == "" ||
+				resp.TokenExpiresMs <= resp.ServerTimeMs) {
+				t.Fatalf("resp = %+v", resp)
+			}
+		})
+	}
+	wantRoute(t, e, route.Route{UserID: alice, DeviceID: "phone", Gateway: "gw-2:9000", ConnID: 2})
+}
+
+func sqliteConfig(t testing.TB) Config {
+	t.Helper()
+	return Config{DBDriver: DriverSQLite, DBDSN: t.TempDir() + "/logic.db"}
+}
+
+// flipLast changes the last character of a token's signature.
+func flipLast(tok string) string {
+	last := tok[len(tok)-1]
+	repl := byte('A')
+	if last == 'A' {
+		repl = 'B'
+	}
+	return tok[:len(tok)-1] + string(repl)
+}
+
+func TestDisconnect_KeepsNewerLogin(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	ctx := context.Background()
+	login := func(conn int64) {
+		_, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword,
+			DeviceId: "phone"}, &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: conn})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	login(1)
+	login(2) // the same device moved to connection 2
+
+	if err := e.svc.Disconnect(ctx, session(alice, 1)); err != nil {
+		t.Fatalf("disconnect of a replaced connection: %v", err)
+	}
+	wantRoute(t, e, route.Route{UserID: alice, DeviceID: "phone", Gateway: "gw-1:9000", ConnID: 2})
+
+	if err := e.svc.Disconnect(ctx, session(alice, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := e.routes.Lookup(ctx, []int64{alice}); len(rs) != 0 {
+		t.Fatalf("routes after disconnect = %+v", rs)
+	}
+}
+
+func TestRenew_OnlyOwner(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	ctx := context.Background()
+	if _, err := e.routes.Put(ctx, route.Route{UserID: 5, DeviceID: "phone", Gateway: "gw-1:9000",
+		ConnID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := []*logicrpc.Session{session(5, 7), session(5, 8), nil, {}}
+	if err := e.svc.Renew(ctx, sessions); err != nil {
+		t.Fatal(err)
+	}
+	wantRoute(t, e, route.Route{UserID: 5, DeviceID: "phone", Gateway: "gw-1:9000", ConnID: 7})
+}
+
+func TestGetUser(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice := e.register(t, "alice")
+		cases := []struct {
+			name    string
+			session *logicrpc.Session
+			req     *protocol.GetUserReq
+			want    common.ErrorCode
+		}{
+			{name: "by name", session: session(alice, 1), req: &protocol.GetUserReq{Username: "alice"}},
+			{name: "by id", session: session(alice, 1), req: &protocol.GetUserReq{UserId: alice}},
+			{name: "by name any case", session: session(alice, 1),
+				req: &protocol.GetUserReq{Username: "aLICE"}},
+			{name: "unknown name", session: session(alice, 1), req: &protocol.GetUserReq{Username: "bob"},
+				want: common.ErrorCode_NOT_FOUND},
+			{name: "unknown id", session: session(alice, 1), req: &protocol.GetUserReq{UserId: alice + 99},
+				want: common.ErrorCode_NOT_FOUND},
+			{name: "empty", session: session(alice, 1), req: &protocol.GetUserReq{},
+				want: common.ErrorCode_BAD_REQUEST},
+			{name: "no session", session: &logicrpc.Session{}, req: &protocol.GetUserReq{UserId: alice},
+				want: common.ErrorCode_UNAUTHENTICATED},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				resp, err := e.svc.GetUser(context.Background(), tc.session, tc.req)
+				wantCode(t, err, tc.want)
+				if err == nil && (resp.UserId != alice || resp.Username != "alice") {
+					t.Fatalf("resp = %+v", resp)
+				}
+			})
+		}
+	})
+}
+
+func TestNew_RequiresSecret(t *testing.T) {
+	js, names := startJetStream(t)
+	cfg := sqliteConfig(t)
+	db, err := OpenDB(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(db)
+	_, err = New(context.Background(), cfg, db, Deps{JS: js, MQ: names, Routes: route.NewMemory(0)})
+	if err != ErrNoTokenSecret {
+		t.Fatalf("err = %v, want ErrNoTokenSecret", err)
+	}
+}

@@ -1,0 +1,112 @@
+// Package logic owns the logic role: accounts, tokens, routes on login, and
+// the message store. It serves the Kitex Logic service that gateways call,
+// stores every message with a per-conversation seq and publishes a
+// MessageEvent to JetStream for task to deliver.
+package logic
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/route"
+)
+
+// Supported values of Config.DBDriver.
+const (
+	DriverSQLite = "sqlite"
+	DriverMySQL  = "mysql"
+)
+
+// Config configures the logic role. A zero field means its default.
+type Config struct {
+	// DBDriver is DriverSQLite (default) or DriverMySQL.
+	DBDriver string
+	// DBDSN is, for SQLite, a file path (default "data/resonance.db"; its
+	// directory is created); for MySQL, a go-sql-driver DSN, to which
+	// parseTime=true is added if missing.
+	DBDSN string
+	// TablePrefix is prepended to every table name.
+	TablePrefix string
+	// TokenSecret is the HMAC-SHA256 key of login tokens. Required.
+	TokenSecret string
+	// TokenTTL is how long an issued token stays valid; default 7 days.
+	TokenTTL time.Duration
+	// MaxContent is the largest message content in bytes; default 16 KiB.
+	MaxContent int
+	// HashConcurrency bounds the password hashes running at once (each takes
+	// argon2 memory and a core); default runtime.NumCPU().
+	HashConcurrency int
+	// PublishTimeout bounds the wait for JetStream's publish ack; default 5s.
+	PublishTimeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultSQLitePath     = "data/resonance.db"
+	DefaultTokenTTL       = 7 * 24 * time.Hour
+	DefaultMaxContent     = 16 << 10
+	DefaultPublishTimeout = 5 * time.Second
+)
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.DBDriver == "" {
+		cfg.DBDriver = DriverSQLite
+	}
+	if cfg.DBDSN == "" && cfg.DBDriver == DriverSQLite {
+		cfg.DBDSN = DefaultSQLitePath
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.MaxContent <= 0 {
+		cfg.MaxContent = DefaultMaxContent
+	}
+	if cfg.HashConcurrency <= 0 {
+		cfg.HashConcurrency = runtime.NumCPU()
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	return cfg
+}
+
+// validate reports a configuration New cannot run with.
+func (cfg Config) validate() error {
+	if cfg.TokenSecret == "" {
+		return ErrNoTokenSecret
+	}
+	if cfg.DBDriver != DriverSQLite && cfg.DBDriver != DriverMySQL {
+		return ErrUnknownDriver
+	}
+	return nil
+}
+
+// Deps are the shared clients the logic role uses; the caller owns them and
+// closes them after Stop.
+type Deps struct {
+	// Log receives the role's logs as they are (the caller adds a role
+	// field if it wants one); nothing per message is above debug.
+	Log zerolog.Logger
+	// JS publishes message events; New ensures MQ's stream exists on it.
+	JS jetstream.JetStream
+	// MQ names the stream and subjects.
+	MQ mq.Names
+	// Routes records where each logged-in device is connected.
+	Routes route.Table
+}
+
+func (d Deps) validate() error {
+	if d.JS == nil {
+		return fmt.Errorf("%w: JS", ErrMissingDep)
+	}
+	if d.Routes == nil {
+		return fmt.Errorf("%w: Routes", ErrMissingDep)
+	}
+	return nil
+}

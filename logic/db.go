@@ -1,0 +1,141 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// sqliteBusyTimeoutMs is how long a SQLite statement waits for a lock held by
+// another process (a backup, the sqlite3 shell) before failing.
+const sqliteBusyTimeoutMs = 5000
+
+// OpenDB opens the database cfg names, tunes its pool and migrates the
+// tables. It logs nothing per query; the caller closes the returned handle
+// (db.DB() then Close) after Stop.
+func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
+	cfg = cfg.withDefaults()
+	dialector, err := dialectorFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		NamingStrategy: schema.NamingStrategy{TablePrefix: cfg.TablePrefix},
+		Logger:         quietLogger{},
+		// Unique violations become gorm.ErrDuplicatedKey on both drivers, which
+		// Register and Send rely on to resolve races.
+		TranslateError: true,
+		// Every write we make is one statement or an explicit transaction.
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logic: open %s: %w", cfg.DBDriver, err)
+	}
+	if err := tunePool(db, cfg.DBDriver); err != nil {
+		return nil, err
+	}
+	if err := migrate(db.WithContext(ctx)); err != nil {
+		closeDB(db)
+		return nil, fmt.Errorf("logic: migrate: %w", err)
+	}
+	return db, nil
+}
+
+// migrate creates or updates the tables and the messages' unique indexes.
+func migrate(db *gorm.DB) error {
+	if err := db.AutoMigrate(&userRow{}, &convRow{}, &messageRow{}); err != nil {
+		return err
+	}
+	stmt := &gorm.Statement{DB: db}
+	if err := stmt.Parse(&messageRow{}); err != nil {
+		return err
+	}
+	table := stmt.Schema.Table
+	for _, ix := range messageIndexes {
+		name := table + ix.suffix
+		if db.Migrator().HasIndex(&messageRow{}, name) {
+			continue
+		}
+		err := db.Exec("CREATE UNIQUE INDEX ? ON ? (?, ?)", clause.Column{Name: name},
+			clause.Table{Name: table}, clause.Column{Name: ix.columns[0]},
+			clause.Column{Name: ix.columns[1]}).Error
+		if err != nil {
+			return fmt.Errorf("create index %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func dialectorFor(cfg Config) (gorm.Dialector, error) {
+	switch cfg.DBDriver {
+	case DriverSQLite:
+		dir := filepath.Dir(cfg.DBDSN)
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("logic: create sqlite dir %s: %w", dir, err)
+		}
+		return sqlite.Open(sqliteDSN(cfg.DBDSN)), nil
+	case DriverMySQL:
+		return mysql.Open(mysqlDSN(cfg.DBDSN)), nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownDriver, cfg.DBDriver)
+}
+
+// sqliteDSN adds the pragmas every connection needs. WAL lets readers run
+// beside the writer; synchronous stays at its FULL default so that an acked
+// message survives a power cut.
+func sqliteDSN(path string) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%s_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)",
+		path, sep, sqliteBusyTimeoutMs)
+}
+
+func mysqlDSN(dsn string) string {
+	if strings.Contains(dsn, "parseTime=") {
+		return dsn
+	}
+	if strings.Contains(dsn, "?") {
+		return dsn + "&parseTime=true"
+	}
+	return dsn + "?parseTime=true"
+}
+
+func tunePool(db *gorm.DB, driver string) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("logic: sql handle: %w", err)
+	}
+	if driver == DriverSQLite {
+		// One connection serializes every write, so the seq transaction never
+		// meets SQLITE_BUSY; it also means nothing may query db while holding
+		// a transaction.
+		// TODO: reads queue behind writes here; a second, read-only pool
+		// would let Sync and logins run beside sends, as WAL allows.
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetMaxIdleConns(1)
+		sqlDB.SetConnMaxLifetime(0)
+		return nil
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(16)
+	sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	return nil
+}
+
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+}

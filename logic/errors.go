@@ -1,0 +1,99 @@
+package logic
+
+import (
+	"errors"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// Configuration errors, returned by OpenDB and New.
+var (
+	// ErrNoTokenSecret means Config.TokenSecret is empty.
+	ErrNoTokenSecret = errors.New("logic: TokenSecret is required")
+	// ErrUnknownDriver means Config.DBDriver is neither sqlite nor mysql.
+	ErrUnknownDriver = errors.New("logic: unknown DBDriver")
+	// ErrMissingDep means a required field of Deps is nil.
+	ErrMissingDep = errors.New("logic: missing dependency")
+)
+
+// Request errors. Handlers wrap them with a detail that is safe to show the
+// client; bizError turns them into the wire's common.BizError.
+var (
+	// ErrBadRequest means a field is malformed or out of range.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnauthenticated means the session carries no user.
+	ErrUnauthenticated = errors.New("not logged in")
+	// ErrInvalidCredentials means an unknown user or a wrong password; it
+	// never says which.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrTokenInvalid means a token is malformed, forged or expired.
+	ErrTokenInvalid = errors.New("invalid token")
+	// ErrUsernameTaken means the username is already registered.
+	ErrUsernameTaken = errors.New("username taken")
+	// ErrForbidden means the user may not touch the conversation.
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound means the user or conversation does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrTooLarge means a field is over its size limit.
+	ErrTooLarge = errors.New("too large")
+	// ErrBusy means the server shed the request (password hashing queue full
+	// until the caller's deadline).
+	ErrBusy = errors.New("busy")
+	// ErrUnavailable means a dependency (JetStream, route store) failed; the
+	// request may be retried with the same ids.
+	ErrUnavailable = errors.New("temporarily unavailable")
+)
+
+// Internal errors; they never reach a client as such.
+var (
+	// errDuplicate means the message's (sender, client_msg_id) is already
+	// stored: a concurrent retry won.
+	errDuplicate = errors.New("logic: duplicate client message id")
+	// errNoConv means the seq transaction found no conversation row to lock.
+	errNoConv = errors.New("logic: conversation row missing")
+	// errBadHash means a stored password hash is not in the encoding hasher
+	// writes.
+	errBadHash = errors.New("logic: malformed password hash")
+)
+
+// clientCodes maps request errors whose wrapped text is safe to send.
+var clientCodes = []struct {
+	err  error
+	code common.ErrorCode
+}{
+	{ErrBadRequest, common.ErrorCode_BAD_REQUEST},
+	{ErrUnauthenticated, common.ErrorCode_UNAUTHENTICATED},
+	{ErrInvalidCredentials, common.ErrorCode_INVALID_CREDENTIALS},
+	{ErrTokenInvalid, common.ErrorCode_TOKEN_INVALID},
+	{ErrUsernameTaken, common.ErrorCode_USERNAME_TAKEN},
+	{ErrForbidden, common.ErrorCode_FORBIDDEN},
+	{ErrNotFound, common.ErrorCode_NOT_FOUND},
+	{ErrTooLarge, common.ErrorCode_TOO_LARGE},
+}
+
+// serverCodes maps errors that may wrap a dependency's text, so only the
+// sentinel's own text is sent.
+var serverCodes = []struct {
+	err  error
+	code common.ErrorCode
+}{
+	{ErrBusy, common.ErrorCode_BUSY},
+	{ErrUnavailable, common.ErrorCode_UNAVAILABLE},
+}
+
+// bizError maps err to the one error model of the wire. known reports
+// whether err was a request error; anything else becomes INTERNAL and must be
+// logged by the caller with its ids.
+func bizError(err error) (biz *common.BizError, known bool) {
+	for _, c := range clientCodes {
+		if errors.Is(err, c.err) {
+			return &common.BizError{Code: c.code, Message: err.Error()}, true
+		}
+	}
+	for _, c := range serverCodes {
+		if errors.Is(err, c.err) {
+			return &common.BizError{Code: c.code, Message: c.err.Error()}, false
+		}
+	}
+	return &common.BizError{Code: common.ErrorCode_INTERNAL, Message: "internal error"}, false
+}

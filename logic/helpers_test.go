@@ -1,0 +1,171 @@
+package logic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// testArgon keeps hashing in the microseconds so tests stay fast.
+var testArgon = argonParams{memoryKiB: 64, time: 1, threads: 1, saltLen: 16, keyLen: 32}
+
+const testPassword = "correct horse"
+
+// env is one Service on a real store and an embedded JetStream.
+type env struct {
+	svc    *Service
+	db     *gorm.DB
+	js     jetstream.JetStream
+	names  mq.Names
+	routes *route.Memory
+}
+
+// forEachStore runs fn against SQLite and, when RESONANCE_TEST_MYSQL_DSN is
+// set, against MySQL/MariaDB with a unique table prefix.
+func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		cfg := Config{DBDriver: DriverSQLite, DBDSN: filepath.Join(t.TempDir(), "logic.db")}
+		fn(t, newEnv(t, cfg))
+	})
+	t.Run("mysql", func(t *testing.T) {
+		dsn := os.Getenv("RESONANCE_TEST_MYSQL_DSN")
+		if dsn == "" {
+			t.Skip("RESONANCE_TEST_MYSQL_DSN not set")
+		}
+		cfg := Config{DBDriver: DriverMySQL, DBDSN: dsn, TablePrefix: "t" + randHex(t, 4) + "_"}
+		fn(t, newEnv(t, cfg))
+	})
+}
+
+func newEnv(t testing.TB, cfg Config) *env {
+	t.Helper()
+	ctx := context.Background()
+	cfg.TokenSecret = "test-secret-" + randHex(t, 8)
+	db, err := OpenDB(ctx, cfg)
+	if err != nil {
+		t.Fatalf("OpenDB: %v", err)
+	}
+	t.Cleanup(func() { dropTables(t, db, cfg); closeDB(db) })
+
+	js, names := startJetStream(t)
+	routes := route.NewMemory(time.Minute)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	deps := Deps{Log: log, JS: js, MQ: names, Routes: routes}
+	svc, err := newService(ctx, cfg, db, deps, testArgon)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return &env{svc: svc, db: db, js: js, names: names, routes: routes}
+}
+
+func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
+	t.Helper()
+	if cfg.DBDriver != DriverMySQL {
+		return // SQLite lives in t.TempDir
+	}
+	if err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}); err != nil {
+		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
+	}
+}
+
+func startJetStream(t testing.TB) (jetstream.JetStream, mq.Names) {
+	t.Helper()
+	e, err := mq.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect("logic-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, mq.NewNames("test" + randHex(t, 4))
+}
+
+func randHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// register creates a user and returns its id.
+func (e *env) register(t testing.TB, name string) int64 {
+	t.Helper()
+	resp, err := e.svc.Register(context.Background(),
+		&protocol.RegisterReq{Username: name, Password: testPassword})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return resp.UserId
+}
+
+// session returns a logged-in session of user on a made-up connection.
+func session(user, conn int64) *logicrpc.Session {
+	return &logicrpc.Session{UserId: user, DeviceId: "phone", Gateway: "gw-1:9000", ConnId: conn}
+}
+
+// wantCode fails t unless err is a BizError with code.
+func wantCode(t *testing.T, err error, code common.ErrorCode) {
+	t.Helper()
+	if code == common.ErrorCode_OK {
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		return
+	}
+	var biz *common.BizError
+	if !errors.As(err, &biz) {
+		t.Fatalf("err = %v (%T), want BizError %s", err, err, code)
+	}
+	if biz.Code != code {
+		t.Fatalf("code = %s (%q), want %s", biz.Code, biz.Message, code)
+	}
+}
+
+// streamMsgs returns how many events the stream holds.
+func (e *env) streamMsgs(t *testing.T) uint64 {
+	t.Helper()
+	s, err := e.js.Stream(context.Background(), e.names.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// countMessages returns how many messages the store holds.
+func (e *env) countMessages(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	if err := e.db.Model(&messageRow{}).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,94 @@
+package logic
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// TestKitex_RoundTrip drives the service through a real Kitex server and
+// client, checking that results and BizErrors survive the wire.
+func TestKitex_RoundTrip(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.svc.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := e.svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	cli, err := logic.NewClient("logic", client.WithHostPorts(ln.Addr().String()),
+		client.WithRPCTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	alice := registerOver(t, cli, "alice")
+	bob := registerOver(t, cli, "bob")
+	_, err = cli.Register(ctx, &protocol.RegisterReq{Username: "alice", Password: testPassword})
+	wantCode(t, err, common.ErrorCode_USERNAME_TAKEN)
+
+	login, err := cli.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword},
+		&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 3})
+	if err != nil || login.UserId != alice {
+		t.Fatalf("login = %+v, %v", login, err)
+	}
+	sess := &logicrpc.Session{UserId: alice, DeviceId: defaultDevice, Gateway: "gw-1:9000", ConnId: 3}
+	sent, err := cli.Send(ctx, sess, textReq("k1", bob))
+	if err != nil || sent.Seq != 1 {
+		t.Fatalf("send = %+v, %v", sent, err)
+	}
+	synced, err := cli.Sync(ctx, sess, &protocol.SyncReq{ConvId: sent.ConvId})
+	if err != nil || len(synced.Messages) != 1 || synced.Messages[0].MsgId != sent.MsgId {
+		t.Fatalf("sync = %+v, %v", synced, err)
+	}
+	if err := cli.Disconnect(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func registerOver(t *testing.T, cli logic.Client, name string) int64 {
+	t.Helper()
+	resp, err := cli.Register(context.Background(),
+		&protocol.RegisterReq{Username: name, Password: testPassword})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return resp.UserId
+}
+
+func TestServe_AfterStopFails(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	if err := e.svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Serve(ln); err == nil {
+		t.Fatal("Serve after Stop returned nil")
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("listener still open after refused Serve")
+	}
+	if err := e.svc.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+}

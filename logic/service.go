@@ -1,0 +1,155 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/kitex/server"
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
+)
+
+// failLogBurst is how many failed requests are logged per second.
+const failLogBurst = 10
+
+// exitWait bounds how long Stop waits for in-flight calls to finish.
+const exitWait = 3 * time.Second
+
+// Service is the logic role. It implements logicrpc.Logic; every method is
+// safe for concurrent use and returns either nil or a *common.BizError.
+type Service struct {
+	cfg Config
+	log zerolog.Logger
+	// failLog is log sampled to a burst per second: an outage of NATS or the
+	// database fails every request, and one line each would flood the log.
+	failLog zerolog.Logger
+	db      *gorm.DB
+	deps    Deps
+	hash    *hasher
+	tokens  tokenSigner
+	now     func() time.Time
+
+	// mu guards svr: Serve creates it, Stop stops it.
+	mu      sync.Mutex
+	svr     server.Server
+	stopped bool
+}
+
+var _ logicrpc.Logic = (*Service)(nil)
+
+// New validates cfg and deps, ensures the JetStream stream exists and returns
+// a Service on db (from OpenDB, with the same cfg). ctx bounds only the setup.
+func New(ctx context.Context, cfg Config, db *gorm.DB, deps Deps) (*Service, error) {
+	return newService(ctx, cfg, db, deps, defaultArgon)
+}
+
+// newService is New with the argon2 cost as a knob, so tests can hash cheaply.
+func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
+	argon argonParams) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := deps.validate(); err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, fmt.Errorf("%w: db", ErrMissingDep)
+	}
+	if _, err := mq.EnsureStream(ctx, deps.JS, deps.MQ); err != nil {
+		return nil, fmt.Errorf("logic: new: %w", err)
+	}
+	h, err := newHasher(argon, cfg.HashConcurrency)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Log
+	return &Service{
+		cfg:     cfg,
+		log:     log,
+		failLog: log.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
+		db:      db,
+		deps:    deps,
+		hash:    h,
+		tokens:  tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
+		now:     time.Now,
+	}, nil
+}
+
+// Serve runs the Kitex Logic server on ln and blocks until Stop. It returns
+// nil after Stop and may be called once.
+func (s *Service) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopped || s.svr != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("logic: serve %s: already served or stopped", ln.Addr())
+	}
+	// Not logic.NewServer: it panics when registration fails.
+	svr := server.NewServer(
+		server.WithListener(ln),
+		server.WithServiceAddr(ln.Addr()),
+		server.WithExitWaitTime(exitWait),
+		server.WithCompatibleMiddlewareForUnary(),
+	)
+	if err := logic.RegisterService(svr, s); err != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("logic: register service: %w", err)
+	}
+	s.svr = svr
+	s.mu.Unlock()
+
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("logic serving")
+	if err := svr.Run(); err != nil {
+		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Stop stops the server started by Serve, waiting up to a few seconds for
+// in-flight calls. It is idempotent; it does not close db or deps.
+func (s *Service) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	if s.svr == nil {
+		return nil
+	}
+	if err := s.svr.Stop(); err != nil {
+		return fmt.Errorf("logic: stop: %w", err)
+	}
+	return nil
+}
+
+// dbc returns the database bound to ctx, with the service logger in ctx for
+// GORM's slow-query log.
+func (s *Service) dbc(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(s.log.WithContext(ctx))
+}
+
+// fail turns err into the BizError a handler returns. Request errors are
+// logged at debug; anything else at error (rate-limited), with ev's fields
+// (the ids).
+func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Event) error {
+	biz, known := bizError(err)
+	e := s.failLog.Error()
+	if known {
+		e = s.log.Debug()
+	}
+	if ev != nil {
+		e = ev(e)
+	}
+	e.Err(err).Str("op", op).Stringer("code", biz.Code).Msg("request failed")
+	return biz
+}
