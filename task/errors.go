@@ -1,0 +1,18 @@
+package task
+
+import "errors"
+
+// Sentinel errors of package task. Callers compare them with errors.Is.
+var (
+	// ErrBadConfig means a Config field is out of range; the wrapped message
+	// names the field.
+	ErrBadConfig = errors.New("task: bad config")
+	// ErrMissingDeps means a required dependency (JetStream, route table or
+	// a JetStream name) was not given.
+	ErrMissingDeps = errors.New("task: missing dependency")
+	// ErrAlreadyRunning means Run was called a second time on the same Task.
+	ErrAlreadyRunning = errors.New("task: already running")
+	// ErrPoison means an event can never be delivered as published (it does
+	// not decode or carries no message); it goes to the dead-letter subject.
+	ErrPoison = errors.New("task: poison event")
+)

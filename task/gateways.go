@@ -1,0 +1,189 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/pkg/connpool"
+
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
+)
+
+// clientIdleTTL is how long a gateway's client is kept without a push. Routes
+// of a gateway that left expire after route.DefaultTTL; its client is dropped
+// soon after, so the registry follows the set of live gateways.
+const clientIdleTTL = 5 * time.Minute
+
+// connIdleTimeout closes a pooled connection to a gateway unused this long.
+const connIdleTimeout = time.Minute
+
+// gatewayClients caches one Kitex Push client per gateway push address. It
+// is safe for concurrent use.
+type gatewayClients struct {
+	timeout time.Duration
+	conns   int // idle connections kept per gateway
+	idleTTL time.Duration
+	now     func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*gatewayClient // by gateway push address
+}
+
+type gatewayClient struct {
+	push     push.Client
+	lastUsed time.Time // guarded by gatewayClients.mu
+}
+
+// newGatewayClients builds clients whose calls take at most timeout and
+// that keep up to conns idle connections per gateway.
+func newGatewayClients(timeout time.Duration, conns int) *gatewayClients {
+	return &gatewayClients{
+		timeout: timeout,
+		conns:   conns,
+		idleTTL: clientIdleTTL,
+		now:     time.Now,
+		clients: make(map[string]*gatewayClient),
+	}
+}
+
+// get returns the client of addr, building it on first use.
+func (g *gatewayClients) get(addr string) (push.Client, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.clients[addr]; ok {
+		c.lastUsed = g.now()
+		return c.push, nil
+	}
+	// Building a Kitex client opens no connection, so doing it under the
+	// lock costs microseconds, and it keeps one client per address.
+	cli, err := push.NewClient("resonance.push",
+		client.WithHostPorts(addr),
+		client.WithRPCTimeout(g.timeout),
+		client.WithConnectTimeout(g.timeout),
+		// Each worker has at most one call in flight per gateway: keeping
+		// that many idle connections avoids a connect per push under load
+		// (Kitex keeps 10 by default).
+		client.WithLongConnection(connpool.IdleConfig{
+			MaxIdlePerAddress: g.conns,
+			MaxIdleTimeout:    connIdleTimeout,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("task: push client for gateway %s: %w", addr, err)
+	}
+	g.clients[addr] = &gatewayClient{push: cli, lastUsed: g.now()}
+	return cli, nil
+}
+
+// sweep drops the clients unused for idleTTL and returns how many it dropped.
+func (g *gatewayClients) sweep() int {
+	cutoff := g.now().Add(-g.idleTTL)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for addr, c := range g.clients {
+		if c.lastUsed.Before(cutoff) {
+			delete(g.clients, addr)
+			n++
+		}
+	}
+	return n
+}
+
+// closeAll drops every client.
+//
+// TODO: the generated push.Client does not expose Close, so a dropped
+// client's connections are closed by Kitex's finalizer when it is garbage
+// collected, not at once; idle sockets to a gone gateway linger until then
+// or until connIdleTimeout.
+func (g *gatewayClients) closeAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clear(g.clients)
+}
+
+// len returns the number of cached clients.
+func (g *gatewayClients) len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.clients)
+}
+
+// pushResult is the outcome of one Push call to one gateway.
+type pushResult struct {
+	gateway string
+	targets int
+	resp    *pushrpc.PushResp
+	err     error
+}
+
+// pushAll sends frame to every gateway of targets concurrently, so that a
+// dead or slow gateway costs the others nothing, and returns once every call
+// has returned (each is bounded by the client's RPC timeout). frame is shared
+// by all calls and must not be modified until pushAll returns.
+func (g *gatewayClients) pushAll(ctx context.Context, frame []byte,
+	targets map[string][]*pushrpc.Target) []pushResult {
+	results := make([]pushResult, 0, len(targets))
+	if len(targets) == 1 {
+		// The common case (every device on one gateway) needs no goroutine.
+		for addr, ts := range targets {
+			results = append(results, g.pushOne(ctx, addr, frame, ts))
+		}
+		return results
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for addr, ts := range targets {
+		wg.Go(func() {
+			r := g.pushOne(ctx, addr, frame, ts)
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func (g *gatewayClients) pushOne(ctx context.Context, addr string, frame []byte,
+	targets []*pushrpc.Target) pushResult {
+	r := pushResult{gateway: addr, targets: len(targets)}
+	cli, err := g.get(addr)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.resp, r.err = cli.Push(ctx, &pushrpc.PushReq{Targets: targets, Frame: frame})
+	if r.err != nil {
+		r.err = fmt.Errorf("task: push to gateway %s: %w", addr, r.err)
+	}
+	return r
+}
+
+// groupTargets groups routes by gateway, leaving out the origin connection
+// (the sending device already has its ack) and routes without a gateway. A
+// route listed twice is pushed once.
+func groupTargets(routes []route.Route, originGateway string,
+	originConn int64) map[string][]*pushrpc.Target {
+	out := make(map[string][]*pushrpc.Target)
+	seen := make(map[route.Route]struct{}, len(routes))
+	for _, r := range routes {
+		if r.Gateway == "" || r.Gateway == originGateway && r.ConnID == originConn {
+			continue
+		}
+		if _, dup := seen[r]; dup {
+			continue
+		}
+		seen[r] = struct{}{}
+		target := &pushrpc.Target{ConnId: r.ConnID, UserId: r.UserID}
+		out[r.Gateway] = append(out[r.Gateway], target)
+	}
+	return out
+}

@@ -1,0 +1,287 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/kitex/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
+)
+
+// env is one test's embedded NATS, JetStream names and route table.
+type env struct {
+	js     jetstream.JetStream
+	names  mq.Names
+	routes *route.Memory
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e, err := mq.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{js: js, names: mq.NewNames("t"), routes: route.NewMemory(time.Minute)}
+}
+
+// testConfig is small and quick: short waits so retries happen in the test.
+func testConfig() Config {
+	return Config{Workers: 8, MaxDeliver: 3, AckWait: 2 * time.Second,
+		PushTimeout: time.Second, BatchSize: 32}
+}
+
+// runningTask is a Task started by startTask; stop ends it and waits.
+type runningTask struct {
+	task *Task
+	stop func()
+}
+
+func startTask(t *testing.T, en *env, cfg Config, routes route.Table) *runningTask {
+	t.Helper()
+	if routes == nil {
+		routes = en.routes
+	}
+	tk, err := New(cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(ctx) }()
+	select {
+	case <-tk.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("task not ready after 10s")
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &runningTask{task: tk, stop: stop}
+}
+
+// publish sends ev as logic does: Thrift binary with a message id.
+func (en *env) publish(t *testing.T, ev *event.MessageEvent) {
+	t.Helper()
+	buf := make([]byte, ev.BLength())
+	ev.FastWriteNocopy(buf, nil)
+	en.publishRaw(t, buf, fmt.Sprintf("msg-%d", ev.Message.MsgId))
+}
+
+func (en *env) publishRaw(t *testing.T, data []byte, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := en.js.Publish(ctx, en.names.MessageSubject(), data, jetstream.WithMsgID(id))
+	if err != nil {
+		t.Fatalf("publish %s: %v", id, err)
+	}
+}
+
+func (en *env) putRoute(t *testing.T, r route.Route) {
+	t.Helper()
+	if _, err := en.routes.Put(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newEvent builds the event of message seq of conv from sender to recipients.
+func newEvent(conv string, seq int64, recipients []int64, origin route.Route) *event.MessageEvent {
+	return &event.MessageEvent{
+		Message: &common.Message{
+			MsgId: 1000 + seq, ConvId: conv, Seq: seq, SenderId: origin.UserID,
+			ClientMsgId: fmt.Sprintf("c-%d", seq), ContentType: common.ContentType_TEXT,
+			Content: []byte(fmt.Sprintf("hello %d", seq)), SendTimeMs: 1700000000000 + seq,
+			SenderDevice: origin.DeviceID,
+		},
+		Recipients:    recipients,
+		OriginGateway: origin.Gateway,
+		OriginConnId:  origin.ConnID,
+	}
+}
+
+// pushCall is one Push request a stub gateway received.
+type pushCall struct {
+	conns []int64
+	frame []byte
+}
+
+// gatewayMode is how a stub gateway behaves; the zero value is healthy.
+type gatewayMode struct {
+	stall bool          // never answer until the test ends
+	delay time.Duration // answer after this long
+}
+
+// stubGateway is a real Kitex Push server recording what it is asked to push.
+type stubGateway struct {
+	addr  string
+	delay time.Duration
+	block chan struct{} // when non-nil, Push waits on it (a stalled gateway)
+
+	mu    sync.Mutex
+	calls []pushCall
+	conns map[int64][][]byte // frames per connection, in arrival order
+}
+
+func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &stubGateway{addr: ln.Addr().String(), delay: mode.delay, conns: make(map[int64][][]byte)}
+	if mode.stall {
+		g.block = make(chan struct{})
+	}
+	svr := push.NewServer(g, server.WithListener(ln),
+		server.WithExitWaitTime(100*time.Millisecond))
+	go func() { _ = svr.Run() }()
+	t.Cleanup(func() {
+		if g.block != nil {
+			close(g.block)
+		}
+		_ = svr.Stop()
+	})
+	return g
+}
+
+// Push implements pushrpc.Push.
+func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+	if g.block != nil {
+		select {
+		case <-g.block:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("stalled")
+	}
+	if g.delay > 0 {
+		time.Sleep(g.delay) // a slow gateway, not a wait for a condition
+	}
+	call := pushCall{frame: append([]byte(nil), req.Frame...)}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, tg := range req.Targets {
+		call.conns = append(call.conns, tg.ConnId)
+		g.conns[tg.ConnId] = append(g.conns[tg.ConnId], call.frame)
+	}
+	g.calls = append(g.calls, call)
+	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}, nil
+}
+
+func (g *stubGateway) framesOf(conn int64) [][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([][]byte(nil), g.conns[conn]...)
+}
+
+func (g *stubGateway) callsCopy() []pushCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]pushCall(nil), g.calls...)
+}
+
+// deadAddr returns a loopback address nothing listens on: a port opened and
+// closed by the test.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// decodePush decodes a pushed frame back to its PushMsg.
+func decodePush(t *testing.T, frame []byte) *protocol.PushMsg {
+	t.Helper()
+	h, body, n, err := codec.Decoder{}.Decode(frame)
+	if err != nil || n != len(frame) {
+		t.Fatalf("decode frame: n=%d of %d, err=%v", n, len(frame), err)
+	}
+	if h.Op != protocol.Op_PUSH || h.RequestID != 0 || h.Flags != 0 {
+		t.Fatalf("header = %+v, want PUSH with request id 0 and no flags", h)
+	}
+	msg := protocol.NewPushMsg()
+	if err := codec.ReadBody(body, msg); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// consumerSettled reports whether the consumer has nothing pending and
+// nothing unacked.
+func (en *env) consumerSettled(t *testing.T) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := en.js.Consumer(ctx, en.names.Stream, en.names.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+}
+
+// fakeJS satisfies jetstream.JetStream for tests of New, which never calls it.
+type fakeJS struct{ jetstream.JetStream }
+
+func newNamesForTest() mq.Names { return mq.NewNames("t") }
+
+// settled returns consumerSettled as a condition for waitFor.
+func (en *env) settled(t *testing.T) func() bool {
+	return func() bool { return en.consumerSettled(t) }
+}

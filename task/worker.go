@@ -1,0 +1,167 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// job is one delivered event on its way to a worker. The dispatcher decodes
+// it, because the conversation id picks the worker.
+type job struct {
+	msg       jetstream.Msg
+	ev        *event.MessageEvent // nil when decodeErr is set
+	decodeErr error
+	streamSeq uint64
+	delivered uint64    // delivery count, 1 on first delivery
+	received  time.Time // when the dispatcher took it; its ack timer runs since
+}
+
+func newJob(msg jetstream.Msg) job {
+	j := job{msg: msg, delivered: 1, received: time.Now()}
+	if md, err := msg.Metadata(); err == nil {
+		j.streamSeq, j.delivered = md.Sequence.Stream, md.NumDelivered
+	}
+	ev, err := decodeEvent(msg.Data())
+	if err != nil {
+		j.decodeErr = fmt.Errorf("decode event at stream seq %d: %w", j.streamSeq, err)
+		return j
+	}
+	j.ev = ev
+	return j
+}
+
+// convID returns the conversation the job belongs to; poison jobs share the
+// empty id, which is fine as they cost one publish each.
+func (j *job) convID() string {
+	if j.ev == nil {
+		return ""
+	}
+	return j.ev.Message.ConvId
+}
+
+// decodeEvent reads a whole Thrift-binary MessageEvent that names its
+// conversation. An event that fails here will fail on every delivery, so the
+// error wraps ErrPoison.
+func decodeEvent(data []byte) (*event.MessageEvent, error) {
+	ev := event.NewMessageEvent()
+	if err := codec.ReadBody(data, ev); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPoison, err)
+	}
+	if len(data) == 0 || ev.Message == nil || ev.Message.ConvId == "" {
+		// A missing message encodes as an empty one: both lack a conversation.
+		return nil, fmt.Errorf("%w: no message or conversation", ErrPoison)
+	}
+	return ev, nil
+}
+
+// startWorkers starts one worker per partition and returns their queues;
+// closing a queue stops its worker once the queue is empty.
+func (t *Task) startWorkers(ctx context.Context, g *run.Group) []chan job {
+	// In-flight events are finished after ctx is done: the pushes run on a
+	// context that is not cancelled, each bounded by PushTimeout.
+	work := context.WithoutCancel(ctx)
+	queues := make([]chan job, t.cfg.Workers)
+	for i := range queues {
+		q := make(chan job, t.cfg.queueLen())
+		queues[i] = q
+		g.Go(t.log, "task-worker-"+strconv.Itoa(i), func() {
+			for j := range q {
+				t.handle(work, j)
+			}
+		})
+	}
+	return queues
+}
+
+// handle delivers one event and settles its JetStream message: ack once
+// every gateway answered or failed, nak on a transient fault, dead-letter a
+// poison event or one out of deliveries.
+func (t *Task) handle(ctx context.Context, j job) {
+	if j.decodeErr != nil {
+		t.deadLetter(ctx, j, reasonUndecodable, j.decodeErr)
+		return
+	}
+	t.keepAlive(j)
+	msg := j.ev.Message
+	lookupCtx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
+	routes, err := t.routes.Lookup(lookupCtx, j.ev.Recipients)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("task: route lookup for conv %s msg %d: %w", msg.ConvId, msg.MsgId, err)
+		t.retry(ctx, j, err)
+		return
+	}
+
+	targets := groupTargets(routes, j.ev.OriginGateway, j.ev.OriginConnId)
+	if len(targets) > 0 {
+		frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: msg})
+		for _, r := range t.gateways.pushAll(ctx, frame, targets) {
+			t.logPush(msg, r)
+		}
+	}
+	// Acked even when a gateway failed: the message is stored, and a client
+	// that missed its push syncs on reconnect or on the next seq gap.
+	if err := j.msg.Ack(); err != nil {
+		t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("ack event")
+	}
+	// A disabled zerolog event is nil and its calls are no-ops, so the
+	// per-event debug lines cost nothing at info level.
+	t.log.Debug().Str("conv", msg.ConvId).Int64("msg", msg.MsgId).Int64("seq", msg.Seq).
+		Uint64("stream_seq", j.streamSeq).Int("gateways", len(targets)).
+		Int("routes", len(routes)).Msg("event pushed")
+}
+
+// logPush logs the outcome of one gateway call: debug when it answered,
+// a sampled warning when it did not.
+func (t *Task) logPush(msg *common.Message, r pushResult) {
+	if r.err != nil {
+		t.rare.Warn().Err(r.err).Str("gateway", r.gateway).Str("conv", msg.ConvId).
+			Int64("msg", msg.MsgId).Int("targets", r.targets).
+			Msg("gateway push failed; clients will sync")
+		return
+	}
+	t.log.Debug().Str("gateway", r.gateway).Str("conv", msg.ConvId).Int64("msg", msg.MsgId).
+		Int("targets", r.targets).Int32("delivered", r.resp.GetDelivered()).
+		Int("missing", len(r.resp.GetMissingConns())).Msg("gateway push")
+}
+
+// keepAlive restarts j's ack timer when j waited in its queue for a good
+// part of AckWait, as happens behind a slow gateway, so that JetStream does
+// not redeliver an event we are about to push.
+//
+// Known limit: events still in the client's buffer are not covered; after a
+// long stall they are redelivered and may be pushed twice. Clients drop a
+// push whose seq they already have.
+func (t *Task) keepAlive(j job) {
+	if time.Since(j.received) < t.cfg.AckWait/3 {
+		return
+	}
+	if err := j.msg.InProgress(); err != nil {
+		t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("mark event in progress")
+	}
+}
+
+// retry naks j with a growing delay, or dead-letters it on its last
+// delivery, since JetStream would not deliver it again.
+func (t *Task) retry(ctx context.Context, j job, cause error) {
+	if j.delivered >= uint64(t.cfg.MaxDeliver) {
+		t.deadLetter(ctx, j, reasonMaxDeliver, cause)
+		return
+	}
+	delay := t.cfg.nakDelay(j.delivered)
+	t.log.Debug().Err(cause).Uint64("stream_seq", j.streamSeq).Uint64("delivered", j.delivered).
+		Dur("delay", delay).Msg("event nak")
+	if err := j.msg.NakWithDelay(delay); err != nil {
+		t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("nak event")
+	}
+}
