@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"context"
+	"testing"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+)
+
+// BenchmarkGateway_HeartbeatBatch measures the loop's own path: 64
+// coalesced heartbeats decoded and answered with one write. Allocations
+// include the test client's.
+func BenchmarkGateway_HeartbeatBatch(b *testing.B) {
+	h := startGateway(b, Config{})
+	c := h.dial(b)
+	var batch []byte
+	for i := uint32(1); i <= 64; i++ {
+		batch = codec.AppendFrame(batch, protocol.Op_HEARTBEAT, 0, i, nil)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.writeRaw(batch)
+		for range 64 {
+			if _, err := c.tryRead(5e9); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkGateway_PushFanout measures one Push call to 8 connections of one
+// user, through Kitex, with every client reading its frame.
+func BenchmarkGateway_PushFanout(b *testing.B) {
+	h := startGateway(b, Config{})
+	const fanout = 8
+	clients := make([]*testClient, fanout)
+	targets := make([]*pushrpc.Target, fanout)
+	for i := range clients {
+		clients[i] = h.dial(b)
+		clients[i].login("alice", 1)
+		targets[i] = &pushrpc.Target{ConnId: h.logic.connOf("alice").ConnId, UserId: 1}
+	}
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0,
+		&protocol.PushMsg{Message: &common.Message{Content: make([]byte, 200)}})
+	cli := h.pushClient(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := cli.Push(context.Background(), &pushrpc.PushReq{Targets: targets, Frame: frame})
+		if err != nil || resp.Delivered != fanout {
+			b.Fatalf("push: %+v %v", resp, err)
+		}
+		for _, c := range clients {
+			if _, err := c.tryRead(5e9); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// conn is the gateway's state of one client connection. It is kept small and
+// holds no buffer while idle: bytes of a partial frame wait in gnet's own
+// inbound buffer, and the request queue is dropped whenever it empties.
+type conn struct {
+	gc   gnet.Conn
+	loop *loopState
+	id   int64
+
+	// Owned by the event loop goroutine.
+	wheelPrev, wheelNext *conn
+	wheelSlot            int32
+	closing              bool  // a close is under way; ignore further frames
+	loginQueued          bool  // a LOGIN was queued, so the worker decides auth
+	openedAt             int64 // gateway clock, ms
+	lastActive           int64 // gateway clock, ms; the heartbeat "touch"
+
+	// session is set once, by the worker, when LOGIN succeeds; read anywhere.
+	session atomic.Pointer[logicrpc.Session]
+
+	mu sync.Mutex
+	// closed is set by OnClose; after it no write is queued to gc, which also
+	// keeps writes off a poller that has been shut down.
+	closed       bool
+	running      bool      // a worker is draining queue
+	failedLogins uint8     // only the draining worker touches it
+	queue        []request // FIFO of decoded requests, at most MaxPending
+}
+
+// loopState is what the gateway keeps per gnet event loop. Only that loop's
+// goroutine touches it, except sweepQueued.
+type loopState struct {
+	el    gnet.EventLoop
+	wheel *wheel
+	// out gathers the frames the loop answers itself during one callback, so
+	// that they leave in one write.
+	out         []byte
+	sweepQueued atomic.Bool
+	sweep       gnet.Runnable
+}
+
+// admit returns the state of el, creating it on first use, or nil once the
+// gateway is draining. Checking draining under loopsMu means a connection
+// is either refused or on a loop that closeAll will visit.
+func (g *Gateway) admit(el gnet.EventLoop) *loopState {
+	g.loopsMu.Lock()
+	defer g.loopsMu.Unlock()
+	if g.draining {
+		return nil
+	}
+	if ls, ok := g.loops[el]; ok {
+		return ls
+	}
+	ls := &loopState{el: el, wheel: newWheel(g.cfg, g.nowMs())}
+	ls.sweep = gnet.RunnableFunc(func(_ context.Context) error {
+		ls.sweepQueued.Store(false)
+		g.sweepLoop(ls)
+		return nil
+	})
+	g.loops[el] = ls
+	return ls
+}
+
+// onOpen registers a new connection with its loop's wheel. While shutting
+// down it answers with CLOSE SERVER_SHUTDOWN instead: gnet cannot stop
+// accepting without stopping the engine.
+func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	ls := g.admit(gc.EventLoop())
+	if ls == nil {
+		reason := protocol.CloseReason_SERVER_SHUTDOWN
+		return closeFrame(reason, closeMessage(reason)), gnet.Close
+	}
+	now := g.nowMs()
+	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), openedAt: now, lastActive: now}
+	c.wheelSlot = notQueued
+	c.loop.wheel.add(c, g.deadline(c))
+	gc.SetContext(c)
+	return nil, gnet.None
+}
+
+// onClose releases a connection. A logged-in one leaves the registry and its
+// route is removed through logic.Disconnect, in the pool.
+func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	c.loop.wheel.remove(c)
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	sess := c.session.Load()
+	c.mu.Unlock()
+
+	ev := g.log.Debug().Int64("conn", c.id).AnErr("cause", err)
+	if sess != nil {
+		ev = ev.Int64("user", sess.UserId)
+		g.conns.remove(c.id)
+		g.submitDisconnect(sess)
+	}
+	ev.Msg("connection closed")
+	return gnet.None
+}
+
+// onTraffic decodes every complete frame buffered for gc. Bytes of a partial
+// frame stay in gnet's buffer until more arrive. Nothing here blocks:
+// requests are decoded (which copies their strings out of gnet's buffer) and
+// queued for the workers.
+func (g *Gateway) onTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok || c.closing {
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	c.lastActive = g.nowMs()
+	buf, _ := gc.Peek(-1)
+	dec := codec.Decoder{MaxBody: g.cfg.MaxBody}
+	action, consumed := gnet.None, 0
+	for action == gnet.None {
+		h, body, n, err := dec.Decode(buf[consumed:])
+		if err != nil {
+			g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+			return gnet.Close
+		}
+		if n == 0 {
+			break
+		}
+		consumed += n
+		action = g.dispatch(c, h, body)
+	}
+	// Discard(0) would drop everything, so only discard what was consumed.
+	if consumed > 0 {
+		_, _ = gc.Discard(consumed)
+	}
+	g.flushOut(c)
+	return action
+}
+
+// onTick queues a wheel sweep on every event loop, so that each sweep runs on
+// its loop's goroutine without locks. It returns the wheel's tick.
+func (g *Gateway) onTick() (time.Duration, gnet.Action) {
+	g.loopsMu.Lock()
+	for _, ls := range g.loops {
+		// Skip a loop whose previous sweep has not run yet: queueing more
+		// would only pile work on a loop that is already behind.
+		if ls.sweepQueued.CompareAndSwap(false, true) {
+			if err := ls.el.Execute(context.Background(), ls.sweep); err != nil {
+				ls.sweepQueued.Store(false)
+			}
+		}
+	}
+	g.loopsMu.Unlock()
+	return tickFor(g.cfg), gnet.None
+}
+
+// dispatch handles one decoded frame on the loop.
+func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
+	// A client that sends server-side opcodes (PUSH, CLOSE, any *_ACK) has
+	// lost track of the protocol; answering UNSUPPORTED would let it go on out
+	// of step, so it is closed with PROTOCOL_ERROR like a malformed frame.
+	if !codec.IsRequest(h.Op) {
+		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, "opcode not allowed from a client")
+		return gnet.Close
+	}
+	if h.Op == protocol.Op_HEARTBEAT {
+		return g.heartbeat(c, h, body)
+	}
+	r, err := decodeRequest(h, body)
+	if err != nil {
+		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+		return gnet.Close
+	}
+	// Fast refusal before login. Once a LOGIN is queued the worker decides,
+	// so that a client may pipeline LOGIN and SEND without waiting.
+	if c.session.Load() == nil && !c.loginQueued && needsLogin(h.Op) {
+		g.appendError(c, h, bizError(common.ErrorCode_UNAUTHENTICATED, "log in first"))
+		return gnet.None
+	}
+	if h.Op == protocol.Op_LOGIN {
+		c.loginQueued = true
+		r.remote = c.gc.RemoteAddr().String()
+	}
+	if err := g.enqueue(c, r); err != nil {
+		g.appendError(c, h, err)
+	}
+	return gnet.None
+}
+
+// heartbeat answers HEARTBEAT on the loop: it needs no backend.
+func (g *Gateway) heartbeat(c *conn, h codec.Header, body []byte) gnet.Action {
+	var req protocol.HeartbeatReq
+	if err := codec.ReadBody(body, &req); err != nil {
+		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+		return gnet.Close
+	}
+	resp := protocol.HeartbeatResp{ServerTimeMs: time.Now().UnixMilli()}
+	c.loop.out = codec.AppendFrame(c.loop.out, protocol.Op_HEARTBEAT_ACK, 0, h.RequestID, &resp)
+	return gnet.None
+}
+
+// appendError queues an ErrorResp reply to h in the loop's output.
+func (g *Gateway) appendError(c *conn, h codec.Header, err error) {
+	resp, _ := errorResp(err)
+	op := codec.ReplyOp(h.Op)
+	c.loop.out = codec.AppendFrame(c.loop.out, op, codec.FlagError, h.RequestID, resp)
+}
+
+// flushOut writes what the loop gathered for c in one write.
+func (g *Gateway) flushOut(c *conn) {
+	ls := c.loop
+	if len(ls.out) == 0 {
+		return
+	}
+	_, _ = c.gc.Write(ls.out)
+	// The buffer is reused by the next callback; drop it if a burst grew it
+	// far past the usual size, so one burst does not pin memory.
+	if cap(ls.out) > 1<<20 {
+		ls.out = nil
+	} else {
+		ls.out = ls.out[:0]
+	}
+}
+
+// beginClose writes the CLOSE frame for reason and marks c as closing. It
+// runs on the loop; the caller then closes the socket (by returning
+// gnet.Close from an event, or through closeOnLoop). It reports false if a
+// close had already begun.
+func (g *Gateway) beginClose(c *conn, reason protocol.CloseReason, detail string) bool {
+	if c.closing {
+		return false
+	}
+	c.closing = true
+	c.loop.out = append(c.loop.out, closeFrame(reason, closeMessage(reason))...)
+	// gnet's close flushes pending output before closing the socket, so the
+	// frame reaches the client unless it is not reading at all.
+	g.flushOut(c)
+	g.logClose(c, reason, detail)
+	return true
+}
+
+// closeOnLoop closes c with reason from a loop task that is not an event
+// handler (sweep, write callback, shutdown).
+func (g *Gateway) closeOnLoop(c *conn, reason protocol.CloseReason, detail string) {
+	if g.beginClose(c, reason, detail) {
+		_ = c.loop.el.Close(c.gc)
+	}
+}
+
+func (g *Gateway) logClose(c *conn, reason protocol.CloseReason, detail string) {
+	ev := g.log.Debug().Int64("conn", c.id).Stringer("reason", reason)
+	if s := c.session.Load(); s != nil {
+		ev = ev.Int64("user", s.UserId)
+	}
+	ev.Str("detail", detail).Msg("closing connection")
+}
+
+// deadline returns when c expires if it stays silent, on the gateway clock.
+func (g *Gateway) deadline(c *conn) int64 {
+	dl, _ := g.deadlineReason(c)
+	return dl
+}
+
+func (g *Gateway) deadlineReason(c *conn) (int64, protocol.CloseReason) {
+	hb := c.lastActive + g.cfg.HeartbeatTimeout.Milliseconds()
+	if c.session.Load() != nil {
+		return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT
+	}
+	if login := c.openedAt + g.cfg.LoginTimeout.Milliseconds(); login <= hb {
+		return login, protocol.CloseReason_LOGIN_TIMEOUT
+	}
+	return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT
+}
+
+// sweepLoop expires the due connections of one loop; it runs on that loop.
+func (g *Gateway) sweepLoop(ls *loopState) {
+	ls.wheel.sweep(g.nowMs(), g.deadline, func(c *conn) {
+		_, reason := g.deadlineReason(c)
+		g.closeOnLoop(c, reason, "deadline passed")
+	})
+}
+
+// needsLogin reports whether op is refused before a successful login.
+func needsLogin(op protocol.Op) bool {
+	return op != protocol.Op_REGISTER && op != protocol.Op_LOGIN
+}

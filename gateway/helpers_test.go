@@ -1,0 +1,343 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/server"
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
+)
+
+// stubLogic is a small in-test logic service: users alice (1) and bob (2)
+// with password "pw"; Send echoes with a per-conversation seq counter.
+type stubLogic struct {
+	mu          sync.Mutex
+	seqs        map[string]int64
+	logins      map[string]*logicrpc.ConnInfo // username -> last login
+	sendUsers   []int64                       // session user of each Send
+	disconnects []*logicrpc.Session
+	renewals    []*logicrpc.Session
+
+	// A Send of "slow" signals entered, then waits for release to close.
+	entered chan struct{}
+	release chan struct{}
+}
+
+var stubUsers = map[string]int64{"alice": 1, "bob": 2}
+
+func newStubLogic() *stubLogic {
+	return &stubLogic{seqs: map[string]int64{}, logins: map[string]*logicrpc.ConnInfo{},
+		entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (s *stubLogic) Register(_ context.Context,
+	req *protocol.RegisterReq) (*protocol.RegisterResp, error) {
+	if _, ok := stubUsers[req.Username]; ok {
+		return nil, &common.BizError{Code: common.ErrorCode_USERNAME_TAKEN, Message: "taken"}
+	}
+	return &protocol.RegisterResp{UserId: 100}, nil
+}
+
+func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
+	info *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	id, ok := stubUsers[req.Username]
+	if !ok || req.Password != "pw" {
+		return nil, &common.BizError{
+			Code: common.ErrorCode_INVALID_CREDENTIALS, Message: "bad credentials",
+		}
+	}
+	s.mu.Lock()
+	s.logins[req.Username] = info
+	s.mu.Unlock()
+	return &protocol.LoginResp{UserId: id, Token: "tok", Username: req.Username}, nil
+}
+
+func (s *stubLogic) Disconnect(_ context.Context, sess *logicrpc.Session) error {
+	s.mu.Lock()
+	s.disconnects = append(s.disconnects, sess)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *stubLogic) Renew(_ context.Context, sessions []*logicrpc.Session) error {
+	s.mu.Lock()
+	s.renewals = append(s.renewals, sessions...)
+	s.mu.Unlock()
+	return nil
+}
+
+// Send answers by content: "forbidden" is a BizError, "crash" a plain error,
+// anything else is stored with the next seq of its conversation.
+func (s *stubLogic) Send(_ context.Context, sess *logicrpc.Session,
+	req *protocol.SendReq) (*protocol.SendResp, error) {
+	switch string(req.Content) {
+	case "forbidden":
+		return nil, &common.BizError{Code: common.ErrorCode_FORBIDDEN, Message: "not a member"}
+	case "crash":
+		return nil, errors.New("db: connection refused at 10.0.0.7")
+	case "slow":
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	conv := fmt.Sprintf("p2p:%d:%d", min(sess.UserId, req.ToUserId), max(sess.UserId, req.ToUserId))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendUsers = append(s.sendUsers, sess.UserId)
+	s.seqs[conv]++
+	return &protocol.SendResp{MsgId: s.seqs[conv] + 1000, ConvId: conv, Seq: s.seqs[conv]}, nil
+}
+
+func (s *stubLogic) Sync(context.Context, *logicrpc.Session,
+	*protocol.SyncReq) (*protocol.SyncResp, error) {
+	return &protocol.SyncResp{}, nil
+}
+
+func (s *stubLogic) GetUser(_ context.Context, sess *logicrpc.Session,
+	_ *protocol.GetUserReq) (*protocol.GetUserResp, error) {
+	return &protocol.GetUserResp{UserId: sess.UserId}, nil
+}
+
+func (s *stubLogic) connOf(username string) *logicrpc.ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins[username]
+}
+
+func (s *stubLogic) disconnected() []*logicrpc.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*logicrpc.Session(nil), s.disconnects...)
+}
+
+func (s *stubLogic) renewed() []*logicrpc.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*logicrpc.Session(nil), s.renewals...)
+}
+
+// harness is a running gateway with its stub logic.
+type harness struct {
+	gw       *Gateway
+	logic    *stubLogic
+	pushAddr string
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// startGateway starts a stub logic server and a gateway on 127.0.0.1:0.
+// The gateway is stopped at cleanup unless the test stopped it.
+func startGateway(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	stub := newStubLogic()
+	logicLn := listen(t)
+	logicSrv := logic.NewServer(stub, server.WithListener(logicLn), server.WithExitWaitTime(0))
+	go func() { _ = logicSrv.Run() }()
+	t.Cleanup(func() { _ = logicSrv.Stop() })
+
+	cli, err := logic.NewClient("logic", client.WithHostPorts(logicLn.Addr().String()))
+	if err != nil {
+		t.Fatalf("logic client: %v", err)
+	}
+	pushLn := listen(t)
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.NumEventLoop == 0 {
+		cfg.NumEventLoop = 2
+	}
+	gw, err := New(cfg, Deps{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logic: cli, PushListener: pushLn})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{gw: gw, logic: stub, pushAddr: pushLn.Addr().String(), cancel: cancel,
+		done: make(chan error, 1)}
+	go func() { h.done <- gw.Run(ctx) }()
+	select {
+	case <-gw.Ready():
+	case err := <-h.done:
+		t.Fatalf("Run ended before ready: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("gateway not ready after 5s")
+	}
+	t.Cleanup(func() { h.stop(t) })
+	return h
+}
+
+// stop cancels Run and waits for it; it may be called more than once.
+func (h *harness) stop(t testing.TB) error {
+	t.Helper()
+	h.cancel()
+	select {
+	case err, ok := <-h.done:
+		if ok {
+			close(h.done)
+		}
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+		return nil
+	}
+}
+
+func (h *harness) pushClient(t testing.TB) push.Client {
+	t.Helper()
+	cli, err := push.NewClient("push", client.WithHostPorts(h.pushAddr))
+	if err != nil {
+		t.Fatalf("push client: %v", err)
+	}
+	return cli
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return ln
+}
+
+// testClient is a raw test client speaking frames over TCP.
+type testClient struct {
+	t    testing.TB
+	conn net.Conn
+}
+
+func (h *harness) dial(t testing.TB) *testClient {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", h.gw.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &testClient{t: t, conn: conn}
+}
+
+func (c *testClient) writeRaw(b []byte) {
+	c.t.Helper()
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *testClient) send(op protocol.Op, id uint32, body codec.Body) {
+	c.t.Helper()
+	c.writeRaw(codec.EncodeFrame(op, 0, id, body))
+}
+
+// frame is one frame read by a test client.
+type frame struct {
+	codec.Header
+	body []byte
+}
+
+// read returns the next frame, failing the test after 5s.
+func (c *testClient) read() frame {
+	c.t.Helper()
+	f, err := c.tryRead(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+func (c *testClient) tryRead(timeout time.Duration) (frame, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	hdr := make([]byte, codec.HeaderSize)
+	if _, err := io.ReadFull(c.conn, hdr); err != nil {
+		return frame{}, err
+	}
+	h, err := codec.Decoder{MaxBody: 1 << 24}.DecodeHeader(hdr)
+	if err != nil {
+		return frame{}, err
+	}
+	body := make([]byte, h.BodyLen)
+	if _, err := io.ReadFull(c.conn, body); err != nil {
+		return frame{}, err
+	}
+	return frame{Header: h, body: body}, nil
+}
+
+// expectReply reads a frame and checks its opcode and request id.
+func (c *testClient) expectReply(op protocol.Op, id uint32, v codec.Readable) frame {
+	c.t.Helper()
+	f := c.read()
+	if f.Op != op || f.RequestID != id {
+		c.t.Fatalf("got op %v id %d flags %d, want op %v id %d", f.Op, f.RequestID, f.Flags, op, id)
+	}
+	if err := codec.ReadBody(f.body, v); err != nil {
+		c.t.Fatalf("decode %v: %v", op, err)
+	}
+	return f
+}
+
+// expectError reads an error reply and checks its code.
+func (c *testClient) expectError(op protocol.Op, id uint32,
+	code common.ErrorCode) *protocol.ErrorResp {
+	c.t.Helper()
+	var e protocol.ErrorResp
+	f := c.expectReply(op, id, &e)
+	if f.Flags&codec.FlagError == 0 || e.Code != code {
+		c.t.Fatalf("got flags %d code %v (%q), want error %v", f.Flags, e.Code, e.Message, code)
+	}
+	return &e
+}
+
+// expectClose reads a CLOSE frame with reason, then EOF.
+func (c *testClient) expectClose(reason protocol.CloseReason) *protocol.CloseMsg {
+	c.t.Helper()
+	var msg protocol.CloseMsg
+	c.expectReply(protocol.Op_CLOSE, 0, &msg)
+	if msg.Reason != reason {
+		c.t.Fatalf("close reason %v (%q), want %v", msg.Reason, msg.Message, reason)
+	}
+	c.expectEOF()
+	return &msg
+}
+
+func (c *testClient) expectEOF() {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.conn.Read(make([]byte, 1))
+	if n != 0 || !isEOF(err) {
+		c.t.Fatalf("want EOF, got %d bytes, err %v", n, err)
+	}
+}
+
+// login logs in as user and returns the reply.
+func (c *testClient) login(user string, id uint32) *protocol.LoginResp {
+	c.t.Helper()
+	req := &protocol.LoginReq{Username: user, Password: "pw", DeviceId: "phone"}
+	c.send(protocol.Op_LOGIN, id, req)
+	var resp protocol.LoginResp
+	c.expectReply(protocol.Op_LOGIN_ACK, id, &resp)
+	return &resp
+}
+
+// waitFor polls cond every 5ms until it holds, failing after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }

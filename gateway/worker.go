@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// maxFailedLogins is how many bad LOGINs a connection gets before
+// LOGIN_FAILED closes it.
+const maxFailedLogins = 3
+
+// defaultDevice names the device of a LOGIN that gives none.
+const defaultDevice = "default"
+
+// enqueue appends r to c's FIFO and makes sure a worker drains it. It runs on
+// the loop and never waits: a full queue or pool returns ErrBusy.
+func (g *Gateway) enqueue(c *conn, r request) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrConnClosed
+	}
+	if len(c.queue) >= g.cfg.MaxPending {
+		return fmt.Errorf("%w: conn %d has %d requests queued", ErrBusy, c.id, len(c.queue))
+	}
+	c.queue = append(c.queue, r)
+	if c.running {
+		return nil
+	}
+	if err := g.pool.Submit(func() { g.drain(c) }); err != nil {
+		// Nothing else was queued (no worker was running), so dropping the
+		// queue drops exactly r.
+		c.queue = nil
+		return fmt.Errorf("%w: conn %d: %v", ErrBusy, c.id, err)
+	}
+	c.running = true
+	return nil
+}
+
+// drain handles c's requests one at a time, in the order they arrived, until
+// the queue is empty or the connection closed.
+func (g *Gateway) drain(c *conn) {
+	for {
+		r, ok := c.next()
+		if !ok {
+			return
+		}
+		g.handle(c, r)
+	}
+}
+
+// next pops the oldest request. When there is none it clears running under
+// the same lock, so enqueue never leaves a request without a worker.
+func (c *conn) next() (request, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.queue) == 0 {
+		c.running = false
+		c.queue = nil // hold no buffer while idle
+		return request{}, false
+	}
+	r := c.queue[0]
+	c.queue[0] = request{}
+	c.queue = c.queue[1:]
+	return r, true
+}
+
+// handle runs one request against logic and writes its reply.
+func (g *Gateway) handle(c *conn, r request) {
+	ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
+	defer cancel()
+	if r.op == protocol.Op_LOGIN {
+		g.login(ctx, c, r)
+		return
+	}
+	resp, err := g.call(ctx, c, r)
+	if err != nil {
+		g.replyError(c, r, err)
+		return
+	}
+	frame := codec.EncodeFrame(codec.ReplyOp(r.op), 0, r.id, resp)
+	_ = c.write(frame, g.writeDone)
+}
+
+// call dispatches a request other than LOGIN to logic. Identity always comes
+// from the connection's session, never from the payload.
+func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, error) {
+	if r.op == protocol.Op_REGISTER {
+		return g.logic.Register(ctx, r.body.(*protocol.RegisterReq))
+	}
+	sess := c.session.Load()
+	if sess == nil {
+		return nil, bizError(common.ErrorCode_UNAUTHENTICATED, "log in first")
+	}
+	switch req := r.body.(type) {
+	case *protocol.SendReq:
+		return g.logic.Send(ctx, sess, req)
+	case *protocol.SyncReq:
+		return g.logic.Sync(ctx, sess, req)
+	case *protocol.GetUserReq:
+		return g.logic.GetUser(ctx, sess, req)
+	}
+	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
+}
+
+// login authenticates c. On success the connection joins the registry and
+// its LOGIN_ACK is queued under c.mu, so no push can overtake the ack.
+func (g *Gateway) login(ctx context.Context, c *conn, r request) {
+	if c.session.Load() != nil {
+		g.replyError(c, r, bizError(common.ErrorCode_ALREADY_LOGGED_IN, "already logged in"))
+		return
+	}
+	req := r.body.(*protocol.LoginReq)
+	info := &logicrpc.ConnInfo{Gateway: g.pushAddr, ConnId: c.id, RemoteAddr: r.remote}
+	resp, err := g.logic.Login(ctx, req, info)
+	if err == nil && resp == nil {
+		err = fmt.Errorf("%w: login of conn %d", ErrNoReply, c.id)
+	}
+	if err != nil {
+		g.loginFailed(c, r, err)
+		return
+	}
+	device := req.DeviceId
+	if device == "" {
+		device = defaultDevice
+	}
+	sess := &logicrpc.Session{
+		UserId: resp.UserId, DeviceId: device, Gateway: g.pushAddr, ConnId: c.id,
+	}
+	resp.HeartbeatIntervalMs = int32(g.cfg.HeartbeatInterval.Milliseconds())
+	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
+}
+
+// completeLogin marks c logged in as sess, registers it and queues its LOGIN_ACK, all
+// under c.mu: onClose then either sees the session (and removes the route)
+// or completeLogin sees the close (and removes it itself), never neither.
+func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		// Logic recorded a route for a connection that is already gone.
+		g.disconnect(sess)
+		return
+	}
+	c.session.Store(sess)
+	g.conns.add(c)
+	_ = c.gc.AsyncWrite(ack, g.writeDone)
+	c.mu.Unlock()
+	g.log.Debug().Int64("conn", c.id).Int64("user", sess.UserId).Msg("logged in")
+}
+
+// loginFailed answers a failed LOGIN; the third client-caused failure closes
+// the connection with LOGIN_FAILED after the error reply.
+func (g *Gateway) loginFailed(c *conn, r request, err error) {
+	if !countsAsFailedLogin(err) {
+		g.replyError(c, r, err)
+		return
+	}
+	c.failedLogins++
+	if c.failedLogins < maxFailedLogins {
+		g.replyError(c, r, err)
+		return
+	}
+	resp, _ := errorResp(err)
+	frame := codec.EncodeFrame(protocol.Op_LOGIN_ACK, codec.FlagError, r.id, resp)
+	_ = c.write(frame, func(gnet.Conn, error) error {
+		g.closeOnLoop(c, protocol.CloseReason_LOGIN_FAILED, "failed logins")
+		return nil
+	})
+}
+
+// replyError answers r with an ErrorResp; errors that are not the client's
+// are logged (sampled) with the ids, never sent.
+func (g *Gateway) replyError(c *conn, r request, err error) {
+	resp, internal := errorResp(err)
+	if internal {
+		ev := g.warn.Warn().Err(err).Int64("conn", c.id).Stringer("op", r.op)
+		if s := c.session.Load(); s != nil {
+			ev = ev.Int64("user", s.UserId)
+		}
+		ev.Msg("logic call failed")
+	}
+	frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
+	_ = c.write(frame, g.writeDone)
+}
+
+// write queues frame to the client unless the connection has closed. frame
+// must not change afterwards. cb runs on the loop after the write.
+func (c *conn) write(frame []byte, cb gnet.AsyncCallback) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("%w: conn %d", ErrConnClosed, c.id)
+	}
+	return c.gc.AsyncWrite(frame, cb)
+}
+
+// afterWrite runs on the loop after every asynchronous write and closes a
+// client whose unsent output passed the high-water mark: the outbound buffer
+// has no limit of its own.
+func (g *Gateway) afterWrite(gc gnet.Conn, err error) error {
+	if err != nil {
+		return nil
+	}
+	if gc.OutboundBuffered() <= g.cfg.OutboundHighWater {
+		return nil
+	}
+	if c, ok := gc.Context().(*conn); ok {
+		g.closeOnLoop(c, protocol.CloseReason_SLOW_CONSUMER,
+			fmt.Sprintf("%d bytes pending", gc.OutboundBuffered()))
+	}
+	return nil
+}
+
+// submitDisconnect removes the route of a closed connection, best effort:
+// when the pool is full it is skipped and the route expires with its TTL,
+// since nothing renews it any more.
+func (g *Gateway) submitDisconnect(sess *logicrpc.Session) {
+	if err := g.pool.Submit(func() { g.disconnect(sess) }); err != nil {
+		g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
+			Msg("disconnect skipped, route will expire")
+	}
+}
+
+func (g *Gateway) disconnect(sess *logicrpc.Session) {
+	ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
+	defer cancel()
+	if err := g.logic.Disconnect(ctx, sess); err != nil {
+		g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
+			Msg("disconnect failed")
+	}
+}
