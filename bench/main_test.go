@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/resonance-im/resonance/client/clienttest"
+)
+
+func TestDispatch(t *testing.T) {
+	s, err := clienttest.Start(clienttest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{name: "no scenario", args: nil, wantCode: 2, wantErr: "usage: bench"},
+		{name: "unknown scenario", args: []string{"nope"}, wantCode: 2,
+			wantErr: `unknown scenario "nope"`},
+		{name: "bad flag", args: []string{"smoke", "--bogus"}, wantCode: 2, wantErr: "bogus"},
+		{name: "bad config", args: []string{"smoke", "--users", "1"}, wantCode: 2,
+			wantErr: "at least 2"},
+		{
+			name:     "smoke passes",
+			args:     []string{"smoke", "--addr", s.Addr(), "--users", "3", "--messages", "4"},
+			wantCode: 0,
+			wantOut:  "smoke: users=3 messages=12 acked=12 delivered=12 lost=0 duplicated=0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := dispatch(context.Background(), tt.args, &out, &errOut)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.wantCode, errOut.String())
+			}
+			if !strings.Contains(out.String(), tt.wantOut) ||
+				!strings.Contains(errOut.String(), tt.wantErr) {
+				t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,106 @@
+// Package scenario holds the load and correctness scenarios of the bench
+// tool, callable in-process (end-to-end tests) or from `go run ./bench`.
+// Each scenario registers its own users under a unique name prefix so that
+// runs never collide on one server.
+package scenario
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/resonance-im/resonance/client"
+)
+
+// Sentinel errors of the scenarios.
+var (
+	// ErrCheckFailed means the scenario ran but its result broke a delivery
+	// guarantee; the result says which.
+	ErrCheckFailed = errors.New("scenario: check failed")
+	// ErrBadConfig means the configuration cannot run.
+	ErrBadConfig = errors.New("scenario: bad config")
+)
+
+// user is one registered, logged-in user of a scenario on its own connection.
+type user struct {
+	name string
+	id   int64
+	c    *client.Client
+}
+
+// uniquePrefix returns a name prefix no earlier run has used.
+func uniquePrefix(scenario string) string {
+	return scenario + client.NewClientMsgID()[:10] + "-"
+}
+
+// connectUsers registers and logs in n users named prefix0..prefix(n-1),
+// at most parallel at a time. On error it closes what it opened.
+func connectUsers(ctx context.Context, addr, prefix string, n, parallel int,
+	opts client.Options) ([]*user, error) {
+	users := make([]*user, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			users[i], errs[i] = connectUser(ctx, addr, fmt.Sprintf("%s%d", prefix, i), opts)
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		closeUsers(users)
+		return nil, err
+	}
+	return users, nil
+}
+
+func connectUser(ctx context.Context, addr, name string, opts client.Options) (*user, error) {
+	c, err := client.Dial(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	password := "pw-" + name
+	if _, err := c.Register(ctx, name, password); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	resp, err := c.Login(ctx, client.LoginParams{
+		Username: name, Password: password, DeviceID: "bench", Platform: "bench",
+	})
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &user{name: name, id: resp.UserId, c: c}, nil
+}
+
+// firstError summarizes errs by the first failure and the count, so that a
+// server that is down prints one line, not one per user.
+func firstError(errs []error) error {
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d users failed, first: %w", failed, len(errs), first)
+}
+
+func closeUsers(users []*user) {
+	for _, u := range users {
+		if u != nil {
+			_ = u.c.Close()
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client/clienttest"
+)
+
+func startServer(t *testing.T) *clienttest.Server {
+	t.Helper()
+	s, err := clienttest.Start(clienttest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestSmoke_PassesAgainstFakeAndRepeats(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// Two runs on one server: the per-run prefix keeps names apart.
+	for run := range 2 {
+		res, err := Smoke(ctx, SmokeConfig{Addr: s.Addr(), Users: 20, Messages: 50,
+			Concurrency: 4, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatalf("run %d: %v (%s)", run, err, res)
+		}
+		if res.Messages != 1000 || res.Acked != 1000 || res.Delivered != 1000 || !res.OK() {
+			t.Fatalf("run %d: %s", run, res)
+		}
+		line := regexp.MustCompile(`^smoke: users=20 messages=1000 acked=1000 delivered=1000 lost=0 ` +
+			`duplicated=0 reordered=0 elapsed=\d+\.\ds$`)
+		t.Log(res)
+		if !line.MatchString(res.String()) {
+			t.Fatalf("summary %q", res.String())
+		}
+	}
+}
+
+func TestSmoke_ReportsFailedSends(t *testing.T) {
+	s := startServer(t)
+	// Fail more sends than the SDK retries: some sends fail for good.
+	s.FailSends(1000)
+	res, err := Smoke(context.Background(), SmokeConfig{Addr: s.Addr(), Users: 2, Messages: 1,
+		Timeout: time.Second})
+	if !errors.Is(err, ErrCheckFailed) || res.Failed != 2 || res.Acked != 0 {
+		t.Fatalf("Smoke = %s, %v; want 2 failed sends", res, err)
+	}
+}
+
+func TestSmoke_RejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  SmokeConfig
+	}{
+		{name: "no address", cfg: SmokeConfig{Users: 2}},
+		{name: "one user", cfg: SmokeConfig{Addr: "127.0.0.1:1", Users: 1}},
+		{name: "negative messages", cfg: SmokeConfig{Addr: "127.0.0.1:1", Messages: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Smoke(context.Background(), tt.cfg); !errors.Is(err, ErrBadConfig) {
+				t.Fatalf("err = %v, want ErrBadConfig", err)
+			}
+		})
+	}
+}
+
+type push struct {
+	receiver int
+	msgID    int64
+	conv     string
+	seq      int64
+}
+
+func TestTracker_Tally(t *testing.T) {
+	tests := []struct {
+		name                                   string
+		acks                                   map[int64]int // msg id -> receiver
+		pushes                                 []push
+		delivered, lost, duplicated, reordered int
+		complete                               bool
+	}{
+		{
+			name:      "all in order",
+			acks:      map[int64]int{1: 1, 2: 1},
+			pushes:    []push{{1, 1, "c", 1}, {1, 2, "c", 2}},
+			delivered: 2, complete: true,
+		},
+		{
+			name:      "one lost",
+			acks:      map[int64]int{1: 1, 2: 1},
+			pushes:    []push{{1, 1, "c", 1}},
+			delivered: 1, lost: 1,
+		},
+		{
+			name:      "duplicate counted once",
+			acks:      map[int64]int{1: 1},
+			pushes:    []push{{1, 1, "c", 1}, {1, 1, "c", 1}},
+			delivered: 1, duplicated: 1, complete: true,
+		},
+		{
+			name:      "reordered",
+			acks:      map[int64]int{1: 1, 2: 1},
+			pushes:    []push{{1, 2, "c", 2}, {1, 1, "c", 1}},
+			delivered: 2, reordered: 1, complete: true,
+		},
+		{
+			name:      "separate conversations are independent",
+			acks:      map[int64]int{1: 1, 2: 1},
+			pushes:    []push{{1, 1, "c", 5}, {1, 2, "d", 1}},
+			delivered: 2, complete: true,
+		},
+		{
+			name:   "at the wrong receiver is lost",
+			acks:   map[int64]int{1: 1},
+			pushes: []push{{0, 1, "c", 1}},
+			lost:   1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(2)
+			// Pushes first for half the cases' messages: a push may beat its ack.
+			for _, p := range tt.pushes {
+				tr.delivered(p.receiver, p.msgID, p.conv, p.seq)
+			}
+			for id, to := range tt.acks {
+				tr.acked(id, to)
+			}
+			d, l, dup, r := tr.tally()
+			if d != tt.delivered || l != tt.lost || dup != tt.duplicated || r != tt.reordered {
+				t.Fatalf("tally = %d delivered %d lost %d duplicated %d reordered", d, l, dup, r)
+			}
+			if tr.complete() != tt.complete {
+				t.Fatalf("complete = %v, want %v", tr.complete(), tt.complete)
+			}
+		})
+	}
+}

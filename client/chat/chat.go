@@ -1,0 +1,142 @@
+// Package chat is the terminal client of Resonance (`resonance chat`): one
+// 1:1 conversation at a time, stdin lines sent as messages, pushes printed as
+// they arrive, and a reconnect loop that resumes from the last seq seen so
+// that nothing is missed or printed twice.
+package chat
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// Sentinel errors of the chat client.
+var (
+	// ErrUsage means the flags were wrong; the usage has been printed.
+	ErrUsage = errors.New("chat: bad usage")
+	// ErrBadCredentials means the server refused the username and password.
+	ErrBadCredentials = errors.New("chat: invalid username or password")
+
+	// errQuit ends the session normally (/quit, end of input, ctx done).
+	errQuit = errors.New("chat: quit")
+	// errTokenRefused means the token of the last login no longer works;
+	// the next attempt logs in with the password.
+	errTokenRefused = errors.New("chat: session token refused")
+)
+
+// passwordEnv is read when --password is not given, so that the password
+// need not appear in the process list.
+const passwordEnv = "RESONANCE_PASSWORD"
+
+type config struct {
+	addr     string
+	user     string
+	password string
+	to       string
+	device   string
+	register bool
+}
+
+// Run runs the chat client until /quit, the end of in, a fatal error (bad
+// credentials, a server close without reconnect) or ctx is done. args are
+// the flags after `chat`. All output, errors included, goes to out as one
+// line each. Run returns nil on a normal exit.
+//
+// The goroutine reading in may stay blocked in its Read after Run returns
+// when in never reaches EOF (a terminal); it ends with the process.
+func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
+	cfg, err := parseFlags(args, out)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := newSession(cfg, out)
+	return s.run(ctx, readLines(ctx, in))
+}
+
+func parseFlags(args []string, out io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
+	fs.StringVar(&cfg.user, "user", "", "your username (required)")
+	fs.StringVar(&cfg.password, "password", "", "your password (default $"+passwordEnv+")")
+	fs.StringVar(&cfg.to, "to", "", "username to chat with (or /to later)")
+	fs.StringVar(&cfg.device, "device", "", "device id (default derived from host and pid)")
+	fs.BoolVar(&cfg.register, "register", false, "register the user first if it does not exist")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "usage: resonance chat --user NAME [--password PW] [--to PEER] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if cfg.password == "" {
+		cfg.password = os.Getenv(passwordEnv)
+	}
+	if cfg.user == "" || cfg.password == "" {
+		fs.Usage()
+		return cfg, fmt.Errorf("%w: --user and --password (or $%s) are required",
+			ErrUsage, passwordEnv)
+	}
+	if cfg.device == "" {
+		cfg.device = defaultDevice()
+	}
+	return cfg, nil
+}
+
+func defaultDevice() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "chat-" + client.NewClientMsgID()[:8]
+	}
+	return fmt.Sprintf("chat-%s-%d", host, os.Getpid())
+}
+
+// readLines feeds the trimmed non-empty lines of in to the returned channel,
+// closed at EOF.
+func readLines(ctx context.Context, in io.Reader) <-chan string {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			select {
+			case lines <- line:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines
+}
+
+// formatMessage renders a message as "[15:04:05] bob: text".
+func formatMessage(m *common.Message, sender string) string {
+	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
+	return fmt.Sprintf("[%s] %s: %s", at, sender, contentText(m.ContentType, m.Content))
+}
+
+func contentText(t common.ContentType, content []byte) string {
+	if t == common.ContentType_TEXT {
+		return string(content)
+	}
+	return fmt.Sprintf("<%d bytes of binary content>", len(content))
+}

@@ -1,0 +1,266 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// output is an io.Writer safe to read while Run writes to it.
+type output struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitOutput polls until out contains want n times.
+func waitOutput(t *testing.T, out *output, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(out.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("output never had %q %d times; output:\n%s", want, n, out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// chatRun is a chat.Run in the background, fed through a pipe.
+type chatRun struct {
+	in   *io.PipeWriter
+	out  *output
+	errc chan error
+}
+
+func startChat(t *testing.T, args ...string) *chatRun {
+	t.Helper()
+	pr, pw := io.Pipe()
+	r := &chatRun{in: pw, out: &output{}, errc: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.errc <- chat.Run(ctx, args, pr, r.out) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = pw.Close()
+	})
+	return r
+}
+
+func (r *chatRun) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(r.in, line+"\n"); err != nil {
+		t.Fatalf("write %q: %v", line, err)
+	}
+}
+
+func (r *chatRun) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.errc:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Run did not return; output:\n%s", r.out.String())
+	}
+	return nil
+}
+
+// newUser registers and logs in a user through the SDK.
+func newUser(t *testing.T, s *clienttest.Server, name string) (*client.Client, int64) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, s.Addr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Register(ctx, name, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "pw", DeviceID: "sdk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, resp.UserId
+}
+
+func startServer(t *testing.T) *clienttest.Server {
+	t.Helper()
+	s, err := clienttest.Start(clienttest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// userID looks a user up through c.
+func userID(t *testing.T, c *client.Client, name string) int64 {
+	t.Helper()
+	u, err := c.GetUser(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.UserId
+}
+
+func send(t *testing.T, c *client.Client, to int64, text string) {
+	t.Helper()
+	_, err := c.Send(context.Background(), client.SendParams{ToUserID: to, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRun_ChatReconnectsWithoutLossOrRepeat(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+		"--register", "--to", "bob", "--device", "d1")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	aliceID := userID(t, bob, "alice")
+
+	// A line is sent, acked and echoed once with its seq.
+	r.say(t, "hello bob")
+	waitOutput(t, r.out, "alice #1: hello bob", 1)
+	if m := <-bob.Messages(); string(m.Content) != "hello bob" {
+		t.Fatalf("bob got %q", m.Content)
+	}
+
+	// A push prints as "[hh:mm:ss] bob: text".
+	send(t, bob, aliceID, "hi alice")
+	waitOutput(t, r.out, "] bob: hi alice", 1)
+
+	// Drop alice and send while she is away: she catches up exactly once.
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitOutput(t, r.out, "reconnecting in", 1)
+	send(t, bob, aliceID, "while away")
+	waitOutput(t, r.out, "* logged in as alice", 2)
+	waitOutput(t, r.out, "] bob: while away", 1)
+	send(t, bob, aliceID, "after")
+	waitOutput(t, r.out, "] bob: after", 1)
+
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	out := r.out.String()
+	for _, line := range []string{"hello bob", "bob: hi alice", "bob: while away", "bob: after"} {
+		if n := strings.Count(out, line); n != 1 {
+			t.Fatalf("%q printed %d times; output:\n%s", line, n, out)
+		}
+	}
+}
+
+func TestRun_FallsBackToPasswordWhenTokenIsRefused(t *testing.T) {
+	s := startServer(t)
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+
+	s.RevokeTokens()
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitOutput(t, r.out, "session token refused", 1)
+	waitOutput(t, r.out, "* logged in as alice", 2)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+func TestRun_PrintsHistoryAndWaitsForPeer(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	carol, _ := newUser(t, s, "carol")
+	send(t, carol, bobID, "old news")
+
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw", "--to", "dave")
+	waitOutput(t, r.out, "dave does not exist yet", 1)
+	r.say(t, "anyone?")
+	waitOutput(t, r.out, "message not sent", 1)
+
+	r.say(t, "/to carol")
+	waitOutput(t, r.out, "--- last 1 messages with carol ---", 1)
+	waitOutput(t, r.out, "] carol: old news", 1)
+
+	newUser(t, s, "dave")
+	r.say(t, "/to dave")
+	waitOutput(t, r.out, "* chatting with dave", 1)
+	r.say(t, "/help")
+	waitOutput(t, r.out, "/history     print", 1)
+	r.say(t, "/nope")
+	waitOutput(t, r.out, "unknown command /nope", 1)
+	_ = r.in.Close() // end of input ends the session
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+func TestRun_FatalErrors(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr error
+		wantOut string
+	}{
+		{
+			name:    "missing password",
+			args:    []string{"--addr", s.Addr(), "--user", "bob"},
+			wantErr: chat.ErrUsage,
+			wantOut: "usage: resonance chat",
+		},
+		{
+			name:    "wrong password hints at register",
+			args:    []string{"--addr", s.Addr(), "--user", "nobody", "--password", "x"},
+			wantErr: chat.ErrBadCredentials,
+			wantOut: "add --register",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("RESONANCE_PASSWORD", "")
+			r := startChat(t, tt.args...)
+			if err := r.wait(t); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(r.out.String(), tt.wantOut) {
+				t.Fatalf("output lacks %q:\n%s", tt.wantOut, r.out.String())
+			}
+		})
+	}
+}
+
+func TestRun_PasswordFromEnvAndKick(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	t.Setenv("RESONANCE_PASSWORD", "pw")
+
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob")
+	waitOutput(t, r.out, "* logged in as bob", 1)
+	s.CloseUser("bob", protocol.CloseReason_KICKED, -time.Millisecond)
+
+	var ce *client.CloseError
+	if err := r.wait(t); !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_KICKED {
+		t.Fatalf("Run = %v, want the KICKED close", err)
+	}
+}

@@ -1,0 +1,288 @@
+// Package client is the Go SDK of Resonance: it speaks the binary frame
+// protocol of codec over one TCP connection to a gateway, correlates requests
+// with their replies and hands server pushes to the application in order.
+//
+// A Client is safe for concurrent use. It runs one reader goroutine, plus one
+// heartbeat goroutine after a successful Login. It does not reconnect: when
+// Done is closed, Err says why, and the application dials a new Client (see
+// package chat for a reconnect loop).
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Options tunes a Client. Zero fields take their defaults.
+type Options struct {
+	// DialTimeout bounds the TCP connect; default 5s. A deadline on the
+	// context given to Dial applies as well.
+	DialTimeout time.Duration
+	// RequestTimeout bounds each request from write to reply; default 10s.
+	RequestTimeout time.Duration
+	// MaxBody is the largest frame body accepted from the server, in bytes;
+	// default codec.DefaultMaxBody.
+	MaxBody int
+	// PushBuffer is the capacity of the Messages channel; default 1024.
+	PushBuffer int
+}
+
+const (
+	defaultDialTimeout    = 5 * time.Second
+	defaultRequestTimeout = 10 * time.Second
+	defaultPushBuffer     = 1024
+	readBufferSize        = 32 << 10
+)
+
+func (o Options) withDefaults() Options {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = defaultDialTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = defaultRequestTimeout
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = codec.DefaultMaxBody
+	}
+	if o.PushBuffer <= 0 {
+		o.PushBuffer = defaultPushBuffer
+	}
+	return o
+}
+
+// Client is one connection to a gateway.
+type Client struct {
+	conn net.Conn
+	opts Options
+	dec  codec.Decoder
+
+	nextID atomic.Uint32
+
+	// writeMu serializes writes so that frames never interleave; wbuf is
+	// reused for every frame to avoid an allocation per request.
+	writeMu sync.Mutex
+	wbuf    []byte
+
+	mu      sync.Mutex
+	pending map[uint32]*call
+	err     error // why the connection ended; set once
+
+	msgs        chan *common.Message
+	done        chan struct{}
+	heartbeatOn atomic.Bool
+	wg          sync.WaitGroup
+}
+
+// call is one request waiting for its reply. The reader decodes the reply
+// straight into resp, so no reply body outlives the read buffer.
+type call struct {
+	op   protocol.Op
+	resp codec.Readable
+	done chan error // buffered: the reader never blocks on a caller that left
+}
+
+// Dial connects to a gateway at addr (host:port) and starts the reader. The
+// connection is not logged in yet: call Register or Login next.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	d := net.Dialer{Timeout: opts.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+	}
+	return newClient(conn, opts), nil
+}
+
+func newClient(conn net.Conn, opts Options) *Client {
+	c := &Client{
+		conn:    conn,
+		opts:    opts,
+		dec:     codec.Decoder{MaxBody: opts.MaxBody},
+		pending: make(map[uint32]*call),
+		msgs:    make(chan *common.Message, opts.PushBuffer),
+		done:    make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.readLoop()
+	return c
+}
+
+// Messages returns the pushes of this connection in arrival order. The channel
+// holds Options.PushBuffer messages; when it is full the reader stops reading
+// the socket until the application receives again. That backpressure reaches
+// the server, which may close a consumer this slow (SLOW_CONSUMER), and it
+// also holds back replies: drain Messages while waiting on requests, or a
+// request (a heartbeat included, which then ends the connection with
+// ErrHeartbeat) times out. The channel is closed after the connection ends.
+func (c *Client) Messages() <-chan *common.Message {
+	return c.msgs
+}
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Client) Done() <-chan struct{} {
+	return c.done
+}
+
+// Err returns why the connection ended: a *CloseError when the server sent a
+// CLOSE frame, ErrClosed after Close, or the I/O or protocol error. It returns
+// nil while the connection is up.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection, fails pending requests with ErrClosed and waits
+// for the SDK's goroutines to end. It is idempotent and returns nil.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
+// fail ends the connection with err unless it has already ended; the first
+// reason wins. Pending requests get err.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = nil
+	close(c.done)
+	c.mu.Unlock()
+
+	_ = c.conn.Close()
+	for _, cl := range pending {
+		cl.done <- err
+	}
+}
+
+// readLoop is the only reader of the socket. It decodes replies into their
+// waiting calls and pushes into the Messages channel.
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.msgs)
+	br := bufio.NewReaderSize(c.conn, readBufferSize)
+	var body []byte
+	for {
+		h, err := c.readFrame(br, &body)
+		if err == nil {
+			err = c.dispatch(h, body)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// readFrame reads one whole frame into *body, which is reused across frames:
+// every decoded body copies its strings out (codec.ReadBody).
+func (c *Client) readFrame(br *bufio.Reader, body *[]byte) (codec.Header, error) {
+	hdr, err := br.Peek(codec.HeaderSize)
+	if err != nil {
+		return codec.Header{}, readErr(err)
+	}
+	h, err := c.dec.DecodeHeader(hdr)
+	if err != nil {
+		return h, fmt.Errorf("%w: read header: %w", ErrProtocol, err)
+	}
+	_, _ = br.Discard(codec.HeaderSize)
+	if cap(*body) < int(h.BodyLen) {
+		*body = make([]byte, h.BodyLen)
+	}
+	*body = (*body)[:h.BodyLen]
+	if _, err := io.ReadFull(br, *body); err != nil {
+		return h, readErr(err)
+	}
+	return h, nil
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("client: connection closed by server: %w", err)
+	}
+	return fmt.Errorf("client: read: %w", err)
+}
+
+func (c *Client) dispatch(h codec.Header, body []byte) error {
+	switch {
+	case h.Op == protocol.Op_PUSH:
+		return c.deliverPush(body)
+	case h.Op == protocol.Op_CLOSE:
+		m := protocol.NewCloseMsg()
+		if err := codec.ReadBody(body, m); err != nil {
+			return fmt.Errorf("%w: close frame: %w", ErrProtocol, err)
+		}
+		return newCloseError(m)
+	case codec.IsRequest(h.Op):
+		return fmt.Errorf("%w: server sent request op %s", ErrProtocol, h.Op)
+	default:
+		return c.completeCall(h, body)
+	}
+}
+
+func (c *Client) deliverPush(body []byte) error {
+	p := protocol.NewPushMsg()
+	if err := codec.ReadBody(body, p); err != nil {
+		return fmt.Errorf("%w: push: %w", ErrProtocol, err)
+	}
+	if p.Message == nil {
+		return fmt.Errorf("%w: push without a message", ErrProtocol)
+	}
+	// Block rather than drop: see Messages. done unblocks us on Close.
+	select {
+	case c.msgs <- p.Message:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// completeCall hands a reply to its caller. A reply whose caller already gave
+// up (timeout) is read and discarded: the stream stays in sync.
+func (c *Client) completeCall(h codec.Header, body []byte) error {
+	c.mu.Lock()
+	cl := c.pending[h.RequestID]
+	delete(c.pending, h.RequestID)
+	c.mu.Unlock()
+	if cl == nil {
+		return nil
+	}
+	if h.Op != codec.ReplyOp(cl.op) {
+		err := fmt.Errorf("%w: request %d op %s answered by %s",
+			ErrProtocol, h.RequestID, cl.op, h.Op)
+		cl.done <- err
+		return err
+	}
+	cl.done <- decodeReply(h, body, cl.resp)
+	return nil
+}
+
+func decodeReply(h codec.Header, body []byte, resp codec.Readable) error {
+	if h.Flags&codec.FlagError != 0 {
+		e := protocol.NewErrorResp()
+		if err := codec.ReadBody(body, e); err != nil {
+			return fmt.Errorf("%w: error reply: %w", ErrProtocol, err)
+		}
+		return &Error{Code: e.Code, Message: e.Message}
+	}
+	if err := codec.ReadBody(body, resp); err != nil {
+		return fmt.Errorf("%w: reply %s: %w", ErrProtocol, h.Op, err)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package clienttest
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// handle runs one request under the server lock, which keeps seqs and pushes
+// in one order; the fake trades throughput for obviousness.
+func (s *Server) handle(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if op != protocol.Op_REGISTER && op != protocol.Op_LOGIN && c.userID == 0 {
+		return nil, fail(common.ErrorCode_UNAUTHENTICATED, "log in first")
+	}
+	switch op {
+	case protocol.Op_HEARTBEAT:
+		s.heartbeats++
+		return &protocol.HeartbeatResp{ServerTimeMs: time.Now().UnixMilli()}, nil
+	case protocol.Op_REGISTER:
+		req := protocol.NewRegisterReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.register(req) })
+	case protocol.Op_LOGIN:
+		req := protocol.NewLoginReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.login(c, req) })
+	case protocol.Op_SEND:
+		req := protocol.NewSendReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.send(c, req) })
+	case protocol.Op_SYNC:
+		req := protocol.NewSyncReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.sync(c, req) })
+	case protocol.Op_GET_USER:
+		req := protocol.NewGetUserReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.getUser(req) })
+	}
+	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+}
+
+func readThen(body []byte, req codec.Readable,
+	next func() (codec.Body, error)) (codec.Body, error) {
+	if err := codec.ReadBody(body, req); err != nil {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, err.Error())
+	}
+	return next()
+}
+
+func (s *Server) register(req *protocol.RegisterReq) (codec.Body, error) {
+	if req.Username == "" || req.Password == "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, "username and password required")
+	}
+	if s.users[req.Username] != nil {
+		return nil, fail(common.ErrorCode_USERNAME_TAKEN, "username taken")
+	}
+	s.nextUserID++
+	u := &user{id: s.nextUserID, name: req.Username, password: req.Password}
+	s.users[u.name] = u
+	s.usersByID[u.id] = u
+	return &protocol.RegisterResp{UserId: u.id}, nil
+}
+
+func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
+	if c.userID != 0 {
+		return nil, fail(common.ErrorCode_ALREADY_LOGGED_IN, "already logged in")
+	}
+	var u *user
+	if req.Token != "" {
+		if u = s.usersByID[s.tokens[req.Token]]; u == nil {
+			return nil, fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
+		}
+	} else if u = s.users[req.Username]; u == nil || u.password != req.Password {
+		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
+	}
+	c.userID, c.device = u.id, req.DeviceId
+	token := newToken()
+	s.tokens[token] = u.id
+	now := time.Now()
+	return &protocol.LoginResp{
+		UserId:              u.id,
+		Token:               token,
+		TokenExpiresMs:      now.Add(time.Hour).UnixMilli(),
+		HeartbeatIntervalMs: int32(s.opts.HeartbeatInterval / time.Millisecond),
+		ServerTimeMs:        now.UnixMilli(),
+		Username:            u.name,
+	}, nil
+}
+
+func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
+	s.sendCount++
+	if s.failSends > 0 {
+		s.failSends--
+		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
+	}
+	convID, peer, err := s.resolveConv(c.userID, req)
+	if err != nil {
+		return nil, err
+	}
+	cv := s.convs[convID]
+	if cv == nil {
+		cv = &conv{acks: make(map[string]*protocol.SendResp)}
+		s.convs[convID] = cv
+	}
+	key := fmt.Sprintf("%d/%s", c.userID, req.ClientMsgId)
+	if ack := cv.acks[key]; ack != nil {
+		dup := *ack
+		dup.Duplicate = true
+		return &dup, nil
+	}
+	s.nextMsgID++
+	m := &common.Message{
+		MsgId: s.nextMsgID, ConvId: convID, Seq: int64(len(cv.msgs) + 1),
+		SenderId: c.userID, ClientMsgId: req.ClientMsgId, ContentType: req.ContentType,
+		Content: req.Content, SendTimeMs: time.Now().UnixMilli(), SenderDevice: c.device,
+	}
+	cv.msgs = append(cv.msgs, m)
+	ack := &protocol.SendResp{MsgId: m.MsgId, ConvId: convID, Seq: m.Seq, SendTimeMs: m.SendTimeMs}
+	cv.acks[key] = ack
+	s.pushLocked(c, m, peer)
+	return ack, nil
+}
+
+// resolveConv returns the 1:1 conversation a send names and the peer's id.
+func (s *Server) resolveConv(from int64, req *protocol.SendReq) (string, int64, error) {
+	peer := req.ToUserId
+	if peer == 0 {
+		var a, b int64
+		if _, err := fmt.Sscanf(req.ConvId, "p2p:%d:%d", &a, &b); err != nil {
+			return "", 0, fail(common.ErrorCode_NOT_FOUND, "unknown conversation")
+		}
+		switch from {
+		case a:
+			peer = b
+		case b:
+			peer = a
+		default:
+			return "", 0, fail(common.ErrorCode_FORBIDDEN, "not a member")
+		}
+	}
+	if s.usersByID[peer] == nil {
+		return "", 0, fail(common.ErrorCode_NOT_FOUND, "unknown recipient")
+	}
+	return p2pConvID(from, peer), peer, nil
+}
+
+func p2pConvID(a, b int64) string {
+	if a > b {
+		a, b = b, a
+	}
+	return fmt.Sprintf("p2p:%d:%d", a, b)
+}
+
+// pushLocked pushes m to every connection of the peer and to the sender's
+// other connections.
+func (s *Server) pushLocked(from *conn, m *common.Message, peer int64) {
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: m})
+	for c := range s.conns {
+		if c != from && (c.userID == peer || c.userID == m.SenderId) {
+			c.enqueue(frame)
+		}
+	}
+}
+
+func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
+	cv := s.convs[req.ConvId]
+	var a, b int64
+	if _, err := fmt.Sscanf(req.ConvId, "p2p:%d:%d", &a, &b); err != nil ||
+		(c.userID != a && c.userID != b) {
+		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
+	}
+	limit := req.Limit
+	if limit <= 0 || limit > s.opts.SyncLimit {
+		limit = s.opts.SyncLimit
+	}
+	resp := &protocol.SyncResp{Messages: []*common.Message{}}
+	if cv == nil || req.AfterSeq >= int64(len(cv.msgs)) {
+		return resp, nil
+	}
+	from := max(req.AfterSeq, 0)
+	to := min(from+int64(limit), int64(len(cv.msgs)))
+	resp.Messages = cv.msgs[from:to]
+	resp.HasMore = to < int64(len(cv.msgs))
+	return resp, nil
+}
+
+func (s *Server) getUser(req *protocol.GetUserReq) (codec.Body, error) {
+	u := s.users[req.Username]
+	if req.Username == "" {
+		u = s.usersByID[req.UserId]
+	}
+	if u == nil {
+		return nil, fail(common.ErrorCode_NOT_FOUND, "no such user")
+	}
+	return &protocol.GetUserResp{UserId: u.id, Username: u.name}, nil
+}

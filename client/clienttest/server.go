@@ -1,0 +1,250 @@
+// Package clienttest runs a small in-memory Resonance server on loopback for
+// the tests of the SDK, the chat client and the bench scenarios. It speaks
+// the real frame protocol (package codec) with the semantics of the real
+// system that clients rely on: register, login by password or token,
+// idempotent sends with a per-conversation seq, pushes to every other
+// connection of both users, sync and user lookup. It is a test double: no
+// persistence, no limits, one mutex.
+package clienttest
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// outboundFrames bounds each connection's queue; a client over it is closed
+// as a slow consumer, as the real gateway does.
+const outboundFrames = 4096
+
+// Options tunes the fake server.
+type Options struct {
+	// HeartbeatInterval is given to clients at login; zero means 30s.
+	HeartbeatInterval time.Duration
+	// SyncLimit caps the messages of one sync reply; zero means 50.
+	SyncLimit int32
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu         sync.Mutex
+	users      map[string]*user
+	usersByID  map[int64]*user
+	tokens     map[string]int64
+	convs      map[string]*conv
+	conns      map[*conn]struct{}
+	failSends  int
+	sendCount  int
+	heartbeats int
+	nextUserID int64
+	nextMsgID  int64
+	closed     bool
+}
+
+type user struct {
+	id       int64
+	name     string
+	password string
+}
+
+type conv struct {
+	msgs []*common.Message // msgs[i].Seq == i+1
+	acks map[string]*protocol.SendResp
+}
+
+// Start listens on 127.0.0.1 port 0 and serves until Close.
+func Start(opts Options) (*Server, error) {
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	if opts.SyncLimit <= 0 {
+		opts.SyncLimit = 50
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("clienttest: listen: %w", err)
+	}
+	s := &Server{
+		opts:      opts,
+		ln:        ln,
+		users:     make(map[string]*user),
+		usersByID: make(map[int64]*user),
+		tokens:    make(map[string]int64),
+		convs:     make(map[string]*conv),
+		conns:     make(map[*conn]struct{}),
+	}
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// Addr is the host:port to dial.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops listening, drops every connection and waits for the server's
+// goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.close()
+	}
+	s.mu.Unlock()
+	_ = s.ln.Close()
+	s.wg.Wait()
+}
+
+// FailSends makes the next n SEND requests fail with UNAVAILABLE before
+// anything is stored, to exercise client retries.
+func (s *Server) FailSends(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failSends = n
+}
+
+// SendCount is how many SEND requests reached the server, failed ones included.
+func (s *Server) SendCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendCount
+}
+
+// RevokeTokens invalidates every login token issued so far.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+// Heartbeats is how many HEARTBEAT requests reached the server.
+func (s *Server) Heartbeats() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heartbeats
+}
+
+// Online is how many logged-in connections the user has.
+func (s *Server) Online(username string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if u := s.usersByID[c.userID]; u != nil && u.name == username {
+			n++
+		}
+	}
+	return n
+}
+
+// CloseUser sends CLOSE with reason and reconnectAfter to every connection of
+// the user, then closes them.
+func (s *Server) CloseUser(username string, reason protocol.CloseReason,
+	reconnectAfter time.Duration) {
+	msg := &protocol.CloseMsg{
+		Reason:           reason,
+		Message:          "closed by test",
+		ReconnectAfterMs: int32(reconnectAfter / time.Millisecond),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if u := s.usersByID[c.userID]; u != nil && u.name == username {
+			c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, msg))
+			c.closeAfterFlush()
+		}
+	}
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		c := newConn(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); c.writeLoop() }()
+		go func() { defer s.wg.Done(); s.serve(c) }()
+	}
+}
+
+func (s *Server) serve(c *conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.close()
+	}()
+	br := bufio.NewReader(c.nc)
+	var dec codec.Decoder
+	for {
+		hdr, err := br.Peek(codec.HeaderSize)
+		if err != nil {
+			return
+		}
+		h, err := dec.DecodeHeader(hdr)
+		if err != nil || !codec.IsRequest(h.Op) {
+			return
+		}
+		_, _ = br.Discard(codec.HeaderSize)
+		body := make([]byte, h.BodyLen)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return
+		}
+		reply, err := s.handle(c, h.Op, body)
+		c.reply(h, reply, err)
+	}
+}
+
+// bizError is an error reply.
+type bizError struct {
+	code common.ErrorCode
+	msg  string
+}
+
+func (e *bizError) Error() string { return e.msg }
+
+func fail(code common.ErrorCode, msg string) error { return &bizError{code: code, msg: msg} }
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *conn) reply(h codec.Header, body codec.Body, err error) {
+	var be *bizError
+	switch {
+	case errors.As(err, &be):
+		e := &protocol.ErrorResp{Code: be.code, Message: be.msg}
+		c.enqueue(codec.EncodeFrame(codec.ReplyOp(h.Op), codec.FlagError, h.RequestID, e))
+	case err != nil:
+		e := &protocol.ErrorResp{Code: common.ErrorCode_BAD_REQUEST, Message: err.Error()}
+		c.enqueue(codec.EncodeFrame(codec.ReplyOp(h.Op), codec.FlagError, h.RequestID, e))
+	default:
+		c.enqueue(codec.EncodeFrame(codec.ReplyOp(h.Op), 0, h.RequestID, body))
+	}
+}

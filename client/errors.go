@@ -1,0 +1,87 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Sentinel errors of the SDK. Server-side failures come back as *Error and a
+// server-initiated close as *CloseError instead.
+var (
+	// ErrClosed means Close was called on the client.
+	ErrClosed = errors.New("client: closed")
+	// ErrTimeout means one request got no reply within Options.RequestTimeout.
+	// The request may still have reached the server.
+	ErrTimeout = errors.New("client: request timed out")
+	// ErrProtocol means the server sent a frame the SDK cannot accept; the
+	// connection is closed after it.
+	ErrProtocol = errors.New("client: protocol error")
+	// ErrHeartbeat means a heartbeat got no reply in time, so the connection
+	// was presumed dead and closed.
+	ErrHeartbeat = errors.New("client: heartbeat failed")
+	// ErrBadParams means the call's parameters were rejected before sending.
+	ErrBadParams = errors.New("client: bad parameters")
+)
+
+// Error is a business error returned by the server in an ErrorResp.
+type Error struct {
+	Code    common.ErrorCode
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("server error %s (%d)", e.Code, int64(e.Code))
+	}
+	return fmt.Sprintf("server error %s (%d): %s", e.Code, int64(e.Code), e.Message)
+}
+
+// IsRetryable reports whether the request may be retried later with the same
+// client ids: true for the server-side codes (2xxx), false for request faults.
+func (e *Error) IsRetryable() bool {
+	return e.Code >= 2000 && e.Code < 3000
+}
+
+// CodeOf returns the server error code carried by err, or common.ErrorCode_OK
+// when err is not (and does not wrap) an *Error.
+func CodeOf(err error) common.ErrorCode {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return common.ErrorCode_OK
+}
+
+// CloseError is the reason a server gave in a CLOSE frame before closing the
+// connection.
+type CloseError struct {
+	Reason  protocol.CloseReason
+	Message string
+	// ReconnectAfter is how long the server asks the client to wait before
+	// reconnecting; negative means do not reconnect automatically.
+	ReconnectAfter time.Duration
+}
+
+func (e *CloseError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("closed by server: %s", e.Reason)
+	}
+	return fmt.Sprintf("closed by server: %s: %s", e.Reason, e.Message)
+}
+
+// ShouldReconnect reports whether the server allows an automatic reconnect.
+func (e *CloseError) ShouldReconnect() bool {
+	return e.ReconnectAfter >= 0
+}
+
+func newCloseError(m *protocol.CloseMsg) *CloseError {
+	return &CloseError{
+		Reason:         m.Reason,
+		Message:        m.Message,
+		ReconnectAfter: time.Duration(m.ReconnectAfterMs) * time.Millisecond,
+	}
+}

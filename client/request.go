@@ -1,0 +1,120 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// roundTrip sends req under op and waits for the reply, decoded into resp.
+// It returns *Error for an error reply, ErrTimeout (wrapped) when the reply
+// does not come within RequestTimeout, and the connection's error when it
+// ends first.
+func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Body,
+	resp codec.Readable) error {
+	ctx, cancel := context.WithTimeout(parent, c.opts.RequestTimeout)
+	defer cancel()
+
+	id := c.newRequestID()
+	cl := &call{op: op, resp: resp, done: make(chan error, 1)}
+	if err := c.register(id, cl); err != nil {
+		return err
+	}
+	if err := c.writeFrame(ctx, op, id, req); err != nil {
+		c.unregister(id)
+		return err
+	}
+
+	select {
+	case err := <-cl.done:
+		return err
+	case <-ctx.Done():
+		// The reader may have taken the call just now; if so its result wins.
+		if !c.unregister(id) {
+			return <-cl.done
+		}
+		if err := parent.Err(); err != nil {
+			return fmt.Errorf("%s request %d: %w", op, id, err)
+		}
+		return fmt.Errorf("%s request %d: %w", op, id, ErrTimeout)
+	}
+}
+
+// newRequestID skips 0, which pushes carry.
+func (c *Client) newRequestID() uint32 {
+	for {
+		if id := c.nextID.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+func (c *Client) register(id uint32, cl *call) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	c.pending[id] = cl
+	return nil
+}
+
+// unregister reports whether the call was still pending.
+func (c *Client) unregister(id uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	return ok
+}
+
+// writeFrame writes one frame in one Write call. A failed or partial write
+// leaves the stream unusable, so it ends the connection.
+func (c *Client) writeFrame(ctx context.Context, op protocol.Op, id uint32, body codec.Body) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	deadline, _ := ctx.Deadline()
+	if err := c.conn.SetWriteDeadline(deadline); err != nil {
+		c.fail(fmt.Errorf("client: set write deadline: %w", err))
+		return c.Err()
+	}
+	c.wbuf = codec.AppendFrame(c.wbuf[:0], op, 0, id, body)
+	if _, err := c.conn.Write(c.wbuf); err != nil {
+		c.fail(fmt.Errorf("client: write %s request %d: %w", op, id, err))
+		return c.Err()
+	}
+	return nil
+}
+
+// startHeartbeat sends a HEARTBEAT every interval until the connection ends.
+// A heartbeat that gets no reply ends the connection with ErrHeartbeat; a
+// reply of any kind, even an error, proves the server is alive.
+func (c *Client) startHeartbeat(interval time.Duration) {
+	if interval <= 0 || !c.heartbeatOn.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+			}
+			err := c.roundTrip(context.Background(), protocol.Op_HEARTBEAT,
+				protocol.NewHeartbeatReq(), protocol.NewHeartbeatResp())
+			var se *Error
+			if err != nil && !errors.As(err, &se) {
+				c.fail(fmt.Errorf("%w: %w", ErrHeartbeat, err))
+				return
+			}
+		}
+	}()
+}
