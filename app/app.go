@@ -1,0 +1,378 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/pkg/connpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
+	logicsvc "github.com/resonance-im/resonance/logic"
+	"github.com/resonance-im/resonance/task"
+)
+
+// System is a running process: the parts its role starts and what they share.
+// Stop shuts them down in order.
+type System struct {
+	cfg   Config
+	log   zerolog.Logger
+	group run.Group
+	errs  chan error
+	// stopGateway and stopTask cancel those parts' Run contexts, one after
+	// the other, so shutdown follows the documented order.
+	stopGateway, stopTask context.CancelFunc
+
+	embedded *mq.Embedded
+	nc       *nats.Conn
+	rdb      *redis.Client
+	db       *gorm.DB
+
+	logic     *logicsvc.Service
+	logicAddr net.Addr
+	gateway   *gateway.Gateway
+	task      *task.Task
+	// gatewayDone and taskDone close when those parts' Run returns; logic is
+	// stopped only after both, so their last calls still reach it.
+	gatewayDone chan struct{}
+	taskDone    chan struct{}
+	stopped     bool
+}
+
+// Start brings up the parts of cfg.Role and returns once they accept work.
+// On error, whatever had started is stopped again.
+func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &System{
+		cfg: cfg, log: log, errs: make(chan error, 4),
+		gatewayDone: make(chan struct{}), taskDone: make(chan struct{}),
+	}
+	if err := s.start(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	log.Info().Str("role", string(cfg.Role)).Stringer("addr", s.GatewayAddr()).Msg("resonance started")
+	return s, nil
+}
+
+func (s *System) start(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("app: data dir %s: %w", s.cfg.DataDir, err)
+	}
+	var js jetstream.JetStream
+	var routes route.Table
+	if s.cfg.Role.Has(RoleLogic) || s.cfg.Role.Has(RoleTask) {
+		var err error
+		if js, err = s.connectNATS(); err != nil {
+			return err
+		}
+		if routes, err = s.routeTable(ctx); err != nil {
+			return err
+		}
+	}
+	names := mq.NewNames(s.cfg.Prefix)
+	if s.cfg.Role.Has(RoleLogic) {
+		if err := s.startLogic(ctx, js, names, routes); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Role.Has(RoleTask) {
+		if err := s.startTask(ctx, js, names, routes); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Role.Has(RoleGateway) {
+		return s.startGateway(ctx)
+	}
+	return nil
+}
+
+func (s *System) connectNATS() (jetstream.JetStream, error) {
+	var err error
+	if s.cfg.NATSURL == "" {
+		s.embedded, err = mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"))
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = s.embedded.Connect("resonance-" + string(s.cfg.Role))
+	} else {
+		s.nc, err = mq.Dial(s.cfg.NATSURL, "resonance-"+string(s.cfg.Role))
+	}
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return nil, fmt.Errorf("app: jetstream: %w", err)
+	}
+	return js, nil
+}
+
+func (s *System) routeTable(ctx context.Context) (route.Table, error) {
+	if s.cfg.RedisAddr == "" {
+		return route.NewMemory(0), nil
+	}
+	s.rdb = redis.NewClient(&redis.Options{
+		Addr:     s.cfg.RedisAddr,
+		Password: s.cfg.RedisPassword,
+		DB:       s.cfg.RedisDB,
+	})
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("app: redis %s: %w", s.cfg.RedisAddr, err)
+	}
+	return route.NewRedis(s.rdb, s.cfg.Prefix+":", 0), nil
+}
+
+func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names mq.Names,
+	routes route.Table) error {
+	lc := s.cfg.Logic
+	if lc.DBDriver == "" || lc.DBDriver == "sqlite" {
+		if lc.DBDSN == "" {
+			lc.DBDSN = filepath.Join(s.cfg.DataDir, "resonance.db")
+		}
+	}
+	if lc.TokenSecret == "" {
+		secret, err := loadOrCreateSecret(filepath.Join(s.cfg.DataDir, "token.key"))
+		if err != nil {
+			return err
+		}
+		lc.TokenSecret = secret
+	}
+	db, err := logicsvc.OpenDB(ctx, lc)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	svc, err := logicsvc.New(ctx, lc, db, logicsvc.Deps{
+		Log: s.log.With().Str("role", "logic").Logger(), JS: js, MQ: names, Routes: routes,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.LogicListen)
+	if err != nil {
+		return fmt.Errorf("app: logic listen %s: %w", s.cfg.LogicListen, err)
+	}
+	s.logic, s.logicAddr = svc, ln.Addr()
+	s.group.Go(s.log, "logic", func() { s.report("logic", svc.Serve(ln)) })
+	return waitTCP(ctx, ln.Addr().String())
+}
+
+func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq.Names,
+	routes route.Table) error {
+	t, err := task.New(s.cfg.Task, task.Deps{
+		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
+	})
+	if err != nil {
+		return err
+	}
+	s.task = t
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.stopTask = cancel
+	s.group.Go(s.log, "task", func() {
+		defer close(s.taskDone)
+		s.report("task", t.Run(runCtx))
+	})
+	return waitReady(ctx, "task", t.Ready(), s.errs)
+}
+
+func (s *System) startGateway(ctx context.Context) error {
+	addrs := s.cfg.LogicAddrs
+	if s.logicAddr != nil {
+		addrs = []string{s.logicAddr.String()}
+	}
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:7100"}
+	}
+	lc, err := logic.NewClient("logic",
+		client.WithHostPorts(addrs...),
+		client.WithConnectTimeout(time.Second),
+		client.WithLongConnection(connpool.IdleConfig{
+			MaxIdlePerAddress: 256, MaxIdleGlobal: 4096, MaxIdleTimeout: time.Minute,
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("app: logic client: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.PushListen)
+	if err != nil {
+		return fmt.Errorf("app: push listen %s: %w", s.cfg.PushListen, err)
+	}
+	gw, err := gateway.New(s.cfg.Gateway, gateway.Deps{
+		Log:          s.log.With().Str("role", "gateway").Logger(),
+		Logic:        lc,
+		PushListener: ln,
+		PushAddr:     advertise(s.cfg.PushAdvertise, ln.Addr()),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.gateway = gw
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.stopGateway = cancel
+	s.group.Go(s.log, "gateway", func() {
+		defer close(s.gatewayDone)
+		s.report("gateway", gw.Run(runCtx))
+	})
+	return waitReady(ctx, "gateway", gw.Ready(), s.errs)
+}
+
+// advertise picks the push address task should dial: the configured one, or
+// the bound one with an unspecified host replaced by loopback.
+func advertise(configured string, bound net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// report records how a part ended. A part that ends before Stop is a fault
+// the process should exit on; Errors lets main see it.
+func (s *System) report(part string, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Error().Err(err).Str("part", part).Msg("part stopped with an error")
+		select {
+		case s.errs <- fmt.Errorf("%s: %w", part, err):
+		default:
+		}
+	}
+}
+
+// Errors delivers the error of a part that stopped on its own.
+func (s *System) Errors() <-chan error { return s.errs }
+
+// GatewayAddr is the bound client address, or nil when the role has no gateway.
+func (s *System) GatewayAddr() net.Addr {
+	if s.gateway == nil {
+		return nil
+	}
+	return s.gateway.Addr()
+}
+
+// LogicAddr is the bound logic address, or nil when the role has no logic.
+func (s *System) LogicAddr() net.Addr { return s.logicAddr }
+
+// Stop shuts the parts down in the order that loses nothing: the gateway
+// first (clients are told to reconnect, in-flight requests finish), then task
+// (in-flight pushes finish, the rest stays in JetStream), then logic, then
+// the connections to NATS, Redis and the database. It is idempotent.
+func (s *System) Stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	done := make(chan struct{})
+	go func() {
+		if s.gateway != nil {
+			s.stopGateway()
+			<-s.gatewayDone
+		}
+		if s.task != nil {
+			s.stopTask()
+			<-s.taskDone
+		}
+		if s.logic != nil {
+			if err := s.logic.Stop(); err != nil {
+				s.log.Warn().Err(err).Msg("logic stop")
+			}
+		}
+		s.group.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		s.log.Error().Dur("timeout", shutdownTimeout).Msg("shutdown timed out; closing dependencies anyway")
+	}
+	s.closeDeps()
+}
+
+func (s *System) closeDeps() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+	if s.rdb != nil {
+		s.rdb.Close()
+	}
+	if s.db != nil {
+		if sqlDB, err := s.db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	}
+}
+
+func waitReady(ctx context.Context, part string, ready <-chan struct{}, errs <-chan error) error {
+	select {
+	case <-ready:
+		return nil
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("app: %s not ready: %w", part, ctx.Err())
+	}
+}
+
+// waitTCP polls until addr accepts connections: Kitex's Serve binds in its
+// own goroutine and offers no ready signal.
+func waitTCP(ctx context.Context, addr string) error {
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("app: %s not accepting: %w", addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// loadOrCreateSecret keeps a random token key in path so tokens survive a
+// restart of the single-process mode.
+func loadOrCreateSecret(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) >= 32 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("app: read token key %s: %w", path, err)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("app: generate token key: %w", err)
+	}
+	secret := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("app: write token key %s: %w", path, err)
+	}
+	return secret, nil
+}

@@ -1,0 +1,164 @@
+// Package app wires the roles into a running system: all three in one process
+// on embedded defaults, or one role alone against MySQL, Redis and NATS. It is
+// the only package that imports more than one role; the roles themselves meet
+// only through kitex_gen, codec and internal.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/logic"
+	"github.com/resonance-im/resonance/task"
+)
+
+// Role names what a process runs.
+type Role string
+
+// The roles a process can run.
+const (
+	RoleAll     Role = "all"
+	RoleGateway Role = "gateway"
+	RoleLogic   Role = "logic"
+	RoleTask    Role = "task"
+)
+
+// Has reports whether a process of role r runs the part named by part.
+func (r Role) Has(part Role) bool { return r == RoleAll || r == part }
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("app: invalid configuration")
+
+// Config is the whole configuration of a process. Zero values mean the
+// defaults documented on each flag (see Bind).
+type Config struct {
+	Role      Role
+	DataDir   string // embedded NATS, SQLite file and the generated token key; default "data"
+	Prefix    string // Redis keys and NATS names; default "resonance"
+	LogLevel  string // debug, info, warn, error; default info
+	LogFormat string // "console" or "json"; default console for all, json for one role
+
+	NATSURL       string // external NATS; empty runs NATS embedded (all only)
+	RedisAddr     string // external Redis for routes; empty keeps routes in process (all only)
+	RedisPassword string
+	RedisDB       int
+
+	LogicListen   string   // logic's Kitex address; default 127.0.0.1:0 for all, :7100 alone
+	LogicAddrs    []string // logic addresses a gateway calls; all: the local logic
+	PushListen    string   // gateway's push Kitex address; default 127.0.0.1:0 for all, :7200
+	PushAdvertise string   // push address task dials; default the bound push address
+
+	Logic   logic.Config
+	Gateway gateway.Config
+	Task    task.Config
+}
+
+// Bind defines the flags of role on fs, writing into c. Only the settings the
+// role uses are defined, so `resonance gateway --help` lists gateway settings.
+func (c *Config) Bind(fs *flag.FlagSet, role Role) {
+	c.Role = role
+	fs.StringVar(&c.DataDir, "data-dir", "data", "directory for embedded NATS, SQLite and keys")
+	fs.StringVar(&c.Prefix, "prefix", "resonance", "prefix of Redis keys and NATS stream names")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "", "console or json (default console for all)")
+
+	if role.Has(RoleLogic) || role.Has(RoleTask) {
+		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS (all only)")
+		fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address for routes; empty keeps them in process (all only)")
+		fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+		fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
+	}
+	if role.Has(RoleLogic) {
+		bindLogic(fs, c, role)
+	}
+	if role.Has(RoleGateway) {
+		bindGateway(fs, c, role)
+	}
+	if role.Has(RoleTask) {
+		fs.IntVar(&c.Task.Workers, "task-workers", 0, "ordered delivery partitions (default 64)")
+		fs.IntVar(&c.Task.MaxDeliver, "task-max-deliver", 0, "delivery attempts before dead-lettering (default 10)")
+		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
+	}
+}
+
+func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
+	fs.StringVar(&c.LogicListen, "logic-listen", defaultFor(role, "127.0.0.1:0", "0.0.0.0:7100"),
+		"address of logic's Kitex service")
+	fs.StringVar(&c.Logic.DBDriver, "db-driver", "sqlite", "sqlite or mysql")
+	fs.StringVar(&c.Logic.DBDSN, "db-dsn", "", "SQLite file (default <data-dir>/resonance.db) or MySQL DSN")
+	fs.StringVar(&c.Logic.TablePrefix, "db-table-prefix", "", "prefix of every table name")
+	fs.StringVar(&c.Logic.TokenSecret, "token-secret", "",
+		"HMAC key of tokens, the same on every logic instance (default: generated into <data-dir>)")
+	fs.DurationVar(&c.Logic.TokenTTL, "token-ttl", 0, "token lifetime (default 168h)")
+	fs.IntVar(&c.Logic.MaxContent, "max-content", 0, "largest message content in bytes (default 16384)")
+}
+
+func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
+	fs.StringVar(&c.Gateway.Addr, "addr", "0.0.0.0:7000", "client address (TCP)")
+	fs.StringVar(&c.PushListen, "push-listen", defaultFor(role, "127.0.0.1:0", "0.0.0.0:7200"),
+		"address of the gateway's push Kitex service")
+	fs.StringVar(&c.PushAdvertise, "push-advertise", "", "push address that task dials (default the bound one)")
+	if role == RoleGateway {
+		fs.Func("logic-addrs", "comma-separated logic addresses (default 127.0.0.1:7100)", func(s string) error {
+			c.LogicAddrs = splitList(s)
+			return nil
+		})
+	}
+	fs.DurationVar(&c.Gateway.LoginTimeout, "login-timeout", 0, "time to log in after connecting (default 10s)")
+	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", 0, "heartbeat period told to clients (default 30s)")
+	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", 0, "silence that closes a connection (default 3x interval)")
+	fs.IntVar(&c.Gateway.MaxBody, "max-body", 0, "largest frame body in bytes (default 65536)")
+	fs.IntVar(&c.Gateway.Workers, "gateway-workers", 0, "concurrent logic calls (default 1024)")
+}
+
+func defaultFor(role Role, all, alone string) string {
+	if role == RoleAll {
+		return all
+	}
+	return alone
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validate checks what can be checked before anything starts.
+func (c *Config) validate() error {
+	switch c.Role {
+	case RoleAll, RoleGateway, RoleLogic, RoleTask:
+	default:
+		return fmt.Errorf("%w: unknown role %q", ErrConfig, c.Role)
+	}
+	if c.Role == RoleLogic || c.Role == RoleTask {
+		// Alone, a role shares state with the others only through these.
+		if c.NATSURL == "" {
+			return fmt.Errorf("%w: %s needs --nats-url (embedded NATS is for all)", ErrConfig, c.Role)
+		}
+		if c.RedisAddr == "" {
+			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
+		}
+	}
+	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%w: address %q: %v", ErrConfig, a, err)
+		}
+	}
+	return nil
+}
+
+// shutdownTimeout bounds the whole ordered shutdown.
+const shutdownTimeout = 15 * time.Second

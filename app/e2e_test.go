@@ -1,0 +1,274 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/bench/scenario"
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// External services for the integration variant; CI sets them.
+const (
+	envMySQL = "RESONANCE_TEST_MYSQL_DSN"
+	envRedis = "RESONANCE_TEST_REDIS_ADDR"
+	envNATS  = "RESONANCE_TEST_NATS_URL"
+)
+
+// testLog is quiet unless RESONANCE_TEST_LOG names a level.
+func testLog(t *testing.T) zerolog.Logger {
+	level := os.Getenv("RESONANCE_TEST_LOG")
+	if level == "" {
+		return zerolog.Nop()
+	}
+	lvl, _ := zerolog.ParseLevel(level)
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(lvl).With().Timestamp().Logger()
+}
+
+func baseConfig(t *testing.T, role Role) Config {
+	return Config{
+		Role:        role,
+		DataDir:     t.TempDir(),
+		Prefix:      fmt.Sprintf("e2e%d", time.Now().UnixNano()),
+		LogicListen: "127.0.0.1:0",
+		PushListen:  "127.0.0.1:0",
+	}
+}
+
+func startSystem(t *testing.T, cfg Config) *System {
+	t.Helper()
+	cfg.Gateway.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := Start(ctx, cfg, testLog(t))
+	if err != nil {
+		t.Fatalf("start %s: %v", cfg.Role, err)
+	}
+	t.Cleanup(sys.Stop)
+	return sys
+}
+
+// embeddedSystem runs all roles in one process on embedded defaults.
+func embeddedSystem(t *testing.T) net.Addr {
+	return startSystem(t, baseConfig(t, RoleAll)).GatewayAddr()
+}
+
+// externalSystem runs each role as its own System, as separate processes
+// would, against MariaDB, Redis and NATS. It skips when they are not set.
+func externalSystem(t *testing.T) net.Addr {
+	dsn, redisAddr, natsURL := os.Getenv(envMySQL), os.Getenv(envRedis), os.Getenv(envNATS)
+	if dsn == "" || redisAddr == "" || natsURL == "" {
+		t.Skipf("set %s, %s and %s to run against real services", envMySQL, envRedis, envNATS)
+	}
+	base := baseConfig(t, RoleLogic)
+	base.NATSURL, base.RedisAddr = natsURL, redisAddr
+	base.Logic.DBDriver, base.Logic.DBDSN = "mysql", dsn
+	base.Logic.TablePrefix = base.Prefix + "_"
+	base.Logic.TokenSecret = "e2e-secret-e2e-secret-e2e-secret"
+
+	t.Cleanup(func() {
+		dropTables(t, dsn, base.Logic.TablePrefix)
+		deleteStream(t, natsURL, mq.NewNames(base.Prefix).Stream)
+	})
+	logicSys := startSystem(t, base)
+	taskCfg := base
+	taskCfg.Role = RoleTask
+	startSystem(t, taskCfg)
+	gwCfg := base
+	gwCfg.Role = RoleGateway
+	gwCfg.LogicAddrs = []string{logicSys.LogicAddr().String()}
+	return startSystem(t, gwCfg).GatewayAddr()
+}
+
+func TestEndToEnd_Embedded(t *testing.T) {
+	runEndToEnd(t, embeddedSystem(t))
+}
+
+func TestEndToEnd_External(t *testing.T) {
+	runEndToEnd(t, externalSystem(t))
+}
+
+func runEndToEnd(t *testing.T, addr net.Addr) {
+	t.Run("chat", func(t *testing.T) { testChat(t, addr.String()) })
+	t.Run("smoke", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := scenario.Smoke(ctx, scenario.SmokeConfig{
+			Addr: addr.String(), Users: 8, Messages: 20,
+		})
+		if err != nil {
+			t.Fatalf("smoke: %v", err)
+		}
+		if res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 || res.Acked != 8*20 {
+			t.Fatalf("smoke result %+v", res)
+		}
+	})
+}
+
+// user is one logged-in device in a test.
+type user struct {
+	*client.Client
+	id   int64
+	name string
+}
+
+func login(t *testing.T, addr, name, device string, register bool) *user {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if register {
+		if _, err := c.Register(ctx, name, "correct horse"); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+	}
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse", DeviceID: device})
+	if err != nil {
+		t.Fatalf("login %s/%s: %v", name, device, err)
+	}
+	return &user{Client: c, id: resp.UserId, name: name}
+}
+
+func testChat(t *testing.T, addr string) {
+	suffix := time.Now().UnixNano() % 1_000_000_000
+	alice := login(t, addr, fmt.Sprintf("alice%d", suffix), "phone", true)
+	bob := login(t, addr, fmt.Sprintf("bob%d", suffix), "laptop", true)
+	alicePC := login(t, addr, alice.name, "desktop", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	ack, err := alice.Send(ctx, client.SendParams{ToUserID: bob.id, ClientMsgID: "a-1", Text: "hi bob"})
+	if err != nil {
+		t.Fatalf("alice send: %v", err)
+	}
+	if ack.Seq != 1 || ack.ConvId != client.P2PConvID(alice.id, bob.id) {
+		t.Fatalf("ack = %+v, want seq 1 in %s", ack, client.P2PConvID(alice.id, bob.id))
+	}
+	expectPush(t, bob, ack.MsgId, "hi bob")
+	expectPush(t, alicePC, ack.MsgId, "hi bob") // the sender's other device
+
+	// A retry with the same client id stores nothing and keeps the ack.
+	again, err := alice.Send(ctx, client.SendParams{ToUserID: bob.id, ClientMsgID: "a-1", Text: "hi bob"})
+	if err != nil || again.MsgId != ack.MsgId || again.Seq != 1 || !again.Duplicate {
+		t.Fatalf("retry = %+v, %v; want the first ack marked duplicate", again, err)
+	}
+
+	reply, err := bob.Send(ctx, client.SendParams{ToUserID: alice.id, Text: "hello alice"})
+	if err != nil {
+		t.Fatalf("bob send: %v", err)
+	}
+	if reply.Seq != 2 {
+		t.Fatalf("reply seq = %d, want 2", reply.Seq)
+	}
+	expectPush(t, alice, reply.MsgId, "hello alice")
+	expectPush(t, alicePC, reply.MsgId, "hello alice")
+
+	hist, err := bob.Sync(ctx, ack.ConvId, 0, 10)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if len(hist.Messages) != 2 || hist.Messages[0].Seq != 1 || hist.Messages[1].Seq != 2 {
+		t.Fatalf("sync = %d messages %+v, want seqs 1 and 2", len(hist.Messages), hist.Messages)
+	}
+	assertNoPush(t, alice, bob) // the duplicate was not delivered again
+
+	// A third user may not read a conversation that is not theirs.
+	eve := login(t, addr, fmt.Sprintf("eve%d", suffix), "x", true)
+	_, err = eve.Sync(ctx, ack.ConvId, 0, 10)
+	var cerr *client.Error
+	if !asClientError(err, &cerr) || cerr.Code != common.ErrorCode_FORBIDDEN {
+		t.Fatalf("eve sync err = %v, want FORBIDDEN", err)
+	}
+}
+
+func expectPush(t *testing.T, u *user, msgID int64, text string) {
+	t.Helper()
+	select {
+	case m := <-u.Messages():
+		if m.MsgId != msgID || string(m.Content) != text {
+			t.Fatalf("%s got push %d %q, want %d %q", u.name, m.MsgId, m.Content, msgID, text)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no push of message %d within 10s", u.name, msgID)
+	}
+}
+
+func assertNoPush(t *testing.T, users ...*user) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // pushes in flight would arrive by now on loopback
+	for _, u := range users {
+		select {
+		case m := <-u.Messages():
+			t.Fatalf("%s got unexpected push %d seq %d", u.name, m.MsgId, m.Seq)
+		default:
+		}
+	}
+}
+
+func asClientError(err error, target **client.Error) bool {
+	return errors.As(err, target)
+}
+
+// deleteStream removes the JetStream stream a run created on a shared NATS.
+func deleteStream(t *testing.T, url, stream string) {
+	nc, err := mq.Dial(url, "e2e-cleanup")
+	if err != nil {
+		t.Logf("delete stream: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = js.DeleteStream(ctx, stream)
+	}
+	if err != nil {
+		t.Logf("delete stream %s: %v", stream, err)
+	}
+}
+
+// dropTables removes the tables a MariaDB run created under its prefix.
+func dropTables(t *testing.T, dsn, prefix string) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Logf("drop tables: %v", err)
+		return
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT table_name FROM information_schema.tables"+
+		" WHERE table_schema = DATABASE() AND table_name LIKE ?", prefix+"%")
+	if err != nil {
+		t.Logf("drop tables: %v", err)
+		return
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			names = append(names, n)
+		}
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := db.Exec("DROP TABLE `" + n + "`"); err != nil {
+			t.Logf("drop table %s: %v", n, err)
+		}
+	}
+}
