@@ -25,6 +25,9 @@ var (
 	ErrUsage = errors.New("chat: bad usage")
 	// ErrBadCredentials means the server refused the username and password.
 	ErrBadCredentials = errors.New("chat: invalid username or password")
+	// ErrUnreachable means the first connection failed: a wrong address or a
+	// stopped server. Later drops are retried instead.
+	ErrUnreachable = errors.New("chat: cannot connect to")
 
 	// errQuit ends the session normally (/quit, end of input, ctx done).
 	errQuit = errors.New("chat: quit")

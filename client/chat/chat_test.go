@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,11 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantErr: chat.ErrBadCredentials,
 			wantOut: "add --register",
 		},
+		{
+			name:    "unreachable server is reported, not retried forever",
+			args:    []string{"--addr", closedAddr(t), "--user", "bob", "--password", "x"},
+			wantErr: chat.ErrUnreachable,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,4 +269,16 @@ func TestRun_PasswordFromEnvAndKick(t *testing.T) {
 	if err := r.wait(t); !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_KICKED {
 		t.Fatalf("Run = %v, want the KICKED close", err)
 	}
+}
+
+// closedAddr returns a loopback address with nothing listening on it.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
@@ -69,6 +70,12 @@ func (s *session) run(ctx context.Context, lines <-chan string) error {
 	backoff := firstBackoff
 	for {
 		err := s.connect(ctx)
+		var opErr *net.OpError
+		if err != nil && s.me == 0 && errors.As(err, &opErr) {
+			// Never connected yet: a wrong address or a stopped server is
+			// the likely cause, and retrying forever would hide it.
+			return fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
+		}
 		if err == nil {
 			backoff = firstBackoff
 			err = s.serve(ctx, lines)
