@@ -86,6 +86,9 @@ func KnownOp(op protocol.Op) bool {
 		protocol.Op_SEND, protocol.Op_SEND_ACK,
 		protocol.Op_SYNC, protocol.Op_SYNC_ACK,
 		protocol.Op_GET_USER, protocol.Op_GET_USER_ACK,
+		protocol.Op_DELIVERED, protocol.Op_DELIVERED_ACK,
+		protocol.Op_SYNC_CONVS, protocol.Op_SYNC_CONVS_ACK,
+		protocol.Op_MARK_READ, protocol.Op_MARK_READ_ACK,
 		protocol.Op_PUSH, protocol.Op_CLOSE:
 		return true
 	}

@@ -111,3 +111,8 @@ func (g *Gateway) renew(ctx context.Context, sessions []*logicrpc.Session) {
 		}
 	}
 }
+
+// Kick is being written with the gateway limits (issue 3).
+func (p *pushService) Kick(_ context.Context, req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
+	return nil, ErrBadPushFrame
+}

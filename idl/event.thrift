@@ -4,6 +4,7 @@
 namespace go event
 
 include "common.thrift"
+include "protocol.thrift"
 
 // MessageEvent asks task to deliver a stored message to every live device of
 // the recipients, except the connection it was sent from.
@@ -12,4 +13,14 @@ struct MessageEvent {
     2: list<i64> recipients,    // user ids, sender included (for their other devices)
     3: string origin_gateway,
     4: i64 origin_conn_id,
+}
+
+// KickEvent asks task to close one connection through its gateway's Kick:
+// a newer login replaced the device, or its session was revoked.
+struct KickEvent {
+    1: i64 user_id,
+    2: string gateway,
+    3: i64 conn_id,
+    4: protocol.CloseReason reason,
+    5: string message,
 }

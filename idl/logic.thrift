@@ -38,4 +38,9 @@ service Logic {
     protocol.SendResp Send(1: Session session, 2: protocol.SendReq req) throws (1: common.BizError err)
     protocol.SyncResp Sync(1: Session session, 2: protocol.SyncReq req) throws (1: common.BizError err)
     protocol.GetUserResp GetUser(1: Session session, 2: protocol.GetUserReq req) throws (1: common.BizError err)
+
+    // Delivered records this device's delivered positions.
+    protocol.DeliveredResp Delivered(1: Session session, 2: protocol.DeliveredReq req) throws (1: common.BizError err)
+    protocol.SyncConvsResp SyncConvs(1: Session session, 2: protocol.SyncConvsReq req) throws (1: common.BizError err)
+    protocol.MarkReadResp MarkRead(1: Session session, 2: protocol.MarkReadReq req) throws (1: common.BizError err)
 }

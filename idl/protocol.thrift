@@ -22,6 +22,12 @@ enum Op {
     SYNC_ACK = 0x0A,        // body SyncResp
     GET_USER = 0x0B,        // body GetUserReq
     GET_USER_ACK = 0x0C,    // body GetUserResp
+    DELIVERED = 0x0D,       // body DeliveredReq: what this device has received
+    DELIVERED_ACK = 0x0E,   // body DeliveredResp
+    SYNC_CONVS = 0x0F,      // body SyncConvsReq: conversations changed since a cursor
+    SYNC_CONVS_ACK = 0x10,  // body SyncConvsResp
+    MARK_READ = 0x11,       // body MarkReadReq
+    MARK_READ_ACK = 0x12,   // body MarkReadResp
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
@@ -34,11 +40,14 @@ enum CloseReason {
     LOGIN_TIMEOUT = 1,      // no successful login within the deadline
     HEARTBEAT_TIMEOUT = 2,  // silent past the heartbeat deadline
     PROTOCOL_ERROR = 3,     // malformed frame; do not resend it
-    LOGIN_FAILED = 4,       // bad credentials on the first frame
+    LOGIN_FAILED = 4,       // too many failed logins on one connection
     SLOW_CONSUMER = 5,      // the client did not read its pushes fast enough
     KICKED = 6,             // replaced by a newer login of the same device
     SERVER_SHUTDOWN = 7,    // reconnect, preferably to another gateway
-    OVERLOADED = 8,         // too many connections or requests
+    OVERLOADED = 8,         // too many connections; reconnect later, elsewhere if possible
+    TOKEN_EXPIRED = 9,      // the session's token expired; log in again with the password
+    SIGNED_OUT = 10,        // logged out, password changed or device signed out
+    RATE_LIMITED = 11,      // too many frames per second
 }
 
 struct HeartbeatReq {}
@@ -95,17 +104,74 @@ struct SendResp {
     5: bool duplicate,      // true when client_msg_id was seen before
 }
 
-// SyncReq asks for the messages of a conversation with seq > after_seq, oldest
-// first, at most limit (the server caps it).
+// SyncReq asks for messages of a conversation, oldest first, at most limit
+// (the server caps it). Forward (before_seq 0): seq > after_seq. Backward
+// (before_seq > 0): the newest messages with seq < before_seq; a before_seq
+// past last_seq, such as 2^63-1, returns the latest page.
 struct SyncReq {
     1: string conv_id,
     2: i64 after_seq,
     3: i32 limit,
+    4: i64 before_seq,
 }
 
 struct SyncResp {
     1: list<common.Message> messages,
-    2: bool has_more,
+    2: bool has_more,   // forward: newer messages remain; backward: older ones do
+    3: i64 last_seq,    // the conversation's newest seq when this page was read
+}
+
+// ConvPos is a position in a conversation.
+struct ConvPos {
+    1: string conv_id,
+    2: i64 seq,
+}
+
+// DeliveredReq tells the server which messages this device has handed to its
+// application, so it can resume from there on any install of the app. The
+// server keeps the highest seq per device and conversation.
+struct DeliveredReq {
+    1: list<ConvPos> positions,
+}
+
+struct DeliveredResp {}
+
+// ConvSummary is one conversation of the user as seen by this device.
+struct ConvSummary {
+    1: string conv_id,
+    2: common.ConvType type,
+    3: i64 last_seq,
+    4: common.Message last_message,  // unset when the conversation is empty
+    5: i64 read_seq,                 // the user's read position (any device)
+    6: i64 unread,                   // messages after read_seq not sent by the user
+    7: i64 delivered_seq,            // this device's delivered position
+    8: i64 updated_ms,               // time of the last change, Unix milliseconds
+    9: i64 peer_user_id,             // the other user of a 1:1 conversation
+}
+
+// SyncConvsReq lists the user's conversations changed since cursor (empty:
+// all of them), in pages. The cursor is opaque: pass back the one from the
+// last reply. A conversation may be reported again; compare its last_seq.
+struct SyncConvsReq {
+    1: string cursor,
+    2: i32 limit,
+}
+
+struct SyncConvsResp {
+    1: list<ConvSummary> convs,
+    2: string cursor,    // the cursor for the next call
+    3: bool has_more,    // call again at once with cursor for the next page
+}
+
+// MarkReadReq moves the user's read position of a conversation forward to
+// seq; it never moves back.
+struct MarkReadReq {
+    1: string conv_id,
+    2: i64 seq,
+}
+
+struct MarkReadResp {
+    1: i64 read_seq,
 }
 
 struct GetUserReq {

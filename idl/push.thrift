@@ -2,6 +2,8 @@
 // an already encoded frame to connections of that gateway.
 namespace go pushrpc
 
+include "protocol.thrift"
+
 struct Target {
     1: i64 conn_id,
     2: i64 user_id,     // the gateway checks the connection still belongs to it
@@ -17,6 +19,16 @@ struct PushResp {
     2: list<i64> missing_conns, // targets with no such connection here
 }
 
+// KickReq closes connections: the gateway sends each a CLOSE frame with the
+// reason and message, then closes it. Used when a newer login replaces a
+// device, and when a session is revoked.
+struct KickReq {
+    1: list<Target> targets,
+    2: protocol.CloseReason reason,
+    3: string message,
+}
+
 service Push {
     PushResp Push(1: PushReq req)
+    PushResp Kick(1: KickReq req)
 }

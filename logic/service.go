@@ -12,8 +12,10 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // failLogBurst is how many failed requests are logged per second.
@@ -152,4 +154,22 @@ func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Ev
 	}
 	e.Err(err).Str("op", op).Stringer("code", biz.Code).Msg("request failed")
 	return biz
+}
+
+// Delivered is being written with the delivery guarantees (issue 4).
+func (s *Service) Delivered(ctx context.Context, session *logicrpc.Session,
+	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
+}
+
+// SyncConvs is being written with the delivery guarantees (issue 4).
+func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
+	req *protocol.SyncConvsReq) (*protocol.SyncConvsResp, error) {
+	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
+}
+
+// MarkRead is being written with the delivery guarantees (issue 4).
+func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
+	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
+	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
 }

@@ -5,6 +5,7 @@ package event
 import (
 	"fmt"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 type MessageEvent struct {
@@ -70,4 +71,69 @@ var fieldIDToName_MessageEvent = map[int16]string{
 	2: "recipients",
 	3: "origin_gateway",
 	4: "origin_conn_id",
+}
+
+type KickEvent struct {
+	UserId  int64                `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Gateway string               `thrift:"gateway,2" frugal:"2,default,string" json:"gateway"`
+	ConnId  int64                `thrift:"conn_id,3" frugal:"3,default,i64" json:"conn_id"`
+	Reason  protocol.CloseReason `thrift:"reason,4" frugal:"4,default,CloseReason" json:"reason"`
+	Message string               `thrift:"message,5" frugal:"5,default,string" json:"message"`
+}
+
+func NewKickEvent() *KickEvent {
+	return &KickEvent{}
+}
+
+func (p *KickEvent) InitDefault() {
+}
+
+func (p *KickEvent) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *KickEvent) GetGateway() (v string) {
+	return p.Gateway
+}
+
+func (p *KickEvent) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *KickEvent) GetReason() (v protocol.CloseReason) {
+	return p.Reason
+}
+
+func (p *KickEvent) GetMessage() (v string) {
+	return p.Message
+}
+func (p *KickEvent) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *KickEvent) SetGateway(val string) {
+	p.Gateway = val
+}
+func (p *KickEvent) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *KickEvent) SetReason(val protocol.CloseReason) {
+	p.Reason = val
+}
+func (p *KickEvent) SetMessage(val string) {
+	p.Message = val
+}
+
+func (p *KickEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("KickEvent(%+v)", *p)
+}
+
+var fieldIDToName_KickEvent = map[int16]string{
+	1: "user_id",
+	2: "gateway",
+	3: "conn_id",
+	4: "reason",
+	5: "message",
 }

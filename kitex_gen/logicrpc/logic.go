@@ -126,6 +126,12 @@ type Logic interface {
 	Sync(ctx context.Context, session *Session, req *protocol.SyncReq) (r *protocol.SyncResp, err error)
 
 	GetUser(ctx context.Context, session *Session, req *protocol.GetUserReq) (r *protocol.GetUserResp, err error)
+
+	Delivered(ctx context.Context, session *Session, req *protocol.DeliveredReq) (r *protocol.DeliveredResp, err error)
+
+	SyncConvs(ctx context.Context, session *Session, req *protocol.SyncConvsReq) (r *protocol.SyncConvsResp, err error)
+
+	MarkRead(ctx context.Context, session *Session, req *protocol.MarkReadReq) (r *protocol.MarkReadResp, err error)
 }
 
 type LogicRegisterArgs struct {
@@ -809,6 +815,342 @@ func (p *LogicGetUserResult) String() string {
 }
 
 var fieldIDToName_LogicGetUserResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicDeliveredArgs struct {
+	Session *Session               `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.DeliveredReq `thrift:"req,2" frugal:"2,default,protocol.DeliveredReq" json:"req"`
+}
+
+func NewLogicDeliveredArgs() *LogicDeliveredArgs {
+	return &LogicDeliveredArgs{}
+}
+
+func (p *LogicDeliveredArgs) InitDefault() {
+}
+
+var LogicDeliveredArgs_Session_DEFAULT *Session
+
+func (p *LogicDeliveredArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicDeliveredArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicDeliveredArgs_Req_DEFAULT *protocol.DeliveredReq
+
+func (p *LogicDeliveredArgs) GetReq() (v *protocol.DeliveredReq) {
+	if !p.IsSetReq() {
+		return LogicDeliveredArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicDeliveredArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicDeliveredArgs) SetReq(val *protocol.DeliveredReq) {
+	p.Req = val
+}
+
+func (p *LogicDeliveredArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicDeliveredArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicDeliveredArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDeliveredArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicDeliveredArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicDeliveredResult struct {
+	Success *protocol.DeliveredResp `thrift:"success,0,optional" frugal:"0,optional,protocol.DeliveredResp" json:"success,omitempty"`
+	Err     *common.BizError        `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicDeliveredResult() *LogicDeliveredResult {
+	return &LogicDeliveredResult{}
+}
+
+func (p *LogicDeliveredResult) InitDefault() {
+}
+
+var LogicDeliveredResult_Success_DEFAULT *protocol.DeliveredResp
+
+func (p *LogicDeliveredResult) GetSuccess() (v *protocol.DeliveredResp) {
+	if !p.IsSetSuccess() {
+		return LogicDeliveredResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicDeliveredResult_Err_DEFAULT *common.BizError
+
+func (p *LogicDeliveredResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicDeliveredResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicDeliveredResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.DeliveredResp)
+}
+func (p *LogicDeliveredResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicDeliveredResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicDeliveredResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicDeliveredResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDeliveredResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicDeliveredResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSyncConvsArgs struct {
+	Session *Session               `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SyncConvsReq `thrift:"req,2" frugal:"2,default,protocol.SyncConvsReq" json:"req"`
+}
+
+func NewLogicSyncConvsArgs() *LogicSyncConvsArgs {
+	return &LogicSyncConvsArgs{}
+}
+
+func (p *LogicSyncConvsArgs) InitDefault() {
+}
+
+var LogicSyncConvsArgs_Session_DEFAULT *Session
+
+func (p *LogicSyncConvsArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSyncConvsArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSyncConvsArgs_Req_DEFAULT *protocol.SyncConvsReq
+
+func (p *LogicSyncConvsArgs) GetReq() (v *protocol.SyncConvsReq) {
+	if !p.IsSetReq() {
+		return LogicSyncConvsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSyncConvsArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSyncConvsArgs) SetReq(val *protocol.SyncConvsReq) {
+	p.Req = val
+}
+
+func (p *LogicSyncConvsArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSyncConvsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSyncConvsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSyncConvsArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSyncConvsArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSyncConvsResult struct {
+	Success *protocol.SyncConvsResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SyncConvsResp" json:"success,omitempty"`
+	Err     *common.BizError        `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSyncConvsResult() *LogicSyncConvsResult {
+	return &LogicSyncConvsResult{}
+}
+
+func (p *LogicSyncConvsResult) InitDefault() {
+}
+
+var LogicSyncConvsResult_Success_DEFAULT *protocol.SyncConvsResp
+
+func (p *LogicSyncConvsResult) GetSuccess() (v *protocol.SyncConvsResp) {
+	if !p.IsSetSuccess() {
+		return LogicSyncConvsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSyncConvsResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSyncConvsResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSyncConvsResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSyncConvsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SyncConvsResp)
+}
+func (p *LogicSyncConvsResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSyncConvsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSyncConvsResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSyncConvsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSyncConvsResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSyncConvsResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicMarkReadArgs struct {
+	Session *Session              `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.MarkReadReq `thrift:"req,2" frugal:"2,default,protocol.MarkReadReq" json:"req"`
+}
+
+func NewLogicMarkReadArgs() *LogicMarkReadArgs {
+	return &LogicMarkReadArgs{}
+}
+
+func (p *LogicMarkReadArgs) InitDefault() {
+}
+
+var LogicMarkReadArgs_Session_DEFAULT *Session
+
+func (p *LogicMarkReadArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicMarkReadArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicMarkReadArgs_Req_DEFAULT *protocol.MarkReadReq
+
+func (p *LogicMarkReadArgs) GetReq() (v *protocol.MarkReadReq) {
+	if !p.IsSetReq() {
+		return LogicMarkReadArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicMarkReadArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicMarkReadArgs) SetReq(val *protocol.MarkReadReq) {
+	p.Req = val
+}
+
+func (p *LogicMarkReadArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicMarkReadArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicMarkReadArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicMarkReadArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicMarkReadArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicMarkReadResult struct {
+	Success *protocol.MarkReadResp `thrift:"success,0,optional" frugal:"0,optional,protocol.MarkReadResp" json:"success,omitempty"`
+	Err     *common.BizError       `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicMarkReadResult() *LogicMarkReadResult {
+	return &LogicMarkReadResult{}
+}
+
+func (p *LogicMarkReadResult) InitDefault() {
+}
+
+var LogicMarkReadResult_Success_DEFAULT *protocol.MarkReadResp
+
+func (p *LogicMarkReadResult) GetSuccess() (v *protocol.MarkReadResp) {
+	if !p.IsSetSuccess() {
+		return LogicMarkReadResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicMarkReadResult_Err_DEFAULT *common.BizError
+
+func (p *LogicMarkReadResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicMarkReadResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicMarkReadResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.MarkReadResp)
+}
+func (p *LogicMarkReadResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicMarkReadResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicMarkReadResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicMarkReadResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicMarkReadResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicMarkReadResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -12,20 +12,26 @@ import (
 type Op int64
 
 const (
-	Op_HEARTBEAT     Op = 1
-	Op_HEARTBEAT_ACK Op = 2
-	Op_REGISTER      Op = 3
-	Op_REGISTER_ACK  Op = 4
-	Op_LOGIN         Op = 5
-	Op_LOGIN_ACK     Op = 6
-	Op_SEND          Op = 7
-	Op_SEND_ACK      Op = 8
-	Op_SYNC          Op = 9
-	Op_SYNC_ACK      Op = 10
-	Op_GET_USER      Op = 11
-	Op_GET_USER_ACK  Op = 12
-	Op_PUSH          Op = 65
-	Op_CLOSE         Op = 66
+	Op_HEARTBEAT      Op = 1
+	Op_HEARTBEAT_ACK  Op = 2
+	Op_REGISTER       Op = 3
+	Op_REGISTER_ACK   Op = 4
+	Op_LOGIN          Op = 5
+	Op_LOGIN_ACK      Op = 6
+	Op_SEND           Op = 7
+	Op_SEND_ACK       Op = 8
+	Op_SYNC           Op = 9
+	Op_SYNC_ACK       Op = 10
+	Op_GET_USER       Op = 11
+	Op_GET_USER_ACK   Op = 12
+	Op_DELIVERED      Op = 13
+	Op_DELIVERED_ACK  Op = 14
+	Op_SYNC_CONVS     Op = 15
+	Op_SYNC_CONVS_ACK Op = 16
+	Op_MARK_READ      Op = 17
+	Op_MARK_READ_ACK  Op = 18
+	Op_PUSH           Op = 65
+	Op_CLOSE          Op = 66
 )
 
 func (p Op) String() string {
@@ -54,6 +60,18 @@ func (p Op) String() string {
 		return "GET_USER"
 	case Op_GET_USER_ACK:
 		return "GET_USER_ACK"
+	case Op_DELIVERED:
+		return "DELIVERED"
+	case Op_DELIVERED_ACK:
+		return "DELIVERED_ACK"
+	case Op_SYNC_CONVS:
+		return "SYNC_CONVS"
+	case Op_SYNC_CONVS_ACK:
+		return "SYNC_CONVS_ACK"
+	case Op_MARK_READ:
+		return "MARK_READ"
+	case Op_MARK_READ_ACK:
+		return "MARK_READ_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
@@ -88,6 +106,18 @@ func OpFromString(s string) (Op, error) {
 		return Op_GET_USER, nil
 	case "GET_USER_ACK":
 		return Op_GET_USER_ACK, nil
+	case "DELIVERED":
+		return Op_DELIVERED, nil
+	case "DELIVERED_ACK":
+		return Op_DELIVERED_ACK, nil
+	case "SYNC_CONVS":
+		return Op_SYNC_CONVS, nil
+	case "SYNC_CONVS_ACK":
+		return Op_SYNC_CONVS_ACK, nil
+	case "MARK_READ":
+		return Op_MARK_READ, nil
+	case "MARK_READ_ACK":
+		return Op_MARK_READ_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
@@ -123,6 +153,9 @@ const (
 	CloseReason_KICKED            CloseReason = 6
 	CloseReason_SERVER_SHUTDOWN   CloseReason = 7
 	CloseReason_OVERLOADED        CloseReason = 8
+	CloseReason_TOKEN_EXPIRED     CloseReason = 9
+	CloseReason_SIGNED_OUT        CloseReason = 10
+	CloseReason_RATE_LIMITED      CloseReason = 11
 )
 
 func (p CloseReason) String() string {
@@ -145,6 +178,12 @@ func (p CloseReason) String() string {
 		return "SERVER_SHUTDOWN"
 	case CloseReason_OVERLOADED:
 		return "OVERLOADED"
+	case CloseReason_TOKEN_EXPIRED:
+		return "TOKEN_EXPIRED"
+	case CloseReason_SIGNED_OUT:
+		return "SIGNED_OUT"
+	case CloseReason_RATE_LIMITED:
+		return "RATE_LIMITED"
 	}
 	return "<UNSET>"
 }
@@ -169,6 +208,12 @@ func CloseReasonFromString(s string) (CloseReason, error) {
 		return CloseReason_SERVER_SHUTDOWN, nil
 	case "OVERLOADED":
 		return CloseReason_OVERLOADED, nil
+	case "TOKEN_EXPIRED":
+		return CloseReason_TOKEN_EXPIRED, nil
+	case "SIGNED_OUT":
+		return CloseReason_SIGNED_OUT, nil
+	case "RATE_LIMITED":
+		return CloseReason_RATE_LIMITED, nil
 	}
 	return CloseReason(0), fmt.Errorf("not a valid CloseReason string")
 }
@@ -573,9 +618,10 @@ var fieldIDToName_SendResp = map[int16]string{
 }
 
 type SyncReq struct {
-	ConvId   string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
-	AfterSeq int64  `thrift:"after_seq,2" frugal:"2,default,i64" json:"after_seq"`
-	Limit    int32  `thrift:"limit,3" frugal:"3,default,i32" json:"limit"`
+	ConvId    string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	AfterSeq  int64  `thrift:"after_seq,2" frugal:"2,default,i64" json:"after_seq"`
+	Limit     int32  `thrift:"limit,3" frugal:"3,default,i32" json:"limit"`
+	BeforeSeq int64  `thrift:"before_seq,4" frugal:"4,default,i64" json:"before_seq"`
 }
 
 func NewSyncReq() *SyncReq {
@@ -596,6 +642,10 @@ func (p *SyncReq) GetAfterSeq() (v int64) {
 func (p *SyncReq) GetLimit() (v int32) {
 	return p.Limit
 }
+
+func (p *SyncReq) GetBeforeSeq() (v int64) {
+	return p.BeforeSeq
+}
 func (p *SyncReq) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -604,6 +654,9 @@ func (p *SyncReq) SetAfterSeq(val int64) {
 }
 func (p *SyncReq) SetLimit(val int32) {
 	p.Limit = val
+}
+func (p *SyncReq) SetBeforeSeq(val int64) {
+	p.BeforeSeq = val
 }
 
 func (p *SyncReq) String() string {
@@ -617,11 +670,13 @@ var fieldIDToName_SyncReq = map[int16]string{
 	1: "conv_id",
 	2: "after_seq",
 	3: "limit",
+	4: "before_seq",
 }
 
 type SyncResp struct {
 	Messages []*common.Message `thrift:"messages,1" frugal:"1,default,list<common.Message>" json:"messages"`
 	HasMore  bool              `thrift:"has_more,2" frugal:"2,default,bool" json:"has_more"`
+	LastSeq  int64             `thrift:"last_seq,3" frugal:"3,default,i64" json:"last_seq"`
 }
 
 func NewSyncResp() *SyncResp {
@@ -638,11 +693,18 @@ func (p *SyncResp) GetMessages() (v []*common.Message) {
 func (p *SyncResp) GetHasMore() (v bool) {
 	return p.HasMore
 }
+
+func (p *SyncResp) GetLastSeq() (v int64) {
+	return p.LastSeq
+}
 func (p *SyncResp) SetMessages(val []*common.Message) {
 	p.Messages = val
 }
 func (p *SyncResp) SetHasMore(val bool) {
 	p.HasMore = val
+}
+func (p *SyncResp) SetLastSeq(val int64) {
+	p.LastSeq = val
 }
 
 func (p *SyncResp) String() string {
@@ -655,6 +717,355 @@ func (p *SyncResp) String() string {
 var fieldIDToName_SyncResp = map[int16]string{
 	1: "messages",
 	2: "has_more",
+	3: "last_seq",
+}
+
+type ConvPos struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Seq    int64  `thrift:"seq,2" frugal:"2,default,i64" json:"seq"`
+}
+
+func NewConvPos() *ConvPos {
+	return &ConvPos{}
+}
+
+func (p *ConvPos) InitDefault() {
+}
+
+func (p *ConvPos) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ConvPos) GetSeq() (v int64) {
+	return p.Seq
+}
+func (p *ConvPos) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ConvPos) SetSeq(val int64) {
+	p.Seq = val
+}
+
+func (p *ConvPos) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ConvPos(%+v)", *p)
+}
+
+var fieldIDToName_ConvPos = map[int16]string{
+	1: "conv_id",
+	2: "seq",
+}
+
+type DeliveredReq struct {
+	Positions []*ConvPos `thrift:"positions,1" frugal:"1,default,list<ConvPos>" json:"positions"`
+}
+
+func NewDeliveredReq() *DeliveredReq {
+	return &DeliveredReq{}
+}
+
+func (p *DeliveredReq) InitDefault() {
+}
+
+func (p *DeliveredReq) GetPositions() (v []*ConvPos) {
+	return p.Positions
+}
+func (p *DeliveredReq) SetPositions(val []*ConvPos) {
+	p.Positions = val
+}
+
+func (p *DeliveredReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeliveredReq(%+v)", *p)
+}
+
+var fieldIDToName_DeliveredReq = map[int16]string{
+	1: "positions",
+}
+
+type DeliveredResp struct {
+}
+
+func NewDeliveredResp() *DeliveredResp {
+	return &DeliveredResp{}
+}
+
+func (p *DeliveredResp) InitDefault() {
+}
+
+func (p *DeliveredResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeliveredResp(%+v)", *p)
+}
+
+var fieldIDToName_DeliveredResp = map[int16]string{}
+
+type ConvSummary struct {
+	ConvId       string          `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Type         common.ConvType `thrift:"type,2" frugal:"2,default,ConvType" json:"type"`
+	LastSeq      int64           `thrift:"last_seq,3" frugal:"3,default,i64" json:"last_seq"`
+	LastMessage  *common.Message `thrift:"last_message,4" frugal:"4,default,common.Message" json:"last_message"`
+	ReadSeq      int64           `thrift:"read_seq,5" frugal:"5,default,i64" json:"read_seq"`
+	Unread       int64           `thrift:"unread,6" frugal:"6,default,i64" json:"unread"`
+	DeliveredSeq int64           `thrift:"delivered_seq,7" frugal:"7,default,i64" json:"delivered_seq"`
+	UpdatedMs    int64           `thrift:"updated_ms,8" frugal:"8,default,i64" json:"updated_ms"`
+	PeerUserId   int64           `thrift:"peer_user_id,9" frugal:"9,default,i64" json:"peer_user_id"`
+}
+
+func NewConvSummary() *ConvSummary {
+	return &ConvSummary{}
+}
+
+func (p *ConvSummary) InitDefault() {
+}
+
+func (p *ConvSummary) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ConvSummary) GetType() (v common.ConvType) {
+	return p.Type
+}
+
+func (p *ConvSummary) GetLastSeq() (v int64) {
+	return p.LastSeq
+}
+
+var ConvSummary_LastMessage_DEFAULT *common.Message
+
+func (p *ConvSummary) GetLastMessage() (v *common.Message) {
+	if !p.IsSetLastMessage() {
+		return ConvSummary_LastMessage_DEFAULT
+	}
+	return p.LastMessage
+}
+
+func (p *ConvSummary) GetReadSeq() (v int64) {
+	return p.ReadSeq
+}
+
+func (p *ConvSummary) GetUnread() (v int64) {
+	return p.Unread
+}
+
+func (p *ConvSummary) GetDeliveredSeq() (v int64) {
+	return p.DeliveredSeq
+}
+
+func (p *ConvSummary) GetUpdatedMs() (v int64) {
+	return p.UpdatedMs
+}
+
+func (p *ConvSummary) GetPeerUserId() (v int64) {
+	return p.PeerUserId
+}
+func (p *ConvSummary) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ConvSummary) SetType(val common.ConvType) {
+	p.Type = val
+}
+func (p *ConvSummary) SetLastSeq(val int64) {
+	p.LastSeq = val
+}
+func (p *ConvSummary) SetLastMessage(val *common.Message) {
+	p.LastMessage = val
+}
+func (p *ConvSummary) SetReadSeq(val int64) {
+	p.ReadSeq = val
+}
+func (p *ConvSummary) SetUnread(val int64) {
+	p.Unread = val
+}
+func (p *ConvSummary) SetDeliveredSeq(val int64) {
+	p.DeliveredSeq = val
+}
+func (p *ConvSummary) SetUpdatedMs(val int64) {
+	p.UpdatedMs = val
+}
+func (p *ConvSummary) SetPeerUserId(val int64) {
+	p.PeerUserId = val
+}
+
+func (p *ConvSummary) IsSetLastMessage() bool {
+	return p.LastMessage != nil
+}
+
+func (p *ConvSummary) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ConvSummary(%+v)", *p)
+}
+
+var fieldIDToName_ConvSummary = map[int16]string{
+	1: "conv_id",
+	2: "type",
+	3: "last_seq",
+	4: "last_message",
+	5: "read_seq",
+	6: "unread",
+	7: "delivered_seq",
+	8: "updated_ms",
+	9: "peer_user_id",
+}
+
+type SyncConvsReq struct {
+	Cursor string `thrift:"cursor,1" frugal:"1,default,string" json:"cursor"`
+	Limit  int32  `thrift:"limit,2" frugal:"2,default,i32" json:"limit"`
+}
+
+func NewSyncConvsReq() *SyncConvsReq {
+	return &SyncConvsReq{}
+}
+
+func (p *SyncConvsReq) InitDefault() {
+}
+
+func (p *SyncConvsReq) GetCursor() (v string) {
+	return p.Cursor
+}
+
+func (p *SyncConvsReq) GetLimit() (v int32) {
+	return p.Limit
+}
+func (p *SyncConvsReq) SetCursor(val string) {
+	p.Cursor = val
+}
+func (p *SyncConvsReq) SetLimit(val int32) {
+	p.Limit = val
+}
+
+func (p *SyncConvsReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SyncConvsReq(%+v)", *p)
+}
+
+var fieldIDToName_SyncConvsReq = map[int16]string{
+	1: "cursor",
+	2: "limit",
+}
+
+type SyncConvsResp struct {
+	Convs   []*ConvSummary `thrift:"convs,1" frugal:"1,default,list<ConvSummary>" json:"convs"`
+	Cursor  string         `thrift:"cursor,2" frugal:"2,default,string" json:"cursor"`
+	HasMore bool           `thrift:"has_more,3" frugal:"3,default,bool" json:"has_more"`
+}
+
+func NewSyncConvsResp() *SyncConvsResp {
+	return &SyncConvsResp{}
+}
+
+func (p *SyncConvsResp) InitDefault() {
+}
+
+func (p *SyncConvsResp) GetConvs() (v []*ConvSummary) {
+	return p.Convs
+}
+
+func (p *SyncConvsResp) GetCursor() (v string) {
+	return p.Cursor
+}
+
+func (p *SyncConvsResp) GetHasMore() (v bool) {
+	return p.HasMore
+}
+func (p *SyncConvsResp) SetConvs(val []*ConvSummary) {
+	p.Convs = val
+}
+func (p *SyncConvsResp) SetCursor(val string) {
+	p.Cursor = val
+}
+func (p *SyncConvsResp) SetHasMore(val bool) {
+	p.HasMore = val
+}
+
+func (p *SyncConvsResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SyncConvsResp(%+v)", *p)
+}
+
+var fieldIDToName_SyncConvsResp = map[int16]string{
+	1: "convs",
+	2: "cursor",
+	3: "has_more",
+}
+
+type MarkReadReq struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Seq    int64  `thrift:"seq,2" frugal:"2,default,i64" json:"seq"`
+}
+
+func NewMarkReadReq() *MarkReadReq {
+	return &MarkReadReq{}
+}
+
+func (p *MarkReadReq) InitDefault() {
+}
+
+func (p *MarkReadReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *MarkReadReq) GetSeq() (v int64) {
+	return p.Seq
+}
+func (p *MarkReadReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *MarkReadReq) SetSeq(val int64) {
+	p.Seq = val
+}
+
+func (p *MarkReadReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("MarkReadReq(%+v)", *p)
+}
+
+var fieldIDToName_MarkReadReq = map[int16]string{
+	1: "conv_id",
+	2: "seq",
+}
+
+type MarkReadResp struct {
+	ReadSeq int64 `thrift:"read_seq,1" frugal:"1,default,i64" json:"read_seq"`
+}
+
+func NewMarkReadResp() *MarkReadResp {
+	return &MarkReadResp{}
+}
+
+func (p *MarkReadResp) InitDefault() {
+}
+
+func (p *MarkReadResp) GetReadSeq() (v int64) {
+	return p.ReadSeq
+}
+func (p *MarkReadResp) SetReadSeq(val int64) {
+	p.ReadSeq = val
+}
+
+func (p *MarkReadResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("MarkReadResp(%+v)", *p)
+}
+
+var fieldIDToName_MarkReadResp = map[int16]string{
+	1: "read_seq",
 }
 
 type GetUserReq struct {

@@ -5,6 +5,7 @@ package pushrpc
 import (
 	"context"
 	"fmt"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 type Target struct {
@@ -121,8 +122,57 @@ var fieldIDToName_PushResp = map[int16]string{
 	2: "missing_conns",
 }
 
+type KickReq struct {
+	Targets []*Target            `thrift:"targets,1" frugal:"1,default,list<Target>" json:"targets"`
+	Reason  protocol.CloseReason `thrift:"reason,2" frugal:"2,default,CloseReason" json:"reason"`
+	Message string               `thrift:"message,3" frugal:"3,default,string" json:"message"`
+}
+
+func NewKickReq() *KickReq {
+	return &KickReq{}
+}
+
+func (p *KickReq) InitDefault() {
+}
+
+func (p *KickReq) GetTargets() (v []*Target) {
+	return p.Targets
+}
+
+func (p *KickReq) GetReason() (v protocol.CloseReason) {
+	return p.Reason
+}
+
+func (p *KickReq) GetMessage() (v string) {
+	return p.Message
+}
+func (p *KickReq) SetTargets(val []*Target) {
+	p.Targets = val
+}
+func (p *KickReq) SetReason(val protocol.CloseReason) {
+	p.Reason = val
+}
+func (p *KickReq) SetMessage(val string) {
+	p.Message = val
+}
+
+func (p *KickReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("KickReq(%+v)", *p)
+}
+
+var fieldIDToName_KickReq = map[int16]string{
+	1: "targets",
+	2: "reason",
+	3: "message",
+}
+
 type Push interface {
 	Push(ctx context.Context, req *PushReq) (r *PushResp, err error)
+
+	Kick(ctx context.Context, req *KickReq) (r *PushResp, err error)
 }
 
 type PushPushArgs struct {
@@ -198,5 +248,81 @@ func (p *PushPushResult) String() string {
 }
 
 var fieldIDToName_PushPushResult = map[int16]string{
+	0: "success",
+}
+
+type PushKickArgs struct {
+	Req *KickReq `thrift:"req,1" frugal:"1,default,KickReq" json:"req"`
+}
+
+func NewPushKickArgs() *PushKickArgs {
+	return &PushKickArgs{}
+}
+
+func (p *PushKickArgs) InitDefault() {
+}
+
+var PushKickArgs_Req_DEFAULT *KickReq
+
+func (p *PushKickArgs) GetReq() (v *KickReq) {
+	if !p.IsSetReq() {
+		return PushKickArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *PushKickArgs) SetReq(val *KickReq) {
+	p.Req = val
+}
+
+func (p *PushKickArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *PushKickArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushKickArgs(%+v)", *p)
+}
+
+var fieldIDToName_PushKickArgs = map[int16]string{
+	1: "req",
+}
+
+type PushKickResult struct {
+	Success *PushResp `thrift:"success,0,optional" frugal:"0,optional,PushResp" json:"success,omitempty"`
+}
+
+func NewPushKickResult() *PushKickResult {
+	return &PushKickResult{}
+}
+
+func (p *PushKickResult) InitDefault() {
+}
+
+var PushKickResult_Success_DEFAULT *PushResp
+
+func (p *PushKickResult) GetSuccess() (v *PushResp) {
+	if !p.IsSetSuccess() {
+		return PushKickResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *PushKickResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PushResp)
+}
+
+func (p *PushKickResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *PushKickResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushKickResult(%+v)", *p)
+}
+
+var fieldIDToName_PushKickResult = map[int16]string{
 	0: "success",
 }

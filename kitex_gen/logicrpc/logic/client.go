@@ -19,6 +19,9 @@ type Client interface {
 	Send(ctx context.Context, session *logicrpc.Session, req *protocol.SendReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	Sync(ctx context.Context, session *logicrpc.Session, req *protocol.SyncReq, callOptions ...callopt.Option) (r *protocol.SyncResp, err error)
 	GetUser(ctx context.Context, session *logicrpc.Session, req *protocol.GetUserReq, callOptions ...callopt.Option) (r *protocol.GetUserResp, err error)
+	Delivered(ctx context.Context, session *logicrpc.Session, req *protocol.DeliveredReq, callOptions ...callopt.Option) (r *protocol.DeliveredResp, err error)
+	SyncConvs(ctx context.Context, session *logicrpc.Session, req *protocol.SyncConvsReq, callOptions ...callopt.Option) (r *protocol.SyncConvsResp, err error)
+	MarkRead(ctx context.Context, session *logicrpc.Session, req *protocol.MarkReadReq, callOptions ...callopt.Option) (r *protocol.MarkReadResp, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -83,4 +86,19 @@ func (p *kLogicClient) Sync(ctx context.Context, session *logicrpc.Session, req 
 func (p *kLogicClient) GetUser(ctx context.Context, session *logicrpc.Session, req *protocol.GetUserReq, callOptions ...callopt.Option) (r *protocol.GetUserResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.GetUser(ctx, session, req)
+}
+
+func (p *kLogicClient) Delivered(ctx context.Context, session *logicrpc.Session, req *protocol.DeliveredReq, callOptions ...callopt.Option) (r *protocol.DeliveredResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Delivered(ctx, session, req)
+}
+
+func (p *kLogicClient) SyncConvs(ctx context.Context, session *logicrpc.Session, req *protocol.SyncConvsReq, callOptions ...callopt.Option) (r *protocol.SyncConvsResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SyncConvs(ctx, session, req)
+}
+
+func (p *kLogicClient) MarkRead(ctx context.Context, session *logicrpc.Session, req *protocol.MarkReadReq, callOptions ...callopt.Option) (r *protocol.MarkReadResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.MarkRead(ctx, session, req)
 }

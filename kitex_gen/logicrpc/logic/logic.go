@@ -64,6 +64,27 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Delivered": kitex.NewMethodInfo(
+		deliveredHandler,
+		newLogicDeliveredArgs,
+		newLogicDeliveredResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SyncConvs": kitex.NewMethodInfo(
+		syncConvsHandler,
+		newLogicSyncConvsArgs,
+		newLogicSyncConvsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"MarkRead": kitex.NewMethodInfo(
+		markReadHandler,
+		newLogicMarkReadArgs,
+		newLogicMarkReadResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -296,6 +317,78 @@ func newLogicGetUserResult() interface{} {
 	return logicrpc.NewLogicGetUserResult()
 }
 
+func deliveredHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicDeliveredArgs)
+	realResult := result.(*logicrpc.LogicDeliveredResult)
+	success, err := handler.(logicrpc.Logic).Delivered(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicDeliveredArgs() interface{} {
+	return logicrpc.NewLogicDeliveredArgs()
+}
+
+func newLogicDeliveredResult() interface{} {
+	return logicrpc.NewLogicDeliveredResult()
+}
+
+func syncConvsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSyncConvsArgs)
+	realResult := result.(*logicrpc.LogicSyncConvsResult)
+	success, err := handler.(logicrpc.Logic).SyncConvs(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSyncConvsArgs() interface{} {
+	return logicrpc.NewLogicSyncConvsArgs()
+}
+
+func newLogicSyncConvsResult() interface{} {
+	return logicrpc.NewLogicSyncConvsResult()
+}
+
+func markReadHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicMarkReadArgs)
+	realResult := result.(*logicrpc.LogicMarkReadResult)
+	success, err := handler.(logicrpc.Logic).MarkRead(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicMarkReadArgs() interface{} {
+	return logicrpc.NewLogicMarkReadArgs()
+}
+
+func newLogicMarkReadResult() interface{} {
+	return logicrpc.NewLogicMarkReadResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -399,6 +492,51 @@ func (p *kClient) GetUser(ctx context.Context, session *logicrpc.Session, req *p
 	_args.Req = req
 	var _result logicrpc.LogicGetUserResult
 	if err = p.c.Call(ctx, "GetUser", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Delivered(ctx context.Context, session *logicrpc.Session, req *protocol.DeliveredReq) (r *protocol.DeliveredResp, err error) {
+	var _args logicrpc.LogicDeliveredArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicDeliveredResult
+	if err = p.c.Call(ctx, "Delivered", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SyncConvs(ctx context.Context, session *logicrpc.Session, req *protocol.SyncConvsReq) (r *protocol.SyncConvsResp, err error) {
+	var _args logicrpc.LogicSyncConvsArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSyncConvsResult
+	if err = p.c.Call(ctx, "SyncConvs", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) MarkRead(ctx context.Context, session *logicrpc.Session, req *protocol.MarkReadReq) (r *protocol.MarkReadResp, err error) {
+	var _args logicrpc.LogicMarkReadArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicMarkReadResult
+	if err = p.c.Call(ctx, "MarkRead", &_args, &_result); err != nil {
 		return
 	}
 	switch {

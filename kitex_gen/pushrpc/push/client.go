@@ -12,6 +12,7 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Push(ctx context.Context, req *pushrpc.PushReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error)
+	Kick(ctx context.Context, req *pushrpc.KickReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -46,4 +47,9 @@ type kPushClient struct {
 func (p *kPushClient) Push(ctx context.Context, req *pushrpc.PushReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Push(ctx, req)
+}
+
+func (p *kPushClient) Kick(ctx context.Context, req *pushrpc.KickReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Kick(ctx, req)
 }

@@ -20,6 +20,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Kick": kitex.NewMethodInfo(
+		kickHandler,
+		newPushKickArgs,
+		newPushKickResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -104,6 +111,24 @@ func newPushPushResult() interface{} {
 	return pushrpc.NewPushPushResult()
 }
 
+func kickHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*pushrpc.PushKickArgs)
+	realResult := result.(*pushrpc.PushKickResult)
+	success, err := handler.(pushrpc.Push).Kick(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newPushKickArgs() interface{} {
+	return pushrpc.NewPushKickArgs()
+}
+
+func newPushKickResult() interface{} {
+	return pushrpc.NewPushKickResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -119,6 +144,16 @@ func (p *kClient) Push(ctx context.Context, req *pushrpc.PushReq) (r *pushrpc.Pu
 	_args.Req = req
 	var _result pushrpc.PushPushResult
 	if err = p.c.Call(ctx, "Push", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Kick(ctx context.Context, req *pushrpc.KickReq) (r *pushrpc.PushResp, err error) {
+	var _args pushrpc.PushKickArgs
+	_args.Req = req
+	var _result pushrpc.PushKickResult
+	if err = p.c.Call(ctx, "Kick", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil
