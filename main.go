@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,7 @@ commands:
   logic     run logic alone
   task      run task alone
   chat      terminal chat client (resonance chat --help)
+  probe     GET a health URL, exit 0 on 200 (for container health checks)
 
 Every flag can also be set as RESONANCE_<FLAG> in the environment (dashes as
 underscores) or as a key of the YAML file given by --config.
@@ -60,6 +62,8 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "probe":
+		return probe(args, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return 0
@@ -108,4 +112,28 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 	sys.Stop()
 	log.Info().Msg("stopped")
 	return code
+}
+
+// probe is the container health check: images without a shell or curl run
+// the binary itself.
+func probe(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("resonance probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:9100/readyz", "URL to GET")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c := &http.Client{Timeout: *timeout}
+	resp, err := c.Get(*url)
+	if err != nil {
+		fmt.Fprintln(stderr, "probe:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "probe: %s: %s\n", *url, resp.Status)
+		return 1
+	}
+	return 0
 }

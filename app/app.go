@@ -16,12 +16,14 @@ import (
 	"github.com/cloudwego/kitex/pkg/connpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/gateway"
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
@@ -40,6 +42,8 @@ type System struct {
 	// the other, so shutdown follows the documented order.
 	stopGateway, stopTask context.CancelFunc
 
+	obs      *obs.Server
+	metrics  *prometheus.Registry
 	embedded *mq.Embedded
 	nc       *nats.Conn
 	rdb      *redis.Client
@@ -78,6 +82,10 @@ func (s *System) start(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("app: data dir %s: %w", s.cfg.DataDir, err)
 	}
+	s.metrics = obs.NewRegistry()
+	if err := s.startObs(); err != nil {
+		return err
+	}
 	var js jetstream.JetStream
 	var routes route.Table
 	if s.cfg.Role.Has(RoleLogic) || s.cfg.Role.Has(RoleTask) {
@@ -101,9 +109,68 @@ func (s *System) start(ctx context.Context) error {
 		}
 	}
 	if s.cfg.Role.Has(RoleGateway) {
-		return s.startGateway(ctx)
+		if err := s.startGateway(ctx); err != nil {
+			return err
+		}
+	}
+	if s.obs != nil {
+		s.obs.SetReady(true)
 	}
 	return nil
+}
+
+// startObs serves /metrics, /healthz and /readyz from the start, so a probe
+// can tell "starting" from "dead"; /readyz turns ready when Start returns.
+func (s *System) startObs() error {
+	if s.cfg.HTTPListen == "" {
+		return nil
+	}
+	srv, err := obs.Listen(obs.Options{
+		Addr: s.cfg.HTTPListen, Pprof: s.cfg.Pprof, Checks: s.readinessChecks(),
+	}, s.metrics, s.log)
+	if err != nil {
+		return err
+	}
+	s.obs = srv
+	s.group.Go(s.log, "obs", func() { s.report("http", srv.Serve()) })
+	return nil
+}
+
+// readinessChecks look at the dependencies as they are when probed; a part
+// that was not started is not checked.
+func (s *System) readinessChecks() map[string]obs.Check {
+	return map[string]obs.Check{
+		"nats": func(context.Context) error {
+			if s.nc != nil && !s.nc.IsConnected() {
+				return errors.New("nats disconnected")
+			}
+			return nil
+		},
+		"redis": func(ctx context.Context) error {
+			if s.rdb == nil {
+				return nil
+			}
+			return s.rdb.Ping(ctx).Err()
+		},
+		"database": func(ctx context.Context) error {
+			if s.db == nil {
+				return nil
+			}
+			sqlDB, err := s.db.DB()
+			if err != nil {
+				return err
+			}
+			return sqlDB.PingContext(ctx)
+		},
+	}
+}
+
+// HTTPAddr is the bound address of the operational endpoints, or nil.
+func (s *System) HTTPAddr() net.Addr {
+	if s.obs == nil {
+		return nil
+	}
+	return s.obs.Addr()
 }
 
 func (s *System) connectNATS() (jetstream.JetStream, error) {
@@ -285,6 +352,9 @@ func (s *System) Stop() {
 		return
 	}
 	s.stopped = true
+	if s.obs != nil {
+		s.obs.SetReady(false) // load balancers stop routing before draining
+	}
 	done := make(chan struct{})
 	go func() {
 		if s.gateway != nil {
@@ -299,6 +369,11 @@ func (s *System) Stop() {
 			if err := s.logic.Stop(); err != nil {
 				s.log.Warn().Err(err).Msg("logic stop")
 			}
+		}
+		if s.obs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.obs.Shutdown(ctx)
+			cancel()
 		}
 		s.group.Wait()
 		close(done)

@@ -53,6 +53,9 @@ type Config struct {
 	PushListen    string   // gateway's push Kitex address; default 127.0.0.1:0 for all, :7200
 	PushAdvertise string   // push address task dials; default the bound push address
 
+	HTTPListen string // metrics, health and pprof; empty disables
+	Pprof      bool   // serve /debug/pprof/ on HTTPListen
+
 	Logic   logic.Config
 	Gateway gateway.Config
 	Task    task.Config
@@ -66,6 +69,9 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	fs.StringVar(&c.Prefix, "prefix", "resonance", "prefix of Redis keys and NATS stream names")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "", "console or json (default console for all)")
+	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
+		"address of /metrics, /healthz and /readyz; empty disables")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
 
 	if role.Has(RoleLogic) || role.Has(RoleTask) {
 		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS (all only)")
@@ -149,7 +155,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
 		}
 	}
-	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise} {
+	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen} {
 		if a == "" {
 			continue
 		}

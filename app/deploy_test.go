@@ -1,11 +1,16 @@
 package app
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/resonance-im/resonance/internal/config"
 )
@@ -31,5 +36,162 @@ func TestDeployExamples_LoadAsFlags(t *testing.T) {
 				t.Fatalf("validate %s: %v", f, err)
 			}
 		})
+	}
+}
+
+// roleFlags returns the flag names role defines.
+func roleFlags(role Role) map[string]bool {
+	var cfg Config
+	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
+	cfg.Bind(fs, role)
+	names := map[string]bool{config.FileFlag: true}
+	fs.VisitAll(func(f *flag.Flag) { names[f.Name] = true })
+	return names
+}
+
+// envFlag maps RESONANCE_FOO_BAR back to foo-bar.
+func envFlag(env string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, config.EnvPrefix), "_", "-"))
+}
+
+func readYAMLDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var docs []map[string]any
+	for {
+		var doc map[string]any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			t.Fatalf("parse %s: %v", path, err)
+		}
+		docs = append(docs, doc)
+	}
+}
+
+// TestDeployCompose_EnvMatchesFlags checks every service of the compose file
+// that runs resonance: its command names a role, and each RESONANCE_ variable
+// it sets is a flag of that role.
+func TestDeployCompose_EnvMatchesFlags(t *testing.T) {
+	doc := readYAMLDocs(t, "../deploy/docker-compose.yml")[0]
+	services := doc["services"].(map[string]any)
+	seen := 0
+	for name, raw := range services {
+		svc := raw.(map[string]any)
+		if _, ok := svc["build"]; !ok {
+			continue
+		}
+		seen++
+		cmd := svc["command"].([]any)
+		role := Role(cmd[0].(string))
+		flags := roleFlags(role)
+		if len(flags) <= 1 {
+			t.Fatalf("service %s: unknown role %q", name, role)
+		}
+		for env := range svc["environment"].(map[string]any) {
+			if !flags[envFlag(env)] {
+				t.Errorf("service %s (%s): %s is not a flag of the role", name, role, env)
+			}
+		}
+		if svc["healthcheck"] == nil {
+			t.Errorf("service %s has no health check", name)
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("compose runs %d resonance services, want gateway, logic and task", seen)
+	}
+}
+
+// TestDeployKubernetes_Manifests checks that each Deployment runs a role, has
+// probes on the HTTP port, and that every RESONANCE_ key of the shared
+// ConfigMap and Secret is a flag of some role and every explicit env of a
+// container a flag of its role.
+func TestDeployKubernetes_Manifests(t *testing.T) {
+	files, _ := filepath.Glob("../deploy/k8s/*.yaml")
+	anyRole := map[string]bool{}
+	for _, r := range []Role{RoleGateway, RoleLogic, RoleTask} {
+		for f := range roleFlags(r) {
+			anyRole[f] = true
+		}
+	}
+	kinds := map[string]int{}
+	for _, f := range files {
+		for _, doc := range readYAMLDocs(t, f) {
+			kind, _ := doc["kind"].(string)
+			kinds[kind]++
+			switch kind {
+			case "ConfigMap":
+				checkEnvKeys(t, f, doc["data"], anyRole)
+			case "Secret":
+				checkEnvKeys(t, f, doc["stringData"], anyRole)
+			case "Deployment":
+				checkDeployment(t, f, doc)
+			}
+		}
+	}
+	if kinds["Deployment"] != 3 || kinds["PodDisruptionBudget"] != 1 || kinds["Service"] < 2 {
+		t.Fatalf("manifest kinds = %v", kinds)
+	}
+}
+
+func checkEnvKeys(t *testing.T, file string, data any, flags map[string]bool) {
+	t.Helper()
+	for k := range data.(map[string]any) {
+		if strings.HasPrefix(k, config.EnvPrefix) && !flags[envFlag(k)] {
+			t.Errorf("%s: %s is not a flag of any role", file, k)
+		}
+	}
+}
+
+func checkDeployment(t *testing.T, file string, doc map[string]any) {
+	t.Helper()
+	spec := dig(doc, "spec", "template", "spec").(map[string]any)
+	for _, raw := range spec["containers"].([]any) {
+		c := raw.(map[string]any)
+		role := Role(c["args"].([]any)[0].(string))
+		flags := roleFlags(role)
+		if len(flags) <= 1 {
+			t.Fatalf("%s: container %v runs unknown role %q", file, c["name"], role)
+		}
+		envs, _ := c["env"].([]any)
+		for _, e := range envs {
+			name := e.(map[string]any)["name"].(string)
+			if strings.HasPrefix(name, config.EnvPrefix) && !flags[envFlag(name)] {
+				t.Errorf("%s: %s is not a flag of %s", file, name, role)
+			}
+		}
+		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+			if c[probe] == nil {
+				t.Errorf("%s: %s has no %s", file, role, probe)
+			}
+		}
+	}
+}
+
+func dig(m map[string]any, keys ...string) any {
+	var cur any = m
+	for _, k := range keys {
+		cur = cur.(map[string]any)[k]
+	}
+	return cur
+}
+
+// TestDeployDockerfile_StaticNonRoot guards the two properties the image
+// relies on: a static binary and a non-root user.
+func TestDeployDockerfile_StaticNonRoot(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", "AS build"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +47,7 @@ func baseConfig(t *testing.T, role Role) Config {
 		Prefix:      fmt.Sprintf("e2e%d", time.Now().UnixNano()),
 		LogicListen: "127.0.0.1:0",
 		PushListen:  "127.0.0.1:0",
+		HTTPListen:  "127.0.0.1:0",
 	}
 }
 
@@ -58,11 +62,6 @@ func startSystem(t *testing.T, cfg Config) *System {
 	}
 	t.Cleanup(sys.Stop)
 	return sys
-}
-
-// embeddedSystem runs all roles in one process on embedded defaults.
-func embeddedSystem(t *testing.T) net.Addr {
-	return startSystem(t, baseConfig(t, RoleAll)).GatewayAddr()
 }
 
 // externalSystem runs each role as its own System, as separate processes
@@ -93,7 +92,24 @@ func externalSystem(t *testing.T) net.Addr {
 }
 
 func TestEndToEnd_Embedded(t *testing.T) {
-	runEndToEnd(t, embeddedSystem(t))
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	runEndToEnd(t, sys.GatewayAddr())
+	t.Run("operational endpoints", func(t *testing.T) {
+		base := "http://" + sys.HTTPAddr().String()
+		for path, want := range map[string]string{
+			"/healthz": "ok", "/readyz": "ready", "/metrics": "go_goroutines",
+		} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Fatalf("GET %s = %d, body lacks %q", path, resp.StatusCode, want)
+			}
+		}
+	})
 }
 
 func TestEndToEnd_External(t *testing.T) {

@@ -1,0 +1,65 @@
+package obs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServer_Endpoints(t *testing.T) {
+	var depDown atomic.Bool
+	s, err := Listen(Options{Addr: "127.0.0.1:0", Checks: map[string]Check{
+		"db": func(context.Context) error {
+			if depDown.Load() {
+				return errors.New("down")
+			}
+			return nil
+		},
+	}}, NewRegistry(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	base := "http://" + s.Addr().String()
+
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz = %d", code)
+	}
+	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz before SetReady = %d, want 503", code)
+	}
+	s.SetReady(true)
+	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz = %d, want 200", code)
+	}
+	depDown.Store(true)
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "db") {
+		t.Fatalf("readyz with a failing dependency = %d %q", code, body)
+	}
+	code, body = get(t, base+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics = %d, missing go_goroutines", code)
+	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("pprof served without the flag: %d", code)
+	}
+}
