@@ -47,7 +47,8 @@ func (s *Service) Register(ctx context.Context,
 func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 	conn *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
 	if req == nil || conn == nil || conn.Gateway == "" {
-		return nil, s.fail("login", fmt.Errorf("%w: missing request or connection", ErrBadRequest), nil)
+		err := fmt.Errorf("%w: missing request or connection", ErrBadRequest)
+		return nil, s.fail("login", err, nil)
 	}
 	u, device, err := s.authenticate(ctx, req)
 	if err != nil {
@@ -64,12 +65,7 @@ func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 		})
 	}
 	if replaced != nil {
-		// TODO: the replaced connection stays open, logged in but sent nothing
-		// (its route is gone), until its client leaves: neither LoginResp nor
-		// the Push service can tell its gateway to close it as KICKED.
-		s.log.Debug().Int64("user", u.ID).Str("device", device).
-			Str("old_gateway", replaced.Gateway).Int64("old_conn", replaced.ConnID).
-			Msg("route replaced")
+		s.kick(ctx, replaced)
 	}
 	now := s.now()
 	token, claims := s.tokens.issue(u.ID, device, now)
@@ -189,7 +185,8 @@ func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 		return nil, s.fail("get_user", ErrUnauthenticated, nil)
 	}
 	if req == nil || req.Username == "" && req.UserId <= 0 {
-		return nil, s.fail("get_user", fmt.Errorf("%w: username or user_id required", ErrBadRequest), nil)
+		err := fmt.Errorf("%w: username or user_id required", ErrBadRequest)
+		return nil, s.fail("get_user", err, nil)
 	}
 	u, err := s.findUser(ctx, canonicalName(req.Username), req.UserId)
 	if err == nil && u == nil {
@@ -217,11 +214,13 @@ func validateCredentials(username, password string) error {
 	}
 	for i := 0; i < len(username); i++ {
 		if !usernameByte(username[i]) {
-			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'", ErrBadRequest)
+			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'",
+				ErrBadRequest)
 		}
 	}
 	if len(password) < minPassword || len(password) > maxPassword {
-		return fmt.Errorf("%w: password must be %d-%d bytes", ErrBadRequest, minPassword, maxPassword)
+		return fmt.Errorf("%w: password must be %d-%d bytes",
+			ErrBadRequest, minPassword, maxPassword)
 	}
 	return nil
 }

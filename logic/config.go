@@ -1,7 +1,11 @@
 // Package logic owns the logic role: accounts, tokens, routes on login, and
 // the message store. It serves the Kitex Logic service that gateways call,
-// stores every message with a per-conversation seq and publishes a
-// MessageEvent to JetStream for task to deliver.
+// stores every message with a per-conversation seq, and publishes its
+// MessageEvent to JetStream for task to deliver through a transactional
+// outbox (outbox.go). It keeps conversation memberships with read
+// positions, each device's delivered positions (positions.go), serves the
+// conversation list (convs.go), and asks task to kick a connection replaced
+// by a newer login (kick.go).
 package logic
 
 import (
@@ -41,7 +45,9 @@ type Config struct {
 	// HashConcurrency bounds the password hashes running at once (each takes
 	// argon2 memory and a core); default runtime.NumCPU().
 	HashConcurrency int
-	// PublishTimeout bounds the wait for JetStream's publish ack; default 5s.
+	// PublishTimeout bounds the wait for JetStream's acks of one batch of
+	// outbox events, and of a kick event; default 5s. Sends never wait for
+	// it: an event not acked in time stays in the outbox for the relay.
 	PublishTimeout time.Duration
 }
 

@@ -51,27 +51,44 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	return db, nil
 }
 
-// migrate creates or updates the tables and the messages' unique indexes.
+// migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
-	if err := db.AutoMigrate(&userRow{}, &convRow{}, &messageRow{}); err != nil {
+	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
+		&deliveredRow{}, &outboxRow{})
+	if err != nil {
 		return err
 	}
+	for _, ix := range tableIndexes {
+		if err := createIndex(db, ix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createIndex creates ix unless it exists.
+func createIndex(db *gorm.DB, ix tableIndex) error {
 	stmt := &gorm.Statement{DB: db}
-	if err := stmt.Parse(&messageRow{}); err != nil {
+	if err := stmt.Parse(ix.model); err != nil {
 		return err
 	}
 	table := stmt.Schema.Table
-	for _, ix := range messageIndexes {
-		name := table + ix.suffix
-		if db.Migrator().HasIndex(&messageRow{}, name) {
-			continue
-		}
-		err := db.Exec("CREATE UNIQUE INDEX ? ON ? (?, ?)", clause.Column{Name: name},
-			clause.Table{Name: table}, clause.Column{Name: ix.columns[0]},
-			clause.Column{Name: ix.columns[1]}).Error
-		if err != nil {
-			return fmt.Errorf("create index %s: %w", name, err)
-		}
+	name := table + ix.suffix
+	if db.Migrator().HasIndex(ix.model, name) {
+		return nil
+	}
+	cols := make([]clause.Column, len(ix.columns))
+	for i, c := range ix.columns {
+		cols[i] = clause.Column{Name: c}
+	}
+	kind := "INDEX"
+	if ix.unique {
+		kind = "UNIQUE INDEX"
+	}
+	err := db.Exec("CREATE "+kind+" ? ON ? ?", clause.Column{Name: name},
+		clause.Table{Name: table}, cols).Error
+	if err != nil {
+		return fmt.Errorf("create index %s: %w", name, err)
 	}
 	return nil
 }

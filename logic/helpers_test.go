@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
@@ -33,6 +35,8 @@ type env struct {
 	js     jetstream.JetStream
 	names  mq.Names
 	routes *route.Memory
+	cfg    Config
+	deps   Deps
 }
 
 // forEachStore runs fn against SQLite and, when RESONANCE_TEST_MYSQL_DSN is
@@ -71,7 +75,56 @@ func newEnv(t testing.TB, cfg Config) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &env{svc: svc, db: db, js: js, names: names, routes: routes}
+	// Registered last, so it runs before the store and NATS close.
+	t.Cleanup(func() { _ = svc.Stop() })
+	return &env{svc: svc, db: db, js: js, names: names, routes: routes, cfg: cfg, deps: deps}
+}
+
+// restart plays a logic process restart: it stops e's Service and starts
+// another on the same store and stream, whose relay publishes what the first
+// left in the outbox.
+func (e *env) restart(t *testing.T) {
+	t.Helper()
+	if err := e.svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := newService(context.Background(), e.cfg, e.db, e.deps, testArgon)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	e.svc = svc
+}
+
+// outboxLen returns how many outbox rows wait for publishing.
+func (e *env) outboxLen(t testing.TB) int64 {
+	t.Helper()
+	var n int64
+	if err := e.db.Model(&outboxRow{}).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitPublished waits until the outbox is empty and the stream holds want
+// events.
+func (e *env) waitPublished(t testing.TB, want uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("outbox drained into %d events", want), func() bool {
+		return e.outboxLen(t) == 0 && e.streamMsgs(t) == want
+	})
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
@@ -79,19 +132,30 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 	if cfg.DBDriver != DriverMySQL {
 		return // SQLite lives in t.TempDir
 	}
-	if err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}); err != nil {
+	err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}, &memberRow{},
+		&deliveredRow{}, &outboxRow{})
+	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}
 }
 
+// startJetStream returns JetStream on the NATS server named by
+// RESONANCE_TEST_NATS_URL, or else on an embedded one, with names unique to
+// the test; the stream is deleted at cleanup.
 func startJetStream(t testing.TB) (jetstream.JetStream, mq.Names) {
 	t.Helper()
-	e, err := mq.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var nc *nats.Conn
+	var err error
+	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
+		nc, err = mq.Dial(url, "logic-test")
+	} else {
+		var e *mq.Embedded
+		if e, err = mq.StartEmbedded(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		nc, err = e.Connect("logic-test")
 	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("logic-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +164,14 @@ func startJetStream(t testing.TB) (jetstream.JetStream, mq.Names) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return js, mq.NewNames("test" + randHex(t, 4))
+	names := mq.NewNames("test" + randHex(t, 4))
+	t.Cleanup(func() {
+		err := js.DeleteStream(context.Background(), names.Stream)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("delete stream %s: %v", names.Stream, err)
+		}
+	})
+	return js, names
 }
 
 func randHex(t testing.TB, n int) string {
@@ -147,7 +218,7 @@ func wantCode(t *testing.T, err error, code common.ErrorCode) {
 }
 
 // streamMsgs returns how many events the stream holds.
-func (e *env) streamMsgs(t *testing.T) uint64 {
+func (e *env) streamMsgs(t testing.TB) uint64 {
 	t.Helper()
 	s, err := e.js.Stream(context.Background(), e.names.Stream)
 	if err != nil {

@@ -49,18 +49,47 @@ func TestKitex_RoundTrip(t *testing.T) {
 	if err != nil || login.UserId != alice {
 		t.Fatalf("login = %+v, %v", login, err)
 	}
-	sess := &logicrpc.Session{UserId: alice, DeviceId: defaultDevice, Gateway: "gw-1:9000", ConnId: 3}
+	sess := &logicrpc.Session{UserId: alice, DeviceId: defaultDevice, Gateway: "gw-1:9000",
+		ConnId: 3}
 	sent, err := cli.Send(ctx, sess, textReq("k1", bob))
 	if err != nil || sent.Seq != 1 {
 		t.Fatalf("send = %+v, %v", sent, err)
 	}
 	synced, err := cli.Sync(ctx, sess, &protocol.SyncReq{ConvId: sent.ConvId})
-	if err != nil || len(synced.Messages) != 1 || synced.Messages[0].MsgId != sent.MsgId {
+	if err != nil || len(synced.Messages) != 1 || synced.Messages[0].MsgId != sent.MsgId ||
+		synced.LastSeq != 1 {
 		t.Fatalf("sync = %+v, %v", synced, err)
 	}
+	positionsOver(t, cli, sess, sent)
 	if err := cli.Disconnect(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// positionsOver drives Delivered, MarkRead and SyncConvs over the wire after
+// sess sent one message.
+func positionsOver(t *testing.T, cli logic.Client, sess *logicrpc.Session,
+	sent *protocol.SendResp) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := cli.Delivered(ctx, sess, &protocol.DeliveredReq{
+		Positions: []*protocol.ConvPos{{ConvId: sent.ConvId, Seq: 1}}})
+	if err != nil {
+		t.Fatalf("delivered: %v", err)
+	}
+	read, err := cli.MarkRead(ctx, sess, &protocol.MarkReadReq{ConvId: sent.ConvId, Seq: 1})
+	if err != nil || read.ReadSeq != 1 {
+		t.Fatalf("mark read = %+v, %v", read, err)
+	}
+	convs, err := cli.SyncConvs(ctx, sess, &protocol.SyncConvsReq{})
+	if err != nil || len(convs.Convs) != 1 || convs.Cursor == "" {
+		t.Fatalf("sync convs = %+v, %v", convs, err)
+	}
+	if c := convs.Convs[0]; c.DeliveredSeq != 1 || c.LastMessage.GetMsgId() != sent.MsgId {
+		t.Fatalf("summary = %+v", c)
+	}
+	_, err = cli.MarkRead(ctx, sess, &protocol.MarkReadReq{ConvId: "p2p:900:901", Seq: 1})
+	wantCode(t, err, common.ErrorCode_FORBIDDEN)
 }
 
 func registerOver(t *testing.T, cli logic.Client, name string) int64 {

@@ -29,16 +29,64 @@ type userRow struct {
 // TableName names the table through the namer so that TablePrefix applies.
 func (userRow) TableName(n schema.Namer) string { return n.TableName("user") }
 
-// convRow is a conversation and the last seq handed out in it.
+// convRow is a conversation and the last seq handed out in it. LastMsgID and
+// UpdatedMs describe its last message and are written in the transaction
+// that stores it; (UpdatedMs, ID) is the position SyncConvs pages by.
 type convRow struct {
 	ID        string `gorm:"primaryKey;size:64"`
 	Type      int16  `gorm:"not null"`
 	LastSeq   int64  `gorm:"not null;default:0"`
+	LastMsgID int64  `gorm:"not null;default:0"`
+	// UpdatedMs is the send time of the last message in Unix milliseconds
+	// (creation time while empty). It never moves back, because it is taken
+	// under the row lock (see insertWithSeq).
+	UpdatedMs int64 `gorm:"not null;default:0"`
 	UpdatedAt time.Time
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
 func (convRow) TableName(n schema.Namer) string { return n.TableName("conversation") }
+
+// memberRow is one user's membership of a conversation, for any number of
+// members: a p2p conversation has two rows, a group will have one per member.
+type memberRow struct {
+	ConvID string `gorm:"primaryKey;size:64"`
+	UserID int64  `gorm:"primaryKey;autoIncrement:false"`
+	// ReadSeq is the user's read position on any device; it only moves
+	// forward and never past the conversation's LastSeq.
+	ReadSeq  int64 `gorm:"not null;default:0"`
+	JoinedMs int64 `gorm:"not null"` // Unix milliseconds
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (memberRow) TableName(n schema.Namer) string { return n.TableName("conv_member") }
+
+// deliveredRow is the highest seq one device of a user has handed to its
+// application in one conversation; it never moves back.
+type deliveredRow struct {
+	UserID   int64  `gorm:"primaryKey;autoIncrement:false"`
+	DeviceID string `gorm:"primaryKey;size:64"`
+	ConvID   string `gorm:"primaryKey;size:64"`
+	Seq      int64  `gorm:"not null"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (deliveredRow) TableName(n schema.Namer) string { return n.TableName("delivered") }
+
+// outboxRow is a message event written in the transaction that stores its
+// message and deleted once JetStream acked it, so that a crash between commit
+// and publish never loses the event (see outbox.go).
+type outboxRow struct {
+	ID      int64  `gorm:"primaryKey;autoIncrement"`
+	MsgID   int64  `gorm:"not null"`
+	Payload []byte `gorm:"not null"` // the Thrift-encoded event.MessageEvent
+	// CreatedMs is Unix milliseconds: an integer compares the same way on
+	// every store, where SQLite compares times as text.
+	CreatedMs int64 `gorm:"not null"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (outboxRow) TableName(n schema.Namer) string { return n.TableName("outbox") }
 
 // messageRow is one stored message; its ID is the msg_id. Its two unique
 // indexes (see messageIndexes) are the store's guarantees: no two messages
@@ -72,14 +120,23 @@ func (m *messageRow) toThrift() *common.Message {
 	}
 }
 
-// messageIndexes are the unique indexes of the messages table, by name suffix.
-// They are created by migrate rather than tagged: a tagged composite index
-// needs a fixed name, and SQLite index names are global to the file, so two
-// table prefixes in one file would collide.
-var messageIndexes = []struct {
+// tableIndex is a secondary index that migrate creates, named after its table
+// plus suffix.
+type tableIndex struct {
+	model   any
 	suffix  string
-	columns [2]string
-}{
-	{suffix: "_conv_seq", columns: [2]string{"conv_id", "seq"}},
-	{suffix: "_sender_client", columns: [2]string{"sender_id", "client_msg_id"}},
+	columns []string
+	unique  bool
+}
+
+// tableIndexes are created by migrate rather than tagged: a tagged composite
+// index needs a fixed name, and SQLite index names are global to the file, so
+// two table prefixes in one file would collide. The two unique indexes of
+// messages are the store's guarantees; the others serve SyncConvs.
+var tableIndexes = []tableIndex{
+	{model: &messageRow{}, suffix: "_conv_seq", columns: []string{"conv_id", "seq"}, unique: true},
+	{model: &messageRow{}, suffix: "_sender_client",
+		columns: []string{"sender_id", "client_msg_id"}, unique: true},
+	{model: &memberRow{}, suffix: "_user", columns: []string{"user_id", "conv_id"}},
+	{model: &convRow{}, suffix: "_updated", columns: []string{"updated_ms", "id"}},
 }

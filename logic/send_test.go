@@ -58,6 +58,7 @@ func TestSend_StoresAndPublishes(t *testing.T) {
 			if resp.Seq != want || resp.ConvId != p2pConvID(alice, bob) || resp.Duplicate {
 				t.Fatalf("resp = %+v, want seq %d", resp, want)
 			}
+			e.waitPublished(t, uint64(want))
 			ev, msgID := e.lastEvent(t)
 			m := ev.Message
 			if msgID != fmt.Sprintf("msg-%d", resp.MsgId) || m.MsgId != resp.MsgId ||
@@ -95,8 +96,9 @@ func TestSend_RetryIsDeduplicated(t *testing.T) {
 		if n := e.countMessages(t); n != 1 {
 			t.Fatalf("store holds %d messages, want 1", n)
 		}
-		if n := e.streamMsgs(t); n != 1 {
-			t.Fatalf("stream holds %d events, want 1 (republish must be deduplicated)", n)
+		e.waitPublished(t, 1)
+		if n := e.svc.stats.published.Load(); n != 1 {
+			t.Fatalf("normal path published %d times, want once", n)
 		}
 	})
 }
@@ -114,6 +116,7 @@ func TestSend_ConcurrentRetriesStoreOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		e.waitPublished(t, 1)
 		firsts := 0
 		for i, r := range resps {
 			if errs[i] != nil {
@@ -223,7 +226,10 @@ func TestSend_Rejects(t *testing.T) {
 	})
 }
 
-func TestSend_PublishFailureThenRetryDelivers(t *testing.T) {
+// TestSend_AckedWhileStreamDownThenRelayed checks that a message stored while
+// JetStream cannot take it is acked (acked means stored) and reaches the
+// stream once the stream is back, through the relay.
+func TestSend_AckedWhileStreamDownThenRelayed(t *testing.T) {
 	e := newEnv(t, sqliteConfig(t))
 	e.svc.cfg.PublishTimeout = time.Second
 	alice, bob := e.register(t, "alice"), e.register(t, "bob")
@@ -233,23 +239,88 @@ func TestSend_PublishFailureThenRetryDelivers(t *testing.T) {
 	if err := e.js.DeleteStream(ctx, e.names.Stream); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.svc.Send(ctx, session(alice, 1), textReq("lost", bob))
-	wantCode(t, err, common.ErrorCode_UNAVAILABLE)
-	if n := e.countMessages(t); n != 1 {
-		t.Fatalf("store holds %d messages, want the message stored", n)
+	resp, err := e.svc.Send(ctx, session(alice, 1), textReq("lost", bob))
+	if err != nil {
+		t.Fatalf("send while the stream is down: %v", err)
+	}
+	waitFor(t, 10*time.Second, "failed publish", func() bool {
+		return e.svc.stats.failed.Load() == 1
+	})
+	if n := e.outboxLen(t); n != 1 {
+		t.Fatalf("outbox holds %d rows after a failed publish, want 1", n)
 	}
 
 	if _, err := mq.EnsureStream(ctx, e.js, e.names); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.svc.Send(ctx, session(alice, 1), textReq("lost", bob))
+	e.waitPublished(t, 1) // the relay takes it after relayAge
+	if p, r := e.svc.stats.published.Load(), e.svc.stats.relayed.Load(); p != 0 || r != 1 {
+		t.Fatalf("published %d, relayed %d; want the relay's one", p, r)
+	}
+	ev, _ := e.lastEvent(t)
+	if ev.Message.MsgId != resp.MsgId || ev.Message.Seq != 1 {
+		t.Fatalf("relayed event = %+v, ack = %+v", ev.Message, resp)
+	}
+}
+
+// TestSend_OutboxSurvivesCrashBeforePublish plays a process that dies between
+// commit and publish: the restarted service relays the event exactly once.
+func TestSend_OutboxSurvivesCrashBeforePublish(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		const stored = 3
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		ctx := context.Background()
+		e.svc.onStored = func(*outboxRow) {} // the crash: committed, never published
+		last := e.sendN(t, alice, bob, stored, "crash")
+		if n := e.outboxLen(t); n != stored || e.streamMsgs(t) != 0 {
+			t.Fatalf("before restart: outbox %d, stream %d; want %d, 0", n, e.streamMsgs(t), stored)
+		}
+		// A running relay leaves a fresh row to the publisher.
+		if young, err := e.svc.oldOutbox(ctx, relayAge); err != nil || len(young) != 0 {
+			t.Fatalf("rows older than %v = %d, %v; want none yet", relayAge, len(young), err)
+		}
+
+		e.restart(t)
+		e.waitPublished(t, stored)
+		// A retry of the lost ack and a second relay pass publish nothing new.
+		again, err := e.svc.Send(ctx, session(alice, 1), textReq(fmt.Sprintf("crash-%d",
+			stored-1), bob))
+		if err != nil || !again.Duplicate || again.MsgId != last.MsgId {
+			t.Fatalf("retry = %+v, %v; first = %+v", again, err, last)
+		}
+		if n := e.svc.relay(ctx, 0); n != 0 {
+			t.Fatalf("second relay published %d events", n)
+		}
+		if seqs := e.streamSeqs(t); !slices.Equal(seqs, []int64{1, 2, 3}) ||
+			e.svc.stats.relayed.Load() != stored {
+			t.Fatalf("stream seqs %v, relayed %d; want 1 2 3 relayed once each",
+				seqs, e.svc.stats.relayed.Load())
+		}
+	})
+}
+
+// streamSeqs returns the message seqs of the stream's message events, in
+// stream order.
+func (e *env) streamSeqs(t *testing.T) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, e.names.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := e.lastEvent(t)
-	if !resp.Duplicate || ev.Message.MsgId != resp.MsgId || ev.Message.Seq != 1 {
-		t.Fatalf("retry = %+v, event = %+v", resp, ev.Message)
+	var seqs []int64
+	for i := uint64(1); i <= e.streamMsgs(t); i++ {
+		raw, err := s.GetMsg(ctx, i)
+		if err != nil {
+			t.Fatalf("read event %d: %v", i, err)
+		}
+		var ev event.MessageEvent
+		if _, err := ev.FastRead(raw.Data); err != nil {
+			t.Fatalf("decode event %d: %v", i, err)
+		}
+		seqs = append(seqs, ev.Message.Seq)
 	}
+	return seqs
 }
 
 func TestSync(t *testing.T) {

@@ -12,10 +12,9 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/mq"
-	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
-	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // failLogBurst is how many failed requests are logged per second.
@@ -37,6 +36,18 @@ type Service struct {
 	hash    *hasher
 	tokens  tokenSigner
 	now     func() time.Time
+	tables  tableNames
+
+	// outboxQueue feeds committed outbox rows to the publisher goroutine.
+	outboxQueue chan outboxItem
+	// onStored is called with the outbox row of each newly stored message
+	// after commit; it is enqueue, and tests replace it to play a crash
+	// between commit and publish.
+	onStored func(*outboxRow)
+	stats    outboxStats
+	// bg runs the publisher and the relay; stopBG ends them.
+	bg     run.Group
+	stopBG context.CancelFunc
 
 	// mu guards svr: Serve creates it, Stop stops it.
 	mu      sync.Mutex
@@ -48,6 +59,8 @@ var _ logicrpc.Logic = (*Service)(nil)
 
 // New validates cfg and deps, ensures the JetStream stream exists and returns
 // a Service on db (from OpenDB, with the same cfg). ctx bounds only the setup.
+// The Service starts publishing its outbox at once (republishing rows a
+// previous run left behind); Stop ends that, so call Stop even without Serve.
 func New(ctx context.Context, cfg Config, db *gorm.DB, deps Deps) (*Service, error) {
 	return newService(ctx, cfg, db, deps, defaultArgon)
 }
@@ -72,17 +85,34 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 	if err != nil {
 		return nil, err
 	}
+	tables, err := resolveTables(db)
+	if err != nil {
+		return nil, err
+	}
 	log := deps.Log
-	return &Service{
-		cfg:     cfg,
-		log:     log,
-		failLog: log.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
-		db:      db,
-		deps:    deps,
-		hash:    h,
-		tokens:  tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
-		now:     time.Now,
-	}, nil
+	s := &Service{
+		cfg:         cfg,
+		log:         log,
+		failLog:     log.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
+		db:          db,
+		deps:        deps,
+		hash:        h,
+		tokens:      tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
+		now:         time.Now,
+		tables:      tables,
+		outboxQueue: make(chan outboxItem, outboxQueueLen),
+	}
+	s.onStored = s.enqueue
+	s.startBackground()
+	return s, nil
+}
+
+// startBackground starts the outbox publisher and relay.
+func (s *Service) startBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopBG = cancel
+	s.bg.Go(s.log, "logic-outbox-publisher", func() { s.runPublisher(ctx) })
+	s.bg.Go(s.log, "logic-outbox-relay", func() { s.runRelay(ctx) })
 }
 
 // Serve runs the Kitex Logic server on ln and blocks until Stop. It returns
@@ -117,7 +147,9 @@ func (s *Service) Serve(ln net.Listener) error {
 }
 
 // Stop stops the server started by Serve, waiting up to a few seconds for
-// in-flight calls. It is idempotent; it does not close db or deps.
+// in-flight calls, then the outbox publisher and relay (a publish round in
+// flight finishes; queued events stay in the outbox for the next relay). It
+// is idempotent; it does not close db or deps.
 func (s *Service) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,13 +157,18 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	s.stopped = true
-	if s.svr == nil {
-		return nil
+	var err error
+	if s.svr != nil {
+		if serr := s.svr.Stop(); serr != nil {
+			err = fmt.Errorf("logic: stop: %w", serr)
+		}
 	}
-	if err := s.svr.Stop(); err != nil {
-		return fmt.Errorf("logic: stop: %w", err)
-	}
-	return nil
+	// After the server: requests still in flight may enqueue events.
+	s.stopBG()
+	s.bg.Wait()
+	s.log.Debug().Int64("published", s.stats.published.Load()).
+		Int64("relayed", s.stats.relayed.Load()).Msg("outbox stopped")
+	return err
 }
 
 // dbc returns the database bound to ctx, with the service logger in ctx for
@@ -156,20 +193,21 @@ func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Ev
 	return biz
 }
 
-// Delivered is being written with the delivery guarantees (issue 4).
-func (s *Service) Delivered(ctx context.Context, session *logicrpc.Session,
-	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
-	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
+// tableNames are the prefixed names of the tables that hand-written joins
+// name.
+type tableNames struct {
+	conv   string
+	member string
 }
 
-// SyncConvs is being written with the delivery guarantees (issue 4).
-func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
-	req *protocol.SyncConvsReq) (*protocol.SyncConvsResp, error) {
-	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
-}
-
-// MarkRead is being written with the delivery guarantees (issue 4).
-func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
-	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
-	return nil, &common.BizError{Code: common.ErrorCode_UNSUPPORTED, Message: "not yet"}
+func resolveTables(db *gorm.DB) (tableNames, error) {
+	var names [2]string
+	for i, model := range []any{&convRow{}, &memberRow{}} {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(model); err != nil {
+			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
+		}
+		names[i] = stmt.Schema.Table
+	}
+	return tableNames{conv: names[0], member: names[1]}, nil
 }

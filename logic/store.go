@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -11,6 +12,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 )
 
 // maxTxAttempts bounds the runs of a seq transaction: a rerun follows the
@@ -62,7 +64,8 @@ func (s *Service) findByClientID(ctx context.Context, sender int64,
 	res := s.dbc(ctx).Where("sender_id = ? AND client_msg_id = ?", sender, clientMsgID).
 		Limit(1).Find(&m)
 	if res.Error != nil {
-		return nil, fmt.Errorf("find message sender=%d client=%q: %w", sender, clientMsgID, res.Error)
+		return nil, fmt.Errorf("find message sender=%d client=%q: %w",
+			sender, clientMsgID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return nil, nil
@@ -70,25 +73,38 @@ func (s *Service) findByClientID(ctx context.Context, sender int64,
 	return &m, nil
 }
 
-// storeMessage assigns m the next seq of its conversation and inserts it, in
-// one transaction: the conversation row's lock (taken by the UPDATE) orders
-// concurrent senders, so seqs are 1, 2, 3... in commit order with no gap,
-// because a failed insert rolls its increment back. A duplicate client id
-// returns errDuplicate and stores nothing.
-func (s *Service) storeMessage(ctx context.Context, m *messageRow) error {
-	var err error
+// storeTimeout bounds the seq transaction. It must stay well under
+// convCursorMargin: SyncConvs relies on no transaction committing later than
+// that after it took its timestamp.
+const storeTimeout = 5 * time.Second
+
+// storeMessage assigns m the next seq of its conversation and inserts it with
+// its outbox row, in one transaction: the conversation row's lock (taken by
+// the UPDATE) orders concurrent senders, so seqs are 1, 2, 3... in commit
+// order with no gap, because a failed insert rolls its increment back. A
+// duplicate client id returns errDuplicate and stores nothing. The returned
+// outbox row is committed; the caller publishes it.
+func (s *Service) storeMessage(ctx context.Context, m *messageRow,
+	origin *logicrpc.Session) (*outboxRow, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var (
+		ob  *outboxRow
+		err error
+	)
 	for attempt := 1; ; attempt++ {
 		err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-			return insertWithSeq(tx, m)
+			ob, err = s.insertWithSeq(tx, m, origin)
+			return err
 		})
 		retry := isDeadlock(err)
 		if errors.Is(err, errNoConv) {
-			// The row is created outside the seq transaction: creating it
+			// The rows are created outside the seq transaction: creating them
 			// inside lets InnoDB's gap locks deadlock racing first senders.
-			if cerr := s.createConv(ctx, m.ConvID, m.CreatedAt); cerr != nil {
+			cerr := s.createConv(ctx, m.ConvID, m.CreatedAt)
+			retry = cerr == nil || isDeadlock(cerr)
+			if cerr != nil {
 				err = cerr
-			} else {
-				retry = true
 			}
 		}
 		if !retry || attempt == maxTxAttempts {
@@ -96,49 +112,94 @@ func (s *Service) storeMessage(ctx context.Context, m *messageRow) error {
 		}
 	}
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return errDuplicate
+		return nil, errDuplicate
 	}
 	if err != nil {
-		return fmt.Errorf("store message conv=%s sender=%d client=%q: %w",
+		return nil, fmt.Errorf("store message conv=%s sender=%d client=%q: %w",
 			m.ConvID, m.SenderID, m.ClientMsgID, err)
 	}
-	return nil
+	return ob, nil
 }
 
-func insertWithSeq(tx *gorm.DB, m *messageRow) error {
-	seq, err := nextSeq(tx, m.ConvID, m.CreatedAt)
+// insertWithSeq is the body of the seq transaction: take the seq, insert the
+// message, move the conversation's last message and the sender's read
+// position, and write the outbox row.
+func (s *Service) insertWithSeq(tx *gorm.DB, m *messageRow,
+	origin *logicrpc.Session) (*outboxRow, error) {
+	seq, prevMs, err := nextSeq(tx, m.ConvID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m.ID = 0
-	m.Seq = seq
-	return tx.Create(m).Error
+	// The time is taken under the row lock and never before the previous
+	// message's, so send times and updated_ms grow with seq.
+	now := s.now().UTC().Truncate(time.Millisecond)
+	if now.UnixMilli() < prevMs {
+		now = time.UnixMilli(prevMs).UTC()
+	}
+	m.ID, m.Seq, m.CreatedAt = 0, seq, now
+	if err := tx.Create(m).Error; err != nil {
+		return nil, err
+	}
+	err = tx.Model(&convRow{}).Where("id = ?", m.ConvID).Updates(map[string]any{
+		"last_msg_id": m.ID, "updated_ms": now.UnixMilli(), "updated_at": now}).Error
+	if err != nil {
+		return nil, err
+	}
+	// One's own message is read: the sender's read position moves to it.
+	err = tx.Model(&memberRow{}).
+		Where("conv_id = ? AND user_id = ? AND read_seq < ?", m.ConvID, m.SenderID, seq).
+		Update("read_seq", seq).Error
+	if err != nil {
+		return nil, err
+	}
+	return insertOutbox(tx, m, origin)
 }
 
-// nextSeq increments and returns last_seq of convID, or errNoConv when the
-// conversation has no row yet. The UPDATE takes the row lock that orders
-// concurrent senders until the transaction ends.
-func nextSeq(tx *gorm.DB, convID string, now time.Time) (int64, error) {
+// nextSeq increments and returns last_seq of convID with the conversation's
+// updated_ms before this message, or errNoConv when the conversation has no
+// row yet. The UPDATE takes the row lock that orders concurrent senders until
+// the transaction ends.
+func nextSeq(tx *gorm.DB, convID string) (seq, prevMs int64, err error) {
 	res := tx.Model(&convRow{}).Where("id = ?", convID).
-		Updates(map[string]any{"last_seq": gorm.Expr("last_seq + 1"), "updated_at": now})
+		Update("last_seq", gorm.Expr("last_seq + 1"))
 	if res.Error != nil {
-		return 0, res.Error
+		return 0, 0, res.Error
 	}
 	if res.RowsAffected == 0 {
-		return 0, errNoConv
+		return 0, 0, errNoConv
 	}
-	var seq int64
-	if err := tx.Model(&convRow{}).Where("id = ?", convID).Pluck("last_seq", &seq).Error; err != nil {
-		return 0, err
+	var c convRow
+	err = tx.Select("last_seq", "updated_ms").Where("id = ?", convID).Take(&c).Error
+	if err != nil {
+		return 0, 0, err
 	}
-	return seq, nil
+	return c.LastSeq, c.UpdatedMs, nil
 }
 
-// createConv creates the row of a p2p conversation unless it exists; racing
-// first senders all succeed.
+// createConv creates the row of a p2p conversation and its two member rows
+// unless they exist, in one transaction, so that a conversation never lacks
+// its members; racing first senders all succeed.
+//
+// TODO: conversations stored before the members table existed have no member
+// rows and so are missing from SyncConvs; a one-off backfill from their p2p
+// ids would restore them.
 func (s *Service) createConv(ctx context.Context, convID string, now time.Time) error {
-	row := convRow{ID: convID, Type: int16(common.ConvType_P2P), UpdatedAt: now}
-	err := s.dbc(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+	low, high, err := parseP2P(convID)
+	if err != nil {
+		return fmt.Errorf("create conv %s: %w", convID, err)
+	}
+	ms := now.UnixMilli()
+	row := convRow{ID: convID, Type: int16(common.ConvType_P2P), UpdatedMs: ms, UpdatedAt: now}
+	members := []memberRow{
+		{ConvID: convID, UserID: low, JoinedMs: ms},
+		{ConvID: convID, UserID: high, JoinedMs: ms},
+	}
+	err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&members).Error
+	})
 	if err != nil {
 		return fmt.Errorf("create conv %s: %w", convID, err)
 	}
@@ -161,4 +222,32 @@ func (s *Service) listMessages(ctx context.Context, convID string, afterSeq int6
 		return nil, fmt.Errorf("list messages conv=%s after=%d: %w", convID, afterSeq, err)
 	}
 	return rows, nil
+}
+
+// listMessagesBefore returns the newest limit messages of convID with
+// seq < beforeSeq, oldest first.
+func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeSeq int64,
+	limit int) ([]messageRow, error) {
+	var rows []messageRow
+	err := s.dbc(ctx).Where("conv_id = ? AND seq < ?", convID, beforeSeq).
+		Order("seq DESC").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list messages conv=%s before=%d: %w", convID, beforeSeq, err)
+	}
+	slices.Reverse(rows)
+	return rows, nil
+}
+
+// lastSeq returns the newest seq of convID, 0 when it has no row.
+func (s *Service) lastSeq(ctx context.Context, convID string) (int64, error) {
+	var seqs []int64
+	err := s.dbc(ctx).Model(&convRow{}).Where("id = ?", convID).Limit(1).
+		Pluck("last_seq", &seqs).Error
+	if err != nil {
+		return 0, fmt.Errorf("last seq conv=%s: %w", convID, err)
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	return seqs[0], nil
 }

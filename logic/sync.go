@@ -17,9 +17,12 @@ const (
 	maxSyncLimit     = 200
 )
 
-// Sync returns the messages of a conversation the session's user belongs to
-// with seq > after_seq, oldest first. Seqs are assigned in commit order, so a
-// client that pages with the last seq it saw never skips a message.
+// Sync returns messages of a conversation the session's user belongs to,
+// oldest first. Forward (before_seq 0): seq > after_seq; seqs are assigned in
+// commit order, so a client that pages with the last seq it saw never skips
+// a message. Backward (before_seq > 0): the newest messages below
+// before_seq, with has_more telling whether older ones exist. last_seq is
+// read after the page, so it is at least the page's newest seq.
 func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SyncReq) (*protocol.SyncResp, error) {
 	if session == nil || session.UserId == 0 {
@@ -34,19 +37,39 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	if _, err := peerOf(req.ConvId, session.UserId); err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
-	limit := syncLimit(req.Limit)
-	// One extra row tells whether another page follows.
-	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, 0), limit+1)
+	rows, hasMore, err := s.syncPage(ctx, req)
 	if err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
-	resp := &protocol.SyncResp{HasMore: len(rows) > limit}
-	rows = rows[:min(len(rows), limit)]
-	resp.Messages = make([]*common.Message, len(rows))
+	resp := &protocol.SyncResp{HasMore: hasMore, Messages: make([]*common.Message, len(rows))}
 	for i := range rows {
 		resp.Messages[i] = rows[i].toThrift()
 	}
+	fitReply(resp, req.BeforeSeq > 0)
+	if resp.LastSeq, err = s.lastSeq(ctx, req.ConvId); err != nil {
+		return nil, s.fail("sync", err, logIDs)
+	}
 	return resp, nil
+}
+
+// syncPage reads the page req asks for, oldest first. One row beyond the
+// limit tells whether another page follows: a newer one going forward, an
+// older one going backward.
+func (s *Service) syncPage(ctx context.Context,
+	req *protocol.SyncReq) ([]messageRow, bool, error) {
+	limit := syncLimit(req.Limit)
+	if req.BeforeSeq > 0 {
+		rows, err := s.listMessagesBefore(ctx, req.ConvId, req.BeforeSeq, limit+1)
+		if len(rows) > limit {
+			return rows[1:], true, err
+		}
+		return rows, false, err
+	}
+	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, 0), limit+1)
+	if len(rows) > limit {
+		return rows[:limit], true, err
+	}
+	return rows, false, err
 }
 
 func syncLimit(asked int32) int {
@@ -57,4 +80,20 @@ func syncLimit(asked int32) int {
 		return maxSyncLimit
 	}
 	return int(asked)
+}
+
+// fitReply cuts a page that would not fit in one frame: going forward it
+// keeps the oldest messages, going backward the newest, so the next page
+// continues without a hole.
+func fitReply(resp *protocol.SyncResp, backward bool) {
+	msgs := resp.Messages
+	if backward {
+		if n := fitBack(msgs, replyBudget); n < len(msgs) {
+			resp.Messages, resp.HasMore = msgs[len(msgs)-n:], true
+		}
+		return
+	}
+	if n := fitFront(msgs, replyBudget); n < len(msgs) {
+		resp.Messages, resp.HasMore = msgs[:n], true
+	}
 }

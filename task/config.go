@@ -97,11 +97,13 @@ func (c *Config) maxAckPending() int {
 const maxBackoffSteps = 4
 
 // backoffSchedule returns the consumer's BackOff: entry i is how long
-// JetStream waits for the ack of delivery i+1 before redelivering. JetStream
-// replaces AckWait by the first entry, so the schedule starts at AckWait. It
-// has at most MaxDeliver entries, as JetStream requires.
+// JetStream waits for the ack of delivery i+1 before redelivering; later
+// deliveries wait as long as the last entry. JetStream replaces AckWait by
+// the first entry, so the schedule starts at AckWait. It has fewer entries
+// than MaxDeliver: NATS servers before 2.10 refuse a consumer otherwise
+// (newer ones accept as many), and with MaxDeliver 1 it is empty.
 func (c *Config) backoffSchedule() []time.Duration {
-	n := min(c.MaxDeliver, maxBackoffSteps+1)
+	n := min(c.MaxDeliver-1, maxBackoffSteps+1)
 	out := make([]time.Duration, n)
 	for i := range out {
 		out[i] = c.AckWait << i

@@ -44,7 +44,10 @@ func (t *Task) deadLetter(ctx context.Context, j job, reason string, cause error
 		_ = j.msg.NakWithDelay(t.cfg.nakDelay(j.delivered))
 		return
 	}
-	if err := j.msg.TermWithReason(reason); err != nil {
+	// Term without a reason: NATS servers before 2.10 do not parse
+	// "+TERM <reason>" and leave the event pending; the reason is in the
+	// dead letter's headers.
+	if err := j.msg.Term(); err != nil {
 		t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("term event")
 	}
 	// Rare by nature and sampled: an operator needs to see poison events.

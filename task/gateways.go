@@ -167,6 +167,20 @@ func (g *gatewayClients) pushOne(ctx context.Context, addr string, frame []byte,
 	return r
 }
 
+// kick asks the gateway at addr to close the connections of req.
+func (g *gatewayClients) kick(ctx context.Context, addr string,
+	req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
+	cli, err := g.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.Kick(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("task: kick on gateway %s: %w", addr, err)
+	}
+	return resp, nil
+}
+
 // groupTargets groups routes by gateway, leaving out the origin connection
 // (the sending device already has its ack) and routes without a gateway. A
 // route listed twice is pushed once.

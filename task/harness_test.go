@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudwego/kitex/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -30,14 +32,23 @@ type env struct {
 	routes *route.Memory
 }
 
+// newEnv connects to the NATS server named by RESONANCE_TEST_NATS_URL, or
+// else starts an embedded one, with names unique to the test; the stream is
+// deleted at cleanup.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e, err := mq.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var nc *nats.Conn
+	var err error
+	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
+		nc, err = mq.Dial(url, t.Name())
+	} else {
+		var e *mq.Embedded
+		if e, err = mq.StartEmbedded(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		nc, err = e.Connect(t.Name())
 	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +57,14 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{js: js, names: mq.NewNames("t"), routes: route.NewMemory(time.Minute)}
+	names := mq.NewNames(fmt.Sprintf("t%d", time.Now().UnixNano()))
+	t.Cleanup(func() {
+		err := js.DeleteStream(context.Background(), names.Stream)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("delete stream %s: %v", names.Stream, err)
+		}
+	})
+	return &env{js: js, names: names, routes: route.NewMemory(time.Minute)}
 }
 
 // testConfig is small and quick: short waits so retries happen in the test.
@@ -103,11 +121,24 @@ func (en *env) publish(t *testing.T, ev *event.MessageEvent) {
 	en.publishRaw(t, buf, fmt.Sprintf("msg-%d", ev.Message.MsgId))
 }
 
+// publishKick sends ev as logic does on a replaced login.
+func (en *env) publishKick(t *testing.T, ev *event.KickEvent) {
+	t.Helper()
+	buf := make([]byte, ev.BLength())
+	ev.FastWriteNocopy(buf, nil)
+	en.publishOn(t, en.names.KickSubject(), buf, fmt.Sprintf("kick-%s-%d", ev.Gateway, ev.ConnId))
+}
+
 func (en *env) publishRaw(t *testing.T, data []byte, id string) {
+	t.Helper()
+	en.publishOn(t, en.names.MessageSubject(), data, id)
+}
+
+func (en *env) publishOn(t *testing.T, subject string, data []byte, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := en.js.Publish(ctx, en.names.MessageSubject(), data, jetstream.WithMsgID(id))
+	_, err := en.js.Publish(ctx, subject, data, jetstream.WithMsgID(id))
 	if err != nil {
 		t.Fatalf("publish %s: %v", id, err)
 	}
@@ -156,6 +187,7 @@ type stubGateway struct {
 	mu    sync.Mutex
 	calls []pushCall
 	conns map[int64][][]byte // frames per connection, in arrival order
+	kicks []*pushrpc.KickReq
 }
 
 func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
@@ -201,6 +233,28 @@ func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.
 	}
 	g.calls = append(g.calls, call)
 	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}, nil
+}
+
+// Kick implements pushrpc.Push, recording the request; a stalled gateway
+// records it and then never answers.
+func (g *stubGateway) Kick(ctx context.Context, req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
+	g.mu.Lock()
+	g.kicks = append(g.kicks, req)
+	g.mu.Unlock()
+	if g.block != nil {
+		select {
+		case <-g.block:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("stalled")
+	}
+	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}, nil
+}
+
+func (g *stubGateway) kicksCopy() []*pushrpc.KickReq {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*pushrpc.KickReq(nil), g.kicks...)
 }
 
 func (g *stubGateway) framesOf(conn int64) [][]byte {
@@ -273,7 +327,10 @@ func (en *env) consumerSettled(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	// Not NumRedelivered: NATS 2.9 keeps counting a redelivered event after
+	// its ack or term; newer servers count only unacked ones, which
+	// NumAckPending covers.
+	return info.NumPending == 0 && info.NumAckPending == 0
 }
 
 // fakeJS satisfies jetstream.JetStream for tests of New, which never calls it.
@@ -284,4 +341,13 @@ func newNamesForTest() mq.Names { return mq.NewNames("t") }
 // settled returns consumerSettled as a condition for waitFor.
 func (en *env) settled(t *testing.T) func() bool {
 	return func() bool { return en.consumerSettled(t) }
+}
+
+// semverAtLeast reports whether version ("2.9.10") is at least major.minor.
+func semverAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(version, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }

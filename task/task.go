@@ -1,7 +1,8 @@
 // Package task owns the push role: it consumes message events from NATS
 // JetStream, looks up the routes of their recipients and pushes one encoded
 // frame to each gateway holding a recipient's connection, through that
-// gateway's Kitex Push service.
+// gateway's Kitex Push service. It also consumes kick events and asks the
+// named gateway to close a replaced connection (kick.go).
 //
 // Ordering: events are partitioned by conversation over Config.Workers
 // workers, each handling its events one at a time, so one task instance
@@ -97,6 +98,10 @@ func (t *Task) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kicks, err := t.setupKicks(ctx)
+	if err != nil {
+		return err
+	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(t.cfg.BatchSize))
 	if err != nil {
 		return fmt.Errorf("task: consume %s: %w", t.names.Consumer, err)
@@ -109,6 +114,7 @@ func (t *Task) Run(ctx context.Context) error {
 	var g run.Group
 	queues := t.startWorkers(ctx, &g)
 	g.Go(t.log, "task-sweeper", func() { t.sweepClients(ctx) })
+	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
 	close(t.ready)
 	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
 		Msg("task consuming")
@@ -223,7 +229,9 @@ func (t *Task) dispatch(ctx context.Context, iter jetstream.MessagesContext,
 // behind the others, so one or two handed-back events can arrive after later
 // ones of their conversation. Clients treat that like any seq gap (sync,
 // drop the duplicate). Waiting out the ack wait instead would keep order
-// but delay every handed-back event by AckWait.
+// but delay every handed-back event by AckWait. NATS servers before 2.10
+// deliver such an event into that pull request instead, so it comes back
+// only after AckWait: late, never lost.
 func (t *Task) handBack(msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		if err := m.Nak(); err != nil {

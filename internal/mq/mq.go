@@ -38,6 +38,15 @@ func NewNames(prefix string) Names {
 // MessageSubject is the subject message events are published on.
 func (n Names) MessageSubject() string { return n.Subject + ".msg" }
 
+// KickSubject is the subject kick events (event.KickEvent) are published on.
+// The stream captures it with the rest of Subject + ".>".
+func (n Names) KickSubject() string { return n.Subject + ".kick" }
+
+// KickConsumer is the durable consumer of kick events, shared by task
+// instances. Kicks have a consumer of their own so that a backlog of message
+// events never delays closing a replaced connection.
+func (n Names) KickConsumer() string { return n.Consumer + "_kick" }
+
 // sanitize turns a prefix into a valid stream or consumer name (no dots,
 // spaces or wildcards).
 func sanitize(s string) string {

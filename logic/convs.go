@@ -1,0 +1,222 @@
+package logic
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// convCursorMargin is how far behind the server's clock a finished
+// SyncConvs run leaves its cursor. A conversation's updated_ms is taken
+// inside the transaction that stores its message, which may commit after a
+// transaction that took a later time: a cursor at the newest time read would
+// skip it. No store transaction outlives storeTimeout, so rows that commit
+// after a read carry a time no older than the read minus storeTimeout; the
+// margin covers that plus clock skew between logic instances.
+const convCursorMargin = 10 * time.Second
+
+// convPos is a position in the (updated_ms, conv_id) order SyncConvs pages
+// by.
+type convPos struct {
+	ms   int64
+	conv string
+}
+
+// before reports whether p sorts before q.
+func (p convPos) before(q convPos) bool {
+	return p.ms < q.ms || p.ms == q.ms && p.conv < q.conv
+}
+
+// convCursor is the opaque SyncConvs cursor: the position read so far and,
+// while a run of pages is under way (has_more), the floor taken at its
+// first page. The empty cursor is the zero value: everything.
+type convCursor struct {
+	pos   convPos
+	floor int64 // Unix ms; 0 when no run is under way
+}
+
+const cursorVersion = "c1"
+
+func (c convCursor) encode() string {
+	raw := cursorVersion + ":" + strconv.FormatInt(c.pos.ms, 10) + ":" +
+		strconv.FormatInt(c.floor, 10) + ":" + c.pos.conv
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(s string) (convCursor, error) {
+	if s == "" {
+		return convCursor{}, nil
+	}
+	bad := fmt.Errorf("%w: malformed cursor", ErrBadRequest)
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return convCursor{}, bad
+	}
+	parts := strings.SplitN(string(raw), ":", 4)
+	if len(parts) != 4 || parts[0] != cursorVersion || len(parts[3]) > maxConvID {
+		return convCursor{}, bad
+	}
+	ms, err1 := strconv.ParseInt(parts[1], 10, 64)
+	floor, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || ms < 0 || floor < 0 {
+		return convCursor{}, bad
+	}
+	return convCursor{pos: convPos{ms: ms, conv: parts[3]}, floor: floor}, nil
+}
+
+// nextCursor returns the cursor after a page that read up to last. Within a
+// run the cursor follows the rows. When the run ends it moves back to the
+// run's floor unless it is already behind it, so that the next call reads
+// again every conversation whose transaction may still have been in flight
+// (see convCursorMargin); it never moves ahead of what was read.
+func nextCursor(cur convCursor, last convPos, hasMore bool) convCursor {
+	if hasMore {
+		return convCursor{pos: last, floor: cur.floor}
+	}
+	floor := convPos{ms: cur.floor}
+	if floor.before(last) {
+		last = floor
+	}
+	return convCursor{pos: last}
+}
+
+// convSummaryRow is one row of the SyncConvs query.
+type convSummaryRow struct {
+	ID        string
+	Type      int16
+	LastSeq   int64
+	LastMsgID int64
+	UpdatedMs int64
+	ReadSeq   int64
+}
+
+// SyncConvs lists the session user's conversations changed since the
+// request's cursor, in (updated_ms, conv_id) order, with this device's
+// delivered position. A conversation may be reported again on a later call;
+// clients compare last_seq.
+func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
+	req *protocol.SyncConvsReq) (*protocol.SyncConvsResp, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("sync_convs", ErrUnauthenticated, nil)
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
+	}
+	cur, err := decodeCursor(req.GetCursor())
+	if err != nil {
+		return nil, s.fail("sync_convs", err, logIDs)
+	}
+	if cur.floor == 0 {
+		// A new run: its floor is taken before its first read.
+		cur.floor = max(1, s.now().Add(-convCursorMargin).UnixMilli())
+	}
+	limit := syncLimit(req.GetLimit())
+	rows, err := s.changedConvs(ctx, session.UserId, cur.pos, limit+1)
+	if err != nil {
+		return nil, s.fail("sync_convs", err, logIDs)
+	}
+	hasMore := len(rows) > limit
+	rows = rows[:min(len(rows), limit)]
+	convs, err := s.summaries(ctx, session, rows)
+	if err != nil {
+		return nil, s.fail("sync_convs", err, logIDs)
+	}
+	if n := fitFront(convs, replyBudget); n < len(convs) {
+		// Each summary carries a last message: a page of big ones is cut
+		// to fit one frame, and the cursor resumes after what was sent.
+		convs, rows, hasMore = convs[:n], rows[:n], true
+	}
+	last := cur.pos
+	if len(rows) > 0 {
+		last = convPos{ms: rows[len(rows)-1].UpdatedMs, conv: rows[len(rows)-1].ID}
+	}
+	next := nextCursor(cur, last, hasMore)
+	return &protocol.SyncConvsResp{Convs: convs, Cursor: next.encode(), HasMore: hasMore}, nil
+}
+
+// changedConvs returns up to limit conversations of user positioned after
+// pos, in position order.
+func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
+	limit int) ([]convSummaryRow, error) {
+	var rows []convSummaryRow
+	err := s.dbc(ctx).Table(s.tables.member+" AS m").
+		Select("c.id, c.type, c.last_seq, c.last_msg_id, c.updated_ms, m.read_seq").
+		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
+		Where("m.user_id = ?", user).
+		Where("(c.updated_ms > ? OR (c.updated_ms = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv).
+		Order("c.updated_ms ASC, c.id ASC").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("changed convs user=%d after=%d/%s: %w",
+			user, pos.ms, pos.conv, err)
+	}
+	return rows, nil
+}
+
+// summaries completes rows with their last messages and this device's
+// delivered positions, two queries for the whole page.
+func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
+	rows []convSummaryRow) ([]*protocol.ConvSummary, error) {
+	if len(rows) == 0 {
+		return []*protocol.ConvSummary{}, nil
+	}
+	msgIDs := make([]int64, 0, len(rows))
+	convIDs := make([]string, len(rows))
+	for i, r := range rows {
+		convIDs[i] = r.ID
+		if r.LastMsgID != 0 {
+			msgIDs = append(msgIDs, r.LastMsgID)
+		}
+	}
+	msgs, err := s.messagesByID(ctx, msgIDs)
+	if err != nil {
+		return nil, err
+	}
+	delivered, err := s.deliveredSeqs(ctx, session.UserId, session.DeviceId, convIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*protocol.ConvSummary, len(rows))
+	for i, r := range rows {
+		out[i] = &protocol.ConvSummary{
+			ConvId:       r.ID,
+			Type:         common.ConvType(r.Type),
+			LastSeq:      r.LastSeq,
+			ReadSeq:      r.ReadSeq,
+			Unread:       max(0, r.LastSeq-r.ReadSeq),
+			DeliveredSeq: delivered[r.ID],
+			UpdatedMs:    r.UpdatedMs,
+		}
+		if m, ok := msgs[r.LastMsgID]; ok {
+			out[i].LastMessage = m.toThrift()
+		}
+		if peer, err := peerOf(r.ID, session.UserId); err == nil {
+			out[i].PeerUserId = peer
+		}
+	}
+	return out, nil
+}
+
+// messagesByID returns the messages with the given ids, by id.
+func (s *Service) messagesByID(ctx context.Context, ids []int64) (map[int64]*messageRow, error) {
+	out := make(map[int64]*messageRow, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []messageRow
+	if err := s.dbc(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("messages by id (%d ids): %w", len(ids), err)
+	}
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}

@@ -1,0 +1,272 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+)
+
+// The outbox makes "a stored message is always published" hold across
+// crashes. The seq transaction writes the message's event into the outbox
+// table; after commit the publisher sends it to JetStream and deletes the row
+// once acked. Rows left behind (a crash, NATS down, a full queue) are
+// republished by the relay of any logic instance. Every publish carries the
+// Nats-Msg-Id "msg-<id>", so the stream drops a second copy inside its
+// duplicate window and several relays may run at once.
+//
+// Order: events of one conversation normally reach the stream in seq order,
+// but two senders committing back to back, or a relayed row, may land out of
+// order. Clients treat that as a seq gap and sync.
+const (
+	// outboxQueueLen bounds the events waiting for the publisher. When full,
+	// Send does not wait: the row stays for the relay.
+	outboxQueueLen = 4096
+	// outboxBatch is how many events one async publish round (and one relay
+	// query) takes; their acks are awaited together and their rows deleted
+	// in one statement.
+	outboxBatch = 256
+	// relayAge is how old a row must be before the relay takes it, so that
+	// it rarely races the publisher with a row whose publish is in flight.
+	relayAge = 5 * time.Second
+	// relayInterval is how often the relay looks for old rows.
+	relayInterval = time.Second
+	// deleteLinger is how long the rows of acked events may wait to be
+	// deleted together (see runPublisher).
+	deleteLinger = 100 * time.Millisecond
+)
+
+// outboxItem is one committed outbox row on its way to JetStream.
+type outboxItem struct {
+	rowID   int64
+	msgID   int64
+	payload []byte
+}
+
+// outboxStats counts publishes for logs and tests: acked on the normal path,
+// acked on the relay's (usually events that were not in the stream), and
+// failed on either, which leaves the row for a later relay pass.
+type outboxStats struct {
+	published atomic.Int64
+	relayed   atomic.Int64
+	failed    atomic.Int64
+}
+
+// insertOutbox writes the event of m inside the seq transaction tx.
+//
+// TODO: recipients come from the p2p conversation id; groups will read them
+// from the members table (or let task do it, for large groups).
+func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session) (*outboxRow, error) {
+	low, high, err := parseP2P(m.ConvID)
+	if err != nil {
+		return nil, fmt.Errorf("outbox msg %d: stored conv %q: %w", m.ID, m.ConvID, err)
+	}
+	ev := &event.MessageEvent{
+		Message:       m.toThrift(),
+		Recipients:    []int64{low, high},
+		OriginGateway: origin.Gateway,
+		OriginConnId:  origin.ConnId,
+	}
+	buf := make([]byte, ev.BLength())
+	buf = buf[:ev.FastWrite(buf)]
+	// The wall clock, not the service's: only the relay's age test reads it.
+	row := &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli()}
+	if err := tx.Create(row).Error; err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// enqueue hands a committed outbox row to the publisher without waiting. A
+// full queue leaves the row to the relay, a few seconds later.
+func (s *Service) enqueue(row *outboxRow) {
+	select {
+	case s.outboxQueue <- outboxItem{rowID: row.ID, msgID: row.MsgID, payload: row.Payload}:
+	default:
+		s.failLog.Warn().Int64("msg", row.MsgID).Msg("outbox queue full; relay will publish")
+	}
+}
+
+// runPublisher publishes queued events in batches until ctx is done. Events
+// still queued then stay in the outbox table for a relay.
+//
+// The rows of acked events are deleted in batches, at the latest
+// deleteLinger after their ack: one delete per message would cost a second
+// commit (an fsync) per message, and on SQLite take the only connection from
+// the senders. A crash inside the linger leaves rows whose events are in the
+// stream; the relay publishes them again and the stream drops the copies.
+func (s *Service) runPublisher(ctx context.Context) {
+	batch := make([]outboxItem, 0, outboxBatch)
+	acked := make([]int64, 0, outboxBatch)
+	linger := time.NewTicker(deleteLinger)
+	defer linger.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.deleteAcked(context.WithoutCancel(ctx), acked)
+			return
+		case <-linger.C:
+			acked = s.deleteAcked(ctx, acked)
+			continue
+		case it := <-s.outboxQueue:
+			batch = append(batch[:0], it)
+		}
+		// Take what else is queued: one round of acks covers all of it.
+	fill:
+		for len(batch) < outboxBatch {
+			select {
+			case it := <-s.outboxQueue:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		n := len(acked)
+		acked = s.publishBatch(acked, batch)
+		s.stats.published.Add(int64(len(acked) - n))
+		if len(acked) >= outboxBatch {
+			acked = s.deleteAcked(ctx, acked)
+		}
+	}
+}
+
+// deleteAcked deletes the outbox rows of acked events and returns acked
+// emptied for reuse. A failed delete is logged and forgotten: the rows are
+// published again by a relay, and the stream drops the copies.
+func (s *Service) deleteAcked(ctx context.Context, acked []int64) []int64 {
+	if err := s.deleteOutbox(ctx, acked); err != nil {
+		s.failLog.Warn().Err(err).Int("rows", len(acked)).Msg("outbox delete")
+	}
+	return acked[:0]
+}
+
+// publishBatch publishes items asynchronously, waits for their acks (bounded
+// by PublishTimeout together) and appends the outbox row ids of the acked
+// ones to acked. Failed items keep their rows for the relay.
+func (s *Service) publishBatch(acked []int64, items []outboxItem) []int64 {
+	futures := make([]jetstream.PubAckFuture, len(items))
+	for i, it := range items {
+		msgID := "msg-" + strconv.FormatInt(it.msgID, 10)
+		f, err := s.deps.JS.PublishAsync(s.deps.MQ.MessageSubject(), it.payload,
+			jetstream.WithMsgID(msgID))
+		if err != nil {
+			s.failLog.Warn().Err(err).Int64("msg", it.msgID).Msg("outbox publish")
+			continue
+		}
+		futures[i] = f
+	}
+	n := len(acked)
+	timeout := time.NewTimer(s.cfg.PublishTimeout)
+	defer timeout.Stop()
+	for i, f := range futures {
+		if f != nil && s.awaitAck(f, timeout.C, items[i].msgID) {
+			acked = append(acked, items[i].rowID)
+		}
+	}
+	s.stats.failed.Add(int64(len(items) - (len(acked) - n)))
+	return acked
+}
+
+// awaitAck waits for f's ack until timeout fires (and stays fired for the
+// rest of the batch).
+func (s *Service) awaitAck(f jetstream.PubAckFuture, timeout <-chan time.Time, msgID int64) bool {
+	select {
+	case <-f.Ok():
+		return true
+	case err := <-f.Err():
+		s.failLog.Warn().Err(err).Int64("msg", msgID).Msg("outbox publish not acked")
+	case <-timeout:
+		s.failLog.Warn().Int64("msg", msgID).Msg("outbox publish ack timed out")
+	}
+	return false
+}
+
+// deleteOutbox deletes the outbox rows with the given ids.
+func (s *Service) deleteOutbox(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.dbc(ctx).Where("id IN ?", ids).Delete(&outboxRow{}).Error; err != nil {
+		return fmt.Errorf("delete outbox rows %d..%d: %w", ids[0], ids[len(ids)-1], err)
+	}
+	return nil
+}
+
+// runRelay republishes every outbox row at once, then rows older than
+// relayAge every relayInterval, until ctx is done.
+func (s *Service) runRelay(ctx context.Context) {
+	// At start every row is an orphan of a previous run (or of another
+	// instance, in which case the stream drops the copy).
+	s.relay(ctx, 0)
+	tick := time.NewTicker(relayInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.relay(ctx, relayAge)
+		}
+	}
+}
+
+// relay publishes, in id order, the outbox rows older than minAge, a batch
+// at a time, until none is left or a batch fails. It returns how many it
+// published.
+func (s *Service) relay(ctx context.Context, minAge time.Duration) int {
+	total := 0
+	for ctx.Err() == nil {
+		items, err := s.oldOutbox(ctx, minAge)
+		if err != nil {
+			s.failLog.Warn().Err(err).Msg("outbox relay")
+			return total
+		}
+		if len(items) == 0 {
+			return total
+		}
+		acked := s.publishBatch(nil, items)
+		n := len(acked)
+		total += n
+		s.stats.relayed.Add(int64(n))
+		if err := s.deleteOutbox(ctx, acked); err != nil {
+			s.failLog.Warn().Err(err).Int("rows", n).Msg("outbox relay delete")
+			return total
+		}
+		if n > 0 {
+			// Rare: only rows the publisher could not publish get here, so
+			// this logs outages and restarts, not messages.
+			s.log.Info().Int("rows", len(items)).Int("published", n).Msg("outbox relayed")
+		}
+		if n < len(items) || len(items) < outboxBatch {
+			return total
+		}
+	}
+	return total
+}
+
+// oldOutbox returns up to outboxBatch rows older than minAge, oldest first.
+//
+// TODO: several instances read the same rows; SELECT ... FOR UPDATE SKIP
+// LOCKED on MariaDB would split them, at the cost of holding a transaction
+// over the publish. The Nats-Msg-Id dedupe already makes the overlap safe.
+func (s *Service) oldOutbox(ctx context.Context, minAge time.Duration) ([]outboxItem, error) {
+	var rows []outboxRow
+	cutoff := time.Now().Add(-minAge).UnixMilli()
+	err := s.dbc(ctx).Where("created_ms <= ?", cutoff).Order("id ASC").
+		Limit(outboxBatch).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("read outbox before %d ms: %w", cutoff, err)
+	}
+	items := make([]outboxItem, len(rows))
+	for i, r := range rows {
+		items[i] = outboxItem{rowID: r.ID, msgID: r.MsgID, payload: r.Payload}
+	}
+	return items, nil
+}
