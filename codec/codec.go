@@ -89,6 +89,14 @@ func KnownOp(op protocol.Op) bool {
 		protocol.Op_DELIVERED, protocol.Op_DELIVERED_ACK,
 		protocol.Op_SYNC_CONVS, protocol.Op_SYNC_CONVS_ACK,
 		protocol.Op_MARK_READ, protocol.Op_MARK_READ_ACK,
+		protocol.Op_LOGOUT, protocol.Op_LOGOUT_ACK,
+		protocol.Op_REFRESH, protocol.Op_REFRESH_ACK,
+		protocol.Op_CHANGE_PASSWORD, protocol.Op_CHANGE_PASSWORD_ACK,
+		protocol.Op_UPDATE_PROFILE, protocol.Op_UPDATE_PROFILE_ACK,
+		protocol.Op_LIST_DEVICES, protocol.Op_LIST_DEVICES_ACK,
+		protocol.Op_SIGN_OUT_DEVICE, protocol.Op_SIGN_OUT_DEVICE_ACK,
+		protocol.Op_SEARCH_USERS, protocol.Op_SEARCH_USERS_ACK,
+		protocol.Op_BLOCK, protocol.Op_BLOCK_ACK,
 		protocol.Op_PUSH, protocol.Op_CLOSE:
 		return true
 	}

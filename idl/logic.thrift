@@ -12,6 +12,7 @@ struct Session {
     2: string device_id,
     3: string gateway,      // push address of the gateway holding the connection
     4: i64 conn_id,         // unique within that gateway's lifetime
+    5: string remote_addr,  // the client's address, for per-address limits and logs
 }
 
 // ConnInfo describes a connection that is not yet authenticated.
@@ -43,4 +44,13 @@ service Logic {
     protocol.DeliveredResp Delivered(1: Session session, 2: protocol.DeliveredReq req) throws (1: common.BizError err)
     protocol.SyncConvsResp SyncConvs(1: Session session, 2: protocol.SyncConvsReq req) throws (1: common.BizError err)
     protocol.MarkReadResp MarkRead(1: Session session, 2: protocol.MarkReadReq req) throws (1: common.BizError err)
+
+    protocol.LogoutResp Logout(1: Session session, 2: protocol.LogoutReq req) throws (1: common.BizError err)
+    protocol.RefreshResp Refresh(1: Session session, 2: protocol.RefreshReq req) throws (1: common.BizError err)
+    protocol.ChangePasswordResp ChangePassword(1: Session session, 2: protocol.ChangePasswordReq req) throws (1: common.BizError err)
+    protocol.UserInfo UpdateProfile(1: Session session, 2: protocol.UpdateProfileReq req) throws (1: common.BizError err)
+    protocol.ListDevicesResp ListDevices(1: Session session, 2: protocol.ListDevicesReq req) throws (1: common.BizError err)
+    protocol.SignOutDeviceResp SignOutDevice(1: Session session, 2: protocol.SignOutDeviceReq req) throws (1: common.BizError err)
+    protocol.SearchUsersResp SearchUsers(1: Session session, 2: protocol.SearchUsersReq req) throws (1: common.BizError err)
+    protocol.BlockResp Block(1: Session session, 2: protocol.BlockReq req) throws (1: common.BizError err)
 }

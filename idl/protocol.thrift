@@ -28,6 +28,22 @@ enum Op {
     SYNC_CONVS_ACK = 0x10,  // body SyncConvsResp
     MARK_READ = 0x11,       // body MarkReadReq
     MARK_READ_ACK = 0x12,   // body MarkReadResp
+    LOGOUT = 0x13,          // body LogoutReq: revoke this device's tokens, then close
+    LOGOUT_ACK = 0x14,      // body LogoutResp
+    REFRESH = 0x15,         // body RefreshReq: a new access token before the old expires
+    REFRESH_ACK = 0x16,     // body RefreshResp
+    CHANGE_PASSWORD = 0x17, // body ChangePasswordReq
+    CHANGE_PASSWORD_ACK = 0x18, // body ChangePasswordResp
+    UPDATE_PROFILE = 0x19,  // body UpdateProfileReq
+    UPDATE_PROFILE_ACK = 0x1A,  // body UserInfo
+    LIST_DEVICES = 0x1B,    // body ListDevicesReq
+    LIST_DEVICES_ACK = 0x1C,    // body ListDevicesResp
+    SIGN_OUT_DEVICE = 0x1D, // body SignOutDeviceReq
+    SIGN_OUT_DEVICE_ACK = 0x1E, // body SignOutDeviceResp
+    SEARCH_USERS = 0x1F,    // body SearchUsersReq
+    SEARCH_USERS_ACK = 0x20,    // body SearchUsersResp
+    BLOCK = 0x21,           // body BlockReq
+    BLOCK_ACK = 0x22,       // body BlockResp
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
@@ -76,6 +92,10 @@ struct LoginReq {
     5: string platform,
 }
 
+// LoginResp carries a short-lived access token (log in with it on reconnect)
+// and a longer-lived refresh token bound to this device (REFRESH exchanges it
+// for a new pair). A connection whose access token expires without a REFRESH
+// is closed with TOKEN_EXPIRED.
 struct LoginResp {
     1: i64 user_id,
     2: string token,
@@ -83,6 +103,8 @@ struct LoginResp {
     4: i32 heartbeat_interval_ms,   // send a HEARTBEAT at least this often
     5: i64 server_time_ms,
     6: string username,
+    7: string refresh_token,
+    8: i64 refresh_expires_ms,
 }
 
 // SendReq sends one message. A 1:1 message names to_user_id; conv_id names an
@@ -182,7 +204,94 @@ struct GetUserReq {
 struct GetUserResp {
     1: i64 user_id,
     2: string username,
+    3: string nickname,
+    4: string avatar_url,
 }
+
+struct LogoutReq {}
+
+struct LogoutResp {}
+
+struct RefreshReq {
+    1: string refresh_token,
+}
+
+// RefreshResp is a new token pair; the old refresh token stops working.
+struct RefreshResp {
+    1: string token,
+    2: i64 token_expires_ms,
+    3: string refresh_token,
+    4: i64 refresh_expires_ms,
+}
+
+// ChangePasswordReq revokes every token of the user except this device's new
+// pair, and closes the user's other connections with SIGNED_OUT.
+struct ChangePasswordReq {
+    1: string old_password,
+    2: string new_password,
+}
+
+struct ChangePasswordResp {
+    1: string token,
+    2: i64 token_expires_ms,
+    3: string refresh_token,
+    4: i64 refresh_expires_ms,
+}
+
+// UserInfo is the public profile of a user.
+struct UserInfo {
+    1: i64 user_id,
+    2: string username,
+    3: string nickname,
+    4: string avatar_url,
+}
+
+// UpdateProfileReq sets the fields that are set (nil leaves one unchanged).
+struct UpdateProfileReq {
+    1: optional string nickname,
+    2: optional string avatar_url,
+}
+
+struct ListDevicesReq {}
+
+struct Device {
+    1: string device_id,
+    2: string platform,
+    3: i64 last_login_ms,
+    4: bool online,
+    5: bool current,    // the device asking
+}
+
+struct ListDevicesResp {
+    1: list<Device> devices,
+}
+
+// SignOutDeviceReq revokes one device's tokens and closes its connections.
+struct SignOutDeviceReq {
+    1: string device_id,
+}
+
+struct SignOutDeviceResp {}
+
+// SearchUsersReq finds users by exact username, or by username prefix of at
+// least 3 characters; at most limit (capped at 20) results.
+struct SearchUsersReq {
+    1: string query,
+    2: i32 limit,
+}
+
+struct SearchUsersResp {
+    1: list<UserInfo> users,
+}
+
+// BlockReq blocks (or unblocks) a user: a blocked user can neither start nor
+// continue a 1:1 conversation with the blocker.
+struct BlockReq {
+    1: i64 user_id,
+    2: bool blocked,
+}
+
+struct BlockResp {}
 
 // PushMsg is a message delivered to a connection.
 struct PushMsg {

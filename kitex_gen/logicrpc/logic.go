@@ -10,10 +10,11 @@ import (
 )
 
 type Session struct {
-	UserId   int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
-	DeviceId string `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
-	Gateway  string `thrift:"gateway,3" frugal:"3,default,string" json:"gateway"`
-	ConnId   int64  `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
+	UserId     int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	DeviceId   string `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
+	Gateway    string `thrift:"gateway,3" frugal:"3,default,string" json:"gateway"`
+	ConnId     int64  `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
+	RemoteAddr string `thrift:"remote_addr,5" frugal:"5,default,string" json:"remote_addr"`
 }
 
 func NewSession() *Session {
@@ -38,6 +39,10 @@ func (p *Session) GetGateway() (v string) {
 func (p *Session) GetConnId() (v int64) {
 	return p.ConnId
 }
+
+func (p *Session) GetRemoteAddr() (v string) {
+	return p.RemoteAddr
+}
 func (p *Session) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -49,6 +54,9 @@ func (p *Session) SetGateway(val string) {
 }
 func (p *Session) SetConnId(val int64) {
 	p.ConnId = val
+}
+func (p *Session) SetRemoteAddr(val string) {
+	p.RemoteAddr = val
 }
 
 func (p *Session) String() string {
@@ -63,6 +71,7 @@ var fieldIDToName_Session = map[int16]string{
 	2: "device_id",
 	3: "gateway",
 	4: "conn_id",
+	5: "remote_addr",
 }
 
 type ConnInfo struct {
@@ -132,6 +141,22 @@ type Logic interface {
 	SyncConvs(ctx context.Context, session *Session, req *protocol.SyncConvsReq) (r *protocol.SyncConvsResp, err error)
 
 	MarkRead(ctx context.Context, session *Session, req *protocol.MarkReadReq) (r *protocol.MarkReadResp, err error)
+
+	Logout(ctx context.Context, session *Session, req *protocol.LogoutReq) (r *protocol.LogoutResp, err error)
+
+	Refresh(ctx context.Context, session *Session, req *protocol.RefreshReq) (r *protocol.RefreshResp, err error)
+
+	ChangePassword(ctx context.Context, session *Session, req *protocol.ChangePasswordReq) (r *protocol.ChangePasswordResp, err error)
+
+	UpdateProfile(ctx context.Context, session *Session, req *protocol.UpdateProfileReq) (r *protocol.UserInfo, err error)
+
+	ListDevices(ctx context.Context, session *Session, req *protocol.ListDevicesReq) (r *protocol.ListDevicesResp, err error)
+
+	SignOutDevice(ctx context.Context, session *Session, req *protocol.SignOutDeviceReq) (r *protocol.SignOutDeviceResp, err error)
+
+	SearchUsers(ctx context.Context, session *Session, req *protocol.SearchUsersReq) (r *protocol.SearchUsersResp, err error)
+
+	Block(ctx context.Context, session *Session, req *protocol.BlockReq) (r *protocol.BlockResp, err error)
 }
 
 type LogicRegisterArgs struct {
@@ -1151,6 +1176,902 @@ func (p *LogicMarkReadResult) String() string {
 }
 
 var fieldIDToName_LogicMarkReadResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicLogoutArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.LogoutReq `thrift:"req,2" frugal:"2,default,protocol.LogoutReq" json:"req"`
+}
+
+func NewLogicLogoutArgs() *LogicLogoutArgs {
+	return &LogicLogoutArgs{}
+}
+
+func (p *LogicLogoutArgs) InitDefault() {
+}
+
+var LogicLogoutArgs_Session_DEFAULT *Session
+
+func (p *LogicLogoutArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicLogoutArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicLogoutArgs_Req_DEFAULT *protocol.LogoutReq
+
+func (p *LogicLogoutArgs) GetReq() (v *protocol.LogoutReq) {
+	if !p.IsSetReq() {
+		return LogicLogoutArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicLogoutArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicLogoutArgs) SetReq(val *protocol.LogoutReq) {
+	p.Req = val
+}
+
+func (p *LogicLogoutArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicLogoutArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicLogoutArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicLogoutArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicLogoutArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicLogoutResult struct {
+	Success *protocol.LogoutResp `thrift:"success,0,optional" frugal:"0,optional,protocol.LogoutResp" json:"success,omitempty"`
+	Err     *common.BizError     `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicLogoutResult() *LogicLogoutResult {
+	return &LogicLogoutResult{}
+}
+
+func (p *LogicLogoutResult) InitDefault() {
+}
+
+var LogicLogoutResult_Success_DEFAULT *protocol.LogoutResp
+
+func (p *LogicLogoutResult) GetSuccess() (v *protocol.LogoutResp) {
+	if !p.IsSetSuccess() {
+		return LogicLogoutResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicLogoutResult_Err_DEFAULT *common.BizError
+
+func (p *LogicLogoutResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicLogoutResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicLogoutResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.LogoutResp)
+}
+func (p *LogicLogoutResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicLogoutResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicLogoutResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicLogoutResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicLogoutResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicLogoutResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicRefreshArgs struct {
+	Session *Session             `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.RefreshReq `thrift:"req,2" frugal:"2,default,protocol.RefreshReq" json:"req"`
+}
+
+func NewLogicRefreshArgs() *LogicRefreshArgs {
+	return &LogicRefreshArgs{}
+}
+
+func (p *LogicRefreshArgs) InitDefault() {
+}
+
+var LogicRefreshArgs_Session_DEFAULT *Session
+
+func (p *LogicRefreshArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicRefreshArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicRefreshArgs_Req_DEFAULT *protocol.RefreshReq
+
+func (p *LogicRefreshArgs) GetReq() (v *protocol.RefreshReq) {
+	if !p.IsSetReq() {
+		return LogicRefreshArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicRefreshArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicRefreshArgs) SetReq(val *protocol.RefreshReq) {
+	p.Req = val
+}
+
+func (p *LogicRefreshArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicRefreshArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicRefreshArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicRefreshArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicRefreshArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicRefreshResult struct {
+	Success *protocol.RefreshResp `thrift:"success,0,optional" frugal:"0,optional,protocol.RefreshResp" json:"success,omitempty"`
+	Err     *common.BizError      `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicRefreshResult() *LogicRefreshResult {
+	return &LogicRefreshResult{}
+}
+
+func (p *LogicRefreshResult) InitDefault() {
+}
+
+var LogicRefreshResult_Success_DEFAULT *protocol.RefreshResp
+
+func (p *LogicRefreshResult) GetSuccess() (v *protocol.RefreshResp) {
+	if !p.IsSetSuccess() {
+		return LogicRefreshResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicRefreshResult_Err_DEFAULT *common.BizError
+
+func (p *LogicRefreshResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicRefreshResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicRefreshResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.RefreshResp)
+}
+func (p *LogicRefreshResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicRefreshResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicRefreshResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicRefreshResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicRefreshResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicRefreshResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicChangePasswordArgs struct {
+	Session *Session                    `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ChangePasswordReq `thrift:"req,2" frugal:"2,default,protocol.ChangePasswordReq" json:"req"`
+}
+
+func NewLogicChangePasswordArgs() *LogicChangePasswordArgs {
+	return &LogicChangePasswordArgs{}
+}
+
+func (p *LogicChangePasswordArgs) InitDefault() {
+}
+
+var LogicChangePasswordArgs_Session_DEFAULT *Session
+
+func (p *LogicChangePasswordArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicChangePasswordArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicChangePasswordArgs_Req_DEFAULT *protocol.ChangePasswordReq
+
+func (p *LogicChangePasswordArgs) GetReq() (v *protocol.ChangePasswordReq) {
+	if !p.IsSetReq() {
+		return LogicChangePasswordArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicChangePasswordArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicChangePasswordArgs) SetReq(val *protocol.ChangePasswordReq) {
+	p.Req = val
+}
+
+func (p *LogicChangePasswordArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicChangePasswordArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicChangePasswordArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicChangePasswordArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicChangePasswordArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicChangePasswordResult struct {
+	Success *protocol.ChangePasswordResp `thrift:"success,0,optional" frugal:"0,optional,protocol.ChangePasswordResp" json:"success,omitempty"`
+	Err     *common.BizError             `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicChangePasswordResult() *LogicChangePasswordResult {
+	return &LogicChangePasswordResult{}
+}
+
+func (p *LogicChangePasswordResult) InitDefault() {
+}
+
+var LogicChangePasswordResult_Success_DEFAULT *protocol.ChangePasswordResp
+
+func (p *LogicChangePasswordResult) GetSuccess() (v *protocol.ChangePasswordResp) {
+	if !p.IsSetSuccess() {
+		return LogicChangePasswordResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicChangePasswordResult_Err_DEFAULT *common.BizError
+
+func (p *LogicChangePasswordResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicChangePasswordResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicChangePasswordResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.ChangePasswordResp)
+}
+func (p *LogicChangePasswordResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicChangePasswordResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicChangePasswordResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicChangePasswordResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicChangePasswordResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicChangePasswordResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicUpdateProfileArgs struct {
+	Session *Session                   `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.UpdateProfileReq `thrift:"req,2" frugal:"2,default,protocol.UpdateProfileReq" json:"req"`
+}
+
+func NewLogicUpdateProfileArgs() *LogicUpdateProfileArgs {
+	return &LogicUpdateProfileArgs{}
+}
+
+func (p *LogicUpdateProfileArgs) InitDefault() {
+}
+
+var LogicUpdateProfileArgs_Session_DEFAULT *Session
+
+func (p *LogicUpdateProfileArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicUpdateProfileArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicUpdateProfileArgs_Req_DEFAULT *protocol.UpdateProfileReq
+
+func (p *LogicUpdateProfileArgs) GetReq() (v *protocol.UpdateProfileReq) {
+	if !p.IsSetReq() {
+		return LogicUpdateProfileArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicUpdateProfileArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicUpdateProfileArgs) SetReq(val *protocol.UpdateProfileReq) {
+	p.Req = val
+}
+
+func (p *LogicUpdateProfileArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicUpdateProfileArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicUpdateProfileArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicUpdateProfileArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicUpdateProfileArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicUpdateProfileResult struct {
+	Success *protocol.UserInfo `thrift:"success,0,optional" frugal:"0,optional,protocol.UserInfo" json:"success,omitempty"`
+	Err     *common.BizError   `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicUpdateProfileResult() *LogicUpdateProfileResult {
+	return &LogicUpdateProfileResult{}
+}
+
+func (p *LogicUpdateProfileResult) InitDefault() {
+}
+
+var LogicUpdateProfileResult_Success_DEFAULT *protocol.UserInfo
+
+func (p *LogicUpdateProfileResult) GetSuccess() (v *protocol.UserInfo) {
+	if !p.IsSetSuccess() {
+		return LogicUpdateProfileResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicUpdateProfileResult_Err_DEFAULT *common.BizError
+
+func (p *LogicUpdateProfileResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicUpdateProfileResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicUpdateProfileResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.UserInfo)
+}
+func (p *LogicUpdateProfileResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicUpdateProfileResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicUpdateProfileResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicUpdateProfileResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicUpdateProfileResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicUpdateProfileResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicListDevicesArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ListDevicesReq `thrift:"req,2" frugal:"2,default,protocol.ListDevicesReq" json:"req"`
+}
+
+func NewLogicListDevicesArgs() *LogicListDevicesArgs {
+	return &LogicListDevicesArgs{}
+}
+
+func (p *LogicListDevicesArgs) InitDefault() {
+}
+
+var LogicListDevicesArgs_Session_DEFAULT *Session
+
+func (p *LogicListDevicesArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicListDevicesArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicListDevicesArgs_Req_DEFAULT *protocol.ListDevicesReq
+
+func (p *LogicListDevicesArgs) GetReq() (v *protocol.ListDevicesReq) {
+	if !p.IsSetReq() {
+		return LogicListDevicesArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicListDevicesArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicListDevicesArgs) SetReq(val *protocol.ListDevicesReq) {
+	p.Req = val
+}
+
+func (p *LogicListDevicesArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicListDevicesArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicListDevicesArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicListDevicesArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicListDevicesArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicListDevicesResult struct {
+	Success *protocol.ListDevicesResp `thrift:"success,0,optional" frugal:"0,optional,protocol.ListDevicesResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicListDevicesResult() *LogicListDevicesResult {
+	return &LogicListDevicesResult{}
+}
+
+func (p *LogicListDevicesResult) InitDefault() {
+}
+
+var LogicListDevicesResult_Success_DEFAULT *protocol.ListDevicesResp
+
+func (p *LogicListDevicesResult) GetSuccess() (v *protocol.ListDevicesResp) {
+	if !p.IsSetSuccess() {
+		return LogicListDevicesResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicListDevicesResult_Err_DEFAULT *common.BizError
+
+func (p *LogicListDevicesResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicListDevicesResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicListDevicesResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.ListDevicesResp)
+}
+func (p *LogicListDevicesResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicListDevicesResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicListDevicesResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicListDevicesResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicListDevicesResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicListDevicesResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSignOutDeviceArgs struct {
+	Session *Session                   `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SignOutDeviceReq `thrift:"req,2" frugal:"2,default,protocol.SignOutDeviceReq" json:"req"`
+}
+
+func NewLogicSignOutDeviceArgs() *LogicSignOutDeviceArgs {
+	return &LogicSignOutDeviceArgs{}
+}
+
+func (p *LogicSignOutDeviceArgs) InitDefault() {
+}
+
+var LogicSignOutDeviceArgs_Session_DEFAULT *Session
+
+func (p *LogicSignOutDeviceArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSignOutDeviceArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSignOutDeviceArgs_Req_DEFAULT *protocol.SignOutDeviceReq
+
+func (p *LogicSignOutDeviceArgs) GetReq() (v *protocol.SignOutDeviceReq) {
+	if !p.IsSetReq() {
+		return LogicSignOutDeviceArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSignOutDeviceArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSignOutDeviceArgs) SetReq(val *protocol.SignOutDeviceReq) {
+	p.Req = val
+}
+
+func (p *LogicSignOutDeviceArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSignOutDeviceArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSignOutDeviceArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSignOutDeviceArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSignOutDeviceArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSignOutDeviceResult struct {
+	Success *protocol.SignOutDeviceResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SignOutDeviceResp" json:"success,omitempty"`
+	Err     *common.BizError            `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSignOutDeviceResult() *LogicSignOutDeviceResult {
+	return &LogicSignOutDeviceResult{}
+}
+
+func (p *LogicSignOutDeviceResult) InitDefault() {
+}
+
+var LogicSignOutDeviceResult_Success_DEFAULT *protocol.SignOutDeviceResp
+
+func (p *LogicSignOutDeviceResult) GetSuccess() (v *protocol.SignOutDeviceResp) {
+	if !p.IsSetSuccess() {
+		return LogicSignOutDeviceResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSignOutDeviceResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSignOutDeviceResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSignOutDeviceResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSignOutDeviceResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SignOutDeviceResp)
+}
+func (p *LogicSignOutDeviceResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSignOutDeviceResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSignOutDeviceResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSignOutDeviceResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSignOutDeviceResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSignOutDeviceResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSearchUsersArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SearchUsersReq `thrift:"req,2" frugal:"2,default,protocol.SearchUsersReq" json:"req"`
+}
+
+func NewLogicSearchUsersArgs() *LogicSearchUsersArgs {
+	return &LogicSearchUsersArgs{}
+}
+
+func (p *LogicSearchUsersArgs) InitDefault() {
+}
+
+var LogicSearchUsersArgs_Session_DEFAULT *Session
+
+func (p *LogicSearchUsersArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSearchUsersArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSearchUsersArgs_Req_DEFAULT *protocol.SearchUsersReq
+
+func (p *LogicSearchUsersArgs) GetReq() (v *protocol.SearchUsersReq) {
+	if !p.IsSetReq() {
+		return LogicSearchUsersArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSearchUsersArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSearchUsersArgs) SetReq(val *protocol.SearchUsersReq) {
+	p.Req = val
+}
+
+func (p *LogicSearchUsersArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSearchUsersArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSearchUsersArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSearchUsersArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSearchUsersArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSearchUsersResult struct {
+	Success *protocol.SearchUsersResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SearchUsersResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSearchUsersResult() *LogicSearchUsersResult {
+	return &LogicSearchUsersResult{}
+}
+
+func (p *LogicSearchUsersResult) InitDefault() {
+}
+
+var LogicSearchUsersResult_Success_DEFAULT *protocol.SearchUsersResp
+
+func (p *LogicSearchUsersResult) GetSuccess() (v *protocol.SearchUsersResp) {
+	if !p.IsSetSuccess() {
+		return LogicSearchUsersResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSearchUsersResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSearchUsersResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSearchUsersResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSearchUsersResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SearchUsersResp)
+}
+func (p *LogicSearchUsersResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSearchUsersResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSearchUsersResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSearchUsersResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSearchUsersResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSearchUsersResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicBlockArgs struct {
+	Session *Session           `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.BlockReq `thrift:"req,2" frugal:"2,default,protocol.BlockReq" json:"req"`
+}
+
+func NewLogicBlockArgs() *LogicBlockArgs {
+	return &LogicBlockArgs{}
+}
+
+func (p *LogicBlockArgs) InitDefault() {
+}
+
+var LogicBlockArgs_Session_DEFAULT *Session
+
+func (p *LogicBlockArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicBlockArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicBlockArgs_Req_DEFAULT *protocol.BlockReq
+
+func (p *LogicBlockArgs) GetReq() (v *protocol.BlockReq) {
+	if !p.IsSetReq() {
+		return LogicBlockArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicBlockArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicBlockArgs) SetReq(val *protocol.BlockReq) {
+	p.Req = val
+}
+
+func (p *LogicBlockArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicBlockArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicBlockArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicBlockArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicBlockArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicBlockResult struct {
+	Success *protocol.BlockResp `thrift:"success,0,optional" frugal:"0,optional,protocol.BlockResp" json:"success,omitempty"`
+	Err     *common.BizError    `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicBlockResult() *LogicBlockResult {
+	return &LogicBlockResult{}
+}
+
+func (p *LogicBlockResult) InitDefault() {
+}
+
+var LogicBlockResult_Success_DEFAULT *protocol.BlockResp
+
+func (p *LogicBlockResult) GetSuccess() (v *protocol.BlockResp) {
+	if !p.IsSetSuccess() {
+		return LogicBlockResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicBlockResult_Err_DEFAULT *common.BizError
+
+func (p *LogicBlockResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicBlockResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicBlockResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.BlockResp)
+}
+func (p *LogicBlockResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicBlockResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicBlockResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicBlockResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicBlockResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicBlockResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -12,26 +12,42 @@ import (
 type Op int64
 
 const (
-	Op_HEARTBEAT      Op = 1
-	Op_HEARTBEAT_ACK  Op = 2
-	Op_REGISTER       Op = 3
-	Op_REGISTER_ACK   Op = 4
-	Op_LOGIN          Op = 5
-	Op_LOGIN_ACK      Op = 6
-	Op_SEND           Op = 7
-	Op_SEND_ACK       Op = 8
-	Op_SYNC           Op = 9
-	Op_SYNC_ACK       Op = 10
-	Op_GET_USER       Op = 11
-	Op_GET_USER_ACK   Op = 12
-	Op_DELIVERED      Op = 13
-	Op_DELIVERED_ACK  Op = 14
-	Op_SYNC_CONVS     Op = 15
-	Op_SYNC_CONVS_ACK Op = 16
-	Op_MARK_READ      Op = 17
-	Op_MARK_READ_ACK  Op = 18
-	Op_PUSH           Op = 65
-	Op_CLOSE          Op = 66
+	Op_HEARTBEAT           Op = 1
+	Op_HEARTBEAT_ACK       Op = 2
+	Op_REGISTER            Op = 3
+	Op_REGISTER_ACK        Op = 4
+	Op_LOGIN               Op = 5
+	Op_LOGIN_ACK           Op = 6
+	Op_SEND                Op = 7
+	Op_SEND_ACK            Op = 8
+	Op_SYNC                Op = 9
+	Op_SYNC_ACK            Op = 10
+	Op_GET_USER            Op = 11
+	Op_GET_USER_ACK        Op = 12
+	Op_DELIVERED           Op = 13
+	Op_DELIVERED_ACK       Op = 14
+	Op_SYNC_CONVS          Op = 15
+	Op_SYNC_CONVS_ACK      Op = 16
+	Op_MARK_READ           Op = 17
+	Op_MARK_READ_ACK       Op = 18
+	Op_LOGOUT              Op = 19
+	Op_LOGOUT_ACK          Op = 20
+	Op_REFRESH             Op = 21
+	Op_REFRESH_ACK         Op = 22
+	Op_CHANGE_PASSWORD     Op = 23
+	Op_CHANGE_PASSWORD_ACK Op = 24
+	Op_UPDATE_PROFILE      Op = 25
+	Op_UPDATE_PROFILE_ACK  Op = 26
+	Op_LIST_DEVICES        Op = 27
+	Op_LIST_DEVICES_ACK    Op = 28
+	Op_SIGN_OUT_DEVICE     Op = 29
+	Op_SIGN_OUT_DEVICE_ACK Op = 30
+	Op_SEARCH_USERS        Op = 31
+	Op_SEARCH_USERS_ACK    Op = 32
+	Op_BLOCK               Op = 33
+	Op_BLOCK_ACK           Op = 34
+	Op_PUSH                Op = 65
+	Op_CLOSE               Op = 66
 )
 
 func (p Op) String() string {
@@ -72,6 +88,38 @@ func (p Op) String() string {
 		return "MARK_READ"
 	case Op_MARK_READ_ACK:
 		return "MARK_READ_ACK"
+	case Op_LOGOUT:
+		return "LOGOUT"
+	case Op_LOGOUT_ACK:
+		return "LOGOUT_ACK"
+	case Op_REFRESH:
+		return "REFRESH"
+	case Op_REFRESH_ACK:
+		return "REFRESH_ACK"
+	case Op_CHANGE_PASSWORD:
+		return "CHANGE_PASSWORD"
+	case Op_CHANGE_PASSWORD_ACK:
+		return "CHANGE_PASSWORD_ACK"
+	case Op_UPDATE_PROFILE:
+		return "UPDATE_PROFILE"
+	case Op_UPDATE_PROFILE_ACK:
+		return "UPDATE_PROFILE_ACK"
+	case Op_LIST_DEVICES:
+		return "LIST_DEVICES"
+	case Op_LIST_DEVICES_ACK:
+		return "LIST_DEVICES_ACK"
+	case Op_SIGN_OUT_DEVICE:
+		return "SIGN_OUT_DEVICE"
+	case Op_SIGN_OUT_DEVICE_ACK:
+		return "SIGN_OUT_DEVICE_ACK"
+	case Op_SEARCH_USERS:
+		return "SEARCH_USERS"
+	case Op_SEARCH_USERS_ACK:
+		return "SEARCH_USERS_ACK"
+	case Op_BLOCK:
+		return "BLOCK"
+	case Op_BLOCK_ACK:
+		return "BLOCK_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
@@ -118,6 +166,38 @@ func OpFromString(s string) (Op, error) {
 		return Op_MARK_READ, nil
 	case "MARK_READ_ACK":
 		return Op_MARK_READ_ACK, nil
+	case "LOGOUT":
+		return Op_LOGOUT, nil
+	case "LOGOUT_ACK":
+		return Op_LOGOUT_ACK, nil
+	case "REFRESH":
+		return Op_REFRESH, nil
+	case "REFRESH_ACK":
+		return Op_REFRESH_ACK, nil
+	case "CHANGE_PASSWORD":
+		return Op_CHANGE_PASSWORD, nil
+	case "CHANGE_PASSWORD_ACK":
+		return Op_CHANGE_PASSWORD_ACK, nil
+	case "UPDATE_PROFILE":
+		return Op_UPDATE_PROFILE, nil
+	case "UPDATE_PROFILE_ACK":
+		return Op_UPDATE_PROFILE_ACK, nil
+	case "LIST_DEVICES":
+		return Op_LIST_DEVICES, nil
+	case "LIST_DEVICES_ACK":
+		return Op_LIST_DEVICES_ACK, nil
+	case "SIGN_OUT_DEVICE":
+		return Op_SIGN_OUT_DEVICE, nil
+	case "SIGN_OUT_DEVICE_ACK":
+		return Op_SIGN_OUT_DEVICE_ACK, nil
+	case "SEARCH_USERS":
+		return Op_SEARCH_USERS, nil
+	case "SEARCH_USERS_ACK":
+		return Op_SEARCH_USERS_ACK, nil
+	case "BLOCK":
+		return Op_BLOCK, nil
+	case "BLOCK_ACK":
+		return Op_BLOCK_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
@@ -420,6 +500,8 @@ type LoginResp struct {
 	HeartbeatIntervalMs int32  `thrift:"heartbeat_interval_ms,4" frugal:"4,default,i32" json:"heartbeat_interval_ms"`
 	ServerTimeMs        int64  `thrift:"server_time_ms,5" frugal:"5,default,i64" json:"server_time_ms"`
 	Username            string `thrift:"username,6" frugal:"6,default,string" json:"username"`
+	RefreshToken        string `thrift:"refresh_token,7" frugal:"7,default,string" json:"refresh_token"`
+	RefreshExpiresMs    int64  `thrift:"refresh_expires_ms,8" frugal:"8,default,i64" json:"refresh_expires_ms"`
 }
 
 func NewLoginResp() *LoginResp {
@@ -452,6 +534,14 @@ func (p *LoginResp) GetServerTimeMs() (v int64) {
 func (p *LoginResp) GetUsername() (v string) {
 	return p.Username
 }
+
+func (p *LoginResp) GetRefreshToken() (v string) {
+	return p.RefreshToken
+}
+
+func (p *LoginResp) GetRefreshExpiresMs() (v int64) {
+	return p.RefreshExpiresMs
+}
 func (p *LoginResp) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -470,6 +560,12 @@ func (p *LoginResp) SetServerTimeMs(val int64) {
 func (p *LoginResp) SetUsername(val string) {
 	p.Username = val
 }
+func (p *LoginResp) SetRefreshToken(val string) {
+	p.RefreshToken = val
+}
+func (p *LoginResp) SetRefreshExpiresMs(val int64) {
+	p.RefreshExpiresMs = val
+}
 
 func (p *LoginResp) String() string {
 	if p == nil {
@@ -485,6 +581,8 @@ var fieldIDToName_LoginResp = map[int16]string{
 	4: "heartbeat_interval_ms",
 	5: "server_time_ms",
 	6: "username",
+	7: "refresh_token",
+	8: "refresh_expires_ms",
 }
 
 type SendReq struct {
@@ -1107,8 +1205,10 @@ var fieldIDToName_GetUserReq = map[int16]string{
 }
 
 type GetUserResp struct {
-	UserId   int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
-	Username string `thrift:"username,2" frugal:"2,default,string" json:"username"`
+	UserId    int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Username  string `thrift:"username,2" frugal:"2,default,string" json:"username"`
+	Nickname  string `thrift:"nickname,3" frugal:"3,default,string" json:"nickname"`
+	AvatarUrl string `thrift:"avatar_url,4" frugal:"4,default,string" json:"avatar_url"`
 }
 
 func NewGetUserResp() *GetUserResp {
@@ -1125,11 +1225,25 @@ func (p *GetUserResp) GetUserId() (v int64) {
 func (p *GetUserResp) GetUsername() (v string) {
 	return p.Username
 }
+
+func (p *GetUserResp) GetNickname() (v string) {
+	return p.Nickname
+}
+
+func (p *GetUserResp) GetAvatarUrl() (v string) {
+	return p.AvatarUrl
+}
 func (p *GetUserResp) SetUserId(val int64) {
 	p.UserId = val
 }
 func (p *GetUserResp) SetUsername(val string) {
 	p.Username = val
+}
+func (p *GetUserResp) SetNickname(val string) {
+	p.Nickname = val
+}
+func (p *GetUserResp) SetAvatarUrl(val string) {
+	p.AvatarUrl = val
 }
 
 func (p *GetUserResp) String() string {
@@ -1142,7 +1256,623 @@ func (p *GetUserResp) String() string {
 var fieldIDToName_GetUserResp = map[int16]string{
 	1: "user_id",
 	2: "username",
+	3: "nickname",
+	4: "avatar_url",
 }
+
+type LogoutReq struct {
+}
+
+func NewLogoutReq() *LogoutReq {
+	return &LogoutReq{}
+}
+
+func (p *LogoutReq) InitDefault() {
+}
+
+func (p *LogoutReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogoutReq(%+v)", *p)
+}
+
+var fieldIDToName_LogoutReq = map[int16]string{}
+
+type LogoutResp struct {
+}
+
+func NewLogoutResp() *LogoutResp {
+	return &LogoutResp{}
+}
+
+func (p *LogoutResp) InitDefault() {
+}
+
+func (p *LogoutResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogoutResp(%+v)", *p)
+}
+
+var fieldIDToName_LogoutResp = map[int16]string{}
+
+type RefreshReq struct {
+	RefreshToken string `thrift:"refresh_token,1" frugal:"1,default,string" json:"refresh_token"`
+}
+
+func NewRefreshReq() *RefreshReq {
+	return &RefreshReq{}
+}
+
+func (p *RefreshReq) InitDefault() {
+}
+
+func (p *RefreshReq) GetRefreshToken() (v string) {
+	return p.RefreshToken
+}
+func (p *RefreshReq) SetRefreshToken(val string) {
+	p.RefreshToken = val
+}
+
+func (p *RefreshReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RefreshReq(%+v)", *p)
+}
+
+var fieldIDToName_RefreshReq = map[int16]string{
+	1: "refresh_token",
+}
+
+type RefreshResp struct {
+	Token            string `thrift:"token,1" frugal:"1,default,string" json:"token"`
+	TokenExpiresMs   int64  `thrift:"token_expires_ms,2" frugal:"2,default,i64" json:"token_expires_ms"`
+	RefreshToken     string `thrift:"refresh_token,3" frugal:"3,default,string" json:"refresh_token"`
+	RefreshExpiresMs int64  `thrift:"refresh_expires_ms,4" frugal:"4,default,i64" json:"refresh_expires_ms"`
+}
+
+func NewRefreshResp() *RefreshResp {
+	return &RefreshResp{}
+}
+
+func (p *RefreshResp) InitDefault() {
+}
+
+func (p *RefreshResp) GetToken() (v string) {
+	return p.Token
+}
+
+func (p *RefreshResp) GetTokenExpiresMs() (v int64) {
+	return p.TokenExpiresMs
+}
+
+func (p *RefreshResp) GetRefreshToken() (v string) {
+	return p.RefreshToken
+}
+
+func (p *RefreshResp) GetRefreshExpiresMs() (v int64) {
+	return p.RefreshExpiresMs
+}
+func (p *RefreshResp) SetToken(val string) {
+	p.Token = val
+}
+func (p *RefreshResp) SetTokenExpiresMs(val int64) {
+	p.TokenExpiresMs = val
+}
+func (p *RefreshResp) SetRefreshToken(val string) {
+	p.RefreshToken = val
+}
+func (p *RefreshResp) SetRefreshExpiresMs(val int64) {
+	p.RefreshExpiresMs = val
+}
+
+func (p *RefreshResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RefreshResp(%+v)", *p)
+}
+
+var fieldIDToName_RefreshResp = map[int16]string{
+	1: "token",
+	2: "token_expires_ms",
+	3: "refresh_token",
+	4: "refresh_expires_ms",
+}
+
+type ChangePasswordReq struct {
+	OldPassword  string `thrift:"old_password,1" frugal:"1,default,string" json:"old_password"`
+	NewPassword_ string `thrift:"new_password,2" frugal:"2,default,string" json:"new_password"`
+}
+
+func NewChangePasswordReq() *ChangePasswordReq {
+	return &ChangePasswordReq{}
+}
+
+func (p *ChangePasswordReq) InitDefault() {
+}
+
+func (p *ChangePasswordReq) GetOldPassword() (v string) {
+	return p.OldPassword
+}
+
+func (p *ChangePasswordReq) GetNewPassword_() (v string) {
+	return p.NewPassword_
+}
+func (p *ChangePasswordReq) SetOldPassword(val string) {
+	p.OldPassword = val
+}
+func (p *ChangePasswordReq) SetNewPassword_(val string) {
+	p.NewPassword_ = val
+}
+
+func (p *ChangePasswordReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ChangePasswordReq(%+v)", *p)
+}
+
+var fieldIDToName_ChangePasswordReq = map[int16]string{
+	1: "old_password",
+	2: "new_password",
+}
+
+type ChangePasswordResp struct {
+	Token            string `thrift:"token,1" frugal:"1,default,string" json:"token"`
+	TokenExpiresMs   int64  `thrift:"token_expires_ms,2" frugal:"2,default,i64" json:"token_expires_ms"`
+	RefreshToken     string `thrift:"refresh_token,3" frugal:"3,default,string" json:"refresh_token"`
+	RefreshExpiresMs int64  `thrift:"refresh_expires_ms,4" frugal:"4,default,i64" json:"refresh_expires_ms"`
+}
+
+func NewChangePasswordResp() *ChangePasswordResp {
+	return &ChangePasswordResp{}
+}
+
+func (p *ChangePasswordResp) InitDefault() {
+}
+
+func (p *ChangePasswordResp) GetToken() (v string) {
+	return p.Token
+}
+
+func (p *ChangePasswordResp) GetTokenExpiresMs() (v int64) {
+	return p.TokenExpiresMs
+}
+
+func (p *ChangePasswordResp) GetRefreshToken() (v string) {
+	return p.RefreshToken
+}
+
+func (p *ChangePasswordResp) GetRefreshExpiresMs() (v int64) {
+	return p.RefreshExpiresMs
+}
+func (p *ChangePasswordResp) SetToken(val string) {
+	p.Token = val
+}
+func (p *ChangePasswordResp) SetTokenExpiresMs(val int64) {
+	p.TokenExpiresMs = val
+}
+func (p *ChangePasswordResp) SetRefreshToken(val string) {
+	p.RefreshToken = val
+}
+func (p *ChangePasswordResp) SetRefreshExpiresMs(val int64) {
+	p.RefreshExpiresMs = val
+}
+
+func (p *ChangePasswordResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ChangePasswordResp(%+v)", *p)
+}
+
+var fieldIDToName_ChangePasswordResp = map[int16]string{
+	1: "token",
+	2: "token_expires_ms",
+	3: "refresh_token",
+	4: "refresh_expires_ms",
+}
+
+type UserInfo struct {
+	UserId    int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Username  string `thrift:"username,2" frugal:"2,default,string" json:"username"`
+	Nickname  string `thrift:"nickname,3" frugal:"3,default,string" json:"nickname"`
+	AvatarUrl string `thrift:"avatar_url,4" frugal:"4,default,string" json:"avatar_url"`
+}
+
+func NewUserInfo() *UserInfo {
+	return &UserInfo{}
+}
+
+func (p *UserInfo) InitDefault() {
+}
+
+func (p *UserInfo) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *UserInfo) GetUsername() (v string) {
+	return p.Username
+}
+
+func (p *UserInfo) GetNickname() (v string) {
+	return p.Nickname
+}
+
+func (p *UserInfo) GetAvatarUrl() (v string) {
+	return p.AvatarUrl
+}
+func (p *UserInfo) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *UserInfo) SetUsername(val string) {
+	p.Username = val
+}
+func (p *UserInfo) SetNickname(val string) {
+	p.Nickname = val
+}
+func (p *UserInfo) SetAvatarUrl(val string) {
+	p.AvatarUrl = val
+}
+
+func (p *UserInfo) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("UserInfo(%+v)", *p)
+}
+
+var fieldIDToName_UserInfo = map[int16]string{
+	1: "user_id",
+	2: "username",
+	3: "nickname",
+	4: "avatar_url",
+}
+
+type UpdateProfileReq struct {
+	Nickname  *string `thrift:"nickname,1,optional" frugal:"1,optional,string" json:"nickname,omitempty"`
+	AvatarUrl *string `thrift:"avatar_url,2,optional" frugal:"2,optional,string" json:"avatar_url,omitempty"`
+}
+
+func NewUpdateProfileReq() *UpdateProfileReq {
+	return &UpdateProfileReq{}
+}
+
+func (p *UpdateProfileReq) InitDefault() {
+}
+
+var UpdateProfileReq_Nickname_DEFAULT string
+
+func (p *UpdateProfileReq) GetNickname() (v string) {
+	if !p.IsSetNickname() {
+		return UpdateProfileReq_Nickname_DEFAULT
+	}
+	return *p.Nickname
+}
+
+var UpdateProfileReq_AvatarUrl_DEFAULT string
+
+func (p *UpdateProfileReq) GetAvatarUrl() (v string) {
+	if !p.IsSetAvatarUrl() {
+		return UpdateProfileReq_AvatarUrl_DEFAULT
+	}
+	return *p.AvatarUrl
+}
+func (p *UpdateProfileReq) SetNickname(val *string) {
+	p.Nickname = val
+}
+func (p *UpdateProfileReq) SetAvatarUrl(val *string) {
+	p.AvatarUrl = val
+}
+
+func (p *UpdateProfileReq) IsSetNickname() bool {
+	return p.Nickname != nil
+}
+
+func (p *UpdateProfileReq) IsSetAvatarUrl() bool {
+	return p.AvatarUrl != nil
+}
+
+func (p *UpdateProfileReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("UpdateProfileReq(%+v)", *p)
+}
+
+var fieldIDToName_UpdateProfileReq = map[int16]string{
+	1: "nickname",
+	2: "avatar_url",
+}
+
+type ListDevicesReq struct {
+}
+
+func NewListDevicesReq() *ListDevicesReq {
+	return &ListDevicesReq{}
+}
+
+func (p *ListDevicesReq) InitDefault() {
+}
+
+func (p *ListDevicesReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ListDevicesReq(%+v)", *p)
+}
+
+var fieldIDToName_ListDevicesReq = map[int16]string{}
+
+type Device struct {
+	DeviceId    string `thrift:"device_id,1" frugal:"1,default,string" json:"device_id"`
+	Platform    string `thrift:"platform,2" frugal:"2,default,string" json:"platform"`
+	LastLoginMs int64  `thrift:"last_login_ms,3" frugal:"3,default,i64" json:"last_login_ms"`
+	Online      bool   `thrift:"online,4" frugal:"4,default,bool" json:"online"`
+	Current     bool   `thrift:"current,5" frugal:"5,default,bool" json:"current"`
+}
+
+func NewDevice() *Device {
+	return &Device{}
+}
+
+func (p *Device) InitDefault() {
+}
+
+func (p *Device) GetDeviceId() (v string) {
+	return p.DeviceId
+}
+
+func (p *Device) GetPlatform() (v string) {
+	return p.Platform
+}
+
+func (p *Device) GetLastLoginMs() (v int64) {
+	return p.LastLoginMs
+}
+
+func (p *Device) GetOnline() (v bool) {
+	return p.Online
+}
+
+func (p *Device) GetCurrent() (v bool) {
+	return p.Current
+}
+func (p *Device) SetDeviceId(val string) {
+	p.DeviceId = val
+}
+func (p *Device) SetPlatform(val string) {
+	p.Platform = val
+}
+func (p *Device) SetLastLoginMs(val int64) {
+	p.LastLoginMs = val
+}
+func (p *Device) SetOnline(val bool) {
+	p.Online = val
+}
+func (p *Device) SetCurrent(val bool) {
+	p.Current = val
+}
+
+func (p *Device) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Device(%+v)", *p)
+}
+
+var fieldIDToName_Device = map[int16]string{
+	1: "device_id",
+	2: "platform",
+	3: "last_login_ms",
+	4: "online",
+	5: "current",
+}
+
+type ListDevicesResp struct {
+	Devices []*Device `thrift:"devices,1" frugal:"1,default,list<Device>" json:"devices"`
+}
+
+func NewListDevicesResp() *ListDevicesResp {
+	return &ListDevicesResp{}
+}
+
+func (p *ListDevicesResp) InitDefault() {
+}
+
+func (p *ListDevicesResp) GetDevices() (v []*Device) {
+	return p.Devices
+}
+func (p *ListDevicesResp) SetDevices(val []*Device) {
+	p.Devices = val
+}
+
+func (p *ListDevicesResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ListDevicesResp(%+v)", *p)
+}
+
+var fieldIDToName_ListDevicesResp = map[int16]string{
+	1: "devices",
+}
+
+type SignOutDeviceReq struct {
+	DeviceId string `thrift:"device_id,1" frugal:"1,default,string" json:"device_id"`
+}
+
+func NewSignOutDeviceReq() *SignOutDeviceReq {
+	return &SignOutDeviceReq{}
+}
+
+func (p *SignOutDeviceReq) InitDefault() {
+}
+
+func (p *SignOutDeviceReq) GetDeviceId() (v string) {
+	return p.DeviceId
+}
+func (p *SignOutDeviceReq) SetDeviceId(val string) {
+	p.DeviceId = val
+}
+
+func (p *SignOutDeviceReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SignOutDeviceReq(%+v)", *p)
+}
+
+var fieldIDToName_SignOutDeviceReq = map[int16]string{
+	1: "device_id",
+}
+
+type SignOutDeviceResp struct {
+}
+
+func NewSignOutDeviceResp() *SignOutDeviceResp {
+	return &SignOutDeviceResp{}
+}
+
+func (p *SignOutDeviceResp) InitDefault() {
+}
+
+func (p *SignOutDeviceResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SignOutDeviceResp(%+v)", *p)
+}
+
+var fieldIDToName_SignOutDeviceResp = map[int16]string{}
+
+type SearchUsersReq struct {
+	Query string `thrift:"query,1" frugal:"1,default,string" json:"query"`
+	Limit int32  `thrift:"limit,2" frugal:"2,default,i32" json:"limit"`
+}
+
+func NewSearchUsersReq() *SearchUsersReq {
+	return &SearchUsersReq{}
+}
+
+func (p *SearchUsersReq) InitDefault() {
+}
+
+func (p *SearchUsersReq) GetQuery() (v string) {
+	return p.Query
+}
+
+func (p *SearchUsersReq) GetLimit() (v int32) {
+	return p.Limit
+}
+func (p *SearchUsersReq) SetQuery(val string) {
+	p.Query = val
+}
+func (p *SearchUsersReq) SetLimit(val int32) {
+	p.Limit = val
+}
+
+func (p *SearchUsersReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SearchUsersReq(%+v)", *p)
+}
+
+var fieldIDToName_SearchUsersReq = map[int16]string{
+	1: "query",
+	2: "limit",
+}
+
+type SearchUsersResp struct {
+	Users []*UserInfo `thrift:"users,1" frugal:"1,default,list<UserInfo>" json:"users"`
+}
+
+func NewSearchUsersResp() *SearchUsersResp {
+	return &SearchUsersResp{}
+}
+
+func (p *SearchUsersResp) InitDefault() {
+}
+
+func (p *SearchUsersResp) GetUsers() (v []*UserInfo) {
+	return p.Users
+}
+func (p *SearchUsersResp) SetUsers(val []*UserInfo) {
+	p.Users = val
+}
+
+func (p *SearchUsersResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SearchUsersResp(%+v)", *p)
+}
+
+var fieldIDToName_SearchUsersResp = map[int16]string{
+	1: "users",
+}
+
+type BlockReq struct {
+	UserId  int64 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Blocked bool  `thrift:"blocked,2" frugal:"2,default,bool" json:"blocked"`
+}
+
+func NewBlockReq() *BlockReq {
+	return &BlockReq{}
+}
+
+func (p *BlockReq) InitDefault() {
+}
+
+func (p *BlockReq) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *BlockReq) GetBlocked() (v bool) {
+	return p.Blocked
+}
+func (p *BlockReq) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *BlockReq) SetBlocked(val bool) {
+	p.Blocked = val
+}
+
+func (p *BlockReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BlockReq(%+v)", *p)
+}
+
+var fieldIDToName_BlockReq = map[int16]string{
+	1: "user_id",
+	2: "blocked",
+}
+
+type BlockResp struct {
+}
+
+func NewBlockResp() *BlockResp {
+	return &BlockResp{}
+}
+
+func (p *BlockResp) InitDefault() {
+}
+
+func (p *BlockResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BlockResp(%+v)", *p)
+}
+
+var fieldIDToName_BlockResp = map[int16]string{}
 
 type PushMsg struct {
 	Message *common.Message `thrift:"message,1" frugal:"1,default,common.Message" json:"message"`

@@ -22,6 +22,14 @@ type Client interface {
 	Delivered(ctx context.Context, session *logicrpc.Session, req *protocol.DeliveredReq, callOptions ...callopt.Option) (r *protocol.DeliveredResp, err error)
 	SyncConvs(ctx context.Context, session *logicrpc.Session, req *protocol.SyncConvsReq, callOptions ...callopt.Option) (r *protocol.SyncConvsResp, err error)
 	MarkRead(ctx context.Context, session *logicrpc.Session, req *protocol.MarkReadReq, callOptions ...callopt.Option) (r *protocol.MarkReadResp, err error)
+	Logout(ctx context.Context, session *logicrpc.Session, req *protocol.LogoutReq, callOptions ...callopt.Option) (r *protocol.LogoutResp, err error)
+	Refresh(ctx context.Context, session *logicrpc.Session, req *protocol.RefreshReq, callOptions ...callopt.Option) (r *protocol.RefreshResp, err error)
+	ChangePassword(ctx context.Context, session *logicrpc.Session, req *protocol.ChangePasswordReq, callOptions ...callopt.Option) (r *protocol.ChangePasswordResp, err error)
+	UpdateProfile(ctx context.Context, session *logicrpc.Session, req *protocol.UpdateProfileReq, callOptions ...callopt.Option) (r *protocol.UserInfo, err error)
+	ListDevices(ctx context.Context, session *logicrpc.Session, req *protocol.ListDevicesReq, callOptions ...callopt.Option) (r *protocol.ListDevicesResp, err error)
+	SignOutDevice(ctx context.Context, session *logicrpc.Session, req *protocol.SignOutDeviceReq, callOptions ...callopt.Option) (r *protocol.SignOutDeviceResp, err error)
+	SearchUsers(ctx context.Context, session *logicrpc.Session, req *protocol.SearchUsersReq, callOptions ...callopt.Option) (r *protocol.SearchUsersResp, err error)
+	Block(ctx context.Context, session *logicrpc.Session, req *protocol.BlockReq, callOptions ...callopt.Option) (r *protocol.BlockResp, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -101,4 +109,44 @@ func (p *kLogicClient) SyncConvs(ctx context.Context, session *logicrpc.Session,
 func (p *kLogicClient) MarkRead(ctx context.Context, session *logicrpc.Session, req *protocol.MarkReadReq, callOptions ...callopt.Option) (r *protocol.MarkReadResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.MarkRead(ctx, session, req)
+}
+
+func (p *kLogicClient) Logout(ctx context.Context, session *logicrpc.Session, req *protocol.LogoutReq, callOptions ...callopt.Option) (r *protocol.LogoutResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Logout(ctx, session, req)
+}
+
+func (p *kLogicClient) Refresh(ctx context.Context, session *logicrpc.Session, req *protocol.RefreshReq, callOptions ...callopt.Option) (r *protocol.RefreshResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Refresh(ctx, session, req)
+}
+
+func (p *kLogicClient) ChangePassword(ctx context.Context, session *logicrpc.Session, req *protocol.ChangePasswordReq, callOptions ...callopt.Option) (r *protocol.ChangePasswordResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ChangePassword(ctx, session, req)
+}
+
+func (p *kLogicClient) UpdateProfile(ctx context.Context, session *logicrpc.Session, req *protocol.UpdateProfileReq, callOptions ...callopt.Option) (r *protocol.UserInfo, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.UpdateProfile(ctx, session, req)
+}
+
+func (p *kLogicClient) ListDevices(ctx context.Context, session *logicrpc.Session, req *protocol.ListDevicesReq, callOptions ...callopt.Option) (r *protocol.ListDevicesResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ListDevices(ctx, session, req)
+}
+
+func (p *kLogicClient) SignOutDevice(ctx context.Context, session *logicrpc.Session, req *protocol.SignOutDeviceReq, callOptions ...callopt.Option) (r *protocol.SignOutDeviceResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SignOutDevice(ctx, session, req)
+}
+
+func (p *kLogicClient) SearchUsers(ctx context.Context, session *logicrpc.Session, req *protocol.SearchUsersReq, callOptions ...callopt.Option) (r *protocol.SearchUsersResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SearchUsers(ctx, session, req)
+}
+
+func (p *kLogicClient) Block(ctx context.Context, session *logicrpc.Session, req *protocol.BlockReq, callOptions ...callopt.Option) (r *protocol.BlockResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Block(ctx, session, req)
 }

@@ -85,6 +85,62 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Logout": kitex.NewMethodInfo(
+		logoutHandler,
+		newLogicLogoutArgs,
+		newLogicLogoutResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Refresh": kitex.NewMethodInfo(
+		refreshHandler,
+		newLogicRefreshArgs,
+		newLogicRefreshResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"ChangePassword": kitex.NewMethodInfo(
+		changePasswordHandler,
+		newLogicChangePasswordArgs,
+		newLogicChangePasswordResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"UpdateProfile": kitex.NewMethodInfo(
+		updateProfileHandler,
+		newLogicUpdateProfileArgs,
+		newLogicUpdateProfileResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"ListDevices": kitex.NewMethodInfo(
+		listDevicesHandler,
+		newLogicListDevicesArgs,
+		newLogicListDevicesResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SignOutDevice": kitex.NewMethodInfo(
+		signOutDeviceHandler,
+		newLogicSignOutDeviceArgs,
+		newLogicSignOutDeviceResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SearchUsers": kitex.NewMethodInfo(
+		searchUsersHandler,
+		newLogicSearchUsersArgs,
+		newLogicSearchUsersResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Block": kitex.NewMethodInfo(
+		blockHandler,
+		newLogicBlockArgs,
+		newLogicBlockResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -389,6 +445,198 @@ func newLogicMarkReadResult() interface{} {
 	return logicrpc.NewLogicMarkReadResult()
 }
 
+func logoutHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicLogoutArgs)
+	realResult := result.(*logicrpc.LogicLogoutResult)
+	success, err := handler.(logicrpc.Logic).Logout(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicLogoutArgs() interface{} {
+	return logicrpc.NewLogicLogoutArgs()
+}
+
+func newLogicLogoutResult() interface{} {
+	return logicrpc.NewLogicLogoutResult()
+}
+
+func refreshHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicRefreshArgs)
+	realResult := result.(*logicrpc.LogicRefreshResult)
+	success, err := handler.(logicrpc.Logic).Refresh(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicRefreshArgs() interface{} {
+	return logicrpc.NewLogicRefreshArgs()
+}
+
+func newLogicRefreshResult() interface{} {
+	return logicrpc.NewLogicRefreshResult()
+}
+
+func changePasswordHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicChangePasswordArgs)
+	realResult := result.(*logicrpc.LogicChangePasswordResult)
+	success, err := handler.(logicrpc.Logic).ChangePassword(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicChangePasswordArgs() interface{} {
+	return logicrpc.NewLogicChangePasswordArgs()
+}
+
+func newLogicChangePasswordResult() interface{} {
+	return logicrpc.NewLogicChangePasswordResult()
+}
+
+func updateProfileHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicUpdateProfileArgs)
+	realResult := result.(*logicrpc.LogicUpdateProfileResult)
+	success, err := handler.(logicrpc.Logic).UpdateProfile(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicUpdateProfileArgs() interface{} {
+	return logicrpc.NewLogicUpdateProfileArgs()
+}
+
+func newLogicUpdateProfileResult() interface{} {
+	return logicrpc.NewLogicUpdateProfileResult()
+}
+
+func listDevicesHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicListDevicesArgs)
+	realResult := result.(*logicrpc.LogicListDevicesResult)
+	success, err := handler.(logicrpc.Logic).ListDevices(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicListDevicesArgs() interface{} {
+	return logicrpc.NewLogicListDevicesArgs()
+}
+
+func newLogicListDevicesResult() interface{} {
+	return logicrpc.NewLogicListDevicesResult()
+}
+
+func signOutDeviceHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSignOutDeviceArgs)
+	realResult := result.(*logicrpc.LogicSignOutDeviceResult)
+	success, err := handler.(logicrpc.Logic).SignOutDevice(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSignOutDeviceArgs() interface{} {
+	return logicrpc.NewLogicSignOutDeviceArgs()
+}
+
+func newLogicSignOutDeviceResult() interface{} {
+	return logicrpc.NewLogicSignOutDeviceResult()
+}
+
+func searchUsersHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSearchUsersArgs)
+	realResult := result.(*logicrpc.LogicSearchUsersResult)
+	success, err := handler.(logicrpc.Logic).SearchUsers(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSearchUsersArgs() interface{} {
+	return logicrpc.NewLogicSearchUsersArgs()
+}
+
+func newLogicSearchUsersResult() interface{} {
+	return logicrpc.NewLogicSearchUsersResult()
+}
+
+func blockHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicBlockArgs)
+	realResult := result.(*logicrpc.LogicBlockResult)
+	success, err := handler.(logicrpc.Logic).Block(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicBlockArgs() interface{} {
+	return logicrpc.NewLogicBlockArgs()
+}
+
+func newLogicBlockResult() interface{} {
+	return logicrpc.NewLogicBlockResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -537,6 +785,126 @@ func (p *kClient) MarkRead(ctx context.Context, session *logicrpc.Session, req *
 	_args.Req = req
 	var _result logicrpc.LogicMarkReadResult
 	if err = p.c.Call(ctx, "MarkRead", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Logout(ctx context.Context, session *logicrpc.Session, req *protocol.LogoutReq) (r *protocol.LogoutResp, err error) {
+	var _args logicrpc.LogicLogoutArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicLogoutResult
+	if err = p.c.Call(ctx, "Logout", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Refresh(ctx context.Context, session *logicrpc.Session, req *protocol.RefreshReq) (r *protocol.RefreshResp, err error) {
+	var _args logicrpc.LogicRefreshArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicRefreshResult
+	if err = p.c.Call(ctx, "Refresh", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ChangePassword(ctx context.Context, session *logicrpc.Session, req *protocol.ChangePasswordReq) (r *protocol.ChangePasswordResp, err error) {
+	var _args logicrpc.LogicChangePasswordArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicChangePasswordResult
+	if err = p.c.Call(ctx, "ChangePassword", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) UpdateProfile(ctx context.Context, session *logicrpc.Session, req *protocol.UpdateProfileReq) (r *protocol.UserInfo, err error) {
+	var _args logicrpc.LogicUpdateProfileArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicUpdateProfileResult
+	if err = p.c.Call(ctx, "UpdateProfile", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ListDevices(ctx context.Context, session *logicrpc.Session, req *protocol.ListDevicesReq) (r *protocol.ListDevicesResp, err error) {
+	var _args logicrpc.LogicListDevicesArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicListDevicesResult
+	if err = p.c.Call(ctx, "ListDevices", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SignOutDevice(ctx context.Context, session *logicrpc.Session, req *protocol.SignOutDeviceReq) (r *protocol.SignOutDeviceResp, err error) {
+	var _args logicrpc.LogicSignOutDeviceArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSignOutDeviceResult
+	if err = p.c.Call(ctx, "SignOutDevice", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SearchUsers(ctx context.Context, session *logicrpc.Session, req *protocol.SearchUsersReq) (r *protocol.SearchUsersResp, err error) {
+	var _args logicrpc.LogicSearchUsersArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSearchUsersResult
+	if err = p.c.Call(ctx, "SearchUsers", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Block(ctx context.Context, session *logicrpc.Session, req *protocol.BlockReq) (r *protocol.BlockResp, err error) {
+	var _args logicrpc.LogicBlockArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicBlockResult
+	if err = p.c.Call(ctx, "Block", &_args, &_result); err != nil {
 		return
 	}
 	switch {
