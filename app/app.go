@@ -248,6 +248,7 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 	routes route.Table) error {
 	t, err := task.New(s.cfg.Task, task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
+		Metrics: s.metrics,
 	})
 	if err != nil {
 		return err

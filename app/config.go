@@ -120,6 +120,19 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", 0, "silence that closes a connection (default 3x interval)")
 	fs.IntVar(&c.Gateway.MaxBody, "max-body", 0, "largest frame body in bytes (default 65536)")
 	fs.IntVar(&c.Gateway.Workers, "gateway-workers", 0, "concurrent logic calls (default 1024)")
+	fs.IntVar(&c.Gateway.MaxPending, "max-pending", 0, "requests queued per connection (default 64)")
+	fs.IntVar(&c.Gateway.OutboundHighWater, "outbound-high-water", 0,
+		"bytes pending to a client before it is closed as a slow consumer (default 4 MiB)")
+	fs.IntVar(&c.Gateway.MaxConns, "max-conns", 0, "open connection cap, negative for none (default 100000)")
+	fs.IntVar(&c.Gateway.AcceptRate, "accept-rate", 0,
+		"new connections per second, negative for no limit (default 5000)")
+	fs.IntVar(&c.Gateway.FrameRate, "frame-rate", 0,
+		"frames per second per connection, negative for no limit (default 200)")
+	fs.Func("allowed-origins", "comma-separated WebSocket Origin allow-list (default: any)",
+		func(s string) error {
+			c.Gateway.AllowedOrigins = splitList(s)
+			return nil
+		})
 }
 
 func defaultFor(role Role, all, alone string) string {

@@ -120,6 +120,7 @@ type pushResult struct {
 	targets int
 	resp    *pushrpc.PushResp
 	err     error
+	took    time.Duration
 }
 
 // pushAll sends frame to every gateway of targets concurrently, so that a
@@ -160,7 +161,9 @@ func (g *gatewayClients) pushOne(ctx context.Context, addr string, frame []byte,
 		r.err = err
 		return r
 	}
+	start := time.Now()
 	r.resp, r.err = cli.Push(ctx, &pushrpc.PushReq{Targets: targets, Frame: frame})
+	r.took = time.Since(start)
 	if r.err != nil {
 		r.err = fmt.Errorf("task: push to gateway %s: %w", addr, r.err)
 	}

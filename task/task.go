@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/mq"
@@ -32,6 +33,8 @@ type Deps struct {
 	JS     jetstream.JetStream
 	MQ     mq.Names
 	Routes route.Table
+	// Metrics is where task registers its series; nil keeps them unexported.
+	Metrics prometheus.Registerer
 }
 
 // Task consumes message events and pushes them to gateways. Build it with
@@ -44,6 +47,7 @@ type Task struct {
 	log      zerolog.Logger
 	rare     zerolog.Logger // sampled: anomalies that may repeat per event
 	gateways *gatewayClients
+	metrics  *metrics
 	ready    chan struct{}
 	started  atomic.Bool
 }
@@ -71,6 +75,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		log:      log,
 		rare:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		gateways: newGatewayClients(cfg.PushTimeout, cfg.Workers),
+		metrics:  newMetrics(deps.Metrics),
 		ready:    make(chan struct{}),
 	}, nil
 }
@@ -115,6 +120,7 @@ func (t *Task) Run(ctx context.Context) error {
 	queues := t.startWorkers(ctx, &g)
 	g.Go(t.log, "task-sweeper", func() { t.sweepClients(ctx) })
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
+	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, cons, 5*time.Second) })
 	close(t.ready)
 	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
 		Msg("task consuming")

@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"reflect"
 	"slices"
 	"strconv"
@@ -396,4 +397,22 @@ func seqRange(from, to int64) []int64 {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestTask_ExportsMetrics checks the series an operator graphs move when
+// events flow. The task's own metrics registry is read through its fields.
+func TestTask_ExportsMetrics(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: gw.addr, ConnID: 7})
+	rt := startTask(t, en, testConfig(), nil)
+	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, route.Route{}))
+	m := rt.task.metrics
+	waitFor(t, 5*time.Second, "push counted", func() bool {
+		return testutil.ToFloat64(m.events.WithLabelValues("pushed")) == 1 &&
+			testutil.ToFloat64(m.delivered) == 1
+	})
+	if n := testutil.CollectAndCount(m.pushSeconds); n != 1 {
+		t.Fatalf("push latency series = %d, want 1 (outcome ok)", n)
+	}
 }

@@ -102,10 +102,12 @@ func (t *Task) handle(ctx context.Context, j job) {
 		return
 	}
 
+	t.metrics.events.WithLabelValues("pushed").Inc()
 	targets := groupTargets(routes, j.ev.OriginGateway, j.ev.OriginConnId)
 	if len(targets) > 0 {
 		frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: msg})
 		for _, r := range t.gateways.pushAll(ctx, frame, targets) {
+			t.metrics.observePush(r, r.took)
 			t.logPush(msg, r)
 		}
 	}
@@ -158,6 +160,7 @@ func (t *Task) retry(ctx context.Context, j job, cause error) {
 		t.deadLetter(ctx, j, reasonMaxDeliver, cause)
 		return
 	}
+	t.metrics.events.WithLabelValues("retried").Inc()
 	delay := t.cfg.nakDelay(j.delivered)
 	t.log.Debug().Err(cause).Uint64("stream_seq", j.streamSeq).Uint64("delivered", j.delivered).
 		Dur("delay", delay).Msg("event nak")

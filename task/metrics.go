@@ -1,0 +1,75 @@
+package task
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are task's Prometheus series. Labels are bounded: outcomes and
+// reasons only, never a gateway address, user or conversation.
+type metrics struct {
+	events      *prometheus.CounterVec   // by outcome: pushed, retried, dead_letter
+	pushSeconds *prometheus.HistogramVec // one gateway call, by outcome: ok, error
+	delivered   prometheus.Counter       // connections a push reached
+	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry() // unregistered: counts, but nobody scrapes
+	}
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resonance_task_events_total",
+			Help: "Message events handled, by outcome.",
+		}, []string{"outcome"}),
+		pushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "resonance_task_push_seconds",
+			Help:    "Latency of one push call to a gateway.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
+		}, []string{"outcome"}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resonance_task_push_deliveries_total",
+			Help: "Connections that accepted a pushed frame.",
+		}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resonance_task_jetstream_pending",
+			Help: "Events of the durable consumer not yet delivered (pending) or not yet acked.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending)
+	return m
+}
+
+func (m *metrics) observePush(r pushResult, took time.Duration) {
+	outcome := "ok"
+	if r.err != nil {
+		outcome = "error"
+	}
+	m.pushSeconds.WithLabelValues(outcome).Observe(took.Seconds())
+	if r.err == nil {
+		m.delivered.Add(float64(r.resp.GetDelivered()))
+	}
+}
+
+// pollPending samples the consumer's backlog every period until ctx ends.
+func (m *metrics) pollPending(ctx context.Context, cons jetstream.Consumer, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		infoCtx, cancel := context.WithTimeout(ctx, period)
+		if info, err := cons.Info(infoCtx); err == nil {
+			m.pending.WithLabelValues("pending").Set(float64(info.NumPending))
+			m.pending.WithLabelValues("ack_pending").Set(float64(info.NumAckPending))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
