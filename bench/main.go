@@ -1,7 +1,8 @@
 // Command bench runs load and correctness scenarios against a running
-// Resonance gateway:
+// Resonance gateway, or against roles it starts itself:
 //
 //	go run ./bench smoke --addr 127.0.0.1:7000 --users 20 --messages 50
+//	go run ./bench chaos --users 4 --messages 20   # MariaDB, Redis, NATS
 //
 // Each scenario lives in its own file here (flags and output) and in package
 // scenario (the logic, callable from tests). The exit status is 0 when the
@@ -26,6 +27,10 @@ type command struct {
 var commands = map[string]command{
 	"smoke": {summary: "1:1 messages between N users; checks exactly-once, in-order delivery",
 		run: runSmoke},
+	"connect": {summary: "opens N logged-in connections (TCP or WebSocket) and holds them",
+		run: runConnect},
+	"chaos": {summary: "roles as processes killed and restarted under load; checks delivery",
+		run: runChaos},
 }
 
 func main() {

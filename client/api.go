@@ -189,3 +189,63 @@ func NewClientMsgID() string {
 	_, _ = crand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+// LatestSeq as the before seq of SyncBefore asks for the newest page of a
+// conversation, whatever its last seq.
+const LatestSeq int64 = 1<<63 - 1
+
+// SyncBefore returns the newest messages of convID with seq < beforeSeq, at
+// most limit, oldest first (a backward page for history screens). HasMore
+// then says that older messages remain: call again with the first seq of
+// this page. Pass LatestSeq for the newest page.
+func (c *Client) SyncBefore(ctx context.Context, convID string, beforeSeq int64,
+	limit int32) (*protocol.SyncResp, error) {
+	if beforeSeq <= 0 {
+		return nil, fmt.Errorf("client: sync %q before %d: %w", convID, beforeSeq, ErrBadParams)
+	}
+	req := &protocol.SyncReq{ConvId: convID, BeforeSeq: beforeSeq, Limit: limit}
+	resp := protocol.NewSyncResp()
+	if err := c.roundTrip(ctx, protocol.Op_SYNC, req, resp); err != nil {
+		return nil, fmt.Errorf("client: sync %q before %d: %w", convID, beforeSeq, err)
+	}
+	return resp, nil
+}
+
+// Delivered tells the server which messages this device has handed to its
+// application: per conversation, the highest seq such that every seq up to
+// it was handed over. The server keeps the highest position it was told, so
+// resending an older one is harmless.
+func (c *Client) Delivered(ctx context.Context, positions []*protocol.ConvPos) error {
+	req := &protocol.DeliveredReq{Positions: positions}
+	resp := protocol.NewDeliveredResp()
+	if err := c.roundTrip(ctx, protocol.Op_DELIVERED, req, resp); err != nil {
+		return fmt.Errorf("client: delivered %d positions: %w", len(positions), err)
+	}
+	return nil
+}
+
+// SyncConvs returns one page of the user's conversations changed since
+// cursor ("" for all of them). Pass the reply's Cursor to the next call, at
+// once while HasMore is set, and keep the last one for the next resume. A
+// conversation may appear again in a later page; its LastSeq decides.
+func (c *Client) SyncConvs(ctx context.Context, cursor string,
+	limit int32) (*protocol.SyncConvsResp, error) {
+	req := &protocol.SyncConvsReq{Cursor: cursor, Limit: limit}
+	resp := protocol.NewSyncConvsResp()
+	if err := c.roundTrip(ctx, protocol.Op_SYNC_CONVS, req, resp); err != nil {
+		return nil, fmt.Errorf("client: sync convs from %q: %w", cursor, err)
+	}
+	return resp, nil
+}
+
+// MarkRead moves the user's read position of convID forward to seq, for all
+// of the user's devices, and returns the position the server now holds
+// (never lower than before).
+func (c *Client) MarkRead(ctx context.Context, convID string, seq int64) (int64, error) {
+	req := &protocol.MarkReadReq{ConvId: convID, Seq: seq}
+	resp := protocol.NewMarkReadResp()
+	if err := c.roundTrip(ctx, protocol.Op_MARK_READ, req, resp); err != nil {
+		return 0, fmt.Errorf("client: mark %q read up to %d: %w", convID, seq, err)
+	}
+	return resp.ReadSeq, nil
+}

@@ -4,8 +4,9 @@
 //
 // A Client is safe for concurrent use. It runs one reader goroutine, plus one
 // heartbeat goroutine after a successful Login. It does not reconnect: when
-// Done is closed, Err says why, and the application dials a new Client (see
-// package chat for a reconnect loop).
+// Done is closed, Err says why. Session builds on it what most apps want: a
+// presence that reconnects, resumes and hands over every message of the
+// user's conversations exactly once and in order.
 package client
 
 import (

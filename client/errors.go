@@ -25,6 +25,15 @@ var (
 	ErrHeartbeat = errors.New("client: heartbeat failed")
 	// ErrBadParams means the call's parameters were rejected before sending.
 	ErrBadParams = errors.New("client: bad parameters")
+	// ErrSessionEnded wraps the error that ended a Session for good: a CLOSE
+	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED) or refused
+	// credentials.
+	ErrSessionEnded = errors.New("client: session ended")
+
+	// errCatchUp marks a request failure while a Session caught up on a live
+	// connection: the connection is dropped and tried again with backoff,
+	// whatever the code, since only the login decides that a session is over.
+	errCatchUp = errors.New("client: session catch-up failed")
 )
 
 // Error is a business error returned by the server in an ErrorResp.

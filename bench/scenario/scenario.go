@@ -21,6 +21,9 @@ var (
 	ErrCheckFailed = errors.New("scenario: check failed")
 	// ErrBadConfig means the configuration cannot run.
 	ErrBadConfig = errors.New("scenario: bad config")
+
+	// errRoleDown means a role of the chaos cluster did not come up.
+	errRoleDown = errors.New("chaos: role not running")
 )
 
 // user is one registered, logged-in user of a scenario on its own connection.

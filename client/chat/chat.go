@@ -1,7 +1,7 @@
 // Package chat is the terminal client of Resonance (`resonance chat`): one
-// 1:1 conversation at a time, stdin lines sent as messages, pushes printed as
-// they arrive, and a reconnect loop that resumes from the last seq seen so
-// that nothing is missed or printed twice.
+// 1:1 conversation at a time, stdin lines sent as messages, and every message
+// of the user's conversations printed once, in order, as it arrives. The
+// connection, reconnects and catch-up are client.Session's.
 package chat
 
 import (
@@ -31,9 +31,6 @@ var (
 
 	// errQuit ends the session normally (/quit, end of input, ctx done).
 	errQuit = errors.New("chat: quit")
-	// errTokenRefused means the token of the last login no longer works;
-	// the next attempt logs in with the password.
-	errTokenRefused = errors.New("chat: session token refused")
 )
 
 // passwordEnv is read when --password is not given, so that the password

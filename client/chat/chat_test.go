@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -177,9 +178,10 @@ func TestRun_FallsBackToPasswordWhenTokenIsRefused(t *testing.T) {
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
+	// The reconnect's token is refused: the password logs in again.
 	s.RevokeTokens()
 	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
-	waitOutput(t, r.out, "session token refused", 1)
+	waitOutput(t, r.out, "reconnecting in", 1)
 	waitOutput(t, r.out, "* logged in as alice", 2)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
@@ -281,4 +283,52 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	carol, _ := newUser(t, s, "carol")
+	for i := range 25 {
+		send(t, carol, bobID, fmt.Sprintf("note %02d", i))
+	}
+
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw", "--to", "carol")
+	waitOutput(t, r.out, "--- last 20 messages with carol ---", 1)
+	waitOutput(t, r.out, "] carol: note 24", 1)
+	send(t, carol, bobID, "fresh")
+	waitOutput(t, r.out, "] carol: fresh", 1)
+	r.say(t, "/history")
+	waitOutput(t, r.out, "--- last 20 messages with carol ---", 2)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	out := r.out.String()
+	if strings.Contains(out, "note 04") || strings.Count(out, "note 05") != 1 ||
+		strings.Count(out, "] carol: fresh") != 2 {
+		t.Fatalf("history pages wrong:\n%s", out)
+	}
+}
+
+func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	s.Close() // the server is gone for good
+	waitOutput(t, r.out, "reconnecting in", 1)
+	r.say(t, "into the void")
+	r.say(t, "/quit")
+	select {
+	case err := <-r.errc:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run did not return; output:\n%s", r.out.String())
+	}
+	waitOutput(t, r.out, `! not sent: "into the void"`, 1)
 }

@@ -5,43 +5,45 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
-	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 const (
-	platform       = "terminal"
-	historyLines   = 20
-	syncPage       = 100
-	maxSyncPages   = 100 // bounds catch-up at 10k messages per reconnect
-	resolveEvery   = 3 * time.Second
-	firstBackoff   = 200 * time.Millisecond
-	maxBackoff     = 30 * time.Second
-	lookupDeadline = 5 * time.Second
+	platform     = "terminal"
+	historyLines = 20
+	resolveEvery = 3 * time.Second
+	// requestDeadline bounds a command's request, which waits for a
+	// connection while offline.
+	requestDeadline = 5 * time.Second
+	// outboxSize bounds the lines typed but not yet sent; they wait there
+	// while the connection is down.
+	outboxSize = 64
+	// quitGrace bounds the wait for the outbox at quit.
+	quitGrace = 3 * time.Second
 )
 
-// session is the state of one Run. Only Run's goroutine touches it.
+// session is the state of one Run on top of a client.Session, which owns
+// the connection, reconnects and the exactly-once stream. Only Run's
+// goroutine touches the fields below mu's; printf is safe from any.
 type session struct {
 	cfg config
-	out io.Writer
 
-	c          *client.Client // nil while disconnected
-	me         int64
-	token      string // from the last login; used to log in again on reconnect
-	registered bool
-	names      map[int64]string
-	peer       peer
-	cur        cursor
+	outMu sync.Mutex
+	out   io.Writer
 
-	// outbox holds a line whose send was cut by a lost connection; it is
-	// sent again after reconnecting, with the same client msg id, so the
-	// server stores it once even if the first attempt got through.
-	outbox *client.SendParams
+	sess  *client.Session
+	me    int64
+	names map[int64]string
+	peer  peer
+	// shown is the highest seq printed per conversation, so that history
+	// printed on demand and the live stream never print a message twice.
+	shown  map[string]int64
+	outbox chan client.SendParams
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
@@ -52,142 +54,81 @@ type peer struct {
 
 func newSession(cfg config, out io.Writer) *session {
 	return &session{
-		cfg:   cfg,
-		out:   out,
-		names: make(map[int64]string),
-		peer:  peer{name: cfg.to},
-		cur:   newCursor(""),
+		cfg:    cfg,
+		out:    out,
+		names:  make(map[int64]string),
+		peer:   peer{name: cfg.to},
+		shown:  make(map[string]int64),
+		outbox: make(chan client.SendParams, outboxSize),
 	}
 }
 
 func (s *session) printf(format string, args ...any) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
 	fmt.Fprintf(s.out, format+"\n", args...)
 }
 
-// run connects, serves until the connection drops, and reconnects with
-// backoff until quit or a fatal error.
+// run opens the session, then serves stdin and the message stream until
+// quit or a fatal error.
 func (s *session) run(ctx context.Context, lines <-chan string) error {
-	backoff := firstBackoff
-	for {
-		err := s.connect(ctx)
-		var opErr *net.OpError
-		if err != nil && s.me == 0 && errors.As(err, &opErr) {
-			// Never connected yet: a wrong address or a stopped server is
-			// the likely cause, and retrying forever would hide it.
-			return fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
-		}
-		if err == nil {
-			backoff = firstBackoff
-			err = s.serve(ctx, lines)
-		}
-		s.disconnect()
-		if errors.Is(err, errQuit) || ctx.Err() != nil {
-			return nil
-		}
-		wait, err := s.reconnectDelay(err, backoff)
-		if err != nil {
-			return err // fatal: the caller prints it once
-		}
-		backoff = min(backoff*2, maxBackoff)
-		if err := s.waitOffline(ctx, lines, wait); err != nil {
-			return nil
-		}
+	if err := s.open(ctx); err != nil {
+		return err
 	}
+	defer s.sess.Close()
+	sendCtx, stopSends := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.sendLoop(sendCtx) }()
+	defer func() {
+		// Lines typed before quitting still go out, unless offline for
+		// longer than the grace period.
+		close(s.outbox)
+		t := time.AfterFunc(quitGrace, stopSends)
+		wg.Wait()
+		t.Stop()
+		stopSends()
+	}()
+
+	if s.peer.name != "" {
+		s.report(s.resolvePeer(ctx, true))
+	}
+	err := s.serve(ctx, lines)
+	if errors.Is(err, errQuit) || ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
-// reconnectDelay says how long to wait after err ended a connection, or
-// returns an error when reconnecting cannot help.
-func (s *session) reconnectDelay(err error, backoff time.Duration) (time.Duration, error) {
-	var ce *client.CloseError
-	var se *client.Error
-	switch {
-	case errors.Is(err, ErrBadCredentials):
-		return 0, err
-	case errors.Is(err, errTokenRefused):
-		// Retry with the password, even if the server closed the token
-		// attempt with LOGIN_FAILED and no reconnect.
-	case errors.As(err, &ce) && !ce.ShouldReconnect():
-		return 0, fmt.Errorf("chat: %w", err)
-	case errors.As(err, &se) && !se.IsRetryable():
-		return 0, fmt.Errorf("chat: %w", err)
+// open registers when asked and opens the client session. Failures here
+// are fatal, so that a wrong address or password is reported at once.
+func (s *session) open(ctx context.Context) error {
+	if err := s.registerOnce(ctx); err != nil {
+		return s.openErr(err)
 	}
-	// Jitter spreads the reconnects of many clients dropped at once.
-	wait := backoff + rand.N(backoff/2+1)
-	if ce != nil && ce.ReconnectAfter > 0 {
-		wait = ce.ReconnectAfter
-	}
-	s.printf("! connection lost: %v; reconnecting in %s", err, wait.Round(time.Millisecond))
-	return wait, nil
-}
-
-func (s *session) disconnect() {
-	if s.c != nil {
-		_ = s.c.Close()
-		s.c = nil
-	}
-}
-
-// waitOffline waits d while still answering stdin: /quit and the end of
-// input stop the session (errQuit); one text line may be queued.
-func (s *session) waitOffline(ctx context.Context, lines <-chan string, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return errQuit
-		case <-t.C:
-			return nil
-		case line, ok := <-lines:
-			if !ok || line == "/quit" {
-				return errQuit
-			}
-			s.queueOffline(line)
-		}
-	}
-}
-
-func (s *session) queueOffline(line string) {
-	if isCommand(line) || s.outbox != nil || s.peer.id == 0 {
-		s.printf("! offline: %q not handled; try again after reconnecting", line)
-		return
-	}
-	s.outbox = &client.SendParams{ToUserID: s.peer.id, Text: line,
-		ClientMsgID: client.NewClientMsgID()}
-	s.printf("! offline: message queued until reconnected")
-}
-
-// connect dials, logs in and catches up on the conversation.
-func (s *session) connect(ctx context.Context) error {
-	c, err := client.Dial(ctx, s.cfg.addr, client.Options{})
+	sess, err := client.OpenSession(ctx, client.SessionConfig{
+		Addr: s.cfg.addr,
+		Login: client.LoginParams{Username: s.cfg.user, Password: s.cfg.password,
+			DeviceID: s.cfg.device, Platform: platform},
+		// History is printed on demand (/history); the stream starts
+		// where this device left off, or at the newest message.
+		StartAtLatest: true,
+		OnEvent:       s.onEvent,
+	})
 	if err != nil {
-		return err
+		return s.openErr(err)
 	}
-	s.c = c
-	if err := s.login(ctx); err != nil {
-		return err
-	}
-	// A failed catch-up on a live connection is printed, not fatal.
-	return s.check(s.catchUp(ctx))
+	s.sess, s.me = sess, sess.UserID()
+	s.names[s.me] = s.cfg.user
+	return nil
 }
 
-// login uses the token of the previous login when there is one, so that a
-// reconnect does not need the password to still be valid; an invalid token
-// falls back to the password on the next attempt.
-func (s *session) login(ctx context.Context) error {
-	p := client.LoginParams{DeviceID: s.cfg.device, Platform: platform, Token: s.token}
-	if s.token == "" {
-		if err := s.registerOnce(ctx); err != nil {
-			return err
-		}
-		p.Username, p.Password = s.cfg.user, s.cfg.password
-	}
-	resp, err := s.c.Login(ctx, p)
-	if p.Token != "" && (client.CodeOf(err) == common.ErrorCode_TOKEN_INVALID || badCredentials(err)) {
-		s.token = ""
-		return fmt.Errorf("%w: %w", errTokenRefused, err)
-	}
-	if badCredentials(err) {
+func (s *session) openErr(err error) error {
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &opErr):
+		return fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
+	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if !s.cfg.register {
 			s.printf("! invalid username or password (new user? add --register)")
 		} else {
@@ -195,28 +136,34 @@ func (s *session) login(ctx context.Context) error {
 		}
 		return ErrBadCredentials
 	}
-	if err != nil {
-		return err
-	}
-	s.me, s.token = resp.UserId, resp.Token
-	s.names[resp.UserId] = resp.Username
-	s.printf("* logged in as %s (id %d) at %s", resp.Username, resp.UserId, s.cfg.addr)
-	return nil
+	return fmt.Errorf("chat: %w", err)
 }
 
-func badCredentials(err error) bool {
-	var ce *client.CloseError
-	return client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS ||
-		errors.As(err, &ce) && ce.Reason == protocol.CloseReason_LOGIN_FAILED
+// onEvent prints connection changes; it runs on the client session's
+// goroutine.
+func (s *session) onEvent(e client.Event) {
+	switch e.Kind {
+	case client.EventConnected:
+		s.printf("* logged in as %s (id %d) at %s", e.Login.Username, e.Login.UserId,
+			s.cfg.addr)
+	case client.EventDisconnected:
+		s.printf("! connection lost: %v; reconnecting in %s", e.Err,
+			e.RetryIn.Round(time.Millisecond))
+	}
 }
 
 // registerOnce registers the user when --register asks for it; a taken name
 // is fine, the login that follows checks the password.
 func (s *session) registerOnce(ctx context.Context) error {
-	if !s.cfg.register || s.registered {
+	if !s.cfg.register {
 		return nil
 	}
-	id, err := s.c.Register(ctx, s.cfg.user, s.cfg.password)
+	c, err := client.Dial(ctx, s.cfg.addr, client.Options{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id, err := c.Register(ctx, s.cfg.user, s.cfg.password)
 	switch client.CodeOf(err) {
 	case common.ErrorCode_OK:
 		if err != nil {
@@ -227,12 +174,11 @@ func (s *session) registerOnce(ctx context.Context) error {
 	default:
 		return err
 	}
-	s.registered = true
 	return nil
 }
 
-// serve handles stdin, pushes and peer lookups until the connection ends
-// (its error) or the user quits (errQuit).
+// serve handles stdin, the message stream and peer lookups until the user
+// quits (errQuit) or the client session ends (its error).
 func (s *session) serve(ctx context.Context, lines <-chan string) error {
 	t := time.NewTicker(resolveEvery)
 	defer t.Stop()
@@ -247,30 +193,46 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 			if err := s.handleLine(ctx, line); err != nil {
 				return err
 			}
-		case m, ok := <-s.c.Messages():
+		case m, ok := <-s.sess.Messages():
 			if !ok {
-				return s.c.Err()
+				return fmt.Errorf("chat: %w", s.sess.Err())
 			}
-			s.printPush(ctx, m)
+			s.printMessage(ctx, m)
 		case <-t.C:
 			if s.peer.name != "" && s.peer.id == 0 {
-				if err := s.resolvePeer(ctx, false); err != nil {
-					return s.check(err)
-				}
+				s.report(s.resolvePeer(ctx, false))
 			}
 		}
 	}
 }
 
-// check returns err when it ended the connection, so that serve reconnects;
-// otherwise it prints err and returns nil.
-func (s *session) check(err error) error {
-	if err == nil {
-		return nil
+// sendLoop sends the outbox in typing order. A send waits through a
+// reconnect and is retried with its client msg id, so it is stored once;
+// its echo comes back through the message stream.
+func (s *session) sendLoop(ctx context.Context) {
+	for p := range s.outbox {
+		if _, err := s.sess.Send(ctx, p); err != nil {
+			s.printf("! not sent: %q: %v", p.Text, err)
+		}
 	}
-	if cerr := s.c.Err(); cerr != nil {
-		return cerr
+}
+
+// report prints a failed command; the client session handles the
+// connection itself.
+func (s *session) report(err error) {
+	if err != nil {
+		s.printf("! %v", err)
 	}
-	s.printf("! %v", err)
-	return nil
+}
+
+// request runs fn on the current connection, waiting a bounded time for one.
+func (s *session) request(ctx context.Context,
+	fn func(context.Context, *client.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	c, err := s.sess.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	return fn(ctx, c)
 }

@@ -37,6 +37,26 @@ func (s *Server) handle(c *conn, op protocol.Op, body []byte) (codec.Body, error
 		req := protocol.NewGetUserReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.getUser(req) })
 	}
+	return s.handleConvOps(c, op, body)
+}
+
+// handleConvOps serves the ops of delivered positions, conversation sync and
+// read positions (convs.go).
+func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
+	if s.unsupported[op] {
+		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+	}
+	switch op {
+	case protocol.Op_DELIVERED:
+		req := protocol.NewDeliveredReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.delivered(c, req) })
+	case protocol.Op_SYNC_CONVS:
+		req := protocol.NewSyncConvsReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.syncConvs(c, req) })
+	case protocol.Op_MARK_READ:
+		req := protocol.NewMarkReadReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.markRead(c, req) })
+	}
 	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
 }
 
@@ -100,7 +120,7 @@ func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
 	}
 	cv := s.convs[convID]
 	if cv == nil {
-		cv = &conv{acks: make(map[string]*protocol.SendResp)}
+		cv = newConv(c.userID, peer)
 		s.convs[convID] = cv
 	}
 	key := fmt.Sprintf("%d/%s", c.userID, req.ClientMsgId)
@@ -118,6 +138,7 @@ func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
 	cv.msgs = append(cv.msgs, m)
 	ack := &protocol.SendResp{MsgId: m.MsgId, ConvId: convID, Seq: m.Seq, SendTimeMs: m.SendTimeMs}
 	cv.acks[key] = ack
+	s.touch(cv)
 	s.pushLocked(c, m, peer)
 	return ack, nil
 }
@@ -155,6 +176,10 @@ func p2pConvID(a, b int64) string {
 // pushLocked pushes m to every connection of the peer and to the sender's
 // other connections.
 func (s *Server) pushLocked(from *conn, m *common.Message, peer int64) {
+	if s.dropPushes > 0 {
+		s.dropPushes--
+		return
+	}
 	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: m})
 	for c := range s.conns {
 		if c != from && (c.userID == peer || c.userID == m.SenderId) {
@@ -170,18 +195,32 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 		(c.userID != a && c.userID != b) {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
-	limit := req.Limit
-	if limit <= 0 || limit > s.opts.SyncLimit {
-		limit = s.opts.SyncLimit
+	limit := int64(req.Limit)
+	if limit <= 0 || limit > int64(s.opts.SyncLimit) {
+		limit = int64(s.opts.SyncLimit)
 	}
 	resp := &protocol.SyncResp{Messages: []*common.Message{}}
-	if cv == nil || req.AfterSeq >= int64(len(cv.msgs)) {
+	if cv == nil {
+		return resp, nil
+	}
+	n := int64(len(cv.msgs))
+	resp.LastSeq = n
+	if req.BeforeSeq > 0 {
+		// Backward: the newest limit messages below before_seq; msgs[i] has
+		// seq i+1, so seqs [from+1, to] are msgs[from:to].
+		to := min(req.BeforeSeq-1, n)
+		from := max(to-limit, 0)
+		resp.Messages = cv.msgs[from:to]
+		resp.HasMore = from > 0
+		return resp, nil
+	}
+	if req.AfterSeq >= n {
 		return resp, nil
 	}
 	from := max(req.AfterSeq, 0)
-	to := min(from+int64(limit), int64(len(cv.msgs)))
+	to := min(from+limit, n)
 	resp.Messages = cv.msgs[from:to]
-	resp.HasMore = to < int64(len(cv.msgs))
+	resp.HasMore = to < n
 	return resp, nil
 }
 

@@ -3,8 +3,11 @@
 // the real frame protocol (package codec) with the semantics of the real
 // system that clients rely on: register, login by password or token,
 // idempotent sends with a per-conversation seq, pushes to every other
-// connection of both users, sync and user lookup. It is a test double: no
-// persistence, no limits, one mutex.
+// connection of both users, forward and backward sync, delivered positions
+// per device, conversation sync with a cursor, read positions and user
+// lookup. Hooks inject faults: failed sends, lost pushes, closes, ops an
+// older server lacks. It is a test double: no persistence, no limits, one
+// mutex.
 package clienttest
 
 import (
@@ -53,6 +56,13 @@ type Server struct {
 	nextUserID int64
 	nextMsgID  int64
 	closed     bool
+	// version counts conversation changes (see conv.version).
+	version        int64
+	dropPushes     int
+	syncDelay      time.Duration
+	deliveredCalls int
+	unsupported    map[protocol.Op]bool
+	unknown        map[protocol.Op]bool
 }
 
 type user struct {
@@ -62,8 +72,15 @@ type user struct {
 }
 
 type conv struct {
-	msgs []*common.Message // msgs[i].Seq == i+1
-	acks map[string]*protocol.SendResp
+	id      string
+	members [2]int64
+	msgs    []*common.Message // msgs[i].Seq == i+1
+	acks    map[string]*protocol.SendResp
+	// version is the server's change counter at the conversation's last
+	// change: the cursor of SYNC_CONVS compares against it.
+	version   int64
+	readSeq   map[int64]int64  // per user
+	delivered map[string]int64 // per "user/device"
 }
 
 // Start listens on 127.0.0.1 port 0 and serves until Close.
@@ -86,6 +103,9 @@ func Start(opts Options) (*Server, error) {
 		tokens:    make(map[string]int64),
 		convs:     make(map[string]*conv),
 		conns:     make(map[*conn]struct{}),
+
+		unsupported: make(map[protocol.Op]bool),
+		unknown:     make(map[protocol.Op]bool),
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -213,6 +233,15 @@ func (s *Server) serve(c *conn) {
 		body := make([]byte, h.BodyLen)
 		if _, err := io.ReadFull(br, body); err != nil {
 			return
+		}
+		if h.Op == protocol.Op_SYNC {
+			s.delaySync()
+		}
+		if s.isUnknown(h.Op) {
+			c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
+				Reason: protocol.CloseReason_PROTOCOL_ERROR, Message: "unknown op"}))
+			c.closeAfterFlush() // reading on ends when the writer closes
+			continue
 		}
 		reply, err := s.handle(c, h.Op, body)
 		c.reply(h, reply, err)

@@ -1,0 +1,421 @@
+package scenario
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// ConnectConfig configures Connect. Zero fields take the default named.
+type ConnectConfig struct {
+	// Addr is the gateway's client address; required.
+	Addr string
+	// Conns is the number of connections to open and log in; required.
+	Conns int
+	// WebSocket opens WebSocket connections instead of raw TCP.
+	WebSocket bool
+	// Users is how many users are registered; the connections log in as
+	// them in turn, each with its own device id. Default 10. Every login
+	// checks a password (argon2 on the server, the slow part of the ramp):
+	// logic binds a token to the device it was issued for, so a token cannot
+	// log in another device.
+	Users int
+	// Parallel bounds the connections being opened at once; default 64.
+	Parallel int
+	// PerSourceIP is the most connections opened from one source address;
+	// beyond it they spread over 127.0.0.2, 127.0.0.3, ... so that no
+	// source runs out of ephemeral ports. Default 10000.
+	PerSourceIP int
+	// Hold keeps every connection open this long after the last login, then
+	// Connect closes them all and returns. Connections heartbeat from their
+	// login on.
+	Hold time.Duration
+	// Warmup is how many connections open before Warmed is called, so that
+	// a measurement taken there has the server's login machinery (argon2
+	// memory above all) already paid for. Default 0.
+	Warmup int
+	// Warmed, if set, is called once the Warmup connections are logged in.
+	Warmed func()
+	// Ramped, if set, is called once all connections are logged in, before
+	// the hold: the moment to measure the server.
+	Ramped func()
+	// Prefix names the users; default random per run.
+	Prefix string
+}
+
+// ConnectResult is what Connect measured.
+type ConnectResult struct {
+	Conns    int           // connections logged in
+	Refused  int           // attempts closed with OVERLOADED and retried
+	Ramp     time.Duration // first dial to last login
+	LoginP50 time.Duration // connect + handshake + login round trip
+	LoginP99 time.Duration
+	Dropped  int // connections the server closed during the hold
+}
+
+// ConnectsPerSec is the rate of the ramp: logged-in connections per second.
+func (r ConnectResult) ConnectsPerSec() float64 {
+	if r.Ramp <= 0 {
+		return 0
+	}
+	return float64(r.Conns) / r.Ramp.Seconds()
+}
+
+func (r ConnectResult) String() string {
+	return fmt.Sprintf("connect: conns=%d refused=%d ramp=%v rate=%.0f/s login_p50=%v "+
+		"login_p99=%v dropped=%d", r.Conns, r.Refused, r.Ramp.Round(time.Millisecond),
+		r.ConnectsPerSec(), r.LoginP50.Round(time.Microsecond),
+		r.LoginP99.Round(time.Microsecond), r.Dropped)
+}
+
+// errRefused means the gateway closed an attempt with OVERLOADED.
+var errRefused = errors.New("connect: refused as overloaded")
+
+// maxRefusals bounds the retries of one connection refused as overloaded.
+const maxRefusals = 50
+
+// Connect opens cfg.Conns connections, logs each in, holds them for
+// cfg.Hold and closes them. It fails on the first connection that cannot
+// log in; what it opened is closed before it returns.
+func Connect(ctx context.Context, cfg ConnectConfig) (ConnectResult, error) {
+	cfg, err := connectDefaults(cfg)
+	if err != nil {
+		return ConnectResult{}, err
+	}
+	creds, err := registerUsers(ctx, cfg)
+	if err != nil {
+		return ConnectResult{}, err
+	}
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	r := &ramp{cfg: cfg, creds: creds, conns: make([]*benchConn, cfg.Conns),
+		latencies: make([]time.Duration, cfg.Conns), keepCtx: keepCtx}
+	defer func() {
+		stopKeeping()
+		r.closeAll()
+		r.keepers.Wait()
+	}()
+	start := time.Now()
+	if err := r.run(ctx); err != nil {
+		return ConnectResult{}, err
+	}
+	res := r.result(time.Since(start) - r.paused)
+	if cfg.Ramped != nil {
+		cfg.Ramped()
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(cfg.Hold):
+	}
+	stopKeeping()
+	r.keepers.Wait()
+	res.Dropped = int(r.dropped.Load())
+	return res, ctx.Err()
+}
+
+func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
+	if cfg.Addr == "" || cfg.Conns <= 0 {
+		return cfg, fmt.Errorf("%w: need an address and a positive connection count", ErrBadConfig)
+	}
+	cfg.Users = min(cmpOr(cfg.Users, 10), cfg.Conns)
+	cfg.Parallel = cmpOr(cfg.Parallel, 64)
+	cfg.PerSourceIP = cmpOr(cfg.PerSourceIP, 10000)
+	if cfg.Prefix == "" {
+		cfg.Prefix = uniquePrefix("conn")
+	}
+	return cfg, nil
+}
+
+func cmpOr(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// credential is a registered user's username and password.
+type credential struct{ username, password string }
+
+// registerUsers registers cfg.Users users.
+func registerUsers(ctx context.Context, cfg ConnectConfig) ([]credential, error) {
+	creds := make([]credential, cfg.Users)
+	for i := range creds {
+		c, err := client.Dial(ctx, cfg.Addr, client.Options{})
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("%s%d", cfg.Prefix, i)
+		creds[i] = credential{username: name, password: "pw-" + name}
+		_, err = c.Register(ctx, name, creds[i].password)
+		_ = c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("register user %s: %w", name, err)
+		}
+	}
+	return creds, nil
+}
+
+// ramp opens the connections of one Connect.
+type ramp struct {
+	cfg       ConnectConfig
+	creds     []credential
+	conns     []*benchConn
+	latencies []time.Duration
+	refused   atomic.Int64
+	paused    time.Duration // spent in Warmed, not part of the ramp
+
+	// keepCtx ends the heartbeats of the logged-in connections; a ramp
+	// slower than the server's heartbeat timeout would otherwise lose its
+	// first connections before the last log in.
+	keepCtx context.Context
+	keepers sync.WaitGroup
+	dropped atomic.Int64 // connections that failed a heartbeat
+}
+
+// run opens every connection, the warm-up ones first.
+func (r *ramp) run(ctx context.Context) error {
+	warmup := min(max(r.cfg.Warmup, 0), len(r.conns))
+	if err := r.openRange(ctx, 0, warmup); err != nil {
+		return err
+	}
+	if r.cfg.Warmed != nil {
+		paused := time.Now()
+		r.cfg.Warmed()
+		r.paused = time.Since(paused)
+	}
+	return r.openRange(ctx, warmup, len(r.conns))
+}
+
+// openRange opens connections [from, to), cfg.Parallel at a time.
+func (r *ramp) openRange(ctx context.Context, from, to int) error {
+	sem := make(chan struct{}, r.cfg.Parallel)
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	for i := from; i < to; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := r.open(ctx, i); err != nil {
+				errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
+			}
+		}()
+	}
+	wg.Wait()
+	return cmpOrErr(firstErr, ctx.Err())
+}
+
+func cmpOrErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// open opens and logs in connection i, retrying while it is refused as
+// overloaded (the gateway's accept rate).
+func (r *ramp) open(ctx context.Context, i int) error {
+	for range maxRefusals {
+		start := time.Now()
+		c, err := r.dial(ctx, i)
+		if err == nil {
+			err = c.login(r.creds[i%len(r.creds)], fmt.Sprintf("bench-%d", i))
+		}
+		if err == nil {
+			r.conns[i], r.latencies[i] = c, time.Since(start)
+			r.keep(c)
+			return nil
+		}
+		if c != nil {
+			_ = c.conn.Close()
+		}
+		if !errors.Is(err, errRefused) {
+			return err
+		}
+		r.refused.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%w %d times", errRefused, maxRefusals)
+}
+
+// dial connects from the source address of connection i.
+func (r *ramp) dial(ctx context.Context, i int) (*benchConn, error) {
+	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i/r.cfg.PerSourceIP))}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
+	if !r.cfg.WebSocket {
+		conn, err := d.DialContext(ctx, "tcp", r.cfg.Addr)
+		if err != nil {
+			return nil, err
+		}
+		return &benchConn{conn: conn, r: bufio.NewReaderSize(conn, 256)}, nil
+	}
+	wd := ws.Dialer{Timeout: 10 * time.Second, NetDial: d.DialContext}
+	conn, br, _, err := wd.Dial(ctx, "ws://"+r.cfg.Addr+"/")
+	if err != nil {
+		return nil, err
+	}
+	c := &benchConn{conn: conn, ws: true, r: bufio.NewReaderSize(conn, 256)}
+	if br != nil { // the server spoke first; its bytes wait in br
+		c.r = bufio.NewReaderSize(io.MultiReader(br, conn), 256)
+	}
+	return c, nil
+}
+
+func (r *ramp) result(took time.Duration) ConnectResult {
+	lat := slices.Clone(r.latencies)
+	slices.Sort(lat)
+	return ConnectResult{Conns: len(r.conns), Refused: int(r.refused.Load()), Ramp: took,
+		LoginP50: lat[len(lat)/2], LoginP99: lat[len(lat)*99/100]}
+}
+
+// keep heartbeats c until keepCtx is done, counting it dropped if it fails
+// first.
+func (r *ramp) keep(c *benchConn) {
+	r.keepers.Add(1)
+	go func() {
+		defer r.keepers.Done()
+		if !c.heartbeatUntil(r.keepCtx) {
+			r.dropped.Add(1)
+		}
+	}()
+}
+
+func (r *ramp) closeAll() {
+	for _, c := range r.conns {
+		if c != nil {
+			_ = c.conn.Close()
+		}
+	}
+}
+
+// benchConn is one raw client connection of the bench: a socket and the
+// little it takes to log in and heartbeat, over TCP or WebSocket.
+type benchConn struct {
+	conn     net.Conn
+	r        *bufio.Reader
+	ws       bool
+	interval time.Duration // heartbeat interval from the LoginResp
+}
+
+// writeFrame sends one frame, in a masked binary message over WebSocket.
+func (c *benchConn) writeFrame(op protocol.Op, id uint32, body codec.Body) error {
+	frame := codec.EncodeFrame(op, 0, id, body)
+	if c.ws {
+		return ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(frame)))
+	}
+	_, err := c.conn.Write(frame)
+	return err
+}
+
+// readFrame reads the next protocol frame.
+func (c *benchConn) readFrame() (codec.Header, []byte, error) {
+	if c.ws {
+		return c.readWSFrame()
+	}
+	hdr := make([]byte, codec.HeaderSize)
+	if _, err := io.ReadFull(c.r, hdr); err != nil {
+		return codec.Header{}, nil, err
+	}
+	h, err := codec.Decoder{MaxBody: 1 << 24}.DecodeHeader(hdr)
+	if err != nil {
+		return h, nil, err
+	}
+	body := make([]byte, h.BodyLen)
+	_, err = io.ReadFull(c.r, body)
+	return h, body, err
+}
+
+func (c *benchConn) readWSFrame() (codec.Header, []byte, error) {
+	for {
+		f, err := ws.ReadFrame(c.r)
+		if err != nil {
+			return codec.Header{}, nil, err
+		}
+		switch f.Header.OpCode {
+		case ws.OpClose:
+			return codec.Header{}, nil, io.EOF
+		case ws.OpBinary:
+			h, body, _, err := codec.Decoder{MaxBody: 1 << 24}.Decode(f.Payload)
+			return h, body, err
+		}
+	}
+}
+
+// login logs in as device. A CLOSE OVERLOADED instead of the ack is
+// errRefused, to retry.
+func (c *benchConn) login(cred credential, device string) error {
+	_ = c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.conn.SetDeadline(time.Time{})
+	req := &protocol.LoginReq{Username: cred.username, Password: cred.password,
+		DeviceId: device, Platform: "bench"}
+	if err := c.writeFrame(protocol.Op_LOGIN, 1, req); err != nil {
+		return fmt.Errorf("login %s: %w", device, err)
+	}
+	h, body, err := c.readFrame()
+	if err != nil {
+		return fmt.Errorf("login %s: %w", device, err)
+	}
+	if h.Op == protocol.Op_CLOSE {
+		var msg protocol.CloseMsg
+		_ = codec.ReadBody(body, &msg)
+		if msg.Reason == protocol.CloseReason_OVERLOADED {
+			return errRefused
+		}
+		return fmt.Errorf("login %s: closed with %v: %s", device, msg.Reason, msg.Message)
+	}
+	if h.Flags&codec.FlagError != 0 || h.Op != protocol.Op_LOGIN_ACK {
+		var e protocol.ErrorResp
+		_ = codec.ReadBody(body, &e)
+		return fmt.Errorf("login %s: op %v error %v: %s", device, h.Op, e.Code, e.Message)
+	}
+	var resp protocol.LoginResp
+	if err := codec.ReadBody(body, &resp); err != nil {
+		return fmt.Errorf("login %s: %w", device, err)
+	}
+	c.interval = max(time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Second)
+	return nil
+}
+
+// heartbeatUntil heartbeats at half the server's interval until ctx is done;
+// false means the connection failed first.
+func (c *benchConn) heartbeatUntil(ctx context.Context) bool {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(c.interval / 2))))
+	defer t.Stop()
+	for id := uint32(2); ; id++ {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-t.C:
+		}
+		_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if c.writeFrame(protocol.Op_HEARTBEAT, id, nil) != nil {
+			return false
+		}
+		if h, _, err := c.readFrame(); err != nil || h.Op != protocol.Op_HEARTBEAT_ACK {
+			return false
+		}
+		t.Reset(c.interval / 2)
+	}
+}

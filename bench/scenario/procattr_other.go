@@ -1,0 +1,9 @@
+//go:build !linux
+
+package scenario
+
+import "syscall"
+
+// childAttr has no parent-death signal outside Linux: the deferred cleanup
+// of Chaos is all that stops the roles.
+func childAttr() *syscall.SysProcAttr { return nil }

@@ -1,0 +1,181 @@
+package clienttest
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+func newConv(a, b int64) *conv {
+	return &conv{
+		id:        p2pConvID(a, b),
+		members:   [2]int64{a, b},
+		acks:      make(map[string]*protocol.SendResp),
+		readSeq:   make(map[int64]int64),
+		delivered: make(map[string]int64),
+	}
+}
+
+// touch records a change of cv for SYNC_CONVS.
+func (s *Server) touch(cv *conv) {
+	s.version++
+	cv.version = s.version
+}
+
+func (cv *conv) has(user int64) bool {
+	return cv.members[0] == user || cv.members[1] == user
+}
+
+func deviceKey(user int64, device string) string {
+	return fmt.Sprintf("%d/%s", user, device)
+}
+
+func (s *Server) delivered(c *conn, req *protocol.DeliveredReq) (codec.Body, error) {
+	s.deliveredCalls++
+	for _, p := range req.Positions {
+		cv := s.convs[p.ConvId]
+		if cv == nil || !cv.has(c.userID) {
+			return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
+		}
+		key := deviceKey(c.userID, c.device)
+		cv.delivered[key] = max(cv.delivered[key], min(p.Seq, int64(len(cv.msgs))))
+	}
+	return protocol.NewDeliveredResp(), nil
+}
+
+// syncConvs pages the user's conversations by version; the cursor is the
+// version of the last one returned, so a change after it shows up again.
+func (s *Server) syncConvs(c *conn, req *protocol.SyncConvsReq) (codec.Body, error) {
+	var after int64
+	if req.Cursor != "" {
+		v, err := strconv.ParseInt(req.Cursor, 10, 64)
+		if err != nil {
+			return nil, fail(common.ErrorCode_BAD_REQUEST, "bad cursor")
+		}
+		after = v
+	}
+	var changed []*conv
+	for _, cv := range s.convs {
+		if cv.has(c.userID) && cv.version > after {
+			changed = append(changed, cv)
+		}
+	}
+	slices.SortFunc(changed, func(x, y *conv) int { return int(x.version - y.version) })
+	limit := int(req.Limit)
+	if limit <= 0 || limit > int(s.opts.SyncLimit) {
+		limit = int(s.opts.SyncLimit)
+	}
+	resp := &protocol.SyncConvsResp{Cursor: req.Cursor, HasMore: len(changed) > limit}
+	for _, cv := range changed[:min(limit, len(changed))] {
+		resp.Convs = append(resp.Convs, s.summary(c, cv))
+		resp.Cursor = strconv.FormatInt(cv.version, 10)
+	}
+	return resp, nil
+}
+
+func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
+	sum := &protocol.ConvSummary{
+		ConvId:       cv.id,
+		Type:         common.ConvType_P2P,
+		LastSeq:      int64(len(cv.msgs)),
+		ReadSeq:      cv.readSeq[c.userID],
+		DeliveredSeq: cv.delivered[deviceKey(c.userID, c.device)],
+		PeerUserId:   cv.members[0] + cv.members[1] - c.userID,
+	}
+	if n := len(cv.msgs); n > 0 {
+		sum.LastMessage = cv.msgs[n-1]
+		sum.UpdatedMs = cv.msgs[n-1].SendTimeMs
+	}
+	for _, m := range cv.msgs[min(sum.ReadSeq, sum.LastSeq):] {
+		if m.SenderId != c.userID {
+			sum.Unread++
+		}
+	}
+	return sum
+}
+
+func (s *Server) markRead(c *conn, req *protocol.MarkReadReq) (codec.Body, error) {
+	cv := s.convs[req.ConvId]
+	if cv == nil || !cv.has(c.userID) {
+		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
+	}
+	seq := min(req.Seq, int64(len(cv.msgs)))
+	if seq > cv.readSeq[c.userID] {
+		cv.readSeq[c.userID] = seq
+		s.touch(cv)
+	}
+	return &protocol.MarkReadResp{ReadSeq: cv.readSeq[c.userID]}, nil
+}
+
+// DropPushes makes the server store the next n messages without pushing
+// them to anyone, as a push lost on the way would: receivers see a gap.
+func (s *Server) DropPushes(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropPushes = n
+}
+
+// SlowSync delays every SYNC reply by d, outside the server lock, so that
+// pushes overtake the catch-up of a client, as they may on a loaded server.
+func (s *Server) SlowSync(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncDelay = d
+}
+
+func (s *Server) delaySync() {
+	s.mu.Lock()
+	d := s.syncDelay
+	s.mu.Unlock()
+	time.Sleep(d)
+}
+
+// Unsupported makes the server answer ops with UNSUPPORTED, as a server
+// older than the SDK does (DELIVERED, SYNC_CONVS and MARK_READ only).
+func (s *Server) Unsupported(ops ...protocol.Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		s.unsupported[op] = true
+	}
+}
+
+// Unknown makes the server treat ops as unknown opcodes, as a gateway older
+// than them does: CLOSE PROTOCOL_ERROR, then the connection closes.
+func (s *Server) Unknown(ops ...protocol.Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		s.unknown[op] = true
+	}
+}
+
+func (s *Server) isUnknown(op protocol.Op) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unknown[op]
+}
+
+// DeliveredSeq is the delivered position the device of the user reported
+// for conv, 0 when none.
+func (s *Server) DeliveredSeq(username, device, convID string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, cv := s.users[username], s.convs[convID]
+	if u == nil || cv == nil {
+		return 0
+	}
+	return cv.delivered[deviceKey(u.id, device)]
+}
+
+// DeliveredCalls is how many DELIVERED requests reached the server.
+func (s *Server) DeliveredCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deliveredCalls
+}

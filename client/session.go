@@ -1,0 +1,354 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// SessionConfig configures a Session. Zero fields take their defaults.
+type SessionConfig struct {
+	// Addr is the gateway's host:port. Required.
+	Addr string
+	// Fallbacks are more gateways; after a failed dial the Session tries the
+	// next address of Addr, Fallbacks... in turn, and stays on one that
+	// works.
+	Fallbacks []string
+	// Login authenticates every connection. Give Username and Password, or
+	// a Token, or both: after the first login the Session logs in again
+	// with the newest token and falls back to the password when the token
+	// is refused. DeviceID names this device.
+	Login LoginParams
+	// Client configures each connection.
+	Client Options
+	// Positions keeps what was handed to the application; default a new
+	// MemoryPositions.
+	Positions PositionStore
+	// StartAtLatest makes a conversation this device has no position for
+	// (locally nor on the server) start at its newest message instead of its
+	// first, for an app that shows older history on demand (SyncBefore).
+	StartAtLatest bool
+	// Buffer is the capacity of the Messages channel; default 1024.
+	Buffer int
+	// AckInterval is the longest a handed-over message waits before its
+	// DELIVERED is sent; default 200ms.
+	AckInterval time.Duration
+	// AckBatch sends DELIVERED early once this many messages were handed
+	// over since the last one; default 100.
+	AckBatch int
+	// SyncPage is the page size of gap and resume fetches; default 100.
+	SyncPage int32
+	// ResyncInterval is how often a connected Session asks which
+	// conversations changed, as after a reconnect; default 1 minute. A push
+	// lost with no later one in its conversation is otherwise found only at
+	// the next reconnect.
+	ResyncInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnect attempts,
+	// doubled after each failure and jittered; defaults 200ms and 30s. A
+	// CLOSE frame's reconnect_after_ms overrides them once.
+	MinBackoff, MaxBackoff time.Duration
+	// OnEvent, when set, is called on the Session's goroutine at each change
+	// of connection state. It must return quickly and must not call Send.
+	OnEvent func(Event)
+}
+
+const (
+	defaultAckInterval = 200 * time.Millisecond
+	defaultAckBatch    = 100
+	defaultSyncPage    = 100
+	defaultResync      = time.Minute
+	defaultMinBackoff  = 200 * time.Millisecond
+	defaultMaxBackoff  = 30 * time.Second
+	// readyLimit bounds the messages sequenced but not yet handed over;
+	// past it the push reader waits for the application.
+	readyLimit = 4096
+)
+
+func (c SessionConfig) withDefaults() (SessionConfig, error) {
+	if c.Addr == "" {
+		return c, fmt.Errorf("client: session: %w: no address", ErrBadParams)
+	}
+	if c.Login.Token == "" && (c.Login.Username == "" || c.Login.Password == "") {
+		return c, fmt.Errorf("client: session: %w: no token nor username and password",
+			ErrBadParams)
+	}
+	if c.Positions == nil {
+		c.Positions = NewMemoryPositions()
+	}
+	c.Buffer = cmpOr(c.Buffer, defaultPushBuffer)
+	c.AckInterval = cmpOr(c.AckInterval, defaultAckInterval)
+	c.AckBatch = cmpOr(c.AckBatch, defaultAckBatch)
+	c.SyncPage = cmpOr(c.SyncPage, defaultSyncPage)
+	c.ResyncInterval = cmpOr(c.ResyncInterval, defaultResync)
+	c.MinBackoff = cmpOr(c.MinBackoff, defaultMinBackoff)
+	c.MaxBackoff = max(cmpOr(c.MaxBackoff, defaultMaxBackoff), c.MinBackoff)
+	return c, nil
+}
+
+// cmpOr returns v, or def when v is not positive.
+func cmpOr[T int | int32 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The events of a Session.
+const (
+	// EventConnected: a connection logged in; Event.Login is its reply.
+	EventConnected EventKind = iota + 1
+	// EventResumed: the connection caught up on every conversation.
+	EventResumed
+	// EventDisconnected: the connection ended with Event.Err; the next
+	// attempt comes after Event.RetryIn.
+	EventDisconnected
+)
+
+// Event is a change of a Session's connection state.
+type Event struct {
+	Kind    EventKind
+	Login   *protocol.LoginResp
+	Err     error
+	RetryIn time.Duration
+}
+
+// Session is a logged-in presence of one device that survives connection
+// loss. It hands the application every message of the user's conversations
+// exactly once and in seq order per conversation (Messages), including the
+// messages this device sends, which it takes from their acks. Behind that
+// promise: a push after a gap is held while the gap is fetched, duplicates
+// are dropped, and after each reconnect it asks which conversations changed
+// (SYNC_CONVS) and fetches what it missed, while new pushes keep being
+// sequenced. It reports what was handed over with DELIVERED, in batches.
+//
+// Messages of the user sent from another device arrive as pushes like any
+// other. A message sent through this Session enters the stream from its
+// ack, marked with this DeviceID, so the app renders one stream per
+// conversation and never waits for an echo; when the ack is lost with the
+// connection, Send retries with the same client msg id and the message
+// enters once, from whichever of the retried ack and the catch-up comes
+// first.
+//
+// A Session is safe for concurrent use. It runs a connection goroutine, a
+// push reader per connection and a delivery goroutine.
+type Session struct {
+	cfg    SessionConfig
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	out    chan *common.Message
+	done   chan struct{} // closed when the connection goroutine ends
+	wg     sync.WaitGroup
+
+	// fillWake and ackWake nudge the connection goroutine; capacity 1, so
+	// a nudge is never lost and never blocks.
+	fillWake chan struct{}
+	ackWake  chan struct{}
+
+	mu   sync.Mutex
+	cond *sync.Cond // ready gained messages or room, or the session ends
+	seq  *sequencer
+	// ready is sequenced messages in hand-over order.
+	ready []*common.Message
+	// fills is the conversations whose missing messages must be fetched.
+	fills map[string]bool
+	// dirty is delivered positions not yet sent with DELIVERED.
+	dirty      map[string]int64
+	dirtyCount int
+	// noDelivered and noSyncConvs record that the server lacks an op, for
+	// the rest of the session.
+	noDelivered bool
+	noSyncConvs bool
+	cur         *Client
+	curChanged  chan struct{} // closed and replaced when cur changes
+	userID      int64
+	token       string
+	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
+	ended       bool  // no more connections; hand over what is ready, then stop
+	closing     bool  // Close: stop at once
+	err         error // why the session ended
+}
+
+// OpenSession dials cfg.Addr and logs in, then resumes and keeps the session
+// up in the background until Close or a fatal error (see Err). An error from
+// the first attempt is returned as is, so that a wrong address or password
+// is reported rather than retried forever.
+func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		cfg:        cfg,
+		out:        make(chan *common.Message, cfg.Buffer),
+		done:       make(chan struct{}),
+		fillWake:   make(chan struct{}, 1),
+		ackWake:    make(chan struct{}, 1),
+		fills:      make(map[string]bool),
+		dirty:      make(map[string]int64),
+		curChanged: make(chan struct{}),
+		token:      cfg.Login.Token,
+	}
+	s.cond = sync.NewCond(&s.mu)
+	s.seq = newSequencer(s.origin)
+	c, resp, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.emit() }()
+	go func() { defer s.wg.Done(); s.run(c, resp) }()
+	return s, nil
+}
+
+// Messages returns the messages handed to the application: per
+// conversation in seq order, each once. A message counts as delivered (and
+// is acknowledged to the server) when it enters this channel, so an app that
+// must not lose one to a crash persists it before reading the next. While
+// the channel is full, the Session stops reading pushes. It is closed when
+// the session ends, after the messages already sequenced (unless by Close).
+func (s *Session) Messages() <-chan *common.Message { return s.out }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended: ErrClosed after Close, or the fatal
+// error (a *CloseError such as KICKED, refused credentials). nil while it
+// runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// UserID is the logged-in user's id.
+func (s *Session) UserID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userID
+}
+
+// Position returns the highest seq of convID sequenced for hand-over.
+func (s *Session) Position(convID string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq.position(convID)
+}
+
+// Close ends the session and its connection and waits for its goroutines.
+// Messages not yet handed over are dropped; they are fetched again by the
+// next session from the same PositionStore. It is idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	if s.err == nil {
+		s.err = ErrClosed
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Client waits for a live connection and returns it, for requests the
+// Session does not wrap (GetUser, SyncBefore, MarkRead). The connection may
+// end at any time; do not Close it nor read its Messages.
+func (s *Session) Client(ctx context.Context) (*Client, error) {
+	for {
+		s.mu.Lock()
+		c, changed, err := s.cur, s.curChanged, s.err
+		s.mu.Unlock()
+		switch {
+		case err != nil:
+			return nil, err
+		case c != nil && c.Err() == nil:
+			return c, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.done:
+		}
+	}
+}
+
+// Send sends one message and returns its ack, trying again with the same
+// client msg id (so the server stores it once) after retryable errors and
+// across reconnects, until ctx is done. The message also enters Messages,
+// once, in its conversation's order, so the app sees one stream per
+// conversation whichever device sent what.
+func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, error) {
+	if p.ClientMsgID == "" {
+		p.ClientMsgID = NewClientMsgID()
+	}
+	backoff := s.cfg.MinBackoff
+	for {
+		c, err := s.Client(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("client: session send %s: %w", p.ClientMsgID, err)
+		}
+		ack, err := c.Send(ctx, p)
+		if err == nil {
+			s.offer(s.ownMessage(p, ack), false)
+			return ack, nil
+		}
+		if ctx.Err() != nil || !sendAgain(c, err) {
+			return nil, err
+		}
+		if err := sleep(ctx, jitter(backoff)); err != nil {
+			return nil, err
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
+// sendAgain reports whether a failed send may succeed if repeated: on
+// another connection, or later on this one.
+func sendAgain(c *Client, err error) bool {
+	var se *Error
+	if errors.As(err, &se) {
+		return se.IsRetryable()
+	}
+	return c.Err() != nil || errors.Is(err, ErrTimeout)
+}
+
+// ownMessage rebuilds the stored message from the ack of its send.
+func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp) *common.Message {
+	m := &common.Message{
+		MsgId: ack.MsgId, ConvId: ack.ConvId, Seq: ack.Seq, SenderId: s.UserID(),
+		ClientMsgId: p.ClientMsgID, ContentType: common.ContentType_BINARY,
+		Content: p.Content, SendTimeMs: ack.SendTimeMs, SenderDevice: s.cfg.Login.DeviceID,
+	}
+	if p.Text != "" {
+		m.ContentType, m.Content = common.ContentType_TEXT, []byte(p.Text)
+	}
+	return m
+}
+
+// jitter adds up to half of d, so that clients dropped together do not come
+// back together.
+func jitter(d time.Duration) time.Duration {
+	return d + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,225 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// connect dials and logs in.
+func (s *Session) connect(ctx context.Context) (*Client, *protocol.LoginResp, error) {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := s.login(ctx, c)
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	s.userID, s.token = resp.UserId, resp.Token
+	s.mu.Unlock()
+	return c, resp, nil
+}
+
+// dial connects to the current gateway address; on failure the next
+// attempt takes the next address.
+func (s *Session) dial(ctx context.Context) (*Client, error) {
+	addrs := append([]string{s.cfg.Addr}, s.cfg.Fallbacks...)
+	s.mu.Lock()
+	i := s.addrIndex % len(addrs)
+	s.mu.Unlock()
+	c, err := Dial(ctx, addrs[i], s.cfg.Client)
+	if err != nil {
+		s.mu.Lock()
+		s.addrIndex = i + 1
+		s.mu.Unlock()
+	}
+	return c, err
+}
+
+// login uses the newest token, so that a reconnect does not depend on the
+// password, and falls back to the password when the token is refused.
+func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
+	s.mu.Lock()
+	token := s.token
+	s.mu.Unlock()
+	p := s.cfg.Login
+	if token != "" {
+		p.Token, p.Password = token, ""
+		resp, err := c.Login(ctx, p)
+		if CodeOf(err) != common.ErrorCode_TOKEN_INVALID || s.cfg.Login.Password == "" {
+			return resp, err
+		}
+		s.forgetToken()
+	}
+	p.Token, p.Password = "", s.cfg.Login.Password
+	return c.Login(ctx, p)
+}
+
+func (s *Session) forgetToken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = ""
+}
+
+// run keeps the session connected: it serves a connection until it ends,
+// then reconnects with backoff until Close or a fatal error.
+func (s *Session) run(c *Client, resp *protocol.LoginResp) {
+	defer close(s.done)
+	for {
+		err := s.serveConn(c, resp)
+		s.setClient(nil)
+		_ = c.Close()
+		if c, resp, err = s.reconnect(err); err != nil {
+			s.end(err)
+			return
+		}
+	}
+}
+
+// reconnect waits and connects until a connection logs in. It returns an
+// error when the session must end: Close, or a fatal reason.
+func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
+	backoff := s.cfg.MinBackoff
+	for {
+		if s.ctx.Err() != nil {
+			return nil, nil, ErrClosed
+		}
+		wait, err := s.retryDelay(cause, backoff)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.event(Event{Kind: EventDisconnected, Err: cause, RetryIn: wait})
+		if sleep(s.ctx, wait) != nil {
+			return nil, nil, ErrClosed
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+		c, resp, err := s.connect(s.ctx)
+		if err == nil {
+			return c, resp, nil
+		}
+		cause = err
+	}
+}
+
+// retryDelay says how long to wait after err ended a connection (or failed
+// to set one up), or returns the error that ends the session.
+func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, error) {
+	var ce *CloseError
+	var se *Error
+	switch {
+	case errors.Is(err, errCatchUp):
+	case errors.As(err, &ce):
+		return s.closeDelay(ce, backoff)
+	case errors.As(err, &se) && !se.IsRetryable():
+		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, err)
+	}
+	return jitter(backoff), nil
+}
+
+// closeDelay follows the server's CLOSE: its reconnect delay, or no
+// reconnect for a replaced or signed-out device.
+func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Duration, error) {
+	switch ce.Reason {
+	case protocol.CloseReason_KICKED, protocol.CloseReason_LOGIN_FAILED,
+		protocol.CloseReason_SIGNED_OUT:
+		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+	case protocol.CloseReason_TOKEN_EXPIRED:
+		if s.cfg.Login.Password == "" {
+			return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+		}
+		s.forgetToken()
+	}
+	if !ce.ShouldReconnect() {
+		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+	}
+	// The server's delay already carries its own jitter; ours is added on
+	// top so that a zero delay still spreads the clients.
+	return ce.ReconnectAfter + jitter(backoff) - backoff, nil
+}
+
+// serveConn resumes on c, then fills gaps and sends acknowledgements until
+// c ends or the session is closed.
+func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
+	s.setClient(c)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.pump(c) }()
+	s.event(Event{Kind: EventConnected, Login: resp})
+
+	if err := s.resume(c); err != nil {
+		return connErr(c, err)
+	}
+	s.event(Event{Kind: EventResumed})
+	tick := time.NewTicker(s.cfg.AckInterval)
+	defer tick.Stop()
+	resync := time.NewTicker(s.cfg.ResyncInterval)
+	defer resync.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.finalAck(c)
+			return ErrClosed
+		case <-c.Done():
+			return c.Err()
+		case <-s.fillWake:
+			if err := s.fillAll(c); err != nil {
+				return connErr(c, err)
+			}
+		case <-resync.C:
+			if err := s.resume(c); err != nil {
+				return connErr(c, err)
+			}
+		case <-tick.C:
+			s.flushAcks(c)
+		case <-s.ackWake:
+			s.flushAcks(c)
+		}
+	}
+}
+
+// connErr prefers the connection's error, which says whether to reconnect,
+// over the error of the request it broke.
+func connErr(c *Client, err error) error {
+	if cerr := c.Err(); cerr != nil {
+		return cerr
+	}
+	return fmt.Errorf("%w: %w", errCatchUp, err)
+}
+
+// finalAck sends what was handed over before Close, briefly.
+func (s *Session) finalAck(c *Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.sendAcks(ctx, c)
+}
+
+func (s *Session) setClient(c *Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = c
+	close(s.curChanged)
+	s.curChanged = make(chan struct{})
+}
+
+// end records why the session ended and lets delivery finish what is ready.
+func (s *Session) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.ended = true
+	s.cond.Broadcast()
+}
+
+func (s *Session) event(e Event) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}

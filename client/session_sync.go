@@ -1,0 +1,317 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// origin is where a conversation first seen in a push or an ack starts:
+// the stored position, else its first message or, with StartAtLatest, the
+// message at hand.
+func (s *Session) origin(convID string, first int64) int64 {
+	if seq, ok := s.cfg.Positions.Position(convID); ok {
+		return seq
+	}
+	if s.cfg.StartAtLatest && first > 0 {
+		return first - 1
+	}
+	return 0
+}
+
+// pump sequences the pushes of one connection until it ends.
+func (s *Session) pump(c *Client) {
+	for m := range c.Messages() {
+		s.offer(m, true)
+	}
+}
+
+// offer sequences m. With wait, it first waits for room in the ready queue,
+// which holds back the push reader of a slow application; an ack never
+// waits, since the application's own Send must not block on its reading.
+func (s *Session) offer(m *common.Message, wait bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for wait && len(s.ready) >= readyLimit && !s.closing {
+		s.cond.Wait()
+	}
+	ready, gap := s.seq.offer(m)
+	if len(ready) > 0 {
+		s.ready = append(s.ready, ready...)
+		s.cond.Broadcast()
+	}
+	if gap {
+		s.wantLocked(m.ConvId)
+	}
+}
+
+// wantLocked queues a fetch of convID's missing messages.
+func (s *Session) wantLocked(convID string) {
+	if s.fills[convID] {
+		return
+	}
+	s.fills[convID] = true
+	select {
+	case s.fillWake <- struct{}{}:
+	default:
+	}
+}
+
+// emit hands ready messages to the application in order and records each
+// as delivered once it is in the channel.
+func (s *Session) emit() {
+	defer close(s.out)
+	for {
+		batch := s.takeReady()
+		if batch == nil {
+			return
+		}
+		for _, m := range batch {
+			select {
+			case s.out <- m:
+			case <-s.ctx.Done():
+				return
+			}
+			s.cfg.Positions.SetPosition(m.ConvId, m.Seq)
+			s.markDelivered(m)
+		}
+	}
+}
+
+// takeReady waits for ready messages; nil means stop.
+func (s *Session) takeReady() []*common.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.ready) == 0 && !s.ended && !s.closing {
+		s.cond.Wait()
+	}
+	if s.closing || len(s.ready) == 0 {
+		return nil
+	}
+	batch := s.ready
+	s.ready = nil
+	s.cond.Broadcast() // room for a waiting pump
+	return batch
+}
+
+func (s *Session) markDelivered(m *common.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dirty[m.ConvId] = m.Seq
+	s.dirtyCount++
+	if s.dirtyCount == s.cfg.AckBatch {
+		select {
+		case s.ackWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// resume catches up after a login: the conversations changed since the
+// saved cursor whose last seq is beyond ours are fetched, as are those
+// holding messages behind a gap. The cursor is saved only after every fetch
+// succeeded, so a resume cut short is repeated in full.
+//
+// TODO: the cursor is saved when the fetched messages are sequenced, not
+// handed over; an app persisting positions that crashes in between misses
+// those conversations at the next resume until they change again.
+func (s *Session) resume(c *Client) error {
+	cursor, supported, err := s.syncConvs(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if !supported {
+		// An older server: fetch every conversation this device knows.
+		// TODO: a conversation that began while away stays unknown here
+		// until its next push reveals the gap; only SYNC_CONVS lists it.
+		for _, convID := range s.cfg.Positions.Conversations() {
+			s.wantLocked(convID)
+		}
+	}
+	for _, convID := range s.seq.gaps() {
+		s.wantLocked(convID)
+	}
+	s.mu.Unlock()
+	if err := s.fillAll(c); err != nil {
+		return err
+	}
+	if supported {
+		s.cfg.Positions.SetCursor(cursor)
+	}
+	return nil
+}
+
+// syncConvs pages through the conversations changed since the saved cursor
+// and queues a fetch for each one behind. supported is false when the
+// server lacks SYNC_CONVS.
+func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error) {
+	s.mu.Lock()
+	lacking := s.noSyncConvs
+	s.mu.Unlock()
+	if lacking {
+		return "", false, nil
+	}
+	cursor = s.cfg.Positions.Cursor()
+	for {
+		resp, err := c.SyncConvs(s.ctx, cursor, s.cfg.SyncPage)
+		if lacksOp(c, err) {
+			s.mu.Lock()
+			s.noSyncConvs = true
+			s.mu.Unlock()
+			if c.Err() != nil {
+				return "", false, err // reconnect, then resume without it
+			}
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		s.mu.Lock()
+		for _, sum := range resp.Convs {
+			s.noteSummaryLocked(sum)
+		}
+		s.mu.Unlock()
+		cursor = resp.Cursor
+		if !resp.HasMore || len(resp.Convs) == 0 {
+			return cursor, true, nil
+		}
+	}
+}
+
+// noteSummaryLocked places a conversation new to this device at the
+// server's delivered position for it (or its newest message, with
+// StartAtLatest), and queues a fetch when messages are missing.
+func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
+	if _, ok := s.cfg.Positions.Position(sum.ConvId); !ok {
+		start := sum.DeliveredSeq
+		if start == 0 && s.cfg.StartAtLatest {
+			start = sum.LastSeq
+		}
+		s.seq.track(sum.ConvId, start)
+	}
+	if sum.LastSeq > s.seq.position(sum.ConvId) {
+		s.wantLocked(sum.ConvId)
+	}
+}
+
+// fillAll fetches the missing messages of every queued conversation. A
+// conversation whose fetch fails is queued again for the next connection.
+func (s *Session) fillAll(c *Client) error {
+	for {
+		convID := s.takeFill()
+		if convID == "" {
+			return nil
+		}
+		if err := s.fill(c, convID); err != nil {
+			s.mu.Lock()
+			s.wantLocked(convID)
+			s.mu.Unlock()
+			return err
+		}
+	}
+}
+
+func (s *Session) takeFill() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for convID := range s.fills {
+		delete(s.fills, convID)
+		return convID
+	}
+	return ""
+}
+
+// fill fetches convID forward from the position, page by page, up to the
+// conversation's last seq as the first page reports it, and on while
+// messages are held behind a gap. Each page starts at the current position,
+// which pushes may have moved meanwhile. Later messages come as pushes:
+// chasing has_more instead would never end in a conversation that grows
+// faster than pages are fetched. There is no page cap: a device offline
+// for long fetches all it missed, since the promise is every message; the
+// ready queue's bound paces it to the application.
+func (s *Session) fill(c *Client, convID string) error {
+	var target int64 // 0 until known; an older server never says
+	for {
+		after := s.Position(convID)
+		resp, err := c.Sync(s.ctx, convID, after, s.cfg.SyncPage)
+		if CodeOf(err) == common.ErrorCode_NOT_FOUND {
+			return nil // no message stored yet
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range resp.Messages {
+			s.offer(m, true)
+		}
+		if target == 0 {
+			target = resp.LastSeq
+		}
+		if !resp.HasMore || len(resp.Messages) == 0 || s.caughtUp(convID, target) {
+			return nil
+		}
+		if last := resp.Messages[len(resp.Messages)-1]; last.Seq <= after {
+			// A page that does not move forward would repeat forever.
+			return fmt.Errorf("%w: sync of %s after %d returned seq %d",
+				ErrProtocol, convID, after, last.Seq)
+		}
+	}
+}
+
+// caughtUp reports whether convID has every seq up to target and nothing
+// held behind a gap; a zero target is never reached.
+func (s *Session) caughtUp(convID string, target int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.seq.convs[convID]
+	return target > 0 && st != nil && st.next >= target && len(st.held) == 0
+}
+
+// lacksOp reports whether err says that the server does not know the op
+// just sent: UNSUPPORTED, or a gateway older than the op closing the
+// connection for an unknown opcode (PROTOCOL_ERROR), since the SDK sends no
+// malformed frame.
+func lacksOp(c *Client, err error) bool {
+	if CodeOf(err) == common.ErrorCode_UNSUPPORTED {
+		return true
+	}
+	var ce *CloseError
+	return err != nil && errors.As(c.Err(), &ce) &&
+		ce.Reason == protocol.CloseReason_PROTOCOL_ERROR
+}
+
+// flushAcks sends the delivered positions gathered since the last flush.
+func (s *Session) flushAcks(c *Client) {
+	s.sendAcks(s.ctx, c)
+}
+
+func (s *Session) sendAcks(ctx context.Context, c *Client) {
+	s.mu.Lock()
+	if len(s.dirty) == 0 || s.noDelivered {
+		s.mu.Unlock()
+		return
+	}
+	positions := make([]*protocol.ConvPos, 0, len(s.dirty))
+	for convID, seq := range s.dirty {
+		positions = append(positions, &protocol.ConvPos{ConvId: convID, Seq: seq})
+	}
+	clear(s.dirty)
+	s.dirtyCount = 0
+	s.mu.Unlock()
+
+	err := c.Delivered(ctx, positions)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case lacksOp(c, err):
+		s.noDelivered = true
+	case err != nil:
+		// Sent again with the next flush; newer positions win.
+		for _, p := range positions {
+			s.dirty[p.ConvId] = max(s.dirty[p.ConvId], p.Seq)
+		}
+	}
+}

@@ -1,0 +1,363 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// stream collects what a Session hands over, per conversation.
+type stream struct {
+	mu   sync.Mutex
+	seqs map[string][]int64
+	msgs []*common.Message
+}
+
+func collectSession(t *testing.T, s *client.Session) *stream {
+	t.Helper()
+	st := &stream{seqs: make(map[string][]int64)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range s.Messages() {
+			st.mu.Lock()
+			st.seqs[m.ConvId] = append(st.seqs[m.ConvId], m.Seq)
+			st.msgs = append(st.msgs, m)
+			st.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { _ = s.Close(); <-done })
+	return st
+}
+
+func (st *stream) count(conv string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.seqs[conv])
+}
+
+// checkExactly fails unless conv was handed over as exactly 1..n.
+func (st *stream) checkExactly(t *testing.T, conv string, n int) {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	got := st.seqs[conv]
+	if len(got) != n {
+		t.Fatalf("conv %s: got %d messages, want %d: %v", conv, len(got), n, got)
+	}
+	for i, seq := range got {
+		if seq != int64(i+1) {
+			t.Fatalf("conv %s: message %d has seq %d: %v", conv, i, seq, got)
+		}
+	}
+}
+
+func openSession(t *testing.T, s *clienttest.Server, user, device string,
+	tweak func(*client.SessionConfig)) *client.Session {
+	t.Helper()
+	cfg := client.SessionConfig{
+		Addr: s.Addr(),
+		Login: client.LoginParams{Username: user, Password: "pw-" + user,
+			DeviceID: device},
+		MinBackoff:  10 * time.Millisecond,
+		MaxBackoff:  50 * time.Millisecond,
+		AckInterval: 20 * time.Millisecond,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	sess, err := client.OpenSession(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
+// slowReconnect leaves time to send while the session is away and counts
+// its disconnections.
+func slowReconnect(disconnects *atomic.Int32) func(*client.SessionConfig) {
+	return func(c *client.SessionConfig) {
+		c.MinBackoff = 300 * time.Millisecond
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventDisconnected {
+				disconnects.Add(1)
+			}
+		}
+	}
+}
+
+func sendN(t *testing.T, c *client.Client, to int64, n int, label string) {
+	t.Helper()
+	for i := range n {
+		_, err := c.Send(context.Background(), client.SendParams{ToUserID: to,
+			Text: fmt.Sprintf("%s %d", label, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSession_FillsGapAndResumesAfterReconnect(t *testing.T) {
+	s := startServer(t, clienttest.Options{SyncLimit: 7})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	var disconnects atomic.Int32
+	sess := openSession(t, s, "alice", "phone", slowReconnect(&disconnects))
+	st := collectSession(t, sess)
+
+	// Three pushes are lost on the way: the fourth reveals the gap.
+	s.DropPushes(3)
+	sendN(t, bob, aliceID, 4, "gap")
+	waitFor(t, "gap filled", func() bool { return st.count(conv) == 4 })
+
+	// Dropped, then 30 messages while away (several sync pages), then more.
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitFor(t, "alice offline", func() bool { return disconnects.Load() == 1 })
+	sendN(t, bob, aliceID, 30, "away")
+	waitFor(t, "alice back", func() bool { return s.Online("alice") == 1 })
+	sendN(t, bob, aliceID, 5, "back")
+	waitFor(t, "all 39", func() bool { return st.count(conv) == 39 })
+	st.checkExactly(t, conv, 39)
+	waitFor(t, "delivered position acked", func() bool {
+		return s.DeliveredSeq("alice", "phone", conv) == 39
+	})
+}
+
+func TestSession_OwnAndOtherDeviceMessagesInOneStream(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	phone := openSession(t, s, "alice", "phone", nil)
+	laptop := openSession(t, s, "alice", "laptop", nil)
+	onPhone, onLaptop := collectSession(t, phone), collectSession(t, laptop)
+
+	ctx := context.Background()
+	for i := range 10 {
+		from := phone
+		if i%2 == 1 {
+			from = laptop
+		}
+		if _, err := from.Send(ctx, client.SendParams{ToUserID: bobID,
+			Text: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		sendN(t, bob, aliceID, 1, "reply")
+	}
+	for _, st := range []*stream{onPhone, onLaptop} {
+		waitFor(t, "20 messages", func() bool { return st.count(conv) == 20 })
+		st.checkExactly(t, conv, 20)
+	}
+	if m := onPhone.msgs[0]; m.SenderId != aliceID || string(m.Content) != "0" ||
+		m.SenderDevice != "phone" {
+		t.Fatalf("own first message handed over as %+v", m)
+	}
+}
+
+func TestSession_OfflineForAThousandMessages(t *testing.T) {
+	s := startServer(t, clienttest.Options{SyncLimit: 200})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sendN(t, bob, aliceID, 1000, "offline")
+
+	sess := openSession(t, s, "alice", "tablet", nil)
+	st := collectSession(t, sess)
+	waitFor(t, "1000 messages", func() bool { return st.count(conv) == 1000 })
+	st.checkExactly(t, conv, 1000)
+}
+
+func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
+	tests := []struct {
+		name  string
+		older func(*clienttest.Server, ...protocol.Op)
+	}{
+		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
+		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			tt.older(s, protocol.Op_SYNC_CONVS, protocol.Op_DELIVERED)
+			bob, bobID := loginNew(t, s, "bob", client.Options{})
+			_, aliceID := loginNew(t, s, "alice", client.Options{})
+			conv := client.P2PConvID(aliceID, bobID)
+			var disconnects, resumes atomic.Int32
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				slowReconnect(&disconnects)(c)
+				countDisconnects := c.OnEvent
+				c.OnEvent = func(e client.Event) {
+					countDisconnects(e)
+					if e.Kind == client.EventResumed {
+						resumes.Add(1)
+					}
+				}
+			})
+			st := collectSession(t, sess)
+			// A conversation that begins while the session is away is
+			// found only by SYNC_CONVS: the fallback starts after a resume.
+			waitFor(t, "resumed", func() bool { return resumes.Load() > 0 })
+
+			sendN(t, bob, aliceID, 2, "before")
+			waitFor(t, "2 messages", func() bool { return st.count(conv) == 2 })
+			before := disconnects.Load()
+			s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+			waitFor(t, "alice offline", func() bool { return disconnects.Load() > before })
+			sendN(t, bob, aliceID, 3, "away")
+			waitFor(t, "5 messages", func() bool { return st.count(conv) == 5 })
+			st.checkExactly(t, conv, 5)
+		})
+	}
+}
+
+func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sendN(t, bob, aliceID, 5, "old")
+
+	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
+		c.StartAtLatest = true
+	})
+	st := collectSession(t, sess)
+	waitFor(t, "resumed at 5", func() bool { return sess.Position(conv) == 5 })
+	sendN(t, bob, aliceID, 1, "new")
+	waitFor(t, "one new message", func() bool { return st.count(conv) == 1 })
+	if st.msgs[0].Seq != 6 {
+		t.Fatalf("handed over seq %d, want 6", st.msgs[0].Seq)
+	}
+}
+
+func TestSession_EndsOnKick(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	collectSession(t, sess)
+	s.CloseUser("alice", protocol.CloseReason_KICKED, -time.Millisecond)
+	select {
+	case <-sess.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session still up after KICKED")
+	}
+	var ce *client.CloseError
+	if err := sess.Err(); !errors.Is(err, client.ErrSessionEnded) || !errors.As(err, &ce) ||
+		ce.Reason != protocol.CloseReason_KICKED {
+		t.Fatalf("Err = %v, want the KICKED close", err)
+	}
+	if _, err := sess.Send(context.Background(), client.SendParams{ToUserID: 1,
+		Text: "x"}); !errors.Is(err, client.ErrSessionEnded) {
+		t.Fatalf("Send after the end = %v", err)
+	}
+}
+
+func TestSession_RejectsBadConfigAndCredentials(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	tests := []struct {
+		name string
+		cfg  client.SessionConfig
+		code common.ErrorCode
+	}{
+		{name: "no address", cfg: client.SessionConfig{
+			Login: client.LoginParams{Token: "t"}}},
+		{name: "no credentials", cfg: client.SessionConfig{Addr: s.Addr()}},
+		{name: "wrong password", cfg: client.SessionConfig{Addr: s.Addr(),
+			Login: client.LoginParams{Username: "alice", Password: "nope"}},
+			code: common.ErrorCode_INVALID_CREDENTIALS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.OpenSession(context.Background(), tt.cfg)
+			if err == nil || client.CodeOf(err) != tt.code ||
+				(tt.code == 0 && !errors.Is(err, client.ErrBadParams)) {
+				t.Fatalf("OpenSession = %v, want code %v", err, tt.code)
+			}
+		})
+	}
+}
+
+func TestSession_PushesDuringResumeNeitherLostNorRepeated(t *testing.T) {
+	s := startServer(t, clienttest.Options{SyncLimit: 5})
+	s.SlowSync(10 * time.Millisecond)
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	var logins atomic.Int32
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				logins.Add(1)
+			}
+		}
+	})
+	st := collectSession(t, sess)
+
+	// Bob keeps sending while alice is dropped three times, so pushes race
+	// with each catch-up.
+	const total = 150
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range total {
+			if _, err := bob.Send(context.Background(), client.SendParams{ToUserID: aliceID,
+				Text: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+				return
+			}
+			// A steady pace, so that each drop misses some pushes.
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for drop := range 3 {
+		waitFor(t, "progress", func() bool { return st.count(conv) > 30*(drop+1) })
+		s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+		// The next drop may cut this catch-up short: so much the better.
+		waitFor(t, "login again", func() bool { return logins.Load() == int32(drop+2) })
+	}
+	<-sent
+	waitFor(t, "every message", func() bool { return st.count(conv) == total })
+	st.checkExactly(t, conv, total)
+}
+
+func TestSession_SendOutlastsServerFailures(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	st := collectSession(t, sess)
+
+	// More failures than one connection's retries: the Session keeps going.
+	s.FailSends(6)
+	ack, err := sess.Send(context.Background(), client.SendParams{ToUserID: bobID, Text: "x"})
+	if err != nil || ack.Seq != 1 || s.SendCount() != 7 {
+		t.Fatalf("Send = %+v, %v after %d attempts", ack, err, s.SendCount())
+	}
+	waitFor(t, "own message handed over", func() bool { return st.count(ack.ConvId) == 1 })
+}
+
+func TestSession_ResyncFindsALostLastPush(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.ResyncInterval = 20 * time.Millisecond
+	})
+	st := collectSession(t, sess)
+
+	// The only push is lost and nothing follows it in the conversation.
+	s.DropPushes(1)
+	sendN(t, bob, aliceID, 1, "lost")
+	waitFor(t, "the periodic resync", func() bool { return st.count(conv) == 1 })
+}
