@@ -6,7 +6,7 @@ TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test?parseTime=true
 TEST_REDIS_ADDR ?= 127.0.0.1:6379
 TEST_NATS_URL ?= nats://127.0.0.1:4222
 
-.PHONY: run build test test-integration gen gen-check smoke fuzz bench
+.PHONY: run build test test-integration gen gen-check smoke node-test fuzz-short fuzz bench
 
 run:
 	go run .
@@ -21,7 +21,8 @@ test-integration:
 	RESONANCE_TEST_MYSQL_DSN='$(TEST_MYSQL_DSN)' \
 	RESONANCE_TEST_REDIS_ADDR='$(TEST_REDIS_ADDR)' \
 	RESONANCE_TEST_NATS_URL='$(TEST_NATS_URL)' \
-	go test -race -count=1 ./app/... ./logic/... ./internal/route/...
+	RESONANCE_TEST_CHAOS=1 \
+	go test -race -count=1 ./app/... ./logic/... ./task/... ./internal/route/... ./bench/...
 
 # gen regenerates kitex_gen from idl/ with the kitex version pinned in go.mod.
 gen:
@@ -38,8 +39,18 @@ gen-check: gen
 smoke: build
 	./scripts/smoke.sh
 
+# node-test runs the Node.js client (coded from docs/protocol.md) over TCP and
+# WebSocket against a freshly built server.
+node-test:
+	./scripts/node-test.sh
+
+# fuzz-short gives each decoder fuzz target a few seconds (CI); fuzz runs longer.
+FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzReadBody ./gateway:FuzzWSParse ./gateway:FuzzGatewayInbound
+fuzz-short:
+	for t in $(FUZZ_TARGETS); do go test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime 5s || exit 1; done
+
 fuzz:
-	go test ./codec -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	for t in $(FUZZ_TARGETS); do go test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime 60s || exit 1; done
 
 bench:
 	go test ./codec -run '^$$' -bench . -benchmem

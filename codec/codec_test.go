@@ -272,7 +272,7 @@ func TestOps(t *testing.T) {
 		{name: "an ack", op: protocol.Op_LOGIN_ACK, known: true},
 		{name: "push", op: protocol.Op_PUSH, known: true},
 		{name: "close", op: protocol.Op_CLOSE, known: true},
-		{name: "next unassigned request", op: 0x0D, request: true},
+		{name: "next unassigned request", op: 0x23, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

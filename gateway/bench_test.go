@@ -14,7 +14,8 @@ import (
 // coalesced heartbeats decoded and answered with one write. Allocations
 // include the test client's.
 func BenchmarkGateway_HeartbeatBatch(b *testing.B) {
-	h := startGateway(b, Config{})
+	// No frame rate limit: the loop sends far more than a client may.
+	h := startGateway(b, Config{FrameRate: -1})
 	c := h.dial(b)
 	var batch []byte
 	for i := uint32(1); i <= 64; i++ {
@@ -50,7 +51,8 @@ func BenchmarkGateway_PushFanout(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		resp, err := cli.Push(context.Background(), &pushrpc.PushReq{Targets: targets, Frame: frame})
+		req := &pushrpc.PushReq{Targets: targets, Frame: frame}
+		resp, err := cli.Push(context.Background(), req)
 		if err != nil || resp.Delivered != fanout {
 			b.Fatalf("push: %+v %v", resp, err)
 		}
@@ -58,6 +60,35 @@ func BenchmarkGateway_PushFanout(b *testing.B) {
 			if _, err := c.tryRead(5e9); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// BenchmarkGateway_PushFanoutWS is PushFanout to WebSocket clients: the
+// frame and its WebSocket header are shared, one writev per connection.
+func BenchmarkGateway_PushFanoutWS(b *testing.B) {
+	h := startGateway(b, Config{})
+	const fanout = 8
+	clients := make([]*wsClient, fanout)
+	targets := make([]*pushrpc.Target, fanout)
+	for i := range clients {
+		clients[i] = h.dialWS(b)
+		clients[i].login("alice", 1)
+		targets[i] = &pushrpc.Target{ConnId: h.logic.connOf("alice").ConnId, UserId: 1}
+	}
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0,
+		&protocol.PushMsg{Message: &common.Message{Content: make([]byte, 200)}})
+	cli := h.pushClient(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := &pushrpc.PushReq{Targets: targets, Frame: frame}
+		resp, err := cli.Push(context.Background(), req)
+		if err != nil || resp.Delivered != fanout {
+			b.Fatalf("push: %+v %v", resp, err)
+		}
+		for _, c := range clients {
+			c.read()
 		}
 	}
 }

@@ -42,6 +42,25 @@ type Config struct {
 	OutboundHighWater int
 	// NumEventLoop is the number of gnet event loops; default runtime.NumCPU().
 	NumEventLoop int
+
+	// MaxConns caps the open client connections; a connection over the cap
+	// is closed with OVERLOADED. Default 100000; negative means no cap.
+	MaxConns int
+	// AcceptRate limits new connections per second, with a burst of one
+	// second's worth; a connection over the rate is closed with OVERLOADED and
+	// a reconnect delay. Default 5000; negative means no limit.
+	AcceptRate int
+	// FrameRate limits the frames per second of one connection (WebSocket
+	// control frames included), with a burst of two seconds' worth; a client
+	// over it is closed with RATE_LIMITED. Default 200; negative means no
+	// limit.
+	FrameRate int
+	// AllowedOrigins lists the Origin header values a WebSocket handshake may
+	// carry, compared exactly (for example "https://chat.example.com"). Empty
+	// allows every origin. A handshake without Origin is always allowed:
+	// only browsers send it, and the list exists to keep other sites' pages
+	// from opening connections with a user's browser.
+	AllowedOrigins []string
 }
 
 // Deps are the parts a Gateway uses but does not own.
@@ -67,6 +86,9 @@ const (
 	defaultRequestTimeout    = 5 * time.Second
 	defaultRenewInterval     = 30 * time.Second
 	defaultOutboundHighWater = 4 << 20
+	defaultMaxConns          = 100000
+	defaultAcceptRate        = 5000
+	defaultFrameRate         = 200
 )
 
 // applyDefaults replaces every zero field of cfg with its default.
@@ -104,7 +126,18 @@ func applyDefaults(cfg Config) Config {
 	if cfg.NumEventLoop == 0 {
 		cfg.NumEventLoop = runtime.NumCPU()
 	}
+	cfg.MaxConns = orDefault(cfg.MaxConns, defaultMaxConns)
+	cfg.AcceptRate = orDefault(cfg.AcceptRate, defaultAcceptRate)
+	cfg.FrameRate = orDefault(cfg.FrameRate, defaultFrameRate)
 	return cfg
+}
+
+// orDefault returns def for zero; a negative value (no limit) stays.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // validate checks a config after applyDefaults.
@@ -130,6 +163,9 @@ func validate(cfg Config) error {
 	if cfg.HeartbeatTimeout < cfg.HeartbeatInterval {
 		return fmt.Errorf("%w: heartbeat timeout %v is shorter than the interval %v",
 			ErrBadConfig, cfg.HeartbeatTimeout, cfg.HeartbeatInterval)
+	}
+	if cfg.FrameRate > maxFrameRate {
+		return fmt.Errorf("%w: frame rate %d over %d", ErrBadConfig, cfg.FrameRate, maxFrameRate)
 	}
 	if cfg.MaxBody < 0 || cfg.Workers < 0 || cfg.MaxPending < 0 ||
 		cfg.OutboundHighWater < 0 || cfg.NumEventLoop < 0 {

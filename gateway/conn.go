@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/resonance-im/resonance/codec"
@@ -25,10 +26,16 @@ type conn struct {
 	// Owned by the event loop goroutine.
 	wheelPrev, wheelNext *conn
 	wheelSlot            int32
-	closing              bool  // a close is under way; ignore further frames
-	loginQueued          bool  // a LOGIN was queued, so the worker decides auth
-	openedAt             int64 // gateway clock, ms
-	lastActive           int64 // gateway clock, ms; the heartbeat "touch"
+	closing              bool     // a close is under way; ignore further frames
+	loginQueued          bool     // a LOGIN was queued, so the worker decides auth
+	mode                 connMode // what the first bytes said the client speaks
+	// refusal, when set, is the reason the connection was over a limit at
+	// open; it is closed with it as soon as its first bytes say how to
+	// frame the CLOSE (a WebSocket client needs its handshake first).
+	refusal    closeReason8
+	openedAt   int64 // gateway clock, ms
+	lastActive int64 // gateway clock, ms; the heartbeat "touch"
+	wsr        wsReader
 
 	// session is set once, by the worker, when LOGIN succeeds; read anywhere.
 	session atomic.Pointer[logicrpc.Session]
@@ -36,11 +43,22 @@ type conn struct {
 	mu sync.Mutex
 	// closed is set by OnClose; after it no write is queued to gc, which also
 	// keeps writes off a poller that has been shut down.
-	closed       bool
-	running      bool      // a worker is draining queue
-	failedLogins uint8     // only the draining worker touches it
-	queue        []request // FIFO of decoded requests, at most MaxPending
+	closed bool
+	// ws is set, on the loop, once the WebSocket handshake is done; writers
+	// off the loop read it under mu to wrap their frames.
+	ws           bool
+	running      bool  // a worker is draining queue
+	failedLogins uint8 // only the draining worker touches it
+	// frameBudget belongs to the loop, not to mu: it sits here only to fill
+	// the padding after the flags. It is what the client may still send, in
+	// thousandths of a frame, refilled from lastActive on each read.
+	frameBudget int32
+	queue       []request // FIFO of decoded requests, at most MaxPending
 }
+
+// closeReason8 is a CloseReason in one byte, to keep conn small; every
+// reason fits.
+type closeReason8 uint8
 
 // loopState is what the gateway keeps per gnet event loop. Only that loop's
 // goroutine touches it, except sweepQueued.
@@ -78,15 +96,20 @@ func (g *Gateway) admit(el gnet.EventLoop) *loopState {
 
 // onOpen registers a new connection with its loop's wheel. While shutting
 // down it answers with CLOSE SERVER_SHUTDOWN instead: gnet cannot stop
-// accepting without stopping the engine.
+// accepting without stopping the engine. (A WebSocket client then reads a
+// frame where it expects HTTP; it fails its handshake and reconnects, which
+// is what it should do anyway.)
 func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	ls := g.admit(gc.EventLoop())
 	if ls == nil {
 		reason := protocol.CloseReason_SERVER_SHUTDOWN
+		g.countClose(reason)
 		return closeFrame(reason, closeMessage(reason)), gnet.Close
 	}
 	now := g.nowMs()
-	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), openedAt: now, lastActive: now}
+	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), openedAt: now, lastActive: now,
+		frameBudget: frameBurst(g.cfg.FrameRate)}
+	c.refusal = closeReason8(g.admitConn(now))
 	c.wheelSlot = notQueued
 	c.loop.wheel.add(c, g.deadline(c))
 	gc.SetContext(c)
@@ -100,7 +123,9 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
+	g.stats.open.Add(-1)
 	c.loop.wheel.remove(c)
+	c.wsr.release()
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
@@ -117,7 +142,7 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// onTraffic decodes every complete frame buffered for gc. Bytes of a partial
+// onTraffic handles every complete frame buffered for gc. Bytes of a partial
 // frame stay in gnet's buffer until more arrive. Nothing here blocks:
 // requests are decoded (which copies their strings out of gnet's buffer) and
 // queued for the workers.
@@ -127,28 +152,77 @@ func (g *Gateway) onTraffic(gc gnet.Conn) gnet.Action {
 		_, _ = gc.Discard(-1)
 		return gnet.None
 	}
-	c.lastActive = g.nowMs()
+	now := g.nowMs()
+	c.refillFrames(now, g.cfg.FrameRate)
+	c.lastActive = now
 	buf, _ := gc.Peek(-1)
+	action, consumed := g.readConn(c, buf)
+	// Discard(0) would drop everything, so only discard what was consumed.
+	if consumed > 0 {
+		_, _ = gc.Discard(consumed)
+	}
+	g.flushOut(c)
+	// A client that sends but never reads fills the outbound buffer with our
+	// replies; it is as slow a consumer as one that does not read pushes.
+	if action == gnet.None && gc.OutboundBuffered() > g.cfg.OutboundHighWater {
+		g.beginClose(c, protocol.CloseReason_SLOW_CONSUMER, "replies pending")
+		return gnet.Close
+	}
+	return action
+}
+
+// readConn consumes what it can of buf according to the connection's mode,
+// sniffing the mode from the first bytes, and returns the bytes consumed.
+func (g *Gateway) readConn(c *conn, buf []byte) (gnet.Action, int) {
+	if c.mode == modeSniff {
+		if c.mode = sniff(buf); c.mode == modeSniff {
+			return gnet.None, 0
+		}
+	}
+	consumed := 0
+	if c.mode == modeHandshake {
+		action, n := g.handshake(c, buf)
+		if action != gnet.None || c.mode == modeHandshake {
+			return action, n
+		}
+		consumed = n
+	}
+	if c.refusal != 0 {
+		g.beginClose(c, protocol.CloseReason(c.refusal), "over a connection limit at open")
+		return gnet.Close, len(buf)
+	}
+	var action gnet.Action
+	n := 0
+	if c.mode == modeWS {
+		action, n = g.readWS(c, buf[consumed:])
+	} else {
+		action, n = g.readFrames(c, buf[consumed:])
+	}
+	return action, consumed + n
+}
+
+// readFrames dispatches every complete protocol frame at the front of buf
+// (raw TCP mode) and returns the bytes consumed.
+func (g *Gateway) readFrames(c *conn, buf []byte) (gnet.Action, int) {
 	dec := codec.Decoder{MaxBody: g.cfg.MaxBody}
 	action, consumed := gnet.None, 0
 	for action == gnet.None {
 		h, body, n, err := dec.Decode(buf[consumed:])
 		if err != nil {
 			g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
-			return gnet.Close
+			return gnet.Close, consumed
 		}
 		if n == 0 {
 			break
 		}
 		consumed += n
+		if !c.spendFrame(g.cfg.FrameRate) {
+			g.beginClose(c, protocol.CloseReason_RATE_LIMITED, "frame rate")
+			return gnet.Close, consumed
+		}
 		action = g.dispatch(c, h, body)
 	}
-	// Discard(0) would drop everything, so only discard what was consumed.
-	if consumed > 0 {
-		_, _ = gc.Discard(consumed)
-	}
-	g.flushOut(c)
-	return action
+	return action, consumed
 }
 
 // onTick queues a wheel sweep on every event loop, so that each sweep runs on
@@ -209,15 +283,24 @@ func (g *Gateway) heartbeat(c *conn, h codec.Header, body []byte) gnet.Action {
 		return gnet.Close
 	}
 	resp := protocol.HeartbeatResp{ServerTimeMs: time.Now().UnixMilli()}
-	c.loop.out = codec.AppendFrame(c.loop.out, protocol.Op_HEARTBEAT_ACK, 0, h.RequestID, &resp)
+	c.appendOut(protocol.Op_HEARTBEAT_ACK, 0, h.RequestID, &resp)
 	return gnet.None
 }
 
 // appendError queues an ErrorResp reply to h in the loop's output.
 func (g *Gateway) appendError(c *conn, h codec.Header, err error) {
 	resp, _ := errorResp(err)
-	op := codec.ReplyOp(h.Op)
-	c.loop.out = codec.AppendFrame(c.loop.out, op, codec.FlagError, h.RequestID, resp)
+	c.appendOut(codec.ReplyOp(h.Op), codec.FlagError, h.RequestID, resp)
+}
+
+// appendOut encodes a frame into the loop's output for c, inside a binary
+// WebSocket message when c speaks WebSocket. It runs on the loop.
+func (c *conn) appendOut(op protocol.Op, flags codec.Flags, id uint32, body codec.Body) {
+	ls := c.loop
+	if c.mode == modeWS {
+		ls.out = appendWSHeader(ls.out, ws.OpBinary, codec.FrameLen(body))
+	}
+	ls.out = codec.AppendFrame(ls.out, op, flags, id, body)
 }
 
 // flushOut writes what the loop gathered for c in one write.
@@ -236,20 +319,53 @@ func (g *Gateway) flushOut(c *conn) {
 	}
 }
 
+// closeCause says why and how a connection is closed.
+type closeCause struct {
+	reason  protocol.CloseReason
+	message string        // for the client; empty means closeMessage(reason)
+	wsCode  ws.StatusCode // WebSocket close code; 0 means wsStatusForReason
+	detail  string        // for the log only
+}
+
 // beginClose writes the CLOSE frame for reason and marks c as closing. It
 // runs on the loop; the caller then closes the socket (by returning
 // gnet.Close from an event, or through closeOnLoop). It reports false if a
 // close had already begun.
 func (g *Gateway) beginClose(c *conn, reason protocol.CloseReason, detail string) bool {
+	return g.beginCloseCause(c, closeCause{reason: reason, detail: detail})
+}
+
+// beginCloseCause is beginClose with the message and WebSocket code chosen.
+func (g *Gateway) beginCloseCause(c *conn, cause closeCause) bool {
 	if c.closing {
 		return false
 	}
 	c.closing = true
-	c.loop.out = append(c.loop.out, closeFrame(reason, closeMessage(reason))...)
+	if cause.message == "" {
+		cause.message = closeMessage(cause.reason)
+	}
+	if cause.wsCode == 0 {
+		cause.wsCode = wsStatusForReason(cause.reason)
+	}
+	frame := closeFrame(cause.reason, cause.message)
+	ls := c.loop
+	switch c.mode {
+	case modeWS:
+		ls.out = appendWSHeader(ls.out, ws.OpBinary, len(frame))
+		ls.out = append(ls.out, frame...)
+		ls.out = appendWSClose(ls.out, cause.wsCode)
+	case modeHandshake:
+		// Mid-handshake the client expects HTTP: a frame would be garbage.
+	default:
+		ls.out = append(ls.out, frame...)
+	}
+	// Counted before the client can see the close, so a reader of Stats who
+	// saw it finds it counted.
+	g.countClose(cause.reason)
 	// gnet's close flushes pending output before closing the socket, so the
 	// frame reaches the client unless it is not reading at all.
 	g.flushOut(c)
-	g.logClose(c, reason, detail)
+	g.logClose(c, cause.reason, cause.detail)
 	return true
 }
 
@@ -276,6 +392,12 @@ func (g *Gateway) deadline(c *conn) int64 {
 }
 
 func (g *Gateway) deadlineReason(c *conn) (int64, protocol.CloseReason) {
+	if c.refusal != 0 {
+		// A refused client that sends nothing must not hold its slot for the
+		// whole login deadline.
+		grace := min(g.cfg.LoginTimeout.Milliseconds(), refusalGraceMs)
+		return c.openedAt + grace, protocol.CloseReason(c.refusal)
+	}
 	hb := c.lastActive + g.cfg.HeartbeatTimeout.Milliseconds()
 	if c.session.Load() != nil {
 		return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT

@@ -23,6 +23,20 @@ var (
 	// ErrBadPushFrame means a Push request carried bytes that are not one
 	// whole, valid client frame.
 	ErrBadPushFrame = errors.New("gateway: push frame is not a valid frame")
+
+	// ErrWSProtocol means a WebSocket frame broke RFC 6455: unmasked, reserved
+	// bits or opcode, a bad control frame, a stray continuation, or a binary
+	// message that is not exactly one protocol frame. Closed with 1002.
+	ErrWSProtocol = errors.New("gateway: websocket protocol error")
+	// ErrWSTooLarge means a WebSocket message declared more than MaxBody plus
+	// the frame header. Closed with 1009, before its payload is read.
+	ErrWSTooLarge = errors.New("gateway: websocket message too large")
+	// ErrWSText means a client sent a text message; the protocol is binary.
+	// Closed with 1003.
+	ErrWSText = errors.New("gateway: websocket text message")
+	// ErrHandshake means an HTTP request on the client port was not a
+	// WebSocket upgrade we accept (malformed, too long or origin refused).
+	ErrHandshake = errors.New("gateway: websocket handshake refused")
 )
 
 // bizError builds the error a worker returns for a request the gateway itself

@@ -21,25 +21,62 @@ type request struct {
 // decodeRequest decodes the body of a request frame into its struct. The
 // struct copies its strings and binaries, so it outlives gnet's buffer.
 func decodeRequest(h codec.Header, body []byte) (request, error) {
-	r := request{op: h.Op, id: h.RequestID}
-	switch h.Op {
-	case protocol.Op_REGISTER:
-		r.body = &protocol.RegisterReq{}
-	case protocol.Op_LOGIN:
-		r.body = &protocol.LoginReq{}
-	case protocol.Op_SEND:
-		r.body = &protocol.SendReq{}
-	case protocol.Op_SYNC:
-		r.body = &protocol.SyncReq{}
-	case protocol.Op_GET_USER:
-		r.body = &protocol.GetUserReq{}
-	default:
+	r := request{op: h.Op, id: h.RequestID, body: newRequestBody(h.Op)}
+	if r.body == nil {
 		return r, fmt.Errorf("%w: no request body for op %v", codec.ErrUnknownOp, h.Op)
 	}
 	if err := codec.ReadBody(body, r.body); err != nil {
 		return r, fmt.Errorf("decode %v request %d: %w", h.Op, h.RequestID, err)
 	}
 	return r, nil
+}
+
+// newRequestBody returns an empty request struct of op, or nil for an
+// opcode that is not a request forwarded to logic (HEARTBEAT is answered on
+// the loop).
+func newRequestBody(op protocol.Op) codec.Readable {
+	switch op {
+	case protocol.Op_REGISTER:
+		return &protocol.RegisterReq{}
+	case protocol.Op_LOGIN:
+		return &protocol.LoginReq{}
+	case protocol.Op_SEND:
+		return &protocol.SendReq{}
+	case protocol.Op_SYNC:
+		return &protocol.SyncReq{}
+	case protocol.Op_GET_USER:
+		return &protocol.GetUserReq{}
+	case protocol.Op_DELIVERED:
+		return &protocol.DeliveredReq{}
+	case protocol.Op_SYNC_CONVS:
+		return &protocol.SyncConvsReq{}
+	case protocol.Op_MARK_READ:
+		return &protocol.MarkReadReq{}
+	}
+	return newAccountBody(op)
+}
+
+// newAccountBody is newRequestBody for the account and session opcodes.
+func newAccountBody(op protocol.Op) codec.Readable {
+	switch op {
+	case protocol.Op_LOGOUT:
+		return &protocol.LogoutReq{}
+	case protocol.Op_REFRESH:
+		return &protocol.RefreshReq{}
+	case protocol.Op_CHANGE_PASSWORD:
+		return &protocol.ChangePasswordReq{}
+	case protocol.Op_UPDATE_PROFILE:
+		return &protocol.UpdateProfileReq{}
+	case protocol.Op_LIST_DEVICES:
+		return &protocol.ListDevicesReq{}
+	case protocol.Op_SIGN_OUT_DEVICE:
+		return &protocol.SignOutDeviceReq{}
+	case protocol.Op_SEARCH_USERS:
+		return &protocol.SearchUsersReq{}
+	case protocol.Op_BLOCK:
+		return &protocol.BlockReq{}
+	}
+	return nil
 }
 
 // closeFrame encodes the CLOSE frame for reason.
@@ -55,9 +92,11 @@ func closeFrame(reason protocol.CloseReason, msg string) []byte {
 // they do not return as a storm.
 func reconnectAfter(reason protocol.CloseReason) int32 {
 	switch reason {
-	case protocol.CloseReason_LOGIN_FAILED, protocol.CloseReason_KICKED:
+	case protocol.CloseReason_LOGIN_FAILED, protocol.CloseReason_KICKED,
+		protocol.CloseReason_TOKEN_EXPIRED, protocol.CloseReason_SIGNED_OUT:
 		return -1
-	case protocol.CloseReason_SLOW_CONSUMER, protocol.CloseReason_OVERLOADED:
+	case protocol.CloseReason_SLOW_CONSUMER, protocol.CloseReason_OVERLOADED,
+		protocol.CloseReason_RATE_LIMITED:
 		return 5000 + rand.Int32N(10000)
 	default:
 		return 1000 + rand.Int32N(4000)
@@ -80,6 +119,16 @@ func closeMessage(reason protocol.CloseReason) string {
 		return "not reading fast enough"
 	case protocol.CloseReason_SERVER_SHUTDOWN:
 		return "server shutting down"
+	case protocol.CloseReason_KICKED:
+		return "replaced by a newer login of this device"
+	case protocol.CloseReason_OVERLOADED:
+		return "server overloaded, reconnect later"
+	case protocol.CloseReason_RATE_LIMITED:
+		return "too many frames per second"
+	case protocol.CloseReason_TOKEN_EXPIRED:
+		return "session expired, log in again"
+	case protocol.CloseReason_SIGNED_OUT:
+		return "signed out"
 	default:
 		return reason.String()
 	}

@@ -1,7 +1,17 @@
 // Package gateway owns the client-facing role of Resonance: it holds the long
 // client connections (gnet, binary frames of package codec), forwards their
 // requests to logic over Kitex through a bounded worker pool, and hosts the
-// Push Kitex service through which task delivers frames to connections.
+// Push Kitex service through which task delivers frames to connections and
+// closes them (Kick).
+//
+// One port serves raw TCP and WebSocket: a connection whose first bytes are
+// "GET " is upgraded, and then each binary message carries exactly one
+// frame in either direction. WebSocket frames are parsed in place in gnet's
+// buffer; a connection keeps no buffer of its own while idle.
+//
+// Every limit (login and heartbeat deadlines, frame size, frames per second,
+// outbound bytes pending, connection count, accept rate) closes with a typed
+// CloseReason sent first, and is counted in Stats.
 //
 // Event-loop callbacks never block: requests are decoded on the loop and run
 // by workers, one at a time per connection; replies and pushes come back
@@ -20,6 +30,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/kitex/server"
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/ants/v2"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
@@ -50,6 +61,11 @@ type Gateway struct {
 	connSeq atomic.Int64 // last connection id handed out
 	conns   *registry
 	started atomic.Bool // Run was called
+	stats   gatewayStats
+	accepts tokenBucket // the accept rate, shared by all loops
+	// upgrader is built once: its Origin check is the same for every
+	// handshake.
+	upgrader ws.Upgrader
 
 	// Set by Run before anything can read them.
 	rpcCtx context.Context
@@ -88,6 +104,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		pushAddr: pushAddr,
 		boot:     boot,
 		conns:    newRegistry(),
+		upgrader: newUpgrader(cfg.AllowedOrigins),
 		loops:    make(map[gnet.EventLoop]*loopState),
 		booted:   make(chan struct{}),
 		ready:    make(chan struct{}),
@@ -222,6 +239,8 @@ func (g *Gateway) serveClients() error {
 		gnet.WithNumEventLoop(g.cfg.NumEventLoop),
 		gnet.WithTicker(true),
 		gnet.WithReusePort(false),
+		// A restarted gateway must rebind at once, not wait out TIME_WAIT.
+		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{g.log}),
 	)

@@ -146,13 +146,14 @@ func TestGateway_ProtocolErrorCloses(t *testing.T) {
 		name  string
 		bytes []byte
 	}{
-		{name: "bad magic", bytes: []byte("GET / HTTP/1.1\r\n\r\n")},
+		{name: "bad magic", bytes: []byte("POST / HTTP/1.1\r\n\r\n")},
 		{name: "bad version", bytes: withByte(2, 9)},
 		{name: "unknown op", bytes: withByte(3, 0x30)},
 		{name: "oversized body", bytes: oversized},
 		{name: "malformed body", bytes: badBody},
 		{name: "server opcode from client", bytes: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, nil)},
-		{name: "reply opcode from client", bytes: codec.EncodeFrame(protocol.Op_SEND_ACK, 0, 0, nil)},
+		{name: "reply opcode from client",
+			bytes: codec.EncodeFrame(protocol.Op_SEND_ACK, 0, 0, nil)},
 	}
 	h := startGateway(t, Config{MaxBody: 1024})
 	for _, tc := range cases {
@@ -174,6 +175,8 @@ func TestGateway_RequiresLogin(t *testing.T) {
 	}{
 		{name: "send", op: protocol.Op_SEND, body: &protocol.SendReq{ToUserId: 2}},
 		{name: "sync", op: protocol.Op_SYNC, body: &protocol.SyncReq{ConvId: "p2p:1:2"}},
+		{name: "sync convs", op: protocol.Op_SYNC_CONVS, body: &protocol.SyncConvsReq{}},
+		{name: "mark read", op: protocol.Op_MARK_READ, body: &protocol.MarkReadReq{Seq: 1}},
 		{name: "get user", op: protocol.Op_GET_USER, body: &protocol.GetUserReq{UserId: 1}},
 	}
 	for i, tc := range cases {
@@ -299,19 +302,72 @@ func TestGateway_Push(t *testing.T) {
 	bob.expectReply(protocol.Op_HEARTBEAT_ACK, 5, &protocol.HeartbeatResp{})
 }
 
-func TestGateway_PushedCloseKicks(t *testing.T) {
+func TestGateway_KickClosesWithReason(t *testing.T) {
 	h := startGateway(t, Config{})
 	c := h.dial(t)
 	c.login("alice", 1)
-	kick := closeFrame(protocol.CloseReason_KICKED, "logged in elsewhere")
-	resp, err := h.pushClient(t).Push(context.Background(), &pushrpc.PushReq{
-		Targets: []*pushrpc.Target{{ConnId: h.logic.connOf("alice").ConnId, UserId: 1}},
-		Frame:   kick,
+	connID := h.logic.connOf("alice").ConnId
+	resp, err := h.pushClient(t).Kick(context.Background(), &pushrpc.KickReq{
+		Targets: []*pushrpc.Target{{ConnId: connID, UserId: 1}, {ConnId: 999, UserId: 1}},
+		Reason:  protocol.CloseReason_KICKED,
+		Message: "logged in elsewhere",
 	})
-	if err != nil || resp.Delivered != 1 {
-		t.Fatalf("push kick: resp %+v err %v", resp, err)
+	if err != nil || resp.Delivered != 1 || len(resp.MissingConns) != 1 {
+		t.Fatalf("kick: resp %+v err %v, want 1 kicked and conn 999 missing", resp, err)
 	}
-	c.expectClose(protocol.CloseReason_KICKED)
+	msg := c.expectClose(protocol.CloseReason_KICKED)
+	if msg.ReconnectAfterMs != -1 || msg.Message != "logged in elsewhere" {
+		t.Fatalf("close %+v, want reconnect -1 and the kick message", msg)
+	}
+	if n := h.gw.Stats().Closes[protocol.CloseReason_KICKED]; n != 1 {
+		t.Fatalf("KICKED closes counted %d, want 1", n)
+	}
+}
+
+func TestGateway_ForwardsNewOps(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.login("bob", 1)
+
+	c.send(protocol.Op_DELIVERED, 2, &protocol.DeliveredReq{
+		Positions: []*protocol.ConvPos{{ConvId: "p2p:1:2", Seq: 3}}})
+	c.expectReply(protocol.Op_DELIVERED_ACK, 2, &protocol.DeliveredResp{})
+
+	c.send(protocol.Op_SYNC_CONVS, 3, &protocol.SyncConvsReq{Cursor: "c"})
+	var convs protocol.SyncConvsResp
+	c.expectReply(protocol.Op_SYNC_CONVS_ACK, 3, &convs)
+	if convs.Cursor != "c/2" {
+		t.Fatalf("sync convs cursor %q, want c/2 (request cursor and bob's id)", convs.Cursor)
+	}
+
+	c.send(protocol.Op_MARK_READ, 4, &protocol.MarkReadReq{ConvId: "p2p:1:2", Seq: 5})
+	var read protocol.MarkReadResp
+	c.expectReply(protocol.Op_MARK_READ_ACK, 4, &read)
+	if read.ReadSeq != 2005 {
+		t.Fatalf("read seq %d, want 2005 (seq and bob's id)", read.ReadSeq)
+	}
+}
+
+func TestGateway_ForwardsAccountOps(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.login("bob", 1)
+	// The stub answers every account method UNSUPPORTED "stub": that reply
+	// proves the request reached logic and the connection stayed open.
+	ops := []protocol.Op{protocol.Op_LOGOUT, protocol.Op_REFRESH,
+		protocol.Op_CHANGE_PASSWORD, protocol.Op_UPDATE_PROFILE, protocol.Op_LIST_DEVICES,
+		protocol.Op_SIGN_OUT_DEVICE, protocol.Op_SEARCH_USERS, protocol.Op_BLOCK}
+	for i, op := range ops {
+		t.Run(op.String(), func(t *testing.T) {
+			c.t = t
+			id := uint32(10 + i)
+			c.send(op, id, nil)
+			e := c.expectError(codec.ReplyOp(op), id, common.ErrorCode_UNSUPPORTED)
+			if e.Message != "stub" {
+				t.Fatalf("message %q, want the stub's", e.Message)
+			}
+		})
+	}
 }
 
 func TestGateway_RejectsBadPushFrame(t *testing.T) {
@@ -321,10 +377,12 @@ func TestGateway_RejectsBadPushFrame(t *testing.T) {
 		frame []byte
 	}{
 		{name: "empty", frame: nil},
-		{name: "truncated", frame: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{})[:10]},
+		{name: "truncated",
+			frame: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{})[:10]},
 		{name: "two frames", frame: append(codec.EncodeFrame(protocol.Op_PUSH, 0, 0, nil),
 			codec.EncodeFrame(protocol.Op_PUSH, 0, 0, nil)...)},
 		{name: "request opcode", frame: codec.EncodeFrame(protocol.Op_SEND, 0, 0, nil)},
+		{name: "close frame", frame: closeFrame(protocol.CloseReason_KICKED, "use Kick")},
 	}
 	cli := h.pushClient(t)
 	for _, tc := range cases {
@@ -345,8 +403,8 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 	_ = c.conn.Close()
 	waitFor(t, 5*time.Second, "disconnect", func() bool {
 		for _, s := range h.logic.disconnected() {
-			if s.ConnId == connID && s.UserId == 1 &&
-				s.Gateway == h.pushAddr && s.DeviceId == "phone" {
+			if s.ConnId == connID && s.UserId == 1 && s.Gateway == h.pushAddr &&
+				s.DeviceId == "phone" && s.RemoteAddr == c.conn.LocalAddr().String() {
 				return true
 			}
 		}

@@ -111,6 +111,23 @@ func (s *stubLogic) GetUser(_ context.Context, sess *logicrpc.Session,
 	return &protocol.GetUserResp{UserId: sess.UserId}, nil
 }
 
+// Delivered, SyncConvs and MarkRead echo something of their request, so a
+// test can tell the gateway forwarded it with the session.
+func (s *stubLogic) Delivered(context.Context, *logicrpc.Session,
+	*protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+	return &protocol.DeliveredResp{}, nil
+}
+
+func (s *stubLogic) SyncConvs(_ context.Context, sess *logicrpc.Session,
+	req *protocol.SyncConvsReq) (*protocol.SyncConvsResp, error) {
+	return &protocol.SyncConvsResp{Cursor: fmt.Sprintf("%s/%d", req.Cursor, sess.UserId)}, nil
+}
+
+func (s *stubLogic) MarkRead(_ context.Context, sess *logicrpc.Session,
+	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
+	return &protocol.MarkReadResp{ReadSeq: req.Seq + sess.UserId*1000}, nil
+}
+
 func (s *stubLogic) connOf(username string) *logicrpc.ConnInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()

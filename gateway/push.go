@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/resonance-im/resonance/codec"
@@ -22,23 +23,19 @@ type pushService struct {
 }
 
 // Push writes req.Frame to each target that is connected here as the named
-// user. The frame is shared by all targets, never copied. A CLOSE frame
-// (for example KICKED after a newer login of the same device) also closes
-// the connection once written, as the protocol says a CLOSE does.
+// user. The frame is shared by all targets, never copied; WebSocket targets
+// share one header too. CLOSE frames are refused: Kick closes connections.
 func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
 	g := p.g
 	h, err := checkPushFrame(req.Frame)
 	if err != nil {
 		return nil, err
 	}
-	cb := g.writeDone
-	if h.Op == protocol.Op_CLOSE {
-		cb = g.closeAfterPush(req.Frame)
-	}
+	wsHeader := appendWSHeader(nil, ws.OpBinary, len(req.Frame))
 	resp := &pushrpc.PushResp{}
 	for _, t := range req.Targets {
-		c := g.conns.get(t.ConnId)
-		if c == nil || c.session.Load().GetUserId() != t.UserId || c.write(req.Frame, cb) != nil {
+		c := g.target(t)
+		if c == nil || c.writeShared(req.Frame, wsHeader, g.writeDone) != nil {
 			resp.MissingConns = append(resp.MissingConns, t.ConnId)
 			continue
 		}
@@ -49,8 +46,55 @@ func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.Pu
 	return resp, nil
 }
 
+// Kick closes each target connected here as the named user: it gets a
+// CLOSE frame with req.Reason and req.Message (a default text when empty),
+// then the socket closes. Delivered counts the targets found open.
+func (p *pushService) Kick(_ context.Context, req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
+	g := p.g
+	cause := closeCause{reason: req.Reason, message: req.Message, detail: "kicked by logic"}
+	resp := &pushrpc.PushResp{}
+	for _, t := range req.Targets {
+		c := g.target(t)
+		if c == nil || g.kick(c, cause) != nil {
+			resp.MissingConns = append(resp.MissingConns, t.ConnId)
+			continue
+		}
+		resp.Delivered++
+	}
+	g.log.Debug().Int("targets", len(req.Targets)).Int32("kicked", resp.Delivered).
+		Stringer("reason", req.Reason).Msg("kick")
+	return resp, nil
+}
+
+// target returns the connection of t if it is open here as t's user.
+func (g *Gateway) target(t *pushrpc.Target) *conn {
+	c := g.conns.get(t.ConnId)
+	if c == nil || c.session.Load().GetUserId() != t.UserId {
+		return nil
+	}
+	return c
+}
+
+// kick queues the close of c on its loop, where all closes happen.
+func (g *Gateway) kick(c *conn, cause closeCause) error {
+	task := gnet.RunnableFunc(func(context.Context) error {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if !closed && g.beginCloseCause(c, cause) {
+			return c.loop.el.Close(c.gc)
+		}
+		return nil
+	})
+	if err := c.loop.el.Execute(context.Background(), task); err != nil {
+		return fmt.Errorf("kick conn %d: %w", c.id, err)
+	}
+	return nil
+}
+
 // checkPushFrame makes sure frame is exactly one valid server frame, so a
-// bad caller cannot desynchronise every client it pushes to.
+// bad caller cannot desynchronise every client it pushes to. A CLOSE frame
+// is refused: written alone it would leave the connection open.
 func checkPushFrame(frame []byte) (codec.Header, error) {
 	h, _, n, err := codec.Decoder{MaxBody: len(frame)}.Decode(frame)
 	switch {
@@ -60,24 +104,10 @@ func checkPushFrame(frame []byte) (codec.Header, error) {
 		return h, fmt.Errorf("%w: %d bytes, frame length %d", ErrBadPushFrame, len(frame), n)
 	case codec.IsRequest(h.Op):
 		return h, fmt.Errorf("%w: request opcode %v", ErrBadPushFrame, h.Op)
+	case h.Op == protocol.Op_CLOSE:
+		return h, fmt.Errorf("%w: CLOSE must go through Kick", ErrBadPushFrame)
 	}
 	return h, nil
-}
-
-// closeAfterPush returns the write callback of a pushed CLOSE frame: it
-// closes the connection on its loop without writing a second CLOSE.
-func (g *Gateway) closeAfterPush(frame []byte) gnet.AsyncCallback {
-	var msg protocol.CloseMsg
-	_ = codec.ReadBody(frame[codec.HeaderSize:], &msg)
-	return func(gc gnet.Conn, err error) error {
-		c, ok := gc.Context().(*conn)
-		if err != nil || !ok || c.closing {
-			return nil
-		}
-		c.closing = true
-		g.logClose(c, msg.Reason, "close pushed by task")
-		return c.loop.el.Close(gc)
-	}
 }
 
 // renewLoop renews the routes of all logged-in connections every
@@ -110,9 +140,4 @@ func (g *Gateway) renew(ctx context.Context, sessions []*logicrpc.Session) {
 			g.warn.Warn().Err(err).Int("sessions", len(batch)).Msg("route renewal failed")
 		}
 	}
-}
-
-// Kick is being written with the gateway limits (issue 3).
-func (p *pushService) Kick(_ context.Context, req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
-	return nil, ErrBadPushFrame
 }

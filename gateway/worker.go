@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/resonance-im/resonance/codec"
@@ -106,6 +107,37 @@ func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, err
 		return g.logic.Sync(ctx, sess, req)
 	case *protocol.GetUserReq:
 		return g.logic.GetUser(ctx, sess, req)
+	case *protocol.DeliveredReq:
+		return g.logic.Delivered(ctx, sess, req)
+	case *protocol.SyncConvsReq:
+		return g.logic.SyncConvs(ctx, sess, req)
+	case *protocol.MarkReadReq:
+		return g.logic.MarkRead(ctx, sess, req)
+	}
+	return g.callAccount(ctx, sess, r)
+}
+
+// callAccount is call for the account and session requests. Logic acts on
+// them alone; a LOGOUT or SIGN_OUT_DEVICE closes connections through Kick.
+func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
+	r request) (codec.Body, error) {
+	switch req := r.body.(type) {
+	case *protocol.LogoutReq:
+		return g.logic.Logout(ctx, sess, req)
+	case *protocol.RefreshReq:
+		return g.logic.Refresh(ctx, sess, req)
+	case *protocol.ChangePasswordReq:
+		return g.logic.ChangePassword(ctx, sess, req)
+	case *protocol.UpdateProfileReq:
+		return g.logic.UpdateProfile(ctx, sess, req)
+	case *protocol.ListDevicesReq:
+		return g.logic.ListDevices(ctx, sess, req)
+	case *protocol.SignOutDeviceReq:
+		return g.logic.SignOutDevice(ctx, sess, req)
+	case *protocol.SearchUsersReq:
+		return g.logic.SearchUsers(ctx, sess, req)
+	case *protocol.BlockReq:
+		return g.logic.Block(ctx, sess, req)
 	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }
@@ -133,6 +165,7 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	}
 	sess := &logicrpc.Session{
 		UserId: resp.UserId, DeviceId: device, Gateway: g.pushAddr, ConnId: c.id,
+		RemoteAddr: r.remote,
 	}
 	resp.HeartbeatIntervalMs = int32(g.cfg.HeartbeatInterval.Milliseconds())
 	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
@@ -151,7 +184,7 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
 	}
 	c.session.Store(sess)
 	g.conns.add(c)
-	_ = c.gc.AsyncWrite(ack, g.writeDone)
+	_ = c.writeLocked(ack, nil, g.writeDone)
 	c.mu.Unlock()
 	g.log.Debug().Int64("conn", c.id).Int64("user", sess.UserId).Msg("logged in")
 }
@@ -194,12 +227,33 @@ func (g *Gateway) replyError(c *conn, r request, err error) {
 // write queues frame to the client unless the connection has closed. frame
 // must not change afterwards. cb runs on the loop after the write.
 func (c *conn) write(frame []byte, cb gnet.AsyncCallback) error {
+	return c.writeShared(frame, nil, cb)
+}
+
+// writeShared is write with wsHeader, the WebSocket header of frame, built
+// by the caller when it sends the same frame to many connections; nil builds
+// it here when c speaks WebSocket. Neither is copied: header and frame go
+// out with one writev.
+func (c *conn) writeShared(frame, wsHeader []byte, cb gnet.AsyncCallback) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return fmt.Errorf("%w: conn %d", ErrConnClosed, c.id)
 	}
-	return c.gc.AsyncWrite(frame, cb)
+	return c.writeLocked(frame, wsHeader, cb)
+}
+
+// writeLocked is writeShared for a caller holding c.mu on an open c.
+func (c *conn) writeLocked(frame, wsHeader []byte, cb gnet.AsyncCallback) error {
+	if !c.ws {
+		return c.gc.AsyncWrite(frame, cb)
+	}
+	if wsHeader == nil {
+		wsHeader = appendWSHeader(make([]byte, 0, 10), ws.OpBinary, len(frame))
+	}
+	// A fresh slice per connection: gnet's writev reslices its elements
+	// after a partial write.
+	return c.gc.AsyncWritev([][]byte{wsHeader, frame}, cb)
 }
 
 // afterWrite runs on the loop after every asynchronous write and closes a

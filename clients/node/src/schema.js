@@ -1,0 +1,123 @@
+'use strict';
+// Schemas of the bodies this client uses, transcribed from idl/protocol.thrift
+// and idl/common.thrift. Enums travel as i32. Field names are camelCase.
+
+const { T } = require('./thrift');
+
+function struct(name, fields) {
+  const s = { name, fields, byId: new Map() };
+  for (const f of fields) s.byId.set(f.id, f);
+  return s;
+}
+
+const bool = (id, name) => ({ id, name, type: T.BOOL });
+const i32 = (id, name) => ({ id, name, type: T.I32 });
+const i64 = (id, name) => ({ id, name, type: T.I64 });
+const str = (id, name) => ({ id, name, type: T.STRING });
+const bin = (id, name) => ({ id, name, type: T.STRING, binary: true });
+const sub = (id, name, s) => ({ id, name, type: T.STRUCT, struct: s });
+const listOf = (id, name, elem) => ({ id, name, type: T.LIST, elem });
+
+const Message = struct('Message', [
+  i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
+  str(5, 'clientMsgId'), i32(6, 'contentType'), bin(7, 'content'),
+  i64(8, 'sendTimeMs'), str(9, 'senderDevice'),
+]);
+
+const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
+
+const ConvSummary = struct('ConvSummary', [
+  str(1, 'convId'), i32(2, 'type'), i64(3, 'lastSeq'), sub(4, 'lastMessage', Message),
+  i64(5, 'readSeq'), i64(6, 'unread'), i64(7, 'deliveredSeq'), i64(8, 'updatedMs'),
+  i64(9, 'peerUserId'),
+]);
+
+const schemas = {
+  HeartbeatReq: struct('HeartbeatReq', []),
+  HeartbeatResp: struct('HeartbeatResp', [i64(1, 'serverTimeMs')]),
+  RegisterReq: struct('RegisterReq', [str(1, 'username'), str(2, 'password')]),
+  RegisterResp: struct('RegisterResp', [i64(1, 'userId')]),
+  LoginReq: struct('LoginReq', [
+    str(1, 'username'), str(2, 'password'), str(3, 'token'), str(4, 'deviceId'),
+    str(5, 'platform'),
+  ]),
+  LoginResp: struct('LoginResp', [
+    i64(1, 'userId'), str(2, 'token'), i64(3, 'tokenExpiresMs'), i32(4, 'heartbeatIntervalMs'),
+    i64(5, 'serverTimeMs'), str(6, 'username'),
+  ]),
+  SendReq: struct('SendReq', [
+    str(1, 'clientMsgId'), i64(2, 'toUserId'), str(3, 'convId'), i32(4, 'contentType'),
+    bin(5, 'content'),
+  ]),
+  SendResp: struct('SendResp', [
+    i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'sendTimeMs'),
+    bool(5, 'duplicate'),
+  ]),
+  SyncReq: struct('SyncReq', [
+    str(1, 'convId'), i64(2, 'afterSeq'), i32(3, 'limit'), i64(4, 'beforeSeq'),
+  ]),
+  SyncResp: struct('SyncResp', [
+    listOf(1, 'messages', { type: T.STRUCT, struct: Message }), bool(2, 'hasMore'),
+    i64(3, 'lastSeq'),
+  ]),
+  GetUserReq: struct('GetUserReq', [str(1, 'username'), i64(2, 'userId')]),
+  GetUserResp: struct('GetUserResp', [i64(1, 'userId'), str(2, 'username')]),
+  DeliveredReq: struct('DeliveredReq', [
+    listOf(1, 'positions', { type: T.STRUCT, struct: ConvPos }),
+  ]),
+  DeliveredResp: struct('DeliveredResp', []),
+  SyncConvsReq: struct('SyncConvsReq', [str(1, 'cursor'), i32(2, 'limit')]),
+  SyncConvsResp: struct('SyncConvsResp', [
+    listOf(1, 'convs', { type: T.STRUCT, struct: ConvSummary }), str(2, 'cursor'),
+    bool(3, 'hasMore'),
+  ]),
+  MarkReadReq: struct('MarkReadReq', [str(1, 'convId'), i64(2, 'seq')]),
+  MarkReadResp: struct('MarkReadResp', [i64(1, 'readSeq')]),
+  PushMsg: struct('PushMsg', [sub(1, 'message', Message)]),
+  CloseMsg: struct('CloseMsg', [i32(1, 'reason'), str(2, 'message'), i32(3, 'reconnectAfterMs')]),
+  ErrorResp: struct('ErrorResp', [i32(1, 'code'), str(2, 'message')]),
+  Message,
+  ConvPos,
+  ConvSummary,
+};
+
+/** Op is the opcode byte of the frame header (protocol.thrift Op). */
+const Op = Object.freeze({
+  HEARTBEAT: 0x01, HEARTBEAT_ACK: 0x02, REGISTER: 0x03, REGISTER_ACK: 0x04,
+  LOGIN: 0x05, LOGIN_ACK: 0x06, SEND: 0x07, SEND_ACK: 0x08, SYNC: 0x09, SYNC_ACK: 0x0a,
+  GET_USER: 0x0b, GET_USER_ACK: 0x0c, DELIVERED: 0x0d, DELIVERED_ACK: 0x0e,
+  SYNC_CONVS: 0x0f, SYNC_CONVS_ACK: 0x10, MARK_READ: 0x11, MARK_READ_ACK: 0x12,
+  PUSH: 0x41, CLOSE: 0x42,
+});
+
+/** requestBodies maps a request opcode to its request and reply schemas. */
+const requestBodies = new Map([
+  [Op.HEARTBEAT, [schemas.HeartbeatReq, schemas.HeartbeatResp]],
+  [Op.REGISTER, [schemas.RegisterReq, schemas.RegisterResp]],
+  [Op.LOGIN, [schemas.LoginReq, schemas.LoginResp]],
+  [Op.SEND, [schemas.SendReq, schemas.SendResp]],
+  [Op.SYNC, [schemas.SyncReq, schemas.SyncResp]],
+  [Op.GET_USER, [schemas.GetUserReq, schemas.GetUserResp]],
+  [Op.DELIVERED, [schemas.DeliveredReq, schemas.DeliveredResp]],
+  [Op.SYNC_CONVS, [schemas.SyncConvsReq, schemas.SyncConvsResp]],
+  [Op.MARK_READ, [schemas.MarkReadReq, schemas.MarkReadResp]],
+]);
+
+/** ErrorCode is common.thrift ErrorCode. */
+const ErrorCode = Object.freeze({
+  OK: 0, BAD_REQUEST: 1000, UNAUTHENTICATED: 1001, INVALID_CREDENTIALS: 1002,
+  TOKEN_INVALID: 1003, USERNAME_TAKEN: 1004, FORBIDDEN: 1005, NOT_FOUND: 1006,
+  TOO_LARGE: 1007, RATE_LIMITED: 1008, ALREADY_LOGGED_IN: 1009, UNSUPPORTED: 1010,
+  INTERNAL: 2000, UNAVAILABLE: 2001, BUSY: 2002,
+});
+
+/** CloseReason is protocol.thrift CloseReason. */
+const CloseReason = Object.freeze({
+  UNKNOWN: 0, LOGIN_TIMEOUT: 1, HEARTBEAT_TIMEOUT: 2, PROTOCOL_ERROR: 3, LOGIN_FAILED: 4,
+  SLOW_CONSUMER: 5, KICKED: 6, SERVER_SHUTDOWN: 7, OVERLOADED: 8, TOKEN_EXPIRED: 9,
+  SIGNED_OUT: 10, RATE_LIMITED: 11,
+});
+
+const ContentType = Object.freeze({ TEXT: 1, BINARY: 2 });
+
+module.exports = { schemas, Op, requestBodies, ErrorCode, CloseReason, ContentType };

@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// maxFrameRate keeps a connection's frame budget (two seconds' worth, in
+// thousandths of a frame) within an int32.
+const maxFrameRate = 1_000_000
+
+// refusalGraceMs is how long a connection refused at open may take to send
+// its first bytes (so that its CLOSE can be framed) before it is closed
+// without them.
+const refusalGraceMs = 2000
+
+// numCloseReasons bounds the close counters; CloseReason values above it are
+// counted as UNKNOWN.
+const numCloseReasons = 16
+
+// Stats is a snapshot of the gateway's counters. Counters only grow, except
+// Open.
+type Stats struct {
+	// Open is the number of client connections open now, refused ones
+	// included until they close.
+	Open int64
+	// Accepted counts every connection accepted since New.
+	Accepted uint64
+	// Upgrades counts successful WebSocket handshakes.
+	Upgrades uint64
+	// HandshakesRefused counts HTTP requests on the client port answered with
+	// an error status: malformed, too long, not an upgrade, Origin refused.
+	HandshakesRefused uint64
+	// Closes counts server-side closes by the reason sent in their CLOSE
+	// frame; reasons never used are absent. Closes initiated by clients are
+	// not counted.
+	Closes map[protocol.CloseReason]uint64
+}
+
+// gatewayStats holds the counters behind Stats. Each is one atomic: they are
+// bumped from every event loop and worker.
+type gatewayStats struct {
+	open              atomic.Int64
+	accepted          atomic.Uint64
+	upgrades          atomic.Uint64
+	handshakesRefused atomic.Uint64
+	closes            [numCloseReasons]atomic.Uint64
+}
+
+// Stats returns the current counters. It may be called from any goroutine at
+// any time; the lead exports them as metrics.
+func (g *Gateway) Stats() Stats {
+	st := &g.stats
+	s := Stats{
+		Open:              st.open.Load(),
+		Accepted:          st.accepted.Load(),
+		Upgrades:          st.upgrades.Load(),
+		HandshakesRefused: st.handshakesRefused.Load(),
+		Closes:            make(map[protocol.CloseReason]uint64),
+	}
+	for i := range st.closes {
+		if n := st.closes[i].Load(); n > 0 {
+			s.Closes[protocol.CloseReason(i)] = n
+		}
+	}
+	return s
+}
+
+func (g *Gateway) countClose(reason protocol.CloseReason) {
+	if reason < 0 || reason >= numCloseReasons {
+		reason = protocol.CloseReason_UNKNOWN
+	}
+	g.stats.closes[reason].Add(1)
+}
+
+// admitConn counts a new connection and returns OVERLOADED when it is over
+// the connection cap or the accept rate, else UNKNOWN (admitted).
+func (g *Gateway) admitConn(nowMs int64) protocol.CloseReason {
+	g.stats.accepted.Add(1)
+	open := g.stats.open.Add(1)
+	if g.cfg.MaxConns > 0 && open > int64(g.cfg.MaxConns) {
+		return protocol.CloseReason_OVERLOADED
+	}
+	if g.cfg.AcceptRate > 0 && !g.accepts.take(nowMs, int64(g.cfg.AcceptRate)) {
+		return protocol.CloseReason_OVERLOADED
+	}
+	return protocol.CloseReason_UNKNOWN
+}
+
+// tokenBucket is the accept-rate limiter shared by all event loops. New
+// connections are rare next to frames, so one mutex is cheap enough.
+type tokenBucket struct {
+	mu     sync.Mutex
+	budget int64 // thousandths of a token
+	at     int64 // gateway clock of the last refill, ms
+	primed bool
+}
+
+// take spends one token of a bucket refilled at rate per second with a
+// burst of one second's worth.
+func (b *tokenBucket) take(nowMs, rate int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	burst := rate * 1000
+	if !b.primed {
+		b.budget, b.at, b.primed = burst, nowMs, true
+	}
+	b.budget = min(b.budget+(nowMs-b.at)*rate, burst)
+	b.at = nowMs
+	if b.budget < 1000 {
+		return false
+	}
+	b.budget -= 1000
+	return true
+}
+
+// frameBurst is the full frame budget of a connection: two seconds' worth,
+// so a client may burst after a quiet spell (a reconnect's sync, a queue of
+// unsent messages) without being closed.
+func frameBurst(rate int) int32 { return int32(2 * max(rate, 0) * 1000) }
+
+// refillFrames adds the budget earned since the connection's last read. It
+// runs on the loop before lastActive moves to now, which spares a field.
+func (c *conn) refillFrames(nowMs int64, rate int) {
+	if rate <= 0 {
+		return
+	}
+	// Compare in int64: a long quiet spell would overflow the int32 budget.
+	earned := int64(c.frameBudget) + (nowMs-c.lastActive)*int64(rate)
+	c.frameBudget = int32(min(earned, int64(frameBurst(rate))))
+}
+
+// spendFrame takes one frame from the budget; false means the client is
+// over its rate.
+func (c *conn) spendFrame(rate int) bool {
+	if rate <= 0 {
+		return true
+	}
+	if c.frameBudget < 1000 {
+		return false
+	}
+	c.frameBudget -= 1000
+	return true
+}
