@@ -39,6 +39,10 @@ type conn struct {
 
 	// session is set once, by the worker, when LOGIN succeeds; read anywhere.
 	session atomic.Pointer[logicrpc.Session]
+	// tokenExpiry is when the session's access token runs out, on the
+	// gateway clock (ms); 0 means never. Workers set it at LOGIN and move it
+	// at REFRESH; the loop reads it when a wheel slot comes due.
+	tokenExpiry atomic.Int64
 
 	mu sync.Mutex
 	// closed is set by OnClose; after it no write is queued to gc, which also
@@ -70,6 +74,10 @@ type loopState struct {
 	out         []byte
 	sweepQueued atomic.Bool
 	sweep       gnet.Runnable
+	// frames counts frames by opcode, per loop so that loops never share a
+	// counter's cache line; Stats sums them. Writers off the loop add too,
+	// hence atomics.
+	framesIn, framesOut [256]atomic.Uint64
 }
 
 // admit returns the state of el, creating it on first use, or nil once the
@@ -244,6 +252,7 @@ func (g *Gateway) onTick() (time.Duration, gnet.Action) {
 
 // dispatch handles one decoded frame on the loop.
 func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
+	c.loop.framesIn[byte(h.Op)].Add(1)
 	// A client that sends server-side opcodes (PUSH, CLOSE, any *_ACK) has
 	// lost track of the protocol; answering UNSUPPORTED would let it go on out
 	// of step, so it is closed with PROTOCOL_ERROR like a malformed frame.
@@ -297,6 +306,7 @@ func (g *Gateway) appendError(c *conn, h codec.Header, err error) {
 // WebSocket message when c speaks WebSocket. It runs on the loop.
 func (c *conn) appendOut(op protocol.Op, flags codec.Flags, id uint32, body codec.Body) {
 	ls := c.loop
+	ls.framesOut[byte(op)].Add(1)
 	if c.mode == modeWS {
 		ls.out = appendWSHeader(ls.out, ws.OpBinary, codec.FrameLen(body))
 	}
@@ -400,6 +410,9 @@ func (g *Gateway) deadlineReason(c *conn) (int64, protocol.CloseReason) {
 	}
 	hb := c.lastActive + g.cfg.HeartbeatTimeout.Milliseconds()
 	if c.session.Load() != nil {
+		if exp := c.tokenExpiry.Load(); exp > 0 && exp < hb {
+			return exp, protocol.CloseReason_TOKEN_EXPIRED
+		}
 		return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT
 	}
 	if login := c.openedAt + g.cfg.LoginTimeout.Milliseconds(); login <= hb {

@@ -37,6 +37,9 @@ type Stats struct {
 	// frame; reasons never used are absent. Closes initiated by clients are
 	// not counted.
 	Closes map[protocol.CloseReason]uint64
+	// FramesIn and FramesOut count frames by opcode, from and to clients;
+	// opcodes never seen are absent.
+	FramesIn, FramesOut map[protocol.Op]uint64
 }
 
 // gatewayStats holds the counters behind Stats. Each is one atomic: they are
@@ -65,7 +68,26 @@ func (g *Gateway) Stats() Stats {
 			s.Closes[protocol.CloseReason(i)] = n
 		}
 	}
+	s.FramesIn, s.FramesOut = g.frameCounts()
 	return s
+}
+
+// frameCounts sums the per-loop frame counters.
+func (g *Gateway) frameCounts() (in, out map[protocol.Op]uint64) {
+	in, out = make(map[protocol.Op]uint64), make(map[protocol.Op]uint64)
+	g.loopsMu.Lock()
+	defer g.loopsMu.Unlock()
+	for _, ls := range g.loops {
+		for op := range ls.framesIn {
+			if n := ls.framesIn[op].Load(); n > 0 {
+				in[protocol.Op(op)] += n
+			}
+			if n := ls.framesOut[op].Load(); n > 0 {
+				out[protocol.Op(op)] += n
+			}
+		}
+	}
+	return in, out
 }
 
 func (g *Gateway) countClose(reason protocol.CloseReason) {

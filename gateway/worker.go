@@ -87,7 +87,7 @@ func (g *Gateway) handle(c *conn, r request) {
 		return
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), 0, r.id, resp)
-	_ = c.write(frame, g.writeDone)
+	_ = c.write(frame, g.afterReply(c, resp))
 }
 
 // call dispatches a request other than LOGIN to logic. Identity always comes
@@ -117,8 +117,9 @@ func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, err
 	return g.callAccount(ctx, sess, r)
 }
 
-// callAccount is call for the account and session requests. Logic acts on
-// them alone; a LOGOUT or SIGN_OUT_DEVICE closes connections through Kick.
+// callAccount is call for the account and session requests. Logic closes
+// the other connections a LOGOUT, CHANGE_PASSWORD or SIGN_OUT_DEVICE revokes
+// through Kick; afterReply closes this one after a LOGOUT.
 func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
 	r request) (codec.Body, error) {
 	switch req := r.body.(type) {
@@ -168,6 +169,9 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 		RemoteAddr: r.remote,
 	}
 	resp.HeartbeatIntervalMs = int32(g.cfg.HeartbeatInterval.Milliseconds())
+	// Before the session is visible, so the loop never sees a session
+	// without its expiry.
+	g.setTokenExpiry(c, resp.TokenExpiresMs)
 	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
 }
 
@@ -245,6 +249,9 @@ func (c *conn) writeShared(frame, wsHeader []byte, cb gnet.AsyncCallback) error 
 
 // writeLocked is writeShared for a caller holding c.mu on an open c.
 func (c *conn) writeLocked(frame, wsHeader []byte, cb gnet.AsyncCallback) error {
+	if len(frame) > 3 {
+		c.loop.framesOut[frame[3]].Add(1) // byte 3 of the header is the opcode
+	}
 	if !c.ws {
 		return c.gc.AsyncWrite(frame, cb)
 	}

@@ -9,7 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/glebarez/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -61,5 +65,27 @@ func TestServer_Endpoints(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Fatalf("pprof served without the flag: %d", code)
+	}
+}
+
+func TestInstrumentDB_ObservesStatements(t *testing.T) {
+	db, err := gorm.Open(sqlite.Open(t.TempDir()+"/t.db"), &gorm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := InstrumentDB(db, reg); err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ ID int64 }
+	if err := db.AutoMigrate(&row{}); err != nil {
+		t.Fatal(err)
+	}
+	db.Create(&row{ID: 1})
+	var got []row
+	db.Find(&got)
+	n, err := testutil.GatherAndCount(reg, "resonance_db_query_seconds")
+	if err != nil || n < 2 {
+		t.Fatalf("db latency series = %d (%v), want create and query at least", n, err)
 	}
 }
