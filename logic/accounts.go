@@ -26,7 +26,11 @@ const defaultDevice = "default"
 // two registrations race.
 func (s *Service) Register(ctx context.Context,
 	req *protocol.RegisterReq) (*protocol.RegisterResp, error) {
-	if err := validateCredentials(req.GetUsername(), req.GetPassword()); err != nil {
+	err := validateCredentials(req.GetUsername(), req.GetPassword())
+	if err == nil {
+		err = validNewPassword(req.Username, req.Password)
+	}
+	if err != nil {
 		return nil, s.fail("register", err, nil)
 	}
 	hash, err := s.hash.hash(ctx, req.Password)
@@ -41,22 +45,27 @@ func (s *Service) Register(ctx context.Context,
 	return &protocol.RegisterResp{UserId: id}, nil
 }
 
-// Login authenticates with a token when req carries one, otherwise with
-// username and password; it records the route of conn and issues a fresh
-// token. HeartbeatIntervalMs is left for the gateway to fill.
+// Login authenticates with a token when req carries one (an access token,
+// or a refresh token, which is rotated), otherwise with username and
+// password (rate-limited per username and per conn's address); it records
+// the device and the route of conn and issues tokens. A password or refresh
+// login returns a new refresh token; an access-token login leaves
+// RefreshToken empty (keep the one held). HeartbeatIntervalMs is left for
+// the gateway to fill.
 func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 	conn *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
 	if req == nil || conn == nil || conn.Gateway == "" {
 		err := fmt.Errorf("%w: missing request or connection", ErrBadRequest)
 		return nil, s.fail("login", err, nil)
 	}
-	u, device, err := s.authenticate(ctx, req)
+	u, dev, pair, err := s.authenticate(ctx, req, conn.RemoteAddr)
 	if err != nil {
 		return nil, s.fail("login", err, func(e *zerolog.Event) *zerolog.Event {
 			return e.Int64("conn", conn.ConnId).Str("remote", conn.RemoteAddr)
 		})
 	}
-	r := route.Route{UserID: u.ID, DeviceID: device, Gateway: conn.Gateway, ConnID: conn.ConnId}
+	r := route.Route{UserID: u.ID, DeviceID: dev.DeviceID, Gateway: conn.Gateway,
+		ConnID: conn.ConnId}
 	replaced, err := s.deps.Routes.Put(ctx, r)
 	if err != nil {
 		err = fmt.Errorf("%w: route put: %w", ErrUnavailable, err)
@@ -67,52 +76,117 @@ func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 	if replaced != nil {
 		s.kick(ctx, replaced)
 	}
-	now := s.now()
-	token, claims := s.tokens.issue(u.ID, device, now)
 	return &protocol.LoginResp{
-		UserId:         u.ID,
-		Username:       u.Username,
-		Token:          token,
-		TokenExpiresMs: claims.Expires.UnixMilli(),
-		ServerTimeMs:   now.UnixMilli(),
+		UserId:           u.ID,
+		Username:         u.Username,
+		Token:            pair.access,
+		TokenExpiresMs:   pair.accessExpires,
+		RefreshToken:     pair.refresh,
+		RefreshExpiresMs: pair.refreshExpires,
+		ServerTimeMs:     s.now().UnixMilli(),
 	}, nil
 }
 
-// authenticate returns the user req proves to be and the device it logs in.
-func (s *Service) authenticate(ctx context.Context,
-	req *protocol.LoginReq) (*userRow, string, error) {
-	device := req.DeviceId
-	if len(device) > maxDeviceID {
-		return nil, "", fmt.Errorf("%w: device_id over %d bytes", ErrTooLarge, maxDeviceID)
+// authenticate returns the user req proves to be, its device's row and the
+// tokens to hand out.
+func (s *Service) authenticate(ctx context.Context, req *protocol.LoginReq,
+	remote string) (*userRow, *deviceRow, tokenPair, error) {
+	if err := validDeviceID(req.DeviceId); err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	if err := validPlatform(req.Platform); err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	if strings.HasPrefix(req.Token, refreshPrefix) {
+		return s.authRefresh(ctx, req)
 	}
 	if req.Token != "" {
-		return s.authToken(ctx, req.Token, device)
+		return s.authToken(ctx, req)
 	}
+	return s.authPasswordLogin(ctx, req, remote)
+}
+
+// authPasswordLogin checks a password login and issues a new token pair for
+// its device.
+func (s *Service) authPasswordLogin(ctx context.Context, req *protocol.LoginReq,
+	remote string) (*userRow, *deviceRow, tokenPair, error) {
+	if err := s.limits.allowPassword(req.Username, remote); err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	u, err := s.authPassword(ctx, req.Username, req.Password)
+	if err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	device := req.DeviceId
 	if device == "" {
 		device = defaultDevice
 	}
-	u, err := s.authPassword(ctx, req.Username, req.Password)
-	return u, device, err
+	dev, err := s.touchDevice(ctx, u.ID, device, req.Platform)
+	if err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	pair, err := s.issuePair(ctx, dev)
+	return u, dev, pair, err
 }
 
-// authToken checks a token. A token is bound to its device: presenting it
-// for another device is TOKEN_INVALID.
-func (s *Service) authToken(ctx context.Context, token, device string) (*userRow, string, error) {
-	claims, err := s.tokens.verify(token, s.now())
+// authToken checks an access token. A token is bound to its device
+// (presenting it for another device is TOKEN_INVALID) and to the device's
+// token generation, which revocation bumps.
+func (s *Service) authToken(ctx context.Context,
+	req *protocol.LoginReq) (*userRow, *deviceRow, tokenPair, error) {
+	claims, err := s.tokens.verify(req.Token, s.now())
 	if err != nil {
-		return nil, "", err
+		return nil, nil, tokenPair{}, err
 	}
-	if device != "" && device != claims.DeviceID {
-		return nil, "", fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
+	if req.DeviceId != "" && req.DeviceId != claims.DeviceID {
+		return nil, nil, tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
-	u, err := s.findUser(ctx, "", claims.UserID)
+	dev, err := s.findDevice(ctx, claims.UserID, claims.DeviceID)
+	if err == nil && (dev == nil || dev.TokenGen != claims.Generation) {
+		err = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+	}
 	if err != nil {
-		return nil, "", err
+		return nil, nil, tokenPair{}, err
 	}
-	if u == nil {
-		return nil, "", fmt.Errorf("%w: user %d gone", ErrTokenInvalid, claims.UserID)
+	u, dev, err := s.loginDevice(ctx, dev, req.Platform)
+	if err != nil {
+		return nil, nil, tokenPair{}, err
 	}
-	return u, claims.DeviceID, nil
+	return u, dev, s.accessToken(dev), nil
+}
+
+// authRefresh logs in with a refresh token, which is rotated: the client
+// whose access token expired reconnects without its password.
+func (s *Service) authRefresh(ctx context.Context,
+	req *protocol.LoginReq) (*userRow, *deviceRow, tokenPair, error) {
+	user, device, err := parseRefreshToken(req.Token)
+	if err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	if req.DeviceId != "" && req.DeviceId != device {
+		return nil, nil, tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
+	}
+	pair, err := s.rotate(ctx, user, device, req.Token)
+	if err != nil {
+		return nil, nil, tokenPair{}, err
+	}
+	u, dev, err := s.loginDevice(ctx, &deviceRow{UserID: user, DeviceID: device}, req.Platform)
+	return u, dev, pair, err
+}
+
+// loginDevice returns the user of a device a token proved, and records the
+// login on the device's row.
+func (s *Service) loginDevice(ctx context.Context, dev *deviceRow,
+	platform string) (*userRow, *deviceRow, error) {
+	u, err := s.findUser(ctx, "", dev.UserID)
+	if err == nil && u == nil {
+		err = fmt.Errorf("%w: user %d gone", ErrTokenInvalid, dev.UserID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err = s.touchDevice(ctx, dev.UserID, dev.DeviceID, platform)
+	return u, dev, err
 }
 
 // authPassword checks a username and password. Malformed input, an unknown
@@ -181,12 +255,17 @@ func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error
 // GetUser looks a user up by username, or by id when username is empty.
 func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetUserReq) (*protocol.GetUserResp, error) {
-	if session == nil || session.UserId == 0 {
+	if !authenticated(session) {
 		return nil, s.fail("get_user", ErrUnauthenticated, nil)
 	}
 	if req == nil || req.Username == "" && req.UserId <= 0 {
 		err := fmt.Errorf("%w: username or user_id required", ErrBadRequest)
 		return nil, s.fail("get_user", err, nil)
+	}
+	if req.Username != "" {
+		if err := validateUsername(req.Username); err != nil {
+			return nil, s.fail("get_user", err, nil)
+		}
 	}
 	u, err := s.findUser(ctx, canonicalName(req.Username), req.UserId)
 	if err == nil && u == nil {
@@ -197,7 +276,8 @@ func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 			return e.Int64("user", session.UserId)
 		})
 	}
-	return &protocol.GetUserResp{UserId: u.ID, Username: u.Username}, nil
+	return &protocol.GetUserResp{UserId: u.ID, Username: u.Username, Nickname: u.Nickname,
+		AvatarUrl: u.AvatarURL}, nil
 }
 
 func sessionRoute(ss *logicrpc.Session) route.Route {
@@ -208,6 +288,19 @@ func sessionRoute(ss *logicrpc.Session) route.Route {
 
 // validateCredentials checks the shape of a username and password.
 func validateCredentials(username, password string) error {
+	if err := validateUsername(username); err != nil {
+		return err
+	}
+	if len(password) < minPassword || len(password) > maxPassword {
+		return fmt.Errorf("%w: password must be %d-%d bytes",
+			ErrBadRequest, minPassword, maxPassword)
+	}
+	return nil
+}
+
+// validateUsername checks the shape of a username: 3-32 bytes of
+// letters, digits, '_', '.', '-' (hence ASCII, hence valid UTF-8).
+func validateUsername(username string) error {
 	if len(username) < minUsername || len(username) > maxUsername {
 		return fmt.Errorf("%w: username must be %d-%d characters",
 			ErrBadRequest, minUsername, maxUsername)
@@ -217,10 +310,6 @@ func validateCredentials(username, password string) error {
 			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'",
 				ErrBadRequest)
 		}
-	}
-	if len(password) < minPassword || len(password) > maxPassword {
-		return fmt.Errorf("%w: password must be %d-%d bytes",
-			ErrBadRequest, minPassword, maxPassword)
 	}
 	return nil
 }

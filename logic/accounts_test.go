@@ -153,7 +153,8 @@ func TestLogin_Token(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := tokenSigner{secret: []byte("another secret"), ttl: time.Hour}
-	foreign, _ := other.issue(alice, "phone", time.Now())
+	foreign, _ := other.issue(tokenClaims{UserID: alice, DeviceID: "phone", Generation: 1},
+		time.Now())
 	cases := []struct {
 		name   string
 		token  string

@@ -11,7 +11,7 @@ import (
 func TestTokenSigner(t *testing.T) {
 	ts := tokenSigner{secret: []byte("k"), ttl: time.Hour}
 	now := time.UnixMilli(1_700_000_000_000)
-	good, claims := ts.issue(42, "phone:1", now)
+	good, claims := ts.issue(tokenClaims{UserID: 42, DeviceID: "phone:1", Generation: 5}, now)
 	cases := []struct {
 		name    string
 		token   string
@@ -36,7 +36,7 @@ func TestTokenSigner(t *testing.T) {
 				return
 			}
 			if err != nil || got.UserID != 42 || got.DeviceID != "phone:1" ||
-				!got.Expires.Equal(claims.Expires) {
+				got.Generation != 5 || !got.Expires.Equal(claims.Expires) {
 				t.Fatalf("claims = %+v, %v", got, err)
 			}
 		})
@@ -46,7 +46,8 @@ func TestTokenSigner(t *testing.T) {
 // swapPayload keeps good's signature but puts another user's payload in front.
 func swapPayload(t *testing.T, ts tokenSigner, good string) string {
 	t.Helper()
-	other, _ := ts.issue(43, "phone:1", time.UnixMilli(1_700_000_000_000))
+	other, _ := ts.issue(tokenClaims{UserID: 43, DeviceID: "phone:1"},
+		time.UnixMilli(1_700_000_000_000))
 	return other[:strings.IndexByte(other, '.')] + good[strings.IndexByte(good, '.'):]
 }
 

@@ -5,7 +5,11 @@
 // outbox (outbox.go). It keeps conversation memberships with read
 // positions, each device's delivered positions (positions.go), serves the
 // conversation list (convs.go), and asks task to kick a connection replaced
-// by a newer login (kick.go).
+// by a newer login (kick.go). Accounts carry a profile (profile.go) and a
+// block list (block.go); each device a login has seen keeps a token
+// generation and one rotating refresh token (devices.go, refresh.go), which
+// logout, password change and device sign-out revoke (sessions.go).
+// Password attempts and searches are rate-limited per instance (limits.go).
 package logic
 
 import (
@@ -17,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/internal/route"
 )
 
@@ -38,8 +43,23 @@ type Config struct {
 	TablePrefix string
 	// TokenSecret is the HMAC-SHA256 key of login tokens. Required.
 	TokenSecret string
-	// TokenTTL is how long an issued token stays valid; default 7 days.
+	// TokenTTL is how long an issued access token stays valid; default 1h.
+	// A connection whose token expires without a REFRESH is closed.
 	TokenTTL time.Duration
+	// RefreshTTL is how long a refresh token stays valid; default 30 days.
+	RefreshTTL time.Duration
+	// InternalSecret, when set, is required on every Kitex call to the
+	// Logic service (see internal/rpcauth); gateways must send the same.
+	InternalSecret string
+	// LoginAccountLimit bounds password attempts per username (existing or
+	// not) in this instance; default a burst of 10, then one per 30s.
+	LoginAccountLimit ratelimit.Config
+	// LoginAddrLimit bounds password attempts per client address in this
+	// instance; default a burst of 30, then one per 2s.
+	LoginAddrLimit ratelimit.Config
+	// SearchLimit bounds SearchUsers calls per user in this instance;
+	// default a burst of 10, then one per 3s.
+	SearchLimit ratelimit.Config
 	// MaxContent is the largest message content in bytes; default 16 KiB.
 	MaxContent int
 	// HashConcurrency bounds the password hashes running at once (each takes
@@ -54,7 +74,9 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultSQLitePath     = "data/resonance.db"
-	DefaultTokenTTL       = 7 * 24 * time.Hour
+	DefaultTokenTTL       = time.Hour
+	DefaultRefreshTTL     = 30 * 24 * time.Hour
+	DefaultSearchBurst    = 10
 	DefaultMaxContent     = 16 << 10
 	DefaultPublishTimeout = 5 * time.Second
 )
@@ -70,6 +92,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	cfg.LoginAccountLimit = limitDefaults(cfg.LoginAccountLimit, 10, 30*time.Second)
+	cfg.LoginAddrLimit = limitDefaults(cfg.LoginAddrLimit, 30, 2*time.Second)
+	cfg.SearchLimit = limitDefaults(cfg.SearchLimit, DefaultSearchBurst, 3*time.Second)
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = DefaultMaxContent
 	}
@@ -80,6 +108,17 @@ func (cfg Config) withDefaults() Config {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
 	return cfg
+}
+
+// limitDefaults fills the zero fields of a limiter budget with burst and per.
+func limitDefaults(c ratelimit.Config, burst int, per time.Duration) ratelimit.Config {
+	if c.Burst <= 0 {
+		c.Burst = burst
+	}
+	if c.Per <= 0 {
+		c.Per = per
+	}
+	return c
 }
 
 // validate reports a configuration New cannot run with.

@@ -54,7 +54,7 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 // migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
 	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
-		&deliveredRow{}, &outboxRow{})
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrTooLarge means a field is over its size limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrRateLimited means the caller (account, address or user) spent its
+	// budget of this kind of request; it may try again later.
+	ErrRateLimited = errors.New("too many attempts, try again later")
 	// ErrBusy means the server shed the request (password hashing queue full
 	// until the caller's deadline).
 	ErrBusy = errors.New("busy")
@@ -69,6 +72,7 @@ var clientCodes = []struct {
 	{ErrForbidden, common.ErrorCode_FORBIDDEN},
 	{ErrNotFound, common.ErrorCode_NOT_FOUND},
 	{ErrTooLarge, common.ErrorCode_TOO_LARGE},
+	{ErrRateLimited, common.ErrorCode_RATE_LIMITED},
 }
 
 // serverCodes maps errors that may wrap a dependency's text, so only the

@@ -133,7 +133,7 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 		return // SQLite lives in t.TempDir
 	}
 	err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}, &memberRow{},
-		&deliveredRow{}, &outboxRow{})
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{})
 	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}

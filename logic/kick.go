@@ -4,10 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/resonance-im/resonance/internal/route"
-	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -19,24 +16,9 @@ const kickMessage = "signed in on another connection"
 // the old connection's route is gone already, so it receives no pushes, and
 // at worst it stays open until its client leaves or its heartbeat lapses.
 func (s *Service) kick(ctx context.Context, old *route.Route) {
-	ev := &event.KickEvent{
-		UserId:  old.UserID,
-		Gateway: old.Gateway,
-		ConnId:  old.ConnID,
-		Reason:  protocol.CloseReason_KICKED,
-		Message: kickMessage,
-	}
-	buf := make([]byte, ev.BLength())
-	buf = buf[:ev.FastWrite(buf)]
 	// A connection is kicked once however often the login is retried.
 	msgID := "kick-" + old.Gateway + "-" + strconv.FormatInt(old.ConnID, 10)
-
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	_, err := s.deps.JS.Publish(ctx, s.deps.MQ.KickSubject(), buf, jetstream.WithMsgID(msgID))
-	if err != nil {
-		s.failLog.Warn().Err(err).Int64("user", old.UserID).Str("gateway", old.Gateway).
-			Int64("conn", old.ConnID).Msg("kick publish failed; old connection stays open")
+	if s.publishKick(ctx, *old, protocol.CloseReason_KICKED, kickMessage, msgID) != nil {
 		return
 	}
 	s.log.Debug().Int64("user", old.UserID).Str("device", old.DeviceID).

@@ -16,6 +16,10 @@ const (
 	maxClientMsgID = 64
 	maxDeviceID    = 64
 	maxConvID      = 64
+	maxPlatform    = 64
+	maxNickRunes   = 64
+	maxNickBytes   = 255
+	maxAvatarURL   = 512
 )
 
 // userRow is a registered account.
@@ -23,6 +27,8 @@ type userRow struct {
 	ID           int64  `gorm:"primaryKey;autoIncrement"`
 	Username     string `gorm:"size:32;not null;uniqueIndex"`
 	PasswordHash string `gorm:"size:160;not null"`
+	Nickname     string `gorm:"size:255;not null;default:''"`
+	AvatarURL    string `gorm:"size:512;not null;default:''"`
 	CreatedAt    time.Time
 }
 

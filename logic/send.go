@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -65,6 +66,10 @@ func (s *Service) validateSend(req *protocol.SendReq) error {
 		return fmt.Errorf("%w: unknown content_type", ErrBadRequest)
 	case req.ToUserId == 0 && req.ConvId == "":
 		return fmt.Errorf("%w: to_user_id or conv_id required", ErrBadRequest)
+	case !utf8.ValidString(req.ClientMsgId):
+		return fmt.Errorf("%w: client_msg_id is not valid UTF-8", ErrBadRequest)
+	case req.ContentType == common.ContentType_TEXT && !utf8.Valid(req.Content):
+		return fmt.Errorf("%w: text content is not valid UTF-8", ErrBadRequest)
 	}
 	return nil
 }
@@ -135,6 +140,15 @@ func (s *Service) resolveConv(ctx context.Context, sender int64,
 	}
 	if u == nil {
 		return "", fmt.Errorf("%w: user", ErrNotFound)
+	}
+	// The same answer whichever side blocked: the sender learns no more
+	// than that it may not write here.
+	blocked, err := s.blockedBetween(ctx, sender, peer)
+	if err != nil {
+		return "", err
+	}
+	if blocked {
+		return "", fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 	}
 	return p2pConvID(sender, peer), nil
 }

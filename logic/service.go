@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
@@ -35,6 +36,7 @@ type Service struct {
 	deps    Deps
 	hash    *hasher
 	tokens  tokenSigner
+	limits  limiters
 	now     func() time.Time
 	tables  tableNames
 
@@ -98,6 +100,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		deps:        deps,
 		hash:        h,
 		tokens:      tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
+		limits:      newLimiters(cfg),
 		now:         time.Now,
 		tables:      tables,
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
@@ -125,12 +128,13 @@ func (s *Service) Serve(ln net.Listener) error {
 		return fmt.Errorf("logic: serve %s: already served or stopped", ln.Addr())
 	}
 	// Not logic.NewServer: it panics when registration fails.
-	svr := server.NewServer(
+	opts := append([]server.Option{
 		server.WithListener(ln),
 		server.WithServiceAddr(ln.Addr()),
 		server.WithExitWaitTime(exitWait),
 		server.WithCompatibleMiddlewareForUnary(),
-	)
+	}, rpcauth.ServerOptions(s.cfg.InternalSecret)...)
+	svr := server.NewServer(opts...)
 	if err := logic.RegisterService(svr, s); err != nil {
 		s.mu.Unlock()
 		_ = ln.Close()

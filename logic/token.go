@@ -11,22 +11,29 @@ import (
 )
 
 // tokenVersion is the first payload byte, so that the format can change
-// without accepting old tokens as new ones.
-const tokenVersion = 1
+// without accepting old tokens as new ones. Version 2 added the generation;
+// version 1 tokens (no generation, hence not revocable) are refused.
+const tokenVersion = 2
 
-// tokenClaims is what a token proves: who, on which device, until when.
+// tokenHeader is the fixed part of the payload: version, user id, expiry,
+// generation.
+const tokenHeader = 1 + 8 + 8 + 8
+
+// tokenClaims is what a token proves: who, on which device, until when, and
+// the device's token generation when it was issued. Revoking the device's
+// tokens bumps the stored generation, so an older one no longer logs in.
 type tokenClaims struct {
-	UserID   int64
-	DeviceID string
-	Expires  time.Time
+	UserID     int64
+	DeviceID   string
+	Expires    time.Time
+	Generation int64
 }
 
 // tokenSigner issues and verifies stateless tokens:
 // base64url(payload) "." base64url(HMAC-SHA256(secret, payload)), where the
-// payload is version(1) | user id(8) | expiry unix ms(8) | device id.
-//
-// TODO: tokens cannot be revoked before expiry; a per-user token epoch stored
-// with the user would allow "log out everywhere" at the cost of a lookup.
+// payload is version(1) | user id(8) | expiry unix ms(8) | generation(8) |
+// device id. The signature alone does not make a token valid: login also
+// checks the generation against the device's row (see authToken).
 type tokenSigner struct {
 	secret []byte
 	ttl    time.Duration
@@ -37,15 +44,16 @@ type tokenSigner struct {
 // with those bits changed would still verify.
 var b64url = base64.RawURLEncoding.Strict()
 
-// issue returns a token for the user's device valid for ttl from now, and
-// the claims it carries.
-func (ts tokenSigner) issue(userID int64, deviceID string, now time.Time) (string, tokenClaims) {
-	c := tokenClaims{UserID: userID, DeviceID: deviceID, Expires: now.Add(ts.ttl)}
-	payload := make([]byte, 17, 17+len(deviceID))
+// issue returns a token for c's user, device and generation valid for ttl
+// from now, and the claims it carries (c with Expires set).
+func (ts tokenSigner) issue(c tokenClaims, now time.Time) (string, tokenClaims) {
+	c.Expires = now.Add(ts.ttl)
+	payload := make([]byte, tokenHeader, tokenHeader+len(c.DeviceID))
 	payload[0] = tokenVersion
-	binary.BigEndian.PutUint64(payload[1:9], uint64(userID))
+	binary.BigEndian.PutUint64(payload[1:9], uint64(c.UserID))
 	binary.BigEndian.PutUint64(payload[9:17], uint64(c.Expires.UnixMilli()))
-	payload = append(payload, deviceID...)
+	binary.BigEndian.PutUint64(payload[17:25], uint64(c.Generation))
+	payload = append(payload, c.DeviceID...)
 	return b64url.EncodeToString(payload) + "." + b64url.EncodeToString(ts.mac(payload)), c
 }
 
@@ -67,12 +75,13 @@ func (ts tokenSigner) verify(token string, now time.Time) (tokenClaims, error) {
 	if !hmac.Equal(mac, ts.mac(payload)) {
 		return c, fmt.Errorf("%w: bad signature", ErrTokenInvalid)
 	}
-	if len(payload) < 17 || payload[0] != tokenVersion {
+	if len(payload) < tokenHeader || payload[0] != tokenVersion {
 		return c, fmt.Errorf("%w: unknown version", ErrTokenInvalid)
 	}
 	c.UserID = int64(binary.BigEndian.Uint64(payload[1:9]))
 	c.Expires = time.UnixMilli(int64(binary.BigEndian.Uint64(payload[9:17])))
-	c.DeviceID = string(payload[17:])
+	c.Generation = int64(binary.BigEndian.Uint64(payload[17:25]))
+	c.DeviceID = string(payload[tokenHeader:])
 	if !now.Before(c.Expires) {
 		return c, fmt.Errorf("%w: expired", ErrTokenInvalid)
 	}

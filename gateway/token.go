@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"math"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// setTokenExpiry records in c.authDeadline when c's access token runs out,
+// given as Unix ms by logic; 0 (a logic that does not say) means never. The
+// wheel closes c with TOKEN_EXPIRED at that time unless a REFRESH moved it. The time is turned
+// into the gateway clock by its distance from now, so the two clocks need
+// only agree on the rate, not the epoch; skew between the logic and gateway
+// hosts moves the close by as much.
+//
+// The wheel finds a later expiry when the connection's slot comes due, so a
+// REFRESH needs no wheel operation. An earlier one is not: a connection
+// whose token runs out before its current slot (a token lifetime shorter
+// than the login or heartbeat timeout) is closed when that slot comes due,
+// late but never early.
+//
+// At LOGIN it runs before the session is stored: until then the loop reads
+// the value as a login deadline, and a fresh token's expiry (or "never") is
+// in the future, so the connection cannot be closed early in between.
+func (g *Gateway) setTokenExpiry(c *conn, expiresUnixMs int64) {
+	if expiresUnixMs <= 0 {
+		c.authDeadline.Store(math.MaxInt64)
+		return
+	}
+	left := expiresUnixMs - time.Now().UnixMilli()
+	c.authDeadline.Store(g.nowMs() + left)
+}
+
+// afterReply returns what runs on the loop once a successful reply resp is
+// written: a new token moves the connection's expiry, and a LOGOUT closes
+// the connection with SIGNED_OUT after its ack.
+func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
+	switch r := resp.(type) {
+	case *protocol.RefreshResp:
+		g.setTokenExpiry(c, r.TokenExpiresMs)
+	case *protocol.ChangePasswordResp:
+		g.setTokenExpiry(c, r.TokenExpiresMs)
+	case *protocol.LogoutResp:
+		return func(gnet.Conn, error) error {
+			g.closeOnLoop(c, protocol.CloseReason_SIGNED_OUT, "logged out")
+			return nil
+		}
+	}
+	return g.writeDone
+}

@@ -1,0 +1,87 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// blockRow says that BlockerID blocked BlockedID.
+type blockRow struct {
+	BlockerID int64 `gorm:"primaryKey;autoIncrement:false"`
+	BlockedID int64 `gorm:"primaryKey;autoIncrement:false"`
+	CreatedMs int64 `gorm:"not null"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (blockRow) TableName(n schema.Namer) string { return n.TableName("block") }
+
+// Block blocks or unblocks req.user_id for the session's user. Either way
+// it is idempotent; blocking oneself is BAD_REQUEST and an unknown user
+// NOT_FOUND.
+func (s *Service) Block(ctx context.Context, session *logicrpc.Session,
+	req *protocol.BlockReq) (*protocol.BlockResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("block", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.BlockReq{} // a missing body reads as empty
+	}
+	target := req.GetUserId()
+	var err error
+	switch {
+	case target <= 0:
+		err = fmt.Errorf("%w: user_id required", ErrBadRequest)
+	case target == session.UserId:
+		err = fmt.Errorf("%w: cannot block yourself", ErrBadRequest)
+	default:
+		err = s.setBlocked(ctx, session.UserId, target, req.Blocked)
+	}
+	if err != nil {
+		return nil, s.fail("block", err, sessionIDs(session))
+	}
+	return &protocol.BlockResp{}, nil
+}
+
+// setBlocked writes or removes the block of blocked by blocker.
+func (s *Service) setBlocked(ctx context.Context, blocker, blocked int64, on bool) error {
+	u, err := s.findUser(ctx, "", blocked)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return fmt.Errorf("%w: user", ErrNotFound)
+	}
+	db := s.dbc(ctx)
+	if on {
+		row := blockRow{BlockerID: blocker, BlockedID: blocked, CreatedMs: s.now().UnixMilli()}
+		err = db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+	} else {
+		err = db.Where("blocker_id = ? AND blocked_id = ?", blocker, blocked).
+			Delete(&blockRow{}).Error
+	}
+	if err != nil {
+		return fmt.Errorf("set block %d->%d to %v: %w", blocker, blocked, on, err)
+	}
+	return nil
+}
+
+// blockedBetween reports whether either of a and b blocked the other. A
+// block works both ways for 1:1 messages: the blocked user cannot reach the
+// blocker, and the blocker must unblock before writing again, so a
+// conversation never runs one-sided.
+func (s *Service) blockedBetween(ctx context.Context, a, b int64) (bool, error) {
+	var n int64
+	err := s.dbc(ctx).Model(&blockRow{}).
+		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)",
+			a, b, b, a).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("block check %d<->%d: %w", a, b, err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,163 @@
+package logic
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/resonance-im/resonance/internal/ratelimit"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+func TestBlock_StopsOneToOneBothWays(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		carol := e.register(t, "carol")
+		sent, err := e.svc.Send(ctx, session(bob, 2), textReq("b1", alice))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := func(target int64, on bool) error {
+			_, err := e.svc.Block(ctx, session(alice, 1),
+				&protocol.BlockReq{UserId: target, Blocked: on})
+			return err
+		}
+		wantCode(t, block(bob, true), common.ErrorCode_OK)
+		wantCode(t, block(bob, true), common.ErrorCode_OK) // idempotent
+		wantCode(t, block(alice, true), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, block(0, true), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, block(carol+100, true), common.ErrorCode_NOT_FOUND)
+
+		before := e.countMessages(t)
+		sends := []struct {
+			name string
+			from int64
+			req  *protocol.SendReq
+		}{
+			{name: "blocked starts by id", from: bob, req: textReq("b2", alice)},
+			{name: "blocked continues by conv", from: bob,
+				req: &protocol.SendReq{ClientMsgId: "b3", ConvId: sent.ConvId,
+					ContentType: common.ContentType_TEXT, Content: []byte("hi")}},
+			{name: "blocker writes", from: alice, req: textReq("a1", bob)},
+		}
+		for _, tc := range sends {
+			_, err := e.svc.Send(ctx, session(tc.from, 3), tc.req)
+			wantCode(t, err, common.ErrorCode_FORBIDDEN)
+			if strings.Contains(err.Error(), "block") {
+				t.Fatalf("%s: error %q says blocked", tc.name, err)
+			}
+		}
+		if n := e.countMessages(t); n != before {
+			t.Fatalf("%d messages stored while blocked", n-before)
+		}
+		if _, err := e.svc.Send(ctx, session(bob, 2), textReq("b4", carol)); err != nil {
+			t.Fatalf("bob to carol: %v", err)
+		}
+		wantCode(t, block(bob, false), common.ErrorCode_OK)
+		if _, err := e.svc.Send(ctx, session(bob, 2), textReq("b5", alice)); err != nil {
+			t.Fatalf("after unblock: %v", err)
+		}
+		_, err = e.svc.Block(ctx, &logicrpc.Session{}, &protocol.BlockReq{UserId: bob})
+		wantCode(t, err, common.ErrorCode_UNAUTHENTICATED)
+	})
+}
+
+func TestLogin_RateLimited(t *testing.T) {
+	cfg := sqliteConfig(t)
+	e := newEnv(t, cfg)
+	e.register(t, "alice")
+	e.svc.limits.account = ratelimit.New(ratelimit.Config{Burst: 3, Per: 1 << 40})
+	e.svc.limits.addr = ratelimit.New(ratelimit.Config{Burst: 5, Per: 1 << 40})
+	login := func(user, pw, remote string) common.ErrorCode {
+		_, err := e.svc.Login(context.Background(),
+			&protocol.LoginReq{Username: user, Password: pw},
+			&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1, RemoteAddr: remote})
+		return codeOf(err)
+	}
+	for _, user := range []string{"alice", "nobody"} {
+		for i := range 3 {
+			if c := login(user, "wrong password", "10.0.0."+string(rune('1'+i))+":1"); c !=
+				common.ErrorCode_INVALID_CREDENTIALS {
+				t.Fatalf("%s attempt %d: %s", user, i, c)
+			}
+		}
+		// Over the account budget: refused even with the right password,
+		// and the same for a user that does not exist.
+		if c := login(user, testPassword, "10.0.0.9:1"); c != common.ErrorCode_RATE_LIMITED {
+			t.Fatalf("%s past the account budget: %s", user, c)
+		}
+	}
+	for i := range 5 {
+		name := "user" + string(rune('a'+i))
+		if c := login(name, "wrong password", "10.9.9.9:1"); c == common.ErrorCode_RATE_LIMITED {
+			t.Fatalf("address attempt %d limited", i)
+		}
+	}
+	if c := login("userz", "wrong password", "10.9.9.9:2"); c != common.ErrorCode_RATE_LIMITED {
+		t.Fatalf("past the address budget (another port): %s", c)
+	}
+}
+
+func TestValidation_TextFields(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		sends := []struct {
+			name string
+			req  *protocol.SendReq
+			want common.ErrorCode
+		}{
+			{name: "text not utf8", req: &protocol.SendReq{ClientMsgId: "c1", ToUserId: bob,
+				ContentType: common.ContentType_TEXT, Content: []byte("a\xffb")},
+				want: common.ErrorCode_BAD_REQUEST},
+			{name: "binary not utf8", req: &protocol.SendReq{ClientMsgId: "c2", ToUserId: bob,
+				ContentType: common.ContentType_BINARY, Content: []byte("a\xffb")}},
+			{name: "client id not utf8", req: &protocol.SendReq{ClientMsgId: "c\xff",
+				ToUserId: bob, ContentType: common.ContentType_TEXT, Content: []byte("x")},
+				want: common.ErrorCode_BAD_REQUEST},
+			{name: "sql text verbatim", req: textReq("'; DELETE FROM message; --", bob)},
+		}
+		for _, tc := range sends {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := e.svc.Send(ctx, session(alice, 1), tc.req)
+				wantCode(t, err, tc.want)
+			})
+		}
+		if n := e.countMessages(t); n != 2 {
+			t.Fatalf("%d messages stored, want 2", n)
+		}
+		logins := []struct {
+			name string
+			req  *protocol.LoginReq
+			want common.ErrorCode
+		}{
+			{name: "device not utf8", req: &protocol.LoginReq{Username: "alice",
+				Password: testPassword, DeviceId: "ph\xffone"}, want: common.ErrorCode_BAD_REQUEST},
+			{name: "device control", req: &protocol.LoginReq{Username: "alice",
+				Password: testPassword, DeviceId: "ph\x00one"}, want: common.ErrorCode_BAD_REQUEST},
+			{name: "device too long", req: &protocol.LoginReq{Username: "alice",
+				Password: testPassword, DeviceId: strings.Repeat("d", 65)},
+				want: common.ErrorCode_TOO_LARGE},
+			{name: "platform not utf8", req: &protocol.LoginReq{Username: "alice",
+				Password: testPassword, Platform: "\xfe"}, want: common.ErrorCode_BAD_REQUEST},
+			{name: "sql device verbatim", req: &protocol.LoginReq{Username: "alice",
+				Password: testPassword, DeviceId: `x' OR '1'='1`}},
+		}
+		for _, tc := range logins {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := e.svc.Login(ctx, tc.req, &logicrpc.ConnInfo{Gateway: "gw-1:9000",
+					ConnId: 7})
+				wantCode(t, err, tc.want)
+			})
+		}
+		dev, err := e.svc.findDevice(ctx, alice, `x' OR '1'='1`)
+		if err != nil || dev == nil {
+			t.Fatalf("device stored verbatim: %+v, %v", dev, err)
+		}
+		_, err = e.svc.GetUser(ctx, session(alice, 1), &protocol.GetUserReq{Username: "a'--"})
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	})
+}

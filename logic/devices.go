@@ -1,0 +1,161 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// maxListedDevices caps ListDevices; older devices are left out.
+const maxListedDevices = 100
+
+// signedOutMessage is the text a revoked connection's CLOSE frame carries.
+const signedOutMessage = "signed out"
+
+// deviceRow is a device a user has logged in from with a password, and the
+// state of its tokens. TokenGen is carried in every access token issued to
+// the device; bumping it revokes them all. RefreshHash is the SHA-256 of the
+// device's one valid refresh token; PrevRefreshHash that of the one it
+// replaced by rotation, kept to recognise reuse of a stolen token.
+type deviceRow struct {
+	UserID           int64  `gorm:"primaryKey;autoIncrement:false"`
+	DeviceID         string `gorm:"primaryKey;size:64"`
+	Platform         string `gorm:"size:64;not null;default:''"`
+	LastLoginMs      int64  `gorm:"not null;default:0"`
+	TokenGen         int64  `gorm:"not null;default:1"`
+	RefreshHash      string `gorm:"size:64;not null;default:''"`
+	PrevRefreshHash  string `gorm:"size:64;not null;default:''"`
+	RefreshExpiresMs int64  `gorm:"not null;default:0"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (deviceRow) TableName(n schema.Namer) string { return n.TableName("device") }
+
+// touchDevice records a login of the user's device (creating its row with
+// generation 1 on first use) and returns the row as stored.
+//
+// TODO: rows are never pruned; a password login may name any new device, so
+// a user can grow its rows at the login rate limit. Deleting rows unseen for
+// longer than RefreshTTL would bound them.
+func (s *Service) touchDevice(ctx context.Context, user int64, device,
+	platform string) (*deviceRow, error) {
+	row := deviceRow{UserID: user, DeviceID: device, Platform: platform,
+		LastLoginMs: s.now().UnixMilli(), TokenGen: 1}
+	update := []string{"last_login_ms"}
+	if platform != "" {
+		update = append(update, "platform") // a login that does not say keeps it
+	}
+	err := s.dbc(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "user_id"}, {Name: "device_id"}},
+		DoUpdates: clause.AssignmentColumns(update),
+	}).Create(&row).Error
+	if err != nil {
+		return nil, fmt.Errorf("touch device user=%d device=%q: %w", user, device, err)
+	}
+	return s.findDevice(ctx, user, device)
+}
+
+// findDevice returns the user's device row, or nil when there is none.
+func (s *Service) findDevice(ctx context.Context, user int64, device string) (*deviceRow, error) {
+	var row deviceRow
+	res := s.dbc(ctx).Where("user_id = ? AND device_id = ?", user, device).Limit(1).Find(&row)
+	if res.Error != nil {
+		return nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil
+	}
+	return &row, nil
+}
+
+// revokeDevices bumps the token generation of the user's device, or of all
+// its devices when device is empty, and forgets their refresh tokens: every
+// token issued before stops working. It returns how many devices it revoked.
+func (s *Service) revokeDevices(ctx context.Context, user int64, device string) (int64, error) {
+	q := s.dbc(ctx).Model(&deviceRow{}).Where("user_id = ?", user)
+	if device != "" {
+		q = q.Where("device_id = ?", device)
+	}
+	res := q.Updates(map[string]any{
+		"token_gen":         gorm.Expr("token_gen + 1"),
+		"refresh_hash":      "",
+		"prev_refresh_hash": "",
+	})
+	if res.Error != nil {
+		return 0, fmt.Errorf("revoke tokens user=%d device=%q: %w", user, device, res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// listDevices returns the user's devices, most recent login first.
+func (s *Service) listDevices(ctx context.Context, user int64) ([]deviceRow, error) {
+	var rows []deviceRow
+	err := s.dbc(ctx).Where("user_id = ?", user).Order("last_login_ms DESC").
+		Limit(maxListedDevices).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list devices user=%d: %w", user, err)
+	}
+	return rows, nil
+}
+
+// connRef names one connection, to spare it from a sign-out.
+type connRef struct {
+	gateway string
+	connID  int64
+}
+
+// signOutConns closes the live connections of the user's device (all devices
+// when device is empty) except keep: it removes their routes, so they get no
+// more pushes, and asks task to close them with SIGNED_OUT. Like kick it is
+// best effort: the tokens are already revoked, so a connection that stays
+// open cannot log in again.
+func (s *Service) signOutConns(ctx context.Context, user int64, device string, keep connRef) {
+	rs, err := s.deps.Routes.Lookup(ctx, []int64{user})
+	if err != nil {
+		s.failLog.Warn().Err(err).Int64("user", user).Str("device", device).
+			Msg("route lookup for sign-out failed; connections stay open")
+		return
+	}
+	for _, r := range rs {
+		if device != "" && r.DeviceID != device ||
+			r.Gateway == keep.gateway && r.ConnID == keep.connID {
+			continue
+		}
+		if err := s.deps.Routes.Delete(ctx, r); err != nil {
+			s.log.Debug().Err(err).Int64("user", user).Int64("conn", r.ConnID).
+				Msg("route of a signed-out connection already gone")
+		}
+		s.publishKick(ctx, r, protocol.CloseReason_SIGNED_OUT, signedOutMessage,
+			"signout-"+r.Gateway+"-"+strconv.FormatInt(r.ConnID, 10)+"-"+
+				strconv.FormatInt(time.Now().UnixNano(), 10))
+	}
+}
+
+// publishKick asks task to close the connection of r with reason; msgID
+// deduplicates retries of one decision in the stream.
+func (s *Service) publishKick(ctx context.Context, r route.Route, reason protocol.CloseReason,
+	message, msgID string) error {
+	ev := &event.KickEvent{UserId: r.UserID, Gateway: r.Gateway, ConnId: r.ConnID,
+		Reason: reason, Message: message}
+	buf := make([]byte, ev.BLength())
+	buf = buf[:ev.FastWrite(buf)]
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	_, err := s.deps.JS.Publish(ctx, s.deps.MQ.KickSubject(), buf, jetstream.WithMsgID(msgID))
+	if err != nil {
+		s.failLog.Warn().Err(err).Int64("user", r.UserID).Str("gateway", r.Gateway).
+			Int64("conn", r.ConnID).Stringer("reason", reason).
+			Msg("kick publish failed; connection stays open")
+	}
+	return err
+}

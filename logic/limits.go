@@ -1,0 +1,70 @@
+package logic
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/resonance-im/resonance/internal/ratelimit"
+)
+
+// limiters hold the per-instance budgets of requests that are cheap to send
+// and costly to serve. They live in this process only: behind N logic
+// instances a client gets up to N times the budget (the gateway spreads calls
+// over them), which still turns an online brute force from millions of tries
+// into a handful per minute.
+type limiters struct {
+	account *ratelimit.Limiter // password attempts per username
+	addr    *ratelimit.Limiter // password attempts per client address
+	search  *ratelimit.Limiter // user searches per user
+}
+
+func newLimiters(cfg Config) limiters {
+	return limiters{
+		account: ratelimit.New(cfg.LoginAccountLimit),
+		addr:    ratelimit.New(cfg.LoginAddrLimit),
+		search:  ratelimit.New(cfg.SearchLimit),
+	}
+}
+
+// allowPassword takes one password attempt from the budget of the address
+// and then of the username, or returns ErrRateLimited. An unknown username
+// has a budget like a real one, so the answer tells nothing about existence.
+//
+// TODO: an attacker can spend a victim's per-username budget and lock the
+// victim out of password logins for a while (token logins still work);
+// exempting addresses the account logged in from before would soften it.
+func (l limiters) allowPassword(username, remote string) error {
+	if host := clientHost(remote); host != "" && !l.addr.Allow(host) {
+		return fmt.Errorf("%w: login attempts from this address", ErrRateLimited)
+	}
+	key := canonicalName(username)
+	if len(key) > maxUsername {
+		key = key[:maxUsername+1] // all over-long names are invalid: one key
+	}
+	if !l.account.Allow(key) {
+		return fmt.Errorf("%w: login attempts for this account", ErrRateLimited)
+	}
+	return nil
+}
+
+// allowSearch takes one search from the user's budget.
+func (l limiters) allowSearch(user int64) error {
+	if !l.search.Allow(strconv.FormatInt(user, 10)) {
+		return fmt.Errorf("%w: searches", ErrRateLimited)
+	}
+	return nil
+}
+
+// clientHost returns the host part of a client address ("ip:port"), the
+// whole string when it has no port, and "" when it is empty (a caller that
+// does not say, such as a test or an older gateway).
+//
+// TODO: an IPv6 client controls a whole /64; keying IPv6 by prefix would
+// stop it from rotating addresses within its own block.
+func clientHost(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}

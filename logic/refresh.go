@@ -1,0 +1,202 @@
+package logic
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// refreshPrefix marks a refresh token, so that LOGIN can tell one from an
+// access token without trying both.
+const refreshPrefix = "rt1."
+
+// refreshRandom is the random part of a refresh token in bytes.
+const refreshRandom = 32
+
+// tokenPair is what a login, refresh or password change hands out.
+type tokenPair struct {
+	access         string
+	accessExpires  int64 // Unix ms
+	refresh        string
+	refreshExpires int64 // Unix ms
+}
+
+// newRefreshToken returns a random refresh token naming its user and device:
+// "rt1." base64url(user id(8) | random(32) | device id). Only its SHA-256 is
+// stored, so a leaked table does not leak usable tokens.
+func newRefreshToken(user int64, device string) (string, error) {
+	raw := make([]byte, 8+refreshRandom, 8+refreshRandom+len(device))
+	binary.BigEndian.PutUint64(raw[:8], uint64(user))
+	if _, err := rand.Read(raw[8:]); err != nil {
+		return "", fmt.Errorf("refresh token user=%d: %w", user, err)
+	}
+	raw = append(raw, device...)
+	return refreshPrefix + b64url.EncodeToString(raw), nil
+}
+
+// parseRefreshToken returns the user and device a refresh token names. It
+// proves nothing: the caller compares its hash with the stored one.
+func parseRefreshToken(token string) (user int64, device string, err error) {
+	enc, ok := strings.CutPrefix(token, refreshPrefix)
+	raw, derr := b64url.DecodeString(enc)
+	if !ok || derr != nil || len(raw) < 8+refreshRandom ||
+		len(raw) > 8+refreshRandom+maxDeviceID {
+		return 0, "", fmt.Errorf("%w: malformed refresh token", ErrTokenInvalid)
+	}
+	return int64(binary.BigEndian.Uint64(raw[:8])), string(raw[8+refreshRandom:]), nil
+}
+
+func hashRefresh(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func sameHash(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// issuePair gives the device a new refresh token (the previous one of the
+// device stops working and is not remembered as rotated) and an access token
+// of the device's current generation.
+func (s *Service) issuePair(ctx context.Context, dev *deviceRow) (tokenPair, error) {
+	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	now := s.now()
+	expires := now.Add(s.cfg.RefreshTTL).UnixMilli()
+	err = s.dbc(ctx).Model(&deviceRow{}).
+		Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID).
+		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
+			"prev_refresh_hash": "", "refresh_expires_ms": expires}).Error
+	if err != nil {
+		return tokenPair{}, fmt.Errorf("store refresh user=%d device=%q: %w",
+			dev.UserID, dev.DeviceID, err)
+	}
+	p := s.accessToken(dev)
+	p.refresh, p.refreshExpires = refresh, expires
+	return p, nil
+}
+
+// accessToken returns a pair holding only an access token for dev.
+func (s *Service) accessToken(dev *deviceRow) tokenPair {
+	tok, c := s.tokens.issue(tokenClaims{UserID: dev.UserID, DeviceID: dev.DeviceID,
+		Generation: dev.TokenGen}, s.now())
+	return tokenPair{access: tok, accessExpires: c.Expires.UnixMilli()}
+}
+
+// Refresh exchanges the refresh token of the session's device for a new
+// pair; the old refresh token stops working. Presenting a refresh token that
+// was already rotated away means two parties hold it: the device's tokens are
+// revoked and its connections closed, and the answer is TOKEN_INVALID.
+func (s *Service) Refresh(ctx context.Context, session *logicrpc.Session,
+	req *protocol.RefreshReq) (*protocol.RefreshResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("refresh", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.RefreshReq{} // a missing body reads as empty, as on the wire
+	}
+	p, err := s.rotate(ctx, session.UserId, session.DeviceId, req.GetRefreshToken())
+	if err != nil {
+		return nil, s.fail("refresh", err, sessionIDs(session))
+	}
+	return &protocol.RefreshResp{Token: p.access, TokenExpiresMs: p.accessExpires,
+		RefreshToken: p.refresh, RefreshExpiresMs: p.refreshExpires}, nil
+}
+
+// rotate checks token against the device's stored refresh token and
+// replaces it. The conditional UPDATE makes two concurrent rotations of one
+// token have one winner.
+func (s *Service) rotate(ctx context.Context, user int64, device,
+	token string) (tokenPair, error) {
+	tu, td, err := parseRefreshToken(token)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	if tu != user || td != device {
+		return tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
+	}
+	dev, err := s.findDevice(ctx, user, device)
+	if err != nil || dev == nil {
+		return tokenPair{}, orTokenInvalid(err, "revoked")
+	}
+	h := hashRefresh(token)
+	if sameHash(dev.PrevRefreshHash, h) {
+		s.revokeReused(ctx, user, device)
+		return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
+	}
+	if !sameHash(dev.RefreshHash, h) || s.now().UnixMilli() >= dev.RefreshExpiresMs {
+		return tokenPair{}, fmt.Errorf("%w: revoked or expired", ErrTokenInvalid)
+	}
+	return s.replaceRefresh(ctx, dev, h)
+}
+
+// replaceRefresh swaps the device's refresh token whose hash is old for a
+// new one, remembering old as rotated.
+func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
+	old string) (tokenPair, error) {
+	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	expires := s.now().Add(s.cfg.RefreshTTL).UnixMilli()
+	res := s.dbc(ctx).Model(&deviceRow{}).
+		Where("user_id = ? AND device_id = ? AND refresh_hash = ?", dev.UserID, dev.DeviceID, old).
+		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
+			"prev_refresh_hash": old, "refresh_expires_ms": expires})
+	if res.Error != nil {
+		return tokenPair{}, fmt.Errorf("rotate refresh user=%d device=%q: %w",
+			dev.UserID, dev.DeviceID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return tokenPair{}, fmt.Errorf("%w: already used", ErrTokenInvalid)
+	}
+	p := s.accessToken(dev)
+	p.refresh, p.refreshExpires = refresh, expires
+	return p, nil
+}
+
+// revokeReused revokes a device whose rotated refresh token came back, and
+// closes its connections (the caller's too: it may be the thief's).
+func (s *Service) revokeReused(ctx context.Context, user int64, device string) {
+	if _, err := s.revokeDevices(ctx, user, device); err != nil {
+		s.failLog.Error().Err(err).Int64("user", user).Str("device", device).
+			Msg("revoking a device after refresh token reuse failed")
+		return
+	}
+	s.log.Warn().Int64("user", user).Str("device", device).
+		Msg("rotated refresh token reused; device signed out")
+	s.signOutConns(ctx, user, device, connRef{})
+}
+
+// orTokenInvalid returns err when set, else ErrTokenInvalid with reason.
+func orTokenInvalid(err error, reason string) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s", ErrTokenInvalid, reason)
+}
+
+// authenticated reports whether session names a logged-in user.
+func authenticated(session *logicrpc.Session) bool {
+	return session != nil && session.UserId > 0
+}
+
+// sessionIDs returns the log fields naming session.
+func sessionIDs(session *logicrpc.Session) func(*zerolog.Event) *zerolog.Event {
+	return func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("device", session.DeviceId).
+			Int64("conn", session.ConnId).Str("remote", session.RemoteAddr)
+	}
+}

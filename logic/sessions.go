@@ -1,0 +1,154 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Logout revokes every token of the session's device. The gateway closes the
+// session's own connection with SIGNED_OUT after the reply; any other
+// connection of the device is closed through task.
+func (s *Service) Logout(ctx context.Context, session *logicrpc.Session,
+	_ *protocol.LogoutReq) (*protocol.LogoutResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("logout", ErrUnauthenticated, nil)
+	}
+	if _, err := s.revokeDevices(ctx, session.UserId, session.DeviceId); err != nil {
+		return nil, s.fail("logout", err, sessionIDs(session))
+	}
+	s.signOutConns(ctx, session.UserId, session.DeviceId, ownConn(session))
+	s.log.Info().Int64("user", session.UserId).Str("device", session.DeviceId).Msg("logged out")
+	return &protocol.LogoutResp{}, nil
+}
+
+// ChangePassword checks the old password (rate-limited like a login), sets
+// the new one, revokes the tokens of every device of the user, closes the
+// user's other connections with SIGNED_OUT, and returns a new pair for the
+// session's device, whose connection stays open.
+func (s *Service) ChangePassword(ctx context.Context, session *logicrpc.Session,
+	req *protocol.ChangePasswordReq) (*protocol.ChangePasswordResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("change_password", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.ChangePasswordReq{} // a missing body reads as empty
+	}
+	p, err := s.changePassword(ctx, session, req)
+	if err != nil {
+		return nil, s.fail("change_password", err, sessionIDs(session))
+	}
+	s.signOutConns(ctx, session.UserId, "", ownConn(session))
+	s.log.Info().Int64("user", session.UserId).Msg("password changed")
+	return &protocol.ChangePasswordResp{Token: p.access, TokenExpiresMs: p.accessExpires,
+		RefreshToken: p.refresh, RefreshExpiresMs: p.refreshExpires}, nil
+}
+
+// changePassword is ChangePassword up to the new pair.
+func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
+	req *protocol.ChangePasswordReq) (tokenPair, error) {
+	u, err := s.findUser(ctx, "", session.UserId)
+	if err == nil && u == nil {
+		err = fmt.Errorf("%w: user", ErrNotFound)
+	}
+	if err != nil {
+		return tokenPair{}, err
+	}
+	if err := validNewPassword(u.Username, req.GetNewPassword_()); err != nil {
+		return tokenPair{}, err
+	}
+	if err := s.limits.allowPassword(u.Username, session.RemoteAddr); err != nil {
+		return tokenPair{}, err
+	}
+	if _, err := s.authPassword(ctx, u.Username, req.GetOldPassword()); err != nil {
+		return tokenPair{}, err
+	}
+	hash, err := s.hash.hash(ctx, req.NewPassword_)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	err = s.dbc(ctx).Model(&userRow{}).Where("id = ?", u.ID).
+		Update("password_hash", hash).Error
+	if err != nil {
+		return tokenPair{}, fmt.Errorf("set password user=%d: %w", u.ID, err)
+	}
+	if _, err := s.revokeDevices(ctx, u.ID, ""); err != nil {
+		return tokenPair{}, err
+	}
+	// Read after the revocation, so the new pair carries the new generation.
+	dev, err := s.findDevice(ctx, u.ID, session.DeviceId)
+	if err == nil && dev == nil {
+		dev, err = s.touchDevice(ctx, u.ID, session.DeviceId, "")
+	}
+	if err != nil {
+		return tokenPair{}, err
+	}
+	return s.issuePair(ctx, dev)
+}
+
+// SignOutDevice revokes the tokens of one of the user's devices and closes
+// its connections with SIGNED_OUT (the session's own too, when it names its
+// own device). A device the user never logged in from is NOT_FOUND.
+func (s *Service) SignOutDevice(ctx context.Context, session *logicrpc.Session,
+	req *protocol.SignOutDeviceReq) (*protocol.SignOutDeviceResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("sign_out_device", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.SignOutDeviceReq{} // a missing body reads as empty
+	}
+	device := req.GetDeviceId()
+	err := validDeviceID(device)
+	if err == nil && device == "" {
+		err = fmt.Errorf("%w: device_id required", ErrBadRequest)
+	}
+	if err != nil {
+		return nil, s.fail("sign_out_device", err, sessionIDs(session))
+	}
+	n, err := s.revokeDevices(ctx, session.UserId, device)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w: device", ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.fail("sign_out_device", err, sessionIDs(session))
+	}
+	s.signOutConns(ctx, session.UserId, device, connRef{})
+	s.log.Info().Int64("user", session.UserId).Str("device", device).Msg("device signed out")
+	return &protocol.SignOutDeviceResp{}, nil
+}
+
+// ListDevices lists the user's devices, most recent login first (at most
+// maxListedDevices), each online when it has a live route.
+func (s *Service) ListDevices(ctx context.Context, session *logicrpc.Session,
+	_ *protocol.ListDevicesReq) (*protocol.ListDevicesResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("list_devices", ErrUnauthenticated, nil)
+	}
+	rows, err := s.listDevices(ctx, session.UserId)
+	if err != nil {
+		return nil, s.fail("list_devices", err, sessionIDs(session))
+	}
+	online := map[string]bool{}
+	rs, err := s.deps.Routes.Lookup(ctx, []int64{session.UserId})
+	if err != nil {
+		// The list is still right without presence; say offline.
+		s.failLog.Warn().Err(err).Int64("user", session.UserId).Msg("device presence unknown")
+	}
+	for _, r := range rs {
+		online[r.DeviceID] = true
+	}
+	resp := &protocol.ListDevicesResp{Devices: make([]*protocol.Device, len(rows))}
+	for i, d := range rows {
+		resp.Devices[i] = &protocol.Device{DeviceId: d.DeviceID, Platform: d.Platform,
+			LastLoginMs: d.LastLoginMs, Online: online[d.DeviceID],
+			Current: d.DeviceID == session.DeviceId}
+	}
+	return resp, nil
+}
+
+// ownConn names the session's connection.
+func ownConn(session *logicrpc.Session) connRef {
+	return connRef{gateway: session.Gateway, connID: session.ConnId}
+}

@@ -1,0 +1,250 @@
+package logic
+
+import (
+	"context"
+	"testing"
+
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// device is one logged-in device of a test user: its session and tokens.
+type device struct {
+	sess    *logicrpc.Session
+	token   string
+	refresh string
+}
+
+// loginDevice logs name in with the test password on device over conn.
+func (e *env) loginDevice(t *testing.T, name, dev string, conn int64) device {
+	t.Helper()
+	resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{Username: name,
+		Password: testPassword, DeviceId: dev, Platform: "test-os"},
+		&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: conn, RemoteAddr: "10.0.0.1:5000"})
+	if err != nil {
+		t.Fatalf("login %s on %s: %v", name, dev, err)
+	}
+	if resp.RefreshToken == "" || resp.RefreshExpiresMs <= resp.TokenExpiresMs {
+		t.Fatalf("login %s: refresh %q expiring %d", name, resp.RefreshToken,
+			resp.RefreshExpiresMs)
+	}
+	return device{token: resp.Token, refresh: resp.RefreshToken,
+		sess: &logicrpc.Session{UserId: resp.UserId, DeviceId: dev, Gateway: "gw-1:9000",
+			ConnId: conn, RemoteAddr: "10.0.0.1:5000"}}
+}
+
+// tokenLogin logs in with token on a fresh connection and returns the code.
+func (e *env) tokenLogin(t *testing.T, token string) common.ErrorCode {
+	t.Helper()
+	_, err := e.svc.Login(context.Background(), &protocol.LoginReq{Token: token},
+		&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 999})
+	return codeOf(err)
+}
+
+// signedOut returns the connections kicked with SIGNED_OUT.
+func (e *env) signedOut(t *testing.T) []int64 {
+	t.Helper()
+	var conns []int64
+	for _, k := range e.kickEvents(t) {
+		if k.Reason == protocol.CloseReason_SIGNED_OUT {
+			conns = append(conns, k.ConnId)
+		}
+	}
+	return conns
+}
+
+func TestLogout_RevokesDeviceTokens(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		if _, err := e.svc.Logout(context.Background(), phone.sess, nil); err != nil {
+			t.Fatal(err)
+		}
+		if c := e.tokenLogin(t, phone.token); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("access token after logout: %s", c)
+		}
+		if c := e.tokenLogin(t, phone.refresh); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("refresh token after logout: %s", c)
+		}
+		if c := e.tokenLogin(t, laptop.token); c != common.ErrorCode_OK {
+			t.Fatalf("other device after logout: %s", c)
+		}
+		// The gateway closes the logging-out connection itself.
+		if got := e.signedOut(t); len(got) != 0 {
+			t.Fatalf("signed out %v, want none", got)
+		}
+	})
+}
+
+func TestRefresh_RotatesAndDetectsReuse(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		fresh, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh.RefreshToken == phone.refresh || e.tokenLogin(t, fresh.Token) != 0 {
+			t.Fatalf("refresh gave %+v", fresh)
+		}
+		// The login above moved the route to conn 999 of gw-2.
+		other := *phone.sess
+		other.DeviceId = "laptop"
+		_, err = e.svc.Refresh(ctx, &other, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+
+		// The rotated-away token comes back: two parties hold the device.
+		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		for name, tok := range map[string]string{"access": fresh.Token,
+			"refresh": fresh.RefreshToken} {
+			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
+				t.Fatalf("%s token after reuse: %s", name, c)
+			}
+		}
+		if got := e.signedOut(t); len(got) != 1 || got[0] != 999 {
+			t.Fatalf("signed out %v, want conn 999", got)
+		}
+	})
+}
+
+func TestLogin_WithRefreshToken(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{Token: phone.refresh},
+		&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 2})
+	if err != nil || resp.RefreshToken == "" || resp.RefreshToken == phone.refresh {
+		t.Fatalf("login = %+v, %v", resp, err)
+	}
+	wantRoute(t, e, route.Route{UserID: resp.UserId, DeviceID: "phone", Gateway: "gw-1:9000",
+		ConnID: 2})
+	_, err = e.svc.Login(context.Background(), &protocol.LoginReq{Token: resp.RefreshToken,
+		DeviceId: "laptop"}, &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 3})
+	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+}
+
+func TestChangePassword(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		change := func(old, new string) (*protocol.ChangePasswordResp, error) {
+			return e.svc.ChangePassword(ctx, phone.sess,
+				&protocol.ChangePasswordReq{OldPassword: old, NewPassword_: new})
+		}
+		_, err := change("wrong password", "brand new pw")
+		wantCode(t, err, common.ErrorCode_INVALID_CREDENTIALS)
+		for _, weak := range []string{"short", "aaaaaaaaaaaa", "ALICE", ""} {
+			_, err = change(testPassword, weak)
+			wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+		}
+		resp, err := change(testPassword, "brand new pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, tok := range map[string]string{"phone": phone.token, "laptop": laptop.token,
+			"laptop refresh": laptop.refresh} {
+			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
+				t.Fatalf("%s token after password change: %s", name, c)
+			}
+		}
+		if got := e.signedOut(t); len(got) != 1 || got[0] != 2 {
+			t.Fatalf("signed out %v, want the laptop's conn 2", got)
+		}
+		if c := e.tokenLogin(t, resp.Token); c != common.ErrorCode_OK {
+			t.Fatalf("new token: %s", c)
+		}
+		_, err = e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword},
+			&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 5})
+		wantCode(t, err, common.ErrorCode_INVALID_CREDENTIALS)
+	})
+}
+
+func TestSignOutDevice(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		bob := e.register(t, "bob")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		e.loginDevice(t, "bob", "tablet", 3)
+		sign := func(sess *logicrpc.Session, dev string) error {
+			_, err := e.svc.SignOutDevice(ctx, sess, &protocol.SignOutDeviceReq{DeviceId: dev})
+			return err
+		}
+		wantCode(t, sign(phone.sess, "tablet"), common.ErrorCode_NOT_FOUND) // bob's device
+		wantCode(t, sign(phone.sess, ""), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, sign(phone.sess, "\xff"), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, sign(&logicrpc.Session{}, "laptop"), common.ErrorCode_UNAUTHENTICATED)
+		if err := sign(phone.sess, "laptop"); err != nil {
+			t.Fatal(err)
+		}
+		if c := e.tokenLogin(t, laptop.token); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("signed-out device token: %s", c)
+		}
+		if got := e.signedOut(t); len(got) != 1 || got[0] != 2 {
+			t.Fatalf("signed out %v, want conn 2", got)
+		}
+		if rs, _ := e.routes.Lookup(ctx, []int64{bob}); len(rs) != 1 {
+			t.Fatalf("bob's routes = %+v", rs)
+		}
+		if c := e.tokenLogin(t, phone.token); c != common.ErrorCode_OK {
+			t.Fatalf("own device after signing out another: %s", c)
+		}
+	})
+}
+
+func TestListDevices(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		if err := e.svc.Disconnect(ctx, laptop.sess); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.svc.ListDevices(ctx, phone.sess, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]*protocol.Device{}
+		for _, d := range resp.Devices {
+			got[d.DeviceId] = d
+		}
+		p, l := got["phone"], got["laptop"]
+		if len(got) != 2 || p == nil || l == nil || !p.Online || !p.Current || l.Online ||
+			l.Current || p.Platform != "test-os" || p.LastLoginMs == 0 {
+			t.Fatalf("devices = %+v", resp.Devices)
+		}
+		_, err = e.svc.ListDevices(ctx, &logicrpc.Session{}, nil)
+		wantCode(t, err, common.ErrorCode_UNAUTHENTICATED)
+	})
+}
+
+// TestAccountMethods_NilBodies checks that a caller sending no body gets a
+// client error, not a panic.
+func TestAccountMethods_NilBodies(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	ctx, sess := context.Background(), session(alice, 1)
+	_, err := e.svc.Refresh(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+	_, err = e.svc.ChangePassword(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	_, err = e.svc.SignOutDevice(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	_, err = e.svc.SearchUsers(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	_, err = e.svc.Block(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	if _, err = e.svc.UpdateProfile(ctx, sess, nil); err != nil {
+		t.Fatalf("update profile without a body: %v", err)
+	}
+}
