@@ -24,7 +24,9 @@ import (
 	"github.com/resonance-im/resonance/gateway"
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/obs"
+	"github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	logicsvc "github.com/resonance-im/resonance/logic"
@@ -48,6 +50,9 @@ type System struct {
 	nc       *nats.Conn
 	rdb      *redis.Client
 	db       *gorm.DB
+	// registry is the gateway registry the gateway and task share; nil for
+	// a lone gateway without Redis, which then does not register.
+	registry registry.Registry
 
 	logic     *logicsvc.Service
 	logicAddr net.Addr
@@ -96,6 +101,9 @@ func (s *System) start(ctx context.Context) error {
 		if routes, err = s.routeTable(ctx); err != nil {
 			return err
 		}
+	}
+	if err := s.openRegistry(ctx); err != nil {
+		return err
 	}
 	names := mq.NewNames(s.cfg.Prefix)
 	if s.cfg.Role.Has(RoleLogic) {
@@ -198,15 +206,45 @@ func (s *System) routeTable(ctx context.Context) (route.Table, error) {
 	if s.cfg.RedisAddr == "" {
 		return route.NewMemory(0), nil
 	}
+	if err := s.connectRedis(ctx); err != nil {
+		return nil, err
+	}
+	return route.NewRedis(s.rdb, s.cfg.Prefix+":", 0), nil
+}
+
+// connectRedis opens the Redis client once: routes and the gateway registry
+// share it.
+func (s *System) connectRedis(ctx context.Context) error {
+	if s.rdb != nil {
+		return nil
+	}
 	s.rdb = redis.NewClient(&redis.Options{
 		Addr:     s.cfg.RedisAddr,
 		Password: s.cfg.RedisPassword,
 		DB:       s.cfg.RedisDB,
 	})
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("app: redis %s: %w", s.cfg.RedisAddr, err)
+		return fmt.Errorf("app: redis %s: %w", s.cfg.RedisAddr, err)
 	}
-	return route.NewRedis(s.rdb, s.cfg.Prefix+":", 0), nil
+	return nil
+}
+
+// openRegistry sets up the gateway registry of a process with a gateway or
+// task: in Redis when configured, in process when both roles run here.
+func (s *System) openRegistry(ctx context.Context) error {
+	if !s.cfg.Role.Has(RoleGateway) && !s.cfg.Role.Has(RoleTask) {
+		return nil
+	}
+	switch {
+	case s.cfg.RedisAddr != "":
+		if err := s.connectRedis(ctx); err != nil {
+			return err
+		}
+		s.registry = registry.NewRedis(s.rdb, s.cfg.Prefix+":", 0)
+	case s.cfg.Role == RoleAll:
+		s.registry = registry.NewMemory(0)
+	}
+	return nil
 }
 
 func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names mq.Names,
@@ -217,6 +255,7 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 			lc.DBDSN = filepath.Join(s.cfg.DataDir, "resonance.db")
 		}
 	}
+	lc.InternalSecret = s.cfg.InternalSecret
 	if lc.TokenSecret == "" {
 		secret, err := loadOrCreateSecret(filepath.Join(s.cfg.DataDir, "token.key"))
 		if err != nil {
@@ -229,6 +268,9 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 		return err
 	}
 	s.db = db
+	if err := obs.InstrumentDB(db, s.metrics); err != nil {
+		return fmt.Errorf("app: database metrics: %w", err)
+	}
 	svc, err := logicsvc.New(ctx, lc, db, logicsvc.Deps{
 		Log: s.log.With().Str("role", "logic").Logger(), JS: js, MQ: names, Routes: routes,
 	})
@@ -248,7 +290,7 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 	routes route.Table) error {
 	t, err := task.New(s.cfg.Task, task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
-		Metrics: s.metrics,
+		Metrics: s.metrics, Registry: s.registry,
 	})
 	if err != nil {
 		return err
@@ -271,13 +313,16 @@ func (s *System) startGateway(ctx context.Context) error {
 	if len(addrs) == 0 {
 		addrs = []string{"127.0.0.1:7100"}
 	}
-	lc, err := logic.NewClient("logic",
+	opts := append([]client.Option{
 		client.WithHostPorts(addrs...),
 		client.WithConnectTimeout(time.Second),
+		client.WithMiddleware(obs.RPCClientMiddleware(s.metrics,
+			"resonance_gateway_logic_call_seconds", "Latency of the gateway's calls to logic.")),
 		client.WithLongConnection(connpool.IdleConfig{
 			MaxIdlePerAddress: 256, MaxIdleGlobal: 4096, MaxIdleTimeout: time.Minute,
 		}),
-	)
+	}, rpcauth.ClientOptions(s.cfg.InternalSecret)...)
+	lc, err := logic.NewClient("logic", opts...)
 	if err != nil {
 		return fmt.Errorf("app: logic client: %w", err)
 	}
@@ -290,12 +335,16 @@ func (s *System) startGateway(ctx context.Context) error {
 		Logic:        lc,
 		PushListener: ln,
 		PushAddr:     advertise(s.cfg.PushAdvertise, ln.Addr()),
+		Registry:     s.registry,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	s.gateway = gw
+	if err := s.metrics.Register(newGatewayCollector(gw)); err != nil {
+		return fmt.Errorf("app: gateway metrics: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stopGateway = cancel
 	s.group.Go(s.log, "gateway", func() {

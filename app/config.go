@@ -44,7 +44,7 @@ type Config struct {
 	LogFormat string // "console" or "json"; default console for all, json for one role
 
 	NATSURL       string // external NATS; empty runs NATS embedded (all only)
-	RedisAddr     string // external Redis for routes; empty keeps routes in process (all only)
+	RedisAddr     string // external Redis: routes, gateway registry; empty: in process (all only)
 	RedisPassword string
 	RedisDB       int
 
@@ -52,6 +52,10 @@ type Config struct {
 	LogicAddrs    []string // logic addresses a gateway calls; all: the local logic
 	PushListen    string   // gateway's push Kitex address; default 127.0.0.1:0 for all, :7200
 	PushAdvertise string   // push address task dials; default the bound push address
+
+	// InternalSecret is required on every call to logic's Kitex port and sent
+	// by the gateway's logic client (internal/rpcauth); empty: no check.
+	InternalSecret string
 
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
@@ -75,9 +79,11 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 
 	if role.Has(RoleLogic) || role.Has(RoleTask) {
 		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS (all only)")
-		fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address for routes; empty keeps them in process (all only)")
-		fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
-		fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
+	}
+	bindRedis(fs, c, role)
+	if role.Has(RoleLogic) || role.Has(RoleGateway) {
+		fs.StringVar(&c.InternalSecret, "internal-secret", "",
+			"shared secret between gateway and logic Kitex calls; empty: none")
 	}
 	if role.Has(RoleLogic) {
 		bindLogic(fs, c, role)
@@ -89,7 +95,23 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		fs.IntVar(&c.Task.Workers, "task-workers", 0, "ordered delivery partitions (default 64)")
 		fs.IntVar(&c.Task.MaxDeliver, "task-max-deliver", 0, "delivery attempts before dead-lettering (default 10)")
 		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
+		fs.DurationVar(&c.Task.RegistryRefresh, "task-registry-refresh", 0,
+			"period of reading the gateway registry (default 2s)")
 	}
+}
+
+// bindRedis defines the Redis flags. A lone gateway uses Redis only for the
+// gateway registry, so its help says what going without costs.
+func bindRedis(fs *flag.FlagSet, c *Config, role Role) {
+	usage := "Redis address of routes and the gateway registry; " +
+		"empty keeps them in process (all only)"
+	if role == RoleGateway {
+		usage = "Redis address of the gateway registry; empty: this gateway does not register, " +
+			"so after it dies task waits out a push timeout per call instead of skipping it"
+	}
+	fs.StringVar(&c.RedisAddr, "redis-addr", "", usage)
+	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
 }
 
 func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
@@ -100,7 +122,8 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.Logic.TablePrefix, "db-table-prefix", "", "prefix of every table name")
 	fs.StringVar(&c.Logic.TokenSecret, "token-secret", "",
 		"HMAC key of tokens, the same on every logic instance (default: generated into <data-dir>)")
-	fs.DurationVar(&c.Logic.TokenTTL, "token-ttl", 0, "token lifetime (default 168h)")
+	fs.DurationVar(&c.Logic.TokenTTL, "token-ttl", 0, "access token lifetime (default 1h)")
+	fs.DurationVar(&c.Logic.RefreshTTL, "refresh-ttl", 0, "refresh token lifetime (default 720h)")
 	fs.IntVar(&c.Logic.MaxContent, "max-content", 0, "largest message content in bytes (default 16384)")
 }
 
@@ -109,6 +132,8 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.PushListen, "push-listen", defaultFor(role, "127.0.0.1:0", "0.0.0.0:7200"),
 		"address of the gateway's push Kitex service")
 	fs.StringVar(&c.PushAdvertise, "push-advertise", "", "push address that task dials (default the bound one)")
+	fs.DurationVar(&c.Gateway.RegisterTTL, "register-ttl", 0,
+		"lifetime of the push address in the gateway registry, refreshed every third (default 15s)")
 	if role == RoleGateway {
 		fs.Func("logic-addrs", "comma-separated logic addresses (default 127.0.0.1:7100)", func(s string) error {
 			c.LogicAddrs = splitList(s)

@@ -97,7 +97,11 @@ func TestEndToEnd_Embedded(t *testing.T) {
 	t.Run("operational endpoints", func(t *testing.T) {
 		base := "http://" + sys.HTTPAddr().String()
 		for path, want := range map[string]string{
-			"/healthz": "ok", "/readyz": "ready", "/metrics": "go_goroutines",
+			"/healthz": "ok", "/readyz": "ready",
+			"/metrics":      `resonance_gateway_frames_in_total{op="send"}`,
+			"/metrics?db":   `resonance_db_query_seconds_count{op="create"}`,
+			"/metrics?rpc":  `resonance_gateway_logic_call_seconds_count{method="Send",outcome="ok"}`,
+			"/metrics?task": `resonance_task_events_total{outcome="pushed"}`,
 		} {
 			resp, err := http.Get(base + path)
 			if err != nil {

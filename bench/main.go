@@ -31,6 +31,7 @@ var commands = map[string]command{
 		run: runConnect},
 	"chaos": {summary: "roles as processes killed and restarted under load; checks delivery",
 		run: runChaos},
+	"scale": {summary: "2 gateways, 2 logic, 2 task as processes; a gateway killed", run: runScale},
 }
 
 func main() {

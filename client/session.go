@@ -170,7 +170,7 @@ type Session struct {
 	cur         *Client
 	curChanged  chan struct{} // closed and replaced when cur changes
 	userID      int64
-	token       string
+	tokens      tokens
 	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
 	ended       bool  // no more connections; hand over what is ready, then stop
 	closing     bool  // Close: stop at once
@@ -195,7 +195,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		fills:      make(map[string]bool),
 		dirty:      make(map[string]int64),
 		curChanged: make(chan struct{}),
-		token:      cfg.Login.Token,
+		tokens:     tokens{access: cfg.Login.Token},
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.seq = newSequencer(s.origin)

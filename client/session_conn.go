@@ -22,8 +22,9 @@ func (s *Session) connect(ctx context.Context) (*Client, *protocol.LoginResp, er
 		return nil, nil, err
 	}
 	s.mu.Lock()
-	s.userID, s.token = resp.UserId, resp.Token
+	s.userID = resp.UserId
 	s.mu.Unlock()
+	s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
 	return c, resp, nil
 }
 
@@ -43,20 +44,27 @@ func (s *Session) dial(ctx context.Context) (*Client, error) {
 	return c, err
 }
 
-// login uses the newest token, so that a reconnect does not depend on the
-// password, and falls back to the password when the token is refused.
+// login uses the newest access token, then the refresh token (LOGIN takes
+// either), so that a reconnect does not depend on the password, and falls
+// back to the password when both are refused.
 func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
 	s.mu.Lock()
-	token := s.token
+	tk := s.tokens
 	s.mu.Unlock()
 	p := s.cfg.Login
-	if token != "" {
+	for _, token := range []string{tk.access, tk.refresh} {
+		if token == "" {
+			continue
+		}
 		p.Token, p.Password = token, ""
 		resp, err := c.Login(ctx, p)
-		if CodeOf(err) != common.ErrorCode_TOKEN_INVALID || s.cfg.Login.Password == "" {
+		if CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
 			return resp, err
 		}
-		s.forgetToken()
+	}
+	s.forgetToken()
+	if s.cfg.Login.Password == "" && (tk.access != "" || tk.refresh != "") {
+		return nil, fmt.Errorf("%w: tokens refused and no password", ErrSessionEnded)
 	}
 	p.Token, p.Password = "", s.cfg.Login.Password
 	return c.Login(ctx, p)
@@ -65,7 +73,7 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 func (s *Session) forgetToken() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.token = ""
+	s.tokens = tokens{}
 }
 
 // run keeps the session connected: it serves a connection until it ends,
@@ -131,10 +139,14 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 		protocol.CloseReason_SIGNED_OUT:
 		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
 	case protocol.CloseReason_TOKEN_EXPIRED:
-		if s.cfg.Login.Password == "" {
+		// The refresh token (or the password) logs in again.
+		s.mu.Lock()
+		canLogin := s.tokens.refresh != "" || s.cfg.Login.Password != ""
+		s.tokens.access = ""
+		s.mu.Unlock()
+		if !canLogin {
 			return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
 		}
-		s.forgetToken()
 	}
 	if !ce.ShouldReconnect() {
 		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
@@ -148,8 +160,9 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 // c ends or the session is closed.
 func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	s.setClient(c)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.pump(c) }()
+	go func() { defer s.wg.Done(); s.keepFresh(s.ctx, c) }()
 	s.event(Event{Kind: EventConnected, Login: resp})
 
 	if err := s.resume(c); err != nil {

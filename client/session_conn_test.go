@@ -18,6 +18,7 @@ func TestSession_RetryDelay(t *testing.T) {
 	tests := []struct {
 		name       string
 		password   string
+		refresh    string
 		err        error
 		fatal      bool
 		minW, maxW time.Duration
@@ -34,6 +35,8 @@ func TestSession_RetryDelay(t *testing.T) {
 			err: closed(protocol.CloseReason_TOKEN_EXPIRED, 0), fatal: true},
 		{name: "expired token with password logs in again", password: "pw",
 			err: closed(protocol.CloseReason_TOKEN_EXPIRED, 0), maxW: backoff / 2},
+		{name: "expired token with a refresh token logs in again", refresh: "rt",
+			err: closed(protocol.CloseReason_TOKEN_EXPIRED, 0), maxW: backoff / 2},
 		{name: "refused credentials end",
 			err: &Error{Code: common.ErrorCode_INVALID_CREDENTIALS}, fatal: true},
 		{name: "unavailable backs off", err: &Error{Code: common.ErrorCode_UNAVAILABLE},
@@ -45,7 +48,7 @@ func TestSession_RetryDelay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Session{cfg: SessionConfig{Login: LoginParams{Password: tt.password}},
-				token: "tok"}
+				tokens: tokens{access: "tok", refresh: tt.refresh}}
 			wait, err := s.retryDelay(tt.err, backoff)
 			if tt.fatal {
 				if !errors.Is(err, ErrSessionEnded) {
@@ -56,7 +59,7 @@ func TestSession_RetryDelay(t *testing.T) {
 			if err != nil || wait < tt.minW || wait > tt.maxW {
 				t.Fatalf("wait %v err %v, want %v..%v", wait, err, tt.minW, tt.maxW)
 			}
-			if tt.password != "" && s.token != "" {
+			if (tt.password != "" || tt.refresh != "") && s.tokens.access != "" {
 				t.Fatal("expired token kept")
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
+	gwregistry "github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	OutboundHighWater int
 	// NumEventLoop is the number of gnet event loops; default runtime.NumCPU().
 	NumEventLoop int
+	// RegisterTTL is how long the push address stays registered without a
+	// refresh (Deps.Registry); it is refreshed every third of it. Default 15s.
+	RegisterTTL time.Duration
 
 	// MaxConns caps the open client connections; a connection over the cap
 	// is closed with OVERLOADED. Default 100000; negative means no cap.
@@ -75,6 +79,10 @@ type Deps struct {
 	// PushAddr is the push address advertised to logic in sessions; default
 	// PushListener.Addr().String().
 	PushAddr string
+	// Registry, when set, holds PushAddr while the gateway runs, so that
+	// task stops calling this gateway as soon as it is gone instead of
+	// waiting out timeouts; nil registers nothing.
+	Registry gwregistry.Registry
 }
 
 const (
@@ -89,6 +97,10 @@ const (
 	defaultMaxConns          = 100000
 	defaultAcceptRate        = 5000
 	defaultFrameRate         = 200
+	defaultRegisterTTL       = 15 * time.Second
+	// minRegisterTTL keeps the refresh period (a third) well above a
+	// registry round trip.
+	minRegisterTTL = 30 * time.Millisecond
 )
 
 // applyDefaults replaces every zero field of cfg with its default.
@@ -126,6 +138,9 @@ func applyDefaults(cfg Config) Config {
 	if cfg.NumEventLoop == 0 {
 		cfg.NumEventLoop = runtime.NumCPU()
 	}
+	if cfg.RegisterTTL == 0 {
+		cfg.RegisterTTL = defaultRegisterTTL
+	}
 	cfg.MaxConns = orDefault(cfg.MaxConns, defaultMaxConns)
 	cfg.AcceptRate = orDefault(cfg.AcceptRate, defaultAcceptRate)
 	cfg.FrameRate = orDefault(cfg.FrameRate, defaultFrameRate)
@@ -159,6 +174,10 @@ func validate(cfg Config) error {
 		if d.d < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrBadConfig, d.name, d.d)
 		}
+	}
+	if cfg.RegisterTTL < minRegisterTTL {
+		return fmt.Errorf("%w: register ttl %v under %v", ErrBadConfig, cfg.RegisterTTL,
+			minRegisterTTL)
 	}
 	if cfg.HeartbeatTimeout < cfg.HeartbeatInterval {
 		return fmt.Errorf("%w: heartbeat timeout %v is shorter than the interval %v",

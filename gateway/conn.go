@@ -33,16 +33,17 @@ type conn struct {
 	// open; it is closed with it as soon as its first bytes say how to
 	// frame the CLOSE (a WebSocket client needs its handshake first).
 	refusal    closeReason8
-	openedAt   int64 // gateway clock, ms
 	lastActive int64 // gateway clock, ms; the heartbeat "touch"
-	wsr        wsReader
+	// authDeadline is, on the gateway clock in ms, when the connection must
+	// have logged in, and once it has, when its access token runs out
+	// (math.MaxInt64: never). One field serves both to keep conn small.
+	// The loop sets it at open; workers move it at LOGIN and REFRESH; the
+	// loop reads it when a wheel slot comes due.
+	authDeadline atomic.Int64
+	wsr          wsReader
 
 	// session is set once, by the worker, when LOGIN succeeds; read anywhere.
 	session atomic.Pointer[logicrpc.Session]
-	// tokenExpiry is when the session's access token runs out, on the
-	// gateway clock (ms); 0 means never. Workers set it at LOGIN and move it
-	// at REFRESH; the loop reads it when a wheel slot comes due.
-	tokenExpiry atomic.Int64
 
 	mu sync.Mutex
 	// closed is set by OnClose; after it no write is queued to gc, which also
@@ -115,8 +116,9 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return closeFrame(reason, closeMessage(reason)), gnet.Close
 	}
 	now := g.nowMs()
-	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), openedAt: now, lastActive: now,
+	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), lastActive: now,
 		frameBudget: frameBurst(g.cfg.FrameRate)}
+	c.authDeadline.Store(now + g.cfg.LoginTimeout.Milliseconds())
 	c.refusal = closeReason8(g.admitConn(now))
 	c.wheelSlot = notQueued
 	c.loop.wheel.add(c, g.deadline(c))
@@ -405,17 +407,20 @@ func (g *Gateway) deadlineReason(c *conn) (int64, protocol.CloseReason) {
 	if c.refusal != 0 {
 		// A refused client that sends nothing must not hold its slot for the
 		// whole login deadline.
-		grace := min(g.cfg.LoginTimeout.Milliseconds(), refusalGraceMs)
-		return c.openedAt + grace, protocol.CloseReason(c.refusal)
+		// A refused connection never logs in: authDeadline is still its
+		// login deadline.
+		loginMs := g.cfg.LoginTimeout.Milliseconds()
+		grace := min(loginMs, refusalGraceMs)
+		return c.authDeadline.Load() - loginMs + grace, protocol.CloseReason(c.refusal)
 	}
 	hb := c.lastActive + g.cfg.HeartbeatTimeout.Milliseconds()
 	if c.session.Load() != nil {
-		if exp := c.tokenExpiry.Load(); exp > 0 && exp < hb {
+		if exp := c.authDeadline.Load(); exp < hb {
 			return exp, protocol.CloseReason_TOKEN_EXPIRED
 		}
 		return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT
 	}
-	if login := c.openedAt + g.cfg.LoginTimeout.Milliseconds(); login <= hb {
+	if login := c.authDeadline.Load(); login <= hb {
 		return login, protocol.CloseReason_LOGIN_TIMEOUT
 	}
 	return hb, protocol.CloseReason_HEARTBEAT_TIMEOUT

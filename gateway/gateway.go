@@ -56,6 +56,7 @@ type Gateway struct {
 	logic     logic.Client
 	pushLn    net.Listener
 	pushAddr  string
+	reg       *registration // nil without a registry
 
 	boot    time.Time    // origin of the gateway clock (monotonic)
 	connSeq atomic.Int64 // last connection id handed out
@@ -110,6 +111,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		ready:    make(chan struct{}),
 	}
 	g.writeDone = g.afterWrite
+	g.reg = newRegistration(deps.Registry, pushAddr, cfg.RegisterTTL, g.log)
 	g.warn = g.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
 	// Ids count up from the boot time in ms shifted left by 20, so a restarted
 	// gateway repeats no id of its previous life unless that life handed out
@@ -134,9 +136,11 @@ func (g *Gateway) Addr() net.Addr {
 }
 
 // Run serves until ctx is done, then shuts down gracefully: new connections
-// are refused, every connection gets CLOSE SERVER_SHUTDOWN, the engine and
-// the Push server stop and the workers finish. It returns after all of that,
-// with the error that stopped it early, if any.
+// are refused, the push address is deregistered, every connection gets
+// CLOSE SERVER_SHUTDOWN, the engine and the Push server stop and the workers
+// finish. It returns after all of that, with the error that stopped it
+// early, if any. With a registry, Run first registers the push address and
+// fails if it cannot.
 func (g *Gateway) Run(ctx context.Context) error {
 	if !g.started.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -150,9 +154,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.pool = pool
 	g.rpcCtx = context.WithoutCancel(ctx) // in-flight calls outlive shutdown
+	if err := g.reg.register(ctx); err != nil {
+		pool.Release()
+		_ = g.pushLn.Close() // ours until a push server takes it over
+		return fmt.Errorf("gateway: %w", err)
+	}
 
 	rs := &servers{pushExit: make(chan error, 1), pushDone: make(chan struct{}),
 		engineDone: make(chan struct{})}
+	g.reg.start(ctx, &rs.grp)
 	rs.grp.Go(g.log, "gnet", func() {
 		rs.engineErr = g.serveClients()
 		close(rs.engineDone)
@@ -259,6 +269,8 @@ func (g *Gateway) shutdown(rs *servers) {
 	g.loopsMu.Lock()
 	g.draining = true
 	g.loopsMu.Unlock()
+	// Task stops pushing here before the clients are sent away.
+	g.reg.deregister()
 	if g.engine.Validate() == nil {
 		g.closeAll(protocol.CloseReason_SERVER_SHUTDOWN)
 		g.stopEngine(rs.engineDone)

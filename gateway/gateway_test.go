@@ -465,6 +465,7 @@ func TestNew_Validates(t *testing.T) {
 		{name: "timeout below interval", cfg: Config{HeartbeatInterval: time.Second,
 			HeartbeatTimeout: time.Millisecond}, deps: good},
 		{name: "negative timeout", cfg: Config{LoginTimeout: -1}, deps: good},
+		{name: "register ttl too short", cfg: Config{RegisterTTL: time.Millisecond}, deps: good},
 		{name: "no logic", deps: Deps{PushListener: ln}},
 		{name: "no push listener", deps: Deps{Logic: good.Logic}},
 	}

@@ -12,6 +12,8 @@ const (
 	DefaultAckWait     = 30 * time.Second
 	DefaultPushTimeout = 3 * time.Second
 	DefaultBatchSize   = 256
+	// DefaultRegistryRefresh is the default of Config.RegistryRefresh.
+	DefaultRegistryRefresh = 2 * time.Second
 )
 
 // Config tunes a Task. Every instance sharing one durable consumer must use
@@ -35,6 +37,10 @@ type Config struct {
 	// BatchSize is how many events the client buffers ahead of the workers;
 	// it also sizes the consumer's MaxAckPending. Default 256.
 	BatchSize int
+	// RegistryRefresh is how often the gateway registry (Deps.Registry) is
+	// read to drop the clients of vanished gateways; a gateway seen vanished
+	// is read again before each push it would be skipped from. Default 2s.
+	RegistryRefresh time.Duration
 }
 
 // applyDefaults fills every zero field with its default.
@@ -53,6 +59,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.RegistryRefresh == 0 {
+		c.RegistryRefresh = DefaultRegistryRefresh
 	}
 }
 
@@ -74,6 +83,8 @@ func (c *Config) validate() error {
 			ErrBadConfig, c.AckWait, c.PushTimeout)
 	case c.BatchSize < 1:
 		return fmt.Errorf("%w: BatchSize %d < 1", ErrBadConfig, c.BatchSize)
+	case c.RegistryRefresh < 0:
+		return fmt.Errorf("%w: RegistryRefresh %v < 0", ErrBadConfig, c.RegistryRefresh)
 	}
 	return nil
 }

@@ -14,9 +14,10 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
 
-// clientIdleTTL is how long a gateway's client is kept without a push. Routes
-// of a gateway that left expire after route.DefaultTTL; its client is dropped
-// soon after, so the registry follows the set of live gateways.
+// clientIdleTTL is how long a gateway's client is kept without a push. With a
+// gateway registry the client of a vanished gateway is dropped at the next
+// registry read; without one, routes of a gateway that left expire after
+// route.DefaultTTL and its client is dropped soon after.
 const clientIdleTTL = 5 * time.Minute
 
 // connIdleTimeout closes a pooled connection to a gateway unused this long.
@@ -93,6 +94,15 @@ func (g *gatewayClients) sweep() int {
 		}
 	}
 	return n
+}
+
+// drop drops the client of addr and reports whether there was one.
+func (g *gatewayClients) drop(addr string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.clients[addr]
+	delete(g.clients, addr)
+	return ok
 }
 
 // closeAll drops every client.

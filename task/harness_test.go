@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +85,13 @@ func startTask(t *testing.T, en *env, cfg Config, routes route.Table) *runningTa
 	if routes == nil {
 		routes = en.routes
 	}
-	tk, err := New(cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: routes})
+	return startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: routes})
+}
+
+// startTaskDeps starts a task on deps and waits until it is ready.
+func startTaskDeps(t *testing.T, cfg Config, deps Deps) *runningTask {
+	t.Helper()
+	tk, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +190,8 @@ type stubGateway struct {
 	addr  string
 	delay time.Duration
 	block chan struct{} // when non-nil, Push waits on it (a stalled gateway)
+	// pushes counts the Push calls begun, stalled ones included.
+	pushes atomic.Int64
 
 	mu    sync.Mutex
 	calls []pushCall
@@ -214,6 +223,7 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 
 // Push implements pushrpc.Push.
 func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+	g.pushes.Add(1)
 	if g.block != nil {
 		select {
 		case <-g.block:
@@ -317,9 +327,15 @@ func decodePush(t *testing.T, frame []byte) *protocol.PushMsg {
 // nothing unacked.
 func (en *env) consumerSettled(t *testing.T) bool {
 	t.Helper()
+	return en.durableSettled(t, en.names.Consumer)
+}
+
+// durableSettled is consumerSettled for the durable consumer named durable.
+func (en *env) durableSettled(t *testing.T, durable string) bool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := en.js.Consumer(ctx, en.names.Stream, en.names.Consumer)
+	c, err := en.js.Consumer(ctx, en.names.Stream, durable)
 	if err != nil {
 		t.Fatal(err)
 	}

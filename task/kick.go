@@ -88,6 +88,7 @@ func (t *Task) consumeKicks(ctx context.Context, cons jetstream.Consumer) {
 // not, dead-letter an undecodable event or one out of deliveries.
 func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 	j := job{msg: msg, delivered: 1, received: time.Now()}
+	mark := t.view.mark()
 	md, err := msg.Metadata()
 	if err == nil {
 		j.streamSeq, j.delivered = md.Sequence.Stream, md.NumDelivered
@@ -101,6 +102,15 @@ func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 	if md != nil && time.Since(md.Timestamp) > kickMaxAge {
 		t.log.Debug().Int64("user", ev.UserId).Int64("conn", ev.ConnId).
 			Msg("stale kick dropped")
+		t.ack(j)
+		return
+	}
+	if t.view.vanished(ctx, ev.Gateway, mark) {
+		// The connection closed with its gateway; ids are never reused by a
+		// later life at the same address.
+		t.metrics.skipped.Inc()
+		t.log.Debug().Str("gateway", ev.Gateway).Int64("conn", ev.ConnId).
+			Msg("kick skipped: gateway vanished")
 		t.ack(j)
 		return
 	}

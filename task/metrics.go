@@ -15,6 +15,8 @@ type metrics struct {
 	pushSeconds *prometheus.HistogramVec // one gateway call, by outcome: ok, error
 	delivered   prometheus.Counter       // connections a push reached
 	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
+	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
+	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,8 +41,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "resonance_task_jetstream_pending",
 			Help: "Events of the durable consumer not yet delivered (pending) or not yet acked.",
 		}, []string{"kind"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resonance_task_push_skipped_total",
+			Help: "Push and kick calls skipped because the registry says the gateway is gone.",
+		}),
+		registry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resonance_task_registry_gateways",
+			Help: "Gateways in the last registry snapshot, by state (live, vanished).",
+		}, []string{"state"}),
 	}
-	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending)
+	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.skipped, m.registry)
 	return m
 }
 

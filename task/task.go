@@ -2,7 +2,9 @@
 // JetStream, looks up the routes of their recipients and pushes one encoded
 // frame to each gateway holding a recipient's connection, through that
 // gateway's Kitex Push service. It also consumes kick events and asks the
-// named gateway to close a replaced connection (kick.go).
+// named gateway to close a replaced connection (kick.go). With a gateway
+// registry it drops the clients of gateways that vanished and skips pushes
+// and kicks to them instead of waiting out a timeout (registry.go, view.go).
 //
 // Ordering: events are partitioned by conversation over Config.Workers
 // workers, each handling its events one at a time, so one task instance
@@ -23,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/run"
 )
@@ -35,6 +38,10 @@ type Deps struct {
 	Routes route.Table
 	// Metrics is where task registers its series; nil keeps them unexported.
 	Metrics prometheus.Registerer
+	// Registry, when set, says which gateways are gone, so that their
+	// clients are dropped and pushes to them skipped at once instead of
+	// timing out; nil tries every gateway a route names.
+	Registry registry.Registry
 }
 
 // Task consumes message events and pushes them to gateways. Build it with
@@ -47,6 +54,7 @@ type Task struct {
 	log      zerolog.Logger
 	rare     zerolog.Logger // sampled: anomalies that may repeat per event
 	gateways *gatewayClients
+	view     *gatewayView // nil without a registry
 	metrics  *metrics
 	ready    chan struct{}
 	started  atomic.Bool
@@ -75,6 +83,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		log:      log,
 		rare:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		gateways: newGatewayClients(cfg.PushTimeout, cfg.Workers),
+		view:     newGatewayView(deps.Registry),
 		metrics:  newMetrics(deps.Metrics),
 		ready:    make(chan struct{}),
 	}, nil
@@ -121,6 +130,7 @@ func (t *Task) Run(ctx context.Context) error {
 	g.Go(t.log, "task-sweeper", func() { t.sweepClients(ctx) })
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
 	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, cons, 5*time.Second) })
+	g.Go(t.log, "task-registry", func() { t.watchRegistry(ctx) })
 	close(t.ready)
 	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
 		Msg("task consuming")

@@ -93,6 +93,7 @@ func (t *Task) handle(ctx context.Context, j job) {
 	}
 	t.keepAlive(j)
 	msg := j.ev.Message
+	mark := t.view.mark() // before the lookup: see gatewayView
 	lookupCtx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
 	routes, err := t.routes.Lookup(lookupCtx, j.ev.Recipients)
 	cancel()
@@ -104,6 +105,7 @@ func (t *Task) handle(ctx context.Context, j job) {
 
 	t.metrics.events.WithLabelValues("pushed").Inc()
 	targets := groupTargets(routes, j.ev.OriginGateway, j.ev.OriginConnId)
+	t.skipVanished(ctx, targets, mark, msg.MsgId)
 	if len(targets) > 0 {
 		frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: msg})
 		for _, r := range t.gateways.pushAll(ctx, frame, targets) {

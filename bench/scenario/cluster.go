@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,31 +24,49 @@ const (
 // readyTimeout bounds the wait for a started role to accept connections.
 const readyTimeout = 30 * time.Second
 
-// cluster runs the roles of one resonance deployment as child processes on
-// loopback ports chosen at start, so that a role restarts on the same
-// addresses and its peers find it again.
+// cluster runs the instances of one resonance deployment as child
+// processes on loopback ports chosen at start, so that an instance restarts
+// on the same addresses and its peers find it again.
 type cluster struct {
 	bin    string
-	dir    string // scratch directory: data dirs and one log file per role
+	dir    string // scratch directory: data dirs and one log file per instance
 	secret string
 	env    ChaosServices
 	prefix string
+	// roleArgs are extra flags of every instance of a role.
+	roleArgs map[string][]string
 
-	logicAddr, pushAddr string
-	// gatewayAddrs are the client addresses the gateway alternates between
-	// at each start: gnet binds without SO_REUSEADDR, so a killed gateway's
-	// port stays taken while its connections sit in TIME_WAIT (a minute).
-	// Clients know both (SessionConfig.Fallbacks).
+	instances  map[string]*instance // by name
+	logicAddrs []string             // every logic instance, for the gateways
+	// first is the first gateway; gatewayAddrs and gatewayAddr mirror its
+	// client addresses (see instance) for Chaos, which runs one gateway.
+	first        *instance
 	gatewayAddrs [2]string
-	gatewayAddr  string // the current one
-	// httpAddrs gives every role its own metrics port: the default one would
-	// be shared by all three processes.
-	httpAddrs map[string]string
-
-	gatewayStarts int
+	gatewayAddr  string
 
 	mu    sync.Mutex
-	procs map[string]*proc
+	procs map[string]*proc // by instance name
+}
+
+// topology is how many instances of each role a cluster runs.
+type topology struct {
+	logic, task, gateway int
+}
+
+// instance is one process of the cluster and the addresses it keeps across
+// restarts. Each has its own metrics port: the default one would be shared.
+type instance struct {
+	name string // its role, with "-<n>" when the role has several instances
+	role string
+	http string
+	// listen is logic's Kitex address or the gateway's push address.
+	listen string
+	// clientAddrs are the client addresses a gateway alternates between at
+	// each start, so that a restart never waits for its old port; clients
+	// know both (SessionConfig.Fallbacks). client is the current one.
+	clientAddrs [2]string
+	client      string
+	starts      int
 }
 
 // proc is one running role; exited is closed once it has been reaped.
@@ -56,21 +75,65 @@ type proc struct {
 	exited chan struct{}
 }
 
+// newCluster plans one instance of each role, named by its role.
 func newCluster(bin, dir, prefix string, env ChaosServices) (*cluster, error) {
-	ports, err := freePorts(7)
+	return newClusterOf(bin, dir, prefix, env, topology{logic: 1, task: 1, gateway: 1})
+}
+
+// newClusterOf plans the instances of top and picks their ports; it starts
+// nothing.
+func newClusterOf(bin, dir, prefix string, env ChaosServices,
+	top topology) (*cluster, error) {
+	// Ports per instance: logic 2, task 1, gateway 4.
+	ports, err := freePorts(2*top.logic + top.task + 4*top.gateway)
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{
+	c := &cluster{
 		bin: bin, dir: dir, env: env, prefix: prefix,
-		secret:       "chaos-" + prefix + "-" + prefix,
-		logicAddr:    ports[0],
-		gatewayAddrs: [2]string{ports[1], ports[6]},
-		pushAddr:     ports[2],
-		httpAddrs: map[string]string{roleLogic: ports[3], roleTask: ports[4],
-			roleGateway: ports[5]},
-		procs: make(map[string]*proc),
-	}, nil
+		secret:    "chaos-" + prefix + "-" + prefix,
+		instances: make(map[string]*instance),
+		procs:     make(map[string]*proc),
+	}
+	take := func() string {
+		p := ports[0]
+		ports = ports[1:]
+		return p
+	}
+	for _, r := range []struct {
+		role string
+		n    int
+	}{{roleLogic, top.logic}, {roleTask, top.task}, {roleGateway, top.gateway}} {
+		for _, name := range instanceNames(r.role, r.n) {
+			in := &instance{name: name, role: r.role, http: take()}
+			switch r.role {
+			case roleLogic:
+				in.listen = take()
+				c.logicAddrs = append(c.logicAddrs, in.listen)
+			case roleGateway:
+				in.listen, in.clientAddrs = take(), [2]string{take(), take()}
+			}
+			c.instances[name] = in
+		}
+	}
+	if names := c.names(roleGateway); len(names) > 0 {
+		c.first = c.instances[names[0]]
+		c.gatewayAddrs = c.first.clientAddrs
+	}
+	return c, nil
+}
+
+// instanceNames names the n instances of role: the role alone for one,
+// "<role>-1".."<role>-n" for several.
+func instanceNames(role string, n int) []string {
+	if n == 1 {
+		return []string{role}
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", role, i+1)
+	}
+	return names
 }
 
 // freePorts returns n loopback addresses that were free a moment ago. All
@@ -88,98 +151,108 @@ func freePorts(n int) ([]string, error) {
 	return addrs, nil
 }
 
-// args returns the command line of role.
-func (c *cluster) args(role string) []string {
-	args := []string{role, "--prefix", c.prefix, "--data-dir", filepath.Join(c.dir, role),
-		"--log-level", "warn"}
-	switch role {
+// args returns the command line of in. Gateways register in Redis and call
+// every logic instance.
+func (c *cluster) args(in *instance) []string {
+	args := []string{in.role, "--prefix", c.prefix, "--data-dir", filepath.Join(c.dir, in.name),
+		"--log-level", "warn", "--redis-addr", c.env.RedisAddr}
+	switch in.role {
 	case roleLogic:
-		args = append(args, "--nats-url", c.env.NATSURL, "--redis-addr", c.env.RedisAddr,
+		args = append(args, "--nats-url", c.env.NATSURL,
 			"--db-driver", "mysql", "--db-dsn", c.env.MySQLDSN,
-			"--db-table-prefix", c.prefix+"_", "--logic-listen", c.logicAddr)
+			"--db-table-prefix", c.prefix+"_", "--logic-listen", in.listen)
 	case roleTask:
-		args = append(args, "--nats-url", c.env.NATSURL, "--redis-addr", c.env.RedisAddr)
+		args = append(args, "--nats-url", c.env.NATSURL)
 	case roleGateway:
-		args = append(args, "--addr", c.gatewayAddr, "--push-listen", c.pushAddr,
-			"--logic-addrs", c.logicAddr)
+		args = append(args, "--addr", in.client, "--push-listen", in.listen,
+			"--logic-addrs", strings.Join(c.logicAddrs, ","))
 	}
-	return args
+	return append(args, c.roleArgs[in.role]...)
 }
 
-// start runs role and waits until it accepts connections.
-func (c *cluster) start(ctx context.Context, role string) error {
-	if role == roleGateway {
-		c.gatewayStarts++
-		c.gatewayAddr = c.gatewayAddrs[(c.gatewayStarts-1)%2]
+// start runs the instance named name and waits until it accepts
+// connections.
+func (c *cluster) start(ctx context.Context, name string) error {
+	in := c.instances[name]
+	if in == nil {
+		return fmt.Errorf("%w: no instance %q", ErrBadConfig, name)
 	}
-	if err := os.MkdirAll(filepath.Join(c.dir, role), 0o755); err != nil {
-		return fmt.Errorf("chaos: start %s: %w", role, err)
+	if in.role == roleGateway {
+		in.starts++
+		in.client = in.clientAddrs[(in.starts-1)%2]
+		if in == c.first {
+			c.gatewayAddr = in.client
+		}
 	}
-	logf, err := os.OpenFile(c.logPath(role), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := os.MkdirAll(filepath.Join(c.dir, name), 0o755); err != nil {
+		return fmt.Errorf("chaos: start %s: %w", name, err)
+	}
+	logf, err := os.OpenFile(c.logPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("chaos: start %s: %w", role, err)
+		return fmt.Errorf("chaos: start %s: %w", name, err)
 	}
 	defer logf.Close() // the child has its own descriptor
-	cmd := exec.Command(c.bin, c.args(role)...)
+	cmd := exec.Command(c.bin, c.args(in)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Settings every role may not define go through the environment, which
 	// a role applies only to the flags it has: the shared token secret, and
 	// a metrics port of its own.
 	cmd.Env = append(os.Environ(), "RESONANCE_TOKEN_SECRET="+c.secret,
-		"RESONANCE_HTTP_LISTEN="+c.httpAddrs[role])
+		"RESONANCE_HTTP_LISTEN="+in.http)
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("chaos: start %s: %w", role, err)
+		return fmt.Errorf("chaos: start %s: %w", name, err)
 	}
 	p := &proc{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	c.mu.Lock()
-	c.procs[role] = p
+	c.procs[name] = p
 	c.mu.Unlock()
-	return c.waitReady(ctx, role, p.exited)
+	return c.waitReady(ctx, in, p.exited)
 }
 
-// readyAddr is the address that answers once role is up. task serves only
+// readyAddr is the address that answers once in is up. task serves only
 // its metrics port.
-func (c *cluster) readyAddr(role string) string {
-	switch role {
+func (in *instance) readyAddr() string {
+	switch in.role {
 	case roleLogic:
-		return c.logicAddr
+		return in.listen
 	case roleGateway:
-		return c.gatewayAddr
+		return in.client
 	}
-	return c.httpAddrs[role]
+	return in.http
 }
 
-// waitReady polls role's address until it accepts a connection; a role
+// waitReady polls in's address until it accepts a connection; an instance
 // that exits first fails with its log's tail.
-func (c *cluster) waitReady(ctx context.Context, role string, exited <-chan struct{}) error {
+func (c *cluster) waitReady(ctx context.Context, in *instance, exited <-chan struct{}) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		conn, err := net.DialTimeout("tcp", c.readyAddr(role), 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", in.readyAddr(), 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
 			return nil
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%w: %s exited at start:\n%s", errRoleDown, role, c.logTail(role))
+			return fmt.Errorf("%w: %s exited at start:\n%s", errRoleDown, in.name,
+				c.logTail(in.name))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s not ready within %s:\n%s", errRoleDown, role,
-				readyTimeout, c.logTail(role))
+			return fmt.Errorf("%w: %s not ready within %s:\n%s", errRoleDown, in.name,
+				readyTimeout, c.logTail(in.name))
 		}
 	}
 }
 
-// kill sends SIGKILL to role and waits for it to be gone.
-func (c *cluster) kill(role string) {
+// kill sends SIGKILL to the instance named name and waits for it to be gone.
+func (c *cluster) kill(name string) {
 	c.mu.Lock()
-	p := c.procs[role]
-	delete(c.procs, role)
+	p := c.procs[name]
+	delete(c.procs, name)
 	c.mu.Unlock()
 	if p == nil {
 		return
@@ -188,20 +261,35 @@ func (c *cluster) kill(role string) {
 	<-p.exited
 }
 
-// stop kills every role; it is safe to call more than once.
+// stop kills every instance, gateways first; it is safe to call more than
+// once.
 func (c *cluster) stop() {
 	for _, role := range []string{roleGateway, roleTask, roleLogic} {
-		c.kill(role)
+		for _, name := range c.names(role) {
+			c.kill(name)
+		}
 	}
 }
 
-func (c *cluster) logPath(role string) string {
-	return filepath.Join(c.dir, role+".log")
+// names lists the instances of role in name order.
+func (c *cluster) names(role string) []string {
+	var out []string
+	for name, in := range c.instances {
+		if in.role == role {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
-// logTail returns the last lines of role's log, for failure reports.
-func (c *cluster) logTail(role string) string {
-	b, err := os.ReadFile(c.logPath(role))
+func (c *cluster) logPath(name string) string {
+	return filepath.Join(c.dir, name+".log")
+}
+
+// logTail returns the last lines of an instance's log, for failure reports.
+func (c *cluster) logTail(name string) string {
+	b, err := os.ReadFile(c.logPath(name))
 	if err != nil {
 		return err.Error()
 	}

@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Refresh exchanges a refresh token for a new access and refresh token pair
+// (REFRESH). The connection's token deadline moves with it. The old refresh
+// token stops working: keep the new one. Presenting an old one again makes
+// the server revoke the device.
+func (c *Client) Refresh(ctx context.Context, refreshToken string) (*protocol.RefreshResp, error) {
+	resp := protocol.NewRefreshResp()
+	req := &protocol.RefreshReq{RefreshToken: refreshToken}
+	if err := c.roundTrip(ctx, protocol.Op_REFRESH, req, resp); err != nil {
+		return nil, fmt.Errorf("client: refresh: %w", err)
+	}
+	return resp, nil
+}
+
+// tokens is what a Session keeps to log in again without the password.
+type tokens struct {
+	access, refresh string
+	accessExpiry    time.Time
+}
+
+// refreshAt is when to refresh a token expiring at expiry: at four fifths of
+// its remaining life, so a slow round trip still lands before the deadline.
+func refreshAt(now, expiry time.Time) time.Time {
+	return now.Add(expiry.Sub(now) * 4 / 5)
+}
+
+// keepFresh refreshes the session's tokens on c before the access token
+// expires, so the gateway never closes the connection with TOKEN_EXPIRED.
+// It returns when ctx ends or c is done; a failed refresh is retried until
+// the deadline, after which the server's CLOSE takes over.
+func (s *Session) keepFresh(ctx context.Context, c *Client) {
+	for {
+		s.mu.Lock()
+		tk := s.tokens
+		s.mu.Unlock()
+		if tk.refresh == "" || tk.accessExpiry.IsZero() {
+			return
+		}
+		timer := time.NewTimer(time.Until(refreshAt(time.Now(), tk.accessExpiry)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-c.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		resp, err := c.Refresh(ctx, tk.refresh)
+		if err != nil {
+			if CodeOf(err) == common.ErrorCode_TOKEN_INVALID {
+				return // revoked: the server closes us with SIGNED_OUT
+			}
+			sleep(ctx, min(30*time.Second, time.Until(tk.accessExpiry)/2+time.Second))
+			continue
+		}
+		s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
+	}
+}
+
+// setTokens records a new token pair; an empty refresh token (a login by
+// access token returns none) keeps the one held.
+func (s *Session) setTokens(access, refresh string, expiresMs int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens.access = access
+	if refresh != "" {
+		s.tokens.refresh = refresh
+	}
+	if expiresMs > 0 {
+		s.tokens.accessExpiry = time.UnixMilli(expiresMs)
+	}
+}
