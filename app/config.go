@@ -140,9 +140,12 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 			return nil
 		})
 	}
-	fs.DurationVar(&c.Gateway.LoginTimeout, "login-timeout", 0, "time to log in after connecting (default 10s)")
-	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", 0, "heartbeat period told to clients (default 30s)")
-	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", 0, "silence that closes a connection (default 3x interval)")
+	fs.DurationVar(&c.Gateway.LoginTimeout, "login-timeout", 0,
+		"time to log in after connecting (default 10s)")
+	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", 0,
+		"heartbeat period told to clients (default 30s)")
+	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", 0,
+		"silence that closes a connection (default 3x interval)")
 	fs.IntVar(&c.Gateway.MaxBody, "max-body", 0, "largest frame body in bytes (default 65536)")
 	fs.IntVar(&c.Gateway.Workers, "gateway-workers", 0, "concurrent logic calls (default 1024)")
 	fs.IntVar(&c.Gateway.MaxPending, "max-pending", 0, "requests queued per connection (default 64)")

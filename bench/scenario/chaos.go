@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,50 +122,13 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	if err != nil {
 		return ChaosResult{}, err
 	}
-	dir, err := os.MkdirTemp("", "resonance-chaos-")
-	if err != nil {
-		return ChaosResult{}, fmt.Errorf("chaos: %w", err)
-	}
-	res, err := chaosIn(ctx, cfg, dir)
-	if err != nil {
-		fmt.Fprintf(cfg.Log, "chaos: logs kept in %s\n", dir)
-	} else {
-		_ = os.RemoveAll(dir)
-	}
-	return res, err
-}
-
-// chaosIn builds the binary when needed, then runs within cfg.Timeout.
-func chaosIn(ctx context.Context, cfg ChaosConfig, dir string) (ChaosResult, error) {
-	if cfg.Bin == "" {
-		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
-		bin, err := buildBinary(bctx, dir)
-		cancel()
-		if err != nil {
-			return ChaosResult{}, err
-		}
-		cfg.Bin = bin
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cl, err := newCluster(cfg.Bin, dir, cfg.Prefix, cfg.Services)
-	if err != nil {
-		return ChaosResult{}, err
-	}
-	defer func() {
-		cl.stop()
-		if err := cleanup(cfg.Services, cfg.Prefix); err != nil {
-			fmt.Fprintf(cfg.Log, "chaos: cleanup: %v\n", err)
-		}
-	}()
-	for _, role := range []string{roleLogic, roleTask, roleGateway} {
-		if err := cl.start(ctx, role); err != nil {
-			return ChaosResult{}, err
-		}
-	}
-	fmt.Fprintf(cfg.Log, "chaos: cluster up (gateway %s, prefix %s)\n",
-		cl.gatewayAddr, cfg.Prefix)
-	return runChaos(ctx, cfg, cl)
+	p := procRun{name: "chaos", bin: cfg.Bin, prefix: cfg.Prefix, services: cfg.Services,
+		timeout: cfg.Timeout, log: cfg.Log, topology: topology{logic: 1, task: 1, gateway: 1}}
+	return runProcs(ctx, p, nil, func(ctx context.Context, cl *cluster) (ChaosResult, error) {
+		fmt.Fprintf(cfg.Log, "chaos: cluster up (gateway %s, prefix %s)\n",
+			cl.gatewayAddr, cfg.Prefix)
+		return runChaos(ctx, cfg, cl)
+	})
 }
 
 // buildTimeout bounds the go build of the binary, which a cold cache makes

@@ -75,11 +75,6 @@ type proc struct {
 	exited chan struct{}
 }
 
-// newCluster plans one instance of each role, named by its role.
-func newCluster(bin, dir, prefix string, env ChaosServices) (*cluster, error) {
-	return newClusterOf(bin, dir, prefix, env, topology{logic: 1, task: 1, gateway: 1})
-}
-
 // newClusterOf plans the instances of top and picks their ports; it starts
 // nothing.
 func newClusterOf(bin, dir, prefix string, env ChaosServices,

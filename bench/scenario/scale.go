@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,54 +134,16 @@ func Scale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 	if err != nil {
 		return ScaleResult{}, err
 	}
-	dir, err := os.MkdirTemp("", "resonance-scale-")
-	if err != nil {
-		return ScaleResult{}, fmt.Errorf("scale: %w", err)
+	p := procRun{name: "scale", bin: cfg.Bin, prefix: cfg.Prefix, services: cfg.Services,
+		timeout: cfg.Timeout, log: cfg.Log, topology: scaleTopology}
+	prepare := func(cl *cluster) {
+		cl.roleArgs = map[string][]string{roleGateway: {"--register-ttl", cfg.RegisterTTL.String()}}
 	}
-	res, err := scaleIn(ctx, cfg, dir)
-	if err != nil {
-		fmt.Fprintf(cfg.Log, "scale: logs kept in %s\n", dir)
-	} else {
-		_ = os.RemoveAll(dir)
-	}
-	return res, err
-}
-
-// scaleIn builds the binary when needed, then runs within cfg.Timeout.
-func scaleIn(ctx context.Context, cfg ScaleConfig, dir string) (ScaleResult, error) {
-	if cfg.Bin == "" {
-		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
-		bin, err := buildBinary(bctx, dir)
-		cancel()
-		if err != nil {
-			return ScaleResult{}, err
-		}
-		cfg.Bin = bin
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cl, err := newClusterOf(cfg.Bin, dir, cfg.Prefix, cfg.Services, scaleTopology)
-	if err != nil {
-		return ScaleResult{}, err
-	}
-	cl.roleArgs = map[string][]string{roleGateway: {"--register-ttl", cfg.RegisterTTL.String()}}
-	defer func() {
-		cl.stop()
-		if err := cleanup(cfg.Services, cfg.Prefix); err != nil {
-			fmt.Fprintf(cfg.Log, "scale: cleanup: %v\n", err)
-		}
-	}()
-	// One at a time: two logic instances migrating one schema at once race.
-	for _, role := range []string{roleLogic, roleTask, roleGateway} {
-		for _, name := range cl.names(role) {
-			if err := cl.start(ctx, name); err != nil {
-				return ScaleResult{}, err
-			}
-		}
-	}
-	fmt.Fprintf(cfg.Log, "scale: cluster up (gateways %s and %s, prefix %s)\n",
-		cl.gateway(0).client, cl.gateway(1).client, cfg.Prefix)
-	return runScale(ctx, cfg, cl)
+	return runProcs(ctx, p, prepare, func(ctx context.Context, cl *cluster) (ScaleResult, error) {
+		fmt.Fprintf(cfg.Log, "scale: cluster up (gateways %s and %s, prefix %s)\n",
+			cl.gateway(0).client, cl.gateway(1).client, cfg.Prefix)
+		return runScale(ctx, cfg, cl)
+	})
 }
 
 // gateway returns the i-th gateway instance.
