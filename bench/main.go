@@ -3,6 +3,8 @@
 //
 //	go run ./bench smoke --addr 127.0.0.1:7000 --users 20 --messages 50
 //	go run ./bench chaos --users 4 --messages 20   # MariaDB, Redis, NATS
+//	go run ./bench scale                            # 2 of each role; a gateway dies
+//	go run ./bench connect --addr 127.0.0.1:7000 --conns 15000 [--ws]
 //
 // Each scenario lives in its own file here (flags and output) and in package
 // scenario (the logic, callable from tests). The exit status is 0 when the
