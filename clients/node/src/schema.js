@@ -87,6 +87,13 @@ const Op = Object.freeze({
   LOGIN: 0x05, LOGIN_ACK: 0x06, SEND: 0x07, SEND_ACK: 0x08, SYNC: 0x09, SYNC_ACK: 0x0a,
   GET_USER: 0x0b, GET_USER_ACK: 0x0c, DELIVERED: 0x0d, DELIVERED_ACK: 0x0e,
   SYNC_CONVS: 0x0f, SYNC_CONVS_ACK: 0x10, MARK_READ: 0x11, MARK_READ_ACK: 0x12,
+  // Account requests: known so that no frame of the protocol is "unknown"
+  // here; this client has no calls for them yet.
+  LOGOUT: 0x13, LOGOUT_ACK: 0x14, REFRESH: 0x15, REFRESH_ACK: 0x16,
+  CHANGE_PASSWORD: 0x17, CHANGE_PASSWORD_ACK: 0x18, UPDATE_PROFILE: 0x19,
+  UPDATE_PROFILE_ACK: 0x1a, LIST_DEVICES: 0x1b, LIST_DEVICES_ACK: 0x1c,
+  SIGN_OUT_DEVICE: 0x1d, SIGN_OUT_DEVICE_ACK: 0x1e, SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
+  BLOCK: 0x21, BLOCK_ACK: 0x22,
   PUSH: 0x41, CLOSE: 0x42,
 });
 
