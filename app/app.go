@@ -288,7 +288,9 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 
 func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq.Names,
 	routes route.Table) error {
-	t, err := task.New(s.cfg.Task, task.Deps{
+	tc := s.cfg.Task
+	tc.InternalSecret = s.cfg.InternalSecret
+	t, err := task.New(tc, task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
 		Metrics: s.metrics, Registry: s.registry,
 	})
@@ -330,7 +332,9 @@ func (s *System) startGateway(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("app: push listen %s: %w", s.cfg.PushListen, err)
 	}
-	gw, err := gateway.New(s.cfg.Gateway, gateway.Deps{
+	gc := s.cfg.Gateway
+	gc.InternalSecret = s.cfg.InternalSecret
+	gw, err := gateway.New(gc, gateway.Deps{
 		Log:          s.log.With().Str("role", "gateway").Logger(),
 		Logic:        lc,
 		PushListener: ln,

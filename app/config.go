@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/logic"
 	"github.com/resonance-im/resonance/task"
 )
@@ -53,8 +55,9 @@ type Config struct {
 	PushListen    string   // gateway's push Kitex address; default 127.0.0.1:0 for all, :7200
 	PushAdvertise string   // push address task dials; default the bound push address
 
-	// InternalSecret is required on every call to logic's Kitex port and sent
-	// by the gateway's logic client (internal/rpcauth); empty: no check.
+	// InternalSecret is required on every call to logic's Kitex port and to
+	// the gateway's push port, and sent by their callers, the gateway's logic
+	// client and task's push clients (internal/rpcauth); empty: no check.
 	InternalSecret string
 
 	HTTPListen string // metrics, health and pprof; empty disables
@@ -81,10 +84,10 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS (all only)")
 	}
 	bindRedis(fs, c, role)
-	if role.Has(RoleLogic) || role.Has(RoleGateway) {
-		fs.StringVar(&c.InternalSecret, "internal-secret", "",
-			"shared secret between gateway and logic Kitex calls; empty: none")
-	}
+	// Every role serves or calls an internal Kitex port.
+	fs.StringVar(&c.InternalSecret, "internal-secret", "",
+		"shared secret of the internal Kitex calls (gateway to logic, task to gateway); "+
+			"empty: none")
 	if role.Has(RoleLogic) {
 		bindLogic(fs, c, role)
 	}
@@ -125,6 +128,12 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.DurationVar(&c.Logic.TokenTTL, "token-ttl", 0, "access token lifetime (default 1h)")
 	fs.DurationVar(&c.Logic.RefreshTTL, "refresh-ttl", 0, "refresh token lifetime (default 720h)")
 	fs.IntVar(&c.Logic.MaxContent, "max-content", 0, "largest message content in bytes (default 16384)")
+	limitFlag(fs, &c.Logic.LoginAccountLimit, "login-account-limit",
+		"password attempts per username: BURST/PERIOD, one back per PERIOD (default 10/30s)")
+	limitFlag(fs, &c.Logic.LoginAddrLimit, "login-addr-limit",
+		"password attempts per client address (default 30/2s)")
+	limitFlag(fs, &c.Logic.RegisterAddrLimit, "register-addr-limit",
+		"registrations per client address (default 30/10s)")
 }
 
 func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
@@ -161,6 +170,25 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 			c.Gateway.AllowedOrigins = splitList(s)
 			return nil
 		})
+}
+
+// limitFlag defines a rate limit flag written as BURST/PERIOD, e.g. 30/2s:
+// a burst of 30, then one more every 2s. Load tests from one address raise
+// it (e.g. 100000/1ms).
+func limitFlag(fs *flag.FlagSet, dst *ratelimit.Config, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		burst, per, ok := strings.Cut(s, "/")
+		n, err := strconv.Atoi(burst)
+		if !ok || err != nil || n <= 0 {
+			return fmt.Errorf("want BURST/PERIOD such as 30/2s, got %q", s)
+		}
+		d, err := time.ParseDuration(per)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want BURST/PERIOD such as 30/2s, got %q", s)
+		}
+		dst.Burst, dst.Per = n, d
+		return nil
+	})
 }
 
 func defaultFor(role Role, all, alone string) string {

@@ -76,6 +76,9 @@ func externalSystem(t *testing.T) net.Addr {
 	base.Logic.DBDriver, base.Logic.DBDSN = "mysql", dsn
 	base.Logic.TablePrefix = base.Prefix + "_"
 	base.Logic.TokenSecret = "e2e-secret-e2e-secret-e2e-secret"
+	// Every role alone must take and send the secret: gateway to logic, task
+	// to the gateway.
+	base.InternalSecret = "e2e-internal-secret"
 
 	t.Cleanup(func() {
 		dropTables(t, dsn, base.Logic.TablePrefix)

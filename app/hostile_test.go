@@ -14,8 +14,11 @@ import (
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
 
 // The hostile-user suite: clients that speak raw frames over real sockets to
@@ -500,7 +503,8 @@ func TestHostile_InternalPortNeedsSecret(t *testing.T) {
 	}
 	name := fmt.Sprintf("intruder%d", time.Now().UnixNano()%1_000_000)
 	_, err = cli.Register(context.Background(),
-		&protocol.RegisterReq{Username: name, Password: hostilePassword})
+		&protocol.RegisterReq{Username: name, Password: hostilePassword},
+		&logicrpc.ConnInfo{Gateway: "forged:1", ConnId: 1})
 	var biz *common.BizError
 	if err == nil || errors.As(err, &biz) {
 		t.Fatalf("register on the internal port without the secret: %v", err)
@@ -510,6 +514,71 @@ func TestHostile_InternalPortNeedsSecret(t *testing.T) {
 	rc.wantCall("register through the gateway", protocol.Op_REGISTER,
 		&protocol.RegisterReq{Username: name, Password: hostilePassword},
 		&protocol.RegisterResp{}, common.ErrorCode_OK)
+}
+
+// TestHostile_PushPortNeedsSecret checks that a caller without the internal
+// secret can neither write to a client nor close it through the gateway's
+// push port, while task, which sends it, still kicks.
+func TestHostile_PushPortNeedsSecret(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.InternalSecret = hostileSecret
+	sys := startSystem(t, cfg)
+	alice := register(t, sys.GatewayAddr().String(), "alice", "phone")
+	cli, err := push.NewClient("push", client.WithHostPorts(sys.gateway.PushAddr()),
+		client.WithRPCTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The check runs before the handler, so the target need not exist: a
+	// handler would answer it as missing, not fail.
+	targets := []*pushrpc.Target{{ConnId: 1, UserId: alice.id}}
+	_, err = cli.Push(context.Background(), &pushrpc.PushReq{Targets: targets,
+		Frame: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{})})
+	if err == nil {
+		t.Fatal("push without the secret accepted")
+	}
+	_, err = cli.Kick(context.Background(), &pushrpc.KickReq{Targets: targets,
+		Reason: protocol.CloseReason_KICKED})
+	if err == nil {
+		t.Fatal("kick without the secret accepted")
+	}
+	// Task sends the secret: a second login of the device kicks the first.
+	again := dialRaw(t, sys.GatewayAddr().String())
+	loginRaw(t, again, &protocol.LoginReq{Username: alice.name, Password: hostilePassword,
+		DeviceId: "phone"})
+	if r := alice.waitClose(); r != protocol.CloseReason_KICKED {
+		t.Fatalf("replaced phone connection closed with %s", r)
+	}
+}
+
+// TestHostile_TokenLoginWithoutDeviceLogsOutTokensDevice checks that a
+// token login naming no device acts as the token's device: its LOGOUT
+// revokes that device's tokens, not those of a device named "default".
+func TestHostile_TokenLoginWithoutDeviceLogsOutTokensDevice(t *testing.T) {
+	addr := startHostile(t, nil)
+	alice := register(t, addr, "alice", "phone")
+	rc := dialRaw(t, addr)
+	resp := loginRaw(t, rc, &protocol.LoginReq{Token: alice.login.Token})
+	if resp.DeviceId != "phone" {
+		t.Fatalf("token login device_id = %q, want phone", resp.DeviceId)
+	}
+	rc.wantCall("logout", protocol.Op_LOGOUT, &protocol.LogoutReq{}, &protocol.LogoutResp{},
+		common.ErrorCode_OK)
+	if r := rc.waitClose(); r != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("closed after logout with %s", r)
+	}
+	// The token login replaced the phone's password login; the logout may
+	// find it still open.
+	if r := alice.waitClose(); r != protocol.CloseReason_KICKED &&
+		r != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("first phone connection closed with %s", r)
+	}
+	for what, tok := range map[string]string{"access": alice.login.Token,
+		"refresh": alice.login.RefreshToken} {
+		if c := tokenLoginCode(t, addr, tok, ""); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("phone %s token after the token session's logout: %s", what, c)
+		}
+	}
 }
 
 func TestHostile_TokenReuseAfterLogout(t *testing.T) {

@@ -65,6 +65,10 @@ type Config struct {
 	// only browsers send it, and the list exists to keep other sites' pages
 	// from opening connections with a user's browser.
 	AllowedOrigins []string
+
+	// InternalSecret, when set, is required on every call to the Push
+	// service (see internal/rpcauth); task must send the same. Empty: none.
+	InternalSecret string
 }
 
 // Deps are the parts a Gateway uses but does not own.

@@ -278,6 +278,8 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 	}
 	if h.Op == protocol.Op_LOGIN {
 		c.loginQueued = true
+	}
+	if h.Op == protocol.Op_LOGIN || h.Op == protocol.Op_REGISTER {
 		r.remote = c.gc.RemoteAddr().String()
 	}
 	if err := g.enqueue(c, r); err != nil {

@@ -13,8 +13,9 @@ type request struct {
 	op   protocol.Op
 	id   uint32
 	body codec.Readable // the *protocol.XxxReq of op, decoded on the loop
-	// remote is the client's address, filled for LOGIN only: gnet allows
-	// RemoteAddr on the loop alone.
+	// remote is the client's address, filled for LOGIN and REGISTER only
+	// (logic limits them per address): gnet allows RemoteAddr on the loop
+	// alone.
 	remote string
 }
 

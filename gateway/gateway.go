@@ -35,6 +35,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -135,6 +136,10 @@ func (g *Gateway) Addr() net.Addr {
 	}
 }
 
+// PushAddr is the push address advertised to logic in sessions, which task
+// dials.
+func (g *Gateway) PushAddr() string { return g.pushAddr }
+
 // Run serves until ctx is done, then shuts down gracefully: new connections
 // are refused, the push address is deregistered, every connection gets
 // CLOSE SERVER_SHUTDOWN, the engine and the Push server stop and the workers
@@ -230,12 +235,16 @@ func (g *Gateway) startPush(rs *servers) error {
 // hand rather than through push.NewServer, which panics on failure. The
 // server stops when exit receives: unlike Stop, that also works when Run has
 // not yet got far enough to notice a Stop (Kitex would then serve forever),
-// and it keeps Kitex from acting on OS signals, which are the caller's.
+// and it keeps Kitex from acting on OS signals, which are the caller's. With
+// Config.InternalSecret set, a call without it is refused before Push or
+// Kick runs: whoever reaches the port could otherwise write to any client.
 func (g *Gateway) newPushServer(exit chan error) (server.Server, error) {
-	svr := server.NewServer(server.WithListener(g.pushLn),
+	opts := append([]server.Option{server.WithListener(g.pushLn),
 		server.WithExitWaitTime(time.Second),
 		server.WithExitSignal(func() <-chan error { return exit }),
-		server.WithCompatibleMiddlewareForUnary())
+		server.WithCompatibleMiddlewareForUnary(),
+	}, rpcauth.ServerOptions(g.cfg.InternalSecret)...)
+	svr := server.NewServer(opts...)
 	if err := push.RegisterService(svr, &pushService{g: g}); err != nil {
 		return nil, fmt.Errorf("gateway: register push service: %w", err)
 	}

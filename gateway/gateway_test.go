@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudwego/kitex/client"
+
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -194,6 +197,12 @@ func TestGateway_RequiresLogin(t *testing.T) {
 	if reg.UserId != 100 {
 		t.Fatalf("register user %d, want 100", reg.UserId)
 	}
+	info := h.logic.registeredFrom("carol")
+	if info == nil || info.Gateway != h.pushAddr || info.ConnId == 0 ||
+		info.RemoteAddr != c.conn.LocalAddr().String() {
+		t.Fatalf("register conn info %+v, want gateway %s remote %s",
+			info, h.pushAddr, c.conn.LocalAddr())
+	}
 }
 
 func TestGateway_LoginFailuresAndRelogin(t *testing.T) {
@@ -302,6 +311,54 @@ func TestGateway_Push(t *testing.T) {
 	bob.expectReply(protocol.Op_HEARTBEAT_ACK, 5, &protocol.HeartbeatResp{})
 }
 
+// TestGateway_PushNeedsSecret checks that with an internal secret the Push
+// service refuses Push and Kick calls that lack it, before touching any
+// connection.
+func TestGateway_PushNeedsSecret(t *testing.T) {
+	h := startGateway(t, Config{InternalSecret: "s3cret"})
+	c := h.dial(t)
+	c.login("alice", 1)
+	targets := []*pushrpc.Target{{ConnId: h.logic.connOf("alice").ConnId, UserId: 1}}
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{})
+	cases := []struct {
+		name   string
+		opts   []client.Option
+		denied bool
+	}{
+		{name: "no secret", denied: true},
+		{name: "wrong secret", opts: rpcauth.ClientOptions("guess"), denied: true},
+		{name: "right secret", opts: rpcauth.ClientOptions("s3cret")},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			cli := h.pushClient(t, tc.opts...)
+			// Push before Kick: with the secret, the kick closes alice.
+			resp, err := cli.Push(context.Background(),
+				&pushrpc.PushReq{Targets: targets, Frame: frame})
+			_, kickErr := cli.Kick(context.Background(), &pushrpc.KickReq{Targets: targets,
+				Reason: protocol.CloseReason_KICKED})
+			if tc.denied {
+				if err == nil || kickErr == nil {
+					t.Fatalf("without the secret: push %v, kick %v", err, kickErr)
+				}
+				// Neither reached the client: a heartbeat ack is its next frame.
+				id := uint32(10 + i)
+				c.send(protocol.Op_HEARTBEAT, id, nil)
+				c.expectReply(protocol.Op_HEARTBEAT_ACK, id, &protocol.HeartbeatResp{})
+				return
+			}
+			if err != nil || resp.Delivered != 1 {
+				t.Fatalf("with the secret: %+v, %v", resp, err)
+			}
+			if kickErr != nil {
+				t.Fatalf("kick with the secret: %v", kickErr)
+			}
+		})
+	}
+	c.t = t
+}
+
 func TestGateway_KickClosesWithReason(t *testing.T) {
 	h := startGateway(t, Config{})
 	c := h.dial(t)
@@ -405,6 +462,30 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 		for _, s := range h.logic.disconnected() {
 			if s.ConnId == connID && s.UserId == 1 && s.Gateway == h.pushAddr &&
 				s.DeviceId == "phone" && s.RemoteAddr == c.conn.LocalAddr().String() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestGateway_SessionDeviceFromLogic checks that a token login naming no
+// device acts as the device logic resolved: the session logic later sees
+// (here at disconnect) carries the token's device, not the default.
+func TestGateway_SessionDeviceFromLogic(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Token: stubToken})
+	var resp protocol.LoginResp
+	c.expectReply(protocol.Op_LOGIN_ACK, 1, &resp)
+	connID := h.logic.connOf("alice").ConnId
+	_ = c.conn.Close()
+	waitFor(t, 5*time.Second, "disconnect of the tablet", func() bool {
+		for _, s := range h.logic.disconnected() {
+			if s.ConnId == connID {
+				if s.DeviceId != "tablet" {
+					t.Fatalf("session device %q, want tablet", s.DeviceId)
+				}
 				return true
 			}
 		}

@@ -23,11 +23,14 @@ import (
 )
 
 // stubLogic is a small in-test logic service: users alice (1) and bob (2)
-// with password "pw"; Send echoes with a per-conversation seq counter.
+// with password "pw", and stubToken, alice's token for device "tablet";
+// Send echoes with a per-conversation seq counter. Like a logic older than
+// LoginResp.device_id, it names the device only for token logins.
 type stubLogic struct {
 	mu          sync.Mutex
 	seqs        map[string]int64
 	logins      map[string]*logicrpc.ConnInfo // username -> last login
+	registers   map[string]*logicrpc.ConnInfo // username -> last register
 	sendUsers   []int64                       // session user of each Send
 	disconnects []*logicrpc.Session
 	renewals    []*logicrpc.Session
@@ -39,13 +42,21 @@ type stubLogic struct {
 
 var stubUsers = map[string]int64{"alice": 1, "bob": 2}
 
+// stubToken logs alice in on her device "tablet" whatever device the
+// request names.
+const stubToken = "alice-tablet-token"
+
 func newStubLogic() *stubLogic {
 	return &stubLogic{seqs: map[string]int64{}, logins: map[string]*logicrpc.ConnInfo{},
-		entered: make(chan struct{}, 16), release: make(chan struct{})}
+		registers: map[string]*logicrpc.ConnInfo{},
+		entered:   make(chan struct{}, 16), release: make(chan struct{})}
 }
 
-func (s *stubLogic) Register(_ context.Context,
-	req *protocol.RegisterReq) (*protocol.RegisterResp, error) {
+func (s *stubLogic) Register(_ context.Context, req *protocol.RegisterReq,
+	info *logicrpc.ConnInfo) (*protocol.RegisterResp, error) {
+	s.mu.Lock()
+	s.registers[req.Username] = info
+	s.mu.Unlock()
 	if _, ok := stubUsers[req.Username]; ok {
 		return nil, &common.BizError{Code: common.ErrorCode_USERNAME_TAKEN, Message: "taken"}
 	}
@@ -54,6 +65,13 @@ func (s *stubLogic) Register(_ context.Context,
 
 func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 	info *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	if req.Token == stubToken {
+		s.mu.Lock()
+		s.logins["alice"] = info
+		s.mu.Unlock()
+		return &protocol.LoginResp{UserId: 1, Token: "tok", Username: "alice",
+			DeviceId: "tablet"}, nil
+	}
 	id, ok := stubUsers[req.Username]
 	if !ok || req.Password != "pw" {
 		return nil, &common.BizError{
@@ -134,6 +152,12 @@ func (s *stubLogic) connOf(username string) *logicrpc.ConnInfo {
 	return s.logins[username]
 }
 
+func (s *stubLogic) registeredFrom(username string) *logicrpc.ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.registers[username]
+}
+
 func (s *stubLogic) disconnected() []*logicrpc.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,9 +234,10 @@ func (h *harness) stop(t testing.TB) error {
 	}
 }
 
-func (h *harness) pushClient(t testing.TB) push.Client {
+func (h *harness) pushClient(t testing.TB, opts ...client.Option) push.Client {
 	t.Helper()
-	cli, err := push.NewClient("push", client.WithHostPorts(h.pushAddr))
+	opts = append([]client.Option{client.WithHostPorts(h.pushAddr)}, opts...)
+	cli, err := push.NewClient("push", opts...)
 	if err != nil {
 		t.Fatalf("push client: %v", err)
 	}

@@ -94,7 +94,8 @@ func (g *Gateway) handle(c *conn, r request) {
 // from the connection's session, never from the payload.
 func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, error) {
 	if r.op == protocol.Op_REGISTER {
-		return g.logic.Register(ctx, r.body.(*protocol.RegisterReq))
+		info := &logicrpc.ConnInfo{Gateway: g.pushAddr, ConnId: c.id, RemoteAddr: r.remote}
+		return g.logic.Register(ctx, r.body.(*protocol.RegisterReq), info)
 	}
 	sess := c.session.Load()
 	if sess == nil {
@@ -160,12 +161,8 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 		g.loginFailed(c, r, err)
 		return
 	}
-	device := req.DeviceId
-	if device == "" {
-		device = defaultDevice
-	}
 	sess := &logicrpc.Session{
-		UserId: resp.UserId, DeviceId: device, Gateway: g.pushAddr, ConnId: c.id,
+		UserId: resp.UserId, DeviceId: loginDevice(req, resp), Gateway: g.pushAddr, ConnId: c.id,
 		RemoteAddr: r.remote,
 	}
 	resp.HeartbeatIntervalMs = int32(g.cfg.HeartbeatInterval.Milliseconds())
@@ -173,6 +170,24 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	// without its expiry.
 	g.setTokenExpiry(c, resp.TokenExpiresMs)
 	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
+}
+
+// loginDevice returns the device a successful LOGIN made c: the one logic
+// resolved, which for a token login is the token's device whatever the
+// request named.
+//
+// TODO: a logic older than LoginResp.device_id (a rolling upgrade) leaves it
+// empty; the device the request named, or the default, stands in, so a token
+// login without device_id then logs out and refreshes the wrong device until
+// logic is upgraded.
+func loginDevice(req *protocol.LoginReq, resp *protocol.LoginResp) string {
+	switch {
+	case resp.DeviceId != "":
+		return resp.DeviceId
+	case req.DeviceId != "":
+		return req.DeviceId
+	}
+	return defaultDevice
 }
 
 // completeLogin marks c logged in as sess, registers it and queues its LOGIN_ACK, all

@@ -23,7 +23,9 @@ struct ConnInfo {
 }
 
 service Logic {
-    protocol.RegisterResp Register(1: protocol.RegisterReq req) throws (1: common.BizError err)
+    // Register creates an account; conn says where the request came from, for
+    // per-address limits.
+    protocol.RegisterResp Register(1: protocol.RegisterReq req, 2: ConnInfo conn) throws (1: common.BizError err)
 
     // Login checks the credentials or token, records the route of the
     // connection and returns a fresh token.

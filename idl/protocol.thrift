@@ -105,6 +105,7 @@ struct LoginResp {
     6: string username,
     7: string refresh_token,
     8: i64 refresh_expires_ms,
+    9: string device_id,            // the device this session is, as logic resolved it
 }
 
 // SendReq sends one message. A 1:1 message names to_user_id; conv_id names an

@@ -23,15 +23,22 @@ const (
 const defaultDevice = "default"
 
 // Register creates an account. A taken username is USERNAME_TAKEN, even when
-// two registrations race.
-func (s *Service) Register(ctx context.Context,
-	req *protocol.RegisterReq) (*protocol.RegisterResp, error) {
-	err := validateCredentials(req.GetUsername(), req.GetPassword())
+// two registrations race. Every attempt, valid or not, is taken from the
+// budget of conn's address first: USERNAME_TAKEN tells whether a name
+// exists, so the limit bounds name probing as well as hashing and rows.
+func (s *Service) Register(ctx context.Context, req *protocol.RegisterReq,
+	conn *logicrpc.ConnInfo) (*protocol.RegisterResp, error) {
+	err := s.limits.allowRegister(conn.GetRemoteAddr())
+	if err == nil {
+		err = validateCredentials(req.GetUsername(), req.GetPassword())
+	}
 	if err == nil {
 		err = validNewPassword(req.Username, req.Password)
 	}
 	if err != nil {
-		return nil, s.fail("register", err, nil)
+		return nil, s.fail("register", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Str("remote", conn.GetRemoteAddr())
+		})
 	}
 	hash, err := s.hash.hash(ctx, req.Password)
 	if err != nil {
@@ -84,6 +91,7 @@ func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 		RefreshToken:     pair.refresh,
 		RefreshExpiresMs: pair.refreshExpires,
 		ServerTimeMs:     s.now().UnixMilli(),
+		DeviceId:         dev.DeviceID,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -37,7 +38,7 @@ func TestRegister(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				resp, err := e.svc.Register(context.Background(),
-					&protocol.RegisterReq{Username: tc.username, Password: tc.password})
+					&protocol.RegisterReq{Username: tc.username, Password: tc.password}, testConn)
 				wantCode(t, err, tc.want)
 				if err == nil && resp.UserId <= 0 {
 					t.Fatalf("user id = %d", resp.UserId)
@@ -55,7 +56,7 @@ func TestRegister_RaceHasOneWinner(t *testing.T) {
 		for i := range racers {
 			wg.Go(func() {
 				_, err := e.svc.Register(context.Background(),
-					&protocol.RegisterReq{Username: "racer", Password: testPassword})
+					&protocol.RegisterReq{Username: "racer", Password: testPassword}, testConn)
 				codes[i] = codeOf(err)
 			})
 		}
@@ -74,6 +75,78 @@ func TestRegister_RaceHasOneWinner(t *testing.T) {
 			t.Fatalf("%d registrations won, want 1", wins)
 		}
 	})
+}
+
+func TestRegister_RateLimitedPerAddress(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.svc.limits.signup = ratelimit.New(ratelimit.Config{Burst: 3, Per: time.Hour})
+	register := func(name, remote string) common.ErrorCode {
+		_, err := e.svc.Register(context.Background(),
+			&protocol.RegisterReq{Username: name, Password: testPassword},
+			&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1, RemoteAddr: remote})
+		return codeOf(err)
+	}
+	cases := []struct {
+		name     string
+		username string
+		remote   string
+		want     common.ErrorCode
+	}{
+		{name: "first", username: "user1", remote: "10.0.0.1:1000", want: common.ErrorCode_OK},
+		{name: "invalid counts too", username: "x", remote: "10.0.0.1:1001",
+			want: common.ErrorCode_BAD_REQUEST},
+		{name: "taken counts too", username: "user1", remote: "10.0.0.1:1002",
+			want: common.ErrorCode_USERNAME_TAKEN},
+		{name: "over the budget, another port", username: "user2", remote: "10.0.0.1:1003",
+			want: common.ErrorCode_RATE_LIMITED},
+		{name: "another address", username: "user2", remote: "10.0.0.2:1000",
+			want: common.ErrorCode_OK},
+		{name: "no address given", username: "user3", want: common.ErrorCode_OK},
+	}
+	for _, tc := range cases {
+		if got := register(tc.username, tc.remote); got != tc.want {
+			t.Fatalf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// The refused registration stored nothing: the name is still free.
+	if got := register("user2", "10.0.0.3:1"); got != common.ErrorCode_USERNAME_TAKEN {
+		t.Fatalf("user2 after its limited attempt elsewhere: %s", got)
+	}
+}
+
+// TestLogin_ResolvesDevice checks that LoginResp names the device of the
+// session: the one asked for, the default, or for a token login that names
+// none, the token's.
+func TestLogin_ResolvesDevice(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	tablet := e.loginDevice(t, "alice", "tablet", 1)
+	cases := []struct {
+		name string
+		req  *protocol.LoginReq
+		want string
+	}{
+		{name: "password, device named", want: "laptop", req: &protocol.LoginReq{
+			Username: "alice", Password: testPassword, DeviceId: "laptop"}},
+		{name: "password, no device", want: defaultDevice, req: &protocol.LoginReq{
+			Username: "alice", Password: testPassword}},
+		{name: "access token, no device", want: "tablet",
+			req: &protocol.LoginReq{Token: tablet.token}},
+		{name: "refresh token, no device", want: "tablet",
+			req: &protocol.LoginReq{Token: tablet.refresh}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := e.svc.Login(context.Background(), tc.req,
+				&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: int64(10 + i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.DeviceId != tc.want {
+				t.Fatalf("device_id = %q, want %q", resp.DeviceId, tc.want)
+			}
+		})
+	}
 }
 
 func codeOf(err error) common.ErrorCode {

@@ -9,7 +9,8 @@
 // block list (block.go); each device a login has seen keeps a token
 // generation and one rotating refresh token (devices.go, refresh.go), which
 // logout, password change and device sign-out revoke (sessions.go).
-// Password attempts and searches are rate-limited per instance (limits.go).
+// Password attempts, registrations and searches are rate-limited per
+// instance (limits.go).
 package logic
 
 import (
@@ -57,6 +58,9 @@ type Config struct {
 	// LoginAddrLimit bounds password attempts per client address in this
 	// instance; default a burst of 30, then one per 2s.
 	LoginAddrLimit ratelimit.Config
+	// RegisterAddrLimit bounds Register calls per client address in this
+	// instance, valid or not; default a burst of 30, then one per 10s.
+	RegisterAddrLimit ratelimit.Config
 	// SearchLimit bounds SearchUsers calls per user in this instance;
 	// default a burst of 10, then one per 3s.
 	SearchLimit ratelimit.Config
@@ -97,6 +101,7 @@ func (cfg Config) withDefaults() Config {
 	}
 	cfg.LoginAccountLimit = limitDefaults(cfg.LoginAccountLimit, 10, 30*time.Second)
 	cfg.LoginAddrLimit = limitDefaults(cfg.LoginAddrLimit, 30, 2*time.Second)
+	cfg.RegisterAddrLimit = limitDefaults(cfg.RegisterAddrLimit, 30, 10*time.Second)
 	cfg.SearchLimit = limitDefaults(cfg.SearchLimit, DefaultSearchBurst, 3*time.Second)
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = DefaultMaxContent

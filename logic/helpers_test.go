@@ -187,12 +187,16 @@ func randHex(t testing.TB, n int) string {
 func (e *env) register(t testing.TB, name string) int64 {
 	t.Helper()
 	resp, err := e.svc.Register(context.Background(),
-		&protocol.RegisterReq{Username: name, Password: testPassword})
+		&protocol.RegisterReq{Username: name, Password: testPassword}, testConn)
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
 	return resp.UserId
 }
+
+// testConn is a connection that gives no client address, so registrations
+// through it are not limited.
+var testConn = &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1}
 
 // session returns a logged-in session of user on a made-up connection.
 func session(user, conn int64) *logicrpc.Session {

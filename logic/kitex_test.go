@@ -41,7 +41,8 @@ func TestKitex_RoundTrip(t *testing.T) {
 
 	alice := registerOver(t, cli, "alice")
 	bob := registerOver(t, cli, "bob")
-	_, err = cli.Register(ctx, &protocol.RegisterReq{Username: "alice", Password: testPassword})
+	_, err = cli.Register(ctx, &protocol.RegisterReq{Username: "alice", Password: testPassword},
+		testConn)
 	wantCode(t, err, common.ErrorCode_USERNAME_TAKEN)
 
 	login, err := cli.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword},
@@ -95,7 +96,7 @@ func positionsOver(t *testing.T, cli logic.Client, sess *logicrpc.Session,
 func registerOver(t *testing.T, cli logic.Client, name string) int64 {
 	t.Helper()
 	resp, err := cli.Register(context.Background(),
-		&protocol.RegisterReq{Username: name, Password: testPassword})
+		&protocol.RegisterReq{Username: name, Password: testPassword}, testConn)
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}

@@ -16,6 +16,7 @@ import (
 type limiters struct {
 	account *ratelimit.Limiter // password attempts per username
 	addr    *ratelimit.Limiter // password attempts per client address
+	signup  *ratelimit.Limiter // registrations per client address
 	search  *ratelimit.Limiter // user searches per user
 }
 
@@ -23,6 +24,7 @@ func newLimiters(cfg Config) limiters {
 	return limiters{
 		account: ratelimit.New(cfg.LoginAccountLimit),
 		addr:    ratelimit.New(cfg.LoginAddrLimit),
+		signup:  ratelimit.New(cfg.RegisterAddrLimit),
 		search:  ratelimit.New(cfg.SearchLimit),
 	}
 }
@@ -44,6 +46,16 @@ func (l limiters) allowPassword(username, remote string) error {
 	}
 	if !l.account.Allow(key) {
 		return fmt.Errorf("%w: login attempts for this account", ErrRateLimited)
+	}
+	return nil
+}
+
+// allowRegister takes one registration from the budget of the client
+// address remote; a caller that gives no address is not limited, as for
+// password attempts.
+func (l limiters) allowRegister(remote string) error {
+	if host := clientHost(remote); host != "" && !l.signup.Allow(host) {
+		return fmt.Errorf("%w: registrations from this address", ErrRateLimited)
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func TestServe_InternalSecret(t *testing.T) {
 			}
 			name := "user" + string(rune('a'+i))
 			_, err = cli.Register(context.Background(),
-				&protocol.RegisterReq{Username: name, Password: testPassword})
+				&protocol.RegisterReq{Username: name, Password: testPassword}, testConn)
 			var biz *common.BizError
 			if tc.denied && (err == nil || errors.As(err, &biz)) {
 				t.Fatalf("call without the secret: %v", err)

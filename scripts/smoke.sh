@@ -8,7 +8,8 @@ data=$(mktemp -d)
 log="$data/server.log"
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 
-RESONANCE_DATA_DIR="$data" RESONANCE_ADDR="$addr" ./bin/resonance >"$log" 2>&1 &
+RESONANCE_DATA_DIR="$data" RESONANCE_ADDR="$addr" RESONANCE_HTTP_LISTEN=127.0.0.1:0 \
+  ./bin/resonance >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break

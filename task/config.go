@@ -41,6 +41,10 @@ type Config struct {
 	// read to drop the clients of vanished gateways; a gateway seen vanished
 	// is read again before each push it would be skipped from. Default 2s.
 	RegistryRefresh time.Duration
+	// InternalSecret, when set, is sent with every call to a gateway's Push
+	// service (see internal/rpcauth); gateways must require the same.
+	// Empty: none.
+	InternalSecret string
 }
 
 // applyDefaults fills every zero field with its default.

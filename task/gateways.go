@@ -10,6 +10,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/connpool"
 
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
@@ -27,7 +28,8 @@ const connIdleTimeout = time.Minute
 // is safe for concurrent use.
 type gatewayClients struct {
 	timeout time.Duration
-	conns   int // idle connections kept per gateway
+	conns   int    // idle connections kept per gateway
+	secret  string // internal secret sent with every call; empty: none
 	idleTTL time.Duration
 	now     func() time.Time
 
@@ -40,12 +42,13 @@ type gatewayClient struct {
 	lastUsed time.Time // guarded by gatewayClients.mu
 }
 
-// newGatewayClients builds clients whose calls take at most timeout and
-// that keep up to conns idle connections per gateway.
-func newGatewayClients(timeout time.Duration, conns int) *gatewayClients {
+// newGatewayClients builds clients whose calls take at most timeout, that
+// keep up to conns idle connections per gateway and send secret.
+func newGatewayClients(timeout time.Duration, conns int, secret string) *gatewayClients {
 	return &gatewayClients{
 		timeout: timeout,
 		conns:   conns,
+		secret:  secret,
 		idleTTL: clientIdleTTL,
 		now:     time.Now,
 		clients: make(map[string]*gatewayClient),
@@ -62,7 +65,7 @@ func (g *gatewayClients) get(addr string) (push.Client, error) {
 	}
 	// Building a Kitex client opens no connection, so doing it under the
 	// lock costs microseconds, and it keeps one client per address.
-	cli, err := push.NewClient("resonance.push",
+	opts := append([]client.Option{
 		client.WithHostPorts(addr),
 		client.WithRPCTimeout(g.timeout),
 		client.WithConnectTimeout(g.timeout),
@@ -73,7 +76,8 @@ func (g *gatewayClients) get(addr string) (push.Client, error) {
 			MaxIdlePerAddress: g.conns,
 			MaxIdleTimeout:    connIdleTimeout,
 		}),
-	)
+	}, rpcauth.ClientOptions(g.secret)...)
+	cli, err := push.NewClient("resonance.push", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("task: push client for gateway %s: %w", addr, err)
 	}

@@ -82,7 +82,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		routes:   deps.Routes,
 		log:      log,
 		rare:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
-		gateways: newGatewayClients(cfg.PushTimeout, cfg.Workers),
+		gateways: newGatewayClients(cfg.PushTimeout, cfg.Workers, cfg.InternalSecret),
 		view:     newGatewayView(deps.Registry),
 		metrics:  newMetrics(deps.Metrics),
 		ready:    make(chan struct{}),

@@ -122,7 +122,7 @@ var fieldIDToName_ConnInfo = map[int16]string{
 }
 
 type Logic interface {
-	Register(ctx context.Context, req *protocol.RegisterReq) (r *protocol.RegisterResp, err error)
+	Register(ctx context.Context, req *protocol.RegisterReq, conn *ConnInfo) (r *protocol.RegisterResp, err error)
 
 	Login(ctx context.Context, req *protocol.LoginReq, conn *ConnInfo) (r *protocol.LoginResp, err error)
 
@@ -160,7 +160,8 @@ type Logic interface {
 }
 
 type LogicRegisterArgs struct {
-	Req *protocol.RegisterReq `thrift:"req,1" frugal:"1,default,protocol.RegisterReq" json:"req"`
+	Req  *protocol.RegisterReq `thrift:"req,1" frugal:"1,default,protocol.RegisterReq" json:"req"`
+	Conn *ConnInfo             `thrift:"conn,2" frugal:"2,default,ConnInfo" json:"conn"`
 }
 
 func NewLogicRegisterArgs() *LogicRegisterArgs {
@@ -178,12 +179,28 @@ func (p *LogicRegisterArgs) GetReq() (v *protocol.RegisterReq) {
 	}
 	return p.Req
 }
+
+var LogicRegisterArgs_Conn_DEFAULT *ConnInfo
+
+func (p *LogicRegisterArgs) GetConn() (v *ConnInfo) {
+	if !p.IsSetConn() {
+		return LogicRegisterArgs_Conn_DEFAULT
+	}
+	return p.Conn
+}
 func (p *LogicRegisterArgs) SetReq(val *protocol.RegisterReq) {
 	p.Req = val
+}
+func (p *LogicRegisterArgs) SetConn(val *ConnInfo) {
+	p.Conn = val
 }
 
 func (p *LogicRegisterArgs) IsSetReq() bool {
 	return p.Req != nil
+}
+
+func (p *LogicRegisterArgs) IsSetConn() bool {
+	return p.Conn != nil
 }
 
 func (p *LogicRegisterArgs) String() string {
@@ -195,6 +212,7 @@ func (p *LogicRegisterArgs) String() string {
 
 var fieldIDToName_LogicRegisterArgs = map[int16]string{
 	1: "req",
+	2: "conn",
 }
 
 type LogicRegisterResult struct {

@@ -502,6 +502,7 @@ type LoginResp struct {
 	Username            string `thrift:"username,6" frugal:"6,default,string" json:"username"`
 	RefreshToken        string `thrift:"refresh_token,7" frugal:"7,default,string" json:"refresh_token"`
 	RefreshExpiresMs    int64  `thrift:"refresh_expires_ms,8" frugal:"8,default,i64" json:"refresh_expires_ms"`
+	DeviceId            string `thrift:"device_id,9" frugal:"9,default,string" json:"device_id"`
 }
 
 func NewLoginResp() *LoginResp {
@@ -542,6 +543,10 @@ func (p *LoginResp) GetRefreshToken() (v string) {
 func (p *LoginResp) GetRefreshExpiresMs() (v int64) {
 	return p.RefreshExpiresMs
 }
+
+func (p *LoginResp) GetDeviceId() (v string) {
+	return p.DeviceId
+}
 func (p *LoginResp) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -566,6 +571,9 @@ func (p *LoginResp) SetRefreshToken(val string) {
 func (p *LoginResp) SetRefreshExpiresMs(val int64) {
 	p.RefreshExpiresMs = val
 }
+func (p *LoginResp) SetDeviceId(val string) {
+	p.DeviceId = val
+}
 
 func (p *LoginResp) String() string {
 	if p == nil {
@@ -583,6 +591,7 @@ var fieldIDToName_LoginResp = map[int16]string{
 	6: "username",
 	7: "refresh_token",
 	8: "refresh_expires_ms",
+	9: "device_id",
 }
 
 type SendReq struct {

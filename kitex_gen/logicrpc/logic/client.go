@@ -12,7 +12,7 @@ import (
 
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
-	Register(ctx context.Context, req *protocol.RegisterReq, callOptions ...callopt.Option) (r *protocol.RegisterResp, err error)
+	Register(ctx context.Context, req *protocol.RegisterReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.RegisterResp, err error)
 	Login(ctx context.Context, req *protocol.LoginReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.LoginResp, err error)
 	Disconnect(ctx context.Context, session *logicrpc.Session, callOptions ...callopt.Option) (err error)
 	Renew(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (err error)
@@ -61,9 +61,9 @@ type kLogicClient struct {
 	*kClient
 }
 
-func (p *kLogicClient) Register(ctx context.Context, req *protocol.RegisterReq, callOptions ...callopt.Option) (r *protocol.RegisterResp, err error) {
+func (p *kLogicClient) Register(ctx context.Context, req *protocol.RegisterReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.RegisterResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
-	return p.kClient.Register(ctx, req)
+	return p.kClient.Register(ctx, req, conn)
 }
 
 func (p *kLogicClient) Login(ctx context.Context, req *protocol.LoginReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.LoginResp, err error) {

@@ -210,7 +210,7 @@ func newServiceInfo(hasStreaming bool, keepStreamingMethods bool, keepNonStreami
 func registerHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicRegisterArgs)
 	realResult := result.(*logicrpc.LogicRegisterResult)
-	success, err := handler.(logicrpc.Logic).Register(ctx, realArg.Req)
+	success, err := handler.(logicrpc.Logic).Register(ctx, realArg.Req, realArg.Conn)
 	if err != nil {
 		switch v := err.(type) {
 		case *common.BizError:
@@ -647,9 +647,10 @@ func newServiceClient(c client.Client) *kClient {
 	}
 }
 
-func (p *kClient) Register(ctx context.Context, req *protocol.RegisterReq) (r *protocol.RegisterResp, err error) {
+func (p *kClient) Register(ctx context.Context, req *protocol.RegisterReq, conn *logicrpc.ConnInfo) (r *protocol.RegisterResp, err error) {
 	var _args logicrpc.LogicRegisterArgs
 	_args.Req = req
+	_args.Conn = conn
 	var _result logicrpc.LogicRegisterResult
 	if err = p.c.Call(ctx, "Register", &_args, &_result); err != nil {
 		return
