@@ -5,6 +5,12 @@
 //	go run ./bench chaos --users 4 --messages 20   # MariaDB, Redis, NATS
 //	go run ./bench scale                            # 2 of each role; a gateway dies
 //	go run ./bench connect --addr 127.0.0.1:7000 --conns 15000 [--ws]
+//	go run ./bench echo --addr 127.0.0.1:7000 --conns 64 --duration 10s
+//	go run ./bench chat --addr 127.0.0.1:7000 --rate 5000 --duration 10s
+//	go run ./bench push --addr 127.0.0.1:7000 --push-addr 127.0.0.1:7200
+//
+// echo, chat and push print a table (--json: JSON), write an HTML report
+// with --html and report the server's CPU with --pid.
 //
 // Each scenario lives in its own file here (flags and output) and in package
 // scenario (the logic, callable from tests). The exit status is 0 when the
@@ -34,6 +40,9 @@ var commands = map[string]command{
 	"chaos": {summary: "roles as processes killed and restarted under load; checks delivery",
 		run: runChaos},
 	"scale": {summary: "2 gateways, 2 logic, 2 task as processes; a gateway killed", run: runScale},
+	"echo":  {summary: "HEARTBEAT request/response in a closed loop; frames/s", run: runEcho},
+	"chat":  {summary: "1:1 messages at a fixed offered rate; end-to-end latency", run: runChat},
+	"push":  {summary: "the gateway's Push service called directly; deliveries/s", run: runPush},
 }
 
 func main() {

@@ -176,6 +176,9 @@ type ramp struct {
 	latencies []time.Duration
 	refused   atomic.Int64
 	paused    time.Duration // spent in Warmed, not part of the ramp
+	// source, if set, chooses the source address of connection i instead
+	// of PerSourceIP.
+	source func(i int) net.IP
 
 	// keepCtx ends the heartbeats of the logged-in connections; a ramp
 	// slower than the server's heartbeat timeout would otherwise lose its
@@ -263,6 +266,9 @@ func (r *ramp) open(ctx context.Context, i int) error {
 // dial connects from the source address of connection i.
 func (r *ramp) dial(ctx context.Context, i int) (*benchConn, error) {
 	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i/r.cfg.PerSourceIP))}
+	if r.source != nil {
+		src.IP = r.source(i)
+	}
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
 	if !r.cfg.WebSocket {
 		conn, err := d.DialContext(ctx, "tcp", r.cfg.Addr)
@@ -291,8 +297,11 @@ func (r *ramp) result(took time.Duration) ConnectResult {
 }
 
 // keep heartbeats c until keepCtx is done, counting it dropped if it fails
-// first.
+// first. Without a keepCtx it does nothing.
 func (r *ramp) keep(c *benchConn) {
+	if r.keepCtx == nil {
+		return // the caller drives the connections itself (echo, push)
+	}
 	r.keepers.Add(1)
 	go func() {
 		defer r.keepers.Done()
@@ -317,6 +326,9 @@ type benchConn struct {
 	r        *bufio.Reader
 	ws       bool
 	interval time.Duration // heartbeat interval from the LoginResp
+	userID   int64         // from the LoginResp
+	body     []byte        // reused by readBody
+	wsBody   []byte        // body of the last WebSocket frame readHeader read
 }
 
 // writeFrame sends one frame, in a masked binary message over WebSocket.
@@ -395,6 +407,7 @@ func (c *benchConn) login(cred credential, device string) error {
 		return fmt.Errorf("login %s: %w", device, err)
 	}
 	c.interval = max(time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Second)
+	c.userID = resp.UserId
 	return nil
 }
 

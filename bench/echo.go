@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"time"
+
+	"github.com/resonance-im/resonance/bench/scenario"
+)
+
+// runEcho parses the echo flags, runs scenario.Echo and prints its report.
+func runEcho(ctx context.Context, args []string, out, errOut io.Writer) int {
+	var cfg scenario.EchoConfig
+	var o outputFlags
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
+	fs.IntVar(&cfg.Conns, "conns", 64, "logged-in connections")
+	fs.IntVar(&cfg.Depth, "depth", 1, "HEARTBEAT requests in flight per connection")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase")
+	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
+	fs.IntVar(&cfg.Users, "users", 10, "users the connections log in as (as devices)")
+	o.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg.ServerPID, cfg.Progress = o.pid, errOut
+	rep, err := scenario.Echo(ctx, cfg)
+	return o.finish(rep, err, out, errOut)
+}

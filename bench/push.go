@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"time"
+
+	"github.com/resonance-im/resonance/bench/scenario"
+)
+
+// runPush parses the push flags, runs scenario.Push and prints its report.
+func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
+	var cfg scenario.PushConfig
+	var o outputFlags
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
+	fs.StringVar(&cfg.PushAddr, "push-addr", "127.0.0.1:7200",
+		"the same gateway's push Kitex address (its --push-listen)")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:9100/metrics",
+		"the same gateway's /metrics (its --http-listen), to find the receivers' conn ids")
+	fs.IntVar(&cfg.Receivers, "receivers", 500, "logged-in receiving connections")
+	fs.IntVar(&cfg.Batch, "batch", 500, "targets per Push call")
+	fs.IntVar(&cfg.Callers, "callers", 4, "Push calls in flight")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long Push is called")
+	fs.IntVar(&cfg.Window, "window", 0,
+		"frames accepted but not yet read at most (default 8 per receiver)")
+	o.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg.ServerPID, cfg.Progress = o.pid, errOut
+	rep, err := scenario.Push(ctx, cfg)
+	return o.finish(rep, err, out, errOut)
+}

@@ -1,0 +1,305 @@
+package scenario
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// ChatConfig configures Chat. Zero fields take the default named.
+type ChatConfig struct {
+	// Addr is the gateway's client address; required.
+	Addr string
+	// Users is the number of users, in pairs (0-1, 2-3, ...), each on its own
+	// connection and sending to its partner; default 100, even.
+	Users int
+	// Rate is the offered load in messages per second over all users;
+	// default 1000.
+	Rate int
+	// Duration is how long messages are offered; default 10s.
+	Duration time.Duration
+	// MaxInFlight bounds the sends waiting for their ack; when it is reached
+	// the schedule falls behind, which shows as latency. Default 20000.
+	MaxInFlight int
+	// Timeout bounds the wait for deliveries after the last send; default 30s.
+	Timeout time.Duration
+	// ServerPID, when set, is the server process whose CPU time is measured.
+	ServerPID int
+	// Progress receives a status line every second; nil prints none.
+	Progress io.Writer
+}
+
+func (c ChatConfig) withDefaults() (ChatConfig, error) {
+	c.Users, c.Rate = cmpOr(c.Users, 100), cmpOr(c.Rate, 1000)
+	c.MaxInFlight = cmpOr(c.MaxInFlight, 20000)
+	c.Duration, c.Timeout = cmp0(c.Duration, 10*time.Second), cmp0(c.Timeout, 30*time.Second)
+	if c.Addr == "" || c.Users < 2 || c.Users%2 != 0 {
+		return c, fmt.Errorf("%w: chat needs an address and an even number of users",
+			ErrBadConfig)
+	}
+	return c, nil
+}
+
+// chatPayload is the content of every chat message: when it was scheduled
+// (ns since the run started) and who sent it, so that the receiver measures
+// end-to-end latency without a lookup.
+const chatPayloadSize = 12
+
+func encodeChatPayload(scheduled time.Duration, sender int) []byte {
+	b := make([]byte, chatPayloadSize)
+	binary.BigEndian.PutUint64(b, uint64(scheduled))
+	binary.BigEndian.PutUint32(b[8:], uint32(sender))
+	return b
+}
+
+func decodeChatPayload(b []byte) (scheduled time.Duration, sender int, ok bool) {
+	if len(b) != chatPayloadSize {
+		return 0, 0, false
+	}
+	return time.Duration(binary.BigEndian.Uint64(b)), int(binary.BigEndian.Uint32(b[8:])), true
+}
+
+// chatRun is the state of one Chat.
+type chatRun struct {
+	cfg      ChatConfig
+	users    []*chatConn
+	prefix   string
+	tr       *tracker
+	start    time.Time
+	e2e      *Recorder // scheduled send -> push at the partner
+	ack      *Recorder // scheduled send -> ack
+	sent     atomic.Int64
+	acked    atomic.Int64
+	failed   atomic.Int64
+	inFlight atomic.Int64
+	lastAck  atomic.Int64 // ns since start
+	lastPush atomic.Int64
+	pushes   atomic.Int64
+	errOnce  sync.Once
+	firstErr error
+}
+
+// Chat registers cfg.Users users in pairs and offers 1:1 messages at
+// cfg.Rate per second for cfg.Duration, open loop: message k is due at
+// k/Rate seconds after the start whether or not earlier ones were acked, and
+// its latency counts from that moment, so a stalled server shows as latency
+// instead of as a slower schedule. It then waits for every acked message to
+// reach its recipient and checks exactly-once, in-order delivery; the
+// returned error wraps ErrCheckFailed when that fails.
+func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	prefix := uniquePrefix("chat")
+	users, err := dialChatUsers(ctx, cfg.Addr, prefix, cfg.Users)
+	if err != nil {
+		return Report{}, fmt.Errorf("chat: connect users: %w", err)
+	}
+	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
+	r.start = time.Now()
+	r.e2e, r.ack = NewRecorder(r.start), NewRecorder(r.start)
+	readers := r.receive()
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	go r.heartbeat(keepCtx)
+	defer func() {
+		stopKeeping()
+		closeChatUsers(users)
+		readers.Wait()
+	}()
+
+	stop := make(chan struct{})
+	waitProgress := progress(cfg.Progress, stop, r.status)
+	cpu := startCPU(cfg.ServerPID)
+	sendPhase := r.offer(ctx)
+	r.waitAcks(ctx)
+	waitDelivered(ctx, r.tr, cfg.Timeout)
+	usage := cpu.stop()
+	settle(ctx)
+	close(stop)
+	waitProgress()
+	return r.report(sendPhase, usage)
+}
+
+// offer runs the open-loop schedule; it returns how long it took to issue
+// every send.
+func (r *chatRun) offer(ctx context.Context) time.Duration {
+	total := int64(r.cfg.Rate) * int64(r.cfg.Duration) / int64(time.Second)
+	interval := time.Second / time.Duration(r.cfg.Rate)
+	for k := int64(0); k < total && ctx.Err() == nil; k++ {
+		due := time.Duration(k) * interval
+		if wait := due - time.Since(r.start); wait > 0 {
+			// Sleep granularity batches the sends of a short wait: all that
+			// are due go out at the next wake-up, their latency still
+			// counted from their own due time.
+			time.Sleep(wait)
+		}
+		for r.inFlight.Load() >= int64(r.cfg.MaxInFlight) && ctx.Err() == nil {
+			time.Sleep(100 * time.Microsecond) // behind schedule: shows as latency
+		}
+		from := r.users[k%int64(len(r.users))]
+		r.inFlight.Add(1)
+		r.sent.Add(1)
+		msgID := r.prefix + strconv.FormatInt(k, 10)
+		if err := from.send(r.users[from.index^1], due, msgID); err != nil {
+			r.fail(err)
+			r.inFlight.Add(-1)
+		}
+	}
+	return time.Since(r.start)
+}
+
+func (r *chatRun) fail(err error) {
+	r.failed.Add(1)
+	r.errOnce.Do(func() { r.firstErr = err })
+}
+
+// waitAcks waits until no send waits for its ack, at most cfg.Timeout.
+func (r *chatRun) waitAcks(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.Timeout)
+	for r.inFlight.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// receive starts one reader per user: acks of its sends and pushes of its
+// partner's messages.
+func (r *chatRun) receive() *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, u := range r.users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.readConn(u); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.fail(fmt.Errorf("user %s: %w", u.name, err))
+			}
+		}()
+	}
+	return &wg
+}
+
+func (r *chatRun) readConn(u *chatConn) error {
+	for {
+		h, err := u.readHeader()
+		if err != nil {
+			return err
+		}
+		body, err := u.readBody(h)
+		if err != nil {
+			return err
+		}
+		switch h.Op {
+		case protocol.Op_SEND_ACK:
+			r.onAck(u, h, body)
+		case protocol.Op_PUSH:
+			var p protocol.PushMsg
+			if err := codec.ReadBody(body, &p); err != nil || p.Message == nil {
+				return fmt.Errorf("bad push: %v", err)
+			}
+			r.pushed(u.index, p.Message)
+		case protocol.Op_CLOSE:
+			return unexpectedFrame(u.benchConn, h)
+		}
+	}
+}
+
+func (r *chatRun) onAck(u *chatConn, h codec.Header, body []byte) {
+	due, ok := u.acked(h.RequestID)
+	if !ok {
+		return
+	}
+	defer r.inFlight.Add(-1)
+	if h.Flags&codec.FlagError != 0 {
+		var e protocol.ErrorResp
+		_ = codec.ReadBody(body, &e)
+		r.fail(fmt.Errorf("send from %s: %v %s", u.name, e.Code, e.Message))
+		return
+	}
+	var resp protocol.SendResp
+	if err := codec.ReadBody(body, &resp); err != nil {
+		r.fail(fmt.Errorf("send ack to %s: %w", u.name, err))
+		return
+	}
+	now := time.Now()
+	r.ack.Record(now, now.Sub(r.start)-due)
+	r.tr.acked(resp.MsgId, u.index^1)
+	r.acked.Add(1)
+	r.lastAck.Store(int64(now.Sub(r.start)))
+}
+
+func (r *chatRun) pushed(i int, m *common.Message) {
+	due, sender, ok := decodeChatPayload(m.Content)
+	if !ok || sender == i {
+		return // not this run's message, or its sender's own copy
+	}
+	now := time.Now()
+	r.e2e.Record(now, now.Sub(r.start)-due)
+	r.tr.delivered(i, m.MsgId, m.ConvId, m.Seq)
+	r.pushes.Add(1)
+	r.lastPush.Store(int64(now.Sub(r.start)))
+}
+
+// heartbeat keeps every user's connection alive at half the server's
+// interval.
+func (r *chatRun) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.users[0].interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, u := range r.users {
+			_ = u.write(protocol.Op_HEARTBEAT, math.MaxUint32, protocol.NewHeartbeatReq())
+		}
+	}
+}
+
+func (r *chatRun) status() string {
+	n, p99 := r.e2e.Snapshot()
+	return fmt.Sprintf("chat: %4.0fs sent=%d acked=%d delivered=%d e2e_p99=%s",
+		time.Since(r.start).Seconds(), r.sent.Load(), r.acked.Load(), n, FormatDuration(p99))
+}
+
+func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, error) {
+	delivered, lost, duplicated, reordered := r.tr.tally()
+	rep := Report{Scenario: "chat", ServerCPU: usage,
+		Params: []Metric{{Name: "users", Value: float64(len(r.users))},
+			{Name: "offered", Value: float64(r.cfg.Rate), Unit: "msgs/s"},
+			{Name: "duration", Value: r.cfg.Duration.Seconds(), Unit: "s"}},
+		Metrics: []Metric{
+			{Name: "sent msgs", Value: float64(r.sent.Load())},
+			{Name: "acked msgs", Value: float64(r.acked.Load())},
+			{Name: "delivered msgs", Value: float64(delivered)},
+			{Name: "achieved rate", Value: perSecond(r.sent.Load(), sendPhase), Unit: "msgs/s"},
+			{Name: "acked rate", Value: perSecond(r.acked.Load(), time.Duration(r.lastAck.Load())),
+				Unit: "msgs/s"},
+			{Name: "delivered rate", Value: perSecond(r.pushes.Load(),
+				time.Duration(r.lastPush.Load())), Unit: "msgs/s"},
+			{Name: "failed sends", Value: float64(r.failed.Load())},
+			{Name: "lost", Value: float64(lost)},
+			{Name: "duplicated", Value: float64(duplicated)},
+			{Name: "reordered", Value: float64(reordered)},
+		},
+		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack)}}
+	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0
+	if !rep.OK {
+		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+
+			"%d reordered", ErrCheckFailed, r.failed.Load(), r.firstErr, lost, duplicated,
+			reordered)
+	}
+	return rep, nil
+}

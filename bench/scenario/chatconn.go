@@ -1,0 +1,197 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// loginsPerSource is how many users chat registers and logs in from one
+// source address in 127.0.0.0/8: logic allows a burst of 30 registrations
+// and 30 password attempts per client address, then a trickle.
+const loginsPerSource = 20
+
+// chatConn is one chat user on a raw connection. Unlike client.Client it
+// pipelines sends without a goroutine each and dials from a chosen source
+// address, which the login limits per address make necessary.
+type chatConn struct {
+	*benchConn
+	index int
+	name  string
+	id    int64
+
+	writeMu sync.Mutex
+	wbuf    []byte
+
+	mu      sync.Mutex
+	pending map[uint32]time.Duration // request id -> due time of the send
+	nextID  uint32
+}
+
+// sources spreads connections over source addresses 127.o.x.y, where o is
+// random per sources so that runs one after the other (whose budgets have not
+// refilled yet) do not share addresses.
+type sources struct{ octet byte }
+
+func newSources() sources { return sources{octet: byte(1 + rand.IntN(254))} }
+
+// ip returns the source address of connection index.
+func (s sources) ip(index int) net.IP {
+	n := index / loginsPerSource
+	return net.IPv4(127, s.octet, byte(n/250), byte(2+n%250))
+}
+
+// dialFrom dials addr from src.
+func dialFrom(ctx context.Context, addr string, src net.IP) (*benchConn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &benchConn{conn: conn, r: newReader(conn)}, nil
+}
+
+// registerSpread registers n users named prefix0..prefix(n-1), each from the
+// source address of its index, 16 at a time.
+func registerSpread(ctx context.Context, addr, prefix string, n int) ([]credential, error) {
+	src := newSources()
+	creds := make([]credential, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range n {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		creds[i] = credential{username: name, password: "pw-" + name}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dialFrom(ctx, addr, src.ip(i))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.conn.Close()
+			var reg protocol.RegisterResp
+			errs[i] = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: name,
+				Password: creds[i].password}, &reg)
+		}()
+	}
+	wg.Wait()
+	return creds, firstError(errs)
+}
+
+// dialChatUser registers and logs in user index from its source address.
+func dialChatUser(ctx context.Context, addr, prefix string, index int,
+	src sources) (*chatConn, error) {
+	bc, err := dialFrom(ctx, addr, src.ip(index))
+	if err != nil {
+		return nil, err
+	}
+	conn := bc.conn
+	c := &chatConn{benchConn: bc, index: index,
+		name: fmt.Sprintf("%s%d", prefix, index), pending: make(map[uint32]time.Duration)}
+	cred := credential{username: c.name, password: "pw-" + c.name}
+	var reg protocol.RegisterResp
+	err = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: cred.username,
+		Password: cred.password}, &reg)
+	if err == nil {
+		err = c.login(cred, "bench")
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("user %s: %w", c.name, err)
+	}
+	c.id = c.userID
+	return c, nil
+}
+
+// dialChatUsers opens n users, 16 at a time; on error it closes them all.
+func dialChatUsers(ctx context.Context, addr, prefix string, n int) ([]*chatConn, error) {
+	users := make([]*chatConn, n)
+	errs := make([]error, n)
+	src := newSources()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			users[i], errs[i] = dialChatUser(ctx, addr, prefix, i, src)
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		closeChatUsers(users)
+		return nil, err
+	}
+	return users, nil
+}
+
+func closeChatUsers(users []*chatConn) {
+	for _, u := range users {
+		if u != nil {
+			_ = u.conn.Close()
+		}
+	}
+}
+
+// request sends one request and reads its reply into resp; only while
+// nothing else reads c.
+func (c *benchConn) request(op protocol.Op, req codec.Body, resp codec.Readable) error {
+	_ = c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.conn.SetDeadline(time.Time{})
+	if err := c.writeFrame(op, 1, req); err != nil {
+		return err
+	}
+	h, body, err := c.readFrame()
+	if err != nil {
+		return err
+	}
+	if h.Flags&codec.FlagError != 0 {
+		var e protocol.ErrorResp
+		_ = codec.ReadBody(body, &e)
+		return fmt.Errorf("%v: %v %s", op, e.Code, e.Message)
+	}
+	return codec.ReadBody(body, resp)
+}
+
+// send writes one SEND to user to, due at due (since the run started).
+func (c *chatConn) send(to *chatConn, due time.Duration, clientMsgID string) error {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = due
+	c.mu.Unlock()
+	req := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: to.id,
+		ContentType: common.ContentType_BINARY, Content: encodeChatPayload(due, c.index)}
+	return c.write(protocol.Op_SEND, id, req)
+}
+
+// write sends one frame; the scheduler and the heartbeat share the socket.
+func (c *chatConn) write(op protocol.Op, id uint32, body codec.Body) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.wbuf = codec.AppendFrame(c.wbuf[:0], op, 0, id, body)
+	_, err := c.conn.Write(c.wbuf)
+	return err
+}
+
+// acked takes the due time of request id.
+func (c *chatConn) acked(id uint32) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due, ok := c.pending[id]
+	delete(c.pending, id)
+	return due, ok
+}

@@ -1,0 +1,94 @@
+package e2etest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/app"
+	"github.com/resonance-im/resonance/bench/scenario"
+)
+
+// system is the in-process system the tests share, with the addresses the
+// scenarios need.
+type system struct {
+	addr, pushAddr, metricsURL string
+}
+
+// startSystem starts every role in one process on free ports. The frame rate
+// limit is off: echo sends far more than a client may.
+func startSystem(t *testing.T) system {
+	t.Helper()
+	pushAddr := freeAddr(t)
+	cfg := app.Config{Role: app.RoleAll, DataDir: t.TempDir(),
+		Prefix:      fmt.Sprintf("bench%d", time.Now().UnixNano()),
+		LogicListen: "127.0.0.1:0", PushListen: pushAddr, HTTPListen: "127.0.0.1:0"}
+	cfg.Gateway.Addr = "127.0.0.1:0"
+	cfg.Gateway.FrameRate = -1
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := app.Start(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("start system: %v", err)
+	}
+	t.Cleanup(sys.Stop)
+	return system{addr: sys.GatewayAddr().String(), pushAddr: pushAddr,
+		metricsURL: "http://" + sys.HTTPAddr().String() + "/metrics"}
+}
+
+// freeAddr returns a loopback address free a moment ago. The push listener
+// takes no port 0 we could read back, so this one is picked ahead.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
+	sys := startSystem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pid := os.Getpid() // the system runs in this process
+
+	tests := []struct {
+		name string
+		run  func() (scenario.Report, error)
+	}{
+		{name: "echo", run: func() (scenario.Report, error) {
+			return scenario.Echo(ctx, scenario.EchoConfig{Addr: sys.addr, Conns: 4, Depth: 2,
+				Duration: 300 * time.Millisecond, ServerPID: pid})
+		}},
+		{name: "chat", run: func() (scenario.Report, error) {
+			return scenario.Chat(ctx, scenario.ChatConfig{Addr: sys.addr, Users: 4, Rate: 200,
+				Duration: 500 * time.Millisecond, ServerPID: pid})
+		}},
+		{name: "push", run: func() (scenario.Report, error) {
+			return scenario.Push(ctx, scenario.PushConfig{Addr: sys.addr,
+				PushAddr: sys.pushAddr, MetricsURL: sys.metricsURL, Receivers: 12, Batch: 5,
+				Callers: 2, Duration: 300 * time.Millisecond, ServerPID: pid})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := tt.run()
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if !rep.OK || rep.Scenario != tt.name || len(rep.Latencies) == 0 ||
+				rep.Latencies[0].Count == 0 || rep.ServerCPU == nil {
+				t.Fatalf("report %+v", rep)
+			}
+			t.Logf("%+v", rep.Metrics)
+		})
+	}
+}
