@@ -536,8 +536,7 @@ func TestGateway_GracefulShutdown(t *testing.T) {
 func TestNew_Validates(t *testing.T) {
 	ln := listen(t)
 	defer ln.Close()
-	h := startGateway(t, Config{}) // for a real logic client
-	good := Deps{Logic: h.gw.logic, PushListener: ln}
+	good := Deps{Logic: idleLogicClient(t), PushListener: ln}
 	cases := []struct {
 		name string
 		cfg  Config
@@ -563,9 +562,8 @@ func TestNew_Validates(t *testing.T) {
 func TestGateway_RunFailsOnBusyAddress(t *testing.T) {
 	taken := listen(t)
 	defer taken.Close()
-	h := startGateway(t, Config{}) // for a real logic client
 	g, err := New(Config{Addr: taken.Addr().String()},
-		Deps{Logic: h.gw.logic, PushListener: listen(t)})
+		Deps{Logic: idleLogicClient(t), PushListener: listen(t)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -383,3 +383,19 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
+
+// idleLogicClient is a logic client for tests that only construct a
+// gateway: it points at a closed port and is never called. Starting a whole
+// gateway just for a client would stop a Kitex server right after starting
+// it, which races inside Kitex v0.16.3.
+func idleLogicClient(t *testing.T) logic.Client {
+	t.Helper()
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ln.Close()
+	cli, err := logic.NewClient("logic", client.WithHostPorts(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
