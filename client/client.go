@@ -37,6 +37,10 @@ type Options struct {
 	MaxBody int
 	// PushBuffer is the capacity of the Messages channel; default 1024.
 	PushBuffer int
+	// LocalIP, when set, is the source address to dial from, e.g. a
+	// 127.x.y.z address so that load tests spread over the per-address limits
+	// of a server on loopback. Empty lets the system choose.
+	LocalIP string
 }
 
 const (
@@ -98,6 +102,13 @@ type call struct {
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
 	d := net.Dialer{Timeout: opts.DialTimeout}
+	if opts.LocalIP != "" {
+		ip := net.ParseIP(opts.LocalIP)
+		if ip == nil {
+			return nil, fmt.Errorf("client: dial %s: bad local IP %q", addr, opts.LocalIP)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)

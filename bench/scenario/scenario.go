@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/resonance-im/resonance/client"
@@ -45,6 +46,10 @@ func connectUsers(ctx context.Context, addr, prefix string, n, parallel int,
 	users := make([]*user, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, parallel)
+	// Against a server on loopback, spread the users over source addresses:
+	// the server limits registrations and password logins per address, and
+	// repeated runs would otherwise exhaust one address's budget.
+	src, spread := newSources(), isLoopback(addr)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -52,7 +57,11 @@ func connectUsers(ctx context.Context, addr, prefix string, n, parallel int,
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			users[i], errs[i] = connectUser(ctx, addr, fmt.Sprintf("%s%d", prefix, i), opts)
+			o := opts
+			if spread {
+				o.LocalIP = src.ip(i).String()
+			}
+			users[i], errs[i] = connectUser(ctx, addr, fmt.Sprintf("%s%d", prefix, i), o)
 		}()
 	}
 	wg.Wait()
@@ -106,4 +115,17 @@ func closeUsers(users []*user) {
 			_ = u.c.Close()
 		}
 	}
+}
+
+// isLoopback reports whether addr's host is a loopback IP (or localhost).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback() && ip.To4() != nil
 }
