@@ -26,7 +26,7 @@ const (
 // terminates j, so JetStream never delivers it again. If the publish fails,
 // j is nak'd instead and dead-lettering is tried on its next delivery.
 func (t *Task) deadLetter(ctx context.Context, j job, reason string, cause error) {
-	t.metrics.events.WithLabelValues("dead_letter").Inc()
+	t.metrics.deadLettered.Inc()
 	seq := strconv.FormatUint(j.streamSeq, 10)
 	m := nats.NewMsg(deadLetterSubject(t.names))
 	m.Data = j.msg.Data()

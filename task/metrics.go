@@ -17,6 +17,11 @@ type metrics struct {
 	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
 	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
 	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
+
+	// The per-event series, resolved once: a label lookup hashes the values
+	// on every call, and these are hit for every event and gateway call.
+	pushed, retried, deadLettered prometheus.Counter
+	pushOK                        prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,18 +56,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"state"}),
 	}
 	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.skipped, m.registry)
+	m.pushed = m.events.WithLabelValues("pushed")
+	m.retried = m.events.WithLabelValues("retried")
+	m.deadLettered = m.events.WithLabelValues("dead_letter")
+	m.pushOK = m.pushSeconds.WithLabelValues("ok")
 	return m
 }
 
 func (m *metrics) observePush(r pushResult, took time.Duration) {
-	outcome := "ok"
 	if r.err != nil {
-		outcome = "error"
+		m.pushSeconds.WithLabelValues("error").Observe(took.Seconds()) // rare
+		return
 	}
-	m.pushSeconds.WithLabelValues(outcome).Observe(took.Seconds())
-	if r.err == nil {
-		m.delivered.Add(float64(r.resp.GetDelivered()))
-	}
+	m.pushOK.Observe(took.Seconds())
+	m.delivered.Add(float64(r.resp.GetDelivered()))
 }
 
 // pollPending samples the consumer's backlog every period until ctx ends.

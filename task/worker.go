@@ -103,7 +103,7 @@ func (t *Task) handle(ctx context.Context, j job) {
 		return
 	}
 
-	t.metrics.events.WithLabelValues("pushed").Inc()
+	t.metrics.pushed.Inc()
 	targets := groupTargets(routes, j.ev.OriginGateway, j.ev.OriginConnId)
 	t.skipVanished(ctx, targets, mark, msg.MsgId)
 	if len(targets) > 0 {
@@ -162,7 +162,7 @@ func (t *Task) retry(ctx context.Context, j job, cause error) {
 		t.deadLetter(ctx, j, reasonMaxDeliver, cause)
 		return
 	}
-	t.metrics.events.WithLabelValues("retried").Inc()
+	t.metrics.retried.Inc()
 	delay := t.cfg.nakDelay(j.delivered)
 	t.log.Debug().Err(cause).Uint64("stream_seq", j.streamSeq).Uint64("delivered", j.delivered).
 		Dur("delay", delay).Msg("event nak")

@@ -100,13 +100,7 @@ func (r ChaosResult) OK() bool {
 
 // Failures lists the devices that broke the promise, one line each.
 func (r ChaosResult) Failures() []string {
-	var lines []string
-	for _, d := range r.PerDevice {
-		if !d.OK() {
-			lines = append(lines, "chaos: FAIL "+d.String())
-		}
-	}
-	return lines
+	return deviceFailures("chaos", r.PerDevice)
 }
 
 // Chaos starts logic, task and gateway as separate processes against the

@@ -76,3 +76,15 @@ func runProcsIn[R any](ctx context.Context, p procRun, dir string, prepare func(
 	}
 	return body(ctx, cl)
 }
+
+// deviceFailures lists the devices of a run that broke the delivery
+// promise, one line each, prefixed with the scenario's name.
+func deviceFailures(name string, devices []DeviceTally) []string {
+	var lines []string
+	for _, d := range devices {
+		if !d.OK() {
+			lines = append(lines, name+": FAIL "+d.String())
+		}
+	}
+	return lines
+}

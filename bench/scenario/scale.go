@@ -108,13 +108,7 @@ func (r ScaleResult) OK() bool {
 
 // Failures lists the devices that broke the delivery promise, one line each.
 func (r ScaleResult) Failures() []string {
-	var lines []string
-	for _, d := range r.PerDevice {
-		if !d.OK() {
-			lines = append(lines, "scale: FAIL "+d.String())
-		}
-	}
-	return lines
+	return deviceFailures("scale", r.PerDevice)
 }
 
 // Scale starts 2 logic, 2 task and 2 gateway processes against the
