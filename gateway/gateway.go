@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudwego/kitex/pkg/remote/trans/gonet"
 	"github.com/cloudwego/kitex/server"
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/ants/v2"
@@ -55,7 +56,7 @@ type Gateway struct {
 	// would allocate on every reply and push.
 	writeDone gnet.AsyncCallback
 	logic     logic.Client
-	pushLn    net.Listener
+	pushLn    *pushListener
 	pushAddr  string
 	reg       *registration // nil without a registry
 
@@ -102,7 +103,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		cfg:      cfg,
 		log:      deps.Log.With().Str("role", "gateway").Logger(),
 		logic:    deps.Logic,
-		pushLn:   deps.PushListener,
+		pushLn:   newPushListener(deps.PushListener),
 		pushAddr: pushAddr,
 		boot:     boot,
 		conns:    newRegistry(),
@@ -214,10 +215,8 @@ func (g *Gateway) serve(ctx context.Context, rs *servers) error {
 	}
 }
 
-// startPush starts the Push server. It starts only once the engine has
-// booted: Kitex v0.16.3 races (and may leave its listener open) when a
-// server is stopped right after Run, which the early failures of the engine
-// would otherwise do.
+// startPush starts the Push server once the engine has booted, so that an
+// engine failing to start never has a push server to stop.
 func (g *Gateway) startPush(rs *servers) error {
 	svr, err := g.newPushServer(rs.pushExit)
 	if err != nil {
@@ -234,12 +233,22 @@ func (g *Gateway) startPush(rs *servers) error {
 // newPushServer builds the Push Kitex server. It registers the service by
 // hand rather than through push.NewServer, which panics on failure. The
 // server stops when exit receives: unlike Stop, that also works when Run has
-// not yet got far enough to notice a Stop (Kitex would then serve forever),
-// and it keeps Kitex from acting on OS signals, which are the caller's. With
-// Config.InternalSecret set, a call without it is refused before Push or
-// Kick runs: whoever reaches the port could otherwise write to any client.
+// not yet got far enough to notice a Stop, and it keeps Kitex from acting on
+// OS signals, which are the caller's. With Config.InternalSecret set, a call
+// without it is refused before Push or Kick runs: whoever reaches the port
+// could otherwise write to any client.
+//
+// The server runs on Kitex's gonet transport, not netpoll. Its callers are a
+// few task instances on long-lived connections, so a goroutine per
+// connection costs nothing, and netpoll's server in Kitex v0.16.3 sets its
+// listener without a lock while Stop reads it: a gateway stopped just after
+// it started raced, and could leave the push port open. gonet's server sets
+// the listener under its lock; shutdown also closes the listener itself in
+// case Stop came before the server had taken it.
 func (g *Gateway) newPushServer(exit chan error) (server.Server, error) {
 	opts := append([]server.Option{server.WithListener(g.pushLn),
+		server.WithTransServerFactory(gonet.NewTransServerFactory()),
+		server.WithTransHandlerFactory(gonet.NewSvrTransHandlerFactory()),
 		server.WithExitWaitTime(time.Second),
 		server.WithExitSignal(func() <-chan error { return exit }),
 		server.WithCompatibleMiddlewareForUnary(),
@@ -285,11 +294,14 @@ func (g *Gateway) shutdown(rs *servers) {
 		g.stopEngine(rs.engineDone)
 	}
 	if rs.pushStarted {
+		// The clients are gone, so a push in flight has no one to reach.
+		g.pushLn.closeConns()
 		rs.pushExit <- nil
 		g.waitClosed(rs.pushDone, "push server")
-	} else {
-		_ = g.pushLn.Close() // ours until a push server took it over
 	}
+	// Ours until a push server took it over, and closed again in case the
+	// server was stopped before it had.
+	_ = g.pushLn.Close()
 	if err := g.pool.ReleaseTimeout(shutdownTimeout); err != nil {
 		g.log.Warn().Err(err).Msg("workers did not finish")
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -150,6 +153,7 @@ func TestGateway_ConnectChurnWhileChatting(t *testing.T) {
 	ch := startChatter(t, h)
 	const workers, perWorker = 4, 500
 	var wg sync.WaitGroup
+	var talkers atomic.Int64
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Add(1)
@@ -161,8 +165,15 @@ func TestGateway_ConnectChurnWhileChatting(t *testing.T) {
 					errs <- err
 					return
 				}
-				if (w+i)%3 == 0 { // some say something before leaving
-					_, _ = conn.Write(codec.EncodeFrame(protocol.Op_HEARTBEAT, 0, 1, nil))
+				// Some say something and hear the answer before leaving, so
+				// the gateway surely accepted them; the rest leave at once.
+				if (w+i)%3 == 0 {
+					if err := heartbeatOnce(conn); err != nil {
+						errs <- err
+						_ = conn.Close()
+						return
+					}
+					talkers.Add(1)
 				}
 				_ = conn.Close()
 			}
@@ -171,16 +182,40 @@ func TestGateway_ConnectChurnWhileChatting(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatalf("dial: %v", err)
+		t.Fatalf("churn: %v", err)
 	}
 	ch.finish(t)
 	// Only the chatter stays open once the gateway has seen every close.
 	waitFor(t, 10*time.Second, "churned connections to close", func() bool {
 		return h.gw.Stats().Open == 1
 	})
-	if st := h.gw.Stats(); st.Accepted != workers*perWorker+1 {
-		t.Fatalf("accepted %d, want %d", st.Accepted, workers*perWorker+1)
+	// A connection closed at once may never be accepted: when the listen
+	// backlog is full the kernel drops it after the client saw it connect.
+	// Those that were answered were accepted, and nothing more than was dialed.
+	st := h.gw.Stats()
+	if lo, hi := uint64(talkers.Load())+1, uint64(workers*perWorker+1); st.Accepted < lo || st.Accepted > hi {
+		t.Fatalf("accepted %d, want between %d and %d", st.Accepted, lo, hi)
 	}
+}
+
+// heartbeatOnce sends a HEARTBEAT on a fresh connection and reads its ack.
+func heartbeatOnce(conn net.Conn) error {
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(codec.EncodeFrame(protocol.Op_HEARTBEAT, 0, 1, nil)); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	var hdr [codec.HeaderSize]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return fmt.Errorf("heartbeat ack: %w", err)
+	}
+	h, err := codec.Decoder{}.DecodeHeader(hdr[:])
+	if err != nil {
+		return fmt.Errorf("heartbeat ack: %w", err)
+	}
+	if h.Op != protocol.Op_HEARTBEAT_ACK {
+		return fmt.Errorf("heartbeat answered with %v", h.Op)
+	}
+	return nil
 }
 
 func TestGateway_ConnectionLimits(t *testing.T) {

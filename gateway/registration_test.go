@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +107,20 @@ func TestGateway_RunFailsWhenRegistrationFails(t *testing.T) {
 	}
 	if g.Addr() != nil {
 		t.Fatal("gateway became ready without a registration")
+	}
+}
+
+// A gateway stopped as soon as it is ready stops cleanly and gives its push
+// port back, however early in the push server's start the stop lands.
+func TestGateway_StopRightAfterStart(t *testing.T) {
+	for range 20 {
+		h := startGateway(t, Config{})
+		if err := h.stop(t); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		if c, err := net.DialTimeout("tcp", h.pushAddr, time.Second); err == nil {
+			_ = c.Close()
+			t.Fatalf("push port %s still accepts after stop", h.pushAddr)
+		}
 	}
 }
