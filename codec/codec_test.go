@@ -272,7 +272,8 @@ func TestOps(t *testing.T) {
 		{name: "an ack", op: protocol.Op_LOGIN_ACK, known: true},
 		{name: "push", op: protocol.Op_PUSH, known: true},
 		{name: "close", op: protocol.Op_CLOSE, known: true},
-		{name: "next unassigned request", op: 0x23, request: true},
+		{name: "notify", op: protocol.Op_NOTIFY, known: true},
+		{name: "next unassigned request", op: 0x3D, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

@@ -77,6 +77,40 @@ func newAccountBody(op protocol.Op) codec.Readable {
 	case protocol.Op_BLOCK:
 		return &protocol.BlockReq{}
 	}
+	return newFeatureBody(op)
+}
+
+// newFeatureBody is newRequestBody for groups, message changes, presence
+// and notification settings.
+func newFeatureBody(op protocol.Op) codec.Readable {
+	switch op {
+	case protocol.Op_CREATE_GROUP:
+		return &protocol.CreateGroupReq{}
+	case protocol.Op_MANAGE_GROUP:
+		return &protocol.ManageGroupReq{}
+	case protocol.Op_GET_GROUP:
+		return &protocol.GetGroupReq{}
+	case protocol.Op_RECALL:
+		return &protocol.RecallReq{}
+	case protocol.Op_EDIT:
+		return &protocol.EditReq{}
+	case protocol.Op_TYPING:
+		return &protocol.TypingReq{}
+	case protocol.Op_READ_COUNTS:
+		return &protocol.ReadCountsReq{}
+	case protocol.Op_GET_PRESENCE:
+		return &protocol.GetPresenceReq{}
+	case protocol.Op_WATCH_PRESENCE:
+		return &protocol.WatchPresenceReq{}
+	case protocol.Op_SET_PUSH_TOKEN:
+		return &protocol.SetPushTokenReq{}
+	case protocol.Op_MUTE_CONV:
+		return &protocol.MuteConvReq{}
+	case protocol.Op_SET_DND:
+		return &protocol.SetDNDReq{}
+	case protocol.Op_GET_SETTINGS:
+		return &protocol.GetSettingsReq{}
+	}
 	return nil
 }
 

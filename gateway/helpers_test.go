@@ -28,6 +28,7 @@ import (
 // Send echoes with a per-conversation seq counter. Like a logic older than
 // LoginResp.device_id, it names the device only for token logins.
 type stubLogic struct {
+	featureStub
 	mu          sync.Mutex
 	seqs        map[string]int64
 	logins      map[string]*logicrpc.ConnInfo // username -> last login

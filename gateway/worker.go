@@ -141,6 +141,41 @@ func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
 	case *protocol.BlockReq:
 		return g.logic.Block(ctx, sess, req)
 	}
+	return g.callFeature(ctx, sess, r)
+}
+
+// callFeature is call for groups, message changes, presence and
+// notification settings.
+func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
+	r request) (codec.Body, error) {
+	switch req := r.body.(type) {
+	case *protocol.CreateGroupReq:
+		return g.logic.CreateGroup(ctx, sess, req)
+	case *protocol.ManageGroupReq:
+		return g.logic.ManageGroup(ctx, sess, req)
+	case *protocol.GetGroupReq:
+		return g.logic.GetGroup(ctx, sess, req)
+	case *protocol.RecallReq:
+		return g.logic.Recall(ctx, sess, req)
+	case *protocol.EditReq:
+		return g.logic.Edit(ctx, sess, req)
+	case *protocol.TypingReq:
+		return g.logic.Typing(ctx, sess, req)
+	case *protocol.ReadCountsReq:
+		return g.logic.ReadCounts(ctx, sess, req)
+	case *protocol.GetPresenceReq:
+		return g.logic.GetPresence(ctx, sess, req)
+	case *protocol.WatchPresenceReq:
+		return g.logic.WatchPresence(ctx, sess, req)
+	case *protocol.SetPushTokenReq:
+		return g.logic.SetPushToken(ctx, sess, req)
+	case *protocol.MuteConvReq:
+		return g.logic.MuteConv(ctx, sess, req)
+	case *protocol.SetDNDReq:
+		return g.logic.SetDND(ctx, sess, req)
+	case *protocol.GetSettingsReq:
+		return g.logic.GetSettings(ctx, sess, req)
+	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }
 

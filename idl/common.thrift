@@ -38,9 +38,59 @@ enum ConvType {
     GROUP = 2,
 }
 
+// ContentType says how to read a message's content. TEXT and BINARY are
+// what users send; the others are events stored in the conversation's own
+// history, so that every device sees them in order and sync delivers them:
+// their content is the Thrift-binary struct named beside each.
 enum ContentType {
     TEXT = 1,
     BINARY = 2,
+    GROUP_EVENT = 3,    // GroupEvent: membership or group settings changed
+    RECALL = 4,         // RecallEvent: an earlier message was recalled
+    EDIT = 5,           // EditEvent: an earlier message was edited
+}
+
+// GroupRole is a member's role in a group. Who may do what is in
+// docs/protocol.md; logic enforces it.
+enum GroupRole {
+    MEMBER = 1,
+    ADMIN = 2,
+    OWNER = 3,
+}
+
+enum GroupAction {
+    CREATE = 1,         // name, targets: the members added at creation
+    ADD = 2,            // targets joined
+    REMOVE = 3,         // targets were removed by actor
+    LEAVE = 4,          // actor left
+    RENAME = 5,         // name is the new name
+    SET_ROLE = 6,       // targets now have role (OWNER: ownership moved, actor is now ADMIN)
+    DISMISS = 7,        // the group ended; no one may send any more
+}
+
+// GroupEvent is the content of a GROUP_EVENT message; the message's sender
+// is the actor.
+struct GroupEvent {
+    1: GroupAction action,
+    2: list<i64> targets,
+    3: string name,
+    4: GroupRole role,
+}
+
+// RecallEvent is the content of a RECALL message: the message at seq of the
+// same conversation was recalled by its sender.
+struct RecallEvent {
+    1: i64 seq,
+    2: i64 msg_id,
+}
+
+// EditEvent is the content of an EDIT message: the message at seq of the
+// same conversation now has this content.
+struct EditEvent {
+    1: i64 seq,
+    2: i64 msg_id,
+    3: ContentType content_type,
+    4: binary content,
 }
 
 // Message is one stored message of a conversation.
@@ -54,4 +104,6 @@ struct Message {
     7: binary content,
     8: i64 send_time_ms,    // server time at storing, Unix milliseconds
     9: string sender_device,
+    10: bool recalled,      // recalled by its sender: content is empty
+    11: i64 edited_ms,      // last edit, Unix milliseconds; 0 when never edited
 }

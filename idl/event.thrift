@@ -24,3 +24,21 @@ struct KickEvent {
     4: protocol.CloseReason reason,
     5: string message,
 }
+
+// NotifyEvent asks task to write an ephemeral NOTIFY frame to every live
+// device of the recipients, except the originating connection. It travels on
+// core NATS, not JetStream: losing one is harmless and it is never retried.
+struct NotifyEvent {
+    1: protocol.Notify notify,
+    2: list<i64> recipients,
+    3: string origin_gateway,
+    4: i64 origin_conn_id,
+}
+
+// PresenceEvent says a user's route set may have gone from empty to
+// non-empty or back. Task coalesces these per user and, after the window,
+// reads the user's real presence and tells the watchers if it changed.
+struct PresenceEvent {
+    1: i64 user_id,
+    2: i64 at_ms,
+}

@@ -55,4 +55,18 @@ service Logic {
     protocol.SignOutDeviceResp SignOutDevice(1: Session session, 2: protocol.SignOutDeviceReq req) throws (1: common.BizError err)
     protocol.SearchUsersResp SearchUsers(1: Session session, 2: protocol.SearchUsersReq req) throws (1: common.BizError err)
     protocol.BlockResp Block(1: Session session, 2: protocol.BlockReq req) throws (1: common.BizError err)
+
+    protocol.GroupChangeResp CreateGroup(1: Session session, 2: protocol.CreateGroupReq req) throws (1: common.BizError err)
+    protocol.GroupChangeResp ManageGroup(1: Session session, 2: protocol.ManageGroupReq req) throws (1: common.BizError err)
+    protocol.GroupInfo GetGroup(1: Session session, 2: protocol.GetGroupReq req) throws (1: common.BizError err)
+    protocol.SendResp Recall(1: Session session, 2: protocol.RecallReq req) throws (1: common.BizError err)
+    protocol.SendResp Edit(1: Session session, 2: protocol.EditReq req) throws (1: common.BizError err)
+    protocol.TypingResp Typing(1: Session session, 2: protocol.TypingReq req) throws (1: common.BizError err)
+    protocol.ReadCountsResp ReadCounts(1: Session session, 2: protocol.ReadCountsReq req) throws (1: common.BizError err)
+    protocol.GetPresenceResp GetPresence(1: Session session, 2: protocol.GetPresenceReq req) throws (1: common.BizError err)
+    protocol.GetPresenceResp WatchPresence(1: Session session, 2: protocol.WatchPresenceReq req) throws (1: common.BizError err)
+    protocol.SetPushTokenResp SetPushToken(1: Session session, 2: protocol.SetPushTokenReq req) throws (1: common.BizError err)
+    protocol.MuteConvResp MuteConv(1: Session session, 2: protocol.MuteConvReq req) throws (1: common.BizError err)
+    protocol.UserSettings SetDND(1: Session session, 2: protocol.SetDNDReq req) throws (1: common.BizError err)
+    protocol.UserSettings GetSettings(1: Session session, 2: protocol.GetSettingsReq req) throws (1: common.BizError err)
 }

@@ -44,9 +44,36 @@ enum Op {
     SEARCH_USERS_ACK = 0x20,    // body SearchUsersResp
     BLOCK = 0x21,           // body BlockReq
     BLOCK_ACK = 0x22,       // body BlockResp
+    CREATE_GROUP = 0x23,    // body CreateGroupReq
+    CREATE_GROUP_ACK = 0x24,    // body GroupChangeResp
+    MANAGE_GROUP = 0x25,    // body ManageGroupReq: add, remove, leave, rename, set role, dismiss
+    MANAGE_GROUP_ACK = 0x26,    // body GroupChangeResp
+    GET_GROUP = 0x27,       // body GetGroupReq
+    GET_GROUP_ACK = 0x28,   // body GroupInfo
+    RECALL = 0x29,          // body RecallReq
+    RECALL_ACK = 0x2A,      // body SendResp (the RECALL event message)
+    EDIT = 0x2B,            // body EditReq
+    EDIT_ACK = 0x2C,        // body SendResp (the EDIT event message)
+    TYPING = 0x2D,          // body TypingReq: ephemeral, never stored
+    TYPING_ACK = 0x2E,      // body TypingResp
+    READ_COUNTS = 0x2F,     // body ReadCountsReq: how many members read each message
+    READ_COUNTS_ACK = 0x30, // body ReadCountsResp
+    GET_PRESENCE = 0x31,    // body GetPresenceReq
+    GET_PRESENCE_ACK = 0x32,    // body GetPresenceResp
+    WATCH_PRESENCE = 0x33,  // body WatchPresenceReq: replace the users this user watches
+    WATCH_PRESENCE_ACK = 0x34,  // body GetPresenceResp (their presence now)
+    SET_PUSH_TOKEN = 0x35,  // body SetPushTokenReq: this device's offline-push token
+    SET_PUSH_TOKEN_ACK = 0x36,  // body SetPushTokenResp
+    MUTE_CONV = 0x37,       // body MuteConvReq
+    MUTE_CONV_ACK = 0x38,   // body MuteConvResp
+    SET_DND = 0x39,         // body SetDNDReq: the user's do-not-disturb window
+    SET_DND_ACK = 0x3A,     // body UserSettings
+    GET_SETTINGS = 0x3B,    // body GetSettingsReq
+    GET_SETTINGS_ACK = 0x3C,    // body UserSettings
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
+    NOTIFY = 0x43,          // server -> client, body Notify, request id 0: ephemeral, unordered
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -170,6 +197,11 @@ struct ConvSummary {
     7: i64 delivered_seq,            // this device's delivered position
     8: i64 updated_ms,               // time of the last change, Unix milliseconds
     9: i64 peer_user_id,             // the other user of a 1:1 conversation
+    10: string name,                 // a group's name
+    11: i64 peer_read_seq,           // 1:1: how far the other user has read
+    12: bool left,                   // no longer a member of the group: nothing after last_seq is readable
+    13: bool muted,                  // the user muted it: no offline notifications
+    14: i32 member_count,            // a group's active members
 }
 
 // SyncConvsReq lists the user's conversations changed since cursor (empty:
@@ -293,6 +325,184 @@ struct BlockReq {
 }
 
 struct BlockResp {}
+
+// CreateGroupReq creates a group with the asking user as owner and the
+// listed users as members. client_msg_id is the idempotency key of the
+// CREATE event, as for SendReq.
+struct CreateGroupReq {
+    1: string client_msg_id,
+    2: string name,
+    3: list<i64> member_ids,
+}
+
+// ManageGroupReq changes a group; each accepted change is a GROUP_EVENT
+// message in the group's history. ADD and REMOVE take user_ids; RENAME takes
+// name; SET_ROLE takes user_ids and role (OWNER hands ownership to the one
+// user listed); LEAVE and DISMISS take nothing more. CREATE is not valid here.
+struct ManageGroupReq {
+    1: string client_msg_id,
+    2: string conv_id,
+    3: common.GroupAction action,
+    4: list<i64> user_ids,
+    5: string name,
+    6: common.GroupRole role,
+}
+
+// GroupChangeResp is the ack of a group change: the conversation and the
+// stored GROUP_EVENT message.
+struct GroupChangeResp {
+    1: string conv_id,
+    2: i64 msg_id,
+    3: i64 seq,
+    4: i64 send_time_ms,
+    5: bool duplicate,
+}
+
+struct GetGroupReq {
+    1: string conv_id,
+}
+
+struct GroupMember {
+    1: i64 user_id,
+    2: common.GroupRole role,
+    3: i64 joined_ms,
+}
+
+// GroupInfo is a group as its members see it.
+struct GroupInfo {
+    1: string conv_id,
+    2: string name,
+    3: i64 owner_id,
+    4: list<GroupMember> members,   // active members
+    5: bool dismissed,
+    6: i64 last_seq,
+    7: i32 max_members,
+}
+
+// RecallReq recalls the sender's own message at seq, within the server's
+// recall window. client_msg_id keys the RECALL event.
+struct RecallReq {
+    1: string client_msg_id,
+    2: string conv_id,
+    3: i64 seq,
+}
+
+// EditReq replaces the content of the sender's own message at seq.
+struct EditReq {
+    1: string client_msg_id,
+    2: string conv_id,
+    3: i64 seq,
+    4: common.ContentType content_type,
+    5: binary content,
+}
+
+// TypingReq tells the other members that this user is (or stopped) typing.
+// It is rate-limited and never stored; a typing state lapses on its own
+// after a few seconds.
+struct TypingReq {
+    1: string conv_id,
+    2: bool typing,
+}
+
+struct TypingResp {}
+
+// ReadCountsReq asks, for each seq, how many members other than the sender
+// have read up to it (at most 100 seqs).
+struct ReadCountsReq {
+    1: string conv_id,
+    2: list<i64> seqs,
+}
+
+struct ReadCountsResp {
+    1: list<i32> counts,    // one per requested seq, same order
+    2: i32 member_count,
+}
+
+struct GetPresenceReq {
+    1: list<i64> user_ids,
+}
+
+struct Presence {
+    1: i64 user_id,
+    2: bool online,
+    3: i64 since_ms,        // when this was last observed changed; 0 if unknown
+}
+
+struct GetPresenceResp {
+    1: list<Presence> presences,
+}
+
+// WatchPresenceReq replaces the set of users whose presence changes this
+// user is sent (NOTIFY with presence), on all of the user's devices. Changes
+// are coalesced: a connection flapping within the window is not reported.
+struct WatchPresenceReq {
+    1: list<i64> user_ids,
+}
+
+enum PushPlatform {
+    APNS = 1,
+    FCM = 2,
+    OTHER = 3,
+}
+
+// SetPushTokenReq sets this device's offline-push token; an empty token
+// removes it. Logout and sign-out remove it too.
+struct SetPushTokenReq {
+    1: PushPlatform platform,
+    2: string token,
+    3: string app_id,
+}
+
+struct SetPushTokenResp {}
+
+// MuteConvReq mutes (or unmutes) a conversation for this user on all devices:
+// no offline notifications for it.
+struct MuteConvReq {
+    1: string conv_id,
+    2: bool muted,
+}
+
+struct MuteConvResp {}
+
+// SetDNDReq sets the user's do-not-disturb window: offline notifications are
+// held back between start and end, minutes after midnight in the user's zone
+// (utc_offset_minutes). start == end switches it off.
+struct SetDNDReq {
+    1: i32 start_minute,
+    2: i32 end_minute,
+    3: i32 utc_offset_minutes,
+}
+
+struct GetSettingsReq {}
+
+struct UserSettings {
+    1: bool dnd_enabled,
+    2: i32 dnd_start_minute,
+    3: i32 dnd_end_minute,
+    4: i32 utc_offset_minutes,
+}
+
+// ReadUpdate says a user's read position in a conversation moved: the
+// user's own other devices learn it, and in 1:1 the peer (a read receipt).
+struct ReadUpdate {
+    1: string conv_id,
+    2: i64 user_id,
+    3: i64 read_seq,
+}
+
+struct TypingUpdate {
+    1: string conv_id,
+    2: i64 user_id,
+    3: bool typing,
+}
+
+// Notify is an ephemeral server event: not stored, not ordered with
+// messages, not resent. Exactly one field is set.
+struct Notify {
+    1: optional ReadUpdate read,
+    2: optional TypingUpdate typing,
+    3: optional Presence presence,
+}
 
 // PushMsg is a message delivered to a connection.
 struct PushMsg {

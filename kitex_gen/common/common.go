@@ -160,8 +160,11 @@ func (p *ConvType) Value() (driver.Value, error) {
 type ContentType int64
 
 const (
-	ContentType_TEXT   ContentType = 1
-	ContentType_BINARY ContentType = 2
+	ContentType_TEXT        ContentType = 1
+	ContentType_BINARY      ContentType = 2
+	ContentType_GROUP_EVENT ContentType = 3
+	ContentType_RECALL      ContentType = 4
+	ContentType_EDIT        ContentType = 5
 )
 
 func (p ContentType) String() string {
@@ -170,6 +173,12 @@ func (p ContentType) String() string {
 		return "TEXT"
 	case ContentType_BINARY:
 		return "BINARY"
+	case ContentType_GROUP_EVENT:
+		return "GROUP_EVENT"
+	case ContentType_RECALL:
+		return "RECALL"
+	case ContentType_EDIT:
+		return "EDIT"
 	}
 	return "<UNSET>"
 }
@@ -180,6 +189,12 @@ func ContentTypeFromString(s string) (ContentType, error) {
 		return ContentType_TEXT, nil
 	case "BINARY":
 		return ContentType_BINARY, nil
+	case "GROUP_EVENT":
+		return ContentType_GROUP_EVENT, nil
+	case "RECALL":
+		return ContentType_RECALL, nil
+	case "EDIT":
+		return ContentType_EDIT, nil
 	}
 	return ContentType(0), fmt.Errorf("not a valid ContentType string")
 }
@@ -199,6 +214,270 @@ func (p *ContentType) Value() (driver.Value, error) {
 	return int64(*p), nil
 }
 
+type GroupRole int64
+
+const (
+	GroupRole_MEMBER GroupRole = 1
+	GroupRole_ADMIN  GroupRole = 2
+	GroupRole_OWNER  GroupRole = 3
+)
+
+func (p GroupRole) String() string {
+	switch p {
+	case GroupRole_MEMBER:
+		return "MEMBER"
+	case GroupRole_ADMIN:
+		return "ADMIN"
+	case GroupRole_OWNER:
+		return "OWNER"
+	}
+	return "<UNSET>"
+}
+
+func GroupRoleFromString(s string) (GroupRole, error) {
+	switch s {
+	case "MEMBER":
+		return GroupRole_MEMBER, nil
+	case "ADMIN":
+		return GroupRole_ADMIN, nil
+	case "OWNER":
+		return GroupRole_OWNER, nil
+	}
+	return GroupRole(0), fmt.Errorf("not a valid GroupRole string")
+}
+
+func GroupRolePtr(v GroupRole) *GroupRole { return &v }
+func (p *GroupRole) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = GroupRole(result.Int64)
+	return
+}
+
+func (p *GroupRole) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
+
+type GroupAction int64
+
+const (
+	GroupAction_CREATE   GroupAction = 1
+	GroupAction_ADD      GroupAction = 2
+	GroupAction_REMOVE   GroupAction = 3
+	GroupAction_LEAVE    GroupAction = 4
+	GroupAction_RENAME   GroupAction = 5
+	GroupAction_SET_ROLE GroupAction = 6
+	GroupAction_DISMISS  GroupAction = 7
+)
+
+func (p GroupAction) String() string {
+	switch p {
+	case GroupAction_CREATE:
+		return "CREATE"
+	case GroupAction_ADD:
+		return "ADD"
+	case GroupAction_REMOVE:
+		return "REMOVE"
+	case GroupAction_LEAVE:
+		return "LEAVE"
+	case GroupAction_RENAME:
+		return "RENAME"
+	case GroupAction_SET_ROLE:
+		return "SET_ROLE"
+	case GroupAction_DISMISS:
+		return "DISMISS"
+	}
+	return "<UNSET>"
+}
+
+func GroupActionFromString(s string) (GroupAction, error) {
+	switch s {
+	case "CREATE":
+		return GroupAction_CREATE, nil
+	case "ADD":
+		return GroupAction_ADD, nil
+	case "REMOVE":
+		return GroupAction_REMOVE, nil
+	case "LEAVE":
+		return GroupAction_LEAVE, nil
+	case "RENAME":
+		return GroupAction_RENAME, nil
+	case "SET_ROLE":
+		return GroupAction_SET_ROLE, nil
+	case "DISMISS":
+		return GroupAction_DISMISS, nil
+	}
+	return GroupAction(0), fmt.Errorf("not a valid GroupAction string")
+}
+
+func GroupActionPtr(v GroupAction) *GroupAction { return &v }
+func (p *GroupAction) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = GroupAction(result.Int64)
+	return
+}
+
+func (p *GroupAction) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
+
+type GroupEvent struct {
+	Action  GroupAction `thrift:"action,1" frugal:"1,default,GroupAction" json:"action"`
+	Targets []int64     `thrift:"targets,2" frugal:"2,default,list<i64>" json:"targets"`
+	Name    string      `thrift:"name,3" frugal:"3,default,string" json:"name"`
+	Role    GroupRole   `thrift:"role,4" frugal:"4,default,GroupRole" json:"role"`
+}
+
+func NewGroupEvent() *GroupEvent {
+	return &GroupEvent{}
+}
+
+func (p *GroupEvent) InitDefault() {
+}
+
+func (p *GroupEvent) GetAction() (v GroupAction) {
+	return p.Action
+}
+
+func (p *GroupEvent) GetTargets() (v []int64) {
+	return p.Targets
+}
+
+func (p *GroupEvent) GetName() (v string) {
+	return p.Name
+}
+
+func (p *GroupEvent) GetRole() (v GroupRole) {
+	return p.Role
+}
+func (p *GroupEvent) SetAction(val GroupAction) {
+	p.Action = val
+}
+func (p *GroupEvent) SetTargets(val []int64) {
+	p.Targets = val
+}
+func (p *GroupEvent) SetName(val string) {
+	p.Name = val
+}
+func (p *GroupEvent) SetRole(val GroupRole) {
+	p.Role = val
+}
+
+func (p *GroupEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GroupEvent(%+v)", *p)
+}
+
+var fieldIDToName_GroupEvent = map[int16]string{
+	1: "action",
+	2: "targets",
+	3: "name",
+	4: "role",
+}
+
+type RecallEvent struct {
+	Seq   int64 `thrift:"seq,1" frugal:"1,default,i64" json:"seq"`
+	MsgId int64 `thrift:"msg_id,2" frugal:"2,default,i64" json:"msg_id"`
+}
+
+func NewRecallEvent() *RecallEvent {
+	return &RecallEvent{}
+}
+
+func (p *RecallEvent) InitDefault() {
+}
+
+func (p *RecallEvent) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *RecallEvent) GetMsgId() (v int64) {
+	return p.MsgId
+}
+func (p *RecallEvent) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *RecallEvent) SetMsgId(val int64) {
+	p.MsgId = val
+}
+
+func (p *RecallEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RecallEvent(%+v)", *p)
+}
+
+var fieldIDToName_RecallEvent = map[int16]string{
+	1: "seq",
+	2: "msg_id",
+}
+
+type EditEvent struct {
+	Seq         int64       `thrift:"seq,1" frugal:"1,default,i64" json:"seq"`
+	MsgId       int64       `thrift:"msg_id,2" frugal:"2,default,i64" json:"msg_id"`
+	ContentType ContentType `thrift:"content_type,3" frugal:"3,default,ContentType" json:"content_type"`
+	Content     []byte      `thrift:"content,4" frugal:"4,default,binary" json:"content"`
+}
+
+func NewEditEvent() *EditEvent {
+	return &EditEvent{}
+}
+
+func (p *EditEvent) InitDefault() {
+}
+
+func (p *EditEvent) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *EditEvent) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *EditEvent) GetContentType() (v ContentType) {
+	return p.ContentType
+}
+
+func (p *EditEvent) GetContent() (v []byte) {
+	return p.Content
+}
+func (p *EditEvent) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *EditEvent) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *EditEvent) SetContentType(val ContentType) {
+	p.ContentType = val
+}
+func (p *EditEvent) SetContent(val []byte) {
+	p.Content = val
+}
+
+func (p *EditEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EditEvent(%+v)", *p)
+}
+
+var fieldIDToName_EditEvent = map[int16]string{
+	1: "seq",
+	2: "msg_id",
+	3: "content_type",
+	4: "content",
+}
+
 type Message struct {
 	MsgId        int64       `thrift:"msg_id,1" frugal:"1,default,i64" json:"msg_id"`
 	ConvId       string      `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
@@ -209,6 +488,8 @@ type Message struct {
 	Content      []byte      `thrift:"content,7" frugal:"7,default,binary" json:"content"`
 	SendTimeMs   int64       `thrift:"send_time_ms,8" frugal:"8,default,i64" json:"send_time_ms"`
 	SenderDevice string      `thrift:"sender_device,9" frugal:"9,default,string" json:"sender_device"`
+	Recalled     bool        `thrift:"recalled,10" frugal:"10,default,bool" json:"recalled"`
+	EditedMs     int64       `thrift:"edited_ms,11" frugal:"11,default,i64" json:"edited_ms"`
 }
 
 func NewMessage() *Message {
@@ -253,6 +534,14 @@ func (p *Message) GetSendTimeMs() (v int64) {
 func (p *Message) GetSenderDevice() (v string) {
 	return p.SenderDevice
 }
+
+func (p *Message) GetRecalled() (v bool) {
+	return p.Recalled
+}
+
+func (p *Message) GetEditedMs() (v int64) {
+	return p.EditedMs
+}
 func (p *Message) SetMsgId(val int64) {
 	p.MsgId = val
 }
@@ -280,6 +569,12 @@ func (p *Message) SetSendTimeMs(val int64) {
 func (p *Message) SetSenderDevice(val string) {
 	p.SenderDevice = val
 }
+func (p *Message) SetRecalled(val bool) {
+	p.Recalled = val
+}
+func (p *Message) SetEditedMs(val int64) {
+	p.EditedMs = val
+}
 
 func (p *Message) String() string {
 	if p == nil {
@@ -289,15 +584,17 @@ func (p *Message) String() string {
 }
 
 var fieldIDToName_Message = map[int16]string{
-	1: "msg_id",
-	2: "conv_id",
-	3: "seq",
-	4: "sender_id",
-	5: "client_msg_id",
-	6: "content_type",
-	7: "content",
-	8: "send_time_ms",
-	9: "sender_device",
+	1:  "msg_id",
+	2:  "conv_id",
+	3:  "seq",
+	4:  "sender_id",
+	5:  "client_msg_id",
+	6:  "content_type",
+	7:  "content",
+	8:  "send_time_ms",
+	9:  "sender_device",
+	10: "recalled",
+	11: "edited_ms",
 }
 
 type BizError struct {

@@ -137,3 +137,106 @@ var fieldIDToName_KickEvent = map[int16]string{
 	4: "reason",
 	5: "message",
 }
+
+type NotifyEvent struct {
+	Notify        *protocol.Notify `thrift:"notify,1" frugal:"1,default,protocol.Notify" json:"notify"`
+	Recipients    []int64          `thrift:"recipients,2" frugal:"2,default,list<i64>" json:"recipients"`
+	OriginGateway string           `thrift:"origin_gateway,3" frugal:"3,default,string" json:"origin_gateway"`
+	OriginConnId  int64            `thrift:"origin_conn_id,4" frugal:"4,default,i64" json:"origin_conn_id"`
+}
+
+func NewNotifyEvent() *NotifyEvent {
+	return &NotifyEvent{}
+}
+
+func (p *NotifyEvent) InitDefault() {
+}
+
+var NotifyEvent_Notify_DEFAULT *protocol.Notify
+
+func (p *NotifyEvent) GetNotify() (v *protocol.Notify) {
+	if !p.IsSetNotify() {
+		return NotifyEvent_Notify_DEFAULT
+	}
+	return p.Notify
+}
+
+func (p *NotifyEvent) GetRecipients() (v []int64) {
+	return p.Recipients
+}
+
+func (p *NotifyEvent) GetOriginGateway() (v string) {
+	return p.OriginGateway
+}
+
+func (p *NotifyEvent) GetOriginConnId() (v int64) {
+	return p.OriginConnId
+}
+func (p *NotifyEvent) SetNotify(val *protocol.Notify) {
+	p.Notify = val
+}
+func (p *NotifyEvent) SetRecipients(val []int64) {
+	p.Recipients = val
+}
+func (p *NotifyEvent) SetOriginGateway(val string) {
+	p.OriginGateway = val
+}
+func (p *NotifyEvent) SetOriginConnId(val int64) {
+	p.OriginConnId = val
+}
+
+func (p *NotifyEvent) IsSetNotify() bool {
+	return p.Notify != nil
+}
+
+func (p *NotifyEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("NotifyEvent(%+v)", *p)
+}
+
+var fieldIDToName_NotifyEvent = map[int16]string{
+	1: "notify",
+	2: "recipients",
+	3: "origin_gateway",
+	4: "origin_conn_id",
+}
+
+type PresenceEvent struct {
+	UserId int64 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	AtMs   int64 `thrift:"at_ms,2" frugal:"2,default,i64" json:"at_ms"`
+}
+
+func NewPresenceEvent() *PresenceEvent {
+	return &PresenceEvent{}
+}
+
+func (p *PresenceEvent) InitDefault() {
+}
+
+func (p *PresenceEvent) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *PresenceEvent) GetAtMs() (v int64) {
+	return p.AtMs
+}
+func (p *PresenceEvent) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *PresenceEvent) SetAtMs(val int64) {
+	p.AtMs = val
+}
+
+func (p *PresenceEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PresenceEvent(%+v)", *p)
+}
+
+var fieldIDToName_PresenceEvent = map[int16]string{
+	1: "user_id",
+	2: "at_ms",
+}

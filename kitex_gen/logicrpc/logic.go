@@ -157,6 +157,32 @@ type Logic interface {
 	SearchUsers(ctx context.Context, session *Session, req *protocol.SearchUsersReq) (r *protocol.SearchUsersResp, err error)
 
 	Block(ctx context.Context, session *Session, req *protocol.BlockReq) (r *protocol.BlockResp, err error)
+
+	CreateGroup(ctx context.Context, session *Session, req *protocol.CreateGroupReq) (r *protocol.GroupChangeResp, err error)
+
+	ManageGroup(ctx context.Context, session *Session, req *protocol.ManageGroupReq) (r *protocol.GroupChangeResp, err error)
+
+	GetGroup(ctx context.Context, session *Session, req *protocol.GetGroupReq) (r *protocol.GroupInfo, err error)
+
+	Recall(ctx context.Context, session *Session, req *protocol.RecallReq) (r *protocol.SendResp, err error)
+
+	Edit(ctx context.Context, session *Session, req *protocol.EditReq) (r *protocol.SendResp, err error)
+
+	Typing(ctx context.Context, session *Session, req *protocol.TypingReq) (r *protocol.TypingResp, err error)
+
+	ReadCounts(ctx context.Context, session *Session, req *protocol.ReadCountsReq) (r *protocol.ReadCountsResp, err error)
+
+	GetPresence(ctx context.Context, session *Session, req *protocol.GetPresenceReq) (r *protocol.GetPresenceResp, err error)
+
+	WatchPresence(ctx context.Context, session *Session, req *protocol.WatchPresenceReq) (r *protocol.GetPresenceResp, err error)
+
+	SetPushToken(ctx context.Context, session *Session, req *protocol.SetPushTokenReq) (r *protocol.SetPushTokenResp, err error)
+
+	MuteConv(ctx context.Context, session *Session, req *protocol.MuteConvReq) (r *protocol.MuteConvResp, err error)
+
+	SetDND(ctx context.Context, session *Session, req *protocol.SetDNDReq) (r *protocol.UserSettings, err error)
+
+	GetSettings(ctx context.Context, session *Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error)
 }
 
 type LogicRegisterArgs struct {
@@ -2090,6 +2116,1462 @@ func (p *LogicBlockResult) String() string {
 }
 
 var fieldIDToName_LogicBlockResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicCreateGroupArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.CreateGroupReq `thrift:"req,2" frugal:"2,default,protocol.CreateGroupReq" json:"req"`
+}
+
+func NewLogicCreateGroupArgs() *LogicCreateGroupArgs {
+	return &LogicCreateGroupArgs{}
+}
+
+func (p *LogicCreateGroupArgs) InitDefault() {
+}
+
+var LogicCreateGroupArgs_Session_DEFAULT *Session
+
+func (p *LogicCreateGroupArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicCreateGroupArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicCreateGroupArgs_Req_DEFAULT *protocol.CreateGroupReq
+
+func (p *LogicCreateGroupArgs) GetReq() (v *protocol.CreateGroupReq) {
+	if !p.IsSetReq() {
+		return LogicCreateGroupArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicCreateGroupArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicCreateGroupArgs) SetReq(val *protocol.CreateGroupReq) {
+	p.Req = val
+}
+
+func (p *LogicCreateGroupArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicCreateGroupArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicCreateGroupArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicCreateGroupArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicCreateGroupArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicCreateGroupResult struct {
+	Success *protocol.GroupChangeResp `thrift:"success,0,optional" frugal:"0,optional,protocol.GroupChangeResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicCreateGroupResult() *LogicCreateGroupResult {
+	return &LogicCreateGroupResult{}
+}
+
+func (p *LogicCreateGroupResult) InitDefault() {
+}
+
+var LogicCreateGroupResult_Success_DEFAULT *protocol.GroupChangeResp
+
+func (p *LogicCreateGroupResult) GetSuccess() (v *protocol.GroupChangeResp) {
+	if !p.IsSetSuccess() {
+		return LogicCreateGroupResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicCreateGroupResult_Err_DEFAULT *common.BizError
+
+func (p *LogicCreateGroupResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicCreateGroupResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicCreateGroupResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.GroupChangeResp)
+}
+func (p *LogicCreateGroupResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicCreateGroupResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicCreateGroupResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicCreateGroupResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicCreateGroupResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicCreateGroupResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicManageGroupArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ManageGroupReq `thrift:"req,2" frugal:"2,default,protocol.ManageGroupReq" json:"req"`
+}
+
+func NewLogicManageGroupArgs() *LogicManageGroupArgs {
+	return &LogicManageGroupArgs{}
+}
+
+func (p *LogicManageGroupArgs) InitDefault() {
+}
+
+var LogicManageGroupArgs_Session_DEFAULT *Session
+
+func (p *LogicManageGroupArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicManageGroupArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicManageGroupArgs_Req_DEFAULT *protocol.ManageGroupReq
+
+func (p *LogicManageGroupArgs) GetReq() (v *protocol.ManageGroupReq) {
+	if !p.IsSetReq() {
+		return LogicManageGroupArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicManageGroupArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicManageGroupArgs) SetReq(val *protocol.ManageGroupReq) {
+	p.Req = val
+}
+
+func (p *LogicManageGroupArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicManageGroupArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicManageGroupArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicManageGroupArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicManageGroupArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicManageGroupResult struct {
+	Success *protocol.GroupChangeResp `thrift:"success,0,optional" frugal:"0,optional,protocol.GroupChangeResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicManageGroupResult() *LogicManageGroupResult {
+	return &LogicManageGroupResult{}
+}
+
+func (p *LogicManageGroupResult) InitDefault() {
+}
+
+var LogicManageGroupResult_Success_DEFAULT *protocol.GroupChangeResp
+
+func (p *LogicManageGroupResult) GetSuccess() (v *protocol.GroupChangeResp) {
+	if !p.IsSetSuccess() {
+		return LogicManageGroupResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicManageGroupResult_Err_DEFAULT *common.BizError
+
+func (p *LogicManageGroupResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicManageGroupResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicManageGroupResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.GroupChangeResp)
+}
+func (p *LogicManageGroupResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicManageGroupResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicManageGroupResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicManageGroupResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicManageGroupResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicManageGroupResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicGetGroupArgs struct {
+	Session *Session              `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.GetGroupReq `thrift:"req,2" frugal:"2,default,protocol.GetGroupReq" json:"req"`
+}
+
+func NewLogicGetGroupArgs() *LogicGetGroupArgs {
+	return &LogicGetGroupArgs{}
+}
+
+func (p *LogicGetGroupArgs) InitDefault() {
+}
+
+var LogicGetGroupArgs_Session_DEFAULT *Session
+
+func (p *LogicGetGroupArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicGetGroupArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicGetGroupArgs_Req_DEFAULT *protocol.GetGroupReq
+
+func (p *LogicGetGroupArgs) GetReq() (v *protocol.GetGroupReq) {
+	if !p.IsSetReq() {
+		return LogicGetGroupArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicGetGroupArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicGetGroupArgs) SetReq(val *protocol.GetGroupReq) {
+	p.Req = val
+}
+
+func (p *LogicGetGroupArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicGetGroupArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicGetGroupArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetGroupArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetGroupArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicGetGroupResult struct {
+	Success *protocol.GroupInfo `thrift:"success,0,optional" frugal:"0,optional,protocol.GroupInfo" json:"success,omitempty"`
+	Err     *common.BizError    `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicGetGroupResult() *LogicGetGroupResult {
+	return &LogicGetGroupResult{}
+}
+
+func (p *LogicGetGroupResult) InitDefault() {
+}
+
+var LogicGetGroupResult_Success_DEFAULT *protocol.GroupInfo
+
+func (p *LogicGetGroupResult) GetSuccess() (v *protocol.GroupInfo) {
+	if !p.IsSetSuccess() {
+		return LogicGetGroupResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicGetGroupResult_Err_DEFAULT *common.BizError
+
+func (p *LogicGetGroupResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicGetGroupResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicGetGroupResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.GroupInfo)
+}
+func (p *LogicGetGroupResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicGetGroupResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicGetGroupResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicGetGroupResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetGroupResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetGroupResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicRecallArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.RecallReq `thrift:"req,2" frugal:"2,default,protocol.RecallReq" json:"req"`
+}
+
+func NewLogicRecallArgs() *LogicRecallArgs {
+	return &LogicRecallArgs{}
+}
+
+func (p *LogicRecallArgs) InitDefault() {
+}
+
+var LogicRecallArgs_Session_DEFAULT *Session
+
+func (p *LogicRecallArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicRecallArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicRecallArgs_Req_DEFAULT *protocol.RecallReq
+
+func (p *LogicRecallArgs) GetReq() (v *protocol.RecallReq) {
+	if !p.IsSetReq() {
+		return LogicRecallArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicRecallArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicRecallArgs) SetReq(val *protocol.RecallReq) {
+	p.Req = val
+}
+
+func (p *LogicRecallArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicRecallArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicRecallArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicRecallArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicRecallArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicRecallResult struct {
+	Success *protocol.SendResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SendResp" json:"success,omitempty"`
+	Err     *common.BizError   `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicRecallResult() *LogicRecallResult {
+	return &LogicRecallResult{}
+}
+
+func (p *LogicRecallResult) InitDefault() {
+}
+
+var LogicRecallResult_Success_DEFAULT *protocol.SendResp
+
+func (p *LogicRecallResult) GetSuccess() (v *protocol.SendResp) {
+	if !p.IsSetSuccess() {
+		return LogicRecallResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicRecallResult_Err_DEFAULT *common.BizError
+
+func (p *LogicRecallResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicRecallResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicRecallResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SendResp)
+}
+func (p *LogicRecallResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicRecallResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicRecallResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicRecallResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicRecallResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicRecallResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicEditArgs struct {
+	Session *Session          `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.EditReq `thrift:"req,2" frugal:"2,default,protocol.EditReq" json:"req"`
+}
+
+func NewLogicEditArgs() *LogicEditArgs {
+	return &LogicEditArgs{}
+}
+
+func (p *LogicEditArgs) InitDefault() {
+}
+
+var LogicEditArgs_Session_DEFAULT *Session
+
+func (p *LogicEditArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicEditArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicEditArgs_Req_DEFAULT *protocol.EditReq
+
+func (p *LogicEditArgs) GetReq() (v *protocol.EditReq) {
+	if !p.IsSetReq() {
+		return LogicEditArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicEditArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicEditArgs) SetReq(val *protocol.EditReq) {
+	p.Req = val
+}
+
+func (p *LogicEditArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicEditArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicEditArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicEditArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicEditArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicEditResult struct {
+	Success *protocol.SendResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SendResp" json:"success,omitempty"`
+	Err     *common.BizError   `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicEditResult() *LogicEditResult {
+	return &LogicEditResult{}
+}
+
+func (p *LogicEditResult) InitDefault() {
+}
+
+var LogicEditResult_Success_DEFAULT *protocol.SendResp
+
+func (p *LogicEditResult) GetSuccess() (v *protocol.SendResp) {
+	if !p.IsSetSuccess() {
+		return LogicEditResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicEditResult_Err_DEFAULT *common.BizError
+
+func (p *LogicEditResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicEditResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicEditResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SendResp)
+}
+func (p *LogicEditResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicEditResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicEditResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicEditResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicEditResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicEditResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicTypingArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.TypingReq `thrift:"req,2" frugal:"2,default,protocol.TypingReq" json:"req"`
+}
+
+func NewLogicTypingArgs() *LogicTypingArgs {
+	return &LogicTypingArgs{}
+}
+
+func (p *LogicTypingArgs) InitDefault() {
+}
+
+var LogicTypingArgs_Session_DEFAULT *Session
+
+func (p *LogicTypingArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicTypingArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicTypingArgs_Req_DEFAULT *protocol.TypingReq
+
+func (p *LogicTypingArgs) GetReq() (v *protocol.TypingReq) {
+	if !p.IsSetReq() {
+		return LogicTypingArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicTypingArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicTypingArgs) SetReq(val *protocol.TypingReq) {
+	p.Req = val
+}
+
+func (p *LogicTypingArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicTypingArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicTypingArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicTypingArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicTypingArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicTypingResult struct {
+	Success *protocol.TypingResp `thrift:"success,0,optional" frugal:"0,optional,protocol.TypingResp" json:"success,omitempty"`
+	Err     *common.BizError     `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicTypingResult() *LogicTypingResult {
+	return &LogicTypingResult{}
+}
+
+func (p *LogicTypingResult) InitDefault() {
+}
+
+var LogicTypingResult_Success_DEFAULT *protocol.TypingResp
+
+func (p *LogicTypingResult) GetSuccess() (v *protocol.TypingResp) {
+	if !p.IsSetSuccess() {
+		return LogicTypingResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicTypingResult_Err_DEFAULT *common.BizError
+
+func (p *LogicTypingResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicTypingResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicTypingResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.TypingResp)
+}
+func (p *LogicTypingResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicTypingResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicTypingResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicTypingResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicTypingResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicTypingResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicReadCountsArgs struct {
+	Session *Session                `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ReadCountsReq `thrift:"req,2" frugal:"2,default,protocol.ReadCountsReq" json:"req"`
+}
+
+func NewLogicReadCountsArgs() *LogicReadCountsArgs {
+	return &LogicReadCountsArgs{}
+}
+
+func (p *LogicReadCountsArgs) InitDefault() {
+}
+
+var LogicReadCountsArgs_Session_DEFAULT *Session
+
+func (p *LogicReadCountsArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicReadCountsArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicReadCountsArgs_Req_DEFAULT *protocol.ReadCountsReq
+
+func (p *LogicReadCountsArgs) GetReq() (v *protocol.ReadCountsReq) {
+	if !p.IsSetReq() {
+		return LogicReadCountsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicReadCountsArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicReadCountsArgs) SetReq(val *protocol.ReadCountsReq) {
+	p.Req = val
+}
+
+func (p *LogicReadCountsArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicReadCountsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicReadCountsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicReadCountsArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicReadCountsArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicReadCountsResult struct {
+	Success *protocol.ReadCountsResp `thrift:"success,0,optional" frugal:"0,optional,protocol.ReadCountsResp" json:"success,omitempty"`
+	Err     *common.BizError         `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicReadCountsResult() *LogicReadCountsResult {
+	return &LogicReadCountsResult{}
+}
+
+func (p *LogicReadCountsResult) InitDefault() {
+}
+
+var LogicReadCountsResult_Success_DEFAULT *protocol.ReadCountsResp
+
+func (p *LogicReadCountsResult) GetSuccess() (v *protocol.ReadCountsResp) {
+	if !p.IsSetSuccess() {
+		return LogicReadCountsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicReadCountsResult_Err_DEFAULT *common.BizError
+
+func (p *LogicReadCountsResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicReadCountsResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicReadCountsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.ReadCountsResp)
+}
+func (p *LogicReadCountsResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicReadCountsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicReadCountsResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicReadCountsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicReadCountsResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicReadCountsResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicGetPresenceArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.GetPresenceReq `thrift:"req,2" frugal:"2,default,protocol.GetPresenceReq" json:"req"`
+}
+
+func NewLogicGetPresenceArgs() *LogicGetPresenceArgs {
+	return &LogicGetPresenceArgs{}
+}
+
+func (p *LogicGetPresenceArgs) InitDefault() {
+}
+
+var LogicGetPresenceArgs_Session_DEFAULT *Session
+
+func (p *LogicGetPresenceArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicGetPresenceArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicGetPresenceArgs_Req_DEFAULT *protocol.GetPresenceReq
+
+func (p *LogicGetPresenceArgs) GetReq() (v *protocol.GetPresenceReq) {
+	if !p.IsSetReq() {
+		return LogicGetPresenceArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicGetPresenceArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicGetPresenceArgs) SetReq(val *protocol.GetPresenceReq) {
+	p.Req = val
+}
+
+func (p *LogicGetPresenceArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicGetPresenceArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicGetPresenceArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetPresenceArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetPresenceArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicGetPresenceResult struct {
+	Success *protocol.GetPresenceResp `thrift:"success,0,optional" frugal:"0,optional,protocol.GetPresenceResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicGetPresenceResult() *LogicGetPresenceResult {
+	return &LogicGetPresenceResult{}
+}
+
+func (p *LogicGetPresenceResult) InitDefault() {
+}
+
+var LogicGetPresenceResult_Success_DEFAULT *protocol.GetPresenceResp
+
+func (p *LogicGetPresenceResult) GetSuccess() (v *protocol.GetPresenceResp) {
+	if !p.IsSetSuccess() {
+		return LogicGetPresenceResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicGetPresenceResult_Err_DEFAULT *common.BizError
+
+func (p *LogicGetPresenceResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicGetPresenceResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicGetPresenceResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.GetPresenceResp)
+}
+func (p *LogicGetPresenceResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicGetPresenceResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicGetPresenceResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicGetPresenceResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetPresenceResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetPresenceResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicWatchPresenceArgs struct {
+	Session *Session                   `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.WatchPresenceReq `thrift:"req,2" frugal:"2,default,protocol.WatchPresenceReq" json:"req"`
+}
+
+func NewLogicWatchPresenceArgs() *LogicWatchPresenceArgs {
+	return &LogicWatchPresenceArgs{}
+}
+
+func (p *LogicWatchPresenceArgs) InitDefault() {
+}
+
+var LogicWatchPresenceArgs_Session_DEFAULT *Session
+
+func (p *LogicWatchPresenceArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicWatchPresenceArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicWatchPresenceArgs_Req_DEFAULT *protocol.WatchPresenceReq
+
+func (p *LogicWatchPresenceArgs) GetReq() (v *protocol.WatchPresenceReq) {
+	if !p.IsSetReq() {
+		return LogicWatchPresenceArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicWatchPresenceArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicWatchPresenceArgs) SetReq(val *protocol.WatchPresenceReq) {
+	p.Req = val
+}
+
+func (p *LogicWatchPresenceArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicWatchPresenceArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicWatchPresenceArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicWatchPresenceArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicWatchPresenceArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicWatchPresenceResult struct {
+	Success *protocol.GetPresenceResp `thrift:"success,0,optional" frugal:"0,optional,protocol.GetPresenceResp" json:"success,omitempty"`
+	Err     *common.BizError          `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicWatchPresenceResult() *LogicWatchPresenceResult {
+	return &LogicWatchPresenceResult{}
+}
+
+func (p *LogicWatchPresenceResult) InitDefault() {
+}
+
+var LogicWatchPresenceResult_Success_DEFAULT *protocol.GetPresenceResp
+
+func (p *LogicWatchPresenceResult) GetSuccess() (v *protocol.GetPresenceResp) {
+	if !p.IsSetSuccess() {
+		return LogicWatchPresenceResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicWatchPresenceResult_Err_DEFAULT *common.BizError
+
+func (p *LogicWatchPresenceResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicWatchPresenceResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicWatchPresenceResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.GetPresenceResp)
+}
+func (p *LogicWatchPresenceResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicWatchPresenceResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicWatchPresenceResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicWatchPresenceResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicWatchPresenceResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicWatchPresenceResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSetPushTokenArgs struct {
+	Session *Session                  `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SetPushTokenReq `thrift:"req,2" frugal:"2,default,protocol.SetPushTokenReq" json:"req"`
+}
+
+func NewLogicSetPushTokenArgs() *LogicSetPushTokenArgs {
+	return &LogicSetPushTokenArgs{}
+}
+
+func (p *LogicSetPushTokenArgs) InitDefault() {
+}
+
+var LogicSetPushTokenArgs_Session_DEFAULT *Session
+
+func (p *LogicSetPushTokenArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSetPushTokenArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSetPushTokenArgs_Req_DEFAULT *protocol.SetPushTokenReq
+
+func (p *LogicSetPushTokenArgs) GetReq() (v *protocol.SetPushTokenReq) {
+	if !p.IsSetReq() {
+		return LogicSetPushTokenArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSetPushTokenArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSetPushTokenArgs) SetReq(val *protocol.SetPushTokenReq) {
+	p.Req = val
+}
+
+func (p *LogicSetPushTokenArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSetPushTokenArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSetPushTokenArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSetPushTokenArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSetPushTokenArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSetPushTokenResult struct {
+	Success *protocol.SetPushTokenResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SetPushTokenResp" json:"success,omitempty"`
+	Err     *common.BizError           `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSetPushTokenResult() *LogicSetPushTokenResult {
+	return &LogicSetPushTokenResult{}
+}
+
+func (p *LogicSetPushTokenResult) InitDefault() {
+}
+
+var LogicSetPushTokenResult_Success_DEFAULT *protocol.SetPushTokenResp
+
+func (p *LogicSetPushTokenResult) GetSuccess() (v *protocol.SetPushTokenResp) {
+	if !p.IsSetSuccess() {
+		return LogicSetPushTokenResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSetPushTokenResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSetPushTokenResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSetPushTokenResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSetPushTokenResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SetPushTokenResp)
+}
+func (p *LogicSetPushTokenResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSetPushTokenResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSetPushTokenResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSetPushTokenResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSetPushTokenResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSetPushTokenResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicMuteConvArgs struct {
+	Session *Session              `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.MuteConvReq `thrift:"req,2" frugal:"2,default,protocol.MuteConvReq" json:"req"`
+}
+
+func NewLogicMuteConvArgs() *LogicMuteConvArgs {
+	return &LogicMuteConvArgs{}
+}
+
+func (p *LogicMuteConvArgs) InitDefault() {
+}
+
+var LogicMuteConvArgs_Session_DEFAULT *Session
+
+func (p *LogicMuteConvArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicMuteConvArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicMuteConvArgs_Req_DEFAULT *protocol.MuteConvReq
+
+func (p *LogicMuteConvArgs) GetReq() (v *protocol.MuteConvReq) {
+	if !p.IsSetReq() {
+		return LogicMuteConvArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicMuteConvArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicMuteConvArgs) SetReq(val *protocol.MuteConvReq) {
+	p.Req = val
+}
+
+func (p *LogicMuteConvArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicMuteConvArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicMuteConvArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicMuteConvArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicMuteConvArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicMuteConvResult struct {
+	Success *protocol.MuteConvResp `thrift:"success,0,optional" frugal:"0,optional,protocol.MuteConvResp" json:"success,omitempty"`
+	Err     *common.BizError       `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicMuteConvResult() *LogicMuteConvResult {
+	return &LogicMuteConvResult{}
+}
+
+func (p *LogicMuteConvResult) InitDefault() {
+}
+
+var LogicMuteConvResult_Success_DEFAULT *protocol.MuteConvResp
+
+func (p *LogicMuteConvResult) GetSuccess() (v *protocol.MuteConvResp) {
+	if !p.IsSetSuccess() {
+		return LogicMuteConvResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicMuteConvResult_Err_DEFAULT *common.BizError
+
+func (p *LogicMuteConvResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicMuteConvResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicMuteConvResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.MuteConvResp)
+}
+func (p *LogicMuteConvResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicMuteConvResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicMuteConvResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicMuteConvResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicMuteConvResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicMuteConvResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSetDNDArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SetDNDReq `thrift:"req,2" frugal:"2,default,protocol.SetDNDReq" json:"req"`
+}
+
+func NewLogicSetDNDArgs() *LogicSetDNDArgs {
+	return &LogicSetDNDArgs{}
+}
+
+func (p *LogicSetDNDArgs) InitDefault() {
+}
+
+var LogicSetDNDArgs_Session_DEFAULT *Session
+
+func (p *LogicSetDNDArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSetDNDArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSetDNDArgs_Req_DEFAULT *protocol.SetDNDReq
+
+func (p *LogicSetDNDArgs) GetReq() (v *protocol.SetDNDReq) {
+	if !p.IsSetReq() {
+		return LogicSetDNDArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSetDNDArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSetDNDArgs) SetReq(val *protocol.SetDNDReq) {
+	p.Req = val
+}
+
+func (p *LogicSetDNDArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSetDNDArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSetDNDArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSetDNDArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSetDNDArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSetDNDResult struct {
+	Success *protocol.UserSettings `thrift:"success,0,optional" frugal:"0,optional,protocol.UserSettings" json:"success,omitempty"`
+	Err     *common.BizError       `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSetDNDResult() *LogicSetDNDResult {
+	return &LogicSetDNDResult{}
+}
+
+func (p *LogicSetDNDResult) InitDefault() {
+}
+
+var LogicSetDNDResult_Success_DEFAULT *protocol.UserSettings
+
+func (p *LogicSetDNDResult) GetSuccess() (v *protocol.UserSettings) {
+	if !p.IsSetSuccess() {
+		return LogicSetDNDResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSetDNDResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSetDNDResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSetDNDResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSetDNDResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.UserSettings)
+}
+func (p *LogicSetDNDResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSetDNDResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSetDNDResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSetDNDResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSetDNDResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSetDNDResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicGetSettingsArgs struct {
+	Session *Session                 `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.GetSettingsReq `thrift:"req,2" frugal:"2,default,protocol.GetSettingsReq" json:"req"`
+}
+
+func NewLogicGetSettingsArgs() *LogicGetSettingsArgs {
+	return &LogicGetSettingsArgs{}
+}
+
+func (p *LogicGetSettingsArgs) InitDefault() {
+}
+
+var LogicGetSettingsArgs_Session_DEFAULT *Session
+
+func (p *LogicGetSettingsArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicGetSettingsArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicGetSettingsArgs_Req_DEFAULT *protocol.GetSettingsReq
+
+func (p *LogicGetSettingsArgs) GetReq() (v *protocol.GetSettingsReq) {
+	if !p.IsSetReq() {
+		return LogicGetSettingsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicGetSettingsArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicGetSettingsArgs) SetReq(val *protocol.GetSettingsReq) {
+	p.Req = val
+}
+
+func (p *LogicGetSettingsArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicGetSettingsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicGetSettingsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetSettingsArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetSettingsArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicGetSettingsResult struct {
+	Success *protocol.UserSettings `thrift:"success,0,optional" frugal:"0,optional,protocol.UserSettings" json:"success,omitempty"`
+	Err     *common.BizError       `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicGetSettingsResult() *LogicGetSettingsResult {
+	return &LogicGetSettingsResult{}
+}
+
+func (p *LogicGetSettingsResult) InitDefault() {
+}
+
+var LogicGetSettingsResult_Success_DEFAULT *protocol.UserSettings
+
+func (p *LogicGetSettingsResult) GetSuccess() (v *protocol.UserSettings) {
+	if !p.IsSetSuccess() {
+		return LogicGetSettingsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicGetSettingsResult_Err_DEFAULT *common.BizError
+
+func (p *LogicGetSettingsResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicGetSettingsResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicGetSettingsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.UserSettings)
+}
+func (p *LogicGetSettingsResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicGetSettingsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicGetSettingsResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicGetSettingsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicGetSettingsResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicGetSettingsResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -46,8 +46,35 @@ const (
 	Op_SEARCH_USERS_ACK    Op = 32
 	Op_BLOCK               Op = 33
 	Op_BLOCK_ACK           Op = 34
+	Op_CREATE_GROUP        Op = 35
+	Op_CREATE_GROUP_ACK    Op = 36
+	Op_MANAGE_GROUP        Op = 37
+	Op_MANAGE_GROUP_ACK    Op = 38
+	Op_GET_GROUP           Op = 39
+	Op_GET_GROUP_ACK       Op = 40
+	Op_RECALL              Op = 41
+	Op_RECALL_ACK          Op = 42
+	Op_EDIT                Op = 43
+	Op_EDIT_ACK            Op = 44
+	Op_TYPING              Op = 45
+	Op_TYPING_ACK          Op = 46
+	Op_READ_COUNTS         Op = 47
+	Op_READ_COUNTS_ACK     Op = 48
+	Op_GET_PRESENCE        Op = 49
+	Op_GET_PRESENCE_ACK    Op = 50
+	Op_WATCH_PRESENCE      Op = 51
+	Op_WATCH_PRESENCE_ACK  Op = 52
+	Op_SET_PUSH_TOKEN      Op = 53
+	Op_SET_PUSH_TOKEN_ACK  Op = 54
+	Op_MUTE_CONV           Op = 55
+	Op_MUTE_CONV_ACK       Op = 56
+	Op_SET_DND             Op = 57
+	Op_SET_DND_ACK         Op = 58
+	Op_GET_SETTINGS        Op = 59
+	Op_GET_SETTINGS_ACK    Op = 60
 	Op_PUSH                Op = 65
 	Op_CLOSE               Op = 66
+	Op_NOTIFY              Op = 67
 )
 
 func (p Op) String() string {
@@ -120,10 +147,64 @@ func (p Op) String() string {
 		return "BLOCK"
 	case Op_BLOCK_ACK:
 		return "BLOCK_ACK"
+	case Op_CREATE_GROUP:
+		return "CREATE_GROUP"
+	case Op_CREATE_GROUP_ACK:
+		return "CREATE_GROUP_ACK"
+	case Op_MANAGE_GROUP:
+		return "MANAGE_GROUP"
+	case Op_MANAGE_GROUP_ACK:
+		return "MANAGE_GROUP_ACK"
+	case Op_GET_GROUP:
+		return "GET_GROUP"
+	case Op_GET_GROUP_ACK:
+		return "GET_GROUP_ACK"
+	case Op_RECALL:
+		return "RECALL"
+	case Op_RECALL_ACK:
+		return "RECALL_ACK"
+	case Op_EDIT:
+		return "EDIT"
+	case Op_EDIT_ACK:
+		return "EDIT_ACK"
+	case Op_TYPING:
+		return "TYPING"
+	case Op_TYPING_ACK:
+		return "TYPING_ACK"
+	case Op_READ_COUNTS:
+		return "READ_COUNTS"
+	case Op_READ_COUNTS_ACK:
+		return "READ_COUNTS_ACK"
+	case Op_GET_PRESENCE:
+		return "GET_PRESENCE"
+	case Op_GET_PRESENCE_ACK:
+		return "GET_PRESENCE_ACK"
+	case Op_WATCH_PRESENCE:
+		return "WATCH_PRESENCE"
+	case Op_WATCH_PRESENCE_ACK:
+		return "WATCH_PRESENCE_ACK"
+	case Op_SET_PUSH_TOKEN:
+		return "SET_PUSH_TOKEN"
+	case Op_SET_PUSH_TOKEN_ACK:
+		return "SET_PUSH_TOKEN_ACK"
+	case Op_MUTE_CONV:
+		return "MUTE_CONV"
+	case Op_MUTE_CONV_ACK:
+		return "MUTE_CONV_ACK"
+	case Op_SET_DND:
+		return "SET_DND"
+	case Op_SET_DND_ACK:
+		return "SET_DND_ACK"
+	case Op_GET_SETTINGS:
+		return "GET_SETTINGS"
+	case Op_GET_SETTINGS_ACK:
+		return "GET_SETTINGS_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
 		return "CLOSE"
+	case Op_NOTIFY:
+		return "NOTIFY"
 	}
 	return "<UNSET>"
 }
@@ -198,10 +279,64 @@ func OpFromString(s string) (Op, error) {
 		return Op_BLOCK, nil
 	case "BLOCK_ACK":
 		return Op_BLOCK_ACK, nil
+	case "CREATE_GROUP":
+		return Op_CREATE_GROUP, nil
+	case "CREATE_GROUP_ACK":
+		return Op_CREATE_GROUP_ACK, nil
+	case "MANAGE_GROUP":
+		return Op_MANAGE_GROUP, nil
+	case "MANAGE_GROUP_ACK":
+		return Op_MANAGE_GROUP_ACK, nil
+	case "GET_GROUP":
+		return Op_GET_GROUP, nil
+	case "GET_GROUP_ACK":
+		return Op_GET_GROUP_ACK, nil
+	case "RECALL":
+		return Op_RECALL, nil
+	case "RECALL_ACK":
+		return Op_RECALL_ACK, nil
+	case "EDIT":
+		return Op_EDIT, nil
+	case "EDIT_ACK":
+		return Op_EDIT_ACK, nil
+	case "TYPING":
+		return Op_TYPING, nil
+	case "TYPING_ACK":
+		return Op_TYPING_ACK, nil
+	case "READ_COUNTS":
+		return Op_READ_COUNTS, nil
+	case "READ_COUNTS_ACK":
+		return Op_READ_COUNTS_ACK, nil
+	case "GET_PRESENCE":
+		return Op_GET_PRESENCE, nil
+	case "GET_PRESENCE_ACK":
+		return Op_GET_PRESENCE_ACK, nil
+	case "WATCH_PRESENCE":
+		return Op_WATCH_PRESENCE, nil
+	case "WATCH_PRESENCE_ACK":
+		return Op_WATCH_PRESENCE_ACK, nil
+	case "SET_PUSH_TOKEN":
+		return Op_SET_PUSH_TOKEN, nil
+	case "SET_PUSH_TOKEN_ACK":
+		return Op_SET_PUSH_TOKEN_ACK, nil
+	case "MUTE_CONV":
+		return Op_MUTE_CONV, nil
+	case "MUTE_CONV_ACK":
+		return Op_MUTE_CONV_ACK, nil
+	case "SET_DND":
+		return Op_SET_DND, nil
+	case "SET_DND_ACK":
+		return Op_SET_DND_ACK, nil
+	case "GET_SETTINGS":
+		return Op_GET_SETTINGS, nil
+	case "GET_SETTINGS_ACK":
+		return Op_GET_SETTINGS_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
 		return Op_CLOSE, nil
+	case "NOTIFY":
+		return Op_NOTIFY, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -307,6 +442,53 @@ func (p *CloseReason) Scan(value interface{}) (err error) {
 }
 
 func (p *CloseReason) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
+
+type PushPlatform int64
+
+const (
+	PushPlatform_APNS  PushPlatform = 1
+	PushPlatform_FCM   PushPlatform = 2
+	PushPlatform_OTHER PushPlatform = 3
+)
+
+func (p PushPlatform) String() string {
+	switch p {
+	case PushPlatform_APNS:
+		return "APNS"
+	case PushPlatform_FCM:
+		return "FCM"
+	case PushPlatform_OTHER:
+		return "OTHER"
+	}
+	return "<UNSET>"
+}
+
+func PushPlatformFromString(s string) (PushPlatform, error) {
+	switch s {
+	case "APNS":
+		return PushPlatform_APNS, nil
+	case "FCM":
+		return PushPlatform_FCM, nil
+	case "OTHER":
+		return PushPlatform_OTHER, nil
+	}
+	return PushPlatform(0), fmt.Errorf("not a valid PushPlatform string")
+}
+
+func PushPlatformPtr(v PushPlatform) *PushPlatform { return &v }
+func (p *PushPlatform) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = PushPlatform(result.Int64)
+	return
+}
+
+func (p *PushPlatform) Value() (driver.Value, error) {
 	if p == nil {
 		return nil, nil
 	}
@@ -923,6 +1105,11 @@ type ConvSummary struct {
 	DeliveredSeq int64           `thrift:"delivered_seq,7" frugal:"7,default,i64" json:"delivered_seq"`
 	UpdatedMs    int64           `thrift:"updated_ms,8" frugal:"8,default,i64" json:"updated_ms"`
 	PeerUserId   int64           `thrift:"peer_user_id,9" frugal:"9,default,i64" json:"peer_user_id"`
+	Name         string          `thrift:"name,10" frugal:"10,default,string" json:"name"`
+	PeerReadSeq  int64           `thrift:"peer_read_seq,11" frugal:"11,default,i64" json:"peer_read_seq"`
+	Left         bool            `thrift:"left,12" frugal:"12,default,bool" json:"left"`
+	Muted        bool            `thrift:"muted,13" frugal:"13,default,bool" json:"muted"`
+	MemberCount  int32           `thrift:"member_count,14" frugal:"14,default,i32" json:"member_count"`
 }
 
 func NewConvSummary() *ConvSummary {
@@ -972,6 +1159,26 @@ func (p *ConvSummary) GetUpdatedMs() (v int64) {
 func (p *ConvSummary) GetPeerUserId() (v int64) {
 	return p.PeerUserId
 }
+
+func (p *ConvSummary) GetName() (v string) {
+	return p.Name
+}
+
+func (p *ConvSummary) GetPeerReadSeq() (v int64) {
+	return p.PeerReadSeq
+}
+
+func (p *ConvSummary) GetLeft() (v bool) {
+	return p.Left
+}
+
+func (p *ConvSummary) GetMuted() (v bool) {
+	return p.Muted
+}
+
+func (p *ConvSummary) GetMemberCount() (v int32) {
+	return p.MemberCount
+}
 func (p *ConvSummary) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -999,6 +1206,21 @@ func (p *ConvSummary) SetUpdatedMs(val int64) {
 func (p *ConvSummary) SetPeerUserId(val int64) {
 	p.PeerUserId = val
 }
+func (p *ConvSummary) SetName(val string) {
+	p.Name = val
+}
+func (p *ConvSummary) SetPeerReadSeq(val int64) {
+	p.PeerReadSeq = val
+}
+func (p *ConvSummary) SetLeft(val bool) {
+	p.Left = val
+}
+func (p *ConvSummary) SetMuted(val bool) {
+	p.Muted = val
+}
+func (p *ConvSummary) SetMemberCount(val int32) {
+	p.MemberCount = val
+}
 
 func (p *ConvSummary) IsSetLastMessage() bool {
 	return p.LastMessage != nil
@@ -1012,15 +1234,20 @@ func (p *ConvSummary) String() string {
 }
 
 var fieldIDToName_ConvSummary = map[int16]string{
-	1: "conv_id",
-	2: "type",
-	3: "last_seq",
-	4: "last_message",
-	5: "read_seq",
-	6: "unread",
-	7: "delivered_seq",
-	8: "updated_ms",
-	9: "peer_user_id",
+	1:  "conv_id",
+	2:  "type",
+	3:  "last_seq",
+	4:  "last_message",
+	5:  "read_seq",
+	6:  "unread",
+	7:  "delivered_seq",
+	8:  "updated_ms",
+	9:  "peer_user_id",
+	10: "name",
+	11: "peer_read_seq",
+	12: "left",
+	13: "muted",
+	14: "member_count",
 }
 
 type SyncConvsReq struct {
@@ -1882,6 +2109,1143 @@ func (p *BlockResp) String() string {
 }
 
 var fieldIDToName_BlockResp = map[int16]string{}
+
+type CreateGroupReq struct {
+	ClientMsgId string  `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	Name        string  `thrift:"name,2" frugal:"2,default,string" json:"name"`
+	MemberIds   []int64 `thrift:"member_ids,3" frugal:"3,default,list<i64>" json:"member_ids"`
+}
+
+func NewCreateGroupReq() *CreateGroupReq {
+	return &CreateGroupReq{}
+}
+
+func (p *CreateGroupReq) InitDefault() {
+}
+
+func (p *CreateGroupReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *CreateGroupReq) GetName() (v string) {
+	return p.Name
+}
+
+func (p *CreateGroupReq) GetMemberIds() (v []int64) {
+	return p.MemberIds
+}
+func (p *CreateGroupReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *CreateGroupReq) SetName(val string) {
+	p.Name = val
+}
+func (p *CreateGroupReq) SetMemberIds(val []int64) {
+	p.MemberIds = val
+}
+
+func (p *CreateGroupReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("CreateGroupReq(%+v)", *p)
+}
+
+var fieldIDToName_CreateGroupReq = map[int16]string{
+	1: "client_msg_id",
+	2: "name",
+	3: "member_ids",
+}
+
+type ManageGroupReq struct {
+	ClientMsgId string             `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	ConvId      string             `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Action      common.GroupAction `thrift:"action,3" frugal:"3,default,GroupAction" json:"action"`
+	UserIds     []int64            `thrift:"user_ids,4" frugal:"4,default,list<i64>" json:"user_ids"`
+	Name        string             `thrift:"name,5" frugal:"5,default,string" json:"name"`
+	Role        common.GroupRole   `thrift:"role,6" frugal:"6,default,GroupRole" json:"role"`
+}
+
+func NewManageGroupReq() *ManageGroupReq {
+	return &ManageGroupReq{}
+}
+
+func (p *ManageGroupReq) InitDefault() {
+}
+
+func (p *ManageGroupReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *ManageGroupReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ManageGroupReq) GetAction() (v common.GroupAction) {
+	return p.Action
+}
+
+func (p *ManageGroupReq) GetUserIds() (v []int64) {
+	return p.UserIds
+}
+
+func (p *ManageGroupReq) GetName() (v string) {
+	return p.Name
+}
+
+func (p *ManageGroupReq) GetRole() (v common.GroupRole) {
+	return p.Role
+}
+func (p *ManageGroupReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *ManageGroupReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ManageGroupReq) SetAction(val common.GroupAction) {
+	p.Action = val
+}
+func (p *ManageGroupReq) SetUserIds(val []int64) {
+	p.UserIds = val
+}
+func (p *ManageGroupReq) SetName(val string) {
+	p.Name = val
+}
+func (p *ManageGroupReq) SetRole(val common.GroupRole) {
+	p.Role = val
+}
+
+func (p *ManageGroupReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ManageGroupReq(%+v)", *p)
+}
+
+var fieldIDToName_ManageGroupReq = map[int16]string{
+	1: "client_msg_id",
+	2: "conv_id",
+	3: "action",
+	4: "user_ids",
+	5: "name",
+	6: "role",
+}
+
+type GroupChangeResp struct {
+	ConvId     string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	MsgId      int64  `thrift:"msg_id,2" frugal:"2,default,i64" json:"msg_id"`
+	Seq        int64  `thrift:"seq,3" frugal:"3,default,i64" json:"seq"`
+	SendTimeMs int64  `thrift:"send_time_ms,4" frugal:"4,default,i64" json:"send_time_ms"`
+	Duplicate  bool   `thrift:"duplicate,5" frugal:"5,default,bool" json:"duplicate"`
+}
+
+func NewGroupChangeResp() *GroupChangeResp {
+	return &GroupChangeResp{}
+}
+
+func (p *GroupChangeResp) InitDefault() {
+}
+
+func (p *GroupChangeResp) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *GroupChangeResp) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *GroupChangeResp) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *GroupChangeResp) GetSendTimeMs() (v int64) {
+	return p.SendTimeMs
+}
+
+func (p *GroupChangeResp) GetDuplicate() (v bool) {
+	return p.Duplicate
+}
+func (p *GroupChangeResp) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *GroupChangeResp) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *GroupChangeResp) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *GroupChangeResp) SetSendTimeMs(val int64) {
+	p.SendTimeMs = val
+}
+func (p *GroupChangeResp) SetDuplicate(val bool) {
+	p.Duplicate = val
+}
+
+func (p *GroupChangeResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GroupChangeResp(%+v)", *p)
+}
+
+var fieldIDToName_GroupChangeResp = map[int16]string{
+	1: "conv_id",
+	2: "msg_id",
+	3: "seq",
+	4: "send_time_ms",
+	5: "duplicate",
+}
+
+type GetGroupReq struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+}
+
+func NewGetGroupReq() *GetGroupReq {
+	return &GetGroupReq{}
+}
+
+func (p *GetGroupReq) InitDefault() {
+}
+
+func (p *GetGroupReq) GetConvId() (v string) {
+	return p.ConvId
+}
+func (p *GetGroupReq) SetConvId(val string) {
+	p.ConvId = val
+}
+
+func (p *GetGroupReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GetGroupReq(%+v)", *p)
+}
+
+var fieldIDToName_GetGroupReq = map[int16]string{
+	1: "conv_id",
+}
+
+type GroupMember struct {
+	UserId   int64            `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Role     common.GroupRole `thrift:"role,2" frugal:"2,default,GroupRole" json:"role"`
+	JoinedMs int64            `thrift:"joined_ms,3" frugal:"3,default,i64" json:"joined_ms"`
+}
+
+func NewGroupMember() *GroupMember {
+	return &GroupMember{}
+}
+
+func (p *GroupMember) InitDefault() {
+}
+
+func (p *GroupMember) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *GroupMember) GetRole() (v common.GroupRole) {
+	return p.Role
+}
+
+func (p *GroupMember) GetJoinedMs() (v int64) {
+	return p.JoinedMs
+}
+func (p *GroupMember) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *GroupMember) SetRole(val common.GroupRole) {
+	p.Role = val
+}
+func (p *GroupMember) SetJoinedMs(val int64) {
+	p.JoinedMs = val
+}
+
+func (p *GroupMember) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GroupMember(%+v)", *p)
+}
+
+var fieldIDToName_GroupMember = map[int16]string{
+	1: "user_id",
+	2: "role",
+	3: "joined_ms",
+}
+
+type GroupInfo struct {
+	ConvId     string         `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Name       string         `thrift:"name,2" frugal:"2,default,string" json:"name"`
+	OwnerId    int64          `thrift:"owner_id,3" frugal:"3,default,i64" json:"owner_id"`
+	Members    []*GroupMember `thrift:"members,4" frugal:"4,default,list<GroupMember>" json:"members"`
+	Dismissed  bool           `thrift:"dismissed,5" frugal:"5,default,bool" json:"dismissed"`
+	LastSeq    int64          `thrift:"last_seq,6" frugal:"6,default,i64" json:"last_seq"`
+	MaxMembers int32          `thrift:"max_members,7" frugal:"7,default,i32" json:"max_members"`
+}
+
+func NewGroupInfo() *GroupInfo {
+	return &GroupInfo{}
+}
+
+func (p *GroupInfo) InitDefault() {
+}
+
+func (p *GroupInfo) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *GroupInfo) GetName() (v string) {
+	return p.Name
+}
+
+func (p *GroupInfo) GetOwnerId() (v int64) {
+	return p.OwnerId
+}
+
+func (p *GroupInfo) GetMembers() (v []*GroupMember) {
+	return p.Members
+}
+
+func (p *GroupInfo) GetDismissed() (v bool) {
+	return p.Dismissed
+}
+
+func (p *GroupInfo) GetLastSeq() (v int64) {
+	return p.LastSeq
+}
+
+func (p *GroupInfo) GetMaxMembers() (v int32) {
+	return p.MaxMembers
+}
+func (p *GroupInfo) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *GroupInfo) SetName(val string) {
+	p.Name = val
+}
+func (p *GroupInfo) SetOwnerId(val int64) {
+	p.OwnerId = val
+}
+func (p *GroupInfo) SetMembers(val []*GroupMember) {
+	p.Members = val
+}
+func (p *GroupInfo) SetDismissed(val bool) {
+	p.Dismissed = val
+}
+func (p *GroupInfo) SetLastSeq(val int64) {
+	p.LastSeq = val
+}
+func (p *GroupInfo) SetMaxMembers(val int32) {
+	p.MaxMembers = val
+}
+
+func (p *GroupInfo) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GroupInfo(%+v)", *p)
+}
+
+var fieldIDToName_GroupInfo = map[int16]string{
+	1: "conv_id",
+	2: "name",
+	3: "owner_id",
+	4: "members",
+	5: "dismissed",
+	6: "last_seq",
+	7: "max_members",
+}
+
+type RecallReq struct {
+	ClientMsgId string `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	ConvId      string `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Seq         int64  `thrift:"seq,3" frugal:"3,default,i64" json:"seq"`
+}
+
+func NewRecallReq() *RecallReq {
+	return &RecallReq{}
+}
+
+func (p *RecallReq) InitDefault() {
+}
+
+func (p *RecallReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *RecallReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *RecallReq) GetSeq() (v int64) {
+	return p.Seq
+}
+func (p *RecallReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *RecallReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *RecallReq) SetSeq(val int64) {
+	p.Seq = val
+}
+
+func (p *RecallReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RecallReq(%+v)", *p)
+}
+
+var fieldIDToName_RecallReq = map[int16]string{
+	1: "client_msg_id",
+	2: "conv_id",
+	3: "seq",
+}
+
+type EditReq struct {
+	ClientMsgId string             `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	ConvId      string             `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Seq         int64              `thrift:"seq,3" frugal:"3,default,i64" json:"seq"`
+	ContentType common.ContentType `thrift:"content_type,4" frugal:"4,default,ContentType" json:"content_type"`
+	Content     []byte             `thrift:"content,5" frugal:"5,default,binary" json:"content"`
+}
+
+func NewEditReq() *EditReq {
+	return &EditReq{}
+}
+
+func (p *EditReq) InitDefault() {
+}
+
+func (p *EditReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *EditReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *EditReq) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *EditReq) GetContentType() (v common.ContentType) {
+	return p.ContentType
+}
+
+func (p *EditReq) GetContent() (v []byte) {
+	return p.Content
+}
+func (p *EditReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *EditReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *EditReq) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *EditReq) SetContentType(val common.ContentType) {
+	p.ContentType = val
+}
+func (p *EditReq) SetContent(val []byte) {
+	p.Content = val
+}
+
+func (p *EditReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EditReq(%+v)", *p)
+}
+
+var fieldIDToName_EditReq = map[int16]string{
+	1: "client_msg_id",
+	2: "conv_id",
+	3: "seq",
+	4: "content_type",
+	5: "content",
+}
+
+type TypingReq struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Typing bool   `thrift:"typing,2" frugal:"2,default,bool" json:"typing"`
+}
+
+func NewTypingReq() *TypingReq {
+	return &TypingReq{}
+}
+
+func (p *TypingReq) InitDefault() {
+}
+
+func (p *TypingReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *TypingReq) GetTyping() (v bool) {
+	return p.Typing
+}
+func (p *TypingReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *TypingReq) SetTyping(val bool) {
+	p.Typing = val
+}
+
+func (p *TypingReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("TypingReq(%+v)", *p)
+}
+
+var fieldIDToName_TypingReq = map[int16]string{
+	1: "conv_id",
+	2: "typing",
+}
+
+type TypingResp struct {
+}
+
+func NewTypingResp() *TypingResp {
+	return &TypingResp{}
+}
+
+func (p *TypingResp) InitDefault() {
+}
+
+func (p *TypingResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("TypingResp(%+v)", *p)
+}
+
+var fieldIDToName_TypingResp = map[int16]string{}
+
+type ReadCountsReq struct {
+	ConvId string  `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Seqs   []int64 `thrift:"seqs,2" frugal:"2,default,list<i64>" json:"seqs"`
+}
+
+func NewReadCountsReq() *ReadCountsReq {
+	return &ReadCountsReq{}
+}
+
+func (p *ReadCountsReq) InitDefault() {
+}
+
+func (p *ReadCountsReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ReadCountsReq) GetSeqs() (v []int64) {
+	return p.Seqs
+}
+func (p *ReadCountsReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ReadCountsReq) SetSeqs(val []int64) {
+	p.Seqs = val
+}
+
+func (p *ReadCountsReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReadCountsReq(%+v)", *p)
+}
+
+var fieldIDToName_ReadCountsReq = map[int16]string{
+	1: "conv_id",
+	2: "seqs",
+}
+
+type ReadCountsResp struct {
+	Counts      []int32 `thrift:"counts,1" frugal:"1,default,list<i32>" json:"counts"`
+	MemberCount int32   `thrift:"member_count,2" frugal:"2,default,i32" json:"member_count"`
+}
+
+func NewReadCountsResp() *ReadCountsResp {
+	return &ReadCountsResp{}
+}
+
+func (p *ReadCountsResp) InitDefault() {
+}
+
+func (p *ReadCountsResp) GetCounts() (v []int32) {
+	return p.Counts
+}
+
+func (p *ReadCountsResp) GetMemberCount() (v int32) {
+	return p.MemberCount
+}
+func (p *ReadCountsResp) SetCounts(val []int32) {
+	p.Counts = val
+}
+func (p *ReadCountsResp) SetMemberCount(val int32) {
+	p.MemberCount = val
+}
+
+func (p *ReadCountsResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReadCountsResp(%+v)", *p)
+}
+
+var fieldIDToName_ReadCountsResp = map[int16]string{
+	1: "counts",
+	2: "member_count",
+}
+
+type GetPresenceReq struct {
+	UserIds []int64 `thrift:"user_ids,1" frugal:"1,default,list<i64>" json:"user_ids"`
+}
+
+func NewGetPresenceReq() *GetPresenceReq {
+	return &GetPresenceReq{}
+}
+
+func (p *GetPresenceReq) InitDefault() {
+}
+
+func (p *GetPresenceReq) GetUserIds() (v []int64) {
+	return p.UserIds
+}
+func (p *GetPresenceReq) SetUserIds(val []int64) {
+	p.UserIds = val
+}
+
+func (p *GetPresenceReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GetPresenceReq(%+v)", *p)
+}
+
+var fieldIDToName_GetPresenceReq = map[int16]string{
+	1: "user_ids",
+}
+
+type Presence struct {
+	UserId  int64 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Online  bool  `thrift:"online,2" frugal:"2,default,bool" json:"online"`
+	SinceMs int64 `thrift:"since_ms,3" frugal:"3,default,i64" json:"since_ms"`
+}
+
+func NewPresence() *Presence {
+	return &Presence{}
+}
+
+func (p *Presence) InitDefault() {
+}
+
+func (p *Presence) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *Presence) GetOnline() (v bool) {
+	return p.Online
+}
+
+func (p *Presence) GetSinceMs() (v int64) {
+	return p.SinceMs
+}
+func (p *Presence) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *Presence) SetOnline(val bool) {
+	p.Online = val
+}
+func (p *Presence) SetSinceMs(val int64) {
+	p.SinceMs = val
+}
+
+func (p *Presence) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Presence(%+v)", *p)
+}
+
+var fieldIDToName_Presence = map[int16]string{
+	1: "user_id",
+	2: "online",
+	3: "since_ms",
+}
+
+type GetPresenceResp struct {
+	Presences []*Presence `thrift:"presences,1" frugal:"1,default,list<Presence>" json:"presences"`
+}
+
+func NewGetPresenceResp() *GetPresenceResp {
+	return &GetPresenceResp{}
+}
+
+func (p *GetPresenceResp) InitDefault() {
+}
+
+func (p *GetPresenceResp) GetPresences() (v []*Presence) {
+	return p.Presences
+}
+func (p *GetPresenceResp) SetPresences(val []*Presence) {
+	p.Presences = val
+}
+
+func (p *GetPresenceResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GetPresenceResp(%+v)", *p)
+}
+
+var fieldIDToName_GetPresenceResp = map[int16]string{
+	1: "presences",
+}
+
+type WatchPresenceReq struct {
+	UserIds []int64 `thrift:"user_ids,1" frugal:"1,default,list<i64>" json:"user_ids"`
+}
+
+func NewWatchPresenceReq() *WatchPresenceReq {
+	return &WatchPresenceReq{}
+}
+
+func (p *WatchPresenceReq) InitDefault() {
+}
+
+func (p *WatchPresenceReq) GetUserIds() (v []int64) {
+	return p.UserIds
+}
+func (p *WatchPresenceReq) SetUserIds(val []int64) {
+	p.UserIds = val
+}
+
+func (p *WatchPresenceReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("WatchPresenceReq(%+v)", *p)
+}
+
+var fieldIDToName_WatchPresenceReq = map[int16]string{
+	1: "user_ids",
+}
+
+type SetPushTokenReq struct {
+	Platform PushPlatform `thrift:"platform,1" frugal:"1,default,PushPlatform" json:"platform"`
+	Token    string       `thrift:"token,2" frugal:"2,default,string" json:"token"`
+	AppId    string       `thrift:"app_id,3" frugal:"3,default,string" json:"app_id"`
+}
+
+func NewSetPushTokenReq() *SetPushTokenReq {
+	return &SetPushTokenReq{}
+}
+
+func (p *SetPushTokenReq) InitDefault() {
+}
+
+func (p *SetPushTokenReq) GetPlatform() (v PushPlatform) {
+	return p.Platform
+}
+
+func (p *SetPushTokenReq) GetToken() (v string) {
+	return p.Token
+}
+
+func (p *SetPushTokenReq) GetAppId() (v string) {
+	return p.AppId
+}
+func (p *SetPushTokenReq) SetPlatform(val PushPlatform) {
+	p.Platform = val
+}
+func (p *SetPushTokenReq) SetToken(val string) {
+	p.Token = val
+}
+func (p *SetPushTokenReq) SetAppId(val string) {
+	p.AppId = val
+}
+
+func (p *SetPushTokenReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SetPushTokenReq(%+v)", *p)
+}
+
+var fieldIDToName_SetPushTokenReq = map[int16]string{
+	1: "platform",
+	2: "token",
+	3: "app_id",
+}
+
+type SetPushTokenResp struct {
+}
+
+func NewSetPushTokenResp() *SetPushTokenResp {
+	return &SetPushTokenResp{}
+}
+
+func (p *SetPushTokenResp) InitDefault() {
+}
+
+func (p *SetPushTokenResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SetPushTokenResp(%+v)", *p)
+}
+
+var fieldIDToName_SetPushTokenResp = map[int16]string{}
+
+type MuteConvReq struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	Muted  bool   `thrift:"muted,2" frugal:"2,default,bool" json:"muted"`
+}
+
+func NewMuteConvReq() *MuteConvReq {
+	return &MuteConvReq{}
+}
+
+func (p *MuteConvReq) InitDefault() {
+}
+
+func (p *MuteConvReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *MuteConvReq) GetMuted() (v bool) {
+	return p.Muted
+}
+func (p *MuteConvReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *MuteConvReq) SetMuted(val bool) {
+	p.Muted = val
+}
+
+func (p *MuteConvReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("MuteConvReq(%+v)", *p)
+}
+
+var fieldIDToName_MuteConvReq = map[int16]string{
+	1: "conv_id",
+	2: "muted",
+}
+
+type MuteConvResp struct {
+}
+
+func NewMuteConvResp() *MuteConvResp {
+	return &MuteConvResp{}
+}
+
+func (p *MuteConvResp) InitDefault() {
+}
+
+func (p *MuteConvResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("MuteConvResp(%+v)", *p)
+}
+
+var fieldIDToName_MuteConvResp = map[int16]string{}
+
+type SetDNDReq struct {
+	StartMinute      int32 `thrift:"start_minute,1" frugal:"1,default,i32" json:"start_minute"`
+	EndMinute        int32 `thrift:"end_minute,2" frugal:"2,default,i32" json:"end_minute"`
+	UtcOffsetMinutes int32 `thrift:"utc_offset_minutes,3" frugal:"3,default,i32" json:"utc_offset_minutes"`
+}
+
+func NewSetDNDReq() *SetDNDReq {
+	return &SetDNDReq{}
+}
+
+func (p *SetDNDReq) InitDefault() {
+}
+
+func (p *SetDNDReq) GetStartMinute() (v int32) {
+	return p.StartMinute
+}
+
+func (p *SetDNDReq) GetEndMinute() (v int32) {
+	return p.EndMinute
+}
+
+func (p *SetDNDReq) GetUtcOffsetMinutes() (v int32) {
+	return p.UtcOffsetMinutes
+}
+func (p *SetDNDReq) SetStartMinute(val int32) {
+	p.StartMinute = val
+}
+func (p *SetDNDReq) SetEndMinute(val int32) {
+	p.EndMinute = val
+}
+func (p *SetDNDReq) SetUtcOffsetMinutes(val int32) {
+	p.UtcOffsetMinutes = val
+}
+
+func (p *SetDNDReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SetDNDReq(%+v)", *p)
+}
+
+var fieldIDToName_SetDNDReq = map[int16]string{
+	1: "start_minute",
+	2: "end_minute",
+	3: "utc_offset_minutes",
+}
+
+type GetSettingsReq struct {
+}
+
+func NewGetSettingsReq() *GetSettingsReq {
+	return &GetSettingsReq{}
+}
+
+func (p *GetSettingsReq) InitDefault() {
+}
+
+func (p *GetSettingsReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GetSettingsReq(%+v)", *p)
+}
+
+var fieldIDToName_GetSettingsReq = map[int16]string{}
+
+type UserSettings struct {
+	DndEnabled       bool  `thrift:"dnd_enabled,1" frugal:"1,default,bool" json:"dnd_enabled"`
+	DndStartMinute   int32 `thrift:"dnd_start_minute,2" frugal:"2,default,i32" json:"dnd_start_minute"`
+	DndEndMinute     int32 `thrift:"dnd_end_minute,3" frugal:"3,default,i32" json:"dnd_end_minute"`
+	UtcOffsetMinutes int32 `thrift:"utc_offset_minutes,4" frugal:"4,default,i32" json:"utc_offset_minutes"`
+}
+
+func NewUserSettings() *UserSettings {
+	return &UserSettings{}
+}
+
+func (p *UserSettings) InitDefault() {
+}
+
+func (p *UserSettings) GetDndEnabled() (v bool) {
+	return p.DndEnabled
+}
+
+func (p *UserSettings) GetDndStartMinute() (v int32) {
+	return p.DndStartMinute
+}
+
+func (p *UserSettings) GetDndEndMinute() (v int32) {
+	return p.DndEndMinute
+}
+
+func (p *UserSettings) GetUtcOffsetMinutes() (v int32) {
+	return p.UtcOffsetMinutes
+}
+func (p *UserSettings) SetDndEnabled(val bool) {
+	p.DndEnabled = val
+}
+func (p *UserSettings) SetDndStartMinute(val int32) {
+	p.DndStartMinute = val
+}
+func (p *UserSettings) SetDndEndMinute(val int32) {
+	p.DndEndMinute = val
+}
+func (p *UserSettings) SetUtcOffsetMinutes(val int32) {
+	p.UtcOffsetMinutes = val
+}
+
+func (p *UserSettings) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("UserSettings(%+v)", *p)
+}
+
+var fieldIDToName_UserSettings = map[int16]string{
+	1: "dnd_enabled",
+	2: "dnd_start_minute",
+	3: "dnd_end_minute",
+	4: "utc_offset_minutes",
+}
+
+type ReadUpdate struct {
+	ConvId  string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	UserId  int64  `thrift:"user_id,2" frugal:"2,default,i64" json:"user_id"`
+	ReadSeq int64  `thrift:"read_seq,3" frugal:"3,default,i64" json:"read_seq"`
+}
+
+func NewReadUpdate() *ReadUpdate {
+	return &ReadUpdate{}
+}
+
+func (p *ReadUpdate) InitDefault() {
+}
+
+func (p *ReadUpdate) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ReadUpdate) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *ReadUpdate) GetReadSeq() (v int64) {
+	return p.ReadSeq
+}
+func (p *ReadUpdate) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ReadUpdate) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *ReadUpdate) SetReadSeq(val int64) {
+	p.ReadSeq = val
+}
+
+func (p *ReadUpdate) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReadUpdate(%+v)", *p)
+}
+
+var fieldIDToName_ReadUpdate = map[int16]string{
+	1: "conv_id",
+	2: "user_id",
+	3: "read_seq",
+}
+
+type TypingUpdate struct {
+	ConvId string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	UserId int64  `thrift:"user_id,2" frugal:"2,default,i64" json:"user_id"`
+	Typing bool   `thrift:"typing,3" frugal:"3,default,bool" json:"typing"`
+}
+
+func NewTypingUpdate() *TypingUpdate {
+	return &TypingUpdate{}
+}
+
+func (p *TypingUpdate) InitDefault() {
+}
+
+func (p *TypingUpdate) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *TypingUpdate) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *TypingUpdate) GetTyping() (v bool) {
+	return p.Typing
+}
+func (p *TypingUpdate) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *TypingUpdate) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *TypingUpdate) SetTyping(val bool) {
+	p.Typing = val
+}
+
+func (p *TypingUpdate) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("TypingUpdate(%+v)", *p)
+}
+
+var fieldIDToName_TypingUpdate = map[int16]string{
+	1: "conv_id",
+	2: "user_id",
+	3: "typing",
+}
+
+type Notify struct {
+	Read_    *ReadUpdate   `thrift:"read,1,optional" frugal:"1,optional,ReadUpdate" json:"read,omitempty"`
+	Typing   *TypingUpdate `thrift:"typing,2,optional" frugal:"2,optional,TypingUpdate" json:"typing,omitempty"`
+	Presence *Presence     `thrift:"presence,3,optional" frugal:"3,optional,Presence" json:"presence,omitempty"`
+}
+
+func NewNotify() *Notify {
+	return &Notify{}
+}
+
+func (p *Notify) InitDefault() {
+}
+
+var Notify_Read__DEFAULT *ReadUpdate
+
+func (p *Notify) GetRead() (v *ReadUpdate) {
+	if !p.IsSetRead() {
+		return Notify_Read__DEFAULT
+	}
+	return p.Read_
+}
+
+var Notify_Typing_DEFAULT *TypingUpdate
+
+func (p *Notify) GetTyping() (v *TypingUpdate) {
+	if !p.IsSetTyping() {
+		return Notify_Typing_DEFAULT
+	}
+	return p.Typing
+}
+
+var Notify_Presence_DEFAULT *Presence
+
+func (p *Notify) GetPresence() (v *Presence) {
+	if !p.IsSetPresence() {
+		return Notify_Presence_DEFAULT
+	}
+	return p.Presence
+}
+func (p *Notify) SetRead(val *ReadUpdate) {
+	p.Read_ = val
+}
+func (p *Notify) SetTyping(val *TypingUpdate) {
+	p.Typing = val
+}
+func (p *Notify) SetPresence(val *Presence) {
+	p.Presence = val
+}
+
+func (p *Notify) IsSetRead() bool {
+	return p.Read_ != nil
+}
+
+func (p *Notify) IsSetTyping() bool {
+	return p.Typing != nil
+}
+
+func (p *Notify) IsSetPresence() bool {
+	return p.Presence != nil
+}
+
+func (p *Notify) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Notify(%+v)", *p)
+}
+
+var fieldIDToName_Notify = map[int16]string{
+	1: "read",
+	2: "typing",
+	3: "presence",
+}
 
 type PushMsg struct {
 	Message *common.Message `thrift:"message,1" frugal:"1,default,common.Message" json:"message"`

@@ -30,6 +30,19 @@ type Client interface {
 	SignOutDevice(ctx context.Context, session *logicrpc.Session, req *protocol.SignOutDeviceReq, callOptions ...callopt.Option) (r *protocol.SignOutDeviceResp, err error)
 	SearchUsers(ctx context.Context, session *logicrpc.Session, req *protocol.SearchUsersReq, callOptions ...callopt.Option) (r *protocol.SearchUsersResp, err error)
 	Block(ctx context.Context, session *logicrpc.Session, req *protocol.BlockReq, callOptions ...callopt.Option) (r *protocol.BlockResp, err error)
+	CreateGroup(ctx context.Context, session *logicrpc.Session, req *protocol.CreateGroupReq, callOptions ...callopt.Option) (r *protocol.GroupChangeResp, err error)
+	ManageGroup(ctx context.Context, session *logicrpc.Session, req *protocol.ManageGroupReq, callOptions ...callopt.Option) (r *protocol.GroupChangeResp, err error)
+	GetGroup(ctx context.Context, session *logicrpc.Session, req *protocol.GetGroupReq, callOptions ...callopt.Option) (r *protocol.GroupInfo, err error)
+	Recall(ctx context.Context, session *logicrpc.Session, req *protocol.RecallReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
+	Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
+	Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq, callOptions ...callopt.Option) (r *protocol.TypingResp, err error)
+	ReadCounts(ctx context.Context, session *logicrpc.Session, req *protocol.ReadCountsReq, callOptions ...callopt.Option) (r *protocol.ReadCountsResp, err error)
+	GetPresence(ctx context.Context, session *logicrpc.Session, req *protocol.GetPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error)
+	WatchPresence(ctx context.Context, session *logicrpc.Session, req *protocol.WatchPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error)
+	SetPushToken(ctx context.Context, session *logicrpc.Session, req *protocol.SetPushTokenReq, callOptions ...callopt.Option) (r *protocol.SetPushTokenResp, err error)
+	MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq, callOptions ...callopt.Option) (r *protocol.MuteConvResp, err error)
+	SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
+	GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -149,4 +162,69 @@ func (p *kLogicClient) SearchUsers(ctx context.Context, session *logicrpc.Sessio
 func (p *kLogicClient) Block(ctx context.Context, session *logicrpc.Session, req *protocol.BlockReq, callOptions ...callopt.Option) (r *protocol.BlockResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Block(ctx, session, req)
+}
+
+func (p *kLogicClient) CreateGroup(ctx context.Context, session *logicrpc.Session, req *protocol.CreateGroupReq, callOptions ...callopt.Option) (r *protocol.GroupChangeResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.CreateGroup(ctx, session, req)
+}
+
+func (p *kLogicClient) ManageGroup(ctx context.Context, session *logicrpc.Session, req *protocol.ManageGroupReq, callOptions ...callopt.Option) (r *protocol.GroupChangeResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ManageGroup(ctx, session, req)
+}
+
+func (p *kLogicClient) GetGroup(ctx context.Context, session *logicrpc.Session, req *protocol.GetGroupReq, callOptions ...callopt.Option) (r *protocol.GroupInfo, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetGroup(ctx, session, req)
+}
+
+func (p *kLogicClient) Recall(ctx context.Context, session *logicrpc.Session, req *protocol.RecallReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Recall(ctx, session, req)
+}
+
+func (p *kLogicClient) Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Edit(ctx, session, req)
+}
+
+func (p *kLogicClient) Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq, callOptions ...callopt.Option) (r *protocol.TypingResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Typing(ctx, session, req)
+}
+
+func (p *kLogicClient) ReadCounts(ctx context.Context, session *logicrpc.Session, req *protocol.ReadCountsReq, callOptions ...callopt.Option) (r *protocol.ReadCountsResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ReadCounts(ctx, session, req)
+}
+
+func (p *kLogicClient) GetPresence(ctx context.Context, session *logicrpc.Session, req *protocol.GetPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetPresence(ctx, session, req)
+}
+
+func (p *kLogicClient) WatchPresence(ctx context.Context, session *logicrpc.Session, req *protocol.WatchPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.WatchPresence(ctx, session, req)
+}
+
+func (p *kLogicClient) SetPushToken(ctx context.Context, session *logicrpc.Session, req *protocol.SetPushTokenReq, callOptions ...callopt.Option) (r *protocol.SetPushTokenResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SetPushToken(ctx, session, req)
+}
+
+func (p *kLogicClient) MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq, callOptions ...callopt.Option) (r *protocol.MuteConvResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.MuteConv(ctx, session, req)
+}
+
+func (p *kLogicClient) SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SetDND(ctx, session, req)
+}
+
+func (p *kLogicClient) GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetSettings(ctx, session, req)
 }

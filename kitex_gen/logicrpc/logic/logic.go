@@ -141,6 +141,97 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"CreateGroup": kitex.NewMethodInfo(
+		createGroupHandler,
+		newLogicCreateGroupArgs,
+		newLogicCreateGroupResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"ManageGroup": kitex.NewMethodInfo(
+		manageGroupHandler,
+		newLogicManageGroupArgs,
+		newLogicManageGroupResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetGroup": kitex.NewMethodInfo(
+		getGroupHandler,
+		newLogicGetGroupArgs,
+		newLogicGetGroupResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Recall": kitex.NewMethodInfo(
+		recallHandler,
+		newLogicRecallArgs,
+		newLogicRecallResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Edit": kitex.NewMethodInfo(
+		editHandler,
+		newLogicEditArgs,
+		newLogicEditResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Typing": kitex.NewMethodInfo(
+		typingHandler,
+		newLogicTypingArgs,
+		newLogicTypingResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"ReadCounts": kitex.NewMethodInfo(
+		readCountsHandler,
+		newLogicReadCountsArgs,
+		newLogicReadCountsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetPresence": kitex.NewMethodInfo(
+		getPresenceHandler,
+		newLogicGetPresenceArgs,
+		newLogicGetPresenceResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"WatchPresence": kitex.NewMethodInfo(
+		watchPresenceHandler,
+		newLogicWatchPresenceArgs,
+		newLogicWatchPresenceResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SetPushToken": kitex.NewMethodInfo(
+		setPushTokenHandler,
+		newLogicSetPushTokenArgs,
+		newLogicSetPushTokenResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"MuteConv": kitex.NewMethodInfo(
+		muteConvHandler,
+		newLogicMuteConvArgs,
+		newLogicMuteConvResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SetDND": kitex.NewMethodInfo(
+		setDNDHandler,
+		newLogicSetDNDArgs,
+		newLogicSetDNDResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetSettings": kitex.NewMethodInfo(
+		getSettingsHandler,
+		newLogicGetSettingsArgs,
+		newLogicGetSettingsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -637,6 +728,318 @@ func newLogicBlockResult() interface{} {
 	return logicrpc.NewLogicBlockResult()
 }
 
+func createGroupHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicCreateGroupArgs)
+	realResult := result.(*logicrpc.LogicCreateGroupResult)
+	success, err := handler.(logicrpc.Logic).CreateGroup(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicCreateGroupArgs() interface{} {
+	return logicrpc.NewLogicCreateGroupArgs()
+}
+
+func newLogicCreateGroupResult() interface{} {
+	return logicrpc.NewLogicCreateGroupResult()
+}
+
+func manageGroupHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicManageGroupArgs)
+	realResult := result.(*logicrpc.LogicManageGroupResult)
+	success, err := handler.(logicrpc.Logic).ManageGroup(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicManageGroupArgs() interface{} {
+	return logicrpc.NewLogicManageGroupArgs()
+}
+
+func newLogicManageGroupResult() interface{} {
+	return logicrpc.NewLogicManageGroupResult()
+}
+
+func getGroupHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicGetGroupArgs)
+	realResult := result.(*logicrpc.LogicGetGroupResult)
+	success, err := handler.(logicrpc.Logic).GetGroup(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicGetGroupArgs() interface{} {
+	return logicrpc.NewLogicGetGroupArgs()
+}
+
+func newLogicGetGroupResult() interface{} {
+	return logicrpc.NewLogicGetGroupResult()
+}
+
+func recallHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicRecallArgs)
+	realResult := result.(*logicrpc.LogicRecallResult)
+	success, err := handler.(logicrpc.Logic).Recall(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicRecallArgs() interface{} {
+	return logicrpc.NewLogicRecallArgs()
+}
+
+func newLogicRecallResult() interface{} {
+	return logicrpc.NewLogicRecallResult()
+}
+
+func editHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicEditArgs)
+	realResult := result.(*logicrpc.LogicEditResult)
+	success, err := handler.(logicrpc.Logic).Edit(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicEditArgs() interface{} {
+	return logicrpc.NewLogicEditArgs()
+}
+
+func newLogicEditResult() interface{} {
+	return logicrpc.NewLogicEditResult()
+}
+
+func typingHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicTypingArgs)
+	realResult := result.(*logicrpc.LogicTypingResult)
+	success, err := handler.(logicrpc.Logic).Typing(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicTypingArgs() interface{} {
+	return logicrpc.NewLogicTypingArgs()
+}
+
+func newLogicTypingResult() interface{} {
+	return logicrpc.NewLogicTypingResult()
+}
+
+func readCountsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicReadCountsArgs)
+	realResult := result.(*logicrpc.LogicReadCountsResult)
+	success, err := handler.(logicrpc.Logic).ReadCounts(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicReadCountsArgs() interface{} {
+	return logicrpc.NewLogicReadCountsArgs()
+}
+
+func newLogicReadCountsResult() interface{} {
+	return logicrpc.NewLogicReadCountsResult()
+}
+
+func getPresenceHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicGetPresenceArgs)
+	realResult := result.(*logicrpc.LogicGetPresenceResult)
+	success, err := handler.(logicrpc.Logic).GetPresence(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicGetPresenceArgs() interface{} {
+	return logicrpc.NewLogicGetPresenceArgs()
+}
+
+func newLogicGetPresenceResult() interface{} {
+	return logicrpc.NewLogicGetPresenceResult()
+}
+
+func watchPresenceHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicWatchPresenceArgs)
+	realResult := result.(*logicrpc.LogicWatchPresenceResult)
+	success, err := handler.(logicrpc.Logic).WatchPresence(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicWatchPresenceArgs() interface{} {
+	return logicrpc.NewLogicWatchPresenceArgs()
+}
+
+func newLogicWatchPresenceResult() interface{} {
+	return logicrpc.NewLogicWatchPresenceResult()
+}
+
+func setPushTokenHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSetPushTokenArgs)
+	realResult := result.(*logicrpc.LogicSetPushTokenResult)
+	success, err := handler.(logicrpc.Logic).SetPushToken(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSetPushTokenArgs() interface{} {
+	return logicrpc.NewLogicSetPushTokenArgs()
+}
+
+func newLogicSetPushTokenResult() interface{} {
+	return logicrpc.NewLogicSetPushTokenResult()
+}
+
+func muteConvHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicMuteConvArgs)
+	realResult := result.(*logicrpc.LogicMuteConvResult)
+	success, err := handler.(logicrpc.Logic).MuteConv(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicMuteConvArgs() interface{} {
+	return logicrpc.NewLogicMuteConvArgs()
+}
+
+func newLogicMuteConvResult() interface{} {
+	return logicrpc.NewLogicMuteConvResult()
+}
+
+func setDNDHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSetDNDArgs)
+	realResult := result.(*logicrpc.LogicSetDNDResult)
+	success, err := handler.(logicrpc.Logic).SetDND(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSetDNDArgs() interface{} {
+	return logicrpc.NewLogicSetDNDArgs()
+}
+
+func newLogicSetDNDResult() interface{} {
+	return logicrpc.NewLogicSetDNDResult()
+}
+
+func getSettingsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicGetSettingsArgs)
+	realResult := result.(*logicrpc.LogicGetSettingsResult)
+	success, err := handler.(logicrpc.Logic).GetSettings(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicGetSettingsArgs() interface{} {
+	return logicrpc.NewLogicGetSettingsArgs()
+}
+
+func newLogicGetSettingsResult() interface{} {
+	return logicrpc.NewLogicGetSettingsResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -906,6 +1309,201 @@ func (p *kClient) Block(ctx context.Context, session *logicrpc.Session, req *pro
 	_args.Req = req
 	var _result logicrpc.LogicBlockResult
 	if err = p.c.Call(ctx, "Block", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) CreateGroup(ctx context.Context, session *logicrpc.Session, req *protocol.CreateGroupReq) (r *protocol.GroupChangeResp, err error) {
+	var _args logicrpc.LogicCreateGroupArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicCreateGroupResult
+	if err = p.c.Call(ctx, "CreateGroup", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ManageGroup(ctx context.Context, session *logicrpc.Session, req *protocol.ManageGroupReq) (r *protocol.GroupChangeResp, err error) {
+	var _args logicrpc.LogicManageGroupArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicManageGroupResult
+	if err = p.c.Call(ctx, "ManageGroup", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetGroup(ctx context.Context, session *logicrpc.Session, req *protocol.GetGroupReq) (r *protocol.GroupInfo, err error) {
+	var _args logicrpc.LogicGetGroupArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicGetGroupResult
+	if err = p.c.Call(ctx, "GetGroup", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Recall(ctx context.Context, session *logicrpc.Session, req *protocol.RecallReq) (r *protocol.SendResp, err error) {
+	var _args logicrpc.LogicRecallArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicRecallResult
+	if err = p.c.Call(ctx, "Recall", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq) (r *protocol.SendResp, err error) {
+	var _args logicrpc.LogicEditArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicEditResult
+	if err = p.c.Call(ctx, "Edit", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq) (r *protocol.TypingResp, err error) {
+	var _args logicrpc.LogicTypingArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicTypingResult
+	if err = p.c.Call(ctx, "Typing", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ReadCounts(ctx context.Context, session *logicrpc.Session, req *protocol.ReadCountsReq) (r *protocol.ReadCountsResp, err error) {
+	var _args logicrpc.LogicReadCountsArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicReadCountsResult
+	if err = p.c.Call(ctx, "ReadCounts", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetPresence(ctx context.Context, session *logicrpc.Session, req *protocol.GetPresenceReq) (r *protocol.GetPresenceResp, err error) {
+	var _args logicrpc.LogicGetPresenceArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicGetPresenceResult
+	if err = p.c.Call(ctx, "GetPresence", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) WatchPresence(ctx context.Context, session *logicrpc.Session, req *protocol.WatchPresenceReq) (r *protocol.GetPresenceResp, err error) {
+	var _args logicrpc.LogicWatchPresenceArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicWatchPresenceResult
+	if err = p.c.Call(ctx, "WatchPresence", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SetPushToken(ctx context.Context, session *logicrpc.Session, req *protocol.SetPushTokenReq) (r *protocol.SetPushTokenResp, err error) {
+	var _args logicrpc.LogicSetPushTokenArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSetPushTokenResult
+	if err = p.c.Call(ctx, "SetPushToken", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq) (r *protocol.MuteConvResp, err error) {
+	var _args logicrpc.LogicMuteConvArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicMuteConvResult
+	if err = p.c.Call(ctx, "MuteConv", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq) (r *protocol.UserSettings, err error) {
+	var _args logicrpc.LogicSetDNDArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSetDNDResult
+	if err = p.c.Call(ctx, "SetDND", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error) {
+	var _args logicrpc.LogicGetSettingsArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicGetSettingsResult
+	if err = p.c.Call(ctx, "GetSettings", &_args, &_result); err != nil {
 		return
 	}
 	switch {
