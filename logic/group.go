@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -228,7 +229,7 @@ func (s *Service) manageApply(tx *gorm.DB, c *convRow, m *messageRow,
 			return nil, fmt.Errorf("%w: the owner hands ownership over or dismisses the group",
 				ErrForbidden)
 		}
-		return nil, fmt.Errorf("%w: a %s may not %s", ErrForbidden, actorRole, ev.Action)
+		return nil, fmt.Errorf("%w: a %s may not %s", ErrForbidden, lower(actorRole), lower(ev.Action))
 	}
 	ch := groupChange{tx: tx, c: c, m: m, roles: roles, conv: map[string]any{}}
 	if err := ch.apply(ev, s.cfg.MaxGroupMembers); err != nil {
@@ -284,7 +285,8 @@ func (ch *groupChange) apply(ev *common.GroupEvent, maxMembers int) error {
 			case !ok:
 				return fmt.Errorf("%w: user %d is not a member", ErrBadRequest, id)
 			case role >= ch.roles[actor]:
-				return fmt.Errorf("%w: a %s may not remove a %s", ErrForbidden, ch.roles[actor], role)
+				return fmt.Errorf("%w: a %s may not remove a %s", ErrForbidden, lower(ch.roles[actor]),
+					lower(role))
 			}
 		}
 		return ch.leave(ev.Targets, seq)
@@ -495,3 +497,5 @@ func checkGroupName(name string) error {
 	}
 	return nil
 }
+
+func lower(v fmt.Stringer) string { return strings.ToLower(v.String()) }
