@@ -35,20 +35,8 @@ func (s *Service) Edit(context.Context, *logicrpc.Session, *protocol.EditReq) (*
 	return nil, s.unsupported("edit")
 }
 
-func (s *Service) Typing(context.Context, *logicrpc.Session, *protocol.TypingReq) (*protocol.TypingResp, error) {
-	return nil, s.unsupported("typing")
-}
-
 func (s *Service) ReadCounts(context.Context, *logicrpc.Session, *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
 	return nil, s.unsupported("read_counts")
-}
-
-func (s *Service) GetPresence(context.Context, *logicrpc.Session, *protocol.GetPresenceReq) (*protocol.GetPresenceResp, error) {
-	return nil, s.unsupported("get_presence")
-}
-
-func (s *Service) WatchPresence(context.Context, *logicrpc.Session, *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
-	return nil, s.unsupported("watch_presence")
 }
 
 func (s *Service) SetPushToken(context.Context, *logicrpc.Session, *protocol.SetPushTokenReq) (*protocol.SetPushTokenResp, error) {
