@@ -21,6 +21,12 @@ type Watches interface {
 	// Watchers returns the users whose live watch set holds user, in no
 	// order.
 	Watchers(ctx context.Context, user int64) ([]int64, error)
+	// SwapAnnounced records, for each user of online, the presence last
+	// announced to its watchers, and returns the users whose record was
+	// different or absent: those whose watchers must be told. Records lapse
+	// after the watch TTL. Sharing the record lets several task instances
+	// announce each change once, whichever of them saw the events.
+	SwapAnnounced(ctx context.Context, online map[int64]bool) (changed []int64, err error)
 }
 
 // MemoryWatches is an in-process Watches for the single-process mode. One
@@ -34,7 +40,13 @@ type MemoryWatches struct {
 	mu        sync.Mutex
 	watching  map[int64]watchSet           // watcher -> whom it watches
 	watchers  map[int64]map[int64]struct{} // watched -> who watches it
+	announced map[int64]announcedState
 	nextSweep time.Time
+}
+
+type announcedState struct {
+	online  bool
+	expires time.Time
 }
 
 type watchSet struct {
@@ -49,10 +61,11 @@ func NewMemoryWatches(ttl time.Duration) *MemoryWatches {
 		ttl = DefaultWatchTTL
 	}
 	return &MemoryWatches{
-		ttl:      ttl,
-		now:      time.Now,
-		watching: make(map[int64]watchSet),
-		watchers: make(map[int64]map[int64]struct{}),
+		ttl:       ttl,
+		now:       time.Now,
+		watching:  make(map[int64]watchSet),
+		watchers:  make(map[int64]map[int64]struct{}),
+		announced: make(map[int64]announcedState),
 	}
 }
 
@@ -117,4 +130,27 @@ func (m *MemoryWatches) sweep(now time.Time) {
 			m.unlink(w)
 		}
 	}
+	for u, a := range m.announced {
+		if !a.expires.After(now) {
+			delete(m.announced, u)
+		}
+	}
+}
+
+// SwapAnnounced implements Watches.
+func (m *MemoryWatches) SwapAnnounced(_ context.Context,
+	online map[int64]bool) ([]int64, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+	var changed []int64
+	for u, on := range online {
+		old, ok := m.announced[u]
+		if !ok || !old.expires.After(now) || old.online != on {
+			changed = append(changed, u)
+		}
+		m.announced[u] = announcedState{online: on, expires: now.Add(m.ttl)}
+	}
+	return changed, nil
 }

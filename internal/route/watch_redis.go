@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,6 +15,9 @@ import (
 // the watch set; each watched user has a sorted set, prefix+"watchers:"+<user>,
 // of its watchers scored by the expiry of their watch set in unix ms, so that
 // a lapsed watcher is skipped (and swept) without a lookup per watcher.
+//
+// The presence last announced for a user is a string key,
+// prefix+"presence:"+<user>, "1" or "0", expiring with the watch TTL.
 //
 // Expiry is stamped with the caller's clock, like Redis routes.
 type RedisWatches struct {
@@ -101,4 +105,43 @@ func (w *RedisWatches) Watchers(ctx context.Context, user int64) ([]int64, error
 		}
 	}
 	return out, nil
+}
+
+// SwapAnnounced implements Watches with one GETSET per user, all in one
+// pipeline.
+func (w *RedisWatches) SwapAnnounced(ctx context.Context,
+	online map[int64]bool) ([]int64, error) {
+	if len(online) == 0 {
+		return nil, nil
+	}
+	users := make([]int64, 0, len(online))
+	cmds := make([]*redis.StringCmd, 0, len(online))
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for u, on := range online {
+			v := "0"
+			if on {
+				v = "1"
+			}
+			key := w.prefix + "presence:" + strconv.FormatInt(u, 10)
+			users = append(users, u)
+			cmds = append(cmds, p.GetSet(ctx, key, v))
+			p.PExpire(ctx, key, w.ttl)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("route: swap presence of %d users: %w", len(online), err)
+	}
+	var changed []int64
+	for i, cmd := range cmds {
+		old, err := cmd.Result()
+		want := "0"
+		if online[users[i]] {
+			want = "1"
+		}
+		if err != nil || old != want {
+			changed = append(changed, users[i])
+		}
+	}
+	return changed, nil
 }

@@ -91,3 +91,30 @@ func TestWatches_ReplaceClearAndExpire(t *testing.T) {
 		})
 	}
 }
+
+func TestWatches_SwapAnnounced(t *testing.T) {
+	c := &clock{t: time.Now()}
+	for name, w := range watchStores(t, time.Minute, c) {
+		t.Run(name, func(t *testing.T) {
+			c.t = time.Now()
+			swap := func(online map[int64]bool) []int64 {
+				t.Helper()
+				changed, err := w.SwapAnnounced(context.Background(), online)
+				if err != nil {
+					t.Fatal(err)
+				}
+				slices.Sort(changed)
+				return changed
+			}
+			if got := swap(map[int64]bool{1: true, 2: false}); !slices.Equal(got, []int64{1, 2}) {
+				t.Fatalf("first swap changed %v, want [1 2] (nothing recorded)", got)
+			}
+			if got := swap(map[int64]bool{1: true, 2: true}); !slices.Equal(got, []int64{2}) {
+				t.Fatalf("second swap changed %v, want [2]", got)
+			}
+			if got := swap(map[int64]bool{1: true, 2: true}); len(got) != 0 {
+				t.Fatalf("repeat swap changed %v, want none", got)
+			}
+		})
+	}
+}
