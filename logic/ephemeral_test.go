@@ -290,3 +290,35 @@ func presenceString(resp *protocol.GetPresenceResp) string {
 	}
 	return s
 }
+
+func TestEphemeral_BlockHides(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, alice, bob, 1, "hi")
+	conv := p2pConvID(alice, bob)
+	ctx := context.Background()
+	if _, err := e.routes.Put(ctx, route.Route{UserID: bob, DeviceID: "d", Gateway: "g:1",
+		ConnID: 5}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Block(ctx, session(bob, 5), &protocol.BlockReq{UserId: alice, Blocked: true})
+	wantCode(t, err, common.ErrorCode_OK)
+	sub := e.subscribe(t, e.names.NotifySubject())
+
+	// Bob blocked alice: her typing reaches nobody, and he reads offline.
+	_, err = e.svc.Typing(ctx, session(alice, 1), typingReq(conv, true))
+	wantCode(t, err, common.ErrorCode_OK)
+	noMore(t, e, sub)
+	resp, err := e.svc.GetPresence(ctx, session(alice, 1),
+		&protocol.GetPresenceReq{UserIds: []int64{bob}})
+	wantCode(t, err, common.ErrorCode_OK)
+	if got := presenceString(resp); got != fmt.Sprintf("%d:off", bob) {
+		t.Fatalf("presence = %s, want bob offline", got)
+	}
+	_, err = e.svc.WatchPresence(ctx, session(alice, 1),
+		&protocol.WatchPresenceReq{UserIds: []int64{bob}})
+	wantCode(t, err, common.ErrorCode_OK)
+	if got, err := e.svc.eph.watches.Watchers(ctx, bob); err != nil || len(got) != 0 {
+		t.Fatalf("watchers of bob = %v (%v), want none", got, err)
+	}
+}

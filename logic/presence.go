@@ -11,7 +11,8 @@ import (
 
 // GetPresence says, for each user id asked (at most MaxPresenceIDs,
 // duplicates and non-positive ids dropped), whether the user has at least
-// one live route. since_ms is 0: the route store keeps no change times.
+// one live route. A user who blocked the asker reads offline. since_ms is 0:
+// the route store keeps no change times.
 func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetPresenceReq) (*protocol.GetPresenceResp, error) {
 	if !authenticated(session) {
@@ -20,7 +21,7 @@ func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 	ids, err := s.presenceIDs(session, req.GetUserIds())
 	var resp *protocol.GetPresenceResp
 	if err == nil {
-		resp, err = s.presenceOf(ctx, ids)
+		resp, err = s.presenceOf(ctx, session.UserId, ids)
 	}
 	if err != nil {
 		return nil, s.fail("get_presence", err, sessionIDs(session))
@@ -32,22 +33,17 @@ func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 // every device of the session's user (NOTIFY with presence), and returns
 // their presence now. An empty list stops watching. The set lapses a day
 // after it was last set (route.DefaultWatchTTL): clients send it again after
-// every login.
+// every login. Users who blocked the watcher are left out of the set (and
+// read offline); a block made later takes effect when the set is next sent.
 func (s *Service) WatchPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
 	if !authenticated(session) {
 		return nil, s.fail("watch_presence", ErrUnauthenticated, nil)
 	}
 	ids, err := s.presenceIDs(session, req.GetUserIds())
-	if err == nil {
-		err = s.eph.watches.SetWatched(ctx, session.UserId, ids)
-		if err != nil {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	}
 	var resp *protocol.GetPresenceResp
 	if err == nil {
-		resp, err = s.presenceOf(ctx, ids)
+		resp, err = s.watchPresence(ctx, session.UserId, ids)
 	}
 	if err != nil {
 		return nil, s.fail("watch_presence", err, sessionIDs(session))
@@ -76,8 +72,41 @@ func (s *Service) presenceIDs(session *logicrpc.Session, ids []int64) ([]int64, 
 	return out, nil
 }
 
-// presenceOf looks up the routes of ids in one batch.
-func (s *Service) presenceOf(ctx context.Context, ids []int64) (*protocol.GetPresenceResp, error) {
+// watchPresence stores ids, less those who blocked watcher, as watcher's
+// watch set and returns their presence.
+func (s *Service) watchPresence(ctx context.Context, watcher int64,
+	ids []int64) (*protocol.GetPresenceResp, error) {
+	hidden, err := s.blockedBy(ctx, watcher, ids)
+	if err != nil {
+		return nil, err
+	}
+	watched := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !hidden[id] {
+			watched = append(watched, id)
+		}
+	}
+	if err := s.eph.watches.SetWatched(ctx, watcher, watched); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return s.lookupPresence(ctx, ids, hidden)
+}
+
+// presenceOf returns the presence of ids as asker may see it: users who
+// blocked asker read offline.
+func (s *Service) presenceOf(ctx context.Context, asker int64,
+	ids []int64) (*protocol.GetPresenceResp, error) {
+	hidden, err := s.blockedBy(ctx, asker, ids)
+	if err != nil {
+		return nil, err
+	}
+	return s.lookupPresence(ctx, ids, hidden)
+}
+
+// lookupPresence reads the routes of ids in one batch; hidden users read
+// offline.
+func (s *Service) lookupPresence(ctx context.Context, ids []int64,
+	hidden map[int64]bool) (*protocol.GetPresenceResp, error) {
 	resp := &protocol.GetPresenceResp{Presences: make([]*protocol.Presence, len(ids))}
 	if len(ids) == 0 {
 		return resp, nil
@@ -88,10 +117,28 @@ func (s *Service) presenceOf(ctx context.Context, ids []int64) (*protocol.GetPre
 	}
 	online := make(map[int64]bool, len(routes))
 	for _, r := range routes {
-		online[r.UserID] = true
+		online[r.UserID] = !hidden[r.UserID]
 	}
 	for i, id := range ids {
 		resp.Presences[i] = &protocol.Presence{UserId: id, Online: online[id]}
 	}
 	return resp, nil
+}
+
+// blockedBy returns which of ids blocked user, in one query.
+func (s *Service) blockedBy(ctx context.Context, user int64, ids []int64) (map[int64]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var blockers []int64
+	err := s.dbc(ctx).Model(&blockRow{}).Where("blocked_id = ? AND blocker_id IN ?", user, ids).
+		Pluck("blocker_id", &blockers).Error
+	if err != nil {
+		return nil, fmt.Errorf("blockers of user %d among %d: %w", user, len(ids), err)
+	}
+	out := make(map[int64]bool, len(blockers))
+	for _, b := range blockers {
+		out[b] = true
+	}
+	return out, nil
 }

@@ -18,8 +18,9 @@ import (
 // stopped typing, as NOTIFY{typing} on their live devices (not on the user's
 // own other devices). Nothing is stored. FORBIDDEN when the user is not a
 // member; RATE_LIMITED past the per-user budget. Events over the
-// per-conversation budget, in conversations over TypingMaxMembers, and in a
-// 1:1 conversation that has no message yet are answered OK and dropped.
+// per-conversation budget, in conversations over TypingMaxMembers, in a 1:1
+// conversation that has no message yet or where either side blocked the
+// other are answered OK and dropped.
 func (s *Service) Typing(ctx context.Context, session *logicrpc.Session,
 	req *protocol.TypingReq) (*protocol.TypingResp, error) {
 	if !authenticated(session) {
@@ -62,6 +63,13 @@ func (s *Service) typing(ctx context.Context, session *logicrpc.Session,
 	recipients, err := s.typingRecipients(ctx, convID, user)
 	if err != nil || len(recipients) == 0 {
 		return err
+	}
+	if peer, perr := peerOf(convID, user); perr == nil {
+		// A block silences typing both ways, like messages; dropped
+		// without an error, so the answer does not reveal the block.
+		if blocked, err := s.blockedBetween(ctx, user, peer); err != nil || blocked {
+			return err
+		}
 	}
 	n := &protocol.Notify{Typing: &protocol.TypingUpdate{ConvId: convID, UserId: user,
 		Typing: req.Typing}}
