@@ -163,3 +163,78 @@ func deleteRedisKeys(t *testing.T, addr, prefix string) {
 		t.Logf("delete redis keys %s*: %v", prefix, err)
 	}
 }
+
+func TestEndToEnd_SessionRewatchesAfterReconnect(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Task.PresenceWindow = 100 * time.Millisecond
+	sys := startSystem(t, cfg)
+	addr := sys.GatewayAddr().String()
+	suffix := time.Now().UnixNano() % 1_000_000_000
+	aliceName, bobName := fmt.Sprintf("alice%d", suffix), fmt.Sprintf("bob%d", suffix)
+	registerOnly(t, addr, aliceName)
+	bobID := registerOnly(t, addr, bobName)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	notes := make(chan *protocol.Notify, 64)
+	connected := make(chan struct{}, 4)
+	sess, err := client.OpenSession(ctx, client.SessionConfig{
+		Addr:       addr,
+		Login:      client.LoginParams{Username: aliceName, Password: "correct horse"},
+		Client:     client.Options{OnNotify: func(n *protocol.Notify) { notes <- n }},
+		MinBackoff: 10 * time.Millisecond,
+		OnEvent: func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				connected <- struct{}{}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	<-connected
+	if _, err := sess.WatchPresence(ctx, []int64{bobID}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another device of alice clears her watch set on the server; only a
+	// resend by the Session can bring it back.
+	other := loginNotify(t, addr, aliceName, "other")
+	if _, err := other.WatchPresence(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sess.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close() // the connection drops; the Session reconnects
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("session did not reconnect")
+	}
+	waitWatched(t, sys, bobID)
+
+	loginNotify(t, addr, bobName, "laptop")
+	au := &notifyUser{user: &user{name: aliceName}, notes: notes}
+	expectNotify(t, au, "bob online after the resend", func(n *protocol.Notify) bool {
+		return n.Presence != nil && n.Presence.UserId == bobID && n.Presence.Online
+	})
+}
+
+// waitWatched waits until someone watches user in sys's watch store.
+func waitWatched(t *testing.T, sys *System, user int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ws, err := sys.watches.Watchers(context.Background(), user)
+		if err == nil && len(ws) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody watches user %d after 10s (last error %v)", user, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
