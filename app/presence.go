@@ -26,7 +26,8 @@ func bindEphemeral(fs *flag.FlagSet, c *Config, role Role) {
 	}
 	if role.Has(RoleTask) {
 		fs.DurationVar(&c.Task.PresenceWindow, "presence-window", 0,
-			"how long presence changes of a user are coalesced before watchers are told (default 2s)")
+			"how long presence changes of a user are coalesced before watchers are told "+
+				"(default 2s)")
 		fs.DurationVar(&c.Task.PresenceRecheck, "presence-recheck", 0,
 			"period of re-checking users announced online, to notice lapsed routes "+
 				"(default 1m; negative: never)")

@@ -75,7 +75,8 @@ func TestTyping_ForwardedToPeerNotStored(t *testing.T) {
 	wantCode(t, err, common.ErrorCode_OK)
 	ev := nextNotify(t, sub)
 	want := &protocol.TypingUpdate{ConvId: conv, UserId: alice, Typing: true}
-	if ev.Notify.Typing == nil || *ev.Notify.Typing != *want || !slices.Equal(ev.Recipients, []int64{bob}) {
+	if ev.Notify.Typing == nil || *ev.Notify.Typing != *want ||
+		!slices.Equal(ev.Recipients, []int64{bob}) {
 		t.Fatalf("event = %+v, want typing %+v to [%d]", ev, want, bob)
 	}
 	if ev.OriginGateway != "gw-1:9000" || ev.OriginConnId != 7 {
@@ -202,8 +203,8 @@ func TestMarkRead_NotifiesOwnDevicesAndPeer(t *testing.T) {
 	wantCode(t, err, common.ErrorCode_OK)
 	ev := nextNotify(t, sub)
 	want := &protocol.ReadUpdate{ConvId: conv, UserId: alice, ReadSeq: 2}
-	if ev.Notify.Read_ == nil || *ev.Notify.Read_ != *want || !slices.Equal(ev.Recipients, []int64{alice, bob}) ||
-		ev.OriginConnId != 9 {
+	if ev.Notify.Read_ == nil || *ev.Notify.Read_ != *want ||
+		!slices.Equal(ev.Recipients, []int64{alice, bob}) || ev.OriginConnId != 9 {
 		t.Fatalf("event = %+v, want read %+v to [%d %d] from conn 9", ev, want, alice, bob)
 	}
 
@@ -238,7 +239,8 @@ func TestPresence_GetAndWatchReplaces(t *testing.T) {
 		t.Fatalf("watch answer = %s, want 2:on 3:off", got)
 	}
 	// Replace: watching 3 only drops the watch of 2.
-	_, err = e.svc.WatchPresence(ctx, session(1, 1), &protocol.WatchPresenceReq{UserIds: []int64{3}})
+	_, err = e.svc.WatchPresence(ctx, session(1, 1),
+		&protocol.WatchPresenceReq{UserIds: []int64{3}})
 	wantCode(t, err, common.ErrorCode_OK)
 	for user, want := range map[int64][]int64{2: nil, 3: {1}} {
 		got, err := watches.Watchers(ctx, user)
