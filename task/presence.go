@@ -195,7 +195,12 @@ func (t *Task) announce(ctx context.Context, p *protocol.Presence) {
 	}
 	t.log.Debug().Int64("user", p.UserId).Bool("online", p.Online).
 		Int("watchers", len(watchers)).Msg("presence changed")
-	if len(watchers) > 0 {
-		t.enqueueNotify(notifyJob{notify: &protocol.Notify{Presence: p}, recipients: watchers})
+	// In slices, so a user with a crowd of watchers costs several bounded
+	// route lookups spread over the workers, not one huge one.
+	n := &protocol.Notify{Presence: p}
+	for len(watchers) > 0 {
+		k := min(len(watchers), presenceBatch)
+		t.enqueueNotify(notifyJob{notify: n, recipients: watchers[:k]})
+		watchers = watchers[k:]
 	}
 }
