@@ -14,6 +14,7 @@ import (
 const helpText = `commands:
   /to <user>   chat with another user
   /history     print the recent history of the conversation again
+  /presence <user>  print whether a user is online, and tell when that changes
   /quit        leave
   /help        this text
 any other line is sent to the current peer`
@@ -42,6 +43,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			return nil
 		}
 		s.report(s.printHistory(ctx))
+	case "/presence":
+		s.report(s.watchPresence(ctx, arg))
 	case "/to":
 		if arg == "" {
 			s.printf("! usage: /to <user>")
