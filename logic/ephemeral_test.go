@@ -64,67 +64,69 @@ func typingReq(conv string, typing bool) *protocol.TypingReq {
 }
 
 func TestTyping_ForwardedToPeerNotStored(t *testing.T) {
-	e := newEnv(t, sqliteConfig(t))
-	alice, bob := e.register(t, "alice"), e.register(t, "bob")
-	e.sendN(t, alice, bob, 1, "hi")
-	e.waitPublished(t, 1)
-	conv := p2pConvID(alice, bob)
-	sub := e.subscribe(t, e.names.NotifySubject())
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		e.sendN(t, alice, bob, 1, "hi")
+		e.waitPublished(t, 1)
+		conv := p2pConvID(alice, bob)
+		sub := e.subscribe(t, e.names.NotifySubject())
 
-	_, err := e.svc.Typing(context.Background(), session(alice, 7), typingReq(conv, true))
-	wantCode(t, err, common.ErrorCode_OK)
-	ev := nextNotify(t, sub)
-	want := &protocol.TypingUpdate{ConvId: conv, UserId: alice, Typing: true}
-	if ev.Notify.Typing == nil || *ev.Notify.Typing != *want ||
-		!slices.Equal(ev.Recipients, []int64{bob}) {
-		t.Fatalf("event = %+v, want typing %+v to [%d]", ev, want, bob)
-	}
-	if ev.OriginGateway != "gw-1:9000" || ev.OriginConnId != 7 {
-		t.Fatalf("origin = %s/%d, want the typing connection", ev.OriginGateway, ev.OriginConnId)
-	}
+		_, err := e.svc.Typing(context.Background(), session(alice, 7), typingReq(conv, true))
+		wantCode(t, err, common.ErrorCode_OK)
+		ev := nextNotify(t, sub)
+		want := &protocol.TypingUpdate{ConvId: conv, UserId: alice, Typing: true}
+		if ev.Notify.Typing == nil || *ev.Notify.Typing != *want ||
+			!slices.Equal(ev.Recipients, []int64{bob}) {
+			t.Fatalf("event = %+v, want typing %+v to [%d]", ev, want, bob)
+		}
+		if ev.OriginGateway != "gw-1:9000" || ev.OriginConnId != 7 {
+			t.Fatalf("origin = %s/%d, want the typing connection", ev.OriginGateway, ev.OriginConnId)
+		}
 
-	// Ephemeral: nothing stored, nothing on the stream.
-	if n := e.countMessages(t); n != 1 {
-		t.Fatalf("messages stored = %d, want 1", n)
-	}
-	if n := e.streamMsgs(t); n != 1 {
-		t.Fatalf("stream holds %d events, want 1", n)
-	}
+		// Ephemeral: nothing stored, nothing on the stream.
+		if n := e.countMessages(t); n != 1 {
+			t.Fatalf("messages stored = %d, want 1", n)
+		}
+		if n := e.streamMsgs(t); n != 1 {
+			t.Fatalf("stream holds %d events, want 1", n)
+		}
+	})
 }
 
 func TestTyping_Refusals(t *testing.T) {
-	e := newEnv(t, sqliteConfig(t))
-	alice, bob, eve := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "eve")
-	e.sendN(t, alice, bob, 1, "hi")
-	conv := p2pConvID(alice, bob)
-	sub := e.subscribe(t, e.names.NotifySubject())
-	ctx := context.Background()
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, eve := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "eve")
+		e.sendN(t, alice, bob, 1, "hi")
+		conv := p2pConvID(alice, bob)
+		sub := e.subscribe(t, e.names.NotifySubject())
+		ctx := context.Background()
 
-	cases := []struct {
-		name    string
-		session *logicrpc.Session
-		req     *protocol.TypingReq
-		code    common.ErrorCode
-	}{
-		{name: "no session", session: nil, req: typingReq(conv, true),
-			code: common.ErrorCode_UNAUTHENTICATED},
-		{name: "empty conv", session: session(alice, 1), req: typingReq("", true),
-			code: common.ErrorCode_BAD_REQUEST},
-		{name: "not a member", session: session(eve, 3), req: typingReq(conv, true),
-			code: common.ErrorCode_FORBIDDEN},
-		{name: "unknown group", session: session(eve, 3), req: typingReq("g:nope", true),
-			code: common.ErrorCode_FORBIDDEN},
-		// A 1:1 conversation not started: OK, nobody told.
-		{name: "p2p not started", session: session(alice, 1),
-			req: typingReq(p2pConvID(alice, eve), true), code: common.ErrorCode_OK},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.svc.Typing(ctx, tc.session, tc.req)
-			wantCode(t, err, tc.code)
-		})
-	}
-	noMore(t, e, sub)
+		cases := []struct {
+			name    string
+			session *logicrpc.Session
+			req     *protocol.TypingReq
+			code    common.ErrorCode
+		}{
+			{name: "no session", session: nil, req: typingReq(conv, true),
+				code: common.ErrorCode_UNAUTHENTICATED},
+			{name: "empty conv", session: session(alice, 1), req: typingReq("", true),
+				code: common.ErrorCode_BAD_REQUEST},
+			{name: "not a member", session: session(eve, 3), req: typingReq(conv, true),
+				code: common.ErrorCode_FORBIDDEN},
+			{name: "unknown group", session: session(eve, 3), req: typingReq("g:nope", true),
+				code: common.ErrorCode_FORBIDDEN},
+			// A 1:1 conversation not started: OK, nobody told.
+			{name: "p2p not started", session: session(alice, 1),
+				req: typingReq(p2pConvID(alice, eve), true), code: common.ErrorCode_OK},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := e.svc.Typing(ctx, tc.session, tc.req)
+				wantCode(t, err, tc.code)
+			})
+		}
+		noMore(t, e, sub)
+	})
 }
 
 func TestTyping_RateLimited(t *testing.T) {
@@ -192,26 +194,27 @@ func TestTyping_GroupFanOutCapped(t *testing.T) {
 }
 
 func TestMarkRead_NotifiesOwnDevicesAndPeer(t *testing.T) {
-	e := newEnv(t, sqliteConfig(t))
-	alice, bob := e.register(t, "alice"), e.register(t, "bob")
-	e.sendN(t, bob, alice, 3, "m")
-	conv := p2pConvID(alice, bob)
-	sub := e.subscribe(t, e.names.NotifySubject())
-	ctx := context.Background()
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		e.sendN(t, bob, alice, 3, "m")
+		conv := p2pConvID(alice, bob)
+		sub := e.subscribe(t, e.names.NotifySubject())
+		ctx := context.Background()
 
-	_, err := e.svc.MarkRead(ctx, session(alice, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 2})
-	wantCode(t, err, common.ErrorCode_OK)
-	ev := nextNotify(t, sub)
-	want := &protocol.ReadUpdate{ConvId: conv, UserId: alice, ReadSeq: 2}
-	if ev.Notify.Read_ == nil || *ev.Notify.Read_ != *want ||
-		!slices.Equal(ev.Recipients, []int64{alice, bob}) || ev.OriginConnId != 9 {
-		t.Fatalf("event = %+v, want read %+v to [%d %d] from conn 9", ev, want, alice, bob)
-	}
+		_, err := e.svc.MarkRead(ctx, session(alice, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 2})
+		wantCode(t, err, common.ErrorCode_OK)
+		ev := nextNotify(t, sub)
+		want := &protocol.ReadUpdate{ConvId: conv, UserId: alice, ReadSeq: 2}
+		if ev.Notify.Read_ == nil || *ev.Notify.Read_ != *want ||
+			!slices.Equal(ev.Recipients, []int64{alice, bob}) || ev.OriginConnId != 9 {
+			t.Fatalf("event = %+v, want read %+v to [%d %d] from conn 9", ev, want, alice, bob)
+		}
 
-	// A position that does not move tells nobody.
-	_, err = e.svc.MarkRead(ctx, session(alice, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 1})
-	wantCode(t, err, common.ErrorCode_OK)
-	noMore(t, e, sub)
+		// A position that does not move tells nobody.
+		_, err = e.svc.MarkRead(ctx, session(alice, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 1})
+		wantCode(t, err, common.ErrorCode_OK)
+		noMore(t, e, sub)
+	})
 }
 
 func TestPresence_GetAndWatchReplaces(t *testing.T) {
@@ -294,33 +297,34 @@ func presenceString(resp *protocol.GetPresenceResp) string {
 }
 
 func TestEphemeral_BlockHides(t *testing.T) {
-	e := newEnv(t, sqliteConfig(t))
-	alice, bob := e.register(t, "alice"), e.register(t, "bob")
-	e.sendN(t, alice, bob, 1, "hi")
-	conv := p2pConvID(alice, bob)
-	ctx := context.Background()
-	if _, err := e.routes.Put(ctx, route.Route{UserID: bob, DeviceID: "d", Gateway: "g:1",
-		ConnID: 5}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := e.svc.Block(ctx, session(bob, 5), &protocol.BlockReq{UserId: alice, Blocked: true})
-	wantCode(t, err, common.ErrorCode_OK)
-	sub := e.subscribe(t, e.names.NotifySubject())
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		e.sendN(t, alice, bob, 1, "hi")
+		conv := p2pConvID(alice, bob)
+		ctx := context.Background()
+		if _, err := e.routes.Put(ctx, route.Route{UserID: bob, DeviceID: "d", Gateway: "g:1",
+			ConnID: 5}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.svc.Block(ctx, session(bob, 5), &protocol.BlockReq{UserId: alice, Blocked: true})
+		wantCode(t, err, common.ErrorCode_OK)
+		sub := e.subscribe(t, e.names.NotifySubject())
 
-	// Bob blocked alice: her typing reaches nobody, and he reads offline.
-	_, err = e.svc.Typing(ctx, session(alice, 1), typingReq(conv, true))
-	wantCode(t, err, common.ErrorCode_OK)
-	noMore(t, e, sub)
-	resp, err := e.svc.GetPresence(ctx, session(alice, 1),
-		&protocol.GetPresenceReq{UserIds: []int64{bob}})
-	wantCode(t, err, common.ErrorCode_OK)
-	if got := presenceString(resp); got != fmt.Sprintf("%d:off", bob) {
-		t.Fatalf("presence = %s, want bob offline", got)
-	}
-	_, err = e.svc.WatchPresence(ctx, session(alice, 1),
-		&protocol.WatchPresenceReq{UserIds: []int64{bob}})
-	wantCode(t, err, common.ErrorCode_OK)
-	if got, err := e.svc.eph.watches.Watchers(ctx, bob); err != nil || len(got) != 0 {
-		t.Fatalf("watchers of bob = %v (%v), want none", got, err)
-	}
+		// Bob blocked alice: her typing reaches nobody, and he reads offline.
+		_, err = e.svc.Typing(ctx, session(alice, 1), typingReq(conv, true))
+		wantCode(t, err, common.ErrorCode_OK)
+		noMore(t, e, sub)
+		resp, err := e.svc.GetPresence(ctx, session(alice, 1),
+			&protocol.GetPresenceReq{UserIds: []int64{bob}})
+		wantCode(t, err, common.ErrorCode_OK)
+		if got := presenceString(resp); got != fmt.Sprintf("%d:off", bob) {
+			t.Fatalf("presence = %s, want bob offline", got)
+		}
+		_, err = e.svc.WatchPresence(ctx, session(alice, 1),
+			&protocol.WatchPresenceReq{UserIds: []int64{bob}})
+		wantCode(t, err, common.ErrorCode_OK)
+		if got, err := e.svc.eph.watches.Watchers(ctx, bob); err != nil || len(got) != 0 {
+			t.Fatalf("watchers of bob = %v (%v), want none", got, err)
+		}
+	})
 }
