@@ -156,7 +156,7 @@ func newEphMetrics(reg prometheus.Registerer) *ephMetrics {
 		presence: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resonance_task_presence_events_total",
 			Help: "Presence events by outcome: received, coalesced (a check was pending), " +
-				"dropped (too many pending), undecodable, announced (watchers told), " +
+				"dropped (too many pending), undecodable, announced (changed: watchers told), " +
 				"unchanged, error.",
 		}, []string{"outcome"}),
 	}
