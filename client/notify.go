@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -92,13 +93,11 @@ func (s *Session) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol
 }
 
 // WatchPresence is Client.WatchPresence on the current connection; the
-// Session remembers the set and sends it again after every reconnect, so
-// changes keep arriving through SessionConfig.Client.OnNotify. A set the
-// server refused is still remembered.
-//
-// TODO: the server lets a set lapse a day after it was last sent; a
-// connection that stays up longer than that stops getting presence until
-// its next reconnect. Resending it on the resync timer would close that.
+// Session remembers the set and sends it again after every reconnect, and
+// every watchRefresh on a long-lived connection (the server lets a set lapse
+// a day after it was last sent), so changes keep arriving through
+// SessionConfig.Client.OnNotify. A set the server refused is still
+// remembered.
 func (s *Session) WatchPresence(ctx context.Context,
 	userIDs []int64) ([]*protocol.Presence, error) {
 	s.watch.mu.Lock()
@@ -111,20 +110,38 @@ func (s *Session) WatchPresence(ctx context.Context,
 	return c.WatchPresence(ctx, s.watch.ids)
 }
 
-// rewatch sends the remembered watch set on a new connection, in the
-// background: presence is a hint, and catching up on messages must not wait
-// for it.
+// watchRefresh is how often a Session sends its watch set again on one
+// connection: well within the server's day.
+const watchRefresh = 6 * time.Hour
+
+// rewatch sends the remembered watch set on a new connection, then every
+// watchRefresh until the connection ends, in the background: presence is a
+// hint, and catching up on messages must not wait for it.
 func (s *Session) rewatch(c *Client) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.watch.mu.Lock()
-		defer s.watch.mu.Unlock()
-		if s.watch.ids == nil {
-			return
+		tick := time.NewTicker(watchRefresh)
+		defer tick.Stop()
+		for {
+			s.sendWatch(c)
+			select {
+			case <-tick.C:
+			case <-c.Done():
+				return
+			case <-s.ctx.Done():
+				return
+			}
 		}
-		// An error ends nothing: the connection's own error, if any,
-		// surfaces in serveConn.
-		_, _ = c.WatchPresence(s.ctx, s.watch.ids)
 	}()
+}
+
+// sendWatch sends the remembered watch set on c, if one was set. An error
+// ends nothing: the connection's own error, if any, surfaces in serveConn.
+func (s *Session) sendWatch(c *Client) {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	if s.watch.ids != nil {
+		_, _ = c.WatchPresence(s.ctx, s.watch.ids)
+	}
 }
