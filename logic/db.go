@@ -54,7 +54,8 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 // migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
 	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
-		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{})
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
+		&pushTokenRow{}, &muteRow{}, &settingsRow{})
 	if err != nil {
 		return err
 	}

@@ -50,19 +50,3 @@ func (s *Service) GetPresence(context.Context, *logicrpc.Session, *protocol.GetP
 func (s *Service) WatchPresence(context.Context, *logicrpc.Session, *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
 	return nil, s.unsupported("watch_presence")
 }
-
-func (s *Service) SetPushToken(context.Context, *logicrpc.Session, *protocol.SetPushTokenReq) (*protocol.SetPushTokenResp, error) {
-	return nil, s.unsupported("set_push_token")
-}
-
-func (s *Service) MuteConv(context.Context, *logicrpc.Session, *protocol.MuteConvReq) (*protocol.MuteConvResp, error) {
-	return nil, s.unsupported("mute_conv")
-}
-
-func (s *Service) SetDND(context.Context, *logicrpc.Session, *protocol.SetDNDReq) (*protocol.UserSettings, error) {
-	return nil, s.unsupported("set_dnd")
-}
-
-func (s *Service) GetSettings(context.Context, *logicrpc.Session, *protocol.GetSettingsReq) (*protocol.UserSettings, error) {
-	return nil, s.unsupported("get_settings")
-}
