@@ -68,6 +68,6 @@ func (featureStub) GetSettings(context.Context, *logicrpc.Session, *protocol.Get
 	return nil, unsupportedErr()
 }
 
-func (s *stubLogic) OfflineTargets(context.Context, *logicrpc.OfflineTargetsReq) (*logicrpc.OfflineTargetsResp, error) {
+func (featureStub) OfflineTargets(context.Context, *logicrpc.OfflineTargetsReq) (*logicrpc.OfflineTargetsResp, error) {
 	return nil, unsupportedErr()
 }
