@@ -45,6 +45,8 @@ type Config struct {
 	// service (see internal/rpcauth); gateways must require the same.
 	// Empty: none.
 	InternalSecret string
+	// Notify configures offline push notifications; off by default.
+	Notify NotifyConfig
 }
 
 // applyDefaults fills every zero field with its default.
@@ -67,6 +69,7 @@ func (c *Config) applyDefaults() {
 	if c.RegistryRefresh == 0 {
 		c.RegistryRefresh = DefaultRegistryRefresh
 	}
+	c.Notify.applyDefaults()
 }
 
 // validate checks a Config after applyDefaults.
@@ -90,7 +93,7 @@ func (c *Config) validate() error {
 	case c.RegistryRefresh < 0:
 		return fmt.Errorf("%w: RegistryRefresh %v < 0", ErrBadConfig, c.RegistryRefresh)
 	}
-	return nil
+	return c.Notify.validate()
 }
 
 // queueLen is the capacity of each worker's queue: the batch spread over the

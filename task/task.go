@@ -42,6 +42,8 @@ type Deps struct {
 	// clients are dropped and pushes to them skipped at once instead of
 	// timing out; nil tries every gateway a route names.
 	Registry registry.Registry
+	// Logic answers OfflineTargets; required when Config.Notify is enabled.
+	Logic OfflineLister
 }
 
 // Task consumes message events and pushes them to gateways. Build it with
@@ -56,6 +58,7 @@ type Task struct {
 	gateways *gatewayClients
 	view     *gatewayView // nil without a registry
 	metrics  *metrics
+	notify   *notifier // nil when notifications are off
 	ready    chan struct{}
 	started  atomic.Bool
 }
@@ -73,9 +76,11 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		return nil, fmt.Errorf("%w: Routes", ErrMissingDeps)
 	case deps.MQ.Stream == "" || deps.MQ.Subject == "" || deps.MQ.Consumer == "":
 		return nil, fmt.Errorf("%w: MQ names %+v", ErrMissingDeps, deps.MQ)
+	case cfg.Notify.Enabled() && deps.Logic == nil:
+		return nil, fmt.Errorf("%w: Logic (notifications are on)", ErrMissingDeps)
 	}
 	log := deps.Log.With().Str("component", "task").Logger()
-	return &Task{
+	t := &Task{
 		cfg:      cfg,
 		js:       deps.JS,
 		names:    deps.MQ,
@@ -86,7 +91,11 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		view:     newGatewayView(deps.Registry),
 		metrics:  newMetrics(deps.Metrics),
 		ready:    make(chan struct{}),
-	}, nil
+	}
+	if cfg.Notify.Enabled() {
+		t.notify = newNotifier(cfg.Notify, deps.Logic, deps.Metrics, log, t.rare)
+	}
+	return t, nil
 }
 
 // Ready returns a channel closed once the stream and the durable consumer
@@ -116,6 +125,12 @@ func (t *Task) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var notify jetstream.Consumer
+	if t.notify != nil {
+		if notify, err = t.setupNotify(ctx); err != nil {
+			return err
+		}
+	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(t.cfg.BatchSize))
 	if err != nil {
 		return fmt.Errorf("task: consume %s: %w", t.names.Consumer, err)
@@ -131,6 +146,9 @@ func (t *Task) Run(ctx context.Context) error {
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
 	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, cons, 5*time.Second) })
 	g.Go(t.log, "task-registry", func() { t.watchRegistry(ctx) })
+	if notify != nil {
+		g.Go(t.log, "task-notify", func() { t.consumeNotify(ctx, notify) })
+	}
 	close(t.ready)
 	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
 		Msg("task consuming")
