@@ -79,8 +79,8 @@ func (f *fakeLogic) OfflineTargets(_ context.Context, req *logicrpc.OfflineTarge
 // call's signature and records the notifications.
 type receiver struct {
 	url      string
-	calls    atomic.Int64 // every call, failed ones included
-	fail     atomic.Int64 // answer 500 to this many more calls
+	calls    atomic.Int64  // every call, failed ones included
+	fail     atomic.Int64  // answer 500 to this many more calls
 	hang     chan struct{} // when set, calls wait on it (a hung receiver)
 	badSigns atomic.Int64
 
