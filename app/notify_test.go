@@ -164,7 +164,10 @@ func runNotify(t *testing.T, addr string, sink *webhookSink) {
 			common.ErrorCode_OK)
 		return ack.MsgId
 	}
+	// The badge is the unread count when task handles the message; waiting
+	// for each notification keeps it one per message here.
 	first := send("m1", "hello bob")
+	sink.waitNotes(t, 1)
 	second := send("m2", "are you there")
 	notes := sink.waitNotes(t, 2)
 	for i, want := range []struct {
@@ -191,6 +194,11 @@ func runNotify(t *testing.T, addr string, sink *webhookSink) {
 	}
 	mute(true)
 	send("m3", "muted")
+	// Mute applies when task handles the message, so it must still hold then.
+	time.Sleep(500 * time.Millisecond)
+	if notes, _ := sink.snapshot(); len(notes) != 2 {
+		t.Fatalf("muted conversation notified: %+v", notes[2:])
+	}
 	mute(false)
 	fourth := send("m4", "unmuted")
 	notes = sink.waitNotes(t, 3)

@@ -75,7 +75,8 @@ type batchItem struct {
 // batch is what waits for one device during the coalescing window.
 type batch struct {
 	key    deviceKey
-	target *logicrpc.OfflineTarget // the latest: newest token and badge
+	target *logicrpc.OfflineTarget // as read for the newest message
+	newest int64                   // its msg id
 	items  []batchItem
 	timer  *time.Timer // nil once taken out of notifier.batches
 }
@@ -152,7 +153,11 @@ func (n *notifier) add(tg *logicrpc.OfflineTarget, msg *common.Message, p *pendi
 			b.timer = time.AfterFunc(n.cfg.Window, func() { n.flush(b) })
 		}
 	}
-	b.target = tg
+	if b.target == nil || msg.MsgId > b.newest {
+		// The newest message speaks for the batch, with the token and badge
+		// read for it.
+		b.target, b.newest = tg, msg.MsgId
+	}
 	b.items = append(b.items, batchItem{msg: msg, ev: p})
 	now := b.timer == nil || len(b.items) >= maxBatch && b.timer.Stop()
 	if now {

@@ -33,13 +33,18 @@ type fakeLogic struct {
 	tokens map[deviceKey]string
 	muted  map[int64]bool // user muted every conversation
 	dnd    map[int64]bool
-	badge  map[int64]int32 // grows by one per call, like an unread count
 	calls  int
 }
 
 func newFakeLogic() *fakeLogic {
 	return &fakeLogic{tokens: map[deviceKey]string{}, muted: map[int64]bool{},
-		dnd: map[int64]bool{}, badge: map[int64]int32{}}
+		dnd: map[int64]bool{}}
+}
+
+// badgeOf is the fake's unread count: the seq of newEvent's message, read
+// back from its send time, as if nothing had been read.
+func badgeOf(req *logicrpc.OfflineTargetsReq) int32 {
+	return int32(req.AtMs - 1700000000000)
 }
 
 func (f *fakeLogic) setToken(user int64, device, token string) {
@@ -62,14 +67,13 @@ func (f *fakeLogic) OfflineTargets(_ context.Context, req *logicrpc.OfflineTarge
 		if u == req.SenderId {
 			continue
 		}
-		f.badge[u]++
 		for k, tok := range f.tokens {
 			if k.user != u || online[k] {
 				continue
 			}
 			resp.Targets = append(resp.Targets, &logicrpc.OfflineTarget{UserId: u,
 				DeviceId: k.device, Platform: protocol.PushPlatform_FCM, Token: tok,
-				Badge: f.badge[u], Muted: f.muted[u], Dnd: f.dnd[u]})
+				Badge: badgeOf(req), Muted: f.muted[u], Dnd: f.dnd[u]})
 		}
 	}
 	return resp, nil
@@ -206,14 +210,10 @@ func TestNotify_OfflineDeviceOncePerMessage(t *testing.T) {
 		want := Notification{ID: fmt.Sprintf("%d-2-phone", 1000+seq), UserID: 2,
 			DeviceID: "phone", Platform: "fcm", Token: "bob-phone", ConvID: "p2p:1:2",
 			SenderID: 1, MsgID: 1000 + seq, Seq: seq, SentAtMs: 1700000000000 + seq,
-			Preview: fmt.Sprintf("hello %d", seq), Count: 1, Badge: n.Badge}
+			Preview: fmt.Sprintf("hello %d", seq), Count: 1, Badge: int32(seq)}
 		if n != want {
 			t.Errorf("notification %d = %+v, want %+v", i, n, want)
 		}
-	}
-	badges := []int32{notes[0].Badge, notes[1].Badge, notes[2].Badge}
-	if slices.Sorted(slices.Values(badges))[2] != 3 {
-		t.Errorf("badges %v, want the last to be 3 (the fake's unread count)", badges)
 	}
 	if n := len(gw.framesOf(2)); n != 3 {
 		t.Errorf("online laptop got %d pushes, want 3", n)
