@@ -5,6 +5,9 @@
 // named gateway to close a replaced connection (kick.go). With a gateway
 // registry it drops the clients of gateways that vanished and skips pushes
 // and kicks to them instead of waiting out a timeout (registry.go, view.go).
+// When configured, it also turns message events into offline push
+// notifications posted to a webhook, through a consumer of their own
+// (offline.go, coalesce.go, webhook.go, notified.go).
 //
 // Ordering: events are partitioned by conversation over Config.Workers
 // workers, each handling its events one at a time, so one task instance

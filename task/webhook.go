@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -88,10 +89,28 @@ type webhook struct {
 }
 
 func newWebhook(cfg NotifyConfig, onRetry func()) *webhook {
+	// A transport of its own: no proxy from the environment (the receiver
+	// is the configured URL, nothing else), idle connections for every
+	// call in flight, and closing them touches no one else's.
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+		TLSHandshakeTimeout: cfg.Timeout,
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     time.Minute,
+		ForceAttemptHTTP2:   true,
+	}
 	return &webhook{
 		cfg: cfg,
-		// The timeout covers connecting, the request and reading the answer.
-		client:  &http.Client{Timeout: cfg.Timeout},
+		client: &http.Client{
+			Transport: transport,
+			// The timeout covers connecting, the request and reading the answer.
+			Timeout: cfg.Timeout,
+			// A redirect is answered as a failure rather than followed: the
+			// signed body goes to the configured URL only.
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
 		secret:  []byte(cfg.Secret),
 		now:     time.Now,
 		onRetry: onRetry,
