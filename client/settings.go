@@ -31,7 +31,8 @@ func (c *Client) MuteConv(ctx context.Context, convID string, muted bool) error 
 
 // SetDND sets the user's do-not-disturb window, minutes after midnight in a
 // zone utcOffset minutes east of UTC; start == end switches it off.
-func (c *Client) SetDND(ctx context.Context, start, end, utcOffset int32) (*protocol.UserSettings, error) {
+func (c *Client) SetDND(ctx context.Context, start, end,
+	utcOffset int32) (*protocol.UserSettings, error) {
 	req := &protocol.SetDNDReq{StartMinute: start, EndMinute: end, UtcOffsetMinutes: utcOffset}
 	resp := protocol.NewUserSettings()
 	if err := c.roundTrip(ctx, protocol.Op_SET_DND, req, resp); err != nil {
@@ -44,7 +45,8 @@ func (c *Client) SetDND(ctx context.Context, start, end, utcOffset int32) (*prot
 // another device may have changed them.
 func (c *Client) GetSettings(ctx context.Context) (*protocol.UserSettings, error) {
 	resp := protocol.NewUserSettings()
-	if err := c.roundTrip(ctx, protocol.Op_GET_SETTINGS, &protocol.GetSettingsReq{}, resp); err != nil {
+	req := &protocol.GetSettingsReq{}
+	if err := c.roundTrip(ctx, protocol.Op_GET_SETTINGS, req, resp); err != nil {
 		return nil, fmt.Errorf("client: get settings: %w", err)
 	}
 	return resp, nil

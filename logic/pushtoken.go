@@ -119,8 +119,9 @@ func (s *Service) OfflineTargets(ctx context.Context,
 		return e.Str("conv", req.GetConvId()).Int64("sender", req.GetSenderId())
 	}
 	if req == nil || len(req.Recipients) > maxOfflineRecipients {
-		return nil, s.fail("offline_targets", fmt.Errorf("%w: missing request or over %d recipients",
-			ErrBadRequest, maxOfflineRecipients), logIDs)
+		err := fmt.Errorf("%w: missing request or over %d recipients",
+			ErrBadRequest, maxOfflineRecipients)
+		return nil, s.fail("offline_targets", err, logIDs)
 	}
 	users := make([]int64, 0, len(req.Recipients))
 	for _, u := range req.Recipients {

@@ -107,7 +107,8 @@ func TestPushTokens_RemovedOnSignOutAndPasswordChange(t *testing.T) {
 			e.setToken(t, d.sess, d.sess.DeviceId+"-token")
 		}
 		conv := p2pConvID(alice, bob)
-		_, err := e.svc.SignOutDevice(ctx, laptop.sess, &protocol.SignOutDeviceReq{DeviceId: "phone"})
+		_, err := e.svc.SignOutDevice(ctx, laptop.sess,
+			&protocol.SignOutDeviceReq{DeviceId: "phone"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +170,7 @@ func TestSettings_Validation(t *testing.T) {
 
 func TestSettingsRow_QuietAt(t *testing.T) {
 	at := func(h, m int) time.Time { return time.Date(2026, 1, 1, h, m, 0, 0, time.UTC) }
+	night := settingsRow{DNDStart: 22 * 60, DNDEnd: 7 * 60}
 	cases := []struct {
 		name string
 		row  settingsRow
@@ -178,8 +180,8 @@ func TestSettingsRow_QuietAt(t *testing.T) {
 		{"off", settingsRow{}, at(3, 0), false},
 		{"inside a daytime window", settingsRow{DNDStart: 60, DNDEnd: 120}, at(1, 30), true},
 		{"at the end", settingsRow{DNDStart: 60, DNDEnd: 120}, at(2, 0), false},
-		{"overnight, after midnight", settingsRow{DNDStart: 22 * 60, DNDEnd: 7 * 60}, at(3, 0), true},
-		{"overnight, midday", settingsRow{DNDStart: 22 * 60, DNDEnd: 7 * 60}, at(12, 0), false},
+		{"overnight, after midnight", night, at(3, 0), true},
+		{"overnight, midday", night, at(12, 0), false},
 		{"offset east", settingsRow{DNDStart: 22 * 60, DNDEnd: 7 * 60, UTCOffset: 120},
 			at(21, 0), true},
 		{"offset west", settingsRow{DNDStart: 0, DNDEnd: 60, UTCOffset: -60}, at(0, 30), false},

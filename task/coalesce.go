@@ -201,6 +201,13 @@ func (n *notifier) flush(b *batch) {
 // after such a release: it deduplicates on Notification.ID.
 func (n *notifier) deliver(ctx context.Context, b *batch) {
 	tg := b.target
+	if ctx.Err() != nil {
+		// Stopping: nothing claimed yet, the events come back as they are.
+		for _, it := range b.items {
+			it.ev.done(true)
+		}
+		return
+	}
 	won := make([]batchItem, 0, len(b.items))
 	keys := make([]string, 0, len(b.items))
 	for _, it := range b.items {
@@ -266,7 +273,7 @@ func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *
 		}
 	}
 	note := &Notification{
-		ID:       strconv.FormatInt(newest.MsgId, 10) + "-" + strconv.FormatInt(tg.UserId, 10) + "-" + tg.DeviceId,
+		ID:       notificationID(newest.MsgId, tg.UserId, tg.DeviceId),
 		UserID:   tg.UserId,
 		DeviceID: tg.DeviceId,
 		Platform: platformName(tg.Platform),
@@ -284,6 +291,11 @@ func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *
 		note.Preview = preview(newest.Content)
 	}
 	return note
+}
+
+// notificationID is Notification.ID: "<msg_id>-<user_id>-<device_id>".
+func notificationID(msgID, user int64, device string) string {
+	return strconv.FormatInt(msgID, 10) + "-" + strconv.FormatInt(user, 10) + "-" + device
 }
 
 // platformName is the JSON name of a push platform.

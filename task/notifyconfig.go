@@ -85,7 +85,8 @@ func (c *NotifyConfig) validate() error {
 	u, err := url.Parse(c.WebhookURL)
 	switch {
 	case err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-		return fmt.Errorf("%w: notify WebhookURL %q is not an http(s) URL", ErrBadConfig, c.WebhookURL)
+		return fmt.Errorf("%w: notify WebhookURL %q is not an http(s) URL",
+			ErrBadConfig, c.WebhookURL)
 	case c.Secret == "":
 		return fmt.Errorf("%w: notify Secret is required with a WebhookURL", ErrBadConfig)
 	case c.Timeout < 0 || c.RetryBase < 0 || c.RetryMax < c.RetryBase:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +175,10 @@ func notifiable(m *common.Message) bool {
 	return m.ContentType == common.ContentType_TEXT || m.ContentType == common.ContentType_BINARY
 }
 
+// offlineChunk bounds the recipients of one route lookup and one
+// OfflineTargets call: a big group's message is resolved in several.
+const offlineChunk = 1000
+
 // offlineTargets returns the devices of ev's recipients, the sender left
 // out, that have a push token and no live route.
 func (t *Task) offlineTargets(ctx context.Context,
@@ -185,9 +190,20 @@ func (t *Task) offlineTargets(ctx context.Context,
 			users = append(users, u)
 		}
 	}
-	if len(users) == 0 {
-		return nil, nil
+	var out []*logicrpc.OfflineTarget
+	for chunk := range slices.Chunk(users, offlineChunk) {
+		targets, err := t.offlineChunk(ctx, m, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, targets...)
 	}
+	return out, nil
+}
+
+// offlineChunk is offlineTargets for some of the recipients.
+func (t *Task) offlineChunk(ctx context.Context, m *common.Message,
+	users []int64) ([]*logicrpc.OfflineTarget, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
 	defer cancel()
 	routes, err := t.routes.Lookup(ctx, users)

@@ -304,7 +304,9 @@ func TestNotify_FailingReceiverRetriedThenFailed(t *testing.T) {
 	// failed attempt.
 	rcv.fail.Store(1)
 	en.publish(t, newEvent("p2p:1:2", 2, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "notification after a retry", func() bool { return len(rcv.got()) == 1 })
+	waitFor(t, 5*time.Second, "notification after a retry", func() bool {
+		return len(rcv.got()) == 1
+	})
 	if got := rcv.got()[0].MsgID; got != 1002 {
 		t.Errorf("notified msg %d, want 1002", got)
 	}
@@ -384,7 +386,8 @@ func TestWebhook_SignatureAndBackoff(t *testing.T) {
 			t.Errorf("signature verifies with another %s", name)
 		}
 	}
-	w := newWebhook(NotifyConfig{RetryBase: 100 * time.Millisecond, RetryMax: time.Second}, func() {})
+	cfg := NotifyConfig{RetryBase: 100 * time.Millisecond, RetryMax: time.Second}
+	w := newWebhook(cfg, func() {})
 	for retry, top := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
 		top *= time.Millisecond
 		for range 20 {
@@ -405,5 +408,68 @@ func TestPreview_CutsOnRunes(t *testing.T) {
 	}
 	if got := preview([]byte{0xff, 'a'}); got != "" {
 		t.Errorf("preview of invalid UTF-8 = %q, want none", got)
+	}
+}
+
+func TestNotify_StopGivesBackUnsentBatches(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	rcv := startReceiver(t, false)
+	alice, lg := twoUsers(t, en, gw)
+	first := startNotifyTask(t, en, notifyConfig(rcv, time.Minute), lg)
+	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
+	waitFor(t, 5*time.Second, "event resolved into a batch", func() bool {
+		lg.mu.Lock()
+		defer lg.mu.Unlock()
+		return lg.calls == 1
+	})
+	first.stop() // inside the window: nothing sent, the event goes back
+	if rcv.calls.Load() != 0 {
+		t.Fatalf("receiver called %d times before the window ended", rcv.calls.Load())
+	}
+
+	startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
+	waitFor(t, 5*time.Second, "notification after the restart", func() bool {
+		return len(rcv.got()) == 1
+	})
+	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	if got := rcv.got(); len(got) != 1 || got[0].ID != "1001-2-phone" {
+		t.Errorf("notifications %+v, want 1001 once", got)
+	}
+}
+
+func TestNew_NotifyConfig(t *testing.T) {
+	base := Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute)}
+	withLogic := base
+	withLogic.Logic = newFakeLogic()
+	tests := []struct {
+		name   string
+		notify NotifyConfig
+		deps   Deps
+		want   error
+	}{
+		{name: "off by default", deps: base},
+		{name: "on", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n", Secret: "s"},
+			deps: withLogic},
+		{name: "no logic", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n", Secret: "s"},
+			deps: base, want: ErrMissingDeps},
+		{name: "no secret", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n"},
+			deps: withLogic, want: ErrBadConfig},
+		{name: "not http", notify: NotifyConfig{WebhookURL: "ftp://127.0.0.1/n", Secret: "s"},
+			deps: withLogic, want: ErrBadConfig},
+		{name: "retry max below base", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n",
+			Secret: "s", RetryBase: time.Second, RetryMax: time.Millisecond},
+			deps: withLogic, want: ErrBadConfig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Notify = tc.notify
+			_, err := New(cfg, tc.deps)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("New = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
