@@ -38,6 +38,11 @@ const notifyIntake = 16
 
 // notifyMaxAckPending bounds the events read but not yet acked: a hung
 // webhook stops the consumer here instead of growing the batches.
+//
+// Known limit: with many devices behind a hung webhook, a batch may wait
+// for a free call longer than the consumer's ack wait; its event is then
+// redelivered and queued a second time. The notified marks keep the device
+// from a second notification; the cost is the repeated lookup.
 const notifyMaxAckPending = 1024
 
 // NotifyConsumer returns the durable consumer name of offline notifications
