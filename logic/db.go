@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ func migrate(db *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	for _, ix := range tableIndexes {
+	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes) {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
@@ -77,16 +78,35 @@ func validPushToken(req *protocol.SetPushTokenReq) error {
 	return validText("app_id", req.AppId)
 }
 
-// savePushToken upserts the token of the session's device.
+// pushTokenIndexes are created by migrate with the others (tableIndexes):
+// registering a token looks it up under other devices.
+var pushTokenIndexes = []tableIndex{
+	{model: &pushTokenRow{}, suffix: "_token", columns: []string{"token"}},
+}
+
+// savePushToken upserts the token of the session's device. The same token
+// registered by another user or device is deleted first: a phone that
+// switched accounts without logging out must stop getting the old
+// account's notifications.
 func (s *Service) savePushToken(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SetPushTokenReq) error {
 	row := pushTokenRow{UserID: session.UserId, DeviceID: session.DeviceId,
 		Platform: int16(req.Platform), Token: req.Token, AppID: req.AppId,
 		UpdatedMs: s.now().UnixMilli()}
-	err := s.dbc(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "user_id"}, {Name: "device_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"platform", "token", "app_id", "updated_ms"}),
-	}).Create(&row).Error
+	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Where("token = ? AND platform = ? AND app_id = ?",
+			row.Token, row.Platform, row.AppID).
+			Where("NOT (user_id = ? AND device_id = ?)", row.UserID, row.DeviceID).
+			Delete(&pushTokenRow{}).Error
+		if err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{
+			Columns: []clause.Column{{Name: "user_id"}, {Name: "device_id"}},
+			DoUpdates: clause.AssignmentColumns(
+				[]string{"platform", "token", "app_id", "updated_ms"}),
+		}).Create(&row).Error
+	})
 	if err != nil {
 		return fmt.Errorf("save push token user=%d device=%q: %w",
 			session.UserId, session.DeviceId, err)

@@ -48,12 +48,20 @@ func TestOfflineTargets_TokensBadgeMuteDND(t *testing.T) {
 		e.setToken(t, phone.sess, "phone-token") // replaces
 		e.setToken(t, laptop.sess, "laptop-token")
 		e.setToken(t, session(alice, 7), "alice-token")
+		// A phone that switches accounts takes its token along.
+		e.setToken(t, &logicrpc.Session{UserId: alice, DeviceId: "tablet", ConnId: 8},
+			"shared-token")
+		e.setToken(t, &logicrpc.Session{UserId: bob, DeviceId: "old-phone", ConnId: 9},
+			"shared-token")
 		e.sendN(t, alice, bob, 3, "m")
 		conv := p2pConvID(alice, bob)
 
 		got := e.offline(t, conv, alice, bob, &logicrpc.DeviceRef{UserId: bob, DeviceId: "laptop"})
-		if len(got) != 1 || got["phone"] == nil {
-			t.Fatalf("targets %v, want bob's phone only (laptop online, alice sends)", got)
+		if len(got) != 2 || got["phone"] == nil || got["old-phone"] == nil {
+			t.Fatalf("targets %v, want bob's phones only (laptop online, alice sends)", got)
+		}
+		if back := e.offline(t, conv, bob, alice); len(back) != 1 || back["phone"] == nil {
+			t.Fatalf("alice's targets %v, want only the device whose token stayed hers", back)
 		}
 		p := got["phone"]
 		if p.Token != "phone-token" || p.Badge != 3 || p.Muted || p.Dnd || p.AppId != "app" ||
