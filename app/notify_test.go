@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,8 +90,25 @@ func (a *account) deviceOnline(device string) bool {
 // the token.
 func TestNotify_EndToEnd(t *testing.T) {
 	sink, url := startWebhookSink(t, notifySecret)
-	addr := startHostile(t, func(c *Config) { c.Task.Notify = notifyConfig(url) })
-	runNotify(t, addr, sink)
+	cfg := baseConfig(t, RoleAll)
+	cfg.InternalSecret = hostileSecret // task's calls to logic carry it too
+	cfg.Task.Notify = notifyConfig(url)
+	sys := startSystem(t, cfg)
+	runNotify(t, sys.GatewayAddr().String(), sink)
+
+	resp, err := http.Get("http://" + sys.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`resonance_task_notifications_total{outcome="sent"} 3`,
+		`resonance_task_notify_skipped_total{reason="muted"} 1`,
+		`resonance_task_logic_call_seconds_count{method="OfflineTargets",outcome="ok"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 // TestNotify_External is TestNotify_EndToEnd with each role its own System
