@@ -197,6 +197,7 @@ func runNotify(t *testing.T, addr string, sink *webhookSink) {
 		if n.MsgID != want.msg || n.Badge != want.badge || n.Preview != want.text ||
 			n.UserID != bob.id || n.DeviceID != "phone" || n.Token != "bob-phone-token" ||
 			n.Platform != "apns" || n.AppID != "im.example" || n.SenderID != alice.id ||
+			n.SenderName != alice.name ||
 			n.Count != 1 {
 			t.Errorf("notification %d = %+v, want msg %d badge %d", i, n, want.msg, want.badge)
 		}

@@ -52,6 +52,7 @@ struct OfflineTarget {
 
 struct OfflineTargetsResp {
     1: list<OfflineTarget> targets,
+    2: string sender_name,          // the sender's nickname, or username without one; empty without targets
 }
 
 service Logic {

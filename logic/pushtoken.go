@@ -150,10 +150,27 @@ func (s *Service) OfflineTargets(ctx context.Context,
 		}
 	}
 	targets, err := s.offlineTargets(ctx, req, users)
+	var name string
+	if err == nil && len(targets) > 0 {
+		name, err = s.displayName(ctx, req.SenderId)
+	}
 	if err != nil {
 		return nil, s.fail("offline_targets", err, logIDs)
 	}
-	return &logicrpc.OfflineTargetsResp{Targets: targets}, nil
+	return &logicrpc.OfflineTargetsResp{Targets: targets, SenderName: name}, nil
+}
+
+// displayName is what a notification calls a user: the nickname, or the
+// username without one; empty for an unknown user.
+func (s *Service) displayName(ctx context.Context, user int64) (string, error) {
+	u, err := s.findUser(ctx, "", user)
+	if err != nil || u == nil {
+		return "", err
+	}
+	if u.Nickname != "" {
+		return u.Nickname, nil
+	}
+	return u.Username, nil
 }
 
 // offlineTargets is OfflineTargets after validation, for users.

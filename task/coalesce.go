@@ -68,8 +68,9 @@ type deviceKey struct {
 
 // batchItem is one message waiting to be notified to a device.
 type batchItem struct {
-	msg *common.Message
-	ev  *pendingEvent
+	msg        *common.Message
+	senderName string
+	ev         *pendingEvent
 }
 
 // batch is what waits for one device during the coalescing window.
@@ -135,13 +136,14 @@ func (n *notifier) unmuted(targets []*logicrpc.OfflineTarget) []*logicrpc.Offlin
 	return out
 }
 
-// add queues msg for tg's device; p is settled once the device's batch is.
-func (n *notifier) add(tg *logicrpc.OfflineTarget, msg *common.Message, p *pendingEvent) {
+// add queues it for tg's device; it.ev is settled once the device's batch
+// is.
+func (n *notifier) add(tg *logicrpc.OfflineTarget, it batchItem) {
 	key := deviceKey{user: tg.UserId, device: tg.DeviceId}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		p.done(true)
+		it.ev.done(true)
 		return
 	}
 	b := n.batches[key]
@@ -153,12 +155,12 @@ func (n *notifier) add(tg *logicrpc.OfflineTarget, msg *common.Message, p *pendi
 			b.timer = time.AfterFunc(n.cfg.Window, func() { n.flush(b) })
 		}
 	}
-	if b.target == nil || msg.MsgId > b.newest {
+	if b.target == nil || it.msg.MsgId > b.newest {
 		// The newest message speaks for the batch, with the token and badge
 		// read for it.
-		b.target, b.newest = tg, msg.MsgId
+		b.target, b.newest = tg, it.msg.MsgId
 	}
-	b.items = append(b.items, batchItem{msg: msg, ev: p})
+	b.items = append(b.items, it)
 	now := b.timer == nil || len(b.items) >= maxBatch && b.timer.Stop()
 	if now {
 		n.take(b)
@@ -266,26 +268,28 @@ func (n *notifier) release(keys []string) {
 // notification builds the webhook body of items for tg: the newest message
 // (highest id) speaks for the batch.
 func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *Notification {
-	newest := items[0].msg
+	top := items[0]
 	for _, it := range items[1:] {
-		if it.msg.MsgId > newest.MsgId {
-			newest = it.msg
+		if it.msg.MsgId > top.msg.MsgId {
+			top = it
 		}
 	}
+	newest := top.msg
 	note := &Notification{
-		ID:       notificationID(newest.MsgId, tg.UserId, tg.DeviceId),
-		UserID:   tg.UserId,
-		DeviceID: tg.DeviceId,
-		Platform: platformName(tg.Platform),
-		Token:    tg.Token,
-		AppID:    tg.AppId,
-		ConvID:   newest.ConvId,
-		SenderID: newest.SenderId,
-		MsgID:    newest.MsgId,
-		Seq:      newest.Seq,
-		SentAtMs: newest.SendTimeMs,
-		Count:    len(items),
-		Badge:    tg.Badge,
+		ID:         notificationID(newest.MsgId, tg.UserId, tg.DeviceId),
+		UserID:     tg.UserId,
+		DeviceID:   tg.DeviceId,
+		Platform:   platformName(tg.Platform),
+		Token:      tg.Token,
+		AppID:      tg.AppId,
+		ConvID:     newest.ConvId,
+		SenderID:   newest.SenderId,
+		SenderName: top.senderName,
+		MsgID:      newest.MsgId,
+		Seq:        newest.Seq,
+		SentAtMs:   newest.SendTimeMs,
+		Count:      len(items),
+		Badge:      tg.Badge,
 	}
 	if !n.cfg.NoPreview && newest.ContentType == common.ContentType_TEXT {
 		note.Preview = preview(newest.Content)

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func (t *Task) resolveNotify(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
-	targets, err := t.offlineTargets(ctx, ev)
+	targets, sender, err := t.offlineTargets(ctx, ev)
 	if err != nil {
 		t.notifyRetry(p, ev.Message, err)
 		return
@@ -169,7 +170,7 @@ func (t *Task) resolveNotify(ctx context.Context, msg jetstream.Msg) {
 	}
 	p.left.Store(int32(len(targets)))
 	for _, tg := range targets {
-		t.notify.add(tg, ev.Message, p)
+		t.notify.add(tg, batchItem{msg: ev.Message, senderName: sender, ev: p})
 	}
 }
 
@@ -180,14 +181,14 @@ func notifiable(m *common.Message) bool {
 	return m.ContentType == common.ContentType_TEXT || m.ContentType == common.ContentType_BINARY
 }
 
-// offlineChunk bounds the recipients of one route lookup and one
+// offlineChunkUsers bounds the recipients of one route lookup and one
 // OfflineTargets call: a big group's message is resolved in several.
-const offlineChunk = 1000
+const offlineChunkUsers = 1000
 
 // offlineTargets returns the devices of ev's recipients, the sender left
-// out, that have a push token and no live route.
+// out, that have a push token and no live route, and the sender's name.
 func (t *Task) offlineTargets(ctx context.Context,
-	ev *event.MessageEvent) ([]*logicrpc.OfflineTarget, error) {
+	ev *event.MessageEvent) ([]*logicrpc.OfflineTarget, string, error) {
 	m := ev.Message
 	users := make([]int64, 0, len(ev.Recipients))
 	for _, u := range ev.Recipients {
@@ -196,19 +197,21 @@ func (t *Task) offlineTargets(ctx context.Context,
 		}
 	}
 	var out []*logicrpc.OfflineTarget
-	for chunk := range slices.Chunk(users, offlineChunk) {
-		targets, err := t.offlineChunk(ctx, m, chunk)
+	var sender string
+	for chunk := range slices.Chunk(users, offlineChunkUsers) {
+		resp, err := t.offlineChunk(ctx, m, chunk)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, targets...)
+		out = append(out, resp.GetTargets()...)
+		sender = cmp.Or(sender, resp.GetSenderName())
 	}
-	return out, nil
+	return out, sender, nil
 }
 
 // offlineChunk is offlineTargets for some of the recipients.
 func (t *Task) offlineChunk(ctx context.Context, m *common.Message,
-	users []int64) ([]*logicrpc.OfflineTarget, error) {
+	users []int64) (*logicrpc.OfflineTargetsResp, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
 	defer cancel()
 	routes, err := t.routes.Lookup(ctx, users)
@@ -225,7 +228,7 @@ func (t *Task) offlineChunk(ctx context.Context, m *common.Message,
 	if err != nil {
 		return nil, fmt.Errorf("logic offline targets: %w", err)
 	}
-	return resp.GetTargets(), nil
+	return resp, nil
 }
 
 // notifyRetry naks an event that could not be resolved, or gives up on it

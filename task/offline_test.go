@@ -62,7 +62,7 @@ func (f *fakeLogic) OfflineTargets(_ context.Context, req *logicrpc.OfflineTarge
 	for _, d := range req.Online {
 		online[deviceKey{d.UserId, d.DeviceId}] = true
 	}
-	resp := &logicrpc.OfflineTargetsResp{}
+	resp := &logicrpc.OfflineTargetsResp{SenderName: fmt.Sprintf("user %d", req.SenderId)}
 	for _, u := range req.Recipients {
 		if u == req.SenderId {
 			continue
@@ -209,7 +209,7 @@ func TestNotify_OfflineDeviceOncePerMessage(t *testing.T) {
 		seq := int64(i + 1)
 		want := Notification{ID: fmt.Sprintf("%d-2-phone", 1000+seq), UserID: 2,
 			DeviceID: "phone", Platform: "fcm", Token: "bob-phone", ConvID: "p2p:1:2",
-			SenderID: 1, MsgID: 1000 + seq, Seq: seq, SentAtMs: 1700000000000 + seq,
+			SenderID: 1, SenderName: "user 1", MsgID: 1000 + seq, Seq: seq, SentAtMs: 1700000000000 + seq,
 			Preview: fmt.Sprintf("hello %d", seq), Count: 1, Badge: int32(seq)}
 		if n != want {
 			t.Errorf("notification %d = %+v, want %+v", i, n, want)

@@ -41,12 +41,15 @@ type Notification struct {
 	Platform string `json:"platform"` // apns, fcm or other
 	Token    string `json:"token"`
 	AppID    string `json:"app_id,omitempty"`
-	// ConvID, SenderID, MsgID, Seq and SentAtMs describe the newest message.
+	// ConvID, the sender, MsgID, Seq and SentAtMs describe the newest
+	// message.
 	ConvID   string `json:"conv_id"`
 	SenderID int64  `json:"sender_id"`
-	MsgID    int64  `json:"msg_id"`
-	Seq      int64  `json:"seq"`
-	SentAtMs int64  `json:"sent_at_ms"`
+	// SenderName is the sender's nickname, or username without one.
+	SenderName string `json:"sender_name,omitempty"`
+	MsgID      int64  `json:"msg_id"`
+	Seq        int64  `json:"seq"`
+	SentAtMs   int64  `json:"sent_at_ms"`
 	// Preview is the start of the newest message's text; absent when
 	// previews are off or the message is not text.
 	Preview string `json:"preview,omitempty"`

@@ -317,7 +317,8 @@ var fieldIDToName_OfflineTarget = map[int16]string{
 }
 
 type OfflineTargetsResp struct {
-	Targets []*OfflineTarget `thrift:"targets,1" frugal:"1,default,list<OfflineTarget>" json:"targets"`
+	Targets    []*OfflineTarget `thrift:"targets,1" frugal:"1,default,list<OfflineTarget>" json:"targets"`
+	SenderName string           `thrift:"sender_name,2" frugal:"2,default,string" json:"sender_name"`
 }
 
 func NewOfflineTargetsResp() *OfflineTargetsResp {
@@ -330,8 +331,15 @@ func (p *OfflineTargetsResp) InitDefault() {
 func (p *OfflineTargetsResp) GetTargets() (v []*OfflineTarget) {
 	return p.Targets
 }
+
+func (p *OfflineTargetsResp) GetSenderName() (v string) {
+	return p.SenderName
+}
 func (p *OfflineTargetsResp) SetTargets(val []*OfflineTarget) {
 	p.Targets = val
+}
+func (p *OfflineTargetsResp) SetSenderName(val string) {
+	p.SenderName = val
 }
 
 func (p *OfflineTargetsResp) String() string {
@@ -343,6 +351,7 @@ func (p *OfflineTargetsResp) String() string {
 
 var fieldIDToName_OfflineTargetsResp = map[int16]string{
 	1: "targets",
+	2: "sender_name",
 }
 
 type Logic interface {
