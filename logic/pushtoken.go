@@ -243,6 +243,11 @@ func (s *Service) pushTokens(ctx context.Context, users []int64,
 
 // unreadTotals returns each user's unread messages over all conversations,
 // the badge of a notification.
+//
+// TODO: this sums every membership of each user per message, so a message
+// to a big group with many offline devices costs a scan per member; an
+// unread counter per user, kept by send and mark-read, would make it one
+// read.
 func (s *Service) unreadTotals(ctx context.Context, users []int64) (map[int64]int64, error) {
 	var rows []struct {
 		UserID int64

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -28,7 +29,7 @@ const (
 // notifyMetrics are the notification series; labels are bounded.
 type notifyMetrics struct {
 	sent, failed, coalesced, retried prometheus.Counter
-	muted, dnd, duplicate            prometheus.Counter
+	muted, dnd, duplicate, online    prometheus.Counter
 }
 
 func newNotifyMetrics(reg prometheus.Registerer) *notifyMetrics {
@@ -41,7 +42,7 @@ func newNotifyMetrics(reg prometheus.Registerer) *notifyMetrics {
 	}, []string{"outcome"})
 	skipped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "resonance_task_notify_skipped_total",
-		Help: "Device notifications not sent, by reason: muted, dnd, duplicate.",
+		Help: "Device notifications not sent, by reason: muted, dnd, duplicate, online.",
 	}, []string{"reason"})
 	coalesced := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "resonance_task_notify_coalesced_total",
@@ -56,7 +57,7 @@ func newNotifyMetrics(reg prometheus.Registerer) *notifyMetrics {
 		sent: outcomes.WithLabelValues("sent"), failed: outcomes.WithLabelValues("failed"),
 		coalesced: coalesced, retried: retried,
 		muted: skipped.WithLabelValues("muted"), dnd: skipped.WithLabelValues("dnd"),
-		duplicate: skipped.WithLabelValues("duplicate"),
+		duplicate: skipped.WithLabelValues("duplicate"), online: skipped.WithLabelValues("online"),
 	}
 }
 
@@ -86,6 +87,7 @@ type batch struct {
 type notifier struct {
 	cfg     NotifyConfig
 	logic   OfflineLister
+	routes  route.Table
 	marks   *notifiedMarks // set by setupNotify
 	hook    *webhook
 	metrics *notifyMetrics
@@ -104,12 +106,12 @@ type notifier struct {
 	closed  bool
 }
 
-func newNotifier(cfg NotifyConfig, logic OfflineLister, reg prometheus.Registerer,
-	log, rare zerolog.Logger) *notifier {
+func newNotifier(cfg NotifyConfig, logic OfflineLister, routes route.Table,
+	reg prometheus.Registerer, log, rare zerolog.Logger) *notifier {
 	m := newNotifyMetrics(reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &notifier{
-		cfg: cfg, logic: logic, metrics: m, log: log, rare: rare,
+		cfg: cfg, logic: logic, routes: routes, metrics: m, log: log, rare: rare,
 		hook:    newWebhook(cfg, m.retried.Inc),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		sendCtx: ctx, cancelSend: cancel,
@@ -203,10 +205,12 @@ func (n *notifier) flush(b *batch) {
 // after such a release: it deduplicates on Notification.ID.
 func (n *notifier) deliver(ctx context.Context, b *batch) {
 	tg := b.target
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || n.cameOnline(ctx, b) {
 		// Stopping: nothing claimed yet, the events come back as they are.
+		// Online: the device syncs, nothing to wake.
+		retry := ctx.Err() != nil
 		for _, it := range b.items {
-			it.ev.done(true)
+			it.ev.done(retry)
 		}
 		return
 	}
@@ -252,6 +256,27 @@ func (n *notifier) deliver(ctx context.Context, b *batch) {
 	for _, it := range won {
 		it.ev.done(retry)
 	}
+}
+
+// cameOnline reports whether b's device connected during the window; a
+// failed lookup says no, as a needless notification beats a missing one.
+func (n *notifier) cameOnline(ctx context.Context, b *batch) bool {
+	if n.cfg.Window <= 0 {
+		return false // just looked up
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	routes, err := n.routes.Lookup(ctx, []int64{b.key.user})
+	if err != nil {
+		return false
+	}
+	for _, r := range routes {
+		if r.DeviceID == b.key.device {
+			n.metrics.online.Add(float64(len(b.items)))
+			return true
+		}
+	}
+	return false
 }
 
 // release gives back the claims of a notification that was not sent.

@@ -473,3 +473,25 @@ func TestNew_NotifyConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestNotify_DeviceBackOnlineInWindowIsNotWoken(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	rcv := startReceiver(t, false)
+	alice, lg := twoUsers(t, en, gw)
+	tk := startNotifyTask(t, en, notifyConfig(rcv, 300*time.Millisecond), lg)
+	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
+	waitFor(t, 5*time.Second, "event resolved into a batch", func() bool {
+		lg.mu.Lock()
+		defer lg.mu.Unlock()
+		return lg.calls == 1
+	})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: gw.addr, ConnID: 3})
+	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	if n := rcv.calls.Load(); n != 0 {
+		t.Errorf("receiver called %d times for a device that came back", n)
+	}
+	if v := testutil.ToFloat64(tk.task.notify.metrics.online); v != 1 {
+		t.Errorf("online skip metric %v, want 1", v)
+	}
+}

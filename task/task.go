@@ -96,7 +96,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		ready:    make(chan struct{}),
 	}
 	if cfg.Notify.Enabled() {
-		t.notify = newNotifier(cfg.Notify, deps.Logic, deps.Metrics, log, t.rare)
+		t.notify = newNotifier(cfg.Notify, deps.Logic, deps.Routes, deps.Metrics, log, t.rare)
 	}
 	return t, nil
 }
