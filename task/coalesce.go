@@ -214,24 +214,7 @@ func (n *notifier) deliver(ctx context.Context, b *batch) {
 		}
 		return
 	}
-	won := make([]batchItem, 0, len(b.items))
-	keys := make([]string, 0, len(b.items))
-	for _, it := range b.items {
-		key := markKey(it.msg.MsgId, tg.UserId, tg.DeviceId)
-		ok, err := n.marks.claim(ctx, key)
-		switch {
-		case err != nil:
-			n.rare.Warn().Err(err).Int64("user", tg.UserId).Int64("msg", it.msg.MsgId).
-				Msg("notified mark unavailable; event retried")
-			it.ev.done(true)
-		case !ok:
-			n.metrics.duplicate.Inc()
-			it.ev.done(false)
-		default:
-			won = append(won, it)
-			keys = append(keys, key)
-		}
-	}
+	won, keys := n.claim(ctx, b)
 	if len(won) == 0 {
 		return
 	}
@@ -256,6 +239,32 @@ func (n *notifier) deliver(ctx context.Context, b *batch) {
 	for _, it := range won {
 		it.ev.done(retry)
 	}
+}
+
+// claim claims each of b's messages for its device and returns the items
+// it won with their keys; it settles the others: already notified (done),
+// or the marks unreachable (retried).
+func (n *notifier) claim(ctx context.Context, b *batch) ([]batchItem, []string) {
+	tg := b.target
+	won := make([]batchItem, 0, len(b.items))
+	keys := make([]string, 0, len(b.items))
+	for _, it := range b.items {
+		key := markKey(it.msg.MsgId, tg.UserId, tg.DeviceId)
+		ok, err := n.marks.claim(ctx, key)
+		switch {
+		case err != nil:
+			n.rare.Warn().Err(err).Int64("user", tg.UserId).Int64("msg", it.msg.MsgId).
+				Msg("notified mark unavailable; event retried")
+			it.ev.done(true)
+		case !ok:
+			n.metrics.duplicate.Inc()
+			it.ev.done(false)
+		default:
+			won = append(won, it)
+			keys = append(keys, key)
+		}
+	}
+	return won, keys
 }
 
 // cameOnline reports whether b's device connected during the window; a
