@@ -38,6 +38,11 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		// Every write we make is one statement or an explicit transaction.
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// The statements of a send are few and the same every time; the
+		// group commit runs them on one goroutine, where parsing each anew
+		// was a third of the work.
+		PrepareStmt:        true,
+		PrepareStmtMaxSize: preparedStmts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logic: open %s: %w", cfg.DBDriver, err)
@@ -121,6 +126,11 @@ func sqliteDSN(path string) string {
 		path, sep, sqliteBusyTimeoutMs)
 }
 
+// preparedStmts bounds the prepared statements a pool keeps (the least
+// recently used are closed): a statement with an IN list prepares once per
+// list length.
+const preparedStmts = 256
+
 // sqliteReaders is the size of the SQLite read pool.
 const sqliteReaders = 4
 
@@ -133,6 +143,8 @@ func openSQLiteReader(cfg Config) (*gorm.DB, error) {
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
+		PrepareStmt:            true,
+		PrepareStmtMaxSize:     preparedStmts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logic: open sqlite readers: %w", err)
