@@ -4,7 +4,8 @@
 // changed. User text is only ever set with textContent.
 
 import {
-  ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State, StoragePositions,
+  CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
+  StoragePositions,
   decodeStruct, nameOf, register, schemas,
 } from '../sdk/index.js';
 
@@ -29,6 +30,22 @@ const app = {
   typingSentMs: 0,
   storage: null,
 };
+
+// ?debug=1 exposes the app's state and a log of every message the SDK
+// delivered, kept in sessionStorage so that it spans reloads; the browser
+// tests check exactly-once delivery with it.
+const debug = params.has('debug');
+if (debug) window.resonance = { app, log: () => debugLog() };
+
+function debugLog() {
+  return JSON.parse(sessionStorage.getItem('resonance.debuglog') || '[]');
+}
+
+function logDelivered(m) {
+  const log = debugLog();
+  log.push(`${m.convId}#${m.seq}`);
+  sessionStorage.setItem('resonance.debuglog', JSON.stringify(log));
+}
 
 // ---- start ----
 
@@ -124,10 +141,9 @@ function setConn({ state, retryInMs }) {
 
 function onEnded(err) {
   if (!app.me) return; // a failed first login is reported by startSession
-  const reason = err.close ? nameOf({ KICKED: 6, SIGNED_OUT: 10, LOGIN_FAILED: 4,
-    TOKEN_EXPIRED: 9 }, err.close.reason) : '';
+  const kicked = err.close && err.close.reason === CloseReason.KICKED;
   resetState();
-  showLogin(reason === 'KICKED' ? 'Signed in elsewhere with this device.' : err.message);
+  showLogin(kicked ? 'Signed in elsewhere with this device.' : err.message);
 }
 
 function resetState() {
@@ -193,6 +209,7 @@ async function onResumed() {
 }
 
 function onMessage(m) {
+  if (debug) logDelivered(m);
   const c = ensureConv(m.convId);
   c.messages.set(String(m.seq), m);
   if (m.seq > c.lastSeq) {

@@ -522,7 +522,7 @@ export class Session extends Emitter {
     const entry = {
       clientMsgId, convId, toUserId, text: text ?? '', content: bytes,
       contentType: contentType || (text !== undefined ? ContentType.TEXT : ContentType.BINARY),
-      state: 'pending', error: null, ack: null, createdMs: Date.now(), inflight: false,
+      state: 'pending', error: null, ack: null, startMs: Date.now(), inflight: false,
     };
     entry.result = new Promise((resolve, reject) => {
       entry.resolve = resolve;
@@ -543,9 +543,10 @@ export class Session extends Emitter {
     e.state = 'pending';
     e.error = null;
     e.backoff = 0;
+    e.startMs = Date.now();
     this.emit('outbox', e);
     this.armDeadline(e);
-    this.attemptSend(e);
+    this.attemptSend(e, true);
     return true;
   }
 
@@ -563,26 +564,36 @@ export class Session extends Emitter {
     return [...this.outbox.values()].filter((e) => !convId || e.convId === convId);
   }
 
+  // armDeadline fails the entry if it is not acked in time, even with a
+  // request in flight: a request lost on a silent network would otherwise
+  // hold it for the request timeout. A late ack still turns it to 'sent'.
   armDeadline(e) {
     clearTimeout(e.deadline);
     e.deadline = setTimeout(() => {
-      if (e.state === 'pending' && !e.inflight) {
-        this.failEntry(e, new TimeoutError(`not sent within ${this.opts.sendTimeoutMs} ms`));
+      if (e.state === 'pending') {
+        this.failEntry(e, new TimeoutError(`timed out after ${this.opts.sendTimeoutMs} ms`));
       }
     }, this.opts.sendTimeoutMs);
   }
 
-  attemptSend(e) {
+  // attemptSend sends e on the current connection, unless an attempt is in
+  // flight (force: a user's retry, which must not wait out a lost one).
+  // Every attempt carries the same client_msg_id, so at most one is stored;
+  // the first ack wins and later ones are ignored.
+  attemptSend(e, force = false) {
     const conn = this.conn;
-    if (e.state !== 'pending' || e.inflight || !conn || conn.closed) return;
+    if (e.state !== 'pending' || (e.inflight && !force) || !conn || conn.closed) return;
+    const attempt = (e.attempts = (e.attempts || 0) + 1);
     e.inflight = true;
     const body = { clientMsgId: e.clientMsgId, contentType: e.contentType, content: e.content };
     if (e.convId) body.convId = e.convId;
     else body.toUserId = e.toUserId;
     conn.request(Op.SEND, body).then((ack) => {
+      if (e.state === 'sent' || e.state === 'discarded') return;
       e.inflight = false;
       clearTimeout(e.deadline);
       e.state = 'sent';
+      e.error = null;
       e.ack = ack;
       e.convId = ack.convId;
       this.outbox.delete(e.clientMsgId);
@@ -590,13 +601,10 @@ export class Session extends Emitter {
       e.resolve(ack);
       this.offer(this.ownMessage(e, ack));
     }, (err) => {
+      if (attempt !== e.attempts) return; // a newer attempt owns the entry
       e.inflight = false;
       if (e.state !== 'pending') return;
-      if (!this.sendAgain(conn, err)) {
-        this.failEntry(e, err);
-        return;
-      }
-      if (Date.now() - e.createdMs >= this.opts.sendTimeoutMs) {
+      if (!this.sendAgain(conn, err) || Date.now() - e.startMs >= this.opts.sendTimeoutMs) {
         this.failEntry(e, err);
         return;
       }
