@@ -138,6 +138,9 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.DurationVar(&c.Logic.TokenTTL, "token-ttl", 0, "access token lifetime (default 1h)")
 	fs.DurationVar(&c.Logic.RefreshTTL, "refresh-ttl", 0, "refresh token lifetime (default 720h)")
 	fs.IntVar(&c.Logic.MaxContent, "max-content", 0, "largest message content in bytes (default 16384)")
+	fs.IntVar(&c.Logic.MaxGroupMembers, "max-group-members", 0, "largest group, owner included (default 500)")
+	fs.DurationVar(&c.Logic.RecallWindow, "recall-window", 0, "how long a sender may recall a message (default 2m)")
+	fs.DurationVar(&c.Logic.EditWindow, "edit-window", 0, "how long a sender may edit a message (default 24h)")
 	limitFlag(fs, &c.Logic.LoginAccountLimit, "login-account-limit",
 		"password attempts per username: BURST/PERIOD, one back per PERIOD (default 10/30s)")
 	limitFlag(fs, &c.Logic.LoginAddrLimit, "login-addr-limit",

@@ -139,6 +139,7 @@ func TestEndToEnd_External(t *testing.T) {
 
 func runEndToEnd(t *testing.T, addr net.Addr) {
 	t.Run("chat", func(t *testing.T) { testChat(t, addr.String()) })
+	t.Run("groups", func(t *testing.T) { testGroups(t, addr.String()) })
 	t.Run("smoke", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -258,6 +258,7 @@ func TestHostile_External(t *testing.T) {
 	addr := externalSystem(t).String()
 	t.Run("impersonation", func(t *testing.T) { hostileImpersonation(t, addr) })
 	t.Run("device sign-out", func(t *testing.T) { hostileDeviceSignOut(t, addr) })
+	t.Run("groups", func(t *testing.T) { hostileGroups(t, addr) })
 }
 
 func hostileImpersonation(t *testing.T, addr string) {

@@ -66,6 +66,15 @@ type Config struct {
 	SearchLimit ratelimit.Config
 	// MaxContent is the largest message content in bytes; default 16 KiB.
 	MaxContent int
+	// MaxGroupMembers caps the active members of a group, owner included;
+	// default 500.
+	MaxGroupMembers int
+	// RecallWindow is how long after sending a sender may recall a message;
+	// default 2m.
+	RecallWindow time.Duration
+	// EditWindow is how long after sending a sender may edit a message;
+	// default 24h.
+	EditWindow time.Duration
 	// HashConcurrency bounds the password hashes running at once (each takes
 	// argon2 memory and a core); default runtime.NumCPU().
 	HashConcurrency int
@@ -83,6 +92,9 @@ const (
 	DefaultSearchBurst    = 10
 	DefaultMaxContent     = 16 << 10
 	DefaultPublishTimeout = 5 * time.Second
+	DefaultMaxGroup       = 500
+	DefaultRecallWindow   = 2 * time.Minute
+	DefaultEditWindow     = 24 * time.Hour
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -105,6 +117,15 @@ func (cfg Config) withDefaults() Config {
 	cfg.SearchLimit = limitDefaults(cfg.SearchLimit, DefaultSearchBurst, 3*time.Second)
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = DefaultMaxContent
+	}
+	if cfg.MaxGroupMembers <= 0 {
+		cfg.MaxGroupMembers = DefaultMaxGroup
+	}
+	if cfg.RecallWindow <= 0 {
+		cfg.RecallWindow = DefaultRecallWindow
+	}
+	if cfg.EditWindow <= 0 {
+		cfg.EditWindow = DefaultEditWindow
 	}
 	if cfg.HashConcurrency <= 0 {
 		cfg.HashConcurrency = runtime.NumCPU()

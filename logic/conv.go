@@ -1,6 +1,8 @@
 package logic
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"strconv"
 	"strings"
@@ -51,4 +53,40 @@ func peerOf(convID string, user int64) (int64, error) {
 		return low, nil
 	}
 	return 0, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+}
+
+const groupPrefix = "g:"
+
+// newGroupID returns a fresh group conversation id: "g:" and 26 characters
+// of base32 over 128 random bits, so ids reveal nothing and never collide.
+func newGroupID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return groupPrefix + strings.ToLower(groupIDEncoding.EncodeToString(b[:]))
+}
+
+var groupIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// isGroupID reports whether convID is spelled as newGroupID spells ids.
+func isGroupID(convID string) bool {
+	rest, ok := strings.CutPrefix(convID, groupPrefix)
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for _, r := range rest {
+		if (r < 'a' || r > 'z') && (r < '2' || r > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkConvID rejects a conversation id that is neither a p2p nor a group
+// id, before any query.
+func checkConvID(convID string) error {
+	if isGroupID(convID) {
+		return nil
+	}
+	_, _, err := parseP2P(convID)
+	return err
 }

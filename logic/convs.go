@@ -89,15 +89,28 @@ func nextCursor(cur convCursor, last convPos, hasMore bool) convCursor {
 	return convCursor{pos: last}
 }
 
-// convSummaryRow is one row of the SyncConvs query.
+// convSummaryRow is one row of the SyncConvs query. UpdatedMs is the row's
+// position: the later of the conversation's last change and the member's
+// own (see convPosExpr).
 type convSummaryRow struct {
-	ID        string
-	Type      int16
-	LastSeq   int64
-	LastMsgID int64
-	UpdatedMs int64
-	ReadSeq   int64
+	ID          string
+	Type        int16
+	LastSeq     int64
+	LastMsgID   int64
+	UpdatedMs   int64
+	ReadSeq     int64
+	LeftSeq     int64
+	Name        string
+	MemberCount int32
 }
+
+// convPosExpr is a conversation's position in one user's SyncConvs order:
+// the later of its last message (conversation updated_ms) and the user's own
+// change (member changed_ms: read position, join, leave), so that either
+// reports it again. A former member's position is their leaving: what the
+// group does afterwards is not theirs.
+const convPosExpr = "(CASE WHEN m.left_seq > 0 THEN m.changed_ms " +
+	"WHEN c.updated_ms > m.changed_ms THEN c.updated_ms ELSE m.changed_ms END)"
 
 // SyncConvs lists the session user's conversations changed since the
 // request's cursor, in (updated_ms, conv_id) order, with this device's
@@ -149,11 +162,12 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	limit int) ([]convSummaryRow, error) {
 	var rows []convSummaryRow
 	err := s.dbc(ctx).Table(s.tables.member+" AS m").
-		Select("c.id, c.type, c.last_seq, c.last_msg_id, c.updated_ms, m.read_seq").
+		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
+			"m.read_seq, m.left_seq, c.name, c.member_count").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
-		Where("(c.updated_ms > ? OR (c.updated_ms = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv).
-		Order("c.updated_ms ASC, c.id ASC").Limit(limit).Scan(&rows).Error
+		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv).
+		Order(convPosExpr + " ASC, c.id ASC").Limit(limit).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("changed convs user=%d after=%d/%s: %w",
 			user, pos.ms, pos.conv, err)
@@ -168,13 +182,24 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	if len(rows) == 0 {
 		return []*protocol.ConvSummary{}, nil
 	}
+	if err := s.capLeft(ctx, rows); err != nil {
+		return nil, err
+	}
 	msgIDs := make([]int64, 0, len(rows))
 	convIDs := make([]string, len(rows))
+	var p2p []string
 	for i, r := range rows {
 		convIDs[i] = r.ID
 		if r.LastMsgID != 0 {
 			msgIDs = append(msgIDs, r.LastMsgID)
 		}
+		if r.Type == int16(common.ConvType_P2P) {
+			p2p = append(p2p, r.ID)
+		}
+	}
+	peerRead, err := s.peerReadSeqs(ctx, session.UserId, p2p)
+	if err != nil {
+		return nil, err
 	}
 	msgs, err := s.messagesByID(ctx, msgIDs)
 	if err != nil {
@@ -194,6 +219,10 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			Unread:       max(0, r.LastSeq-r.ReadSeq),
 			DeliveredSeq: delivered[r.ID],
 			UpdatedMs:    r.UpdatedMs,
+			Name:         r.Name,
+			Left:         r.LeftSeq > 0,
+			MemberCount:  r.MemberCount,
+			PeerReadSeq:  peerRead[r.ID],
 		}
 		if m, ok := msgs[r.LastMsgID]; ok {
 			out[i].LastMessage = m.toThrift()
@@ -201,6 +230,48 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 		if peer, err := peerOf(r.ID, session.UserId); err == nil {
 			out[i].PeerUserId = peer
 		}
+	}
+	return out, nil
+}
+
+// capLeft ends the rows of groups the user left at the leaving: their last
+// seq and last message become those of the event that ended the membership.
+func (s *Service) capLeft(ctx context.Context, rows []convSummaryRow) error {
+	for i := range rows {
+		r := &rows[i]
+		if r.LeftSeq == 0 || r.LeftSeq >= r.LastSeq {
+			continue
+		}
+		var ids []int64
+		err := s.dbc(ctx).Model(&messageRow{}).Where("conv_id = ? AND seq = ?", r.ID, r.LeftSeq).
+			Limit(1).Pluck("id", &ids).Error
+		if err != nil {
+			return fmt.Errorf("last message of conv=%s at seq=%d: %w", r.ID, r.LeftSeq, err)
+		}
+		r.LastSeq, r.LastMsgID = r.LeftSeq, 0
+		if len(ids) > 0 {
+			r.LastMsgID = ids[0]
+		}
+	}
+	return nil
+}
+
+// peerReadSeqs returns, for each p2p conversation of user in convIDs, how
+// far the other user has read.
+func (s *Service) peerReadSeqs(ctx context.Context, user int64,
+	convIDs []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(convIDs))
+	if len(convIDs) == 0 {
+		return out, nil
+	}
+	var rows []memberRow
+	err := s.dbc(ctx).Select("conv_id", "read_seq").
+		Where("conv_id IN ? AND user_id <> ?", convIDs, user).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("peer read positions user=%d (%d convs): %w", user, len(convIDs), err)
+	}
+	for _, r := range rows {
+		out[r.ConvID] = r.ReadSeq
 	}
 	return out, nil
 }

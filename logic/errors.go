@@ -105,3 +105,13 @@ func bizError(err error) (biz *common.BizError, known bool) {
 	}
 	return &common.BizError{Code: common.ErrorCode_INTERNAL, Message: "internal error"}, false
 }
+
+// isRequestError reports whether err is one of the request errors that
+// reach the client with their own text.
+func isRequestError(err error) bool {
+	if err == nil {
+		return false
+	}
+	_, known := bizError(err)
+	return known
+}

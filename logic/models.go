@@ -20,6 +20,7 @@ const (
 	maxNickRunes   = 64
 	maxNickBytes   = 255
 	maxAvatarURL   = 512
+	maxGroupName   = 64 // runes
 )
 
 // userRow is a registered account.
@@ -48,6 +49,14 @@ type convRow struct {
 	// under the row lock (see insertWithSeq).
 	UpdatedMs int64 `gorm:"not null;default:0"`
 	UpdatedAt time.Time
+	// Group fields, unused by p2p conversations. MemberVer grows with every
+	// membership change, under the row lock, so a cached member list is
+	// current exactly when its version matches (see members.go).
+	Name        string `gorm:"size:255;not null;default:''"`
+	OwnerID     int64  `gorm:"not null;default:0"`
+	MemberCount int32  `gorm:"not null;default:0"`
+	MemberVer   int64  `gorm:"not null;default:0"`
+	Dismissed   bool   `gorm:"not null;default:false"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -62,6 +71,18 @@ type memberRow struct {
 	// forward and never past the conversation's LastSeq.
 	ReadSeq  int64 `gorm:"not null;default:0"`
 	JoinedMs int64 `gorm:"not null"` // Unix milliseconds
+	// Role is a common.GroupRole in groups; p2p members are MEMBER.
+	Role int16 `gorm:"not null;default:1"`
+	// JoinSeq is the first seq the member may read: history from before a
+	// join is not theirs. LeftSeq, when not 0, is the last: the event that
+	// removed them, or their leaving.
+	JoinSeq int64 `gorm:"not null;default:0"`
+	LeftSeq int64 `gorm:"not null;default:0"`
+	// ChangedMs is when this member's own view last changed without a new
+	// message: read position, join, leave. SyncConvs orders by the later of
+	// it and the conversation's UpdatedMs, so a read on one device reaches
+	// the user's other devices even when they were offline.
+	ChangedMs int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -107,6 +128,10 @@ type messageRow struct {
 	ContentType  int16  `gorm:"not null"`
 	Content      []byte `gorm:"not null"`
 	CreatedAt    time.Time
+	// Recalled and EditedMs are the message's state after RECALL and EDIT
+	// events; a recalled message's content is erased.
+	Recalled bool  `gorm:"not null;default:false"`
+	EditedMs int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -123,6 +148,8 @@ func (m *messageRow) toThrift() *common.Message {
 		Content:      m.Content,
 		SendTimeMs:   m.CreatedAt.UnixMilli(),
 		SenderDevice: m.SenderDevice,
+		Recalled:     m.Recalled,
+		EditedMs:     m.EditedMs,
 	}
 }
 
@@ -145,4 +172,5 @@ var tableIndexes = []tableIndex{
 		columns: []string{"sender_id", "client_msg_id"}, unique: true},
 	{model: &memberRow{}, suffix: "_user", columns: []string{"user_id", "conv_id"}},
 	{model: &convRow{}, suffix: "_updated", columns: []string{"updated_ms", "id"}},
+	{model: &memberRow{}, suffix: "_read", columns: []string{"conv_id", "read_seq"}},
 }

@@ -63,14 +63,11 @@ type outboxStats struct {
 //
 // TODO: recipients come from the p2p conversation id; groups will read them
 // from the members table (or let task do it, for large groups).
-func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session) (*outboxRow, error) {
-	low, high, err := parseP2P(m.ConvID)
-	if err != nil {
-		return nil, fmt.Errorf("outbox msg %d: stored conv %q: %w", m.ID, m.ConvID, err)
-	}
+func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
+	recipients []int64) (*outboxRow, error) {
 	ev := &event.MessageEvent{
 		Message:       m.toThrift(),
-		Recipients:    []int64{low, high},
+		Recipients:    recipients,
 		OriginGateway: origin.Gateway,
 		OriginConnId:  origin.ConnId,
 	}

@@ -15,32 +15,8 @@ func (s *Service) unsupported(method string) error {
 	return s.fail(method, fmt.Errorf("%w: %s is not served yet", ErrUnsupported, method), nil)
 }
 
-func (s *Service) CreateGroup(context.Context, *logicrpc.Session, *protocol.CreateGroupReq) (*protocol.GroupChangeResp, error) {
-	return nil, s.unsupported("create_group")
-}
-
-func (s *Service) ManageGroup(context.Context, *logicrpc.Session, *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
-	return nil, s.unsupported("manage_group")
-}
-
-func (s *Service) GetGroup(context.Context, *logicrpc.Session, *protocol.GetGroupReq) (*protocol.GroupInfo, error) {
-	return nil, s.unsupported("get_group")
-}
-
-func (s *Service) Recall(context.Context, *logicrpc.Session, *protocol.RecallReq) (*protocol.SendResp, error) {
-	return nil, s.unsupported("recall")
-}
-
-func (s *Service) Edit(context.Context, *logicrpc.Session, *protocol.EditReq) (*protocol.SendResp, error) {
-	return nil, s.unsupported("edit")
-}
-
 func (s *Service) Typing(context.Context, *logicrpc.Session, *protocol.TypingReq) (*protocol.TypingResp, error) {
 	return nil, s.unsupported("typing")
-}
-
-func (s *Service) ReadCounts(context.Context, *logicrpc.Session, *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
-	return nil, s.unsupported("read_counts")
 }
 
 func (s *Service) GetPresence(context.Context, *logicrpc.Session, *protocol.GetPresenceReq) (*protocol.GetPresenceResp, error) {

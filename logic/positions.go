@@ -54,7 +54,7 @@ func highestPositions(positions []*protocol.ConvPos) (map[string]int64, error) {
 		if p == nil || p.Seq < 0 {
 			return nil, fmt.Errorf("%w: negative or missing position", ErrBadRequest)
 		}
-		if _, _, err := parseP2P(p.ConvId); err != nil {
+		if err := checkConvID(p.ConvId); err != nil {
 			return nil, err
 		}
 		out[p.ConvId] = max(out[p.ConvId], p.Seq)
@@ -107,15 +107,16 @@ func (s *Service) keepHigherSeq() clause.Expr {
 	return gorm.Expr("MAX(seq, excluded.seq)")
 }
 
-// memberLastSeqs returns the last seq of each of convIDs that user is a
-// member of.
+// memberLastSeqs returns the last seq user may read of each of convIDs
+// that user is or was a member of: a former group member's ends where the
+// membership did.
 func (s *Service) memberLastSeqs(ctx context.Context, user int64,
 	convIDs []string) (map[string]int64, error) {
 	var rows []struct {
 		ID      string
 		LastSeq int64
 	}
-	err := s.dbc(ctx).Table(s.tables.member+" AS m").Select("c.id, c.last_seq").
+	err := s.dbc(ctx).Table(s.tables.member+" AS m").Select("c.id, CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END AS last_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ? AND m.conv_id IN ?", user, convIDs).Scan(&rows).Error
 	if err != nil {
@@ -158,7 +159,7 @@ func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())
 	}
-	if _, _, err := parseP2P(req.GetConvId()); err != nil {
+	if err := checkConvID(req.GetConvId()); err != nil {
 		return nil, s.fail("mark_read", err, logIDs)
 	}
 	if req.Seq < 0 {
@@ -185,9 +186,11 @@ func (s *Service) markRead(ctx context.Context, user int64, convID string,
 		return 0, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
 	target := min(seq, last)
+	// changed_ms makes SyncConvs report the conversation again, so the
+	// user's other devices learn the new position (see changedConvs).
 	err = s.dbc(ctx).Model(&memberRow{}).
 		Where("conv_id = ? AND user_id = ? AND read_seq < ?", convID, user, target).
-		Update("read_seq", target).Error
+		Updates(map[string]any{"read_seq": target, "changed_ms": s.now().UnixMilli()}).Error
 	if err != nil {
 		return 0, fmt.Errorf("mark read user=%d conv=%s seq=%d: %w", user, convID, target, err)
 	}

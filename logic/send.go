@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -100,7 +101,7 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err = s.storeMessage(ctx, m, session)
+	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
 	if !errors.Is(err, errDuplicate) {
 		return m, ob, err
 	}
@@ -113,10 +114,17 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 	return m, nil, err
 }
 
-// resolveConv returns the p2p conversation req targets, checking that the
-// sender belongs to it and the peer exists.
+// resolveConv returns the conversation req targets. For a p2p one it checks
+// that the sender belongs to it, the peer exists and neither blocked the
+// other; a group's membership is checked under its row lock (sendApply).
 func (s *Service) resolveConv(ctx context.Context, sender int64,
 	req *protocol.SendReq) (string, error) {
+	if isGroupID(req.ConvId) {
+		if req.ToUserId != 0 {
+			return "", fmt.Errorf("%w: to_user_id is for 1:1 conversations", ErrBadRequest)
+		}
+		return req.ConvId, nil
+	}
 	peer := req.ToUserId
 	if req.ConvId != "" {
 		p, err := peerOf(req.ConvId, sender)
@@ -151,4 +159,28 @@ func (s *Service) resolveConv(ctx context.Context, sender int64,
 		return "", fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 	}
 	return p2pConvID(sender, peer), nil
+}
+
+// sendApply is the seq transaction's check of a new message: a group's
+// sender must be an active member of a group not dismissed; the event goes
+// to the active members, or to both users of a p2p conversation.
+func (s *Service) sendApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+	if c.Type != int16(common.ConvType_GROUP) {
+		low, high, err := parseP2P(c.ID)
+		if err != nil {
+			return nil, fmt.Errorf("stored conv %q: %w", c.ID, err)
+		}
+		return []int64{low, high}, nil
+	}
+	if c.Dismissed {
+		return nil, fmt.Errorf("%w: the group was dismissed", ErrForbidden)
+	}
+	ms, err := s.activeMembers(tx, c)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ms.roles[m.SenderID]; !ok {
+		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	}
+	return ms.ids, nil
 }

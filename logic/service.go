@@ -39,6 +39,7 @@ type Service struct {
 	limits  limiters
 	now     func() time.Time
 	tables  tableNames
+	members memberCache
 
 	// outboxQueue feeds committed outbox rows to the publisher goroutine.
 	outboxQueue chan outboxItem

@@ -78,27 +78,49 @@ func (s *Service) findByClientID(ctx context.Context, sender int64,
 // that after it took its timestamp.
 const storeTimeout = 5 * time.Second
 
-// storeMessage assigns m the next seq of its conversation and inserts it with
-// its outbox row, in one transaction: the conversation row's lock (taken by
-// the UPDATE) orders concurrent senders, so seqs are 1, 2, 3... in commit
-// order with no gap, because a failed insert rolls its increment back. A
-// duplicate client id returns errDuplicate and stores nothing. The returned
-// outbox row is committed; the caller publishes it.
-func (s *Service) storeMessage(ctx context.Context, m *messageRow,
-	origin *logicrpc.Session) (*outboxRow, error) {
+// seqWrite is one message for the seq transaction, with what must happen
+// with it under the conversation's row lock.
+type seqWrite struct {
+	m      *messageRow
+	origin *logicrpc.Session
+	// create, when set, creates the conversation inside the transaction
+	// before its row is locked (a new group: its id is fresh, so no other
+	// transaction can contend for it).
+	create func(tx *gorm.DB) error
+	// apply runs once the row is locked and m has its seq and time: it
+	// checks what may only be checked under the lock (membership, roles,
+	// the state of a message being changed), makes the change m records, and
+	// returns the user ids the event goes to.
+	apply func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error)
+}
+
+// storeMessage assigns w.m the next seq of its conversation and inserts it
+// with its outbox row, in one transaction: the conversation row's lock
+// (taken by the UPDATE) orders concurrent senders and membership changes,
+// so seqs are 1, 2, 3... in commit order with no gap, because a failed
+// insert rolls its increment back. A duplicate client id returns
+// errDuplicate and stores nothing. The returned outbox row is committed; the
+// caller publishes it.
+func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	m := w.m
 	var (
 		ob  *outboxRow
 		err error
 	)
 	for attempt := 1; ; attempt++ {
 		err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-			ob, err = s.insertWithSeq(tx, m, origin)
+			if w.create != nil {
+				if err := w.create(tx); err != nil {
+					return err
+				}
+			}
+			ob, err = s.insertWithSeq(tx, w)
 			return err
 		})
 		retry := isDeadlock(err)
-		if errors.Is(err, errNoConv) {
+		if errors.Is(err, errNoConv) && !isGroupID(m.ConvID) {
 			// The rows are created outside the seq transaction: creating them
 			// inside lets InnoDB's gap locks deadlock racing first senders.
 			cerr := s.createConv(ctx, m.ConvID, m.CreatedAt)
@@ -111,32 +133,42 @@ func (s *Service) storeMessage(ctx context.Context, m *messageRow,
 			break
 		}
 	}
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	switch {
+	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return nil, errDuplicate
-	}
-	if err != nil {
+	case errors.Is(err, errNoConv):
+		// Only a group can be missing here: say no more than for a group
+		// one is not in.
+		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	case isRequestError(err):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("store message conv=%s sender=%d client=%q: %w",
 			m.ConvID, m.SenderID, m.ClientMsgID, err)
 	}
 	return ob, nil
 }
 
-// insertWithSeq is the body of the seq transaction: take the seq, insert the
-// message, move the conversation's last message and the sender's read
-// position, and write the outbox row.
-func (s *Service) insertWithSeq(tx *gorm.DB, m *messageRow,
-	origin *logicrpc.Session) (*outboxRow, error) {
-	seq, prevMs, err := nextSeq(tx, m.ConvID)
+// insertWithSeq is the body of the seq transaction: take the seq, apply
+// the write's change, insert the message, move the conversation's last
+// message and the sender's read position, and write the outbox row.
+func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite) (*outboxRow, error) {
+	m := w.m
+	c, err := nextSeq(tx, m.ConvID)
 	if err != nil {
 		return nil, err
 	}
 	// The time is taken under the row lock and never before the previous
 	// message's, so send times and updated_ms grow with seq.
 	now := s.now().UTC().Truncate(time.Millisecond)
-	if now.UnixMilli() < prevMs {
-		now = time.UnixMilli(prevMs).UTC()
+	if now.UnixMilli() < c.UpdatedMs {
+		now = time.UnixMilli(c.UpdatedMs).UTC()
 	}
-	m.ID, m.Seq, m.CreatedAt = 0, seq, now
+	m.ID, m.Seq, m.CreatedAt = 0, c.LastSeq, now
+	recipients, err := w.apply(tx, c, m)
+	if err != nil {
+		return nil, err
+	}
 	if err := tx.Create(m).Error; err != nil {
 		return nil, err
 	}
@@ -147,33 +179,32 @@ func (s *Service) insertWithSeq(tx *gorm.DB, m *messageRow,
 	}
 	// One's own message is read: the sender's read position moves to it.
 	err = tx.Model(&memberRow{}).
-		Where("conv_id = ? AND user_id = ? AND read_seq < ?", m.ConvID, m.SenderID, seq).
-		Update("read_seq", seq).Error
+		Where("conv_id = ? AND user_id = ? AND read_seq < ?", m.ConvID, m.SenderID, m.Seq).
+		Update("read_seq", m.Seq).Error
 	if err != nil {
 		return nil, err
 	}
-	return insertOutbox(tx, m, origin)
+	return insertOutbox(tx, m, w.origin, recipients)
 }
 
-// nextSeq increments and returns last_seq of convID with the conversation's
-// updated_ms before this message, or errNoConv when the conversation has no
-// row yet. The UPDATE takes the row lock that orders concurrent senders until
-// the transaction ends.
-func nextSeq(tx *gorm.DB, convID string) (seq, prevMs int64, err error) {
+// nextSeq increments last_seq of convID and returns the locked row with the
+// new last_seq and the updated_ms of the message before, or errNoConv when
+// the conversation has no row yet. The UPDATE takes the row lock that orders
+// concurrent writers until the transaction ends.
+func nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
 	res := tx.Model(&convRow{}).Where("id = ?", convID).
 		Update("last_seq", gorm.Expr("last_seq + 1"))
 	if res.Error != nil {
-		return 0, 0, res.Error
+		return nil, res.Error
 	}
 	if res.RowsAffected == 0 {
-		return 0, 0, errNoConv
+		return nil, errNoConv
 	}
 	var c convRow
-	err = tx.Select("last_seq", "updated_ms").Where("id = ?", convID).Take(&c).Error
-	if err != nil {
-		return 0, 0, err
+	if err := tx.Where("id = ?", convID).Take(&c).Error; err != nil {
+		return nil, err
 	}
-	return c.LastSeq, c.UpdatedMs, nil
+	return &c, nil
 }
 
 // createConv creates the row of a p2p conversation and its two member rows
@@ -211,13 +242,16 @@ func isDeadlock(err error) bool {
 	return errors.As(err, &me) && me.Number == mysqlDeadlock
 }
 
-// listMessages returns up to limit messages of convID with seq > afterSeq,
-// oldest first.
-func (s *Service) listMessages(ctx context.Context, convID string, afterSeq int64,
+// listMessages returns up to limit messages of convID with seq > afterSeq
+// and, unless upTo is 0, seq <= upTo, oldest first.
+func (s *Service) listMessages(ctx context.Context, convID string, afterSeq, upTo int64,
 	limit int) ([]messageRow, error) {
 	var rows []messageRow
-	err := s.dbc(ctx).Where("conv_id = ? AND seq > ?", convID, afterSeq).
-		Order("seq ASC").Limit(limit).Find(&rows).Error
+	q := s.dbc(ctx).Where("conv_id = ? AND seq > ?", convID, afterSeq)
+	if upTo > 0 {
+		q = q.Where("seq <= ?", upTo)
+	}
+	err := q.Order("seq ASC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list messages conv=%s after=%d: %w", convID, afterSeq, err)
 	}
@@ -225,11 +259,11 @@ func (s *Service) listMessages(ctx context.Context, convID string, afterSeq int6
 }
 
 // listMessagesBefore returns the newest limit messages of convID with
-// seq < beforeSeq, oldest first.
-func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeSeq int64,
+// fromSeq <= seq < beforeSeq, oldest first.
+func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeSeq, fromSeq int64,
 	limit int) ([]messageRow, error) {
 	var rows []messageRow
-	err := s.dbc(ctx).Where("conv_id = ? AND seq < ?", convID, beforeSeq).
+	err := s.dbc(ctx).Where("conv_id = ? AND seq < ? AND seq >= ?", convID, beforeSeq, fromSeq).
 		Order("seq DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list messages conv=%s before=%d: %w", convID, beforeSeq, err)

@@ -34,10 +34,11 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.ConvId)
 	}
-	if _, err := peerOf(req.ConvId, session.UserId); err != nil {
+	rr, err := s.readable(ctx, req.ConvId, session.UserId)
+	if err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
-	rows, hasMore, err := s.syncPage(ctx, req)
+	rows, hasMore, err := s.syncPage(ctx, req, rr)
 	if err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
@@ -49,23 +50,28 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	if resp.LastSeq, err = s.lastSeq(ctx, req.ConvId); err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
+	resp.LastSeq = rr.clamp(resp.LastSeq)
 	return resp, nil
 }
 
 // syncPage reads the page req asks for, oldest first. One row beyond the
 // limit tells whether another page follows: a newer one going forward, an
 // older one going backward.
-func (s *Service) syncPage(ctx context.Context,
-	req *protocol.SyncReq) ([]messageRow, bool, error) {
+func (s *Service) syncPage(ctx context.Context, req *protocol.SyncReq,
+	rr readRange) ([]messageRow, bool, error) {
 	limit := syncLimit(req.Limit)
 	if req.BeforeSeq > 0 {
-		rows, err := s.listMessagesBefore(ctx, req.ConvId, req.BeforeSeq, limit+1)
+		before := req.BeforeSeq
+		if rr.to > 0 {
+			before = min(before, rr.to+1)
+		}
+		rows, err := s.listMessagesBefore(ctx, req.ConvId, before, rr.from, limit+1)
 		if len(rows) > limit {
 			return rows[1:], true, err
 		}
 		return rows, false, err
 	}
-	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, 0), limit+1)
+	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, rr.from-1, 0), rr.to, limit+1)
 	if len(rows) > limit {
 		return rows[:limit], true, err
 	}

@@ -131,7 +131,18 @@ func readLines(ctx context.Context, in io.Reader) <-chan string {
 // formatMessage renders a message as "[15:04:05] bob: text".
 func formatMessage(m *common.Message, sender string) string {
 	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
-	return fmt.Sprintf("[%s] %s: %s", at, sender, contentText(m.ContentType, m.Content))
+	return fmt.Sprintf("[%s] %s: %s", at, sender, messageText(m))
+}
+
+// messageText renders a message's content with its state.
+func messageText(m *common.Message) string {
+	switch {
+	case m.Recalled:
+		return "(recalled)"
+	case m.EditedMs != 0:
+		return contentText(m.ContentType, m.Content) + " (edited)"
+	}
+	return contentText(m.ContentType, m.Content)
 }
 
 func contentText(t common.ContentType, content []byte) string {

@@ -14,9 +14,20 @@ import (
 const helpText = `commands:
   /to <user>   chat with another user
   /history     print the recent history of the conversation again
+  /group new <name> <user> [<user>...]
+               create a group with these users and chat in it
+  /group <id>  chat in a group you are in
+  /members     list the group's members and roles
+  /add <user>  add a user to the group; /remove <user> removes one
+  /rename <name>, /leave, /dismiss
+               rename, leave or end the group
+  /read        mark the conversation read up to its newest message
+  /recall <seq>, /edit <seq> <text>
+               recall or edit one of your messages
+  /convs       list your conversations with unread counts
   /quit        leave
   /help        this text
-any other line is sent to the current peer`
+any other line is sent to the current conversation`
 
 func isCommand(line string) bool {
 	return strings.HasPrefix(line, "/")
@@ -37,8 +48,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	case "/help":
 		s.printf("%s", helpText)
 	case "/history":
-		if s.peer.id == 0 {
-			s.printf("! no peer yet: /to <user>")
+		if s.conv() == "" {
+			s.printf("! no conversation yet: /to <user> or /group")
 			return nil
 		}
 		s.report(s.printHistory(ctx))
@@ -47,15 +58,37 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			s.printf("! usage: /to <user>")
 			return nil
 		}
-		s.peer = peer{name: arg}
+		s.peer, s.group = peer{name: arg}, ""
 		s.report(s.resolvePeer(ctx, true))
 	default:
-		s.printf("! unknown command %s; /help lists them", cmd)
+		if !s.handleConvCommand(ctx, cmd, arg) {
+			s.printf("! unknown command %s; /help lists them", cmd)
+		}
 	}
 	return nil
 }
 
+// conv returns the conversation chatted in, "" when none yet.
+func (s *session) conv() string {
+	switch {
+	case s.group != "":
+		return s.group
+	case s.peer.id != 0:
+		return client.P2PConvID(s.me, s.peer.id)
+	}
+	return ""
+}
+
 func (s *session) sendText(text string) {
+	if s.group != "" {
+		p := client.SendParams{ConvID: s.group, Text: text, ClientMsgID: client.NewClientMsgID()}
+		select {
+		case s.outbox <- p:
+		default:
+			s.printf("! %d messages wait to be sent; %q dropped", outboxSize, text)
+		}
+		return
+	}
 	switch {
 	case s.peer.name == "":
 		s.printf("! no peer yet: /to <user>")
@@ -101,7 +134,7 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 // printHistory prints the newest historyLines messages of the conversation
 // with one backward page.
 func (s *session) printHistory(ctx context.Context) error {
-	conv := client.P2PConvID(s.me, s.peer.id)
+	conv := s.conv()
 	var page []*common.Message
 	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
 		resp, err := c.SyncBefore(ctx, conv, client.LatestSeq, historyLines)
@@ -118,7 +151,11 @@ func (s *session) printHistory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.printf("--- last %d messages with %s ---", len(page), s.peer.name)
+	with := s.peer.name
+	if s.group != "" {
+		with = "group " + s.group
+	}
+	s.printf("--- last %d messages with %s ---", len(page), with)
 	for _, m := range page {
 		s.printf("%s", s.format(ctx, m))
 		s.shown[conv] = max(s.shown[conv], m.Seq)
@@ -138,12 +175,14 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 
 // format renders our own messages with their seq, as the ack of a send.
 func (s *session) format(ctx context.Context, m *common.Message) string {
+	if ev := s.formatEvent(ctx, m); ev != "" {
+		return ev
+	}
 	if m.SenderId != s.me {
 		return formatMessage(m, s.nameOf(ctx, m.SenderId))
 	}
 	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
-	return fmt.Sprintf("[%s] %s #%d: %s", at, s.names[s.me], m.Seq,
-		contentText(m.ContentType, m.Content))
+	return fmt.Sprintf("[%s] %s #%d: %s", at, s.names[s.me], m.Seq, messageText(m))
 }
 
 // nameOf returns a user's name, asking the server once per unknown id.

@@ -40,6 +40,9 @@ type session struct {
 	me    int64
 	names map[int64]string
 	peer  peer
+	// group is the group conversation chatted in, "" while chatting with
+	// peer.
+	group string
 	// shown is the highest seq printed per conversation, so that history
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64

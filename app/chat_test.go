@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client/chat"
+)
+
+// chatProc is the terminal client run in-process, fed through a pipe.
+type chatProc struct {
+	in  *io.PipeWriter
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+func (c *chatProc) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(p)
+}
+
+func (c *chatProc) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+func runChat(t *testing.T, addr, user string) *chatProc {
+	t.Helper()
+	pr, pw := io.Pipe()
+	c := &chatProc{in: pw}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = chat.Run(ctx, []string{"--addr", addr, "--user", user, "--password", "correct horse",
+			"--register", "--device", "term"}, pr, c)
+	}()
+	t.Cleanup(func() { cancel(); _ = pw.Close(); <-done })
+	c.wait(t, "logged in as "+user)
+	return c
+}
+
+func (c *chatProc) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *chatProc) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(c.text(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output lacks %q:\n%s", want, c.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The terminal client's group, read, recall and edit commands against the
+// real system.
+func TestChat_GroupCommands(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "tann"), runChat(t, addr, "tbob")
+
+	ann.say(t, "/group new Friends tbob")
+	ann.wait(t, `created group Friends`)
+	bob.wait(t, `tann created "Friends" with tbob`)
+	ann.say(t, "hello friends")
+	bob.wait(t, "tann: hello friends")
+
+	out := bob.text()
+	i := strings.Index(out, "(g:")
+	group := out[i+1 : i+1+28]
+	bob.say(t, "/group "+group)
+	bob.wait(t, "chatting in group "+group)
+	bob.say(t, "hi ann")
+	ann.wait(t, "tbob: hi ann")
+
+	ann.say(t, "/edit 2 hello, friends")
+	bob.wait(t, "tann edited #2: hello, friends")
+	ann.say(t, "/recall 2")
+	bob.wait(t, "tann recalled #2")
+	bob.say(t, "/history")
+	bob.wait(t, "tann: (recalled)")
+
+	ann.say(t, "/members")
+	ann.wait(t, "tann (owner)")
+	ann.wait(t, "tbob (member)")
+	bob.say(t, "/read")
+	bob.wait(t, "read up to #5")
+	bob.say(t, "/convs")
+	bob.wait(t, group+"  Friends  unread 0")
+	bob.say(t, "/remove tann")
+	bob.wait(t, "a member may not remove")
+	ann.say(t, "/remove tbob")
+	bob.wait(t, "tann removed tbob")
+}

@@ -1,0 +1,237 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// handleConvCommand runs the group, read, recall and edit commands; false
+// means cmd is none of them.
+func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
+	switch cmd {
+	case "/group":
+		s.report(s.groupCommand(ctx, arg))
+	case "/members":
+		s.report(s.printMembers(ctx))
+	case "/add", "/remove":
+		action := common.GroupAction_ADD
+		if cmd == "/remove" {
+			action = common.GroupAction_REMOVE
+		}
+		s.report(s.manageUsers(ctx, action, strings.Fields(arg)))
+	case "/rename":
+		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_RENAME, Name: arg}))
+	case "/leave":
+		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_LEAVE}))
+	case "/dismiss":
+		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_DISMISS}))
+	case "/read":
+		s.report(s.markRead(ctx))
+	case "/recall", "/edit":
+		s.report(s.changeMessage(ctx, cmd, arg))
+	case "/convs":
+		s.report(s.printConvs(ctx))
+	default:
+		return false
+	}
+	return true
+}
+
+// groupCommand creates a group ("new <name> <users...>") or switches to one.
+func (s *session) groupCommand(ctx context.Context, arg string) error {
+	fields := strings.Fields(arg)
+	switch {
+	case len(fields) == 1 && fields[0] != "new":
+		s.group = fields[0]
+		s.printf("* chatting in group %s", s.group)
+		return s.printHistory(ctx)
+	case len(fields) < 3 || fields[0] != "new":
+		return fmt.Errorf("usage: /group new <name> <user> [<user>...] or /group <id>")
+	}
+	ids, err := s.userIDs(ctx, fields[2:])
+	if err != nil {
+		return err
+	}
+	ack, err := s.sess.CreateGroup(ctx, fields[1], ids)
+	if err != nil {
+		return err
+	}
+	s.group = ack.ConvId
+	s.printf("* created group %s (%s); you are chatting in it", fields[1], ack.ConvId)
+	return nil
+}
+
+func (s *session) userIDs(ctx context.Context, names []string) ([]int64, error) {
+	ids := make([]int64, 0, len(names))
+	for _, name := range names {
+		var u *protocol.GetUserResp
+		err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+			var err error
+			u, err = c.GetUser(ctx, name)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", name, err)
+		}
+		s.names[u.UserId] = u.Username
+		ids = append(ids, u.UserId)
+	}
+	return ids, nil
+}
+
+func (s *session) manageUsers(ctx context.Context, action common.GroupAction, names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("usage: /add <user> or /remove <user>")
+	}
+	ids, err := s.userIDs(ctx, names)
+	if err != nil {
+		return err
+	}
+	return s.manage(ctx, &protocol.ManageGroupReq{Action: action, UserIds: ids})
+}
+
+// manage applies one change to the current group; its event comes back
+// through the message stream.
+func (s *session) manage(ctx context.Context, req *protocol.ManageGroupReq) error {
+	if s.group == "" {
+		return fmt.Errorf("not in a group: /group <id> or /group new")
+	}
+	req.ConvId = s.group
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	_, err := s.sess.ManageGroup(ctx, req)
+	return err
+}
+
+func (s *session) printMembers(ctx context.Context) error {
+	if s.group == "" {
+		return fmt.Errorf("not in a group: /group <id> or /group new")
+	}
+	var info *protocol.GroupInfo
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		info, err = c.GetGroup(ctx, s.group)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.printf("--- %s: %d members ---", info.Name, len(info.Members))
+	for _, m := range info.Members {
+		s.printf("  %s (%s)", s.nameOf(ctx, m.UserId), strings.ToLower(m.Role.String()))
+	}
+	return nil
+}
+
+func (s *session) markRead(ctx context.Context) error {
+	conv := s.conv()
+	if conv == "" {
+		return fmt.Errorf("no conversation yet")
+	}
+	return s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		seq, err := c.MarkRead(ctx, conv, client.LatestSeq)
+		if err == nil {
+			s.printf("* read up to #%d", seq)
+		}
+		return err
+	})
+}
+
+// changeMessage runs "/recall <seq>" or "/edit <seq> <text>".
+func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
+	conv := s.conv()
+	seqText, text, _ := strings.Cut(arg, " ")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	switch {
+	case conv == "":
+		return fmt.Errorf("no conversation yet")
+	case err != nil || seq <= 0 || cmd == "/edit" && strings.TrimSpace(text) == "":
+		return fmt.Errorf("usage: /recall <seq> or /edit <seq> <text>")
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	if cmd == "/recall" {
+		_, err = s.sess.Recall(ctx, conv, seq)
+	} else {
+		_, err = s.sess.Edit(ctx, conv, seq, strings.TrimSpace(text))
+	}
+	return err
+}
+
+func (s *session) printConvs(ctx context.Context) error {
+	var convs []*protocol.ConvSummary
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		cursor := ""
+		for {
+			resp, err := c.SyncConvs(ctx, cursor, 0)
+			if err != nil {
+				return err
+			}
+			convs = append(convs, resp.Convs...)
+			if cursor = resp.Cursor; !resp.HasMore {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.printf("--- %d conversations ---", len(convs))
+	for _, c := range convs {
+		name := c.Name
+		if c.Type == common.ConvType_P2P {
+			name = s.nameOf(ctx, c.PeerUserId)
+		}
+		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, map[bool]string{true: " (left)"}[c.Left])
+	}
+	return nil
+}
+
+// formatEvent renders a group, recall or edit event; "" for a message.
+func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
+	who := s.nameOf(ctx, m.SenderId)
+	switch m.ContentType {
+	case common.ContentType_GROUP_EVENT:
+		ev, err := client.GroupEventOf(m)
+		if err != nil {
+			return "* " + err.Error()
+		}
+		names := make([]string, len(ev.Targets))
+		for i, id := range ev.Targets {
+			names[i] = s.nameOf(ctx, id)
+		}
+		targets := strings.Join(names, ", ")
+		switch ev.Action {
+		case common.GroupAction_CREATE:
+			return fmt.Sprintf("* %s created %q with %s (%s)", who, ev.Name, targets, m.ConvId)
+		case common.GroupAction_ADD:
+			return fmt.Sprintf("* %s added %s", who, targets)
+		case common.GroupAction_REMOVE:
+			return fmt.Sprintf("* %s removed %s", who, targets)
+		case common.GroupAction_LEAVE:
+			return fmt.Sprintf("* %s left", who)
+		case common.GroupAction_RENAME:
+			return fmt.Sprintf("* %s renamed the group %q", who, ev.Name)
+		case common.GroupAction_SET_ROLE:
+			return fmt.Sprintf("* %s made %s %s", who, targets, strings.ToLower(ev.Role.String()))
+		case common.GroupAction_DISMISS:
+			return fmt.Sprintf("* %s dismissed the group", who)
+		}
+		return fmt.Sprintf("* %s changed the group", who)
+	case common.ContentType_RECALL:
+		if ev, err := client.RecallEventOf(m); err == nil {
+			return fmt.Sprintf("* %s recalled #%d", who, ev.Seq)
+		}
+	case common.ContentType_EDIT:
+		if ev, err := client.EditEventOf(m); err == nil {
+			return fmt.Sprintf("* %s edited #%d: %s", who, ev.Seq, contentText(ev.ContentType, ev.Content))
+		}
+	}
+	return ""
+}

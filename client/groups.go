@@ -1,0 +1,196 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// CreateGroup creates a group owned by the logged-in user with members, and
+// returns the ack of its CREATE event (seq 1 of the new conversation).
+// clientMsgID ("" for a random one) makes a retry return the same group.
+func (c *Client) CreateGroup(ctx context.Context, name string, members []int64,
+	clientMsgID string) (*protocol.GroupChangeResp, error) {
+	if clientMsgID == "" {
+		clientMsgID = NewClientMsgID()
+	}
+	req := &protocol.CreateGroupReq{ClientMsgId: clientMsgID, Name: name, MemberIds: members}
+	resp := protocol.NewGroupChangeResp()
+	if err := c.roundTrip(ctx, protocol.Op_CREATE_GROUP, req, resp); err != nil {
+		return nil, fmt.Errorf("client: create group %q: %w", name, err)
+	}
+	return resp, nil
+}
+
+// ManageGroup applies one change to a group: ADD or REMOVE UserIds, LEAVE,
+// RENAME to Name, SET_ROLE of UserIds to Role, DISMISS. An empty
+// ClientMsgId is filled with a random one.
+func (c *Client) ManageGroup(ctx context.Context,
+	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
+	if req.ClientMsgId == "" {
+		req.ClientMsgId = NewClientMsgID()
+	}
+	resp := protocol.NewGroupChangeResp()
+	if err := c.roundTrip(ctx, protocol.Op_MANAGE_GROUP, req, resp); err != nil {
+		return nil, fmt.Errorf("client: %s group %q: %w", req.Action, req.ConvId, err)
+	}
+	return resp, nil
+}
+
+// GetGroup returns a group's name, owner and members.
+func (c *Client) GetGroup(ctx context.Context, convID string) (*protocol.GroupInfo, error) {
+	resp := protocol.NewGroupInfo()
+	if err := c.roundTrip(ctx, protocol.Op_GET_GROUP, &protocol.GetGroupReq{ConvId: convID},
+		resp); err != nil {
+		return nil, fmt.Errorf("client: get group %q: %w", convID, err)
+	}
+	return resp, nil
+}
+
+// Recall withdraws one's own message at seq of convID, within the server's
+// recall window. The RECALL event enters the conversation as a message.
+func (c *Client) Recall(ctx context.Context, convID string, seq int64,
+	clientMsgID string) (*protocol.SendResp, error) {
+	if clientMsgID == "" {
+		clientMsgID = NewClientMsgID()
+	}
+	req := &protocol.RecallReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: seq}
+	resp := protocol.NewSendResp()
+	if err := c.roundTrip(ctx, protocol.Op_RECALL, req, resp); err != nil {
+		return nil, fmt.Errorf("client: recall %q seq %d: %w", convID, seq, err)
+	}
+	return resp, nil
+}
+
+// Edit replaces the text of one's own message at seq of convID. The EDIT
+// event enters the conversation as a message.
+func (c *Client) Edit(ctx context.Context, convID string, seq int64, text string,
+	clientMsgID string) (*protocol.SendResp, error) {
+	if clientMsgID == "" {
+		clientMsgID = NewClientMsgID()
+	}
+	req := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: seq,
+		ContentType: common.ContentType_TEXT, Content: []byte(text)}
+	resp := protocol.NewSendResp()
+	if err := c.roundTrip(ctx, protocol.Op_EDIT, req, resp); err != nil {
+		return nil, fmt.Errorf("client: edit %q seq %d: %w", convID, seq, err)
+	}
+	return resp, nil
+}
+
+// ReadCounts returns, for each of seqs, how many members other than its
+// sender have read it, and the number of members.
+func (c *Client) ReadCounts(ctx context.Context, convID string,
+	seqs []int64) (*protocol.ReadCountsResp, error) {
+	resp := protocol.NewReadCountsResp()
+	if err := c.roundTrip(ctx, protocol.Op_READ_COUNTS,
+		&protocol.ReadCountsReq{ConvId: convID, Seqs: seqs}, resp); err != nil {
+		return nil, fmt.Errorf("client: read counts %q: %w", convID, err)
+	}
+	return resp, nil
+}
+
+// GroupEventOf decodes the content of a GROUP_EVENT message.
+func GroupEventOf(m *common.Message) (*common.GroupEvent, error) {
+	ev := common.NewGroupEvent()
+	return ev, decodeContent(m, common.ContentType_GROUP_EVENT, ev)
+}
+
+// RecallEventOf decodes the content of a RECALL message.
+func RecallEventOf(m *common.Message) (*common.RecallEvent, error) {
+	ev := common.NewRecallEvent()
+	return ev, decodeContent(m, common.ContentType_RECALL, ev)
+}
+
+// EditEventOf decodes the content of an EDIT message.
+func EditEventOf(m *common.Message) (*common.EditEvent, error) {
+	ev := common.NewEditEvent()
+	return ev, decodeContent(m, common.ContentType_EDIT, ev)
+}
+
+func decodeContent(m *common.Message, want common.ContentType, v interface {
+	FastRead([]byte) (int, error)
+}) error {
+	if m.ContentType != want {
+		return fmt.Errorf("%w: message %d is %s, not %s", ErrBadParams, m.MsgId, m.ContentType, want)
+	}
+	if _, err := v.FastRead(m.Content); err != nil {
+		return fmt.Errorf("%w: %s of message %d: %v", ErrProtocol, want, m.MsgId, err)
+	}
+	return nil
+}
+
+// The Session forms retry like Session.Send, with one client msg id, and
+// then fetch the event they stored into Messages: the server does not push
+// it back to the connection it came from.
+
+// CreateGroup is Client.CreateGroup on the session's connection.
+func (s *Session) CreateGroup(ctx context.Context, name string,
+	members []int64) (*protocol.GroupChangeResp, error) {
+	id := NewClientMsgID()
+	return retryEvent(s, ctx, func(c *Client) (*protocol.GroupChangeResp, string, error) {
+		r, err := c.CreateGroup(ctx, name, members, id)
+		return r, r.GetConvId(), err
+	})
+}
+
+// ManageGroup is Client.ManageGroup on the session's connection.
+func (s *Session) ManageGroup(ctx context.Context,
+	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
+	if req.ClientMsgId == "" {
+		req.ClientMsgId = NewClientMsgID()
+	}
+	return retryEvent(s, ctx, func(c *Client) (*protocol.GroupChangeResp, string, error) {
+		r, err := c.ManageGroup(ctx, req)
+		return r, req.ConvId, err
+	})
+}
+
+// Recall is Client.Recall on the session's connection.
+func (s *Session) Recall(ctx context.Context, convID string, seq int64) (*protocol.SendResp, error) {
+	id := NewClientMsgID()
+	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
+		r, err := c.Recall(ctx, convID, seq, id)
+		return r, convID, err
+	})
+}
+
+// Edit is Client.Edit on the session's connection.
+func (s *Session) Edit(ctx context.Context, convID string, seq int64,
+	text string) (*protocol.SendResp, error) {
+	id := NewClientMsgID()
+	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
+		r, err := c.Edit(ctx, convID, seq, text, id)
+		return r, convID, err
+	})
+}
+
+// retryEvent runs op until it succeeds, fails for good or ctx ends, then
+// queues a fetch of the conversation so the stored event reaches Messages.
+func retryEvent[R any](s *Session, ctx context.Context,
+	op func(c *Client) (R, string, error)) (R, error) {
+	backoff := s.cfg.MinBackoff
+	for {
+		c, err := s.Client(ctx)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		r, convID, err := op(c)
+		if err == nil {
+			s.mu.Lock()
+			s.wantLocked(convID)
+			s.mu.Unlock()
+			return r, nil
+		}
+		if ctx.Err() != nil || !sendAgain(c, err) {
+			return r, err
+		}
+		if err := sleep(ctx, jitter(backoff)); err != nil {
+			return r, err
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}

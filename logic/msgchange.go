@@ -1,0 +1,277 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// maxReadCountSeqs bounds the seqs of one ReadCounts request.
+const maxReadCountSeqs = 100
+
+// Recall withdraws the session user's own message within the recall
+// window: the message keeps its seq with its content erased and recalled
+// set, and a RECALL event in the conversation tells every device, in order,
+// including those that sync later.
+func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
+	req *protocol.RecallReq) (*protocol.SendResp, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("recall", ErrUnauthenticated, nil)
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("conv", req.GetConvId()).
+			Int64("seq", req.GetSeq()).Str("client_msg", req.GetClientMsgId())
+	}
+	if req == nil {
+		return nil, s.fail("recall", fmt.Errorf("%w: empty request", ErrBadRequest), logIDs)
+	}
+	ev := &common.RecallEvent{Seq: req.Seq}
+	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
+		if now.Sub(target.CreatedAt) > s.cfg.RecallWindow {
+			return fmt.Errorf("%w: the recall window of %s has passed", ErrForbidden, s.cfg.RecallWindow)
+		}
+		ev.MsgId = target.ID
+		return tx.Model(&messageRow{}).Where("id = ?", target.ID).
+			Updates(map[string]any{"recalled": true, "content": []byte{}}).Error
+	}
+	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
+		convID: req.ConvId, seq: req.Seq, ct: common.ContentType_RECALL, event: ev, change: change})
+	if err != nil {
+		return nil, s.fail("recall", err, logIDs)
+	}
+	return resp, nil
+}
+
+// Edit replaces the content of the session user's own message within the
+// edit window; an EDIT event carries the new content to every device.
+func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
+	req *protocol.EditReq) (*protocol.SendResp, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("edit", ErrUnauthenticated, nil)
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("conv", req.GetConvId()).
+			Int64("seq", req.GetSeq()).Str("client_msg", req.GetClientMsgId())
+	}
+	if err := s.checkContent(req.GetContentType(), req.GetContent()); err != nil {
+		return nil, s.fail("edit", err, logIDs)
+	}
+	ev := &common.EditEvent{Seq: req.Seq, ContentType: req.ContentType, Content: req.Content}
+	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
+		if now.Sub(target.CreatedAt) > s.cfg.EditWindow {
+			return fmt.Errorf("%w: the edit window of %s has passed", ErrForbidden, s.cfg.EditWindow)
+		}
+		ev.MsgId = target.ID
+		return tx.Model(&messageRow{}).Where("id = ?", target.ID).Updates(map[string]any{
+			"content": req.Content, "content_type": int16(req.ContentType),
+			"edited_ms": now.UnixMilli()}).Error
+	}
+	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
+		convID: req.ConvId, seq: req.Seq, ct: common.ContentType_EDIT, event: ev, change: change})
+	if err != nil {
+		return nil, s.fail("edit", err, logIDs)
+	}
+	return resp, nil
+}
+
+// msgChange is a recall or an edit of one stored message.
+type msgChange struct {
+	clientMsgID string
+	convID      string
+	seq         int64
+	ct          common.ContentType
+	event       interface {
+		BLength() int
+		FastWrite([]byte) int
+	}
+	// change checks the window and updates the target row; it runs under
+	// the conversation's row lock.
+	change func(tx *gorm.DB, target *messageRow, now time.Time) error
+}
+
+// changeMessage stores the event of a recall or edit and applies it to its
+// target in the same transaction, under the conversation's lock: two changes
+// of one message are ordered, and a recalled message cannot be edited after.
+func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
+	ch msgChange) (*protocol.SendResp, error) {
+	if err := checkClientMsgID(ch.clientMsgID); err != nil {
+		return nil, err
+	}
+	if err := checkConvID(ch.convID); err != nil {
+		return nil, err
+	}
+	if ch.seq <= 0 {
+		return nil, fmt.Errorf("%w: seq must be positive", ErrBadRequest)
+	}
+	if m, err := s.findByClientID(ctx, session.UserId, ch.clientMsgID); m != nil || err != nil {
+		return sendResp(m, true), err
+	}
+	if ch.ct == common.ContentType_EDIT && !isGroupID(ch.convID) {
+		// An edit is new content: a blocked user may not write it.
+		if _, err := s.resolveConv(ctx, session.UserId, &protocol.SendReq{ConvId: ch.convID}); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.readable(ctx, ch.convID, session.UserId); err != nil {
+		return nil, err
+	}
+	m := s.newEventMessage(session, ch.convID, ch.clientMsgID, ch.ct, ch.event)
+	apply := func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+		recipients, err := s.sendApply(tx, c, m)
+		if err != nil {
+			return nil, err
+		}
+		var target messageRow
+		res := tx.Where("conv_id = ? AND seq = ?", c.ID, ch.seq).Limit(1).Find(&target)
+		switch {
+		case res.Error != nil:
+			return nil, res.Error
+		case res.RowsAffected == 0:
+			return nil, fmt.Errorf("%w: message", ErrNotFound)
+		case target.SenderID != m.SenderID:
+			return nil, fmt.Errorf("%w: only its sender may change a message", ErrForbidden)
+		case target.ContentType != int16(common.ContentType_TEXT) &&
+			target.ContentType != int16(common.ContentType_BINARY):
+			return nil, fmt.Errorf("%w: only a text or binary message may change", ErrBadRequest)
+		case target.Recalled:
+			return nil, fmt.Errorf("%w: the message was recalled", ErrForbidden)
+		}
+		if err := ch.change(tx, &target, m.CreatedAt); err != nil {
+			return nil, err
+		}
+		m.Content, err = encodeStruct(ch.event) // now with the target's msg_id
+		return recipients, err
+	}
+	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply})
+	if errors.Is(err, errDuplicate) {
+		found, ferr := s.findByClientID(ctx, session.UserId, ch.clientMsgID)
+		if ferr == nil && found == nil {
+			ferr = fmt.Errorf("message sender=%d client=%q: duplicate but not found",
+				session.UserId, ch.clientMsgID)
+		}
+		return sendResp(found, true), ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.onStored(ob)
+	return sendResp(m, false), nil
+}
+
+func sendResp(m *messageRow, duplicate bool) *protocol.SendResp {
+	if m == nil {
+		return nil
+	}
+	return &protocol.SendResp{MsgId: m.ID, ConvId: m.ConvID, Seq: m.Seq,
+		SendTimeMs: m.CreatedAt.UnixMilli(), Duplicate: duplicate}
+}
+
+// checkContent validates a message body as Send does.
+func (s *Service) checkContent(ct common.ContentType, content []byte) error {
+	switch {
+	case len(content) == 0:
+		return fmt.Errorf("%w: empty content", ErrBadRequest)
+	case len(content) > s.cfg.MaxContent:
+		return fmt.Errorf("%w: content over %d bytes", ErrTooLarge, s.cfg.MaxContent)
+	case ct != common.ContentType_TEXT && ct != common.ContentType_BINARY:
+		return fmt.Errorf("%w: unknown content_type", ErrBadRequest)
+	case ct == common.ContentType_TEXT && !utf8.Valid(content):
+		return fmt.Errorf("%w: text content is not valid UTF-8", ErrBadRequest)
+	}
+	return nil
+}
+
+// ReadCounts answers, for each asked seq, how many members other than its
+// sender have read up to it. It reads one row per active member (their read
+// positions, from an index), never one per message, so it costs the same
+// for any number of messages read.
+func (s *Service) ReadCounts(ctx context.Context, session *logicrpc.Session,
+	req *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("read_counts", ErrUnauthenticated, nil)
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())
+	}
+	resp, err := s.readCounts(ctx, session.UserId, req)
+	if err != nil {
+		return nil, s.fail("read_counts", err, logIDs)
+	}
+	return resp, nil
+}
+
+func (s *Service) readCounts(ctx context.Context, user int64,
+	req *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%w: empty request", ErrBadRequest)
+	}
+	if len(req.Seqs) > maxReadCountSeqs {
+		return nil, fmt.Errorf("%w: at most %d seqs", ErrTooLarge, maxReadCountSeqs)
+	}
+	if err := checkConvID(req.ConvId); err != nil {
+		return nil, err
+	}
+	rr, err := s.readable(ctx, req.ConvId, user)
+	if err != nil {
+		return nil, err
+	}
+	var members []memberRow
+	err = s.dbc(ctx).Select("user_id", "read_seq").
+		Where("conv_id = ? AND left_seq = 0", req.ConvId).Find(&members).Error
+	if err != nil {
+		return nil, fmt.Errorf("read positions conv=%s: %w", req.ConvId, err)
+	}
+	reads := make([]int64, len(members))
+	readOf := make(map[int64]int64, len(members))
+	for i, m := range members {
+		reads[i] = m.ReadSeq
+		readOf[m.UserID] = m.ReadSeq
+	}
+	slices.Sort(reads)
+	senders, err := s.sendersOf(ctx, req.ConvId, req.Seqs)
+	if err != nil {
+		return nil, err
+	}
+	resp := &protocol.ReadCountsResp{Counts: make([]int32, len(req.Seqs)),
+		MemberCount: int32(len(members))}
+	for i, seq := range req.Seqs {
+		if seq < rr.from || rr.to > 0 && seq > rr.to {
+			continue // not the asker's to know
+		}
+		at, _ := slices.BinarySearch(reads, seq)
+		n := len(reads) - at // members whose read_seq >= seq
+		if r, ok := readOf[senders[seq]]; ok && r >= seq {
+			n-- // the sender read their own message
+		}
+		resp.Counts[i] = int32(n)
+	}
+	return resp, nil
+}
+
+// sendersOf returns the sender of each of seqs in convID.
+func (s *Service) sendersOf(ctx context.Context, convID string, seqs []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(seqs))
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	var rows []messageRow
+	err := s.dbc(ctx).Select("seq", "sender_id").Where("conv_id = ? AND seq IN ?", convID, seqs).
+		Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("senders conv=%s (%d seqs): %w", convID, len(seqs), err)
+	}
+	for _, r := range rows {
+		out[r.Seq] = r.SenderID
+	}
+	return out, nil
+}
