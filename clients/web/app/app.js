@@ -214,16 +214,43 @@ function onMessage(m) {
   c.messages.set(String(m.seq), m);
   if (m.seq > c.lastSeq) {
     c.lastSeq = m.seq;
-    c.lastMessage = m;
+    if (!isChange(m)) c.lastMessage = m;
     const mine = m.senderId === app.me.userId;
-    if (!mine && !isViewing(c)) c.unread++;
+    if (!mine && !isViewing(c) && !isChange(m)) c.unread++;
     if (mine && m.seq > c.readSeq) c.readSeq = m.seq;
   }
   if (m.contentType === ContentType.GROUP_EVENT) refreshGroup(c);
+  if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
   if (isViewing(c)) markReadIfSeen(c);
   scheduleRender();
+}
+
+// applyChange applies a RECALL or EDIT event to the message it names, when
+// that message is loaded; a page loaded later has the change already.
+function applyChange(c, m) {
+  try {
+    if (m.contentType === ContentType.RECALL) {
+      const ev = decodeStruct(schemas.RecallEvent, m.content);
+      const target = c.messages.get(String(ev.seq));
+      if (target) Object.assign(target, { recalled: true, content: new Uint8Array(0) });
+    } else {
+      const ev = decodeStruct(schemas.EditEvent, m.content);
+      const target = c.messages.get(String(ev.seq));
+      if (target) {
+        Object.assign(target, { content: ev.content, contentType: ev.contentType,
+          editedMs: m.sendTimeMs });
+      }
+    }
+  } catch (err) {
+    console.warn('message change', err);
+  }
+}
+
+// isChange reports a message that changes another instead of being shown.
+function isChange(m) {
+  return m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT;
 }
 
 function isViewing(c) {
@@ -465,7 +492,8 @@ function subtitle(c) {
 function renderMessages(c) {
   const sc = $('scroller');
   const atBottom = stickToBottom || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 30;
-  const msgs = [...c.messages.values()].sort((a, b) => (a.seq < b.seq ? -1 : 1));
+  const msgs = [...c.messages.values()].filter((m) => !isChange(m))
+    .sort((a, b) => (a.seq < b.seq ? -1 : 1));
   const items = msgs.map((m) => renderMessage(c, m));
   for (const e of app.session.pending()) {
     if ((e.viewConvId || e.convId) === c.convId) items.push(renderPending(e));
@@ -489,6 +517,7 @@ function renderMessage(c, m) {
   if (!mine && c.type === ConvType.GROUP) li.append(el('div', 'who', nameOf_(m.senderId)));
   li.append(el('div', 'body', bodyText(m)));
   let meta = timeText(m.sendTimeMs);
+  if (m.editedMs > 0n) meta += ' · edited';
   if (mine) meta += c.type === ConvType.P2P && m.seq <= c.peerReadSeq ? ' · seen' : ' · sent';
   li.append(el('div', 'meta', meta));
   return li;

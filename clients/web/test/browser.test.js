@@ -250,7 +250,7 @@ describe('web app', () => {
       await shot(kim, 'group-dialog');
       await kim.click('#group-form button[value=create]');
       const outcome = await Promise.race([
-        kim.waitForSelector('#group-dialog:not([open])').then(() => 'created'),
+        kim.waitForSelector('#group-dialog', { state: 'hidden' }).then(() => 'created'),
         kim.waitForFunction(() => document.querySelector('#group-error').textContent !== '')
           .then(() => kim.textContent('#group-error')),
       ]);
