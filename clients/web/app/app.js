@@ -494,13 +494,41 @@ function renderMessages(c) {
   const atBottom = stickToBottom || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 30;
   const msgs = [...c.messages.values()].filter((m) => !isChange(m))
     .sort((a, b) => (a.seq < b.seq ? -1 : 1));
-  const items = msgs.map((m) => renderMessage(c, m));
+  const items = msgs.map((m) => ({
+    key: `${c.convId}#${m.seq}`,
+    version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId)].join('|'),
+    build: () => renderMessage(c, m),
+  }));
   for (const e of app.session.pending()) {
-    if ((e.viewConvId || e.convId) === c.convId) items.push(renderPending(e));
+    if ((e.viewConvId || e.convId) !== c.convId) continue;
+    items.push({ key: e.clientMsgId, version: e.state, build: () => renderPending(e) });
   }
-  $('messages').replaceChildren(...items);
+  reconcile($('messages'), items);
   if (atBottom) sc.scrollTop = sc.scrollHeight;
   stickToBottom = false;
+}
+
+// reconcile makes list's children the items' nodes in order, building only
+// those whose key is new or whose version changed, so that the live region
+// announces new messages only, and scroll and selection stay put.
+function reconcile(list, items) {
+  const existing = new Map([...list.children].map((n) => [n.dataset.key, n]));
+  const keep = new Set(items.map((it) => it.key));
+  for (const [key, n] of existing) if (!keep.has(key)) n.remove();
+  let prev = null;
+  for (const it of items) {
+    let node = existing.get(it.key);
+    if (!node || node.dataset.version !== it.version) {
+      const fresh = it.build();
+      fresh.dataset.key = it.key;
+      fresh.dataset.version = it.version;
+      if (node) node.replaceWith(fresh);
+      node = fresh;
+    }
+    const at = prev ? prev.nextSibling : list.firstChild;
+    if (at !== node) list.insertBefore(node, at);
+    prev = node;
+  }
 }
 
 function renderMessage(c, m) {
