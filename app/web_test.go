@@ -31,7 +31,8 @@ func TestWeb_ServesTheAppAndAllowsItsOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(ct, "text/html") {
 		t.Fatalf("GET /: %s %q", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	resp, err = http.Get(base + "/config.json")

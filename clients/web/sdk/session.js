@@ -118,7 +118,8 @@ export class Session extends Emitter {
     try {
       ({ conn, login } = await this.connect());
     } catch (err) {
-      this.end(err instanceof SessionEndedError ? err : new SessionEndedError(err.message, { cause: err }));
+      this.end(err instanceof SessionEndedError ? err
+        : new SessionEndedError(err.message, { cause: err }));
       throw err;
     }
     this.serve(conn, login);
@@ -175,7 +176,8 @@ export class Session extends Emitter {
   // ---- connecting ----
 
   async connect() {
-    const conn = await Connection.open(this.opts.url, { requestTimeoutMs: this.opts.requestTimeoutMs });
+    const conn = await Connection.open(this.opts.url,
+      { requestTimeoutMs: this.opts.requestTimeoutMs });
     try {
       const login = await this.login(conn);
       return { conn, login };
@@ -311,7 +313,10 @@ export class Session extends Emitter {
     });
   }
 
-  /** reconnectNow skips the wait of an offline session (for a "retry now" button or an online event). */
+  /**
+   * reconnectNow skips the wait of an offline session, for a "retry now"
+   * button or the browser's online event.
+   */
   reconnectNow() {
     if (this.state !== State.OFFLINE) return;
     for (const t of this.timers) clearTimeout(t);
