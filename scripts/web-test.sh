@@ -37,7 +37,8 @@ if [[ ! -x $CHROMIUM ]]; then
   fi
   echo "web-test: installing chromium with apt-get"
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium fonts-liberation >/dev/null
 fi
 "$CHROMIUM" --version 2>/dev/null || true
 

@@ -108,6 +108,7 @@ async function startSession({ username, password }) {
 // ---- views ----
 
 function showLogin(message) {
+  setConn({ state: 'signed-out' });
   $('login-view').hidden = false;
   $('chat-view').hidden = true;
   $('whoami').hidden = true;
@@ -134,6 +135,7 @@ function setConn({ state, retryInMs }) {
     [State.ONLINE]: 'Online',
     [State.OFFLINE]: `Offline, retrying in ${Math.ceil((retryInMs || 0) / 1000)} s`,
     [State.ENDED]: 'Signed out',
+    'signed-out': 'Not signed in',
   }[state] || state;
   $('conn-text').textContent = text;
   $('reconnect').hidden = state !== State.OFFLINE;
