@@ -435,6 +435,9 @@ function renderAll() {
   if (!app.me) return;
   renderConvs();
   renderOpen();
+  let unread = 0;
+  for (const c of app.convs.values()) unread += c.unread;
+  document.title = unread > 0 ? `(${unread}) Resonance` : 'Resonance';
 }
 
 function renderConvs() {
@@ -581,13 +584,33 @@ function renderTyping(c) {
 
 function renderMembers(c) {
   const g = c.group;
+  const me = g && g.members.find((mem) => mem.userId === app.me.userId);
+  const canRemove = me && me.role !== GroupRole.MEMBER;
   const items = g ? g.members.map((mem) => {
     const li = el('li', '', nameOf_(mem.userId));
     li.append(el('span', 'role', mem.role === GroupRole.MEMBER ? ''
       : nameOf(GroupRole, mem.role).toLowerCase()));
+    if (canRemove && mem.userId !== app.me.userId && mem.role !== GroupRole.OWNER) {
+      const rm = el('button', 'link', 'Remove');
+      rm.type = 'button';
+      rm.setAttribute('aria-label', `Remove ${nameOf_(mem.userId)}`);
+      rm.addEventListener('click', () => removeMember(c, mem.userId));
+      li.append(rm);
+    }
     return li;
   }) : [el('li', '', 'Loading…')];
   $('member-list').replaceChildren(...items);
+}
+
+async function removeMember(c, userId) {
+  $('members-error').textContent = '';
+  try {
+    await app.session.manageGroup({ convId: c.convId, action: GroupAction.REMOVE,
+      userIds: [userId] });
+    refreshGroup(c);
+  } catch (err) {
+    $('members-error').textContent = errText(err);
+  }
 }
 
 function preview(c, m) {
