@@ -280,6 +280,15 @@ describe('web app', () => {
       await kim.waitForFunction((names) => names.every((n) =>
         document.querySelector('#member-list').textContent.includes(n)), [k, l, m]);
       await shot(kim, 'group');
+
+      // The owner removes a member: everyone sees the event in the history.
+      await kim.click(`button[aria-label="Remove ${m}"]`);
+      await kim.waitForFunction((name) =>
+        !document.querySelector('#member-list').textContent.includes(name), m);
+      for (const p of [kim, leo, mia]) {
+        await p.waitForFunction((name) => [...document.querySelectorAll('.msg.event')]
+          .some((e) => e.textContent.endsWith(`removed ${name}`)), m);
+      }
       assert.deepEqual([...kim.errors, ...leo.errors, ...mia.errors], []);
     } finally {
       for (const p of [kim, leo, mia]) await p.context().close();
