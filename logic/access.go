@@ -31,7 +31,7 @@ func (s *Service) readable(ctx context.Context, convID string, user int64) (read
 		return readRange{from: 1}, nil
 	}
 	var m memberRow
-	res := s.dbc(ctx).Where("conv_id = ? AND user_id = ?", convID, user).Limit(1).Find(&m)
+	res := s.rdc(ctx).Where("conv_id = ? AND user_id = ?", convID, user).Limit(1).Find(&m)
 	if res.Error != nil {
 		return readRange{}, fmt.Errorf("membership conv=%s user=%d: %w", convID, user, res.Error)
 	}

@@ -77,7 +77,7 @@ func (s *Service) setBlocked(ctx context.Context, blocker, blocked int64, on boo
 // conversation never runs one-sided.
 func (s *Service) blockedBetween(ctx context.Context, a, b int64) (bool, error) {
 	var n int64
-	err := s.dbc(ctx).Model(&blockRow{}).
+	err := s.rdc(ctx).Model(&blockRow{}).
 		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)",
 			a, b, b, a).Count(&n).Error
 	if err != nil {

@@ -161,7 +161,7 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	limit int) ([]convSummaryRow, error) {
 	var rows []convSummaryRow
-	err := s.dbc(ctx).Table(s.tables.member+" AS m").
+	err := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
 			"m.read_seq, m.left_seq, c.name, c.member_count").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
@@ -243,7 +243,7 @@ func (s *Service) capLeft(ctx context.Context, rows []convSummaryRow) error {
 			continue
 		}
 		var ids []int64
-		err := s.dbc(ctx).Model(&messageRow{}).Where("conv_id = ? AND seq = ?", r.ID, r.LeftSeq).
+		err := s.rdc(ctx).Model(&messageRow{}).Where("conv_id = ? AND seq = ?", r.ID, r.LeftSeq).
 			Limit(1).Pluck("id", &ids).Error
 		if err != nil {
 			return fmt.Errorf("last message of conv=%s at seq=%d: %w", r.ID, r.LeftSeq, err)
@@ -265,7 +265,7 @@ func (s *Service) peerReadSeqs(ctx context.Context, user int64,
 		return out, nil
 	}
 	var rows []memberRow
-	err := s.dbc(ctx).Select("conv_id", "read_seq").
+	err := s.rdc(ctx).Select("conv_id", "read_seq").
 		Where("conv_id IN ? AND user_id <> ?", convIDs, user).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("peer read positions user=%d (%d convs): %w", user, len(convIDs), err)
@@ -283,7 +283,7 @@ func (s *Service) messagesByID(ctx context.Context, ids []int64) (map[int64]*mes
 		return out, nil
 	}
 	var rows []messageRow
-	if err := s.dbc(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+	if err := s.rdc(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("messages by id (%d ids): %w", len(ids), err)
 	}
 	for i := range rows {

@@ -93,6 +93,10 @@ func TestSend_FiftyConcurrentSendersGetDenseSeqs(t *testing.T) {
 			t.Fatalf("conversation = %+v, want last seq %d msg %d at %d",
 				c, senders, last.MsgId, last.SendTimeMs)
 		}
+		// Fifty senders at once share commits (batch.go).
+		if b, w := e.svc.stats.batches.Load(), e.svc.stats.batchedWrites.Load(); w <= b {
+			t.Fatalf("%d writes in %d commits: none shared one", w, b)
+		}
 		e.waitPublished(t, senders)
 	})
 }

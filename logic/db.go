@@ -119,6 +119,31 @@ func sqliteDSN(path string) string {
 		path, sep, sqliteBusyTimeoutMs)
 }
 
+// sqliteReaders is the size of the SQLite read pool.
+const sqliteReaders = 4
+
+// openSQLiteReader opens read-only connections to the SQLite file of cfg,
+// for reads that need not wait for the writer (Service.rdb).
+func openSQLiteReader(cfg Config) (*gorm.DB, error) {
+	db, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DBDSN)+"&_pragma=query_only(1)"), &gorm.Config{
+		NamingStrategy:         schema.NamingStrategy{TablePrefix: cfg.TablePrefix},
+		Logger:                 quietLogger{},
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logic: open sqlite readers: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("logic: sql handle: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(sqliteReaders)
+	sqlDB.SetMaxIdleConns(sqliteReaders)
+	return db, nil
+}
+
 func mysqlDSN(dsn string) string {
 	if strings.Contains(dsn, "parseTime=") {
 		return dsn
@@ -138,8 +163,8 @@ func tunePool(db *gorm.DB, driver string) error {
 		// One connection serializes every write, so the seq transaction never
 		// meets SQLITE_BUSY; it also means nothing may query db while holding
 		// a transaction.
-		// TODO: reads queue behind writes here; a second, read-only pool
-		// would let Sync and logins run beside sends, as WAL allows.
+		// Reads that may run beside it use a separate read-only pool
+		// (openSQLiteReader).
 		sqlDB.SetMaxOpenConns(1)
 		sqlDB.SetMaxIdleConns(1)
 		sqlDB.SetConnMaxLifetime(0)

@@ -412,11 +412,11 @@ func (s *Service) getGroup(ctx context.Context, user int64, convID string) (*pro
 		return nil, fmt.Errorf("%w: not a group", ErrBadRequest)
 	}
 	var c convRow
-	res := s.dbc(ctx).Where("id = ?", convID).Limit(1).Find(&c)
+	res := s.rdc(ctx).Where("id = ?", convID).Limit(1).Find(&c)
 	if res.Error != nil {
 		return nil, fmt.Errorf("group %s: %w", convID, res.Error)
 	}
-	rows, err := loadMembers(s.dbc(ctx), convID)
+	rows, err := loadMembers(s.rdc(ctx), convID)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +466,7 @@ func (s *Service) usersExist(ctx context.Context, ids []int64) error {
 		return nil
 	}
 	var n int64
-	if err := s.dbc(ctx).Model(&userRow{}).Where("id IN ?", ids).Count(&n).Error; err != nil {
+	if err := s.rdc(ctx).Model(&userRow{}).Where("id IN ?", ids).Count(&n).Error; err != nil {
 		return fmt.Errorf("users exist (%d ids): %w", len(ids), err)
 	}
 	if n != int64(len(ids)) {

@@ -226,7 +226,7 @@ func (s *Service) readCounts(ctx context.Context, user int64,
 		return nil, err
 	}
 	var members []memberRow
-	err = s.dbc(ctx).Select("user_id", "read_seq").
+	err = s.rdc(ctx).Select("user_id", "read_seq").
 		Where("conv_id = ? AND left_seq = 0", req.ConvId).Find(&members).Error
 	if err != nil {
 		return nil, fmt.Errorf("read positions conv=%s: %w", req.ConvId, err)
@@ -265,7 +265,7 @@ func (s *Service) sendersOf(ctx context.Context, convID string, seqs []int64) (m
 		return out, nil
 	}
 	var rows []messageRow
-	err := s.dbc(ctx).Select("seq", "sender_id").Where("conv_id = ? AND seq IN ?", convID, seqs).
+	err := s.rdc(ctx).Select("seq", "sender_id").Where("conv_id = ? AND seq IN ?", convID, seqs).
 		Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("senders conv=%s (%d seqs): %w", convID, len(seqs), err)

@@ -57,12 +57,13 @@ type outboxStats struct {
 	published atomic.Int64
 	relayed   atomic.Int64
 	failed    atomic.Int64
+	// batches and batchedWrites count group commits and the writes in them.
+	batches       atomic.Int64
+	batchedWrites atomic.Int64
 }
 
-// insertOutbox writes the event of m inside the seq transaction tx.
-//
-// TODO: recipients come from the p2p conversation id; groups will read them
-// from the members table (or let task do it, for large groups).
+// insertOutbox writes the event of m, for recipients, inside the seq
+// transaction tx.
 func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 	recipients []int64) (*outboxRow, error) {
 	ev := &event.MessageEvent{

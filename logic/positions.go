@@ -134,7 +134,7 @@ func (s *Service) memberLastSeqs(ctx context.Context, user int64,
 func (s *Service) deliveredSeqs(ctx context.Context, user int64, device string,
 	convIDs []string) (map[string]int64, error) {
 	var rows []deliveredRow
-	err := s.dbc(ctx).
+	err := s.rdc(ctx).
 		Where("user_id = ? AND device_id = ? AND conv_id IN ?", user, device, convIDs).
 		Find(&rows).Error
 	if err != nil {

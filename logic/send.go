@@ -101,7 +101,8 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
+	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply,
+		batch: true})
 	if !errors.Is(err, errDuplicate) {
 		return m, ob, err
 	}

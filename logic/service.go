@@ -33,6 +33,11 @@ type Service struct {
 	// database fails every request, and one line each would flood the log.
 	failLog zerolog.Logger
 	db      *gorm.DB
+	// rdb serves the reads that need not see an uncommitted write of their
+	// own request. With SQLite it is a pool of read-only connections, which
+	// WAL lets run beside the one writer; otherwise it is db.
+	rdb     *gorm.DB
+	ownsRDB bool
 	deps    Deps
 	hash    *hasher
 	tokens  tokenSigner
@@ -41,6 +46,8 @@ type Service struct {
 	tables  tableNames
 	members memberCache
 
+	// batchQueue feeds sends to the group commit (batch.go).
+	batchQueue chan *batchItem
 	// outboxQueue feeds committed outbox rows to the publisher goroutine.
 	outboxQueue chan outboxItem
 	// onStored is called with the outbox row of each newly stored message
@@ -92,12 +99,21 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 	if err != nil {
 		return nil, err
 	}
+	rdb, ownsRDB := db, false
+	if db.Dialector.Name() == DriverSQLite {
+		if rdb, err = openSQLiteReader(cfg); err != nil {
+			return nil, err
+		}
+		ownsRDB = true
+	}
 	log := deps.Log
 	s := &Service{
 		cfg:         cfg,
 		log:         log,
 		failLog:     log.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
 		db:          db,
+		rdb:         rdb,
+		ownsRDB:     ownsRDB,
 		deps:        deps,
 		hash:        h,
 		tokens:      tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
@@ -105,6 +121,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		now:         time.Now,
 		tables:      tables,
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
+		batchQueue:  make(chan *batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
 	s.startBackground()
@@ -117,6 +134,9 @@ func (s *Service) startBackground() {
 	s.stopBG = cancel
 	s.bg.Go(s.log, "logic-outbox-publisher", func() { s.runPublisher(ctx) })
 	s.bg.Go(s.log, "logic-outbox-relay", func() { s.runRelay(ctx) })
+	for range s.batchWorkers() {
+		s.bg.Go(s.log, "logic-group-commit", func() { s.runBatcher(ctx) })
+	}
 }
 
 // Serve runs the Kitex Logic server on ln and blocks until Stop. It returns
@@ -171,6 +191,9 @@ func (s *Service) Stop() error {
 	// After the server: requests still in flight may enqueue events.
 	s.stopBG()
 	s.bg.Wait()
+	if s.ownsRDB {
+		closeDB(s.rdb)
+	}
 	s.log.Debug().Int64("published", s.stats.published.Load()).
 		Int64("relayed", s.stats.relayed.Load()).Msg("outbox stopped")
 	return err
@@ -180,6 +203,11 @@ func (s *Service) Stop() error {
 // GORM's slow-query log.
 func (s *Service) dbc(ctx context.Context) *gorm.DB {
 	return s.db.WithContext(s.log.WithContext(ctx))
+}
+
+// rdc is dbc for reads that may run on the read pool (see Service.rdb).
+func (s *Service) rdc(ctx context.Context) *gorm.DB {
+	return s.rdb.WithContext(s.log.WithContext(ctx))
 }
 
 // fail turns err into the BizError a handler returns. Request errors are

@@ -41,7 +41,7 @@ func (s *Service) createUser(ctx context.Context, username, hash string) (int64,
 // is empty. A missing user is (nil, nil).
 func (s *Service) findUser(ctx context.Context, username string, id int64) (*userRow, error) {
 	var u userRow
-	q := s.dbc(ctx).Limit(1)
+	q := s.rdc(ctx).Limit(1)
 	if username != "" {
 		q = q.Where("username = ?", username)
 	} else {
@@ -61,7 +61,7 @@ func (s *Service) findUser(ctx context.Context, username string, id int64) (*use
 func (s *Service) findByClientID(ctx context.Context, sender int64,
 	clientMsgID string) (*messageRow, error) {
 	var m messageRow
-	res := s.dbc(ctx).Where("sender_id = ? AND client_msg_id = ?", sender, clientMsgID).
+	res := s.rdc(ctx).Where("sender_id = ? AND client_msg_id = ?", sender, clientMsgID).
 		Limit(1).Find(&m)
 	if res.Error != nil {
 		return nil, fmt.Errorf("find message sender=%d client=%q: %w",
@@ -92,6 +92,10 @@ type seqWrite struct {
 	// the state of a message being changed), makes the change m records, and
 	// returns the user ids the event goes to.
 	apply func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error)
+	// batch commits the write in a group commit with other sends (see
+	// batch.go). Only writes that change no group membership may: a batch
+	// that rolls back must not leave the member cache ahead of the store.
+	batch bool
 }
 
 // storeMessage assigns w.m the next seq of its conversation and inserts it
@@ -110,15 +114,19 @@ func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, err
 		err error
 	)
 	for attempt := 1; ; attempt++ {
-		err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-			if w.create != nil {
-				if err := w.create(tx); err != nil {
-					return err
+		if w.batch {
+			ob, err = s.storeBatched(ctx, w)
+		} else {
+			err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+				if w.create != nil {
+					if err := w.create(tx); err != nil {
+						return err
+					}
 				}
-			}
-			ob, err = s.insertWithSeq(tx, w)
-			return err
-		})
+				ob, err = s.insertWithSeq(tx, w)
+				return err
+			})
+		}
 		retry := isDeadlock(err)
 		if errors.Is(err, errNoConv) && !isGroupID(m.ConvID) {
 			// The rows are created outside the seq transaction: creating them
@@ -247,7 +255,7 @@ func isDeadlock(err error) bool {
 func (s *Service) listMessages(ctx context.Context, convID string, afterSeq, upTo int64,
 	limit int) ([]messageRow, error) {
 	var rows []messageRow
-	q := s.dbc(ctx).Where("conv_id = ? AND seq > ?", convID, afterSeq)
+	q := s.rdc(ctx).Where("conv_id = ? AND seq > ?", convID, afterSeq)
 	if upTo > 0 {
 		q = q.Where("seq <= ?", upTo)
 	}
@@ -263,7 +271,7 @@ func (s *Service) listMessages(ctx context.Context, convID string, afterSeq, upT
 func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeSeq, fromSeq int64,
 	limit int) ([]messageRow, error) {
 	var rows []messageRow
-	err := s.dbc(ctx).Where("conv_id = ? AND seq < ? AND seq >= ?", convID, beforeSeq, fromSeq).
+	err := s.rdc(ctx).Where("conv_id = ? AND seq < ? AND seq >= ?", convID, beforeSeq, fromSeq).
 		Order("seq DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list messages conv=%s before=%d: %w", convID, beforeSeq, err)
@@ -275,7 +283,7 @@ func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeS
 // lastSeq returns the newest seq of convID, 0 when it has no row.
 func (s *Service) lastSeq(ctx context.Context, convID string) (int64, error) {
 	var seqs []int64
-	err := s.dbc(ctx).Model(&convRow{}).Where("id = ?", convID).Limit(1).
+	err := s.rdc(ctx).Model(&convRow{}).Where("id = ?", convID).Limit(1).
 		Pluck("last_seq", &seqs).Error
 	if err != nil {
 		return 0, fmt.Errorf("last seq conv=%s: %w", convID, err)

@@ -1,0 +1,164 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// Group commit. Each send is one seq transaction, and each commit is a
+// flush to disk (SQLite's WAL fsync, InnoDB's redo log): one commit per
+// message bounds a store at a few hundred messages per second per
+// connection however fast the statements are. The batcher runs the seq
+// writes of concurrent sends in one transaction, each under its own
+// savepoint, and commits them together: a write that fails rolls back to its
+// savepoint alone, and the others commit. A batch forms from what waits
+// while the previous one commits, so a lone send is not delayed.
+const (
+	// maxBatch bounds the writes of one transaction, so that locks are not
+	// held for long and one commit's latency stays small.
+	maxBatch = 128
+	// batchQueueLen bounds the writes waiting for a batch.
+	batchQueueLen = 4096
+)
+
+// batchItem is one write waiting for its batch.
+type batchItem struct {
+	w    seqWrite
+	done chan batchResult // buffered: the batcher never waits on a caller
+}
+
+type batchResult struct {
+	ob  *outboxRow
+	err error
+}
+
+// batchWorkers is how many batches commit at once: SQLite has one
+// connection, so one; MySQL overlaps a few so that one batch's flush does
+// not idle the server.
+func (s *Service) batchWorkers() int {
+	if s.db.Dialector.Name() == DriverMySQL {
+		return 4
+	}
+	return 1
+}
+
+// runBatcher commits batches until ctx is done, then fails what still waits.
+func (s *Service) runBatcher(ctx context.Context) {
+	for {
+		var first *batchItem
+		select {
+		case first = <-s.batchQueue:
+		case <-ctx.Done():
+			for {
+				select {
+				case it := <-s.batchQueue:
+					it.done <- batchResult{err: fmt.Errorf("%w: logic is stopping", ErrUnavailable)}
+				default:
+					return
+				}
+			}
+		}
+		items := []*batchItem{first}
+	gather:
+		for len(items) < maxBatch {
+			select {
+			case it := <-s.batchQueue:
+				items = append(items, it)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(items)
+	}
+}
+
+// storeBatched runs w's seq write in the next batch and waits for its
+// outcome. A caller that gives up (ctx done) leaves its write to commit or
+// fail without it; a retry with the same client id finds it stored.
+func (s *Service) storeBatched(ctx context.Context, w seqWrite) (*outboxRow, error) {
+	it := &batchItem{w: w, done: make(chan batchResult, 1)}
+	select {
+	case s.batchQueue <- it:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: store queue full", ErrBusy)
+	}
+	select {
+	case r := <-it.done:
+		return r.ob, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// commitBatch runs items in one transaction, ordered by conversation so
+// that concurrent batches lock conversations in one order (keeping each
+// conversation's writes in arrival order). If the transaction itself fails
+// (a deadlock, a lost connection, the commit), nothing of it was stored and
+// each write runs again alone.
+func (s *Service) commitBatch(items []*batchItem) {
+	slices.SortStableFunc(items, func(a, b *batchItem) int {
+		return strings.Compare(a.w.m.ConvID, b.w.m.ConvID)
+	})
+	s.stats.batches.Add(1)
+	s.stats.batchedWrites.Add(int64(len(items)))
+	results := make([]batchResult, len(items))
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, it := range items {
+			results[i] = batchResult{}
+			if len(items) == 1 {
+				ob, err := s.insertWithSeq(tx, it.w)
+				if err != nil {
+					return err
+				}
+				results[i].ob = ob
+				continue
+			}
+			sp := "w" + strconv.Itoa(i)
+			if err := tx.SavePoint(sp).Error; err != nil {
+				return err
+			}
+			ob, err := s.insertWithSeq(tx, it.w)
+			if err == nil {
+				results[i].ob = ob
+				continue
+			}
+			if isDeadlock(err) {
+				return err // MySQL rolled the whole transaction back
+			}
+			if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			results[i].err = err
+		}
+		return nil
+	})
+	if err != nil && len(items) > 1 {
+		for i, it := range items {
+			results[i] = s.storeAlone(ctx, it.w)
+		}
+	} else if err != nil {
+		results[0] = batchResult{err: err}
+	}
+	for i, it := range items {
+		it.done <- results[i]
+	}
+}
+
+// storeAlone runs one seq write in its own transaction.
+func (s *Service) storeAlone(ctx context.Context, w seqWrite) batchResult {
+	var ob *outboxRow
+	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		ob, err = s.insertWithSeq(tx, w)
+		return err
+	})
+	return batchResult{ob: ob, err: err}
+}

@@ -1,0 +1,52 @@
+package logic
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// Sends that fail under the lock (a non-member writing to a group) share
+// batches with sends that succeed: each failure rolls back alone, and the
+// rest commit with dense seqs.
+func TestGroupCommit_FailuresRollBackAlone(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		owner, mem, out := e.register(t, "owner"), e.register(t, "mem"), e.register(t, "out")
+		g := e.group(t, owner, "G", mem)
+		const each = 40
+		var wg sync.WaitGroup
+		errs := make(chan error, 3*each)
+		for _, who := range []int64{owner, mem, out} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					_, err := e.sendTo(who, g, fmt.Sprintf("u%d-%d", who, i))
+					if (who == out) != (err != nil) {
+						errs <- fmt.Errorf("user %d send %d: %v", who, i, err)
+					}
+					if who == out && err != nil {
+						wantCode(t, err, common.ErrorCode_FORBIDDEN)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		msgs := e.syncAll(t, owner, g)
+		if len(msgs) != 1+2*each {
+			t.Fatalf("%d messages, want %d", len(msgs), 1+2*each)
+		}
+		for i, m := range msgs {
+			if m.Seq != int64(i+1) || m.SenderId == out {
+				t.Fatalf("message %d: seq %d from %d", i, m.Seq, m.SenderId)
+			}
+		}
+		e.waitPublished(t, uint64(1+2*each))
+	})
+}
