@@ -5,13 +5,12 @@
 
 import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
-  StoragePositions,
-  decodeStruct, nameOf, register, schemas,
+  StoragePositions, decodeStruct, nameOf, register, schemas,
 } from '../sdk/index.js';
+import { bodyText, el, errText, groupEventText, reconcile, timeText } from './view.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const utf8 = new TextDecoder();
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 6000;
 const PAGE = 30;
@@ -513,35 +512,12 @@ function renderMessages(c) {
   stickToBottom = false;
 }
 
-// reconcile makes list's children the items' nodes in order, building only
-// those whose key is new or whose version changed, so that the live region
-// announces new messages only, and scroll and selection stay put.
-function reconcile(list, items) {
-  const existing = new Map([...list.children].map((n) => [n.dataset.key, n]));
-  const keep = new Set(items.map((it) => it.key));
-  for (const [key, n] of existing) if (!keep.has(key)) n.remove();
-  let prev = null;
-  for (const it of items) {
-    let node = existing.get(it.key);
-    if (!node || node.dataset.version !== it.version) {
-      const fresh = it.build();
-      fresh.dataset.key = it.key;
-      fresh.dataset.version = it.version;
-      if (node) node.replaceWith(fresh);
-      node = fresh;
-    }
-    const at = prev ? prev.nextSibling : list.firstChild;
-    if (at !== node) list.insertBefore(node, at);
-    prev = node;
-  }
-}
-
 function renderMessage(c, m) {
   const li = el('li', 'msg');
   li.dataset.seq = String(m.seq);
   if (m.contentType === ContentType.GROUP_EVENT) {
     li.classList.add('event');
-    li.textContent = groupEventText(m);
+    li.textContent = groupEventText(m, app.me.userId, nameOf_);
     return li;
   }
   const mine = m.senderId === app.me.userId;
@@ -614,55 +590,10 @@ async function removeMember(c, userId) {
 }
 
 function preview(c, m) {
-  if (m.contentType === ContentType.GROUP_EVENT) return groupEventText(m);
+  if (m.contentType === ContentType.GROUP_EVENT) return groupEventText(m, app.me.userId, nameOf_);
   const who = m.senderId === app.me.userId ? 'You: '
     : c.type === ConvType.GROUP ? `${nameOf_(m.senderId)}: ` : '';
   return who + bodyText(m);
-}
-
-function bodyText(m) {
-  if (m.recalled) return '(message recalled)';
-  if (m.contentType === ContentType.TEXT) return utf8.decode(m.content);
-  return `(${m.content.length} bytes of ${nameOf(ContentType, m.contentType).toLowerCase()})`;
-}
-
-function groupEventText(m) {
-  let ev;
-  try {
-    ev = decodeStruct(schemas.GroupEvent, m.content);
-  } catch {
-    return '(group change)';
-  }
-  const actor = m.senderId === app.me.userId ? 'You' : nameOf_(m.senderId);
-  const targets = ev.targets.map((id) => nameOf_(id)).join(', ');
-  switch (ev.action) {
-    case GroupAction.CREATE: return `${actor} created the group “${ev.name}”`;
-    case GroupAction.ADD: return `${actor} added ${targets}`;
-    case GroupAction.REMOVE: return `${actor} removed ${targets}`;
-    case GroupAction.LEAVE: return `${actor} left`;
-    case GroupAction.RENAME: return `${actor} renamed the group to “${ev.name}”`;
-    case GroupAction.SET_ROLE:
-      return `${actor} made ${targets} ${nameOf(GroupRole, ev.role).toLowerCase()}`;
-    case GroupAction.DISMISS: return `${actor} dismissed the group`;
-    default: return '(group change)';
-  }
-}
-
-function timeText(ms) {
-  return new Date(Number(ms)).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function errText(err) {
-  if (!err) return '';
-  if (err.code) return err.serverMessage || nameOf(ErrorCode, err.code);
-  return err.message || String(err);
 }
 
 function showSideError(err) {
