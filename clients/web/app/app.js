@@ -458,7 +458,7 @@ function renderConvs() {
     btn.append(name);
     if (c.unread > 0) {
       const badge = el('span', 'badge', String(c.unread));
-      badge.setAttribute('aria-label', `${c.unread} unread`);
+      badge.append(el('span', 'sr', ' unread'));
       btn.append(badge);
     }
     btn.append(el('span', 'conv-last', c.lastMessage ? preview(c, c.lastMessage) : ''));
@@ -633,6 +633,12 @@ function wireUi() {
   });
 
   $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
+  $('back').addEventListener('click', () => {
+    app.openId = '';
+    sessionStorage.removeItem('resonance.open');
+    $('chat-view').classList.remove('open');
+    renderAll();
+  });
   window.addEventListener('online', () => app.session?.reconnectNow());
   document.addEventListener('visibilitychange', () => {
     if (app.openId) markReadIfSeen(app.convs.get(app.openId));
