@@ -311,6 +311,7 @@ function onNotify(n) {
     else c.typing.delete(key);
     setTimeout(scheduleRender, TYPING_SHOW_MS + 50);
   } else if (n.presence) {
+    app.presenceSupported = true; // a server that sends presence serves it
     app.presence.set(String(n.presence.userId), n.presence.online);
   } else if (n.read) {
     const c = ensureConv(n.read.convId);

@@ -8,6 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { encodeFrame } from '../sdk/frame.js';
+import { encodeStruct } from '../sdk/thrift.js';
+import { Op, schemas } from '../sdk/schema.js';
 import {
   TerminalChat, bodies, delivered, launch, openPage, send, shot, signUp, startChat, uname,
   waitMessage, waitOnline,
@@ -240,6 +243,40 @@ describe('web app', () => {
     assert.deepEqual([...ivy.errors, ...jack.errors], []);
     await ivy.context().close();
     await jack.context().close();
+  });
+
+  test('typing and presence notifications are shown', async () => {
+    // NOTIFY frames are injected into the page's WebSocket, so the app's
+    // side is checked whether or not the server sends them yet.
+    const relay = { conns: [] };
+    const nora = await openPage(browser, {
+      route: (ws) => relay.conns.push({ ws, server: ws.connectToServer() }),
+    });
+    const [n, o] = [uname('nora'), uname('omar')];
+    const omar = await openPage(browser);
+    await signUp(omar, o);
+    await signUp(nora, n);
+    await startChat(nora, o);
+    const peer = BigInt(await nora.evaluate(() =>
+      String(window.resonance.app.convs.get(window.resonance.app.openId).peerUserId)));
+    const convId = await nora.evaluate(() => window.resonance.app.openId);
+    const notify = (body) => relay.conns.at(-1).ws.send(Buffer.from(
+      encodeFrame(Op.NOTIFY, 0, 0, encodeStruct(schemas.Notify, body))));
+
+    notify({ typing: { convId, userId: peer, typing: true } });
+    await nora.waitForFunction((name) =>
+      document.querySelector('#typing').textContent === `${name} is typing…`, o);
+    notify({ typing: { convId, userId: peer, typing: false } });
+    await nora.waitForFunction(() => document.querySelector('#typing').textContent === '');
+
+    notify({ presence: { userId: peer, online: true, sinceMs: 1n } });
+    await nora.waitForFunction(() => document.querySelector('#conv-sub').textContent === 'online');
+    notify({ presence: { userId: peer, online: false, sinceMs: 2n } });
+    await nora.waitForFunction(() =>
+      document.querySelector('#conv-sub').textContent === 'offline');
+    assert.deepEqual([...nora.errors, ...omar.errors], []);
+    await nora.context().close();
+    await omar.context().close();
   });
 
   test('groups: create, chat, members', async (t) => {
