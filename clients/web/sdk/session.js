@@ -301,7 +301,12 @@ export class Session extends Emitter {
         this.serve(conn, login);
       } catch (err) {
         if (this.ended) return;
-        if (err instanceof SessionEndedError || (err instanceof ResonanceError && !err.retryable)) {
+        // A refused login ends the session, except RATE_LIMITED: a reconnect
+        // storm after a restart can meet the login limits, and backing off
+        // is the cure. (The Go SDK ends on it too; it could do the same.)
+        const refused = err instanceof ResonanceError && !err.retryable &&
+          err.code !== ErrorCode.RATE_LIMITED;
+        if (err instanceof SessionEndedError || refused) {
           this.end(err instanceof SessionEndedError ? err
             : new SessionEndedError(err.message, { cause: err }));
           return;
