@@ -56,6 +56,8 @@ type System struct {
 	// registry is the gateway registry the gateway and task share; nil for
 	// a lone gateway without Redis, which then does not register.
 	registry registry.Registry
+	// watches is the presence watch store logic and task share.
+	watches route.Watches
 
 	logic     *logicsvc.Service
 	logicAddr net.Addr
@@ -104,6 +106,7 @@ func (s *System) start(ctx context.Context) error {
 		if routes, err = s.routeTable(ctx); err != nil {
 			return err
 		}
+		s.watches = s.watchStore()
 	}
 	if err := s.openRegistry(ctx); err != nil {
 		return err
@@ -314,6 +317,7 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 	}
 	svc, err := logicsvc.New(ctx, lc, db, logicsvc.Deps{
 		Log: s.log.With().Str("role", "logic").Logger(), JS: js, MQ: names, Routes: routes,
+		Watches: s.watches,
 	})
 	if err != nil {
 		return err
@@ -333,7 +337,7 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 	tc.InternalSecret = s.cfg.InternalSecret
 	t, err := task.New(tc, task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
-		Metrics: s.metrics, Registry: s.registry,
+		Metrics: s.metrics, Registry: s.registry, Watches: s.watches,
 	})
 	if err != nil {
 		return err

@@ -104,6 +104,7 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	if role.Has(RoleGateway) {
 		bindGateway(fs, c, role)
 	}
+	bindEphemeral(fs, c, role)
 	if role.Has(RoleTask) {
 		fs.IntVar(&c.Task.Workers, "task-workers", 0, "ordered delivery partitions (default 64)")
 		fs.IntVar(&c.Task.MaxDeliver, "task-max-deliver", 0, "delivery attempts before dead-lettering (default 10)")

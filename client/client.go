@@ -41,6 +41,12 @@ type Options struct {
 	// 127.x.y.z address so that load tests spread over the per-address limits
 	// of a server on loopback. Empty lets the system choose.
 	LocalIP string
+	// OnNotify, when set, receives the server's ephemeral events (typing,
+	// presence of watched users, read positions; see notify.go). It is
+	// called on the connection's reader goroutine, in arrival order: it
+	// must return quickly and must not wait on a request of this Client.
+	// Unset, NOTIFY frames are discarded.
+	OnNotify func(*protocol.Notify)
 }
 
 const (
@@ -235,6 +241,8 @@ func (c *Client) dispatch(h codec.Header, body []byte) error {
 	switch {
 	case h.Op == protocol.Op_PUSH:
 		return c.deliverPush(body)
+	case h.Op == protocol.Op_NOTIFY:
+		return c.deliverNotify(body)
 	case h.Op == protocol.Op_CLOSE:
 		m := protocol.NewCloseMsg()
 		if err := codec.ReadBody(body, m); err != nil {

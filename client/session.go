@@ -175,6 +175,8 @@ type Session struct {
 	ended       bool  // no more connections; hand over what is ready, then stop
 	closing     bool  // Close: stop at once
 	err         error // why the session ended
+
+	watch watchState // the presence watch set, sent again on reconnect
 }
 
 // OpenSession dials cfg.Addr and logs in, then resumes and keeps the session

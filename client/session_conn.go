@@ -164,6 +164,7 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	go func() { defer s.wg.Done(); s.pump(c) }()
 	go func() { defer s.wg.Done(); s.keepFresh(s.ctx, c) }()
 	s.event(Event{Kind: EventConnected, Login: resp})
+	s.rewatch(c)
 
 	if err := s.resume(c); err != nil {
 		return connErr(c, err)

@@ -83,6 +83,7 @@ func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
 	if replaced != nil {
 		s.kick(ctx, replaced)
 	}
+	s.publishPresence(u.ID)
 	return &protocol.LoginResp{
 		UserId:           u.ID,
 		Username:         u.Username,
@@ -236,6 +237,9 @@ func (s *Service) Disconnect(ctx context.Context, session *logicrpc.Session) err
 		return s.fail("disconnect", err, func(e *zerolog.Event) *zerolog.Event {
 			return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
 		})
+	}
+	if err == nil {
+		s.publishPresence(session.UserId)
 	}
 	return nil
 }

@@ -82,6 +82,8 @@ type Config struct {
 	// outbox events, and of a kick event; default 5s. Sends never wait for
 	// it: an event not acked in time stays in the outbox for the relay.
 	PublishTimeout time.Duration
+	// Ephemeral bounds typing and presence (see EphemeralConfig).
+	Ephemeral EphemeralConfig
 }
 
 // Defaults of Config.
@@ -133,6 +135,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
+	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
 	return cfg
 }
 
@@ -170,6 +173,9 @@ type Deps struct {
 	MQ mq.Names
 	// Routes records where each logged-in device is connected.
 	Routes route.Table
+	// Watches stores presence watch sets; task reads the same store. Nil
+	// keeps them in this process only, which suits a logic without task.
+	Watches route.Watches
 }
 
 func (d Deps) validate() error {

@@ -15,18 +15,6 @@ func (s *Service) unsupported(method string) error {
 	return s.fail(method, fmt.Errorf("%w: %s is not served yet", ErrUnsupported, method), nil)
 }
 
-func (s *Service) Typing(context.Context, *logicrpc.Session, *protocol.TypingReq) (*protocol.TypingResp, error) {
-	return nil, s.unsupported("typing")
-}
-
-func (s *Service) GetPresence(context.Context, *logicrpc.Session, *protocol.GetPresenceReq) (*protocol.GetPresenceResp, error) {
-	return nil, s.unsupported("get_presence")
-}
-
-func (s *Service) WatchPresence(context.Context, *logicrpc.Session, *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
-	return nil, s.unsupported("watch_presence")
-}
-
 func (s *Service) SetPushToken(context.Context, *logicrpc.Session, *protocol.SetPushTokenReq) (*protocol.SetPushTokenResp, error) {
 	return nil, s.unsupported("set_push_token")
 }

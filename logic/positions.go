@@ -165,42 +165,47 @@ func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
 	if req.Seq < 0 {
 		return nil, s.fail("mark_read", fmt.Errorf("%w: negative seq", ErrBadRequest), logIDs)
 	}
-	readSeq, err := s.markRead(ctx, session.UserId, req.ConvId, req.Seq)
+	readSeq, moved, err := s.markRead(ctx, session.UserId, req.ConvId, req.Seq)
 	if err != nil {
 		return nil, s.fail("mark_read", err, logIDs)
+	}
+	if moved {
+		s.notifyRead(ctx, session, req.ConvId, readSeq)
 	}
 	return &protocol.MarkReadResp{ReadSeq: readSeq}, nil
 }
 
 // markRead raises user's read_seq in convID to min(seq, last_seq) and
-// returns the stored read_seq. The conditional UPDATE keeps it monotonic
-// against concurrent calls; last_seq only grows, so reading it first is safe.
+// returns the stored read_seq, and whether this call moved it. The
+// conditional UPDATE keeps it monotonic against concurrent calls; last_seq
+// only grows, so reading it first is safe.
 func (s *Service) markRead(ctx context.Context, user int64, convID string,
-	seq int64) (int64, error) {
+	seq int64) (readSeq int64, moved bool, err error) {
 	lastSeqs, err := s.memberLastSeqs(ctx, user, []string{convID})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	last, ok := lastSeqs[convID]
 	if !ok {
-		return 0, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+		return 0, false, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
 	target := min(seq, last)
 	// changed_ms makes SyncConvs report the conversation again, so the
 	// user's other devices learn the new position (see changedConvs).
-	err = s.dbc(ctx).Model(&memberRow{}).
+	res := s.dbc(ctx).Model(&memberRow{}).
 		Where("conv_id = ? AND user_id = ? AND read_seq < ?", convID, user, target).
-		Updates(map[string]any{"read_seq": target, "changed_ms": s.now().UnixMilli()}).Error
-	if err != nil {
-		return 0, fmt.Errorf("mark read user=%d conv=%s seq=%d: %w", user, convID, target, err)
+		Updates(map[string]any{"read_seq": target, "changed_ms": s.now().UnixMilli()})
+	if err = res.Error; err != nil {
+		return 0, false, fmt.Errorf("mark read user=%d conv=%s seq=%d: %w",
+			user, convID, target, err)
 	}
 	var m memberRow
 	err = s.dbc(ctx).Where("conv_id = ? AND user_id = ?", convID, user).Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return 0, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+		return 0, false, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read position user=%d conv=%s: %w", user, convID, err)
+		return 0, false, fmt.Errorf("read position user=%d conv=%s: %w", user, convID, err)
 	}
-	return m.ReadSeq, nil
+	return m.ReadSeq, res.RowsAffected > 0, nil
 }

@@ -42,6 +42,7 @@ type Service struct {
 	hash    *hasher
 	tokens  tokenSigner
 	limits  limiters
+	eph     *ephemeral
 	now     func() time.Time
 	tables  tableNames
 	members memberCache
@@ -118,6 +119,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		hash:        h,
 		tokens:      tokenSigner{secret: []byte(cfg.TokenSecret), ttl: cfg.TokenTTL},
 		limits:      newLimiters(cfg),
+		eph:         newEphemeral(cfg.Ephemeral, deps.Watches),
 		now:         time.Now,
 		tables:      tables,
 		outboxQueue: make(chan outboxItem, outboxQueueLen),

@@ -14,6 +14,10 @@ const (
 	DefaultBatchSize   = 256
 	// DefaultRegistryRefresh is the default of Config.RegistryRefresh.
 	DefaultRegistryRefresh = 2 * time.Second
+	// DefaultPresenceWindow is the default of Config.PresenceWindow.
+	DefaultPresenceWindow = 2 * time.Second
+	// DefaultPresenceRecheck is the default of Config.PresenceRecheck.
+	DefaultPresenceRecheck = time.Minute
 )
 
 // Config tunes a Task. Every instance sharing one durable consumer must use
@@ -45,6 +49,14 @@ type Config struct {
 	// service (see internal/rpcauth); gateways must require the same.
 	// Empty: none.
 	InternalSecret string
+	// PresenceWindow is how long presence events of a user are coalesced
+	// before its presence is read and, if changed, announced to its
+	// watchers. Default 2s.
+	PresenceWindow time.Duration
+	// PresenceRecheck is how often users announced online are checked
+	// again, so that those whose routes lapsed with a dead gateway (which
+	// sends no event) are announced offline. Default 1m; negative: never.
+	PresenceRecheck time.Duration
 }
 
 // applyDefaults fills every zero field with its default.
@@ -66,6 +78,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.RegistryRefresh == 0 {
 		c.RegistryRefresh = DefaultRegistryRefresh
+	}
+	if c.PresenceWindow == 0 {
+		c.PresenceWindow = DefaultPresenceWindow
+	}
+	if c.PresenceRecheck == 0 {
+		c.PresenceRecheck = DefaultPresenceRecheck
 	}
 }
 
@@ -89,6 +107,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: BatchSize %d < 1", ErrBadConfig, c.BatchSize)
 	case c.RegistryRefresh < 0:
 		return fmt.Errorf("%w: RegistryRefresh %v < 0", ErrBadConfig, c.RegistryRefresh)
+	case c.PresenceWindow < 0:
+		return fmt.Errorf("%w: PresenceWindow %v < 0", ErrBadConfig, c.PresenceWindow)
 	}
 	return nil
 }

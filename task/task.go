@@ -42,6 +42,10 @@ type Deps struct {
 	// clients are dropped and pushes to them skipped at once instead of
 	// timing out; nil tries every gateway a route names.
 	Registry registry.Registry
+	// Watches, when set, is the presence watch store logic writes; task
+	// then announces presence changes to watchers. Nil: presence events
+	// are not consumed.
+	Watches route.Watches
 }
 
 // Task consumes message events and pushes them to gateways. Build it with
@@ -58,6 +62,11 @@ type Task struct {
 	metrics  *metrics
 	ready    chan struct{}
 	started  atomic.Bool
+
+	// Ephemeral events (notify.go, presence.go).
+	ephMetrics  *ephMetrics
+	notifyQueue chan notifyJob
+	presence    *presenceTracker // nil without Deps.Watches
 }
 
 // New checks cfg (zero fields take the Default values) and deps.
@@ -86,6 +95,10 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		view:     newGatewayView(deps.Registry),
 		metrics:  newMetrics(deps.Metrics),
 		ready:    make(chan struct{}),
+
+		ephMetrics:  newEphMetrics(deps.Metrics),
+		notifyQueue: make(chan notifyJob, notifyQueueLen),
+		presence:    newPresenceTracker(cfg.PresenceWindow, deps.Watches),
 	}, nil
 }
 
@@ -126,6 +139,10 @@ func (t *Task) Run(ctx context.Context) error {
 	defer stopIter()
 
 	var g run.Group
+	if err := t.startEphemeral(ctx, &g); err != nil {
+		iter.Stop()
+		return err // nothing started: it fails before starting goroutines
+	}
 	queues := t.startWorkers(ctx, &g)
 	g.Go(t.log, "task-sweeper", func() { t.sweepClients(ctx) })
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })

@@ -25,6 +25,7 @@ const helpText = `commands:
   /recall <seq>, /edit <seq> <text>
                recall or edit one of your messages
   /convs       list your conversations with unread counts
+  /presence <user>  print whether a user is online, and tell when that changes
   /quit        leave
   /help        this text
 any other line is sent to the current conversation`
@@ -53,6 +54,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			return nil
 		}
 		s.report(s.printHistory(ctx))
+	case "/presence":
+		s.report(s.watchPresence(ctx, arg))
 	case "/to":
 		if arg == "" {
 			s.printf("! usage: /to <user>")

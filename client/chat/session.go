@@ -11,6 +11,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 const (
@@ -47,6 +48,10 @@ type session struct {
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64
 	outbox chan client.SendParams
+	// notes carries NOTIFY frames to Run's goroutine; watched is the
+	// users whose presence is printed (notify.go).
+	notes   chan *protocol.Notify
+	watched map[int64]bool
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
@@ -63,6 +68,9 @@ func newSession(cfg config, out io.Writer) *session {
 		peer:   peer{name: cfg.to},
 		shown:  make(map[string]int64),
 		outbox: make(chan client.SendParams, outboxSize),
+
+		notes:   make(chan *protocol.Notify, notesSize),
+		watched: make(map[int64]bool),
 	}
 }
 
@@ -117,6 +125,7 @@ func (s *session) open(ctx context.Context) error {
 		// where this device left off, or at the newest message.
 		StartAtLatest: true,
 		OnEvent:       s.onEvent,
+		Client:        client.Options{OnNotify: s.onNotify},
 	})
 	if err != nil {
 		return s.openErr(err)
@@ -201,6 +210,8 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 				return fmt.Errorf("chat: %w", s.sess.Err())
 			}
 			s.printMessage(ctx, m)
+		case n := <-s.notes:
+			s.printNotify(ctx, n)
 		case <-t.C:
 			if s.peer.name != "" && s.peer.id == 0 {
 				s.report(s.resolvePeer(ctx, false))

@@ -1,0 +1,147 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Ephemeral events: typing indicators, presence and live read positions.
+// The server sends them as NOTIFY frames, handed to Options.OnNotify; they
+// are not stored, not ordered with messages and not resent, so an app treats
+// them as hints (a typing indicator times out by itself after a few seconds;
+// a read position is also in SYNC_CONVS).
+
+func (c *Client) deliverNotify(body []byte) error {
+	if c.opts.OnNotify == nil {
+		return nil
+	}
+	n := protocol.NewNotify()
+	if err := codec.ReadBody(body, n); err != nil {
+		return fmt.Errorf("%w: notify: %w", ErrProtocol, err)
+	}
+	c.opts.OnNotify(n)
+	return nil
+}
+
+// Typing tells the other members of convID that this user started (typing
+// true) or stopped typing. The server forwards at most one of each state per
+// conversation every 2 seconds and drops the rest silently, so an app may
+// send "typing" on every keystroke burst; it answers RATE_LIMITED only to a
+// flood across conversations.
+func (c *Client) Typing(ctx context.Context, convID string, typing bool) error {
+	req := &protocol.TypingReq{ConvId: convID, Typing: typing}
+	if err := c.roundTrip(ctx, protocol.Op_TYPING, req, protocol.NewTypingResp()); err != nil {
+		return fmt.Errorf("client: typing in %q: %w", convID, err)
+	}
+	return nil
+}
+
+// GetPresence returns whether each user (at most 200) is online now, in the
+// order asked, duplicates left out.
+func (c *Client) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
+	req := &protocol.GetPresenceReq{UserIds: userIDs}
+	resp := protocol.NewGetPresenceResp()
+	if err := c.roundTrip(ctx, protocol.Op_GET_PRESENCE, req, resp); err != nil {
+		return nil, fmt.Errorf("client: presence of %d users: %w", len(userIDs), err)
+	}
+	return resp.Presences, nil
+}
+
+// WatchPresence replaces the set of users (at most 200) whose presence
+// changes the server sends to every device of this user as NOTIFY, and
+// returns their presence now. An empty set stops watching. The server keeps
+// the set for a day after it was last sent: send it again after each login
+// (Session does).
+func (c *Client) WatchPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
+	req := &protocol.WatchPresenceReq{UserIds: userIDs}
+	resp := protocol.NewGetPresenceResp()
+	if err := c.roundTrip(ctx, protocol.Op_WATCH_PRESENCE, req, resp); err != nil {
+		return nil, fmt.Errorf("client: watch presence of %d users: %w", len(userIDs), err)
+	}
+	return resp.Presences, nil
+}
+
+// watchState is a Session's watch set.
+type watchState struct {
+	// mu is held across the request, so that a resend after a reconnect
+	// never overtakes a newer set on its way to the server.
+	mu  sync.Mutex
+	ids []int64 // nil: never set
+}
+
+// Typing is Client.Typing on the current connection.
+func (s *Session) Typing(ctx context.Context, convID string, typing bool) error {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("client: session typing: %w", err)
+	}
+	return c.Typing(ctx, convID, typing)
+}
+
+// GetPresence is Client.GetPresence on the current connection.
+func (s *Session) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: session presence: %w", err)
+	}
+	return c.GetPresence(ctx, userIDs)
+}
+
+// WatchPresence is Client.WatchPresence on the current connection; the
+// Session remembers the set and sends it again after every reconnect, and
+// every watchRefresh on a long-lived connection (the server lets a set lapse
+// a day after it was last sent), so changes keep arriving through
+// SessionConfig.Client.OnNotify. A set the server refused is still
+// remembered.
+func (s *Session) WatchPresence(ctx context.Context,
+	userIDs []int64) ([]*protocol.Presence, error) {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	s.watch.ids = append([]int64{}, userIDs...)
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: session watch presence: %w", err)
+	}
+	return c.WatchPresence(ctx, s.watch.ids)
+}
+
+// watchRefresh is how often a Session sends its watch set again on one
+// connection: well within the server's day.
+const watchRefresh = 6 * time.Hour
+
+// rewatch sends the remembered watch set on a new connection, then every
+// watchRefresh until the connection ends, in the background: presence is a
+// hint, and catching up on messages must not wait for it.
+func (s *Session) rewatch(c *Client) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tick := time.NewTicker(watchRefresh)
+		defer tick.Stop()
+		for {
+			s.sendWatch(c)
+			select {
+			case <-tick.C:
+			case <-c.Done():
+				return
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// sendWatch sends the remembered watch set on c, if one was set. An error
+// ends nothing: the connection's own error, if any, surfaces in serveConn.
+func (s *Session) sendWatch(c *Client) {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	if s.watch.ids != nil {
+		_, _ = c.WatchPresence(s.ctx, s.watch.ids)
+	}
+}

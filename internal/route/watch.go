@@ -1,0 +1,156 @@
+package route
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// DefaultWatchTTL is how long a watch set lives after it was last set, when
+// a store is built with a zero TTL. Clients set it again after every login,
+// so only the watches of users who went away lapse.
+const DefaultWatchTTL = 24 * time.Hour
+
+// Watches stores who watches whose presence: for each watcher the set of
+// users it watches, and the reverse, which task reads when a user's presence
+// changes. All methods are safe for concurrent use.
+type Watches interface {
+	// SetWatched replaces the set of users watcher watches by watched (empty
+	// clears it). The caller bounds and deduplicates watched.
+	SetWatched(ctx context.Context, watcher int64, watched []int64) error
+	// Watchers returns the users whose live watch set holds user, in no
+	// order.
+	Watchers(ctx context.Context, user int64) ([]int64, error)
+	// SwapAnnounced records, for each user of online, the presence last
+	// announced to its watchers, and returns the users whose record was
+	// different or absent: those whose watchers must be told. Records lapse
+	// after the watch TTL. Sharing the record lets several task instances
+	// announce each change once, whichever of them saw the events.
+	SwapAnnounced(ctx context.Context, online map[int64]bool) (changed []int64, err error)
+}
+
+// MemoryWatches is an in-process Watches for the single-process mode. One
+// lock guards it: a watch set changes once per login, far below the rate
+// that would make the lock contended.
+type MemoryWatches struct {
+	ttl time.Duration
+	now func() time.Time
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	watching  map[int64]watchSet           // watcher -> whom it watches
+	watchers  map[int64]map[int64]struct{} // watched -> who watches it
+	announced map[int64]announcedState
+	nextSweep time.Time
+}
+
+type announcedState struct {
+	online  bool
+	expires time.Time
+}
+
+type watchSet struct {
+	users   []int64
+	expires time.Time
+}
+
+// NewMemoryWatches returns an empty store whose watch sets lapse ttl after
+// they were last set (DefaultWatchTTL when zero).
+func NewMemoryWatches(ttl time.Duration) *MemoryWatches {
+	if ttl <= 0 {
+		ttl = DefaultWatchTTL
+	}
+	return &MemoryWatches{
+		ttl:       ttl,
+		now:       time.Now,
+		watching:  make(map[int64]watchSet),
+		watchers:  make(map[int64]map[int64]struct{}),
+		announced: make(map[int64]announcedState),
+	}
+}
+
+// SetWatched implements Watches.
+func (m *MemoryWatches) SetWatched(_ context.Context, watcher int64, watched []int64) error {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+	m.unlink(watcher)
+	if len(watched) == 0 {
+		return nil
+	}
+	m.watching[watcher] = watchSet{users: append([]int64(nil), watched...), expires: now.Add(m.ttl)}
+	for _, u := range watched {
+		set := m.watchers[u]
+		if set == nil {
+			set = make(map[int64]struct{})
+			m.watchers[u] = set
+		}
+		set[watcher] = struct{}{}
+	}
+	return nil
+}
+
+// Watchers implements Watches. Lapsed watch sets are skipped here and
+// removed by the next sweep.
+func (m *MemoryWatches) Watchers(_ context.Context, user int64) ([]int64, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int64
+	for w := range m.watchers[user] {
+		if m.watching[w].expires.After(now) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// unlink removes watcher's set and its reverse entries. Called with mu held.
+func (m *MemoryWatches) unlink(watcher int64) {
+	for _, u := range m.watching[watcher].users {
+		delete(m.watchers[u], watcher)
+		if len(m.watchers[u]) == 0 {
+			delete(m.watchers, u)
+		}
+	}
+	delete(m.watching, watcher)
+}
+
+// sweep unlinks lapsed watch sets, at most once per quarter TTL, so that
+// memory held by users who never came back is bounded by the TTL. Called
+// with mu held.
+func (m *MemoryWatches) sweep(now time.Time) {
+	if now.Before(m.nextSweep) {
+		return
+	}
+	m.nextSweep = now.Add(m.ttl / 4)
+	for w, set := range m.watching {
+		if !set.expires.After(now) {
+			m.unlink(w)
+		}
+	}
+	for u, a := range m.announced {
+		if !a.expires.After(now) {
+			delete(m.announced, u)
+		}
+	}
+}
+
+// SwapAnnounced implements Watches.
+func (m *MemoryWatches) SwapAnnounced(_ context.Context,
+	online map[int64]bool) ([]int64, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+	var changed []int64
+	for u, on := range online {
+		old, ok := m.announced[u]
+		if !ok || !old.expires.After(now) || old.online != on {
+			changed = append(changed, u)
+		}
+		m.announced[u] = announcedState{online: on, expires: now.Add(m.ttl)}
+	}
+	return changed, nil
+}

@@ -1,0 +1,134 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Typing tells the other members of a conversation that the user started or
+// stopped typing, as NOTIFY{typing} on their live devices (not on the user's
+// own other devices). Nothing is stored. FORBIDDEN when the user is not a
+// member; RATE_LIMITED past the per-user budget. Events over the
+// per-conversation budget, in conversations over TypingMaxMembers, in a 1:1
+// conversation that has no message yet or where either side blocked the
+// other are answered OK and dropped.
+func (s *Service) Typing(ctx context.Context, session *logicrpc.Session,
+	req *protocol.TypingReq) (*protocol.TypingResp, error) {
+	if !authenticated(session) {
+		return nil, s.fail("typing", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.TypingReq{} // a missing body reads as empty
+	}
+	if err := s.typing(ctx, session, req); err != nil {
+		return nil, s.fail("typing", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", session.UserId).Str("conv", req.GetConvId())
+		})
+	}
+	return &protocol.TypingResp{}, nil
+}
+
+func (s *Service) typing(ctx context.Context, session *logicrpc.Session,
+	req *protocol.TypingReq) error {
+	convID, user := req.GetConvId(), session.UserId
+	if convID == "" || len(convID) > maxConvID {
+		return fmt.Errorf("%w: conv_id", ErrBadRequest)
+	}
+	// Before any query, so a flood costs no database work.
+	if !s.eph.typingUser.Allow(strconv.FormatInt(user, 10)) {
+		return fmt.Errorf("%w: typing", ErrRateLimited)
+	}
+	member, err := s.isActiveMember(ctx, convID, user)
+	if err != nil {
+		return err
+	}
+	if !member {
+		if _, perr := peerOf(convID, user); perr == nil {
+			return nil // a 1:1 conversation not started yet: nobody to tell
+		}
+		return fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	}
+	if !s.eph.typingConv.Allow(typingKey(user, convID, req.Typing)) {
+		return nil
+	}
+	recipients, err := s.typingRecipients(ctx, convID, user)
+	if err != nil || len(recipients) == 0 {
+		return err
+	}
+	if peer, perr := peerOf(convID, user); perr == nil {
+		// A block silences typing both ways, like messages; dropped
+		// without an error, so the answer does not reveal the block.
+		if blocked, err := s.blockedBetween(ctx, user, peer); err != nil || blocked {
+			return err
+		}
+	}
+	n := &protocol.Notify{Typing: &protocol.TypingUpdate{ConvId: convID, UserId: user,
+		Typing: req.Typing}}
+	s.publishNotify(ctx, recipients, n, ownConn(session))
+	return nil
+}
+
+// typingKey is the per-conversation limiter key of user's typing state.
+// Started and stopped have separate budgets, so that the "stopped" right
+// after a "started" is never the one dropped.
+func typingKey(user int64, convID string, typing bool) string {
+	state := "0"
+	if typing {
+		state = "1"
+	}
+	return strconv.FormatInt(user, 10) + "|" + state + "|" + convID
+}
+
+// isActiveMember reports whether user is a current member of convID: a
+// member row exists and the user has not left.
+func (s *Service) isActiveMember(ctx context.Context, convID string, user int64) (bool, error) {
+	var m memberRow
+	err := s.rdc(ctx).Select("conv_id", "user_id").
+		Where("conv_id = ? AND user_id = ? AND left_seq = 0", convID, user).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("membership user=%d conv=%s: %w", user, convID, err)
+	}
+	return true, nil
+}
+
+// typingRecipients returns the members of convID other than user, or none
+// when the conversation has more than TypingMaxMembers members.
+func (s *Service) typingRecipients(ctx context.Context, convID string,
+	user int64) ([]int64, error) {
+	if strings.HasPrefix(convID, p2pPrefix) {
+		peer, err := peerOf(convID, user)
+		if err != nil {
+			return nil, err
+		}
+		return []int64{peer}, nil
+	}
+	limit := s.eph.cfg.TypingMaxMembers
+	var ids []int64
+	err := s.rdc(ctx).Model(&memberRow{}).Where("conv_id = ? AND left_seq = 0", convID).
+		Limit(limit+1).Pluck("user_id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("typing members conv=%s: %w", convID, err)
+	}
+	if len(ids) > limit {
+		return nil, nil
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		if id != user {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

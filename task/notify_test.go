@@ -1,0 +1,217 @@
+package task
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// publishCore sends ev on subject over core NATS, as logic does.
+func (en *env) publishCore(t *testing.T, subject string, ev interface {
+	BLength() int
+	FastWrite([]byte) int
+}) {
+	t.Helper()
+	buf := make([]byte, ev.BLength())
+	buf = buf[:ev.FastWrite(buf)]
+	if err := en.js.Conn().Publish(subject, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := en.js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// decodeNotify decodes a pushed frame back to its Notify.
+func decodeNotify(t *testing.T, frame []byte) *protocol.Notify {
+	t.Helper()
+	h, body, n, err := codec.Decoder{}.Decode(frame)
+	if err != nil || n != len(frame) {
+		t.Fatalf("decode frame: n=%d of %d, err=%v", n, len(frame), err)
+	}
+	if h.Op != protocol.Op_NOTIFY || h.RequestID != 0 {
+		t.Fatalf("header = %+v, want NOTIFY with request id 0", h)
+	}
+	msg := protocol.NewNotify()
+	if err := codec.ReadBody(body, msg); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func TestNotify_FanOutOneCallPerGateway(t *testing.T) {
+	en := newEnv(t)
+	a, b := startGateway(t, gatewayMode{}), startGateway(t, gatewayMode{})
+	origin := route.Route{UserID: 1, DeviceID: "phone", Gateway: a.addr, ConnID: 1}
+	en.putRoute(t, origin)
+	en.putRoute(t, route.Route{UserID: 1, DeviceID: "laptop", Gateway: a.addr, ConnID: 2})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: a.addr, ConnID: 3})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "laptop", Gateway: b.addr, ConnID: 4})
+	startTask(t, en, testConfig(), nil)
+
+	read := &protocol.ReadUpdate{ConvId: "p2p:1:2", UserId: 1, ReadSeq: 7}
+	en.publishCore(t, en.names.NotifySubject(), &event.NotifyEvent{
+		Notify: &protocol.Notify{Read_: read}, Recipients: []int64{1, 2},
+		OriginGateway: origin.Gateway, OriginConnId: origin.ConnID,
+	})
+
+	waitFor(t, 5*time.Second, "both gateways pushed", func() bool {
+		return len(a.callsCopy()) == 1 && len(b.callsCopy()) == 1
+	})
+	callA, callB := a.callsCopy()[0], b.callsCopy()[0]
+	slices.Sort(callA.conns)
+	if !slices.Equal(callA.conns, []int64{2, 3}) || !slices.Equal(callB.conns, []int64{4}) {
+		t.Fatalf("targets = %v and %v, want [2 3] and [4] (origin conn 1 left out)",
+			callA.conns, callB.conns)
+	}
+	if got := decodeNotify(t, callB.frame).Read_; got == nil || *got != *read {
+		t.Fatalf("notify read = %+v, want %+v", got, read)
+	}
+	stream, err := en.js.Stream(context.Background(), en.names.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(context.Background()); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("stream info %+v (%v), want no events: notifies use core NATS", info, err)
+	}
+}
+
+func TestNotify_UndecodableDropped(t *testing.T) {
+	en := newEnv(t)
+	a := startGateway(t, gatewayMode{})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: a.addr, ConnID: 3})
+	startTask(t, en, testConfig(), nil)
+	if err := en.js.Conn().Publish(en.names.NotifySubject(), []byte{0xff, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	en.publishCore(t, en.names.NotifySubject(), &event.NotifyEvent{
+		Notify: &protocol.Notify{Typing: &protocol.TypingUpdate{ConvId: "p2p:1:2", UserId: 1,
+			Typing: true}}, Recipients: []int64{2},
+	})
+	waitFor(t, 5*time.Second, "the good event pushed", func() bool {
+		return len(a.callsCopy()) == 1
+	})
+}
+
+// presenceEnv is a task with a watch store where user 10 watches user 20,
+// whose only connection is conn 10 of one stub gateway.
+type presenceEnv struct {
+	*env
+	gw      *stubGateway
+	watches *route.MemoryWatches
+}
+
+func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv {
+	t.Helper()
+	en := newEnv(t)
+	if routes != nil {
+		en.routes = routes
+	}
+	pe := &presenceEnv{env: en, gw: startGateway(t, gatewayMode{}),
+		watches: route.NewMemoryWatches(0)}
+	en.putRoute(t, route.Route{UserID: 10, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 10})
+	if err := pe.watches.SetWatched(context.Background(), 10, []int64{20}); err != nil {
+		t.Fatal(err)
+	}
+	startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: en.routes,
+		Watches: pe.watches})
+	return pe
+}
+
+// set puts or deletes user 20's route and publishes the event logic would.
+func (pe *presenceEnv) set(t *testing.T, online bool) {
+	t.Helper()
+	r := route.Route{UserID: 20, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 20}
+	if online {
+		pe.putRoute(t, r)
+	} else if err := pe.routes.Delete(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	pe.publishCore(t, pe.names.PresenceSubject(),
+		&event.PresenceEvent{UserId: 20, AtMs: time.Now().UnixMilli()})
+}
+
+// announced returns the presence notifications the watcher received.
+func (pe *presenceEnv) announced(t *testing.T) []bool {
+	t.Helper()
+	var out []bool
+	for _, f := range pe.gw.framesOf(10) {
+		p := decodeNotify(t, f).Presence
+		if p == nil || p.UserId != 20 || p.SinceMs == 0 {
+			t.Fatalf("notify presence = %+v, want user 20 with a time", p)
+		}
+		out = append(out, p.Online)
+	}
+	return out
+}
+
+func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {
+	cfg := testConfig()
+	// Long enough that eleven publishes fit in one window on a busy machine.
+	cfg.PresenceWindow = time.Second
+	cfg.PresenceRecheck = -1
+	pe := startPresence(t, cfg, nil)
+
+	// Ten flaps ending online, all within one window: one announcement,
+	// online.
+	for i := range 10 {
+		pe.set(t, i%2 == 0)
+	}
+	pe.set(t, true)
+	waitFor(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	time.Sleep(3 * cfg.PresenceWindow / 2) // long enough for a second announcement to show
+	if got := pe.announced(t); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("after flapping: announced %v, want [true]", got)
+	}
+
+	// Flapping that ends where it began announces nothing.
+	for i := range 10 {
+		pe.set(t, i%2 == 1)
+	}
+	time.Sleep(3 * cfg.PresenceWindow / 2)
+	if got := pe.announced(t); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("after a net-zero flap: announced %v, want [true]", got)
+	}
+
+	// A real change: exactly one announcement.
+	pe.set(t, false)
+	waitFor(t, 5*time.Second, "offline announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 2
+	})
+	time.Sleep(3 * cfg.PresenceWindow / 2)
+	if got := pe.announced(t); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("after going offline: announced %v, want [true false]", got)
+	}
+}
+
+func TestPresence_LapsedRouteAnnouncedOffline(t *testing.T) {
+	cfg := testConfig()
+	cfg.PresenceWindow = 50 * time.Millisecond
+	cfg.PresenceRecheck = 100 * time.Millisecond
+	// Routes of user 20 lapse unrenewed, as when its gateway dies; the
+	// watcher's route is renewed below.
+	routes := route.NewMemory(500 * time.Millisecond)
+	pe := startPresence(t, cfg, routes)
+	pe.set(t, true)
+	waitFor(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	watcher := route.Route{UserID: 10, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 10}
+	waitFor(t, 5*time.Second, "lapsed route announced offline", func() bool {
+		_ = routes.Renew(context.Background(), []route.Route{watcher})
+		return len(pe.gw.framesOf(10)) >= 2
+	})
+	if got := pe.announced(t); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("announced %v, want [true false]", got)
+	}
+}
