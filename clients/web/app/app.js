@@ -199,6 +199,11 @@ function mergeSummary(sum) {
   scheduleRender();
 }
 
+// The server forgets a watch set a day after it was last sent; the app
+// sends it after every login and, for a tab left open, every hour.
+const WATCH_AGAIN_MS = 3_600_000;
+setInterval(() => watchPeers(), WATCH_AGAIN_MS);
+
 async function onResumed() {
   try {
     for (const sum of await app.session.conversations()) mergeSummary(sum);
@@ -326,7 +331,7 @@ function onNotify(n) {
 }
 
 async function watchPeers() {
-  if (!app.presenceSupported || !app.session) return;
+  if (!app.presenceSupported || !app.session || app.session.state !== State.ONLINE) return;
   const ids = [...new Set([...app.convs.values()]
     .filter((c) => c.type === ConvType.P2P && c.peerUserId).map((c) => String(c.peerUserId)))];
   try {
@@ -343,6 +348,7 @@ function sendTyping(typing) {
   if (!c || !app.session || app.session.state !== State.ONLINE) return;
   const now = Date.now();
   if (typing && now - app.typingSentMs < TYPING_SEND_EVERY_MS) return;
+  if (!typing && app.typingSentMs === 0) return; // no "started" to take back
   app.typingSentMs = typing ? now : 0;
   app.session.typing(c.convId, typing).catch(() => {});
 }
@@ -676,7 +682,7 @@ function wireUi() {
       $('composer').requestSubmit();
     }
   });
-  $('text').addEventListener('input', () => sendTyping(true));
+  $('text').addEventListener('input', () => sendTyping($('text').value !== ''));
 
   $('scroller').addEventListener('scroll', () => {
     const c = app.convs.get(app.openId);

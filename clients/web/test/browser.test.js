@@ -76,9 +76,15 @@ describe('web app', () => {
     if (await unsupported(bob, 'typing')) {
       t.diagnostic('typing not checked: the server answers TYPING with UNSUPPORTED');
     } else {
+      // The server forwards one typing event per user, conversation and
+      // state every 2 s: Bob's "typing" while writing his reply was the last.
+      await bob.waitForTimeout(2100);
       await bob.fill('#text', 'typing…');
       await alice.waitForFunction(() =>
         /is typing/.test(document.querySelector('#typing').textContent));
+      // Live read receipts came with typing (NOTIFY): Bob read both.
+      await alice.waitForFunction(() => [...document.querySelectorAll('.msg.mine .meta')]
+        .filter((e) => e.textContent.endsWith('seen')).length === 2);
     }
     if (await unsupported(alice, 'presence')) {
       t.diagnostic('presence not checked: the server answers GET_PRESENCE with UNSUPPORTED');
