@@ -15,10 +15,12 @@ import (
 // connection, so the gateway never closes it with TOKEN_EXPIRED.
 func TestSession_RefreshesBeforeTokenExpiry(t *testing.T) {
 	cfg := baseConfig(t, RoleAll)
-	cfg.Logic.TokenTTL = 2 * time.Second
+	cfg.Logic.TokenTTL = 4 * time.Second
 	// The gateway's wheel first looks at a connection at its login deadline;
-	// keep that shorter than the token so the expiry is enforced on time.
-	cfg.Gateway.LoginTimeout = time.Second
+	// keep that shorter than the token so the expiry is enforced on time,
+	// and long enough for a registration and a password hash on a busy
+	// machine.
+	cfg.Gateway.LoginTimeout = 3 * time.Second
 	sys := startSystem(t, cfg)
 	addr := sys.GatewayAddr().String()
 	name := fmt.Sprintf("fresh%d", time.Now().UnixNano()%1_000_000_000)
@@ -42,7 +44,7 @@ func TestSession_RefreshesBeforeTokenExpiry(t *testing.T) {
 	}
 	defer s.Close()
 
-	time.Sleep(5 * time.Second) // two and a half token lifetimes
+	time.Sleep(10 * time.Second) // two and a half token lifetimes
 	if n := drops.Load(); n != 0 {
 		t.Fatalf("session dropped %d times; tokens were not refreshed in time", n)
 	}

@@ -36,6 +36,9 @@ type deviceRow struct {
 	RefreshHash      string `gorm:"size:64;not null;default:''"`
 	PrevRefreshHash  string `gorm:"size:64;not null;default:''"`
 	RefreshExpiresMs int64  `gorm:"not null;default:0"`
+	// RotatedMs is when PrevRefreshHash was rotated away, while its one
+	// retry (see refreshRetryGrace) is still allowed; 0 otherwise.
+	RotatedMs int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -22,6 +23,14 @@ const refreshPrefix = "rt1."
 
 // refreshRandom is the random part of a refresh token in bytes.
 const refreshRandom = 32
+
+// refreshRetryGrace is how long after a rotation the rotated-away refresh
+// token may come back once without counting as reuse: a client whose
+// connection broke before the REFRESH answer arrived retries with the token
+// it still holds, and would otherwise be signed out. The retry needs a
+// session of the same device, which a thief holding only the refresh token
+// lacks.
+const refreshRetryGrace = 30 * time.Second
 
 // tokenPair is what a login, refresh or password change hands out.
 type tokenPair struct {
@@ -78,7 +87,7 @@ func (s *Service) issuePair(ctx context.Context, dev *deviceRow) (tokenPair, err
 	err = s.dbc(ctx).Model(&deviceRow{}).
 		Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID).
 		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
-			"prev_refresh_hash": "", "refresh_expires_ms": expires}).Error
+			"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires}).Error
 	if err != nil {
 		return tokenPair{}, fmt.Errorf("store refresh user=%d device=%q: %w",
 			dev.UserID, dev.DeviceID, err)
@@ -132,20 +141,27 @@ func (s *Service) rotate(ctx context.Context, user int64, device,
 		return tokenPair{}, orTokenInvalid(err, "revoked")
 	}
 	h := hashRefresh(token)
+	now := s.now().UnixMilli()
 	if sameHash(dev.PrevRefreshHash, h) {
+		if dev.RotatedMs > 0 && now-dev.RotatedMs < refreshRetryGrace.Milliseconds() {
+			// A retry of a rotation whose answer was lost: the token the
+			// client never received is replaced, once.
+			return s.replaceRefresh(ctx, dev, dev.RefreshHash, h, 0)
+		}
 		s.revokeReused(ctx, user, device)
 		return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
 	}
-	if !sameHash(dev.RefreshHash, h) || s.now().UnixMilli() >= dev.RefreshExpiresMs {
+	if !sameHash(dev.RefreshHash, h) || now >= dev.RefreshExpiresMs {
 		return tokenPair{}, fmt.Errorf("%w: revoked or expired", ErrTokenInvalid)
 	}
-	return s.replaceRefresh(ctx, dev, h)
+	return s.replaceRefresh(ctx, dev, h, h, now)
 }
 
 // replaceRefresh swaps the device's refresh token whose hash is old for a
-// new one, remembering old as rotated.
+// new one, remembering prev as the rotated-away token and rotatedMs as when
+// (0: no retry of prev allowed).
 func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
-	old string) (tokenPair, error) {
+	old, prev string, rotatedMs int64) (tokenPair, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
 		return tokenPair{}, err
@@ -154,7 +170,7 @@ func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
 	res := s.dbc(ctx).Model(&deviceRow{}).
 		Where("user_id = ? AND device_id = ? AND refresh_hash = ?", dev.UserID, dev.DeviceID, old).
 		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
-			"prev_refresh_hash": old, "refresh_expires_ms": expires})
+			"prev_refresh_hash": prev, "rotated_ms": rotatedMs, "refresh_expires_ms": expires})
 	if res.Error != nil {
 		return tokenPair{}, fmt.Errorf("rotate refresh user=%d device=%q: %w",
 			dev.UserID, dev.DeviceID, res.Error)

@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -98,7 +99,20 @@ func TestRefresh_RotatesAndDetectsReuse(t *testing.T) {
 		_, err = e.svc.Refresh(ctx, &other, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 
-		// The rotated-away token comes back: two parties hold the device.
+		// The rotated-away token comes back once, soon: a retry whose answer
+		// was lost. It gets a new pair; the one never received stops working.
+		retry, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatalf("retry within the grace: %v", err)
+		}
+		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		if got := e.signedOut(t); len(got) != 0 {
+			t.Fatalf("a retry signed out %v", got)
+		}
+		fresh = retry
+
+		// And again: two parties hold the device.
 		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 		for name, tok := range map[string]string{"access": fresh.Token,
@@ -247,4 +261,22 @@ func TestAccountMethods_NilBodies(t *testing.T) {
 	if _, err = e.svc.UpdateProfile(ctx, sess, nil); err != nil {
 		t.Fatalf("update profile without a body: %v", err)
 	}
+}
+
+func TestRefresh_ReuseAfterTheGraceRevokes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		if _, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.now = func() time.Time { return time.Now().Add(refreshRetryGrace + time.Second) }
+		_, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		if got := e.signedOut(t); len(got) != 1 {
+			t.Fatalf("signed out %v after a late reuse, want the device's connection", got)
+		}
+	})
 }
