@@ -652,6 +652,22 @@ function wireUi() {
     scheduleRender();
   });
 
+  let searchTimer = 0;
+  $('newchat-user').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    const q = $('newchat-user').value.trim();
+    if (q.length < 3) return; // the server's shortest prefix
+    // Debounced: SEARCH_USERS is rate-limited per user.
+    searchTimer = setTimeout(async () => {
+      try {
+        const r = await app.session.searchUsers(q, 8);
+        $('user-suggestions').replaceChildren(...r.users
+          .filter((u) => u.userId !== app.me.userId)
+          .map((u) => Object.assign(document.createElement('option'), { value: u.username })));
+      } catch { /* suggestions are optional */ }
+    }, 300);
+  });
+
   $('newchat-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     showSideError(null);
