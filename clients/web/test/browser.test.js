@@ -126,6 +126,12 @@ describe('web app', () => {
       await waitMessage(page, 'line 1');
       assert.deepEqual(await bodies(page), range(1, 40).map((i) => `line ${i}`));
 
+      // The new-chat field suggests users by prefix (SEARCH_USERS).
+      await page.fill('#newchat-user', term.slice(0, 6));
+      await page.waitForFunction((name) => [...document.querySelectorAll('#user-suggestions option')]
+        .some((o) => o.value === name), term);
+      await page.fill('#newchat-user', '');
+
       await send(page, 'hello terminal');
       await chat.waitFor(`${web}: hello terminal`);
       chat.line('hello browser');
