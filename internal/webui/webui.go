@@ -24,6 +24,9 @@ import (
 	web "github.com/resonance-im/resonance/clients/web"
 )
 
+// ErrNoIndex means the files to serve lack app/index.html, the page.
+var ErrNoIndex = errors.New("webui: no app/index.html among the files")
+
 // Options configure a Server.
 type Options struct {
 	// Addr is the listen address; port 0 picks one. Required.
@@ -119,7 +122,7 @@ func load(fsys fs.FS) (map[string]file, error) {
 		return nil, fmt.Errorf("webui: load files: %w", err)
 	}
 	if _, ok := files["/"]; !ok {
-		return nil, errors.New("webui: no app/index.html among the files")
+		return nil, ErrNoIndex
 	}
 	return files, nil
 }

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -135,8 +136,8 @@ func TestListen_RefusesFilesWithoutIndex(t *testing.T) {
 	_, err := Listen(Options{Addr: "127.0.0.1:0", Files: fstest.MapFS{
 		"sdk/index.js": {Data: []byte("export {};")},
 	}}, zerolog.Nop())
-	if err == nil {
-		t.Fatal("Listen without app/index.html succeeded")
+	if !errors.Is(err, ErrNoIndex) {
+		t.Fatalf("Listen without app/index.html: %v, want ErrNoIndex", err)
 	}
 }
 
