@@ -5,7 +5,7 @@
 
 import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
-  StoragePositions, decodeStruct, nameOf, register, schemas,
+  SessionEndedError, StoragePositions, decodeStruct, jitter, nameOf, register, schemas,
 } from '../sdk/index.js';
 import { bodyText, el, errText, groupEventText, reconcile, timeText } from './view.js';
 
@@ -97,11 +97,26 @@ async function startSession({ username, password }) {
     return true;
   } catch (err) {
     app.session = null;
+    if (!password && !err.code && !(err instanceof SessionEndedError)) {
+      // A reload while the server is unreachable: the saved login may be
+      // fine, so keep it and try again rather than ask for the password.
+      retryStart(username);
+      return false;
+    }
     app.storage.clear();
     showLogin(err.code === ErrorCode.INVALID_CREDENTIALS ? 'Wrong username or password.'
       : errText(err));
     return false;
   }
+}
+
+let startBackoffMs = 1000;
+
+function retryStart(username) {
+  const wait = jitter(startBackoffMs);
+  startBackoffMs = Math.min(startBackoffMs * 2, 30_000);
+  setConn({ state: State.OFFLINE, retryInMs: wait });
+  setTimeout(() => startSession({ username }), wait);
 }
 
 // ---- views ----
@@ -196,6 +211,7 @@ function mergeSummary(sum) {
     if (sum.lastMessage && sum.lastMessage.msgId) c.lastMessage = sum.lastMessage;
   }
   if (c.peerUserId) nameOf_(c.peerUserId);
+  if (isViewing(c)) markReadIfSeen(c); // a summary read before our MARK_READ landed
   scheduleRender();
 }
 
@@ -381,6 +397,7 @@ async function openConv(convId) {
   $('members').hidden = true;
   $('members-btn').setAttribute('aria-expanded', 'false');
   stickToBottom = true;
+  markReadIfSeen(c);
   renderAll();
   $('text').focus();
   if (!c.historyLoaded) await loadOlder(c);
