@@ -335,10 +335,18 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 	routes route.Table) error {
 	tc := s.cfg.Task
 	tc.InternalSecret = s.cfg.InternalSecret
-	t, err := task.New(tc, task.Deps{
+	deps := task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
 		Metrics: s.metrics, Registry: s.registry, Watches: s.watches,
-	})
+	}
+	if tc.Notify.Enabled() {
+		lc, err := s.taskLogicClient()
+		if err != nil {
+			return err
+		}
+		deps.Logic = lc
+	}
+	t, err := task.New(tc, deps)
 	if err != nil {
 		return err
 	}

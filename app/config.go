@@ -111,6 +111,7 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
 		fs.DurationVar(&c.Task.RegistryRefresh, "task-registry-refresh", 0,
 			"period of reading the gateway registry (default 2s)")
+		bindNotify(fs, c, role)
 	}
 }
 

@@ -67,3 +67,7 @@ func (featureStub) SetDND(context.Context, *logicrpc.Session, *protocol.SetDNDRe
 func (featureStub) GetSettings(context.Context, *logicrpc.Session, *protocol.GetSettingsReq) (*protocol.UserSettings, error) {
 	return nil, unsupportedErr()
 }
+
+func (featureStub) OfflineTargets(context.Context, *logicrpc.OfflineTargetsReq) (*logicrpc.OfflineTargetsResp, error) {
+	return nil, unsupportedErr()
+}

@@ -22,6 +22,39 @@ struct ConnInfo {
     3: string remote_addr,
 }
 
+// OfflineTargetsReq asks which devices of a message's recipients should get
+// an offline notification. Only task calls it (OfflineTargets).
+struct OfflineTargetsReq {
+    1: string conv_id,
+    2: i64 sender_id,
+    3: list<i64> recipients,        // user ids; the sender is left out of the answer
+    4: list<DeviceRef> online,      // devices with a live route: left out of the answer
+    5: i64 at_ms,                   // the message's send time, for do-not-disturb
+}
+
+// DeviceRef names one device of a user.
+struct DeviceRef {
+    1: i64 user_id,
+    2: string device_id,
+}
+
+// OfflineTarget is one device with a push token that is not online.
+struct OfflineTarget {
+    1: i64 user_id,
+    2: string device_id,
+    3: protocol.PushPlatform platform,
+    4: string token,
+    5: string app_id,
+    6: i32 badge,                   // the user's unread messages over all conversations
+    7: bool muted,                  // the user muted the conversation
+    8: bool dnd,                    // at_ms falls in the user's do-not-disturb window
+}
+
+struct OfflineTargetsResp {
+    1: list<OfflineTarget> targets,
+    2: string sender_name,          // the sender's nickname, or username without one; empty without targets
+}
+
 service Logic {
     // Register creates an account; conn says where the request came from, for
     // per-address limits.
@@ -69,4 +102,10 @@ service Logic {
     protocol.MuteConvResp MuteConv(1: Session session, 2: protocol.MuteConvReq req) throws (1: common.BizError err)
     protocol.UserSettings SetDND(1: Session session, 2: protocol.SetDNDReq req) throws (1: common.BizError err)
     protocol.UserSettings GetSettings(1: Session session, 2: protocol.GetSettingsReq req) throws (1: common.BizError err)
+
+    // OfflineTargets is internal: task calls it for each message event to
+    // learn the push tokens, badges, mute and do-not-disturb state of the
+    // recipients' offline devices. The internal secret guards it like every
+    // other call on logic's port.
+    OfflineTargetsResp OfflineTargets(1: OfflineTargetsReq req) throws (1: common.BizError err)
 }

@@ -464,9 +464,10 @@ struct MuteConvReq {
 
 struct MuteConvResp {}
 
-// SetDNDReq sets the user's do-not-disturb window: offline notifications are
-// held back between start and end, minutes after midnight in the user's zone
-// (utc_offset_minutes). start == end switches it off.
+// SetDNDReq sets the user's do-not-disturb window: no offline notifications
+// for messages sent between start and end (they are not sent later either),
+// minutes after midnight in the user's zone (utc_offset_minutes). start ==
+// end switches it off.
 struct SetDNDReq {
     1: i32 start_minute,
     2: i32 end_minute,

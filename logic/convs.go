@@ -176,7 +176,7 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 }
 
 // summaries completes rows with their last messages and this device's
-// delivered positions, two queries for the whole page.
+// delivered positions and mute flags, three queries for the whole page.
 func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	rows []convSummaryRow) ([]*protocol.ConvSummary, error) {
 	if len(rows) == 0 {
@@ -209,6 +209,10 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, err
 	}
+	muted, err := s.mutedConvs(ctx, session.UserId, convIDs)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*protocol.ConvSummary, len(rows))
 	for i, r := range rows {
 		out[i] = &protocol.ConvSummary{
@@ -223,6 +227,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			Left:         r.LeftSeq > 0,
 			MemberCount:  r.MemberCount,
 			PeerReadSeq:  peerRead[r.ID],
+			Muted:        muted[r.ID],
 		}
 		if m, ok := msgs[r.LastMsgID]; ok {
 			out[i].LastMessage = m.toThrift()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,11 +55,12 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 // migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
 	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
-		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{})
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
+		&pushTokenRow{}, &muteRow{}, &settingsRow{})
 	if err != nil {
 		return err
 	}
-	for _, ix := range tableIndexes {
+	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes) {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}

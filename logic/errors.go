@@ -45,9 +45,6 @@ var (
 	// ErrUnavailable means a dependency (JetStream, route store) failed; the
 	// request may be retried with the same ids.
 	ErrUnavailable = errors.New("temporarily unavailable")
-	// ErrUnsupported means the request is valid but this server does not
-	// serve it.
-	ErrUnsupported = errors.New("unsupported")
 )
 
 // Internal errors; they never reach a client as such.
@@ -76,7 +73,6 @@ var clientCodes = []struct {
 	{ErrNotFound, common.ErrorCode_NOT_FOUND},
 	{ErrTooLarge, common.ErrorCode_TOO_LARGE},
 	{ErrRateLimited, common.ErrorCode_RATE_LIMITED},
-	{ErrUnsupported, common.ErrorCode_UNSUPPORTED},
 }
 
 // serverCodes maps errors that may wrap a dependency's text, so only the

@@ -133,7 +133,8 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 		return // SQLite lives in t.TempDir
 	}
 	err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}, &memberRow{},
-		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{})
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
+		&pushTokenRow{}, &muteRow{}, &settingsRow{})
 	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}

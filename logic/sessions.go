@@ -19,6 +19,9 @@ func (s *Service) Logout(ctx context.Context, session *logicrpc.Session,
 	if _, err := s.revokeDevices(ctx, session.UserId, session.DeviceId); err != nil {
 		return nil, s.fail("logout", err, sessionIDs(session))
 	}
+	if err := s.removePushTokens(ctx, session.UserId, session.DeviceId); err != nil {
+		return nil, s.fail("logout", err, sessionIDs(session))
+	}
 	s.signOutConns(ctx, session.UserId, session.DeviceId, ownConn(session))
 	s.log.Info().Int64("user", session.UserId).Str("device", session.DeviceId).Msg("logged out")
 	return &protocol.LogoutResp{}, nil
@@ -77,6 +80,10 @@ func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
 	if _, err := s.revokeDevices(ctx, u.ID, ""); err != nil {
 		return tokenPair{}, err
 	}
+	// Every other device is signed out; the session's own keeps its token.
+	if err := s.removeOtherPushTokens(ctx, u.ID, session.DeviceId); err != nil {
+		return tokenPair{}, err
+	}
 	// Read after the revocation, so the new pair carries the new generation.
 	dev, err := s.findDevice(ctx, u.ID, session.DeviceId)
 	if err == nil && dev == nil {
@@ -110,6 +117,9 @@ func (s *Service) SignOutDevice(ctx context.Context, session *logicrpc.Session,
 	n, err := s.revokeDevices(ctx, session.UserId, device)
 	if err == nil && n == 0 {
 		err = fmt.Errorf("%w: device", ErrNotFound)
+	}
+	if err == nil {
+		err = s.removePushTokens(ctx, session.UserId, device)
 	}
 	if err != nil {
 		return nil, s.fail("sign_out_device", err, sessionIDs(session))

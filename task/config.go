@@ -57,6 +57,8 @@ type Config struct {
 	// again, so that those whose routes lapsed with a dead gateway (which
 	// sends no event) are announced offline. Default 1m; negative: never.
 	PresenceRecheck time.Duration
+	// Notify configures offline push notifications; off by default.
+	Notify NotifyConfig
 }
 
 // applyDefaults fills every zero field with its default.
@@ -85,6 +87,7 @@ func (c *Config) applyDefaults() {
 	if c.PresenceRecheck == 0 {
 		c.PresenceRecheck = DefaultPresenceRecheck
 	}
+	c.Notify.applyDefaults()
 }
 
 // validate checks a Config after applyDefaults.
@@ -110,7 +113,7 @@ func (c *Config) validate() error {
 	case c.PresenceWindow < 0:
 		return fmt.Errorf("%w: PresenceWindow %v < 0", ErrBadConfig, c.PresenceWindow)
 	}
-	return nil
+	return c.Notify.validate()
 }
 
 // queueLen is the capacity of each worker's queue: the batch spread over the

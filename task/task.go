@@ -5,6 +5,9 @@
 // named gateway to close a replaced connection (kick.go). With a gateway
 // registry it drops the clients of gateways that vanished and skips pushes
 // and kicks to them instead of waiting out a timeout (registry.go, view.go).
+// When configured, it also turns message events into offline push
+// notifications posted to a webhook, through a consumer of their own
+// (offline.go, coalesce.go, webhook.go, notified.go).
 //
 // Ordering: events are partitioned by conversation over Config.Workers
 // workers, each handling its events one at a time, so one task instance
@@ -46,6 +49,8 @@ type Deps struct {
 	// then announces presence changes to watchers. Nil: presence events
 	// are not consumed.
 	Watches route.Watches
+	// Logic answers OfflineTargets; required when Config.Notify is enabled.
+	Logic OfflineLister
 }
 
 // Task consumes message events and pushes them to gateways. Build it with
@@ -60,6 +65,7 @@ type Task struct {
 	gateways *gatewayClients
 	view     *gatewayView // nil without a registry
 	metrics  *metrics
+	notify   *notifier // nil when notifications are off
 	ready    chan struct{}
 	started  atomic.Bool
 
@@ -82,9 +88,11 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		return nil, fmt.Errorf("%w: Routes", ErrMissingDeps)
 	case deps.MQ.Stream == "" || deps.MQ.Subject == "" || deps.MQ.Consumer == "":
 		return nil, fmt.Errorf("%w: MQ names %+v", ErrMissingDeps, deps.MQ)
+	case cfg.Notify.Enabled() && deps.Logic == nil:
+		return nil, fmt.Errorf("%w: Logic (notifications are on)", ErrMissingDeps)
 	}
 	log := deps.Log.With().Str("component", "task").Logger()
-	return &Task{
+	t := &Task{
 		cfg:      cfg,
 		js:       deps.JS,
 		names:    deps.MQ,
@@ -99,7 +107,11 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		ephMetrics:  newEphMetrics(deps.Metrics),
 		notifyQueue: make(chan notifyJob, notifyQueueLen),
 		presence:    newPresenceTracker(cfg.PresenceWindow, deps.Watches),
-	}, nil
+	}
+	if cfg.Notify.Enabled() {
+		t.notify = newNotifier(cfg.Notify, deps.Logic, deps.Routes, deps.Metrics, log, t.rare)
+	}
+	return t, nil
 }
 
 // Ready returns a channel closed once the stream and the durable consumer
@@ -129,6 +141,12 @@ func (t *Task) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var notify jetstream.Consumer
+	if t.notify != nil {
+		if notify, err = t.setupNotify(ctx); err != nil {
+			return err
+		}
+	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(t.cfg.BatchSize))
 	if err != nil {
 		return fmt.Errorf("task: consume %s: %w", t.names.Consumer, err)
@@ -148,6 +166,9 @@ func (t *Task) Run(ctx context.Context) error {
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
 	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, cons, 5*time.Second) })
 	g.Go(t.log, "task-registry", func() { t.watchRegistry(ctx) })
+	if notify != nil {
+		g.Go(t.log, "task-notify", func() { t.consumeNotify(ctx, notify) })
+	}
 	close(t.ready)
 	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
 		Msg("task consuming")

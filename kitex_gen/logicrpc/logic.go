@@ -121,6 +121,239 @@ var fieldIDToName_ConnInfo = map[int16]string{
 	3: "remote_addr",
 }
 
+type OfflineTargetsReq struct {
+	ConvId     string       `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	SenderId   int64        `thrift:"sender_id,2" frugal:"2,default,i64" json:"sender_id"`
+	Recipients []int64      `thrift:"recipients,3" frugal:"3,default,list<i64>" json:"recipients"`
+	Online     []*DeviceRef `thrift:"online,4" frugal:"4,default,list<DeviceRef>" json:"online"`
+	AtMs       int64        `thrift:"at_ms,5" frugal:"5,default,i64" json:"at_ms"`
+}
+
+func NewOfflineTargetsReq() *OfflineTargetsReq {
+	return &OfflineTargetsReq{}
+}
+
+func (p *OfflineTargetsReq) InitDefault() {
+}
+
+func (p *OfflineTargetsReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *OfflineTargetsReq) GetSenderId() (v int64) {
+	return p.SenderId
+}
+
+func (p *OfflineTargetsReq) GetRecipients() (v []int64) {
+	return p.Recipients
+}
+
+func (p *OfflineTargetsReq) GetOnline() (v []*DeviceRef) {
+	return p.Online
+}
+
+func (p *OfflineTargetsReq) GetAtMs() (v int64) {
+	return p.AtMs
+}
+func (p *OfflineTargetsReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *OfflineTargetsReq) SetSenderId(val int64) {
+	p.SenderId = val
+}
+func (p *OfflineTargetsReq) SetRecipients(val []int64) {
+	p.Recipients = val
+}
+func (p *OfflineTargetsReq) SetOnline(val []*DeviceRef) {
+	p.Online = val
+}
+func (p *OfflineTargetsReq) SetAtMs(val int64) {
+	p.AtMs = val
+}
+
+func (p *OfflineTargetsReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("OfflineTargetsReq(%+v)", *p)
+}
+
+var fieldIDToName_OfflineTargetsReq = map[int16]string{
+	1: "conv_id",
+	2: "sender_id",
+	3: "recipients",
+	4: "online",
+	5: "at_ms",
+}
+
+type DeviceRef struct {
+	UserId   int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	DeviceId string `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
+}
+
+func NewDeviceRef() *DeviceRef {
+	return &DeviceRef{}
+}
+
+func (p *DeviceRef) InitDefault() {
+}
+
+func (p *DeviceRef) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *DeviceRef) GetDeviceId() (v string) {
+	return p.DeviceId
+}
+func (p *DeviceRef) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *DeviceRef) SetDeviceId(val string) {
+	p.DeviceId = val
+}
+
+func (p *DeviceRef) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeviceRef(%+v)", *p)
+}
+
+var fieldIDToName_DeviceRef = map[int16]string{
+	1: "user_id",
+	2: "device_id",
+}
+
+type OfflineTarget struct {
+	UserId   int64                 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	DeviceId string                `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
+	Platform protocol.PushPlatform `thrift:"platform,3" frugal:"3,default,PushPlatform" json:"platform"`
+	Token    string                `thrift:"token,4" frugal:"4,default,string" json:"token"`
+	AppId    string                `thrift:"app_id,5" frugal:"5,default,string" json:"app_id"`
+	Badge    int32                 `thrift:"badge,6" frugal:"6,default,i32" json:"badge"`
+	Muted    bool                  `thrift:"muted,7" frugal:"7,default,bool" json:"muted"`
+	Dnd      bool                  `thrift:"dnd,8" frugal:"8,default,bool" json:"dnd"`
+}
+
+func NewOfflineTarget() *OfflineTarget {
+	return &OfflineTarget{}
+}
+
+func (p *OfflineTarget) InitDefault() {
+}
+
+func (p *OfflineTarget) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *OfflineTarget) GetDeviceId() (v string) {
+	return p.DeviceId
+}
+
+func (p *OfflineTarget) GetPlatform() (v protocol.PushPlatform) {
+	return p.Platform
+}
+
+func (p *OfflineTarget) GetToken() (v string) {
+	return p.Token
+}
+
+func (p *OfflineTarget) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *OfflineTarget) GetBadge() (v int32) {
+	return p.Badge
+}
+
+func (p *OfflineTarget) GetMuted() (v bool) {
+	return p.Muted
+}
+
+func (p *OfflineTarget) GetDnd() (v bool) {
+	return p.Dnd
+}
+func (p *OfflineTarget) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *OfflineTarget) SetDeviceId(val string) {
+	p.DeviceId = val
+}
+func (p *OfflineTarget) SetPlatform(val protocol.PushPlatform) {
+	p.Platform = val
+}
+func (p *OfflineTarget) SetToken(val string) {
+	p.Token = val
+}
+func (p *OfflineTarget) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *OfflineTarget) SetBadge(val int32) {
+	p.Badge = val
+}
+func (p *OfflineTarget) SetMuted(val bool) {
+	p.Muted = val
+}
+func (p *OfflineTarget) SetDnd(val bool) {
+	p.Dnd = val
+}
+
+func (p *OfflineTarget) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("OfflineTarget(%+v)", *p)
+}
+
+var fieldIDToName_OfflineTarget = map[int16]string{
+	1: "user_id",
+	2: "device_id",
+	3: "platform",
+	4: "token",
+	5: "app_id",
+	6: "badge",
+	7: "muted",
+	8: "dnd",
+}
+
+type OfflineTargetsResp struct {
+	Targets    []*OfflineTarget `thrift:"targets,1" frugal:"1,default,list<OfflineTarget>" json:"targets"`
+	SenderName string           `thrift:"sender_name,2" frugal:"2,default,string" json:"sender_name"`
+}
+
+func NewOfflineTargetsResp() *OfflineTargetsResp {
+	return &OfflineTargetsResp{}
+}
+
+func (p *OfflineTargetsResp) InitDefault() {
+}
+
+func (p *OfflineTargetsResp) GetTargets() (v []*OfflineTarget) {
+	return p.Targets
+}
+
+func (p *OfflineTargetsResp) GetSenderName() (v string) {
+	return p.SenderName
+}
+func (p *OfflineTargetsResp) SetTargets(val []*OfflineTarget) {
+	p.Targets = val
+}
+func (p *OfflineTargetsResp) SetSenderName(val string) {
+	p.SenderName = val
+}
+
+func (p *OfflineTargetsResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("OfflineTargetsResp(%+v)", *p)
+}
+
+var fieldIDToName_OfflineTargetsResp = map[int16]string{
+	1: "targets",
+	2: "sender_name",
+}
+
 type Logic interface {
 	Register(ctx context.Context, req *protocol.RegisterReq, conn *ConnInfo) (r *protocol.RegisterResp, err error)
 
@@ -183,6 +416,8 @@ type Logic interface {
 	SetDND(ctx context.Context, session *Session, req *protocol.SetDNDReq) (r *protocol.UserSettings, err error)
 
 	GetSettings(ctx context.Context, session *Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error)
+
+	OfflineTargets(ctx context.Context, req *OfflineTargetsReq) (r *OfflineTargetsResp, err error)
 }
 
 type LogicRegisterArgs struct {
@@ -3572,6 +3807,100 @@ func (p *LogicGetSettingsResult) String() string {
 }
 
 var fieldIDToName_LogicGetSettingsResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicOfflineTargetsArgs struct {
+	Req *OfflineTargetsReq `thrift:"req,1" frugal:"1,default,OfflineTargetsReq" json:"req"`
+}
+
+func NewLogicOfflineTargetsArgs() *LogicOfflineTargetsArgs {
+	return &LogicOfflineTargetsArgs{}
+}
+
+func (p *LogicOfflineTargetsArgs) InitDefault() {
+}
+
+var LogicOfflineTargetsArgs_Req_DEFAULT *OfflineTargetsReq
+
+func (p *LogicOfflineTargetsArgs) GetReq() (v *OfflineTargetsReq) {
+	if !p.IsSetReq() {
+		return LogicOfflineTargetsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicOfflineTargetsArgs) SetReq(val *OfflineTargetsReq) {
+	p.Req = val
+}
+
+func (p *LogicOfflineTargetsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicOfflineTargetsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicOfflineTargetsArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicOfflineTargetsArgs = map[int16]string{
+	1: "req",
+}
+
+type LogicOfflineTargetsResult struct {
+	Success *OfflineTargetsResp `thrift:"success,0,optional" frugal:"0,optional,OfflineTargetsResp" json:"success,omitempty"`
+	Err     *common.BizError    `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicOfflineTargetsResult() *LogicOfflineTargetsResult {
+	return &LogicOfflineTargetsResult{}
+}
+
+func (p *LogicOfflineTargetsResult) InitDefault() {
+}
+
+var LogicOfflineTargetsResult_Success_DEFAULT *OfflineTargetsResp
+
+func (p *LogicOfflineTargetsResult) GetSuccess() (v *OfflineTargetsResp) {
+	if !p.IsSetSuccess() {
+		return LogicOfflineTargetsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicOfflineTargetsResult_Err_DEFAULT *common.BizError
+
+func (p *LogicOfflineTargetsResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicOfflineTargetsResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicOfflineTargetsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*OfflineTargetsResp)
+}
+func (p *LogicOfflineTargetsResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicOfflineTargetsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicOfflineTargetsResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicOfflineTargetsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicOfflineTargetsResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicOfflineTargetsResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

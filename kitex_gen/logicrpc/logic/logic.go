@@ -232,6 +232,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"OfflineTargets": kitex.NewMethodInfo(
+		offlineTargetsHandler,
+		newLogicOfflineTargetsArgs,
+		newLogicOfflineTargetsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -1040,6 +1047,30 @@ func newLogicGetSettingsResult() interface{} {
 	return logicrpc.NewLogicGetSettingsResult()
 }
 
+func offlineTargetsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicOfflineTargetsArgs)
+	realResult := result.(*logicrpc.LogicOfflineTargetsResult)
+	success, err := handler.(logicrpc.Logic).OfflineTargets(ctx, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicOfflineTargetsArgs() interface{} {
+	return logicrpc.NewLogicOfflineTargetsArgs()
+}
+
+func newLogicOfflineTargetsResult() interface{} {
+	return logicrpc.NewLogicOfflineTargetsResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -1504,6 +1535,20 @@ func (p *kClient) GetSettings(ctx context.Context, session *logicrpc.Session, re
 	_args.Req = req
 	var _result logicrpc.LogicGetSettingsResult
 	if err = p.c.Call(ctx, "GetSettings", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) OfflineTargets(ctx context.Context, req *logicrpc.OfflineTargetsReq) (r *logicrpc.OfflineTargetsResp, err error) {
+	var _args logicrpc.LogicOfflineTargetsArgs
+	_args.Req = req
+	var _result logicrpc.LogicOfflineTargetsResult
+	if err = p.c.Call(ctx, "OfflineTargets", &_args, &_result); err != nil {
 		return
 	}
 	switch {
