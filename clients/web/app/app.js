@@ -191,6 +191,7 @@ function ensureConv(convId) {
     }
     app.convs.set(convId, c);
     if (c.type === ConvType.GROUP) refreshGroup(c);
+    else scheduleWatch(); // a new peer to watch
   }
   return c;
 }
@@ -344,6 +345,14 @@ function onNotify(n) {
     }
   }
   scheduleRender();
+}
+
+// scheduleWatch sends the watch set soon, once for a burst of new
+// conversations (WATCH_PRESENCE is rate-limited per user).
+let watchTimer = 0;
+function scheduleWatch() {
+  clearTimeout(watchTimer);
+  watchTimer = setTimeout(() => watchPeers(), 500);
 }
 
 async function watchPeers() {

@@ -62,6 +62,10 @@ describe('web app', () => {
     // Bob's list shows the conversation with two unread.
     const item = bob.locator('.conv-item', { hasText: a });
     await item.locator('.badge', { hasText: '2' }).waitFor();
+    if (!(await unsupported(bob, 'presence'))) {
+      // A conversation that appears while online brings its peer's presence.
+      await item.locator('.presence.on').waitFor();
+    }
     await shot(bob, 'conversations');
     await item.click();
     await waitMessage(bob, 'Are you there?');
