@@ -94,7 +94,15 @@ const Op = Object.freeze({
   UPDATE_PROFILE_ACK: 0x1a, LIST_DEVICES: 0x1b, LIST_DEVICES_ACK: 0x1c,
   SIGN_OUT_DEVICE: 0x1d, SIGN_OUT_DEVICE_ACK: 0x1e, SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
   BLOCK: 0x21, BLOCK_ACK: 0x22,
-  PUSH: 0x41, CLOSE: 0x42,
+  // Groups, message changes, presence and notification settings: known so
+  // that no frame of the protocol is "unknown" here; no calls for them yet.
+  CREATE_GROUP: 0x23, CREATE_GROUP_ACK: 0x24, MANAGE_GROUP: 0x25, MANAGE_GROUP_ACK: 0x26,
+  GET_GROUP: 0x27, GET_GROUP_ACK: 0x28, RECALL: 0x29, RECALL_ACK: 0x2a, EDIT: 0x2b,
+  EDIT_ACK: 0x2c, TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
+  GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
+  SET_PUSH_TOKEN: 0x35, SET_PUSH_TOKEN_ACK: 0x36, MUTE_CONV: 0x37, MUTE_CONV_ACK: 0x38,
+  SET_DND: 0x39, SET_DND_ACK: 0x3a, GET_SETTINGS: 0x3b, GET_SETTINGS_ACK: 0x3c,
+  PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
