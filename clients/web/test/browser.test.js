@@ -98,6 +98,12 @@ describe('web app', () => {
       assert.equal(await alice.locator('.conv-item .presence.on').count(), 1);
     }
     await shot(alice, 'chat');
+
+    // Signing out revokes the device: a reload asks for the password again.
+    await alice.click('#signout');
+    await alice.waitForSelector('#login-view:not([hidden])');
+    await alice.reload();
+    await alice.waitForSelector('#login-view:not([hidden])');
     assert.deepEqual([...alice.errors, ...bob.errors], []);
     await alice.context().close();
     await bob.context().close();
