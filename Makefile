@@ -6,7 +6,7 @@ TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test?parseTime=true
 TEST_REDIS_ADDR ?= 127.0.0.1:6379
 TEST_NATS_URL ?= nats://127.0.0.1:4222
 
-.PHONY: run build test test-integration gen gen-check smoke node-test fuzz-short fuzz fuzz-inbound bench
+.PHONY: run build test test-integration gen gen-check smoke node-test web-test fuzz-short fuzz fuzz-inbound bench
 
 run:
 	go run .
@@ -43,6 +43,13 @@ smoke: build
 # WebSocket against a freshly built server.
 node-test:
 	./scripts/node-test.sh
+
+# web-test runs the browser SDK's unit tests and the web app in headless
+# Chromium (Debian's, installed by the script if missing, driven by
+# playwright-core) against a freshly built server; screenshots of the main
+# views land in clients/web/test/screenshots.
+web-test:
+	./scripts/web-test.sh
 
 # fuzz-short gives each decoder fuzz target a few seconds (CI); fuzz runs longer.
 FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzReadBody ./gateway:FuzzWSParse

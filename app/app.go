@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/internal/webui"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	logicsvc "github.com/resonance-im/resonance/logic"
 	"github.com/resonance-im/resonance/task"
@@ -45,6 +47,7 @@ type System struct {
 	stopGateway, stopTask context.CancelFunc
 
 	obs      *obs.Server
+	web      *webui.Server // nil when not configured or its port was taken
 	metrics  *prometheus.Registry
 	embedded *mq.Embedded
 	nc       *nats.Conn
@@ -120,9 +123,11 @@ func (s *System) start(ctx context.Context) error {
 		}
 	}
 	if s.cfg.Role.Has(RoleGateway) {
+		s.listenWeb()
 		if err := s.startGateway(ctx); err != nil {
 			return err
 		}
+		s.serveWeb()
 	}
 	if s.obs != nil {
 		s.obs.SetReady(true)
@@ -174,6 +179,42 @@ func (s *System) readinessChecks() map[string]obs.Check {
 			return sqlDB.PingContext(ctx)
 		},
 	}
+}
+
+// listenWeb binds the web app's address before the gateway starts, so that
+// the app's origins can join the gateway's Origin allow-list.
+func (s *System) listenWeb() {
+	if s.cfg.WebListen == "" {
+		return
+	}
+	srv, err := webui.Listen(webui.Options{Addr: s.cfg.WebListen, WSURL: s.cfg.WebWSURL}, s.log)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("web app not served (set --web-listen to another address)")
+		return
+	}
+	s.web = srv
+	if len(s.cfg.Gateway.AllowedOrigins) > 0 {
+		// A new slice: the configured one may be shared with the caller.
+		s.cfg.Gateway.AllowedOrigins = slices.Concat(s.cfg.Gateway.AllowedOrigins,
+			webui.Origins(srv.Addr()))
+	}
+}
+
+func (s *System) serveWeb() {
+	if s.web == nil {
+		return
+	}
+	s.web.SetGatewayAddr(s.gateway.Addr())
+	s.group.Go(s.log, "web", func() { s.report("web", s.web.Serve()) })
+	s.log.Info().Str("url", s.web.URL()).Msg("web app: open this URL in a browser")
+}
+
+// WebAddr is the bound address of the web app, or nil.
+func (s *System) WebAddr() net.Addr {
+	if s.web == nil {
+		return nil
+	}
+	return s.web.Addr()
 }
 
 // HTTPAddr is the bound address of the operational endpoints, or nil.
@@ -436,11 +477,14 @@ func (s *System) Stop() {
 				s.log.Warn().Err(err).Msg("logic stop")
 			}
 		}
-		if s.obs != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = s.obs.Shutdown(ctx)
-			cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if s.web != nil {
+			_ = s.web.Shutdown(ctx)
 		}
+		if s.obs != nil {
+			_ = s.obs.Shutdown(ctx)
+		}
+		cancel()
 		s.group.Wait()
 		close(done)
 	}()

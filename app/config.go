@@ -63,6 +63,16 @@ type Config struct {
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
 
+	// WebListen serves the browser chat app (clients/web) on this address;
+	// default 127.0.0.1:8080 for all, empty (off) for a lone gateway. When
+	// the gateway has an Origin allow-list, the app's own origins are added
+	// to it (webui.Origins). A port in use is logged, not fatal: the app is
+	// a convenience beside the gateway.
+	WebListen string
+	// WebWSURL is the WebSocket URL the web app is told to dial; default
+	// ws://<the page's host>:<gateway port>/.
+	WebWSURL string
+
 	Logic   logic.Config
 	Gateway gateway.Config
 	Task    task.Config
@@ -170,11 +180,16 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 		"new connections per second, negative for no limit (default 5000)")
 	fs.IntVar(&c.Gateway.FrameRate, "frame-rate", 0,
 		"frames per second per connection, negative for no limit (default 200)")
-	fs.Func("allowed-origins", "comma-separated WebSocket Origin allow-list (default: any)",
+	fs.Func("allowed-origins", "comma-separated WebSocket Origin allow-list (default: any); "+
+		"the web app's own origins are added to a non-empty list",
 		func(s string) error {
 			c.Gateway.AllowedOrigins = splitList(s)
 			return nil
 		})
+	fs.StringVar(&c.WebListen, "web-listen", defaultFor(role, "127.0.0.1:8080", ""),
+		"address of the browser chat app; empty disables")
+	fs.StringVar(&c.WebWSURL, "web-ws-url", "",
+		"gateway WebSocket URL the web app dials (default ws://<page host>:<gateway port>/)")
 }
 
 // limitFlag defines a rate limit flag written as BURST/PERIOD, e.g. 30/2s:
@@ -229,7 +244,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
 		}
 	}
-	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen} {
+	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen,
+		c.WebListen} {
 		if a == "" {
 			continue
 		}

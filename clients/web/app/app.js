@@ -1,0 +1,809 @@
+// The Resonance web app: sign-in, conversation list, chat view, groups,
+// typing and presence, on the SDK in ../sdk. Plain DOM, no framework: state
+// lives in the objects below and render functions rebuild the parts that
+// changed. User text is only ever set with textContent.
+
+import {
+  CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
+  SessionEndedError, StoragePositions, decodeStruct, jitter, nameOf, register, schemas,
+} from '../sdk/index.js';
+import { bodyText, el, errText, groupEventText, reconcile, timeText } from './view.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const TYPING_SEND_EVERY_MS = 3000;
+const TYPING_SHOW_MS = 6000;
+const PAGE = 30;
+
+// Everything this tab knows. Conversation ids and user ids (BigInt) are
+// keyed as strings.
+const app = {
+  wsUrl: '',
+  session: null,
+  me: null, // {userId, username}
+  convs: new Map(), // conv id -> conv (see ensureConv)
+  users: new Map(), // user id string -> username
+  presence: new Map(), // user id string -> boolean
+  presenceSupported: true,
+  openId: '',
+  typingSentMs: 0,
+  storage: null,
+};
+
+// ?debug=1 exposes the app's state and a log of every message the SDK
+// delivered, kept in sessionStorage so that it spans reloads; the browser
+// tests check exactly-once delivery with it.
+const debug = params.has('debug');
+if (debug) window.resonance = { app, log: () => debugLog() };
+
+function debugLog() {
+  return JSON.parse(sessionStorage.getItem('resonance.debuglog') || '[]');
+}
+
+function logDelivered(m) {
+  const log = debugLog();
+  log.push(`${m.convId}#${m.seq}`);
+  sessionStorage.setItem('resonance.debuglog', JSON.stringify(log));
+}
+
+// ---- start ----
+
+async function main() {
+  wireUi();
+  app.wsUrl = params.get('ws') || await fetchWsUrl();
+  const deviceId = sessionStorage.getItem('resonance.device') ||
+    `web-${Math.random().toString(36).slice(2, 10)}`;
+  sessionStorage.setItem('resonance.device', deviceId);
+  app.deviceId = deviceId;
+  app.storage = new StoragePositions(sessionStorage, 'resonance');
+  const tk = app.storage.tokens();
+  if (tk && (tk.access || tk.refresh) && tk.username) {
+    // A reload: log in again with the saved tokens, no password.
+    await startSession({ username: tk.username });
+  } else {
+    showLogin('');
+  }
+}
+
+async function fetchWsUrl() {
+  try {
+    const r = await fetch('config.json', { cache: 'no-store' });
+    const cfg = await r.json();
+    if (cfg.wsUrl) return cfg.wsUrl;
+  } catch { /* fall through */ }
+  return `ws://${location.hostname}:7000/`;
+}
+
+async function startSession({ username, password }) {
+  setConn({ state: State.CONNECTING });
+  const s = new Session({
+    url: app.wsUrl, username, password, deviceId: app.deviceId, platform: 'web',
+    positions: app.storage, startAtLatest: true,
+    sendTimeoutMs: Number(params.get('sendTimeoutMs')) || 30_000,
+  });
+  app.session = s;
+  s.on('state', setConn);
+  s.on('message', onMessage);
+  s.on('conv', mergeSummary);
+  s.on('notify', onNotify);
+  s.on('outbox', onOutbox);
+  s.on('resumed', onResumed);
+  s.on('ended', onEnded);
+  try {
+    const login = await s.start();
+    app.me = { userId: login.userId, username: login.username };
+    app.users.set(String(login.userId), login.username);
+    showChat();
+    return true;
+  } catch (err) {
+    app.session = null;
+    if (!password && !err.code && !(err instanceof SessionEndedError)) {
+      // A reload while the server is unreachable: the saved login may be
+      // fine, so keep it and try again rather than ask for the password.
+      retryStart(username);
+      return false;
+    }
+    app.storage.clear();
+    showLogin(err.code === ErrorCode.INVALID_CREDENTIALS ? 'Wrong username or password.'
+      : errText(err));
+    return false;
+  }
+}
+
+let startBackoffMs = 1000;
+
+function retryStart(username) {
+  const wait = jitter(startBackoffMs);
+  startBackoffMs = Math.min(startBackoffMs * 2, 30_000);
+  setConn({ state: State.OFFLINE, retryInMs: wait });
+  setTimeout(() => startSession({ username }), wait);
+}
+
+// ---- views ----
+
+function showLogin(message) {
+  setConn({ state: 'signed-out' });
+  $('login-view').hidden = false;
+  $('chat-view').hidden = true;
+  $('whoami').hidden = true;
+  $('login-error').textContent = message;
+  $('login-user').focus();
+}
+
+function showChat() {
+  $('login-view').hidden = true;
+  $('chat-view').hidden = false;
+  $('whoami').hidden = false;
+  $('me-name').textContent = app.me.username;
+  renderConvs();
+  const want = sessionStorage.getItem('resonance.open');
+  if (want) openConv(want);
+}
+
+function setConn({ state, retryInMs }) {
+  const el = $('conn');
+  el.dataset.state = state;
+  const text = {
+    [State.CONNECTING]: 'Connecting…',
+    [State.RESUMING]: 'Catching up…',
+    [State.ONLINE]: 'Online',
+    [State.OFFLINE]: `Offline, retrying in ${Math.ceil((retryInMs || 0) / 1000)} s`,
+    [State.ENDED]: 'Signed out',
+    'signed-out': 'Not signed in',
+  }[state] || state;
+  $('conn-text').textContent = text;
+  $('reconnect').hidden = state !== State.OFFLINE;
+}
+
+function onEnded(err) {
+  if (!app.me) return; // a failed first login is reported by startSession
+  const kicked = err.close && err.close.reason === CloseReason.KICKED;
+  resetState();
+  showLogin(kicked ? 'Signed in elsewhere with this device.' : err.message);
+}
+
+function resetState() {
+  app.session = null;
+  app.me = null;
+  app.convs.clear();
+  app.openId = '';
+  app.storage.clear();
+  sessionStorage.removeItem('resonance.open');
+  $('conv').hidden = true;
+  $('empty').hidden = false;
+  $('convs').replaceChildren();
+}
+
+// ---- conversations ----
+
+function ensureConv(convId) {
+  let c = app.convs.get(convId);
+  if (!c) {
+    c = {
+      convId, type: convId.startsWith('p2p:') ? ConvType.P2P : ConvType.GROUP, name: '',
+      peerUserId: 0n, lastSeq: 0n, readSeq: 0n, peerReadSeq: 0n, unread: 0, lastMessage: null,
+      memberCount: 0, messages: new Map(), hasOlder: true, historyLoaded: false, loading: false,
+      typing: new Map(), group: null,
+    };
+    if (c.type === ConvType.P2P && app.me) {
+      const [, a, b] = convId.split(':');
+      c.peerUserId = String(app.me.userId) === a ? BigInt(b) : BigInt(a);
+    }
+    app.convs.set(convId, c);
+    if (c.type === ConvType.GROUP) refreshGroup(c);
+    else scheduleWatch(); // a new peer to watch
+  }
+  return c;
+}
+
+function mergeSummary(sum) {
+  const c = ensureConv(sum.convId);
+  c.type = sum.type || c.type;
+  if (sum.name) c.name = sum.name;
+  if (sum.peerUserId) c.peerUserId = sum.peerUserId;
+  c.memberCount = sum.memberCount || c.memberCount;
+  if (sum.readSeq > c.readSeq) c.readSeq = sum.readSeq;
+  if (sum.peerReadSeq > c.peerReadSeq) c.peerReadSeq = sum.peerReadSeq;
+  // The server's unread count is right as of its last_seq; messages past
+  // it were counted here as they arrived.
+  if (sum.lastSeq >= c.lastSeq) {
+    c.lastSeq = sum.lastSeq;
+    c.unread = Number(sum.unread);
+    if (sum.lastMessage && sum.lastMessage.msgId) c.lastMessage = sum.lastMessage;
+  }
+  if (c.peerUserId) nameOf_(c.peerUserId);
+  if (isViewing(c)) markReadIfSeen(c); // a summary read before our MARK_READ landed
+  scheduleRender();
+}
+
+// The server forgets a watch set a day after it was last sent; the app
+// sends it after every login and, for a tab left open, every hour.
+const WATCH_AGAIN_MS = 3_600_000;
+setInterval(() => watchPeers(), WATCH_AGAIN_MS);
+
+async function onResumed() {
+  try {
+    for (const sum of await app.session.conversations()) mergeSummary(sum);
+  } catch (err) {
+    showSideError(err);
+  }
+  watchPeers();
+  if (app.openId) markReadIfSeen(app.convs.get(app.openId));
+}
+
+function onMessage(m) {
+  if (debug) logDelivered(m);
+  const c = ensureConv(m.convId);
+  c.messages.set(String(m.seq), m);
+  if (m.seq > c.lastSeq) {
+    c.lastSeq = m.seq;
+    if (!isChange(m)) c.lastMessage = m;
+    const mine = m.senderId === app.me.userId;
+    if (!mine && !isViewing(c) && !isChange(m)) c.unread++;
+    if (mine && m.seq > c.readSeq) c.readSeq = m.seq;
+  }
+  if (m.contentType === ContentType.GROUP_EVENT) refreshGroup(c);
+  if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
+  c.typing.delete(String(m.senderId));
+  nameOf_(m.senderId);
+  if (isViewing(c)) markReadIfSeen(c);
+  scheduleRender();
+}
+
+// applyChange applies a RECALL or EDIT event to the message it names, when
+// that message is loaded; a page loaded later has the change already.
+function applyChange(c, m) {
+  try {
+    if (m.contentType === ContentType.RECALL) {
+      const ev = decodeStruct(schemas.RecallEvent, m.content);
+      const target = c.messages.get(String(ev.seq));
+      if (target) Object.assign(target, { recalled: true, content: new Uint8Array(0) });
+    } else {
+      const ev = decodeStruct(schemas.EditEvent, m.content);
+      const target = c.messages.get(String(ev.seq));
+      if (target) {
+        Object.assign(target, { content: ev.content, contentType: ev.contentType,
+          editedMs: m.sendTimeMs });
+      }
+    }
+  } catch (err) {
+    console.warn('message change', err);
+  }
+}
+
+// isChange reports a message that changes another instead of being shown.
+function isChange(m) {
+  return m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT;
+}
+
+function isViewing(c) {
+  return app.openId === c.convId && document.visibilityState === 'visible';
+}
+
+function markReadIfSeen(c) {
+  if (!c || !isViewing(c) || c.lastSeq <= c.readSeq) {
+    if (c && isViewing(c)) c.unread = 0;
+    return;
+  }
+  const seq = c.lastSeq;
+  c.readSeq = seq;
+  c.unread = 0;
+  app.session.markRead(c.convId, seq).catch(() => { c.readSeq = 0n; });
+}
+
+async function refreshGroup(c) {
+  if (!app.session) return;
+  try {
+    const g = await app.session.getGroup(c.convId);
+    c.group = g;
+    c.name = g.name || c.name;
+    c.memberCount = g.members.length;
+    for (const mem of g.members) nameOf_(mem.userId);
+    scheduleRender();
+  } catch (err) {
+    if (err.code !== ErrorCode.UNSUPPORTED) console.warn('get group', err);
+  }
+}
+
+// nameOf_ returns the username of id, fetching it once in the background.
+function nameOf_(id) {
+  const key = String(id);
+  const known = app.users.get(key);
+  if (known !== undefined) return known || `user ${key}`;
+  app.users.set(key, '');
+  app.session?.getUser({ userId: BigInt(id) }).then((u) => {
+    app.users.set(key, u.username);
+    scheduleRender();
+  }, () => app.users.delete(key));
+  return `user ${key}`;
+}
+
+function convTitle(c) {
+  if (c.type === ConvType.GROUP) return c.name || 'Group';
+  return c.peerUserId ? nameOf_(c.peerUserId) : c.convId;
+}
+
+// ---- notifications: typing, presence, read ----
+
+function onNotify(n) {
+  if (n.typing) {
+    const c = ensureConv(n.typing.convId);
+    const key = String(n.typing.userId);
+    if (n.typing.typing) c.typing.set(key, Date.now() + TYPING_SHOW_MS);
+    else c.typing.delete(key);
+    setTimeout(scheduleRender, TYPING_SHOW_MS + 50);
+  } else if (n.presence) {
+    app.presenceSupported = true; // a server that sends presence serves it
+    app.presence.set(String(n.presence.userId), n.presence.online);
+  } else if (n.read) {
+    const c = ensureConv(n.read.convId);
+    if (n.read.userId === app.me.userId) {
+      if (n.read.readSeq > c.readSeq) c.readSeq = n.read.readSeq;
+      if (c.readSeq >= c.lastSeq) c.unread = 0;
+    } else if (n.read.readSeq > c.peerReadSeq) {
+      c.peerReadSeq = n.read.readSeq;
+    }
+  }
+  scheduleRender();
+}
+
+// scheduleWatch sends the watch set soon, once for a burst of new
+// conversations (WATCH_PRESENCE is rate-limited per user).
+let watchTimer = 0;
+function scheduleWatch() {
+  clearTimeout(watchTimer);
+  watchTimer = setTimeout(() => watchPeers(), 500);
+}
+
+async function watchPeers() {
+  if (!app.presenceSupported || !app.session || app.session.state !== State.ONLINE) return;
+  const ids = [...new Set([...app.convs.values()]
+    .filter((c) => c.type === ConvType.P2P && c.peerUserId).map((c) => String(c.peerUserId)))];
+  try {
+    const r = await app.session.watchPresence(ids.map(BigInt));
+    for (const p of r.presences) app.presence.set(String(p.userId), p.online);
+    scheduleRender();
+  } catch (err) {
+    if (err.code === ErrorCode.UNSUPPORTED) app.presenceSupported = false;
+  }
+}
+
+function sendTyping(typing) {
+  const c = app.convs.get(app.openId);
+  if (!c || !app.session || app.session.state !== State.ONLINE) return;
+  const now = Date.now();
+  if (typing && now - app.typingSentMs < TYPING_SEND_EVERY_MS) return;
+  if (!typing && app.typingSentMs === 0) return; // no "started" to take back
+  app.typingSentMs = typing ? now : 0;
+  app.session.typing(c.convId, typing).catch(() => {});
+}
+
+// ---- sending ----
+
+function onOutbox() {
+  scheduleRender();
+}
+
+function sendText(text) {
+  const c = app.convs.get(app.openId);
+  if (!c || !text.trim()) return;
+  const e = c.type === ConvType.P2P && c.lastSeq === 0n
+    ? app.session.send({ toUserId: c.peerUserId, text }) // the first message creates it
+    : app.session.send({ convId: c.convId, text });
+  e.viewConvId = c.convId;
+  sendTyping(false);
+  scheduleRender();
+  stickToBottom = true;
+}
+
+// ---- opening a conversation and paging history ----
+
+async function openConv(convId) {
+  const c = app.convs.get(convId) || ensureConv(convId);
+  app.openId = convId;
+  sessionStorage.setItem('resonance.open', convId);
+  $('chat-view').classList.add('open');
+  $('members').hidden = true;
+  $('members-btn').setAttribute('aria-expanded', 'false');
+  stickToBottom = true;
+  markReadIfSeen(c);
+  renderAll();
+  $('text').focus();
+  if (!c.historyLoaded) await loadOlder(c);
+  markReadIfSeen(c);
+  renderAll();
+}
+
+async function loadOlder(c) {
+  if (c.loading || !c.hasOlder || !app.session) return;
+  c.loading = true;
+  const oldest = oldestSeq(c);
+  try {
+    const page = await app.session.history(c.convId, oldest, PAGE);
+    for (const m of page.messages) {
+      c.messages.set(String(m.seq), m);
+      nameOf_(m.senderId);
+    }
+    c.hasOlder = page.hasMore;
+    c.historyLoaded = true;
+    if (page.lastSeq > c.lastSeq) c.lastSeq = page.lastSeq;
+  } catch (err) {
+    if (err.code === ErrorCode.NOT_FOUND) {
+      c.hasOlder = false; // nothing stored yet
+      c.historyLoaded = true;
+    } else {
+      showSideError(err);
+    }
+  } finally {
+    c.loading = false;
+  }
+  const sc = $('scroller');
+  const fromBottom = sc.scrollHeight - sc.scrollTop;
+  renderAll();
+  if (!stickToBottom) sc.scrollTop = sc.scrollHeight - fromBottom; // keep the view still
+}
+
+function oldestSeq(c) {
+  let min = 0n;
+  for (const m of c.messages.values()) if (min === 0n || m.seq < min) min = m.seq;
+  return min;
+}
+
+// ---- rendering ----
+
+let renderQueued = false;
+let stickToBottom = true;
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderAll();
+  });
+}
+
+function renderAll() {
+  if (!app.me) return;
+  renderConvs();
+  renderOpen();
+  let unread = 0;
+  for (const c of app.convs.values()) unread += c.unread;
+  document.title = unread > 0 ? `(${unread}) Resonance` : 'Resonance';
+}
+
+function renderConvs() {
+  const list = [...app.convs.values()].filter((c) => c.lastSeq > 0n || c.convId === app.openId)
+    .sort((a, b) => Number(lastTime(b) - lastTime(a)));
+  const items = list.map((c) => {
+    const li = document.createElement('li');
+    const btn = el('button', 'conv-item');
+    btn.type = 'button';
+    btn.dataset.conv = c.convId;
+    if (c.convId === app.openId) btn.setAttribute('aria-current', 'true');
+    const name = el('span', 'conv-name');
+    if (c.type === ConvType.P2P && app.presenceSupported) {
+      const dot = el('span', `presence${app.presence.get(String(c.peerUserId)) ? ' on' : ''}`);
+      dot.setAttribute('aria-hidden', 'true');
+      name.append(dot);
+    }
+    name.append(convTitle(c));
+    btn.append(name);
+    if (c.unread > 0) {
+      const badge = el('span', 'badge', String(c.unread));
+      badge.append(el('span', 'sr', ' unread'));
+      btn.append(badge);
+    }
+    btn.append(el('span', 'conv-last', c.lastMessage ? preview(c, c.lastMessage) : ''));
+    btn.addEventListener('click', () => openConv(c.convId));
+    li.append(btn);
+    return li;
+  });
+  $('convs').replaceChildren(...items);
+}
+
+function lastTime(c) {
+  return c.lastMessage ? c.lastMessage.sendTimeMs : BigInt(Number.MAX_SAFE_INTEGER);
+}
+
+function renderOpen() {
+  const c = app.convs.get(app.openId);
+  $('empty').hidden = !!c;
+  $('conv').hidden = !c;
+  if (!c) return;
+  $('conv-title').textContent = convTitle(c);
+  $('conv-sub').textContent = subtitle(c);
+  $('members-btn').hidden = c.type !== ConvType.GROUP;
+  $('older').hidden = !c.hasOlder || !c.historyLoaded;
+  renderMessages(c);
+  renderTyping(c);
+  if (!$('members').hidden) renderMembers(c);
+}
+
+function subtitle(c) {
+  if (c.type === ConvType.GROUP) return c.memberCount ? `${c.memberCount} members` : 'Group';
+  if (!app.presenceSupported || !c.peerUserId) return '';
+  return app.presence.get(String(c.peerUserId)) ? 'online' : 'offline';
+}
+
+function renderMessages(c) {
+  const sc = $('scroller');
+  const atBottom = stickToBottom || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 30;
+  const msgs = [...c.messages.values()].filter((m) => !isChange(m))
+    .sort((a, b) => (a.seq < b.seq ? -1 : 1));
+  const items = msgs.map((m) => ({
+    key: `${c.convId}#${m.seq}`,
+    version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId)].join('|'),
+    build: () => renderMessage(c, m),
+  }));
+  for (const e of app.session.pending()) {
+    if ((e.viewConvId || e.convId) !== c.convId) continue;
+    items.push({ key: e.clientMsgId, version: e.state, build: () => renderPending(e) });
+  }
+  reconcile($('messages'), items);
+  if (atBottom) sc.scrollTop = sc.scrollHeight;
+  stickToBottom = false;
+}
+
+function renderMessage(c, m) {
+  const li = el('li', 'msg');
+  li.dataset.seq = String(m.seq);
+  if (m.contentType === ContentType.GROUP_EVENT) {
+    li.classList.add('event');
+    li.textContent = groupEventText(m, app.me.userId, nameOf_);
+    return li;
+  }
+  const mine = m.senderId === app.me.userId;
+  if (mine) li.classList.add('mine');
+  li.dataset.state = 'sent';
+  if (!mine && c.type === ConvType.GROUP) li.append(el('div', 'who', nameOf_(m.senderId)));
+  li.append(el('div', 'body', bodyText(m)));
+  let meta = timeText(m.sendTimeMs);
+  if (m.editedMs > 0n) meta += ' · edited';
+  if (mine) meta += c.type === ConvType.P2P && m.seq <= c.peerReadSeq ? ' · seen' : ' · sent';
+  li.append(el('div', 'meta', meta));
+  return li;
+}
+
+function renderPending(e) {
+  const li = el('li', 'msg mine');
+  li.dataset.state = e.state;
+  li.dataset.clientMsgId = e.clientMsgId;
+  li.append(el('div', 'body', e.text));
+  const meta = el('div', 'meta', e.state === 'failed' ? `not sent: ${errText(e.error)} ` : 'sending…');
+  if (e.state === 'failed') {
+    const retry = el('button', 'link', 'Retry');
+    retry.type = 'button';
+    retry.addEventListener('click', () => app.session.retry(e.clientMsgId));
+    const drop = el('button', 'link', 'Discard');
+    drop.type = 'button';
+    drop.addEventListener('click', () => app.session.discard(e.clientMsgId));
+    meta.append(retry, drop);
+  }
+  li.append(meta);
+  return li;
+}
+
+function renderTyping(c) {
+  const now = Date.now();
+  const names = [...c.typing].filter(([, until]) => until > now).map(([id]) => nameOf_(id));
+  $('typing').textContent = names.length === 0 ? ''
+    : `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} typing…`;
+}
+
+function renderMembers(c) {
+  const g = c.group;
+  const me = g && g.members.find((mem) => mem.userId === app.me.userId);
+  const canRemove = me && me.role !== GroupRole.MEMBER;
+  const items = g ? g.members.map((mem) => {
+    const li = el('li', '', nameOf_(mem.userId));
+    li.append(el('span', 'role', mem.role === GroupRole.MEMBER ? ''
+      : nameOf(GroupRole, mem.role).toLowerCase()));
+    if (canRemove && mem.userId !== app.me.userId && mem.role !== GroupRole.OWNER) {
+      const rm = el('button', 'link', 'Remove');
+      rm.type = 'button';
+      rm.setAttribute('aria-label', `Remove ${nameOf_(mem.userId)}`);
+      rm.addEventListener('click', () => removeMember(c, mem.userId));
+      li.append(rm);
+    }
+    return li;
+  }) : [el('li', '', 'Loading…')];
+  $('member-list').replaceChildren(...items);
+}
+
+async function removeMember(c, userId) {
+  $('members-error').textContent = '';
+  try {
+    await app.session.manageGroup({ convId: c.convId, action: GroupAction.REMOVE,
+      userIds: [userId] });
+    refreshGroup(c);
+  } catch (err) {
+    $('members-error').textContent = errText(err);
+  }
+}
+
+function preview(c, m) {
+  if (m.contentType === ContentType.GROUP_EVENT) return groupEventText(m, app.me.userId, nameOf_);
+  const who = m.senderId === app.me.userId ? 'You: '
+    : c.type === ConvType.GROUP ? `${nameOf_(m.senderId)}: ` : '';
+  return who + bodyText(m);
+}
+
+function showSideError(err) {
+  $('side-error').textContent = err ? errText(err) : '';
+}
+
+// ---- user actions ----
+
+function wireUi() {
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const action = ev.submitter && ev.submitter.value;
+    const username = $('login-user').value.trim();
+    const password = $('login-pass').value;
+    $('login-error').textContent = '';
+    app.storage?.clear();
+    if (action === 'register') {
+      try {
+        await register(app.wsUrl, username, password);
+      } catch (err) {
+        $('login-error').textContent = err.code === ErrorCode.USERNAME_TAKEN
+          ? 'That username is taken.' : errText(err);
+        return;
+      }
+    }
+    if (await startSession({ username, password })) $('login-pass').value = '';
+  });
+
+  $('signout').addEventListener('click', async () => {
+    const s = app.session;
+    app.me = null;
+    try {
+      await s?.logout();
+    } catch { /* signed out locally anyway */ }
+    resetState();
+    showLogin('');
+  });
+
+  $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
+  $('back').addEventListener('click', () => {
+    app.openId = '';
+    sessionStorage.removeItem('resonance.open');
+    $('chat-view').classList.remove('open');
+    renderAll();
+  });
+  window.addEventListener('online', () => app.session?.reconnectNow());
+  document.addEventListener('visibilitychange', () => {
+    if (app.openId) markReadIfSeen(app.convs.get(app.openId));
+    scheduleRender();
+  });
+
+  let searchTimer = 0;
+  $('newchat-user').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    const q = $('newchat-user').value.trim();
+    if (q.length < 3) return; // the server's shortest prefix
+    // Debounced: SEARCH_USERS is rate-limited per user.
+    searchTimer = setTimeout(async () => {
+      try {
+        const r = await app.session.searchUsers(q, 8);
+        $('user-suggestions').replaceChildren(...r.users
+          .filter((u) => u.userId !== app.me.userId)
+          .map((u) => Object.assign(document.createElement('option'), { value: u.username })));
+      } catch { /* suggestions are optional */ }
+    }, 300);
+  });
+
+  $('newchat-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showSideError(null);
+    const username = $('newchat-user').value.trim();
+    try {
+      const u = await app.session.getUser({ username });
+      if (u.userId === app.me.userId) throw new Error('That is you.');
+      app.users.set(String(u.userId), u.username);
+      const [lo, hi] = u.userId < app.me.userId ? [u.userId, app.me.userId]
+        : [app.me.userId, u.userId];
+      $('newchat-user').value = '';
+      await openConv(`p2p:${lo}:${hi}`);
+      watchPeers();
+    } catch (err) {
+      showSideError(err.code === ErrorCode.NOT_FOUND ? new Error(`No user “${username}”.`) : err);
+    }
+  });
+
+  $('composer').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = $('text').value;
+    $('text').value = '';
+    sendText(text);
+  });
+  $('text').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey) {
+      ev.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  $('text').addEventListener('input', () => sendTyping($('text').value !== ''));
+
+  $('scroller').addEventListener('scroll', () => {
+    const c = app.convs.get(app.openId);
+    if (c && $('scroller').scrollTop < 40 && c.historyLoaded) loadOlder(c);
+  });
+  $('older').addEventListener('click', () => {
+    const c = app.convs.get(app.openId);
+    if (c) loadOlder(c);
+  });
+
+  $('newgroup').addEventListener('click', () => {
+    $('group-error').textContent = '';
+    $('group-dialog').showModal();
+  });
+  $('group-cancel').addEventListener('click', () => $('group-dialog').close());
+  $('group-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('group-error').textContent = '';
+    try {
+      const ids = await userIds($('group-members').value);
+      const ack = await app.session.createGroup($('group-name').value.trim(), ids);
+      const c = ensureConv(ack.convId);
+      c.name = $('group-name').value.trim();
+      $('group-dialog').close();
+      $('group-form').reset();
+      await openConv(ack.convId);
+    } catch (err) {
+      $('group-error').textContent = errText(err);
+    }
+  });
+
+  $('members-btn').addEventListener('click', () => {
+    const open = $('members').hidden;
+    $('members').hidden = !open;
+    $('members-btn').setAttribute('aria-expanded', String(open));
+    const c = app.convs.get(app.openId);
+    if (open && c) refreshGroup(c);
+    renderAll();
+  });
+  $('addmember-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('members-error').textContent = '';
+    try {
+      const ids = await userIds($('addmember-user').value);
+      await app.session.manageGroup({ convId: app.openId, action: GroupAction.ADD, userIds: ids });
+      $('addmember-user').value = '';
+      refreshGroup(app.convs.get(app.openId));
+    } catch (err) {
+      $('members-error').textContent = errText(err);
+    }
+  });
+  $('leave').addEventListener('click', async () => {
+    try {
+      await app.session.manageGroup({ convId: app.openId, action: GroupAction.LEAVE });
+      $('members').hidden = true;
+    } catch (err) {
+      $('members-error').textContent = errText(err);
+    }
+  });
+}
+
+// userIds resolves comma-separated usernames to user ids.
+async function userIds(list) {
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = [];
+  for (const username of names) {
+    try {
+      const u = await app.session.getUser({ username });
+      app.users.set(String(u.userId), u.username);
+      ids.push(u.userId);
+    } catch (err) {
+      if (err.code === ErrorCode.NOT_FOUND) throw new Error(`No user “${username}”.`);
+      throw err;
+    }
+  }
+  return ids;
+}
+
+main().catch((err) => {
+  console.error(err);
+  showLogin(errText(err));
+});

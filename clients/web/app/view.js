@@ -1,0 +1,80 @@
+// Formatting and DOM helpers of the web app that hold no state of their
+// own. User text is only ever set with textContent.
+
+import { ContentType, ErrorCode, GroupAction, GroupRole, decodeStruct, nameOf, schemas }
+  from '../sdk/index.js';
+
+const utf8 = new TextDecoder();
+
+// reconcile makes list's children the items' nodes in order, building only
+// those whose key is new or whose version changed, so that the live region
+// announces new messages only, and scroll and selection stay put.
+export function reconcile(list, items) {
+  const existing = new Map([...list.children].map((n) => [n.dataset.key, n]));
+  const keep = new Set(items.map((it) => it.key));
+  for (const [key, n] of existing) if (!keep.has(key)) n.remove();
+  let prev = null;
+  for (const it of items) {
+    let node = existing.get(it.key);
+    if (!node || node.dataset.version !== it.version) {
+      const fresh = it.build();
+      fresh.dataset.key = it.key;
+      fresh.dataset.version = it.version;
+      if (node) node.replaceWith(fresh);
+      node = fresh;
+    }
+    const at = prev ? prev.nextSibling : list.firstChild;
+    if (at !== node) list.insertBefore(node, at);
+    prev = node;
+  }
+}
+
+/** bodyText is what a message shows: its text, or what it holds. */
+export function bodyText(m) {
+  if (m.recalled) return '(message recalled)';
+  if (m.contentType === ContentType.TEXT) return utf8.decode(m.content);
+  return `(${m.content.length} bytes of ${nameOf(ContentType, m.contentType).toLowerCase()})`;
+}
+
+/** groupEventText describes a GROUP_EVENT message; who(id) names a user. */
+export function groupEventText(m, meId, who) {
+  let ev;
+  try {
+    ev = decodeStruct(schemas.GroupEvent, m.content);
+  } catch {
+    return '(group change)';
+  }
+  const actor = m.senderId === meId ? 'You' : who(m.senderId);
+  const targets = ev.targets.map((id) => who(id)).join(', ');
+  switch (ev.action) {
+    case GroupAction.CREATE: return `${actor} created the group “${ev.name}”`;
+    case GroupAction.ADD: return `${actor} added ${targets}`;
+    case GroupAction.REMOVE: return `${actor} removed ${targets}`;
+    case GroupAction.LEAVE: return `${actor} left`;
+    case GroupAction.RENAME: return `${actor} renamed the group to “${ev.name}”`;
+    case GroupAction.SET_ROLE:
+      return `${actor} made ${targets} ${nameOf(GroupRole, ev.role).toLowerCase()}`;
+    case GroupAction.DISMISS: return `${actor} dismissed the group`;
+    default: return '(group change)';
+  }
+}
+
+/** timeText is a message time (Unix ms, BigInt) as hours and minutes. */
+export function timeText(ms) {
+  return new Date(Number(ms)).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** el makes an element with a class and text. */
+export function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** errText is an error as shown to the user: the server's message when it sent one. */
+export function errText(err) {
+  if (!err) return '';
+  if (err.code) return err.serverMessage || nameOf(ErrorCode, err.code);
+  return err.message || String(err);
+}

@@ -1,0 +1,218 @@
+// Schemas of the frame bodies, transcribed from idl/protocol.thrift and
+// idl/common.thrift; where they disagree with this file, the IDL wins.
+// Enums travel as i32. Field names are the IDL's in camelCase.
+
+import { T } from './thrift.js';
+
+function struct(name, fields) {
+  const s = { name, fields, byId: new Map() };
+  for (const f of fields) s.byId.set(f.id, f);
+  return s;
+}
+
+const bool = (id, name) => ({ id, name, type: T.BOOL });
+const i32 = (id, name) => ({ id, name, type: T.I32 });
+const i64 = (id, name) => ({ id, name, type: T.I64 });
+const str = (id, name) => ({ id, name, type: T.STRING });
+const bin = (id, name) => ({ id, name, type: T.STRING, binary: true });
+const sub = (id, name, s) => ({ id, name, type: T.STRUCT, struct: s });
+const listOf = (id, name, elem) => ({ id, name, type: T.LIST, elem });
+const structs = (s) => ({ type: T.STRUCT, struct: s });
+const I64S = { type: T.I64 };
+const I32S = { type: T.I32 };
+
+const Message = struct('Message', [
+  i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
+  str(5, 'clientMsgId'), i32(6, 'contentType'), bin(7, 'content'),
+  i64(8, 'sendTimeMs'), str(9, 'senderDevice'), bool(10, 'recalled'), i64(11, 'editedMs'),
+]);
+
+const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
+
+const ConvSummary = struct('ConvSummary', [
+  str(1, 'convId'), i32(2, 'type'), i64(3, 'lastSeq'), sub(4, 'lastMessage', Message),
+  i64(5, 'readSeq'), i64(6, 'unread'), i64(7, 'deliveredSeq'), i64(8, 'updatedMs'),
+  i64(9, 'peerUserId'), str(10, 'name'), i64(11, 'peerReadSeq'), bool(12, 'left'),
+  bool(13, 'muted'), i32(14, 'memberCount'),
+]);
+
+const UserInfo = struct('UserInfo', [
+  i64(1, 'userId'), str(2, 'username'), str(3, 'nickname'), str(4, 'avatarUrl'),
+]);
+
+const GroupMember = struct('GroupMember', [i64(1, 'userId'), i32(2, 'role'), i64(3, 'joinedMs')]);
+
+const Presence = struct('Presence', [i64(1, 'userId'), bool(2, 'online'), i64(3, 'sinceMs')]);
+
+const GroupChangeResp = struct('GroupChangeResp', [
+  str(1, 'convId'), i64(2, 'msgId'), i64(3, 'seq'), i64(4, 'sendTimeMs'), bool(5, 'duplicate'),
+]);
+
+const SendResp = struct('SendResp', [
+  i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'sendTimeMs'), bool(5, 'duplicate'),
+]);
+
+const GetPresenceResp = struct('GetPresenceResp', [listOf(1, 'presences', structs(Presence))]);
+
+const TokenPair = [
+  str(1, 'token'), i64(2, 'tokenExpiresMs'), str(3, 'refreshToken'), i64(4, 'refreshExpiresMs'),
+];
+
+/** schemas holds every body this SDK reads or writes, by IDL name. */
+export const schemas = {
+  HeartbeatReq: struct('HeartbeatReq', []),
+  HeartbeatResp: struct('HeartbeatResp', [i64(1, 'serverTimeMs')]),
+  RegisterReq: struct('RegisterReq', [str(1, 'username'), str(2, 'password')]),
+  RegisterResp: struct('RegisterResp', [i64(1, 'userId')]),
+  LoginReq: struct('LoginReq', [
+    str(1, 'username'), str(2, 'password'), str(3, 'token'), str(4, 'deviceId'),
+    str(5, 'platform'),
+  ]),
+  LoginResp: struct('LoginResp', [
+    i64(1, 'userId'), str(2, 'token'), i64(3, 'tokenExpiresMs'), i32(4, 'heartbeatIntervalMs'),
+    i64(5, 'serverTimeMs'), str(6, 'username'), str(7, 'refreshToken'),
+    i64(8, 'refreshExpiresMs'), str(9, 'deviceId'),
+  ]),
+  SendReq: struct('SendReq', [
+    str(1, 'clientMsgId'), i64(2, 'toUserId'), str(3, 'convId'), i32(4, 'contentType'),
+    bin(5, 'content'),
+  ]),
+  SendResp,
+  SyncReq: struct('SyncReq', [
+    str(1, 'convId'), i64(2, 'afterSeq'), i32(3, 'limit'), i64(4, 'beforeSeq'),
+  ]),
+  SyncResp: struct('SyncResp', [
+    listOf(1, 'messages', structs(Message)), bool(2, 'hasMore'), i64(3, 'lastSeq'),
+  ]),
+  GetUserReq: struct('GetUserReq', [str(1, 'username'), i64(2, 'userId')]),
+  GetUserResp: struct('GetUserResp', [
+    i64(1, 'userId'), str(2, 'username'), str(3, 'nickname'), str(4, 'avatarUrl'),
+  ]),
+  DeliveredReq: struct('DeliveredReq', [listOf(1, 'positions', structs(ConvPos))]),
+  DeliveredResp: struct('DeliveredResp', []),
+  SyncConvsReq: struct('SyncConvsReq', [str(1, 'cursor'), i32(2, 'limit')]),
+  SyncConvsResp: struct('SyncConvsResp', [
+    listOf(1, 'convs', structs(ConvSummary)), str(2, 'cursor'), bool(3, 'hasMore'),
+  ]),
+  MarkReadReq: struct('MarkReadReq', [str(1, 'convId'), i64(2, 'seq')]),
+  MarkReadResp: struct('MarkReadResp', [i64(1, 'readSeq')]),
+  LogoutReq: struct('LogoutReq', []),
+  LogoutResp: struct('LogoutResp', []),
+  RefreshReq: struct('RefreshReq', [str(1, 'refreshToken')]),
+  RefreshResp: struct('RefreshResp', TokenPair),
+  SearchUsersReq: struct('SearchUsersReq', [str(1, 'query'), i32(2, 'limit')]),
+  SearchUsersResp: struct('SearchUsersResp', [listOf(1, 'users', structs(UserInfo))]),
+  CreateGroupReq: struct('CreateGroupReq', [
+    str(1, 'clientMsgId'), str(2, 'name'), listOf(3, 'memberIds', I64S),
+  ]),
+  ManageGroupReq: struct('ManageGroupReq', [
+    str(1, 'clientMsgId'), str(2, 'convId'), i32(3, 'action'), listOf(4, 'userIds', I64S),
+    str(5, 'name'), i32(6, 'role'),
+  ]),
+  GroupChangeResp,
+  GetGroupReq: struct('GetGroupReq', [str(1, 'convId')]),
+  GroupInfo: struct('GroupInfo', [
+    str(1, 'convId'), str(2, 'name'), i64(3, 'ownerId'), listOf(4, 'members', structs(GroupMember)),
+    bool(5, 'dismissed'), i64(6, 'lastSeq'), i32(7, 'maxMembers'),
+  ]),
+  TypingReq: struct('TypingReq', [str(1, 'convId'), bool(2, 'typing')]),
+  TypingResp: struct('TypingResp', []),
+  ReadCountsReq: struct('ReadCountsReq', [str(1, 'convId'), listOf(2, 'seqs', I64S)]),
+  ReadCountsResp: struct('ReadCountsResp', [listOf(1, 'counts', I32S), i32(2, 'memberCount')]),
+  GetPresenceReq: struct('GetPresenceReq', [listOf(1, 'userIds', I64S)]),
+  WatchPresenceReq: struct('WatchPresenceReq', [listOf(1, 'userIds', I64S)]),
+  GetPresenceResp,
+  Notify: struct('Notify', [
+    sub(1, 'read', struct('ReadUpdate', [str(1, 'convId'), i64(2, 'userId'), i64(3, 'readSeq')])),
+    sub(2, 'typing', struct('TypingUpdate', [
+      str(1, 'convId'), i64(2, 'userId'), bool(3, 'typing'),
+    ])),
+    sub(3, 'presence', Presence),
+  ]),
+  PushMsg: struct('PushMsg', [sub(1, 'message', Message)]),
+  CloseMsg: struct('CloseMsg', [i32(1, 'reason'), str(2, 'message'), i32(3, 'reconnectAfterMs')]),
+  ErrorResp: struct('ErrorResp', [i32(1, 'code'), str(2, 'message')]),
+  GroupEvent: struct('GroupEvent', [
+    i32(1, 'action'), listOf(2, 'targets', I64S), str(3, 'name'), i32(4, 'role'),
+  ]),
+  RecallEvent: struct('RecallEvent', [i64(1, 'seq'), i64(2, 'msgId')]),
+  EditEvent: struct('EditEvent', [
+    i64(1, 'seq'), i64(2, 'msgId'), i32(3, 'contentType'), bin(4, 'content'),
+  ]),
+  Message,
+  ConvPos,
+  ConvSummary,
+  UserInfo,
+};
+
+/** Op is the opcode byte of the frame header (protocol.thrift Op). */
+export const Op = Object.freeze({
+  HEARTBEAT: 0x01, HEARTBEAT_ACK: 0x02, REGISTER: 0x03, REGISTER_ACK: 0x04,
+  LOGIN: 0x05, LOGIN_ACK: 0x06, SEND: 0x07, SEND_ACK: 0x08, SYNC: 0x09, SYNC_ACK: 0x0a,
+  GET_USER: 0x0b, GET_USER_ACK: 0x0c, DELIVERED: 0x0d, DELIVERED_ACK: 0x0e,
+  SYNC_CONVS: 0x0f, SYNC_CONVS_ACK: 0x10, MARK_READ: 0x11, MARK_READ_ACK: 0x12,
+  LOGOUT: 0x13, LOGOUT_ACK: 0x14, REFRESH: 0x15, REFRESH_ACK: 0x16,
+  SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
+  CREATE_GROUP: 0x23, CREATE_GROUP_ACK: 0x24, MANAGE_GROUP: 0x25, MANAGE_GROUP_ACK: 0x26,
+  GET_GROUP: 0x27, GET_GROUP_ACK: 0x28,
+  TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
+  GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
+  PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
+});
+
+/** requestBodies maps a request opcode to its request and reply schemas. */
+export const requestBodies = new Map([
+  [Op.HEARTBEAT, [schemas.HeartbeatReq, schemas.HeartbeatResp]],
+  [Op.REGISTER, [schemas.RegisterReq, schemas.RegisterResp]],
+  [Op.LOGIN, [schemas.LoginReq, schemas.LoginResp]],
+  [Op.SEND, [schemas.SendReq, schemas.SendResp]],
+  [Op.SYNC, [schemas.SyncReq, schemas.SyncResp]],
+  [Op.GET_USER, [schemas.GetUserReq, schemas.GetUserResp]],
+  [Op.DELIVERED, [schemas.DeliveredReq, schemas.DeliveredResp]],
+  [Op.SYNC_CONVS, [schemas.SyncConvsReq, schemas.SyncConvsResp]],
+  [Op.MARK_READ, [schemas.MarkReadReq, schemas.MarkReadResp]],
+  [Op.LOGOUT, [schemas.LogoutReq, schemas.LogoutResp]],
+  [Op.REFRESH, [schemas.RefreshReq, schemas.RefreshResp]],
+  [Op.SEARCH_USERS, [schemas.SearchUsersReq, schemas.SearchUsersResp]],
+  [Op.CREATE_GROUP, [schemas.CreateGroupReq, schemas.GroupChangeResp]],
+  [Op.MANAGE_GROUP, [schemas.ManageGroupReq, schemas.GroupChangeResp]],
+  [Op.GET_GROUP, [schemas.GetGroupReq, schemas.GroupInfo]],
+  [Op.TYPING, [schemas.TypingReq, schemas.TypingResp]],
+  [Op.READ_COUNTS, [schemas.ReadCountsReq, schemas.ReadCountsResp]],
+  [Op.GET_PRESENCE, [schemas.GetPresenceReq, schemas.GetPresenceResp]],
+  [Op.WATCH_PRESENCE, [schemas.WatchPresenceReq, schemas.GetPresenceResp]],
+]);
+
+/** ErrorCode is common.thrift ErrorCode. */
+export const ErrorCode = Object.freeze({
+  OK: 0, BAD_REQUEST: 1000, UNAUTHENTICATED: 1001, INVALID_CREDENTIALS: 1002,
+  TOKEN_INVALID: 1003, USERNAME_TAKEN: 1004, FORBIDDEN: 1005, NOT_FOUND: 1006,
+  TOO_LARGE: 1007, RATE_LIMITED: 1008, ALREADY_LOGGED_IN: 1009, UNSUPPORTED: 1010,
+  INTERNAL: 2000, UNAVAILABLE: 2001, BUSY: 2002,
+});
+
+/** CloseReason is protocol.thrift CloseReason. */
+export const CloseReason = Object.freeze({
+  UNKNOWN: 0, LOGIN_TIMEOUT: 1, HEARTBEAT_TIMEOUT: 2, PROTOCOL_ERROR: 3, LOGIN_FAILED: 4,
+  SLOW_CONSUMER: 5, KICKED: 6, SERVER_SHUTDOWN: 7, OVERLOADED: 8, TOKEN_EXPIRED: 9,
+  SIGNED_OUT: 10, RATE_LIMITED: 11,
+});
+
+/** ContentType is common.thrift ContentType. */
+export const ContentType = Object.freeze({ TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5 });
+
+/** ConvType is common.thrift ConvType. */
+export const ConvType = Object.freeze({ P2P: 1, GROUP: 2 });
+
+/** GroupAction is common.thrift GroupAction. */
+export const GroupAction = Object.freeze({
+  CREATE: 1, ADD: 2, REMOVE: 3, LEAVE: 4, RENAME: 5, SET_ROLE: 6, DISMISS: 7,
+});
+
+/** GroupRole is common.thrift GroupRole. */
+export const GroupRole = Object.freeze({ MEMBER: 1, ADMIN: 2, OWNER: 3 });
+
+/** nameOf returns the key of value in an enum object, or a hex/number fallback. */
+export function nameOf(enumObj, value) {
+  return Object.keys(enumObj).find((k) => enumObj[k] === value) || String(value);
+}

@@ -1,0 +1,789 @@
+// Session is a logged-in presence of one device that survives connection
+// loss, with the semantics of the Go SDK's client.Session (client/session*.go):
+// every message of the user's conversations is handed to the application once
+// and in seq order per conversation ('message' events), messages this device
+// sends included (taken from their acks); a push after a gap is held while
+// the gap is fetched; after each login it asks which conversations changed
+// since the saved cursor (SYNC_CONVS) and fetches what it missed; it reports
+// what it handed over with DELIVERED, batched; and it reconnects with
+// exponential backoff and jitter, honouring the server's CLOSE.
+//
+// Sends go through an outbox: each message keeps its client_msg_id from the
+// first attempt to the last, so the server stores it once however many times
+// it is retried. An entry is 'pending' until acked ('sent'); one that cannot
+// be sent within sendTimeoutMs, or is refused, becomes 'failed' and may be
+// retried by the application with the same id.
+
+import { Emitter } from './emitter.js';
+import { ClosedError, Connection, ResonanceError, TimeoutError } from './connection.js';
+import { MemoryPositions } from './positions.js';
+import { Sequencer } from './sequencer.js';
+import { CloseReason, ContentType, ErrorCode, Op } from './schema.js';
+
+/** State is the connection state a Session reports in 'state' events. */
+export const State = Object.freeze({
+  CONNECTING: 'connecting', // dialling or logging in
+  RESUMING: 'resuming', // logged in, catching up
+  ONLINE: 'online', // caught up; pushes flow
+  OFFLINE: 'offline', // between connections; retryInMs says when the next attempt is
+  ENDED: 'ended', // for good: closed, signed out, kicked or credentials refused
+});
+
+/** SessionEndedError says why a session ended; close is the server's CloseMsg, if any. */
+export class SessionEndedError extends Error {
+  constructor(message, { close = null, cause = null } = {}) {
+    super(message);
+    this.name = 'SessionEndedError';
+    this.close = close;
+    this.cause = cause;
+  }
+}
+
+// Reasons after which the device must not come back on its own.
+const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT]);
+// A connection up this long resets the reconnect backoff.
+const STABLE_MS = 60_000;
+const MAX_SEQ = (1n << 63n) - 1n;
+
+const utf8 = new TextEncoder();
+
+/** jitter adds up to half of ms, so that clients dropped together do not return together. */
+export function jitter(ms) {
+  return ms + Math.floor(Math.random() * (ms / 2 + 1));
+}
+
+/** newClientMsgId returns a fresh idempotency key for a send. */
+export function newClientMsgId() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+export class Session extends Emitter {
+  /**
+   * opts: url (ws://host:port/, required); username and password, or a
+   * token in opts.positions.tokens() from an earlier session; deviceId
+   * (stable per installation; default "web"); platform ("web");
+   * positions (a MemoryPositions or StoragePositions); startAtLatest (a
+   * conversation this device has no position for starts at its newest
+   * message, for an app that pages history on demand); minBackoffMs (500)
+   * and maxBackoffMs (30000); ackIntervalMs (1000); ackBatch (100);
+   * syncPage (100); requestTimeoutMs (10000); sendTimeoutMs (30000);
+   * resyncIntervalMs (60000).
+   *
+   * Events: 'state' ({state, retryInMs, error}), 'connected' (the
+   * LoginResp), 'resumed', 'message' (a common.Message, once, in order),
+   * 'conv' (a ConvSummary from SYNC_CONVS), 'notify' (a Notify: typing,
+   * presence, read), 'outbox' (an outbox entry that changed), 'ended' (a
+   * SessionEndedError).
+   */
+  constructor(opts) {
+    super();
+    this.opts = {
+      deviceId: 'web', platform: 'web', startAtLatest: false, minBackoffMs: 500,
+      maxBackoffMs: 30_000, ackIntervalMs: 1000, ackBatch: 100, syncPage: 100,
+      requestTimeoutMs: 10_000, sendTimeoutMs: 30_000, resyncIntervalMs: 60_000, ...opts,
+    };
+    this.positions = this.opts.positions || new MemoryPositions();
+    this.seq = new Sequencer((convId, first) => this.origin(convId, first));
+    this.state = State.CONNECTING;
+    this.conn = null;
+    this.connSince = 0;
+    this.userId = 0n;
+    this.username = this.opts.username || '';
+    this.deviceId = this.opts.deviceId;
+    this.backoff = this.opts.minBackoffMs;
+    this.fills = new Set(); // conversations whose missing messages must be fetched
+    this.fillChain = Promise.resolve();
+    this.fillQueued = null;
+    this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
+    this.outbox = new Map(); // client msg id -> entry, in creation order
+    this.noDelivered = false;
+    this.noSyncConvs = false;
+    this.timers = new Set();
+    this.ended = null;
+  }
+
+  // ---- lifecycle ----
+
+  /**
+   * start connects and logs in, then keeps the session up in the background
+   * until close or a fatal error. It resolves with the LoginResp; an error
+   * of the first attempt (wrong password, unreachable gateway) rejects, so
+   * it is reported rather than retried forever.
+   */
+  async start() {
+    this.setState(State.CONNECTING);
+    let conn;
+    let login;
+    try {
+      ({ conn, login } = await this.connect());
+    } catch (err) {
+      this.end(err instanceof SessionEndedError ? err
+        : new SessionEndedError(err.message, { cause: err }));
+      throw err;
+    }
+    this.serve(conn, login);
+    return login;
+  }
+
+  /** close ends the session and its connection; idempotent. */
+  close() {
+    this.end(new SessionEndedError('session closed'));
+  }
+
+  /** logout revokes this device's tokens (LOGOUT) and ends the session. */
+  async logout() {
+    try {
+      if (this.conn) await this.conn.request(Op.LOGOUT, {});
+    } finally {
+      this.positions.setTokens(null);
+      this.end(new SessionEndedError('signed out'));
+    }
+  }
+
+  end(err) {
+    if (this.ended) return;
+    this.ended = err;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) {
+      this.flushAcks(conn);
+      conn.close();
+    }
+    for (const e of this.outbox.values()) {
+      if (e.state === 'pending') this.failEntry(e, err);
+    }
+    this.setState(State.ENDED, { error: err });
+    this.emit('ended', err);
+  }
+
+  setState(state, extra = {}) {
+    this.state = state;
+    this.emit('state', { state, ...extra });
+  }
+
+  later(ms, fn) {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  // ---- connecting ----
+
+  async connect() {
+    const conn = await Connection.open(this.opts.url,
+      { requestTimeoutMs: this.opts.requestTimeoutMs });
+    try {
+      const login = await this.login(conn);
+      return { conn, login };
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+
+  // login uses the access token, then the refresh token (LOGIN takes
+  // either), so that a reconnect or a reload needs no password, and falls
+  // back to the password when both are refused.
+  async login(conn) {
+    const tk = this.positions.tokens() || {};
+    const base = { deviceId: this.deviceId, platform: this.opts.platform };
+    for (const token of [tk.access, tk.refresh]) {
+      if (!token) continue;
+      try {
+        return this.loggedIn(conn, await conn.request(Op.LOGIN, { ...base, token }));
+      } catch (err) {
+        if (err.code !== ErrorCode.TOKEN_INVALID) throw err;
+      }
+    }
+    this.positions.setTokens(null);
+    if (!this.opts.password) {
+      throw new SessionEndedError('the saved login was refused; sign in again',
+        { cause: new ResonanceError(Op.LOGIN, ErrorCode.TOKEN_INVALID, 'token refused') });
+    }
+    const resp = await conn.request(Op.LOGIN,
+      { ...base, username: this.opts.username, password: this.opts.password });
+    return this.loggedIn(conn, resp);
+  }
+
+  loggedIn(conn, resp) {
+    this.userId = resp.userId;
+    this.username = resp.username;
+    this.deviceId = resp.deviceId || this.deviceId;
+    const old = this.positions.tokens() || {};
+    this.positions.setTokens({
+      access: resp.token,
+      refresh: resp.refreshToken || old.refresh || '',
+      accessExpiryMs: Number(resp.tokenExpiresMs),
+      username: resp.username,
+    });
+    return resp;
+  }
+
+  // serve makes conn the session's connection: pushes flow into the
+  // sequencer, the resume runs, pending sends go out.
+  serve(conn, login) {
+    this.conn = conn;
+    this.connSince = Date.now();
+    conn.on('push', (m) => this.offer(m));
+    conn.on('notify', (n) => this.emit('notify', n));
+    conn.on('close', (info) => this.onConnClosed(conn, info));
+    conn.startHeartbeat(login.heartbeatIntervalMs);
+    this.scheduleRefresh(conn);
+    this.setState(State.RESUMING);
+    this.emit('connected', login);
+    for (const e of this.outbox.values()) this.attemptSend(e);
+    this.resume(conn).then(() => {
+      if (conn !== this.conn) return;
+      this.setState(State.ONLINE);
+      this.emit('resumed');
+      this.scheduleAcks(conn);
+      this.scheduleResync(conn);
+    }, (err) => {
+      if (conn === this.conn) conn.fail(err); // reconnect; the next resume starts over
+    });
+  }
+
+  onConnClosed(conn, info) {
+    if (conn !== this.conn || this.ended) return;
+    this.conn = null;
+    if (Date.now() - this.connSince >= STABLE_MS) this.backoff = this.opts.minBackoffMs;
+    const { delay, fatal } = this.retryDelay(info.close);
+    if (fatal) {
+      this.end(fatal);
+      return;
+    }
+    this.reconnectAfter(delay, info.error || (info.close && new ClosedError(info.close)));
+  }
+
+  // retryDelay follows the server's CLOSE: its reconnect delay, or none for
+  // a replaced or signed-out device. Without a CLOSE it backs off.
+  retryDelay(close) {
+    const backoff = this.backoff;
+    this.backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
+    if (!close) return { delay: jitter(backoff) };
+    if (FATAL_CLOSES.has(close.reason)) {
+      return { fatal: new SessionEndedError(close.message || 'closed by the server', { close }) };
+    }
+    if (close.reason === CloseReason.TOKEN_EXPIRED) {
+      // The refresh token (or the password) logs in again.
+      const tk = this.positions.tokens() || {};
+      if (!tk.refresh && !this.opts.password) {
+        return { fatal: new SessionEndedError('the login expired; sign in again', { close }) };
+      }
+      this.positions.setTokens({ ...tk, access: '' });
+      return { delay: jitter(backoff) };
+    }
+    if (close.reconnectAfterMs < 0) {
+      return { fatal: new SessionEndedError(close.message || 'closed by the server', { close }) };
+    }
+    // The server's delay carries its own jitter; ours on top spreads clients
+    // even when it is zero.
+    return { delay: close.reconnectAfterMs + jitter(backoff) - backoff };
+  }
+
+  reconnectAfter(delay, cause) {
+    this.setState(State.OFFLINE, { retryInMs: delay, error: cause });
+    this.later(delay, async () => {
+      if (this.ended) return;
+      this.setState(State.CONNECTING);
+      try {
+        const { conn, login } = await this.connect();
+        if (this.ended) {
+          conn.close();
+          return;
+        }
+        this.serve(conn, login);
+      } catch (err) {
+        if (this.ended) return;
+        // A refused login ends the session, except RATE_LIMITED: a reconnect
+        // storm after a restart can meet the login limits, and backing off
+        // is the cure. (The Go SDK ends on it too; it could do the same.)
+        const refused = err instanceof ResonanceError && !err.retryable &&
+          err.code !== ErrorCode.RATE_LIMITED;
+        if (err instanceof SessionEndedError || refused) {
+          this.end(err instanceof SessionEndedError ? err
+            : new SessionEndedError(err.message, { cause: err }));
+          return;
+        }
+        const { delay: next, fatal } = this.retryDelay(err.close);
+        if (fatal) this.end(fatal);
+        else this.reconnectAfter(next, err);
+      }
+    });
+  }
+
+  /**
+   * reconnectNow skips the wait of an offline session, for a "retry now"
+   * button or the browser's online event.
+   */
+  reconnectNow() {
+    if (this.state !== State.OFFLINE) return;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.reconnectAfter(0, null);
+  }
+
+  // scheduleRefresh refreshes the tokens at four fifths of the access
+  // token's remaining life, so the gateway never closes with TOKEN_EXPIRED.
+  scheduleRefresh(conn) {
+    const tk = this.positions.tokens();
+    if (!tk || !tk.refresh || !tk.accessExpiryMs) return;
+    const wait = Math.max((tk.accessExpiryMs - Date.now()) * 4 / 5, 1000);
+    this.later(Math.min(wait, 2 ** 31 - 1), async () => {
+      if (conn !== this.conn) return;
+      try {
+        const r = await conn.request(Op.REFRESH, { refreshToken: tk.refresh });
+        this.positions.setTokens({ ...tk, access: r.token, refresh: r.refreshToken,
+          accessExpiryMs: Number(r.tokenExpiresMs) });
+        this.scheduleRefresh(conn);
+      } catch (err) {
+        if (err.code === ErrorCode.TOKEN_INVALID) return; // revoked: SIGNED_OUT follows
+        this.later(30_000, () => this.scheduleRefresh(conn));
+      }
+    });
+  }
+
+  // ---- sequencing and catch-up ----
+
+  // origin is where a conversation first seen in a push or an ack starts:
+  // the stored position, else its first message or, with startAtLatest,
+  // the message at hand.
+  origin(convId, first) {
+    const seq = this.positions.position(convId);
+    if (seq !== undefined) return seq;
+    if (this.opts.startAtLatest && first > 0n) return first - 1n;
+    return 0n;
+  }
+
+  /** position returns the highest seq of convId handed to the application. */
+  position(convId) {
+    return this.seq.position(convId);
+  }
+
+  offer(m) {
+    const { ready, gap } = this.seq.offer(m);
+    for (const r of ready) {
+      this.positions.setPosition(r.convId, r.seq);
+      this.dirty.set(r.convId, r.seq);
+      this.emit('message', r);
+    }
+    if (this.dirty.size >= this.opts.ackBatch && this.conn) this.flushAcks(this.conn);
+    if (gap) this.want(m.convId);
+  }
+
+  want(convId) {
+    this.fills.add(convId);
+    return this.queueFill();
+  }
+
+  // queueFill runs the fetches one at a time, on whatever connection is
+  // current when they start; a step not yet started takes every
+  // conversation queued meanwhile. It resolves true when every fetch
+  // succeeded.
+  queueFill() {
+    if (this.fillQueued) return this.fillQueued;
+    const step = this.fillChain.then(() => {
+      this.fillQueued = null;
+      return this.drainFills();
+    });
+    this.fillQueued = step;
+    this.fillChain = step;
+    return step;
+  }
+
+  async drainFills() {
+    const conn = this.conn;
+    if (!conn || conn.closed) return false;
+    while (this.fills.size) {
+      const convId = this.fills.values().next().value;
+      this.fills.delete(convId);
+      try {
+        await this.fill(conn, convId);
+      } catch (err) {
+        this.fills.add(convId); // fetched again on the next connection
+        if (conn === this.conn) conn.fail(err);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // fill fetches convId forward from the position up to the conversation's
+  // last seq as the first page reports it, and on while messages are held
+  // behind a gap; later messages come as pushes. Each page starts at the
+  // current position, which pushes may have moved meanwhile.
+  async fill(conn, convId) {
+    let target = 0n;
+    for (;;) {
+      const afterSeq = this.seq.position(convId);
+      let resp;
+      try {
+        resp = await conn.request(Op.SYNC, { convId, afterSeq, limit: this.opts.syncPage });
+      } catch (err) {
+        if (err.code === ErrorCode.NOT_FOUND) return; // no message stored yet
+        throw err;
+      }
+      for (const m of resp.messages) this.offer(m);
+      if (target === 0n) target = resp.lastSeq;
+      if (!resp.hasMore || resp.messages.length === 0 || this.seq.caughtUp(convId, target)) return;
+      if (resp.messages[resp.messages.length - 1].seq <= afterSeq) {
+        throw new Error(`sync of ${convId} after ${afterSeq} did not move forward`);
+      }
+    }
+  }
+
+  // resume catches up after a login: the conversations changed since the
+  // saved cursor whose last seq is beyond ours are fetched, as are those
+  // holding messages behind a gap. The cursor is saved only once every
+  // fetch succeeded, so a resume cut short is repeated in full.
+  async resume(conn) {
+    let cursor = this.positions.cursor();
+    let supported = !this.noSyncConvs;
+    while (supported) {
+      let resp;
+      try {
+        resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
+      } catch (err) {
+        if (err.code !== ErrorCode.UNSUPPORTED) throw err;
+        this.noSyncConvs = true;
+        supported = false;
+        break;
+      }
+      for (const sum of resp.convs) this.noteSummary(sum);
+      cursor = resp.cursor;
+      if (!resp.hasMore || resp.convs.length === 0) break;
+    }
+    if (!supported) {
+      // An older server: fetch every conversation this device knows.
+      for (const convId of this.positions.conversations()) this.fills.add(convId);
+    }
+    for (const convId of this.seq.gaps()) this.fills.add(convId);
+    if (!(await this.queueFill())) throw new Error('catch-up failed');
+    if (supported) this.positions.setCursor(cursor);
+  }
+
+  // noteSummary places a conversation new to this device at the server's
+  // delivered position for it (or its newest message, with startAtLatest)
+  // and queues a fetch when messages are missing.
+  noteSummary(sum) {
+    if (this.positions.position(sum.convId) === undefined) {
+      let start = sum.deliveredSeq;
+      if (start === 0n && this.opts.startAtLatest) start = sum.lastSeq;
+      this.seq.track(sum.convId, start);
+    }
+    if (sum.lastSeq > this.seq.position(sum.convId)) this.fills.add(sum.convId);
+    this.emit('conv', sum);
+  }
+
+  scheduleAcks(conn) {
+    this.later(this.opts.ackIntervalMs, () => {
+      if (conn !== this.conn) return;
+      this.flushAcks(conn);
+      this.scheduleAcks(conn);
+    });
+  }
+
+  // scheduleResync asks now and then which conversations changed, as after
+  // a reconnect: a push lost with no later one in its conversation is
+  // otherwise found only at the next reconnect.
+  scheduleResync(conn) {
+    this.later(this.opts.resyncIntervalMs, () => {
+      if (conn !== this.conn) return;
+      this.resume(conn).then(() => this.scheduleResync(conn), (err) => {
+        if (conn === this.conn) conn.fail(err);
+      });
+    });
+  }
+
+  flushAcks(conn) {
+    if (this.dirty.size === 0 || this.noDelivered || conn.closed) return;
+    const positions = [...this.dirty].map(([convId, seq]) => ({ convId, seq }));
+    this.dirty.clear();
+    conn.request(Op.DELIVERED, { positions }).catch((err) => {
+      if (err.code === ErrorCode.UNSUPPORTED) {
+        this.noDelivered = true;
+        return;
+      }
+      // Sent again with the next flush; newer positions win.
+      for (const p of positions) {
+        const cur = this.dirty.get(p.convId);
+        if (cur === undefined || cur < p.seq) this.dirty.set(p.convId, p.seq);
+      }
+    });
+  }
+
+  // ---- sending ----
+
+  /**
+   * send queues one message to convId (any conversation) or toUserId (1:1)
+   * and returns its outbox entry: {clientMsgId, convId, toUserId, text,
+   * contentType, content, state ('pending', 'sent', 'failed'), error, ack,
+   * result}. result is a promise of the SendResp. The message enters the
+   * 'message' stream from its ack, in its conversation's order.
+   */
+  send({ convId = '', toUserId, text, content, contentType, clientMsgId = newClientMsgId() }) {
+    const bytes = content instanceof Uint8Array ? content : utf8.encode(String(text ?? ''));
+    const entry = {
+      clientMsgId, convId, toUserId, text: text ?? '', content: bytes,
+      contentType: contentType || (text !== undefined ? ContentType.TEXT : ContentType.BINARY),
+      state: 'pending', error: null, ack: null, startMs: Date.now(), inflight: false,
+    };
+    entry.result = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    entry.result.catch(() => {}); // failures are reported through 'outbox' too
+    this.outbox.set(clientMsgId, entry);
+    this.emit('outbox', entry);
+    this.armDeadline(entry);
+    this.attemptSend(entry);
+    return entry;
+  }
+
+  /** retry sends a failed entry again with the same client_msg_id. */
+  retry(clientMsgId) {
+    const e = this.outbox.get(clientMsgId);
+    if (!e || e.state !== 'failed' || this.ended) return false;
+    e.state = 'pending';
+    e.error = null;
+    e.backoff = 0;
+    e.startMs = Date.now();
+    this.emit('outbox', e);
+    this.armDeadline(e);
+    this.attemptSend(e, true);
+    return true;
+  }
+
+  /** discard drops a failed entry from the outbox. */
+  discard(clientMsgId) {
+    const e = this.outbox.get(clientMsgId);
+    if (!e || e.state !== 'failed') return;
+    this.outbox.delete(clientMsgId);
+    e.state = 'discarded';
+    this.emit('outbox', e);
+  }
+
+  /** pending lists the outbox entries not yet acked, oldest first. */
+  pending(convId) {
+    return [...this.outbox.values()].filter((e) => !convId || e.convId === convId);
+  }
+
+  // armDeadline fails the entry if it is not acked in time, even with a
+  // request in flight: a request lost on a silent network would otherwise
+  // hold it for the request timeout. A late ack still turns it to 'sent'.
+  armDeadline(e) {
+    clearTimeout(e.deadline);
+    e.deadline = setTimeout(() => {
+      if (e.state === 'pending') {
+        this.failEntry(e, new TimeoutError(`timed out after ${this.opts.sendTimeoutMs} ms`));
+      }
+    }, this.opts.sendTimeoutMs);
+  }
+
+  // attemptSend sends e on the current connection, unless an attempt is in
+  // flight (force: a user's retry, which must not wait out a lost one).
+  // Every attempt carries the same client_msg_id, so at most one is stored;
+  // the first ack wins and later ones are ignored.
+  attemptSend(e, force = false) {
+    const conn = this.conn;
+    if (e.state !== 'pending' || (e.inflight && !force) || !conn || conn.closed) return;
+    const attempt = (e.attempts = (e.attempts || 0) + 1);
+    e.inflight = true;
+    const body = { clientMsgId: e.clientMsgId, contentType: e.contentType, content: e.content };
+    if (e.convId) body.convId = e.convId;
+    else body.toUserId = e.toUserId;
+    conn.request(Op.SEND, body).then((ack) => {
+      if (e.state === 'sent' || e.state === 'discarded') return;
+      e.inflight = false;
+      clearTimeout(e.deadline);
+      e.state = 'sent';
+      e.error = null;
+      e.ack = ack;
+      e.convId = ack.convId;
+      this.outbox.delete(e.clientMsgId);
+      this.emit('outbox', e);
+      e.resolve(ack);
+      this.offer(this.ownMessage(e, ack));
+    }, (err) => {
+      if (attempt !== e.attempts) return; // a newer attempt owns the entry
+      e.inflight = false;
+      if (e.state !== 'pending') return;
+      if (!this.sendAgain(conn, err) || Date.now() - e.startMs >= this.opts.sendTimeoutMs) {
+        this.failEntry(e, err);
+        return;
+      }
+      if (!conn.closed) {
+        // BUSY, UNAVAILABLE or a timeout on a live connection: again later.
+        e.backoff = Math.min((e.backoff || this.opts.minBackoffMs) * 2, this.opts.maxBackoffMs);
+        this.later(jitter(e.backoff), () => this.attemptSend(e));
+      } // else: serve() sends it on the next connection
+    });
+  }
+
+  // sendAgain reports whether a failed send may succeed if repeated.
+  sendAgain(conn, err) {
+    if (err instanceof ResonanceError) return err.retryable;
+    return conn.closed || err instanceof TimeoutError || err instanceof ClosedError;
+  }
+
+  failEntry(e, err) {
+    clearTimeout(e.deadline);
+    e.state = 'failed';
+    e.error = err;
+    this.emit('outbox', e);
+    e.reject(err);
+  }
+
+  // ownMessage rebuilds the stored message from the ack of its send.
+  ownMessage(e, ack) {
+    return {
+      msgId: ack.msgId, convId: ack.convId, seq: ack.seq, senderId: this.userId,
+      clientMsgId: e.clientMsgId, contentType: e.contentType, content: e.content,
+      sendTimeMs: ack.sendTimeMs, senderDevice: this.deviceId, recalled: false, editedMs: 0n,
+    };
+  }
+
+  // ---- requests ----
+
+  /**
+   * connection waits up to timeoutMs for a live connection and returns it,
+   * for requests the Session does not wrap.
+   */
+  connection(timeoutMs = this.opts.requestTimeoutMs) {
+    if (this.ended) return Promise.reject(this.ended);
+    if (this.conn && !this.conn.closed) return Promise.resolve(this.conn);
+    return new Promise((resolve, reject) => {
+      const offs = [];
+      const done = (fn, v) => {
+        clearTimeout(timer);
+        offs.forEach((off) => off());
+        fn(v);
+      };
+      const timer = setTimeout(() => done(reject, new TimeoutError('offline')), timeoutMs);
+      offs.push(this.on('connected', () => done(resolve, this.conn)));
+      offs.push(this.on('ended', (err) => done(reject, err)));
+    });
+  }
+
+  /** request sends one request on the current connection (waiting for one). */
+  async request(op, body) {
+    const conn = await this.connection();
+    return conn.request(op, body);
+  }
+
+  // idempotent retries a request keyed by a client_msg_id after retryable
+  // errors and lost connections, for a few attempts.
+  async idempotent(op, body) {
+    let backoff = this.opts.minBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      let conn;
+      try {
+        conn = await this.connection();
+        return await conn.request(op, body);
+      } catch (err) {
+        const again = conn ? this.sendAgain(conn, err) : err instanceof TimeoutError;
+        if (!again || attempt >= 5 || this.ended) throw err;
+      }
+      await new Promise((r) => setTimeout(r, jitter(backoff)));
+      backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
+    }
+  }
+
+  /** conversations lists every conversation of the user (SYNC_CONVS from the start). */
+  async conversations() {
+    const out = [];
+    let cursor = '';
+    for (;;) {
+      const resp = await this.request(Op.SYNC_CONVS, { cursor, limit: 200 });
+      out.push(...resp.convs);
+      cursor = resp.cursor;
+      if (!resp.hasMore || resp.convs.length === 0) return out;
+    }
+  }
+
+  /**
+   * history returns a page of convId older than beforeSeq (the latest page
+   * when beforeSeq is 0n), oldest first: {messages, hasMore, lastSeq}.
+   * Pages do not enter the 'message' stream.
+   */
+  history(convId, beforeSeq = 0n, limit = 30) {
+    return this.request(Op.SYNC, { convId, beforeSeq: beforeSeq > 0n ? beforeSeq : MAX_SEQ, limit });
+  }
+
+  /** markRead moves the user's read position of convId to seq; resolves with {readSeq}. */
+  markRead(convId, seq) {
+    return this.request(Op.MARK_READ, { convId, seq });
+  }
+
+  /** getUser looks a user up by username, or by userId when username is empty. */
+  getUser({ username = '', userId = 0n }) {
+    return this.request(Op.GET_USER, { username, userId });
+  }
+
+  searchUsers(query, limit = 10) {
+    return this.request(Op.SEARCH_USERS, { query, limit });
+  }
+
+  /**
+   * createGroup creates a group of the user and memberIds; resolves with the
+   * GroupChangeResp. The CREATE event enters the 'message' stream.
+   */
+  async createGroup(name, memberIds) {
+    const ack = await this.idempotent(Op.CREATE_GROUP,
+      { clientMsgId: newClientMsgId(), name, memberIds });
+    this.want(ack.convId);
+    return ack;
+  }
+
+  /** manageGroup changes a group ({convId, action, userIds, name, role}; see GroupAction). */
+  async manageGroup({ convId, action, userIds = [], name = '', role = 0 }) {
+    const ack = await this.idempotent(Op.MANAGE_GROUP,
+      { clientMsgId: newClientMsgId(), convId, action, userIds, name, role });
+    this.want(ack.convId || convId);
+    return ack;
+  }
+
+  /** getGroup returns a group's GroupInfo (members, owner, name). */
+  getGroup(convId) {
+    return this.request(Op.GET_GROUP, { convId });
+  }
+
+  /** typing tells the conversation's other members that this user is (or stopped) typing. */
+  typing(convId, typing) {
+    return this.request(Op.TYPING, { convId, typing });
+  }
+
+  /** getPresence returns {presences} of userIds. */
+  getPresence(userIds) {
+    return this.request(Op.GET_PRESENCE, { userIds });
+  }
+
+  /** watchPresence replaces the users whose presence changes come as 'notify'. */
+  watchPresence(userIds) {
+    return this.request(Op.WATCH_PRESENCE, { userIds });
+  }
+
+  /** readCounts returns how many members read up to each of seqs. */
+  readCounts(convId, seqs) {
+    return this.request(Op.READ_COUNTS, { convId, seqs });
+  }
+}
+
+/**
+ * register creates an account over a short-lived connection to url and
+ * resolves with {userId}.
+ */
+export async function register(url, username, password) {
+  const conn = await Connection.open(url);
+  try {
+    return await conn.request(Op.REGISTER, { username, password });
+  } finally {
+    conn.close();
+  }
+}

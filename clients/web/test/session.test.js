@@ -1,0 +1,123 @@
+// Unit tests of the SDK's Session against a fake gateway in Node: resume,
+// gaps and duplicates, reconnect honouring CLOSE, fatal closes, and the
+// outbox retrying a send under one client_msg_id.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Session, State } from '../sdk/session.js';
+import { MemoryPositions } from '../sdk/positions.js';
+import { CloseReason } from '../sdk/schema.js';
+import { FakeGateway } from './fakegateway.js';
+
+const CONV = 'p2p:1:2';
+
+async function until(cond, what, timeout = 3000) {
+  const deadline = Date.now() + timeout;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function open(gw, opts = {}) {
+  globalThis.WebSocket = gw.WebSocket;
+  const s = new Session({
+    url: 'ws://fake/', username: 'me', password: 'secret-pw', deviceId: 'tab',
+    positions: new MemoryPositions(), minBackoffMs: 20, maxBackoffMs: 100, ackIntervalMs: 20,
+    ...opts,
+  });
+  s.got = [];
+  s.states = [];
+  s.on('message', (m) => s.got.push(Number(m.seq)));
+  s.on('state', (e) => s.states.push(e));
+  return s;
+}
+
+test('resume fetches what is missing; a gap is filled; duplicates are dropped', async () => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+  const s = open(gw);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  assert.deepEqual(s.got, [1, 2, 3]);
+
+  const ws = gw.live[0];
+  gw.add(CONV, 'm4');
+  const m5 = gw.add(CONV, 'm5');
+  gw.push(ws, m5); // 4 is missing: held, then fetched
+  await until(() => s.got.length === 5, 'the gap filled');
+  gw.push(ws, m5); // a duplicate
+  gw.push(ws, gw.convs.get(CONV)[0]);
+  await until(() => gw.delivered.get(CONV) === 5n, 'DELIVERED of 5');
+  assert.deepEqual(s.got, [1, 2, 3, 4, 5]);
+  s.close();
+});
+
+test('a CLOSE with a reconnect delay is honoured; the token logs in again', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 150);
+  const closedAt = Date.now();
+  gw.add(CONV, 'm2'); // stored while away: no push reaches this device
+  await until(() => s.states.some((e) => e.state === State.OFFLINE), 'offline');
+  const off = s.states.find((e) => e.state === State.OFFLINE);
+  assert.ok(off.retryInMs >= 150, `retry in ${off.retryInMs} ms`);
+  await until(() => s.got.length === 2, 'm2 after the reconnect');
+  assert.ok(Date.now() - closedAt >= 150, 'waited for reconnect_after_ms');
+  assert.deepEqual(s.got, [1, 2]);
+  assert.equal(gw.logins.at(-1).token, 'access-1', 'the reconnect used the token');
+  assert.equal(gw.logins.at(-1).password, '');
+  s.close();
+});
+
+test('KICKED ends the session without reconnecting', async () => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  gw.closeWith(gw.live[0], CloseReason.KICKED, -1);
+  await until(() => ended, 'ended');
+  assert.equal(ended.close.reason, CloseReason.KICKED);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(gw.conns.length, 1, 'no new connection');
+  assert.equal(s.state, State.ENDED);
+});
+
+test('a send whose ack is lost is retried under the same id and enters the stream once', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const states = [];
+  s.on('outbox', (e) => states.push(e.state));
+  gw.loseSendAcks = 1;
+  const e = s.send({ convId: CONV, text: 'hello' });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(e.state, 'pending');
+  gw.live[0].close(1006); // the connection drops with the ack lost
+  const ack = await e.result;
+  assert.equal(ack.seq, 2n);
+  assert.equal(ack.duplicate, true, 'the retry hit the stored message');
+  assert.equal(gw.convs.get(CONV).length, 2, 'stored once');
+  await until(() => s.got.length === 2, 'the own message');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(s.got, [1, 2]);
+  assert.deepEqual(states, ['pending', 'sent']);
+  s.close();
+});
+
+test('a saved refresh token logs in when the access token is refused', async () => {
+  const gw = new FakeGateway();
+  const positions = new MemoryPositions();
+  positions.setTokens({ access: 'stale', refresh: 'access-1', username: 'me' });
+  const s = open(gw, { password: '', positions });
+  await s.start();
+  assert.deepEqual(gw.logins.map((l) => l.token), ['stale', 'access-1']);
+  s.close();
+});
