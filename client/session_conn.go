@@ -116,6 +116,10 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 	}
 }
 
+// rateLimitedBackoff is the least wait after a login refused as
+// RATE_LIMITED.
+const rateLimitedBackoff = 5 * time.Second
+
 // retryDelay says how long to wait after err ended a connection (or failed
 // to set one up), or returns the error that ends the session.
 func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, error) {
@@ -125,6 +129,10 @@ func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, e
 	case errors.Is(err, errCatchUp):
 	case errors.As(err, &ce):
 		return s.closeDelay(ce, backoff)
+	case errors.As(err, &se) && se.Code == common.ErrorCode_RATE_LIMITED:
+		// Logins are limited per address and account: a reconnect storm
+		// after a server restart meets the limit, which lifts with time.
+		return jitter(max(backoff, rateLimitedBackoff)), nil
 	case errors.As(err, &se) && !se.IsRetryable():
 		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, err)
 	}

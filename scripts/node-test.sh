@@ -36,7 +36,7 @@ if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
 fi
 
 mkdir "$scratch/data"
-"$scratch/resonance" --addr "$addr" --data-dir "$scratch/data" --http-listen 127.0.0.1:0 \
+"$scratch/resonance" --addr "$addr" --data-dir "$scratch/data" --http-listen 127.0.0.1:0 --web-listen "" \
   --log-format json >"$log" 2>&1 &
 pid=$!
 for i in $(seq 1 150); do
