@@ -156,9 +156,15 @@ func TestTyping_RateLimited(t *testing.T) {
 	}
 	noMore(t, e, sub)
 
-	// Per user: past the burst of 5 the request itself is refused.
+	// Typing again right after stopping is a change: it goes out although
+	// a "typing" went out less than 2s ago.
 	_, err = e.svc.Typing(ctx, session(alice, 1), typingReq(conv, true))
 	wantCode(t, err, common.ErrorCode_OK)
+	if ev := nextNotify(t, sub); !ev.Notify.Typing.Typing {
+		t.Fatalf("third event = %+v, want typing", ev.Notify.Typing)
+	}
+
+	// Per user: past the burst of 5 the request itself is refused.
 	_, err = e.svc.Typing(ctx, session(alice, 1), typingReq(conv, true))
 	wantCode(t, err, common.ErrorCode_RATE_LIMITED)
 }

@@ -63,6 +63,7 @@ type ephemeral struct {
 	cfg        EphemeralConfig
 	typingConv *ratelimit.Limiter // per user, conversation and state
 	typingUser *ratelimit.Limiter // per user
+	typingLast typingStates       // per user and conversation
 	presence   *ratelimit.Limiter // per user
 	watches    route.Watches
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
@@ -57,7 +58,10 @@ func (s *Service) typing(ctx context.Context, session *logicrpc.Session,
 		}
 		return fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
-	if !s.eph.typingConv.Allow(typingKey(user, convID, req.Typing)) {
+	// A change of state always goes out (the per-user budget above bounds
+	// a flapping client); a repeat of the same state only once per period.
+	allowed := s.eph.typingConv.Allow(typingKey(user, convID, req.Typing))
+	if changed := s.eph.typingLast.swap(typingKey(user, convID, true), req.Typing); !changed && !allowed {
 		return nil
 	}
 	recipients, err := s.typingRecipients(ctx, convID, user)
@@ -75,6 +79,31 @@ func (s *Service) typing(ctx context.Context, session *logicrpc.Session,
 		Typing: req.Typing}}
 	s.publishNotify(ctx, recipients, n, ownConn(session))
 	return nil
+}
+
+// typingStates remembers the typing state last forwarded per user and
+// conversation, so that a change is never dropped as a repeat: a "started"
+// right after a "stopped" must reach the peers. Bounded: past the cap it
+// forgets everything, which only lets a few repeats through.
+type typingStates struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// typingStatesCap bounds the remembered states.
+const typingStatesCap = 100_000
+
+// swap records typing as key's last state and reports whether it differs
+// from the one before (true when there was none).
+func (t *typingStates) swap(key string, typing bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil || len(t.m) >= typingStatesCap {
+		t.m = make(map[string]bool)
+	}
+	prev, ok := t.m[key]
+	t.m[key] = typing
+	return !ok || prev != typing
 }
 
 // typingKey is the per-conversation limiter key of user's typing state.
