@@ -70,5 +70,8 @@ func BenchmarkService_SendParallel(b *testing.B) {
 			}
 		})
 		e.waitPublished(b, uint64(sent.Load()))
+		if n := e.svc.stats.batches.Load(); n > 0 {
+			b.ReportMetric(float64(e.svc.stats.batchedWrites.Load())/float64(n), "writes/commit")
+		}
 	})
 }
