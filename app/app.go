@@ -361,23 +361,10 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 }
 
 func (s *System) startGateway(ctx context.Context) error {
-	addrs := s.cfg.LogicAddrs
-	if s.logicAddr != nil {
-		addrs = []string{s.logicAddr.String()}
-	}
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:7100"}
-	}
-	opts := append([]client.Option{
-		client.WithHostPorts(addrs...),
-		client.WithConnectTimeout(time.Second),
-		client.WithMiddleware(obs.RPCClientMiddleware(s.metrics,
-			"resonance_gateway_logic_call_seconds", "Latency of the gateway's calls to logic.")),
-		client.WithLongConnection(connpool.IdleConfig{
+	lc, err := s.logicClient("resonance_gateway_logic_call_seconds",
+		"Latency of the gateway's calls to logic.", connpool.IdleConfig{
 			MaxIdlePerAddress: 256, MaxIdleGlobal: 4096, MaxIdleTimeout: time.Minute,
-		}),
-	}, rpcauth.ClientOptions(s.cfg.InternalSecret)...)
-	lc, err := logic.NewClient("logic", opts...)
+		})
 	if err != nil {
 		return fmt.Errorf("app: logic client: %w", err)
 	}
@@ -560,4 +547,23 @@ func loadOrCreateSecret(path string) (string, error) {
 		return "", fmt.Errorf("app: write token key %s: %w", path, err)
 	}
 	return secret, nil
+}
+
+// logicClient returns a Kitex client of the logic in this process, else of
+// --logic-addrs, timing its calls under metric.
+func (s *System) logicClient(metric, help string, idle connpool.IdleConfig) (logic.Client, error) {
+	addrs := s.cfg.LogicAddrs
+	if s.logicAddr != nil {
+		addrs = []string{s.logicAddr.String()}
+	}
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:7100"}
+	}
+	opts := append([]client.Option{
+		client.WithHostPorts(addrs...),
+		client.WithConnectTimeout(time.Second),
+		client.WithMiddleware(obs.RPCClientMiddleware(s.metrics, metric, help)),
+		client.WithLongConnection(idle),
+	}, rpcauth.ClientOptions(s.cfg.InternalSecret)...)
+	return logic.NewClient("logic", opts...)
 }

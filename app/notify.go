@@ -6,11 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
 
-	"github.com/resonance-im/resonance/internal/obs"
-	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 )
 
@@ -47,23 +44,10 @@ func bindNotify(fs *flag.FlagSet, c *Config, role Role) {
 // taskLogicClient is the Logic client task asks for notification targets:
 // the local logic in a process that runs it, else --logic-addrs.
 func (s *System) taskLogicClient() (logic.Client, error) {
-	addrs := s.cfg.LogicAddrs
-	if s.logicAddr != nil {
-		addrs = []string{s.logicAddr.String()}
-	}
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:7100"}
-	}
-	opts := append([]client.Option{
-		client.WithHostPorts(addrs...),
-		client.WithConnectTimeout(time.Second),
-		client.WithMiddleware(obs.RPCClientMiddleware(s.metrics,
-			"resonance_task_logic_call_seconds", "Latency of task's calls to logic.")),
-		client.WithLongConnection(connpool.IdleConfig{
+	lc, err := s.logicClient("resonance_task_logic_call_seconds",
+		"Latency of task's calls to logic.", connpool.IdleConfig{
 			MaxIdlePerAddress: 16, MaxIdleGlobal: 64, MaxIdleTimeout: time.Minute,
-		}),
-	}, rpcauth.ClientOptions(s.cfg.InternalSecret)...)
-	lc, err := logic.NewClient("logic", opts...)
+		})
 	if err != nil {
 		return nil, fmt.Errorf("app: task's logic client: %w", err)
 	}

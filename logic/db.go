@@ -29,7 +29,23 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
+	db, err := gorm.Open(dialector, gormConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("logic: open %s: %w", cfg.DBDriver, err)
+	}
+	if err := tunePool(db, cfg.DBDriver); err != nil {
+		return nil, err
+	}
+	if err := migrate(db.WithContext(ctx)); err != nil {
+		closeDB(db)
+		return nil, fmt.Errorf("logic: migrate: %w", err)
+	}
+	return db, nil
+}
+
+// gormConfig is the GORM configuration of every pool.
+func gormConfig(cfg Config) *gorm.Config {
+	return &gorm.Config{
 		NamingStrategy: schema.NamingStrategy{TablePrefix: cfg.TablePrefix},
 		Logger:         quietLogger{},
 		// Unique violations become gorm.ErrDuplicatedKey on both drivers, which
@@ -43,18 +59,7 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		// was a third of the work.
 		PrepareStmt:        true,
 		PrepareStmtMaxSize: preparedStmts,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logic: open %s: %w", cfg.DBDriver, err)
 	}
-	if err := tunePool(db, cfg.DBDriver); err != nil {
-		return nil, err
-	}
-	if err := migrate(db.WithContext(ctx)); err != nil {
-		closeDB(db)
-		return nil, fmt.Errorf("logic: migrate: %w", err)
-	}
-	return db, nil
 }
 
 // migrate creates or updates the tables and their secondary indexes.
@@ -137,15 +142,7 @@ const sqliteReaders = 4
 // openSQLiteReader opens read-only connections to the SQLite file of cfg,
 // for reads that need not wait for the writer (Service.rdb).
 func openSQLiteReader(cfg Config) (*gorm.DB, error) {
-	db, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DBDSN)+"&_pragma=query_only(1)"), &gorm.Config{
-		NamingStrategy:         schema.NamingStrategy{TablePrefix: cfg.TablePrefix},
-		Logger:                 quietLogger{},
-		TranslateError:         true,
-		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
-		PrepareStmt:            true,
-		PrepareStmtMaxSize:     preparedStmts,
-	})
+	db, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DBDSN)+"&_pragma=query_only(1)"), gormConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("logic: open sqlite readers: %w", err)
 	}
