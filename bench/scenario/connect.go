@@ -146,8 +146,12 @@ func cmpOr(v, def int) int {
 	return v
 }
 
-// credential is a registered user's username and password.
-type credential struct{ username, password string }
+// credential is a registered user's username and password, and its id when
+// the registration reported it.
+type credential struct {
+	username, password string
+	id                 int64
+}
 
 // registerUsers registers cfg.Users users.
 func registerUsers(ctx context.Context, cfg ConnectConfig) ([]credential, error) {
@@ -186,6 +190,7 @@ type ramp struct {
 	keepCtx context.Context
 	keepers sync.WaitGroup
 	dropped atomic.Int64 // connections that failed a heartbeat
+	opened  atomic.Int64 // connections logged in, for progress lines
 }
 
 // run opens every connection, the warm-up ones first.
@@ -244,6 +249,7 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		}
 		if err == nil {
 			r.conns[i], r.latencies[i] = c, time.Since(start)
+			r.opened.Add(1)
 			r.keep(c)
 			return nil
 		}
