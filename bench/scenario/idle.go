@@ -42,6 +42,9 @@ type IdleConfig struct {
 	// the Go heap is read there, after a forced collection, instead of from
 	// MetricsURL, whose heap still holds the logins' garbage.
 	HeapURL string
+	// Settle is the wait before each memory sample, for the server to finish
+	// the logins' background work (route writes, bookkeeping); default 2s.
+	Settle time.Duration
 	// ServerPID, when set, is the gateway process whose CPU time is measured
 	// over the hold.
 	ServerPID int
@@ -54,7 +57,7 @@ func (c IdleConfig) withDefaults() (IdleConfig, error) {
 		return c, fmt.Errorf("%w: idle needs an address and a positive connection count",
 			ErrBadConfig)
 	}
-	c.Hold = cmp0(c.Hold, 30*time.Second)
+	c.Hold, c.Settle = cmp0(c.Hold, 30*time.Second), cmp0(c.Settle, 2*time.Second)
 	c.Users = max(c.Users, (c.Conns+devicesPerUser-1)/devicesPerUser)
 	if c.Warmup <= 0 {
 		c.Warmup = min(c.Conns/10, 1000)
@@ -62,10 +65,6 @@ func (c IdleConfig) withDefaults() (IdleConfig, error) {
 	c.Warmup = min(c.Warmup, c.Conns-1)
 	return c, nil
 }
-
-// settleDelay lets the server finish a ramp's background work (logins'
-// bookkeeping, route writes) before its memory is sampled.
-const settleDelay = 2 * time.Second
 
 // memSample is the gateway's memory and connections at one moment; a
 // field is -1 when not measured.
@@ -139,11 +138,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (Report, error) {
 	return idleReport(cfg, res, r, samples, usage)
 }
 
-// sample waits settleDelay and reads the gateway's memory.
+// sample waits c.Settle and reads the gateway's memory.
 func (c IdleConfig) sample(ctx context.Context) memSample {
 	select {
 	case <-ctx.Done():
-	case <-time.After(settleDelay):
+	case <-time.After(c.Settle):
 	}
 	s := memSample{rssBytes: -1, heapBytes: -1, conns: -1}
 	if c.MetricsURL != "" {
