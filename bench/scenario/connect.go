@@ -17,6 +17,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -60,7 +61,7 @@ type ConnectConfig struct {
 // ConnectResult is what Connect measured.
 type ConnectResult struct {
 	Conns    int           // connections logged in
-	Refused  int           // attempts closed with OVERLOADED and retried
+	Refused  int           // attempts refused or shed as overloaded, and retried
 	Ramp     time.Duration // first dial to last login
 	LoginP50 time.Duration // connect + handshake + login round trip
 	LoginP99 time.Duration
@@ -82,7 +83,8 @@ func (r ConnectResult) String() string {
 		r.LoginP99.Round(time.Microsecond), r.Dropped)
 }
 
-// errRefused means the gateway closed an attempt with OVERLOADED.
+// errRefused means the gateway closed an attempt with OVERLOADED, or the
+// login was answered BUSY or UNAVAILABLE: the server asks to retry later.
 var errRefused = errors.New("connect: refused as overloaded")
 
 // maxRefusals bounds the retries of one connection refused as overloaded.
@@ -406,6 +408,11 @@ func (c *benchConn) login(cred credential, device string) error {
 	if h.Flags&codec.FlagError != 0 || h.Op != protocol.Op_LOGIN_ACK {
 		var e protocol.ErrorResp
 		_ = codec.ReadBody(body, &e)
+		if e.Code == common.ErrorCode_BUSY || e.Code == common.ErrorCode_UNAVAILABLE {
+			// Shed, not refused: the password hashing queue was full or
+			// logic's answer late. Worth another try like OVERLOADED.
+			return fmt.Errorf("%w (login %s answered %v)", errRefused, device, e.Code)
+		}
 		return fmt.Errorf("login %s: op %v error %v: %s", device, h.Op, e.Code, e.Message)
 	}
 	var resp protocol.LoginResp
