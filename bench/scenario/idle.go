@@ -84,27 +84,12 @@ func Idle(ctx context.Context, cfg IdleConfig) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	prefix := uniquePrefix("idle")
-	creds, err := registerSpread(ctx, cfg.Addr, prefix, cfg.Users)
-	if err != nil {
-		return Report{}, fmt.Errorf("idle: register: %w", err)
-	}
-	var samples [3]memSample // baseline, start and end of the hold
-	ccfg, err := connectDefaults(ConnectConfig{Addr: cfg.Addr, Conns: cfg.Conns,
-		Users: cfg.Users, WebSocket: cfg.WebSocket, Parallel: cfg.Parallel, Prefix: prefix,
-		Warmup: cfg.Warmup, Warmed: func() { samples[0] = cfg.sample(ctx) }})
+	var samples [4]memSample // baseline, start and end of the hold, after closing
+	r, err := newIdleRamp(ctx, cfg, &samples[0])
 	if err != nil {
 		return Report{}, err
 	}
-	keepCtx, stopKeeping := context.WithCancel(ctx)
-	r := &ramp{cfg: ccfg, creds: creds, conns: make([]*benchConn, cfg.Conns),
-		latencies: make([]time.Duration, cfg.Conns), source: newSources().ip,
-		keepCtx: keepCtx}
-	defer func() {
-		stopKeeping()
-		r.closeAll()
-		r.keepers.Wait()
-	}()
+	defer r.stop()
 
 	start := time.Now()
 	var holding atomic.Bool
@@ -135,7 +120,48 @@ func Idle(ctx context.Context, cfg IdleConfig) (Report, error) {
 	}
 	usage := cpu.stop()
 	samples[2] = cfg.sample(ctx)
-	return idleReport(cfg, res, r, samples, usage)
+	dropped := r.dropped.Load()
+
+	// The heap the connections held, seen from the other side: what closing
+	// them frees, independent of the baseline (RSS is not given back as
+	// promptly, so only the heap is compared).
+	r.stop()
+	samples[3] = cfg.sample(ctx)
+	return idleReport(cfg, res, r.latencies, dropped, samples, usage)
+}
+
+// idleRamp is Connect's ramp with the means to end its heartbeats.
+type idleRamp struct {
+	*ramp
+	stopKeeping context.CancelFunc
+}
+
+// newIdleRamp registers the users and prepares the ramp, which samples the
+// baseline into base once the warm-up connections are in.
+func newIdleRamp(ctx context.Context, cfg IdleConfig, base *memSample) (*idleRamp, error) {
+	prefix := uniquePrefix("idle")
+	creds, err := registerSpread(ctx, cfg.Addr, prefix, cfg.Users)
+	if err != nil {
+		return nil, fmt.Errorf("idle: register: %w", err)
+	}
+	ccfg, err := connectDefaults(ConnectConfig{Addr: cfg.Addr, Conns: cfg.Conns,
+		Users: cfg.Users, WebSocket: cfg.WebSocket, Parallel: cfg.Parallel, Prefix: prefix,
+		Warmup: cfg.Warmup, Warmed: func() { *base = cfg.sample(ctx) }})
+	if err != nil {
+		return nil, err
+	}
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	return &idleRamp{ramp: &ramp{cfg: ccfg, creds: creds, conns: make([]*benchConn, cfg.Conns),
+		latencies: make([]time.Duration, cfg.Conns), source: newSources().ip,
+		keepCtx: keepCtx}, stopKeeping: stopKeeping}, nil
+}
+
+// stop ends the heartbeats and closes every connection; it may be called
+// again.
+func (r *idleRamp) stop() {
+	r.stopKeeping()
+	r.closeAll()
+	r.keepers.Wait()
 }
 
 // sample waits c.Settle and reads the gateway's memory.
@@ -156,11 +182,11 @@ func (c IdleConfig) sample(ctx context.Context) memSample {
 	return s
 }
 
-func idleReport(cfg IdleConfig, res ConnectResult, r *ramp, samples [3]memSample,
-	usage *CPUUsage) (Report, error) {
+func idleReport(cfg IdleConfig, res ConnectResult, logins []time.Duration, dropped int64,
+	samples [4]memSample, usage *CPUUsage) (Report, error) {
 	start := time.Now()
 	login := NewRecorder(start)
-	for _, d := range r.latencies {
+	for _, d := range logins {
 		login.Record(start, d)
 	}
 	ws := 0.0
@@ -176,7 +202,7 @@ func idleReport(cfg IdleConfig, res ConnectResult, r *ramp, samples [3]memSample
 			{Name: "logged-in conns", Value: float64(res.Conns)},
 			{Name: "ramp", Value: res.Ramp.Seconds(), Unit: "s"},
 			{Name: "refused (retried)", Value: float64(res.Refused)},
-			{Name: "dropped", Value: float64(r.dropped.Load())},
+			{Name: "dropped", Value: float64(dropped)},
 		},
 		Latencies: []Latency{latencyOf("login", login)}}
 	if usage != nil {
@@ -187,10 +213,19 @@ func idleReport(cfg IdleConfig, res ConnectResult, r *ramp, samples [3]memSample
 		rep.Metrics = append(rep.Metrics, memoryMetrics(name, samples[0], samples[i+1],
 			measured)...)
 	}
-	rep.OK = r.dropped.Load() == 0 && res.Conns == cfg.Conns
+	if end, closed := samples[2], samples[3]; end.heapBytes >= 0 && closed.heapBytes >= 0 {
+		rep.Metrics = append(rep.Metrics, Metric{Name: "heap freed per conn at close",
+			Value: round2((end.heapBytes - closed.heapBytes) / 1024 / float64(cfg.Conns)),
+			Unit:  "KiB"})
+	}
+	if closed := samples[3]; closed.conns >= 0 {
+		rep.Metrics = append(rep.Metrics, Metric{Name: "gateway conns after close",
+			Value: closed.conns})
+	}
+	rep.OK = dropped == 0 && res.Conns == cfg.Conns
 	if !rep.OK {
 		return rep, fmt.Errorf("%w: %d connections dropped during the hold", ErrCheckFailed,
-			r.dropped.Load())
+			dropped)
 	}
 	return rep, nil
 }
