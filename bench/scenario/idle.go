@@ -84,7 +84,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	var samples [4]memSample // baseline, start and end of the hold, after closing
+	var samples [3]memSample // baseline, start and end of the hold
 	r, err := newIdleRamp(ctx, cfg, &samples[0])
 	if err != nil {
 		return Report{}, err
@@ -120,14 +120,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (Report, error) {
 	}
 	usage := cpu.stop()
 	samples[2] = cfg.sample(ctx)
-	dropped := r.dropped.Load()
-
-	// The heap the connections held, seen from the other side: what closing
-	// them frees, independent of the baseline (RSS is not given back as
-	// promptly, so only the heap is compared).
-	r.stop()
-	samples[3] = cfg.sample(ctx)
-	return idleReport(cfg, res, r.latencies, dropped, samples, usage)
+	return idleReport(cfg, res, r.latencies, r.dropped.Load(), samples, usage)
 }
 
 // idleRamp is Connect's ramp with the means to end its heartbeats.
@@ -156,8 +149,7 @@ func newIdleRamp(ctx context.Context, cfg IdleConfig, base *memSample) (*idleRam
 		keepCtx: keepCtx}, stopKeeping: stopKeeping}, nil
 }
 
-// stop ends the heartbeats and closes every connection; it may be called
-// again.
+// stop ends the heartbeats and closes every connection.
 func (r *idleRamp) stop() {
 	r.stopKeeping()
 	r.closeAll()
@@ -183,7 +175,7 @@ func (c IdleConfig) sample(ctx context.Context) memSample {
 }
 
 func idleReport(cfg IdleConfig, res ConnectResult, logins []time.Duration, dropped int64,
-	samples [4]memSample, usage *CPUUsage) (Report, error) {
+	samples [3]memSample, usage *CPUUsage) (Report, error) {
 	start := time.Now()
 	login := NewRecorder(start)
 	for _, d := range logins {
@@ -212,15 +204,6 @@ func idleReport(cfg IdleConfig, res ConnectResult, logins []time.Duration, dropp
 	for i, name := range []string{"start", "end"} {
 		rep.Metrics = append(rep.Metrics, memoryMetrics(name, samples[0], samples[i+1],
 			measured)...)
-	}
-	if end, closed := samples[2], samples[3]; end.heapBytes >= 0 && closed.heapBytes >= 0 {
-		rep.Metrics = append(rep.Metrics, Metric{Name: "heap freed per conn at close",
-			Value: round2((end.heapBytes - closed.heapBytes) / 1024 / float64(cfg.Conns)),
-			Unit:  "KiB"})
-	}
-	if closed := samples[3]; closed.conns >= 0 {
-		rep.Metrics = append(rep.Metrics, Metric{Name: "gateway conns after close",
-			Value: closed.conns})
 	}
 	rep.OK = dropped == 0 && res.Conns == cfg.Conns
 	if !rep.OK {
