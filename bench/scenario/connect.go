@@ -84,7 +84,8 @@ func (r ConnectResult) String() string {
 }
 
 // errRefused means the gateway closed an attempt with OVERLOADED, or the
-// login was answered BUSY or UNAVAILABLE: the server asks to retry later.
+// login was answered BUSY, UNAVAILABLE or RATE_LIMITED: the server asks to
+// retry later.
 var errRefused = errors.New("connect: refused as overloaded")
 
 // maxRefusals bounds the retries of one connection refused as overloaded.
@@ -243,6 +244,7 @@ func cmpOrErr(a, b error) error {
 // open opens and logs in connection i, retrying while it is refused as
 // overloaded (the gateway's accept rate).
 func (r *ramp) open(ctx context.Context, i int) error {
+	backoff := 100 * time.Millisecond
 	for range maxRefusals {
 		start := time.Now()
 		c, err := r.dial(ctx, i)
@@ -265,7 +267,10 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(backoff):
+			// Up to the period in which a source address's login budget
+			// gets one attempt back (logic's --login-addr-limit default).
+			backoff = min(2*backoff, 2*time.Second)
 		}
 	}
 	return fmt.Errorf("%w %d times", errRefused, maxRefusals)
@@ -408,9 +413,11 @@ func (c *benchConn) login(cred credential, device string) error {
 	if h.Flags&codec.FlagError != 0 || h.Op != protocol.Op_LOGIN_ACK {
 		var e protocol.ErrorResp
 		_ = codec.ReadBody(body, &e)
-		if e.Code == common.ErrorCode_BUSY || e.Code == common.ErrorCode_UNAVAILABLE {
-			// Shed, not refused: the password hashing queue was full or
-			// logic's answer late. Worth another try like OVERLOADED.
+		switch e.Code {
+		case common.ErrorCode_BUSY, common.ErrorCode_UNAVAILABLE, common.ErrorCode_RATE_LIMITED:
+			// Shed, not refused: the password hashing queue was full,
+			// logic's answer late, or the retries of a loaded server used
+			// up the source address's budget. Worth another try later.
 			return fmt.Errorf("%w (login %s answered %v)", errRefused, device, e.Code)
 		}
 		return fmt.Errorf("login %s: op %v error %v: %s", device, h.Op, e.Code, e.Message)
