@@ -141,8 +141,9 @@ type groupRun struct {
 	deliveries atomic.Int64
 	lastAck    atomic.Int64 // ns since start
 	lastPush   atomic.Int64
-	errOnce    sync.Once
-	firstErr   error
+
+	errMu    sync.Mutex
+	firstErr error
 }
 
 // Group registers cfg.Groups*cfg.Size users, creates cfg.Groups groups of
@@ -253,19 +254,32 @@ func (r *groupRun) logIn(ctx context.Context, creds []credential) error {
 	return firstError(errs)
 }
 
-// loginChatConn logs a registered user in from the source address of index.
+// loginChatConn logs a registered user in from the source address of index,
+// retrying with a growing pause while the server asks to retry later.
 func loginChatConn(ctx context.Context, addr string, cred credential, index int,
 	src sources) (*chatConn, error) {
-	bc, err := dialFrom(ctx, addr, src.ip(index))
-	if err != nil {
-		return nil, err
-	}
-	if err := bc.login(cred, "bench"); err != nil {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		bc, err := dialFrom(ctx, addr, src.ip(index))
+		if err != nil {
+			return nil, err
+		}
+		err = bc.login(cred, "bench")
+		if err == nil {
+			return &chatConn{benchConn: bc, index: index, name: cred.username,
+				id: bc.userID, pending: make(map[uint32]time.Duration)}, nil
+		}
 		_ = bc.conn.Close()
-		return nil, fmt.Errorf("user %s: %w", cred.username, err)
+		if !errors.Is(err, errRefused) || attempt == maxRefusals {
+			return nil, fmt.Errorf("user %s: %w", cred.username, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 2*time.Second)
+		}
 	}
-	return &chatConn{benchConn: bc, index: index, name: cred.username, id: bc.userID,
-		pending: make(map[uint32]time.Duration)}, nil
 }
 
 func (r *groupRun) closeAll() {
@@ -307,7 +321,18 @@ func (r *groupRun) offer(ctx context.Context) time.Duration {
 
 func (r *groupRun) fail(err error) {
 	r.failed.Add(1)
-	r.errOnce.Do(func() { r.firstErr = err })
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+}
+
+// firstError returns the first failure; readers may still be failing.
+func (r *groupRun) firstError() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.firstErr
 }
 
 // waitAcks waits until no send waits for its ack, at most cfg.Timeout.
@@ -501,7 +526,7 @@ func (r *groupRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, err
 		reordered == 0
 	if !rep.OK {
 		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d unacked, %d lost, "+
-			"%d duplicated, %d reordered", ErrCheckFailed, r.failed.Load(), r.firstErr,
+			"%d duplicated, %d reordered", ErrCheckFailed, r.failed.Load(), r.firstError(),
 			unacked, lost, duplicated, reordered)
 	}
 	return rep, nil
