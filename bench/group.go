@@ -21,7 +21,7 @@ func runGroup(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Size, "size", 200, "members of each group, owner included")
 	fs.Float64Var(&cfg.Online, "online", 0.5,
 		"share of each group's members logged in (one connection each; at least 2)")
-	fs.IntVar(&cfg.Rate, "rate", 1000, "offered group messages per second over all groups")
+	fs.IntVar(&cfg.Rate, "rate", 200, "offered group messages per second over all groups")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long messages are offered")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 20000, "sends waiting for their ack at most")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second,

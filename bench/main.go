@@ -8,7 +8,7 @@
 //	go run ./bench echo --addr 127.0.0.1:7000 --conns 64 --duration 10s
 //	go run ./bench chat --addr 127.0.0.1:7000 --rate 5000 --duration 10s
 //	go run ./bench push --addr 127.0.0.1:7000 --push-addr 127.0.0.1:7200
-//	go run ./bench group --addr 127.0.0.1:7000 --groups 1 --size 200 --rate 1000
+//	go run ./bench group --addr 127.0.0.1:7000 --groups 1 --size 200 --rate 200
 //	go run ./bench idle --addr 127.0.0.1:7000 --conns 5000 --duration 30s [--ws]
 //
 // echo, chat, push, group and idle print a table (--json: JSON), write an HTML report

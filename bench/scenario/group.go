@@ -31,7 +31,7 @@ type GroupConfig struct {
 	// fewer than 2 a group (a sender and a receiver).
 	Online float64
 	// Rate is the offered load in group messages per second over all
-	// groups; default 1000. Each message is pushed to the group's other
+	// groups; default 200. Each message is pushed to the group's other
 	// online members.
 	Rate int
 	// Duration is how long messages are offered; default 10s.
@@ -48,7 +48,7 @@ type GroupConfig struct {
 }
 
 func (c GroupConfig) withDefaults() (GroupConfig, error) {
-	c.Groups, c.Size, c.Rate = cmpOr(c.Groups, 1), cmpOr(c.Size, 200), cmpOr(c.Rate, 1000)
+	c.Groups, c.Size, c.Rate = cmpOr(c.Groups, 1), cmpOr(c.Size, 200), cmpOr(c.Rate, 200)
 	c.MaxInFlight = cmpOr(c.MaxInFlight, 20000)
 	c.Duration, c.Timeout = cmp0(c.Duration, 10*time.Second), cmp0(c.Timeout, 30*time.Second)
 	if c.Online <= 0 {
@@ -197,6 +197,8 @@ func Group(ctx context.Context, cfg GroupConfig) (Report, error) {
 // groups, each owned by its first member.
 func (r *groupRun) setUp(ctx context.Context) error {
 	cfg := r.cfg
+	r.say("group: registering %d users, logging in %d, creating %d groups (argon2: slow)",
+		cfg.Groups*cfg.Size, cfg.Groups*cfg.onlinePerGroup(), cfg.Groups)
 	creds, err := registerSpread(ctx, cfg.Addr, r.prefix, cfg.Groups*cfg.Size)
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
@@ -220,6 +222,13 @@ func (r *groupRun) setUp(ctx context.Context) error {
 		g.id = resp.ConvId
 	}
 	return nil
+}
+
+// say writes one line to cfg.Progress, if set.
+func (r *groupRun) say(format string, args ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, format+"\n", args...)
+	}
 }
 
 // logIn logs in the first onlinePerGroup members of every group, 16 at a

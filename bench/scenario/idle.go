@@ -133,6 +133,9 @@ type idleRamp struct {
 // baseline into base once the warm-up connections are in.
 func newIdleRamp(ctx context.Context, cfg IdleConfig, base *memSample) (*idleRamp, error) {
 	prefix := uniquePrefix("idle")
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "idle: registering %d users\n", cfg.Users)
+	}
 	creds, err := registerSpread(ctx, cfg.Addr, prefix, cfg.Users)
 	if err != nil {
 		return nil, fmt.Errorf("idle: register: %w", err)
