@@ -28,7 +28,8 @@ func runIdle(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:9100/metrics",
 		"gateway's /metrics: RSS, Go heap and connections; empty: not read")
 	fs.StringVar(&cfg.HeapURL, "heap-url", "",
-		"gateway's /debug/pprof/heap?gc=1&debug=1 (needs --pprof): Go heap after a forced GC")
+		"gateway's /debug/pprof/heap?gc=1&debug=1 (needs --pprof): Go heap after a forced GC;\n"+
+			"without it the heap comes from /metrics, garbage included")
 	o.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
