@@ -156,8 +156,8 @@ func (c *benchConn) request(op protocol.Op, req codec.Body, resp codec.Readable)
 		return err
 	}
 	h, body, err := c.readFrame()
-	// A push may come first: a group member's connection is pushed its
-	// group's events while its owner sets up other groups.
+	// A push may come before the reply (a group member's connection is
+	// pushed its group's events): it is not this request's answer.
 	for err == nil && h.Op == protocol.Op_PUSH {
 		h, body, err = c.readFrame()
 	}
