@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -78,7 +77,7 @@ func sampleMemory(pid int, heapURL string) memorySample {
 		m.rssKiB = readRSS(pid)
 	}
 	if heapURL != "" {
-		m.heapBytes = readHeapInuse(heapURL)
+		m.heapBytes = scenario.ReadHeapInuse(context.Background(), heapURL)
 	}
 	return m
 }
@@ -115,32 +114,6 @@ func scanKiB(path, key string) int64 {
 		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
 			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
-}
-
-// readHeapInuse reads HeapInuse from the runtime.MemStats lines that
-// pprof's heap profile prints with debug=1, or -1.
-func readHeapInuse(url string) int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return -1
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
-			if n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil {
 				return n
 			}
 		}

@@ -8,8 +8,10 @@
 //	go run ./bench echo --addr 127.0.0.1:7000 --conns 64 --duration 10s
 //	go run ./bench chat --addr 127.0.0.1:7000 --rate 5000 --duration 10s
 //	go run ./bench push --addr 127.0.0.1:7000 --push-addr 127.0.0.1:7200
+//	go run ./bench group --addr 127.0.0.1:7000 --groups 1 --size 200 --rate 200
+//	go run ./bench idle --addr 127.0.0.1:7000 --conns 5000 --duration 30s [--ws]
 //
-// echo, chat and push print a table (--json: JSON), write an HTML report
+// echo, chat, push, group and idle print a table (--json: JSON), write an HTML report
 // with --html and report the server's CPU with --pid.
 //
 // Each scenario lives in its own file here (flags and output) and in package
@@ -43,6 +45,10 @@ var commands = map[string]command{
 	"echo":  {summary: "HEARTBEAT request/response in a closed loop; frames/s", run: runEcho},
 	"chat":  {summary: "1:1 messages at a fixed offered rate; end-to-end latency", run: runChat},
 	"push":  {summary: "the gateway's Push service called directly; deliveries/s", run: runPush},
+	"group": {summary: "group messages at a fixed offered rate; fan-out deliveries/s, latency",
+		run: runGroup},
+	"idle": {summary: "holds N logged-in connections; gateway CPU and memory per connection",
+		run: runIdle},
 }
 
 func main() {

@@ -28,6 +28,10 @@ func TestDispatch(t *testing.T) {
 		{name: "bad flag", args: []string{"smoke", "--bogus"}, wantCode: 2, wantErr: "bogus"},
 		{name: "bad config", args: []string{"smoke", "--users", "1"}, wantCode: 2,
 			wantErr: "at least 2"},
+		{name: "group bad config", args: []string{"group", "--size", "1"}, wantCode: 2,
+			wantErr: "at least 2 members"},
+		{name: "idle bad config", args: []string{"idle", "--conns", "0"}, wantCode: 2,
+			wantErr: "positive connection count"},
 		{
 			name:     "smoke passes",
 			args:     []string{"smoke", "--addr", s.Addr(), "--users", "3", "--messages", "4"},

@@ -113,7 +113,7 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	r.e2e, r.ack = NewRecorder(r.start), NewRecorder(r.start)
 	readers := r.receive()
 	keepCtx, stopKeeping := context.WithCancel(ctx)
-	go r.heartbeat(keepCtx)
+	go heartbeat(keepCtx, users)
 	defer func() {
 		stopKeeping()
 		closeChatUsers(users)
@@ -252,9 +252,10 @@ func (r *chatRun) pushed(i int, m *common.Message) {
 }
 
 // heartbeat keeps every user's connection alive at half the server's
-// interval.
-func (r *chatRun) heartbeat(ctx context.Context) {
-	t := time.NewTicker(r.users[0].interval / 2)
+// interval until ctx is done. The acks carry a request id no send uses, so
+// the readers drop them.
+func heartbeat(ctx context.Context, users []*chatConn) {
+	t := time.NewTicker(users[0].interval / 2)
 	defer t.Stop()
 	for {
 		select {
@@ -262,7 +263,7 @@ func (r *chatRun) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, u := range r.users {
+		for _, u := range users {
 			_ = u.write(protocol.Op_HEARTBEAT, math.MaxUint32, protocol.NewHeartbeatReq())
 		}
 	}

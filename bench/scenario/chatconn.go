@@ -83,6 +83,7 @@ func registerSpread(ctx context.Context, addr, prefix string, n int) ([]credenti
 			var reg protocol.RegisterResp
 			errs[i] = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: name,
 				Password: creds[i].password}, &reg)
+			creds[i].id = reg.UserId
 		}()
 	}
 	wg.Wait()
@@ -155,6 +156,11 @@ func (c *benchConn) request(op protocol.Op, req codec.Body, resp codec.Readable)
 		return err
 	}
 	h, body, err := c.readFrame()
+	// A push may come before the reply (a group member's connection is
+	// pushed its group's events): it is not this request's answer.
+	for err == nil && h.Op == protocol.Op_PUSH {
+		h, body, err = c.readFrame()
+	}
 	if err != nil {
 		return err
 	}
@@ -168,13 +174,17 @@ func (c *benchConn) request(op protocol.Op, req codec.Body, resp codec.Readable)
 
 // send writes one SEND to user to, due at due (since the run started).
 func (c *chatConn) send(to *chatConn, due time.Duration, clientMsgID string) error {
+	return c.sendReq(due, &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: to.id,
+		ContentType: common.ContentType_BINARY, Content: encodeChatPayload(due, c.index)})
+}
+
+// sendReq writes one SEND, due at due, whose ack acked will find.
+func (c *chatConn) sendReq(due time.Duration, req *protocol.SendReq) error {
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
 	c.pending[id] = due
 	c.mu.Unlock()
-	req := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: to.id,
-		ContentType: common.ContentType_BINARY, Content: encodeChatPayload(due, c.index)}
 	return c.write(protocol.Op_SEND, id, req)
 }
 

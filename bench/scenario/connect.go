@@ -17,6 +17,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -60,7 +61,7 @@ type ConnectConfig struct {
 // ConnectResult is what Connect measured.
 type ConnectResult struct {
 	Conns    int           // connections logged in
-	Refused  int           // attempts closed with OVERLOADED and retried
+	Refused  int           // attempts refused or shed as overloaded, and retried
 	Ramp     time.Duration // first dial to last login
 	LoginP50 time.Duration // connect + handshake + login round trip
 	LoginP99 time.Duration
@@ -82,7 +83,9 @@ func (r ConnectResult) String() string {
 		r.LoginP99.Round(time.Microsecond), r.Dropped)
 }
 
-// errRefused means the gateway closed an attempt with OVERLOADED.
+// errRefused means the gateway closed an attempt with OVERLOADED, or the
+// login was answered BUSY, UNAVAILABLE or RATE_LIMITED: the server asks to
+// retry later.
 var errRefused = errors.New("connect: refused as overloaded")
 
 // maxRefusals bounds the retries of one connection refused as overloaded.
@@ -146,8 +149,12 @@ func cmpOr(v, def int) int {
 	return v
 }
 
-// credential is a registered user's username and password.
-type credential struct{ username, password string }
+// credential is a registered user's username and password, and its id when
+// the registration reported it.
+type credential struct {
+	username, password string
+	id                 int64
+}
 
 // registerUsers registers cfg.Users users.
 func registerUsers(ctx context.Context, cfg ConnectConfig) ([]credential, error) {
@@ -186,6 +193,7 @@ type ramp struct {
 	keepCtx context.Context
 	keepers sync.WaitGroup
 	dropped atomic.Int64 // connections that failed a heartbeat
+	opened  atomic.Int64 // connections logged in, for progress lines
 }
 
 // run opens every connection, the warm-up ones first.
@@ -236,6 +244,7 @@ func cmpOrErr(a, b error) error {
 // open opens and logs in connection i, retrying while it is refused as
 // overloaded (the gateway's accept rate).
 func (r *ramp) open(ctx context.Context, i int) error {
+	backoff := 100 * time.Millisecond
 	for range maxRefusals {
 		start := time.Now()
 		c, err := r.dial(ctx, i)
@@ -244,6 +253,7 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		}
 		if err == nil {
 			r.conns[i], r.latencies[i] = c, time.Since(start)
+			r.opened.Add(1)
 			r.keep(c)
 			return nil
 		}
@@ -257,7 +267,10 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(backoff):
+			// Up to the period in which a source address's login budget
+			// gets one attempt back (logic's --login-addr-limit default).
+			backoff = min(2*backoff, 2*time.Second)
 		}
 	}
 	return fmt.Errorf("%w %d times", errRefused, maxRefusals)
@@ -400,6 +413,13 @@ func (c *benchConn) login(cred credential, device string) error {
 	if h.Flags&codec.FlagError != 0 || h.Op != protocol.Op_LOGIN_ACK {
 		var e protocol.ErrorResp
 		_ = codec.ReadBody(body, &e)
+		switch e.Code {
+		case common.ErrorCode_BUSY, common.ErrorCode_UNAVAILABLE, common.ErrorCode_RATE_LIMITED:
+			// Shed, not refused: the password hashing queue was full,
+			// logic's answer late, or the retries of a loaded server used
+			// up the source address's budget. Worth another try later.
+			return fmt.Errorf("%w (login %s answered %v)", errRefused, device, e.Code)
+		}
 		return fmt.Errorf("login %s: op %v error %v: %s", device, h.Op, e.Code, e.Message)
 	}
 	var resp protocol.LoginResp

@@ -63,6 +63,8 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 	tests := []struct {
 		name string
 		run  func() (scenario.Report, error)
+		// want are metrics the report must hold with these values.
+		want map[string]float64
 	}{
 		{name: "echo", run: func() (scenario.Report, error) {
 			return scenario.Echo(ctx, scenario.EchoConfig{Addr: sys.addr, Conns: 4, Depth: 2,
@@ -77,6 +79,18 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 				PushAddr: sys.pushAddr, MetricsURL: sys.metricsURL, Receivers: 12, Batch: 5,
 				Callers: 2, Duration: 300 * time.Millisecond, ServerPID: pid})
 		}},
+		{name: "group", run: func() (scenario.Report, error) {
+			// 2 groups of 6, 3 online each: 40 messages, each pushed to the
+			// 2 other online members of its group.
+			return scenario.Group(ctx, scenario.GroupConfig{Addr: sys.addr, Groups: 2, Size: 6,
+				Online: 0.5, Rate: 80, Duration: 500 * time.Millisecond, ServerPID: pid})
+		}, want: map[string]float64{"sent msgs": 40, "acked msgs": 40, "deliveries": 80,
+			"lost": 0, "duplicated": 0, "reordered": 0}},
+		{name: "idle", run: func() (scenario.Report, error) {
+			return scenario.Idle(ctx, scenario.IdleConfig{Addr: sys.addr, Conns: 20,
+				Hold: 300 * time.Millisecond, Settle: time.Millisecond,
+				MetricsURL: sys.metricsURL, ServerPID: pid})
+		}, want: map[string]float64{"logged-in conns": 20, "dropped": 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,7 +102,22 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 				rep.Latencies[0].Count == 0 || rep.ServerCPU == nil {
 				t.Fatalf("report %+v", rep)
 			}
+			for name, want := range tt.want {
+				if got, ok := metric(rep, name); !ok || got != want {
+					t.Errorf("%s = %v (reported %v), want %v", name, got, ok, want)
+				}
+			}
 			t.Logf("%+v", rep.Metrics)
 		})
 	}
+}
+
+// metric returns the value of rep's metric name.
+func metric(rep scenario.Report, name string) (float64, bool) {
+	for _, m := range rep.Metrics {
+		if m.Name == name {
+			return m.Value, true
+		}
+	}
+	return 0, false
 }
