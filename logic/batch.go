@@ -18,7 +18,9 @@ import (
 // writes of concurrent sends in one transaction, each under its own
 // savepoint, and commits them together: a write that fails rolls back to its
 // savepoint alone, and the others commit. A batch forms from what waits
-// while the previous one commits, so a lone send is not delayed.
+// while the previous one commits, so a lone send is not delayed. The
+// batcher also hands the committed events to the publisher, in commit
+// order, so that a conversation's events reach the stream in seq order.
 const (
 	// maxBatch bounds the writes of one transaction, so that locks are not
 	// held for long and one commit's latency stays small.
@@ -65,16 +67,24 @@ func (s *Service) runBatcher(ctx context.Context) {
 			}
 		}
 		items := []*batchItem{first}
+		var alone *batchItem // a membership change met while gathering
 	gather:
-		for len(items) < maxBatch {
+		for len(items) < maxBatch && !first.w.alone {
 			select {
 			case it := <-s.batchQueue:
+				if it.w.alone {
+					alone = it
+					break gather
+				}
 				items = append(items, it)
 			default:
 				break gather
 			}
 		}
 		s.commitBatch(items)
+		if alone != nil {
+			s.commitBatch([]*batchItem{alone})
+		}
 	}
 }
 
@@ -114,7 +124,7 @@ func (s *Service) commitBatch(items []*batchItem) {
 		for i, it := range items {
 			results[i] = batchResult{}
 			if len(items) == 1 {
-				ob, err := s.insertWithSeq(tx, it.w)
+				ob, err := s.writeSeq(tx, it.w)
 				if err != nil {
 					return err
 				}
@@ -125,7 +135,7 @@ func (s *Service) commitBatch(items []*batchItem) {
 			if err := tx.SavePoint(sp).Error; err != nil {
 				return err
 			}
-			ob, err := s.insertWithSeq(tx, it.w)
+			ob, err := s.writeSeq(tx, it.w)
 			if err == nil {
 				results[i].ob = ob
 				continue
@@ -143,9 +153,21 @@ func (s *Service) commitBatch(items []*batchItem) {
 	if err != nil && len(items) > 1 {
 		for i, it := range items {
 			results[i] = s.storeAlone(ctx, it.w)
+			if results[i].ob != nil {
+				s.onStored(results[i].ob)
+			}
 		}
 	} else if err != nil {
 		results[0] = batchResult{err: err}
+	} else {
+		// Events go to the publisher in commit order, before anyone is
+		// answered: one conversation's events reach the stream in seq order
+		// (sorted above, and one batch at a time per worker).
+		for _, r := range results {
+			if r.ob != nil {
+				s.onStored(r.ob)
+			}
+		}
 	}
 	for i, it := range items {
 		it.done <- results[i]
@@ -157,8 +179,19 @@ func (s *Service) storeAlone(ctx context.Context, w seqWrite) batchResult {
 	var ob *outboxRow
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		ob, err = s.insertWithSeq(tx, w)
+		ob, err = s.writeSeq(tx, w)
 		return err
 	})
 	return batchResult{ob: ob, err: err}
+}
+
+// writeSeq creates w's conversation when it asks to, then runs its seq
+// write.
+func (s *Service) writeSeq(tx *gorm.DB, w seqWrite) (*outboxRow, error) {
+	if w.create != nil {
+		if err := w.create(tx); err != nil {
+			return nil, err
+		}
+	}
+	return s.insertWithSeq(tx, w)
 }

@@ -112,7 +112,8 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 	apply := func(_ *gorm.DB, _ *convRow, _ *messageRow) ([]int64, error) {
 		return append([]int64{owner}, members...), nil
 	}
-	return s.storeGroupChange(ctx, seqWrite{m: m, origin: session, create: create, apply: apply})
+	return s.storeGroupChange(ctx, seqWrite{m: m, origin: session, create: create, apply: apply,
+		alone: true})
 }
 
 // ManageGroup applies one change to a group (see mayManage for who may) and
@@ -152,7 +153,7 @@ func (s *Service) manageGroup(ctx context.Context, session *logicrpc.Session,
 	apply := func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
 		return s.manageApply(tx, c, m, ev)
 	}
-	return s.storeGroupChange(ctx, seqWrite{m: m, origin: session, apply: apply})
+	return s.storeGroupChange(ctx, seqWrite{m: m, origin: session, apply: apply, alone: true})
 }
 
 // checkManage validates req without the database and returns the event it
@@ -366,7 +367,7 @@ func (ch *groupChange) save() error {
 // storeGroupChange stores a group event and answers with its ack; a
 // concurrent retry that stored it first is answered with that one.
 func (s *Service) storeGroupChange(ctx context.Context, w seqWrite) (*protocol.GroupChangeResp, error) {
-	ob, err := s.storeMessage(ctx, w)
+	_, err := s.storeMessage(ctx, w)
 	if errors.Is(err, errDuplicate) {
 		m, ferr := s.findByClientID(ctx, w.m.SenderID, w.m.ClientMsgID)
 		if ferr == nil && m == nil {
@@ -378,7 +379,6 @@ func (s *Service) storeGroupChange(ctx context.Context, w seqWrite) (*protocol.G
 	if err != nil {
 		return nil, err
 	}
-	s.onStored(ob)
 	return groupChangeResp(w.m, false), nil
 }
 

@@ -152,7 +152,7 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 		m.Content, err = encodeStruct(ch.event) // now with the target's msg_id
 		return recipients, err
 	}
-	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply})
+	_, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply})
 	if errors.Is(err, errDuplicate) {
 		found, ferr := s.findByClientID(ctx, session.UserId, ch.clientMsgID)
 		if ferr == nil && found == nil {
@@ -164,7 +164,6 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, err
 	}
-	s.onStored(ob)
 	return sendResp(m, false), nil
 }
 

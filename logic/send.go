@@ -37,9 +37,6 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, s.fail("send", err, logIDs)
 	}
-	if ob != nil {
-		s.onStored(ob)
-	}
 	s.log.Debug().Int64("msg", m.ID).Str("conv", m.ConvID).Int64("seq", m.Seq).
 		Bool("duplicate", ob == nil).Msg("stored")
 	return &protocol.SendResp{
@@ -101,8 +98,7 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply,
-		batch: true})
+	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
 	if !errors.Is(err, errDuplicate) {
 		return m, ob, err
 	}

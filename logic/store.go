@@ -92,10 +92,10 @@ type seqWrite struct {
 	// the state of a message being changed), makes the change m records, and
 	// returns the user ids the event goes to.
 	apply func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error)
-	// batch commits the write in a group commit with other sends (see
-	// batch.go). Only writes that change no group membership may: a batch
-	// that rolls back must not leave the member cache ahead of the store.
-	batch bool
+	// alone makes the write commit in a transaction of its own (batch.go):
+	// writes that change a group's membership, since a batch that rolled
+	// back could otherwise leave the member cache ahead of the store.
+	alone bool
 }
 
 // storeMessage assigns w.m the next seq of its conversation and inserts it
@@ -104,7 +104,7 @@ type seqWrite struct {
 // so seqs are 1, 2, 3... in commit order with no gap, because a failed
 // insert rolls its increment back. A duplicate client id returns
 // errDuplicate and stores nothing. The returned outbox row is committed; the
-// caller publishes it.
+// group commit has handed it to the publisher.
 func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -114,19 +114,7 @@ func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, err
 		err error
 	)
 	for attempt := 1; ; attempt++ {
-		if w.batch {
-			ob, err = s.storeBatched(ctx, w)
-		} else {
-			err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-				if w.create != nil {
-					if err := w.create(tx); err != nil {
-						return err
-					}
-				}
-				ob, err = s.insertWithSeq(tx, w)
-				return err
-			})
-		}
+		ob, err = s.storeBatched(ctx, w)
 		retry := isDeadlock(err)
 		if errors.Is(err, errNoConv) && !isGroupID(m.ConvID) {
 			// The rows are created outside the seq transaction: creating them
