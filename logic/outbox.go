@@ -22,9 +22,11 @@ import (
 // Nats-Msg-Id "msg-<id>", so the stream drops a second copy inside its
 // duplicate window and several relays may run at once.
 //
-// Order: events of one conversation normally reach the stream in seq order,
-// but two senders committing back to back, or a relayed row, may land out of
-// order. Clients treat that as a seq gap and sync.
+// Order: the group commit hands events to the publisher in commit order
+// (batch.go), so one conversation's events reach the stream in seq order.
+// A relayed row, a full queue, overlapping MySQL commit workers or several
+// logic instances may still land one out of order; clients treat that as a
+// seq gap and sync.
 const (
 	// outboxQueueLen bounds the events waiting for the publisher. When full,
 	// Send does not wait: the row stays for the relay.
