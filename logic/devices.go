@@ -45,11 +45,8 @@ type deviceRow struct {
 func (deviceRow) TableName(n schema.Namer) string { return n.TableName("device") }
 
 // touchDevice records a login of the user's device (creating its row with
-// generation 1 on first use) and returns the row as stored.
-//
-// TODO: rows are never pruned; a password login may name any new device, so
-// a user can grow its rows at the login rate limit. Deleting rows unseen for
-// longer than RefreshTTL would bound them.
+// generation 1 on first use) and returns the row as stored. Rows of
+// devices that lapsed are deleted by the pruner (prune.go).
 func (s *Service) touchDevice(ctx context.Context, user int64, device,
 	platform string) (*deviceRow, error) {
 	row := deviceRow{UserID: user, DeviceID: device, Platform: platform,

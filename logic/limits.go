@@ -3,6 +3,7 @@ package logic
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/resonance-im/resonance/internal/ratelimit"
@@ -68,15 +69,25 @@ func (l limiters) allowSearch(user int64) error {
 	return nil
 }
 
-// clientHost returns the host part of a client address ("ip:port"), the
-// whole string when it has no port, and "" when it is empty (a caller that
-// does not say, such as a test or an older gateway).
-//
-// TODO: an IPv6 client controls a whole /64; keying IPv6 by prefix would
-// stop it from rotating addresses within its own block.
+// clientHost returns the limiter key of a client address ("ip:port"): the
+// IPv4 address, or the /64 prefix of an IPv6 one, since a single IPv6
+// client commonly holds a whole /64 and could rotate through it to dodge a
+// per-address limit. It is the whole string when that is no address, and
+// "" when it is empty (a caller that does not say, such as a test or an
+// older gateway).
 func clientHost(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return host
 	}
-	return remote
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	prefix, _ := ip.Prefix(64) // an IPv6 address always has a /64
+	return prefix.String()
 }

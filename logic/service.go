@@ -136,6 +136,7 @@ func (s *Service) startBackground() {
 	s.stopBG = cancel
 	s.bg.Go(s.log, "logic-outbox-publisher", func() { s.runPublisher(ctx) })
 	s.bg.Go(s.log, "logic-outbox-relay", func() { s.runRelay(ctx) })
+	s.bg.Go(s.log, "logic-device-pruner", func() { s.runPruner(ctx) })
 	for range s.batchWorkers() {
 		s.bg.Go(s.log, "logic-group-commit", func() { s.runBatcher(ctx) })
 	}
