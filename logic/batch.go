@@ -102,7 +102,9 @@ func (s *Service) storeBatched(ctx context.Context, w seqWrite) (*outboxRow, err
 	case r := <-it.done:
 		return r.ob, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		// Overloaded: the write may still commit; a retry with the same
+		// client id finds it.
+		return nil, fmt.Errorf("%w: store wait: %v", ErrBusy, ctx.Err())
 	}
 }
 
