@@ -116,7 +116,8 @@ func (s *Service) memberLastSeqs(ctx context.Context, user int64,
 		ID      string
 		LastSeq int64
 	}
-	err := s.dbc(ctx).Table(s.tables.member+" AS m").Select("c.id, CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END AS last_seq").
+	err := s.dbc(ctx).Table(s.tables.member+" AS m").
+		Select("c.id, CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END AS last_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ? AND m.conv_id IN ?", user, convIDs).Scan(&rows).Error
 	if err != nil {
