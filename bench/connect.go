@@ -36,6 +36,8 @@ func runConnect(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&pid, "pid", 0, "server process id: report its VmRSS (Linux)")
 	fs.StringVar(&heapURL, "heap-url", "",
 		"server's /debug/pprof/heap?debug=1 URL: report its Go heap")
+	fs.BoolVar(&cfg.Relogin, "relogin", false,
+		"after the hold, reconnect every connection with its token and measure that ramp")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -56,6 +56,10 @@ type ConnectConfig struct {
 	Ramped func()
 	// Prefix names the users; default random per run.
 	Prefix string
+	// Relogin, after the hold, closes every connection and opens them all
+	// again logging in with the token each got: a reconnect storm, as after
+	// a gateway restart, where no password is hashed.
+	Relogin bool
 }
 
 // ConnectResult is what Connect measured.
@@ -66,6 +70,8 @@ type ConnectResult struct {
 	LoginP50 time.Duration // connect + handshake + login round trip
 	LoginP99 time.Duration
 	Dropped  int // connections the server closed during the hold
+	// Token is the token re-login phase (Relogin); nil without it.
+	Token *ConnectResult
 }
 
 // ConnectsPerSec is the rate of the ramp: logged-in connections per second.
@@ -77,10 +83,16 @@ func (r ConnectResult) ConnectsPerSec() float64 {
 }
 
 func (r ConnectResult) String() string {
-	return fmt.Sprintf("connect: conns=%d refused=%d ramp=%v rate=%.0f/s login_p50=%v "+
+	s := fmt.Sprintf("connect: conns=%d refused=%d ramp=%v rate=%.0f/s login_p50=%v "+
 		"login_p99=%v dropped=%d", r.Conns, r.Refused, r.Ramp.Round(time.Millisecond),
 		r.ConnectsPerSec(), r.LoginP50.Round(time.Microsecond),
 		r.LoginP99.Round(time.Microsecond), r.Dropped)
+	if t := r.Token; t != nil {
+		s += fmt.Sprintf("\nconnect: token re-login conns=%d refused=%d ramp=%v rate=%.0f/s "+
+			"login_p50=%v login_p99=%v", t.Conns, t.Refused, t.Ramp.Round(time.Millisecond),
+			t.ConnectsPerSec(), t.LoginP50.Round(time.Microsecond), t.LoginP99.Round(time.Microsecond))
+	}
+	return s
 }
 
 // errRefused means the gateway closed an attempt with OVERLOADED, or the
@@ -126,7 +138,31 @@ func Connect(ctx context.Context, cfg ConnectConfig) (ConnectResult, error) {
 	stopKeeping()
 	r.keepers.Wait()
 	res.Dropped = int(r.dropped.Load())
+	if cfg.Relogin && ctx.Err() == nil {
+		tok, err := r.relogin(ctx)
+		if err != nil {
+			return res, fmt.Errorf("token re-login: %w", err)
+		}
+		res.Token = &tok
+	}
 	return res, ctx.Err()
+}
+
+// relogin closes every connection and opens them again with their tokens,
+// as fast as Parallel allows, and measures that ramp.
+func (r *ramp) relogin(ctx context.Context) (ConnectResult, error) {
+	r.tokens = make([]string, len(r.conns))
+	for i, c := range r.conns {
+		r.tokens[i] = c.token
+	}
+	r.closeAll()
+	r.keepCtx = nil // no heartbeats: the connections close right after
+	r.refused.Store(0)
+	start := time.Now()
+	if err := r.openRange(ctx, 0, len(r.conns)); err != nil {
+		return ConnectResult{}, err
+	}
+	return r.result(time.Since(start)), nil
 }
 
 func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
@@ -193,7 +229,9 @@ type ramp struct {
 	keepCtx context.Context
 	keepers sync.WaitGroup
 	dropped atomic.Int64 // connections that failed a heartbeat
-	opened  atomic.Int64 // connections logged in, for progress lines
+	// tokens, when set, log connection i in with tokens[i] (Relogin).
+	tokens []string
+	opened atomic.Int64 // connections logged in, for progress lines
 }
 
 // run opens every connection, the warm-up ones first.
@@ -249,7 +287,14 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		start := time.Now()
 		c, err := r.dial(ctx, i)
 		if err == nil {
-			err = c.login(r.creds[i%len(r.creds)], fmt.Sprintf("bench-%d", i))
+			req := &protocol.LoginReq{DeviceId: fmt.Sprintf("bench-%d", i), Platform: "bench"}
+			if r.tokens != nil {
+				req.Token = r.tokens[i]
+			} else {
+				cred := r.creds[i%len(r.creds)]
+				req.Username, req.Password = cred.username, cred.password
+			}
+			err = c.loginReq(req)
 		}
 		if err == nil {
 			r.conns[i], r.latencies[i] = c, time.Since(start)
@@ -340,6 +385,7 @@ type benchConn struct {
 	ws       bool
 	interval time.Duration // heartbeat interval from the LoginResp
 	userID   int64         // from the LoginResp
+	token    string        // from the LoginResp
 	body     []byte        // reused by readBody
 	wsBody   []byte        // body of the last WebSocket frame readHeader read
 }
@@ -388,13 +434,19 @@ func (c *benchConn) readWSFrame() (codec.Header, []byte, error) {
 	}
 }
 
-// login logs in as device. A CLOSE OVERLOADED instead of the ack is
-// errRefused, to retry.
+// login logs c in as device of cred, with the password.
 func (c *benchConn) login(cred credential, device string) error {
+	return c.loginReq(&protocol.LoginReq{Username: cred.username, Password: cred.password,
+		DeviceId: device, Platform: "bench"})
+}
+
+// loginReq sends req as the connection's LOGIN and reads the answer. A
+// CLOSE OVERLOADED or a shed login instead of the ack is errRefused, to
+// retry.
+func (c *benchConn) loginReq(req *protocol.LoginReq) error {
 	_ = c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	defer c.conn.SetDeadline(time.Time{})
-	req := &protocol.LoginReq{Username: cred.username, Password: cred.password,
-		DeviceId: device, Platform: "bench"}
+	device := req.DeviceId
 	if err := c.writeFrame(protocol.Op_LOGIN, 1, req); err != nil {
 		return fmt.Errorf("login %s: %w", device, err)
 	}
@@ -427,7 +479,7 @@ func (c *benchConn) login(cred credential, device string) error {
 		return fmt.Errorf("login %s: %w", device, err)
 	}
 	c.interval = max(time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Second)
-	c.userID = resp.UserId
+	c.userID, c.token = resp.UserId, resp.Token
 	return nil
 }
 

@@ -13,7 +13,8 @@ func TestConnect_LogsInEveryConnection(t *testing.T) {
 	defer cancel()
 	ramped := false
 	res, err := Connect(ctx, ConnectConfig{Addr: s.Addr(), Conns: 60, Users: 3,
-		PerSourceIP: 25, Hold: 300 * time.Millisecond, Ramped: func() { ramped = true }})
+		PerSourceIP: 25, Hold: 300 * time.Millisecond, Ramped: func() { ramped = true },
+		Relogin: true})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -21,6 +22,10 @@ func TestConnect_LogsInEveryConnection(t *testing.T) {
 	if res.Conns != 60 || res.Dropped != 0 || !ramped || res.LoginP50 <= 0 ||
 		res.LoginP99 < res.LoginP50 || res.ConnectsPerSec() <= 0 {
 		t.Fatalf("result %s, ramped %v; want 60 logged in, none dropped", res, ramped)
+	}
+	// Every connection came back with its token, as its own device.
+	if tok := res.Token; tok == nil || tok.Conns != 60 || tok.LoginP50 <= 0 {
+		t.Fatalf("token re-login %+v, want 60 logged in", tok)
 	}
 }
 
