@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -184,7 +185,9 @@ func (s *Service) authRefresh(ctx context.Context,
 }
 
 // loginDevice returns the user of a device a token proved, and records the
-// login on the device's row.
+// login on the device's row unless the row, as read, already shows a login
+// within deviceTouchEvery on the same platform: a reconnect storm of token
+// logins then costs no write (on SQLite, no commit each).
 func (s *Service) loginDevice(ctx context.Context, dev *deviceRow,
 	platform string) (*userRow, *deviceRow, error) {
 	u, err := s.findUser(ctx, "", dev.UserID)
@@ -194,9 +197,17 @@ func (s *Service) loginDevice(ctx context.Context, dev *deviceRow,
 	if err != nil {
 		return nil, nil, err
 	}
+	fresh := dev.LastLoginMs > 0 && s.now().UnixMilli()-dev.LastLoginMs < deviceTouchEvery.Milliseconds()
+	if fresh && (platform == "" || platform == dev.Platform) {
+		return u, dev, nil
+	}
 	dev, err = s.touchDevice(ctx, dev.UserID, dev.DeviceID, platform)
 	return u, dev, err
 }
+
+// deviceTouchEvery is how stale a device's last login may be before a token
+// login records it again: LIST_DEVICES shows last logins to this precision.
+const deviceTouchEvery = 10 * time.Minute
 
 // authPassword checks a username and password. Malformed input, an unknown
 // user and a wrong password all cost one hash and give the same error, so

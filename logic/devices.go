@@ -68,7 +68,7 @@ func (s *Service) touchDevice(ctx context.Context, user int64, device,
 // findDevice returns the user's device row, or nil when there is none.
 func (s *Service) findDevice(ctx context.Context, user int64, device string) (*deviceRow, error) {
 	var row deviceRow
-	res := s.dbc(ctx).Where("user_id = ? AND device_id = ?", user, device).Limit(1).Find(&row)
+	res := s.rdc(ctx).Where("user_id = ? AND device_id = ?", user, device).Limit(1).Find(&row)
 	if res.Error != nil {
 		return nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, res.Error)
 	}

@@ -280,3 +280,33 @@ func TestRefresh_ReuseAfterTheGraceRevokes(t *testing.T) {
 		}
 	})
 }
+
+// A token login soon after the last login writes nothing; a later one, or
+// one naming a new platform, records the login.
+func TestTokenLogin_RecordsTheLoginCoarsely(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	lastLogin := func() (ms int64, platform string) {
+		var d deviceRow
+		if err := e.db.Where("device_id = ?", "phone").Take(&d).Error; err != nil {
+			t.Fatal(err)
+		}
+		return d.LastLoginMs, d.Platform
+	}
+	first, _ := lastLogin()
+	e.svc.now = func() time.Time { return time.UnixMilli(first).Add(deviceTouchEvery / 2) }
+	if c := e.tokenLogin(t, phone.token); c != 0 {
+		t.Fatalf("token login: %s", c)
+	}
+	if ms, _ := lastLogin(); ms != first {
+		t.Fatalf("last login moved to %d within %s", ms, deviceTouchEvery)
+	}
+	e.svc.now = func() time.Time { return time.UnixMilli(first).Add(deviceTouchEvery + time.Second) }
+	if c := e.tokenLogin(t, phone.token); c != 0 {
+		t.Fatalf("token login: %s", c)
+	}
+	if ms, _ := lastLogin(); ms <= first {
+		t.Fatalf("last login %d not recorded after %s", ms, deviceTouchEvery)
+	}
+}
