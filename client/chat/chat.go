@@ -106,26 +106,57 @@ func defaultDevice() string {
 	return fmt.Sprintf("chat-%s-%d", host, os.Getpid())
 }
 
+// maxLine bounds a typed line; longer ones are skipped with a notice
+// (the server's content limit is far below it).
+const maxLine = 256 << 10
+
 // readLines feeds the trimmed non-empty lines of in to the returned channel,
-// closed at EOF.
+// closed at EOF. A line over maxLine is read to its end and replaced by a
+// notice, not sent: it must not end the client.
 func readLines(ctx context.Context, in io.Reader) <-chan string {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
-		sc := bufio.NewScanner(in)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" {
-				continue
+		br := bufio.NewReaderSize(in, 64<<10)
+		for {
+			line, size, err := readLine(br)
+			if size > maxLine {
+				line = fmt.Sprintf("%s%d", tooLongPrefix, size)
 			}
-			select {
-			case lines <- line:
-			case <-ctx.Done():
+			if line = strings.TrimSpace(line); line != "" {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
 				return
 			}
 		}
 	}()
 	return lines
+}
+
+// tooLongPrefix marks the notice readLines sends for an over-long line (a
+// NUL, which nobody types).
+const tooLongPrefix = "\x00too long:"
+
+// readLine reads one line of br, keeping at most maxLine bytes of it, and
+// returns its full size.
+func readLine(br *bufio.Reader) (string, int, error) {
+	var b []byte
+	size := 0
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		size += len(chunk)
+		if len(b) < maxLine {
+			b = append(b, chunk[:min(len(chunk), maxLine-len(b))]...)
+		}
+		if err != nil || !isPrefix {
+			return string(b), size, err
+		}
+	}
 }
 
 // formatMessage renders a message as "[15:04:05] bob: text".

@@ -332,3 +332,21 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	}
 	waitOutput(t, r.out, `! not sent: "into the void"`, 1)
 }
+
+// A line far over any limit is refused with a notice, and the client goes
+// on reading (it used to end silently, exit status 0).
+func TestRun_SurvivesAnOverLongLine(t *testing.T) {
+	s := startServer(t)
+	_, _ = newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+	r.say(t, strings.Repeat("y", 300<<10))
+	waitOutput(t, r.out, "a line of 307200 bytes is too long; not sent", 1)
+	r.say(t, "still here")
+	waitOutput(t, r.out, "still here", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}

@@ -37,6 +37,10 @@ func isCommand(line string) bool {
 // handleLine runs a command or queues a line to send. It returns errQuit;
 // failures are printed.
 func (s *session) handleLine(ctx context.Context, line string) error {
+	if n, ok := strings.CutPrefix(line, tooLongPrefix); ok {
+		s.printf("! a line of %s bytes is too long; not sent", n)
+		return nil
+	}
 	if !isCommand(line) {
 		s.sendText(line)
 		return nil
