@@ -41,8 +41,12 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 			return fmt.Errorf("%w: the recall window of %s has passed", ErrForbidden, s.cfg.RecallWindow)
 		}
 		ev.MsgId = target.ID
-		return tx.Model(&messageRow{}).Where("id = ?", target.ID).
+		err := tx.Model(&messageRow{}).Where("id = ?", target.ID).
 			Updates(map[string]any{"recalled": true, "content": []byte{}}).Error
+		if err != nil {
+			return err
+		}
+		return eraseEdits(tx, target)
 	}
 	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
 		convID: req.ConvId, seq: req.Seq, ct: common.ContentType_RECALL, event: ev, change: change})
@@ -273,4 +277,35 @@ func (s *Service) sendersOf(ctx context.Context, convID string, seqs []int64) (m
 		out[r.Seq] = r.SenderID
 	}
 	return out, nil
+}
+
+// eraseEdits erases the content carried by the EDIT events of target, as
+// recalling it erases its own: an edit must not keep a recalled text
+// readable in history. Each such event keeps its seq and the seq and msg_id
+// it names, loses its content, and is marked recalled. Only the sender
+// edits, so only the sender's EDIT events after the target are read.
+func eraseEdits(tx *gorm.DB, target *messageRow) error {
+	var edits []messageRow
+	err := tx.Where("conv_id = ? AND sender_id = ? AND content_type = ? AND seq > ? AND recalled = ?",
+		target.ConvID, target.SenderID, int16(common.ContentType_EDIT), target.Seq, false).
+		Find(&edits).Error
+	if err != nil {
+		return err
+	}
+	for _, e := range edits {
+		var ev common.EditEvent
+		if _, err := ev.FastRead(e.Content); err != nil || ev.Seq != target.Seq {
+			continue // another message's edit (or unreadable: left as it is)
+		}
+		blank, err := encodeStruct(&common.EditEvent{Seq: ev.Seq, MsgId: ev.MsgId})
+		if err != nil {
+			return err
+		}
+		err = tx.Model(&messageRow{}).Where("id = ?", e.ID).
+			Updates(map[string]any{"recalled": true, "content": blank}).Error
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

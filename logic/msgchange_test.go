@@ -1,6 +1,7 @@
 package logic
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,26 @@ func TestRecallAndEdit(t *testing.T) {
 		if _, err := eev.FastRead(msgs[3].Content); err != nil || eev.Seq != 2 ||
 			string(eev.Content) != "hi, edited" {
 			t.Fatalf("edit event %+v (%v)", eev, err)
+		}
+
+		// An edit of a message recalled later keeps no text in history.
+		e.sendN(t, alice, bob, 1, "secret")
+		if _, err := e.svc.Edit(ctxBG, session(alice, 1), &protocol.EditReq{ClientMsgId: "e5",
+			ConvId: conv, Seq: 5, ContentType: common.ContentType_TEXT,
+			Content: []byte("secret, edited")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Recall(ctxBG, session(alice, 1), &protocol.RecallReq{ClientMsgId: "r5",
+			ConvId: conv, Seq: 5}); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range e.syncAll(t, bob, conv)[4:] {
+			if strings.Contains(string(m.Content), "secret") {
+				t.Fatalf("seq %d (%s) still carries the recalled text", m.Seq, m.ContentType)
+			}
+			if m.ContentType == common.ContentType_EDIT && !m.Recalled {
+				t.Fatalf("the edit at seq %d is not marked recalled", m.Seq)
+			}
 		}
 
 		// Past the window: refused.

@@ -229,7 +229,9 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 			return fmt.Sprintf("* %s recalled #%d", who, ev.Seq)
 		}
 	case common.ContentType_EDIT:
-		if ev, err := client.EditEventOf(m); err == nil {
+		if ev, err := client.EditEventOf(m); err == nil && m.Recalled {
+			return fmt.Sprintf("* %s edited #%d (since recalled)", who, ev.Seq)
+		} else if err == nil {
 			return fmt.Sprintf("* %s edited #%d: %s", who, ev.Seq, contentText(ev.ContentType, ev.Content))
 		}
 	}
