@@ -80,7 +80,9 @@ func TestChat_GroupCommands(t *testing.T) {
 	out := bob.text()
 	i := strings.Index(out, "(g:")
 	group := out[i+1 : i+1+28]
-	bob.say(t, "/group "+group)
+	bob.say(t, "/group Nope")
+	bob.wait(t, `no group of yours is named "Nope"`)
+	bob.say(t, "/group Friends") // by name
 	bob.wait(t, "chatting in group "+group)
 	bob.say(t, "hi ann")
 	ann.wait(t, "tbob: hi ann")
@@ -103,4 +105,11 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.wait(t, "a member may not remove")
 	ann.say(t, "/remove tbob")
 	bob.wait(t, "tann removed tbob")
+
+	// A message of another conversation says which one it belongs to.
+	ann.say(t, "/to tbob")
+	ann.wait(t, "chatting with tbob")
+	ann.say(t, "psst")
+	bob.wait(t, "[with tann] ")
+	bob.wait(t, "tann: psst")
 }

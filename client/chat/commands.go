@@ -16,7 +16,8 @@ const helpText = `commands:
   /history     print the recent history of the conversation again
   /group new <name> <user> [<user>...]
                create a group with these users and chat in it
-  /group <id>  chat in a group you are in
+  /group <name or id>
+               chat in a group you are in
   /members     list the group's members and roles
   /add <user>  add a user to the group; /remove <user> removes one
   /rename <name>, /leave, /dismiss
@@ -177,7 +178,41 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 		return
 	}
 	s.shown[m.ConvId] = m.Seq
+	if m.ConvId != s.conv() {
+		// Not the conversation on screen: say which one it is.
+		s.printf("[%s] %s", s.convLabel(ctx, m), s.format(ctx, m))
+		return
+	}
 	s.printf("%s", s.format(ctx, m))
+}
+
+// convLabel names m's conversation for a line printed outside it: the peer
+// of a 1:1 conversation, a group's name (asked once), else its id.
+func (s *session) convLabel(ctx context.Context, m *common.Message) string {
+	if name, ok := s.convNames[m.ConvId]; ok {
+		return name
+	}
+	label := m.ConvId
+	if strings.HasPrefix(m.ConvId, "p2p:") {
+		peer := m.SenderId
+		if peer == s.me {
+			label = m.ConvId // our own message from another device: no peer at hand
+		} else {
+			label = "with " + s.nameOf(ctx, peer)
+		}
+	} else {
+		_ = s.request(ctx, func(ctx context.Context, c *client.Client) error {
+			info, err := c.GetGroup(ctx, m.ConvId)
+			if err == nil {
+				label = info.Name
+			}
+			return err
+		})
+	}
+	if label != m.ConvId {
+		s.convNames[m.ConvId] = label
+	}
+	return label
 }
 
 // format renders our own messages with their seq, as the ack of a send.

@@ -47,12 +47,16 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 func (s *session) groupCommand(ctx context.Context, arg string) error {
 	fields := strings.Fields(arg)
 	switch {
-	case len(fields) == 1 && fields[0] != "new":
-		s.group = fields[0]
+	case len(fields) >= 1 && fields[0] != "new":
+		id, err := s.findGroup(ctx, strings.Join(fields, " "))
+		if err != nil {
+			return err
+		}
+		s.group = id
 		s.printf("* chatting in group %s", s.group)
 		return s.printHistory(ctx)
 	case len(fields) < 3 || fields[0] != "new":
-		return fmt.Errorf("usage: /group new <name> <user> [<user>...] or /group <id>")
+		return fmt.Errorf("usage: /group new <name> <user> [<user>...] or /group <name or id>")
 	}
 	ids, err := s.userIDs(ctx, fields[2:])
 	if err != nil {
@@ -65,6 +69,28 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 	s.group = ack.ConvId
 	s.printf("* created group %s (%s); you are chatting in it", fields[1], ack.ConvId)
 	return nil
+}
+
+// findGroup returns the id of the user's group named or identified by arg.
+func (s *session) findGroup(ctx context.Context, arg string) (string, error) {
+	convs, err := s.allConvs(ctx)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, c := range convs {
+		if c.Type == common.ConvType_GROUP && !c.Left && (c.ConvId == arg || c.Name == arg) {
+			found = append(found, c.ConvId)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no group of yours is named %q; /convs lists them", arg)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%d groups are named %q; use an id: %s", len(found), arg,
+		strings.Join(found, ", "))
 }
 
 func (s *session) userIDs(ctx context.Context, names []string) ([]int64, error) {
@@ -122,7 +148,7 @@ func (s *session) printMembers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.printf("--- %s: %d members ---", info.Name, len(info.Members))
+	s.printf("--- %s: %d member%s ---", info.Name, len(info.Members), plural(len(info.Members)))
 	for _, m := range info.Members {
 		s.printf("  %s (%s)", s.nameOf(ctx, m.UserId), strings.ToLower(m.Role.String()))
 	}
@@ -165,6 +191,23 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 }
 
 func (s *session) printConvs(ctx context.Context) error {
+	convs, err := s.allConvs(ctx)
+	if err != nil {
+		return err
+	}
+	s.printf("--- %d conversation%s ---", len(convs), plural(len(convs)))
+	for _, c := range convs {
+		name := c.Name
+		if c.Type == common.ConvType_P2P {
+			name = s.nameOf(ctx, c.PeerUserId)
+		}
+		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, map[bool]string{true: " (left)"}[c.Left])
+	}
+	return nil
+}
+
+// allConvs lists every conversation of the user, all pages.
+func (s *session) allConvs(ctx context.Context) ([]*protocol.ConvSummary, error) {
 	var convs []*protocol.ConvSummary
 	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
 		cursor := ""
@@ -179,18 +222,7 @@ func (s *session) printConvs(ctx context.Context) error {
 			}
 		}
 	})
-	if err != nil {
-		return err
-	}
-	s.printf("--- %d conversations ---", len(convs))
-	for _, c := range convs {
-		name := c.Name
-		if c.Type == common.ConvType_P2P {
-			name = s.nameOf(ctx, c.PeerUserId)
-		}
-		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, map[bool]string{true: " (left)"}[c.Left])
-	}
-	return nil
+	return convs, err
 }
 
 // formatEvent renders a group, recall or edit event; "" for a message.
@@ -236,4 +268,11 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		}
 	}
 	return ""
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

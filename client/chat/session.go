@@ -44,6 +44,8 @@ type session struct {
 	// group is the group conversation chatted in, "" while chatting with
 	// peer.
 	group string
+	// convNames labels conversations other than the current one.
+	convNames map[string]string
 	// shown is the highest seq printed per conversation, so that history
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64
@@ -62,12 +64,13 @@ type peer struct {
 
 func newSession(cfg config, out io.Writer) *session {
 	return &session{
-		cfg:    cfg,
-		out:    out,
-		names:  make(map[int64]string),
-		peer:   peer{name: cfg.to},
-		shown:  make(map[string]int64),
-		outbox: make(chan client.SendParams, outboxSize),
+		cfg:       cfg,
+		out:       out,
+		names:     make(map[int64]string),
+		peer:      peer{name: cfg.to},
+		shown:     make(map[string]int64),
+		convNames: make(map[string]string),
+		outbox:    make(chan client.SendParams, outboxSize),
 
 		notes:   make(chan *protocol.Notify, notesSize),
 		watched: make(map[int64]bool),
