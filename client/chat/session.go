@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,7 +230,7 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 func (s *session) sendLoop(ctx context.Context) {
 	for p := range s.outbox {
 		if _, err := s.sess.Send(ctx, p); err != nil {
-			s.printf("! not sent: %q: %v", p.Text, err)
+			s.printf("! not sent: %q: %s", p.Text, describe(err))
 		}
 	}
 }
@@ -238,8 +239,22 @@ func (s *session) sendLoop(ctx context.Context) {
 // connection itself.
 func (s *session) report(err error) {
 	if err != nil {
-		s.printf("! %v", err)
+		s.printf("! %s", describe(err))
 	}
+}
+
+// describe is what a person reads of err: a server's answer is its code and
+// message, without the request the SDK names in its wrapping.
+func describe(err error) string {
+	var se *client.Error
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	code := strings.ToLower(strings.ReplaceAll(se.Code.String(), "_", " "))
+	if se.Message == "" {
+		return code
+	}
+	return se.Message + " (" + code + ")"
 }
 
 // request runs fn on the current connection, waiting a bounded time for one.
