@@ -84,7 +84,11 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error)
 		s.Stop()
 		return nil, err
 	}
-	log.Info().Str("role", string(cfg.Role)).Stringer("addr", s.GatewayAddr()).Msg("resonance started")
+	ev := log.Info().Str("role", string(cfg.Role)).Stringer("addr", s.GatewayAddr())
+	if a := s.HTTPAddr(); a != nil {
+		ev = ev.Str("metrics", "http://"+a.String()+"/metrics")
+	}
+	ev.Msg("resonance started")
 	return s, nil
 }
 

@@ -49,7 +49,7 @@ func (r *registration) register(ctx context.Context) error {
 	if err := r.refresh(ctx); err != nil {
 		return err
 	}
-	r.log.Info().Str("push_addr", r.addr).Dur("ttl", r.ttl).Msg("registered")
+	r.log.Info().Str("push_addr", r.addr).Str("ttl", r.ttl.String()).Msg("registered")
 	return nil
 }
 
