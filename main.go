@@ -58,7 +58,9 @@ func run(args []string, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := chat.Run(ctx, args, os.Stdin, os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, err)
+			if !errors.Is(err, chat.ErrReported) { // else printed already
+				fmt.Fprintln(stderr, err)
+			}
 			return 1
 		}
 		return 0

@@ -21,6 +21,8 @@ import (
 
 // Sentinel errors of the chat client.
 var (
+	// ErrReported wraps an error Run has already printed to its output.
+	ErrReported = errors.New("chat: failed")
 	// ErrUsage means the flags were wrong; the usage has been printed.
 	ErrUsage = errors.New("chat: bad usage")
 	// ErrBadCredentials means the server refused the username and password.

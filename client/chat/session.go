@@ -143,16 +143,20 @@ func (s *session) openErr(err error) error {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &opErr):
-		return fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
+		err = fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
+		s.printf("! %v", err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if !s.cfg.register {
 			s.printf("! invalid username or password (new user? add --register)")
 		} else {
 			s.printf("! invalid username or password")
 		}
-		return ErrBadCredentials
+		err = ErrBadCredentials
+	default:
+		s.printf("! %s", describe(err))
+		err = fmt.Errorf("chat: %w", err)
 	}
-	return fmt.Errorf("chat: %w", err)
+	return fmt.Errorf("%w: %w", ErrReported, err)
 }
 
 // onEvent prints connection changes; it runs on the client session's
