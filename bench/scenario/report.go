@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"strconv"
 	"strings"
@@ -88,13 +89,17 @@ func perSecond(n int64, d time.Duration) float64 {
 }
 
 // progress writes one status line every second to w until stop is
-// closed, overwriting itself with \r; line returns the text. A nil w
-// prints nothing.
+// closed, overwriting itself with \r on a terminal and one line each
+// otherwise (a log); line returns the text. A nil w prints nothing.
 func progress(w io.Writer, stop <-chan struct{}, line func() string) func() {
 	done := make(chan struct{})
 	if w == nil {
 		close(done)
 		return func() {}
+	}
+	tick, last := "\r%s ", "\r%s\n"
+	if !isTerminal(w) {
+		tick, last = "%s\n", "%s\n"
 	}
 	go func() {
 		defer close(done)
@@ -103,12 +108,22 @@ func progress(w io.Writer, stop <-chan struct{}, line func() string) func() {
 		for {
 			select {
 			case <-stop:
-				fmt.Fprintf(w, "\r%s\n", line())
+				fmt.Fprintf(w, last, line())
 				return
 			case <-t.C:
-				fmt.Fprintf(w, "\r%s ", line())
+				fmt.Fprintf(w, tick, line())
 			}
 		}
 	}()
 	return func() { <-done }
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
