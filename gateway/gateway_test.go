@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -582,5 +583,62 @@ func TestGateway_RunFailsOnBusyAddress(t *testing.T) {
 	}
 	if err := g.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
 		t.Fatalf("second Run returned %v, want ErrRunTwice", err)
+	}
+}
+
+// A batch of frames reaches each target in order, in one write; a frame
+// that names a connection to skip (its sender) does not reach it. TCP and
+// WebSocket clients alike.
+func TestGateway_PushBatch(t *testing.T) {
+	h := startGateway(t, Config{})
+	alice, bob, carol := h.dial(t), h.dial(t), h.dialWS(t)
+	alice.login("alice", 1)
+	bob.login("bob", 1)
+	ids := map[string]int64{"alice": h.logic.connOf("alice").ConnId,
+		"bob": h.logic.connOf("bob").ConnId}
+	carol.login("bob", 1) // bob's browser: the stub knows two users
+	ids["carol"] = h.logic.connOf("bob").ConnId
+	conn := func(name string) int64 { return ids[name] }
+	frames := make([]*pushrpc.PushFrame, 3)
+	for i := range frames {
+		msg := &protocol.PushMsg{Message: &common.Message{MsgId: int64(10 + i), ConvId: "g:x",
+			Seq: int64(i + 1), Content: []byte("m")}}
+		frames[i] = &pushrpc.PushFrame{Frame: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, msg)}
+	}
+	frames[1].SkipConn = conn("alice") // alice sent seq 2: she has its ack
+	resp, err := h.pushClient(t).Push(context.Background(), &pushrpc.PushReq{
+		Targets: []*pushrpc.Target{{ConnId: conn("alice"), UserId: 1},
+			{ConnId: conn("bob"), UserId: 2}, {ConnId: conn("carol"), UserId: 2}},
+		Frames: frames,
+	})
+	if err != nil || resp.Delivered != 3 {
+		t.Fatalf("push batch = %+v, %v; want 3 delivered", resp, err)
+	}
+	seqs := func(read func() frame, n int) []int64 {
+		var out []int64
+		for range n {
+			f := read()
+			var pm protocol.PushMsg
+			if f.Op != protocol.Op_PUSH || codec.ReadBody(f.body, &pm) != nil {
+				t.Fatalf("got op %v, want PUSH", f.Op)
+			}
+			out = append(out, pm.Message.Seq)
+		}
+		return out
+	}
+	if got := seqs(alice.read, 2); !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("alice got seqs %v, want [1 3]", got)
+	}
+	if got := seqs(bob.read, 3); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("bob got seqs %v, want [1 2 3]", got)
+	}
+	if got := seqs(carol.read, 3); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("carol (WebSocket) got seqs %v, want [1 2 3]", got)
+	}
+	// A bad frame anywhere in the batch refuses the whole call.
+	frames[2] = &pushrpc.PushFrame{Frame: []byte("junk")}
+	if _, err := h.pushClient(t).Push(context.Background(), &pushrpc.PushReq{
+		Targets: []*pushrpc.Target{{ConnId: conn("bob"), UserId: 2}}, Frames: frames}); err == nil {
+		t.Fatal("a batch with a malformed frame was accepted")
 	}
 }

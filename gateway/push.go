@@ -27,6 +27,9 @@ type pushService struct {
 // share one header too. CLOSE frames are refused: Kick closes connections.
 func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
 	g := p.g
+	if len(req.Frames) > 0 {
+		return p.pushBatch(req)
+	}
 	h, err := checkPushFrame(req.Frame)
 	if err != nil {
 		return nil, err
@@ -44,6 +47,72 @@ func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.Pu
 	g.log.Debug().Int("targets", len(req.Targets)).Int32("delivered", resp.Delivered).
 		Stringer("op", h.Op).Msg("push")
 	return resp, nil
+}
+
+// pushBatch writes the frames of req, in order, to each target: one write
+// per connection for the whole batch, the bytes shared by every target that
+// no frame skips; a target that some frame skips (the device that sent it)
+// gets its own copy without that frame.
+func (p *pushService) pushBatch(req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+	g := p.g
+	var tcp, wsb []byte
+	skips := make(map[int64][]int) // conn id -> indexes of the frames it skips
+	for i, f := range req.Frames {
+		if f == nil {
+			return nil, fmt.Errorf("%w: frame %d missing", ErrBadPushFrame, i)
+		}
+		if _, err := checkPushFrame(f.Frame); err != nil {
+			return nil, fmt.Errorf("frame %d: %w", i, err)
+		}
+		tcp = append(tcp, f.Frame...)
+		wsb = appendWSHeader(wsb, ws.OpBinary, len(f.Frame))
+		wsb = append(wsb, f.Frame...)
+		if f.SkipConn != 0 {
+			skips[f.SkipConn] = append(skips[f.SkipConn], i)
+		}
+	}
+	resp := &pushrpc.PushResp{}
+	for _, t := range req.Targets {
+		c := g.target(t)
+		if c == nil {
+			resp.MissingConns = append(resp.MissingConns, t.ConnId)
+			continue
+		}
+		b, n := tcp, len(req.Frames)
+		if c.ws {
+			b = wsb
+		}
+		if skip := skips[t.ConnId]; skip != nil {
+			b, n = batchWithout(req.Frames, skip, c.ws)
+		}
+		if n > 0 && c.writeBatch(b, n, g.writeDone) != nil {
+			resp.MissingConns = append(resp.MissingConns, t.ConnId)
+			continue
+		}
+		resp.Delivered++
+	}
+	g.log.Debug().Int("targets", len(req.Targets)).Int("frames", len(req.Frames)).
+		Int32("delivered", resp.Delivered).Msg("push batch")
+	return resp, nil
+}
+
+// batchWithout returns the frames of a batch but those at skip (ascending),
+// WebSocket-framed when ws, and how many it holds.
+func batchWithout(frames []*pushrpc.PushFrame, skip []int, overWS bool) ([]byte, int) {
+	var b []byte
+	n := 0
+	for i, f := range frames {
+		if len(skip) > 0 && skip[0] == i {
+			skip = skip[1:]
+			continue
+		}
+		if overWS {
+			b = appendWSHeader(b, ws.OpBinary, len(f.Frame))
+		}
+		b = append(b, f.Frame...)
+		n++
+	}
+	return b, n
 }
 
 // Kick closes each target connected here as the named user: it gets a

@@ -313,6 +313,18 @@ func (c *conn) writeLocked(frame, wsHeader []byte, cb gnet.AsyncCallback) error 
 	return c.gc.AsyncWritev([][]byte{wsHeader, frame}, cb)
 }
 
+// writeBatch writes b, n PUSH frames already framed for the connection's
+// transport, in one asynchronous write.
+func (c *conn) writeBatch(b []byte, n int, cb gnet.AsyncCallback) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("%w: conn %d", ErrConnClosed, c.id)
+	}
+	c.loop.framesOut[byte(protocol.Op_PUSH)].Add(uint64(n))
+	return c.gc.AsyncWrite(b, cb)
+}
+
 // afterWrite runs on the loop after every asynchronous write and closes a
 // client whose unsent output passed the high-water mark: the outbound buffer
 // has no limit of its own.

@@ -9,9 +9,20 @@ struct Target {
     2: i64 user_id,     // the gateway checks the connection still belongs to it
 }
 
+// PushFrame is one frame of a batch, with the one connection it must not
+// reach (the device that sent the message has its ack); 0: none.
+struct PushFrame {
+    1: binary frame,
+    2: i64 skip_conn,
+}
+
+// PushReq writes frame, or when frames is set each of frames in order, to
+// every target. A batch carries consecutive events of one conversation with
+// the same recipients: each target gets them in one write.
 struct PushReq {
     1: list<Target> targets,
     2: binary frame,    // one complete client frame, header included
+    3: list<PushFrame> frames,
 }
 
 struct PushResp {

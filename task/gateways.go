@@ -143,11 +143,20 @@ type pushResult struct {
 // by all calls and must not be modified until pushAll returns.
 func (g *gatewayClients) pushAll(ctx context.Context, frame []byte,
 	targets map[string][]*pushrpc.Target) []pushResult {
+	return g.pushEach(ctx, targets, func(_ string, ts []*pushrpc.Target) *pushrpc.PushReq {
+		return &pushrpc.PushReq{Targets: ts, Frame: frame}
+	})
+}
+
+// pushEach sends the request req builds for each gateway of targets,
+// concurrently, and returns once every call has returned.
+func (g *gatewayClients) pushEach(ctx context.Context, targets map[string][]*pushrpc.Target,
+	req func(addr string, ts []*pushrpc.Target) *pushrpc.PushReq) []pushResult {
 	results := make([]pushResult, 0, len(targets))
 	if len(targets) == 1 {
 		// The common case (every device on one gateway) needs no goroutine.
 		for addr, ts := range targets {
-			results = append(results, g.pushOne(ctx, addr, frame, ts))
+			results = append(results, g.pushOne(ctx, addr, req(addr, ts)))
 		}
 		return results
 	}
@@ -157,7 +166,7 @@ func (g *gatewayClients) pushAll(ctx context.Context, frame []byte,
 	)
 	for addr, ts := range targets {
 		wg.Go(func() {
-			r := g.pushOne(ctx, addr, frame, ts)
+			r := g.pushOne(ctx, addr, req(addr, ts))
 			mu.Lock()
 			results = append(results, r)
 			mu.Unlock()
@@ -167,16 +176,16 @@ func (g *gatewayClients) pushAll(ctx context.Context, frame []byte,
 	return results
 }
 
-func (g *gatewayClients) pushOne(ctx context.Context, addr string, frame []byte,
-	targets []*pushrpc.Target) pushResult {
-	r := pushResult{gateway: addr, targets: len(targets)}
+func (g *gatewayClients) pushOne(ctx context.Context, addr string,
+	req *pushrpc.PushReq) pushResult {
+	r := pushResult{gateway: addr, targets: len(req.Targets)}
 	cli, err := g.get(addr)
 	if err != nil {
 		r.err = err
 		return r
 	}
 	start := time.Now()
-	r.resp, r.err = cli.Push(ctx, &pushrpc.PushReq{Targets: targets, Frame: frame})
+	r.resp, r.err = cli.Push(ctx, req)
 	r.took = time.Since(start)
 	if r.err != nil {
 		r.err = fmt.Errorf("task: push to gateway %s: %w", addr, r.err)

@@ -192,6 +192,8 @@ type stubGateway struct {
 	block chan struct{} // when non-nil, Push waits on it (a stalled gateway)
 	// pushes counts the Push calls begun, stalled ones included.
 	pushes atomic.Int64
+	// batches holds the frames of each Push call, in call order.
+	batches []int
 
 	mu    sync.Mutex
 	calls []pushCall
@@ -234,14 +236,26 @@ func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.
 	if g.delay > 0 {
 		time.Sleep(g.delay) // a slow gateway, not a wait for a condition
 	}
-	call := pushCall{frame: append([]byte(nil), req.Frame...)}
+	frames := req.Frames
+	if len(frames) == 0 {
+		frames = []*pushrpc.PushFrame{{Frame: req.Frame}}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, tg := range req.Targets {
-		call.conns = append(call.conns, tg.ConnId)
-		g.conns[tg.ConnId] = append(g.conns[tg.ConnId], call.frame)
+	g.batches = append(g.batches, len(frames))
+	// A batch is recorded as the calls its frames would have been alone,
+	// each without the connection it skips.
+	for _, f := range frames {
+		call := pushCall{frame: append([]byte(nil), f.Frame...)}
+		for _, tg := range req.Targets {
+			if tg.ConnId == f.SkipConn {
+				continue
+			}
+			call.conns = append(call.conns, tg.ConnId)
+			g.conns[tg.ConnId] = append(g.conns[tg.ConnId], call.frame)
+		}
+		g.calls = append(g.calls, call)
 	}
-	g.calls = append(g.calls, call)
 	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}, nil
 }
 

@@ -416,3 +416,47 @@ func TestTask_ExportsMetrics(t *testing.T) {
 		t.Fatalf("push latency series = %d, want 1 (outcome ok)", n)
 	}
 }
+
+// Events of one conversation waiting behind a slow push go out together:
+// one Push call carries several, in seq order, and each sender's own
+// connection is skipped only for its own messages.
+func TestTask_BatchesAConversationBacklog(t *testing.T) {
+	const events = 40
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{delay: 30 * time.Millisecond})
+	alice := route.Route{UserID: 1, DeviceID: "phone", Gateway: gw.addr, ConnID: 1}
+	bob := route.Route{UserID: 2, DeviceID: "phone", Gateway: gw.addr, ConnID: 2}
+	en.putRoute(t, alice)
+	en.putRoute(t, bob)
+	startTask(t, en, testConfig(), nil)
+
+	for seq := int64(1); seq <= events; seq++ {
+		from := alice
+		if seq%2 == 0 {
+			from = bob
+		}
+		en.publish(t, newEvent("g:batch", seq, []int64{1, 2}, from))
+	}
+	waitFor(t, 10*time.Second, "every event pushed", func() bool {
+		return len(gw.framesOf(1))+len(gw.framesOf(2)) == events
+	})
+	for conn, wantFrom := range map[int64]int64{1: 2, 2: 1} {
+		var seqs []int64
+		for _, f := range gw.framesOf(conn) {
+			m := decodePush(t, f).Message
+			if m.SenderId != wantFrom {
+				t.Fatalf("conn %d got its own user's seq %d", conn, m.Seq)
+			}
+			seqs = append(seqs, m.Seq)
+		}
+		if len(seqs) != events/2 || !slices.IsSorted(seqs) {
+			t.Fatalf("conn %d got seqs %v, want the other's %d in order", conn, seqs, events/2)
+		}
+	}
+	gw.mu.Lock()
+	batches := slices.Clone(gw.batches)
+	gw.mu.Unlock()
+	if slices.Max(batches) < 2 || len(batches) >= events {
+		t.Fatalf("push calls carried %v frames: no backlog was batched", batches)
+	}
+}

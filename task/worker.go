@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 )
 
 // job is one delivered event on its way to a worker. The dispatcher decodes
@@ -74,13 +76,120 @@ func (t *Task) startWorkers(ctx context.Context, g *run.Group) []chan job {
 	for i := range queues {
 		q := make(chan job, t.cfg.queueLen())
 		queues[i] = q
-		g.Go(t.log, "task-worker-"+strconv.Itoa(i), func() {
-			for j := range q {
-				t.handle(work, j)
-			}
-		})
+		g.Go(t.log, "task-worker-"+strconv.Itoa(i), func() { t.work(work, q) })
 	}
 	return queues
+}
+
+// maxRun bounds the events of one conversation pushed in one batch.
+const maxRun = 64
+
+// work handles q's jobs in order until q is closed. Consecutive events of
+// one conversation with the same recipients that are already waiting go out
+// as one batch (handleRun): each connection gets them in one write, and the
+// routes are looked up once. A lone event is not held back for company.
+func (t *Task) work(ctx context.Context, q <-chan job) {
+	var pending []job
+	for {
+		if len(pending) == 0 {
+			j, ok := <-q
+			if !ok {
+				return
+			}
+			pending = append(pending, j)
+		}
+	drain:
+		for len(pending) < maxRun {
+			select {
+			case j, ok := <-q:
+				if !ok {
+					break drain // the next receive at the top sees it closed
+				}
+				pending = append(pending, j)
+			default:
+				break drain
+			}
+		}
+		n := runLength(pending)
+		if n == 1 {
+			t.handle(ctx, pending[0])
+		} else {
+			t.handleRun(ctx, pending[:n])
+		}
+		pending = append(pending[:0], pending[n:]...)
+	}
+}
+
+// runLength returns how many jobs from the start of pending form a run: a
+// decodable event followed by events of the same conversation with the same
+// recipients. At least 1.
+func runLength(pending []job) int {
+	first := pending[0]
+	if first.ev == nil {
+		return 1
+	}
+	n := 1
+	for n < len(pending) {
+		j := pending[n]
+		if j.ev == nil || j.convID() != first.convID() ||
+			!slices.Equal(j.ev.Recipients, first.ev.Recipients) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// handleRun pushes a run of events (see runLength) as one batch per
+// gateway, each frame skipping only its own origin connection, then acks
+// them all; a failed route lookup retries each.
+func (t *Task) handleRun(ctx context.Context, jobs []job) {
+	for _, j := range jobs {
+		t.keepAlive(j)
+	}
+	first := jobs[0].ev
+	mark := t.view.mark() // before the lookup: see gatewayView
+	lookupCtx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
+	routes, err := t.routes.Lookup(lookupCtx, first.Recipients)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("task: route lookup for conv %s (%d events): %w",
+			first.Message.ConvId, len(jobs), err)
+		for _, j := range jobs {
+			t.retry(ctx, j, err)
+		}
+		return
+	}
+	t.metrics.pushed.Add(float64(len(jobs)))
+	targets := groupTargets(routes, "", 0) // origins are skipped per frame
+	t.skipVanished(ctx, targets, mark, first.Message.MsgId)
+	if len(targets) > 0 {
+		frames := make([][]byte, len(jobs))
+		for i, j := range jobs {
+			frames[i] = codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: j.ev.Message})
+		}
+		batch := func(addr string, ts []*pushrpc.Target) *pushrpc.PushReq {
+			req := &pushrpc.PushReq{Targets: ts, Frames: make([]*pushrpc.PushFrame, len(jobs))}
+			for i, j := range jobs {
+				req.Frames[i] = &pushrpc.PushFrame{Frame: frames[i]}
+				if j.ev.OriginGateway == addr {
+					req.Frames[i].SkipConn = j.ev.OriginConnId
+				}
+			}
+			return req
+		}
+		for _, r := range t.gateways.pushEach(ctx, targets, batch) {
+			t.metrics.observePush(r, r.took)
+			t.logPush(first.Message, r)
+		}
+	}
+	for _, j := range jobs {
+		if err := j.msg.Ack(); err != nil {
+			t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("ack event")
+		}
+	}
+	t.log.Debug().Str("conv", first.Message.ConvId).Int("events", len(jobs)).
+		Int("gateways", len(targets)).Int("routes", len(routes)).Msg("events pushed")
 }
 
 // handle delivers one event and settles its JetStream message: ack once

@@ -46,9 +46,48 @@ var fieldIDToName_Target = map[int16]string{
 	2: "user_id",
 }
 
+type PushFrame struct {
+	Frame    []byte `thrift:"frame,1" frugal:"1,default,binary" json:"frame"`
+	SkipConn int64  `thrift:"skip_conn,2" frugal:"2,default,i64" json:"skip_conn"`
+}
+
+func NewPushFrame() *PushFrame {
+	return &PushFrame{}
+}
+
+func (p *PushFrame) InitDefault() {
+}
+
+func (p *PushFrame) GetFrame() (v []byte) {
+	return p.Frame
+}
+
+func (p *PushFrame) GetSkipConn() (v int64) {
+	return p.SkipConn
+}
+func (p *PushFrame) SetFrame(val []byte) {
+	p.Frame = val
+}
+func (p *PushFrame) SetSkipConn(val int64) {
+	p.SkipConn = val
+}
+
+func (p *PushFrame) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushFrame(%+v)", *p)
+}
+
+var fieldIDToName_PushFrame = map[int16]string{
+	1: "frame",
+	2: "skip_conn",
+}
+
 type PushReq struct {
-	Targets []*Target `thrift:"targets,1" frugal:"1,default,list<Target>" json:"targets"`
-	Frame   []byte    `thrift:"frame,2" frugal:"2,default,binary" json:"frame"`
+	Targets []*Target    `thrift:"targets,1" frugal:"1,default,list<Target>" json:"targets"`
+	Frame   []byte       `thrift:"frame,2" frugal:"2,default,binary" json:"frame"`
+	Frames  []*PushFrame `thrift:"frames,3" frugal:"3,default,list<PushFrame>" json:"frames"`
 }
 
 func NewPushReq() *PushReq {
@@ -65,11 +104,18 @@ func (p *PushReq) GetTargets() (v []*Target) {
 func (p *PushReq) GetFrame() (v []byte) {
 	return p.Frame
 }
+
+func (p *PushReq) GetFrames() (v []*PushFrame) {
+	return p.Frames
+}
 func (p *PushReq) SetTargets(val []*Target) {
 	p.Targets = val
 }
 func (p *PushReq) SetFrame(val []byte) {
 	p.Frame = val
+}
+func (p *PushReq) SetFrames(val []*PushFrame) {
+	p.Frames = val
 }
 
 func (p *PushReq) String() string {
@@ -82,6 +128,7 @@ func (p *PushReq) String() string {
 var fieldIDToName_PushReq = map[int16]string{
 	1: "targets",
 	2: "frame",
+	3: "frames",
 }
 
 type PushResp struct {
