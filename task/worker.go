@@ -86,7 +86,7 @@ const maxRun = 64
 
 // work handles q's jobs in order until q is closed. Consecutive events of
 // one conversation with the same recipients that are already waiting go out
-// as one batch (handleRun): each connection gets them in one write, and the
+// as one batch (deliver): each connection gets them in one write, and the
 // routes are looked up once. A lone event is not held back for company.
 func (t *Task) work(ctx context.Context, q <-chan job) {
 	var pending []job
@@ -114,7 +114,7 @@ func (t *Task) work(ctx context.Context, q <-chan job) {
 		if n == 1 {
 			t.handle(ctx, pending[0])
 		} else {
-			t.handleRun(ctx, pending[:n])
+			t.deliver(ctx, pending[:n])
 		}
 		pending = append(pending[:0], pending[n:]...)
 	}
@@ -140,10 +140,14 @@ func runLength(pending []job) int {
 	return n
 }
 
-// handleRun pushes a run of events (see runLength) as one batch per
-// gateway, each frame skipping only its own origin connection, then acks
-// them all; a failed route lookup retries each.
-func (t *Task) handleRun(ctx context.Context, jobs []job) {
+// deliver pushes a run of events (see runLength; often one) to the live
+// devices of their recipients and acks them: one event as a single frame
+// without its origin connection, several as one batch per gateway in which
+// each frame skips only its own origin (gateways older than batches take
+// single frames only). A failed route lookup retries each; a gateway that
+// fails does not: the messages are stored, and a client that missed a push
+// syncs on reconnect or at the next seq gap.
+func (t *Task) deliver(ctx context.Context, jobs []job) {
 	for _, j := range jobs {
 		t.keepAlive(j)
 	}
@@ -153,32 +157,41 @@ func (t *Task) handleRun(ctx context.Context, jobs []job) {
 	routes, err := t.routes.Lookup(lookupCtx, first.Recipients)
 	cancel()
 	if err != nil {
-		err = fmt.Errorf("task: route lookup for conv %s (%d events): %w",
-			first.Message.ConvId, len(jobs), err)
+		err = fmt.Errorf("task: route lookup for conv %s msg %d (%d events): %w",
+			first.Message.ConvId, first.Message.MsgId, len(jobs), err)
 		for _, j := range jobs {
 			t.retry(ctx, j, err)
 		}
 		return
 	}
 	t.metrics.pushed.Add(float64(len(jobs)))
-	targets := groupTargets(routes, "", 0) // origins are skipped per frame
-	t.skipVanished(ctx, targets, mark, first.Message.MsgId)
-	if len(targets) > 0 {
-		frames := make([][]byte, len(jobs))
-		for i, j := range jobs {
-			frames[i] = codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: j.ev.Message})
+	frames := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		frames[i] = codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: j.ev.Message})
+	}
+	var targets map[string][]*pushrpc.Target
+	var req func(addr string, ts []*pushrpc.Target) *pushrpc.PushReq
+	if len(jobs) == 1 {
+		targets = groupTargets(routes, first.OriginGateway, first.OriginConnId)
+		req = func(_ string, ts []*pushrpc.Target) *pushrpc.PushReq {
+			return &pushrpc.PushReq{Targets: ts, Frame: frames[0]}
 		}
-		batch := func(addr string, ts []*pushrpc.Target) *pushrpc.PushReq {
-			req := &pushrpc.PushReq{Targets: ts, Frames: make([]*pushrpc.PushFrame, len(jobs))}
+	} else {
+		targets = groupTargets(routes, "", 0) // origins are skipped per frame
+		req = func(addr string, ts []*pushrpc.Target) *pushrpc.PushReq {
+			r := &pushrpc.PushReq{Targets: ts, Frames: make([]*pushrpc.PushFrame, len(jobs))}
 			for i, j := range jobs {
-				req.Frames[i] = &pushrpc.PushFrame{Frame: frames[i]}
+				r.Frames[i] = &pushrpc.PushFrame{Frame: frames[i]}
 				if j.ev.OriginGateway == addr {
-					req.Frames[i].SkipConn = j.ev.OriginConnId
+					r.Frames[i].SkipConn = j.ev.OriginConnId
 				}
 			}
-			return req
+			return r
 		}
-		for _, r := range t.gateways.pushEach(ctx, targets, batch) {
+	}
+	t.skipVanished(ctx, targets, mark, first.Message.MsgId)
+	if len(targets) > 0 {
+		for _, r := range t.gateways.pushEach(ctx, targets, req) {
 			t.metrics.observePush(r, r.took)
 			t.logPush(first.Message, r)
 		}
@@ -188,50 +201,21 @@ func (t *Task) handleRun(ctx context.Context, jobs []job) {
 			t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("ack event")
 		}
 	}
-	t.log.Debug().Str("conv", first.Message.ConvId).Int("events", len(jobs)).
+	// A disabled zerolog event is nil and its calls are no-ops, so the
+	// per-event debug lines cost nothing at info level.
+	t.log.Debug().Str("conv", first.Message.ConvId).Int64("seq", first.Message.Seq).
+		Int("events", len(jobs)).Uint64("stream_seq", jobs[0].streamSeq).
 		Int("gateways", len(targets)).Int("routes", len(routes)).Msg("events pushed")
 }
 
-// handle delivers one event and settles its JetStream message: ack once
-// every gateway answered or failed, nak on a transient fault, dead-letter a
-// poison event or one out of deliveries.
+// handle delivers one event (deliver), or dead-letters one that cannot be
+// decoded.
 func (t *Task) handle(ctx context.Context, j job) {
 	if j.decodeErr != nil {
 		t.deadLetter(ctx, j, reasonUndecodable, j.decodeErr)
 		return
 	}
-	t.keepAlive(j)
-	msg := j.ev.Message
-	mark := t.view.mark() // before the lookup: see gatewayView
-	lookupCtx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
-	routes, err := t.routes.Lookup(lookupCtx, j.ev.Recipients)
-	cancel()
-	if err != nil {
-		err = fmt.Errorf("task: route lookup for conv %s msg %d: %w", msg.ConvId, msg.MsgId, err)
-		t.retry(ctx, j, err)
-		return
-	}
-
-	t.metrics.pushed.Inc()
-	targets := groupTargets(routes, j.ev.OriginGateway, j.ev.OriginConnId)
-	t.skipVanished(ctx, targets, mark, msg.MsgId)
-	if len(targets) > 0 {
-		frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: msg})
-		for _, r := range t.gateways.pushAll(ctx, frame, targets) {
-			t.metrics.observePush(r, r.took)
-			t.logPush(msg, r)
-		}
-	}
-	// Acked even when a gateway failed: the message is stored, and a client
-	// that missed its push syncs on reconnect or on the next seq gap.
-	if err := j.msg.Ack(); err != nil {
-		t.rare.Warn().Err(err).Uint64("stream_seq", j.streamSeq).Msg("ack event")
-	}
-	// A disabled zerolog event is nil and its calls are no-ops, so the
-	// per-event debug lines cost nothing at info level.
-	t.log.Debug().Str("conv", msg.ConvId).Int64("msg", msg.MsgId).Int64("seq", msg.Seq).
-		Uint64("stream_seq", j.streamSeq).Int("gateways", len(targets)).
-		Int("routes", len(routes)).Msg("event pushed")
+	t.deliver(ctx, []job{j})
 }
 
 // logPush logs the outcome of one gateway call: debug when it answered,
