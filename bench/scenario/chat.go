@@ -191,28 +191,8 @@ func (r *chatRun) receive() *sync.WaitGroup {
 }
 
 func (r *chatRun) readConn(u *chatConn) error {
-	for {
-		h, err := u.readHeader()
-		if err != nil {
-			return err
-		}
-		body, err := u.readBody(h)
-		if err != nil {
-			return err
-		}
-		switch h.Op {
-		case protocol.Op_SEND_ACK:
-			r.onAck(u, h, body)
-		case protocol.Op_PUSH:
-			var p protocol.PushMsg
-			if err := codec.ReadBody(body, &p); err != nil || p.Message == nil {
-				return fmt.Errorf("bad push: %v", err)
-			}
-			r.pushed(u.index, p.Message)
-		case protocol.Op_CLOSE:
-			return unexpectedFrame(u.benchConn, h)
-		}
-	}
+	return u.readFrames(func(h codec.Header, body []byte) { r.onAck(u, h, body) },
+		func(m *common.Message) { r.pushed(u.index, m) })
 }
 
 func (r *chatRun) onAck(u *chatConn, h codec.Header, body []byte) {

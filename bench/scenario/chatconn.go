@@ -205,3 +205,31 @@ func (c *chatConn) acked(id uint32) (time.Duration, bool) {
 	delete(c.pending, id)
 	return due, ok
 }
+
+// readFrames reads c's frames until reading fails: each SEND_ACK goes to
+// onAck, the message of each PUSH to onPush; a CLOSE ends it with an error.
+func (c *chatConn) readFrames(onAck func(h codec.Header, body []byte),
+	onPush func(*common.Message)) error {
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		body, err := c.readBody(h)
+		if err != nil {
+			return err
+		}
+		switch h.Op {
+		case protocol.Op_SEND_ACK:
+			onAck(h, body)
+		case protocol.Op_PUSH:
+			var p protocol.PushMsg
+			if err := codec.ReadBody(body, &p); err != nil || p.Message == nil {
+				return fmt.Errorf("bad push: %v", err)
+			}
+			onPush(p.Message)
+		case protocol.Op_CLOSE:
+			return unexpectedFrame(c.benchConn, h)
+		}
+	}
+}

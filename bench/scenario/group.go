@@ -387,28 +387,8 @@ func (r *groupRun) receive() *sync.WaitGroup {
 }
 
 func (r *groupRun) readConn(m *groupMember) error {
-	for {
-		h, err := m.readHeader()
-		if err != nil {
-			return err
-		}
-		body, err := m.readBody(h)
-		if err != nil {
-			return err
-		}
-		switch h.Op {
-		case protocol.Op_SEND_ACK:
-			r.onAck(m, h, body)
-		case protocol.Op_PUSH:
-			var p protocol.PushMsg
-			if err := codec.ReadBody(body, &p); err != nil || p.Message == nil {
-				return fmt.Errorf("bad push: %v", err)
-			}
-			r.pushed(m, p.Message)
-		case protocol.Op_CLOSE:
-			return unexpectedFrame(m.benchConn, h)
-		}
-	}
+	return m.readFrames(func(h codec.Header, body []byte) { r.onAck(m, h, body) },
+		func(msg *common.Message) { r.pushed(m, msg) })
 }
 
 func (r *groupRun) onAck(m *groupMember, h codec.Header, body []byte) {
