@@ -394,7 +394,7 @@ func TestHostile_InvalidAndOversizedFields(t *testing.T) {
 	// A frame over the body limit closes the connection at its header.
 	big := dialRaw(t, addr)
 	big.send(protocol.Op_SEND, textSend("c5", bob.id, "", strings.Repeat("z", 70<<10)))
-	if r := big.waitClose(); r != protocol.CloseReason_PROTOCOL_ERROR {
+	if r := big.waitClose(); r != protocol.CloseReason_FRAME_TOO_LARGE {
 		t.Fatalf("oversized frame closed with %s", r)
 	}
 }

@@ -219,7 +219,7 @@ func (g *Gateway) readFrames(c *conn, buf []byte) (gnet.Action, int) {
 	for action == gnet.None {
 		h, body, n, err := dec.Decode(buf[consumed:])
 		if err != nil {
-			g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+			g.beginClose(c, frameErrorReason(err), err.Error())
 			return gnet.Close, consumed
 		}
 		if n == 0 {

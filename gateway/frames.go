@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -114,6 +115,16 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 	return nil
 }
 
+// frameErrorReason is the close reason for an inbound frame the decoders
+// refused: FRAME_TOO_LARGE for one over the size limit (the client may
+// reconnect but must not resend it), PROTOCOL_ERROR for anything malformed.
+func frameErrorReason(err error) protocol.CloseReason {
+	if errors.Is(err, codec.ErrTooLarge) || errors.Is(err, ErrWSTooLarge) {
+		return protocol.CloseReason_FRAME_TOO_LARGE
+	}
+	return protocol.CloseReason_PROTOCOL_ERROR
+}
+
 // closeFrame encodes the CLOSE frame for reason.
 func closeFrame(reason protocol.CloseReason, msg string) []byte {
 	body := protocol.CloseMsg{
@@ -148,6 +159,8 @@ func closeMessage(reason protocol.CloseReason) string {
 		return "no heartbeat within the deadline"
 	case protocol.CloseReason_PROTOCOL_ERROR:
 		return "malformed frame"
+	case protocol.CloseReason_FRAME_TOO_LARGE:
+		return "frame over the size limit"
 	case protocol.CloseReason_LOGIN_FAILED:
 		return "too many failed logins"
 	case protocol.CloseReason_SLOW_CONSUMER:

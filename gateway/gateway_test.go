@@ -147,13 +147,14 @@ func TestGateway_ProtocolErrorCloses(t *testing.T) {
 	binary.BigEndian.PutUint32(badBody[10:14], 3)
 
 	cases := []struct {
-		name  string
-		bytes []byte
+		name   string
+		bytes  []byte
+		reason protocol.CloseReason // PROTOCOL_ERROR when unset
 	}{
 		{name: "bad magic", bytes: []byte("POST / HTTP/1.1\r\n\r\n")},
 		{name: "bad version", bytes: withByte(2, 9)},
 		{name: "unknown op", bytes: withByte(3, 0x30)},
-		{name: "oversized body", bytes: oversized},
+		{name: "oversized body", bytes: oversized, reason: protocol.CloseReason_FRAME_TOO_LARGE},
 		{name: "malformed body", bytes: badBody},
 		{name: "server opcode from client", bytes: codec.EncodeFrame(protocol.Op_PUSH, 0, 0, nil)},
 		{name: "reply opcode from client",
@@ -164,8 +165,15 @@ func TestGateway_ProtocolErrorCloses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial(t)
 			c.writeRaw(tc.bytes)
-			c.expectClose(protocol.CloseReason_PROTOCOL_ERROR)
+			want := tc.reason
+			if want == protocol.CloseReason_UNKNOWN {
+				want = protocol.CloseReason_PROTOCOL_ERROR
+			}
+			c.expectClose(want)
 		})
+	}
+	if n := h.gw.Stats().Closes[protocol.CloseReason_FRAME_TOO_LARGE]; n != 1 {
+		t.Fatalf("FRAME_TOO_LARGE closes counted %d, want 1", n)
 	}
 }
 

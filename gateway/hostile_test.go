@@ -107,7 +107,7 @@ func TestGateway_SurvivesHostileClients(t *testing.T) {
 		abuse  func(c *testClient)
 		reason protocol.CloseReason // UNKNOWN: any close will do
 	}{
-		{name: "4 GiB length prefix", reason: protocol.CloseReason_PROTOCOL_ERROR,
+		{name: "4 GiB length prefix", reason: protocol.CloseReason_FRAME_TOO_LARGE,
 			abuse: func(c *testClient) { c.writeRaw(hugeLen) }},
 		{name: "one byte at a time, too slowly", reason: protocol.CloseReason_LOGIN_TIMEOUT,
 			abuse: func(c *testClient) {

@@ -137,7 +137,7 @@ func (g *Gateway) readWS(c *conn, buf []byte) (gnet.Action, int) {
 	for action == gnet.None {
 		m, n, ok, err := c.wsr.next(buf[consumed:], maxMessage)
 		if err != nil {
-			g.beginCloseCause(c, closeCause{reason: protocol.CloseReason_PROTOCOL_ERROR,
+			g.beginCloseCause(c, closeCause{reason: frameErrorReason(err),
 				wsCode: wsStatusFor(err), detail: err.Error()})
 			return gnet.Close, consumed
 		}
@@ -182,7 +182,7 @@ func (g *Gateway) wsFrame(c *conn, payload []byte) gnet.Action {
 			ErrWSProtocol, len(payload), n)
 	}
 	if err != nil {
-		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+		g.beginClose(c, frameErrorReason(err), err.Error())
 		return gnet.Close
 	}
 	return g.dispatch(c, h, body)

@@ -100,17 +100,20 @@ func TestWS_RefusesBadMessages(t *testing.T) {
 	huge = append(huge, 1, 2, 3, 4)
 
 	cases := []struct {
-		name  string
-		write func(c *wsClient)
-		code  ws.StatusCode
+		name   string
+		write  func(c *wsClient)
+		code   ws.StatusCode
+		reason protocol.CloseReason // PROTOCOL_ERROR when unset
 	}{
 		{name: "text message", code: ws.StatusUnsupportedData,
 			write: func(c *wsClient) { c.writeFrame(ws.OpText, true, []byte("hello")) }},
 		{name: "unmasked frame", code: ws.StatusProtocolError,
 			write: func(c *wsClient) { c.writeRaw(unmasked) }},
 		{name: "100 MiB declared", code: ws.StatusMessageTooBig,
-			write: func(c *wsClient) { c.writeRaw(huge) }},
+			reason: protocol.CloseReason_FRAME_TOO_LARGE,
+			write:  func(c *wsClient) { c.writeRaw(huge) }},
 		{name: "fragments over the limit", code: ws.StatusMessageTooBig,
+			reason: protocol.CloseReason_FRAME_TOO_LARGE,
 			write: func(c *wsClient) {
 				c.writeFrame(ws.OpBinary, false, make([]byte, 1000))
 				c.writeFrame(ws.OpContinuation, false, make([]byte, 1000))
@@ -129,11 +132,25 @@ func TestWS_RefusesBadMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dialWS(t)
 			tc.write(c)
-			c.expectClose(protocol.CloseReason_PROTOCOL_ERROR, tc.code)
+			reason := tc.reason
+			if reason == protocol.CloseReason_UNKNOWN {
+				reason = protocol.CloseReason_PROTOCOL_ERROR
+			}
+			c.expectClose(reason, tc.code)
 		})
 	}
-	if n := h.gw.Stats().Closes[protocol.CloseReason_PROTOCOL_ERROR]; n != uint64(len(cases)) {
-		t.Fatalf("PROTOCOL_ERROR closes counted %d, want %d", n, len(cases))
+	want := map[protocol.CloseReason]uint64{}
+	for _, tc := range cases {
+		if tc.reason == protocol.CloseReason_UNKNOWN {
+			tc.reason = protocol.CloseReason_PROTOCOL_ERROR
+		}
+		want[tc.reason]++
+	}
+	closes := h.gw.Stats().Closes
+	for reason, n := range want {
+		if closes[reason] != n {
+			t.Fatalf("%s closes counted %d, want %d", reason, closes[reason], n)
+		}
 	}
 }
 

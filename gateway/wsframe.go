@@ -164,6 +164,8 @@ func wsStatusForReason(reason protocol.CloseReason) ws.StatusCode {
 	switch reason {
 	case protocol.CloseReason_PROTOCOL_ERROR:
 		return ws.StatusProtocolError
+	case protocol.CloseReason_FRAME_TOO_LARGE:
+		return ws.StatusMessageTooBig
 	case protocol.CloseReason_SERVER_SHUTDOWN:
 		return ws.StatusGoingAway
 	case protocol.CloseReason_OVERLOADED:

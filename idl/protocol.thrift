@@ -91,6 +91,7 @@ enum CloseReason {
     TOKEN_EXPIRED = 9,      // the session's token expired; log in again with the password
     SIGNED_OUT = 10,        // logged out, password changed or device signed out
     RATE_LIMITED = 11,      // too many frames per second
+    FRAME_TOO_LARGE = 12,   // a frame or WebSocket message over the size limit; do not resend it
 }
 
 struct HeartbeatReq {}

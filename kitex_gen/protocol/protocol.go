@@ -371,6 +371,7 @@ const (
 	CloseReason_TOKEN_EXPIRED     CloseReason = 9
 	CloseReason_SIGNED_OUT        CloseReason = 10
 	CloseReason_RATE_LIMITED      CloseReason = 11
+	CloseReason_FRAME_TOO_LARGE   CloseReason = 12
 )
 
 func (p CloseReason) String() string {
@@ -399,6 +400,8 @@ func (p CloseReason) String() string {
 		return "SIGNED_OUT"
 	case CloseReason_RATE_LIMITED:
 		return "RATE_LIMITED"
+	case CloseReason_FRAME_TOO_LARGE:
+		return "FRAME_TOO_LARGE"
 	}
 	return "<UNSET>"
 }
@@ -429,6 +432,8 @@ func CloseReasonFromString(s string) (CloseReason, error) {
 		return CloseReason_SIGNED_OUT, nil
 	case "RATE_LIMITED":
 		return CloseReason_RATE_LIMITED, nil
+	case "FRAME_TOO_LARGE":
+		return CloseReason_FRAME_TOO_LARGE, nil
 	}
 	return CloseReason(0), fmt.Errorf("not a valid CloseReason string")
 }

@@ -195,7 +195,7 @@ export const ErrorCode = Object.freeze({
 export const CloseReason = Object.freeze({
   UNKNOWN: 0, LOGIN_TIMEOUT: 1, HEARTBEAT_TIMEOUT: 2, PROTOCOL_ERROR: 3, LOGIN_FAILED: 4,
   SLOW_CONSUMER: 5, KICKED: 6, SERVER_SHUTDOWN: 7, OVERLOADED: 8, TOKEN_EXPIRED: 9,
-  SIGNED_OUT: 10, RATE_LIMITED: 11,
+  SIGNED_OUT: 10, RATE_LIMITED: 11, FRAME_TOO_LARGE: 12,
 });
 
 /** ContentType is common.thrift ContentType. */
