@@ -89,8 +89,14 @@ func (m *Memory) Renew(_ context.Context, rs []Route) error {
 	for _, r := range rs {
 		s := m.shard(r.UserID)
 		s.mu.Lock()
-		if old, ok := s.users[r.UserID][r.DeviceID]; ok && sameConn(old.route, r) {
+		switch old, ok := s.users[r.UserID][r.DeviceID]; {
+		case ok && sameConn(old.route, r):
 			s.users[r.UserID][r.DeviceID] = memoryEntry{route: old.route, expires: expires}
+		case !ok:
+			if s.users[r.UserID] == nil {
+				s.users[r.UserID] = make(map[string]memoryEntry)
+			}
+			s.users[r.UserID][r.DeviceID] = memoryEntry{route: r, expires: expires}
 		}
 		s.mu.Unlock()
 	}

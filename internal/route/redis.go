@@ -64,11 +64,14 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return 1`
 
 	// KEYS[1] user hash; ARGV device, owner, new value, ttl ms. Returns 1
-	// when renewed, 0 when absent or owned by another connection.
+	// when renewed, 2 when written back because it was absent (Redis lost
+	// it), 0 when another connection owns it.
 	renewLua = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v or string.match(v, '^%d+:(.*)$') ~= ARGV[2] then return 0 end
+if v and string.match(v, '^%d+:(.*)$') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if not v then return 2 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`
 )

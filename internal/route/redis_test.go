@@ -179,6 +179,61 @@ func TestTable_ExpiryAndRenew(t *testing.T) {
 	})
 }
 
+// TestTable_RenewWritesBackLostRoutes plays a Redis that lost its data (a
+// restart without persistence, a failover): the next renewal of a live
+// connection writes its route back, but never over another connection's.
+func TestTable_RenewWritesBackLostRoutes(t *testing.T) {
+	forEachTable(t, 10*time.Second, func(t *testing.T, tab Table, _ *clock) {
+		ctx := context.Background()
+		for _, r := range []Route{phone1, laptop} {
+			if _, err := tab.Put(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		loseAll(t, tab, 1)
+		if rs := lookup(t, tab, 1); len(rs) != 0 {
+			t.Fatalf("after the loss = %+v, want none", rs)
+		}
+		if err := tab.Renew(ctx, []Route{phone1}); err != nil {
+			t.Fatal(err)
+		}
+		if rs := lookup(t, tab, 1); !slices.Equal(rs, []Route{phone1}) {
+			t.Fatalf("after renewal = %+v, want the phone back", rs)
+		}
+		// The laptop logged in again elsewhere; a renewal from its old
+		// connection must not take the route back.
+		moved := Route{UserID: 1, DeviceID: "laptop", Gateway: "g2", ConnID: 7}
+		if _, err := tab.Put(ctx, moved); err != nil {
+			t.Fatal(err)
+		}
+		if err := tab.Renew(ctx, []Route{laptop}); err != nil {
+			t.Fatal(err)
+		}
+		if rs := lookup(t, tab, 1); !slices.Equal(rs, []Route{moved, phone1}) {
+			t.Fatalf("after a stale renewal = %+v, want the moved laptop and the phone", rs)
+		}
+	})
+}
+
+// loseAll removes every route of user as a data loss would, without the
+// owner checks of Delete.
+func loseAll(t *testing.T, tab Table, user int64) {
+	t.Helper()
+	switch tab := tab.(type) {
+	case *Redis:
+		if err := tab.rdb.Del(context.Background(), tab.key(user)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	case *Memory:
+		s := tab.shard(user)
+		s.mu.Lock()
+		delete(s.users, user)
+		s.mu.Unlock()
+	default:
+		t.Fatalf("unknown table %T", tab)
+	}
+}
+
 func TestRedis_KeyLayoutAndTTL(t *testing.T) {
 	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
 	if addr == "" {

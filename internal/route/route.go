@@ -36,7 +36,13 @@ type Table interface {
 	// r's gateway and connection; otherwise it returns ErrNotOwner.
 	Delete(ctx context.Context, r Route) error
 	// Renew extends the lifetime of routes that still point at the given
-	// connections; routes owned by other connections are left alone.
+	// connections and writes back those that are missing, so that routes a
+	// Redis restart or failover lost come back within one renewal interval
+	// instead of leaving live connections unreachable until they reconnect.
+	// Routes owned by other connections are left alone. A renewal racing
+	// the Delete of a connection that just closed can write its route back;
+	// it then points at a connection the gateway no longer has and lapses
+	// after the TTL.
 	Renew(ctx context.Context, rs []Route) error
 	// Lookup returns the live routes of the given users, in no order.
 	Lookup(ctx context.Context, userIDs []int64) ([]Route, error)
