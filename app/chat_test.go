@@ -113,3 +113,38 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.wait(t, "[with tann] ")
 	bob.wait(t, "tann: psst")
 }
+
+// TestChat_MarksShownMessagesRead checks that messages printed in the open
+// conversation count as read, for the reader's other devices and for the
+// sender's read receipt, while those of another conversation stay unread.
+func TestChat_MarksShownMessagesRead(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "rann"), runChat(t, addr, "rbob")
+	carl := runChat(t, addr, "rcarl")
+	bob.say(t, "/to rann")
+	bob.wait(t, "chatting with rann")
+	carl.say(t, "/to rbob")
+	carl.wait(t, "chatting with rbob")
+
+	ann.say(t, "/to rbob")
+	ann.wait(t, "chatting with rbob")
+	ann.say(t, "one")
+	ann.say(t, "two")
+	bob.wait(t, "rann: two")
+	carl.say(t, "elsewhere")
+	bob.wait(t, "rcarl: elsewhere")
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		bob.say(t, "/convs")
+		out := bob.text()
+		if strings.Contains(out, "rann  unread 0") && strings.Contains(out, "rcarl  unread 1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's conversations never showed rann read and rcarl unread:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

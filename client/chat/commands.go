@@ -168,6 +168,9 @@ func (s *session) printHistory(ctx context.Context) error {
 		s.printf("%s", s.format(ctx, m))
 		s.shown[conv] = max(s.shown[conv], m.Seq)
 	}
+	if len(page) > 0 {
+		s.unread = conv
+	}
 	return nil
 }
 
@@ -184,6 +187,9 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 		return
 	}
 	s.printf("%s", s.format(ctx, m))
+	if m.SenderId != s.me {
+		s.unread = m.ConvId // on screen, so read: see markShownRead
+	}
 }
 
 // convLabel names m's conversation for a line printed outside it: the peer

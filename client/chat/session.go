@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
@@ -27,6 +28,9 @@ const (
 	outboxSize = 64
 	// quitGrace bounds the wait for the outbox at quit.
 	quitGrace = 3 * time.Second
+	// readEvery paces the read receipts of the conversation on screen: a
+	// burst of messages costs one MARK_READ.
+	readEvery = time.Second
 )
 
 // session is the state of one Run on top of a client.Session, which owns
@@ -55,6 +59,11 @@ type session struct {
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
 	watched map[int64]bool
+	// unread is the conversation on screen when it shows messages of
+	// others not yet marked read, else ""; readBusy is set while a
+	// MARK_READ is in flight (markShownRead).
+	unread   string
+	readBusy atomic.Bool
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
@@ -202,6 +211,8 @@ func (s *session) registerOnce(ctx context.Context) error {
 func (s *session) serve(ctx context.Context, lines <-chan string) error {
 	t := time.NewTicker(resolveEvery)
 	defer t.Stop()
+	read := time.NewTicker(readEvery)
+	defer read.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -224,8 +235,32 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 			if s.peer.name != "" && s.peer.id == 0 {
 				s.report(s.resolvePeer(ctx, false))
 			}
+		case <-read.C:
+			s.markShownRead(ctx)
 		}
 	}
+}
+
+// markShownRead marks the conversation on screen read up to the newest
+// message printed, as a chat app does for the conversation that is open:
+// the person has the messages in front of them. It runs on Run's goroutine and
+// sends in the background; a failure is silent (the next message, or
+// /read, tries again) since the messages themselves are safe.
+func (s *session) markShownRead(ctx context.Context) {
+	conv := s.unread
+	if conv == "" || !s.readBusy.CompareAndSwap(false, true) {
+		return
+	}
+	s.unread = ""
+	seq := s.shown[conv]
+	go func() {
+		defer s.readBusy.Store(false)
+		ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+		defer cancel()
+		if c, err := s.sess.Client(ctx); err == nil {
+			_, _ = c.MarkRead(ctx, conv, seq)
+		}
+	}()
 }
 
 // sendLoop sends the outbox in typing order. A send waits through a
