@@ -22,7 +22,8 @@ test-integration:
 	RESONANCE_TEST_REDIS_ADDR='$(TEST_REDIS_ADDR)' \
 	RESONANCE_TEST_NATS_URL='$(TEST_NATS_URL)' \
 	RESONANCE_TEST_CHAOS=1 \
-	go test -race -count=1 ./app/... ./logic/... ./task/... ./internal/route/... ./bench/...
+	go test -race -count=1 ./app/... ./logic/... ./task/... ./internal/route/... \
+		./internal/registry/... ./bench/...
 
 # gen regenerates kitex_gen from idl/ with the kitex version pinned in go.mod.
 gen:

@@ -51,7 +51,7 @@ type System struct {
 	metrics  *prometheus.Registry
 	embedded *mq.Embedded
 	nc       *nats.Conn
-	rdb      *redis.Client
+	rdb      redis.UniversalClient // standalone or cluster (connectRedis)
 	db       *gorm.DB
 	// registry is the gateway registry the gateway and task share; nil for
 	// a lone gateway without Redis, which then does not register.
@@ -258,23 +258,6 @@ func (s *System) routeTable(ctx context.Context) (route.Table, error) {
 		return nil, err
 	}
 	return route.NewRedis(s.rdb, s.cfg.Prefix+":", 0), nil
-}
-
-// connectRedis opens the Redis client once: routes and the gateway registry
-// share it.
-func (s *System) connectRedis(ctx context.Context) error {
-	if s.rdb != nil {
-		return nil
-	}
-	s.rdb = redis.NewClient(&redis.Options{
-		Addr:     s.cfg.RedisAddr,
-		Password: s.cfg.RedisPassword,
-		DB:       s.cfg.RedisDB,
-	})
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("app: redis %s: %w", s.cfg.RedisAddr, err)
-	}
-	return nil
 }
 
 // openRegistry sets up the gateway registry of a process with a gateway or

@@ -45,10 +45,16 @@ type Config struct {
 	LogLevel  string // debug, info, warn, error; default info
 	LogFormat string // "console" or "json"; default console for all, json for one role
 
-	NATSURL       string // external NATS; empty runs NATS embedded (all only)
-	RedisAddr     string // external Redis: routes, gateway registry; empty: in process (all only)
+	NATSURL string // external NATS; empty runs NATS embedded (all only)
+	// RedisAddr is the external Redis of routes, presence watches and the
+	// gateway registry: one address, or comma-separated seed addresses of a
+	// Redis Cluster; empty keeps them in process (all only).
+	RedisAddr string
+	// RedisCluster treats a single RedisAddr as a seed of a Redis Cluster
+	// (several addresses always are).
+	RedisCluster  bool
 	RedisPassword string
-	RedisDB       int
+	RedisDB       int // database number of a standalone Redis; must be 0 for a cluster
 
 	LogicListen   string   // logic's Kitex address; default 127.0.0.1:0 for all, :7100 alone
 	LogicAddrs    []string // logic addresses a gateway calls; all: the local logic
@@ -113,20 +119,6 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 			"period of reading the gateway registry (default 2s)")
 		bindNotify(fs, c, role)
 	}
-}
-
-// bindRedis defines the Redis flags. A lone gateway uses Redis only for the
-// gateway registry, so its help says what going without costs.
-func bindRedis(fs *flag.FlagSet, c *Config, role Role) {
-	usage := "Redis address of routes and the gateway registry; " +
-		"empty keeps them in process (all only)"
-	if role == RoleGateway {
-		usage = "Redis address of the gateway registry; empty: this gateway does not register, " +
-			"so after it dies task waits out a push timeout per call instead of skipping it"
-	}
-	fs.StringVar(&c.RedisAddr, "redis-addr", "", usage)
-	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
-	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
 }
 
 func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
@@ -243,6 +235,9 @@ func (c *Config) validate() error {
 		if c.RedisAddr == "" {
 			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
 		}
+	}
+	if err := c.validateRedis(); err != nil {
+		return err
 	}
 	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen,
 		c.WebListen} {

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +41,62 @@ func TestBind_RateLimitFlags(t *testing.T) {
 			got := cfg.Logic.LoginAddrLimit
 			if err != nil || got.Burst != tc.burst || got.Per != tc.per {
 				t.Fatalf("%q -> %+v, %v; want %d/%v", tc.arg, got, err, tc.burst, tc.per)
+			}
+		})
+	}
+}
+
+func TestConfig_RedisClusterMode(t *testing.T) {
+	cases := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantCluster bool
+		wantErr     string // part of the error; empty: valid
+	}{
+		{name: "one address", args: []string{"--redis-addr", "10.0.0.1:6379"}},
+		{name: "one address, database", args: []string{"--redis-addr", "10.0.0.1:6379",
+			"--redis-db", "3"}},
+		{name: "seeds", args: []string{"--redis-addr", "10.0.0.1:6379, 10.0.0.2:6379"},
+			wantCluster: true},
+		{name: "one seed and the flag", args: []string{"--redis-addr", "10.0.0.1:6379",
+			"--redis-cluster"}, wantCluster: true},
+		{name: "flag from the environment", args: []string{"--redis-addr", "10.0.0.1:6379"},
+			env: map[string]string{"RESONANCE_REDIS_CLUSTER": "true"}, wantCluster: true},
+		{name: "seeds, database", args: []string{"--redis-addr", "10.0.0.1:6379,10.0.0.2:6379",
+			"--redis-db", "1"}, wantErr: "--redis-db 1"},
+		{name: "flag, database", args: []string{"--redis-addr", "10.0.0.1:6379",
+			"--redis-cluster", "--redis-db", "2"}, wantErr: "--redis-db 2"},
+		{name: "flag without address", args: []string{"--redis-cluster"},
+			wantErr: "--redis-cluster needs --redis-addr"},
+		{name: "bad seed", args: []string{"--redis-addr", "10.0.0.1:6379,redis"},
+			wantErr: `"redis"`},
+		{name: "only commas", args: []string{"--redis-addr", ","}, wantErr: "names no address"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var cfg Config
+			fs := flag.NewFlagSet("all", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg.Bind(fs, RoleAll)
+			if err := config.Load(fs, tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.validate()
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want ErrConfig saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.redisClusterMode(); got != tc.wantCluster {
+				t.Fatalf("cluster mode = %v, want %v", got, tc.wantCluster)
 			}
 		})
 	}

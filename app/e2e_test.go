@@ -64,26 +64,50 @@ func startSystem(t *testing.T, cfg Config) *System {
 	return sys
 }
 
+// services are the external services of a system whose roles run alone.
+type services struct {
+	dsn, natsURL string
+	redisAddr    string // one address, or comma-separated cluster seeds
+}
+
+// externalServices returns MariaDB, Redis and NATS from the environment,
+// or skips t when they are not set.
+func externalServices(t *testing.T) services {
+	svc := services{dsn: os.Getenv(envMySQL), redisAddr: os.Getenv(envRedis),
+		natsURL: os.Getenv(envNATS)}
+	if svc.dsn == "" || svc.redisAddr == "" || svc.natsURL == "" {
+		t.Skipf("set %s, %s and %s to run against real services", envMySQL, envRedis, envNATS)
+	}
+	return svc
+}
+
 // externalSystem runs each role as its own System, as separate processes
 // would, against MariaDB, Redis and NATS. It skips when they are not set.
 func externalSystem(t *testing.T) net.Addr {
-	dsn, redisAddr, natsURL := os.Getenv(envMySQL), os.Getenv(envRedis), os.Getenv(envNATS)
-	if dsn == "" || redisAddr == "" || natsURL == "" {
-		t.Skipf("set %s, %s and %s to run against real services", envMySQL, envRedis, envNATS)
-	}
+	addr, _ := startExternal(t, externalServices(t), nil)
+	return addr
+}
+
+// startExternal starts logic, task and the gateway, each as its own System,
+// on svc, with tune (if not nil) applied to the configuration all three
+// share. It returns the gateway's client address and the run's prefix.
+func startExternal(t *testing.T, svc services, tune func(*Config)) (net.Addr, string) {
 	base := baseConfig(t, RoleLogic)
-	base.NATSURL, base.RedisAddr = natsURL, redisAddr
-	base.Logic.DBDriver, base.Logic.DBDSN = "mysql", dsn
+	base.NATSURL, base.RedisAddr = svc.natsURL, svc.redisAddr
+	base.Logic.DBDriver, base.Logic.DBDSN = "mysql", svc.dsn
 	base.Logic.TablePrefix = base.Prefix + "_"
 	base.Logic.TokenSecret = "e2e-secret-e2e-secret-e2e-secret"
 	// Every role alone must take and send the secret: gateway to logic, task
 	// to the gateway.
 	base.InternalSecret = "e2e-internal-secret"
+	if tune != nil {
+		tune(&base)
+	}
 
 	t.Cleanup(func() {
-		dropTables(t, dsn, base.Logic.TablePrefix)
-		deleteStream(t, natsURL, mq.NewNames(base.Prefix).Stream)
-		deleteRedisKeys(t, redisAddr, base.Prefix+":")
+		dropTables(t, svc.dsn, base.Logic.TablePrefix)
+		deleteStream(t, svc.natsURL, mq.NewNames(base.Prefix).Stream)
+		deleteRedisKeys(t, base, base.Prefix+":")
 	})
 	logicSys := startSystem(t, base)
 	taskCfg := base
@@ -92,7 +116,7 @@ func externalSystem(t *testing.T) net.Addr {
 	gwCfg := base
 	gwCfg.Role = RoleGateway
 	gwCfg.LogicAddrs = []string{logicSys.LogicAddr().String()}
-	return startSystem(t, gwCfg).GatewayAddr()
+	return startSystem(t, gwCfg).GatewayAddr(), base.Prefix
 }
 
 func TestEndToEnd_Embedded(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/internal/redistest"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -143,23 +144,16 @@ func testNotify(t *testing.T, addr net.Addr) {
 	expectNotify(t, alicePC, "bob offline", presenceOf(false))
 }
 
-// deleteRedisKeys removes the keys a run left under prefix: watch sets and
-// presence records would otherwise stay a day.
-func deleteRedisKeys(t *testing.T, addr, prefix string) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+// deleteRedisKeys removes the keys a run on cfg's Redis left under prefix:
+// watch sets and presence records would otherwise stay a day.
+func deleteRedisKeys(t *testing.T, cfg Config, prefix string) {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: cfg.redisAddrs(), IsClusterMode: cfg.redisClusterMode(),
+	})
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	err := iter.Err()
-	if err == nil && len(keys) > 0 {
-		err = rdb.Del(ctx, keys...).Err()
-	}
-	if err != nil {
+	if err := redistest.DeleteKeys(ctx, rdb, prefix); err != nil {
 		t.Logf("delete redis keys %s*: %v", prefix, err)
 	}
 }

@@ -16,6 +16,11 @@ import (
 // Register. The key itself expires retention after the last registration, so
 // a deployment that stopped leaves nothing behind.
 //
+// Every command and the Register transaction touch only that key, so the
+// registry runs on a Redis Cluster as on one Redis (the key then lives on
+// one master; it is written every few seconds per gateway and read every
+// few seconds per task instance).
+//
 // Expiry is stamped with the caller's clock, so gateways and task instances
 // need roughly synchronized clocks (well within the TTL).
 type Redis struct {

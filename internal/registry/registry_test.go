@@ -2,14 +2,13 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resonance-im/resonance/internal/redistest"
 )
 
 // clock is a settable time source shared by a registry under test.
@@ -19,42 +18,25 @@ func (c *clock) now() time.Time { return c.t }
 
 const testRetention = time.Minute
 
-// stores returns the registries to run a conformance case on: Memory
-// always, Redis when RESONANCE_TEST_REDIS_ADDR is set (unique prefix, key
-// removed afterwards).
-func stores(t *testing.T, c *clock) map[string]Registry {
-	t.Helper()
-	m := NewMemory(testRetention)
-	m.now = c.now
-	out := map[string]Registry{"memory": m}
-	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
-	if addr == "" {
-		return out
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	r := NewRedis(rdb, "resonance-test-"+hex.EncodeToString(b)+":", testRetention)
-	r.now = c.now
-	t.Cleanup(func() {
-		if err := rdb.Del(context.Background(), r.key).Err(); err != nil {
-			t.Errorf("cleanup %s: %v", r.key, err)
-		}
-	})
-	out["redis"] = r
-	return out
-}
-
+// forEachStore runs fn on every registry: Memory, and Redis on each backend
+// of redistest (a standalone Redis at RESONANCE_TEST_REDIS_ADDR, the test
+// binary's Redis Cluster). Each reads time from the clock fn gets.
 func forEachStore(t *testing.T, fn func(t *testing.T, reg Registry, c *clock)) {
 	t.Helper()
 	c := &clock{}
-	for name, reg := range stores(t, c) {
-		t.Run(name, func(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		c.t = time.Now().Truncate(time.Millisecond)
+		m := NewMemory(testRetention)
+		m.now = c.now
+		fn(t, m, c)
+	})
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
 			c.t = time.Now().Truncate(time.Millisecond)
-			fn(t, reg, c)
+			rdb := b.Open(t)
+			r := NewRedis(rdb, redistest.KeyPrefix(t, rdb), testRetention)
+			r.now = c.now
+			fn(t, r, c)
 		})
 	}
 }

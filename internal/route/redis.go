@@ -18,6 +18,10 @@ import (
 // write, so a user nobody renews vanishes whole; a single stale device is
 // skipped by Lookup and swept by the next Put.
 //
+// Every script and command touches one user's key, so the table runs on a
+// Redis Cluster as on one Redis; Renew and Lookup pipeline several users'
+// keys, which a cluster client splits per node.
+//
 // Expiry is stamped with the caller's clock, so logic instances need
 // roughly synchronized clocks (well within the TTL).
 type Redis struct {
@@ -150,7 +154,8 @@ func (t *Redis) Renew(ctx context.Context, rs []Route) error {
 	err := t.renewPipelined(ctx, rs)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// A pipeline cannot fall back to EVAL per command as Run does:
-		// load the script once and replay (renewing twice is harmless).
+		// load the script once and replay (renewing twice is harmless). A
+		// cluster client loads it on every node.
 		if err = renewScript.Load(ctx, t.rdb).Err(); err == nil {
 			err = t.renewPipelined(ctx, rs)
 		}

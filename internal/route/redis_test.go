@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resonance-im/resonance/internal/redistest"
 )
 
 // clock is a settable time source shared by a table under test.
@@ -17,53 +18,34 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-// tables returns the stores to run a conformance case on: Memory always,
-// Redis when RESONANCE_TEST_REDIS_ADDR is set (unique prefix, keys removed
-// afterwards).
-func tables(t *testing.T, ttl time.Duration, c *clock) map[string]Table {
-	t.Helper()
-	m := NewMemory(ttl)
-	m.now = c.now
-	out := map[string]Table{"memory": m}
-	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
-	if addr == "" {
-		return out
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	prefix := "resonance-test-" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() { deleteKeys(t, rdb, prefix) })
-	r := NewRedis(rdb, prefix, ttl)
-	r.now = c.now
-	out["redis"] = r
-	return out
-}
-
-func deleteKeys(t *testing.T, rdb *redis.Client, prefix string) {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
-	if err == nil && len(keys) > 0 {
-		err = rdb.Del(ctx, keys...).Err()
-	}
-	if err != nil {
-		t.Errorf("cleanup %s*: %v", prefix, err)
-	}
-}
-
+// forEachTable runs fn on every store: Memory, and Redis on each backend of
+// redistest (a standalone Redis at RESONANCE_TEST_REDIS_ADDR, the test
+// binary's Redis Cluster). Each store reads time from the clock fn gets.
 func forEachTable(t *testing.T, ttl time.Duration, fn func(t *testing.T, tab Table, c *clock)) {
 	t.Helper()
-	c := &clock{t: time.Now()}
-	for name, tab := range tables(t, ttl, c) {
-		t.Run(name, func(t *testing.T) {
+	c := &clock{}
+	t.Run("memory", func(t *testing.T) {
+		c.t = time.Now()
+		m := NewMemory(ttl)
+		m.now = c.now
+		fn(t, m, c)
+	})
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
 			c.t = time.Now()
-			fn(t, tab, c)
+			fn(t, openRedis(t, b, ttl, c), c)
 		})
 	}
+}
+
+// openRedis returns a table on backend b under a prefix of its own, whose
+// keys are removed when t ends.
+func openRedis(t *testing.T, b redistest.Backend, ttl time.Duration, c *clock) *Redis {
+	t.Helper()
+	rdb := b.Open(t)
+	r := NewRedis(rdb, redistest.KeyPrefix(t, rdb), ttl)
+	r.now = c.now
+	return r
 }
 
 func lookup(t *testing.T, tab Table, users ...int64) []Route {
@@ -235,41 +217,49 @@ func loseAll(t *testing.T, tab Table, user int64) {
 }
 
 func TestRedis_KeyLayoutAndTTL(t *testing.T) {
-	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("RESONANCE_TEST_REDIS_ADDR not set")
-	}
-	c := &clock{t: time.Now()}
-	tab := tables(t, 30*time.Second, c)["redis"].(*Redis)
-	ctx := context.Background()
-	if _, err := tab.Put(ctx, phone1); err != nil {
-		t.Fatal(err)
-	}
-	key := tab.prefix + "route:1"
-	v, err := tab.rdb.HGet(ctx, key, "phone").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "11:10.0.0.1:7000"
-	if len(v) <= len(want) || v[len(v)-len(want):] != want {
-		t.Fatalf("value = %q, want <expiry>:%s", v, want)
-	}
-	ttl, err := tab.rdb.PTTL(ctx, key).Result()
-	if err != nil || ttl <= 0 || ttl > 30*time.Second {
-		t.Fatalf("key ttl = %v, %v; want (0, 30s]", ttl, err)
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			tab := openRedis(t, b, 30*time.Second, &clock{t: time.Now()})
+			ctx := context.Background()
+			if _, err := tab.Put(ctx, phone1); err != nil {
+				t.Fatal(err)
+			}
+			key := tab.prefix + "route:1"
+			v, err := tab.rdb.HGet(ctx, key, "phone").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "11:10.0.0.1:7000"
+			if len(v) <= len(want) || v[len(v)-len(want):] != want {
+				t.Fatalf("value = %q, want <expiry>:%s", v, want)
+			}
+			ttl, err := tab.rdb.PTTL(ctx, key).Result()
+			if err != nil || ttl <= 0 || ttl > 30*time.Second {
+				t.Fatalf("key ttl = %v, %v; want (0, 30s]", ttl, err)
+			}
+		})
 	}
 }
 
 func TestRedis_RenewLoadsScript(t *testing.T) {
-	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("RESONANCE_TEST_REDIS_ADDR not set")
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			c := &clock{t: time.Now()}
+			testRenewLoadsScript(t, openRedis(t, b, 10*time.Second, c), c)
+		})
 	}
-	c := &clock{t: time.Now()}
-	tab := tables(t, 10*time.Second, c)["redis"].(*Redis)
+}
+
+func testRenewLoadsScript(t *testing.T, tab *Redis, c *clock) {
 	ctx := context.Background()
-	if _, err := tab.Put(ctx, phone1); err != nil {
-		t.Fatal(err)
+	// Users on several nodes of a cluster, each of which lacks the script.
+	var rs []Route
+	for u := int64(1); u <= 20; u++ {
+		r := Route{UserID: u, DeviceID: "phone", Gateway: "10.0.0.1:7000", ConnID: 100 + u}
+		if _, err := tab.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
 	}
 	// SCRIPT FLUSH would hit every user of this Redis; a fresh script object
 	// with a unique body has a SHA the server has never seen instead.
@@ -281,11 +271,53 @@ func TestRedis_RenewLoadsScript(t *testing.T) {
 	renewScript = redis.NewScript("-- " + hex.EncodeToString(b) + renewLua)
 	defer func() { renewScript = saved }()
 	c.t = c.t.Add(8 * time.Second)
-	if err := tab.Renew(ctx, []Route{phone1}); err != nil {
+	if err := tab.Renew(ctx, rs); err != nil {
 		t.Fatalf("renew with unloaded script: %v", err)
 	}
 	c.t = c.t.Add(8 * time.Second)
-	if rs := lookup(t, tab, 1); !slices.Equal(rs, []Route{phone1}) {
-		t.Fatalf("lookup after renew = %+v", rs)
+	if got := lookup(t, tab, userIDs(rs)...); !slices.Equal(got, rs) {
+		t.Fatalf("lookup after renew = %+v", got)
 	}
+}
+
+// TestTable_ManyUsers puts, renews, looks up and deletes routes of users
+// enough to spread over every master of a cluster, each call taking all of
+// them at once.
+func TestTable_ManyUsers(t *testing.T) {
+	const ttl = 10 * time.Second
+	forEachTable(t, ttl, func(t *testing.T, tab Table, c *clock) {
+		ctx := context.Background()
+		var rs []Route
+		for u := int64(1); u <= 30; u++ {
+			r := Route{UserID: u, DeviceID: "phone", Gateway: "10.0.0.1:7000", ConnID: 100 + u}
+			if _, err := tab.Put(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		c.t = c.t.Add(ttl / 2)
+		if err := tab.Renew(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		c.t = c.t.Add(ttl/2 + time.Second)
+		if got := lookup(t, tab, userIDs(rs)...); !slices.Equal(got, rs) {
+			t.Fatalf("lookup after renew = %+v, want all %d", got, len(rs))
+		}
+		for _, r := range rs[:15] {
+			if err := tab.Delete(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := lookup(t, tab, userIDs(rs)...); !slices.Equal(got, rs[15:]) {
+			t.Fatalf("lookup after deleting half = %+v, want %+v", got, rs[15:])
+		}
+	})
+}
+
+func userIDs(rs []Route) []int64 {
+	ids := make([]int64, len(rs))
+	for i, r := range rs {
+		ids[i] = r.UserID
+	}
+	return ids
 }

@@ -19,6 +19,11 @@ import (
 // The presence last announced for a user is a string key,
 // prefix+"presence:"+<user>, "1" or "0", expiring with the watch TTL.
 //
+// Every command and transaction touches one key, so the store runs on a
+// Redis Cluster as on one Redis; pipelines over several users' keys are
+// split by a cluster client per node (see SetWatched for the order of its
+// writes).
+//
 // Expiry is stamped with the caller's clock, like Redis routes.
 type RedisWatches struct {
 	rdb    redis.UniversalClient
@@ -45,43 +50,105 @@ func (w *RedisWatches) watchersKey(user int64) string {
 	return w.prefix + "watchers:" + strconv.FormatInt(user, 10)
 }
 
-// SetWatched implements Watches: it reads the old set, then in one
-// transaction removes the watcher from the old users' sets and adds it to
-// the new ones'. Two racing calls of one watcher may leave it in a user's
-// set it no longer watches until the entry's expiry; the cost is a few
-// extra presence notifications to that watcher.
+// SetWatched implements Watches. The watcher's set and the watched users'
+// sets are keys of different users, so in a Redis Cluster they lie in
+// different slots, where no transaction spans them. It therefore writes in
+// three steps, each of which keeps the watcher's set a superset of the
+// reverse entries that name it, so that a step that fails leaves nothing the
+// next call cannot remove:
+//
+//  1. one transaction on the watcher's set reads the old members and adds
+//     the new ones;
+//  2. a pipeline, one command per key, adds the watcher to each watched
+//     user's set and removes it from the sets of users no longer watched;
+//  3. one transaction on the watcher's set replaces it by the new members.
+//
+// A step that fails returns the error with the earlier steps done: until
+// the client sets its watches again, it may hear from users it stopped
+// watching or miss ones it just started to. Two racing calls of one watcher
+// may leave it in a user's set it no longer watches until the entry's
+// expiry; the cost is a few extra presence notifications to that watcher.
 func (w *RedisWatches) SetWatched(ctx context.Context, watcher int64, watched []int64) error {
-	old, err := w.rdb.SMembers(ctx, w.watchingKey(watcher)).Result()
+	old, err := w.addWatching(ctx, watcher, watched)
 	if err != nil {
 		return fmt.Errorf("route: watch set of user %d: %w", watcher, err)
 	}
-	now := w.now()
-	expires := float64(now.Add(w.ttl).UnixMilli())
+	if err := w.linkWatchers(ctx, watcher, old, watched); err != nil {
+		return fmt.Errorf("route: set %d watched users of user %d: %w", len(watched), watcher, err)
+	}
+	if err := w.replaceWatching(ctx, watcher, watched); err != nil {
+		return fmt.Errorf("route: replace watch set of user %d: %w", watcher, err)
+	}
+	return nil
+}
+
+// addWatching adds watched to the watcher's set and returns the members it
+// had before.
+func (w *RedisWatches) addWatching(ctx context.Context, watcher int64,
+	watched []int64) ([]string, error) {
+	key := w.watchingKey(watcher)
+	var old *redis.StringSliceCmd
+	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		old = p.SMembers(ctx, key)
+		if len(watched) > 0 {
+			p.SAdd(ctx, key, int64sToAny(watched)...)
+			p.PExpire(ctx, key, w.ttl)
+		}
+		return nil
+	})
+	return old.Val(), err
+}
+
+// linkWatchers adds watcher, scored by its new expiry, to the set of each
+// watched user and removes it from the sets of the old users it no longer
+// watches. Each command touches one key, so a cluster client sends each to
+// its slot's master.
+func (w *RedisWatches) linkWatchers(ctx context.Context, watcher int64, old []string,
+	watched []int64) error {
 	member := strconv.FormatInt(watcher, 10)
-	_, err = w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	expires := float64(w.now().Add(w.ttl).UnixMilli())
+	keep := make(map[string]bool, len(watched))
+	for _, u := range watched {
+		keep[strconv.FormatInt(u, 10)] = true
+	}
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, u := range old {
-			p.ZRem(ctx, w.prefix+"watchers:"+u, member)
+			if !keep[u] {
+				p.ZRem(ctx, w.prefix+"watchers:"+u, member)
+			}
 		}
-		p.Del(ctx, w.watchingKey(watcher))
-		if len(watched) == 0 {
-			return nil
-		}
-		users := make([]any, len(watched))
-		for i, u := range watched {
-			users[i] = u
+		for _, u := range watched {
 			key := w.watchersKey(u)
 			p.ZAdd(ctx, key, redis.Z{Score: expires, Member: member})
 			// Every entry expires by now+ttl, so the whole set may too.
 			p.PExpire(ctx, key, w.ttl)
 		}
-		p.SAdd(ctx, w.watchingKey(watcher), users...)
-		p.PExpire(ctx, w.watchingKey(watcher), w.ttl)
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("route: set %d watched users of user %d: %w", len(watched), watcher, err)
+	return err
+}
+
+// replaceWatching makes watched the watcher's whole set, or deletes the set
+// when watched is empty.
+func (w *RedisWatches) replaceWatching(ctx context.Context, watcher int64, watched []int64) error {
+	key := w.watchingKey(watcher)
+	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		if len(watched) > 0 {
+			p.SAdd(ctx, key, int64sToAny(watched)...)
+			p.PExpire(ctx, key, w.ttl)
+		}
+		return nil
+	})
+	return err
+}
+
+func int64sToAny(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
 	}
-	return nil
+	return out
 }
 
 // Watchers implements Watches. It sweeps lapsed entries in the same round

@@ -2,40 +2,33 @@ package route
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/resonance-im/resonance/internal/redistest"
 )
 
-// watchStores returns the Watches to run a case on: Memory always, Redis
-// when RESONANCE_TEST_REDIS_ADDR is set (unique prefix, keys removed
-// afterwards). Both read time from c.
-func watchStores(t *testing.T, ttl time.Duration, c *clock) map[string]Watches {
+// forEachWatches runs fn on every store: Memory, and Redis on each backend
+// of redistest. Each store reads time from the clock fn gets.
+func forEachWatches(t *testing.T, ttl time.Duration, fn func(t *testing.T, w Watches, c *clock)) {
 	t.Helper()
-	m := NewMemoryWatches(ttl)
-	m.now = c.now
-	out := map[string]Watches{"memory": m}
-	addr := os.Getenv("RESONANCE_TEST_REDIS_ADDR")
-	if addr == "" {
-		return out
+	c := &clock{}
+	t.Run("memory", func(t *testing.T) {
+		c.t = time.Now()
+		m := NewMemoryWatches(ttl)
+		m.now = c.now
+		fn(t, m, c)
+	})
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			c.t = time.Now()
+			rdb := b.Open(t)
+			r := NewRedisWatches(rdb, redistest.KeyPrefix(t, rdb), ttl)
+			r.now = c.now
+			fn(t, r, c)
+		})
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	prefix := "resonance-test-" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() { deleteKeys(t, rdb, prefix) })
-	r := NewRedisWatches(rdb, prefix, ttl)
-	r.now = c.now
-	out["redis"] = r
-	return out
 }
 
 func watchersOf(t *testing.T, w Watches, user int64) []int64 {
@@ -56,64 +49,120 @@ func setWatched(t *testing.T, w Watches, watcher int64, watched ...int64) {
 }
 
 func TestWatches_ReplaceClearAndExpire(t *testing.T) {
-	c := &clock{t: time.Now()}
-	for name, w := range watchStores(t, time.Minute, c) {
-		t.Run(name, func(t *testing.T) {
-			c.t = time.Now()
-			setWatched(t, w, 1, 10, 11)
-			setWatched(t, w, 2, 11)
-			if got := watchersOf(t, w, 11); !slices.Equal(got, []int64{1, 2}) {
-				t.Fatalf("watchers of 11 = %v, want [1 2]", got)
-			}
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, c *clock) {
+		setWatched(t, w, 1, 10, 11)
+		setWatched(t, w, 2, 11)
+		if got := watchersOf(t, w, 11); !slices.Equal(got, []int64{1, 2}) {
+			t.Fatalf("watchers of 11 = %v, want [1 2]", got)
+		}
 
-			// A new set replaces the old one: 1 stops watching 10.
-			setWatched(t, w, 1, 11, 12)
-			if got := watchersOf(t, w, 10); len(got) != 0 {
-				t.Fatalf("watchers of 10 after replace = %v, want none", got)
-			}
-			if got := watchersOf(t, w, 12); !slices.Equal(got, []int64{1}) {
-				t.Fatalf("watchers of 12 = %v, want [1]", got)
-			}
+		// A new set replaces the old one: 1 stops watching 10.
+		setWatched(t, w, 1, 11, 12)
+		if got := watchersOf(t, w, 10); len(got) != 0 {
+			t.Fatalf("watchers of 10 after replace = %v, want none", got)
+		}
+		if got := watchersOf(t, w, 12); !slices.Equal(got, []int64{1}) {
+			t.Fatalf("watchers of 12 = %v, want [1]", got)
+		}
 
-			// An empty set clears.
-			setWatched(t, w, 2)
-			if got := watchersOf(t, w, 11); !slices.Equal(got, []int64{1}) {
-				t.Fatalf("watchers of 11 after clear = %v, want [1]", got)
-			}
+		// An empty set clears.
+		setWatched(t, w, 2)
+		if got := watchersOf(t, w, 11); !slices.Equal(got, []int64{1}) {
+			t.Fatalf("watchers of 11 after clear = %v, want [1]", got)
+		}
 
-			// A set not set again lapses after the TTL; a renewed one stays.
-			c.t = c.t.Add(40 * time.Second)
-			setWatched(t, w, 3, 12)
-			c.t = c.t.Add(30 * time.Second)
-			if got := watchersOf(t, w, 12); !slices.Equal(got, []int64{3}) {
-				t.Fatalf("watchers of 12 after 70s = %v, want [3]", got)
-			}
-		})
-	}
+		// A set not set again lapses after the TTL; a renewed one stays.
+		c.t = c.t.Add(40 * time.Second)
+		setWatched(t, w, 3, 12)
+		c.t = c.t.Add(30 * time.Second)
+		if got := watchersOf(t, w, 12); !slices.Equal(got, []int64{3}) {
+			t.Fatalf("watchers of 12 after 70s = %v, want [3]", got)
+		}
+	})
 }
 
 func TestWatches_SwapAnnounced(t *testing.T) {
-	c := &clock{t: time.Now()}
-	for name, w := range watchStores(t, time.Minute, c) {
-		t.Run(name, func(t *testing.T) {
-			c.t = time.Now()
-			swap := func(online map[int64]bool) []int64 {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
+		swap := func(online map[int64]bool) []int64 {
+			t.Helper()
+			changed, err := w.SwapAnnounced(context.Background(), online)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(changed)
+			return changed
+		}
+		if got := swap(map[int64]bool{1: true, 2: false}); !slices.Equal(got, []int64{1, 2}) {
+			t.Fatalf("first swap changed %v, want [1 2] (nothing recorded)", got)
+		}
+		if got := swap(map[int64]bool{1: true, 2: true}); !slices.Equal(got, []int64{2}) {
+			t.Fatalf("second swap changed %v, want [2]", got)
+		}
+		if got := swap(map[int64]bool{1: true, 2: true}); len(got) != 0 {
+			t.Fatalf("repeat swap changed %v, want none", got)
+		}
+	})
+}
+
+// TestWatches_ManyWatched replaces a watch set large enough to spread its
+// users' keys over every master of a cluster.
+func TestWatches_ManyWatched(t *testing.T) {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
+		span := func(from, to int64) []int64 {
+			var ids []int64
+			for u := from; u < to; u++ {
+				ids = append(ids, u)
+			}
+			return ids
+		}
+		setWatched(t, w, 1, span(100, 140)...)
+		setWatched(t, w, 2, span(130, 150)...)
+		setWatched(t, w, 1, span(120, 160)...)
+		for u := int64(100); u < 160; u++ {
+			var want []int64
+			if u >= 120 {
+				want = append(want, 1)
+			}
+			if u >= 130 && u < 150 {
+				want = append(want, 2)
+			}
+			if got := watchersOf(t, w, u); !slices.Equal(got, want) {
+				t.Fatalf("watchers of %d = %v, want %v", u, got, want)
+			}
+		}
+	})
+}
+
+// TestRedisWatches_WatchingSet checks the watcher's own set, which is how
+// the next SetWatched finds the entries to remove.
+func TestRedisWatches_WatchingSet(t *testing.T) {
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			rdb := b.Open(t)
+			w := NewRedisWatches(rdb, redistest.KeyPrefix(t, rdb), time.Minute)
+			ctx := context.Background()
+			key := w.prefix + "watching:1"
+			members := func() []string {
 				t.Helper()
-				changed, err := w.SwapAnnounced(context.Background(), online)
+				got, err := rdb.SMembers(ctx, key).Result()
 				if err != nil {
 					t.Fatal(err)
 				}
-				slices.Sort(changed)
-				return changed
+				slices.Sort(got)
+				return got
 			}
-			if got := swap(map[int64]bool{1: true, 2: false}); !slices.Equal(got, []int64{1, 2}) {
-				t.Fatalf("first swap changed %v, want [1 2] (nothing recorded)", got)
+			setWatched(t, w, 1, 10, 11)
+			setWatched(t, w, 1, 11, 12)
+			if got := members(); !slices.Equal(got, []string{"11", "12"}) {
+				t.Fatalf("%s = %v, want [11 12]", key, got)
 			}
-			if got := swap(map[int64]bool{1: true, 2: true}); !slices.Equal(got, []int64{2}) {
-				t.Fatalf("second swap changed %v, want [2]", got)
+			if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 0 ||
+				ttl > time.Minute {
+				t.Fatalf("%s ttl = %v, %v; want (0, 1m]", key, ttl, err)
 			}
-			if got := swap(map[int64]bool{1: true, 2: true}); len(got) != 0 {
-				t.Fatalf("repeat swap changed %v, want none", got)
+			setWatched(t, w, 1)
+			if got := members(); len(got) != 0 {
+				t.Fatalf("%s after clear = %v, want gone", key, got)
 			}
 		})
 	}
