@@ -182,7 +182,7 @@ func (w *RedisWatches) SwapAnnounced(ctx context.Context,
 		return nil, nil
 	}
 	users := make([]int64, 0, len(online))
-	cmds := make([]*redis.StringCmd, 0, len(online))
+	cmds := make([]*redis.StatusCmd, 0, len(online))
 	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for u, on := range online {
 			v := "0"
@@ -191,8 +191,9 @@ func (w *RedisWatches) SwapAnnounced(ctx context.Context,
 			}
 			key := w.prefix + "presence:" + strconv.FormatInt(u, 10)
 			users = append(users, u)
-			cmds = append(cmds, p.GetSet(ctx, key, v))
-			p.PExpire(ctx, key, w.ttl)
+			// One SET ... GET PX (Redis 6.2): a value written without its
+			// expiry would outlive every user it describes.
+			cmds = append(cmds, p.SetArgs(ctx, key, v, redis.SetArgs{Get: true, TTL: w.ttl}))
 		}
 		return nil
 	})

@@ -101,6 +101,15 @@ func TestWatches_SwapAnnounced(t *testing.T) {
 		if got := swap(map[int64]bool{1: true, 2: true}); len(got) != 0 {
 			t.Fatalf("repeat swap changed %v, want none", got)
 		}
+		// Every presence record expires with the watches it serves.
+		if rw, ok := w.(*RedisWatches); ok {
+			for _, u := range []string{"1", "2"} {
+				ttl, err := rw.rdb.PTTL(context.Background(), rw.prefix+"presence:"+u).Result()
+				if err != nil || ttl <= 0 || ttl > time.Minute {
+					t.Fatalf("presence:%s ttl = %v, %v; want (0, 1m]", u, ttl, err)
+				}
+			}
+		}
 	})
 }
 
