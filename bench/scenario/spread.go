@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -165,6 +166,10 @@ func ConnectSpread(ctx context.Context, cfg SpreadConfig) (SpreadResult, error) 
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return SpreadResult{}, err
+	}
+	if cfg.Progress != nil {
+		// The progress line's goroutine and the run both write to it.
+		cfg.Progress = &lockedWriter{w: cfg.Progress}
 	}
 	if cfg.Cluster.Gateways > 0 {
 		return spreadOnCluster(ctx, cfg)
@@ -454,4 +459,16 @@ func mergePhases(evs []workerEvent, took time.Duration) SpreadPhase {
 		}
 	}
 	return p
+}
+
+// lockedWriter serializes the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
