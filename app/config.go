@@ -141,6 +141,11 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 		"password attempts per client address (default 30/2s)")
 	limitFlag(fs, &c.Logic.RegisterAddrLimit, "register-addr-limit",
 		"registrations per client address (default 30/10s)")
+	fs.IntVar(&c.Logic.HashMemoryKiB, "hash-memory-kib", 0,
+		"argon2id memory of a new password hash in KiB (default 19456); lower is for benchmarks "+
+			"and tests only")
+	fs.IntVar(&c.Logic.HashTime, "hash-time", 0,
+		"argon2id passes of a new password hash (default 2); lower is for benchmarks and tests only")
 }
 
 func bindGateway(fs *flag.FlagSet, c *Config, role Role) {

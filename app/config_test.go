@@ -101,3 +101,18 @@ func TestConfig_RedisClusterMode(t *testing.T) {
 		})
 	}
 }
+
+func TestBind_HashCostFromEnvironmentAndFlag(t *testing.T) {
+	t.Setenv("RESONANCE_HASH_MEMORY_KIB", "64")
+	var cfg Config
+	fs := flag.NewFlagSet("logic", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.Bind(fs, RoleLogic)
+	if err := config.Load(fs, []string{"--hash-time", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logic.HashMemoryKiB != 64 || cfg.Logic.HashTime != 1 {
+		t.Fatalf("hash cost %d KiB, %d passes; want 64 KiB, 1", cfg.Logic.HashMemoryKiB,
+			cfg.Logic.HashTime)
+	}
+}

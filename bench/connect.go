@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -15,110 +15,160 @@ import (
 	"github.com/resonance-im/resonance/bench/scenario"
 )
 
-// runConnect parses the connect flags, runs scenario.Connect and prints its
-// summary line. With --pid it also prints the server's resident memory
-// after the warm-up connections and after the ramp, and with --heap-url its
-// Go heap, each divided by the connections opened in between.
+// connectWorkerCmd is the hidden subcommand a connect worker process runs:
+// the bench starting itself again, speaking JSON lines on stdin and stdout.
+const connectWorkerCmd = "connect-worker"
+
+// connectFlags are the flags of connect that are lists or pick the cluster.
+type connectFlags struct {
+	addrs, pids, heapURLs, metricsURLs []string
+	json                               bool
+}
+
+// runConnect parses the connect flags, runs scenario.ConnectSpread and
+// prints its report.
 func runConnect(ctx context.Context, args []string, out, errOut io.Writer) int {
-	var cfg scenario.ConnectConfig
-	var pid int
-	var heapURL string
+	cfg := scenario.SpreadConfig{Progress: errOut}
+	f := connectFlags{addrs: []string{"127.0.0.1:7000"}}
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
-	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open and log in")
-	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
-	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "keep the connections open this long")
-	fs.IntVar(&cfg.Users, "users", 10, "users registered; connections share them as devices")
-	fs.IntVar(&cfg.Parallel, "parallel", 64, "connections being opened at once")
-	fs.IntVar(&cfg.Warmup, "warmup", 0,
-		"connections opened before the 'before' memory sample (the rest are measured)")
-	fs.IntVar(&pid, "pid", 0, "server process id: report its VmRSS (Linux)")
-	fs.StringVar(&heapURL, "heap-url", "",
-		"server's /debug/pprof/heap?debug=1 URL: report its Go heap")
-	fs.BoolVar(&cfg.Relogin, "relogin", false,
-		"after the hold, reconnect every connection with its token and measure that ramp")
+	bindConnect(fs, &cfg, &f)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-
-	var before, after memorySample
-	cfg.Warmed = func() {
-		time.Sleep(2 * time.Second) // as after the ramp: same settling time
-		before = sampleMemory(pid, heapURL)
-	}
-	cfg.Ramped = func() {
-		time.Sleep(2 * time.Second) // let the server finish the logins' background work
-		after = sampleMemory(pid, heapURL)
-	}
-	res, err := scenario.Connect(ctx, cfg)
-	if err != nil {
+	if err := f.gateways(fs, &cfg); err != nil {
 		fmt.Fprintf(errOut, "bench: %v\n", err)
-		if errors.Is(err, scenario.ErrBadConfig) {
-			return 2
-		}
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(errOut, "bench: find the bench binary for its workers: %v\n", err)
 		return 1
 	}
-	fmt.Fprintln(out, res)
-	printMemory(out, before, after, res.Conns-min(cfg.Warmup, res.Conns))
-	return 0
+	cfg.WorkerCommand = func() *exec.Cmd { return exec.Command(exe, connectWorkerCmd) }
+
+	res, err := scenario.ConnectSpread(ctx, cfg)
+	var rep scenario.Report
+	if err == nil || errors.Is(err, scenario.ErrCheckFailed) {
+		rep = res.Report() // a run that failed part-way prints only its error
+	}
+	o := outputFlags{json: f.json}
+	return o.finish(rep, err, out, errOut)
 }
 
-// memorySample is the server's memory at one moment; -1 when not measured.
-type memorySample struct {
-	rssKiB    int64
-	heapBytes int64
+func bindConnect(fs *flag.FlagSet, cfg *scenario.SpreadConfig, f *connectFlags) {
+	listFlag(fs, &f.addrs, "addr", "gateway addresses, comma-separated (default 127.0.0.1:7000)")
+	listFlag(fs, &f.pids, "pid", "gateway process ids in --addr order: RSS and CPU (Linux /proc)")
+	listFlag(fs, &f.heapURLs, "heap-url",
+		"gateways' /debug/pprof/heap?gc=1&debug=1 in --addr order: Go heap after a forced GC")
+	listFlag(fs, &f.metricsURLs, "metrics-url",
+		"gateways' /metrics in --addr order: connections, and RSS and heap when not given above")
+	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open and log in")
+	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
+	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "keep the connections open this long")
+	fs.IntVar(&cfg.Users, "users", 10, "users registered; connections share them as devices")
+	fs.IntVar(&cfg.Parallel, "parallel", 64, "connections being opened at once, per worker")
+	fs.IntVar(&cfg.Warmup, "warmup", 0,
+		"connections opened before the 'before' memory sample (the rest are measured)")
+	fs.BoolVar(&cfg.Relogin, "relogin", false,
+		"after the hold, reconnect every connection with its token and measure that ramp")
+	fs.IntVar(&cfg.Workers, "workers", 1,
+		"client processes at least; more are started to keep each under --per-worker")
+	fs.IntVar(&cfg.PerWorker, "per-worker", scenario.DefaultPerWorker,
+		"most connections of one client process (under its open-file limit)")
+	fs.IntVar(&cfg.PerSourceIP, "per-source", 10000,
+		"most connections of a client process from one source address in 127.0.0.0/8")
+	fs.BoolVar(&f.json, "json", false, "print the report as JSON instead of a table")
+
+	cl := &cfg.Cluster
+	fs.IntVar(&cl.Gateways, "cluster-gateways", 0,
+		"start logic, task and this many gateways as processes on MariaDB, Redis and NATS\n"+
+			"instead of using --addr (measured and stopped by the bench)")
+	fs.StringVar(&cl.Bin, "bin", "",
+		"resonance binary of the cluster (default: go build of this module)")
+	fs.StringVar(&cl.Services.MySQLDSN, "db-dsn", "root@tcp(127.0.0.1:3306)/test?parseTime=true",
+		"MariaDB DSN of the cluster")
+	fs.StringVar(&cl.Services.RedisAddr, "redis-addr", "127.0.0.1:6379",
+		"Redis address of the cluster")
+	fs.StringVar(&cl.Services.NATSURL, "nats-url", "nats://127.0.0.1:4222",
+		"NATS URL of the cluster")
+	fs.IntVar(&cl.HashMemoryKiB, "cluster-hash-memory-kib", 64,
+		"argon2id memory of the cluster logic's password hashes (production: 19456)")
+	fs.IntVar(&cl.HashTime, "cluster-hash-time", 1,
+		"argon2id passes of the cluster logic's password hashes (production: 2)")
+	fs.DurationVar(&cl.Timeout, "timeout", 15*time.Minute,
+		"bound of a cluster run (the build comes on top)")
 }
 
-func sampleMemory(pid int, heapURL string) memorySample {
-	m := memorySample{rssKiB: -1, heapBytes: -1}
-	if pid > 0 {
-		m.rssKiB = readRSS(pid)
-	}
-	if heapURL != "" {
-		m.heapBytes = scenario.ReadHeapInuse(context.Background(), heapURL)
-	}
-	return m
-}
-
-func printMemory(out io.Writer, before, after memorySample, conns int) {
-	if conns <= 0 {
-		return
-	}
-	if before.rssKiB >= 0 && after.rssKiB >= 0 {
-		delta := after.rssKiB - before.rssKiB
-		fmt.Fprintf(out, "server rss: before=%dKiB after=%dKiB per_conn=%.2fKiB\n",
-			before.rssKiB, after.rssKiB, float64(delta)/float64(conns))
-	}
-	if before.heapBytes >= 0 && after.heapBytes >= 0 {
-		delta := after.heapBytes - before.heapBytes
-		fmt.Fprintf(out, "server heap_inuse: before=%dKiB after=%dKiB per_conn=%.2fKiB\n",
-			before.heapBytes>>10, after.heapBytes>>10, float64(delta)/1024/float64(conns))
-	}
-}
-
-// readRSS returns VmRSS of pid in KiB, or -1.
-func readRSS(pid int) int64 {
-	return scanKiB("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:")
-}
-
-func scanKiB(path, key string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err == nil {
-				return n
+// listFlag defines a comma-separated list flag whose value replaces dst.
+func listFlag(fs *flag.FlagSet, dst *[]string, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		*dst = nil
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*dst = append(*dst, v)
 			}
 		}
+		return nil
+	})
+}
+
+// gateways fills cfg.Gateways from the lists, which must match --addr, or
+// refuses them with a cluster, which brings its own.
+func (f connectFlags) gateways(fs *flag.FlagSet, cfg *scenario.SpreadConfig) error {
+	if cfg.Cluster.Gateways > 0 {
+		var given []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "addr", "pid", "heap-url", "metrics-url":
+				given = append(given, "--"+fl.Name)
+			}
+		})
+		if len(given) > 0 {
+			return fmt.Errorf("--cluster-gateways measures its own gateways: drop %s",
+				strings.Join(given, " "))
+		}
+		return nil
 	}
-	return -1
+	n := len(f.addrs)
+	for _, l := range []struct {
+		name string
+		v    []string
+	}{{"pid", f.pids}, {"heap-url", f.heapURLs}, {"metrics-url", f.metricsURLs}} {
+		if len(l.v) != 0 && len(l.v) != n {
+			return fmt.Errorf("--%s lists %d values for %d gateways in --addr", l.name,
+				len(l.v), n)
+		}
+	}
+	for i, addr := range f.addrs {
+		g := scenario.GatewayTarget{Addr: addr}
+		if len(f.pids) > 0 {
+			pid, err := strconv.Atoi(f.pids[i])
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("--pid: %q is not a process id", f.pids[i])
+			}
+			g.PID = pid
+		}
+		if len(f.heapURLs) > 0 {
+			g.HeapURL = f.heapURLs[i]
+		}
+		if len(f.metricsURLs) > 0 {
+			g.MetricsURL = f.metricsURLs[i]
+		}
+		cfg.Gateways = append(cfg.Gateways, g)
+	}
+	return nil
+}
+
+// runConnectWorker is the connect-worker subcommand: one client worker of a
+// connect run, driven by its parent through stdin and stdout.
+func runConnectWorker(ctx context.Context, in io.Reader, out, errOut io.Writer) int {
+	if err := scenario.RunConnectWorker(ctx, in, out); err != nil {
+		fmt.Fprintf(errOut, "bench: %v\n", err)
+		return 1
+	}
+	return 0
 }

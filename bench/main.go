@@ -5,6 +5,7 @@
 //	go run ./bench chaos --users 4 --messages 20   # MariaDB, Redis, NATS
 //	go run ./bench scale                            # 2 of each role; a gateway dies
 //	go run ./bench connect --addr 127.0.0.1:7000 --conns 15000 [--ws]
+//	go run ./bench connect --cluster-gateways 3 --conns 40000 --relogin  # MariaDB, Redis, NATS
 //	go run ./bench echo --addr 127.0.0.1:7000 --conns 64 --duration 10s
 //	go run ./bench chat --addr 127.0.0.1:7000 --rate 5000 --duration 10s
 //	go run ./bench push --addr 127.0.0.1:7000 --push-addr 127.0.0.1:7200
@@ -12,7 +13,7 @@
 //	go run ./bench idle --addr 127.0.0.1:7000 --conns 5000 --duration 30s [--ws]
 //
 // echo, chat, push, group and idle print a table (--json: JSON), write an HTML report
-// with --html and report the server's CPU with --pid.
+// with --html and report the server's CPU with --pid; connect prints a table or JSON.
 //
 // Each scenario lives in its own file here (flags and output) and in package
 // scenario (the logic, callable from tests). The exit status is 0 when the
@@ -37,7 +38,7 @@ type command struct {
 var commands = map[string]command{
 	"smoke": {summary: "1:1 messages between N users; checks exactly-once, in-order delivery",
 		run: runSmoke},
-	"connect": {summary: "opens N logged-in connections (TCP or WebSocket) and holds them",
+	"connect": {summary: "ramps N logged-in connections over gateways and client processes",
 		run: runConnect},
 	"chaos": {summary: "roles as processes killed and restarted under load; checks delivery",
 		run: runChaos},
@@ -62,6 +63,9 @@ func dispatch(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(errOut)
 		return 2
+	}
+	if args[0] == connectWorkerCmd { // hidden: started by connect itself
+		return runConnectWorker(ctx, os.Stdin, out, errOut)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

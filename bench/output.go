@@ -90,9 +90,16 @@ func writeTable(out io.Writer, rep scenario.Report) {
 	writeAligned(out, rows)
 
 	fmt.Fprintln(out)
-	if rep.ServerCPU != nil {
+	switch {
+	case rep.ServerCPU != nil:
 		fmt.Fprintln(out, rep.ServerCPU)
-	} else {
+	case len(rep.CPU) > 0:
+		rows = [][]string{{"cpu", "phase", "% of a core"}}
+		for _, c := range rep.CPU {
+			rows = append(rows, []string{c.Group, c.Phase, fmt.Sprintf("%.0f", 100*c.Cores)})
+		}
+		writeAligned(out, rows)
+	default:
 		fmt.Fprintln(out, "server cpu: not measured (no --pid)")
 	}
 	result := "ok"

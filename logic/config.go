@@ -78,6 +78,14 @@ type Config struct {
 	// HashConcurrency bounds the password hashes running at once (each takes
 	// argon2 memory and a core); default runtime.NumCPU().
 	HashConcurrency int
+	// HashMemoryKiB is the argon2id memory of a new password hash in KiB,
+	// from 8 to 4194304; default DefaultHashMemoryKiB (19 MiB). HashTime is
+	// its number of passes, at most 1024; default DefaultHashTime. Below the
+	// defaults they are for benchmarks and tests (New logs a warning). A
+	// hash records its own cost, so changing them keeps old hashes
+	// verifiable.
+	HashMemoryKiB int
+	HashTime      int
 	// PublishTimeout bounds the wait for JetStream's acks of one batch of
 	// outbox events, and of a kick event; default 5s. Sends never wait for
 	// it: an event not acked in time stays in the outbox for the relay.
@@ -97,6 +105,16 @@ const (
 	DefaultMaxGroup       = 500
 	DefaultRecallWindow   = 2 * time.Minute
 	DefaultEditWindow     = 24 * time.Hour
+	DefaultHashMemoryKiB  = 19 * 1024
+	DefaultHashTime       = 2
+)
+
+// Bounds of Config.HashMemoryKiB and HashTime: argon2id needs 8 KiB per
+// lane, and more than 4 GiB or 1024 passes per login is a typo.
+const (
+	minHashMemoryKiB = 8
+	maxHashMemoryKiB = 4 << 20
+	maxHashTime      = 1024
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -132,6 +150,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.HashConcurrency <= 0 {
 		cfg.HashConcurrency = runtime.NumCPU()
 	}
+	if cfg.HashMemoryKiB <= 0 {
+		cfg.HashMemoryKiB = DefaultHashMemoryKiB
+	}
+	if cfg.HashTime <= 0 {
+		cfg.HashTime = DefaultHashTime
+	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
@@ -158,7 +182,25 @@ func (cfg Config) validate() error {
 	if cfg.DBDriver != DriverSQLite && cfg.DBDriver != DriverMySQL {
 		return ErrUnknownDriver
 	}
+	if cfg.HashMemoryKiB < minHashMemoryKiB || cfg.HashMemoryKiB > maxHashMemoryKiB ||
+		cfg.HashTime > maxHashTime {
+		return fmt.Errorf("%w: memory %d KiB (%d..%d), time %d (at most %d)", ErrBadHashCost,
+			cfg.HashMemoryKiB, minHashMemoryKiB, maxHashMemoryKiB, cfg.HashTime, maxHashTime)
+	}
 	return nil
+}
+
+// argon returns the cost of new password hashes.
+func (cfg Config) argon() argonParams {
+	p := defaultArgon
+	p.memoryKiB, p.time = uint32(cfg.HashMemoryKiB), uint32(cfg.HashTime)
+	return p
+}
+
+// cheapHashing reports whether new password hashes cost less than the
+// defaults, which only benchmarks and tests should want.
+func (cfg Config) cheapHashing() bool {
+	return cfg.HashMemoryKiB < DefaultHashMemoryKiB || cfg.HashTime < DefaultHashTime
 }
 
 // Deps are the shared clients the logic role uses; the caller owns them and

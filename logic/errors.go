@@ -14,6 +14,8 @@ var (
 	ErrUnknownDriver = errors.New("logic: unknown DBDriver")
 	// ErrMissingDep means a required field of Deps is nil.
 	ErrMissingDep = errors.New("logic: missing dependency")
+	// ErrBadHashCost means Config.HashMemoryKiB or HashTime is out of range.
+	ErrBadHashCost = errors.New("logic: password hash cost out of range")
 )
 
 // Request errors. Handlers wrap them with a detail that is safe to show the

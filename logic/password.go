@@ -23,7 +23,9 @@ type argonParams struct {
 
 // defaultArgon is modest on purpose (19 MiB, 2 passes): a login storm of
 // HashConcurrency hashes then costs HashConcurrency*19 MiB at most.
-var defaultArgon = argonParams{memoryKiB: 19 * 1024, time: 2, threads: 1, saltLen: 16, keyLen: 32}
+// Config.HashMemoryKiB and HashTime replace its memory and passes.
+var defaultArgon = argonParams{memoryKiB: DefaultHashMemoryKiB, time: DefaultHashTime,
+	threads: 1, saltLen: 16, keyLen: 32}
 
 var b64 = base64.RawStdEncoding
 

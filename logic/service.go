@@ -73,10 +73,19 @@ var _ logicrpc.Logic = (*Service)(nil)
 // The Service starts publishing its outbox at once (republishing rows a
 // previous run left behind); Stop ends that, so call Stop even without Serve.
 func New(ctx context.Context, cfg Config, db *gorm.DB, deps Deps) (*Service, error) {
-	return newService(ctx, cfg, db, deps, defaultArgon)
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.cheapHashing() {
+		deps.Log.Warn().Int("hash_memory_kib", cfg.HashMemoryKiB).Int("hash_time", cfg.HashTime).
+			Msg("password hashing is cheaper than the default: for benchmarks and tests only")
+	}
+	return newService(ctx, cfg, db, deps, cfg.argon())
 }
 
-// newService is New with the argon2 cost as a knob, so tests can hash cheaply.
+// newService is New with the argon2 cost given apart from cfg, so that tests
+// hash in microseconds without the warning.
 func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 	argon argonParams) (*Service, error) {
 	cfg = cfg.withDefaults()

@@ -15,13 +15,14 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// ConnectConfig configures Connect. Zero fields take the default named.
+// ConnectConfig configures a ramp of logged-in connections (see
+// ConnectSpread, Idle and the scenarios that open raw connections). Zero
+// fields take the default named.
 type ConnectConfig struct {
 	// Addr is the gateway's client address; required.
 	Addr string
@@ -30,69 +31,34 @@ type ConnectConfig struct {
 	// WebSocket opens WebSocket connections instead of raw TCP.
 	WebSocket bool
 	// Users is how many users are registered; the connections log in as
-	// them in turn, each with its own device id. Default 10. Every login
-	// checks a password (argon2 on the server, the slow part of the ramp):
-	// logic binds a token to the device it was issued for, so a token cannot
-	// log in another device.
+	// them in turn, each with its own device id. Default 10. Every first
+	// login checks a password (argon2 on the server, the slow part of a
+	// ramp): logic binds a token to the device it was issued for, so a
+	// token cannot log in another device.
 	Users int
 	// Parallel bounds the connections being opened at once; default 64.
 	Parallel int
 	// PerSourceIP is the most connections opened from one source address;
-	// beyond it they spread over 127.0.0.2, 127.0.0.3, ... so that no
-	// source runs out of ephemeral ports. Default 10000.
+	// beyond it they spread over further addresses so that no source runs
+	// out of ephemeral ports. Default 10000.
 	PerSourceIP int
-	// Hold keeps every connection open this long after the last login, then
-	// Connect closes them all and returns. Connections heartbeat from their
-	// login on.
-	Hold time.Duration
 	// Warmup is how many connections open before Warmed is called, so that
 	// a measurement taken there has the server's login machinery (argon2
 	// memory above all) already paid for. Default 0.
 	Warmup int
 	// Warmed, if set, is called once the Warmup connections are logged in.
 	Warmed func()
-	// Ramped, if set, is called once all connections are logged in, before
-	// the hold: the moment to measure the server.
-	Ramped func()
 	// Prefix names the users; default random per run.
 	Prefix string
-	// Relogin, after the hold, closes every connection and opens them all
-	// again logging in with the token each got: a reconnect storm, as after
-	// a gateway restart, where no password is hashed.
-	Relogin bool
 }
 
-// ConnectResult is what Connect measured.
+// ConnectResult is what a ramp measured.
 type ConnectResult struct {
 	Conns    int           // connections logged in
 	Refused  int           // attempts refused or shed as overloaded, and retried
 	Ramp     time.Duration // first dial to last login
 	LoginP50 time.Duration // connect + handshake + login round trip
 	LoginP99 time.Duration
-	Dropped  int // connections the server closed during the hold
-	// Token is the token re-login phase (Relogin); nil without it.
-	Token *ConnectResult
-}
-
-// ConnectsPerSec is the rate of the ramp: logged-in connections per second.
-func (r ConnectResult) ConnectsPerSec() float64 {
-	if r.Ramp <= 0 {
-		return 0
-	}
-	return float64(r.Conns) / r.Ramp.Seconds()
-}
-
-func (r ConnectResult) String() string {
-	s := fmt.Sprintf("connect: conns=%d refused=%d ramp=%v rate=%.0f/s login_p50=%v "+
-		"login_p99=%v dropped=%d", r.Conns, r.Refused, r.Ramp.Round(time.Millisecond),
-		r.ConnectsPerSec(), r.LoginP50.Round(time.Microsecond),
-		r.LoginP99.Round(time.Microsecond), r.Dropped)
-	if t := r.Token; t != nil {
-		s += fmt.Sprintf("\nconnect: token re-login conns=%d refused=%d ramp=%v rate=%.0f/s "+
-			"login_p50=%v login_p99=%v", t.Conns, t.Refused, t.Ramp.Round(time.Millisecond),
-			t.ConnectsPerSec(), t.LoginP50.Round(time.Microsecond), t.LoginP99.Round(time.Microsecond))
-	}
-	return s
 }
 
 // errRefused means the gateway closed an attempt with OVERLOADED, or the
@@ -102,68 +68,6 @@ var errRefused = errors.New("connect: refused as overloaded")
 
 // maxRefusals bounds the retries of one connection refused as overloaded.
 const maxRefusals = 50
-
-// Connect opens cfg.Conns connections, logs each in, holds them for
-// cfg.Hold and closes them. It fails on the first connection that cannot
-// log in; what it opened is closed before it returns.
-func Connect(ctx context.Context, cfg ConnectConfig) (ConnectResult, error) {
-	cfg, err := connectDefaults(cfg)
-	if err != nil {
-		return ConnectResult{}, err
-	}
-	creds, err := registerUsers(ctx, cfg)
-	if err != nil {
-		return ConnectResult{}, err
-	}
-	keepCtx, stopKeeping := context.WithCancel(ctx)
-	r := &ramp{cfg: cfg, creds: creds, conns: make([]*benchConn, cfg.Conns),
-		latencies: make([]time.Duration, cfg.Conns), keepCtx: keepCtx}
-	defer func() {
-		stopKeeping()
-		r.closeAll()
-		r.keepers.Wait()
-	}()
-	start := time.Now()
-	if err := r.run(ctx); err != nil {
-		return ConnectResult{}, err
-	}
-	res := r.result(time.Since(start) - r.paused)
-	if cfg.Ramped != nil {
-		cfg.Ramped()
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(cfg.Hold):
-	}
-	stopKeeping()
-	r.keepers.Wait()
-	res.Dropped = int(r.dropped.Load())
-	if cfg.Relogin && ctx.Err() == nil {
-		tok, err := r.relogin(ctx)
-		if err != nil {
-			return res, fmt.Errorf("token re-login: %w", err)
-		}
-		res.Token = &tok
-	}
-	return res, ctx.Err()
-}
-
-// relogin closes every connection and opens them again with their tokens,
-// as fast as Parallel allows, and measures that ramp.
-func (r *ramp) relogin(ctx context.Context) (ConnectResult, error) {
-	r.tokens = make([]string, len(r.conns))
-	for i, c := range r.conns {
-		r.tokens[i] = c.token
-	}
-	r.closeAll()
-	r.keepCtx = nil // no heartbeats: the connections close right after
-	r.refused.Store(0)
-	start := time.Now()
-	if err := r.openRange(ctx, 0, len(r.conns)); err != nil {
-		return ConnectResult{}, err
-	}
-	return r.result(time.Since(start)), nil
-}
 
 func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
 	if cfg.Addr == "" || cfg.Conns <= 0 {
@@ -192,26 +96,7 @@ type credential struct {
 	id                 int64
 }
 
-// registerUsers registers cfg.Users users.
-func registerUsers(ctx context.Context, cfg ConnectConfig) ([]credential, error) {
-	creds := make([]credential, cfg.Users)
-	for i := range creds {
-		c, err := client.Dial(ctx, cfg.Addr, client.Options{})
-		if err != nil {
-			return nil, err
-		}
-		name := fmt.Sprintf("%s%d", cfg.Prefix, i)
-		creds[i] = credential{username: name, password: "pw-" + name}
-		_, err = c.Register(ctx, name, creds[i].password)
-		_ = c.Close()
-		if err != nil {
-			return nil, fmt.Errorf("register user %s: %w", name, err)
-		}
-	}
-	return creds, nil
-}
-
-// ramp opens the connections of one Connect.
+// ramp opens the connections of one ramp.
 type ramp struct {
 	cfg       ConnectConfig
 	creds     []credential
@@ -222,6 +107,12 @@ type ramp struct {
 	// source, if set, chooses the source address of connection i instead
 	// of PerSourceIP.
 	source func(i int) net.IP
+	// base is the run-wide index of connection 0 when several workers share
+	// a run: device ids and users follow base+i, so they stay distinct.
+	base int
+	// addrs, if set, are the gateways: connection i dials
+	// addrs[(base+i)%len(addrs)] instead of cfg.Addr.
+	addrs []string
 
 	// keepCtx ends the heartbeats of the logged-in connections; a ramp
 	// slower than the server's heartbeat timeout would otherwise lose its
@@ -229,7 +120,7 @@ type ramp struct {
 	keepCtx context.Context
 	keepers sync.WaitGroup
 	dropped atomic.Int64 // connections that failed a heartbeat
-	// tokens, when set, log connection i in with tokens[i] (Relogin).
+	// tokens, when set, log connection i in with tokens[i] (a re-login).
 	tokens []string
 	opened atomic.Int64 // connections logged in, for progress lines
 }
@@ -287,11 +178,12 @@ func (r *ramp) open(ctx context.Context, i int) error {
 		start := time.Now()
 		c, err := r.dial(ctx, i)
 		if err == nil {
-			req := &protocol.LoginReq{DeviceId: fmt.Sprintf("bench-%d", i), Platform: "bench"}
+			req := &protocol.LoginReq{DeviceId: fmt.Sprintf("bench-%d", r.base+i),
+				Platform: "bench"}
 			if r.tokens != nil {
 				req.Token = r.tokens[i]
 			} else {
-				cred := r.creds[i%len(r.creds)]
+				cred := r.creds[(r.base+i)%len(r.creds)]
 				req.Username, req.Password = cred.username, cred.password
 			}
 			err = c.loginReq(req)
@@ -321,22 +213,26 @@ func (r *ramp) open(ctx context.Context, i int) error {
 	return fmt.Errorf("%w %d times", errRefused, maxRefusals)
 }
 
-// dial connects from the source address of connection i.
+// dial connects connection i to its gateway from its source address.
 func (r *ramp) dial(ctx context.Context, i int) (*benchConn, error) {
 	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i/r.cfg.PerSourceIP))}
 	if r.source != nil {
 		src.IP = r.source(i)
 	}
+	addr := r.cfg.Addr
+	if len(r.addrs) > 0 {
+		addr = r.addrs[(r.base+i)%len(r.addrs)]
+	}
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
 	if !r.cfg.WebSocket {
-		conn, err := d.DialContext(ctx, "tcp", r.cfg.Addr)
+		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
 		return &benchConn{conn: conn, r: bufio.NewReaderSize(conn, 256)}, nil
 	}
 	wd := ws.Dialer{Timeout: 10 * time.Second, NetDial: d.DialContext}
-	conn, br, _, err := wd.Dial(ctx, "ws://"+r.cfg.Addr+"/")
+	conn, br, _, err := wd.Dial(ctx, "ws://"+addr+"/")
 	if err != nil {
 		return nil, err
 	}

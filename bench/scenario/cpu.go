@@ -86,3 +86,74 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	}
 	return time.Duration(utime+stime) * clockTick, nil
 }
+
+// cpuProbe is a process whose CPU time a phase measures, and the group its
+// time is summed into (gateways, logic, bench clients, ...).
+type cpuProbe struct {
+	group string
+	pid   int
+}
+
+// PhaseCPU is the CPU time a group of processes spent over a phase.
+type PhaseCPU struct {
+	Phase string `json:"phase"`
+	Group string `json:"group"`
+	// Cores is the CPU seconds of the group over the phase's wall seconds:
+	// 1.0 is one core busy the whole phase.
+	Cores float64 `json:"cores"`
+}
+
+// cpuMeters measure a set of processes over one phase.
+type cpuMeters struct {
+	probes []cpuProbe
+	meters []*cpuMeter
+}
+
+// startCPUs samples every probe now.
+func startCPUs(probes []cpuProbe) cpuMeters {
+	m := cpuMeters{probes: probes}
+	for _, p := range probes {
+		m.meters = append(m.meters, startCPU(p.pid))
+	}
+	return m
+}
+
+// stop returns each group's usage since startCPUs, in the order the groups
+// first appear among the probes; a group none of whose processes could be
+// read is left out.
+func (m cpuMeters) stop(phase string) []PhaseCPU {
+	var out []PhaseCPU
+	index := make(map[string]int)
+	for i, meter := range m.meters {
+		u := meter.stop()
+		if u == nil {
+			continue
+		}
+		g := m.probes[i].group
+		j, ok := index[g]
+		if !ok {
+			j = len(out)
+			index[g] = j
+			out = append(out, PhaseCPU{Phase: phase, Group: g})
+		}
+		out[j].Cores += u.Cores
+	}
+	return out
+}
+
+// readRSS returns VmRSS of pid in KiB, or -1.
+func readRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			rest = bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))
+			if n, err := strconv.ParseInt(string(rest), 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}

@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"sync"
@@ -209,4 +211,50 @@ func (r *Recorder) Snapshot() (count uint64, p99 time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.total.count, r.total.Quantile(0.99)
+}
+
+// histogramJSON is a Histogram on the wire: its non-empty buckets as
+// [index, count] pairs, so that a worker process can send its histogram to
+// the parent for merging without losing resolution.
+type histogramJSON struct {
+	Buckets [][2]uint64 `json:"buckets"`
+	Count   uint64      `json:"count"`
+	Sum     float64     `json:"sum"`
+	Min     int64       `json:"min"`
+	Max     int64       `json:"max"`
+}
+
+// MarshalJSON writes h's non-empty buckets and its exact count, sum, min
+// and max.
+func (h *Histogram) MarshalJSON() ([]byte, error) {
+	w := histogramJSON{Buckets: [][2]uint64{}, Count: h.count, Sum: h.sum, Min: h.min,
+		Max: h.max}
+	for i, n := range h.counts {
+		if n > 0 {
+			w.Buckets = append(w.Buckets, [2]uint64{uint64(i), n})
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON replaces h with the histogram MarshalJSON wrote. A bucket
+// out of range or counts that disagree with the total are an error.
+func (h *Histogram) UnmarshalJSON(b []byte) error {
+	var w histogramJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*h = Histogram{count: w.Count, sum: w.Sum, min: w.Min, max: w.Max}
+	var total uint64
+	for _, bucket := range w.Buckets {
+		if bucket[0] >= numBuckets {
+			return fmt.Errorf("histogram: bucket %d out of range", bucket[0])
+		}
+		h.counts[bucket[0]] += bucket[1]
+		total += bucket[1]
+	}
+	if total != w.Count {
+		return fmt.Errorf("histogram: buckets hold %d values, count says %d", total, w.Count)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -97,5 +98,48 @@ func TestRecorder_WindowsPerSecond(t *testing.T) {
 	if windows[0].Second != 0 || windows[0].Count != 2 || windows[0].Max != 3*time.Millisecond ||
 		windows[1].Second != 2 || windows[1].Count != 1 {
 		t.Fatalf("windows %+v", windows)
+	}
+}
+
+func TestHistogram_JSONRoundTripMerges(t *testing.T) {
+	var a, b Histogram
+	for i := range 1000 {
+		a.Record(time.Duration(i) * time.Microsecond)
+		b.Record(time.Duration(i) * time.Millisecond)
+	}
+	var want Histogram
+	want.Merge(&a)
+	want.Merge(&b)
+
+	// As the parent gets them: each through JSON, then merged.
+	var got Histogram
+	for _, h := range []*Histogram{&a, &b} {
+		raw, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Histogram
+		if err := json.Unmarshal(raw, &back); err != nil {
+			t.Fatal(err)
+		}
+		got.Merge(&back)
+	}
+	if got != want {
+		t.Fatalf("merged after JSON: count %d p50 %v p99 %v; want count %d p50 %v p99 %v",
+			got.Count(), got.Quantile(0.5), got.Quantile(0.99), want.Count(),
+			want.Quantile(0.5), want.Quantile(0.99))
+	}
+}
+
+func TestHistogram_UnmarshalRejectsBadBuckets(t *testing.T) {
+	for _, raw := range []string{
+		`{"buckets":[[999999,1]],"count":1}`,
+		`{"buckets":[[3,2]],"count":1}`,
+		`{"buckets":"no"}`,
+	} {
+		var h Histogram
+		if err := json.Unmarshal([]byte(raw), &h); err == nil {
+			t.Errorf("%s: accepted", raw)
+		}
 	}
 }

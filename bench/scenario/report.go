@@ -21,6 +21,9 @@ type Report struct {
 	Latencies []Latency `json:"latency"`
 	// ServerCPU is nil when no server pid was given.
 	ServerCPU *CPUUsage `json:"server_cpu,omitempty"`
+	// CPU is the CPU of groups of processes over phases, for scenarios that
+	// measure several processes (connect).
+	CPU []PhaseCPU `json:"cpu,omitempty"`
 	// OK is false when a check failed (lost, duplicated, reordered, ...).
 	OK bool `json:"ok"`
 }
@@ -75,9 +78,16 @@ func FormatDuration(d time.Duration) string {
 // latencyOf finishes r into a Latency named name.
 func latencyOf(name string, r *Recorder) Latency {
 	h, windows := r.Finish()
+	l := latencyOfHistogram(name, h)
+	l.Windows = windows
+	return l
+}
+
+// latencyOfHistogram summarizes h as a Latency named name, without windows.
+func latencyOfHistogram(name string, h *Histogram) Latency {
 	return Latency{Name: name, Count: h.Count(), P50: Micros(h.Quantile(0.5)),
 		P99: Micros(h.Quantile(0.99)), P999: Micros(h.Quantile(0.999)), Max: Micros(h.Max()),
-		Mean: Micros(h.Mean()), Histogram: h, Windows: windows}
+		Mean: Micros(h.Mean()), Histogram: h}
 }
 
 // perSecond returns n per second over d, 0 for no time.

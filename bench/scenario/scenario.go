@@ -25,6 +25,9 @@ var (
 
 	// errRoleDown means a role of the chaos cluster did not come up.
 	errRoleDown = errors.New("chaos: role not running")
+	// errWorkerFailed means a client worker of ConnectSpread failed or
+	// exited early.
+	errWorkerFailed = errors.New("connect: client worker failed")
 )
 
 // user is one registered, logged-in user of a scenario on its own connection.
