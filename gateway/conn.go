@@ -127,7 +127,7 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // onClose releases a connection. A logged-in one leaves the registry and its
-// route is removed through logic.Disconnect, in the pool.
+// route is removed through logic.Disconnect, off the loop (disconnect.go).
 func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
 	if !ok {
@@ -146,7 +146,7 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	if sess != nil {
 		ev = ev.Int64("user", sess.UserId)
 		g.conns.remove(c.id)
-		g.submitDisconnect(sess)
+		g.disc.submit(g, sess)
 	}
 	ev.Msg("connection closed")
 	return gnet.None

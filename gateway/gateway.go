@@ -73,6 +73,9 @@ type Gateway struct {
 	// Set by Run before anything can read them.
 	rpcCtx context.Context
 	pool   *ants.Pool
+	// disc carries closed connections' sessions to the goroutines that
+	// remove their routes (disconnect.go).
+	disc disconnects
 
 	loopsMu  sync.Mutex
 	loops    map[gnet.EventLoop]*loopState
@@ -169,6 +172,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	rs := &servers{pushExit: make(chan error, 1), pushDone: make(chan struct{}),
 		engineDone: make(chan struct{})}
 	g.reg.start(ctx, &rs.grp)
+	g.disc.start(g, &rs.grp)
 	rs.grp.Go(g.log, "gnet", func() {
 		rs.engineErr = g.serveClients()
 		close(rs.engineDone)
@@ -293,6 +297,8 @@ func (g *Gateway) shutdown(rs *servers) {
 		g.closeAll(protocol.CloseReason_SERVER_SHUTDOWN)
 		g.stopEngine(rs.engineDone)
 	}
+	// Every connection is closed: the routes left to remove are queued.
+	g.disc.stop(shutdownTimeout)
 	if rs.pushStarted {
 		// The clients are gone, so a push in flight has no one to reach.
 		g.pushLn.closeConns()

@@ -479,6 +479,27 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 	})
 }
 
+// TestGateway_MassDisconnectRemovesEveryRoute closes many logged-in
+// connections at once while Disconnect is slow and the request pool is
+// tiny: every route is still removed, none left to lapse with its TTL.
+func TestGateway_MassDisconnectRemovesEveryRoute(t *testing.T) {
+	const conns = 200
+	h := startGatewayWith(t, Config{Workers: 2}, func(s *stubLogic) {
+		s.disconnectDelay = 5 * time.Millisecond
+	})
+	clients := make([]*testClient, conns)
+	for i := range clients {
+		clients[i] = h.dial(t)
+		clients[i].login("alice", 1)
+	}
+	for _, c := range clients {
+		_ = c.conn.Close()
+	}
+	waitFor(t, 20*time.Second, "a Disconnect per connection", func() bool {
+		return len(h.logic.disconnected()) == conns
+	})
+}
+
 // TestGateway_SessionDeviceFromLogic checks that a token login naming no
 // device acts as the device logic resolved: the session logic later sees
 // (here at disconnect) carries the token's device, not the default.

@@ -38,6 +38,9 @@ type stubLogic struct {
 	sendUsers   []int64                       // session user of each Send
 	disconnects []*logicrpc.Session
 	renewals    []*logicrpc.Session
+	// disconnectDelay makes each Disconnect take this long (set before
+	// the gateway starts).
+	disconnectDelay time.Duration
 
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
@@ -89,6 +92,7 @@ func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 }
 
 func (s *stubLogic) Disconnect(_ context.Context, sess *logicrpc.Session) error {
+	time.Sleep(s.disconnectDelay)
 	s.mu.Lock()
 	s.disconnects = append(s.disconnects, sess)
 	s.mu.Unlock()
@@ -187,7 +191,15 @@ type harness struct {
 // The gateway is stopped at cleanup unless the test stopped it.
 func startGateway(t testing.TB, cfg Config) *harness {
 	t.Helper()
+	return startGatewayWith(t, cfg, func(*stubLogic) {})
+}
+
+// startGatewayWith is startGateway with the stub logic set up by setup
+// before anything calls it.
+func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness {
+	t.Helper()
 	stub := newStubLogic()
+	setup(stub)
 	logicLn := listen(t)
 	// gonet, as the push server: netpoll's server in Kitex v0.16.3 races
 	// when stopped just after Run, as a short test does.

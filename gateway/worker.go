@@ -233,7 +233,7 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
 	if c.closed {
 		c.mu.Unlock()
 		// Logic recorded a route for a connection that is already gone.
-		g.disconnect(sess)
+		g.disc.disconnect(g, sess)
 		return
 	}
 	c.session.Store(sess)
@@ -340,23 +340,4 @@ func (g *Gateway) afterWrite(gc gnet.Conn, err error) error {
 			fmt.Sprintf("%d bytes pending", gc.OutboundBuffered()))
 	}
 	return nil
-}
-
-// submitDisconnect removes the route of a closed connection, best effort:
-// when the pool is full it is skipped and the route expires with its TTL,
-// since nothing renews it any more.
-func (g *Gateway) submitDisconnect(sess *logicrpc.Session) {
-	if err := g.pool.Submit(func() { g.disconnect(sess) }); err != nil {
-		g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
-			Msg("disconnect skipped, route will expire")
-	}
-}
-
-func (g *Gateway) disconnect(sess *logicrpc.Session) {
-	ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
-	defer cancel()
-	if err := g.logic.Disconnect(ctx, sess); err != nil {
-		g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
-			Msg("disconnect failed")
-	}
 }
