@@ -21,6 +21,7 @@ import (
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/logic"
 )
 
 // External services for the integration variant; CI sets them.
@@ -48,6 +49,10 @@ func baseConfig(t *testing.T, role Role) Config {
 		LogicListen: "127.0.0.1:0",
 		PushListen:  "127.0.0.1:0",
 		HTTPListen:  "127.0.0.1:0",
+		// Cheap password hashes: the suites log in hundreds of times, and
+		// at full cost (about 20 ms of a core each) a loaded CI machine
+		// turned logins into timeouts. logic's tests cover the real cost.
+		Logic: logic.Config{HashMemoryKiB: 64, HashTime: 1},
 	}
 }
 
