@@ -83,6 +83,7 @@ func externalSystem(t *testing.T) net.Addr {
 	t.Cleanup(func() {
 		dropTables(t, dsn, base.Logic.TablePrefix)
 		deleteStream(t, natsURL, mq.NewNames(base.Prefix).Stream)
+		deleteStream(t, natsURL, mq.NewNames(base.Prefix).LeaseStream())
 		deleteRedisKeys(t, redisAddr, base.Prefix+":")
 	})
 	logicSys := startSystem(t, base)
