@@ -58,6 +58,12 @@ type Config struct {
 	// renewed every LeaseTTL/3. It is the TTL of the lease bucket, so every
 	// instance must use the same. Default 10s, at least 500ms.
 	LeaseTTL time.Duration
+	// SoleInstance says that no other task instance can reach this NATS
+	// server, as with the embedded server of the single-process mode: Run
+	// then drops the leases a crashed run left instead of waiting out their
+	// TTL. Never set it on a shared NATS: two instances would both push a
+	// partition.
+	SoleInstance bool
 	// RegistryRefresh is how often the gateway registry (Deps.Registry) is
 	// read to drop the clients of vanished gateways; a gateway seen vanished
 	// is read again before each push it would be skipped from. Default 2s.

@@ -36,9 +36,17 @@ type leaseStore struct {
 // lease: it lapsed, and maybe another instance took it.
 var errLeaseLost = errors.New("task: partition lease lost")
 
-// openLeases creates or updates the lease bucket with the given TTL.
+// openLeases creates or updates the lease bucket with the given TTL. With
+// fresh set (Config.SoleInstance) it first deletes the bucket, and with it
+// every lease of an earlier run.
 func openLeases(ctx context.Context, js jetstream.JetStream, n mq.Names,
-	ttl time.Duration) (*leaseStore, error) {
+	ttl time.Duration, fresh bool) (*leaseStore, error) {
+	if fresh {
+		err := js.DeleteKeyValue(ctx, n.LeaseBucket())
+		if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("task: drop lease bucket %s: %w", n.LeaseBucket(), err)
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      n.LeaseBucket(),
 		Description: "task instances and their partition leases",

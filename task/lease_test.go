@@ -17,7 +17,7 @@ func openTestLeases(t *testing.T, en *env, ttl time.Duration, n int) []*leaseSto
 	t.Helper()
 	stores := make([]*leaseStore, n)
 	for i := range stores {
-		l, err := openLeases(context.Background(), en.js, en.names, ttl)
+		l, err := openLeases(context.Background(), en.js, en.names, ttl, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -319,3 +319,26 @@ func TestTask_WarnsWhileTheLegacyConsumerHasEvents(t *testing.T) {
 		t.Errorf("no warning of the undrained old consumer in:\n%s", logs.String())
 	}
 }
+
+// A sole instance (the embedded NATS of the single-process mode) restarted
+// after a crash takes every partition at once, not after the dead run's
+// leases lapse.
+func TestTask_SoleInstanceRestartTakesTheLeasesOfItsCrash(t *testing.T) {
+	en := newEnv(t)
+	cfg := testConfig()
+	cfg.SoleInstance = true
+	cfg.LeaseTTL = time.Minute // waiting it out would time the test out
+	crashJS := en.connect(t)
+	first := startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: crashJS, MQ: en.names,
+		Routes: en.routes})
+	if n := len(first.owned()); n != mq.Partitions {
+		t.Fatalf("first run owns %d partitions, want all %d", n, mq.Partitions)
+	}
+	crashJS.Conn().Close()
+
+	second := startTask(t, en, cfg, nil)
+	if n := len(second.owned()); n != mq.Partitions {
+		t.Fatalf("restart owns %d partitions when ready, want all %d", n, mq.Partitions)
+	}
+	first.stop()
+}

@@ -154,7 +154,7 @@ func (t *Task) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	leases, err := openLeases(ctx, t.js, t.names, t.cfg.LeaseTTL)
+	leases, err := openLeases(ctx, t.js, t.names, t.cfg.LeaseTTL, t.cfg.SoleInstance)
 	if err != nil {
 		return err
 	}
