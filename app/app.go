@@ -322,6 +322,9 @@ func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq
 	routes route.Table) error {
 	tc := s.cfg.Task
 	tc.InternalSecret = s.cfg.InternalSecret
+	// No other process reaches the embedded NATS: a restart after a crash
+	// need not wait for the leases of the run that crashed.
+	tc.SoleInstance = s.embedded != nil
 	deps := task.Deps{
 		Log: s.log.With().Str("role", "task").Logger(), JS: js, MQ: names, Routes: routes,
 		Metrics: s.metrics, Registry: s.registry, Watches: s.watches,

@@ -112,7 +112,10 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	}
 	bindEphemeral(fs, c, role)
 	if role.Has(RoleTask) {
-		fs.IntVar(&c.Task.Workers, "task-workers", 0, "ordered delivery partitions (default 64)")
+		fs.IntVar(&c.Task.Workers, "task-workers", 0,
+			"push workers; a conversation's events go to one, in order (default 64)")
+		fs.DurationVar(&c.Task.LeaseTTL, "task-lease-ttl", 0,
+			"how long a dead instance keeps its partitions; same on all (default 10s)")
 		fs.IntVar(&c.Task.MaxDeliver, "task-max-deliver", 0, "delivery attempts before dead-lettering (default 10)")
 		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
 		fs.DurationVar(&c.Task.RegistryRefresh, "task-registry-refresh", 0,

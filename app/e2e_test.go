@@ -112,6 +112,7 @@ func startExternal(t *testing.T, svc services, tune func(*Config)) (net.Addr, st
 	t.Cleanup(func() {
 		dropTables(t, svc.dsn, base.Logic.TablePrefix)
 		deleteStream(t, svc.natsURL, mq.NewNames(base.Prefix).Stream)
+		deleteStream(t, svc.natsURL, mq.NewNames(base.Prefix).LeaseStream())
 		deleteRedisKeys(t, base, base.Prefix+":")
 	})
 	logicSys := startSystem(t, base)

@@ -129,6 +129,7 @@ func TestNotify_External(t *testing.T) {
 	t.Cleanup(func() {
 		dropTables(t, dsn, base.Logic.TablePrefix)
 		deleteStream(t, natsURL, names.Stream)
+		deleteStream(t, natsURL, names.LeaseStream())
 		deleteStream(t, natsURL, "KV_"+names.Stream+"_NOTIFIED")
 	})
 	logicSys := startSystem(t, base)

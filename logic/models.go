@@ -110,6 +110,9 @@ type outboxRow struct {
 	// CreatedMs is Unix milliseconds: an integer compares the same way on
 	// every store, where SQLite compares times as text.
 	CreatedMs int64 `gorm:"not null"`
+	// ConvID picks the event's subject (mq.Names.MessageSubject). It is not
+	// stored: the relay reads it back from Payload (relaySubject).
+	ConvID string `gorm:"-"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

@@ -16,7 +16,8 @@ import (
 
 // The outbox makes "a stored message is always published" hold across
 // crashes. The seq transaction writes the message's event into the outbox
-// table; after commit the publisher sends it to JetStream and deletes the row
+// table; after commit the publisher sends it to JetStream, on the subject of
+// its conversation's partition (mq.Names.MessageSubject), and deletes the row
 // once acked. Rows left behind (a crash, NATS down, a full queue) are
 // republished by the relay of any logic instance. Every publish carries the
 // Nats-Msg-Id "msg-<id>", so the stream drops a second copy inside its
@@ -49,6 +50,7 @@ const (
 type outboxItem struct {
 	rowID   int64
 	msgID   int64
+	subject string // the partition subject of the message's conversation
 	payload []byte
 }
 
@@ -77,7 +79,8 @@ func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 	buf := make([]byte, ev.BLength())
 	buf = buf[:ev.FastWrite(buf)]
 	// The wall clock, not the service's: only the relay's age test reads it.
-	row := &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli()}
+	row := &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli(),
+		ConvID: m.ConvID}
 	if err := tx.Create(row).Error; err != nil {
 		return nil, err
 	}
@@ -88,7 +91,8 @@ func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 // full queue leaves the row to the relay, a few seconds later.
 func (s *Service) enqueue(row *outboxRow) {
 	select {
-	case s.outboxQueue <- outboxItem{rowID: row.ID, msgID: row.MsgID, payload: row.Payload}:
+	case s.outboxQueue <- outboxItem{rowID: row.ID, msgID: row.MsgID,
+		subject: s.deps.MQ.MessageSubject(row.ConvID), payload: row.Payload}:
 	default:
 		s.failLog.Warn().Int64("msg", row.MsgID).Msg("outbox queue full; relay will publish")
 	}
@@ -154,8 +158,7 @@ func (s *Service) publishBatch(acked []int64, items []outboxItem) []int64 {
 	futures := make([]jetstream.PubAckFuture, len(items))
 	for i, it := range items {
 		msgID := "msg-" + strconv.FormatInt(it.msgID, 10)
-		f, err := s.deps.JS.PublishAsync(s.deps.MQ.MessageSubject(), it.payload,
-			jetstream.WithMsgID(msgID))
+		f, err := s.deps.JS.PublishAsync(it.subject, it.payload, jetstream.WithMsgID(msgID))
 		if err != nil {
 			s.failLog.Warn().Err(err).Int64("msg", it.msgID).Msg("outbox publish")
 			continue
@@ -266,7 +269,20 @@ func (s *Service) oldOutbox(ctx context.Context, minAge time.Duration) ([]outbox
 	}
 	items := make([]outboxItem, len(rows))
 	for i, r := range rows {
-		items[i] = outboxItem{rowID: r.ID, msgID: r.MsgID, payload: r.Payload}
+		items[i] = outboxItem{rowID: r.ID, msgID: r.MsgID, subject: s.relaySubject(r.Payload),
+			payload: r.Payload}
 	}
 	return items, nil
+}
+
+// relaySubject returns the subject of a stored event: the partition of the
+// conversation it names. Rows do not keep the conversation apart from the
+// payload, so that rows written by any build relay the same way. A payload
+// that does not decode goes to partition 0, where task dead-letters it.
+func (s *Service) relaySubject(payload []byte) string {
+	var ev event.MessageEvent
+	if _, err := ev.FastRead(payload); err != nil || ev.Message == nil {
+		return s.deps.MQ.PartitionSubject(0)
+	}
+	return s.deps.MQ.MessageSubject(ev.Message.ConvId)
 }

@@ -30,7 +30,7 @@ func (e *env) lastEvent(t *testing.T) (*event.MessageEvent, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := s.GetLastMsgForSubject(ctx, e.names.MessageSubject())
+	raw, err := s.GetLastMsgForSubject(ctx, e.names.MessageSubjects())
 	if err != nil {
 		t.Fatalf("read event: %v", err)
 	}

@@ -3,6 +3,8 @@ package task
 import (
 	"fmt"
 	"time"
+
+	"github.com/resonance-im/resonance/internal/mq"
 )
 
 // Defaults of Config; a zero field takes its default.
@@ -18,15 +20,21 @@ const (
 	DefaultPresenceWindow = 2 * time.Second
 	// DefaultPresenceRecheck is the default of Config.PresenceRecheck.
 	DefaultPresenceRecheck = time.Minute
+	// DefaultLeaseTTL is the default of Config.LeaseTTL.
+	DefaultLeaseTTL = 10 * time.Second
 )
 
-// Config tunes a Task. Every instance sharing one durable consumer must use
-// the same values: each one updates the consumer at start, so differing
-// values would make the last one started win.
+// minLeaseTTL bounds Config.LeaseTTL from below: leases are renewed every
+// third of it, each renewal a write to the lease bucket.
+const minLeaseTTL = 500 * time.Millisecond
+
+// Config tunes a Task. Every instance sharing the durable consumers and the
+// lease bucket must use the same values: each one updates them at start, so
+// differing values would make the last one started win.
 type Config struct {
-	// Workers is the number of ordered partitions: events of a conversation
-	// always land on the same worker and are pushed one after the other.
-	// Default 64.
+	// Workers is the number of workers of one instance, shared by the
+	// partitions it owns: events of a conversation always land on the same
+	// worker and are pushed one after the other. Default 64.
 	Workers int
 	// MaxDeliver is how many times JetStream delivers an event before task
 	// gives up and dead-letters it. Default 10.
@@ -38,9 +46,24 @@ type Config struct {
 	// PushTimeout bounds one Push call to one gateway, connecting included.
 	// Default 3s.
 	PushTimeout time.Duration
-	// BatchSize is how many events the client buffers ahead of the workers;
-	// it also sizes the consumer's MaxAckPending. Default 256.
+	// BatchSize is about how many events the client buffers ahead of the
+	// workers when the instance owns every partition: one pull of a
+	// partition asks for BatchSize/mq.Partitions events, at least
+	// minPartitionBatch. It also sizes the worker queues and each partition
+	// consumer's MaxAckPending. Default 256.
 	BatchSize int
+	// LeaseTTL is how long a partition lease lasts without renewal: an
+	// instance that dies without releasing its partitions holds them this
+	// long, and its unacked events come back after AckWait. Leases are
+	// renewed every LeaseTTL/3. It is the TTL of the lease bucket, so every
+	// instance must use the same. Default 10s, at least 500ms.
+	LeaseTTL time.Duration
+	// SoleInstance says that no other task instance can reach this NATS
+	// server, as with the embedded server of the single-process mode: Run
+	// then drops the leases a crashed run left instead of waiting out their
+	// TTL. Never set it on a shared NATS: two instances would both push a
+	// partition.
+	SoleInstance bool
 	// RegistryRefresh is how often the gateway registry (Deps.Registry) is
 	// read to drop the clients of vanished gateways; a gateway seen vanished
 	// is read again before each push it would be skipped from. Default 2s.
@@ -87,6 +110,9 @@ func (c *Config) applyDefaults() {
 	if c.PresenceRecheck == 0 {
 		c.PresenceRecheck = DefaultPresenceRecheck
 	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 	c.Notify.applyDefaults()
 }
 
@@ -112,6 +138,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: RegistryRefresh %v < 0", ErrBadConfig, c.RegistryRefresh)
 	case c.PresenceWindow < 0:
 		return fmt.Errorf("%w: PresenceWindow %v < 0", ErrBadConfig, c.PresenceWindow)
+	case c.LeaseTTL < minLeaseTTL:
+		return fmt.Errorf("%w: LeaseTTL %v < %v", ErrBadConfig, c.LeaseTTL, minLeaseTTL)
 	}
 	return c.Notify.validate()
 }
@@ -122,12 +150,23 @@ func (c *Config) queueLen() int {
 	return max(1, c.BatchSize/c.Workers)
 }
 
-// maxAckPending bounds the events delivered but not yet acked: one batch
-// buffered in the client, the worker queues, and one event in hand per
-// worker. JetStream stops delivering at this bound, which is what keeps
-// memory bounded when gateways are slow (see dispatch).
+// minPartitionBatch is the smallest pull of a partition: a busy conversation
+// waits one round trip to NATS per pull.
+const minPartitionBatch = 16
+
+// partitionBatch is how many events one pull of a partition asks for: the
+// batch spread over the partitions, so that an instance owning all of them
+// buffers about BatchSize events.
+func (c *Config) partitionBatch() int {
+	return max(minPartitionBatch, (c.BatchSize+mq.Partitions-1)/mq.Partitions)
+}
+
+// maxAckPending bounds the events of one partition delivered but not yet
+// acked: one pull buffered in the client, and the worker queues with one
+// event in hand per worker, which one partition's conversations may fill
+// alone. JetStream stops delivering at this bound (see consumePartition).
 func (c *Config) maxAckPending() int {
-	return c.BatchSize + c.Workers*(c.queueLen()+1)
+	return c.partitionBatch() + c.Workers*(c.queueLen()+1)
 }
 
 // Redelivery schedule: each delivery waits longer for its ack than the one

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudwego/kitex/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
@@ -31,25 +32,44 @@ type env struct {
 	js     jetstream.JetStream
 	names  mq.Names
 	routes *route.Memory
+	dial   func(name string) (*nats.Conn, error)
 }
 
 // newEnv connects to the NATS server named by RESONANCE_TEST_NATS_URL, or
-// else starts an embedded one, with names unique to the test; the stream is
-// deleted at cleanup.
+// else starts an embedded one, with names unique to the test; the stream
+// and the lease bucket are deleted at cleanup.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	var nc *nats.Conn
-	var err error
+	var dial func(name string) (*nats.Conn, error)
 	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
-		nc, err = mq.Dial(url, t.Name())
+		dial = func(name string) (*nats.Conn, error) { return mq.Dial(url, name) }
 	} else {
-		var e *mq.Embedded
-		if e, err = mq.StartEmbedded(t.TempDir()); err != nil {
+		e, err := mq.StartEmbedded(t.TempDir())
+		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(e.Shutdown)
-		nc, err = e.Connect(t.Name())
+		dial = e.Connect
 	}
+	en := &env{names: mq.NewNames(fmt.Sprintf("t%d", time.Now().UnixNano())),
+		routes: route.NewMemory(time.Minute), dial: dial}
+	en.js = en.connect(t)
+	t.Cleanup(func() {
+		for _, stream := range []string{en.names.Stream, en.names.LeaseStream()} {
+			err := en.js.DeleteStream(context.Background(), stream)
+			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("delete stream %s: %v", stream, err)
+			}
+		}
+	})
+	return en
+}
+
+// connect opens another connection to the test's NATS, closed at cleanup
+// (registered before the caller's, so it closes after them).
+func (en *env) connect(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := en.dial(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,20 +78,20 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := mq.NewNames(fmt.Sprintf("t%d", time.Now().UnixNano()))
-	t.Cleanup(func() {
-		err := js.DeleteStream(context.Background(), names.Stream)
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			t.Errorf("delete stream %s: %v", names.Stream, err)
-		}
-	})
-	return &env{js: js, names: names, routes: route.NewMemory(time.Minute)}
+	return js
 }
 
-// testConfig is small and quick: short waits so retries happen in the test.
+// testConfig is small and quick: short waits so retries and lease
+// handovers happen in the test. A lease that lapses breaks order in the
+// tests that check it, so the TTL leaves room for a loaded machine, more
+// under the race detector (see raceEnabled).
 func testConfig() Config {
-	return Config{Workers: 8, MaxDeliver: 3, AckWait: 2 * time.Second,
-		PushTimeout: time.Second, BatchSize: 32}
+	cfg := Config{Workers: 8, MaxDeliver: 3, AckWait: 2 * time.Second,
+		PushTimeout: time.Second, BatchSize: 32, LeaseTTL: 3 * time.Second}
+	if raceEnabled {
+		cfg.LeaseTTL = 10 * time.Second
+	}
+	return cfg
 }
 
 // runningTask is a Task started by startTask; stop ends it and waits.
@@ -85,15 +105,21 @@ func startTask(t *testing.T, en *env, cfg Config, routes route.Table) *runningTa
 	if routes == nil {
 		routes = en.routes
 	}
-	return startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: routes})
+	// A connection of its own, as a task process has.
+	return startTaskDeps(t, cfg, Deps{Log: testLog(t), JS: en.connect(t), MQ: en.names,
+		Routes: routes})
 }
 
-// startTaskDeps starts a task on deps and waits until it is ready.
-func startTaskDeps(t *testing.T, cfg Config, deps Deps) *runningTask {
+// startTaskDeps starts a task on deps and waits until it is ready; prepare
+// functions see it before it runs.
+func startTaskDeps(t *testing.T, cfg Config, deps Deps, prepare ...func(*Task)) *runningTask {
 	t.Helper()
 	tk, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, fn := range prepare {
+		fn(tk)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -120,12 +146,20 @@ func startTaskDeps(t *testing.T, cfg Config, deps Deps) *runningTask {
 	return &runningTask{task: tk, stop: stop}
 }
 
-// publish sends ev as logic does: Thrift binary with a message id.
+// owned returns the partitions the task holds.
+func (rt *runningTask) owned() []int { return rt.task.bal.ownedPartitions() }
+
+// pushed returns how many events the task pushed.
+func (rt *runningTask) pushed() float64 { return testutil.ToFloat64(rt.task.metrics.pushed) }
+
+// publish sends ev as logic does: Thrift binary with a message id, on the
+// subject of its conversation's partition.
 func (en *env) publish(t *testing.T, ev *event.MessageEvent) {
 	t.Helper()
 	buf := make([]byte, ev.BLength())
 	ev.FastWriteNocopy(buf, nil)
-	en.publishRaw(t, buf, fmt.Sprintf("msg-%d", ev.Message.MsgId))
+	en.publishOn(t, en.names.MessageSubject(ev.Message.ConvId), buf,
+		fmt.Sprintf("msg-%d", ev.Message.MsgId))
 }
 
 // publishKick sends ev as logic does on a replaced login.
@@ -136,9 +170,11 @@ func (en *env) publishKick(t *testing.T, ev *event.KickEvent) {
 	en.publishOn(t, en.names.KickSubject(), buf, fmt.Sprintf("kick-%s-%d", ev.Gateway, ev.ConnId))
 }
 
+// publishRaw sends data on partition 0, as logic's relay does with a
+// payload it cannot decode.
 func (en *env) publishRaw(t *testing.T, data []byte, id string) {
 	t.Helper()
-	en.publishOn(t, en.names.MessageSubject(), data, id)
+	en.publishOn(t, en.names.PartitionSubject(0), data, id)
 }
 
 func (en *env) publishOn(t *testing.T, subject string, data []byte, id string) {
@@ -337,11 +373,16 @@ func decodePush(t *testing.T, frame []byte) *protocol.PushMsg {
 	return msg
 }
 
-// consumerSettled reports whether the consumer has nothing pending and
-// nothing unacked.
+// consumerSettled reports whether every partition consumer has nothing
+// pending and nothing unacked.
 func (en *env) consumerSettled(t *testing.T) bool {
 	t.Helper()
-	return en.durableSettled(t, en.names.Consumer)
+	for p := range mq.Partitions {
+		if !en.durableSettled(t, en.names.PartitionConsumer(p)) {
+			return false
+		}
+	}
+	return true
 }
 
 // durableSettled is consumerSettled for the durable consumer named durable.
@@ -380,4 +421,13 @@ func semverAtLeast(version string, major, minor int) bool {
 		return false
 	}
 	return ma > major || ma == major && mi >= minor
+}
+
+// testLog is zerolog.Nop unless RESONANCE_TEST_TASK_LOG is set, which
+// writes info and above to the test's log.
+func testLog(t *testing.T) zerolog.Logger {
+	if os.Getenv("RESONANCE_TEST_TASK_LOG") == "" {
+		return zerolog.Nop()
+	}
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	pushSeconds *prometheus.HistogramVec // one gateway call, by outcome: ok, error
 	delivered   prometheus.Counter       // connections a push reached
 	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
+	partitions  prometheus.Gauge         // partitions this instance owns
 	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
 	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
 
@@ -44,8 +45,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resonance_task_jetstream_pending",
-			Help: "Events of the durable consumer not yet delivered (pending) or not yet acked.",
+			Help: "Events of the partitions this instance owns not yet delivered (pending) " +
+				"or not yet acked (ack_pending).",
 		}, []string{"kind"}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resonance_task_partitions_owned",
+			Help: "Message event partitions whose lease this instance holds.",
+		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resonance_task_push_skipped_total",
 			Help: "Push and kick calls skipped because the registry says the gateway is gone.",
@@ -55,7 +61,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Gateways in the last registry snapshot, by state (live, vanished).",
 		}, []string{"state"}),
 	}
-	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.skipped, m.registry)
+	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.partitions, m.skipped,
+		m.registry)
 	m.pushed = m.events.WithLabelValues("pushed")
 	m.retried = m.events.WithLabelValues("retried")
 	m.deadLettered = m.events.WithLabelValues("dead_letter")
@@ -72,21 +79,37 @@ func (m *metrics) observePush(r pushResult, took time.Duration) {
 	m.delivered.Add(float64(r.resp.GetDelivered()))
 }
 
-// pollPending samples the consumer's backlog every period until ctx ends.
-func (m *metrics) pollPending(ctx context.Context, cons jetstream.Consumer, period time.Duration) {
+// pollPending samples the backlog of the consumers owned() returns, summed,
+// every period until ctx ends. A partition no instance owns counts nowhere.
+func (m *metrics) pollPending(ctx context.Context, owned func() []jetstream.Consumer,
+	period time.Duration) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
-		infoCtx, cancel := context.WithTimeout(ctx, period)
-		if info, err := cons.Info(infoCtx); err == nil {
-			m.pending.WithLabelValues("pending").Set(float64(info.NumPending))
-			m.pending.WithLabelValues("ack_pending").Set(float64(info.NumAckPending))
-		}
-		cancel()
+		m.samplePending(ctx, owned(), period)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// samplePending sets the pending gauges to the sums over cons; a consumer
+// whose info fails leaves the gauges as they were.
+func (m *metrics) samplePending(ctx context.Context, cons []jetstream.Consumer,
+	timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var pending, ackPending uint64
+	for _, c := range cons {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return
+		}
+		pending += info.NumPending
+		ackPending += uint64(info.NumAckPending)
+	}
+	m.pending.WithLabelValues("pending").Set(float64(pending))
+	m.pending.WithLabelValues("ack_pending").Set(float64(ackPending))
 }

@@ -67,8 +67,10 @@ func (t *Task) setupNotify(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	n.marks = marks
 	cc := jetstream.ConsumerConfig{
-		Durable:       NotifyConsumer(t.names.Consumer),
-		FilterSubject: t.names.MessageSubject(),
+		Durable: NotifyConsumer(t.names.Consumer),
+		// Every partition: notifications need no order, so one consumer
+		// shared by the instances takes them all.
+		FilterSubject: t.names.MessageSubjects(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// A new deployment notifies from now on, not for the stream's day
 		// of history.

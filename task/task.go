@@ -9,16 +9,24 @@
 // notifications posted to a webhook, through a consumer of their own
 // (offline.go, coalesce.go, webhook.go, notified.go).
 //
-// Ordering: events are partitioned by conversation over Config.Workers
-// workers, each handling its events one at a time, so one task instance
-// pushes the events of a conversation in stream order. A redelivered event
-// (nak, lost ack) may arrive after later ones; clients notice the seq gap
-// and sync. Instances sharing the consumer do not order among themselves.
+// Partitions: logic publishes a conversation's message events on one of
+// mq.Partitions subjects, each read by a durable consumer of its own
+// (partition.go). Instances share the partitions through leases in a
+// JetStream key-value bucket (lease.go): one instance at a time owns a
+// partition, each takes a fair share, and a partition changes hands only
+// once its owner has acked everything it pulled (balance.go). Inside an
+// instance, events are spread by conversation over Config.Workers workers,
+// each handling its events one at a time (worker.go).
+//
+// Ordering: so, with any number of instances, the events of a conversation
+// are pushed in stream order, across graceful stops and rebalancing too. A
+// redelivered event (a failed route lookup, a lost ack, the unacked events
+// of an instance that died) may arrive after later ones; clients notice the
+// seq gap and sync.
 package task
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -68,6 +76,12 @@ type Task struct {
 	notify   *notifier // nil when notifications are off
 	ready    chan struct{}
 	started  atomic.Bool
+	// bal shares the partitions with other instances; set by Run before
+	// ready is closed.
+	bal *balancer
+	// onLease, when set by a test, hears every change of partition
+	// ownership (see balancer.hook).
+	onLease func(instance string, p int, held bool)
 
 	// Ephemeral events (notify.go, presence.go).
 	ephMetrics  *ephMetrics
@@ -114,26 +128,33 @@ func New(cfg Config, deps Deps) (*Task, error) {
 	return t, nil
 }
 
-// Ready returns a channel closed once the stream and the durable consumer
-// are set up and consuming has begun. It stays open if Run fails first.
+// Ready returns a channel closed once the stream, the durable consumers and
+// the lease bucket are set up and the instance made its first attempt to
+// take partitions; owning none (all are held by others) is a healthy
+// standby. It stays open if Run fails first.
 func (t *Task) Ready() <-chan struct{} { return t.ready }
 
 // DeadLetterSubject returns the subject poison events are republished on:
 // the events subject prefix plus ".dlq". The stream keeps it (it captures
-// every subject under the prefix) while the consumer, filtered to the
-// message subject, never takes it back.
+// every subject under the prefix) while the consumers, filtered to the
+// message subjects, never take it back.
 func (t *Task) DeadLetterSubject() string { return deadLetterSubject(t.names) }
 
 func deadLetterSubject(n mq.Names) string { return n.Subject + ".dlq" }
 
-// Run consumes events until ctx is done, then stops consuming, lets the
-// workers finish the events already queued to them, and returns nil. It
-// returns an error only when setting up the stream or consumer fails.
+// Run consumes events until ctx is done, then stops pulling, finishes the
+// events it pulled, releases its partitions and returns nil. It returns an
+// error only when setting up the stream, the consumers or the lease bucket
+// fails.
 func (t *Task) Run(ctx context.Context) error {
 	if !t.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	cons, err := t.setup(ctx)
+	cons, err := t.setupPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	leases, err := openLeases(ctx, t.js, t.names, t.cfg.LeaseTTL, t.cfg.SoleInstance)
 	if err != nil {
 		return err
 	}
@@ -147,66 +168,34 @@ func (t *Task) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(t.cfg.BatchSize))
-	if err != nil {
-		return fmt.Errorf("task: consume %s: %w", t.names.Consumer, err)
-	}
-	// Drain (not Stop) on shutdown: Next then hands back what the client
-	// already buffered, which we nak for prompt redelivery.
-	stopIter := context.AfterFunc(ctx, iter.Drain)
-	defer stopIter()
+	t.checkLegacy(ctx)
 
 	var g run.Group
 	if err := t.startEphemeral(ctx, &g); err != nil {
-		iter.Stop()
 		return err // nothing started: it fails before starting goroutines
 	}
 	queues := t.startWorkers(ctx, &g)
+	t.bal = newBalancer(t, leases, cons, queues)
 	g.Go(t.log, "task-sweeper", func() { t.sweepClients(ctx) })
 	g.Go(t.log, "task-kicks", func() { t.consumeKicks(ctx, kicks) })
-	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, cons, 5*time.Second) })
+	g.Go(t.log, "task-pending", func() { t.metrics.pollPending(ctx, t.bal.consumers, 5*time.Second) })
 	g.Go(t.log, "task-registry", func() { t.watchRegistry(ctx) })
 	if notify != nil {
 		g.Go(t.log, "task-notify", func() { t.consumeNotify(ctx, notify) })
 	}
-	close(t.ready)
-	t.log.Info().Str("consumer", t.names.Consumer).Int("workers", t.cfg.Workers).
-		Msg("task consuming")
+	t.log.Info().Str("instance", leases.id).Str("consumers", t.names.Consumer+"_pNN").
+		Int("partitions", mq.Partitions).Int("workers", t.cfg.Workers).Msg("task consuming")
 
-	unstarted := t.dispatch(ctx, iter, queues)
+	// Until ctx is done and every owned partition has settled.
+	t.bal.run(ctx, func() { close(t.ready) })
 	for _, q := range queues {
 		close(q)
 	}
 	g.Wait()
 	t.gateways.closeAll()
-	t.handBack(unstarted)
 	t.flushAcks()
-	t.log.Info().Str("consumer", t.names.Consumer).Msg("task stopped")
+	t.log.Info().Str("instance", leases.id).Msg("task stopped")
 	return nil
-}
-
-// setup ensures the stream and creates or updates the durable consumer.
-func (t *Task) setup(ctx context.Context) (jetstream.Consumer, error) {
-	stream, err := mq.EnsureStream(ctx, t.js, t.names)
-	if err != nil {
-		return nil, err
-	}
-	cc := jetstream.ConsumerConfig{
-		Durable:       t.names.Consumer,
-		FilterSubject: t.names.MessageSubject(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       t.cfg.AckWait,
-		BackOff:       t.cfg.backoffSchedule(),
-		MaxDeliver:    t.cfg.MaxDeliver,
-		MaxAckPending: t.cfg.maxAckPending(),
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, cc)
-	if err != nil {
-		return nil, fmt.Errorf("task: consumer %s on %s: %w",
-			t.names.Consumer, t.names.Stream, err)
-	}
-	return cons, nil
 }
 
 // flushAcks waits until the acks and naks sent reached the server, so that a
@@ -236,66 +225,10 @@ func (t *Task) sweepClients(ctx context.Context) {
 	}
 }
 
-// errPause is how long dispatch waits after a consume error (a missed
-// heartbeat, NATS reconnecting) so that a persistent fault does not spin.
+// errPause is how long a partition waits after a failed pull (NATS
+// reconnecting, a consumer deleted by hand) so that a persistent fault does
+// not spin.
 const errPause = 250 * time.Millisecond
-
-// dispatch reads events and hands each to the worker of its conversation
-// until the iterator is closed by ctx. It returns the events received after
-// ctx was done, in stream order, for handBack.
-//
-// Backpressure: the send to a full worker queue blocks, which stops reading
-// for every partition; the client buffers at most BatchSize events and
-// JetStream stops delivering at MaxAckPending, so memory stays bounded and
-// a slow gateway slows delivery rather than growing queues. Nothing is
-// dropped: a blocked event waits its turn or, past its ack wait, is
-// redelivered.
-func (t *Task) dispatch(ctx context.Context, iter jetstream.MessagesContext,
-	queues []chan job) []jetstream.Msg {
-	var unstarted []jetstream.Msg
-	for {
-		msg, err := iter.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return unstarted
-		}
-		if err != nil {
-			t.rare.Warn().Err(err).Str("consumer", t.names.Consumer).Msg("consume error")
-			pause(ctx, errPause)
-			continue
-		}
-		if ctx.Err() != nil {
-			// Bounded by MaxAckPending: the server sends no more than that.
-			unstarted = append(unstarted, msg)
-			continue
-		}
-		j := newJob(msg)
-		queues[partition(j.convID(), len(queues))] <- j
-	}
-}
-
-// handBack naks the events no worker started, so that another instance or
-// our restart gets them at once instead of after their ack wait. It runs
-// after the iterator is closed, so that a nak is not redelivered to our own
-// draining subscription.
-//
-// Known limit: the server may still hold a pull request of ours; it tries
-// the first naked event there, finds no one listening, and queues it again
-// behind the others, so one or two handed-back events can arrive after later
-// ones of their conversation. Clients treat that like any seq gap (sync,
-// drop the duplicate). Waiting out the ack wait instead would keep order
-// but delay every handed-back event by AckWait. NATS servers before 2.10
-// deliver such an event into that pull request instead, so it comes back
-// only after AckWait: late, never lost.
-func (t *Task) handBack(msgs []jetstream.Msg) {
-	for _, m := range msgs {
-		if err := m.Nak(); err != nil {
-			t.rare.Warn().Err(err).Msg("nak unstarted event at shutdown")
-		}
-	}
-	if len(msgs) > 0 {
-		t.log.Info().Int("events", len(msgs)).Msg("unstarted events handed back")
-	}
-}
 
 // pause waits for d or until ctx is done.
 func pause(ctx context.Context, d time.Duration) {
@@ -305,15 +238,4 @@ func pause(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-tm.C:
 	}
-}
-
-// partition maps a conversation id to a worker with FNV-1a, which is stable
-// across processes and allocation-free.
-func partition(convID string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(convID); i++ {
-		h ^= uint32(convID[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/run"
@@ -17,23 +17,46 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 )
 
-// job is one delivered event on its way to a worker. The dispatcher decodes
-// it, because the conversation id picks the worker.
+// job is one delivered event on its way to a worker. The partition's puller
+// decodes it, because the conversation id picks the worker.
 type job struct {
-	msg       jetstream.Msg
+	msg       eventMsg
+	part      *partRun            // the partition it came from; settled in its inflight
 	ev        *event.MessageEvent // nil when decodeErr is set
 	decodeErr error
 	streamSeq uint64
 	delivered uint64    // delivery count, 1 on first delivery
-	received  time.Time // when the dispatcher took it; its ack timer runs since
+	received  time.Time // when the puller took it; its ack timer runs since
 }
 
-func newJob(msg jetstream.Msg) job {
-	j := job{msg: msg, delivered: 1, received: time.Now()}
+// eventMsg is what task does with a delivered event: a jetstream.Msg (kicks)
+// and a pulledMsg (message events) both have it.
+type eventMsg interface {
+	Data() []byte
+	Ack() error
+	Nak() error
+	NakWithDelay(delay time.Duration) error
+	InProgress() error
+	Term() error
+}
+
+// pulledMsg is an event pulled by a puller, a plain NATS message whose
+// reply subject carries the JetStream acks.
+type pulledMsg struct{ m *nats.Msg }
+
+func (p pulledMsg) Data() []byte                       { return p.m.Data }
+func (p pulledMsg) Ack() error                         { return p.m.Ack() }
+func (p pulledMsg) Nak() error                         { return p.m.Nak() }
+func (p pulledMsg) NakWithDelay(d time.Duration) error { return p.m.NakWithDelay(d) }
+func (p pulledMsg) InProgress() error                  { return p.m.InProgress() }
+func (p pulledMsg) Term() error                        { return p.m.Term() }
+
+func newJob(msg *nats.Msg, part *partRun) job {
+	j := job{msg: pulledMsg{msg}, part: part, delivered: 1, received: time.Now()}
 	if md, err := msg.Metadata(); err == nil {
 		j.streamSeq, j.delivered = md.Sequence.Stream, md.NumDelivered
 	}
-	ev, err := decodeEvent(msg.Data())
+	ev, err := decodeEvent(msg.Data)
 	if err != nil {
 		j.decodeErr = fmt.Errorf("decode event at stream seq %d: %w", j.streamSeq, err)
 		return j
@@ -66,7 +89,7 @@ func decodeEvent(data []byte) (*event.MessageEvent, error) {
 	return ev, nil
 }
 
-// startWorkers starts one worker per partition and returns their queues;
+// startWorkers starts Config.Workers workers and returns their queues;
 // closing a queue stops its worker once the queue is empty.
 func (t *Task) startWorkers(ctx context.Context, g *run.Group) []chan job {
 	// In-flight events are finished after ctx is done: the pushes run on a
@@ -111,14 +134,49 @@ func (t *Task) work(ctx context.Context, q <-chan job) {
 			}
 		}
 		n := runLength(pending)
-		if n == 1 {
-			t.handle(ctx, pending[0])
-		} else {
-			t.deliver(ctx, pending[:n])
-		}
+		t.handleRun(ctx, pending[:n])
 		pending = append(pending[:0], pending[n:]...)
 	}
 }
+
+// handleRun delivers a run (see runLength), or hands it back when its
+// partition's lease was lost, then counts its events settled in their
+// partition, which may be released once all of them are.
+func (t *Task) handleRun(ctx context.Context, run []job) {
+	todo := run
+	if run[0].part.lost.Load() {
+		todo = t.handBack(run)
+	}
+	switch len(todo) {
+	case 0:
+	case 1:
+		t.handle(ctx, todo[0])
+	default:
+		t.deliver(ctx, todo)
+	}
+	for _, j := range run {
+		j.part.inflight.Done()
+	}
+}
+
+// handBack naks the jobs of a partition whose lease was lost: another
+// instance may own it by now, and pushing would race it. It returns the jobs
+// on their last delivery, which a nak would drop (JetStream delivers no
+// more), for the caller to push anyway.
+func (t *Task) handBack(jobs []job) []job {
+	var last []job
+	for _, j := range jobs {
+		if t.lastDelivery(j) {
+			last = append(last, j)
+			continue
+		}
+		t.nak(j.msg)
+	}
+	return last
+}
+
+// lastDelivery reports whether JetStream will not deliver j again.
+func (t *Task) lastDelivery(j job) bool { return j.delivered >= uint64(t.cfg.MaxDeliver) }
 
 // runLength returns how many jobs from the start of pending form a run: a
 // decodable event followed by events of the same conversation with the same
@@ -251,7 +309,7 @@ func (t *Task) keepAlive(j job) {
 // retry naks j with a growing delay, or dead-letters it on its last
 // delivery, since JetStream would not deliver it again.
 func (t *Task) retry(ctx context.Context, j job, cause error) {
-	if j.delivered >= uint64(t.cfg.MaxDeliver) {
+	if t.lastDelivery(j) {
 		t.deadLetter(ctx, j, reasonMaxDeliver, cause)
 		return
 	}

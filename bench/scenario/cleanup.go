@@ -43,13 +43,15 @@ func (s ChaosServices) withDefaults() ChaosServices {
 const cleanupTimeout = 15 * time.Second
 
 // cleanup removes what a run under prefix left in the services: its tables,
-// its JetStream stream and its Redis keys. It tries all three and joins the
-// errors.
+// its JetStream streams (events and task leases) and its Redis keys. It
+// tries all of them and joins the errors.
 func cleanup(s ChaosServices, prefix string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
+	names := mq.NewNames(prefix)
 	return errors.Join(dropTables(ctx, s.MySQLDSN, prefix+"_"),
-		deleteStream(ctx, s.NATSURL, mq.NewNames(prefix).Stream),
+		deleteStream(ctx, s.NATSURL, names.Stream),
+		deleteStream(ctx, s.NATSURL, names.LeaseStream()),
 		deleteKeys(ctx, s.RedisAddr, prefix+":"))
 }
 

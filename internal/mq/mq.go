@@ -1,7 +1,7 @@
 // Package mq owns the NATS JetStream contract between logic and task: the
-// stream, its subjects, the durable consumer name, and the embedded NATS server
-// of the single-process mode. Event bodies are Thrift structs of
-// kitex_gen/event.
+// stream, its subjects and their partitions (partition.go), the durable
+// consumer names, and the embedded NATS server of the single-process mode.
+// Event bodies are Thrift structs of kitex_gen/event.
 package mq
 
 import (
@@ -19,8 +19,8 @@ import (
 // its own prefix so runs against a shared NATS never collide.
 type Names struct {
 	Stream   string // stream holding message events
-	Subject  string // subject prefix; events go to Subject + ".msg"
-	Consumer string // durable consumer shared by task instances
+	Subject  string // subject prefix; message events go to Subject + ".msg.<partition>"
+	Consumer string // prefix of the durable consumers shared by task instances
 }
 
 // NewNames derives the names from a prefix ("resonance" when empty).
@@ -34,9 +34,6 @@ func NewNames(prefix string) Names {
 		Consumer: sanitize(prefix) + "_task",
 	}
 }
-
-// MessageSubject is the subject message events are published on.
-func (n Names) MessageSubject() string { return n.Subject + ".msg" }
 
 // KickSubject is the subject kick events (event.KickEvent) are published on.
 // The stream captures it with the rest of Subject + ".>".
