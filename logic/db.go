@@ -2,6 +2,9 @@ package logic
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,11 +39,56 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err := tunePool(db, cfg.DBDriver); err != nil {
 		return nil, err
 	}
-	if err := migrate(db.WithContext(ctx)); err != nil {
+	if err := migrateOnce(ctx, db, cfg); err != nil {
 		closeDB(db)
 		return nil, fmt.Errorf("logic: migrate: %w", err)
 	}
 	return db, nil
+}
+
+// migrateLockWait bounds the wait for another instance's migration.
+const migrateLockWait = 60 * time.Second
+
+// migrateOnce migrates; on MySQL under a named lock, so that logic instances
+// started together on an empty schema take turns: CREATE TABLE and CREATE
+// INDEX race otherwise, and the loser fails to start with error 1050 or
+// 1061. The lock belongs to one connection, held until the migration ends.
+func migrateOnce(ctx context.Context, db *gorm.DB, cfg Config) error {
+	if cfg.DBDriver != DriverMySQL {
+		return migrate(db.WithContext(ctx))
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connection for the migration lock: %w", err)
+	}
+	defer conn.Close()
+	name := migrateLockName(cfg.TablePrefix)
+	var granted sql.NullInt64
+	err = conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name,
+		int(migrateLockWait.Seconds())).Scan(&granted)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	if granted.Int64 != 1 {
+		return fmt.Errorf("lock %s: %w after %s", name, ErrMigrationLocked, migrateLockWait)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", name)
+	return migrate(db.WithContext(ctx))
+}
+
+// migrateLockName names the lock of one table prefix's migration. MySQL
+// caps lock names at 64 characters, so a long prefix is hashed.
+func migrateLockName(prefix string) string {
+	name := "resonance_migrate_" + prefix
+	if len(name) > 64 {
+		sum := sha256.Sum256([]byte(prefix))
+		name = "resonance_migrate_" + hex.EncodeToString(sum[:16])
+	}
+	return name
 }
 
 // gormConfig is the GORM configuration of every pool.

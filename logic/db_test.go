@@ -3,7 +3,10 @@ package logic
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,5 +55,50 @@ func wantUniqueMessages(t *testing.T, db *gorm.DB) {
 		if !errors.Is(err, gorm.ErrDuplicatedKey) {
 			t.Fatalf("%s: err = %v, want ErrDuplicatedKey", tc.name, err)
 		}
+	}
+}
+
+// TestOpenDB_ConcurrentMigrationsOnMySQL starts logic instances together on
+// an empty schema, as a deployment rolling out several replicas does: each
+// must open, where racing CREATE TABLE and CREATE INDEX made one fail.
+func TestOpenDB_ConcurrentMigrationsOnMySQL(t *testing.T) {
+	dsn := os.Getenv("RESONANCE_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("RESONANCE_TEST_MYSQL_DSN not set")
+	}
+	for range 3 {
+		cfg := Config{DBDriver: DriverMySQL, DBDSN: dsn, TablePrefix: "m" + randHex(t, 4) + "_"}
+		const instances = 3
+		dbs := make([]*gorm.DB, instances)
+		errs := make([]error, instances)
+		var wg sync.WaitGroup
+		for i := range instances {
+			wg.Go(func() { dbs[i], errs[i] = OpenDB(context.Background(), cfg) })
+		}
+		wg.Wait()
+		dropped := false
+		for _, db := range dbs {
+			if db == nil {
+				continue
+			}
+			if !dropped {
+				dropTables(t, db, cfg)
+				dropped = true
+			}
+			closeDB(db)
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("instance %d of %d on prefix %s: %v", i, instances, cfg.TablePrefix, err)
+			}
+		}
+	}
+}
+
+func TestMigrateLockName_FitsMySQL(t *testing.T) {
+	short := migrateLockName("chat_")
+	long := migrateLockName(strings.Repeat("p", 100))
+	if short != "resonance_migrate_chat_" || len(long) > 64 || long == migrateLockName("q") {
+		t.Fatalf("lock names %q, %q", short, long)
 	}
 }

@@ -16,6 +16,9 @@ var (
 	ErrMissingDep = errors.New("logic: missing dependency")
 	// ErrBadHashCost means Config.HashMemoryKiB or HashTime is out of range.
 	ErrBadHashCost = errors.New("logic: password hash cost out of range")
+	// ErrMigrationLocked means another instance held the schema migration
+	// lock for longer than OpenDB waits.
+	ErrMigrationLocked = errors.New("logic: migration lock not granted")
 )
 
 // Request errors. Handlers wrap them with a detail that is safe to show the
