@@ -84,7 +84,13 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error)
 		s.Stop()
 		return nil, err
 	}
-	ev := log.Info().Str("role", string(cfg.Role)).Stringer("addr", s.GatewayAddr())
+	ev := log.Info().Str("role", string(cfg.Role))
+	if a := s.GatewayAddr(); a != nil {
+		ev = ev.Stringer("addr", a)
+	}
+	if a := s.LogicAddr(); a != nil {
+		ev = ev.Stringer("logic_addr", a)
+	}
 	if a := s.HTTPAddr(); a != nil {
 		ev = ev.Str("metrics", "http://"+a.String()+"/metrics")
 	}
@@ -365,7 +371,7 @@ func (s *System) startGateway(ctx context.Context) error {
 	gc := s.cfg.Gateway
 	gc.InternalSecret = s.cfg.InternalSecret
 	gw, err := gateway.New(gc, gateway.Deps{
-		Log:          s.log.With().Str("role", "gateway").Logger(),
+		Log:          s.log, // the gateway adds role=gateway itself
 		Logic:        lc,
 		PushListener: ln,
 		PushAddr:     advertise(s.cfg.PushAdvertise, ln.Addr()),
