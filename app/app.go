@@ -310,7 +310,7 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 	}
 	svc, err := logicsvc.New(ctx, lc, db, logicsvc.Deps{
 		Log: s.log.With().Str("role", "logic").Logger(), JS: js, MQ: names, Routes: routes,
-		Watches: s.watches,
+		Watches: s.watches, Metrics: s.metrics,
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/mq"
@@ -218,6 +219,9 @@ type Deps struct {
 	// Watches stores presence watch sets; task reads the same store. Nil
 	// keeps them in this process only, which suits a logic without task.
 	Watches route.Watches
+	// Metrics, when set, receives the service's metrics (call latency,
+	// outbox, group commit). Serve may be called once per registry.
+	Metrics prometheus.Registerer
 }
 
 func (d Deps) validate() error {

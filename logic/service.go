@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -135,6 +136,11 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		batchQueue:  make(chan *batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(newMetrics(s)); err != nil {
+			return nil, fmt.Errorf("logic: metrics: %w", err)
+		}
+	}
 	s.startBackground()
 	return s, nil
 }
@@ -167,6 +173,10 @@ func (s *Service) Serve(ln net.Listener) error {
 		server.WithExitWaitTime(exitWait),
 		server.WithCompatibleMiddlewareForUnary(),
 	}, rpcauth.ServerOptions(s.cfg.InternalSecret)...)
+	if s.deps.Metrics != nil {
+		opts = append(opts, server.WithMiddleware(obs.RPCServerMiddleware(s.deps.Metrics,
+			"resonance_logic_call_seconds", "Latency of the calls logic handles, by method.")))
+	}
 	svr := server.NewServer(opts...)
 	if err := logic.RegisterService(svr, s); err != nil {
 		s.mu.Unlock()

@@ -2,12 +2,15 @@ package obs
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/cloudwego/kitex/pkg/endpoint"
 	"github.com/cloudwego/kitex/pkg/rpcinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
 )
 
 // latencyBuckets span 100 µs to about 6.5 s, the range of an RPC or a query.
@@ -17,6 +20,16 @@ var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 4, 9)
 // call's latency in name (e.g. resonance_gateway_logic_call_seconds) by
 // method and outcome. Methods come from the IDL, so the label is bounded.
 func RPCClientMiddleware(reg prometheus.Registerer, name, help string) endpoint.Middleware {
+	return rpcMiddleware(reg, name, help)
+}
+
+// RPCServerMiddleware is RPCClientMiddleware for a Kitex server: the
+// latency of each handled call, by method and outcome.
+func RPCServerMiddleware(reg prometheus.Registerer, name, help string) endpoint.Middleware {
+	return rpcMiddleware(reg, name, help)
+}
+
+func rpcMiddleware(reg prometheus.Registerer, name, help string) endpoint.Middleware {
 	hist := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: name, Help: help, Buckets: latencyBuckets,
 	}, []string{"method", "outcome"})
@@ -29,14 +42,23 @@ func RPCClientMiddleware(reg prometheus.Registerer, name, help string) endpoint.
 			if ri := rpcinfo.GetRPCInfo(ctx); ri != nil && ri.To() != nil {
 				method = ri.To().Method()
 			}
-			outcome := "ok"
-			if err != nil {
-				outcome = "error"
-			}
-			hist.WithLabelValues(method, outcome).Observe(time.Since(start).Seconds())
+			hist.WithLabelValues(method, outcome(err)).Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// outcome labels a call's result: ok, refused (a business error the IDL
+// declares: a wrong password, a non-member) or error (a failure).
+func outcome(err error) string {
+	var biz *common.BizError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &biz):
+		return "refused"
+	}
+	return "error"
 }
 
 // dbStartKey is where the query start time waits between GORM callbacks.
