@@ -65,6 +65,10 @@ type Config struct {
 	// the gateway's push port, and sent by their callers, the gateway's logic
 	// client and task's push clients (internal/rpcauth); empty: no check.
 	InternalSecret string
+	// InsecureInternal lets logic's and the push port listen beyond
+	// loopback without InternalSecret, for a private network the operator
+	// trusts; validate refuses that otherwise.
+	InsecureInternal bool
 
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
@@ -103,7 +107,10 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	// Every role serves or calls an internal Kitex port.
 	fs.StringVar(&c.InternalSecret, "internal-secret", "",
 		"shared secret of the internal Kitex calls (gateway to logic, task to gateway); "+
-			"empty: none")
+			"required when logic's or the push port listens beyond loopback")
+	fs.BoolVar(&c.InsecureInternal, "insecure-internal", false,
+		"allow logic's and the push port beyond loopback without --internal-secret "+
+			"(only on a private network you trust)")
 	if role.Has(RoleLogic) {
 		bindLogic(fs, c, role)
 	}
@@ -247,6 +254,9 @@ func (c *Config) validate() error {
 	if err := c.validateRedis(); err != nil {
 		return err
 	}
+	if err := c.validateInternal(); err != nil {
+		return err
+	}
 	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen,
 		c.WebListen} {
 		if a == "" {
@@ -257,6 +267,46 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// validateInternal refuses an internal Kitex port open beyond loopback
+// without the secret: logic trusts the session a caller sends, so whoever
+// reaches its port could send as any user, and whoever reaches a push port
+// could write to any connection.
+func (c *Config) validateInternal() error {
+	if c.InternalSecret != "" || c.InsecureInternal {
+		return nil
+	}
+	check := func(flag, addr string) error {
+		if addr == "" || loopbackAddr(addr) {
+			return nil
+		}
+		return fmt.Errorf("%w: %s %s is reachable beyond this host: set --internal-secret "+
+			"(the same on every role), listen on loopback, or pass --insecure-internal",
+			ErrConfig, flag, addr)
+	}
+	if c.Role.Has(RoleLogic) {
+		if err := check("--logic-listen", c.LogicListen); err != nil {
+			return err
+		}
+	}
+	if c.Role.Has(RoleGateway) {
+		return check("--push-listen", c.PushListen)
+	}
+	return nil
+}
+
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false // reported by validate
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // shutdownTimeout bounds the whole ordered shutdown.

@@ -116,3 +116,57 @@ func TestBind_HashCostFromEnvironmentAndFlag(t *testing.T) {
 			cfg.Logic.HashTime)
 	}
 }
+
+func TestConfig_InternalPortsNeedSecretBeyondLoopback(t *testing.T) {
+	cases := []struct {
+		name    string
+		role    Role
+		args    []string
+		wantErr string // part of the error; empty: valid
+	}{
+		{name: "logic alone, default port, no secret", role: RoleLogic,
+			wantErr: "--logic-listen 0.0.0.0:7100"},
+		{name: "gateway alone, default port, no secret", role: RoleGateway,
+			wantErr: "--push-listen 0.0.0.0:7200"},
+		{name: "logic with secret", role: RoleLogic, args: []string{"--internal-secret", "s"}},
+		{name: "gateway with secret", role: RoleGateway, args: []string{"--internal-secret", "s"}},
+		{name: "logic on loopback", role: RoleLogic,
+			args: []string{"--logic-listen", "127.0.0.1:7100"}},
+		{name: "gateway on IPv6 loopback", role: RoleGateway,
+			args: []string{"--push-listen", "[::1]:7200"}},
+		{name: "logic on localhost", role: RoleLogic,
+			args: []string{"--logic-listen", "localhost:7100"}},
+		{name: "insecure on purpose", role: RoleLogic, args: []string{"--insecure-internal"}},
+		{name: "all, defaults", role: RoleAll},
+		{name: "all, logic opened", role: RoleAll,
+			args: []string{"--logic-listen", "10.0.0.5:7100"}, wantErr: "--logic-listen"},
+		{name: "task alone", role: RoleTask},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg Config
+			fs := flag.NewFlagSet(string(tc.role), flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg.Bind(fs, tc.role)
+			// What each role needs besides the case's flags.
+			needs := map[Role][]string{
+				RoleLogic:   {"--nats-url", "nats://127.0.0.1:1", "--redis-addr", "127.0.0.1:1"},
+				RoleTask:    {"--nats-url", "nats://127.0.0.1:1", "--redis-addr", "127.0.0.1:1"},
+				RoleGateway: {"--redis-addr", "127.0.0.1:1"},
+			}
+			if err := config.Load(fs, append(needs[tc.role], tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want ErrConfig saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
