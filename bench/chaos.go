@@ -11,8 +11,8 @@ import (
 	"github.com/resonance-im/resonance/bench/scenario"
 )
 
-// runChaos parses the chaos flags, runs scenario.Chaos, prints each failing
-// device and the summary line.
+// runChaos parses the chaos flags, runs scenario.Chaos, prints every device
+// (ok or FAIL) and the summary line.
 func runChaos(ctx context.Context, args []string, out, errOut io.Writer) int {
 	var cfg scenario.ChaosConfig
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
@@ -46,7 +46,7 @@ func runChaos(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 		return 1
 	}
-	for _, line := range res.Failures() {
+	for _, line := range res.Lines() {
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintf(errOut, "chaos: resumes=%d (one per device at start, one per reconnect)\n",

@@ -11,8 +11,8 @@ import (
 	"github.com/resonance-im/resonance/bench/scenario"
 )
 
-// runScale parses the scale flags, runs scenario.Scale, prints each failing
-// device and the summary line.
+// runScale parses the scale flags, runs scenario.Scale, prints every device
+// (ok or FAIL) and the summary line.
 func runScale(ctx context.Context, args []string, out, errOut io.Writer) int {
 	var cfg scenario.ScaleConfig
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
@@ -48,7 +48,7 @@ func runScale(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 		return 1
 	}
-	for _, line := range res.Failures() {
+	for _, line := range res.Lines() {
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintln(out, res)

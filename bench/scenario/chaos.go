@@ -103,6 +103,11 @@ func (r ChaosResult) Failures() []string {
 	return deviceFailures("chaos", r.PerDevice)
 }
 
+// Lines lists every device, ok or FAIL, one line each.
+func (r ChaosResult) Lines() []string {
+	return deviceLines("chaos", r.PerDevice)
+}
+
 // Chaos starts logic, task and gateway as separate processes against the
 // services, has cfg.Users users with two devices each send 1:1 messages at
 // a steady pace through client.Session, and meanwhile kills with SIGKILL

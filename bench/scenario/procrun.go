@@ -88,3 +88,17 @@ func deviceFailures(name string, devices []DeviceTally) []string {
 	}
 	return lines
 }
+
+// deviceLines is one line per device of a run, ok or FAIL, prefixed with
+// the scenario's name: what each device received once it had resumed.
+func deviceLines(name string, devices []DeviceTally) []string {
+	lines := make([]string, 0, len(devices))
+	for _, d := range devices {
+		verdict := "ok"
+		if !d.OK() {
+			verdict = "FAIL"
+		}
+		lines = append(lines, name+": "+verdict+" "+d.String())
+	}
+	return lines
+}

@@ -111,6 +111,11 @@ func (r ScaleResult) Failures() []string {
 	return deviceFailures("scale", r.PerDevice)
 }
 
+// Lines lists every device, ok or FAIL, one line each.
+func (r ScaleResult) Lines() []string {
+	return deviceLines("scale", r.PerDevice)
+}
+
 // Scale starts 2 logic, 2 task and 2 gateway processes against the
 // services (each gateway calls both logic instances and registers in Redis)
 // and gives each of cfg.Users users one device on each gateway, with the
