@@ -85,8 +85,9 @@ type Config struct {
 	// ReorderWindow is how long an event that comes ahead of its
 	// conversation's seq (logic instances publish independently, so seq 6
 	// may reach the stream before 5) is held for the missing ones before it
-	// is pushed anyway (see reorder.go). At most AckWait/4. Default 200ms;
-	// negative: off, events are pushed in stream order.
+	// is pushed anyway (see reorder.go). At most AckWait/4. Default 200ms,
+	// or AckWait/4 if less; negative: off, events are pushed in stream
+	// order.
 	ReorderWindow time.Duration
 	// Notify configures offline push notifications; off by default.
 	Notify NotifyConfig
@@ -122,7 +123,8 @@ func (c *Config) applyDefaults() {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.ReorderWindow == 0 {
-		c.ReorderWindow = DefaultReorderWindow
+		// Short ack waits (tests) get a shorter window: see validate.
+		c.ReorderWindow = min(DefaultReorderWindow, c.AckWait/4)
 	}
 	c.Notify.applyDefaults()
 }
