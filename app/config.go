@@ -127,6 +127,19 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
 		fs.DurationVar(&c.Task.RegistryRefresh, "task-registry-refresh", 0,
 			"period of reading the gateway registry (default 2s)")
+		fs.Func("task-reorder-window", "how long an event ahead of its conversation's seq "+
+			"waits for the missing ones before it is pushed anyway (default 200ms; 0 disables)",
+			func(s string) error {
+				d, err := time.ParseDuration(s)
+				if err != nil || d < 0 {
+					return fmt.Errorf("want a duration such as 200ms, got %q", s)
+				}
+				if d == 0 {
+					d = -1 // task.Config: zero takes the default, negative is off
+				}
+				c.Task.ReorderWindow = d
+				return nil
+			})
 		bindNotify(fs, c, role)
 	}
 }

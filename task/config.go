@@ -22,6 +22,8 @@ const (
 	DefaultPresenceRecheck = time.Minute
 	// DefaultLeaseTTL is the default of Config.LeaseTTL.
 	DefaultLeaseTTL = 10 * time.Second
+	// DefaultReorderWindow is the default of Config.ReorderWindow.
+	DefaultReorderWindow = 200 * time.Millisecond
 )
 
 // minLeaseTTL bounds Config.LeaseTTL from below: leases are renewed every
@@ -80,6 +82,13 @@ type Config struct {
 	// again, so that those whose routes lapsed with a dead gateway (which
 	// sends no event) are announced offline. Default 1m; negative: never.
 	PresenceRecheck time.Duration
+	// ReorderWindow is how long an event that comes ahead of its
+	// conversation's seq (logic instances publish independently, so seq 6
+	// may reach the stream before 5) is held for the missing ones before it
+	// is pushed anyway (see reorder.go). At most AckWait/4. Default 200ms,
+	// or AckWait/4 if less; negative: off, events are pushed in stream
+	// order.
+	ReorderWindow time.Duration
 	// Notify configures offline push notifications; off by default.
 	Notify NotifyConfig
 }
@@ -113,6 +122,10 @@ func (c *Config) applyDefaults() {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
+	if c.ReorderWindow == 0 {
+		// Short ack waits (tests) get a shorter window: see validate.
+		c.ReorderWindow = min(DefaultReorderWindow, c.AckWait/4)
+	}
 	c.Notify.applyDefaults()
 }
 
@@ -138,6 +151,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: RegistryRefresh %v < 0", ErrBadConfig, c.RegistryRefresh)
 	case c.PresenceWindow < 0:
 		return fmt.Errorf("%w: PresenceWindow %v < 0", ErrBadConfig, c.PresenceWindow)
+	case c.ReorderWindow > c.AckWait/4:
+		// A held event is unacked: it must be pushed long before JetStream
+		// gives up waiting for its ack and delivers it again.
+		return fmt.Errorf("%w: ReorderWindow %v > AckWait/4 (%v)",
+			ErrBadConfig, c.ReorderWindow, c.AckWait/4)
 	case c.LeaseTTL < minLeaseTTL:
 		return fmt.Errorf("%w: LeaseTTL %v < %v", ErrBadConfig, c.LeaseTTL, minLeaseTTL)
 	}

@@ -18,11 +18,13 @@ type metrics struct {
 	partitions  prometheus.Gauge         // partitions this instance owns
 	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
 	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
+	reorder     *prometheus.CounterVec   // by outcome: held, expired (see reorder.go)
 
 	// The per-event series, resolved once: a label lookup hashes the values
 	// on every call, and these are hit for every event and gateway call.
 	pushed, retried, deadLettered prometheus.Counter
 	pushOK                        prometheus.Observer
+	reorderHeld, reorderExpired   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,13 +62,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "resonance_task_registry_gateways",
 			Help: "Gateways in the last registry snapshot, by state (live, vanished).",
 		}, []string{"state"}),
+		reorder: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resonance_task_reorder_total",
+			Help: "Message events held because they came ahead of their conversation's seq " +
+				"(held), and reorder windows that ran out with a seq still missing (expired).",
+		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.partitions, m.skipped,
-		m.registry)
+		m.registry, m.reorder)
 	m.pushed = m.events.WithLabelValues("pushed")
 	m.retried = m.events.WithLabelValues("retried")
 	m.deadLettered = m.events.WithLabelValues("dead_letter")
 	m.pushOK = m.pushSeconds.WithLabelValues("ok")
+	m.reorderHeld = m.reorder.WithLabelValues("held")
+	m.reorderExpired = m.reorder.WithLabelValues("expired")
 	return m
 }
 

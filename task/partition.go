@@ -91,8 +91,8 @@ func (pr *partRun) lose() { pr.lost.Store(true); pr.release() }
 // consumePartition pulls pr's events (see puller) and hands each to the
 // worker of its conversation until pr is released, then waits until every
 // event it handed over is settled. Events of one conversation come from one
-// partition in stream order and go to one worker, so they are pushed in that
-// order.
+// partition in stream order and go to one worker, which pushes them in seq
+// order (see reorder.go).
 //
 // Backpressure: the send to a full worker queue blocks, which stops this
 // partition's pulls; a pull brings at most partitionBatch events and

@@ -19,7 +19,10 @@
 // each handling its events one at a time (worker.go).
 //
 // Ordering: so, with any number of instances, the events of a conversation
-// are pushed in stream order, across graceful stops and rebalancing too. A
+// are handled in stream order, across graceful stops and rebalancing too.
+// Logic instances publish independently, so stream order may swap two seqs
+// of a conversation; each worker holds an event that comes ahead of its seq
+// for a short window (reorder.go), so pushes go out in seq order. A
 // redelivered event (a failed route lookup, a lost ack, the unacked events
 // of an instance that died) may arrive after later ones; clients notice the
 // seq gap and sync.

@@ -107,35 +107,49 @@ func (t *Task) startWorkers(ctx context.Context, g *run.Group) []chan job {
 // maxRun bounds the events of one conversation pushed in one batch.
 const maxRun = 64
 
-// work handles q's jobs in order until q is closed. Consecutive events of
-// one conversation with the same recipients that are already waiting go out
+// work handles q's jobs until q is closed, in order per conversation: a
+// reorderer (reorder.go) holds an event that is ahead of its conversation's
+// seq for a short while, without stopping the others. Consecutive events of
+// one conversation with the same recipients that are ready together go out
 // as one batch (deliver): each connection gets them in one write, and the
 // routes are looked up once. A lone event is not held back for company.
 func (t *Task) work(ctx context.Context, q <-chan job) {
-	var pending []job
-	for {
-		if len(pending) == 0 {
-			j, ok := <-q
-			if !ok {
-				return
-			}
-			pending = append(pending, j)
-		}
-	drain:
-		for len(pending) < maxRun {
+	ro := newReorderer(t.cfg.ReorderWindow, t.cfg.Workers, t.metrics)
+	var ready []job
+	for open := true; open || len(ready) > 0; {
+		if len(ready) == 0 {
 			select {
 			case j, ok := <-q:
 				if !ok {
-					break drain // the next receive at the top sees it closed
+					open = false
+					ready = ro.flushAll(ready) // none left in practice: see Run
+					continue
 				}
-				pending = append(pending, j)
+				ready = ro.admit(j, ready, time.Now())
+			case <-ro.due():
+			}
+		}
+	drain:
+		for open && len(ready) < maxRun {
+			select {
+			case j, ok := <-q:
+				if !ok {
+					open = false
+					ready = ro.flushAll(ready)
+					break drain
+				}
+				ready = ro.admit(j, ready, time.Now())
 			default:
 				break drain
 			}
 		}
-		n := runLength(pending)
-		t.handleRun(ctx, pending[:n])
-		pending = append(pending[:0], pending[n:]...)
+		ready = ro.expire(ready, time.Now())
+		if len(ready) == 0 {
+			continue
+		}
+		n := runLength(ready)
+		t.handleRun(ctx, ready[:n])
+		ready = append(ready[:0], ready[n:]...)
 	}
 }
 
