@@ -200,13 +200,18 @@ func TestPresence_LapsedRouteAnnouncedOffline(t *testing.T) {
 	cfg.PresenceRecheck = 100 * time.Millisecond
 	// Routes of user 20 lapse unrenewed, as when its gateway dies; the
 	// watcher's route is renewed below.
-	routes := route.NewMemory(500 * time.Millisecond)
+	routes := route.NewMemory(1500 * time.Millisecond)
 	pe := startPresence(t, cfg, routes)
+	// The watcher's route, put before task started, is put afresh: a
+	// slow start (32 partition consumers, a loaded machine) could let it
+	// lapse before the announcement, which then reaches no one.
+	watcher := route.Route{UserID: 10, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 10}
+	pe.putRoute(t, watcher)
 	pe.set(t, true)
 	waitFor(t, 5*time.Second, "online announced", func() bool {
+		_ = routes.Renew(context.Background(), []route.Route{watcher})
 		return len(pe.gw.framesOf(10)) >= 1
 	})
-	watcher := route.Route{UserID: 10, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 10}
 	waitFor(t, 5*time.Second, "lapsed route announced offline", func() bool {
 		_ = routes.Renew(context.Background(), []route.Route{watcher})
 		return len(pe.gw.framesOf(10)) >= 2
