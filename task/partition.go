@@ -110,7 +110,7 @@ func (t *Task) consumePartition(pr *partRun, queues []chan job) {
 	if pl == nil {
 		return
 	}
-	defer pl.close() // after the wait below: acks need no subscription, but order them anyway
+	defer pl.close() // the loop below ends only once its last request has ended
 	defer pr.inflight.Wait()
 	for !pr.stopping.Load() {
 		if err := pl.pull(func(msg *nats.Msg) { t.dispatch(pr, msg, queues) }); err != nil {
