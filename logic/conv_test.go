@@ -48,6 +48,8 @@ func TestParseP2P(t *testing.T) {
 }
 
 func TestDSNs(t *testing.T) {
+	const sqlitePragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=temp_store(MEMORY)"
 	cases := []struct {
 		name string
 		got  string
@@ -59,9 +61,9 @@ func TestDSNs(t *testing.T) {
 		{name: "mysql already set", got: mysqlDSN("u@/db?parseTime=false"),
 			want: "u@/db?parseTime=false"},
 		{name: "sqlite path", got: sqliteDSN("d/r.db"),
-			want: "d/r.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"},
+			want: "d/r.db?" + sqlitePragmas},
 		{name: "sqlite with params", got: sqliteDSN("r.db?mode=rwc"),
-			want: "r.db?mode=rwc&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"},
+			want: "r.db?mode=rwc&" + sqlitePragmas},
 	}
 	for _, tc := range cases {
 		if tc.got != tc.want {

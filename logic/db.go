@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -32,7 +32,7 @@ func OpenDB(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := gorm.Open(dialector, gormConfig(cfg))
+	db, err := openGorm(dialector, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("logic: open %s: %w", cfg.DBDriver, err)
 	}
@@ -91,6 +91,20 @@ func migrateLockName(prefix string) string {
 	return name
 }
 
+// openGorm opens a GORM handle whose statements are prepared once per pool
+// (stmtPool): the statements of a send are few and the same every time.
+func openGorm(dialector gorm.Dialector, cfg Config) (*gorm.DB, error) {
+	db, err := gorm.Open(dialector, gormConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if err := usePreparedPool(db, preparedStmts); err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	return db, nil
+}
+
 // gormConfig is the GORM configuration of every pool.
 func gormConfig(cfg Config) *gorm.Config {
 	return &gorm.Config{
@@ -102,11 +116,7 @@ func gormConfig(cfg Config) *gorm.Config {
 		// Every write we make is one statement or an explicit transaction.
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
-		// The statements of a send are few and the same every time; the
-		// group commit runs them on one goroutine, where parsing each anew
-		// was a third of the work.
-		PrepareStmt:        true,
-		PrepareStmtMaxSize: preparedStmts,
+		// Statements are prepared by stmtPool (openGorm), not GORM.
 	}
 }
 
@@ -169,14 +179,15 @@ func dialectorFor(cfg Config) (gorm.Dialector, error) {
 
 // sqliteDSN adds the pragmas every connection needs. WAL lets readers run
 // beside the writer; synchronous stays at its FULL default so that an acked
-// message survives a power cut.
+// message survives a power cut. The group commit's savepoints journal each
+// statement; temp_store(MEMORY) keeps those journals off the disk.
 func sqliteDSN(path string) string {
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return fmt.Sprintf("%s%s_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)",
-		path, sep, sqliteBusyTimeoutMs)
+	return fmt.Sprintf("%s%s_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)"+
+		"&_pragma=temp_store(MEMORY)", path, sep, sqliteBusyTimeoutMs)
 }
 
 // preparedStmts bounds the prepared statements a pool keeps (the least
@@ -190,7 +201,7 @@ const sqliteReaders = 4
 // openSQLiteReader opens read-only connections to the SQLite file of cfg,
 // for reads that need not wait for the writer (Service.rdb).
 func openSQLiteReader(cfg Config) (*gorm.DB, error) {
-	db, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DBDSN)+"&_pragma=query_only(1)"), gormConfig(cfg))
+	db, err := openGorm(sqlite.Open(sqliteDSN(cfg.DBDSN)+"&_pragma=query_only(1)"), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("logic: open sqlite readers: %w", err)
 	}

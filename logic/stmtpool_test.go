@@ -1,0 +1,190 @@
+package logic
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libtnb/sqlite"
+	"gorm.io/gorm"
+	moderncsqlite "modernc.org/sqlite"
+)
+
+// countingConnector opens SQLite connections that count the statements the
+// driver prepares and closes.
+type countingConnector struct {
+	dsn      string
+	prepared atomic.Int64
+	closed   atomic.Int64
+}
+
+func (c *countingConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := (&moderncsqlite.Driver{}).Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, counts: c}, nil
+}
+
+func (c *countingConnector) Driver() driver.Driver { return &moderncsqlite.Driver{} }
+
+func (c *countingConnector) open() int64 { return c.prepared.Load() - c.closed.Load() }
+
+type countingConn struct {
+	driver.Conn
+	counts *countingConnector
+}
+
+func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.counts.prepared.Add(1)
+	return &countingStmt{Stmt: st, counts: c.counts}, nil
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+type countingStmt struct {
+	driver.Stmt
+	counts *countingConnector
+	once   sync.Once
+}
+
+func (s *countingStmt) Close() error {
+	s.once.Do(func() { s.counts.closed.Add(1) })
+	return s.Stmt.Close()
+}
+
+type poolRow struct {
+	ID int64 `gorm:"primaryKey"`
+	N  int64
+}
+
+// openCountingDB opens a SQLite file through a countingConnector with
+// conns connections, and a stmtPool of max statements in front.
+func openCountingDB(t *testing.T, conns, max int) (*gorm.DB, *countingConnector) {
+	t.Helper()
+	cc := &countingConnector{dsn: sqliteDSN(filepath.Join(t.TempDir(), "pool.db"))}
+	sqlDB := sql.OpenDB(cc)
+	sqlDB.SetMaxOpenConns(conns)
+	db, err := gorm.Open(sqlite.New(sqlite.Config{Conn: sqlDB}), gormConfig(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	if err := db.AutoMigrate(&poolRow{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := usePreparedPool(db, max); err != nil {
+		t.Fatal(err)
+	}
+	return db, cc
+}
+
+func TestStmtPool_TransactionsReuseStatements(t *testing.T) {
+	db, cc := openCountingDB(t, 1, 16)
+	before := cc.prepared.Load()
+	const txs = 50
+	for i := range txs {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Create(&poolRow{N: int64(i)}).Error; err != nil {
+				return err
+			}
+			var r poolRow
+			if err := tx.Where("n = ?", i).Take(&r).Error; err != nil {
+				return err
+			}
+			return tx.Model(&poolRow{}).Where("id = ?", r.ID).Update("n", gorm.Expr("n + 1")).Error
+		})
+		if err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	// The first transaction runs its statements as they are while the
+	// pool prepares them; from then on each transaction reuses them.
+	// GORM's PrepareStmt prepared 3 statements in each of the 50.
+	if n := cc.prepared.Load() - before; n > 10 {
+		t.Errorf("%d transactions of 3 statements prepared %d statements, want at most 10", txs, n)
+	}
+	var count int64
+	if err := db.Model(&poolRow{}).Where("n > 0").Count(&count).Error; err != nil {
+		t.Fatal(err)
+	}
+	if count != txs {
+		t.Errorf("rows updated = %d, want %d", count, txs)
+	}
+}
+
+// A statement first met inside a transaction on a one-connection pool (the
+// SQLite writer) must not wait for a second connection.
+func TestStmtPool_FirstUseInsideTransactionOnOneConnection(t *testing.T) {
+	db, _ := openCountingDB(t, 1, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return tx.Create(&poolRow{N: int64(i)}).Error
+		})
+		if err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+}
+
+// Evictions while other goroutines run the evicted statements neither fail
+// a call nor leak a statement.
+func TestStmtPool_EvictionUnderConcurrentUse(t *testing.T) {
+	db, cc := openCountingDB(t, 4, 2)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				// Ten statement texts over a pool of two.
+				col := fmt.Sprintf("n + %d", i%10)
+				var err error
+				if g%2 == 0 {
+					var rows []poolRow
+					err = db.Where(col+" > ?", -1).Find(&rows).Error
+				} else {
+					err = db.Transaction(func(tx *gorm.DB) error {
+						var n int64
+						return tx.Model(&poolRow{}).Where(col+" > ?", -1).Count(&n).Error
+					})
+				}
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d call %d: %w", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	pool := db.ConnPool.(*stmtPool)
+	pool.close()
+	deadline := time.Now().Add(5 * time.Second)
+	for cc.open() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cc.open(); n != 0 {
+		t.Errorf("%d driver statements still open after the pool closed", n)
+	}
+}
