@@ -128,12 +128,16 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 // onClose releases a connection. A logged-in one leaves the registry and its
 // route is removed through logic.Disconnect, off the loop (disconnect.go).
+// A close the server did not begin is counted here, by how it ended.
 func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
 	if !ok {
 		return gnet.None
 	}
 	g.stats.open.Add(-1)
+	if !c.closing {
+		g.countPeerClose(err)
+	}
 	c.loop.wheel.remove(c)
 	c.wsr.release()
 	c.mu.Lock()
