@@ -104,7 +104,8 @@ type EventKind int
 
 // The events of a Session.
 const (
-	// EventConnected: a connection logged in; Event.Login is its reply.
+	// EventConnected: a connection logged in; Event.Login is its reply and
+	// Event.Addr the gateway it reached.
 	EventConnected EventKind = iota + 1
 	// EventResumed: the connection caught up on every conversation.
 	EventResumed
@@ -115,8 +116,11 @@ const (
 
 // Event is a change of a Session's connection state.
 type Event struct {
-	Kind    EventKind
-	Login   *protocol.LoginResp
+	Kind  EventKind
+	Login *protocol.LoginResp
+	// Addr is the address of the gateway connected to, one of
+	// SessionConfig.Addr and Fallbacks; set for EventConnected.
+	Addr    string
 	Err     error
 	RetryIn time.Duration
 }

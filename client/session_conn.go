@@ -182,7 +182,7 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.pump(c) }()
 	go func() { defer s.wg.Done(); s.keepFresh(s.ctx, c) }()
-	s.event(Event{Kind: EventConnected, Login: resp})
+	s.event(Event{Kind: EventConnected, Login: resp, Addr: c.Addr()})
 	s.rewatch(c)
 
 	if err := s.resume(c); err != nil {

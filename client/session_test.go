@@ -268,13 +268,31 @@ func TestSession_FirstConnectTriesEveryGateway(t *testing.T) {
 	loginNew(t, s, "alice", client.Options{})
 	down := closedAddr(t)
 
-	// The first gateway is down at start: the fallback takes the session.
+	// The first gateway is down at start: the fallback takes the session,
+	// and the event says so.
+	connectedAt := make(chan string, 1)
 	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
 		c.Addr, c.Fallbacks = down, []string{s.Addr()}
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				select {
+				case connectedAt <- e.Addr:
+				default: // only the first is checked; OnEvent must not block
+				}
+			}
+		}
 	})
 	collectSession(t, sess)
 	if n := s.Online("alice"); n != 2 { // loginNew's and the session's
 		t.Fatalf("alice has %d connections, want 2", n)
+	}
+	select {
+	case addr := <-connectedAt:
+		if addr != s.Addr() {
+			t.Fatalf("connected at %q, want %q", addr, s.Addr())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no EventConnected")
 	}
 
 	// With every gateway down the first attempt fails, on the last one.
