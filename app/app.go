@@ -382,7 +382,7 @@ func (s *System) startGateway(ctx context.Context) error {
 		return err
 	}
 	s.gateway = gw
-	if err := s.metrics.Register(newGatewayCollector(gw)); err != nil {
+	if err := s.metrics.Register(newGatewayCollector(gw.Stats)); err != nil {
 		return fmt.Errorf("app: gateway metrics: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())

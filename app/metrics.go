@@ -9,17 +9,24 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
+// Closes the client began have no CloseReason; they share the closes
+// counter under these labels, which no reason of the IDL lowercases to.
+const (
+	closeLabelClient    = "client_closed"
+	closeLabelConnError = "conn_error"
+)
+
 // gatewayCollector exports gateway.Stats at scrape time, so the gateway's hot
 // path keeps plain atomic counters and pays nothing for Prometheus.
 type gatewayCollector struct {
-	gw *gateway.Gateway
+	stats func() gateway.Stats // Gateway.Stats; a test passes its own
 
 	open, accepted, upgrades, refused, closes, framesIn, framesOut *prometheus.Desc
 }
 
-func newGatewayCollector(gw *gateway.Gateway) *gatewayCollector {
+func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 	return &gatewayCollector{
-		gw: gw,
+		stats: stats,
 		open: prometheus.NewDesc("resonance_gateway_connections",
 			"Client connections open now.", nil, nil),
 		accepted: prometheus.NewDesc("resonance_gateway_accepted_total",
@@ -29,7 +36,8 @@ func newGatewayCollector(gw *gateway.Gateway) *gatewayCollector {
 		refused: prometheus.NewDesc("resonance_gateway_handshakes_refused_total",
 			"HTTP requests on the client port answered with an error.", nil, nil),
 		closes: prometheus.NewDesc("resonance_gateway_closes_total",
-			"Server-side closes, by the reason sent to the client.", []string{"reason"}, nil),
+			"Closed connections, by the reason sent to the client, or client_closed and "+
+				"conn_error for those the client ended.", []string{"reason"}, nil),
 		framesIn: prometheus.NewDesc("resonance_gateway_frames_in_total",
 			"Frames received from clients, by opcode.", []string{"op"}, nil),
 		framesOut: prometheus.NewDesc("resonance_gateway_frames_out_total",
@@ -49,7 +57,7 @@ func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector. Every close reason is reported,
 // zero included, so rate() works from the first scrape.
 func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.gw.Stats()
+	st := c.stats()
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.Accepted))
 	ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(st.Upgrades))
@@ -60,6 +68,10 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue,
 			float64(st.Closes[reason]), strings.ToLower(reason.String()))
 	}
+	ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue,
+		float64(st.ClientCloses), closeLabelClient)
+	ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue,
+		float64(st.ConnErrors), closeLabelConnError)
 	// Only opcodes of the IDL reach the counters, so the label stays bounded.
 	for op, n := range st.FramesIn {
 		ch <- prometheus.MustNewConstMetric(c.framesIn, prometheus.CounterValue, float64(n),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"time"
 
@@ -25,8 +26,8 @@ func runIdle(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Parallel, "parallel", 64, "connections being opened at once")
 	fs.IntVar(&cfg.Warmup, "warmup", 0,
 		"connections opened before the baseline memory sample (default conns/10, at most 1000)")
-	fs.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:9100/metrics",
-		"gateway's /metrics: RSS, Go heap and connections; empty: not read")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "",
+		"RSS, Go heap and connections from "+metricsURLUsage+"; empty: none read")
 	fs.StringVar(&cfg.HeapURL, "heap-url", "",
 		"gateway's /debug/pprof/heap?gc=1&debug=1 (needs --pprof): Go heap after a forced GC;\n"+
 			"without it the heap comes from /metrics, garbage included")
@@ -35,6 +36,10 @@ func runIdle(ctx context.Context, args []string, out, errOut io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if err := resolveMetricsURL(fs, cfg.Addr, &cfg.MetricsURL, true); err != nil {
+		fmt.Fprintf(errOut, "bench: idle: %v\n", err)
 		return 2
 	}
 	cfg.ServerPID, cfg.Progress = o.pid, errOut

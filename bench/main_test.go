@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"strings"
 	"testing"
 
@@ -32,6 +33,12 @@ func TestDispatch(t *testing.T) {
 			wantErr: "at least 2 members"},
 		{name: "idle bad config", args: []string{"idle", "--conns", "0"}, wantCode: 2,
 			wantErr: "positive connection count"},
+		// Port 17999 is in the range these tests may use and nothing listens
+		// there: a bench that dialled it would fail with 1, not 2.
+		{name: "idle metrics url not told", args: []string{"idle", "--addr", "127.0.0.1:17999"},
+			wantCode: 2, wantErr: `--metrics-url is required with --addr 127.0.0.1:17999`},
+		{name: "push metrics url not told", args: []string{"push", "--addr", "127.0.0.1:17999",
+			"--push-addr", "127.0.0.1:17998"}, wantCode: 2, wantErr: "--metrics-url is required"},
 		{name: "connect bad config", args: []string{"connect", "--conns", "0"}, wantCode: 2,
 			wantErr: "positive connection count"},
 		{name: "connect lists differ", args: []string{"connect", "--addr", "a:1,b:2",
@@ -62,6 +69,53 @@ func TestDispatch(t *testing.T) {
 			if !strings.Contains(out.String(), tt.wantOut) ||
 				!strings.Contains(errOut.String(), tt.wantErr) {
 				t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+func TestResolveMetricsURL(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		optional bool
+		want     string // the URL; empty with wantErr
+		wantErr  string
+	}{
+		{name: "default addr", want: "http://127.0.0.1:9100/metrics"},
+		{name: "other host, default port", args: []string{"--addr", "10.1.2.3:7000"},
+			want: "http://10.1.2.3:9100/metrics"},
+		{name: "unspecified host", args: []string{"--addr", ":7000"},
+			want: "http://127.0.0.1:9100/metrics"},
+		{name: "ipv6 host", args: []string{"--addr", "[::1]:7000"},
+			want: "http://[::1]:9100/metrics"},
+		{name: "other port", args: []string{"--addr", "127.0.0.1:7800"},
+			wantErr: "--metrics-url is required with --addr 127.0.0.1:7800"},
+		{name: "other port, optional page", args: []string{"--addr", "127.0.0.1:7800"},
+			optional: true, wantErr: `or --metrics-url "" to read none`},
+		{name: "no port", args: []string{"--addr", "gateway"}, wantErr: "is required"},
+		{name: "given", args: []string{"--addr", "127.0.0.1:7800", "--metrics-url",
+			"http://127.0.0.1:9800/metrics"}, want: "http://127.0.0.1:9800/metrics"},
+		{name: "given empty", args: []string{"--addr", "127.0.0.1:7000", "--metrics-url", ""},
+			optional: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			addr := fs.String("addr", "127.0.0.1:7000", "")
+			url := fs.String("metrics-url", "", "")
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := resolveMetricsURL(fs, *addr, url, tt.optional)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || *url != tt.want {
+				t.Fatalf("url %q, err %v; want %q", *url, err, tt.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"time"
 
@@ -19,8 +20,8 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
 	fs.StringVar(&cfg.PushAddr, "push-addr", "127.0.0.1:7200",
 		"the same gateway's push Kitex address (its --push-listen)")
-	fs.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:9100/metrics",
-		"the same gateway's /metrics (its --http-listen), to find the receivers' conn ids")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "",
+		"to find the receivers' conn ids, "+metricsURLUsage)
 	fs.IntVar(&cfg.Receivers, "receivers", 500, "logged-in receiving connections")
 	fs.IntVar(&cfg.Batch, "batch", 500, "targets per Push call")
 	fs.IntVar(&cfg.Callers, "callers", 4, "Push calls in flight")
@@ -32,6 +33,10 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if err := resolveMetricsURL(fs, cfg.Addr, &cfg.MetricsURL, false); err != nil {
+		fmt.Fprintf(errOut, "bench: push: %v\n", err)
 		return 2
 	}
 	cfg.ServerPID, cfg.Progress = o.pid, errOut

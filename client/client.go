@@ -75,6 +75,7 @@ func (o Options) withDefaults() Options {
 // Client is one connection to a gateway.
 type Client struct {
 	conn net.Conn
+	addr string // as given to Dial
 	opts Options
 	dec  codec.Decoder
 
@@ -119,7 +120,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
-	return newClient(conn, opts), nil
+	c := newClient(conn, opts)
+	c.addr = addr
+	return c, nil
 }
 
 func newClient(conn net.Conn, opts Options) *Client {
@@ -146,6 +149,10 @@ func newClient(conn net.Conn, opts Options) *Client {
 func (c *Client) Messages() <-chan *common.Message {
 	return c.msgs
 }
+
+// Addr is the gateway address the connection was dialled at, as given to
+// Dial.
+func (c *Client) Addr() string { return c.addr }
 
 // Done is closed when the connection has ended; Err then says why.
 func (c *Client) Done() <-chan struct{} {

@@ -18,7 +18,7 @@ type SessionConfig struct {
 	Addr string
 	// Fallbacks are more gateways; after a failed dial the Session tries the
 	// next address of Addr, Fallbacks... in turn, and stays on one that
-	// works.
+	// works. OpenSession dials each once, if need be, before it gives up.
 	Fallbacks []string
 	// Login authenticates every connection. Give Username and Password, or
 	// a Token, or both: after the first login the Session logs in again
@@ -104,7 +104,8 @@ type EventKind int
 
 // The events of a Session.
 const (
-	// EventConnected: a connection logged in; Event.Login is its reply.
+	// EventConnected: a connection logged in; Event.Login is its reply and
+	// Event.Addr the gateway it reached.
 	EventConnected EventKind = iota + 1
 	// EventResumed: the connection caught up on every conversation.
 	EventResumed
@@ -115,8 +116,11 @@ const (
 
 // Event is a change of a Session's connection state.
 type Event struct {
-	Kind    EventKind
-	Login   *protocol.LoginResp
+	Kind  EventKind
+	Login *protocol.LoginResp
+	// Addr is the address of the gateway connected to, one of
+	// SessionConfig.Addr and Fallbacks; set for EventConnected.
+	Addr    string
 	Err     error
 	RetryIn time.Duration
 }
@@ -180,9 +184,11 @@ type Session struct {
 }
 
 // OpenSession dials cfg.Addr and logs in, then resumes and keeps the session
-// up in the background until Close or a fatal error (see Err). An error from
-// the first attempt is returned as is, so that a wrong address or password
-// is reported rather than retried forever.
+// up in the background until Close or a fatal error (see Err). While the
+// dial fails it tries each of cfg.Fallbacks in turn. An error from this
+// first attempt (a refused login, or the last address's dial failure) is
+// returned as is, so that a wrong address or password is reported rather
+// than retried forever.
 func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -201,7 +207,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.seq = newSequencer(s.origin)
-	c, resp, err := s.connect(ctx)
+	c, resp, err := s.connect(ctx, 1+len(cfg.Fallbacks))
 	if err != nil {
 		return nil, err
 	}

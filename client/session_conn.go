@@ -10,9 +10,9 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// connect dials and logs in.
-func (s *Session) connect(ctx context.Context) (*Client, *protocol.LoginResp, error) {
-	c, err := s.dial(ctx)
+// connect dials and logs in; tries bounds the addresses dialled (see dial).
+func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.LoginResp, error) {
+	c, err := s.dial(ctx, tries)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -28,20 +28,29 @@ func (s *Session) connect(ctx context.Context) (*Client, *protocol.LoginResp, er
 	return c, resp, nil
 }
 
-// dial connects to the current gateway address; on failure the next
-// attempt takes the next address.
-func (s *Session) dial(ctx context.Context) (*Client, error) {
+// dial connects to the current gateway address and, while that fails, to
+// the next ones, tries addresses in all; it returns the last failure. The
+// next dial starts after the address that failed last, so the Session stays
+// on one that works.
+func (s *Session) dial(ctx context.Context, tries int) (*Client, error) {
 	addrs := append([]string{s.cfg.Addr}, s.cfg.Fallbacks...)
-	s.mu.Lock()
-	i := s.addrIndex % len(addrs)
-	s.mu.Unlock()
-	c, err := Dial(ctx, addrs[i], s.cfg.Client)
-	if err != nil {
+	var err error
+	for range max(tries, 1) {
+		s.mu.Lock()
+		i := s.addrIndex % len(addrs)
+		s.mu.Unlock()
+		var c *Client
+		if c, err = Dial(ctx, addrs[i], s.cfg.Client); err == nil {
+			return c, nil
+		}
 		s.mu.Lock()
 		s.addrIndex = i + 1
 		s.mu.Unlock()
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	return c, err
+	return nil, err
 }
 
 // login uses the newest access token, then the refresh token (LOGIN takes
@@ -108,7 +117,9 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 			return nil, nil, ErrClosed
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
-		c, resp, err := s.connect(s.ctx)
+		// One address per attempt: the backoff paces a sweep of gateways
+		// that all refuse, as it paces retries of one.
+		c, resp, err := s.connect(s.ctx, 1)
 		if err == nil {
 			return c, resp, nil
 		}
@@ -171,7 +182,7 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.pump(c) }()
 	go func() { defer s.wg.Done(); s.keepFresh(s.ctx, c) }()
-	s.event(Event{Kind: EventConnected, Login: resp})
+	s.event(Event{Kind: EventConnected, Login: resp, Addr: c.Addr()})
 	s.rewatch(c)
 
 	if err := s.resume(c); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,6 +261,60 @@ func TestSession_EndsOnKick(t *testing.T) {
 		Text: "x"}); !errors.Is(err, client.ErrSessionEnded) {
 		t.Fatalf("Send after the end = %v", err)
 	}
+}
+
+func TestSession_FirstConnectTriesEveryGateway(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	down := closedAddr(t)
+
+	// The first gateway is down at start: the fallback takes the session,
+	// and the event says so.
+	connectedAt := make(chan string, 1)
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.Addr, c.Fallbacks = down, []string{s.Addr()}
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				select {
+				case connectedAt <- e.Addr:
+				default: // only the first is checked; OnEvent must not block
+				}
+			}
+		}
+	})
+	collectSession(t, sess)
+	if n := s.Online("alice"); n != 2 { // loginNew's and the session's
+		t.Fatalf("alice has %d connections, want 2", n)
+	}
+	select {
+	case addr := <-connectedAt:
+		if addr != s.Addr() {
+			t.Fatalf("connected at %q, want %q", addr, s.Addr())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no EventConnected")
+	}
+
+	// With every gateway down the first attempt fails, on the last one.
+	last := closedAddr(t)
+	_, err := client.OpenSession(context.Background(), client.SessionConfig{Addr: down,
+		Fallbacks: []string{last}, Login: client.LoginParams{Username: "alice",
+			Password: "pw-alice"}})
+	if err == nil || !strings.Contains(err.Error(), last) {
+		t.Fatalf("OpenSession = %v, want the last address's dial error", err)
+	}
+}
+
+// closedAddr returns a loopback address with nothing listening on it.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func TestSession_RejectsBadConfigAndCredentials(t *testing.T) {

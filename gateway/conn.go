@@ -81,17 +81,16 @@ type loopState struct {
 	framesIn, framesOut [256]atomic.Uint64
 }
 
-// admit returns the state of el, creating it on first use, or nil once the
-// gateway is draining. Checking draining under loopsMu means a connection
-// is either refused or on a loop that closeAll will visit.
-func (g *Gateway) admit(el gnet.EventLoop) *loopState {
+// admit returns the state of el, creating it on first use, and whether a
+// new connection may stay: not once the gateway is draining. Checking
+// draining under loopsMu means a connection is either refused or on a loop
+// that closeAll will visit. A refused one still gets the state, to count
+// the CLOSE frame it is sent.
+func (g *Gateway) admit(el gnet.EventLoop) (*loopState, bool) {
 	g.loopsMu.Lock()
 	defer g.loopsMu.Unlock()
-	if g.draining {
-		return nil
-	}
 	if ls, ok := g.loops[el]; ok {
-		return ls
+		return ls, !g.draining
 	}
 	ls := &loopState{el: el, wheel: newWheel(g.cfg, g.nowMs())}
 	ls.sweep = gnet.RunnableFunc(func(_ context.Context) error {
@@ -100,7 +99,7 @@ func (g *Gateway) admit(el gnet.EventLoop) *loopState {
 		return nil
 	})
 	g.loops[el] = ls
-	return ls
+	return ls, !g.draining
 }
 
 // onOpen registers a new connection with its loop's wheel. While shutting
@@ -109,10 +108,11 @@ func (g *Gateway) admit(el gnet.EventLoop) *loopState {
 // frame where it expects HTTP; it fails its handshake and reconnects, which
 // is what it should do anyway.)
 func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	ls := g.admit(gc.EventLoop())
-	if ls == nil {
+	ls, admitted := g.admit(gc.EventLoop())
+	if !admitted {
 		reason := protocol.CloseReason_SERVER_SHUTDOWN
 		g.countClose(reason)
+		ls.framesOut[byte(protocol.Op_CLOSE)].Add(1)
 		return closeFrame(reason, closeMessage(reason)), gnet.Close
 	}
 	now := g.nowMs()
@@ -128,12 +128,16 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 // onClose releases a connection. A logged-in one leaves the registry and its
 // route is removed through logic.Disconnect, off the loop (disconnect.go).
+// A close the server did not begin is counted here, by how it ended.
 func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
 	if !ok {
 		return gnet.None
 	}
 	g.stats.open.Add(-1)
+	if !c.closing {
+		g.countPeerClose(err)
+	}
 	c.loop.wheel.remove(c)
 	c.wsr.release()
 	c.mu.Lock()
@@ -368,10 +372,12 @@ func (g *Gateway) beginCloseCause(c *conn, cause closeCause) bool {
 		ls.out = appendWSHeader(ls.out, ws.OpBinary, len(frame))
 		ls.out = append(ls.out, frame...)
 		ls.out = appendWSClose(ls.out, cause.wsCode)
+		ls.framesOut[byte(protocol.Op_CLOSE)].Add(1)
 	case modeHandshake:
 		// Mid-handshake the client expects HTTP: a frame would be garbage.
 	default:
 		ls.out = append(ls.out, frame...)
+		ls.framesOut[byte(protocol.Op_CLOSE)].Add(1)
 	}
 	// Counted before the client can see the close, so a reader of Stats who
 	// saw it finds it counted.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -34,9 +36,15 @@ type Stats struct {
 	// an error status: malformed, too long, not an upgrade, Origin refused.
 	HandshakesRefused uint64
 	// Closes counts server-side closes by the reason sent in their CLOSE
-	// frame; reasons never used are absent. Closes initiated by clients are
-	// not counted.
+	// frame; reasons never used are absent. Closes the client began are in
+	// ClientCloses and ConnErrors instead.
 	Closes map[protocol.CloseReason]uint64
+	// ClientCloses counts connections the client ended before the server
+	// began a close: it closed the socket or sent a WebSocket close frame.
+	ClientCloses uint64
+	// ConnErrors counts connections whose socket failed before the server
+	// began a close: reset by the peer, or a write to a peer gone away.
+	ConnErrors uint64
 	// FramesIn and FramesOut count frames by opcode, from and to clients;
 	// opcodes never seen are absent.
 	FramesIn, FramesOut map[protocol.Op]uint64
@@ -50,6 +58,8 @@ type gatewayStats struct {
 	upgrades          atomic.Uint64
 	handshakesRefused atomic.Uint64
 	closes            [numCloseReasons]atomic.Uint64
+	clientCloses      atomic.Uint64
+	connErrors        atomic.Uint64
 }
 
 // Stats returns the current counters. It may be called from any goroutine at
@@ -62,6 +72,8 @@ func (g *Gateway) Stats() Stats {
 		Upgrades:          st.upgrades.Load(),
 		HandshakesRefused: st.handshakesRefused.Load(),
 		Closes:            make(map[protocol.CloseReason]uint64),
+		ClientCloses:      st.clientCloses.Load(),
+		ConnErrors:        st.connErrors.Load(),
 	}
 	for i := range st.closes {
 		if n := st.closes[i].Load(); n > 0 {
@@ -95,6 +107,20 @@ func (g *Gateway) countClose(reason protocol.CloseReason) {
 		reason = protocol.CloseReason_UNKNOWN
 	}
 	g.stats.closes[reason].Add(1)
+}
+
+// countPeerClose counts a close the server did not begin, by the error gnet
+// closed the socket with: the end of the stream is the client closing, any
+// other error a failed socket. nil is gnet closing it on its own (the
+// engine stopping), which neither counter claims.
+func (g *Gateway) countPeerClose(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		g.stats.clientCloses.Add(1)
+	default:
+		g.stats.connErrors.Add(1)
+	}
 }
 
 // admitConn counts a new connection and returns OVERLOADED when it is over

@@ -190,9 +190,10 @@ func (g *Gateway) wsFrame(c *conn, payload []byte) gnet.Action {
 
 // wsClientClose answers a client's close frame with one echoing its code,
 // then closes. The client asked for it, so it gets no CLOSE frame and the
-// close is not counted against a reason.
+// close counts in ClientCloses, not against a reason.
 func (g *Gateway) wsClientClose(c *conn, payload []byte) gnet.Action {
 	c.closing = true
+	g.stats.clientCloses.Add(1)
 	code := ws.StatusNormalClosure
 	if len(payload) >= 2 {
 		code = ws.StatusCode(binary.BigEndian.Uint16(payload))

@@ -40,7 +40,9 @@ var (
 const passwordEnv = "RESONANCE_PASSWORD"
 
 type config struct {
-	addr     string
+	// addrs are the gateways: the first, then the others in turn while one
+	// cannot be reached (client.SessionConfig.Fallbacks).
+	addrs    []string
 	user     string
 	password string
 	to       string
@@ -71,9 +73,12 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 
 func parseFlags(args []string, out io.Writer) (config, error) {
 	var cfg config
+	var addrs string
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
+	fs.StringVar(&addrs, "addr", "127.0.0.1:7000",
+		"gateway addresses (host:port), comma-separated: the first, then the next\n"+
+			"whenever one cannot be reached")
 	fs.StringVar(&cfg.user, "user", "", "your username (required)")
 	fs.StringVar(&cfg.password, "password", "", "your password (default $"+passwordEnv+")")
 	fs.StringVar(&cfg.to, "to", "", "username to chat with (or /to later)")
@@ -89,6 +94,11 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if cfg.password == "" {
 		cfg.password = os.Getenv(passwordEnv)
 	}
+	cfg.addrs = splitAddrs(addrs)
+	if len(cfg.addrs) == 0 {
+		fs.Usage()
+		return cfg, fmt.Errorf("%w: --addr names no gateway", ErrUsage)
+	}
 	if cfg.user == "" || cfg.password == "" {
 		fs.Usage()
 		return cfg, fmt.Errorf("%w: --user and --password (or $%s) are required",
@@ -98,6 +108,17 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		cfg.device = defaultDevice()
 	}
 	return cfg, nil
+}
+
+// splitAddrs splits a comma-separated --addr, dropping empty entries.
+func splitAddrs(list string) []string {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 func defaultDevice() string {

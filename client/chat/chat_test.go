@@ -173,6 +173,46 @@ func TestRun_ChatReconnectsWithoutLossOrRepeat(t *testing.T) {
 	}
 }
 
+func TestRun_StartsOnTheNextGatewayWhenTheFirstIsDown(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	down := closedAddr(t)
+
+	r := startChat(t, "--addr", down+", "+s.Addr(), "--user", "alice", "--password", "pw",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* logged in as alice (id 2) at "+s.Addr(), 1)
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	send(t, bob, userID(t, bob, "alice"), "found you")
+	waitOutput(t, r.out, "] bob: found you", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+func TestRun_MovesToTheNextGatewayWhenItGoesDown(t *testing.T) {
+	first, second := startServer(t), startServer(t)
+	newUser(t, first, "alice")
+	newUser(t, second, "alice") // the fakes share no accounts
+	bob, _ := newUser(t, second, "bob")
+
+	r := startChat(t, "--addr", first.Addr()+","+second.Addr(), "--user", "alice",
+		"--password", "pw")
+	waitOutput(t, r.out, "* logged in as alice (id 1) at "+first.Addr(), 1)
+
+	// The first gateway's token means nothing to the second: the password
+	// logs in there.
+	first.Close()
+	waitOutput(t, r.out, "reconnecting in", 1)
+	waitOutput(t, r.out, "* logged in as alice (id 1) at "+second.Addr(), 1)
+	send(t, bob, userID(t, bob, "alice"), "over here")
+	waitOutput(t, r.out, "bob: over here", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
 func TestRun_FallsBackToPasswordWhenTokenIsRefused(t *testing.T) {
 	s := startServer(t)
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
@@ -237,6 +277,12 @@ func TestRun_FatalErrors(t *testing.T) {
 			args:    []string{"--addr", s.Addr(), "--user", "nobody", "--password", "x"},
 			wantErr: chat.ErrBadCredentials,
 			wantOut: "add --register",
+		},
+		{
+			name:    "empty address list",
+			args:    []string{"--addr", " , ", "--user", "bob", "--password", "x"},
+			wantErr: chat.ErrUsage,
+			wantOut: "usage: resonance chat",
 		},
 		{
 			name:    "unreachable server is reported, not retried forever",

@@ -131,7 +131,8 @@ func (s *session) open(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	sess, err := client.OpenSession(ctx, client.SessionConfig{
-		Addr: s.cfg.addr,
+		Addr:      s.cfg.addrs[0],
+		Fallbacks: s.cfg.addrs[1:],
 		Login: client.LoginParams{Username: s.cfg.user, Password: s.cfg.password,
 			DeviceID: s.cfg.device, Platform: platform},
 		// History is printed on demand (/history); the stream starts
@@ -152,7 +153,7 @@ func (s *session) openErr(err error) error {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &opErr):
-		err = fmt.Errorf("%w %s: %w", ErrUnreachable, s.cfg.addr, err)
+		err = fmt.Errorf("%w %s: %w", ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
 		s.printf("! %v", err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if !s.cfg.register {
@@ -173,21 +174,21 @@ func (s *session) openErr(err error) error {
 func (s *session) onEvent(e client.Event) {
 	switch e.Kind {
 	case client.EventConnected:
-		s.printf("* logged in as %s (id %d) at %s", e.Login.Username, e.Login.UserId,
-			s.cfg.addr)
+		s.printf("* logged in as %s (id %d) at %s", e.Login.Username, e.Login.UserId, e.Addr)
 	case client.EventDisconnected:
 		s.printf("! connection lost: %v; reconnecting in %s", e.Err,
 			e.RetryIn.Round(time.Millisecond))
 	}
 }
 
-// registerOnce registers the user when --register asks for it; a taken name
-// is fine, the login that follows checks the password.
+// registerOnce registers the user when --register asks for it, at the
+// first gateway that answers; a taken name is fine, the login that follows
+// checks the password.
 func (s *session) registerOnce(ctx context.Context) error {
 	if !s.cfg.register {
 		return nil
 	}
-	c, err := client.Dial(ctx, s.cfg.addr, client.Options{})
+	c, err := dialFirst(ctx, s.cfg.addrs)
 	if err != nil {
 		return err
 	}
@@ -204,6 +205,19 @@ func (s *session) registerOnce(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// dialFirst connects to the first of addrs that answers, or returns the
+// last failure.
+func dialFirst(ctx context.Context, addrs []string) (*client.Client, error) {
+	var err error
+	for _, addr := range addrs {
+		var c *client.Client
+		if c, err = client.Dial(ctx, addr, client.Options{}); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
 }
 
 // serve handles stdin, the message stream and peer lookups until the user
