@@ -50,7 +50,8 @@ func (s sources) ip(index int) net.IP {
 
 // dialFrom dials addr from src.
 func dialFrom(ctx context.Context, addr string, src net.IP) (*benchConn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src},
+		Control: bindNoPort}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -223,7 +223,7 @@ func (r *ramp) dial(ctx context.Context, i int) (*benchConn, error) {
 	if len(r.addrs) > 0 {
 		addr = r.addrs[(r.base+i)%len(r.addrs)]
 	}
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src, Control: bindNoPort}
 	if !r.cfg.WebSocket {
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {

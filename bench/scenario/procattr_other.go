@@ -10,3 +10,6 @@ func childAttr() *syscall.SysProcAttr { return nil }
 
 // openFileLimit is unknown outside Linux: no check is made.
 func openFileLimit() int { return 0 }
+
+// bindNoPort does nothing beyond Linux.
+func bindNoPort(_, _ string, _ syscall.RawConn) error { return nil }
