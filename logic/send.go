@@ -76,18 +76,37 @@ func (s *Service) validateSend(req *protocol.SendReq) error {
 // row unless the sender already sent this client_msg_id (ob is then nil: the
 // first store owns the event).
 func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
-	req *protocol.SendReq) (m *messageRow, ob *outboxRow, err error) {
-	// Dedupe before resolving the conversation: a retry must get its first
-	// ack even if the peer has since been removed.
-	m, err = s.findByClientID(ctx, session.UserId, req.ClientMsgId)
-	if m != nil || err != nil {
-		return m, nil, err
+	req *protocol.SendReq) (*messageRow, *outboxRow, error) {
+	m, ob, err := s.store(ctx, session, req)
+	if err == nil {
+		return m, ob, nil
 	}
+	// A retry fails to insert (errDuplicate), or fails before if the
+	// conversation has since refused the sender (the peer removed or
+	// blocking, the sender out of the group); either way it gets its first
+	// ack. Retries are rare, so this look happens on failures only, not
+	// before every send.
+	first, ferr := s.findByClientID(ctx, session.UserId, req.ClientMsgId)
+	switch {
+	case ferr != nil:
+		return nil, nil, errors.Join(err, ferr)
+	case first != nil:
+		return first, nil, nil
+	case errors.Is(err, errDuplicate):
+		return nil, nil, fmt.Errorf("message sender=%d client=%q: duplicate but not found",
+			session.UserId, req.ClientMsgId)
+	}
+	return nil, nil, err
+}
+
+// store stores req as a new message with its outbox row.
+func (s *Service) store(ctx context.Context, session *logicrpc.Session,
+	req *protocol.SendReq) (*messageRow, *outboxRow, error) {
 	convID, err := s.resolveConv(ctx, session.UserId, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	m = &messageRow{
+	m := &messageRow{
 		ConvID:       convID,
 		SenderID:     session.UserId,
 		SenderDevice: session.DeviceId,
@@ -98,17 +117,11 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
-	if !errors.Is(err, errDuplicate) {
-		return m, ob, err
+	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
+	if err != nil {
+		return nil, nil, err
 	}
-	// A concurrent retry stored it first: answer with that one.
-	m, err = s.findByClientID(ctx, session.UserId, req.ClientMsgId)
-	if err == nil && m == nil {
-		err = fmt.Errorf("message sender=%d client=%q: duplicate but not found",
-			session.UserId, req.ClientMsgId)
-	}
-	return m, nil, err
+	return m, ob, nil
 }
 
 // resolveConv returns the conversation req targets. For a p2p one it checks

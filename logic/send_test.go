@@ -103,6 +103,40 @@ func TestSend_RetryIsDeduplicated(t *testing.T) {
 	})
 }
 
+// A retry gets its first ack even once the conversation refuses the sender,
+// and a retry that reaches the insert leaves no gap in the seqs.
+func TestSend_RetryAfterBlockGetsFirstAck(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		first, err := e.svc.Send(ctx, session(alice, 1), textReq("a1", bob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.svc.Send(ctx, session(alice, 1), textReq("a1", bob))
+		if err != nil || !again.Duplicate || again.Seq != 1 {
+			t.Fatalf("retry = %+v, %v; want the first ack", again, err)
+		}
+		next, err := e.svc.Send(ctx, session(alice, 1), textReq("a2", bob))
+		if err != nil || next.Seq != 2 {
+			t.Fatalf("send after a retry = %+v, %v; want seq 2", next, err)
+		}
+		_, err = e.svc.Block(ctx, session(bob, 2), &protocol.BlockReq{UserId: alice, Blocked: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err = e.svc.Send(ctx, session(alice, 1), textReq("a1", bob))
+		if err != nil || !again.Duplicate || again.MsgId != first.MsgId {
+			t.Fatalf("retry after the block = %+v, %v; want the first ack %+v", again, err, first)
+		}
+		_, err = e.svc.Send(ctx, session(alice, 1), textReq("a3", bob))
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)
+		if n := e.countMessages(t); n != 2 {
+			t.Fatalf("store holds %d messages, want 2", n)
+		}
+	})
+}
+
 func TestSend_ConcurrentRetriesStoreOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		alice, bob := e.register(t, "alice"), e.register(t, "bob")
