@@ -188,6 +188,20 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite) (*outboxRow, error) {
 // the conversation has no row yet. The UPDATE takes the row lock that orders
 // concurrent writers until the transaction ends.
 func nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
+	if tx.Dialector.Name() == DriverSQLite {
+		// One statement: UPDATE ... RETURNING (SQLite 3.35). MySQL has no
+		// RETURNING, and MariaDB none on UPDATE.
+		var rows []convRow
+		res := tx.Model(&rows).Clauses(clause.Returning{}).Where("id = ?", convID).
+			Update("last_seq", gorm.Expr("last_seq + 1"))
+		switch {
+		case res.Error != nil:
+			return nil, res.Error
+		case len(rows) == 0:
+			return nil, errNoConv
+		}
+		return &rows[0], nil
+	}
 	res := tx.Model(&convRow{}).Where("id = ?", convID).
 		Update("last_seq", gorm.Expr("last_seq + 1"))
 	if res.Error != nil {
