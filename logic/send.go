@@ -152,19 +152,15 @@ func (s *Service) resolveConv(ctx context.Context, sender int64,
 	if peer < 0 {
 		return "", fmt.Errorf("%w: user", ErrNotFound)
 	}
-	u, err := s.findUser(ctx, "", peer)
+	exists, blocked, err := s.peerState(ctx, sender, peer)
 	if err != nil {
 		return "", err
 	}
-	if u == nil {
+	if !exists {
 		return "", fmt.Errorf("%w: user", ErrNotFound)
 	}
 	// The same answer whichever side blocked: the sender learns no more
 	// than that it may not write here.
-	blocked, err := s.blockedBetween(ctx, sender, peer)
-	if err != nil {
-		return "", err
-	}
 	if blocked {
 		return "", fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 	}

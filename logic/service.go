@@ -253,16 +253,18 @@ func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Ev
 type tableNames struct {
 	conv   string
 	member string
+	user   string
+	block  string
 }
 
 func resolveTables(db *gorm.DB) (tableNames, error) {
-	var names [2]string
-	for i, model := range []any{&convRow{}, &memberRow{}} {
+	var names [4]string
+	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}} {
 		stmt := &gorm.Statement{DB: db}
 		if err := stmt.Parse(model); err != nil {
 			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
 		}
 		names[i] = stmt.Schema.Table
 	}
-	return tableNames{conv: names[0], member: names[1]}, nil
+	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3]}, nil
 }
