@@ -349,7 +349,8 @@ func TestConfig_RetrySchedules(t *testing.T) {
 // JetStream; the next owner of the partitions goes on after it, so the
 // conversation is pushed once and in order across the stop.
 func TestTask_StopFinishesWhatItPulledAndLeavesTheRest(t *testing.T) {
-	const events = 100
+	// More than a pull and a worker's queue hold (2*maxRun).
+	const events = 500
 	en := newEnv(t)
 	gw := startGateway(t, gatewayMode{delay: 50 * time.Millisecond})
 	sender := route.Route{UserID: 1, DeviceID: "phone", Gateway: gw.addr, ConnID: 1}
