@@ -333,6 +333,36 @@ func TestSend_OutboxSurvivesCrashBeforePublish(t *testing.T) {
 	})
 }
 
+// Rows whose events the publisher saw acked but whose deletes lag are not
+// published again by the relay; the others are.
+func TestOutbox_RelaySkipsRowsWaitingForTheirDelete(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		ctx := context.Background()
+		e.svc.onStored = func(*outboxRow) {} // nothing reaches the publisher
+		e.sendN(t, alice, bob, 3, "lag")
+		rows, err := e.svc.oldOutbox(ctx, 0)
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("outbox rows = %d, %v; want 3", len(rows), err)
+		}
+		// The first two were published, their deletes not run yet.
+		e.svc.undeleted.add([]int64{rows[0].rowID, rows[1].rowID})
+		if n := e.svc.relay(ctx, 0); n != 1 {
+			t.Fatalf("relay published %d events, want 1", n)
+		}
+		if seqs := e.streamSeqs(t); !slices.Equal(seqs, []int64{3}) {
+			t.Fatalf("stream seqs %v, want 3 only", seqs)
+		}
+		e.svc.deleteAcked(ctx, []int64{rows[0].rowID, rows[1].rowID})
+		if n := e.outboxLen(t); n != 0 {
+			t.Fatalf("outbox holds %d rows after the deletes, want 0", n)
+		}
+		if n := e.svc.relay(ctx, 0); n != 0 {
+			t.Fatalf("relay after the deletes published %d events", n)
+		}
+	})
+}
+
 // streamSeqs returns the message seqs of the stream's message events, in
 // stream order.
 func (e *env) streamSeqs(t *testing.T) []int64 {

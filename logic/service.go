@@ -52,6 +52,7 @@ type Service struct {
 	batchQueue chan *batchItem
 	// outboxQueue feeds committed outbox rows to the publisher goroutine.
 	outboxQueue chan outboxItem
+	undeleted   undeletedRows
 	// onStored is called with the outbox row of each newly stored message
 	// after commit; it is enqueue, and tests replace it to play a crash
 	// between commit and publish.
@@ -149,7 +150,9 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 func (s *Service) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBG = cancel
-	s.bg.Go(s.log, "logic-outbox-publisher", func() { s.runPublisher(ctx) })
+	deletes := make(chan []int64, deleteQueueLen)
+	s.bg.Go(s.log, "logic-outbox-publisher", func() { s.runPublisher(ctx, deletes) })
+	s.bg.Go(s.log, "logic-outbox-deleter", func() { s.runDeleter(ctx, deletes) })
 	s.bg.Go(s.log, "logic-outbox-relay", func() { s.runRelay(ctx) })
 	s.bg.Go(s.log, "logic-device-pruner", func() { s.runPruner(ctx) })
 	for range s.batchWorkers() {
