@@ -123,10 +123,14 @@ func (s *Service) commitBatch(items []*batchItem) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		// conv is the conversation row as the last successful plain write
+		// left it (see insertWithSeq); a write rolled back to its savepoint
+		// leaves it as it was.
+		var conv *convRow
 		for i, it := range items {
 			results[i] = batchResult{}
 			if len(items) == 1 {
-				ob, err := s.writeSeq(tx, it.w)
+				ob, _, err := s.writeSeq(tx, it.w, nil)
 				if err != nil {
 					return err
 				}
@@ -137,9 +141,9 @@ func (s *Service) commitBatch(items []*batchItem) {
 			if err := tx.SavePoint(sp).Error; err != nil {
 				return err
 			}
-			ob, err := s.writeSeq(tx, it.w)
+			ob, after, err := s.writeSeq(tx, it.w, conv)
 			if err == nil {
-				results[i].ob = ob
+				results[i].ob, conv = ob, after
 				continue
 			}
 			if isDeadlock(err) {
@@ -181,19 +185,19 @@ func (s *Service) storeAlone(ctx context.Context, w seqWrite) batchResult {
 	var ob *outboxRow
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		ob, err = s.writeSeq(tx, w)
+		ob, _, err = s.writeSeq(tx, w, nil)
 		return err
 	})
 	return batchResult{ob: ob, err: err}
 }
 
 // writeSeq creates w's conversation when it asks to, then runs its seq
-// write.
-func (s *Service) writeSeq(tx *gorm.DB, w seqWrite) (*outboxRow, error) {
+// write (insertWithSeq, with prev).
+func (s *Service) writeSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outboxRow, *convRow, error) {
 	if w.create != nil {
 		if err := w.create(tx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s.insertWithSeq(tx, w)
+	return s.insertWithSeq(tx, w, prev)
 }

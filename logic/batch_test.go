@@ -1,9 +1,11 @@
 package logic
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
@@ -97,4 +99,48 @@ func TestGroupCommit_EventsInSeqOrder(t *testing.T) {
 			t.Fatalf("stream position %d holds seq %d", seq, ev.Message.Seq)
 		}
 	}
+}
+
+// Sends of one conversation in one batch take their seqs from the row the
+// one before left (insertWithSeq's prev); a write that fails in the middle
+// rolls back alone and the next goes on from the last that stayed.
+func TestGroupCommit_RunOfOneConversation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		first, err := e.svc.Send(ctx, session(alice, 1), textReq("first", bob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := p2pConvID(alice, bob)
+		item := func(client string) *batchItem {
+			m := &messageRow{ConvID: conv, SenderID: alice, SenderDevice: "phone",
+				ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
+				Content: []byte(client), CreatedAt: time.Now()}
+			return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
+				origin: session(alice, 1), apply: e.svc.sendApply, plain: true}}
+		}
+		// "first" again: a retry, which fails at its insert.
+		items := []*batchItem{item("b1"), item("b2"), item("first"), item("b3")}
+		e.svc.commitBatch(items)
+		for i, want := range []int64{2, 3, 0, 4} {
+			r := <-items[i].done
+			if (want == 0) != (r.err != nil) || want != 0 && items[i].w.m.Seq != want {
+				t.Fatalf("write %d: seq %d, err %v; want seq %d", i, items[i].w.m.Seq, r.err, want)
+			}
+		}
+		var c convRow
+		if err := e.svc.db.Where("id = ?", conv).Take(&c).Error; err != nil {
+			t.Fatal(err)
+		}
+		if last := items[3].w.m; c.LastSeq != 4 || c.LastMsgID != last.ID ||
+			c.UpdatedMs != last.CreatedAt.UnixMilli() {
+			t.Fatalf("conversation row %+v; want last seq 4, last message %d at %d",
+				c, last.ID, last.CreatedAt.UnixMilli())
+		}
+		next, err := e.svc.Send(ctx, session(alice, 1), textReq("after", bob))
+		if err != nil || next.Seq != 5 || first.Seq != 1 {
+			t.Fatalf("send after the batch = %+v, %v; want seq 5", next, err)
+		}
+	})
 }

@@ -117,7 +117,8 @@ func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply})
+	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply,
+		plain: true})
 	if err != nil {
 		return nil, nil, err
 	}
