@@ -115,7 +115,7 @@ const maxRun = 64
 // routes are looked up once. A lone event is not held back for company.
 func (t *Task) work(ctx context.Context, q <-chan job) {
 	ro := newReorderer(t.cfg.ReorderWindow, t.cfg.Workers, t.metrics)
-	var ready []job
+	var ready, rest, run []job // run and rest reuse their arrays
 	for open := true; open || len(ready) > 0; {
 		if len(ready) == 0 {
 			select {
@@ -147,9 +147,9 @@ func (t *Task) work(ctx context.Context, q <-chan job) {
 		if len(ready) == 0 {
 			continue
 		}
-		n := runLength(ready)
-		t.handleRun(ctx, ready[:n])
-		ready = append(ready[:0], ready[n:]...)
+		run, rest = splitRun(ready, run[:0], rest[:0])
+		t.handleRun(ctx, run)
+		ready, rest = rest, ready
 	}
 }
 
@@ -192,24 +192,33 @@ func (t *Task) handBack(jobs []job) []job {
 // lastDelivery reports whether JetStream will not deliver j again.
 func (t *Task) lastDelivery(j job) bool { return j.delivered >= uint64(t.cfg.MaxDeliver) }
 
-// runLength returns how many jobs from the start of pending form a run: a
-// decodable event followed by events of the same conversation with the same
-// recipients. At least 1.
-func runLength(pending []job) int {
+// splitRun takes the run at the front of pending: its first job and, when
+// that one decodes, the later jobs of the same conversation with the same
+// recipients, up to maxRun and up to the first job of the conversation that
+// differs, which waits with every later one of its conversation. It appends
+// the run to run and the other jobs, in their order, to rest. Each
+// conversation keeps its order; jobs of other conversations between them
+// do not split a run (a worker's conversations arrive interleaved, and a
+// run per event pushed a busy 1:1 conversation one event at a time).
+func splitRun(pending, run, rest []job) ([]job, []job) {
 	first := pending[0]
+	run = append(run, first)
 	if first.ev == nil {
-		return 1
+		return run, append(rest, pending[1:]...)
 	}
-	n := 1
-	for n < len(pending) {
-		j := pending[n]
-		if j.ev == nil || j.convID() != first.convID() ||
-			!slices.Equal(j.ev.Recipients, first.ev.Recipients) {
-			break
+	conv, open := first.convID(), true
+	for _, j := range pending[1:] {
+		same := j.ev != nil && j.convID() == conv
+		if same && open && len(run) < maxRun && slices.Equal(j.ev.Recipients, first.ev.Recipients) {
+			run = append(run, j)
+			continue
 		}
-		n++
+		if same {
+			open = false // the rest of the conversation waits behind j
+		}
+		rest = append(rest, j)
 	}
-	return n
+	return run, rest
 }
 
 // deliver pushes a run of events (see runLength; often one) to the live
