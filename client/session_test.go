@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,7 +265,7 @@ func TestSession_EndsOnKick(t *testing.T) {
 func TestSession_FirstConnectTriesEveryGateway(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
 	loginNew(t, s, "alice", client.Options{})
-	down := closedAddr(t)
+	down := clienttest.ClosedAddr(t)
 
 	// The first gateway is down at start: the fallback takes the session,
 	// and the event says so.
@@ -296,25 +295,13 @@ func TestSession_FirstConnectTriesEveryGateway(t *testing.T) {
 	}
 
 	// With every gateway down the first attempt fails, on the last one.
-	last := closedAddr(t)
+	last := clienttest.ClosedAddr(t)
 	_, err := client.OpenSession(context.Background(), client.SessionConfig{Addr: down,
 		Fallbacks: []string{last}, Login: client.LoginParams{Username: "alice",
 			Password: "pw-alice"}})
 	if err == nil || !strings.Contains(err.Error(), last) {
 		t.Fatalf("OpenSession = %v, want the last address's dial error", err)
 	}
-}
-
-// closedAddr returns a loopback address with nothing listening on it.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func TestSession_RejectsBadConfigAndCredentials(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -176,7 +175,7 @@ func TestRun_ChatReconnectsWithoutLossOrRepeat(t *testing.T) {
 func TestRun_StartsOnTheNextGatewayWhenTheFirstIsDown(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
-	down := closedAddr(t)
+	down := clienttest.ClosedAddr(t)
 
 	r := startChat(t, "--addr", down+", "+s.Addr(), "--user", "alice", "--password", "pw",
 		"--register", "--to", "bob")
@@ -286,7 +285,7 @@ func TestRun_FatalErrors(t *testing.T) {
 		},
 		{
 			name:    "unreachable server is reported, not retried forever",
-			args:    []string{"--addr", closedAddr(t), "--user", "bob", "--password", "x"},
+			args:    []string{"--addr", clienttest.ClosedAddr(t), "--user", "bob", "--password", "x"},
 			wantErr: chat.ErrUnreachable,
 		},
 	}
@@ -317,18 +316,6 @@ func TestRun_PasswordFromEnvAndKick(t *testing.T) {
 	if err := r.wait(t); !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_KICKED {
 		t.Fatalf("Run = %v, want the KICKED close", err)
 	}
-}
-
-// closedAddr returns a loopback address with nothing listening on it.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
