@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -60,20 +61,33 @@ func usePreparedPool(db *gorm.DB, max int) error {
 
 // acquire returns the prepared statement of query, preparing it on first
 // use; release must follow once the caller is done with it.
+//
+// The preparation belongs to the pool, not to the call that started it: it
+// runs beside the calls, bounded by prepareTimeout rather than their
+// contexts, so that one call's cancellation does not fail the others
+// waiting for the same statement; each waits until its own context ends.
 func (p *stmtPool) acquire(ctx context.Context, query string) (*pooledStmt, error) {
 	p.mu.Lock()
 	ps, found := p.lookupLocked(query)
 	p.mu.Unlock()
 	if !found {
-		p.prepare(ctx, ps)
+		go p.prepare(ps)
 	}
-	<-ps.ready
+	select {
+	case <-ps.ready:
+	case <-ctx.Done():
+		p.release(ps)
+		return nil, ctx.Err()
+	}
 	if ps.err != nil {
 		p.release(ps)
 		return nil, ps.err
 	}
 	return ps, nil
 }
+
+// prepareTimeout bounds the preparation of one statement.
+const prepareTimeout = 10 * time.Second
 
 // acquireInTx is acquire for a transaction: it never waits for a
 // connection, since the transaction may hold the only one (SQLite's writer).
@@ -85,7 +99,7 @@ func (p *stmtPool) acquireInTx(query string) *pooledStmt {
 	ps, found := p.lookupLocked(query)
 	p.mu.Unlock()
 	if !found {
-		go p.prepare(context.Background(), ps)
+		go p.prepare(ps)
 		p.release(ps)
 		return nil
 	}
@@ -124,7 +138,9 @@ func (p *stmtPool) lookupLocked(query string) (ps *pooledStmt, found bool) {
 
 // prepare prepares ps for the pool, outside the lock: on MySQL it is a
 // round trip. A failure drops ps so that a later use tries again.
-func (p *stmtPool) prepare(ctx context.Context, ps *pooledStmt) {
+func (p *stmtPool) prepare(ps *pooledStmt) {
+	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	defer cancel()
 	stmt, err := p.db.PrepareContext(ctx, ps.query)
 	p.mu.Lock()
 	ps.stmt, ps.err = stmt, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -22,6 +23,9 @@ type countingConnector struct {
 	dsn      string
 	prepared atomic.Int64
 	closed   atomic.Int64
+	// gate, when set, holds every prepare until it is closed or the
+	// prepare's context ends, as a slow database would.
+	gate chan struct{}
 }
 
 func (c *countingConnector) Connect(context.Context) (driver.Conn, error) {
@@ -46,6 +50,13 @@ func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if gate := c.counts.gate; gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
@@ -186,5 +197,33 @@ func TestStmtPool_EvictionUnderConcurrentUse(t *testing.T) {
 	}
 	if n := cc.open(); n != 0 {
 		t.Errorf("%d driver statements still open after the pool closed", n)
+	}
+}
+
+// A call that gives up while its statement is being prepared fails alone:
+// another call waiting for the same statement gets it.
+func TestStmtPool_CancelledCallDoesNotFailOthers(t *testing.T) {
+	db, cc := openCountingDB(t, 2, 16)
+	cc.gate = make(chan struct{})
+	query := "SELECT COUNT(*) FROM pool_rows WHERE n >= ?"
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		var n int64
+		first <- db.WithContext(short).Raw(query, 0).Scan(&n).Error
+	}()
+	time.Sleep(20 * time.Millisecond) // the first call started the preparation
+	done := make(chan error, 1)
+	go func() {
+		var n int64
+		done <- db.Raw(query, 0).Scan(&n).Error
+	}()
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call with a short deadline = %v, want its deadline", err)
+	}
+	close(cc.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("the other call = %v, want the statement", err)
 	}
 }
