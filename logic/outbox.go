@@ -213,6 +213,8 @@ func (s *Service) runDeleter(ctx context.Context, deletes <-chan []int64) {
 // emptied for reuse. A failed delete is logged and forgotten: the rows are
 // published again by a relay, and the stream drops the copies.
 func (s *Service) deleteAcked(ctx context.Context, acked []int64) []int64 {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	if err := s.deleteOutbox(ctx, acked); err != nil {
 		s.failLog.Warn().Err(err).Int("rows", len(acked)).Msg("outbox delete")
 	}
