@@ -37,6 +37,9 @@ func TestDispatch(t *testing.T) {
 		// there: a bench that dialled it would fail with 1, not 2.
 		{name: "idle metrics url not told", args: []string{"idle", "--addr", "127.0.0.1:17999"},
 			wantCode: 2, wantErr: `--metrics-url is required with --addr 127.0.0.1:17999`},
+		{name: "push address not told", args: []string{"push", "--addr", "127.0.0.1:17999",
+			"--metrics-url", "http://127.0.0.1:17997/metrics"}, wantCode: 2,
+			wantErr: "--push-addr is required"},
 		{name: "push metrics url not told", args: []string{"push", "--addr", "127.0.0.1:17999",
 			"--push-addr", "127.0.0.1:17998"}, wantCode: 2, wantErr: "--metrics-url is required"},
 		{name: "connect bad config", args: []string{"connect", "--conns", "0"}, wantCode: 2,

@@ -79,7 +79,8 @@ func TestDispatch_MeasuringScenariosBadUsage(t *testing.T) {
 		want string
 	}{
 		{name: "chat odd users", args: []string{"chat", "--users", "3"}, want: "even"},
-		{name: "push without metrics", args: []string{"push", "--metrics-url", ""},
+		{name: "push without metrics", args: []string{"push", "--push-addr", "127.0.0.1:17998",
+			"--metrics-url", ""},
 			want: "metrics-url"},
 		{name: "echo bad flag", args: []string{"echo", "--nope"}, want: "nope"},
 	}

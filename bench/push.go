@@ -18,8 +18,9 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7000", "gateway address (host:port)")
-	fs.StringVar(&cfg.PushAddr, "push-addr", "127.0.0.1:7200",
-		"the same gateway's push Kitex address (its --push-listen)")
+	fs.StringVar(&cfg.PushAddr, "push-addr", "",
+		"the same gateway's push Kitex address (its --push-listen), required: the\n"+
+			"whole system in one process takes a random push port unless told one")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "",
 		"to find the receivers' conn ids, "+metricsURLUsage)
 	fs.IntVar(&cfg.Receivers, "receivers", 500, "logged-in receiving connections")
@@ -33,6 +34,11 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if cfg.PushAddr == "" {
+		fmt.Fprintln(errOut, "bench: push: --push-addr is required: the gateway's "+
+			"--push-listen address (start the server with --push-listen HOST:PORT)")
 		return 2
 	}
 	if err := resolveMetricsURL(fs, cfg.Addr, &cfg.MetricsURL, false); err != nil {
