@@ -154,26 +154,40 @@ func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, err
 // the write's change, insert the message, move the conversation's last
 // message and the sender's read position, and write the outbox row.
 //
-// prev, when it is the row of the same conversation as an earlier plain
-// write of this transaction left it, gives the seq without the UPDATE that
-// takes it (the transaction already holds the row's lock, and nothing else
-// wrote the row since): the seq then moves with the last message, in one
-// statement. A group's run of sends in one batch costs a statement less per
-// message. It returns the row as this write leaves it when the write is
-// plain, else nil.
+// The seq: on SQLite an UPDATE ... RETURNING takes it and the row lock; on
+// MySQL a SELECT ... FOR UPDATE locks and reads the row, and the seq is
+// written with the last message. prev, when it is the row of the same
+// conversation as an earlier plain write of this transaction left it, gives
+// the seq with no statement at all (the transaction already holds the
+// row's lock, and nothing else wrote the row since), written with the last
+// message too: a group's run of sends in one batch costs a statement less
+// per message. It returns the row as this write leaves it when the write
+// is plain, else nil.
 func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outboxRow, *convRow, error) {
 	m := w.m
-	continued := prev != nil && prev.ID == m.ConvID
+	// unwritten: c.LastSeq is this message's seq but not in the row yet;
+	// the UPDATE of the last message writes it.
 	var c *convRow
-	if continued {
+	unwritten := true
+	switch {
+	case prev != nil && prev.ID == m.ConvID:
 		next := *prev
 		next.LastSeq++
 		c = &next
-	} else {
+	case tx.Dialector.Name() == DriverMySQL:
+		// SELECT ... FOR UPDATE takes the lock the UPDATE would and reads
+		// the row: a round trip less than UPDATE then SELECT.
+		var err error
+		if c, err = lockConv(tx, m.ConvID); err != nil {
+			return nil, nil, err
+		}
+		c.LastSeq++
+	default:
 		var err error
 		if c, err = nextSeq(tx, m.ConvID); err != nil {
 			return nil, nil, err
 		}
+		unwritten = false
 	}
 	// The time is taken under the row lock and never before the previous
 	// message's, so send times and updated_ms grow with seq.
@@ -190,7 +204,7 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 		return nil, nil, err
 	}
 	moved := map[string]any{"last_msg_id": m.ID, "updated_ms": now.UnixMilli(), "updated_at": now}
-	if continued {
+	if unwritten {
 		moved["last_seq"] = c.LastSeq
 	}
 	if err := tx.Model(&convRow{}).Where("id = ?", m.ConvID).Updates(moved).Error; err != nil {
@@ -211,38 +225,38 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 	return ob, c, nil
 }
 
-// nextSeq increments last_seq of convID and returns the locked row with the
-// new last_seq and the updated_ms of the message before, or errNoConv when
-// the conversation has no row yet. The UPDATE takes the row lock that orders
-// concurrent writers until the transaction ends.
+// nextSeq increments last_seq of convID and returns the row with the new
+// last_seq and the updated_ms of the message before, or errNoConv when the
+// conversation has no row yet: one statement, UPDATE ... RETURNING (SQLite
+// 3.35; MySQL has no RETURNING, and MariaDB none on UPDATE: see lockConv).
+// The UPDATE takes the row lock that orders concurrent writers until the
+// transaction ends.
 func nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
-	if tx.Dialector.Name() == DriverSQLite {
-		// One statement: UPDATE ... RETURNING (SQLite 3.35). MySQL has no
-		// RETURNING, and MariaDB none on UPDATE.
-		var rows []convRow
-		res := tx.Model(&rows).Clauses(clause.Returning{}).Where("id = ?", convID).
-			Update("last_seq", gorm.Expr("last_seq + 1"))
-		switch {
-		case res.Error != nil:
-			return nil, res.Error
-		case len(rows) == 0:
-			return nil, errNoConv
-		}
-		return &rows[0], nil
-	}
-	res := tx.Model(&convRow{}).Where("id = ?", convID).
+	var rows []convRow
+	res := tx.Model(&rows).Clauses(clause.Returning{}).Where("id = ?", convID).
 		Update("last_seq", gorm.Expr("last_seq + 1"))
-	if res.Error != nil {
+	switch {
+	case res.Error != nil:
 		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
+	case len(rows) == 0:
 		return nil, errNoConv
 	}
-	var c convRow
-	if err := tx.Where("id = ?", convID).Take(&c).Error; err != nil {
+	return &rows[0], nil
+}
+
+// lockConv reads convID's row under a write lock held until the
+// transaction ends (MySQL), or returns errNoConv.
+func lockConv(tx *gorm.DB, convID string) (*convRow, error) {
+	var rows []convRow
+	err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+		Where("id = ?", convID).Limit(1).Find(&rows).Error
+	switch {
+	case err != nil:
 		return nil, err
+	case len(rows) == 0:
+		return nil, errNoConv
 	}
-	return &c, nil
+	return &rows[0], nil
 }
 
 // createConv creates the row of a p2p conversation and its two member rows
