@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -155,7 +156,7 @@ func (s *Service) commitBatch(items []*batchItem) {
 			results[i].err = err
 		}
 		return nil
-	})
+	}, s.seqTxOptions()...)
 	if err != nil && len(items) > 1 {
 		for i, it := range items {
 			results[i] = s.storeAlone(ctx, it.w)
@@ -187,8 +188,23 @@ func (s *Service) storeAlone(ctx context.Context, w seqWrite) batchResult {
 		var err error
 		ob, _, err = s.writeSeq(tx, w, nil)
 		return err
-	})
+	}, s.seqTxOptions()...)
 	return batchResult{ob: ob, err: err}
+}
+
+// seqTxOptions are the options of a seq transaction. On MySQL it reads
+// committed data (READ COMMITTED): under REPEATABLE READ a batch's later
+// write read a group's members from the snapshot its first write took, while
+// its conversation row, read FOR UPDATE, was current, so a member another
+// commit worker had just added was refused and the member cache kept the
+// old list until the next change. What a write reads after taking its
+// conversation's lock is then what the lock orders. SQLite has one writer
+// and takes no isolation option.
+func (s *Service) seqTxOptions() []*sql.TxOptions {
+	if s.cfg.DBDriver != DriverMySQL {
+		return nil
+	}
+	return []*sql.TxOptions{{Isolation: sql.LevelReadCommitted}}
 }
 
 // writeSeq creates w's conversation when it asks to, then runs its seq

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 )
@@ -141,6 +143,52 @@ func TestGroupCommit_RunOfOneConversation(t *testing.T) {
 		next, err := e.svc.Send(ctx, session(alice, 1), textReq("after", bob))
 		if err != nil || next.Seq != 5 || first.Seq != 1 {
 			t.Fatalf("send after the batch = %+v, %v; want seq 5", next, err)
+		}
+	})
+}
+
+// On MySQL a batch's later write reads what committed before it took its
+// conversation's lock, not the snapshot of the batch's first read: a member
+// another commit worker added in between may send, and the member cache
+// keeps the new list.
+func TestGroupCommit_LaterWriteSeesMembersCommittedMeanwhile(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		if e.cfg.DBDriver != DriverMySQL {
+			t.Skip("SQLite has one writer: nothing commits inside a batch")
+		}
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		g1, g2 := e.group(t, alice, "one", bob), e.group(t, alice, "two", bob)
+		x, y := min(g1, g2), max(g1, g2) // the batch sorts by conversation
+		item := func(conv string, from int64, client string,
+			apply func(*gorm.DB, *convRow, *messageRow) ([]int64, error)) *batchItem {
+			m := &messageRow{ConvID: conv, SenderID: from, SenderDevice: "phone",
+				ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
+				Content: []byte(client), CreatedAt: time.Now()}
+			return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
+				origin: session(from, 1), apply: apply, plain: true}}
+		}
+		first := item(x, alice, "x1", func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+			r, err := e.svc.sendApply(tx, c, m)
+			var n int64 // a plain read, which took REPEATABLE READ's snapshot
+			if err == nil {
+				err = tx.Model(&memberRow{}).Where("conv_id = ?", c.ID).Count(&n).Error
+			}
+			// Meanwhile another commit worker adds carol to y.
+			if _, err := e.manage(alice, y, common.GroupAction_ADD, []int64{carol}, "", 0); err != nil {
+				t.Errorf("add carol: %v", err)
+			}
+			return r, err
+		})
+		second := item(y, carol, "y1", e.svc.sendApply)
+		e.svc.commitBatch([]*batchItem{first, second})
+		if r := <-first.done; r.err != nil {
+			t.Fatalf("alice's send to x: %v", r.err)
+		}
+		if r := <-second.done; r.err != nil {
+			t.Fatalf("carol's send to y in the batch: %v", r.err)
+		}
+		if _, err := e.sendTo(carol, y, "later"); err != nil {
+			t.Fatalf("carol's next send to y: %v", err)
 		}
 	})
 }
