@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,20 @@ type pooledStmt struct {
 // list length).
 func newStmtPool(db *sql.DB, max int) *stmtPool {
 	return &stmtPool{db: db, max: max, stmts: make(map[string]*list.Element)}
+}
+
+// maxPooledParams is the most placeholders of a statement the pool keeps.
+// Longer ones are IN lists whose length varies (the outbox deletes up to
+// 511 ids): kept, each length would push the steady statements out.
+const maxPooledParams = 32
+
+// pooled says whether query goes through the pool's statements. Statements
+// without parameters (SAVEPOINT w3, ROLLBACK TO, DDL) are cheap to parse,
+// differ by name, and MySQL 8 refuses to prepare savepoints: they run as
+// they are.
+func pooled(query string) bool {
+	n := strings.Count(query, "?")
+	return n > 0 && n <= maxPooledParams
 }
 
 // usePreparedPool makes db run its statements through a stmtPool.
@@ -201,6 +216,9 @@ func (p *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 }
 
 func (p *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if !pooled(query) {
+		return p.db.ExecContext(ctx, query, args...)
+	}
 	ps, err := p.acquire(ctx, query)
 	if err != nil {
 		return nil, err
@@ -212,6 +230,9 @@ func (p *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 // QueryContext runs query; the rows keep the statement open until closed
 // (database/sql defers an eviction's close until then).
 func (p *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if !pooled(query) {
+		return p.db.QueryContext(ctx, query, args...)
+	}
 	ps, err := p.acquire(ctx, query)
 	if err != nil {
 		return nil, err
@@ -221,6 +242,9 @@ func (p *stmtPool) QueryContext(ctx context.Context, query string, args ...any) 
 }
 
 func (p *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if !pooled(query) {
+		return p.db.QueryRowContext(ctx, query, args...)
+	}
 	ps, err := p.acquire(ctx, query)
 	if err != nil {
 		// sql.Row has no public constructor carrying an error: the plain
@@ -247,6 +271,9 @@ type stmtTx struct {
 }
 
 func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if !pooled(query) {
+		return t.Tx.ExecContext(ctx, query, args...)
+	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.ExecContext(ctx, query, args...)
@@ -256,6 +283,9 @@ func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if !pooled(query) {
+		return t.Tx.QueryContext(ctx, query, args...)
+	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.QueryContext(ctx, query, args...)
@@ -265,6 +295,9 @@ func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (t *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if !pooled(query) {
+		return t.Tx.QueryRowContext(ctx, query, args...)
+	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.QueryRowContext(ctx, query, args...)

@@ -227,3 +227,37 @@ func TestStmtPool_CancelledCallDoesNotFailOthers(t *testing.T) {
 		t.Fatalf("the other call = %v, want the statement", err)
 	}
 }
+
+// Savepoints (no parameters, a name each) and long IN lists (a length
+// each) run as they are and never fill the pool.
+func TestStmtPool_KeepsOnlySteadyStatements(t *testing.T) {
+	db, _ := openCountingDB(t, 1, 16)
+	for i := range 20 {
+		ids := make([]int64, 40+i)
+		for j := range ids {
+			ids[j] = int64(j)
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.SavePoint(fmt.Sprintf("w%d", i)).Error; err != nil {
+				return err
+			}
+			if err := tx.Create(&poolRow{N: int64(i)}).Error; err != nil {
+				return err
+			}
+			return tx.Where("id IN ?", ids).Delete(&poolRow{}).Error
+		})
+		if err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	pool := db.ConnPool.(*stmtPool)
+	pool.mu.Lock()
+	var kept []string
+	for q := range pool.stmts {
+		kept = append(kept, q)
+	}
+	pool.mu.Unlock()
+	if len(kept) != 1 {
+		t.Errorf("pool keeps %d statements, want the insert alone: %q", len(kept), kept)
+	}
+}
