@@ -4,31 +4,20 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 )
 
 // chatProc is the terminal client run in-process, fed through a pipe.
 type chatProc struct {
 	in  *io.PipeWriter
-	mu  sync.Mutex
-	out strings.Builder
+	out syncbuf.Buffer
 }
 
-func (c *chatProc) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.Write(p)
-}
-
-func (c *chatProc) text() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.String()
-}
+func (c *chatProc) text() string { return c.out.String() }
 
 func runChat(t *testing.T, addr, user string) *chatProc {
 	t.Helper()
@@ -39,7 +28,7 @@ func runChat(t *testing.T, addr, user string) *chatProc {
 	go func() {
 		defer close(done)
 		_ = chat.Run(ctx, []string{"--addr", addr, "--user", user, "--password", "correct horse",
-			"--register", "--device", "term"}, pr, c)
+			"--register", "--device", "term"}, pr, &c.out)
 	}()
 	t.Cleanup(func() { cancel(); _ = pw.Close(); <-done })
 	c.wait(t, "logged in as "+user)

@@ -1,7 +1,6 @@
 package task
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 )
 
 // orderLoad is many conversations with many events each. Each conversation
@@ -276,24 +276,6 @@ func TestTask_CrashedInstanceIsTakenOver(t *testing.T) {
 	a.stop() // returns although its connection is gone
 }
 
-// lockedBuffer is a bytes.Buffer that goroutines may write together.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Events published by a build before partitions wait on the old subject
 // for the old consumer; a new task does not read them and says so.
 func TestTask_WarnsWhileTheLegacyConsumerHasEvents(t *testing.T) {
@@ -312,7 +294,7 @@ func TestTask_WarnsWhileTheLegacyConsumerHasEvents(t *testing.T) {
 	}
 	en.publishOn(t, en.names.LegacyMessageSubject(), []byte("an event of the old build"), "old-1")
 
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	startTaskDeps(t, testConfig(), Deps{Log: zerolog.New(&logs), JS: en.connect(t), MQ: en.names,
 		Routes: en.routes})
 	if !strings.Contains(logs.String(), "events of the previous build wait on the old subject") {

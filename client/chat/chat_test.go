@@ -6,36 +6,17 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/chat"
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// output is an io.Writer safe to read while Run writes to it.
-type output struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// waitOutput polls until out contains want n times.
-func waitOutput(t *testing.T, out *output, want string, n int) {
+func waitOutput(t *testing.T, out *syncbuf.Buffer, want string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for strings.Count(out.String(), want) < n {
@@ -49,14 +30,14 @@ func waitOutput(t *testing.T, out *output, want string, n int) {
 // chatRun is a chat.Run in the background, fed through a pipe.
 type chatRun struct {
 	in   *io.PipeWriter
-	out  *output
+	out  *syncbuf.Buffer
 	errc chan error
 }
 
 func startChat(t *testing.T, args ...string) *chatRun {
 	t.Helper()
 	pr, pw := io.Pipe()
-	r := &chatRun{in: pw, out: &output{}, errc: make(chan error, 1)}
+	r := &chatRun{in: pw, out: &syncbuf.Buffer{}, errc: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { r.errc <- chat.Run(ctx, args, pr, r.out) }()
 	t.Cleanup(func() {
