@@ -23,17 +23,30 @@ func (c *clock) now() time.Time { return c.t }
 // binary's Redis Cluster). Each store reads time from the clock fn gets.
 func forEachTable(t *testing.T, ttl time.Duration, fn func(t *testing.T, tab Table, c *clock)) {
 	t.Helper()
+	forEachBackend(t, fn,
+		func(c *clock) Table {
+			m := NewMemory(ttl)
+			m.now = c.now
+			return m
+		},
+		func(t *testing.T, b redistest.Backend, c *clock) Table { return openRedis(t, b, ttl, c) })
+}
+
+// forEachBackend runs fn on the in-process implementation that memory
+// returns and on the one redis returns for each Redis deployment the tests
+// reach, each on a clock of its own set to now.
+func forEachBackend[T any](t *testing.T, fn func(t *testing.T, impl T, c *clock),
+	memory func(c *clock) T, redis func(t *testing.T, b redistest.Backend, c *clock) T) {
+	t.Helper()
 	c := &clock{}
 	t.Run("memory", func(t *testing.T) {
 		c.t = time.Now()
-		m := NewMemory(ttl)
-		m.now = c.now
-		fn(t, m, c)
+		fn(t, memory(c), c)
 	})
 	for _, b := range redistest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			c.t = time.Now()
-			fn(t, openRedis(t, b, ttl, c), c)
+			fn(t, redis(t, b, c), c)
 		})
 	}
 }

@@ -13,22 +13,18 @@ import (
 // of redistest. Each store reads time from the clock fn gets.
 func forEachWatches(t *testing.T, ttl time.Duration, fn func(t *testing.T, w Watches, c *clock)) {
 	t.Helper()
-	c := &clock{}
-	t.Run("memory", func(t *testing.T) {
-		c.t = time.Now()
-		m := NewMemoryWatches(ttl)
-		m.now = c.now
-		fn(t, m, c)
-	})
-	for _, b := range redistest.Backends() {
-		t.Run(b.Name, func(t *testing.T) {
-			c.t = time.Now()
+	forEachBackend(t, fn,
+		func(c *clock) Watches {
+			m := NewMemoryWatches(ttl)
+			m.now = c.now
+			return m
+		},
+		func(t *testing.T, b redistest.Backend, c *clock) Watches {
 			rdb := b.Open(t)
 			r := NewRedisWatches(rdb, redistest.KeyPrefix(t, rdb), ttl)
 			r.now = c.now
-			fn(t, r, c)
+			return r
 		})
-	}
 }
 
 func watchersOf(t *testing.T, w Watches, user int64) []int64 {
