@@ -75,13 +75,17 @@ func usePreparedPool(db *gorm.DB, max int) error {
 }
 
 // acquire returns the prepared statement of query, preparing it on first
-// use; release must follow once the caller is done with it.
+// use; release must follow once the caller is done with it. A query the
+// pool does not keep (pooled) gets nil, to run as it is.
 //
 // The preparation belongs to the pool, not to the call that started it: it
 // runs beside the calls, bounded by prepareTimeout rather than their
 // contexts, so that one call's cancellation does not fail the others
 // waiting for the same statement; each waits until its own context ends.
 func (p *stmtPool) acquire(ctx context.Context, query string) (*pooledStmt, error) {
+	if !pooled(query) {
+		return nil, nil
+	}
 	p.mu.Lock()
 	ps, found := p.lookupLocked(query)
 	p.mu.Unlock()
@@ -110,6 +114,9 @@ const prepareTimeout = 10 * time.Second
 // caller runs the query on the transaction as it is; a first use starts
 // that preparation in the background, where it waits for a free connection.
 func (p *stmtPool) acquireInTx(query string) *pooledStmt {
+	if !pooled(query) {
+		return nil
+	}
 	p.mu.Lock()
 	ps, found := p.lookupLocked(query)
 	p.mu.Unlock()
@@ -193,21 +200,6 @@ func (p *stmtPool) release(ps *pooledStmt) {
 	}
 }
 
-// close closes every statement of the pool (the pool stays usable).
-func (p *stmtPool) close() {
-	p.mu.Lock()
-	var all []*sql.Stmt
-	for p.lru.Len() > 0 {
-		if s := p.dropLocked(p.lru.Back().Value.(*pooledStmt)); s != nil {
-			all = append(all, s)
-		}
-	}
-	p.mu.Unlock()
-	for _, s := range all {
-		_ = s.Close()
-	}
-}
-
 // GetDBConn lets gorm.DB.DB find the *sql.DB underneath.
 func (p *stmtPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
@@ -216,12 +208,12 @@ func (p *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 }
 
 func (p *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if !pooled(query) {
-		return p.db.ExecContext(ctx, query, args...)
-	}
 	ps, err := p.acquire(ctx, query)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case ps == nil:
+		return p.db.ExecContext(ctx, query, args...)
 	}
 	defer p.release(ps)
 	return ps.stmt.ExecContext(ctx, args...)
@@ -230,25 +222,22 @@ func (p *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 // QueryContext runs query; the rows keep the statement open until closed
 // (database/sql defers an eviction's close until then).
 func (p *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if !pooled(query) {
-		return p.db.QueryContext(ctx, query, args...)
-	}
 	ps, err := p.acquire(ctx, query)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case ps == nil:
+		return p.db.QueryContext(ctx, query, args...)
 	}
 	defer p.release(ps)
 	return ps.stmt.QueryContext(ctx, args...)
 }
 
 func (p *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if !pooled(query) {
-		return p.db.QueryRowContext(ctx, query, args...)
-	}
 	ps, err := p.acquire(ctx, query)
-	if err != nil {
-		// sql.Row has no public constructor carrying an error: the plain
-		// query reports the same failure on Scan.
+	if ps == nil || err != nil {
+		// Unpooled, or failed: sql.Row has no public constructor carrying
+		// an error, and the plain query reports the same failure on Scan.
 		return p.db.QueryRowContext(ctx, query, args...)
 	}
 	defer p.release(ps)
@@ -271,9 +260,6 @@ type stmtTx struct {
 }
 
 func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if !pooled(query) {
-		return t.Tx.ExecContext(ctx, query, args...)
-	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.ExecContext(ctx, query, args...)
@@ -283,9 +269,6 @@ func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if !pooled(query) {
-		return t.Tx.QueryContext(ctx, query, args...)
-	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.QueryContext(ctx, query, args...)
@@ -295,9 +278,6 @@ func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (t *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if !pooled(query) {
-		return t.Tx.QueryRowContext(ctx, query, args...)
-	}
 	ps := t.pool.acquireInTx(query)
 	if ps == nil {
 		return t.Tx.QueryRowContext(ctx, query, args...)
