@@ -151,14 +151,14 @@ func (s *Service) authToken(ctx context.Context,
 	if req.DeviceId != "" && req.DeviceId != claims.DeviceID {
 		return nil, nil, tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
-	dev, err := s.findDevice(ctx, claims.UserID, claims.DeviceID)
+	dev, u, err := s.findLoginDevice(ctx, claims.UserID, claims.DeviceID)
 	if err == nil && (dev == nil || dev.TokenGen != claims.Generation) {
 		err = fmt.Errorf("%w: revoked", ErrTokenInvalid)
 	}
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
-	u, dev, err := s.loginDevice(ctx, dev, req.Platform)
+	u, dev, err = s.loginDevice(ctx, u, dev, req.Platform)
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
@@ -180,28 +180,32 @@ func (s *Service) authRefresh(ctx context.Context,
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
-	u, dev, err := s.loginDevice(ctx, &deviceRow{UserID: user, DeviceID: device}, req.Platform)
+	u, dev, err := s.loginDevice(ctx, nil, &deviceRow{UserID: user, DeviceID: device}, req.Platform)
 	return u, dev, pair, err
 }
 
-// loginDevice returns the user of a device a token proved, and records the
-// login on the device's row unless the row, as read, already shows a login
-// within deviceTouchEvery on the same platform: a reconnect storm of token
-// logins then costs no write (on SQLite, no commit each).
-func (s *Service) loginDevice(ctx context.Context, dev *deviceRow,
+// loginDevice returns the user of a device a token proved (u, unless the
+// caller has not read it), and records the login on the device's row unless
+// the row, as read, already shows a login within deviceTouchEvery on the same
+// platform: a reconnect storm of token logins then costs no write (on SQLite,
+// no commit each).
+func (s *Service) loginDevice(ctx context.Context, u *userRow, dev *deviceRow,
 	platform string) (*userRow, *deviceRow, error) {
-	u, err := s.findUser(ctx, "", dev.UserID)
-	if err == nil && u == nil {
-		err = fmt.Errorf("%w: user %d gone", ErrTokenInvalid, dev.UserID)
-	}
-	if err != nil {
-		return nil, nil, err
+	if u == nil {
+		var err error
+		u, err = s.findUser(ctx, "", dev.UserID)
+		if err == nil && u == nil {
+			err = fmt.Errorf("%w: user %d gone", ErrTokenInvalid, dev.UserID)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	fresh := dev.LastLoginMs > 0 && s.now().UnixMilli()-dev.LastLoginMs < deviceTouchEvery.Milliseconds()
 	if fresh && (platform == "" || platform == dev.Platform) {
 		return u, dev, nil
 	}
-	dev, err = s.touchDevice(ctx, dev.UserID, dev.DeviceID, platform)
+	dev, err := s.touchDevice(ctx, dev.UserID, dev.DeviceID, platform)
 	return u, dev, err
 }
 

@@ -216,7 +216,10 @@ func wantRoute(t *testing.T, e *env, want route.Route) {
 }
 
 func TestLogin_Token(t *testing.T) {
-	e := newEnv(t, sqliteConfig(t))
+	forEachStore(t, func(t *testing.T, e *env) { testLoginToken(t, e) })
+}
+
+func testLoginToken(t *testing.T, e *env) {
 	alice := e.register(t, "alice")
 	ctx := context.Background()
 	conn := &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1}
@@ -252,13 +255,21 @@ func TestLogin_Token(t *testing.T) {
 			resp, err := e.svc.Login(ctx, &protocol.LoginReq{Token: tc.token, DeviceId: tc.device},
 				&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 2})
 			wantCode(t, err, tc.want)
-			if err == nil && (resp.UserId != alice || resp.Token == "" ||
-				resp.TokenExpiresMs <= resp.ServerTimeMs) {
+			if err == nil && (resp.UserId != alice || resp.Username != "alice" ||
+				resp.Token == "" || resp.TokenExpiresMs <= resp.ServerTimeMs) {
 				t.Fatalf("resp = %+v", resp)
 			}
 		})
 	}
 	wantRoute(t, e, route.Route{UserID: alice, DeviceID: "phone", Gateway: "gw-2:9000", ConnID: 2})
+
+	// The token outlives neither its device's row nor its user's.
+	if err := e.db.Delete(&userRow{ID: alice}).Error; err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Login(ctx, &protocol.LoginReq{Token: first.Token},
+		&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 3})
+	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 }
 
 func sqliteConfig(t testing.TB) Config {

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // benchStores runs fn on SQLite and, when RESONANCE_TEST_MYSQL_DSN is set,
@@ -73,5 +76,55 @@ func BenchmarkService_SendParallel(b *testing.B) {
 		if n := e.svc.stats.batches.Load(); n > 0 {
 			b.ReportMetric(float64(e.svc.stats.batchedWrites.Load())/float64(n), "writes/commit")
 		}
+	})
+}
+
+// BenchmarkService_TokenLogin measures what a reconnect storm costs logic per
+// device: the disconnect of its connection and the token login of the new
+// one (token check, device and user read, route), from concurrent callers
+// over 1,000 devices of 100 users.
+func BenchmarkService_TokenLogin(b *testing.B) {
+	benchStores(b, func(b *testing.B, e *env) {
+		const users, devices = 100, 1000
+		ctx := context.Background()
+		type device struct {
+			token string
+			id    string
+			user  int64
+			conn  atomic.Int64
+		}
+		devs := make([]*device, devices)
+		for u := range users {
+			name := fmt.Sprintf("user%d", u)
+			user := e.register(b, name)
+			for d := range devices / users {
+				dv := &device{id: fmt.Sprintf("dev%d", d), user: user}
+				resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: name,
+					Password: testPassword, DeviceId: dv.id}, &logicrpc.ConnInfo{Gateway: "gw-1:9000"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				dv.token = resp.Token
+				devs[u*(devices/users)+d] = dv
+			}
+		}
+		var next, conns atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				dv := devs[int(next.Add(1))%devices]
+				conn := conns.Add(1)
+				if old := dv.conn.Swap(conn); old != 0 {
+					_ = e.svc.Disconnect(ctx, &logicrpc.Session{UserId: dv.user,
+						DeviceId: dv.id, Gateway: "gw-1:9000", ConnId: old})
+				}
+				_, err := e.svc.Login(ctx, &protocol.LoginReq{Token: dv.token, DeviceId: dv.id},
+					&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: conn})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	})
 }

@@ -78,6 +78,38 @@ func (s *Service) findDevice(ctx context.Context, user int64, device string) (*d
 	return &row, nil
 }
 
+// findLoginDevice reads what a token login checks, in one query without
+// GORM: the device's row (its token generation and last login) and its user.
+// It returns nils when the device is unknown or its user is gone. The user
+// row holds its id and name only.
+func (s *Service) findLoginDevice(ctx context.Context, user int64,
+	device string) (*deviceRow, *userRow, error) {
+	rows, err := s.rdb.Statement.ConnPool.QueryContext(ctx, s.loginQuery, user, device)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
+		}
+		return nil, nil, nil
+	}
+	dev := &deviceRow{UserID: user, DeviceID: device}
+	u := &userRow{ID: user}
+	if err := rows.Scan(&dev.Platform, &dev.LastLoginMs, &dev.TokenGen, &u.Username); err != nil {
+		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
+	}
+	return dev, u, nil
+}
+
+// loginDeviceQuery is the query of findLoginDevice. Backquotes quote names on
+// SQLite and MySQL alike.
+func loginDeviceQuery(t tableNames) string {
+	return "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM `" + t.device +
+		"` d JOIN `" + t.user + "` u ON u.id = d.user_id WHERE d.user_id = ? AND d.device_id = ?"
+}
+
 // revokeDevices bumps the token generation of the user's device, or of all
 // its devices when device is empty, and forgets their refresh tokens: every
 // token issued before stops working. It returns how many devices it revoked.

@@ -46,7 +46,9 @@ type Service struct {
 	eph     *ephemeral
 	now     func() time.Time
 	tables  tableNames
-	members memberCache
+	// loginQuery reads a device with its user's name (findLoginDevice).
+	loginQuery string
+	members    memberCache
 
 	// batchQueue feeds sends to the group commit (batch.go).
 	batchQueue chan *batchItem
@@ -133,6 +135,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		eph:         newEphemeral(cfg.Ephemeral, deps.Watches),
 		now:         time.Now,
 		tables:      tables,
+		loginQuery:  loginDeviceQuery(tables),
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
 		batchQueue:  make(chan *batchItem, batchQueueLen),
 	}
@@ -258,16 +261,18 @@ type tableNames struct {
 	member string
 	user   string
 	block  string
+	device string
 }
 
 func resolveTables(db *gorm.DB) (tableNames, error) {
-	var names [4]string
-	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}} {
+	var names [5]string
+	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}, &deviceRow{}} {
 		stmt := &gorm.Statement{DB: db}
 		if err := stmt.Parse(model); err != nil {
 			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
 		}
 		names[i] = stmt.Schema.Table
 	}
-	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3]}, nil
+	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3],
+		device: names[4]}, nil
 }
