@@ -89,14 +89,11 @@ func (s *Service) blockedBetween(ctx context.Context, a, b int64) (bool, error) 
 // peerState tells whether user peer exists and whether sender and peer
 // block each other, in one query: a 1:1 send asks both.
 func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, blocked bool, err error) {
-	var st struct{ Users, Blocks int64 }
-	err = s.rdc(ctx).Raw("SELECT (SELECT COUNT(*) FROM ? WHERE id = ?) AS users, "+
-		"(SELECT COUNT(*) FROM ? WHERE (blocker_id = ? AND blocked_id = ?) "+
-		"OR (blocker_id = ? AND blocked_id = ?)) AS blocks",
-		clause.Table{Name: s.tables.user}, peer,
-		clause.Table{Name: s.tables.block}, sender, peer, peer, sender).Scan(&st).Error
+	var users, blocks int64
+	err = s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.peerState,
+		peer, sender, peer, peer, sender).Scan(&users, &blocks)
 	if err != nil {
 		return false, false, fmt.Errorf("peer check %d->%d: %w", sender, peer, err)
 	}
-	return st.Users > 0, st.Blocks > 0, nil
+	return users > 0, blocks > 0, nil
 }

@@ -84,7 +84,7 @@ func (s *Service) findDevice(ctx context.Context, user int64, device string) (*d
 // row holds its id and name only.
 func (s *Service) findLoginDevice(ctx context.Context, user int64,
 	device string) (*deviceRow, *userRow, error) {
-	rows, err := s.rdb.Statement.ConnPool.QueryContext(ctx, s.loginQuery, user, device)
+	rows, err := s.rdb.Statement.ConnPool.QueryContext(ctx, s.queries.loginDevice, user, device)
 	if err != nil {
 		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
 	}
@@ -101,13 +101,6 @@ func (s *Service) findLoginDevice(ctx context.Context, user int64,
 		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
 	}
 	return dev, u, nil
-}
-
-// loginDeviceQuery is the query of findLoginDevice. Backquotes quote names on
-// SQLite and MySQL alike.
-func loginDeviceQuery(t tableNames) string {
-	return "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM `" + t.device +
-		"` d JOIN `" + t.user + "` u ON u.id = d.user_id WHERE d.user_id = ? AND d.device_id = ?"
 }
 
 // revokeDevices bumps the token generation of the user's device, or of all

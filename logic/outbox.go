@@ -70,7 +70,7 @@ type outboxStats struct {
 
 // insertOutbox writes the event of m, for recipients, inside the seq
 // transaction tx.
-func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
+func (s *Service) insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 	recipients []int64) (*outboxRow, error) {
 	ev := &event.MessageEvent{
 		Message:       m.toThrift(),
@@ -83,7 +83,9 @@ func insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 	// The wall clock, not the service's: only the relay's age test reads it.
 	row := &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli(),
 		ConvID: m.ConvID}
-	if err := tx.Create(row).Error; err != nil {
+	var err error
+	if row.ID, err = insertID(tx, s.queries.insertOutbox, row.MsgID, row.Payload,
+		row.CreatedMs); err != nil {
 		return nil, err
 	}
 	return row, nil

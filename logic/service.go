@@ -46,9 +46,9 @@ type Service struct {
 	eph     *ephemeral
 	now     func() time.Time
 	tables  tableNames
-	// loginQuery reads a device with its user's name (findLoginDevice).
-	loginQuery string
-	members    memberCache
+	// queries are the hot statements written without GORM (queries.go).
+	queries queries
+	members memberCache
 
 	// batchQueue feeds sends to the group commit (batch.go).
 	batchQueue chan *batchItem
@@ -135,7 +135,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		eph:         newEphemeral(cfg.Ephemeral, deps.Watches),
 		now:         time.Now,
 		tables:      tables,
-		loginQuery:  loginDeviceQuery(tables),
+		queries:     newQueries(tables),
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
 		batchQueue:  make(chan *batchItem, batchQueueLen),
 	}
@@ -257,16 +257,19 @@ func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Ev
 // tableNames are the prefixed names of the tables that hand-written joins
 // name.
 type tableNames struct {
-	conv   string
-	member string
-	user   string
-	block  string
-	device string
+	conv    string
+	member  string
+	user    string
+	block   string
+	device  string
+	message string
+	outbox  string
 }
 
 func resolveTables(db *gorm.DB) (tableNames, error) {
-	var names [5]string
-	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}, &deviceRow{}} {
+	var names [7]string
+	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}, &deviceRow{},
+		&messageRow{}, &outboxRow{}} {
 		stmt := &gorm.Statement{DB: db}
 		if err := stmt.Parse(model); err != nil {
 			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
@@ -274,5 +277,5 @@ func resolveTables(db *gorm.DB) (tableNames, error) {
 		names[i] = stmt.Schema.Table
 	}
 	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3],
-		device: names[4]}, nil
+		device: names[4], message: names[5], outbox: names[6]}, nil
 }

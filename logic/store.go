@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -178,13 +179,13 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 		// SELECT ... FOR UPDATE takes the lock the UPDATE would and reads
 		// the row: a round trip less than UPDATE then SELECT.
 		var err error
-		if c, err = lockConv(tx, m.ConvID); err != nil {
+		if c, err = s.lockConv(tx, m.ConvID); err != nil {
 			return nil, nil, err
 		}
 		c.LastSeq++
 	default:
 		var err error
-		if c, err = nextSeq(tx, m.ConvID); err != nil {
+		if c, err = s.nextSeq(tx, m.ConvID); err != nil {
 			return nil, nil, err
 		}
 		unwritten = false
@@ -200,24 +201,25 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := tx.Create(m).Error; err != nil {
-		return nil, nil, err
-	}
-	moved := map[string]any{"last_msg_id": m.ID, "updated_ms": now.UnixMilli(), "updated_at": now}
-	if unwritten {
-		moved["last_seq"] = c.LastSeq
-	}
-	if err := tx.Model(&convRow{}).Where("id = ?", m.ConvID).Updates(moved).Error; err != nil {
-		return nil, nil, err
-	}
-	// One's own message is read: the sender's read position moves to it.
-	err = tx.Model(&memberRow{}).
-		Where("conv_id = ? AND user_id = ? AND read_seq < ?", m.ConvID, m.SenderID, m.Seq).
-		Update("read_seq", m.Seq).Error
+	q := &s.queries
+	m.ID, err = insertID(tx, q.insertMessage, m.ConvID, m.Seq, m.SenderID, m.SenderDevice,
+		m.ClientMsgID, m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs)
 	if err != nil {
 		return nil, nil, err
 	}
-	ob, err := insertOutbox(tx, m, w.origin, recipients)
+	if unwritten {
+		_, err = execRaw(tx, q.moveConvSeq, c.LastSeq, m.ID, now.UnixMilli(), now, m.ConvID)
+	} else {
+		_, err = execRaw(tx, q.moveConv, m.ID, now.UnixMilli(), now, m.ConvID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	// One's own message is read: the sender's read position moves to it.
+	if _, err = execRaw(tx, q.moveRead, m.Seq, m.ConvID, m.SenderID, m.Seq); err != nil {
+		return nil, nil, err
+	}
+	ob, err := s.insertOutbox(tx, m, w.origin, recipients)
 	if err != nil || !w.plain {
 		return ob, nil, err
 	}
@@ -231,32 +233,38 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 // 3.35; MySQL has no RETURNING, and MariaDB none on UPDATE: see lockConv).
 // The UPDATE takes the row lock that orders concurrent writers until the
 // transaction ends.
-func nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
-	var rows []convRow
-	res := tx.Model(&rows).Clauses(clause.Returning{}).Where("id = ?", convID).
-		Update("last_seq", gorm.Expr("last_seq + 1"))
-	switch {
-	case res.Error != nil:
-		return nil, res.Error
-	case len(rows) == 0:
-		return nil, errNoConv
-	}
-	return &rows[0], nil
+func (s *Service) nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
+	return queryConv(tx, s.queries.nextSeq, convID)
 }
 
 // lockConv reads convID's row under a write lock held until the
 // transaction ends (MySQL), or returns errNoConv.
-func lockConv(tx *gorm.DB, convID string) (*convRow, error) {
-	var rows []convRow
-	err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-		Where("id = ?", convID).Limit(1).Find(&rows).Error
-	switch {
-	case err != nil:
+func (s *Service) lockConv(tx *gorm.DB, convID string) (*convRow, error) {
+	return queryConv(tx, s.queries.lockConv, convID)
+}
+
+// queryConv runs query, which returns convColumns of the row of convID, in
+// tx, or returns errNoConv.
+func queryConv(tx *gorm.DB, query, convID string) (*convRow, error) {
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, query, convID)
+	if err != nil {
 		return nil, err
-	case len(rows) == 0:
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		return nil, errNoConv
 	}
-	return &rows[0], nil
+	var c convRow
+	var updated sql.NullTime
+	if err := rows.Scan(&c.ID, &c.Type, &c.LastSeq, &c.LastMsgID, &c.UpdatedMs, &updated,
+		&c.Name, &c.OwnerID, &c.MemberCount, &c.MemberVer, &c.Dismissed); err != nil {
+		return nil, err
+	}
+	c.UpdatedAt = updated.Time
+	return &c, rows.Close()
 }
 
 // createConv creates the row of a p2p conversation and its two member rows

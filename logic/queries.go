@@ -1,0 +1,83 @@
+package logic
+
+import (
+	"database/sql"
+
+	"gorm.io/gorm"
+)
+
+// queries are the statements of the hot paths written out rather than built
+// by GORM: a send's transaction and a token login run them thousands of
+// times a second, and GORM's statement building and reflection cost more
+// than the store's work on them. They run through stmtPool, prepared once.
+// Names are quoted with backquotes, which SQLite and MySQL both read.
+type queries struct {
+	// loginDevice reads a device's login state and its user's name.
+	loginDevice string
+	// peerState counts a user (0 or 1) and the blocks between two users.
+	peerState string
+	// insertMessage inserts a message row; its id is the insert id.
+	insertMessage string
+	// insertOutbox inserts an outbox row; its id is the insert id.
+	insertOutbox string
+	// moveConv and moveConvSeq set a conversation's last message, and with
+	// moveConvSeq its last seq too.
+	moveConv, moveConvSeq string
+	// moveRead moves a member's read position forward to a seq.
+	moveRead string
+	// nextSeq increments a conversation's last seq and returns its row
+	// (convColumns); lockConv reads the row FOR UPDATE (MySQL).
+	nextSeq, lockConv string
+}
+
+// convColumns are the columns of convRow in the order queryConv scans them.
+const convColumns = "id, type, last_seq, last_msg_id, updated_ms, updated_at, name, owner_id, " +
+	"member_count, member_ver, dismissed"
+
+func newQueries(t tableNames) queries {
+	q := func(table string) string { return "`" + table + "`" }
+	return queries{
+		loginDevice: "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM " +
+			q(t.device) + " d JOIN " + q(t.user) + " u ON u.id = d.user_id " +
+			"WHERE d.user_id = ? AND d.device_id = ?",
+		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
+			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
+			"OR (blocker_id = ? AND blocked_id = ?))",
+		insertMessage: "INSERT INTO " + q(t.message) + " (conv_id, seq, sender_id, sender_device, " +
+			"client_msg_id, content_type, content, created_at, recalled, edited_ms) " +
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		insertOutbox: "INSERT INTO " + q(t.outbox) + " (msg_id, payload, created_ms) VALUES (?, ?, ?)",
+		moveConv: "UPDATE " + q(t.conv) + " SET last_msg_id = ?, updated_ms = ?, updated_at = ? " +
+			"WHERE id = ?",
+		moveConvSeq: "UPDATE " + q(t.conv) + " SET last_seq = ?, last_msg_id = ?, updated_ms = ?, " +
+			"updated_at = ? WHERE id = ?",
+		moveRead: "UPDATE " + q(t.member) + " SET read_seq = ? " +
+			"WHERE conv_id = ? AND user_id = ? AND read_seq < ?",
+		nextSeq: "UPDATE " + q(t.conv) + " SET last_seq = last_seq + 1 WHERE id = ? " +
+			"RETURNING " + convColumns,
+		lockConv: "SELECT " + convColumns + " FROM " + q(t.conv) + " WHERE id = ? FOR UPDATE",
+	}
+}
+
+// execRaw runs query in tx (a transaction or the pool) past GORM's
+// callbacks, and translates the store's error as GORM does (TranslateError):
+// a unique violation is gorm.ErrDuplicatedKey on both stores.
+func execRaw(tx *gorm.DB, query string, args ...any) (sql.Result, error) {
+	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, query, args...)
+	if err != nil {
+		if t, ok := tx.Dialector.(gorm.ErrorTranslator); ok {
+			err = t.Translate(err)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// insertID runs an INSERT in tx and returns the row's auto-increment id.
+func insertID(tx *gorm.DB, query string, args ...any) (int64, error) {
+	res, err := execRaw(tx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
