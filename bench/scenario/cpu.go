@@ -12,27 +12,62 @@ import (
 // which Linux fixes at 100 for user space on every architecture we run on.
 const clockTick = 10 * time.Millisecond
 
-// CPUUsage is the CPU time a server process spent during a measured phase.
+// CPUUsage is the CPU time a server process spent during a measured phase,
+// with what the rest of the machine did meanwhile: on a shared machine a
+// run whose other processes (or the hypervisor's steal) took cores is not
+// comparable with a quiet one.
 type CPUUsage struct {
 	PID     int     `json:"pid"`
 	Seconds float64 `json:"cpu_seconds"`  // user + system
 	Wall    float64 `json:"wall_seconds"` // length of the phase
 	// Cores is Seconds/Wall: 1.0 is one core busy the whole phase.
 	Cores float64 `json:"cores"`
+	// Bench is the cores this bench process took over the phase (its
+	// worker processes, if any, count among the others).
+	Bench float64 `json:"bench_cores"`
+	// Machine is the cores busy machine-wide (user, system and interrupt
+	// time of every process and the kernel), CPUs how many there are, and
+	// Steal the cores the hypervisor gave to other machines. Zero when
+	// /proc/stat cannot be read.
+	Machine float64 `json:"machine_cores"`
+	CPUs    int     `json:"cpus"`
+	Steal   float64 `json:"steal_cores"`
+}
+
+// Others is the cores busy on the machine beyond the server and this bench:
+// other processes, and the kernel's work for no process.
+func (u CPUUsage) Others() float64 {
+	bench := u.Bench
+	if u.PID == os.Getpid() {
+		bench = 0 // the server runs in this process: counted once
+	}
+	return max(u.Machine-u.Cores-bench, 0)
 }
 
 func (u CPUUsage) String() string {
-	return fmt.Sprintf("server cpu: %.2fs over %.2fs = %.0f%% of one core (pid %d)",
+	s := fmt.Sprintf("server cpu: %.2fs over %.2fs = %.0f%% of one core (pid %d)",
 		u.Seconds, u.Wall, 100*u.Cores, u.PID)
+	if u.CPUs == 0 {
+		return s
+	}
+	s += fmt.Sprintf("; this bench %.0f%%; machine %.0f%% of %d%% busy, other processes %.0f%%",
+		100*u.Bench, 100*u.Machine, 100*u.CPUs, 100*u.Others())
+	if u.Steal >= 0.05 {
+		s += fmt.Sprintf(", stolen by the hypervisor %.0f%%", 100*u.Steal)
+	}
+	return s
 }
 
-// cpuMeter samples a process's CPU time at the start and end of a phase.
-// The zero value (no pid) measures nothing.
+// cpuMeter samples a process's CPU time, this process's and the machine's
+// at the start and end of a phase. The zero value (no pid) measures
+// nothing.
 type cpuMeter struct {
-	pid   int
-	cpu   time.Duration
-	start time.Time
-	err   error
+	pid     int
+	cpu     time.Duration
+	self    time.Duration
+	machine machineCPU
+	start   time.Time
+	err     error
 }
 
 // startCPU samples pid now; pid 0 disables the meter.
@@ -40,6 +75,8 @@ func startCPU(pid int) *cpuMeter {
 	m := &cpuMeter{pid: pid, start: time.Now()}
 	if pid > 0 {
 		m.cpu, m.err = processCPU(pid)
+		m.self, _ = processCPU(os.Getpid())
+		m.machine, _ = readMachineCPU()
 	}
 	return m
 }
@@ -54,8 +91,67 @@ func (m *cpuMeter) stop() *CPUUsage {
 		return nil
 	}
 	wall := time.Since(m.start)
-	return &CPUUsage{PID: m.pid, Seconds: (cpu - m.cpu).Seconds(), Wall: wall.Seconds(),
+	u := &CPUUsage{PID: m.pid, Seconds: (cpu - m.cpu).Seconds(), Wall: wall.Seconds(),
 		Cores: (cpu - m.cpu).Seconds() / wall.Seconds()}
+	if self, err := processCPU(os.Getpid()); err == nil && m.self > 0 {
+		u.Bench = (self - m.self).Seconds() / wall.Seconds()
+	}
+	if now, err := readMachineCPU(); err == nil && m.machine.cpus > 0 {
+		u.Machine = (now.busy - m.machine.busy).Seconds() / wall.Seconds()
+		u.Steal = (now.steal - m.machine.steal).Seconds() / wall.Seconds()
+		u.CPUs = now.cpus
+	}
+	return u
+}
+
+// machineCPU is the CPU time of the whole machine since boot, summed over
+// its CPUs (/proc/stat).
+type machineCPU struct {
+	busy, steal time.Duration
+	cpus        int
+}
+
+func readMachineCPU() (machineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}, fmt.Errorf("machine cpu: %w", err)
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat reads the summary line of /proc/stat ("cpu  user nice
+// system idle iowait irq softirq steal ...", in clock ticks) and counts the
+// per-CPU lines. Busy is user + nice + system + irq + softirq; idle and
+// iowait are not busy, steal is apart.
+func parseProcStat(b []byte) (machineCPU, error) {
+	var m machineCPU
+	for line := range bytes.Lines(b) {
+		fields := bytes.Fields(line)
+		if len(fields) == 0 || !bytes.HasPrefix(fields[0], []byte("cpu")) {
+			continue
+		}
+		if len(fields[0]) > 3 {
+			m.cpus++
+			continue
+		}
+		if len(fields) < 9 {
+			return machineCPU{}, fmt.Errorf("/proc/stat cpu line with %d fields", len(fields))
+		}
+		var ticks [8]int64
+		for i := range ticks {
+			v, err := strconv.ParseInt(string(fields[1+i]), 10, 64)
+			if err != nil {
+				return machineCPU{}, fmt.Errorf("/proc/stat cpu field %d: %q", 1+i, fields[1+i])
+			}
+			ticks[i] = v
+		}
+		busy := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+		m.busy, m.steal = time.Duration(busy)*clockTick, time.Duration(ticks[7])*clockTick
+	}
+	if m.cpus == 0 {
+		return machineCPU{}, fmt.Errorf("/proc/stat without cpu lines")
+	}
+	return m, nil
 }
 
 // processCPU returns utime+stime of pid.

@@ -42,8 +42,46 @@ func TestCPUMeter_OwnProcess(t *testing.T) {
 	if u == nil || u.PID != os.Getpid() || u.Seconds < 0 || u.Wall <= 0 {
 		t.Fatalf("usage %+v", u)
 	}
+	// The machine was busy at least while this process spun.
+	if u.CPUs < 1 || u.Machine <= 0 || u.Bench <= 0 {
+		t.Fatalf("machine usage %+v", u)
+	}
 	if startCPU(0).stop() != nil {
 		t.Fatal("usage without a pid")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	const stat = "cpu  100 5 50 1000 20 3 2 7 0 0\n" +
+		"cpu0 50 2 25 500 10 2 1 4 0 0\ncpu1 50 3 25 500 10 1 1 3 0 0\n" +
+		"intr 12345 0 0\nctxt 999\n"
+	got, err := parseProcStat([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := machineCPU{busy: 160 * clockTick, steal: 7 * clockTick, cpus: 2}
+	if got != want {
+		t.Fatalf("parseProcStat = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", "intr 1\n", "cpu  1 2 3\ncpu0 1 2 3\n", "cpu  1 2 x 4 5 6 7 8\ncpu0\n"} {
+		if _, err := parseProcStat([]byte(bad)); err == nil {
+			t.Errorf("parseProcStat(%q) took it", bad)
+		}
+	}
+}
+
+func TestCPUUsage_Others(t *testing.T) {
+	u := CPUUsage{PID: os.Getpid() + 1, Cores: 1.2, Bench: 0.4, Machine: 1.9, CPUs: 2}
+	if got := u.Others(); got < 0.299 || got > 0.301 {
+		t.Fatalf("others = %v, want 0.3", got)
+	}
+	u.PID = os.Getpid() // the server in this process: its cores are the bench's
+	if got := u.Others(); got < 0.699 || got > 0.701 {
+		t.Fatalf("others with the server in process = %v, want 0.7", got)
+	}
+	u.Machine = 1 // samples a tick apart can disagree: never below zero
+	if u.PID = 1; u.Others() != 0 {
+		t.Fatalf("others = %v, want 0", u.Others())
 	}
 }
 
