@@ -114,6 +114,10 @@ func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
 		s.failSends--
 		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
 	}
+	if len(req.Content) > s.opts.MaxContent {
+		return nil, fail(common.ErrorCode_TOO_LARGE,
+			fmt.Sprintf("content over %d bytes", s.opts.MaxContent))
+	}
 	convID, peer, err := s.resolveConv(c.userID, req)
 	if err != nil {
 		return nil, err
