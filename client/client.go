@@ -35,6 +35,13 @@ type Options struct {
 	// MaxBody is the largest frame body accepted from the server, in bytes;
 	// default codec.DefaultMaxBody.
 	MaxBody int
+	// SendLimit is the largest request body the server accepts, in bytes:
+	// the gateway's frame body limit (--max-body); default
+	// codec.DefaultMaxBody, the gateway's default. A request over it fails
+	// with ErrTooLarge before anything is written, so the connection stays
+	// up; a server whose limit is lower closes the connection instead
+	// (FRAME_TOO_LARGE), and that request fails with ErrTooLarge as well.
+	SendLimit int
 	// PushBuffer is the capacity of the Messages channel; default 1024.
 	PushBuffer int
 	// LocalIP, when set, is the source address to dial from, e.g. a
@@ -65,6 +72,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = codec.DefaultMaxBody
+	}
+	if o.SendLimit <= 0 {
+		o.SendLimit = codec.DefaultMaxBody
 	}
 	if o.PushBuffer <= 0 {
 		o.PushBuffer = defaultPushBuffer

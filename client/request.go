@@ -12,10 +12,17 @@ import (
 
 // roundTrip sends req under op and waits for the reply, decoded into resp.
 // It returns *Error for an error reply, ErrTimeout (wrapped) when the reply
-// does not come within RequestTimeout, and the connection's error when it
-// ends first.
+// does not come within RequestTimeout, a *TooLargeError for a body over
+// SendLimit, and the connection's error when it ends first.
 func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Body,
 	resp codec.Readable) error {
+	// The gateway closes the connection at the header of a frame over its
+	// limit, so such a request must never be written: the close would fail
+	// every other request in flight, and a caller that retries across
+	// reconnects would send it again after each one.
+	if size := req.BLength(); size > c.opts.SendLimit {
+		return &TooLargeError{Op: op, Size: size, Limit: c.opts.SendLimit}
+	}
 	ctx, cancel := context.WithTimeout(parent, c.opts.RequestTimeout)
 	defer cancel()
 

@@ -322,8 +322,13 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 }
 
 // sendAgain reports whether a failed send may succeed if repeated: on
-// another connection, or later on this one.
+// another connection, or later on this one. A request too large for the
+// server never will, whether the SDK refused it or the server closed the
+// connection for it.
 func sendAgain(c *Client, err error) bool {
+	if errors.Is(err, ErrTooLarge) {
+		return false
+	}
 	var se *Error
 	if errors.As(err, &se) {
 		return se.IsRetryable()
