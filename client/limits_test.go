@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,61 @@ func TestSession_SendRefusesTooLargeAndGoesOn(t *testing.T) {
 		t.Fatalf("next send = %+v, %v", ack, err)
 	}
 	waitFor(t, "the next message handed over", func() bool { return st.count(ack.ConvId) == 1 })
+}
+
+// A server whose limit is below the SDK's closes the connection for an
+// oversized request (FRAME_TOO_LARGE). That request fails with ErrTooLarge
+// instead of being sent again after every reconnect, and the messages in
+// flight beside it are resent and stored once.
+func TestSession_DropsTheRequestTheServerClosedFor(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+	}{
+		// Written whole before the server reads the header.
+		{name: "body written whole", size: 40 << 10},
+		// Far over the socket buffers: the write fails with a reset, and
+		// the CLOSE read before it must still decide.
+		{name: "write cut short", size: 8 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{MaxBody: 32 << 10, MaxContent: 16 << 20})
+			_, bobID := loginNew(t, s, "bob", client.Options{})
+			loginNew(t, s, "alice", client.Options{})
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.Client.SendLimit = 16 << 20
+			})
+			st := collectSession(t, sess)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+
+			small := make(chan error, 1)
+			go func() {
+				for i := range 20 {
+					_, err := sess.Send(ctx, client.SendParams{ToUserID: bobID,
+						Text: fmt.Sprintf("small %d", i)})
+					if err != nil {
+						small <- err
+						return
+					}
+				}
+				small <- nil
+			}()
+			_, err := sess.Send(ctx, client.SendParams{ToUserID: bobID,
+				Text: strings.Repeat("y", tt.size)})
+			if tl := wantTooLarge(t, "big send", err, protocol.Op_SEND); tl.Limit != 0 {
+				t.Fatalf("error %+v, want the server's refusal (Limit 0)", tl)
+			}
+			if err := <-small; err != nil {
+				t.Fatalf("small sends: %v", err)
+			}
+			ack, err := sess.Send(ctx, client.SendParams{ToUserID: bobID, Text: "after"})
+			if err != nil || ack.Seq != 21 {
+				t.Fatalf("send after = %+v, %v", ack, err)
+			}
+			waitFor(t, "every small message", func() bool { return st.count(ack.ConvId) == 21 })
+			st.checkExactly(t, ack.ConvId, 21)
+		})
+	}
 }
