@@ -132,7 +132,10 @@ func (s *Session) CreateGroup(ctx context.Context, name string,
 	id := NewClientMsgID()
 	return retryEvent(s, ctx, func(c *Client) (*protocol.GroupChangeResp, string, error) {
 		r, err := c.CreateGroup(ctx, name, members, id)
-		return r, r.GetConvId(), err
+		if err != nil {
+			return nil, "", err // r is nil: its conversation id is not known
+		}
+		return r, r.ConvId, nil
 	})
 }
 

@@ -439,3 +439,18 @@ func TestSession_AcknowledgesManyConversationsInBatches(t *testing.T) {
 		return true
 	})
 }
+
+// A refused CreateGroup returns its error; it used to dereference the nil
+// reply and crash the app (the chat client at any group name the server
+// refused).
+func TestSession_CreateGroupReturnsItsError(t *testing.T) {
+	s := startServer(t, clienttest.Options{}) // the fake has no groups
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	collectSession(t, sess)
+	_, err := sess.CreateGroup(context.Background(), "friends", []int64{bobID})
+	if client.CodeOf(err) != common.ErrorCode_UNSUPPORTED {
+		t.Fatalf("CreateGroup = %v, want UNSUPPORTED", err)
+	}
+}
