@@ -175,6 +175,7 @@ func (s *Session) Edit(ctx context.Context, convID string, seq int64,
 func retryEvent[R any](s *Session, ctx context.Context,
 	op func(c *Client) (R, string, error)) (R, error) {
 	backoff := s.cfg.MinBackoff
+	var retry retrier
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
@@ -188,7 +189,7 @@ func retryEvent[R any](s *Session, ctx context.Context,
 			s.mu.Unlock()
 			return r, nil
 		}
-		if ctx.Err() != nil || !sendAgain(c, err) {
+		if ctx.Err() != nil || !retry.again(c, err) {
 			return r, err
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {

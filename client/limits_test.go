@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +189,39 @@ func TestSession_DropsTheRequestTheServerClosedFor(t *testing.T) {
 			waitFor(t, "every small message", func() bool { return st.count(ack.ConvId) == 21 })
 			st.checkExactly(t, ack.ConvId, 21)
 		})
+	}
+}
+
+// A request the server closes the connection for as malformed or unknown
+// (PROTOCOL_ERROR, here a gateway older than the op) is sent once more, in
+// case another frame was at fault, then fails: it used to end every
+// connection it was resent on until its context ended.
+func TestSession_GivesUpARequestClosedAsAProtocolError(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	var disconnects atomic.Int32
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventDisconnected {
+				disconnects.Add(1)
+			}
+		}
+	})
+	collectSession(t, sess)
+	s.Unknown(protocol.Op_CREATE_GROUP)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	_, err := sess.CreateGroup(ctx, "friends", []int64{bobID})
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_PROTOCOL_ERROR {
+		t.Fatalf("CreateGroup = %v, want the PROTOCOL_ERROR close", err)
+	}
+	if _, err := sess.Send(ctx, client.SendParams{ToUserID: bobID, Text: "still up"}); err != nil {
+		t.Fatalf("send after: %v", err)
+	}
+	if n := disconnects.Load(); n != 2 {
+		t.Fatalf("%d disconnections, want 2", n)
 	}
 }

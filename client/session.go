@@ -296,11 +296,16 @@ func (s *Session) Client(ctx context.Context) (*Client, error) {
 // across reconnects, until ctx is done. The message also enters Messages,
 // once, in its conversation's order, so the app sees one stream per
 // conversation whichever device sent what.
+//
+// A message the server will never take is not tried again: one over its
+// frame limit fails with ErrTooLarge, and one in flight at a second CLOSE
+// PROTOCOL_ERROR (see maxProtocolCloses) with that *CloseError.
 func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, error) {
 	if p.ClientMsgID == "" {
 		p.ClientMsgID = NewClientMsgID()
 	}
 	backoff := s.cfg.MinBackoff
+	var retry retrier
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
@@ -311,7 +316,7 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 			s.offer(s.ownMessage(p, ack), false)
 			return ack, nil
 		}
-		if ctx.Err() != nil || !sendAgain(c, err) {
+		if ctx.Err() != nil || !retry.again(c, err) {
 			return nil, err
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {
@@ -334,6 +339,30 @@ func sendAgain(c *Client, err error) bool {
 		return se.IsRetryable()
 	}
 	return c.Err() != nil || errors.Is(err, ErrTimeout)
+}
+
+// maxProtocolCloses is how many CLOSE PROTOCOL_ERROR a Session request may
+// be in flight for. The server sends it for a frame it cannot parse or
+// whose op it does not know (a gateway older than the op), and
+// docs/protocol.md says not to resend that frame; but the close does not
+// say which frame it was. So a request in flight beside it is sent once
+// more, and the one at fault ends its second connection and fails, where
+// it was resent after every reconnect.
+const maxProtocolCloses = 2
+
+// retrier decides whether one Session request that failed is tried again.
+type retrier struct {
+	protocolCloses int
+}
+
+func (r *retrier) again(c *Client, err error) bool {
+	var ce *CloseError
+	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_PROTOCOL_ERROR {
+		if r.protocolCloses++; r.protocolCloses >= maxProtocolCloses {
+			return false
+		}
+	}
+	return sendAgain(c, err)
 }
 
 // ownMessage rebuilds the stored message from the ack of its send.
