@@ -137,3 +137,29 @@ func TestChat_MarksShownMessagesRead(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestChat_TooLargeMessages checks the limits against the real system:
+// 16384 bytes of content are taken, 16385 refused (TOO_LARGE) and 70 KiB
+// over the gateway's frame limit are refused by the SDK before sending;
+// each refusal is one short line and the session goes on.
+func TestChat_TooLargeMessages(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "lann"), runChat(t, addr, "lbob")
+	ann.say(t, "/to lbob")
+	ann.wait(t, "chatting with lbob")
+	bob.say(t, "/to lann")
+	bob.wait(t, "chatting with lann")
+
+	ann.say(t, strings.Repeat("x", 16384))
+	bob.wait(t, "lann: "+strings.Repeat("x", 16384))
+	ann.say(t, strings.Repeat("y", 16385))
+	ann.wait(t, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`)
+	ann.say(t, strings.Repeat("z", 70<<10))
+	ann.wait(t, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`)
+	ann.say(t, "still here")
+	bob.wait(t, "lann: still here")
+	if out := ann.text(); strings.Contains(out, "connection lost") {
+		t.Fatalf("a refusal cost the connection:\n%.2000s", out)
+	}
+}

@@ -364,3 +364,35 @@ func TestRun_SurvivesAnOverLongLine(t *testing.T) {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 }
+
+// A message over the server's content limit (16 KiB) or frame limit
+// (64 KiB) is reported in one short line and the session goes on; the
+// content limit itself is sent whole.
+func TestRun_ReportsTooLargeMessagesAndGoesOn(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+
+	r.say(t, strings.Repeat("x", 16384))
+	waitOutput(t, r.out, "alice #1: xxxx", 1)
+	if m := <-bob.Messages(); len(m.Content) != 16384 {
+		t.Fatalf("bob got %d bytes, want 16384", len(m.Content))
+	}
+	r.say(t, strings.Repeat("y", 16385))
+	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`, 1)
+	r.say(t, strings.Repeat("z", 70<<10))
+	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`, 1)
+	r.say(t, "still here")
+	waitOutput(t, r.out, "alice #2: still here", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	for _, line := range strings.Split(r.out.String(), "\n") {
+		if len(line) > 200 && !strings.Contains(line, "alice #1: ") {
+			t.Fatalf("a line of %d bytes: %.100s…", len(line), line)
+		}
+	}
+}

@@ -283,9 +283,51 @@ func (s *session) markShownRead(ctx context.Context) {
 func (s *session) sendLoop(ctx context.Context) {
 	for p := range s.outbox {
 		if _, err := s.sess.Send(ctx, p); err != nil {
-			s.printf("! not sent: %q: %s", p.Text, describe(err))
+			s.reportNotSent(p.Text, err)
 		}
 	}
+}
+
+// reportNotSent says why a typed line was not sent, quoting its start: a
+// line refused as too large may be 64 KiB long.
+func (s *session) reportNotSent(text string, err error) {
+	if !tooLarge(err) {
+		s.printf("! not sent: %q: %s", excerpt(text), describe(err))
+		return
+	}
+	reason := "too large for the server"
+	var se *client.Error
+	var tl *client.TooLargeError
+	switch {
+	case errors.As(err, &se) && se.Message != "":
+		reason += " (" + se.Message + ")"
+	case errors.As(err, &tl) && tl.Limit > 0:
+		reason += fmt.Sprintf(" (a request over %d bytes)", tl.Limit)
+	}
+	s.printf("! not sent: %q (%d bytes) is %s", excerpt(text), len(text), reason)
+}
+
+// tooLarge reports whether err refuses a request for its size: the SDK's
+// check against the frame limit, the server closing the connection for
+// the frame, or the server's content limit (TOO_LARGE).
+func tooLarge(err error) bool {
+	return errors.Is(err, client.ErrTooLarge) ||
+		client.CodeOf(err) == common.ErrorCode_TOO_LARGE
+}
+
+// excerptRunes is how much of a line a notice quotes.
+const excerptRunes = 40
+
+// excerpt returns the start of text, marked with "…" when cut.
+func excerpt(text string) string {
+	n := 0
+	for i := range text {
+		if n == excerptRunes {
+			return text[:i] + "…"
+		}
+		n++
+	}
+	return text
 }
 
 // report prints a failed command; the client session handles the
