@@ -163,3 +163,23 @@ func TestChat_TooLargeMessages(t *testing.T) {
 		t.Fatalf("a refusal cost the connection:\n%.2000s", out)
 	}
 }
+
+// TestChat_GroupNamesPrintInert checks that a group name, which the server
+// takes with control characters, prints as visible stand-ins wherever the
+// client shows it.
+func TestChat_GroupNamesPrintInert(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "iann"), runChat(t, addr, "ibob")
+	ann.say(t, "/group new x\x1b[2J\u202ey ibob")
+	bob.wait(t, `iann created "x␛[2J`+"\uFFFD"+`y" with ibob`)
+	ann.say(t, "hello")
+	bob.wait(t, "[x␛[2J\uFFFDy] [")
+	bob.say(t, "/convs")
+	bob.wait(t, "  x␛[2J\uFFFDy  unread")
+	for _, out := range []string{ann.text(), bob.text()} {
+		if strings.ContainsAny(out, "\x1b\u202e") {
+			t.Fatalf("output has a raw escape:\n%q", out)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/chat"
@@ -393,6 +394,52 @@ func TestRun_ReportsTooLargeMessagesAndGoesOn(t *testing.T) {
 	for _, line := range strings.Split(r.out.String(), "\n") {
 		if len(line) > 200 && !strings.Contains(line, "alice #1: ") {
 			t.Fatalf("a line of %d bytes: %.100s…", len(line), line)
+		}
+	}
+}
+
+// checkPrintable fails on any rune in out that could act on a terminal:
+// controls other than the line ends the client writes, C1, bidi
+// overrides and isolates, invalid UTF-8.
+func checkPrintable(t *testing.T, out string) {
+	t.Helper()
+	for i, r := range out {
+		bad := r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r <= 0x9f ||
+			r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 ||
+			r == utf8.RuneError && !strings.HasPrefix(out[i:], "\uFFFD")
+		if bad {
+			t.Fatalf("output has %U at byte %d:\n%q", r, i, out)
+		}
+	}
+}
+
+// A peer cannot reach the terminal through what the client prints: control
+// characters, escapes and bidi overrides in a message or a user name are
+// shown as visible stand-ins, and a message never prints as two lines.
+func TestRun_PrintsNetworkTextInert(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	evil, _ := newUser(t, s, "ev\x1b[2Jil\r")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+	aliceID := userID(t, bob, "alice")
+
+	send(t, bob, aliceID, "a\x00b\x1b[31mred\x07\r\n[12:00:00] alice: forged\u202egnp.exe"+
+		"\u2066x\u2069\u0085\u009b\x7f\tend\xff")
+	waitOutput(t, r.out, "] bob: a␀b␛[31mred␇␍␊[12:00:00] alice: forged\uFFFDgnp.exe"+
+		"\uFFFDx\uFFFD\uFFFD\uFFFD␡␉end\uFFFD", 1)
+	send(t, evil, aliceID, "hi")
+	waitOutput(t, r.out, "[with ev␛[2Jil␍] ", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	out := r.out.String()
+	checkPrintable(t, out)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "forged") && !strings.Contains(line, "] bob: a") {
+			t.Fatalf("a message line of its own: %q", line)
 		}
 	}
 }

@@ -52,7 +52,9 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	case "/quit":
 		return errQuit
 	case "/help":
-		s.printf("%s", helpText)
+		for _, l := range strings.Split(helpText, "\n") {
+			s.printf("%s", l)
+		}
 	case "/history":
 		if s.conv() == "" {
 			s.printf("! no conversation yet: /to <user> or /group")

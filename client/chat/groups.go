@@ -241,7 +241,7 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		targets := strings.Join(names, ", ")
 		switch ev.Action {
 		case common.GroupAction_CREATE:
-			return fmt.Sprintf("* %s created %q with %s (%s)", who, ev.Name, targets, m.ConvId)
+			return fmt.Sprintf("* %s created %q with %s (%s)", who, clean(ev.Name), targets, m.ConvId)
 		case common.GroupAction_ADD:
 			return fmt.Sprintf("* %s added %s", who, targets)
 		case common.GroupAction_REMOVE:
@@ -249,7 +249,7 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		case common.GroupAction_LEAVE:
 			return fmt.Sprintf("* %s left", who)
 		case common.GroupAction_RENAME:
-			return fmt.Sprintf("* %s renamed the group %q", who, ev.Name)
+			return fmt.Sprintf("* %s renamed the group %q", who, clean(ev.Name))
 		case common.GroupAction_SET_ROLE:
 			return fmt.Sprintf("* %s made %s %s", who, targets, strings.ToLower(ev.Role.String()))
 		case common.GroupAction_DISMISS:

@@ -87,10 +87,17 @@ func newSession(cfg config, out io.Writer) *session {
 	}
 }
 
+// printf prints one line. format is the client's own; every string, error
+// and Stringer argument is cleaned first (clean.go), since any of them may
+// carry text from the network.
 func (s *session) printf(format string, args ...any) {
+	cleaned := make([]any, len(args))
+	for i, a := range args {
+		cleaned[i] = cleanArg(a)
+	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	fmt.Fprintf(s.out, format+"\n", args...)
+	fmt.Fprintf(s.out, format+"\n", cleaned...)
 }
 
 // run opens the session, then serves stdin and the message stream until
