@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -441,5 +444,41 @@ func TestRun_PrintsNetworkTextInert(t *testing.T) {
 		if strings.Contains(line, "forged") && !strings.Contains(line, "] bob: a") {
 			t.Fatalf("a message line of its own: %q", line)
 		}
+	}
+}
+
+// chatChildEnv, set to a server address, makes TestChatChild run one chat
+// client that logs in as alice and quits: a process of its own, as every
+// run of `resonance chat` is.
+const chatChildEnv = "RESONANCE_TEST_CHAT_CHILD_ADDR"
+
+func TestChatChild(t *testing.T) {
+	addr := os.Getenv(chatChildEnv)
+	if addr == "" {
+		t.Skip("run by TestRun_DefaultDeviceIsTheSameEveryRun")
+	}
+	err := chat.Run(context.Background(), []string{"--addr", addr, "--user", "Alice",
+		"--password", "pw"}, strings.NewReader("/quit\n"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without --device, every run of the client on one machine is the same
+// device: it was one per process, leaving a device and its refresh token
+// behind at each start.
+func TestRun_DefaultDeviceIsTheSameEveryRun(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "Alice") // the fake keeps names as given
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestChatChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), chatChildEnv+"="+s.Addr())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("chat process: %v\n%s", err, out)
+		}
+	}
+	devices := s.Devices("Alice")
+	if len(devices) != 2 || !slices.Contains(devices, "sdk") {
+		t.Fatalf("devices %q, want sdk and one chat device", devices)
 	}
 }

@@ -76,7 +76,8 @@ func (s *Server) register(req *protocol.RegisterReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_USERNAME_TAKEN, "username taken")
 	}
 	s.nextUserID++
-	u := &user{id: s.nextUserID, name: req.Username, password: req.Password}
+	u := &user{id: s.nextUserID, name: req.Username, password: req.Password,
+		devices: make(map[string]bool)}
 	s.users[u.name] = u
 	s.usersByID[u.id] = u
 	return &protocol.RegisterResp{UserId: u.id}, nil
@@ -95,6 +96,7 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
 	}
 	c.userID, c.device = u.id, req.DeviceId
+	u.devices[req.DeviceId] = true
 	token := newToken()
 	s.tokens[token] = u.id
 	now := time.Now()

@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,6 +82,7 @@ type user struct {
 	id       int64
 	name     string
 	password string
+	devices  map[string]bool // every device id logged in with
 }
 
 type conv struct {
@@ -172,6 +175,17 @@ func (s *Server) Heartbeats() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.heartbeats
+}
+
+// Devices lists, sorted, every device id the user logged in with.
+func (s *Server) Devices(username string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[username]
+	if u == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(u.devices))
 }
 
 // Online is how many logged-in connections the user has.
