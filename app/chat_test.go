@@ -21,17 +21,26 @@ func (c *chatProc) text() string { return c.out.String() }
 
 func runChat(t *testing.T, addr, user string) *chatProc {
 	t.Helper()
+	c := startChat(t, addr, "--user", user)
+	c.wait(t, "logged in as "+user)
+	return c
+}
+
+// startChat runs the client with args after the address, password,
+// --register and --device; it does not wait for the login.
+func startChat(t *testing.T, addr string, args ...string) *chatProc {
+	t.Helper()
 	pr, pw := io.Pipe()
 	c := &chatProc{in: pw}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	args = append([]string{"--addr", addr, "--password", "correct horse", "--register",
+		"--device", "term"}, args...)
 	go func() {
 		defer close(done)
-		_ = chat.Run(ctx, []string{"--addr", addr, "--user", user, "--password", "correct horse",
-			"--register", "--device", "term"}, pr, &c.out)
+		_ = chat.Run(ctx, args, pr, &c.out)
 	}()
 	t.Cleanup(func() { cancel(); _ = pw.Close(); <-done })
-	c.wait(t, "logged in as "+user)
 	return c
 }
 
@@ -72,7 +81,7 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.say(t, "/group Nope")
 	bob.wait(t, `no group of yours is named "Nope"`)
 	bob.say(t, "/group Friends") // by name
-	bob.wait(t, "chatting in group "+group)
+	bob.wait(t, "chatting in group Friends ("+group+")")
 	bob.say(t, "hi ann")
 	ann.wait(t, "tbob: hi ann")
 
@@ -181,5 +190,47 @@ func TestChat_GroupNamesPrintInert(t *testing.T) {
 		if strings.ContainsAny(out, "\x1b\u202e") {
 			t.Fatalf("output has a raw escape:\n%q", out)
 		}
+	}
+}
+
+// TestChat_NamesAndRefusals checks that the client shows the server's
+// spelling of names, says which user a command could not find, refuses a
+// conversation with oneself at once, and shows groups by name.
+func TestChat_NamesAndRefusals(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	runChat(t, addr, "nbob")
+	ann := startChat(t, addr, "--user", "NANN", "--to", "NBOB")
+	ann.wait(t, "logged in as nann")
+	ann.wait(t, "--- last 0 messages with nbob ---")
+	ann.say(t, "hi")
+	ann.wait(t, "] nann #1: hi")
+
+	ann.say(t, "/to NANN")
+	ann.wait(t, "! cannot message yourself")
+	ann.say(t, "/history")
+	ann.wait(t, "--- last 1 messages with nbob ---")
+
+	ann.say(t, "/group new solo nann")
+	ann.wait(t, `nann created "solo" with no one else yet (g:`)
+	ann.say(t, "/group new g2 nbob nosuchuser ghost")
+	ann.wait(t, "! no such user: nosuchuser, ghost")
+	ann.say(t, "/presence ghost")
+	ann.wait(t, "! no such user: ghost")
+
+	ann.say(t, "/group new Friends nbob")
+	ann.wait(t, "created group Friends")
+	ann.say(t, "/to nbob")
+	ann.say(t, "/group Friends")
+	ann.wait(t, "* chatting in group Friends (g:")
+	ann.wait(t, "--- last 1 messages with group Friends ---")
+	ann.say(t, "/dismiss")
+	ann.wait(t, "nann dismissed the group")
+	ann.say(t, "/members")
+	ann.wait(t, "--- Friends (dismissed): 2 members ---")
+
+	if out := ann.text(); strings.Contains(out, "NANN") || strings.Contains(out, "NBOB") ||
+		strings.Contains(out, "chatting with nann") {
+		t.Fatalf("output shows a name as typed or a chat with oneself:\n%s", out)
 	}
 }

@@ -174,6 +174,7 @@ type Session struct {
 	cur         *Client
 	curChanged  chan struct{} // closed and replaced when cur changes
 	userID      int64
+	username    string // as the server spells it
 	tokens      tokens
 	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
 	ended       bool  // no more connections; hand over what is ready, then stop
@@ -243,6 +244,15 @@ func (s *Session) UserID() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.userID
+}
+
+// Username is the logged-in user's name as the server spells it (its
+// canonical form: logging in as "Alice" is user "alice"), from the last
+// login; the name logged in with when the server does not say.
+func (s *Session) Username() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.username
 }
 
 // Position returns the highest seq of convID sequenced for hand-over.

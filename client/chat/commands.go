@@ -64,18 +64,27 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	case "/presence":
 		s.report(s.watchPresence(ctx, arg))
 	case "/to":
-		if arg == "" {
+		switch {
+		case arg == "":
 			s.printf("! usage: /to <user>")
-			return nil
+		case s.isMe(arg):
+			s.printf("! cannot message yourself")
+		default:
+			s.peer, s.group = peer{name: arg}, ""
+			s.report(s.resolvePeer(ctx, true))
 		}
-		s.peer, s.group = peer{name: arg}, ""
-		s.report(s.resolvePeer(ctx, true))
 	default:
 		if !s.handleConvCommand(ctx, cmd, arg) {
 			s.printf("! unknown command %s; /help lists them", cmd)
 		}
 	}
 	return nil
+}
+
+// isMe reports whether name is the user's own, folded as the server folds
+// names.
+func (s *session) isMe(name string) bool {
+	return strings.EqualFold(name, s.names[s.me])
 }
 
 // conv returns the conversation chatted in, "" when none yet.
@@ -135,7 +144,13 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 	if err != nil {
 		return err
 	}
-	s.peer.id = u.UserId
+	if u.UserId == s.me {
+		// A name the server folds to ours in a way isMe does not.
+		s.peer = peer{}
+		s.printf("! cannot message yourself")
+		return nil
+	}
+	s.peer = peer{name: u.Username, id: u.UserId}
 	s.names[u.UserId] = u.Username
 	s.printf("* chatting with %s", u.Username)
 	return s.printHistory(ctx)
@@ -163,7 +178,7 @@ func (s *session) printHistory(ctx context.Context) error {
 	}
 	with := s.peer.name
 	if s.group != "" {
-		with = "group " + s.group
+		with = "group " + s.groupName
 	}
 	s.printf("--- last %d messages with %s ---", len(page), with)
 	for _, m := range page {

@@ -47,8 +47,9 @@ type session struct {
 	names map[int64]string
 	peer  peer
 	// group is the group conversation chatted in, "" while chatting with
-	// peer.
-	group string
+	// peer; groupName is its name.
+	group     string
+	groupName string
 	// convNames labels conversations other than the current one.
 	convNames map[string]string
 	// shown is the highest seq printed per conversation, so that history
@@ -152,7 +153,7 @@ func (s *session) open(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	s.sess, s.me = sess, sess.UserID()
-	s.names[s.me] = s.cfg.user
+	s.names[s.me] = sess.Username()
 	return nil
 }
 
@@ -206,7 +207,9 @@ func (s *session) registerOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.printf("* registered %s (id %d)", s.cfg.user, id)
+		// The name as typed may not be the server's spelling; the login
+		// line that follows gives that.
+		s.printf("* registered a new account (id %d)", id)
 	case common.ErrorCode_USERNAME_TAKEN:
 	default:
 		return err
