@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -53,7 +54,12 @@ func (c *chatProc) say(t *testing.T, line string) {
 
 func (c *chatProc) wait(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	c.waitTimeout(t, want, 10*time.Second)
+}
+
+func (c *chatProc) waitTimeout(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !strings.Contains(c.text(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("output lacks %q:\n%s", want, c.text())
@@ -232,5 +238,33 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	if out := ann.text(); strings.Contains(out, "NANN") || strings.Contains(out, "NBOB") ||
 		strings.Contains(out, "chatting with nann") {
 		t.Fatalf("output shows a name as typed or a chat with oneself:\n%s", out)
+	}
+}
+
+// TestChat_LongPaste pastes 600 lines, as in the new-user trial (64 were
+// sent, 535 dropped): every line reaches the peer once, in order, and the
+// gateway's frame rate limit does not cut the connection.
+func TestChat_LongPaste(t *testing.T) {
+	const lines = 600
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	bob := runChat(t, addr, "pbob")
+	ann := startChat(t, addr, "--user", "pann", "--to", "pbob")
+	ann.wait(t, "chatting with pbob")
+
+	var paste strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&paste, "p%d\n", i)
+	}
+	go func() { _, _ = io.WriteString(ann.in, paste.String()) }()
+	bob.waitTimeout(t, fmt.Sprintf("pann: p%d\n", lines-1), 60*time.Second)
+	out := bob.text()
+	for i := range lines {
+		if n := strings.Count(out, fmt.Sprintf("pann: p%d\n", i)); n != 1 {
+			t.Fatalf("line p%d printed %d times", i, n)
+		}
+	}
+	if strings.Contains(ann.text(), "connection lost") {
+		t.Fatalf("the paste cost the connection:\n%s", ann.text())
 	}
 }

@@ -348,7 +348,7 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Run did not return; output:\n%s", r.out.String())
 	}
-	waitOutput(t, r.out, `! not sent: "into the void"`, 1)
+	waitOutput(t, r.out, "! 1 message not sent before quitting", 1)
 }
 
 // A line far over any limit is refused with a notice, and the client goes
@@ -480,5 +480,41 @@ func TestRun_DefaultDeviceIsTheSameEveryRun(t *testing.T) {
 	devices := s.Devices("Alice")
 	if len(devices) != 2 || !slices.Contains(devices, "sdk") {
 		t.Fatalf("devices %q, want sdk and one chat device", devices)
+	}
+}
+
+// A paste of more lines than the outbox holds (64) is sent whole, in
+// order: reading stdin waits for room instead of dropping lines, and says
+// so once.
+func TestRun_PasteWaitsForRoomInsteadOfDropping(t *testing.T) {
+	const lines = 300
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+
+	var paste strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&paste, "p%d\n", i)
+	}
+	go func() { _, _ = io.WriteString(r.in, paste.String()) }()
+	for i := range lines {
+		select {
+		case m := <-bob.Messages():
+			if want := fmt.Sprintf("p%d", i); string(m.Content) != want {
+				t.Fatalf("bob got %q, want %q", m.Content, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("bob got %d of %d lines; output:\n%s", i, lines, r.out.String())
+		}
+	}
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if out := r.out.String(); strings.Contains(out, "dropped") ||
+		strings.Count(out, "messages wait to be sent") > 1 {
+		t.Fatalf("lines dropped or the wait told more than once:\n%s", out)
 	}
 }

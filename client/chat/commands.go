@@ -100,12 +100,8 @@ func (s *session) conv() string {
 
 func (s *session) sendText(text string) {
 	if s.group != "" {
-		p := client.SendParams{ConvID: s.group, Text: text, ClientMsgID: client.NewClientMsgID()}
-		select {
-		case s.outbox <- p:
-		default:
-			s.printf("! %d messages wait to be sent; %q dropped", outboxSize, text)
-		}
+		s.enqueue(client.SendParams{ConvID: s.group, Text: text,
+			ClientMsgID: client.NewClientMsgID()})
 		return
 	}
 	switch {
@@ -116,11 +112,27 @@ func (s *session) sendText(text string) {
 		s.printf("! %s does not exist yet; message not sent", s.peer.name)
 		return
 	}
-	p := client.SendParams{ToUserID: s.peer.id, Text: text, ClientMsgID: client.NewClientMsgID()}
+	s.enqueue(client.SendParams{ToUserID: s.peer.id, Text: text,
+		ClientMsgID: client.NewClientMsgID()})
+}
+
+// enqueue puts a line in the outbox or, when it is full, holds it: serve
+// then stops reading stdin until the line fits (see serve), so a burst
+// waits in the terminal instead of being dropped, and memory stays
+// bounded. The first hold of a burst is announced once.
+func (s *session) enqueue(p client.SendParams) {
 	select {
 	case s.outbox <- p:
+		if len(s.outbox) <= 1 {
+			s.backlogNoted = false // the burst, if any, has gone out
+		}
+		return
 	default:
-		s.printf("! %d messages wait to be sent; %q dropped", outboxSize, text)
+	}
+	s.held, s.holding = p, true
+	if !s.backlogNoted {
+		s.backlogNoted = true
+		s.printf("* %d messages wait to be sent; reading on as they go", outboxSize)
 	}
 }
 

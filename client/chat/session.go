@@ -24,7 +24,7 @@ const (
 	// connection while offline.
 	requestDeadline = 5 * time.Second
 	// outboxSize bounds the lines typed but not yet sent; they wait there
-	// while the connection is down.
+	// while the connection is down, and stdin waits behind them.
 	outboxSize = 64
 	// quitGrace bounds the wait for the outbox at quit.
 	quitGrace = 3 * time.Second
@@ -56,6 +56,12 @@ type session struct {
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64
 	outbox chan client.SendParams
+	// held is a typed line waiting for room in the outbox, if holding;
+	// backlogNoted is set once the wait was announced, until the outbox
+	// empties.
+	held         client.SendParams
+	holding      bool
+	backlogNoted bool
 	// notes carries NOTIFY frames to Run's goroutine; watched is the
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
@@ -238,10 +244,18 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 	read := time.NewTicker(readEvery)
 	defer read.Stop()
 	for {
+		// While a line is held for room in the outbox, stdin is left
+		// unread and the line offered to the outbox instead.
+		in, queue := lines, chan<- client.SendParams(nil)
+		if s.holding {
+			in, queue = nil, s.outbox
+		}
 		select {
 		case <-ctx.Done():
 			return errQuit
-		case line, ok := <-lines:
+		case queue <- s.held:
+			s.held, s.holding = client.SendParams{}, false
+		case line, ok := <-in:
 			if !ok {
 				return errQuit
 			}
@@ -290,11 +304,63 @@ func (s *session) markShownRead(ctx context.Context) {
 // sendLoop sends the outbox in typing order. A send waits through a
 // reconnect and is retried with its client msg id, so it is stored once;
 // its echo comes back through the message stream.
+//
+// Once ctx ends (the grace after quitting while offline), what is left is
+// counted and reported in one line rather than one failure each.
 func (s *session) sendLoop(ctx context.Context) {
+	unsent := 0
+	var pace pacer
 	for p := range s.outbox {
-		if _, err := s.sess.Send(ctx, p); err != nil {
-			s.reportNotSent(p.Text, err)
+		if pace.wait(ctx) == nil {
+			_, err := s.sess.Send(ctx, p)
+			if err == nil {
+				continue
+			}
+			if ctx.Err() == nil {
+				s.reportNotSent(p.Text, err)
+				continue
+			}
 		}
+		unsent++
+	}
+	if unsent > 0 {
+		s.printf("! %d message%s not sent before quitting", unsent, plural(unsent))
+	}
+}
+
+// sendEvery and sendBurst pace sends to half the gateway's default frame
+// rate (200 a second, bursts of 400), leaving the rest to heartbeats,
+// acknowledgements and read receipts: a long paste sent as fast as acks
+// came back got the connection closed (RATE_LIMITED) for 5-15 s.
+const (
+	sendEvery = 10 * time.Millisecond
+	sendBurst = 100
+)
+
+// pacer lets sendBurst sends through at once, then one every sendEvery.
+type pacer struct {
+	// due is when the sends so far would have ended at one per sendEvery.
+	due time.Time
+}
+
+// wait returns when the next send may go, or ctx's error.
+func (p *pacer) wait(ctx context.Context) error {
+	now := time.Now()
+	if p.due.Before(now) {
+		p.due = now
+	}
+	p.due = p.due.Add(sendEvery)
+	early := p.due.Sub(now) - sendBurst*sendEvery
+	if early <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(early)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
