@@ -268,3 +268,33 @@ func TestChat_LongPaste(t *testing.T) {
 		t.Fatalf("the paste cost the connection:\n%s", ann.text())
 	}
 }
+
+// TestChat_BlockAndDevices checks /block, /unblock and /devices against
+// the real system.
+func TestChat_BlockAndDevices(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "bann"), runChat(t, addr, "bbob")
+	bob.say(t, "/to bann")
+	bob.wait(t, "chatting with bann")
+
+	ann.say(t, "/block bbob")
+	ann.wait(t, "* blocked bbob")
+	bob.say(t, "let me in")
+	bob.wait(t, `! not sent: "let me in": `)
+	ann.say(t, "/unblock bbob")
+	ann.wait(t, "* unblocked bbob")
+	bob.say(t, "thanks")
+	ann.wait(t, "bbob: thanks")
+	ann.say(t, "/block bann")
+	ann.wait(t, "! cannot block yourself")
+	ann.say(t, "/block nobody")
+	ann.wait(t, "! no such user: nobody")
+
+	ann.say(t, "/devices")
+	ann.wait(t, "--- 1 device ---")
+	ann.wait(t, "  term (terminal, online, this one; last login ")
+	if strings.Contains(ann.text(), "bbob: let me in") {
+		t.Fatalf("a message through the block:\n%s", ann.text())
+	}
+}

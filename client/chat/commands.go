@@ -27,6 +27,9 @@ const helpText = `commands:
                recall or edit one of your messages
   /convs       list your conversations with unread counts
   /presence <user>  print whether a user is online, and tell when that changes
+  /block <user>, /unblock <user>
+               stop or allow 1:1 messages between you and a user
+  /devices     list your devices (each --device you logged in with)
   /quit        leave
   /help        this text
 any other line is sent to the current conversation`
@@ -74,7 +77,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			s.report(s.resolvePeer(ctx, true))
 		}
 	default:
-		if !s.handleConvCommand(ctx, cmd, arg) {
+		if !s.handleConvCommand(ctx, cmd, arg) && !s.handleAccountCommand(ctx, cmd, arg) {
 			s.printf("! unknown command %s; /help lists them", cmd)
 		}
 	}
