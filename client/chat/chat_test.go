@@ -388,6 +388,8 @@ func TestRun_ReportsTooLargeMessagesAndGoesOn(t *testing.T) {
 	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`, 1)
 	r.say(t, strings.Repeat("z", 70<<10))
 	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`, 1)
+	r.say(t, "/group new "+strings.Repeat("g", 70<<10)+" bob")
+	waitOutput(t, r.out, "! a request of 71", 1)
 	r.say(t, "still here")
 	waitOutput(t, r.out, "alice #2: still here", 1)
 	r.say(t, "/quit")

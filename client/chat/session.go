@@ -417,6 +417,11 @@ func (s *session) report(err error) {
 // describe is what a person reads of err: a server's answer is its code and
 // message, without the request the SDK names in its wrapping.
 func describe(err error) string {
+	var tl *client.TooLargeError
+	if errors.As(err, &tl) {
+		// Not the SDK's wrapping, which may quote the oversized argument.
+		return fmt.Sprintf("a request of %d bytes is too large for the server", tl.Size)
+	}
 	var se *client.Error
 	if !errors.As(err, &se) {
 		return err.Error()
