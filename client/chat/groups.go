@@ -275,7 +275,8 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 			if targets == "" {
 				targets = "no one else yet"
 			}
-			return fmt.Sprintf("* %s created %q with %s (%s)", who, clean(ev.Name), targets, m.ConvId)
+			return fmt.Sprintf("* %s created %q with %s (%s)", who, clean(ev.Name), targets,
+				m.ConvId)
 		case common.GroupAction_ADD:
 			return fmt.Sprintf("* %s added %s", who, targets)
 		case common.GroupAction_REMOVE:
