@@ -135,7 +135,8 @@ func (s *session) enqueue(p client.SendParams) {
 	s.held, s.holding = p, true
 	if !s.backlogNoted {
 		s.backlogNoted = true
-		s.printf("* %d messages wait to be sent; reading on as they go", outboxSize)
+		s.printf("* %d messages wait to be sent; more input is read as they go "+
+			"(Ctrl-C quits at once)", outboxSize)
 	}
 }
 
