@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -21,17 +22,26 @@ func (c *chatProc) text() string { return c.out.String() }
 
 func runChat(t *testing.T, addr, user string) *chatProc {
 	t.Helper()
+	c := startChat(t, addr, "--user", user)
+	c.wait(t, "logged in as "+user)
+	return c
+}
+
+// startChat runs the client with args after the address, password,
+// --register and --device; it does not wait for the login.
+func startChat(t *testing.T, addr string, args ...string) *chatProc {
+	t.Helper()
 	pr, pw := io.Pipe()
 	c := &chatProc{in: pw}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	args = append([]string{"--addr", addr, "--password", "correct horse", "--register",
+		"--device", "term"}, args...)
 	go func() {
 		defer close(done)
-		_ = chat.Run(ctx, []string{"--addr", addr, "--user", user, "--password", "correct horse",
-			"--register", "--device", "term"}, pr, &c.out)
+		_ = chat.Run(ctx, args, pr, &c.out)
 	}()
 	t.Cleanup(func() { cancel(); _ = pw.Close(); <-done })
-	c.wait(t, "logged in as "+user)
 	return c
 }
 
@@ -44,7 +54,12 @@ func (c *chatProc) say(t *testing.T, line string) {
 
 func (c *chatProc) wait(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	c.waitTimeout(t, want, 10*time.Second)
+}
+
+func (c *chatProc) waitTimeout(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !strings.Contains(c.text(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("output lacks %q:\n%s", want, c.text())
@@ -72,7 +87,7 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.say(t, "/group Nope")
 	bob.wait(t, `no group of yours is named "Nope"`)
 	bob.say(t, "/group Friends") // by name
-	bob.wait(t, "chatting in group "+group)
+	bob.wait(t, "chatting in group Friends ("+group+")")
 	bob.say(t, "hi ann")
 	ann.wait(t, "tbob: hi ann")
 
@@ -135,5 +150,151 @@ func TestChat_MarksShownMessagesRead(t *testing.T) {
 			t.Fatalf("bob's conversations never showed rann read and rcarl unread:\n%s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestChat_TooLargeMessages checks the limits against the real system:
+// 16384 bytes of content are taken, 16385 refused (TOO_LARGE) and 70 KiB
+// over the gateway's frame limit are refused by the SDK before sending;
+// each refusal is one short line and the session goes on.
+func TestChat_TooLargeMessages(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "lann"), runChat(t, addr, "lbob")
+	ann.say(t, "/to lbob")
+	ann.wait(t, "chatting with lbob")
+	bob.say(t, "/to lann")
+	bob.wait(t, "chatting with lann")
+
+	ann.say(t, strings.Repeat("x", 16384))
+	bob.wait(t, "lann: "+strings.Repeat("x", 16384))
+	ann.say(t, strings.Repeat("y", 16385))
+	ann.wait(t, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`)
+	ann.say(t, strings.Repeat("z", 70<<10))
+	ann.wait(t, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`)
+	ann.say(t, "still here")
+	bob.wait(t, "lann: still here")
+	if out := ann.text(); strings.Contains(out, "connection lost") {
+		t.Fatalf("a refusal cost the connection:\n%.2000s", out)
+	}
+}
+
+// TestChat_GroupNamesPrintInert checks that a group name, which the server
+// takes with control characters, prints as visible stand-ins wherever the
+// client shows it.
+func TestChat_GroupNamesPrintInert(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "iann"), runChat(t, addr, "ibob")
+	ann.say(t, "/group new x\x1b[2J\u202ey ibob")
+	bob.wait(t, `iann created "x␛[2J`+"\uFFFD"+`y" with ibob`)
+	ann.say(t, "hello")
+	bob.wait(t, "[x␛[2J\uFFFDy] [")
+	bob.say(t, "/convs")
+	bob.wait(t, "  x␛[2J\uFFFDy  unread")
+	for _, out := range []string{ann.text(), bob.text()} {
+		if strings.ContainsAny(out, "\x1b\u202e") {
+			t.Fatalf("output has a raw escape:\n%q", out)
+		}
+	}
+}
+
+// TestChat_NamesAndRefusals checks that the client shows the server's
+// spelling of names, says which user a command could not find, refuses a
+// conversation with oneself at once, and shows groups by name.
+func TestChat_NamesAndRefusals(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	runChat(t, addr, "nbob")
+	ann := startChat(t, addr, "--user", "NANN", "--to", "NBOB")
+	ann.wait(t, "logged in as nann")
+	ann.wait(t, "--- last 0 messages with nbob ---")
+	ann.say(t, "hi")
+	ann.wait(t, "] nann #1: hi")
+
+	ann.say(t, "/to NANN")
+	ann.wait(t, "! cannot message yourself")
+	ann.say(t, "/history")
+	ann.wait(t, "--- last 1 messages with nbob ---")
+
+	ann.say(t, "/group new solo nann")
+	ann.wait(t, `nann created "solo" with no one else yet (g:`)
+	ann.say(t, "/group new g2 nbob nosuchuser ghost")
+	ann.wait(t, "! no such user: nosuchuser, ghost")
+	ann.say(t, "/presence ghost")
+	ann.wait(t, "! no such user: ghost")
+
+	ann.say(t, "/group new Friends nbob")
+	ann.wait(t, "created group Friends")
+	ann.say(t, "/to nbob")
+	ann.say(t, "/group Friends")
+	ann.wait(t, "* chatting in group Friends (g:")
+	ann.wait(t, "--- last 1 messages with group Friends ---")
+	ann.say(t, "/dismiss")
+	ann.wait(t, "nann dismissed the group")
+	ann.say(t, "/members")
+	ann.wait(t, "--- Friends (dismissed): 2 members ---")
+
+	if out := ann.text(); strings.Contains(out, "NANN") || strings.Contains(out, "NBOB") ||
+		strings.Contains(out, "chatting with nann") {
+		t.Fatalf("output shows a name as typed or a chat with oneself:\n%s", out)
+	}
+}
+
+// TestChat_LongPaste pastes 600 lines, as in the new-user trial (64 were
+// sent, 535 dropped): every line reaches the peer once, in order, and the
+// gateway's frame rate limit does not cut the connection.
+func TestChat_LongPaste(t *testing.T) {
+	const lines = 600
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	bob := runChat(t, addr, "pbob")
+	ann := startChat(t, addr, "--user", "pann", "--to", "pbob")
+	ann.wait(t, "chatting with pbob")
+
+	var paste strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&paste, "p%d\n", i)
+	}
+	go func() { _, _ = io.WriteString(ann.in, paste.String()) }()
+	bob.waitTimeout(t, fmt.Sprintf("pann: p%d\n", lines-1), 60*time.Second)
+	out := bob.text()
+	for i := range lines {
+		if n := strings.Count(out, fmt.Sprintf("pann: p%d\n", i)); n != 1 {
+			t.Fatalf("line p%d printed %d times", i, n)
+		}
+	}
+	if strings.Contains(ann.text(), "connection lost") {
+		t.Fatalf("the paste cost the connection:\n%s", ann.text())
+	}
+}
+
+// TestChat_BlockAndDevices checks /block, /unblock and /devices against
+// the real system.
+func TestChat_BlockAndDevices(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "bann"), runChat(t, addr, "bbob")
+	bob.say(t, "/to bann")
+	bob.wait(t, "chatting with bann")
+
+	ann.say(t, "/block bbob")
+	ann.wait(t, "* blocked bbob")
+	bob.say(t, "let me in")
+	bob.wait(t, `! not sent: "let me in": `)
+	ann.say(t, "/unblock bbob")
+	ann.wait(t, "* unblocked bbob")
+	bob.say(t, "thanks")
+	ann.wait(t, "bbob: thanks")
+	ann.say(t, "/block bann")
+	ann.wait(t, "! cannot block yourself")
+	ann.say(t, "/block nobody")
+	ann.wait(t, "! no such user: nobody")
+
+	ann.say(t, "/devices")
+	ann.wait(t, "--- 1 device ---")
+	ann.wait(t, "  term (terminal, online, this one; last login ")
+	if strings.Contains(ann.text(), "bbob: let me in") {
+		t.Fatalf("a message through the block:\n%s", ann.text())
 	}
 }

@@ -35,6 +35,13 @@ type Options struct {
 	// MaxBody is the largest frame body accepted from the server, in bytes;
 	// default codec.DefaultMaxBody.
 	MaxBody int
+	// SendLimit is the largest request body the server accepts, in bytes:
+	// the gateway's frame body limit (--max-body); default
+	// codec.DefaultMaxBody, the gateway's default. A request over it fails
+	// with ErrTooLarge before anything is written, so the connection stays
+	// up; a server whose limit is lower closes the connection instead
+	// (FRAME_TOO_LARGE), and that request fails with ErrTooLarge as well.
+	SendLimit int
 	// PushBuffer is the capacity of the Messages channel; default 1024.
 	PushBuffer int
 	// LocalIP, when set, is the source address to dial from, e.g. a
@@ -66,6 +73,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxBody <= 0 {
 		o.MaxBody = codec.DefaultMaxBody
 	}
+	if o.SendLimit <= 0 {
+		o.SendLimit = codec.DefaultMaxBody
+	}
 	if o.PushBuffer <= 0 {
 		o.PushBuffer = defaultPushBuffer
 	}
@@ -89,6 +99,9 @@ type Client struct {
 	mu      sync.Mutex
 	pending map[uint32]*call
 	err     error // why the connection ended; set once
+	// maxAnswered is the largest request body answered on this connection:
+	// the server's frame limit is at least that (see blameTooLarge).
+	maxAnswered int
 
 	msgs        chan *common.Message
 	done        chan struct{}
@@ -100,6 +113,7 @@ type Client struct {
 // straight into resp, so no reply body outlives the read buffer.
 type call struct {
 	op   protocol.Op
+	size int // of the request body, in bytes
 	resp codec.Readable
 	done chan error // buffered: the reader never blocks on a caller that left
 }
@@ -187,13 +201,41 @@ func (c *Client) fail(err error) {
 	c.err = err
 	pending := c.pending
 	c.pending = nil
+	culprit := c.blameTooLarge(err, pending)
 	close(c.done)
 	c.mu.Unlock()
 
 	_ = c.conn.Close()
 	for _, cl := range pending {
+		if cl == culprit {
+			cl.done <- &TooLargeError{Op: cl.op, Size: cl.size}
+			continue
+		}
 		cl.done <- err
 	}
+}
+
+// blameTooLarge returns the request the server closed the connection for
+// when err is a FRAME_TOO_LARGE close, or nil. The close does not say which
+// frame it was; the gateway refuses a frame at its header, so that one
+// never gets a reply and is among the pending, and the largest of them is
+// over the limit if any is. A body no larger than one already answered
+// cannot be over it: then the culprit is a request given up meanwhile,
+// and no pending one is blamed. Blamed, a request fails with ErrTooLarge
+// and is not sent again; the others fail with the close and may be.
+// c.mu must be held.
+func (c *Client) blameTooLarge(err error, pending map[uint32]*call) *call {
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_FRAME_TOO_LARGE {
+		return nil
+	}
+	var culprit *call
+	for _, cl := range pending {
+		if cl.size > c.maxAnswered && (culprit == nil || cl.size > culprit.size) {
+			culprit = cl
+		}
+	}
+	return culprit
 }
 
 // readLoop is the only reader of the socket. It decodes replies into their
@@ -286,6 +328,9 @@ func (c *Client) completeCall(h codec.Header, body []byte) error {
 	c.mu.Lock()
 	cl := c.pending[h.RequestID]
 	delete(c.pending, h.RequestID)
+	if cl != nil {
+		c.maxAnswered = max(c.maxAnswered, cl.size)
+	}
 	c.mu.Unlock()
 	if cl == nil {
 		return nil

@@ -25,6 +25,12 @@ var (
 	ErrHeartbeat = errors.New("client: heartbeat failed")
 	// ErrBadParams means the call's parameters were rejected before sending.
 	ErrBadParams = errors.New("client: bad parameters")
+	// ErrTooLarge means a request's body is over the server's frame limit:
+	// the SDK refused it before writing it (Options.SendLimit), or the server
+	// closed the connection for it (CLOSE FRAME_TOO_LARGE). Either way the
+	// request is not sent again; the connection, if it ended, is not the
+	// next request's problem. errors.As gives the *TooLargeError.
+	ErrTooLarge = errors.New("client: request too large")
 	// ErrSessionEnded wraps the error that ended a Session for good: a CLOSE
 	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED) or refused
 	// credentials.
@@ -64,6 +70,28 @@ func CodeOf(err error) common.ErrorCode {
 	}
 	return common.ErrorCode_OK
 }
+
+// TooLargeError is the ErrTooLarge of one request.
+type TooLargeError struct {
+	Op protocol.Op
+	// Size is the request's body in bytes.
+	Size int
+	// Limit is the Options.SendLimit that Size is over; 0 when the server
+	// refused the frame, its own limit being lower than the SDK's.
+	Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Limit == 0 {
+		return fmt.Sprintf("client: %s body of %d bytes refused by the server as too large "+
+			"(FRAME_TOO_LARGE); not sent again", e.Op, e.Size)
+	}
+	return fmt.Sprintf("client: %s body of %d bytes is over the %d-byte limit; not sent",
+		e.Op, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) hold.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
 // CloseError is the reason a server gave in a CLOSE frame before closing the
 // connection.

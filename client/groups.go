@@ -132,7 +132,10 @@ func (s *Session) CreateGroup(ctx context.Context, name string,
 	id := NewClientMsgID()
 	return retryEvent(s, ctx, func(c *Client) (*protocol.GroupChangeResp, string, error) {
 		r, err := c.CreateGroup(ctx, name, members, id)
-		return r, r.GetConvId(), err
+		if err != nil {
+			return nil, "", err // r is nil: its conversation id is not known
+		}
+		return r, r.ConvId, nil
 	})
 }
 
@@ -172,6 +175,7 @@ func (s *Session) Edit(ctx context.Context, convID string, seq int64,
 func retryEvent[R any](s *Session, ctx context.Context,
 	op func(c *Client) (R, string, error)) (R, error) {
 	backoff := s.cfg.MinBackoff
+	var retry retrier
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
@@ -185,7 +189,7 @@ func retryEvent[R any](s *Session, ctx context.Context,
 			s.mu.Unlock()
 			return r, nil
 		}
-		if ctx.Err() != nil || !sendAgain(c, err) {
+		if ctx.Err() != nil || !retry.again(c, err) {
 			return r, err
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {

@@ -12,20 +12,32 @@ import (
 
 // roundTrip sends req under op and waits for the reply, decoded into resp.
 // It returns *Error for an error reply, ErrTimeout (wrapped) when the reply
-// does not come within RequestTimeout, and the connection's error when it
-// ends first.
+// does not come within RequestTimeout, a *TooLargeError for a body over
+// SendLimit, and the connection's error when it ends first.
 func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Body,
 	resp codec.Readable) error {
+	// The gateway closes the connection at the header of a frame over its
+	// limit, so such a request must never be written: the close would fail
+	// every other request in flight, and a caller that retries across
+	// reconnects would send it again after each one.
+	size := req.BLength()
+	if size > c.opts.SendLimit {
+		return &TooLargeError{Op: op, Size: size, Limit: c.opts.SendLimit}
+	}
 	ctx, cancel := context.WithTimeout(parent, c.opts.RequestTimeout)
 	defer cancel()
 
 	id := c.newRequestID()
-	cl := &call{op: op, resp: resp, done: make(chan error, 1)}
+	cl := &call{op: op, size: size, resp: resp, done: make(chan error, 1)}
 	if err := c.register(id, cl); err != nil {
 		return err
 	}
 	if err := c.writeFrame(ctx, op, id, req); err != nil {
-		c.unregister(id)
+		// The connection ended during the write; if the reader failed the
+		// call first, its error says more (it may blame this request).
+		if !c.unregister(id) {
+			return <-cl.done
+		}
 		return err
 	}
 
@@ -84,10 +96,28 @@ func (c *Client) writeFrame(ctx context.Context, op protocol.Op, id uint32, body
 	}
 	c.wbuf = codec.AppendFrame(c.wbuf[:0], op, 0, id, body)
 	if _, err := c.conn.Write(c.wbuf); err != nil {
+		c.awaitClose()
 		c.fail(fmt.Errorf("client: write %s request %d: %w", op, id, err))
 		return c.Err()
 	}
 	return nil
+}
+
+// closeGrace is how long a failed write waits for the reader to decode a
+// CLOSE the server sent before resetting the connection.
+const closeGrace = 200 * time.Millisecond
+
+// awaitClose gives the reader closeGrace to end the connection first: a
+// server that refuses a frame (FRAME_TOO_LARGE) closes while the client is
+// still writing it, and its CLOSE, still readable after the reset, says
+// which request to drop, where the write error would have it sent again.
+func (c *Client) awaitClose() {
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
 }
 
 // startHeartbeat sends a HEARTBEAT every interval until the connection ends.

@@ -174,6 +174,7 @@ type Session struct {
 	cur         *Client
 	curChanged  chan struct{} // closed and replaced when cur changes
 	userID      int64
+	username    string // as the server spells it
 	tokens      tokens
 	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
 	ended       bool  // no more connections; hand over what is ready, then stop
@@ -245,6 +246,15 @@ func (s *Session) UserID() int64 {
 	return s.userID
 }
 
+// Username is the logged-in user's name as the server spells it (its
+// canonical form: logging in as "Alice" is user "alice"), from the last
+// login; the name logged in with when the server does not say.
+func (s *Session) Username() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.username
+}
+
 // Position returns the highest seq of convID sequenced for hand-over.
 func (s *Session) Position(convID string) int64 {
 	s.mu.Lock()
@@ -296,11 +306,16 @@ func (s *Session) Client(ctx context.Context) (*Client, error) {
 // across reconnects, until ctx is done. The message also enters Messages,
 // once, in its conversation's order, so the app sees one stream per
 // conversation whichever device sent what.
+//
+// A message the server will never take is not tried again: one over its
+// frame limit fails with ErrTooLarge, and one in flight at a second CLOSE
+// PROTOCOL_ERROR (see maxProtocolCloses) with that *CloseError.
 func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, error) {
 	if p.ClientMsgID == "" {
 		p.ClientMsgID = NewClientMsgID()
 	}
 	backoff := s.cfg.MinBackoff
+	var retry retrier
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
@@ -311,7 +326,7 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 			s.offer(s.ownMessage(p, ack), false)
 			return ack, nil
 		}
-		if ctx.Err() != nil || !sendAgain(c, err) {
+		if ctx.Err() != nil || !retry.again(c, err) {
 			return nil, err
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {
@@ -322,13 +337,42 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 }
 
 // sendAgain reports whether a failed send may succeed if repeated: on
-// another connection, or later on this one.
+// another connection, or later on this one. A request too large for the
+// server never will, whether the SDK refused it or the server closed the
+// connection for it.
 func sendAgain(c *Client, err error) bool {
+	if errors.Is(err, ErrTooLarge) {
+		return false
+	}
 	var se *Error
 	if errors.As(err, &se) {
 		return se.IsRetryable()
 	}
 	return c.Err() != nil || errors.Is(err, ErrTimeout)
+}
+
+// maxProtocolCloses is how many CLOSE PROTOCOL_ERROR a Session request may
+// be in flight for. The server sends it for a frame it cannot parse or
+// whose op it does not know (a gateway older than the op), and
+// docs/protocol.md says not to resend that frame; but the close does not
+// say which frame it was. So a request in flight beside it is sent once
+// more, and the one at fault ends its second connection and fails, where
+// it was resent after every reconnect.
+const maxProtocolCloses = 2
+
+// retrier decides whether one Session request that failed is tried again.
+type retrier struct {
+	protocolCloses int
+}
+
+func (r *retrier) again(c *Client, err error) bool {
+	var ce *CloseError
+	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_PROTOCOL_ERROR {
+		if r.protocolCloses++; r.protocolCloses >= maxProtocolCloses {
+			return false
+		}
+	}
+	return sendAgain(c, err)
 }
 
 // ownMessage rebuilds the stored message from the ack of its send.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.Lo
 	}
 	s.mu.Lock()
 	s.userID = resp.UserId
+	s.username = cmp.Or(resp.Username, s.cfg.Login.Username)
 	s.mu.Unlock()
 	s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
 	return c, resp, nil

@@ -288,6 +288,15 @@ func (s *Session) flushAcks(c *Client) {
 	s.sendAcks(s.ctx, c)
 }
 
+// maxDeliveredPositions is the server's bound on the positions of one
+// DELIVERED (TOO_LARGE beyond it). At most 64 bytes of conversation id
+// each, a full request stays well under the frame limit too.
+const maxDeliveredPositions = 500
+
+// sendAcks sends the delivered positions in requests of at most
+// maxDeliveredPositions: a device handed messages of more conversations
+// than that between two flushes would otherwise be refused every flush,
+// and acknowledge nothing again.
 func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	s.mu.Lock()
 	if len(s.dirty) == 0 || s.noDelivered {
@@ -302,16 +311,29 @@ func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	s.dirtyCount = 0
 	s.mu.Unlock()
 
-	err := c.Delivered(ctx, positions)
+	for len(positions) > 0 {
+		batch := positions[:min(len(positions), maxDeliveredPositions)]
+		err := c.Delivered(ctx, batch)
+		switch {
+		case lacksOp(c, err):
+			s.mu.Lock()
+			s.noDelivered = true
+			s.mu.Unlock()
+			return
+		case err != nil:
+			s.keepDirty(positions)
+			return
+		}
+		positions = positions[len(batch):]
+	}
+}
+
+// keepDirty puts positions not acknowledged back, to be sent with the next
+// flush; newer positions win.
+func (s *Session) keepDirty(positions []*protocol.ConvPos) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case lacksOp(c, err):
-		s.noDelivered = true
-	case err != nil:
-		// Sent again with the next flush; newer positions win.
-		for _, p := range positions {
-			s.dirty[p.ConvId] = max(s.dirty[p.ConvId], p.Seq)
-		}
+	for _, p := range positions {
+		s.dirty[p.ConvId] = max(s.dirty[p.ConvId], p.Seq)
 	}
 }

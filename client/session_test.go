@@ -404,3 +404,53 @@ func TestSession_ResyncFindsALostLastPush(t *testing.T) {
 	sendN(t, bob, aliceID, 1, "lost")
 	waitFor(t, "the periodic resync", func() bool { return st.count(conv) == 1 })
 }
+
+// Messages of more conversations than one DELIVERED may carry (500) handed
+// over between two flushes are acknowledged in several requests; in one,
+// the server refused them all at every flush.
+func TestSession_AcknowledgesManyConversationsInBatches(t *testing.T) {
+	const convs = 520
+	s := startServer(t, clienttest.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.AckInterval = time.Hour // one flush, when AckBatch messages are in
+		c.AckBatch = convs
+	})
+	st := collectSession(t, sess)
+
+	var ids []string
+	for i := range convs {
+		peer, peerID := loginNew(t, s, fmt.Sprintf("peer%03d", i), client.Options{})
+		sendN(t, peer, aliceID, 1, "hello")
+		_ = peer.Close()
+		ids = append(ids, client.P2PConvID(aliceID, peerID))
+	}
+	waitFor(t, "every message handed over", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return len(st.msgs) == convs
+	})
+	waitFor(t, "every position acknowledged", func() bool {
+		for _, conv := range ids {
+			if s.DeliveredSeq("alice", "phone", conv) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A refused CreateGroup returns its error; it used to dereference the nil
+// reply and crash the app (the chat client at any group name the server
+// refused).
+func TestSession_CreateGroupReturnsItsError(t *testing.T) {
+	s := startServer(t, clienttest.Options{}) // the fake has no groups
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	collectSession(t, sess)
+	_, err := sess.CreateGroup(context.Background(), "friends", []int64{bobID})
+	if client.CodeOf(err) != common.ErrorCode_UNSUPPORTED {
+		t.Fatalf("CreateGroup = %v, want UNSUPPORTED", err)
+	}
+}

@@ -6,16 +6,22 @@ package chat
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 )
 
@@ -82,7 +88,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&cfg.user, "user", "", "your username (required)")
 	fs.StringVar(&cfg.password, "password", "", "your password (default $"+passwordEnv+")")
 	fs.StringVar(&cfg.to, "to", "", "username to chat with (or /to later)")
-	fs.StringVar(&cfg.device, "device", "", "device id (default derived from host and pid)")
+	fs.StringVar(&cfg.device, "device", "",
+		"device id (default derived from the host, the OS user and --user, the same every run;\n"+
+			"give another to run a second client of one user at once)")
 	fs.BoolVar(&cfg.register, "register", false, "register the user first if it does not exist")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: resonance chat --user NAME [--password PW] [--to PEER] [flags]")
@@ -105,7 +113,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 			ErrUsage, passwordEnv)
 	}
 	if cfg.device == "" {
-		cfg.device = defaultDevice()
+		cfg.device = defaultDevice(cfg.user)
 	}
 	return cfg, nil
 }
@@ -121,12 +129,52 @@ func splitAddrs(list string) []string {
 	return addrs
 }
 
-func defaultDevice() string {
+// defaultDevice names this installation when --device is not given: the
+// same on every run of one OS user on one machine as one chat user, since
+// the server keeps a device, and its 30-day refresh token, per id
+// (docs/protocol.md: stable across restarts). An id per run left one more
+// behind at every start.
+func defaultDevice(chatUser string) string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
-		return "chat-" + client.NewClientMsgID()[:8]
+		host = "unknown-host"
 	}
-	return fmt.Sprintf("chat-%s-%d", host, os.Getpid())
+	return deviceID(host, osUser(), chatUser)
+}
+
+// deviceID is "chat-<host label>-<hash>": the label for a person reading a
+// device list, the hash of host, OS user and chat user (folded as the
+// server folds it) to tell apart what the label cannot. At most 46 bytes,
+// within the server's 64.
+func deviceID(host, account, chatUser string) string {
+	sum := sha256.Sum256([]byte(host + "\x00" + account + "\x00" + strings.ToLower(chatUser)))
+	return "chat-" + hostLabel(host) + "-" + hex.EncodeToString(sum[:4])
+}
+
+// maxHostLabel bounds the host part of a device id, in bytes.
+const maxHostLabel = 32
+
+// hostLabel is the first label of host, keeping letters, digits and '-'.
+func hostLabel(host string) string {
+	first, _, _ := strings.Cut(host, ".")
+	label := strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-') {
+			return r
+		}
+		return -1
+	}, first)
+	if label == "" {
+		return "host"
+	}
+	return label[:min(len(label), maxHostLabel)]
+}
+
+// osUser names the OS account running the client, "" when unknown.
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return cmp.Or(os.Getenv("USER"), os.Getenv("USERNAME"), strconv.Itoa(os.Getuid()))
 }
 
 // maxLine bounds a typed line; longer ones are skipped with a notice

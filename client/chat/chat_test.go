@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/chat"
@@ -344,7 +348,7 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Run did not return; output:\n%s", r.out.String())
 	}
-	waitOutput(t, r.out, `! not sent: "into the void"`, 1)
+	waitOutput(t, r.out, "! 1 message not sent before quitting", 1)
 }
 
 // A line far over any limit is refused with a notice, and the client goes
@@ -362,5 +366,157 @@ func TestRun_SurvivesAnOverLongLine(t *testing.T) {
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// A message over the server's content limit (16 KiB) or frame limit
+// (64 KiB) is reported in one short line and the session goes on; the
+// content limit itself is sent whole.
+func TestRun_ReportsTooLargeMessagesAndGoesOn(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+
+	r.say(t, strings.Repeat("x", 16384))
+	waitOutput(t, r.out, "alice #1: xxxx", 1)
+	if m := <-bob.Messages(); len(m.Content) != 16384 {
+		t.Fatalf("bob got %d bytes, want 16384", len(m.Content))
+	}
+	r.say(t, strings.Repeat("y", 16385))
+	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`, 1)
+	r.say(t, strings.Repeat("z", 70<<10))
+	waitOutput(t, r.out, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`, 1)
+	r.say(t, "/group new "+strings.Repeat("g", 70<<10)+" bob")
+	waitOutput(t, r.out, "! a request of 71", 1)
+	r.say(t, "still here")
+	waitOutput(t, r.out, "alice #2: still here", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	for _, line := range strings.Split(r.out.String(), "\n") {
+		if len(line) > 200 && !strings.Contains(line, "alice #1: ") {
+			t.Fatalf("a line of %d bytes: %.100s…", len(line), line)
+		}
+	}
+}
+
+// checkPrintable fails on any rune in out that could act on a terminal:
+// controls other than the line ends the client writes, C1, bidi
+// overrides and isolates, invalid UTF-8.
+func checkPrintable(t *testing.T, out string) {
+	t.Helper()
+	for i, r := range out {
+		bad := r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r <= 0x9f ||
+			r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 ||
+			r == utf8.RuneError && !strings.HasPrefix(out[i:], "\uFFFD")
+		if bad {
+			t.Fatalf("output has %U at byte %d:\n%q", r, i, out)
+		}
+	}
+}
+
+// A peer cannot reach the terminal through what the client prints: control
+// characters, escapes and bidi overrides in a message or a user name are
+// shown as visible stand-ins, and a message never prints as two lines.
+func TestRun_PrintsNetworkTextInert(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	evil, _ := newUser(t, s, "ev\x1b[2Jil\r")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+	aliceID := userID(t, bob, "alice")
+
+	send(t, bob, aliceID, "a\x00b\x1b[31mred\x07\r\n[12:00:00] alice: forged\u202egnp.exe"+
+		"\u2066x\u2069\u0085\u009b\x7f\tend\xff")
+	waitOutput(t, r.out, "] bob: a␀b␛[31mred␇␍␊[12:00:00] alice: forged\uFFFDgnp.exe"+
+		"\uFFFDx\uFFFD\uFFFD\uFFFD␡␉end\uFFFD", 1)
+	send(t, evil, aliceID, "hi")
+	waitOutput(t, r.out, "[with ev␛[2Jil␍] ", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	out := r.out.String()
+	checkPrintable(t, out)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "forged") && !strings.Contains(line, "] bob: a") {
+			t.Fatalf("a message line of its own: %q", line)
+		}
+	}
+}
+
+// chatChildEnv, set to a server address, makes TestChatChild run one chat
+// client that logs in as alice and quits: a process of its own, as every
+// run of `resonance chat` is.
+const chatChildEnv = "RESONANCE_TEST_CHAT_CHILD_ADDR"
+
+func TestChatChild(t *testing.T) {
+	addr := os.Getenv(chatChildEnv)
+	if addr == "" {
+		t.Skip("run by TestRun_DefaultDeviceIsTheSameEveryRun")
+	}
+	err := chat.Run(context.Background(), []string{"--addr", addr, "--user", "Alice",
+		"--password", "pw"}, strings.NewReader("/quit\n"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without --device, every run of the client on one machine is the same
+// device: it was one per process, leaving a device and its refresh token
+// behind at each start.
+func TestRun_DefaultDeviceIsTheSameEveryRun(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "Alice") // the fake keeps names as given
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestChatChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), chatChildEnv+"="+s.Addr())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("chat process: %v\n%s", err, out)
+		}
+	}
+	devices := s.Devices("Alice")
+	if len(devices) != 2 || !slices.Contains(devices, "sdk") {
+		t.Fatalf("devices %q, want sdk and one chat device", devices)
+	}
+}
+
+// A paste of more lines than the outbox holds (64) is sent whole, in
+// order: reading stdin waits for room instead of dropping lines, and says
+// so once.
+func TestRun_PasteWaitsForRoomInsteadOfDropping(t *testing.T) {
+	const lines = 300
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+
+	var paste strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&paste, "p%d\n", i)
+	}
+	go func() { _, _ = io.WriteString(r.in, paste.String()) }()
+	for i := range lines {
+		select {
+		case m := <-bob.Messages():
+			if want := fmt.Sprintf("p%d", i); string(m.Content) != want {
+				t.Fatalf("bob got %q, want %q", m.Content, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("bob got %d of %d lines; output:\n%s", i, lines, r.out.String())
+		}
+	}
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if out := r.out.String(); strings.Contains(out, "dropped") ||
+		strings.Count(out, "messages wait to be sent") > 1 {
+		t.Fatalf("lines dropped or the wait told more than once:\n%s", out)
 	}
 }

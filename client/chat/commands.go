@@ -27,6 +27,9 @@ const helpText = `commands:
                recall or edit one of your messages
   /convs       list your conversations with unread counts
   /presence <user>  print whether a user is online, and tell when that changes
+  /block <user>, /unblock <user>
+               stop or allow 1:1 messages between you and a user
+  /devices     list your devices (each --device you logged in with)
   /quit        leave
   /help        this text
 any other line is sent to the current conversation`
@@ -52,7 +55,9 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	case "/quit":
 		return errQuit
 	case "/help":
-		s.printf("%s", helpText)
+		for _, l := range strings.Split(helpText, "\n") {
+			s.printf("%s", l)
+		}
 	case "/history":
 		if s.conv() == "" {
 			s.printf("! no conversation yet: /to <user> or /group")
@@ -62,18 +67,27 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	case "/presence":
 		s.report(s.watchPresence(ctx, arg))
 	case "/to":
-		if arg == "" {
+		switch {
+		case arg == "":
 			s.printf("! usage: /to <user>")
-			return nil
+		case s.isMe(arg):
+			s.printf("! cannot message yourself")
+		default:
+			s.peer, s.group = peer{name: arg}, ""
+			s.report(s.resolvePeer(ctx, true))
 		}
-		s.peer, s.group = peer{name: arg}, ""
-		s.report(s.resolvePeer(ctx, true))
 	default:
-		if !s.handleConvCommand(ctx, cmd, arg) {
+		if !s.handleConvCommand(ctx, cmd, arg) && !s.handleAccountCommand(ctx, cmd, arg) {
 			s.printf("! unknown command %s; /help lists them", cmd)
 		}
 	}
 	return nil
+}
+
+// isMe reports whether name is the user's own, folded as the server folds
+// names.
+func (s *session) isMe(name string) bool {
+	return strings.EqualFold(name, s.names[s.me])
 }
 
 // conv returns the conversation chatted in, "" when none yet.
@@ -89,12 +103,8 @@ func (s *session) conv() string {
 
 func (s *session) sendText(text string) {
 	if s.group != "" {
-		p := client.SendParams{ConvID: s.group, Text: text, ClientMsgID: client.NewClientMsgID()}
-		select {
-		case s.outbox <- p:
-		default:
-			s.printf("! %d messages wait to be sent; %q dropped", outboxSize, text)
-		}
+		s.enqueue(client.SendParams{ConvID: s.group, Text: text,
+			ClientMsgID: client.NewClientMsgID()})
 		return
 	}
 	switch {
@@ -105,11 +115,28 @@ func (s *session) sendText(text string) {
 		s.printf("! %s does not exist yet; message not sent", s.peer.name)
 		return
 	}
-	p := client.SendParams{ToUserID: s.peer.id, Text: text, ClientMsgID: client.NewClientMsgID()}
+	s.enqueue(client.SendParams{ToUserID: s.peer.id, Text: text,
+		ClientMsgID: client.NewClientMsgID()})
+}
+
+// enqueue puts a line in the outbox or, when it is full, holds it: serve
+// then stops reading stdin until the line fits (see serve), so a burst
+// waits in the terminal instead of being dropped, and memory stays
+// bounded. The first hold of a burst is announced once.
+func (s *session) enqueue(p client.SendParams) {
 	select {
 	case s.outbox <- p:
+		if len(s.outbox) <= 1 {
+			s.backlogNoted = false // the burst, if any, has gone out
+		}
+		return
 	default:
-		s.printf("! %d messages wait to be sent; %q dropped", outboxSize, text)
+	}
+	s.held, s.holding = p, true
+	if !s.backlogNoted {
+		s.backlogNoted = true
+		s.printf("* %d messages wait to be sent; more input is read as they go "+
+			"(Ctrl-C quits at once)", outboxSize)
 	}
 }
 
@@ -133,7 +160,13 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 	if err != nil {
 		return err
 	}
-	s.peer.id = u.UserId
+	if u.UserId == s.me {
+		// A name the server folds to ours in a way isMe does not.
+		s.peer = peer{}
+		s.printf("! cannot message yourself")
+		return nil
+	}
+	s.peer = peer{name: u.Username, id: u.UserId}
 	s.names[u.UserId] = u.Username
 	s.printf("* chatting with %s", u.Username)
 	return s.printHistory(ctx)
@@ -161,7 +194,7 @@ func (s *session) printHistory(ctx context.Context) error {
 	}
 	with := s.peer.name
 	if s.group != "" {
-		with = "group " + s.group
+		with = "group " + s.groupName
 	}
 	s.printf("--- last %d messages with %s ---", len(page), with)
 	for _, m := range page {

@@ -48,12 +48,12 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 	fields := strings.Fields(arg)
 	switch {
 	case len(fields) >= 1 && fields[0] != "new":
-		id, err := s.findGroup(ctx, strings.Join(fields, " "))
+		g, err := s.findGroup(ctx, strings.Join(fields, " "))
 		if err != nil {
 			return err
 		}
-		s.group = id
-		s.printf("* chatting in group %s", s.group)
+		s.group, s.groupName = g.ConvId, g.Name
+		s.printf("* chatting in group %s (%s)", g.Name, g.ConvId)
 		return s.printHistory(ctx)
 	case len(fields) < 3 || fields[0] != "new":
 		return fmt.Errorf("usage: /group new <name> <user> [<user>...] or /group <name or id>")
@@ -62,53 +62,79 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 	if err != nil {
 		return err
 	}
+	// Bounded like the other commands: this runs on Run's goroutine,
+	// which must not wait for a connection for ever.
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
 	ack, err := s.sess.CreateGroup(ctx, fields[1], ids)
 	if err != nil {
 		return err
 	}
-	s.group = ack.ConvId
+	s.group, s.groupName = ack.ConvId, fields[1]
 	s.printf("* created group %s (%s); you are chatting in it", fields[1], ack.ConvId)
 	return nil
 }
 
-// findGroup returns the id of the user's group named or identified by arg.
-func (s *session) findGroup(ctx context.Context, arg string) (string, error) {
+// findGroup returns the user's group named or identified by arg.
+func (s *session) findGroup(ctx context.Context, arg string) (*protocol.ConvSummary, error) {
 	convs, err := s.allConvs(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var found []string
+	var found []*protocol.ConvSummary
 	for _, c := range convs {
 		if c.Type == common.ConvType_GROUP && !c.Left && (c.ConvId == arg || c.Name == arg) {
-			found = append(found, c.ConvId)
+			found = append(found, c)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("no group of yours is named %q; /convs lists them", arg)
+		return nil, fmt.Errorf("no group of yours is named %q; /convs lists them", arg)
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("%d groups are named %q; use an id: %s", len(found), arg,
-		strings.Join(found, ", "))
+	ids := make([]string, len(found))
+	for i, c := range found {
+		ids[i] = c.ConvId
+	}
+	return nil, fmt.Errorf("%d groups are named %q; use an id: %s", len(found), arg,
+		strings.Join(ids, ", "))
 }
 
+// userIDs resolves names, all of them: an error names every unknown one.
 func (s *session) userIDs(ctx context.Context, names []string) ([]int64, error) {
 	ids := make([]int64, 0, len(names))
+	var unknown []string
 	for _, name := range names {
-		var u *protocol.GetUserResp
-		err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-			var err error
-			u, err = c.GetUser(ctx, name)
-			return err
-		})
-		if err != nil {
+		u, err := s.lookUp(ctx, name)
+		switch {
+		case client.CodeOf(err) == common.ErrorCode_NOT_FOUND:
+			unknown = append(unknown, name)
+		case err != nil:
 			return nil, fmt.Errorf("user %s: %w", name, err)
+		default:
+			ids = append(ids, u.UserId)
 		}
-		s.names[u.UserId] = u.Username
-		ids = append(ids, u.UserId)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no such user: %s", strings.Join(unknown, ", "))
 	}
 	return ids, nil
+}
+
+// lookUp resolves one user name and remembers the server's spelling.
+func (s *session) lookUp(ctx context.Context, name string) (*protocol.GetUserResp, error) {
+	var u *protocol.GetUserResp
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		u, err = c.GetUser(ctx, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.names[u.UserId] = u.Username
+	return u, nil
 }
 
 func (s *session) manageUsers(ctx context.Context, action common.GroupAction, names []string) error {
@@ -148,7 +174,12 @@ func (s *session) printMembers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.printf("--- %s: %d member%s ---", info.Name, len(info.Members), plural(len(info.Members)))
+	state := ""
+	if info.Dismissed {
+		state = " (dismissed)" // the server keeps the members of a dismissed group
+	}
+	s.printf("--- %s%s: %d member%s ---", info.Name, state, len(info.Members),
+		plural(len(info.Members)))
 	for _, m := range info.Members {
 		s.printf("  %s (%s)", s.nameOf(ctx, m.UserId), strings.ToLower(m.Role.String()))
 	}
@@ -241,7 +272,11 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		targets := strings.Join(names, ", ")
 		switch ev.Action {
 		case common.GroupAction_CREATE:
-			return fmt.Sprintf("* %s created %q with %s (%s)", who, ev.Name, targets, m.ConvId)
+			if targets == "" {
+				targets = "no one else yet"
+			}
+			return fmt.Sprintf("* %s created %q with %s (%s)", who, clean(ev.Name), targets,
+				m.ConvId)
 		case common.GroupAction_ADD:
 			return fmt.Sprintf("* %s added %s", who, targets)
 		case common.GroupAction_REMOVE:
@@ -249,7 +284,8 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		case common.GroupAction_LEAVE:
 			return fmt.Sprintf("* %s left", who)
 		case common.GroupAction_RENAME:
-			return fmt.Sprintf("* %s renamed the group %q", who, ev.Name)
+			s.renamed(m.ConvId, ev.Name)
+			return fmt.Sprintf("* %s renamed the group %q", who, clean(ev.Name))
 		case common.GroupAction_SET_ROLE:
 			return fmt.Sprintf("* %s made %s %s", who, targets, strings.ToLower(ev.Role.String()))
 		case common.GroupAction_DISMISS:
@@ -268,6 +304,16 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		}
 	}
 	return ""
+}
+
+// renamed keeps the names shown for a group current after a RENAME.
+func (s *session) renamed(convID, name string) {
+	if convID == s.group {
+		s.groupName = name
+	}
+	if _, ok := s.convNames[convID]; ok {
+		s.convNames[convID] = name
+	}
 }
 
 func plural(n int) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -38,28 +39,30 @@ func (s *session) watchPresence(ctx context.Context, name string) error {
 	if name == "" {
 		return fmt.Errorf("usage: /presence <user>")
 	}
-	return s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		u, err := c.GetUser(ctx, name)
-		if err != nil {
-			return err
+	u, err := s.lookUp(ctx, name)
+	if client.CodeOf(err) == common.ErrorCode_NOT_FOUND {
+		return fmt.Errorf("no such user: %s", name)
+	}
+	if err != nil {
+		return err
+	}
+	s.watched[u.UserId] = true
+	ids := make([]int64, 0, len(s.watched))
+	for id := range s.watched {
+		ids = append(ids, id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	now, err := s.sess.WatchPresence(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, p := range now {
+		if p.UserId == u.UserId {
+			s.printf("* %s is %s", u.Username, onlineWord(p.Online))
 		}
-		s.names[u.UserId] = u.Username
-		s.watched[u.UserId] = true
-		ids := make([]int64, 0, len(s.watched))
-		for id := range s.watched {
-			ids = append(ids, id)
-		}
-		now, err := s.sess.WatchPresence(ctx, ids)
-		if err != nil {
-			return err
-		}
-		for _, p := range now {
-			if p.UserId == u.UserId {
-				s.printf("* %s is %s", u.Username, onlineWord(p.Online))
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func onlineWord(online bool) string {

@@ -24,7 +24,7 @@ const (
 	// connection while offline.
 	requestDeadline = 5 * time.Second
 	// outboxSize bounds the lines typed but not yet sent; they wait there
-	// while the connection is down.
+	// while the connection is down, and stdin waits behind them.
 	outboxSize = 64
 	// quitGrace bounds the wait for the outbox at quit.
 	quitGrace = 3 * time.Second
@@ -47,14 +47,21 @@ type session struct {
 	names map[int64]string
 	peer  peer
 	// group is the group conversation chatted in, "" while chatting with
-	// peer.
-	group string
+	// peer; groupName is its name.
+	group     string
+	groupName string
 	// convNames labels conversations other than the current one.
 	convNames map[string]string
 	// shown is the highest seq printed per conversation, so that history
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64
 	outbox chan client.SendParams
+	// held is a typed line waiting for room in the outbox, if holding;
+	// backlogNoted is set once the wait was announced, until the outbox
+	// empties.
+	held         client.SendParams
+	holding      bool
+	backlogNoted bool
 	// notes carries NOTIFY frames to Run's goroutine; watched is the
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
@@ -87,10 +94,17 @@ func newSession(cfg config, out io.Writer) *session {
 	}
 }
 
+// printf prints one line. format is the client's own; every string, error
+// and Stringer argument is cleaned first (clean.go), since any of them may
+// carry text from the network.
 func (s *session) printf(format string, args ...any) {
+	cleaned := make([]any, len(args))
+	for i, a := range args {
+		cleaned[i] = cleanArg(a)
+	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	fmt.Fprintf(s.out, format+"\n", args...)
+	fmt.Fprintf(s.out, format+"\n", cleaned...)
 }
 
 // run opens the session, then serves stdin and the message stream until
@@ -145,7 +159,7 @@ func (s *session) open(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	s.sess, s.me = sess, sess.UserID()
-	s.names[s.me] = s.cfg.user
+	s.names[s.me] = sess.Username()
 	return nil
 }
 
@@ -199,7 +213,9 @@ func (s *session) registerOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.printf("* registered %s (id %d)", s.cfg.user, id)
+		// The name as typed may not be the server's spelling; the login
+		// line that follows gives that.
+		s.printf("* registered a new account (id %d)", id)
 	case common.ErrorCode_USERNAME_TAKEN:
 	default:
 		return err
@@ -228,10 +244,18 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 	read := time.NewTicker(readEvery)
 	defer read.Stop()
 	for {
+		// While a line is held for room in the outbox, stdin is left
+		// unread and the line offered to the outbox instead.
+		in, queue := lines, chan<- client.SendParams(nil)
+		if s.holding {
+			in, queue = nil, s.outbox
+		}
 		select {
 		case <-ctx.Done():
 			return errQuit
-		case line, ok := <-lines:
+		case queue <- s.held:
+			s.held, s.holding = client.SendParams{}, false
+		case line, ok := <-in:
 			if !ok {
 				return errQuit
 			}
@@ -280,12 +304,106 @@ func (s *session) markShownRead(ctx context.Context) {
 // sendLoop sends the outbox in typing order. A send waits through a
 // reconnect and is retried with its client msg id, so it is stored once;
 // its echo comes back through the message stream.
+//
+// Once ctx ends (the grace after quitting while offline), what is left is
+// counted and reported in one line rather than one failure each.
 func (s *session) sendLoop(ctx context.Context) {
+	unsent := 0
+	var pace pacer
 	for p := range s.outbox {
-		if _, err := s.sess.Send(ctx, p); err != nil {
-			s.printf("! not sent: %q: %s", p.Text, describe(err))
+		if pace.wait(ctx) == nil {
+			_, err := s.sess.Send(ctx, p)
+			if err == nil {
+				continue
+			}
+			if ctx.Err() == nil {
+				s.reportNotSent(p.Text, err)
+				continue
+			}
 		}
+		unsent++
 	}
+	if unsent > 0 {
+		s.printf("! %d message%s not sent before quitting", unsent, plural(unsent))
+	}
+}
+
+// sendEvery and sendBurst pace sends to half the gateway's default frame
+// rate (200 a second, bursts of 400), leaving the rest to heartbeats,
+// acknowledgements and read receipts: a long paste sent as fast as acks
+// came back got the connection closed (RATE_LIMITED) for 5-15 s.
+const (
+	sendEvery = 10 * time.Millisecond
+	sendBurst = 100
+)
+
+// pacer lets sendBurst sends through at once, then one every sendEvery.
+type pacer struct {
+	// due is when the sends so far would have ended at one per sendEvery.
+	due time.Time
+}
+
+// wait returns when the next send may go, or ctx's error.
+func (p *pacer) wait(ctx context.Context) error {
+	now := time.Now()
+	if p.due.Before(now) {
+		p.due = now
+	}
+	p.due = p.due.Add(sendEvery)
+	early := p.due.Sub(now) - sendBurst*sendEvery
+	if early <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(early)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reportNotSent says why a typed line was not sent, quoting its start: a
+// line refused as too large may be 64 KiB long.
+func (s *session) reportNotSent(text string, err error) {
+	if !tooLarge(err) {
+		s.printf("! not sent: %q: %s", excerpt(text), describe(err))
+		return
+	}
+	reason := "too large for the server"
+	var se *client.Error
+	var tl *client.TooLargeError
+	switch {
+	case errors.As(err, &se) && se.Message != "":
+		reason += " (" + se.Message + ")"
+	case errors.As(err, &tl) && tl.Limit > 0:
+		reason += fmt.Sprintf(" (a request over %d bytes)", tl.Limit)
+	}
+	s.printf("! not sent: %q (%d bytes) is %s", excerpt(text), len(text), reason)
+}
+
+// tooLarge reports whether err refuses a request for its size: the SDK's
+// check against the frame limit, the server closing the connection for
+// the frame, or the server's content limit (TOO_LARGE).
+func tooLarge(err error) bool {
+	return errors.Is(err, client.ErrTooLarge) ||
+		client.CodeOf(err) == common.ErrorCode_TOO_LARGE
+}
+
+// excerptRunes is how much of a line a notice quotes.
+const excerptRunes = 40
+
+// excerpt returns the start of text, marked with "…" when cut.
+func excerpt(text string) string {
+	n := 0
+	for i := range text {
+		if n == excerptRunes {
+			return text[:i] + "…"
+		}
+		n++
+	}
+	return text
 }
 
 // report prints a failed command; the client session handles the
@@ -299,6 +417,11 @@ func (s *session) report(err error) {
 // describe is what a person reads of err: a server's answer is its code and
 // message, without the request the SDK names in its wrapping.
 func describe(err error) string {
+	var tl *client.TooLargeError
+	if errors.As(err, &tl) {
+		// Not the SDK's wrapping, which may quote the oversized argument.
+		return fmt.Sprintf("a request of %d bytes is too large for the server", tl.Size)
+	}
 	var se *client.Error
 	if !errors.As(err, &se) {
 		return err.Error()

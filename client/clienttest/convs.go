@@ -37,6 +37,10 @@ func deviceKey(user int64, device string) string {
 
 func (s *Server) delivered(c *conn, req *protocol.DeliveredReq) (codec.Body, error) {
 	s.deliveredCalls++
+	if len(req.Positions) > maxPositions {
+		return nil, fail(common.ErrorCode_TOO_LARGE,
+			fmt.Sprintf("at most %d positions", maxPositions))
+	}
 	for _, p := range req.Positions {
 		cv := s.convs[p.ConvId]
 		if cv == nil || !cv.has(c.userID) {

@@ -76,7 +76,8 @@ func (s *Server) register(req *protocol.RegisterReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_USERNAME_TAKEN, "username taken")
 	}
 	s.nextUserID++
-	u := &user{id: s.nextUserID, name: req.Username, password: req.Password}
+	u := &user{id: s.nextUserID, name: req.Username, password: req.Password,
+		devices: make(map[string]bool)}
 	s.users[u.name] = u
 	s.usersByID[u.id] = u
 	return &protocol.RegisterResp{UserId: u.id}, nil
@@ -95,6 +96,7 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
 	}
 	c.userID, c.device = u.id, req.DeviceId
+	u.devices[req.DeviceId] = true
 	token := newToken()
 	s.tokens[token] = u.id
 	now := time.Now()
@@ -113,6 +115,10 @@ func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
 	if s.failSends > 0 {
 		s.failSends--
 		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
+	}
+	if len(req.Content) > s.opts.MaxContent {
+		return nil, fail(common.ErrorCode_TOO_LARGE,
+			fmt.Sprintf("content over %d bytes", s.opts.MaxContent))
 	}
 	convID, peer, err := s.resolveConv(c.userID, req)
 	if err != nil {

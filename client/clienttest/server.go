@@ -6,8 +6,9 @@
 // connection of both users, forward and backward sync, delivered positions
 // per device, conversation sync with a cursor, read positions and user
 // lookup. Hooks inject faults: failed sends, lost pushes, closes, ops an
-// older server lacks. It is a test double: no persistence, no limits, one
-// mutex.
+// older server lacks. It is a test double: no persistence, one mutex, and
+// of the gateway's limits only those a client must handle (frame body,
+// message content, positions per DELIVERED).
 package clienttest
 
 import (
@@ -17,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +39,17 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// SyncLimit caps the messages of one sync reply; zero means 50.
 	SyncLimit int32
+	// MaxBody is the largest request body accepted, in bytes; zero means
+	// codec.DefaultMaxBody, as the gateway. A frame over it gets CLOSE
+	// FRAME_TOO_LARGE as soon as its header is read, its body unread.
+	MaxBody int
+	// MaxContent is the largest message content accepted, in bytes; zero
+	// means 16 KiB, as the server. A SEND over it fails with TOO_LARGE.
+	MaxContent int
 }
+
+// maxPositions is the server's bound on the positions of one DELIVERED.
+const maxPositions = 500
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
@@ -69,6 +82,7 @@ type user struct {
 	id       int64
 	name     string
 	password string
+	devices  map[string]bool // every device id logged in with
 }
 
 type conv struct {
@@ -90,6 +104,12 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.SyncLimit <= 0 {
 		opts.SyncLimit = 50
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = codec.DefaultMaxBody
+	}
+	if opts.MaxContent <= 0 {
+		opts.MaxContent = 16 << 10
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -157,6 +177,17 @@ func (s *Server) Heartbeats() int {
 	return s.heartbeats
 }
 
+// Devices lists, sorted, every device id the user logged in with.
+func (s *Server) Devices(username string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[username]
+	if u == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(u.devices))
+}
+
 // Online is how many logged-in connections the user has.
 func (s *Server) Online(username string) int {
 	s.mu.Lock()
@@ -219,13 +250,21 @@ func (s *Server) serve(c *conn) {
 		c.close()
 	}()
 	br := bufio.NewReader(c.nc)
-	var dec codec.Decoder
+	dec := codec.Decoder{MaxBody: s.opts.MaxBody}
 	for {
 		hdr, err := br.Peek(codec.HeaderSize)
 		if err != nil {
 			return
 		}
 		h, err := dec.DecodeHeader(hdr)
+		if errors.Is(err, codec.ErrTooLarge) {
+			// As the gateway: refused at the header, the body never read.
+			c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
+				Reason: protocol.CloseReason_FRAME_TOO_LARGE, Message: "frame too large"}))
+			c.closeAfterFlush()
+			<-c.quit
+			return
+		}
 		if err != nil || !codec.IsRequest(h.Op) {
 			return
 		}
