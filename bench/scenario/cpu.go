@@ -215,16 +215,22 @@ func startCPUs(probes []cpuProbe) cpuMeters {
 }
 
 // stop returns each group's usage since startCPUs, in the order the groups
-// first appear among the probes; a group none of whose processes could be
-// read is left out.
+// first appear among the probes, then the whole machine's busy cores and
+// what of them no group took ("other"); a group none of whose processes
+// could be read is left out.
 func (m cpuMeters) stop(phase string) []PhaseCPU {
 	var out []PhaseCPU
 	index := make(map[string]int)
+	machine, groups := -1.0, 0.0
 	for i, meter := range m.meters {
 		u := meter.stop()
 		if u == nil {
 			continue
 		}
+		if machine < 0 && u.CPUs > 0 {
+			machine = u.Machine
+		}
+		groups += u.Cores
 		g := m.probes[i].group
 		j, ok := index[g]
 		if !ok {
@@ -233,6 +239,10 @@ func (m cpuMeters) stop(phase string) []PhaseCPU {
 			out = append(out, PhaseCPU{Phase: phase, Group: g})
 		}
 		out[j].Cores += u.Cores
+	}
+	if machine >= 0 {
+		out = append(out, PhaseCPU{Phase: phase, Group: "whole machine", Cores: machine},
+			PhaseCPU{Phase: phase, Group: "other", Cores: max(machine-groups, 0)})
 	}
 	return out
 }

@@ -109,3 +109,20 @@ func TestMeasuringScenarios_RejectBadConfig(t *testing.T) {
 }
 
 func isBadConfig(err error) bool { return errors.Is(err, ErrBadConfig) }
+
+func TestCPUMeters_AddMachineAndOther(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	m := startCPUs([]cpuProbe{{group: "bench clients", pid: os.Getpid()}})
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	got := m.stop("phase")
+	if len(got) != 3 || got[0].Group != "bench clients" || got[1].Group != "whole machine" ||
+		got[2].Group != "other" {
+		t.Fatalf("groups %+v", got)
+	}
+	if got[1].Cores <= 0 || got[2].Cores < 0 || got[2].Cores > got[1].Cores {
+		t.Fatalf("cores %+v", got)
+	}
+}
