@@ -408,12 +408,13 @@ func advertise(configured string, bound net.Addr) string {
 }
 
 // report records how a part ended. A part that ends before Stop is a fault
-// the process should exit on; Errors lets main see it.
+// the process should exit on; Errors lets main see it. The error goes on as
+// it is: every part's errors already start with its package's name.
 func (s *System) report(part string, err error) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Error().Err(err).Str("part", part).Msg("part stopped with an error")
 		select {
-		case s.errs <- fmt.Errorf("%s: %w", part, err):
+		case s.errs <- err:
 		default:
 		}
 	}
