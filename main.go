@@ -23,7 +23,6 @@ import (
 
 	"github.com/resonance-im/resonance/app"
 	"github.com/resonance-im/resonance/client/chat"
-	"github.com/resonance-im/resonance/internal/config"
 	"github.com/resonance-im/resonance/internal/logx"
 )
 
@@ -90,23 +89,12 @@ func help(args []string, stderr io.Writer) int {
 }
 
 func serve(role app.Role, args []string, stderr io.Writer) int {
-	var cfg app.Config
 	fs := newCommandFlags(string(role), "[flags]")
-	cfg.Bind(fs.FlagSet, role)
-	err := config.Load(fs.FlagSet, args)
-	if err == nil && fs.NArg() > 0 {
-		// flag stops at the first argument that is not a flag: whatever
-		// follows it, flags included, would be dropped without a word.
-		err = fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), role)
-	}
+	cfg, err := app.Load(fs.FlagSet, role, args)
 	if code, done := fs.failed(err, stderr); done {
 		return code
 	}
-	format := cfg.LogFormat
-	if format == "" && role != app.RoleAll {
-		format = "json"
-	}
-	log := logx.New(stderr, cfg.LogLevel, format != "json")
+	log := cfg.Logger(stderr)
 	logx.RouteKitex(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -73,7 +73,7 @@ type System struct {
 // Start brings up the parts of cfg.Role and returns once they accept work.
 // On error, whatever had started is stopped again.
 func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &System{

@@ -248,40 +248,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// validate checks what can be checked before anything starts.
-func (c *Config) validate() error {
-	switch c.Role {
-	case RoleAll, RoleGateway, RoleLogic, RoleTask:
-	default:
-		return fmt.Errorf("%w: unknown role %q", ErrConfig, c.Role)
-	}
-	if c.Role == RoleLogic || c.Role == RoleTask {
-		// Alone, a role shares state with the others only through these.
-		if c.NATSURL == "" {
-			return fmt.Errorf("%w: %s needs --nats-url (embedded NATS is for all)", ErrConfig, c.Role)
-		}
-		if c.RedisAddr == "" {
-			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
-		}
-	}
-	if err := c.validateRedis(); err != nil {
-		return err
-	}
-	if err := c.validateInternal(); err != nil {
-		return err
-	}
-	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen,
-		c.WebListen} {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("%w: address %q: %v", ErrConfig, a, err)
-		}
-	}
-	return nil
-}
-
 // validateInternal refuses an internal Kitex port open beyond loopback
 // without the secret: logic trusts the session a caller sends, so whoever
 // reaches its port could send as any user, and whoever reaches a push port

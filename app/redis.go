@@ -39,6 +39,9 @@ func (c *Config) redisClusterMode() bool {
 
 // validateRedis checks the Redis settings before anything connects.
 func (c *Config) validateRedis() error {
+	if c.RedisDB < 0 {
+		return fmt.Errorf("%w: --redis-db %d is negative", ErrConfig, c.RedisDB)
+	}
 	addrs := c.redisAddrs()
 	if len(addrs) == 0 {
 		if c.RedisAddr != "" {
