@@ -248,6 +248,20 @@ func splitList(s string) []string {
 	return out
 }
 
+// usesDataDir reports whether the process keeps anything in DataDir:
+// embedded NATS, logic's default SQLite file, or the generated token key.
+// Only then does it create and lock the dir.
+func (c *Config) usesDataDir() bool {
+	if c.NATSURL == "" && (c.Role.Has(RoleLogic) || c.Role.Has(RoleTask)) {
+		return true // embedded NATS
+	}
+	if !c.Role.Has(RoleLogic) {
+		return false
+	}
+	sqlite := c.Logic.DBDriver == "" || c.Logic.DBDriver == logic.DriverSQLite
+	return (sqlite && c.Logic.DBDSN == "") || c.Logic.TokenSecret == ""
+}
+
 // validateInternal refuses an internal Kitex port open beyond loopback
 // without the secret: logic trusts the session a caller sends, so whoever
 // reaches its port could send as any user, and whoever reaches a push port

@@ -97,6 +97,10 @@ func (c *Config) Validate() error {
 				ErrConfig, c.Role)
 		}
 	}
+	if c.usesDataDir() && c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir is empty (embedded NATS, SQLite or the token key "+
+			"need it)", ErrConfig)
+	}
 	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateRedis,
 		c.validateInternal, c.validateMaxBody, c.validateParts}
 	for _, check := range checks {

@@ -81,6 +81,8 @@ func TestLoad_RefusesBadValues(t *testing.T) {
 			want: []string{"memory 4 KiB"}},
 		{name: "database driver", args: []string{"--db-driver", "postgres"},
 			want: []string{`"postgres"`}},
+		{name: "empty data dir", args: []string{"--data-dir", ""},
+			want: []string{"--data-dir is empty"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
