@@ -6,6 +6,7 @@
 //	resonance logic   accounts, messages and sync (Kitex)
 //	resonance task    delivery from NATS JetStream to gateways
 //	resonance chat    a terminal chat client
+//	resonance probe   GET a health URL, exit 0 on 200 (container health checks)
 package main
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -134,6 +135,28 @@ func TestRun_HelpListsTheFlags(t *testing.T) {
 		var stderr bytes.Buffer
 		if code := run(tc.args, &stderr); code != 0 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("run %q = %d, stderr:\n%s\nwant 0 listing %s", tc.args, code, &stderr, tc.want)
+		}
+	}
+}
+
+// TestREADME_LayoutNamesEveryCommand keeps the README's layout table in step
+// with the commands of the usage text.
+func TestREADME_LayoutNamesEveryCommand(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "| `main.go` |") {
+			row = line
+		}
+	}
+	_, commands, _ := strings.Cut(usage, "commands:\n")
+	commands, _, _ = strings.Cut(commands, "\n\n")
+	for _, line := range strings.Split(commands, "\n") {
+		if cmd := strings.Fields(line)[0]; !strings.Contains(row, "`"+cmd+"`") {
+			t.Errorf("README's layout row of main.go does not name %s: %q", cmd, row)
 		}
 	}
 }

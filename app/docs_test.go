@@ -1,0 +1,84 @@
+package app
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestProtocolDoc_LimitsNameFlags: each row of the protocol document's
+// Limits table names the flags that change the limit, flags the command
+// has, or says it has none.
+func TestProtocolDoc_LimitsNameFlags(t *testing.T) {
+	raw, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, limits, ok := strings.Cut(string(raw), "\n## Limits\n")
+	if !ok {
+		t.Fatal("no Limits section in docs/protocol.md")
+	}
+	flags := roleFlags(RoleAll)
+	flagRe := regexp.MustCompile("^`--([a-z0-9-]+)`")
+	// The flags that change what a client meets: each must have its row.
+	named := map[string]bool{}
+	for _, f := range []string{"max-body", "max-content", "max-group-members", "recall-window",
+		"edit-window", "login-timeout", "heartbeat-interval", "heartbeat-timeout",
+		"login-addr-limit", "login-account-limit", "register-addr-limit", "typing-limit",
+		"typing-max-members", "max-pending", "gateway-workers", "frame-rate",
+		"outbound-high-water", "max-conns", "accept-rate", "token-ttl", "refresh-ttl"} {
+		named[f] = false
+	}
+	rows := 0
+	for _, line := range strings.Split(limits, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 6 || strings.HasPrefix(line, "|---") ||
+			strings.TrimSpace(cells[3]) == "flag" {
+			continue
+		}
+		rows++
+		column := strings.TrimSpace(cells[3])
+		if column == "—" {
+			continue
+		}
+		for _, part := range strings.Split(column, ", ") {
+			m := flagRe.FindStringSubmatch(part)
+			if m == nil || !flags[m[1]] {
+				t.Errorf("limit %q: %q is not a flag of resonance all",
+					strings.TrimSpace(cells[1]), part)
+				continue
+			}
+			named[m[1]] = true
+		}
+	}
+	for f, ok := range named {
+		if !ok {
+			t.Errorf("no row of the Limits table names --%s", f)
+		}
+	}
+	if rows < 20 {
+		t.Fatalf("read %d rows of the Limits table; the table's layout changed", rows)
+	}
+}
+
+// TestProtocolDoc_RateLimitedNamesItsRequests: the Errors table says which
+// requests RATE_LIMITED answers, as logic returns it.
+func TestProtocolDoc_RateLimitedNamesItsRequests(t *testing.T) {
+	raw, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "| 1008 | `RATE_LIMITED` |") {
+			row = line
+		}
+	}
+	for _, op := range []string{"LOGIN", "CHANGE_PASSWORD", "REGISTER", "TYPING", "GET_PRESENCE",
+		"WATCH_PRESENCE", "SEARCH_USERS"} {
+		if !strings.Contains(row, "`"+op+"`") {
+			t.Errorf("the RATE_LIMITED row does not name %s: %q", op, row)
+		}
+	}
+}
