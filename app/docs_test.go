@@ -62,6 +62,24 @@ func TestProtocolDoc_LimitsNameFlags(t *testing.T) {
 	}
 }
 
+// TestOperationsDoc_QuotesNoMeasurements: measured rates go stale with each
+// release; the operations document points to the README's performance
+// section instead of copying them.
+func TestOperationsDoc_QuotesNoMeasurements(t *testing.T) {
+	raw, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := regexp.MustCompile(`\d[\d,.]*\s+(?:[\w/]+\s+){0,2}(?:frames|deliveries|messages|` +
+		`msgs|logins|writes)(?:\s+\w+){0,3}?\s*(?:per\s+second|/s)`)
+	if m := rate.FindAllString(string(raw), -1); len(m) > 0 {
+		t.Fatalf("docs/operations.md quotes measured rates: %q", m)
+	}
+	if !strings.Contains(string(raw), "README.md#performance") {
+		t.Fatal("docs/operations.md does not point to the README's performance section")
+	}
+}
+
 // TestProtocolDoc_RateLimitedNamesItsRequests: the Errors table says which
 // requests RATE_LIMITED answers, as logic returns it.
 func TestProtocolDoc_RateLimitedNamesItsRequests(t *testing.T) {
