@@ -1,11 +1,64 @@
 package app
 
 import (
+	"flag"
+	"io"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 )
+
+// usageOf returns the help text of flag name in role's flag set.
+func usageOf(t *testing.T, role Role, name string) string {
+	t.Helper()
+	var cfg Config
+	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.Bind(fs, role)
+	f := fs.Lookup(name)
+	if f == nil {
+		t.Fatalf("%s has no --%s", role, name)
+	}
+	return f.Usage
+}
+
+// TestBind_HelpFitsTheRole: `resonance ROLE -h` describes what that role
+// does with each flag, not what another role or all does.
+func TestBind_HelpFitsTheRole(t *testing.T) {
+	cases := []struct {
+		role     Role
+		flag     string
+		want     string   // in the help
+		dontWant []string // not in it
+	}{
+		{role: RoleGateway, flag: "data-dir", want: "not used",
+			dontWant: []string{"NATS", "SQLite", "key"}},
+		{role: RoleTask, flag: "data-dir", want: "not used", dontWant: []string{"NATS", "SQLite"}},
+		{role: RoleLogic, flag: "data-dir", want: "SQLite", dontWant: []string{"NATS"}},
+		{role: RoleAll, flag: "data-dir", want: "embedded NATS"},
+		{role: RoleAll, flag: "log-format", want: "default console", dontWant: []string{"json)"}},
+		{role: RoleGateway, flag: "log-format", want: "default json",
+			dontWant: []string{"console)"}},
+		{role: RoleLogic, flag: "log-format", want: "default json"},
+		{role: RoleTask, flag: "log-format", want: "default json"},
+		{role: RoleTask, flag: "nats-url", want: "required", dontWant: []string{"embeds"}},
+		{role: RoleLogic, flag: "redis-addr", want: "required",
+			dontWant: []string{"in process", "registry"}},
+		{role: RoleGateway, flag: "prefix", want: "Redis", dontWant: []string{"NATS"}},
+	}
+	for _, tc := range cases {
+		usage := usageOf(t, tc.role, tc.flag)
+		if !strings.Contains(usage, tc.want) {
+			t.Errorf("%s --%s: %q, want it to say %q", tc.role, tc.flag, usage, tc.want)
+		}
+		for _, no := range tc.dontWant {
+			if strings.Contains(usage, no) {
+				t.Errorf("%s --%s: %q says %q", tc.role, tc.flag, usage, no)
+			}
+		}
+	}
+}
 
 // TestProtocolDoc_LimitsNameFlags: each row of the protocol document's
 // Limits table names the flags that change the limit, flags the command
