@@ -6,7 +6,7 @@ TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test?parseTime=true
 TEST_REDIS_ADDR ?= 127.0.0.1:6379
 TEST_NATS_URL ?= nats://127.0.0.1:4222
 
-.PHONY: run build test test-integration gen gen-check smoke node-test web-test fuzz-short fuzz fuzz-inbound bench
+.PHONY: run build test test-integration gen gen-check smoke script-test node-test web-test fuzz-short fuzz fuzz-inbound bench
 
 run:
 	go run .
@@ -39,6 +39,12 @@ gen-check: gen
 # message.
 smoke: build
 	./scripts/smoke.sh
+
+# script-test checks that smoke.sh fails, with its server's log, when that
+# server cannot start (port taken, bad configuration) instead of running the
+# bench against whatever answers.
+script-test:
+	./scripts/script-test.sh
 
 # node-test runs the Node.js client (coded from docs/protocol.md) over TCP and
 # WebSocket against a freshly built server.

@@ -6,6 +6,7 @@
 //	resonance logic   accounts, messages and sync (Kitex)
 //	resonance task    delivery from NATS JetStream to gateways
 //	resonance chat    a terminal chat client
+//	resonance probe   GET a health URL, exit 0 on 200 (container health checks)
 package main
 
 import (
@@ -23,7 +24,6 @@ import (
 
 	"github.com/resonance-im/resonance/app"
 	"github.com/resonance-im/resonance/client/chat"
-	"github.com/resonance-im/resonance/internal/config"
 	"github.com/resonance-im/resonance/internal/logx"
 )
 
@@ -35,11 +35,11 @@ commands:
   logic     run logic alone
   task      run task alone
   chat      terminal chat client (resonance chat --help)
-  probe     GET a health URL, exit 0 on 200 (for container health checks)
+  probe     GET a health URL, exit 0 on 200 (resonance probe [URL])
 
 Every flag can also be set as RESONANCE_<FLAG> in the environment (dashes as
 underscores) or as a key of the YAML file given by --config.
-Run 'resonance <command> --help' for the flags of a command.
+Run 'resonance help <command>' for the flags of a command.
 `
 
 func main() {
@@ -67,31 +67,35 @@ func run(args []string, stderr io.Writer) int {
 	case "probe":
 		return probe(args, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return 0
+		return help(args, stderr)
 	default:
-		fmt.Fprintf(stderr, "resonance: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "resonance: unknown command %q\n"+
+			"run 'resonance help' for commands\n", cmd)
 		return 2
 	}
 }
 
+// help prints the commands, or with a command's name that command's flags.
+func help(args []string, stderr io.Writer) int {
+	switch {
+	case len(args) == 0 || len(args) == 1 && (args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprint(stderr, usage)
+		return 0
+	case len(args) == 1 && args[0] != "help" && !strings.HasPrefix(args[0], "-"):
+		return run([]string{args[0], "-h"}, stderr)
+	}
+	fmt.Fprintf(stderr, "resonance help: unexpected argument %q: help takes one command's name\n",
+		args[len(args)-1])
+	return 2
+}
+
 func serve(role app.Role, args []string, stderr io.Writer) int {
-	var cfg app.Config
-	fs := flag.NewFlagSet("resonance "+string(role), flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.Bind(fs, role)
-	if err := config.Load(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "resonance:", err)
-		return 2
+	fs := newCommandFlags(string(role), "[flags]")
+	cfg, err := app.Load(fs.FlagSet, role, args)
+	if code, done := fs.failed(err, stderr); done {
+		return code
 	}
-	format := cfg.LogFormat
-	if format == "" && role != app.RoleAll {
-		format = "json"
-	}
-	log := logx.New(stderr, cfg.LogLevel, format != "json")
+	log := cfg.Logger(stderr)
 	logx.RouteKitex(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,14 +121,17 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 }
 
 // probe is the container health check: images without a shell or curl run
-// the binary itself.
+// the binary itself. The URL is an argument or --url.
 func probe(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("resonance probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:9100/readyz", "URL to GET")
+	fs := newCommandFlags("probe", "[flags] [URL]")
+	url := fs.String("url", defaultProbeURL, "URL to GET, instead of the argument")
 	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, err := parseInterspersed(fs.FlagSet, args)
+	if err == nil {
+		*url, err = probeURL(fs.FlagSet, *url, pos)
+	}
+	if code, done := fs.failed(err, stderr); done {
+		return code
 	}
 	c := &http.Client{Timeout: *timeout}
 	resp, err := c.Get(*url)
@@ -138,4 +145,79 @@ func probe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultProbeURL is the readiness endpoint of --http-listen's default.
+const defaultProbeURL = "http://127.0.0.1:9100/readyz"
+
+// probeURL picks the URL from the arguments of probe: at most one, and not
+// together with --url, which would leave one of the two ignored.
+func probeURL(fs *flag.FlagSet, flagURL string, pos []string) (string, error) {
+	urlSet := false
+	fs.Visit(func(f *flag.Flag) { urlSet = urlSet || f.Name == "url" })
+	switch {
+	case len(pos) > 1:
+		return "", fmt.Errorf("unexpected argument %q: probe takes one URL", pos[1])
+	case len(pos) == 1 && urlSet:
+		return "", fmt.Errorf("URL %q given both as an argument and with --url", pos[0])
+	case len(pos) == 1:
+		return pos[0], nil
+	}
+	return flagURL, nil
+}
+
+// commandFlags is the flag set of one command. It reports its own errors
+// (failed): flag's habit of printing the whole flag list before a one-line
+// mistake buries the mistake.
+type commandFlags struct {
+	*flag.FlagSet
+	cmd      string // "all", "probe", ...
+	synopsis string // what follows the command in its usage line
+}
+
+func newCommandFlags(cmd, synopsis string) *commandFlags {
+	fs := flag.NewFlagSet("resonance "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &commandFlags{FlagSet: fs, cmd: cmd, synopsis: synopsis}
+}
+
+// failed reports how parsing ended: for -h the flag list (exit code 0), for
+// an error the error and where to read the flags (exit code 2). done says
+// whether the command should exit with code.
+func (c *commandFlags) failed(err error, stderr io.Writer) (code int, done bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stderr, "usage: resonance %s %s\n\nflags:\n", c.cmd, c.synopsis)
+		c.SetOutput(stderr)
+		c.PrintDefaults()
+		return 0, true
+	default:
+		fmt.Fprintf(stderr, "resonance %s: %v\nrun 'resonance %s -h' for flags\n",
+			c.cmd, err, c.cmd)
+		return 2, true
+	}
+}
+
+// parseInterspersed parses args with fs, letting flags come after
+// arguments as well as before, and returns the arguments. Everything after
+// "--" is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/internal/dirlock"
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/internal/registry"
@@ -46,6 +47,9 @@ type System struct {
 	// the other, so shutdown follows the documented order.
 	stopGateway, stopTask context.CancelFunc
 
+	// dirLock keeps other processes off the data dir while this one runs;
+	// nil when the configuration uses no data dir.
+	dirLock  *dirlock.Lock
 	obs      *obs.Server
 	web      *webui.Server // nil when not configured or its port was taken
 	metrics  *prometheus.Registry
@@ -73,7 +77,7 @@ type System struct {
 // Start brings up the parts of cfg.Role and returns once they accept work.
 // On error, whatever had started is stopped again.
 func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &System{
@@ -99,8 +103,8 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error)
 }
 
 func (s *System) start(ctx context.Context) error {
-	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("app: data dir %s: %w", s.cfg.DataDir, err)
+	if err := s.lockDataDir(); err != nil {
+		return err
 	}
 	s.metrics = obs.NewRegistry()
 	if err := s.startObs(); err != nil {
@@ -142,6 +146,28 @@ func (s *System) start(ctx context.Context) error {
 	if s.obs != nil {
 		s.obs.SetReady(true)
 	}
+	return nil
+}
+
+// lockDataDir creates and locks the data dir, if the configuration uses
+// one, before anything in it is opened. A second process on the same dir
+// would share the SQLite file and the token key but run its own embedded
+// NATS: both would ack messages the other's users never see.
+func (s *System) lockDataDir() error {
+	if !s.cfg.usesDataDir() {
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("app: data dir %s: %w", s.cfg.DataDir, err)
+	}
+	l, err := dirlock.Acquire(s.cfg.DataDir)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("app: %w; stop that process or give this one another --data-dir", err)
+	}
+	if err != nil {
+		return fmt.Errorf("app: data dir: %w", err)
+	}
+	s.dirLock = l
 	return nil
 }
 
@@ -408,12 +434,13 @@ func advertise(configured string, bound net.Addr) string {
 }
 
 // report records how a part ended. A part that ends before Stop is a fault
-// the process should exit on; Errors lets main see it.
+// the process should exit on; Errors lets main see it. The error goes on as
+// it is: every part's errors already start with its package's name.
 func (s *System) report(part string, err error) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Error().Err(err).Str("part", part).Msg("part stopped with an error")
 		select {
-		case s.errs <- fmt.Errorf("%s: %w", part, err):
+		case s.errs <- err:
 		default:
 		}
 	}
@@ -494,6 +521,8 @@ func (s *System) closeDeps() {
 			sqlDB.Close()
 		}
 	}
+	// Last: whatever this process had open in the data dir is closed.
+	_ = s.dirLock.Release()
 }
 
 func waitReady(ctx context.Context, part string, ready <-chan struct{}, errs <-chan error) error {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/internal/logx"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/logic"
 	"github.com/resonance-im/resonance/task"
@@ -92,16 +93,24 @@ type Config struct {
 // role uses are defined, so `resonance gateway --help` lists gateway settings.
 func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	c.Role = role
-	fs.StringVar(&c.DataDir, "data-dir", "data", "directory for embedded NATS, SQLite and keys")
-	fs.StringVar(&c.Prefix, "prefix", "resonance", "prefix of Redis keys and NATS stream names")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "", "console or json (default console for all)")
+	fs.StringVar(&c.DataDir, "data-dir", "data", dataDirUsage(role))
+	prefixUsage := "prefix of Redis keys and NATS stream names"
+	if role == RoleGateway {
+		prefixUsage = "prefix of the gateway registry's Redis key"
+	}
+	fs.StringVar(&c.Prefix, "prefix", "resonance", prefixUsage)
+	fs.StringVar(&c.LogLevel, "log-level", "info", logx.Levels+" (any case)")
+	fs.StringVar(&c.LogFormat, "log-format", "",
+		"console or json (default "+defaultFor(role, logConsole, logJSON)+")")
 	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
 		"address of /metrics, /healthz and /readyz; empty disables")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
 
-	if role.Has(RoleLogic) || role.Has(RoleTask) {
-		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS (all only)")
+	switch role {
+	case RoleAll:
+		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS")
+	case RoleLogic, RoleTask:
+		fs.StringVar(&c.NATSURL, "nats-url", "", "NATS URL, or comma-separated URLs (required)")
 	}
 	bindRedis(fs, c, role)
 	// Every role serves or calls an internal Kitex port.
@@ -142,6 +151,22 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 			})
 		bindNotify(fs, c, role)
 	}
+}
+
+// dataDirUsage says what role keeps in the data dir. Roles that keep
+// nothing there still take the flag, so that one configuration file or
+// environment can serve every role.
+func dataDirUsage(role Role) string {
+	switch role {
+	case RoleAll:
+		return "directory of embedded NATS, the SQLite file and the generated token key; " +
+			"one process at a time"
+	case RoleLogic:
+		return "directory of the SQLite file (unless --db-dsn) and the generated token key " +
+			"(unless --token-secret); one process at a time"
+	}
+	return "not used by " + string(role) + " alone (accepted so that one configuration serves " +
+		"every role)"
 }
 
 func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
@@ -248,38 +273,18 @@ func splitList(s string) []string {
 	return out
 }
 
-// validate checks what can be checked before anything starts.
-func (c *Config) validate() error {
-	switch c.Role {
-	case RoleAll, RoleGateway, RoleLogic, RoleTask:
-	default:
-		return fmt.Errorf("%w: unknown role %q", ErrConfig, c.Role)
+// usesDataDir reports whether the process keeps anything in DataDir:
+// embedded NATS, logic's default SQLite file, or the generated token key.
+// Only then does it create and lock the dir.
+func (c *Config) usesDataDir() bool {
+	if c.NATSURL == "" && (c.Role.Has(RoleLogic) || c.Role.Has(RoleTask)) {
+		return true // embedded NATS
 	}
-	if c.Role == RoleLogic || c.Role == RoleTask {
-		// Alone, a role shares state with the others only through these.
-		if c.NATSURL == "" {
-			return fmt.Errorf("%w: %s needs --nats-url (embedded NATS is for all)", ErrConfig, c.Role)
-		}
-		if c.RedisAddr == "" {
-			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)", ErrConfig, c.Role)
-		}
+	if !c.Role.Has(RoleLogic) {
+		return false
 	}
-	if err := c.validateRedis(); err != nil {
-		return err
-	}
-	if err := c.validateInternal(); err != nil {
-		return err
-	}
-	for _, a := range []string{c.LogicListen, c.PushListen, c.PushAdvertise, c.HTTPListen,
-		c.WebListen} {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("%w: address %q: %v", ErrConfig, a, err)
-		}
-	}
-	return nil
+	sqlite := c.Logic.DBDriver == "" || c.Logic.DBDriver == logic.DriverSQLite
+	return (sqlite && c.Logic.DBDSN == "") || c.Logic.TokenSecret == ""
 }
 
 // validateInternal refuses an internal Kitex port open beyond loopback

@@ -85,7 +85,7 @@ func TestConfig_RedisClusterMode(t *testing.T) {
 			if err := config.Load(fs, tc.args); err != nil {
 				t.Fatal(err)
 			}
-			err := cfg.validate()
+			err := cfg.Validate()
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want ErrConfig saying %q", err, tc.wantErr)
@@ -157,7 +157,7 @@ func TestConfig_InternalPortsNeedSecretBeyondLoopback(t *testing.T) {
 			if err := config.Load(fs, append(needs[tc.role], tc.args...)); err != nil {
 				t.Fatal(err)
 			}
-			err := cfg.validate()
+			err := cfg.Validate()
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

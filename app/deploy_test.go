@@ -32,7 +32,7 @@ func TestDeployExamples_LoadAsFlags(t *testing.T) {
 			if err := config.Load(fs, []string{"--config", f}); err != nil {
 				t.Fatalf("load %s: %v", f, err)
 			}
-			if err := cfg.validate(); err != nil {
+			if err := cfg.Validate(); err != nil {
 				t.Fatalf("validate %s: %v", f, err)
 			}
 		})

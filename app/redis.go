@@ -13,9 +13,18 @@ import (
 // bindRedis defines the Redis flags. A lone gateway uses Redis only for the
 // gateway registry, so its help says what going without costs.
 func bindRedis(fs *flag.FlagSet, c *Config, role Role) {
-	usage := "Redis address of routes, presence watches and the gateway registry, or " +
-		"comma-separated seed addresses of a Redis Cluster; empty keeps them in process (all only)"
-	if role == RoleGateway {
+	var usage string
+	switch role {
+	case RoleAll:
+		usage = "Redis address of routes, presence watches and the gateway registry, or " +
+			"comma-separated seed addresses of a Redis Cluster; empty keeps them in process"
+	case RoleLogic:
+		usage = "Redis address of routes and presence watches, or comma-separated seed " +
+			"addresses of a Redis Cluster (required)"
+	case RoleTask:
+		usage = "Redis address of routes, presence watches and the gateway registry, or " +
+			"comma-separated seed addresses of a Redis Cluster (required)"
+	case RoleGateway:
 		usage = "Redis address (or comma-separated Redis Cluster seeds) of the gateway registry; " +
 			"empty: this gateway does not register, so after it dies task waits out a push " +
 			"timeout per call instead of skipping it"
@@ -39,6 +48,9 @@ func (c *Config) redisClusterMode() bool {
 
 // validateRedis checks the Redis settings before anything connects.
 func (c *Config) validateRedis() error {
+	if c.RedisDB < 0 {
+		return fmt.Errorf("%w: --redis-db %d is negative", ErrConfig, c.RedisDB)
+	}
 	addrs := c.redisAddrs()
 	if len(addrs) == 0 {
 		if c.RedisAddr != "" {

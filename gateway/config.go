@@ -190,12 +190,25 @@ func validate(cfg Config) error {
 	if cfg.FrameRate > maxFrameRate {
 		return fmt.Errorf("%w: frame rate %d over %d", ErrBadConfig, cfg.FrameRate, maxFrameRate)
 	}
-	if cfg.MaxBody < 0 || cfg.Workers < 0 || cfg.MaxPending < 0 ||
-		cfg.OutboundHighWater < 0 || cfg.NumEventLoop < 0 {
-		return fmt.Errorf("%w: negative size or count", ErrBadConfig)
+	counts := []struct {
+		name string
+		n    int
+	}{
+		{"max body", cfg.MaxBody}, {"workers", cfg.Workers}, {"max pending", cfg.MaxPending},
+		{"outbound high water", cfg.OutboundHighWater}, {"event loops", cfg.NumEventLoop},
+	}
+	for _, c := range counts {
+		if c.n < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrBadConfig, c.name, c.n)
+		}
 	}
 	return nil
 }
+
+// Validate reports a setting New would refuse, after zero fields take their
+// defaults. It opens nothing, so a caller can check before starting
+// anything else.
+func (cfg Config) Validate() error { return validate(applyDefaults(cfg)) }
 
 // validateDeps checks the dependencies New needs.
 func validateDeps(deps Deps) error {

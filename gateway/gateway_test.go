@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -586,6 +587,28 @@ func TestNew_Validates(t *testing.T) {
 				t.Fatal("New accepted an invalid config")
 			}
 		})
+	}
+}
+
+// TestConfig_ValidateNamesTheNegativeField: Validate checks without
+// starting anything, and says which setting is wrong.
+func TestConfig_ValidateNamesTheNegativeField(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{cfg: Config{MaxBody: -1}, want: "max body -1"},
+		{cfg: Config{MaxPending: -2}, want: "max pending -2"},
+		{cfg: Config{OutboundHighWater: -3}, want: "outbound high water -3"},
+	}
+	for _, tc := range cases {
+		err := tc.cfg.Validate()
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want ErrBadConfig saying %s", tc.cfg, err, tc.want)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("Validate of the zero Config = %v", err)
 	}
 }
 

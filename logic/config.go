@@ -15,9 +15,12 @@ package logic
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"strings"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -25,6 +28,7 @@ import (
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // Supported values of Config.DBDriver.
@@ -118,7 +122,9 @@ const (
 	maxHashTime      = 1024
 )
 
-// withDefaults returns cfg with every zero field set to its default.
+// withDefaults returns cfg with every zero field set to its default. A
+// negative field stays, for validate to refuse: no negative size or time
+// means anything here, and taking the default instead would hide the typo.
 func (cfg Config) withDefaults() Config {
 	if cfg.DBDriver == "" {
 		cfg.DBDriver = DriverSQLite
@@ -126,38 +132,38 @@ func (cfg Config) withDefaults() Config {
 	if cfg.DBDSN == "" && cfg.DBDriver == DriverSQLite {
 		cfg.DBDSN = DefaultSQLitePath
 	}
-	if cfg.TokenTTL <= 0 {
+	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	if cfg.RefreshTTL <= 0 {
+	if cfg.RefreshTTL == 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
 	}
 	cfg.LoginAccountLimit = limitDefaults(cfg.LoginAccountLimit, 10, 30*time.Second)
 	cfg.LoginAddrLimit = limitDefaults(cfg.LoginAddrLimit, 30, 2*time.Second)
 	cfg.RegisterAddrLimit = limitDefaults(cfg.RegisterAddrLimit, 30, 10*time.Second)
 	cfg.SearchLimit = limitDefaults(cfg.SearchLimit, DefaultSearchBurst, 3*time.Second)
-	if cfg.MaxContent <= 0 {
+	if cfg.MaxContent == 0 {
 		cfg.MaxContent = DefaultMaxContent
 	}
-	if cfg.MaxGroupMembers <= 0 {
+	if cfg.MaxGroupMembers == 0 {
 		cfg.MaxGroupMembers = DefaultMaxGroup
 	}
-	if cfg.RecallWindow <= 0 {
+	if cfg.RecallWindow == 0 {
 		cfg.RecallWindow = DefaultRecallWindow
 	}
-	if cfg.EditWindow <= 0 {
+	if cfg.EditWindow == 0 {
 		cfg.EditWindow = DefaultEditWindow
 	}
-	if cfg.HashConcurrency <= 0 {
+	if cfg.HashConcurrency == 0 {
 		cfg.HashConcurrency = runtime.NumCPU()
 	}
-	if cfg.HashMemoryKiB <= 0 {
+	if cfg.HashMemoryKiB == 0 {
 		cfg.HashMemoryKiB = DefaultHashMemoryKiB
 	}
-	if cfg.HashTime <= 0 {
+	if cfg.HashTime == 0 {
 		cfg.HashTime = DefaultHashTime
 	}
-	if cfg.PublishTimeout <= 0 {
+	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
 	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
@@ -166,22 +172,46 @@ func (cfg Config) withDefaults() Config {
 
 // limitDefaults fills the zero fields of a limiter budget with burst and per.
 func limitDefaults(c ratelimit.Config, burst int, per time.Duration) ratelimit.Config {
-	if c.Burst <= 0 {
+	if c.Burst == 0 {
 		c.Burst = burst
 	}
-	if c.Per <= 0 {
+	if c.Per == 0 {
 		c.Per = per
 	}
 	return c
 }
 
-// validate reports a configuration New cannot run with.
+// Validate reports a setting New would refuse, TokenSecret aside (a caller
+// may generate it after validating the rest), without opening anything.
+// Zero fields take their defaults first.
+func (cfg Config) Validate() error {
+	return cfg.withDefaults().validateSettings()
+}
+
+// validate reports a configuration New cannot run with; cfg has its
+// defaults.
 func (cfg Config) validate() error {
 	if cfg.TokenSecret == "" {
 		return ErrNoTokenSecret
 	}
+	return cfg.validateSettings()
+}
+
+func (cfg Config) validateSettings() error {
 	if cfg.DBDriver != DriverSQLite && cfg.DBDriver != DriverMySQL {
-		return ErrUnknownDriver
+		return fmt.Errorf("%w: %q", ErrUnknownDriver, cfg.DBDriver)
+	}
+	if cfg.DBDriver == DriverMySQL {
+		if cfg.DBDSN == "" {
+			return fmt.Errorf("%w: DBDSN is required with %s", ErrBadConfig, DriverMySQL)
+		}
+		// The error leaves the DSN out: it may hold a password.
+		if _, err := gomysql.ParseDSN(mysqlDSN(cfg.DBDSN)); err != nil {
+			return fmt.Errorf("%w: DBDSN: %v", ErrBadConfig, err)
+		}
+	}
+	if err := cfg.validateNonNegative(); err != nil {
+		return err
 	}
 	if cfg.HashMemoryKiB < minHashMemoryKiB || cfg.HashMemoryKiB > maxHashMemoryKiB ||
 		cfg.HashTime > maxHashTime {
@@ -189,6 +219,70 @@ func (cfg Config) validate() error {
 			cfg.HashMemoryKiB, minHashMemoryKiB, maxHashMemoryKiB, cfg.HashTime, maxHashTime)
 	}
 	return nil
+}
+
+// validateNonNegative refuses the negative sizes, counts and times that
+// withDefaults leaves in place.
+func (cfg Config) validateNonNegative() error {
+	counts := []struct {
+		name string
+		n    int
+	}{
+		{"MaxContent", cfg.MaxContent}, {"MaxGroupMembers", cfg.MaxGroupMembers},
+		{"HashConcurrency", cfg.HashConcurrency}, {"HashTime", cfg.HashTime},
+		{"Ephemeral.TypingMaxMembers", cfg.Ephemeral.TypingMaxMembers},
+	}
+	for _, c := range counts {
+		if c.n < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrBadConfig, c.name, c.n)
+		}
+	}
+	times := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"TokenTTL", cfg.TokenTTL}, {"RefreshTTL", cfg.RefreshTTL},
+		{"RecallWindow", cfg.RecallWindow}, {"EditWindow", cfg.EditWindow},
+		{"PublishTimeout", cfg.PublishTimeout},
+	}
+	for _, d := range times {
+		if d.d < 0 {
+			return fmt.Errorf("%w: %s %v is negative", ErrBadConfig, d.name, d.d)
+		}
+	}
+	limits := []struct {
+		name string
+		c    ratelimit.Config
+	}{
+		{"LoginAccountLimit", cfg.LoginAccountLimit}, {"LoginAddrLimit", cfg.LoginAddrLimit},
+		{"RegisterAddrLimit", cfg.RegisterAddrLimit}, {"SearchLimit", cfg.SearchLimit},
+		{"Ephemeral.TypingLimit", cfg.Ephemeral.TypingLimit},
+		{"Ephemeral.TypingUserLimit", cfg.Ephemeral.TypingUserLimit},
+		{"Ephemeral.PresenceLimit", cfg.Ephemeral.PresenceLimit},
+	}
+	for _, l := range limits {
+		if l.c.Burst < 0 || l.c.Per < 0 || l.c.MaxKeys < 0 {
+			return fmt.Errorf("%w: %s %d/%v (max keys %d) is negative", ErrBadConfig, l.name,
+				l.c.Burst, l.c.Per, l.c.MaxKeys)
+		}
+	}
+	return nil
+}
+
+// MaxMessageBody is the body length in bytes of the largest SEND or EDIT
+// request logic accepts when content may be maxContent bytes (zero:
+// DefaultMaxContent): ids at their longest, plus the content. A gateway
+// whose frame body limit is below it closes clients for sending what logic
+// would take.
+func MaxMessageBody(maxContent int) int {
+	if maxContent == 0 {
+		maxContent = DefaultMaxContent
+	}
+	clientMsgID, convID := strings.Repeat("x", maxClientMsgID), strings.Repeat("x", maxConvID)
+	send := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: math.MaxInt64, ConvId: convID}
+	edit := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: math.MaxInt64}
+	// Content is a length-prefixed binary: its bytes add to the empty one.
+	return max(send.BLength(), edit.BLength()) + maxContent
 }
 
 // argon returns the cost of new password hashes.

@@ -14,6 +14,9 @@ var (
 	ErrUnknownDriver = errors.New("logic: unknown DBDriver")
 	// ErrMissingDep means a required field of Deps is nil.
 	ErrMissingDep = errors.New("logic: missing dependency")
+	// ErrBadConfig means a Config field is out of range, such as a negative
+	// size or time.
+	ErrBadConfig = errors.New("logic: bad config")
 	// ErrBadHashCost means Config.HashMemoryKiB or HashTime is out of range.
 	ErrBadHashCost = errors.New("logic: password hash cost out of range")
 	// ErrMigrationLocked means another instance held the schema migration

@@ -51,7 +51,7 @@ func (c EphemeralConfig) withDefaults() EphemeralConfig {
 	c.TypingLimit = limitDefaults(c.TypingLimit, 1, 2*time.Second)
 	c.TypingUserLimit = limitDefaults(c.TypingUserLimit, 20, 500*time.Millisecond)
 	c.PresenceLimit = limitDefaults(c.PresenceLimit, 20, time.Second)
-	if c.TypingMaxMembers <= 0 {
+	if c.TypingMaxMembers == 0 {
 		c.TypingMaxMembers = DefaultTypingMaxMembers
 	}
 	return c

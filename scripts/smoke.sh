@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
 # Runs bin/resonance (all roles, embedded defaults) on a scratch data dir,
-# waits for its client port, runs `bench smoke` against it and stops it.
+# waits until it has started, runs `bench smoke` against it and stops it.
+# The server binds a free port unless SMOKE_ADDR names one; RESONANCE_BIN
+# overrides the binary. It fails, with the server's log, if the server
+# does not start (its port taken, say) or does not stop cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-addr=${SMOKE_ADDR:-127.0.0.1:7000}
+source scripts/server.sh
+bin=${RESONANCE_BIN:-./bin/resonance}
+addr=${SMOKE_ADDR:-127.0.0.1:0}
 data=$(mktemp -d)
-log="$data/server.log"
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'server_stop; rm -rf "$data"' EXIT
 
-RESONANCE_DATA_DIR="$data" RESONANCE_ADDR="$addr" RESONANCE_HTTP_LISTEN=127.0.0.1:0 \
-  ./bin/resonance >"$log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
-  sleep 0.2
-done
-go run ./bench smoke --addr "$addr" --users 20 --messages 50 || { tail -n 50 "$log"; exit 1; }
-kill -TERM "$pid"
-wait "$pid"
-grep -q '"level":"error"\|ERR' "$log" && { echo "server logged errors:"; grep 'error\|ERR' "$log"; exit 1; }
+server_start "$bin" "$data/server.log" all --data-dir "$data" --addr "$addr" \
+  --http-listen 127.0.0.1:0 --web-listen ""
+server_wait smoke
+go run ./bench smoke --addr "$server_addr" --users 20 --messages 50 ||
+  { echo "smoke: bench failed; last server log lines:"; tail -n 50 "$server_log"; exit 1; }
+
+kill -TERM "$server_pid"
+if wait "$server_pid"; then code=0; else code=$?; fi
+server_pid=
+if [[ $code != 0 ]]; then
+  echo "smoke: the server exited with code $code on SIGTERM; its log:"
+  cat "$server_log"
+  exit 1
+fi
+if grep -q '"level":"error"' "$server_log"; then
+  echo "smoke: server logged errors:"
+  grep '"level":"error"' "$server_log"
+  exit 1
+fi
 echo "smoke: server stopped cleanly"

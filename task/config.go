@@ -129,6 +129,14 @@ func (c *Config) applyDefaults() {
 	c.Notify.applyDefaults()
 }
 
+// Validate reports a setting New would refuse, after zero fields take their
+// defaults. It opens nothing, so a caller can check before starting
+// anything else.
+func (c Config) Validate() error {
+	c.applyDefaults()
+	return c.validate()
+}
+
 // validate checks a Config after applyDefaults.
 func (c *Config) validate() error {
 	switch {

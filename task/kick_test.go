@@ -1,6 +1,7 @@
 package task
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,24 @@ func TestTask_UndecodableKickIsDeadLettered(t *testing.T) {
 	waitFor(t, 5*time.Second, "kick after the poison one", func() bool {
 		return len(gw.kicksCopy()) == 1
 	})
+}
+
+// TestTask_FailedKickIsDeadLetteredWithOnePrefix: the error an operator
+// reads in the dead letter names the package once, however many helpers it
+// passed through.
+func TestTask_FailedKickIsDeadLetteredWithOnePrefix(t *testing.T) {
+	en := newEnv(t)
+	cfg := testConfig()
+	cfg.MaxDeliver = 1
+	startTask(t, en, cfg, nil)
+
+	en.publishKick(t, &event.KickEvent{UserId: 3, Gateway: deadAddr(t), ConnId: 9,
+		Reason: protocol.CloseReason_KICKED})
+	dead := waitDeadLetter(t, en, deadLetterSubject(en.names))
+	got := dead.Header.Get(HeaderDeadError)
+	if !strings.Contains(got, "user 3 conn 9") || strings.Count(got, "task: ") != 1 {
+		t.Fatalf("dead-letter error = %q, want the ids and one task prefix", got)
+	}
 }
 
 func TestDecodeKick(t *testing.T) {

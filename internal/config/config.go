@@ -75,7 +75,7 @@ func applyFile(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("config: %s: %q must be a single value", path, k)
 		}
 		if err := fs.Set(k, node.Value); err != nil {
-			return fmt.Errorf("config: %s: %s: %w", path, k, err)
+			return fmt.Errorf("config: %s: invalid value %q for %s: %w", path, node.Value, k, err)
 		}
 	}
 	return nil
@@ -89,7 +89,7 @@ func applyEnv(fs *flag.FlagSet) error {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = fmt.Errorf("config: %s: %w", EnvName(f.Name), e)
+			err = fmt.Errorf("config: invalid value %q for %s: %w", v, EnvName(f.Name), e)
 		}
 	})
 	return err

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,14 +70,17 @@ func TestLoad_Precedence(t *testing.T) {
 
 func TestLoad_Errors(t *testing.T) {
 	cases := []struct {
-		name string
-		file string
-		env  map[string]string
-		want error
+		name     string
+		file     string
+		env      map[string]string
+		want     error
+		wantText string // part of the message: where the value came from, and the value
 	}{
 		{name: "unknown key", file: "listen-adr: x\n", want: ErrUnknownKey},
-		{name: "bad value in file", file: "workers: many\n"},
-		{name: "bad value in env", env: map[string]string{"RESONANCE_TIMEOUT": "soon"}},
+		{name: "bad value in file", file: "workers: many\n",
+			wantText: `invalid value "many" for workers`},
+		{name: "bad value in env", env: map[string]string{"RESONANCE_TIMEOUT": "soon"},
+			wantText: `invalid value "soon" for RESONANCE_TIMEOUT`},
 		{name: "not a map", file: "- a\n- b\n"},
 	}
 	for _, tc := range cases {
@@ -95,6 +99,9 @@ func TestLoad_Errors(t *testing.T) {
 			}
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("err = %v, want it to say %s", err, tc.wantText)
 			}
 		})
 	}

@@ -2,28 +2,45 @@
 package logx
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// New returns a logger writing to w at level ("debug", "info", "warn",
-// "error"; info when empty or unknown). pretty selects the human console
-// format instead of JSON lines.
-func New(w io.Writer, level string, pretty bool) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		lvl = zerolog.InfoLevel
+// Levels names the levels ParseLevel accepts, for help texts and errors.
+const Levels = "debug, info, warn or error"
+
+// ParseLevel returns the level named by s, one of Levels in any case; empty
+// is info. Anything else is an error, never a quiet fallback: a typo in
+// "debug" would otherwise hide the very lines being asked for.
+func ParseLevel(s string) (zerolog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return zerolog.DebugLevel, nil
+	case "", "info":
+		return zerolog.InfoLevel, nil
+	case "warn":
+		return zerolog.WarnLevel, nil
+	case "error":
+		return zerolog.ErrorLevel, nil
 	}
+	return zerolog.NoLevel, fmt.Errorf("logx: unknown level %q: want %s", s, Levels)
+}
+
+// New returns a logger writing to w (stderr when nil) at level. pretty
+// selects the human console format instead of JSON lines.
+func New(w io.Writer, level zerolog.Level, pretty bool) zerolog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
 	if pretty {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !colorful(w)}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
 // colorful reports whether console output to w may carry colour: w is a

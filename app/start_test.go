@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/internal/dirlock"
+	"github.com/resonance-im/resonance/logic"
+)
+
+// TestStart_PortInUseNamesEachLayerOnce: a taken client port is reported as
+// the gateway reports it, without app repeating the part's name in front.
+func TestStart_PortInUseNamesEachLayerOnce(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := Config{
+		Role:       RoleGateway,
+		PushListen: "127.0.0.1:0",
+		// Never dialled before the client port is bound; ours either way.
+		LogicAddrs: []string{taken.Addr().String()},
+	}
+	cfg.Gateway.Addr = taken.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := Start(ctx, cfg, testLog(t))
+	if err == nil {
+		sys.Stop()
+		t.Fatal("Start succeeded on a taken client port")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, taken.Addr().String()) || strings.Contains(msg, "gateway: gateway:") {
+		t.Fatalf("err = %q, want the address once under one gateway prefix", msg)
+	}
+}
+
+// TestStart_SecondSystemOnADataDirFails: two processes on one data dir would
+// share the SQLite file but not the embedded NATS, and lose messages.
+func TestStart_SecondSystemOnADataDirFails(t *testing.T) {
+	first := baseConfig(t, RoleAll)
+	startSystem(t, first)
+
+	second := baseConfig(t, RoleAll)
+	second.DataDir = first.DataDir
+	second.Gateway.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := Start(ctx, second, testLog(t))
+	if err == nil {
+		sys.Stop()
+		t.Fatal("a second system started on a data dir in use")
+	}
+	if !errors.Is(err, dirlock.ErrLocked) || !strings.Contains(err.Error(), first.DataDir) ||
+		!strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("err = %v, want ErrLocked naming the dir and this pid", err)
+	}
+}
+
+// TestStart_GatewayAloneLeavesTheDataDirAlone: a role that keeps nothing in
+// the data dir neither creates nor locks it, so it can run beside one that
+// does.
+func TestStart_GatewayAloneLeavesTheDataDirAlone(t *testing.T) {
+	logicLn, err := net.Listen("tcp", "127.0.0.1:0") // never called here
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logicLn.Close()
+	cfg := Config{
+		Role:       RoleGateway,
+		DataDir:    filepath.Join(t.TempDir(), "data"),
+		PushListen: "127.0.0.1:0",
+		LogicAddrs: []string{logicLn.Addr().String()},
+	}
+	startSystem(t, cfg)
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("data dir: %v; want it never created", err)
+	}
+}
+
+func TestConfig_UsesDataDir(t *testing.T) {
+	mysql := logic.Config{DBDriver: logic.DriverMySQL, DBDSN: "u@tcp(db:3306)/im"}
+	withSecret := mysql
+	withSecret.TokenSecret = "k"
+	external := "nats://10.0.0.1:4222"
+	cases := []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{name: "all, embedded", cfg: Config{Role: RoleAll}, want: true},
+		{name: "all, all external", cfg: Config{Role: RoleAll, NATSURL: external,
+			Logic: withSecret}},
+		{name: "all, generated token key", cfg: Config{Role: RoleAll, NATSURL: external,
+			Logic: mysql}, want: true},
+		{name: "logic, default sqlite", cfg: Config{Role: RoleLogic, NATSURL: external,
+			Logic: logic.Config{TokenSecret: "k"}}, want: true},
+		{name: "logic, sqlite elsewhere", cfg: Config{Role: RoleLogic, NATSURL: external,
+			Logic: logic.Config{DBDSN: "/var/lib/im.db", TokenSecret: "k"}}},
+		{name: "logic, mysql", cfg: Config{Role: RoleLogic, NATSURL: external, Logic: withSecret}},
+		{name: "gateway", cfg: Config{Role: RoleGateway}},
+		{name: "task", cfg: Config{Role: RoleTask, NATSURL: external}},
+	}
+	for _, tc := range cases {
+		if got := tc.cfg.usesDataDir(); got != tc.want {
+			t.Errorf("%s: usesDataDir = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/config"
+	"github.com/resonance-im/resonance/internal/logx"
+	"github.com/resonance-im/resonance/logic"
+)
+
+// Load defines role's flags on fs and returns the configuration they give:
+// the flags' defaults overridden by the file, the environment and args, in
+// that order (internal/config), then validated. An argument that is not a
+// flag is an error, not the end of the flags: whatever followed it would be
+// dropped without a word. With -h it returns flag.ErrHelp.
+func Load(fs *flag.FlagSet, role Role, args []string) (Config, error) {
+	var c Config
+	c.Bind(fs, role)
+	if err := config.Load(fs, args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), role)
+	}
+	if err := checkNegative(fs); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// negativeMeans reports whether a negative value of the numeric flag name
+// means something: no limit, never, off. Every other numeric flag refuses
+// negative values, which would otherwise be taken for the default or worse.
+func negativeMeans(name string) bool {
+	switch name {
+	case "max-conns", "accept-rate", "frame-rate", "notify-window", "presence-recheck":
+		return true
+	}
+	return false
+}
+
+// checkNegative refuses a negative value of every numeric flag of fs but
+// those of negativeMeans, whether it came from the file, the environment
+// or the command line.
+func checkNegative(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if err != nil || !ok || negativeMeans(f.Name) {
+			return
+		}
+		negative := false
+		switch v := g.Get().(type) {
+		case int:
+			negative = v < 0
+		case int64:
+			negative = v < 0
+		case time.Duration:
+			negative = v < 0
+		}
+		if negative {
+			err = fmt.Errorf("%w: --%s %s: must not be negative", ErrConfig, f.Name, f.Value)
+		}
+	})
+	return err
+}
+
+// Validate checks the whole configuration before anything starts, so that
+// a mistake is reported at once instead of after the parts before it
+// started: every setting the role uses, and the rules the parts' own
+// constructors apply. Start calls it too.
+func (c *Config) Validate() error {
+	switch c.Role {
+	case RoleAll, RoleGateway, RoleLogic, RoleTask:
+	default:
+		return fmt.Errorf("%w: unknown role %q", ErrConfig, c.Role)
+	}
+	if c.Role == RoleLogic || c.Role == RoleTask {
+		// Alone, a role shares state with the others only through these.
+		if c.NATSURL == "" {
+			return fmt.Errorf("%w: %s needs --nats-url (embedded NATS is for all)", ErrConfig,
+				c.Role)
+		}
+		if c.RedisAddr == "" {
+			return fmt.Errorf("%w: %s needs --redis-addr (in-process routes are for all)",
+				ErrConfig, c.Role)
+		}
+	}
+	if c.usesDataDir() && c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir is empty (embedded NATS, SQLite or the token key "+
+			"need it)", ErrConfig)
+	}
+	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateRedis,
+		c.validateInternal, c.validateMaxBody, c.validateParts}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Log formats.
+const (
+	logConsole = "console"
+	logJSON    = "json"
+)
+
+func (c *Config) validateLog() error {
+	if _, err := logx.ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("%w: --log-level %q: want %s", ErrConfig, c.LogLevel, logx.Levels)
+	}
+	if c.LogFormat != "" && !strings.EqualFold(c.LogFormat, logConsole) &&
+		!strings.EqualFold(c.LogFormat, logJSON) {
+		return fmt.Errorf("%w: --log-format %q: want %s or %s", ErrConfig, c.LogFormat, logConsole,
+			logJSON)
+	}
+	return nil
+}
+
+// Logger returns the logger the configuration asks for, writing to w: JSON
+// lines for a role alone and console lines for all unless --log-format says
+// otherwise. Call it on a validated Config.
+func (c *Config) Logger(w io.Writer) zerolog.Logger {
+	level, _ := logx.ParseLevel(c.LogLevel)
+	jsonLines := c.Role != RoleAll
+	if c.LogFormat != "" {
+		jsonLines = strings.EqualFold(c.LogFormat, logJSON)
+	}
+	return logx.New(w, level, !jsonLines)
+}
+
+// validateAddrs parses every host:port the role listens on or dials.
+func (c *Config) validateAddrs() error {
+	addrs := []struct {
+		flag, addr string
+		used       bool
+	}{
+		{"--addr", c.Gateway.Addr, c.Role.Has(RoleGateway)},
+		{"--logic-listen", c.LogicListen, c.Role.Has(RoleLogic)},
+		{"--push-listen", c.PushListen, c.Role.Has(RoleGateway)},
+		{"--push-advertise", c.PushAdvertise, c.Role.Has(RoleGateway)},
+		{"--http-listen", c.HTTPListen, true},
+		{"--web-listen", c.WebListen, c.Role.Has(RoleGateway)},
+	}
+	for _, a := range addrs {
+		if !a.used || a.addr == "" {
+			continue
+		}
+		if err := checkHostPort(a.addr); err != nil {
+			return fmt.Errorf("%w: %s %q: %v", ErrConfig, a.flag, a.addr, err)
+		}
+	}
+	for _, a := range c.LogicAddrs {
+		if err := checkHostPort(a); err != nil {
+			return fmt.Errorf("%w: --logic-addrs %q: %v", ErrConfig, a, err)
+		}
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with a numeric port, as net.Listen and
+// net.Dial will want it.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
+		return errors.New(ae.Err) // the rest of its message repeats addr
+	} else if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// validateURLs parses the URLs the role dials or hands out. Their values
+// are named without credentials.
+func (c *Config) validateURLs() error {
+	if c.Role.Has(RoleLogic) || c.Role.Has(RoleTask) {
+		for _, raw := range splitList(c.NATSURL) {
+			if err := checkNATSURL(raw); err != nil {
+				return fmt.Errorf("%w: --nats-url: %v", ErrConfig, err)
+			}
+		}
+	}
+	if c.Role.Has(RoleGateway) && c.WebWSURL != "" {
+		u, err := url.Parse(c.WebWSURL)
+		if err != nil || u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "" {
+			return fmt.Errorf("%w: --web-ws-url %q: want a ws:// or wss:// URL", ErrConfig,
+				c.WebWSURL)
+		}
+	}
+	return nil
+}
+
+// checkNATSURL accepts one server URL as the NATS client reads it: a
+// nats, tls, ws or wss URL, or host:port alone.
+func checkNATSURL(raw string) error {
+	withScheme := raw
+	if !strings.Contains(raw, "://") {
+		withScheme = "nats://" + raw
+	}
+	u, err := url.Parse(withScheme)
+	if err != nil {
+		return errors.New("an entry is not a URL") // the value may hold a password
+	}
+	switch {
+	case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+		return fmt.Errorf("%q: want a nats, tls, ws or wss URL", u.Redacted())
+	case u.Hostname() == "":
+		return fmt.Errorf("%q names no host", u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return fmt.Errorf("%q: port %q is not a number from 0 to 65535", u.Redacted(), p)
+		}
+	}
+	return nil
+}
+
+// validateMaxBody refuses a frame body limit that cannot carry the largest
+// message logic takes: the gateway would close every client that sends one
+// (and, below a few hundred bytes, every client at REGISTER). A gateway
+// alone cannot see logic's --max-content and assumes logic's default.
+func (c *Config) validateMaxBody() error {
+	if !c.Role.Has(RoleGateway) {
+		return nil
+	}
+	body := c.Gateway.MaxBody
+	if body == 0 {
+		body = codec.DefaultMaxBody
+	}
+	content, contentFlag := c.Logic.MaxContent, "--max-content"
+	if !c.Role.Has(RoleLogic) {
+		content, contentFlag = 0, "logic's default --max-content"
+	}
+	if content == 0 {
+		content = logic.DefaultMaxContent
+	}
+	if need := logic.MaxMessageBody(content); body < need {
+		return fmt.Errorf("%w: --max-body %d cannot carry a message of %s %d: "+
+			"it needs %d bytes with the ids around it", ErrConfig, body, contentFlag, content, need)
+	}
+	return nil
+}
+
+// validateParts applies the rules of the parts' own constructors, so that
+// they fail here and not once the parts before them are running.
+func (c *Config) validateParts() error {
+	parts := []struct {
+		part     Role
+		validate func() error
+	}{
+		{RoleLogic, c.Logic.Validate}, {RoleTask, c.Task.Validate},
+		{RoleGateway, c.Gateway.Validate},
+	}
+	for _, p := range parts {
+		if !c.Role.Has(p.part) {
+			continue
+		}
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}

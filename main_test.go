@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+)
+
+// readyServer answers 200 on /custom/readyz only, so a probe that falls back
+// to another URL fails.
+func readyServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/custom/readyz" {
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRun_ProbeTakesTheURLAsArgument(t *testing.T) {
+	srv := readyServer(t)
+	url := srv.URL + "/custom/readyz"
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{name: "argument", args: []string{"probe", url}},
+		{name: "flag after argument", args: []string{"probe", url, "--timeout", "2s"}},
+		{name: "flag before argument", args: []string{"probe", "--timeout", "2s", url}},
+		{name: "after --", args: []string{"probe", "--", url}},
+		{name: "flag", args: []string{"probe", "--url", url}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(tc.args, &stderr); code != 0 {
+				t.Fatalf("run %q = %d, want 0; stderr:\n%s", tc.args, code, &stderr)
+			}
+		})
+	}
+}
+
+func TestRun_RejectsUnexpectedArguments(t *testing.T) {
+	// Should an argument slip through, the process fails its validation
+	// instead of starting anything.
+	t.Setenv("RESONANCE_HTTP_LISTEN", "not-an-address")
+	srv := readyServer(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "all, flags after", args: []string{"all", "--log-level", "info", "foo", "--pprof"},
+			want: `unexpected argument "foo"`},
+		{name: "default command", args: []string{"--log-level", "info", "foo"},
+			want: `unexpected argument "foo"`},
+		{name: "gateway", args: []string{"gateway", "foo"}, want: `unexpected argument "foo"`},
+		{name: "logic", args: []string{"logic", "--", "foo"}, want: `unexpected argument "foo"`},
+		{name: "task", args: []string{"task", "foo"}, want: `unexpected argument "foo"`},
+		{name: "probe, two URLs", args: []string{"probe", srv.URL, srv.URL + "/b"},
+			want: `unexpected argument "` + srv.URL + `/b"`},
+		{name: "probe, URL twice", args: []string{"probe", "--url", srv.URL, srv.URL},
+			want: "both as an argument and with --url"},
+		{name: "help, two commands", args: []string{"help", "all", "task"},
+			want: `unexpected argument "task"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(tc.args, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("run %q = %d, stderr %q; want 2 saying %s", tc.args, code, &stderr,
+					tc.want)
+			}
+		})
+	}
+}
+
+// TestRun_BadFlagPrintsErrorAndHint: the flag list is for -h; after a
+// mistake the mistake is what the user needs to see.
+func TestRun_BadFlagPrintsErrorAndHint(t *testing.T) {
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		want     []string // the lines of stderr
+	}{
+		{name: "unknown flag", args: []string{"gateway", "--bogus"}, wantCode: 2,
+			want: []string{"resonance gateway: flag provided but not defined: -bogus",
+				"run 'resonance gateway -h' for flags"}},
+		{name: "default command", args: []string{"--max-conns", "many"}, wantCode: 2,
+			want: []string{`resonance all: invalid value "many" for flag -max-conns: parse error`,
+				"run 'resonance all -h' for flags"}},
+		{name: "probe", args: []string{"probe", "--timeout", "soon"}, wantCode: 2,
+			want: []string{`resonance probe: invalid value "soon" for flag -timeout: parse error`,
+				"run 'resonance probe -h' for flags"}},
+		{name: "unknown command", args: []string{"serve"}, wantCode: 2,
+			want: []string{`resonance: unknown command "serve"`,
+				"run 'resonance help' for commands"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stderr bytes.Buffer
+			code := run(tc.args, &stderr)
+			got := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if code != tc.wantCode || strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("run %q = %d, stderr:\n%s\nwant %d and:\n%s", tc.args, code, &stderr,
+					tc.wantCode, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestRun_HelpListsTheFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"gateway", "-h"}, want: "-frame-rate"},
+		{args: []string{"help", "gateway"}, want: "-frame-rate"},
+		{args: []string{"probe", "--help"}, want: "-timeout"},
+		{args: []string{"help"}, want: "commands:"},
+		{args: []string{"help", "--help"}, want: "commands:"},
+	}
+	for _, tc := range cases {
+		var stderr bytes.Buffer
+		if code := run(tc.args, &stderr); code != 0 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("run %q = %d, stderr:\n%s\nwant 0 listing %s", tc.args, code, &stderr, tc.want)
+		}
+	}
+}
+
+// TestREADME_LayoutNamesEveryCommand keeps the README's layout table in step
+// with the commands of the usage text.
+func TestREADME_LayoutNamesEveryCommand(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "| `main.go` |") {
+			row = line
+		}
+	}
+	_, commands, _ := strings.Cut(usage, "commands:\n")
+	commands, _, _ = strings.Cut(commands, "\n\n")
+	for _, line := range strings.Split(commands, "\n") {
+		if cmd := strings.Fields(line)[0]; !strings.Contains(row, "`"+cmd+"`") {
+			t.Errorf("README's layout row of main.go does not name %s: %q", cmd, row)
+		}
+	}
+}
