@@ -99,6 +99,11 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	if fs.NArg() > 0 {
+		// The flag package stops at the first argument that is not a flag:
+		// every flag after it would be dropped without a word.
+		return cfg, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
 	if cfg.password == "" {
 		cfg.password = os.Getenv(passwordEnv)
 	}

@@ -269,6 +269,12 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "usage: resonance chat",
 		},
 		{
+			// A stray word would stop the flags: --to would be dropped.
+			name:    "stray argument",
+			args:    []string{"--addr", s.Addr(), "--user", "bob", "--password", "x", "hi", "--to", "al"},
+			wantErr: chat.ErrUsage,
+		},
+		{
 			name:    "unreachable server is reported, not retried forever",
 			args:    []string{"--addr", clienttest.ClosedAddr(t), "--user", "bob", "--password", "x"},
 			wantErr: chat.ErrUnreachable,
