@@ -2,8 +2,11 @@ package logic
 
 import (
 	"database/sql"
+	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/internal/obs"
 )
 
 // queries are the statements of the hot paths written out rather than built
@@ -60,10 +63,14 @@ func newQueries(t tableNames) queries {
 }
 
 // execRaw runs query in tx (a transaction or the pool) past GORM's
-// callbacks, and translates the store's error as GORM does (TranslateError):
-// a unique violation is gorm.ErrDuplicatedKey on both stores.
-func execRaw(tx *gorm.DB, query string, args ...any) (sql.Result, error) {
+// callbacks, observed as op (create, update) in resonance_db_query_seconds
+// like GORM's statements, and translates the store's error as GORM does
+// (TranslateError): a unique violation is gorm.ErrDuplicatedKey on both
+// stores.
+func execRaw(tx *gorm.DB, op, query string, args ...any) (sql.Result, error) {
+	start := time.Now()
 	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, query, args...)
+	obs.ObserveDB(tx, op, start)
 	if err != nil {
 		if t, ok := tx.Dialector.(gorm.ErrorTranslator); ok {
 			err = t.Translate(err)
@@ -75,7 +82,7 @@ func execRaw(tx *gorm.DB, query string, args ...any) (sql.Result, error) {
 
 // insertID runs an INSERT in tx and returns the row's auto-increment id.
 func insertID(tx *gorm.DB, query string, args ...any) (int64, error) {
-	res, err := execRaw(tx, query, args...)
+	res, err := execRaw(tx, "create", query, args...)
 	if err != nil {
 		return 0, err
 	}

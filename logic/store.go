@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 )
@@ -208,15 +209,15 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 		return nil, nil, err
 	}
 	if unwritten {
-		_, err = execRaw(tx, q.moveConvSeq, c.LastSeq, m.ID, now.UnixMilli(), now, m.ConvID)
+		_, err = execRaw(tx, "update", q.moveConvSeq, c.LastSeq, m.ID, now.UnixMilli(), now, m.ConvID)
 	} else {
-		_, err = execRaw(tx, q.moveConv, m.ID, now.UnixMilli(), now, m.ConvID)
+		_, err = execRaw(tx, "update", q.moveConv, m.ID, now.UnixMilli(), now, m.ConvID)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	// One's own message is read: the sender's read position moves to it.
-	if _, err = execRaw(tx, q.moveRead, m.Seq, m.ConvID, m.SenderID, m.Seq); err != nil {
+	if _, err = execRaw(tx, "update", q.moveRead, m.Seq, m.ConvID, m.SenderID, m.Seq); err != nil {
 		return nil, nil, err
 	}
 	ob, err := s.insertOutbox(tx, m, w.origin, recipients)
@@ -234,18 +235,20 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 // The UPDATE takes the row lock that orders concurrent writers until the
 // transaction ends.
 func (s *Service) nextSeq(tx *gorm.DB, convID string) (*convRow, error) {
-	return queryConv(tx, s.queries.nextSeq, convID)
+	return queryConv(tx, "update", s.queries.nextSeq, convID)
 }
 
 // lockConv reads convID's row under a write lock held until the
 // transaction ends (MySQL), or returns errNoConv.
 func (s *Service) lockConv(tx *gorm.DB, convID string) (*convRow, error) {
-	return queryConv(tx, s.queries.lockConv, convID)
+	return queryConv(tx, "query", s.queries.lockConv, convID)
 }
 
 // queryConv runs query, which returns convColumns of the row of convID, in
-// tx, or returns errNoConv.
-func queryConv(tx *gorm.DB, query, convID string) (*convRow, error) {
+// tx, observed as op, or returns errNoConv.
+func queryConv(tx *gorm.DB, op, query, convID string) (*convRow, error) {
+	start := time.Now()
+	defer obs.ObserveDB(tx, op, start)
 	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, query, convID)
 	if err != nil {
 		return nil, err

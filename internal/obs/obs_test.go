@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/libtnb/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,5 +88,38 @@ func TestInstrumentDB_ObservesStatements(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "resonance_db_query_seconds")
 	if err != nil || n < 2 {
 		t.Fatalf("db latency series = %d (%v), want create and query at least", n, err)
+	}
+}
+
+func TestObserveDB_StatementsPastGORM(t *testing.T) {
+	db, err := gorm.Open(sqlite.Open(t.TempDir()+"/t.db"), &gorm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ObserveDB(db, "update", time.Now()) // not instrumented: nothing, no panic
+	reg := prometheus.NewRegistry()
+	if err := InstrumentDB(db, reg); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Transaction(func(tx *gorm.DB) error {
+		ObserveDB(tx, "update", time.Now().Add(-time.Millisecond))
+		ObserveDB(tx, "no such op", time.Now())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			counts[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	if counts["update"] != 1 || counts["create"] != 0 || len(counts) != 6 {
+		t.Fatalf("samples by op %v, want the one update", counts)
 	}
 }

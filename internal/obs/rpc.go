@@ -76,6 +76,13 @@ func InstrumentDB(db *gorm.DB, reg prometheus.Registerer) error {
 	if err := reg.Register(hist); err != nil {
 		return err
 	}
+	plugin := &dbPlugin{ops: make(map[string]prometheus.Observer)}
+	for _, op := range []string{"create", "query", "update", "delete", "row", "raw"} {
+		plugin.ops[op] = hist.WithLabelValues(op)
+	}
+	if err := db.Use(plugin); err != nil {
+		return err
+	}
 	before := func(tx *gorm.DB) { tx.InstanceSet(dbStartKey, time.Now()) }
 	after := func(op string) func(*gorm.DB) {
 		obs := hist.WithLabelValues(op)
@@ -110,4 +117,27 @@ func InstrumentDB(db *gorm.DB, reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// dbPlugin keeps InstrumentDB's observers on the instrumented handle, for
+// ObserveDB.
+type dbPlugin struct {
+	ops map[string]prometheus.Observer // by op; written before first use only
+}
+
+const dbPluginName = "resonance:obs"
+
+func (*dbPlugin) Name() string                 { return dbPluginName }
+func (*dbPlugin) Initialize(db *gorm.DB) error { return nil }
+
+// ObserveDB records in resonance_db_query_seconds, under op, a statement
+// that started at start and ran on db past GORM's callbacks (a hot path's
+// hand-written statement). It does nothing unless InstrumentDB instrumented
+// db or the handle db was derived from.
+func ObserveDB(db *gorm.DB, op string, start time.Time) {
+	if p, ok := db.Config.Plugins[dbPluginName].(*dbPlugin); ok {
+		if o := p.ops[op]; o != nil {
+			o.Observe(time.Since(start).Seconds())
+		}
+	}
 }
