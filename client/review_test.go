@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,4 +154,42 @@ func (st *stream) messages() []*common.Message {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Clone(st.msgs)
+}
+
+// The request a FRAME_TOO_LARGE close was for may have been given up
+// before the close came (its context ended while the server was busy):
+// it is then not pending, and no pending request may be blamed for it. A
+// request blamed fails with ErrTooLarge and a Session never sends it
+// again, so an innocent one would be lost.
+func TestClient_BlamesNoPendingRequestForOneGivenUp(t *testing.T) {
+	s := startServer(t, clienttest.Options{MaxBody: 32 << 10, MaxContent: 1 << 20})
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	c, _ := loginNew(t, s, "alice", client.Options{SendLimit: 1 << 20})
+	ack, err := c.Send(context.Background(), client.SendParams{ToUserID: bobID, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server reads nothing more until this SYNC is answered.
+	s.SlowSync(300 * time.Millisecond)
+	syncDone := make(chan error, 1)
+	go func() {
+		_, err := c.Sync(context.Background(), ack.ConvId, 0, 10)
+		syncDone <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+
+	// Over the server's limit, given up before the server reads its header.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = c.Send(ctx, client.SendParams{ToUserID: bobID, Text: strings.Repeat("x", 40<<10)})
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("big send = %v, want its deadline", err)
+	}
+	// Innocent, and larger than anything answered on the connection.
+	_, err = c.Send(context.Background(), client.SendParams{ToUserID: bobID,
+		Text: strings.Repeat("y", 1<<10)})
+	if errors.Is(err, client.ErrTooLarge) {
+		t.Fatalf("a 1 KiB send under the 32 KiB limit was blamed: %v", err)
+	}
+	<-syncDone
 }
