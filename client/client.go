@@ -102,6 +102,9 @@ type Client struct {
 	// maxAnswered is the largest request body answered on this connection:
 	// the server's frame limit is at least that (see blameTooLarge).
 	maxAnswered int
+	// answered holds the ops the server has replied to on this connection:
+	// it knows them, so a PROTOCOL_ERROR close was not for one of those.
+	answered map[protocol.Op]bool
 
 	msgs        chan *common.Message
 	done        chan struct{}
@@ -114,8 +117,10 @@ type Client struct {
 type call struct {
 	op   protocol.Op
 	size int // of the request body, in bytes
-	resp codec.Readable
-	done chan error // buffered: the reader never blocks on a caller that left
+	// abandoned: the caller gave up waiting (abandon); nobody reads done.
+	abandoned bool
+	resp      codec.Readable
+	done      chan error // buffered: the reader never blocks on a caller that left
 }
 
 // Dial connects to a gateway at addr (host:port) and starts the reader. The
@@ -206,13 +211,31 @@ func (c *Client) fail(err error) {
 	c.mu.Unlock()
 
 	_ = c.conn.Close()
+	protocolErr := closedFor(err, protocol.CloseReason_PROTOCOL_ERROR)
 	for _, cl := range pending {
-		if cl == culprit {
+		switch {
+		case cl == culprit:
 			cl.done <- &TooLargeError{Op: cl.op, Size: cl.size}
-			continue
+		case protocolErr && c.answered[cl.op]:
+			cl.done <- closedBeside{err}
+		default:
+			cl.done <- err
 		}
-		cl.done <- err
 	}
+}
+
+// closedBeside is the error of a request in flight at a CLOSE
+// PROTOCOL_ERROR whose op the server had answered on the connection
+// before: the close was for another frame (an op the server does not
+// know), so the Session may send this one again however often it happens.
+type closedBeside struct{ error }
+
+func (e closedBeside) Unwrap() error { return e.error }
+
+// closedFor reports whether err is a CLOSE with reason.
+func closedFor(err error, reason protocol.CloseReason) bool {
+	var ce *CloseError
+	return errors.As(err, &ce) && ce.Reason == reason
 }
 
 // blameTooLarge returns the request the server closed the connection for
@@ -225,8 +248,7 @@ func (c *Client) fail(err error) {
 // and is not sent again; the others fail with the close and may be.
 // c.mu must be held.
 func (c *Client) blameTooLarge(err error, pending map[uint32]*call) *call {
-	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_FRAME_TOO_LARGE {
+	if !closedFor(err, protocol.CloseReason_FRAME_TOO_LARGE) {
 		return nil
 	}
 	var culprit *call
@@ -234,6 +256,9 @@ func (c *Client) blameTooLarge(err error, pending map[uint32]*call) *call {
 		if cl.size > c.maxAnswered && (culprit == nil || cl.size > culprit.size) {
 			culprit = cl
 		}
+	}
+	if culprit != nil && culprit.abandoned {
+		return nil // the largest was given up: it, not a waiting one, is the suspect
 	}
 	return culprit
 }
@@ -328,8 +353,13 @@ func (c *Client) completeCall(h codec.Header, body []byte) error {
 	c.mu.Lock()
 	cl := c.pending[h.RequestID]
 	delete(c.pending, h.RequestID)
+	abandoned := cl != nil && cl.abandoned
 	if cl != nil {
 		c.maxAnswered = max(c.maxAnswered, cl.size)
+		if c.answered == nil {
+			c.answered = make(map[protocol.Op]bool)
+		}
+		c.answered[cl.op] = true
 	}
 	c.mu.Unlock()
 	if cl == nil {
@@ -338,8 +368,11 @@ func (c *Client) completeCall(h codec.Header, body []byte) error {
 	if h.Op != codec.ReplyOp(cl.op) {
 		err := fmt.Errorf("%w: request %d op %s answered by %s",
 			ErrProtocol, h.RequestID, cl.op, h.Op)
-		cl.done <- err
+		cl.done <- err // buffered: harmless if abandoned
 		return err
+	}
+	if abandoned {
+		return nil // nobody waits for the reply
 	}
 	cl.done <- decodeReply(h, body, cl.resp)
 	return nil

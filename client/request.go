@@ -46,7 +46,7 @@ func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Bod
 		return err
 	case <-ctx.Done():
 		// The reader may have taken the call just now; if so its result wins.
-		if !c.unregister(id) {
+		if !c.abandon(id) {
 			return <-cl.done
 		}
 		if err := parent.Err(); err != nil {
@@ -81,6 +81,19 @@ func (c *Client) unregister(id uint32) bool {
 	defer c.mu.Unlock()
 	_, ok := c.pending[id]
 	delete(c.pending, id)
+	return ok
+}
+
+// abandon reports whether the call was still pending, and marks it given
+// up: it stays pending, its reply discarded when it comes, so that a
+// FRAME_TOO_LARGE close still knows it was in flight (blameTooLarge).
+func (c *Client) abandon(id uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.pending[id]
+	if ok {
+		cl.abandoned = true
+	}
 	return ok
 }
 

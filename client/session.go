@@ -167,6 +167,10 @@ type Session struct {
 	// dirty is delivered positions not yet sent with DELIVERED.
 	dirty      map[string]int64
 	dirtyCount int
+	// ackBatch, when not 0, is the most positions a DELIVERED carries: the
+	// server refused a larger one as too large (its frame limit is lower
+	// than the SDK's SendLimit, which sendAcks sizes batches by).
+	ackBatch int
 	// noDelivered and noSyncConvs record that the server lacks an op, for
 	// the rest of the session.
 	noDelivered bool
@@ -357,7 +361,8 @@ func sendAgain(c *Client, err error) bool {
 // docs/protocol.md says not to resend that frame; but the close does not
 // say which frame it was. So a request in flight beside it is sent once
 // more, and the one at fault ends its second connection and fails, where
-// it was resent after every reconnect.
+// it was resent after every reconnect. A request whose op the server had
+// answered on that connection is not counted (closedBeside).
 const maxProtocolCloses = 2
 
 // retrier decides whether one Session request that failed is tried again.
@@ -365,9 +370,12 @@ type retrier struct {
 	protocolCloses int
 }
 
+// again counts the PROTOCOL_ERROR closes a request was in flight at, but
+// not one beside which the server had already answered the request's op
+// (closedBeside): that close was surely for another frame.
 func (r *retrier) again(c *Client, err error) bool {
-	var ce *CloseError
-	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_PROTOCOL_ERROR {
+	var beside closedBeside
+	if closedFor(err, protocol.CloseReason_PROTOCOL_ERROR) && !errors.As(err, &beside) {
 		if r.protocolCloses++; r.protocolCloses >= maxProtocolCloses {
 			return false
 		}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -294,9 +295,12 @@ func (s *Session) flushAcks(c *Client) {
 const maxDeliveredPositions = 500
 
 // sendAcks sends the delivered positions in requests of at most
-// maxDeliveredPositions: a device handed messages of more conversations
-// than that between two flushes would otherwise be refused every flush,
-// and acknowledge nothing again.
+// maxDeliveredPositions, and none over the client's SendLimit: a device
+// handed messages of more conversations than fit between two flushes would
+// otherwise be refused every flush, and acknowledge nothing again. A
+// request the server refuses as too large all the same (its limit is lower)
+// halves the batches from then on; a single position it refuses is given
+// up, since it never fits.
 func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	s.mu.Lock()
 	if len(s.dirty) == 0 || s.noDelivered {
@@ -309,23 +313,48 @@ func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	}
 	clear(s.dirty)
 	s.dirtyCount = 0
+	most := cmp.Or(s.ackBatch, maxDeliveredPositions)
 	s.mu.Unlock()
 
 	for len(positions) > 0 {
-		batch := positions[:min(len(positions), maxDeliveredPositions)]
-		err := c.Delivered(ctx, batch)
+		n := fitPositions(positions, min(most, maxDeliveredPositions), c.opts.SendLimit)
+		err := c.Delivered(ctx, positions[:n])
 		switch {
 		case lacksOp(c, err):
 			s.mu.Lock()
 			s.noDelivered = true
 			s.mu.Unlock()
 			return
+		case errors.Is(err, ErrTooLarge) && n > 1:
+			s.mu.Lock()
+			s.ackBatch = n / 2
+			s.mu.Unlock()
+			s.keepDirty(positions)
+			return
+		case errors.Is(err, ErrTooLarge):
+			s.keepDirty(positions[1:])
+			return
 		case err != nil:
 			s.keepDirty(positions)
 			return
 		}
-		positions = positions[len(batch):]
+		positions = positions[n:]
 	}
+}
+
+// fitPositions returns how many of positions, at least one and at most
+// most, one DELIVERED carries without its body going over limit bytes.
+func fitPositions(positions []*protocol.ConvPos, most, limit int) int {
+	// The request is a struct holding one list: a field header, a list
+	// header and a stop byte (ours: deliveredOverhead), then the elements.
+	const deliveredOverhead = 16
+	size := deliveredOverhead
+	for i, p := range positions[:min(len(positions), most)] {
+		if size += p.BLength(); size > limit && i > 0 {
+			return i
+		}
+	}
+	return min(len(positions), most)
 }
 
 // keepDirty puts positions not acknowledged back, to be sent with the next
