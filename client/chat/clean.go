@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,7 +17,8 @@ import (
 // clean returns s fit for one terminal line. C0 controls and DEL, \n \r \t
 // included, become their visible Control Pictures (␀, ␛, ␊, ␡, ...); C1
 // controls, bidi embeddings, overrides, isolates and marks, the line and
-// paragraph separators and invalid UTF-8 become U+FFFD.
+// paragraph separators, invisible format characters (unsafeRune) and
+// invalid UTF-8 become U+FFFD.
 func clean(s string) string {
 	if isClean(s) {
 		return s
@@ -71,8 +73,19 @@ func unsafeRune(r rune) bool {
 		return true
 	case r == 0x2028, r == 0x2029: // line and paragraph separators
 		return true
+	case r == 0x200c, r == 0x200d: // (non-)joiners: emoji sequences and scripts need them
+		return false
+	case r >= 0xe0020 && r <= 0xe007f: // tags: subdivision flags are spelled with them
+		return false
+	case r >= 0x0600 && r <= 0x0605, r == 0x06dd, r == 0x070f, r == 0x0890, r == 0x0891,
+		r == 0x08e2, r == 0x110bd, r == 0x110cd: // prepended concatenation marks: visible
+		return false
 	}
-	return false
+	// Any other format character prints as nothing: soft hyphen, zero width
+	// space, word joiner, byte order mark, invisible operators, language
+	// tag... With one, a peer hides text inside a message or makes two
+	// names that print alike.
+	return unicode.Is(unicode.Cf, r)
 }
 
 // cleanArg cleans one printf argument: strings, errors and Stringers; other

@@ -119,6 +119,11 @@ func (s *session) sendText(text string) {
 		ClientMsgID: client.NewClientMsgID()})
 }
 
+// burstGap is how long input must go without waiting for the outbox before
+// a new wait is announced again: a paste drains the outbox in spurts, and
+// one burst is announced once.
+const burstGap = time.Second
+
 // enqueue puts a line in the outbox or, when it is full, holds it: serve
 // then stops reading stdin until the line fits (see serve), so a burst
 // waits in the terminal instead of being dropped, and memory stays
@@ -126,13 +131,13 @@ func (s *session) sendText(text string) {
 func (s *session) enqueue(p client.SendParams) {
 	select {
 	case s.outbox <- p:
-		if len(s.outbox) <= 1 {
+		if len(s.outbox) <= 1 && time.Since(s.heldAt) > burstGap {
 			s.backlogNoted = false // the burst, if any, has gone out
 		}
 		return
 	default:
 	}
-	s.held, s.holding = p, true
+	s.held, s.holding, s.heldAt = p, true, time.Now()
 	if !s.backlogNoted {
 		s.backlogNoted = true
 		s.printf("* %d messages wait to be sent; more input is read as they go "+

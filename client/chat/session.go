@@ -58,9 +58,10 @@ type session struct {
 	outbox chan client.SendParams
 	// held is a typed line waiting for room in the outbox, if holding;
 	// backlogNoted is set once the wait was announced, until the outbox
-	// empties.
+	// empties with no line held for burstGap; heldAt is the last hold.
 	held         client.SendParams
 	holding      bool
+	heldAt       time.Time
 	backlogNoted bool
 	// notes carries NOTIFY frames to Run's goroutine; watched is the
 	// users whose presence is printed (notify.go).
