@@ -97,17 +97,21 @@ func (m *cpuMeter) stop() *CPUUsage {
 		u.Bench = (self - m.self).Seconds() / wall.Seconds()
 	}
 	if now, err := readMachineCPU(); err == nil && m.machine.cpus > 0 {
-		u.Machine = (now.busy - m.machine.busy).Seconds() / wall.Seconds()
+		idle := (now.idle - m.machine.idle).Seconds() / wall.Seconds()
 		u.Steal = (now.steal - m.machine.steal).Seconds() / wall.Seconds()
+		u.Machine = max(float64(now.cpus)-idle-u.Steal, 0)
 		u.CPUs = now.cpus
 	}
 	return u
 }
 
-// machineCPU is the CPU time of the whole machine since boot, summed over
-// its CPUs (/proc/stat).
+// machineCPU is the idle and stolen time of the whole machine since boot,
+// summed over its CPUs (/proc/stat). Busy time is what is not idle: the
+// kernel measures idle time exactly, where it counts busy time by sampling
+// at its ticks, which on a tickless machine lightly loaded reads far less
+// than its processes' own times add up to.
 type machineCPU struct {
-	busy, steal time.Duration
+	idle, steal time.Duration // idle counts iowait too
 	cpus        int
 }
 
@@ -121,8 +125,7 @@ func readMachineCPU() (machineCPU, error) {
 
 // parseProcStat reads the summary line of /proc/stat ("cpu  user nice
 // system idle iowait irq softirq steal ...", in clock ticks) and counts the
-// per-CPU lines. Busy is user + nice + system + irq + softirq; idle and
-// iowait are not busy, steal is apart.
+// per-CPU lines.
 func parseProcStat(b []byte) (machineCPU, error) {
 	var m machineCPU
 	for line := range bytes.Lines(b) {
@@ -145,8 +148,8 @@ func parseProcStat(b []byte) (machineCPU, error) {
 			}
 			ticks[i] = v
 		}
-		busy := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
-		m.busy, m.steal = time.Duration(busy)*clockTick, time.Duration(ticks[7])*clockTick
+		m.idle = time.Duration(ticks[3]+ticks[4]) * clockTick
+		m.steal = time.Duration(ticks[7]) * clockTick
 	}
 	if m.cpus == 0 {
 		return machineCPU{}, fmt.Errorf("/proc/stat without cpu lines")

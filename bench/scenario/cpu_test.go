@@ -59,7 +59,7 @@ func TestParseProcStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := machineCPU{busy: 160 * clockTick, steal: 7 * clockTick, cpus: 2}
+	want := machineCPU{idle: 1020 * clockTick, steal: 7 * clockTick, cpus: 2}
 	if got != want {
 		t.Fatalf("parseProcStat = %+v, want %+v", got, want)
 	}
