@@ -116,11 +116,7 @@ func TestGroupCommit_RunOfOneConversation(t *testing.T) {
 		}
 		conv := p2pConvID(alice, bob)
 		item := func(client string) *batchItem {
-			m := &messageRow{ConvID: conv, SenderID: alice, SenderDevice: "phone",
-				ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
-				Content: []byte(client), CreatedAt: time.Now()}
-			return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
-				origin: session(alice, 1), apply: e.svc.sendApply, plain: true}}
+			return textItem(conv, alice, client, e.svc.sendApply)
 		}
 		// "first" again: a retry, which fails at its insert.
 		items := []*batchItem{item("b1"), item("b2"), item("first"), item("b3")}
@@ -159,14 +155,7 @@ func TestGroupCommit_LaterWriteSeesMembersCommittedMeanwhile(t *testing.T) {
 		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
 		g1, g2 := e.group(t, alice, "one", bob), e.group(t, alice, "two", bob)
 		x, y := min(g1, g2), max(g1, g2) // the batch sorts by conversation
-		item := func(conv string, from int64, client string,
-			apply func(*gorm.DB, *convRow, *messageRow) ([]int64, error)) *batchItem {
-			m := &messageRow{ConvID: conv, SenderID: from, SenderDevice: "phone",
-				ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
-				Content: []byte(client), CreatedAt: time.Now()}
-			return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
-				origin: session(from, 1), apply: apply, plain: true}}
-		}
+		item := textItem
 		first := item(x, alice, "x1", func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
 			r, err := e.svc.sendApply(tx, c, m)
 			var n int64 // a plain read, which took REPEATABLE READ's snapshot
@@ -191,4 +180,15 @@ func TestGroupCommit_LaterWriteSeesMembersCommittedMeanwhile(t *testing.T) {
 			t.Fatalf("carol's next send to y: %v", err)
 		}
 	})
+}
+
+// textItem is a plain text send of from's phone to conv, with client as its
+// client id and content, ready for commitBatch.
+func textItem(conv string, from int64, client string,
+	apply func(*gorm.DB, *convRow, *messageRow) ([]int64, error)) *batchItem {
+	m := &messageRow{ConvID: conv, SenderID: from, SenderDevice: "phone",
+		ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
+		Content: []byte(client), CreatedAt: time.Now()}
+	return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
+		origin: session(from, 1), apply: apply, plain: true}}
 }

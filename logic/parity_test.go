@@ -241,11 +241,7 @@ func TestGroupCommit_DuplicateInsertIsErrDuplicatedKey(t *testing.T) {
 		}
 		conv := p2pConvID(alice, bob)
 		item := func(client string) *batchItem {
-			m := &messageRow{ConvID: conv, SenderID: alice, SenderDevice: "phone",
-				ClientMsgID: client, ContentType: int16(common.ContentType_TEXT),
-				Content: []byte(client), CreatedAt: time.Now()}
-			return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
-				origin: session(alice, 1), apply: e.svc.sendApply, plain: true}}
+			return textItem(conv, alice, client, e.svc.sendApply)
 		}
 		for round := range 3 {
 			batches := [][]*batchItem{{item("first")},
