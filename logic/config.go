@@ -206,8 +206,15 @@ func (cfg Config) validateSettings() error {
 			return fmt.Errorf("%w: DBDSN is required with %s", ErrBadConfig, DriverMySQL)
 		}
 		// The error leaves the DSN out: it may hold a password.
-		if _, err := gomysql.ParseDSN(mysqlDSN(cfg.DBDSN)); err != nil {
+		dsn, err := gomysql.ParseDSN(mysqlDSN(cfg.DBDSN))
+		if err != nil {
 			return fmt.Errorf("%w: DBDSN: %v", ErrBadConfig, err)
+		}
+		if !dsn.ParseTime {
+			// Times would come back as bytes, and every send fails reading
+			// its conversation's updated_at.
+			return fmt.Errorf("%w: DBDSN: parseTime=false; leave it out or set it true",
+				ErrBadConfig)
 		}
 	}
 	if err := cfg.validateNonNegative(); err != nil {

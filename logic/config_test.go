@@ -36,6 +36,8 @@ func TestConfig_ValidateRefusesNegativeSettings(t *testing.T) {
 		{name: "mysql without dsn", cfg: Config{DBDriver: DriverMySQL}, want: "DBDSN is required"},
 		{name: "mysql dsn", cfg: Config{DBDriver: DriverMySQL, DBDSN: "root:secret@db:3306"},
 			want: "DBDSN: invalid DSN"},
+		{name: "mysql dsn without parsed times", cfg: Config{DBDriver: DriverMySQL,
+			DBDSN: "root:secret@tcp(db:3306)/im?parseTime=false"}, want: "parseTime=false"},
 		{name: "unknown driver", cfg: Config{DBDriver: "postgres"}, want: `"postgres"`},
 	}
 	for _, tc := range cases {
