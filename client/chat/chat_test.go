@@ -33,16 +33,17 @@ func waitOutput(t *testing.T, out *syncbuf.Buffer, want string, n int) {
 
 // chatRun is a chat.Run in the background, fed through a pipe.
 type chatRun struct {
-	in   *io.PipeWriter
-	out  *syncbuf.Buffer
-	errc chan error
+	in     *io.PipeWriter
+	out    *syncbuf.Buffer
+	errc   chan error
+	cancel context.CancelFunc // Ctrl-C
 }
 
 func startChat(t *testing.T, args ...string) *chatRun {
 	t.Helper()
 	pr, pw := io.Pipe()
-	r := &chatRun{in: pw, out: &syncbuf.Buffer{}, errc: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
+	r := &chatRun{in: pw, out: &syncbuf.Buffer{}, errc: make(chan error, 1), cancel: cancel}
 	go func() { r.errc <- chat.Run(ctx, args, pr, r.out) }()
 	t.Cleanup(func() {
 		cancel()
@@ -524,5 +525,32 @@ func TestRun_PasteWaitsForRoomInsteadOfDropping(t *testing.T) {
 	if out := r.out.String(); strings.Contains(out, "dropped") ||
 		strings.Count(out, "messages wait to be sent") > 1 {
 		t.Fatalf("lines dropped or the wait told more than once:\n%s", out)
+	}
+}
+
+// TestRun_QuitInAPasteCountsTheHeldLine: Ctrl-C while offline in the middle
+// of a paste reports every line read and not sent, the one held for room in
+// the outbox included.
+func TestRun_QuitInAPasteCountsTheHeldLine(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+		"--to", "bob")
+	waitOutput(t, r.out, "chatting with bob", 1)
+	s.Close() // offline: sends wait for a reconnect that never comes
+
+	var paste strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&paste, "p%d\n", i)
+	}
+	go func() { _, _ = io.WriteString(r.in, paste.String()) }()
+	waitOutput(t, r.out, "messages wait to be sent", 1)
+	r.cancel()
+	if err := r.wait(t); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	// One send in flight, the outbox full, one line held.
+	if want := fmt.Sprintf("%d messages not sent", 1+64+1); !strings.Contains(r.out.String(), want) {
+		t.Fatalf("output lacks %q:\n%s", want, r.out.String())
 	}
 }

@@ -63,6 +63,8 @@ type session struct {
 	holding      bool
 	heldAt       time.Time
 	backlogNoted bool
+	// heldAtQuit is 1 when a line was still held as the outbox closed.
+	heldAtQuit int
 	// notes carries NOTIFY frames to Run's goroutine; watched is the
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
@@ -121,7 +123,11 @@ func (s *session) run(ctx context.Context, lines <-chan string) error {
 	go func() { defer wg.Done(); s.sendLoop(sendCtx) }()
 	defer func() {
 		// Lines typed before quitting still go out, unless offline for
-		// longer than the grace period.
+		// longer than the grace period. One still held for room in the
+		// outbox (a quit in the middle of a paste) counts as not sent.
+		if s.holding {
+			s.heldAtQuit = 1
+		}
 		close(s.outbox)
 		t := time.AfterFunc(quitGrace, stopSends)
 		wg.Wait()
@@ -324,6 +330,7 @@ func (s *session) sendLoop(ctx context.Context) {
 		}
 		unsent++
 	}
+	unsent += s.heldAtQuit // set before the outbox closed
 	if unsent > 0 {
 		s.printf("! %d message%s not sent before quitting", unsent, plural(unsent))
 	}
