@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,10 +95,18 @@ func TestDeployCompose_EnvMatchesFlags(t *testing.T) {
 		if len(flags) <= 1 {
 			t.Fatalf("service %s: unknown role %q", name, role)
 		}
-		for env := range svc["environment"].(map[string]any) {
+		for env, v := range svc["environment"].(map[string]any) {
 			if !flags[envFlag(env)] {
 				t.Errorf("service %s (%s): %s is not a flag of the role", name, role, env)
 			}
+			t.Setenv(env, fmt.Sprint(v))
+		}
+		// The service starts: the binary takes its configuration.
+		if _, err := loadArgs(t, role); err != nil {
+			t.Errorf("service %s (%s) refused: %v", name, role, err)
+		}
+		for env := range svc["environment"].(map[string]any) {
+			os.Unsetenv(env)
 		}
 		if svc["healthcheck"] == nil {
 			t.Errorf("service %s has no health check", name)
