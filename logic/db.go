@@ -77,7 +77,9 @@ func migrateOnce(ctx context.Context, db *gorm.DB, cfg Config) error {
 		return fmt.Errorf("lock %s: %w after %s", name, ErrMigrationLocked, migrateLockWait)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", name)
-	return migrate(db.WithContext(ctx))
+	// Tables hold any text whatever the database's default character set
+	// (a bare install's is latin1, which refuses an emoji).
+	return migrate(db.WithContext(ctx).Set("gorm:table_options", "DEFAULT CHARSET=utf8mb4"))
 }
 
 // migrateLockName names the lock of one table prefix's migration. MySQL

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
@@ -100,5 +102,44 @@ func TestMigrateLockName_FitsMySQL(t *testing.T) {
 	long := migrateLockName(strings.Repeat("p", 100))
 	if short != "resonance_migrate_chat_" || len(long) > 64 || long == migrateLockName("q") {
 		t.Fatalf("lock names %q, %q", short, long)
+	}
+}
+
+// TestOpenDB_TablesHoldAnyTextOnALatin1Database: a database whose default
+// character set is latin1 (a bare MariaDB install's) refused an emoji in a
+// nickname or a message; the tables logic creates are utf8mb4 whatever the
+// database's default.
+func TestOpenDB_TablesHoldAnyTextOnALatin1Database(t *testing.T) {
+	dsn := os.Getenv("RESONANCE_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("RESONANCE_TEST_MYSQL_DSN not set")
+	}
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	name := "resonance_latin1_" + randHex(t, 4)
+	if _, err := admin.Exec("CREATE DATABASE " + name + " DEFAULT CHARACTER SET latin1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE " + name) })
+	parsed, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed.DBName = name
+	db, err := OpenDB(context.Background(), Config{DBDriver: DriverMySQL, DBDSN: parsed.FormatDSN()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeDB(db) })
+	u := userRow{Username: "dj", PasswordHash: "x", Nickname: "🎧 ünïcödé"}
+	if err := db.Create(&u).Error; err != nil {
+		t.Fatalf("insert a nickname with an emoji: %v", err)
+	}
+	var got userRow
+	if err := db.First(&got, u.ID).Error; err != nil || got.Nickname != u.Nickname {
+		t.Fatalf("read back %q (%v), want %q", got.Nickname, err, u.Nickname)
 	}
 }
