@@ -130,6 +130,11 @@ func probe(args []string, stderr io.Writer) int {
 	if err == nil {
 		*url, err = probeURL(fs.FlagSet, *url, pos)
 	}
+	if err == nil && *timeout <= 0 {
+		// http.Client takes 0 for no timeout: a hung server would hang the
+		// health check with it.
+		err = fmt.Errorf("--timeout %v: must be positive", *timeout)
+	}
 	if code, done := fs.failed(err, stderr); done {
 		return code
 	}

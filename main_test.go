@@ -66,6 +66,10 @@ func TestRun_RejectsUnexpectedArguments(t *testing.T) {
 			want: `unexpected argument "` + srv.URL + `/b"`},
 		{name: "probe, URL twice", args: []string{"probe", "--url", srv.URL, srv.URL},
 			want: "both as an argument and with --url"},
+		{name: "probe, no timeout", args: []string{"probe", "--timeout", "0s", srv.URL},
+			want: "--timeout 0s: must be positive"},
+		{name: "probe, negative timeout", args: []string{"probe", "--timeout", "-1s", srv.URL},
+			want: "--timeout -1s: must be positive"},
 		{name: "help, two commands", args: []string{"help", "all", "task"},
 			want: `unexpected argument "task"`},
 	}

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -75,7 +77,8 @@ func applyFile(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("config: %s: %q must be a single value", path, k)
 		}
 		if err := fs.Set(k, node.Value); err != nil {
-			return fmt.Errorf("config: %s: invalid value %q for %s: %w", path, node.Value, k, err)
+			return fmt.Errorf("config: %s: invalid value %q for %s: %w%s", path, node.Value, k, err,
+				unitHint(fs.Lookup(k), node.Value))
 		}
 	}
 	return nil
@@ -89,10 +92,27 @@ func applyEnv(fs *flag.FlagSet) error {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = fmt.Errorf("config: invalid value %q for %s: %w", v, EnvName(f.Name), e)
+			err = fmt.Errorf("config: invalid value %q for %s: %w%s", v, EnvName(f.Name), e,
+				unitHint(f, v))
 		}
 	})
 	return err
+}
+
+// unitHint explains a bare number given to a duration flag: "30" is not a
+// duration, "30s" is.
+func unitHint(f *flag.Flag, v string) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	if _, ok := g.Get().(time.Duration); !ok {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (a duration needs its unit, e.g. %ss)", strings.TrimSpace(v))
 }
 
 // scanFlag finds -name value, --name value, -name=value or --name=value in

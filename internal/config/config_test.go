@@ -81,6 +81,10 @@ func TestLoad_Errors(t *testing.T) {
 			wantText: `invalid value "many" for workers`},
 		{name: "bad value in env", env: map[string]string{"RESONANCE_TIMEOUT": "soon"},
 			wantText: `invalid value "soon" for RESONANCE_TIMEOUT`},
+		{name: "duration without its unit in file", file: "timeout: 30\n",
+			wantText: `invalid value "30" for timeout: parse error (a duration needs its unit, e.g. 30s)`},
+		{name: "duration without its unit in env", env: map[string]string{"RESONANCE_TIMEOUT": "1.5"},
+			wantText: "(a duration needs its unit, e.g. 1.5s)"},
 		{name: "not a map", file: "- a\n- b\n"},
 	}
 	for _, tc := range cases {
