@@ -52,6 +52,13 @@ func (c *chatProc) say(t *testing.T, line string) {
 	}
 }
 
+// to opens the conversation with peer and waits until the client says so.
+func (c *chatProc) to(t *testing.T, peer string) {
+	t.Helper()
+	c.say(t, "/to "+peer)
+	c.wait(t, "chatting with "+peer)
+}
+
 func (c *chatProc) wait(t *testing.T, want string) {
 	t.Helper()
 	c.waitTimeout(t, want, 10*time.Second)
@@ -111,8 +118,7 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.wait(t, "tann removed tbob")
 
 	// A message of another conversation says which one it belongs to.
-	ann.say(t, "/to tbob")
-	ann.wait(t, "chatting with tbob")
+	ann.to(t, "tbob")
 	ann.say(t, "psst")
 	bob.wait(t, "[with tann] ")
 	bob.wait(t, "tann: psst")
@@ -126,13 +132,10 @@ func TestChat_MarksShownMessagesRead(t *testing.T) {
 	addr := sys.GatewayAddr().String()
 	ann, bob := runChat(t, addr, "rann"), runChat(t, addr, "rbob")
 	carl := runChat(t, addr, "rcarl")
-	bob.say(t, "/to rann")
-	bob.wait(t, "chatting with rann")
-	carl.say(t, "/to rbob")
-	carl.wait(t, "chatting with rbob")
+	bob.to(t, "rann")
+	carl.to(t, "rbob")
 
-	ann.say(t, "/to rbob")
-	ann.wait(t, "chatting with rbob")
+	ann.to(t, "rbob")
 	ann.say(t, "one")
 	ann.say(t, "two")
 	bob.wait(t, "rann: two")
@@ -161,10 +164,8 @@ func TestChat_TooLargeMessages(t *testing.T) {
 	sys := startSystem(t, baseConfig(t, RoleAll))
 	addr := sys.GatewayAddr().String()
 	ann, bob := runChat(t, addr, "lann"), runChat(t, addr, "lbob")
-	ann.say(t, "/to lbob")
-	ann.wait(t, "chatting with lbob")
-	bob.say(t, "/to lann")
-	bob.wait(t, "chatting with lann")
+	ann.to(t, "lbob")
+	bob.to(t, "lann")
 
 	ann.say(t, strings.Repeat("x", 16384))
 	bob.wait(t, "lann: "+strings.Repeat("x", 16384))
@@ -275,8 +276,7 @@ func TestChat_BlockAndDevices(t *testing.T) {
 	sys := startSystem(t, baseConfig(t, RoleAll))
 	addr := sys.GatewayAddr().String()
 	ann, bob := runChat(t, addr, "bann"), runChat(t, addr, "bbob")
-	bob.say(t, "/to bann")
-	bob.wait(t, "chatting with bann")
+	bob.to(t, "bann")
 
 	ann.say(t, "/block bbob")
 	ann.wait(t, "* blocked bbob")
