@@ -120,9 +120,20 @@ func (s *Service) commitBatch(items []*batchItem) {
 	})
 	s.stats.batches.Add(1)
 	s.stats.batchedWrites.Add(int64(len(items)))
-	results := make([]batchResult, len(items))
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
+	if s.consecutiveIDs && plainBatch(items) {
+		results, err := s.commitPlain(ctx, items)
+		if err == nil {
+			s.stats.plainBatches.Add(1)
+			s.finishBatch(items, results)
+			return
+		}
+		// Nothing was stored: the savepoint path runs the batch again, and
+		// a write that failed the plain path's statement fails there alone.
+		s.log.Debug().Err(err).Int("writes", len(items)).Msg("plain batch: savepoint path")
+	}
+	results := make([]batchResult, len(items))
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
 		// conv is the conversation row as the last successful plain write
 		// left it (see insertWithSeq); a write rolled back to its savepoint
@@ -164,16 +175,24 @@ func (s *Service) commitBatch(items []*batchItem) {
 				s.onStored(results[i].ob)
 			}
 		}
+		for i, it := range items {
+			it.done <- results[i]
+		}
+		return
 	} else if err != nil {
 		results[0] = batchResult{err: err}
-	} else {
-		// Events go to the publisher in commit order, before anyone is
-		// answered: one conversation's events reach the stream in seq order
-		// (sorted above, and one batch at a time per worker).
-		for _, r := range results {
-			if r.ob != nil {
-				s.onStored(r.ob)
-			}
+	}
+	s.finishBatch(items, results)
+}
+
+// finishBatch hands a committed batch's events to the publisher and answers
+// its writers. Events go to the publisher in commit order, before anyone is
+// answered: one conversation's events reach the stream in seq order (sorted
+// by commitBatch, and one batch at a time per worker).
+func (s *Service) finishBatch(items []*batchItem, results []batchResult) {
+	for _, r := range results {
+		if r.ob != nil {
+			s.onStored(r.ob)
 		}
 	}
 	for i, it := range items {

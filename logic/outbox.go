@@ -66,12 +66,26 @@ type outboxStats struct {
 	// batches and batchedWrites count group commits and the writes in them.
 	batches       atomic.Int64
 	batchedWrites atomic.Int64
+	// plainBatches counts the batches committed on the plain path.
+	plainBatches atomic.Int64
 }
 
 // insertOutbox writes the event of m, for recipients, inside the seq
 // transaction tx.
 func (s *Service) insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Session,
 	recipients []int64) (*outboxRow, error) {
+	row := newOutboxRow(m, origin, recipients)
+	var err error
+	if row.ID, err = insertID(tx, s.queries.insertOutbox, row.MsgID, row.Payload,
+		row.CreatedMs); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// newOutboxRow returns the outbox row, not yet inserted, of m's event for
+// recipients.
+func newOutboxRow(m *messageRow, origin *logicrpc.Session, recipients []int64) *outboxRow {
 	ev := &event.MessageEvent{
 		Message:       m.toThrift(),
 		Recipients:    recipients,
@@ -81,14 +95,8 @@ func (s *Service) insertOutbox(tx *gorm.DB, m *messageRow, origin *logicrpc.Sess
 	buf := make([]byte, ev.BLength())
 	buf = buf[:ev.FastWrite(buf)]
 	// The wall clock, not the service's: only the relay's age test reads it.
-	row := &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli(),
+	return &outboxRow{MsgID: m.ID, Payload: buf, CreatedMs: time.Now().UnixMilli(),
 		ConvID: m.ConvID}
-	var err error
-	if row.ID, err = insertID(tx, s.queries.insertOutbox, row.MsgID, row.Payload,
-		row.CreatedMs); err != nil {
-		return nil, err
-	}
-	return row, nil
 }
 
 // enqueue hands a committed outbox row to the publisher without waiting. A

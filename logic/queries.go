@@ -2,6 +2,8 @@ package logic
 
 import (
 	"database/sql"
+	"math/bits"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -31,7 +33,25 @@ type queries struct {
 	// nextSeq increments a conversation's last seq and returns its row
 	// (convColumns); lockConv reads the row FOR UPDATE (MySQL).
 	nextSeq, lockConv string
+	// The plain path's statements by size (plainbatch.go), at index k for
+	// 1<<k rows or ids: multi-row inserts of messages and outbox rows, and
+	// the rows of a list of conversations, read and read FOR UPDATE.
+	messageRows, outboxRows    [maxChunkLog + 1]string
+	convsByID, convsByIDLocked [maxConvsLog + 1]string
 }
+
+const (
+	// maxChunkLog is log2(maxChunk).
+	maxChunkLog = 4
+	// maxConvsLog bounds the conversations the plain path reads in one
+	// statement: 1<<maxConvsLog is more than a batch holds.
+	maxConvsLog = 9
+)
+
+// batchStmt marks a statement of the plain path: the statement pool keeps it
+// prepared however many parameters it has (see pooled), since its texts are
+// a fixed few.
+const batchStmt = "/*batch*/ "
 
 // convColumns are the columns of convRow in the order queryConv scans them.
 const convColumns = "id, type, last_seq, last_msg_id, updated_ms, updated_at, name, owner_id, " +
@@ -39,7 +59,7 @@ const convColumns = "id, type, last_seq, last_msg_id, updated_ms, updated_at, na
 
 func newQueries(t tableNames) queries {
 	q := func(table string) string { return "`" + table + "`" }
-	return queries{
+	qs := queries{
 		loginDevice: "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM " +
 			q(t.device) + " d JOIN " + q(t.user) + " u ON u.id = d.user_id " +
 			"WHERE d.user_id = ? AND d.device_id = ?",
@@ -60,6 +80,36 @@ func newQueries(t tableNames) queries {
 			"RETURNING " + convColumns,
 		lockConv: "SELECT " + convColumns + " FROM " + q(t.conv) + " WHERE id = ? FOR UPDATE",
 	}
+	for k := range qs.messageRows {
+		qs.messageRows[k] = multiRow(batchStmt+"INSERT INTO "+q(t.message)+" (conv_id, seq, "+
+			"sender_id, sender_device, client_msg_id, content_type, content, created_at, recalled, "+
+			"edited_ms) VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 1<<k)
+		qs.outboxRows[k] = multiRow(batchStmt+"INSERT INTO "+q(t.outbox)+
+			" (msg_id, payload, created_ms) VALUES ", "(?, ?, ?)", 1<<k)
+	}
+	for k := range qs.convsByID {
+		in := strings.TrimSuffix(strings.Repeat("?, ", 1<<k), ", ")
+		qs.convsByID[k] = batchStmt + "SELECT " + convColumns + " FROM " + q(t.conv) +
+			" WHERE id IN (" + in + ")"
+		qs.convsByIDLocked[k] = qs.convsByID[k] + " ORDER BY id FOR UPDATE"
+	}
+	return qs
+}
+
+// insertMessages returns the INSERT of n message rows, n a power of two up
+// to maxChunk.
+func (q *queries) insertMessages(n int) string { return q.messageRows[bits.Len(uint(n))-1] }
+
+// insertOutboxes returns the INSERT of n outbox rows, n as insertMessages.
+func (q *queries) insertOutboxes(n int) string { return q.outboxRows[bits.Len(uint(n))-1] }
+
+// readConvs returns the SELECT of n conversations' rows by id, n a power of
+// two up to 1<<maxConvsLog, locked FOR UPDATE when lock is set.
+func (q *queries) readConvs(n int, lock bool) string {
+	if lock {
+		return q.convsByIDLocked[bits.Len(uint(n))-1]
+	}
+	return q.convsByID[bits.Len(uint(n))-1]
 }
 
 // execRaw runs query in tx (a transaction or the pool) past GORM's

@@ -49,6 +49,9 @@ type Service struct {
 	// queries are the hot statements written without GORM (queries.go).
 	queries queries
 	members memberCache
+	// consecutiveIDs says that a multi-row INSERT's ids are consecutive
+	// (detectConsecutiveIDs): batches of sends may take the plain path.
+	consecutiveIDs bool
 
 	// batchQueue feeds sends to the group commit (batch.go).
 	batchQueue chan *batchItem
@@ -120,6 +123,10 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		}
 		ownsRDB = true
 	}
+	consecutive, err := detectConsecutiveIDs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	log := deps.Log
 	s := &Service{
 		cfg:         cfg,
@@ -140,6 +147,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		batchQueue:  make(chan *batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
+	s.consecutiveIDs = consecutive
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newMetrics(s)); err != nil {
 			return nil, fmt.Errorf("logic: metrics: %w", err)

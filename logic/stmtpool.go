@@ -58,6 +58,9 @@ const maxPooledParams = 32
 // differ by name, and MySQL 8 refuses to prepare savepoints: they run as
 // they are.
 func pooled(query string) bool {
+	if strings.HasPrefix(query, batchStmt) {
+		return true
+	}
 	n := strings.Count(query, "?")
 	return n > 0 && n <= maxPooledParams
 }

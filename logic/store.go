@@ -260,6 +260,15 @@ func queryConv(tx *gorm.DB, op, query, convID string) (*convRow, error) {
 		}
 		return nil, errNoConv
 	}
+	c, err := scanConv(rows)
+	if err != nil {
+		return nil, err
+	}
+	return c, rows.Close()
+}
+
+// scanConv scans a row of convColumns.
+func scanConv(rows *sql.Rows) (*convRow, error) {
 	var c convRow
 	var updated sql.NullTime
 	if err := rows.Scan(&c.ID, &c.Type, &c.LastSeq, &c.LastMsgID, &c.UpdatedMs, &updated,
@@ -267,7 +276,7 @@ func queryConv(tx *gorm.DB, op, query, convID string) (*convRow, error) {
 		return nil, err
 	}
 	c.UpdatedAt = updated.Time
-	return &c, rows.Close()
+	return &c, nil
 }
 
 // createConv creates the row of a p2p conversation and its two member rows

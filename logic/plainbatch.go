@@ -1,0 +1,317 @@
+package logic
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/internal/obs"
+)
+
+// A batch of plain writes (sends) runs a statement per batch or per
+// conversation rather than several per write: the conversations' rows are
+// read (and on MySQL locked) by one SELECT, the messages and their outbox
+// rows are inserted a chunk of rows per statement, and each conversation's
+// last message and each sender's read position are moved once, to where
+// the batch leaves them. Per message the savepoint path (commitBatch) runs
+// a savepoint, the seq, the insert, the last message, the read position and
+// the outbox row; on MySQL each of these is a round trip, and on SQLite
+// each a statement's setup through database/sql and the C library.
+//
+// What the savepoints were for is kept: a write whose check fails (apply:
+// the sender left the group) is left out of the batch before anything is
+// written, and a statement that fails (a retried client id hitting its
+// unique index) rolls the whole transaction back, after which the batch
+// runs again through the savepoint path, where the failing write fails
+// alone.
+
+// maxChunk is the most rows one multi-row INSERT carries. Chunks are powers
+// of two (a batch of 11 inserts 8, 2 and 1), so the statements prepared are
+// a handful of texts rather than one per batch size.
+const maxChunk = 16
+
+// chunks calls f with the offset and size of each chunk of n rows, largest
+// first.
+func chunks(n int, f func(off, size int) error) error {
+	for off := 0; off < n; {
+		size := maxChunk
+		for size > n-off {
+			size /= 2
+		}
+		if err := f(off, size); err != nil {
+			return err
+		}
+		off += size
+	}
+	return nil
+}
+
+// plainBatch says whether items can take the plain path: several writes,
+// each a send (plain: its apply changes nothing of the conversation's row)
+// with no conversation to create and no need to commit alone.
+func plainBatch(items []*batchItem) bool {
+	if len(items) < 2 || len(items) > 1<<maxConvsLog {
+		return false
+	}
+	for _, it := range items {
+		if !it.w.plain || it.w.create != nil || it.w.alone {
+			return false
+		}
+	}
+	return true
+}
+
+// commitPlain runs items, sorted by conversation, in one transaction on the
+// plain path and returns their results, or an error when the transaction
+// did not commit (then nothing of it is stored).
+func (s *Service) commitPlain(ctx context.Context, items []*batchItem) ([]batchResult, error) {
+	results := make([]batchResult, len(items))
+	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		clear(results)
+		return s.writePlain(tx, items, results)
+	}, s.seqTxOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// writePlain is commitPlain's transaction.
+func (s *Service) writePlain(tx *gorm.DB, items []*batchItem, results []batchResult) error {
+	convs, err := s.readConvs(tx, items)
+	if err != nil {
+		return err
+	}
+	// Seqs and times, as insertWithSeq takes them under the rows' locks; a
+	// write refused by its check gives its seq to the next.
+	stored := make([]int, 0, len(items))
+	recipients := make([][]int64, len(items))
+	for i, it := range items {
+		m := it.w.m
+		c := convs[m.ConvID]
+		if c == nil {
+			return errNoConv // the savepoint path says which write
+		}
+		now := s.now().UTC().Truncate(time.Millisecond)
+		if now.UnixMilli() < c.UpdatedMs {
+			now = time.UnixMilli(c.UpdatedMs).UTC()
+		}
+		c.LastSeq++
+		m.ID, m.Seq, m.CreatedAt = 0, c.LastSeq, now
+		r, err := it.w.apply(tx, c, m)
+		if err != nil {
+			if isDeadlock(err) {
+				return err
+			}
+			c.LastSeq--
+			results[i].err = err
+			continue
+		}
+		c.UpdatedMs, c.UpdatedAt = now.UnixMilli(), now
+		recipients[i] = r
+		stored = append(stored, i)
+	}
+	if len(stored) == 0 {
+		return nil
+	}
+	if err := s.insertMessages(tx, items, stored); err != nil {
+		return err
+	}
+	if err := s.moveConvs(tx, items, stored); err != nil {
+		return err
+	}
+	if err := s.moveReads(tx, items, stored); err != nil {
+		return err
+	}
+	rows := make([]*outboxRow, len(stored))
+	for j, i := range stored {
+		rows[j] = newOutboxRow(items[i].w.m, items[i].w.origin, recipients[i])
+		results[i].ob = rows[j]
+	}
+	return s.insertOutboxRows(tx, rows)
+}
+
+// readConvs reads the rows of items' conversations in one statement, locking
+// them on MySQL (FOR UPDATE: ids in index order, as the savepoint path
+// locks them one by one in sorted order). A conversation without a row is
+// missing from the map.
+func (s *Service) readConvs(tx *gorm.DB, items []*batchItem) (map[string]*convRow, error) {
+	ids := make([]any, 0, len(items))
+	for i, it := range items {
+		if i == 0 || it.w.m.ConvID != items[i-1].w.m.ConvID { // sorted by conv
+			ids = append(ids, it.w.m.ConvID)
+		}
+	}
+	// The list is padded with its last id to a power of two: a few statement
+	// texts to prepare, and a repeated id matches its row once.
+	n := 1
+	for n < len(ids) {
+		n *= 2
+	}
+	for len(ids) < n {
+		ids = append(ids, ids[len(ids)-1])
+	}
+	start := time.Now()
+	defer obs.ObserveDB(tx, "query", start)
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
+		s.queries.readConvs(n, tx.Dialector.Name() == DriverMySQL), ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	convs := make(map[string]*convRow, n)
+	for rows.Next() {
+		c, err := scanConv(rows)
+		if err != nil {
+			return nil, err
+		}
+		convs[c.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return convs, rows.Close()
+}
+
+// insertMessages inserts the stored items' messages a chunk per statement
+// and sets their ids.
+func (s *Service) insertMessages(tx *gorm.DB, items []*batchItem, stored []int) error {
+	const cols = 10
+	return chunks(len(stored), func(off, size int) error {
+		args := make([]any, 0, size*cols)
+		for _, i := range stored[off : off+size] {
+			m := items[i].w.m
+			args = append(args, m.ConvID, m.Seq, m.SenderID, m.SenderDevice, m.ClientMsgID,
+				m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs)
+		}
+		first, err := s.insertRows(tx, s.queries.insertMessages(size), size, args)
+		if err != nil {
+			return err
+		}
+		for k, i := range stored[off : off+size] {
+			items[i].w.m.ID = first + int64(k)
+		}
+		return nil
+	})
+}
+
+// insertOutboxRows inserts rows a chunk per statement and sets their ids.
+func (s *Service) insertOutboxRows(tx *gorm.DB, rows []*outboxRow) error {
+	return chunks(len(rows), func(off, size int) error {
+		args := make([]any, 0, size*3)
+		for _, r := range rows[off : off+size] {
+			args = append(args, r.MsgID, r.Payload, r.CreatedMs)
+		}
+		first, err := s.insertRows(tx, s.queries.insertOutboxes(size), size, args)
+		if err != nil {
+			return err
+		}
+		for k, r := range rows[off : off+size] {
+			r.ID = first + int64(k)
+		}
+		return nil
+	})
+}
+
+// insertRows runs a multi-row INSERT of size rows and returns the id of its
+// first row. The rows' ids are consecutive in the order of the VALUES: on
+// SQLite each new rowid is one more than the largest before it and nothing
+// else writes meanwhile, and its last insert id is the last row's; on
+// MySQL the last insert id is the first row's, and the rest follow it when
+// the server allots a statement's ids in one run (s.consecutiveIDs).
+func (s *Service) insertRows(tx *gorm.DB, query string, size int, args []any) (int64, error) {
+	res, err := execRaw(tx, "create", query, args...)
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(size) {
+		return 0, fmt.Errorf("multi-row insert: %d rows of %d (%v)", n, size, err)
+	}
+	if tx.Dialector.Name() == DriverMySQL {
+		return id, nil
+	}
+	return id - int64(size) + 1, nil
+}
+
+// moveConvs writes each conversation's last seq and last message, once, as
+// the batch leaves them (stored is in conversation order).
+func (s *Service) moveConvs(tx *gorm.DB, items []*batchItem, stored []int) error {
+	for k, i := range stored {
+		m := items[i].w.m
+		if k+1 < len(stored) && items[stored[k+1]].w.m.ConvID == m.ConvID {
+			continue // not the conversation's last
+		}
+		if _, err := execRaw(tx, "update", s.queries.moveConvSeq, m.Seq, m.ID,
+			m.CreatedAt.UnixMilli(), m.CreatedAt, m.ConvID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveReads moves each sender's read position in each conversation, once,
+// to its last message of the batch.
+func (s *Service) moveReads(tx *gorm.DB, items []*batchItem, stored []int) error {
+	type reader struct {
+		conv   string
+		sender int64
+	}
+	last := make(map[reader]int64, len(stored))
+	order := make([]reader, 0, len(stored))
+	for _, i := range stored {
+		m := items[i].w.m
+		r := reader{m.ConvID, m.SenderID}
+		if _, ok := last[r]; !ok {
+			order = append(order, r)
+		}
+		last[r] = m.Seq // seqs grow within a conversation
+	}
+	for _, r := range order {
+		seq := last[r]
+		if _, err := execRaw(tx, "update", s.queries.moveRead, seq, r.conv, r.sender,
+			seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// detectConsecutiveIDs says whether db allots the ids of a multi-row INSERT
+// in one run: always on SQLite; on MySQL when InnoDB's auto-increment lock
+// mode is traditional or consecutive (0 or 1; MariaDB's default) and ids
+// step by one. Interleaved mode (2, MySQL 8's default) and a step other
+// than one (Galera, multi-primary rings) leave the plain path off.
+func detectConsecutiveIDs(ctx context.Context, db *gorm.DB) (bool, error) {
+	if db.Dialector.Name() != DriverMySQL {
+		return true, nil
+	}
+	var mode, step sql.NullInt64
+	err := db.WithContext(ctx).Raw("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").
+		Row().Scan(&mode, &step)
+	if err != nil {
+		return false, fmt.Errorf("logic: read auto-increment settings: %w", err)
+	}
+	return mode.Valid && mode.Int64 <= 1 && step.Int64 == 1, nil
+}
+
+// multiRow returns head followed by n copies of row, comma-separated.
+func multiRow(head, row string, n int) string {
+	var b strings.Builder
+	b.Grow(len(head) + n*(len(row)+1))
+	b.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
