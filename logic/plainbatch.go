@@ -146,12 +146,7 @@ func (s *Service) readConvs(tx *gorm.DB, items []*batchItem) (map[string]*convRo
 			ids = append(ids, it.w.m.ConvID)
 		}
 	}
-	// The list is padded with its last id to a power of two: a few statement
-	// texts to prepare, and a repeated id matches its row once.
-	n := 1
-	for n < len(ids) {
-		n *= 2
-	}
+	n := padded(len(ids))
 	for len(ids) < n {
 		ids = append(ids, ids[len(ids)-1])
 	}
@@ -241,24 +236,37 @@ func (s *Service) insertRows(tx *gorm.DB, query string, size int, args []any) (i
 	return id - int64(size) + 1, nil
 }
 
-// moveConvs writes each conversation's last seq and last message, once, as
-// the batch leaves them (stored is in conversation order).
+// moveConvs writes each conversation's last seq, last message and time, as
+// the batch leaves them, in one statement (stored is in conversation order).
 func (s *Service) moveConvs(tx *gorm.DB, items []*batchItem, stored []int) error {
+	var last []*messageRow // each conversation's last message
 	for k, i := range stored {
-		m := items[i].w.m
-		if k+1 < len(stored) && items[stored[k+1]].w.m.ConvID == m.ConvID {
-			continue // not the conversation's last
-		}
-		if _, err := execRaw(tx, "update", s.queries.moveConvSeq, m.Seq, m.ID,
-			m.CreatedAt.UnixMilli(), m.CreatedAt, m.ConvID); err != nil {
-			return err
+		if k+1 == len(stored) || items[stored[k+1]].w.m.ConvID != items[i].w.m.ConvID {
+			last = append(last, items[i].w.m)
 		}
 	}
-	return nil
+	n := padded(len(last))
+	args := make([]any, 0, 9*n)
+	for _, col := range []func(m *messageRow) any{
+		func(m *messageRow) any { return m.Seq },
+		func(m *messageRow) any { return m.ID },
+		func(m *messageRow) any { return m.CreatedAt.UnixMilli() },
+		func(m *messageRow) any { return m.CreatedAt },
+	} {
+		for j := range n {
+			m := last[min(j, len(last)-1)]
+			args = append(args, m.ConvID, col(m))
+		}
+	}
+	for j := range n {
+		args = append(args, last[min(j, len(last)-1)].ConvID)
+	}
+	_, err := execRaw(tx, "update", s.queries.moveConvs(n), args...)
+	return err
 }
 
-// moveReads moves each sender's read position in each conversation, once,
-// to its last message of the batch.
+// moveReads moves each sender's read position in each conversation to its
+// last message of the batch, in one statement.
 func (s *Service) moveReads(tx *gorm.DB, items []*batchItem, stored []int) error {
 	type reader struct {
 		conv   string
@@ -274,14 +282,27 @@ func (s *Service) moveReads(tx *gorm.DB, items []*batchItem, stored []int) error
 		}
 		last[r] = m.Seq // seqs grow within a conversation
 	}
-	for _, r := range order {
-		seq := last[r]
-		if _, err := execRaw(tx, "update", s.queries.moveRead, seq, r.conv, r.sender,
-			seq); err != nil {
-			return err
+	n := padded(len(order))
+	args := make([]any, 0, 6*n)
+	for range 2 {
+		for j := range n {
+			r := order[min(j, len(order)-1)]
+			args = append(args, r.conv, r.sender, last[r])
 		}
 	}
-	return nil
+	_, err := execRaw(tx, "update", s.queries.moveReads(n), args...)
+	return err
+}
+
+// padded returns the power of two at or above n that a list of n is padded
+// to with its last entry: a few statement texts to prepare, and a repeated
+// entry matches or sets its row as once.
+func padded(n int) int {
+	p := 1
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // detectConsecutiveIDs says whether db allots the ids of a multi-row INSERT

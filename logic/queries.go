@@ -38,6 +38,10 @@ type queries struct {
 	// the rows of a list of conversations, read and read FOR UPDATE.
 	messageRows, outboxRows    [maxChunkLog + 1]string
 	convsByID, convsByIDLocked [maxConvsLog + 1]string
+	// And by size too: the last seq, last message and time of a list of
+	// conversations, and the read positions of a list of members, each set
+	// by one UPDATE of CASEs.
+	convMoves, readMoves [maxConvsLog + 1]string
 }
 
 const (
@@ -92,9 +96,29 @@ func newQueries(t tableNames) queries {
 		qs.convsByID[k] = batchStmt + "SELECT " + convColumns + " FROM " + q(t.conv) +
 			" WHERE id IN (" + in + ")"
 		qs.convsByIDLocked[k] = qs.convsByID[k] + " ORDER BY id FOR UPDATE"
+		whens := strings.Repeat(" WHEN ? THEN ?", 1<<k)
+		qs.convMoves[k] = batchStmt + "UPDATE " + q(t.conv) +
+			" SET last_seq = CASE id" + whens + " END, last_msg_id = CASE id" + whens +
+			" END, updated_ms = CASE id" + whens + " END, updated_at = CASE id" + whens +
+			" END WHERE id IN (" + in + ")"
+		qs.readMoves[k] = batchStmt + "UPDATE " + q(t.member) + " SET read_seq = CASE" +
+			strings.Repeat(" WHEN conv_id = ? AND user_id = ? THEN ?", 1<<k) +
+			" ELSE read_seq END WHERE " + strings.TrimSuffix(strings.Repeat(
+			"(conv_id = ? AND user_id = ? AND read_seq < ?) OR ", 1<<k), " OR ")
 	}
 	return qs
 }
+
+// moveConvs returns the UPDATE of n conversations' last seq, last message
+// and time, n as readConvs: per conversation, its id and last seq, its id
+// and last message id, its id and updated_ms, its id and updated_at, then
+// the n ids.
+func (q *queries) moveConvs(n int) string { return q.convMoves[bits.Len(uint(n))-1] }
+
+// moveReads returns the UPDATE of n members' read positions, n as readConvs,
+// each moving only forward: per member its conversation, user and seq, then
+// again per member its conversation, user and seq.
+func (q *queries) moveReads(n int) string { return q.readMoves[bits.Len(uint(n))-1] }
 
 // insertMessages returns the INSERT of n message rows, n a power of two up
 // to maxChunk.
