@@ -3,10 +3,13 @@ package logic
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
+	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -96,4 +99,63 @@ func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, bl
 		return false, false, fmt.Errorf("peer check %d->%d: %w", sender, peer, err)
 	}
 	return users > 0, blocks > 0, nil
+}
+
+// blockedConvs returns which of the p2p conversations convIDs have a block
+// between their two users, either way, read in tx (a seq transaction, under
+// the conversations' locks) with one statement.
+func (s *Service) blockedConvs(tx *gorm.DB, convIDs []string) (map[string]bool, error) {
+	n := padded(len(convIDs))
+	args := make([]any, 0, 4*n)
+	for j := range n {
+		low, high, err := parseP2P(convIDs[min(j, len(convIDs)-1)])
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, low, high, high, low)
+	}
+	start := time.Now()
+	defer obs.ObserveDB(tx, "query", start)
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, s.queries.blocks(n),
+		args...)
+	if err != nil {
+		return nil, fmt.Errorf("block check of %d conversations: %w", len(convIDs), err)
+	}
+	defer rows.Close()
+	var blocked map[string]bool
+	for rows.Next() {
+		var blocker, blockedID int64
+		if err := rows.Scan(&blocker, &blockedID); err != nil {
+			return nil, err
+		}
+		if blocked == nil {
+			blocked = make(map[string]bool)
+		}
+		blocked[p2pConvID(blocker, blockedID)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return blocked, rows.Close()
+}
+
+// checkNewPeer refuses the first message of a p2p conversation, before its
+// rows are created, when the peer does not exist or either user blocked the
+// other: such a conversation would show in both users' lists though nothing
+// may be sent in it.
+func (s *Service) checkNewPeer(ctx context.Context, m *messageRow) error {
+	peer, err := peerOf(m.ConvID, m.SenderID)
+	if err != nil {
+		return err
+	}
+	exists, blocked, err := s.peerState(ctx, m.SenderID, peer)
+	switch {
+	case err != nil:
+		return err
+	case !exists:
+		return fmt.Errorf("%w: user", ErrNotFound)
+	case blocked:
+		return errBlocked
+	}
+	return nil
 }

@@ -161,3 +161,46 @@ func TestValidation_TextFields(t *testing.T) {
 		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
 	})
 }
+
+// A first message to a user who blocked the sender, or was blocked by them,
+// or does not exist, is refused before the conversation exists: it shows in
+// neither user's list.
+func TestBlock_FirstMessageCreatesNoConversation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		if _, err := e.svc.Block(ctxBG, session(bob, 2),
+			&protocol.BlockReq{UserId: alice, Blocked: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Block(ctxBG, session(alice, 1),
+			&protocol.BlockReq{UserId: carol, Blocked: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			from, to int64
+			code     common.ErrorCode
+		}{
+			{alice, bob, common.ErrorCode_FORBIDDEN}, // blocked by the peer
+			{carol, alice, common.ErrorCode_FORBIDDEN},
+			{alice, carol, common.ErrorCode_FORBIDDEN}, // the blocker writes
+			{alice, carol + 100, common.ErrorCode_NOT_FOUND},
+		} {
+			_, err := e.svc.Send(ctxBG, session(tc.from, 1), textReq("first", tc.to))
+			wantCode(t, err, tc.code)
+		}
+		var convs, members int64
+		if err := e.db.Model(&convRow{}).Count(&convs).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.Model(&memberRow{}).Count(&members).Error; err != nil {
+			t.Fatal(err)
+		}
+		if convs != 0 || members != 0 {
+			t.Fatalf("%d conversations and %d member rows after refused first messages",
+				convs, members)
+		}
+		if _, err := e.svc.Send(ctxBG, session(bob, 2), textReq("b1", carol)); err != nil {
+			t.Fatalf("bob to carol: %v", err)
+		}
+	})
+}

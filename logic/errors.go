@@ -2,6 +2,7 @@ package logic
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 )
@@ -54,6 +55,11 @@ var (
 	// request may be retried with the same ids.
 	ErrUnavailable = errors.New("temporarily unavailable")
 )
+
+// errBlocked refuses a 1:1 send when either user blocked the other: the
+// same answer whichever side blocked, so the sender learns no more than
+// that it may not write here.
+var errBlocked = fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 
 // Internal errors; they never reach a client as such.
 var (

@@ -122,8 +122,16 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 	}
 	if ch.ct == common.ContentType_EDIT && !isGroupID(ch.convID) {
 		// An edit is new content: a blocked user may not write it.
-		if _, err := s.resolveConv(ctx, session.UserId, &protocol.SendReq{ConvId: ch.convID}); err != nil {
+		peer, err := peerOf(ch.convID, session.UserId)
+		if err != nil {
 			return nil, err
+		}
+		blocked, err := s.blockedBetween(ctx, session.UserId, peer)
+		if err != nil {
+			return nil, err
+		}
+		if blocked {
+			return nil, errBlocked
 		}
 	}
 	if _, err := s.readable(ctx, ch.convID, session.UserId); err != nil {

@@ -86,6 +86,18 @@ func (s *Service) writePlain(tx *gorm.DB, items []*batchItem, results []batchRes
 	if err != nil {
 		return err
 	}
+	var checked []string // the 1:1 conversations to check for blocks
+	for i, it := range items {
+		if it.w.peerCheck && (i == 0 || it.w.m.ConvID != items[i-1].w.m.ConvID) {
+			checked = append(checked, it.w.m.ConvID)
+		}
+	}
+	var blocked map[string]bool
+	if len(checked) > 0 {
+		if blocked, err = s.blockedConvs(tx, checked); err != nil {
+			return err
+		}
+	}
 	// Seqs and times, as insertWithSeq takes them under the rows' locks; a
 	// write refused by its check gives its seq to the next.
 	stored := make([]int, 0, len(items))
@@ -95,6 +107,10 @@ func (s *Service) writePlain(tx *gorm.DB, items []*batchItem, results []batchRes
 		c := convs[m.ConvID]
 		if c == nil {
 			return errNoConv // the savepoint path says which write
+		}
+		if it.w.peerCheck && blocked[m.ConvID] {
+			results[i].err = errBlocked
+			continue
 		}
 		now := s.now().UTC().Truncate(time.Millisecond)
 		if now.UnixMilli() < c.UpdatedMs {

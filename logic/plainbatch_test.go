@@ -18,7 +18,8 @@ import (
 
 // A batch of sends committed on the plain path leaves the rows, events and
 // answers the savepoint path leaves for the same batch: seqs, ids, times,
-// last messages, read positions, a refused write left out.
+// last messages, read positions, refused writes (a non-member of the group,
+// both sides of a block) left out.
 func TestPlainBatch_LeavesWhatTheSavepointPathLeaves(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		if !e.svc.consecutiveIDs {
@@ -61,20 +62,28 @@ func runPlainScenario(t *testing.T, e *env) string {
 	e.svc.onStored = func(r *outboxRow) { events = append(events, r) }
 	alice, bob := e.register(t, "alice"), e.register(t, "bob")
 	carol, dave := e.register(t, "carol"), e.register(t, "dave")
+	eve, frank := e.register(t, "eve"), e.register(t, "frank")
 	e.sendN(t, alice, bob, 1, "first")
 	e.sendN(t, carol, dave, 1, "first")
+	e.sendN(t, eve, frank, 1, "first")
+	if _, err := e.svc.Block(ctxBG, session(frank, 6),
+		&protocol.BlockReq{UserId: eve, Blocked: true}); err != nil {
+		t.Fatal(err)
+	}
 	created, err := e.svc.CreateGroup(ctxBG, session(alice, 1), &protocol.CreateGroupReq{
 		ClientMsgId: "g", Name: "g", MemberIds: []int64{bob}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	group := created.ConvId
-	ab, cd := p2pConvID(alice, bob), p2pConvID(carol, dave)
+	ab, cd, ef := p2pConvID(alice, bob), p2pConvID(carol, dave), p2pConvID(eve, frank)
 	items := []*batchItem{
 		plainItem(e, alice, ab, "a1"), plainItem(e, bob, ab, "b1"),
 		plainItem(e, carol, cd, "c1"), plainItem(e, alice, group, "ga"),
 		plainItem(e, dave, group, "gd"), // not a member
+		plainItem(e, eve, ef, "e1"), // blocked by frank
 		plainItem(e, alice, ab, "a2"), plainItem(e, bob, group, "gb"),
+		plainItem(e, frank, ef, "f1"), // the blocker writes
 		plainItem(e, alice, group, "ga2"),
 	}
 	events = events[:0]
@@ -84,6 +93,10 @@ func runPlainScenario(t *testing.T, e *env) string {
 	for _, it := range items {
 		r := <-it.done
 		m := it.w.m
+		if refused := m.ClientMsgID == "gd" || m.ConvID == ef; refused != (r.err != nil) ||
+			refused && !errors.Is(r.err, ErrForbidden) {
+			t.Errorf("%s: err = %v", m.ClientMsgID, r.err)
+		}
 		fmt.Fprintf(&b, "answer %s: err=%v", m.ClientMsgID, r.err)
 		if r.err == nil {
 			fmt.Fprintf(&b, " id=%d seq=%d at=%s outbox=%d", m.ID, m.Seq,
@@ -108,7 +121,8 @@ func plainItem(e *env, from int64, conv, clientID string) *batchItem {
 	m := &messageRow{ConvID: conv, SenderID: from, SenderDevice: "phone", ClientMsgID: clientID,
 		ContentType: int16(common.ContentType_TEXT), Content: []byte("text " + clientID)}
 	return &batchItem{
-		w:    seqWrite{m: m, origin: session(from, from), apply: e.svc.sendApply, plain: true},
+		w: seqWrite{m: m, origin: session(from, from), apply: e.svc.sendApply, plain: true,
+			peerCheck: !isGroupID(conv)},
 		done: make(chan batchResult, 1),
 	}
 }

@@ -42,6 +42,9 @@ type queries struct {
 	// conversations, and the read positions of a list of members, each set
 	// by one UPDATE of CASEs.
 	convMoves, readMoves [maxConvsLog + 1]string
+	// blocksBetween lists the blocks between the users of each of a list of
+	// pairs, either way.
+	blocksBetween [maxConvsLog + 1]string
 }
 
 const (
@@ -105,6 +108,9 @@ func newQueries(t tableNames) queries {
 			strings.Repeat(" WHEN conv_id = ? AND user_id = ? THEN ?", 1<<k) +
 			" ELSE read_seq END WHERE " + strings.TrimSuffix(strings.Repeat(
 			"(conv_id = ? AND user_id = ? AND read_seq < ?) OR ", 1<<k), " OR ")
+		qs.blocksBetween[k] = batchStmt + "SELECT blocker_id, blocked_id FROM " + q(t.block) +
+			" WHERE " + strings.TrimSuffix(strings.Repeat("(blocker_id = ? AND blocked_id = ?) OR "+
+			"(blocker_id = ? AND blocked_id = ?) OR ", 1<<k), " OR ")
 	}
 	return qs
 }
@@ -114,6 +120,10 @@ func newQueries(t tableNames) queries {
 // and last message id, its id and updated_ms, its id and updated_at, then
 // the n ids.
 func (q *queries) moveConvs(n int) string { return q.convMoves[bits.Len(uint(n))-1] }
+
+// blocks returns the SELECT of the blocks between the users of n pairs, n
+// as readConvs: per pair, its users in one order and in the other.
+func (q *queries) blocks(n int) string { return q.blocksBetween[bits.Len(uint(n))-1] }
 
 // moveReads returns the UPDATE of n members' read positions, n as readConvs,
 // each moving only forward: per member its conversation, user and seq, then

@@ -102,7 +102,7 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 // store stores req as a new message with its outbox row.
 func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SendReq) (*messageRow, *outboxRow, error) {
-	convID, err := s.resolveConv(ctx, session.UserId, req)
+	convID, err := s.resolveConv(session.UserId, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +118,7 @@ func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
 	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply,
-		plain: true})
+		plain: true, peerCheck: !isGroupID(convID)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,10 +126,12 @@ func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 }
 
 // resolveConv returns the conversation req targets. For a p2p one it checks
-// that the sender belongs to it, the peer exists and neither blocked the
-// other; a group's membership is checked under its row lock (sendApply).
-func (s *Service) resolveConv(ctx context.Context, sender int64,
-	req *protocol.SendReq) (string, error) {
+// that the sender belongs to it; that the peer exists is known once the
+// conversation's row is (users are never deleted) and checked before one is
+// created (storeMessage), and blocks are checked under the row lock
+// (seqWrite.peerCheck), as a group's membership is (sendApply): a 1:1 send
+// reads nothing before its transaction.
+func (s *Service) resolveConv(sender int64, req *protocol.SendReq) (string, error) {
 	if isGroupID(req.ConvId) {
 		if req.ToUserId != 0 {
 			return "", fmt.Errorf("%w: to_user_id is for 1:1 conversations", ErrBadRequest)
@@ -150,20 +152,8 @@ func (s *Service) resolveConv(ctx context.Context, sender int64,
 	if peer == sender {
 		return "", fmt.Errorf("%w: cannot message yourself", ErrBadRequest)
 	}
-	if peer < 0 {
+	if peer <= 0 {
 		return "", fmt.Errorf("%w: user", ErrNotFound)
-	}
-	exists, blocked, err := s.peerState(ctx, sender, peer)
-	if err != nil {
-		return "", err
-	}
-	if !exists {
-		return "", fmt.Errorf("%w: user", ErrNotFound)
-	}
-	// The same answer whichever side blocked: the sender learns no more
-	// than that it may not write here.
-	if blocked {
-		return "", fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 	}
 	return p2pConvID(sender, peer), nil
 }

@@ -103,6 +103,9 @@ type seqWrite struct {
 	// back, and the next write of the conversation in the same transaction
 	// takes its seq from it (insertWithSeq).
 	plain bool
+	// peerCheck makes a 1:1 send fail when either user blocked the other,
+	// checked once the row is locked (errBlocked).
+	peerCheck bool
 }
 
 // storeMessage assigns w.m the next seq of its conversation and inserts it
@@ -126,6 +129,10 @@ func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, err
 		if errors.Is(err, errNoConv) && !isGroupID(m.ConvID) {
 			// The rows are created outside the seq transaction: creating them
 			// inside lets InnoDB's gap locks deadlock racing first senders.
+			// A peer that does not exist, or blocks, gets no conversation.
+			if err = s.checkNewPeer(ctx, m); err != nil {
+				break
+			}
 			cerr := s.createConv(ctx, m.ConvID, m.CreatedAt)
 			retry = cerr == nil || isDeadlock(cerr)
 			if cerr != nil {
@@ -198,6 +205,15 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 		now = time.UnixMilli(c.UpdatedMs).UTC()
 	}
 	m.ID, m.Seq, m.CreatedAt = 0, c.LastSeq, now
+	if w.peerCheck {
+		blocked, err := s.blockedConvs(tx, []string{m.ConvID})
+		if err != nil {
+			return nil, nil, err
+		}
+		if blocked[m.ConvID] {
+			return nil, nil, errBlocked
+		}
+	}
 	recipients, err := w.apply(tx, c, m)
 	if err != nil {
 		return nil, nil, err
