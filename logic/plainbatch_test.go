@@ -81,7 +81,7 @@ func runPlainScenario(t *testing.T, e *env) string {
 		plainItem(e, alice, ab, "a1"), plainItem(e, bob, ab, "b1"),
 		plainItem(e, carol, cd, "c1"), plainItem(e, alice, group, "ga"),
 		plainItem(e, dave, group, "gd"), // not a member
-		plainItem(e, eve, ef, "e1"), // blocked by frank
+		plainItem(e, eve, ef, "e1"),     // blocked by frank
 		plainItem(e, alice, ab, "a2"), plainItem(e, bob, group, "gb"),
 		plainItem(e, frank, ef, "f1"), // the blocker writes
 		plainItem(e, alice, group, "ga2"),
