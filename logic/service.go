@@ -50,8 +50,8 @@ type Service struct {
 	queries queries
 	members memberCache
 
-	// batchQueue feeds sends to the group commit (batch.go).
-	batchQueue chan *batchItem
+	// batchQueue feeds groups of seq writes to the group commit (batch.go).
+	batchQueue chan []*batchItem
 	// outboxQueue feeds committed outbox rows to the publisher goroutine.
 	outboxQueue chan outboxItem
 	undeleted   undeletedRows
@@ -137,7 +137,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		tables:      tables,
 		queries:     newQueries(tables),
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
-		batchQueue:  make(chan *batchItem, batchQueueLen),
+		batchQueue:  make(chan []*batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
 	if deps.Metrics != nil {
