@@ -15,6 +15,7 @@ import (
 	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 )
@@ -242,6 +243,13 @@ func (s *Service) rdc(ctx context.Context) *gorm.DB {
 // logged at debug; anything else at error (rate-limited), with ev's fields
 // (the ids).
 func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Event) error {
+	return s.failBiz(op, err, ev)
+}
+
+// failBiz is fail for a handler that returns the BizError inside its result
+// (SendBatch's outcome of one request) rather than throwing it.
+func (s *Service) failBiz(op string, err error,
+	ev func(*zerolog.Event) *zerolog.Event) *common.BizError {
 	biz, known := bizError(err)
 	e := s.failLog.Error()
 	if known {
