@@ -22,6 +22,7 @@ type gatewayCollector struct {
 	stats func() gateway.Stats // Gateway.Stats; a test passes its own
 
 	open, accepted, upgrades, refused, closes, framesIn, framesOut *prometheus.Desc
+	sendBatches, batchedSends                                      *prometheus.Desc
 }
 
 func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
@@ -42,6 +43,11 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 			"Frames received from clients, by opcode.", []string{"op"}, nil),
 		framesOut: prometheus.NewDesc("resonance_gateway_frames_out_total",
 			"Frames written to clients, by opcode.", []string{"op"}, nil),
+		sendBatches: prometheus.NewDesc("resonance_gateway_send_batches_total",
+			"SendBatch calls to logic, each carrying the SENDs one connection had queued.",
+			nil, nil),
+		batchedSends: prometheus.NewDesc("resonance_gateway_batched_sends_total",
+			"SENDs carried by SendBatch calls; divided by the calls, the coalescing.", nil, nil),
 	}
 }
 
@@ -49,6 +55,7 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.open, c.accepted, c.upgrades, c.refused, c.closes, c.framesIn, c.framesOut,
+		c.sendBatches, c.batchedSends,
 	} {
 		ch <- d
 	}
@@ -60,6 +67,10 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.stats()
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.Accepted))
+	ch <- prometheus.MustNewConstMetric(c.sendBatches, prometheus.CounterValue,
+		float64(st.SendBatches))
+	ch <- prometheus.MustNewConstMetric(c.batchedSends, prometheus.CounterValue,
+		float64(st.BatchedSends))
 	ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(st.Upgrades))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue,
 		float64(st.HandshakesRefused))

@@ -18,6 +18,8 @@ func TestGatewayCollector_ClosesByReason(t *testing.T) {
 		ClientCloses: 3,
 		ConnErrors:   4,
 		FramesOut:    map[protocol.Op]uint64{protocol.Op_CLOSE: 5},
+		SendBatches:  6,
+		BatchedSends: 70,
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newGatewayCollector(func() gateway.Stats { return stats }))
@@ -32,6 +34,8 @@ func TestGatewayCollector_ClosesByReason(t *testing.T) {
 		`resonance_gateway_closes_total{reason="conn_error"} 4`,
 		`resonance_gateway_closes_total{reason="overloaded"} 0`,
 		`resonance_gateway_frames_out_total{op="close"} 5`,
+		`resonance_gateway_send_batches_total 6`,
+		`resonance_gateway_batched_sends_total 70`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

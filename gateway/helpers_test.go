@@ -36,6 +36,7 @@ type stubLogic struct {
 	logins      map[string]*logicrpc.ConnInfo // username -> last login
 	registers   map[string]*logicrpc.ConnInfo // username -> last register
 	sendUsers   []int64                       // session user of each Send
+	batches     []int                         // requests of each SendBatch
 	disconnects []*logicrpc.Session
 	renewals    []*logicrpc.Session
 	// disconnectDelay makes each Disconnect take this long (set before
@@ -125,6 +126,42 @@ func (s *stubLogic) Send(_ context.Context, sess *logicrpc.Session,
 	s.sendUsers = append(s.sendUsers, sess.UserId)
 	s.seqs[conv]++
 	return &protocol.SendResp{MsgId: s.seqs[conv] + 1000, ConvId: conv, Seq: s.seqs[conv]}, nil
+}
+
+// SendBatch records its size and answers each request as Send does. A
+// request "crash" fails the whole call with a plain error, as a logic that
+// is down would, and "refuse" with a BizError, as a logic refusing the call.
+func (s *stubLogic) SendBatch(ctx context.Context, sess *logicrpc.Session,
+	reqs []*protocol.SendReq) ([]*logicrpc.SendOutcome, error) {
+	s.mu.Lock()
+	s.batches = append(s.batches, len(reqs))
+	s.mu.Unlock()
+	for _, req := range reqs {
+		switch string(req.Content) {
+		case "crash":
+			return nil, errors.New("db: connection refused at 10.0.0.7")
+		case "refuse":
+			return nil, &common.BizError{Code: common.ErrorCode_BUSY, Message: "shedding"}
+		}
+	}
+	out := make([]*logicrpc.SendOutcome, len(reqs))
+	for i, req := range reqs {
+		resp, err := s.Send(ctx, sess, req)
+		var biz *common.BizError
+		if errors.As(err, &biz) {
+			out[i] = &logicrpc.SendOutcome{Err: biz}
+			continue
+		}
+		out[i] = &logicrpc.SendOutcome{Resp: resp}
+	}
+	return out, nil
+}
+
+// sendBatches returns the size of each SendBatch call so far.
+func (s *stubLogic) sendBatches() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.batches...)
 }
 
 func (s *stubLogic) Sync(context.Context, *logicrpc.Session,

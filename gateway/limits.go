@@ -48,6 +48,10 @@ type Stats struct {
 	// FramesIn and FramesOut count frames by opcode, from and to clients;
 	// opcodes never seen are absent.
 	FramesIn, FramesOut map[protocol.Op]uint64
+	// SendBatches counts SendBatch calls to logic, each carrying a run of
+	// SENDs one connection had queued; BatchedSends counts the SENDs in
+	// them. Their ratio is the coalescing; lone SENDs go through Send.
+	SendBatches, BatchedSends uint64
 }
 
 // gatewayStats holds the counters behind Stats. Each is one atomic: they are
@@ -60,6 +64,8 @@ type gatewayStats struct {
 	closes            [numCloseReasons]atomic.Uint64
 	clientCloses      atomic.Uint64
 	connErrors        atomic.Uint64
+	sendBatches       atomic.Uint64
+	batchedSends      atomic.Uint64
 }
 
 // Stats returns the current counters. It may be called from any goroutine at
@@ -74,6 +80,8 @@ func (g *Gateway) Stats() Stats {
 		Closes:            make(map[protocol.CloseReason]uint64),
 		ClientCloses:      st.clientCloses.Load(),
 		ConnErrors:        st.connErrors.Load(),
+		SendBatches:       st.sendBatches.Load(),
+		BatchedSends:      st.batchedSends.Load(),
 	}
 	for i := range st.closes {
 		if n := st.closes[i].Load(); n > 0 {

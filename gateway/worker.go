@@ -6,6 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -46,31 +47,61 @@ func (g *Gateway) enqueue(c *conn, r request) error {
 }
 
 // drain handles c's requests one at a time, in the order they arrived, until
-// the queue is empty or the connection closed.
+// the queue is empty or the connection closed. A run of SENDs counts as one:
+// one SendBatch call, whose replies are all queued before the next request
+// is handled.
 func (g *Gateway) drain(c *conn) {
 	for {
-		r, ok := c.next()
+		r, sends, ok := c.next()
 		if !ok {
 			return
+		}
+		if sends != nil {
+			g.handleSends(c, sends)
+			continue
 		}
 		g.handle(c, r)
 	}
 }
 
-// next pops the oldest request. When there is none it clears running under
-// the same lock, so enqueue never leaves a request without a worker.
-func (c *conn) next() (request, bool) {
+// next pops the oldest request. When it is a SEND of a logged-in connection
+// with more SENDs queued right behind it, it pops those too, up to
+// logicrpc.MaxSendBatch in all, and returns them all, r first, in sends
+// (nil for a lone request): a client that pipelines its sends, or flushes
+// its outbox after a reconnect, then pays one round trip to logic per run
+// instead of one per message. When there is no request it clears running
+// under the same lock, so enqueue never leaves a request without a worker.
+func (c *conn) next() (r request, sends []request, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || len(c.queue) == 0 {
 		c.running = false
 		c.queue = nil // hold no buffer while idle
-		return request{}, false
+		return request{}, nil, false
 	}
-	r := c.queue[0]
-	c.queue[0] = request{}
-	c.queue = c.queue[1:]
-	return r, true
+	n := c.sendRun()
+	r = c.queue[0]
+	if n > 1 {
+		sends = make([]request, n)
+		copy(sends, c.queue[:n])
+	}
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	return r, sends, true
+}
+
+// sendRun is how many requests at the head of c's queue one SendBatch
+// carries: the SENDs there, once logged in (the session is never unset
+// after), else 1. The caller holds c.mu on a non-empty queue.
+func (c *conn) sendRun() int {
+	if c.queue[0].op != protocol.Op_SEND || c.session.Load() == nil {
+		return 1
+	}
+	n := 1
+	for n < len(c.queue) && n < logicrpc.MaxSendBatch && c.queue[n].op == protocol.Op_SEND {
+		n++
+	}
+	return n
 }
 
 // handle runs one request against logic and writes its reply.
@@ -88,6 +119,42 @@ func (g *Gateway) handle(c *conn, r request) {
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), 0, r.id, resp)
 	_ = c.write(frame, g.afterReply(c, resp))
+}
+
+// handleSends runs sends, a run of SENDs from next, as one SendBatch call
+// (one RequestTimeout for all) and writes each reply in order, as handle
+// would have written it. A call that fails whole (a timeout, logic down,
+// the call refused) answers every SEND with that error.
+func (g *Gateway) handleSends(c *conn, sends []request) {
+	ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
+	defer cancel()
+	reqs := make([]*protocol.SendReq, len(sends))
+	for i, r := range sends {
+		reqs[i] = r.body.(*protocol.SendReq)
+	}
+	g.stats.sendBatches.Add(1)
+	g.stats.batchedSends.Add(uint64(len(sends)))
+	out, err := g.logic.SendBatch(ctx, c.session.Load(), reqs)
+	if err == nil && len(out) != len(sends) {
+		err = fmt.Errorf("%w: %d outcomes for %d sends of conn %d", ErrNoReply, len(out),
+			len(sends), c.id)
+	}
+	if err != nil {
+		g.replyErrors(c, sends, err)
+		return
+	}
+	for i, r := range sends {
+		switch o := out[i]; {
+		case o.GetErr() != nil:
+			g.replyError(c, r, o.Err)
+		case o.GetResp() != nil:
+			frame := codec.EncodeFrame(protocol.Op_SEND_ACK, 0, r.id, o.Resp)
+			_ = c.write(frame, g.afterReply(c, o.Resp))
+		default:
+			g.replyError(c, r, fmt.Errorf("%w: send %d of %d of conn %d", ErrNoReply, i,
+				len(sends), c.id))
+		}
+	}
 }
 
 // call dispatches a request other than LOGIN to logic. Identity always comes
@@ -268,14 +335,32 @@ func (g *Gateway) loginFailed(c *conn, r request, err error) {
 func (g *Gateway) replyError(c *conn, r request, err error) {
 	resp, internal := errorResp(err)
 	if internal {
-		ev := g.warn.Warn().Err(err).Int64("conn", c.id).Stringer("op", r.op)
-		if s := c.session.Load(); s != nil {
-			ev = ev.Int64("user", s.UserId)
-		}
-		ev.Msg("logic call failed")
+		g.logCallFailed(c, r.op, err).Msg("logic call failed")
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
 	_ = c.write(frame, g.writeDone)
+}
+
+// replyErrors is replyError for every request of rs, which failed together
+// in one call to logic: it is logged once.
+func (g *Gateway) replyErrors(c *conn, rs []request, err error) {
+	resp, internal := errorResp(err)
+	if internal {
+		g.logCallFailed(c, rs[0].op, err).Int("requests", len(rs)).Msg("logic call failed")
+	}
+	for _, r := range rs {
+		frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
+		_ = c.write(frame, g.writeDone)
+	}
+}
+
+// logCallFailed starts the sampled warning of a failed call of op on c.
+func (g *Gateway) logCallFailed(c *conn, op protocol.Op, err error) *zerolog.Event {
+	ev := g.warn.Warn().Err(err).Int64("conn", c.id).Stringer("op", op)
+	if s := c.session.Load(); s != nil {
+		ev = ev.Int64("user", s.UserId)
+	}
+	return ev
 }
 
 // write queues frame to the client unless the connection has closed. frame

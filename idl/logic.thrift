@@ -50,6 +50,20 @@ struct OfflineTarget {
     8: bool dnd,                    // at_ms falls in the user's do-not-disturb window
 }
 
+// MaxSendBatch bounds the requests of one SendBatch call. A gateway coalesces
+// at most this many SENDs of a connection into one call, and logic refuses a
+// larger call: it is what one group commit takes at once, so that a batch
+// holds its conversations' locks briefly.
+const i32 MaxSendBatch = 64
+
+// SendOutcome is the outcome of one request of a SendBatch: resp when Send
+// would have returned it, err when Send would have thrown it; never both.
+// (Not SendResult: thriftgo renames a struct whose name ends in Result.)
+struct SendOutcome {
+    1: optional protocol.SendResp resp,
+    2: optional common.BizError err,
+}
+
 struct OfflineTargetsResp {
     1: list<OfflineTarget> targets,
     2: string sender_name,          // the sender's nickname, or username without one; empty without targets
@@ -72,6 +86,15 @@ service Logic {
     void Renew(1: list<Session> sessions) throws (1: common.BizError err)
 
     protocol.SendResp Send(1: Session session, 2: protocol.SendReq req) throws (1: common.BizError err)
+    // SendBatch is Send for a run of SENDs of one connection, which the
+    // gateway found queued together. Every request is from the one session;
+    // they are stored in the order given (within a conversation, seq grows
+    // with the index), and their writes join one group commit. Result i is
+    // what Send would have returned or thrown for reqs[i]. The call throws
+    // only when it is refused whole: no session, or 0 or more than
+    // MaxSendBatch requests (BAD_REQUEST). A logic older than this method
+    // refuses it: upgrade logic before gateways.
+    list<SendOutcome> SendBatch(1: Session session, 2: list<protocol.SendReq> reqs) throws (1: common.BizError err)
     protocol.SyncResp Sync(1: Session session, 2: protocol.SyncReq req) throws (1: common.BizError err)
     protocol.GetUserResp GetUser(1: Session session, 2: protocol.GetUserReq req) throws (1: common.BizError err)
 

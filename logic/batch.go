@@ -24,13 +24,20 @@ import (
 // order, so that a conversation's events reach the stream in seq order.
 const (
 	// maxBatch bounds the writes of one transaction, so that locks are not
-	// held for long and one commit's latency stays small.
+	// held for long and one commit's latency stays small. A batch passes it
+	// only by the last group it took, whole.
 	maxBatch = 128
-	// batchQueueLen bounds the writes waiting for a batch.
+	// batchQueueLen bounds the groups waiting for a batch; a group holds
+	// one write, or up to logicrpc.MaxSendBatch for a SendBatch.
 	batchQueueLen = 4096
 )
 
-// batchItem is one write waiting for its batch.
+// batchItem is one write waiting for its batch. Callers queue items in
+// groups: the write of one Send (a group of one) or the writes of one
+// SendBatch. The batcher never splits a group across batches, so that its
+// writes commit in one transaction, in their order, and never in two batches
+// that commit workers could run at once. A write with w.alone comes only in a
+// group of one (storeBatched).
 type batchItem struct {
 	w    seqWrite
 	done chan batchResult // buffered: the batcher never waits on a caller
@@ -52,39 +59,51 @@ func (s *Service) batchWorkers() int {
 }
 
 // runBatcher commits batches until ctx is done, then fails what still waits.
+// A batch takes whole groups while it holds fewer than maxBatch writes, so it
+// passes maxBatch only by the last group it took.
 func (s *Service) runBatcher(ctx context.Context) {
 	for {
-		var first *batchItem
+		var first []*batchItem
 		select {
 		case first = <-s.batchQueue:
 		case <-ctx.Done():
-			for {
-				select {
-				case it := <-s.batchQueue:
-					it.done <- batchResult{err: fmt.Errorf("%w: logic is stopping", ErrUnavailable)}
-				default:
-					return
-				}
-			}
+			s.failQueued()
+			return
 		}
-		items := []*batchItem{first}
-		var alone *batchItem // a membership change met while gathering
+		// A slice of the batcher's own: commitBatch sorts it, and a group's
+		// slice belongs to the caller waiting on it.
+		items := append(make([]*batchItem, 0, max(len(first), 16)), first...)
+		var alone []*batchItem // a membership change met while gathering
 	gather:
-		for len(items) < maxBatch && !first.w.alone {
+		for len(items) < maxBatch && !first[0].w.alone {
 			select {
-			case it := <-s.batchQueue:
-				if it.w.alone {
-					alone = it
+			case group := <-s.batchQueue:
+				if group[0].w.alone {
+					alone = group
 					break gather
 				}
-				items = append(items, it)
+				items = append(items, group...)
 			default:
 				break gather
 			}
 		}
 		s.commitBatch(items)
 		if alone != nil {
-			s.commitBatch([]*batchItem{alone})
+			s.commitBatch(append([]*batchItem(nil), alone...))
+		}
+	}
+}
+
+// failQueued answers every write still queued when logic stops.
+func (s *Service) failQueued() {
+	for {
+		select {
+		case group := <-s.batchQueue:
+			for _, it := range group {
+				it.done <- batchResult{err: fmt.Errorf("%w: logic is stopping", ErrUnavailable)}
+			}
+		default:
+			return
 		}
 	}
 }
@@ -95,10 +114,42 @@ func (s *Service) runBatcher(ctx context.Context) {
 func (s *Service) storeBatched(ctx context.Context, w seqWrite) (*outboxRow, error) {
 	it := &batchItem{w: w, done: make(chan batchResult, 1)}
 	select {
-	case s.batchQueue <- it:
+	case s.batchQueue <- []*batchItem{it}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: store queue full", ErrBusy)
 	}
+	return it.wait(ctx)
+}
+
+// storeBatchedGroup runs ws, which must not be alone, in one batch, in their
+// order within each conversation, and waits for their outcomes: result i is
+// ws[i]'s, as storeBatched would have returned it.
+func (s *Service) storeBatchedGroup(ctx context.Context, ws []seqWrite) []batchResult {
+	if len(ws) == 0 {
+		return nil // the batcher reads group[0]: never queue an empty group
+	}
+	group := make([]*batchItem, len(ws))
+	for i, w := range ws {
+		group[i] = &batchItem{w: w, done: make(chan batchResult, 1)}
+	}
+	results := make([]batchResult, len(ws))
+	select {
+	case s.batchQueue <- group:
+	case <-ctx.Done():
+		for i := range results {
+			results[i].err = fmt.Errorf("%w: store queue full", ErrBusy)
+		}
+		return results
+	}
+	for i, it := range group {
+		results[i].ob, results[i].err = it.wait(ctx)
+	}
+	return results
+}
+
+// wait returns the item's outcome once the batcher sent it, or ErrBusy when ctx
+// ends first.
+func (it *batchItem) wait(ctx context.Context) (*outboxRow, error) {
 	select {
 	case r := <-it.done:
 		return r.ob, r.err

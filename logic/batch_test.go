@@ -196,3 +196,76 @@ func textItem(conv string, from int64, client string,
 	return &batchItem{done: make(chan batchResult, 1), w: seqWrite{m: m,
 		origin: session(from, 1), apply: apply, plain: true}}
 }
+
+// The batcher takes whole groups: a batch that holds fewer than maxBatch
+// writes takes the next group however large, and a group's writes commit in
+// one batch, in their order. (SQLite: one commit worker, so the batches
+// are deterministic.)
+func TestGroupCommit_TakesWholeGroups(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, alice, bob, 1, "open")
+	conv := p2pConvID(alice, bob)
+
+	// batchOf records the commit each write ran in; the batcher counts a
+	// commit before running it, and nothing else commits meanwhile.
+	var batchOf sync.Map
+	record := func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+		batchOf.Store(m.ClientMsgID, e.svc.stats.batches.Load())
+		return e.svc.sendApply(tx, c, m)
+	}
+	// A write that holds the batcher until released, while groups queue.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var blockerBatch int64 // read after entered
+	blocker := textItem(conv, alice, "blocker", func(tx *gorm.DB, c *convRow,
+		m *messageRow) ([]int64, error) {
+		blockerBatch = e.svc.stats.batches.Load()
+		close(entered)
+		<-release
+		return e.svc.sendApply(tx, c, m)
+	})
+	e.svc.batchQueue <- []*batchItem{blocker}
+	<-entered
+
+	const singles, groupLen, after = maxBatch - 28, 64, 10
+	var all []*batchItem
+	for i := range singles {
+		it := textItem(conv, alice, fmt.Sprintf("s%03d", i), record)
+		e.svc.batchQueue <- []*batchItem{it}
+		all = append(all, it)
+	}
+	group := make([]*batchItem, groupLen)
+	for i := range group {
+		group[i] = textItem(conv, alice, fmt.Sprintf("g%03d", i), record)
+	}
+	e.svc.batchQueue <- group
+	all = append(all, group...)
+	for i := range after {
+		it := textItem(conv, alice, fmt.Sprintf("t%03d", i), record)
+		e.svc.batchQueue <- []*batchItem{it}
+		all = append(all, it)
+	}
+	close(release)
+
+	if r := <-blocker.done; r.err != nil {
+		t.Fatalf("blocker: %v", r.err)
+	}
+	for i, it := range all {
+		if r := <-it.done; r.err != nil {
+			t.Fatalf("write %s: %v", it.w.m.ClientMsgID, r.err)
+		}
+		if want := int64(i + 3); it.w.m.Seq != want {
+			t.Fatalf("write %s has seq %d, want %d", it.w.m.ClientMsgID, it.w.m.Seq, want)
+		}
+		wantBatch := blockerBatch + 1 // the singles and the whole group
+		if i >= singles+groupLen {
+			wantBatch++ // the rest: the batch had passed maxBatch
+		}
+		if got, _ := batchOf.Load(it.w.m.ClientMsgID); got != wantBatch {
+			t.Fatalf("write %s ran in commit %v, want %d", it.w.m.ClientMsgID, got, wantBatch)
+		}
+	}
+	if n := e.svc.stats.batches.Load(); n != blockerBatch+2 {
+		t.Fatalf("%d commits after the blocker's, want 2", n-blockerBatch)
+	}
+}

@@ -62,6 +62,7 @@ func TestKitex_RoundTrip(t *testing.T) {
 		t.Fatalf("sync = %+v, %v", synced, err)
 	}
 	positionsOver(t, cli, sess, sent)
+	sendBatchOver(t, cli, sess, bob)
 	if err := cli.Disconnect(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +92,28 @@ func positionsOver(t *testing.T, cli logic.Client, sess *logicrpc.Session,
 	}
 	_, err = cli.MarkRead(ctx, sess, &protocol.MarkReadReq{ConvId: "p2p:900:901", Seq: 1})
 	wantCode(t, err, common.ErrorCode_FORBIDDEN)
+}
+
+// sendBatchOver drives SendBatch over the wire after sess sent one message
+// to bob: acks and a refused request inside the outcomes, and a call
+// refused whole as a thrown BizError.
+func sendBatchOver(t *testing.T, cli logic.Client, sess *logicrpc.Session, bob int64) {
+	t.Helper()
+	ctx := context.Background()
+	empty := textReq("k3", bob)
+	empty.Content = nil
+	out, err := cli.SendBatch(ctx, sess, []*protocol.SendReq{textReq("k2", bob), empty,
+		textReq("k1", bob)})
+	if err != nil || len(out) != 3 {
+		t.Fatalf("send batch = %v, %v", out, err)
+	}
+	refused := out[1].GetErr().GetCode()
+	if out[0].GetResp().GetSeq() != 2 || refused != common.ErrorCode_BAD_REQUEST ||
+		!out[2].GetResp().GetDuplicate() || out[2].GetResp().GetSeq() != 1 {
+		t.Fatalf("send batch outcomes = %v, %v, %v", out[0], out[1], out[2])
+	}
+	_, err = cli.SendBatch(ctx, sess, nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
 }
 
 func registerOver(t *testing.T, cli logic.Client, name string) int64 {

@@ -25,10 +25,7 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("send", ErrUnauthenticated, nil)
 	}
-	logIDs := func(e *zerolog.Event) *zerolog.Event {
-		return e.Int64("user", session.UserId).Int64("conn", session.ConnId).
-			Str("client_msg", req.GetClientMsgId())
-	}
+	logIDs := sendLogIDs(session, req.GetClientMsgId())
 	if err := s.validateSend(req); err != nil {
 		return nil, s.fail("send", err, logIDs)
 	}
@@ -39,13 +36,15 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	}
 	s.log.Debug().Int64("msg", m.ID).Str("conv", m.ConvID).Int64("seq", m.Seq).
 		Bool("duplicate", ob == nil).Msg("stored")
-	return &protocol.SendResp{
-		MsgId:      m.ID,
-		ConvId:     m.ConvID,
-		Seq:        m.Seq,
-		SendTimeMs: m.CreatedAt.UnixMilli(),
-		Duplicate:  ob == nil,
-	}, nil
+	return sendResp(m, ob == nil), nil
+}
+
+// sendLogIDs returns the fields that name a send in the log.
+func sendLogIDs(session *logicrpc.Session, clientMsgID string) func(*zerolog.Event) *zerolog.Event {
+	return func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Int64("conn", session.ConnId).
+			Str("client_msg", clientMsgID)
+	}
 }
 
 // validateSend checks what needs no database.
@@ -81,32 +80,52 @@ func (s *Service) storeOrFind(ctx context.Context, session *logicrpc.Session,
 	if err == nil {
 		return m, ob, nil
 	}
+	first, err := s.findFirst(ctx, session.UserId, req.ClientMsgId, err)
+	return first, nil, err
+}
+
+// findFirst returns the message sender stored before under clientMsgID when
+// storing it now failed with err, else an error (err, or what the lookup
+// added to it).
+func (s *Service) findFirst(ctx context.Context, sender int64, clientMsgID string,
+	err error) (*messageRow, error) {
 	// A retry fails to insert (errDuplicate), or fails before if the
 	// conversation has since refused the sender (the peer removed or
 	// blocking, the sender out of the group); either way it gets its first
 	// ack. Retries are rare, so this look happens on failures only, not
 	// before every send.
-	first, ferr := s.findByClientID(ctx, session.UserId, req.ClientMsgId)
+	first, ferr := s.findByClientID(ctx, sender, clientMsgID)
 	switch {
 	case ferr != nil:
-		return nil, nil, errors.Join(err, ferr)
+		return nil, errors.Join(err, ferr)
 	case first != nil:
-		return first, nil, nil
+		return first, nil
 	case errors.Is(err, errDuplicate):
-		return nil, nil, fmt.Errorf("message sender=%d client=%q: duplicate but not found",
-			session.UserId, req.ClientMsgId)
+		return nil, fmt.Errorf("message sender=%d client=%q: duplicate but not found",
+			sender, clientMsgID)
 	}
-	return nil, nil, err
+	return nil, err
 }
 
 // store stores req as a new message with its outbox row.
 func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SendReq) (*messageRow, *outboxRow, error) {
-	convID, err := s.resolveConv(session.UserId, req)
+	convID, _, err := sendTarget(session.UserId, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &messageRow{
+	m := s.newMessage(session, req, convID)
+	ob, err := s.storeMessage(ctx, s.sendWrite(session, m))
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, ob, nil
+}
+
+// newMessage is the row of req, sent by session to convID, before its seq.
+func (s *Service) newMessage(session *logicrpc.Session, req *protocol.SendReq,
+	convID string) *messageRow {
+	return &messageRow{
 		ConvID:       convID,
 		SenderID:     session.UserId,
 		SenderDevice: session.DeviceId,
@@ -117,45 +136,46 @@ func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
-	ob, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: s.sendApply,
-		plain: true, peerCheck: !isGroupID(convID)})
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, ob, nil
 }
 
-// resolveConv returns the conversation req targets. For a p2p one it checks
-// that the sender belongs to it; that the peer exists is known once the
-// conversation's row is (users are never deleted) and checked before one is
-// created (storeMessage), and blocks are checked under the row lock
-// (seqWrite.peerCheck), as a group's membership is (sendApply): a 1:1 send
-// reads nothing before its transaction.
-func (s *Service) resolveConv(sender int64, req *protocol.SendReq) (string, error) {
+// sendWrite is the seq write of m, a message session sends. A 1:1 send is
+// refused under the conversation's lock when either user blocked the other
+// (peerCheck), as a group send is when the sender is no member (sendApply).
+func (s *Service) sendWrite(session *logicrpc.Session, m *messageRow) seqWrite {
+	return seqWrite{m: m, origin: session, apply: s.sendApply, plain: true,
+		peerCheck: !isGroupID(m.ConvID)}
+}
+
+// sendTarget returns the conversation req targets, and for a p2p one the
+// peer (0 for a group), checking that the sender belongs to it. It reads
+// nothing: that the peer exists is known once the conversation's row is
+// (users are never deleted) and checked before one is created
+// (checkNewPeer), and blocks are checked under the row lock (peerCheck).
+func sendTarget(sender int64, req *protocol.SendReq) (convID string, peer int64, err error) {
 	if isGroupID(req.ConvId) {
 		if req.ToUserId != 0 {
-			return "", fmt.Errorf("%w: to_user_id is for 1:1 conversations", ErrBadRequest)
+			return "", 0, fmt.Errorf("%w: to_user_id is for 1:1 conversations", ErrBadRequest)
 		}
-		return req.ConvId, nil
+		return req.ConvId, 0, nil
 	}
-	peer := req.ToUserId
+	peer = req.ToUserId
 	if req.ConvId != "" {
 		p, err := peerOf(req.ConvId, sender)
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		if peer != 0 && peer != p {
-			return "", fmt.Errorf("%w: to_user_id and conv_id disagree", ErrBadRequest)
+			return "", 0, fmt.Errorf("%w: to_user_id and conv_id disagree", ErrBadRequest)
 		}
 		peer = p
 	}
 	if peer == sender {
-		return "", fmt.Errorf("%w: cannot message yourself", ErrBadRequest)
+		return "", 0, fmt.Errorf("%w: cannot message yourself", ErrBadRequest)
 	}
 	if peer <= 0 {
-		return "", fmt.Errorf("%w: user", ErrNotFound)
+		return "", 0, fmt.Errorf("%w: user", ErrNotFound)
 	}
-	return p2pConvID(sender, peer), nil
+	return p2pConvID(sender, peer), peer, nil
 }
 
 // sendApply is the seq transaction's check of a new message: a group's

@@ -15,6 +15,7 @@ import (
 	"github.com/resonance-im/resonance/internal/obs"
 	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 )
@@ -53,8 +54,8 @@ type Service struct {
 	// (detectConsecutiveIDs): batches of sends may take the plain path.
 	consecutiveIDs bool
 
-	// batchQueue feeds sends to the group commit (batch.go).
-	batchQueue chan *batchItem
+	// batchQueue feeds groups of seq writes to the group commit (batch.go).
+	batchQueue chan []*batchItem
 	// outboxQueue feeds committed outbox rows to the publisher goroutine.
 	outboxQueue chan outboxItem
 	undeleted   undeletedRows
@@ -144,7 +145,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		tables:      tables,
 		queries:     newQueries(tables),
 		outboxQueue: make(chan outboxItem, outboxQueueLen),
-		batchQueue:  make(chan *batchItem, batchQueueLen),
+		batchQueue:  make(chan []*batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
 	s.consecutiveIDs = consecutive
@@ -250,6 +251,13 @@ func (s *Service) rdc(ctx context.Context) *gorm.DB {
 // logged at debug; anything else at error (rate-limited), with ev's fields
 // (the ids).
 func (s *Service) fail(op string, err error, ev func(*zerolog.Event) *zerolog.Event) error {
+	return s.failBiz(op, err, ev)
+}
+
+// failBiz is fail for a handler that returns the BizError inside its result
+// (SendBatch's outcome of one request) rather than throwing it.
+func (s *Service) failBiz(op string, err error,
+	ev func(*zerolog.Event) *zerolog.Event) *common.BizError {
 	biz, known := bizError(err)
 	e := s.failLog.Error()
 	if known {

@@ -118,45 +118,59 @@ type seqWrite struct {
 func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	m := w.m
 	var (
 		ob  *outboxRow
 		err error
 	)
 	for attempt := 1; ; attempt++ {
 		ob, err = s.storeBatched(ctx, w)
-		retry := isDeadlock(err)
-		if errors.Is(err, errNoConv) && !isGroupID(m.ConvID) {
-			// The rows are created outside the seq transaction: creating them
-			// inside lets InnoDB's gap locks deadlock racing first senders.
-			// A peer that does not exist, or blocks, gets no conversation.
-			if err = s.checkNewPeer(ctx, m); err != nil {
-				break
-			}
-			cerr := s.createConv(ctx, m.ConvID, m.CreatedAt)
-			retry = cerr == nil || isDeadlock(cerr)
-			if cerr != nil {
-				err = cerr
-			}
-		}
+		var retry bool
+		retry, err = s.retryWrite(ctx, w, err)
 		if !retry || attempt == maxTxAttempts {
 			break
 		}
 	}
+	if err != nil {
+		return nil, storeError(w.m, err)
+	}
+	return ob, nil
+}
+
+// retryWrite tells whether the seq write w, which failed with err, should
+// run again: after a MySQL deadlock, or once it created the missing row of
+// w's p2p conversation. It returns the error to report when it should not
+// (the creation's, if that failed).
+func (s *Service) retryWrite(ctx context.Context, w seqWrite, err error) (bool, error) {
+	if !errors.Is(err, errNoConv) || isGroupID(w.m.ConvID) {
+		return isDeadlock(err), err
+	}
+	// A peer that does not exist, or blocks, gets no conversation.
+	if perr := s.checkNewPeer(ctx, w.m); perr != nil {
+		return false, perr
+	}
+	// The rows are created outside the seq transaction: creating them
+	// inside lets InnoDB's gap locks deadlock racing first senders.
+	if cerr := s.createConv(ctx, w.m.ConvID, w.m.CreatedAt); cerr != nil {
+		return isDeadlock(cerr), cerr
+	}
+	return true, err
+}
+
+// storeError is what storeMessage returns for a seq write of m that failed
+// with err: errDuplicate, a request error, or err wrapped with m's ids.
+func storeError(m *messageRow, err error) error {
 	switch {
 	case errors.Is(err, gorm.ErrDuplicatedKey):
-		return nil, errDuplicate
+		return errDuplicate
 	case errors.Is(err, errNoConv):
 		// Only a group can be missing here: say no more than for a group
 		// one is not in.
-		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+		return fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	case isRequestError(err):
-		return nil, err
-	case err != nil:
-		return nil, fmt.Errorf("store message conv=%s sender=%d client=%q: %w",
-			m.ConvID, m.SenderID, m.ClientMsgID, err)
+		return err
 	}
-	return ob, nil
+	return fmt.Errorf("store message conv=%s sender=%d client=%q: %w",
+		m.ConvID, m.SenderID, m.ClientMsgID, err)
 }
 
 // insertWithSeq is the body of the seq transaction: take the seq, apply

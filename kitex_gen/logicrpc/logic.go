@@ -9,6 +9,10 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
+const (
+	MaxSendBatch = 64
+)
+
 type Session struct {
 	UserId     int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
 	DeviceId   string `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
@@ -316,6 +320,62 @@ var fieldIDToName_OfflineTarget = map[int16]string{
 	8: "dnd",
 }
 
+type SendOutcome struct {
+	Resp *protocol.SendResp `thrift:"resp,1,optional" frugal:"1,optional,protocol.SendResp" json:"resp,omitempty"`
+	Err  *common.BizError   `thrift:"err,2,optional" frugal:"2,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewSendOutcome() *SendOutcome {
+	return &SendOutcome{}
+}
+
+func (p *SendOutcome) InitDefault() {
+}
+
+var SendOutcome_Resp_DEFAULT *protocol.SendResp
+
+func (p *SendOutcome) GetResp() (v *protocol.SendResp) {
+	if !p.IsSetResp() {
+		return SendOutcome_Resp_DEFAULT
+	}
+	return p.Resp
+}
+
+var SendOutcome_Err_DEFAULT *common.BizError
+
+func (p *SendOutcome) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return SendOutcome_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *SendOutcome) SetResp(val *protocol.SendResp) {
+	p.Resp = val
+}
+func (p *SendOutcome) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *SendOutcome) IsSetResp() bool {
+	return p.Resp != nil
+}
+
+func (p *SendOutcome) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *SendOutcome) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SendOutcome(%+v)", *p)
+}
+
+var fieldIDToName_SendOutcome = map[int16]string{
+	1: "resp",
+	2: "err",
+}
+
 type OfflineTargetsResp struct {
 	Targets    []*OfflineTarget `thrift:"targets,1" frugal:"1,default,list<OfflineTarget>" json:"targets"`
 	SenderName string           `thrift:"sender_name,2" frugal:"2,default,string" json:"sender_name"`
@@ -364,6 +424,8 @@ type Logic interface {
 	Renew(ctx context.Context, sessions []*Session) (err error)
 
 	Send(ctx context.Context, session *Session, req *protocol.SendReq) (r *protocol.SendResp, err error)
+
+	SendBatch(ctx context.Context, session *Session, reqs []*protocol.SendReq) (r []*SendOutcome, err error)
 
 	Sync(ctx context.Context, session *Session, req *protocol.SyncReq) (r *protocol.SyncResp, err error)
 
@@ -895,6 +957,109 @@ func (p *LogicSendResult) String() string {
 }
 
 var fieldIDToName_LogicSendResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSendBatchArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Reqs    []*protocol.SendReq `thrift:"reqs,2" frugal:"2,default,list<protocol.SendReq>" json:"reqs"`
+}
+
+func NewLogicSendBatchArgs() *LogicSendBatchArgs {
+	return &LogicSendBatchArgs{}
+}
+
+func (p *LogicSendBatchArgs) InitDefault() {
+}
+
+var LogicSendBatchArgs_Session_DEFAULT *Session
+
+func (p *LogicSendBatchArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSendBatchArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+func (p *LogicSendBatchArgs) GetReqs() (v []*protocol.SendReq) {
+	return p.Reqs
+}
+func (p *LogicSendBatchArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSendBatchArgs) SetReqs(val []*protocol.SendReq) {
+	p.Reqs = val
+}
+
+func (p *LogicSendBatchArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSendBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSendBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSendBatchArgs = map[int16]string{
+	1: "session",
+	2: "reqs",
+}
+
+type LogicSendBatchResult struct {
+	Success []*SendOutcome   `thrift:"success,0,optional" frugal:"0,optional,list<SendOutcome>" json:"success,omitempty"`
+	Err     *common.BizError `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSendBatchResult() *LogicSendBatchResult {
+	return &LogicSendBatchResult{}
+}
+
+func (p *LogicSendBatchResult) InitDefault() {
+}
+
+var LogicSendBatchResult_Success_DEFAULT []*SendOutcome
+
+func (p *LogicSendBatchResult) GetSuccess() (v []*SendOutcome) {
+	if !p.IsSetSuccess() {
+		return LogicSendBatchResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSendBatchResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSendBatchResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSendBatchResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSendBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.([]*SendOutcome)
+}
+func (p *LogicSendBatchResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSendBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSendBatchResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSendBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSendBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSendBatchResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -50,6 +50,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"SendBatch": kitex.NewMethodInfo(
+		sendBatchHandler,
+		newLogicSendBatchArgs,
+		newLogicSendBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Sync": kitex.NewMethodInfo(
 		syncHandler,
 		newLogicSyncArgs,
@@ -421,6 +428,30 @@ func newLogicSendArgs() interface{} {
 
 func newLogicSendResult() interface{} {
 	return logicrpc.NewLogicSendResult()
+}
+
+func sendBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSendBatchArgs)
+	realResult := result.(*logicrpc.LogicSendBatchResult)
+	success, err := handler.(logicrpc.Logic).SendBatch(ctx, realArg.Session, realArg.Reqs)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSendBatchArgs() interface{} {
+	return logicrpc.NewLogicSendBatchArgs()
+}
+
+func newLogicSendBatchResult() interface{} {
+	return logicrpc.NewLogicSendBatchResult()
 }
 
 func syncHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
@@ -1145,6 +1176,21 @@ func (p *kClient) Send(ctx context.Context, session *logicrpc.Session, req *prot
 	_args.Req = req
 	var _result logicrpc.LogicSendResult
 	if err = p.c.Call(ctx, "Send", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SendBatch(ctx context.Context, session *logicrpc.Session, reqs []*protocol.SendReq) (r []*logicrpc.SendOutcome, err error) {
+	var _args logicrpc.LogicSendBatchArgs
+	_args.Session = session
+	_args.Reqs = reqs
+	var _result logicrpc.LogicSendBatchResult
+	if err = p.c.Call(ctx, "SendBatch", &_args, &_result); err != nil {
 		return
 	}
 	switch {

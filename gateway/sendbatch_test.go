@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// queued returns how many requests wait in the queue of username's
+// connection.
+func (h *harness) queued(username string) int {
+	info := h.logic.connOf(username)
+	if info == nil {
+		return 0
+	}
+	c := h.gw.conns.get(info.ConnId)
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// sendFrame is a SEND from alice to bob with id and content.
+func sendFrame(dst []byte, id uint32, content string) []byte {
+	return codec.AppendFrame(dst, protocol.Op_SEND, 0, id, &protocol.SendReq{
+		ClientMsgId: fmt.Sprintf("m%d", id), ToUserId: 2, Content: []byte(content)})
+}
+
+// holdWorker logs alice in on a new connection and sends SEND 2 "slow",
+// which holds the connection's worker inside logic until h.logic.release
+// closes, so that what the test sends next queues behind it.
+func holdWorker(t *testing.T, h *harness) *testClient {
+	t.Helper()
+	c := h.dial(t)
+	c.login("alice", 1)
+	c.writeRaw(sendFrame(nil, 2, "slow"))
+	select {
+	case <-h.logic.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow SEND did not reach logic")
+	}
+	return c
+}
+
+// releaseQueued waits until n requests queue on alice's connection, then
+// lets the held worker go on.
+func releaseQueued(t *testing.T, h *harness, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, fmt.Sprintf("%d requests queued", n), func() bool {
+		return h.queued("alice") == n
+	})
+	close(h.logic.release)
+}
+
+// expectAck reads the SEND_ACK of id and checks its seq.
+func (c *testClient) expectAck(id uint32, seq int64) {
+	c.t.Helper()
+	var ack protocol.SendResp
+	c.expectReply(protocol.Op_SEND_ACK, id, &ack)
+	if ack.Seq != seq {
+		c.t.Fatalf("SEND %d acked with seq %d, want %d", id, ack.Seq, seq)
+	}
+}
+
+// SENDs queued together on one connection go to logic in one SendBatch per
+// run (a SYNC ends a run), and their replies come back in order, one error
+// among them, exactly as one Send each would have answered.
+func TestGateway_CoalescesQueuedSends(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := holdWorker(t, h)
+	var stream []byte
+	for id := uint32(3); id <= 12; id++ {
+		content := "x"
+		if id == 6 {
+			content = "forbidden"
+		}
+		stream = sendFrame(stream, id, content)
+	}
+	stream = codec.AppendFrame(stream, protocol.Op_SYNC, 0, 13,
+		&protocol.SyncReq{ConvId: "p2p:1:2"})
+	stream = sendFrame(sendFrame(stream, 14, "x"), 15, "x")
+	c.writeRaw(stream)
+	releaseQueued(t, h, 13)
+
+	c.expectAck(2, 1)
+	seq := int64(2)
+	for id := uint32(3); id <= 12; id++ {
+		if id == 6 {
+			e := c.expectError(protocol.Op_SEND_ACK, id, common.ErrorCode_FORBIDDEN)
+			if e.Message != "not a member" {
+				t.Fatalf("SEND 6 error message %q, want logic's", e.Message)
+			}
+			continue
+		}
+		c.expectAck(id, seq)
+		seq++
+	}
+	c.expectReply(protocol.Op_SYNC_ACK, 13, &protocol.SyncResp{})
+	c.expectAck(14, seq)
+	c.expectAck(15, seq+1)
+
+	if got := h.logic.sendBatches(); !slices.Equal(got, []int{10, 2}) {
+		t.Fatalf("SendBatch calls of %v requests, want [10 2]", got)
+	}
+	if st := h.gw.Stats(); st.SendBatches != 2 || st.BatchedSends != 12 {
+		t.Fatalf("stats count %d batches of %d sends, want 2 of 12",
+			st.SendBatches, st.BatchedSends)
+	}
+}
+
+// A run longer than logicrpc.MaxSendBatch is cut into calls of at most
+// that many, in order.
+func TestGateway_SendRunsStopAtTheBound(t *testing.T) {
+	const queued = logicrpc.MaxSendBatch + 6
+	h := startGateway(t, Config{MaxPending: queued})
+	c := holdWorker(t, h)
+	var stream []byte
+	for i := range uint32(queued) {
+		stream = sendFrame(stream, 3+i, "x")
+	}
+	c.writeRaw(stream)
+	releaseQueued(t, h, queued)
+
+	for i := range uint32(queued + 1) {
+		c.expectAck(2+i, int64(i+1))
+	}
+	if got := h.logic.sendBatches(); !slices.Equal(got, []int{logicrpc.MaxSendBatch, 6}) {
+		t.Fatalf("SendBatch calls of %v requests, want [%d 6]", got, logicrpc.MaxSendBatch)
+	}
+}
+
+// A SendBatch that fails whole answers each of its SENDs with the error a
+// lone Send failing so would get; the connection goes on.
+func TestGateway_SendBatchFailingWhole(t *testing.T) {
+	cases := []struct {
+		name    string
+		content string // of the middle SEND; the stub fails the call for it
+		code    common.ErrorCode
+		message string
+	}{
+		{name: "logic down", content: "crash", code: common.ErrorCode_UNAVAILABLE,
+			message: "service unavailable, retry later"},
+		{name: "call refused", content: "refuse", code: common.ErrorCode_BUSY,
+			message: "shedding"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startGateway(t, Config{})
+			c := holdWorker(t, h)
+			c.writeRaw(sendFrame(sendFrame(sendFrame(nil, 3, "x"), 4, tc.content), 5, "x"))
+			releaseQueued(t, h, 3)
+
+			c.expectAck(2, 1)
+			for id := uint32(3); id <= 5; id++ {
+				e := c.expectError(protocol.Op_SEND_ACK, id, tc.code)
+				if e.Message != tc.message {
+					t.Fatalf("SEND %d error message %q, want %q", id, e.Message, tc.message)
+				}
+			}
+			c.writeRaw(sendFrame(nil, 6, "x"))
+			c.expectAck(6, 2)
+		})
+	}
+}

@@ -1,0 +1,180 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// SendBatch is Send for up to logicrpc.MaxSendBatch requests of one session,
+// the SENDs a gateway found queued together on one connection. Their writes
+// go to the group commit as one group, so they usually commit in one
+// transaction, and within a conversation they are stored in the order given.
+// Outcome i is what Send would have returned or thrown for reqs[i]; the call
+// itself fails only for a missing session or a count out of range.
+func (s *Service) SendBatch(ctx context.Context, session *logicrpc.Session,
+	reqs []*protocol.SendReq) ([]*logicrpc.SendOutcome, error) {
+	if session == nil || session.UserId == 0 {
+		return nil, s.fail("send batch", ErrUnauthenticated, nil)
+	}
+	if len(reqs) == 0 || len(reqs) > logicrpc.MaxSendBatch {
+		err := fmt.Errorf("%w: %d sends in a batch, want 1-%d", ErrBadRequest, len(reqs),
+			logicrpc.MaxSendBatch)
+		return nil, s.fail("send batch", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
+		})
+	}
+
+	items := s.prepareSends(ctx, session, reqs)
+	stored := s.storeSends(ctx, session, items)
+	out := make([]*logicrpc.SendOutcome, len(items))
+	for i := range items {
+		out[i] = s.sendOutcome(ctx, session, &items[i])
+	}
+	s.log.Debug().Int64("user", session.UserId).Int64("conn", session.ConnId).
+		Int("sends", len(reqs)).Int("stored", stored).Msg("batch stored")
+	return out, nil
+}
+
+// sendItem is one request of a SendBatch on its way through.
+type sendItem struct {
+	req *protocol.SendReq
+	// valid says that validateSend passed, so that a failure from here on
+	// may be a retry of a message stored before (findFirst).
+	valid bool
+	// m is the message to store, nil when the request failed before the
+	// store (invalid, or refused by its conversation).
+	m      *messageRow
+	stored bool  // m is stored now, by this call
+	err    error // why the request is not stored, while !stored
+}
+
+// prepareSends validates each request and resolves its conversation as Send
+// does.
+func (s *Service) prepareSends(ctx context.Context, session *logicrpc.Session,
+	reqs []*protocol.SendReq) []sendItem {
+	items := make([]sendItem, len(reqs))
+	for i, req := range reqs {
+		it := &items[i]
+		it.req = req
+		if it.err = s.validateSend(req); it.err != nil {
+			continue
+		}
+		it.valid = true
+		convID, _, err := sendTarget(session.UserId, req)
+		if it.err = err; err == nil {
+			it.m = s.newMessage(session, req, convID)
+		}
+	}
+	return items
+}
+
+// storeSends stores the messages of items as one group and returns how many
+// it stored. It reruns the writes storeMessage would rerun (a deadlock, the
+// first message of a p2p conversation), as a group again, keeping the order:
+// see rerunSends. Every item left unstored has its error, as Send's would be.
+func (s *Service) storeSends(ctx context.Context, session *logicrpc.Session,
+	items []sendItem) int {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var pending []int // indexes into items, ascending
+	for i := range items {
+		if items[i].m != nil {
+			pending = append(pending, i)
+		}
+	}
+	stored := 0
+	for attempt := 1; len(pending) > 0; attempt++ {
+		ws := make([]seqWrite, len(pending))
+		for j, i := range pending {
+			ws[j] = s.sendWrite(session, items[i].m)
+		}
+		for j, r := range s.storeBatchedGroup(ctx, ws) {
+			it := &items[pending[j]]
+			if it.stored, it.err = r.err == nil, r.err; it.stored {
+				stored++
+			}
+		}
+		pending = s.rerunSends(ctx, items, pending, attempt < maxTxAttempts)
+	}
+	return stored
+}
+
+// rerunSends returns the items of pending to store again, in order: those
+// whose write failed in a way storeMessage reruns, when again is true. An item
+// of a conversation in which a later item of the batch is stored already is
+// not rerun, since it would be stored after that one; it fails UNAVAILABLE
+// instead, and the client's retry stores it. Every item not rerun gets the
+// error storeMessage would return.
+func (s *Service) rerunSends(ctx context.Context, items []sendItem, pending []int,
+	again bool) []int {
+	lastStored := make(map[string]int) // conversation -> index of its last stored item
+	for i := range items {
+		if items[i].stored {
+			lastStored[items[i].m.ConvID] = i
+		}
+	}
+	created := make(map[string]bool) // p2p conversations this round created
+	var rerun []int
+	for _, i := range pending {
+		it := &items[i]
+		if it.stored {
+			continue
+		}
+		retry := false
+		if again {
+			retry = s.retrySend(ctx, it, created)
+		}
+		last, overtaken := lastStored[it.m.ConvID]
+		switch {
+		case retry && overtaken && last > i:
+			it.err = fmt.Errorf("%w: conv=%s client=%q not stored before a later message "+
+				"of its batch: %v", ErrUnavailable, it.m.ConvID, it.m.ClientMsgID, it.err)
+		case retry:
+			rerun = append(rerun, i)
+		default:
+			it.err = storeError(it.m, it.err)
+		}
+	}
+	return rerun
+}
+
+// retrySend is retryWrite for an item of a batch, creating each missing
+// conversation once per round: the batch's other items of it are then
+// rerun without asking again. It sets it.err to what retryWrite returned.
+func (s *Service) retrySend(ctx context.Context, it *sendItem, created map[string]bool) bool {
+	noConv := errors.Is(it.err, errNoConv)
+	if noConv && created[it.m.ConvID] {
+		return true
+	}
+	retry, err := s.retryWrite(ctx, seqWrite{m: it.m}, it.err)
+	if noConv && retry {
+		created[it.m.ConvID] = true
+	}
+	it.err = err
+	return retry
+}
+
+// sendOutcome is what Send would have answered for it: its ack, the first
+// ack of its client id when storing failed because it was a retry, or its
+// error.
+func (s *Service) sendOutcome(ctx context.Context, session *logicrpc.Session,
+	it *sendItem) *logicrpc.SendOutcome {
+	if it.stored {
+		return &logicrpc.SendOutcome{Resp: sendResp(it.m, false)}
+	}
+	err := it.err
+	if it.valid {
+		var first *messageRow
+		if first, err = s.findFirst(ctx, session.UserId, it.req.ClientMsgId, err); err == nil {
+			return &logicrpc.SendOutcome{Resp: sendResp(first, true)}
+		}
+	}
+	return &logicrpc.SendOutcome{Err: s.failBiz("send", err,
+		sendLogIDs(session, it.req.GetClientMsgId()))}
+}
