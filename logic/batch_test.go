@@ -269,3 +269,51 @@ func TestGroupCommit_TakesWholeGroups(t *testing.T) {
 		t.Fatalf("%d commits after the blocker's, want 2", n-blockerBatch)
 	}
 }
+
+// The publisher keeps many events in flight and takes their acks in order:
+// a burst from several senders is all published by it (none left for the
+// relay, none failed), each conversation's events in seq order.
+func TestOutbox_PublisherPipelinesInOrder(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	const pairs, each = 3, 100
+	var wg sync.WaitGroup
+	for p := range pairs {
+		from := e.register(t, fmt.Sprintf("from%d", p))
+		to := e.register(t, fmt.Sprintf("to%d", p))
+		wg.Go(func() {
+			for i := range each {
+				if _, err := e.svc.Send(ctxBG, session(from, 1),
+					textReq(fmt.Sprintf("m%d", i), to)); err != nil {
+					t.Errorf("send %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	e.waitPublished(t, pairs*each)
+	if p, r, f := e.svc.stats.published.Load(), e.svc.stats.relayed.Load(),
+		e.svc.stats.failed.Load(); p != pairs*each || r != 0 || f != 0 {
+		t.Fatalf("published %d, relayed %d, failed %d; want %d, 0, 0", p, r, f, pairs*each)
+	}
+	stream, err := e.js.Stream(ctxBG, e.names.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := make(map[string]int64)
+	for seq := uint64(1); seq <= pairs*each; seq++ {
+		raw, err := stream.GetMsg(ctxBG, seq)
+		if err != nil {
+			t.Fatalf("stream seq %d: %v", seq, err)
+		}
+		ev := event.NewMessageEvent()
+		if _, err := ev.FastRead(raw.Data); err != nil {
+			t.Fatal(err)
+		}
+		m := ev.Message
+		if m.Seq != last[m.ConvId]+1 {
+			t.Fatalf("conv %s: seq %d after %d in the stream", m.ConvId, m.Seq, last[m.ConvId])
+		}
+		last[m.ConvId] = m.Seq
+	}
+}
