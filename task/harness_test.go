@@ -219,6 +219,7 @@ type pushCall struct {
 type gatewayMode struct {
 	stall bool          // never answer until the test ends
 	delay time.Duration // answer after this long
+	held  bool          // answer once the test calls release
 }
 
 // stubGateway is a real Kitex Push server recording what it is asked to push.
@@ -226,6 +227,9 @@ type stubGateway struct {
 	addr  string
 	delay time.Duration
 	block chan struct{} // when non-nil, calls wait on it (a stalled gateway)
+	// held, when non-nil, holds calls until release closes it.
+	held        chan struct{}
+	releaseOnce sync.Once
 	// pushes counts the Push and PushBatch calls begun, stalled ones
 	// included.
 	pushes atomic.Int64
@@ -251,6 +255,9 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 	if mode.stall {
 		g.block = make(chan struct{})
 	}
+	if mode.held {
+		g.held = make(chan struct{})
+	}
 	svr := push.NewServer(g, server.WithListener(ln),
 		server.WithExitWaitTime(100*time.Millisecond))
 	go func() { _ = svr.Run() }()
@@ -258,9 +265,19 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 		if g.block != nil {
 			close(g.block)
 		}
+		g.release()
 		_ = svr.Stop()
 	})
 	return g
+}
+
+// release lets the calls of a held gateway go, and those that come later.
+func (g *stubGateway) release() {
+	g.releaseOnce.Do(func() {
+		if g.held != nil {
+			close(g.held)
+		}
+	})
 }
 
 // Push implements pushrpc.Push.
@@ -293,7 +310,8 @@ func (g *stubGateway) PushBatch(ctx context.Context,
 }
 
 // stall holds a call as the gateway's mode says: a stalled gateway fails
-// it once the test ends or ctx does, a slow one delays it.
+// it once the test ends or ctx does, a held one answers it once released, a
+// slow one delays it.
 func (g *stubGateway) stall(ctx context.Context) error {
 	if g.block != nil {
 		select {
@@ -301,6 +319,9 @@ func (g *stubGateway) stall(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 		return errors.New("stalled")
+	}
+	if g.held != nil {
+		<-g.held
 	}
 	if g.delay > 0 {
 		time.Sleep(g.delay) // a slow gateway, not a wait for a condition
