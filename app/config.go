@@ -133,7 +133,9 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		fs.DurationVar(&c.Task.LeaseTTL, "task-lease-ttl", 0,
 			"how long a dead instance keeps its partitions; same on all (default 10s)")
 		fs.IntVar(&c.Task.MaxDeliver, "task-max-deliver", 0, "delivery attempts before dead-lettering (default 10)")
-		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0, "timeout of one push call (default 3s)")
+		fs.DurationVar(&c.Task.PushTimeout, "task-push-timeout", 0,
+			"timeout of one push to a gateway, waiting behind its calls in flight included "+
+				"(default 3s)")
 		fs.DurationVar(&c.Task.RegistryRefresh, "task-registry-refresh", 0,
 			"period of reading the gateway registry (default 2s)")
 		fs.Func("task-reorder-window", "how long an event ahead of its conversation's seq "+

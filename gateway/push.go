@@ -23,12 +23,45 @@ type pushService struct {
 }
 
 // Push writes req.Frame to each target that is connected here as the named
-// user. The frame is shared by all targets, never copied; WebSocket targets
-// share one header too. CLOSE frames are refused: Kick closes connections.
+// user, or the frames of req.Frames (pushFrames). The frame is shared by all
+// targets, never copied; WebSocket targets share one header too. CLOSE
+// frames are refused: Kick closes connections.
 func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+	return p.push(req)
+}
+
+// PushBatch handles each of reqs as its own Push call would, one after the
+// other in their order, so each target gets the frames of one req before
+// those of the next. A req that Push would refuse is answered with its
+// error in PushResp.Error and does not stop the others: the reqs come from
+// different task workers, and one bad frame must not cost the rest their
+// push.
+func (p *pushService) PushBatch(_ context.Context,
+	reqs []*pushrpc.PushReq) ([]*pushrpc.PushResp, error) {
+	resps := make([]*pushrpc.PushResp, len(reqs))
+	refused := 0
+	for i, req := range reqs {
+		var err error
+		if req == nil {
+			err = fmt.Errorf("%w: req %d missing", ErrBadPushFrame, i)
+		} else {
+			resps[i], err = p.push(req)
+		}
+		if err != nil {
+			msg := err.Error()
+			resps[i] = &pushrpc.PushResp{Error: &msg}
+			refused++
+		}
+	}
+	p.g.log.Debug().Int("reqs", len(reqs)).Int("refused", refused).Msg("push batch call")
+	return resps, nil
+}
+
+// push is the body of one Push call.
+func (p *pushService) push(req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
 	g := p.g
 	if len(req.Frames) > 0 {
-		return p.pushBatch(req)
+		return p.pushFrames(req)
 	}
 	h, err := checkPushFrame(req.Frame)
 	if err != nil {
@@ -49,11 +82,11 @@ func (p *pushService) Push(_ context.Context, req *pushrpc.PushReq) (*pushrpc.Pu
 	return resp, nil
 }
 
-// pushBatch writes the frames of req, in order, to each target: one write
+// pushFrames writes the frames of req, in order, to each target: one write
 // per connection for the whole batch, the bytes shared by every target that
 // no frame skips; a target that some frame skips (the device that sent it)
 // gets its own copy without that frame.
-func (p *pushService) pushBatch(req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+func (p *pushService) pushFrames(req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
 	g := p.g
 	var tcp, wsb []byte
 	skips := make(map[int64][]int) // conn id -> indexes of the frames it skips

@@ -28,6 +28,10 @@ struct PushReq {
 struct PushResp {
     1: i32 delivered,           // targets whose connection accepted the frame
     2: list<i64> missing_conns, // targets with no such connection here
+    // Set only in a PushBatch answer, for a req the gateway refused (a bad
+    // frame): the error that req's own Push call would have failed with.
+    // Nothing of that req was written.
+    3: optional string error,
 }
 
 // KickReq closes connections: the gateway sends each a CLOSE frame with the
@@ -41,5 +45,13 @@ struct KickReq {
 
 service Push {
     PushResp Push(1: PushReq req)
+    // PushBatch handles reqs in order, exactly as that many Push calls made
+    // one after the other would be, and answers one PushResp per req, in
+    // the same order. A req that its Push call would refuse is answered
+    // with PushResp.error and does not stop the others. Task coalesces the
+    // pushes that queue up behind its calls to one gateway into one
+    // PushBatch; gateways older than it answer "unknown method", and task
+    // then makes Push calls.
+    list<PushResp> PushBatch(1: list<PushReq> reqs)
     PushResp Kick(1: KickReq req)
 }

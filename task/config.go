@@ -45,7 +45,9 @@ type Config struct {
 	// first delivery; later deliveries wait longer (see backoffSchedule).
 	// It must exceed PushTimeout. Default 30s.
 	AckWait time.Duration
-	// PushTimeout bounds one Push call to one gateway, connecting included.
+	// PushTimeout bounds one push to one gateway: its call (Push or
+	// PushBatch), connecting included, and for a push that waits behind the
+	// calls in flight to that gateway, the wait and the call together.
 	// Default 3s.
 	PushTimeout time.Duration
 	// BatchSize is about how many events the client buffers ahead of the

@@ -8,9 +8,11 @@ import (
 
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/rpcauth"
+	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
@@ -24,14 +26,20 @@ const clientIdleTTL = 5 * time.Minute
 // connIdleTimeout closes a pooled connection to a gateway unused this long.
 const connIdleTimeout = time.Minute
 
-// gatewayClients caches one Kitex Push client per gateway push address. It
-// is safe for concurrent use.
+// gatewayClients caches one Kitex Push client per gateway push address,
+// with the coalescer of its pushes (pushbatch.go). It is safe for
+// concurrent use.
 type gatewayClients struct {
 	timeout time.Duration
 	conns   int    // idle connections kept per gateway
 	secret  string // internal secret sent with every call; empty: none
 	idleTTL time.Duration
 	now     func() time.Time
+	metrics *metrics
+	log     zerolog.Logger
+	// calls tracks the coalescers' batch goroutines, so that closeAll can
+	// wait for them.
+	calls run.Group
 
 	mu      sync.Mutex
 	clients map[string]*gatewayClient // by gateway push address
@@ -39,29 +47,43 @@ type gatewayClients struct {
 
 type gatewayClient struct {
 	push     push.Client
+	pushes   *pushCoalescer
 	lastUsed time.Time // guarded by gatewayClients.mu
 }
 
-// newGatewayClients builds clients whose calls take at most timeout, that
-// keep up to conns idle connections per gateway and send secret.
-func newGatewayClients(timeout time.Duration, conns int, secret string) *gatewayClients {
+// clientsConfig configures gatewayClients.
+type clientsConfig struct {
+	timeout time.Duration // bounds one call, connecting included
+	conns   int           // idle connections kept per gateway
+	secret  string        // internal secret sent with every call; empty: none
+	metrics *metrics      // nil: counted, not exported
+	log     zerolog.Logger
+}
+
+// newGatewayClients builds an empty cache of clients configured by cfg.
+func newGatewayClients(cfg clientsConfig) *gatewayClients {
+	if cfg.metrics == nil {
+		cfg.metrics = newMetrics(nil)
+	}
 	return &gatewayClients{
-		timeout: timeout,
-		conns:   conns,
-		secret:  secret,
+		timeout: cfg.timeout,
+		conns:   cfg.conns,
+		secret:  cfg.secret,
 		idleTTL: clientIdleTTL,
 		now:     time.Now,
+		metrics: cfg.metrics,
+		log:     cfg.log,
 		clients: make(map[string]*gatewayClient),
 	}
 }
 
 // get returns the client of addr, building it on first use.
-func (g *gatewayClients) get(addr string) (push.Client, error) {
+func (g *gatewayClients) get(addr string) (*gatewayClient, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.clients[addr]; ok {
 		c.lastUsed = g.now()
-		return c.push, nil
+		return c, nil
 	}
 	// Building a Kitex client opens no connection, so doing it under the
 	// lock costs microseconds, and it keeps one client per address.
@@ -69,9 +91,10 @@ func (g *gatewayClients) get(addr string) (push.Client, error) {
 		client.WithHostPorts(addr),
 		client.WithRPCTimeout(g.timeout),
 		client.WithConnectTimeout(g.timeout),
-		// Each worker has at most one call in flight per gateway: keeping
-		// that many idle connections avoids a connect per push under load
-		// (Kitex keeps 10 by default).
+		// The coalescer keeps maxCallsInFlight pushes out, but to a gateway
+		// older than PushBatch each worker may have a call in flight: keeping
+		// that many idle connections avoids a connect per push there (Kitex
+		// keeps 10 by default); only connections that were used are kept.
 		client.WithLongConnection(connpool.IdleConfig{
 			MaxIdlePerAddress: g.conns,
 			MaxIdleTimeout:    connIdleTimeout,
@@ -81,8 +104,9 @@ func (g *gatewayClients) get(addr string) (push.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task: push client for gateway %s: %w", addr, err)
 	}
-	g.clients[addr] = &gatewayClient{push: cli, lastUsed: g.now()}
-	return cli, nil
+	c := &gatewayClient{push: cli, pushes: newPushCoalescer(addr, cli, g), lastUsed: g.now()}
+	g.clients[addr] = c
+	return c, nil
 }
 
 // sweep drops the clients unused for idleTTL and returns how many it dropped.
@@ -93,6 +117,7 @@ func (g *gatewayClients) sweep() int {
 	n := 0
 	for addr, c := range g.clients {
 		if c.lastUsed.Before(cutoff) {
+			c.pushes.close()
 			delete(g.clients, addr)
 			n++
 		}
@@ -100,16 +125,21 @@ func (g *gatewayClients) sweep() int {
 	return n
 }
 
-// drop drops the client of addr and reports whether there was one.
+// drop drops the client of addr and reports whether there was one. Pushes
+// queued for it fail; see pushCoalescer.close.
 func (g *gatewayClients) drop(addr string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, ok := g.clients[addr]
-	delete(g.clients, addr)
+	c, ok := g.clients[addr]
+	if ok {
+		c.pushes.close()
+		delete(g.clients, addr)
+	}
 	return ok
 }
 
-// closeAll drops every client.
+// closeAll drops every client, failing the pushes queued for them, and
+// waits for the batch calls in flight, which it cancels.
 //
 // TODO: the generated push.Client does not expose Close, so a dropped
 // client's connections are closed by Kitex's finalizer when it is garbage
@@ -117,8 +147,12 @@ func (g *gatewayClients) drop(addr string) bool {
 // or until connIdleTimeout.
 func (g *gatewayClients) closeAll() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	for _, c := range g.clients {
+		c.pushes.close()
+	}
 	clear(g.clients)
+	g.mu.Unlock()
+	g.calls.Wait()
 }
 
 // len returns the number of cached clients.
@@ -128,13 +162,13 @@ func (g *gatewayClients) len() int {
 	return len(g.clients)
 }
 
-// pushResult is the outcome of one Push call to one gateway.
+// pushResult is the outcome of one push to one gateway.
 type pushResult struct {
 	gateway string
 	targets int
 	resp    *pushrpc.PushResp
 	err     error
-	took    time.Duration
+	took    time.Duration // from hand-off to answer, queueing included
 }
 
 // pushAll sends frame to every gateway of targets concurrently, so that a
@@ -176,16 +210,18 @@ func (g *gatewayClients) pushEach(ctx context.Context, targets map[string][]*pus
 	return results
 }
 
+// pushOne hands req to the coalescer of addr's client and waits for its
+// answer.
 func (g *gatewayClients) pushOne(ctx context.Context, addr string,
 	req *pushrpc.PushReq) pushResult {
 	r := pushResult{gateway: addr, targets: len(req.Targets)}
-	cli, err := g.get(addr)
+	c, err := g.get(addr)
 	if err != nil {
 		r.err = err
 		return r
 	}
 	start := time.Now()
-	r.resp, r.err = cli.Push(ctx, req)
+	r.resp, r.err = c.pushes.push(ctx, req)
 	r.took = time.Since(start)
 	if r.err != nil {
 		r.err = fmt.Errorf("task: push to gateway %s: %w", addr, r.err)
@@ -196,11 +232,11 @@ func (g *gatewayClients) pushOne(ctx context.Context, addr string,
 // kick asks the gateway at addr to close the connections of req.
 func (g *gatewayClients) kick(ctx context.Context, addr string,
 	req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
-	cli, err := g.get(addr)
+	c, err := g.get(addr)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cli.Kick(ctx, req)
+	resp, err := c.push.Kick(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("task: kick on gateway %s: %w", addr, err)
 	}

@@ -219,22 +219,30 @@ type pushCall struct {
 type gatewayMode struct {
 	stall bool          // never answer until the test ends
 	delay time.Duration // answer after this long
+	held  bool          // answer once the test calls release
 }
 
 // stubGateway is a real Kitex Push server recording what it is asked to push.
 type stubGateway struct {
 	addr  string
 	delay time.Duration
-	block chan struct{} // when non-nil, Push waits on it (a stalled gateway)
-	// pushes counts the Push calls begun, stalled ones included.
+	block chan struct{} // when non-nil, calls wait on it (a stalled gateway)
+	// held, when non-nil, holds calls until release closes it.
+	held        chan struct{}
+	releaseOnce sync.Once
+	// pushes counts the Push and PushBatch calls begun, stalled ones
+	// included.
 	pushes atomic.Int64
-	// batches holds the frames of each Push call, in call order.
-	batches []int
 
-	mu    sync.Mutex
-	calls []pushCall
-	conns map[int64][][]byte // frames per connection, in arrival order
-	kicks []*pushrpc.KickReq
+	mu sync.Mutex
+	// batches holds the frames of each push (a Push call or a req of a
+	// PushBatch call), in order.
+	batches []int
+	// pushBatches holds the reqs of each PushBatch call, in call order.
+	pushBatches []int
+	calls       []pushCall
+	conns       map[int64][][]byte // frames per connection, in arrival order
+	kicks       []*pushrpc.KickReq
 }
 
 func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
@@ -247,6 +255,9 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 	if mode.stall {
 		g.block = make(chan struct{})
 	}
+	if mode.held {
+		g.held = make(chan struct{})
+	}
 	svr := push.NewServer(g, server.WithListener(ln),
 		server.WithExitWaitTime(100*time.Millisecond))
 	go func() { _ = svr.Run() }()
@@ -254,30 +265,76 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 		if g.block != nil {
 			close(g.block)
 		}
+		g.release()
 		_ = svr.Stop()
 	})
 	return g
 }
 
+// release lets the calls of a held gateway go, and those that come later.
+func (g *stubGateway) release() {
+	g.releaseOnce.Do(func() {
+		if g.held != nil {
+			close(g.held)
+		}
+	})
+}
+
 // Push implements pushrpc.Push.
 func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
 	g.pushes.Add(1)
+	if err := g.stall(ctx); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.record(req), nil
+}
+
+// PushBatch implements pushrpc.Push as a gateway does: each req as its Push
+// call, in order.
+func (g *stubGateway) PushBatch(ctx context.Context,
+	reqs []*pushrpc.PushReq) ([]*pushrpc.PushResp, error) {
+	g.pushes.Add(1)
+	if err := g.stall(ctx); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pushBatches = append(g.pushBatches, len(reqs))
+	resps := make([]*pushrpc.PushResp, len(reqs))
+	for i, req := range reqs {
+		resps[i] = g.record(req)
+	}
+	return resps, nil
+}
+
+// stall holds a call as the gateway's mode says: a stalled gateway fails
+// it once the test ends or ctx does, a held one answers it once released, a
+// slow one delays it.
+func (g *stubGateway) stall(ctx context.Context) error {
 	if g.block != nil {
 		select {
 		case <-g.block:
 		case <-ctx.Done():
 		}
-		return nil, errors.New("stalled")
+		return errors.New("stalled")
+	}
+	if g.held != nil {
+		<-g.held
 	}
 	if g.delay > 0 {
 		time.Sleep(g.delay) // a slow gateway, not a wait for a condition
 	}
+	return nil
+}
+
+// record notes the frames of req as pushed to its targets; g.mu is held.
+func (g *stubGateway) record(req *pushrpc.PushReq) *pushrpc.PushResp {
 	frames := req.Frames
 	if len(frames) == 0 {
 		frames = []*pushrpc.PushFrame{{Frame: req.Frame}}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.batches = append(g.batches, len(frames))
 	// A batch is recorded as the calls its frames would have been alone,
 	// each without the connection it skips.
@@ -292,7 +349,7 @@ func (g *stubGateway) Push(ctx context.Context, req *pushrpc.PushReq) (*pushrpc.
 		}
 		g.calls = append(g.calls, call)
 	}
-	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}, nil
+	return &pushrpc.PushResp{Delivered: int32(len(req.Targets))}
 }
 
 // Kick implements pushrpc.Push, recording the request; a stalled gateway

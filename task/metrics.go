@@ -12,13 +12,17 @@ import (
 // reasons only, never a gateway address, user or conversation.
 type metrics struct {
 	events      *prometheus.CounterVec   // by outcome: pushed, retried, dead_letter
-	pushSeconds *prometheus.HistogramVec // one gateway call, by outcome: ok, error
+	pushSeconds *prometheus.HistogramVec // one push to a gateway, by outcome: ok, error
 	delivered   prometheus.Counter       // connections a push reached
 	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
 	partitions  prometheus.Gauge         // partitions this instance owns
 	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
 	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
 	reorder     *prometheus.CounterVec   // by outcome: held, expired (see reorder.go)
+	// pushBatchReqs is the reqs of each PushBatch call (pushbatch.go);
+	// pushBatchFallbacks the calls a gateway older than PushBatch refused.
+	pushBatchReqs      prometheus.Histogram
+	pushBatchFallbacks prometheus.Counter
 
 	// The per-event series, resolved once: a label lookup hashes the values
 	// on every call, and these are hit for every event and gateway call.
@@ -37,8 +41,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Message events handled, by outcome.",
 		}, []string{"outcome"}),
 		pushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "resonance_task_push_seconds",
-			Help:    "Latency of one push call to a gateway.",
+			Name: "resonance_task_push_seconds",
+			Help: "Latency of one push to a gateway, from hand-off to answer: waiting " +
+				"behind the calls in flight to that gateway included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
 		}, []string{"outcome"}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
@@ -68,8 +73,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				"(held), and reorder windows that ran out with a seq still missing (expired).",
 		}, []string{"outcome"}),
 	}
+	m.pushBatchReqs = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "resonance_task_push_batch_requests",
+		Help: "Pushes carried by each PushBatch call: those that queued behind the calls " +
+			"in flight to one gateway.",
+		Buckets: prometheus.ExponentialBuckets(2, 2, 8), // 2 .. maxBatchReqs
+	})
+	m.pushBatchFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "resonance_task_push_batch_fallbacks_total",
+		Help: "PushBatch calls refused by a gateway older than PushBatch; their pushes " +
+			"went as Push calls.",
+	})
 	reg.MustRegister(m.events, m.pushSeconds, m.delivered, m.pending, m.partitions, m.skipped,
-		m.registry, m.reorder)
+		m.registry, m.reorder, m.pushBatchReqs, m.pushBatchFallbacks)
 	m.pushed = m.events.WithLabelValues("pushed")
 	m.retried = m.events.WithLabelValues("retried")
 	m.deadLettered = m.events.WithLabelValues("dead_letter")

@@ -1,10 +1,12 @@
 // Package task owns the push role: it consumes message events from NATS
 // JetStream, looks up the routes of their recipients and pushes one encoded
 // frame to each gateway holding a recipient's connection, through that
-// gateway's Kitex Push service. It also consumes kick events and asks the
-// named gateway to close a replaced connection (kick.go). With a gateway
-// registry it drops the clients of gateways that vanished and skips pushes
-// and kicks to them instead of waiting out a timeout (registry.go, view.go).
+// gateway's Kitex Push service. Pushes to one gateway that come while
+// calls to it are in flight wait and go out together in one PushBatch call
+// (pushbatch.go). It also consumes kick events and asks the named gateway
+// to close a replaced connection (kick.go). With a gateway registry it
+// drops the clients of gateways that vanished and skips pushes and kicks to
+// them instead of waiting out a timeout (registry.go, view.go).
 // When configured, it also turns message events into offline push
 // notifications posted to a webhook, through a consumer of their own
 // (offline.go, coalesce.go, webhook.go, notified.go).
@@ -109,17 +111,19 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		return nil, fmt.Errorf("%w: Logic (notifications are on)", ErrMissingDeps)
 	}
 	log := deps.Log.With().Str("component", "task").Logger()
+	m := newMetrics(deps.Metrics)
 	t := &Task{
-		cfg:      cfg,
-		js:       deps.JS,
-		names:    deps.MQ,
-		routes:   deps.Routes,
-		log:      log,
-		rare:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
-		gateways: newGatewayClients(cfg.PushTimeout, cfg.Workers, cfg.InternalSecret),
-		view:     newGatewayView(deps.Registry),
-		metrics:  newMetrics(deps.Metrics),
-		ready:    make(chan struct{}),
+		cfg:    cfg,
+		js:     deps.JS,
+		names:  deps.MQ,
+		routes: deps.Routes,
+		log:    log,
+		rare:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		gateways: newGatewayClients(clientsConfig{timeout: cfg.PushTimeout, conns: cfg.Workers,
+			secret: cfg.InternalSecret, metrics: m, log: log}),
+		view:    newGatewayView(deps.Registry),
+		metrics: m,
+		ready:   make(chan struct{}),
 
 		ephMetrics:  newEphMetrics(deps.Metrics),
 		notifyQueue: make(chan notifyJob, notifyQueueLen),

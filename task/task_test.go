@@ -301,7 +301,7 @@ func TestTask_RunTwiceFails(t *testing.T) {
 
 func TestGatewayClients_SweepDropsIdle(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newGatewayClients(time.Second, 4, "")
+	g := newGatewayClients(clientsConfig{timeout: time.Second, conns: 4})
 	g.now = func() time.Time { return now }
 	for i := range 3 {
 		if _, err := g.get("127.0.0.1:" + strconv.Itoa(40000+i)); err != nil {

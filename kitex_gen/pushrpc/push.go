@@ -134,6 +134,7 @@ var fieldIDToName_PushReq = map[int16]string{
 type PushResp struct {
 	Delivered    int32   `thrift:"delivered,1" frugal:"1,default,i32" json:"delivered"`
 	MissingConns []int64 `thrift:"missing_conns,2" frugal:"2,default,list<i64>" json:"missing_conns"`
+	Error        *string `thrift:"error,3,optional" frugal:"3,optional,string" json:"error,omitempty"`
 }
 
 func NewPushResp() *PushResp {
@@ -150,11 +151,27 @@ func (p *PushResp) GetDelivered() (v int32) {
 func (p *PushResp) GetMissingConns() (v []int64) {
 	return p.MissingConns
 }
+
+var PushResp_Error_DEFAULT string
+
+func (p *PushResp) GetError() (v string) {
+	if !p.IsSetError() {
+		return PushResp_Error_DEFAULT
+	}
+	return *p.Error
+}
 func (p *PushResp) SetDelivered(val int32) {
 	p.Delivered = val
 }
 func (p *PushResp) SetMissingConns(val []int64) {
 	p.MissingConns = val
+}
+func (p *PushResp) SetError(val *string) {
+	p.Error = val
+}
+
+func (p *PushResp) IsSetError() bool {
+	return p.Error != nil
 }
 
 func (p *PushResp) String() string {
@@ -167,6 +184,7 @@ func (p *PushResp) String() string {
 var fieldIDToName_PushResp = map[int16]string{
 	1: "delivered",
 	2: "missing_conns",
+	3: "error",
 }
 
 type KickReq struct {
@@ -218,6 +236,8 @@ var fieldIDToName_KickReq = map[int16]string{
 
 type Push interface {
 	Push(ctx context.Context, req *PushReq) (r *PushResp, err error)
+
+	PushBatch(ctx context.Context, reqs []*PushReq) (r []*PushResp, err error)
 
 	Kick(ctx context.Context, req *KickReq) (r *PushResp, err error)
 }
@@ -295,6 +315,73 @@ func (p *PushPushResult) String() string {
 }
 
 var fieldIDToName_PushPushResult = map[int16]string{
+	0: "success",
+}
+
+type PushPushBatchArgs struct {
+	Reqs []*PushReq `thrift:"reqs,1" frugal:"1,default,list<PushReq>" json:"reqs"`
+}
+
+func NewPushPushBatchArgs() *PushPushBatchArgs {
+	return &PushPushBatchArgs{}
+}
+
+func (p *PushPushBatchArgs) InitDefault() {
+}
+
+func (p *PushPushBatchArgs) GetReqs() (v []*PushReq) {
+	return p.Reqs
+}
+func (p *PushPushBatchArgs) SetReqs(val []*PushReq) {
+	p.Reqs = val
+}
+
+func (p *PushPushBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushPushBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_PushPushBatchArgs = map[int16]string{
+	1: "reqs",
+}
+
+type PushPushBatchResult struct {
+	Success []*PushResp `thrift:"success,0,optional" frugal:"0,optional,list<PushResp>" json:"success,omitempty"`
+}
+
+func NewPushPushBatchResult() *PushPushBatchResult {
+	return &PushPushBatchResult{}
+}
+
+func (p *PushPushBatchResult) InitDefault() {
+}
+
+var PushPushBatchResult_Success_DEFAULT []*PushResp
+
+func (p *PushPushBatchResult) GetSuccess() (v []*PushResp) {
+	if !p.IsSetSuccess() {
+		return PushPushBatchResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *PushPushBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.([]*PushResp)
+}
+
+func (p *PushPushBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *PushPushBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushPushBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_PushPushBatchResult = map[int16]string{
 	0: "success",
 }
 

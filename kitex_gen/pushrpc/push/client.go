@@ -12,6 +12,7 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Push(ctx context.Context, req *pushrpc.PushReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error)
+	PushBatch(ctx context.Context, reqs []*pushrpc.PushReq, callOptions ...callopt.Option) (r []*pushrpc.PushResp, err error)
 	Kick(ctx context.Context, req *pushrpc.KickReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error)
 }
 
@@ -47,6 +48,11 @@ type kPushClient struct {
 func (p *kPushClient) Push(ctx context.Context, req *pushrpc.PushReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Push(ctx, req)
+}
+
+func (p *kPushClient) PushBatch(ctx context.Context, reqs []*pushrpc.PushReq, callOptions ...callopt.Option) (r []*pushrpc.PushResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.PushBatch(ctx, reqs)
 }
 
 func (p *kPushClient) Kick(ctx context.Context, req *pushrpc.KickReq, callOptions ...callopt.Option) (r *pushrpc.PushResp, err error) {

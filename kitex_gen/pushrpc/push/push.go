@@ -20,6 +20,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"PushBatch": kitex.NewMethodInfo(
+		pushBatchHandler,
+		newPushPushBatchArgs,
+		newPushPushBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Kick": kitex.NewMethodInfo(
 		kickHandler,
 		newPushKickArgs,
@@ -111,6 +118,24 @@ func newPushPushResult() interface{} {
 	return pushrpc.NewPushPushResult()
 }
 
+func pushBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*pushrpc.PushPushBatchArgs)
+	realResult := result.(*pushrpc.PushPushBatchResult)
+	success, err := handler.(pushrpc.Push).PushBatch(ctx, realArg.Reqs)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newPushPushBatchArgs() interface{} {
+	return pushrpc.NewPushPushBatchArgs()
+}
+
+func newPushPushBatchResult() interface{} {
+	return pushrpc.NewPushPushBatchResult()
+}
+
 func kickHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*pushrpc.PushKickArgs)
 	realResult := result.(*pushrpc.PushKickResult)
@@ -144,6 +169,16 @@ func (p *kClient) Push(ctx context.Context, req *pushrpc.PushReq) (r *pushrpc.Pu
 	_args.Req = req
 	var _result pushrpc.PushPushResult
 	if err = p.c.Call(ctx, "Push", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) PushBatch(ctx context.Context, reqs []*pushrpc.PushReq) (r []*pushrpc.PushResp, err error) {
+	var _args pushrpc.PushPushBatchArgs
+	_args.Reqs = reqs
+	var _result pushrpc.PushPushBatchResult
+	if err = p.c.Call(ctx, "PushBatch", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

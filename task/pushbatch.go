@@ -1,0 +1,344 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/kitex/pkg/remote"
+
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
+)
+
+// Bounds of the coalescing of pushes to one gateway.
+const (
+	// maxCallsInFlight is how many calls a coalescer has in flight to its
+	// gateway before later pushes wait to go out together. With one, a push
+	// that comes while a call is out would wait a whole round trip although
+	// the gateway is idle for much of it (the answer on the wire, task
+	// decoding it); with two, one call is being handled while the other's
+	// answer comes back, and under load everything else queues and goes
+	// out as one PushBatch each time a call returns. More would only
+	// shrink the batches, which are the point.
+	maxCallsInFlight = 2
+	// maxBatchReqs bounds the reqs of one PushBatch call. A default
+	// instance never queues that many for one gateway (each worker and
+	// notify worker waits for its push, so Workers+notifyWorkers at most);
+	// the bound keeps one call's size in check when Workers is raised, as
+	// each req may carry maxRun frames.
+	maxBatchReqs = 256
+	// pushOnlyRecheck is how long a gateway that did not know PushBatch is
+	// sent Push calls only; then PushBatch is tried again, as the gateway
+	// at that address may have been upgraded in place.
+	pushOnlyRecheck = time.Minute
+)
+
+// waiterState says where a queued push stands; guarded by pushCoalescer.mu.
+type waiterState uint8
+
+const (
+	waiterQueued waiterState = iota // in the queue, not sent
+	waiterSent                      // taken by a call
+	waiterGone                      // its caller stopped waiting
+)
+
+// pushWaiter is one push that queued behind the calls in flight.
+type pushWaiter struct {
+	req   *pushrpc.PushReq
+	state waiterState
+	// resp and err are set before done is closed, then only read.
+	resp *pushrpc.PushResp
+	err  error
+	done chan struct{}
+}
+
+// answer hands w its outcome; it is called once per waiter.
+func (w *pushWaiter) answer(resp *pushrpc.PushResp, err error) {
+	w.resp, w.err = resp, err
+	close(w.done)
+}
+
+// pushCoalescer sends the pushes to one gateway: each goes out at once as a
+// Push call while fewer than maxCallsInFlight calls are out; later ones
+// queue, and each call that returns sends the queue (up to maxBatchReqs) as
+// one PushBatch call. A lone push is thus never held back, and under load
+// the Kitex cost of a call (client middleware, codec, the gateway's
+// dispatch) is paid per batch instead of per push. The queue is FIFO, so
+// the pushes of one caller keep their order.
+//
+// A push that goes out at once is called on its caller's goroutine; each
+// batch runs on a goroutine of its own, which sends the next batch when the
+// queue refilled meanwhile. It is safe for concurrent use.
+type pushCoalescer struct {
+	addr    string
+	cli     push.Client
+	timeout time.Duration   // a queued push's wait, queueing and call together
+	clients *gatewayClients // its cache: goroutines, metrics, log
+	// ctx is the context of the batch calls, cancelled by close.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	inFlight int           // calls out, lone pushes and batches
+	queue    []*pushWaiter // FIFO; waiterGone entries are skipped
+	// pushOnlyUntil, when set, is until when the gateway is sent Push
+	// calls only: it answered PushBatch with an unknown method.
+	pushOnlyUntil time.Time
+	closed        bool
+}
+
+func newPushCoalescer(addr string, cli push.Client, g *gatewayClients) *pushCoalescer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pushCoalescer{addr: addr, cli: cli, timeout: g.timeout, clients: g,
+		ctx: ctx, cancel: cancel}
+}
+
+// push sends req to the gateway and returns its answer, or an error when
+// the call failed, ctx ended first or, for a push that had to queue,
+// timeout passed first. A push still queued when ctx ends or timeout passes
+// is not sent.
+func (c *pushCoalescer) push(ctx context.Context,
+	req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, errClientClosed
+	case c.pushOnly():
+		c.mu.Unlock()
+		return c.cli.Push(ctx, req)
+	case c.inFlight < maxCallsInFlight:
+		c.inFlight++
+		c.mu.Unlock()
+		resp, err := c.cli.Push(ctx, req)
+		c.sendQueued(c.next())
+		return resp, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("push not sent: %w", err)
+	}
+	w := &pushWaiter{req: req, done: make(chan struct{})}
+	c.queue = append(c.queue, w)
+	c.mu.Unlock()
+	return c.wait(ctx, w)
+}
+
+// pushOnly reports whether the gateway is to get Push calls only; c.mu is
+// held. The clock is read only while that is remembered.
+func (c *pushCoalescer) pushOnly() bool {
+	if c.pushOnlyUntil.IsZero() {
+		return false
+	}
+	if time.Now().Before(c.pushOnlyUntil) {
+		return true
+	}
+	c.pushOnlyUntil = time.Time{}
+	return false
+}
+
+// wait returns w's answer, or an error once ctx ends or c.timeout passes.
+// The timer bounds the whole push as PushTimeout bounded a lone call: a
+// push queued behind a stalled call would otherwise wait for that call and
+// then for its own.
+func (c *pushCoalescer) wait(ctx context.Context, w *pushWaiter) (*pushrpc.PushResp, error) {
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case <-w.done:
+		return w.resp, w.err
+	case <-ctx.Done():
+		return c.abandon(w, ctx.Err())
+	case <-timer.C:
+		return c.abandon(w, fmt.Errorf("no answer within %v: %w", c.timeout,
+			context.DeadlineExceeded))
+	}
+}
+
+// abandon marks w gone, so that it is not sent if it is still queued, and
+// returns cause; or w's answer if it came meanwhile.
+func (c *pushCoalescer) abandon(w *pushWaiter, cause error) (*pushrpc.PushResp, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.resp, w.err
+	default:
+	}
+	queued := w.state == waiterQueued
+	w.state = waiterGone
+	if queued {
+		return nil, fmt.Errorf("push not sent: %w", cause)
+	}
+	return nil, fmt.Errorf("push taken by a call, its answer not awaited: %w", cause)
+}
+
+// next takes the next batch from the queue for a call that returned, or
+// gives back that call's slot when nothing is queued.
+func (c *pushCoalescer) next() []*pushWaiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var batch []*pushWaiter
+	taken := 0
+	if !c.closed {
+		for _, w := range c.queue {
+			if len(batch) == maxBatchReqs {
+				break
+			}
+			taken++
+			if w.state == waiterQueued {
+				w.state = waiterSent
+				batch = append(batch, w)
+			}
+		}
+	}
+	// Shift the rest to the front so that the array is reused, and clear
+	// the tail so that answered waiters can be collected.
+	n := copy(c.queue, c.queue[taken:])
+	clear(c.queue[n:])
+	c.queue = c.queue[:n]
+	if len(batch) == 0 {
+		c.inFlight--
+	}
+	return batch
+}
+
+// sendQueued sends batch, and the batches after it, on a goroutine of its
+// own; nil sends nothing.
+func (c *pushCoalescer) sendQueued(batch []*pushWaiter) {
+	if batch == nil {
+		return
+	}
+	c.clients.calls.Go(c.clients.log, "task-push-batch", func() {
+		for ; batch != nil; batch = c.next() {
+			c.send(batch)
+		}
+	})
+}
+
+// send makes the call of batch and answers each of its waiters: a single
+// push goes as a Push call, more as one PushBatch call, or as Push calls one
+// after the other to a gateway older than PushBatch.
+func (c *pushCoalescer) send(batch []*pushWaiter) {
+	c.mu.Lock()
+	pushOnly := c.pushOnly()
+	c.mu.Unlock()
+	if len(batch) == 1 || pushOnly {
+		c.sendEach(batch)
+		return
+	}
+	reqs := make([]*pushrpc.PushReq, len(batch))
+	for i, w := range batch {
+		reqs[i] = w.req
+	}
+	c.clients.metrics.pushBatchReqs.Observe(float64(len(reqs)))
+	resps, err := c.cli.PushBatch(c.ctx, reqs)
+	switch {
+	case isUnknownMethod(err):
+		c.rememberPushOnly()
+		c.sendEach(batch)
+	case err != nil:
+		err = c.callErr(fmt.Errorf("push batch of %d: %w", len(batch), err))
+		for _, w := range batch {
+			w.answer(nil, err)
+		}
+	case len(resps) != len(batch):
+		err = fmt.Errorf("push batch of %d answered with %d", len(batch), len(resps))
+		for _, w := range batch {
+			w.answer(nil, err)
+		}
+	default:
+		for i, w := range batch {
+			w.answer(batchAnswer(resps[i]))
+		}
+	}
+}
+
+// batchAnswer turns one PushResp of a PushBatch answer into what the req's
+// own Push call would have returned.
+func batchAnswer(resp *pushrpc.PushResp) (*pushrpc.PushResp, error) {
+	switch {
+	case resp == nil:
+		return nil, errors.New("push batch answered a req with nothing")
+	case resp.Error != nil:
+		return nil, fmt.Errorf("%w: %s", errPushRefused, *resp.Error)
+	}
+	return resp, nil
+}
+
+// sendEach sends the pushes of batch as Push calls, one after the other so
+// that they keep their order; a push whose caller stopped waiting is not
+// sent.
+func (c *pushCoalescer) sendEach(batch []*pushWaiter) {
+	for _, w := range batch {
+		c.mu.Lock()
+		gone := w.state == waiterGone
+		c.mu.Unlock()
+		if gone {
+			w.answer(nil, errors.New("push not sent: its caller stopped waiting"))
+			continue
+		}
+		resp, err := c.cli.Push(c.ctx, w.req)
+		if err != nil {
+			err = c.callErr(err)
+		}
+		w.answer(resp, err)
+	}
+}
+
+// callErr returns err, or errClientClosed when c was closed meanwhile: the
+// call failed because close cancelled it.
+func (c *pushCoalescer) callErr(err error) error {
+	if c.ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", errClientClosed, err)
+	}
+	return err
+}
+
+// rememberPushOnly notes that the gateway does not know PushBatch.
+func (c *pushCoalescer) rememberPushOnly() {
+	c.mu.Lock()
+	c.pushOnlyUntil = time.Now().Add(pushOnlyRecheck)
+	c.mu.Unlock()
+	c.clients.metrics.pushBatchFallbacks.Inc()
+	c.clients.log.Info().Str("gateway", c.addr).Dur("recheck", pushOnlyRecheck).
+		Msg("gateway does not know PushBatch (older release); sending it Push calls")
+}
+
+// isUnknownMethod reports whether err says the gateway has no PushBatch: a
+// gateway older than it answers with a Thrift application exception, of
+// type UnknownMethod when the call came over TTHeader (which names the
+// service), or UnknownService when it did not, since the gateway then
+// looks the service up by method name and finds none.
+func isUnknownMethod(err error) bool {
+	var te *remote.TransError
+	if !errors.As(err, &te) {
+		return false
+	}
+	return te.TypeID() == remote.UnknownMethod || te.TypeID() == remote.UnknownService
+}
+
+// close fails the queued pushes and cancels the batch calls in flight,
+// whose waiters then fail too; pushes handed to c later fail at once. Lone
+// pushes in flight run on their callers' contexts and finish as they
+// would. close may be called more than once.
+func (c *pushCoalescer) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.cancel()
+	for _, w := range c.queue {
+		if w.state == waiterQueued {
+			w.state = waiterSent
+			w.answer(nil, errClientClosed)
+		}
+	}
+	clear(c.queue)
+	c.queue = nil
+}
