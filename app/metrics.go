@@ -22,7 +22,7 @@ type gatewayCollector struct {
 	stats func() gateway.Stats // Gateway.Stats; a test passes its own
 
 	open, accepted, upgrades, refused, closes, framesIn, framesOut *prometheus.Desc
-	sendBatches, batchedSends                                      *prometheus.Desc
+	sendBatches, batchedSends, sendFallbacks                       *prometheus.Desc
 }
 
 func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
@@ -48,6 +48,9 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 			nil, nil),
 		batchedSends: prometheus.NewDesc("resonance_gateway_batched_sends_total",
 			"SENDs carried by SendBatch calls; divided by the calls, the coalescing.", nil, nil),
+		sendFallbacks: prometheus.NewDesc("resonance_gateway_send_batch_fallbacks_total",
+			"SendBatch calls a logic without SendBatch (an older release) refused; their "+
+				"SENDs went as one Send each.", nil, nil),
 	}
 }
 
@@ -55,7 +58,7 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.open, c.accepted, c.upgrades, c.refused, c.closes, c.framesIn, c.framesOut,
-		c.sendBatches, c.batchedSends,
+		c.sendBatches, c.batchedSends, c.sendFallbacks,
 	} {
 		ch <- d
 	}
@@ -71,6 +74,8 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		float64(st.SendBatches))
 	ch <- prometheus.MustNewConstMetric(c.batchedSends, prometheus.CounterValue,
 		float64(st.BatchedSends))
+	ch <- prometheus.MustNewConstMetric(c.sendFallbacks, prometheus.CounterValue,
+		float64(st.SendBatchFallbacks))
 	ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(st.Upgrades))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue,
 		float64(st.HandshakesRefused))

@@ -66,6 +66,9 @@ type Gateway struct {
 	started atomic.Bool // Run was called
 	stats   gatewayStats
 	accepts tokenBucket // the accept rate, shared by all loops
+	// sendOnlyUntil, in Unix nanoseconds, is until when queued SENDs go as
+	// one Send each: logic refused SendBatch as unknown (handleSends).
+	sendOnlyUntil atomic.Int64
 	// upgrader is built once: its Origin check is the same for every
 	// handshake.
 	upgrader ws.Upgrader

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ type stubLogic struct {
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
+	// withoutSendBatch serves the service as a logic older than SendBatch
+	// registers it (set before the gateway starts).
+	withoutSendBatch bool
 
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
@@ -240,9 +244,19 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 	logicLn := listen(t)
 	// gonet, as the push server: netpoll's server in Kitex v0.16.3 races
 	// when stopped just after Run, as a short test does.
-	logicSrv := logic.NewServer(stub, server.WithListener(logicLn), server.WithExitWaitTime(time.Millisecond),
+	logicSrv := server.NewServer(server.WithListener(logicLn), server.WithExitWaitTime(time.Millisecond),
 		server.WithTransServerFactory(gonet.NewTransServerFactory()),
 		server.WithTransHandlerFactory(gonet.NewSvrTransHandlerFactory()))
+	info := logic.NewServiceInfo()
+	if stub.withoutSendBatch {
+		old := *info
+		old.Methods = maps.Clone(info.Methods)
+		delete(old.Methods, "SendBatch")
+		info = &old
+	}
+	if err := logicSrv.RegisterService(info, stub); err != nil {
+		t.Fatalf("register stub logic: %v", err)
+	}
 	go func() { _ = logicSrv.Run() }()
 	t.Cleanup(func() { _ = logicSrv.Stop() })
 

@@ -52,6 +52,9 @@ type Stats struct {
 	// SENDs one connection had queued; BatchedSends counts the SENDs in
 	// them. Their ratio is the coalescing; lone SENDs go through Send.
 	SendBatches, BatchedSends uint64
+	// SendBatchFallbacks counts SendBatch calls a logic without it refused
+	// (an older release): their SENDs went as one Send each.
+	SendBatchFallbacks uint64
 }
 
 // gatewayStats holds the counters behind Stats. Each is one atomic: they are
@@ -66,6 +69,7 @@ type gatewayStats struct {
 	connErrors        atomic.Uint64
 	sendBatches       atomic.Uint64
 	batchedSends      atomic.Uint64
+	sendFallbacks     atomic.Uint64
 }
 
 // Stats returns the current counters. It may be called from any goroutine at
@@ -73,15 +77,16 @@ type gatewayStats struct {
 func (g *Gateway) Stats() Stats {
 	st := &g.stats
 	s := Stats{
-		Open:              st.open.Load(),
-		Accepted:          st.accepted.Load(),
-		Upgrades:          st.upgrades.Load(),
-		HandshakesRefused: st.handshakesRefused.Load(),
-		Closes:            make(map[protocol.CloseReason]uint64),
-		ClientCloses:      st.clientCloses.Load(),
-		ConnErrors:        st.connErrors.Load(),
-		SendBatches:       st.sendBatches.Load(),
-		BatchedSends:      st.batchedSends.Load(),
+		Open:               st.open.Load(),
+		Accepted:           st.accepted.Load(),
+		Upgrades:           st.upgrades.Load(),
+		HandshakesRefused:  st.handshakesRefused.Load(),
+		Closes:             make(map[protocol.CloseReason]uint64),
+		ClientCloses:       st.clientCloses.Load(),
+		ConnErrors:         st.connErrors.Load(),
+		SendBatches:        st.sendBatches.Load(),
+		BatchedSends:       st.batchedSends.Load(),
+		SendBatchFallbacks: st.sendFallbacks.Load(),
 	}
 	for i := range st.closes {
 		if n := st.closes[i].Load(); n > 0 {

@@ -170,3 +170,38 @@ func TestGateway_SendBatchFailingWhole(t *testing.T) {
 		})
 	}
 }
+
+// A logic older than SendBatch refuses it as unknown: the queued SENDs go
+// as one Send each, in order, and so do later runs, without asking again.
+func TestGateway_SendBatchFallsBackToSend(t *testing.T) {
+	h := startGatewayWith(t, Config{}, func(s *stubLogic) { s.withoutSendBatch = true })
+	c := holdWorker(t, h)
+	c.writeRaw(sendFrame(sendFrame(sendFrame(nil, 3, "x"), 4, "forbidden"), 5, "x"))
+	releaseQueued(t, h, 3)
+
+	c.expectAck(2, 1)
+	c.expectAck(3, 2)
+	c.expectError(protocol.Op_SEND_ACK, 4, common.ErrorCode_FORBIDDEN)
+	c.expectAck(5, 3)
+	if st := h.gw.Stats(); st.SendBatchFallbacks != 1 {
+		t.Fatalf("%d fallbacks, want 1", st.SendBatchFallbacks)
+	}
+
+	// A second run, queued behind another slow SEND, goes as Sends at once.
+	h.logic.release = make(chan struct{})
+	c.writeRaw(sendFrame(nil, 6, "slow"))
+	select {
+	case <-h.logic.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second slow SEND did not reach logic")
+	}
+	c.writeRaw(sendFrame(sendFrame(nil, 7, "x"), 8, "x"))
+	releaseQueued(t, h, 2)
+	for id, seq := uint32(6), int64(4); id <= 8; id, seq = id+1, seq+1 {
+		c.expectAck(id, seq)
+	}
+	if st := h.gw.Stats(); st.SendBatchFallbacks != 1 || st.SendBatches != 1 {
+		t.Fatalf("%d fallbacks of %d batch calls, want 1 of 1", st.SendBatchFallbacks,
+			st.SendBatches)
+	}
+}

@@ -3,12 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -126,6 +128,12 @@ func (g *Gateway) handle(c *conn, r request) {
 // would have written it. A call that fails whole (a timeout, logic down,
 // the call refused) answers every SEND with that error.
 func (g *Gateway) handleSends(c *conn, sends []request) {
+	if time.Now().UnixNano() < g.sendOnlyUntil.Load() {
+		for _, r := range sends {
+			g.handle(c, r)
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
 	defer cancel()
 	reqs := make([]*protocol.SendReq, len(sends))
@@ -135,6 +143,18 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 	g.stats.sendBatches.Add(1)
 	g.stats.batchedSends.Add(uint64(len(sends)))
 	out, err := g.logic.SendBatch(ctx, c.session.Load(), reqs)
+	if rpcerr.UnknownMethod(err) {
+		// A logic older than SendBatch (a rolling upgrade): the SENDs go one
+		// call each, as before it, and so do the next minute's.
+		g.sendOnlyUntil.Store(time.Now().Add(sendOnlyRecheck).UnixNano())
+		g.stats.sendFallbacks.Add(1)
+		g.log.Info().Dur("recheck", sendOnlyRecheck).
+			Msg("logic does not know SendBatch (older release); sending it Send calls")
+		for _, r := range sends {
+			g.handle(c, r)
+		}
+		return
+	}
 	if err == nil && len(out) != len(sends) {
 		err = fmt.Errorf("%w: %d outcomes for %d sends of conn %d", ErrNoReply, len(out),
 			len(sends), c.id)
@@ -156,6 +176,11 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 		}
 	}
 }
+
+// sendOnlyRecheck is how long the gateway sends only Send calls after a
+// logic refused SendBatch as unknown, before it tries again: an upgrade of
+// logic at the same address then gets batches within a minute.
+const sendOnlyRecheck = time.Minute
 
 // call dispatches a request other than LOGIN to logic. Identity always comes
 // from the connection's session, never from the payload.

@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudwego/kitex/pkg/remote"
-
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
@@ -237,7 +236,7 @@ func (c *pushCoalescer) send(batch []*pushWaiter) {
 	c.clients.metrics.pushBatchReqs.Observe(float64(len(reqs)))
 	resps, err := c.cli.PushBatch(c.ctx, reqs)
 	switch {
-	case isUnknownMethod(err):
+	case rpcerr.UnknownMethod(err):
 		c.rememberPushOnly()
 		c.sendEach(batch)
 	case err != nil:
@@ -306,19 +305,6 @@ func (c *pushCoalescer) rememberPushOnly() {
 	c.clients.metrics.pushBatchFallbacks.Inc()
 	c.clients.log.Info().Str("gateway", c.addr).Dur("recheck", pushOnlyRecheck).
 		Msg("gateway does not know PushBatch (older release); sending it Push calls")
-}
-
-// isUnknownMethod reports whether err says the gateway has no PushBatch: a
-// gateway older than it answers with a Thrift application exception, of
-// type UnknownMethod when the call came over TTHeader (which names the
-// service), or UnknownService when it did not, since the gateway then
-// looks the service up by method name and finds none.
-func isUnknownMethod(err error) bool {
-	var te *remote.TransError
-	if !errors.As(err, &te) {
-		return false
-	}
-	return te.TypeID() == remote.UnknownMethod || te.TypeID() == remote.UnknownService
 }
 
 // close fails the queued pushes and cancels the batch calls in flight,
