@@ -32,8 +32,13 @@ import (
 // seq gap and sync.
 const (
 	// outboxQueueLen bounds the events waiting for the publisher. When full,
-	// Send does not wait: the row stays for the relay.
-	outboxQueueLen = 4096
+	// Send does not wait: the row stays for the relay, whose events come
+	// seconds late and out of order. 4,096 was a fifth of a second of 1:1
+	// chat at 20,000 msgs/s, and a pause of the publisher that long (the
+	// collector, the scheduler of a busy 2-core machine) sent a few hundred
+	// events to the relay; 16,384 of about 200 bytes each hold most of a
+	// second.
+	outboxQueueLen = 16384
 	// outboxBatch is how many events one async publish round (and one relay
 	// query) takes; their acks are awaited together and their rows deleted
 	// in one statement.
