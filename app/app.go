@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -275,7 +276,11 @@ func (s *System) connectNATS() (jetstream.JetStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(s.nc)
+	// An async publish nobody answers is given up after the publisher's own
+	// timeout: nats.go otherwise keeps it pending until a reply or a
+	// reconnect, and once 4,000 are pending every PublishAsync stalls.
+	pubTimeout := cmp.Or(s.cfg.Logic.PublishTimeout, logicsvc.DefaultPublishTimeout)
+	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(pubTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("app: jetstream: %w", err)
 	}

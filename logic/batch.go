@@ -182,6 +182,7 @@ func (s *Service) commitBatch(items []*batchItem) {
 		}
 		// Nothing was stored: the savepoint path runs the batch again, and
 		// a write that failed the plain path's statement fails there alone.
+		s.stats.plainFallbacks.Add(1)
 		s.log.Debug().Err(err).Int("writes", len(items)).Msg("plain batch: savepoint path")
 	}
 	results := make([]batchResult, len(items))

@@ -102,8 +102,10 @@ func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, bl
 }
 
 // blockedConvs returns which of the p2p conversations convIDs have a block
-// between their two users, either way, read in tx (a seq transaction, under
-// the conversations' locks) with one statement.
+// between their two users, either way, read in tx (a seq transaction, once
+// the conversations' rows are locked) with one statement. Block takes no
+// conversation lock: a send that read no block commits even if a block is
+// written meanwhile, as when the check ran before the transaction.
 func (s *Service) blockedConvs(tx *gorm.DB, convIDs []string) (map[string]bool, error) {
 	n := padded(len(convIDs))
 	args := make([]any, 0, 4*n)

@@ -11,6 +11,7 @@ type metrics struct {
 	s *Service
 
 	queued, published, failed, commits, writes *prometheus.Desc
+	plainCommits, plainFallbacks               *prometheus.Desc
 }
 
 func newMetrics(s *Service) *metrics {
@@ -27,12 +28,19 @@ func newMetrics(s *Service) *metrics {
 			"Group commits of sequenced writes.", nil, nil),
 		writes: prometheus.NewDesc("resonance_logic_committed_writes_total",
 			"Sequenced writes in those commits; divided by commits, the batching.", nil, nil),
+		plainCommits: prometheus.NewDesc("resonance_logic_plain_commits_total",
+			"Group commits of sends written with a statement per batch or conversation "+
+				"(the rest took a savepoint per write).", nil, nil),
+		plainFallbacks: prometheus.NewDesc("resonance_logic_plain_fallbacks_total",
+			"Batches of sends whose statement per batch failed (a retried client id, a "+
+				"first message, a packet limit), run again with a savepoint per write.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.queued, m.published, m.failed, m.commits, m.writes} {
+	for _, d := range []*prometheus.Desc{m.queued, m.published, m.failed, m.commits, m.writes,
+		m.plainCommits, m.plainFallbacks} {
 		ch <- d
 	}
 }
@@ -52,4 +60,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		float64(st.batches.Load()))
 	ch <- prometheus.MustNewConstMetric(m.writes, prometheus.CounterValue,
 		float64(st.batchedWrites.Load()))
+	ch <- prometheus.MustNewConstMetric(m.plainCommits, prometheus.CounterValue,
+		float64(st.plainBatches.Load()))
+	ch <- prometheus.MustNewConstMetric(m.plainFallbacks, prometheus.CounterValue,
+		float64(st.plainFallbacks.Load()))
 }

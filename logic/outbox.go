@@ -71,8 +71,9 @@ type outboxStats struct {
 	// batches and batchedWrites count group commits and the writes in them.
 	batches       atomic.Int64
 	batchedWrites atomic.Int64
-	// plainBatches counts the batches committed on the plain path.
-	plainBatches atomic.Int64
+	// plainBatches counts the batches committed on the plain path, and
+	// plainFallbacks those it failed and left to the savepoint path.
+	plainBatches, plainFallbacks atomic.Int64
 }
 
 // insertOutbox writes the event of m, for recipients, inside the seq

@@ -158,8 +158,9 @@ func TestPlainBatch_DuplicateFallsBackToSavepoints(t *testing.T) {
 		if !slices.Equal(seqs, []int64{2, 3, 4}) {
 			t.Fatalf("seqs = %v, want 2 3 4", seqs)
 		}
-		if n := e.svc.stats.plainBatches.Load(); n != 0 {
-			t.Fatalf("plain batches = %d, want 0 (fell back)", n)
+		if n, f := e.svc.stats.plainBatches.Load(), e.svc.stats.plainFallbacks.Load(); n != 0 ||
+			f != 1 {
+			t.Fatalf("plain batches = %d, fallbacks = %d; want 0 and 1", n, f)
 		}
 		msgs := e.syncAll(t, alice, conv)
 		if len(msgs) != 4 {
