@@ -278,9 +278,10 @@ func (s *System) connectNATS() (jetstream.JetStream, error) {
 	}
 	// An async publish nobody answers is given up after the publisher's own
 	// timeout: nats.go otherwise keeps it pending until a reply or a
-	// reconnect, and once 4,000 are pending every PublishAsync stalls.
+	// reconnect, and once its bound is pending every PublishAsync stalls.
 	pubTimeout := cmp.Or(s.cfg.Logic.PublishTimeout, logicsvc.DefaultPublishTimeout)
-	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(pubTimeout))
+	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(pubTimeout),
+		jetstream.WithPublishAsyncMaxPending(logicsvc.PublishAsyncMaxPending))
 	if err != nil {
 		return nil, fmt.Errorf("app: jetstream: %w", err)
 	}

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -37,6 +38,9 @@ type gatewayClients struct {
 	now     func() time.Time
 	metrics *metrics
 	log     zerolog.Logger
+	// inFlight is how many calls each coalescer keeps out to its gateway
+	// (maxCallsInFlight unless a test asks for fewer).
+	inFlight int
 	// calls tracks the coalescers' batch goroutines, so that closeAll can
 	// wait for them.
 	calls run.Group
@@ -58,6 +62,8 @@ type clientsConfig struct {
 	secret  string        // internal secret sent with every call; empty: none
 	metrics *metrics      // nil: counted, not exported
 	log     zerolog.Logger
+	// inFlight bounds the calls out to one gateway; 0: maxCallsInFlight.
+	inFlight int
 }
 
 // newGatewayClients builds an empty cache of clients configured by cfg.
@@ -66,14 +72,15 @@ func newGatewayClients(cfg clientsConfig) *gatewayClients {
 		cfg.metrics = newMetrics(nil)
 	}
 	return &gatewayClients{
-		timeout: cfg.timeout,
-		conns:   cfg.conns,
-		secret:  cfg.secret,
-		idleTTL: clientIdleTTL,
-		now:     time.Now,
-		metrics: cfg.metrics,
-		log:     cfg.log,
-		clients: make(map[string]*gatewayClient),
+		timeout:  cfg.timeout,
+		conns:    cfg.conns,
+		secret:   cfg.secret,
+		idleTTL:  clientIdleTTL,
+		now:      time.Now,
+		metrics:  cfg.metrics,
+		log:      cfg.log,
+		inFlight: cmp.Or(cfg.inFlight, maxCallsInFlight),
+		clients:  make(map[string]*gatewayClient),
 	}
 }
 

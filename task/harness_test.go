@@ -87,7 +87,8 @@ func (en *env) connect(t *testing.T) jetstream.JetStream {
 // under the race detector (see raceEnabled).
 func testConfig() Config {
 	cfg := Config{Workers: 8, MaxDeliver: 3, AckWait: 2 * time.Second,
-		PushTimeout: time.Second, BatchSize: 32, LeaseTTL: 3 * time.Second}
+		PushTimeout: time.Second, BatchSize: 32, LeaseTTL: 3 * time.Second,
+		pushCallsInFlight: testCallsInFlight}
 	if raceEnabled {
 		cfg.LeaseTTL = 10 * time.Second
 	}

@@ -46,6 +46,11 @@ type pushServer struct {
 
 // startPushServer starts a pushServer, with PushBatch unless old, that
 // requires secret when set. Held calls are let go at cleanup.
+
+// testCallsInFlight is the coalescers' bound on calls in flight in these
+// tests: small, so that a few held calls leave the rest queued.
+const testCallsInFlight = 2
+
 func startPushServer(t *testing.T, old bool, secret string) *pushServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -169,7 +174,8 @@ type pusher struct {
 func newPusher(t *testing.T, srv *pushServer, secret string) *pusher {
 	t.Helper()
 	// A long timeout: no push in these tests may end by timing out.
-	g := newGatewayClients(clientsConfig{timeout: 30 * time.Second, conns: 4, secret: secret})
+	g := newGatewayClients(clientsConfig{timeout: 30 * time.Second, conns: 4, secret: secret,
+		inFlight: testCallsInFlight})
 	t.Cleanup(g.closeAll)
 	return &pusher{t: t, g: g, srv: srv, done: make(chan pushOutcome, 1024)}
 }
@@ -211,11 +217,11 @@ func queuedPushes(c *pushCoalescer) int {
 func (p *pusher) fillInFlight() {
 	p.t.Helper()
 	p.srv.holdCalls()
-	for id := int64(1); id <= maxCallsInFlight; id++ {
+	for id := int64(1); id <= testCallsInFlight; id++ {
 		p.start(context.Background(), id)
 	}
 	waitFor(p.t, 5*time.Second, "calls in flight", func() bool {
-		return p.srv.entered.Load() == maxCallsInFlight
+		return p.srv.entered.Load() == testCallsInFlight
 	})
 }
 
@@ -308,7 +314,7 @@ func TestPushCoalescer_BatchHoldsAtMostMaxBatchReqs(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "pushes queued", func() bool { return p.queued() == queued })
 	srv.release()
-	checkAnswered(t, p.collect(maxCallsInFlight+queued))
+	checkAnswered(t, p.collect(testCallsInFlight+queued))
 
 	var batches []int
 	for _, c := range srv.callsCopy() {
@@ -375,14 +381,14 @@ func TestPushCoalescer_GatewayWithoutPushBatchGetsPushCalls(t *testing.T) {
 
 			// Remembered: more pushes than the calls in flight go out at once.
 			srv.holdCalls()
-			for id := int64(6); id <= 6+maxCallsInFlight; id++ {
+			for id := int64(6); id <= 6+testCallsInFlight; id++ {
 				p.start(context.Background(), id)
 			}
 			waitFor(t, 5*time.Second, "every push in flight", func() bool {
-				return srv.entered.Load() == 5+1+maxCallsInFlight
+				return srv.entered.Load() == 5+1+testCallsInFlight
 			})
 			srv.release()
-			checkAnswered(t, p.collect(1+maxCallsInFlight))
+			checkAnswered(t, p.collect(1+testCallsInFlight))
 		})
 	}
 }
@@ -498,7 +504,7 @@ func TestTask_PushesQueuedBehindAGatewayGoInBatches(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "pushes queued behind the calls in flight", func() bool {
 		c, err := rt.task.gateways.get(gw.addr)
-		return err == nil && gw.pushes.Load() == maxCallsInFlight && queuedPushes(c.pushes) >= 2
+		return err == nil && gw.pushes.Load() == testCallsInFlight && queuedPushes(c.pushes) >= 2
 	})
 	gw.release()
 	waitFor(t, 5*time.Second, "every event pushed", func() bool {

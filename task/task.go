@@ -120,7 +120,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		log:    log,
 		rare:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		gateways: newGatewayClients(clientsConfig{timeout: cfg.PushTimeout, conns: cfg.Workers,
-			secret: cfg.InternalSecret, metrics: m, log: log}),
+			secret: cfg.InternalSecret, metrics: m, log: log, inFlight: cfg.pushCallsInFlight}),
 		view:    newGatewayView(deps.Registry),
 		metrics: m,
 		ready:   make(chan struct{}),
