@@ -296,20 +296,8 @@ func TestOutbox_PublisherPipelinesInOrder(t *testing.T) {
 		e.svc.stats.failed.Load(); p != pairs*each || r != 0 || f != 0 {
 		t.Fatalf("published %d, relayed %d, failed %d; want %d, 0, 0", p, r, f, pairs*each)
 	}
-	stream, err := e.js.Stream(ctxBG, e.names.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	last := make(map[string]int64)
-	for seq := uint64(1); seq <= pairs*each; seq++ {
-		raw, err := stream.GetMsg(ctxBG, seq)
-		if err != nil {
-			t.Fatalf("stream seq %d: %v", seq, err)
-		}
-		ev := event.NewMessageEvent()
-		if _, err := ev.FastRead(raw.Data); err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range e.streamEvents(t, pairs*each) {
 		m := ev.Message
 		if m.Seq != last[m.ConvId]+1 {
 			t.Fatalf("conv %s: seq %d after %d in the stream", m.ConvId, m.Seq, last[m.ConvId])

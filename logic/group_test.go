@@ -251,8 +251,17 @@ func TestGroup_RemovedMemberGetsNothingNew(t *testing.T) {
 	})
 }
 
-// events reads the first n message events from the stream.
+// events reads the first n message events from the stream, by seq.
 func (e *env) events(t *testing.T, n int) []*event.MessageEvent {
+	t.Helper()
+	out := e.streamEvents(t, n)
+	slices.SortFunc(out, func(a, b *event.MessageEvent) int { return int(a.Message.Seq - b.Message.Seq) })
+	return out
+}
+
+// streamEvents reads the first n message events from the stream, in stream
+// order, once n are published.
+func (e *env) streamEvents(t *testing.T, n int) []*event.MessageEvent {
 	t.Helper()
 	e.waitPublished(t, uint64(n))
 	s, err := e.js.Stream(ctxBG, e.names.Stream)
@@ -271,7 +280,6 @@ func (e *env) events(t *testing.T, n int) []*event.MessageEvent {
 		}
 		out = append(out, ev)
 	}
-	slices.SortFunc(out, func(a, b *event.MessageEvent) int { return int(a.Message.Seq - b.Message.Seq) })
 	return out
 }
 

@@ -163,6 +163,14 @@ func (s *Service) runPublisher(ctx context.Context, deletes chan<- []int64) {
 			continue
 		}
 		head := &inflight[0]
+		if len(head.f.Ok()) == 0 && len(head.f.Err()) == 0 {
+			// Nothing to take at once (the future's channels are buffered;
+			// were they not, this would only flush more often): hand what is
+			// acked to the deleter before waiting.
+			flush()
+		}
+		// Since Go 1.23 a Reset timer never delivers a stale fire.
+		timeout.Reset(max(time.Until(head.deadline), 0))
 		var outcome headOutcome
 		select {
 		case <-ctx.Done():
@@ -175,24 +183,8 @@ func (s *Service) runPublisher(ctx context.Context, deletes chan<- []int64) {
 			outcome = headAcked
 		case err := <-head.f.Err():
 			outcome = s.headFailed(head, err)
-		default:
-			// Nothing ready: hand what is acked to the deleter, then wait.
-			flush()
-			// Since Go 1.23 a Reset timer never delivers a stale fire.
-			timeout.Reset(max(time.Until(head.deadline), 0))
-			select {
-			case <-ctx.Done():
-				return
-			case it := <-queue:
-				inflight = s.publishEvent(inflight, it)
-				continue
-			case <-head.f.Ok():
-				outcome = headAcked
-			case err := <-head.f.Err():
-				outcome = s.headFailed(head, err)
-			case <-timeout.C:
-				outcome = s.headFailed(head, nil)
-			}
+		case <-timeout.C:
+			outcome = s.headFailed(head, nil)
 		}
 		if outcome == headAcked {
 			acked = append(acked, head.it.rowID)
