@@ -283,7 +283,8 @@ func TestPushCoalescer_QueuedPushesGoAsOneBatch(t *testing.T) {
 			"queued in queue order %+v", calls, want)
 	}
 	const wantHist = `
-# HELP resonance_task_push_batch_requests Pushes carried by each PushBatch call: those that queued behind the calls in flight to one gateway.
+# HELP resonance_task_push_batch_requests Pushes carried by each PushBatch call: ` +
+		`those that queued behind the calls in flight to one gateway.
 # TYPE resonance_task_push_batch_requests histogram
 resonance_task_push_batch_requests_bucket{le="2"} 0
 resonance_task_push_batch_requests_bucket{le="4"} 0
