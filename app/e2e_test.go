@@ -148,7 +148,7 @@ func TestEndToEnd_Embedded(t *testing.T) {
 			"/healthz": "ok", "/readyz": "ready",
 			"/metrics":      `resonance_gateway_frames_in_total{op="send"}`,
 			"/metrics?db":   `resonance_db_query_seconds_count{op="create"}`,
-			"/metrics?rpc":  `resonance_gateway_logic_call_seconds_count{method="Send",outcome="ok"}`,
+			"/metrics?rpc":  `resonance_gateway_logic_call_seconds_count{method="SendRuns",outcome="ok"}`,
 			"/metrics?task": `resonance_task_events_total{outcome="pushed"}`,
 		} {
 			resp, err := http.Get(base + path)

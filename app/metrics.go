@@ -44,12 +44,12 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 		framesOut: prometheus.NewDesc("resonance_gateway_frames_out_total",
 			"Frames written to clients, by opcode.", []string{"op"}, nil),
 		sendBatches: prometheus.NewDesc("resonance_gateway_send_batches_total",
-			"SendBatch calls to logic, each carrying the SENDs one connection had queued.",
+			"SendRuns calls to logic, each carrying the runs of SENDs that connections had queued.",
 			nil, nil),
 		batchedSends: prometheus.NewDesc("resonance_gateway_batched_sends_total",
-			"SENDs carried by SendBatch calls; divided by the calls, the coalescing.", nil, nil),
+			"SENDs carried by SendRuns calls; divided by the calls, the coalescing.", nil, nil),
 		sendFallbacks: prometheus.NewDesc("resonance_gateway_send_batch_fallbacks_total",
-			"SendBatch calls a logic without SendBatch (an older release) refused; their "+
+			"SendRuns calls a logic without SendRuns (an older release) refused; their "+
 				"SENDs went as one Send each.", nil, nil),
 	}
 }

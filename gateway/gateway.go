@@ -66,8 +66,10 @@ type Gateway struct {
 	started atomic.Bool // Run was called
 	stats   gatewayStats
 	accepts tokenBucket // the accept rate, shared by all loops
-	// sendOnlyUntil, in Unix nanoseconds, is until when queued SENDs go as
-	// one Send each: logic refused SendBatch as unknown (handleSends).
+	// sends carries the runs of SENDs of all connections to logic.
+	sends sendCoalescer
+	// sendOnlyUntil, in Unix nanoseconds, is until when SENDs go as one
+	// Send each: logic refused SendRuns as unknown (handleSends).
 	sendOnlyUntil atomic.Int64
 	// upgrader is built once: its Origin check is the same for every
 	// handshake.
@@ -166,6 +168,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.pool = pool
 	g.rpcCtx = context.WithoutCancel(ctx) // in-flight calls outlive shutdown
+	g.sends = sendCoalescer{logic: g.logic, ctx: g.rpcCtx, timeout: g.cfg.RequestTimeout,
+		stats: &g.stats}
 	if err := g.reg.register(ctx); err != nil {
 		pool.Release()
 		_ = g.pushLn.Close() // ours until a push server takes it over

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,15 +38,15 @@ type stubLogic struct {
 	logins      map[string]*logicrpc.ConnInfo // username -> last login
 	registers   map[string]*logicrpc.ConnInfo // username -> last register
 	sendUsers   []int64                       // session user of each Send
-	batches     []int                         // requests of each SendBatch
+	runCalls    [][]int                       // requests of each run of each SendRuns
 	disconnects []*logicrpc.Session
 	renewals    []*logicrpc.Session
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
-	// withoutSendBatch serves the service as a logic older than SendBatch
+	// withoutSendRuns serves the service as a logic older than SendRuns
 	// registers it (set before the gateway starts).
-	withoutSendBatch bool
+	withoutSendRuns bool
 
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
@@ -132,40 +133,63 @@ func (s *stubLogic) Send(_ context.Context, sess *logicrpc.Session,
 	return &protocol.SendResp{MsgId: s.seqs[conv] + 1000, ConvId: conv, Seq: s.seqs[conv]}, nil
 }
 
-// SendBatch records its size and answers each request as Send does. A
-// request "crash" fails the whole call with a plain error, as a logic that
-// is down would, and "refuse" with a BizError, as a logic refusing the call.
-func (s *stubLogic) SendBatch(ctx context.Context, sess *logicrpc.Session,
-	reqs []*protocol.SendReq) ([]*logicrpc.SendOutcome, error) {
+// SendRuns records the size of each run and answers each request as Send
+// does. A request "crash" fails the whole call with a plain error, as a
+// logic that is down would, and "refuse" with a BizError, as a logic
+// refusing the call.
+func (s *stubLogic) SendRuns(ctx context.Context,
+	runs []*logicrpc.SendRun) ([][]*logicrpc.SendOutcome, error) {
+	sizes := make([]int, len(runs))
+	for i, run := range runs {
+		sizes[i] = len(run.Reqs)
+	}
 	s.mu.Lock()
-	s.batches = append(s.batches, len(reqs))
+	s.runCalls = append(s.runCalls, sizes)
 	s.mu.Unlock()
-	for _, req := range reqs {
-		switch string(req.Content) {
-		case "crash":
-			return nil, errors.New("db: connection refused at 10.0.0.7")
-		case "refuse":
-			return nil, &common.BizError{Code: common.ErrorCode_BUSY, Message: "shedding"}
+	for _, run := range runs {
+		for _, req := range run.Reqs {
+			switch string(req.Content) {
+			case "crash":
+				return nil, errors.New("db: connection refused at 10.0.0.7")
+			case "refuse":
+				return nil, &common.BizError{Code: common.ErrorCode_BUSY, Message: "shedding"}
+			}
 		}
 	}
-	out := make([]*logicrpc.SendOutcome, len(reqs))
-	for i, req := range reqs {
-		resp, err := s.Send(ctx, sess, req)
-		var biz *common.BizError
-		if errors.As(err, &biz) {
-			out[i] = &logicrpc.SendOutcome{Err: biz}
-			continue
+	out := make([][]*logicrpc.SendOutcome, len(runs))
+	for i, run := range runs {
+		out[i] = make([]*logicrpc.SendOutcome, len(run.Reqs))
+		for j, req := range run.Reqs {
+			resp, err := s.Send(ctx, run.Session, req)
+			var biz *common.BizError
+			if errors.As(err, &biz) {
+				out[i][j] = &logicrpc.SendOutcome{Err: biz}
+				continue
+			}
+			out[i][j] = &logicrpc.SendOutcome{Resp: resp}
 		}
-		out[i] = &logicrpc.SendOutcome{Resp: resp}
 	}
 	return out, nil
 }
 
-// sendBatches returns the size of each SendBatch call so far.
-func (s *stubLogic) sendBatches() []int {
+// sendCalls returns the SENDs of each SendRuns call so far.
+func (s *stubLogic) sendCalls() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]int(nil), s.batches...)
+	sends := make([]int, len(s.runCalls))
+	for i, sizes := range s.runCalls {
+		for _, n := range sizes {
+			sends[i] += n
+		}
+	}
+	return sends
+}
+
+// sendRunCalls returns the runs' sizes of each SendRuns call so far.
+func (s *stubLogic) sendRunCalls() [][]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.runCalls)
 }
 
 func (s *stubLogic) Sync(context.Context, *logicrpc.Session,
@@ -248,10 +272,10 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 		server.WithTransServerFactory(gonet.NewTransServerFactory()),
 		server.WithTransHandlerFactory(gonet.NewSvrTransHandlerFactory()))
 	info := logic.NewServiceInfo()
-	if stub.withoutSendBatch {
+	if stub.withoutSendRuns {
 		old := *info
 		old.Methods = maps.Clone(info.Methods)
-		delete(old.Methods, "SendBatch")
+		delete(old.Methods, "SendRuns")
 		info = &old
 	}
 	if err := logicSrv.RegisterService(info, stub); err != nil {

@@ -48,11 +48,11 @@ type Stats struct {
 	// FramesIn and FramesOut count frames by opcode, from and to clients;
 	// opcodes never seen are absent.
 	FramesIn, FramesOut map[protocol.Op]uint64
-	// SendBatches counts SendBatch calls to logic, each carrying a run of
-	// SENDs one connection had queued; BatchedSends counts the SENDs in
-	// them. Their ratio is the coalescing; lone SENDs go through Send.
+	// SendBatches counts SendRuns calls to logic, each carrying the runs of
+	// SENDs that connections had queued; BatchedSends counts the SENDs in
+	// them. Their ratio is the coalescing.
 	SendBatches, BatchedSends uint64
-	// SendBatchFallbacks counts SendBatch calls a logic without it refused
+	// SendBatchFallbacks counts SendRuns calls a logic without it refused
 	// (an older release): their SENDs went as one Send each.
 	SendBatchFallbacks uint64
 }

@@ -50,8 +50,7 @@ func (g *Gateway) enqueue(c *conn, r request) error {
 
 // drain handles c's requests one at a time, in the order they arrived, until
 // the queue is empty or the connection closed. A run of SENDs counts as one:
-// one SendBatch call, whose replies are all queued before the next request
-// is handled.
+// its replies are all queued before the next request is handled.
 func (g *Gateway) drain(c *conn) {
 	for {
 		r, sends, ok := c.next()
@@ -66,13 +65,13 @@ func (g *Gateway) drain(c *conn) {
 	}
 }
 
-// next pops the oldest request. When it is a SEND of a logged-in connection
-// with more SENDs queued right behind it, it pops those too, up to
-// logicrpc.MaxSendBatch in all, and returns them all, r first, in sends
-// (nil for a lone request): a client that pipelines its sends, or flushes
-// its outbox after a reconnect, then pays one round trip to logic per run
-// instead of one per message. When there is no request it clears running
-// under the same lock, so enqueue never leaves a request without a worker.
+// next pops the oldest request. When it is a SEND of a logged-in connection,
+// it pops the SENDs queued right behind it too, up to logicrpc.MaxSendBatch in
+// all, and returns them all, r first, in sends (nil for any other request):
+// a client that pipelines its sends, or flushes its outbox after a
+// reconnect, then pays one round trip to logic per run instead of one per
+// message. When there is no request it clears running under the same lock,
+// so enqueue never leaves a request without a worker.
 func (c *conn) next() (r request, sends []request, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -83,21 +82,22 @@ func (c *conn) next() (r request, sends []request, ok bool) {
 	}
 	n := c.sendRun()
 	r = c.queue[0]
-	if n > 1 {
+	if n > 0 {
 		sends = make([]request, n)
 		copy(sends, c.queue[:n])
 	}
+	n = max(n, 1)
 	clear(c.queue[:n])
 	c.queue = c.queue[n:]
 	return r, sends, true
 }
 
-// sendRun is how many requests at the head of c's queue one SendBatch
-// carries: the SENDs there, once logged in (the session is never unset
-// after), else 1. The caller holds c.mu on a non-empty queue.
+// sendRun is how many requests at the head of c's queue go to logic as one
+// run of SENDs: the SENDs there, once logged in (the session is never unset
+// after), else 0. The caller holds c.mu on a non-empty queue.
 func (c *conn) sendRun() int {
 	if c.queue[0].op != protocol.Op_SEND || c.session.Load() == nil {
-		return 1
+		return 0
 	}
 	n := 1
 	for n < len(c.queue) && n < logicrpc.MaxSendBatch && c.queue[n].op == protocol.Op_SEND {
@@ -123,10 +123,10 @@ func (g *Gateway) handle(c *conn, r request) {
 	_ = c.write(frame, g.afterReply(c, resp))
 }
 
-// handleSends runs sends, a run of SENDs from next, as one SendBatch call
-// (one RequestTimeout for all) and writes each reply in order, as handle
-// would have written it. A call that fails whole (a timeout, logic down,
-// the call refused) answers every SEND with that error.
+// handleSends runs sends, a run of SENDs from next, through the gateway's
+// sendCoalescer (one RequestTimeout for all) and writes each reply in order,
+// as handle would have written it. A call that fails whole (a timeout, logic
+// down, the call refused) answers every SEND with that error.
 func (g *Gateway) handleSends(c *conn, sends []request) {
 	if time.Now().UnixNano() < g.sendOnlyUntil.Load() {
 		for _, r := range sends {
@@ -140,24 +140,20 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 	for i, r := range sends {
 		reqs[i] = r.body.(*protocol.SendReq)
 	}
-	g.stats.sendBatches.Add(1)
-	g.stats.batchedSends.Add(uint64(len(sends)))
-	out, err := g.logic.SendBatch(ctx, c.session.Load(), reqs)
+	out, err := g.sends.send(ctx, &logicrpc.SendRun{Session: c.session.Load(), Reqs: reqs})
 	if rpcerr.UnknownMethod(err) {
-		// A logic older than SendBatch (a rolling upgrade): the SENDs go one
-		// call each, as before it, and so do the next minute's.
-		g.sendOnlyUntil.Store(time.Now().Add(sendOnlyRecheck).UnixNano())
+		// A logic older than SendRuns (a rolling upgrade): the SENDs go one
+		// call each, and so do the next minute's.
+		now := time.Now()
+		if g.sendOnlyUntil.Swap(now.Add(sendOnlyRecheck).UnixNano()) < now.UnixNano() {
+			g.log.Info().Dur("recheck", sendOnlyRecheck).
+				Msg("logic does not know SendRuns (older release); sending it Send calls")
+		}
 		g.stats.sendFallbacks.Add(1)
-		g.log.Info().Dur("recheck", sendOnlyRecheck).
-			Msg("logic does not know SendBatch (older release); sending it Send calls")
 		for _, r := range sends {
 			g.handle(c, r)
 		}
 		return
-	}
-	if err == nil && len(out) != len(sends) {
-		err = fmt.Errorf("%w: %d outcomes for %d sends of conn %d", ErrNoReply, len(out),
-			len(sends), c.id)
 	}
 	if err != nil {
 		g.replyErrors(c, sends, err)
@@ -178,7 +174,7 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 }
 
 // sendOnlyRecheck is how long the gateway sends only Send calls after a
-// logic refused SendBatch as unknown, before it tries again: an upgrade of
+// logic refused SendRuns as unknown, before it tries again: an upgrade of
 // logic at the same address then gets batches within a minute.
 const sendOnlyRecheck = time.Minute
 

@@ -50,9 +50,9 @@ struct OfflineTarget {
     8: bool dnd,                    // at_ms falls in the user's do-not-disturb window
 }
 
-// MaxSendBatch bounds the requests of one SendBatch call. A gateway coalesces
-// at most this many SENDs of a connection into one call, and logic refuses a
-// larger call: it is what one group commit takes at once, so that a batch
+// MaxSendBatch bounds the requests of one SendBatch or SendRuns call. A
+// gateway coalesces at most this many SENDs into one call, and logic refuses
+// a larger call: it is what one group commit takes at once, so that a batch
 // holds its conversations' locks briefly.
 const i32 MaxSendBatch = 64
 
@@ -62,6 +62,12 @@ const i32 MaxSendBatch = 64
 struct SendOutcome {
     1: optional protocol.SendResp resp,
     2: optional common.BizError err,
+}
+
+// SendRun is one connection's run of SENDs in a SendRuns call.
+struct SendRun {
+    1: Session session,
+    2: list<protocol.SendReq> reqs,
 }
 
 struct OfflineTargetsResp {
@@ -95,6 +101,17 @@ service Logic {
     // MaxSendBatch requests (BAD_REQUEST). A logic older than this method
     // refuses it: upgrade logic before gateways.
     list<SendOutcome> SendBatch(1: Session session, 2: list<protocol.SendReq> reqs) throws (1: common.BizError err)
+
+    // SendRuns is SendBatch for the runs of SENDs of several connections,
+    // which a gateway gathered while its earlier calls to logic were out.
+    // Each run is stored as SendBatch stores it, in the order given, and the
+    // writes of all runs join one group commit. Result i holds run i's
+    // outcomes, as SendBatch would return them. The call throws only when it
+    // is refused whole: a run without a session (UNAUTHENTICATED), no runs,
+    // an empty run, or more than MaxSendBatch requests in all (BAD_REQUEST).
+    // A logic older than this method refuses it: upgrade logic before
+    // gateways.
+    list<list<SendOutcome>> SendRuns(1: list<SendRun> runs) throws (1: common.BizError err)
     protocol.SyncResp Sync(1: Session session, 2: protocol.SyncReq req) throws (1: common.BizError err)
     protocol.GetUserResp GetUser(1: Session session, 2: protocol.GetUserReq req) throws (1: common.BizError err)
 

@@ -12,38 +12,75 @@ import (
 )
 
 // SendBatch is Send for up to logicrpc.MaxSendBatch requests of one session,
-// the SENDs a gateway found queued together on one connection. Their writes
-// go to the group commit as one group, so they usually commit in one
-// transaction, and within a conversation they are stored in the order given.
-// Outcome i is what Send would have returned or thrown for reqs[i]; the call
-// itself fails only for a missing session or a count out of range.
+// the SENDs a gateway found queued together on one connection: SendRuns with
+// one run. Gateways of this release send SendRuns; SendBatch serves those of
+// the release before it during a rolling upgrade.
 func (s *Service) SendBatch(ctx context.Context, session *logicrpc.Session,
 	reqs []*protocol.SendReq) ([]*logicrpc.SendOutcome, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("send batch", ErrUnauthenticated, nil)
+	out, err := s.SendRuns(ctx, []*logicrpc.SendRun{{Session: session, Reqs: reqs}})
+	if err != nil {
+		return nil, err
 	}
-	if len(reqs) == 0 || len(reqs) > logicrpc.MaxSendBatch {
-		err := fmt.Errorf("%w: %d sends in a batch, want 1-%d", ErrBadRequest, len(reqs),
-			logicrpc.MaxSendBatch)
-		return nil, s.fail("send batch", err, func(e *zerolog.Event) *zerolog.Event {
-			return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
+	return out[0], nil
+}
+
+// SendRuns is Send for the runs of SENDs of several connections, up to
+// logicrpc.MaxSendBatch requests in all, that a gateway gathered while its
+// earlier calls were out. Their writes go to the group commit as one group,
+// so they usually commit in one transaction, and within a conversation each
+// run is stored in the order given. Outcome j of run i is what Send would
+// have returned or thrown for runs[i].Reqs[j]; the call itself fails only for
+// a run without a session or counts out of range.
+func (s *Service) SendRuns(ctx context.Context,
+	runs []*logicrpc.SendRun) ([][]*logicrpc.SendOutcome, error) {
+	if err := checkRuns(runs); err != nil {
+		return nil, s.fail("send runs", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int("runs", len(runs))
 		})
 	}
-
-	items := s.prepareSends(ctx, session, reqs)
-	stored := s.storeSends(ctx, session, items)
-	out := make([]*logicrpc.SendOutcome, len(items))
-	for i := range items {
-		out[i] = s.sendOutcome(ctx, session, &items[i])
+	var items []sendItem
+	for _, run := range runs {
+		items = s.prepareSends(ctx, run.Session, run.Reqs, items)
 	}
-	s.log.Debug().Int64("user", session.UserId).Int64("conn", session.ConnId).
-		Int("sends", len(reqs)).Int("stored", stored).Msg("batch stored")
+	stored := s.storeSends(ctx, items)
+	out := make([][]*logicrpc.SendOutcome, len(runs))
+	rest := items
+	for i, run := range runs {
+		out[i] = make([]*logicrpc.SendOutcome, len(run.Reqs))
+		for j := range out[i] {
+			out[i][j] = s.sendOutcome(ctx, &rest[j])
+		}
+		rest = rest[len(run.Reqs):]
+	}
+	s.log.Debug().Int("runs", len(runs)).Int("sends", len(items)).Int("stored", stored).
+		Msg("runs stored")
 	return out, nil
 }
 
-// sendItem is one request of a SendBatch on its way through.
+// checkRuns checks what SendRuns refuses whole: a run without a session, no
+// runs, an empty run, or more than logicrpc.MaxSendBatch requests in all.
+func checkRuns(runs []*logicrpc.SendRun) error {
+	total := 0
+	for _, run := range runs {
+		if run == nil || run.Session == nil || run.Session.UserId == 0 {
+			return ErrUnauthenticated
+		}
+		if len(run.Reqs) == 0 {
+			return fmt.Errorf("%w: a run without sends", ErrBadRequest)
+		}
+		total += len(run.Reqs)
+	}
+	if total == 0 || total > logicrpc.MaxSendBatch {
+		return fmt.Errorf("%w: %d sends in %d runs, want 1-%d in all", ErrBadRequest, total,
+			len(runs), logicrpc.MaxSendBatch)
+	}
+	return nil
+}
+
+// sendItem is one request of a SendRuns on its way through.
 type sendItem struct {
-	req *protocol.SendReq
+	session *logicrpc.Session // whose run it is
+	req     *protocol.SendReq
 	// valid says that validateSend passed, so that a failure from here on
 	// may be a retry of a message stored before (findFirst).
 	valid bool
@@ -54,14 +91,14 @@ type sendItem struct {
 	err    error // why the request is not stored, while !stored
 }
 
-// prepareSends validates each request and resolves its conversation as Send
-// does.
+// prepareSends validates each request of session's run as Send does,
+// resolves its conversation, and returns items with the run's items
+// appended.
 func (s *Service) prepareSends(ctx context.Context, session *logicrpc.Session,
-	reqs []*protocol.SendReq) []sendItem {
-	items := make([]sendItem, len(reqs))
-	for i, req := range reqs {
-		it := &items[i]
-		it.req = req
+	reqs []*protocol.SendReq, items []sendItem) []sendItem {
+	for _, req := range reqs {
+		items = append(items, sendItem{session: session, req: req})
+		it := &items[len(items)-1]
 		if it.err = s.validateSend(req); it.err != nil {
 			continue
 		}
@@ -78,8 +115,7 @@ func (s *Service) prepareSends(ctx context.Context, session *logicrpc.Session,
 // it stored. It reruns the writes storeMessage would rerun (a deadlock, the
 // first message of a p2p conversation), as a group again, keeping the order:
 // see rerunSends. Every item left unstored has its error, as Send's would be.
-func (s *Service) storeSends(ctx context.Context, session *logicrpc.Session,
-	items []sendItem) int {
+func (s *Service) storeSends(ctx context.Context, items []sendItem) int {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	var pending []int // indexes into items, ascending
@@ -92,7 +128,7 @@ func (s *Service) storeSends(ctx context.Context, session *logicrpc.Session,
 	for attempt := 1; len(pending) > 0; attempt++ {
 		ws := make([]seqWrite, len(pending))
 		for j, i := range pending {
-			ws[j] = s.sendWrite(session, items[i].m)
+			ws[j] = s.sendWrite(items[i].session, items[i].m)
 		}
 		for j, r := range s.storeBatchedGroup(ctx, ws) {
 			it := &items[pending[j]]
@@ -163,18 +199,17 @@ func (s *Service) retrySend(ctx context.Context, it *sendItem, created map[strin
 // sendOutcome is what Send would have answered for it: its ack, the first
 // ack of its client id when storing failed because it was a retry, or its
 // error.
-func (s *Service) sendOutcome(ctx context.Context, session *logicrpc.Session,
-	it *sendItem) *logicrpc.SendOutcome {
+func (s *Service) sendOutcome(ctx context.Context, it *sendItem) *logicrpc.SendOutcome {
 	if it.stored {
 		return &logicrpc.SendOutcome{Resp: sendResp(it.m, false)}
 	}
 	err := it.err
 	if it.valid {
 		var first *messageRow
-		if first, err = s.findFirst(ctx, session.UserId, it.req.ClientMsgId, err); err == nil {
+		if first, err = s.findFirst(ctx, it.session.UserId, it.req.ClientMsgId, err); err == nil {
 			return &logicrpc.SendOutcome{Resp: sendResp(first, true)}
 		}
 	}
 	return &logicrpc.SendOutcome{Err: s.failBiz("send", err,
-		sendLogIDs(session, it.req.GetClientMsgId()))}
+		sendLogIDs(it.session, it.req.GetClientMsgId()))}
 }

@@ -283,3 +283,104 @@ func TestSendBatch_RerunKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// runReqs are n text requests to peer, client ids tag0, tag1...
+func runReqs(tag string, peer int64, n int) []*protocol.SendReq {
+	reqs := make([]*protocol.SendReq, n)
+	for i := range reqs {
+		reqs[i] = textReq(fmt.Sprintf("%s%d", tag, i), peer)
+	}
+	return reqs
+}
+
+// The runs of several sessions in one SendRuns call are stored in one
+// commit, each run in its order and the runs in theirs; each run gets its
+// own outcomes, a refused request among them, and the sender of each
+// message is its run's session.
+func TestSendRuns_StoresEachRunInOrderInOneCommit(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		e.sendN(t, alice, bob, 1, "open")
+		e.sendN(t, carol, alice, 1, "open")
+		withBob, withCarol := p2pConvID(alice, bob), p2pConvID(alice, carol)
+		bobs := runReqs("b", alice, 3)
+		bobs[1] = &protocol.SendReq{ClientMsgId: "bad", ToUserId: alice} // no content
+		runs := []*logicrpc.SendRun{
+			{Session: session(alice, 1), Reqs: runReqs("a", bob, 3)},
+			{Session: session(bob, 2), Reqs: bobs},
+			{Session: session(carol, 3), Reqs: runReqs("c", alice, 2)},
+		}
+		commits, writes := e.svc.stats.batches.Load(), e.svc.stats.batchedWrites.Load()
+		out, err := e.svc.SendRuns(context.Background(), runs)
+		if err != nil {
+			t.Fatalf("send runs: %v", err)
+		}
+		if c, w := e.svc.stats.batches.Load()-commits,
+			e.svc.stats.batchedWrites.Load()-writes; c != 1 || w != 7 {
+			t.Fatalf("%d commits of %d writes; want 1 of 7", c, w)
+		}
+		if len(out) != 3 || len(out[0]) != 3 || len(out[1]) != 3 || len(out[2]) != 2 {
+			t.Fatalf("outcomes shaped %d runs, want 3 of 3, 3, 2", len(out))
+		}
+		for i := range 3 {
+			wantAck(t, i, out[0][i], withBob, int64(2+i), false)
+		}
+		wantAck(t, 0, out[1][0], withBob, 5, false)
+		if out[1][1].Err == nil || out[1][1].Err.Code != common.ErrorCode_BAD_REQUEST {
+			t.Fatalf("request without content answered %+v, want BAD_REQUEST", out[1][1])
+		}
+		wantAck(t, 2, out[1][2], withBob, 6, false)
+		for i := range 2 {
+			wantAck(t, i, out[2][i], withCarol, int64(2+i), false)
+		}
+		msgs := e.syncAll(t, alice, withBob)
+		var senders []int64
+		for _, m := range msgs {
+			senders = append(senders, m.SenderId)
+		}
+		if want := []int64{alice, alice, alice, alice, bob, bob}; !slices.Equal(senders, want) {
+			t.Fatalf("senders in %s %v, want %v", withBob, senders, want)
+		}
+	})
+}
+
+// A call is refused whole for no runs, an empty run, a run without a
+// session, or more than MaxSendBatch requests in all; nothing of it is
+// stored.
+func TestSendRuns_Bounds(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	const half = logicrpc.MaxSendBatch / 2
+	run := func(user int64, tag string, n int) *logicrpc.SendRun {
+		return &logicrpc.SendRun{Session: session(user, user), Reqs: runReqs(tag, alice+bob-user, n)}
+	}
+	cases := []struct {
+		name string
+		runs []*logicrpc.SendRun
+		code common.ErrorCode
+	}{
+		{name: "no runs", code: common.ErrorCode_BAD_REQUEST},
+		{name: "an empty run", runs: []*logicrpc.SendRun{run(alice, "e", 1), run(bob, "e", 0)},
+			code: common.ErrorCode_BAD_REQUEST},
+		{name: "a run without session", runs: []*logicrpc.SendRun{run(alice, "s", 1),
+			{Reqs: runReqs("s", bob, 1)}}, code: common.ErrorCode_UNAUTHENTICATED},
+		{name: "a nil run", runs: []*logicrpc.SendRun{nil},
+			code: common.ErrorCode_UNAUTHENTICATED},
+		{name: "one over in all", runs: []*logicrpc.SendRun{run(alice, "o", half),
+			run(bob, "o", half+1)}, code: common.ErrorCode_BAD_REQUEST},
+		{name: "the bound in all", runs: []*logicrpc.SendRun{run(alice, "a", half),
+			run(bob, "b", half)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := e.svc.SendRuns(context.Background(), tc.runs)
+			wantCode(t, err, tc.code)
+			if tc.code != common.ErrorCode_OK && out != nil {
+				t.Fatalf("refused call returned %d outcome lists", len(out))
+			}
+		})
+	}
+	if n := e.countMessages(t); n != logicrpc.MaxSendBatch {
+		t.Fatalf("store holds %d messages, want %d", n, logicrpc.MaxSendBatch)
+	}
+}

@@ -376,6 +376,53 @@ var fieldIDToName_SendOutcome = map[int16]string{
 	2: "err",
 }
 
+type SendRun struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Reqs    []*protocol.SendReq `thrift:"reqs,2" frugal:"2,default,list<protocol.SendReq>" json:"reqs"`
+}
+
+func NewSendRun() *SendRun {
+	return &SendRun{}
+}
+
+func (p *SendRun) InitDefault() {
+}
+
+var SendRun_Session_DEFAULT *Session
+
+func (p *SendRun) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return SendRun_Session_DEFAULT
+	}
+	return p.Session
+}
+
+func (p *SendRun) GetReqs() (v []*protocol.SendReq) {
+	return p.Reqs
+}
+func (p *SendRun) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *SendRun) SetReqs(val []*protocol.SendReq) {
+	p.Reqs = val
+}
+
+func (p *SendRun) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *SendRun) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SendRun(%+v)", *p)
+}
+
+var fieldIDToName_SendRun = map[int16]string{
+	1: "session",
+	2: "reqs",
+}
+
 type OfflineTargetsResp struct {
 	Targets    []*OfflineTarget `thrift:"targets,1" frugal:"1,default,list<OfflineTarget>" json:"targets"`
 	SenderName string           `thrift:"sender_name,2" frugal:"2,default,string" json:"sender_name"`
@@ -426,6 +473,8 @@ type Logic interface {
 	Send(ctx context.Context, session *Session, req *protocol.SendReq) (r *protocol.SendResp, err error)
 
 	SendBatch(ctx context.Context, session *Session, reqs []*protocol.SendReq) (r []*SendOutcome, err error)
+
+	SendRuns(ctx context.Context, runs []*SendRun) (r [][]*SendOutcome, err error)
 
 	Sync(ctx context.Context, session *Session, req *protocol.SyncReq) (r *protocol.SyncResp, err error)
 
@@ -1060,6 +1109,91 @@ func (p *LogicSendBatchResult) String() string {
 }
 
 var fieldIDToName_LogicSendBatchResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSendRunsArgs struct {
+	Runs []*SendRun `thrift:"runs,1" frugal:"1,default,list<SendRun>" json:"runs"`
+}
+
+func NewLogicSendRunsArgs() *LogicSendRunsArgs {
+	return &LogicSendRunsArgs{}
+}
+
+func (p *LogicSendRunsArgs) InitDefault() {
+}
+
+func (p *LogicSendRunsArgs) GetRuns() (v []*SendRun) {
+	return p.Runs
+}
+func (p *LogicSendRunsArgs) SetRuns(val []*SendRun) {
+	p.Runs = val
+}
+
+func (p *LogicSendRunsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSendRunsArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSendRunsArgs = map[int16]string{
+	1: "runs",
+}
+
+type LogicSendRunsResult struct {
+	Success [][]*SendOutcome `thrift:"success,0,optional" frugal:"0,optional,list<list<SendOutcome>>" json:"success,omitempty"`
+	Err     *common.BizError `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSendRunsResult() *LogicSendRunsResult {
+	return &LogicSendRunsResult{}
+}
+
+func (p *LogicSendRunsResult) InitDefault() {
+}
+
+var LogicSendRunsResult_Success_DEFAULT [][]*SendOutcome
+
+func (p *LogicSendRunsResult) GetSuccess() (v [][]*SendOutcome) {
+	if !p.IsSetSuccess() {
+		return LogicSendRunsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSendRunsResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSendRunsResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSendRunsResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSendRunsResult) SetSuccess(x interface{}) {
+	p.Success = x.([][]*SendOutcome)
+}
+func (p *LogicSendRunsResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSendRunsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSendRunsResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSendRunsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSendRunsResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSendRunsResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -18,6 +18,7 @@ type Client interface {
 	Renew(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (err error)
 	Send(ctx context.Context, session *logicrpc.Session, req *protocol.SendReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	SendBatch(ctx context.Context, session *logicrpc.Session, reqs []*protocol.SendReq, callOptions ...callopt.Option) (r []*logicrpc.SendOutcome, err error)
+	SendRuns(ctx context.Context, runs []*logicrpc.SendRun, callOptions ...callopt.Option) (r [][]*logicrpc.SendOutcome, err error)
 	Sync(ctx context.Context, session *logicrpc.Session, req *protocol.SyncReq, callOptions ...callopt.Option) (r *protocol.SyncResp, err error)
 	GetUser(ctx context.Context, session *logicrpc.Session, req *protocol.GetUserReq, callOptions ...callopt.Option) (r *protocol.GetUserResp, err error)
 	Delivered(ctx context.Context, session *logicrpc.Session, req *protocol.DeliveredReq, callOptions ...callopt.Option) (r *protocol.DeliveredResp, err error)
@@ -104,6 +105,11 @@ func (p *kLogicClient) Send(ctx context.Context, session *logicrpc.Session, req 
 func (p *kLogicClient) SendBatch(ctx context.Context, session *logicrpc.Session, reqs []*protocol.SendReq, callOptions ...callopt.Option) (r []*logicrpc.SendOutcome, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.SendBatch(ctx, session, reqs)
+}
+
+func (p *kLogicClient) SendRuns(ctx context.Context, runs []*logicrpc.SendRun, callOptions ...callopt.Option) (r [][]*logicrpc.SendOutcome, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SendRuns(ctx, runs)
 }
 
 func (p *kLogicClient) Sync(ctx context.Context, session *logicrpc.Session, req *protocol.SyncReq, callOptions ...callopt.Option) (r *protocol.SyncResp, err error) {

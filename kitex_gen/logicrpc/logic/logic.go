@@ -57,6 +57,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"SendRuns": kitex.NewMethodInfo(
+		sendRunsHandler,
+		newLogicSendRunsArgs,
+		newLogicSendRunsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Sync": kitex.NewMethodInfo(
 		syncHandler,
 		newLogicSyncArgs,
@@ -452,6 +459,30 @@ func newLogicSendBatchArgs() interface{} {
 
 func newLogicSendBatchResult() interface{} {
 	return logicrpc.NewLogicSendBatchResult()
+}
+
+func sendRunsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSendRunsArgs)
+	realResult := result.(*logicrpc.LogicSendRunsResult)
+	success, err := handler.(logicrpc.Logic).SendRuns(ctx, realArg.Runs)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSendRunsArgs() interface{} {
+	return logicrpc.NewLogicSendRunsArgs()
+}
+
+func newLogicSendRunsResult() interface{} {
+	return logicrpc.NewLogicSendRunsResult()
 }
 
 func syncHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
@@ -1191,6 +1222,20 @@ func (p *kClient) SendBatch(ctx context.Context, session *logicrpc.Session, reqs
 	_args.Reqs = reqs
 	var _result logicrpc.LogicSendBatchResult
 	if err = p.c.Call(ctx, "SendBatch", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SendRuns(ctx context.Context, runs []*logicrpc.SendRun) (r [][]*logicrpc.SendOutcome, err error) {
+	var _args logicrpc.LogicSendRunsArgs
+	_args.Runs = runs
+	var _result logicrpc.LogicSendRunsResult
+	if err = p.c.Call(ctx, "SendRuns", &_args, &_result); err != nil {
 		return
 	}
 	switch {
