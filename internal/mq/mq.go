@@ -6,6 +6,8 @@ package mq
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -76,17 +78,31 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, n Names) (jetstre
 	return s, nil
 }
 
-// Embedded is a NATS server with JetStream running inside this process. It
-// takes no TCP port: clients connect through InProcess.
+// Embedded is a NATS server with JetStream running inside this process. Its
+// clients connect over TCP to a loopback port picked at start, with a token
+// made at start, so that no other process can use it. nats.go's in-process
+// connection is not used: it is a net.Pipe, whose every write waits until
+// the other side has read it, and with one connection carrying the
+// publisher's events, their acks and task's pulls, that hand-off held 1:1
+// chat's delivery near 17,000-19,000 msgs/s on 2 cores (end to end p99 4-5 s
+// at 20,000/s offered; over loopback TCP, 0.3 s).
 type Embedded struct {
-	srv *server.Server
+	srv   *server.Server
+	token string
 }
 
 // StartEmbedded starts a JetStream-enabled NATS server storing under dir.
 func StartEmbedded(dir string) (*Embedded, error) {
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("mq: embedded nats token: %w", err)
+	}
+	token := hex.EncodeToString(secret)
 	opts := &server.Options{
 		ServerName:             "resonance-embedded",
-		DontListen:             true,
+		Host:                   "127.0.0.1",
+		Port:                   server.RANDOM_PORT,
+		Authorization:          token,
 		JetStream:              true,
 		StoreDir:               dir,
 		NoSigs:                 true,
@@ -102,14 +118,14 @@ func StartEmbedded(dir string) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("mq: embedded nats not ready after 10s")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, token: token}, nil
 }
 
 // Connect opens a client connection to the embedded server.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name))
+	nc, err := nats.Connect(e.srv.ClientURL(), nats.Token(e.token), nats.Name(name))
 	if err != nil {
-		return nil, fmt.Errorf("mq: connect embedded nats: %w", err)
+		return nil, fmt.Errorf("mq: connect embedded nats at %s: %w", e.srv.ClientURL(), err)
 	}
 	return nc, nil
 }
