@@ -30,9 +30,19 @@ func TestGateway_AnswersBusy(t *testing.T) {
 			h := startGateway(t, tc.cfg)
 			blocked := h.dial(t)
 			blocked.login("alice", 1)
+			// The worker that answered the LOGIN goes back to the pool only
+			// after the client has its ack: with one worker, a SEND sent at
+			// once could find the pool still full.
+			waitFor(t, 5*time.Second, "the login's worker back in the pool", func() bool {
+				return h.gw.pool.Running() == 0
+			})
 			slow := &protocol.SendReq{ToUserId: 2, Content: []byte("slow")}
 			blocked.send(protocol.Op_SEND, 2, slow)
-			<-h.logic.entered
+			select {
+			case <-h.logic.entered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the slow SEND did not reach logic")
+			}
 			defer close(h.logic.release)
 
 			other := blocked

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 )
@@ -54,8 +55,10 @@ func (w *sendWaiter) answer(out []*logicrpc.SendOutcome, err error) {
 // is in flight, so the bound shapes the batches but never caps the rate.
 //
 // A connection's worker waits for its run's outcomes before it sends more,
-// so a connection never has two runs in flight, and its SENDs keep their
-// order. It is safe for concurrent use.
+// and once a call has taken its run it waits for that call's answer even
+// past its own deadline (the call has a RequestTimeout of its own), so a
+// connection never has two runs in flight, and its SENDs keep their order.
+// It is safe for concurrent use.
 type sendCoalescer struct {
 	logic   logic.Client
 	ctx     context.Context // of the batch calls
@@ -69,8 +72,10 @@ type sendCoalescer struct {
 }
 
 // send stores run through logic and returns its outcomes, or an error when
-// the call failed or ctx ended first. A run still queued when ctx ends is
-// not sent.
+// the call failed. A run still queued when ctx ends is not sent, and send
+// returns ctx's error; a run already taken by a call is answered by it. A
+// queued run thus waits at most its ctx in the queue, then a RequestTimeout
+// in its call.
 func (c *sendCoalescer) send(ctx context.Context,
 	run *logicrpc.SendRun) ([]*logicrpc.SendOutcome, error) {
 	c.mu.Lock()
@@ -100,29 +105,26 @@ func (c *sendCoalescer) send(ctx context.Context,
 	}
 	select {
 	case <-w.done:
-		return w.out, w.err
 	case <-ctx.Done():
-		return c.abandon(w, ctx.Err())
+		if c.unqueue(w) {
+			return nil, fmt.Errorf("sends not sent to logic: %w", ctx.Err())
+		}
+		<-w.done
 	}
+	return w.out, w.err
 }
 
-// abandon marks w gone, so that it is not sent if it is still queued, and
-// returns cause; or w's outcomes if they came meanwhile.
-func (c *sendCoalescer) abandon(w *sendWaiter, cause error) ([]*logicrpc.SendOutcome, error) {
+// unqueue marks w gone if it is still queued, so that no call takes it, and
+// reports whether it did; false means a call has taken w.
+func (c *sendCoalescer) unqueue(w *sendWaiter) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	select {
-	case <-w.done:
-		return w.out, w.err
-	default:
-	}
-	if w.state == sendQueued {
-		w.state = sendGone
-		c.queued -= len(w.run.Reqs)
-		return nil, fmt.Errorf("sends not sent to logic: %w", cause)
+	if w.state != sendQueued {
+		return false
 	}
 	w.state = sendGone
-	return nil, fmt.Errorf("sends taken by a call, its answer not awaited: %w", cause)
+	c.queued -= len(w.run.Reqs)
+	return true
 }
 
 // next takes the next batch for a call that returned, or gives back that
@@ -195,6 +197,9 @@ func (c *sendCoalescer) call(ctx context.Context,
 	c.stats.sendBatches.Add(1)
 	c.stats.batchedSends.Add(uint64(sends))
 	out, err := c.logic.SendRuns(ctx, runs)
+	if rpcerr.UnknownMethod(err) {
+		c.stats.sendFallbacks.Add(1) // once per call; each run falls back
+	}
 	if err != nil {
 		return nil, err
 	}

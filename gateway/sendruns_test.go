@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/cloudwego/kitex/client/callopt"
+	"github.com/cloudwego/kitex/pkg/remote"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
@@ -388,4 +390,123 @@ func TestSendCoalescer_FullCallGoesAtOnce(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.inFlight == 0 && len(c.queue) == 0 && c.queued == 0
 	})
+}
+
+// gatedLogic answers each SendRuns call once the test closes that call's
+// release; calls come to the test on calls.
+type gatedLogic struct {
+	logic.Client // the other methods are not called
+	calls        chan *gatedCall
+}
+
+type gatedCall struct {
+	sends   int
+	release chan struct{}
+}
+
+func (g *gatedLogic) SendRuns(ctx context.Context, runs []*logicrpc.SendRun,
+	_ ...callopt.Option) ([][]*logicrpc.SendOutcome, error) {
+	call := &gatedCall{release: make(chan struct{})}
+	out := make([][]*logicrpc.SendOutcome, len(runs))
+	for i, run := range runs {
+		call.sends += len(run.Reqs)
+		for range run.Reqs {
+			out[i] = append(out[i], &logicrpc.SendOutcome{Resp: &protocol.SendResp{}})
+		}
+	}
+	g.calls <- call
+	select {
+	case <-call.release:
+		return out, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// A worker whose deadline passes after a call took its run waits for that
+// call and gets its outcomes: the call answers within a RequestTimeout of
+// its own, and a worker that went on would send the connection's next run
+// while this one is still out.
+func TestSendCoalescer_TakenRunWaitsForItsCall(t *testing.T) {
+	g := &gatedLogic{calls: make(chan *gatedCall, 16)}
+	c := &sendCoalescer{logic: g, ctx: context.Background(), timeout: 5 * time.Second,
+		stats: &gatewayStats{}}
+	nextCall := func() *gatedCall {
+		t.Helper()
+		select {
+		case call := <-g.calls:
+			return call
+		case <-time.After(5 * time.Second):
+			t.Fatal("no SendRuns call")
+			return nil
+		}
+	}
+	var held []*gatedCall
+	for i := range sendCallsInFlight {
+		go func() { _, _ = c.send(context.Background(), sendRun(int64(i), 1)) }()
+		held = append(held, nextCall())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	type result struct {
+		out []*logicrpc.SendOutcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.send(ctx, sendRun(7, 2))
+		done <- result{out, err}
+	}()
+	waitFor(t, 5*time.Second, "conn 7's run queued", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.queued == 2
+	})
+	close(held[0].release) // its return takes the run into a call
+	taken := nextCall()
+	if taken.sends != 2 {
+		t.Fatalf("call of %d sends, want conn 7's 2", taken.sends)
+	}
+	<-ctx.Done()
+	select {
+	case r := <-done:
+		t.Fatalf("taken run answered %d outcomes, %v while its call is out", len(r.out), r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(taken.release)
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.out) != 2 {
+			t.Fatalf("taken run answered %d outcomes, %v; want its call's 2", len(r.out), r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("taken run not answered after its call returned")
+	}
+	for _, call := range held[1:] {
+		close(call.release)
+	}
+}
+
+// unknownLogic refuses SendRuns as a logic older than it does.
+type unknownLogic struct {
+	logic.Client // the other methods are not called
+}
+
+func (unknownLogic) SendRuns(context.Context, []*logicrpc.SendRun,
+	...callopt.Option) ([][]*logicrpc.SendOutcome, error) {
+	return nil, remote.NewTransErrorWithMsg(remote.UnknownMethod, "unknown method SendRuns")
+}
+
+// A refused call counts one fallback, however many runs it carried; each
+// run gets the refusal, which sends its worker to Send.
+func TestSendCoalescer_CountsAFallbackPerCall(t *testing.T) {
+	c := &sendCoalescer{logic: unknownLogic{}, ctx: context.Background(),
+		timeout: 5 * time.Second, stats: &gatewayStats{}}
+	runs := []*logicrpc.SendRun{sendRun(1, 1), sendRun(2, 3), sendRun(3, 2)}
+	if _, err := c.call(context.Background(), runs); !rpcerr.UnknownMethod(err) {
+		t.Fatalf("call answered %v, want the unknown method", err)
+	}
+	if n := c.stats.sendFallbacks.Load(); n != 1 {
+		t.Fatalf("%d fallbacks counted for one refused call of 3 runs, want 1", n)
+	}
 }

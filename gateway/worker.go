@@ -149,7 +149,6 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 			g.log.Info().Dur("recheck", sendOnlyRecheck).
 				Msg("logic does not know SendRuns (older release); sending it Send calls")
 		}
-		g.stats.sendFallbacks.Add(1)
 		for _, r := range sends {
 			g.handle(c, r)
 		}

@@ -121,9 +121,13 @@ func StartEmbedded(dir string) (*Embedded, error) {
 	return &Embedded{srv: srv, token: token}, nil
 }
 
-// Connect opens a client connection to the embedded server.
+// Connect opens a client connection to the embedded server. Like Dial's, it
+// reconnects forever: the server cannot go away without the process, but it
+// drops a connection that stops reading (a slow consumer), and the process
+// must get its connection back.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(e.srv.ClientURL(), nats.Token(e.token), nats.Name(name))
+	nc, err := nats.Connect(e.srv.ClientURL(), nats.Token(e.token), nats.Name(name),
+		nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("mq: connect embedded nats at %s: %w", e.srv.ClientURL(), err)
 	}
