@@ -283,7 +283,7 @@ func register(ctx context.Context, addr, name string) (int64, error) {
 		return 0, fmt.Errorf("chaos: register %s: %w", name, err)
 	}
 	defer c.Close()
-	id, err := c.Register(ctx, name, "pw-"+name)
+	id, err := c.Register(ctx, name, password(name))
 	if err != nil {
 		return 0, fmt.Errorf("chaos: register %s: %w", name, err)
 	}
@@ -296,7 +296,7 @@ func openDevice(ctx context.Context, addrs [2]string, name string, k int,
 	sess, err := client.OpenSession(ctx, client.SessionConfig{
 		Addr:      addrs[0],
 		Fallbacks: addrs[1:],
-		Login: client.LoginParams{Username: name, Password: "pw-" + name,
+		Login: client.LoginParams{Username: name, Password: password(name),
 			DeviceID: fmt.Sprintf("d%d", k), Platform: "bench"},
 		Client:     client.Options{RequestTimeout: 5 * time.Second},
 		MinBackoff: 100 * time.Millisecond,

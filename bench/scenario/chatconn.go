@@ -69,7 +69,7 @@ func registerSpread(ctx context.Context, addr, prefix string, n int) ([]credenti
 	var wg sync.WaitGroup
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
-		creds[i] = credential{username: name, password: "pw-" + name}
+		creds[i] = credential{username: name, password: password(name)}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -101,7 +101,7 @@ func dialChatUser(ctx context.Context, addr, prefix string, index int,
 	conn := bc.conn
 	c := &chatConn{benchConn: bc, index: index,
 		name: fmt.Sprintf("%s%d", prefix, index), pending: make(map[uint32]time.Duration)}
-	cred := credential{username: c.name, password: "pw-" + c.name}
+	cred := credential{username: c.name, password: password(c.name)}
 	var reg protocol.RegisterResp
 	err = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: cred.username,
 		Password: cred.password}, &reg)

@@ -79,7 +79,7 @@ func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = uniquePrefix("conn")
 	}
-	return cfg, nil
+	return cfg, checkPrefix(cfg.Prefix, cfg.Users)
 }
 
 func cmpOr(v, def int) int {

@@ -275,7 +275,7 @@ func strandDevice(ctx context.Context, name, addr string) (*client.Client, error
 	if err != nil {
 		return nil, fmt.Errorf("scale: stranded device of %s: %w", name, err)
 	}
-	_, err = c.Login(ctx, client.LoginParams{Username: name, Password: "pw-" + name,
+	_, err = c.Login(ctx, client.LoginParams{Username: name, Password: password(name),
 		DeviceID: strandedDevice, Platform: "bench"})
 	if err != nil {
 		_ = c.Close()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 
 	"github.com/resonance-im/resonance/client"
@@ -75,18 +76,43 @@ func connectUsers(ctx context.Context, addr, prefix string, n, parallel int,
 	return users, nil
 }
 
+// checkPrefix refuses a prefix whose user names (the prefix and an index
+// below users) the server would refuse, before anything connects: 3-32
+// bytes of letters, digits, '_', '.' and '-'.
+func checkPrefix(prefix string, users int) error {
+	for _, name := range []string{prefix + "0", prefix + strconv.Itoa(max(users-1, 0))} {
+		if len(name) < 3 || len(name) > 32 {
+			return fmt.Errorf("%w: prefix %q makes user names like %q; names are 3-32 characters",
+				ErrBadConfig, prefix, name)
+		}
+		for i := range len(name) {
+			if b := name[i]; !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' ||
+				'0' <= b && b <= '9' || b == '_' || b == '.' || b == '-') {
+				return fmt.Errorf("%w: prefix %q: user names hold only letters, digits, "+
+					"'_', '.' and '-'", ErrBadConfig, prefix)
+			}
+		}
+	}
+	return nil
+}
+
+// password is the password of the bench's user name. It is long enough for
+// the server's minimum of 8 bytes whatever the name: a name made of a short
+// --prefix and an index once gave "pw-r10", which registration refused.
+func password(name string) string { return "bench-pw-" + name }
+
 func connectUser(ctx context.Context, addr, name string, opts client.Options) (*user, error) {
 	c, err := client.Dial(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}
-	password := "pw-" + name
-	if _, err := c.Register(ctx, name, password); err != nil {
+	pw := password(name)
+	if _, err := c.Register(ctx, name, pw); err != nil {
 		_ = c.Close()
 		return nil, err
 	}
 	resp, err := c.Login(ctx, client.LoginParams{
-		Username: name, Password: password, DeviceID: "bench", Platform: "bench",
+		Username: name, Password: pw, DeviceID: "bench", Platform: "bench",
 	})
 	if err != nil {
 		_ = c.Close()

@@ -53,7 +53,7 @@ func (c SmokeConfig) withDefaults() (SmokeConfig, error) {
 	if c.Prefix == "" {
 		c.Prefix = uniquePrefix("smoke")
 	}
-	return c, nil
+	return c, checkPrefix(c.Prefix, c.Users)
 }
 
 // SmokeResult is the outcome of Smoke. Messages counts the sends attempted;

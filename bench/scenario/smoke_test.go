@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,12 @@ func TestSmoke_RejectsBadConfig(t *testing.T) {
 		{name: "no address", cfg: SmokeConfig{Users: 2}},
 		{name: "one user", cfg: SmokeConfig{Addr: "127.0.0.1:1", Users: 1}},
 		{name: "negative messages", cfg: SmokeConfig{Addr: "127.0.0.1:1", Messages: -1}},
+		// User names are the prefix and an index: "r0" is too short for
+		// the server, and so on.
+		{name: "prefix too short", cfg: SmokeConfig{Addr: "127.0.0.1:1", Prefix: "r"}},
+		{name: "prefix too long", cfg: SmokeConfig{Addr: "127.0.0.1:1", Users: 20,
+			Prefix: strings.Repeat("x", 31)}},
+		{name: "prefix with a space", cfg: SmokeConfig{Addr: "127.0.0.1:1", Prefix: "my run"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func (w *connWorker) newRamp(ctx context.Context) *idleRamp {
 	creds := make([]credential, max(j.Users, 1))
 	for i := range creds {
 		name := fmt.Sprintf("%s%d", j.Prefix, i)
-		creds[i] = credential{username: name, password: "pw-" + name}
+		creds[i] = credential{username: name, password: password(name)}
 	}
 	src := spreadSources{octet: j.SourceOctet, perSource: max(j.PerSource, 1)}
 	keepCtx, stopKeeping := context.WithCancel(ctx)
