@@ -41,13 +41,17 @@ type waiterState uint8
 const (
 	waiterQueued waiterState = iota // in the queue, not sent
 	waiterSent                      // taken by a call
-	waiterGone                      // its caller stopped waiting
+	waiterGone                      // its caller stopped waiting before a call took it
 )
 
 // pushWaiter is one push that queued behind the calls in flight.
 type pushWaiter struct {
 	req   *pushrpc.PushReq
 	state waiterState
+	// ctx and deadline bound its caller's wait; a push whose wait is over
+	// when its turn comes in sendEach is not sent.
+	ctx      context.Context
+	deadline time.Time
 	// resp and err are set before done is closed, then only read.
 	resp *pushrpc.PushResp
 	err  error
@@ -120,7 +124,8 @@ func (c *pushCoalescer) push(ctx context.Context,
 		c.mu.Unlock()
 		return nil, fmt.Errorf("push not sent: %w", err)
 	}
-	w := &pushWaiter{req: req, done: make(chan struct{})}
+	w := &pushWaiter{req: req, ctx: ctx, deadline: time.Now().Add(c.timeout),
+		done: make(chan struct{})}
 	c.queue = append(c.queue, w)
 	c.mu.Unlock()
 	return c.wait(ctx, w)
@@ -139,40 +144,41 @@ func (c *pushCoalescer) pushOnly() bool {
 	return false
 }
 
-// wait returns w's answer, or an error once ctx ends or c.timeout passes.
-// The timer bounds the whole push as PushTimeout bounded a lone call: a
-// push queued behind a stalled call would otherwise wait for that call and
-// then for its own.
+// wait returns w's answer, or an error once ctx ends or c.timeout passes
+// while w is still queued. The timer bounds a queued push as PushTimeout
+// bounded a lone call: a push queued behind a stalled call would otherwise
+// wait for that call and then for its own. A push a call has taken is
+// answered by that call, which its own timeout bounds: a caller that went on
+// could push its conversation's next event before this one lands.
 func (c *pushCoalescer) wait(ctx context.Context, w *pushWaiter) (*pushrpc.PushResp, error) {
 	timer := time.NewTimer(c.timeout)
 	defer timer.Stop()
+	var cause error
 	select {
 	case <-w.done:
 		return w.resp, w.err
 	case <-ctx.Done():
-		return c.abandon(w, ctx.Err())
+		cause = ctx.Err()
 	case <-timer.C:
-		return c.abandon(w, fmt.Errorf("no answer within %v: %w", c.timeout,
-			context.DeadlineExceeded))
+		cause = fmt.Errorf("no answer within %v: %w", c.timeout, context.DeadlineExceeded)
 	}
-}
-
-// abandon marks w gone, so that it is not sent if it is still queued, and
-// returns cause; or w's answer if it came meanwhile.
-func (c *pushCoalescer) abandon(w *pushWaiter, cause error) (*pushrpc.PushResp, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	select {
-	case <-w.done:
-		return w.resp, w.err
-	default:
-	}
-	queued := w.state == waiterQueued
-	w.state = waiterGone
-	if queued {
+	if c.unqueue(w) {
 		return nil, fmt.Errorf("push not sent: %w", cause)
 	}
-	return nil, fmt.Errorf("push taken by a call, its answer not awaited: %w", cause)
+	<-w.done
+	return w.resp, w.err
+}
+
+// unqueue marks w gone if it is still queued, so that no call takes it, and
+// reports whether it did; false means a call has taken w.
+func (c *pushCoalescer) unqueue(w *pushWaiter) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.state != waiterQueued {
+		return false
+	}
+	w.state = waiterGone
+	return true
 }
 
 // next takes the next batch from the queue for a call that returned, or
@@ -269,15 +275,14 @@ func batchAnswer(resp *pushrpc.PushResp) (*pushrpc.PushResp, error) {
 }
 
 // sendEach sends the pushes of batch as Push calls, one after the other so
-// that they keep their order; a push whose caller stopped waiting is not
-// sent.
+// that they keep their order; a push whose caller's wait is over by its turn
+// (its context ended, or c.timeout passed) is not sent, so that a batch to a
+// stalled gateway costs each caller at most its own wait and one call.
 func (c *pushCoalescer) sendEach(batch []*pushWaiter) {
 	for _, w := range batch {
-		c.mu.Lock()
-		gone := w.state == waiterGone
-		c.mu.Unlock()
-		if gone {
-			w.answer(nil, errors.New("push not sent: its caller stopped waiting"))
+		if w.ctx.Err() != nil || time.Now().After(w.deadline) {
+			w.answer(nil, fmt.Errorf("push not sent: its caller's wait of %v is over",
+				c.timeout))
 			continue
 		}
 		resp, err := c.cli.Push(c.ctx, w.req)
