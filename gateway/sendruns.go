@@ -27,7 +27,7 @@ type sendState uint8
 const (
 	sendQueued sendState = iota // in the queue, not sent
 	sendSent                    // taken by a call
-	sendGone                    // its worker stopped waiting
+	sendGone                    // its worker stopped waiting before a call took it
 )
 
 // sendWaiter is one connection's run of SENDs that queued behind the calls
