@@ -36,8 +36,10 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/coalesce"
 	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
@@ -67,7 +69,7 @@ type Gateway struct {
 	stats   gatewayStats
 	accepts tokenBucket // the accept rate, shared by all loops
 	// sends carries the runs of SENDs of all connections to logic.
-	sends sendCoalescer
+	sends *coalesce.Batcher[*logicrpc.SendRun, []*logicrpc.SendOutcome]
 	// sendOnlyUntil, in Unix nanoseconds, is until when SENDs go as one
 	// Send each: logic refused SendRuns as unknown (handleSends).
 	sendOnlyUntil atomic.Int64
@@ -168,8 +170,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.pool = pool
 	g.rpcCtx = context.WithoutCancel(ctx) // in-flight calls outlive shutdown
-	g.sends = sendCoalescer{logic: g.logic, ctx: g.rpcCtx, timeout: g.cfg.RequestTimeout,
-		stats: &g.stats}
+	g.sends = g.newSendRuns()
 	if err := g.reg.register(ctx); err != nil {
 		pool.Release()
 		_ = g.pushLn.Close() // ours until a push server takes it over

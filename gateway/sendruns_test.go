@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -213,18 +212,9 @@ func TestGateway_SendRunsFallsBackToSend(t *testing.T) {
 	}
 }
 
-// coalescerQueued returns the runs and SENDs waiting in h's send coalescer.
-func (h *harness) coalescerQueued() (runs, sends int) {
-	c := &h.gw.sends
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, w := range c.queue {
-		if w.state == sendQueued {
-			runs++
-		}
-	}
-	return runs, c.queued
-}
+// coalescerQueued returns the runs and SENDs waiting in h's SendRuns
+// batcher.
+func (h *harness) coalescerQueued() (runs, sends int) { return h.gw.sends.Queued() }
 
 // Runs of several connections that come while sendCallsInFlight calls are
 // out wait, and go to logic together in one SendRuns call; each connection
@@ -272,49 +262,6 @@ func TestGateway_CoalescesRunsAcrossConnections(t *testing.T) {
 	}
 }
 
-// gatedLogic answers each SendRuns call once the test closes that call's
-// release; calls come to the test on calls.
-type gatedLogic struct {
-	logic.Client // the other methods are not called
-	calls        chan *gatedCall
-}
-
-type gatedCall struct {
-	sends   int
-	release chan struct{}
-}
-
-func (g *gatedLogic) SendRuns(ctx context.Context, runs []*logicrpc.SendRun,
-	_ ...callopt.Option) ([][]*logicrpc.SendOutcome, error) {
-	call := &gatedCall{release: make(chan struct{})}
-	out := make([][]*logicrpc.SendOutcome, len(runs))
-	for i, run := range runs {
-		call.sends += len(run.Reqs)
-		for range run.Reqs {
-			out[i] = append(out[i], &logicrpc.SendOutcome{Resp: &protocol.SendResp{}})
-		}
-	}
-	g.calls <- call
-	select {
-	case <-call.release:
-		return out, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// nextCall returns the next SendRuns call g receives, failing t after 5 s.
-func (g *gatedLogic) nextCall(t *testing.T) *gatedCall {
-	t.Helper()
-	select {
-	case call := <-g.calls:
-		return call
-	case <-time.After(5 * time.Second):
-		t.Fatal("no SendRuns call")
-		return nil
-	}
-}
-
 // sendRun is a run of n SENDs of conn.
 func sendRun(conn int64, n int) *logicrpc.SendRun {
 	run := &logicrpc.SendRun{Session: &logicrpc.Session{UserId: 1, ConnId: conn}}
@@ -322,141 +269,6 @@ func sendRun(conn int64, n int) *logicrpc.SendRun {
 		run.Reqs = append(run.Reqs, &protocol.SendReq{ClientMsgId: "m", ToUserId: 2})
 	}
 	return run
-}
-
-// With every call slot taken, queued runs wait until they make a full call:
-// then they go out at once, a call beyond the bound; what is left waits for
-// a slot. A run abandoned while queued is never sent.
-func TestSendCoalescer_FullCallGoesAtOnce(t *testing.T) {
-	g := &gatedLogic{calls: make(chan *gatedCall, 16)}
-	c := &sendCoalescer{logic: g, ctx: context.Background(), timeout: 5 * time.Second,
-		stats: &gatewayStats{}}
-	type result struct {
-		out []*logicrpc.SendOutcome
-		err error
-	}
-	results := make(chan result, 16)
-	send := func(ctx context.Context, run *logicrpc.SendRun) {
-		out, err := c.send(ctx, run)
-		results <- result{out, err}
-	}
-	var calls []*gatedCall
-	for i := range sendCallsInFlight {
-		go send(context.Background(), sendRun(int64(i), 1))
-		calls = append(calls, g.nextCall(t))
-		if n := calls[i].sends; n != 1 {
-			t.Fatalf("lone run went out with %d sends, want 1", n)
-		}
-	}
-	// Abandoned while queued: never sent.
-	ctx, cancel := context.WithCancel(context.Background())
-	go send(ctx, sendRun(100, 10))
-	waitFor(t, 5*time.Second, "the run to abandon queued", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.queued == 10
-	})
-	cancel()
-	if r := <-results; r.err == nil || !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("abandoned run answered %v, want not sent", r.err)
-	}
-	go send(context.Background(), sendRun(101, logicrpc.MaxSendBatch-8))
-	waitFor(t, 5*time.Second, "a run queued", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.queued == logicrpc.MaxSendBatch-8
-	})
-	select {
-	case call := <-g.calls:
-		t.Fatalf("a call of %d sends went out before the queue held a full call", call.sends)
-	default:
-	}
-	// 56 + 8 make a full call, which goes out with every slot taken; the
-	// run of 5 behind them waits.
-	go send(context.Background(), sendRun(102, 8))
-	calls = append(calls, g.nextCall(t))
-	if n := calls[len(calls)-1].sends; n != logicrpc.MaxSendBatch {
-		t.Fatalf("full call of %d sends, want %d", n, logicrpc.MaxSendBatch)
-	}
-	go send(context.Background(), sendRun(103, 5))
-	waitFor(t, 5*time.Second, "the last run queued", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.queued == 5
-	})
-	for _, call := range calls {
-		close(call.release)
-	}
-	last := g.nextCall(t)
-	if last.sends != 5 {
-		t.Fatalf("last call of %d sends, want 5", last.sends)
-	}
-	close(last.release)
-	for range sendCallsInFlight + 3 {
-		if r := <-results; r.err != nil || len(r.out) == 0 {
-			t.Fatalf("run answered %d outcomes, %v", len(r.out), r.err)
-		}
-	}
-	// A batch's goroutine gives its slot back after answering.
-	waitFor(t, 5*time.Second, "every call slot given back", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.inFlight == 0 && len(c.queue) == 0 && c.queued == 0
-	})
-}
-
-// A worker whose deadline passes after a call took its run waits for that
-// call and gets its outcomes: the call answers within a RequestTimeout of
-// its own, and a worker that went on would send the connection's next run
-// while this one is still out.
-func TestSendCoalescer_TakenRunWaitsForItsCall(t *testing.T) {
-	g := &gatedLogic{calls: make(chan *gatedCall, 16)}
-	c := &sendCoalescer{logic: g, ctx: context.Background(), timeout: 5 * time.Second,
-		stats: &gatewayStats{}}
-	var held []*gatedCall
-	for i := range sendCallsInFlight {
-		go func() { _, _ = c.send(context.Background(), sendRun(int64(i), 1)) }()
-		held = append(held, g.nextCall(t))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	type result struct {
-		out []*logicrpc.SendOutcome
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := c.send(ctx, sendRun(7, 2))
-		done <- result{out, err}
-	}()
-	waitFor(t, 5*time.Second, "conn 7's run queued", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.queued == 2
-	})
-	close(held[0].release) // its return takes the run into a call
-	taken := g.nextCall(t)
-	if taken.sends != 2 {
-		t.Fatalf("call of %d sends, want conn 7's 2", taken.sends)
-	}
-	<-ctx.Done()
-	select {
-	case r := <-done:
-		t.Fatalf("taken run answered %d outcomes, %v while its call is out", len(r.out), r.err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	close(taken.release)
-	select {
-	case r := <-done:
-		if r.err != nil || len(r.out) != 2 {
-			t.Fatalf("taken run answered %d outcomes, %v; want its call's 2", len(r.out), r.err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("taken run not answered after its call returned")
-	}
-	for _, call := range held[1:] {
-		close(call.release)
-	}
 }
 
 // unknownLogic refuses SendRuns as a logic older than it does.
@@ -471,14 +283,13 @@ func (unknownLogic) SendRuns(context.Context, []*logicrpc.SendRun,
 
 // A refused call counts one fallback, however many runs it carried; each
 // run gets the refusal, which sends its worker to Send.
-func TestSendCoalescer_CountsAFallbackPerCall(t *testing.T) {
-	c := &sendCoalescer{logic: unknownLogic{}, ctx: context.Background(),
-		timeout: 5 * time.Second, stats: &gatewayStats{}}
+func TestGateway_CountsASendRunsFallbackPerCall(t *testing.T) {
+	g := &Gateway{logic: unknownLogic{}}
 	runs := []*logicrpc.SendRun{sendRun(1, 1), sendRun(2, 3), sendRun(3, 2)}
-	if _, err := c.call(context.Background(), runs); !rpcerr.UnknownMethod(err) {
+	if _, err := g.callSendRuns(context.Background(), runs); !rpcerr.UnknownMethod(err) {
 		t.Fatalf("call answered %v, want the unknown method", err)
 	}
-	if n := c.stats.sendFallbacks.Load(); n != 1 {
+	if n := g.stats.sendFallbacks.Load(); n != 1 {
 		t.Fatalf("%d fallbacks counted for one refused call of 3 runs, want 1", n)
 	}
 }

@@ -124,7 +124,7 @@ func (g *Gateway) handle(c *conn, r request) {
 }
 
 // handleSends runs sends, a run of SENDs from next, through the gateway's
-// sendCoalescer (one RequestTimeout for all) and writes each reply in order,
+// SendRuns batcher (one RequestTimeout for all) and writes each reply in order,
 // as handle would have written it. A call that fails whole (a timeout, logic
 // down, the call refused) answers every SEND with that error.
 func (g *Gateway) handleSends(c *conn, sends []request) {
@@ -140,7 +140,7 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 	for i, r := range sends {
 		reqs[i] = r.body.(*protocol.SendReq)
 	}
-	out, err := g.sends.send(ctx, &logicrpc.SendRun{Session: c.session.Load(), Reqs: reqs})
+	out, err := g.sends.Do(ctx, &logicrpc.SendRun{Session: c.session.Load(), Reqs: reqs})
 	if rpcerr.UnknownMethod(err) {
 		// A logic older than SendRuns (a rolling upgrade): the SENDs go one
 		// call each, and so do the next minute's.
