@@ -70,6 +70,11 @@ type Gateway struct {
 	accepts tokenBucket // the accept rate, shared by all loops
 	// sends carries the runs of SENDs of all connections to logic.
 	sends *coalesce.Batcher[*logicrpc.SendRun, []*logicrpc.SendOutcome]
+	// logins carries the token LOGINs of all connections to logic.
+	logins *coalesce.Batcher[*logicrpc.LoginAttempt, *logicrpc.LoginOutcome]
+	// loginOnlyUntil, in Unix nanoseconds, is until when token LOGINs go as
+	// Login calls: logic refused LoginBatch as unknown (callLogin).
+	loginOnlyUntil atomic.Int64
 	// sendOnlyUntil, in Unix nanoseconds, is until when SENDs go as one
 	// Send each: logic refused SendRuns as unknown (handleSends).
 	sendOnlyUntil atomic.Int64
@@ -171,6 +176,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.pool = pool
 	g.rpcCtx = context.WithoutCancel(ctx) // in-flight calls outlive shutdown
 	g.sends = g.newSendRuns()
+	g.logins = g.newLoginBatches()
 	if err := g.reg.register(ctx); err != nil {
 		pool.Release()
 		_ = g.pushLn.Close() // ours until a push server takes it over

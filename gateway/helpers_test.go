@@ -39,14 +39,15 @@ type stubLogic struct {
 	registers   map[string]*logicrpc.ConnInfo // username -> last register
 	sendUsers   []int64                       // session user of each Send
 	runCalls    [][]int                       // requests of each run of each SendRuns
+	loginCalls  []int                         // attempts of each LoginBatch
 	disconnects []*logicrpc.Session
 	renewals    []*logicrpc.Session
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
-	// withoutSendRuns serves the service as a logic older than SendRuns
-	// registers it (set before the gateway starts).
-	withoutSendRuns bool
+	// withoutSendRuns and withoutLoginBatch serve the service as a logic
+	// older than that method registers it (set before the gateway starts).
+	withoutSendRuns, withoutLoginBatch bool
 
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
@@ -56,8 +57,12 @@ type stubLogic struct {
 var stubUsers = map[string]int64{"alice": 1, "bob": 2}
 
 // stubToken logs alice in on her device "tablet" whatever device the
-// request names.
-const stubToken = "alice-tablet-token"
+// request names; slowToken does too, once the test closes release (it
+// signals entered first).
+const (
+	stubToken = "alice-tablet-token"
+	slowToken = "alice-slow-token"
+)
 
 func newStubLogic() *stubLogic {
 	return &stubLogic{seqs: map[string]int64{}, logins: map[string]*logicrpc.ConnInfo{},
@@ -78,6 +83,11 @@ func (s *stubLogic) Register(_ context.Context, req *protocol.RegisterReq,
 
 func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 	info *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	if req.Token == slowToken {
+		s.entered <- struct{}{}
+		<-s.release
+		req = &protocol.LoginReq{Token: stubToken}
+	}
 	if req.Token == stubToken {
 		s.mu.Lock()
 		s.logins["alice"] = info
@@ -170,6 +180,35 @@ func (s *stubLogic) SendRuns(ctx context.Context,
 		}
 	}
 	return out, nil
+}
+
+// LoginBatch records its size and answers each attempt as Login does.
+func (s *stubLogic) LoginBatch(ctx context.Context,
+	attempts []*logicrpc.LoginAttempt) ([]*logicrpc.LoginOutcome, error) {
+	s.mu.Lock()
+	s.loginCalls = append(s.loginCalls, len(attempts))
+	s.mu.Unlock()
+	out := make([]*logicrpc.LoginOutcome, len(attempts))
+	var wg sync.WaitGroup
+	for i, a := range attempts {
+		wg.Go(func() {
+			resp, err := s.Login(ctx, a.Req, a.Conn)
+			if biz, ok := errors.AsType[*common.BizError](err); ok {
+				out[i] = &logicrpc.LoginOutcome{Err: biz}
+				return
+			}
+			out[i] = &logicrpc.LoginOutcome{Resp: resp}
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// loginBatches returns the attempts of each LoginBatch call so far.
+func (s *stubLogic) loginBatches() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.loginCalls)
 }
 
 // sendCalls returns the SENDs of each SendRuns call so far.
@@ -272,11 +311,14 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 		server.WithTransServerFactory(gonet.NewTransServerFactory()),
 		server.WithTransHandlerFactory(gonet.NewSvrTransHandlerFactory()))
 	info := logic.NewServiceInfo()
-	if stub.withoutSendRuns {
-		old := *info
-		old.Methods = maps.Clone(info.Methods)
-		delete(old.Methods, "SendRuns")
-		info = &old
+	for method, without := range map[string]bool{"SendRuns": stub.withoutSendRuns,
+		"LoginBatch": stub.withoutLoginBatch} {
+		if without {
+			old := *info
+			old.Methods = maps.Clone(info.Methods)
+			delete(old.Methods, method)
+			info = &old
+		}
 	}
 	if err := logicSrv.RegisterService(info, stub); err != nil {
 		t.Fatalf("register stub logic: %v", err)

@@ -275,7 +275,7 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	}
 	req := r.body.(*protocol.LoginReq)
 	info := &logicrpc.ConnInfo{Gateway: g.pushAddr, ConnId: c.id, RemoteAddr: r.remote}
-	resp, err := g.logic.Login(ctx, req, info)
+	resp, err := g.callLogin(ctx, req, info)
 	if err == nil && resp == nil {
 		err = fmt.Errorf("%w: login of conn %d", ErrNoReply, c.id)
 	}

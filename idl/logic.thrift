@@ -64,6 +64,22 @@ struct SendOutcome {
     2: optional common.BizError err,
 }
 
+// MaxLoginBatch bounds the attempts of one LoginBatch call.
+const i32 MaxLoginBatch = 64
+
+// LoginAttempt is one connection's LOGIN in a LoginBatch call.
+struct LoginAttempt {
+    1: protocol.LoginReq req,
+    2: ConnInfo conn,
+}
+
+// LoginOutcome is the outcome of one LoginAttempt: resp when Login would
+// have returned it, err when Login would have thrown it; never both.
+struct LoginOutcome {
+    1: optional protocol.LoginResp resp,
+    2: optional common.BizError err,
+}
+
 // SendRun is one connection's run of SENDs in a SendRuns call.
 struct SendRun {
     1: Session session,
@@ -83,6 +99,15 @@ service Logic {
     // Login checks the credentials or token, records the route of the
     // connection and returns a fresh token.
     protocol.LoginResp Login(1: protocol.LoginReq req, 2: ConnInfo conn) throws (1: common.BizError err)
+
+    // LoginBatch is Login for the token LOGINs of several connections, which
+    // a gateway gathered while its earlier calls to logic were out. Each
+    // attempt is handled as Login handles it, concurrently with the others;
+    // outcome i is what Login would have returned or thrown for attempts[i].
+    // The call throws only when it is refused whole: no attempts or more than
+    // MaxLoginBatch (BAD_REQUEST). A logic older than this method refuses it:
+    // upgrade logic before gateways.
+    list<LoginOutcome> LoginBatch(1: list<LoginAttempt> attempts) throws (1: common.BizError err)
 
     // Disconnect removes the route of a closed connection, only if the route
     // still points at that connection.

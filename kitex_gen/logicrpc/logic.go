@@ -11,6 +11,8 @@ import (
 
 const (
 	MaxSendBatch = 64
+
+	MaxLoginBatch = 64
 )
 
 type Session struct {
@@ -376,6 +378,118 @@ var fieldIDToName_SendOutcome = map[int16]string{
 	2: "err",
 }
 
+type LoginAttempt struct {
+	Req  *protocol.LoginReq `thrift:"req,1" frugal:"1,default,protocol.LoginReq" json:"req"`
+	Conn *ConnInfo          `thrift:"conn,2" frugal:"2,default,ConnInfo" json:"conn"`
+}
+
+func NewLoginAttempt() *LoginAttempt {
+	return &LoginAttempt{}
+}
+
+func (p *LoginAttempt) InitDefault() {
+}
+
+var LoginAttempt_Req_DEFAULT *protocol.LoginReq
+
+func (p *LoginAttempt) GetReq() (v *protocol.LoginReq) {
+	if !p.IsSetReq() {
+		return LoginAttempt_Req_DEFAULT
+	}
+	return p.Req
+}
+
+var LoginAttempt_Conn_DEFAULT *ConnInfo
+
+func (p *LoginAttempt) GetConn() (v *ConnInfo) {
+	if !p.IsSetConn() {
+		return LoginAttempt_Conn_DEFAULT
+	}
+	return p.Conn
+}
+func (p *LoginAttempt) SetReq(val *protocol.LoginReq) {
+	p.Req = val
+}
+func (p *LoginAttempt) SetConn(val *ConnInfo) {
+	p.Conn = val
+}
+
+func (p *LoginAttempt) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LoginAttempt) IsSetConn() bool {
+	return p.Conn != nil
+}
+
+func (p *LoginAttempt) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginAttempt(%+v)", *p)
+}
+
+var fieldIDToName_LoginAttempt = map[int16]string{
+	1: "req",
+	2: "conn",
+}
+
+type LoginOutcome struct {
+	Resp *protocol.LoginResp `thrift:"resp,1,optional" frugal:"1,optional,protocol.LoginResp" json:"resp,omitempty"`
+	Err  *common.BizError    `thrift:"err,2,optional" frugal:"2,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLoginOutcome() *LoginOutcome {
+	return &LoginOutcome{}
+}
+
+func (p *LoginOutcome) InitDefault() {
+}
+
+var LoginOutcome_Resp_DEFAULT *protocol.LoginResp
+
+func (p *LoginOutcome) GetResp() (v *protocol.LoginResp) {
+	if !p.IsSetResp() {
+		return LoginOutcome_Resp_DEFAULT
+	}
+	return p.Resp
+}
+
+var LoginOutcome_Err_DEFAULT *common.BizError
+
+func (p *LoginOutcome) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LoginOutcome_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LoginOutcome) SetResp(val *protocol.LoginResp) {
+	p.Resp = val
+}
+func (p *LoginOutcome) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LoginOutcome) IsSetResp() bool {
+	return p.Resp != nil
+}
+
+func (p *LoginOutcome) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LoginOutcome) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginOutcome(%+v)", *p)
+}
+
+var fieldIDToName_LoginOutcome = map[int16]string{
+	1: "resp",
+	2: "err",
+}
+
 type SendRun struct {
 	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
 	Reqs    []*protocol.SendReq `thrift:"reqs,2" frugal:"2,default,list<protocol.SendReq>" json:"reqs"`
@@ -465,6 +579,8 @@ type Logic interface {
 	Register(ctx context.Context, req *protocol.RegisterReq, conn *ConnInfo) (r *protocol.RegisterResp, err error)
 
 	Login(ctx context.Context, req *protocol.LoginReq, conn *ConnInfo) (r *protocol.LoginResp, err error)
+
+	LoginBatch(ctx context.Context, attempts []*LoginAttempt) (r []*LoginOutcome, err error)
 
 	Disconnect(ctx context.Context, session *Session) (err error)
 
@@ -751,6 +867,91 @@ func (p *LogicLoginResult) String() string {
 }
 
 var fieldIDToName_LogicLoginResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicLoginBatchArgs struct {
+	Attempts []*LoginAttempt `thrift:"attempts,1" frugal:"1,default,list<LoginAttempt>" json:"attempts"`
+}
+
+func NewLogicLoginBatchArgs() *LogicLoginBatchArgs {
+	return &LogicLoginBatchArgs{}
+}
+
+func (p *LogicLoginBatchArgs) InitDefault() {
+}
+
+func (p *LogicLoginBatchArgs) GetAttempts() (v []*LoginAttempt) {
+	return p.Attempts
+}
+func (p *LogicLoginBatchArgs) SetAttempts(val []*LoginAttempt) {
+	p.Attempts = val
+}
+
+func (p *LogicLoginBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicLoginBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicLoginBatchArgs = map[int16]string{
+	1: "attempts",
+}
+
+type LogicLoginBatchResult struct {
+	Success []*LoginOutcome  `thrift:"success,0,optional" frugal:"0,optional,list<LoginOutcome>" json:"success,omitempty"`
+	Err     *common.BizError `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicLoginBatchResult() *LogicLoginBatchResult {
+	return &LogicLoginBatchResult{}
+}
+
+func (p *LogicLoginBatchResult) InitDefault() {
+}
+
+var LogicLoginBatchResult_Success_DEFAULT []*LoginOutcome
+
+func (p *LogicLoginBatchResult) GetSuccess() (v []*LoginOutcome) {
+	if !p.IsSetSuccess() {
+		return LogicLoginBatchResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicLoginBatchResult_Err_DEFAULT *common.BizError
+
+func (p *LogicLoginBatchResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicLoginBatchResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicLoginBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.([]*LoginOutcome)
+}
+func (p *LogicLoginBatchResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicLoginBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicLoginBatchResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicLoginBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicLoginBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicLoginBatchResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

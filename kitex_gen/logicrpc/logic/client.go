@@ -14,6 +14,7 @@ import (
 type Client interface {
 	Register(ctx context.Context, req *protocol.RegisterReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.RegisterResp, err error)
 	Login(ctx context.Context, req *protocol.LoginReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.LoginResp, err error)
+	LoginBatch(ctx context.Context, attempts []*logicrpc.LoginAttempt, callOptions ...callopt.Option) (r []*logicrpc.LoginOutcome, err error)
 	Disconnect(ctx context.Context, session *logicrpc.Session, callOptions ...callopt.Option) (err error)
 	Renew(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (err error)
 	Send(ctx context.Context, session *logicrpc.Session, req *protocol.SendReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
@@ -85,6 +86,11 @@ func (p *kLogicClient) Register(ctx context.Context, req *protocol.RegisterReq, 
 func (p *kLogicClient) Login(ctx context.Context, req *protocol.LoginReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.LoginResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Login(ctx, req, conn)
+}
+
+func (p *kLogicClient) LoginBatch(ctx context.Context, attempts []*logicrpc.LoginAttempt, callOptions ...callopt.Option) (r []*logicrpc.LoginOutcome, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.LoginBatch(ctx, attempts)
 }
 
 func (p *kLogicClient) Disconnect(ctx context.Context, session *logicrpc.Session, callOptions ...callopt.Option) (err error) {

@@ -29,6 +29,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"LoginBatch": kitex.NewMethodInfo(
+		loginBatchHandler,
+		newLogicLoginBatchArgs,
+		newLogicLoginBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Disconnect": kitex.NewMethodInfo(
 		disconnectHandler,
 		newLogicDisconnectArgs,
@@ -365,6 +372,30 @@ func newLogicLoginArgs() interface{} {
 
 func newLogicLoginResult() interface{} {
 	return logicrpc.NewLogicLoginResult()
+}
+
+func loginBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicLoginBatchArgs)
+	realResult := result.(*logicrpc.LogicLoginBatchResult)
+	success, err := handler.(logicrpc.Logic).LoginBatch(ctx, realArg.Attempts)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicLoginBatchArgs() interface{} {
+	return logicrpc.NewLogicLoginBatchArgs()
+}
+
+func newLogicLoginBatchResult() interface{} {
+	return logicrpc.NewLogicLoginBatchResult()
 }
 
 func disconnectHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
@@ -1164,6 +1195,20 @@ func (p *kClient) Login(ctx context.Context, req *protocol.LoginReq, conn *logic
 	_args.Conn = conn
 	var _result logicrpc.LogicLoginResult
 	if err = p.c.Call(ctx, "Login", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) LoginBatch(ctx context.Context, attempts []*logicrpc.LoginAttempt) (r []*logicrpc.LoginOutcome, err error) {
+	var _args logicrpc.LogicLoginBatchArgs
+	_args.Attempts = attempts
+	var _result logicrpc.LogicLoginBatchResult
+	if err = p.c.Call(ctx, "LoginBatch", &_args, &_result); err != nil {
 		return
 	}
 	switch {

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// tokenLogin sends a LOGIN with token as id, without waiting for its ack.
+func (c *testClient) tokenLogin(id uint32, token string) {
+	c.send(protocol.Op_LOGIN, id, &protocol.LoginReq{Token: token})
+}
+
+// expectLoggedIn reads the LOGIN_ACK of id and checks the user.
+func (c *testClient) expectLoggedIn(id uint32, user int64) {
+	c.t.Helper()
+	var resp protocol.LoginResp
+	c.expectReply(protocol.Op_LOGIN_ACK, id, &resp)
+	if resp.UserId != user {
+		c.t.Fatalf("LOGIN %d logged in user %d, want %d", id, resp.UserId, user)
+	}
+}
+
+// Token LOGINs of several connections that come while loginCallsInFlight
+// calls are out wait, and go to logic together in one LoginBatch call; each
+// connection gets its own ack. A password LOGIN goes alone, as Login.
+func TestGateway_CoalescesTokenLoginsAcrossConnections(t *testing.T) {
+	h := startGateway(t, Config{})
+	for range loginCallsInFlight {
+		h.dial(t).tokenLogin(1, slowToken)
+		select {
+		case <-h.logic.entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a slow token login did not reach logic")
+		}
+	}
+	waiting := make([]*testClient, 3)
+	for k := range waiting {
+		waiting[k] = h.dial(t)
+		waiting[k].tokenLogin(1, stubToken)
+		waitFor(t, 5*time.Second, "the login queued", func() bool {
+			items, _ := h.gw.logins.Queued()
+			return items == k+1
+		})
+	}
+	close(h.logic.release)
+	for _, c := range waiting {
+		c.expectLoggedIn(1, 1)
+	}
+	want := []int{1, 1, 1, 1, 3}
+	if got := h.logic.loginBatches(); !slices.Equal(got, want) {
+		t.Fatalf("LoginBatch calls of %v attempts, want %v", got, want)
+	}
+	h.dial(t).login("bob", 1)
+	if got := h.logic.loginBatches(); !slices.Equal(got, want) {
+		t.Fatalf("a password login made LoginBatch calls %v, want none past %v", got, want)
+	}
+}
+
+// Against a logic older than LoginBatch, token LOGINs go as Login calls, and
+// the gateway remembers the refusal.
+func TestGateway_LoginBatchFallsBackToLogin(t *testing.T) {
+	h := startGatewayWith(t, Config{}, func(s *stubLogic) { s.withoutLoginBatch = true })
+	c := h.dial(t)
+	c.tokenLogin(1, stubToken)
+	c.expectLoggedIn(1, 1)
+	if h.gw.loginOnlyUntil.Load() == 0 {
+		t.Fatal("the refusal was not remembered")
+	}
+	c2 := h.dial(t)
+	c2.tokenLogin(1, stubToken)
+	c2.expectLoggedIn(1, 1)
+}
