@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 )
@@ -32,6 +34,9 @@ type disconnects struct {
 	ctx      context.Context // the calls' parent; cancelled at the drain deadline
 	cancel   context.CancelFunc
 	stopOnce sync.Once
+	// oneByOneUntil, in Unix nanoseconds, is until when sessions go as one
+	// Disconnect call each: logic refused DisconnectBatch as unknown.
+	oneByOneUntil atomic.Int64
 }
 
 // start launches the workers in grp. Run calls it before any connection
@@ -69,16 +74,21 @@ func (d *disconnects) stop(deadline time.Duration) {
 	})
 }
 
+// work calls logic for the queued sessions until quit, then for what is
+// left: each call takes the sessions queued at that moment, up to
+// logicrpc.MaxDisconnectBatch, so a mass disconnect costs a call per batch
+// rather than per connection.
 func (d *disconnects) work(g *Gateway) {
+	batch := make([]*logicrpc.Session, 0, logicrpc.MaxDisconnectBatch)
 	for {
 		select {
 		case sess := <-d.queue:
-			d.disconnect(g, sess)
+			d.disconnect(g, d.fill(append(batch[:0], sess)))
 		case <-d.quit:
 			for {
 				select {
 				case sess := <-d.queue:
-					d.disconnect(g, sess)
+					d.disconnect(g, d.fill(append(batch[:0], sess)))
 				default:
 					return
 				}
@@ -87,14 +97,56 @@ func (d *disconnects) work(g *Gateway) {
 	}
 }
 
-func (d *disconnects) disconnect(g *Gateway, sess *logicrpc.Session) {
+// fill appends to batch the sessions queued now, up to
+// logicrpc.MaxDisconnectBatch in all, without waiting.
+func (d *disconnects) fill(batch []*logicrpc.Session) []*logicrpc.Session {
+	for len(batch) < logicrpc.MaxDisconnectBatch {
+		select {
+		case sess := <-d.queue:
+			batch = append(batch, sess)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// disconnect removes the routes of sessions: one Disconnect call for one, a
+// DisconnectBatch for more, or a Disconnect each to a logic older than
+// DisconnectBatch (remembered for disconnectOnlyRecheck).
+func (d *disconnects) disconnect(g *Gateway, sessions []*logicrpc.Session) {
 	if d.ctx.Err() != nil {
-		return // past the shutdown deadline: the route expires
+		return // past the shutdown deadline: the routes expire
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, g.cfg.RequestTimeout)
 	defer cancel()
-	if err := g.logic.Disconnect(ctx, sess); err != nil {
-		g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
-			Msg("disconnect failed, route will expire")
+	if len(sessions) > 1 && time.Now().UnixNano() >= d.oneByOneUntil.Load() {
+		failed, err := g.logic.DisconnectBatch(ctx, sessions)
+		switch {
+		case rpcerr.UnknownMethod(err):
+			d.oneByOneUntil.Store(time.Now().Add(disconnectOnlyRecheck).UnixNano())
+			g.log.Info().Dur("recheck", disconnectOnlyRecheck).
+				Msg("logic does not know DisconnectBatch (older release); sending it Disconnect calls")
+		case err != nil:
+			g.warn.Warn().Err(err).Int("sessions", len(sessions)).
+				Int64("first_conn", sessions[0].ConnId).Msg("disconnect batch failed, routes will expire")
+			return
+		default:
+			if failed > 0 {
+				g.warn.Warn().Int32("failed", failed).Int("sessions", len(sessions)).
+					Msg("disconnects failed in logic, routes will expire")
+			}
+			return
+		}
+	}
+	for _, sess := range sessions {
+		if err := g.logic.Disconnect(ctx, sess); err != nil {
+			g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
+				Msg("disconnect failed, route will expire")
+		}
 	}
 }
+
+// disconnectOnlyRecheck is how long the gateway sends a logic that refused
+// DisconnectBatch as unknown only Disconnect calls.
+const disconnectOnlyRecheck = time.Minute

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"slices"
@@ -487,23 +488,47 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 
 // TestGateway_MassDisconnectRemovesEveryRoute closes many logged-in
 // connections at once while Disconnect is slow and the request pool is
-// tiny: every route is still removed, none left to lapse with its TTL.
+// tiny: every route is still removed, none left to lapse with its TTL, in
+// fewer calls than connections (DisconnectBatch takes what queued); and the
+// same, a call each, against a logic older than DisconnectBatch.
 func TestGateway_MassDisconnectRemovesEveryRoute(t *testing.T) {
 	const conns = 200
-	h := startGatewayWith(t, Config{Workers: 2}, func(s *stubLogic) {
-		s.disconnectDelay = 5 * time.Millisecond
-	})
-	clients := make([]*testClient, conns)
-	for i := range clients {
-		clients[i] = h.dial(t)
-		clients[i].login("alice", 1)
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old logic %v", old), func(t *testing.T) {
+			h := startGatewayWith(t, Config{Workers: 2}, func(s *stubLogic) {
+				s.disconnectDelay = 5 * time.Millisecond
+				s.withoutDisconnectBatch = old
+			})
+			clients := make([]*testClient, conns)
+			for i := range clients {
+				clients[i] = h.dial(t)
+				clients[i].login("alice", 1)
+			}
+			for _, c := range clients {
+				_ = c.conn.Close()
+			}
+			waitFor(t, 20*time.Second, "a Disconnect per connection", func() bool {
+				return len(h.logic.disconnected()) == conns
+			})
+			seen := make(map[int64]bool)
+			for _, s := range h.logic.disconnected() {
+				seen[s.ConnId] = true
+			}
+			batched, batches := 0, h.logic.disconnectBatches()
+			for _, n := range batches {
+				batched += n
+			}
+			calls := len(batches) + conns - batched
+			switch {
+			case len(seen) != conns:
+				t.Fatalf("%d connections' routes removed, want %d once each", len(seen), conns)
+			case old && len(batches) != 0:
+				t.Fatalf("an old logic got DisconnectBatch calls %v", batches)
+			case !old && calls >= conns:
+				t.Fatalf("%d calls for %d closed connections, want fewer", calls, conns)
+			}
+		})
 	}
-	for _, c := range clients {
-		_ = c.conn.Close()
-	}
-	waitFor(t, 20*time.Second, "a Disconnect per connection", func() bool {
-		return len(h.logic.disconnected()) == conns
-	})
 }
 
 // TestGateway_SessionDeviceFromLogic checks that a token login naming no

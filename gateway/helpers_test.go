@@ -33,21 +33,23 @@ type stubLogic struct {
 	// Logic answers the methods the gateway tests do not exercise: calling
 	// one fails the call (a nil interface).
 	logicrpc.Logic
-	mu          sync.Mutex
-	seqs        map[string]int64
-	logins      map[string]*logicrpc.ConnInfo // username -> last login
-	registers   map[string]*logicrpc.ConnInfo // username -> last register
-	sendUsers   []int64                       // session user of each Send
-	runCalls    [][]int                       // requests of each run of each SendRuns
-	loginCalls  []int                         // attempts of each LoginBatch
-	disconnects []*logicrpc.Session
-	renewals    []*logicrpc.Session
+	mu         sync.Mutex
+	seqs       map[string]int64
+	logins     map[string]*logicrpc.ConnInfo // username -> last login
+	registers  map[string]*logicrpc.ConnInfo // username -> last register
+	sendUsers  []int64                       // session user of each Send
+	runCalls   [][]int                       // requests of each run of each SendRuns
+	loginCalls []int                         // attempts of each LoginBatch
+	// disconnectCalls holds the sessions of each DisconnectBatch.
+	disconnectCalls []int
+	disconnects     []*logicrpc.Session
+	renewals        []*logicrpc.Session
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
 	// withoutSendRuns and withoutLoginBatch serve the service as a logic
 	// older than that method registers it (set before the gateway starts).
-	withoutSendRuns, withoutLoginBatch bool
+	withoutSendRuns, withoutLoginBatch, withoutDisconnectBatch bool
 
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
@@ -113,6 +115,17 @@ func (s *stubLogic) Disconnect(_ context.Context, sess *logicrpc.Session) error 
 	s.disconnects = append(s.disconnects, sess)
 	s.mu.Unlock()
 	return nil
+}
+
+// DisconnectBatch records its size and its sessions as Disconnect does,
+// taking disconnectDelay once for the call.
+func (s *stubLogic) DisconnectBatch(_ context.Context, sessions []*logicrpc.Session) (int32, error) {
+	time.Sleep(s.disconnectDelay)
+	s.mu.Lock()
+	s.disconnectCalls = append(s.disconnectCalls, len(sessions))
+	s.disconnects = append(s.disconnects, sessions...)
+	s.mu.Unlock()
+	return 0, nil
 }
 
 func (s *stubLogic) Renew(_ context.Context, sessions []*logicrpc.Session) error {
@@ -202,6 +215,14 @@ func (s *stubLogic) LoginBatch(ctx context.Context,
 	}
 	wg.Wait()
 	return out, nil
+}
+
+// disconnectBatches returns the sessions of each DisconnectBatch call so
+// far.
+func (s *stubLogic) disconnectBatches() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.disconnectCalls)
 }
 
 // loginBatches returns the attempts of each LoginBatch call so far.
@@ -312,7 +333,7 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 		server.WithTransHandlerFactory(gonet.NewSvrTransHandlerFactory()))
 	info := logic.NewServiceInfo()
 	for method, without := range map[string]bool{"SendRuns": stub.withoutSendRuns,
-		"LoginBatch": stub.withoutLoginBatch} {
+		"LoginBatch": stub.withoutLoginBatch, "DisconnectBatch": stub.withoutDisconnectBatch} {
 		if without {
 			old := *info
 			old.Methods = maps.Clone(info.Methods)

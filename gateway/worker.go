@@ -320,7 +320,7 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
 	if c.closed {
 		c.mu.Unlock()
 		// Logic recorded a route for a connection that is already gone.
-		g.disc.disconnect(g, sess)
+		g.disc.disconnect(g, []*logicrpc.Session{sess})
 		return
 	}
 	c.session.Store(sess)

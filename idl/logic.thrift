@@ -64,6 +64,9 @@ struct SendOutcome {
     2: optional common.BizError err,
 }
 
+// MaxDisconnectBatch bounds the sessions of one DisconnectBatch call.
+const i32 MaxDisconnectBatch = 256
+
 // MaxLoginBatch bounds the attempts of one LoginBatch call.
 const i32 MaxLoginBatch = 64
 
@@ -112,6 +115,15 @@ service Logic {
     // Disconnect removes the route of a closed connection, only if the route
     // still points at that connection.
     void Disconnect(1: Session session) throws (1: common.BizError err)
+
+    // DisconnectBatch is Disconnect for the closed connections a gateway
+    // found queued together (a mass disconnect). Each session is handled as
+    // Disconnect handles it; the route of one that fails is left to expire,
+    // as Disconnect's would be, and the call answers how many failed. It
+    // throws only when it is refused whole: no sessions or more than
+    // MaxDisconnectBatch (BAD_REQUEST). A logic older than this method refuses
+    // it: upgrade logic before gateways.
+    i32 DisconnectBatch(1: list<Session> sessions) throws (1: common.BizError err)
 
     // Renew extends the routes of live connections; gateways call it in batches.
     void Renew(1: list<Session> sessions) throws (1: common.BizError err)

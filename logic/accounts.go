@@ -259,6 +259,25 @@ func (s *Service) Disconnect(ctx context.Context, session *logicrpc.Session) err
 	return nil
 }
 
+// DisconnectBatch is Disconnect for up to logicrpc.MaxDisconnectBatch
+// sessions, the closed connections a gateway found queued together. It
+// answers how many failed: their routes expire, as a failed Disconnect's
+// would, and each failure is logged by Disconnect.
+func (s *Service) DisconnectBatch(ctx context.Context, sessions []*logicrpc.Session) (int32, error) {
+	if len(sessions) == 0 || len(sessions) > logicrpc.MaxDisconnectBatch {
+		err := fmt.Errorf("%w: %d sessions in a batch, want 1-%d", ErrBadRequest, len(sessions),
+			logicrpc.MaxDisconnectBatch)
+		return 0, s.fail("disconnect batch", err, nil)
+	}
+	var failed int32
+	for _, sess := range sessions {
+		if s.Disconnect(ctx, sess) != nil {
+			failed++
+		}
+	}
+	return failed, nil
+}
+
 // Renew extends the routes of the given live connections.
 func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error {
 	rs := make([]route.Route, 0, len(sessions))

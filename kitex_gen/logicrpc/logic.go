@@ -12,6 +12,8 @@ import (
 const (
 	MaxSendBatch = 64
 
+	MaxDisconnectBatch = 256
+
 	MaxLoginBatch = 64
 )
 
@@ -584,6 +586,8 @@ type Logic interface {
 
 	Disconnect(ctx context.Context, session *Session) (err error)
 
+	DisconnectBatch(ctx context.Context, sessions []*Session) (r int32, err error)
+
 	Renew(ctx context.Context, sessions []*Session) (err error)
 
 	Send(ctx context.Context, session *Session, req *protocol.SendReq) (r *protocol.SendResp, err error)
@@ -1029,6 +1033,91 @@ func (p *LogicDisconnectResult) String() string {
 }
 
 var fieldIDToName_LogicDisconnectResult = map[int16]string{
+	1: "err",
+}
+
+type LogicDisconnectBatchArgs struct {
+	Sessions []*Session `thrift:"sessions,1" frugal:"1,default,list<Session>" json:"sessions"`
+}
+
+func NewLogicDisconnectBatchArgs() *LogicDisconnectBatchArgs {
+	return &LogicDisconnectBatchArgs{}
+}
+
+func (p *LogicDisconnectBatchArgs) InitDefault() {
+}
+
+func (p *LogicDisconnectBatchArgs) GetSessions() (v []*Session) {
+	return p.Sessions
+}
+func (p *LogicDisconnectBatchArgs) SetSessions(val []*Session) {
+	p.Sessions = val
+}
+
+func (p *LogicDisconnectBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDisconnectBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicDisconnectBatchArgs = map[int16]string{
+	1: "sessions",
+}
+
+type LogicDisconnectBatchResult struct {
+	Success *int32           `thrift:"success,0,optional" frugal:"0,optional,i32" json:"success,omitempty"`
+	Err     *common.BizError `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicDisconnectBatchResult() *LogicDisconnectBatchResult {
+	return &LogicDisconnectBatchResult{}
+}
+
+func (p *LogicDisconnectBatchResult) InitDefault() {
+}
+
+var LogicDisconnectBatchResult_Success_DEFAULT int32
+
+func (p *LogicDisconnectBatchResult) GetSuccess() (v int32) {
+	if !p.IsSetSuccess() {
+		return LogicDisconnectBatchResult_Success_DEFAULT
+	}
+	return *p.Success
+}
+
+var LogicDisconnectBatchResult_Err_DEFAULT *common.BizError
+
+func (p *LogicDisconnectBatchResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicDisconnectBatchResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicDisconnectBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.(*int32)
+}
+func (p *LogicDisconnectBatchResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicDisconnectBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicDisconnectBatchResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicDisconnectBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDisconnectBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicDisconnectBatchResult = map[int16]string{
+	0: "success",
 	1: "err",
 }
 

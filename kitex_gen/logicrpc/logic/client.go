@@ -16,6 +16,7 @@ type Client interface {
 	Login(ctx context.Context, req *protocol.LoginReq, conn *logicrpc.ConnInfo, callOptions ...callopt.Option) (r *protocol.LoginResp, err error)
 	LoginBatch(ctx context.Context, attempts []*logicrpc.LoginAttempt, callOptions ...callopt.Option) (r []*logicrpc.LoginOutcome, err error)
 	Disconnect(ctx context.Context, session *logicrpc.Session, callOptions ...callopt.Option) (err error)
+	DisconnectBatch(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (r int32, err error)
 	Renew(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (err error)
 	Send(ctx context.Context, session *logicrpc.Session, req *protocol.SendReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	SendBatch(ctx context.Context, session *logicrpc.Session, reqs []*protocol.SendReq, callOptions ...callopt.Option) (r []*logicrpc.SendOutcome, err error)
@@ -96,6 +97,11 @@ func (p *kLogicClient) LoginBatch(ctx context.Context, attempts []*logicrpc.Logi
 func (p *kLogicClient) Disconnect(ctx context.Context, session *logicrpc.Session, callOptions ...callopt.Option) (err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Disconnect(ctx, session)
+}
+
+func (p *kLogicClient) DisconnectBatch(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (r int32, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.DisconnectBatch(ctx, sessions)
 }
 
 func (p *kLogicClient) Renew(ctx context.Context, sessions []*logicrpc.Session, callOptions ...callopt.Option) (err error) {

@@ -43,6 +43,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"DisconnectBatch": kitex.NewMethodInfo(
+		disconnectBatchHandler,
+		newLogicDisconnectBatchArgs,
+		newLogicDisconnectBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Renew": kitex.NewMethodInfo(
 		renewHandler,
 		newLogicRenewArgs,
@@ -419,6 +426,30 @@ func newLogicDisconnectArgs() interface{} {
 
 func newLogicDisconnectResult() interface{} {
 	return logicrpc.NewLogicDisconnectResult()
+}
+
+func disconnectBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicDisconnectBatchArgs)
+	realResult := result.(*logicrpc.LogicDisconnectBatchResult)
+	success, err := handler.(logicrpc.Logic).DisconnectBatch(ctx, realArg.Sessions)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = &success
+	}
+	return nil
+}
+func newLogicDisconnectBatchArgs() interface{} {
+	return logicrpc.NewLogicDisconnectBatchArgs()
+}
+
+func newLogicDisconnectBatchResult() interface{} {
+	return logicrpc.NewLogicDisconnectBatchResult()
 }
 
 func renewHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
@@ -1230,6 +1261,20 @@ func (p *kClient) Disconnect(ctx context.Context, session *logicrpc.Session) (er
 		return _result.Err
 	}
 	return nil
+}
+
+func (p *kClient) DisconnectBatch(ctx context.Context, sessions []*logicrpc.Session) (r int32, err error) {
+	var _args logicrpc.LogicDisconnectBatchArgs
+	_args.Sessions = sessions
+	var _result logicrpc.LogicDisconnectBatchResult
+	if err = p.c.Call(ctx, "DisconnectBatch", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
 }
 
 func (p *kClient) Renew(ctx context.Context, sessions []*logicrpc.Session) (err error) {
