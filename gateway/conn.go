@@ -145,6 +145,9 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c.queue = nil
 	sess := c.session.Load()
 	c.mu.Unlock()
+	if cancel, ok := g.loginCancels.LoadAndDelete(c.id); ok {
+		cancel.(context.CancelFunc)() // a LOGIN of c still on its way to logic
+	}
 
 	ev := g.log.Debug().Int64("conn", c.id).AnErr("cause", err)
 	if sess != nil {

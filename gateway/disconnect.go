@@ -118,10 +118,10 @@ func (d *disconnects) disconnect(g *Gateway, sessions []*logicrpc.Session) {
 	if d.ctx.Err() != nil {
 		return // past the shutdown deadline: the routes expire
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, g.cfg.RequestTimeout)
-	defer cancel()
 	if len(sessions) > 1 && time.Now().UnixNano() >= d.oneByOneUntil.Load() {
+		ctx, cancel := context.WithTimeout(d.ctx, g.cfg.RequestTimeout)
 		failed, err := g.logic.DisconnectBatch(ctx, sessions)
+		cancel()
 		switch {
 		case rpcerr.UnknownMethod(err):
 			d.oneByOneUntil.Store(time.Now().Add(disconnectOnlyRecheck).UnixNano())
@@ -140,7 +140,11 @@ func (d *disconnects) disconnect(g *Gateway, sessions []*logicrpc.Session) {
 		}
 	}
 	for _, sess := range sessions {
-		if err := g.logic.Disconnect(ctx, sess); err != nil {
+		// A RequestTimeout per call, as each bounds one logic call.
+		ctx, cancel := context.WithTimeout(d.ctx, g.cfg.RequestTimeout)
+		err := g.logic.Disconnect(ctx, sess)
+		cancel()
+		if err != nil {
 			g.warn.Warn().Err(err).Int64("conn", sess.ConnId).Int64("user", sess.UserId).
 				Msg("disconnect failed, route will expire")
 		}

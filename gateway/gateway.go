@@ -72,6 +72,9 @@ type Gateway struct {
 	sends *coalesce.Batcher[*logicrpc.SendRun, []*logicrpc.SendOutcome]
 	// logins carries the token LOGINs of all connections to logic.
 	logins *coalesce.Batcher[*logicrpc.LoginAttempt, *logicrpc.LoginOutcome]
+	// loginCancels maps the id of a connection whose LOGIN is on its way to
+	// logic to that LOGIN's context.CancelFunc (watchLogin).
+	loginCancels sync.Map
 	// loginOnlyUntil, in Unix nanoseconds, is until when token LOGINs go as
 	// Login calls: logic refused LoginBatch as unknown (callLogin).
 	loginOnlyUntil atomic.Int64

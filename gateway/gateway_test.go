@@ -490,15 +490,20 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 // connections at once while Disconnect is slow and the request pool is
 // tiny: every route is still removed, none left to lapse with its TTL, in
 // fewer calls than connections (DisconnectBatch takes what queued); and the
-// same, a call each, against a logic older than DisconnectBatch.
+// same, a call each with its own timeout, against a logic older than
+// DisconnectBatch.
 func TestGateway_MassDisconnectRemovesEveryRoute(t *testing.T) {
 	const conns = 200
 	for _, old := range []bool{false, true} {
 		t.Run(fmt.Sprintf("old logic %v", old), func(t *testing.T) {
-			h := startGatewayWith(t, Config{Workers: 2}, func(s *stubLogic) {
-				s.disconnectDelay = 5 * time.Millisecond
-				s.withoutDisconnectBatch = old
-			})
+			// Each call takes 30 ms of a 250 ms RequestTimeout: an old
+			// logic's Disconnect calls must each have a timeout of their
+			// own, not share one per worker's batch.
+			h := startGatewayWith(t, Config{Workers: 2, RequestTimeout: 250 * time.Millisecond},
+				func(s *stubLogic) {
+					s.disconnectDelay = 30 * time.Millisecond
+					s.withoutDisconnectBatch = old
+				})
 			clients := make([]*testClient, conns)
 			for i := range clients {
 				clients[i] = h.dial(t)

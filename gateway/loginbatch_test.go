@@ -73,3 +73,40 @@ func TestGateway_LoginBatchFallsBackToLogin(t *testing.T) {
 	c2.tokenLogin(1, stubToken)
 	c2.expectLoggedIn(1, 1)
 }
+
+// A token LOGIN still waiting in the batcher when its connection closes is
+// never sent: logic would record a route for a connection gone, which could
+// take the device's route from a newer connection.
+func TestGateway_QueuedLoginOfClosedConnIsNotSent(t *testing.T) {
+	h := startGateway(t, Config{})
+	holders := make([]*testClient, loginCallsInFlight)
+	for i := range holders {
+		holders[i] = h.dial(t)
+		holders[i].tokenLogin(1, slowToken)
+		select {
+		case <-h.logic.entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a slow token login did not reach logic")
+		}
+	}
+	gone := h.dial(t)
+	gone.tokenLogin(1, stubToken)
+	waitFor(t, 5*time.Second, "the login queued", func() bool {
+		items, _ := h.gw.logins.Queued()
+		return items == 1
+	})
+	_ = gone.conn.Close()
+	// Well inside RequestTimeout, after which the LOGIN would leave the
+	// queue anyway.
+	waitFor(t, 2*time.Second, "the closed connection's login dropped", func() bool {
+		items, _ := h.gw.logins.Queued()
+		return items == 0
+	})
+	close(h.logic.release)
+	for _, c := range holders {
+		c.expectLoggedIn(1, 1)
+	}
+	if got, want := h.logic.loginBatches(), []int{1, 1, 1, 1}; !slices.Equal(got, want) {
+		t.Fatalf("LoginBatch calls of %v attempts, want only the held %v", got, want)
+	}
+}

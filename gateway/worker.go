@@ -275,7 +275,13 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	}
 	req := r.body.(*protocol.LoginReq)
 	info := &logicrpc.ConnInfo{Gateway: g.pushAddr, ConnId: c.id, RemoteAddr: r.remote}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !g.watchLogin(c, cancel) {
+		return // closed meanwhile: the LOGIN is dropped, as a queued request is
+	}
 	resp, err := g.callLogin(ctx, req, info)
+	g.loginCancels.Delete(c.id)
 	if err == nil && resp == nil {
 		err = fmt.Errorf("%w: login of conn %d", ErrNoReply, c.id)
 	}
@@ -292,6 +298,22 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	// without its expiry.
 	g.setTokenExpiry(c, resp.TokenExpiresMs)
 	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
+}
+
+// watchLogin records cancel as the end of c's LOGIN in flight, which
+// OnClose calls, so that a token LOGIN still queued in the batcher is never
+// sent for a connection gone; it reports whether c is still open. (A map of
+// the few LOGINs in flight, not a field: a field would cost every idle
+// connection 16 bytes.)
+func (g *Gateway) watchLogin(c *conn, cancel context.CancelFunc) bool {
+	g.loginCancels.Store(c.id, cancel)
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed { // OnClose may have looked before the Store
+		g.loginCancels.Delete(c.id)
+	}
+	return !closed
 }
 
 // loginDevice returns the device a successful LOGIN made c: the one logic

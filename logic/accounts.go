@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -269,14 +271,29 @@ func (s *Service) DisconnectBatch(ctx context.Context, sessions []*logicrpc.Sess
 			logicrpc.MaxDisconnectBatch)
 		return 0, s.fail("disconnect batch", err, nil)
 	}
-	var failed int32
+	// A few at a time, so that a batch of 256 against a slow route store
+	// stays well inside the gateway's timeout for one call.
+	var (
+		failed atomic.Int32
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, disconnectBatchConcurrency)
+	)
 	for _, sess := range sessions {
-		if s.Disconnect(ctx, sess) != nil {
-			failed++
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if s.Disconnect(ctx, sess) != nil {
+				failed.Add(1)
+			}
+		})
 	}
-	return failed, nil
+	wg.Wait()
+	return failed.Load(), nil
 }
+
+// disconnectBatchConcurrency is how many of a DisconnectBatch's sessions are
+// disconnected at once.
+const disconnectBatchConcurrency = 16
 
 // Renew extends the routes of the given live connections.
 func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error {

@@ -30,6 +30,16 @@ func (s *Service) LoginBatch(ctx context.Context,
 	var wg sync.WaitGroup
 	for i, a := range attempts {
 		wg.Go(func() {
+			// Kitex recovers a handler's panic, not one on a goroutine of
+			// its own: this attempt fails INTERNAL, the process lives on.
+			defer func() {
+				if r := recover(); r != nil {
+					s.failLog.Error().Interface("panic", r).Int64("conn", a.GetConn().GetConnId()).
+						Msg("login batch: attempt panicked")
+					out[i] = &logicrpc.LoginOutcome{Err: &common.BizError{
+						Code: common.ErrorCode_INTERNAL, Message: "internal error"}}
+				}
+			}()
 			resp, err := s.Login(ctx, a.GetReq(), a.GetConn())
 			if err != nil {
 				// Login's errors are BizErrors already (fail made them).
