@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/resonance-im/resonance/internal/rpcerr"
@@ -34,9 +33,6 @@ type disconnects struct {
 	ctx      context.Context // the calls' parent; cancelled at the drain deadline
 	cancel   context.CancelFunc
 	stopOnce sync.Once
-	// oneByOneUntil, in Unix nanoseconds, is until when sessions go as one
-	// Disconnect call each: logic refused DisconnectBatch as unknown.
-	oneByOneUntil atomic.Int64
 }
 
 // start launches the workers in grp. Run calls it before any connection
@@ -113,20 +109,18 @@ func (d *disconnects) fill(batch []*logicrpc.Session) []*logicrpc.Session {
 
 // disconnect removes the routes of sessions: one Disconnect call for one, a
 // DisconnectBatch for more, or a Disconnect each to a logic older than
-// DisconnectBatch (remembered for disconnectOnlyRecheck).
+// DisconnectBatch (g.disconnectsOld).
 func (d *disconnects) disconnect(g *Gateway, sessions []*logicrpc.Session) {
 	if d.ctx.Err() != nil {
 		return // past the shutdown deadline: the routes expire
 	}
-	if len(sessions) > 1 && time.Now().UnixNano() >= d.oneByOneUntil.Load() {
+	if len(sessions) > 1 && !g.disconnectsOld.active() {
 		ctx, cancel := context.WithTimeout(d.ctx, g.cfg.RequestTimeout)
 		failed, err := g.logic.DisconnectBatch(ctx, sessions)
 		cancel()
 		switch {
 		case rpcerr.UnknownMethod(err):
-			d.oneByOneUntil.Store(time.Now().Add(disconnectOnlyRecheck).UnixNano())
-			g.log.Info().Dur("recheck", disconnectOnlyRecheck).
-				Msg("logic does not know DisconnectBatch (older release); sending it Disconnect calls")
+			g.disconnectsOld.refused(g.log)
 		case err != nil:
 			g.warn.Warn().Err(err).Int("sessions", len(sessions)).
 				Int64("first_conn", sessions[0].ConnId).Msg("disconnect batch failed, routes will expire")
@@ -150,7 +144,3 @@ func (d *disconnects) disconnect(g *Gateway, sessions []*logicrpc.Session) {
 		}
 	}
 }
-
-// disconnectOnlyRecheck is how long the gateway sends a logic that refused
-// DisconnectBatch as unknown only Disconnect calls.
-const disconnectOnlyRecheck = time.Minute

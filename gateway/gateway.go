@@ -75,12 +75,9 @@ type Gateway struct {
 	// loginCancels maps the id of a connection whose LOGIN is on its way to
 	// logic to that LOGIN's context.CancelFunc (watchLogin).
 	loginCancels sync.Map
-	// loginOnlyUntil, in Unix nanoseconds, is until when token LOGINs go as
-	// Login calls: logic refused LoginBatch as unknown (callLogin).
-	loginOnlyUntil atomic.Int64
-	// sendOnlyUntil, in Unix nanoseconds, is until when SENDs go as one
-	// Send each: logic refused SendRuns as unknown (handleSends).
-	sendOnlyUntil atomic.Int64
+	// sendsOld, loginsOld and disconnectsOld remember a logic that refused
+	// SendRuns, LoginBatch or DisconnectBatch as unknown.
+	sendsOld, loginsOld, disconnectsOld olderLogic
 	// upgrader is built once: its Origin check is the same for every
 	// handshake.
 	upgrader ws.Upgrader
@@ -131,6 +128,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		ready:    make(chan struct{}),
 	}
 	g.writeDone = g.afterWrite
+	g.sendsOld.method, g.sendsOld.single = "SendRuns", "Send"
+	g.loginsOld.method, g.loginsOld.single = "LoginBatch", "Login"
+	g.disconnectsOld.method, g.disconnectsOld.single = "DisconnectBatch", "Disconnect"
 	g.reg = newRegistration(deps.Registry, pushAddr, cfg.RegisterTTL, g.log)
 	g.warn = g.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
 	// Ids count up from the boot time in ms shifted left by 20, so a restarted

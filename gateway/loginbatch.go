@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"time"
 
 	"github.com/resonance-im/resonance/internal/coalesce"
 	"github.com/resonance-im/resonance/internal/rpcerr"
@@ -32,19 +31,15 @@ func (g *Gateway) newLoginBatches() *coalesce.Batcher[*logicrpc.LoginAttempt, *l
 // LoginBatch batcher with those of other connections; a password login goes
 // alone, as its password hash would hold a batch's token logins back. Against
 // a logic without LoginBatch (an older release) every login is its own Login
-// call for loginOnlyRecheck, then LoginBatch is tried again.
+// call for olderLogicRecheck, then LoginBatch is tried again.
 func (g *Gateway) callLogin(ctx context.Context, req *protocol.LoginReq,
 	info *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
-	if req.Token == "" || time.Now().UnixNano() < g.loginOnlyUntil.Load() {
+	if req.Token == "" || g.loginsOld.active() {
 		return g.logic.Login(ctx, req, info)
 	}
 	o, err := g.logins.Do(ctx, &logicrpc.LoginAttempt{Req: req, Conn: info})
 	if rpcerr.UnknownMethod(err) {
-		now := time.Now()
-		if g.loginOnlyUntil.Swap(now.Add(loginOnlyRecheck).UnixNano()) < now.UnixNano() {
-			g.log.Info().Dur("recheck", loginOnlyRecheck).
-				Msg("logic does not know LoginBatch (older release); sending it Login calls")
-		}
+		g.loginsOld.refused(g.log)
 		return g.logic.Login(ctx, req, info)
 	}
 	switch {
@@ -55,7 +50,3 @@ func (g *Gateway) callLogin(ctx context.Context, req *protocol.LoginReq,
 	}
 	return o.GetResp(), nil
 }
-
-// loginOnlyRecheck is how long the gateway sends only Login calls after a
-// logic refused LoginBatch as unknown.
-const loginOnlyRecheck = time.Minute

@@ -66,7 +66,7 @@ func TestGateway_LoginBatchFallsBackToLogin(t *testing.T) {
 	c := h.dial(t)
 	c.tokenLogin(1, stubToken)
 	c.expectLoggedIn(1, 1)
-	if h.gw.loginOnlyUntil.Load() == 0 {
+	if !h.gw.loginsOld.active() {
 		t.Fatal("the refusal was not remembered")
 	}
 	c2 := h.dial(t)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -128,7 +127,7 @@ func (g *Gateway) handle(c *conn, r request) {
 // as handle would have written it. A call that fails whole (a timeout, logic
 // down, the call refused) answers every SEND with that error.
 func (g *Gateway) handleSends(c *conn, sends []request) {
-	if time.Now().UnixNano() < g.sendOnlyUntil.Load() {
+	if g.sendsOld.active() {
 		for _, r := range sends {
 			g.handle(c, r)
 		}
@@ -144,11 +143,7 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 	if rpcerr.UnknownMethod(err) {
 		// A logic older than SendRuns (a rolling upgrade): the SENDs go one
 		// call each, and so do the next minute's.
-		now := time.Now()
-		if g.sendOnlyUntil.Swap(now.Add(sendOnlyRecheck).UnixNano()) < now.UnixNano() {
-			g.log.Info().Dur("recheck", sendOnlyRecheck).
-				Msg("logic does not know SendRuns (older release); sending it Send calls")
-		}
+		g.sendsOld.refused(g.log)
 		for _, r := range sends {
 			g.handle(c, r)
 		}
@@ -171,11 +166,6 @@ func (g *Gateway) handleSends(c *conn, sends []request) {
 		}
 	}
 }
-
-// sendOnlyRecheck is how long the gateway sends only Send calls after a
-// logic refused SendRuns as unknown, before it tries again: an upgrade of
-// logic at the same address then gets batches within a minute.
-const sendOnlyRecheck = time.Minute
 
 // call dispatches a request other than LOGIN to logic. Identity always comes
 // from the connection's session, never from the payload.
