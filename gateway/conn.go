@@ -145,8 +145,10 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c.queue = nil
 	sess := c.session.Load()
 	c.mu.Unlock()
-	if cancel, ok := g.loginCancels.LoadAndDelete(c.id); ok {
-		cancel.(context.CancelFunc)() // a LOGIN of c still on its way to logic
+	if f, ok := g.loginFlights.LoadAndDelete(c.id); ok {
+		// A token LOGIN of c still queued in the batcher is never sent:
+		// logic would record a route for a connection gone.
+		f.(*loginFlight).cancel()
 	}
 
 	ev := g.log.Debug().Int64("conn", c.id).AnErr("cause", err)

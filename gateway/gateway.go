@@ -72,9 +72,10 @@ type Gateway struct {
 	sends *coalesce.Batcher[*logicrpc.SendRun, []*logicrpc.SendOutcome]
 	// logins carries the token LOGINs of all connections to logic.
 	logins *coalesce.Batcher[*logicrpc.LoginAttempt, *logicrpc.LoginOutcome]
-	// loginCancels maps the id of a connection whose LOGIN is on its way to
-	// logic to that LOGIN's context.CancelFunc (watchLogin).
-	loginCancels sync.Map
+	// loginFlights maps the id of a connection whose LOGIN is in flight to
+	// its *loginFlight (loginflight.go): a map of the few connections
+	// logging in, not a field of conn, which would cost every idle one.
+	loginFlights sync.Map
 	// sendsOld, loginsOld and disconnectsOld remember a logic that refused
 	// SendRuns, LoginBatch or DisconnectBatch as unknown.
 	sendsOld, loginsOld, disconnectsOld olderLogic

@@ -54,6 +54,9 @@ type stubLogic struct {
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
 	release chan struct{}
+	// loginHook, when set (onLogin), runs at the start of every Login, on
+	// the goroutine of the call: a test plays logic's side effects there.
+	loginHook func(*protocol.LoginReq, *logicrpc.ConnInfo)
 }
 
 var stubUsers = map[string]int64{"alice": 1, "bob": 2}
@@ -85,6 +88,12 @@ func (s *stubLogic) Register(_ context.Context, req *protocol.RegisterReq,
 
 func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 	info *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	s.mu.Lock()
+	hook := s.loginHook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(req, info)
+	}
 	if req.Token == slowToken {
 		s.entered <- struct{}{}
 		<-s.release
@@ -215,6 +224,13 @@ func (s *stubLogic) LoginBatch(ctx context.Context,
 	}
 	wg.Wait()
 	return out, nil
+}
+
+// onLogin sets the hook every later Login runs first.
+func (s *stubLogic) onLogin(hook func(*protocol.LoginReq, *logicrpc.ConnInfo)) {
+	s.mu.Lock()
+	s.loginHook = hook
+	s.mu.Unlock()
 }
 
 // disconnectBatches returns the sessions of each DisconnectBatch call so

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -23,29 +24,50 @@ func (c *testClient) expectLoggedIn(id uint32, user int64) {
 	}
 }
 
-// Token LOGINs of several connections that come while loginCallsInFlight
-// calls are out wait, and go to logic together in one LoginBatch call; each
-// connection gets its own ack. A password LOGIN goes alone, as Login.
-func TestGateway_CoalescesTokenLoginsAcrossConnections(t *testing.T) {
-	h := startGateway(t, Config{})
-	for range loginCallsInFlight {
-		h.dial(t).tokenLogin(1, slowToken)
+// holdLoginCalls fills the gateway's loginCallsInFlight LoginBatch calls
+// with a slow token login each, so that the token LOGINs that come next
+// wait in the batcher and go to logic together once the test closes
+// h.logic.release. It returns the holding clients, to read their acks.
+func holdLoginCalls(t *testing.T, h *harness) []*testClient {
+	t.Helper()
+	holders := make([]*testClient, loginCallsInFlight)
+	for i := range holders {
+		holders[i] = h.dial(t)
+		holders[i].tokenLogin(1, slowToken)
 		select {
 		case <-h.logic.entered:
 		case <-time.After(5 * time.Second):
 			t.Fatal("a slow token login did not reach logic")
 		}
 	}
+	return holders
+}
+
+// waitLoginsQueued waits until n token LOGINs wait in the batcher.
+func waitLoginsQueued(t *testing.T, h *harness, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, fmt.Sprintf("%d logins queued", n), func() bool {
+		items, _ := h.gw.logins.Queued()
+		return items == n
+	})
+}
+
+// Token LOGINs of several connections that come while loginCallsInFlight
+// calls are out wait, and go to logic together in one LoginBatch call; each
+// connection gets its own ack. A password LOGIN goes alone, as Login.
+func TestGateway_CoalescesTokenLoginsAcrossConnections(t *testing.T) {
+	h := startGateway(t, Config{})
+	holders := holdLoginCalls(t, h)
 	waiting := make([]*testClient, 3)
 	for k := range waiting {
 		waiting[k] = h.dial(t)
 		waiting[k].tokenLogin(1, stubToken)
-		waitFor(t, 5*time.Second, "the login queued", func() bool {
-			items, _ := h.gw.logins.Queued()
-			return items == k+1
-		})
+		waitLoginsQueued(t, h, k+1)
 	}
 	close(h.logic.release)
+	for _, c := range holders {
+		c.expectLoggedIn(1, 1)
+	}
 	for _, c := range waiting {
 		c.expectLoggedIn(1, 1)
 	}
@@ -79,22 +101,10 @@ func TestGateway_LoginBatchFallsBackToLogin(t *testing.T) {
 // take the device's route from a newer connection.
 func TestGateway_QueuedLoginOfClosedConnIsNotSent(t *testing.T) {
 	h := startGateway(t, Config{})
-	holders := make([]*testClient, loginCallsInFlight)
-	for i := range holders {
-		holders[i] = h.dial(t)
-		holders[i].tokenLogin(1, slowToken)
-		select {
-		case <-h.logic.entered:
-		case <-time.After(5 * time.Second):
-			t.Fatal("a slow token login did not reach logic")
-		}
-	}
+	holders := holdLoginCalls(t, h)
 	gone := h.dial(t)
 	gone.tokenLogin(1, stubToken)
-	waitFor(t, 5*time.Second, "the login queued", func() bool {
-		items, _ := h.gw.logins.Queued()
-		return items == 1
-	})
+	waitLoginsQueued(t, h, 1)
 	_ = gone.conn.Close()
 	// Well inside RequestTimeout, after which the LOGIN would leave the
 	// queue anyway.

@@ -150,14 +150,16 @@ func batchWithout(frames []*pushrpc.PushFrame, skip []int, overWS bool) ([]byte,
 
 // Kick closes each target connected here as the named user: it gets a
 // CLOSE frame with req.Reason and req.Message (a default text when empty),
-// then the socket closes. Delivered counts the targets found open.
+// then the socket closes. A target whose LOGIN is in flight (logic records
+// its route before the gateway registers it) is closed once that login
+// completes, if it makes the connection the named user's. Delivered counts
+// the targets found open or logging in.
 func (p *pushService) Kick(_ context.Context, req *pushrpc.KickReq) (*pushrpc.PushResp, error) {
 	g := p.g
 	cause := closeCause{reason: req.Reason, message: req.Message, detail: "kicked by logic"}
 	resp := &pushrpc.PushResp{}
 	for _, t := range req.Targets {
-		c := g.target(t)
-		if c == nil || g.kick(c, cause) != nil {
+		if !g.kickTarget(t, cause) {
 			resp.MissingConns = append(resp.MissingConns, t.ConnId)
 			continue
 		}

@@ -267,15 +267,17 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	info := &logicrpc.ConnInfo{Gateway: g.pushAddr, ConnId: c.id, RemoteAddr: r.remote}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if !g.watchLogin(c, cancel) {
+	flight, open := g.startLogin(c, cancel)
+	if !open {
 		return // closed meanwhile: the LOGIN is dropped, as a queued request is
 	}
 	resp, err := g.callLogin(ctx, req, info)
-	g.loginCancels.Delete(c.id)
 	if err == nil && resp == nil {
 		err = fmt.Errorf("%w: login of conn %d", ErrNoReply, c.id)
 	}
 	if err != nil {
+		// Kicks held for c are moot: it is not logged in as anyone.
+		g.endLogin(c, flight)
 		g.loginFailed(c, r, err)
 		return
 	}
@@ -287,23 +289,8 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	// Before the session is visible, so the loop never sees a session
 	// without its expiry.
 	g.setTokenExpiry(c, resp.TokenExpiresMs)
-	g.completeLogin(c, sess, codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp))
-}
-
-// watchLogin records cancel as the end of c's LOGIN in flight, which
-// OnClose calls, so that a token LOGIN still queued in the batcher is never
-// sent for a connection gone; it reports whether c is still open. (A map of
-// the few LOGINs in flight, not a field: a field would cost every idle
-// connection 16 bytes.)
-func (g *Gateway) watchLogin(c *conn, cancel context.CancelFunc) bool {
-	g.loginCancels.Store(c.id, cancel)
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed { // OnClose may have looked before the Store
-		g.loginCancels.Delete(c.id)
-	}
-	return !closed
+	ack := codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp)
+	g.completeLogin(c, sess, ack, flight)
 }
 
 // loginDevice returns the device a successful LOGIN made c: the one logic
@@ -327,10 +314,14 @@ func loginDevice(req *protocol.LoginReq, resp *protocol.LoginResp) string {
 // completeLogin marks c logged in as sess, registers it and queues its LOGIN_ACK, all
 // under c.mu: onClose then either sees the session (and removes the route)
 // or completeLogin sees the close (and removes it itself), never neither.
-func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
+// Then it ends flight, c's LOGIN in flight, and applies the kicks it held,
+// so that a client kicked while logging in reads its LOGIN_ACK, then CLOSE.
+func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte,
+	flight *loginFlight) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		g.endLogin(c, flight)
 		// Logic recorded a route for a connection that is already gone.
 		g.disc.disconnect(g, []*logicrpc.Session{sess})
 		return
@@ -340,6 +331,9 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte) {
 	_ = c.writeLocked(ack, nil, g.writeDone)
 	c.mu.Unlock()
 	g.log.Debug().Int64("conn", c.id).Int64("user", sess.UserId).Msg("logged in")
+	// Only now, after conns.add: a Kick that finds the flight ended must
+	// find c registered (kickTarget).
+	g.applyHeldKicks(c, sess, g.endLogin(c, flight))
 }
 
 // loginFailed answers a failed LOGIN; the third client-caused failure closes

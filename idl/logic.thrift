@@ -105,8 +105,10 @@ service Logic {
 
     // LoginBatch is Login for the token LOGINs of several connections, which
     // a gateway gathered while its earlier calls to logic were out. Each
-    // attempt is handled as Login handles it, concurrently with the others;
-    // outcome i is what Login would have returned or thrown for attempts[i].
+    // attempt is handled as Login handles it, concurrently with the others,
+    // except that of several attempts whose tokens name one device the last
+    // runs after the rest, so that the device's route ends on it; outcome i
+    // is what Login would have returned or thrown for attempts[i].
     // The call throws only when it is refused whole: no attempts or more than
     // MaxLoginBatch (BAD_REQUEST). A logic older than this method refuses it:
     // upgrade logic before gateways.

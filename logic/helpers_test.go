@@ -59,6 +59,13 @@ func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, func(*Deps) {})
+}
+
+// newEnvWith is newEnv with the Service's Deps changed by setup first, as a
+// test that wraps the route table does; env.routes stays the table wrapped.
+func newEnvWith(t testing.TB, cfg Config, setup func(*Deps)) *env {
+	t.Helper()
 	ctx := context.Background()
 	cfg.TokenSecret = "test-secret-" + randHex(t, 8)
 	db, err := OpenDB(ctx, cfg)
@@ -71,6 +78,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 	routes := route.NewMemory(time.Minute)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	deps := Deps{Log: log, JS: js, MQ: names, Routes: routes}
+	setup(&deps)
 	svc, err := newService(ctx, cfg, db, deps, testArgon)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -76,5 +77,135 @@ func TestLoginBatch_Bounds(t *testing.T) {
 		if out != nil {
 			t.Fatalf("refused call of %d returned outcomes", len(attempts))
 		}
+	}
+}
+
+// Attempts of one device in a LoginBatch take the device's route in their
+// order, whatever tokens they carry: the last connection keeps the route,
+// and each earlier one is kicked. (The gateway lists a batch's attempts in
+// the order their LOGINs came, so the newest connection wins.) Several
+// rounds, as an order left to the scheduler would often come out right.
+func TestLoginBatch_LastAttemptOfADeviceWins(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	ctx := context.Background()
+	alice := e.register(t, "alice")
+	first, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice",
+		Password: testPassword, DeviceId: "phone"}, testConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, refresh := first.Token, first.RefreshToken
+	conn := func(id int64) *logicrpc.ConnInfo {
+		return &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: id}
+	}
+	var wantKicked []int64
+	for round := range int64(8) {
+		base := 100 + 10*round
+		attempts := []*logicrpc.LoginAttempt{
+			{Req: &protocol.LoginReq{Token: access}, Conn: conn(base + 1)},
+			{Req: &protocol.LoginReq{Token: refresh, DeviceId: "phone"}, Conn: conn(base + 2)},
+			{Req: &protocol.LoginReq{Token: access, DeviceId: "phone"}, Conn: conn(base + 3)},
+		}
+		out, err := e.svc.LoginBatch(ctx, attempts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Err != nil {
+				t.Fatalf("round %d attempt %d: %v", round, i, o.Err)
+			}
+		}
+		refresh = out[1].Resp.RefreshToken // rotated
+		wantRoute(t, e, route.Route{UserID: alice, DeviceID: "phone", Gateway: "gw-2:9000",
+			ConnID: base + 3})
+		wantKicked = append(wantKicked, base+1, base+2)
+	}
+	kicked := map[int64]bool{}
+	for _, k := range e.kickEvents(t) {
+		kicked[k.ConnId] = true
+	}
+	for _, c := range wantKicked {
+		if !kicked[c] {
+			t.Errorf("conn %d, replaced in its batch, was not kicked", c)
+		}
+	}
+}
+
+// panickyRoutes is a route table whose Put panics for one connection, as a
+// store with a bug might: no input makes Login itself panic.
+type panickyRoutes struct {
+	route.Table
+	conn int64
+}
+
+func (p panickyRoutes) Put(ctx context.Context, r route.Route) (*route.Route, error) {
+	if r.ConnID == p.conn {
+		panic(fmt.Sprintf("route put of conn %d", r.ConnID))
+	}
+	return p.Table.Put(ctx, r)
+}
+
+// An attempt that panics fails INTERNAL alone: the process lives on, and
+// the other attempts of the batch, a later one of the same device among
+// them, log in.
+func TestLoginBatch_PanicFailsOnlyItsAttempt(t *testing.T) {
+	const panicky = 12
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Routes = panickyRoutes{Table: d.Routes, conn: panicky}
+	})
+	ctx := context.Background()
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	token := func(user string) string {
+		resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: user,
+			Password: testPassword, DeviceId: "phone"}, testConn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Token
+	}
+	aliceToken, bobToken := token("alice"), token("bob")
+	conn := func(id int64) *logicrpc.ConnInfo {
+		return &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: id}
+	}
+	out, err := e.svc.LoginBatch(ctx, []*logicrpc.LoginAttempt{
+		{Req: &protocol.LoginReq{Token: aliceToken}, Conn: conn(11)},
+		{Req: &protocol.LoginReq{Token: bobToken}, Conn: conn(panicky)},
+		{Req: &protocol.LoginReq{Token: bobToken}, Conn: conn(13)},
+	})
+	if err != nil || len(out) != 3 {
+		t.Fatalf("login batch: %d outcomes, %v", len(out), err)
+	}
+	if o := out[1]; o.Resp != nil || o.GetErr().GetCode() != common.ErrorCode_INTERNAL {
+		t.Fatalf("panicking attempt: %+v, want INTERNAL", o)
+	}
+	for i, user := range map[int]int64{0: alice, 2: bob} {
+		if o := out[i]; o.Err != nil || o.GetResp().GetUserId() != user {
+			t.Errorf("attempt %d: %+v, want user %d logged in", i, o, user)
+		}
+	}
+	wantRoute(t, e, route.Route{UserID: bob, DeviceID: "phone", Gateway: "gw-2:9000", ConnID: 13})
+}
+
+// A nil attempt, which only a Go caller can send, is refused as a nil
+// request is, and costs the others nothing.
+func TestLoginBatch_NilAttemptIsRefused(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	ctx := context.Background()
+	alice := e.register(t, "alice")
+	resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice",
+		Password: testPassword}, testConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.svc.LoginBatch(ctx, []*logicrpc.LoginAttempt{nil,
+		{Req: &protocol.LoginReq{Token: resp.Token}, Conn: testConn}})
+	if err != nil || len(out) != 2 {
+		t.Fatalf("login batch: %d outcomes, %v", len(out), err)
+	}
+	if out[0].GetErr().GetCode() != common.ErrorCode_BAD_REQUEST {
+		t.Errorf("nil attempt: %+v, want BAD_REQUEST", out[0])
+	}
+	if out[1].GetResp().GetUserId() != alice {
+		t.Errorf("attempt 1: %+v, want alice logged in", out[1])
 	}
 }
