@@ -567,3 +567,33 @@ func TestPushCoalescer_TakenPushWaitsForItsCall(t *testing.T) {
 	maps.Copy(early, late)
 	checkAnswered(t, early)
 }
+
+// A batch sent one by one to a gateway older than PushBatch leaves out a push
+// whose caller stopped waiting before its turn; the pushes before it go.
+func TestPushCoalescer_FallbackSkipsAPushWhoseWaitIsOver(t *testing.T) {
+	srv := startPushServer(t, true, "")
+	p := newPusher(t, srv, "")
+	p.fillInFlight()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.enqueue(context.Background(), 3)
+	p.enqueue(ctx, 4)
+	srv.releaseAndHoldNext() // 1 and 2 return; 3 and 4 fall back, 3 is held
+	waitFor(t, 5*time.Second, "push 3 sent alone", func() bool {
+		return srv.entered.Load() == testCallsInFlight+1
+	})
+	early := p.collect(testCallsInFlight)
+	cancel() // 4 was taken by the batch: it waits, and is skipped at its turn
+	srv.release()
+	late := p.collect(2)
+	if err := late[4].err; !errors.Is(err, context.Canceled) {
+		t.Fatalf("push 4 returned %+v, want not sent with context.Canceled", late[4])
+	}
+	early[3] = late[3]
+	checkAnswered(t, early)
+	sent := srv.idsSent()
+	slices.Sort(sent)
+	if !slices.Equal(sent, []int64{1, 2, 3}) {
+		t.Errorf("server got reqs %v, want 1, 2 and 3 (4's wait was over)", sent)
+	}
+}

@@ -239,8 +239,9 @@ func TestBatcher_CloseFailsQueuedAndLaterItems(t *testing.T) {
 	if r := awaitResult(t, queuedItem, "queued item"); !errors.Is(r.err, ErrClosed) {
 		t.Fatalf("queued item answered %v, %v; want ErrClosed", r.out, r.err)
 	}
-	if _, err := b.Do(context.Background(), 3); !errors.Is(err, ErrClosed) {
-		t.Fatalf("item after Close answered %v, want ErrClosed", err)
+	later := awaitResult(t, doAsync(b, context.Background(), 3), "item after Close")
+	if !errors.Is(later.err, ErrClosed) {
+		t.Fatalf("item after Close answered %v, %v; want ErrClosed", later.out, later.err)
 	}
 	b.Close() // a second Close is harmless
 
