@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/coalesce"
 	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
@@ -23,11 +24,12 @@ const (
 	// at 20,000 msgs/s fell behind by seconds (end to end p99 4-9 s); with
 	// eight, 1-1.7 s, the batches still 10-20 pushes each.
 	maxCallsInFlight = 8
-	// maxBatchReqs bounds the reqs of one PushBatch call. A default
-	// instance never queues that many for one gateway (each worker and
-	// notify worker waits for its push, so Workers+notifyWorkers at most);
-	// the bound keeps one call's size in check when Workers is raised, as
-	// each req may carry maxRun frames.
+	// maxBatchReqs bounds the reqs of one PushBatch call; a queue that
+	// holds that many goes out at once. A default instance never queues
+	// that many for one gateway (each worker and notify worker waits for
+	// its push, so Workers+notifyWorkers at most); the bound keeps one
+	// call's size in check when Workers is raised, as each req may carry
+	// maxRun frames.
 	maxBatchReqs = 256
 	// pushOnlyRecheck is how long a gateway that did not know PushBatch is
 	// sent Push calls only; then PushBatch is tried again, as the gateway
@@ -35,268 +37,178 @@ const (
 	pushOnlyRecheck = time.Minute
 )
 
-// waiterState says where a queued push stands; guarded by pushCoalescer.mu.
-type waiterState uint8
-
-const (
-	waiterQueued waiterState = iota // in the queue, not sent
-	waiterSent                      // taken by a call
-	waiterGone                      // its caller stopped waiting before a call took it
-)
-
-// pushWaiter is one push that queued behind the calls in flight.
-type pushWaiter struct {
-	req   *pushrpc.PushReq
-	state waiterState
-	// ctx and deadline bound its caller's wait; a push whose wait is over
-	// when its turn comes in sendEach is not sent.
+// pushItem is one push handed to a coalescer's batcher. ctx and deadline
+// bound its caller's wait, so that the one-by-one fallback (sendEach) can
+// leave out a push whose wait is over by its turn; the batcher holds an
+// item only while its caller waits.
+type pushItem struct {
+	req      *pushrpc.PushReq
 	ctx      context.Context
 	deadline time.Time
-	// resp and err are set before done is closed, then only read.
+}
+
+// pushAnswer is the outcome of one push: the gateway's answer to its req,
+// or why there is none.
+type pushAnswer struct {
 	resp *pushrpc.PushResp
 	err  error
-	done chan struct{}
 }
 
-// answer hands w its outcome; it is called once per waiter.
-func (w *pushWaiter) answer(resp *pushrpc.PushResp, err error) {
-	w.resp, w.err = resp, err
-	close(w.done)
-}
-
-// pushCoalescer sends the pushes to one gateway: each goes out at once as a
-// Push call while fewer than maxCallsInFlight calls are out; later ones
-// queue, and each call that returns sends the queue (up to maxBatchReqs) as
-// one PushBatch call. A lone push is thus never held back, and under load
-// the Kitex cost of a call (client middleware, codec, the gateway's
-// dispatch) is paid per batch instead of per push. The queue is FIFO, so
-// the pushes of one caller keep their order.
+// pushCoalescer sends the pushes to one gateway through a coalesce.Batcher:
+// each goes out at once as a Push call while fewer than
+// gatewayClients.inFlight calls are out; later ones queue, and each call
+// that returns sends the queue (up to maxBatchReqs) as one PushBatch call.
+// A lone push is thus never held back, and under load the Kitex cost of a
+// call (client middleware, codec, the gateway's dispatch) is paid per batch
+// instead of per push. The queue is FIFO, so the pushes of one caller keep
+// their order.
 //
-// A push that goes out at once is called on its caller's goroutine; each
-// batch runs on a goroutine of its own, which sends the next batch when the
-// queue refilled meanwhile. It is safe for concurrent use.
+// A push that goes out at once is called on its caller's goroutine; the
+// batches run on goroutines of gatewayClients.calls. It is safe for
+// concurrent use.
 type pushCoalescer struct {
 	addr    string
 	cli     push.Client
 	timeout time.Duration   // a queued push's wait, queueing and call together
 	clients *gatewayClients // its cache: goroutines, metrics, log
-	// ctx is the context of the batch calls, cancelled by close.
+	batches *coalesce.Batcher[pushItem, pushAnswer]
+	// ctx is the context of the batch calls; close cancels it with
+	// errClientClosed as the cause.
 	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu       sync.Mutex
-	inFlight int           // calls out, lone pushes and batches
-	queue    []*pushWaiter // FIFO; waiterGone entries are skipped
-	// pushOnlyUntil, when set, is until when the gateway is sent Push
-	// calls only: it answered PushBatch with an unknown method.
-	pushOnlyUntil time.Time
-	closed        bool
+	cancel context.CancelCauseFunc
+	// pushOnlyUntil, when not zero, is until when (Unix nanoseconds) the
+	// gateway is sent Push calls only: it answered PushBatch with an
+	// unknown method.
+	pushOnlyUntil atomic.Int64
 }
 
 func newPushCoalescer(addr string, cli push.Client, g *gatewayClients) *pushCoalescer {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &pushCoalescer{addr: addr, cli: cli, timeout: g.timeout, clients: g,
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c := &pushCoalescer{addr: addr, cli: cli, timeout: g.timeout, clients: g,
 		ctx: ctx, cancel: cancel}
+	// No Timeout: the client's RPC timeout bounds each call, and a batch
+	// sent one by one to an older gateway makes several in a row. The queue
+	// wait is bounded as PushTimeout bounds a lone call: a push queued
+	// behind a stalled call would otherwise wait for that call, then for its
+	// own.
+	cfg := coalesce.Config{InFlight: g.inFlight, MaxUnits: maxBatchReqs, MaxQueueWait: g.timeout,
+		Go: func(fn func()) { g.calls.Go(g.log, "task-push-batch", fn) }}
+	c.batches = coalesce.New(ctx, cfg, nil, c.call)
+	return c
 }
 
 // push sends req to the gateway and returns its answer, or an error when
 // the call failed, ctx ended first or, for a push that had to queue,
 // timeout passed first. A push still queued when ctx ends or timeout passes
-// is not sent.
+// is not sent; one a call has taken is answered by that call, which its own
+// timeout bounds: a caller that went on could push its conversation's next
+// event before this one lands.
 func (c *pushCoalescer) push(ctx context.Context,
 	req *pushrpc.PushReq) (*pushrpc.PushResp, error) {
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return nil, errClientClosed
-	case c.pushOnly():
-		c.mu.Unlock()
+	if c.pushOnly() {
+		if c.ctx.Err() != nil {
+			return nil, errClientClosed
+		}
 		return c.cli.Push(ctx, req)
-	case c.inFlight < c.clients.inFlight:
-		c.inFlight++
-		c.mu.Unlock()
-		resp, err := c.cli.Push(ctx, req)
-		c.sendQueued(c.next())
-		return resp, err
 	}
-	if err := ctx.Err(); err != nil {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("push not sent: %w", err)
+	a, err := c.batches.Do(ctx, pushItem{req: req, ctx: ctx, deadline: time.Now().Add(c.timeout)})
+	switch {
+	case errors.Is(err, coalesce.ErrClosed):
+		return nil, errClientClosed
+	case err != nil:
+		return nil, err
 	}
-	w := &pushWaiter{req: req, ctx: ctx, deadline: time.Now().Add(c.timeout),
-		done: make(chan struct{})}
-	c.queue = append(c.queue, w)
-	c.mu.Unlock()
-	return c.wait(ctx, w)
+	return a.resp, a.err
 }
 
-// pushOnly reports whether the gateway is to get Push calls only; c.mu is
-// held. The clock is read only while that is remembered.
+// pushOnly reports whether the gateway is to get Push calls only. The
+// clock is read only while that is remembered.
 func (c *pushCoalescer) pushOnly() bool {
-	if c.pushOnlyUntil.IsZero() {
+	until := c.pushOnlyUntil.Load()
+	if until == 0 {
 		return false
 	}
-	if time.Now().Before(c.pushOnlyUntil) {
+	if time.Now().UnixNano() < until {
 		return true
 	}
-	c.pushOnlyUntil = time.Time{}
+	c.pushOnlyUntil.CompareAndSwap(until, 0)
 	return false
 }
 
-// wait returns w's answer, or an error once ctx ends or c.timeout passes
-// while w is still queued. The timer bounds a queued push as PushTimeout
-// bounded a lone call: a push queued behind a stalled call would otherwise
-// wait for that call and then for its own. A push a call has taken is
-// answered by that call, which its own timeout bounds: a caller that went on
-// could push its conversation's next event before this one lands.
-func (c *pushCoalescer) wait(ctx context.Context, w *pushWaiter) (*pushrpc.PushResp, error) {
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
-	var cause error
-	select {
-	case <-w.done:
-		return w.resp, w.err
-	case <-ctx.Done():
-		cause = ctx.Err()
-	case <-timer.C:
-		cause = fmt.Errorf("no answer within %v: %w", c.timeout, context.DeadlineExceeded)
+// call makes the call of items for the batcher, on the caller's ctx for a
+// lone push and on c.ctx for a batch: a single push goes as a Push call,
+// more as one PushBatch call, or as Push calls one after the other to a
+// gateway older than PushBatch.
+func (c *pushCoalescer) call(ctx context.Context, items []pushItem) ([]pushAnswer, error) {
+	if len(items) == 1 || c.pushOnly() {
+		return c.sendEach(ctx, items), nil
 	}
-	if c.unqueue(w) {
-		return nil, fmt.Errorf("push not sent: %w", cause)
-	}
-	<-w.done
-	return w.resp, w.err
-}
-
-// unqueue marks w gone if it is still queued, so that no call takes it, and
-// reports whether it did; false means a call has taken w.
-func (c *pushCoalescer) unqueue(w *pushWaiter) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if w.state != waiterQueued {
-		return false
-	}
-	w.state = waiterGone
-	return true
-}
-
-// next takes the next batch from the queue for a call that returned, or
-// gives back that call's slot when nothing is queued.
-func (c *pushCoalescer) next() []*pushWaiter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var batch []*pushWaiter
-	taken := 0
-	if !c.closed {
-		for _, w := range c.queue {
-			if len(batch) == maxBatchReqs {
-				break
-			}
-			taken++
-			if w.state == waiterQueued {
-				w.state = waiterSent
-				batch = append(batch, w)
-			}
-		}
-	}
-	// Shift the rest to the front so that the array is reused, and clear
-	// the tail so that answered waiters can be collected.
-	n := copy(c.queue, c.queue[taken:])
-	clear(c.queue[n:])
-	c.queue = c.queue[:n]
-	if len(batch) == 0 {
-		c.inFlight--
-	}
-	return batch
-}
-
-// sendQueued sends batch, and the batches after it, on a goroutine of its
-// own; nil sends nothing.
-func (c *pushCoalescer) sendQueued(batch []*pushWaiter) {
-	if batch == nil {
-		return
-	}
-	c.clients.calls.Go(c.clients.log, "task-push-batch", func() {
-		for ; batch != nil; batch = c.next() {
-			c.send(batch)
-		}
-	})
-}
-
-// send makes the call of batch and answers each of its waiters: a single
-// push goes as a Push call, more as one PushBatch call, or as Push calls one
-// after the other to a gateway older than PushBatch.
-func (c *pushCoalescer) send(batch []*pushWaiter) {
-	c.mu.Lock()
-	pushOnly := c.pushOnly()
-	c.mu.Unlock()
-	if len(batch) == 1 || pushOnly {
-		c.sendEach(batch)
-		return
-	}
-	reqs := make([]*pushrpc.PushReq, len(batch))
-	for i, w := range batch {
-		reqs[i] = w.req
+	reqs := make([]*pushrpc.PushReq, len(items))
+	for i, it := range items {
+		reqs[i] = it.req
 	}
 	c.clients.metrics.pushBatchReqs.Observe(float64(len(reqs)))
-	resps, err := c.cli.PushBatch(c.ctx, reqs)
+	resps, err := c.cli.PushBatch(ctx, reqs)
 	switch {
 	case rpcerr.UnknownMethod(err):
 		c.rememberPushOnly()
-		c.sendEach(batch)
+		return c.sendEach(ctx, items), nil
 	case err != nil:
-		err = c.callErr(fmt.Errorf("push batch of %d: %w", len(batch), err))
-		for _, w := range batch {
-			w.answer(nil, err)
-		}
-	case len(resps) != len(batch):
-		err = fmt.Errorf("push batch of %d answered with %d", len(batch), len(resps))
-		for _, w := range batch {
-			w.answer(nil, err)
-		}
-	default:
-		for i, w := range batch {
-			w.answer(batchAnswer(resps[i]))
-		}
+		return nil, callErr(ctx, fmt.Errorf("push batch of %d: %w", len(items), err))
 	}
+	answers := make([]pushAnswer, len(resps)) // the batcher checks the count
+	for i, resp := range resps {
+		answers[i] = batchAnswer(resp)
+	}
+	return answers, nil
 }
 
 // batchAnswer turns one PushResp of a PushBatch answer into what the req's
 // own Push call would have returned.
-func batchAnswer(resp *pushrpc.PushResp) (*pushrpc.PushResp, error) {
+func batchAnswer(resp *pushrpc.PushResp) pushAnswer {
 	switch {
 	case resp == nil:
-		return nil, errors.New("push batch answered a req with nothing")
+		return pushAnswer{err: errors.New("push batch answered a req with nothing")}
 	case resp.Error != nil:
-		return nil, fmt.Errorf("%w: %s", errPushRefused, *resp.Error)
+		return pushAnswer{err: fmt.Errorf("%w: %s", errPushRefused, *resp.Error)}
 	}
-	return resp, nil
+	return pushAnswer{resp: resp}
 }
 
-// sendEach sends the pushes of batch as Push calls, one after the other so
-// that they keep their order; a push whose caller's wait is over by its turn
-// (its context ended, or c.timeout passed) is not sent, so that a batch to a
-// stalled gateway costs each caller at most its own wait and one call.
-func (c *pushCoalescer) sendEach(batch []*pushWaiter) {
-	for _, w := range batch {
-		if w.ctx.Err() != nil || time.Now().After(w.deadline) {
-			w.answer(nil, fmt.Errorf("push not sent: its caller's wait of %v is over",
-				c.timeout))
+// sendEach sends the pushes of items as Push calls on ctx, one after the
+// other so that they keep their order; a push whose caller's wait is over
+// by its turn (its context ended, or c.timeout passed) is not sent, so that
+// a batch to a stalled gateway costs each caller at most its own wait and
+// one call.
+//
+// Known limit: every push of the batch is answered when the last returns,
+// as a coalesce call answers its items together; the callers of the first
+// ones wait for the rest. Batches go one by one only around a refusal of
+// PushBatch (then pushes bypass the batcher), so it is a few batches a
+// pushOnlyRecheck per older gateway.
+func (c *pushCoalescer) sendEach(ctx context.Context, items []pushItem) []pushAnswer {
+	answers := make([]pushAnswer, len(items))
+	for i, it := range items {
+		cause := it.ctx.Err()
+		if cause == nil && time.Now().After(it.deadline) {
+			cause = context.DeadlineExceeded
+		}
+		if cause != nil {
+			answers[i].err = fmt.Errorf("push not sent: its caller's wait of %v is over: %w",
+				c.timeout, cause)
 			continue
 		}
-		resp, err := c.cli.Push(c.ctx, w.req)
-		if err != nil {
-			err = c.callErr(err)
-		}
-		w.answer(resp, err)
+		resp, err := c.cli.Push(ctx, it.req)
+		answers[i] = pushAnswer{resp: resp, err: callErr(ctx, err)}
 	}
+	return answers
 }
 
-// callErr returns err, or errClientClosed when c was closed meanwhile: the
-// call failed because close cancelled it.
-func (c *pushCoalescer) callErr(err error) error {
-	if c.ctx.Err() != nil {
+// callErr returns err, or errClientClosed wrapping it when close cancelled
+// ctx: the call failed because of that. A lone push's ctx is its caller's,
+// which close leaves alone.
+func callErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errClientClosed) {
 		return fmt.Errorf("%w (%v)", errClientClosed, err)
 	}
 	return err
@@ -304,32 +216,21 @@ func (c *pushCoalescer) callErr(err error) error {
 
 // rememberPushOnly notes that the gateway does not know PushBatch.
 func (c *pushCoalescer) rememberPushOnly() {
-	c.mu.Lock()
-	c.pushOnlyUntil = time.Now().Add(pushOnlyRecheck)
-	c.mu.Unlock()
+	c.pushOnlyUntil.Store(time.Now().Add(pushOnlyRecheck).UnixNano())
 	c.clients.metrics.pushBatchFallbacks.Inc()
 	c.clients.log.Info().Str("gateway", c.addr).Dur("recheck", pushOnlyRecheck).
 		Msg("gateway does not know PushBatch (older release); sending it Push calls")
 }
 
 // close fails the queued pushes and cancels the batch calls in flight,
-// whose waiters then fail too; pushes handed to c later fail at once. Lone
+// whose pushes then fail too; pushes handed to c later fail at once. Lone
 // pushes in flight run on their callers' contexts and finish as they
-// would. close may be called more than once.
+// would. Once close returns, c starts no batch goroutine, so that
+// gatewayClients.closeAll can wait for them. close may be called more than
+// once.
 func (c *pushCoalescer) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	c.cancel()
-	for _, w := range c.queue {
-		if w.state == waiterQueued {
-			w.state = waiterSent
-			w.answer(nil, errClientClosed)
-		}
-	}
-	clear(c.queue)
-	c.queue = nil
+	// Closing the batcher first keeps a call that returns meanwhile from
+	// sending the queue on a cancelled context.
+	c.batches.Close()
+	c.cancel(errClientClosed)
 }

@@ -201,14 +201,7 @@ func (p *pusher) queued() int { return queuedPushes(p.coalescer()) }
 
 // queuedPushes returns how many pushes wait in c's queue to be sent.
 func queuedPushes(c *pushCoalescer) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, w := range c.queue {
-		if w.state == waiterQueued {
-			n++
-		}
-	}
+	n, _ := c.batches.Queued()
 	return n
 }
 
@@ -304,7 +297,9 @@ resonance_task_push_batch_requests_count 1
 	}
 }
 
-// More pushes queued than one PushBatch carries go out in several.
+// More pushes queued than one PushBatch carries go out in several: a full
+// batch at once, although every call slot is taken, the rest when a slot
+// comes free.
 func TestPushCoalescer_BatchHoldsAtMostMaxBatchReqs(t *testing.T) {
 	const queued = maxBatchReqs + 4
 	srv := startPushServer(t, false, "")
@@ -313,7 +308,9 @@ func TestPushCoalescer_BatchHoldsAtMostMaxBatchReqs(t *testing.T) {
 	for id := int64(3); id < 3+queued; id++ {
 		p.start(context.Background(), id)
 	}
-	waitFor(t, 10*time.Second, "pushes queued", func() bool { return p.queued() == queued })
+	waitFor(t, 10*time.Second, "a full batch out, the rest queued", func() bool {
+		return srv.entered.Load() == testCallsInFlight+1 && p.queued() == queued-maxBatchReqs
+	})
 	srv.release()
 	checkAnswered(t, p.collect(testCallsInFlight+queued))
 
@@ -415,6 +412,9 @@ func TestGatewayClients_CloseAllFailsWaitingPushes(t *testing.T) {
 		return srv.entered.Load() == 4
 	})
 	p.enqueue(context.Background(), 6, 7)
+	if n := batchGoroutines(); n != 1 {
+		t.Fatalf("%d batch goroutines before closeAll, want the one of 3 and 4", n)
+	}
 
 	closed := make(chan struct{})
 	var leftBehind int
@@ -459,7 +459,7 @@ func TestGatewayClients_CloseAllFailsWaitingPushes(t *testing.T) {
 func batchGoroutines() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "(*pushCoalescer).sendQueued")
+	return strings.Count(string(buf), "coalesce.(*Batcher[...]).sendBatches(")
 }
 
 // A push that queued behind calls that do not return in time fails with a
@@ -566,4 +566,34 @@ func TestPushCoalescer_TakenPushWaitsForItsCall(t *testing.T) {
 	late := p.collect(1)
 	maps.Copy(early, late)
 	checkAnswered(t, early)
+}
+
+// A batch sent one by one to a gateway older than PushBatch leaves out a push
+// whose caller stopped waiting before its turn; the pushes before it go.
+func TestPushCoalescer_FallbackSkipsAPushWhoseWaitIsOver(t *testing.T) {
+	srv := startPushServer(t, true, "")
+	p := newPusher(t, srv, "")
+	p.fillInFlight()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.enqueue(context.Background(), 3)
+	p.enqueue(ctx, 4)
+	srv.releaseAndHoldNext() // 1 and 2 return; 3 and 4 fall back, 3 is held
+	waitFor(t, 5*time.Second, "push 3 sent alone", func() bool {
+		return srv.entered.Load() == testCallsInFlight+1
+	})
+	early := p.collect(testCallsInFlight)
+	cancel() // 4 was taken by the batch: it waits, and is skipped at its turn
+	srv.release()
+	late := p.collect(2)
+	if err := late[4].err; !errors.Is(err, context.Canceled) {
+		t.Fatalf("push 4 returned %+v, want not sent with context.Canceled", late[4])
+	}
+	early[3] = late[3]
+	checkAnswered(t, early)
+	sent := srv.idsSent()
+	slices.Sort(sent)
+	if !slices.Equal(sent, []int64{1, 2, 3}) {
+		t.Errorf("server got reqs %v, want 1, 2 and 3 (4's wait was over)", sent)
+	}
 }

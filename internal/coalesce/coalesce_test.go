@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,12 +16,13 @@ type gate struct {
 }
 
 type gatedCall struct {
+	ctx     context.Context
 	items   []int
 	release chan struct{}
 }
 
 func (g *gate) call(ctx context.Context, items []int) ([]int, error) {
-	c := &gatedCall{items: items, release: make(chan struct{})}
+	c := &gatedCall{ctx: ctx, items: items, release: make(chan struct{})}
 	g.calls <- c
 	select {
 	case <-c.release:
@@ -46,8 +48,58 @@ const testInFlight = 2
 // newGated returns a Batcher of items sized by their value, bounded to 64
 // units a call, calling g.
 func newGated(g *gate) *Batcher[int, int] {
-	return New(context.Background(), Config{InFlight: testInFlight, MaxUnits: 64,
-		Timeout: 5 * time.Second}, func(n int) int { return n }, g.call)
+	return newGatedConfig(g, Config{InFlight: testInFlight, MaxUnits: 64,
+		Timeout: 5 * time.Second})
+}
+
+// newGatedConfig is newGated with cfg.
+func newGatedConfig(g *gate, cfg Config) *Batcher[int, int] {
+	return New(context.Background(), cfg, func(n int) int { return n }, g.call)
+}
+
+// fillInFlight starts testInFlight lone items of 1 and returns their calls,
+// held.
+func fillInFlight(t *testing.T, b *Batcher[int, int], g *gate) []*gatedCall {
+	t.Helper()
+	var held []*gatedCall
+	for range testInFlight {
+		go func() { _, _ = b.Do(context.Background(), 1) }()
+		held = append(held, g.next(t))
+	}
+	return held
+}
+
+// doAsync runs b.Do(ctx, n) on a goroutine of its own and returns where its
+// result comes.
+func doAsync(b *Batcher[int, int], ctx context.Context, n int) <-chan result {
+	done := make(chan result, 1)
+	go func() {
+		out, err := b.Do(ctx, n)
+		done <- result{out, err}
+	}()
+	return done
+}
+
+// awaitResult returns the result from done, failing after 5s.
+func awaitResult(t *testing.T, done <-chan result, what string) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no answer after 5s", what)
+		return result{}
+	}
+}
+
+// noCall fails if a call comes within a short while.
+func noCall(t *testing.T, g *gate, why string) {
+	t.Helper()
+	select {
+	case c := <-g.calls:
+		t.Fatalf("a call of %v went out: %s", c.items, why)
+	case <-time.After(50 * time.Millisecond):
+	}
 }
 
 type result struct {
@@ -171,5 +223,118 @@ func TestBatcher_ShortAnswerFails(t *testing.T) {
 		func(context.Context, []int) ([]int, error) { return nil, nil })
 	if _, err := b.Do(context.Background(), 3); !errors.Is(err, ErrShortAnswer) {
 		t.Fatalf("short answer gave %v, want ErrShortAnswer", err)
+	}
+}
+
+// Close fails the queued items at once and later items without a call;
+// calls in flight answer their items, and no call starts after them.
+func TestBatcher_CloseFailsQueuedAndLaterItems(t *testing.T) {
+	g := &gate{calls: make(chan *gatedCall, 16)}
+	b := newGated(g)
+	held := fillInFlight(t, b, g)
+	queuedItem := doAsync(b, context.Background(), 7)
+	waitFor(t, "7 queued", func() bool { _, u := b.Queued(); return u == 7 })
+
+	b.Close()
+	if r := awaitResult(t, queuedItem, "queued item"); !errors.Is(r.err, ErrClosed) {
+		t.Fatalf("queued item answered %v, %v; want ErrClosed", r.out, r.err)
+	}
+	later := awaitResult(t, doAsync(b, context.Background(), 3), "item after Close")
+	if !errors.Is(later.err, ErrClosed) {
+		t.Fatalf("item after Close answered %v, %v; want ErrClosed", later.out, later.err)
+	}
+	b.Close() // a second Close is harmless
+
+	for _, c := range held {
+		close(c.release)
+	}
+	noCall(t, g, "after Close no call starts")
+	waitFor(t, "every slot back", func() bool {
+		items, units := b.Queued()
+		return b.InFlight() == 0 && items == 0 && units == 0
+	})
+}
+
+// Batch calls run through Config.Go; lone calls on their callers'
+// goroutines.
+func TestBatcher_GoRunsBatchCalls(t *testing.T) {
+	g := &gate{calls: make(chan *gatedCall, 16)}
+	var started atomic.Int32
+	b := newGatedConfig(g, Config{InFlight: testInFlight, MaxUnits: 64, Timeout: 5 * time.Second,
+		Go: func(fn func()) {
+			started.Add(1)
+			go fn()
+		}})
+	held := fillInFlight(t, b, g)
+	if n := started.Load(); n != 0 {
+		t.Fatalf("lone calls started %d goroutines through Go, want none", n)
+	}
+	batched := doAsync(b, context.Background(), 5)
+	waitFor(t, "5 queued", func() bool { _, u := b.Queued(); return u == 5 })
+	close(held[0].release)
+	batch := g.next(t)
+	if n := started.Load(); n != 1 {
+		t.Fatalf("a batch call started %d goroutines through Go, want 1", n)
+	}
+	close(batch.release)
+	close(held[1].release)
+	if r := awaitResult(t, batched, "batched item"); r.err != nil || r.out != 5 {
+		t.Fatalf("batched item answered %v, %v; want 5", r.out, r.err)
+	}
+}
+
+// An item that waits MaxQueueWait in the queue leaves it unsent, although
+// its context goes on.
+func TestBatcher_MaxQueueWaitBoundsTheQueue(t *testing.T) {
+	g := &gate{calls: make(chan *gatedCall, 16)}
+	const maxWait = 50 * time.Millisecond
+	b := newGatedConfig(g, Config{InFlight: testInFlight, MaxUnits: 64, Timeout: 5 * time.Second,
+		MaxQueueWait: maxWait})
+	held := fillInFlight(t, b, g)
+	start := time.Now()
+	r := awaitResult(t, doAsync(b, context.Background(), 7), "queued item")
+	if !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("item queued past MaxQueueWait answered %v, %v; want DeadlineExceeded",
+			r.out, r.err)
+	}
+	if took := time.Since(start); took < maxWait {
+		t.Fatalf("item left the queue after %v, before MaxQueueWait", took)
+	}
+	for _, c := range held {
+		close(c.release)
+	}
+	noCall(t, g, "the item that left the queue is not sent")
+}
+
+// With Timeout zero a batch call runs on the Batcher's context unbounded;
+// with one, bounded.
+func TestBatcher_ZeroTimeoutLeavesBatchCallsUnbounded(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		timeout     time.Duration
+		hasDeadline bool
+	}{
+		{name: "zero", timeout: 0, hasDeadline: false},
+		{name: "5s", timeout: 5 * time.Second, hasDeadline: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &gate{calls: make(chan *gatedCall, 16)}
+			b := newGatedConfig(g, Config{InFlight: testInFlight, MaxUnits: 64,
+				Timeout: tc.timeout})
+			held := fillInFlight(t, b, g)
+			batched := doAsync(b, context.Background(), 5)
+			waitFor(t, "5 queued", func() bool { _, u := b.Queued(); return u == 5 })
+			close(held[0].release)
+			batch := g.next(t)
+			if _, ok := batch.ctx.Deadline(); ok != tc.hasDeadline || batch.ctx.Err() != nil {
+				t.Errorf("batch call's context has a deadline: %v, err %v; want %v, nil",
+					ok, batch.ctx.Err(), tc.hasDeadline)
+			}
+			close(batch.release)
+			close(held[1].release)
+			if r := awaitResult(t, batched, "batched item"); r.err != nil {
+				t.Fatal(r.err)
+			}
+		})
 	}
 }
