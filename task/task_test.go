@@ -349,25 +349,41 @@ func TestConfig_RetrySchedules(t *testing.T) {
 // JetStream; the next owner of the partitions goes on after it, so the
 // conversation is pushed once and in order across the stop.
 func TestTask_StopFinishesWhatItPulledAndLeavesTheRest(t *testing.T) {
-	// More than a pull and a worker's queue hold (2*maxRun).
+	// More than a pull, a worker's queue and its run hold (3*maxRun), so
+	// that the held gateway stops the pulls well short of the end.
 	const events = 500
 	en := newEnv(t)
-	gw := startGateway(t, gatewayMode{delay: 50 * time.Millisecond})
+	gw := startGateway(t, gatewayMode{held: true})
 	sender := route.Route{UserID: 1, DeviceID: "phone", Gateway: gw.addr, ConnID: 1}
 	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: gw.addr, ConnID: 2})
-	// A long ack wait: nothing may come back by waiting it out.
+	// A long ack wait: nothing may come back by waiting it out. A push
+	// timeout well past the hold: the held pushes must not fail.
 	cfg := testConfig()
 	cfg.AckWait = 30 * time.Second
+	cfg.PushTimeout = 20 * time.Second
 
 	first := startTask(t, en, cfg, nil)
 	for seq := int64(1); seq <= events; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{2}, sender))
 	}
-	waitFor(t, 5*time.Second, "first push", func() bool { return len(gw.framesOf(2)) > 0 })
-	first.stop()
+	// The worker's first push is held: what the task pulls stops at the
+	// full queue in front of it, however fast or slow the machine.
+	waitFor(t, 10*time.Second, "first push", func() bool { return gw.pushes.Load() > 0 })
+	stopped := make(chan struct{})
+	go func() { first.stop(); close(stopped) }()
+	// The stop's release of the partitions lands while the push is held;
+	// a late one would only let the task pull more.
+	time.Sleep(200 * time.Millisecond)
+	gw.release()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the task did not stop within 20s")
+	}
 	pushedBefore := len(gw.framesOf(2))
-	if pushedBefore == events {
-		t.Fatalf("all %d events pushed before stop; the test needs some left", events)
+	if pushedBefore == 0 || pushedBefore >= events {
+		t.Fatalf("%d of %d events pushed before stop, want some and not all", pushedBefore,
+			events)
 	}
 
 	startTask(t, en, cfg, nil)
