@@ -87,13 +87,13 @@ func TestGateway_KickDuringLoginBatchIsNotLost(t *testing.T) {
 	for _, c := range holders {
 		c.expectLoggedIn(1, 1)
 	}
+	// Both are acked, after the batch's answer, hence after the Kick call
+	// and after the stub recorded the batch.
+	first.expectLoggedIn(1, 1)
+	second.expectLoggedIn(1, 1)
 	if got, want := h.logic.loginBatches(), []int{1, 1, 1, 1, 2}; !slices.Equal(got, want) {
 		t.Fatalf("LoginBatch calls of %v attempts, want the two logins in one: %v", got, want)
 	}
-
-	// Both are acked, after the batch's answer, hence after the Kick call.
-	first.expectLoggedIn(1, 1)
-	second.expectLoggedIn(1, 1)
 
 	// The stub runs a batch's attempts concurrently, as logic did, so
 	// either may have lost. Ids count up as connections open: first's
