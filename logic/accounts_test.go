@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/mqtest"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -363,7 +364,7 @@ func TestGetUser(t *testing.T) {
 }
 
 func TestNew_RequiresSecret(t *testing.T) {
-	js, names := startJetStream(t)
+	js, names := mqtest.JetStream(t, "test")
 	cfg := sqliteConfig(t)
 	db, err := OpenDB(context.Background(), cfg)
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/mqtest"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -74,7 +74,7 @@ func newEnvWith(t testing.TB, cfg Config, setup func(*Deps)) *env {
 	}
 	t.Cleanup(func() { dropTables(t, db, cfg); closeDB(db) })
 
-	js, names := startJetStream(t)
+	js, names := mqtest.JetStream(t, "test")
 	routes := route.NewMemory(time.Minute)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	deps := Deps{Log: log, JS: js, MQ: names, Routes: routes}
@@ -146,41 +146,6 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}
-}
-
-// startJetStream returns JetStream on the NATS server named by
-// RESONANCE_TEST_NATS_URL, or else on an embedded one, with names unique to
-// the test; the stream is deleted at cleanup.
-func startJetStream(t testing.TB) (jetstream.JetStream, mq.Names) {
-	t.Helper()
-	var nc *nats.Conn
-	var err error
-	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
-		nc, err = mq.Dial(url, "logic-test")
-	} else {
-		var e *mq.Embedded
-		if e, err = mq.StartEmbedded(t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Shutdown)
-		nc, err = e.Connect("logic-test")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := mq.NewNames("test" + randHex(t, 4))
-	t.Cleanup(func() {
-		err := js.DeleteStream(context.Background(), names.Stream)
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			t.Errorf("delete stream %s: %v", names.Stream, err)
-		}
-	})
-	return js, names
 }
 
 func randHex(t testing.TB, n int) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/mqtest"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -27,7 +28,7 @@ func newWithConfig(t *testing.T, cfg Config) (*Service, *bytes.Buffer) {
 		t.Fatalf("OpenDB: %v", err)
 	}
 	t.Cleanup(func() { closeDB(db) })
-	js, names := startJetStream(t)
+	js, names := mqtest.JetStream(t, "test")
 	var logs bytes.Buffer
 	svc, err := New(ctx, cfg, db, Deps{Log: zerolog.New(&logs), JS: js, MQ: names,
 		Routes: route.NewMemory(time.Minute)})

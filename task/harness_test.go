@@ -19,6 +19,7 @@ import (
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/mqtest"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
@@ -40,26 +41,13 @@ type env struct {
 // and the lease bucket are deleted at cleanup.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	var dial func(name string) (*nats.Conn, error)
-	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
-		dial = func(name string) (*nats.Conn, error) { return mq.Dial(url, name) }
-	} else {
-		e, err := mq.StartEmbedded(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Shutdown)
-		dial = e.Connect
-	}
+	dial := mqtest.Dialer(t)
 	en := &env{names: mq.NewNames(fmt.Sprintf("t%d", time.Now().UnixNano())),
 		routes: route.NewMemory(time.Minute), dial: dial}
 	en.js = en.connect(t)
 	t.Cleanup(func() {
 		for _, stream := range []string{en.names.Stream, en.names.LeaseStream()} {
-			err := en.js.DeleteStream(context.Background(), stream)
-			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Errorf("delete stream %s: %v", stream, err)
-			}
+			mqtest.DeleteStream(t, en.js, stream)
 		}
 	})
 	return en

@@ -1,15 +1,14 @@
-package mq
+package mq_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/mqtest"
 )
 
 // A stream made by an earlier release, with its 10-minute duplicate window,
@@ -18,16 +17,15 @@ import (
 func TestEnsureStream_ShortensAnEarlierDuplicateWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	js, names := testJetStream(t)
+	js, names := mqtest.JetStream(t, "mqtest")
 	old := jetstream.StreamConfig{Name: names.Stream, Subjects: []string{names.Subject + ".>"},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
 		MaxAge: 24 * time.Hour, Duplicates: 10 * time.Minute}
 	if _, err := js.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), names.Stream) })
 
-	s, err := EnsureStream(ctx, js, names)
+	s, err := mq.EnsureStream(ctx, js, names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +33,8 @@ func TestEnsureStream_ShortensAnEarlierDuplicateWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.Config.Duplicates; got != DuplicateWindow {
-		t.Fatalf("duplicate window %v after EnsureStream, want %v", got, DuplicateWindow)
+	if got := info.Config.Duplicates; got != mq.DuplicateWindow {
+		t.Fatalf("duplicate window %v after EnsureStream, want %v", got, mq.DuplicateWindow)
 	}
 
 	// Inside the window a republished event is still dropped.
@@ -49,33 +47,4 @@ func TestEnsureStream_ShortensAnEarlierDuplicateWindow(t *testing.T) {
 	if info, err = s.Info(ctx); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("%v messages after publishing one id twice (%v), want 1", info.State.Msgs, err)
 	}
-}
-
-// testJetStream returns JetStream on the NATS of RESONANCE_TEST_NATS_URL, or
-// on an embedded server, and names of this test's own.
-func testJetStream(t *testing.T) (jetstream.JetStream, Names) {
-	t.Helper()
-	var nc *nats.Conn
-	var err error
-	if url := os.Getenv("RESONANCE_TEST_NATS_URL"); url != "" {
-		nc, err = nats.Connect(url)
-	} else {
-		var e *Embedded
-		if e, err = StartEmbedded(t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Shutdown)
-		nc, err = e.Connect("test")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	return js, NewNames("mqtest" + hex.EncodeToString(suffix))
 }
