@@ -168,6 +168,18 @@ func (e *env) register(t testing.TB, name string) int64 {
 	return resp.UserId
 }
 
+// phoneToken logs name in with its password on the device "phone" and
+// returns the access token.
+func (e *env) phoneToken(t testing.TB, name string) string {
+	t.Helper()
+	resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{Username: name,
+		Password: testPassword, DeviceId: "phone"}, testConn)
+	if err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	return resp.Token
+}
+
 // testConn is a connection that gives no client address, so registrations
 // through it are not limited.
 var testConn = &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1}

@@ -20,15 +20,7 @@ func TestLoginBatch_AnswersEachAsLogin(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		alice, bob := e.register(t, "alice"), e.register(t, "bob")
-		token := func(user string) string {
-			resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: user,
-				Password: testPassword, DeviceId: "phone"}, testConn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return resp.Token
-		}
-		aliceToken, bobToken := token("alice"), token("bob")
+		aliceToken, bobToken := e.phoneToken(t, "alice"), e.phoneToken(t, "bob")
 		conn := func(id int64) *logicrpc.ConnInfo {
 			return &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: id, RemoteAddr: "10.0.0.9:5000"}
 		}
@@ -155,15 +147,7 @@ func TestLoginBatch_PanicFailsOnlyItsAttempt(t *testing.T) {
 	})
 	ctx := context.Background()
 	alice, bob := e.register(t, "alice"), e.register(t, "bob")
-	token := func(user string) string {
-		resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: user,
-			Password: testPassword, DeviceId: "phone"}, testConn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Token
-	}
-	aliceToken, bobToken := token("alice"), token("bob")
+	aliceToken, bobToken := e.phoneToken(t, "alice"), e.phoneToken(t, "bob")
 	conn := func(id int64) *logicrpc.ConnInfo {
 		return &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: id}
 	}
