@@ -23,7 +23,7 @@ test-integration:
 	RESONANCE_TEST_NATS_URL='$(TEST_NATS_URL)' \
 	RESONANCE_TEST_CHAOS=1 \
 	go test -race -count=1 ./app/... ./logic/... ./task/... ./internal/route/... \
-		./internal/registry/... ./bench/...
+		./internal/registry/... ./internal/mq/... ./bench/...
 
 # gen regenerates kitex_gen from idl/ with the kitex version pinned in go.mod.
 gen:
