@@ -1,10 +1,11 @@
 package gateway
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/rpcerr"
 )
 
 // olderLogicRecheck is how long the gateway sends one call per request after
@@ -16,18 +17,17 @@ const olderLogicRecheck = time.Minute
 // LoginBatch, DisconnectBatch) as unknown: an older release, met during a
 // rolling upgrade. It is safe for concurrent use.
 type olderLogic struct {
-	method, single string       // the batch method, and the call sent instead
-	until          atomic.Int64 // Unix nanoseconds; zero: never refused
+	method, single string // the batch method, and the call sent instead
+	peer           rpcerr.OlderPeer
 }
 
 // active reports whether requests go as single calls now.
-func (o *olderLogic) active() bool { return time.Now().UnixNano() < o.until.Load() }
+func (o *olderLogic) active() bool { return o.peer.Active() }
 
 // refused notes a refusal. The first of a recheck period is logged, however
 // many workers meet it.
 func (o *olderLogic) refused(log zerolog.Logger) {
-	now := time.Now()
-	if o.until.Swap(now.Add(olderLogicRecheck).UnixNano()) < now.UnixNano() {
+	if o.peer.Refused(olderLogicRecheck) {
 		log.Info().Str("method", o.method).Dur("recheck", olderLogicRecheck).
 			Msgf("logic does not know %s (older release); sending it %s calls", o.method, o.single)
 	}

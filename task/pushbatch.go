@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/resonance-im/resonance/internal/coalesce"
@@ -76,10 +75,9 @@ type pushCoalescer struct {
 	// errClientClosed as the cause.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// pushOnlyUntil, when not zero, is until when (Unix nanoseconds) the
-	// gateway is sent Push calls only: it answered PushBatch with an
-	// unknown method.
-	pushOnlyUntil atomic.Int64
+	// older remembers that the gateway answered PushBatch with an unknown
+	// method: it is sent Push calls only for pushOnlyRecheck.
+	older rpcerr.OlderPeer
 }
 
 func newPushCoalescer(addr string, cli push.Client, g *gatewayClients) *pushCoalescer {
@@ -121,19 +119,8 @@ func (c *pushCoalescer) push(ctx context.Context,
 	return a.resp, a.err
 }
 
-// pushOnly reports whether the gateway is to get Push calls only. The
-// clock is read only while that is remembered.
-func (c *pushCoalescer) pushOnly() bool {
-	until := c.pushOnlyUntil.Load()
-	if until == 0 {
-		return false
-	}
-	if time.Now().UnixNano() < until {
-		return true
-	}
-	c.pushOnlyUntil.CompareAndSwap(until, 0)
-	return false
-}
+// pushOnly reports whether the gateway is to get Push calls only.
+func (c *pushCoalescer) pushOnly() bool { return c.older.Active() }
 
 // call makes the call of items for the batcher, on the caller's ctx for a
 // lone push and on c.ctx for a batch: a single push goes as a Push call,
@@ -214,12 +201,14 @@ func callErr(ctx context.Context, err error) error {
 	return err
 }
 
-// rememberPushOnly notes that the gateway does not know PushBatch.
+// rememberPushOnly notes that the gateway does not know PushBatch. Each
+// refused call is counted; the first of a recheck period is logged.
 func (c *pushCoalescer) rememberPushOnly() {
-	c.pushOnlyUntil.Store(time.Now().Add(pushOnlyRecheck).UnixNano())
 	c.clients.metrics.pushBatchFallbacks.Inc()
-	c.clients.log.Info().Str("gateway", c.addr).Dur("recheck", pushOnlyRecheck).
-		Msg("gateway does not know PushBatch (older release); sending it Push calls")
+	if c.older.Refused(pushOnlyRecheck) {
+		c.clients.log.Info().Str("gateway", c.addr).Dur("recheck", pushOnlyRecheck).
+			Msg("gateway does not know PushBatch (older release); sending it Push calls")
+	}
 }
 
 // close fails the queued pushes and cancels the batch calls in flight,
