@@ -75,6 +75,17 @@ func newStubLogic() *stubLogic {
 		entered:   make(chan struct{}, 16), release: make(chan struct{})}
 }
 
+// awaitEntered waits until a slow call (a "slow" Send, a slowToken login)
+// reached the stub, failing t after 5 s with what did not.
+func (s *stubLogic) awaitEntered(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not reach logic", what)
+	}
+}
+
 func (s *stubLogic) Register(_ context.Context, req *protocol.RegisterReq,
 	info *logicrpc.ConnInfo) (*protocol.RegisterResp, error) {
 	s.mu.Lock()

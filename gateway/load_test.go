@@ -38,11 +38,7 @@ func TestGateway_AnswersBusy(t *testing.T) {
 			})
 			slow := &protocol.SendReq{ToUserId: 2, Content: []byte("slow")}
 			blocked.send(protocol.Op_SEND, 2, slow)
-			select {
-			case <-h.logic.entered:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the slow SEND did not reach logic")
-			}
+			h.logic.awaitEntered(t, "the slow SEND")
 			defer close(h.logic.release)
 
 			other := blocked

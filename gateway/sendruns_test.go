@@ -48,11 +48,7 @@ func holdWorker(t *testing.T, h *harness) *testClient {
 	c := h.dial(t)
 	c.login("alice", 1)
 	c.writeRaw(sendFrame(nil, 2, "slow"))
-	select {
-	case <-h.logic.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the slow SEND did not reach logic")
-	}
+	h.logic.awaitEntered(t, "the slow SEND")
 	return c
 }
 
@@ -196,11 +192,7 @@ func TestGateway_SendRunsFallsBackToSend(t *testing.T) {
 	// A second run, queued behind another slow SEND, goes as Sends at once.
 	h.logic.release = make(chan struct{})
 	c.writeRaw(sendFrame(nil, 6, "slow"))
-	select {
-	case <-h.logic.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the second slow SEND did not reach logic")
-	}
+	h.logic.awaitEntered(t, "the second slow SEND")
 	c.writeRaw(sendFrame(sendFrame(nil, 7, "x"), 8, "x"))
 	releaseQueued(t, h, 2)
 	for id, seq := uint32(6), int64(4); id <= 8; id, seq = id+1, seq+1 {

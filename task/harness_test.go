@@ -57,16 +57,7 @@ func newEnv(t *testing.T) *env {
 // (registered before the caller's, so it closes after them).
 func (en *env) connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := en.dial(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return mqtest.Connect(t, en.dial, t.Name())
 }
 
 // testConfig is small and quick: short waits so retries and lease

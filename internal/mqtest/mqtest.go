@@ -43,7 +43,22 @@ func Dialer(t testing.TB) func(name string) (*nats.Conn, error) {
 // stream is deleted at cleanup.
 func JetStream(t testing.TB, prefix string) (jetstream.JetStream, mq.Names) {
 	t.Helper()
-	nc, err := Dialer(t)(prefix + "-test")
+	js := Connect(t, Dialer(t), prefix+"-test")
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	names := mq.NewNames(prefix + hex.EncodeToString(suffix))
+	t.Cleanup(func() { DeleteStream(t, js, names.Stream) })
+	return js, names
+}
+
+// Connect opens a connection named name with dial, closed at cleanup, and
+// returns JetStream on it.
+func Connect(t testing.TB, dial func(name string) (*nats.Conn, error),
+	name string) jetstream.JetStream {
+	t.Helper()
+	nc, err := dial(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +67,7 @@ func JetStream(t testing.TB, prefix string) (jetstream.JetStream, mq.Names) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	names := mq.NewNames(prefix + hex.EncodeToString(suffix))
-	t.Cleanup(func() { DeleteStream(t, js, names.Stream) })
-	return js, names
+	return js
 }
 
 // DeleteStream deletes stream, if it exists, failing t on any other error.
