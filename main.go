@@ -18,9 +18,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/app"
 	"github.com/resonance-im/resonance/client/chat"
@@ -97,6 +100,7 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 	}
 	log := cfg.Logger(stderr)
 	logx.RouteKitex(log)
+	setProcs(&cfg, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -118,6 +122,19 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 	sys.Stop()
 	log.Info().Msg("stopped")
 	return code
+}
+
+// setProcs sets GOMAXPROCS as cfg.Procs says (see app/procs.go), unless
+// the GOMAXPROCS environment variable does and --max-procs is not given.
+func setProcs(cfg *app.Config, log zerolog.Logger) {
+	if cfg.MaxProcs == 0 && os.Getenv("GOMAXPROCS") != "" {
+		log.Info().Int("procs", runtime.GOMAXPROCS(0)).Msg("GOMAXPROCS from the environment")
+		return
+	}
+	cpus := runtime.GOMAXPROCS(0)
+	procs := cfg.Procs(cpus)
+	runtime.GOMAXPROCS(procs)
+	log.Info().Int("procs", procs).Int("cpus", cpus).Msg("GOMAXPROCS")
 }
 
 // probe is the container health check: images without a shell or curl run

@@ -5,8 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/app"
 )
 
 // readyServer answers 200 on /custom/readyz only, so a probe that falls back
@@ -162,5 +167,31 @@ func TestREADME_LayoutNamesEveryCommand(t *testing.T) {
 		if cmd := strings.Fields(line)[0]; !strings.Contains(row, "`"+cmd+"`") {
 			t.Errorf("README's layout row of main.go does not name %s: %q", cmd, row)
 		}
+	}
+}
+
+func TestSetProcs_EnvironmentRulesUnlessTheFlagIsGiven(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	log := zerolog.Nop()
+
+	cfg := app.Config{Role: app.RoleLogic}
+	runtime.GOMAXPROCS(1)
+	setProcs(&cfg, log)
+	if got, want := runtime.GOMAXPROCS(0), cfg.Procs(1); got != want {
+		t.Errorf("no environment: GOMAXPROCS %d, want Procs(1) = %d", got, want)
+	}
+
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3) // what the runtime read at start
+	setProcs(&cfg, log)
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS=3 in the environment: got %d, want it left at 3", got)
+	}
+
+	cfg.MaxProcs = 5
+	setProcs(&cfg, log)
+	if got := runtime.GOMAXPROCS(0); got != 5 {
+		t.Errorf("--max-procs 5 over the environment: got %d", got)
 	}
 }

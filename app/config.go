@@ -71,6 +71,10 @@ type Config struct {
 	// trusts; validate refuses that otherwise.
 	InsecureInternal bool
 
+	// MaxProcs is the process's GOMAXPROCS; zero takes the GOMAXPROCS
+	// environment variable, or else Procs' default.
+	MaxProcs int
+
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
 
@@ -105,6 +109,9 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
 		"address of /metrics, /healthz and /readyz; empty disables")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
+	fs.IntVar(&c.MaxProcs, "max-procs", 0, "Go processors (GOMAXPROCS) "+
+		"(default: the GOMAXPROCS environment variable, or else the CPUs plus one per gateway "+
+		"event loop plus 4, for the threads that block in system calls)")
 
 	switch role {
 	case RoleAll:

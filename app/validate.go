@@ -97,6 +97,9 @@ func (c *Config) Validate() error {
 				ErrConfig, c.Role)
 		}
 	}
+	if c.MaxProcs < 0 {
+		return fmt.Errorf("%w: --max-procs %d: want 0 (the default) or more", ErrConfig, c.MaxProcs)
+	}
 	if c.usesDataDir() && c.DataDir == "" {
 		return fmt.Errorf("%w: --data-dir is empty (embedded NATS, SQLite or the token key "+
 			"need it)", ErrConfig)

@@ -48,6 +48,8 @@ func TestLoad_RefusesBadValues(t *testing.T) {
 			want: []string{"--token-ttl -1h0m0s"}},
 		{name: "negative from the environment",
 			env: map[string]string{"RESONANCE_MAX_PENDING": "-3"}, want: []string{"--max-pending -3"}},
+		{name: "negative max procs", args: []string{"--max-procs", "-1"},
+			want: []string{"--max-procs -1"}},
 		{name: "negative redis db", args: []string{"--redis-db", "-1"},
 			want: []string{"--redis-db -1"}},
 		{name: "negative task workers", args: []string{"--task-workers", "-2"},
