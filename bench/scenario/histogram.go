@@ -153,6 +153,18 @@ type Window struct {
 	Max    time.Duration
 }
 
+// MarshalJSON writes w with its durations in microseconds, like Latency.
+func (w Window) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Second int    `json:"second"`
+		Count  uint64 `json:"count"`
+		P50    Micros `json:"p50_us"`
+		P99    Micros `json:"p99_us"`
+		P999   Micros `json:"p999_us"`
+		Max    Micros `json:"max_us"`
+	}{w.Second, w.Count, Micros(w.P50), Micros(w.P99), Micros(w.P999), Micros(w.Max)})
+}
+
 // Recorder is a Histogram of a whole run plus one per second, safe for
 // concurrent use. Its memory is two histograms and one Window per second.
 type Recorder struct {

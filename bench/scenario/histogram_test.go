@@ -99,6 +99,21 @@ func TestRecorder_WindowsPerSecond(t *testing.T) {
 		windows[1].Second != 2 || windows[1].Count != 1 {
 		t.Fatalf("windows %+v", windows)
 	}
+	// In a report's JSON the windows read like its totals: microseconds.
+	b, err := json.Marshal(latencyOf("e2e", r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		OverTime []map[string]float64 `json:"over_time"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if len(got.OverTime) != 2 || got.OverTime[0]["max_us"] != 3000 ||
+		got.OverTime[1]["second"] != 2 || got.OverTime[1]["count"] != 1 {
+		t.Fatalf("over_time %s", b)
+	}
 }
 
 func TestHistogram_JSONRoundTripMerges(t *testing.T) {

@@ -49,7 +49,7 @@ type Latency struct {
 	Max       Micros     `json:"max_us"`
 	Mean      Micros     `json:"mean_us"`
 	Histogram *Histogram `json:"-"`
-	Windows   []Window   `json:"-"`
+	Windows   []Window   `json:"over_time,omitempty"`
 }
 
 // Micros is a duration that marshals as microseconds.
