@@ -91,7 +91,8 @@ type chatRun struct {
 	firstErr error
 }
 
-// Chat registers cfg.Users users in pairs and offers 1:1 messages at
+// Chat registers cfg.Users users in pairs, opens each pair's conversation
+// (openConversations), and offers 1:1 messages at
 // cfg.Rate per second for cfg.Duration, open loop: message k is due at
 // k/Rate seconds after the start whether or not earlier ones were acked, and
 // its latency counts from that moment, so a stalled server shows as latency
@@ -107,6 +108,10 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	users, err := dialChatUsers(ctx, cfg.Addr, prefix, cfg.Users)
 	if err != nil {
 		return Report{}, fmt.Errorf("chat: connect users: %w", err)
+	}
+	if err := openConversations(ctx, users, prefix); err != nil {
+		closeChatUsers(users)
+		return Report{}, fmt.Errorf("chat: open conversations: %w", err)
 	}
 	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
 	r.start = time.Now()
@@ -131,6 +136,39 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	close(stop)
 	waitProgress()
 	return r.report(sendPhase, usage)
+}
+
+// warmUpContent is the content of the message that opens a pair's
+// conversation; not being a chat payload, its push is ignored by the
+// readers.
+var warmUpContent = []byte("open")
+
+// openConversations has the first user of each pair send one message to its
+// partner and waits for the acks, before the clock starts: a pair's first
+// message creates their conversation, a slower write than the messages
+// after it, and the schedule measures a steady state.
+func openConversations(ctx context.Context, users []*chatConn, prefix string) error {
+	errs := make([]error, len(users)/2)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := 0; i < len(users); i += 2 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				errs[i/2] = ctx.Err()
+				return
+			}
+			var resp protocol.SendResp
+			errs[i/2] = users[i].request(protocol.Op_SEND, &protocol.SendReq{
+				ClientMsgId: prefix + "open" + strconv.Itoa(i), ToUserId: users[i+1].id,
+				ContentType: common.ContentType_BINARY, Content: warmUpContent}, &resp)
+		}()
+	}
+	wg.Wait()
+	return firstError(errs)
 }
 
 // offer runs the open-loop schedule; it returns how long it took to issue
