@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -132,6 +133,10 @@ func setProcs(cfg *app.Config, log zerolog.Logger) {
 		return
 	}
 	cpus := runtime.GOMAXPROCS(0)
+	// One event loop per usable CPU, counted before GOMAXPROCS grows: the
+	// gateway's own default, runtime.NumCPU, would count a whole host's
+	// CPUs in a container limited to a few.
+	cfg.Gateway.NumEventLoop = cmp.Or(cfg.Gateway.NumEventLoop, cpus)
 	procs := cfg.Procs(cpus)
 	runtime.GOMAXPROCS(procs)
 	log.Info().Int("procs", procs).Int("cpus", cpus).Msg("GOMAXPROCS")

@@ -174,12 +174,16 @@ func TestSetProcs_EnvironmentRulesUnlessTheFlagIsGiven(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
 	log := zerolog.Nop()
+	t.Setenv("GOMAXPROCS", "") // unset for setProcs, whatever the test runs under
 
-	cfg := app.Config{Role: app.RoleLogic}
-	runtime.GOMAXPROCS(1)
+	cfg := app.Config{Role: app.RoleAll}
+	runtime.GOMAXPROCS(3) // the usable CPUs, as the runtime found them
 	setProcs(&cfg, log)
-	if got, want := runtime.GOMAXPROCS(0), cfg.Procs(1); got != want {
-		t.Errorf("no environment: GOMAXPROCS %d, want Procs(1) = %d", got, want)
+	if got, want := runtime.GOMAXPROCS(0), 3+3+4; got != want {
+		t.Errorf("no environment: GOMAXPROCS %d, want 3 CPUs + 3 loops + 4 = %d", got, want)
+	}
+	if cfg.Gateway.NumEventLoop != 3 {
+		t.Errorf("gateway event loops %d, want one per usable CPU, 3", cfg.Gateway.NumEventLoop)
 	}
 
 	t.Setenv("GOMAXPROCS", "3")

@@ -1,6 +1,6 @@
 package app
 
-import "runtime"
+import "cmp"
 
 // The Go runtime runs Go code on GOMAXPROCS Ps, by default one per usable
 // CPU. Two of its rules cost Resonance latency when Ps are few: a thread
@@ -24,21 +24,18 @@ import "runtime"
 const blockingThreads = 4
 
 // Procs returns the GOMAXPROCS of a process of c on a machine where the
-// runtime would use cpus Ps: c.MaxProcs when set; otherwise cpus, plus one
-// per gateway event loop when the process runs the gateway, plus
-// blockingThreads. The caller leaves GOMAXPROCS alone when the environment
-// sets it.
+// runtime would use cpus Ps (the usable CPUs, a container's limit
+// included): c.MaxProcs when set; otherwise cpus, plus one per gateway event
+// loop when the process runs the gateway (c.Gateway.NumEventLoop, or one
+// per CPU), plus blockingThreads. The caller leaves GOMAXPROCS alone when
+// the environment sets it.
 func (c *Config) Procs(cpus int) int {
 	if c.MaxProcs > 0 {
 		return c.MaxProcs
 	}
 	n := cpus + blockingThreads
 	if c.Role.Has(RoleGateway) {
-		loops := c.Gateway.NumEventLoop
-		if loops <= 0 {
-			loops = runtime.NumCPU() // the gateway's default
-		}
-		n += loops
+		n += cmp.Or(c.Gateway.NumEventLoop, cpus)
 	}
 	return n
 }

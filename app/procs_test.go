@@ -1,20 +1,16 @@
 package app
 
-import (
-	"runtime"
-	"testing"
-)
+import "testing"
 
 func TestConfig_Procs(t *testing.T) {
-	loops := runtime.NumCPU()
 	cases := []struct {
 		name string
 		cfg  Config
 		cpus int
 		want int
 	}{
-		{"all: CPUs, the gateway's default loops, blocking threads", Config{Role: RoleAll}, 2,
-			2 + loops + blockingThreads},
+		{"all: CPUs, a loop per CPU, blocking threads", Config{Role: RoleAll}, 2,
+			2 + 2 + blockingThreads},
 		{"gateway with its loops set", func() Config {
 			c := Config{Role: RoleGateway}
 			c.Gateway.NumEventLoop = 3
