@@ -128,10 +128,13 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 // setProcs sets GOMAXPROCS as cfg.Procs says (see app/procs.go), unless
 // the GOMAXPROCS environment variable does and --max-procs is not given.
 func setProcs(cfg *app.Config, log zerolog.Logger) {
-	if cfg.MaxProcs == 0 && os.Getenv("GOMAXPROCS") != "" {
+	fromEnv := os.Getenv("GOMAXPROCS") != ""
+	if cfg.MaxProcs == 0 && fromEnv {
 		log.Info().Int("procs", runtime.GOMAXPROCS(0)).Msg("GOMAXPROCS from the environment")
 		return
 	}
+	// Unless the environment set it, the runtime's GOMAXPROCS is the number
+	// of CPUs the process may use.
 	cpus := runtime.GOMAXPROCS(0)
 	// One event loop per usable CPU, counted before GOMAXPROCS grows: the
 	// gateway's own default, runtime.NumCPU, would count a whole host's
@@ -139,7 +142,11 @@ func setProcs(cfg *app.Config, log zerolog.Logger) {
 	cfg.Gateway.NumEventLoop = cmp.Or(cfg.Gateway.NumEventLoop, cpus)
 	procs := cfg.Procs(cpus)
 	runtime.GOMAXPROCS(procs)
-	log.Info().Int("procs", procs).Int("cpus", cpus).Msg("GOMAXPROCS")
+	ev := log.Info().Int("procs", procs)
+	if !fromEnv {
+		ev = ev.Int("cpus", cpus)
+	}
+	ev.Msg("GOMAXPROCS")
 }
 
 // probe is the container health check: images without a shell or curl run

@@ -109,9 +109,12 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
 		"address of /metrics, /healthz and /readyz; empty disables")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
-	fs.IntVar(&c.MaxProcs, "max-procs", 0, "Go processors (GOMAXPROCS) "+
-		"(default: the GOMAXPROCS environment variable, or else the CPUs plus one per gateway "+
-		"event loop plus 4, for the threads that block in system calls)")
+	procsUsage := "the CPUs plus 4"
+	if role.Has(RoleGateway) {
+		procsUsage = "the CPUs plus one per event loop (one per CPU) plus 4"
+	}
+	fs.IntVar(&c.MaxProcs, "max-procs", 0, "Go processors (GOMAXPROCS) (default: the GOMAXPROCS "+
+		"environment variable, or else "+procsUsage+", for the threads that block in system calls)")
 
 	switch role {
 	case RoleAll:

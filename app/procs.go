@@ -13,9 +13,10 @@ import "cmp"
 // a fast and a slow mode; in the slow one, task's push calls took 10 ms of
 // which the gateway spent under 1 ms, and they carried about 10 ms of
 // events each. With 8 Ps, bench chat at 5,000 msgs/s went from an end to
-// end p99 of 44-48 ms to 25-26 ms, and bench group at 3,100 msgs/s from
-// 24-55 ms to 17 ms, for about a fifth more server CPU. So a process runs
-// more Ps than CPUs: one per CPU, one per event loop, and blockingThreads.
+// end p99 of 68-82 ms to 18-27 ms (three alternating pairs; 44-48 against
+// 25-26 in three before), and bench group at 3,100 msgs/s from 24-55 ms to
+// 17-19 ms, for about a fifth more server CPU. So a process runs more Ps
+// than CPUs: one per CPU, one per event loop, and blockingThreads.
 
 // blockingThreads is how many Ps a process adds, besides one per gateway
 // event loop, for the other threads that block in system calls while

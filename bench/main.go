@@ -60,9 +60,13 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, out, errOut io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	switch {
+	case len(args) == 0:
 		usage(errOut)
 		return 2
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		usage(out) // asked for: not an error
+		return 0
 	}
 	if args[0] == connectWorkerCmd { // hidden: started by connect itself
 		return runConnectWorker(ctx, os.Stdin, out, errOut)

@@ -24,6 +24,7 @@ func TestDispatch(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "no scenario", args: nil, wantCode: 2, wantErr: "usage: bench"},
+		{name: "help asked for", args: []string{"--help"}, wantCode: 0, wantOut: "usage: bench"},
 		{name: "unknown scenario", args: []string{"nope"}, wantCode: 2,
 			wantErr: `unknown scenario "nope"`},
 		{name: "bad flag", args: []string{"smoke", "--bogus"}, wantCode: 2, wantErr: "bogus"},
