@@ -107,21 +107,28 @@ func progress(w io.Writer, stop <-chan struct{}, line func() string) func() {
 		close(done)
 		return func() {}
 	}
+	term := isTerminal(w)
 	tick, last := "\r%s ", "\r%s\n"
-	if !isTerminal(w) {
+	if !term {
 		tick, last = "%s\n", "%s\n"
 	}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
+		printed := ""
 		for {
 			select {
 			case <-stop:
-				fmt.Fprintf(w, last, line())
+				// On a terminal the last line ends the one being redrawn;
+				// elsewhere it would repeat an unchanged tick.
+				if l := line(); l != printed || term {
+					fmt.Fprintf(w, last, l)
+				}
 				return
 			case <-t.C:
-				fmt.Fprintf(w, tick, line())
+				printed = line()
+				fmt.Fprintf(w, tick, printed)
 			}
 		}
 	}()
