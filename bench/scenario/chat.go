@@ -148,27 +148,16 @@ var warmUpContent = []byte("open")
 // message creates their conversation, a slower write than the messages
 // after it, and the schedule measures a steady state.
 func openConversations(ctx context.Context, users []*chatConn, prefix string) error {
-	errs := make([]error, len(users)/2)
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i := 0; i < len(users); i += 2 {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if ctx.Err() != nil {
-				errs[i/2] = ctx.Err()
-				return
-			}
-			var resp protocol.SendResp
-			errs[i/2] = users[i].request(protocol.Op_SEND, &protocol.SendReq{
-				ClientMsgId: prefix + "open" + strconv.Itoa(i), ToUserId: users[i+1].id,
-				ContentType: common.ContentType_BINARY, Content: warmUpContent}, &resp)
-		}()
-	}
-	wg.Wait()
-	return firstError(errs)
+	return forEach(len(users)/2, 16, func(pair int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		from, to := users[2*pair], users[2*pair+1]
+		var resp protocol.SendResp
+		return from.request(protocol.Op_SEND, &protocol.SendReq{
+			ClientMsgId: prefix + "open" + strconv.Itoa(pair), ToUserId: to.id,
+			ContentType: common.ContentType_BINARY, Content: warmUpContent}, &resp)
+	})
 }
 
 // offer runs the open-loop schedule; it returns how long it took to issue

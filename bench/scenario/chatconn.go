@@ -64,31 +64,21 @@ func dialFrom(ctx context.Context, addr string, src net.IP) (*benchConn, error) 
 func registerSpread(ctx context.Context, addr, prefix string, n int) ([]credential, error) {
 	src := newSources()
 	creds := make([]credential, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i := range n {
+	err := forEach(n, 16, func(i int) error {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		creds[i] = credential{username: name, password: password(name)}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := dialFrom(ctx, addr, src.ip(i))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer c.conn.Close()
-			var reg protocol.RegisterResp
-			errs[i] = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: name,
-				Password: creds[i].password}, &reg)
-			creds[i].id = reg.UserId
-		}()
-	}
-	wg.Wait()
-	return creds, firstError(errs)
+		c, err := dialFrom(ctx, addr, src.ip(i))
+		if err != nil {
+			return err
+		}
+		defer c.conn.Close()
+		var reg protocol.RegisterResp
+		err = c.request(protocol.Op_REGISTER, &protocol.RegisterReq{Username: name,
+			Password: creds[i].password}, &reg)
+		creds[i].id = reg.UserId
+		return err
+	})
+	return creds, err
 }
 
 // dialChatUser registers and logs in user index from its source address.
@@ -119,21 +109,13 @@ func dialChatUser(ctx context.Context, addr, prefix string, index int,
 // dialChatUsers opens n users, 16 at a time; on error it closes them all.
 func dialChatUsers(ctx context.Context, addr, prefix string, n int) ([]*chatConn, error) {
 	users := make([]*chatConn, n)
-	errs := make([]error, n)
 	src := newSources()
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			users[i], errs[i] = dialChatUser(ctx, addr, prefix, i, src)
-		}()
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+	err := forEach(n, 16, func(i int) error {
+		var err error
+		users[i], err = dialChatUser(ctx, addr, prefix, i, src)
+		return err
+	})
+	if err != nil {
 		closeChatUsers(users)
 		return nil, err
 	}

@@ -245,22 +245,13 @@ func (r *groupRun) logIn(ctx context.Context, creds []credential) error {
 			g.online[k], r.members[gi*perGroup+k] = m, m
 		}
 	}
-	errs := make([]error, len(r.members))
 	src := newSources()
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, m := range r.members {
-		cred := creds[i/perGroup*r.cfg.Size+i%perGroup]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			m.chatConn, errs[i] = loginChatConn(ctx, r.cfg.Addr, cred, i, src)
-		}()
-	}
-	wg.Wait()
-	return firstError(errs)
+	return forEach(len(r.members), 16, func(i int) error {
+		m := r.members[i]
+		var err error
+		m.chatConn, err = loginChatConn(ctx, r.cfg.Addr, creds[i/perGroup*r.cfg.Size+i%perGroup], i, src)
+		return err
+	})
 }
 
 // loginChatConn logs a registered user in from the source address of index,

@@ -48,28 +48,20 @@ func uniquePrefix(scenario string) string {
 func connectUsers(ctx context.Context, addr, prefix string, n, parallel int,
 	opts client.Options) ([]*user, error) {
 	users := make([]*user, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, parallel)
 	// Against a server on loopback, spread the users over source addresses:
 	// the server limits registrations and password logins per address, and
 	// repeated runs would otherwise exhaust one address's budget.
 	src, spread := newSources(), isLoopback(addr)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			o := opts
-			if spread {
-				o.LocalIP = src.ip(i).String()
-			}
-			users[i], errs[i] = connectUser(ctx, addr, fmt.Sprintf("%s%d", prefix, i), o)
-		}()
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+	err := forEach(n, parallel, func(i int) error {
+		o := opts
+		if spread {
+			o.LocalIP = src.ip(i).String()
+		}
+		var err error
+		users[i], err = connectUser(ctx, addr, fmt.Sprintf("%s%d", prefix, i), o)
+		return err
+	})
+	if err != nil {
 		closeUsers(users)
 		return nil, err
 	}
@@ -119,6 +111,23 @@ func connectUser(ctx context.Context, addr, name string, opts client.Options) (*
 		return nil, err
 	}
 	return &user{name: name, id: resp.UserId, c: c}, nil
+}
+
+// forEach calls fn(i) for each i in [0, n), at most limit at a time, and
+// returns their errors summarized by firstError.
+func forEach(n, limit int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		})
+	}
+	wg.Wait()
+	return firstError(errs)
 }
 
 // firstError summarizes errs by the first failure and the count, so that a
