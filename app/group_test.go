@@ -184,3 +184,48 @@ func testGroups(t *testing.T, addr string) {
 		}
 	}
 }
+
+// A member added to a group with history reads it from the addition on:
+// the Session starts the group at its first readable message, whether the
+// device starts at the first message or at the latest.
+func TestSession_AddedToAGroupLater(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	for _, latest := range []bool{false, true} {
+		t.Run(map[bool]string{false: "from the first", true: "at the latest"}[latest],
+			func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				tag := client.NewClientMsgID()[:6]
+				owner := login(t, addr, "lown"+tag, "phone", true)
+				late := login(t, addr, "llat"+tag, "phone", true)
+				created, err := owner.Client.CreateGroup(ctx, "Later", nil, "")
+				if err != nil {
+					t.Fatalf("create group: %v", err)
+				}
+				g := created.ConvId
+				for range 3 {
+					if _, err := owner.Client.Send(ctx, client.SendParams{ConvID: g,
+						Text: "before"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s, err := client.OpenSession(ctx, client.SessionConfig{Addr: addr,
+					StartAtLatest: latest, Login: client.LoginParams{Username: late.name,
+						Password: "correct horse", DeviceID: "tablet"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := collect(t, s)
+				if _, err := owner.Client.ManageGroup(ctx, &protocol.ManageGroupReq{ConvId: g,
+					Action: common.GroupAction_ADD, UserIds: []int64{late.id}}); err != nil {
+					t.Fatalf("add: %v", err)
+				}
+				if _, err := owner.Client.Send(ctx, client.SendParams{ConvID: g,
+					Text: "after"}); err != nil {
+					t.Fatal(err)
+				}
+				st.waitSeqs(t, "the added member", g, []int64{5, 6})
+			})
+	}
+}

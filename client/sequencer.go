@@ -4,32 +4,37 @@ import "github.com/resonance-im/resonance/kitex_gen/common"
 
 // sequencer puts the messages of each conversation in seq order, once: a
 // message with the next seq is accepted, one already accepted is dropped,
-// and one after a gap is held until the gap is filled. It is not safe for
-// concurrent use; Session guards it.
+// and one after a gap is held until the gap is filled. A conversation whose
+// start is not known yet (unplaced) holds every message until place sets
+// it. It is not safe for concurrent use; Session guards it.
 type sequencer struct {
 	convs map[string]*convState
 	// origin returns the position of a conversation seen for the first
-	// time, whose first offered message has seq first.
-	origin func(convID string, first int64) int64
+	// time in message first (nil when no message is at hand), or placed
+	// false when the start must be looked up first.
+	origin func(convID string, first *common.Message) (seq int64, placed bool)
 }
 
 type convState struct {
 	// next is the highest seq accepted: every seq up to it was.
 	next int64
-	// held are messages above next+1, waiting for the gap below them.
-	held map[int64]*common.Message
+	// held are messages above next+1, waiting for the gap below them, and
+	// every message of an unplaced conversation.
+	held     map[int64]*common.Message
+	unplaced bool
 }
 
-func newSequencer(origin func(convID string, first int64) int64) *sequencer {
+func newSequencer(origin func(string, *common.Message) (int64, bool)) *sequencer {
 	return &sequencer{convs: make(map[string]*convState), origin: origin}
 }
 
-// state returns the conversation's state, creating it at origin.
-func (q *sequencer) state(convID string, first int64) *convState {
-	st := q.convs[convID]
+// state returns the conversation's state, creating it at the origin of m.
+func (q *sequencer) state(m *common.Message) *convState {
+	st := q.convs[m.ConvId]
 	if st == nil {
-		st = &convState{next: q.origin(convID, first), held: make(map[int64]*common.Message)}
-		q.convs[convID] = st
+		next, placed := q.origin(m.ConvId, m)
+		st = &convState{next: next, held: make(map[int64]*common.Message), unplaced: !placed}
+		q.convs[m.ConvId] = st
 	}
 	return st
 }
@@ -38,7 +43,11 @@ func (q *sequencer) state(convID string, first int64) *convState {
 // order (none when m is a duplicate or arrives after a gap). gap reports
 // that messages are held behind a missing seq.
 func (q *sequencer) offer(m *common.Message) (ready []*common.Message, gap bool) {
-	st := q.state(m.ConvId, m.Seq)
+	st := q.state(m)
+	if st.unplaced {
+		st.held[m.Seq] = m
+		return nil, true
+	}
 	switch {
 	case m.Seq <= st.next || st.held[m.Seq] != nil:
 		return nil, len(st.held) > 0
@@ -47,17 +56,20 @@ func (q *sequencer) offer(m *common.Message) (ready []*common.Message, gap bool)
 		return nil, true
 	}
 	st.next = m.Seq
-	ready = append(ready, m)
+	return st.release(append(ready, m)), len(st.held) > 0
+}
+
+// release appends to ready the held messages that follow next, in order.
+func (st *convState) release(ready []*common.Message) []*common.Message {
 	for {
 		h := st.held[st.next+1]
 		if h == nil {
-			break
+			return ready
 		}
 		delete(st.held, h.Seq)
 		st.next = h.Seq
 		ready = append(ready, h)
 	}
-	return ready, len(st.held) > 0
 }
 
 // position returns the highest seq accepted in convID; for a conversation
@@ -66,7 +78,8 @@ func (q *sequencer) position(convID string) int64 {
 	if st := q.convs[convID]; st != nil {
 		return st.next
 	}
-	return q.origin(convID, 0)
+	seq, _ := q.origin(convID, nil)
+	return seq
 }
 
 // track sets the position of a conversation not seen yet; it returns false
@@ -79,11 +92,72 @@ func (q *sequencer) track(convID string, seq int64) bool {
 	return true
 }
 
-// gaps lists the conversations holding messages behind a gap.
+// hold tracks a conversation not seen yet as unplaced: its messages are
+// held until place. It returns false and changes nothing when the
+// conversation is already tracked.
+func (q *sequencer) hold(convID string) bool {
+	if q.convs[convID] != nil {
+		return false
+	}
+	q.convs[convID] = &convState{held: make(map[int64]*common.Message), unplaced: true}
+	return true
+}
+
+// unplaced reports whether convID waits for place.
+func (q *sequencer) unplaced(convID string) bool {
+	st := q.convs[convID]
+	return st != nil && st.unplaced
+}
+
+// place sets where an unplaced conversation starts, drops what it held up
+// to there and returns the held messages that follow in order. A
+// conversation not tracked yet is tracked at start; a placed one is left.
+func (q *sequencer) place(convID string, start int64) []*common.Message {
+	st := q.convs[convID]
+	if st == nil {
+		q.track(convID, start)
+		return nil
+	}
+	if !st.unplaced {
+		return nil
+	}
+	st.unplaced, st.next = false, start
+	st.dropThrough(start)
+	return st.release(nil)
+}
+
+// skip moves a placed conversation past seqs up to to, which are not to be
+// handed over, drops what it held up to there and returns the held messages
+// that follow in order. A conversation not tracked yet is tracked at to.
+func (q *sequencer) skip(convID string, to int64) []*common.Message {
+	st := q.convs[convID]
+	if st == nil {
+		q.track(convID, to)
+		return nil
+	}
+	if st.unplaced || st.next >= to {
+		return nil
+	}
+	st.next = to
+	st.dropThrough(to)
+	return st.release(nil)
+}
+
+// dropThrough drops the held messages up to seq.
+func (st *convState) dropThrough(seq int64) {
+	for s := range st.held {
+		if s <= seq {
+			delete(st.held, s)
+		}
+	}
+}
+
+// gaps lists the conversations holding messages behind a gap or waiting to
+// be placed.
 func (q *sequencer) gaps() []string {
 	var convs []string
 	for id, st := range q.convs {
-		if len(st.held) > 0 {
+		if len(st.held) > 0 || st.unplaced {
 			convs = append(convs, id)
 		}
 	}

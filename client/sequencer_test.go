@@ -27,7 +27,7 @@ func TestSequencer_Offer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := newSequencer(func(string, int64) int64 { return tt.origin })
+			q := newSequencer(func(string, *common.Message) (int64, bool) { return tt.origin, true })
 			var got []int64
 			var gap bool
 			for _, seq := range tt.seqs {
@@ -51,11 +51,64 @@ func TestSequencer_Offer(t *testing.T) {
 }
 
 func TestSequencer_TrackOnlyUnknown(t *testing.T) {
-	q := newSequencer(func(string, int64) int64 { return 0 })
+	q := newSequencer(func(string, *common.Message) (int64, bool) { return 0, true })
 	if !q.track("c", 7) || q.position("c") != 7 {
 		t.Fatalf("track of a new conversation did not set 7: %d", q.position("c"))
 	}
 	if q.track("c", 3) || q.position("c") != 7 {
 		t.Fatalf("track moved a known conversation to %d", q.position("c"))
+	}
+}
+
+func TestSequencer_UnplacedHoldsUntilPlaced(t *testing.T) {
+	q := newSequencer(func(string, *common.Message) (int64, bool) { return 0, false })
+	for _, seq := range []int64{5, 3, 4} {
+		if ready, gap := q.offer(&common.Message{ConvId: "c", Seq: seq}); ready != nil || !gap {
+			t.Fatalf("offer %d to an unplaced conversation: ready %v gap %v", seq, ready, gap)
+		}
+	}
+	if !q.unplaced("c") || !slices.Equal(q.gaps(), []string{"c"}) {
+		t.Fatalf("unplaced %v gaps %v", q.unplaced("c"), q.gaps())
+	}
+	var got []int64
+	for _, m := range q.place("c", 3) {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, []int64{4, 5}) || q.position("c") != 5 || q.unplaced("c") {
+		t.Fatalf("place at 3: ready %v position %d", got, q.position("c"))
+	}
+	if ready := q.place("c", 0); ready != nil || q.position("c") != 5 {
+		t.Fatalf("a second place moved the conversation: %v, position %d", ready, q.position("c"))
+	}
+
+	// hold marks only a conversation not seen yet; place tracks one that
+	// was never offered.
+	if q.hold("c") || !q.hold("d") || !q.unplaced("d") {
+		t.Fatal("hold")
+	}
+	if ready := q.place("e", 7); ready != nil || q.position("e") != 7 {
+		t.Fatalf("place of an unknown conversation: position %d", q.position("e"))
+	}
+}
+
+func TestSequencer_SkipPassesUnreadableSeqs(t *testing.T) {
+	q := newSequencer(func(string, *common.Message) (int64, bool) { return 0, true })
+	for _, seq := range []int64{6, 5} {
+		if ready, _ := q.offer(&common.Message{ConvId: "c", Seq: seq}); ready != nil {
+			t.Fatalf("offer %d behind a gap made %v ready", seq, ready)
+		}
+	}
+	var got []int64
+	for _, m := range q.skip("c", 4) {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, []int64{5, 6}) || q.position("c") != 6 || len(q.gaps()) != 0 {
+		t.Fatalf("skip to 4: ready %v position %d gaps %v", got, q.position("c"), q.gaps())
+	}
+	if ready := q.skip("c", 3); ready != nil || q.position("c") != 6 {
+		t.Fatalf("a skip below the position moved it to %d", q.position("c"))
+	}
+	if q.skip("d", 9); q.position("d") != 9 {
+		t.Fatalf("skip of an unknown conversation: position %d", q.position("d"))
 	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,8 +32,11 @@ type SessionConfig struct {
 	// MemoryPositions.
 	Positions PositionStore
 	// StartAtLatest makes a conversation this device has no position for
-	// (locally nor on the server) start at its newest message instead of its
-	// first, for an app that shows older history on demand (SyncBefore).
+	// (locally nor on the server) start at its newest message from before
+	// the session's first login instead of its first, for an app that shows
+	// older history on demand (SyncBefore). What is stored from the login on
+	// is handed over, by the server's clock: a message stored within its
+	// clocks' skew of the login may count as either.
 	StartAtLatest bool
 	// Buffer is the capacity of the Messages channel; default 1024.
 	Buffer int
@@ -186,6 +190,9 @@ type Session struct {
 	err         error // why the session ended
 
 	watch watchState // the presence watch set, sent again on reconnect
+	// since is the server's time at the first login, Unix milliseconds:
+	// with StartAtLatest, messages stored from then on are handed over.
+	since int64
 }
 
 // OpenSession dials cfg.Addr and logs in, then resumes and keeps the session
@@ -216,6 +223,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.since = cmp.Or(resp.ServerTimeMs, time.Now().UnixMilli())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.emit() }()

@@ -11,16 +11,21 @@ import (
 )
 
 // origin is where a conversation first seen in a push or an ack starts:
-// the stored position, else its first message or, with StartAtLatest, the
-// message at hand.
-func (s *Session) origin(convID string, first int64) int64 {
+// the stored position, else its first message. With StartAtLatest it is the
+// message at hand, when that is older than the session, or the conversation
+// waits to be placed (see place): the messages before the one at hand may
+// be from after the session began too, a push the login's race missed.
+func (s *Session) origin(convID string, first *common.Message) (int64, bool) {
 	if seq, ok := s.cfg.Positions.Position(convID); ok {
-		return seq
+		return seq, true
 	}
-	if s.cfg.StartAtLatest && first > 0 {
-		return first - 1
+	if !s.cfg.StartAtLatest || first == nil || first.Seq <= 1 {
+		return 0, true
 	}
-	return 0
+	if first.SendTimeMs < s.since {
+		return first.Seq - 1, true
+	}
+	return 0, false
 }
 
 // pump sequences the pushes of one connection until it ends.
@@ -40,12 +45,17 @@ func (s *Session) offer(m *common.Message, wait bool) {
 		s.cond.Wait()
 	}
 	ready, gap := s.seq.offer(m)
+	s.readyLocked(ready)
+	if gap {
+		s.wantLocked(m.ConvId)
+	}
+}
+
+// readyLocked queues sequenced messages for hand-over.
+func (s *Session) readyLocked(ready []*common.Message) {
 	if len(ready) > 0 {
 		s.ready = append(s.ready, ready...)
 		s.cond.Broadcast()
-	}
-	if gap {
-		s.wantLocked(m.ConvId)
 	}
 }
 
@@ -184,19 +194,87 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 }
 
 // noteSummaryLocked places a conversation new to this device at the
-// server's delivered position for it (or its newest message, with
-// StartAtLatest), and queues a fetch when messages are missing.
+// server's delivered position for it, and queues a fetch when messages are
+// missing. With StartAtLatest, one unchanged since the session began starts
+// at its newest message; one changed since waits to be placed (see place).
 func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 	if _, ok := s.cfg.Positions.Position(sum.ConvId); !ok {
-		start := sum.DeliveredSeq
-		if start == 0 && s.cfg.StartAtLatest {
-			start = sum.LastSeq
+		switch start := sum.DeliveredSeq; {
+		case start > 0 || !s.cfg.StartAtLatest:
+			s.seq.track(sum.ConvId, start)
+		case s.changedSinceStart(sum):
+			s.seq.hold(sum.ConvId)
+		default:
+			s.seq.track(sum.ConvId, sum.LastSeq)
 		}
-		s.seq.track(sum.ConvId, start)
 	}
-	if sum.LastSeq > s.seq.position(sum.ConvId) {
+	if sum.LastSeq > s.seq.position(sum.ConvId) || s.seq.unplaced(sum.ConvId) {
 		s.wantLocked(sum.ConvId)
 	}
+}
+
+// changedSinceStart reports whether the conversation's newest message was
+// stored after the session's first login, by the server's clock.
+func (s *Session) changedSinceStart(sum *protocol.ConvSummary) bool {
+	at := sum.UpdatedMs
+	if sum.LastMessage != nil {
+		at = sum.LastMessage.SendTimeMs
+	}
+	return sum.LastSeq > 0 && at >= s.since
+}
+
+// place sets where an unplaced conversation starts: after its newest
+// message stored before the session's first login, found by paging back
+// from the newest. So a conversation begun or continued just after the
+// login, whose messages the listing reports before their pushes come (or
+// the login's race kept from being pushed), is handed over from there,
+// and older history is not.
+func (s *Session) place(c *Client, convID string) error {
+	var start int64
+	for before := LatestSeq; ; {
+		resp, err := c.SyncBefore(s.ctx, convID, before, s.cfg.SyncPage)
+		if CodeOf(err) == common.ErrorCode_NOT_FOUND {
+			break // no message stored yet
+		}
+		if err != nil {
+			return err
+		}
+		msgs := resp.Messages
+		if len(msgs) == 0 {
+			break
+		}
+		if i := lastBefore(msgs, s.since); i >= 0 {
+			start = msgs[i].Seq
+			break
+		}
+		if !resp.HasMore {
+			// Every message this user may read is new: the first of them
+			// may follow history from before a join, which is not theirs.
+			start = msgs[0].Seq - 1
+			break
+		}
+		if msgs[0].Seq >= before {
+			// A page that does not move back would repeat forever.
+			return fmt.Errorf("%w: sync of %s before %d returned seq %d",
+				ErrProtocol, convID, before, msgs[0].Seq)
+		}
+		before = msgs[0].Seq
+	}
+	s.mu.Lock()
+	s.readyLocked(s.seq.place(convID, start))
+	s.mu.Unlock()
+	return nil
+}
+
+// lastBefore returns the index of the newest of msgs (oldest first) stored
+// before ms, or -1.
+func lastBefore(msgs []*common.Message, ms int64) int {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].SendTimeMs < ms {
+			return i
+		}
+	}
+	return -1
 }
 
 // fillAll fetches the missing messages of every queued conversation. A
@@ -235,6 +313,14 @@ func (s *Session) takeFill() string {
 // for long fetches all it missed, since the promise is every message; the
 // ready queue's bound paces it to the application.
 func (s *Session) fill(c *Client, convID string) error {
+	s.mu.Lock()
+	unplaced := s.seq.unplaced(convID)
+	s.mu.Unlock()
+	if unplaced {
+		if err := s.place(c, convID); err != nil {
+			return err
+		}
+	}
 	var target int64 // 0 until known; an older server never says
 	for {
 		after := s.Position(convID)
@@ -244,6 +330,15 @@ func (s *Session) fill(c *Client, convID string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if len(resp.Messages) > 0 && resp.Messages[0].Seq > after+1 {
+			// The server returns every message this user may read after a
+			// position: the seqs it passes over are not theirs (history
+			// from before they joined a group), and the conversation
+			// moves past them.
+			s.mu.Lock()
+			s.readyLocked(s.seq.skip(convID, resp.Messages[0].Seq-1))
+			s.mu.Unlock()
 		}
 		for _, m := range resp.Messages {
 			s.offer(m, true)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,16 @@ func (st *stream) checkExactly(t *testing.T, conv string, n int) {
 		if seq != int64(i+1) {
 			t.Fatalf("conv %s: message %d has seq %d: %v", conv, i, seq, got)
 		}
+	}
+}
+
+// checkSeqs fails unless conv was handed over as exactly want.
+func (st *stream) checkSeqs(t *testing.T, conv string, want ...int64) {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if got := st.seqs[conv]; !slices.Equal(got, want) {
+		t.Fatalf("conv %s: handed over %v, want %v", conv, got, want)
 	}
 }
 
@@ -227,6 +238,7 @@ func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 	_, aliceID := loginNew(t, s, "alice", client.Options{})
 	conv := client.P2PConvID(aliceID, bobID)
 	sendN(t, bob, aliceID, 5, "old")
+	nextMilli()
 
 	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
 		c.StartAtLatest = true
@@ -235,8 +247,71 @@ func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 	waitFor(t, "resumed at 5", func() bool { return sess.Position(conv) == 5 })
 	sendN(t, bob, aliceID, 1, "new")
 	waitFor(t, "one new message", func() bool { return st.count(conv) == 1 })
-	if st.msgs[0].Seq != 6 {
-		t.Fatalf("handed over seq %d, want 6", st.msgs[0].Seq)
+	st.checkSeqs(t, conv, 6)
+}
+
+// A listing that reports messages stored after the login, before their
+// pushes (or instead of them: the login's race), hands those over with
+// StartAtLatest; only the history from before the login is skipped.
+func TestSession_StartAtLatestKeepsWhatTheListingShowsAfterTheLogin(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+	sendN(t, carol, aliceID, 3, "old")
+	nextMilli()
+
+	release := s.HoldSyncConvs()
+	defer release()
+	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
+		c.StartAtLatest = true
+	})
+	st := collectSession(t, sess)
+	s.DropPushes(2)
+	sendN(t, carol, aliceID, 2, "new")
+	release()
+	waitFor(t, "the two new messages", func() bool { return st.count(conv) == 2 })
+	st.checkSeqs(t, conv, 4, 5)
+}
+
+// A conversation begun after the login whose first message was not pushed
+// is handed over from that first message when the second one's push comes.
+func TestSession_StartAtLatestFetchesWhatCameBeforeAPushedMessage(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+
+	resumed := make(chan struct{}, 1)
+	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
+		c.StartAtLatest = true
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventResumed {
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	st := collectSession(t, sess)
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no EventResumed")
+	}
+	s.DropPushes(1)
+	sendN(t, carol, aliceID, 2, "new")
+	waitFor(t, "both messages", func() bool { return st.count(conv) == 2 })
+	st.checkSeqs(t, conv, 1, 2)
+}
+
+// nextMilli waits for the millisecond clock to move on, so that what the
+// test stores next is later, by the server's clock, than what it stored
+// before.
+func nextMilli() {
+	for now := time.Now().UnixMilli(); time.Now().UnixMilli() == now; {
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 

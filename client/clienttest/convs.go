@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
@@ -137,6 +138,34 @@ func (s *Server) delaySync() {
 	d := s.syncDelay
 	s.mu.Unlock()
 	time.Sleep(d)
+}
+
+// HoldSyncConvs makes SYNC_CONVS requests wait, unanswered, until release
+// is called; the listing then reports the conversations as they are at
+// release, as a listing a loaded server answers late does.
+func (s *Server) HoldSyncConvs() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.convsGate = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.convsGate = nil
+			s.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+func (s *Server) waitConvsGate() {
+	s.mu.Lock()
+	gate := s.convsGate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 }
 
 // Unsupported makes the server answer ops with UNSUPPORTED, as a server

@@ -73,6 +73,7 @@ type Server struct {
 	version        int64
 	dropPushes     int
 	syncDelay      time.Duration
+	convsGate      chan struct{} // while not nil, SYNC_CONVS waits for its close
 	deliveredCalls int
 	unsupported    map[protocol.Op]bool
 	unknown        map[protocol.Op]bool
@@ -273,8 +274,11 @@ func (s *Server) serve(c *conn) {
 		if _, err := io.ReadFull(br, body); err != nil {
 			return
 		}
-		if h.Op == protocol.Op_SYNC {
+		switch h.Op {
+		case protocol.Op_SYNC:
 			s.delaySync()
+		case protocol.Op_SYNC_CONVS:
+			s.waitConvsGate()
 		}
 		if s.isUnknown(h.Op) {
 			c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
