@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -146,9 +145,9 @@ func (f connectFlags) gateways(fs *flag.FlagSet, cfg *scenario.SpreadConfig) err
 	for i, addr := range f.addrs {
 		g := scenario.GatewayTarget{Addr: addr}
 		if len(f.pids) > 0 {
-			pid, err := strconv.Atoi(f.pids[i])
-			if err != nil || pid <= 0 {
-				return fmt.Errorf("--pid: %q is not a process id", f.pids[i])
+			pid, err := parsePID(f.pids[i])
+			if err != nil {
+				return fmt.Errorf("--pid %q: %w", f.pids[i], err)
 			}
 			g.PID = pid
 		}

@@ -47,6 +47,13 @@ func TestDispatch(t *testing.T) {
 			wantErr: "positive connection count"},
 		{name: "connect lists differ", args: []string{"connect", "--addr", "a:1,b:2",
 			"--pid", "7"}, wantCode: 2, wantErr: "--pid lists 1 values for 2 gateways"},
+		// No process has this id: pid_max is at most 2^22.
+		{name: "pid of no process", args: []string{"chat", "--pid", "2147483647"},
+			wantCode: 2, wantErr: "no process 2147483647"},
+		{name: "pid not a number", args: []string{"echo", "--pid", "server"},
+			wantCode: 2, wantErr: "not a process id"},
+		{name: "connect pid of no process", args: []string{"connect", "--addr", "a:1",
+			"--pid", "2147483647"}, wantCode: 2, wantErr: "no process 2147483647"},
 		{name: "connect cluster and addr", args: []string{"connect", "--cluster-gateways", "2",
 			"--addr", "a:1"}, wantCode: 2, wantErr: "drop --addr"},
 		{

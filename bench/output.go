@@ -25,7 +25,24 @@ type outputFlags struct {
 func (o *outputFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained HTML report to this file")
-	fs.IntVar(&o.pid, "pid", 0, "server process id: report its CPU time (Linux /proc)")
+	fs.Func("pid", "server process id: report its CPU time (Linux /proc)", func(v string) error {
+		pid, err := parsePID(v)
+		o.pid = pid
+		return err
+	})
+}
+
+// parsePID reads a process id and checks that the process exists, so that
+// a mistyped one is refused at the start instead of reporting no CPU time.
+func parsePID(v string) (int, error) {
+	pid, err := strconv.Atoi(v)
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("not a process id")
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/stat"); err != nil {
+		return 0, fmt.Errorf("no process %d", pid)
+	}
+	return pid, nil
 }
 
 // finish prints rep and returns the exit status for err: 0 on success, 1
