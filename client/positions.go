@@ -22,7 +22,10 @@ type PositionStore interface {
 	// Cursor returns the SYNC_CONVS cursor of the last completed resume, ""
 	// before the first.
 	Cursor() string
-	// SetCursor records the cursor of a completed resume.
+	// SetCursor records the cursor of a completed resume, once every
+	// message it fetched was handed over (recorded with SetPosition). It is
+	// called with the Session's lock held, so it must not call back into
+	// the Session.
 	SetCursor(cursor string)
 }
 

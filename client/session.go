@@ -190,9 +190,22 @@ type Session struct {
 	err         error // why the session ended
 
 	watch watchState // the presence watch set, sent again on reconnect
+	// queued counts the messages ever put in ready, handed those handed
+	// over; a resume's cursor waits in cursor until handed reaches
+	// cursorAt (see saveCursor).
+	queued, handed int64
+	cursor         pendingCursor
 	// since is the server's time at the first login, Unix milliseconds:
 	// with StartAtLatest, messages stored from then on are handed over.
 	since int64
+}
+
+// pendingCursor is the cursor of a completed resume, to be saved once the
+// messages queued by then are handed over.
+type pendingCursor struct {
+	value string
+	at    int64
+	set   bool
 }
 
 // OpenSession dials cfg.Addr and logs in, then resumes and keeps the session

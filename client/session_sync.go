@@ -55,6 +55,7 @@ func (s *Session) offer(m *common.Message, wait bool) {
 func (s *Session) readyLocked(ready []*common.Message) {
 	if len(ready) > 0 {
 		s.ready = append(s.ready, ready...)
+		s.queued += int64(len(ready))
 		s.cond.Broadcast()
 	}
 }
@@ -111,6 +112,11 @@ func (s *Session) takeReady() []*common.Message {
 func (s *Session) markDelivered(m *common.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.handed++
+	if s.cursor.set && s.handed >= s.cursor.at {
+		s.cfg.Positions.SetCursor(s.cursor.value)
+		s.cursor = pendingCursor{}
+	}
 	s.dirty[m.ConvId] = m.Seq
 	s.dirtyCount++
 	if s.dirtyCount == s.cfg.AckBatch {
@@ -124,11 +130,9 @@ func (s *Session) markDelivered(m *common.Message) {
 // resume catches up after a login: the conversations changed since the
 // saved cursor whose last seq is beyond ours are fetched, as are those
 // holding messages behind a gap. The cursor is saved only after every fetch
-// succeeded, so a resume cut short is repeated in full.
-//
-// TODO: the cursor is saved when the fetched messages are sequenced, not
-// handed over; an app persisting positions that crashes in between misses
-// those conversations at the next resume until they change again.
+// succeeded and what they brought was handed over (saveCursor), so a resume
+// cut short, or a session closed or crashed before the application had
+// everything, is repeated in full.
 func (s *Session) resume(c *Client) error {
 	cursor, supported, err := s.syncConvs(c)
 	if err != nil {
@@ -151,9 +155,25 @@ func (s *Session) resume(c *Client) error {
 		return err
 	}
 	if supported {
-		s.cfg.Positions.SetCursor(cursor)
+		s.saveCursor(cursor)
 	}
 	return nil
+}
+
+// saveCursor saves the cursor of a completed resume once every message
+// queued so far has been handed over, at once when none is waiting. Saved
+// earlier, a crash before the hand-over would leave the next session's
+// listing without those conversations, their messages unseen until the
+// next one arrives.
+func (s *Session) saveCursor(cursor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handed >= s.queued {
+		s.cfg.Positions.SetCursor(cursor)
+		s.cursor = pendingCursor{}
+		return
+	}
+	s.cursor = pendingCursor{value: cursor, at: s.queued, set: true}
 }
 
 // syncConvs pages through the conversations changed since the saved cursor

@@ -529,3 +529,45 @@ func TestSession_CreateGroupReturnsItsError(t *testing.T) {
 		t.Fatalf("CreateGroup = %v, want UNSUPPORTED", err)
 	}
 }
+
+// A resume whose fetched messages were not all handed over when the
+// session closed keeps the previous cursor, so that the next session with
+// the same positions lists those conversations again and fetches the rest.
+func TestSession_CursorWaitsForTheHandOver(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, bobID := loginNew(t, s, "bob", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sendN(t, bob, aliceID, 3, "while away")
+
+	positions := client.NewMemoryPositions()
+	resumed := make(chan struct{}, 1)
+	first := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.Positions, c.Buffer = positions, 1 // the app reads nothing: one fits
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventResumed {
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no EventResumed")
+	}
+	waitFor(t, "the one message the channel holds", func() bool {
+		seq, _ := positions.Position(conv)
+		return seq == 1
+	})
+	_ = first.Close()
+
+	second := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.Positions = positions
+	})
+	st := collectSession(t, second)
+	waitFor(t, "the two messages not handed over", func() bool { return st.count(conv) == 2 })
+	st.checkSeqs(t, conv, 2, 3)
+}
