@@ -316,6 +316,24 @@ class Client extends EventEmitter {
     return this.request(Op.MARK_READ, { convId, seq });
   }
 
+  /**
+   * createGroup creates a group of this user and memberIds and resolves with
+   * the ack of its CREATE event. clientMsgId defaults to a fresh UUID; pass
+   * the same one to retry.
+   */
+  createGroup({ name, memberIds = [], clientMsgId = crypto.randomUUID() }) {
+    return this.request(Op.CREATE_GROUP, { clientMsgId, name, memberIds });
+  }
+
+  /**
+   * manageGroup changes a group (action is a GroupAction; see
+   * ManageGroupReq in idl/protocol.thrift) and resolves with the ack of the
+   * event it stored.
+   */
+  manageGroup({ convId, action, userIds = [], name, role, clientMsgId = crypto.randomUUID() }) {
+    return this.request(Op.MANAGE_GROUP, { clientMsgId, convId, action, userIds, name, role });
+  }
+
   // ---- heartbeats ----
 
   // startHeartbeat sends HEARTBEAT every interval/2 so one late timer or one

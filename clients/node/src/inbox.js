@@ -50,6 +50,10 @@ class Inbox extends EventEmitter {
     for (;;) {
       const afterSeq = this.lastSeq.get(convId) || 0n;
       const page = await this.client.sync({ convId, afterSeq, limit: SYNC_PAGE });
+      // SYNC returns every message this user may read after afterSeq: the
+      // seqs a page passes over are not theirs (a group's history from
+      // before they were added), so the page is shown even when it starts
+      // above afterSeq + 1; holding it for those seqs would hold it forever.
       for (const m of page.messages) {
         if (m.seq > (this.lastSeq.get(convId) || 0n)) this.show(m);
       }

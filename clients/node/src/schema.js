@@ -17,6 +17,7 @@ const str = (id, name) => ({ id, name, type: T.STRING });
 const bin = (id, name) => ({ id, name, type: T.STRING, binary: true });
 const sub = (id, name, s) => ({ id, name, type: T.STRUCT, struct: s });
 const listOf = (id, name, elem) => ({ id, name, type: T.LIST, elem });
+const I64S = { type: T.I64 };
 
 const Message = struct('Message', [
   i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
@@ -73,6 +74,20 @@ const schemas = {
   ]),
   MarkReadReq: struct('MarkReadReq', [str(1, 'convId'), i64(2, 'seq')]),
   MarkReadResp: struct('MarkReadResp', [i64(1, 'readSeq')]),
+  CreateGroupReq: struct('CreateGroupReq', [
+    str(1, 'clientMsgId'), str(2, 'name'), listOf(3, 'memberIds', I64S),
+  ]),
+  ManageGroupReq: struct('ManageGroupReq', [
+    str(1, 'clientMsgId'), str(2, 'convId'), i32(3, 'action'), listOf(4, 'userIds', I64S),
+    str(5, 'name'), i32(6, 'role'),
+  ]),
+  GroupChangeResp: struct('GroupChangeResp', [
+    str(1, 'convId'), i64(2, 'msgId'), i64(3, 'seq'), i64(4, 'sendTimeMs'), bool(5, 'duplicate'),
+  ]),
+  // GroupEvent is the content of a GROUP_EVENT message.
+  GroupEvent: struct('GroupEvent', [
+    i32(1, 'action'), listOf(2, 'targets', I64S), str(3, 'name'), i32(4, 'role'),
+  ]),
   PushMsg: struct('PushMsg', [sub(1, 'message', Message)]),
   CloseMsg: struct('CloseMsg', [i32(1, 'reason'), str(2, 'message'), i32(3, 'reconnectAfterMs')]),
   ErrorResp: struct('ErrorResp', [i32(1, 'code'), str(2, 'message')]),
@@ -95,7 +110,8 @@ const Op = Object.freeze({
   SIGN_OUT_DEVICE: 0x1d, SIGN_OUT_DEVICE_ACK: 0x1e, SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
   BLOCK: 0x21, BLOCK_ACK: 0x22,
   // Groups, message changes, presence and notification settings: known so
-  // that no frame of the protocol is "unknown" here; no calls for them yet.
+  // that no frame of the protocol is "unknown" here; calls only for creating
+  // and changing a group.
   CREATE_GROUP: 0x23, CREATE_GROUP_ACK: 0x24, MANAGE_GROUP: 0x25, MANAGE_GROUP_ACK: 0x26,
   GET_GROUP: 0x27, GET_GROUP_ACK: 0x28, RECALL: 0x29, RECALL_ACK: 0x2a, EDIT: 0x2b,
   EDIT_ACK: 0x2c, TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
@@ -116,6 +132,8 @@ const requestBodies = new Map([
   [Op.DELIVERED, [schemas.DeliveredReq, schemas.DeliveredResp]],
   [Op.SYNC_CONVS, [schemas.SyncConvsReq, schemas.SyncConvsResp]],
   [Op.MARK_READ, [schemas.MarkReadReq, schemas.MarkReadResp]],
+  [Op.CREATE_GROUP, [schemas.CreateGroupReq, schemas.GroupChangeResp]],
+  [Op.MANAGE_GROUP, [schemas.ManageGroupReq, schemas.GroupChangeResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */
@@ -133,6 +151,11 @@ const CloseReason = Object.freeze({
   SIGNED_OUT: 10, RATE_LIMITED: 11, FRAME_TOO_LARGE: 12,
 });
 
-const ContentType = Object.freeze({ TEXT: 1, BINARY: 2 });
+const ContentType = Object.freeze({ TEXT: 1, BINARY: 2, GROUP_EVENT: 3 });
 
-module.exports = { schemas, Op, requestBodies, ErrorCode, CloseReason, ContentType };
+/** GroupAction is common.thrift GroupAction. */
+const GroupAction = Object.freeze({
+  CREATE: 1, ADD: 2, REMOVE: 3, LEAVE: 4, RENAME: 5, SET_ROLE: 6, DISMISS: 7,
+});
+
+module.exports = { schemas, Op, requestBodies, ErrorCode, CloseReason, ContentType, GroupAction };

@@ -11,7 +11,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 
-const { Client, Inbox, ResonanceError, ErrorCode, Op, ContentType } = require('..');
+const {
+  Client, Inbox, ResonanceError, ErrorCode, Op, ContentType, GroupAction, schemas, decodeStruct,
+} = require('..');
 
 const addr = process.env.RESONANCE_ADDR || '127.0.0.1:7000';
 const wsPath = process.env.RESONANCE_WS_PATH || '/';
@@ -183,6 +185,35 @@ test('inbox: pushes shown in order, a gap filled by SYNC, duplicates dropped', a
   b.client.emit('push', { ...first, convId: conv, seq: 1n, content: Buffer.from('m1') });
   await inbox.resume(conv);
   assert.deepEqual(shown, ['m1', 'm2', 'm3']);
+});
+
+test('inbox: a member added to a group later gets the ADD event and what follows', async () => {
+  const owner = await newUser('tcp', 'l');
+  const late = await newUser('tcp', 'm');
+  const { convId } = await owner.client.createGroup({ name: 'Later' });
+  for (let i = 1; i <= 3; i++) await owner.client.send({ convId, content: `before ${i}` });
+
+  const inbox = new Inbox(late.client);
+  const shown = [];
+  inbox.on('message', (m) => shown.push(m));
+  const done = waitFor(inbox, 'message', (m) => m.content.toString() === 'after');
+  const added = await owner.client.manageGroup({
+    convId, action: GroupAction.ADD, userIds: [late.userId],
+  });
+  await owner.client.send({ convId, content: 'after' });
+  await done;
+
+  assert.equal(added.seq, 5n, 'CREATE, three messages, then ADD');
+  assert.deepEqual(shown.map((m) => m.seq), [5n, 6n]);
+  assert.equal(shown[0].contentType, ContentType.GROUP_EVENT);
+  const event = decodeStruct(schemas.GroupEvent, shown[0].content);
+  assert.equal(event.action, GroupAction.ADD);
+  assert.deepEqual(event.targets, [late.userId]);
+
+  // What the inbox relies on: the added member's SYNC from 0 starts at
+  // the ADD event, passing over the history from before.
+  const page = await late.client.sync({ convId, afterSeq: 0n });
+  assert.deepEqual(page.messages.map((m) => m.seq), [5n, 6n]);
 });
 
 test('resume: SYNC_CONVS, MARK_READ and DELIVERED (skipped while not served)', async (t) => {

@@ -65,7 +65,9 @@ export class Session extends Emitter {
    * (stable per installation; default "web"); platform ("web");
    * positions (a MemoryPositions or StoragePositions); startAtLatest (a
    * conversation this device has no position for starts at its newest
-   * message, for an app that pages history on demand); minBackoffMs (500)
+   * message from before the session's first login, for an app that pages
+   * history on demand; what is stored from the login on is handed over, by
+   * the server's clock); minBackoffMs (500)
    * and maxBackoffMs (30000); ackIntervalMs (1000); ackBatch (100);
    * syncPage (100); requestTimeoutMs (10000); sendTimeoutMs (30000);
    * resyncIntervalMs (60000).
@@ -89,6 +91,9 @@ export class Session extends Emitter {
     this.conn = null;
     this.connSince = 0;
     this.userId = 0n;
+    // since is the server's time at the first login, Unix ms: with
+    // startAtLatest, messages stored from then on are handed over.
+    this.since = 0n;
     this.username = this.opts.username || '';
     this.deviceId = this.opts.deviceId;
     this.backoff = this.opts.minBackoffMs;
@@ -122,6 +127,7 @@ export class Session extends Emitter {
         : new SessionEndedError(err.message, { cause: err }));
       throw err;
     }
+    this.since = login.serverTimeMs || BigInt(Date.now());
     this.serve(conn, login);
     return login;
   }
@@ -352,13 +358,17 @@ export class Session extends Emitter {
   // ---- sequencing and catch-up ----
 
   // origin is where a conversation first seen in a push or an ack starts:
-  // the stored position, else its first message or, with startAtLatest,
-  // the message at hand.
+  // the stored position, else its first message. With startAtLatest it is
+  // the message at hand when that was stored before the first login, else
+  // null: the conversation waits to be placed (see findStart), since the
+  // messages before the one at hand may be from after the login too,
+  // pushes the login's race missed.
   origin(convId, first) {
     const seq = this.positions.position(convId);
     if (seq !== undefined) return seq;
-    if (this.opts.startAtLatest && first > 0n) return first - 1n;
-    return 0n;
+    if (!this.opts.startAtLatest || !first || first.seq <= 1n) return 0n;
+    if (first.sendTimeMs < this.since) return first.seq - 1n;
+    return null;
   }
 
   /** position returns the highest seq of convId handed to the application. */
@@ -368,13 +378,19 @@ export class Session extends Emitter {
 
   offer(m) {
     const { ready, gap } = this.seq.offer(m);
+    this.handOver(ready);
+    if (gap) this.want(m.convId);
+  }
+
+  // handOver emits messages the sequencer made ready and records their
+  // positions for DELIVERED.
+  handOver(ready) {
     for (const r of ready) {
       this.positions.setPosition(r.convId, r.seq);
       this.dirty.set(r.convId, r.seq);
       this.emit('message', r);
     }
     if (this.dirty.size >= this.opts.ackBatch && this.conn) this.flushAcks(this.conn);
-    if (gap) this.want(m.convId);
   }
 
   want(convId) {
@@ -417,8 +433,12 @@ export class Session extends Emitter {
   // fill fetches convId forward from the position up to the conversation's
   // last seq as the first page reports it, and on while messages are held
   // behind a gap; later messages come as pushes. Each page starts at the
-  // current position, which pushes may have moved meanwhile.
+  // current position, which pushes may have moved meanwhile. An unplaced
+  // conversation is placed first.
   async fill(conn, convId) {
+    if (this.seq.unplaced(convId)) {
+      this.handOver(this.seq.place(convId, await this.findStart(conn, convId)));
+    }
     let target = 0n;
     for (;;) {
       const afterSeq = this.seq.position(convId);
@@ -429,12 +449,48 @@ export class Session extends Emitter {
         if (err.code === ErrorCode.NOT_FOUND) return; // no message stored yet
         throw err;
       }
+      const first = resp.messages[0];
+      if (first && first.seq > afterSeq + 1n) {
+        // The server returns every message this user may read after a
+        // position: the seqs it passes over are not theirs (a group's
+        // history from before they joined), and no fetch would fill them.
+        this.handOver(this.seq.skip(convId, first.seq - 1n));
+      }
       for (const m of resp.messages) this.offer(m);
       if (target === 0n) target = resp.lastSeq;
       if (!resp.hasMore || resp.messages.length === 0 || this.seq.caughtUp(convId, target)) return;
       if (resp.messages[resp.messages.length - 1].seq <= afterSeq) {
         throw new Error(`sync of ${convId} after ${afterSeq} did not move forward`);
       }
+    }
+  }
+
+  // findStart returns where an unplaced conversation starts: its newest
+  // message stored before the first login, found by paging back from the
+  // newest. So a conversation begun or continued just after the login, whose
+  // messages the listing reports before their pushes come (or the login's
+  // race kept from being pushed), is handed over from there, and older
+  // history is not.
+  async findStart(conn, convId) {
+    for (let beforeSeq = MAX_SEQ; ;) {
+      let resp;
+      try {
+        resp = await conn.request(Op.SYNC, { convId, beforeSeq, limit: this.opts.syncPage });
+      } catch (err) {
+        if (err.code === ErrorCode.NOT_FOUND) return 0n; // no message stored yet
+        throw err;
+      }
+      const msgs = resp.messages;
+      if (msgs.length === 0) return 0n;
+      const older = msgs.findLast((m) => m.sendTimeMs < this.since);
+      if (older) return older.seq;
+      // Every message this user may read is newer: the first of them may
+      // follow a group's history from before they joined, which is not theirs.
+      if (!resp.hasMore) return msgs[0].seq - 1n;
+      if (msgs[0].seq >= beforeSeq) {
+        throw new Error(`sync of ${convId} before ${beforeSeq} did not move back`);
+      }
+      beforeSeq = msgs[0].seq;
     }
   }
 
@@ -469,16 +525,31 @@ export class Session extends Emitter {
   }
 
   // noteSummary places a conversation new to this device at the server's
-  // delivered position for it (or its newest message, with startAtLatest)
-  // and queues a fetch when messages are missing.
+  // delivered position for it, and queues a fetch when messages are
+  // missing. With startAtLatest, one unchanged since the first login starts
+  // at its newest message; one changed since waits to be placed (see
+  // findStart).
   noteSummary(sum) {
     if (this.positions.position(sum.convId) === undefined) {
-      let start = sum.deliveredSeq;
-      if (start === 0n && this.opts.startAtLatest) start = sum.lastSeq;
-      this.seq.track(sum.convId, start);
+      if (sum.deliveredSeq > 0n || !this.opts.startAtLatest) {
+        this.seq.track(sum.convId, sum.deliveredSeq);
+      } else if (this.changedSinceLogin(sum)) {
+        this.seq.hold(sum.convId);
+      } else {
+        this.seq.track(sum.convId, sum.lastSeq);
+      }
     }
-    if (sum.lastSeq > this.seq.position(sum.convId)) this.fills.add(sum.convId);
+    if (sum.lastSeq > this.seq.position(sum.convId) || this.seq.unplaced(sum.convId)) {
+      this.fills.add(sum.convId);
+    }
     this.emit('conv', sum);
+  }
+
+  // changedSinceLogin reports whether the conversation's newest message was
+  // stored after the first login, by the server's clock.
+  changedSinceLogin(sum) {
+    const at = sum.lastMessage ? sum.lastMessage.sendTimeMs : sum.updatedMs;
+    return sum.lastSeq > 0n && at >= this.since;
   }
 
   scheduleAcks(conn) {

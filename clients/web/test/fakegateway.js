@@ -1,8 +1,9 @@
 // A fake gateway for the Session's unit tests in Node: a stand-in for the
 // browser's WebSocket class that talks to an in-memory server speaking the
-// frame protocol, with controls to push, close with a CLOSE frame, or lose
-// replies. It stores one user's messages per conversation; it is no model
-// of the real server beyond what the tests need.
+// frame protocol, with controls to push, close with a CLOSE frame, lose
+// replies, or answer SYNC_CONVS late. It stores one user's messages per
+// conversation; it is no model of the real server beyond what the tests
+// need.
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
@@ -16,6 +17,8 @@ export class FakeGateway {
     this.delivered = new Map(); // conv id -> highest DELIVERED seq
     this.sends = new Map(); // client msg id -> SendResp
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
+    this.joinedAt = new Map(); // conv id -> first seq the user may read
+    this.convsGate = null; // while set, a promise SYNC_CONVS waits for
     this.userId = 1n;
     this.version = 0;
     const gw = this;
@@ -37,7 +40,9 @@ export class FakeGateway {
       send(data) {
         if (this.readyState !== 1) return;
         const { header, body } = decodeMessage(data, 1 << 20);
-        queueMicrotask(() => gw.handle(this, header, body));
+        // In a later task, as a WebSocket message comes: a client that
+        // loops on requests must not starve the tests' timers.
+        setTimeout(() => gw.handle(this, header, body), 0);
       }
 
       close(code = 1000) {
@@ -60,6 +65,57 @@ export class FakeGateway {
     this.version++;
     list.push(m);
     return m;
+  }
+
+  /**
+   * join makes the user a member of convId from its next message on, as
+   * the ADD event of a member added later: SYNC returns nothing older.
+   */
+  join(convId) {
+    this.joinedAt.set(convId, BigInt((this.convs.get(convId) || []).length + 1));
+  }
+
+  /**
+   * holdSyncConvs leaves SYNC_CONVS unanswered until release is called; the
+   * listing then reports the conversations as they are at release, as a
+   * loaded server answering late does.
+   */
+  holdSyncConvs() {
+    let release;
+    this.convsGate = new Promise((resolve) => { release = resolve; });
+    return () => {
+      this.convsGate = null;
+      release();
+    };
+  }
+
+  // readable is what the user may read of convId: since they joined.
+  readable(convId) {
+    const from = this.joinedAt.get(convId) || 1n;
+    return this.convs.get(convId).filter((m) => m.seq >= from);
+  }
+
+  // syncPage answers a SYNC: forward after afterSeq, or backward the newest
+  // before beforeSeq; both oldest first.
+  syncPage(req) {
+    const list = this.readable(req.convId);
+    const limit = req.limit || 50;
+    if (req.beforeSeq > 0n) {
+      const older = list.filter((m) => m.seq < req.beforeSeq);
+      const page = older.slice(-limit);
+      return { messages: page, hasMore: older.length > page.length };
+    }
+    const newer = list.filter((m) => m.seq > req.afterSeq);
+    const page = newer.slice(0, limit);
+    return { messages: page, hasMore: newer.length > page.length };
+  }
+
+  // listing answers SYNC_CONVS: every conversation, each time.
+  listing() {
+    return { cursor: String(this.version), hasMore: false,
+      convs: [...this.convs].map(([convId, list]) => ({ convId, type: 1,
+        lastSeq: BigInt(list.length), lastMessage: list.at(-1) || null,
+        deliveredSeq: this.delivered.get(convId) || 0n })) };
   }
 
   get live() {
@@ -94,17 +150,15 @@ export class FakeGateway {
         if (req.token && req.token !== 'access-1') return fail(ErrorCode.TOKEN_INVALID);
         return reply({ userId: this.userId, username: 'me', token: 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,
+          serverTimeMs: BigInt(Date.now()),
           refreshToken: req.token ? '' : 'refresh-1', deviceId: req.deviceId || 'default' });
       case Op.SYNC_CONVS:
-        return reply({ cursor: String(this.version), hasMore: false,
-          convs: [...this.convs].map(([convId, list]) => ({ convId, type: 1,
-            lastSeq: BigInt(list.length), deliveredSeq: this.delivered.get(convId) || 0n })) });
+        if (this.convsGate) return this.convsGate.then(() => reply(this.listing()));
+        return reply(this.listing());
       case Op.SYNC: {
         const list = this.convs.get(req.convId);
         if (!list) return fail(ErrorCode.NOT_FOUND);
-        const page = list.filter((m) => m.seq > req.afterSeq).slice(0, req.limit || 50);
-        return reply({ messages: page, hasMore: page.length > 0 && page.at(-1).seq < list.length,
-          lastSeq: BigInt(list.length) });
+        return reply({ ...this.syncPage(req), lastSeq: BigInt(list.length) });
       }
       case Op.SEND: {
         let ack = this.sends.get(req.clientMsgId);

@@ -105,11 +105,44 @@ test('sequencer: in order, duplicates dropped, a gap held until filled', () => {
 });
 
 test('sequencer: origin places a new conversation', () => {
-  const q = new Sequencer((conv, first) => (conv === 'known' ? 10n : first - 1n));
+  const q = new Sequencer((conv, first) => (conv === 'known' ? 10n : first.seq - 1n));
   assert.deepEqual(seqs(q.offer(msg(10, 'known')).ready), []);
   assert.deepEqual(seqs(q.offer(msg(11, 'known')).ready), [11]);
   assert.deepEqual(seqs(q.offer(msg(7, 'fresh')).ready), [7], 'start at latest');
   assert.equal(q.track('known', 1n), false, 'track leaves a known conversation');
   assert.equal(q.track('other', 4n), true);
   assert.equal(q.position('other'), 4n);
+});
+
+test('sequencer: an unplaced conversation holds everything until placed', () => {
+  const q = new Sequencer(() => null);
+  for (const seq of [5, 3, 4]) {
+    assert.deepEqual(q.offer(msg(seq)), { ready: [], gap: true }, `offer ${seq}`);
+  }
+  assert.equal(q.unplaced('c'), true);
+  assert.deepEqual(q.gaps(), ['c']);
+  assert.deepEqual(seqs(q.place('c', 3n)), [4, 5], 'what follows the start, 3 dropped');
+  assert.equal(q.position('c'), 5n);
+  assert.deepEqual(q.gaps(), []);
+  assert.deepEqual(seqs(q.place('c', 0n)), [], 'a placed conversation stays');
+  assert.equal(q.position('c'), 5n);
+
+  assert.equal(q.hold('c'), false, 'hold leaves a known conversation');
+  assert.equal(q.hold('d'), true);
+  assert.equal(q.unplaced('d'), true);
+  assert.deepEqual(seqs(q.place('e', 7n)), [], 'place tracks a conversation not seen');
+  assert.equal(q.position('e'), 7n);
+});
+
+test('sequencer: skip passes over seqs that are not the user\'s', () => {
+  const q = new Sequencer(() => 0n);
+  assert.deepEqual(seqs(q.offer(msg(6)).ready), []);
+  assert.deepEqual(seqs(q.offer(msg(5)).ready), [], 'held behind 1-4');
+  assert.deepEqual(seqs(q.skip('c', 4n)), [5, 6]);
+  assert.equal(q.position('c'), 6n);
+  assert.deepEqual(q.gaps(), []);
+  assert.deepEqual(seqs(q.skip('c', 3n)), [], 'a skip behind the position');
+  assert.equal(q.position('c'), 6n);
+  q.skip('d', 9n);
+  assert.equal(q.position('d'), 9n, 'skip tracks a conversation not seen');
 });

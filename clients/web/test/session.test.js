@@ -1,6 +1,7 @@
 // Unit tests of the SDK's Session against a fake gateway in Node: resume,
-// gaps and duplicates, reconnect honouring CLOSE, fatal closes, and the
-// outbox retrying a send under one client_msg_id.
+// gaps and duplicates, a group joined late, startAtLatest around the login,
+// reconnect honouring CLOSE, fatal closes, and the outbox retrying a send
+// under one client_msg_id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -10,6 +11,7 @@ import { CloseReason } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
+const GROUP = 'g:7';
 
 async function until(cond, what, timeout = 3000) {
   const deadline = Date.now() + timeout;
@@ -17,6 +19,14 @@ async function until(cond, what, timeout = 3000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+// nextMilli waits for the millisecond clock to move on, so that what the
+// test stores next is later, by the fake server's clock, than what came
+// before.
+async function nextMilli() {
+  const now = Date.now();
+  while (Date.now() === now) await new Promise((r) => setTimeout(r, 1));
 }
 
 function open(gw, opts = {}) {
@@ -51,6 +61,60 @@ test('resume fetches what is missing; a gap is filled; duplicates are dropped', 
   await until(() => gw.delivered.get(CONV) === 5n, 'DELIVERED of 5');
   assert.deepEqual(s.got, [1, 2, 3, 4, 5]);
   s.close();
+});
+
+for (const startAtLatest of [false, true]) {
+  test(`a member added to a group later gets the ADD event and what follows (startAtLatest ${
+    startAtLatest})`, async (t) => {
+    const gw = new FakeGateway();
+    const s = open(gw, { startAtLatest });
+    t.after(() => s.close()); // also when an assertion fails: its timers would keep Node up
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+
+    // Seqs 1-4 are the group's history from before the user was added:
+    // SYNC forward from 0 starts at the ADD event, 5.
+    for (let i = 1; i <= 4; i++) gw.add(GROUP, `before ${i}`);
+    gw.join(GROUP);
+    const ws = gw.live[0];
+    gw.push(ws, gw.add(GROUP, 'added'));
+    gw.push(ws, gw.add(GROUP, 'after'));
+    await until(() => s.got.length === 2, 'the ADD event and the message after it');
+    assert.deepEqual(s.got, [5, 6]);
+    assert.equal(s.position(GROUP), 6n);
+  });
+}
+
+test('startAtLatest hands over what the listing shows stored after the login', async (t) => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `old ${i}`);
+  await nextMilli();
+  const release = gw.holdSyncConvs();
+  const s = open(gw, { startAtLatest: true });
+  t.after(() => s.close());
+  await s.start();
+
+  // Stored after the login, before the listing; their pushes are lost.
+  gw.add(CONV, 'new 4');
+  gw.add(CONV, 'new 5');
+  release();
+  await until(() => s.got.length === 2, 'the two new messages');
+  await until(() => s.state === State.ONLINE, 'online');
+  assert.deepEqual(s.got, [4, 5]);
+});
+
+test('startAtLatest fetches what came after the login before a pushed message', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw, { startAtLatest: true });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+
+  // A conversation begun after the login whose first push was lost.
+  gw.add(CONV, 'first');
+  gw.push(gw.live[0], gw.add(CONV, 'second'));
+  await until(() => s.got.length === 2, 'both messages');
+  assert.deepEqual(s.got, [1, 2]);
 });
 
 test('a CLOSE with a reconnect delay is honoured; the token logs in again', async () => {
