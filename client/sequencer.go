@@ -143,6 +143,16 @@ func (q *sequencer) skip(convID string, to int64) []*common.Message {
 	return st.release(nil)
 }
 
+// advance moves convID to at least seq, placing it there when unplaced, and
+// returns the held messages that follow in order. A conversation not
+// tracked yet is tracked at seq.
+func (q *sequencer) advance(convID string, seq int64) []*common.Message {
+	if q.unplaced(convID) {
+		return q.place(convID, seq)
+	}
+	return q.skip(convID, seq)
+}
+
 // dropThrough drops the held messages up to seq.
 func (st *convState) dropThrough(seq int64) {
 	for s := range st.held {

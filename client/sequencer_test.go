@@ -112,3 +112,28 @@ func TestSequencer_SkipPassesUnreadableSeqs(t *testing.T) {
 		t.Fatalf("skip of an unknown conversation: position %d", q.position("d"))
 	}
 }
+
+func TestSequencer_AdvanceMovesOnlyForward(t *testing.T) {
+	q := newSequencer(func(string, *common.Message) (int64, bool) { return 0, true })
+	q.offer(&common.Message{ConvId: "c", Seq: 5}) // held behind 1..4
+	var got []int64
+	for _, m := range q.advance("c", 4) {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, []int64{5}) || q.position("c") != 5 {
+		t.Fatalf("advance to 4: ready %v position %d", got, q.position("c"))
+	}
+	if ready := q.advance("c", 2); ready != nil || q.position("c") != 5 {
+		t.Fatalf("advance below the position moved it to %d", q.position("c"))
+	}
+
+	q.hold("u")
+	q.offer(&common.Message{ConvId: "u", Seq: 9})
+	if ready := q.advance("u", 8); len(ready) != 1 || q.unplaced("u") || q.position("u") != 9 {
+		t.Fatalf("advance of an unplaced conversation: ready %v position %d",
+			ready, q.position("u"))
+	}
+	if q.advance("n", 3); q.position("n") != 3 {
+		t.Fatalf("advance of an unknown conversation: position %d", q.position("n"))
+	}
+}

@@ -220,8 +220,14 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 	if _, ok := s.cfg.Positions.Position(sum.ConvId); !ok {
 		switch start := sum.DeliveredSeq; {
-		case start > 0 || !s.cfg.StartAtLatest:
-			s.seq.track(sum.ConvId, start)
+		case start > 0:
+			// Where this device got to in an earlier process, even when a
+			// push that overtook the listing began the conversation: its
+			// origin (0, or unplaced with StartAtLatest) would hand those
+			// messages over again, or skip what came while it was closed.
+			s.readyLocked(s.seq.advance(sum.ConvId, start))
+		case !s.cfg.StartAtLatest:
+			s.seq.track(sum.ConvId, 0)
 		case s.changedSinceStart(sum):
 			s.seq.hold(sum.ConvId)
 		default:
