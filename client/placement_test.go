@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
@@ -58,4 +59,74 @@ func (st *stream) has(conv string, seq int64) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Contains(st.seqs[conv], seq)
+}
+
+// A device continues a conversation where it started it: one that a
+// StartAtLatest session started at its newest message, without handing
+// anything over, is continued by the next process from there (from the
+// app's persisted store, or the server's delivered position), not from
+// what is newest then.
+func TestSession_StartAtLatestResumesWhereItStarted(t *testing.T) {
+	tests := []struct {
+		name string
+		// persisted: the app keeps one store over its processes; else
+		// each process has its own and relies on the server's position.
+		persisted bool
+	}{
+		{name: "persisted store", persisted: true},
+		{name: "server's position"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			bob, bobID := loginNew(t, s, "bob", client.Options{})
+			_, aliceID := loginNew(t, s, "alice", client.Options{})
+			conv := client.P2PConvID(aliceID, bobID)
+			sendN(t, bob, aliceID, 5, "old")
+			nextMilli()
+
+			store := client.NewMemoryPositions()
+			positions := func() client.PositionStore {
+				if tt.persisted {
+					return store
+				}
+				return client.NewMemoryPositions()
+			}
+			var resumes atomic.Int32
+			first := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.StartAtLatest, c.Positions = true, positions()
+				c.OnEvent = countResumes(&resumes)
+			})
+			collectSession(t, first)
+			waitFor(t, "the first resume", func() bool { return resumes.Load() > 0 })
+			if got := first.Position(conv); got != 5 {
+				t.Fatalf("started at %d, want 5", got)
+			}
+			if !tt.persisted {
+				waitFor(t, "the start reported", func() bool {
+					return s.DeliveredSeq("alice", "phone", conv) == 5
+				})
+			}
+			_ = first.Close()
+
+			sendN(t, bob, aliceID, 2, "while closed")
+			nextMilli()
+			second := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.StartAtLatest, c.Positions = true, positions()
+			})
+			st := collectSession(t, second)
+			sendN(t, bob, aliceID, 1, "after")
+			waitFor(t, "seq 8", func() bool { return st.has(conv, 8) })
+			st.checkSeqs(t, conv, 6, 7, 8)
+		})
+	}
+}
+
+// countResumes is an OnEvent that counts EventResumed.
+func countResumes(n *atomic.Int32) func(client.Event) {
+	return func(e client.Event) {
+		if e.Kind == client.EventResumed {
+			n.Add(1)
+		}
+	}
 }

@@ -6,15 +6,16 @@ import "sync"
 // an app that persists it resumes after a restart without repeating or
 // skipping messages. A Session calls it from several goroutines, so it must
 // be safe for concurrent use; calls should return quickly, since delivery
-// waits on them (Position is called under the Session's lock). A store that
-// cannot persist keeps its own error handling: the Session treats every
-// call as successful.
+// waits on them (Position, and SetPosition of a start, are called under the
+// Session's lock). A store that cannot persist keeps its own error
+// handling: the Session treats every call as successful.
 type PositionStore interface {
 	// Position returns the highest seq of convID handed to the application
 	// (every seq up to it was), and false when the conversation is unknown.
 	Position(convID string) (seq int64, ok bool)
 	// SetPosition records that every seq of convID up to seq was handed
-	// over. seq never decreases for a conversation.
+	// over, or passed over where StartAtLatest started the conversation.
+	// seq never decreases for a conversation.
 	SetPosition(convID string, seq int64)
 	// Conversations lists the conversations with a position, used to resume
 	// from a server without SYNC_CONVS.

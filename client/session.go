@@ -36,7 +36,9 @@ type SessionConfig struct {
 	// the session's first login instead of its first, for an app that shows
 	// older history on demand (SyncBefore). What is stored from the login on
 	// is handed over, by the server's clock: a message stored within its
-	// clocks' skew of the login may count as either.
+	// clocks' skew of the login may count as either. The start becomes the
+	// device's position (Positions, and DELIVERED), so a later process
+	// continues from it.
 	StartAtLatest bool
 	// Buffer is the capacity of the Messages channel; default 1024.
 	Buffer int

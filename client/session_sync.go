@@ -231,7 +231,9 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 		case s.changedSinceStart(sum):
 			s.seq.hold(sum.ConvId)
 		default:
-			s.seq.track(sum.ConvId, sum.LastSeq)
+			if s.seq.track(sum.ConvId, sum.LastSeq) {
+				s.startLocked(sum.ConvId, sum.LastSeq)
+			}
 		}
 	}
 	if sum.LastSeq > s.seq.position(sum.ConvId) || s.seq.unplaced(sum.ConvId) {
@@ -287,9 +289,26 @@ func (s *Session) place(c *Client, convID string) error {
 		before = msgs[0].Seq
 	}
 	s.mu.Lock()
+	if s.seq.unplaced(convID) {
+		s.startLocked(convID, start)
+	}
 	s.readyLocked(s.seq.place(convID, start))
 	s.mu.Unlock()
 	return nil
+}
+
+// startLocked records where StartAtLatest started convID, passing over the
+// history up to seq without handing it over: in the store and, with
+// DELIVERED, on the server, as if handed over. Without it the next process
+// of this device would know no position and start the conversation at its
+// newest message then, skipping what came in between. It runs before any
+// message of convID is ready, so positions only grow.
+func (s *Session) startLocked(convID string, seq int64) {
+	if seq <= 0 {
+		return
+	}
+	s.cfg.Positions.SetPosition(convID, seq)
+	s.dirty[convID] = max(s.dirty[convID], seq)
 }
 
 // lastBefore returns the index of the newest of msgs (oldest first) stored
