@@ -1,12 +1,15 @@
 package client_test
 
 import (
+	"context"
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // deliverOnce runs a session of alice's device that hands over conv's first
@@ -129,4 +132,156 @@ func countResumes(n *atomic.Int32) func(client.Event) {
 			n.Add(1)
 		}
 	}
+}
+
+// startLatest opens a StartAtLatest session of alice's device "new" whose
+// first listing waits for release, and collects it; tweak may change more.
+func startLatest(t *testing.T, s *clienttest.Server,
+	tweak func(*client.SessionConfig)) (*client.Session, *stream, func()) {
+	t.Helper()
+	release := s.HoldSyncConvs()
+	t.Cleanup(release)
+	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
+		c.StartAtLatest = true
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+	return sess, collectSession(t, sess), release
+}
+
+// The backward pages that look for the start may take several, to the
+// newest message from before the login or to the first of all.
+func TestSession_StartAtLatestPagesBackToTheLogin(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new int
+	}{
+		{name: "to the newest old message", old: 3, new: 7},
+		{name: "to the first message", new: 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			carol, carolID := loginNew(t, s, "carol", client.Options{})
+			_, aliceID := loginNew(t, s, "alice", client.Options{})
+			conv := client.P2PConvID(aliceID, carolID)
+			sendN(t, carol, aliceID, tt.old, "old")
+			nextMilli()
+
+			_, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+				c.SyncPage = 2
+			})
+			s.DropPushes(tt.new)
+			sendN(t, carol, aliceID, tt.new, "new")
+			release()
+			last := int64(tt.old + tt.new)
+			waitFor(t, "the last message", func() bool { return st.has(conv, last) })
+			st.checkSeqs(t, conv, seqRange(int64(tt.old)+1, last)...)
+		})
+	}
+}
+
+// A backward SYNC that fails leaves the conversation unplaced, its messages
+// held, until a later connection finds the start.
+func TestSession_StartAtLatestPlacesAfterAFailedLookup(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+	sendN(t, carol, aliceID, 3, "old")
+	nextMilli()
+
+	var disconnects atomic.Int32
+	_, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventDisconnected {
+				disconnects.Add(1)
+			}
+		}
+	})
+	s.FailBackwardSyncs(2)
+	sendN(t, carol, aliceID, 2, "new")
+	release()
+	waitFor(t, "seq 5", func() bool { return st.has(conv, 5) })
+	st.checkSeqs(t, conv, 4, 5)
+	if n := disconnects.Load(); n != 2 {
+		t.Fatalf("%d disconnections, want 2 (one per failed lookup)", n)
+	}
+}
+
+// A conversation still unplaced when its connection ends is placed on the
+// next one, with what came meanwhile.
+func TestSession_StartAtLatestPlacesAcrossAReconnect(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+	sendN(t, carol, aliceID, 3, "old")
+	nextMilli()
+
+	var disconnects atomic.Int32
+	sess, st, release := startLatest(t, s, slowReconnect(&disconnects))
+	sendN(t, carol, aliceID, 1, "pushed")
+	waitFor(t, "the push held", func() bool { return sess.Tracks(conv) })
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitFor(t, "alice offline", func() bool { return disconnects.Load() == 1 })
+	sendN(t, carol, aliceID, 2, "away")
+	waitFor(t, "alice back", func() bool { return s.Online("alice") == 1 })
+	release()
+	waitFor(t, "seq 6", func() bool { return st.has(conv, 6) })
+	st.checkSeqs(t, conv, 4, 5, 6)
+}
+
+// Pushes that come while the start is looked up wait with the rest.
+func TestSession_StartAtLatestHoldsPushesDuringTheLookup(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+	sendN(t, carol, aliceID, 3, "old")
+	nextMilli()
+
+	_, st, release := startLatest(t, s, nil)
+	s.DropPushes(2)
+	sendN(t, carol, aliceID, 2, "not pushed")
+	s.SlowSync(50 * time.Millisecond) // pushes overtake the lookup's replies
+	release()
+	sendN(t, carol, aliceID, 3, "pushed")
+	waitFor(t, "seq 8", func() bool { return st.has(conv, 8) })
+	st.checkSeqs(t, conv, 4, 5, 6, 7, 8)
+}
+
+// The device's own message sent into a conversation before its start is
+// known is handed over once, in order, after the start is found.
+func TestSession_StartAtLatestOwnSendBeforeTheStart(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, carolID)
+	sendN(t, carol, aliceID, 3, "old")
+	nextMilli()
+
+	sess, st, release := startLatest(t, s, nil)
+	ack, err := sess.Send(context.Background(), client.SendParams{ToUserID: carolID,
+		Text: "mine"})
+	if err != nil || ack.Seq != 4 {
+		t.Fatalf("Send = %+v, %v", ack, err)
+	}
+	s.DropPushes(1)
+	sendN(t, carol, aliceID, 1, "reply")
+	release()
+	waitFor(t, "seq 5", func() bool { return st.has(conv, 5) })
+	st.checkSeqs(t, conv, 4, 5)
+	if m := st.messages()[0]; string(m.Content) != "mine" || m.SenderDevice != "new" {
+		t.Fatalf("seq 4 handed over as %+v", m)
+	}
+}
+
+func seqRange(from, to int64) []int64 {
+	var out []int64
+	for seq := from; seq <= to; seq++ {
+		out = append(out, seq)
+	}
+	return out
 }

@@ -142,7 +142,8 @@ func (s *Server) delaySync() {
 
 // HoldSyncConvs makes SYNC_CONVS requests wait, unanswered, until release
 // is called; the listing then reports the conversations as they are at
-// release, as a listing a loaded server answers late does.
+// release, as a listing a loaded server answers late does. The
+// connection's other requests are answered meanwhile.
 func (s *Server) HoldSyncConvs() (release func()) {
 	gate := make(chan struct{})
 	s.mu.Lock()
@@ -159,13 +160,11 @@ func (s *Server) HoldSyncConvs() (release func()) {
 	}
 }
 
-func (s *Server) waitConvsGate() {
+// syncConvsGate returns the gate SYNC_CONVS waits for, nil when none.
+func (s *Server) syncConvsGate() <-chan struct{} {
 	s.mu.Lock()
-	gate := s.convsGate
-	s.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
+	defer s.mu.Unlock()
+	return s.convsGate
 }
 
 // Unsupported makes the server answer ops with UNSUPPORTED, as a server

@@ -201,6 +201,10 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 		(c.userID != a && c.userID != b) {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
+	if req.BeforeSeq > 0 && s.failBackward > 0 {
+		s.failBackward--
+		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
+	}
 	limit := int64(req.Limit)
 	if limit <= 0 || limit > int64(s.opts.SyncLimit) {
 		limit = int64(s.opts.SyncLimit)

@@ -77,6 +77,8 @@ type Server struct {
 	deliveredCalls int
 	unsupported    map[protocol.Op]bool
 	unknown        map[protocol.Op]bool
+	// failBackward is how many backward SYNCs still fail (FailBackwardSyncs).
+	failBackward int
 }
 
 type user struct {
@@ -155,6 +157,14 @@ func (s *Server) FailSends(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failSends = n
+}
+
+// FailBackwardSyncs makes the next n backward SYNC requests (before_seq
+// set) fail with UNAVAILABLE, as a server whose store is briefly down does.
+func (s *Server) FailBackwardSyncs(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failBackward = n
 }
 
 // SendCount is how many SEND requests reached the server, failed ones included.
@@ -278,17 +288,40 @@ func (s *Server) serve(c *conn) {
 		case protocol.Op_SYNC:
 			s.delaySync()
 		case protocol.Op_SYNC_CONVS:
-			s.waitConvsGate()
+			if gate := s.syncConvsGate(); gate != nil {
+				s.answerAt(gate, c, h, body)
+				continue
+			}
 		}
-		if s.isUnknown(h.Op) {
-			c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
-				Reason: protocol.CloseReason_PROTOCOL_ERROR, Message: "unknown op"}))
-			c.closeAfterFlush() // reading on ends when the writer closes
-			continue
-		}
-		reply, err := s.handle(c, h.Op, body)
-		c.reply(h, reply, err)
+		s.answer(c, h, body)
 	}
+}
+
+// answer handles one request of c and replies.
+func (s *Server) answer(c *conn, h codec.Header, body []byte) {
+	if s.isUnknown(h.Op) {
+		c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
+			Reason: protocol.CloseReason_PROTOCOL_ERROR, Message: "unknown op"}))
+		c.closeAfterFlush() // reading on ends when the writer closes
+		return
+	}
+	reply, err := s.handle(c, h.Op, body)
+	c.reply(h, reply, err)
+}
+
+// answerAt answers a request once gate is closed, unless c ends first; the
+// connection's other requests are served meanwhile, as the gateway serves
+// a connection's requests side by side.
+func (s *Server) answerAt(gate <-chan struct{}, c *conn, h codec.Header, body []byte) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-gate:
+			s.answer(c, h, body)
+		case <-c.quit:
+		}
+	}()
 }
 
 // bizError is an error reply.
