@@ -285,3 +285,41 @@ func seqRange(from, to int64) []int64 {
 	}
 	return out
 }
+
+// A push of a message from before the login, redelivered late after a
+// server failure, must not decide a StartAtLatest conversation's start
+// either: the device's position on the server (or, without one, the newest
+// message from before the login) does.
+func TestSession_StartAtLatestIgnoresALatePushOfAnOldMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		// delivered is the device's position from an earlier process.
+		delivered int
+		want      []int64
+	}{
+		{name: "device position", delivered: 3, want: seqRange(4, 11)},
+		{name: "no device position", want: []int64{11}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			bob, bobID := loginNew(t, s, "bob", client.Options{})
+			_, aliceID := loginNew(t, s, "alice", client.Options{})
+			conv := client.P2PConvID(aliceID, bobID)
+			sendN(t, bob, aliceID, tt.delivered, "seen")
+			if tt.delivered > 0 {
+				deliverOnce(t, s, "new", conv, tt.delivered)
+			}
+			sendN(t, bob, aliceID, 10-tt.delivered, "while closed")
+			nextMilli()
+
+			sess, st, release := startLatest(t, s, nil)
+			s.Repush(conv, 9)
+			waitFor(t, "the late push offered", func() bool { return sess.Tracks(conv) })
+			release()
+			sendN(t, bob, aliceID, 1, "after")
+			waitFor(t, "seq 11", func() bool { return st.has(conv, 11) })
+			st.checkSeqs(t, conv, tt.want...)
+		})
+	}
+}

@@ -11,19 +11,21 @@ import (
 )
 
 // origin is where a conversation first seen in a push or an ack starts:
-// the stored position, else its first message. With StartAtLatest it is the
-// message at hand, when that is older than the session, or the conversation
-// waits to be placed (see place): the messages before the one at hand may
-// be from after the session began too, a push the login's race missed.
+// the stored position, else its first message. With StartAtLatest the
+// conversation waits to be placed (see place) unless it began after the
+// session did: the messages before the one at hand may be from after the
+// session began too (a push the login's race missed), and the one at hand
+// may be older than that, a push redelivered late after a server failure,
+// which says nothing of where the device got to.
 func (s *Session) origin(convID string, first *common.Message) (int64, bool) {
 	if seq, ok := s.cfg.Positions.Position(convID); ok {
 		return seq, true
 	}
-	if !s.cfg.StartAtLatest || first == nil || first.Seq <= 1 {
+	if !s.cfg.StartAtLatest || first == nil {
 		return 0, true
 	}
-	if first.SendTimeMs < s.since {
-		return first.Seq - 1, true
+	if first.Seq <= 1 && first.SendTimeMs >= s.since {
+		return 0, true
 	}
 	return 0, false
 }
@@ -231,8 +233,11 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 		case s.changedSinceStart(sum):
 			s.seq.hold(sum.ConvId)
 		default:
-			if s.seq.track(sum.ConvId, sum.LastSeq) {
+			// Unchanged since the login, it starts at its newest message,
+			// also when a late push of an older one came first.
+			if s.seq.unplaced(sum.ConvId) || s.seq.track(sum.ConvId, sum.LastSeq) {
 				s.startLocked(sum.ConvId, sum.LastSeq)
+				s.readyLocked(s.seq.place(sum.ConvId, sum.LastSeq))
 			}
 		}
 	}

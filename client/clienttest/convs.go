@@ -211,3 +211,21 @@ func (s *Server) DeliveredCalls() int {
 	defer s.mu.Unlock()
 	return s.deliveredCalls
 }
+
+// Repush pushes the stored message seq of convID again to every connection
+// of its members, as a push redelivered after a server failure comes: late,
+// and to connections that logged in after the message was stored.
+func (s *Server) Repush(convID string, seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cv := s.convs[convID]
+	if cv == nil || seq < 1 || seq > int64(len(cv.msgs)) {
+		return
+	}
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: cv.msgs[seq-1]})
+	for c := range s.conns {
+		if cv.has(c.userID) {
+			c.enqueue(frame)
+		}
+	}
+}
