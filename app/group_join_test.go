@@ -135,3 +135,35 @@ func TestSession_GroupJoinedAgainWhileAway(t *testing.T) {
 		})
 	}
 }
+
+// A server restart between a late join and what follows it costs no
+// device a message nor hands one over twice, whatever its start.
+func TestSession_GroupJoinedLateAcrossAServerRestart(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	sys := startSystem(t, cfg)
+	addr := sys.GatewayAddr().String()
+	sc := newGroupScene(t, addr)
+	_, first := sc.open(t, "tablet", client.SessionConfig{})
+	_, latest := sc.open(t, "laptop", client.SessionConfig{StartAtLatest: true})
+	devices := map[string]*stream{"tablet": first, "laptop": latest}
+	sc.change(t, common.GroupAction_ADD) // 5
+	sc.say(t, 1)                         // 6
+	for device, st := range devices {
+		st.waitSeqs(t, device, sc.g, []int64{5, 6})
+	}
+
+	sys.Stop()
+	cfg.Gateway.Addr = addr // where the sessions reconnect
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	again, err := Start(ctx, cfg, testLog(t))
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	t.Cleanup(again.Stop)
+	sc.owner = login(t, addr, sc.owner.name, "phone", false)
+	sc.say(t, 2) // 7, 8
+	for device, st := range devices {
+		st.waitSeqs(t, device, sc.g, seqRange(5, 8))
+	}
+}
