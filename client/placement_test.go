@@ -135,7 +135,8 @@ func countResumes(n *atomic.Int32) func(client.Event) {
 }
 
 // startLatest opens a StartAtLatest session of alice's device "new" whose
-// first listing waits for release, and collects it; tweak may change more.
+// first listing waits for release, and collects it; tweak may change the
+// configuration.
 func startLatest(t *testing.T, s *clienttest.Server,
 	tweak func(*client.SessionConfig)) (*client.Session, *stream, func()) {
 	t.Helper()
@@ -287,18 +288,25 @@ func seqRange(from, to int64) []int64 {
 }
 
 // A push of a message from before the login, redelivered late after a
-// server failure, must not decide a StartAtLatest conversation's start
-// either: the device's position on the server (or, without one, the newest
-// message from before the login) does.
-func TestSession_StartAtLatestIgnoresALatePushOfAnOldMessage(t *testing.T) {
+// server failure, must not decide where a conversation starts either: the
+// device's position on the server does or, without one, the first message
+// (the newest from before the login, with StartAtLatest).
+func TestSession_IgnoresALatePushOfAnOldMessage(t *testing.T) {
 	tests := []struct {
-		name string
+		name   string
+		latest bool
 		// delivered is the device's position from an earlier process.
 		delivered int
+		repush    int64
 		want      []int64
 	}{
-		{name: "device position", delivered: 3, want: seqRange(4, 11)},
-		{name: "no device position", want: []int64{11}},
+		{name: "at the latest, device position", latest: true, delivered: 3, repush: 9,
+			want: seqRange(4, 11)},
+		{name: "at the latest, no device position", latest: true, repush: 9,
+			want: []int64{11}},
+		{name: "from the first, device position", delivered: 3, repush: 1,
+			want: seqRange(4, 11)},
+		{name: "from the first, no device position", repush: 1, want: seqRange(1, 11)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,8 +321,10 @@ func TestSession_StartAtLatestIgnoresALatePushOfAnOldMessage(t *testing.T) {
 			sendN(t, bob, aliceID, 10-tt.delivered, "while closed")
 			nextMilli()
 
-			sess, st, release := startLatest(t, s, nil)
-			s.Repush(conv, 9)
+			sess, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+				c.StartAtLatest = tt.latest
+			})
+			s.Repush(conv, tt.repush)
 			waitFor(t, "the late push offered", func() bool { return sess.Tracks(conv) })
 			release()
 			sendN(t, bob, aliceID, 1, "after")

@@ -11,23 +11,25 @@ import (
 )
 
 // origin is where a conversation first seen in a push or an ack starts:
-// the stored position, else its first message. With StartAtLatest the
-// conversation waits to be placed (see place) unless it began after the
-// session did: the messages before the one at hand may be from after the
-// session began too (a push the login's race missed), and the one at hand
-// may be older than that, a push redelivered late after a server failure,
-// which says nothing of where the device got to.
+// the stored position, else its first message. A first message stored
+// before the session began may be a push redelivered late after a server
+// failure, of a conversation an earlier process of this device handed over
+// (the listing tells how far): the conversation then waits to be placed
+// (see place). With StartAtLatest so does any conversation not begun after
+// the session: the messages before the one at hand may be from after the
+// session began too (a push the login's race missed). Without it, one
+// whose first message at hand is later waits behind the gap.
 func (s *Session) origin(convID string, first *common.Message) (int64, bool) {
 	if seq, ok := s.cfg.Positions.Position(convID); ok {
 		return seq, true
 	}
-	if !s.cfg.StartAtLatest || first == nil {
+	switch {
+	case first == nil:
 		return 0, true
+	case first.Seq <= 1:
+		return 0, first.SendTimeMs >= s.since
 	}
-	if first.Seq <= 1 && first.SendTimeMs >= s.since {
-		return 0, true
-	}
-	return 0, false
+	return 0, !s.cfg.StartAtLatest
 }
 
 // pump sequences the pushes of one connection until it ends.
@@ -229,7 +231,7 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 			// messages over again, or skip what came while it was closed.
 			s.readyLocked(s.seq.advance(sum.ConvId, start))
 		case !s.cfg.StartAtLatest:
-			s.seq.track(sum.ConvId, 0)
+			s.readyLocked(s.seq.place(sum.ConvId, 0))
 		case s.changedSinceStart(sum):
 			s.seq.hold(sum.ConvId)
 		default:
@@ -256,42 +258,19 @@ func (s *Session) changedSinceStart(sum *protocol.ConvSummary) bool {
 	return sum.LastSeq > 0 && at >= s.since
 }
 
-// place sets where an unplaced conversation starts: after its newest
-// message stored before the session's first login, found by paging back
-// from the newest. So a conversation begun or continued just after the
-// login, whose messages the listing reports before their pushes come (or
-// the login's race kept from being pushed), is handed over from there,
-// and older history is not.
+// place sets where an unplaced conversation starts: without StartAtLatest
+// at its first message; with it, after its newest message stored before
+// the session's first login (latestBefore). So a conversation begun or
+// continued just after the login, whose messages the listing reports
+// before their pushes come (or the login's race kept from being pushed),
+// is handed over from there, and older history is not.
 func (s *Session) place(c *Client, convID string) error {
 	var start int64
-	for before := LatestSeq; ; {
-		resp, err := c.SyncBefore(s.ctx, convID, before, s.cfg.SyncPage)
-		if CodeOf(err) == common.ErrorCode_NOT_FOUND {
-			break // no message stored yet
-		}
-		if err != nil {
+	if s.cfg.StartAtLatest {
+		var err error
+		if start, err = s.latestBefore(c, convID); err != nil {
 			return err
 		}
-		msgs := resp.Messages
-		if len(msgs) == 0 {
-			break
-		}
-		if i := lastBefore(msgs, s.since); i >= 0 {
-			start = msgs[i].Seq
-			break
-		}
-		if !resp.HasMore {
-			// Every message this user may read is new: the first of them
-			// may follow history from before a join, which is not theirs.
-			start = msgs[0].Seq - 1
-			break
-		}
-		if msgs[0].Seq >= before {
-			// A page that does not move back would repeat forever.
-			return fmt.Errorf("%w: sync of %s before %d returned seq %d",
-				ErrProtocol, convID, before, msgs[0].Seq)
-		}
-		before = msgs[0].Seq
 	}
 	s.mu.Lock()
 	if s.seq.unplaced(convID) {
@@ -300,6 +279,39 @@ func (s *Session) place(c *Client, convID string) error {
 	s.readyLocked(s.seq.place(convID, start))
 	s.mu.Unlock()
 	return nil
+}
+
+// latestBefore returns the seq of convID's newest message stored before the
+// session's first login, found by paging back from the newest; when every
+// message the user may read is newer, the seq before the oldest of them.
+func (s *Session) latestBefore(c *Client, convID string) (int64, error) {
+	for before := LatestSeq; ; {
+		resp, err := c.SyncBefore(s.ctx, convID, before, s.cfg.SyncPage)
+		if CodeOf(err) == common.ErrorCode_NOT_FOUND {
+			return 0, nil // no message stored yet
+		}
+		if err != nil {
+			return 0, err
+		}
+		msgs := resp.Messages
+		if len(msgs) == 0 {
+			return 0, nil
+		}
+		if i := lastBefore(msgs, s.since); i >= 0 {
+			return msgs[i].Seq, nil
+		}
+		if !resp.HasMore {
+			// Every message this user may read is new: the first of them
+			// may follow history from before a join, which is not theirs.
+			return msgs[0].Seq - 1, nil
+		}
+		if msgs[0].Seq >= before {
+			// A page that does not move back would repeat forever.
+			return 0, fmt.Errorf("%w: sync of %s before %d returned seq %d",
+				ErrProtocol, convID, before, msgs[0].Seq)
+		}
+		before = msgs[0].Seq
+	}
 }
 
 // startLocked records where StartAtLatest started convID, passing over the
