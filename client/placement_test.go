@@ -134,10 +134,10 @@ func countResumes(n *atomic.Int32) func(client.Event) {
 	}
 }
 
-// startLatest opens a StartAtLatest session of alice's device "new" whose
-// first listing waits for release, and collects it; tweak may change the
-// configuration.
-func startLatest(t *testing.T, s *clienttest.Server,
+// openListingHeld opens a session of alice's device "new", StartAtLatest
+// unless tweak says otherwise, whose first listing waits for release, and
+// collects it.
+func openListingHeld(t *testing.T, s *clienttest.Server,
 	tweak func(*client.SessionConfig)) (*client.Session, *stream, func()) {
 	t.Helper()
 	release := s.HoldSyncConvs()
@@ -170,7 +170,7 @@ func TestSession_StartAtLatestPagesBackToTheLogin(t *testing.T) {
 			sendN(t, carol, aliceID, tt.old, "old")
 			nextMilli()
 
-			_, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+			_, st, release := openListingHeld(t, s, func(c *client.SessionConfig) {
 				c.SyncPage = 2
 			})
 			s.DropPushes(tt.new)
@@ -194,7 +194,7 @@ func TestSession_StartAtLatestPlacesAfterAFailedLookup(t *testing.T) {
 	nextMilli()
 
 	var disconnects atomic.Int32
-	_, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+	_, st, release := openListingHeld(t, s, func(c *client.SessionConfig) {
 		c.OnEvent = func(e client.Event) {
 			if e.Kind == client.EventDisconnected {
 				disconnects.Add(1)
@@ -222,7 +222,7 @@ func TestSession_StartAtLatestPlacesAcrossAReconnect(t *testing.T) {
 	nextMilli()
 
 	var disconnects atomic.Int32
-	sess, st, release := startLatest(t, s, slowReconnect(&disconnects))
+	sess, st, release := openListingHeld(t, s, slowReconnect(&disconnects))
 	sendN(t, carol, aliceID, 1, "pushed")
 	waitFor(t, "the push held", func() bool { return sess.Tracks(conv) })
 	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
@@ -243,7 +243,7 @@ func TestSession_StartAtLatestHoldsPushesDuringTheLookup(t *testing.T) {
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
-	_, st, release := startLatest(t, s, nil)
+	_, st, release := openListingHeld(t, s, nil)
 	s.DropPushes(2)
 	sendN(t, carol, aliceID, 2, "not pushed")
 	s.SlowSync(50 * time.Millisecond) // pushes overtake the lookup's replies
@@ -263,7 +263,7 @@ func TestSession_StartAtLatestOwnSendBeforeTheStart(t *testing.T) {
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
-	sess, st, release := startLatest(t, s, nil)
+	sess, st, release := openListingHeld(t, s, nil)
 	ack, err := sess.Send(context.Background(), client.SendParams{ToUserID: carolID,
 		Text: "mine"})
 	if err != nil || ack.Seq != 4 {
@@ -321,7 +321,7 @@ func TestSession_IgnoresALatePushOfAnOldMessage(t *testing.T) {
 			sendN(t, bob, aliceID, 10-tt.delivered, "while closed")
 			nextMilli()
 
-			sess, st, release := startLatest(t, s, func(c *client.SessionConfig) {
+			sess, st, release := openListingHeld(t, s, func(c *client.SessionConfig) {
 				c.StartAtLatest = tt.latest
 			})
 			s.Repush(conv, tt.repush)
