@@ -91,7 +91,7 @@ export class Sequencer {
     }
     if (!st.unplaced) return [];
     st.unplaced = false;
-    return advance(st, start);
+    return moveTo(st, start);
   }
 
   /**
@@ -107,7 +107,16 @@ export class Sequencer {
       return [];
     }
     if (st.unplaced || st.next >= to) return [];
-    return advance(st, to);
+    return moveTo(st, to);
+  }
+
+  /**
+   * advance moves convId to at least seq, placing it there when unplaced,
+   * and returns the held messages that follow, in order. A conversation not
+   * seen yet is tracked at seq.
+   */
+  advance(convId, seq) {
+    return this.unplaced(convId) ? this.place(convId, seq) : this.skip(convId, seq);
   }
 
   /** caughtUp reports whether convId has every seq up to target and none held. */
@@ -122,9 +131,9 @@ export class Sequencer {
   }
 }
 
-// advance moves st's position to seq, drops the held messages up to there
+// moveTo moves st's position to seq, drops the held messages up to there
 // and returns those that follow, in order.
-function advance(st, seq) {
+function moveTo(st, seq) {
   st.next = seq;
   for (const [key, m] of st.held) {
     if (m.seq <= seq) st.held.delete(key);

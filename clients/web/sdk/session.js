@@ -67,7 +67,9 @@ export class Session extends Emitter {
    * conversation this device has no position for starts at its newest
    * message from before the session's first login, for an app that pages
    * history on demand; what is stored from the login on is handed over, by
-   * the server's clock); minBackoffMs (500)
+   * the server's clock; the start becomes the device's position, in
+   * positions and DELIVERED, so a later session continues from it);
+   * minBackoffMs (500)
    * and maxBackoffMs (30000); ackIntervalMs (1000); ackBatch (100);
    * syncPage (100); requestTimeoutMs (10000); sendTimeoutMs (30000);
    * resyncIntervalMs (60000).
@@ -100,6 +102,10 @@ export class Session extends Emitter {
     this.fills = new Set(); // conversations whose missing messages must be fetched
     this.fillChain = Promise.resolve();
     this.fillQueued = null;
+    // listings counts the resumes reading SYNC_CONVS, which fetches wait
+    // for (see drainFills); a count, since an old connection's resume may
+    // still be failing when the next one's begins.
+    this.listings = 0;
     this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
     this.outbox = new Map(); // client msg id -> entry, in creation order
     this.noDelivered = false;
@@ -358,17 +364,21 @@ export class Session extends Emitter {
   // ---- sequencing and catch-up ----
 
   // origin is where a conversation first seen in a push or an ack starts:
-  // the stored position, else its first message. With startAtLatest it is
-  // the message at hand when that was stored before the first login, else
-  // null: the conversation waits to be placed (see findStart), since the
-  // messages before the one at hand may be from after the login too,
-  // pushes the login's race missed.
+  // the stored position, else its first message. A first message stored
+  // before the first login may be a push redelivered late after a server
+  // failure, of a conversation an earlier session of this device handed
+  // over (the listing tells how far): the conversation then waits to be
+  // placed (null; see noteSummary and fill). With startAtLatest so does any
+  // conversation not begun after the login: the messages before the one at
+  // hand may be from after the login too, pushes the login's race missed.
+  // Without it, one whose first message at hand is later waits behind the
+  // gap.
   origin(convId, first) {
     const seq = this.positions.position(convId);
     if (seq !== undefined) return seq;
-    if (!this.opts.startAtLatest || !first || first.seq <= 1n) return 0n;
-    if (first.sendTimeMs < this.since) return first.seq - 1n;
-    return null;
+    if (!first) return 0n;
+    if (first.seq <= 1n) return first.sendTimeMs >= this.since ? 0n : null;
+    return this.opts.startAtLatest ? null : 0n;
   }
 
   /** position returns the highest seq of convId handed to the application. */
@@ -417,6 +427,10 @@ export class Session extends Emitter {
     const conn = this.conn;
     if (!conn || conn.closed) return false;
     while (this.fills.size) {
+      // A listing being read may place a conversation this device has no
+      // position for at its delivered_seq (noteSummary); a fetch now would
+      // start it at its origin instead. The resume fetches what is left.
+      if (this.listings > 0) return false;
       const convId = this.fills.values().next().value;
       this.fills.delete(convId);
       try {
@@ -434,10 +448,13 @@ export class Session extends Emitter {
   // last seq as the first page reports it, and on while messages are held
   // behind a gap; later messages come as pushes. Each page starts at the
   // current position, which pushes may have moved meanwhile. An unplaced
-  // conversation is placed first.
+  // conversation is placed first: at its first message, or with
+  // startAtLatest where findStart says.
   async fill(conn, convId) {
     if (this.seq.unplaced(convId)) {
-      this.handOver(this.seq.place(convId, await this.findStart(conn, convId)));
+      const start = this.opts.startAtLatest ? await this.findStart(conn, convId) : 0n;
+      if (this.seq.unplaced(convId)) this.startAt(convId, start);
+      this.handOver(this.seq.place(convId, start));
     }
     let target = 0n;
     for (;;) {
@@ -497,24 +514,17 @@ export class Session extends Emitter {
   // resume catches up after a login: the conversations changed since the
   // saved cursor whose last seq is beyond ours are fetched, as are those
   // holding messages behind a gap. The cursor is saved only once every
-  // fetch succeeded, so a resume cut short is repeated in full.
+  // fetch succeeded, so a resume cut short is repeated in full. Unlike the
+  // Go SDK's, it needs no wait for the hand-over: handOver emits each
+  // message as the sequencer readies it, with no queue in between, so the
+  // application had every message the cursor covers before it is saved
+  // (and a StoragePositions wrote their positions, in a microtask queued
+  // before this function resumed).
   async resume(conn) {
-    let cursor = this.positions.cursor();
-    let supported = !this.noSyncConvs;
-    while (supported) {
-      let resp;
-      try {
-        resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
-      } catch (err) {
-        if (err.code !== ErrorCode.UNSUPPORTED) throw err;
-        this.noSyncConvs = true;
-        supported = false;
-        break;
-      }
-      for (const sum of resp.convs) this.noteSummary(sum);
-      cursor = resp.cursor;
-      if (!resp.hasMore || resp.convs.length === 0) break;
-    }
+    this.listings++;
+    const { cursor, supported } = await this.syncConvs(conn).finally(() => {
+      this.listings--;
+    });
     if (!supported) {
       // An older server: fetch every conversation this device knows.
       for (const convId of this.positions.conversations()) this.fills.add(convId);
@@ -524,25 +534,69 @@ export class Session extends Emitter {
     if (supported) this.positions.setCursor(cursor);
   }
 
+  // syncConvs reads the conversations changed since the saved cursor
+  // (noteSummary) and returns the new cursor; supported is false when the
+  // server lacks SYNC_CONVS.
+  async syncConvs(conn) {
+    let cursor = this.positions.cursor();
+    while (!this.noSyncConvs) {
+      let resp;
+      try {
+        resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
+      } catch (err) {
+        if (err.code !== ErrorCode.UNSUPPORTED) throw err;
+        this.noSyncConvs = true;
+        break;
+      }
+      for (const sum of resp.convs) this.noteSummary(sum);
+      cursor = resp.cursor;
+      if (!resp.hasMore || resp.convs.length === 0) return { cursor, supported: true };
+    }
+    return { cursor, supported: false };
+  }
+
   // noteSummary places a conversation new to this device at the server's
   // delivered position for it, and queues a fetch when messages are
   // missing. With startAtLatest, one unchanged since the first login starts
   // at its newest message; one changed since waits to be placed (see
   // findStart).
   noteSummary(sum) {
-    if (this.positions.position(sum.convId) === undefined) {
-      if (sum.deliveredSeq > 0n || !this.opts.startAtLatest) {
-        this.seq.track(sum.convId, sum.deliveredSeq);
+    const { convId } = sum;
+    if (this.positions.position(convId) === undefined) {
+      if (sum.deliveredSeq > 0n) {
+        // Where this device got to in an earlier session, even when a push
+        // that came before the listing began the conversation: its origin
+        // (0, or unplaced) would hand those messages over again, or skip
+        // what came while the app was closed.
+        this.handOver(this.seq.advance(convId, sum.deliveredSeq));
+      } else if (!this.opts.startAtLatest) {
+        this.handOver(this.seq.place(convId, 0n));
       } else if (this.changedSinceLogin(sum)) {
-        this.seq.hold(sum.convId);
-      } else {
-        this.seq.track(sum.convId, sum.lastSeq);
+        this.seq.hold(convId);
+      } else if (this.seq.unplaced(convId) || this.seq.track(convId, sum.lastSeq)) {
+        // Unchanged since the login, it starts at its newest message, also
+        // when a late push of an older one came first.
+        this.startAt(convId, sum.lastSeq);
+        this.handOver(this.seq.place(convId, sum.lastSeq));
       }
     }
-    if (sum.lastSeq > this.seq.position(sum.convId) || this.seq.unplaced(sum.convId)) {
-      this.fills.add(sum.convId);
+    if (sum.lastSeq > this.seq.position(convId) || this.seq.unplaced(convId)) {
+      this.fills.add(convId);
     }
     this.emit('conv', sum);
+  }
+
+  // startAt records where startAtLatest started convId, passing over the
+  // history up to seq without handing it over: in the positions and, with
+  // DELIVERED, on the server, as if handed over. Without it the device's
+  // next session would know no position and start the conversation at its
+  // newest message then, skipping what came in between. It runs before any
+  // message of convId is handed over, so positions only grow.
+  startAt(convId, seq) {
+    if (seq <= 0n) return;
+    this.positions.setPosition(convId, seq);
+    const unsent = this.dirty.get(convId);
+    if (unsent === undefined || unsent < seq) this.dirty.set(convId, seq);
   }
 
   // changedSinceLogin reports whether the conversation's newest message was

@@ -1,9 +1,9 @@
 // A fake gateway for the Session's unit tests in Node: a stand-in for the
 // browser's WebSocket class that talks to an in-memory server speaking the
-// frame protocol, with controls to push, close with a CLOSE frame, lose
-// replies, or answer SYNC_CONVS late. It stores one user's messages per
-// conversation; it is no model of the real server beyond what the tests
-// need.
+// frame protocol, with controls to push (or push a stored message again),
+// close with a CLOSE frame, lose replies, or answer SYNC_CONVS late. It
+// stores one user's messages per conversation; it is no model of the real
+// server beyond what the tests need.
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
@@ -87,6 +87,16 @@ export class FakeGateway {
       this.convsGate = null;
       release();
     };
+  }
+
+  /**
+   * repush pushes the stored message seq of convId again to every live
+   * connection, as a push redelivered after a server failure comes: late,
+   * and to connections that logged in after the message was stored.
+   */
+  repush(convId, seq) {
+    const m = this.convs.get(convId)[Number(seq) - 1];
+    for (const ws of this.live) this.push(ws, m);
   }
 
   // readable is what the user may read of convId: since they joined.

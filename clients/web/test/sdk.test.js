@@ -146,3 +146,19 @@ test('sequencer: skip passes over seqs that are not the user\'s', () => {
   q.skip('d', 9n);
   assert.equal(q.position('d'), 9n, 'skip tracks a conversation not seen');
 });
+
+test('sequencer: advance moves a conversation only forward', () => {
+  const q = new Sequencer(() => 0n);
+  assert.deepEqual(seqs(q.offer(msg(5)).ready), [], 'held behind 1-4');
+  assert.deepEqual(seqs(q.advance('c', 4n)), [5]);
+  assert.equal(q.position('c'), 5n);
+  assert.deepEqual(seqs(q.advance('c', 2n)), [], 'an advance behind the position');
+  assert.equal(q.position('c'), 5n);
+
+  q.hold('u');
+  q.offer(msg(9, 'u'));
+  assert.deepEqual(seqs(q.advance('u', 8n)), [9], 'an unplaced conversation is placed');
+  assert.equal(q.unplaced('u'), false);
+  q.advance('n', 3n);
+  assert.equal(q.position('n'), 3n, 'advance tracks a conversation not seen');
+});

@@ -1,12 +1,14 @@
 // Unit tests of the SDK's Session against a fake gateway in Node: resume,
 // gaps and duplicates, a group joined late, startAtLatest around the login,
-// reconnect honouring CLOSE, fatal closes, and the outbox retrying a send
-// under one client_msg_id.
+// where a conversation new to the device starts (pushes before the listing,
+// late pushes of old messages, a startAtLatest start kept), the cursor
+// saved after the positions, reconnect honouring CLOSE, fatal closes, and
+// the outbox retrying a send under one client_msg_id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { Session, State } from '../sdk/session.js';
-import { MemoryPositions } from '../sdk/positions.js';
+import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
 
@@ -27,6 +29,16 @@ async function until(cond, what, timeout = 3000) {
 async function nextMilli() {
   const now = Date.now();
   while (Date.now() === now) await new Promise((r) => setTimeout(r, 1));
+}
+
+// seqRange returns the seqs from to to, as the tests collect them.
+function seqRange(from, to) {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+// assertHanded checks the seqs a session handed over, saying both in one line.
+function assertHanded(got, want) {
+  assert.deepEqual(got, want, `handed over [${got}], want [${want}]`);
 }
 
 function open(gw, opts = {}) {
@@ -115,6 +127,123 @@ test('startAtLatest fetches what came after the login before a pushed message', 
   gw.push(gw.live[0], gw.add(CONV, 'second'));
   await until(() => s.got.length === 2, 'both messages');
   assert.deepEqual(s.got, [1, 2]);
+});
+
+// A new session of a device (a fresh MemoryPositions) starts each
+// conversation where the server says the device got to. A push that comes
+// before the listing must not decide the start instead: with it, the
+// Session handed the device's old messages over again, or (startAtLatest)
+// skipped what came while the app was closed.
+for (const startAtLatest of [false, true]) {
+  test(`a push before the listing leaves the start to the device's position (startAtLatest ${
+    startAtLatest})`, async (t) => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 7; i++) gw.add(CONV, `m${i}`);
+    gw.delivered.set(CONV, 3n); // an earlier session of this device handed 1-3 over
+    await nextMilli();
+    const release = gw.holdSyncConvs();
+    const s = open(gw, { startAtLatest });
+    t.after(() => s.close());
+    await s.start();
+
+    gw.push(gw.live[0], gw.add(CONV, 'pushed'));
+    // A server may answer a fetch before a slow listing: let any fetch the
+    // push started run first.
+    await s.fillChain;
+    release();
+    await until(() => s.got.includes(8), 'seq 8');
+    assertHanded(s.got, seqRange(4, 8));
+  });
+}
+
+// A device continues a conversation where it started it: one that a
+// startAtLatest session started at its newest message, handing nothing
+// over, is continued by the next session from there (from the app's
+// persisted store, or the server's delivered position), not from what is
+// newest then.
+for (const persisted of [true, false]) {
+  test(`a startAtLatest start is kept as the device's position (${
+    persisted ? 'persisted store' : "server's position"})`, async (t) => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 5; i++) gw.add(CONV, `old ${i}`);
+    await nextMilli();
+    const store = new MemoryPositions();
+    const positions = () => (persisted ? store : new MemoryPositions());
+    const first = open(gw, { startAtLatest: true, positions: positions() });
+    t.after(() => first.close());
+    await first.start();
+    await until(() => first.state === State.ONLINE, 'the first resume');
+    assert.equal(first.position(CONV), 5n);
+    if (!persisted) await until(() => gw.delivered.get(CONV) === 5n, 'the start reported');
+    first.close();
+
+    gw.add(CONV, 'while closed 6');
+    gw.add(CONV, 'while closed 7');
+    await nextMilli();
+    const second = open(gw, { startAtLatest: true, positions: positions() });
+    t.after(() => second.close());
+    await second.start();
+    gw.push(gw.live[0], gw.add(CONV, 'after'));
+    await until(() => second.got.includes(8), 'seq 8');
+    assertHanded(second.got, [6, 7, 8]);
+  });
+}
+
+// A push of a message from before the login, redelivered late after a
+// server failure, must not decide where a conversation starts either: the
+// device's position on the server does or, without one, the first message
+// (the newest from before the login, with startAtLatest).
+for (const { name, startAtLatest, delivered, repush, want } of [
+  { name: 'at the latest, device position', startAtLatest: true, delivered: 3n, repush: 9,
+    want: seqRange(4, 11) },
+  { name: 'at the latest, no device position', startAtLatest: true, repush: 9, want: [11] },
+  { name: 'from the first, device position', startAtLatest: false, delivered: 3n, repush: 1,
+    want: seqRange(4, 11) },
+  { name: 'from the first, no device position', startAtLatest: false, repush: 1,
+    want: seqRange(1, 11) },
+]) {
+  test(`a late push of an old message leaves the start to the listing (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 10; i++) gw.add(CONV, `old ${i}`);
+    if (delivered) gw.delivered.set(CONV, delivered);
+    await nextMilli();
+    const release = gw.holdSyncConvs();
+    const s = open(gw, { startAtLatest });
+    t.after(() => s.close());
+    await s.start();
+
+    gw.repush(CONV, repush);
+    await s.fillChain; // any fetch the push started runs before the listing comes
+    release();
+    await until(() => s.state === State.ONLINE, 'online');
+    gw.push(gw.live[0], gw.add(CONV, 'after'));
+    await until(() => s.got.includes(11), 'seq 11');
+    assertHanded(s.got, want);
+  });
+}
+
+// A resume's cursor must not be saved before what it fetched is the
+// application's and its positions are: a page closed in between would
+// leave the next session's listing without those conversations. Handed
+// over as they are sequenced, the messages are; this checks the storage.
+test('a resume writes its cursor after the positions of what it handed over', async (t) => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+  const writes = [];
+  const storage = {
+    getItem: () => null,
+    setItem: (key, value) => writes.push({ key, value: JSON.parse(value) }),
+    removeItem() {},
+  };
+  const s = open(gw, { positions: new StoragePositions(storage, 'r') });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+
+  const cursorAt = writes.findIndex((w) => w.key === 'r.cursor');
+  assert.ok(cursorAt >= 0, 'the cursor saved');
+  const saved = writes.slice(0, cursorAt).findLast((w) => w.key === 'r.positions');
+  assert.deepEqual(saved?.value, { [CONV]: '3' }, 'the positions written before the cursor');
 });
 
 test('a CLOSE with a reconnect delay is honoured; the token logs in again', async () => {
