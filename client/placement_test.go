@@ -35,9 +35,7 @@ func TestSession_PushBeforeTheListingKeepsTheDevicePosition(t *testing.T) {
 		t.Run(map[bool]string{false: "from the first", true: "at the latest"}[latest],
 			func(t *testing.T) {
 				s := startServer(t, clienttest.Options{})
-				bob, bobID := loginNew(t, s, "bob", client.Options{})
-				_, aliceID := loginNew(t, s, "alice", client.Options{})
-				conv := client.P2PConvID(aliceID, bobID)
+				bob, aliceID, conv := pair(t, s, "bob", "alice")
 				sendN(t, bob, aliceID, 3, "seen")
 				deliverOnce(t, s, "phone", conv, 3)
 				sendN(t, bob, aliceID, 4, "while closed")
@@ -82,9 +80,7 @@ func TestSession_StartAtLatestResumesWhereItStarted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
-			bob, bobID := loginNew(t, s, "bob", client.Options{})
-			_, aliceID := loginNew(t, s, "alice", client.Options{})
-			conv := client.P2PConvID(aliceID, bobID)
+			bob, aliceID, conv := pair(t, s, "bob", "alice")
 			sendN(t, bob, aliceID, 5, "old")
 			nextMilli()
 
@@ -164,9 +160,7 @@ func TestSession_StartAtLatestPagesBackToTheLogin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
-			carol, carolID := loginNew(t, s, "carol", client.Options{})
-			_, aliceID := loginNew(t, s, "alice", client.Options{})
-			conv := client.P2PConvID(aliceID, carolID)
+			carol, aliceID, conv := pair(t, s, "carol", "alice")
 			sendN(t, carol, aliceID, tt.old, "old")
 			nextMilli()
 
@@ -187,9 +181,7 @@ func TestSession_StartAtLatestPagesBackToTheLogin(t *testing.T) {
 // held, until a later connection finds the start.
 func TestSession_StartAtLatestPlacesAfterAFailedLookup(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	carol, carolID := loginNew(t, s, "carol", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, carolID)
+	carol, aliceID, conv := pair(t, s, "carol", "alice")
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
@@ -215,9 +207,7 @@ func TestSession_StartAtLatestPlacesAfterAFailedLookup(t *testing.T) {
 // next one, with what came meanwhile.
 func TestSession_StartAtLatestPlacesAcrossAReconnect(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	carol, carolID := loginNew(t, s, "carol", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, carolID)
+	carol, aliceID, conv := pair(t, s, "carol", "alice")
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
@@ -237,9 +227,7 @@ func TestSession_StartAtLatestPlacesAcrossAReconnect(t *testing.T) {
 // Pushes that come while the start is looked up wait with the rest.
 func TestSession_StartAtLatestHoldsPushesDuringTheLookup(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	carol, carolID := loginNew(t, s, "carol", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, carolID)
+	carol, aliceID, conv := pair(t, s, "carol", "alice")
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
@@ -311,9 +299,7 @@ func TestSession_IgnoresALatePushOfAnOldMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
-			bob, bobID := loginNew(t, s, "bob", client.Options{})
-			_, aliceID := loginNew(t, s, "alice", client.Options{})
-			conv := client.P2PConvID(aliceID, bobID)
+			bob, aliceID, conv := pair(t, s, "bob", "alice")
 			sendN(t, bob, aliceID, tt.delivered, "seen")
 			if tt.delivered > 0 {
 				deliverOnce(t, s, "new", conv, tt.delivered)

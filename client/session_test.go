@@ -120,9 +120,7 @@ func sendN(t *testing.T, c *client.Client, to int64, n int, label string) {
 
 func TestSession_FillsGapAndResumesAfterReconnect(t *testing.T) {
 	s := startServer(t, clienttest.Options{SyncLimit: 7})
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	var disconnects atomic.Int32
 	sess := openSession(t, s, "alice", "phone", slowReconnect(&disconnects))
 	st := collectSession(t, sess)
@@ -178,9 +176,7 @@ func TestSession_OwnAndOtherDeviceMessagesInOneStream(t *testing.T) {
 
 func TestSession_OfflineForAThousandMessages(t *testing.T) {
 	s := startServer(t, clienttest.Options{SyncLimit: 200})
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	sendN(t, bob, aliceID, 1000, "offline")
 
 	sess := openSession(t, s, "alice", "tablet", nil)
@@ -201,9 +197,7 @@ func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
 			tt.older(s, protocol.Op_SYNC_CONVS, protocol.Op_DELIVERED)
-			bob, bobID := loginNew(t, s, "bob", client.Options{})
-			_, aliceID := loginNew(t, s, "alice", client.Options{})
-			conv := client.P2PConvID(aliceID, bobID)
+			bob, aliceID, conv := pair(t, s, "bob", "alice")
 			var disconnects, resumes atomic.Int32
 			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
 				slowReconnect(&disconnects)(c)
@@ -234,9 +228,7 @@ func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
 
 func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	sendN(t, bob, aliceID, 5, "old")
 	nextMilli()
 
@@ -255,9 +247,7 @@ func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 // StartAtLatest; only the history from before the login is skipped.
 func TestSession_StartAtLatestKeepsWhatTheListingShowsAfterTheLogin(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	carol, carolID := loginNew(t, s, "carol", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, carolID)
+	carol, aliceID, conv := pair(t, s, "carol", "alice")
 	sendN(t, carol, aliceID, 3, "old")
 	nextMilli()
 
@@ -278,28 +268,14 @@ func TestSession_StartAtLatestKeepsWhatTheListingShowsAfterTheLogin(t *testing.T
 // is handed over from that first message when the second one's push comes.
 func TestSession_StartAtLatestFetchesWhatCameBeforeAPushedMessage(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	carol, carolID := loginNew(t, s, "carol", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, carolID)
+	carol, aliceID, conv := pair(t, s, "carol", "alice")
 
-	resumed := make(chan struct{}, 1)
+	var resumes atomic.Int32
 	sess := openSession(t, s, "alice", "new", func(c *client.SessionConfig) {
-		c.StartAtLatest = true
-		c.OnEvent = func(e client.Event) {
-			if e.Kind == client.EventResumed {
-				select {
-				case resumed <- struct{}{}:
-				default:
-				}
-			}
-		}
+		c.StartAtLatest, c.OnEvent = true, countResumes(&resumes)
 	})
 	st := collectSession(t, sess)
-	select {
-	case <-resumed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no EventResumed")
-	}
+	waitFor(t, "resumed", func() bool { return resumes.Load() > 0 })
 	s.DropPushes(1)
 	sendN(t, carol, aliceID, 2, "new")
 	waitFor(t, "both messages", func() bool { return st.count(conv) == 2 })
@@ -408,9 +384,7 @@ func TestSession_RejectsBadConfigAndCredentials(t *testing.T) {
 func TestSession_PushesDuringResumeNeitherLostNorRepeated(t *testing.T) {
 	s := startServer(t, clienttest.Options{SyncLimit: 5})
 	s.SlowSync(10 * time.Millisecond)
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	var logins atomic.Int32
 	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
 		c.OnEvent = func(e client.Event) {
@@ -466,9 +440,7 @@ func TestSession_SendOutlastsServerFailures(t *testing.T) {
 
 func TestSession_ResyncFindsALostLastPush(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
 		c.ResyncInterval = 20 * time.Millisecond
 	})
@@ -535,29 +507,16 @@ func TestSession_CreateGroupReturnsItsError(t *testing.T) {
 // the same positions lists those conversations again and fetches the rest.
 func TestSession_CursorWaitsForTheHandOver(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
-	bob, bobID := loginNew(t, s, "bob", client.Options{})
-	_, aliceID := loginNew(t, s, "alice", client.Options{})
-	conv := client.P2PConvID(aliceID, bobID)
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
 	sendN(t, bob, aliceID, 3, "while away")
 
 	positions := client.NewMemoryPositions()
-	resumed := make(chan struct{}, 1)
+	var resumes atomic.Int32
 	first := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
 		c.Positions, c.Buffer = positions, 1 // the app reads nothing: one fits
-		c.OnEvent = func(e client.Event) {
-			if e.Kind == client.EventResumed {
-				select {
-				case resumed <- struct{}{}:
-				default:
-				}
-			}
-		}
+		c.OnEvent = countResumes(&resumes)
 	})
-	select {
-	case <-resumed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no EventResumed")
-	}
+	waitFor(t, "resumed", func() bool { return resumes.Load() > 0 })
 	waitFor(t, "the one message the channel holds", func() bool {
 		seq, _ := positions.Position(conv)
 		return seq == 1
@@ -570,4 +529,14 @@ func TestSession_CursorWaitsForTheHandOver(t *testing.T) {
 	st := collectSession(t, second)
 	waitFor(t, "the two messages not handed over", func() bool { return st.count(conv) == 2 })
 	st.checkSeqs(t, conv, 2, 3)
+}
+
+// pair registers sender, then receiver, on s; it returns the sender's
+// client, the receiver's id and their conversation.
+func pair(t *testing.T, s *clienttest.Server, sender, receiver string) (*client.Client, int64,
+	string) {
+	t.Helper()
+	c, senderID := loginNew(t, s, sender, client.Options{})
+	_, receiverID := loginNew(t, s, receiver, client.Options{})
+	return c, receiverID, client.P2PConvID(receiverID, senderID)
 }
