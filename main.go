@@ -130,7 +130,13 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 func setProcs(cfg *app.Config, log zerolog.Logger) {
 	fromEnv := os.Getenv("GOMAXPROCS") != ""
 	if cfg.MaxProcs == 0 && fromEnv {
-		log.Info().Int("procs", runtime.GOMAXPROCS(0)).Msg("GOMAXPROCS from the environment")
+		// The operator's processors stand for the CPUs the process may use,
+		// but no more than the machine has: one event loop each. Left to
+		// the gateway, runtime.NumCPU would count a whole host's CPUs in a
+		// container limited to a few.
+		procs := runtime.GOMAXPROCS(0)
+		cfg.Gateway.NumEventLoop = cmp.Or(cfg.Gateway.NumEventLoop, min(procs, runtime.NumCPU()))
+		log.Info().Int("procs", procs).Msg("GOMAXPROCS from the environment")
 		return
 	}
 	// Unless the environment set it, the runtime's GOMAXPROCS is the number

@@ -188,9 +188,14 @@ func TestSetProcs_EnvironmentRulesUnlessTheFlagIsGiven(t *testing.T) {
 
 	t.Setenv("GOMAXPROCS", "3")
 	runtime.GOMAXPROCS(3) // what the runtime read at start
+	cfg = app.Config{Role: app.RoleAll}
 	setProcs(&cfg, log)
 	if got := runtime.GOMAXPROCS(0); got != 3 {
 		t.Errorf("GOMAXPROCS=3 in the environment: got %d, want it left at 3", got)
+	}
+	if want := min(3, runtime.NumCPU()); cfg.Gateway.NumEventLoop != want {
+		t.Errorf("GOMAXPROCS=3 in the environment: %d event loops, want %d (at most the CPUs)",
+			cfg.Gateway.NumEventLoop, want)
 	}
 
 	cfg.MaxProcs = 5
