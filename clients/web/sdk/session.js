@@ -567,7 +567,11 @@ export class Session extends Emitter {
         // Where this device got to in an earlier session, even when a push
         // that came before the listing began the conversation: its origin
         // (0, or unplaced) would hand those messages over again, or skip
-        // what came while the app was closed.
+        // what came while the app was closed. Kept in the positions: a
+        // reload lists only what changed since the cursor, so one with
+        // nothing new is not listed again, and its next push would begin
+        // it at its first message.
+        this.positions.setPosition(convId, sum.deliveredSeq);
         this.handOver(this.seq.advance(convId, sum.deliveredSeq));
       } else if (!this.opts.startAtLatest) {
         this.handOver(this.seq.place(convId, 0n));

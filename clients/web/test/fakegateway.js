@@ -1,7 +1,8 @@
 // A fake gateway for the Session's unit tests in Node: a stand-in for the
 // browser's WebSocket class that talks to an in-memory server speaking the
 // frame protocol, with controls to push (or push a stored message again),
-// close with a CLOSE frame, lose replies, or answer SYNC_CONVS late. It
+// close with a CLOSE frame, lose replies, answer SYNC_CONVS late, or look at
+// each request before it is answered (onRequest). It
 // stores one user's messages per conversation; it is no model of the real
 // server beyond what the tests need.
 
@@ -19,6 +20,10 @@ export class FakeGateway {
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
     this.joinedAt = new Map(); // conv id -> first seq the user may read
     this.convsGate = null; // while set, a promise SYNC_CONVS waits for
+    this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
+    // onRequest(ws, op, req), when set, sees each request first; true
+    // leaves it unanswered (the test may close ws, or answer nothing).
+    this.onRequest = null;
     this.userId = 1n;
     this.version = 0;
     const gw = this;
@@ -63,6 +68,7 @@ export class FakeGateway {
       sendTimeMs: BigInt(Date.now()), senderDevice: 'd', recalled: false, editedMs: 0n,
     };
     this.version++;
+    this.changed.set(convId, this.version);
     list.push(m);
     return m;
   }
@@ -73,6 +79,7 @@ export class FakeGateway {
    */
   join(convId) {
     this.joinedAt.set(convId, BigInt((this.convs.get(convId) || []).length + 1));
+    this.changed.set(convId, ++this.version);
   }
 
   /**
@@ -120,10 +127,16 @@ export class FakeGateway {
     return { messages: page, hasMore: newer.length > page.length };
   }
 
-  // listing answers SYNC_CONVS: every conversation, each time.
-  listing() {
-    return { cursor: String(this.version), hasMore: false,
-      convs: [...this.convs].map(([convId, list]) => ({ convId, type: 1,
+  // listing answers SYNC_CONVS: the conversations changed since the
+  // cursor (a version; empty: all), oldest change first, limit a page.
+  listing(req) {
+    const since = req.cursor === '' ? 0 : Number(req.cursor);
+    const all = [...this.convs].filter(([id]) => this.changed.get(id) > since)
+      .sort(([a], [b]) => this.changed.get(a) - this.changed.get(b));
+    const page = all.slice(0, req.limit || 50);
+    const hasMore = all.length > page.length;
+    return { cursor: String(hasMore ? this.changed.get(page.at(-1)[0]) : this.version), hasMore,
+      convs: page.map(([convId, list]) => ({ convId, type: 1,
         lastSeq: BigInt(list.length), lastMessage: list.at(-1) || null,
         deliveredSeq: this.delivered.get(convId) || 0n })) };
   }
@@ -150,6 +163,7 @@ export class FakeGateway {
     if (ws.readyState !== 1) return;
     const [reqSchema, respSchema] = requestBodies.get(header.op);
     const req = decodeStruct(reqSchema, body);
+    if (this.onRequest?.(ws, header.op, req)) return undefined;
     const reply = (resp) => this.frame(ws, header.op + 1, header.requestId, respSchema, resp);
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
@@ -163,8 +177,8 @@ export class FakeGateway {
           serverTimeMs: BigInt(Date.now()),
           refreshToken: req.token ? '' : 'refresh-1', deviceId: req.deviceId || 'default' });
       case Op.SYNC_CONVS:
-        if (this.convsGate) return this.convsGate.then(() => reply(this.listing()));
-        return reply(this.listing());
+        if (this.convsGate) return this.convsGate.then(() => reply(this.listing(req)));
+        return reply(this.listing(req));
       case Op.SYNC: {
         const list = this.convs.get(req.convId);
         if (!list) return fail(ErrorCode.NOT_FOUND);

@@ -314,3 +314,39 @@ test('a saved refresh token logs in when the access token is refused', async () 
   assert.deepEqual(gw.logins.map((l) => l.token), ['stale', 'access-1']);
   s.close();
 });
+
+// memoryStorage is a Web Storage kept in a Map, which outlives the Sessions
+// (and StoragePositions) opened on it, as localStorage outlives a page.
+function memoryStorage() {
+  const items = new Map();
+  return {
+    getItem: (k) => (items.has(k) ? items.get(k) : null),
+    setItem: (k, v) => items.set(k, String(v)),
+    removeItem: (k) => items.delete(k),
+  };
+}
+
+// A reload (a new Session on the same storage) lists only what changed
+// since the saved cursor. A conversation the first page placed at the
+// server's delivered position, with nothing new to hand over, must keep
+// that position in the storage: its next push would otherwise begin it
+// again from its first message.
+test('a start taken from the listing survives a page reload', async (t) => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+  gw.delivered.set(CONV, 3n); // an earlier install of this device handed 1-3 over
+  const storage = memoryStorage();
+  const first = open(gw, { positions: new StoragePositions(storage) });
+  t.after(() => first.close());
+  await first.start();
+  await until(() => first.state === State.ONLINE, 'the first page online');
+  first.close();
+
+  const second = open(gw, { positions: new StoragePositions(storage) });
+  t.after(() => second.close());
+  await second.start();
+  await until(() => second.state === State.ONLINE, 'the reloaded page online');
+  gw.push(gw.live.at(-1), gw.add(CONV, 'after the reload'));
+  await until(() => second.got.includes(4), 'seq 4');
+  assertHanded([...first.got, ...second.got], [4]);
+});
