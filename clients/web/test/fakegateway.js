@@ -22,7 +22,8 @@ export class FakeGateway {
     this.convsGate = null; // while set, a promise SYNC_CONVS waits for
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
     // onRequest(ws, op, req), when set, sees each request first; true
-    // leaves it unanswered (the test may close ws, or answer nothing).
+    // leaves it unanswered (the test may close ws), a promise delays the
+    // answer until it resolves.
     this.onRequest = null;
     this.userId = 1n;
     this.version = 0;
@@ -160,10 +161,18 @@ export class FakeGateway {
   }
 
   handle(ws, header, body) {
-    if (ws.readyState !== 1) return;
-    const [reqSchema, respSchema] = requestBodies.get(header.op);
-    const req = decodeStruct(reqSchema, body);
-    if (this.onRequest?.(ws, header.op, req)) return undefined;
+    if (ws.readyState !== 1) return undefined;
+    const req = decodeStruct(requestBodies.get(header.op)[0], body);
+    const look = this.onRequest?.(ws, header.op, req);
+    if (look === true) return undefined;
+    if (look) return look.then(() => this.answer(ws, header, req));
+    return this.answer(ws, header, req);
+  }
+
+  // answer replies to one request, unless ws has closed meanwhile.
+  answer(ws, header, req) {
+    if (ws.readyState !== 1) return undefined;
+    const respSchema = requestBodies.get(header.op)[1];
     const reply = (resp) => this.frame(ws, header.op + 1, header.requestId, respSchema, resp);
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);

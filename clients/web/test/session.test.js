@@ -2,14 +2,16 @@
 // gaps and duplicates, a group joined late, startAtLatest around the login,
 // where a conversation new to the device starts (pushes before the listing,
 // late pushes of old messages, a startAtLatest start kept), the cursor
-// saved after the positions, reconnect honouring CLOSE, fatal closes, and
-// the outbox retrying a send under one client_msg_id.
+// saved after the positions, reconnect honouring CLOSE, fatal closes, the
+// outbox retrying a send under one client_msg_id, and catch-up cut or
+// overtaken: a reload, findStart, a listing failing part-way or lost with
+// its connection, an own send into an unplaced conversation, a resync.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { Session, State } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
-import { CloseReason } from '../sdk/schema.js';
+import { CloseReason, Op } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -350,3 +352,157 @@ test('a start taken from the listing survives a page reload', async (t) => {
   await until(() => second.got.includes(4), 'seq 4');
   assertHanded([...first.got, ...second.got], [4]);
 });
+
+// isBackward tells a backward SYNC (findStart's) from a forward one.
+const isBackward = (op, req) => op === Op.SYNC && req.beforeSeq > 0n;
+
+// collect gathers the seqs s hands over in convId.
+function collect(s, convId) {
+  const seqs = [];
+  s.on('message', (m) => { if (m.convId === convId) seqs.push(Number(m.seq)); });
+  return seqs;
+}
+
+// A conversation waiting for findStart is placed once, whatever happens
+// meanwhile: the connection lost during its backward pages, a push of a
+// newer message overtaking them, pages that must go back several times.
+test('findStart cut by a reconnect, overtaken by a push, over several pages', async (t) => {
+  const gw = new FakeGateway();
+  const OTHER = 'p2p:1:3';
+  for (let i = 1; i <= 5; i++) gw.add(CONV, `old ${i}`);
+  for (let i = 1; i <= 3; i++) gw.add(OTHER, `old ${i}`);
+  await nextMilli();
+  const release = gw.holdSyncConvs();
+  const s = open(gw, { startAtLatest: true, syncPage: 2 });
+  t.after(() => s.close());
+  const conv = collect(s, CONV);
+  const other = collect(s, OTHER);
+  await s.start();
+
+  // After the login, before the listing, their pushes lost: CONV 6-9 and
+  // OTHER 4-9, which findStart pages back through two at a time to find 3.
+  for (let i = 6; i <= 9; i++) gw.add(CONV, `new ${i}`);
+  for (let i = 4; i <= 9; i++) gw.add(OTHER, `new ${i}`);
+
+  let backward = 0;
+  gw.onRequest = (ws, op, req) => {
+    if (!isBackward(op, req) || req.convId !== OTHER) return false;
+    backward++;
+    if (backward === 1) {
+      ws.close(1006); // the first backward page is lost with the connection
+      return true;
+    }
+    if (backward === 3) gw.push(ws, gw.add(OTHER, 'new 10')); // overtakes the pages
+    return false;
+  };
+  gw.push(gw.live[0], gw.convs.get(OTHER)[8]); // seq 9: OTHER waits for findStart
+  gw.push(gw.live[0], gw.convs.get(CONV)[8]);
+  release();
+  await until(() => other.includes(10) && conv.includes(9), 'both caught up');
+  await until(() => s.state === State.ONLINE, 'online again');
+  assertHanded(other, seqRange(4, 10));
+  assertHanded(conv, seqRange(6, 9));
+  assert.equal(backward, 5, 'findStart pages: one lost, then four back to seq 3');
+  assert.equal(gw.conns.length, 2, 'one reconnect');
+  await until(() => gw.delivered.get(OTHER) === 10n, 'DELIVERED of 10');
+});
+
+// A listing cut after its first page is read again in full on the next
+// connection, from the cursor saved before it: what the first page placed
+// or handed over is not handed over again, and nothing is skipped.
+for (const startAtLatest of [false, true]) {
+  test(`a listing failing part-way is read again (startAtLatest ${startAtLatest})`,
+    async (t) => {
+      const gw = new FakeGateway();
+      const ids = ['p2p:1:2', 'p2p:1:3', 'p2p:1:4'];
+      for (const id of ids) for (let i = 1; i <= 2; i++) gw.add(id, `old ${i}`);
+      gw.delivered.set(ids[1], 1n);
+      await nextMilli();
+      let pages = 0;
+      gw.onRequest = (ws, op) => {
+        if (op !== Op.SYNC_CONVS || ++pages !== 2) return false;
+        for (const id of ids) gw.add(id, 'new 3'); // stored after the login, pushes lost
+        ws.close(1006);
+        return true;
+      };
+      const s = open(gw, { startAtLatest, syncPage: 1 });
+      t.after(() => s.close());
+      const got = ids.map((id) => collect(s, id));
+      await s.start();
+      await until(() => s.state === State.ONLINE && got.every((g) => g.includes(3)), 'caught up');
+      assert.equal(gw.conns.length, 2, 'one reconnect');
+      const want = startAtLatest ? [[3], [2, 3], [3]] : [[1, 2, 3], [2, 3], [1, 2, 3]];
+      got.forEach((g, i) => assertHanded(g, want[i]));
+    });
+}
+
+// The app's own send into a conversation with no position yet, with
+// startAtLatest: its ack waits for findStart, which starts after the
+// newest message from before the login, so a message stored after the
+// login whose push was lost comes before it.
+test('an own send into an unplaced conversation waits for its start', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw, { startAtLatest: true });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `old ${i}`).sendTimeMs = s.since - 1n;
+  gw.add(CONV, 'new 4'); // after the login, its push lost
+  const e = s.send({ convId: CONV, text: 'mine' });
+  await e.result;
+  await until(() => s.got.includes(5), 'the own message');
+  assertHanded(s.got, [4, 5]);
+  await until(() => gw.delivered.get(CONV) === 5n, 'DELIVERED of 5');
+});
+
+// A resync's listing read while a fetch runs must neither stop the fetch
+// for good nor hand its messages over twice.
+test('a resync while a fetch runs', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw, { syncPage: 2, resyncIntervalMs: 30 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  for (let i = 1; i <= 7; i++) gw.add(CONV, `m${i}`);
+
+  // The fetch's first page waits until a resync's listing has been read
+  // (a resync's resume waits for the fetches, so no later page may wait).
+  let listed = null;
+  const listing = new Promise((resolve) => { listed = resolve; });
+  let held = false;
+  gw.onRequest = (ws, op, req) => {
+    if (op === Op.SYNC_CONVS) {
+      setTimeout(listed, 0); // after this listing's answer
+      return false;
+    }
+    if (op !== Op.SYNC || req.beforeSeq > 0n || held) return false;
+    held = true;
+    return listing;
+  };
+  gw.push(gw.live[0], gw.convs.get(CONV)[6]);
+  await until(() => s.got.includes(7), 'seq 7', 5000);
+  assertHanded(s.got, seqRange(1, 7));
+  assert.equal(gw.conns.length, 1, 'no reconnect');
+});
+
+// A connection lost while the listing is read, with a push held for it:
+// the next connection's listing places the conversation, once.
+for (const startAtLatest of [false, true]) {
+  test(`a reconnect while the listing is read (startAtLatest ${startAtLatest})`, async (t) => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 7; i++) gw.add(CONV, `m${i}`);
+    gw.delivered.set(CONV, 3n);
+    await nextMilli();
+    const release = gw.holdSyncConvs();
+    const s = open(gw, { startAtLatest });
+    t.after(() => s.close());
+    await s.start();
+    gw.push(gw.live[0], gw.add(CONV, 'pushed'));
+    gw.live[0].close(1006);
+    await until(() => gw.conns.length === 2 && gw.live.length === 1, 'the next connection');
+    release();
+    await until(() => s.state === State.ONLINE, 'online');
+    await until(() => s.got.includes(8), 'seq 8');
+    assertHanded(s.got, seqRange(4, 8));
+  });
+}
