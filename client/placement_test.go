@@ -319,3 +319,32 @@ func TestSession_IgnoresALatePushOfAnOldMessage(t *testing.T) {
 		})
 	}
 }
+
+// A conversation started at the listing's delivered position keeps that
+// position in the store: the next session on the same store lists only what
+// changed since the saved cursor, so the position is all that tells the
+// conversation's next push where the device got to.
+func TestSession_ListedStartSurvivesARestart(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
+	sendN(t, bob, aliceID, 3, "seen")
+	deliverOnce(t, s, "phone", conv, 3) // an earlier install handed 1-3 over
+
+	positions := client.NewMemoryPositions()
+	openResumed := func() (*client.Session, *stream) {
+		var resumes atomic.Int32
+		sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+			c.Positions, c.OnEvent = positions, countResumes(&resumes)
+		})
+		st := collectSession(t, sess)
+		waitFor(t, "resumed", func() bool { return resumes.Load() > 0 })
+		return sess, st
+	}
+	first, _ := openResumed() // the listing starts the conversation at 3
+	_ = first.Close()
+
+	_, st := openResumed() // nothing changed since its cursor: nothing listed
+	sendN(t, bob, aliceID, 1, "after the restart")
+	waitFor(t, "seq 4", func() bool { return st.has(conv, 4) })
+	st.checkSeqs(t, conv, 4)
+}

@@ -229,6 +229,14 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 			// push that overtook the listing began the conversation: its
 			// origin (0, or unplaced with StartAtLatest) would hand those
 			// messages over again, or skip what came while it was closed.
+			// Kept in the store too: the next session on it lists only
+			// what changed since the cursor, so a conversation with nothing
+			// new is not listed again, and its next push would start it
+			// at 0. Nothing of it was sequenced past start yet (a push
+			// from before the login waits unplaced), so positions grow.
+			if s.seq.position(sum.ConvId) < start {
+				s.cfg.Positions.SetPosition(sum.ConvId, start)
+			}
 			s.readyLocked(s.seq.advance(sum.ConvId, start))
 		case !s.cfg.StartAtLatest:
 			s.readyLocked(s.seq.place(sum.ConvId, 0))
