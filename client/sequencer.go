@@ -121,9 +121,8 @@ func (q *sequencer) place(convID string, start int64) []*common.Message {
 	if !st.unplaced {
 		return nil
 	}
-	st.unplaced, st.next = false, start
-	st.dropThrough(start)
-	return st.release(nil)
+	st.unplaced = false
+	return st.moveTo(start)
 }
 
 // skip moves a placed conversation past seqs up to to, which are not to be
@@ -138,9 +137,7 @@ func (q *sequencer) skip(convID string, to int64) []*common.Message {
 	if st.unplaced || st.next >= to {
 		return nil
 	}
-	st.next = to
-	st.dropThrough(to)
-	return st.release(nil)
+	return st.moveTo(to)
 }
 
 // advance moves convID to at least seq, placing it there when unplaced, and
@@ -153,13 +150,16 @@ func (q *sequencer) advance(convID string, seq int64) []*common.Message {
 	return q.skip(convID, seq)
 }
 
-// dropThrough drops the held messages up to seq.
-func (st *convState) dropThrough(seq int64) {
+// moveTo sets the position to seq, drops the held messages up to it and
+// returns those that follow in order.
+func (st *convState) moveTo(seq int64) []*common.Message {
+	st.next = seq
 	for s := range st.held {
 		if s <= seq {
 			delete(st.held, s)
 		}
 	}
+	return st.release(nil)
 }
 
 // gaps lists the conversations holding messages behind a gap or waiting to
