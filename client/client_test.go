@@ -14,6 +14,7 @@ import (
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -59,13 +60,7 @@ func loginNew(t *testing.T, s *clienttest.Server, username string,
 // waitFor polls cond until it holds or a few seconds pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, what, cond)
 }
 
 func receive(t *testing.T, c *client.Client) *common.Message {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/rpcauth"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -475,7 +476,7 @@ func TestGateway_DisconnectOnClose(t *testing.T) {
 	c.login("alice", 1)
 	connID := h.logic.connOf("alice").ConnId
 	_ = c.conn.Close()
-	waitFor(t, 5*time.Second, "disconnect", func() bool {
+	testwait.For(t, 5*time.Second, "disconnect", func() bool {
 		for _, s := range h.logic.disconnected() {
 			if s.ConnId == connID && s.UserId == 1 && s.Gateway == h.pushAddr &&
 				s.DeviceId == "phone" && s.RemoteAddr == c.conn.LocalAddr().String() {
@@ -512,7 +513,7 @@ func TestGateway_MassDisconnectRemovesEveryRoute(t *testing.T) {
 			for _, c := range clients {
 				_ = c.conn.Close()
 			}
-			waitFor(t, 20*time.Second, "a Disconnect per connection", func() bool {
+			testwait.For(t, 20*time.Second, "a Disconnect per connection", func() bool {
 				return len(h.logic.disconnected()) == conns
 			})
 			seen := make(map[int64]bool)
@@ -547,7 +548,7 @@ func TestGateway_SessionDeviceFromLogic(t *testing.T) {
 	c.expectReply(protocol.Op_LOGIN_ACK, 1, &resp)
 	connID := h.logic.connOf("alice").ConnId
 	_ = c.conn.Close()
-	waitFor(t, 5*time.Second, "disconnect of the tablet", func() bool {
+	testwait.For(t, 5*time.Second, "disconnect of the tablet", func() bool {
 		for _, s := range h.logic.disconnected() {
 			if s.ConnId == connID {
 				if s.DeviceId != "tablet" {
@@ -565,7 +566,7 @@ func TestGateway_RenewsRoutes(t *testing.T) {
 	c := h.dial(t)
 	c.login("alice", 1)
 	connID := h.logic.connOf("alice").ConnId
-	waitFor(t, 5*time.Second, "renewal", func() bool {
+	testwait.For(t, 5*time.Second, "renewal", func() bool {
 		for _, s := range h.logic.renewed() {
 			if s.ConnId == connID && s.UserId == 1 {
 				return true

@@ -555,18 +555,6 @@ func (c *testClient) login(user string, id uint32) *protocol.LoginResp {
 	return &resp
 }
 
-// waitFor polls cond every 5ms until it holds, failing after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
 
 // idleLogicClient is a logic client for tests that only construct a

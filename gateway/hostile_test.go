@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -186,7 +187,7 @@ func TestGateway_ConnectChurnWhileChatting(t *testing.T) {
 	}
 	ch.finish(t)
 	// Only the chatter stays open once the gateway has seen every close.
-	waitFor(t, 10*time.Second, "churned connections to close", func() bool {
+	testwait.For(t, 10*time.Second, "churned connections to close", func() bool {
 		return h.gw.Stats().Open == 1
 	})
 	// A connection closed at once may never be accepted: when the listen

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -33,7 +34,7 @@ func TestGateway_AnswersBusy(t *testing.T) {
 			// The worker that answered the LOGIN goes back to the pool only
 			// after the client has its ack: with one worker, a SEND sent at
 			// once could find the pool still full.
-			waitFor(t, 5*time.Second, "the login's worker back in the pool", func() bool {
+			testwait.For(t, 5*time.Second, "the login's worker back in the pool", func() bool {
 				return h.gw.pool.Running() == 0
 			})
 			slow := &protocol.SendReq{ToUserId: 2, Content: []byte("slow")}
@@ -81,7 +82,7 @@ func TestGateway_ClosesSlowConsumer(t *testing.T) {
 	if !closed {
 		t.Fatal("slow consumer still connected after 400 pushes")
 	}
-	waitFor(t, 5*time.Second, "disconnect", func() bool { return len(h.logic.disconnected()) == 1 })
+	testwait.For(t, 5*time.Second, "disconnect", func() bool { return len(h.logic.disconnected()) == 1 })
 
 	// What the client can still read ends in the close: a CLOSE frame when
 	// it fitted in the socket buffer, otherwise the end of the stream.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -42,7 +43,7 @@ func holdLoginCalls(t *testing.T, h *harness) []*testClient {
 // waitLoginsQueued waits until n token LOGINs wait in the batcher.
 func waitLoginsQueued(t *testing.T, h *harness, n int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d logins queued", n), func() bool {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("%d logins queued", n), func() bool {
 		items, _ := h.gw.logins.Queued()
 		return items == n
 	})
@@ -104,7 +105,7 @@ func TestGateway_QueuedLoginOfClosedConnIsNotSent(t *testing.T) {
 	_ = gone.conn.Close()
 	// Well inside RequestTimeout, after which the LOGIN would leave the
 	// queue anyway.
-	waitFor(t, 2*time.Second, "the closed connection's login dropped", func() bool {
+	testwait.For(t, 2*time.Second, "the closed connection's login dropped", func() bool {
 		items, _ := h.gw.logins.Queued()
 		return items == 0
 	})

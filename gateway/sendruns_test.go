@@ -12,6 +12,7 @@ import (
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/rpcerr"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
@@ -56,7 +57,7 @@ func holdWorker(t *testing.T, h *harness) *testClient {
 // lets the held worker go on.
 func releaseQueued(t *testing.T, h *harness, n int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d requests queued", n), func() bool {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("%d requests queued", n), func() bool {
 		return h.queued("alice") == n
 	})
 	close(h.logic.release)
@@ -227,7 +228,7 @@ func TestGateway_CoalescesRunsAcrossConnections(t *testing.T) {
 		senders[k].writeRaw(stream)
 		// Its worker takes what has arrived as one run (all of it, unless
 		// the frames came in two reads) and waits in the queue with it.
-		waitFor(t, 5*time.Second, fmt.Sprintf("a run of conn %d queued", k), func() bool {
+		testwait.For(t, 5*time.Second, fmt.Sprintf("a run of conn %d queued", k), func() bool {
 			runs, _ := h.coalescerQueued()
 			return runs == k+1
 		})

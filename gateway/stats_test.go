@@ -7,6 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -66,7 +67,7 @@ func TestGateway_CountsClientCloses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startGateway(t, Config{})
 			tc.close(t, h)
-			waitFor(t, 5*time.Second, "the close counted", func() bool {
+			testwait.For(t, 5*time.Second, "the close counted", func() bool {
 				st := h.gw.Stats()
 				return st.Open == 0 && st.ClientCloses == tc.wantClosed &&
 					st.ConnErrors == tc.wantErrored

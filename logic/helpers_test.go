@@ -18,6 +18,7 @@ import (
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/mqtest"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -118,21 +119,9 @@ func (e *env) outboxLen(t testing.TB) int64 {
 // events.
 func (e *env) waitPublished(t testing.TB, want uint64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("outbox drained into %d events", want), func() bool {
+	testwait.For(t, 10*time.Second, fmt.Sprintf("outbox drained into %d events", want), func() bool {
 		return e.outboxLen(t) == 0 && e.streamMsgs(t) == want
 	})
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func dropTables(t testing.TB, db *gorm.DB, cfg Config) {

@@ -15,6 +15,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -260,7 +261,7 @@ func TestGroupCommit_DuplicateInsertIsErrDuplicatedKey(t *testing.T) {
 				}
 			}
 			// The next rounds run the INSERT prepared.
-			waitFor(t, 5*time.Second, "insert prepared", func() bool {
+			testwait.For(t, 5*time.Second, "insert prepared", func() bool {
 				return prepared(e.svc.db, e.svc.queries.insertMessage)
 			})
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -277,7 +278,7 @@ func TestSend_AckedWhileStreamDownThenRelayed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("send while the stream is down: %v", err)
 	}
-	waitFor(t, 10*time.Second, "failed publish", func() bool {
+	testwait.For(t, 10*time.Second, "failed publish", func() bool {
 		return e.svc.stats.failed.Load() == 1
 	})
 	if n := e.outboxLen(t); n != 1 {

@@ -381,18 +381,6 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // decodePush decodes a pushed frame back to its PushMsg.
 func decodePush(t *testing.T, frame []byte) *protocol.PushMsg {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -21,12 +22,12 @@ func TestTask_KickReachesGatewayPastAStalledOne(t *testing.T) {
 	// gateway's kick, published after it, must arrive well before that.
 	en.publishKick(t, &event.KickEvent{UserId: 7, Gateway: stalled.addr, ConnId: 1,
 		Reason: protocol.CloseReason_KICKED, Message: "gone"})
-	waitFor(t, 4*time.Second, "kick on the stalled gateway", func() bool {
+	testwait.For(t, 4*time.Second, "kick on the stalled gateway", func() bool {
 		return len(stalled.kicksCopy()) == 1
 	})
 	en.publishKick(t, &event.KickEvent{UserId: 7, Gateway: gw.addr, ConnId: 42,
 		Reason: protocol.CloseReason_KICKED, Message: "signed in on another connection"})
-	waitFor(t, cfg.PushTimeout/2, "kick on the live gateway", func() bool {
+	testwait.For(t, cfg.PushTimeout/2, "kick on the live gateway", func() bool {
 		return len(gw.kicksCopy()) == 1
 	})
 	k := gw.kicksCopy()[0]
@@ -52,7 +53,7 @@ func TestTask_UndecodableKickIsDeadLettered(t *testing.T) {
 	// The consumer goes on with the next kick.
 	en.publishKick(t, &event.KickEvent{UserId: 1, Gateway: gw.addr, ConnId: 5,
 		Reason: protocol.CloseReason_KICKED})
-	waitFor(t, 5*time.Second, "kick after the poison one", func() bool {
+	testwait.For(t, 5*time.Second, "kick after the poison one", func() bool {
 		return len(gw.kicksCopy()) == 1
 	})
 }

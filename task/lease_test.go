@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // openTestLeases opens n lease stores on en's bucket, as n instances would.
@@ -94,7 +95,7 @@ func TestLeases_RenewAdoptsOwnWriteAndDetectsLoss(t *testing.T) {
 	// a stops renewing: the key lapses, b takes the partition, and a's next
 	// renewal and release fail without touching b's lease.
 	var brev uint64
-	waitFor(t, 5*ttl, "lease lapsed and taken by b", func() bool {
+	testwait.For(t, 5*ttl, "lease lapsed and taken by b", func() bool {
 		brev, ok, err = b.acquire(ctx, 3)
 		return ok && err == nil
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -63,7 +64,7 @@ func TestNotify_FanOutOneCallPerGateway(t *testing.T) {
 		OriginGateway: origin.Gateway, OriginConnId: origin.ConnID,
 	})
 
-	waitFor(t, 5*time.Second, "both gateways pushed", func() bool {
+	testwait.For(t, 5*time.Second, "both gateways pushed", func() bool {
 		return len(a.callsCopy()) == 1 && len(b.callsCopy()) == 1
 	})
 	callA, callB := a.callsCopy()[0], b.callsCopy()[0]
@@ -96,7 +97,7 @@ func TestNotify_UndecodableDropped(t *testing.T) {
 		Notify: &protocol.Notify{Typing: &protocol.TypingUpdate{ConvId: "p2p:1:2", UserId: 1,
 			Typing: true}}, Recipients: []int64{2},
 	})
-	waitFor(t, 5*time.Second, "the good event pushed", func() bool {
+	testwait.For(t, 5*time.Second, "the good event pushed", func() bool {
 		return len(a.callsCopy()) == 1
 	})
 }
@@ -166,7 +167,7 @@ func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {
 		pe.set(t, i%2 == 0)
 	}
 	pe.set(t, true)
-	waitFor(t, 5*time.Second, "online announced", func() bool {
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
 		return len(pe.gw.framesOf(10)) >= 1
 	})
 	time.Sleep(3 * cfg.PresenceWindow / 2) // long enough for a second announcement to show
@@ -185,7 +186,7 @@ func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {
 
 	// A real change: exactly one announcement.
 	pe.set(t, false)
-	waitFor(t, 5*time.Second, "offline announced", func() bool {
+	testwait.For(t, 5*time.Second, "offline announced", func() bool {
 		return len(pe.gw.framesOf(10)) >= 2
 	})
 	time.Sleep(3 * cfg.PresenceWindow / 2)
@@ -208,11 +209,11 @@ func TestPresence_LapsedRouteAnnouncedOffline(t *testing.T) {
 	watcher := route.Route{UserID: 10, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 10}
 	pe.putRoute(t, watcher)
 	pe.set(t, true)
-	waitFor(t, 5*time.Second, "online announced", func() bool {
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
 		_ = routes.Renew(context.Background(), []route.Route{watcher})
 		return len(pe.gw.framesOf(10)) >= 1
 	})
-	waitFor(t, 5*time.Second, "lapsed route announced offline", func() bool {
+	testwait.For(t, 5*time.Second, "lapsed route announced offline", func() bool {
 		_ = routes.Renew(context.Background(), []route.Route{watcher})
 		return len(pe.gw.framesOf(10)) >= 2
 	})

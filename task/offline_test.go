@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -200,8 +201,8 @@ func TestNotify_OfflineDeviceOncePerMessage(t *testing.T) {
 	for seq := int64(1); seq <= 3; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{1, 2}, alice))
 	}
-	waitFor(t, 5*time.Second, "three notifications", func() bool { return len(rcv.got()) == 3 })
-	waitFor(t, 5*time.Second, "events acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "three notifications", func() bool { return len(rcv.got()) == 3 })
+	testwait.For(t, 5*time.Second, "events acked", en.notifySettled(t))
 
 	notes := rcv.got()
 	slices.SortFunc(notes, func(a, b Notification) int { return int(a.MsgID - b.MsgID) })
@@ -237,7 +238,7 @@ func TestNotify_CoalescesBurst(t *testing.T) {
 	for seq := int64(1); seq <= 5; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{1, 2}, alice))
 	}
-	waitFor(t, 5*time.Second, "events acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "events acked", en.notifySettled(t))
 	notes := rcv.got()
 	if len(notes) != 1 {
 		t.Fatalf("got %d notifications, want 1 for the burst: %+v", len(notes), notes)
@@ -272,7 +273,7 @@ func TestNotify_SkipsMutedAndDND(t *testing.T) {
 			tc.set(lg)
 			tk := startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
 			en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
-			waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+			testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 			if rcv.calls.Load() != 0 {
 				t.Errorf("receiver got %d calls, want none", rcv.calls.Load())
 			}
@@ -292,7 +293,7 @@ func TestNotify_FailingReceiverRetriedThenFailed(t *testing.T) {
 	tk := startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
 
 	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 	m := tk.task.notify.metrics
 	if rcv.calls.Load() != 3 || testutil.ToFloat64(m.retried) != 2 ||
 		testutil.ToFloat64(m.failed) != 1 || testutil.ToFloat64(m.sent) != 0 {
@@ -304,7 +305,7 @@ func TestNotify_FailingReceiverRetriedThenFailed(t *testing.T) {
 	// failed attempt.
 	rcv.fail.Store(1)
 	en.publish(t, newEvent("p2p:1:2", 2, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "notification after a retry", func() bool {
+	testwait.For(t, 5*time.Second, "notification after a retry", func() bool {
 		return len(rcv.got()) == 1
 	})
 	if got := rcv.got()[0].MsgID; got != 1002 {
@@ -324,7 +325,7 @@ func TestNotify_HungReceiverDoesNotDelayOnlinePush(t *testing.T) {
 	for seq := int64(1); seq <= 20; seq++ {
 		start := time.Now()
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{1, 2}, alice))
-		waitFor(t, 2*time.Second, "online push", func() bool {
+		testwait.For(t, 2*time.Second, "online push", func() bool {
 			return len(gw.framesOf(2)) == int(seq)
 		})
 		if took := time.Since(start); took > 500*time.Millisecond {
@@ -334,7 +335,7 @@ func TestNotify_HungReceiverDoesNotDelayOnlinePush(t *testing.T) {
 	if rcv.calls.Load() == 0 {
 		t.Error("the webhook was never called; the test proves nothing")
 	}
-	waitFor(t, 5*time.Second, "push consumer acked", en.settled(t))
+	testwait.For(t, 5*time.Second, "push consumer acked", en.settled(t))
 }
 
 func TestNotify_RestartAndRedeliveryDoNotNotifyTwice(t *testing.T) {
@@ -346,8 +347,8 @@ func TestNotify_RestartAndRedeliveryDoNotNotifyTwice(t *testing.T) {
 	first := startNotifyTask(t, en, cfg, lg)
 	ev := newEvent("p2p:1:2", 1, []int64{1, 2}, alice)
 	en.publish(t, ev)
-	waitFor(t, 5*time.Second, "notification", func() bool { return len(rcv.got()) == 1 })
-	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "notification", func() bool { return len(rcv.got()) == 1 })
+	testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 	first.stop()
 
 	second := startNotifyTask(t, en, cfg, lg)
@@ -358,7 +359,7 @@ func TestNotify_RestartAndRedeliveryDoNotNotifyTwice(t *testing.T) {
 	ev.FastWriteNocopy(buf, nil)
 	en.publishRaw(t, buf, "republished-1001")
 	en.publish(t, newEvent("p2p:1:2", 2, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "events acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "events acked", en.notifySettled(t))
 	ids := []string{}
 	for _, n := range rcv.got() {
 		ids = append(ids, n.ID)
@@ -418,7 +419,7 @@ func TestNotify_StopGivesBackUnsentBatches(t *testing.T) {
 	alice, lg := twoUsers(t, en, gw)
 	first := startNotifyTask(t, en, notifyConfig(rcv, time.Minute), lg)
 	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "event resolved into a batch", func() bool {
+	testwait.For(t, 5*time.Second, "event resolved into a batch", func() bool {
 		lg.mu.Lock()
 		defer lg.mu.Unlock()
 		return lg.calls == 1
@@ -429,10 +430,10 @@ func TestNotify_StopGivesBackUnsentBatches(t *testing.T) {
 	}
 
 	startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
-	waitFor(t, 5*time.Second, "notification after the restart", func() bool {
+	testwait.For(t, 5*time.Second, "notification after the restart", func() bool {
 		return len(rcv.got()) == 1
 	})
-	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 	if got := rcv.got(); len(got) != 1 || got[0].ID != "1001-2-phone" {
 		t.Errorf("notifications %+v, want 1001 once", got)
 	}
@@ -481,13 +482,13 @@ func TestNotify_DeviceBackOnlineInWindowIsNotWoken(t *testing.T) {
 	alice, lg := twoUsers(t, en, gw)
 	tk := startNotifyTask(t, en, notifyConfig(rcv, 300*time.Millisecond), lg)
 	en.publish(t, newEvent("p2p:1:2", 1, []int64{1, 2}, alice))
-	waitFor(t, 5*time.Second, "event resolved into a batch", func() bool {
+	testwait.For(t, 5*time.Second, "event resolved into a batch", func() bool {
 		lg.mu.Lock()
 		defer lg.mu.Unlock()
 		return lg.calls == 1
 	})
 	en.putRoute(t, route.Route{UserID: 2, DeviceID: "phone", Gateway: gw.addr, ConnID: 3})
-	waitFor(t, 5*time.Second, "event acked", en.notifySettled(t))
+	testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 	if n := rcv.calls.Load(); n != 0 {
 		t.Errorf("receiver called %d times for a device that came back", n)
 	}

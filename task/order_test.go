@@ -15,6 +15,7 @@ import (
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/syncbuf"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // orderLoad is many conversations with many events each. Each conversation
@@ -123,7 +124,7 @@ func (l orderLoad) check(t *testing.T, gw *stubGateway, want delivery) {
 // shares that differ by one at most.
 func waitBalanced(t *testing.T, tasks ...*runningTask) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "partitions shared evenly", func() bool {
+	testwait.For(t, 30*time.Second, "partitions shared evenly", func() bool {
 		total, lo, hi := 0, mq.Partitions, 0
 		for _, rt := range tasks {
 			n := len(rt.owned())
@@ -191,8 +192,8 @@ func TestTask_InstancesKeepConversationOrder(t *testing.T) {
 	waitBalanced(t, tasks...)
 
 	load.publish(t, en, 1, load.events)
-	waitFor(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
-	waitFor(t, 10*time.Second, "consumers settled", en.settled(t))
+	testwait.For(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
+	testwait.For(t, 10*time.Second, "consumers settled", en.settled(t))
 	load.check(t, gw, inOrder)
 	for i, rt := range tasks {
 		if rt.pushed() == 0 {
@@ -216,16 +217,16 @@ func TestTask_RebalanceAndStopKeepOrder(t *testing.T) {
 	hook := func(tk *Task) { tk.onLease = leases.hook }
 
 	a := startTaskDeps(t, orderConfig(), deps(), hook)
-	waitFor(t, 10*time.Second, "a owns every partition", func() bool {
+	testwait.For(t, 10*time.Second, "a owns every partition", func() bool {
 		return len(a.owned()) == mq.Partitions
 	})
 	load.publish(t, en, 1, 15)
-	waitFor(t, 10*time.Second, "a pushing", func() bool { return a.pushed() > 0 })
+	testwait.For(t, 10*time.Second, "a pushing", func() bool { return a.pushed() > 0 })
 	b := startTaskDeps(t, orderConfig(), deps(), hook)
 	waitBalanced(t, a, b)
 
 	load.publish(t, en, 16, 30)
-	waitFor(t, 10*time.Second, "b pushing", func() bool { return b.pushed() > 0 })
+	testwait.For(t, 10*time.Second, "b pushing", func() bool { return b.pushed() > 0 })
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -234,11 +235,11 @@ func TestTask_RebalanceAndStopKeepOrder(t *testing.T) {
 	load.publish(t, en, 31, 45)
 	<-stopped
 
-	waitFor(t, 10*time.Second, "b owns every partition", func() bool {
+	testwait.For(t, 10*time.Second, "b owns every partition", func() bool {
 		return len(b.owned()) == mq.Partitions
 	})
-	waitFor(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
-	waitFor(t, 10*time.Second, "consumers settled", en.settled(t))
+	testwait.For(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
+	testwait.For(t, 10*time.Second, "consumers settled", en.settled(t))
 	load.check(t, gw, inOrder)
 	leases.check(t)
 }
@@ -263,15 +264,15 @@ func TestTask_CrashedInstanceIsTakenOver(t *testing.T) {
 	waitBalanced(t, a, b)
 
 	load.publish(t, en, 1, 15)
-	waitFor(t, 10*time.Second, "a pushing", func() bool { return a.pushed() > 0 })
+	testwait.For(t, 10*time.Second, "a pushing", func() bool { return a.pushed() > 0 })
 	crashJS.Conn().Close()
 	load.publish(t, en, 16, 30)
 
-	waitFor(t, 20*time.Second, "b owns every partition", func() bool {
+	testwait.For(t, 20*time.Second, "b owns every partition", func() bool {
 		return len(b.owned()) == mq.Partitions
 	})
-	waitFor(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
-	waitFor(t, 20*time.Second, "consumers settled", en.settled(t))
+	testwait.For(t, 60*time.Second, "every event pushed", func() bool { return load.delivered(gw) })
+	testwait.For(t, 20*time.Second, "consumers settled", en.settled(t))
 	load.check(t, gw, atLeastOnce)
 	a.stop() // returns although its connection is gone
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/rpcauth"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
 )
@@ -213,7 +214,7 @@ func (p *pusher) fillInFlight() {
 	for id := int64(1); id <= testCallsInFlight; id++ {
 		p.start(context.Background(), id)
 	}
-	waitFor(p.t, 5*time.Second, "calls in flight", func() bool {
+	testwait.For(p.t, 5*time.Second, "calls in flight", func() bool {
 		return p.srv.entered.Load() == testCallsInFlight
 	})
 }
@@ -225,7 +226,7 @@ func (p *pusher) enqueue(ctx context.Context, ids ...int64) {
 	for _, id := range ids {
 		before := p.queued()
 		p.start(ctx, id)
-		waitFor(p.t, 5*time.Second, "push queued", func() bool { return p.queued() == before+1 })
+		testwait.For(p.t, 5*time.Second, "push queued", func() bool { return p.queued() == before+1 })
 	}
 }
 
@@ -308,7 +309,7 @@ func TestPushCoalescer_BatchHoldsAtMostMaxBatchReqs(t *testing.T) {
 	for id := int64(3); id < 3+queued; id++ {
 		p.start(context.Background(), id)
 	}
-	waitFor(t, 10*time.Second, "a full batch out, the rest queued", func() bool {
+	testwait.For(t, 10*time.Second, "a full batch out, the rest queued", func() bool {
 		return srv.entered.Load() == testCallsInFlight+1 && p.queued() == queued-maxBatchReqs
 	})
 	srv.release()
@@ -382,7 +383,7 @@ func TestPushCoalescer_GatewayWithoutPushBatchGetsPushCalls(t *testing.T) {
 			for id := int64(6); id <= 6+testCallsInFlight; id++ {
 				p.start(context.Background(), id)
 			}
-			waitFor(t, 5*time.Second, "every push in flight", func() bool {
+			testwait.For(t, 5*time.Second, "every push in flight", func() bool {
 				return srv.entered.Load() == 5+1+testCallsInFlight
 			})
 			srv.release()
@@ -406,9 +407,9 @@ func TestGatewayClients_CloseAllFailsWaitingPushes(t *testing.T) {
 	p.srv.mu.Unlock()
 	close(first)
 	checkAnswered(t, p.collect(2))
-	waitFor(t, 5*time.Second, "batch in flight", func() bool { return srv.entered.Load() == 3 })
+	testwait.For(t, 5*time.Second, "batch in flight", func() bool { return srv.entered.Load() == 3 })
 	p.start(context.Background(), 5) // the free slot: in flight on its own
-	waitFor(t, 5*time.Second, "lone push in flight", func() bool {
+	testwait.For(t, 5*time.Second, "lone push in flight", func() bool {
 		return srv.entered.Load() == 4
 	})
 	p.enqueue(context.Background(), 6, 7)
@@ -442,7 +443,7 @@ func TestGatewayClients_CloseAllFailsWaitingPushes(t *testing.T) {
 	// the server ends the cancelled batch call too.
 	srv.release()
 	checkAnswered(t, p.collect(1))
-	waitFor(t, 5*time.Second, "held calls ended", func() bool {
+	testwait.For(t, 5*time.Second, "held calls ended", func() bool {
 		return len(srv.callsCopy()) == 4
 	})
 	sent := srv.idsSent()
@@ -504,12 +505,12 @@ func TestTask_PushesQueuedBehindAGatewayGoInBatches(t *testing.T) {
 		ev.Message.MsgId = 1000*i + 1 // distinct: the message id deduplicates publishes
 		en.publish(t, ev)
 	}
-	waitFor(t, 5*time.Second, "pushes queued behind the calls in flight", func() bool {
+	testwait.For(t, 5*time.Second, "pushes queued behind the calls in flight", func() bool {
 		c, err := rt.task.gateways.get(gw.addr)
 		return err == nil && gw.pushes.Load() == testCallsInFlight && queuedPushes(c.pushes) >= 2
 	})
 	gw.release()
-	waitFor(t, 5*time.Second, "every event pushed", func() bool {
+	testwait.For(t, 5*time.Second, "every event pushed", func() bool {
 		for i := int64(1); i <= convs; i++ {
 			if len(gw.framesOf(i)) != 1 {
 				return false
@@ -517,7 +518,7 @@ func TestTask_PushesQueuedBehindAGatewayGoInBatches(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 5*time.Second, "events acked", en.settled(t))
+	testwait.For(t, 5*time.Second, "events acked", en.settled(t))
 	gw.mu.Lock()
 	batches := slices.Clone(gw.pushBatches)
 	gw.mu.Unlock()
@@ -552,7 +553,7 @@ func TestPushCoalescer_TakenPushWaitsForItsCall(t *testing.T) {
 	defer cancel()
 	p.enqueue(ctx, 3)
 	srv.releaseAndHoldNext() // 1 and 2 return; a call takes 3 and is held
-	waitFor(t, 5*time.Second, "push 3 in a call", func() bool {
+	testwait.For(t, 5*time.Second, "push 3 in a call", func() bool {
 		return srv.entered.Load() == testCallsInFlight+1
 	})
 	early := p.collect(testCallsInFlight)
@@ -579,7 +580,7 @@ func TestPushCoalescer_FallbackSkipsAPushWhoseWaitIsOver(t *testing.T) {
 	p.enqueue(context.Background(), 3)
 	p.enqueue(ctx, 4)
 	srv.releaseAndHoldNext() // 1 and 2 return; 3 and 4 fall back, 3 is held
-	waitFor(t, 5*time.Second, "push 3 sent alone", func() bool {
+	testwait.For(t, 5*time.Second, "push 3 sent alone", func() bool {
 		return srv.entered.Load() == testCallsInFlight+1
 	})
 	early := p.collect(testCallsInFlight)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -51,10 +52,10 @@ func TestTask_SkipsDeregisteredGatewayWithoutTimeout(t *testing.T) {
 	for seq := int64(1); seq <= 3; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{1, 2}, route.Route{UserID: 9}))
 	}
-	waitFor(t, 5*time.Second, "pushes to the unregistered gateway", func() bool {
+	testwait.For(t, 5*time.Second, "pushes to the unregistered gateway", func() bool {
 		return len(unregistered.framesOf(2)) == 3
 	})
-	waitFor(t, 5*time.Second, "events acked", en.settled(t))
+	testwait.For(t, 5*time.Second, "events acked", en.settled(t))
 	if n := gone.pushes.Load(); n != 0 {
 		t.Fatalf("the deregistered gateway got %d push calls, want none", n)
 	}
@@ -69,7 +70,7 @@ func TestTask_PushesToGatewayBackAtSameAddress(t *testing.T) {
 	cfg := testConfig()
 	cfg.RegistryRefresh = time.Hour // only the first read: the view says vanished
 	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
-	waitFor(t, 5*time.Second, "the view to see the gateway vanished", func() bool {
+	testwait.For(t, 5*time.Second, "the view to see the gateway vanished", func() bool {
 		return rt.task.view.state(gw.addr) == registry.Vanished
 	})
 
@@ -77,7 +78,7 @@ func TestTask_PushesToGatewayBackAtSameAddress(t *testing.T) {
 	mustRegister(t, reg, gw.addr)
 	en.putRoute(t, route.Route{UserID: 2, DeviceID: "d", Gateway: gw.addr, ConnID: 7})
 	en.publish(t, newEvent("p2p:1:2", 1, []int64{2}, route.Route{UserID: 1}))
-	waitFor(t, 5*time.Second, "push to the restarted gateway", func() bool {
+	testwait.For(t, 5*time.Second, "push to the restarted gateway", func() bool {
 		return len(gw.framesOf(7)) == 1
 	})
 }
@@ -92,13 +93,13 @@ func TestTask_DropsClientOfVanishedGateway(t *testing.T) {
 	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
 	en.putRoute(t, route.Route{UserID: 2, DeviceID: "d", Gateway: gw.addr, ConnID: 2})
 	en.publish(t, newEvent("p2p:1:2", 1, []int64{2}, route.Route{UserID: 1}))
-	waitFor(t, 5*time.Second, "push", func() bool { return len(gw.framesOf(2)) == 1 })
+	testwait.For(t, 5*time.Second, "push", func() bool { return len(gw.framesOf(2)) == 1 })
 	if n := rt.task.gateways.len(); n != 1 {
 		t.Fatalf("%d gateway clients after a push, want 1", n)
 	}
 
 	mustDeregister(t, reg, gw.addr)
-	waitFor(t, 5*time.Second, "client dropped", func() bool { return rt.task.gateways.len() == 0 })
+	testwait.For(t, 5*time.Second, "client dropped", func() bool { return rt.task.gateways.len() == 0 })
 }
 
 func TestTask_SkipsKickOnVanishedGateway(t *testing.T) {
@@ -114,7 +115,7 @@ func TestTask_SkipsKickOnVanishedGateway(t *testing.T) {
 
 	en.publishKick(t, &event.KickEvent{UserId: 7, Gateway: gone.addr, ConnId: 5,
 		Reason: protocol.CloseReason_KICKED})
-	waitFor(t, 5*time.Second, "kick acked", func() bool {
+	testwait.For(t, 5*time.Second, "kick acked", func() bool {
 		return en.durableSettled(t, en.names.KickConsumer())
 	})
 	if n := len(gone.kicksCopy()); n != 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // Events that reach the stream out of seq order, as when two logic
@@ -52,7 +53,7 @@ func TestTask_ReordersEventsOfAConversation(t *testing.T) {
 	for i := range cases {
 		publish(i, cases[i].published[0])
 	}
-	waitFor(t, 10*time.Second, "first events pushed", func() bool {
+	testwait.For(t, 10*time.Second, "first events pushed", func() bool {
 		for i := range cases {
 			if len(gw.framesOf(int64(i+1))) == 0 {
 				return false
@@ -74,7 +75,7 @@ func TestTask_ReordersEventsOfAConversation(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 20*time.Second, "every event pushed", func() bool {
+	testwait.For(t, 20*time.Second, "every event pushed", func() bool {
 		for i, c := range cases {
 			if len(gw.framesOf(int64(i+1))) < len(c.pushed) {
 				return false
@@ -82,7 +83,7 @@ func TestTask_ReordersEventsOfAConversation(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 10*time.Second, "consumers settled", en.settled(t))
+	testwait.For(t, 10*time.Second, "consumers settled", en.settled(t))
 	for i, c := range cases {
 		var got []int64
 		for _, f := range gw.framesOf(int64(i + 1)) {
@@ -115,9 +116,9 @@ func TestTask_StopPushesHeldEvents(t *testing.T) {
 		en.publish(t, ev)
 	}
 	publish(1)
-	waitFor(t, 10*time.Second, "seq 1 pushed", func() bool { return len(gw.framesOf(1)) == 1 })
+	testwait.For(t, 10*time.Second, "seq 1 pushed", func() bool { return len(gw.framesOf(1)) == 1 })
 	publish(3) // 2 never comes
-	waitFor(t, 10*time.Second, "seq 3 held", func() bool {
+	testwait.For(t, 10*time.Second, "seq 3 held", func() bool {
 		return testutil.ToFloat64(rt.task.metrics.reorderHeld) == 1
 	})
 	rt.stop()
@@ -125,7 +126,7 @@ func TestTask_StopPushesHeldEvents(t *testing.T) {
 	if got := len(gw.framesOf(1)); got != 2 {
 		t.Errorf("pushes after stop = %d, want 2 (the held event too)", got)
 	}
-	waitFor(t, 10*time.Second, "consumers settled", en.settled(t))
+	testwait.For(t, 10*time.Second, "consumers settled", en.settled(t))
 }
 
 // reorderJobs builds jobs of conv with the given seqs, from run.

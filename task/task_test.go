@@ -14,6 +14,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 func TestTask_FansOutPerGatewaySkippingOrigin(t *testing.T) {
@@ -33,10 +34,10 @@ func TestTask_FansOutPerGatewaySkippingOrigin(t *testing.T) {
 
 	ev := newEvent("p2p:1:2", 1, []int64{1, 2}, origin)
 	en.publish(t, ev)
-	waitFor(t, 5*time.Second, "pushes on both gateways", func() bool {
+	testwait.For(t, 5*time.Second, "pushes on both gateways", func() bool {
 		return len(gwA.callsCopy()) == 1 && len(gwB.callsCopy()) == 1
 	})
-	waitFor(t, 5*time.Second, "event acked", en.settled(t))
+	testwait.For(t, 5*time.Second, "event acked", en.settled(t))
 
 	tests := []struct {
 		name      string
@@ -82,7 +83,7 @@ func TestTask_KeepsConversationOrder(t *testing.T) {
 	for seq := int64(1); seq <= events; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{1, 2}, sender))
 	}
-	waitFor(t, 10*time.Second, "all events pushed", func() bool {
+	testwait.For(t, 10*time.Second, "all events pushed", func() bool {
 		return len(gw.framesOf(2)) == events
 	})
 	for i, frame := range gw.framesOf(2) {
@@ -156,10 +157,10 @@ func TestTask_DeadLettersPoisonAndGoesOn(t *testing.T) {
 			// The next event goes through, and the dead one is not taken back.
 			startTask(t, en, testConfig(), en.routes)
 			en.publish(t, newEvent("p2p:1:2", 2, []int64{2}, route.Route{UserID: 1}))
-			waitFor(t, 5*time.Second, "next event pushed", func() bool {
+			testwait.For(t, 5*time.Second, "next event pushed", func() bool {
 				return len(gw.framesOf(2)) == 1
 			})
-			waitFor(t, 5*time.Second, "consumer settled", en.settled(t))
+			testwait.For(t, 5*time.Second, "consumer settled", en.settled(t))
 			if seq := decodePush(t, gw.framesOf(2)[0]).Message.Seq; seq != 2 {
 				t.Errorf("pushed seq %d, want 2", seq)
 			}
@@ -176,7 +177,7 @@ func waitDeadLetter(t *testing.T, en *env, subject string) *jetstream.RawStreamM
 		t.Fatal(err)
 	}
 	var dead *jetstream.RawStreamMsg
-	waitFor(t, 10*time.Second, "dead letter on "+subject, func() bool {
+	testwait.For(t, 10*time.Second, "dead letter on "+subject, func() bool {
 		dead, err = stream.GetLastMsgForSubject(ctx, subject)
 		return err == nil
 	})
@@ -210,7 +211,7 @@ func TestTask_UnreachableGatewayDoesNotDelayOthers(t *testing.T) {
 
 			start := time.Now()
 			en.publish(t, newEvent("g:1", 1, []int64{1, 2, 3, 4}, route.Route{UserID: 9}))
-			waitFor(t, 5*time.Second, "push to live gateway", func() bool {
+			testwait.For(t, 5*time.Second, "push to live gateway", func() bool {
 				return len(live.framesOf(4)) == 1
 			})
 			if d := time.Since(start); d >= cfg.PushTimeout {
@@ -218,7 +219,7 @@ func TestTask_UnreachableGatewayDoesNotDelayOthers(t *testing.T) {
 					d, cfg.PushTimeout)
 			}
 			// The event is acked although one gateway failed.
-			waitFor(t, 2*cfg.PushTimeout, "event acked", en.settled(t))
+			testwait.For(t, 2*cfg.PushTimeout, "event acked", en.settled(t))
 		})
 	}
 }
@@ -241,15 +242,15 @@ func TestTask_RestartResumesWithoutRedelivery(t *testing.T) {
 	for seq := int64(1); seq <= 5; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{2}, sender))
 	}
-	waitFor(t, 5*time.Second, "first five pushed", func() bool { return len(gw.framesOf(2)) == 5 })
+	testwait.For(t, 5*time.Second, "first five pushed", func() bool { return len(gw.framesOf(2)) == 5 })
 	first.stop()
 
 	for seq := int64(6); seq <= 10; seq++ {
 		en.publish(t, newEvent("p2p:1:2", seq, []int64{2}, sender))
 	}
 	startTask(t, en, testConfig(), nil)
-	waitFor(t, 5*time.Second, "last five pushed", func() bool { return len(gw.framesOf(2)) >= 10 })
-	waitFor(t, 5*time.Second, "consumer settled", en.settled(t))
+	testwait.For(t, 5*time.Second, "last five pushed", func() bool { return len(gw.framesOf(2)) >= 10 })
+	testwait.For(t, 5*time.Second, "consumer settled", en.settled(t))
 
 	want := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	if got := seqsOf(); !slices.Equal(got, want) {
@@ -368,7 +369,7 @@ func TestTask_StopFinishesWhatItPulledAndLeavesTheRest(t *testing.T) {
 	}
 	// The worker's first push is held: what the task pulls stops at the
 	// full queue in front of it, however fast or slow the machine.
-	waitFor(t, 10*time.Second, "first push", func() bool { return gw.pushes.Load() > 0 })
+	testwait.For(t, 10*time.Second, "first push", func() bool { return gw.pushes.Load() > 0 })
 	stopped := make(chan struct{})
 	go func() { first.stop(); close(stopped) }()
 	// The stop's release of the partitions lands while the push is held;
@@ -387,10 +388,10 @@ func TestTask_StopFinishesWhatItPulledAndLeavesTheRest(t *testing.T) {
 	}
 
 	startTask(t, en, cfg, nil)
-	waitFor(t, 10*time.Second, "remaining events", func() bool {
+	testwait.For(t, 10*time.Second, "remaining events", func() bool {
 		return len(gw.framesOf(2)) >= events
 	})
-	waitFor(t, 5*time.Second, "consumer settled", en.settled(t))
+	testwait.For(t, 5*time.Second, "consumer settled", en.settled(t))
 	var got []int64
 	for _, f := range gw.framesOf(2) {
 		got = append(got, decodePush(t, f).Message.Seq)
@@ -422,7 +423,7 @@ func TestTask_ExportsMetrics(t *testing.T) {
 	if n := testutil.ToFloat64(m.partitions); n != mq.Partitions {
 		t.Errorf("partitions owned = %v, want all %d (the only instance)", n, mq.Partitions)
 	}
-	waitFor(t, 5*time.Second, "push counted", func() bool {
+	testwait.For(t, 5*time.Second, "push counted", func() bool {
 		return testutil.ToFloat64(m.events.WithLabelValues("pushed")) == 1 &&
 			testutil.ToFloat64(m.delivered) == 1
 	})
@@ -451,7 +452,7 @@ func TestTask_BatchesAConversationBacklog(t *testing.T) {
 		}
 		en.publish(t, newEvent("g:batch", seq, []int64{1, 2}, from))
 	}
-	waitFor(t, 10*time.Second, "every event pushed", func() bool {
+	testwait.For(t, 10*time.Second, "every event pushed", func() bool {
 		return len(gw.framesOf(1))+len(gw.framesOf(2)) == events
 	})
 	for conn, wantFrom := range map[int64]int64{1: 2, 2: 1} {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/internal/registry"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // gatedRegistry counts snapshot reads and holds each until release closes.
@@ -36,7 +37,7 @@ func TestGatewayView_ConcurrentCallersShareOneRead(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 5*time.Second, "the first read", func() bool { return reg.reads.Load() == 1 })
+	testwait.For(t, 5*time.Second, "the first read", func() bool { return reg.reads.Load() == 1 })
 	// A window for the others to reach since: a read of their own would show.
 	time.Sleep(20 * time.Millisecond)
 	close(reg.release)
