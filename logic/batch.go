@@ -187,6 +187,9 @@ func (s *Service) commitBatch(items []*batchItem) {
 	}
 	results := make([]batchResult, len(items))
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockBatchConvs(tx, items); err != nil {
+			return err
+		}
 		// conv is the conversation row as the last successful plain write
 		// left it (see insertWithSeq); a write rolled back to its savepoint
 		// leaves it as it was.
@@ -237,6 +240,26 @@ func (s *Service) commitBatch(items []*batchItem) {
 	s.finishBatch(items, results)
 }
 
+// lockBatchConvs takes, on MySQL, the locks of the conversation rows of a
+// savepoint batch of several writes before any write runs, with the plain
+// path's statement (readConvs). Two commit workers must lock conversations in
+// one order or they deadlock, and the order the plain path's single SELECT
+// ... FOR UPDATE locks in is the index's, which follows the id column's
+// collation: under one that sorts ':' before digits (MySQL 8's default,
+// utf8mb4_0900_ai_ci, or MariaDB's utf8mb4_unicode_ci) it is not the bytewise
+// order the batch is sorted in. A conversation the batch creates has no row
+// yet; its insert locks it. The savepoint path's own locks (insertWithSeq)
+// then find each row held already.
+func (s *Service) lockBatchConvs(tx *gorm.DB, items []*batchItem) error {
+	if tx.Dialector.Name() != DriverMySQL || len(items) < 2 {
+		return nil
+	}
+	// A batch holds maxBatch writes and one group more, far fewer
+	// conversations than one statement reads (1<<maxConvsLog).
+	_, err := s.readConvs(tx, items)
+	return err
+}
+
 // finishBatch hands a committed batch's events to the publisher and answers
 // its writers. Events go to the publisher in commit order, before anyone is
 // answered: one conversation's events reach the stream in seq order (sorted
@@ -265,12 +288,11 @@ func (s *Service) storeAlone(ctx context.Context, w seqWrite) batchResult {
 
 // seqTxOptions are the options of a seq transaction. On MySQL it reads
 // committed data (READ COMMITTED): under REPEATABLE READ a batch's later
-// write read a group's members from the snapshot its first write took, while
-// its conversation row, read FOR UPDATE, was current, so a member another
-// commit worker had just added was refused and the member cache kept the
-// old list until the next change. What a write reads after taking its
-// conversation's lock is then what the lock orders. SQLite has one writer
-// and takes no isolation option.
+// write read from the snapshot its first write took, while its conversation
+// row, read FOR UPDATE, was current. A batch now locks its conversations
+// first (lockBatchConvs), so a membership change cannot commit inside it, but
+// a block, which takes no conversation lock, can, and the later send went
+// through. SQLite has one writer and takes no isolation option.
 func (s *Service) seqTxOptions() []*sql.TxOptions {
 	if s.cfg.DBDriver != DriverMySQL {
 		return nil

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // Sends that fail under the lock (a non-member writing to a group) share
@@ -143,45 +145,51 @@ func TestGroupCommit_RunOfOneConversation(t *testing.T) {
 	})
 }
 
-// On MySQL a batch's later write reads what committed before it took its
-// conversation's lock, not the snapshot of the batch's first read: a member
-// another commit worker added in between may send, and the member cache
-// keeps the new list.
-func TestGroupCommit_LaterWriteSeesMembersCommittedMeanwhile(t *testing.T) {
+// A seq transaction reads committed data (READ COMMITTED, seqTxOptions): a
+// batch's later write sees what committed after its earlier writes read.
+// A conversation's row, and the membership changes that lock it, cannot
+// change inside a batch (lockBatchConvs takes every row first), but a block
+// takes no conversation lock. Under REPEATABLE READ the later send read the
+// blocks in the snapshot the earlier write's plain read had taken, and went
+// through though the block had committed before its check.
+func TestGroupCommit_LaterWriteSeesABlockCommittedMeanwhile(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		if e.cfg.DBDriver != DriverMySQL {
 			t.Skip("SQLite has one writer: nothing commits inside a batch")
 		}
-		// The savepoint path, which locks a batch's conversations one by one.
-		// The plain path (plainbatch.go) locks them all first, so the add
-		// below would wait for the batch, and nothing commits inside it.
-		e.svc.consecutiveIDs = false
+		e.svc.consecutiveIDs = false // the savepoint path
 		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
-		g1, g2 := e.group(t, alice, "one", bob), e.group(t, alice, "two", bob)
-		x, y := min(g1, g2), max(g1, g2) // the batch sorts by conversation
-		item := textItem
-		first := item(x, alice, "x1", func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+		g := e.group(t, alice, "one", carol)
+		_, err := e.svc.Send(ctxBG, session(alice, 1), &protocol.SendReq{ClientMsgId: "open",
+			ToUserId: bob, ContentType: common.ContentType_TEXT, Content: []byte("hi")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2p := p2pConvID(alice, bob)
+		if g > p2p {
+			t.Fatalf("the batch sorts %q before %q", p2p, g)
+		}
+		first := textItem(g, alice, "g1", func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
 			r, err := e.svc.sendApply(tx, c, m)
 			var n int64 // a plain read, which took REPEATABLE READ's snapshot
 			if err == nil {
 				err = tx.Model(&memberRow{}).Where("conv_id = ?", c.ID).Count(&n).Error
 			}
-			// Meanwhile another commit worker adds carol to y.
-			if _, err := e.manage(alice, y, common.GroupAction_ADD, []int64{carol}, "", 0); err != nil {
-				t.Errorf("add carol: %v", err)
+			// Meanwhile bob blocks alice.
+			if _, err := e.svc.Block(ctxBG, session(bob, 1),
+				&protocol.BlockReq{UserId: alice, Blocked: true}); err != nil {
+				t.Errorf("bob blocks alice: %v", err)
 			}
 			return r, err
 		})
-		second := item(y, carol, "y1", e.svc.sendApply)
+		second := textItem(p2p, alice, "p1", e.svc.sendApply)
+		second.w.peerCheck = true
 		e.svc.commitBatch([]*batchItem{first, second})
 		if r := <-first.done; r.err != nil {
-			t.Fatalf("alice's send to x: %v", r.err)
+			t.Fatalf("alice's send to the group: %v", r.err)
 		}
-		if r := <-second.done; r.err != nil {
-			t.Fatalf("carol's send to y in the batch: %v", r.err)
-		}
-		if _, err := e.sendTo(carol, y, "later"); err != nil {
-			t.Fatalf("carol's next send to y: %v", err)
+		if r := <-second.done; !errors.Is(r.err, errBlocked) {
+			t.Fatalf("alice's send to bob after bob blocked her: %v, want %v", r.err, errBlocked)
 		}
 	})
 }

@@ -152,16 +152,9 @@ func (s *Service) writePlain(tx *gorm.DB, items []*batchItem, results []batchRes
 }
 
 // readConvs reads the rows of items' conversations in one statement, locking
-// them on MySQL (FOR UPDATE: ids in index order, as the savepoint path
-// locks them one by one in sorted order). A conversation without a row is
+// them on MySQL (FOR UPDATE, in the order of the id index, as the savepoint
+// path locks them too: lockBatchConvs). A conversation without a row is
 // missing from the map.
-//
-// TODO: the savepoint path sorts ids bytewise and the index sorts them by
-// the column's collation; under a collation that puts ':' before digits
-// (MySQL 8's utf8mb4_0900_ai_ci, MariaDB 11.5's defaults) the two orders can
-// differ, and a plain batch and a savepoint batch on two commit workers can
-// deadlock (both are retried, nothing is lost). A binary collation on the
-// conversation id columns would make them agree.
 func (s *Service) readConvs(tx *gorm.DB, items []*batchItem) (map[string]*convRow, error) {
 	ids := make([]any, 0, len(items))
 	for i, it := range items {
