@@ -186,6 +186,13 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	go func() { defer s.wg.Done(); s.keepFresh(s.ctx, c) }()
 	s.event(Event{Kind: EventConnected, Login: resp, Addr: c.Addr()})
 	s.rewatch(c)
+	// Close may come in the middle of a resume or a fill, whose request it
+	// cancels: what was handed over is acknowledged all the same.
+	defer func() {
+		if s.ctx.Err() != nil {
+			s.finalAck(c)
+		}
+	}()
 
 	if err := s.resume(c); err != nil {
 		return connErr(c, err)
@@ -198,7 +205,6 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.finalAck(c)
 			return ErrClosed
 		case <-c.Done():
 			return c.Err()
