@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -161,6 +162,14 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 				s.peer.name, resolveEvery, s.peer.name)
 		}
 		return nil
+	}
+	var se *client.Error
+	if errors.As(err, &se) && !se.IsRetryable() &&
+		se.Code != common.ErrorCode_RATE_LIMITED {
+		// A name the server refuses as such (malformed): no later lookup
+		// can find it, so serve does not ask again.
+		s.peer = peer{}
+		return err
 	}
 	if err != nil {
 		return err
