@@ -212,7 +212,7 @@ func (c *chatConn) readFrames(onAck func(h codec.Header, body []byte),
 			}
 			onPush(p.Message)
 		case protocol.Op_CLOSE:
-			return unexpectedFrame(c.benchConn, h)
+			return closeFrameErr(body) // read above: not again
 		}
 	}
 }

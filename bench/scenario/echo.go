@@ -159,8 +159,18 @@ func unexpectedFrame(c *benchConn, h codec.Header) error {
 	if h.Op != protocol.Op_CLOSE {
 		return fmt.Errorf("unexpected %v frame", h.Op)
 	}
+	body, err := c.readBody(h)
+	if err != nil {
+		body = nil
+	}
+	return closeFrameErr(body)
+}
+
+// closeFrameErr describes the CLOSE whose body is body (nil when it could
+// not be read): its reason and message.
+func closeFrameErr(body []byte) error {
 	var msg protocol.CloseMsg
-	if body, err := c.readBody(h); err == nil {
+	if body != nil {
 		_ = codec.ReadBody(body, &msg)
 	}
 	hint := ""
