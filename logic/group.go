@@ -492,7 +492,7 @@ func checkClientMsgID(id string) error {
 
 func checkGroupName(name string) error {
 	n := utf8.RuneCountInString(name)
-	if !utf8.ValidString(name) || n == 0 || n > maxGroupName || len(name) > 255 {
+	if !utf8.ValidString(name) || n == 0 || n > maxGroupName || len(name) > 4*maxGroupName {
 		return fmt.Errorf("%w: group name must be 1-%d characters", ErrBadRequest, maxGroupName)
 	}
 	return nil

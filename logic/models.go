@@ -18,7 +18,7 @@ const (
 	maxConvID      = 64
 	maxPlatform    = 64
 	maxNickRunes   = 64
-	maxNickBytes   = 255
+	maxNickBytes   = 4 * maxNickRunes // the most 64 characters take in UTF-8
 	maxAvatarURL   = 512
 	maxGroupName   = 64 // runes
 )
