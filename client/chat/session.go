@@ -74,6 +74,9 @@ type session struct {
 	// MARK_READ is in flight (markShownRead).
 	unread   string
 	readBusy atomic.Bool
+	// registerLimited is the RATE_LIMITED refusal of --register's
+	// registration, reported if the login that follows fails too.
+	registerLimited error
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
@@ -177,7 +180,11 @@ func (s *session) openErr(err error) error {
 		err = fmt.Errorf("%w %s: %w", ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
 		s.printf("! %v", err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
-		if !s.cfg.register {
+		if s.registerLimited != nil {
+			// Not registered for the rate limit: the name may not exist.
+			s.printf("! invalid username or password; --register was refused: %s",
+				describe(s.registerLimited))
+		} else if !s.cfg.register {
 			s.printf("! invalid username or password (new user? add --register)")
 		} else {
 			s.printf("! invalid username or password")
@@ -224,6 +231,10 @@ func (s *session) registerOnce(ctx context.Context) error {
 		// line that follows gives that.
 		s.printf("* registered a new account (id %d)", id)
 	case common.ErrorCode_USERNAME_TAKEN:
+	case common.ErrorCode_RATE_LIMITED:
+		// Every attempt counts against the address's budget, also for a
+		// name that exists (--register on every run): the login tells.
+		s.registerLimited = err
 	default:
 		return err
 	}
