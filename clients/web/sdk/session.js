@@ -43,6 +43,9 @@ export class SessionEndedError extends Error {
 const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT]);
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
+// finalAckWaitMs bounds how long an ended session keeps its connection for
+// the answer to its last DELIVERED.
+const finalAckWaitMs = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
 
 const utf8 = new TextEncoder();
@@ -161,8 +164,20 @@ export class Session extends Emitter {
     const conn = this.conn;
     this.conn = null;
     if (conn) {
-      this.flushAcks(conn);
-      conn.close();
+      // The gateway drops the requests of a connection that closes before
+      // it handled them: the connection stays until the final DELIVERED is
+      // answered, for a second at most, so the server keeps what this
+      // device was handed (a new device or a reload starts from it).
+      const acked = this.flushAcks(conn);
+      if (acked) {
+        const t = setTimeout(() => conn.close(), finalAckWaitMs);
+        acked.finally(() => {
+          clearTimeout(t);
+          conn.close();
+        });
+      } else {
+        conn.close();
+      }
     }
     for (const e of this.outbox.values()) {
       if (e.state === 'pending') this.failEntry(e, err);
@@ -242,8 +257,14 @@ export class Session extends Emitter {
   serve(conn, login) {
     this.conn = conn;
     this.connSince = Date.now();
-    conn.on('push', (m) => this.offer(m));
-    conn.on('notify', (n) => this.emit('notify', n));
+    // Only while conn is the session's: an ended session keeps it a moment
+    // for its last DELIVERED (end) and hands nothing over meanwhile.
+    conn.on('push', (m) => {
+      if (conn === this.conn) this.offer(m);
+    });
+    conn.on('notify', (n) => {
+      if (conn === this.conn) this.emit('notify', n);
+    });
     conn.on('close', (info) => this.onConnClosed(conn, info));
     conn.startHeartbeat(login.heartbeatIntervalMs);
     this.scheduleRefresh(conn);
@@ -630,11 +651,14 @@ export class Session extends Emitter {
     });
   }
 
+  // flushAcks sends the positions handed over since the last flush, and
+  // returns a promise settled when that DELIVERED is answered, or null when
+  // there was nothing to send.
   flushAcks(conn) {
-    if (this.dirty.size === 0 || this.noDelivered || conn.closed) return;
+    if (this.dirty.size === 0 || this.noDelivered || conn.closed) return null;
     const positions = [...this.dirty].map(([convId, seq]) => ({ convId, seq }));
     this.dirty.clear();
-    conn.request(Op.DELIVERED, { positions }).catch((err) => {
+    return conn.request(Op.DELIVERED, { positions }).catch((err) => {
       if (err.code === ErrorCode.UNSUPPORTED) {
         this.noDelivered = true;
         return;

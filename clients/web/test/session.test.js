@@ -506,3 +506,27 @@ for (const startAtLatest of [false, true]) {
     assertHanded(s.got, seqRange(4, 8));
   });
 }
+
+// The gateway drops the requests of a connection closed before it handled
+// them: close keeps the connection until its last DELIVERED is answered, so
+// the server learns what was handed over, and hands nothing over meanwhile.
+test('close waits for the answer to its last DELIVERED', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  gw.add(CONV, 'm2');
+  const s = open(gw, { ackIntervalMs: 3_600_000 });
+  await s.start();
+  await until(() => s.got.length === 2, 'both handed over');
+  let answer;
+  gw.onRequest = (ws, op) => (op === Op.DELIVERED
+    ? new Promise((resolve) => { answer = resolve; }) : undefined);
+  s.close();
+  await until(() => answer, 'the last DELIVERED sent');
+  const [ws] = gw.live;
+  assert.ok(ws, 'the connection closed before its DELIVERED was answered');
+  gw.push(ws, gw.add(CONV, 'm3'));
+  answer();
+  await until(() => gw.delivered.get(CONV) === 2n, 'DELIVERED of 2 kept by the server');
+  await until(() => gw.live.length === 0, 'the connection closed after the answer');
+  assert.deepEqual(s.got, [1, 2], 'a push after close was handed over');
+});
