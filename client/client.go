@@ -33,7 +33,10 @@ type Options struct {
 	// RequestTimeout bounds each request from write to reply; default 10s.
 	RequestTimeout time.Duration
 	// MaxBody is the largest frame body accepted from the server, in bytes;
-	// default codec.DefaultMaxBody.
+	// default 4 MiB. The server's frames are not bound by what it takes
+	// from clients (SendLimit): a push carries one message of up to its
+	// --max-content, which an operator may raise past 64 KiB, and a frame
+	// over MaxBody ends the connection, every time that message comes.
 	MaxBody int
 	// SendLimit is the largest request body the server accepts, in bytes:
 	// the gateway's frame body limit (--max-body); default
@@ -60,6 +63,7 @@ const (
 	defaultDialTimeout    = 5 * time.Second
 	defaultRequestTimeout = 10 * time.Second
 	defaultPushBuffer     = 1024
+	defaultMaxBody        = 4 << 20 // as the browser and Node clients
 	readBufferSize        = 32 << 10
 )
 
@@ -71,7 +75,7 @@ func (o Options) withDefaults() Options {
 		o.RequestTimeout = defaultRequestTimeout
 	}
 	if o.MaxBody <= 0 {
-		o.MaxBody = codec.DefaultMaxBody
+		o.MaxBody = defaultMaxBody
 	}
 	if o.SendLimit <= 0 {
 		o.SendLimit = codec.DefaultMaxBody

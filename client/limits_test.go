@@ -225,3 +225,24 @@ func TestSession_GivesUpARequestClosedAsAProtocolError(t *testing.T) {
 		t.Fatalf("%d disconnections, want 2", n)
 	}
 }
+
+// A server with --max-content raised pushes frames past the 64 KiB a client
+// may send; the SDK reads them by default. It used to refuse a frame over
+// 64 KiB and drop the connection, and as the message came again with every
+// resume, the session reconnected for ever without handing anything over.
+func TestSession_ReadsAMessagePastTheRequestLimit(t *testing.T) {
+	s := startServer(t, clienttest.Options{MaxBody: 1 << 20, MaxContent: 512 << 10})
+	bob, bobID := loginNew(t, s, "bob", client.Options{SendLimit: 1 << 20})
+	_, aliceID := loginNew(t, s, "alice", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sess := openSession(t, s, "alice", "phone", nil) // default Options
+	st := collectSession(t, sess)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := bob.Send(ctx, client.SendParams{ToUserID: aliceID, Text: strings.Repeat("w", 200<<10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the 200 KiB message", func() bool { return st.count(conv) == 1 })
+	st.checkExactly(t, conv, 1)
+}
