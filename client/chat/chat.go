@@ -22,6 +22,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 )
 
@@ -54,6 +55,9 @@ type config struct {
 	to       string
 	device   string
 	register bool
+	// maxBody is the largest request body the server accepts, its
+	// --max-body (client.Options.SendLimit).
+	maxBody int
 }
 
 // Run runs the chat client until /quit, the end of in, a fatal error (bad
@@ -92,6 +96,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		"device id (default derived from the host, the OS user and --user, the same every run;\n"+
 			"give another to run a second client of one user at once)")
 	fs.BoolVar(&cfg.register, "register", false, "register the user first if it does not exist")
+	fs.IntVar(&cfg.maxBody, "max-body", codec.DefaultMaxBody,
+		"the largest request body the server accepts, in bytes: its --max-body; raise it\n"+
+			"with the server's --max-content to send longer lines")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: resonance chat --user NAME [--password PW] [--to PEER] [flags]")
 		fs.PrintDefaults()
@@ -103,6 +110,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		// The flag package stops at the first argument that is not a flag:
 		// every flag after it would be dropped without a word.
 		return cfg, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	if cfg.maxBody <= 0 {
+		return cfg, fmt.Errorf("%w: --max-body %d: want a positive size", ErrUsage, cfg.maxBody)
 	}
 	if cfg.password == "" {
 		cfg.password = os.Getenv(passwordEnv)
@@ -186,9 +196,10 @@ func osUser() string {
 // (the server's content limit is far below it).
 const maxLine = 256 << 10
 
-// readLines feeds the trimmed non-empty lines of in to the returned channel,
-// closed at EOF. A line over maxLine is read to its end and replaced by a
-// notice, not sent: it must not end the client.
+// readLines feeds the lines of in that are not blank to the returned
+// channel, closed at EOF, as typed but for the line end (a paste of code
+// keeps its indentation). A line over maxLine is read to its end and
+// replaced by a notice, not sent: it must not end the client.
 func readLines(ctx context.Context, in io.Reader) <-chan string {
 	lines := make(chan string)
 	go func() {
@@ -199,7 +210,7 @@ func readLines(ctx context.Context, in io.Reader) <-chan string {
 			if size > maxLine {
 				line = fmt.Sprintf("%s%d", tooLongPrefix, size)
 			}
-			if line = strings.TrimSpace(line); line != "" {
+			if line = strings.TrimSuffix(line, "\r"); strings.TrimSpace(line) != "" {
 				select {
 				case lines <- line:
 				case <-ctx.Done():

@@ -46,11 +46,11 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.printf("! a line of %s bytes is too long; not sent", n)
 		return nil
 	}
-	if !isCommand(line) {
+	if !isCommand(strings.TrimSpace(line)) {
 		s.sendText(line)
 		return nil
 	}
-	cmd, arg, _ := strings.Cut(line, " ")
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
 	arg = strings.TrimSpace(arg)
 	switch cmd {
 	case "/quit":

@@ -163,7 +163,7 @@ func (s *session) open(ctx context.Context) error {
 		// where this device left off, or at the newest message.
 		StartAtLatest: true,
 		OnEvent:       s.onEvent,
-		Client:        client.Options{OnNotify: s.onNotify},
+		Client:        client.Options{OnNotify: s.onNotify, SendLimit: s.cfg.maxBody},
 	})
 	if err != nil {
 		return s.openErr(err)

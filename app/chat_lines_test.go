@@ -1,0 +1,34 @@
+package app
+
+import (
+	"strings"
+	"testing"
+)
+
+// A line goes as typed: a paste of code keeps its indentation, and with
+// --max-body raised beside the server's --max-body and --max-content a line
+// longer than the default 64 KiB request goes too (it was refused by the
+// client's fixed limit).
+func TestChat_LinesGoAsTypedUpToTheServersLimit(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Gateway.MaxBody = 200_000
+	cfg.Logic.MaxContent = 100_000
+	sys := startSystem(t, cfg)
+	addr := sys.GatewayAddr().String()
+
+	bob := runChat(t, addr, "lbob")
+	ann := startChat(t, addr, "--user", "lann", "--max-body", "200000")
+	ann.wait(t, "logged in as lann")
+	ann.to(t, "lbob")
+
+	ann.say(t, "    indented code")
+	bob.wait(t, "lann:     indented code")
+
+	long := "BEGIN" + strings.Repeat("x", 80_000) + "END"
+	ann.say(t, long)
+	bob.wait(t, "lann: BEGINxxx")
+	bob.wait(t, "xxxEND")
+	if out := ann.text(); strings.Contains(out, "not sent") {
+		t.Fatalf("the long line was refused:\n%.2000s", out)
+	}
+}
