@@ -41,8 +41,10 @@ commands:
   chat      terminal chat client (resonance chat --help)
   probe     GET a health URL, exit 0 on 200 (resonance probe [URL])
 
-Every flag can also be set as RESONANCE_<FLAG> in the environment (dashes as
-underscores) or as a key of the YAML file given by --config.
+Every flag of all, gateway, logic and task can also be set as RESONANCE_<FLAG>
+in the environment (dashes as underscores) or as a key of the YAML file given
+by --config; chat reads only its password from the environment
+(RESONANCE_PASSWORD).
 Run 'resonance help <command>' for the flags of a command.
 `
 
