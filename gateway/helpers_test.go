@@ -44,6 +44,9 @@ type stubLogic struct {
 	disconnectCalls []int
 	disconnects     []*logicrpc.Session
 	renewals        []*logicrpc.Session
+	// positions and reads are what each Delivered and MarkRead was given.
+	positions []*protocol.ConvPos
+	reads     []*protocol.MarkReadReq
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
@@ -291,8 +294,11 @@ func (s *stubLogic) GetUser(_ context.Context, sess *logicrpc.Session,
 
 // Delivered, SyncConvs and MarkRead echo something of their request, so a
 // test can tell the gateway forwarded it with the session.
-func (s *stubLogic) Delivered(context.Context, *logicrpc.Session,
-	*protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+func (s *stubLogic) Delivered(_ context.Context, _ *logicrpc.Session,
+	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.positions = append(s.positions, req.Positions...)
 	return &protocol.DeliveredResp{}, nil
 }
 
@@ -303,7 +309,18 @@ func (s *stubLogic) SyncConvs(_ context.Context, sess *logicrpc.Session,
 
 func (s *stubLogic) MarkRead(_ context.Context, sess *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
+	s.mu.Lock()
+	s.reads = append(s.reads, req)
+	s.mu.Unlock()
 	return &protocol.MarkReadResp{ReadSeq: req.Seq + sess.UserId*1000}, nil
+}
+
+// reported returns the positions given to Delivered and the MarkRead
+// requests, in order.
+func (s *stubLogic) reported() ([]*protocol.ConvPos, []*protocol.MarkReadReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.positions), slices.Clone(s.reads)
 }
 
 func (s *stubLogic) connOf(username string) *logicrpc.ConnInfo {

@@ -164,10 +164,11 @@ export class Session extends Emitter {
     const conn = this.conn;
     this.conn = null;
     if (conn) {
-      // The gateway drops the requests of a connection that closes before
-      // it handled them: the connection stays until the final DELIVERED is
-      // answered, for a second at most, so the server keeps what this
-      // device was handed (a new device or a reload starts from it).
+      // A gateway before this release drops the requests of a connection
+      // that closes before it handled them: the connection stays until the
+      // final DELIVERED is answered, for a second at most, so the server
+      // keeps what this device was handed (a new device or a reload starts
+      // from it).
       const acked = this.flushAcks(conn);
       if (acked) {
         const t = setTimeout(() => conn.close(), finalAckWaitMs);
