@@ -222,6 +222,18 @@ export class Connection extends Emitter {
     this.emit('close', { close: this.closeMsg, code, error: err });
   }
 
+  /**
+   * abandon rejects the requests pending now with err, as a close would,
+   * and keeps the connection for those sent after.
+   */
+  abandon(err) {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+
   /** close ends the connection from the client side; idempotent. */
   close() {
     this.stopHeartbeat();

@@ -168,7 +168,9 @@ export class Session extends Emitter {
       // that closes before it handled them: the connection stays until the
       // final DELIVERED is answered, for a second at most, so the server
       // keeps what this device was handed (a new device or a reload starts
-      // from it).
+      // from it). Its other requests fail now, as closing it did: nothing
+      // they answer is handed over after the end.
+      conn.abandon(new ClosedError(null, 'session ended'));
       const acked = this.flushAcks(conn);
       if (acked) {
         const t = setTimeout(() => conn.close(), finalAckWaitMs);

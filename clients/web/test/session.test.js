@@ -530,3 +530,75 @@ test('close waits for the answer to its last DELIVERED', async () => {
   await until(() => gw.live.length === 0, 'the connection closed after the answer');
   assert.deepEqual(s.got, [1, 2], 'a push after close was handed over');
 });
+
+// An ended session hands nothing over, whatever answers on the connection
+// it keeps for its last DELIVERED: a SEND acked or a SYNC page answered in
+// that second must not emit 'message' (or 'outbox') after 'ended'. Before
+// end kept the connection, closing it rejected both requests at once.
+test('nothing is handed over after end while the last DELIVERED is awaited', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === 1, 'm1 handed over');
+  await until(() => s.state === State.ONLINE, 'online');
+  const held = [];
+  gw.onRequest = (ws, op) => ((op === Op.SEND || op === Op.SYNC || op === Op.DELIVERED)
+    ? new Promise((resolve) => held.push({ op, resolve })) : undefined);
+  // A gap: m3 pushed without m2, so a SYNC is in flight.
+  gw.add(CONV, 'm2');
+  gw.push(gw.live[0], gw.add(CONV, 'm3'));
+  const e = s.send({ convId: CONV, text: 'mine' });
+  await until(() => held.some((h) => h.op === Op.SYNC) && held.some((h) => h.op === Op.SEND),
+    'the SYNC and the SEND in flight');
+  const after = [];
+  let ended = false;
+  s.on('ended', () => { ended = true; });
+  s.on('message', (m) => { if (ended) after.push(`message ${m.seq}`); });
+  s.on('outbox', (x) => { if (ended) after.push(`outbox ${x.state}`); });
+  s.close();
+  assert.equal(e.state, 'failed');
+  after.length = 0; // what end itself reported
+  await until(() => held.some((h) => h.op === Op.DELIVERED), 'the last DELIVERED sent');
+  for (const h of held.filter((x) => x.op !== Op.DELIVERED)) h.resolve();
+  await new Promise((r) => setTimeout(r, 50));
+  for (const h of held.filter((x) => x.op === Op.DELIVERED)) h.resolve();
+  await until(() => gw.live.length === 0, 'the connection closed');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(after, [], 'events after ended');
+  assert.deepEqual(s.got, [1]);
+  assert.equal(e.state, 'failed');
+});
+
+// Nor is a listing answered in that second reported ('conv').
+test('a listing answered after end reports nothing', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000, resyncIntervalMs: 30 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  const convs = [];
+  s.on('conv', (c) => convs.push(c.convId));
+  let listed = false;
+  let release;
+  gw.onRequest = (ws, op) => {
+    if (op !== Op.SYNC_CONVS) return undefined;
+    listed = true;
+    return new Promise((resolve) => { release = resolve; });
+  };
+  await until(() => listed, 'the resync listing in flight');
+  gw.add(GROUP, 'g1');
+  let answer;
+  gw.onRequest = (ws, op) => (op === Op.DELIVERED
+    ? new Promise((resolve) => { answer = resolve; }) : undefined);
+  s.close();
+  await until(() => answer, 'the last DELIVERED sent');
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  answer();
+  await until(() => gw.live.length === 0, 'the connection closed');
+  assert.deepEqual(convs, [], 'conversations reported after ended');
+  assert.deepEqual(s.got, [1]);
+});
