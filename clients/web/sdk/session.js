@@ -194,7 +194,10 @@ export class Session extends Emitter {
     this.emit('state', { state, ...extra });
   }
 
+  // later runs fn after ms unless the session has ended by then; an ended
+  // session schedules nothing (end cleared what was scheduled before).
   later(ms, fn) {
+    if (this.ended) return null;
     const t = setTimeout(() => {
       this.timers.delete(t);
       fn();

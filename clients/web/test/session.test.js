@@ -602,3 +602,24 @@ test('a listing answered after end reports nothing', async (t) => {
   assert.deepEqual(convs, [], 'conversations reported after ended');
   assert.deepEqual(s.got, [1]);
 });
+
+// A token refresh in flight when the session ends leaves no timer behind:
+// its failure scheduled another try 30 s on, which kept Node up after close.
+test('a refresh in flight at end leaves no timer running', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  let refreshing = false;
+  gw.onRequest = (ws, op) => {
+    if (op === Op.REFRESH) refreshing = true;
+    return op === Op.REFRESH; // unanswered
+  };
+  s.positions.setTokens({ ...s.positions.tokens(), accessExpiryMs: Date.now() + 100 });
+  s.scheduleRefresh(s.conn);
+  await until(() => refreshing, 'the REFRESH sent');
+  s.close();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(s.timers.size, 0, 'timers left after end');
+});
