@@ -187,7 +187,8 @@ func (s *Service) commitBatch(items []*batchItem) {
 	}
 	results := make([]batchResult, len(items))
 	err := s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := s.lockBatchConvs(tx, items); err != nil {
+		locked, err := s.lockBatchConvs(tx, items)
+		if err != nil {
 			return err
 		}
 		// conv is the conversation row as the last successful plain write
@@ -202,6 +203,12 @@ func (s *Service) commitBatch(items []*batchItem) {
 					return err
 				}
 				results[i].ob = ob
+				continue
+			}
+			if locked != nil && it.w.create == nil && locked[it.w.m.ConvID] == nil {
+				// No row when the batch took its locks: one created since
+				// must not be locked now, after the batch's later rows.
+				results[i].err = errNoConv
 				continue
 			}
 			sp := "w" + strconv.Itoa(i)
@@ -249,15 +256,17 @@ func (s *Service) commitBatch(items []*batchItem) {
 // utf8mb4_0900_ai_ci, or MariaDB's utf8mb4_unicode_ci) it is not the bytewise
 // order the batch is sorted in. A conversation the batch creates has no row
 // yet; its insert locks it. The savepoint path's own locks (insertWithSeq)
-// then find each row held already.
-func (s *Service) lockBatchConvs(tx *gorm.DB, items []*batchItem) error {
+// then find each row held already. It returns the rows locked, nil when it
+// took no lock: a write whose conversation had no row then fails as
+// without one (errNoConv) even if the row was created since, since locking
+// it after the batch's later rows could deadlock with a batch holding it.
+func (s *Service) lockBatchConvs(tx *gorm.DB, items []*batchItem) (map[string]*convRow, error) {
 	if tx.Dialector.Name() != DriverMySQL || len(items) < 2 {
-		return nil
+		return nil, nil
 	}
 	// A batch holds maxBatch writes and one group more, far fewer
 	// conversations than one statement reads (1<<maxConvsLog).
-	_, err := s.readConvs(tx, items)
-	return err
+	return s.readConvs(tx, items)
 }
 
 // finishBatch hands a committed batch's events to the publisher and answers
