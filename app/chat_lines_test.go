@@ -32,3 +32,29 @@ func TestChat_LinesGoAsTypedUpToTheServersLimit(t *testing.T) {
 		t.Fatalf("the long line was refused:\n%.2000s", out)
 	}
 }
+
+// A line past the client's own 256 KiB input bound goes too when the
+// server's --max-content takes it and the client is given the server's
+// --max-body: the bound was fixed, "far above the server's content limit",
+// and refused such a line as too long before it reached the server.
+func TestChat_LongLineGoesWhenMaxBodyIsRaisedPastTheInputBound(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Gateway.MaxBody = 700_000
+	cfg.Logic.MaxContent = 300_000
+	sys := startSystem(t, cfg)
+	addr := sys.GatewayAddr().String()
+
+	bob := runChat(t, addr, "kbob")
+	ann := startChat(t, addr, "--user", "kann", "--max-body", "700000")
+	ann.wait(t, "logged in as kann")
+	ann.to(t, "kbob")
+
+	long := "BEGIN" + strings.Repeat("y", 280_000) + "END"
+	ann.say(t, long)
+	ann.say(t, "after the long line")
+	bob.wait(t, "kann: after the long line")
+	if out := ann.text(); strings.Contains(out, "not sent") {
+		t.Fatalf("the long line was refused:\n%.300s", out[max(0, strings.Index(out, "!")):])
+	}
+	bob.wait(t, "yyyEND")
+}

@@ -78,7 +78,7 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newSession(cfg, out)
-	return s.run(ctx, readLines(ctx, in))
+	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody)))
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -192,22 +192,22 @@ func osUser() string {
 	return cmp.Or(os.Getenv("USER"), os.Getenv("USERNAME"), strconv.Itoa(os.Getuid()))
 }
 
-// maxLine bounds a typed line; longer ones are skipped with a notice
-// (the server's content limit is far below it).
+// maxLine bounds a typed line, or --max-body when that is larger; longer
+// ones are skipped with a notice (the server's content limit is below it).
 const maxLine = 256 << 10
 
 // readLines feeds the lines of in that are not blank to the returned
 // channel, closed at EOF, as typed but for the line end (a paste of code
-// keeps its indentation). A line over maxLine is read to its end and
+// keeps its indentation). A line over limit bytes is read to its end and
 // replaced by a notice, not sent: it must not end the client.
-func readLines(ctx context.Context, in io.Reader) <-chan string {
+func readLines(ctx context.Context, in io.Reader, limit int) <-chan string {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(in, 64<<10)
 		for {
-			line, size, err := readLine(br)
-			if size > maxLine {
+			line, size, err := readLine(br, limit)
+			if size > limit {
 				line = fmt.Sprintf("%s%d", tooLongPrefix, size)
 			}
 			if line = strings.TrimSuffix(line, "\r"); strings.TrimSpace(line) != "" {
@@ -229,16 +229,16 @@ func readLines(ctx context.Context, in io.Reader) <-chan string {
 // NUL, which nobody types).
 const tooLongPrefix = "\x00too long:"
 
-// readLine reads one line of br, keeping at most maxLine bytes of it, and
+// readLine reads one line of br, keeping at most limit bytes of it, and
 // returns its full size.
-func readLine(br *bufio.Reader) (string, int, error) {
+func readLine(br *bufio.Reader, limit int) (string, int, error) {
 	var b []byte
 	size := 0
 	for {
 		chunk, isPrefix, err := br.ReadLine()
 		size += len(chunk)
-		if len(b) < maxLine {
-			b = append(b, chunk[:min(len(chunk), maxLine-len(b))]...)
+		if len(b) < limit {
+			b = append(b, chunk[:min(len(chunk), limit-len(b))]...)
 		}
 		if err != nil || !isPrefix {
 			return string(b), size, err
