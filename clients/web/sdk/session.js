@@ -136,6 +136,11 @@ export class Session extends Emitter {
         : new SessionEndedError(err.message, { cause: err }));
       throw err;
     }
+    if (this.ended) {
+      // Closed while logging in: the session stays ended.
+      conn.close();
+      throw this.ended;
+    }
     this.since = login.serverTimeMs || BigInt(Date.now());
     this.serve(conn, login);
     return login;

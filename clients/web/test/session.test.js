@@ -623,3 +623,29 @@ test('a refresh in flight at end leaves no timer running', async (t) => {
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(s.timers.size, 0, 'timers left after end');
 });
+
+// A session closed while start is logging in stays ended: start's login
+// used to make it the session's connection all the same, and the ended
+// session went ONLINE again, handed messages over and kept the connection.
+test('close during start leaves the session ended', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw);
+  let ended = false;
+  const after = [];
+  s.on('ended', () => { ended = true; });
+  s.on('message', (m) => { if (ended) after.push(`message ${m.seq}`); });
+  s.on('state', (e) => { if (ended) after.push(`state ${e.state}`); });
+  const started = s.start();
+  await new Promise((r) => setTimeout(r, 1)); // the socket opens; LOGIN is out
+  s.close();
+  await started.catch(() => {});
+  await new Promise((r) => setTimeout(r, 50));
+  try {
+    assert.equal(s.state, State.ENDED);
+    assert.deepEqual(after, [], 'events after ended');
+    assert.equal(gw.live.length, 0, 'a connection left open');
+  } finally {
+    if (s.conn) s.conn.close(); // the leaked connection's heartbeat would keep Node up
+  }
+});
