@@ -23,6 +23,8 @@ func TestChat_LinesGoAsTypedUpToTheServersLimit(t *testing.T) {
 
 	ann.say(t, "    indented code")
 	bob.wait(t, "lann:     indented code")
+	ann.say(t, "  // an indented comment is text, not a command")
+	bob.wait(t, "lann:   // an indented comment")
 
 	long := "BEGIN" + strings.Repeat("x", 80_000) + "END"
 	ann.say(t, long)

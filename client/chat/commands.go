@@ -46,7 +46,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.printf("! a line of %s bytes is too long; not sent", n)
 		return nil
 	}
-	if !isCommand(strings.TrimSpace(line)) {
+	if !isCommand(line) { // "  // note", indented, is text
 		s.sendText(line)
 		return nil
 	}
