@@ -705,6 +705,12 @@ export class Session extends Emitter {
     entry.result.catch(() => {}); // failures are reported through 'outbox' too
     this.outbox.set(clientMsgId, entry);
     this.emit('outbox', entry);
+    if (this.ended) {
+      // An ended session sends nothing: the entry fails at once, for the
+      // reason the session ended, and arms no deadline.
+      this.failEntry(entry, this.ended);
+      return entry;
+    }
     this.armDeadline(entry);
     this.attemptSend(entry);
     return entry;

@@ -649,3 +649,18 @@ test('close during start leaves the session ended', async () => {
     if (s.conn) s.conn.close(); // the leaked connection's heartbeat would keep Node up
   }
 });
+
+// A send after end fails at once with the session's end: it used to stay
+// pending, with a deadline timer that kept Node up for sendTimeoutMs.
+test('a send after end fails at once and arms no deadline', async () => {
+  const gw = new FakeGateway();
+  const s = open(gw, { sendTimeoutMs: 60_000 });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  s.close();
+  const e = s.send({ convId: CONV, text: 'too late' });
+  assert.equal(e.state, 'failed');
+  assert.equal(e.deadline, undefined, 'a deadline armed');
+  await assert.rejects(e.result, (err) => err === s.ended);
+  assert.equal(gw.sends.size, 0, 'sent after end');
+});
