@@ -124,22 +124,7 @@ func TestGroupCommit_ConversationCreatedMidBatchIsNotLockedOutOfOrder(t *testing
 // waitLocked waits until id's conversation row is locked by someone else.
 func waitLocked(t *testing.T, db *sql.DB, conv, id string) {
 	t.Helper()
-	ctx := context.Background()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		probe, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = probe.Exec("SELECT id FROM "+conv+" WHERE id = ? FOR UPDATE NOWAIT", id)
-		_ = probe.Rollback()
-		var me *gomysql.MySQLError
-		switch {
-		case errors.As(err, &me) && (me.Number == errLockWaitTimeout || me.Number == errLockNowait):
-			return
-		case err != nil:
-			t.Fatalf("probe %s: %v", id, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !lockedWithin(t, db, conv, id, 5*time.Second) {
+		t.Fatalf("%s never locked", id)
 	}
-	t.Fatalf("%s never locked", id)
 }

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -98,24 +99,7 @@ func testLockOrder(t *testing.T, e *env, plain bool) {
 	}()
 	// Once the batch waits for y, x is locked if the batch took it first.
 	// A probe that gets x lets go of it at once.
-	locked := false
-	for deadline := time.Now().Add(2 * time.Second); !locked && time.Now().Before(deadline); {
-		probe, err := sqlDB.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = probe.Exec("SELECT id FROM "+conv+" WHERE id = ? FOR UPDATE NOWAIT", x)
-		_ = probe.Rollback()
-		var me *gomysql.MySQLError
-		switch {
-		case errors.As(err, &me) && (me.Number == errLockWaitTimeout || me.Number == errLockNowait):
-			locked = true
-		case err != nil:
-			t.Fatalf("probe %s: %v", x, err)
-		default:
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	locked := lockedWithin(t, sqlDB, conv, x, 2*time.Second)
 	if err := holder.Rollback(); err != nil {
 		t.Fatal(err)
 	}
@@ -129,4 +113,29 @@ func testLockOrder(t *testing.T, e *env, plain bool) {
 			t.Errorf("send to %s: %v", it.w.m.ConvID, r.err)
 		}
 	}
+}
+
+// lockedWithin reports whether someone else holds the lock of id's
+// conversation row, probing until timeout. A probe that gets the lock lets go
+// of it at once.
+func lockedWithin(t *testing.T, db *sql.DB, conv, id string, timeout time.Duration) bool {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		probe, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = probe.Exec("SELECT id FROM "+conv+" WHERE id = ? FOR UPDATE NOWAIT", id)
+		_ = probe.Rollback()
+		var me *gomysql.MySQLError
+		switch {
+		case errors.As(err, &me) && (me.Number == errLockWaitTimeout || me.Number == errLockNowait):
+			return true
+		case err != nil:
+			t.Fatalf("probe %s: %v", id, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }

@@ -43,9 +43,9 @@ export class SessionEndedError extends Error {
 const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT]);
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
-// finalAckWaitMs bounds how long an ended session keeps its connection for
+// FINAL_ACK_WAIT_MS bounds how long an ended session keeps its connection for
 // the answer to its last DELIVERED.
-const finalAckWaitMs = 1000;
+const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
 
 const utf8 = new TextEncoder();
@@ -178,7 +178,7 @@ export class Session extends Emitter {
       conn.abandon(new ClosedError(null, 'session ended'));
       const acked = this.flushAcks(conn);
       if (acked) {
-        const t = setTimeout(() => conn.close(), finalAckWaitMs);
+        const t = setTimeout(() => conn.close(), FINAL_ACK_WAIT_MS);
         acked.finally(() => {
           clearTimeout(t);
           conn.close();
