@@ -73,13 +73,16 @@ func decodeChatPayload(b []byte) (scheduled time.Duration, sender int, ok bool) 
 
 // chatRun is the state of one Chat.
 type chatRun struct {
-	cfg      ChatConfig
-	users    []*chatConn
-	prefix   string
-	tr       *tracker
-	start    time.Time
-	e2e      *Recorder // scheduled send -> push at the partner
-	ack      *Recorder // scheduled send -> ack
+	cfg    ChatConfig
+	users  []*chatConn
+	prefix string
+	tr     *tracker
+	start  time.Time
+	e2e    *Recorder // scheduled send -> push at the partner
+	ack    *Recorder // scheduled send -> ack
+	// late is the bench's own share of both: scheduled send -> SEND
+	// written. A loaded machine keeps the sender from its schedule too.
+	late     *Recorder
 	sent     atomic.Int64
 	acked    atomic.Int64
 	failed   atomic.Int64
@@ -115,7 +118,7 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	}
 	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
 	r.start = time.Now()
-	r.e2e, r.ack = NewRecorder(r.start), NewRecorder(r.start)
+	r.e2e, r.ack, r.late = NewRecorder(r.start), NewRecorder(r.start), NewRecorder(r.start)
 	readers := r.receive()
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	go heartbeat(keepCtx, users)
@@ -183,7 +186,10 @@ func (r *chatRun) offer(ctx context.Context) time.Duration {
 		if err := from.send(r.users[from.index^1], due, msgID); err != nil {
 			r.fail(err)
 			r.inFlight.Add(-1)
+			continue
 		}
+		now := time.Now()
+		r.late.Record(now, now.Sub(r.start)-due)
 	}
 	return time.Since(r.start)
 }
@@ -302,7 +308,8 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 			{Name: "duplicated", Value: float64(duplicated)},
 			{Name: "reordered", Value: float64(reordered)},
 		},
-		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack)}}
+		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack),
+			latencyOf("sent after due", r.late)}}
 	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0
 	if !rep.OK {
 		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+

@@ -65,6 +65,8 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 		run  func() (scenario.Report, error)
 		// want are metrics the report must hold with these values.
 		want map[string]float64
+		// counts are latencies the report must hold with these counts.
+		counts map[string]uint64
 	}{
 		{name: "echo", run: func() (scenario.Report, error) {
 			return scenario.Echo(ctx, scenario.EchoConfig{Addr: sys.addr, Conns: 4, Depth: 2,
@@ -76,7 +78,8 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 			return scenario.Chat(ctx, scenario.ChatConfig{Addr: sys.addr, Users: 4, Rate: 200,
 				Duration: 500 * time.Millisecond, ServerPID: pid})
 		}, want: map[string]float64{"sent msgs": 100, "acked msgs": 100, "delivered msgs": 100,
-			"lost": 0, "duplicated": 0, "reordered": 0}},
+			"lost": 0, "duplicated": 0, "reordered": 0},
+			counts: map[string]uint64{"end to end": 100, "ack": 100, "sent after due": 100}},
 		{name: "push", run: func() (scenario.Report, error) {
 			return scenario.Push(ctx, scenario.PushConfig{Addr: sys.addr,
 				PushAddr: sys.pushAddr, MetricsURL: sys.metricsURL, Receivers: 12, Batch: 5,
@@ -110,6 +113,11 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 					t.Errorf("%s = %v (reported %v), want %v", name, got, ok, want)
 				}
 			}
+			for name, want := range tt.counts {
+				if got, ok := latencyCount(rep, name); !ok || got != want {
+					t.Errorf("latency %q counted %d (reported %v), want %d", name, got, ok, want)
+				}
+			}
 			t.Logf("%+v", rep.Metrics)
 		})
 	}
@@ -120,6 +128,16 @@ func metric(rep scenario.Report, name string) (float64, bool) {
 	for _, m := range rep.Metrics {
 		if m.Name == name {
 			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
+// latencyCount returns the count of rep's latency name.
+func latencyCount(rep scenario.Report, name string) (uint64, bool) {
+	for _, l := range rep.Latencies {
+		if l.Name == name {
+			return l.Count, true
 		}
 	}
 	return 0, false
