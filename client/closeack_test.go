@@ -6,6 +6,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // A message handed to the application before Close is acknowledged to the
@@ -46,4 +47,60 @@ func TestSession_CloseDuringFillStillAcksHandedOver(t *testing.T) {
 	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {
 		t.Fatalf("server's delivered position after Close = %d, want 1 (handed over before Close)", seq)
 	}
+}
+
+// closeDuringReconnectLogin opens a session for alice that was handed seq 1
+// of conv, then drops its connection with the server holding the
+// reconnect's LOGIN, and returns once that LOGIN is waiting, with what
+// answers it. AckInterval is an hour: only a final DELIVERED reports the
+// hand-over.
+func closeDuringReconnectLogin(t *testing.T, s *clienttest.Server) (sess *client.Session,
+	conv string, st *stream, releaseLogin func()) {
+	t.Helper()
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
+	sess = openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.AckInterval = time.Hour
+	})
+	st = collectSession(t, sess)
+	sendN(t, bob, aliceID, 1, "first")
+	waitFor(t, "seq 1 handed over", func() bool { return st.count(conv) == 1 })
+
+	releaseLogin = s.HoldLogins()
+	t.Cleanup(releaseLogin)
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitFor(t, "the reconnect's LOGIN held", func() bool { return s.HeldLogins() == 1 })
+	// Stored while alice is away: the closed session must not hand it over.
+	sendN(t, bob, aliceID, 1, "away")
+	return sess, conv, st, releaseLogin
+}
+
+// Close while a reconnect logs in waits for that login and sends the final
+// DELIVERED on it: the connection that had the hand-over is gone, and
+// without it the server keeps an older delivered position, from which the
+// next start at the latest hands the same messages over again.
+func TestSession_CloseDuringReconnectLoginStillAcksHandedOver(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	sess, conv, st, releaseLogin := closeDuringReconnectLogin(t, s)
+
+	time.AfterFunc(200*time.Millisecond, releaseLogin)
+	_ = sess.Close()
+
+	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {
+		t.Fatalf("server's delivered position after Close = %d, want 1", seq)
+	}
+	st.checkSeqs(t, conv, 1)
+}
+
+// A login that never answers holds Close no longer than the final
+// DELIVERED's bound.
+func TestSession_CloseDuringAStuckLoginReturns(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	sess, conv, st, _ := closeDuringReconnectLogin(t, s)
+
+	start := time.Now()
+	_ = sess.Close()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %v with the login unanswered", took)
+	}
+	st.checkSeqs(t, conv, 1)
 }

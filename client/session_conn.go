@@ -119,14 +119,35 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 			return nil, nil, ErrClosed
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
-		// One address per attempt: the backoff paces a sweep of gateways
-		// that all refuse, as it paces retries of one.
-		c, resp, err := s.connect(s.ctx, 1)
+		c, resp, err := s.connectOnce()
 		if err == nil {
 			return c, resp, nil
 		}
 		cause = err
 	}
+}
+
+// connectOnce dials one address and logs in; the backoff paces a sweep of
+// gateways that all refuse, as it paces retries of one. Close does not cut
+// the attempt short: it gets finalAckWait more to log in and carry the
+// final DELIVERED, since the connection that had the hand-over is gone and
+// the server would otherwise keep an older delivered position, from which
+// a device starting at the latest hands the same messages over again. A
+// connection logged in after Close sends that and ends; nothing of it is
+// handed over.
+func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(s.ctx))
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, func() { time.AfterFunc(finalAckWait, cancel) })
+	defer stop()
+
+	c, resp, err := s.connect(ctx, 1)
+	if err != nil || s.ctx.Err() == nil {
+		return c, resp, err
+	}
+	s.sendAcks(ctx, c)
+	_ = c.Close()
+	return nil, nil, ErrClosed
 }
 
 // rateLimitedBackoff is the least wait after a login refused as
@@ -233,9 +254,13 @@ func connErr(c *Client, err error) error {
 	return fmt.Errorf("%w: %w", errCatchUp, err)
 }
 
+// finalAckWait bounds how long Close waits for its final DELIVERED to be
+// answered, the login of a reconnect in flight included (connectOnce).
+const finalAckWait = time.Second
+
 // finalAck sends what was handed over before Close, briefly.
 func (s *Session) finalAck(c *Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), finalAckWait)
 	defer cancel()
 	s.sendAcks(ctx, c)
 }

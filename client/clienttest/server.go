@@ -74,6 +74,8 @@ type Server struct {
 	dropPushes     int
 	syncDelay      time.Duration
 	convsGate      chan struct{} // while not nil, SYNC_CONVS waits for its close
+	loginGate      chan struct{} // while not nil, LOGIN waits for its close
+	heldLogins     int
 	deliveredCalls int
 	unsupported    map[protocol.Op]bool
 	unknown        map[protocol.Op]bool
@@ -292,6 +294,11 @@ func (s *Server) serve(c *conn) {
 				s.answerAt(gate, c, h, body)
 				continue
 			}
+		case protocol.Op_LOGIN:
+			if gate := s.holdLogin(); gate != nil {
+				s.answerAt(gate, c, h, body)
+				continue
+			}
 		}
 		s.answer(c, h, body)
 	}
@@ -322,6 +329,44 @@ func (s *Server) answerAt(gate <-chan struct{}, c *conn, h codec.Header, body []
 		case <-c.quit:
 		}
 	}()
+}
+
+// HoldLogins makes LOGIN requests wait, unanswered, until release is
+// called, as a login a loaded server answers late does; HeldLogins counts
+// them. A connection closed meanwhile gets no answer.
+func (s *Server) HoldLogins() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.loginGate = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.loginGate = nil
+			s.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+// HeldLogins is how many LOGIN requests waited for a HoldLogins release.
+func (s *Server) HeldLogins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heldLogins
+}
+
+// holdLogin returns the gate a LOGIN waits for, nil when none, and counts
+// the LOGIN held.
+func (s *Server) holdLogin() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loginGate == nil {
+		return nil
+	}
+	s.heldLogins++
+	return s.loginGate
 }
 
 // bizError is an error reply.
