@@ -44,7 +44,8 @@ const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, Clos
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
 // FINAL_ACK_WAIT_MS bounds how long an ended session keeps its connection for
-// the answer to its last DELIVERED.
+// the answer to its last DELIVERED, the login of a reconnect that is to
+// carry it included.
 const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
 
@@ -115,6 +116,8 @@ export class Session extends Emitter {
     this.noSyncConvs = false;
     this.timers = new Set();
     this.ended = null;
+    this.loggingIn = null; // the connection of a login in flight
+    this.finalDeadline = 0; // Date.now() by which an ended session closes its connection
   }
 
   // ---- lifecycle ----
@@ -164,6 +167,7 @@ export class Session extends Emitter {
   end(err) {
     if (this.ended) return;
     this.ended = err;
+    this.finalDeadline = Date.now() + FINAL_ACK_WAIT_MS;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const conn = this.conn;
@@ -176,22 +180,32 @@ export class Session extends Emitter {
       // from it). Its other requests fail now, as closing it did: nothing
       // they answer is handed over after the end.
       conn.abandon(new ClosedError(null, 'session ended'));
-      const acked = this.flushAcks(conn);
-      if (acked) {
-        const t = setTimeout(() => conn.close(), FINAL_ACK_WAIT_MS);
-        acked.finally(() => {
-          clearTimeout(t);
-          conn.close();
-        });
-      } else {
-        conn.close();
-      }
+      this.closeByFinalDeadline(conn);
+      this.lastAck(conn);
     }
+    // A reconnect logging in carries the last DELIVERED once logged in
+    // (reconnectAfter): the connection that had the hand-over is gone.
+    if (this.loggingIn) this.closeByFinalDeadline(this.loggingIn);
     for (const e of this.outbox.values()) {
       if (e.state === 'pending') this.failEntry(e, err);
     }
     this.setState(State.ENDED, { error: err });
     this.emit('ended', err);
+  }
+
+  // closeByFinalDeadline closes conn of an ended session at finalDeadline
+  // at the latest, answered or not.
+  closeByFinalDeadline(conn) {
+    const t = setTimeout(() => conn.close(), Math.max(this.finalDeadline - Date.now(), 0));
+    conn.on('close', () => clearTimeout(t));
+  }
+
+  // lastAck sends what was handed over on conn of an ended session and
+  // closes it once that DELIVERED is answered.
+  lastAck(conn) {
+    const acked = this.flushAcks(conn);
+    if (acked) acked.finally(() => conn.close());
+    else conn.close();
   }
 
   setState(state, extra = {}) {
@@ -213,15 +227,22 @@ export class Session extends Emitter {
 
   // ---- connecting ----
 
+  // connect opens a connection and logs in. An end meanwhile does not cut
+  // the login short, only bounds it (see end): a reconnect's login is to
+  // carry the last DELIVERED.
   async connect() {
     const conn = await Connection.open(this.opts.url,
       { requestTimeoutMs: this.opts.requestTimeoutMs });
+    if (this.ended) this.closeByFinalDeadline(conn);
+    this.loggingIn = conn;
     try {
       const login = await this.login(conn);
       return { conn, login };
     } catch (err) {
       conn.close();
       throw err;
+    } finally {
+      if (this.loggingIn === conn) this.loggingIn = null;
     }
   }
 
@@ -339,7 +360,8 @@ export class Session extends Emitter {
       try {
         const { conn, login } = await this.connect();
         if (this.ended) {
-          conn.close();
+          // Nothing of it is handed over: it only reports what was.
+          this.lastAck(conn);
           return;
         }
         this.serve(conn, login);

@@ -5,7 +5,9 @@
 // saved after the positions, reconnect honouring CLOSE, fatal closes, the
 // outbox retrying a send under one client_msg_id, and catch-up cut or
 // overtaken: a reload, findStart, a listing failing part-way or lost with
-// its connection, an own send into an unplaced conversation, a resync.
+// its connection, an own send into an unplaced conversation, a resync; and
+// the end: its last DELIVERED, on a reconnect's login too, and nothing
+// handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -648,6 +650,63 @@ test('close during start leaves the session ended', async () => {
   } finally {
     if (s.conn) s.conn.close(); // the leaked connection's heartbeat would keep Node up
   }
+});
+
+// dropDuringLogin starts a session handed m1 (acks only at close), drops its
+// connection and resolves once the reconnect's LOGIN waits at the gateway;
+// login(ws, op, req) answers LOGIN as onRequest does, by default unanswered.
+async function dropDuringLogin(gw, login = () => true) {
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000 });
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  let loggingIn = false;
+  gw.onRequest = (ws, op, req) => {
+    if (op !== Op.LOGIN) return undefined;
+    loggingIn = true;
+    return login(ws, op, req);
+  };
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  await until(() => loggingIn, 'the reconnect LOGIN sent');
+  gw.add(CONV, 'm2'); // stored while away: the closed session must not hand it over
+  s.after = [];
+  let ended = false;
+  s.on('ended', () => { ended = true; });
+  s.on('message', (m) => { if (ended) s.after.push(`message ${m.seq}`); });
+  s.on('state', (e) => { if (ended) s.after.push(`state ${e.state}`); });
+  return s;
+}
+
+// Close while a reconnect logs in: the connection that had the hand-over is
+// gone, so the login is let finish, briefly, and carries the last
+// DELIVERED. Without it the server keeps an older delivered position, from
+// which the next start at the latest hands the same messages over again.
+test('close while a reconnect logs in sends the last DELIVERED on it', async () => {
+  const gw = new FakeGateway();
+  let answer;
+  const s = await dropDuringLogin(gw, () => new Promise((resolve) => { answer = resolve; }));
+  s.close();
+  s.after.length = 0; // what end itself reported
+  answer();
+  await until(() => gw.delivered.get(CONV) === 1n, 'DELIVERED of 1 kept by the server');
+  await until(() => gw.live.length === 0, 'the connection closed after the answer');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(s.after, [], 'events after ended');
+  assertHanded(s.got, [1]);
+});
+
+// A login that never answers keeps the ended session's connection no
+// longer than the last DELIVERED would be awaited, not for the request
+// timeout.
+test('close while a reconnect login hangs closes within the final wait', async () => {
+  const gw = new FakeGateway();
+  const s = await dropDuringLogin(gw);
+  s.close();
+  s.after.length = 0;
+  await until(() => gw.live.length === 0, 'the connection closed', 2000);
+  assert.deepEqual(s.after, [], 'events after ended');
+  assertHanded(s.got, [1]);
+  assert.equal(gw.delivered.get(CONV), undefined);
 });
 
 // A send after end fails at once with the session's end: it used to stay
