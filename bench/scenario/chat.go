@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -90,8 +92,15 @@ type chatRun struct {
 	lastAck  atomic.Int64 // ns since start
 	lastPush atomic.Int64
 	pushes   atomic.Int64
+	// unacked counts the sends of users the server closed that were not
+	// acked: refused once the CLOSE came, or waiting for their ack then.
+	unacked  atomic.Int64
 	errOnce  sync.Once
 	firstErr error
+
+	closedMu sync.Mutex
+	// closed counts the connections the server closed, per reason.
+	closed map[string]int
 }
 
 // Chat registers cfg.Users users in pairs, opens each pair's conversation
@@ -101,7 +110,10 @@ type chatRun struct {
 // its latency counts from that moment, so a stalled server shows as latency
 // instead of as a slower schedule. It then waits for every acked message to
 // reach its recipient and checks exactly-once, in-order delivery; the
-// returned error wraps ErrCheckFailed when that fails.
+// returned error wraps ErrCheckFailed when that fails. A connection the
+// server closes with a CLOSE (a slow consumer, say) fails no check: what
+// was acked to it and not delivered is reported as undeliverable with the
+// reason, and its unacked sends as not acked.
 func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -116,7 +128,8 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 		closeChatUsers(users)
 		return Report{}, fmt.Errorf("chat: open conversations: %w", err)
 	}
-	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
+	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users)),
+		closed: make(map[string]int)}
 	r.start = time.Now()
 	r.e2e, r.ack, r.late = NewRecorder(r.start), NewRecorder(r.start), NewRecorder(r.start)
 	readers := r.receive()
@@ -184,14 +197,25 @@ func (r *chatRun) offer(ctx context.Context) time.Duration {
 		r.sent.Add(1)
 		msgID := r.prefix + strconv.FormatInt(k, 10)
 		if err := from.send(r.users[from.index^1], due, msgID); err != nil {
-			r.fail(err)
 			r.inFlight.Add(-1)
+			r.sendFailed(from, err)
 			continue
 		}
 		now := time.Now()
 		r.late.Record(now, now.Sub(r.start)-due)
 	}
 	return time.Since(r.start)
+}
+
+// sendFailed counts a send that could not be written: not sent when the
+// server had closed the sender, else a failure.
+func (r *chatRun) sendFailed(from *chatConn, err error) {
+	if from.closedByServer(time.Second) {
+		r.sent.Add(-1)
+		r.unacked.Add(1)
+		return
+	}
+	r.fail(err)
 }
 
 func (r *chatRun) fail(err error) {
@@ -215,12 +239,31 @@ func (r *chatRun) receive() *sync.WaitGroup {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.readConn(u); err != nil && !errors.Is(err, net.ErrClosed) {
+			defer close(u.readDone)
+			var closed *serverCloseError
+			switch err := r.readConn(u); {
+			case errors.As(err, &closed):
+				r.serverClosed(u, closed.reason.String())
+			case err != nil && !errors.Is(err, net.ErrClosed):
 				r.fail(fmt.Errorf("user %s: %w", u.name, err))
 			}
 		}()
 	}
 	return &wg
+}
+
+// serverClosed accounts for a connection the server closed with a CLOSE
+// (a slow consumer, a rate limit): it is no failure of delivery, so what
+// was acked to it and not delivered counts as undeliverable, not lost, and
+// its sends waiting for an ack are given up.
+func (r *chatRun) serverClosed(u *chatConn, reason string) {
+	r.tr.serverClosed(u.index, reason)
+	unacked := u.serverClosed(reason)
+	r.inFlight.Add(-int64(unacked))
+	r.unacked.Add(int64(unacked))
+	r.closedMu.Lock()
+	r.closed[reason]++
+	r.closedMu.Unlock()
 }
 
 func (r *chatRun) readConn(u *chatConn) error {
@@ -310,6 +353,7 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 		},
 		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack),
 			latencyOf("sent after due", r.late)}}
+	rep.Metrics = append(rep.Metrics, r.closeMetrics()...)
 	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0
 	if !rep.OK {
 		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+
@@ -317,4 +361,24 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 			reordered)
 	}
 	return rep, nil
+}
+
+// closeMetrics reports the connections the server closed, per reason, and
+// what that kept from being sent or delivered; none when it closed none.
+func (r *chatRun) closeMetrics() []Metric {
+	r.closedMu.Lock()
+	defer r.closedMu.Unlock()
+	if len(r.closed) == 0 {
+		return nil
+	}
+	undeliverable := r.tr.undeliverable()
+	var out []Metric
+	for _, reason := range slices.Sorted(maps.Keys(r.closed)) {
+		out = append(out, Metric{Name: "conns closed by server (" + reason + ")",
+			Value: float64(r.closed[reason])},
+			Metric{Name: "undeliverable: receiver closed by server (" + reason + ")",
+				Value: float64(undeliverable[reason])})
+	}
+	return append(out, Metric{Name: "not acked: sender closed by server",
+		Value: float64(r.unacked.Load())})
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -30,10 +31,19 @@ type chatConn struct {
 	writeMu sync.Mutex
 	wbuf    []byte
 
+	// readDone is closed when the run's reader of c has ended.
+	readDone chan struct{}
+
 	mu      sync.Mutex
 	pending map[uint32]time.Duration // request id -> due time of the send
 	nextID  uint32
+	// closedBy is the reason of the CLOSE that ended c, "" while open.
+	closedBy string
 }
+
+// errSenderClosed refuses a send from a user whose connection the server
+// closed.
+var errSenderClosed = errors.New("sender's connection closed by the server")
 
 // sources spreads connections over source addresses 127.o.x.y, where o is
 // random per sources so that runs one after the other (whose budgets have not
@@ -89,7 +99,7 @@ func dialChatUser(ctx context.Context, addr, prefix string, index int,
 		return nil, err
 	}
 	conn := bc.conn
-	c := &chatConn{benchConn: bc, index: index,
+	c := &chatConn{benchConn: bc, index: index, readDone: make(chan struct{}),
 		name: fmt.Sprintf("%s%d", prefix, index), pending: make(map[uint32]time.Duration)}
 	cred := credential{username: c.name, password: password(c.name)}
 	var reg protocol.RegisterResp
@@ -161,14 +171,50 @@ func (c *chatConn) send(to *chatConn, due time.Duration, clientMsgID string) err
 		ContentType: common.ContentType_BINARY, Content: encodeChatPayload(due, c.index)})
 }
 
-// sendReq writes one SEND, due at due, whose ack acked will find.
+// sendReq writes one SEND, due at due, whose ack acked will find; a send
+// whose write failed is not pending.
 func (c *chatConn) sendReq(due time.Duration, req *protocol.SendReq) error {
 	c.mu.Lock()
+	if c.closedBy != "" {
+		c.mu.Unlock()
+		return errSenderClosed
+	}
 	c.nextID++
 	id := c.nextID
 	c.pending[id] = due
 	c.mu.Unlock()
-	return c.write(protocol.Op_SEND, id, req)
+	err := c.write(protocol.Op_SEND, id, req)
+	if err != nil {
+		c.acked(id)
+	}
+	return err
+}
+
+// serverClosed records that a CLOSE for reason ended c and returns how
+// many sends were waiting for their ack, which none will get; later sends
+// fail with errSenderClosed.
+func (c *chatConn) serverClosed(reason string) (unacked int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closedBy = reason
+	unacked = len(c.pending)
+	clear(c.pending)
+	return unacked
+}
+
+// closedByServer reports whether a CLOSE ended c, after waiting up to wait
+// for the reader to end: a write may fail on a connection the server
+// closed before the reader has read its CLOSE.
+func (c *chatConn) closedByServer(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closedBy != ""
 }
 
 // write sends one frame; the scheduler and the heartbeat share the socket.

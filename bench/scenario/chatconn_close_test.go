@@ -1,10 +1,12 @@
 package scenario
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -30,5 +32,45 @@ func TestChatConnReadFrames_ReportsCloseReason(t *testing.T) {
 	if !errors.Is(err, ErrServerClosed) || !strings.Contains(err.Error(), "RATE_LIMITED") ||
 		!strings.Contains(err.Error(), "too many frames per second") {
 		t.Fatalf("readFrames = %v, want ErrServerClosed naming RATE_LIMITED and its message", err)
+	}
+}
+
+// A receiver the server closes (here as a slow consumer) gets nothing
+// after: what was acked to it is reported as undeliverable with the close
+// reason, and its own sends as not acked, but neither as lost nor as failed
+// sends, and the run passes. A run used to fail with every such message
+// counted lost.
+func TestChat_ReceiverClosedByServerIsNotLoss(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() {
+		// Once the run sends (past the 2 messages opening the pairs), the
+		// server closes user 1, the receiver of user 0's messages.
+		for ctx.Err() == nil && s.SendCount() < 20 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		names := s.Usernames()
+		if len(names) == 4 {
+			s.CloseUser(names[1], protocol.CloseReason_SLOW_CONSUMER, -1)
+		}
+	}()
+	rep, err := Chat(ctx, ChatConfig{Addr: s.Addr(), Users: 4, Rate: 200,
+		Duration: 500 * time.Millisecond, Timeout: 3 * time.Second})
+	if err != nil || !rep.OK {
+		t.Fatalf("Chat = %v (ok %v), metrics %v", err, rep.OK, rep.Metrics)
+	}
+	got := make(map[string]float64)
+	for _, m := range rep.Metrics {
+		got[m.Name] = m.Value
+	}
+	if got["lost"] != 0 || got["failed sends"] != 0 ||
+		got["conns closed by server (SLOW_CONSUMER)"] != 1 ||
+		got["undeliverable: receiver closed by server (SLOW_CONSUMER)"] == 0 {
+		t.Fatalf("metrics %v", rep.Metrics)
+	}
+	if got["acked msgs"] != got["delivered msgs"]+
+		got["undeliverable: receiver closed by server (SLOW_CONSUMER)"] {
+		t.Fatalf("acked msgs are not all delivered or undeliverable: %v", rep.Metrics)
 	}
 }

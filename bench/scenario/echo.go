@@ -167,7 +167,7 @@ func unexpectedFrame(c *benchConn, h codec.Header) error {
 }
 
 // closeFrameErr describes the CLOSE whose body is body (nil when it could
-// not be read): its reason and message.
+// not be read): its reason and message, as a *serverCloseError.
 func closeFrameErr(body []byte) error {
 	var msg protocol.CloseMsg
 	if body != nil {
@@ -177,8 +177,20 @@ func closeFrameErr(body []byte) error {
 	if msg.Reason == protocol.CloseReason_RATE_LIMITED {
 		hint = " (start the server with --frame-rate -1)"
 	}
-	return fmt.Errorf("%w: %v %s%s", ErrServerClosed, msg.Reason, msg.Message, hint)
+	return &serverCloseError{reason: msg.Reason,
+		text: fmt.Sprintf("%v: %v %s%s", ErrServerClosed, msg.Reason, msg.Message, hint)}
 }
+
+// serverCloseError is a CLOSE that ended a connection; it is
+// ErrServerClosed.
+type serverCloseError struct {
+	reason protocol.CloseReason
+	text   string
+}
+
+func (e *serverCloseError) Error() string { return e.text }
+
+func (e *serverCloseError) Unwrap() error { return ErrServerClosed }
 
 // frameWriter writes one request frame again and again with a new id. Over
 // TCP the frame is encoded once and only its id patched; WebSocket masks

@@ -152,3 +152,31 @@ func TestTracker_Tally(t *testing.T) {
 		})
 	}
 }
+
+// A receiver the server closed is owed nothing more: what was acked to it
+// and not delivered is undeliverable, under the close's reason, and nobody
+// waits for it; a message missing at a live receiver is still lost.
+func TestTracker_ClosedReceiver(t *testing.T) {
+	tr := newTracker(3)
+	tr.acked(1, 1)
+	tr.delivered(1, 1, "c", 1)
+	tr.acked(2, 1) // acked before the close, never delivered
+	tr.acked(3, 2) // to a live receiver, never delivered
+	tr.serverClosed(1, "SLOW_CONSUMER")
+	tr.acked(4, 1) // acked after the close
+	if tr.complete() {
+		t.Fatal("complete with message 3 missing at a live receiver")
+	}
+	d, l, dup, r := tr.tally()
+	if d != 1 || l != 1 || dup != 0 || r != 0 {
+		t.Fatalf("tally = %d delivered %d lost %d duplicated %d reordered, want 1 1 0 0",
+			d, l, dup, r)
+	}
+	if u := tr.undeliverable(); len(u) != 1 || u["SLOW_CONSUMER"] != 2 {
+		t.Fatalf("undeliverable = %v, want 2 for SLOW_CONSUMER", u)
+	}
+	tr.delivered(2, 3, "d", 1)
+	if !tr.complete() {
+		t.Fatal("not complete with only the closed receiver's messages missing")
+	}
+}

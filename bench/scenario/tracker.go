@@ -18,6 +18,10 @@ type tracker struct {
 	// missing counts acked messages not yet at their recipient, so that
 	// polling for completion is O(1). A push may beat its ack to us.
 	missing int
+	// closed holds the receivers whose connection the server closed, with
+	// the reason: what was acked to them and not delivered is undeliverable,
+	// not lost, and nobody waits for it.
+	closed map[int]string
 }
 
 func newTracker(receivers int) *tracker {
@@ -25,6 +29,7 @@ func newTracker(receivers int) *tracker {
 		expected: make(map[int64]int),
 		received: make([]map[int64]int, receivers),
 		lastSeq:  make([]map[string]int64, receivers),
+		closed:   make(map[int]string),
 	}
 	for i := range receivers {
 		t.received[i] = make(map[int64]int)
@@ -38,8 +43,24 @@ func (t *tracker) acked(msgID int64, to int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expected[msgID] = to
-	if t.received[to][msgID] == 0 {
+	if _, closed := t.closed[to]; !closed && t.received[to][msgID] == 0 {
 		t.missing++
+	}
+}
+
+// serverClosed records that the server closed the connection of receiver
+// for reason; no push reaches it after.
+func (t *tracker) serverClosed(receiver int, reason string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.closed[receiver]; ok {
+		return
+	}
+	t.closed[receiver] = reason
+	for id, to := range t.expected {
+		if to == receiver && t.received[to][id] == 0 {
+			t.missing--
+		}
 	}
 }
 
@@ -62,12 +83,18 @@ func (t *tracker) delivered(receiver int, msgID int64, conv string, seq int64) {
 }
 
 // tally counts the outcome: delivered and lost among acked messages, the
-// extra copies of acked messages, and the reorders.
+// extra copies of acked messages, and the reorders. An acked message not
+// delivered to a receiver the server closed is not lost (see
+// undeliverable).
+// TODO: one acked well before the close counts so too, though a live
+// receiver should have had it; telling them apart needs the push's timing.
 func (t *tracker) tally() (delivered, lost, duplicated, reordered int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for id, to := range t.expected {
+		_, closed := t.closed[to]
 		switch n := t.received[to][id]; {
+		case n == 0 && closed:
 		case n == 0:
 			lost++
 		default:
@@ -76,6 +103,20 @@ func (t *tracker) tally() (delivered, lost, duplicated, reordered int) {
 		}
 	}
 	return delivered, lost, duplicated, t.reordered
+}
+
+// undeliverable counts, per close reason, the acked messages not delivered
+// to a receiver the server closed.
+func (t *tracker) undeliverable() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int)
+	for id, to := range t.expected {
+		if reason, closed := t.closed[to]; closed && t.received[to][id] == 0 {
+			out[reason]++
+		}
+	}
+	return out
 }
 
 // complete reports whether every acked message has arrived.

@@ -201,6 +201,13 @@ func (s *Server) Devices(username string) []string {
 	return slices.Sorted(maps.Keys(u.devices))
 }
 
+// Usernames lists, sorted, every registered user.
+func (s *Server) Usernames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.users))
+}
+
 // Online is how many logged-in connections the user has.
 func (s *Server) Online(username string) int {
 	s.mu.Lock()
