@@ -22,7 +22,7 @@ type gatewayCollector struct {
 	stats func() gateway.Stats // Gateway.Stats; a test passes its own
 
 	open, accepted, upgrades, refused, closes, framesIn, framesOut *prometheus.Desc
-	sendBatches, batchedSends, sendFallbacks                       *prometheus.Desc
+	sendBatches, batchedSends, sendFallbacks, latePositionsDropped *prometheus.Desc
 }
 
 func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
@@ -51,6 +51,9 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 		sendFallbacks: prometheus.NewDesc("resonance_gateway_send_batch_fallbacks_total",
 			"SendRuns calls a logic without SendRuns (an older release) refused; their "+
 				"SENDs went as one Send each.", nil, nil),
+		latePositionsDropped: prometheus.NewDesc("resonance_gateway_late_positions_dropped_total",
+			"DELIVERED and MARK_READ requests queued by connections that closed, never sent "+
+				"to logic: their queue was full, or the shutdown deadline passed.", nil, nil),
 	}
 }
 
@@ -58,7 +61,7 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.open, c.accepted, c.upgrades, c.refused, c.closes, c.framesIn, c.framesOut,
-		c.sendBatches, c.batchedSends, c.sendFallbacks,
+		c.sendBatches, c.batchedSends, c.sendFallbacks, c.latePositionsDropped,
 	} {
 		ch <- d
 	}
@@ -76,6 +79,8 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		float64(st.BatchedSends))
 	ch <- prometheus.MustNewConstMetric(c.sendFallbacks, prometheus.CounterValue,
 		float64(st.SendBatchFallbacks))
+	ch <- prometheus.MustNewConstMetric(c.latePositionsDropped, prometheus.CounterValue,
+		float64(st.LatePositionsDropped))
 	ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(st.Upgrades))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue,
 		float64(st.HandshakesRefused))

@@ -14,12 +14,13 @@ import (
 
 func TestGatewayCollector_ClosesByReason(t *testing.T) {
 	stats := gateway.Stats{
-		Closes:       map[protocol.CloseReason]uint64{protocol.CloseReason_KICKED: 2},
-		ClientCloses: 3,
-		ConnErrors:   4,
-		FramesOut:    map[protocol.Op]uint64{protocol.Op_CLOSE: 5},
-		SendBatches:  6,
-		BatchedSends: 70,
+		Closes:               map[protocol.CloseReason]uint64{protocol.CloseReason_KICKED: 2},
+		ClientCloses:         3,
+		ConnErrors:           4,
+		FramesOut:            map[protocol.Op]uint64{protocol.Op_CLOSE: 5},
+		SendBatches:          6,
+		BatchedSends:         70,
+		LatePositionsDropped: 8,
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newGatewayCollector(func() gateway.Stats { return stats }))
@@ -36,6 +37,7 @@ func TestGatewayCollector_ClosesByReason(t *testing.T) {
 		`resonance_gateway_frames_out_total{op="close"} 5`,
 		`resonance_gateway_send_batches_total 6`,
 		`resonance_gateway_batched_sends_total 70`,
+		`resonance_gateway_late_positions_dropped_total 8`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

@@ -157,50 +157,10 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 		ev = ev.Int64("user", sess.UserId)
 		g.conns.remove(c.id)
 		g.disc.submit(g, sess)
-		g.applyLate(c, late)
+		g.applyLate(c, sess, late)
 	}
 	ev.Msg("connection closed")
 	return gnet.None
-}
-
-// positionRequests returns the DELIVERED and MARK_READ requests of queue.
-func positionRequests(queue []request) []request {
-	var out []request
-	for _, r := range queue {
-		if r.op == protocol.Op_DELIVERED || r.op == protocol.Op_MARK_READ {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// applyLate runs, off the loop and unanswered, the DELIVERED and MARK_READ
-// requests a logged-in connection still had queued when it closed. The
-// other requests of a closed connection are dropped: their client learns
-// nothing of them and sends them again (under the same client ids). These
-// two it need not: a client that reports its last positions and closes at
-// once would otherwise leave the server an older delivered or read
-// position, which its other devices, a new device and a reinstall start
-// from. Positions only move forward, so they may land after requests the
-// connection's worker still runs.
-func (g *Gateway) applyLate(c *conn, late []request) {
-	if len(late) == 0 {
-		return
-	}
-	err := g.pool.Submit(func() {
-		for _, r := range late {
-			ctx, cancel := context.WithTimeout(g.rpcCtx, g.cfg.RequestTimeout)
-			if _, err := g.call(ctx, c, r); err != nil {
-				g.log.Debug().Err(err).Int64("conn", c.id).Stringer("op", r.op).
-					Msg("closed connection's position not applied")
-			}
-			cancel()
-		}
-	})
-	if err != nil {
-		g.log.Debug().Err(err).Int64("conn", c.id).Int("requests", len(late)).
-			Msg("closed connection's positions dropped: pool full")
-	}
 }
 
 // onTraffic handles every complete frame buffered for gc. Bytes of a partial

@@ -89,6 +89,9 @@ type Gateway struct {
 	// disc carries closed connections' sessions to the goroutines that
 	// remove their routes (disconnect.go).
 	disc disconnects
+	// late carries closed connections' positions to the goroutines that
+	// send them (late.go).
+	late latePositions
 
 	loopsMu  sync.Mutex
 	loops    map[gnet.EventLoop]*loopState
@@ -191,6 +194,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		engineDone: make(chan struct{})}
 	g.reg.start(ctx, &rs.grp)
 	g.disc.start(g, &rs.grp)
+	g.late.start(g, &rs.grp)
 	rs.grp.Go(g.log, "gnet", func() {
 		rs.engineErr = g.serveClients()
 		close(rs.engineDone)
@@ -317,6 +321,9 @@ func (g *Gateway) shutdown(rs *servers) {
 	}
 	// Every connection is closed: the routes left to remove are queued.
 	g.disc.stop(shutdownTimeout)
+	// So are their positions, which have until the same deadline.
+	g.late.expire(shutdownTimeout)
+	g.late.stop()
 	if rs.pushStarted {
 		// The clients are gone, so a push in flight has no one to reach.
 		g.pushLn.closeConns()

@@ -47,6 +47,9 @@ type stubLogic struct {
 	// positions and reads are what each Delivered and MarkRead was given.
 	positions []*protocol.ConvPos
 	reads     []*protocol.MarkReadReq
+	// positionGate, when set, holds every Delivered and MarkRead until it
+	// is closed (set before the gateway starts).
+	positionGate chan struct{}
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
@@ -296,6 +299,7 @@ func (s *stubLogic) GetUser(_ context.Context, sess *logicrpc.Session,
 // test can tell the gateway forwarded it with the session.
 func (s *stubLogic) Delivered(_ context.Context, _ *logicrpc.Session,
 	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+	s.awaitPositionGate()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.positions = append(s.positions, req.Positions...)
@@ -309,10 +313,18 @@ func (s *stubLogic) SyncConvs(_ context.Context, sess *logicrpc.Session,
 
 func (s *stubLogic) MarkRead(_ context.Context, sess *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
+	s.awaitPositionGate()
 	s.mu.Lock()
 	s.reads = append(s.reads, req)
 	s.mu.Unlock()
 	return &protocol.MarkReadResp{ReadSeq: req.Seq + sess.UserId*1000}, nil
+}
+
+// awaitPositionGate waits until positionGate is closed, if set.
+func (s *stubLogic) awaitPositionGate() {
+	if s.positionGate != nil {
+		<-s.positionGate
+	}
 }
 
 // reported returns the positions given to Delivered and the MarkRead

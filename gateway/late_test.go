@@ -1,10 +1,18 @@
 package gateway
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -42,5 +50,82 @@ func TestGateway_AppliesPositionsQueuedWhenTheConnectionCloses(t *testing.T) {
 	}
 	if r := reads[0]; r.ConvId != "p2p:1:2" || r.Seq != 6 {
 		t.Fatalf("MARK_READ applied as %+v", r)
+	}
+}
+
+// After a mass disconnect, the positions of the closed connections go
+// through goroutines of their own: they take none of the workers that live
+// connections need, and a full pool drops none of them. They used to take
+// pool workers: here the first connection's positions held the last free
+// worker, so the live connection was answered BUSY, and the second's found
+// the pool full and were dropped, logged at debug only.
+func TestGateway_LatePositionsLeaveThePoolToLiveConnections(t *testing.T) {
+	gate := make(chan struct{})
+	h := startGatewayWith(t, Config{Workers: 3}, func(s *stubLogic) { s.positionGate = gate })
+	live := h.dial(t)
+	live.login("bob", 1)
+
+	// Each closing connection holds a worker with a slow SEND, so its
+	// DELIVERED is still queued when it closes.
+	for i, seq := range []int64{7, 8} {
+		c := h.dial(t)
+		c.login("alice", 1)
+		c.send(protocol.Op_SEND, 2, &protocol.SendReq{ToUserId: 2, Content: []byte("slow")})
+		h.logic.awaitEntered(t, "a slow SEND")
+		c.send(protocol.Op_DELIVERED, 3, &protocol.DeliveredReq{
+			Positions: []*protocol.ConvPos{{ConvId: "p2p:1:2", Seq: seq}}})
+		_ = c.conn.Close()
+		testwait.For(t, 5*time.Second, "the connection's close handled", func() bool {
+			return len(h.logic.disconnected()) == i+1
+		})
+	}
+
+	// Two workers run the slow SENDs; the third is the live connection's.
+	live.send(protocol.Op_GET_USER, 2, &protocol.GetUserReq{UserId: 2})
+	var e protocol.ErrorResp
+	if f := live.expectReply(protocol.Op_GET_USER_ACK, 2, &e); f.Flags&codec.FlagError != 0 {
+		t.Fatalf("the live connection's GET_USER was answered %v: %s", e.Code, e.Message)
+	}
+	close(h.logic.release)
+	close(gate)
+	testwait.For(t, 5*time.Second, "both connections' positions applied", func() bool {
+		positions, _ := h.logic.reported()
+		return len(positions) == 2
+	})
+	positions, _ := h.logic.reported()
+	seqs := []int64{positions[0].Seq, positions[1].Seq}
+	slices.Sort(seqs)
+	if !slices.Equal(seqs, []int64{7, 8}) {
+		t.Fatalf("positions applied with seqs %v, want 7 and 8", seqs)
+	}
+	if n := h.gw.Stats().LatePositionsDropped; n != 0 {
+		t.Fatalf("%d positions dropped", n)
+	}
+}
+
+// Positions that find the queue full are dropped, counted in Stats and
+// logged at warn with the connection and user ids.
+func TestGateway_CountsLatePositionsDroppedWhenTheQueueIsFull(t *testing.T) {
+	var logs syncbuf.Buffer
+	g, err := New(Config{Addr: "127.0.0.1:0"}, Deps{Log: zerolog.New(&logs),
+		Logic: idleLogicClient(t), PushListener: listen(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.rpcCtx = context.Background()
+	g.late.init(g, 1) // no sender: the queue holds one batch
+	mark := request{op: protocol.Op_MARK_READ, body: &protocol.MarkReadReq{ConvId: "c", Seq: 1}}
+	sess := &logicrpc.Session{UserId: 1}
+	g.late.submit(g, &lateBatch{connID: 10, sess: sess, reqs: []request{mark}})
+	g.late.submit(g, &lateBatch{connID: 11, sess: sess, reqs: []request{mark, mark}})
+
+	if n := g.Stats().LatePositionsDropped; n != 2 {
+		t.Fatalf("%d positions dropped, want the second connection's 2", n)
+	}
+	line := logs.String()
+	for _, want := range []string{`"level":"warn"`, `"conn":11`, `"user":1`, `"positions":2`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("drop logged as %s, lacking %s", line, want)
+		}
 	}
 }

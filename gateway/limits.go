@@ -55,21 +55,26 @@ type Stats struct {
 	// SendBatchFallbacks counts SendRuns calls a logic without it refused
 	// (an older release): their SENDs went as one Send each.
 	SendBatchFallbacks uint64
+	// LatePositionsDropped counts the DELIVERED and MARK_READ requests that
+	// connections had queued when they closed and that never reached logic:
+	// the queue for them was full, or the shutdown deadline passed first.
+	LatePositionsDropped uint64
 }
 
 // gatewayStats holds the counters behind Stats. Each is one atomic: they are
 // bumped from every event loop and worker.
 type gatewayStats struct {
-	open              atomic.Int64
-	accepted          atomic.Uint64
-	upgrades          atomic.Uint64
-	handshakesRefused atomic.Uint64
-	closes            [numCloseReasons]atomic.Uint64
-	clientCloses      atomic.Uint64
-	connErrors        atomic.Uint64
-	sendBatches       atomic.Uint64
-	batchedSends      atomic.Uint64
-	sendFallbacks     atomic.Uint64
+	open                 atomic.Int64
+	accepted             atomic.Uint64
+	upgrades             atomic.Uint64
+	handshakesRefused    atomic.Uint64
+	closes               [numCloseReasons]atomic.Uint64
+	clientCloses         atomic.Uint64
+	connErrors           atomic.Uint64
+	sendBatches          atomic.Uint64
+	batchedSends         atomic.Uint64
+	sendFallbacks        atomic.Uint64
+	latePositionsDropped atomic.Uint64
 }
 
 // Stats returns the current counters. It may be called from any goroutine at
@@ -77,16 +82,17 @@ type gatewayStats struct {
 func (g *Gateway) Stats() Stats {
 	st := &g.stats
 	s := Stats{
-		Open:               st.open.Load(),
-		Accepted:           st.accepted.Load(),
-		Upgrades:           st.upgrades.Load(),
-		HandshakesRefused:  st.handshakesRefused.Load(),
-		Closes:             make(map[protocol.CloseReason]uint64),
-		ClientCloses:       st.clientCloses.Load(),
-		ConnErrors:         st.connErrors.Load(),
-		SendBatches:        st.sendBatches.Load(),
-		BatchedSends:       st.batchedSends.Load(),
-		SendBatchFallbacks: st.sendFallbacks.Load(),
+		Open:                 st.open.Load(),
+		Accepted:             st.accepted.Load(),
+		Upgrades:             st.upgrades.Load(),
+		HandshakesRefused:    st.handshakesRefused.Load(),
+		Closes:               make(map[protocol.CloseReason]uint64),
+		ClientCloses:         st.clientCloses.Load(),
+		ConnErrors:           st.connErrors.Load(),
+		SendBatches:          st.sendBatches.Load(),
+		BatchedSends:         st.batchedSends.Load(),
+		SendBatchFallbacks:   st.sendFallbacks.Load(),
+		LatePositionsDropped: st.latePositionsDropped.Load(),
 	}
 	for i := range st.closes {
 		if n := st.closes[i].Load(); n > 0 {

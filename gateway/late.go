@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+const (
+	// latePositionsQueue bounds the closed connections whose positions wait
+	// to be sent. Like disconnectQueue it holds one entry per connection of
+	// a mass disconnect (only those that had positions queued); an entry
+	// holds at most MaxPending requests. A pointer each: 512 KiB when full.
+	latePositionsQueue = 1 << 16
+	// latePositionsWorkers is how many closed connections' positions are
+	// sent at once. They have goroutines of their own: after a mass
+	// disconnect, the request pool stays free for the live connections,
+	// which would be answered BUSY if late positions took its workers.
+	latePositionsWorkers = 8
+)
+
+// lateBatch is what one closed connection left to send: its DELIVERED and
+// MARK_READ requests, in the order they were queued.
+type lateBatch struct {
+	connID int64
+	sess   *logicrpc.Session
+	reqs   []request
+}
+
+// latePositions sends the positions of closed connections to logic,
+// unanswered (see applyLate). A connection's batch is sent by one goroutine,
+// a call per request in order, so its positions reach logic in the order
+// the client sent them. One dropped (the queue full, the shutdown deadline
+// passed) is counted in Stats.LatePositionsDropped and logged, sampled.
+type latePositions struct {
+	queue  chan *lateBatch
+	ctx    context.Context // the calls' parent; cancelled at the drain deadline
+	cancel context.CancelFunc
+	// warn is sampled apart from Gateway.warn: a burst of drops must not
+	// hide the gateway's other warnings, nor they the drops.
+	warn       zerolog.Logger
+	expireOnce sync.Once
+
+	mu sync.Mutex
+	// stopped means the queue is closed: a batch submitted later is
+	// dropped, never sent on a closed channel.
+	stopped bool
+}
+
+// start launches the senders in grp. Run calls it before any connection
+// can close.
+func (l *latePositions) start(g *Gateway, grp *run.Group) {
+	l.init(g, latePositionsQueue)
+	for range latePositionsWorkers {
+		grp.Go(g.log, "late-positions", func() {
+			for b := range l.queue {
+				l.send(g, b)
+			}
+		})
+	}
+}
+
+// init readies l, with room for queueLen batches, for start or a test that
+// sends nothing.
+func (l *latePositions) init(g *Gateway, queueLen int) {
+	l.queue = make(chan *lateBatch, queueLen)
+	l.ctx, l.cancel = context.WithCancel(g.rpcCtx)
+	l.warn = g.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
+}
+
+// submit queues b without blocking: it runs on an event loop or a worker.
+func (l *latePositions) submit(g *Gateway, b *lateBatch) {
+	cause := ""
+	l.mu.Lock()
+	if l.stopped {
+		cause = "gateway stopped"
+	} else {
+		select {
+		case l.queue <- b:
+		default:
+			cause = "queue full"
+		}
+	}
+	l.mu.Unlock()
+	if cause != "" {
+		l.drop(g, b, len(b.reqs), cause)
+	}
+}
+
+// expire cancels, deadline from now, the calls still running and those not
+// yet made, so that a dead logic cannot hold the shutdown. Shutdown calls it
+// once every connection is closed.
+func (l *latePositions) expire(deadline time.Duration) {
+	l.expireOnce.Do(func() {
+		if l.cancel != nil {
+			time.AfterFunc(deadline, l.cancel)
+		}
+	})
+}
+
+// stop closes the queue: the senders finish it and return. A batch
+// submitted later is dropped. It may be called more than once.
+func (l *latePositions) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || l.queue == nil {
+		return
+	}
+	l.stopped = true
+	close(l.queue)
+}
+
+// send makes b's calls in order, each bounded by RequestTimeout. What is
+// left of b once the shutdown deadline has passed is dropped.
+func (l *latePositions) send(g *Gateway, b *lateBatch) {
+	for i, r := range b.reqs {
+		if l.ctx.Err() != nil {
+			l.drop(g, b, len(b.reqs)-i, "shutdown deadline passed")
+			return
+		}
+		ctx, cancel := context.WithTimeout(l.ctx, g.cfg.RequestTimeout)
+		err := g.applyPosition(ctx, b.sess, r)
+		cancel()
+		if err != nil {
+			l.warn.Warn().Err(err).Int64("conn", b.connID).Int64("user", b.sess.UserId).
+				Stringer("op", r.op).Msg("closed connection's position not applied")
+		}
+	}
+}
+
+// drop counts n positions of b as dropped and logs it, sampled; the total
+// in the line tells how many the sampling hid.
+func (l *latePositions) drop(g *Gateway, b *lateBatch, n int, cause string) {
+	total := g.stats.latePositionsDropped.Add(uint64(n))
+	l.warn.Warn().Int64("conn", b.connID).Int64("user", b.sess.UserId).Int("positions", n).
+		Uint64("dropped_total", total).Str("cause", cause).
+		Msg("closed connection's positions dropped")
+}
+
+// applyPosition sends r, a DELIVERED or MARK_READ, for sess.
+func (g *Gateway) applyPosition(ctx context.Context, sess *logicrpc.Session, r request) error {
+	var err error
+	switch req := r.body.(type) {
+	case *protocol.DeliveredReq:
+		_, err = g.logic.Delivered(ctx, sess, req)
+	case *protocol.MarkReadReq:
+		_, err = g.logic.MarkRead(ctx, sess, req)
+	}
+	return err
+}
+
+// positionRequests returns the DELIVERED and MARK_READ requests of queue.
+func positionRequests(queue []request) []request {
+	var out []request
+	for _, r := range queue {
+		if r.op == protocol.Op_DELIVERED || r.op == protocol.Op_MARK_READ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// applyLate has the DELIVERED and MARK_READ requests a logged-in connection
+// still had queued when it closed sent to logic, unanswered. The other
+// requests of a closed connection are dropped: their client learns nothing
+// of them and sends them again (under the same client ids). These two it
+// need not: a client that reports its last positions and closes at once
+// would otherwise leave the server an older delivered or read position,
+// which its other devices, a new device and a reinstall start from.
+//
+// They go through latePositions, not the request pool: a mass disconnect
+// would otherwise fill the pool with them, answering live connections BUSY,
+// and drop them silently once it was full.
+func (g *Gateway) applyLate(c *conn, sess *logicrpc.Session, late []request) {
+	if len(late) == 0 {
+		return
+	}
+	g.late.submit(g, &lateBatch{connID: c.id, sess: sess, reqs: late})
+}
