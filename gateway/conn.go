@@ -58,7 +58,9 @@ type conn struct {
 	// the padding after the flags. It is what the client may still send, in
 	// thousandths of a frame, refilled from lastActive on each read.
 	frameBudget int32
-	queue       []request // FIFO of decoded requests, at most MaxPending
+	// queue is the FIFO of decoded requests, at most MaxPending; once
+	// closed, the positions keepLate left for the running worker.
+	queue []request
 }
 
 // closeReason8 is a CloseReason in one byte, to keep conn small; every
@@ -142,9 +144,8 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c.wsr.release()
 	c.mu.Lock()
 	c.closed = true
-	late := positionRequests(c.queue)
-	c.queue = nil
 	sess := c.session.Load()
+	late := c.keepLate(sess != nil)
 	c.mu.Unlock()
 	if f, ok := g.loginFlights.LoadAndDelete(c.id); ok {
 		// A token LOGIN of c still queued in the batcher is never sent:

@@ -321,9 +321,10 @@ func (g *Gateway) shutdown(rs *servers) {
 	}
 	// Every connection is closed: the routes left to remove are queued.
 	g.disc.stop(shutdownTimeout)
-	// So are their positions, which have until the same deadline.
+	// So are their positions, but for those of a connection whose worker
+	// still runs: it hands them over when done, so the queue stays open
+	// until the pool is released. Their deadline starts now all the same.
 	g.late.expire(shutdownTimeout)
-	g.late.stop()
 	if rs.pushStarted {
 		// The clients are gone, so a push in flight has no one to reach.
 		g.pushLn.closeConns()
@@ -336,6 +337,7 @@ func (g *Gateway) shutdown(rs *servers) {
 	if err := g.pool.ReleaseTimeout(shutdownTimeout); err != nil {
 		g.log.Warn().Err(err).Msg("workers did not finish")
 	}
+	g.late.stop()
 	g.log.Info().Msg("gateway stopped")
 }
 

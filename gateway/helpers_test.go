@@ -50,6 +50,9 @@ type stubLogic struct {
 	// positionGate, when set, holds every Delivered and MarkRead until it
 	// is closed (set before the gateway starts).
 	positionGate chan struct{}
+	// holdRead, when not 0, makes the MarkRead of that seq signal entered,
+	// then wait for release to close before it is recorded.
+	holdRead int64
 	// disconnectDelay makes each Disconnect take this long (set before
 	// the gateway starts).
 	disconnectDelay time.Duration
@@ -314,6 +317,10 @@ func (s *stubLogic) SyncConvs(_ context.Context, sess *logicrpc.Session,
 func (s *stubLogic) MarkRead(_ context.Context, sess *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
 	s.awaitPositionGate()
+	if s.holdRead != 0 && req.Seq == s.holdRead {
+		s.entered <- struct{}{}
+		<-s.release
+	}
 	s.mu.Lock()
 	s.reads = append(s.reads, req)
 	s.mu.Unlock()

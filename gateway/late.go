@@ -95,7 +95,8 @@ func (l *latePositions) submit(g *Gateway, b *lateBatch) {
 
 // expire cancels, deadline from now, the calls still running and those not
 // yet made, so that a dead logic cannot hold the shutdown. Shutdown calls it
-// once every connection is closed.
+// once every connection is closed, before the pool is released, so that
+// the positions share the pool's wait rather than add one of their own.
 func (l *latePositions) expire(deadline time.Duration) {
 	l.expireOnce.Do(func() {
 		if l.cancel != nil {
@@ -104,8 +105,10 @@ func (l *latePositions) expire(deadline time.Duration) {
 	})
 }
 
-// stop closes the queue: the senders finish it and return. A batch
-// submitted later is dropped. It may be called more than once.
+// stop closes the queue: the senders finish it and return. Call it once no
+// worker can hand a batch over (the pool released); one submitted later,
+// by a worker that outlived the release, is dropped. It may be called more
+// than once.
 func (l *latePositions) stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,6 +158,24 @@ func (g *Gateway) applyPosition(ctx context.Context, sess *logicrpc.Session, r r
 	return err
 }
 
+// keepLate, as c closes, keeps of its queue only the positions to send
+// late, none unless c logged in. It returns them to be sent now, unless a
+// worker is running a request of c: they then stay queued for that worker
+// to hand over when done (next), so that they never reach logic beside the
+// request before them. c.mu is held.
+func (c *conn) keepLate(loggedIn bool) []request {
+	var late []request
+	if loggedIn {
+		late = positionRequests(c.queue)
+	}
+	if c.running {
+		c.queue = late
+		return nil
+	}
+	c.queue = nil
+	return late
+}
+
 // positionRequests returns the DELIVERED and MARK_READ requests of queue.
 func positionRequests(queue []request) []request {
 	var out []request
@@ -166,13 +187,22 @@ func positionRequests(queue []request) []request {
 	return out
 }
 
-// applyLate has the DELIVERED and MARK_READ requests a logged-in connection
-// still had queued when it closed sent to logic, unanswered. The other
-// requests of a closed connection are dropped: their client learns nothing
-// of them and sends them again (under the same client ids). These two it
-// need not: a client that reports its last positions and closes at once
-// would otherwise leave the server an older delivered or read position,
-// which its other devices, a new device and a reinstall start from.
+// applyLate has late, the DELIVERED and MARK_READ requests a logged-in
+// connection still had queued when it closed, sent to logic unanswered. It
+// runs on the loop when the connection closed idle, else on its worker.
+// The other requests of a closed connection are dropped: their client
+// learns nothing of them and sends them again (under the same client ids).
+// These two it need not: a client that reports its last positions and
+// closes at once would otherwise leave the server an older delivered or
+// read position, which its other devices, a new device and a reinstall
+// start from.
+//
+// They are sent in their order, after the request the connection's worker
+// was running: positions only move forward, so the stored ones would be
+// right in any order, but logic tells the user's other devices of each read
+// position it applies, and a lower one applied last would be told last.
+// (Only after that request's call returned: one that timed out may still
+// run in logic.)
 //
 // They go through latePositions, not the request pool: a mass disconnect
 // would otherwise fill the pool with them, answering live connections BUSY,

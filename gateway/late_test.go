@@ -129,3 +129,42 @@ func TestGateway_CountsLatePositionsDroppedWhenTheQueueIsFull(t *testing.T) {
 		}
 	}
 }
+
+// A connection's late MARK_READs reach logic in their order, and only after
+// the request its worker was running when it closed: logic tells the
+// user's other devices of each read position it applies, so a lower one
+// applied last would be told last. They used to start at the close, beside
+// that request: logic applied 6 and 7 while 5 still ran, and 5 last.
+func TestGateway_AppliesLatePositionsAfterTheRunningRequest(t *testing.T) {
+	h := startGatewayWith(t, Config{}, func(s *stubLogic) { s.holdRead = 5 })
+	c := h.dial(t)
+	c.login("alice", 1)
+	for i, seq := range []int64{5, 6, 7} {
+		c.send(protocol.Op_MARK_READ, uint32(2+i), &protocol.MarkReadReq{
+			ConvId: "p2p:1:2", Seq: seq})
+		if i == 0 {
+			h.logic.awaitEntered(t, "the first MARK_READ")
+		}
+	}
+	_ = c.conn.Close()
+	testwait.For(t, 5*time.Second, "the connection's close handled", func() bool {
+		return len(h.logic.disconnected()) == 1
+	})
+	// Late MARK_READs started at the close would reach logic now. Nothing
+	// marks that they did not, so this waits a fixed time.
+	time.Sleep(200 * time.Millisecond)
+	close(h.logic.release)
+
+	testwait.For(t, 5*time.Second, "the three MARK_READs applied", func() bool {
+		_, reads := h.logic.reported()
+		return len(reads) == 3
+	})
+	_, reads := h.logic.reported()
+	var seqs []int64
+	for _, r := range reads {
+		seqs = append(seqs, r.Seq)
+	}
+	if !slices.Equal(seqs, []int64{5, 6, 7}) {
+		t.Fatalf("MARK_READs applied in the order %v, want 5 6 7", seqs)
+	}
+}

@@ -52,8 +52,9 @@ func (g *Gateway) enqueue(c *conn, r request) error {
 // its replies are all queued before the next request is handled.
 func (g *Gateway) drain(c *conn) {
 	for {
-		r, sends, ok := c.next()
+		r, sends, late, ok := c.next()
 		if !ok {
+			g.applyLate(c, c.session.Load(), late)
 			return
 		}
 		if sends != nil {
@@ -70,14 +71,19 @@ func (g *Gateway) drain(c *conn) {
 // a client that pipelines its sends, or flushes its outbox after a
 // reconnect, then pays one round trip to logic per run instead of one per
 // message. When there is no request it clears running under the same lock,
-// so enqueue never leaves a request without a worker.
-func (c *conn) next() (r request, sends []request, ok bool) {
+// so enqueue never leaves a request without a worker. Once c has closed it
+// returns, in late, the positions onClose left for this worker to hand to
+// applyLate (keepLate).
+func (c *conn) next() (r request, sends, late []request, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || len(c.queue) == 0 {
+		if c.closed {
+			late = c.queue
+		}
 		c.running = false
 		c.queue = nil // hold no buffer while idle
-		return request{}, nil, false
+		return request{}, nil, late, false
 	}
 	n := c.sendRun()
 	r = c.queue[0]
@@ -88,7 +94,7 @@ func (c *conn) next() (r request, sends []request, ok bool) {
 	n = max(n, 1)
 	clear(c.queue[:n])
 	c.queue = c.queue[n:]
-	return r, sends, true
+	return r, sends, nil, true
 }
 
 // sendRun is how many requests at the head of c's queue go to logic as one
