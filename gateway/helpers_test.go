@@ -535,12 +535,18 @@ func (c *testClient) tryRead(timeout time.Duration) (frame, error) {
 	return frame{Header: h, body: body}, nil
 }
 
-// expectReply reads a frame and checks its opcode and request id.
+// expectReply reads a frame and checks its opcode and request id, and that
+// it is no error reply unless v is an ErrorResp.
 func (c *testClient) expectReply(op protocol.Op, id uint32, v codec.Readable) frame {
 	c.t.Helper()
 	f := c.read()
 	if f.Op != op || f.RequestID != id {
 		c.t.Fatalf("got op %v id %d flags %d, want op %v id %d", f.Op, f.RequestID, f.Flags, op, id)
+	}
+	if _, wantErr := v.(*protocol.ErrorResp); f.Flags&codec.FlagError != 0 && !wantErr {
+		var e protocol.ErrorResp
+		_ = codec.ReadBody(f.body, &e)
+		c.t.Fatalf("%v %d answered error %v (%q)", op, id, e.Code, e.Message)
 	}
 	if err := codec.ReadBody(f.body, v); err != nil {
 		c.t.Fatalf("decode %v: %v", op, err)

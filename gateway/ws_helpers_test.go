@@ -110,11 +110,17 @@ func (c *wsClient) read() frame {
 	return frame{Header: h, body: body}
 }
 
+// expectReply is testClient.expectReply over WebSocket.
 func (c *wsClient) expectReply(op protocol.Op, id uint32, v codec.Readable) frame {
 	c.t.Helper()
 	f := c.read()
 	if f.Op != op || f.RequestID != id {
 		c.t.Fatalf("got op %v id %d flags %d, want op %v id %d", f.Op, f.RequestID, f.Flags, op, id)
+	}
+	if _, wantErr := v.(*protocol.ErrorResp); f.Flags&codec.FlagError != 0 && !wantErr {
+		var e protocol.ErrorResp
+		_ = codec.ReadBody(f.body, &e)
+		c.t.Fatalf("%v %d answered error %v (%q)", op, id, e.Code, e.Message)
 	}
 	if err := codec.ReadBody(f.body, v); err != nil {
 		c.t.Fatalf("decode %v: %v", op, err)
