@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,4 +104,115 @@ func TestSession_CloseDuringAStuckLoginReturns(t *testing.T) {
 		t.Fatalf("Close took %v with the login unanswered", took)
 	}
 	st.checkSeqs(t, conv, 1)
+}
+
+// closeInBackoff opens a session for alice that was handed seq 1 of conv,
+// then has the server close her connection with an hour's reconnect delay,
+// as a server restarting does, and returns once the session waits it out.
+// A message stored meanwhile must not be handed over. With reported, the
+// server acknowledged seq 1 before the close; otherwise only a final
+// DELIVERED can report it (AckInterval is an hour).
+func closeInBackoff(t *testing.T, s *clienttest.Server, reported bool) (sess *client.Session,
+	conv string, st *stream) {
+	t.Helper()
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
+	var away atomic.Bool
+	sess = openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		if !reported {
+			c.AckInterval = time.Hour
+		}
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventDisconnected {
+				away.Store(true)
+			}
+		}
+	})
+	st = collectSession(t, sess)
+	sendN(t, bob, aliceID, 1, "first")
+	waitFor(t, "seq 1 handed over", func() bool { return st.count(conv) == 1 })
+	if reported {
+		waitFor(t, "seq 1 acknowledged", func() bool {
+			return s.DeliveredSeq("alice", "phone", conv) == 1
+		})
+	}
+
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, time.Hour)
+	waitFor(t, "the session waiting to reconnect", away.Load)
+	sendN(t, bob, aliceID, 1, "away")
+	return sess, conv, st
+}
+
+// closeWithin closes sess and fails t if that takes longer than the final
+// DELIVERED's bound of a second, with some slack for a loaded machine.
+func closeWithin(t *testing.T, sess *client.Session) {
+	t.Helper()
+	start := time.Now()
+	_ = sess.Close()
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("Close took %v, want about a second at most", took)
+	}
+}
+
+// Close while the session waits to reconnect logs in once to send the final
+// DELIVERED: no connection is left to carry it, and without it the server
+// keeps an older delivered position, from which the next start at the
+// latest hands the same messages over again.
+func TestSession_CloseInBackoffStillAcksHandedOver(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	sess, conv, st := closeInBackoff(t, s, false)
+
+	closeWithin(t, sess)
+	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {
+		t.Fatalf("server's delivered position after Close = %d, want 1", seq)
+	}
+	waitFor(t, "the connection that carried it closed", func() bool {
+		return s.Online("alice") == 0
+	})
+	st.checkSeqs(t, conv, 1)
+}
+
+// With every position handed over acknowledged, Close in the backoff has
+// nothing to report and does not log in.
+func TestSession_CloseInBackoffWithAllAckedStaysAway(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	sess, conv, st := closeInBackoff(t, s, true)
+
+	release := s.HoldLogins()
+	defer release()
+	_ = sess.Close()
+	if n := s.HeldLogins(); n != 0 {
+		t.Fatalf("%d logins after Close, want none", n)
+	}
+	st.checkSeqs(t, conv, 1)
+}
+
+// Close in the backoff returns within the final DELIVERED's bound when the
+// server cannot take it: gone (the dial is refused), or accepting
+// connections but never answering a login, the longest the attempt can be
+// kept waiting.
+func TestSession_CloseInBackoffWithServerUnreachableReturns(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		silent   bool // the server stays up and holds logins; else it closes
+		attempts int  // logins held by the time Close returns
+	}{
+		{name: "gone"},
+		{name: "login unanswered", silent: true, attempts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			sess, conv, st := closeInBackoff(t, s, false)
+			if tc.silent {
+				t.Cleanup(s.HoldLogins())
+			} else {
+				s.Close()
+			}
+
+			closeWithin(t, sess)
+			if n := s.HeldLogins(); n != tc.attempts {
+				t.Fatalf("%d logins held, want %d", n, tc.attempts)
+			}
+			st.checkSeqs(t, conv, 1)
+		})
+	}
 }

@@ -158,6 +158,12 @@ type Session struct {
 	done   chan struct{} // closed when the connection goroutine ends
 	wg     sync.WaitGroup
 
+	// final outlives ctx: Close cancels it finalAckWait later, or once the
+	// connection goroutine ends. The final DELIVERED runs on it, and so
+	// does the login of a connection that may have to carry it.
+	final       context.Context
+	finalCancel context.CancelFunc
+
 	// fillWake and ackWake nudge the connection goroutine; capacity 1, so
 	// a nudge is never lost and never blocks.
 	fillWake chan struct{}
@@ -240,6 +246,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	}
 	s.since = cmp.Or(resp.ServerTimeMs, time.Now().UnixMilli())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.final, s.finalCancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.emit() }()
 	go func() { defer s.wg.Done(); s.run(c, resp) }()
@@ -293,9 +300,11 @@ func (s *Session) Position(convID string) int64 {
 // Messages not yet handed over are dropped; they are fetched again by the
 // next session from the same PositionStore. What was handed over is
 // reported with a last DELIVERED, for which Close waits about a second at
-// most: on the connection, or on the next one when Close comes while a
-// reconnect logs in. Nothing is handed over once Close returns. It is
-// idempotent.
+// most (finalAckWait): on the connection; on the next one when Close comes
+// while a reconnect logs in; and, when Close finds the session waiting to
+// reconnect with positions the server has not acknowledged, on a
+// connection it dials and logs in for that alone. Nothing is handed over
+// once Close returns, and nothing of the session runs on. It is idempotent.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closing = true
@@ -305,6 +314,16 @@ func (s *Session) Close() error {
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	s.cancel()
+
+	// A timer stopped here rather than a context deadline or AfterFunc:
+	// nothing is left to fire after Close returns.
+	t := time.NewTimer(finalAckWait)
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+	t.Stop()
+	s.finalCancel()
 	s.wg.Wait()
 	return nil
 }

@@ -108,6 +108,8 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 	backoff := s.cfg.MinBackoff
 	for {
 		if s.ctx.Err() != nil {
+			// Close came as the connection was lost, or found it dead.
+			s.ackAway()
 			return nil, nil, ErrClosed
 		}
 		wait, err := s.retryDelay(cause, backoff)
@@ -116,12 +118,17 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 		}
 		s.event(Event{Kind: EventDisconnected, Err: cause, RetryIn: wait})
 		if sleep(s.ctx, wait) != nil {
+			s.ackAway()
 			return nil, nil, ErrClosed
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 		c, resp, err := s.connectOnce()
-		if err == nil {
+		switch {
+		case err == nil:
 			return c, resp, nil
+		case s.ctx.Err() != nil:
+			// Close came during the attempt, which was the last one.
+			return nil, nil, ErrClosed
 		}
 		cause = err
 	}
@@ -136,18 +143,39 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 // connection logged in after Close sends that and ends; nothing of it is
 // handed over.
 func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(s.ctx))
-	defer cancel()
-	stop := context.AfterFunc(s.ctx, func() { time.AfterFunc(finalAckWait, cancel) })
-	defer stop()
-
-	c, resp, err := s.connect(ctx, 1)
+	c, resp, err := s.connect(s.final, 1)
 	if err != nil || s.ctx.Err() == nil {
 		return c, resp, err
 	}
-	s.sendAcks(ctx, c)
-	_ = c.Close()
+	s.lastAckOn(c)
 	return nil, nil, ErrClosed
+}
+
+// ackAway is Close's final DELIVERED for a session it finds without a
+// connection, between reconnect attempts: for the same reason as in
+// connectOnce, it dials one address and logs in to send it, within
+// finalAckWait of Close. It does nothing when the server acknowledged every
+// position handed over, so a Close while the server is away costs no wait
+// then.
+func (s *Session) ackAway() {
+	s.mu.Lock()
+	unreported := len(s.dirty) > 0 && !s.noDelivered
+	s.mu.Unlock()
+	if !unreported || s.final.Err() != nil {
+		return
+	}
+	c, _, err := s.connect(s.final, 1)
+	if err != nil {
+		return
+	}
+	s.lastAckOn(c)
+}
+
+// lastAckOn sends the final DELIVERED on c, a connection logged in after
+// Close, and closes it; nothing it brought is handed over.
+func (s *Session) lastAckOn(c *Client) {
+	s.sendAcks(s.final, c)
+	_ = c.Close()
 }
 
 // rateLimitedBackoff is the least wait after a login refused as
@@ -255,14 +283,13 @@ func connErr(c *Client, err error) error {
 }
 
 // finalAckWait bounds how long Close waits for its final DELIVERED to be
-// answered, the login of a reconnect in flight included (connectOnce).
+// answered, counted from Close: the dial and login of a connection to carry
+// it included (connectOnce, ackAway).
 const finalAckWait = time.Second
 
 // finalAck sends what was handed over before Close, briefly.
 func (s *Session) finalAck(c *Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), finalAckWait)
-	defer cancel()
-	s.sendAcks(ctx, c)
+	s.sendAcks(s.final, c)
 }
 
 func (s *Session) setClient(c *Client) {
