@@ -44,8 +44,8 @@ const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, Clos
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
 // FINAL_ACK_WAIT_MS bounds how long an ended session keeps its connection for
-// the answer to its last DELIVERED, the login of a reconnect that is to
-// carry it included.
+// the answer to its last DELIVERED, counted from the end: the opening and
+// login of a connection that is to carry it included.
 const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
 
@@ -116,7 +116,7 @@ export class Session extends Emitter {
     this.noSyncConvs = false;
     this.timers = new Set();
     this.ended = null;
-    this.loggingIn = null; // the connection of a login in flight
+    this.connecting = null; // the connection opening or logging in
     this.finalDeadline = 0; // Date.now() by which an ended session closes its connection
   }
 
@@ -149,9 +149,22 @@ export class Session extends Emitter {
     return login;
   }
 
-  /** close ends the session and its connection; idempotent. */
+  /**
+   * close ends the session and its connection; idempotent. What was handed
+   * over is reported with a last DELIVERED, for a second at most: on the
+   * connection; on the next one when close comes while a reconnect opens
+   * or logs in; and, when close finds the session offline with positions
+   * the server has not acknowledged, on a connection it opens and logs in
+   * for that alone. No event follows 'ended', and every connection of the
+   * session is closed within that second.
+   */
   close() {
+    const offline = this.state === State.OFFLINE && !this.ended;
     this.end(new SessionEndedError('session closed'));
+    // Offline, waiting to reconnect, no connection is there nor coming to
+    // carry the last DELIVERED (see end). Not for logout: its end must not
+    // log in again.
+    if (offline) this.ackAway();
   }
 
   /** logout revokes this device's tokens (LOGOUT) and ends the session. */
@@ -183,9 +196,10 @@ export class Session extends Emitter {
       this.closeByFinalDeadline(conn);
       this.lastAck(conn);
     }
-    // A reconnect logging in carries the last DELIVERED once logged in
-    // (reconnectAfter): the connection that had the hand-over is gone.
-    if (this.loggingIn) this.closeByFinalDeadline(this.loggingIn);
+    // A reconnect opening or logging in carries the last DELIVERED once
+    // logged in (reconnectAfter): the connection that had the hand-over is
+    // gone.
+    if (this.connecting) this.closeByFinalDeadline(this.connecting);
     for (const e of this.outbox.values()) {
       if (e.state === 'pending') this.failEntry(e, err);
     }
@@ -198,6 +212,17 @@ export class Session extends Emitter {
   closeByFinalDeadline(conn) {
     const t = setTimeout(() => conn.close(), Math.max(this.finalDeadline - Date.now(), 0));
     conn.on('close', () => clearTimeout(t));
+  }
+
+  // ackAway is close's last DELIVERED for a session it finds offline: one
+  // connection, opened and logged in for it alone within the final wait
+  // (connect bounds it), as a reconnect's would have carried it. Without it
+  // the server keeps an older delivered position, from which the next start
+  // at the latest hands the same messages over again. Nothing when the
+  // server acknowledged every position handed over.
+  ackAway() {
+    if (this.dirty.size === 0 || this.noDelivered) return;
+    this.connect().then(({ conn }) => this.lastAck(conn), () => {});
   }
 
   // lastAck sends what was handed over on conn of an ended session and
@@ -228,21 +253,22 @@ export class Session extends Emitter {
   // ---- connecting ----
 
   // connect opens a connection and logs in. An end meanwhile does not cut
-  // the login short, only bounds it (see end): a reconnect's login is to
-  // carry the last DELIVERED.
+  // either short, only bounds them (see end): the connection is to carry
+  // the last DELIVERED. An ended session's connection is bounded from the
+  // start, the open included, which otherwise waits for the request timeout.
   async connect() {
-    const conn = await Connection.open(this.opts.url,
-      { requestTimeoutMs: this.opts.requestTimeoutMs });
+    const conn = new Connection(this.opts.url, { requestTimeoutMs: this.opts.requestTimeoutMs });
     if (this.ended) this.closeByFinalDeadline(conn);
-    this.loggingIn = conn;
+    this.connecting = conn;
     try {
+      await conn.connect();
       const login = await this.login(conn);
       return { conn, login };
     } catch (err) {
       conn.close();
       throw err;
     } finally {
-      if (this.loggingIn === conn) this.loggingIn = null;
+      if (this.connecting === conn) this.connecting = null;
     }
   }
 

@@ -1,8 +1,8 @@
 // A fake gateway for the Session's unit tests in Node: a stand-in for the
 // browser's WebSocket class that talks to an in-memory server speaking the
 // frame protocol, with controls to push (or push a stored message again),
-// close with a CLOSE frame, lose replies, answer SYNC_CONVS late, or look at
-// each request before it is answered (onRequest). It
+// close with a CLOSE frame, lose replies, answer SYNC_CONVS late, look at
+// each request before it is answered (onRequest), or be unreachable. It
 // stores one user's messages per conversation; it is no model of the real
 // server beyond what the tests need.
 
@@ -25,6 +25,9 @@ export class FakeGateway {
     // leaves it unanswered (the test may close ws), a promise delays the
     // answer until it resolves.
     this.onRequest = null;
+    // unreachable, while set, leaves new connections opening until the
+    // client gives up, as an address that drops every packet does.
+    this.unreachable = false;
     this.userId = 1n;
     this.version = 0;
     const gw = this;
@@ -36,6 +39,7 @@ export class FakeGateway {
         this.readyState = 0;
         this.binaryType = 'blob';
         gw.conns.push(this);
+        if (gw.unreachable) return;
         setTimeout(() => {
           if (this.readyState !== 0) return;
           this.readyState = 1;

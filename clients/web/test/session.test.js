@@ -6,8 +6,8 @@
 // outbox retrying a send under one client_msg_id, and catch-up cut or
 // overtaken: a reload, findStart, a listing failing part-way or lost with
 // its connection, an own send into an unplaced conversation, a resync; and
-// the end: its last DELIVERED, on a reconnect's login too, and nothing
-// handed over after it.
+// the end: its last DELIVERED, on a reconnect's login or on a connection of
+// its own when offline, and nothing handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -669,12 +669,18 @@ async function dropDuringLogin(gw, login = () => true) {
   gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
   await until(() => loggingIn, 'the reconnect LOGIN sent');
   gw.add(CONV, 'm2'); // stored while away: the closed session must not hand it over
+  recordAfterEnd(s);
+  return s;
+}
+
+// recordAfterEnd collects in s.after the messages and states s reports
+// from its 'ended' event on, that one's own state included.
+function recordAfterEnd(s) {
   s.after = [];
   let ended = false;
   s.on('ended', () => { ended = true; });
   s.on('message', (m) => { if (ended) s.after.push(`message ${m.seq}`); });
   s.on('state', (e) => { if (ended) s.after.push(`state ${e.state}`); });
-  return s;
 }
 
 // Close while a reconnect logs in: the connection that had the hand-over is
@@ -707,6 +713,72 @@ test('close while a reconnect login hangs closes within the final wait', async (
   assert.deepEqual(s.after, [], 'events after ended');
   assertHanded(s.got, [1]);
   assert.equal(gw.delivered.get(CONV), undefined);
+});
+
+// dropToOffline starts a session handed m1 and resolves once the gateway
+// has closed its connection with an hour's reconnect delay, as a restarting
+// server does, and the session waits it out. With acked, the gateway has
+// m1's DELIVERED by then; otherwise only the last one at close reports it.
+async function dropToOffline(gw, { acked = false } = {}) {
+  gw.add(CONV, 'm1');
+  const s = open(gw, acked ? {} : { ackIntervalMs: 3_600_000 });
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  if (acked) await until(() => gw.delivered.get(CONV) === 1n, 'DELIVERED of 1');
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 3_600_000);
+  await until(() => s.state === State.OFFLINE, 'offline');
+  gw.add(CONV, 'm2'); // stored while away: the closed session must not hand it over
+  recordAfterEnd(s);
+  return s;
+}
+
+// Close while offline, waiting to reconnect: no connection is left to carry
+// the last DELIVERED, nor is one on its way, so close opens one and logs in
+// for it alone, handing nothing over.
+test('close while offline logs in once to send the last DELIVERED', async () => {
+  const gw = new FakeGateway();
+  const s = await dropToOffline(gw);
+  const opened = gw.conns.length;
+  s.close();
+  s.after.length = 0;
+  await until(() => gw.delivered.get(CONV) === 1n, 'DELIVERED of 1 kept by the server', 1500);
+  await until(() => gw.live.length === 0, 'the connection closed after the answer');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(gw.conns.length, opened + 1, 'connections opened by close');
+  assert.deepEqual(s.after, [], 'events after ended');
+  assertHanded(s.got, [1]);
+});
+
+// A gateway that never answers keeps close's connection opening no longer
+// than the last DELIVERED is awaited, not for the request timeout: Node
+// exits once the tests are done.
+test('close while offline with the gateway unreachable gives up within the final wait',
+  async () => {
+    const gw = new FakeGateway();
+    const s = await dropToOffline(gw);
+    const opened = gw.conns.length;
+    gw.unreachable = true;
+    const start = Date.now();
+    s.close();
+    s.after.length = 0;
+    await until(() => gw.conns.length === opened + 1, 'close trying a connection', 500);
+    await until(() => gw.conns[opened].readyState === 3, 'the attempt given up', 2000);
+    assert.ok(Date.now() - start < 1500, `gave up after ${Date.now() - start} ms`);
+    assert.deepEqual(s.after, [], 'events after ended');
+    assertHanded(s.got, [1]);
+    assert.equal(gw.delivered.get(CONV), undefined);
+  });
+
+// With every position handed over acknowledged, close while offline has
+// nothing to report and opens no connection.
+test('close while offline with everything acknowledged opens nothing', async () => {
+  const gw = new FakeGateway();
+  const s = await dropToOffline(gw, { acked: true });
+  const opened = gw.conns.length;
+  s.close();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(gw.conns.length, opened, 'connections opened by close');
+  assertHanded(s.got, [1]);
 });
 
 // A send after end fails at once with the session's end: it used to stay
