@@ -141,7 +141,7 @@ export class Session extends Emitter {
     }
     if (this.ended) {
       // Closed while logging in: the session stays ended.
-      conn.close();
+      this.lastAck(conn);
       throw this.ended;
     }
     this.since = login.serverTimeMs || BigInt(Date.now());
@@ -167,8 +167,13 @@ export class Session extends Emitter {
     if (offline) this.ackAway();
   }
 
-  /** logout revokes this device's tokens (LOGOUT) and ends the session. */
+  /**
+   * logout revokes this device's tokens (LOGOUT) and ends the session. A
+   * reconnect logging in meanwhile is signed out too once its login ends,
+   * and its tokens are not saved.
+   */
   async logout() {
+    this.signedOut = true;
     try {
       if (this.conn) await this.conn.request(Op.LOGOUT, {});
     } finally {
@@ -194,7 +199,7 @@ export class Session extends Emitter {
       // they answer is handed over after the end.
       conn.abandon(new ClosedError(null, 'session ended'));
       this.closeByFinalDeadline(conn);
-      this.lastAck(conn);
+      this.lastAck(conn, false); // a logout signed it out before the end
     }
     // A reconnect opening or logging in carries the last DELIVERED once
     // logged in (reconnectAfter): the connection that had the hand-over is
@@ -226,10 +231,13 @@ export class Session extends Emitter {
   }
 
   // lastAck sends what was handed over on conn of an ended session and
-  // closes it once that DELIVERED is answered.
-  lastAck(conn) {
+  // closes it once that DELIVERED is answered. With logout, the default
+  // after a logout for a connection that logged in meanwhile, it waits for
+  // a LOGOUT too: that login came after the one logout revoked.
+  lastAck(conn, logout = this.signedOut) {
     const acked = this.flushAcks(conn);
-    if (acked) acked.finally(() => conn.close());
+    const done = logout ? Promise.allSettled([acked, conn.request(Op.LOGOUT, {})]) : acked;
+    if (done) done.finally(() => conn.close());
     else conn.close();
   }
 
@@ -300,6 +308,9 @@ export class Session extends Emitter {
     this.userId = resp.userId;
     this.username = resp.username;
     this.deviceId = resp.deviceId || this.deviceId;
+    // A login that ends after logout must not sign the device back in here;
+    // lastAck signs it out on the server.
+    if (this.signedOut) return resp;
     const old = this.positions.tokens() || {};
     this.positions.setTokens({
       access: resp.token,

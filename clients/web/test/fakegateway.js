@@ -15,6 +15,7 @@ export class FakeGateway {
     this.convs = new Map(); // conv id -> [Message]
     this.conns = [];
     this.logins = []; // LoginReq bodies, in order
+    this.logouts = 0;
     this.delivered = new Map(); // conv id -> highest DELIVERED seq
     this.sends = new Map(); // client msg id -> SendResp
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
@@ -182,6 +183,9 @@ export class FakeGateway {
       { code, message: 'test' }, FLAG_ERROR);
     switch (header.op) {
       case Op.HEARTBEAT: return reply({});
+      case Op.LOGOUT:
+        this.logouts++;
+        return reply({});
       case Op.LOGIN:
         this.logins.push(req);
         if (req.token && req.token !== 'access-1') return fail(ErrorCode.TOKEN_INVALID);

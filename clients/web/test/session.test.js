@@ -795,3 +795,39 @@ test('a send after end fails at once and arms no deadline', async () => {
   await assert.rejects(e.result, (err) => err === s.ended);
   assert.equal(gw.sends.size, 0, 'sent after end');
 });
+
+// Logout while a reconnect logs in: that login ends after the LOGOUT that
+// was to revoke the device, so it is signed out too, and its tokens are
+// not saved; otherwise the device would stay signed in, here and on the
+// server.
+test('logout while a reconnect logs in signs that login out too', async () => {
+  const gw = new FakeGateway();
+  let answer;
+  const s = await dropDuringLogin(gw, () => new Promise((resolve) => { answer = resolve; }));
+  await s.logout();
+  s.after.length = 0; // what end itself reported
+  answer();
+  await until(() => gw.logouts === 1, 'LOGOUT on the reconnect');
+  await until(() => gw.live.length === 0, 'the connection closed');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+  assert.deepEqual(s.after, [], 'events after ended');
+  assertHanded(s.got, [1]);
+});
+
+// Logout while the first login is out: the same, for start.
+test('logout during start signs that login out', async () => {
+  const gw = new FakeGateway();
+  let answer;
+  gw.onRequest = (ws, op) => (op === Op.LOGIN
+    ? new Promise((resolve) => { answer = resolve; }) : undefined);
+  const s = open(gw);
+  const started = s.start();
+  await until(() => answer, 'the LOGIN sent');
+  await s.logout();
+  answer();
+  await assert.rejects(started);
+  await until(() => gw.logouts === 1, 'LOGOUT on the first connection');
+  await until(() => gw.live.length === 0, 'the connection closed');
+  assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+});
