@@ -197,7 +197,6 @@ func (r *chatRun) offer(ctx context.Context) time.Duration {
 		r.sent.Add(1)
 		msgID := r.prefix + strconv.FormatInt(k, 10)
 		if err := from.send(r.users[from.index^1], due, msgID); err != nil {
-			r.inFlight.Add(-1)
 			r.sendFailed(from, err)
 			continue
 		}
@@ -208,8 +207,15 @@ func (r *chatRun) offer(ctx context.Context) time.Duration {
 }
 
 // sendFailed counts a send that could not be written: not sent when the
-// server had closed the sender, else a failure.
+// server had closed the sender, else a failure. One that the sender's
+// CLOSE gave up while it was being written is already counted as not acked
+// and out of flight (serverClosed): it is only taken off the sent.
 func (r *chatRun) sendFailed(from *chatConn, err error) {
+	if errors.Is(err, errSendGivenUp) {
+		r.sent.Add(-1)
+		return
+	}
+	r.inFlight.Add(-1)
 	if from.closedByServer(time.Second) {
 		r.sent.Add(-1)
 		r.unacked.Add(1)

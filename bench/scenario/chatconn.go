@@ -45,6 +45,10 @@ type chatConn struct {
 // closed.
 var errSenderClosed = errors.New("sender's connection closed by the server")
 
+// errSendGivenUp is a send whose write failed after the CLOSE of its
+// sender was read: serverClosed has already counted it as not acked.
+var errSendGivenUp = errors.New("send given up at the server's close")
+
 // sources spreads connections over source addresses 127.o.x.y, where o is
 // random per sources so that runs one after the other (whose budgets have not
 // refilled yet) do not share addresses.
@@ -172,7 +176,8 @@ func (c *chatConn) send(to *chatConn, due time.Duration, clientMsgID string) err
 }
 
 // sendReq writes one SEND, due at due, whose ack acked will find; a send
-// whose write failed is not pending.
+// whose write failed is not pending. It fails with errSendGivenUp when a
+// CLOSE read meanwhile already gave the send up (serverClosed).
 func (c *chatConn) sendReq(due time.Duration, req *protocol.SendReq) error {
 	c.mu.Lock()
 	if c.closedBy != "" {
@@ -184,8 +189,11 @@ func (c *chatConn) sendReq(due time.Duration, req *protocol.SendReq) error {
 	c.pending[id] = due
 	c.mu.Unlock()
 	err := c.write(protocol.Op_SEND, id, req)
-	if err != nil {
-		c.acked(id)
+	if err == nil {
+		return nil
+	}
+	if _, pending := c.acked(id); !pending {
+		return fmt.Errorf("%w: %w", errSendGivenUp, err)
 	}
 	return err
 }

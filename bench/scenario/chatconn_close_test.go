@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -72,5 +73,55 @@ func TestChat_ReceiverClosedByServerIsNotLoss(t *testing.T) {
 	if got["acked msgs"] != got["delivered msgs"]+
 		got["undeliverable: receiver closed by server (SLOW_CONSUMER)"] {
 		t.Fatalf("acked msgs are not all delivered or undeliverable: %v", rep.Metrics)
+	}
+}
+
+// A send whose write is under way when the server closes its sender is
+// counted once as not acked: the CLOSE gives up the sends waiting for an
+// ack, this one with them, and its write failing afterwards only takes it
+// off the sent. It used to be given up a second time: counted twice as not
+// acked, and in flight one below zero, which let waitAcks stop while a live
+// user's send still waited for its ack.
+func TestChat_SendWrittenAsTheServerClosesItsSenderCountsOnce(t *testing.T) {
+	users := make([]*chatConn, 2)
+	servers := make([]net.Conn, 2)
+	for i := range users {
+		clientSide, serverSide := net.Pipe()
+		t.Cleanup(func() { _ = clientSide.Close(); _ = serverSide.Close() })
+		users[i] = &chatConn{benchConn: &benchConn{conn: clientSide, r: newReader(clientSide)},
+			index: i, id: int64(i + 1), readDone: make(chan struct{}),
+			pending: make(map[uint32]time.Duration)}
+		servers[i] = serverSide
+	}
+	start := time.Now()
+	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second, MaxInFlight: 10},
+		users: users, tr: newTracker(2), closed: make(map[string]int), start: start,
+		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	readers := r.receive()
+
+	// One send, from user 0: nothing reads the server side, so its write
+	// blocks with the send pending.
+	offered := make(chan struct{})
+	go func() { defer close(offered); r.offer(context.Background()) }()
+	testwait.For(t, 5*time.Second, "the send pending", func() bool {
+		users[0].mu.Lock()
+		defer users[0].mu.Unlock()
+		return len(users[0].pending) == 1
+	})
+	// The server closes user 0 meanwhile; the write fails once it is gone.
+	frame := codec.AppendFrame(nil, protocol.Op_CLOSE, 0, 0,
+		&protocol.CloseMsg{Reason: protocol.CloseReason_SLOW_CONSUMER})
+	if _, err := servers[0].Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	<-users[0].readDone
+	_ = servers[0].Close()
+	<-offered
+	_ = servers[1].Close()
+	readers.Wait()
+
+	if in, sent, unacked := r.inFlight.Load(), r.sent.Load(), r.unacked.Load(); in != 0 ||
+		sent != 0 || unacked != 1 {
+		t.Fatalf("in flight %d, sent %d, not acked %d; want 0, 0, 1", in, sent, unacked)
 	}
 }
