@@ -781,6 +781,23 @@ test('close while offline with everything acknowledged opens nothing', async () 
   assertHanded(s.got, [1]);
 });
 
+// A reconnect whose socket is still opening at the close is given up with
+// the final wait too, not left to the open's timeout (the request timeout).
+test('close while a reconnect socket is opening gives it up within the final wait', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000, requestTimeoutMs: 5000 });
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  gw.unreachable = true;
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  await until(() => gw.conns.length === 2, 'the reconnect socket opening');
+  s.close();
+  await until(() => gw.conns[1].readyState === 3, 'the opening socket closed', 2000);
+  assert.equal(gw.logins.length, 1, 'a LOGIN after the end');
+  assertHanded(s.got, [1]);
+});
+
 // A send after end fails at once with the session's end: it used to stay
 // pending, with a deadline timer that kept Node up for sendTimeoutMs.
 test('a send after end fails at once and arms no deadline', async () => {
