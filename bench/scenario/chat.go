@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -360,13 +361,43 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack),
 			latencyOf("sent after due", r.late)}}
 	rep.Metrics = append(rep.Metrics, r.closeMetrics()...)
-	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0
-	if !rep.OK {
+	closed := r.closedByServer()
+	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0 &&
+		closed == ""
+	switch {
+	case !rep.OK && closed == "":
 		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+
 			"%d reordered", ErrCheckFailed, r.failed.Load(), r.firstErr, lost, duplicated,
 			reordered)
+	case !rep.OK:
+		// What the closed users were sent cannot be checked: the run fails,
+		// and says why, without calling those messages lost.
+		return rep, fmt.Errorf("%w: the server closed %s; %d failed sends (first: %v), "+
+			"%d lost, %d duplicated, %d reordered", ErrCheckFailed, closed, r.failed.Load(),
+			r.firstErr, lost, duplicated, reordered)
 	}
 	return rep, nil
+}
+
+// closedByServer names the connections the server closed, by reason ("2
+// connections (SLOW_CONSUMER: 2)"), or is empty when it closed none.
+func (r *chatRun) closedByServer() string {
+	r.closedMu.Lock()
+	defer r.closedMu.Unlock()
+	if len(r.closed) == 0 {
+		return ""
+	}
+	n := 0
+	var reasons []string
+	for _, reason := range slices.Sorted(maps.Keys(r.closed)) {
+		n += r.closed[reason]
+		reasons = append(reasons, fmt.Sprintf("%s: %d", reason, r.closed[reason]))
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("%d connection%s (%s)", n, plural, strings.Join(reasons, ", "))
 }
 
 // closeMetrics reports the connections the server closed, per reason, and
