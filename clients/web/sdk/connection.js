@@ -88,8 +88,18 @@ export class Connection extends Emitter {
       const ws = new WebSocket(this.url);
       ws.binaryType = 'arraybuffer';
       let opened = false;
+      // notOpened ends an attempt that did not open. It does not wait for
+      // 'close': Node 20's WebSocket fails a refused connection with
+      // 'error' alone and never sends 'close', not even after close().
+      const notOpened = (code) => {
+        clearTimeout(timer);
+        reject(new ClosedError(null, `cannot connect to ${this.url}`));
+        this.finish(code, null);
+      };
       const timer = setTimeout(() => {
-        if (!opened) ws.close();
+        if (opened) return;
+        ws.close();
+        notOpened(1006);
       }, this.requestTimeoutMs);
       ws.onopen = () => {
         opened = true;
@@ -98,11 +108,13 @@ export class Connection extends Emitter {
       };
       ws.onmessage = (ev) => this.onMessage(ev.data);
       ws.onclose = (ev) => {
-        clearTimeout(timer);
-        if (!opened) reject(new ClosedError(null, `cannot connect to ${this.url}`));
-        this.finish(ev.code, null);
+        if (!opened) notOpened(ev.code);
+        else this.finish(ev.code, null);
       };
-      ws.onerror = () => {}; // onclose follows and says the rest
+      // Once open, onclose follows an error and says the rest.
+      ws.onerror = () => {
+        if (!opened) notOpened(1006);
+      };
       this.ws = ws;
     });
   }

@@ -31,6 +31,9 @@ export class FakeGateway {
     this.unreachable = false;
     this.userId = 1n;
     this.version = 0;
+    // refuseErrorOnly is how many of the next connections fail with an
+    // 'error' event alone, as Node 20's WebSocket fails a refused one.
+    this.refuseErrorOnly = 0;
     const gw = this;
     // WebSocket is the class the SDK constructs; each instance is one
     // connection to this gateway.
@@ -41,6 +44,14 @@ export class FakeGateway {
         this.binaryType = 'blob';
         gw.conns.push(this);
         if (gw.unreachable) return;
+        if (gw.refuseErrorOnly > 0) {
+          // Refused as Node 20's WebSocket reports it: 'error', and no
+          // 'close' after it, not even when close() is called.
+          gw.refuseErrorOnly--;
+          this.close = () => { this.readyState = 2; };
+          setTimeout(() => this.onerror?.({}), 0);
+          return;
+        }
         setTimeout(() => {
           if (this.readyState !== 0) return;
           this.readyState = 1;

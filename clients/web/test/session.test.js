@@ -270,6 +270,21 @@ test('a CLOSE with a reconnect delay is honoured; the token logs in again', asyn
   s.close();
 });
 
+test('a connection refused with an error event and no close is retried', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { requestTimeoutMs: 2000 });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  gw.refuseErrorOnly = 2; // the server is down for two attempts
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  gw.add(CONV, 'm2');
+  await until(() => s.got.length === 2, 'm2 after the reconnect', 1500);
+  assert.equal(gw.conns.length, 4, 'two refused attempts, then a connection');
+  assert.deepEqual(s.got, [1, 2]);
+  s.close();
+});
+
 test('KICKED ends the session without reconnecting', async () => {
   const gw = new FakeGateway();
   const s = open(gw);
