@@ -68,9 +68,10 @@ type Service struct {
 	bg     run.Group
 	stopBG context.CancelFunc
 
-	// mu guards svr: Serve creates it, Stop stops it.
+	// mu guards svr and exit: Serve creates them, Stop stops the server.
 	mu      sync.Mutex
 	svr     server.Server
+	exit    chan error // the server's exit signal, sent by Stop
 	stopped bool
 }
 
@@ -181,11 +182,18 @@ func (s *Service) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("logic: serve %s: already served or stopped", ln.Addr())
 	}
-	// Not logic.NewServer: it panics when registration fails.
+	// Not logic.NewServer: it panics when registration fails. The exit
+	// signal is Stop's alone: by default Kitex stops a server on SIGINT,
+	// SIGTERM and SIGHUP by itself, which stopped logic while the gateway of
+	// the same process still drained (SIGTERM), or for good with the process
+	// serving on (SIGHUP). Signals are the process's to act on.
+	s.exit = make(chan error, 1)
+	exit := s.exit
 	opts := append([]server.Option{
 		server.WithListener(ln),
 		server.WithServiceAddr(ln.Addr()),
 		server.WithExitWaitTime(exitWait),
+		server.WithExitSignal(func() <-chan error { return exit }),
 		server.WithCompatibleMiddlewareForUnary(),
 	}, rpcauth.ServerOptions(s.cfg.InternalSecret)...)
 	if s.deps.Metrics != nil {
@@ -224,6 +232,8 @@ func (s *Service) Stop() error {
 		if serr := s.svr.Stop(); serr != nil {
 			err = fmt.Errorf("logic: stop: %w", serr)
 		}
+		// Run returns even when it had not got far enough to see the Stop.
+		s.exit <- nil
 	}
 	// After the server: requests still in flight may enqueue events.
 	s.stopBG()
