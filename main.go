@@ -52,6 +52,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
+// stopSignals end the servers and the chat client in an orderly way.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
 func run(args []string, stderr io.Writer) int {
 	cmd := "all"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -61,7 +64,7 @@ func run(args []string, stderr io.Writer) int {
 	case "all", "gateway", "logic", "task":
 		return serve(app.Role(cmd), args, stderr)
 	case "chat":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		defer stop()
 		if err := chat.Run(ctx, args, os.Stdin, os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 			if !errors.Is(err, chat.ErrReported) { // else printed already
@@ -105,7 +108,9 @@ func serve(role app.Role, args []string, stderr io.Writer) int {
 	logx.RouteKitex(log)
 	setProcs(&cfg, log)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too, as a closed terminal sends: Go's default would end the
+	// process at once, without the shutdown that loses nothing.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	sys, err := app.Start(startCtx, cfg, log)
