@@ -2,12 +2,16 @@ package app
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -201,6 +205,53 @@ func TestDeployDockerfile_StaticNonRoot(t *testing.T) {
 	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", "AS build"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+// TestDeployDockerfile_CommandListensOnItsExposedPorts loads the image's
+// default command as flags: each listener a client, a probe or a browser
+// reaches from outside the container binds beyond loopback, on a port the
+// image exposes. 'all' binds metrics and the web app to loopback by
+// default, which a port mapping cannot reach.
+func TestDeployDockerfile_CommandListensOnItsExposedPorts(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd []string
+	exposed := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, "CMD "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "CMD ")), &cmd); err != nil {
+				t.Fatalf("CMD is no JSON array: %v", err)
+			}
+		case strings.HasPrefix(line, "EXPOSE "):
+			for _, p := range strings.Fields(strings.TrimPrefix(line, "EXPOSE ")) {
+				exposed[p] = true
+			}
+		}
+	}
+	if len(cmd) == 0 || Role(cmd[0]) != RoleAll {
+		t.Fatalf("CMD %q does not run all", cmd)
+	}
+	var cfg Config
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.Bind(fs, RoleAll)
+	if err := config.Load(fs, cmd[1:]); err != nil {
+		t.Fatalf("load CMD %q: %v", cmd, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("CMD %q: %v", cmd, err)
+	}
+	for name, addr := range map[string]string{"addr": cfg.Gateway.Addr,
+		"http-listen": cfg.HTTPListen, "web-listen": cfg.WebListen} {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil || loopbackAddr(addr) || !exposed[port] {
+			t.Errorf("--%s %q: want a non-loopback address on an exposed port (%v)",
+				name, addr, slices.Sorted(maps.Keys(exposed)))
 		}
 	}
 }
