@@ -85,7 +85,8 @@ type Config struct {
 	// a convenience beside the gateway.
 	WebListen string
 	// WebWSURL is the WebSocket URL the web app is told to dial; default
-	// ws://<the page's host>:<gateway port>/.
+	// ws://<gateway host>:<gateway port>/, with the page's host for a
+	// gateway that binds every interface.
 	WebWSURL string
 
 	Logic   logic.Config
@@ -246,7 +247,8 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.WebListen, "web-listen", defaultFor(role, "127.0.0.1:8080", ""),
 		"address of the browser chat app; empty disables")
 	fs.StringVar(&c.WebWSURL, "web-ws-url", "",
-		"gateway WebSocket URL the web app dials (default ws://<page host>:<gateway port>/)")
+		"gateway WebSocket URL the web app dials (default ws://<gateway host>:<gateway port>/, "+
+			"the page's host when --addr binds every interface)")
 }
 
 // limitFlag defines a rate limit flag written as BURST/PERIOD, e.g. 30/2s:
