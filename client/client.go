@@ -141,7 +141,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+		// The dialer's error names the address: "dial tcp ADDR: ...".
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	c := newClient(conn, opts)
 	c.addr = addr

@@ -69,6 +69,9 @@ type session struct {
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
 	watched map[int64]bool
+	// offline is set from a lost connection until the next login, so
+	// that each failed retry is told as such, not as another loss.
+	offline bool
 	// unread is the conversation on screen when it shows messages of
 	// others not yet marked read, else ""; readBusy is set while a
 	// MARK_READ is in flight (markShownRead).
@@ -202,10 +205,15 @@ func (s *session) openErr(err error) error {
 func (s *session) onEvent(e client.Event) {
 	switch e.Kind {
 	case client.EventConnected:
+		s.offline = false
 		s.printf("* logged in as %s (id %d) at %s", e.Login.Username, e.Login.UserId, e.Addr)
 	case client.EventDisconnected:
-		s.printf("! connection lost: %v; reconnecting in %s", e.Err,
-			e.RetryIn.Round(time.Millisecond))
+		what := "connection lost"
+		if s.offline {
+			what = "still offline"
+		}
+		s.offline = true
+		s.printf("! %s: %v; reconnecting in %s", what, e.Err, e.RetryIn.Round(time.Millisecond))
 	}
 }
 
