@@ -189,8 +189,14 @@ func (s *Service) Serve(ln net.Listener) error {
 	// serving on (SIGHUP). Signals are the process's to act on.
 	s.exit = make(chan error, 1)
 	exit := s.exit
+	owned, err := ownListener(ln)
+	if err != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
+	}
 	opts := append([]server.Option{
-		server.WithListener(ln),
+		server.WithListener(owned),
 		server.WithServiceAddr(ln.Addr()),
 		server.WithExitWaitTime(exitWait),
 		server.WithExitSignal(func() <-chan error { return exit }),
@@ -203,14 +209,20 @@ func (s *Service) Serve(ln net.Listener) error {
 	svr := server.NewServer(opts...)
 	if err := logic.RegisterService(svr, s); err != nil {
 		s.mu.Unlock()
-		_ = ln.Close()
+		_ = owned.Close() // ln with it
 		return fmt.Errorf("logic: register service: %w", err)
 	}
 	s.svr = svr
 	s.mu.Unlock()
 
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("logic serving")
-	if err := svr.Run(); err != nil {
+	err = svr.Run()
+	// Kitex's Stop closed it, unless it came before the transport took it
+	// (see ownedListener). TODO: the transport's event loop may then stay,
+	// waiting on the closed port: Kitex gives no way to know when it has
+	// started, to stop it after.
+	_ = owned.Close()
+	if err != nil {
 		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
 	}
 	return nil

@@ -1,0 +1,38 @@
+package logic
+
+import (
+	"net"
+	"sync"
+
+	"github.com/cloudwego/netpoll"
+)
+
+// ownedListener is the listener Serve hands to Kitex, so that Serve can
+// close it after Run returns. Kitex cannot always: its Stop runs once, and
+// a Stop that comes before Run has built the transport, or before the
+// transport's goroutine has taken the listener, shuts nothing down; Run
+// then serves the port on after it returns. The netpoll form is what
+// Kitex's transport uses as is (any other it converts to a duplicate file
+// descriptor, which closing ln would leave open). Close runs once, as the
+// transport may have closed it already and a second close of the same
+// descriptor number could close another socket's.
+type ownedListener struct {
+	netpoll.Listener
+	once sync.Once
+	err  error
+}
+
+// ownListener converts ln to the listener Serve gives Kitex.
+func ownListener(ln net.Listener) (*ownedListener, error) {
+	nl, err := netpoll.ConvertListener(ln)
+	if err != nil {
+		return nil, err
+	}
+	return &ownedListener{Listener: nl}, nil
+}
+
+// Close closes the listener the first time; later calls return its error.
+func (l *ownedListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
