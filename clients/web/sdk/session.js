@@ -175,7 +175,13 @@ export class Session extends Emitter {
   async logout() {
     this.signedOut = true;
     try {
-      if (this.conn) await this.conn.request(Op.LOGOUT, {});
+      if (this.conn) {
+        // What was handed over first: the gateway closes the connection
+        // once it is signed out, and a later sign-in of this device starts
+        // from the position it keeps.
+        await this.flushAcks(this.conn);
+        await this.conn.request(Op.LOGOUT, {});
+      }
     } finally {
       this.positions.setTokens(null);
       this.end(new SessionEndedError('signed out'));

@@ -8,7 +8,7 @@
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
-import { ErrorCode, Op, requestBodies, schemas } from '../sdk/schema.js';
+import { CloseReason, ErrorCode, Op, requestBodies, schemas } from '../sdk/schema.js';
 
 export class FakeGateway {
   constructor() {
@@ -195,8 +195,11 @@ export class FakeGateway {
     switch (header.op) {
       case Op.HEARTBEAT: return reply({});
       case Op.LOGOUT:
+        // As the gateway does, the signed-out connection is closed after
+        // the answer.
         this.logouts++;
-        return reply({});
+        reply({});
+        return this.closeWith(ws, CloseReason.SIGNED_OUT, 0);
       case Op.LOGIN:
         this.logins.push(req);
         if (req.token && req.token !== 'access-1') return fail(ErrorCode.TOKEN_INVALID);

@@ -863,3 +863,19 @@ test('logout during start signs that login out', async () => {
   await until(() => gw.live.length === 0, 'the connection closed');
   assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
 });
+
+// The gateway closes a connection once it is signed out, so logout sends
+// what was handed over first: a device that signs in again later starts
+// from that position.
+test('logout reports what was handed over before signing out', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000 });
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  await s.logout();
+  await until(() => gw.live.length === 0, 'the connection closed');
+  assert.equal(gw.logouts, 1);
+  assert.equal(gw.delivered.get(CONV), 1n, 'DELIVERED of 1 before the LOGOUT');
+  assert.equal(s.positions.tokens(), null);
+});
