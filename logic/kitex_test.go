@@ -18,30 +18,12 @@ import (
 // client, checking that results and BizErrors survive the wire.
 func TestKitex_RoundTrip(t *testing.T) {
 	e := newEnv(t, sqliteConfig(t))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- e.svc.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := e.svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	cli, err := logic.NewClient("logic", client.WithHostPorts(ln.Addr().String()),
-		client.WithRPCTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := serveKitex(t, e)
 	ctx := context.Background()
 
 	alice := registerOver(t, cli, "alice")
 	bob := registerOver(t, cli, "bob")
-	_, err = cli.Register(ctx, &protocol.RegisterReq{Username: "alice", Password: testPassword},
+	_, err := cli.Register(ctx, &protocol.RegisterReq{Username: "alice", Password: testPassword},
 		testConn)
 	wantCode(t, err, common.ErrorCode_USERNAME_TAKEN)
 
@@ -144,4 +126,32 @@ func TestServe_AfterStopFails(t *testing.T) {
 	if err := e.svc.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
+}
+
+// serveKitex serves e's service on a loopback port until the test ends, and
+// returns a Kitex client of it and the channel Serve's result comes on. A
+// test that takes the result puts it back for the cleanup, which stops the
+// service and checks both.
+func serveKitex(t *testing.T, e *env) (logic.Client, chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.svc.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := e.svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	cli, err := logic.NewClient("logic", client.WithHostPorts(ln.Addr().String()),
+		client.WithRPCTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli, served
 }

@@ -2,16 +2,12 @@ package logic
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
-
-	"github.com/resonance-im/resonance/kitex_gen/logicrpc/logic"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -28,25 +24,7 @@ func TestKitex_OSSignalsAreTheCallers(t *testing.T) {
 	defer signal.Stop(sigs)
 
 	e := newEnv(t, sqliteConfig(t))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- e.svc.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := e.svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	cli, err := logic.NewClient("logic", client.WithHostPorts(ln.Addr().String()),
-		client.WithRPCTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, served := serveKitex(t, e)
 	registerOver(t, cli, "alice")
 	time.Sleep(200 * time.Millisecond) // the server is past its start
 
