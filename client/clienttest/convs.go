@@ -144,18 +144,22 @@ func (s *Server) delaySync() {
 // is called; the listing then reports the conversations as they are at
 // release, as a listing a loaded server answers late does. The
 // connection's other requests are answered meanwhile.
-func (s *Server) HoldSyncConvs() (release func()) {
-	gate := make(chan struct{})
+func (s *Server) HoldSyncConvs() (release func()) { return s.holdGate(&s.convsGate) }
+
+// holdGate sets *gate, a field s.mu guards, to a new gate, and returns its
+// release: once, it unsets *gate and opens the gate.
+func (s *Server) holdGate(gate *chan struct{}) (release func()) {
+	g := make(chan struct{})
 	s.mu.Lock()
-	s.convsGate = gate
+	*gate = g
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
-			s.convsGate = nil
+			*gate = nil
 			s.mu.Unlock()
-			close(gate)
+			close(g)
 		})
 	}
 }

@@ -341,21 +341,7 @@ func (s *Server) answerAt(gate <-chan struct{}, c *conn, h codec.Header, body []
 // HoldLogins makes LOGIN requests wait, unanswered, until release is
 // called, as a login a loaded server answers late does; HeldLogins counts
 // them. A connection closed meanwhile gets no answer.
-func (s *Server) HoldLogins() (release func()) {
-	gate := make(chan struct{})
-	s.mu.Lock()
-	s.loginGate = gate
-	s.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			s.loginGate = nil
-			s.mu.Unlock()
-			close(gate)
-		})
-	}
-}
+func (s *Server) HoldLogins() (release func()) { return s.holdGate(&s.loginGate) }
 
 // HeldLogins is how many LOGIN requests waited for a HoldLogins release.
 func (s *Server) HeldLogins() int {
