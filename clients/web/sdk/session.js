@@ -162,18 +162,21 @@ export class Session extends Emitter {
     const offline = this.state === State.OFFLINE && !this.ended;
     this.end(new SessionEndedError('session closed'));
     // Offline, waiting to reconnect, no connection is there nor coming to
-    // carry the last DELIVERED (see end). Not for logout: its end must not
-    // log in again.
+    // carry the last DELIVERED (see end). Logout has its own (signOutAway).
     if (offline) this.ackAway();
   }
 
   /**
    * logout revokes this device's tokens (LOGOUT) and ends the session. A
    * reconnect logging in meanwhile is signed out too once its login ends,
-   * and its tokens are not saved.
+   * and its tokens are not saved. Offline, waiting to reconnect, it logs in
+   * once with the saved login, within a second, to sign out on the server.
    */
   async logout() {
     this.signedOut = true;
+    // Taken before they are cleared: the connection signOutAway opens logs
+    // in with them.
+    const away = this.state === State.OFFLINE && !this.ended ? this.positions.tokens() : null;
     try {
       if (this.conn) {
         // What was handed over first: the gateway closes the connection
@@ -185,7 +188,17 @@ export class Session extends Emitter {
     } finally {
       this.positions.setTokens(null);
       this.end(new SessionEndedError('signed out'));
+      if (away) this.signOutAway(away);
     }
+  }
+
+  // signOutAway is logout's LOGOUT for a session it finds offline: one
+  // connection, logged in with tokens (the saved login logout cleared)
+  // within the final wait, carries the last DELIVERED and the LOGOUT
+  // (lastAck). Without it the server keeps the device's tokens valid until
+  // they expire.
+  signOutAway(tokens) {
+    this.connect(tokens).then(({ conn }) => this.lastAck(conn), () => {});
   }
 
   end(err) {
@@ -270,13 +283,13 @@ export class Session extends Emitter {
   // either short, only bounds them (see end): the connection is to carry
   // the last DELIVERED. An ended session's connection is bounded from the
   // start, the open included, which otherwise waits for the request timeout.
-  async connect() {
+  async connect(tokens) {
     const conn = new Connection(this.opts.url, { requestTimeoutMs: this.opts.requestTimeoutMs });
     if (this.ended) this.closeByFinalDeadline(conn);
     this.connecting = conn;
     try {
       await conn.connect();
-      const login = await this.login(conn);
+      const login = await this.login(conn, tokens);
       return { conn, login };
     } catch (err) {
       conn.close();
@@ -288,9 +301,10 @@ export class Session extends Emitter {
 
   // login uses the access token, then the refresh token (LOGIN takes
   // either), so that a reconnect or a reload needs no password, and falls
-  // back to the password when both are refused.
-  async login(conn) {
-    const tk = this.positions.tokens() || {};
+  // back to the password when both are refused. The tokens are the saved
+  // ones unless given.
+  async login(conn, tokens = this.positions.tokens()) {
+    const tk = tokens || {};
     const base = { deviceId: this.deviceId, platform: this.opts.platform };
     for (const token of [tk.access, tk.refresh]) {
       if (!token) continue;

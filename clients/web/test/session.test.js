@@ -879,3 +879,22 @@ test('logout reports what was handed over before signing out', async () => {
   assert.equal(gw.delivered.get(CONV), 1n, 'DELIVERED of 1 before the LOGOUT');
   assert.equal(s.positions.tokens(), null);
 });
+
+// Logout while offline, waiting to reconnect: the saved login, taken before
+// logout clears it, signs the device out on the server on a connection of
+// its own (with the last DELIVERED); otherwise the server keeps the
+// device's tokens valid until they expire.
+test('logout while offline signs the device out on the server', async () => {
+  const gw = new FakeGateway();
+  const s = await dropToOffline(gw);
+  await s.logout();
+  s.after.length = 0;
+  await until(() => gw.logouts === 1, 'LOGOUT on a connection of its own', 1500);
+  await until(() => gw.live.length === 0, 'that connection closed', 1500);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(gw.logins.at(-1).token, 'access-1', 'the saved login used');
+  assert.equal(gw.delivered.get(CONV), 1n, 'the last DELIVERED');
+  assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+  assert.deepEqual(s.after, [], 'events after ended');
+  assertHanded(s.got, [1]);
+});
