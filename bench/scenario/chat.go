@@ -112,9 +112,11 @@ type chatRun struct {
 // instead of as a slower schedule. It then waits for every acked message to
 // reach its recipient and checks exactly-once, in-order delivery; the
 // returned error wraps ErrCheckFailed when that fails. A connection the
-// server closes with a CLOSE (a slow consumer, say) fails no check: what
-// was acked to it and not delivered is reported as undeliverable with the
-// reason, and its unacked sends as not acked.
+// server closes with a CLOSE (a slow consumer, say) fails no check of
+// delivery: what was acked to it near or after the close and not delivered
+// is reported as undeliverable with the reason, and its unacked sends as
+// not acked; what was acked more than closeGrace before the close and not
+// delivered is lost, as a live receiver would have had it.
 func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -260,11 +262,11 @@ func (r *chatRun) receive() *sync.WaitGroup {
 }
 
 // serverClosed accounts for a connection the server closed with a CLOSE
-// (a slow consumer, a rate limit): it is no failure of delivery, so what
-// was acked to it and not delivered counts as undeliverable, not lost, and
-// its sends waiting for an ack are given up.
+// (a slow consumer, a rate limit), seen now: what the close cut off counts
+// as undeliverable, not lost (tracker.cutOff), and its sends waiting for
+// an ack are given up.
 func (r *chatRun) serverClosed(u *chatConn, reason string) {
-	r.tr.serverClosed(u.index, reason)
+	r.tr.serverClosed(u.index, reason, time.Now())
 	unacked := u.serverClosed(reason)
 	r.inFlight.Add(-int64(unacked))
 	r.unacked.Add(int64(unacked))
@@ -297,7 +299,7 @@ func (r *chatRun) onAck(u *chatConn, h codec.Header, body []byte) {
 	}
 	now := time.Now()
 	r.ack.Record(now, now.Sub(r.start)-due)
-	r.tr.acked(resp.MsgId, u.index^1)
+	r.tr.acked(resp.MsgId, u.index^1, now)
 	r.acked.Add(1)
 	r.lastAck.Store(int64(now.Sub(r.start)))
 }

@@ -164,7 +164,7 @@ func sendAll(ctx context.Context, cfg SmokeConfig, users []*user, tr *tracker) (
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
-				tr.acked(ack.MsgId, to)
+				tr.acked(ack.MsgId, to, time.Now())
 				nAcked.Add(1)
 			}
 		}()

@@ -140,7 +140,7 @@ func TestTracker_Tally(t *testing.T) {
 				tr.delivered(p.receiver, p.msgID, p.conv, p.seq)
 			}
 			for id, to := range tt.acks {
-				tr.acked(id, to)
+				tr.acked(id, to, time.Time{})
 			}
 			d, l, dup, r := tr.tally()
 			if d != tt.delivered || l != tt.lost || dup != tt.duplicated || r != tt.reordered {
@@ -157,13 +157,14 @@ func TestTracker_Tally(t *testing.T) {
 // and not delivered is undeliverable, under the close's reason, and nobody
 // waits for it; a message missing at a live receiver is still lost.
 func TestTracker_ClosedReceiver(t *testing.T) {
+	closedAt := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	tr := newTracker(3)
-	tr.acked(1, 1)
+	tr.acked(1, 1, closedAt.Add(-time.Second))
 	tr.delivered(1, 1, "c", 1)
-	tr.acked(2, 1) // acked before the close, never delivered
-	tr.acked(3, 2) // to a live receiver, never delivered
-	tr.serverClosed(1, "SLOW_CONSUMER")
-	tr.acked(4, 1) // acked after the close
+	tr.acked(2, 1, closedAt.Add(-time.Second)) // just before the close, never delivered
+	tr.acked(3, 2, closedAt.Add(-time.Second)) // to a live receiver, never delivered
+	tr.serverClosed(1, "SLOW_CONSUMER", closedAt)
+	tr.acked(4, 1, closedAt.Add(time.Second)) // acked after the close
 	if tr.complete() {
 		t.Fatal("complete with message 3 missing at a live receiver")
 	}
@@ -178,5 +179,49 @@ func TestTracker_ClosedReceiver(t *testing.T) {
 	tr.delivered(2, 3, "d", 1)
 	if !tr.complete() {
 		t.Fatal("not complete with only the closed receiver's messages missing")
+	}
+}
+
+// A message acked to a receiver more than closeGrace before the server
+// closed it had time to arrive: missing, it is lost, not undeliverable. One
+// acked within closeGrace of the close, or after it, was cut off by the
+// close. Every such message used to count as undeliverable, however early
+// it was acked.
+func TestTracker_ClosedReceiverLosesWhatWasAckedLongBefore(t *testing.T) {
+	closedAt := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name          string
+		ackedAt       time.Time
+		delivered     bool
+		lost          int
+		undeliverable int
+	}{
+		{name: "long before, delivered", ackedAt: closedAt.Add(-time.Hour), delivered: true},
+		{name: "long before", ackedAt: closedAt.Add(-time.Hour), lost: 1},
+		{name: "just past the grace", ackedAt: closedAt.Add(-closeGrace - time.Millisecond),
+			lost: 1},
+		{name: "at the grace", ackedAt: closedAt.Add(-closeGrace), undeliverable: 1},
+		{name: "just before", ackedAt: closedAt.Add(-time.Millisecond), undeliverable: 1},
+		{name: "after", ackedAt: closedAt.Add(time.Second), undeliverable: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(2)
+			tr.acked(1, 1, tt.ackedAt)
+			if tt.delivered {
+				tr.delivered(1, 1, "c", 1)
+			}
+			tr.serverClosed(1, "SLOW_CONSUMER", closedAt)
+			_, lost, _, _ := tr.tally()
+			undeliverable := tr.undeliverable()["SLOW_CONSUMER"]
+			if lost != tt.lost || undeliverable != tt.undeliverable {
+				t.Fatalf("lost %d, undeliverable %d; want %d, %d", lost, undeliverable,
+					tt.lost, tt.undeliverable)
+			}
+			// Lost or cut off, nothing more reaches a closed receiver.
+			if !tr.complete() {
+				t.Fatal("the run waits for a closed receiver")
+			}
+		})
 	}
 }
