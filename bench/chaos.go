@@ -30,11 +30,8 @@ func runChaos(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", 100*time.Second,
 		"bound of the run (the build comes on top)")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "prefix of tables, stream and keys (default random)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args); done {
+		return code
 	}
 	cfg.Log = errOut
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"time"
@@ -24,11 +23,8 @@ func runChat(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second,
 		"wait for acks and delivery after the last send")
 	o.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args); done {
+		return code
 	}
 	cfg.ServerPID, cfg.Progress = o.pid, errOut
 	rep, err := scenario.Chat(ctx, cfg)

@@ -32,11 +32,8 @@ func runConnect(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	bindConnect(fs, &cfg, &f)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args, "hold", "warmup", "cluster-gateways"); done {
+		return code
 	}
 	if err := f.gateways(fs, &cfg); err != nil {
 		fmt.Fprintf(errOut, "bench: %v\n", err)

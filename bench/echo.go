@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"time"
@@ -23,11 +22,8 @@ func runEcho(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
 	fs.IntVar(&cfg.Users, "users", 10, "users the connections log in as (as devices)")
 	o.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args); done {
+		return code
 	}
 	cfg.ServerPID, cfg.Progress = o.pid, errOut
 	rep, err := scenario.Echo(ctx, cfg)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,11 +31,8 @@ func runIdle(ctx context.Context, args []string, out, errOut io.Writer) int {
 		"gateway's /debug/pprof/heap?gc=1&debug=1 (needs --pprof): Go heap after a forced GC;\n"+
 			"without it the heap comes from /metrics, garbage included")
 	o.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args, "users", "warmup"); done {
+		return code
 	}
 	if err := resolveMetricsURL(fs, cfg.Addr, &cfg.MetricsURL, true); err != nil {
 		fmt.Fprintf(errOut, "bench: idle: %v\n", err)

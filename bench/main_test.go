@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,7 +36,7 @@ func TestDispatch(t *testing.T) {
 		{name: "group bad config", args: []string{"group", "--size", "1"}, wantCode: 2,
 			wantErr: "at least 2 members"},
 		{name: "idle bad config", args: []string{"idle", "--conns", "0"}, wantCode: 2,
-			wantErr: "positive connection count"},
+			wantErr: "--conns must be above 0"},
 		// Port 17999 is in the range these tests may use and nothing listens
 		// there: a bench that dialled it would fail with 1, not 2.
 		{name: "idle metrics url not told", args: []string{"idle", "--addr", "127.0.0.1:17999"},
@@ -44,7 +47,7 @@ func TestDispatch(t *testing.T) {
 		{name: "push metrics url not told", args: []string{"push", "--addr", "127.0.0.1:17999",
 			"--push-addr", "127.0.0.1:17998"}, wantCode: 2, wantErr: "--metrics-url is required"},
 		{name: "connect bad config", args: []string{"connect", "--conns", "0"}, wantCode: 2,
-			wantErr: "positive connection count"},
+			wantErr: "--conns must be above 0"},
 		{name: "connect lists differ", args: []string{"connect", "--addr", "a:1,b:2",
 			"--pid", "7"}, wantCode: 2, wantErr: "--pid lists 1 values for 2 gateways"},
 		// No process has this id: pid_max is at most 2^22.
@@ -80,6 +83,100 @@ func TestDispatch(t *testing.T) {
 			if !strings.Contains(out.String(), tt.wantOut) ||
 				!strings.Contains(errOut.String(), tt.wantErr) {
 				t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+// deadArgs point each scenario at ports of this test's range where nothing
+// listens, and chaos and scale at no binary, so that a number the bench
+// failed to refuse ends in a quick dial error (exit 1), never in a run.
+func deadArgs(scenario string) []string {
+	const addr, metrics = "127.0.0.1:24901", "http://127.0.0.1:24902/metrics"
+	switch scenario {
+	case "chaos", "scale":
+		return []string{"--bin", "/nonexistent/resonance",
+			"--db-dsn", "root@tcp(127.0.0.1:24904)/x", "--redis-addr", "127.0.0.1:24905",
+			"--nats-url", "nats://127.0.0.1:24906"}
+	case "idle":
+		return []string{"--addr", addr, "--metrics-url", metrics}
+	case "push":
+		return []string{"--addr", addr, "--push-addr", "127.0.0.1:24903",
+			"--metrics-url", metrics}
+	}
+	return []string{"--addr", addr}
+}
+
+// zeroMeans lists the numeric flags whose help gives 0 a meaning: none
+// held, no warm-up, no cluster, or a default computed from other flags.
+var zeroMeans = map[string][]string{
+	"connect": {"hold", "warmup", "cluster-gateways"},
+	"idle":    {"users", "warmup"},
+	"push":    {"window"},
+}
+
+// numericFlag is a flag of a scenario and a negative value of its type.
+type numericFlag struct{ name, negative string }
+
+// numericFlags lists the int, duration and float flags of scenario, read
+// from its -h, so that a flag added later is checked too.
+func numericFlags(t *testing.T, scenario string) []numericFlag {
+	t.Helper()
+	var out, errOut strings.Builder
+	if code := dispatch(context.Background(), []string{scenario, "-h"}, &out,
+		&errOut); code != 0 {
+		t.Fatalf("%s -h: exit %d", scenario, code)
+	}
+	var flags []numericFlag
+	line := regexp.MustCompile(`(?m)^  -(\S+) (int|duration|float)$`)
+	for _, m := range line.FindAllStringSubmatch(errOut.String(), -1) {
+		f := numericFlag{name: m[1], negative: "-1"}
+		if m[2] == "duration" {
+			f.negative = "-1s"
+		}
+		flags = append(flags, f)
+	}
+	return flags
+}
+
+// Every numeric flag of every scenario refuses a negative value, and 0
+// unless its help gives 0 a meaning, naming the flag. The scenarios' configs
+// take zero for their default: smoke --messages 0 sent 50 messages a user,
+// chat --rate 0 offered 1000 a second, and negatives went the same way.
+func TestDispatch_RefusesNumbersTakenForTheDefault(t *testing.T) {
+	for name := range commands {
+		flags := numericFlags(t, name)
+		if len(flags) == 0 {
+			t.Fatalf("%s: no numeric flag found in its -h", name)
+		}
+		for _, f := range flags {
+			for _, v := range []string{"0", f.negative} {
+				if v == "0" && slices.Contains(zeroMeans[name], f.name) {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s/--%s=%s", name, f.name, v), func(t *testing.T) {
+					args := append(append([]string{name}, deadArgs(name)...), "--"+f.name, v)
+					var out, errOut strings.Builder
+					code := dispatch(context.Background(), args, &out, &errOut)
+					want := fmt.Sprintf("--%s must", f.name)
+					if code != 2 || !strings.Contains(errOut.String(), want) {
+						t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// The flags whose 0 has a meaning take it: idle and push with their
+// defaults (0 for --users, --warmup and --window) get as far as dialling.
+func TestDispatch_TakesZeroWhereItMeansSomething(t *testing.T) {
+	for _, name := range []string{"idle", "push"} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			args := append([]string{name}, deadArgs(name)...)
+			if code := dispatch(context.Background(), args, &out, &errOut); code != 1 {
+				t.Fatalf("exit %d, want 1 (the dial fails); stderr %q", code, errOut.String())
 			}
 		})
 	}

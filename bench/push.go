@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,11 +29,8 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Window, "window", 0,
 		"frames accepted but not yet read at most (default 8 per receiver)")
 	o.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args, "window"); done {
+		return code
 	}
 	if cfg.PushAddr == "" {
 		fmt.Fprintln(errOut, "bench: push: --push-addr is required: the gateway's "+

@@ -23,11 +23,8 @@ func runSmoke(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "sends in flight across all users")
 	fs.DurationVar(&cfg.Timeout, "timeout", time.Minute, "wait for delivery after the last ack")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "username prefix (default random per run)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseArgs(fs, args); done {
+		return code
 	}
 
 	res, err := scenario.Smoke(ctx, cfg)
