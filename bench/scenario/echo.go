@@ -48,10 +48,9 @@ var ErrServerClosed = errors.New("scenario: server closed a connection")
 // with no backend work, so this measures the frame path alone. The latency
 // is the round trip of each request.
 func Echo(ctx context.Context, cfg EchoConfig) (Report, error) {
-	cfg.Conns, cfg.Depth = cmpOr(cfg.Conns, 64), cmpOr(cfg.Depth, 1)
-	cfg.Duration = cmp0(cfg.Duration, 10*time.Second)
-	if cfg.Addr == "" {
-		return Report{}, fmt.Errorf("%w: echo needs an address", ErrBadConfig)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
 	}
 	conns, err := openConns(ctx, rawConnsConfig{addr: cfg.Addr, conns: cfg.Conns,
 		users: cfg.Users, ws: cfg.WebSocket, prefix: uniquePrefix("echo")})
@@ -100,6 +99,20 @@ func Echo(ctx context.Context, cfg EchoConfig) (Report, error) {
 		return rep, fmt.Errorf("echo: %w", err)
 	}
 	return rep, nil
+}
+
+func (c EchoConfig) withDefaults() (EchoConfig, error) {
+	if c.Addr == "" {
+		return c, fmt.Errorf("%w: echo needs an address", ErrBadConfig)
+	}
+	if err := refuseNegative("echo", map[string]float64{"Conns": float64(c.Conns),
+		"Depth": float64(c.Depth), "Duration": float64(c.Duration),
+		"Users": float64(c.Users), "ServerPID": float64(c.ServerPID)}); err != nil {
+		return c, err
+	}
+	c.Conns, c.Depth = cmpOr(c.Conns, 64), cmpOr(c.Depth, 1)
+	c.Duration = cmp0(c.Duration, 10*time.Second)
+	return c, nil
 }
 
 func cmp0(v, def time.Duration) time.Duration {

@@ -53,13 +53,19 @@ type IdleConfig struct {
 }
 
 func (c IdleConfig) withDefaults() (IdleConfig, error) {
+	if err := refuseNegative("idle", map[string]float64{"Conns": float64(c.Conns),
+		"Hold": float64(c.Hold), "Users": float64(c.Users), "Parallel": float64(c.Parallel),
+		"Warmup": float64(c.Warmup), "Settle": float64(c.Settle),
+		"ServerPID": float64(c.ServerPID)}); err != nil {
+		return c, err
+	}
 	if c.Addr == "" || c.Conns <= 0 {
 		return c, fmt.Errorf("%w: idle needs an address and a positive connection count",
 			ErrBadConfig)
 	}
 	c.Hold, c.Settle = cmp0(c.Hold, 30*time.Second), cmp0(c.Settle, 2*time.Second)
 	c.Users = max(c.Users, (c.Conns+devicesPerUser-1)/devicesPerUser)
-	if c.Warmup <= 0 {
+	if c.Warmup == 0 {
 		c.Warmup = min(c.Conns/10, 1000)
 	}
 	c.Warmup = min(c.Warmup, c.Conns-1)

@@ -53,6 +53,12 @@ type PushConfig struct {
 }
 
 func (c PushConfig) withDefaults() (PushConfig, error) {
+	if err := refuseNegative("push", map[string]float64{"Receivers": float64(c.Receivers),
+		"Batch": float64(c.Batch), "Callers": float64(c.Callers),
+		"Duration": float64(c.Duration), "Window": float64(c.Window),
+		"ServerPID": float64(c.ServerPID)}); err != nil {
+		return c, err
+	}
 	c.Receivers, c.Callers = cmpOr(c.Receivers, 500), cmpOr(c.Callers, 4)
 	c.Batch = min(cmpOr(c.Batch, 500), c.Receivers)
 	c.Window = cmpOr(c.Window, 8*c.Receivers)

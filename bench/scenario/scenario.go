@@ -9,8 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/resonance-im/resonance/client"
@@ -30,6 +33,24 @@ var (
 	// exited early.
 	errWorkerFailed = errors.New("connect: client worker failed")
 )
+
+// refuseNegative returns ErrBadConfig naming the fields of fields (name to
+// value, durations in ns) that are below zero. A zero field takes its
+// default, and a negative one used to take it too, silently running with
+// the default a caller did not ask for.
+func refuseNegative(scenario string, fields map[string]float64) error {
+	var negative []string
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if fields[name] < 0 {
+			negative = append(negative, name)
+		}
+	}
+	if len(negative) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: negative %s", ErrBadConfig, scenario,
+		strings.Join(negative, ", "))
+}
 
 // user is one registered, logged-in user of a scenario on its own connection.
 type user struct {

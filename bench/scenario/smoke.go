@@ -34,20 +34,24 @@ func (c SmokeConfig) withDefaults() (SmokeConfig, error) {
 	if c.Addr == "" {
 		return c, fmt.Errorf("%w: smoke needs an address", ErrBadConfig)
 	}
+	if err := refuseNegative("smoke", map[string]float64{"Users": float64(c.Users),
+		"Messages": float64(c.Messages), "Concurrency": float64(c.Concurrency),
+		"Timeout": float64(c.Timeout)}); err != nil {
+		return c, err
+	}
 	if c.Users == 0 {
 		c.Users = 20
 	}
 	if c.Messages == 0 {
 		c.Messages = 50
 	}
-	if c.Users < 2 || c.Messages < 0 {
-		return c, fmt.Errorf("%w: smoke needs at least 2 users and no negative counts",
-			ErrBadConfig)
+	if c.Users < 2 {
+		return c, fmt.Errorf("%w: smoke needs at least 2 users", ErrBadConfig)
 	}
-	if c.Concurrency <= 0 {
+	if c.Concurrency == 0 {
 		c.Concurrency = 16
 	}
-	if c.Timeout <= 0 {
+	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
 	}
 	if c.Prefix == "" {

@@ -108,6 +108,17 @@ const (
 )
 
 func (c SpreadConfig) withDefaults() (SpreadConfig, error) {
+	cl := c.Cluster
+	if err := refuseNegative("connect", map[string]float64{
+		"Conns": float64(c.Conns), "Users": float64(c.Users),
+		"Parallel": float64(c.Parallel), "PerSourceIP": float64(c.PerSourceIP),
+		"Workers": float64(c.Workers), "PerWorker": float64(c.PerWorker),
+		"Warmup": float64(c.Warmup), "Settle": float64(c.Settle), "Hold": float64(c.Hold),
+		"Cluster.Gateways": float64(cl.Gateways), "Cluster.HashTime": float64(cl.HashTime),
+		"Cluster.HashMemoryKiB": float64(cl.HashMemoryKiB),
+		"Cluster.Timeout":       float64(cl.Timeout)}); err != nil {
+		return c, err
+	}
 	if c.Conns <= 0 || (len(c.Gateways) == 0 && c.Cluster.Gateways <= 0) {
 		return c, fmt.Errorf("%w: connect needs a gateway and a positive connection count",
 			ErrBadConfig)
@@ -122,7 +133,7 @@ func (c SpreadConfig) withDefaults() (SpreadConfig, error) {
 	c.PerSourceIP = cmpOr(c.PerSourceIP, 10000)
 	c.PerWorker = cmpOr(c.PerWorker, DefaultPerWorker)
 	c.Workers = workerCount(c.Conns, c.Workers, c.PerWorker)
-	c.Warmup = min(max(c.Warmup, 0), c.Conns)
+	c.Warmup = min(c.Warmup, c.Conns)
 	c.Settle = cmp0(c.Settle, 2*time.Second)
 	if c.Prefix == "" {
 		c.Prefix = uniquePrefix("conn")
