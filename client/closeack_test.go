@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,4 +216,37 @@ func TestSession_CloseInBackoffWithServerUnreachableReturns(t *testing.T) {
 			st.checkSeqs(t, conv, 1)
 		})
 	}
+}
+
+// Close right after a reconnect attempt failed, before the session looked
+// for it, still sends the final DELIVERED: the attempt, cut off from Close,
+// did not carry it, and the session is away as in the backoff, so it logs
+// in once more for it. The hook holds the session between the failure and
+// its look until Close has begun.
+func TestSession_CloseJustAfterAFailedAttemptStillAcksHandedOver(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
+	closed := make(chan struct{})
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.AckInterval = time.Hour // only a final DELIVERED reports the hand-over
+		var once sync.Once
+		client.AfterFailedAttempt(c, func(sess *client.Session) {
+			once.Do(func() {
+				go func() { _ = sess.Close(); close(closed) }()
+				<-sess.Closing()
+			})
+		})
+	})
+	st := collectSession(t, sess)
+	sendN(t, bob, aliceID, 1, "first")
+	waitFor(t, "seq 1 handed over", func() bool { return st.count(conv) == 1 })
+
+	s.FailLogins(1) // the reconnect's attempt; the login after Close succeeds
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	<-closed
+
+	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {
+		t.Fatalf("server's delivered position after Close = %d, want 1", seq)
+	}
+	st.checkSeqs(t, conv, 1)
 }

@@ -8,3 +8,14 @@ func (s *Session) Tracks(convID string) bool {
 	defer s.mu.Unlock()
 	return s.seq.convs[convID] != nil
 }
+
+// AfterFailedAttempt makes the Session opened with cfg call f on its
+// connection goroutine each time a reconnect attempt fails, before it looks
+// for Close.
+func AfterFailedAttempt(cfg *SessionConfig, f func(*Session)) {
+	cfg.hooks.afterFailedAttempt = f
+}
+
+// Closing is closed once Close has begun: the session's context is
+// cancelled.
+func (s *Session) Closing() <-chan struct{} { return s.ctx.Done() }

@@ -62,6 +62,23 @@ type SessionConfig struct {
 	// OnEvent, when set, is called on the Session's goroutine at each change
 	// of connection state. It must return quickly and must not call Send.
 	OnEvent func(Event)
+
+	// hooks are set by the package's tests only.
+	hooks sessionHooks
+}
+
+// sessionHooks let the tests stop a Session between two steps, to force an
+// interleaving that timing alone hits once in a million runs.
+type sessionHooks struct {
+	// afterFailedAttempt runs on the connection goroutine when a reconnect
+	// attempt has failed, before the session looks for Close.
+	afterFailedAttempt func(*Session)
+}
+
+func (h sessionHooks) failedAttempt(s *Session) {
+	if h.afterFailedAttempt != nil {
+		h.afterFailedAttempt(s)
+	}
 }
 
 const (

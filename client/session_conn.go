@@ -123,13 +123,14 @@ func (s *Session) reconnect(cause error) (*Client, *protocol.LoginResp, error) {
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 		c, resp, err := s.connectOnce()
-		switch {
-		case err == nil:
+		if err == nil {
 			return c, resp, nil
-		case s.ctx.Err() != nil:
-			// Close came during the attempt, which was the last one.
-			return nil, nil, ErrClosed
 		}
+		s.cfg.hooks.failedAttempt(s)
+		// Close during the failed attempt or just after it finds the
+		// session without a connection, as in the backoff: the loop's top
+		// sends the final DELIVERED (ackAway). Ending here at once when
+		// Close had come would skip it if Close came after the failure.
 		cause = err
 	}
 }

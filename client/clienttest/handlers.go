@@ -87,6 +87,10 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 	if c.userID != 0 {
 		return nil, fail(common.ErrorCode_ALREADY_LOGGED_IN, "already logged in")
 	}
+	if s.failLogins > 0 {
+		s.failLogins--
+		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
+	}
 	var u *user
 	if req.Token != "" {
 		if u = s.usersByID[s.tokens[req.Token]]; u == nil {

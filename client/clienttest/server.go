@@ -64,6 +64,7 @@ type Server struct {
 	convs      map[string]*conv
 	conns      map[*conn]struct{}
 	failSends  int
+	failLogins int
 	sendCount  int
 	heartbeats int
 	nextUserID int64
@@ -159,6 +160,15 @@ func (s *Server) FailSends(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failSends = n
+}
+
+// FailLogins makes the next n LOGIN requests fail with UNAVAILABLE, as a
+// server whose account store is briefly down does: a reconnect attempt
+// that fails and is tried again.
+func (s *Server) FailLogins(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLogins = n
 }
 
 // FailBackwardSyncs makes the next n backward SYNC requests (before_seq
