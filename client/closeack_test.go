@@ -250,3 +250,54 @@ func TestSession_CloseJustAfterAFailedAttemptStillAcksHandedOver(t *testing.T) {
 	}
 	st.checkSeqs(t, conv, 1)
 }
+
+// gatedPositions is a PositionStore whose first SetPosition of a seq waits
+// for release: the delivery goroutine then holds between putting the
+// message in Messages and recording it as delivered.
+type gatedPositions struct {
+	client.PositionStore
+	seq     int64
+	entered chan struct{} // closed when the SetPosition of seq waits
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *gatedPositions) SetPosition(convID string, seq int64) {
+	if seq == p.seq {
+		p.once.Do(func() {
+			close(p.entered)
+			<-p.release
+		})
+	}
+	p.PositionStore.SetPosition(convID, seq)
+}
+
+// Close just after a message entered Messages, before the session recorded
+// it as delivered, still reports it with the final DELIVERED: the
+// application has it. The store holds the delivery goroutine in that gap
+// until the final DELIVERED is about to be taken (or, when nothing waits for
+// the gap, until the session ended).
+func TestSession_CloseInTheHandOverGapStillAcksIt(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, aliceID, conv := pair(t, s, "bob", "alice")
+	store := &gatedPositions{PositionStore: client.NewMemoryPositions(), seq: 1,
+		entered: make(chan struct{}), release: make(chan struct{})}
+	var release sync.Once
+	open := func() { release.Do(func() { close(store.release) }) }
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.AckInterval = time.Hour // only a final DELIVERED reports the hand-over
+		c.Positions = store
+		client.BeforeHandOverWait(c, func(*client.Session) { open() })
+	})
+	st := collectSession(t, sess)
+	sendN(t, bob, aliceID, 1, "first")
+	<-store.entered
+	waitFor(t, "seq 1 handed over", func() bool { return st.count(conv) == 1 })
+
+	go func() { <-sess.Done(); open() }()
+	_ = sess.Close()
+
+	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {
+		t.Fatalf("server's delivered position after Close = %d, want 1", seq)
+	}
+}

@@ -19,3 +19,9 @@ func AfterFailedAttempt(cfg *SessionConfig, f func(*Session)) {
 // Closing is closed once Close has begun: the session's context is
 // cancelled.
 func (s *Session) Closing() <-chan struct{} { return s.ctx.Done() }
+
+// BeforeHandOverWait makes the Session opened with cfg call f when a final
+// DELIVERED starts waiting for the delivery goroutine to stop.
+func BeforeHandOverWait(cfg *SessionConfig, f func(*Session)) {
+	cfg.hooks.beforeHandOverWait = f
+}

@@ -73,11 +73,20 @@ type sessionHooks struct {
 	// afterFailedAttempt runs on the connection goroutine when a reconnect
 	// attempt has failed, before the session looks for Close.
 	afterFailedAttempt func(*Session)
+	// beforeHandOverWait runs when a final DELIVERED starts waiting for the
+	// delivery goroutine to stop (awaitHandOver).
+	beforeHandOverWait func(*Session)
 }
 
 func (h sessionHooks) failedAttempt(s *Session) {
 	if h.afterFailedAttempt != nil {
 		h.afterFailedAttempt(s)
+	}
+}
+
+func (h sessionHooks) handOverWait(s *Session) {
+	if h.beforeHandOverWait != nil {
+		h.beforeHandOverWait(s)
 	}
 }
 
@@ -173,7 +182,10 @@ type Session struct {
 	cancel context.CancelFunc
 	out    chan *common.Message
 	done   chan struct{} // closed when the connection goroutine ends
-	wg     sync.WaitGroup
+	// emitted is closed when the delivery goroutine ends: nothing more is
+	// handed over, and all that was is in dirty (see awaitHandOver).
+	emitted chan struct{}
+	wg      sync.WaitGroup
 
 	// final outlives ctx: Close cancels it finalAckWait later, or once the
 	// connection goroutine ends. The final DELIVERED runs on it, and so
@@ -248,6 +260,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		cfg:        cfg,
 		out:        make(chan *common.Message, cfg.Buffer),
 		done:       make(chan struct{}),
+		emitted:    make(chan struct{}),
 		fillWake:   make(chan struct{}, 1),
 		ackWake:    make(chan struct{}, 1),
 		fills:      make(map[string]bool),
@@ -265,7 +278,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.final, s.finalCancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.emit() }()
+	go func() { defer s.wg.Done(); defer close(s.emitted); s.emit() }()
 	go func() { defer s.wg.Done(); s.run(c, resp) }()
 	return s, nil
 }

@@ -159,6 +159,9 @@ func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
 // position handed over, so a Close while the server is away costs no wait
 // then.
 func (s *Session) ackAway() {
+	if !s.awaitHandOver() {
+		return
+	}
 	s.mu.Lock()
 	unreported := len(s.dirty) > 0 && !s.noDelivered
 	s.mu.Unlock()
@@ -175,7 +178,7 @@ func (s *Session) ackAway() {
 // lastAckOn sends the final DELIVERED on c, a connection logged in after
 // Close, and closes it; nothing it brought is handed over.
 func (s *Session) lastAckOn(c *Client) {
-	s.sendAcks(s.final, c)
+	s.finalAck(c)
 	_ = c.Close()
 }
 
@@ -290,7 +293,25 @@ const finalAckWait = time.Second
 
 // finalAck sends what was handed over before Close, briefly.
 func (s *Session) finalAck(c *Client) {
-	s.sendAcks(s.final, c)
+	if s.awaitHandOver() {
+		s.sendAcks(s.final, c)
+	}
+}
+
+// awaitHandOver waits, within the final deadline, for the delivery goroutine
+// to stop after Close, and reports whether it did. It records a message as
+// delivered just after putting it in Messages: a final DELIVERED taken in
+// between would leave out a message the application has. The goroutine
+// stops promptly once Close has begun (closing, ctx), unless the
+// application's PositionStore blocks.
+func (s *Session) awaitHandOver() bool {
+	s.cfg.hooks.handOverWait(s)
+	select {
+	case <-s.emitted:
+		return true
+	case <-s.final.Done():
+		return false
+	}
 }
 
 func (s *Session) setClient(c *Client) {
