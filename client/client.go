@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,10 @@ type Options struct {
 	// must return quickly and must not wait on a request of this Client.
 	// Unset, NOTIFY frames are discarded.
 	OnNotify func(*protocol.Notify)
+
+	// resolver, set by the package's tests only, looks host names up; nil
+	// is the system's.
+	resolver *net.Resolver
 }
 
 const (
@@ -131,7 +136,7 @@ type call struct {
 // connection is not logged in yet: call Register or Login next.
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
-	d := net.Dialer{Timeout: opts.DialTimeout}
+	d := net.Dialer{Timeout: opts.DialTimeout, Resolver: opts.resolver}
 	if opts.LocalIP != "" {
 		ip := net.ParseIP(opts.LocalIP)
 		if ip == nil {
@@ -141,12 +146,22 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		// The dialer's error names the address: "dial tcp ADDR: ...".
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, dialError(addr, err)
 	}
 	c := newClient(conn, opts)
 	c.addr = addr
 	return c, nil
+}
+
+// dialError names addr, as given, in a failed dial's error once. The
+// dialer's error names the address it dialled, "dial tcp ADDR: ...", but
+// after a lookup that is the resolved IP, and a lookup that fails names
+// the host alone: "dial tcp: lookup HOST: no such host".
+func dialError(addr string, err error) error {
+	if strings.Contains(err.Error(), addr) {
+		return fmt.Errorf("client: %w", err)
+	}
+	return fmt.Errorf("client: dial %s: %w", addr, err)
 }
 
 func newClient(conn net.Conn, opts Options) *Client {

@@ -450,3 +450,35 @@ func TestError_IsRetryable(t *testing.T) {
 		})
 	}
 }
+
+// A failed dial's error names the address as given, host and port, once:
+// the dialer's own names the resolved IP, or only the host when the lookup
+// fails. The name in .invalid never resolves (RFC 6761), and the resolver
+// used here fails instead of asking a name server.
+func TestDial_ErrorNamesTheAddressAsGiven(t *testing.T) {
+	closed := clienttest.ClosedAddr(t)
+	_, port, err := net.SplitHostPort(closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		addr string
+	}{
+		{name: "host that does not resolve", addr: "nowhere.invalid:7001"},
+		{name: "host resolved, then refused", addr: "localhost:" + port},
+		{name: "IP refused", addr: closed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := client.Dial(context.Background(), tc.addr,
+				client.WithLocalOnlyResolver(client.Options{}))
+			if err == nil {
+				_ = c.Close()
+				t.Skip("the address answered meanwhile")
+			}
+			if n := strings.Count(err.Error(), tc.addr); n != 1 {
+				t.Fatalf("Dial(%s) = %q: names the address %d times, want 1", tc.addr, err, n)
+			}
+		})
+	}
+}

@@ -1,5 +1,11 @@
 package client
 
+import (
+	"context"
+	"errors"
+	"net"
+)
+
 // Tracks reports whether the Session keeps a state for convID: one of its
 // messages was offered, or a listing named it. Tests wait on it to order a
 // push before a listing.
@@ -24,4 +30,21 @@ func (s *Session) Closing() <-chan struct{} { return s.ctx.Done() }
 // DELIVERED starts waiting for the delivery goroutine to stop.
 func BeforeHandOverWait(cfg *SessionConfig, f func(*Session)) {
 	cfg.hooks.beforeHandOverWait = f
+}
+
+// errNoNetworkDNS is what a lookup through LocalOnlyResolver meets when it
+// would ask a name server.
+var errNoNetworkDNS = errors.New("test: no name server")
+
+// WithLocalOnlyResolver returns opts with a resolver that never leaves the
+// machine: it reads the hosts file and fails where it would ask a name
+// server.
+func WithLocalOnlyResolver(opts Options) Options {
+	opts.resolver = &net.Resolver{
+		PreferGo: true,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errNoNetworkDNS
+		},
+	}
+	return opts
 }
