@@ -348,3 +348,43 @@ func TestSession_ListedStartSurvivesARestart(t *testing.T) {
 	waitFor(t, "seq 4", func() bool { return st.has(conv, 4) })
 	st.checkSeqs(t, conv, 4)
 }
+
+// A device that starts at the latest starts once: a later process on the
+// same store hands over everything stored since, also in a conversation
+// that began while the app was closed, as it does in one it knew. Started
+// again at that process's login, the new conversation's messages were
+// passed over as old history.
+func TestSession_StartAtLatestKeepsTheDeviceStartAcrossProcesses(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, aliceID, known := pair(t, s, "bob", "alice")
+	carol, carolID := loginNew(t, s, "carol", client.Options{})
+	sendN(t, bob, aliceID, 5, "old")
+	nextMilli()
+
+	store := client.NewMemoryPositions()
+	var resumes atomic.Int32
+	first := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.StartAtLatest, c.Positions = true, store
+		c.OnEvent = countResumes(&resumes)
+	})
+	collectSession(t, first)
+	waitFor(t, "the first resume", func() bool { return resumes.Load() > 0 })
+	_ = first.Close()
+
+	// While the app is closed: more in the known conversation, and a new
+	// one.
+	nextMilli()
+	sendN(t, bob, aliceID, 1, "while closed")
+	sendN(t, carol, aliceID, 2, "new while closed")
+	nextMilli()
+	second := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.StartAtLatest, c.Positions = true, store
+	})
+	st := collectSession(t, second)
+	sendN(t, carol, aliceID, 1, "after")
+	fresh := client.P2PConvID(aliceID, carolID)
+	waitFor(t, "the new conversation's seq 3", func() bool { return st.has(fresh, 3) })
+	st.checkSeqs(t, fresh, 1, 2, 3)
+	waitFor(t, "the known conversation's seq 6", func() bool { return st.has(known, 6) })
+	st.checkSeqs(t, known, 6)
+}

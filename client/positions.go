@@ -30,6 +30,22 @@ type PositionStore interface {
 	SetCursor(cursor string)
 }
 
+// StartStore is a PositionStore that also keeps where the device started,
+// for SessionConfig.StartAtLatest: the server's time at the first login of
+// the first Session on the store. A later Session on it hands over what was
+// stored since then, in a conversation that began while the app was closed
+// as in one it knew; without it each Session starts at its own login, and a
+// conversation new to the device starts at its newest message.
+type StartStore interface {
+	PositionStore
+	// Start returns the recorded start, Unix milliseconds, and false before
+	// the first Session recorded one.
+	Start() (ms int64, ok bool)
+	// SetStart records the start; a Session calls it when Start reports
+	// none.
+	SetStart(ms int64)
+}
+
 // MemoryPositions is the default PositionStore: it lives as long as the
 // process, so a Session resumes over reconnects but a new process starts
 // from the positions the server kept for the device (see
@@ -38,6 +54,7 @@ type MemoryPositions struct {
 	mu     sync.Mutex
 	seqs   map[string]int64
 	cursor string
+	start  int64 // 0: none recorded
 }
 
 // NewMemoryPositions returns an empty store.
@@ -83,4 +100,18 @@ func (p *MemoryPositions) SetCursor(cursor string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cursor = cursor
+}
+
+// Start implements StartStore.
+func (p *MemoryPositions) Start() (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.start, p.start != 0
+}
+
+// SetStart implements StartStore.
+func (p *MemoryPositions) SetStart(ms int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.start = ms
 }

@@ -33,12 +33,14 @@ type SessionConfig struct {
 	Positions PositionStore
 	// StartAtLatest makes a conversation this device has no position for
 	// (locally nor on the server) start at its newest message from before
-	// the session's first login instead of its first, for an app that shows
-	// older history on demand (SyncBefore). What is stored from the login on
-	// is handed over, by the server's clock: a message stored within its
-	// clocks' skew of the login may count as either. The start becomes the
-	// device's position (Positions, and DELIVERED), so a later process
-	// continues from it.
+	// the device's start instead of its first, for an app that shows older
+	// history on demand (SyncBefore). What is stored from the start on is
+	// handed over, by the server's clock: a message stored within its
+	// clocks' skew of the start may count as either. The start is the
+	// session's first login, or the first Session's when Positions is a
+	// StartStore that recorded it (MemoryPositions is). Where a
+	// conversation starts becomes the device's position (Positions, and
+	// DELIVERED), so a later process continues from it.
 	StartAtLatest bool
 	// Buffer is the capacity of the Messages channel; default 1024.
 	Buffer int
@@ -232,9 +234,11 @@ type Session struct {
 	// cursorAt (see saveCursor).
 	queued, handed int64
 	cursor         pendingCursor
-	// since is the server's time at the first login, Unix milliseconds:
-	// with StartAtLatest, messages stored from then on are handed over.
+	// since is the server's time at the first login, Unix milliseconds.
 	since int64
+	// start is the device's start (see StartAtLatest), since or earlier:
+	// with StartAtLatest, messages stored from then on are handed over.
+	start int64
 }
 
 // pendingCursor is the cursor of a completed resume, to be saved once the
@@ -275,12 +279,37 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		return nil, err
 	}
 	s.since = cmp.Or(resp.ServerTimeMs, time.Now().UnixMilli())
+	s.start = s.deviceStart()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.final, s.finalCancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); defer close(s.emitted); s.emit() }()
 	go func() { defer s.wg.Done(); s.run(c, resp) }()
 	return s, nil
+}
+
+// deviceStart returns where the device started: the start the store
+// recorded, else this session's first login, which it records. Each Session
+// starting anew would pass over, as history from before it, a conversation
+// that began while the app was closed.
+func (s *Session) deviceStart() int64 {
+	if !s.cfg.StartAtLatest {
+		return s.since
+	}
+	st, ok := s.cfg.Positions.(StartStore)
+	if !ok {
+		// TODO: a store that keeps no start, such as a MemoryPositions
+		// new to each process, starts the device at each login: the
+		// server does not say when the device first logged in, so a
+		// conversation begun while the app was closed starts at its
+		// newest message, its messages passed over as history.
+		return s.since
+	}
+	if ms, ok := st.Start(); ok {
+		return min(ms, s.since)
+	}
+	st.SetStart(s.since)
+	return s.since
 }
 
 // Messages returns the messages handed to the application: per

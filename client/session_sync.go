@@ -219,7 +219,7 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 
 // noteSummaryLocked places a conversation new to this device at the
 // server's delivered position for it, and queues a fetch when messages are
-// missing. With StartAtLatest, one unchanged since the session began starts
+// missing. With StartAtLatest, one unchanged since the device started starts
 // at its newest message; one changed since waits to be placed (see place).
 func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 	if _, ok := s.cfg.Positions.Position(sum.ConvId); !ok {
@@ -257,18 +257,19 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 }
 
 // changedSinceStart reports whether the conversation's newest message was
-// stored after the session's first login, by the server's clock.
+// stored after the device's start (see StartAtLatest), by the server's
+// clock.
 func (s *Session) changedSinceStart(sum *protocol.ConvSummary) bool {
 	at := sum.UpdatedMs
 	if sum.LastMessage != nil {
 		at = sum.LastMessage.SendTimeMs
 	}
-	return sum.LastSeq > 0 && at >= s.since
+	return sum.LastSeq > 0 && at >= s.start
 }
 
 // place sets where an unplaced conversation starts: without StartAtLatest
 // at its first message; with it, after its newest message stored before
-// the session's first login (latestBefore). So a conversation begun or
+// the device's start (latestBefore). So a conversation begun or
 // continued just after the login, whose messages the listing reports
 // before their pushes come (or the login's race kept from being pushed),
 // is handed over from there, and older history is not.
@@ -290,7 +291,7 @@ func (s *Session) place(c *Client, convID string) error {
 }
 
 // latestBefore returns the seq of convID's newest message stored before the
-// session's first login, found by paging back from the newest; when every
+// device's start, found by paging back from the newest; when every
 // message the user may read is newer, the seq before the oldest of them.
 func (s *Session) latestBefore(c *Client, convID string) (int64, error) {
 	for before := LatestSeq; ; {
@@ -305,7 +306,7 @@ func (s *Session) latestBefore(c *Client, convID string) (int64, error) {
 		if len(msgs) == 0 {
 			return 0, nil
 		}
-		if i := lastBefore(msgs, s.since); i >= 0 {
+		if i := lastBefore(msgs, s.start); i >= 0 {
 			return msgs[i].Seq, nil
 		}
 		if !resp.HasMore {
