@@ -491,7 +491,8 @@ func TestSession_AcknowledgesManyConversationsInBatches(t *testing.T) {
 // reply and crash the app (the chat client at any group name the server
 // refused).
 func TestSession_CreateGroupReturnsItsError(t *testing.T) {
-	s := startServer(t, clienttest.Options{}) // the fake has no groups
+	s := startServer(t, clienttest.Options{})
+	s.Unsupported(protocol.Op_CREATE_GROUP)
 	_, bobID := loginNew(t, s, "bob", client.Options{})
 	loginNew(t, s, "alice", client.Options{})
 	sess := openSession(t, s, "alice", "phone", nil)

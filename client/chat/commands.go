@@ -21,6 +21,8 @@ const helpText = `commands:
                chat in a group you are in
   /members     list the group's members and roles
   /add <user>  add a user to the group; /remove <user> removes one
+  /transfer <user>
+               make a member the group's owner; you become an admin
   /rename <name>, /leave, /dismiss
                rename, leave or end the group
   /read        mark the conversation read up to its newest message

@@ -25,6 +25,8 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 			action = common.GroupAction_REMOVE
 		}
 		s.report(s.manageUsers(ctx, action, strings.Fields(arg)))
+	case "/transfer":
+		s.report(s.transfer(ctx, strings.Fields(arg)))
 	case "/rename":
 		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_RENAME, Name: arg}))
 	case "/leave":
@@ -146,6 +148,23 @@ func (s *session) manageUsers(ctx context.Context, action common.GroupAction, na
 		return err
 	}
 	return s.manage(ctx, &protocol.ManageGroupReq{Action: action, UserIds: ids})
+}
+
+// transfer hands the current group over to one of its members, who becomes
+// its owner; the server makes the old owner an admin.
+func (s *session) transfer(ctx context.Context, names []string) error {
+	switch {
+	case len(names) != 1:
+		return fmt.Errorf("usage: /transfer <user>")
+	case s.isMe(names[0]):
+		return fmt.Errorf("cannot hand the group to yourself")
+	}
+	ids, err := s.userIDs(ctx, names)
+	if err != nil {
+		return err
+	}
+	return s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_SET_ROLE,
+		UserIds: ids, Role: common.GroupRole_OWNER})
 }
 
 // manage applies one change to the current group; its event comes back

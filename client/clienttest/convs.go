@@ -29,7 +29,10 @@ func (s *Server) touch(cv *conv) {
 }
 
 func (cv *conv) has(user int64) bool {
-	return cv.members[0] == user || cv.members[1] == user
+	if cv.group != nil {
+		return cv.group.roles[user] != 0
+	}
+	return user != 0 && (cv.members[0] == user || cv.members[1] == user)
 }
 
 func deviceKey(user int64, device string) string {
@@ -91,6 +94,10 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 		ReadSeq:      cv.readSeq[c.userID],
 		DeliveredSeq: cv.delivered[deviceKey(c.userID, c.device)],
 		PeerUserId:   cv.members[0] + cv.members[1] - c.userID,
+	}
+	if cv.group != nil {
+		sum.Type, sum.Name, sum.PeerUserId = common.ConvType_GROUP, cv.group.name, 0
+		sum.MemberCount = int32(len(cv.group.roles))
 	}
 	if n := len(cv.msgs); n > 0 {
 		sum.LastMessage = cv.msgs[n-1]
@@ -172,7 +179,8 @@ func (s *Server) syncConvsGate() <-chan struct{} {
 }
 
 // Unsupported makes the server answer ops with UNSUPPORTED, as a server
-// older than the SDK does (DELIVERED, SYNC_CONVS and MARK_READ only).
+// older than the SDK does (DELIVERED, SYNC_CONVS, MARK_READ and the group
+// ops only).
 func (s *Server) Unsupported(ops ...protocol.Op) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

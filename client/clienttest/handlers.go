@@ -57,7 +57,7 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 		req := protocol.NewMarkReadReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.markRead(c, req) })
 	}
-	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+	return s.handleGroupOps(c, op, body)
 }
 
 func readThen(body []byte, req codec.Readable,
@@ -200,9 +200,7 @@ func (s *Server) pushLocked(from *conn, m *common.Message, peer int64) {
 
 func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	cv := s.convs[req.ConvId]
-	var a, b int64
-	if _, err := fmt.Sscanf(req.ConvId, "p2p:%d:%d", &a, &b); err != nil ||
-		(c.userID != a && c.userID != b) {
+	if !s.mayRead(c.userID, req.ConvId) {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
 	if req.BeforeSeq > 0 && s.failBackward > 0 {
@@ -236,6 +234,17 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	resp.Messages = cv.msgs[from:to]
 	resp.HasMore = to < n
 	return resp, nil
+}
+
+// mayRead reports whether user may sync convID: a member of its group, or
+// one of the two users its 1:1 id names, stored or not.
+func (s *Server) mayRead(user int64, convID string) bool {
+	if cv := s.convs[convID]; cv != nil && cv.group != nil {
+		return cv.has(user)
+	}
+	var a, b int64
+	_, err := fmt.Sscanf(convID, "p2p:%d:%d", &a, &b)
+	return err == nil && (user == a || user == b)
 }
 
 func (s *Server) getUser(req *protocol.GetUserReq) (codec.Body, error) {

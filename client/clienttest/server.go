@@ -5,7 +5,8 @@
 // idempotent sends with a per-conversation seq, pushes to every other
 // connection of both users, forward and backward sync, delivered positions
 // per device, conversation sync with a cursor, read positions and user
-// lookup. Hooks inject faults: failed sends, lost pushes, closes, ops an
+// lookup, and of groups their creation, GET_GROUP, LEAVE and the hand-over
+// of ownership. Hooks inject faults: failed sends, lost pushes, closes, ops an
 // older server lacks. It is a test double: no persistence, one mutex, and
 // of the gateway's limits only those a client must handle (frame body,
 // message content, positions per DELIVERED).
@@ -69,6 +70,7 @@ type Server struct {
 	heartbeats int
 	nextUserID int64
 	nextMsgID  int64
+	nextGroup  int64
 	closed     bool
 	// version counts conversation changes (see conv.version).
 	version        int64
@@ -93,7 +95,8 @@ type user struct {
 
 type conv struct {
 	id      string
-	members [2]int64
+	members [2]int64          // of a 1:1 conversation
+	group   *group            // of a group conversation, else nil
 	msgs    []*common.Message // msgs[i].Seq == i+1
 	acks    map[string]*protocol.SendResp
 	// version is the server's change counter at the conversation's last

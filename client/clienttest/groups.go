@@ -1,0 +1,143 @@
+package clienttest
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// group is the state of a group conversation: its name and the roles of
+// its active members. Of docs/protocol.md's rules the fake keeps those a
+// client sees: only members act, only the owner hands the group over, and
+// the owner cannot leave.
+type group struct {
+	name  string
+	owner int64
+	roles map[int64]common.GroupRole
+}
+
+// handleGroupOps serves CREATE_GROUP, MANAGE_GROUP and GET_GROUP.
+func (s *Server) handleGroupOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
+	switch op {
+	case protocol.Op_CREATE_GROUP:
+		req := protocol.NewCreateGroupReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.createGroup(c, req) })
+	case protocol.Op_MANAGE_GROUP:
+		req := protocol.NewManageGroupReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.manageGroup(c, req) })
+	case protocol.Op_GET_GROUP:
+		req := protocol.NewGetGroupReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.getGroup(c, req) })
+	}
+	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+}
+
+func (s *Server) createGroup(c *conn, req *protocol.CreateGroupReq) (codec.Body, error) {
+	if req.Name == "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, "name required")
+	}
+	for _, id := range req.MemberIds {
+		if s.usersByID[id] == nil {
+			return nil, fail(common.ErrorCode_NOT_FOUND, fmt.Sprintf("no user %d", id))
+		}
+	}
+	s.nextGroup++
+	cv := &conv{
+		id:        fmt.Sprintf("g:%d", s.nextGroup),
+		group:     &group{name: req.Name, owner: c.userID, roles: make(map[int64]common.GroupRole)},
+		acks:      make(map[string]*protocol.SendResp),
+		readSeq:   make(map[int64]int64),
+		delivered: make(map[string]int64),
+	}
+	cv.group.roles[c.userID] = common.GroupRole_OWNER
+	for _, id := range req.MemberIds {
+		cv.group.roles[id] = common.GroupRole_MEMBER
+	}
+	s.convs[cv.id] = cv
+	ev := &common.GroupEvent{Action: common.GroupAction_CREATE, Targets: req.MemberIds,
+		Name: req.Name}
+	return s.storeGroupEvent(c, cv, ev), nil
+}
+
+func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body, error) {
+	cv := s.convs[req.ConvId]
+	if cv == nil || cv.group == nil || !cv.has(c.userID) {
+		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
+	}
+	g := cv.group
+	ev := &common.GroupEvent{Action: req.Action, Targets: req.UserIds, Name: req.Name,
+		Role: req.Role}
+	switch {
+	case req.Action == common.GroupAction_SET_ROLE && req.Role == common.GroupRole_OWNER:
+		if g.owner != c.userID {
+			return nil, fail(common.ErrorCode_FORBIDDEN, "only the owner hands the group over")
+		}
+		if len(req.UserIds) != 1 || req.UserIds[0] == c.userID || !cv.has(req.UserIds[0]) {
+			return nil, fail(common.ErrorCode_BAD_REQUEST, "one other member required")
+		}
+		g.owner = req.UserIds[0]
+		g.roles[g.owner], g.roles[c.userID] = common.GroupRole_OWNER, common.GroupRole_ADMIN
+	case req.Action == common.GroupAction_LEAVE:
+		if g.owner == c.userID {
+			return nil, fail(common.ErrorCode_FORBIDDEN, "the owner cannot leave")
+		}
+		delete(g.roles, c.userID)
+	default:
+		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("fake: %s", req.Action))
+	}
+	return s.storeGroupEvent(c, cv, ev), nil
+}
+
+// storeGroupEvent stores ev as the next message of cv, sent by c's user,
+// and pushes it to every other connection of its members.
+func (s *Server) storeGroupEvent(c *conn, cv *conv, ev *common.GroupEvent) *protocol.GroupChangeResp {
+	content := make([]byte, ev.BLength())
+	ev.FastWriteNocopy(content, nil)
+	s.nextMsgID++
+	m := &common.Message{
+		MsgId: s.nextMsgID, ConvId: cv.id, Seq: int64(len(cv.msgs) + 1), SenderId: c.userID,
+		ContentType: common.ContentType_GROUP_EVENT, Content: content,
+		SendTimeMs: time.Now().UnixMilli(), SenderDevice: c.device,
+	}
+	cv.msgs = append(cv.msgs, m)
+	s.touch(cv)
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: m})
+	for other := range s.conns {
+		if other != c && cv.has(other.userID) {
+			other.enqueue(frame)
+		}
+	}
+	return &protocol.GroupChangeResp{ConvId: cv.id, MsgId: m.MsgId, Seq: m.Seq,
+		SendTimeMs: m.SendTimeMs}
+}
+
+func (s *Server) getGroup(c *conn, req *protocol.GetGroupReq) (codec.Body, error) {
+	cv := s.convs[req.ConvId]
+	if cv == nil || cv.group == nil || !cv.has(c.userID) {
+		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
+	}
+	g := cv.group
+	info := &protocol.GroupInfo{ConvId: cv.id, Name: g.name, OwnerId: g.owner,
+		LastSeq: int64(len(cv.msgs))}
+	for id, role := range g.roles {
+		info.Members = append(info.Members, &protocol.GroupMember{UserId: id, Role: role})
+	}
+	slices.SortFunc(info.Members, func(a, b *protocol.GroupMember) int {
+		return int(a.UserId - b.UserId)
+	})
+	return info, nil
+}
+
+// GroupOwner is the owner of the group convID, 0 when there is none.
+func (s *Server) GroupOwner(convID string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cv := s.convs[convID]; cv != nil && cv.group != nil {
+		return cv.group.owner
+	}
+	return 0
+}
