@@ -52,8 +52,9 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 			"SendRuns calls a logic without SendRuns (an older release) refused; their "+
 				"SENDs went as one Send each.", nil, nil),
 		latePositionsDropped: prometheus.NewDesc("resonance_gateway_late_positions_dropped_total",
-			"DELIVERED and MARK_READ requests queued by connections that closed, never sent "+
-				"to logic: their queue was full, or the shutdown deadline passed.", nil, nil),
+			"DELIVERED and MARK_READ requests (one each) queued by connections that closed, "+
+				"not confirmed applied by logic: their queue was full, the shutdown deadline "+
+				"passed, or their call failed; not those logic refused as invalid.", nil, nil),
 	}
 }
 

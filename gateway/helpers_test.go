@@ -50,6 +50,11 @@ type stubLogic struct {
 	// positionGate, when set, holds every Delivered and MarkRead until it
 	// is closed (set before the gateway starts).
 	positionGate chan struct{}
+	// positionErrs are the errors the next Delivered and MarkRead calls
+	// fail with, one each, before those calls record anything;
+	// positionCalls counts the calls as they arrive, failed ones included.
+	positionErrs  []error
+	positionCalls int
 	// holdRead, when not 0, makes the MarkRead of that seq signal entered,
 	// then wait for release to close before it is recorded.
 	holdRead int64
@@ -302,7 +307,11 @@ func (s *stubLogic) GetUser(_ context.Context, sess *logicrpc.Session,
 // test can tell the gateway forwarded it with the session.
 func (s *stubLogic) Delivered(_ context.Context, _ *logicrpc.Session,
 	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
+	err := s.positionErr()
 	s.awaitPositionGate()
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.positions = append(s.positions, req.Positions...)
@@ -316,7 +325,11 @@ func (s *stubLogic) SyncConvs(_ context.Context, sess *logicrpc.Session,
 
 func (s *stubLogic) MarkRead(_ context.Context, sess *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
+	err := s.positionErr()
 	s.awaitPositionGate()
+	if err != nil {
+		return nil, err
+	}
 	if s.holdRead != 0 && req.Seq == s.holdRead {
 		s.entered <- struct{}{}
 		<-s.release
@@ -332,6 +345,20 @@ func (s *stubLogic) awaitPositionGate() {
 	if s.positionGate != nil {
 		<-s.positionGate
 	}
+}
+
+// positionErr counts a Delivered or MarkRead call and returns the error it
+// is to fail with, nil if none.
+func (s *stubLogic) positionErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.positionCalls++
+	if len(s.positionErrs) == 0 {
+		return nil
+	}
+	err := s.positionErrs[0]
+	s.positionErrs = s.positionErrs[1:]
+	return err
 }
 
 // reported returns the positions given to Delivered and the MarkRead
@@ -388,6 +415,36 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 	t.Helper()
 	stub := newStubLogic()
 	setup(stub)
+	cli := startStubLogic(t, stub)
+	pushLn := listen(t)
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.NumEventLoop == 0 {
+		cfg.NumEventLoop = 2
+	}
+	gw, err := New(cfg, Deps{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logic: cli, PushListener: pushLn})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{gw: gw, logic: stub, pushAddr: pushLn.Addr().String(), cancel: cancel,
+		done: make(chan error, 1)}
+	go func() { h.done <- gw.Run(ctx) }()
+	select {
+	case <-gw.Ready():
+	case err := <-h.done:
+		t.Fatalf("Run ended before ready: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("gateway not ready after 5s")
+	}
+	t.Cleanup(func() { h.stop(t) })
+	return h
+}
+
+// startStubLogic serves stub as logic on 127.0.0.1:0 until the test ends
+// and returns a client of it.
+func startStubLogic(t testing.TB, stub *stubLogic) logic.Client {
+	t.Helper()
 	logicLn := listen(t)
 	// gonet, as the push server: netpoll's server in Kitex v0.16.3 races
 	// when stopped just after Run, as a short test does.
@@ -414,29 +471,7 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 	if err != nil {
 		t.Fatalf("logic client: %v", err)
 	}
-	pushLn := listen(t)
-	cfg.Addr = "127.0.0.1:0"
-	if cfg.NumEventLoop == 0 {
-		cfg.NumEventLoop = 2
-	}
-	gw, err := New(cfg, Deps{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
-		Logic: cli, PushListener: pushLn})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{gw: gw, logic: stub, pushAddr: pushLn.Addr().String(), cancel: cancel,
-		done: make(chan error, 1)}
-	go func() { h.done <- gw.Run(ctx) }()
-	select {
-	case <-gw.Ready():
-	case err := <-h.done:
-		t.Fatalf("Run ended before ready: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("gateway not ready after 5s")
-	}
-	t.Cleanup(func() { h.stop(t) })
-	return h
+	return cli
 }
 
 // stop cancels Run and waits for it; it may be called more than once.

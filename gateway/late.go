@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/cloudwego/kitex/pkg/kerrors"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/run"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -23,6 +26,14 @@ const (
 	// disconnect, the request pool stays free for the live connections,
 	// which would be answered BUSY if late positions took its workers.
 	latePositionsWorkers = 8
+	// latePositionAttempts bounds the calls made for one position when
+	// logic could not be reached or shed it (retryableLate), and
+	// latePositionRetryWait is the wait before the second, doubled before
+	// each later one: about 1.5 s in all, enough to ride out a blip (logic
+	// shedding a burst, a connection being redialled), short enough that a
+	// logic down for good holds a sender little longer than without them.
+	latePositionAttempts  = 3
+	latePositionRetryWait = 500 * time.Millisecond
 )
 
 // lateBatch is what one closed connection left to send: its DELIVERED and
@@ -36,12 +47,15 @@ type lateBatch struct {
 // latePositions sends the positions of closed connections to logic,
 // unanswered (see applyLate). A connection's batch is sent by one goroutine,
 // a call per request in order, so its positions reach logic in the order
-// the client sent them. One dropped (the queue full, the shutdown deadline
-// passed) is counted in Stats.LatePositionsDropped and logged, sampled.
+// the client sent them. A request dropped (the queue full, the shutdown
+// deadline passed, its call failed) is counted in
+// Stats.LatePositionsDropped and logged, sampled.
 type latePositions struct {
 	queue  chan *lateBatch
 	ctx    context.Context // the calls' parent; cancelled at the drain deadline
 	cancel context.CancelFunc
+	// retryWait is latePositionRetryWait; a test shortens it.
+	retryWait time.Duration
 	// warn is sampled apart from Gateway.warn: a burst of drops must not
 	// hide the gateway's other warnings, nor they the drops.
 	warn       zerolog.Logger
@@ -71,6 +85,7 @@ func (l *latePositions) start(g *Gateway, grp *run.Group) {
 func (l *latePositions) init(g *Gateway, queueLen int) {
 	l.queue = make(chan *lateBatch, queueLen)
 	l.ctx, l.cancel = context.WithCancel(g.rpcCtx)
+	l.retryWait = latePositionRetryWait
 	l.warn = g.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
 }
 
@@ -89,7 +104,7 @@ func (l *latePositions) submit(g *Gateway, b *lateBatch) {
 	}
 	l.mu.Unlock()
 	if cause != "" {
-		l.drop(g, b, len(b.reqs), cause)
+		l.drop(g, b, len(b.reqs), cause, nil)
 	}
 }
 
@@ -119,30 +134,90 @@ func (l *latePositions) stop() {
 	close(l.queue)
 }
 
-// send makes b's calls in order, each bounded by RequestTimeout. What is
-// left of b once the shutdown deadline has passed is dropped.
+// send makes b's calls in order, each bounded by RequestTimeout. A call
+// that fails drops its request, unless logic refused it (refusedLate). What
+// is left of b once the shutdown deadline has passed is dropped.
 func (l *latePositions) send(g *Gateway, b *lateBatch) {
 	for i, r := range b.reqs {
 		if l.ctx.Err() != nil {
-			l.drop(g, b, len(b.reqs)-i, "shutdown deadline passed")
+			l.drop(g, b, len(b.reqs)-i, "shutdown deadline passed", nil)
 			return
 		}
-		ctx, cancel := context.WithTimeout(l.ctx, g.cfg.RequestTimeout)
-		err := g.applyPosition(ctx, b.sess, r)
-		cancel()
-		if err != nil {
-			l.warn.Warn().Err(err).Int64("conn", b.connID).Int64("user", b.sess.UserId).
-				Stringer("op", r.op).Msg("closed connection's position not applied")
+		err := l.apply(g, b.sess, r)
+		switch {
+		case err == nil:
+		case refusedLate(err):
+			g.log.Debug().Err(err).Int64("conn", b.connID).Int64("user", b.sess.UserId).
+				Stringer("op", r.op).Msg("closed connection's position refused")
+		case l.ctx.Err() != nil:
+			l.drop(g, b, 1, "shutdown deadline passed", err)
+		default:
+			l.drop(g, b, 1, "logic call failed", err)
 		}
 	}
 }
 
-// drop counts n positions of b as dropped and logs it, sampled; the total
-// in the line tells how many the sampling hid.
-func (l *latePositions) drop(g *Gateway, b *lateBatch, n int, cause string) {
+// apply sends r for sess, making up to latePositionAttempts calls while
+// they fail in a way that may pass in a moment (retryableLate). It waits
+// between them on a sender's goroutine, never on a loop or a pool worker,
+// and no longer than the shutdown deadline.
+func (l *latePositions) apply(g *Gateway, sess *logicrpc.Session, r request) error {
+	wait := l.retryWait
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(l.ctx, g.cfg.RequestTimeout)
+		err := g.applyPosition(ctx, sess, r)
+		cancel()
+		if err == nil || attempt == latePositionAttempts || !retryableLate(err) {
+			return err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-l.ctx.Done():
+			timer.Stop()
+			return err
+		}
+		wait *= 2
+	}
+}
+
+// retryableLate reports whether a late position's call failed before logic
+// could act on it and may succeed shortly: no connection to logic could be
+// had (an instance restarting), or logic shed the call (BUSY, UNAVAILABLE).
+// A timeout is not retried: the call may still run in logic, and a logic
+// that hangs would hold the sender another RequestTimeout per attempt.
+func retryableLate(err error) bool {
+	if errors.Is(err, kerrors.ErrGetConnection) {
+		return true
+	}
+	biz, ok := errors.AsType[*common.BizError](err)
+	return ok && (biz.Code == common.ErrorCode_BUSY || biz.Code == common.ErrorCode_UNAVAILABLE)
+}
+
+// refusedLate reports whether err is logic refusing the position itself (a
+// malformed one, a session it no longer accepts): an open connection would
+// have been refused it too, so it is no loss of the close and is not
+// counted as dropped. Any other failure, an unknown code included, is.
+func refusedLate(err error) bool {
+	biz, ok := errors.AsType[*common.BizError](err)
+	if !ok {
+		return false
+	}
+	switch biz.Code {
+	case common.ErrorCode_BAD_REQUEST, common.ErrorCode_UNAUTHENTICATED,
+		common.ErrorCode_FORBIDDEN, common.ErrorCode_NOT_FOUND, common.ErrorCode_TOO_LARGE:
+		return true
+	}
+	return false
+}
+
+// drop counts n requests of b as dropped, one each whatever positions a
+// DELIVERED carries, and logs it with err, the failure if any, sampled; the
+// total in the line tells how many the sampling hid.
+func (l *latePositions) drop(g *Gateway, b *lateBatch, n int, cause string, err error) {
 	total := g.stats.latePositionsDropped.Add(uint64(n))
-	l.warn.Warn().Int64("conn", b.connID).Int64("user", b.sess.UserId).Int("positions", n).
-		Uint64("dropped_total", total).Str("cause", cause).
+	l.warn.Warn().Err(err).Int64("conn", b.connID).Int64("user", b.sess.UserId).
+		Int("positions", n).Uint64("dropped_total", total).Str("cause", cause).
 		Msg("closed connection's positions dropped")
 }
 

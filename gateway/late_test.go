@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -166,5 +168,93 @@ func TestGateway_AppliesLatePositionsAfterTheRunningRequest(t *testing.T) {
 	}
 	if !slices.Equal(seqs, []int64{5, 6, 7}) {
 		t.Fatalf("MARK_READs applied in the order %v, want 5 6 7", seqs)
+	}
+}
+
+// A late position whose call fails is dropped: counted in Stats and logged
+// at warn with the connection and user ids. A failure that may pass in a
+// moment (logic unreachable, or shedding with BUSY or UNAVAILABLE) is tried
+// again, latePositionAttempts calls in all; a refusal of the position
+// itself is no drop. Failed calls used to be logged only, and counted
+// nowhere, so the counter showed no loss while logic was down.
+func TestGateway_CountsLatePositionsWhoseCallFails(t *testing.T) {
+	busy := &common.BizError{Code: common.ErrorCode_BUSY, Message: "shedding"}
+	for _, tc := range []struct {
+		name        string
+		errs        []error // the stub's positionErrs
+		unreachable bool    // a logic client aimed at a closed port
+		timeout     bool    // the stub holds every call past RequestTimeout
+		applied     int     // of the batch's two requests
+		dropped     uint64
+		calls       int // made to the stub
+	}{
+		{name: "logic fails", errs: []error{errors.New("db: down"), errors.New("db: down")},
+			dropped: 2, calls: 2},
+		{name: "logic unreachable", unreachable: true, dropped: 2},
+		{name: "logic times out", timeout: true, dropped: 2, calls: 2},
+		{name: "logic busy a moment", errs: []error{busy, &common.BizError{
+			Code: common.ErrorCode_UNAVAILABLE, Message: "db down"}}, applied: 2, calls: 4},
+		{name: "logic busy for longer", errs: []error{busy, busy, busy}, applied: 1,
+			dropped: 1, calls: 4},
+		{name: "logic refuses", errs: []error{&common.BizError{
+			Code: common.ErrorCode_FORBIDDEN, Message: "not a member"}}, applied: 1, calls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newStubLogic()
+			stub.positionErrs = tc.errs
+			cfg := Config{Addr: "127.0.0.1:0"}
+			if tc.timeout {
+				stub.positionGate = make(chan struct{})
+				t.Cleanup(func() { close(stub.positionGate) })
+				cfg.RequestTimeout = 50 * time.Millisecond
+			}
+			cli := startStubLogic(t, stub)
+			if tc.unreachable {
+				cli = idleLogicClient(t)
+			}
+			var logs syncbuf.Buffer
+			g, err := New(cfg, Deps{Log: zerolog.New(&logs), Logic: cli,
+				PushListener: listen(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.rpcCtx = context.Background()
+			g.late.init(g, 1)
+			g.late.retryWait = time.Millisecond
+
+			sess := &logicrpc.Session{UserId: 1}
+			g.late.send(g, &lateBatch{connID: 10, sess: sess, reqs: []request{
+				{op: protocol.Op_MARK_READ, body: &protocol.MarkReadReq{ConvId: "c", Seq: 6}},
+				{op: protocol.Op_DELIVERED, body: &protocol.DeliveredReq{
+					Positions: []*protocol.ConvPos{{ConvId: "c", Seq: 7}}}},
+			}})
+
+			positions, reads := stub.reported()
+			if n := len(positions) + len(reads); n != tc.applied {
+				t.Errorf("%d requests applied, want %d", n, tc.applied)
+			}
+			if n := g.Stats().LatePositionsDropped; n != tc.dropped {
+				t.Errorf("%d requests dropped, want %d", n, tc.dropped)
+			}
+			stub.mu.Lock()
+			calls := stub.positionCalls
+			stub.mu.Unlock()
+			if calls != tc.calls {
+				t.Errorf("%d calls reached logic, want %d", calls, tc.calls)
+			}
+			line := logs.String()
+			if tc.dropped == 0 {
+				if strings.Contains(line, "dropped") {
+					t.Errorf("logged a drop: %s", line)
+				}
+				return
+			}
+			for _, want := range []string{`"level":"warn"`, `"conn":10`, `"user":1`,
+				`"positions":1`, `"error":`} {
+				if !strings.Contains(line, want) {
+					t.Errorf("drop logged as %s, lacking %s", line, want)
+				}
+			}
+		})
 	}
 }

@@ -55,9 +55,12 @@ type Stats struct {
 	// SendBatchFallbacks counts SendRuns calls a logic without it refused
 	// (an older release): their SENDs went as one Send each.
 	SendBatchFallbacks uint64
-	// LatePositionsDropped counts the DELIVERED and MARK_READ requests that
-	// connections had queued when they closed and that never reached logic:
-	// the queue for them was full, or the shutdown deadline passed first.
+	// LatePositionsDropped counts the DELIVERED and MARK_READ requests
+	// (one each, whatever positions a DELIVERED carries) that connections
+	// had queued when they closed and that logic did not confirm: the queue
+	// for them was full, the shutdown deadline passed first, or their call
+	// failed (logic unreachable, timed out, in error, or still shedding
+	// after the retries). One logic refused as invalid is not counted.
 	LatePositionsDropped uint64
 }
 
