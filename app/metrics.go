@@ -54,7 +54,8 @@ func newGatewayCollector(stats func() gateway.Stats) *gatewayCollector {
 		latePositionsDropped: prometheus.NewDesc("resonance_gateway_late_positions_dropped_total",
 			"DELIVERED and MARK_READ requests (one each) queued by connections that closed, "+
 				"not confirmed applied by logic: their queue was full, the shutdown deadline "+
-				"passed, or their call failed; not those logic refused as invalid.", nil, nil),
+				"passed, their call failed, or the LOGIN they followed never completed; not "+
+				"those logic refused as invalid.", nil, nil),
 	}
 }
 

@@ -145,7 +145,7 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c.mu.Lock()
 	c.closed = true
 	sess := c.session.Load()
-	late := c.keepLate(sess != nil)
+	late := c.keepLate()
 	c.mu.Unlock()
 	if f, ok := g.loginFlights.LoadAndDelete(c.id); ok {
 		// A token LOGIN of c still queued in the batcher is never sent:
@@ -158,8 +158,8 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 		ev = ev.Int64("user", sess.UserId)
 		g.conns.remove(c.id)
 		g.disc.submit(g, sess)
-		g.applyLate(c, sess, late)
 	}
+	g.applyLate(c, sess, late)
 	ev.Msg("connection closed")
 	return gnet.None
 }

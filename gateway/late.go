@@ -37,7 +37,8 @@ const (
 )
 
 // lateBatch is what one closed connection left to send: its DELIVERED and
-// MARK_READ requests, in the order they were queued.
+// MARK_READ requests, in the order they were queued. sess is nil when the
+// connection closed before a LOGIN completed: the batch is then dropped.
 type lateBatch struct {
 	connID int64
 	sess   *logicrpc.Session
@@ -48,7 +49,7 @@ type lateBatch struct {
 // unanswered (see applyLate). A connection's batch is sent by one goroutine,
 // a call per request in order, so its positions reach logic in the order
 // the client sent them. A request dropped (the queue full, the shutdown
-// deadline passed, its call failed) is counted in
+// deadline passed, its call failed, no login to send it for) is counted in
 // Stats.LatePositionsDropped and logged, sampled.
 type latePositions struct {
 	queue  chan *lateBatch
@@ -216,8 +217,11 @@ func refusedLate(err error) bool {
 // total in the line tells how many the sampling hid.
 func (l *latePositions) drop(g *Gateway, b *lateBatch, n int, cause string, err error) {
 	total := g.stats.latePositionsDropped.Add(uint64(n))
-	l.warn.Warn().Err(err).Int64("conn", b.connID).Int64("user", b.sess.UserId).
-		Int("positions", n).Uint64("dropped_total", total).Str("cause", cause).
+	ev := l.warn.Warn().Err(err).Int64("conn", b.connID)
+	if b.sess != nil {
+		ev = ev.Int64("user", b.sess.UserId)
+	}
+	ev.Int("positions", n).Uint64("dropped_total", total).Str("cause", cause).
 		Msg("closed connection's positions dropped")
 }
 
@@ -234,15 +238,15 @@ func (g *Gateway) applyPosition(ctx context.Context, sess *logicrpc.Session, r r
 }
 
 // keepLate, as c closes, keeps of its queue only the positions to send
-// late, none unless c logged in. It returns them to be sent now, unless a
-// worker is running a request of c: they then stay queued for that worker
-// to hand over when done (next), so that they never reach logic beside the
-// request before them. c.mu is held.
-func (c *conn) keepLate(loggedIn bool) []request {
-	var late []request
-	if loggedIn {
-		late = positionRequests(c.queue)
-	}
+// late. It returns them to be sent now, unless a worker is running a request
+// of c: they then stay queued for that worker to hand over when done (next),
+// so that they never reach logic beside the request before them. A
+// connection not logged in keeps them too: they were queued behind a LOGIN
+// (dispatch refuses them otherwise), which, if it is the request running,
+// may still log c in (completeLogin sends them then); else applyLate counts
+// them dropped. c.mu is held.
+func (c *conn) keepLate() []request {
+	late := positionRequests(c.queue)
 	if c.running {
 		c.queue = late
 		return nil
@@ -282,9 +286,17 @@ func positionRequests(queue []request) []request {
 // They go through latePositions, not the request pool: a mass disconnect
 // would otherwise fill the pool with them, answering live connections BUSY,
 // and drop them silently once it was full.
+//
+// sess is nil when c closed before a LOGIN completed: with no user to send
+// them for, the positions are counted dropped rather than lost unseen.
 func (g *Gateway) applyLate(c *conn, sess *logicrpc.Session, late []request) {
 	if len(late) == 0 {
 		return
 	}
-	g.late.submit(g, &lateBatch{connID: c.id, sess: sess, reqs: late})
+	b := &lateBatch{connID: c.id, sess: sess, reqs: late}
+	if sess == nil {
+		g.late.drop(g, b, len(late), "closed before its login completed", nil)
+		return
+	}
+	g.late.submit(g, b)
 }

@@ -258,3 +258,94 @@ func TestGateway_CountsLatePositionsWhoseCallFails(t *testing.T) {
 		})
 	}
 }
+
+// positionsBehindLogin has c send a token LOGIN of device, then a
+// DELIVERED of seq that queues behind it.
+func (c *testClient) positionsBehindLogin(device string, seq int64) {
+	c.t.Helper()
+	c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Token: stubToken, DeviceId: device})
+	c.send(protocol.Op_DELIVERED, 2, &protocol.DeliveredReq{
+		Positions: []*protocol.ConvPos{{ConvId: "p2p:1:2", Seq: seq}}})
+}
+
+// A client that pipelines its positions behind its LOGIN and closes before
+// the LOGIN_ACK still has them applied when logic logs it in: the session
+// the login made sends them, after the route logic recorded is removed.
+// The close used to drop them, uncounted, since the connection had no
+// session yet when it closed.
+func TestGateway_AppliesLatePositionsOfALoginAnsweredAfterTheClose(t *testing.T) {
+	h := startGateway(t, Config{})
+	letLogin := make(chan struct{})
+	h.logic.onLogin(func(req *protocol.LoginReq, _ *logicrpc.ConnInfo) {
+		if req.DeviceId == "late" {
+			h.logic.entered <- struct{}{}
+			<-letLogin
+		}
+	})
+	// The LOGIN waits in the batcher, then goes in a batch call: a call
+	// the close cannot take it back from.
+	holders := holdLoginCalls(t, h)
+	c := h.dial(t)
+	c.positionsBehindLogin("late", 7)
+	waitLoginsQueued(t, h, 1)
+	close(h.logic.release)
+	h.logic.awaitEntered(t, "the LOGIN in a batch call")
+	_ = c.conn.Close()
+	testwait.For(t, 5*time.Second, "the connection's close handled", func() bool {
+		return h.gw.Stats().Open == int64(len(holders))
+	})
+	close(letLogin)
+
+	testwait.For(t, 5*time.Second, "the late DELIVERED applied", func() bool {
+		positions, _ := h.logic.reported()
+		return len(positions) == 1
+	})
+	if p, _ := h.logic.reported(); p[0].Seq != 7 {
+		t.Fatalf("DELIVERED applied as %+v", p[0])
+	}
+	if n := h.gw.Stats().LatePositionsDropped; n != 0 {
+		t.Fatalf("%d positions dropped", n)
+	}
+}
+
+// Positions queued behind a LOGIN that the close ends before logic answers
+// it have no session to be sent for: they are counted as dropped. They used
+// to vanish without a count or a log.
+func TestGateway_CountsLatePositionsOfALoginTheCloseEnded(t *testing.T) {
+	h := startGateway(t, Config{})
+	holdLoginCalls(t, h)
+	c := h.dial(t)
+	c.positionsBehindLogin("late", 7)
+	waitLoginsQueued(t, h, 1)
+	_ = c.conn.Close() // the LOGIN leaves the batcher unsent
+
+	testwait.For(t, 5*time.Second, "the late DELIVERED counted dropped", func() bool {
+		return h.gw.Stats().LatePositionsDropped == 1
+	})
+	close(h.logic.release)
+	if positions, _ := h.logic.reported(); len(positions) != 0 {
+		t.Fatalf("positions applied without a login: %+v", positions)
+	}
+}
+
+// A LOGIN sent on a connection already logged in is refused at once, with
+// no login in flight: the positions queued behind it are the logged-in
+// connection's and are applied at the close like any others.
+func TestGateway_AppliesLatePositionsQueuedBehindASecondLogin(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.login("alice", 1)
+	c.send(protocol.Op_SEND, 2, &protocol.SendReq{ToUserId: 2, Content: []byte("slow")})
+	h.logic.awaitEntered(t, "the slow SEND")
+	c.positionsBehindLogin("late", 7)
+	_ = c.conn.Close()
+	testwait.For(t, 5*time.Second, "the connection's close handled", func() bool {
+		return len(h.logic.disconnected()) == 1
+	})
+	close(h.logic.release)
+
+	testwait.For(t, 5*time.Second, "the late DELIVERED applied", func() bool {
+		positions, _ := h.logic.reported()
+		return len(positions) == 1
+	})
+}

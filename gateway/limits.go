@@ -60,7 +60,9 @@ type Stats struct {
 	// had queued when they closed and that logic did not confirm: the queue
 	// for them was full, the shutdown deadline passed first, or their call
 	// failed (logic unreachable, timed out, in error, or still shedding
-	// after the retries). One logic refused as invalid is not counted.
+	// after the retries), or the connection closed before the LOGIN they
+	// were queued behind completed. One logic refused as invalid is not
+	// counted.
 	LatePositionsDropped uint64
 }
 

@@ -322,14 +322,21 @@ func loginDevice(req *protocol.LoginReq, resp *protocol.LoginResp) string {
 // or completeLogin sees the close (and removes it itself), never neither.
 // Then it ends flight, c's LOGIN in flight, and applies the kicks it held,
 // so that a client kicked while logging in reads its LOGIN_ACK, then CLOSE.
+//
+// When c closed first, the positions it had queued behind the LOGIN
+// (keepLate) are sent as sess: logic logged the client in, so they are
+// that user's as much as those of a connection that saw its LOGIN_ACK.
 func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte,
 	flight *loginFlight) {
 	c.mu.Lock()
 	if c.closed {
+		late := c.queue
+		c.queue = nil // next hands the worker nothing more
 		c.mu.Unlock()
 		g.endLogin(c, flight)
 		// Logic recorded a route for a connection that is already gone.
 		g.disc.disconnect(g, []*logicrpc.Session{sess})
+		g.applyLate(c, sess, late)
 		return
 	}
 	c.session.Store(sess)
