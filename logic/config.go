@@ -95,6 +95,12 @@ type Config struct {
 	// outbox events, and of a kick event; default 5s. Sends never wait for
 	// it: an event not acked in time stays in the outbox for the relay.
 	PublishTimeout time.Duration
+	// LoginBatchWait bounds how long a LoginBatch waits for its attempts;
+	// default 3s. The gateway bounds the whole call (its RequestTimeout,
+	// default 5s), so keep this below it: the attempts done by then are
+	// answered, and one still running is cancelled and answered
+	// UNAVAILABLE, instead of the gateway's timeout failing all of them.
+	LoginBatchWait time.Duration
 	// Ephemeral bounds typing and presence (see EphemeralConfig).
 	Ephemeral EphemeralConfig
 }
@@ -107,6 +113,7 @@ const (
 	DefaultSearchBurst    = 10
 	DefaultMaxContent     = 16 << 10
 	DefaultPublishTimeout = 5 * time.Second
+	DefaultLoginBatchWait = 3 * time.Second
 	DefaultMaxGroup       = 500
 	DefaultRecallWindow   = 2 * time.Minute
 	DefaultEditWindow     = 24 * time.Hour
@@ -165,6 +172,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.LoginBatchWait == 0 {
+		cfg.LoginBatchWait = DefaultLoginBatchWait
 	}
 	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
 	return cfg
@@ -250,7 +260,7 @@ func (cfg Config) validateNonNegative() error {
 	}{
 		{"TokenTTL", cfg.TokenTTL}, {"RefreshTTL", cfg.RefreshTTL},
 		{"RecallWindow", cfg.RecallWindow}, {"EditWindow", cfg.EditWindow},
-		{"PublishTimeout", cfg.PublishTimeout},
+		{"PublishTimeout", cfg.PublishTimeout}, {"LoginBatchWait", cfg.LoginBatchWait},
 	}
 	for _, d := range times {
 		if d.d < 0 {

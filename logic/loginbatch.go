@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -15,11 +16,17 @@ import (
 
 // LoginBatch is Login for up to logicrpc.MaxLoginBatch attempts of several
 // connections, the token LOGINs a gateway gathered while its earlier calls
-// were out. Each runs as its own Login would, concurrently with the others,
-// so one slow attempt holds back only the call's answer; outcome i is what
-// Login would have returned or thrown for attempts[i]. The exception is
-// several attempts whose tokens name one device: the last of them runs
-// after the others (loginGroup), so that it keeps the device's route.
+// were out. Each runs as its own Login would, concurrently with the others;
+// outcome i is what Login would have returned or thrown for attempts[i]. The
+// exception is several attempts whose tokens name one device: the last of
+// them runs after the others (loginGroup), so that it keeps the device's
+// route.
+//
+// The call answers within Config.LoginBatchWait: an attempt still running
+// then (a route store or JetStream stall on its path) is cancelled and
+// answered UNAVAILABLE, so it fails alone. Waiting for it would let the
+// gateway's timeout of the whole call fail every attempt, each of which the
+// client then retries: after a restart, a reconnect burst failing together.
 func (s *Service) LoginBatch(ctx context.Context,
 	attempts []*logicrpc.LoginAttempt) ([]*logicrpc.LoginOutcome, error) {
 	if len(attempts) == 0 || len(attempts) > logicrpc.MaxLoginBatch {
@@ -29,33 +36,112 @@ func (s *Service) LoginBatch(ctx context.Context,
 			return e.Int("attempts", len(attempts))
 		})
 	}
-	out := make([]*logicrpc.LoginOutcome, len(attempts))
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LoginBatchWait)
+	defer cancel()
+	done := make(chan loginDone, len(attempts)) // an attempt never waits to hand in
 	var wg sync.WaitGroup
 	for _, group := range s.loginGroups(attempts) {
-		wg.Go(func() { s.loginGroup(ctx, attempts, group, out) })
+		wg.Go(func() { s.loginGroup(ctx, attempts, group, done) })
 	}
-	wg.Wait()
+	out := make([]*logicrpc.LoginOutcome, len(attempts))
+	for range attempts {
+		select {
+		case d := <-done:
+			out[d.index] = d.outcome
+		case <-ctx.Done():
+			s.loginsUnfinished(attempts, out, done)
+			s.late.add(&wg)
+			return out, nil
+		}
+	}
 	return out, nil
 }
 
-// loginGroup runs the attempts at the indexes group (ascending) and writes
-// their outcomes to out: all but the last at once, then the last. The
+// loginDone is the outcome of the attempt at index of a LoginBatch.
+type loginDone struct {
+	index   int
+	outcome *logicrpc.LoginOutcome
+}
+
+// lateLogins tracks the attempts LoginBatch answered without, cancelled but
+// maybe not yet ended, so that Stop waits for them. The zero value is ready.
+type lateLogins struct {
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// add has stop wait for the attempts of running too. Once stop has begun they
+// are left to end by themselves, at their next step that heeds their
+// context: adding to a WaitGroup being waited on is not allowed.
+func (l *lateLogins) add(running *sync.WaitGroup) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.wg.Go(running.Wait)
+	}
+}
+
+// stop waits up to within for the attempts added before it, as Kitex waits
+// for calls in flight, and reports whether they ended.
+func (l *lateLogins) stop(within time.Duration) bool {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	ended := make(chan struct{})
+	go func() { l.wg.Wait(); close(ended) }()
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-ended:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// loginsUnfinished fills out at the deadline of a LoginBatch: with the
+// outcomes handed in meanwhile, and UNAVAILABLE for the attempts still
+// running, whose clients retry.
+func (s *Service) loginsUnfinished(attempts []*logicrpc.LoginAttempt,
+	out []*logicrpc.LoginOutcome, done <-chan loginDone) {
+	for len(done) > 0 {
+		d := <-done
+		out[d.index] = d.outcome
+	}
+	for i, o := range out {
+		if o != nil {
+			continue
+		}
+		conn := attempts[i].GetConn().GetConnId()
+		err := fmt.Errorf("%w: login not done in %v", ErrUnavailable, s.cfg.LoginBatchWait)
+		out[i] = &logicrpc.LoginOutcome{Err: s.failBiz("login batch", err,
+			func(e *zerolog.Event) *zerolog.Event { return e.Int64("conn", conn) })}
+	}
+}
+
+// loginGroup runs the attempts at the indexes group (ascending) and hands
+// their outcomes to done: all but the last at once, then the last. The
 // attempts of a group log one device in, and the gateway lists a batch's
 // attempts about in the order their LOGINs came: the last is the newest
 // connection, which the device's route should end on. Every route put but
 // the last is followed by another, which replaces it and kicks its
 // connection, so the earlier ones may run in any order. Holding back only
 // the last keeps a group's time at two logins however many connections one
-// device opens.
+// device opens. Once ctx is done the batch has answered without the last,
+// which is not started.
 func (s *Service) loginGroup(ctx context.Context, attempts []*logicrpc.LoginAttempt,
-	group []int, out []*logicrpc.LoginOutcome) {
+	group []int, done chan<- loginDone) {
 	last := group[len(group)-1]
 	var wg sync.WaitGroup
 	for _, i := range group[:len(group)-1] {
-		wg.Go(func() { out[i] = s.loginOutcome(ctx, attempts[i]) })
+		wg.Go(func() { done <- loginDone{i, s.loginOutcome(ctx, attempts[i])} })
 	}
 	wg.Wait()
-	out[last] = s.loginOutcome(ctx, attempts[last])
+	if ctx.Err() != nil {
+		return
+	}
+	done <- loginDone{last, s.loginOutcome(ctx, attempts[last])}
 }
 
 // loginGroups splits the indexes of attempts into groups for loginGroup, in

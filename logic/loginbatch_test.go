@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -191,5 +192,74 @@ func TestLoginBatch_NilAttemptIsRefused(t *testing.T) {
 	}
 	if out[1].GetResp().GetUserId() != alice {
 		t.Errorf("attempt 1: %+v, want alice logged in", out[1])
+	}
+}
+
+// stuckRoutes is a route table whose Put for one connection hangs until
+// released, whatever its context says, as a stalled store's may.
+type stuckRoutes struct {
+	route.Table
+	conn    int64
+	entered chan context.Context // the stuck Put's context
+	release chan struct{}
+	left    chan struct{}
+}
+
+func (s stuckRoutes) Put(ctx context.Context, r route.Route) (*route.Route, error) {
+	if r.ConnID != s.conn {
+		return s.Table.Put(ctx, r)
+	}
+	defer close(s.left)
+	s.entered <- ctx
+	<-s.release
+	return nil, fmt.Errorf("route put of conn %d: store stalled", r.ConnID)
+}
+
+// One attempt that hangs fails alone: the batch, called over Kitex with a
+// gateway's timeout, is answered within LoginBatchWait, the other attempts
+// logged in and the hung one UNAVAILABLE (retry) with its context
+// cancelled. Waiting for it made the call time out, failing every attempt.
+func TestLoginBatch_HungAttemptFailsAlone(t *testing.T) {
+	const stuck = 12
+	routes := stuckRoutes{conn: stuck, entered: make(chan context.Context, 1),
+		release: make(chan struct{}), left: make(chan struct{})}
+	cfg := sqliteConfig(t)
+	cfg.LoginBatchWait = 2 * time.Second // well inside the client's 5s
+	e := newEnvWith(t, cfg, func(d *Deps) {
+		routes.Table = d.Routes
+		d.Routes = routes
+	})
+	cli, _ := serveKitex(t, e)
+	t.Cleanup(func() { close(routes.release); <-routes.left }) // before the Stop
+	alice, carol := e.register(t, "alice"), e.register(t, "carol")
+	e.register(t, "bob")
+	aliceToken, bobToken := e.phoneToken(t, "alice"), e.phoneToken(t, "bob")
+	carolToken := e.phoneToken(t, "carol")
+	conn := func(id int64) *logicrpc.ConnInfo {
+		return &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: id}
+	}
+
+	out, err := cli.LoginBatch(context.Background(), []*logicrpc.LoginAttempt{
+		{Req: &protocol.LoginReq{Token: aliceToken}, Conn: conn(11)},
+		{Req: &protocol.LoginReq{Token: bobToken}, Conn: conn(stuck)},
+		{Req: &protocol.LoginReq{Token: carolToken}, Conn: conn(13)},
+	})
+	if err != nil || len(out) != 3 {
+		t.Fatalf("login batch with one attempt hung: %d outcomes, %v", len(out), err)
+	}
+	if o := out[1]; o.Resp != nil || o.GetErr().GetCode() != common.ErrorCode_UNAVAILABLE {
+		t.Errorf("hung attempt: %+v, want UNAVAILABLE", o)
+	}
+	if ctx := <-routes.entered; ctx.Err() == nil {
+		t.Error("hung attempt's context not cancelled when the batch answered")
+	}
+	for i, user := range map[int]int64{0: alice, 2: carol} {
+		if o := out[i]; o.Err != nil || o.GetResp().GetUserId() != user {
+			t.Errorf("attempt %d: %+v, want user %d logged in", i, o, user)
+		}
+	}
+	for user, id := range map[int64]int64{alice: 11, carol: 13} {
+		wantRoute(t, e, route.Route{UserID: user, DeviceID: "phone", Gateway: "gw-2:9000",
+			ConnID: id})
 	}
 }

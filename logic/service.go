@@ -67,6 +67,8 @@ type Service struct {
 	// bg runs the publisher and the relay; stopBG ends them.
 	bg     run.Group
 	stopBG context.CancelFunc
+	// late holds the login attempts a LoginBatch answered without.
+	late lateLogins
 
 	// mu guards svr and exit: Serve creates them, Stop stops the server.
 	mu      sync.Mutex
@@ -229,7 +231,8 @@ func (s *Service) Serve(ln net.Listener) error {
 }
 
 // Stop stops the server started by Serve, waiting up to a few seconds for
-// in-flight calls, then the outbox publisher and relay (a publish round in
+// in-flight calls and as long for the login attempts a LoginBatch answered
+// without, then the outbox publisher and relay (a publish round in
 // flight finishes; queued events stay in the outbox for the next relay). It
 // is idempotent; it does not close db or deps.
 func (s *Service) Stop() error {
@@ -246,6 +249,9 @@ func (s *Service) Stop() error {
 		}
 		// Run returns even when it had not got far enough to see the Stop.
 		s.exit <- nil
+	}
+	if !s.late.stop(exitWait) {
+		s.log.Warn().Dur("waited", exitWait).Msg("cancelled login attempts still running")
 	}
 	// After the server: requests still in flight may enqueue events.
 	s.stopBG()
