@@ -16,10 +16,16 @@ import (
 // descriptor, which closing ln would leave open). Close runs once, as the
 // transport may have closed it already and a second close of the same
 // descriptor number could close another socket's.
+//
+// polled is closed when the transport's event loop first asks for the
+// descriptor, to register it: from then on Kitex's Stop shuts that loop
+// down (see Service.awaitTransport).
 type ownedListener struct {
 	netpoll.Listener
-	once sync.Once
-	err  error
+	once       sync.Once
+	err        error
+	polled     chan struct{}
+	polledOnce sync.Once
 }
 
 // ownListener converts ln to the listener Serve gives Kitex.
@@ -28,7 +34,13 @@ func ownListener(ln net.Listener) (*ownedListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ownedListener{Listener: nl}, nil
+	return &ownedListener{Listener: nl, polled: make(chan struct{})}, nil
+}
+
+// Fd returns the descriptor netpoll polls, noting that it was asked for.
+func (l *ownedListener) Fd() int {
+	l.polledOnce.Do(func() { close(l.polled) })
+	return l.Listener.Fd()
 }
 
 // Close closes the listener the first time; later calls return its error.

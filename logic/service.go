@@ -70,10 +70,13 @@ type Service struct {
 	// late holds the login attempts a LoginBatch answered without.
 	late lateLogins
 
-	// mu guards svr and exit: Serve creates them, Stop stops the server.
+	// mu guards svr, exit, owned and ran: Serve creates them, Stop stops the
+	// server.
 	mu      sync.Mutex
 	svr     server.Server
 	exit    chan error // the server's exit signal, sent by Stop
+	owned   *ownedListener
+	ran     chan struct{} // closed when svr.Run has returned
 	stopped bool
 }
 
@@ -214,15 +217,16 @@ func (s *Service) Serve(ln net.Listener) error {
 		_ = owned.Close() // ln with it
 		return fmt.Errorf("logic: register service: %w", err)
 	}
-	s.svr = svr
+	s.svr, s.owned, s.ran = svr, owned, make(chan struct{})
+	ran := s.ran
 	s.mu.Unlock()
 
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("logic serving")
 	err = svr.Run()
-	// Kitex's Stop closed it, unless it came before the transport took it
-	// (see ownedListener). TODO: the transport's event loop may then stay,
-	// waiting on the closed port: Kitex gives no way to know when it has
-	// started, to stop it after.
+	close(ran)
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("logic server stopped")
+	// Kitex's Stop closed it, unless Run failed before the transport took it
+	// (see ownedListener, awaitTransport).
 	_ = owned.Close()
 	if err != nil {
 		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
@@ -244,6 +248,7 @@ func (s *Service) Stop() error {
 	s.stopped = true
 	var err error
 	if s.svr != nil {
+		s.awaitTransport()
 		if serr := s.svr.Stop(); serr != nil {
 			err = fmt.Errorf("logic: stop: %w", serr)
 		}
@@ -262,6 +267,33 @@ func (s *Service) Stop() error {
 	s.log.Debug().Int64("published", s.stats.published.Load()).
 		Int64("relayed", s.stats.relayed.Load()).Msg("outbox stopped")
 	return err
+}
+
+// awaitTransport waits, up to exitWait, until the Kitex transport's event
+// loop has taken the listener, or Run has returned without. Kitex's Stop
+// runs once: one that comes as Serve starts, before Run has built the
+// transport, shuts nothing down, and the event loop then starts anyway and
+// waits for ever on the listener Serve closes (epoll drops a closed
+// descriptor without an event). Once the loop has asked for the
+// descriptor, Kitex's Stop finds it and shuts it down. Called with mu held.
+func (s *Service) awaitTransport() {
+	select {
+	case <-s.owned.polled:
+		return
+	case <-s.ran:
+		return
+	default:
+	}
+	s.log.Debug().Msg("stop waits for the transport to start")
+	timer := time.NewTimer(exitWait)
+	defer timer.Stop()
+	select {
+	case <-s.owned.polled:
+	case <-s.ran:
+	case <-timer.C:
+		s.log.Warn().Dur("waited", exitWait).
+			Msg("transport not started; its event loop may stay after Stop")
+	}
 }
 
 // dbc returns the database bound to ctx, with the service logger in ctx for

@@ -3,31 +3,43 @@ package logic
 import (
 	"bytes"
 	"net"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // stopOnServing is a log writer that starts stop when Serve logs that it
 // serves, after Serve has created the Kitex server and before Run has built
 // the transport that a Kitex Stop would shut down, and holds Serve there
-// until sent says Stop has sent the exit signal.
+// until sent says Stop has sent the exit signal, or Stop logs that it waits
+// for the transport to start. When set, stopped runs as Serve logs that Run
+// returned, before Serve closes the listener.
 type stopOnServing struct {
-	stop func()
-	sent func() bool
+	stop    func()
+	sent    func() bool
+	stopped func()
+	waiting atomic.Bool // Stop waits for the transport
 }
 
 func (w *stopOnServing) Write(p []byte) (int, error) {
-	if !bytes.Contains(p, []byte("logic serving")) || w.stop == nil {
-		return len(p), nil
-	}
-	go w.stop()
-	for deadline := time.Now().Add(5 * time.Second); !w.sent(); {
-		if time.Now().After(deadline) {
-			break // Stop never got that far; the test fails below
+	switch {
+	case bytes.Contains(p, []byte("stop waits for the transport")):
+		w.waiting.Store(true)
+	case bytes.Contains(p, []byte("logic server stopped")) && w.stopped != nil:
+		w.stopped()
+	case bytes.Contains(p, []byte("logic serving")) && w.stop != nil:
+		go w.stop()
+		for deadline := time.Now().Add(5 * time.Second); !w.sent() && !w.waiting.Load(); {
+			if time.Now().After(deadline) {
+				break // Stop never got that far; the test fails below
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	return len(p), nil
 }
@@ -38,7 +50,7 @@ func (w *stopOnServing) Write(p []byte) (int, error) {
 func TestService_StopAsServeStartsClosesListener(t *testing.T) {
 	w := &stopOnServing{}
 	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
-		d.Log = zerolog.New(w).Level(zerolog.InfoLevel)
+		d.Log = zerolog.New(w).Level(zerolog.DebugLevel)
 	})
 	stopped := make(chan error, 1)
 	w.stop = func() { stopped <- e.svc.Stop() }
@@ -67,4 +79,61 @@ func TestService_StopAsServeStartsClosesListener(t *testing.T) {
 		_ = c.Close()
 		t.Fatalf("%s still accepts connections after Stop and Serve returned", addr)
 	}
+}
+
+// eventLoops counts the goroutines of netpoll event loops: in Serve, which
+// returns only when the loop ends, or, with polling, in its wait for the
+// end, which Serve enters once it has registered its listener.
+func eventLoops(polling bool) int {
+	frame := []byte("netpoll.(*eventLoop).Serve(")
+	if polling {
+		frame = []byte("netpoll.(*eventLoop).waitQuit(")
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return bytes.Count(buf, frame)
+}
+
+// The same race leaves no netpoll event loop behind. Kitex's Stop, run
+// once, found no transport to shut down, and the loop that Run started next
+// waited for ever on the listener Serve closed: epoll drops a closed
+// descriptor without an event. Stop now waits for the transport to take the
+// listener before it stops Kitex; when it had not (the old order), Serve
+// here is held until the loop polls, so that the close finds it waiting.
+func TestService_StopAsServeStartsEndsEventLoop(t *testing.T) {
+	before, polling := eventLoops(false), eventLoops(true)
+	w := &stopOnServing{}
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Log = zerolog.New(w).Level(zerolog.DebugLevel)
+	})
+	stopped := make(chan error, 1)
+	w.stop = func() { stopped <- e.svc.Stop() }
+	w.sent = func() bool { return len(e.svc.exit) == 1 }
+	w.stopped = func() {
+		if w.waiting.Load() {
+			return
+		}
+		testwait.For(t, 5*time.Second, "the transport's event loop polling the listener",
+			func() bool { return eventLoops(true) > polling })
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Serve(ln); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	testwait.For(t, 5*time.Second, "the transport's event loop ended after Serve returned",
+		func() bool { return eventLoops(false) == before })
 }
