@@ -50,7 +50,10 @@ func (s *Service) LoginBatch(ctx context.Context,
 			out[d.index] = d.outcome
 		case <-ctx.Done():
 			s.loginsUnfinished(attempts, out, done)
-			s.late.add(&wg)
+			s.late.add(func() {
+				wg.Wait()
+				s.undoLateLogins(attempts, done)
+			})
 			return out, nil
 		}
 	}
@@ -71,15 +74,18 @@ type lateLogins struct {
 	wg      sync.WaitGroup
 }
 
-// add has stop wait for the attempts of running too. Once stop has begun they
-// are left to end by themselves, at their next step that heeds their
+// add runs finish, which waits for a batch's late attempts and cleans up
+// after them, and has stop wait for it too. Once stop has begun it runs
+// untracked, its attempts ending at their next step that heeds their
 // context: adding to a WaitGroup being waited on is not allowed.
-func (l *lateLogins) add(running *sync.WaitGroup) {
+func (l *lateLogins) add(finish func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.stopped {
-		l.wg.Go(running.Wait)
+	if l.stopped {
+		go finish()
+		return
 	}
+	l.wg.Go(finish)
 }
 
 // stop waits up to within for the attempts added before it, as Kitex waits
@@ -117,6 +123,32 @@ func (s *Service) loginsUnfinished(attempts []*logicrpc.LoginAttempt,
 		err := fmt.Errorf("%w: login not done in %v", ErrUnavailable, s.cfg.LoginBatchWait)
 		out[i] = &logicrpc.LoginOutcome{Err: s.failBiz("login batch", err,
 			func(e *zerolog.Event) *zerolog.Event { return e.Int64("conn", conn) })}
+	}
+}
+
+// undoLateLogins removes the routes of the attempts a LoginBatch answered
+// UNAVAILABLE but which logged in all the same (a store that finished its
+// write despite the cancel), once they have all ended: the gateway never
+// saw their sessions, so it will never disconnect them, and each route
+// would name a connection that is not logged in until it expired. The
+// client retries the login; the route removal is owner-checked, so it
+// never removes the route of that retry.
+func (s *Service) undoLateLogins(attempts []*logicrpc.LoginAttempt, done <-chan loginDone) {
+	for len(done) > 0 {
+		d := <-done
+		resp, conn := d.outcome.GetResp(), attempts[d.index].GetConn()
+		if resp == nil || conn == nil {
+			continue
+		}
+		sess := &logicrpc.Session{UserId: resp.UserId, DeviceId: resp.DeviceId,
+			Gateway: conn.Gateway, ConnId: conn.ConnId, RemoteAddr: conn.RemoteAddr}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+		err := s.Disconnect(ctx, sess) // logs its own failure
+		cancel()
+		if err == nil {
+			s.log.Info().Int64("user", sess.UserId).Int64("conn", sess.ConnId).
+				Msg("login batch: route of a login answered UNAVAILABLE removed")
+		}
 	}
 }
 

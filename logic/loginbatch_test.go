@@ -203,6 +203,9 @@ type stuckRoutes struct {
 	entered chan context.Context // the stuck Put's context
 	release chan struct{}
 	left    chan struct{}
+	// late, when set, makes the stuck Put write the route once released,
+	// its context cancelled or not, as a store deaf to cancellation would.
+	late bool
 }
 
 func (s stuckRoutes) Put(ctx context.Context, r route.Route) (*route.Route, error) {
@@ -212,6 +215,9 @@ func (s stuckRoutes) Put(ctx context.Context, r route.Route) (*route.Route, erro
 	defer close(s.left)
 	s.entered <- ctx
 	<-s.release
+	if s.late {
+		return s.Table.Put(context.WithoutCancel(ctx), r)
+	}
 	return nil, fmt.Errorf("route put of conn %d: store stalled", r.ConnID)
 }
 
@@ -261,5 +267,55 @@ func TestLoginBatch_HungAttemptFailsAlone(t *testing.T) {
 	for user, id := range map[int64]int64{alice: 11, carol: 13} {
 		wantRoute(t, e, route.Route{UserID: user, DeviceID: "phone", Gateway: "gw-2:9000",
 			ConnID: id})
+	}
+}
+
+// An attempt answered UNAVAILABLE that logs in all the same (the store
+// finished its write after the cancel) leaves no route: the gateway never
+// saw the session, so nothing else would remove it before its TTL, and
+// presence would show the user on a connection that is not logged in.
+func TestLoginBatch_LateLoginLeavesNoRoute(t *testing.T) {
+	const stuck = 12
+	routes := stuckRoutes{conn: stuck, entered: make(chan context.Context, 1),
+		release: make(chan struct{}), left: make(chan struct{}), late: true}
+	cfg := sqliteConfig(t)
+	cfg.LoginBatchWait = 500 * time.Millisecond
+	e := newEnvWith(t, cfg, func(d *Deps) {
+		routes.Table = d.Routes
+		d.Routes = routes
+	})
+	cli, _ := serveKitex(t, e)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(routes.release)
+		}
+		<-routes.left
+	})
+	bob := e.register(t, "bob")
+	out, err := cli.LoginBatch(context.Background(), []*logicrpc.LoginAttempt{
+		{Req: &protocol.LoginReq{Token: e.phoneToken(t, "bob")},
+			Conn: &logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: stuck}},
+	})
+	if err != nil || len(out) != 1 || out[0].GetErr().GetCode() != common.ErrorCode_UNAVAILABLE {
+		t.Fatalf("login batch with its attempt hung = %+v, %v; want UNAVAILABLE", out, err)
+	}
+	<-routes.entered
+	close(routes.release)
+	released = true
+	<-routes.left
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rs, err := e.routes.Lookup(context.Background(), []int64{bob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("routes of bob 5s after his login was answered UNAVAILABLE = %+v, want none", rs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
