@@ -56,7 +56,10 @@ type Options struct {
 	// presence of watched users, read positions; see notify.go). It is
 	// called on the connection's reader goroutine, in arrival order: it
 	// must return quickly and must not wait on a request of this Client.
-	// Unset, NOTIFY frames are discarded.
+	// Unset, NOTIFY frames are discarded. NOTIFYs are not ordered with
+	// each other: two devices reading at once may have their read
+	// positions arrive lowest last, so keep the highest read_seq of each
+	// conversation rather than the last one.
 	OnNotify func(*protocol.Notify)
 
 	// resolver, set by the package's tests only, looks host names up; nil
