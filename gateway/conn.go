@@ -149,7 +149,8 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 	c.mu.Unlock()
 	if f, ok := g.loginFlights.LoadAndDelete(c.id); ok {
 		// A token LOGIN of c still queued in the batcher is never sent:
-		// logic would record a route for a connection gone.
+		// logic would record a route for a connection gone. One already
+		// sent runs on; completeLogin removes the route it made.
 		f.(*loginFlight).cancel()
 	}
 

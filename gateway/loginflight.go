@@ -24,7 +24,9 @@ const maxHeldKicks = 4
 // Flights live in Gateway.loginFlights, keyed by connection id, and not in
 // conn: only the few connections logging in pay for them.
 type loginFlight struct {
-	cancel context.CancelFunc // ends the LOGIN's call; onClose calls it
+	// cancel takes a token LOGIN still queued in the batcher out of the
+	// queue; a call already out runs on (callLogin). onClose calls it.
+	cancel context.CancelFunc
 
 	mu    sync.Mutex
 	done  bool       // the connection is registered, or never will be
@@ -37,7 +39,7 @@ type heldKick struct {
 	cause closeCause
 }
 
-// startLogin records c's LOGIN as in flight, cancel ending its call, and
+// startLogin records c's LOGIN as in flight, cancel ending its wait, and
 // reports whether c is still open. Kick holds the kicks of c from now on.
 func (g *Gateway) startLogin(c *conn, cancel context.CancelFunc) (*loginFlight, bool) {
 	f := &loginFlight{cancel: cancel}

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -140,6 +142,60 @@ func TestGateway_KickDuringLoginAppliesToItsUser(t *testing.T) {
 			}
 			c.send(protocol.Op_GET_USER, 2, &protocol.GetUserReq{UserId: 1})
 			c.expectReply(protocol.Op_GET_USER_ACK, 2, &protocol.GetUserResp{})
+		})
+	}
+}
+
+// A LOGIN that has reached logic when its connection closes runs to its
+// end: logic records the connection's route, and only its answer tells the
+// gateway whose route to remove. Cut short by the close, the call would
+// leave that route to its TTL, the device shown online and its pushes sent
+// to a connection gone. Each way a LOGIN goes to logic is covered: a
+// password login (Login), a token login (a LoginBatch of one, on the
+// LOGIN's context) and a token login to a logic older than LoginBatch.
+func TestGateway_LoginTheCloseOvertookRemovesItsRoute(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		req   *protocol.LoginReq
+		older bool // logic has no LoginBatch
+	}{
+		{name: "password", req: &protocol.LoginReq{Username: "alice", Password: "pw"}},
+		{name: "token", req: &protocol.LoginReq{Token: stubToken}},
+		{name: "token to an older logic", req: &protocol.LoginReq{Token: stubToken}, older: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startGatewayWith(t, Config{}, func(s *stubLogic) {
+				s.withoutLoginBatch = tc.older
+			})
+			// Logic holds the login until the close has reached the
+			// gateway, then records the route as it would.
+			arrived := make(chan int64, 1)
+			h.logic.onLogin(func(_ *protocol.LoginReq, info *logicrpc.ConnInfo) {
+				arrived <- info.ConnId
+				<-h.logic.release
+			})
+			c := h.dial(t)
+			c.send(protocol.Op_LOGIN, 1, tc.req)
+			var id int64
+			select {
+			case id = <-arrived:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the LOGIN did not reach logic")
+			}
+			_ = c.conn.Close()
+			// onClose ends the flight; a LOGIN it cancels has been
+			// cancelled by then.
+			testwait.For(t, 5*time.Second, "the close to reach the gateway", func() bool {
+				_, flying := h.gw.loginFlights.Load(id)
+				return !flying
+			})
+			close(h.logic.release)
+
+			testwait.For(t, 5*time.Second, "the route of the closed connection removed", func() bool {
+				return slices.ContainsFunc(h.logic.disconnected(), func(s *logicrpc.Session) bool {
+					return s.ConnId == id && s.UserId == 1
+				})
+			})
 		})
 	}
 }
