@@ -361,6 +361,14 @@ func (s *stubLogic) positionErr() error {
 	return err
 }
 
+// positionCallCount returns the Delivered and MarkRead calls that have
+// reached the stub, held ones included.
+func (s *stubLogic) positionCallCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.positionCalls
+}
+
 // reported returns the positions given to Delivered and the MarkRead
 // requests, in order.
 func (s *stubLogic) reported() ([]*protocol.ConvPos, []*protocol.MarkReadReq) {

@@ -141,6 +141,7 @@ func TestGateway_AppliesLatePositionsAfterTheRunningRequest(t *testing.T) {
 	h := startGatewayWith(t, Config{}, func(s *stubLogic) { s.holdRead = 5 })
 	c := h.dial(t)
 	c.login("alice", 1)
+	gc := h.gw.conns.get(h.logic.connOf("alice").ConnId)
 	for i, seq := range []int64{5, 6, 7} {
 		c.send(protocol.Op_MARK_READ, uint32(2+i), &protocol.MarkReadReq{
 			ConvId: "p2p:1:2", Seq: seq})
@@ -149,12 +150,16 @@ func TestGateway_AppliesLatePositionsAfterTheRunningRequest(t *testing.T) {
 		}
 	}
 	_ = c.conn.Close()
-	testwait.For(t, 5*time.Second, "the connection's close handled", func() bool {
-		return len(h.logic.disconnected()) == 1
+	// Once the close is handled, each late MARK_READ is either kept for the
+	// worker or handed out to be sent; those handed out reach logic while
+	// 5 is still held there.
+	testwait.For(t, 5*time.Second, "the close to keep or send 6 and 7", func() bool {
+		gc.mu.Lock()
+		closed, kept := gc.closed, len(gc.queue)
+		gc.mu.Unlock()
+		sent := h.logic.positionCallCount() - 1 // the held 5
+		return closed && kept+sent == 2
 	})
-	// Late MARK_READs started at the close would reach logic now. Nothing
-	// marks that they did not, so this waits a fixed time.
-	time.Sleep(200 * time.Millisecond)
 	close(h.logic.release)
 
 	testwait.For(t, 5*time.Second, "the three MARK_READs applied", func() bool {
