@@ -1,7 +1,7 @@
 // Position stores keep what a Session handed to its application, the
-// SYNC_CONVS cursor and the device's tokens, so that a reload resumes
-// without repeating or skipping messages and without asking for the
-// password. Seqs are BigInt.
+// SYNC_CONVS cursor, the device's tokens and, for startAtLatest, where the
+// device started, so that a reload resumes without repeating or skipping
+// messages and without asking for the password. Seqs and times are BigInt.
 
 /** MemoryPositions lives as long as the page. */
 export class MemoryPositions {
@@ -9,6 +9,7 @@ export class MemoryPositions {
     this.seqs = new Map();
     this.cur = '';
     this.tk = null;
+    this.startMs = undefined;
   }
 
   position(convId) { return this.seqs.get(convId); }
@@ -23,6 +24,15 @@ export class MemoryPositions {
   setCursor(c) { this.cur = c; }
   tokens() { return this.tk; }
   setTokens(t) { this.tk = t; }
+
+  /**
+   * start returns where the device started, for a Session's startAtLatest:
+   * the server's time at the first login of the first session on this
+   * store, Unix ms; undefined before one recorded it. A store without it
+   * starts the device at each session's login.
+   */
+  start() { return this.startMs; }
+  setStart(ms) { this.startMs = ms; }
 }
 
 /**
@@ -40,6 +50,8 @@ export class StoragePositions extends MemoryPositions {
     for (const [conv, seq] of Object.entries(raw)) this.seqs.set(conv, BigInt(seq));
     this.cur = this.read('cursor') || '';
     this.tk = this.read('tokens');
+    const start = this.read('start');
+    if (start) this.startMs = BigInt(start);
   }
 
   read(key) {
@@ -76,11 +88,20 @@ export class StoragePositions extends MemoryPositions {
     this.write('tokens', t);
   }
 
+  // setStart is written at once: a session records it once, at its login.
+  setStart(ms) {
+    super.setStart(ms);
+    this.write('start', String(ms));
+  }
+
   /** clear forgets everything, for a sign-out. */
   clear() {
-    for (const k of ['positions', 'cursor', 'tokens']) this.storage.removeItem(`${this.prefix}.${k}`);
+    for (const k of ['positions', 'cursor', 'tokens', 'start']) {
+      this.storage.removeItem(`${this.prefix}.${k}`);
+    }
     this.seqs.clear();
     this.cur = '';
     this.tk = null;
+    this.startMs = undefined;
   }
 }

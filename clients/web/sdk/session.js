@@ -69,10 +69,13 @@ export class Session extends Emitter {
    * (stable per installation; default "web"); platform ("web");
    * positions (a MemoryPositions or StoragePositions); startAtLatest (a
    * conversation this device has no position for starts at its newest
-   * message from before the session's first login, for an app that pages
-   * history on demand; what is stored from the login on is handed over, by
-   * the server's clock; the start becomes the device's position, in
-   * positions and DELIVERED, so a later session continues from it);
+   * message from before the device's start, for an app that pages history
+   * on demand; what is stored from the start on is handed over, by the
+   * server's clock; the start is the first login of the first session on
+   * positions, which keeps it, so a reload hands over a conversation begun
+   * while the page was closed as one it knew; where a conversation starts
+   * becomes the device's position, in positions and DELIVERED, so a later
+   * session continues from it);
    * minBackoffMs (500)
    * and maxBackoffMs (30000); ackIntervalMs (1000); ackBatch (100);
    * syncPage (100); requestTimeoutMs (10000); sendTimeoutMs (30000);
@@ -97,9 +100,11 @@ export class Session extends Emitter {
     this.conn = null;
     this.connSince = 0;
     this.userId = 0n;
-    // since is the server's time at the first login, Unix ms: with
-    // startAtLatest, messages stored from then on are handed over.
+    // since is the server's time at the first login, Unix ms.
     this.since = 0n;
+    // startMs is the device's start (see deviceStart), since or earlier:
+    // with startAtLatest, messages stored from then on are handed over.
+    this.startMs = 0n;
     this.username = this.opts.username || '';
     this.deviceId = this.opts.deviceId;
     this.backoff = this.opts.minBackoffMs;
@@ -145,8 +150,29 @@ export class Session extends Emitter {
       throw this.ended;
     }
     this.since = login.serverTimeMs || BigInt(Date.now());
+    this.startMs = this.deviceStart();
     this.serve(conn, login);
     return login;
+  }
+
+  // deviceStart returns where the device started: the start positions
+  // recorded, else this session's first login, which it records there. Each
+  // session starting anew would pass over, as history from before it, a
+  // conversation that began while the page was closed.
+  deviceStart() {
+    if (!this.opts.startAtLatest) return this.since;
+    const store = this.positions;
+    if (typeof store.start !== 'function' || typeof store.setStart !== 'function') {
+      // TODO: a store that keeps no start starts the device at each
+      // session's login: the server does not say when the device first
+      // logged in, so a conversation begun while the page was closed starts
+      // at its newest message, its messages passed over as history.
+      return this.since;
+    }
+    const recorded = store.start();
+    if (recorded !== undefined) return recorded < this.since ? recorded : this.since;
+    store.setStart(this.since);
+    return this.since;
   }
 
   /**
@@ -594,7 +620,7 @@ export class Session extends Emitter {
   }
 
   // findStart returns where an unplaced conversation starts: its newest
-  // message stored before the first login, found by paging back from the
+  // message stored before the device's start, found by paging back from the
   // newest. So a conversation begun or continued just after the login, whose
   // messages the listing reports before their pushes come (or the login's
   // race kept from being pushed), is handed over from there, and older
@@ -610,7 +636,7 @@ export class Session extends Emitter {
       }
       const msgs = resp.messages;
       if (msgs.length === 0) return 0n;
-      const older = msgs.findLast((m) => m.sendTimeMs < this.since);
+      const older = msgs.findLast((m) => m.sendTimeMs < this.startMs);
       if (older) return older.seq;
       // Every message this user may read is newer: the first of them may
       // follow a group's history from before they joined, which is not theirs.
@@ -668,8 +694,8 @@ export class Session extends Emitter {
 
   // noteSummary places a conversation new to this device at the server's
   // delivered position for it, and queues a fetch when messages are
-  // missing. With startAtLatest, one unchanged since the first login starts
-  // at its newest message; one changed since waits to be placed (see
+  // missing. With startAtLatest, one unchanged since the device's start
+  // starts at its newest message; one changed since waits to be placed (see
   // findStart).
   noteSummary(sum) {
     const { convId } = sum;
@@ -686,10 +712,10 @@ export class Session extends Emitter {
         this.handOver(this.seq.advance(convId, sum.deliveredSeq));
       } else if (!this.opts.startAtLatest) {
         this.handOver(this.seq.place(convId, 0n));
-      } else if (this.changedSinceLogin(sum)) {
+      } else if (this.changedSinceStart(sum)) {
         this.seq.hold(convId);
       } else if (this.seq.unplaced(convId) || this.seq.track(convId, sum.lastSeq)) {
-        // Unchanged since the login, it starts at its newest message, also
+        // Unchanged since the start, it starts at its newest message, also
         // when a late push of an older one came first.
         this.startAt(convId, sum.lastSeq);
         this.handOver(this.seq.place(convId, sum.lastSeq));
@@ -714,11 +740,12 @@ export class Session extends Emitter {
     if (unsent === undefined || unsent < seq) this.dirty.set(convId, seq);
   }
 
-  // changedSinceLogin reports whether the conversation's newest message was
-  // stored after the first login, by the server's clock.
-  changedSinceLogin(sum) {
+  // changedSinceStart reports whether the conversation's newest message was
+  // stored after the device's start (see deviceStart), by the server's
+  // clock.
+  changedSinceStart(sum) {
     const at = sum.lastMessage ? sum.lastMessage.sendTimeMs : sum.updatedMs;
-    return sum.lastSeq > 0n && at >= this.since;
+    return sum.lastSeq > 0n && at >= this.startMs;
   }
 
   scheduleAcks(conn) {

@@ -1,13 +1,14 @@
 // Unit tests of the SDK's Session against a fake gateway in Node: resume,
 // gaps and duplicates, a group joined late, startAtLatest around the login,
 // where a conversation new to the device starts (pushes before the listing,
-// late pushes of old messages, a startAtLatest start kept), the cursor
-// saved after the positions, reconnect honouring CLOSE, fatal closes, the
-// outbox retrying a send under one client_msg_id, and catch-up cut or
-// overtaken: a reload, findStart, a listing failing part-way or lost with
-// its connection, an own send into an unplaced conversation, a resync; and
-// the end: its last DELIVERED, on a reconnect's login or on a connection of
-// its own when offline, and nothing handed over after it.
+// late pushes of old messages, a startAtLatest start kept, the device's
+// start kept for a later session), the cursor saved after the positions,
+// reconnect honouring CLOSE, fatal closes, the outbox retrying a send under
+// one client_msg_id, and catch-up cut or overtaken: a reload, findStart, a
+// listing failing part-way or lost with its connection, an own send into an
+// unplaced conversation, a resync; and the end: its last DELIVERED, on a
+// reconnect's login or on a connection of its own when offline, and nothing
+// handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -191,6 +192,46 @@ for (const persisted of [true, false]) {
     await until(() => second.got.includes(8), 'seq 8');
     assertHanded(second.got, [6, 7, 8]);
   });
+}
+
+// A device that starts at the latest starts once: a later session on the
+// same store (a reload, on a StoragePositions) hands over everything stored
+// since, also in a conversation that began while the app was closed, as it
+// does in one it knew. Started again at that session's login, the new
+// conversation's messages were passed over as old history.
+for (const persisted of ['memory', 'storage']) {
+  test(`startAtLatest keeps the device's start for a later session (${persisted})`,
+    async (t) => {
+      const gw = new FakeGateway();
+      const OTHER = 'p2p:1:3';
+      for (let i = 1; i <= 5; i++) gw.add(CONV, `old ${i}`);
+      await nextMilli();
+      const storage = memoryStorage();
+      const memory = new MemoryPositions();
+      const positions = () => (persisted === 'memory' ? memory : new StoragePositions(storage));
+      const first = open(gw, { startAtLatest: true, positions: positions() });
+      t.after(() => first.close());
+      await first.start();
+      await until(() => first.state === State.ONLINE, 'the first resume');
+      first.close();
+
+      // While the app is closed: more in the known conversation, and a new one.
+      await nextMilli();
+      gw.add(CONV, 'while closed 6');
+      gw.add(OTHER, 'new while closed 1');
+      gw.add(OTHER, 'new while closed 2');
+      await nextMilli();
+      const second = open(gw, { startAtLatest: true, positions: positions() });
+      t.after(() => second.close());
+      const conv = collect(second, CONV);
+      const other = collect(second, OTHER);
+      await second.start();
+      gw.push(gw.live.at(-1), gw.add(OTHER, 'after 3'));
+      await until(() => other.includes(3), "the new conversation's seq 3");
+      await until(() => conv.includes(6), "the known conversation's seq 6");
+      assertHanded(other, [1, 2, 3]);
+      assertHanded(conv, [6]);
+    });
 }
 
 // A push of a message from before the login, redelivered late after a
