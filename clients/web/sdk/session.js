@@ -123,6 +123,9 @@ export class Session extends Emitter {
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
     this.finalDeadline = 0; // Date.now() by which an ended session closes its connection
+    this.finalWaitOver = false; // set when a connection was closed at finalDeadline
+    this.signedOut = false;
+    this.logoutTokens = null; // the saved login logout cleared, for signOutAway
   }
 
   // ---- lifecycle ----
@@ -140,6 +143,9 @@ export class Session extends Emitter {
     try {
       ({ conn, login } = await this.connect());
     } catch (err) {
+      // Ended meanwhile: as a reconnect's attempt; a logout then signs out
+      // with the saved login this one used.
+      if (this.ended) this.failedAfterEnd(err);
       this.end(err instanceof SessionEndedError ? err
         : new SessionEndedError(err.message, { cause: err }));
       throw err;
@@ -181,28 +187,27 @@ export class Session extends Emitter {
    * connection; on the next one when close comes while a reconnect opens
    * or logs in; and, when close finds the session offline with positions
    * the server has not acknowledged, on a connection it opens and logs in
-   * for that alone. No event follows 'ended', and every connection of the
-   * session is closed within that second.
+   * for that alone, also when that reconnect fails. No event follows
+   * 'ended', and every connection of the session is closed within that
+   * second.
    */
   close() {
     const offline = this.state === State.OFFLINE && !this.ended;
     this.end(new SessionEndedError('session closed'));
     // Offline, waiting to reconnect, no connection is there nor coming to
-    // carry the last DELIVERED (see end). Logout has its own (signOutAway).
-    if (offline) this.ackAway();
+    // carry the last DELIVERED (see end).
+    if (offline) this.away();
   }
 
   /**
    * logout revokes this device's tokens (LOGOUT) and ends the session. A
    * reconnect logging in meanwhile is signed out too once its login ends,
-   * and its tokens are not saved. Offline, waiting to reconnect, it logs in
-   * once with the saved login, within a second, to sign out on the server.
+   * and its tokens are not saved. Offline, waiting to reconnect, or when
+   * that reconnect fails, it logs in once with the saved login, within a
+   * second, to sign out on the server.
    */
   async logout() {
     this.signedOut = true;
-    // Taken before they are cleared: the connection signOutAway opens logs
-    // in with them.
-    const away = this.state === State.OFFLINE && !this.ended ? this.positions.tokens() : null;
     try {
       if (this.conn) {
         // What was handed over first: the gateway closes the connection
@@ -212,13 +217,29 @@ export class Session extends Emitter {
         await this.conn.request(Op.LOGOUT, {});
       }
     } finally {
+      const offline = this.state === State.OFFLINE && !this.ended;
+      // Taken before they are cleared: the connection signOutAway opens logs
+      // in with them.
+      if (!this.ended) this.logoutTokens = this.positions.tokens();
       this.positions.setTokens(null);
       this.end(new SessionEndedError('signed out'));
-      if (away) this.signOutAway(away);
+      if (offline) this.away();
     }
   }
 
-  // signOutAway is logout's LOGOUT for a session it finds offline: one
+  // away does for an ended session what its connection would have done at
+  // the end, when none is there to: the last DELIVERED (ackAway), or the
+  // LOGOUT (signOutAway). close and logout call it when they find the
+  // session offline; a connection attempt that was under way at the end
+  // calls it when it fails (attemptFailed), since it was to carry them.
+  // Nothing once the final wait is over.
+  away() {
+    if (this.finalWaitOver || Date.now() >= this.finalDeadline) return;
+    if (!this.signedOut) this.ackAway();
+    else if (this.logoutTokens) this.signOutAway(this.logoutTokens);
+  }
+
+  // signOutAway is logout's LOGOUT for a session with no connection: one
   // connection, logged in with tokens (the saved login logout cleared)
   // within the final wait, carries the last DELIVERED and the LOGOUT
   // (lastAck). Without it the server keeps the device's tokens valid until
@@ -247,8 +268,8 @@ export class Session extends Emitter {
       this.lastAck(conn, false); // a logout signed it out before the end
     }
     // A reconnect opening or logging in carries the last DELIVERED once
-    // logged in (reconnectAfter): the connection that had the hand-over is
-    // gone.
+    // logged in (reconnectAfter), or away does if it fails (attemptFailed):
+    // the connection that had the hand-over is gone.
     if (this.connecting) this.closeByFinalDeadline(this.connecting);
     for (const e of this.outbox.values()) {
       if (e.state === 'pending') this.failEntry(e, err);
@@ -258,13 +279,17 @@ export class Session extends Emitter {
   }
 
   // closeByFinalDeadline closes conn of an ended session at finalDeadline
-  // at the latest, answered or not.
+  // at the latest, answered or not. finalWaitOver tells away the wait is
+  // over, which a timer may report a moment before Date.now() does.
   closeByFinalDeadline(conn) {
-    const t = setTimeout(() => conn.close(), Math.max(this.finalDeadline - Date.now(), 0));
+    const t = setTimeout(() => {
+      this.finalWaitOver = true;
+      conn.close();
+    }, Math.max(this.finalDeadline - Date.now(), 0));
     conn.on('close', () => clearTimeout(t));
   }
 
-  // ackAway is close's last DELIVERED for a session it finds offline: one
+  // ackAway is close's last DELIVERED for a session with no connection: one
   // connection, opened and logged in for it alone within the final wait
   // (connect bounds it), as a reconnect's would have carried it. Without it
   // the server keeps an older delivered position, from which the next start
@@ -449,22 +474,47 @@ export class Session extends Emitter {
         }
         this.serve(conn, login);
       } catch (err) {
-        if (this.ended) return;
-        // A refused login ends the session, except RATE_LIMITED: a reconnect
-        // storm after a restart can meet the login limits, and backing off
-        // is the cure. (The Go SDK ends on it too; it could do the same.)
-        const refused = err instanceof ResonanceError && !err.retryable &&
-          err.code !== ErrorCode.RATE_LIMITED;
-        if (err instanceof SessionEndedError || refused) {
-          this.end(err instanceof SessionEndedError ? err
-            : new SessionEndedError(err.message, { cause: err }));
-          return;
-        }
-        const { delay: next, fatal } = this.retryDelay(err.close);
-        if (fatal) this.end(fatal);
-        else this.reconnectAfter(next, err);
+        this.attemptFailed(err);
       }
     });
+  }
+
+  // attemptFailed handles a reconnect attempt that failed: the session ends
+  // when the login was refused or the server's CLOSE says so, else the next
+  // attempt is scheduled. Ended during the attempt, which was to carry the
+  // last DELIVERED (or the LOGOUT) once logged in, the session has no
+  // connection left, as the end finding it offline: away logs in once more
+  // for them. Returning at once left the server with the older delivered
+  // position, from which the next start at the latest hands the same
+  // messages over again (or the device's tokens valid).
+  attemptFailed(err) {
+    if (this.ended) {
+      this.failedAfterEnd(err);
+      return;
+    }
+    const refused = this.refusal(err);
+    const { delay, fatal } = refused ? { fatal: refused } : this.retryDelay(err.close);
+    if (fatal) this.end(fatal);
+    else this.reconnectAfter(delay, err);
+  }
+
+  // failedAfterEnd is attemptFailed for an attempt the session ended
+  // during. A login refused, or closed by the server (whose CLOSE says when
+  // to come back), is not tried again.
+  failedAfterEnd(err) {
+    if (!this.refusal(err) && !err.close) this.away();
+  }
+
+  // refusal returns the SessionEndedError a failed login attempt ends the
+  // session with, or null when it may be tried again. A refused login ends
+  // it, except RATE_LIMITED: a reconnect storm after a restart can meet the
+  // login limits, and backing off is the cure. (The Go SDK ends on it too;
+  // it could do the same.)
+  refusal(err) {
+    if (err instanceof SessionEndedError) return err;
+    const refused = err instanceof ResonanceError && !err.retryable &&
+      err.code !== ErrorCode.RATE_LIMITED;
+    return refused ? new SessionEndedError(err.message, { cause: err }) : null;
   }
 
   /**

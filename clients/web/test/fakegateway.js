@@ -1,10 +1,10 @@
 // A fake gateway for the Session's unit tests in Node: a stand-in for the
 // browser's WebSocket class that talks to an in-memory server speaking the
 // frame protocol, with controls to push (or push a stored message again),
-// close with a CLOSE frame, lose replies, answer SYNC_CONVS late, look at
-// each request before it is answered (onRequest), or be unreachable. It
-// stores one user's messages per conversation; it is no model of the real
-// server beyond what the tests need.
+// close with a CLOSE frame, lose replies, fail LOGINs, answer SYNC_CONVS
+// late, look at each request before it is answered (onRequest), or be
+// unreachable. It stores one user's messages per conversation; it is no
+// model of the real server beyond what the tests need.
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
@@ -19,6 +19,10 @@ export class FakeGateway {
     this.delivered = new Map(); // conv id -> highest DELIVERED seq
     this.sends = new Map(); // client msg id -> SendResp
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
+    // failLogins is how many of the next LOGINs fail with UNAVAILABLE, as a
+    // server whose account store is briefly down answers: a reconnect
+    // attempt that fails and is tried again.
+    this.failLogins = 0;
     this.joinedAt = new Map(); // conv id -> first seq the user may read
     this.convsGate = null; // while set, a promise SYNC_CONVS waits for
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
@@ -202,6 +206,10 @@ export class FakeGateway {
         return this.closeWith(ws, CloseReason.SIGNED_OUT, 0);
       case Op.LOGIN:
         this.logins.push(req);
+        if (this.failLogins > 0) {
+          this.failLogins--;
+          return fail(ErrorCode.UNAVAILABLE);
+        }
         if (req.token && req.token !== 'access-1') return fail(ErrorCode.TOKEN_INVALID);
         return reply({ userId: this.userId, username: 'me', token: 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,

@@ -6,9 +6,9 @@
 // reconnect honouring CLOSE, fatal closes, the outbox retrying a send under
 // one client_msg_id, and catch-up cut or overtaken: a reload, findStart, a
 // listing failing part-way or lost with its connection, an own send into an
-// unplaced conversation, a resync; and the end: its last DELIVERED, on a
-// reconnect's login or on a connection of its own when offline, and nothing
-// handed over after it.
+// unplaced conversation, a resync; and the end: its last DELIVERED (and
+// logout's LOGOUT), on a reconnect's login or on a connection of its own
+// when offline or when that login fails, and nothing handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -757,6 +757,37 @@ test('close while a reconnect logs in sends the last DELIVERED on it', async () 
   assertHanded(s.got, [1]);
 });
 
+// End while a reconnect logs in, when that login then fails: the attempt
+// that was to carry the last DELIVERED (or the LOGOUT) has no connection, so,
+// as when the end finds the session offline, one more login within the
+// final wait carries it. The session used to return at once: the server
+// kept the older delivered position, or the device's tokens.
+for (const { name, end, done } of [
+  { name: 'close sends the last DELIVERED', end: (s) => s.close(),
+    done: (gw) => gw.delivered.get(CONV) === 1n },
+  { name: 'logout signs the device out', end: (s) => s.logout(),
+    done: (gw) => gw.logouts === 1 && gw.delivered.get(CONV) === 1n },
+]) {
+  test(`a reconnect login failing after the end: ${name} on one more`, async () => {
+    const gw = new FakeGateway();
+    let answer;
+    // Only the reconnect's LOGIN waits; the one after the end is answered.
+    const s = await dropDuringLogin(gw, () => (answer ? undefined
+      : new Promise((resolve) => { answer = resolve; })));
+    const opened = gw.conns.length;
+    await end(s);
+    s.after.length = 0; // what end itself reported
+    gw.failLogins = 1;
+    answer();
+    await until(() => done(gw), `${name} on a connection of its own`, 1500);
+    await until(() => gw.live.length === 0, 'every connection closed', 1500);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(gw.conns.length, opened + 1, 'connections opened after the end');
+    assert.deepEqual(s.after, [], 'events after ended');
+    assertHanded(s.got, [1]);
+  });
+}
+
 // A login that never answers keeps the ended session's connection no
 // longer than the last DELIVERED would be awaited, not for the request
 // timeout.
@@ -902,6 +933,29 @@ test('logout during start signs that login out', async () => {
   await assert.rejects(started);
   await until(() => gw.logouts === 1, 'LOGOUT on the first connection');
   await until(() => gw.live.length === 0, 'the connection closed');
+  assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+});
+
+// Logout while the first login is out, when that login then fails: the
+// saved login it used (a reload's) signs the device out on a connection of
+// its own, as for a reconnect's failing login.
+test('logout during start whose login fails signs out with the saved login', async () => {
+  const gw = new FakeGateway();
+  let answer;
+  gw.onRequest = (ws, op) => (op === Op.LOGIN && !answer
+    ? new Promise((resolve) => { answer = resolve; }) : undefined);
+  const positions = new MemoryPositions();
+  positions.setTokens({ access: 'access-1', refresh: 'refresh-1', username: 'me' });
+  const s = open(gw, { password: '', positions });
+  const started = s.start();
+  await until(() => answer, 'the LOGIN sent');
+  await s.logout();
+  gw.failLogins = 1;
+  answer();
+  await assert.rejects(started);
+  await until(() => gw.logouts === 1, 'LOGOUT on a connection of its own', 1500);
+  await until(() => gw.live.length === 0, 'that connection closed', 1500);
+  assert.deepEqual(gw.logins.map((l) => l.token), ['access-1', 'access-1']);
   assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
 });
 
