@@ -580,9 +580,13 @@ export class Session extends Emitter {
   }
 
   // handOver emits messages the sequencer made ready and records their
-  // positions for DELIVERED.
+  // positions for DELIVERED, each in the same step as it is emitted, so a
+  // last DELIVERED taken meanwhile has every message the application got.
+  // A listener may end the session (close): the rest is not handed over,
+  // since that DELIVERED is taken and no event follows 'ended'.
   handOver(ready) {
     for (const r of ready) {
+      if (this.ended) return;
       this.positions.setPosition(r.convId, r.seq);
       this.dirty.set(r.convId, r.seq);
       this.emit('message', r);
@@ -748,6 +752,9 @@ export class Session extends Emitter {
   // starts at its newest message; one changed since waits to be placed (see
   // findStart).
   noteSummary(sum) {
+    // A listener of an earlier summary or message may have ended the
+    // session: nothing is reported after 'ended'.
+    if (this.ended) return;
     const { convId } = sum;
     if (this.positions.position(convId) === undefined) {
       if (sum.deliveredSeq > 0n) {

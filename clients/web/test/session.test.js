@@ -629,6 +629,33 @@ test('nothing is handed over after end while the last DELIVERED is awaited', asy
   assert.equal(e.state, 'failed');
 });
 
+// An application that closes the session from a listener gets no message
+// after that and no conversation reported ('conv'), and the last DELIVERED
+// covers every message it got: the rest of a fetched page used to be handed
+// over after 'ended', past the position the last DELIVERED had just taken,
+// so the server's position lagged what the application had; the rest of a
+// listing was reported.
+for (const { event, closeOn, want, delivered } of [
+  { event: 'message', closeOn: (m) => m.seq === 1n, want: [1], delivered: 1n },
+  { event: 'conv', closeOn: (c) => c.convId === CONV, want: [], delivered: undefined },
+]) {
+  test(`close from a ${event} listener: nothing after it, all it got acked`, async (t) => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+    gw.add('p2p:1:3', 'other 1'); // listed after CONV
+    const s = open(gw, { ackIntervalMs: 3_600_000 });
+    t.after(() => s.close());
+    recordAfterEnd(s);
+    s.on(event, (x) => { if (closeOn(x)) s.close(); });
+    await s.start();
+    await until(() => s.state === State.ENDED, 'ended');
+    await until(() => gw.live.length === 0, 'the connection closed');
+    assert.deepEqual(s.after, [], 'events after ended');
+    assertHanded(s.got, want);
+    assert.equal(gw.delivered.get(CONV), delivered, "the server's delivered position");
+  });
+}
+
 // Nor is a listing answered in that second reported ('conv').
 test('a listing answered after end reports nothing', async (t) => {
   const gw = new FakeGateway();
@@ -729,13 +756,14 @@ async function dropDuringLogin(gw, login = () => true) {
   return s;
 }
 
-// recordAfterEnd collects in s.after the messages and states s reports
-// from its 'ended' event on, that one's own state included.
+// recordAfterEnd collects in s.after the messages, conversations and states
+// s reports from its 'ended' event on.
 function recordAfterEnd(s) {
   s.after = [];
   let ended = false;
   s.on('ended', () => { ended = true; });
   s.on('message', (m) => { if (ended) s.after.push(`message ${m.seq}`); });
+  s.on('conv', (c) => { if (ended) s.after.push(`conv ${c.convId}`); });
   s.on('state', (e) => { if (ended) s.after.push(`state ${e.state}`); });
 }
 
