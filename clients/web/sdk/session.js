@@ -583,10 +583,13 @@ export class Session extends Emitter {
   // positions for DELIVERED, each in the same step as it is emitted, so a
   // last DELIVERED taken meanwhile has every message the application got.
   // A listener may end the session (close): the rest is not handed over,
-  // since that DELIVERED is taken and no event follows 'ended'.
+  // since that DELIVERED is taken and no event follows 'ended'. Nor is
+  // anything once logout has begun: its last DELIVERED goes before the
+  // LOGOUT, after which the gateway closes the connection, so what came
+  // later would be handed over again at the device's next sign-in.
   handOver(ready) {
     for (const r of ready) {
-      if (this.ended) return;
+      if (this.ended || this.signedOut) return;
       this.positions.setPosition(r.convId, r.seq);
       this.dirty.set(r.convId, r.seq);
       this.emit('message', r);

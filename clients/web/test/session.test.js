@@ -1003,6 +1003,28 @@ test('logout reports what was handed over before signing out', async () => {
   assert.equal(s.positions.tokens(), null);
 });
 
+// A push that comes while the LOGOUT is out is not handed over: the last
+// DELIVERED went before the LOGOUT and the gateway closes the connection
+// after it, so the server never learns of it, and a later sign-in of the
+// device would hand it over again.
+test('logout hands over nothing that comes after its last DELIVERED', async () => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'm1');
+  const s = open(gw, { ackIntervalMs: 3_600_000 });
+  await s.start();
+  await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+  gw.onRequest = (ws, op) => {
+    if (op !== Op.LOGOUT) return undefined;
+    gw.push(ws, gw.add(CONV, 'm2'));
+    return Promise.resolve();
+  };
+  await s.logout();
+  await until(() => gw.live.length === 0, 'the connection closed');
+  assert.equal(gw.logouts, 1);
+  assert.equal(gw.delivered.get(CONV), 1n, 'DELIVERED of 1 before the LOGOUT');
+  assertHanded(s.got, [1]);
+});
+
 // Logout while offline, waiting to reconnect: the saved login, taken before
 // logout clears it, signs the device out on the server on a connection of
 // its own (with the last DELIVERED); otherwise the server keeps the
