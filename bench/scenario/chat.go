@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,10 +101,6 @@ type chatRun struct {
 	unacked  atomic.Int64
 	errOnce  sync.Once
 	firstErr error
-
-	closedMu sync.Mutex
-	// closed counts the connections the server closed, per reason.
-	closed map[string]int
 }
 
 // Chat registers cfg.Users users in pairs, opens each pair's conversation
@@ -137,8 +130,7 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 		closeChatUsers(users)
 		return Report{}, fmt.Errorf("chat: open conversations: %w", err)
 	}
-	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users)),
-		closed: make(map[string]int)}
+	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
 	r.start = time.Now()
 	r.e2e, r.ack, r.late = NewRecorder(r.start), NewRecorder(r.start), NewRecorder(r.start)
 	readers := r.receive()
@@ -276,9 +268,6 @@ func (r *chatRun) serverClosed(u *chatConn, reason string) {
 	unacked := u.serverClosed(reason)
 	r.inFlight.Add(-int64(unacked))
 	r.unacked.Add(int64(unacked))
-	r.closedMu.Lock()
-	r.closed[reason]++
-	r.closedMu.Unlock()
 }
 
 func (r *chatRun) readConn(u *chatConn) error {
@@ -368,8 +357,9 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 		},
 		Latencies: []Latency{latencyOf("end to end", r.e2e), latencyOf("ack", r.ack),
 			latencyOf("sent after due", r.late)}}
-	rep.Metrics = append(rep.Metrics, r.closeMetrics()...)
-	closed := r.closedByServer()
+	rep.Metrics = append(rep.Metrics,
+		closeMetrics(r.tr.closed, r.tr.undeliverable(), r.unacked.Load())...)
+	closed := r.tr.closed.String()
 	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0 &&
 		closed == ""
 	switch {
@@ -385,45 +375,4 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 			r.firstErr, lost, duplicated, reordered)
 	}
 	return rep, nil
-}
-
-// closedByServer names the connections the server closed, by reason ("2
-// connections (SLOW_CONSUMER: 2)"), or is empty when it closed none.
-func (r *chatRun) closedByServer() string {
-	r.closedMu.Lock()
-	defer r.closedMu.Unlock()
-	if len(r.closed) == 0 {
-		return ""
-	}
-	n := 0
-	var reasons []string
-	for _, reason := range slices.Sorted(maps.Keys(r.closed)) {
-		n += r.closed[reason]
-		reasons = append(reasons, fmt.Sprintf("%s: %d", reason, r.closed[reason]))
-	}
-	plural := "s"
-	if n == 1 {
-		plural = ""
-	}
-	return fmt.Sprintf("%d connection%s (%s)", n, plural, strings.Join(reasons, ", "))
-}
-
-// closeMetrics reports the connections the server closed, per reason, and
-// what that kept from being sent or delivered; none when it closed none.
-func (r *chatRun) closeMetrics() []Metric {
-	r.closedMu.Lock()
-	defer r.closedMu.Unlock()
-	if len(r.closed) == 0 {
-		return nil
-	}
-	undeliverable := r.tr.undeliverable()
-	var out []Metric
-	for _, reason := range slices.Sorted(maps.Keys(r.closed)) {
-		out = append(out, Metric{Name: "conns closed by server (" + reason + ")",
-			Value: float64(r.closed[reason])},
-			Metric{Name: "undeliverable: receiver closed by server (" + reason + ")",
-				Value: float64(undeliverable[reason])})
-	}
-	return append(out, Metric{Name: "not acked: sender closed by server",
-		Value: float64(r.unacked.Load())})
 }

@@ -98,7 +98,7 @@ func TestChat_SendWrittenAsTheServerClosesItsSenderCountsOnce(t *testing.T) {
 	}
 	start := time.Now()
 	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second, MaxInFlight: 10},
-		users: users, tr: newTracker(2), closed: make(map[string]int), start: start,
+		users: users, tr: newTracker(2), start: start,
 		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
 	readers := r.receive()
 

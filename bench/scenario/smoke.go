@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -73,27 +74,54 @@ type SmokeResult struct {
 	Lost       int
 	Duplicated int
 	Reordered  int
+	// ClosedByServer names the connections the server closed with a CLOSE,
+	// by reason ("1 connection (SLOW_CONSUMER: 1)"); empty when none.
+	ClosedByServer string
+	// Undeliverable counts, per close reason, the acked messages not
+	// delivered because the server closed their receiver after their ack
+	// or within closeGrace of it; they are not Lost.
+	Undeliverable map[string]int
+	// Unacked counts the sends of users the server closed that got no ack:
+	// refused once the CLOSE came, or waiting for their ack then. They are
+	// not Failed.
+	Unacked int
 	// Elapsed runs from the first send to the last delivery (or the timeout).
 	Elapsed time.Duration
 }
 
 // String is the one-line summary the bench tool prints.
 func (r SmokeResult) String() string {
-	return fmt.Sprintf("smoke: users=%d messages=%d acked=%d delivered=%d lost=%d "+
+	line := fmt.Sprintf("smoke: users=%d messages=%d acked=%d delivered=%d lost=%d "+
 		"duplicated=%d reordered=%d elapsed=%.1fs", r.Users, r.Messages, r.Acked,
 		r.Delivered, r.Lost, r.Duplicated, r.Reordered, r.Elapsed.Seconds())
+	if r.ClosedByServer == "" {
+		return line
+	}
+	undeliverable := 0
+	for _, n := range r.Undeliverable {
+		undeliverable += n
+	}
+	return fmt.Sprintf("%s closed_by_server=%q undeliverable=%d unacked=%d", line,
+		r.ClosedByServer, undeliverable, r.Unacked)
 }
 
-// OK reports whether every send was acked and delivered once, in order.
+// OK reports whether every send was acked and delivered once, in order, and
+// the server closed no connection: what a closed user was sent or sent
+// itself went unchecked.
 func (r SmokeResult) OK() bool {
-	return r.Failed == 0 && r.Lost == 0 && r.Duplicated == 0 && r.Reordered == 0
+	return r.Failed == 0 && r.Lost == 0 && r.Duplicated == 0 && r.Reordered == 0 &&
+		r.ClosedByServer == ""
 }
 
 // Smoke registers cfg.Users users, has each send cfg.Messages 1:1 messages
 // round-robin to the others (each send waits for its ack), collects pushes on
 // every connection and waits until every acked message reached its
 // recipient. It returns an error wrapping ErrCheckFailed when the result is
-// not OK, with the result filled in; other errors mean setup failed.
+// not OK, with the result filled in; other errors mean setup failed. A
+// connection the server closes with a CLOSE (a slow consumer, say) fails
+// the run, named with its reason, as in Chat: what was acked to it near or
+// after the close and not delivered is undeliverable, not lost, and its
+// sends that got no ack are unacked, not failed.
 func Smoke(ctx context.Context, cfg SmokeConfig) (SmokeResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -111,24 +139,34 @@ func Smoke(ctx context.Context, cfg SmokeConfig) (SmokeResult, error) {
 	}()
 
 	start := time.Now()
-	acked, failed, firstErr := sendAll(ctx, cfg, users, tr)
+	sends := sendAll(ctx, cfg, users, tr)
 	waitDelivered(ctx, tr, cfg.Timeout)
 	elapsed := time.Since(start)
 	settle(ctx)
 
 	res := SmokeResult{Users: cfg.Users, Messages: cfg.Users * cfg.Messages,
-		Acked: acked, Failed: failed, Elapsed: elapsed}
+		Acked: sends.acked, Failed: sends.failed, Unacked: sends.unacked, Elapsed: elapsed,
+		ClosedByServer: tr.closed.String(), Undeliverable: tr.undeliverable()}
 	res.Delivered, res.Lost, res.Duplicated, res.Reordered = tr.tally()
-	if !res.OK() {
+	switch {
+	case res.OK():
+		return res, nil
+	case res.ClosedByServer == "":
 		return res, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+
-			"%d reordered", ErrCheckFailed, failed, firstErr,
+			"%d reordered", ErrCheckFailed, sends.failed, sends.firstErr,
 			res.Lost, res.Duplicated, res.Reordered)
+	default:
+		return res, fmt.Errorf("%w: the server closed %s; %d failed sends (first: %v), "+
+			"%d lost, %d duplicated, %d reordered", ErrCheckFailed, res.ClosedByServer,
+			sends.failed, sends.firstErr, res.Lost, res.Duplicated, res.Reordered)
 	}
-	return res, nil
 }
 
 // collect starts one goroutine per user that records its pushes until its
-// connection closes.
+// connection closes, and then, when the server closed it with a CLOSE,
+// that close: nothing more is due to that user (tracker.serverClosed).
+// The Messages channel closes after the pushes read before the CLOSE, so
+// those count as delivered first.
 func collect(users []*user, tr *tracker) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for i, u := range users {
@@ -138,16 +176,38 @@ func collect(users []*user, tr *tracker) *sync.WaitGroup {
 			for m := range u.c.Messages() {
 				tr.delivered(i, m.MsgId, m.ConvId, m.Seq)
 			}
+			if ce := serverClose(u.c); ce != nil {
+				tr.serverClosed(i, ce.Reason.String(), time.Now())
+			}
 		}()
 	}
 	return &wg
 }
 
+// serverClose returns the CLOSE that ended c, or nil while c is open or
+// when something else ended it.
+func serverClose(c *client.Client) *client.CloseError {
+	var ce *client.CloseError
+	if errors.As(c.Err(), &ce) {
+		return ce
+	}
+	return nil
+}
+
+// smokeSends counts the outcome of sendAll.
+type smokeSends struct {
+	acked, failed int
+	// unacked counts the sends of users the server closed that got no ack.
+	unacked  int
+	firstErr error // of the failed
+}
+
 // sendAll runs each user's sends in order on its own goroutine, with at most
-// cfg.Concurrency sends in flight overall.
-func sendAll(ctx context.Context, cfg SmokeConfig, users []*user, tr *tracker) (
-	acked, failed int, firstErr error) {
-	var nAcked, nFailed atomic.Int64
+// cfg.Concurrency sends in flight overall. A send that fails because the
+// server closed its sender is unacked, not failed.
+func sendAll(ctx context.Context, cfg SmokeConfig, users []*user, tr *tracker) smokeSends {
+	var nAcked, nFailed, nUnacked atomic.Int64
+	var firstErr error
 	var errOnce sync.Once
 	sem := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -163,6 +223,10 @@ func sendAll(ctx context.Context, cfg SmokeConfig, users []*user, tr *tracker) (
 					ToUserID: users[to].id, Text: fmt.Sprintf("smoke %d/%d", i, j),
 				})
 				<-sem
+				if err != nil && serverClose(u.c) != nil {
+					nUnacked.Add(1)
+					continue
+				}
 				if err != nil {
 					nFailed.Add(1)
 					errOnce.Do(func() { firstErr = err })
@@ -174,7 +238,8 @@ func sendAll(ctx context.Context, cfg SmokeConfig, users []*user, tr *tracker) (
 		}()
 	}
 	wg.Wait()
-	return int(nAcked.Load()), int(nFailed.Load()), firstErr
+	return smokeSends{acked: int(nAcked.Load()), failed: int(nFailed.Load()),
+		unacked: int(nUnacked.Load()), firstErr: firstErr}
 }
 
 // waitDelivered polls the tracker until every acked message arrived, the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 func startServer(t *testing.T) *clienttest.Server {
@@ -53,6 +54,47 @@ func TestSmoke_ReportsFailedSends(t *testing.T) {
 		Timeout: time.Second})
 	if !errors.Is(err, ErrCheckFailed) || res.Failed != 2 || res.Acked != 0 {
 		t.Fatalf("Smoke = %s, %v; want 2 failed sends", res, err)
+	}
+}
+
+// A user the server closes (here as a slow consumer) during smoke is
+// reported as chat reports it: the run fails naming the close and its
+// reason; what was acked to that user near or after the close is
+// undeliverable, not lost, and its own sends that got no ack are unacked,
+// not failed. Smoke used to miss the close: every message due to the user
+// counted as lost and each of its sends as failed, with no reason shown.
+func TestSmoke_ReceiverClosedByServerIsNamedNotLoss(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() {
+		// Once the run sends, the server closes user 1, to whom the others
+		// go on sending in turn.
+		for ctx.Err() == nil && s.SendCount() < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		names := s.Usernames()
+		if len(names) == 4 {
+			s.CloseUser(names[1], protocol.CloseReason_SLOW_CONSUMER, -1)
+		}
+	}()
+	res, err := Smoke(ctx, SmokeConfig{Addr: s.Addr(), Users: 4, Messages: 250,
+		Concurrency: 2, Timeout: 3 * time.Second})
+	const why = "the server closed 1 connection (SLOW_CONSUMER: 1); 0 failed sends"
+	if !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), why) || res.OK() {
+		t.Fatalf("Smoke = %v (%s), want %q", err, res, why)
+	}
+	undeliverable := res.Undeliverable["SLOW_CONSUMER"]
+	if res.Lost != 0 || res.Failed != 0 || undeliverable == 0 || res.Unacked == 0 {
+		t.Fatalf("want no loss nor failure, some undeliverable and unacked: %s", res)
+	}
+	if res.Acked != res.Delivered+undeliverable || res.Acked+res.Unacked != res.Messages {
+		t.Fatalf("sends not all acked or unacked, acked not all delivered or "+
+			"undeliverable: %s", res)
+	}
+	if !strings.Contains(res.String(),
+		`closed_by_server="1 connection (SLOW_CONSUMER: 1)"`) {
+		t.Fatalf("summary %q does not name the close", res)
 	}
 }
 
@@ -223,5 +265,28 @@ func TestTracker_ClosedReceiverLosesWhatWasAckedLongBefore(t *testing.T) {
 				t.Fatal("the run waits for a closed receiver")
 			}
 		})
+	}
+}
+
+// The closes a run reports are counted per reason, a receiver's first
+// close only, and named in the reasons' order.
+func TestClosures_NamesClosesByReason(t *testing.T) {
+	c := newClosures()
+	if got := c.String(); got != "" {
+		t.Fatalf("no close named %q", got)
+	}
+	at := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	c.add(3, "SLOW_CONSUMER", at)
+	if got, want := c.String(), "1 connection (SLOW_CONSUMER: 1)"; got != want {
+		t.Fatalf("String = %q, want %q", got, want)
+	}
+	c.add(1, "SLOW_CONSUMER", at)
+	c.add(2, "RATE_LIMITED", at)
+	if c.add(2, "KICKED", at) {
+		t.Fatal("a second close of receiver 2 counted")
+	}
+	want := "3 connections (RATE_LIMITED: 1, SLOW_CONSUMER: 2)"
+	if got := c.String(); got != want {
+		t.Fatalf("String = %q, want %q", got, want)
 	}
 }

@@ -1,6 +1,10 @@
 package scenario
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -38,7 +42,7 @@ type tracker struct {
 	// was acked to them within closeGrace of the close, or after it, and
 	// not delivered is undeliverable, not lost. Nobody waits for anything
 	// of theirs after the close.
-	closed map[int]closure
+	closed *closures
 }
 
 // expectation is an acked message's recipient and when the bench saw its
@@ -54,12 +58,110 @@ type closure struct {
 	closedAt time.Time
 }
 
+// closures records the connections the server closed during a run, by
+// receiver index, and decides which undelivered messages a close cut off.
+// Every scenario that checks delivery (chat, smoke, group) counts a close
+// through it, so that they all count it alike. Safe for concurrent use;
+// it calls out to nothing, so it may be called under another lock.
+type closures struct {
+	mu         sync.Mutex
+	byReceiver map[int]closure
+}
+
+func newClosures() *closures {
+	return &closures{byReceiver: make(map[int]closure)}
+}
+
+// add records that the server closed receiver for reason, seen at at. Only
+// a receiver's first close counts; add reports whether this one was it.
+func (c *closures) add(receiver int, reason string, at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byReceiver[receiver]; ok {
+		return false
+	}
+	c.byReceiver[receiver] = closure{reason: reason, closedAt: at}
+	return true
+}
+
+// has reports whether the server closed receiver.
+func (c *closures) has(receiver int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byReceiver[receiver]
+	return ok
+}
+
+// cutOff returns the close reason of receiver when a message acked to it
+// at ackedAt, undelivered, was cut off by that close: acked after it or
+// within closeGrace before it. It is false for a message that is lost.
+func (c *closures) cutOff(receiver int, ackedAt time.Time) (reason string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, closed := c.byReceiver[receiver]
+	if !closed || cl.closedAt.Sub(ackedAt) > closeGrace {
+		return "", false
+	}
+	return cl.reason, true
+}
+
+// byReason counts the closes per reason.
+func (c *closures) byReason() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int)
+	for _, cl := range c.byReceiver {
+		out[cl.reason]++
+	}
+	return out
+}
+
+// String names the closes by reason ("2 connections (SLOW_CONSUMER: 2)"),
+// or is empty when the server closed none.
+func (c *closures) String() string {
+	counts := c.byReason()
+	if len(counts) == 0 {
+		return ""
+	}
+	n := 0
+	var reasons []string
+	for _, reason := range slices.Sorted(maps.Keys(counts)) {
+		n += counts[reason]
+		reasons = append(reasons, fmt.Sprintf("%s: %d", reason, counts[reason]))
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("%d connection%s (%s)", n, plural, strings.Join(reasons, ", "))
+}
+
+// closeMetrics reports the connections the server closed, per reason, the
+// acked messages that kept from their receivers (undeliverable, per
+// reason), and the sends of closed users that got no ack; none when the
+// server closed nothing.
+func closeMetrics(c *closures, undeliverable map[string]int, unacked int64) []Metric {
+	counts := c.byReason()
+	if len(counts) == 0 {
+		return nil
+	}
+	var out []Metric
+	for _, reason := range slices.Sorted(maps.Keys(counts)) {
+		out = append(out, Metric{Name: "conns closed by server (" + reason + ")",
+			Value: float64(counts[reason])},
+			Metric{Name: "undeliverable: receiver closed by server (" + reason + ")",
+				Value: float64(undeliverable[reason])})
+	}
+	return append(out, Metric{Name: "not acked: sender closed by server",
+		Value: float64(unacked)})
+}
+
 func newTracker(receivers int) *tracker {
 	t := &tracker{
 		expected: make(map[int64]expectation),
 		received: make([]map[int64]int, receivers),
 		lastSeq:  make([]map[string]int64, receivers),
-		closed:   make(map[int]closure),
+		closed:   newClosures(),
 	}
 	for i := range receivers {
 		t.received[i] = make(map[int64]int)
@@ -73,7 +175,7 @@ func (t *tracker) acked(msgID int64, to int, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expected[msgID] = expectation{to: to, ackedAt: at}
-	if _, closed := t.closed[to]; !closed && t.received[to][msgID] == 0 {
+	if !t.closed.has(to) && t.received[to][msgID] == 0 {
 		t.missing++
 	}
 }
@@ -83,10 +185,9 @@ func (t *tracker) acked(msgID int64, to int, at time.Time) {
 func (t *tracker) serverClosed(receiver int, reason string, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.closed[receiver]; ok {
+	if !t.closed.add(receiver, reason, at) {
 		return
 	}
-	t.closed[receiver] = closure{reason: reason, closedAt: at}
 	for id, e := range t.expected {
 		if e.to == receiver && t.received[e.to][id] == 0 {
 			t.missing--
@@ -113,14 +214,10 @@ func (t *tracker) delivered(receiver int, msgID int64, conv string, seq int64) {
 }
 
 // cutOff returns the close reason of e's receiver when e, undelivered, was
-// cut off by that close: acked after it or within closeGrace before it.
-// It is false for a message that is lost. The caller holds t.mu.
+// cut off by that close (closures.cutOff); false for a message that is
+// lost.
 func (t *tracker) cutOff(e expectation) (reason string, ok bool) {
-	c, closed := t.closed[e.to]
-	if !closed || c.closedAt.Sub(e.ackedAt) > closeGrace {
-		return "", false
-	}
-	return c.reason, true
+	return t.closed.cutOff(e.to, e.ackedAt)
 }
 
 // tally counts the outcome: delivered and lost among acked messages, the
