@@ -88,19 +88,53 @@ type chatRun struct {
 	ack    *Recorder // scheduled send -> ack
 	// late is the bench's own share of both: scheduled send -> SEND
 	// written. A loaded machine keeps the sender from its schedule too.
-	late     *Recorder
-	sent     atomic.Int64
+	late *Recorder
+	sendTally
 	acked    atomic.Int64
 	failed   atomic.Int64
-	inFlight atomic.Int64
 	lastAck  atomic.Int64 // ns since start
 	lastPush atomic.Int64
 	pushes   atomic.Int64
-	// unacked counts the sends of users the server closed that were not
-	// acked: refused once the CLOSE came, or waiting for their ack then.
-	unacked  atomic.Int64
 	errOnce  sync.Once
 	firstErr error
+}
+
+// sendTally counts the sends of a run over chat connections (chat, group)
+// as they are written, acked, or given up at their sender's close.
+type sendTally struct {
+	sent     atomic.Int64
+	inFlight atomic.Int64 // written and waiting for their ack
+	// unacked counts the sends of users the server closed that were not
+	// acked: refused once the CLOSE came, or waiting for their ack then.
+	unacked atomic.Int64
+}
+
+// writeFailed accounts for a send from from whose write failed with err,
+// and reports whether that is a failure of its own: it is not when the
+// server had closed the sender (not sent, not acked). One that the
+// sender's CLOSE gave up while it was being written is already counted as
+// not acked and out of flight (senderClosed): it is only taken off the
+// sent.
+func (s *sendTally) writeFailed(from *chatConn, err error) (failure bool) {
+	if errors.Is(err, errSendGivenUp) {
+		s.sent.Add(-1)
+		return false
+	}
+	s.inFlight.Add(-1)
+	if from.closedByServer(time.Second) {
+		s.sent.Add(-1)
+		s.unacked.Add(1)
+		return false
+	}
+	return true
+}
+
+// senderClosed gives up the sends of u waiting for their ack when the
+// server closed u for reason: none will get one.
+func (s *sendTally) senderClosed(u *chatConn, reason string) {
+	n := int64(u.serverClosed(reason))
+	s.inFlight.Add(-n)
+	s.unacked.Add(n)
 }
 
 // Chat registers cfg.Users users in pairs, opens each pair's conversation
@@ -198,31 +232,15 @@ func (r *chatRun) offer(ctx context.Context) time.Duration {
 		r.sent.Add(1)
 		msgID := r.prefix + strconv.FormatInt(k, 10)
 		if err := from.send(r.users[from.index^1], due, msgID); err != nil {
-			r.sendFailed(from, err)
+			if r.writeFailed(from, err) {
+				r.fail(err)
+			}
 			continue
 		}
 		now := time.Now()
 		r.late.Record(now, now.Sub(r.start)-due)
 	}
 	return time.Since(r.start)
-}
-
-// sendFailed counts a send that could not be written: not sent when the
-// server had closed the sender, else a failure. One that the sender's
-// CLOSE gave up while it was being written is already counted as not acked
-// and out of flight (serverClosed): it is only taken off the sent.
-func (r *chatRun) sendFailed(from *chatConn, err error) {
-	if errors.Is(err, errSendGivenUp) {
-		r.sent.Add(-1)
-		return
-	}
-	r.inFlight.Add(-1)
-	if from.closedByServer(time.Second) {
-		r.sent.Add(-1)
-		r.unacked.Add(1)
-		return
-	}
-	r.fail(err)
 }
 
 func (r *chatRun) fail(err error) {
@@ -265,9 +283,7 @@ func (r *chatRun) receive() *sync.WaitGroup {
 // an ack are given up.
 func (r *chatRun) serverClosed(u *chatConn, reason string) {
 	r.tr.serverClosed(u.index, reason, time.Now())
-	unacked := u.serverClosed(reason)
-	r.inFlight.Add(-int64(unacked))
-	r.unacked.Add(int64(unacked))
+	r.senderClosed(u, reason)
 }
 
 func (r *chatRun) readConn(u *chatConn) error {

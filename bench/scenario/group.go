@@ -83,10 +83,12 @@ type benchGroup struct {
 	acked  []ackedSeq // this run's messages the server acked
 }
 
-// ackedSeq is one acked group message: its seq and its sender.
+// ackedSeq is one acked group message: its seq, its sender and when the
+// bench saw its ack.
 type ackedSeq struct {
-	seq    int64
-	sender *groupMember
+	seq     int64
+	sender  *groupMember
+	ackedAt time.Time
 }
 
 // groupMember is one online member: its connection, and what its reader saw.
@@ -139,11 +141,14 @@ type groupRun struct {
 	start   time.Time
 	e2e     *Recorder // scheduled send -> push at a member
 	ack     *Recorder // scheduled send -> ack
+	// closed holds the members the server closed, by index: what was acked
+	// to their group near or after the close and did not reach them is
+	// undeliverable, not lost, and nobody waits for it.
+	closed *closures
 
-	sent       atomic.Int64
+	sendTally
 	acked      atomic.Int64
 	failed     atomic.Int64
-	inFlight   atomic.Int64
 	deliveries atomic.Int64
 	lastAck    atomic.Int64 // ns since start
 	lastPush   atomic.Int64
@@ -161,12 +166,16 @@ type groupRun struct {
 // own. It then waits for every acked message to reach every other online
 // member of its group, and checks exactly-once delivery in seq order per
 // group and member; the returned error wraps ErrCheckFailed when that fails.
+// A member the server closes with a CLOSE is accounted as in Chat: the run
+// fails naming the closes, what its group's messages acked near or after
+// the close did not bring it is undeliverable, not lost, and its sends
+// that got no ack are not acked, not failed.
 func Group(ctx context.Context, cfg GroupConfig) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Report{}, err
 	}
-	r := &groupRun{cfg: cfg, prefix: uniquePrefix("group")}
+	r := &groupRun{cfg: cfg, prefix: uniquePrefix("group"), closed: newClosures()}
 	if err := r.setUp(ctx); err != nil {
 		r.closeAll()
 		return Report{}, fmt.Errorf("group: %w", err)
@@ -273,7 +282,8 @@ func loginChatConn(ctx context.Context, addr string, cred credential, index int,
 		err = bc.login(cred, "bench")
 		if err == nil {
 			return &chatConn{benchConn: bc, index: index, name: cred.username,
-				id: bc.userID, pending: make(map[uint32]time.Duration)}, nil
+				id: bc.userID, pending: make(map[uint32]time.Duration),
+				readDone: make(chan struct{})}, nil
 		}
 		_ = bc.conn.Close()
 		if !errors.Is(err, errRefused) || attempt == maxRefusals {
@@ -317,9 +327,8 @@ func (r *groupRun) offer(ctx context.Context) time.Duration {
 		err := from.sendReq(due, &protocol.SendReq{ClientMsgId: r.prefix + strconv.FormatInt(k, 10),
 			ConvId: g.id, ContentType: common.ContentType_BINARY,
 			Content: encodeChatPayload(due, from.index)})
-		if err != nil {
+		if err != nil && r.writeFailed(from.chatConn, err) {
 			r.fail(err)
-			r.inFlight.Add(-1)
 		}
 	}
 	return time.Since(r.start)
@@ -349,8 +358,9 @@ func (r *groupRun) waitAcks(ctx context.Context) {
 	}
 }
 
-// waitDelivered polls until every online member received every acked
-// message of its group but its own, at most cfg.Timeout.
+// waitDelivered polls until every online member the server did not close
+// received every acked message of its group but its own, at most
+// cfg.Timeout.
 func (r *groupRun) waitDelivered(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	for !r.complete() && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -360,6 +370,9 @@ func (r *groupRun) waitDelivered(ctx context.Context) {
 
 func (r *groupRun) complete() bool {
 	for _, m := range r.members {
+		if r.closed.has(m.index) {
+			continue // owed nothing more
+		}
 		own := m.ackedOwn.Load()
 		if m.received.Load() < m.group.ackedN.Load()-own {
 			return false
@@ -375,12 +388,25 @@ func (r *groupRun) receive() *sync.WaitGroup {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.readConn(m); err != nil && !errors.Is(err, net.ErrClosed) {
+			defer close(m.readDone)
+			var closed *serverCloseError
+			switch err := r.readConn(m); {
+			case errors.As(err, &closed):
+				r.serverClosed(m, closed.reason.String())
+			case err != nil && !errors.Is(err, net.ErrClosed):
 				r.fail(fmt.Errorf("member %s: %w", m.name, err))
 			}
 		}()
 	}
 	return &wg
+}
+
+// serverClosed accounts for a member the server closed with a CLOSE, seen
+// now: what the close cut off counts as undeliverable (closures.cutOff),
+// and its sends waiting for an ack are given up.
+func (r *groupRun) serverClosed(m *groupMember, reason string) {
+	r.closed.add(m.index, reason, time.Now())
+	r.senderClosed(m.chatConn, reason)
 }
 
 func (r *groupRun) readConn(m *groupMember) error {
@@ -409,7 +435,7 @@ func (r *groupRun) onAck(m *groupMember, h codec.Header, body []byte) {
 	r.ack.Record(now, now.Sub(r.start)-due)
 	g := m.group
 	g.mu.Lock()
-	g.acked = append(g.acked, ackedSeq{seq: resp.Seq, sender: m})
+	g.acked = append(g.acked, ackedSeq{seq: resp.Seq, sender: m, ackedAt: now})
 	g.mu.Unlock()
 	// ackedN before ackedOwn, read in the other order by complete(): a
 	// member's count of its own acks is then never ahead of its group's,
@@ -450,9 +476,11 @@ func (r *groupRun) pushed(m *groupMember, msg *common.Message) {
 }
 
 // tally counts, over every acked message and every other online member of
-// its group, the deliveries missing, and sums the members' duplicates and
-// reorders.
-func (r *groupRun) tally() (lost, duplicated, reordered int) {
+// its group, the deliveries missing: undeliverable, per close reason, when
+// the member's close cut the message off (closures.cutOff), else lost. It
+// sums the members' duplicates and reorders.
+func (r *groupRun) tally() (lost, duplicated, reordered int, undeliverable map[string]int) {
+	undeliverable = make(map[string]int)
 	for _, g := range r.groups {
 		g.mu.Lock()
 		acked := g.acked
@@ -460,7 +488,12 @@ func (r *groupRun) tally() (lost, duplicated, reordered int) {
 		for _, m := range g.online {
 			m.mu.Lock()
 			for _, a := range acked {
-				if a.sender != m && !m.seen.has(a.seq) {
+				if a.sender == m || m.seen.has(a.seq) {
+					continue
+				}
+				if reason, cut := r.closed.cutOff(m.index, a.ackedAt); cut {
+					undeliverable[reason]++
+				} else {
 					lost++
 				}
 			}
@@ -469,7 +502,7 @@ func (r *groupRun) tally() (lost, duplicated, reordered int) {
 			m.mu.Unlock()
 		}
 	}
-	return lost, duplicated, reordered
+	return lost, duplicated, reordered, undeliverable
 }
 
 func (r *groupRun) status() string {
@@ -481,10 +514,11 @@ func (r *groupRun) status() string {
 }
 
 func (r *groupRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, error) {
-	lost, duplicated, reordered := r.tally()
+	lost, duplicated, reordered, undeliverable := r.tally()
 	online := r.cfg.onlinePerGroup()
-	// Sends neither acked nor failed by the timeout: their ack is lost.
-	unacked := r.sent.Load() - r.acked.Load() - r.failed.Load()
+	// Sends still waiting for their ack at the timeout: their ack is lost.
+	// Those of members the server closed are not among them (unacked).
+	unacked := r.inFlight.Load()
 	rep := Report{Scenario: "group", ServerCPU: usage,
 		Params: []Metric{{Name: "groups", Value: float64(r.cfg.Groups)},
 			{Name: "size", Value: float64(r.cfg.Size)},
@@ -508,12 +542,22 @@ func (r *groupRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, err
 			{Name: "reordered", Value: float64(reordered)},
 		},
 		Latencies: []Latency{latencyOf("delivery", r.e2e), latencyOf("ack", r.ack)}}
-	rep.OK = r.failed.Load() == 0 && unacked <= 0 && lost == 0 && duplicated == 0 &&
-		reordered == 0
-	if !rep.OK {
+	rep.Metrics = append(rep.Metrics, closeMetrics(r.closed, undeliverable, r.unacked.Load())...)
+	closed := r.closed.String()
+	rep.OK = r.failed.Load() == 0 && unacked == 0 && lost == 0 && duplicated == 0 &&
+		reordered == 0 && closed == ""
+	switch {
+	case rep.OK:
+		return rep, nil
+	case closed == "":
 		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d unacked, %d lost, "+
 			"%d duplicated, %d reordered", ErrCheckFailed, r.failed.Load(), r.firstError(),
 			unacked, lost, duplicated, reordered)
+	default:
+		// What the closed members were sent cannot be checked: the run
+		// fails, and says why, without calling those messages lost.
+		return rep, fmt.Errorf("%w: the server closed %s; %d failed sends (first: %v), "+
+			"%d unacked, %d lost, %d duplicated, %d reordered", ErrCheckFailed, closed,
+			r.failed.Load(), r.firstError(), unacked, lost, duplicated, reordered)
 	}
-	return rep, nil
 }
