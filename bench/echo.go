@@ -20,9 +20,10 @@ func runEcho(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Depth, "depth", 1, "HEARTBEAT requests in flight per connection")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase")
 	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
-	fs.IntVar(&cfg.Users, "users", 10, "users the connections log in as (as devices)")
+	fs.IntVar(&cfg.Users, "users", 0, "users the connections log in as, as devices "+
+		"(default 10, or conns/8 when more:\nlogic's default budget of password logins per account)")
 	o.bind(fs)
-	if code, done := parseArgs(fs, args); done {
+	if code, done := parseArgs(fs, args, "users"); done {
 		return code
 	}
 	cfg.ServerPID, cfg.Progress = o.pid, errOut

@@ -21,7 +21,8 @@ func runIdle(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
 	fs.DurationVar(&cfg.Hold, "duration", 30*time.Second,
 		"hold the logged-in connections, heartbeating, this long")
-	fs.IntVar(&cfg.Users, "users", 0, "users the connections log in as (default conns/8)")
+	fs.IntVar(&cfg.Users, "users", 0, "users the connections log in as, as devices "+
+		"(default conns/8:\nlogic's default budget of password logins per account)")
 	fs.IntVar(&cfg.Parallel, "parallel", 64, "connections being opened at once")
 	fs.IntVar(&cfg.Warmup, "warmup", 0,
 		"connections opened before the baseline memory sample (default conns/10, at most 1000)")

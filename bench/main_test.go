@@ -111,6 +111,7 @@ func deadArgs(scenario string) []string {
 // held, no warm-up, no cluster, or a default computed from other flags.
 var zeroMeans = map[string][]string{
 	"connect": {"hold", "warmup", "cluster-gateways"},
+	"echo":    {"users"},
 	"idle":    {"users", "warmup"},
 	"push":    {"window"},
 }

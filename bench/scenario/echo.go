@@ -30,7 +30,9 @@ type EchoConfig struct {
 	// WebSocket uses WebSocket connections instead of raw TCP.
 	WebSocket bool
 	// Users is how many users the connections log in as (as devices);
-	// default 10.
+	// default 10, or one per 8 connections when that is more (logic's
+	// default password budget per account). A value given is used as is:
+	// see loginBudgetNote.
 	Users int
 	// ServerPID, when set, is the server process whose CPU time is measured.
 	ServerPID int
@@ -51,6 +53,10 @@ func Echo(ctx context.Context, cfg EchoConfig) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Report{}, err
+	}
+	if note := loginBudgetNote("echo", cfg.Conns, cfg.Users); note != "" &&
+		cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress, note)
 	}
 	conns, err := openConns(ctx, rawConnsConfig{addr: cfg.Addr, conns: cfg.Conns,
 		users: cfg.Users, ws: cfg.WebSocket, prefix: uniquePrefix("echo")})
@@ -89,6 +95,7 @@ func Echo(ctx context.Context, cfg EchoConfig) (Report, error) {
 
 	rep := Report{Scenario: "echo", OK: true, ServerCPU: usage,
 		Params: []Metric{{Name: "conns", Value: float64(cfg.Conns)},
+			{Name: "users", Value: float64(cfg.Users)},
 			{Name: "depth", Value: float64(cfg.Depth)},
 			{Name: "duration", Value: cfg.Duration.Seconds(), Unit: "s"}},
 		Metrics: []Metric{{Name: "frames", Value: float64(frames.Load())},
@@ -112,6 +119,7 @@ func (c EchoConfig) withDefaults() (EchoConfig, error) {
 	}
 	c.Conns, c.Depth = cmpOr(c.Conns, 64), cmpOr(c.Depth, 1)
 	c.Duration = cmp0(c.Duration, 10*time.Second)
+	c.Users = cmpOr(c.Users, max(10, usersFor(c.Conns)))
 	return c, nil
 }
 
@@ -277,23 +285,50 @@ func (c *benchConn) skipBody(h codec.Header) error {
 type rawConnsConfig struct {
 	addr   string
 	conns  int
-	users  int // registered users the connections log in as; default 10
+	users  int // registered users the connections log in as, as given; default 10
 	ws     bool
 	prefix string
 }
 
 // devicesPerUser keeps the password logins of one user under logic's
-// budget per account (10 per 30 seconds).
+// default budget per account (a burst of 10, then one per 30 seconds).
 const devicesPerUser = 8
 
-// openConns registers the users (at least one per devicesPerUser
-// connections) and opens and logs in the connections, spread over source
-// addresses for logic's budgets per address, with no heartbeats: the caller
-// reads and writes them itself.
+// usersFor is the fewest users whose accounts take conns password logins
+// within logic's default budget: one per devicesPerUser connections.
+func usersFor(conns int) int {
+	return (conns + devicesPerUser - 1) / devicesPerUser
+}
+
+// loginBudgetNote is the warning a scenario prints when the users it was
+// given put more password logins on one account than logic's default
+// budget takes, or "" when they do not. The users are taken as given, not
+// raised: a server started with a raised --login-account-limit takes any
+// number, and a run measuring many devices of few users means it; against
+// the default the logins over the budget are refused as RATE_LIMITED and
+// the ramp fails after its retries, which this says beforehand.
+func loginBudgetNote(scenario string, conns, users int) string {
+	if users <= 0 || users >= usersFor(conns) {
+		return ""
+	}
+	as := fmt.Sprintf("%d users", users)
+	if users == 1 {
+		as = "1 user"
+	}
+	return fmt.Sprintf("%s: %d connections as %s is up to %d password logins per "+
+		"account, more than the %d the bench keeps to under logic's default budget (10, "+
+		"then one per 30s): unless the server was started with a raised "+
+		"--login-account-limit, give --users %d or more", scenario, conns, as,
+		(conns+users-1)/users, devicesPerUser, usersFor(conns))
+}
+
+// openConns registers cfg.users users and opens and logs in the
+// connections as their devices, spread over source addresses for logic's
+// budgets per address, with no heartbeats: the caller reads and writes
+// them itself.
 func openConns(ctx context.Context, cfg rawConnsConfig) ([]*benchConn, error) {
-	users := max(cmpOr(cfg.users, 10), (cfg.conns+devicesPerUser-1)/devicesPerUser)
 	ccfg, err := connectDefaults(ConnectConfig{Addr: cfg.addr, Conns: cfg.conns,
-		Users: users, WebSocket: cfg.ws, Prefix: cfg.prefix, PerSourceIP: loginsPerSource})
+		Users: cfg.users, WebSocket: cfg.ws, Prefix: cfg.prefix, PerSourceIP: loginsPerSource})
 	if err != nil {
 		return nil, err
 	}

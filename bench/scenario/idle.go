@@ -25,8 +25,9 @@ type IdleConfig struct {
 	// logged in; default 30s.
 	Hold time.Duration
 	// Users is how many users the connections log in as, each connection as
-	// its own device; default one per 8 connections (logic's password
-	// budget per account).
+	// its own device; default one per 8 connections (logic's default
+	// password budget per account). A value given is used as is: see
+	// loginBudgetNote.
 	Users int
 	// Parallel bounds the connections being opened at once; default 64.
 	Parallel int
@@ -64,7 +65,7 @@ func (c IdleConfig) withDefaults() (IdleConfig, error) {
 			ErrBadConfig)
 	}
 	c.Hold, c.Settle = cmp0(c.Hold, 30*time.Second), cmp0(c.Settle, 2*time.Second)
-	c.Users = max(c.Users, (c.Conns+devicesPerUser-1)/devicesPerUser)
+	c.Users = cmpOr(c.Users, usersFor(c.Conns))
 	if c.Warmup == 0 {
 		c.Warmup = min(c.Conns/10, 1000)
 	}
@@ -140,6 +141,9 @@ type idleRamp struct {
 func newIdleRamp(ctx context.Context, cfg IdleConfig, base *memSample) (*idleRamp, error) {
 	prefix := uniquePrefix("idle")
 	if cfg.Progress != nil {
+		if note := loginBudgetNote("idle", cfg.Conns, cfg.Users); note != "" {
+			fmt.Fprintln(cfg.Progress, note)
+		}
 		fmt.Fprintf(cfg.Progress, "idle: registering %d users\n", cfg.Users)
 	}
 	creds, err := registerSpread(ctx, cfg.Addr, prefix, cfg.Users)
@@ -197,6 +201,7 @@ func idleReport(cfg IdleConfig, res ConnectResult, logins []time.Duration, dropp
 	measured := float64(cfg.Conns - cfg.Warmup)
 	rep := Report{Scenario: "idle", ServerCPU: usage,
 		Params: []Metric{{Name: "conns", Value: float64(cfg.Conns)},
+			{Name: "users", Value: float64(cfg.Users)},
 			{Name: "ws", Value: ws}, {Name: "warmup", Value: float64(cfg.Warmup)},
 			{Name: "hold", Value: cfg.Hold.Seconds(), Unit: "s"}},
 		Metrics: []Metric{

@@ -117,8 +117,8 @@ func Push(ctx context.Context, cfg PushConfig) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	conns, err := openConns(ctx, rawConnsConfig{addr: cfg.Addr, conns: cfg.Receivers, users: 1,
-		prefix: uniquePrefix("push")})
+	conns, err := openConns(ctx, rawConnsConfig{addr: cfg.Addr, conns: cfg.Receivers,
+		users: usersFor(cfg.Receivers), prefix: uniquePrefix("push")})
 	if err != nil {
 		return Report{}, fmt.Errorf("push: %w", err)
 	}
