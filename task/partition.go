@@ -102,7 +102,8 @@ func (t *Task) consumePartition(pr *partRun, queues []chan job) {
 	var pl *puller
 	for pl == nil && !pr.stopping.Load() {
 		var err error
-		if pl, err = newPuller(t.js, t.names.Stream, pr.consumer, t.cfg.partitionBatch()); err != nil {
+		if pl, err = newPuller(t.js, t.names.Stream, pr.consumer, t.cfg.partitionBatch(),
+			t.cfg.maxAckPending()); err != nil {
 			t.rare.Warn().Err(err).Int("partition", pr.p).Msg("pull events")
 			pause(pr.wake, errPause)
 		}
