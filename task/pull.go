@@ -44,9 +44,14 @@ const (
 	pullStatusRoom = 16
 )
 
-// errPullUnanswered means a pull request ended neither by its batch nor by a
-// status within pullWait + pullGrace.
-var errPullUnanswered = errors.New("pull request unanswered")
+var (
+	// errPullUnanswered means a pull request ended neither by its batch nor
+	// by a status within pullWait + pullGrace.
+	errPullUnanswered = errors.New("pull request unanswered")
+	// errPullDisconnected means no pull request was sent: the connection to
+	// NATS is down (see pull).
+	errPullDisconnected = errors.New("pull request not sent: nats disconnected")
+)
 
 // puller pulls the events of one partition consumer. It is used by one
 // goroutine.
@@ -115,7 +120,18 @@ func apiPrefix(js jetstream.JetStream) string {
 // pull sends one request and calls fn with each event it brings, in
 // delivery order, until the server ended the request. An error status
 // (409: consumer deleted, too many requests...) ends it with an error.
+//
+// While the connection is down it sends nothing and returns
+// errPullDisconnected. nats.go would keep the request in its reconnect
+// buffer, and a partition would buffer one per pullWait + pullGrace of the
+// outage, all sent at reconnect: each ends, on its expiry status, a later
+// pull whose own request is still out, and the next pull sends one more, so
+// that the partition keeps that many requests out for good, their statuses
+// coming in bursts that can overflow the subscription's channel.
 func (pl *puller) pull(fn func(*nats.Msg)) error {
+	if !pl.nc.IsConnected() {
+		return errPullDisconnected
+	}
 	if err := pl.nc.PublishRequest(pl.subject, pl.sub.Subject, pl.request); err != nil {
 		return fmt.Errorf("pull request: %w", err)
 	}

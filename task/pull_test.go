@@ -3,13 +3,16 @@ package task
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // A pull whose whole batch arrives while its caller is held (a worker
@@ -69,4 +72,85 @@ func TestPuller_BatchArrivingWhileHeldIsKept(t *testing.T) {
 			t.Fatalf("event %d = %q, want %q (in stream order)", i, d, fmt.Sprint(i))
 		}
 	}
+}
+
+// A pull tried while NATS is away sends no request: one left in nats.go's
+// reconnect buffer would reach the server with the others at reconnect,
+// each ending, on its expiry, a later pull whose own request stays out, so
+// that every pull after it leaves one more request out for good.
+func TestPuller_NoRequestWhileDisconnected(t *testing.T) {
+	dir := t.TempDir()
+	srv := startRestartable(t, dir, server.RANDOM_PORT)
+	port := srv.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := mq.NewNames("restart")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := mq.EnsureStream(ctx, js, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := names.PartitionSubject(0)
+	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: "away", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := newPuller(js, names.Stream, "away", 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.close()
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	testwait.For(t, 10*time.Second, "connection lost", func() bool { return !nc.IsConnected() })
+	before, _ := nc.Buffered()
+	if err := pl.pull(func(*nats.Msg) {}); err == nil {
+		t.Error("pull with NATS away returned no error")
+	}
+	if after, _ := nc.Buffered(); after != before {
+		t.Errorf("pull with NATS away left %d bytes for the reconnect", after-before)
+	}
+
+	// Back, the next pull brings what was published.
+	srv = startRestartable(t, dir, port)
+	defer srv.Shutdown()
+	testwait.For(t, 10*time.Second, "reconnected", nc.IsConnected)
+	if _, err := js.Publish(ctx, subject, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := pl.pull(func(m *nats.Msg) { got = append(got, string(m.Data)); _ = m.Ack() }); err != nil {
+		t.Fatalf("pull after reconnect: %v", err)
+	}
+	if len(got) != 1 || got[0] != "after" {
+		t.Errorf("pulled %q after reconnect, want [after]", got)
+	}
+}
+
+// startRestartable starts a JetStream NATS server on port storing under dir,
+// so that it can be shut down and started again with its streams.
+func startRestartable(t *testing.T, dir string, port int) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port,
+		JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		t.Fatal("nats server not ready after 10s")
+	}
+	return srv
 }
