@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,6 +76,10 @@ type puller struct {
 	subject string // the consumer's next-message API subject
 	request []byte // the pull request: batch and expiry
 	batch   int
+	// inbox is the subscription's prefix: request n is answered on
+	// inbox.n, so a pull tells its own request's end from an older one's.
+	inbox string
+	sent  uint64 // requests sent
 }
 
 // pullRequest is the body of a JetStream pull request; expires is in
@@ -89,7 +94,8 @@ type pullRequest struct {
 func newPuller(js jetstream.JetStream, stream, consumer string, batch, pending int) (*puller, error) {
 	nc := js.Conn()
 	msgs := make(chan *nats.Msg, pending+pullStatusRoom)
-	sub, err := nc.ChanSubscribe(nc.NewInbox(), msgs)
+	inbox := nc.NewInbox()
+	sub, err := nc.ChanSubscribe(inbox+".*", msgs)
 	if err != nil {
 		return nil, fmt.Errorf("task: subscribe for %s: %w", consumer, err)
 	}
@@ -98,7 +104,7 @@ func newPuller(js jetstream.JetStream, stream, consumer string, batch, pending i
 		_ = sub.Unsubscribe()
 		return nil, err
 	}
-	return &puller{nc: nc, sub: sub, msgs: msgs, request: req, batch: batch,
+	return &puller{nc: nc, sub: sub, msgs: msgs, request: req, batch: batch, inbox: inbox,
 		subject: apiPrefix(js) + "CONSUMER.MSG.NEXT." + stream + "." + consumer}, nil
 }
 
@@ -121,6 +127,13 @@ func apiPrefix(js jetstream.JetStream) string {
 // delivery order, until the server ended the request. An error status
 // (409: consumer deleted, too many requests...) ends it with an error.
 //
+// An older request's events, should one still be out (given up for lost,
+// or sent as the connection dropped), go to fn as well, and count towards
+// this one's batch: JetStream delivers an event on its stream subject, not
+// the request's. Its end does not count: a status comes on the request's
+// reply subject, and ended by another request's, a pull would leave its own
+// out, and the next pull one more, for good.
+//
 // While the connection is down it sends nothing and returns
 // errPullDisconnected. nats.go would keep the request in its reconnect
 // buffer, and a partition would buffer one per pullWait + pullGrace of the
@@ -132,7 +145,9 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 	if !pl.nc.IsConnected() {
 		return errPullDisconnected
 	}
-	if err := pl.nc.PublishRequest(pl.subject, pl.sub.Subject, pl.request); err != nil {
+	pl.sent++
+	reply := pl.inbox + "." + strconv.FormatUint(pl.sent, 10)
+	if err := pl.nc.PublishRequest(pl.subject, reply, pl.request); err != nil {
 		return fmt.Errorf("pull request: %w", err)
 	}
 	unanswered := time.NewTimer(pullWait + pullGrace)
@@ -149,6 +164,9 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 			fn(msg)
 			got++
 			continue
+		}
+		if msg.Subject != reply {
+			continue // an older request ended
 		}
 		switch status {
 		case "100": // a heartbeat; none are asked for

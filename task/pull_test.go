@@ -2,8 +2,10 @@ package task
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +155,51 @@ func startRestartable(t *testing.T, dir string, port int) *server.Server {
 		t.Fatal("nats server not ready after 10s")
 	}
 	return srv
+}
+
+// A pull ends on its own request's end, not on that of an older request
+// still out (one given up for lost that answers after all): ended early, it
+// would leave its request out, and each pull after it one more.
+func TestPuller_OlderRequestsEndDoesNotEndThePull(t *testing.T) {
+	en := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := mq.EnsureStream(ctx, en.js, en.names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: "stale", FilterSubject: en.names.PartitionSubject(0),
+		AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := newPuller(en.js, en.names.Stream, "stale", 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.close()
+
+	// An older request, answered on the puller's subscription, that expires
+	// well before the pull's own.
+	older, err := json.Marshal(pullRequest{Batch: 10, Expires: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := en.js.Conn()
+	if err := nc.PublishRequest(pl.subject, strings.TrimSuffix(pl.sub.Subject, "*")+"0",
+		older); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.pull(func(*nats.Msg) {}); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumWaiting != 0 {
+		t.Errorf("pull returned with %d requests still out", info.NumWaiting)
+	}
 }
