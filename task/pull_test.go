@@ -25,18 +25,9 @@ func TestPuller_BatchArrivingWhileHeldIsKept(t *testing.T) {
 	en := newEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stream, err := mq.EnsureStream(ctx, en.js, en.names)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const pending = 100
+	pullConsumer(ctx, t, en.js, en.names, "held", pending)
 	subject := en.names.PartitionSubject(0)
-	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "held", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
-		MaxAckPending: pending,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	for i := range pending {
 		if _, err := en.js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i)); err != nil {
 			t.Fatal(err)
@@ -97,16 +88,8 @@ func TestPuller_NoRequestWhileDisconnected(t *testing.T) {
 	names := mq.NewNames("restart")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stream, err := mq.EnsureStream(ctx, js, names)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pullConsumer(ctx, t, js, names, "away", 0)
 	subject := names.PartitionSubject(0)
-	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "away", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	pl, err := newPuller(js, names.Stream, "away", 10, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -164,17 +147,7 @@ func TestPuller_OlderRequestsEndDoesNotEndThePull(t *testing.T) {
 	en := newEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stream, err := mq.EnsureStream(ctx, en.js, en.names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "stale", FilterSubject: en.names.PartitionSubject(0),
-		AckPolicy: jetstream.AckExplicitPolicy,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := pullConsumer(ctx, t, en.js, en.names, "stale", 0)
 	pl, err := newPuller(en.js, en.names.Stream, "stale", 10, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +175,24 @@ func TestPuller_OlderRequestsEndDoesNotEndThePull(t *testing.T) {
 	if info.NumWaiting != 0 {
 		t.Errorf("pull returned with %d requests still out", info.NumWaiting)
 	}
+}
+
+// pullConsumer ensures names' stream on js and a durable consumer on its
+// partition 0 with maxAckPending (0: the server's default), as task makes
+// one per partition.
+func pullConsumer(ctx context.Context, t *testing.T, js jetstream.JetStream, names mq.Names,
+	durable string, maxAckPending int) jetstream.Consumer {
+	t.Helper()
+	stream, err := mq.EnsureStream(ctx, js, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: durable, FilterSubject: names.PartitionSubject(0),
+		AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: maxAckPending,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
 }
