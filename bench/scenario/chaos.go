@@ -41,9 +41,7 @@ type ChaosConfig struct {
 }
 
 func (c ChaosConfig) withDefaults() (ChaosConfig, error) {
-	if err := refuseNegative("chaos", map[string]float64{"Users": float64(c.Users),
-		"Messages": float64(c.Messages), "Interval": float64(c.Interval),
-		"Down": float64(c.Down), "Timeout": float64(c.Timeout)}); err != nil {
+	if err := refuseNegative("chaos", c); err != nil {
 		return c, err
 	}
 	c.Services = c.Services.withDefaults()

@@ -42,10 +42,7 @@ type ChatConfig struct {
 }
 
 func (c ChatConfig) withDefaults() (ChatConfig, error) {
-	if err := refuseNegative("chat", map[string]float64{"Users": float64(c.Users),
-		"Rate": float64(c.Rate), "Duration": float64(c.Duration),
-		"MaxInFlight": float64(c.MaxInFlight), "Timeout": float64(c.Timeout),
-		"ServerPID": float64(c.ServerPID)}); err != nil {
+	if err := refuseNegative("chat", c); err != nil {
 		return c, err
 	}
 	c.Users, c.Rate = cmpOr(c.Users, 100), cmpOr(c.Rate, 1000)

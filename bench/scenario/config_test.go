@@ -8,28 +8,6 @@ import (
 	"time"
 )
 
-// numericFields lists the paths ("Timeout", "Cluster.Gateways") of the
-// int, duration and float fields of the struct v, nested structs included.
-func numericFields(v reflect.Value, prefix string) []string {
-	var paths []string
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		switch f.Type.Kind() {
-		case reflect.Int, reflect.Int64, reflect.Float64:
-			paths = append(paths, prefix+f.Name)
-		case reflect.Struct:
-			if f.Type.PkgPath() != v.Type().PkgPath() {
-				continue // another package's options (client.Options) check their own
-			}
-			paths = append(paths, numericFields(v.Field(i), prefix+f.Name+".")...)
-		}
-	}
-	return paths
-}
-
 // setNegative sets the field at path of the struct pointed to by p to -1.
 func setNegative(p reflect.Value, path string) {
 	v := p.Elem()
@@ -50,11 +28,12 @@ func refusesNegatives[C any](t *testing.T, base C, check func(C) error) {
 	if err := check(base); err != nil {
 		t.Fatalf("base config refused: %v", err)
 	}
-	paths := numericFields(reflect.ValueOf(base), "")
-	if len(paths) == 0 {
+	fields := numericFields(reflect.ValueOf(base), "")
+	if len(fields) == 0 {
 		t.Fatal("no numeric field")
 	}
-	for _, path := range paths {
+	for _, f := range fields {
+		path := f.path
 		cfg := base
 		setNegative(reflect.ValueOf(&cfg), path)
 		err := check(cfg)

@@ -70,9 +70,7 @@ var errRefused = errors.New("connect: refused as overloaded")
 const maxRefusals = 50
 
 func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
-	if err := refuseNegative("connect", map[string]float64{"Conns": float64(cfg.Conns),
-		"Users": float64(cfg.Users), "Parallel": float64(cfg.Parallel),
-		"PerSourceIP": float64(cfg.PerSourceIP), "Warmup": float64(cfg.Warmup)}); err != nil {
+	if err := refuseNegative("connect", cfg); err != nil {
 		return cfg, err
 	}
 	if cfg.Addr == "" || cfg.Conns <= 0 {

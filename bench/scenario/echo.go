@@ -112,9 +112,7 @@ func (c EchoConfig) withDefaults() (EchoConfig, error) {
 	if c.Addr == "" {
 		return c, fmt.Errorf("%w: echo needs an address", ErrBadConfig)
 	}
-	if err := refuseNegative("echo", map[string]float64{"Conns": float64(c.Conns),
-		"Depth": float64(c.Depth), "Duration": float64(c.Duration),
-		"Users": float64(c.Users), "ServerPID": float64(c.ServerPID)}); err != nil {
+	if err := refuseNegative("echo", c); err != nil {
 		return c, err
 	}
 	c.Conns, c.Depth = cmpOr(c.Conns, 64), cmpOr(c.Depth, 1)

@@ -48,10 +48,7 @@ type GroupConfig struct {
 }
 
 func (c GroupConfig) withDefaults() (GroupConfig, error) {
-	if err := refuseNegative("group", map[string]float64{"Groups": float64(c.Groups),
-		"Size": float64(c.Size), "Online": c.Online, "Rate": float64(c.Rate),
-		"Duration": float64(c.Duration), "MaxInFlight": float64(c.MaxInFlight),
-		"Timeout": float64(c.Timeout), "ServerPID": float64(c.ServerPID)}); err != nil {
+	if err := refuseNegative("group", c); err != nil {
 		return c, err
 	}
 	c.Groups, c.Size, c.Rate = cmpOr(c.Groups, 1), cmpOr(c.Size, 200), cmpOr(c.Rate, 200)

@@ -54,10 +54,7 @@ type IdleConfig struct {
 }
 
 func (c IdleConfig) withDefaults() (IdleConfig, error) {
-	if err := refuseNegative("idle", map[string]float64{"Conns": float64(c.Conns),
-		"Hold": float64(c.Hold), "Users": float64(c.Users), "Parallel": float64(c.Parallel),
-		"Warmup": float64(c.Warmup), "Settle": float64(c.Settle),
-		"ServerPID": float64(c.ServerPID)}); err != nil {
+	if err := refuseNegative("idle", c); err != nil {
 		return c, err
 	}
 	if c.Addr == "" || c.Conns <= 0 {

@@ -53,10 +53,7 @@ type PushConfig struct {
 }
 
 func (c PushConfig) withDefaults() (PushConfig, error) {
-	if err := refuseNegative("push", map[string]float64{"Receivers": float64(c.Receivers),
-		"Batch": float64(c.Batch), "Callers": float64(c.Callers),
-		"Duration": float64(c.Duration), "Window": float64(c.Window),
-		"ServerPID": float64(c.ServerPID)}); err != nil {
+	if err := refuseNegative("push", c); err != nil {
 		return c, err
 	}
 	c.Receivers, c.Callers = cmpOr(c.Receivers, 500), cmpOr(c.Callers, 4)

@@ -41,9 +41,7 @@ type ScaleConfig struct {
 }
 
 func (c ScaleConfig) withDefaults() (ScaleConfig, error) {
-	if err := refuseNegative("scale", map[string]float64{"Users": float64(c.Users),
-		"Messages": float64(c.Messages), "Interval": float64(c.Interval),
-		"RegisterTTL": float64(c.RegisterTTL), "Timeout": float64(c.Timeout)}); err != nil {
+	if err := refuseNegative("scale", c); err != nil {
 		return c, err
 	}
 	c.Services = c.Services.withDefaults()

@@ -9,9 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,15 +33,17 @@ var (
 	errWorkerFailed = errors.New("connect: client worker failed")
 )
 
-// refuseNegative returns ErrBadConfig naming the fields of fields (name to
-// value, durations in ns) that are below zero. A zero field takes its
-// default, and a negative one used to take it too, silently running with
-// the default a caller did not ask for.
-func refuseNegative(scenario string, fields map[string]float64) error {
+// refuseNegative returns ErrBadConfig naming the numeric fields of cfg, a
+// scenario's config struct, that are below zero: its int, duration and
+// float fields, and those of its nested structs of this package (another
+// package's, such as client.Options, check their own). A zero field takes
+// its default, and a negative one used to take it too, silently running
+// with the default a caller did not ask for.
+func refuseNegative(scenario string, cfg any) error {
 	var negative []string
-	for _, name := range slices.Sorted(maps.Keys(fields)) {
-		if fields[name] < 0 {
-			negative = append(negative, name)
+	for _, f := range numericFields(reflect.ValueOf(cfg), "") {
+		if f.value.CanFloat() && f.value.Float() < 0 || f.value.CanInt() && f.value.Int() < 0 {
+			negative = append(negative, f.path)
 		}
 	}
 	if len(negative) == 0 {
@@ -50,6 +51,34 @@ func refuseNegative(scenario string, fields map[string]float64) error {
 	}
 	return fmt.Errorf("%w: %s: negative %s", ErrBadConfig, scenario,
 		strings.Join(negative, ", "))
+}
+
+// numericField is a numeric field of a config and its path
+// ("Cluster.Gateways").
+type numericField struct {
+	path  string
+	value reflect.Value
+}
+
+// numericFields lists the exported int, duration and float fields of the
+// struct v, those of its nested structs of this package included.
+func numericFields(v reflect.Value, prefix string) []numericField {
+	var fields []numericField
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Float64:
+			fields = append(fields, numericField{prefix + f.Name, v.Field(i)})
+		case reflect.Struct:
+			if f.Type.PkgPath() == v.Type().PkgPath() {
+				fields = append(fields, numericFields(v.Field(i), prefix+f.Name+".")...)
+			}
+		}
+	}
+	return fields
 }
 
 // user is one registered, logged-in user of a scenario on its own connection.

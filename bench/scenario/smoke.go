@@ -35,9 +35,7 @@ func (c SmokeConfig) withDefaults() (SmokeConfig, error) {
 	if c.Addr == "" {
 		return c, fmt.Errorf("%w: smoke needs an address", ErrBadConfig)
 	}
-	if err := refuseNegative("smoke", map[string]float64{"Users": float64(c.Users),
-		"Messages": float64(c.Messages), "Concurrency": float64(c.Concurrency),
-		"Timeout": float64(c.Timeout)}); err != nil {
+	if err := refuseNegative("smoke", c); err != nil {
 		return c, err
 	}
 	if c.Users == 0 {

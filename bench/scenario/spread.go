@@ -108,15 +108,7 @@ const (
 )
 
 func (c SpreadConfig) withDefaults() (SpreadConfig, error) {
-	cl := c.Cluster
-	if err := refuseNegative("connect", map[string]float64{
-		"Conns": float64(c.Conns), "Users": float64(c.Users),
-		"Parallel": float64(c.Parallel), "PerSourceIP": float64(c.PerSourceIP),
-		"Workers": float64(c.Workers), "PerWorker": float64(c.PerWorker),
-		"Warmup": float64(c.Warmup), "Settle": float64(c.Settle), "Hold": float64(c.Hold),
-		"Cluster.Gateways": float64(cl.Gateways), "Cluster.HashTime": float64(cl.HashTime),
-		"Cluster.HashMemoryKiB": float64(cl.HashMemoryKiB),
-		"Cluster.Timeout":       float64(cl.Timeout)}); err != nil {
+	if err := refuseNegative("connect", c); err != nil {
 		return c, err
 	}
 	if c.Conns <= 0 || (len(c.Gateways) == 0 && c.Cluster.Gateways <= 0) {
