@@ -19,13 +19,19 @@ import (
 //
 // polled is closed when the transport's event loop first asks for the
 // descriptor, to register it: from then on Kitex's Stop shuts that loop
-// down (see Service.awaitTransport).
+// down (see Service.awaitTransport). A Stop can still close the descriptor
+// between that and the registration, which then fails (EBADF, or EEXIST
+// when the number was already reused for a registered socket) and ends the
+// loop with that error (see Serve).
 type ownedListener struct {
 	netpoll.Listener
 	once       sync.Once
 	err        error
+	closed     chan struct{}
 	polled     chan struct{}
 	polledOnce sync.Once
+	// onPolled, when set (by tests), runs in Fd after polled is closed.
+	onPolled func()
 }
 
 // ownListener converts ln to the listener Serve gives Kitex.
@@ -34,17 +40,25 @@ func ownListener(ln net.Listener) (*ownedListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ownedListener{Listener: nl, polled: make(chan struct{})}, nil
+	return &ownedListener{Listener: nl, closed: make(chan struct{}), polled: make(chan struct{})}, nil
 }
 
 // Fd returns the descriptor netpoll polls, noting that it was asked for.
 func (l *ownedListener) Fd() int {
-	l.polledOnce.Do(func() { close(l.polled) })
+	l.polledOnce.Do(func() {
+		close(l.polled)
+		if l.onPolled != nil {
+			l.onPolled()
+		}
+	})
 	return l.Listener.Fd()
 }
 
 // Close closes the listener the first time; later calls return its error.
 func (l *ownedListener) Close() error {
-	l.once.Do(func() { l.err = l.Listener.Close() })
+	l.once.Do(func() {
+		l.err = l.Listener.Close()
+		close(l.closed)
+	})
 	return l.err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/kitex/server"
@@ -78,6 +79,12 @@ type Service struct {
 	owned   *ownedListener
 	ran     chan struct{} // closed when svr.Run has returned
 	stopped bool
+	// stopping is set with stopped, for Serve to read without mu once Run
+	// has returned (Stop holds mu while Kitex shuts down).
+	stopping atomic.Bool
+	// onPolled is given to the listener Serve makes (see ownedListener);
+	// tests set it.
+	onPolled func()
 }
 
 var _ logicrpc.Logic = (*Service)(nil)
@@ -200,6 +207,7 @@ func (s *Service) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
 	}
+	owned.onPolled = s.onPolled
 	opts := append([]server.Option{
 		server.WithListener(owned),
 		server.WithServiceAddr(ln.Addr()),
@@ -228,6 +236,12 @@ func (s *Service) Serve(ln net.Listener) error {
 	// Kitex's Stop closed it, unless Run failed before the transport took it
 	// (see ownedListener, awaitTransport).
 	_ = owned.Close()
+	if err != nil && s.stopping.Load() {
+		// The Stop's doing: it closed the listener as the transport was
+		// registering it (see ownedListener).
+		s.log.Debug().Err(err).Str("addr", ln.Addr().String()).Msg("logic server ended by stop")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("logic: serve %s: %w", ln.Addr(), err)
 	}
@@ -246,6 +260,7 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	s.stopping.Store(true)
 	var err error
 	if s.svr != nil {
 		s.awaitTransport()

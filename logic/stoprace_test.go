@@ -137,3 +137,31 @@ func TestService_StopAsServeStartsEndsEventLoop(t *testing.T) {
 	testwait.For(t, 5*time.Second, "the transport's event loop ended after Serve returned",
 		func() bool { return eventLoops(false) == before })
 }
+
+// A Stop that closes the listener after the transport has asked for its
+// descriptor, but before it has registered it with epoll, ends Run with
+// EBADF (or EEXIST, the number reused). Serve still returns nil, as after any Stop: the error is the
+// Stop's, not a failure to serve.
+func TestService_StopAsTransportRegistersServesNil(t *testing.T) {
+	e := newEnvWith(t, sqliteConfig(t), func(*Deps) {})
+	stopped := make(chan error, 1)
+	e.svc.onPolled = func() {
+		go func() { stopped <- e.svc.Stop() }()
+		// Run's goroutine, after Serve set owned.
+		select {
+		case <-e.svc.owned.closed:
+		case <-time.After(5 * time.Second): // Stop never closed it; Serve fails below
+		}
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Serve(ln); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
