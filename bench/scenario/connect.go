@@ -64,7 +64,7 @@ type ConnectResult struct {
 // errRefused means the gateway closed an attempt with OVERLOADED, or the
 // login was answered BUSY, UNAVAILABLE or RATE_LIMITED: the server asks to
 // retry later.
-var errRefused = errors.New("connect: refused as overloaded")
+var errRefused = errors.New("connect: refused for now")
 
 // maxRefusals bounds the retries of one connection refused as overloaded.
 const maxRefusals = 50
@@ -126,6 +126,12 @@ type ramp struct {
 	// tokens, when set, log connection i in with tokens[i] (a re-login).
 	tokens []string
 	opened atomic.Int64 // connections logged in, for progress lines
+
+	// refusals is how many refused attempts a connection makes before the
+	// ramp fails (default maxRefusals), and backoff the first pause between
+	// them (default 100ms, doubling up to 2s).
+	refusals int
+	backoff  time.Duration
 }
 
 // run opens every connection, the warm-up ones first.
@@ -174,22 +180,19 @@ func cmpOrErr(a, b error) error {
 }
 
 // open opens and logs in connection i, retrying while it is refused as
-// overloaded (the gateway's accept rate).
+// overloaded (the gateway's accept rate) or its login is shed. When every
+// attempt was refused it fails naming the device, its user and the last
+// refusal: the server's answer says which budget or queue refused it.
 func (r *ramp) open(ctx context.Context, i int) error {
-	backoff := 100 * time.Millisecond
-	for range maxRefusals {
+	backoff := cmp0(r.backoff, 100*time.Millisecond)
+	attempts := cmpOr(r.refusals, maxRefusals)
+	var err error
+	for range attempts {
 		start := time.Now()
-		c, err := r.dial(ctx, i)
+		var c *benchConn
+		c, err = r.dial(ctx, i)
 		if err == nil {
-			req := &protocol.LoginReq{DeviceId: fmt.Sprintf("bench-%d", r.base+i),
-				Platform: "bench"}
-			if r.tokens != nil {
-				req.Token = r.tokens[i]
-			} else {
-				cred := r.creds[(r.base+i)%len(r.creds)]
-				req.Username, req.Password = cred.username, cred.password
-			}
-			err = c.loginReq(req)
+			err = c.loginReq(r.loginReq(i))
 		}
 		if err == nil {
 			r.conns[i], r.latencies[i] = c, time.Since(start)
@@ -213,7 +216,34 @@ func (r *ramp) open(ctx context.Context, i int) error {
 			backoff = min(2*backoff, 2*time.Second)
 		}
 	}
-	return fmt.Errorf("%w %d times", errRefused, maxRefusals)
+	return fmt.Errorf("%s: refused %d times, the last: %w", r.who(i), attempts, err)
+}
+
+// loginReq is the LOGIN of connection i: with its token on a re-login,
+// else with its user's password.
+func (r *ramp) loginReq(i int) *protocol.LoginReq {
+	req := &protocol.LoginReq{DeviceId: r.device(i), Platform: "bench"}
+	if r.tokens != nil {
+		req.Token = r.tokens[i]
+	} else {
+		cred := r.creds[(r.base+i)%len(r.creds)]
+		req.Username, req.Password = cred.username, cred.password
+	}
+	return req
+}
+
+// device is the device id of connection i, distinct over the whole run.
+func (r *ramp) device(i int) string { return fmt.Sprintf("bench-%d", r.base+i) }
+
+// who names connection i in an error: its device and the user it logs in
+// as, by password or with its token.
+func (r *ramp) who(i int) string {
+	how := "password"
+	if r.tokens != nil {
+		how = "token"
+	}
+	return fmt.Sprintf("device %s of user %s (%s login)", r.device(i),
+		r.creds[(r.base+i)%len(r.creds)].username, how)
 }
 
 // dial connects connection i to its gateway from its source address.
@@ -357,7 +387,8 @@ func (c *benchConn) loginReq(req *protocol.LoginReq) error {
 		var msg protocol.CloseMsg
 		_ = codec.ReadBody(body, &msg)
 		if msg.Reason == protocol.CloseReason_OVERLOADED {
-			return errRefused
+			return fmt.Errorf("%w: login %s closed with %v: %s", errRefused, device,
+				msg.Reason, msg.Message)
 		}
 		return fmt.Errorf("login %s: closed with %v: %s", device, msg.Reason, msg.Message)
 	}
@@ -369,7 +400,8 @@ func (c *benchConn) loginReq(req *protocol.LoginReq) error {
 			// Shed, not refused: the password hashing queue was full,
 			// logic's answer late, or the retries of a loaded server used
 			// up the source address's budget. Worth another try later.
-			return fmt.Errorf("%w (login %s answered %v)", errRefused, device, e.Code)
+			return fmt.Errorf("%w: login %s answered %v: %s", errRefused, device, e.Code,
+				e.Message)
 		}
 		return fmt.Errorf("login %s: op %v error %v: %s", device, h.Op, e.Code, e.Message)
 	}
