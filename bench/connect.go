@@ -65,7 +65,8 @@ func bindConnect(fs *flag.FlagSet, cfg *scenario.SpreadConfig, f *connectFlags) 
 	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open and log in")
 	fs.BoolVar(&cfg.WebSocket, "ws", false, "connect over WebSocket instead of raw TCP")
 	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "keep the connections open this long")
-	fs.IntVar(&cfg.Users, "users", 10, "users registered; connections share them as devices")
+	fs.IntVar(&cfg.Users, "users", 10, "users registered; connections share them as devices\n"+
+		"(logic's default login budget per account takes 8 each)")
 	fs.IntVar(&cfg.Parallel, "parallel", 64, "connections being opened at once, per worker")
 	fs.IntVar(&cfg.Warmup, "warmup", 0,
 		"connections opened before the 'before' memory sample (the rest are measured)")

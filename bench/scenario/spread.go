@@ -23,7 +23,9 @@ type SpreadConfig struct {
 	// WebSocket opens WebSocket connections instead of raw TCP.
 	WebSocket bool
 	// Users is how many users are registered; each connection logs in as
-	// one of them with a device of its own. Default 10.
+	// one of them with a device of its own. Default 10. More than 8
+	// connections a user is over logic's default login budget per account:
+	// the run then says so first (loginBudgetNote).
 	Users int
 	// Parallel bounds the connections being opened at once by each worker;
 	// default 64.
@@ -174,10 +176,25 @@ func ConnectSpread(ctx context.Context, cfg SpreadConfig) (SpreadResult, error) 
 		// The progress line's goroutine and the run both write to it.
 		cfg.Progress = &lockedWriter{w: cfg.Progress}
 	}
+	if note := cfg.loginBudgetNote(); note != "" && cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress, note)
+	}
 	if cfg.Cluster.Gateways > 0 {
 		return spreadOnCluster(ctx, cfg)
 	}
 	return runSpread(ctx, cfg, nil)
+}
+
+// loginBudgetNote warns, as idle and echo do, when the password ramp puts
+// more logins on one account than logic's default budget takes (see
+// loginBudgetNote), or is "". The cluster's logic is started with that
+// budget out of the way, so a cluster run is never warned; the token
+// re-login checks no password.
+func (c SpreadConfig) loginBudgetNote() string {
+	if c.Cluster.Gateways > 0 {
+		return ""
+	}
+	return loginBudgetNote("connect", c.Conns, c.Users)
 }
 
 // spreadOnCluster starts logic, task and the gateways, runs the spread

@@ -111,6 +111,7 @@ func (r SpreadResult) Report() Report {
 	c := r.cfg
 	rep := Report{Scenario: "connect", OK: r.check() == nil, CPU: r.CPU,
 		Params: []Metric{{Name: "conns", Value: float64(r.Conns)},
+			{Name: "users", Value: float64(c.Users)},
 			{Name: "gateways", Value: float64(len(r.Gateways))},
 			{Name: "workers", Value: float64(len(r.Workers))},
 			{Name: "ws", Value: boolValue(c.WebSocket)},

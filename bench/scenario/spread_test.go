@@ -300,3 +300,50 @@ func TestConnectSpread_ClusterSpreadsOverGatewaysAndWorkers(t *testing.T) {
 	}
 	t.Log(res.Report().Metrics)
 }
+
+// A connect run whose connections are more than 8 per user says first that
+// it may fail against logic's default login budget per account, and what
+// to give instead, as idle and echo do; one within it, or on a cluster
+// (whose logic is started with the budget out of the way), says nothing.
+// Connect used to print nothing, and a run with few users failed on
+// refusals nobody could explain.
+func TestConnectSpread_SaysWhenOverTheLoginBudget(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tests := []struct {
+		name     string
+		users    int
+		wantNote string
+	}{
+		{name: "over", users: 1, wantNote: "connect: 20 connections as 1 user is up to " +
+			"20 password logins per account"},
+		{name: "within", users: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var progress strings.Builder
+			res, err := ConnectSpread(ctx, SpreadConfig{Gateways: []GatewayTarget{{Addr: s.Addr()}},
+				Conns: 20, Users: tt.users, Settle: time.Millisecond, Progress: &progress})
+			if err != nil {
+				t.Fatalf("ConnectSpread: %v", err)
+			}
+			if !slices.Contains(res.Report().Params, Metric{Name: "users",
+				Value: float64(tt.users)}) {
+				t.Fatalf("report params %v, want users %d", res.Report().Params, tt.users)
+			}
+			out := progress.String()
+			if tt.wantNote == "" && strings.Contains(out, "login-account-limit") ||
+				!strings.Contains(out, tt.wantNote) {
+				t.Fatalf("progress %q, want a note %q", out, tt.wantNote)
+			}
+			if tt.wantNote != "" && !strings.Contains(out, "give --users 3 or more") {
+				t.Fatalf("progress %q, want it to say which --users", out)
+			}
+		})
+	}
+	cluster := SpreadConfig{Cluster: SpreadCluster{Gateways: 1}, Conns: 20, Users: 1}
+	if note := cluster.loginBudgetNote(); note != "" {
+		t.Fatalf("a cluster run notes %q", note)
+	}
+}
