@@ -94,6 +94,8 @@ type chatRun struct {
 	pushes   atomic.Int64
 	errOnce  sync.Once
 	firstErr error
+	// readers are the users' readers (receive); end waits for them.
+	readers sync.WaitGroup
 }
 
 // sendTally counts the sends of a run over chat connections (chat, group)
@@ -164,13 +166,12 @@ func Chat(ctx context.Context, cfg ChatConfig) (Report, error) {
 	r := &chatRun{cfg: cfg, users: users, prefix: prefix, tr: newTracker(len(users))}
 	r.start = time.Now()
 	r.e2e, r.ack, r.late = NewRecorder(r.start), NewRecorder(r.start), NewRecorder(r.start)
-	readers := r.receive()
+	r.receive()
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	go heartbeat(keepCtx, users)
 	defer func() {
 		stopKeeping()
-		closeChatUsers(users)
-		readers.Wait()
+		r.end()
 	}()
 
 	stop := make(chan struct{})
@@ -255,12 +256,11 @@ func (r *chatRun) waitAcks(ctx context.Context) {
 
 // receive starts one reader per user: acks of its sends and pushes of its
 // partner's messages.
-func (r *chatRun) receive() *sync.WaitGroup {
-	var wg sync.WaitGroup
+func (r *chatRun) receive() {
 	for _, u := range r.users {
-		wg.Add(1)
+		r.readers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer r.readers.Done()
 			defer close(u.readDone)
 			var closed *serverCloseError
 			switch err := r.readConn(u); {
@@ -271,7 +271,15 @@ func (r *chatRun) receive() *sync.WaitGroup {
 			}
 		}()
 	}
-	return &wg
+}
+
+// end closes the users' connections and waits for their readers: after
+// it, nothing the run counts changes. A CLOSE the bench had read by then
+// is accounted in full; one still on its way is not the run's, and what
+// its receiver misses counts as lost. Idempotent.
+func (r *chatRun) end() {
+	closeChatUsers(r.users)
+	r.readers.Wait()
 }
 
 // serverClosed accounts for a connection the server closed with a CLOSE
@@ -348,7 +356,12 @@ func (r *chatRun) status() string {
 		time.Since(r.start).Seconds(), r.sent.Load(), r.acked.Load(), n, FormatDuration(p99))
 }
 
+// report ends the run (end) and counts its outcome. Counting while the
+// readers ran let a CLOSE read meanwhile land between two counts: a
+// message its receiver never got was then counted lost and undeliverable
+// at once, or lost by a run whose figures named no close.
 func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, error) {
+	r.end()
 	delivered, lost, duplicated, reordered := r.tr.tally()
 	rep := Report{Scenario: "chat", ServerCPU: usage,
 		Params: []Metric{{Name: "users", Value: float64(len(r.users))},

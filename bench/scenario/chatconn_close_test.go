@@ -3,6 +3,8 @@ package scenario
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -100,7 +102,7 @@ func TestChat_SendWrittenAsTheServerClosesItsSenderCountsOnce(t *testing.T) {
 	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second, MaxInFlight: 10},
 		users: users, tr: newTracker(2), start: start,
 		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
-	readers := r.receive()
+	r.receive()
 
 	// One send, from user 0: nothing reads the server side, so its write
 	// blocks with the send pending.
@@ -121,10 +123,89 @@ func TestChat_SendWrittenAsTheServerClosesItsSenderCountsOnce(t *testing.T) {
 	_ = servers[0].Close()
 	<-offered
 	_ = servers[1].Close()
-	readers.Wait()
+	r.readers.Wait()
 
 	if in, sent, unacked := r.inFlight.Load(), r.sent.Load(), r.unacked.Load(); in != 0 ||
 		sent != 0 || unacked != 1 {
 		t.Fatalf("in flight %d, sent %d, not acked %d; want 0, 0, 1", in, sent, unacked)
 	}
+}
+
+// A CLOSE the bench has read when the run ends counts in every figure of
+// the report, though its reader is still busy with the frame before it:
+// the report waits for the readers. It used to count while they ran, so a
+// CLOSE read then landed between its counts: here the message the closed
+// receiver never got was counted lost, by a report that named no close
+// ("1 lost" and no closes).
+func TestChat_ReportCountsTheCloseItsReaderIsBusyWith(t *testing.T) {
+	users := make([]*chatConn, 2)
+	servers := make([]net.Conn, 2)
+	for i := range users {
+		pipeSide, serverSide := net.Pipe()
+		clientSide := socketPipe{pipeSide}
+		t.Cleanup(func() { _ = clientSide.Close(); _ = serverSide.Close() })
+		users[i] = &chatConn{benchConn: &benchConn{conn: clientSide, r: newReader(clientSide)},
+			index: i, name: fmt.Sprintf("user%d", i), id: int64(i + 1),
+			readDone: make(chan struct{}), pending: make(map[uint32]time.Duration)}
+		servers[i] = serverSide
+	}
+	start := time.Now()
+	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second}, users: users,
+		tr: newTracker(2), start: start,
+		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	r.receive()
+	// User 0's message to user 1 was acked and not pushed.
+	r.sent.Add(1)
+	r.acked.Add(1)
+	r.tr.acked(10, 1, time.Now())
+
+	// The server acks a send of user 1 and closes it; user 1's reader reads
+	// both frames and is held at the ack, before the CLOSE.
+	users[1].mu.Lock()
+	frames := codec.AppendFrame(nil, protocol.Op_SEND_ACK, 0, 7,
+		&protocol.SendResp{MsgId: 11, Seq: 1})
+	frames = codec.AppendFrame(frames, protocol.Op_CLOSE, 0, 0,
+		&protocol.CloseMsg{Reason: protocol.CloseReason_SLOW_CONSUMER})
+	if _, err := servers[1].Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	var err error
+	reported := make(chan struct{})
+	go func() { defer close(reported); rep, err = r.report(time.Second, nil) }()
+	awaitReportOrEnd(t, reported, servers[1])
+	users[1].mu.Unlock()
+	<-reported
+
+	const why = "the server closed 1 connection (SLOW_CONSUMER: 1); 0 failed sends " +
+		"(first: <nil>), 0 lost"
+	if !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), why) {
+		t.Fatalf("report = %v, want %q; metrics %v", err, why, rep.Metrics)
+	}
+	got := make(map[string]float64)
+	for _, m := range rep.Metrics {
+		got[m.Name] = m.Value
+	}
+	if got["lost"] != 0 || got["undeliverable: receiver closed by server (SLOW_CONSUMER)"] != 1 {
+		t.Fatalf("metrics %v, want the message undeliverable, not lost", rep.Metrics)
+	}
+}
+
+// awaitReportOrEnd waits until the report is done or has closed the
+// connection whose server side is server, ending the run: a report that
+// counts while the readers run is done first.
+func awaitReportOrEnd(t *testing.T, reported <-chan struct{}, server net.Conn) {
+	t.Helper()
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, server); close(ended) }()
+	testwait.For(t, 10*time.Second, "the report, or its end of the run", func() bool {
+		select {
+		case <-reported:
+			return true
+		case <-ended:
+			return true
+		default:
+			return false
+		}
+	})
 }

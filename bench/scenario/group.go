@@ -152,6 +152,8 @@ type groupRun struct {
 
 	errMu    sync.Mutex
 	firstErr error
+	// readers are the members' readers (receive); end waits for them.
+	readers sync.WaitGroup
 }
 
 // Group registers cfg.Groups*cfg.Size users, creates cfg.Groups groups of
@@ -183,13 +185,12 @@ func Group(ctx context.Context, cfg GroupConfig) (Report, error) {
 	}
 	r.start = time.Now()
 	r.e2e, r.ack = NewRecorder(r.start), NewRecorder(r.start)
-	readers := r.receive()
+	r.receive()
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	go heartbeat(keepCtx, conns)
 	defer func() {
 		stopKeeping()
-		r.closeAll()
-		readers.Wait()
+		r.end()
 	}()
 
 	stop := make(chan struct{})
@@ -379,12 +380,11 @@ func (r *groupRun) complete() bool {
 }
 
 // receive starts one reader per online member.
-func (r *groupRun) receive() *sync.WaitGroup {
-	var wg sync.WaitGroup
+func (r *groupRun) receive() {
 	for _, m := range r.members {
-		wg.Add(1)
+		r.readers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer r.readers.Done()
 			defer close(m.readDone)
 			var closed *serverCloseError
 			switch err := r.readConn(m); {
@@ -395,7 +395,13 @@ func (r *groupRun) receive() *sync.WaitGroup {
 			}
 		}()
 	}
-	return &wg
+}
+
+// end closes the members' connections and waits for their readers: after
+// it, nothing the run counts changes (see chatRun.end). Idempotent.
+func (r *groupRun) end() {
+	r.closeAll()
+	r.readers.Wait()
 }
 
 // serverClosed accounts for a member the server closed with a CLOSE, seen
@@ -510,7 +516,9 @@ func (r *groupRun) status() string {
 		FormatDuration(p99))
 }
 
+// report ends the run (end) and counts its outcome, as chatRun.report.
 func (r *groupRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, error) {
+	r.end()
 	lost, duplicated, reordered, undeliverable := r.tally()
 	online := r.cfg.onlinePerGroup()
 	// Sends still waiting for their ack at the timeout: their ack is lost.

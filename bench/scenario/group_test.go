@@ -132,7 +132,7 @@ func TestGroup_MemberClosedByServerIsNotLoss(t *testing.T) {
 		r.inFlight.Add(1)
 		r.members[i].pending[1] = 0
 	}
-	readers := r.receive()
+	r.receive()
 
 	writeFrame(t, servers[0], protocol.Op_SEND_ACK, 1,
 		&protocol.SendResp{MsgId: 10, ConvId: "g:1", Seq: 1})
@@ -149,7 +149,7 @@ func TestGroup_MemberClosedByServerIsNotLoss(t *testing.T) {
 		t.Fatal("the run waits for the deliveries of a member the server closed")
 	}
 	r.closeAll() // as Group ends its run
-	readers.Wait()
+	r.readers.Wait()
 
 	rep, err := r.report(time.Second, nil)
 	const why = "the server closed 1 connection (SLOW_CONSUMER: 1); 0 failed sends " +
@@ -207,5 +207,52 @@ func TestGroupTally_ClosedMemberLosesWhatWasAckedLongBefore(t *testing.T) {
 					tt.lost, tt.undeliverable)
 			}
 		})
+	}
+}
+
+// A CLOSE the bench has read when the run ends counts in the report,
+// though the member's reader is still busy with the frame before it, as
+// in chat (TestChat_ReportCountsTheCloseItsReaderIsBusyWith). The report
+// used to count while the readers ran: here the group message the closed
+// member never got was counted lost, and no close was named.
+func TestGroup_ReportCountsTheCloseItsReaderIsBusyWith(t *testing.T) {
+	r, servers := pipeGroup(t, 3)
+	g := r.groups[0]
+	// Member 0's message, seq 1, was acked and reached member 1, not 2.
+	r.sent.Add(1)
+	r.acked.Add(1)
+	g.acked = []ackedSeq{{seq: 1, sender: r.members[0], ackedAt: time.Now()}}
+	r.members[1].seen.add(1)
+	r.receive()
+
+	// The server acks a send of member 2 and closes it; member 2's reader
+	// reads both frames and is held at the ack, before the CLOSE.
+	r.members[2].chatConn.mu.Lock() // the reader's, not the tally's
+	frames := codec.AppendFrame(nil, protocol.Op_SEND_ACK, 0, 7,
+		&protocol.SendResp{MsgId: 11, ConvId: "g:1", Seq: 2})
+	frames = codec.AppendFrame(frames, protocol.Op_CLOSE, 0, 0,
+		&protocol.CloseMsg{Reason: protocol.CloseReason_SLOW_CONSUMER})
+	if _, err := servers[2].Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	var err error
+	reported := make(chan struct{})
+	go func() { defer close(reported); rep, err = r.report(time.Second, nil) }()
+	awaitReportOrEnd(t, reported, servers[2])
+	r.members[2].chatConn.mu.Unlock()
+	<-reported
+
+	const why = "the server closed 1 connection (SLOW_CONSUMER: 1); 0 failed sends " +
+		"(first: <nil>), 0 unacked, 0 lost"
+	if !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), why) {
+		t.Fatalf("report = %v, want %q; metrics %v", err, why, rep.Metrics)
+	}
+	got := make(map[string]float64)
+	for _, m := range rep.Metrics {
+		got[m.Name] = m.Value
+	}
+	if got["lost"] != 0 || got["undeliverable: receiver closed by server (SLOW_CONSUMER)"] != 1 {
+		t.Fatalf("metrics %v, want the message undeliverable, not lost", rep.Metrics)
 	}
 }

@@ -131,16 +131,24 @@ func Smoke(ctx context.Context, cfg SmokeConfig) (SmokeResult, error) {
 	}
 	tr := newTracker(len(users))
 	collectors := collect(users, tr)
-	defer func() {
+	// end closes the connections and waits for the collectors. The result
+	// counts after it, so that a CLOSE a collector records cannot land
+	// between two of its counts, as in chatRun.report: recorded after the
+	// result had named the closes and before its tally, it made a message
+	// its receiver never got undeliverable in a result that named no
+	// close, and that passed.
+	end := func() {
 		closeUsers(users)
 		collectors.Wait()
-	}()
+	}
+	defer end()
 
 	start := time.Now()
 	sends := sendAll(ctx, cfg, users, tr)
 	waitDelivered(ctx, tr, cfg.Timeout)
 	elapsed := time.Since(start)
 	settle(ctx)
+	end()
 
 	res := SmokeResult{Users: cfg.Users, Messages: cfg.Users * cfg.Messages,
 		Acked: sends.acked, Failed: sends.failed, Unacked: sends.unacked, Elapsed: elapsed,
