@@ -62,7 +62,21 @@ func (s *Service) Register(ctx context.Context, req *protocol.RegisterReq,
 // login returns a new refresh token; an access-token login leaves
 // RefreshToken empty (keep the one held). HeartbeatIntervalMs is left for
 // the gateway to fill.
+//
+// The call answers within Config.LoginBatchWait, as a LoginBatch does: a
+// login still running then is cancelled and answered UNAVAILABLE, and its
+// route is removed should it log in all the same (undoLateLogins).
 func (s *Service) Login(ctx context.Context, req *protocol.LoginReq,
+	conn *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
+	out := s.runLogins(ctx, "login", []*logicrpc.LoginAttempt{{Req: req, Conn: conn}})
+	if out[0].Err != nil {
+		return nil, out[0].Err
+	}
+	return out[0].Resp, nil
+}
+
+// login is Login without its bound, for one attempt of runLogins.
+func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 	conn *logicrpc.ConnInfo) (*protocol.LoginResp, error) {
 	if req == nil || conn == nil || conn.Gateway == "" {
 		err := fmt.Errorf("%w: missing request or connection", ErrBadRequest)

@@ -95,11 +95,12 @@ type Config struct {
 	// outbox events, and of a kick event; default 5s. Sends never wait for
 	// it: an event not acked in time stays in the outbox for the relay.
 	PublishTimeout time.Duration
-	// LoginBatchWait bounds how long a LoginBatch waits for its attempts;
-	// default 3s. The gateway bounds the whole call (its RequestTimeout,
-	// default 5s), so keep this below it: the attempts done by then are
-	// answered, and one still running is cancelled and answered
-	// UNAVAILABLE, instead of the gateway's timeout failing all of them.
+	// LoginBatchWait bounds how long a LoginBatch waits for its attempts,
+	// and a Login for its one; default 3s. The gateway bounds the whole
+	// call (its RequestTimeout, default 5s), so keep this below it: the
+	// attempts done by then are answered, and one still running is
+	// cancelled and answered UNAVAILABLE, instead of the gateway's timeout
+	// failing all of them, and its route is removed if it logs in later.
 	LoginBatchWait time.Duration
 	// Ephemeral bounds typing and presence (see EphemeralConfig).
 	Ephemeral EphemeralConfig

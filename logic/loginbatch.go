@@ -36,6 +36,18 @@ func (s *Service) LoginBatch(ctx context.Context,
 			return e.Int("attempts", len(attempts))
 		})
 	}
+	return s.runLogins(ctx, "login batch", attempts), nil
+}
+
+// runLogins runs attempts for the call op (Login or LoginBatch) and returns
+// their outcomes within Config.LoginBatchWait, as LoginBatch says. A lone
+// Login needs the bound as much as a batch: the caller's timeout is a
+// client-side context, not sent over the wire, so logic would log in a
+// connection whose caller had given up on it and answered its client that
+// the login failed; its route then showed the user online there until its
+// TTL.
+func (s *Service) runLogins(ctx context.Context, op string,
+	attempts []*logicrpc.LoginAttempt) []*logicrpc.LoginOutcome {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LoginBatchWait)
 	defer cancel()
 	done := make(chan loginDone, len(attempts)) // an attempt never waits to hand in
@@ -49,15 +61,15 @@ func (s *Service) LoginBatch(ctx context.Context,
 		case d := <-done:
 			out[d.index] = d.outcome
 		case <-ctx.Done():
-			s.loginsUnfinished(attempts, out, done)
+			s.loginsUnfinished(op, attempts, out, done)
 			s.late.add(func() {
 				wg.Wait()
-				s.undoLateLogins(attempts, done)
+				s.undoLateLogins(op, attempts, done)
 			})
-			return out, nil
+			return out
 		}
 	}
-	return out, nil
+	return out
 }
 
 // loginDone is the outcome of the attempt at index of a LoginBatch.
@@ -106,10 +118,10 @@ func (l *lateLogins) stop(within time.Duration) bool {
 	}
 }
 
-// loginsUnfinished fills out at the deadline of a LoginBatch: with the
+// loginsUnfinished fills out at the deadline of runLogins for op: with the
 // outcomes handed in meanwhile, and UNAVAILABLE for the attempts still
 // running, whose clients retry.
-func (s *Service) loginsUnfinished(attempts []*logicrpc.LoginAttempt,
+func (s *Service) loginsUnfinished(op string, attempts []*logicrpc.LoginAttempt,
 	out []*logicrpc.LoginOutcome, done <-chan loginDone) {
 	for len(done) > 0 {
 		d := <-done
@@ -121,19 +133,22 @@ func (s *Service) loginsUnfinished(attempts []*logicrpc.LoginAttempt,
 		}
 		conn := attempts[i].GetConn().GetConnId()
 		err := fmt.Errorf("%w: login not done in %v", ErrUnavailable, s.cfg.LoginBatchWait)
-		out[i] = &logicrpc.LoginOutcome{Err: s.failBiz("login batch", err,
+		out[i] = &logicrpc.LoginOutcome{Err: s.failBiz(op, err,
 			func(e *zerolog.Event) *zerolog.Event { return e.Int64("conn", conn) })}
 	}
 }
 
-// undoLateLogins removes the routes of the attempts a LoginBatch answered
-// UNAVAILABLE but which logged in all the same (a store that finished its
-// write despite the cancel), once they have all ended: the gateway never
-// saw their sessions, so it will never disconnect them, and each route
-// would name a connection that is not logged in until it expired. The
-// client retries the login; the route removal is owner-checked, so it
-// never removes the route of that retry.
-func (s *Service) undoLateLogins(attempts []*logicrpc.LoginAttempt, done <-chan loginDone) {
+// undoLateLogins removes the routes of the attempts runLogins answered
+// UNAVAILABLE for op but which logged in all the same (a store that
+// finished its write despite the cancel), once they have all ended: the
+// gateway never saw their sessions, so it will never disconnect them, and
+// each route would name a connection that is not logged in until it
+// expired. The client retries the login; the route removal is
+// owner-checked, so it never removes the route of a retry on another
+// connection. One on the same connection loses its route until the
+// gateway's next renewal writes it back.
+func (s *Service) undoLateLogins(op string, attempts []*logicrpc.LoginAttempt,
+	done <-chan loginDone) {
 	for len(done) > 0 {
 		d := <-done
 		resp, conn := d.outcome.GetResp(), attempts[d.index].GetConn()
@@ -146,8 +161,8 @@ func (s *Service) undoLateLogins(attempts []*logicrpc.LoginAttempt, done <-chan 
 		err := s.Disconnect(ctx, sess) // logs its own failure
 		cancel()
 		if err == nil {
-			s.log.Info().Int64("user", sess.UserId).Int64("conn", sess.ConnId).
-				Msg("login batch: route of a login answered UNAVAILABLE removed")
+			s.log.Info().Str("op", op).Int64("user", sess.UserId).Int64("conn", sess.ConnId).
+				Msg("route of a login answered UNAVAILABLE removed")
 		}
 	}
 }
@@ -180,6 +195,9 @@ func (s *Service) loginGroup(ctx context.Context, attempts []*logicrpc.LoginAtte
 // order: one group for the attempts whose tokens name the same device, one
 // of its own for every other attempt.
 func (s *Service) loginGroups(attempts []*logicrpc.LoginAttempt) [][]int {
+	if len(attempts) == 1 {
+		return [][]int{{0}} // a Login, or a batch of one: its token is read once, by Login
+	}
 	// The one-attempt groups, almost all of them, are slices of one array;
 	// capped, so that an append to a group copies it out.
 	index := make([]int, len(attempts))
@@ -248,7 +266,7 @@ func (s *Service) loginOutcome(ctx context.Context,
 				Code: common.ErrorCode_INTERNAL, Message: "internal error"}}
 		}
 	}()
-	resp, err := s.Login(ctx, a.Req, a.Conn)
+	resp, err := s.login(ctx, a.Req, a.Conn)
 	if err != nil {
 		// Login's errors are BizErrors already (fail made them).
 		biz, ok := errors.AsType[*common.BizError](err)
