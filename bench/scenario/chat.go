@@ -363,6 +363,10 @@ func (r *chatRun) status() string {
 func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, error) {
 	r.end()
 	delivered, lost, duplicated, reordered := r.tr.tally()
+	// Sends still waiting for their ack at the timeout: the server never
+	// answered them. Those of users the server closed are not among them
+	// (r.unacked).
+	unacked := r.inFlight.Load()
 	rep := Report{Scenario: "chat", ServerCPU: usage,
 		Params: []Metric{{Name: "users", Value: float64(len(r.users))},
 			{Name: "offered", Value: float64(r.cfg.Rate), Unit: "msgs/s"},
@@ -377,6 +381,7 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 			{Name: "delivered rate", Value: perSecond(r.pushes.Load(),
 				time.Duration(r.lastPush.Load())), Unit: "msgs/s"},
 			{Name: "failed sends", Value: float64(r.failed.Load())},
+			{Name: "unacked sends", Value: float64(unacked)},
 			{Name: "lost", Value: float64(lost)},
 			{Name: "duplicated", Value: float64(duplicated)},
 			{Name: "reordered", Value: float64(reordered)},
@@ -386,19 +391,19 @@ func (r *chatRun) report(sendPhase time.Duration, usage *CPUUsage) (Report, erro
 	rep.Metrics = append(rep.Metrics,
 		closeMetrics(r.tr.closed, r.tr.undeliverable(), r.unacked.Load())...)
 	closed := r.tr.closed.String()
-	rep.OK = r.failed.Load() == 0 && lost == 0 && duplicated == 0 && reordered == 0 &&
-		closed == ""
+	rep.OK = r.failed.Load() == 0 && unacked == 0 && lost == 0 && duplicated == 0 &&
+		reordered == 0 && closed == ""
 	switch {
 	case !rep.OK && closed == "":
-		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d lost, %d duplicated, "+
-			"%d reordered", ErrCheckFailed, r.failed.Load(), r.firstErr, lost, duplicated,
-			reordered)
+		return rep, fmt.Errorf("%w: %d failed sends (first: %v), %d unacked, %d lost, "+
+			"%d duplicated, %d reordered", ErrCheckFailed, r.failed.Load(), r.firstErr,
+			unacked, lost, duplicated, reordered)
 	case !rep.OK:
 		// What the closed users were sent cannot be checked: the run fails,
 		// and says why, without calling those messages lost.
 		return rep, fmt.Errorf("%w: the server closed %s; %d failed sends (first: %v), "+
-			"%d lost, %d duplicated, %d reordered", ErrCheckFailed, closed, r.failed.Load(),
-			r.firstErr, lost, duplicated, reordered)
+			"%d unacked, %d lost, %d duplicated, %d reordered", ErrCheckFailed, closed,
+			r.failed.Load(), r.firstErr, unacked, lost, duplicated, reordered)
 	}
 	return rep, nil
 }

@@ -178,7 +178,7 @@ func TestChat_ReportCountsTheCloseItsReaderIsBusyWith(t *testing.T) {
 	<-reported
 
 	const why = "the server closed 1 connection (SLOW_CONSUMER: 1); 0 failed sends " +
-		"(first: <nil>), 0 lost"
+		"(first: <nil>), 0 unacked, 0 lost"
 	if !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), why) {
 		t.Fatalf("report = %v, want %q; metrics %v", err, why, rep.Metrics)
 	}
@@ -208,4 +208,29 @@ func awaitReportOrEnd(t *testing.T, reported <-chan struct{}, server net.Conn) {
 			return false
 		}
 	})
+}
+
+// A send the server never answered fails the run, as in group: one still
+// waiting for its ack when the report counts is neither failed nor acked,
+// and chat used to pass with it ("1 sent, 0 acked", result ok).
+func TestChat_ReportFailsOnASendNeverAnswered(t *testing.T) {
+	start := time.Now()
+	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second}, tr: newTracker(2),
+		start: start, e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	r.sent.Add(1)
+	r.inFlight.Add(1)
+
+	rep, err := r.report(time.Second, nil)
+	if rep.OK || !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), "1 unacked") {
+		t.Fatalf("report ok=%v, err %v; want a failed check naming 1 unacked send", rep.OK, err)
+	}
+	for _, m := range rep.Metrics {
+		if m.Name == "unacked sends" {
+			if m.Value != 1 {
+				t.Fatalf("unacked sends = %v, want 1", m.Value)
+			}
+			return
+		}
+	}
+	t.Fatalf("no unacked sends in %v", rep.Metrics)
 }
