@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -144,9 +145,11 @@ func (s *Session) resume(c *Client) error {
 	}
 	s.mu.Lock()
 	if !supported {
-		// An older server: fetch every conversation this device knows.
-		// TODO: a conversation that began while away stays unknown here
-		// until its next push reveals the gap; only SYNC_CONVS lists it.
+		// An older server: fetch every conversation this device knows. One
+		// that began while away stays unknown until its next push reveals
+		// the gap: only SYNC_CONVS lists it, which is asked again at the
+		// next resume (see syncConvs), so once the server has it, the
+		// listing from the saved cursor finds what this path missed.
 		for _, convID := range s.cfg.Positions.Conversations() {
 			s.wantLocked(convID)
 		}
@@ -183,9 +186,17 @@ func (s *Session) saveCursor(cursor string) {
 // syncConvs pages through the conversations changed since the saved cursor
 // and queues a fetch for each one behind. supported is false when the
 // server lacks SYNC_CONVS.
+//
+// A server that lacks it is asked again at the next resume: an older
+// release met during a rolling upgrade is soon replaced, and a Session that
+// stopped asking for good would, for the rest of its life, miss every
+// conversation begun while it was away until a later push in it. An
+// UNSUPPORTED answer costs a request per resume; a gateway that closes the
+// connection for the op costs a connection, so that is asked no sooner
+// than lackSyncConvs says.
 func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error) {
 	s.mu.Lock()
-	lacking := s.noSyncConvs
+	lacking := time.Now().Before(s.syncConvsAfter)
 	s.mu.Unlock()
 	if lacking {
 		return "", false, nil
@@ -194,10 +205,8 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 	for {
 		resp, err := c.SyncConvs(s.ctx, cursor, s.cfg.SyncPage)
 		if lacksOp(c, err) {
-			s.mu.Lock()
-			s.noSyncConvs = true
-			s.mu.Unlock()
 			if c.Err() != nil {
+				s.lackSyncConvs()
 				return "", false, err // reconnect, then resume without it
 			}
 			return "", false, nil
@@ -206,6 +215,7 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 			return "", false, err
 		}
 		s.mu.Lock()
+		s.syncConvsWait = 0
 		for _, sum := range resp.Convs {
 			s.noteSummaryLocked(sum)
 		}
@@ -215,6 +225,21 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 			return cursor, true, nil
 		}
 	}
+}
+
+// maxSyncConvsWait bounds the wait after a close for SYNC_CONVS: against a
+// gateway that stays older, one connection an hour is lost to asking.
+const maxSyncConvsWait = time.Hour
+
+// lackSyncConvs records that a gateway closed the connection for
+// SYNC_CONVS: resumes do without it for the ResyncInterval, then twice as
+// long after each further close, up to maxSyncConvsWait. Asking on the very
+// next connection would have an older gateway close every one.
+func (s *Session) lackSyncConvs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncConvsWait = min(max(2*s.syncConvsWait, s.cfg.ResyncInterval), maxSyncConvsWait)
+	s.syncConvsAfter = time.Now().Add(s.syncConvsWait)
 }
 
 // noteSummaryLocked places a conversation new to this device at the

@@ -226,6 +226,47 @@ func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
 	}
 }
 
+// A Session that met a server without SYNC_CONVS (a release older than the
+// op, during a rolling upgrade) asks again once it may have been upgraded:
+// a conversation that began while the device was away is listed on its
+// return, where the older server's fallback fetches only the ones it knows.
+func TestSession_ListsAgainOnceTheServerHasSyncConvs(t *testing.T) {
+	tests := []struct {
+		name  string
+		older func(*clienttest.Server, ...protocol.Op)
+	}{
+		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
+		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			tt.older(s, protocol.Op_SYNC_CONVS)
+			carol, aliceID, conv := pair(t, s, "carol", "alice")
+			gate := &clienttest.AwayGate{}
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.OnEvent = gate.OnEvent
+				c.ResyncInterval = 100 * time.Millisecond
+			})
+			st := collectSession(t, sess)
+			waitFor(t, "a resume without SYNC_CONVS", func() bool { return gate.Resumes() > 0 })
+
+			s.Upgrade(protocol.Op_SYNC_CONVS)
+			gate.Hold(t)
+			waitFor(t, "alice away", func() bool {
+				// Again until it takes: the older server may be closing
+				// a connection of hers that is logging in.
+				s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+				return gate.Away()
+			})
+			sendN(t, carol, aliceID, 3, "while away")
+			gate.Release()
+			waitFor(t, "the new conversation", func() bool { return st.count(conv) == 3 })
+			st.checkExactly(t, conv, 3)
+		})
+	}
+}
+
 func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
 	bob, aliceID, conv := pair(t, s, "bob", "alice")

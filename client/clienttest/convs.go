@@ -199,6 +199,17 @@ func (s *Server) Unknown(ops ...protocol.Op) {
 	}
 }
 
+// Upgrade makes the server know ops again after Unsupported or Unknown, as
+// the upgraded release does at the same address.
+func (s *Server) Upgrade(ops ...protocol.Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		delete(s.unsupported, op)
+		delete(s.unknown, op)
+	}
+}
+
 func (s *Server) isUnknown(op protocol.Op) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
