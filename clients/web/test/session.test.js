@@ -2,13 +2,14 @@
 // gaps and duplicates, a group joined late, startAtLatest around the login,
 // where a conversation new to the device starts (pushes before the listing,
 // late pushes of old messages, a startAtLatest start kept, the device's
-// start kept for a later session), the cursor saved after the positions,
-// reconnect honouring CLOSE, fatal closes, the outbox retrying a send under
-// one client_msg_id, and catch-up cut or overtaken: a reload, findStart, a
-// listing failing part-way or lost with its connection, an own send into an
-// unplaced conversation, a resync; and the end: its last DELIVERED (and
-// logout's LOGOUT), on a reconnect's login or on a connection of its own
-// when offline or when that login fails, and nothing handed over after it.
+// start kept for a later session), a conversation begun while away, the
+// cursor saved after the positions, reconnect honouring CLOSE, fatal
+// closes, the outbox retrying a send under one client_msg_id, and catch-up
+// cut or overtaken: a reload, findStart, a listing failing part-way or lost
+// with its connection, an own send into an unplaced conversation, a resync;
+// and the end: its last DELIVERED (and logout's LOGOUT), on a reconnect's
+// login or on a connection of its own when offline or when that login
+// fails, and nothing handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -232,6 +233,42 @@ for (const persisted of ['memory', 'storage']) {
       assertHanded(other, [1, 2, 3]);
       assertHanded(conv, [6]);
     });
+}
+
+// A conversation someone began while the device was away (between two
+// connections, or two sessions on one store) is handed over from its first
+// message on return, with no later push to reveal it: the resume's listing
+// names it.
+for (const startAtLatest of [false, true]) {
+  for (const away of ['reconnect', 'reload']) {
+    test(`a conversation begun while away arrives on return (${away}, startAtLatest ${
+      startAtLatest})`, async (t) => {
+      const gw = new FakeGateway();
+      const OTHER = 'p2p:1:3';
+      gw.add(CONV, 'known 1');
+      const positions = new MemoryPositions();
+      let s = open(gw, { startAtLatest, positions });
+      t.after(() => s.close());
+      await s.start();
+      await until(() => s.state === State.ONLINE, 'the first resume');
+
+      // Stored in the same task as the connection closes: before any
+      // reconnect, and pushed to nobody.
+      if (away === 'reconnect') gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+      else s.close();
+      for (let i = 1; i <= 3; i++) gw.add(OTHER, `new while away ${i}`);
+      let other;
+      if (away === 'reconnect') {
+        other = collect(s, OTHER);
+      } else {
+        s = open(gw, { startAtLatest, positions });
+        other = collect(s, OTHER);
+        await s.start();
+      }
+      await until(() => other.length === 3, 'the new conversation');
+      assertHanded(other, [1, 2, 3]);
+    });
+  }
 }
 
 // A push of a message from before the login, redelivered late after a
