@@ -118,7 +118,6 @@ export class Session extends Emitter {
     this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
     this.outbox = new Map(); // client msg id -> entry, in creation order
     this.noDelivered = false;
-    this.noSyncConvs = false;
     this.timers = new Set();
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
@@ -720,7 +719,9 @@ export class Session extends Emitter {
       this.listings--;
     });
     if (!supported) {
-      // An older server: fetch every conversation this device knows.
+      // An older server: fetch every conversation this device knows. One
+      // begun while away stays unknown until a push in it, or until a
+      // later resume's listing (see syncConvs) once the server has it.
       for (const convId of this.positions.conversations()) this.fills.add(convId);
     }
     for (const convId of this.seq.gaps()) this.fills.add(convId);
@@ -730,23 +731,25 @@ export class Session extends Emitter {
 
   // syncConvs reads the conversations changed since the saved cursor
   // (noteSummary) and returns the new cursor; supported is false when the
-  // server lacks SYNC_CONVS.
+  // server lacks SYNC_CONVS. Such a server is asked again at the next
+  // resume, a request each: an older release met during a rolling upgrade
+  // is soon replaced, and a session that stopped asking for good would, for
+  // the rest of its life, miss every conversation begun while it was away
+  // until a later push in it.
   async syncConvs(conn) {
     let cursor = this.positions.cursor();
-    while (!this.noSyncConvs) {
+    for (;;) {
       let resp;
       try {
         resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
       } catch (err) {
         if (err.code !== ErrorCode.UNSUPPORTED) throw err;
-        this.noSyncConvs = true;
-        break;
+        return { cursor, supported: false };
       }
       for (const sum of resp.convs) this.noteSummary(sum);
       cursor = resp.cursor;
       if (!resp.hasMore || resp.convs.length === 0) return { cursor, supported: true };
     }
-    return { cursor, supported: false };
   }
 
   // noteSummary places a conversation new to this device at the server's

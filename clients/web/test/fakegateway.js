@@ -2,9 +2,10 @@
 // browser's WebSocket class that talks to an in-memory server speaking the
 // frame protocol, with controls to push (or push a stored message again),
 // close with a CLOSE frame, lose replies, fail LOGINs, answer SYNC_CONVS
-// late, look at each request before it is answered (onRequest), or be
-// unreachable. It stores one user's messages per conversation; it is no
-// model of the real server beyond what the tests need.
+// late, refuse ops as an older server does, look at each request before it
+// is answered (onRequest), or be unreachable. It stores one user's messages
+// per conversation; it is no model of the real server beyond what the
+// tests need.
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
@@ -25,6 +26,9 @@ export class FakeGateway {
     this.failLogins = 0;
     this.joinedAt = new Map(); // conv id -> first seq the user may read
     this.convsGate = null; // while set, a promise SYNC_CONVS waits for
+    // unsupported holds the ops answered UNSUPPORTED, as a server older
+    // than them answers; delete one to upgrade the server.
+    this.unsupported = new Set();
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
     // onRequest(ws, op, req), when set, sees each request first; true
     // leaves it unanswered (the test may close ws), a promise delays the
@@ -196,6 +200,7 @@ export class FakeGateway {
     const reply = (resp) => this.frame(ws, header.op + 1, header.requestId, respSchema, resp);
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
+    if (this.unsupported.has(header.op)) return fail(ErrorCode.UNSUPPORTED);
     switch (header.op) {
       case Op.HEARTBEAT: return reply({});
       case Op.LOGOUT:

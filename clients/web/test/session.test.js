@@ -2,14 +2,14 @@
 // gaps and duplicates, a group joined late, startAtLatest around the login,
 // where a conversation new to the device starts (pushes before the listing,
 // late pushes of old messages, a startAtLatest start kept, the device's
-// start kept for a later session), a conversation begun while away, the
-// cursor saved after the positions, reconnect honouring CLOSE, fatal
-// closes, the outbox retrying a send under one client_msg_id, and catch-up
-// cut or overtaken: a reload, findStart, a listing failing part-way or lost
-// with its connection, an own send into an unplaced conversation, a resync;
-// and the end: its last DELIVERED (and logout's LOGOUT), on a reconnect's
-// login or on a connection of its own when offline or when that login
-// fails, and nothing handed over after it.
+// start kept for a later session), a conversation begun while away, a
+// server that gains SYNC_CONVS, the cursor saved after the positions,
+// reconnect honouring CLOSE, fatal closes, the outbox retrying a send under
+// one client_msg_id, and catch-up cut or overtaken: a reload, findStart, a
+// listing failing part-way or lost with its connection, an own send into an
+// unplaced conversation, a resync; and the end: its last DELIVERED (and
+// logout's LOGOUT), on a reconnect's login or on a connection of its own
+// when offline or when that login fails, and nothing handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -270,6 +270,29 @@ for (const startAtLatest of [false, true]) {
     });
   }
 }
+
+// A session that met a server without SYNC_CONVS (an older release, during
+// a rolling upgrade) asks again at its next resume: once the server has
+// it, a conversation begun while the device was away is listed, where the
+// older server's fallback fetches only the conversations the device knows.
+test('a session asks for SYNC_CONVS again once the server has it', async (t) => {
+  const gw = new FakeGateway();
+  const OTHER = 'p2p:1:3';
+  gw.unsupported.add(Op.SYNC_CONVS);
+  gw.add(CONV, 'known 1');
+  const s = open(gw);
+  t.after(() => s.close());
+  const other = collect(s, OTHER);
+  await s.start();
+  gw.push(gw.live[0], gw.convs.get(CONV)[0]);
+  await until(() => s.state === State.ONLINE && s.got.length === 1, 'online without SYNC_CONVS');
+
+  gw.unsupported.delete(Op.SYNC_CONVS); // upgraded
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  for (let i = 1; i <= 3; i++) gw.add(OTHER, `new while away ${i}`);
+  await until(() => other.length === 3, 'the new conversation');
+  assertHanded(other, [1, 2, 3]);
+});
 
 // A push of a message from before the login, redelivered late after a
 // server failure, must not decide where a conversation starts either: the
