@@ -301,13 +301,18 @@ func (s *Session) deviceStart() int64 {
 	if !s.cfg.StartAtLatest {
 		return s.since
 	}
+	// TODO: a store that keeps no start (not a StartStore, or a
+	// MemoryPositions new to each process) starts the device at each
+	// login, so a conversation begun while the app was closed starts at
+	// its newest message, its messages passed over as history (listed,
+	// unread, by SYNC_CONVS and there for SyncBefore, but never in
+	// Messages). The server keeps nothing that says when this device began
+	// handing messages over: its first login would not do (a device id a
+	// raw Client used before would have all history since handed over),
+	// nor would a guess from the listing's delivered positions (a lost
+	// DELIVERED would have a whole history handed over).
 	st, ok := s.cfg.Positions.(StartStore)
 	if !ok {
-		// TODO: a store that keeps no start, such as a MemoryPositions
-		// new to each process, starts the device at each login: the
-		// server does not say when the device first logged in, so a
-		// conversation begun while the app was closed starts at its
-		// newest message, its messages passed over as history.
 		return s.since
 	}
 	if ms, ok := st.Start(); ok {

@@ -167,11 +167,17 @@ export class Session extends Emitter {
   deviceStart() {
     if (!this.opts.startAtLatest) return this.since;
     const store = this.positions;
+    // TODO: a store that keeps no start (no start() and setStart(), or a
+    // MemoryPositions new to each page) starts the device at each
+    // session's login, so a conversation begun while the page was closed
+    // starts at its newest message, its messages passed over as history
+    // (listed, unread, by SYNC_CONVS and there for history(), but never a
+    // 'message'). The server keeps nothing that says when this device
+    // began handing messages over: its first login would not do (a device
+    // id another client used before would have all history since handed
+    // over), nor would a guess from the listing's delivered positions (a
+    // lost DELIVERED would have a whole history handed over).
     if (typeof store.start !== 'function' || typeof store.setStart !== 'function') {
-      // TODO: a store that keeps no start starts the device at each
-      // session's login: the server does not say when the device first
-      // logged in, so a conversation begun while the page was closed starts
-      // at its newest message, its messages passed over as history.
       return this.since;
     }
     const recorded = store.start();
