@@ -48,6 +48,10 @@ const STABLE_MS = 60_000;
 // login of a connection that is to carry it included.
 const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
+// MAX_SYNC_CONVS_WAIT_MS bounds the wait after a close for SYNC_CONVS:
+// against a gateway that stays older, one connection an hour is lost to
+// asking.
+const MAX_SYNC_CONVS_WAIT_MS = 3_600_000;
 
 const utf8 = new TextEncoder();
 
@@ -118,6 +122,11 @@ export class Session extends Emitter {
     this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
     this.outbox = new Map(); // client msg id -> entry, in creation order
     this.noDelivered = false;
+    // syncConvsAfter is when SYNC_CONVS may be asked again after a gateway
+    // closed the connection for it (Date.now() ms), and syncConvsWait the
+    // wait after the last such close (see lackSyncConvs).
+    this.syncConvsAfter = 0;
+    this.syncConvsWait = 0;
     this.timers = new Set();
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
@@ -741,21 +750,38 @@ export class Session extends Emitter {
   // resume, a request each: an older release met during a rolling upgrade
   // is soon replaced, and a session that stopped asking for good would, for
   // the rest of its life, miss every conversation begun while it was away
-  // until a later push in it.
+  // until a later push in it. A gateway that closes the connection for the
+  // op costs a connection, so that is asked no sooner than lackSyncConvs
+  // says.
   async syncConvs(conn) {
     let cursor = this.positions.cursor();
+    if (Date.now() < this.syncConvsAfter) return { cursor, supported: false };
     for (;;) {
       let resp;
       try {
         resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
       } catch (err) {
-        if (err.code !== ErrorCode.UNSUPPORTED) throw err;
-        return { cursor, supported: false };
+        if (err.code === ErrorCode.UNSUPPORTED) return { cursor, supported: false };
+        if (err.close?.reason === CloseReason.PROTOCOL_ERROR) this.lackSyncConvs();
+        throw err; // reconnect, then resume without it
       }
+      this.syncConvsWait = 0;
       for (const sum of resp.convs) this.noteSummary(sum);
       cursor = resp.cursor;
       if (!resp.hasMore || resp.convs.length === 0) return { cursor, supported: true };
     }
+  }
+
+  // lackSyncConvs records that a gateway closed the connection for
+  // SYNC_CONVS (PROTOCOL_ERROR, as one older than the op does): resumes do
+  // without it for resyncIntervalMs, then twice as long after each further
+  // close, up to MAX_SYNC_CONVS_WAIT_MS. Asking on the very next connection
+  // would have an older gateway close every one, and the session would
+  // never come online.
+  lackSyncConvs() {
+    this.syncConvsWait = Math.min(Math.max(2 * this.syncConvsWait, this.opts.resyncIntervalMs),
+      MAX_SYNC_CONVS_WAIT_MS);
+    this.syncConvsAfter = Date.now() + this.syncConvsWait;
   }
 
   // noteSummary places a conversation new to this device at the server's

@@ -29,6 +29,9 @@ export class FakeGateway {
     // unsupported holds the ops answered UNSUPPORTED, as a server older
     // than them answers; delete one to upgrade the server.
     this.unsupported = new Set();
+    // unknown holds the ops closed on with PROTOCOL_ERROR, as a gateway
+    // older than them does (with no reconnect delay here, for speed).
+    this.unknown = new Set();
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
     // onRequest(ws, op, req), when set, sees each request first; true
     // leaves it unanswered (the test may close ws), a promise delays the
@@ -201,6 +204,7 @@ export class FakeGateway {
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
     if (this.unsupported.has(header.op)) return fail(ErrorCode.UNSUPPORTED);
+    if (this.unknown.has(header.op)) return this.closeWith(ws, CloseReason.PROTOCOL_ERROR, 0);
     switch (header.op) {
       case Op.HEARTBEAT: return reply({});
       case Op.LOGOUT:

@@ -3,13 +3,14 @@
 // where a conversation new to the device starts (pushes before the listing,
 // late pushes of old messages, a startAtLatest start kept, the device's
 // start kept for a later session), a conversation begun while away, a
-// server that gains SYNC_CONVS, the cursor saved after the positions,
-// reconnect honouring CLOSE, fatal closes, the outbox retrying a send under
-// one client_msg_id, and catch-up cut or overtaken: a reload, findStart, a
-// listing failing part-way or lost with its connection, an own send into an
-// unplaced conversation, a resync; and the end: its last DELIVERED (and
-// logout's LOGOUT), on a reconnect's login or on a connection of its own
-// when offline or when that login fails, and nothing handed over after it.
+// server that lacks SYNC_CONVS and gains it, the cursor saved after the
+// positions, reconnect honouring CLOSE, fatal closes, the outbox retrying a
+// send under one client_msg_id, and catch-up cut or overtaken: a reload,
+// findStart, a listing failing part-way or lost with its connection, an own
+// send into an unplaced conversation, a resync; and the end: its last
+// DELIVERED (and logout's LOGOUT), on a reconnect's login or on a
+// connection of its own when offline or when that login fails, and nothing
+// handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -288,6 +289,27 @@ test('a session asks for SYNC_CONVS again once the server has it', async (t) => 
   await until(() => s.state === State.ONLINE && s.got.length === 1, 'online without SYNC_CONVS');
 
   gw.unsupported.delete(Op.SYNC_CONVS); // upgraded
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  for (let i = 1; i <= 3; i++) gw.add(OTHER, `new while away ${i}`);
+  await until(() => other.length === 3, 'the new conversation');
+  assertHanded(other, [1, 2, 3]);
+});
+
+// A gateway older than SYNC_CONVS closes the connection for it: the
+// session resumes without the listing on the next connection, rather than
+// asking again and losing every connection, and asks again later, so once
+// the gateway is upgraded a conversation begun while away is listed.
+test('a gateway that closes on SYNC_CONVS is asked again only later', async (t) => {
+  const gw = new FakeGateway();
+  const OTHER = 'p2p:1:3';
+  gw.unknown.add(Op.SYNC_CONVS);
+  const s = open(gw, { resyncIntervalMs: 200 });
+  t.after(() => s.close());
+  const other = collect(s, OTHER);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online without SYNC_CONVS');
+
+  gw.unknown.delete(Op.SYNC_CONVS); // upgraded
   gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
   for (let i = 1; i <= 3; i++) gw.add(OTHER, `new while away ${i}`);
   await until(() => other.length === 3, 'the new conversation');
