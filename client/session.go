@@ -214,24 +214,19 @@ type Session struct {
 	// server refused a larger one as too large (its frame limit is lower
 	// than the SDK's SendLimit, which sendAcks sizes batches by).
 	ackBatch int
-	// noDelivered records that the server lacks DELIVERED, for the rest of
-	// the session.
-	noDelivered bool
-	// syncConvsAfter is when SYNC_CONVS may be asked again after a gateway
-	// closed the connection for it, and syncConvsWait the wait after the
-	// last such close (see lackSyncConvs).
-	syncConvsAfter time.Time
-	syncConvsWait  time.Duration
-
-	cur        *Client
-	curChanged chan struct{} // closed and replaced when cur changes
-	userID     int64
-	username   string // as the server spells it
-	tokens     tokens
-	addrIndex  int   // of the gateway to dial next, in Addr, Fallbacks...
-	ended      bool  // no more connections; hand over what is ready, then stop
-	closing    bool  // Close: stop at once
-	err        error // why the session ended
+	// noDelivered remembers a refused DELIVERED for a while, noSyncConvs a
+	// gateway closing the connection for SYNC_CONVS (see lackedOp).
+	noDelivered lackedOp
+	noSyncConvs lackedOp
+	cur         *Client
+	curChanged  chan struct{} // closed and replaced when cur changes
+	userID      int64
+	username    string // as the server spells it
+	tokens      tokens
+	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
+	ended       bool  // no more connections; hand over what is ready, then stop
+	closing     bool  // Close: stop at once
+	err         error // why the session ended
 
 	watch watchState // the presence watch set, sent again on reconnect
 	// queued counts the messages ever put in ready, handed those handed

@@ -163,7 +163,7 @@ func (s *Session) ackAway() {
 		return
 	}
 	s.mu.Lock()
-	unreported := len(s.dirty) > 0 && !s.noDelivered
+	unreported := len(s.dirty) > 0 && !s.noDelivered.active(time.Now())
 	s.mu.Unlock()
 	if !unreported || s.final.Err() != nil {
 		return

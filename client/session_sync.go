@@ -193,10 +193,10 @@ func (s *Session) saveCursor(cursor string) {
 // conversation begun while it was away until a later push in it. An
 // UNSUPPORTED answer costs a request per resume; a gateway that closes the
 // connection for the op costs a connection, so that is asked no sooner
-// than lackSyncConvs says.
+// than noSyncConvs says.
 func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error) {
 	s.mu.Lock()
-	lacking := time.Now().Before(s.syncConvsAfter)
+	lacking := s.noSyncConvs.active(time.Now())
 	s.mu.Unlock()
 	if lacking {
 		return "", false, nil
@@ -206,7 +206,9 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 		resp, err := c.SyncConvs(s.ctx, cursor, s.cfg.SyncPage)
 		if lacksOp(c, err) {
 			if c.Err() != nil {
-				s.lackSyncConvs()
+				s.mu.Lock()
+				s.noSyncConvs.refused(time.Now(), s.cfg.ResyncInterval)
+				s.mu.Unlock()
 				return "", false, err // reconnect, then resume without it
 			}
 			return "", false, nil
@@ -215,7 +217,7 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 			return "", false, err
 		}
 		s.mu.Lock()
-		s.syncConvsWait = 0
+		s.noSyncConvs.answered()
 		for _, sum := range resp.Convs {
 			s.noteSummaryLocked(sum)
 		}
@@ -225,21 +227,6 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 			return cursor, true, nil
 		}
 	}
-}
-
-// maxSyncConvsWait bounds the wait after a close for SYNC_CONVS: against a
-// gateway that stays older, one connection an hour is lost to asking.
-const maxSyncConvsWait = time.Hour
-
-// lackSyncConvs records that a gateway closed the connection for
-// SYNC_CONVS: resumes do without it for the ResyncInterval, then twice as
-// long after each further close, up to maxSyncConvsWait. Asking on the very
-// next connection would have an older gateway close every one.
-func (s *Session) lackSyncConvs() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.syncConvsWait = min(max(2*s.syncConvsWait, s.cfg.ResyncInterval), maxSyncConvsWait)
-	s.syncConvsAfter = time.Now().Add(s.syncConvsWait)
 }
 
 // noteSummaryLocked places a conversation new to this device at the
@@ -462,6 +449,36 @@ func (s *Session) caughtUp(convID string, target int64) bool {
 	return target > 0 && st != nil && st.next >= target && len(st.held) == 0
 }
 
+// maxLackedWait bounds how long a server's refusal of an op is remembered
+// (lackedOp): against a server that stays older, a request an hour is lost
+// to asking, or a connection when a gateway closes it for the op.
+const maxLackedWait = time.Hour
+
+// lackedOp remembers, for a while after each refusal, that the server lacks
+// an op: a release older than it, met during a rolling upgrade, which is
+// soon replaced. Once the while is over the op is asked again, so that the
+// upgraded server gets it back; a Session that stopped asking for good
+// would do without it for the rest of its life. The while starts at the
+// base given (the ResyncInterval) and doubles with each refusal in a row,
+// up to maxLackedWait. Its zero value remembers nothing. Guarded by the
+// Session's mu.
+type lackedOp struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// active reports whether a refusal is remembered at now.
+func (l *lackedOp) active(now time.Time) bool { return now.Before(l.until) }
+
+// refused remembers a refusal at now.
+func (l *lackedOp) refused(now time.Time, base time.Duration) {
+	l.wait = min(max(2*l.wait, base), maxLackedWait)
+	l.until = now.Add(l.wait)
+}
+
+// answered forgets the refusals in a row: the server has the op.
+func (l *lackedOp) answered() { l.wait = 0 }
+
 // lacksOp reports whether err says that the server does not know the op
 // just sent: UNSUPPORTED, or a gateway older than the op closing the
 // connection for an unknown opcode (PROTOCOL_ERROR), since the SDK sends no
@@ -491,10 +508,13 @@ const maxDeliveredPositions = 500
 // otherwise be refused every flush, and acknowledge nothing again. A
 // request the server refuses as too large all the same (its limit is lower)
 // halves the batches from then on; a single position it refuses is given
-// up, since it never fits.
+// up, since it never fits. A server without DELIVERED is asked again once
+// noDelivered allows, with the positions gathered meanwhile: left
+// unreported, its position for the device stays behind, and the device's
+// next process, on a store of its own, hands the same messages over again.
 func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	s.mu.Lock()
-	if len(s.dirty) == 0 || s.noDelivered {
+	if len(s.dirty) == 0 || s.noDelivered.active(time.Now()) {
 		s.mu.Unlock()
 		return
 	}
@@ -513,8 +533,9 @@ func (s *Session) sendAcks(ctx context.Context, c *Client) {
 		switch {
 		case lacksOp(c, err):
 			s.mu.Lock()
-			s.noDelivered = true
+			s.noDelivered.refused(time.Now(), s.cfg.ResyncInterval)
 			s.mu.Unlock()
+			s.keepDirty(positions)
 			return
 		case errors.Is(err, ErrTooLarge) && n > 1:
 			s.mu.Lock()
@@ -529,6 +550,9 @@ func (s *Session) sendAcks(ctx context.Context, c *Client) {
 			s.keepDirty(positions)
 			return
 		}
+		s.mu.Lock()
+		s.noDelivered.answered()
+		s.mu.Unlock()
 		positions = positions[n:]
 	}
 }

@@ -267,6 +267,41 @@ func TestSession_ListsAgainOnceTheServerHasSyncConvs(t *testing.T) {
 	}
 }
 
+// A Session that met a server without DELIVERED reports what it handed over
+// once the server has it: left unreported, the server keeps an older
+// position for the device, from which its next process (on a store of its
+// own) hands the same messages over again.
+func TestSession_ReportsDeliveredOnceTheServerHasIt(t *testing.T) {
+	tests := []struct {
+		name  string
+		older func(*clienttest.Server, ...protocol.Op)
+	}{
+		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
+		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			tt.older(s, protocol.Op_DELIVERED)
+			bob, aliceID, conv := pair(t, s, "bob", "alice")
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.ResyncInterval = 100 * time.Millisecond
+			})
+			st := collectSession(t, sess)
+			sendN(t, bob, aliceID, 3, "before the upgrade")
+			waitFor(t, "3 messages", func() bool { return st.count(conv) == 3 })
+			waitFor(t, "a DELIVERED refused", func() bool {
+				return s.Requests(protocol.Op_DELIVERED) > 0
+			})
+
+			s.Upgrade(protocol.Op_DELIVERED)
+			waitFor(t, "the position reported", func() bool {
+				return s.DeliveredSeq("alice", "phone", conv) == 3
+			})
+		})
+	}
+}
+
 func TestSession_StartAtLatestSkipsOldHistory(t *testing.T) {
 	s := startServer(t, clienttest.Options{})
 	bob, aliceID, conv := pair(t, s, "bob", "alice")

@@ -235,6 +235,14 @@ func (s *Server) DeliveredCalls() int {
 	return s.deliveredCalls
 }
 
+// Requests is how many requests of op reached the server, refused ones
+// (Unsupported, Unknown) included.
+func (s *Server) Requests(op protocol.Op) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[op]
+}
+
 // Repush pushes the stored message seq of convID again to every connection
 // of its members, as a push redelivered after a server failure comes: late,
 // and to connections that logged in after the message was stored.

@@ -81,6 +81,7 @@ type Server struct {
 	heldLogins     int
 	deliveredCalls int
 	unsupported    map[protocol.Op]bool
+	requests       map[protocol.Op]int // by op, every request answered or refused
 	unknown        map[protocol.Op]bool
 	// failBackward is how many backward SYNCs still fail (FailBackwardSyncs).
 	failBackward int
@@ -134,6 +135,7 @@ func Start(opts Options) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 
 		unsupported: make(map[protocol.Op]bool),
+		requests:    make(map[protocol.Op]int),
 		unknown:     make(map[protocol.Op]bool),
 	}
 	s.wg.Add(1)
@@ -326,6 +328,9 @@ func (s *Server) serve(c *conn) {
 
 // answer handles one request of c and replies.
 func (s *Server) answer(c *conn, h codec.Header, body []byte) {
+	s.mu.Lock()
+	s.requests[h.Op]++
+	s.mu.Unlock()
 	if s.isUnknown(h.Op) {
 		c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
 			Reason: protocol.CloseReason_PROTOCOL_ERROR, Message: "unknown op"}))
