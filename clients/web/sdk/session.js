@@ -48,10 +48,42 @@ const STABLE_MS = 60_000;
 // login of a connection that is to carry it included.
 const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
-// MAX_SYNC_CONVS_WAIT_MS bounds the wait after a close for SYNC_CONVS:
-// against a gateway that stays older, one connection an hour is lost to
-// asking.
-const MAX_SYNC_CONVS_WAIT_MS = 3_600_000;
+// MAX_LACKED_WAIT_MS bounds how long a server's refusal of an op is
+// remembered (LackedOp): against a server that stays older, a request an
+// hour is lost to asking, or a connection when a gateway closes it for the
+// op.
+const MAX_LACKED_WAIT_MS = 3_600_000;
+
+// LackedOp remembers, for a while after each refusal, that the server lacks
+// an op: a release older than it, met during a rolling upgrade, which is
+// soon replaced. Once the while is over the op is asked again, so that the
+// upgraded server gets it back; a session that stopped asking for good
+// would do without it for the rest of its life. The while starts at the
+// base given (resyncIntervalMs) and doubles with each refusal in a row, up
+// to MAX_LACKED_WAIT_MS.
+class LackedOp {
+  constructor() {
+    this.until = 0; // Date.now() ms
+    this.wait = 0;
+  }
+
+  active() { return Date.now() < this.until; }
+
+  refused(baseMs) {
+    this.wait = Math.min(Math.max(2 * this.wait, baseMs), MAX_LACKED_WAIT_MS);
+    this.until = Date.now() + this.wait;
+  }
+
+  answered() { this.wait = 0; }
+}
+
+// refusedAsUnknown reports whether err says the server does not know the op
+// of the request it failed: UNSUPPORTED, or a gateway older than the op
+// closing the connection for an opcode it does not know (PROTOCOL_ERROR),
+// since the SDK sends no malformed frame.
+function refusedAsUnknown(err) {
+  return err.code === ErrorCode.UNSUPPORTED || err.close?.reason === CloseReason.PROTOCOL_ERROR;
+}
 
 const utf8 = new TextEncoder();
 
@@ -121,12 +153,10 @@ export class Session extends Emitter {
     this.listings = 0;
     this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
     this.outbox = new Map(); // client msg id -> entry, in creation order
-    this.noDelivered = false;
-    // syncConvsAfter is when SYNC_CONVS may be asked again after a gateway
-    // closed the connection for it (Date.now() ms), and syncConvsWait the
-    // wait after the last such close (see lackSyncConvs).
-    this.syncConvsAfter = 0;
-    this.syncConvsWait = 0;
+    // noDelivered remembers a refused DELIVERED for a while, noSyncConvs a
+    // gateway closing the connection for SYNC_CONVS.
+    this.noDelivered = new LackedOp();
+    this.noSyncConvs = new LackedOp();
     this.timers = new Set();
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
@@ -310,7 +340,7 @@ export class Session extends Emitter {
   // at the latest hands the same messages over again. Nothing when the
   // server acknowledged every position handed over.
   ackAway() {
-    if (this.dirty.size === 0 || this.noDelivered) return;
+    if (this.dirty.size === 0 || this.noDelivered.active()) return;
     this.connect().then(({ conn }) => this.lastAck(conn), () => {});
   }
 
@@ -751,37 +781,26 @@ export class Session extends Emitter {
   // is soon replaced, and a session that stopped asking for good would, for
   // the rest of its life, miss every conversation begun while it was away
   // until a later push in it. A gateway that closes the connection for the
-  // op costs a connection, so that is asked no sooner than lackSyncConvs
+  // op costs a connection, so that is asked no sooner than noSyncConvs
   // says.
   async syncConvs(conn) {
     let cursor = this.positions.cursor();
-    if (Date.now() < this.syncConvsAfter) return { cursor, supported: false };
+    if (this.noSyncConvs.active()) return { cursor, supported: false };
     for (;;) {
       let resp;
       try {
         resp = await conn.request(Op.SYNC_CONVS, { cursor, limit: this.opts.syncPage });
       } catch (err) {
         if (err.code === ErrorCode.UNSUPPORTED) return { cursor, supported: false };
-        if (err.close?.reason === CloseReason.PROTOCOL_ERROR) this.lackSyncConvs();
-        throw err; // reconnect, then resume without it
+        // A close: reconnect, then resume without it for a while.
+        if (refusedAsUnknown(err)) this.noSyncConvs.refused(this.opts.resyncIntervalMs);
+        throw err;
       }
-      this.syncConvsWait = 0;
+      this.noSyncConvs.answered();
       for (const sum of resp.convs) this.noteSummary(sum);
       cursor = resp.cursor;
       if (!resp.hasMore || resp.convs.length === 0) return { cursor, supported: true };
     }
-  }
-
-  // lackSyncConvs records that a gateway closed the connection for
-  // SYNC_CONVS (PROTOCOL_ERROR, as one older than the op does): resumes do
-  // without it for resyncIntervalMs, then twice as long after each further
-  // close, up to MAX_SYNC_CONVS_WAIT_MS. Asking on the very next connection
-  // would have an older gateway close every one, and the session would
-  // never come online.
-  lackSyncConvs() {
-    this.syncConvsWait = Math.min(Math.max(2 * this.syncConvsWait, this.opts.resyncIntervalMs),
-      MAX_SYNC_CONVS_WAIT_MS);
-    this.syncConvsAfter = Date.now() + this.syncConvsWait;
   }
 
   // noteSummary places a conversation new to this device at the server's
@@ -865,22 +884,28 @@ export class Session extends Emitter {
 
   // flushAcks sends the positions handed over since the last flush, and
   // returns a promise settled when that DELIVERED is answered, or null when
-  // there was nothing to send.
+  // there was nothing to send. A server without DELIVERED is asked again
+  // once noDelivered allows, with the positions gathered meanwhile: left
+  // unreported, its position for the device stays behind, and the device's
+  // next session on a store of its own hands the same messages over again.
   flushAcks(conn) {
-    if (this.dirty.size === 0 || this.noDelivered || conn.closed) return null;
+    if (this.dirty.size === 0 || this.noDelivered.active() || conn.closed) return null;
     const positions = [...this.dirty].map(([convId, seq]) => ({ convId, seq }));
     this.dirty.clear();
-    return conn.request(Op.DELIVERED, { positions }).catch((err) => {
-      if (err.code === ErrorCode.UNSUPPORTED) {
-        this.noDelivered = true;
-        return;
-      }
-      // Sent again with the next flush; newer positions win.
-      for (const p of positions) {
-        const cur = this.dirty.get(p.convId);
-        if (cur === undefined || cur < p.seq) this.dirty.set(p.convId, p.seq);
-      }
-    });
+    return conn.request(Op.DELIVERED, { positions }).then(() => this.noDelivered.answered(),
+      (err) => {
+        if (refusedAsUnknown(err)) this.noDelivered.refused(this.opts.resyncIntervalMs);
+        this.keepDirty(positions);
+      });
+  }
+
+  // keepDirty puts positions not acknowledged back, to be sent with a later
+  // flush; newer positions win.
+  keepDirty(positions) {
+    for (const p of positions) {
+      const cur = this.dirty.get(p.convId);
+      if (cur === undefined || cur < p.seq) this.dirty.set(p.convId, p.seq);
+    }
   }
 
   // ---- sending ----

@@ -3,14 +3,14 @@
 // where a conversation new to the device starts (pushes before the listing,
 // late pushes of old messages, a startAtLatest start kept, the device's
 // start kept for a later session), a conversation begun while away, a
-// server that lacks SYNC_CONVS and gains it, the cursor saved after the
-// positions, reconnect honouring CLOSE, fatal closes, the outbox retrying a
-// send under one client_msg_id, and catch-up cut or overtaken: a reload,
-// findStart, a listing failing part-way or lost with its connection, an own
-// send into an unplaced conversation, a resync; and the end: its last
-// DELIVERED (and logout's LOGOUT), on a reconnect's login or on a
-// connection of its own when offline or when that login fails, and nothing
-// handed over after it.
+// server that lacks SYNC_CONVS or DELIVERED and gains it, the cursor saved
+// after the positions, reconnect honouring CLOSE, fatal closes, the outbox
+// retrying a send under one client_msg_id, and catch-up cut or overtaken: a
+// reload, findStart, a listing failing part-way or lost with its
+// connection, an own send into an unplaced conversation, a resync; and the
+// end: its last DELIVERED (and logout's LOGOUT), on a reconnect's login or
+// on a connection of its own when offline or when that login fails, and
+// nothing handed over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -314,6 +314,27 @@ test('a gateway that closes on SYNC_CONVS is asked again only later', async (t) 
   for (let i = 1; i <= 3; i++) gw.add(OTHER, `new while away ${i}`);
   await until(() => other.length === 3, 'the new conversation');
   assertHanded(other, [1, 2, 3]);
+});
+
+// A session that met a server without DELIVERED reports what it handed
+// over once the server has it: left unreported, the server keeps an older
+// position for the device, from which its next session on a store of its
+// own hands the same messages over again.
+test('a session reports DELIVERED again once the server has it', async (t) => {
+  const gw = new FakeGateway();
+  gw.unsupported.add(Op.DELIVERED);
+  let refused = 0;
+  gw.onRequest = (ws, op) => {
+    if (op === Op.DELIVERED && gw.unsupported.has(op)) refused++;
+  };
+  for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+  const s = open(gw, { resyncIntervalMs: 200 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === 3 && refused > 0, 'a DELIVERED refused');
+
+  gw.unsupported.delete(Op.DELIVERED); // upgraded
+  await until(() => gw.delivered.get(CONV) === 3n, 'DELIVERED of 3');
 });
 
 // A push of a message from before the login, redelivered late after a
