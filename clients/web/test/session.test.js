@@ -337,6 +337,25 @@ test('a session reports DELIVERED again once the server has it', async (t) => {
   await until(() => gw.delivered.get(CONV) === 3n, 'DELIVERED of 3');
 });
 
+// A gateway older than DELIVERED closes the connection for it: the next
+// connection reports nothing until the while is over, where each flush
+// closed a connection again.
+test('a gateway that closes on DELIVERED is asked again only later', async (t) => {
+  const gw = new FakeGateway();
+  gw.unknown.add(Op.DELIVERED);
+  gw.add(CONV, 'm1');
+  const s = open(gw, { resyncIntervalMs: 60_000 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => gw.conns.length === 2 && s.state === State.ONLINE,
+    'online again after the close');
+
+  gw.push(gw.live[0], gw.add(CONV, 'm2'));
+  await until(() => s.got.includes(2), 'seq 2');
+  assert.equal(s.flushAcks(s.conn), null, 'a DELIVERED sent to the gateway that closed on it');
+  assert.equal(gw.live.length, 1);
+});
+
 // A push of a message from before the login, redelivered late after a
 // server failure, must not decide where a conversation starts either: the
 // device's position on the server does or, without one, the first message
