@@ -22,6 +22,13 @@ import (
 // subscription until the last request has ended, every event delivered to
 // this instance reaches a worker in order, and a partition handed over
 // leaves no request behind that could take events from its next owner.
+//
+// A request the puller gives up on (unanswered; see pullGrace) may still be
+// held by the server. Its subscription is kept, so its events still reach a
+// worker in delivery order, but the next request goes out on a fresh one:
+// JetStream delivers an event on its stream subject, not the request's
+// reply subject, so only the subscription tells whose event it is, and a
+// pull counts only its own towards its batch.
 
 const (
 	// pullWait is how long one pull request waits for events. A partition
@@ -41,8 +48,15 @@ const (
 	// pullStatusRoom is the room a puller's channel keeps, beyond the
 	// events the consumer may have out (MaxAckPending), for the status
 	// messages that end requests: one per request, and a puller has one
-	// request out, or two while one given up for lost may still answer.
+	// request out, and up to pullLapsedSubs given up for lost that may
+	// still answer.
 	pullStatusRoom = 16
+	// pullLapsedSubs bounds the subscriptions a puller keeps for requests
+	// it gave up on. One is dropped when its request's status comes; one
+	// that never comes (a restarted server forgot the request) is dropped
+	// when this many later requests were given up too, each at least
+	// pullWait + pullGrace after it.
+	pullLapsedSubs = 4
 )
 
 var (
@@ -70,16 +84,26 @@ var (
 // times the former. One more would be dropped by nats.go as a slow
 // consumer's and redelivered after its ack wait.
 type puller struct {
-	nc      *nats.Conn
+	nc   *nats.Conn
+	msgs chan *nats.Msg
+	// sub takes the answers to this puller's requests since the last one
+	// it gave up on; lapsed, oldest first, those of the requests given up
+	// on. All deliver into msgs.
 	sub     *nats.Subscription
-	msgs    chan *nats.Msg
+	lapsed  []*nats.Subscription
 	subject string // the consumer's next-message API subject
 	request []byte // the pull request: batch and expiry
 	batch   int
-	// inbox is the subscription's prefix: request n is answered on
-	// inbox.n, so a pull tells its own request's end from an older one's.
+	// inbox is sub's prefix: request n is answered on inbox.n, so a pull
+	// tells its own request's end from an older one's.
 	inbox string
 	sent  uint64 // requests sent
+	// resubscribe is set when a request was given up on: the next is sent
+	// on a fresh subscription.
+	resubscribe bool
+	// giveUp is how long a request may go without its end before it is
+	// given up for lost: pullWait + pullGrace, shorter in tests.
+	giveUp time.Duration
 }
 
 // pullRequest is the body of a JetStream pull request; expires is in
@@ -92,20 +116,37 @@ type pullRequest struct {
 // newPuller subscribes to a fresh inbox for pulling consumer's events in
 // batches of batch; pending is the consumer's MaxAckPending.
 func newPuller(js jetstream.JetStream, stream, consumer string, batch, pending int) (*puller, error) {
-	nc := js.Conn()
-	msgs := make(chan *nats.Msg, pending+pullStatusRoom)
-	inbox := nc.NewInbox()
-	sub, err := nc.ChanSubscribe(inbox+".*", msgs)
-	if err != nil {
-		return nil, fmt.Errorf("task: subscribe for %s: %w", consumer, err)
-	}
 	req, err := json.Marshal(pullRequest{Batch: batch, Expires: pullWait})
 	if err != nil {
-		_ = sub.Unsubscribe()
 		return nil, err
 	}
-	return &puller{nc: nc, sub: sub, msgs: msgs, request: req, batch: batch, inbox: inbox,
-		subject: apiPrefix(js) + "CONSUMER.MSG.NEXT." + stream + "." + consumer}, nil
+	pl := &puller{nc: js.Conn(), msgs: make(chan *nats.Msg, pending+pullStatusRoom),
+		request: req, batch: batch, giveUp: pullWait + pullGrace,
+		subject: apiPrefix(js) + "CONSUMER.MSG.NEXT." + stream + "." + consumer}
+	if err := pl.subscribe(); err != nil {
+		return nil, fmt.Errorf("task: subscribe for %s: %w", consumer, err)
+	}
+	return pl, nil
+}
+
+// subscribe makes a fresh inbox the one the next requests are answered on.
+// The previous subscription, if any, is kept in lapsed: its request was
+// given up on, and its events may still come.
+func (pl *puller) subscribe() error {
+	inbox := pl.nc.NewInbox()
+	sub, err := pl.nc.ChanSubscribe(inbox+".*", pl.msgs)
+	if err != nil {
+		return err
+	}
+	if pl.sub != nil {
+		if len(pl.lapsed) == pullLapsedSubs {
+			_ = pl.lapsed[0].Unsubscribe()
+			pl.lapsed = append(pl.lapsed[:0], pl.lapsed[1:]...)
+		}
+		pl.lapsed = append(pl.lapsed, pl.sub)
+	}
+	pl.sub, pl.inbox, pl.resubscribe = sub, inbox, false
+	return nil
 }
 
 // apiPrefix returns the JetStream API prefix js sends requests with.
@@ -127,37 +168,45 @@ func apiPrefix(js jetstream.JetStream) string {
 // delivery order, until the server ended the request. An error status
 // (409: consumer deleted, too many requests...) ends it with an error.
 //
-// An older request's events, should one still be out (given up for lost,
-// or sent as the connection dropped), go to fn as well, and count towards
-// this one's batch: JetStream delivers an event on its stream subject, not
-// the request's. Its end does not count: a status comes on the request's
-// reply subject, and ended by another request's, a pull would leave its own
-// out, and the next pull one more, for good.
+// The events of requests given up on, should the server still deliver
+// them, go to fn as well, in delivery order, but neither they nor their end
+// count towards this request's: counted, they would end the pull with its
+// own request still out, its events left in the channel, and one more
+// request out for each pull after it. A pull that gives up on its request
+// returns errPullUnanswered, and the next is sent on a fresh subscription.
 //
 // While the connection is down it sends nothing and returns
 // errPullDisconnected. nats.go would keep the request in its reconnect
 // buffer, and a partition would buffer one per pullWait + pullGrace of the
-// outage, all sent at reconnect: each ends, on its expiry status, a later
-// pull whose own request is still out, and the next pull sends one more, so
-// that the partition keeps that many requests out for good, their statuses
-// coming in bursts that can overflow the subscription's channel.
+// outage, all sent at reconnect, their statuses coming in bursts that can
+// overflow the subscription's channel.
 func (pl *puller) pull(fn func(*nats.Msg)) error {
 	if !pl.nc.IsConnected() {
 		return errPullDisconnected
+	}
+	if pl.resubscribe {
+		if err := pl.subscribe(); err != nil {
+			return fmt.Errorf("pull: subscribe: %w", err)
+		}
 	}
 	pl.sent++
 	reply := pl.inbox + "." + strconv.FormatUint(pl.sent, 10)
 	if err := pl.nc.PublishRequest(pl.subject, reply, pl.request); err != nil {
 		return fmt.Errorf("pull request: %w", err)
 	}
-	unanswered := time.NewTimer(pullWait + pullGrace)
+	unanswered := time.NewTimer(pl.giveUp)
 	defer unanswered.Stop()
 	for got := 0; got < pl.batch; {
 		var msg *nats.Msg
 		select {
 		case msg = <-pl.msgs:
 		case <-unanswered.C:
+			pl.resubscribe = true
 			return errPullUnanswered
+		}
+		if msg.Sub != pl.sub {
+			pl.lapsedMsg(msg, fn)
+			continue
 		}
 		status := msg.Header.Get("Status")
 		if len(msg.Data) > 0 || status == "" {
@@ -166,7 +215,7 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 			continue
 		}
 		if msg.Subject != reply {
-			continue // an older request ended
+			continue // an older request on this inbox ended
 		}
 		switch status {
 		case "100": // a heartbeat; none are asked for
@@ -179,5 +228,33 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 	return nil
 }
 
-// close ends the subscription; call it only once the last request ended.
-func (pl *puller) close() { _ = pl.sub.Unsubscribe() }
+// lapsedMsg handles msg, which answers a request given up on: an event goes
+// to fn; a status that ends the request drops its subscription, which
+// nothing else answers on (each subscription's earlier requests ended
+// before it was given up on).
+func (pl *puller) lapsedMsg(msg *nats.Msg, fn func(*nats.Msg)) {
+	status := msg.Header.Get("Status")
+	if len(msg.Data) > 0 || status == "" {
+		fn(msg)
+		return
+	}
+	if status == "100" {
+		return
+	}
+	for i, sub := range pl.lapsed {
+		if sub == msg.Sub {
+			_ = sub.Unsubscribe()
+			pl.lapsed = append(pl.lapsed[:i], pl.lapsed[i+1:]...)
+			return
+		}
+	}
+}
+
+// close ends the subscriptions; call it only once the last request ended.
+func (pl *puller) close() {
+	_ = pl.sub.Unsubscribe()
+	for _, sub := range pl.lapsed {
+		_ = sub.Unsubscribe()
+	}
+	pl.lapsed = nil
+}

@@ -196,3 +196,125 @@ func pullConsumer(ctx context.Context, t *testing.T, js jetstream.JetStream, nam
 	}
 	return cons
 }
+
+// The events of a request the puller gave up on, should the server still
+// hold it, do not count towards a later pull's batch. Counted, they ended
+// that pull before its own request had brought its events, and a partition
+// released then left them in the puller's channel at close: delivered, so
+// held by the consumer until their ack wait ran out, then redelivered to
+// the next owner behind the events it had pushed since.
+func TestPuller_GivenUpRequestsEventsDoNotEndThePull(t *testing.T) {
+	en := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const batch, events = 10, 15
+	cons := pullConsumer(ctx, t, en.js, en.names, "lapsed", 100)
+	pl, err := newPuller(en.js, en.names.Stream, "lapsed", batch, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			pl.close()
+		}
+	}()
+
+	// A request the server holds long after the puller gave up on it, as
+	// one held in a reconnect buffer would be.
+	pl.giveUp = 100 * time.Millisecond
+	normal := pl.request
+	pl.request, err = json.Marshal(pullRequest{Batch: batch, Expires: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.pull(func(*nats.Msg) { t.Error("an event for an empty stream") }); err == nil {
+		t.Fatal("pull of an empty stream ended before its request's expiry")
+	}
+	pl.giveUp, pl.request = pullWait+pullGrace, normal
+
+	// The given-up request takes the first batch, the next pull's own the
+	// rest.
+	subject := en.names.PartitionSubject(0)
+	for i := range events {
+		if _, err := en.js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.For(t, 5*time.Second, "the given-up request to take its batch", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == batch && info.NumWaiting == 0
+	})
+	var got []string
+	take := func(m *nats.Msg) { got = append(got, string(m.Data)); _ = m.Ack() }
+	if err := pl.pull(take); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumWaiting != 0 {
+		t.Errorf("pull returned with %d requests still out", info.NumWaiting)
+	}
+
+	// The partition is released: its last pull returned, the puller closes.
+	pl.close()
+	closed = true
+	if len(got) != events {
+		t.Errorf("pulled %d events before the puller closed, want %d", len(got), events)
+	}
+	for i, d := range got {
+		if d != fmt.Sprint(i) {
+			t.Fatalf("event %d = %q, want %q (in stream order)", i, d, fmt.Sprint(i))
+		}
+	}
+	testwait.For(t, 5*time.Second, "acks to be counted", func() bool {
+		info, err = cons.Info(ctx)
+		return err == nil && info.NumAckPending+int(info.NumPending) <= events-len(got)
+	})
+	if info.NumAckPending != 0 {
+		t.Errorf("%d events delivered to the closed puller wait out their ack wait",
+			info.NumAckPending)
+	}
+}
+
+// The subscription kept for a request given up on is dropped when that
+// request's end comes after all, and the puller subscribes no more than
+// once per request given up on.
+func TestPuller_DropsGivenUpRequestsSubscriptionAtItsEnd(t *testing.T) {
+	en := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pullConsumer(ctx, t, en.js, en.names, "ended", 0)
+	pl, err := newPuller(en.js, en.names.Stream, "ended", 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.close()
+	first := pl.sub
+
+	pl.giveUp = 100 * time.Millisecond // well before the request's expiry
+	if err := pl.pull(func(*nats.Msg) {}); err == nil {
+		t.Fatal("pull of an empty stream ended before its request's expiry")
+	}
+	pl.giveUp = pullWait + pullGrace
+	// The given-up request expires first, during this pull.
+	if err := pl.pull(func(*nats.Msg) {}); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	if pl.sub == first {
+		t.Error("the request after one given up on went out on the same subscription")
+	}
+	if first.IsValid() || len(pl.lapsed) != 0 {
+		t.Errorf("the given-up request's subscription kept after its expiry (%d kept)",
+			len(pl.lapsed))
+	}
+	second := pl.sub
+	if err := pl.pull(func(*nats.Msg) {}); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	if pl.sub != second {
+		t.Error("a pull after one that ended subscribed afresh")
+	}
+}
