@@ -105,7 +105,7 @@ func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 		t.ack(j)
 		return
 	}
-	if t.view.vanished(ctx, ev.Gateway, mark) {
+	if t.skipGateway(ctx, ev.Gateway, mark) {
 		// The connection closed with its gateway; ids are never reused by a
 		// later life at the same address.
 		t.metrics.skipped.Inc()

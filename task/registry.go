@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 )
 
@@ -37,11 +38,19 @@ func (t *Task) readRegistry(ctx context.Context) {
 	t.metrics.registry.WithLabelValues("live").Set(float64(len(snap.Live)))
 	t.metrics.registry.WithLabelValues("vanished").Set(float64(len(snap.Gone)))
 	for addr, gone := range snap.Gone {
+		lapsed := t.view.lapsed(addr)
+		if lapsed && t.lapsed.busy(addr) {
+			continue // its probe or its pushes use the client
+		}
 		if t.gateways.drop(addr) {
-			t.log.Info().Str("gateway", addr).Time("gone_at", gone).
+			t.log.Info().Str("gateway", addr).Time("gone_at", gone).Bool("lapsed", lapsed).
 				Msg("gateway vanished; its push client dropped")
 		}
+		if lapsed {
+			t.probeLapsed(ctx, addr)
+		}
 	}
+	t.lapsed.retain(t.view.lapsed)
 }
 
 // skipVanished removes from targets the gateways the registry says are
@@ -49,16 +58,12 @@ func (t *Task) readRegistry(ctx context.Context) {
 // connections closed with them: the message is stored and those devices
 // catch up when they reconnect elsewhere, whereas a call would wait for a
 // connect timeout. A gateway the registry never heard of stays: it may be
-// one that does not register.
-//
-// TODO: a gateway that is alive but could not refresh its registration for
-// its TTL (registry unreachable from it) is skipped too, and its devices get
-// those messages only at their next seq gap or resync (a minute); trying a
-// lapsed gateway once with a short timeout would close that window.
+// one that does not register. So does one whose registration lapsed but
+// that answers its probes (see lapsedGateways).
 func (t *Task) skipVanished(ctx context.Context, targets map[string][]*pushrpc.Target,
 	mark uint64, msgID int64) {
 	for addr, ts := range targets {
-		if !t.view.vanished(ctx, addr, mark) {
+		if !t.skipGateway(ctx, addr, mark) {
 			continue
 		}
 		delete(targets, addr)
@@ -66,4 +71,14 @@ func (t *Task) skipVanished(ctx context.Context, targets map[string][]*pushrpc.T
 		t.log.Debug().Str("gateway", addr).Int64("msg", msgID).Int("targets", len(ts)).
 			Msg("push skipped: gateway vanished")
 	}
+}
+
+// skipGateway reports whether a call to addr is to be skipped: it vanished
+// by a registry read begun after mark, and it is not a lapsed gateway that
+// answers. The latter is asked before the read, which it spares each push.
+func (t *Task) skipGateway(ctx context.Context, addr string, mark uint64) bool {
+	if t.view.state(addr) != registry.Vanished {
+		return false // live, unknown, or no registry: the common case
+	}
+	return !t.lapsed.answering(addr) && t.view.vanished(ctx, addr, mark)
 }

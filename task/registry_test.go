@@ -122,3 +122,92 @@ func TestTask_SkipsKickOnVanishedGateway(t *testing.T) {
 		t.Fatalf("the vanished gateway got %d kicks, want none", n)
 	}
 }
+
+// lapse lets addr's registration, which the task's view has seen live,
+// run out without a deregistration, as that of a gateway that can no
+// longer reach the registry does, and waits for the view to call it
+// lapsed. The last registration is short so that the test is, and the
+// view, reading every RegistryRefresh, sees it live first.
+func lapse(t *testing.T, rt *runningTask, reg registry.Registry, addr string) {
+	t.Helper()
+	waitState(t, rt, addr, registry.Live)
+	if err := reg.Register(context.Background(), addr, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 10*time.Second, "the view to see "+addr+" lapsed", func() bool {
+		return rt.task.view.lapsed(addr)
+	})
+}
+
+// waitState waits until the task's view of the registry says st of addr.
+func waitState(t *testing.T, rt *runningTask, addr string, st registry.State) {
+	t.Helper()
+	testwait.For(t, 10*time.Second, "the view to see "+addr+" "+st.String(), func() bool {
+		return rt.task.view.state(addr) == st
+	})
+}
+
+// A gateway whose registration lapsed (it could not refresh it) but that
+// still serves is found by a probe and pushed to, rather than skipped as a
+// vanished one until its devices resync.
+func TestTask_PushesToLapsedGatewayThatAnswers(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	reg := registry.NewMemory(0)
+	mustRegister(t, reg, gw.addr)
+	cfg := testConfig()
+	cfg.RegistryRefresh = 20 * time.Millisecond
+	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
+	lapse(t, rt, reg, gw.addr)
+	testwait.For(t, 10*time.Second, "the lapsed gateway to answer its probe", func() bool {
+		return rt.task.lapsed.answering(gw.addr)
+	})
+
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "d", Gateway: gw.addr, ConnID: 7})
+	en.publish(t, newEvent("p2p:1:2", 1, []int64{2}, route.Route{UserID: 1}))
+	testwait.For(t, 5*time.Second, "push to the lapsed gateway", func() bool {
+		return len(gw.framesOf(7)) == 1
+	})
+}
+
+// A lapsed gateway that does not answer costs no push a wait: it gets one
+// probe at a time, beside the pushes, and is skipped meanwhile. One that
+// deregistered is never probed.
+func TestTask_LapsedDeadGatewayIsProbedNotWaitedFor(t *testing.T) {
+	en := newEnv(t)
+	dead := startGateway(t, gatewayMode{stall: true}) // holds each call for PushTimeout
+	left := startGateway(t, gatewayMode{stall: true})
+	live := startGateway(t, gatewayMode{})
+	reg := registry.NewMemory(0)
+	mustRegister(t, reg, dead.addr)
+	mustRegister(t, reg, left.addr)
+	mustRegister(t, reg, live.addr)
+	cfg := testConfig()
+	cfg.RegistryRefresh = 20 * time.Millisecond
+	// Far beyond the waits below: a push that waited on a stalled gateway
+	// would hold its event past them.
+	cfg.PushTimeout = 20 * time.Second
+	cfg.AckWait = 30 * time.Second
+	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
+	lapse(t, rt, reg, dead.addr)
+	waitState(t, rt, left.addr, registry.Live)
+	mustDeregister(t, reg, left.addr)
+	waitState(t, rt, left.addr, registry.Vanished)
+
+	en.putRoute(t, route.Route{UserID: 1, DeviceID: "d", Gateway: dead.addr, ConnID: 1})
+	en.putRoute(t, route.Route{UserID: 2, DeviceID: "d", Gateway: left.addr, ConnID: 2})
+	en.putRoute(t, route.Route{UserID: 3, DeviceID: "d", Gateway: live.addr, ConnID: 3})
+	for seq := int64(1); seq <= 3; seq++ {
+		en.publish(t, newEvent("group:1", seq, []int64{1, 2, 3}, route.Route{UserID: 9}))
+	}
+	testwait.For(t, 5*time.Second, "pushes to the live gateway", func() bool {
+		return len(live.framesOf(3)) == 3
+	})
+	testwait.For(t, 5*time.Second, "events acked", en.settled(t))
+	if n := dead.pushes.Load(); n > 1 {
+		t.Errorf("the lapsed, stalled gateway got %d calls, want at most its one probe", n)
+	}
+	if n := left.pushes.Load(); n != 0 {
+		t.Errorf("the deregistered gateway got %d calls, want none", n)
+	}
+}

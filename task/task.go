@@ -77,6 +77,7 @@ type Task struct {
 	rare     zerolog.Logger // sampled: anomalies that may repeat per event
 	gateways *gatewayClients
 	view     *gatewayView // nil without a registry
+	lapsed   *lapsedGateways
 	metrics  *metrics
 	notify   *notifier // nil when notifications are off
 	ready    chan struct{}
@@ -122,6 +123,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		gateways: newGatewayClients(clientsConfig{timeout: cfg.PushTimeout, conns: cfg.Workers,
 			secret: cfg.InternalSecret, metrics: m, log: log, inFlight: cfg.pushCallsInFlight}),
 		view:    newGatewayView(deps.Registry),
+		lapsed:  newLapsedGateways(),
 		metrics: m,
 		ready:   make(chan struct{}),
 

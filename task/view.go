@@ -24,6 +24,9 @@ type gatewayView struct {
 	started uint64       // snapshot reads begun, numbering them from 1
 	current viewSnapshot // the newest completed read
 	pending *viewRead    // the newest read in flight, or nil
+	// liveUntil holds, for each address live or vanished in current, the
+	// expiry of the newest registration seen live: see lapsed.
+	liveUntil map[string]time.Time
 }
 
 // viewSnapshot is a snapshot and the number of the read that took it.
@@ -106,6 +109,7 @@ func (v *gatewayView) read(ctx context.Context, r *viewRead) {
 	v.mu.Lock()
 	if r.err == nil && r.n > v.current.n {
 		v.current = viewSnapshot{n: r.n, snap: r.snap}
+		v.noteLiveLocked(r.snap)
 	}
 	if v.pending == r {
 		v.pending = nil
@@ -128,4 +132,42 @@ func (v *gatewayView) vanished(ctx context.Context, addr string, after uint64) b
 	}
 	snap, err := v.since(ctx, after)
 	return err == nil && snap.State(addr) == registry.Vanished
+}
+
+// noteLiveLocked records the registrations live in snap and forgets the
+// addresses snap no longer has. v.mu is held.
+func (v *gatewayView) noteLiveLocked(snap registry.Snapshot) {
+	next := make(map[string]time.Time, len(snap.Live)+len(snap.Gone))
+	for addr, until := range snap.Live {
+		next[addr] = until
+	}
+	for addr := range snap.Gone {
+		if until, ok := v.liveUntil[addr]; ok {
+			next[addr] = until
+		}
+	}
+	v.liveUntil = next
+}
+
+// lapsed reports whether the newest snapshot has addr vanished because its
+// registration ran out rather than because the gateway deregistered: a
+// gateway that cannot reach the registry lapses while it still serves. A
+// deregistration marks the address gone at that moment, before the expiry
+// of the registration it ends, whereas a lapsed address is gone at the
+// expiry of its last registration, which is at or after any this view saw
+// live. An address this view never saw live is not called lapsed; a view
+// whose reads failed for longer than a registration's TTL may take a
+// deregistration for a lapse, which costs a probe (see lapsedGateways).
+func (v *gatewayView) lapsed(addr string) bool {
+	if v == nil {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	gone, ok := v.current.snap.Gone[addr]
+	if !ok {
+		return false
+	}
+	until, seen := v.liveUntil[addr]
+	return seen && !gone.Before(until)
 }

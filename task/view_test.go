@@ -61,3 +61,37 @@ func TestGatewayView_NilTriesEveryGateway(t *testing.T) {
 		t.Fatal("a task without a registry must treat every gateway as unknown")
 	}
 }
+
+// The view tells a registration that ran out from a deregistration, and
+// calls lapsed only an address it saw live.
+func TestGatewayView_TellsLapsedFromDeregistered(t *testing.T) {
+	const lapsing, leaving, unseen = "10.0.0.1:7201", "10.0.0.2:7201", "10.0.0.3:7201"
+	ctx := context.Background()
+	reg := registry.NewMemory(0)
+	v := newGatewayView(reg)
+	mustRegister(t, reg, leaving)
+	if err := reg.Register(ctx, lapsing, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustRegister(t, reg, unseen)
+	mustDeregister(t, reg, unseen)
+	mustDeregister(t, reg, leaving)
+	testwait.For(t, 5*time.Second, "the registration to run out", func() bool {
+		_, err := v.refresh(ctx)
+		return err == nil && v.state(lapsing) == registry.Vanished
+	})
+	for _, c := range []struct {
+		addr   string
+		lapsed bool
+	}{{lapsing, true}, {leaving, false}, {unseen, false}} {
+		if v.state(c.addr) != registry.Vanished {
+			t.Errorf("%s: state %v, want vanished", c.addr, v.state(c.addr))
+		}
+		if got := v.lapsed(c.addr); got != c.lapsed {
+			t.Errorf("%s: lapsed = %v, want %v", c.addr, got, c.lapsed)
+		}
+	}
+}

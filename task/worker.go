@@ -275,6 +275,7 @@ func (t *Task) deliver(ctx context.Context, jobs []job) {
 		for _, r := range t.gateways.pushEach(ctx, targets, req) {
 			t.metrics.observePush(r, r.took)
 			t.logPush(first.Message, r)
+			t.lapsedPushFailed(r)
 		}
 	}
 	for _, j := range jobs {

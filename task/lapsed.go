@@ -1,0 +1,155 @@
+package task
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
+)
+
+// lapsedProbeInterval is how often a gateway whose registration lapsed (see
+// gatewayView.lapsed) is probed while it does not answer. A probe runs
+// beside the pushes, which never wait for it, so a dead gateway costs one
+// call every interval until the registry forgets it, not a timeout per
+// push.
+const lapsedProbeInterval = 5 * time.Second
+
+// lapsedGateways tracks the gateways whose registration lapsed: a gateway
+// that cannot reach the registry lapses while it still serves its devices,
+// which would otherwise get their messages only at their next seq gap or
+// resync. Each is probed with a Push to no connection, and pushed to like a
+// live one while it answers. It is safe for concurrent use.
+type lapsedGateways struct {
+	mu sync.Mutex
+	m  map[string]*lapsedGateway // by push address
+}
+
+type lapsedGateway struct {
+	answering bool      // its last probe answered and no push failed since
+	probing   bool      // a probe is out
+	next      time.Time // no probe before
+}
+
+func newLapsedGateways() *lapsedGateways {
+	return &lapsedGateways{m: make(map[string]*lapsedGateway)}
+}
+
+// answering reports whether pushes go to addr although its registration
+// lapsed.
+func (l *lapsedGateways) answering(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	return ok && lg.answering
+}
+
+// busy reports whether a probe of addr is out or addr answers: its client is
+// in use.
+func (l *lapsedGateways) busy(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	return ok && (lg.answering || lg.probing)
+}
+
+// claimProbe reports whether a probe of addr is due at now, and if so marks
+// it out and sets the next one lapsedProbeInterval later.
+func (l *lapsedGateways) claimProbe(addr string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	if !ok {
+		lg = &lapsedGateway{}
+		l.m[addr] = lg
+	}
+	if lg.answering || lg.probing || now.Before(lg.next) {
+		return false
+	}
+	lg.probing, lg.next = true, now.Add(lapsedProbeInterval)
+	return true
+}
+
+// probed records the outcome of addr's probe. It reports whether addr is
+// still tracked: a probe that ends after addr was forgotten (it registered
+// again, or the registry forgot it) changes nothing.
+func (l *lapsedGateways) probed(addr string, answered bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	if ok {
+		lg.probing, lg.answering = false, answered
+	}
+	return ok
+}
+
+// failed records a failed push to addr and reports whether addr had been
+// answering; it is probed again no sooner than lapsedProbeInterval later.
+func (l *lapsedGateways) failed(addr string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	if !ok || !lg.answering {
+		return false
+	}
+	lg.answering, lg.next = false, now.Add(lapsedProbeInterval)
+	return true
+}
+
+// retain forgets the addresses keep rejects: those no longer lapsed.
+func (l *lapsedGateways) retain(keep func(addr string) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for addr := range l.m {
+		if !keep(addr) {
+			delete(l.m, addr)
+		}
+	}
+}
+
+// probeLapsed starts a probe of addr, whose registration lapsed, unless one
+// is out, addr answers, or the last one was less than lapsedProbeInterval
+// ago. The probe runs with the batch calls of the gateway clients, which
+// closeAll waits for.
+func (t *Task) probeLapsed(ctx context.Context, addr string) {
+	if !t.lapsed.claimProbe(addr, time.Now()) {
+		return
+	}
+	t.gateways.calls.Go(t.log, "task-probe-gateway", func() {
+		err := t.probe(ctx, addr)
+		switch {
+		case !t.lapsed.probed(addr, err == nil):
+		case err == nil:
+			t.log.Info().Str("gateway", addr).
+				Msg("gateway registration lapsed but it answers; pushing to it")
+		default:
+			// Dropped without a word: readRegistry spoke when it vanished.
+			t.gateways.drop(addr)
+			t.log.Debug().Err(err).Str("gateway", addr).Msg("lapsed gateway probe failed")
+		}
+	})
+}
+
+// probe makes a Push call to no connection on addr, bounded by PushTimeout.
+func (t *Task) probe(ctx context.Context, addr string) error {
+	c, err := t.gateways.get(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
+	defer cancel()
+	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{})
+	_, err = c.push.Push(ctx, &pushrpc.PushReq{Frame: frame})
+	return err
+}
+
+// lapsedPushFailed stops pushes to a lapsed gateway whose push failed, until
+// a probe finds it answering again.
+func (t *Task) lapsedPushFailed(r pushResult) {
+	if r.err != nil && t.lapsed.failed(r.gateway, time.Now()) {
+		t.log.Info().Err(r.err).Str("gateway", r.gateway).
+			Msg("lapsed gateway stopped answering; skipping it")
+	}
+}
