@@ -38,8 +38,10 @@ const (
 	pullWait = time.Second
 	// pullGrace is how much longer than pullWait a request may go without
 	// an answer before it is given up for lost (a NATS server restart
-	// forgets its requests). Its events, if the server still sends them,
-	// arrive on the same subscription and are handled like any other. It is
+	// forgets its requests); answers waiting in the channel, the caller
+	// having been held, give it pullGrace more. The events of a request
+	// given up on, if the server still sends them, come on its
+	// subscription, which is kept, and are handled like any other. It is
 	// also how late the events of a partition come when a server drops a
 	// request's expiry status: nats-server 2.9.10 (Debian 12's) did that
 	// for a few partitions under 1,100 msgs/s, where 2.15 never did, and
@@ -201,8 +203,14 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 		select {
 		case msg = <-pl.msgs:
 		case <-unanswered.C:
-			pl.resubscribe = true
-			return errPullUnanswered
+			if len(pl.msgs) == 0 {
+				pl.resubscribe = true
+				return errPullUnanswered
+			}
+			// Answers wait: the time went on fn (a worker queue full), not
+			// on the server. Its status, if it was sent, is near.
+			unanswered.Reset(pullGrace)
+			continue
 		}
 		if msg.Sub != pl.sub {
 			pl.lapsedMsg(msg, fn)

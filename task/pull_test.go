@@ -318,3 +318,48 @@ func TestPuller_DropsGivenUpRequestsSubscriptionAtItsEnd(t *testing.T) {
 		t.Error("a pull after one that ended subscribed afresh")
 	}
 }
+
+// A pull held by its caller past the time it gives a request up for lost
+// (a worker queue full behind a slow gateway) does not give up a request
+// whose answers wait in its channel: given up, its batch's rest would wait
+// for the next pull, and if the partition was being released, in a closed
+// puller for the ack wait, to come back behind later events.
+func TestPuller_HeldPastGiveUpKeepsWaitingAnswers(t *testing.T) {
+	en := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const batch = 10
+	pullConsumer(ctx, t, en.js, en.names, "slow", 100)
+	subject := en.names.PartitionSubject(0)
+	for i := range batch {
+		if _, err := en.js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pl, err := newPuller(en.js, en.names.Stream, "slow", batch, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.close()
+	pl.giveUp = 50 * time.Millisecond
+
+	var got []string
+	start := time.Now()
+	err = pl.pull(func(m *nats.Msg) {
+		if len(got) == 0 {
+			// Held until the batch's rest is queued and the request is
+			// past its give-up time.
+			testwait.For(t, 10*time.Second, "the batch queued, give-up passed", func() bool {
+				return len(pl.msgs) == batch-1 && time.Since(start) > 2*pl.giveUp
+			})
+		}
+		got = append(got, string(m.Data))
+		_ = m.Ack()
+	})
+	if err != nil {
+		t.Errorf("pull: %v, with %d of its %d events handed over", err, len(got), batch)
+	}
+	if len(got) != batch {
+		t.Errorf("pulled %d events, want %d", len(got), batch)
+	}
+}
