@@ -48,6 +48,10 @@ const STABLE_MS = 60_000;
 // login of a connection that is to carry it included.
 const FINAL_ACK_WAIT_MS = 1000;
 const MAX_SEQ = (1n << 63n) - 1n;
+// MAX_DELIVERED_POSITIONS is the server's bound on the positions of one
+// DELIVERED (TOO_LARGE beyond it). At most 64 bytes of conversation id
+// each, a full request stays well under the frame limit too.
+const MAX_DELIVERED_POSITIONS = 500;
 // MAX_LACKED_WAIT_MS bounds how long a server's refusal of an op is
 // remembered (LackedOp): against a server that stays older, a request an
 // hour is lost to asking, or a connection when a gateway closes it for the
@@ -892,11 +896,27 @@ export class Session extends Emitter {
     if (this.dirty.size === 0 || this.noDelivered.active() || conn.closed) return null;
     const positions = [...this.dirty].map(([convId, seq]) => ({ convId, seq }));
     this.dirty.clear();
-    return conn.request(Op.DELIVERED, { positions }).then(() => this.noDelivered.answered(),
-      (err) => {
+    return this.sendDelivered(conn, positions);
+  }
+
+  // sendDelivered sends positions in requests of at most
+  // MAX_DELIVERED_POSITIONS, one after the other; from the first that
+  // fails on, they are kept for a later flush. The positions gathered while
+  // the server refused DELIVERED, one per conversation handed over, may be
+  // many more than one request carries, which the server would refuse as
+  // too large at every flush.
+  async sendDelivered(conn, positions) {
+    for (let i = 0; i < positions.length; i += MAX_DELIVERED_POSITIONS) {
+      try {
+        await conn.request(Op.DELIVERED,
+          { positions: positions.slice(i, i + MAX_DELIVERED_POSITIONS) });
+      } catch (err) {
         if (refusedAsUnknown(err)) this.noDelivered.refused(this.opts.resyncIntervalMs);
-        this.keepDirty(positions);
-      });
+        this.keepDirty(positions.slice(i));
+        return;
+      }
+      this.noDelivered.answered();
+    }
   }
 
   // keepDirty puts positions not acknowledged back, to be sent with a later

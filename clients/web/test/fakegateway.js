@@ -11,6 +11,10 @@ import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
 import { CloseReason, ErrorCode, Op, requestBodies, schemas } from '../sdk/schema.js';
 
+// MAX_DELIVERED_POSITIONS is the most positions the server takes in one
+// DELIVERED; it answers TOO_LARGE beyond.
+const MAX_DELIVERED_POSITIONS = 500;
+
 export class FakeGateway {
   constructor() {
     this.convs = new Map(); // conv id -> [Message]
@@ -250,6 +254,8 @@ export class FakeGateway {
         return reply(ack);
       }
       case Op.DELIVERED:
+        // The server's bound on one request (logic's maxDeliveredPositions).
+        if (req.positions.length > MAX_DELIVERED_POSITIONS) return fail(ErrorCode.TOO_LARGE);
         for (const p of req.positions) {
           if (p.seq > (this.delivered.get(p.convId) || 0n)) this.delivered.set(p.convId, p.seq);
         }

@@ -337,6 +337,25 @@ test('a session reports DELIVERED again once the server has it', async (t) => {
   await until(() => gw.delivered.get(CONV) === 3n, 'DELIVERED of 3');
 });
 
+// The positions gathered while the server lacked DELIVERED may be more
+// than one request carries (the server takes 500): once it has the op,
+// they go in requests it takes, where one request of them all was refused
+// as too large at every flush, and nothing was reported again.
+test('positions kept while DELIVERED was refused go in requests the server takes', async (t) => {
+  const gw = new FakeGateway();
+  gw.unsupported.add(Op.DELIVERED);
+  const convs = Array.from({ length: 600 }, (_, i) => `p2p:1:${i + 2}`);
+  for (const convId of convs) gw.add(convId, 'hello');
+  const s = open(gw, { resyncIntervalMs: 200 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === convs.length && s.state === State.ONLINE,
+    'every conversation handed over');
+
+  gw.unsupported.delete(Op.DELIVERED); // upgraded
+  await until(() => convs.every((c) => gw.delivered.get(c) === 1n), 'DELIVERED of all 600');
+});
+
 // A gateway older than DELIVERED closes the connection for it: the next
 // connection reports nothing until the while is over, where each flush
 // closed a connection again.
