@@ -301,3 +301,52 @@ func TestSession_CloseInTheHandOverGapStillAcksIt(t *testing.T) {
 		t.Fatalf("server's delivered position after Close = %d, want 1", seq)
 	}
 }
+
+// Close's final DELIVERED is sent while a refusal of DELIVERED is still
+// remembered: the server may have gained the op meanwhile (upgraded, the
+// session reconnected to the new release), and a session that ends has no
+// later to report its positions at. Left unreported, the server keeps an
+// older position for the device, from which its next process hands the
+// same messages over again.
+func TestSession_CloseAcksWhileARefusedDeliveredIsRemembered(t *testing.T) {
+	tests := []struct {
+		name  string
+		older func(*clienttest.Server, ...protocol.Op)
+		// resumes is how many resumes the refusal leaves behind: a close
+		// for the op costs a connection.
+		resumes int
+	}{
+		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported, resumes: 1},
+		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown, resumes: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			tt.older(s, protocol.Op_DELIVERED)
+			bob, aliceID, conv := pair(t, s, "bob", "alice")
+			gate := &clienttest.AwayGate{}
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.OnEvent = gate.OnEvent
+				c.ResyncInterval = time.Hour // the refusal is remembered for an hour
+			})
+			st := collectSession(t, sess)
+			sendN(t, bob, aliceID, 3, "before the upgrade")
+			waitFor(t, "3 messages", func() bool { return st.count(conv) == 3 })
+			waitFor(t, "a DELIVERED refused", func() bool {
+				return s.Requests(protocol.Op_DELIVERED) > 0 && gate.Resumes() == tt.resumes
+			})
+
+			// The upgrade restarts the server: the session comes back to
+			// the release that has DELIVERED.
+			s.Upgrade(protocol.Op_DELIVERED)
+			s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+			waitFor(t, "a resume on the upgraded server", func() bool {
+				return gate.Resumes() == tt.resumes+1
+			})
+			_ = sess.Close()
+			if seq := s.DeliveredSeq("alice", "phone", conv); seq != 3 {
+				t.Fatalf("server's delivered position after Close = %d, want 3", seq)
+			}
+		})
+	}
+}

@@ -157,7 +157,8 @@ func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
 // connectOnce, it dials one address and logs in to send it, within
 // finalAckWait of Close. It does nothing when the server acknowledged every
 // position handed over, so a Close while the server is away costs no wait
-// then.
+// then, nor while a refusal of DELIVERED is remembered: unlike finalAck's,
+// this connection would be opened for a request last seen refused.
 func (s *Session) ackAway() {
 	if !s.awaitHandOver() {
 		return
@@ -291,7 +292,12 @@ func connErr(c *Client, err error) error {
 // it included (connectOnce, ackAway).
 const finalAckWait = time.Second
 
-// finalAck sends what was handed over before Close, briefly.
+// finalAck sends what was handed over before Close, briefly, also while a
+// refusal of DELIVERED is remembered: the server may have gained the op
+// since (upgraded, and this connection is to the new release), and a
+// session that ends has no later to report at. The connection is there
+// anyway, so asking costs a request; a gateway that closes it for the op
+// costs nothing, as it is closing.
 func (s *Session) finalAck(c *Client) {
 	if s.awaitHandOver() {
 		s.sendAcks(s.final, c)

@@ -492,9 +492,15 @@ func lacksOp(c *Client, err error) bool {
 		ce.Reason == protocol.CloseReason_PROTOCOL_ERROR
 }
 
-// flushAcks sends the delivered positions gathered since the last flush.
+// flushAcks sends the delivered positions gathered since the last flush,
+// unless a refusal of DELIVERED is remembered (noDelivered).
 func (s *Session) flushAcks(c *Client) {
-	s.sendAcks(s.ctx, c)
+	s.mu.Lock()
+	lacking := s.noDelivered.active(time.Now())
+	s.mu.Unlock()
+	if !lacking {
+		s.sendAcks(s.ctx, c)
+	}
 }
 
 // maxDeliveredPositions is the server's bound on the positions of one
@@ -509,12 +515,13 @@ const maxDeliveredPositions = 500
 // request the server refuses as too large all the same (its limit is lower)
 // halves the batches from then on; a single position it refuses is given
 // up, since it never fits. A server without DELIVERED is asked again once
-// noDelivered allows, with the positions gathered meanwhile: left
-// unreported, its position for the device stays behind, and the device's
-// next process, on a store of its own, hands the same messages over again.
+// noDelivered allows (flushAcks), with the positions gathered meanwhile:
+// left unreported, its position for the device stays behind, and the
+// device's next process, on a store of its own, hands the same messages
+// over again. Close's final DELIVERED asks regardless (finalAck).
 func (s *Session) sendAcks(ctx context.Context, c *Client) {
 	s.mu.Lock()
-	if len(s.dirty) == 0 || s.noDelivered.active(time.Now()) {
+	if len(s.dirty) == 0 {
 		s.mu.Unlock()
 		return
 	}
