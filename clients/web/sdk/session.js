@@ -342,7 +342,9 @@ export class Session extends Emitter {
   // (connect bounds it), as a reconnect's would have carried it. Without it
   // the server keeps an older delivered position, from which the next start
   // at the latest hands the same messages over again. Nothing when the
-  // server acknowledged every position handed over.
+  // server acknowledged every position handed over, nor while a refusal of
+  // DELIVERED is remembered: unlike lastAck's on a connection there anyway,
+  // this one would be opened for a request last seen refused.
   ackAway() {
     if (this.dirty.size === 0 || this.noDelivered.active()) return;
     this.connect().then(({ conn }) => this.lastAck(conn), () => {});
@@ -352,8 +354,14 @@ export class Session extends Emitter {
   // closes it once that DELIVERED is answered. With logout, the default
   // after a logout for a connection that logged in meanwhile, it waits for
   // a LOGOUT too: that login came after the one logout revoked.
+  //
+  // Its DELIVERED goes also while a refusal of it is remembered: the server
+  // may have gained the op since (upgraded, and conn is to the new
+  // release), and an ended session has no later to report at. Not with a
+  // LOGOUT: a gateway that closes the connection for DELIVERED would drop
+  // the LOGOUT sent beside it.
   lastAck(conn, logout = this.signedOut) {
-    const acked = this.flushAcks(conn);
+    const acked = this.flushAcks(conn, !logout);
     const done = logout ? Promise.allSettled([acked, conn.request(Op.LOGOUT, {})]) : acked;
     if (done) done.finally(() => conn.close());
     else conn.close();
@@ -892,8 +900,11 @@ export class Session extends Emitter {
   // once noDelivered allows, with the positions gathered meanwhile: left
   // unreported, its position for the device stays behind, and the device's
   // next session on a store of its own hands the same messages over again.
-  flushAcks(conn) {
-    if (this.dirty.size === 0 || this.noDelivered.active() || conn.closed) return null;
+  // final sends regardless of noDelivered (see lastAck).
+  flushAcks(conn, final = false) {
+    if (this.dirty.size === 0 || (this.noDelivered.active() && !final) || conn.closed) {
+      return null;
+    }
     const positions = [...this.dirty].map(([convId, seq]) => ({ convId, seq }));
     this.dirty.clear();
     return this.sendDelivered(conn, positions);

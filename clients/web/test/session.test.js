@@ -730,6 +730,39 @@ test('close waits for the answer to its last DELIVERED', async () => {
   assert.deepEqual(s.got, [1, 2], 'a push after close was handed over');
 });
 
+// close's last DELIVERED is sent while a refusal of DELIVERED is still
+// remembered: the server may have gained the op meanwhile (upgraded, the
+// session reconnected to the new release), and a session that ends has no
+// later to report its positions at.
+for (const { name, refuse, conns } of [
+  { name: 'answers UNSUPPORTED', refuse: (gw) => gw.unsupported, conns: 1 },
+  { name: 'closes on unknown opcodes', refuse: (gw) => gw.unknown, conns: 2 },
+]) {
+  test(`close reports DELIVERED while a refusal of it is remembered (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    refuse(gw).add(Op.DELIVERED);
+    let refused = 0;
+    gw.onRequest = (ws, op) => {
+      if (op === Op.DELIVERED && refuse(gw).has(op)) refused++;
+    };
+    for (let i = 1; i <= 3; i++) gw.add(CONV, `m${i}`);
+    const s = open(gw, { resyncIntervalMs: 3_600_000 }); // remembered for an hour
+    t.after(() => s.close());
+    await s.start();
+    await until(() => s.got.length === 3 && refused > 0 && gw.conns.length === conns &&
+      s.state === State.ONLINE, 'a DELIVERED refused');
+
+    // The upgrade restarts the server: the session comes back to the
+    // release that has DELIVERED.
+    refuse(gw).delete(Op.DELIVERED);
+    gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+    await until(() => gw.conns.length === conns + 1 && s.state === State.ONLINE,
+      'online on the upgraded server');
+    s.close();
+    await until(() => gw.delivered.get(CONV) === 3n, 'DELIVERED of 3 at close');
+  });
+}
+
 // An ended session hands nothing over, whatever answers on the connection
 // it keeps for its last DELIVERED: a SEND acked or a SYNC page answered in
 // that second must not emit 'message' (or 'outbox') after 'ended'. Before
