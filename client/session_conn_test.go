@@ -68,3 +68,32 @@ func TestSession_RetryDelay(t *testing.T) {
 		})
 	}
 }
+
+// A CLOSE PROTOCOL_ERROR that fails a request whose op the server answered
+// on the connection before (closedBeside) was for another frame, such as
+// an op of the application's that an older gateway does not know: it does
+// not say that the server lacks the request's op (DELIVERED, a later page
+// or a resync's SYNC_CONVS), which the Session would otherwise stop asking
+// for a while.
+func TestLacksOp(t *testing.T) {
+	ce := &CloseError{Reason: protocol.CloseReason_PROTOCOL_ERROR}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "UNSUPPORTED", err: &Error{Code: common.ErrorCode_UNSUPPORTED}, want: true},
+		{name: "close for the op", err: ce, want: true},
+		{name: "close beside an op answered before", err: closedBeside{ce}},
+		{name: "close for the op, wrapped", err: fmt.Errorf("sync convs: %w", ce), want: true},
+		// Answered before a close for another frame ended the connection.
+		{name: "another error", err: &Error{Code: common.ErrorCode_UNAVAILABLE}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lacksOp(tt.err); got != tt.want {
+				t.Fatalf("lacksOp(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}

@@ -204,7 +204,7 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 	cursor = s.cfg.Positions.Cursor()
 	for {
 		resp, err := c.SyncConvs(s.ctx, cursor, s.cfg.SyncPage)
-		if lacksOp(c, err) {
+		if lacksOp(err) {
 			if c.Err() != nil {
 				s.mu.Lock()
 				s.noSyncConvs.refused(time.Now(), s.cfg.ResyncInterval)
@@ -479,17 +479,20 @@ func (l *lackedOp) refused(now time.Time, base time.Duration) {
 // answered forgets the refusals in a row: the server has the op.
 func (l *lackedOp) answered() { l.wait = 0 }
 
-// lacksOp reports whether err says that the server does not know the op
-// just sent: UNSUPPORTED, or a gateway older than the op closing the
-// connection for an unknown opcode (PROTOCOL_ERROR), since the SDK sends no
-// malformed frame.
-func lacksOp(c *Client, err error) bool {
+// lacksOp reports whether err, the error of a request, says that the
+// server does not know its op: UNSUPPORTED, or a gateway older than the op
+// closing the connection for an unknown opcode (PROTOCOL_ERROR), since the
+// SDK sends no malformed frame. Only a close that failed the request
+// counts, and not one beside which the server had answered the op on the
+// connection (closedBeside): those were for another frame, such as an op
+// of the application's that the gateway does not know, and the op would
+// not be asked for a while.
+func lacksOp(err error) bool {
 	if CodeOf(err) == common.ErrorCode_UNSUPPORTED {
 		return true
 	}
-	var ce *CloseError
-	return err != nil && errors.As(c.Err(), &ce) &&
-		ce.Reason == protocol.CloseReason_PROTOCOL_ERROR
+	var beside closedBeside
+	return closedFor(err, protocol.CloseReason_PROTOCOL_ERROR) && !errors.As(err, &beside)
 }
 
 // flushAcks sends the delivered positions gathered since the last flush,
@@ -538,7 +541,7 @@ func (s *Session) sendAcks(ctx context.Context, c *Client) {
 		n := fitPositions(positions, min(most, maxDeliveredPositions), c.opts.SendLimit)
 		err := c.Delivered(ctx, positions[:n])
 		switch {
-		case lacksOp(c, err):
+		case lacksOp(err):
 			s.mu.Lock()
 			s.noDelivered.refused(time.Now(), s.cfg.ResyncInterval)
 			s.mu.Unlock()
