@@ -38,6 +38,10 @@ export class ClosedError extends Error {
       : `connection closed${detail ? `: ${detail}` : ''}`);
     this.name = 'ClosedError';
     this.close = close;
+    // beside is set when the close was surely for another frame: the
+    // request was never sent, or the server had answered its op on the
+    // connection before (see Connection.finish).
+    this.beside = false;
   }
 }
 
@@ -75,6 +79,7 @@ export class Connection extends Emitter {
     this.sendLimit = sendLimit;
     this.nextId = 0;
     this.pending = new Map(); // request id -> {op, reply, resolve, reject, timer}
+    this.answered = new Set(); // the ops the server replied to on this connection
     this.closeMsg = null;
     this.closed = false;
     this.heartbeatTimer = null;
@@ -154,6 +159,7 @@ export class Connection extends Emitter {
       p.reject(err);
       throw err;
     }
+    this.answered.add(p.op);
     if (header.flags & FLAG_ERROR) {
       const e = decodeStruct(schemas.ErrorResp, body);
       p.reject(new ResonanceError(p.op, e.code, e.message));
@@ -169,7 +175,11 @@ export class Connection extends Emitter {
   request(op, body, { timeoutMs = this.requestTimeoutMs } = {}) {
     const bodies = requestBodies.get(op);
     if (!bodies) return Promise.reject(new Error(`not a request opcode: ${op}`));
-    if (this.closed) return Promise.reject(new ClosedError(this.closeMsg));
+    if (this.closed) {
+      const err = new ClosedError(this.closeMsg);
+      err.beside = true; // never sent
+      return Promise.reject(err);
+    }
     const encoded = encodeStruct(bodies[0], body);
     if (encoded.length > this.sendLimit) {
       // The server would close the connection with PROTOCOL_ERROR.
@@ -225,9 +235,12 @@ export class Connection extends Emitter {
     if (this.closed) return;
     this.closed = true;
     this.stopHeartbeat();
-    const closedErr = new ClosedError(this.closeMsg, err && err.message);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
+      // A CLOSE PROTOCOL_ERROR does not say which frame it was for; not
+      // one whose op the server answered here before, which it knows.
+      const closedErr = new ClosedError(this.closeMsg, err && err.message);
+      closedErr.beside = this.answered.has(p.op);
       p.reject(closedErr);
     }
     this.pending.clear();

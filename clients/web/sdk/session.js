@@ -84,9 +84,13 @@ class LackedOp {
 // refusedAsUnknown reports whether err says the server does not know the op
 // of the request it failed: UNSUPPORTED, or a gateway older than the op
 // closing the connection for an opcode it does not know (PROTOCOL_ERROR),
-// since the SDK sends no malformed frame.
+// since the SDK sends no malformed frame. Not a close beside the request
+// (ClosedError.beside): one for another frame, such as an op of the
+// application's the gateway does not know, would have the op go unasked
+// for a while.
 function refusedAsUnknown(err) {
-  return err.code === ErrorCode.UNSUPPORTED || err.close?.reason === CloseReason.PROTOCOL_ERROR;
+  return err.code === ErrorCode.UNSUPPORTED ||
+    (err.close?.reason === CloseReason.PROTOCOL_ERROR && !err.beside);
 }
 
 const utf8 = new TextEncoder();

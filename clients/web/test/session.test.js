@@ -356,6 +356,53 @@ test('positions kept while DELIVERED was refused go in requests the server takes
   await until(() => convs.every((c) => gw.delivered.get(c) === 1n), 'DELIVERED of all 600');
 });
 
+// A CLOSE PROTOCOL_ERROR beside a request whose op the server answered on
+// the connection before was for another frame (an op of the application's
+// that an older gateway does not know, say): the op is asked for on the
+// next connection, where the session took the close as the server lacking
+// it and did without it for a while.
+for (const { name, op, second } of [
+  // The listing's second page; the first was answered.
+  { name: 'SYNC_CONVS', op: Op.SYNC_CONVS,
+    second: (gw) => { gw.add(GROUP, 'another conversation'); } },
+  // The DELIVERED of a second message; the first one's was answered.
+  { name: 'DELIVERED', op: Op.DELIVERED,
+    second: (gw) => gw.push(gw.live[0], gw.add(CONV, 'm2')) },
+]) {
+  test(`a close beside an answered ${name} is no refusal of it`, async (t) => {
+    const gw = new FakeGateway();
+    gw.add(CONV, 'm1');
+    const seen = []; // ops asked, by connection
+    let held = null;
+    gw.onRequest = (ws, o) => {
+      if (o !== op) return undefined;
+      const n = gw.conns.indexOf(ws);
+      seen[n] = (seen[n] || 0) + 1;
+      if (n === 0 && seen[n] === 2) {
+        held = ws;
+        return true; // in flight when the connection closes
+      }
+      return undefined;
+    };
+    if (op === Op.SYNC_CONVS) second(gw);
+    // syncPage 1: the listing of two conversations takes two pages.
+    const s = open(gw, { resyncIntervalMs: 3_600_000, syncPage: 1 });
+    t.after(() => s.close());
+    await s.start();
+    await until(() => seen[0] >= 1, `a first ${name} answered`);
+    if (op === Op.DELIVERED) {
+      await until(() => gw.delivered.get(CONV) === 1n, 'DELIVERED of 1');
+      second(gw);
+    }
+    await until(() => held, `a second ${name} in flight`);
+    gw.closeWith(held, CloseReason.PROTOCOL_ERROR, 0);
+
+    await until(() => gw.conns.length === 2 && s.state === State.ONLINE, 'online again');
+    if (op === Op.DELIVERED) gw.push(gw.live[0], gw.add(CONV, 'm3'));
+    await until(() => seen[1] >= 1, `${name} asked on the next connection`);
+  });
+}
+
 // A gateway older than DELIVERED closes the connection for it: the next
 // connection reports nothing until the while is over, where each flush
 // closed a connection again.
