@@ -249,8 +249,9 @@ func (c *Client) fail(err error) {
 
 // closedBeside is the error of a request in flight at a CLOSE
 // PROTOCOL_ERROR whose op the server had answered on the connection
-// before: the close was for another frame (an op the server does not
-// know), so the Session may send this one again however often it happens.
+// before, or made after it (register): the close was for another frame (an
+// op the server does not know), so the Session may send this one again
+// however often it happens.
 type closedBeside struct{ error }
 
 func (e closedBeside) Unwrap() error { return e.error }

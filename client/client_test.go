@@ -482,3 +482,24 @@ func TestDial_ErrorNamesTheAddressAsGiven(t *testing.T) {
 		})
 	}
 }
+
+// A request made once the server has closed the connection with
+// PROTOCOL_ERROR was never sent, so the close was for another frame (here
+// an op the gateway does not know): the Session must not take it as the
+// server lacking the request's op, nor count it against a Send
+// (maxProtocolCloses).
+func TestClient_RequestAfterAProtocolCloseIsNotBlamed(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	s.Unknown(protocol.Op_MARK_READ)
+	c, _ := loginNew(t, s, "alice", client.Options{})
+	ctx := context.Background()
+	if _, err := c.MarkRead(ctx, "p2p:1:2", 1); !client.LacksOp(err) {
+		t.Fatalf("MarkRead on a gateway without it = %v, not taken as lacking the op", err)
+	}
+	<-c.Done()
+
+	err := c.Delivered(ctx, []*protocol.ConvPos{{ConvId: "p2p:1:2", Seq: 1}})
+	if err == nil || client.LacksOp(err) {
+		t.Fatalf("DELIVERED after the close = %v, taken as the server lacking DELIVERED", err)
+	}
+}

@@ -48,3 +48,7 @@ func WithLocalOnlyResolver(opts Options) Options {
 	}
 	return opts
 }
+
+// LacksOp reports whether the Session takes err, a request's error, as the
+// server lacking the request's op.
+func LacksOp(err error) bool { return lacksOp(err) }

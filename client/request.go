@@ -65,9 +65,16 @@ func (c *Client) newRequestID() uint32 {
 	}
 }
 
+// register adds a call to the pending ones. On a connection that has
+// ended it fails with the connection's error; a CLOSE PROTOCOL_ERROR then
+// comes as closedBeside, since the frame it was for was another one, sent
+// before.
 func (c *Client) register(id uint32, cl *call) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if closedFor(c.err, protocol.CloseReason_PROTOCOL_ERROR) {
+		return closedBeside{c.err}
+	}
 	if c.err != nil {
 		return c.err
 	}
