@@ -64,7 +64,9 @@ const MAX_LACKED_WAIT_MS = 3_600_000;
 // upgraded server gets it back; a session that stopped asking for good
 // would do without it for the rest of its life. The while starts at the
 // base given (resyncIntervalMs) and doubles with each refusal in a row, up
-// to MAX_LACKED_WAIT_MS.
+// to MAX_LACKED_WAIT_MS. A refusal that comes while one is remembered is of
+// a request sent before that one was known (DELIVEREDs in flight
+// together), not one more in the row.
 class LackedOp {
   constructor() {
     this.until = 0; // Date.now() ms
@@ -74,6 +76,7 @@ class LackedOp {
   active() { return Date.now() < this.until; }
 
   refused(baseMs) {
+    if (this.active()) return;
     this.wait = Math.min(Math.max(2 * this.wait, baseMs), MAX_LACKED_WAIT_MS);
     this.until = Date.now() + this.wait;
   }

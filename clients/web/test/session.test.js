@@ -403,6 +403,30 @@ for (const { name, op, second } of [
   });
 }
 
+// DELIVEREDs in flight together, refused together, are one refusal: the
+// while the session does without the op starts at resyncIntervalMs, where
+// each of them doubled it, and the upgraded server waited that much longer
+// for the positions.
+test('DELIVEREDs refused together count as one refusal', async (t) => {
+  const gw = new FakeGateway();
+  gw.unsupported.add(Op.DELIVERED);
+  const held = [];
+  gw.onRequest = (ws, op) => (op === Op.DELIVERED
+    ? new Promise((resolve) => { held.push(resolve); }) : undefined);
+  gw.add(CONV, 'm1');
+  gw.join(GROUP);
+  gw.add(GROUP, 'g1');
+  // ackBatch 1: each conversation handed over flushes on its own.
+  const s = open(gw, { resyncIntervalMs: 60_000, ackBatch: 1, ackIntervalMs: 3_600_000 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => held.length === 2, 'two DELIVEREDs in flight');
+  for (const resolve of held) resolve();
+  // Each refusal puts its position back.
+  await until(() => s.dirty.size === 2, 'both refusals taken');
+  assert.equal(s.noDelivered.wait, 60_000, 'the while after one refusal');
+});
+
 // A gateway older than DELIVERED closes the connection for it: the next
 // connection reports nothing until the while is over, where each flush
 // closed a connection again.
