@@ -472,7 +472,8 @@ func sendAgain(c *Client, err error) bool {
 // say which frame it was. So a request in flight beside it is sent once
 // more, and the one at fault ends its second connection and fails, where
 // it was resent after every reconnect. A request whose op the server had
-// answered on that connection is not counted (closedBeside).
+// answered on that connection, or made once the connection had closed, is
+// not counted (closedBeside).
 const maxProtocolCloses = 2
 
 // retrier decides whether one Session request that failed is tried again.
