@@ -205,6 +205,7 @@ type gatewayMode struct {
 // stubGateway is a real Kitex Push server recording what it is asked to push.
 type stubGateway struct {
 	addr  string
+	svr   server.Server
 	delay time.Duration
 	block chan struct{} // when non-nil, calls wait on it (a stalled gateway)
 	// held, when non-nil, holds calls until release closes it.
@@ -240,6 +241,7 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 	}
 	svr := push.NewServer(g, server.WithListener(ln),
 		server.WithExitWaitTime(100*time.Millisecond))
+	g.svr = svr
 	go func() { _ = svr.Run() }()
 	t.Cleanup(func() {
 		if g.block != nil {
@@ -250,6 +252,10 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 	})
 	return g
 }
+
+// down stops the gateway's server, as a gateway process that died: calls
+// to it fail from then on.
+func (g *stubGateway) down() { _ = g.svr.Stop() }
 
 // release lets the calls of a held gateway go, and those that come later.
 func (g *stubGateway) release() {

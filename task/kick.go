@@ -120,6 +120,7 @@ func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 		Message: ev.Message,
 	}
 	if _, err := t.gateways.kick(ctx, ev.Gateway, req); err != nil {
+		t.lapsedCallFailed(ev.Gateway, err)
 		t.retry(ctx, j, fmt.Errorf("kick user %d conn %d: %w", ev.UserId, ev.ConnId, err))
 		return
 	}

@@ -28,7 +28,7 @@ type lapsedGateways struct {
 }
 
 type lapsedGateway struct {
-	answering bool      // its last probe answered and no push failed since
+	answering bool      // its last probe answered and no push or kick failed since
 	probing   bool      // a probe is out
 	next      time.Time // no probe before
 }
@@ -85,8 +85,9 @@ func (l *lapsedGateways) probed(addr string, answered bool) bool {
 	return ok
 }
 
-// failed records a failed push to addr and reports whether addr had been
-// answering; it is probed again no sooner than lapsedProbeInterval later.
+// failed records a failed push or kick to addr and reports whether addr had
+// been answering; it is probed again no sooner than lapsedProbeInterval
+// later.
 func (l *lapsedGateways) failed(addr string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -145,11 +146,11 @@ func (t *Task) probe(ctx context.Context, addr string) error {
 	return err
 }
 
-// lapsedPushFailed stops pushes to a lapsed gateway whose push failed, until
-// a probe finds it answering again.
-func (t *Task) lapsedPushFailed(r pushResult) {
-	if r.err != nil && t.lapsed.failed(r.gateway, time.Now()) {
-		t.log.Info().Err(r.err).Str("gateway", r.gateway).
+// lapsedCallFailed stops pushes and kicks to a lapsed gateway whose call (a
+// push or a kick) failed with err, until a probe finds it answering again.
+func (t *Task) lapsedCallFailed(addr string, err error) {
+	if err != nil && t.lapsed.failed(addr, time.Now()) {
+		t.log.Info().Err(err).Str("gateway", addr).
 			Msg("lapsed gateway stopped answering; skipping it")
 	}
 }

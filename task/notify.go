@@ -130,7 +130,7 @@ func (t *Task) deliverNotify(ctx context.Context, j notifyJob) {
 	frame := codec.EncodeFrame(protocol.Op_NOTIFY, 0, 0, j.notify)
 	for _, r := range t.gateways.pushAll(ctx, frame, targets) {
 		t.metrics.observePush(r, r.took)
-		t.lapsedPushFailed(r)
+		t.lapsedCallFailed(r.gateway, r.err)
 		if r.err != nil {
 			t.rare.Warn().Err(r.err).Str("gateway", r.gateway).Int("targets", r.targets).
 				Msg("gateway notify push failed; dropped")

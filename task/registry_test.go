@@ -211,3 +211,27 @@ func TestTask_LapsedDeadGatewayIsProbedNotWaitedFor(t *testing.T) {
 		t.Errorf("the deregistered gateway got %d calls, want none", n)
 	}
 }
+
+// A kick that fails on a lapsed gateway that answered its probe stops the
+// calls to it, as a failed push does: without that, a lapsed gateway that
+// died is called for every kick (each waiting out PushTimeout on a hung
+// host), and never probed again, until the registry forgets it.
+func TestTask_FailedKickStopsCallsToLapsedGateway(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	reg := registry.NewMemory(0)
+	mustRegister(t, reg, gw.addr)
+	cfg := testConfig()
+	cfg.RegistryRefresh = 20 * time.Millisecond
+	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
+	lapse(t, rt, reg, gw.addr)
+	testwait.For(t, 10*time.Second, "the lapsed gateway to answer its probe", func() bool {
+		return rt.task.lapsed.answering(gw.addr)
+	})
+
+	gw.down()
+	en.publishKick(t, &event.KickEvent{UserId: 7, Gateway: gw.addr, ConnId: 1,
+		Reason: protocol.CloseReason_KICKED})
+	testwait.For(t, 5*time.Second, "calls to the lapsed gateway to stop after a failed kick",
+		func() bool { return !rt.task.lapsed.answering(gw.addr) })
+}

@@ -275,7 +275,7 @@ func (t *Task) deliver(ctx context.Context, jobs []job) {
 		for _, r := range t.gateways.pushEach(ctx, targets, req) {
 			t.metrics.observePush(r, r.took)
 			t.logPush(first.Message, r)
-			t.lapsedPushFailed(r)
+			t.lapsedCallFailed(r.gateway, r.err)
 		}
 	}
 	for _, j := range jobs {
