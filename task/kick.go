@@ -85,7 +85,10 @@ func (t *Task) consumeKicks(ctx context.Context, cons jetstream.Consumer) {
 // handleKick asks the gateway named by a kick event to close the
 // connection, and settles the event: ack once the gateway answered (a
 // connection it no longer has counts as done), retry with backoff when it did
-// not, dead-letter an undecodable event or one out of deliveries.
+// not, dead-letter an undecodable event or one out of deliveries. A kick
+// for a vanished gateway is dropped, unless its registration lapsed and no
+// probe has told yet whether it still serves (see lapsedGateways): that one
+// is retried until a probe answers or fails.
 func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 	j := job{msg: msg, delivered: 1, received: time.Now()}
 	mark := t.view.mark()
@@ -106,6 +109,13 @@ func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if t.skipGateway(ctx, ev.Gateway, mark) {
+		if t.view.lapsed(ev.Gateway) && t.lapsed.undecided(ev.Gateway) && !t.lastDelivery(j) {
+			// It may still hold the connection: its probe will tell, and a
+			// kick dropped would leave a replaced connection open for good.
+			t.retry(ctx, j, fmt.Errorf("kick user %d conn %d: gateway %s lapsed, not probed yet",
+				ev.UserId, ev.ConnId, ev.Gateway))
+			return
+		}
 		// The connection closed with its gateway; ids are never reused by a
 		// later life at the same address.
 		t.metrics.skipped.Inc()

@@ -30,6 +30,7 @@ type lapsedGateways struct {
 type lapsedGateway struct {
 	answering bool      // its last probe answered and no push or kick failed since
 	probing   bool      // a probe is out
+	dead      bool      // its last probe failed
 	next      time.Time // no probe before
 }
 
@@ -44,6 +45,16 @@ func (l *lapsedGateways) answering(addr string) bool {
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
 	return ok && lg.answering
+}
+
+// undecided reports whether no probe of addr answered or failed since it
+// lapsed or since a call to it failed: a kick for it waits for one (see
+// handleKick).
+func (l *lapsedGateways) undecided(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg, ok := l.m[addr]
+	return !ok || !lg.answering && !lg.dead
 }
 
 // busy reports whether a probe of addr is out or addr answers: its client is
@@ -80,7 +91,7 @@ func (l *lapsedGateways) probed(addr string, answered bool) bool {
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
 	if ok {
-		lg.probing, lg.answering = false, answered
+		lg.probing, lg.answering, lg.dead = false, answered, !answered
 	}
 	return ok
 }

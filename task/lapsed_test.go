@@ -18,14 +18,14 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	if l.claimProbe(addr, now.Add(2*lapsedProbeInterval)) {
 		t.Error("a second probe claimed while the first is out")
 	}
-	if !l.busy(addr) || l.answering(addr) {
-		t.Error("a gateway with its probe out: want busy, not answering")
+	if !l.busy(addr) || l.answering(addr) || !l.undecided(addr) {
+		t.Error("a gateway with its probe out: want busy, not answering, undecided")
 	}
 
 	// Unanswered: skipped, and probed again only after the interval.
 	l.probed(addr, false)
-	if l.busy(addr) || l.answering(addr) {
-		t.Error("a gateway whose probe failed: want neither busy nor answering")
+	if l.busy(addr) || l.answering(addr) || l.undecided(addr) {
+		t.Error("a gateway whose probe failed: want neither busy, answering nor undecided")
 	}
 	if l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)) {
 		t.Error("probe claimed within the interval after the last one")
@@ -40,8 +40,8 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	if !l.answering(addr) || l.claimProbe(addr, now.Add(2*lapsedProbeInterval)) {
 		t.Error("an answering gateway: want answering and no probe")
 	}
-	if !l.failed(addr, now) || l.answering(addr) {
-		t.Error("a failed push to an answering gateway: want it no longer answering")
+	if !l.failed(addr, now) || l.answering(addr) || !l.undecided(addr) {
+		t.Error("a failed push to an answering gateway: want it undecided, not answering")
 	}
 	if l.failed(addr, now) {
 		t.Error("a second failed push reported as the first")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/registry"
@@ -234,4 +235,34 @@ func TestTask_FailedKickStopsCallsToLapsedGateway(t *testing.T) {
 		Reason: protocol.CloseReason_KICKED})
 	testwait.For(t, 5*time.Second, "calls to the lapsed gateway to stop after a failed kick",
 		func() bool { return !rt.task.lapsed.answering(gw.addr) })
+}
+
+// A kick for a lapsed gateway whose probe has not answered yet waits for
+// the probe rather than being dropped: the gateway may well be alive, and a
+// dropped kick leaves the replaced connection open for good, where a
+// skipped push costs only a resync.
+func TestTask_KickWaitsForLapsedGatewaysProbe(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{held: true}) // Push calls (the probe) wait for release
+	reg := registry.NewMemory(0)
+	mustRegister(t, reg, gw.addr)
+	cfg := testConfig()
+	cfg.RegistryRefresh = 20 * time.Millisecond
+	cfg.MaxDeliver = 10
+	rt := startTaskDeps(t, cfg, registryDeps(en, reg))
+	lapse(t, rt, reg, gw.addr)
+	testwait.For(t, 10*time.Second, "the lapsed gateway's probe", func() bool {
+		return gw.pushes.Load() == 1
+	})
+
+	en.publishKick(t, &event.KickEvent{UserId: 7, Gateway: gw.addr, ConnId: 1,
+		Reason: protocol.CloseReason_KICKED})
+	testwait.For(t, 5*time.Second, "the kick handled once", func() bool {
+		return testutil.ToFloat64(rt.task.metrics.skipped)+
+			testutil.ToFloat64(rt.task.metrics.retried) >= 1
+	})
+	gw.release()
+	testwait.For(t, 10*time.Second, "the kick on the lapsed gateway once it answered", func() bool {
+		return len(gw.kicksCopy()) == 1
+	})
 }
