@@ -185,15 +185,19 @@ func TestSession_OfflineForAThousandMessages(t *testing.T) {
 	st.checkExactly(t, conv, 1000)
 }
 
+// olderServers are the two ways a server older than an op refuses it:
+// logic's UNSUPPORTED, or a gateway closing the connection for an opcode
+// it does not know.
+var olderServers = []struct {
+	name  string
+	older func(*clienttest.Server, ...protocol.Op)
+}{
+	{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
+	{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
+}
+
 func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
-	tests := []struct {
-		name  string
-		older func(*clienttest.Server, ...protocol.Op)
-	}{
-		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
-		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
-	}
-	for _, tt := range tests {
+	for _, tt := range olderServers {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
 			tt.older(s, protocol.Op_SYNC_CONVS, protocol.Op_DELIVERED)
@@ -231,14 +235,7 @@ func TestSession_ResumesOnServerWithoutNewOps(t *testing.T) {
 // a conversation that began while the device was away is listed on its
 // return, where the older server's fallback fetches only the ones it knows.
 func TestSession_ListsAgainOnceTheServerHasSyncConvs(t *testing.T) {
-	tests := []struct {
-		name  string
-		older func(*clienttest.Server, ...protocol.Op)
-	}{
-		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
-		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
-	}
-	for _, tt := range tests {
+	for _, tt := range olderServers {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
 			tt.older(s, protocol.Op_SYNC_CONVS)
@@ -272,14 +269,7 @@ func TestSession_ListsAgainOnceTheServerHasSyncConvs(t *testing.T) {
 // position for the device, from which its next process (on a store of its
 // own) hands the same messages over again.
 func TestSession_ReportsDeliveredOnceTheServerHasIt(t *testing.T) {
-	tests := []struct {
-		name  string
-		older func(*clienttest.Server, ...protocol.Op)
-	}{
-		{name: "answers UNSUPPORTED", older: (*clienttest.Server).Unsupported},
-		{name: "closes on unknown opcodes", older: (*clienttest.Server).Unknown},
-	}
-	for _, tt := range tests {
+	for _, tt := range olderServers {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
 			tt.older(s, protocol.Op_DELIVERED)
