@@ -110,6 +110,19 @@ func (l *lapsedGateways) failed(addr string, now time.Time) bool {
 	return true
 }
 
+// answeringCount is how many lapsed gateways answer, and get pushes.
+func (l *lapsedGateways) answeringCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, lg := range l.m {
+		if lg.answering {
+			n++
+		}
+	}
+	return n
+}
+
 // retain forgets the addresses keep rejects: those no longer lapsed.
 func (l *lapsedGateways) retain(keep func(addr string) bool) {
 	l.mu.Lock()

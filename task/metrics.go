@@ -17,7 +17,7 @@ type metrics struct {
 	pending     *prometheus.GaugeVec     // JetStream backlog, by kind: pending, ack_pending
 	partitions  prometheus.Gauge         // partitions this instance owns
 	skipped     prometheus.Counter       // gateway calls skipped: the gateway vanished
-	registry    *prometheus.GaugeVec     // gateways in the registry, by state: live, vanished
+	registry    *prometheus.GaugeVec     // gateways in the registry, by state
 	reorder     *prometheus.CounterVec   // by outcome: held, expired (see reorder.go)
 	// pushBatchReqs is the reqs of each PushBatch call (pushbatch.go);
 	// pushBatchFallbacks the calls a gateway older than PushBatch refused.
@@ -65,7 +65,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		registry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resonance_task_registry_gateways",
-			Help: "Gateways in the last registry snapshot, by state (live, vanished).",
+			Help: "Gateways in the last registry snapshot, by state (live, vanished), and " +
+				"the vanished by a lapsed registration that answer probes (lapsed_answering).",
 		}, []string{"state"}),
 		reorder: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resonance_task_reorder_total",

@@ -51,6 +51,9 @@ func (t *Task) readRegistry(ctx context.Context) {
 		}
 	}
 	t.lapsed.retain(t.view.lapsed)
+	// Those the probes found serving, among the vanished: their
+	// registration lapsed (the registry unreachable from them).
+	t.metrics.registry.WithLabelValues("lapsed_answering").Set(float64(t.lapsed.answeringCount()))
 }
 
 // skipVanished removes from targets the gateways the registry says are

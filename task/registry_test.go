@@ -169,6 +169,10 @@ func TestTask_PushesToLapsedGatewayThatAnswers(t *testing.T) {
 	testwait.For(t, 5*time.Second, "push to the lapsed gateway", func() bool {
 		return len(gw.framesOf(7)) == 1
 	})
+	gauge := rt.task.metrics.registry.WithLabelValues("lapsed_answering")
+	testwait.For(t, 5*time.Second, "the lapsed gateway counted as answering", func() bool {
+		return testutil.ToFloat64(gauge) == 1
+	})
 }
 
 // A lapsed gateway that does not answer costs no push a wait: it gets one
