@@ -42,8 +42,9 @@ func TestSession_CloseDuringFillStillAcksHandedOver(t *testing.T) {
 	// with a SYNC the server answers late, and Close comes meanwhile.
 	s.SlowSync(700 * time.Millisecond)
 	s.DropPushes(1)
+	syncs := s.Requests(protocol.Op_SYNC)
 	sendN(t, bob, aliceID, 2, "gap")
-	time.Sleep(300 * time.Millisecond) // the fill's SYNC is out
+	waitFor(t, "the fill's SYNC out", func() bool { return s.Requests(protocol.Op_SYNC) > syncs })
 	_ = sess.Close()
 
 	if seq := s.DeliveredSeq("alice", "phone", conv); seq != 1 {

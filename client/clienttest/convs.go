@@ -236,7 +236,8 @@ func (s *Server) DeliveredCalls() int {
 }
 
 // Requests is how many requests of op reached the server, refused ones
-// (Unsupported, Unknown) included.
+// (Unsupported, Unknown) included, and those still delayed (SlowSync) or
+// held (HoldSyncConvs, HoldLogins) among them.
 func (s *Server) Requests(op protocol.Op) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

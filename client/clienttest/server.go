@@ -308,6 +308,9 @@ func (s *Server) serve(c *conn) {
 		if _, err := io.ReadFull(br, body); err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.requests[h.Op]++ // on arrival, before any delay or gate
+		s.mu.Unlock()
 		switch h.Op {
 		case protocol.Op_SYNC:
 			s.delaySync()
@@ -328,9 +331,6 @@ func (s *Server) serve(c *conn) {
 
 // answer handles one request of c and replies.
 func (s *Server) answer(c *conn, h codec.Header, body []byte) {
-	s.mu.Lock()
-	s.requests[h.Op]++
-	s.mu.Unlock()
 	if s.isUnknown(h.Op) {
 		c.enqueue(codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
 			Reason: protocol.CloseReason_PROTOCOL_ERROR, Message: "unknown op"}))
