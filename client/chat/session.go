@@ -457,6 +457,11 @@ func describe(err error) string {
 	if se.Message == "" {
 		return code
 	}
+	// Logic's messages mostly begin with their code's words already ("not
+	// found: message"); naming it again after them reads as a stutter.
+	if se.Message == code || strings.HasPrefix(se.Message, code+": ") {
+		return se.Message
+	}
 	return se.Message + " (" + code + ")"
 }
 
