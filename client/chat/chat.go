@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newSession(cfg, out)
-	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody)))
+	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody), cutLineAt(in)))
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -196,19 +197,45 @@ func osUser() string {
 // ones are skipped with a notice (the server's content limit is below it).
 const maxLine = 256 << 10
 
+// terminalLineMax is the longest line Linux's terminal driver passes on in
+// its canonical (line-editing) mode, which the client leaves on: it drops
+// whatever is typed or pasted past 4095 bytes and ends the line there,
+// telling no one.
+const terminalLineMax = 4095
+
+// cutLineAt returns the length at which the lines of in may have been cut
+// before the client read them: terminalLineMax when in is a terminal on
+// Linux, 0 when lines come whole (a pipe, a file).
+func cutLineAt(in io.Reader) int {
+	f, ok := in.(*os.File)
+	if !ok || runtime.GOOS != "linux" {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return 0
+	}
+	return terminalLineMax
+}
+
 // readLines feeds the lines of in that are not blank to the returned
 // channel, closed at EOF, as typed but for the line end (a paste of code
 // keeps its indentation). A line over limit bytes is read to its end and
-// replaced by a notice, not sent: it must not end the client.
-func readLines(ctx context.Context, in io.Reader, limit int) <-chan string {
+// replaced by a notice, not sent: it must not end the client. So is a line
+// of exactly cutAt bytes (when cutAt > 0), which a terminal may have cut:
+// sending it would deliver the start of a longer text as if it were whole.
+func readLines(ctx context.Context, in io.Reader, limit, cutAt int) <-chan string {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(in, 64<<10)
 		for {
 			line, size, err := readLine(br, limit)
-			if size > limit {
+			switch {
+			case size > limit:
 				line = fmt.Sprintf("%s%d", tooLongPrefix, size)
+			case cutAt > 0 && size == cutAt:
+				line = fmt.Sprintf("%s%d", mayBeCutPrefix, size)
 			}
 			if line = strings.TrimSuffix(line, "\r"); strings.TrimSpace(line) != "" {
 				select {
@@ -228,6 +255,10 @@ func readLines(ctx context.Context, in io.Reader, limit int) <-chan string {
 // tooLongPrefix marks the notice readLines sends for an over-long line (a
 // NUL, which nobody types).
 const tooLongPrefix = "\x00too long:"
+
+// mayBeCutPrefix marks the notice readLines sends for a line the terminal
+// may have cut.
+const mayBeCutPrefix = "\x00may be cut:"
 
 // readLine reads one line of br, keeping at most limit bytes of it, and
 // returns its full size.

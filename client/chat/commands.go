@@ -48,6 +48,11 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.printf("! a line of %s bytes is too long; not sent", n)
 		return nil
 	}
+	if n, ok := strings.CutPrefix(line, mayBeCutPrefix); ok {
+		s.printf("! not sent: a line of %s bytes is the terminal's limit, so it may have been "+
+			"cut; send longer text from a file (resonance chat ... < file)", n)
+		return nil
+	}
 	if !isCommand(line) { // "  // note", indented, is text
 		s.sendText(line)
 		return nil
