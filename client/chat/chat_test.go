@@ -358,6 +358,32 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	waitOutput(t, r.out, "! 1 message not sent before quitting", 1)
 }
 
+// Input that ends right after its lines (a file piped in) still shows
+// every line sent, as typed lines are: the echoes are printed before Run
+// returns.
+func TestRun_EndOfInputShowsTheLinesSent(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	lines := []string{"one", "two", "three", "four", "five"}
+	if _, err := io.WriteString(r.in, strings.Join(lines, "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.in.Close()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	out := r.out.String()
+	for i, line := range lines {
+		if want := fmt.Sprintf("alice #%d: %s\n", i+1, line); !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q; output:\n%s", want, out)
+		}
+	}
+}
+
 // A line far over any limit is refused with a notice, and the client goes
 // on reading (it used to end silently, exit status 0).
 func TestRun_SurvivesAnOverLongLine(t *testing.T) {

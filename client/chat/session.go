@@ -56,6 +56,11 @@ type session struct {
 	// printed on demand and the live stream never print a message twice.
 	shown  map[string]int64
 	outbox chan client.SendParams
+
+	// ackedMu guards acked, the highest seq the send loop had acked per
+	// conversation: at quit, Run prints the stream until those are shown.
+	ackedMu sync.Mutex
+	acked   map[string]int64
 	// held is a typed line waiting for room in the outbox, if holding;
 	// backlogNoted is set once the wait was announced, until the outbox
 	// empties with no line held for burstGap; heldAt is the last hold.
@@ -97,6 +102,7 @@ func newSession(cfg config, out io.Writer) *session {
 		shown:     make(map[string]int64),
 		convNames: make(map[string]string),
 		outbox:    make(chan client.SendParams, outboxSize),
+		acked:     make(map[string]int64),
 
 		notes:   make(chan *protocol.Notify, notesSize),
 		watched: make(map[int64]bool),
@@ -124,31 +130,65 @@ func (s *session) run(ctx context.Context, lines <-chan string) error {
 	}
 	defer s.sess.Close()
 	sendCtx, stopSends := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); s.sendLoop(sendCtx) }()
-	defer func() {
-		// Lines typed before quitting still go out, unless offline for
-		// longer than the grace period. One still held for room in the
-		// outbox (a quit in the middle of a paste) counts as not sent.
-		if s.holding {
-			s.heldAtQuit = 1
-		}
-		close(s.outbox)
-		t := time.AfterFunc(quitGrace, stopSends)
-		wg.Wait()
-		t.Stop()
-		stopSends()
-	}()
+	defer stopSends()
+	sendsDone := make(chan struct{})
+	go func() { defer close(sendsDone); s.sendLoop(sendCtx) }()
 
 	if s.peer.name != "" {
 		s.report(s.resolvePeer(ctx, true))
 	}
 	err := s.serve(ctx, lines)
+	s.finish(ctx, sendsDone, stopSends)
 	if errors.Is(err, errQuit) || ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// finish lets the lines typed before quitting go out, unless offline for
+// longer than quitGrace, and prints the stream meanwhile until the echo of
+// every acked send is shown: input piped from a file ends right after its
+// last lines, which would otherwise go without a word. A line still held
+// for room in the outbox (a quit in the middle of a paste) counts as not
+// sent.
+func (s *session) finish(ctx context.Context, sendsDone <-chan struct{}, stopSends func()) {
+	if s.holding {
+		s.heldAtQuit = 1
+	}
+	close(s.outbox)
+	grace := time.NewTimer(quitGrace)
+	defer grace.Stop()
+	msgs := s.sess.Messages()
+	for sendsDone != nil || msgs != nil && ctx.Err() == nil && !s.ackedShown() {
+		select {
+		case <-sendsDone:
+			sendsDone = nil
+		case <-grace.C:
+			stopSends() // the send loop counts what is left
+			if sendsDone != nil {
+				<-sendsDone
+			}
+			return
+		case m, ok := <-msgs:
+			if !ok { // the session ended: nothing more will come
+				msgs = nil
+				continue
+			}
+			s.printMessage(ctx, m)
+		}
+	}
+}
+
+// ackedShown reports whether every send acked so far has been printed.
+func (s *session) ackedShown() bool {
+	s.ackedMu.Lock()
+	defer s.ackedMu.Unlock()
+	for conv, seq := range s.acked {
+		if s.shown[conv] < seq {
+			return false
+		}
+	}
+	return true
 }
 
 // open registers when asked and opens the client session. Failures here
@@ -338,8 +378,11 @@ func (s *session) sendLoop(ctx context.Context) {
 	var pace pacer
 	for p := range s.outbox {
 		if pace.wait(ctx) == nil {
-			_, err := s.sess.Send(ctx, p)
+			ack, err := s.sess.Send(ctx, p)
 			if err == nil {
+				s.ackedMu.Lock()
+				s.acked[ack.ConvId] = max(s.acked[ack.ConvId], ack.Seq)
+				s.ackedMu.Unlock()
 				continue
 			}
 			if ctx.Err() == nil {
