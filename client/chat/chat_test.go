@@ -358,6 +358,33 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	waitOutput(t, r.out, "! 1 message not sent before quitting", 1)
 }
 
+// A message of ours sent from another device to someone other than the
+// peer on screen is labelled with that someone, as their own messages are,
+// not with the conversation's raw id.
+func TestRun_LabelsOwnMessageFromAnotherDeviceWithItsPeer(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	_, carolID := newUser(t, s, "carol")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	phone, err := client.Dial(context.Background(), s.Addr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = phone.Close() })
+	if _, err := phone.Login(context.Background(), client.LoginParams{Username: "alice",
+		Password: "pw", DeviceID: "phone"}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, phone, carolID, "from my phone")
+	waitOutput(t, r.out, "[with carol] ", 1)
+	if strings.Contains(r.out.String(), "[p2p:") {
+		t.Fatalf("a conversation labelled by its id:\n%s", r.out.String())
+	}
+}
+
 // Input that ends right after its lines (a file piped in) still shows
 // every line sent, as typed lines are: the echoes are printed before Run
 // returns.

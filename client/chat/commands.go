@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,10 +255,13 @@ func (s *session) convLabel(ctx context.Context, m *common.Message) string {
 	}
 	label := m.ConvId
 	if strings.HasPrefix(m.ConvId, "p2p:") {
-		peer := m.SenderId
-		if peer == s.me {
-			label = m.ConvId // our own message from another device: no peer at hand
-		} else {
+		peer, ok := m.SenderId, m.SenderId != s.me
+		if !ok {
+			// Our own message from another device: the peer is named
+			// only in the conversation's id.
+			peer, ok = p2pPeer(m.ConvId, s.me)
+		}
+		if ok {
 			label = "with " + s.nameOf(ctx, peer)
 		}
 	} else {
@@ -273,6 +277,24 @@ func (s *session) convLabel(ctx context.Context, m *common.Message) string {
 		s.convNames[m.ConvId] = label
 	}
 	return label
+}
+
+// p2pPeer returns the user other than me in a 1:1 conversation's id,
+// "p2p:<lower user id>:<higher user id>"; ok is false when convID is not
+// one of me's.
+func p2pPeer(convID string, me int64) (peer int64, ok bool) {
+	a, b, found := strings.Cut(strings.TrimPrefix(convID, "p2p:"), ":")
+	low, errLow := strconv.ParseInt(a, 10, 64)
+	high, errHigh := strconv.ParseInt(b, 10, 64)
+	switch {
+	case !found || errLow != nil || errHigh != nil:
+		return 0, false
+	case low == me:
+		return high, true
+	case high == me:
+		return low, true
+	}
+	return 0, false
 }
 
 // format renders our own messages with their seq, as the ack of a send.
