@@ -182,7 +182,9 @@ func (s *System) startObs() error {
 		Addr: s.cfg.HTTPListen, Pprof: s.cfg.Pprof, Checks: s.readinessChecks(),
 	}, s.metrics, s.log)
 	if err != nil {
-		return err
+		// The flag to change, not the package: 9100 is also a common
+		// exporter's port, so a first run may find it taken.
+		return fmt.Errorf("app: --http-listen (metrics and probes; empty for none): %w", err)
 	}
 	s.obs = srv
 	s.group.Go(s.log, "obs", func() { s.report("http", srv.Serve()) })
@@ -349,7 +351,7 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 	}
 	ln, err := net.Listen("tcp", s.cfg.LogicListen)
 	if err != nil {
-		return fmt.Errorf("app: logic listen %s: %w", s.cfg.LogicListen, err)
+		return fmt.Errorf("app: --logic-listen: %w", err) // net names the address
 	}
 	s.logic, s.logicAddr = svc, ln.Addr()
 	s.group.Go(s.log, "logic", func() { s.report("logic", svc.Serve(ln)) })
@@ -398,7 +400,7 @@ func (s *System) startGateway(ctx context.Context) error {
 	}
 	ln, err := net.Listen("tcp", s.cfg.PushListen)
 	if err != nil {
-		return fmt.Errorf("app: push listen %s: %w", s.cfg.PushListen, err)
+		return fmt.Errorf("app: --push-listen: %w", err) // net names the address
 	}
 	gc := s.cfg.Gateway
 	gc.InternalSecret = s.cfg.InternalSecret

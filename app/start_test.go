@@ -43,6 +43,49 @@ func TestStart_PortInUseNamesEachLayerOnce(t *testing.T) {
 	}
 }
 
+// TestStart_InternalPortInUseNamesTheFlag: a taken HTTP, logic or push
+// port is reported with the flag that moves it and the address once.
+func TestStart_InternalPortInUseNamesTheFlag(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	// A lone gateway never dials logic before its ports are bound.
+	gateway := Config{Role: RoleGateway, HTTPListen: "127.0.0.1:0", PushListen: "127.0.0.1:0",
+		LogicAddrs: []string{addr}}
+	tests := []struct {
+		flag string
+		cfg  func() Config
+	}{
+		{flag: "--http-listen", cfg: func() Config { c := gateway; c.HTTPListen = addr; return c }},
+		{flag: "--push-listen", cfg: func() Config { c := gateway; c.PushListen = addr; return c }},
+		{flag: "--logic-listen", cfg: func() Config {
+			c := baseConfig(t, RoleAll)
+			c.LogicListen = addr
+			return c
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			cfg := tt.cfg()
+			cfg.Gateway.Addr = "127.0.0.1:0"
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sys, err := Start(ctx, cfg, testLog(t))
+			if err == nil {
+				sys.Stop()
+				t.Fatalf("Start succeeded with %s on a taken port", tt.flag)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.flag) || strings.Count(msg, addr) != 1 {
+				t.Fatalf("err = %q, want %s named and the address once", msg, tt.flag)
+			}
+		})
+	}
+}
+
 // TestStart_SecondSystemOnADataDirFails: two processes on one data dir would
 // share the SQLite file but not the embedded NATS, and lose messages.
 func TestStart_SecondSystemOnADataDirFails(t *testing.T) {

@@ -55,7 +55,7 @@ type Options struct {
 func Listen(opts Options, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("obs: listen %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("obs: %w", err) // net's error names the address
 	}
 	s := &Server{log: log, reg: reg, checks: opts.Checks, ln: ln}
 	mux := http.NewServeMux()
