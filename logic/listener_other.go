@@ -1,3 +1,5 @@
+//go:build !unix
+
 package logic
 
 import (
@@ -7,22 +9,8 @@ import (
 	"github.com/cloudwego/netpoll"
 )
 
-// ownedListener is the listener Serve hands to Kitex, so that Serve can
-// close it after Run returns. Kitex cannot always: its Stop runs once, and
-// a Stop that comes before Run has built the transport, or before the
-// transport's goroutine has taken the listener, shuts nothing down; Run
-// then serves the port on after it returns. The netpoll form is what
-// Kitex's transport uses as is (any other it converts to a duplicate file
-// descriptor, which closing ln would leave open). Close runs once, as the
-// transport may have closed it already and a second close of the same
-// descriptor number could close another socket's.
-//
-// polled is closed when the transport's event loop first asks for the
-// descriptor, to register it: from then on Kitex's Stop shuts that loop
-// down (see Service.awaitTransport). A Stop can still close the descriptor
-// between that and the registration, which then fails (EBADF, or EEXIST
-// when the number was already reused for a registered socket) and ends the
-// loop with that error (see Serve).
+// ownedListener is the listener Serve hands to Kitex (see listener_unix.go).
+// Off Unix it stays netpoll's own: that file works on Unix descriptors.
 type ownedListener struct {
 	netpoll.Listener
 	once       sync.Once

@@ -1,0 +1,160 @@
+//go:build unix
+
+package logic
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ownedListener is the listener Serve hands to Kitex, so that Serve can
+// close it after Run returns. Kitex cannot always: its Stop runs once, and
+// a Stop that comes before Run has built the transport, or before the
+// transport's goroutine has taken the listener, shuts nothing down; Run
+// then serves the port on after it returns. It is a netpoll.Listener,
+// which Kitex's transport uses as is (any other it converts to a duplicate
+// file descriptor, which closing ln would leave open). Close runs once, as
+// the transport may have closed it already and a second close of the same
+// descriptor number could close another socket's.
+//
+// It is not netpoll's own (netpoll.ConvertListener), whose Close closes
+// its descriptor twice, by number and then through its os.File: a file or
+// socket opened in between by another goroutine got the number and lost
+// it. A Stop racing Serve's start can hit that window with the epoll
+// descriptor netpoll creates, lazily, for its first event loop.
+//
+// polled is closed when the transport's event loop first asks for the
+// descriptor, to register it: from then on Kitex's Stop shuts that loop
+// down (see Service.awaitTransport). A Stop can still close the descriptor
+// between that and the registration, which then fails (EBADF, or EEXIST
+// when the number was already reused for a registered socket) and ends the
+// loop with that error (see Serve).
+type ownedListener struct {
+	ln net.Listener
+	// file is a duplicate of ln's socket, non-blocking, which netpoll
+	// polls and accepts on; closing it and ln closes the socket.
+	file       *os.File
+	fd         int
+	once       sync.Once
+	err        error
+	closed     chan struct{}
+	polled     chan struct{}
+	polledOnce sync.Once
+	// onPolled, when set (by tests), runs in Fd after polled is closed.
+	onPolled func()
+}
+
+// ownListener converts ln, a TCP or Unix listener, to the listener Serve
+// gives Kitex. On error ln is left open.
+func ownListener(ln net.Listener) (*ownedListener, error) {
+	var file *os.File
+	var err error
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		file, err = l.File()
+	case *net.UnixListener:
+		file, err = l.File()
+	default:
+		return nil, fmt.Errorf("listener %T: want TCP or Unix", ln)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fd := int(file.Fd()) // leaves it blocking, which the next line undoes
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		_ = file.Close()
+		return nil, err
+	}
+	return &ownedListener{ln: ln, file: file, fd: fd, closed: make(chan struct{}),
+		polled: make(chan struct{})}, nil
+}
+
+// Fd returns the descriptor netpoll polls, noting that it was asked for.
+func (l *ownedListener) Fd() int {
+	l.polledOnce.Do(func() {
+		close(l.polled)
+		if l.onPolled != nil {
+			l.onPolled()
+		}
+	})
+	return l.fd
+}
+
+// Accept accepts a connection as netpoll's event loop wants it: nil and no
+// error when none is waiting, and a non-blocking descriptor that the
+// connection netpoll builds on it owns.
+func (l *ownedListener) Accept() (net.Conn, error) {
+	// Under ForkLock, as the net package does where accept4 is missing:
+	// a child forked before CloseOnExec would inherit the descriptor.
+	syscall.ForkLock.RLock()
+	fd, sa, err := syscall.Accept(l.fd)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) ||
+		errors.Is(err, syscall.ECONNABORTED) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		_ = syscall.Close(fd)
+		return nil, err
+	}
+	conn := &acceptedConn{fd: fd, local: l.ln.Addr()}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		conn.remote = &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrInet6:
+		conn.remote = &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrUnix:
+		conn.remote = &net.UnixAddr{Net: "unix", Name: sa.Name}
+	}
+	if conn.remote != nil && conn.remote.Network() == "tcp" {
+		// netpoll sets it only on the connections its own listener accepts.
+		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
+	return conn, nil
+}
+
+// Addr returns ln's address.
+func (l *ownedListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close closes the listener the first time; later calls return its error.
+func (l *ownedListener) Close() error {
+	l.once.Do(func() {
+		l.err = errors.Join(l.file.Close(), l.ln.Close())
+		close(l.closed)
+	})
+	return l.err
+}
+
+// errAcceptedConn is what acceptedConn's I/O methods return: netpoll reads
+// and writes the descriptor itself.
+var errAcceptedConn = errors.New("logic: accepted descriptor is netpoll's to use")
+
+// acceptedConn is a connection ownedListener accepted, as netpoll takes it:
+// netpoll reads its descriptor and addresses and does the rest on the
+// descriptor itself. It does not learn the network, which only its
+// SetKeepAlive needs (a no-op then); Kitex's server does not call it.
+type acceptedConn struct {
+	fd            int
+	local, remote net.Addr
+}
+
+func (c *acceptedConn) Fd() int                          { return c.fd }
+func (c *acceptedConn) LocalAddr() net.Addr              { return c.local }
+func (c *acceptedConn) RemoteAddr() net.Addr             { return c.remote }
+func (c *acceptedConn) Read([]byte) (int, error)         { return 0, errAcceptedConn }
+func (c *acceptedConn) Write([]byte) (int, error)        { return 0, errAcceptedConn }
+func (c *acceptedConn) Close() error                     { return errAcceptedConn }
+func (c *acceptedConn) SetDeadline(time.Time) error      { return errAcceptedConn }
+func (c *acceptedConn) SetReadDeadline(time.Time) error  { return errAcceptedConn }
+func (c *acceptedConn) SetWriteDeadline(time.Time) error { return errAcceptedConn }
