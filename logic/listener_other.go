@@ -50,3 +50,6 @@ func (l *ownedListener) Close() error {
 	})
 	return l.err
 }
+
+// release is Close: off Unix, Close frees the descriptor at once.
+func (l *ownedListener) release() error { return l.Close() }

@@ -54,6 +54,7 @@ func TestOwnedListener_CloseClosesDescriptorOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = owned.Close()
+		_ = owned.release()
 		if len(lost) > 0 {
 			break
 		}

@@ -30,21 +30,27 @@ import (
 //
 // polled is closed when the transport's event loop first asks for the
 // descriptor, to register it: from then on Kitex's Stop shuts that loop
-// down (see Service.awaitTransport). A Stop can still close the descriptor
-// between that and the registration, which then fails (EBADF, or EEXIST
-// when the number was already reused for a registered socket) and ends the
-// loop with that error (see Serve).
+// down (see Service.awaitTransport). A Stop can still close the listener
+// between that and the registration, which then fails and ends the loop
+// with that error (see Serve). So Close leaves the descriptor's number
+// taken, by /dev/null, until release, which Serve calls once Run has
+// returned: were the number free, a connection of another part of the
+// process could take it, fail that registration with EEXIST, and have its
+// own registration removed from netpoll's poller by the shutdown's detach
+// of the number, never to read again.
 type ownedListener struct {
 	ln net.Listener
 	// file is a duplicate of ln's socket, non-blocking, which netpoll
 	// polls and accepts on; closing it and ln closes the socket.
-	file       *os.File
-	fd         int
-	once       sync.Once
-	err        error
-	closed     chan struct{}
-	polled     chan struct{}
-	polledOnce sync.Once
+	file        *os.File
+	fd          int
+	once        sync.Once
+	err         error
+	releaseOnce sync.Once
+	releaseErr  error
+	closed      chan struct{}
+	polled      chan struct{}
+	polledOnce  sync.Once
 	// onPolled, when set (by tests), runs in Fd after polled is closed.
 	onPolled func()
 }
@@ -128,12 +134,41 @@ func (l *ownedListener) Accept() (net.Conn, error) {
 func (l *ownedListener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close closes the listener the first time; later calls return its error.
+// The socket closes, but its descriptor's number stays taken until release.
 func (l *ownedListener) Close() error {
 	l.once.Do(func() {
-		l.err = errors.Join(l.file.Close(), l.ln.Close())
+		l.err = errors.Join(l.vacate(), l.ln.Close())
 		close(l.closed)
 	})
 	return l.err
+}
+
+// vacate closes the duplicate of the socket by putting /dev/null in its
+// place (dupOnto does both at once), or, failing that, closes it outright.
+func (l *ownedListener) vacate() error {
+	null, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err == nil {
+		err = dupOnto(null, l.fd)
+		_ = syscall.Close(null)
+	}
+	if err != nil {
+		return l.closeFile()
+	}
+	return nil
+}
+
+// release closes the listener if Close has not, and frees the descriptor
+// number Close left taken. Call it once the transport can no longer
+// register or detach the number: after Run has returned.
+func (l *ownedListener) release() error {
+	return errors.Join(l.Close(), l.closeFile())
+}
+
+// closeFile closes the duplicate's os.File, and with it the descriptor
+// number, the first time; later calls return its error.
+func (l *ownedListener) closeFile() error {
+	l.releaseOnce.Do(func() { l.releaseErr = l.file.Close() })
+	return l.releaseErr
 }
 
 // errAcceptedConn is what acceptedConn's I/O methods return: netpoll reads

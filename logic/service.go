@@ -222,7 +222,7 @@ func (s *Service) Serve(ln net.Listener) error {
 	svr := server.NewServer(opts...)
 	if err := logic.RegisterService(svr, s); err != nil {
 		s.mu.Unlock()
-		_ = owned.Close() // ln with it
+		_ = owned.release() // ln with it
 		return fmt.Errorf("logic: register service: %w", err)
 	}
 	s.svr, s.owned, s.ran = svr, owned, make(chan struct{})
@@ -234,8 +234,10 @@ func (s *Service) Serve(ln net.Listener) error {
 	close(ran)
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("logic server stopped")
 	// Kitex's Stop closed it, unless Run failed before the transport took it
-	// (see ownedListener, awaitTransport).
-	_ = owned.Close()
+	// (see ownedListener, awaitTransport). Either way the transport is done
+	// with its descriptor: Run returns after Kitex's Stop, which waits for
+	// the registration (but for a transport not started, awaitTransport).
+	_ = owned.release()
 	if err != nil && s.stopping.Load() {
 		// The Stop's doing: it closed the listener as the transport was
 		// registering it (see ownedListener).

@@ -5,9 +5,11 @@ import (
 	"net"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cloudwego/netpoll"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/testwait"
@@ -163,5 +165,110 @@ func TestService_StopAsTransportRegistersServesNil(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// dialOnto dials addr with netpoll, whose connection should take descriptor
+// number n, free now: it fills the free numbers below n first. It returns
+// nil when n was not free or the connection got another number, and the
+// placeholders to close once the connection no longer needs n's place.
+func dialOnto(t *testing.T, n int, addr string) (netpoll.Connection, []int) {
+	t.Helper()
+	var held []int
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("open a placeholder: %v", err)
+			return nil, held
+		}
+		if fd == n {
+			_ = syscall.Close(fd)
+			break
+		}
+		held = append(held, fd)
+		if fd > n {
+			return nil, held // n is taken
+		}
+	}
+	conn, err := netpoll.DialConnection("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Errorf("dial %s: %v", addr, err)
+		return nil, held
+	}
+	if conn.(netpoll.Conn).Fd() != n {
+		_ = conn.Close()
+		return nil, held
+	}
+	return conn, held
+}
+
+// The same Stop must not free the listener's descriptor number while the
+// transport may still register it. A netpoll connection of another part of
+// the process that took the number then made the registration fail
+// (EEXIST), and the transport's shutdown detached the number from the
+// poll: the connection's registration, which it never read through again.
+func TestService_StopAsTransportRegistersLeavesOthersConnections(t *testing.T) {
+	peerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerLn.Close()
+	// netpoll's poller starts now, not on the number the dial is to take.
+	warm, err := netpoll.DialConnection("tcp", peerLn.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = warm.Close()
+	if c, err := peerLn.Accept(); err == nil {
+		_ = c.Close()
+	}
+
+	e := newEnvWith(t, sqliteConfig(t), func(*Deps) {})
+	stopped := make(chan error, 1)
+	var conn netpoll.Connection
+	var held []int
+	defer func() {
+		for _, fd := range held {
+			_ = syscall.Close(fd)
+		}
+	}()
+	e.svc.onPolled = func() {
+		go func() { stopped <- e.svc.Stop() }()
+		select {
+		case <-e.svc.owned.closed:
+		case <-time.After(5 * time.Second): // Stop never closed it; Serve fails below
+			return
+		}
+		conn, held = dialOnto(t, e.svc.owned.fd, peerLn.Addr().String())
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Serve(ln); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if conn == nil {
+		return // the number stayed taken until Serve returned
+	}
+	defer conn.Close()
+	peer, err := peerLn.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if _, err := peer.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Reader().Next(4); err != nil {
+		t.Fatalf("connection on the listener's old number %d, after Stop: read: %v",
+			e.svc.owned.fd, err)
 	}
 }
