@@ -142,8 +142,9 @@ func TestService_StopAsServeStartsEndsEventLoop(t *testing.T) {
 
 // A Stop that closes the listener after the transport has asked for its
 // descriptor, but before it has registered it with epoll, ends Run with
-// EBADF (or EEXIST, the number reused). Serve still returns nil, as after any Stop: the error is the
-// Stop's, not a failure to serve.
+// an error (EBADF, or EPERM now that the closed number holds /dev/null).
+// Serve still returns nil, as after any Stop: the error is the Stop's, not
+// a failure to serve.
 func TestService_StopAsTransportRegistersServesNil(t *testing.T) {
 	e := newEnvWith(t, sqliteConfig(t), func(*Deps) {})
 	stopped := make(chan error, 1)
