@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -38,6 +39,17 @@ import (
 // process could take it, fail that registration with EEXIST, and have its
 // own registration removed from netpoll's poller by the shutdown's detach
 // of the number, never to read again.
+//
+// When Accept runs out of descriptors (EMFILE, ENFILE), netpoll's server
+// detaches the listener and retries Accept from a goroutine of its own,
+// which Kitex's Stop does not end: only a nil connection and error do,
+// after which it registers the number with its poller again. So Accept
+// after Close accepts nothing and returns nil, nil, and a listener that has
+// run out keeps /dev/null on the number for good: that registration then
+// fails, where on a freed number it could poll another part of the
+// process's socket, and the goroutine's Accept could take the connections
+// of a listener that got the number. (The os.File's finalizer frees it once
+// nothing, that goroutine included, holds the listener.)
 type ownedListener struct {
 	ln net.Listener
 	// file is a duplicate of ln's socket, non-blocking, which netpoll
@@ -48,9 +60,15 @@ type ownedListener struct {
 	err         error
 	releaseOnce sync.Once
 	releaseErr  error
-	closed      chan struct{}
-	polled      chan struct{}
-	polledOnce  sync.Once
+	// numberMu is held by Accept around its use of fd, and by Close and
+	// release around freeing the number, so Accept never accepts on a
+	// freed number.
+	numberMu sync.RWMutex
+	// outOfFds is set once Accept has failed for want of descriptors.
+	outOfFds   atomic.Bool
+	closed     chan struct{}
+	polled     chan struct{}
+	polledOnce sync.Once
 	// onPolled, when set (by tests), runs in Fd after polled is closed.
 	onPolled func()
 }
@@ -95,14 +113,13 @@ func (l *ownedListener) Fd() int {
 // error when none is waiting, and a non-blocking descriptor that the
 // connection netpoll builds on it owns.
 func (l *ownedListener) Accept() (net.Conn, error) {
-	// Under ForkLock, as the net package does where accept4 is missing:
-	// a child forked before CloseOnExec would inherit the descriptor.
-	syscall.ForkLock.RLock()
-	fd, sa, err := syscall.Accept(l.fd)
-	if err == nil {
-		syscall.CloseOnExec(fd)
+	fd, sa, err := l.accept()
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		l.outOfFds.Store(true)
 	}
-	syscall.ForkLock.RUnlock()
+	if fd < 0 && err == nil {
+		return nil, nil // closed
+	}
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) ||
 		errors.Is(err, syscall.ECONNABORTED) {
 		return nil, nil
@@ -130,6 +147,27 @@ func (l *ownedListener) Accept() (net.Conn, error) {
 	return conn, nil
 }
 
+// accept accepts on fd unless the listener is closed, when it returns -1
+// and no error.
+func (l *ownedListener) accept() (int, syscall.Sockaddr, error) {
+	l.numberMu.RLock()
+	defer l.numberMu.RUnlock()
+	select {
+	case <-l.closed:
+		return -1, nil, nil
+	default:
+	}
+	// Under ForkLock, as the net package does where accept4 is missing:
+	// a child forked before CloseOnExec would inherit the descriptor.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fd, sa, err := syscall.Accept(l.fd)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	return fd, sa, err
+}
+
 // Addr returns ln's address.
 func (l *ownedListener) Addr() net.Addr { return l.ln.Addr() }
 
@@ -137,6 +175,9 @@ func (l *ownedListener) Addr() net.Addr { return l.ln.Addr() }
 // The socket closes, but its descriptor's number stays taken until release.
 func (l *ownedListener) Close() error {
 	l.once.Do(func() {
+		// Under numberMu: vacate may free the number.
+		l.numberMu.Lock()
+		defer l.numberMu.Unlock()
 		l.err = errors.Join(l.vacate(), l.ln.Close())
 		close(l.closed)
 	})
@@ -158,10 +199,17 @@ func (l *ownedListener) vacate() error {
 }
 
 // release closes the listener if Close has not, and frees the descriptor
-// number Close left taken. Call it once the transport can no longer
-// register or detach the number: after Run has returned.
+// number Close left taken, unless Accept ever ran out of descriptors (see
+// ownedListener). Call it once the transport can no longer register or
+// detach the number: after Run has returned.
 func (l *ownedListener) release() error {
-	return errors.Join(l.Close(), l.closeFile())
+	err := l.Close()
+	if l.outOfFds.Load() {
+		return err // netpoll's accept retry may still register the number
+	}
+	l.numberMu.Lock()
+	defer l.numberMu.Unlock()
+	return errors.Join(err, l.closeFile())
 }
 
 // closeFile closes the duplicate's os.File, and with it the descriptor
