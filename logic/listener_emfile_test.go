@@ -137,3 +137,31 @@ func fcntlGetfd(fd int) (int, error) {
 	}
 	return int(r), nil
 }
+
+// Close keeps the descriptor's number taken until release even when the
+// process is out of descriptors, as it is when netpoll's accept retry runs
+// (see ownedListener): a number freed before Run returns is the one another
+// part of the process's connection could take and lose to the transport's
+// detach, or the retry register with its poller.
+func TestOwnedListener_CloseOutOfDescriptorsKeepsNumber(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := ownListener(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owned.release()
+	restore := exhaustDescriptors(t)
+	closeErr := owned.Close()
+	_, taken := fcntlGetfd(owned.fd)
+	restore()
+	if closeErr != nil {
+		t.Errorf("close out of descriptors: %v", closeErr)
+	}
+	if taken != nil {
+		t.Fatalf("close out of descriptors freed number %d before release: %v",
+			owned.fd, taken)
+	}
+}

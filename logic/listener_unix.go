@@ -54,8 +54,10 @@ type ownedListener struct {
 	ln net.Listener
 	// file is a duplicate of ln's socket, non-blocking, which netpoll
 	// polls and accepts on; closing it and ln closes the socket.
-	file        *os.File
-	fd          int
+	file *os.File
+	fd   int
+	// null is /dev/null, which Close puts on fd's number.
+	null        int
 	once        sync.Once
 	err         error
 	releaseOnce sync.Once
@@ -94,8 +96,15 @@ func ownListener(ln net.Listener) (*ownedListener, error) {
 		_ = file.Close()
 		return nil, err
 	}
-	return &ownedListener{ln: ln, file: file, fd: fd, closed: make(chan struct{}),
-		polled: make(chan struct{})}, nil
+	// Opened now, not in Close: a Close while the process is out of
+	// descriptors, as when netpoll retries Accept, could not open it then.
+	null, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		_ = file.Close()
+		return nil, fmt.Errorf("open /dev/null for listener %s: %w", ln.Addr(), err)
+	}
+	return &ownedListener{ln: ln, file: file, fd: fd, null: null,
+		closed: make(chan struct{}), polled: make(chan struct{})}, nil
 }
 
 // Fd returns the descriptor netpoll polls, noting that it was asked for.
@@ -187,11 +196,8 @@ func (l *ownedListener) Close() error {
 // vacate closes the duplicate of the socket by putting /dev/null in its
 // place (dupOnto does both at once), or, failing that, closes it outright.
 func (l *ownedListener) vacate() error {
-	null, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err == nil {
-		err = dupOnto(null, l.fd)
-		_ = syscall.Close(null)
-	}
+	err := dupOnto(l.null, l.fd)
+	_ = syscall.Close(l.null)
 	if err != nil {
 		return l.closeFile()
 	}
