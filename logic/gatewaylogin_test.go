@@ -2,7 +2,6 @@ package logic
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -41,10 +40,7 @@ func (l *lateRoutes) Put(ctx context.Context, r route.Route) (*route.Route, erro
 // returns its client address.
 func startGateway(t *testing.T, cli logic.Client, cfg gateway.Config) string {
 	t.Helper()
-	pushLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pushLn := listenLocal(t)
 	cfg.Addr = "127.0.0.1:0"
 	gw, err := gateway.New(cfg, gateway.Deps{Log: zerolog.Nop(), Logic: cli, PushListener: pushLn})
 	if err != nil {

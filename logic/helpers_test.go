@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -218,4 +219,15 @@ func (e *env) countMessages(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// listenLocal listens on a loopback port the system picks; the caller (or
+// Serve, given it) closes the listener.
+func listenLocal(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }

@@ -113,10 +113,7 @@ func TestServe_AfterStopFails(t *testing.T) {
 	if err := e.svc.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	if err := e.svc.Serve(ln); err == nil {
 		t.Fatal("Serve after Stop returned nil")
 	}
@@ -134,10 +131,7 @@ func TestServe_AfterStopFails(t *testing.T) {
 // service and checks both.
 func serveKitex(t *testing.T, e *env) (logic.Client, chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	served := make(chan error, 1)
 	go func() { served <- e.svc.Serve(ln) }()
 	t.Cleanup(func() {

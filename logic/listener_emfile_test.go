@@ -79,24 +79,14 @@ func acceptOutOfDescriptors(t *testing.T, owned *ownedListener) (restore func())
 // descriptor's number, which after release another part of the process
 // may hold: that goroutine would take its connections.
 func TestOwnedListener_AcceptAfterReleaseTakesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owned, err := ownListener(ln)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owned := ownedLocal(t)
 	restore := acceptOutOfDescriptors(t, owned)
 	restore()
 	_ = owned.Close()
 	_ = owned.release()
 
 	// Another listener of the process takes the number, if it is free.
-	other, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := listenLocal(t)
 	defer other.Close()
 	if _, err := fcntlGetfd(owned.fd); errors.Is(err, syscall.EBADF) {
 		f, err := other.(*net.TCPListener).File()
@@ -144,14 +134,7 @@ func fcntlGetfd(fd int) (int, error) {
 // part of the process's connection could take and lose to the transport's
 // detach, or the retry register with its poller.
 func TestOwnedListener_CloseOutOfDescriptorsKeepsNumber(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owned, err := ownListener(ln)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owned := ownedLocal(t)
 	defer owned.release()
 	restore := exhaustDescriptors(t)
 	closeErr := owned.Close()

@@ -3,7 +3,6 @@
 package logic
 
 import (
-	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,14 +44,7 @@ func TestOwnedListener_CloseClosesDescriptorOnce(t *testing.T) {
 		}
 	})
 	for range 20000 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		owned, err := ownListener(ln)
-		if err != nil {
-			t.Fatal(err)
-		}
+		owned := ownedLocal(t)
 		_ = owned.Close()
 		_ = owned.release()
 		if len(lost) > 0 {
@@ -66,4 +58,14 @@ func TestOwnedListener_CloseClosesDescriptorOnce(t *testing.T) {
 		t.Fatalf("closing owned listeners closed descriptor %d, opened meanwhile", fd)
 	default:
 	}
+}
+
+// ownedLocal is listenLocal's listener as Serve owns it (ownListener).
+func ownedLocal(t testing.TB) *ownedListener {
+	t.Helper()
+	owned, err := ownListener(listenLocal(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return owned
 }

@@ -3,7 +3,6 @@ package logic
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -21,10 +20,7 @@ func TestServe_InternalSecret(t *testing.T) {
 	cfg := sqliteConfig(t)
 	cfg.InternalSecret = "s3cret"
 	e := newEnv(t, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	served := make(chan error, 1)
 	go func() { served <- e.svc.Serve(ln) }()
 	t.Cleanup(func() { _ = e.svc.Stop(); <-served })

@@ -59,10 +59,7 @@ func TestService_StopAsServeStartsClosesListener(t *testing.T) {
 	// Read on Serve's goroutine, which set exit.
 	w.sent = func() bool { return len(e.svc.exit) == 1 }
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	addr := ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- e.svc.Serve(ln) }()
@@ -126,10 +123,7 @@ func TestService_StopAsServeStartsEndsEventLoop(t *testing.T) {
 			func() bool { return eventLoops(true) > polling })
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	if err := e.svc.Serve(ln); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
@@ -157,10 +151,7 @@ func TestService_StopAsTransportRegistersServesNil(t *testing.T) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	if err := e.svc.Serve(ln); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
@@ -209,10 +200,7 @@ func dialOnto(t *testing.T, n int, addr string) (netpoll.Connection, []int) {
 // (EEXIST), and the transport's shutdown detached the number from the
 // poll: the connection's registration, which it never read through again.
 func TestService_StopAsTransportRegistersLeavesOthersConnections(t *testing.T) {
-	peerLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	peerLn := listenLocal(t)
 	defer peerLn.Close()
 	// netpoll's poller starts now, not on the number the dial is to take.
 	warm, err := netpoll.DialConnection("tcp", peerLn.Addr().String(), 5*time.Second)
@@ -243,10 +231,7 @@ func TestService_StopAsTransportRegistersLeavesOthersConnections(t *testing.T) {
 		conn, held = dialOnto(t, e.svc.owned.fd, peerLn.Addr().String())
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLocal(t)
 	if err := e.svc.Serve(ln); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
