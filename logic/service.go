@@ -2,10 +2,12 @@ package logic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/kitex/server"
@@ -186,7 +188,8 @@ func (s *Service) startBackground() {
 }
 
 // Serve runs the Kitex Logic server on ln and blocks until Stop. It returns
-// nil after Stop and may be called once.
+// nil after Stop, unless serving failed for a cause of its own (see
+// endedByStop), and may be called once.
 func (s *Service) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.stopped || s.svr != nil {
@@ -238,7 +241,7 @@ func (s *Service) Serve(ln net.Listener) error {
 	// with its descriptor: Run returns after Kitex's Stop, which waits for
 	// the registration (but for a transport not started, awaitTransport).
 	_ = owned.release()
-	if err != nil && s.stopping.Load() {
+	if err != nil && s.stopping.Load() && endedByStop(err) {
 		// The Stop's doing: it closed the listener as the transport was
 		// registering it (see ownedListener).
 		s.log.Debug().Err(err).Str("addr", ln.Addr().String()).Msg("logic server ended by stop")
@@ -371,4 +374,14 @@ func resolveTables(db *gorm.DB) (tableNames, error) {
 	}
 	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3],
 		device: names[4], message: names[5], outbox: names[6]}, nil
+}
+
+// endedByStop says whether err, from Run after a Stop began, is what that
+// Stop causes when it closes the listener as the transport registers it:
+// the descriptor gone (EBADF), /dev/null in its place (EPERM: epoll refuses
+// it), or the number taken by a socket registered meanwhile (EEXIST); or
+// the listener closed. Any other error is a failure to serve, Stop or not.
+func endedByStop(err error) bool {
+	return errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.EEXIST) || errors.Is(err, net.ErrClosed)
 }

@@ -2,6 +2,8 @@ package logic
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -256,5 +258,27 @@ func TestService_StopAsTransportRegistersLeavesOthersConnections(t *testing.T) {
 	if _, err := conn.Reader().Next(4); err != nil {
 		t.Fatalf("connection on the listener's old number %d, after Stop: read: %v",
 			e.svc.owned.fd, err)
+	}
+}
+
+// Serve takes an error from Run after a Stop began as the Stop's only when
+// it is one the Stop's closing of the listener causes; any other is still a
+// failure to serve.
+func TestEndedByStop(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{syscall.EBADF, true},
+		{syscall.EPERM, true},
+		{fmt.Errorf("register listener: %w", syscall.EEXIST), true},
+		{fmt.Errorf("accept: %w", net.ErrClosed), true},
+		{syscall.ENOMEM, false},
+		{errors.New("bad file descriptor"), false}, // text alone proves nothing
+		{fmt.Errorf("register service: %w", ErrUnavailable), false},
+	} {
+		if got := endedByStop(tc.err); got != tc.want {
+			t.Errorf("endedByStop(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
