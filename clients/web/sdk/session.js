@@ -264,12 +264,16 @@ export class Session extends Emitter {
   async logout() {
     this.signedOut = true;
     try {
-      if (this.conn) {
+      const conn = this.conn;
+      if (conn) {
         // What was handed over first: the gateway closes the connection
         // once it is signed out, and a later sign-in of this device starts
         // from the position it keeps.
-        await this.flushAcks(this.conn);
-        await this.conn.request(Op.LOGOUT, {});
+        await this.flushAcks(conn);
+        // A gateway older than DELIVERED closes conn for it. The session
+        // is offline then, and signs out on a connection of its own
+        // (away, below), without a DELIVERED: its refusal is remembered.
+        if (!conn.closed) await conn.request(Op.LOGOUT, {});
       }
     } finally {
       const offline = this.state === State.OFFLINE && !this.ended;
@@ -365,13 +369,28 @@ export class Session extends Emitter {
   // Its DELIVERED goes also while a refusal of it is remembered: the server
   // may have gained the op since (upgraded, and conn is to the new
   // release), and an ended session has no later to report at. Not with a
-  // LOGOUT: a gateway that closes the connection for DELIVERED would drop
-  // the LOGOUT sent beside it.
+  // LOGOUT (see signOutOn).
   lastAck(conn, logout = this.signedOut) {
-    const acked = this.flushAcks(conn, !logout);
-    const done = logout ? Promise.allSettled([acked, conn.request(Op.LOGOUT, {})]) : acked;
+    const done = logout ? this.signOutOn(conn) : this.flushAcks(conn, true);
     if (done) done.finally(() => conn.close());
     else conn.close();
+  }
+
+  // signOutOn sends the last DELIVERED on conn of an ended session and,
+  // once it is answered, the LOGOUT. A gateway older than DELIVERED closes
+  // the connection for it, dropping what was sent after it: a LOGOUT sent
+  // beside it was lost, and the device's tokens stayed valid. Such a close
+  // is remembered as a refusal (noDelivered), so the LOGOUT goes on one
+  // more connection (away), which sends no DELIVERED, so that it cannot
+  // happen twice.
+  async signOutOn(conn) {
+    const acked = this.flushAcks(conn);
+    await acked;
+    if (!conn.closed) {
+      await conn.request(Op.LOGOUT, {}).catch(() => {});
+    } else if (acked && this.noDelivered.active()) {
+      this.away();
+    }
   }
 
   setState(state, extra = {}) {

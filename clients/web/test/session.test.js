@@ -9,8 +9,9 @@
 // reload, findStart, a listing failing part-way or lost with its
 // connection, an own send into an unplaced conversation, a resync; and the
 // end: its last DELIVERED (and logout's LOGOUT), on a reconnect's login or
-// on a connection of its own when offline or when that login fails, and
-// nothing handed over after it.
+// on a connection of its own when offline or when that login fails, a
+// LOGOUT that reaches a gateway closing on DELIVERED, and nothing handed
+// over after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1288,3 +1289,34 @@ test('logout while offline signs the device out on the server', async () => {
   assert.deepEqual(s.after, [], 'events after ended');
   assertHanded(s.got, [1]);
 });
+
+// A gateway older than DELIVERED closes the connection for it, dropping
+// the requests sent after it; logout's LOGOUT must reach the server all the
+// same, or the device's tokens stay valid there until they expire. Here
+// logout's DELIVERED is the session's first, so no refusal of it is
+// remembered yet; the LOGOUT goes on one more connection, without a
+// DELIVERED. Online, logout used to reject with a TypeError (the session's
+// connection gone); offline, the LOGOUT went beside the DELIVERED, and was
+// lost with it.
+for (const { name, setup, more } of [
+  { name: 'online', more: 1, setup: async (gw) => {
+    gw.add(CONV, 'm1');
+    const s = open(gw, { ackIntervalMs: 3_600_000 });
+    await s.start();
+    await until(() => s.got.length === 1 && s.state === State.ONLINE, 'm1 handed over');
+    return s;
+  } },
+  { name: 'offline', more: 2, setup: (gw) => dropToOffline(gw) },
+]) {
+  test(`logout ${name} signs out on a gateway that closes on DELIVERED`, async () => {
+    const gw = new FakeGateway();
+    gw.unknown.add(Op.DELIVERED);
+    const s = await setup(gw);
+    const opened = gw.conns.length;
+    await s.logout();
+    await until(() => gw.logouts === 1, 'the LOGOUT handled', 1500);
+    await until(() => gw.live.length === 0, 'every connection closed', 1500);
+    assert.equal(gw.conns.length, opened + more, 'connections opened by logout');
+    assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+  });
+}
