@@ -67,18 +67,24 @@ const MAX_LACKED_WAIT_MS = 3_600_000;
 // to MAX_LACKED_WAIT_MS. A refusal that comes while one is remembered is of
 // a request sent before that one was known (DELIVEREDs in flight
 // together), not one more in the row.
-class LackedOp {
-  constructor() {
-    this.until = 0; // Date.now() ms
+//
+// now reads a monotonic clock in ms, performance.now() unless a test gives
+// another: the wall clock jumps when it is set (a laptop waking, a user's
+// correction), which would forget a refusal at once, or remember it for as
+// long as the clock went back. Exported for the tests, not by index.js.
+export class LackedOp {
+  constructor(now = () => performance.now()) {
+    this.now = now;
+    this.until = 0; // on this.now's clock
     this.wait = 0;
   }
 
-  active() { return Date.now() < this.until; }
+  active() { return this.now() < this.until; }
 
   refused(baseMs) {
     if (this.active()) return;
     this.wait = Math.min(Math.max(2 * this.wait, baseMs), MAX_LACKED_WAIT_MS);
-    this.until = Date.now() + this.wait;
+    this.until = this.now() + this.wait;
   }
 
   answered() { this.wait = 0; }

@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Session, State } from '../sdk/session.js';
+import { LackedOp, Session, State } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason, Op } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
@@ -431,6 +431,44 @@ test('DELIVEREDs refused together count as one refusal', async (t) => {
 // A gateway older than DELIVERED closes the connection for it: the next
 // connection reports nothing until the while is over, where each flush
 // closed a connection again.
+// A refusal is remembered for its wait by a clock that keeps going at its
+// pace: a wall clock set forward (a sleeping laptop's resync, a user's
+// correction) would have the op asked again at once, and one set back
+// would have it go unasked for as long as the jump.
+test('a remembered refusal lasts its wait whatever the wall clock does', async () => {
+  const wall = Date.now;
+  try {
+    const ahead = new LackedOp();
+    ahead.refused(60_000);
+    Date.now = () => wall() + 2 * 3_600_000;
+    assert.ok(ahead.active(), 'forgotten when the wall clock jumped forward');
+
+    const back = new LackedOp();
+    back.refused(1); // a wait of 1 ms
+    const over = performance.now() + 1;
+    Date.now = () => wall() - 2 * 3_600_000;
+    await until(() => performance.now() >= over, 'the wait over');
+    assert.ok(!back.active(), 'still remembered when the wall clock jumped back');
+  } finally {
+    Date.now = wall;
+  }
+
+  // The wait itself, on a clock the test moves: doubled with each refusal
+  // in a row, from the base given.
+  let now = 1000;
+  const op = new LackedOp(() => now);
+  op.refused(60_000);
+  now += 59_999;
+  assert.ok(op.active(), 'forgotten before the wait');
+  now += 1;
+  assert.ok(!op.active(), 'remembered past the wait');
+  op.refused(60_000);
+  now += 119_999;
+  assert.ok(op.active(), 'the second refusal in a row does not double the wait');
+  now += 1;
+  assert.ok(!op.active(), 'remembered past the doubled wait');
+});
+
 test('a gateway that closes on DELIVERED is asked again only later', async (t) => {
   const gw = new FakeGateway();
   gw.unknown.add(Op.DELIVERED);
