@@ -32,6 +32,13 @@ func BeforeHandOverWait(cfg *SessionConfig, f func(*Session)) {
 	cfg.hooks.beforeHandOverWait = f
 }
 
+// AfterWatch makes the Session opened with cfg call f each time a
+// connection's watch goroutine has sent the presence watch set, or passed
+// over sending it.
+func AfterWatch(cfg *SessionConfig, f func(*Session)) {
+	cfg.hooks.afterWatch = f
+}
+
 // errNoNetworkDNS is what a lookup through LocalOnlyResolver meets when it
 // would ask a name server.
 var errNoNetworkDNS = errors.New("test: no name server")

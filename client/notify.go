@@ -97,7 +97,8 @@ func (s *Session) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol
 // every watchRefresh on a long-lived connection (the server lets a set lapse
 // a day after it was last sent), so changes keep arriving through
 // SessionConfig.Client.OnNotify. A set the server refused is still
-// remembered.
+// remembered, but not sent again on its own while the refusal of the op is
+// (a server older than it; see lackedOp). A call always asks the server.
 func (s *Session) WatchPresence(ctx context.Context,
 	userIDs []int64) ([]*protocol.Presence, error) {
 	s.watch.mu.Lock()
@@ -107,7 +108,22 @@ func (s *Session) WatchPresence(ctx context.Context,
 	if err != nil {
 		return nil, fmt.Errorf("client: session watch presence: %w", err)
 	}
-	return c.WatchPresence(ctx, s.watch.ids)
+	presences, err := c.WatchPresence(ctx, s.watch.ids)
+	s.noteWatch(err)
+	return presences, err
+}
+
+// noteWatch remembers whether a WATCH_PRESENCE's error, err, says that the
+// server lacks the op, or forgets the refusals when it was answered.
+func (s *Session) noteWatch(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.noWatch.answered()
+	case lacksOp(err):
+		s.noWatch.refused(time.Now(), s.cfg.ResyncInterval)
+	}
 }
 
 // watchRefresh is how often a Session sends its watch set again on one
@@ -125,6 +141,7 @@ func (s *Session) rewatch(c *Client) {
 		defer tick.Stop()
 		for {
 			s.sendWatch(c)
+			s.cfg.hooks.watched(s)
 			select {
 			case <-tick.C:
 			case <-c.Done():
@@ -136,12 +153,19 @@ func (s *Session) rewatch(c *Client) {
 	}()
 }
 
-// sendWatch sends the remembered watch set on c, if one was set. An error
-// ends nothing: the connection's own error, if any, surfaces in serveConn.
+// sendWatch sends the remembered watch set on c, if one was set and no
+// refusal of the op is remembered: a server older than WATCH_PRESENCE would
+// refuse it on every connection, and a gateway that closes the connection
+// for the op would close each one. An error ends nothing: the connection's
+// own error, if any, surfaces in serveConn.
 func (s *Session) sendWatch(c *Client) {
 	s.watch.mu.Lock()
 	defer s.watch.mu.Unlock()
-	if s.watch.ids != nil {
-		_, _ = c.WatchPresence(s.ctx, s.watch.ids)
+	s.mu.Lock()
+	lacking := s.noWatch.active(time.Now())
+	s.mu.Unlock()
+	if s.watch.ids != nil && !lacking {
+		_, err := c.WatchPresence(s.ctx, s.watch.ids)
+		s.noteWatch(err)
 	}
 }

@@ -78,6 +78,9 @@ type sessionHooks struct {
 	// beforeHandOverWait runs when a final DELIVERED starts waiting for the
 	// delivery goroutine to stop (awaitHandOver).
 	beforeHandOverWait func(*Session)
+	// afterWatch runs on a connection's watch goroutine each time it has
+	// sent the watch set, or passed over sending it (rewatch).
+	afterWatch func(*Session)
 }
 
 func (h sessionHooks) failedAttempt(s *Session) {
@@ -89,6 +92,12 @@ func (h sessionHooks) failedAttempt(s *Session) {
 func (h sessionHooks) handOverWait(s *Session) {
 	if h.beforeHandOverWait != nil {
 		h.beforeHandOverWait(s)
+	}
+}
+
+func (h sessionHooks) watched(s *Session) {
+	if h.afterWatch != nil {
+		h.afterWatch(s)
 	}
 }
 
@@ -215,9 +224,11 @@ type Session struct {
 	// than the SDK's SendLimit, which sendAcks sizes batches by).
 	ackBatch int
 	// noDelivered remembers a refused DELIVERED for a while, noSyncConvs a
-	// gateway closing the connection for SYNC_CONVS (see lackedOp).
+	// gateway closing the connection for SYNC_CONVS, noWatch a refused
+	// WATCH_PRESENCE (see lackedOp).
 	noDelivered lackedOp
 	noSyncConvs lackedOp
+	noWatch     lackedOp
 	cur         *Client
 	curChanged  chan struct{} // closed and replaced when cur changes
 	userID      int64
