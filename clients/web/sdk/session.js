@@ -171,9 +171,11 @@ export class Session extends Emitter {
     this.dirty = new Map(); // conv id -> seq handed over, not yet sent in DELIVERED
     this.outbox = new Map(); // client msg id -> entry, in creation order
     // noDelivered remembers a refused DELIVERED for a while, noSyncConvs a
-    // gateway closing the connection for SYNC_CONVS.
+    // gateway closing the connection for SYNC_CONVS, noWatch a refused
+    // WATCH_PRESENCE (see watchPresence).
     this.noDelivered = new LackedOp();
     this.noSyncConvs = new LackedOp();
+    this.noWatch = new LackedOp();
     this.timers = new Set();
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
@@ -1223,9 +1225,29 @@ export class Session extends Emitter {
     return this.request(Op.GET_PRESENCE, { userIds });
   }
 
-  /** watchPresence replaces the users whose presence changes come as 'notify'. */
-  watchPresence(userIds) {
-    return this.request(Op.WATCH_PRESENCE, { userIds });
+  /**
+   * watchPresence replaces the users whose presence changes come as
+   * 'notify', and resolves with {presences} of them now. A server older
+   * than WATCH_PRESENCE refuses it (UNSUPPORTED, or a gateway closing the
+   * connection for it); the refusal is remembered as the SDK's own ops' are
+   * (LackedOp), and meanwhile watchPresence rejects at once with
+   * UNSUPPORTED, asking nothing. An app sends its set again on each
+   * connection, which such a server would refuse every time, or close.
+   */
+  async watchPresence(userIds) {
+    if (this.noWatch.active()) {
+      throw new ResonanceError(Op.WATCH_PRESENCE, ErrorCode.UNSUPPORTED,
+        'refused by the server a while ago; asked again later');
+    }
+    const conn = await this.connection();
+    try {
+      const resp = await conn.request(Op.WATCH_PRESENCE, { userIds });
+      this.noWatch.answered();
+      return resp;
+    } catch (err) {
+      if (refusedAsUnknown(err)) this.noWatch.refused(this.opts.resyncIntervalMs);
+      throw err;
+    }
   }
 
   /** readCounts returns how many members read up to each of seqs. */

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 
 import { LackedOp, Session, State } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
-import { CloseReason, Op } from '../sdk/schema.js';
+import { CloseReason, ErrorCode, Op } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -403,6 +403,57 @@ for (const { name, op, second } of [
     await until(() => seen[1] >= 1, `${name} asked on the next connection`);
   });
 }
+
+// A server older than WATCH_PRESENCE refuses it; an app sends its watch set
+// on every connection (the web app does at each resume), so the refusal is
+// remembered for a while, as the SDK's own ops' are, and watchPresence
+// rejects at once meanwhile. A gateway that closes the connection for the
+// op closed each connection the session made.
+for (const { name, refuse } of [
+  { name: 'answers UNSUPPORTED', refuse: (gw) => gw.unsupported },
+  { name: 'closes on unknown opcodes', refuse: (gw) => gw.unknown },
+]) {
+  test(`a refused watchPresence is remembered across connections (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    refuse(gw).add(Op.WATCH_PRESENCE);
+    let watches = 0;
+    gw.onRequest = (ws, op) => {
+      if (op === Op.WATCH_PRESENCE) watches++;
+      return undefined;
+    };
+    const s = open(gw, { resyncIntervalMs: 3_600_000 });
+    t.after(() => s.close());
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    await assert.rejects(s.watchPresence([2n]));
+    for (let i = 0; i < 3; i++) {
+      const opened = gw.conns.length;
+      if (gw.live.length > 0) gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+      await until(() => gw.conns.length > opened && s.state === State.ONLINE, 'a new connection');
+      await assert.rejects(s.watchPresence([2n]), (err) => err.code === ErrorCode.UNSUPPORTED);
+    }
+    assert.equal(watches, 1, 'WATCH_PRESENCE requests');
+    assert.equal(gw.live.length, 1, 'the last connection kept');
+  });
+}
+
+// The refusal is remembered for its wait only: the server is soon upgraded.
+test('a refused watchPresence is asked again after its wait', async (t) => {
+  const gw = new FakeGateway();
+  let watches = 0;
+  gw.onRequest = (ws, op) => {
+    if (op === Op.WATCH_PRESENCE) watches++;
+    return undefined;
+  };
+  const s = open(gw, { resyncIntervalMs: 50 });
+  t.after(() => s.close());
+  await s.start();
+  await assert.rejects(s.watchPresence([2n])); // the fake answers UNSUPPORTED
+  const over = performance.now() + 50;
+  await until(() => performance.now() >= over, 'the wait over');
+  await assert.rejects(s.watchPresence([2n]));
+  assert.equal(watches, 2, 'WATCH_PRESENCE requests');
+});
 
 // DELIVEREDs in flight together, refused together, are one refusal: the
 // while the session does without the op starts at resyncIntervalMs, where
