@@ -58,6 +58,12 @@ const MAX_DELIVERED_POSITIONS = 500;
 // op.
 const MAX_LACKED_WAIT_MS = 3_600_000;
 
+// monotonicMs reads the clock the session times its waits by: a wall clock
+// (Date.now) jumps when it is set (a laptop waking, a user's correction),
+// which would end a wait at once or stretch it by the jump. Date.now stays
+// for what is compared with the server's times (token expiry).
+const monotonicMs = () => performance.now();
+
 // LackedOp remembers, for a while after each refusal, that the server lacks
 // an op: a release older than it, met during a rolling upgrade, which is
 // soon replaced. Once the while is over the op is asked again, so that the
@@ -68,12 +74,10 @@ const MAX_LACKED_WAIT_MS = 3_600_000;
 // a request sent before that one was known (DELIVEREDs in flight
 // together), not one more in the row.
 //
-// now reads a monotonic clock in ms, performance.now() unless a test gives
-// another: the wall clock jumps when it is set (a laptop waking, a user's
-// correction), which would forget a refusal at once, or remember it for as
-// long as the clock went back. Exported for the tests, not by index.js.
+// now reads a monotonic clock in ms, monotonicMs unless a test gives
+// another. Exported for the tests, not by index.js.
 export class LackedOp {
-  constructor(now = () => performance.now()) {
+  constructor(now = monotonicMs) {
     this.now = now;
     this.until = 0; // on this.now's clock
     this.wait = 0;
@@ -179,7 +183,7 @@ export class Session extends Emitter {
     this.timers = new Set();
     this.ended = null;
     this.connecting = null; // the connection opening or logging in
-    this.finalDeadline = 0; // Date.now() by which an ended session closes its connection
+    this.finalDeadline = 0; // monotonicMs() by which an ended session closes its connection
     this.finalWaitOver = false; // set when a connection was closed at finalDeadline
     this.signedOut = false;
     this.logoutTokens = null; // the saved login logout cleared, for signOutAway
@@ -301,7 +305,7 @@ export class Session extends Emitter {
   // calls it when it fails (attemptFailed), since it was to carry them.
   // Nothing once the final wait is over.
   away() {
-    if (this.finalWaitOver || Date.now() >= this.finalDeadline) return;
+    if (this.finalWaitOver || monotonicMs() >= this.finalDeadline) return;
     if (!this.signedOut) this.ackAway();
     else if (this.logoutTokens) this.signOutAway(this.logoutTokens);
   }
@@ -318,7 +322,7 @@ export class Session extends Emitter {
   end(err) {
     if (this.ended) return;
     this.ended = err;
-    this.finalDeadline = Date.now() + FINAL_ACK_WAIT_MS;
+    this.finalDeadline = monotonicMs() + FINAL_ACK_WAIT_MS;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const conn = this.conn;
@@ -347,12 +351,12 @@ export class Session extends Emitter {
 
   // closeByFinalDeadline closes conn of an ended session at finalDeadline
   // at the latest, answered or not. finalWaitOver tells away the wait is
-  // over, which a timer may report a moment before Date.now() does.
+  // over, which a timer may report a moment before monotonicMs() does.
   closeByFinalDeadline(conn) {
     const t = setTimeout(() => {
       this.finalWaitOver = true;
       conn.close();
-    }, Math.max(this.finalDeadline - Date.now(), 0));
+    }, Math.max(this.finalDeadline - monotonicMs(), 0));
     conn.on('close', () => clearTimeout(t));
   }
 
@@ -486,7 +490,7 @@ export class Session extends Emitter {
   // sequencer, the resume runs, pending sends go out.
   serve(conn, login) {
     this.conn = conn;
-    this.connSince = Date.now();
+    this.connSince = monotonicMs();
     // Only while conn is the session's: an ended session keeps it a moment
     // for its last DELIVERED (end) and hands nothing over meanwhile.
     conn.on('push', (m) => {
@@ -515,7 +519,7 @@ export class Session extends Emitter {
   onConnClosed(conn, info) {
     if (conn !== this.conn || this.ended) return;
     this.conn = null;
-    if (Date.now() - this.connSince >= STABLE_MS) this.backoff = this.opts.minBackoffMs;
+    if (monotonicMs() - this.connSince >= STABLE_MS) this.backoff = this.opts.minBackoffMs;
     const { delay, fatal } = this.retryDelay(info.close);
     if (fatal) {
       this.end(fatal);
@@ -987,7 +991,7 @@ export class Session extends Emitter {
     const entry = {
       clientMsgId, convId, toUserId, text: text ?? '', content: bytes,
       contentType: contentType || (text !== undefined ? ContentType.TEXT : ContentType.BINARY),
-      state: 'pending', error: null, ack: null, startMs: Date.now(), inflight: false,
+      state: 'pending', error: null, ack: null, startMono: monotonicMs(), inflight: false,
     };
     entry.result = new Promise((resolve, reject) => {
       entry.resolve = resolve;
@@ -1014,7 +1018,7 @@ export class Session extends Emitter {
     e.state = 'pending';
     e.error = null;
     e.backoff = 0;
-    e.startMs = Date.now();
+    e.startMono = monotonicMs();
     this.emit('outbox', e);
     this.armDeadline(e);
     this.attemptSend(e, true);
@@ -1075,7 +1079,7 @@ export class Session extends Emitter {
       if (attempt !== e.attempts) return; // a newer attempt owns the entry
       e.inflight = false;
       if (e.state !== 'pending') return;
-      if (!this.sendAgain(conn, err) || Date.now() - e.startMs >= this.opts.sendTimeoutMs) {
+      if (!this.sendAgain(conn, err) || monotonicMs() - e.startMono >= this.opts.sendTimeoutMs) {
         this.failEntry(e, err);
         return;
       }

@@ -24,6 +24,7 @@ export class FakeGateway {
     this.delivered = new Map(); // conv id -> highest DELIVERED seq
     this.sends = new Map(); // client msg id -> SendResp
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
+    this.busySends = 0; // SENDs to refuse BUSY (nothing stored), as an overloaded server does
     // failLogins is how many of the next LOGINs fail with UNAVAILABLE, as a
     // server whose account store is briefly down answers: a reconnect
     // attempt that fails and is tried again.
@@ -237,6 +238,10 @@ export class FakeGateway {
         return reply({ ...this.syncPage(req), lastSeq: BigInt(list.length) });
       }
       case Op.SEND: {
+        if (this.busySends > 0) {
+          this.busySends--;
+          return fail(ErrorCode.BUSY);
+        }
         let ack = this.sends.get(req.clientMsgId);
         if (ack) {
           ack = { ...ack, duplicate: true };

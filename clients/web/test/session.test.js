@@ -479,9 +479,6 @@ test('DELIVEREDs refused together count as one refusal', async (t) => {
   assert.equal(s.noDelivered.wait, 60_000, 'the while after one refusal');
 });
 
-// A gateway older than DELIVERED closes the connection for it: the next
-// connection reports nothing until the while is over, where each flush
-// closed a connection again.
 // A refusal is remembered for its wait by a clock that keeps going at its
 // pace: a wall clock set forward (a sleeping laptop's resync, a user's
 // correction) would have the op asked again at once, and one set back
@@ -520,6 +517,30 @@ test('a remembered refusal lasts its wait whatever the wall clock does', async (
   assert.ok(!op.active(), 'remembered past the doubled wait');
 });
 
+// The session times its waits by a clock that keeps going at its pace. A
+// send refused BUSY after the wall clock was set forward (a laptop waking,
+// a user's correction) failed at once, as if its send timeout had passed,
+// instead of going again after its backoff.
+test('a send is retried after BUSY though the wall clock jumped forward', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw, { sendTimeoutMs: 60_000 });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const wall = Date.now;
+  t.after(() => { Date.now = wall; });
+  gw.busySends = 1;
+  const e = s.send({ convId: CONV, text: 'after the jump' });
+  Date.now = () => wall() + 2 * 3_600_000; // before the BUSY is answered
+  const ack = await e.result;
+  assert.equal(gw.busySends, 0, 'the first SEND was not refused');
+  assert.equal(e.state, 'sent');
+  assert.ok(ack.seq > 0n);
+});
+
+// A gateway older than DELIVERED closes the connection for it: the next
+// connection reports nothing until the while is over, where each flush
+// closed a connection again.
 test('a gateway that closes on DELIVERED is asked again only later', async (t) => {
   const gw = new FakeGateway();
   gw.unknown.add(Op.DELIVERED);
