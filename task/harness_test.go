@@ -200,6 +200,8 @@ type gatewayMode struct {
 	stall bool          // never answer until the test ends
 	delay time.Duration // answer after this long
 	held  bool          // answer once the test calls release
+	// failHeld, with held, fails the calls released instead of answering.
+	failHeld bool
 }
 
 // stubGateway is a real Kitex Push server recording what it is asked to push.
@@ -210,6 +212,7 @@ type stubGateway struct {
 	block chan struct{} // when non-nil, calls wait on it (a stalled gateway)
 	// held, when non-nil, holds calls until release closes it.
 	held        chan struct{}
+	failHeld    bool
 	releaseOnce sync.Once
 	// pushes counts the Push and PushBatch calls begun, stalled ones
 	// included.
@@ -238,6 +241,7 @@ func startGateway(t *testing.T, mode gatewayMode) *stubGateway {
 	}
 	if mode.held {
 		g.held = make(chan struct{})
+		g.failHeld = mode.failHeld
 	}
 	svr := push.NewServer(g, server.WithListener(ln),
 		server.WithExitWaitTime(100*time.Millisecond))
@@ -296,8 +300,8 @@ func (g *stubGateway) PushBatch(ctx context.Context,
 }
 
 // stall holds a call as the gateway's mode says: a stalled gateway fails
-// it once the test ends or ctx does, a held one answers it once released, a
-// slow one delays it.
+// it once the test ends or ctx does, a held one answers it (or fails it:
+// failHeld) once released, a slow one delays it.
 func (g *stubGateway) stall(ctx context.Context) error {
 	if g.block != nil {
 		select {
@@ -308,6 +312,9 @@ func (g *stubGateway) stall(ctx context.Context) error {
 	}
 	if g.held != nil {
 		<-g.held
+		if g.failHeld {
+			return errors.New("failed on release")
+		}
 	}
 	if g.delay > 0 {
 		time.Sleep(g.delay) // a slow gateway, not a wait for a condition

@@ -22,7 +22,13 @@ const lapsedProbeInterval = 5 * time.Second
 // which would otherwise get their messages only at their next seq gap or
 // resync. Each is probed with a Push to no connection, and pushed to like a
 // live one while it answers. It is safe for concurrent use.
+//
+// Its lock is taken before the view's, which is taken before the gateway
+// clients': a probe's outcome is recorded, and a dead gateway's client
+// dropped, with no registry read completing meanwhile (see probed).
 type lapsedGateways struct {
+	view *gatewayView // nil without a registry
+
 	mu sync.Mutex
 	m  map[string]*lapsedGateway // by push address
 }
@@ -34,8 +40,14 @@ type lapsedGateway struct {
 	next      time.Time // no probe before
 }
 
-func newLapsedGateways() *lapsedGateways {
-	return &lapsedGateways{m: make(map[string]*lapsedGateway)}
+// probeClaim is a probe claimed by claimProbe.
+type probeClaim struct {
+	lg   *lapsedGateway // the entry it was claimed on
+	read uint64         // the newest registry read then (gatewayView.newest)
+}
+
+func newLapsedGateways(view *gatewayView) *lapsedGateways {
+	return &lapsedGateways{view: view, m: make(map[string]*lapsedGateway)}
 }
 
 // answering reports whether pushes go to addr although its registration
@@ -67,8 +79,9 @@ func (l *lapsedGateways) busy(addr string) bool {
 }
 
 // claimProbe reports whether a probe of addr is due at now, and if so marks
-// it out and sets the next one lapsedProbeInterval later.
-func (l *lapsedGateways) claimProbe(addr string, now time.Time) bool {
+// it out, sets the next one lapsedProbeInterval later, and returns the
+// claim its outcome is recorded with.
+func (l *lapsedGateways) claimProbe(addr string, now time.Time) (probeClaim, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
@@ -77,23 +90,33 @@ func (l *lapsedGateways) claimProbe(addr string, now time.Time) bool {
 		l.m[addr] = lg
 	}
 	if lg.answering || lg.probing || now.Before(lg.next) {
-		return false
+		return probeClaim{}, false
 	}
 	lg.probing, lg.next = true, now.Add(lapsedProbeInterval)
-	return true
+	return probeClaim{lg: lg, read: l.view.newest()}, true
 }
 
-// probed records the outcome of addr's probe. It reports whether addr is
-// still tracked: a probe that ends after addr was forgotten (it registered
-// again, or the registry forgot it) changes nothing.
-func (l *lapsedGateways) probed(addr string, answered bool) bool {
+// probed records the outcome of the probe of addr claimed as p, calling
+// dead when it failed, and reports whether it recorded it. The outcome
+// tells nothing of the gateway now when addr was forgotten since the claim
+// (it registered again, or the registry forgot it) or a registry read since
+// saw it live (the claim's own read included): it then only ends the
+// probe. Recorded, the failure of a probe begun before the gateway
+// registered again would drop the client of a live gateway. dead runs
+// under l's lock and the view's; it must not block.
+func (l *lapsedGateways) probed(addr string, p probeClaim, answered bool, dead func()) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lg, ok := l.m[addr]
-	if ok {
-		lg.probing, lg.answering, lg.dead = false, answered, !answered
+	if l.m[addr] != p.lg {
+		return false
 	}
-	return ok
+	p.lg.probing = false
+	return l.view.unlessLiveSince(addr, p.read, func() {
+		p.lg.answering, p.lg.dead = answered, !answered
+		if !answered {
+			dead()
+		}
+	})
 }
 
 // failed records a failed push or kick to addr and reports whether addr had
@@ -139,19 +162,23 @@ func (l *lapsedGateways) retain(keep func(addr string) bool) {
 // ago. The probe runs with the batch calls of the gateway clients, which
 // closeAll waits for.
 func (t *Task) probeLapsed(ctx context.Context, addr string) {
-	if !t.lapsed.claimProbe(addr, time.Now()) {
+	claim, ok := t.lapsed.claimProbe(addr, time.Now())
+	if !ok {
 		return
 	}
 	t.gateways.calls.Go(t.log, "task-probe-gateway", func() {
 		err := t.probe(ctx, addr)
+		// A failed probe drops the client without a word: readRegistry spoke
+		// when the gateway vanished.
+		dead := func() { t.gateways.drop(addr) }
 		switch {
-		case !t.lapsed.probed(addr, err == nil):
+		case !t.lapsed.probed(addr, claim, err == nil, dead):
+			t.log.Debug().Err(err).Str("gateway", addr).
+				Msg("lapsed gateway probe outdated by a registry read; its result ignored")
 		case err == nil:
 			t.log.Info().Str("gateway", addr).
 				Msg("gateway registration lapsed but it answers; pushing to it")
 		default:
-			// Dropped without a word: readRegistry spoke when it vanished.
-			t.gateways.drop(addr)
 			t.log.Debug().Err(err).Str("gateway", addr).Msg("lapsed gateway probe failed")
 		}
 	})

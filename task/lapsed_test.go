@@ -1,8 +1,17 @@
 package task
 
 import (
+	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/registry"
+	"github.com/resonance-im/resonance/internal/syncbuf"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // A lapsed gateway is probed once per lapsedProbeInterval, one probe at a
@@ -10,12 +19,13 @@ import (
 // forgotten once no longer lapsed.
 func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	const addr = "10.0.0.1:9000"
-	l := newLapsedGateways()
+	l := newLapsedGateways(nil)
 	now := time.Unix(1000, 0)
-	if !l.claimProbe(addr, now) {
+	claim, ok := l.claimProbe(addr, now)
+	if !ok {
 		t.Fatal("first probe of a lapsed gateway not due")
 	}
-	if l.claimProbe(addr, now.Add(2*lapsedProbeInterval)) {
+	if _, ok := l.claimProbe(addr, now.Add(2*lapsedProbeInterval)); ok {
 		t.Error("a second probe claimed while the first is out")
 	}
 	if !l.busy(addr) || l.answering(addr) || !l.undecided(addr) {
@@ -23,21 +33,26 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	}
 
 	// Unanswered: skipped, and probed again only after the interval.
-	l.probed(addr, false)
+	dropped := false
+	l.probed(addr, claim, false, func() { dropped = true })
+	if !dropped {
+		t.Error("a failed probe did not drop the client")
+	}
 	if l.busy(addr) || l.answering(addr) || l.undecided(addr) {
 		t.Error("a gateway whose probe failed: want neither busy, answering nor undecided")
 	}
-	if l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)) {
+	if _, ok := l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)); ok {
 		t.Error("probe claimed within the interval after the last one")
 	}
 	now = now.Add(lapsedProbeInterval)
-	if !l.claimProbe(addr, now) {
+	claim, ok = l.claimProbe(addr, now)
+	if !ok {
 		t.Fatal("probe not due an interval after the last one")
 	}
 
 	// Answered: pushed to, and not probed, until a push fails.
-	l.probed(addr, true)
-	if !l.answering(addr) || l.claimProbe(addr, now.Add(2*lapsedProbeInterval)) {
+	l.probed(addr, claim, true, nil)
+	if _, ok := l.claimProbe(addr, now.Add(2*lapsedProbeInterval)); !l.answering(addr) || ok {
 		t.Error("an answering gateway: want answering and no probe")
 	}
 	if !l.failed(addr, now) || l.answering(addr) || !l.undecided(addr) {
@@ -46,14 +61,134 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	if l.failed(addr, now) {
 		t.Error("a second failed push reported as the first")
 	}
-	if l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)) {
+	if _, ok := l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)); ok {
 		t.Error("probe claimed within the interval after a failed push")
 	}
 
 	// Registered again: forgotten, so a late probe changes nothing.
-	l.claimProbe(addr, now.Add(lapsedProbeInterval))
+	claim, _ = l.claimProbe(addr, now.Add(lapsedProbeInterval))
 	l.retain(func(string) bool { return false })
-	if l.probed(addr, true) || l.answering(addr) {
+	if l.probed(addr, claim, true, nil) || l.answering(addr) {
 		t.Error("a probe ending after its gateway was forgotten brought it back")
+	}
+}
+
+// scriptedRegistry is a registry whose snapshot the test sets, so that it
+// decides what each read of the task's view sees.
+type scriptedRegistry struct {
+	mu   sync.Mutex
+	snap registry.Snapshot
+}
+
+func (r *scriptedRegistry) set(snap registry.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.snap = snap
+}
+
+func (r *scriptedRegistry) Register(context.Context, string, time.Duration) error { return nil }
+
+func (r *scriptedRegistry) Deregister(context.Context, string) error { return nil }
+
+func (r *scriptedRegistry) Snapshot(context.Context) (registry.Snapshot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snap, nil
+}
+
+// A probe of a lapsed gateway that fails after a newer registry read saw
+// the gateway live again (it registered anew while the probe was out) says
+// nothing about the gateway now: its result must not drop the client the
+// pushes use, nor call the gateway dead. The newer read here is one a push
+// makes to check a vanished gateway (skipGateway), which, unlike
+// readRegistry's, forgets no lapsed entry.
+func TestTask_StaleLapsedProbeKeepsGatewayLiveAgain(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{held: true, failHeld: true})
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
+	var logs syncbuf.Buffer
+	cfg := testConfig()
+	cfg.RegistryRefresh = time.Hour // the test makes the reads after the first
+	deps := registryDeps(en, reg)
+	deps.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
+	rt := startTaskDeps(t, cfg, deps)
+	waitState(t, rt, gw.addr, registry.Live)
+
+	// Its registration runs out: the next registry read probes it.
+	ctx := context.Background()
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})
+	rt.task.readRegistry(ctx)
+	testwait.For(t, 5*time.Second, "the lapsed gateway's probe", func() bool {
+		return gw.pushes.Load() == 1
+	})
+
+	// It registers again and a read sees it live; then its probe fails.
+	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry.Add(time.Minute)}})
+	if _, err := rt.task.view.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gw.release()
+	testwait.For(t, 10*time.Second, "the probe's end", func() bool {
+		return strings.Contains(logs.String(), "lapsed gateway probe")
+	})
+	if n := rt.task.gateways.len(); n != 1 {
+		t.Errorf("%d gateway clients after a stale probe failed, want the live gateway's", n)
+	}
+	if !rt.task.lapsed.undecided(gw.addr) {
+		t.Error("a stale probe's failure called the gateway, live since, dead")
+	}
+}
+
+// A probe's outcome is recorded only when no registry read since its claim,
+// the claim's own included, saw the gateway live.
+func TestLapsedGateways_ProbeOutdatedByARead(t *testing.T) {
+	const addr = "10.0.0.1:9000"
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Minute)
+	live := registry.Snapshot{Live: map[string]time.Time{addr: expiry}}
+	gone := registry.Snapshot{Gone: map[string]time.Time{addr: expiry}}
+	cases := []struct {
+		name   string
+		reads  []registry.Snapshot // before the claim
+		since  []registry.Snapshot // between the claim and the outcome
+		record bool
+	}{
+		{name: "lapsed throughout", reads: []registry.Snapshot{live, gone},
+			since: []registry.Snapshot{gone}, record: true},
+		{name: "live again since", reads: []registry.Snapshot{live, gone},
+			since: []registry.Snapshot{live}},
+		{name: "live again and lapsed again since", reads: []registry.Snapshot{live, gone},
+			since: []registry.Snapshot{live, gone}},
+		{name: "live at the claim", reads: []registry.Snapshot{live, gone, live}},
+	}
+	for _, tc := range cases {
+		reg := &scriptedRegistry{}
+		view := newGatewayView(reg)
+		read := func(snaps []registry.Snapshot) {
+			for _, snap := range snaps {
+				reg.set(snap)
+				if _, err := view.refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		l := newLapsedGateways(view)
+		read(tc.reads)
+		claim, ok := l.claimProbe(addr, time.Now())
+		if !ok {
+			t.Fatalf("%s: probe not claimed", tc.name)
+		}
+		read(tc.since)
+		dropped := false
+		recorded := l.probed(addr, claim, false, func() { dropped = true })
+		if recorded != tc.record || dropped != tc.record || l.undecided(addr) == tc.record {
+			t.Errorf("%s: recorded %v, dropped %v, undecided %v; want the outcome recorded %v",
+				tc.name, recorded, dropped, l.undecided(addr), tc.record)
+		}
+		if l.busy(addr) {
+			t.Errorf("%s: the probe still out after its outcome", tc.name)
+		}
 	}
 }

@@ -113,6 +113,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 	}
 	log := deps.Log.With().Str("component", "task").Logger()
 	m := newMetrics(deps.Metrics)
+	view := newGatewayView(deps.Registry)
 	t := &Task{
 		cfg:    cfg,
 		js:     deps.JS,
@@ -122,8 +123,8 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		rare:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		gateways: newGatewayClients(clientsConfig{timeout: cfg.PushTimeout, conns: cfg.Workers,
 			secret: cfg.InternalSecret, metrics: m, log: log, inFlight: cfg.pushCallsInFlight}),
-		view:    newGatewayView(deps.Registry),
-		lapsed:  newLapsedGateways(),
+		view:    view,
+		lapsed:  newLapsedGateways(view),
 		metrics: m,
 		ready:   make(chan struct{}),
 

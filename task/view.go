@@ -24,9 +24,15 @@ type gatewayView struct {
 	started uint64       // snapshot reads begun, numbering them from 1
 	current viewSnapshot // the newest completed read
 	pending *viewRead    // the newest read in flight, or nil
-	// liveUntil holds, for each address live or vanished in current, the
-	// expiry of the newest registration seen live: see lapsed.
-	liveUntil map[string]time.Time
+	// seenLive holds, for each address live or vanished in current, its
+	// newest registration seen live: see lapsed and unlessLiveSince.
+	seenLive map[string]liveSeen
+}
+
+// liveSeen is the newest registration of an address a read saw live.
+type liveSeen struct {
+	until time.Time // the registration's expiry
+	read  uint64    // the number of the newest read that saw it
 }
 
 // viewSnapshot is a snapshot and the number of the read that took it.
@@ -109,7 +115,7 @@ func (v *gatewayView) read(ctx context.Context, r *viewRead) {
 	v.mu.Lock()
 	if r.err == nil && r.n > v.current.n {
 		v.current = viewSnapshot{n: r.n, snap: r.snap}
-		v.noteLiveLocked(r.snap)
+		v.noteLiveLocked(r)
 	}
 	if v.pending == r {
 		v.pending = nil
@@ -134,19 +140,48 @@ func (v *gatewayView) vanished(ctx context.Context, addr string, after uint64) b
 	return err == nil && snap.State(addr) == registry.Vanished
 }
 
-// noteLiveLocked records the registrations live in snap and forgets the
-// addresses snap no longer has. v.mu is held.
-func (v *gatewayView) noteLiveLocked(snap registry.Snapshot) {
-	next := make(map[string]time.Time, len(snap.Live)+len(snap.Gone))
-	for addr, until := range snap.Live {
-		next[addr] = until
+// noteLiveLocked records the registrations live in r's snapshot and
+// forgets the addresses it no longer has. v.mu is held.
+func (v *gatewayView) noteLiveLocked(r *viewRead) {
+	next := make(map[string]liveSeen, len(r.snap.Live)+len(r.snap.Gone))
+	for addr, until := range r.snap.Live {
+		next[addr] = liveSeen{until: until, read: r.n}
 	}
-	for addr := range snap.Gone {
-		if until, ok := v.liveUntil[addr]; ok {
-			next[addr] = until
+	for addr := range r.snap.Gone {
+		if seen, ok := v.seenLive[addr]; ok {
+			next[addr] = seen
 		}
 	}
-	v.liveUntil = next
+	v.seenLive = next
+}
+
+// newest returns the number of the newest completed read, 0 before the
+// first: a read that completes later has a greater one.
+func (v *gatewayView) newest() uint64 {
+	if v == nil {
+		return 0
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.current.n
+}
+
+// unlessLiveSince calls fn and returns true, unless read (see newest) or a
+// later one saw addr live. fn runs under v's lock, so that no read
+// completes meanwhile: what it does on the word of an older read cannot
+// undo a newer one. It must not block, nor call v.
+func (v *gatewayView) unlessLiveSince(addr string, read uint64, fn func()) bool {
+	if v == nil {
+		fn()
+		return true
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if seen, ok := v.seenLive[addr]; ok && seen.read >= read {
+		return false
+	}
+	fn()
+	return true
 }
 
 // lapsed reports whether the newest snapshot has addr vanished because its
@@ -168,6 +203,6 @@ func (v *gatewayView) lapsed(addr string) bool {
 	if !ok {
 		return false
 	}
-	until, seen := v.liveUntil[addr]
-	return seen && !gone.Before(until)
+	seen, ok := v.seenLive[addr]
+	return ok && !gone.Before(seen.until)
 }
