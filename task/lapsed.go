@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -17,6 +19,12 @@ import (
 // push.
 const lapsedProbeInterval = 5 * time.Second
 
+// lapsedLogQuiet is how long after a lapsed gateway's change to answering
+// (or from it) was logged at info its next of that kind is logged at
+// debug. A gateway that flaps, answering each probe and then failing a
+// push, changes both ways every lapsedProbeInterval.
+const lapsedLogQuiet = time.Minute
+
 // lapsedGateways tracks the gateways whose registration lapsed: a gateway
 // that cannot reach the registry lapses while it still serves its devices,
 // which would otherwise get their messages only at their next seq gap or
@@ -28,6 +36,7 @@ const lapsedProbeInterval = 5 * time.Second
 // dropped, with no registry read completing meanwhile (see probed).
 type lapsedGateways struct {
 	view *gatewayView // nil without a registry
+	now  func() time.Time
 
 	mu sync.Mutex
 	m  map[string]*lapsedGateway // by push address
@@ -38,6 +47,39 @@ type lapsedGateway struct {
 	probing   bool      // a probe is out
 	dead      bool      // its last probe failed
 	next      time.Time // no probe before
+
+	// The logging of its changes to answering and from it (see noteChange):
+	said          bool      // the last logged at info was to answering
+	saidAnswering time.Time // when one to answering last was logged at info
+	saidStopped   time.Time // when one from answering last was
+	muted         int       // changes logged at debug since the last at info
+}
+
+// lapsedChange says how to log a lapsed gateway's change to answering or
+// from it.
+type lapsedChange struct {
+	loud  bool // at info; at debug otherwise
+	muted int  // the changes logged at debug since the last at info
+}
+
+// noteChange records a change of lg to answering (or from it) at now and
+// returns how to log it: at info unless the last change logged at info was
+// of its kind (those between were not), or one of its kind was logged at
+// info less than lapsedLogQuiet ago. The last line at info of a flapping
+// gateway may name a state it has left since; the lapsed_answering gauge
+// counts those answering now. l.mu is held.
+func (lg *lapsedGateway) noteChange(answering bool, now time.Time) lapsedChange {
+	at := &lg.saidStopped
+	if answering {
+		at = &lg.saidAnswering
+	}
+	if lg.said == answering || now.Sub(*at) < lapsedLogQuiet {
+		lg.muted++
+		return lapsedChange{}
+	}
+	c := lapsedChange{loud: true, muted: lg.muted}
+	lg.said, *at, lg.muted = answering, now, 0
+	return c
 }
 
 // probeClaim is a probe claimed by claimProbe.
@@ -47,7 +89,7 @@ type probeClaim struct {
 }
 
 func newLapsedGateways(view *gatewayView) *lapsedGateways {
-	return &lapsedGateways{view: view, m: make(map[string]*lapsedGateway)}
+	return &lapsedGateways{view: view, now: time.Now, m: make(map[string]*lapsedGateway)}
 }
 
 // answering reports whether pushes go to addr although its registration
@@ -96,41 +138,55 @@ func (l *lapsedGateways) claimProbe(addr string, now time.Time) (probeClaim, boo
 	return probeClaim{lg: lg, read: l.view.newest()}, true
 }
 
-// probed records the outcome of the probe of addr claimed as p, calling
-// dead when it failed, and reports whether it recorded it. The outcome
-// tells nothing of the gateway now when addr was forgotten since the claim
-// (it registered again, or the registry forgot it) or a registry read since
-// saw it live (the claim's own read included): it then only ends the
-// probe. Recorded, the failure of a probe begun before the gateway
-// registered again would drop the client of a live gateway. dead runs
-// under l's lock and the view's; it must not block.
-func (l *lapsedGateways) probed(addr string, p probeClaim, answered bool, dead func()) bool {
+// probed records the outcome at now of the probe of addr claimed as p,
+// calling dead when it failed; it reports whether it recorded it, and how
+// to log a change to answering. The outcome tells nothing of the gateway
+// now when addr was forgotten since the claim (it registered again, or the
+// registry forgot it) or a registry read since saw it live (the claim's own
+// read included): it then only ends the probe. Recorded, the failure of a
+// probe begun before the gateway registered again would drop the client of
+// a live gateway. dead runs under l's lock and the view's; it must not
+// block.
+func (l *lapsedGateways) probed(addr string, p probeClaim, answered bool, now time.Time,
+	dead func()) (bool, lapsedChange) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m[addr] != p.lg {
-		return false
+		return false, lapsedChange{}
 	}
 	p.lg.probing = false
-	return l.view.unlessLiveSince(addr, p.read, func() {
+	var c lapsedChange
+	recorded := l.view.unlessLiveSince(addr, p.read, func() {
 		p.lg.answering, p.lg.dead = answered, !answered
-		if !answered {
+		if answered {
+			c = p.lg.noteChange(true, now)
+		} else {
 			dead()
 		}
 	})
+	return recorded, c
 }
 
-// failed records a failed push or kick to addr and reports whether addr had
-// been answering; it is probed again no sooner than lapsedProbeInterval
-// later.
-func (l *lapsedGateways) failed(addr string, now time.Time) bool {
+// failed records a failed push or kick to addr at now and reports whether
+// addr had been answering, and how to log its change from answering; it is
+// probed again no sooner than lapsedProbeInterval later.
+func (l *lapsedGateways) failed(addr string, now time.Time) (lapsedChange, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
 	if !ok || !lg.answering {
-		return false
+		return lapsedChange{}, false
 	}
 	lg.answering, lg.next = false, now.Add(lapsedProbeInterval)
-	return true
+	return lg.noteChange(false, now), true
+}
+
+// tracked reports whether addr is tracked as lapsed.
+func (l *lapsedGateways) tracked(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.m[addr]
+	return ok
 }
 
 // answeringCount is how many lapsed gateways answer, and get pushes.
@@ -162,7 +218,7 @@ func (l *lapsedGateways) retain(keep func(addr string) bool) {
 // ago. The probe runs with the batch calls of the gateway clients, which
 // closeAll waits for.
 func (t *Task) probeLapsed(ctx context.Context, addr string) {
-	claim, ok := t.lapsed.claimProbe(addr, time.Now())
+	claim, ok := t.lapsed.claimProbe(addr, t.lapsed.now())
 	if !ok {
 		return
 	}
@@ -171,12 +227,13 @@ func (t *Task) probeLapsed(ctx context.Context, addr string) {
 		// A failed probe drops the client without a word: readRegistry spoke
 		// when the gateway vanished.
 		dead := func() { t.gateways.drop(addr) }
+		recorded, c := t.lapsed.probed(addr, claim, err == nil, t.lapsed.now(), dead)
 		switch {
-		case !t.lapsed.probed(addr, claim, err == nil, dead):
+		case !recorded:
 			t.log.Debug().Err(err).Str("gateway", addr).
 				Msg("lapsed gateway probe outdated by a registry read; its result ignored")
 		case err == nil:
-			t.log.Info().Str("gateway", addr).
+			t.lapsedLog(c).Str("gateway", addr).
 				Msg("gateway registration lapsed but it answers; pushing to it")
 		default:
 			t.log.Debug().Err(err).Str("gateway", addr).Msg("lapsed gateway probe failed")
@@ -200,8 +257,23 @@ func (t *Task) probe(ctx context.Context, addr string) error {
 // lapsedCallFailed stops pushes and kicks to a lapsed gateway whose call (a
 // push or a kick) failed with err, until a probe finds it answering again.
 func (t *Task) lapsedCallFailed(addr string, err error) {
-	if err != nil && t.lapsed.failed(addr, time.Now()) {
-		t.log.Info().Err(err).Str("gateway", addr).
+	if err == nil {
+		return
+	}
+	if c, ok := t.lapsed.failed(addr, t.lapsed.now()); ok {
+		t.lapsedLog(c).Err(err).Str("gateway", addr).
 			Msg("lapsed gateway stopped answering; skipping it")
 	}
+}
+
+// lapsedLog starts the log line of a lapsed gateway's change c.
+func (t *Task) lapsedLog(c lapsedChange) *zerolog.Event {
+	if !c.loud {
+		return t.log.Debug()
+	}
+	e := t.log.Info()
+	if c.muted > 0 {
+		e = e.Int("changes_unlogged", c.muted)
+	}
+	return e
 }

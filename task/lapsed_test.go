@@ -2,14 +2,19 @@ package task
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/registry"
+	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
 )
@@ -34,7 +39,7 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 
 	// Unanswered: skipped, and probed again only after the interval.
 	dropped := false
-	l.probed(addr, claim, false, func() { dropped = true })
+	l.probed(addr, claim, false, now, func() { dropped = true })
 	if !dropped {
 		t.Error("a failed probe did not drop the client")
 	}
@@ -51,14 +56,14 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	}
 
 	// Answered: pushed to, and not probed, until a push fails.
-	l.probed(addr, claim, true, nil)
+	l.probed(addr, claim, true, now, nil)
 	if _, ok := l.claimProbe(addr, now.Add(2*lapsedProbeInterval)); !l.answering(addr) || ok {
 		t.Error("an answering gateway: want answering and no probe")
 	}
-	if !l.failed(addr, now) || l.answering(addr) || !l.undecided(addr) {
+	if _, ok := l.failed(addr, now); !ok || l.answering(addr) || !l.undecided(addr) {
 		t.Error("a failed push to an answering gateway: want it undecided, not answering")
 	}
-	if l.failed(addr, now) {
+	if _, ok := l.failed(addr, now); ok {
 		t.Error("a second failed push reported as the first")
 	}
 	if _, ok := l.claimProbe(addr, now.Add(lapsedProbeInterval-time.Millisecond)); ok {
@@ -68,7 +73,7 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	// Registered again: forgotten, so a late probe changes nothing.
 	claim, _ = l.claimProbe(addr, now.Add(lapsedProbeInterval))
 	l.retain(func(string) bool { return false })
-	if l.probed(addr, claim, true, nil) || l.answering(addr) {
+	if ok, _ := l.probed(addr, claim, true, now, nil); ok || l.answering(addr) {
 		t.Error("a probe ending after its gateway was forgotten brought it back")
 	}
 }
@@ -182,7 +187,7 @@ func TestLapsedGateways_ProbeOutdatedByARead(t *testing.T) {
 		}
 		read(tc.since)
 		dropped := false
-		recorded := l.probed(addr, claim, false, func() { dropped = true })
+		recorded, _ := l.probed(addr, claim, false, time.Now(), func() { dropped = true })
 		if recorded != tc.record || dropped != tc.record || l.undecided(addr) == tc.record {
 			t.Errorf("%s: recorded %v, dropped %v, undecided %v; want the outcome recorded %v",
 				tc.name, recorded, dropped, l.undecided(addr), tc.record)
@@ -191,4 +196,99 @@ func TestLapsedGateways_ProbeOutdatedByARead(t *testing.T) {
 			t.Errorf("%s: the probe still out after its outcome", tc.name)
 		}
 	}
+}
+
+// testClock is a clock a test moves by hand; it is safe for concurrent use.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(at time.Time) *testClock {
+	c := &testClock{}
+	c.ns.Store(at.UnixNano())
+	return c
+}
+
+func (c *testClock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// A lapsed gateway that flaps, answering its probe and then failing a push
+// every probe interval, changes state twice an interval: each change is
+// logged once, and only the first of each kind in lapsedLogQuiet at Info,
+// with the number of changes logged at debug since, rather than two (or
+// three, with the drop of its client) info lines every 5 s.
+func TestTask_FlappingLapsedGatewayLogsQuietly(t *testing.T) {
+	gw := startGateway(t, gatewayMode{})
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
+	var logs syncbuf.Buffer
+	tk, err := New(testConfig(), Deps{Log: zerolog.New(&logs).Level(zerolog.DebugLevel),
+		JS: fakeJS{}, MQ: newNamesForTest(), Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll) // waits for the probes
+	clock := newTestClock(time.Unix(1000, 0))
+	tk.lapsed.now = clock.now
+	ctx := context.Background()
+	tk.readRegistry(ctx)
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})
+
+	const cycles = 20 // 100 s of flapping
+	for i := range cycles {
+		clock.add(lapsedProbeInterval)
+		tk.readRegistry(ctx)
+		testwait.For(t, 5*time.Second, fmt.Sprintf("the probe of cycle %d to answer", i),
+			func() bool { return tk.lapsed.answering(gw.addr) })
+		tk.lapsedCallFailed(gw.addr, errors.New("push failed"))
+	}
+
+	// Each change once: cycles times to answering, as many from it.
+	const toAnswering, fromAnswering = "but it answers", "stopped answering"
+	var lines []map[string]any
+	testwait.For(t, 5*time.Second, "every change logged", func() bool {
+		lines = logLines(t, logs.String())
+		n := 0
+		for _, l := range lines {
+			msg, _ := l["message"].(string)
+			if strings.Contains(msg, toAnswering) || strings.Contains(msg, fromAnswering) {
+				n++
+			}
+		}
+		return n == 2*cycles
+	})
+	var info []string
+	for _, l := range lines {
+		if l["level"] == "info" {
+			info = append(info, fmt.Sprint(l["message"], " unlogged=", l["changes_unlogged"]))
+		}
+	}
+	// One of each at the start, and again once lapsedLogQuiet has passed,
+	// counting what was logged at debug meanwhile.
+	want := []string{
+		"gateway registration lapsed but it answers; pushing to it unlogged=<nil>",
+		"lapsed gateway stopped answering; skipping it unlogged=<nil>",
+		"gateway registration lapsed but it answers; pushing to it unlogged=22",
+		"lapsed gateway stopped answering; skipping it unlogged=<nil>",
+	}
+	if strings.Join(info, "\n") != strings.Join(want, "\n") {
+		t.Errorf("info lines of a flapping lapsed gateway:\n%s\nwant:\n%s",
+			strings.Join(info, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// logLines decodes the JSON lines of a zerolog output.
+func logLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+		if s == "" {
+			continue
+		}
+		var l map[string]any
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			t.Fatalf("log line %q: %v", s, err)
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }

@@ -43,7 +43,14 @@ func (t *Task) readRegistry(ctx context.Context) {
 			continue // its probe or its pushes use the client
 		}
 		if t.gateways.drop(addr) {
-			t.log.Info().Str("gateway", addr).Time("gone_at", gone).Bool("lapsed", lapsed).
+			// A lapsed gateway already tracked had its vanishing said, or its
+			// changes since (lapsed.go): its client, made again by a probe
+			// that answers, is dropped once each push to it fails.
+			e := t.log.Info()
+			if lapsed && t.lapsed.tracked(addr) {
+				e = t.log.Debug()
+			}
+			e.Str("gateway", addr).Time("gone_at", gone).Bool("lapsed", lapsed).
 				Msg("gateway vanished; its push client dropped")
 		}
 		if lapsed {
