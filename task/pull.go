@@ -216,8 +216,8 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 			pl.lapsedMsg(msg, fn)
 			continue
 		}
-		status := msg.Header.Get("Status")
-		if len(msg.Data) > 0 || status == "" {
+		status := pullStatus(msg)
+		if status == "" {
 			fn(msg)
 			got++
 			continue
@@ -241,8 +241,8 @@ func (pl *puller) pull(fn func(*nats.Msg)) error {
 // nothing else answers on (each subscription's earlier requests ended
 // before it was given up on).
 func (pl *puller) lapsedMsg(msg *nats.Msg, fn func(*nats.Msg)) {
-	status := msg.Header.Get("Status")
-	if len(msg.Data) > 0 || status == "" {
+	status := pullStatus(msg)
+	if status == "" {
 		fn(msg)
 		return
 	}
@@ -256,6 +256,15 @@ func (pl *puller) lapsedMsg(msg *nats.Msg, fn func(*nats.Msg)) {
 			return
 		}
 	}
+}
+
+// pullStatus returns the status of msg, which came on a pull subscription,
+// or "" when msg is an event: one carrying data, or no status.
+func pullStatus(msg *nats.Msg) string {
+	if len(msg.Data) > 0 {
+		return ""
+	}
+	return msg.Header.Get("Status")
 }
 
 // close ends the subscriptions; call it only once the last request ended.
