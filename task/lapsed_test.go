@@ -83,6 +83,19 @@ func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 type scriptedRegistry struct {
 	mu   sync.Mutex
 	snap registry.Snapshot
+	hold *heldRead // the next read to hold, or nil
+}
+
+// heldRead is a read held, its snapshot taken, until release closes;
+// taken closes as it waits.
+type heldRead struct{ taken, release chan struct{} }
+
+// holdNext holds the next read once it has taken its snapshot.
+func (r *scriptedRegistry) holdNext() *heldRead {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = &heldRead{taken: make(chan struct{}), release: make(chan struct{})}
+	return r.hold
 }
 
 func (r *scriptedRegistry) set(snap registry.Snapshot) {
@@ -97,8 +110,14 @@ func (r *scriptedRegistry) Deregister(context.Context, string) error { return ni
 
 func (r *scriptedRegistry) Snapshot(context.Context) (registry.Snapshot, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.snap, nil
+	snap, hold := r.snap, r.hold
+	r.hold = nil
+	r.mu.Unlock()
+	if hold != nil {
+		close(hold.taken)
+		<-hold.release
+	}
+	return snap, nil
 }
 
 // A probe of a lapsed gateway that fails after a newer registry read saw

@@ -28,21 +28,24 @@ func (t *Task) watchRegistry(ctx context.Context) {
 }
 
 func (t *Task) readRegistry(ctx context.Context) {
-	snap, err := t.view.refresh(ctx)
+	cur, err := t.view.refresh(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			t.rare.Warn().Err(err).Msg("gateway registry read failed; keeping the last one")
 		}
 		return
 	}
-	t.metrics.registry.WithLabelValues("live").Set(float64(len(snap.Live)))
-	t.metrics.registry.WithLabelValues("vanished").Set(float64(len(snap.Gone)))
-	for addr, gone := range snap.Gone {
+	t.metrics.registry.WithLabelValues("live").Set(float64(len(cur.snap.Live)))
+	t.metrics.registry.WithLabelValues("vanished").Set(float64(len(cur.snap.Gone)))
+	for addr, gone := range cur.snap.Gone {
 		lapsed := t.view.lapsed(addr)
 		if lapsed && t.lapsed.busy(addr) {
 			continue // its probe or its pushes use the client
 		}
-		if t.gateways.drop(addr) {
+		// Not if a read completed since saw it live again.
+		dropped := false
+		t.view.unlessLiveSince(addr, cur.n, func() { dropped = t.gateways.drop(addr) })
+		if dropped {
 			// A lapsed gateway already tracked had its vanishing said, or its
 			// changes since (lapsed.go): its client, made again by a probe
 			// that answers, is dropped once each push to it fails.

@@ -270,3 +270,50 @@ func TestTask_KickWaitsForLapsedGatewaysProbe(t *testing.T) {
 		return len(gw.kicksCopy()) == 1
 	})
 }
+
+// A registry read that completes after a newer one, which saw a gateway
+// live again, must not drop the gateway's client as vanished on its older
+// word: pushes queued on the client would fail. The newer read here is one
+// a push makes to check a vanished gateway (skipGateway).
+func TestTask_OutdatedRegistryReadKeepsLiveGatewaysClient(t *testing.T) {
+	const addr = "127.0.0.1:24001" // its client is made, never called
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Live: map[string]time.Time{addr: expiry}})
+	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll)
+	ctx := context.Background()
+	tk.readRegistry(ctx)
+	if _, err := tk.gateways.get(addr); err != nil {
+		t.Fatal(err)
+	}
+
+	// The gateway deregisters, and a registry read sees it gone but is slow
+	// to complete; meanwhile it registers again and a newer read sees it.
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{addr: time.Now()}})
+	held := reg.holdNext()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk.readRegistry(ctx)
+	}()
+	<-held.taken
+	reg.set(registry.Snapshot{Live: map[string]time.Time{addr: expiry.Add(time.Minute)}})
+	if snap, err := tk.view.since(ctx, tk.view.mark()); err != nil ||
+		snap.State(addr) != registry.Live {
+		t.Fatalf("the newer read: %+v, %v; want %s live", snap, err, addr)
+	}
+	close(held.release)
+	<-done
+
+	if tk.view.state(addr) != registry.Live {
+		t.Fatalf("the view calls %s %v after the older read, want live", addr, tk.view.state(addr))
+	}
+	if n := tk.gateways.len(); n != 1 {
+		t.Errorf("%d clients after an older read completed, want the live gateway's", n)
+	}
+}

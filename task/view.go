@@ -124,9 +124,17 @@ func (v *gatewayView) read(ctx context.Context, r *viewRead) {
 	close(r.done)
 }
 
-// refresh reads a new snapshot now.
-func (v *gatewayView) refresh(ctx context.Context) (registry.Snapshot, error) {
-	return v.since(ctx, v.mark())
+// refresh reads a new snapshot now and returns the newest the view has
+// then, with its read's number: the read's own, or a newer one that
+// completed first. The read's own would be older than what the view tells
+// pushes.
+func (v *gatewayView) refresh(ctx context.Context) (viewSnapshot, error) {
+	if _, err := v.since(ctx, v.mark()); err != nil {
+		return viewSnapshot{}, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.current, nil
 }
 
 // vanished reports whether addr is gone by a snapshot read after mark: the
