@@ -229,3 +229,46 @@ func TestResolveMetricsURL(t *testing.T) {
 		})
 	}
 }
+
+// A value the scenario refuses past the sign check names its flag, as the
+// sign check does: smoke --users 1 said "smoke needs at least 2 users", and
+// chat and group lumped several flags into one sentence.
+func TestDispatch_BadConfigNamesItsFlag(t *testing.T) {
+	tests := []struct {
+		scenario string
+		args     []string
+		wantErr  string
+	}{
+		{scenario: "smoke", args: []string{"--users", "1"}, wantErr: "--users must be at least 2"},
+		{scenario: "smoke", args: []string{"--addr", ""}, wantErr: "--addr"},
+		{scenario: "echo", args: []string{"--addr", ""}, wantErr: "--addr"},
+		{scenario: "chat", args: []string{"--users", "1"}, wantErr: "--users must be even"},
+		{scenario: "chat", args: []string{"--users", "3"}, wantErr: "--users must be even"},
+		{scenario: "chat", args: []string{"--addr", ""}, wantErr: "--addr"},
+		{scenario: "group", args: []string{"--size", "1"}, wantErr: "--size must be at least 2"},
+		{scenario: "group", args: []string{"--online", "1.5"},
+			wantErr: "--online must be at most 1"},
+		{scenario: "group", args: []string{"--addr", ""}, wantErr: "--addr"},
+		{scenario: "idle", args: []string{"--addr", "", "--metrics-url", ""},
+			wantErr: "--addr"},
+		{scenario: "connect", args: []string{"--addr", ""}, wantErr: "--addr"},
+		{scenario: "connect", args: []string{"--conns", "100000", "--per-worker", "1",
+			"--workers", "1"}, wantErr: "--per-worker"},
+		{scenario: "connect", args: []string{"--conns", "100000", "--per-source", "1"},
+			wantErr: "--per-source"},
+		{scenario: "chaos", args: []string{"--users", "1"}, wantErr: "--users must be at least 2"},
+		{scenario: "scale", args: []string{"--users", "1"}, wantErr: "--users must be at least 2"},
+		{scenario: "scale", args: []string{"--messages", "1"},
+			wantErr: "--messages must be at least 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			args := append(append([]string{tt.scenario}, deadArgs(tt.scenario)...), tt.args...)
+			var out, errOut strings.Builder
+			code := dispatch(context.Background(), args, &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tt.wantErr)
+			}
+		})
+	}
+}

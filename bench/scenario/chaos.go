@@ -51,7 +51,8 @@ func (c ChaosConfig) withDefaults() (ChaosConfig, error) {
 	c.Down = cmpPositive(c.Down, 500*time.Millisecond)
 	c.Timeout = cmpPositive(c.Timeout, 100*time.Second)
 	if c.Users < 2 {
-		return c, fmt.Errorf("%w: chaos needs at least 2 users", ErrBadConfig)
+		return c, fmt.Errorf("%w: chaos: --users must be at least 2, got %d", ErrBadConfig,
+			c.Users)
 	}
 	if c.Prefix == "" {
 		// Stream names and table names allow no dash.

@@ -48,9 +48,12 @@ func (c ChatConfig) withDefaults() (ChatConfig, error) {
 	c.Users, c.Rate = cmpOr(c.Users, 100), cmpOr(c.Rate, 1000)
 	c.MaxInFlight = cmpOr(c.MaxInFlight, 20000)
 	c.Duration, c.Timeout = cmp0(c.Duration, 10*time.Second), cmp0(c.Timeout, 30*time.Second)
-	if c.Addr == "" || c.Users < 2 || c.Users%2 != 0 {
-		return c, fmt.Errorf("%w: chat needs an address and an even number of users",
-			ErrBadConfig)
+	if c.Addr == "" {
+		return c, fmt.Errorf("%w: chat needs --addr", ErrBadConfig)
+	}
+	if c.Users < 2 || c.Users%2 != 0 {
+		return c, fmt.Errorf("%w: chat: --users must be even and at least 2, got %d",
+			ErrBadConfig, c.Users)
 	}
 	return c, nil
 }

@@ -74,7 +74,7 @@ func connectDefaults(cfg ConnectConfig) (ConnectConfig, error) {
 		return cfg, err
 	}
 	if cfg.Addr == "" || cfg.Conns <= 0 {
-		return cfg, fmt.Errorf("%w: need an address and a positive connection count", ErrBadConfig)
+		return cfg, fmt.Errorf("%w: connect needs --addr and --conns above 0", ErrBadConfig)
 	}
 	cfg.Users = min(cmpOr(cfg.Users, 10), cfg.Conns)
 	cfg.Parallel = cmpOr(cfg.Parallel, 64)

@@ -110,7 +110,7 @@ func Echo(ctx context.Context, cfg EchoConfig) (Report, error) {
 
 func (c EchoConfig) withDefaults() (EchoConfig, error) {
 	if c.Addr == "" {
-		return c, fmt.Errorf("%w: echo needs an address", ErrBadConfig)
+		return c, fmt.Errorf("%w: echo needs --addr", ErrBadConfig)
 	}
 	if err := refuseNegative("echo", c); err != nil {
 		return c, err

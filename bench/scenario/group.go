@@ -57,9 +57,15 @@ func (c GroupConfig) withDefaults() (GroupConfig, error) {
 	if c.Online == 0 {
 		c.Online = 0.5
 	}
-	if c.Addr == "" || c.Size < 2 || c.Online > 1 {
-		return c, fmt.Errorf("%w: group needs an address, at least 2 members a group and an "+
-			"online share in (0, 1]", ErrBadConfig)
+	switch {
+	case c.Addr == "":
+		return c, fmt.Errorf("%w: group needs --addr", ErrBadConfig)
+	case c.Size < 2:
+		return c, fmt.Errorf("%w: group: --size must be at least 2 members, got %d",
+			ErrBadConfig, c.Size)
+	case c.Online > 1:
+		return c, fmt.Errorf("%w: group: --online must be at most 1 (a share), got %g",
+			ErrBadConfig, c.Online)
 	}
 	return c, nil
 }

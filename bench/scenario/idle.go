@@ -58,8 +58,7 @@ func (c IdleConfig) withDefaults() (IdleConfig, error) {
 		return c, err
 	}
 	if c.Addr == "" || c.Conns <= 0 {
-		return c, fmt.Errorf("%w: idle needs an address and a positive connection count",
-			ErrBadConfig)
+		return c, fmt.Errorf("%w: idle needs --addr and --conns above 0", ErrBadConfig)
 	}
 	c.Hold, c.Settle = cmp0(c.Hold, 30*time.Second), cmp0(c.Settle, 2*time.Second)
 	c.Users = cmpOr(c.Users, usersFor(c.Conns))

@@ -50,8 +50,13 @@ func (c ScaleConfig) withDefaults() (ScaleConfig, error) {
 	c.Interval = cmpPositive(c.Interval, 200*time.Millisecond)
 	c.RegisterTTL = cmpPositive(c.RegisterTTL, 3*time.Second)
 	c.Timeout = cmpPositive(c.Timeout, 90*time.Second)
-	if c.Users < 2 || c.Messages < 2 {
-		return c, fmt.Errorf("%w: scale needs at least 2 users and 2 messages", ErrBadConfig)
+	if c.Users < 2 {
+		return c, fmt.Errorf("%w: scale: --users must be at least 2, got %d", ErrBadConfig,
+			c.Users)
+	}
+	if c.Messages < 2 {
+		return c, fmt.Errorf("%w: scale: --messages must be at least 2, got %d", ErrBadConfig,
+			c.Messages)
 	}
 	if c.Prefix == "" {
 		c.Prefix = strings.TrimSuffix(uniquePrefix("scale"), "-") // names allow no dash

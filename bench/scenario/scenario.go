@@ -23,7 +23,9 @@ var (
 	// ErrCheckFailed means the scenario ran but its result broke a delivery
 	// guarantee; the result says which.
 	ErrCheckFailed = errors.New("scenario: check failed")
-	// ErrBadConfig means the configuration cannot run.
+	// ErrBadConfig means the configuration cannot run. Its message names a
+	// field by the bench flag that sets it (--users for Users), since the
+	// bench prints it as the answer to its command line.
 	ErrBadConfig = errors.New("scenario: bad config")
 
 	// errRoleDown means a role of the chaos cluster did not come up.

@@ -33,7 +33,7 @@ type SmokeConfig struct {
 
 func (c SmokeConfig) withDefaults() (SmokeConfig, error) {
 	if c.Addr == "" {
-		return c, fmt.Errorf("%w: smoke needs an address", ErrBadConfig)
+		return c, fmt.Errorf("%w: smoke needs --addr", ErrBadConfig)
 	}
 	if err := refuseNegative("smoke", c); err != nil {
 		return c, err
@@ -45,7 +45,8 @@ func (c SmokeConfig) withDefaults() (SmokeConfig, error) {
 		c.Messages = 50
 	}
 	if c.Users < 2 {
-		return c, fmt.Errorf("%w: smoke needs at least 2 users", ErrBadConfig)
+		return c, fmt.Errorf("%w: smoke: --users must be at least 2, got %d", ErrBadConfig,
+			c.Users)
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 16

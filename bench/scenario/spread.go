@@ -114,8 +114,8 @@ func (c SpreadConfig) withDefaults() (SpreadConfig, error) {
 		return c, err
 	}
 	if c.Conns <= 0 || (len(c.Gateways) == 0 && c.Cluster.Gateways <= 0) {
-		return c, fmt.Errorf("%w: connect needs a gateway and a positive connection count",
-			ErrBadConfig)
+		return c, fmt.Errorf("%w: connect needs --addr (or --cluster-gateways) and --conns "+
+			"above 0", ErrBadConfig)
 	}
 	for _, g := range c.Gateways {
 		if g.Addr == "" {
@@ -133,7 +133,7 @@ func (c SpreadConfig) withDefaults() (SpreadConfig, error) {
 		c.Prefix = uniquePrefix("conn")
 	}
 	if lim := openFileLimit(); lim > 0 && c.PerWorker > lim-fileMargin {
-		return c, fmt.Errorf("%w: %d connections per worker, but a process may open %d files",
+		return c, fmt.Errorf("%w: connect: --per-worker %d, but a process may open %d files",
 			ErrBadConfig, c.PerWorker, lim)
 	}
 	if c.Cluster.Gateways > 0 {
@@ -153,8 +153,8 @@ func (c SpreadConfig) withClusterDefaults() (SpreadConfig, error) {
 	cl.Timeout = cmp0(cl.Timeout, defaultClusterTimeout)
 	perGateway := (c.Conns + cl.Gateways - 1) / cl.Gateways
 	if lim := openFileLimit(); lim > 0 && perGateway > lim-fileMargin {
-		return c, fmt.Errorf("%w: %d connections per gateway, but a process may open %d "+
-			"files: start more gateways", ErrBadConfig, perGateway, lim)
+		return c, fmt.Errorf("%w: connect: --conns makes %d connections per gateway, but a "+
+			"process may open %d files: raise --cluster-gateways", ErrBadConfig, perGateway, lim)
 	}
 	return c, nil
 }

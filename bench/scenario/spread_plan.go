@@ -121,11 +121,13 @@ func (s spreadSources) ip(w, i int) net.IP {
 // check reports a plan these sources cannot serve.
 func (s spreadSources) check(p spreadPlan) error {
 	if len(p.shares) > maxWorkers {
-		return fmt.Errorf("%w: %d workers, at most %d", ErrBadConfig, len(p.shares), maxWorkers)
+		return fmt.Errorf("%w: connect: %d workers (--workers, or --conns over --per-worker), "+
+			"at most %d", ErrBadConfig, len(p.shares), maxWorkers)
 	}
 	if most := p.shares[0].Count; (most+s.perSource-1)/s.perSource > maxSourcesPerWorker {
-		return fmt.Errorf("%w: %d connections per worker need more than %d source addresses "+
-			"of %d connections each", ErrBadConfig, most, maxSourcesPerWorker, s.perSource)
+		return fmt.Errorf("%w: connect: %d connections per worker need more than %d source "+
+			"addresses of --per-source %d connections each", ErrBadConfig, most,
+			maxSourcesPerWorker, s.perSource)
 	}
 	return nil
 }
