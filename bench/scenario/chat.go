@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -269,20 +268,24 @@ func (r *chatRun) receive() {
 			switch err := r.readConn(u); {
 			case errors.As(err, &closed):
 				r.serverClosed(u, closed.reason.String())
-			case err != nil && !errors.Is(err, net.ErrClosed):
+			case err != nil && !u.endedByRun(err):
 				r.fail(fmt.Errorf("user %s: %w", u.name, err))
 			}
 		}()
 	}
 }
 
-// end closes the users' connections and waits for their readers: after
-// it, nothing the run counts changes. A CLOSE the bench had read by then
-// is accounted in full; one still on its way is not the run's, and what
-// its receiver misses counts as lost. Idempotent.
+// end ends the users' connections (chatConn.endRun), waits for their
+// readers and closes the connections: after it, nothing the run counts
+// changes. A CLOSE the server sent before it read the run's end is
+// accounted in full; what a receiver with none misses counts as lost.
+// Idempotent.
 func (r *chatRun) end() {
-	closeChatUsers(r.users)
+	for _, u := range r.users {
+		u.endRun()
+	}
 	r.readers.Wait()
+	closeChatUsers(r.users)
 }
 
 // serverClosed accounts for a connection the server closed with a CLOSE

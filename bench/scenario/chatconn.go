@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
@@ -33,6 +34,8 @@ type chatConn struct {
 
 	// readDone is closed when the run's reader of c has ended.
 	readDone chan struct{}
+	// ending is set by endRun: the reader's error is then the run's end.
+	ending atomic.Bool
 
 	mu      sync.Mutex
 	pending map[uint32]time.Duration // request id -> due time of the send
@@ -142,6 +145,38 @@ func closeChatUsers(users []*chatConn) {
 			_ = u.conn.Close()
 		}
 	}
+}
+
+// endDrain bounds how long endRun leaves the reader of a connection to
+// read what the server sent before it saw the run's end.
+const endDrain = 2 * time.Second
+
+// endRun begins the end of c at the end of a run: it stops writing, so
+// that the server reads the end of the stream and closes its side, and
+// leaves the reader up to endDrain to read what the server sent before
+// then. A CLOSE on its way is so read and named; closing the socket
+// outright dropped it unread, and counted what its receiver missed as lost.
+// A connection that cannot stop writing alone is closed. The caller closes
+// c once its reader has ended.
+func (c *chatConn) endRun() {
+	c.ending.Store(true)
+	// A write in progress (a heartbeat) is cut short rather than waited
+	// for: a server that reads nothing would hold it forever.
+	_ = c.conn.SetWriteDeadline(time.Now())
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	hc, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok || hc.CloseWrite() != nil {
+		_ = c.conn.Close()
+		return
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(endDrain))
+}
+
+// endedByRun reports whether err, which ended c's reader, is the run's own
+// end (closing c, or what followed endRun) rather than a failure.
+func (c *chatConn) endedByRun(err error) bool {
+	return errors.Is(err, net.ErrClosed) || c.ending.Load()
 }
 
 // request sends one request and reads its reply into resp; only while

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -396,18 +395,24 @@ func (r *groupRun) receive() {
 			switch err := r.readConn(m); {
 			case errors.As(err, &closed):
 				r.serverClosed(m, closed.reason.String())
-			case err != nil && !errors.Is(err, net.ErrClosed):
+			case err != nil && !m.endedByRun(err):
 				r.fail(fmt.Errorf("member %s: %w", m.name, err))
 			}
 		}()
 	}
 }
 
-// end closes the members' connections and waits for their readers: after
-// it, nothing the run counts changes (see chatRun.end). Idempotent.
+// end ends the members' connections, waits for their readers and closes
+// the connections: after it, nothing the run counts changes (see
+// chatRun.end). Idempotent.
 func (r *groupRun) end() {
-	r.closeAll()
+	for _, m := range r.members {
+		if m != nil && m.chatConn != nil {
+			m.endRun()
+		}
+	}
 	r.readers.Wait()
+	r.closeAll()
 }
 
 // serverClosed accounts for a member the server closed with a CLOSE, seen
