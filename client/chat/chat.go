@@ -197,25 +197,45 @@ func osUser() string {
 // ones are skipped with a notice (the server's content limit is below it).
 const maxLine = 256 << 10
 
-// terminalLineMax is the longest line Linux's terminal driver passes on in
-// its canonical (line-editing) mode, which the client leaves on: it drops
-// whatever is typed or pasted past 4095 bytes and ends the line there,
-// telling no one.
-const terminalLineMax = 4095
+// terminalLineLimit is the longest line the terminal driver of goos passes
+// on in canonical (line-editing) mode, which the client leaves on: input
+// past it is dropped without a word, so a line of exactly that length may
+// be the start of a longer one. 0 where no constant states it.
+//
+//   - Linux (Android too) keeps 4096 bytes of a line, the newline among
+//     them: it passes on 4095 and ends the line there.
+//   - macOS and the BSDs with the classic driver (NetBSD, OpenBSD,
+//     DragonFly) hold 1024 bytes of input (TTYHOG), the line's end among
+//     them. Past it every byte is dropped, Enter too, with a bell, until
+//     the user erases some: a line that comes through has at most 1023.
+//   - FreeBSD sizes its input queue by the terminal's speed (1920 bytes at
+//     the default 9600 baud), which only the terminal's settings tell.
+//
+// TODO: FreeBSD's limit follows the terminal's input speed; reading it
+// (TIOCGETA) would catch a cut line there too, which now goes out as typed.
+func terminalLineLimit(goos string) int {
+	switch goos {
+	case "linux", "android":
+		return 4095
+	case "darwin", "netbsd", "openbsd", "dragonfly":
+		return 1023
+	}
+	return 0
+}
 
 // cutLineAt returns the length at which the lines of in may have been cut
-// before the client read them: terminalLineMax when in is a terminal on
-// Linux, 0 when lines come whole (a pipe, a file).
+// before the client read them: this system's terminalLineLimit when in is a
+// terminal, 0 when lines come whole (a pipe, a file).
 func cutLineAt(in io.Reader) int {
 	f, ok := in.(*os.File)
-	if !ok || runtime.GOOS != "linux" {
+	if !ok {
 		return 0
 	}
 	st, err := f.Stat()
 	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		return 0
 	}
-	return terminalLineMax
+	return terminalLineLimit(runtime.GOOS)
 }
 
 // readLines feeds the lines of in that are not blank to the returned

@@ -10,13 +10,13 @@ import (
 	"github.com/resonance-im/resonance/internal/syncbuf"
 )
 
-// A terminal hands over at most terminalLineMax bytes of a line and drops
+// A terminal hands over at most linuxLineMax bytes of a line and drops
 // the rest, so a line of exactly that length is refused with a notice
 // rather than sent as if it were the whole text; shorter lines, and lines
 // from input that is not a terminal, go as typed.
 func TestReadLines_RefusesALineATerminalMayHaveCut(t *testing.T) {
-	cut := strings.Repeat("x", terminalLineMax)
-	below := strings.Repeat("y", terminalLineMax-1)
+	cut := strings.Repeat("x", linuxLineMax)
+	below := strings.Repeat("y", linuxLineMax-1)
 	input := cut + "\n" + below + "\nshort\n"
 
 	tests := []struct {
@@ -24,7 +24,7 @@ func TestReadLines_RefusesALineATerminalMayHaveCut(t *testing.T) {
 		cutAt int
 		want  []string
 	}{
-		{name: "terminal", cutAt: terminalLineMax,
+		{name: "terminal", cutAt: linuxLineMax,
 			want: []string{mayBeCutPrefix + "4095", below, "short"}},
 		{name: "pipe", cutAt: 0, want: []string{cut, below, "short"}},
 	}
@@ -78,18 +78,49 @@ func TestCutLineAt_PipeIsNotATerminal(t *testing.T) {
 	}
 }
 
-// A terminal (here the master side of a pseudo-terminal) may cut lines on
-// Linux.
+// linuxLineMax is the line limit of Linux's terminal driver.
+const linuxLineMax = 4095
+
+// A terminal (here the master side of a pseudo-terminal) may cut lines at
+// its system's limit.
 func TestCutLineAt_Terminal(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the cut is Linux's terminal driver's")
+	want := terminalLineLimit(runtime.GOOS)
+	if want == 0 {
+		t.Skipf("no known terminal line limit on %s", runtime.GOOS)
 	}
 	f, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
 	defer f.Close()
-	if got := cutLineAt(f); got != terminalLineMax {
-		t.Fatalf("cutLineAt(terminal) = %d, want %d", got, terminalLineMax)
+	if got := cutLineAt(f); got != want {
+		t.Fatalf("cutLineAt(terminal) = %d, want %d", got, want)
+	}
+}
+
+// Each Unix the client builds for has its own terminal line limit: Linux
+// passes on 4095 bytes of a line; macOS and the BSDs that keep the classic
+// driver hold 1024 bytes of input, the line's end included, so a line that
+// comes through has at most 1023. Windows has no such driver here, and
+// FreeBSD sizes its input queue by the terminal's speed, which no constant
+// states.
+func TestTerminalLineLimit_PerSystem(t *testing.T) {
+	tests := []struct {
+		goos string
+		want int
+	}{
+		{goos: "linux", want: 4095},
+		{goos: "android", want: 4095},
+		{goos: "darwin", want: 1023},
+		{goos: "netbsd", want: 1023},
+		{goos: "openbsd", want: 1023},
+		{goos: "dragonfly", want: 1023},
+		{goos: "freebsd", want: 0},
+		{goos: "windows", want: 0},
+	}
+	for _, tt := range tests {
+		if got := terminalLineLimit(tt.goos); got != tt.want {
+			t.Errorf("terminalLineLimit(%q) = %d, want %d", tt.goos, got, tt.want)
+		}
 	}
 }
