@@ -218,6 +218,32 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Shutdown ends the connection from this side in order: it stops writing,
+// so that the server reads the end of the stream and closes its side, and
+// waits until the reader has read what the server sent before that, or
+// until ctx is done; then it closes as Close does. A CLOSE the server sent
+// before it saw the end is so read, and Err returns its *CloseError, where
+// Close would drop it unread and report ErrClosed. Pushes read meanwhile
+// still go to Messages, which the caller must drain. A connection that
+// cannot stop writing alone is closed at once. Requests made after
+// Shutdown fail.
+func (c *Client) Shutdown(ctx context.Context) error {
+	// A write in progress is cut short rather than waited for: a server
+	// that reads nothing would hold it, and the lock, forever.
+	_ = c.conn.SetWriteDeadline(time.Now())
+	c.writeMu.Lock()
+	hc, ok := c.conn.(interface{ CloseWrite() error })
+	ok = ok && hc.CloseWrite() == nil
+	c.writeMu.Unlock()
+	if ok {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
+	return c.Close()
+}
+
 // fail ends the connection with err unless it has already ended; the first
 // reason wins. Pending requests get err.
 func (c *Client) fail(err error) {
