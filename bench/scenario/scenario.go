@@ -199,6 +199,22 @@ func firstError(errs []error) error {
 	return fmt.Errorf("%d of %d users failed, first: %w", failed, len(errs), first)
 }
 
+// shutdownUsers ends the users' connections together with
+// client.Client.Shutdown, giving each up to endDrain: a CLOSE the server
+// sent before it read a user's end is read and recorded (collect), where
+// closing outright dropped it and counted what its receiver missed as lost.
+func shutdownUsers(users []*user) {
+	ctx, cancel := context.WithTimeout(context.Background(), endDrain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, u := range users {
+		if u != nil {
+			wg.Go(func() { _ = u.c.Shutdown(ctx) })
+		}
+	}
+	wg.Wait()
+}
+
 func closeUsers(users []*user) {
 	for _, u := range users {
 		if u != nil {

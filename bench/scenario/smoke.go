@@ -132,14 +132,14 @@ func Smoke(ctx context.Context, cfg SmokeConfig) (SmokeResult, error) {
 	}
 	tr := newTracker(len(users))
 	collectors := collect(users, tr)
-	// end closes the connections and waits for the collectors. The result
-	// counts after it, so that a CLOSE a collector records cannot land
-	// between two of its counts, as in chatRun.report: recorded after the
-	// result had named the closes and before its tally, it made a message
-	// its receiver never got undeliverable in a result that named no
-	// close, and that passed.
+	// end ends the connections (shutdownUsers) and waits for the
+	// collectors. The result counts after it, so that a CLOSE a collector
+	// records cannot land between two of its counts, as in chatRun.report:
+	// recorded after the result had named the closes and before its tally,
+	// it made a message its receiver never got undeliverable in a result
+	// that named no close, and that passed.
 	end := func() {
-		closeUsers(users)
+		shutdownUsers(users)
 		collectors.Wait()
 	}
 	defer end()
