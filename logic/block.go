@@ -71,6 +71,14 @@ func (s *Service) setBlocked(ctx context.Context, blocker, blocked int64, on boo
 	if err != nil {
 		return fmt.Errorf("set block %d->%d to %v: %w", blocker, blocked, on, err)
 	}
+	if on {
+		// The blocked user reads the blocker offline from now on, so it
+		// must stop hearing the blocker's presence changes too, not only
+		// once it sends its watch set again.
+		if err := s.eph.watches.Unwatch(ctx, blocked, blocker); err != nil {
+			return fmt.Errorf("block %d->%d: %w", blocker, blocked, err)
+		}
+	}
 	return nil
 }
 

@@ -334,3 +334,27 @@ func TestEphemeral_BlockHides(t *testing.T) {
 		}
 	})
 }
+
+// A block made while the blocked user already watches the blocker takes the
+// blocker out of that watch set at once: GET_PRESENCE reads offline, so the
+// presence NOTIFYs must stop too, without waiting for the watcher to send
+// its set again (a client that never does would hear them for a day).
+func TestBlock_StopsAWatchAlreadySet(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		ctx := context.Background()
+		_, err := e.svc.WatchPresence(ctx, session(alice, 1),
+			&protocol.WatchPresenceReq{UserIds: []int64{bob, carol}})
+		wantCode(t, err, common.ErrorCode_OK)
+
+		_, err = e.svc.Block(ctx, session(bob, 5), &protocol.BlockReq{UserId: alice, Blocked: true})
+		wantCode(t, err, common.ErrorCode_OK)
+		for user, want := range map[int64][]int64{bob: nil, carol: {alice}} {
+			got, err := e.svc.eph.watches.Watchers(ctx, user)
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("watchers of user %d after bob blocked alice = %v (%v), want %v",
+					user, got, err, want)
+			}
+		}
+	})
+}

@@ -34,7 +34,7 @@ func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 // their presence now. An empty list stops watching. The set lapses a day
 // after it was last set (route.DefaultWatchTTL): clients send it again after
 // every login. Users who blocked the watcher are left out of the set (and
-// read offline); a block made later takes effect when the set is next sent.
+// read offline); a block made later takes the blocker out of the set at once.
 func (s *Service) WatchPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
 	if !authenticated(session) {

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,6 +19,11 @@ type Watches interface {
 	// SetWatched replaces the set of users watcher watches by watched (empty
 	// clears it). The caller bounds and deduplicates watched.
 	SetWatched(ctx context.Context, watcher int64, watched []int64) error
+	// Unwatch takes watched out of watcher's set, if there, and watcher out
+	// of watched's watchers, leaving the rest of the set and its expiry as
+	// they were. A block calls it: the blocked user must stop hearing the
+	// blocker's presence before sending its set again.
+	Unwatch(ctx context.Context, watcher, watched int64) error
 	// Watchers returns the users whose live watch set holds user, in no
 	// order.
 	Watchers(ctx context.Context, user int64) ([]int64, error)
@@ -87,6 +93,21 @@ func (m *MemoryWatches) SetWatched(_ context.Context, watcher int64, watched []i
 			m.watchers[u] = set
 		}
 		set[watcher] = struct{}{}
+	}
+	return nil
+}
+
+// Unwatch implements Watches.
+func (m *MemoryWatches) Unwatch(_ context.Context, watcher, watched int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if set, ok := m.watching[watcher]; ok {
+		set.users = slices.DeleteFunc(set.users, func(u int64) bool { return u == watched })
+		m.watching[watcher] = set
+	}
+	delete(m.watchers[watched], watcher)
+	if len(m.watchers[watched]) == 0 {
+		delete(m.watchers, watched)
 	}
 	return nil
 }

@@ -82,6 +82,20 @@ func (w *RedisWatches) SetWatched(ctx context.Context, watcher int64, watched []
 	return nil
 }
 
+// Unwatch implements Watches with one command per key, so a cluster client
+// sends each to its slot's master.
+func (w *RedisWatches) Unwatch(ctx context.Context, watcher, watched int64) error {
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SRem(ctx, w.watchingKey(watcher), watched)
+		p.ZRem(ctx, w.watchersKey(watched), strconv.FormatInt(watcher, 10))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("route: unwatch %d by user %d: %w", watched, watcher, err)
+	}
+	return nil
+}
+
 // addWatching adds watched to the watcher's set and returns the members it
 // had before.
 func (w *RedisWatches) addWatching(ctx context.Context, watcher int64,

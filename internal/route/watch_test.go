@@ -77,6 +77,34 @@ func TestWatches_ReplaceClearAndExpire(t *testing.T) {
 	})
 }
 
+func TestWatches_UnwatchTakesOneUserOut(t *testing.T) {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, c *clock) {
+		setWatched(t, w, 1, 10, 11)
+		setWatched(t, w, 2, 10)
+		if err := w.Unwatch(context.Background(), 1, 10); err != nil {
+			t.Fatal(err)
+		}
+		if got := watchersOf(t, w, 10); !slices.Equal(got, []int64{2}) {
+			t.Fatalf("watchers of 10 after 1 unwatched it = %v, want [2]", got)
+		}
+		if got := watchersOf(t, w, 11); !slices.Equal(got, []int64{1}) {
+			t.Fatalf("watchers of 11 = %v, want [1]: the rest of the set stays", got)
+		}
+
+		// Setting the set again later drops 10 from the old members cleanly,
+		// and an unwatch of a user not watched changes nothing.
+		if err := w.Unwatch(context.Background(), 3, 10); err != nil {
+			t.Fatal(err)
+		}
+		setWatched(t, w, 1, 12)
+		for user, want := range map[int64][]int64{10: {2}, 11: nil, 12: {1}} {
+			if got := watchersOf(t, w, user); !slices.Equal(got, want) {
+				t.Fatalf("watchers of %d after reset = %v, want %v", user, got, want)
+			}
+		}
+	})
+}
+
 func TestWatches_SwapAnnounced(t *testing.T) {
 	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
 		swap := func(online map[int64]bool) []int64 {
