@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -39,6 +40,26 @@ func bindNotify(fs *flag.FlagSet, c *Config, role Role) {
 			return nil
 		})
 	}
+}
+
+// validateNotify checks the webhook flags under their own names: task's
+// NotifyConfig checks them too, but names the fields of the struct, which
+// an operator never typed.
+func (c *Config) validateNotify() error {
+	n := c.Task.Notify
+	if !c.Role.Has(RoleTask) || n.WebhookURL == "" {
+		return nil
+	}
+	u, err := url.Parse(n.WebhookURL)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%w: --notify-webhook-url %q: want an http:// or https:// URL",
+			ErrConfig, n.WebhookURL)
+	}
+	if n.Secret == "" {
+		return fmt.Errorf("%w: --notify-webhook-url is set: --notify-secret is required too, "+
+			"to sign the calls", ErrConfig)
+	}
+	return nil
 }
 
 // taskLogicClient is the Logic client task asks for notification targets:

@@ -104,8 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: --data-dir is empty (embedded NATS, SQLite or the token key "+
 			"need it)", ErrConfig)
 	}
-	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateRedis,
-		c.validateInternal, c.validateMaxBody, c.validateParts}
+	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateNotify,
+		c.validateRedis, c.validateInternal, c.validateMaxBody, c.validateParts}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
