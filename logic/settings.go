@@ -66,8 +66,8 @@ func (r settingsRow) quietAt(t time.Time) bool {
 
 // MuteConv mutes or unmutes a conversation for the session's user on all
 // devices. The user must be a member. Other devices learn it from
-// ConvSummary.muted when SyncConvs next reports the conversation, which is
-// at its next message (or a full SyncConvs from an empty cursor).
+// ConvSummary.muted at their next SyncConvs, which reports the
+// conversation again (see setMuted).
 func (s *Service) MuteConv(ctx context.Context, session *logicrpc.Session,
 	req *protocol.MuteConvReq) (*protocol.MuteConvResp, error) {
 	if !authenticated(session) {
