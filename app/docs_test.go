@@ -1,12 +1,16 @@
 package app
 
 import (
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/resonance-im/resonance/task"
 )
 
 // usageOf returns the help text of flag name in role's flag set.
@@ -150,6 +154,43 @@ func TestProtocolDoc_RateLimitedNamesItsRequests(t *testing.T) {
 		"WATCH_PRESENCE", "SEARCH_USERS"} {
 		if !strings.Contains(row, "`"+op+"`") {
 			t.Errorf("the RATE_LIMITED row does not name %s: %q", op, row)
+		}
+	}
+}
+
+// TestReadme_WebhookBodyIsNotification: the README's example webhook body
+// has every field of task.Notification and no other, and the section names
+// the headers task sends, so an operator writing a receiver from it reads
+// what arrives.
+func TestReadme_WebhookBodyIsNotification(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	_, after, ok := strings.Cut(readme, "The body (`task.Notification`):\n\n```json\n")
+	example, _, closed := strings.Cut(after, "```")
+	if !ok || !closed {
+		t.Fatal("README has no JSON example after \"The body (`task.Notification`):\"")
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(example), &body); err != nil {
+		t.Fatalf("README's webhook body is not JSON: %v\n%s", err, example)
+	}
+	fields := reflect.TypeFor[task.Notification]()
+	for i := range fields.NumField() {
+		name, _, _ := strings.Cut(fields.Field(i).Tag.Get("json"), ",")
+		if _, ok := body[name]; !ok {
+			t.Errorf("README's webhook body lacks %q", name)
+		}
+		delete(body, name)
+	}
+	for name := range body {
+		t.Errorf("README's webhook body has %q, which task.Notification does not", name)
+	}
+	for _, h := range []string{task.HeaderSignature, task.HeaderTimestamp, task.HeaderID} {
+		if !strings.Contains(readme, "`"+h) {
+			t.Errorf("README does not name the webhook header %s", h)
 		}
 	}
 }
