@@ -74,9 +74,11 @@ func (s *Service) setBlocked(ctx context.Context, blocker, blocked int64, on boo
 	if on {
 		// The blocked user reads the blocker offline from now on, so it
 		// must stop hearing the blocker's presence changes too, not only
-		// once it sends its watch set again.
+		// once it sends its watch set again. The block is stored already; a
+		// failed unwatch is answered UNAVAILABLE, and the client's retry of
+		// the block, which stores nothing twice, unwatches again.
 		if err := s.eph.watches.Unwatch(ctx, blocked, blocker); err != nil {
-			return fmt.Errorf("block %d->%d: %w", blocker, blocked, err)
+			return fmt.Errorf("%w: block %d->%d: %w", ErrUnavailable, blocker, blocked, err)
 		}
 	}
 	return nil
