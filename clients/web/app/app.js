@@ -80,6 +80,7 @@ async function startSession({ username, password }) {
     url: app.wsUrl, username, password, deviceId: app.deviceId, platform: 'web',
     positions: app.storage, startAtLatest: true,
     sendTimeoutMs: Number(params.get('sendTimeoutMs')) || 30_000,
+    resyncIntervalMs: Number(params.get('resyncIntervalMs')) || 60_000,
   });
   app.session = s;
   s.on('state', setConn);
@@ -355,12 +356,17 @@ function scheduleWatch() {
   watchTimer = setTimeout(() => watchPeers(), 500);
 }
 
+// A server older than WATCH_PRESENCE refuses it UNSUPPORTED: the app hides
+// presence then, and still asks at each resume and every hour, which costs
+// nothing while the session remembers the refusal (it answers UNSUPPORTED
+// itself) and finds the op once the server has been upgraded.
 async function watchPeers() {
-  if (!app.presenceSupported || !app.session || app.session.state !== State.ONLINE) return;
+  if (!app.session || app.session.state !== State.ONLINE) return;
   const ids = [...new Set([...app.convs.values()]
     .filter((c) => c.type === ConvType.P2P && c.peerUserId).map((c) => String(c.peerUserId)))];
   try {
     const r = await app.session.watchPresence(ids.map(BigInt));
+    app.presenceSupported = true;
     for (const p of r.presences) app.presence.set(String(p.userId), p.online);
     scheduleRender();
   } catch (err) {

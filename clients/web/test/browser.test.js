@@ -3,14 +3,15 @@
 // browser user chats with the Go terminal client over TCP; a reload and a
 // dropped connection resume without losing or repeating messages; a send
 // that cannot go out fails and its retry is stored once; groups, typing and
-// presence where the server serves them.
+// presence where the server serves them, and presence once refused by an
+// older server.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { encodeFrame } from '../sdk/frame.js';
+import { FLAG_ERROR, encodeFrame } from '../sdk/frame.js';
 import { encodeStruct } from '../sdk/thrift.js';
-import { Op, schemas } from '../sdk/schema.js';
+import { ErrorCode, Op, schemas } from '../sdk/schema.js';
 import {
   TerminalChat, bodies, delivered, launch, openPage, send, shot, signUp, startChat, uname,
   waitMessage, waitOnline,
@@ -299,6 +300,68 @@ describe('web app', () => {
     assert.deepEqual([...nora.errors, ...omar.errors], []);
     await nora.context().close();
     await omar.context().close();
+  });
+
+  test('presence refused by an older server comes back after a resume', async (t) => {
+    // The relay answers the page's first WATCH_PRESENCE itself, UNSUPPORTED
+    // as a server older than the op would, and forwards the later ones: the
+    // server was upgraded meanwhile. The session remembers a refusal for
+    // resyncIntervalMs, then asks again.
+    const relay = { refused: 0, forwarded: 0, conns: [] };
+    const refuse = (ws, requestId) => ws.send(Buffer.from(encodeFrame(
+      Op.WATCH_PRESENCE_ACK, FLAG_ERROR, requestId,
+      encodeStruct(schemas.ErrorResp, { code: ErrorCode.UNSUPPORTED, message: 'unknown op' }))));
+    const quinn = await openPage(browser, {
+      query: { resyncIntervalMs: '2000' },
+      route: (ws) => {
+        const server = ws.connectToServer();
+        ws.onMessage((m) => {
+          if (typeof m !== 'string' && m[3] === Op.WATCH_PRESENCE) {
+            if (relay.refused === 0) {
+              relay.refused++;
+              refuse(ws, m.readUInt32BE(6));
+              return;
+            }
+            relay.forwarded++;
+          }
+          server.send(m);
+        });
+        relay.conns.push({ ws, server });
+      },
+    });
+    const paul = await openPage(browser);
+    const [q, p] = [uname('quinn'), uname('paul')];
+    await signUp(paul, p);
+    await signUp(quinn, q);
+    if (await unsupported(paul, 'presence')) {
+      t.skip('the server answers GET_PRESENCE with UNSUPPORTED');
+      return;
+    }
+    // The watch sent after the login was refused: presence is hidden.
+    await quinn.waitForFunction(() => !window.resonance.app.presenceSupported);
+    assert.equal(relay.refused, 1);
+    await startChat(quinn, p);
+
+    // Once the refusal is forgotten, the connection drops and resumes.
+    await quinn.waitForFunction(() => !window.resonance.app.session.noWatch.active());
+    const asked = relay.forwarded;
+    const { ws, server } = relay.conns.at(-1);
+    await server.close();
+    await ws.close({ code: 1006 });
+    await quinn.waitForSelector('#conn[data-state=offline]');
+    await waitOnline(quinn);
+    try {
+      await quinn.waitForFunction(() =>
+        document.querySelector('#conv-sub').textContent === 'online', null, { timeout: 10_000 });
+    } catch {
+      assert.fail(`presence not shown after the resume: ${relay.forwarded} WATCH_PRESENCE ` +
+        `forwarded, presenceSupported ` +
+        `${await quinn.evaluate(() => window.resonance.app.presenceSupported)}`);
+    }
+    assert.ok(relay.forwarded > asked, 'the resume asks again');
+    assert.deepEqual([...quinn.errors, ...paul.errors], []);
+    await quinn.context().close();
+    await paul.context().close();
   });
 
   test('groups: create, chat, members', async (t) => {
