@@ -370,7 +370,9 @@ async function watchPeers() {
     for (const p of r.presences) app.presence.set(String(p.userId), p.online);
     scheduleRender();
   } catch (err) {
-    if (err.code === ErrorCode.UNSUPPORTED) app.presenceSupported = false;
+    if (err.code !== ErrorCode.UNSUPPORTED) return;
+    app.presenceSupported = false;
+    scheduleRender(); // hide what was shown
   }
 }
 
