@@ -19,7 +19,8 @@ func bindNotify(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&n.WebhookURL, "notify-webhook-url", "",
 		"URL that offline push notifications are POSTed to; empty: notifications off")
 	fs.StringVar(&n.Secret, "notify-secret", "",
-		"HMAC-SHA256 key of the webhook signature header (required with a webhook URL)")
+		"HMAC-SHA256 key of the webhook signature header (required with a webhook URL, "+
+			"refused without one)")
 	fs.DurationVar(&n.Timeout, "notify-timeout", 0, "timeout of one webhook call (default 5s)")
 	fs.IntVar(&n.Attempts, "notify-attempts", 0,
 		"webhook attempts per notification before it is recorded as failed (default 4)")
@@ -47,7 +48,16 @@ func bindNotify(fs *flag.FlagSet, c *Config, role Role) {
 // an operator never typed.
 func (c *Config) validateNotify() error {
 	n := c.Task.Notify
-	if !c.Role.Has(RoleTask) || n.WebhookURL == "" {
+	if !c.Role.Has(RoleTask) {
+		return nil
+	}
+	if n.WebhookURL == "" {
+		if n.Secret != "" {
+			// Most likely the URL was forgotten or misspelt: without it
+			// notifications would be off with no word said.
+			return fmt.Errorf("%w: --notify-secret is set without --notify-webhook-url, "+
+				"which switches notifications on: set both or neither", ErrConfig)
+		}
 		return nil
 	}
 	u, err := url.Parse(n.WebhookURL)

@@ -82,6 +82,8 @@ func TestLoad_RefusesBadValues(t *testing.T) {
 		{name: "webhook without a secret", role: RoleTask,
 			args: []string{"--notify-webhook-url", "http://127.0.0.1:9/hook"},
 			want: []string{"--notify-secret", "--notify-webhook-url"}},
+		{name: "secret without a webhook", role: RoleTask, args: []string{"--notify-secret", "s"},
+			want: []string{"--notify-secret", "--notify-webhook-url"}},
 		{name: "hash memory", args: []string{"--hash-memory-kib", "4"},
 			want: []string{"memory 4 KiB"}},
 		{name: "database driver", args: []string{"--db-driver", "postgres"},

@@ -80,6 +80,9 @@ func (c *NotifyConfig) applyDefaults() {
 
 func (c *NotifyConfig) validate() error {
 	if !c.Enabled() {
+		if c.Secret != "" {
+			return fmt.Errorf("%w: notify Secret is set without a WebhookURL", ErrBadConfig)
+		}
 		return nil
 	}
 	u, err := url.Parse(c.WebhookURL)
@@ -99,6 +102,17 @@ func (c *NotifyConfig) validate() error {
 		return fmt.Errorf("%w: notify DedupeTTL %v < 1m", ErrBadConfig, c.DedupeTTL)
 	}
 	return nil
+}
+
+// webhookTarget returns the host and path of WebhookURL, for the start log:
+// its user info and query may hold credentials. Call it on a validated,
+// enabled config.
+func (c *NotifyConfig) webhookTarget() (host, path string) {
+	u, err := url.Parse(c.WebhookURL)
+	if err != nil {
+		return "", ""
+	}
+	return u.Host, u.Path
 }
 
 // ackWait is the notification consumer's ack wait: an event is acked once

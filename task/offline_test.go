@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -457,6 +460,8 @@ func TestNew_NotifyConfig(t *testing.T) {
 			deps: base, want: ErrMissingDeps},
 		{name: "no secret", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n"},
 			deps: withLogic, want: ErrBadConfig},
+		{name: "secret without a webhook", notify: NotifyConfig{Secret: "s"}, deps: withLogic,
+			want: ErrBadConfig},
 		{name: "not http", notify: NotifyConfig{WebhookURL: "ftp://127.0.0.1/n", Secret: "s"},
 			deps: withLogic, want: ErrBadConfig},
 		{name: "retry max below base", notify: NotifyConfig{WebhookURL: "http://127.0.0.1:1/n",
@@ -472,6 +477,50 @@ func TestNew_NotifyConfig(t *testing.T) {
 				t.Errorf("New = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// An operator reads from the start log that notifications are on and where
+// they go; neither the secret nor the URL's query, which may hold a key, is
+// written there.
+func TestNotify_StartLogNamesWebhook(t *testing.T) {
+	en := newEnv(t)
+	rcv := startReceiver(t, false)
+	cfg := notifyConfig(rcv, -1)
+	cfg.Notify.WebhookURL += "?key=query-secret"
+	var logs syncbuf.Buffer
+	t.Cleanup(func() {
+		err := en.js.DeleteKeyValue(context.Background(), notifiedBucket(en.names))
+		if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Errorf("delete notified bucket: %v", err)
+		}
+	})
+	rt := startTaskDeps(t, cfg, Deps{Log: zerolog.New(&logs), JS: en.js, MQ: en.names,
+		Routes: en.routes, Logic: newFakeLogic()})
+	rt.stop()
+
+	u, err := url.Parse(rcv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "offline notifications on") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no start line for notifications in:\n%s", logs.String())
+	}
+	for _, want := range []string{`"level":"info"`, u.Host, `"/notify"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("start line %s does not say %s", line, want)
+		}
+	}
+	for _, secret := range []string{testWebhookSecret, "query-secret"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("logs hold %q:\n%s", secret, logs.String())
+		}
 	}
 }
 
