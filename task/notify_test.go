@@ -130,28 +130,123 @@ func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv 
 // set puts or deletes user 20's route and publishes the event logic would.
 func (pe *presenceEnv) set(t *testing.T, online bool) {
 	t.Helper()
-	r := route.Route{UserID: 20, DeviceID: "phone", Gateway: pe.gw.addr, ConnID: 20}
+	pe.setDevice(t, "phone", online, time.Now().UnixMilli())
+}
+
+// setDevice puts or deletes the route of user 20's device and publishes the
+// event logic would, stamped atMs.
+func (pe *presenceEnv) setDevice(t *testing.T, device string, online bool, atMs int64) {
+	t.Helper()
+	conn := int64(20)
+	if device != "phone" {
+		conn = 21
+	}
+	r := route.Route{UserID: 20, DeviceID: device, Gateway: pe.gw.addr, ConnID: conn}
 	if online {
 		pe.putRoute(t, r)
 	} else if err := pe.routes.Delete(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	pe.publishCore(t, pe.names.PresenceSubject(),
-		&event.PresenceEvent{UserId: 20, AtMs: time.Now().UnixMilli()})
+	pe.publishCore(t, pe.names.PresenceSubject(), &event.PresenceEvent{UserId: 20, AtMs: atMs})
 }
 
-// announced returns the presence notifications the watcher received.
-func (pe *presenceEnv) announced(t *testing.T) []bool {
+// notices returns the presence notifications the watcher received.
+func (pe *presenceEnv) notices(t *testing.T) []*protocol.Presence {
 	t.Helper()
-	var out []bool
+	var out []*protocol.Presence
 	for _, f := range pe.gw.framesOf(10) {
 		p := decodeNotify(t, f).Presence
 		if p == nil || p.UserId != 20 || p.SinceMs == 0 {
 			t.Fatalf("notify presence = %+v, want user 20 with a time", p)
 		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// announced returns the states of the presence notifications the watcher
+// received.
+func (pe *presenceEnv) announced(t *testing.T) []bool {
+	t.Helper()
+	var out []bool
+	for _, p := range pe.notices(t) {
 		out = append(out, p.Online)
 	}
 	return out
+}
+
+// A notice's since_ms is the time logic saw the change, carried by its
+// event, not the time task checked at the end of the window.
+func TestPresence_SinceIsTheChangeTime(t *testing.T) {
+	cfg := testConfig()
+	cfg.PresenceWindow = 50 * time.Millisecond
+	cfg.PresenceRecheck = -1
+	pe := startPresence(t, cfg, nil)
+	// Times well in the past, so that no check time can pass for them.
+	base := time.Now().Add(-time.Hour).UnixMilli()
+
+	pe.setDevice(t, "phone", true, base)
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	pe.setDevice(t, "laptop", true, base+1000)
+	// Offline once both devices are gone: since the last disconnect,
+	// whether or not both events fall in one window.
+	pe.setDevice(t, "laptop", false, base+2000)
+	pe.setDevice(t, "phone", false, base+3000)
+	testwait.For(t, 5*time.Second, "offline announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 2
+	})
+
+	got := pe.notices(t)
+	want := []*protocol.Presence{{UserId: 20, Online: true, SinceMs: base},
+		{UserId: 20, Online: false, SinceMs: base + 3000}}
+	if len(got) != len(want) {
+		t.Fatalf("notices %v, want %v", got, want)
+	}
+	for i := range want {
+		if *got[i] != *want[i] {
+			t.Errorf("notice %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestPresence_SinceFromEventTimes(t *testing.T) {
+	p := newPresenceTracker(time.Second, route.NewMemoryWatches(0))
+	now := time.Now()
+	// Out of order, as from two logic instances, and one without a time.
+	for _, at := range []int64{2000, 1000, 0, 3000} {
+		p.observe(20, at, now)
+	}
+	p.observe(30, 0, now)
+	p.online[40] = struct{}{}
+	p.recheckOnline(now)
+
+	checks := p.due(now.Add(time.Second))
+	const checkedMs = 9000
+	tests := []struct {
+		user      int64
+		online    bool
+		wantSince int64
+	}{
+		{user: 20, online: true, wantSince: 1000},
+		{user: 20, online: false, wantSince: 3000},
+		{user: 30, online: true, wantSince: checkedMs},  // no event time
+		{user: 40, online: false, wantSince: checkedMs}, // a recheck
+	}
+	if len(checks) != 3 {
+		t.Fatalf("%d checks due, want 3", len(checks))
+	}
+	byUser := map[int64]*presenceCheck{}
+	for _, c := range checks {
+		byUser[c.user] = c
+	}
+	for _, tc := range tests {
+		if got := byUser[tc.user].since(tc.online, checkedMs); got != tc.wantSince {
+			t.Errorf("user %d online %v: since %d, want %d", tc.user, tc.online, got,
+				tc.wantSince)
+		}
+	}
 }
 
 func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {

@@ -21,6 +21,9 @@ import (
 // the presence last announced (kept in the watch store, shared by task
 // instances), so a connection flapping within the window tells nobody and a
 // real change is told once.
+//
+// A notice's since_ms comes from the events' own times (their at_ms, set by
+// logic when the route changed), not from the check: see presenceCheck.since.
 const (
 	// maxPendingPresence bounds the users with a check pending; events for
 	// more users are dropped and counted.
@@ -39,7 +42,7 @@ type presenceTracker struct {
 
 	// mu guards the maps below.
 	mu      sync.Mutex
-	pending map[int64]time.Time // user -> when its check is due
+	pending map[int64]*presenceCheck
 	// online are the users this instance last announced online: a route
 	// that lapses (its gateway died) produces no event, so they are
 	// checked again every PresenceRecheck.
@@ -53,34 +56,77 @@ func newPresenceTracker(window time.Duration, watches route.Watches) *presenceTr
 	return &presenceTracker{
 		window:  window,
 		watches: watches,
-		pending: make(map[int64]time.Time),
+		pending: make(map[int64]*presenceCheck),
 		online:  make(map[int64]struct{}),
 	}
 }
 
+// presenceCheck is a pending check of one user's presence and the times of
+// the events folded into it.
+type presenceCheck struct {
+	user int64
+	due  time.Time
+	// firstMs and lastMs are the earliest and latest at_ms of the events,
+	// whatever order they arrived in (several logic instances publish);
+	// 0 when none carried a time, as for a recheck.
+	firstMs, lastMs int64
+}
+
+// add folds in an event stamped atMs; atMs <= 0 is unknown.
+func (c *presenceCheck) add(atMs int64) {
+	if atMs <= 0 {
+		return
+	}
+	if c.firstMs == 0 || atMs < c.firstMs {
+		c.firstMs = atMs
+	}
+	c.lastMs = max(c.lastMs, atMs)
+}
+
+// since returns the since_ms of a notice that the user is now online or
+// not, checked at checkedMs. Each login and disconnect sends an event, so
+// a user found offline went so with the last route removed: the latest
+// event. A user found online came online at one of the logins of the
+// window; events do not say which, and the first is taken, exact unless
+// the user went off and on again within the window. Without an event time
+// it is the check's.
+func (c *presenceCheck) since(online bool, checkedMs int64) int64 {
+	switch {
+	case c.firstMs == 0:
+		return checkedMs
+	case online:
+		return c.firstMs
+	default:
+		return c.lastMs
+	}
+}
+
 // observe schedules a check of user one window after now, unless one is
-// pending, and returns the outcome for the metrics.
-func (p *presenceTracker) observe(user int64, now time.Time) string {
+// pending, folds atMs into it and returns the outcome for the metrics.
+func (p *presenceTracker) observe(user, atMs int64, now time.Time) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.pending[user]; ok {
+	if c, ok := p.pending[user]; ok {
+		c.add(atMs)
 		return "coalesced"
 	}
 	if len(p.pending) >= maxPendingPresence {
 		return "dropped"
 	}
-	p.pending[user] = now.Add(p.window)
+	c := &presenceCheck{user: user, due: now.Add(p.window)}
+	c.add(atMs)
+	p.pending[user] = c
 	return "received"
 }
 
-// due removes and returns the users whose check is due at now.
-func (p *presenceTracker) due(now time.Time) []int64 {
+// due removes and returns the checks due at now.
+func (p *presenceTracker) due(now time.Time) []*presenceCheck {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []int64
-	for u, at := range p.pending {
-		if !at.After(now) {
-			out = append(out, u)
+	var out []*presenceCheck
+	for u, c := range p.pending {
+		if !c.due.After(now) {
+			out = append(out, c)
 			delete(p.pending, u)
 		}
 	}
@@ -93,7 +139,7 @@ func (p *presenceTracker) recheckOnline(now time.Time) {
 	defer p.mu.Unlock()
 	for u := range p.online {
 		if _, ok := p.pending[u]; !ok && len(p.pending) < maxPendingPresence {
-			p.pending[u] = now
+			p.pending[u] = &presenceCheck{user: u, due: now}
 		}
 	}
 }
@@ -120,7 +166,7 @@ func (t *Task) onPresence(msg *nats.Msg) {
 		t.rare.Warn().Err(err).Int("bytes", len(msg.Data)).Msg("undecodable presence event")
 		return
 	}
-	t.ephMetrics.presenceOutcome(t.presence.observe(ev.UserId, time.Now()), 1)
+	t.ephMetrics.presenceOutcome(t.presence.observe(ev.UserId, ev.AtMs, time.Now()), 1)
 }
 
 // runPresence runs the due checks until ctx is done, looking a few times
@@ -143,21 +189,27 @@ func (t *Task) runPresence(ctx context.Context) {
 		case now := <-recheck:
 			t.presence.recheckOnline(now)
 		case now := <-tick.C:
-			users := t.presence.due(now)
-			for len(users) > 0 {
-				n := min(len(users), presenceBatch)
-				t.checkPresence(work, users[:n])
-				users = users[n:]
+			checks := t.presence.due(now)
+			for len(checks) > 0 {
+				n := min(len(checks), presenceBatch)
+				t.checkPresence(work, checks[:n])
+				checks = checks[n:]
 			}
 		}
 	}
 }
 
-// checkPresence reads the presence of users and tells the watchers of those
-// whose presence differs from the one last announced.
-func (t *Task) checkPresence(ctx context.Context, users []int64) {
+// checkPresence reads the presence of the users of checks and tells the
+// watchers of those whose presence differs from the one last announced.
+func (t *Task) checkPresence(ctx context.Context, checks []*presenceCheck) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.PushTimeout)
 	defer cancel()
+	users := make([]int64, len(checks))
+	byUser := make(map[int64]*presenceCheck, len(checks))
+	for i, c := range checks {
+		users[i] = c.user
+		byUser[c.user] = c
+	}
 	routes, err := t.routes.Lookup(ctx, users)
 	if err != nil {
 		t.ephMetrics.presenceOutcome("error", len(users))
@@ -180,9 +232,10 @@ func (t *Task) checkPresence(ctx context.Context, users []int64) {
 	t.presence.track(online)
 	t.ephMetrics.presenceOutcome("unchanged", len(users)-len(changed))
 	t.ephMetrics.presenceOutcome("announced", len(changed))
-	at := time.Now().UnixMilli()
+	checkedMs := time.Now().UnixMilli()
 	for _, u := range changed {
-		t.announce(ctx, &protocol.Presence{UserId: u, Online: online[u], SinceMs: at})
+		since := byUser[u].since(online[u], checkedMs)
+		t.announce(ctx, &protocol.Presence{UserId: u, Online: online[u], SinceMs: since})
 	}
 }
 
