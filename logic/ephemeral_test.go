@@ -287,6 +287,45 @@ func TestLoginAndDisconnect_PublishPresence(t *testing.T) {
 	}
 }
 
+// A block stored between a WATCH_PRESENCE's block check and its saving of
+// the watch set still keeps the blocker out of the set: the block's own
+// unwatch ran before the set was saved, so the watch must find the block
+// itself.
+func TestBlock_DuringWatchKeepsBlockerOut(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		ctx := context.Background()
+		if _, err := e.routes.Put(ctx, route.Route{UserID: bob, DeviceID: "d", Gateway: "g:1",
+			ConnID: 5}); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.onWatchChecked = func() {
+			e.svc.onWatchChecked = nil
+			_, err := e.svc.Block(ctx, session(bob, 5),
+				&protocol.BlockReq{UserId: alice, Blocked: true})
+			wantCode(t, err, common.ErrorCode_OK)
+		}
+		resp, err := e.svc.WatchPresence(ctx, session(alice, 1),
+			&protocol.WatchPresenceReq{UserIds: []int64{bob, carol}})
+		wantCode(t, err, common.ErrorCode_OK)
+		if e.svc.onWatchChecked != nil {
+			t.Fatal("the block did not run between the check and the save")
+		}
+
+		for user, want := range map[int64][]int64{bob: nil, carol: {alice}} {
+			got, err := e.svc.eph.watches.Watchers(ctx, user)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("watchers of user %d after bob blocked alice during her watch = %v "+
+					"(%v), want %v", user, got, err, want)
+			}
+		}
+		want := fmt.Sprintf("%d:off %d:off", bob, carol)
+		if got := presenceString(resp); got != want {
+			t.Errorf("watch answer %s, want %s (bob hidden)", got, want)
+		}
+	})
+}
+
 func presenceString(resp *protocol.GetPresenceResp) string {
 	s := ""
 	for i, p := range resp.Presences {

@@ -86,10 +86,44 @@ func (s *Service) watchPresence(ctx context.Context, watcher int64,
 			watched = append(watched, id)
 		}
 	}
+	if s.onWatchChecked != nil {
+		s.onWatchChecked()
+	}
 	if err := s.eph.watches.SetWatched(ctx, watcher, watched); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	late, err := s.unwatchLateBlockers(ctx, watcher, watched)
+	if err != nil {
+		return nil, err
+	}
+	for b := range late {
+		if hidden == nil {
+			hidden = make(map[int64]bool, len(late))
+		}
+		hidden[b] = true
+	}
 	return s.lookupPresence(ctx, ids, hidden)
+}
+
+// unwatchLateBlockers checks watched, just saved as watcher's set, for
+// blocks again and takes their blockers out of it; it returns them. A block
+// stored after watchPresence's first check and unwatched before the save
+// would otherwise stay in the set. Block stores before it unwatches, so
+// either this check sees the block or the block's unwatch comes after the
+// save.
+func (s *Service) unwatchLateBlockers(ctx context.Context, watcher int64,
+	watched []int64) (map[int64]bool, error) {
+	late, err := s.blockedBy(ctx, watcher, watched)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for b := range late {
+		if err := s.eph.watches.Unwatch(ctx, watcher, b); err != nil {
+			return nil, fmt.Errorf("%w: unwatch %d for %d, who blocked: %w", ErrUnavailable,
+				b, watcher, err)
+		}
+	}
+	return late, nil
 }
 
 // presenceOf returns the presence of ids as asker may see it: users who

@@ -87,6 +87,9 @@ type Service struct {
 	// onPolled is given to the listener Serve makes (see ownedListener);
 	// tests set it.
 	onPolled func()
+	// onWatchChecked, when set, is called by WatchPresence between its
+	// block check and saving the watch set; tests set it to block there.
+	onWatchChecked func()
 }
 
 var _ logicrpc.Logic = (*Service)(nil)
