@@ -159,13 +159,16 @@ func (s *Service) lookupPresence(ctx context.Context, ids []int64,
 	return resp, nil
 }
 
-// blockedBy returns which of ids blocked user, in one query.
+// blockedBy returns which of ids blocked user, in one query, on the read
+// pool: a block committed before the query began is seen (Block commits
+// before it unwatches; see unwatchLateBlockers), and on SQLite the query
+// does not wait behind the writer's commits.
 func (s *Service) blockedBy(ctx context.Context, user int64, ids []int64) (map[int64]bool, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var blockers []int64
-	err := s.dbc(ctx).Model(&blockRow{}).Where("blocked_id = ? AND blocker_id IN ?", user, ids).
+	err := s.rdc(ctx).Model(&blockRow{}).Where("blocked_id = ? AND blocker_id IN ?", user, ids).
 		Pluck("blocker_id", &blockers).Error
 	if err != nil {
 		return nil, fmt.Errorf("blockers of user %d among %d: %w", user, len(ids), err)
