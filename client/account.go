@@ -29,3 +29,81 @@ func (c *Client) ListDevices(ctx context.Context) ([]*protocol.Device, error) {
 	}
 	return resp.Devices, nil
 }
+
+// Logout revokes this device's tokens, access and refresh, and removes its
+// push token; the server answers, then closes the connection with CLOSE
+// SIGNED_OUT, and the device's other connections with it. The device logs
+// in again with the password only. A Session signs out with
+// Session.Logout instead, which reports what was handed over first.
+func (c *Client) Logout(ctx context.Context) error {
+	err := c.roundTrip(ctx, protocol.Op_LOGOUT, &protocol.LogoutReq{}, protocol.NewLogoutResp())
+	if err != nil {
+		return fmt.Errorf("client: logout: %w", err)
+	}
+	return nil
+}
+
+// ChangePassword replaces the user's password. The server revokes the
+// tokens of every device of the user and closes the other connections with
+// SIGNED_OUT; this connection stays, and the reply is this device's new
+// token pair, the only one that still logs in. A wrong old password fails
+// with INVALID_CREDENTIALS, and tries are rate-limited as password logins
+// are (RATE_LIMITED). On a Session's connection (Session.Client) it leaves
+// the Session with revoked tokens and the old password, so its next
+// reconnect is refused and ends it: open the next Session with the new
+// password.
+func (c *Client) ChangePassword(ctx context.Context, oldPassword,
+	newPassword string) (*protocol.ChangePasswordResp, error) {
+	req := &protocol.ChangePasswordReq{OldPassword: oldPassword, NewPassword_: newPassword}
+	resp := protocol.NewChangePasswordResp()
+	if err := c.roundTrip(ctx, protocol.Op_CHANGE_PASSWORD, req, resp); err != nil {
+		return nil, fmt.Errorf("client: change password: %w", err)
+	}
+	return resp, nil
+}
+
+// ProfileParams is a change of the user's profile: a nil field is left as
+// it is, an empty one is cleared. Nickname is at most 64 characters;
+// AvatarURL an absolute http or https URL of at most 512 bytes.
+type ProfileParams struct {
+	Nickname  *string
+	AvatarURL *string
+}
+
+// UpdateProfile sets the fields of the user's profile that p sets and
+// returns the profile as stored. A field over its limit fails with
+// TOO_LARGE, a malformed one with BAD_REQUEST.
+func (c *Client) UpdateProfile(ctx context.Context, p ProfileParams) (*protocol.UserInfo, error) {
+	req := &protocol.UpdateProfileReq{Nickname: p.Nickname, AvatarUrl: p.AvatarURL}
+	resp := protocol.NewUserInfo()
+	if err := c.roundTrip(ctx, protocol.Op_UPDATE_PROFILE, req, resp); err != nil {
+		return nil, fmt.Errorf("client: update profile: %w", err)
+	}
+	return resp, nil
+}
+
+// SignOutDevice revokes the tokens of one of the user's devices (see
+// ListDevices) and closes its connections with SIGNED_OUT: this one too
+// when deviceID is its own. A device the user never logged in from fails
+// with NOT_FOUND.
+func (c *Client) SignOutDevice(ctx context.Context, deviceID string) error {
+	req := &protocol.SignOutDeviceReq{DeviceId: deviceID}
+	if err := c.roundTrip(ctx, protocol.Op_SIGN_OUT_DEVICE, req,
+		protocol.NewSignOutDeviceResp()); err != nil {
+		return fmt.Errorf("client: sign out device %q: %w", deviceID, err)
+	}
+	return nil
+}
+
+// SearchUsers finds users by exact username, or by a username prefix of
+// at least 3 characters, in username order: at most limit of them (0, or
+// over 20, means 20). Searches are rate-limited per user (RATE_LIMITED).
+func (c *Client) SearchUsers(ctx context.Context, query string,
+	limit int32) ([]*protocol.UserInfo, error) {
+	req := &protocol.SearchUsersReq{Query: query, Limit: limit}
+	resp := protocol.NewSearchUsersResp()
+	if err := c.roundTrip(ctx, protocol.Op_SEARCH_USERS, req, resp); err != nil {
+		return nil, fmt.Errorf("client: search users %q: %w", query, err)
+	}
+	return resp.Users, nil
+}

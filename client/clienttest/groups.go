@@ -33,7 +33,7 @@ func (s *Server) handleGroupOps(c *conn, op protocol.Op, body []byte) (codec.Bod
 		req := protocol.NewGetGroupReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.getGroup(c, req) })
 	}
-	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+	return s.handleAccountOps(c, op, body)
 }
 
 func (s *Server) createGroup(c *conn, req *protocol.CreateGroupReq) (codec.Body, error) {

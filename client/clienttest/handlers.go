@@ -93,7 +93,7 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 	}
 	var u *user
 	if req.Token != "" {
-		if u = s.usersByID[s.tokens[req.Token]]; u == nil {
+		if u = s.usersByID[s.tokens[req.Token].userID]; u == nil {
 			return nil, fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
 		}
 	} else if u = s.users[req.Username]; u == nil || u.password != req.Password {
@@ -101,12 +101,10 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 	}
 	c.userID, c.device = u.id, req.DeviceId
 	u.devices[req.DeviceId] = true
-	token := newToken()
-	s.tokens[token] = u.id
 	now := time.Now()
 	return &protocol.LoginResp{
 		UserId:              u.id,
-		Token:               token,
+		Token:               s.issueToken(u.id, req.DeviceId),
 		TokenExpiresMs:      now.Add(time.Hour).UnixMilli(),
 		HeartbeatIntervalMs: int32(s.opts.HeartbeatInterval / time.Millisecond),
 		ServerTimeMs:        now.UnixMilli(),

@@ -4,9 +4,10 @@
 // system that clients rely on: register, login by password or token,
 // idempotent sends with a per-conversation seq, pushes to every other
 // connection of both users, forward and backward sync, delivered positions
-// per device, conversation sync with a cursor, read positions and user
-// lookup, and of groups their creation, GET_GROUP, LEAVE and the hand-over
-// of ownership. Hooks inject faults: failed sends, lost pushes, closes, ops an
+// per device, conversation sync with a cursor, read positions, user lookup
+// and search, logout, password change, profile, signing a device out, and
+// of groups their creation, GET_GROUP, LEAVE and the hand-over of
+// ownership. Hooks inject faults: failed sends, lost pushes, closes, ops an
 // older server lacks. It is a test double: no persistence, one mutex, and
 // of the gateway's limits only those a client must handle (frame body,
 // message content, positions per DELIVERED).
@@ -61,7 +62,7 @@ type Server struct {
 	mu         sync.Mutex
 	users      map[string]*user
 	usersByID  map[int64]*user
-	tokens     map[string]int64
+	tokens     map[string]device // by login token
 	convs      map[string]*conv
 	conns      map[*conn]struct{}
 	failSends  int
@@ -88,10 +89,18 @@ type Server struct {
 }
 
 type user struct {
-	id       int64
-	name     string
-	password string
-	devices  map[string]bool // every device id logged in with
+	id        int64
+	name      string
+	password  string
+	nickname  string
+	avatarURL string
+	devices   map[string]bool // every device id logged in with
+}
+
+// device is one device of a user: a token logs in as its device.
+type device struct {
+	userID int64
+	id     string
 }
 
 type conv struct {
@@ -130,7 +139,7 @@ func Start(opts Options) (*Server, error) {
 		ln:        ln,
 		users:     make(map[string]*user),
 		usersByID: make(map[int64]*user),
-		tokens:    make(map[string]int64),
+		tokens:    make(map[string]device),
 		convs:     make(map[string]*conv),
 		conns:     make(map[*conn]struct{}),
 
@@ -339,6 +348,11 @@ func (s *Server) answer(c *conn, h codec.Header, body []byte) {
 	}
 	reply, err := s.handle(c, h.Op, body)
 	c.reply(h, reply, err)
+	if h.Op == protocol.Op_LOGOUT && err == nil {
+		// As the gateway: the reply, then the close.
+		c.enqueue(signedOutFrame())
+		c.closeAfterFlush()
+	}
 }
 
 // answerAt answers a request once gate is closed, unless c ends first; the

@@ -1,0 +1,157 @@
+package clienttest
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Search bounds, as the server's.
+const (
+	minSearchPrefix = 3
+	maxSearchLimit  = 20
+)
+
+// handleAccountOps serves LOGOUT, CHANGE_PASSWORD, UPDATE_PROFILE,
+// SIGN_OUT_DEVICE and SEARCH_USERS. The close that follows a LOGOUT's
+// reply is sent by answer.
+func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
+	switch op {
+	case protocol.Op_LOGOUT:
+		s.revokeLocked(c.userID, c.device)
+		s.signOutLocked(c.userID, c.device, c)
+		return &protocol.LogoutResp{}, nil
+	case protocol.Op_CHANGE_PASSWORD:
+		req := protocol.NewChangePasswordReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.changePassword(c, req) })
+	case protocol.Op_UPDATE_PROFILE:
+		req := protocol.NewUpdateProfileReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.updateProfile(c, req) })
+	case protocol.Op_SIGN_OUT_DEVICE:
+		req := protocol.NewSignOutDeviceReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.signOutDevice(c, req) })
+	case protocol.Op_SEARCH_USERS:
+		req := protocol.NewSearchUsersReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.searchUsers(req) })
+	}
+	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+}
+
+// SignedIn reports whether a token of the user's device still logs in.
+func (s *Server) SignedIn(username, deviceID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[username]
+	for _, d := range s.tokens {
+		if u != nil && d == (device{userID: u.id, id: deviceID}) {
+			return true
+		}
+	}
+	return false
+}
+
+// issueToken returns a new login token of the user's device.
+func (s *Server) issueToken(userID int64, deviceID string) string {
+	token := newToken()
+	s.tokens[token] = device{userID: userID, id: deviceID}
+	return token
+}
+
+// revokeLocked invalidates the tokens of the user's device, or of every
+// device of the user when deviceID is "".
+func (s *Server) revokeLocked(userID int64, deviceID string) {
+	for token, d := range s.tokens {
+		if d.userID == userID && (deviceID == "" || d.id == deviceID) {
+			delete(s.tokens, token)
+		}
+	}
+}
+
+// signOutLocked closes with SIGNED_OUT the connections of the user's
+// device, or of every device when deviceID is "", but not except.
+func (s *Server) signOutLocked(userID int64, deviceID string, except *conn) {
+	for c := range s.conns {
+		if c != except && c.userID == userID && (deviceID == "" || c.device == deviceID) {
+			c.enqueue(signedOutFrame())
+			c.closeAfterFlush()
+		}
+	}
+}
+
+func signedOutFrame() []byte {
+	return codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
+		Reason: protocol.CloseReason_SIGNED_OUT, Message: "signed out", ReconnectAfterMs: -1})
+}
+
+// changePassword signs every other connection of the user out and gives
+// this device the only token that still logs in.
+func (s *Server) changePassword(c *conn, req *protocol.ChangePasswordReq) (codec.Body, error) {
+	u := s.usersByID[c.userID]
+	if req.NewPassword_ == "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, "new password required")
+	}
+	if u.password != req.OldPassword {
+		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
+	}
+	u.password = req.NewPassword_
+	s.revokeLocked(u.id, "")
+	s.signOutLocked(u.id, "", c)
+	return &protocol.ChangePasswordResp{Token: s.issueToken(u.id, c.device),
+		TokenExpiresMs: time.Now().Add(time.Hour).UnixMilli()}, nil
+}
+
+func (s *Server) updateProfile(c *conn, req *protocol.UpdateProfileReq) (codec.Body, error) {
+	u := s.usersByID[c.userID]
+	if req.Nickname != nil {
+		u.nickname = *req.Nickname
+	}
+	if req.AvatarUrl != nil {
+		u.avatarURL = *req.AvatarUrl
+	}
+	return u.info(), nil
+}
+
+func (u *user) info() *protocol.UserInfo {
+	return &protocol.UserInfo{UserId: u.id, Username: u.name, Nickname: u.nickname,
+		AvatarUrl: u.avatarURL}
+}
+
+// signOutDevice closes the named device's connections, this one's too when
+// it names its own device.
+func (s *Server) signOutDevice(c *conn, req *protocol.SignOutDeviceReq) (codec.Body, error) {
+	if req.DeviceId == "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, "device_id required")
+	}
+	if !s.usersByID[c.userID].devices[req.DeviceId] {
+		return nil, fail(common.ErrorCode_NOT_FOUND, "no such device")
+	}
+	s.revokeLocked(c.userID, req.DeviceId)
+	s.signOutLocked(c.userID, req.DeviceId, nil)
+	return &protocol.SignOutDeviceResp{}, nil
+}
+
+// searchUsers matches the exact username, or a prefix of at least
+// minSearchPrefix characters, in username order.
+func (s *Server) searchUsers(req *protocol.SearchUsersReq) (codec.Body, error) {
+	if req.Query == "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, "query required")
+	}
+	limit := int(req.Limit)
+	if limit <= 0 || limit > maxSearchLimit {
+		limit = maxSearchLimit
+	}
+	resp := &protocol.SearchUsersResp{Users: []*protocol.UserInfo{}}
+	for _, name := range slices.Sorted(maps.Keys(s.users)) {
+		prefix := len(req.Query) >= minSearchPrefix && strings.HasPrefix(name, req.Query)
+		if (name == req.Query || prefix) && len(resp.Users) < limit {
+			resp.Users = append(resp.Users, s.users[name].info())
+		}
+	}
+	return resp, nil
+}
