@@ -35,6 +35,15 @@ var (
 	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED) or refused
 	// credentials.
 	ErrSessionEnded = errors.New("client: session ended")
+	// ErrLoggedOut is the Err of a Session after Logout, whether or not the
+	// server confirmed the logout (Logout's own error says).
+	ErrLoggedOut = errors.New("client: logged out")
+	// ErrLogoutUnconfirmed means Session.Logout ended the session without
+	// an answer to its LOGOUT: the server was not reached in time, or the
+	// session had ended before. The device may still be signed in, its
+	// tokens valid until they expire; another device of the user can sign
+	// it out (SignOutDevice).
+	ErrLogoutUnconfirmed = errors.New("client: logout not confirmed")
 
 	// errCatchUp marks a request failure while a Session caught up on a live
 	// connection: the connection is dropped and tried again with backoff,

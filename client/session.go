@@ -238,6 +238,9 @@ type Session struct {
 	ended       bool  // no more connections; hand over what is ready, then stop
 	closing     bool  // Close: stop at once
 	err         error // why the session ended
+	// loggingOut: Logout has begun, so the final DELIVERED is followed by
+	// a LOGOUT (finish); loggedOut: a LOGOUT was answered.
+	loggingOut, loggedOut bool
 
 	watch watchState // the presence watch set, sent again on reconnect
 	// queued counts the messages ever put in ready, handed those handed
@@ -339,9 +342,9 @@ func (s *Session) Messages() <-chan *common.Message { return s.out }
 // Done is closed when the session has ended; Err then says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
-// Err returns why the session ended: ErrClosed after Close, or the fatal
-// error (a *CloseError such as KICKED, refused credentials). nil while it
-// runs.
+// Err returns why the session ended: ErrClosed after Close, ErrLoggedOut
+// after Logout, or the fatal error (a *CloseError such as KICKED, refused
+// credentials). nil while it runs.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -381,10 +384,50 @@ func (s *Session) Position(convID string) int64 {
 // connection it dials and logs in for that alone. Nothing is handed over
 // once Close returns, and nothing of the session runs on. It is idempotent.
 func (s *Session) Close() error {
+	s.shut(context.Background(), ErrClosed)
+	return nil
+}
+
+// Logout signs this device out and ends the session, as Close does: the
+// last DELIVERED of what was handed over, so that the device's next
+// sign-in starts from there, then LOGOUT, which revokes the device's
+// tokens and push token on the server. The Session forgets its tokens and
+// does not reconnect; a later Session of the device logs in with the
+// password. A reconnect logging in meanwhile carries both; a session
+// waiting to reconnect dials and logs in one connection for them. All of
+// it within about a second (finalAckWait), or until ctx is done: Logout
+// returns nil once the server has answered the LOGOUT, else an error
+// wrapping ErrLogoutUnconfirmed, the session ended all the same. Err then
+// returns ErrLoggedOut. On a session that had ended before, it signs
+// nothing out and returns ErrLogoutUnconfirmed with why the session ended.
+func (s *Session) Logout(ctx context.Context) error {
+	s.mu.Lock()
+	s.loggingOut = true
+	prior := s.err
+	s.mu.Unlock()
+	s.shut(ctx, ErrLoggedOut)
+	s.forgetToken()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.loggedOut:
+		return nil
+	case prior != nil:
+		return fmt.Errorf("client: logout of device %q: %w: the session had ended: %w",
+			s.cfg.Login.DeviceID, ErrLogoutUnconfirmed, prior)
+	}
+	return fmt.Errorf("client: logout of device %q: %w", s.cfg.Login.DeviceID,
+		ErrLogoutUnconfirmed)
+}
+
+// shut ends the session with reason, unless it had ended, and waits for
+// its goroutines: its final requests get finalAckWait, less when ctx ends.
+func (s *Session) shut(ctx context.Context, reason error) {
 	s.mu.Lock()
 	s.closing = true
 	if s.err == nil {
-		s.err = ErrClosed
+		s.err = reason
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
@@ -396,11 +439,11 @@ func (s *Session) Close() error {
 	select {
 	case <-s.done:
 	case <-t.C:
+	case <-ctx.Done():
 	}
 	t.Stop()
 	s.finalCancel()
 	s.wg.Wait()
-	return nil
 }
 
 // Client waits for a live connection and returns it, for requests the

@@ -152,21 +152,23 @@ func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
 	return nil, nil, ErrClosed
 }
 
-// ackAway is Close's final DELIVERED for a session it finds without a
-// connection, between reconnect attempts: for the same reason as in
-// connectOnce, it dials one address and logs in to send it, within
-// finalAckWait of Close. It does nothing when the server acknowledged every
-// position handed over, so a Close while the server is away costs no wait
-// then, nor while a refusal of DELIVERED is remembered: unlike finalAck's,
-// this connection would be opened for a request last seen refused.
+// ackAway is Close's final DELIVERED, and Logout's LOGOUT, for a session
+// it finds without a connection, between reconnect attempts: for the same
+// reason as in connectOnce, it dials one address and logs in to send them,
+// within finalAckWait of Close. Without a LOGOUT to send, it does nothing
+// when the server acknowledged every position handed over, so a Close
+// while the server is away costs no wait then, nor while a refusal of
+// DELIVERED is remembered: unlike finalAck's, this connection would be
+// opened for a request last seen refused.
 func (s *Session) ackAway() {
 	if !s.awaitHandOver() {
 		return
 	}
 	s.mu.Lock()
 	unreported := len(s.dirty) > 0 && !s.noDelivered.active(time.Now())
+	signOut := s.loggingOut && !s.loggedOut
 	s.mu.Unlock()
-	if !unreported || s.final.Err() != nil {
+	if !unreported && !signOut || s.final.Err() != nil {
 		return
 	}
 	c, _, err := s.connect(s.final, 1)
@@ -176,11 +178,32 @@ func (s *Session) ackAway() {
 	s.lastAckOn(c)
 }
 
-// lastAckOn sends the final DELIVERED on c, a connection logged in after
-// Close, and closes it; nothing it brought is handed over.
+// lastAckOn sends the final requests on c, a connection logged in after
+// Close or Logout, and closes it; nothing it brought is handed over.
 func (s *Session) lastAckOn(c *Client) {
-	s.finalAck(c)
+	s.finish(c)
 	_ = c.Close()
+}
+
+// finish sends on c the final DELIVERED and, after Logout, the LOGOUT once
+// that is answered: the server closes the connection after a LOGOUT. A
+// gateway older than DELIVERED closes it for the DELIVERED instead, and the
+// LOGOUT is not sent; that refusal is remembered, so the connection
+// ackAway opens next sends the LOGOUT alone, lest it be lost again.
+func (s *Session) finish(c *Client) {
+	s.mu.Lock()
+	signOut := s.loggingOut && !s.loggedOut
+	lacking := s.noDelivered.active(time.Now())
+	s.mu.Unlock()
+	if !signOut || !lacking {
+		s.finalAck(c)
+	}
+	if !signOut || c.Err() != nil || c.Logout(s.final) != nil {
+		return
+	}
+	s.mu.Lock()
+	s.loggedOut = true
+	s.mu.Unlock()
 }
 
 // rateLimitedBackoff is the least wait after a login refused as
@@ -244,7 +267,7 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 	// cancels: what was handed over is acknowledged all the same.
 	defer func() {
 		if s.ctx.Err() != nil {
-			s.finalAck(c)
+			s.finish(c)
 		}
 	}()
 
