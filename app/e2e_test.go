@@ -21,6 +21,7 @@ import (
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/logic"
 )
 
@@ -171,6 +172,7 @@ func TestEndToEnd_External(t *testing.T) {
 func runEndToEnd(t *testing.T, addr net.Addr) {
 	t.Run("chat", func(t *testing.T) { testChat(t, addr.String()) })
 	t.Run("groups", func(t *testing.T) { testGroups(t, addr.String()) })
+	t.Run("account", func(t *testing.T) { testAccount(t, addr.String()) })
 	t.Run("smoke", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -339,5 +341,116 @@ func dropTables(t *testing.T, dsn, prefix string) {
 		if _, err := db.Exec("DROP TABLE `" + n + "`"); err != nil {
 			t.Logf("drop table %s: %v", n, err)
 		}
+	}
+}
+
+// testAccount runs the Go SDK's account calls against the real server: a
+// profile found by search, a device signed out from another, a password
+// change and a logout, each checked by what the server then refuses.
+func testAccount(t *testing.T, addr string) {
+	name := fmt.Sprintf("carol%d", time.Now().UnixNano()%1_000_000_000)
+	phone := login(t, addr, name, "phone", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	laptopToken := loginToken(t, addr, name, "laptop", "correct horse")
+	lc, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	if _, err := lc.Login(ctx, client.LoginParams{Token: laptopToken, DeviceID: "laptop"}); err != nil {
+		t.Fatalf("token login of the laptop: %v", err)
+	}
+	laptop := &user{Client: lc, id: phone.id, name: name + "/laptop"}
+
+	nick := "Carol C."
+	info, err := phone.UpdateProfile(ctx, client.ProfileParams{Nickname: &nick})
+	if err != nil || info.GetNickname() != nick {
+		t.Fatalf("update profile = %+v, %v; want nickname %q", info, err, nick)
+	}
+	found, err := laptop.SearchUsers(ctx, name, 5)
+	if err != nil || len(found) != 1 || found[0].GetUserId() != phone.id ||
+		found[0].GetNickname() != nick {
+		t.Fatalf("search %q = %+v, %v; want carol with her nickname", name, found, err)
+	}
+
+	// The laptop signed out from the phone: closed, and its token refused.
+	if err := phone.SignOutDevice(ctx, "laptop"); err != nil {
+		t.Fatalf("sign out laptop: %v", err)
+	}
+	expectSignedOut(t, laptop)
+	expectTokenRefused(t, addr, laptopToken, "laptop")
+
+	// A new password: the old one is refused, the new one logs in.
+	pair, err := phone.ChangePassword(ctx, "correct horse", "battery staple")
+	if err != nil || pair.GetToken() == "" {
+		t.Fatalf("change password = %+v, %v", pair, err)
+	}
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse",
+		DeviceID: "tablet"}); client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
+		t.Fatalf("login with the old password: %v, want INVALID_CREDENTIALS", err)
+	}
+	loginToken(t, addr, name, "tablet", "battery staple")
+
+	// Logout: the phone is closed, and the token the password change gave
+	// it is refused.
+	if err := phone.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	expectSignedOut(t, phone)
+	expectTokenRefused(t, addr, pair.GetToken(), "phone")
+}
+
+// loginToken logs device in with a password on a connection of its own,
+// closed again, and returns the access token it was given.
+func loginToken(t *testing.T, addr, name, device, password string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: password,
+		DeviceID: device})
+	if err != nil {
+		t.Fatalf("login %s/%s: %v", name, device, err)
+	}
+	return resp.GetToken()
+}
+
+// expectSignedOut waits for u's connection to be closed with SIGNED_OUT.
+func expectSignedOut(t *testing.T, u *user) {
+	t.Helper()
+	select {
+	case <-u.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still connected after being signed out", u.name)
+	}
+	if ce, ok := errors.AsType[*client.CloseError](u.Err()); !ok ||
+		ce.Reason != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("%s closed with %v, want CLOSE SIGNED_OUT", u.name, u.Err())
+	}
+}
+
+// expectTokenRefused checks that device's token no longer logs in.
+func expectTokenRefused(t *testing.T, addr, token, device string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Login(ctx, client.LoginParams{Token: token, DeviceID: device})
+	if client.CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
+		t.Fatalf("token login of %s after sign-out: %v, want TOKEN_INVALID", device, err)
 	}
 }
