@@ -188,6 +188,20 @@ func runEndToEnd(t *testing.T, addr net.Addr) {
 	})
 }
 
+// dialFor dials addr for the rest of the test and returns a context of 10
+// seconds for its requests.
+func dialFor(t *testing.T, addr string) (context.Context, *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
+}
+
 // user is one logged-in device in a test.
 type user struct {
 	*client.Client
@@ -197,13 +211,7 @@ type user struct {
 
 func login(t *testing.T, addr, name, device string, register bool) *user {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
+	ctx, c := dialFor(t, addr)
 	if register {
 		if _, err := c.Register(ctx, name, "correct horse"); err != nil {
 			t.Fatalf("register %s: %v", name, err)
@@ -353,11 +361,7 @@ func testAccount(t *testing.T, addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	laptopToken := loginToken(t, addr, name, "laptop", "correct horse")
-	lc, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
+	_, lc := dialFor(t, addr)
 	if _, err := lc.Login(ctx, client.LoginParams{Token: laptopToken, DeviceID: "laptop"}); err != nil {
 		t.Fatalf("token login of the laptop: %v", err)
 	}
@@ -386,11 +390,7 @@ func testAccount(t *testing.T, addr string) {
 	if err != nil || pair.GetToken() == "" {
 		t.Fatalf("change password = %+v, %v", pair, err)
 	}
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := dialFor(t, addr)
 	if _, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse",
 		DeviceID: "tablet"}); client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
 		t.Fatalf("login with the old password: %v, want INVALID_CREDENTIALS", err)
@@ -406,17 +406,11 @@ func testAccount(t *testing.T, addr string) {
 	expectTokenRefused(t, addr, pair.GetToken(), "phone")
 }
 
-// loginToken logs device in with a password on a connection of its own,
-// closed again, and returns the access token it was given.
+// loginToken logs device in with a password on a connection of its own
+// and returns the access token it was given.
 func loginToken(t *testing.T, addr, name, device, password string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := dialFor(t, addr)
 	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: password,
 		DeviceID: device})
 	if err != nil {
@@ -442,14 +436,8 @@ func expectSignedOut(t *testing.T, u *user) {
 // expectTokenRefused checks that device's token no longer logs in.
 func expectTokenRefused(t *testing.T, addr, token, device string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Login(ctx, client.LoginParams{Token: token, DeviceID: device})
+	ctx, c := dialFor(t, addr)
+	_, err := c.Login(ctx, client.LoginParams{Token: token, DeviceID: device})
 	if client.CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
 		t.Fatalf("token login of %s after sign-out: %v, want TOKEN_INVALID", device, err)
 	}

@@ -54,16 +54,11 @@ func loginNotify(t *testing.T, addr, name, device string) *notifyUser {
 	return &notifyUser{user: &user{Client: c, id: resp.UserId, name: name}, notes: notes}
 }
 
-// registerOnly registers name and hangs up, leaving the user offline.
+// registerOnly registers name on a connection that never logs in, leaving
+// the user offline.
 func registerOnly(t *testing.T, addr, name string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := dialFor(t, addr)
 	id, err := c.Register(ctx, name, "correct horse")
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
