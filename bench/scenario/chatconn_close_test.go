@@ -98,10 +98,7 @@ func TestChat_SendWrittenAsTheServerClosesItsSenderCountsOnce(t *testing.T) {
 			pending: make(map[uint32]time.Duration)}
 		servers[i] = serverSide
 	}
-	start := time.Now()
-	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second, MaxInFlight: 10},
-		users: users, tr: newTracker(2), start: start,
-		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	r := testChatRun(ChatConfig{Rate: 1, Duration: time.Second, MaxInFlight: 10}, users)
 	r.receive()
 
 	// One send, from user 0: nothing reads the server side, so its write
@@ -149,10 +146,7 @@ func TestChat_ReportCountsTheCloseItsReaderIsBusyWith(t *testing.T) {
 			readDone: make(chan struct{}), pending: make(map[uint32]time.Duration)}
 		servers[i] = serverSide
 	}
-	start := time.Now()
-	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second}, users: users,
-		tr: newTracker(2), start: start,
-		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	r := testChatRun(ChatConfig{Rate: 1, Duration: time.Second}, users)
 	r.receive()
 	// User 0's message to user 1 was acked and not pushed.
 	r.sent.Add(1)
@@ -214,9 +208,7 @@ func awaitReportOrEnd(t *testing.T, reported <-chan struct{}, server net.Conn) {
 // waiting for its ack when the report counts is neither failed nor acked,
 // and chat used to pass with it ("1 sent, 0 acked", result ok).
 func TestChat_ReportFailsOnASendNeverAnswered(t *testing.T) {
-	start := time.Now()
-	r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second}, tr: newTracker(2),
-		start: start, e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+	r := testChatRun(ChatConfig{Rate: 1, Duration: time.Second}, nil)
 	r.sent.Add(1)
 	r.inFlight.Add(1)
 
@@ -233,4 +225,12 @@ func TestChat_ReportFailsOnASendNeverAnswered(t *testing.T) {
 		}
 	}
 	t.Fatalf("no unacked sends in %v", rep.Metrics)
+}
+
+// testChatRun is a chat run of users with cfg, started now, whose tracker
+// knows two users.
+func testChatRun(cfg ChatConfig, users []*chatConn) *chatRun {
+	start := time.Now()
+	return &chatRun{cfg: cfg, users: users, tr: newTracker(2), start: start,
+		e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
 }

@@ -78,10 +78,7 @@ func TestChat_ReportNamesTheCloseOnItsWayAtTheEnd(t *testing.T) {
 			client, server := heldPair(t)
 			users := chatUsers(t, 2)
 			users[1].benchConn = &benchConn{conn: client, r: newReader(client)}
-			start := time.Now()
-			r := &chatRun{cfg: ChatConfig{Rate: 1, Duration: time.Second}, users: users,
-				tr: newTracker(2), start: start,
-				e2e: NewRecorder(start), ack: NewRecorder(start), late: NewRecorder(start)}
+			r := testChatRun(ChatConfig{Rate: 1, Duration: time.Second}, users)
 			r.receive()
 			// User 0's message to user 1 was acked and not pushed.
 			r.sent.Add(1)
