@@ -249,6 +249,33 @@ func TestPresence_SinceFromEventTimes(t *testing.T) {
 	}
 }
 
+// An event stamped ahead of task's clock, as by a logic host whose clock
+// runs fast, does not date a notice after the check that found the change:
+// a watcher would read a user online or offline since a time to come.
+func TestPresence_SinceNeverAfterTheCheck(t *testing.T) {
+	cfg := testConfig()
+	cfg.PresenceWindow = 50 * time.Millisecond
+	cfg.PresenceRecheck = -1
+	pe := startPresence(t, cfg, nil)
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+
+	pe.setDevice(t, "phone", true, ahead)
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	pe.setDevice(t, "phone", false, ahead+1000)
+	testwait.For(t, 5*time.Second, "offline announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 2
+	})
+	seen := time.Now().UnixMilli()
+
+	for i, p := range pe.notices(t) {
+		if p.SinceMs > seen {
+			t.Errorf("notice %d = %+v: since %d ms after it was received", i, p, p.SinceMs-seen)
+		}
+	}
+}
+
 func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {
 	cfg := testConfig()
 	// Long enough that eleven publishes fit in one window on a busy machine.

@@ -89,15 +89,16 @@ func (c *presenceCheck) add(atMs int64) {
 // event. A user found online came online at one of the logins of the
 // window; events do not say which, and the first is taken, exact unless
 // the user went off and on again within the window. Without an event time
-// it is the check's.
+// it is the check's. It is never after the check's: at_ms is another
+// host's clock, and a change cannot have happened after task found it.
 func (c *presenceCheck) since(online bool, checkedMs int64) int64 {
 	switch {
 	case c.firstMs == 0:
 		return checkedMs
 	case online:
-		return c.firstMs
+		return min(c.firstMs, checkedMs)
 	default:
-		return c.lastMs
+		return min(c.lastMs, checkedMs)
 	}
 }
 
