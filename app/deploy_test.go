@@ -255,3 +255,92 @@ func TestDeployDockerfile_CommandListensOnItsExposedPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployKubernetes_NotificationsSwitchOn uncomments the notification
+// keys of the ConfigMap and the Secret, as their comments invite, and loads
+// each Deployment's role with the environment Kubernetes would give its
+// container: task must receive the secret as well as the webhook, or it
+// refuses to start.
+func TestDeployKubernetes_NotificationsSwitchOn(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/k8s/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := strings.ReplaceAll(string(raw), "# RESONANCE_NOTIFY_", "RESONANCE_NOTIFY_")
+	shared := filepath.Join(t.TempDir(), "configmap.yaml")
+	if err := os.WriteFile(shared, []byte(uncommented), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]map[string]any{} // "ConfigMap" or "Secret" -> its data
+	for _, doc := range readYAMLDocs(t, shared) {
+		kind := doc["kind"].(string)
+		data, _ := doc["data"].(map[string]any)
+		if kind == "Secret" {
+			data, _ = doc["stringData"].(map[string]any)
+		}
+		sources[kind] = data
+	}
+	if sources["ConfigMap"]["RESONANCE_NOTIFY_WEBHOOK_URL"] == nil ||
+		sources["Secret"]["RESONANCE_NOTIFY_SECRET"] == nil {
+		t.Fatal("configmap.yaml has no commented webhook URL and secret to switch on")
+	}
+
+	files, _ := filepath.Glob("../deploy/k8s/*.yaml")
+	for _, f := range files {
+		for _, doc := range readYAMLDocs(t, f) {
+			if doc["kind"] != "Deployment" {
+				continue
+			}
+			spec := dig(doc, "spec", "template", "spec").(map[string]any)
+			for _, c := range spec["containers"].([]any) {
+				container := c.(map[string]any)
+				role := Role(container["args"].([]any)[0].(string))
+				t.Run(string(role), func(t *testing.T) {
+					for k, v := range containerEnv(container, sources) {
+						t.Setenv(k, v)
+					}
+					if _, err := loadArgs(t, role); err != nil {
+						t.Errorf("%s with notifications on refused: %v", role, err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// containerEnv returns the RESONANCE_ variables a container of a manifest
+// receives from sources (its envFrom and its secretKeyRef entries).
+func containerEnv(c map[string]any, sources map[string]map[string]any) map[string]string {
+	out := map[string]string{}
+	from, _ := c["envFrom"].([]any)
+	for _, raw := range from {
+		ref := raw.(map[string]any)
+		kind := "ConfigMap"
+		if ref["secretRef"] != nil {
+			kind = "Secret"
+		}
+		for k, v := range sources[kind] {
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	envs, _ := c["env"].([]any)
+	for _, raw := range envs {
+		e := raw.(map[string]any)
+		name := e["name"].(string)
+		if v, ok := e["value"].(string); ok {
+			out[name] = strings.ReplaceAll(v, "$(POD_IP)", "10.0.0.5")
+			continue
+		}
+		from, _ := e["valueFrom"].(map[string]any)
+		ref, _ := from["secretKeyRef"].(map[string]any)
+		if v, ok := sources["Secret"][fmt.Sprint(ref["key"])]; ok && ref != nil {
+			out[name] = fmt.Sprint(v)
+		}
+	}
+	for k := range out {
+		if !strings.HasPrefix(k, config.EnvPrefix) {
+			delete(out, k)
+		}
+	}
+	return out
+}
