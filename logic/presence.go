@@ -115,7 +115,7 @@ func (s *Service) unwatchLateBlockers(ctx context.Context, watcher int64,
 	watched []int64) (map[int64]bool, error) {
 	late, err := s.blockedBy(ctx, watcher, watched)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, err
 	}
 	for b := range late {
 		if err := s.eph.watches.Unwatch(ctx, watcher, b); err != nil {
@@ -171,7 +171,8 @@ func (s *Service) blockedBy(ctx context.Context, user int64, ids []int64) (map[i
 	err := s.rdc(ctx).Model(&blockRow{}).Where("blocked_id = ? AND blocker_id IN ?", user, ids).
 		Pluck("blocker_id", &blockers).Error
 	if err != nil {
-		return nil, fmt.Errorf("blockers of user %d among %d: %w", user, len(ids), err)
+		return nil, fmt.Errorf("%w: blockers of user %d among %d: %w", ErrUnavailable, user,
+			len(ids), err)
 	}
 	out := make(map[int64]bool, len(blockers))
 	for _, b := range blockers {

@@ -104,15 +104,15 @@ func (c *NotifyConfig) validate() error {
 	return nil
 }
 
-// webhookTarget returns the host and path of WebhookURL, for the start log:
-// its user info and query may hold credentials. Call it on a validated,
-// enabled config.
-func (c *NotifyConfig) webhookTarget() (host, path string) {
+// webhookHost returns the scheme and host of WebhookURL, for the start log:
+// its user info, path (a /hooks/<token> style) and query may hold
+// credentials. Call it on a validated, enabled config.
+func (c *NotifyConfig) webhookHost() string {
 	u, err := url.Parse(c.WebhookURL)
 	if err != nil {
-		return "", ""
+		return ""
 	}
-	return u.Host, u.Path
+	return u.Scheme + "://" + u.Host
 }
 
 // ackWait is the notification consumer's ack wait: an event is acked once

@@ -487,7 +487,7 @@ func TestNotify_StartLogNamesWebhook(t *testing.T) {
 	en := newEnv(t)
 	rcv := startReceiver(t, false)
 	cfg := notifyConfig(rcv, -1)
-	cfg.Notify.WebhookURL += "?key=query-secret"
+	cfg.Notify.WebhookURL += "/path-secret?key=query-secret"
 	var logs syncbuf.Buffer
 	t.Cleanup(func() {
 		err := en.js.DeleteKeyValue(context.Background(), notifiedBucket(en.names))
@@ -512,12 +512,12 @@ func TestNotify_StartLogNamesWebhook(t *testing.T) {
 	if line == "" {
 		t.Fatalf("no start line for notifications in:\n%s", logs.String())
 	}
-	for _, want := range []string{`"level":"info"`, u.Host, `"/notify"`} {
+	for _, want := range []string{`"level":"info"`, `"http://` + u.Host + `"`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("start line %s does not say %s", line, want)
 		}
 	}
-	for _, secret := range []string{testWebhookSecret, "query-secret"} {
+	for _, secret := range []string{testWebhookSecret, "path-secret", "query-secret"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("logs hold %q:\n%s", secret, logs.String())
 		}

@@ -177,9 +177,7 @@ func (t *Task) Run(ctx context.Context) error {
 		if notify, err = t.setupNotify(ctx); err != nil {
 			return err
 		}
-		host, path := t.notify.cfg.webhookTarget()
-		t.log.Info().Str("webhook_host", host).Str("webhook_path", path).
-			Msg("offline notifications on")
+		t.log.Info().Str("webhook", t.notify.cfg.webhookHost()).Msg("offline notifications on")
 	}
 	t.checkLegacy(ctx)
 
