@@ -159,7 +159,9 @@ func (s *Session) connectOnce() (*Client, *protocol.LoginResp, error) {
 // when the server acknowledged every position handed over, so a Close
 // while the server is away costs no wait then, nor while a refusal of
 // DELIVERED is remembered: unlike finalAck's, this connection would be
-// opened for a request last seen refused.
+// opened for a request last seen refused. Once a LOGOUT was answered it
+// never dials: the tokens are revoked, so the login would fall back to the
+// password and sign the device in again for positions it could not report.
 func (s *Session) ackAway() {
 	if !s.awaitHandOver() {
 		return
@@ -167,8 +169,9 @@ func (s *Session) ackAway() {
 	s.mu.Lock()
 	unreported := len(s.dirty) > 0 && !s.noDelivered.active(time.Now())
 	signOut := s.loggingOut && !s.loggedOut
+	signedOut := s.loggedOut
 	s.mu.Unlock()
-	if !unreported && !signOut || s.final.Err() != nil {
+	if signedOut || !unreported && !signOut || s.final.Err() != nil {
 		return
 	}
 	c, _, err := s.connect(s.final, 1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -163,5 +164,43 @@ func TestSession_LogoutOnAGatewayWithoutDelivered(t *testing.T) {
 	}
 	if n := s.Requests(protocol.Op_DELIVERED); n != 1 {
 		t.Fatalf("%d DELIVERED requests, want the one refused", n)
+	}
+}
+
+// A last DELIVERED refused with an error the connection survives (here
+// FORBIDDEN: the user left the group meanwhile) leaves its positions
+// unreported, but the LOGOUT behind it is answered. The session must not
+// then log in again to report them: its tokens are revoked, so it would
+// log in with the password and sign the device back in.
+func TestSession_LogoutAnsweredStaysSignedOutAfterARefusedDelivered(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	bob, aliceID, _ := pair(t, s, "bob", "alice")
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.AckInterval = time.Hour // only the last DELIVERED reports the hand-over
+	})
+	st := collectSession(t, sess)
+	ctx := context.Background()
+	g, err := bob.CreateGroup(ctx, "friends", []int64{aliceID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the group's creation handed over", func() bool { return st.count(g.ConvId) == 1 })
+	laptop, _, err := loginDevice(t, s, passwordLogin("alice", "laptop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.ManageGroup(ctx, &protocol.ManageGroupReq{ConvId: g.ConvId,
+		Action: common.GroupAction_LEAVE}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := sess.Logout(ctx); err != nil {
+		t.Fatalf("Logout = %v", err)
+	}
+	if n := s.Requests(protocol.Op_LOGOUT); n != 1 {
+		t.Fatalf("%d LOGOUT requests, want 1", n)
+	}
+	if s.SignedIn("alice", "phone") {
+		t.Fatal("the device is signed in again after an answered Logout")
 	}
 }
