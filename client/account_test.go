@@ -160,3 +160,23 @@ func TestClient_UpdateProfileAndSearchUsers(t *testing.T) {
 		t.Fatalf("SearchUsers(bo), a short prefix, = %v, %v", users, err)
 	}
 }
+
+// A token logs in only as the device it was issued to, as the server's do:
+// another device presenting it is refused, so signing one device out
+// cannot be dodged by logging in with its token under another name.
+func TestClient_TokenLogsInOnlyAsItsDevice(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	_, phoneLogin, err := loginDevice(t, s, passwordLogin("alice", "phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = loginDevice(t, s, client.LoginParams{Token: phoneLogin.Token, DeviceID: "laptop"})
+	if client.CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
+		t.Fatalf("login with the phone's token as the laptop = %v, want TOKEN_INVALID", err)
+	}
+	if _, _, err := loginDevice(t, s, client.LoginParams{Token: phoneLogin.Token,
+		DeviceID: "phone"}); err != nil {
+		t.Fatalf("login with the phone's token as the phone = %v", err)
+	}
+}

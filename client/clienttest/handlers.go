@@ -92,19 +92,23 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
 	}
 	var u *user
+	deviceID := req.DeviceId
 	if req.Token != "" {
-		if u = s.usersByID[s.tokens[req.Token].userID]; u == nil {
+		// As the server: a token is its device's, named or not.
+		d := s.tokens[req.Token]
+		if u = s.usersByID[d.userID]; u == nil || deviceID != "" && deviceID != d.id {
 			return nil, fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
 		}
+		deviceID = d.id
 	} else if u = s.users[req.Username]; u == nil || u.password != req.Password {
 		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
 	}
-	c.userID, c.device = u.id, req.DeviceId
-	u.devices[req.DeviceId] = true
+	c.userID, c.device = u.id, deviceID
+	u.devices[deviceID] = true
 	now := time.Now()
 	return &protocol.LoginResp{
 		UserId:              u.id,
-		Token:               s.issueToken(u.id, req.DeviceId),
+		Token:               s.issueToken(u.id, deviceID),
 		TokenExpiresMs:      now.Add(time.Hour).UnixMilli(),
 		HeartbeatIntervalMs: int32(s.opts.HeartbeatInterval / time.Millisecond),
 		ServerTimeMs:        now.UnixMilli(),
