@@ -173,6 +173,7 @@ func runEndToEnd(t *testing.T, addr net.Addr) {
 	t.Run("chat", func(t *testing.T) { testChat(t, addr.String()) })
 	t.Run("groups", func(t *testing.T) { testGroups(t, addr.String()) })
 	t.Run("account", func(t *testing.T) { testAccount(t, addr.String()) })
+	t.Run("session logout", func(t *testing.T) { testSessionLogout(t, addr.String()) })
 	t.Run("smoke", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -404,6 +405,68 @@ func testAccount(t *testing.T, addr string) {
 	}
 	expectSignedOut(t, phone)
 	expectTokenRefused(t, addr, pair.GetToken(), "phone")
+}
+
+// testSessionLogout runs Session.Logout against the real server: what was
+// handed over is reported as delivered, the LOGOUT is answered, and the
+// session's token is refused after.
+func testSessionLogout(t *testing.T, addr string) {
+	name := fmt.Sprintf("dave%d", time.Now().UnixNano()%1_000_000_000)
+	peer := login(t, addr, name+"x", "laptop", true)
+	login(t, addr, name, "setup", true) // registers
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tokens := make(chan string, 4)
+	sess, err := client.OpenSession(ctx, client.SessionConfig{
+		Addr: addr,
+		Login: client.LoginParams{Username: name, Password: "correct horse",
+			DeviceID: "phone"},
+		AckInterval: time.Hour, // only the last DELIVERED reports the hand-over
+		OnEvent: func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				tokens <- e.Login.Token
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
+	defer sess.Close()
+	token := <-tokens
+	ack, err := peer.Send(ctx, client.SendParams{ToUserID: sess.UserID(), Text: "bye"})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	select {
+	case m := <-sess.Messages():
+		if m.Seq != ack.Seq {
+			t.Fatalf("session got seq %d, want %d", m.Seq, ack.Seq)
+		}
+	case <-ctx.Done():
+		t.Fatal("the message was not handed over")
+	}
+
+	if err := sess.Logout(ctx); err != nil {
+		t.Fatalf("session logout: %v", err)
+	}
+	if err := sess.Err(); !errors.Is(err, client.ErrLoggedOut) {
+		t.Fatalf("Err after Logout = %v, want ErrLoggedOut", err)
+	}
+	expectTokenRefused(t, addr, token, "phone")
+	next := login(t, addr, name, "phone", false)
+	convs, err := next.SyncConvs(ctx, "", 10)
+	if err != nil {
+		t.Fatalf("sync convs: %v", err)
+	}
+	var delivered int64 = -1
+	for _, cv := range convs.GetConvs() {
+		if cv.GetConvId() == ack.ConvId {
+			delivered = cv.GetDeliveredSeq()
+		}
+	}
+	if delivered != ack.Seq {
+		t.Fatalf("delivered position after Logout = %d, want %d", delivered, ack.Seq)
+	}
 }
 
 // loginToken logs device in with a password on a connection of its own
