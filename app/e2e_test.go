@@ -396,7 +396,24 @@ func testAccount(t *testing.T, addr string) {
 		DeviceID: "tablet"}); client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
 		t.Fatalf("login with the old password: %v, want INVALID_CREDENTIALS", err)
 	}
-	loginToken(t, addr, name, "tablet", "battery staple")
+	tabletToken := loginToken(t, addr, name, "tablet", "battery staple")
+
+	// The tablet signs its own device out: done, though the close mostly
+	// overtakes the reply; closed, its token refused.
+	tc, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if _, err := tc.Login(ctx, client.LoginParams{Token: tabletToken,
+		DeviceID: "tablet"}); err != nil {
+		t.Fatalf("token login of the tablet: %v", err)
+	}
+	if err := tc.SignOutDevice(ctx, "tablet"); err != nil {
+		t.Fatalf("sign out its own device: %v", err)
+	}
+	expectSignedOut(t, &user{Client: tc, id: phone.id, name: name + "/tablet"})
+	expectTokenRefused(t, addr, tabletToken, "tablet")
 
 	// Logout: the phone is closed, and the token the password change gave
 	// it is refused.

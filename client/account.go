@@ -84,15 +84,29 @@ func (c *Client) UpdateProfile(ctx context.Context, p ProfileParams) (*protocol.
 
 // SignOutDevice revokes the tokens of one of the user's devices (see
 // ListDevices) and closes its connections with SIGNED_OUT: this one too
-// when deviceID is its own. A device the user never logged in from fails
-// with NOT_FOUND.
+// when deviceID is its own, and then it returns nil whether the reply or
+// the close came first. A device the user never logged in from fails with
+// NOT_FOUND.
 func (c *Client) SignOutDevice(ctx context.Context, deviceID string) error {
 	req := &protocol.SignOutDeviceReq{DeviceId: deviceID}
-	if err := c.roundTrip(ctx, protocol.Op_SIGN_OUT_DEVICE, req,
-		protocol.NewSignOutDeviceResp()); err != nil {
+	err := c.roundTrip(ctx, protocol.Op_SIGN_OUT_DEVICE, req, protocol.NewSignOutDeviceResp())
+	if err != nil && closedFor(err, protocol.CloseReason_SIGNED_OUT) && deviceID == c.loggedInAs() {
+		// The server closes the device's connections through task, beside
+		// the reply rather than after it: the close mostly comes first.
+		// Either way this device is signed out, as asked.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("client: sign out device %q: %w", deviceID, err)
 	}
 	return nil
+}
+
+// loggedInAs returns the device c logged in as, "" before Login.
+func (c *Client) loggedInAs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.device
 }
 
 // SearchUsers finds users by exact username, or by a username prefix of

@@ -180,3 +180,20 @@ func TestClient_TokenLogsInOnlyAsItsDevice(t *testing.T) {
 		t.Fatalf("login with the phone's token as the phone = %v", err)
 	}
 }
+
+// SignOutDevice naming its own device succeeds although the connection is
+// closed with SIGNED_OUT before the reply can come, as the server's kick,
+// sent through task beside the reply, mostly overtakes it.
+func TestClient_SignOutDeviceOfItsOwnSucceeds(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	phone, phoneLogin, err := loginDevice(t, s, passwordLogin("alice", "phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.SignOutDevice(context.Background(), "phone"); err != nil {
+		t.Fatalf("SignOutDevice of its own device = %v", err)
+	}
+	waitSignedOut(t, "the signed-out connection", phone)
+	wantTokenRefused(t, s, phoneLogin.Token, "phone")
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -57,6 +58,9 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (*protocol.LoginResp,
 	if err := c.roundTrip(ctx, protocol.Op_LOGIN, req, resp); err != nil {
 		return nil, fmt.Errorf("client: login %q device %q: %w", p.Username, p.DeviceID, err)
 	}
+	c.mu.Lock()
+	c.device = cmp.Or(resp.DeviceId, p.DeviceID)
+	c.mu.Unlock()
 	c.startHeartbeat(time.Duration(resp.HeartbeatIntervalMs) * time.Millisecond)
 	return resp, nil
 }

@@ -117,6 +117,8 @@ type Client struct {
 	// answered holds the ops the server has replied to on this connection:
 	// it knows them, so a PROTOCOL_ERROR close was not for one of those.
 	answered map[protocol.Op]bool
+	// device is the device logged in as, "" before Login.
+	device string
 
 	msgs        chan *common.Message
 	done        chan struct{}

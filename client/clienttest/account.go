@@ -123,7 +123,8 @@ func (u *user) info() *protocol.UserInfo {
 }
 
 // signOutDevice closes the named device's connections, this one's too when
-// it names its own device.
+// it names its own device: before the reply, as the server's close, sent
+// through task beside the reply, mostly comes.
 func (s *Server) signOutDevice(c *conn, req *protocol.SignOutDeviceReq) (codec.Body, error) {
 	if req.DeviceId == "" {
 		return nil, fail(common.ErrorCode_BAD_REQUEST, "device_id required")

@@ -113,6 +113,7 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		HeartbeatIntervalMs: int32(s.opts.HeartbeatInterval / time.Millisecond),
 		ServerTimeMs:        now.UnixMilli(),
 		Username:            u.name,
+		DeviceId:            deviceID,
 	}, nil
 }
 
