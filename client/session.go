@@ -24,7 +24,14 @@ type SessionConfig struct {
 	// Login authenticates every connection. Give Username and Password, or
 	// a Token, or both: after the first login the Session logs in again
 	// with the newest token and falls back to the password when the token
-	// is refused. DeviceID names this device.
+	// is refused. DeviceID names this device. A token is refused when it
+	// expired, and also when the device was signed out (SIGN_OUT_DEVICE
+	// from another device, a password change) while this Session was
+	// offline: with a Password the Session then signs the device in again,
+	// as a user typing it would. An app whose sign-outs must hold keeps no
+	// password here once it has a token; the Session then ends with
+	// ErrSessionEnded. (Online, a sign-out closes the connection with
+	// SIGNED_OUT, which ends the Session either way.)
 	Login LoginParams
 	// Client configures each connection.
 	Client Options
