@@ -271,9 +271,12 @@ export class Session extends Emitter {
    * reconnect logging in meanwhile is signed out too once its login ends,
    * and its tokens are not saved. Offline, waiting to reconnect, or when
    * that reconnect fails, it logs in once with the saved login, within a
-   * second, to sign out on the server.
+   * second, to sign out on the server. On a session that has ended
+   * already (closed, or ended by the server) it signs the saved login out
+   * on a connection of its own, and rejects if the server could not be told.
    */
   async logout() {
+    if (this.ended) return this.signOutEnded();
     this.signedOut = true;
     try {
       const conn = this.conn;
@@ -308,6 +311,35 @@ export class Session extends Emitter {
     if (this.finalWaitOver || monotonicMs() >= this.finalDeadline) return;
     if (!this.signedOut) this.ackAway();
     else if (this.logoutTokens) this.signOutAway(this.logoutTokens);
+  }
+
+  // signOutEnded is logout on an ended session: the saved tokens are
+  // forgotten here, and revoked on the server over one connection, logged
+  // in with them and never with the password (tokens refused already are
+  // revoked or expired: nothing is left to sign out). Without it a logout
+  // after close forgot the tokens and left them valid on the server.
+  async signOutEnded() {
+    const tk = this.positions.tokens() || {};
+    this.positions.setTokens(null);
+    if (!tk.access && !tk.refresh) return;
+    const conn = new Connection(this.opts.url, { requestTimeoutMs: this.opts.requestTimeoutMs });
+    try {
+      await conn.connect();
+      const base = { deviceId: this.deviceId, platform: this.opts.platform };
+      for (const token of [tk.access, tk.refresh]) {
+        if (!token) continue;
+        try {
+          await conn.request(Op.LOGIN, { ...base, token });
+        } catch (err) {
+          if (err.code === ErrorCode.TOKEN_INVALID) continue;
+          throw err;
+        }
+        await conn.request(Op.LOGOUT, {});
+        return;
+      }
+    } finally {
+      conn.close();
+    }
   }
 
   // signOutAway is logout's LOGOUT for a session with no connection: one

@@ -1343,6 +1343,36 @@ test('logout during start whose login fails signs out with the saved login', asy
   assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
 });
 
+// A logout after the session ended (the app closed it first) forgot the
+// saved tokens and sent nothing, so they stayed valid on the server. It now
+// signs them out on a connection of its own, and says when it could not.
+test('logout after close signs the saved login out on the server', async () => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  s.close();
+  await until(() => gw.live.length === 0, 'the connection closed');
+  const before = gw.logins.length;
+  await s.logout();
+  assert.equal(gw.logouts, 1, 'no LOGOUT after close');
+  assert.deepEqual(gw.logins.slice(before).map((l) => l.token), ['access-1'],
+    'logged in with the saved token, and only with it');
+  assert.equal(s.positions.tokens(), null);
+  await until(() => gw.live.length === 0, 'the connection closed');
+
+  // Unreachable: the logout rejects rather than pass for done.
+  const gw2 = new FakeGateway();
+  const s2 = open(gw2, { requestTimeoutMs: 200 });
+  await s2.start();
+  await until(() => s2.state === State.ONLINE, 'online');
+  s2.close();
+  await until(() => gw2.live.length === 0, 'the connection closed');
+  gw2.unreachable = true;
+  await assert.rejects(s2.logout());
+  assert.equal(gw2.logouts, 0);
+});
+
 // The gateway closes a connection once it is signed out, so logout sends
 // what was handed over first: a device that signs in again later starts
 // from that position.
