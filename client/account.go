@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -46,18 +47,54 @@ func (c *Client) Logout(ctx context.Context) error {
 // ChangePassword replaces the user's password. The server revokes the
 // tokens of every device of the user and closes the other connections with
 // SIGNED_OUT; this connection stays, and the reply is this device's new
-// token pair, the only one that still logs in. A wrong old password fails
-// with INVALID_CREDENTIALS, and tries are rate-limited as password logins
-// are (RATE_LIMITED). On a Session's connection (Session.Client) it leaves
-// the Session with revoked tokens and the old password, so its next
-// reconnect is refused and ends it: open the next Session with the new
-// password.
+// token pair, the only one that still logs in. A new password the server
+// refuses (under 8 or over 128 bytes, the username, one character
+// repeated) fails with BAD_REQUEST, a wrong old password with
+// INVALID_CREDENTIALS, and tries are rate-limited as password logins are
+// (RATE_LIMITED). A Session changes it with Session.ChangePassword, which
+// keeps the new pair for its reconnects.
 func (c *Client) ChangePassword(ctx context.Context, oldPassword,
 	newPassword string) (*protocol.ChangePasswordResp, error) {
 	req := &protocol.ChangePasswordReq{OldPassword: oldPassword, NewPassword_: newPassword}
 	resp := protocol.NewChangePasswordResp()
 	if err := c.roundTrip(ctx, protocol.Op_CHANGE_PASSWORD, req, resp); err != nil {
 		return nil, fmt.Errorf("client: change password: %w", err)
+	}
+	return resp, nil
+}
+
+// ChangePassword changes the user's password as Client.ChangePassword does,
+// on the Session's connection (it waits for one as Client does), and keeps
+// the new token pair, and the new password if the Session was given one,
+// so that its next reconnect logs in: the change revoked every other token
+// of the user. It returns the reply, for an app that stores the pair for
+// its next Session. When the connection is lost before the reply, whether
+// the password changed is unknown; the Session keeps what it had, and
+// ends if its next login is refused.
+func (s *Session) ChangePassword(ctx context.Context, oldPassword,
+	newPassword string) (*protocol.ChangePasswordResp, error) {
+	// The connection first: waiting for one under tokenMu would hold up
+	// the login that makes it.
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: session change password: %w", err)
+	}
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	resp, err := c.ChangePassword(ctx, oldPassword, newPassword)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Every part replaced: a refresh token the reply lacks is revoked all
+	// the same.
+	s.tokens = tokens{access: resp.Token, refresh: resp.RefreshToken}
+	if resp.TokenExpiresMs > 0 {
+		s.tokens.accessExpiry = time.UnixMilli(resp.TokenExpiresMs)
+	}
+	if s.password != "" {
+		s.password = newPassword
 	}
 	return resp, nil
 }

@@ -56,16 +56,37 @@ func (s *Session) keepFresh(ctx context.Context, c *Client) {
 			return
 		case <-timer.C:
 		}
-		resp, err := c.Refresh(ctx, tk.refresh)
-		if err != nil {
-			if CodeOf(err) == common.ErrorCode_TOKEN_INVALID {
-				return // revoked: the server closes us with SIGNED_OUT
-			}
+		replaced, err := s.refresh(ctx, c, tk)
+		switch {
+		case replaced:
+			// A password change replaced the pair while we waited: the
+			// next refresh is timed by the new one.
+		case CodeOf(err) == common.ErrorCode_TOKEN_INVALID:
+			return // revoked: the server closes us with SIGNED_OUT
+		case err != nil:
 			sleep(ctx, min(30*time.Second, time.Until(tk.accessExpiry)/2+time.Second))
-			continue
 		}
-		s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
 	}
+}
+
+// refresh exchanges tk's refresh token on c and keeps the new pair, unless
+// the session holds another pair by now (replaced). It holds tokenMu from
+// the check to the keeping, so no password change comes in between.
+func (s *Session) refresh(ctx context.Context, c *Client, tk tokens) (replaced bool, err error) {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	s.mu.Lock()
+	replaced = s.tokens.refresh != tk.refresh
+	s.mu.Unlock()
+	if replaced {
+		return true, nil
+	}
+	resp, err := c.Refresh(ctx, tk.refresh)
+	if err != nil {
+		return false, err
+	}
+	s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
+	return false, nil
 }
 
 // setTokens records a new token pair; an empty refresh token (a login by

@@ -216,6 +216,13 @@ type Session struct {
 	fillWake chan struct{}
 	ackWake  chan struct{}
 
+	// tokenMu is held across a request that replaces the token pair
+	// (REFRESH, CHANGE_PASSWORD) and until the new pair is kept, and by a
+	// login reading the pair: a refresh racing a password change would
+	// otherwise keep, or present, a pair the change revoked (a rotated
+	// refresh token presented again signs the device out).
+	tokenMu sync.Mutex
+
 	mu   sync.Mutex
 	cond *sync.Cond // ready gained messages or room, or the session ends
 	seq  *sequencer
@@ -241,10 +248,13 @@ type Session struct {
 	userID      int64
 	username    string // as the server spells it
 	tokens      tokens
-	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
-	ended       bool  // no more connections; hand over what is ready, then stop
-	closing     bool  // Close: stop at once
-	err         error // why the session ended
+	// password logs in when the tokens are refused: the configured one,
+	// replaced by ChangePassword.
+	password  string
+	addrIndex int   // of the gateway to dial next, in Addr, Fallbacks...
+	ended     bool  // no more connections; hand over what is ready, then stop
+	closing   bool  // Close: stop at once
+	err       error // why the session ended
 	// loggingOut: Logout has begun, so the final DELIVERED is followed by
 	// a LOGOUT (finish); loggedOut: a LOGOUT was answered.
 	loggingOut, loggedOut bool
@@ -292,6 +302,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		dirty:      make(map[string]int64),
 		curChanged: make(chan struct{}),
 		tokens:     tokens{access: cfg.Login.Token},
+		password:   cfg.Login.Password,
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.seq = newSequencer(s.origin)

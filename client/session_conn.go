@@ -59,9 +59,11 @@ func (s *Session) dial(ctx context.Context, tries int) (*Client, error) {
 // either), so that a reconnect does not depend on the password, and falls
 // back to the password when both are refused.
 func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
+	s.tokenMu.Lock()
 	s.mu.Lock()
-	tk := s.tokens
+	tk, password := s.tokens, s.password
 	s.mu.Unlock()
+	s.tokenMu.Unlock()
 	p := s.cfg.Login
 	for _, token := range []string{tk.access, tk.refresh} {
 		if token == "" {
@@ -74,10 +76,10 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 		}
 	}
 	s.forgetToken()
-	if s.cfg.Login.Password == "" && (tk.access != "" || tk.refresh != "") {
+	if password == "" && (tk.access != "" || tk.refresh != "") {
 		return nil, fmt.Errorf("%w: tokens refused and no password", ErrSessionEnded)
 	}
-	p.Token, p.Password = "", s.cfg.Login.Password
+	p.Token, p.Password = "", password
 	return c.Login(ctx, p)
 }
 
@@ -242,7 +244,7 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 	case protocol.CloseReason_TOKEN_EXPIRED:
 		// The refresh token (or the password) logs in again.
 		s.mu.Lock()
-		canLogin := s.tokens.refresh != "" || s.cfg.Login.Password != ""
+		canLogin := s.tokens.refresh != "" || s.password != ""
 		s.tokens.access = ""
 		s.mu.Unlock()
 		if !canLogin {

@@ -51,7 +51,7 @@ func TestSession_RetryDelay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Session{cfg: SessionConfig{Login: LoginParams{Password: tt.password}},
-				tokens: tokens{access: "tok", refresh: tt.refresh}}
+				password: tt.password, tokens: tokens{access: "tok", refresh: tt.refresh}}
 			wait, err := s.retryDelay(tt.err, backoff)
 			if tt.fatal {
 				if !errors.Is(err, ErrSessionEnded) {
