@@ -39,6 +39,12 @@ func AfterWatch(cfg *SessionConfig, f func(*Session)) {
 	cfg.hooks.afterWatch = f
 }
 
+// AfterLogoutBegins makes the Session opened with cfg call f in Logout once
+// the session is marked as logging out, before Logout ends it.
+func AfterLogoutBegins(cfg *SessionConfig, f func(*Session)) {
+	cfg.hooks.logoutBegun = f
+}
+
 // errNoNetworkDNS is what a lookup through LocalOnlyResolver meets when it
 // would ask a name server.
 var errNoNetworkDNS = errors.New("test: no name server")

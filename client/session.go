@@ -88,6 +88,9 @@ type sessionHooks struct {
 	// afterWatch runs on a connection's watch goroutine each time it has
 	// sent the watch set, or passed over sending it (rewatch).
 	afterWatch func(*Session)
+	// logoutBegun runs in Logout once the session is marked as logging
+	// out, before Logout ends it.
+	logoutBegun func(*Session)
 }
 
 func (h sessionHooks) failedAttempt(s *Session) {
@@ -105,6 +108,12 @@ func (h sessionHooks) handOverWait(s *Session) {
 func (h sessionHooks) watched(s *Session) {
 	if h.afterWatch != nil {
 		h.afterWatch(s)
+	}
+}
+
+func (h sessionHooks) loggingOut(s *Session) {
+	if h.logoutBegun != nil {
+		h.logoutBegun(s)
 	}
 }
 
@@ -361,8 +370,9 @@ func (s *Session) Messages() <-chan *common.Message { return s.out }
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended: ErrClosed after Close, ErrLoggedOut
-// after Logout, or the fatal error (a *CloseError such as KICKED, refused
-// credentials). nil while it runs.
+// after Logout (and after a Close that raced a Logout which returned nil:
+// the device is signed out), or the fatal error (a *CloseError such as
+// KICKED, refused credentials). nil while it runs.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -416,13 +426,15 @@ func (s *Session) Close() error {
 // it within about a second (finalAckWait), or until ctx is done: Logout
 // returns nil once the server has answered the LOGOUT, else an error
 // wrapping ErrLogoutUnconfirmed, the session ended all the same. Err then
-// returns ErrLoggedOut. On a session that had ended before, it signs
+// returns ErrLoggedOut; ErrClosed when a Close ended the session first and
+// the LOGOUT went unanswered. On a session that had ended before, it signs
 // nothing out and returns ErrLogoutUnconfirmed with why the session ended.
 func (s *Session) Logout(ctx context.Context) error {
 	s.mu.Lock()
 	s.loggingOut = true
 	prior := s.err
 	s.mu.Unlock()
+	s.cfg.hooks.loggingOut(s)
 	s.shut(ctx, ErrLoggedOut)
 	s.forgetToken()
 

@@ -208,6 +208,10 @@ func (s *Session) finish(c *Client) {
 	}
 	s.mu.Lock()
 	s.loggedOut = true
+	// Logout returns nil now, and Err must agree, also when a Close that
+	// raced it had set ErrClosed first: the device is signed out either
+	// way. Only Close and Logout set err before this runs.
+	s.err = ErrLoggedOut
 	s.mu.Unlock()
 }
 

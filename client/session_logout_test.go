@@ -204,3 +204,32 @@ func TestSession_LogoutAnsweredStaysSignedOutAfterARefusedDelivered(t *testing.T
 		t.Fatal("the device is signed in again after an answered Logout")
 	}
 }
+
+// A Close that ends the session just as Logout begins leaves the LOGOUT to
+// be sent all the same: Logout then returns nil, and Err must say the
+// device logged out, as it does after any Logout that returned nil.
+func TestSession_LogoutRacingCloseReportsLoggedOut(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	closed := make(chan struct{})
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		client.AfterLogoutBegins(c, func(sess *client.Session) {
+			// Close wins the race to say why the session ends.
+			go func() { defer close(closed); _ = sess.Close() }()
+			<-sess.Closing()
+		})
+	})
+	collectSession(t, sess)
+
+	err := sess.Logout(context.Background())
+	<-closed
+	if err != nil {
+		t.Fatalf("Logout = %v", err)
+	}
+	if s.SignedIn("alice", "phone") {
+		t.Fatal("the device is still signed in after Logout returned nil")
+	}
+	if err := sess.Err(); !errors.Is(err, client.ErrLoggedOut) {
+		t.Fatalf("Err after a Logout that returned nil = %v, want ErrLoggedOut", err)
+	}
+}
