@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,11 +82,11 @@ func TestClient_ChangePasswordSignsOtherDevicesOut(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	_, err = phone.ChangePassword(ctx, "wrong", "new-pw")
+	_, err = phone.ChangePassword(ctx, "wrong", "new-password")
 	if client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
 		t.Fatalf("ChangePassword with a wrong old password = %v", err)
 	}
-	pair, err := phone.ChangePassword(ctx, "pw-alice", "new-pw")
+	pair, err := phone.ChangePassword(ctx, "pw-alice", "new-password")
 	if err != nil || pair.Token == "" {
 		t.Fatalf("ChangePassword = %+v, %v", pair, err)
 	}
@@ -96,7 +97,7 @@ func TestClient_ChangePasswordSignsOtherDevicesOut(t *testing.T) {
 		t.Fatalf("login with the old password = %v", err)
 	}
 	if _, _, err := loginDevice(t, s, client.LoginParams{Username: "alice",
-		Password: "new-pw", DeviceID: "tablet"}); err != nil {
+		Password: "new-password", DeviceID: "tablet"}); err != nil {
 		t.Fatalf("login with the new password = %v", err)
 	}
 	if _, _, err := loginDevice(t, s, client.LoginParams{Token: pair.Token,
@@ -105,6 +106,42 @@ func TestClient_ChangePasswordSignsOtherDevicesOut(t *testing.T) {
 	}
 	if _, err := phone.GetUser(ctx, "alice"); err != nil {
 		t.Fatalf("the connection that changed it ended: %v", err)
+	}
+}
+
+// The fake answers CHANGE_PASSWORD as the server does: a new password it
+// refuses is BAD_REQUEST, checked before the old password, and the reply
+// carries a refresh token, which logs the device in as LOGIN's token.
+func TestClient_ChangePasswordAnswersAsTheServer(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	phone, _ := loginNew(t, s, "margaret", client.Options{})
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name, oldPassword, newPassword string
+	}{
+		{name: "too short", oldPassword: "pw-margaret", newPassword: "short"},
+		{name: "too long", oldPassword: "pw-margaret", newPassword: strings.Repeat("ab", 65)},
+		{name: "the username", oldPassword: "pw-margaret", newPassword: "MARGARET"},
+		{name: "one character", oldPassword: "pw-margaret", newPassword: "xxxxxxxx"},
+		{name: "and a wrong old one", oldPassword: "wrong", newPassword: "short"},
+	} {
+		_, err := phone.ChangePassword(ctx, tc.oldPassword, tc.newPassword)
+		if client.CodeOf(err) != common.ErrorCode_BAD_REQUEST {
+			t.Errorf("%s: ChangePassword = %v, want BAD_REQUEST", tc.name, err)
+		}
+	}
+
+	pair, err := phone.ChangePassword(ctx, "pw-margaret", "new-password")
+	if err != nil {
+		t.Fatalf("ChangePassword = %v", err)
+	}
+	if pair.RefreshToken == "" || pair.RefreshExpiresMs <= time.Now().UnixMilli() {
+		t.Fatalf("ChangePassword's reply = %+v, want a refresh token and its expiry", pair)
+	}
+	if _, _, err := loginDevice(t, s, client.LoginParams{Token: pair.RefreshToken,
+		DeviceID: "dev-margaret"}); err != nil {
+		t.Fatalf("login with the new refresh token = %v", err)
 	}
 }
 

@@ -18,6 +18,14 @@ const (
 	maxSearchLimit  = 20
 )
 
+// Bounds of a new password in bytes, and the life of a refresh token, as
+// the server's defaults.
+const (
+	minPassword = 8
+	maxPassword = 128
+	refreshTTL  = 30 * 24 * time.Hour
+)
+
 // handleAccountOps serves LOGOUT, CHANGE_PASSWORD, UPDATE_PROFILE,
 // SIGN_OUT_DEVICE and SEARCH_USERS. The close that follows a LOGOUT's
 // reply is sent by answer.
@@ -90,11 +98,13 @@ func signedOutFrame() []byte {
 }
 
 // changePassword signs every other connection of the user out and gives
-// this device the only token that still logs in.
+// this device the only pair that still logs in: an access token and a
+// refresh token, which LOGIN takes alike. As the server, it refuses a new
+// password it would not set before it checks the old one.
 func (s *Server) changePassword(c *conn, req *protocol.ChangePasswordReq) (codec.Body, error) {
 	u := s.usersByID[c.userID]
-	if req.NewPassword_ == "" {
-		return nil, fail(common.ErrorCode_BAD_REQUEST, "new password required")
+	if reason := newPasswordFault(u.name, req.NewPassword_); reason != "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, reason)
 	}
 	if u.password != req.OldPassword {
 		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
@@ -102,8 +112,27 @@ func (s *Server) changePassword(c *conn, req *protocol.ChangePasswordReq) (codec
 	u.password = req.NewPassword_
 	s.revokeLocked(u.id, "")
 	s.signOutLocked(u.id, "", c)
-	return &protocol.ChangePasswordResp{Token: s.issueToken(u.id, c.device),
-		TokenExpiresMs: time.Now().Add(time.Hour).UnixMilli()}, nil
+	now := time.Now()
+	return &protocol.ChangePasswordResp{
+		Token:            s.issueToken(u.id, c.device),
+		TokenExpiresMs:   now.Add(time.Hour).UnixMilli(),
+		RefreshToken:     s.issueToken(u.id, c.device),
+		RefreshExpiresMs: now.Add(refreshTTL).UnixMilli(),
+	}, nil
+}
+
+// newPasswordFault says why the server would refuse password as username's
+// new one, "" when it would set it.
+func newPasswordFault(username, password string) string {
+	switch {
+	case len(password) < minPassword || len(password) > maxPassword:
+		return fmt.Sprintf("password must be %d-%d bytes", minPassword, maxPassword)
+	case strings.EqualFold(password, username):
+		return "password must differ from the username"
+	case strings.Count(password, password[:1]) == len(password):
+		return "password must not repeat one character"
+	}
+	return ""
 }
 
 func (s *Server) updateProfile(c *conn, req *protocol.UpdateProfileReq) (codec.Body, error) {
