@@ -174,6 +174,9 @@ func runEndToEnd(t *testing.T, addr net.Addr) {
 	t.Run("groups", func(t *testing.T) { testGroups(t, addr.String()) })
 	t.Run("account", func(t *testing.T) { testAccount(t, addr.String()) })
 	t.Run("session logout", func(t *testing.T) { testSessionLogout(t, addr.String()) })
+	t.Run("session change password", func(t *testing.T) {
+		testSessionChangePassword(t, addr.String())
+	})
 	t.Run("smoke", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -483,6 +486,62 @@ func testSessionLogout(t *testing.T, addr string) {
 	}
 	if delivered != ack.Seq {
 		t.Fatalf("delivered position after Logout = %d, want %d", delivered, ack.Seq)
+	}
+}
+
+// testSessionChangePassword runs Session.ChangePassword against the real
+// server: the session's connection, dropped after the change, logs in again
+// with the pair the change gave, while the tokens from before the change
+// and the old password are refused.
+func testSessionChangePassword(t *testing.T, addr string) {
+	name := fmt.Sprintf("erin%d", time.Now().UnixNano()%1_000_000_000)
+	login(t, addr, name, "setup", true) // registers
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	logins := make(chan *protocol.LoginResp, 4)
+	sess, err := client.OpenSession(ctx, client.SessionConfig{
+		Addr: addr,
+		Login: client.LoginParams{Username: name, Password: "correct horse",
+			DeviceID: "phone"},
+		MinBackoff: 10 * time.Millisecond,
+		OnEvent: func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				logins <- e.Login
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
+	defer sess.Close()
+	first := <-logins
+
+	pair, err := sess.ChangePassword(ctx, "correct horse", "battery staple")
+	if err != nil || pair.GetToken() == "" || pair.GetRefreshToken() == "" {
+		t.Fatalf("session change password = %+v, %v", pair, err)
+	}
+	// The connection drops as a network would drop it; the session logs in
+	// again on its own.
+	c, err := sess.Client(ctx)
+	if err != nil {
+		t.Fatalf("session client: %v", err)
+	}
+	_ = c.Close()
+	select {
+	case again := <-logins:
+		if again.GetUserId() != first.GetUserId() {
+			t.Fatalf("reconnected as user %d, want %d", again.GetUserId(), first.GetUserId())
+		}
+	case <-sess.Done():
+		t.Fatalf("the session ended at its reconnect after the change: %v", sess.Err())
+	case <-ctx.Done():
+		t.Fatal("the session did not log in again after the change")
+	}
+	expectTokenRefused(t, addr, first.GetToken(), "phone")
+	_, oc := dialFor(t, addr)
+	if _, err := oc.Login(ctx, client.LoginParams{Username: name, Password: "correct horse",
+		DeviceID: "tablet"}); client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
+		t.Fatalf("login with the old password: %v, want INVALID_CREDENTIALS", err)
 	}
 }
 
