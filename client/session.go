@@ -428,7 +428,8 @@ func (s *Session) Close() error {
 // wrapping ErrLogoutUnconfirmed, the session ended all the same. Err then
 // returns ErrLoggedOut; ErrClosed when a Close ended the session first and
 // the LOGOUT went unanswered. On a session that had ended before, it signs
-// nothing out and returns ErrLogoutUnconfirmed with why the session ended.
+// nothing out and returns ErrLogoutUnconfirmed with why the session ended,
+// except after a Logout the server answered: calling it again returns nil.
 func (s *Session) Logout(ctx context.Context) error {
 	s.mu.Lock()
 	s.loggingOut = true

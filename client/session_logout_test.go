@@ -52,6 +52,9 @@ func TestSession_LogoutSignsTheDeviceOut(t *testing.T) {
 	if err := sess.Err(); !errors.Is(err, client.ErrLoggedOut) {
 		t.Fatalf("Err after Logout = %v, want ErrLoggedOut", err)
 	}
+	if err := sess.Logout(context.Background()); err != nil {
+		t.Fatalf("a second Logout after an answered one = %v, want nil", err)
+	}
 	mu.Lock()
 	old := token
 	mu.Unlock()
