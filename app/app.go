@@ -267,9 +267,9 @@ func (s *System) HTTPAddr() net.Addr {
 func (s *System) connectNATS() (jetstream.JetStream, error) {
 	var err error
 	if s.cfg.NATSURL == "" {
-		s.embedded, err = mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"))
+		s.embedded, err = mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"), s.cfg.NATSListen)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("app: --nats-listen: %w", err)
 		}
 		s.nc, err = s.embedded.Connect("resonance-" + string(s.cfg.Role))
 	} else {

@@ -47,6 +47,9 @@ type Config struct {
 	LogFormat string // "console" or "json"; default console for all, json for one role
 
 	NATSURL string // external NATS; empty runs NATS embedded (all only)
+	// NATSListen is the loopback address of the embedded NATS (all without
+	// NATSURL); default 127.0.0.1:0, a free port picked at start.
+	NATSListen string
 	// RedisAddr is the external Redis of routes, presence watches and the
 	// gateway registry: one address, or comma-separated seed addresses of a
 	// Redis Cluster; empty keeps them in process (all only).
@@ -120,6 +123,8 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	switch role {
 	case RoleAll:
 		fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL; empty embeds NATS")
+		fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:0",
+			"loopback address of the embedded NATS (without --nats-url); port 0 picks a free one")
 	case RoleLogic, RoleTask:
 		fs.StringVar(&c.NATSURL, "nats-url", "", "NATS URL, or comma-separated URLs (required)")
 	}
@@ -299,6 +304,12 @@ func (c *Config) usesDataDir() bool {
 	}
 	sqlite := c.Logic.DBDriver == "" || c.Logic.DBDriver == logic.DriverSQLite
 	return (sqlite && c.Logic.DBDSN == "") || c.Logic.TokenSecret == ""
+}
+
+// embedsNATS reports whether the process runs NATS itself: all without
+// --nats-url (validate refuses a role alone without it).
+func (c *Config) embedsNATS() bool {
+	return c.Role == RoleAll && c.NATSURL == ""
 }
 
 // validateInternal refuses an internal Kitex port open beyond loopback

@@ -43,8 +43,8 @@ func TestStart_PortInUseNamesEachLayerOnce(t *testing.T) {
 	}
 }
 
-// TestStart_InternalPortInUseNamesTheFlag: a taken HTTP, logic or push
-// port is reported with the flag that moves it and the address once.
+// TestStart_InternalPortInUseNamesTheFlag: a taken HTTP, logic, push or
+// embedded NATS port is reported with the flag that moves it and the address once.
 func TestStart_InternalPortInUseNamesTheFlag(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,6 +64,11 @@ func TestStart_InternalPortInUseNamesTheFlag(t *testing.T) {
 		{flag: "--logic-listen", cfg: func() Config {
 			c := baseConfig(t, RoleAll)
 			c.LogicListen = addr
+			return c
+		}},
+		{flag: "--nats-listen", cfg: func() Config {
+			c := baseConfig(t, RoleAll)
+			c.NATSListen = addr
 			return c
 		}},
 	}
@@ -156,5 +161,27 @@ func TestConfig_UsesDataDir(t *testing.T) {
 		if got := tc.cfg.usesDataDir(); got != tc.want {
 			t.Errorf("%s: usesDataDir = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestStart_NATSListenPlacesTheEmbeddedNATS: --nats-listen puts the
+// embedded NATS on a port of the operator's choosing, so that every port
+// of a process can be kept within a range; the default picks a free one.
+func TestStart_NATSListenPlacesTheEmbeddedNATS(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close() // a port just freed; another process taking it meanwhile fails the test
+
+	cfg, err := loadArgs(t, RoleAll, "--nats-listen", addr, "--data-dir", t.TempDir(),
+		"--http-listen", "", "--web-listen", "", "--hash-memory-kib", "64", "--hash-time", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := startSystem(t, cfg)
+	if got := sys.nc.ConnectedAddr(); got != addr {
+		t.Fatalf("embedded NATS at %s, want --nats-listen's %s", got, addr)
 	}
 }

@@ -156,6 +156,7 @@ func (c *Config) validateAddrs() error {
 		{"--push-advertise", c.PushAdvertise, c.Role.Has(RoleGateway)},
 		{"--http-listen", c.HTTPListen, true},
 		{"--web-listen", c.WebListen, c.Role.Has(RoleGateway)},
+		{"--nats-listen", c.NATSListen, c.embedsNATS()},
 	}
 	for _, a := range addrs {
 		if !a.used || a.addr == "" {
@@ -163,6 +164,13 @@ func (c *Config) validateAddrs() error {
 		}
 		if err := checkHostPort(a.addr); err != nil {
 			return fmt.Errorf("%w: %s %q: %v", ErrConfig, a.flag, a.addr, err)
+		}
+	}
+	if c.embedsNATS() && c.NATSListen != "" {
+		host, _, _ := net.SplitHostPort(c.NATSListen)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("%w: --nats-listen %q: the embedded NATS listens on a loopback IP "+
+				"only (127.0.0.1, ::1)", ErrConfig, c.NATSListen)
 		}
 	}
 	for _, a := range c.LogicAddrs {

@@ -193,3 +193,15 @@ func TestLoad_RefusesArguments(t *testing.T) {
 		t.Fatalf("err = %v, want it to name the argument", err)
 	}
 }
+
+func TestLoad_NATSListenIsALoopbackAddress(t *testing.T) {
+	for _, bad := range []string{"0.0.0.0:4222", "10.0.0.5:4222", "localhost", "127.0.0.1:x"} {
+		_, err := loadArgs(t, RoleAll, "--nats-listen", bad)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--nats-listen") {
+			t.Errorf("--nats-listen %q: err = %v, want ErrConfig naming the flag", bad, err)
+		}
+	}
+	if _, err := loadArgs(t, RoleAll, "--nats-listen", "[::1]:0"); err != nil {
+		t.Errorf("--nats-listen [::1]:0: %v", err)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // The embedded server listens on loopback only, and only a client that
 // holds its token gets in.
 func TestEmbedded_LoopbackAndItsTokenOnly(t *testing.T) {
-	e, err := StartEmbedded(t.TempDir())
+	e, err := StartEmbedded(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -104,8 +106,18 @@ type Embedded struct {
 	token string
 }
 
-// StartEmbedded starts a JetStream-enabled NATS server storing under dir.
-func StartEmbedded(dir string) (*Embedded, error) {
+// ErrNotLoopback means the embedded server was given an address that is not
+// a loopback IP.
+var ErrNotLoopback = errors.New("not a loopback IP address")
+
+// StartEmbedded starts a JetStream-enabled NATS server storing under dir
+// and listening on listen, a loopback host:port; "" or port 0 picks a free
+// port.
+func StartEmbedded(dir, listen string) (*Embedded, error) {
+	host, port, err := embeddedHostPort(listen)
+	if err != nil {
+		return nil, err
+	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("mq: embedded nats token: %w", err)
@@ -113,8 +125,8 @@ func StartEmbedded(dir string) (*Embedded, error) {
 	token := hex.EncodeToString(secret)
 	opts := &server.Options{
 		ServerName:             "resonance-embedded",
-		Host:                   "127.0.0.1",
-		Port:                   server.RANDOM_PORT,
+		Host:                   host,
+		Port:                   port,
 		Authorization:          token,
 		JetStream:              true,
 		StoreDir:               dir,
@@ -129,9 +141,43 @@ func StartEmbedded(dir string) (*Embedded, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("mq: embedded nats not ready after 10s")
+		return nil, fmt.Errorf("mq: embedded nats on %s:%d not ready after 10s", host, port)
 	}
 	return &Embedded{srv: srv, token: token}, nil
+}
+
+// embeddedHostPort splits the embedded server's listen address. The host
+// must be a loopback IP: only this process connects, and a name would leave
+// the interface to the resolver.
+func embeddedHostPort(listen string) (string, int, error) {
+	if listen == "" {
+		return "127.0.0.1", server.RANDOM_PORT, nil
+	}
+	host, portText, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("mq: embedded nats address %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return "", 0, fmt.Errorf("mq: embedded nats address %q: %w", listen,
+			ErrNotLoopback)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("mq: embedded nats address %q: port %q is not a number "+
+			"from 0 to 65535", listen, portText)
+	}
+	if port == 0 {
+		return host, server.RANDOM_PORT, nil
+	}
+	// The server reports a port it cannot bind only by never becoming
+	// ready; trying it first says why at once. Another process may take it
+	// between the two, and then the wait for readiness fails instead.
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("mq: embedded nats: %w", err)
+	}
+	ln.Close()
+	return host, int(port), nil
 }
 
 // Connect opens a client connection to the embedded server. Like Dial's, it

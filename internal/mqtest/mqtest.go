@@ -29,7 +29,7 @@ func Dialer(t testing.TB) func(name string) (*nats.Conn, error) {
 	if url := os.Getenv(EnvURL); url != "" {
 		return func(name string) (*nats.Conn, error) { return mq.Dial(url, name) }
 	}
-	e, err := mq.StartEmbedded(t.TempDir())
+	e, err := mq.StartEmbedded(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
