@@ -47,6 +47,10 @@ type lapsedGateway struct {
 	probing   bool      // a probe is out
 	dead      bool      // its last probe failed
 	next      time.Time // no probe before
+	// decided is the read of the claim (probeClaim.read) whose outcome set
+	// answering or dead: a read from it on that saw the gateway live makes
+	// dead tell of an earlier life (see undecided).
+	decided uint64
 
 	// The logging of its changes to answering and from it (see noteChange):
 	said          bool      // the last logged at info was to answering
@@ -103,12 +107,18 @@ func (l *lapsedGateways) answering(addr string) bool {
 
 // undecided reports whether no probe of addr answered or failed since it
 // lapsed or since a call to it failed: a kick for it waits for one (see
-// handleKick).
+// handleKick). A failed probe no longer decides once a registry read has
+// seen addr live since: the gateway registered again, and this lapse is
+// another. The entry outlives that life when only reads made for pushes saw
+// it (readRegistry forgets the entries of live gateways).
 func (l *lapsedGateways) undecided(addr string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
-	return !ok || !lg.answering && !lg.dead
+	if !ok || lg.answering {
+		return !ok
+	}
+	return !lg.dead || l.view.liveSince(addr, lg.decided)
 }
 
 // busy reports whether a probe of addr is out or addr answers: its client is
@@ -157,7 +167,7 @@ func (l *lapsedGateways) probed(addr string, p probeClaim, answered bool, now ti
 	p.lg.probing = false
 	var c lapsedChange
 	recorded := l.view.unlessLiveSince(addr, p.read, func() {
-		p.lg.answering, p.lg.dead = answered, !answered
+		p.lg.answering, p.lg.dead, p.lg.decided = answered, !answered, p.read
 		if answered {
 			c = p.lg.noteChange(true, now)
 		} else {

@@ -311,3 +311,46 @@ func logLines(t *testing.T, out string) []map[string]any {
 	}
 	return lines
 }
+
+// A probe's failure tells of the registration the gateway had then: once a
+// registry read has seen the gateway live again (a read a push made, which
+// forgets no lapsed entry) and it lapses anew, whether it serves is
+// undecided again, so that a kick for it waits for a probe of this lapse
+// rather than being dropped on the word of the last one.
+func TestLapsedGateways_FailedProbeOutdatedByALaterLife(t *testing.T) {
+	const addr = "10.0.0.1:9000"
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	view := newGatewayView(reg)
+	read := func(snaps ...registry.Snapshot) {
+		for _, snap := range snaps {
+			reg.set(snap)
+			if _, err := view.refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l := newLapsedGateways(view)
+	read(registry.Snapshot{Live: map[string]time.Time{addr: expiry}},
+		registry.Snapshot{Gone: map[string]time.Time{addr: expiry}})
+	claim, ok := l.claimProbe(addr, time.Now())
+	if !ok {
+		t.Fatal("probe not claimed")
+	}
+	if recorded, _ := l.probed(addr, claim, false, time.Now(), func() {}); !recorded ||
+		l.undecided(addr) {
+		t.Fatal("a failed probe of a lapsed gateway: want it recorded and decided")
+	}
+
+	// It registers again, and lapses again.
+	later := expiry.Add(time.Minute)
+	read(registry.Snapshot{Live: map[string]time.Time{addr: later}},
+		registry.Snapshot{Gone: map[string]time.Time{addr: later}})
+	if !view.lapsed(addr) || !l.tracked(addr) {
+		t.Fatal("the gateway lapsed again: want it lapsed and still tracked")
+	}
+	if !l.undecided(addr) {
+		t.Error("a gateway lapsed anew is decided dead by the probe of its last lapse")
+	}
+}

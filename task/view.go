@@ -185,11 +185,28 @@ func (v *gatewayView) unlessLiveSince(addr string, read uint64, fn func()) bool 
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if seen, ok := v.seenLive[addr]; ok && seen.read >= read {
+	if v.liveSinceLocked(addr, read) {
 		return false
 	}
 	fn()
 	return true
+}
+
+// liveSince reports whether read (see newest) or a later one saw addr live;
+// without a registry none did.
+func (v *gatewayView) liveSince(addr string, read uint64) bool {
+	if v == nil {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.liveSinceLocked(addr, read)
+}
+
+// liveSinceLocked is liveSince with v.mu held.
+func (v *gatewayView) liveSinceLocked(addr string, read uint64) bool {
+	seen, ok := v.seenLive[addr]
+	return ok && seen.read >= read
 }
 
 // lapsed reports whether the newest snapshot has addr vanished because its
