@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
@@ -37,6 +38,9 @@ const lapsedLogQuiet = time.Minute
 type lapsedGateways struct {
 	view *gatewayView // nil without a registry
 	now  func() time.Time
+	// answeringGauge counts the gateways answering, set under mu at each
+	// change, so that no older count overwrites a newer one; nil: none.
+	answeringGauge prometheus.Gauge
 
 	mu sync.Mutex
 	m  map[string]*lapsedGateway // by push address
@@ -92,8 +96,15 @@ type probeClaim struct {
 	read uint64         // the newest registry read then (gatewayView.newest)
 }
 
-func newLapsedGateways(view *gatewayView) *lapsedGateways {
-	return &lapsedGateways{view: view, now: time.Now, m: make(map[string]*lapsedGateway)}
+// newLapsedGateways tracks the lapsed gateways of view, counting those
+// answering in answering (nil: not counted). Without a registry none lapse,
+// and the gauge is left unset, as are the registry's others.
+func newLapsedGateways(view *gatewayView, answering prometheus.Gauge) *lapsedGateways {
+	if answering != nil && view != nil {
+		answering.Set(0)
+	}
+	return &lapsedGateways{view: view, now: time.Now, answeringGauge: answering,
+		m: make(map[string]*lapsedGateway)}
 }
 
 // answering reports whether pushes go to addr although its registration
@@ -174,6 +185,7 @@ func (l *lapsedGateways) probed(addr string, p probeClaim, answered bool, now ti
 			dead()
 		}
 	})
+	l.countAnsweringLocked()
 	return recorded, c
 }
 
@@ -188,6 +200,7 @@ func (l *lapsedGateways) failed(addr string, now time.Time) (lapsedChange, bool)
 		return lapsedChange{}, false
 	}
 	lg.answering, lg.next = false, now.Add(lapsedProbeInterval)
+	l.countAnsweringLocked()
 	return lg.noteChange(false, now), true
 }
 
@@ -199,10 +212,17 @@ func (l *lapsedGateways) tracked(addr string) bool {
 	return ok
 }
 
-// answeringCount is how many lapsed gateways answer, and get pushes.
-func (l *lapsedGateways) answeringCount() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// countAnsweringLocked sets the gauge of the gateways answering. l.mu is
+// held.
+func (l *lapsedGateways) countAnsweringLocked() {
+	if l.answeringGauge != nil {
+		l.answeringGauge.Set(float64(l.answeringLocked()))
+	}
+}
+
+// answeringLocked is how many lapsed gateways answer, and get pushes. l.mu
+// is held.
+func (l *lapsedGateways) answeringLocked() int {
 	n := 0
 	for _, lg := range l.m {
 		if lg.answering {
@@ -221,6 +241,7 @@ func (l *lapsedGateways) retain(keep func(addr string) bool) {
 			delete(l.m, addr)
 		}
 	}
+	l.countAnsweringLocked()
 }
 
 // probeLapsed starts a probe of addr, whose registration lapsed, unless one

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/internal/registry"
@@ -24,7 +25,7 @@ import (
 // forgotten once no longer lapsed.
 func TestLapsedGateways_ProbeOnceAtATimeAndPerInterval(t *testing.T) {
 	const addr = "10.0.0.1:9000"
-	l := newLapsedGateways(nil)
+	l := newLapsedGateways(nil, nil)
 	now := time.Unix(1000, 0)
 	claim, ok := l.claimProbe(addr, now)
 	if !ok {
@@ -198,7 +199,7 @@ func TestLapsedGateways_ProbeOutdatedByARead(t *testing.T) {
 				}
 			}
 		}
-		l := newLapsedGateways(view)
+		l := newLapsedGateways(view, nil)
 		read(tc.reads)
 		claim, ok := l.claimProbe(addr, time.Now())
 		if !ok {
@@ -331,7 +332,7 @@ func TestLapsedGateways_FailedProbeOutdatedByALaterLife(t *testing.T) {
 			}
 		}
 	}
-	l := newLapsedGateways(view)
+	l := newLapsedGateways(view, nil)
 	read(registry.Snapshot{Live: map[string]time.Time{addr: expiry}},
 		registry.Snapshot{Gone: map[string]time.Time{addr: expiry}})
 	claim, ok := l.claimProbe(addr, time.Now())
@@ -352,5 +353,38 @@ func TestLapsedGateways_FailedProbeOutdatedByALaterLife(t *testing.T) {
 	}
 	if !l.undecided(addr) {
 		t.Error("a gateway lapsed anew is decided dead by the probe of its last lapse")
+	}
+}
+
+// The lapsed_answering gauge follows a lapsed gateway's changes as they
+// happen, not at the next registry read: a read is made every
+// RegistryRefresh only while the registry answers, and one that fails
+// keeps the last count.
+func TestTask_LapsedAnsweringGaugeFollowsChanges(t *testing.T) {
+	gw := startGateway(t, gatewayMode{})
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
+	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll) // waits for the probes
+	ctx := context.Background()
+	tk.readRegistry(ctx)
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})
+	tk.readRegistry(ctx) // probes it
+	gauge := tk.metrics.registry.WithLabelValues("lapsed_answering")
+
+	testwait.For(t, 5*time.Second, "the probe to answer", func() bool {
+		return tk.lapsed.answering(gw.addr)
+	})
+	if n := testutil.ToFloat64(gauge); n != 1 {
+		t.Errorf("lapsed_answering %v once the probe answered, want 1", n)
+	}
+	tk.lapsedCallFailed(gw.addr, errors.New("push failed"))
+	if n := testutil.ToFloat64(gauge); n != 0 {
+		t.Errorf("lapsed_answering %v once a push failed, want 0", n)
 	}
 }

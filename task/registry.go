@@ -60,10 +60,8 @@ func (t *Task) readRegistry(ctx context.Context) {
 			t.probeLapsed(ctx, addr)
 		}
 	}
+	// retain, like a probe's outcome and a failed call, sets lapsed_answering.
 	t.lapsed.retain(t.view.lapsed)
-	// Those the probes found serving, among the vanished: their
-	// registration lapsed (the registry unreachable from them).
-	t.metrics.registry.WithLabelValues("lapsed_answering").Set(float64(t.lapsed.answeringCount()))
 }
 
 // skipVanished removes from targets the gateways the registry says are

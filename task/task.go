@@ -124,7 +124,7 @@ func New(cfg Config, deps Deps) (*Task, error) {
 		gateways: newGatewayClients(clientsConfig{timeout: cfg.PushTimeout, conns: cfg.Workers,
 			secret: cfg.InternalSecret, metrics: m, log: log, inFlight: cfg.pushCallsInFlight}),
 		view:    view,
-		lapsed:  newLapsedGateways(view),
+		lapsed:  newLapsedGateways(view, m.registry.WithLabelValues("lapsed_answering")),
 		metrics: m,
 		ready:   make(chan struct{}),
 
