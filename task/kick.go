@@ -109,20 +109,28 @@ func (t *Task) handleKick(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if t.skipGateway(ctx, ev.Gateway, mark) {
-		if t.view.lapsed(ev.Gateway) && t.lapsed.undecided(ev.Gateway) && !t.lastDelivery(j) {
+		// skipGateway asked whether it answers before its registry read,
+		// which a probe may have outrun.
+		answering, undecided := t.lapsed.verdict(ev.Gateway)
+		lapsed := t.view.lapsed(ev.Gateway)
+		switch {
+		case lapsed && answering:
+			// Sent as to any lapsed gateway that answers.
+		case lapsed && undecided && !t.lastDelivery(j):
 			// It may still hold the connection: its probe will tell, and a
 			// kick dropped would leave a replaced connection open for good.
 			t.retry(ctx, j, fmt.Errorf("kick user %d conn %d: gateway %s lapsed, not probed yet",
 				ev.UserId, ev.ConnId, ev.Gateway))
 			return
+		default:
+			// The connection closed with its gateway; ids are never reused
+			// by a later life at the same address.
+			t.metrics.skipped.Inc()
+			t.log.Debug().Str("gateway", ev.Gateway).Int64("conn", ev.ConnId).
+				Msg("kick skipped: gateway vanished")
+			t.ack(j)
+			return
 		}
-		// The connection closed with its gateway; ids are never reused by a
-		// later life at the same address.
-		t.metrics.skipped.Inc()
-		t.log.Debug().Str("gateway", ev.Gateway).Int64("conn", ev.ConnId).
-			Msg("kick skipped: gateway vanished")
-		t.ack(j)
-		return
 	}
 	req := &pushrpc.KickReq{
 		Targets: []*pushrpc.Target{{ConnId: ev.ConnId, UserId: ev.UserId}},

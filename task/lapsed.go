@@ -123,13 +123,23 @@ func (l *lapsedGateways) answering(addr string) bool {
 // another. The entry outlives that life when only reads made for pushes saw
 // it (readRegistry forgets the entries of live gateways).
 func (l *lapsedGateways) undecided(addr string) bool {
+	_, undecided := l.verdict(addr)
+	return undecided
+}
+
+// verdict reports together whether addr answers (see answering) and whether
+// it is undecided: a probe may answer between two calls.
+func (l *lapsedGateways) verdict(addr string) (answering, undecided bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lg, ok := l.m[addr]
-	if !ok || lg.answering {
-		return !ok
+	switch {
+	case !ok:
+		return false, true
+	case lg.answering:
+		return true, false
 	}
-	return !lg.dead || l.view.liveSince(addr, lg.decided)
+	return false, !lg.dead || l.view.liveSince(addr, lg.decided)
 }
 
 // busy reports whether a probe of addr is out or addr answers: its client is

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // A lapsed gateway is probed once per lapsedProbeInterval, one probe at a
@@ -386,5 +389,74 @@ func TestTask_LapsedAnsweringGaugeFollowsChanges(t *testing.T) {
 	tk.lapsedCallFailed(gw.addr, errors.New("push failed"))
 	if n := testutil.ToFloat64(gauge); n != 0 {
 		t.Errorf("lapsed_answering %v once a push failed, want 0", n)
+	}
+}
+
+// kickMsg is a kick event as JetStream delivers it, recording how it was
+// settled.
+type kickMsg struct {
+	jetstream.Msg
+	data    []byte
+	settled chan string // "ack" or "nak"
+}
+
+func newKickMsg(ev *event.KickEvent) *kickMsg {
+	buf := make([]byte, ev.BLength())
+	ev.FastWriteNocopy(buf, nil)
+	return &kickMsg{data: buf, settled: make(chan string, 1)}
+}
+
+func (m *kickMsg) Data() []byte { return m.data }
+
+func (m *kickMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{NumDelivered: 1, Timestamp: time.Now()}, nil
+}
+
+func (m *kickMsg) Ack() error { m.settled <- "ack"; return nil }
+
+func (m *kickMsg) NakWithDelay(time.Duration) error { m.settled <- "nak"; return nil }
+
+// A kick for a lapsed gateway whose probe answers while the kick checks the
+// registry (skipGateway asked whether it answers before the read) goes to
+// the gateway, or waits: it is not dropped as one for a vanished gateway.
+func TestTask_KickForLapsedGatewayAnsweringMeanwhileIsNotDropped(t *testing.T) {
+	gw := startGateway(t, gatewayMode{held: true}) // the probe waits for release
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
+	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll) // waits for the probes
+	ctx := context.Background()
+	tk.readRegistry(ctx)
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})
+	tk.readRegistry(ctx) // probes it
+	testwait.For(t, 5*time.Second, "the lapsed gateway's probe", func() bool {
+		return gw.pushes.Load() == 1
+	})
+
+	// The kick's registry read is held while the probe answers.
+	held := reg.holdNext()
+	msg := newKickMsg(&event.KickEvent{UserId: 7, Gateway: gw.addr, ConnId: 1,
+		Reason: protocol.CloseReason_KICKED})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk.handleKick(ctx, msg)
+	}()
+	<-held.taken
+	gw.release()
+	testwait.For(t, 5*time.Second, "the probe to answer", func() bool {
+		return tk.lapsed.answering(gw.addr)
+	})
+	close(held.release)
+	<-done
+
+	settled := <-msg.settled
+	if settled == "ack" && len(gw.kicksCopy()) == 0 {
+		t.Error("the kick for a lapsed gateway that answers was acked unsent")
 	}
 }
