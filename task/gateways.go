@@ -13,6 +13,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/rpcauth"
+	"github.com/resonance-im/resonance/internal/rpcerr"
 	"github.com/resonance-im/resonance/internal/run"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc/push"
@@ -47,6 +48,12 @@ type gatewayClients struct {
 
 	mu      sync.Mutex
 	clients map[string]*gatewayClient // by gateway push address
+	// older remembers by address the gateways that refused PushBatch, for
+	// the clients made again: the client of a lapsed gateway that flaps is
+	// dropped and made again every probe interval, and each would try
+	// PushBatch and log its refusal anew. sweep forgets an address without
+	// a client once its refusal is no longer remembered.
+	older map[string]*rpcerr.OlderPeer
 }
 
 type gatewayClient struct {
@@ -81,6 +88,7 @@ func newGatewayClients(cfg clientsConfig) *gatewayClients {
 		log:      cfg.log,
 		inFlight: cmp.Or(cfg.inFlight, maxCallsInFlight),
 		clients:  make(map[string]*gatewayClient),
+		older:    make(map[string]*rpcerr.OlderPeer),
 	}
 }
 
@@ -111,7 +119,13 @@ func (g *gatewayClients) get(addr string) (*gatewayClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task: push client for gateway %s: %w", addr, err)
 	}
-	c := &gatewayClient{push: cli, pushes: newPushCoalescer(addr, cli, g), lastUsed: g.now()}
+	older := g.older[addr]
+	if older == nil {
+		older = new(rpcerr.OlderPeer)
+		g.older[addr] = older
+	}
+	c := &gatewayClient{push: cli, pushes: newPushCoalescer(addr, cli, g, older),
+		lastUsed: g.now()}
 	g.clients[addr] = c
 	return c, nil
 }
@@ -127,6 +141,11 @@ func (g *gatewayClients) sweep() int {
 			c.pushes.close()
 			delete(g.clients, addr)
 			n++
+		}
+	}
+	for addr, older := range g.older {
+		if _, ok := g.clients[addr]; !ok && !older.Active() {
+			delete(g.older, addr)
 		}
 	}
 	return n

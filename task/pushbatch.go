@@ -76,14 +76,16 @@ type pushCoalescer struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	// older remembers that the gateway answered PushBatch with an unknown
-	// method: it is sent Push calls only for pushOnlyRecheck.
-	older rpcerr.OlderPeer
+	// method: it is sent Push calls only for pushOnlyRecheck. It is the
+	// address's (gatewayClients.older), shared with the clients made again.
+	older *rpcerr.OlderPeer
 }
 
-func newPushCoalescer(addr string, cli push.Client, g *gatewayClients) *pushCoalescer {
+func newPushCoalescer(addr string, cli push.Client, g *gatewayClients,
+	older *rpcerr.OlderPeer) *pushCoalescer {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &pushCoalescer{addr: addr, cli: cli, timeout: g.timeout, clients: g,
-		ctx: ctx, cancel: cancel}
+		ctx: ctx, cancel: cancel, older: older}
 	// No Timeout: the client's RPC timeout bounds each call, and a batch
 	// sent one by one to an older gateway makes several in a row. The queue
 	// wait is bounded as PushTimeout bounds a lone call: a push queued

@@ -598,3 +598,33 @@ func TestPushCoalescer_FallbackSkipsAPushWhoseWaitIsOver(t *testing.T) {
 		t.Errorf("server got reqs %v, want 1, 2 and 3 (4's wait was over)", sent)
 	}
 }
+
+// A gateway's refusal of PushBatch outlives its client: the client of a
+// lapsed gateway that flaps is dropped and made again every probe
+// interval, and a new client that tried PushBatch again would log the
+// refusal at info each time.
+func TestGatewayClients_RefusalOfPushBatchOutlivesTheClient(t *testing.T) {
+	srv := startPushServer(t, true, "")
+	p := newPusher(t, srv, "")
+	p.fillInFlight()
+	p.enqueue(context.Background(), 3, 4)
+	srv.release()
+	checkAnswered(t, p.collect(4))
+	base := srv.entered.Load()
+
+	// A new client: with two calls out, two more go out at once as Push
+	// calls rather than queue for a PushBatch.
+	p.g.drop(srv.addr)
+	srv.holdCalls()
+	for id := int64(11); id <= 14; id++ {
+		p.start(context.Background(), id)
+	}
+	testwait.For(t, 5*time.Second, "the pushes sent or queued", func() bool {
+		return srv.entered.Load()+int64(p.queued()) == base+4
+	})
+	srv.release()
+	checkAnswered(t, p.collect(4))
+	if n := testutil.ToFloat64(p.g.metrics.pushBatchFallbacks); n != 1 {
+		t.Errorf("PushBatch refused %v times, want once: the new client tried it again", n)
+	}
+}
