@@ -88,7 +88,7 @@ func (t *Task) skipVanished(ctx context.Context, targets map[string][]*pushrpc.T
 // by a registry read begun after mark, and it is not a lapsed gateway that
 // answers. The latter is asked before the read, which it spares each push.
 func (t *Task) skipGateway(ctx context.Context, addr string, mark uint64) bool {
-	if t.view.state(addr) != registry.Vanished {
+	if t.view.settledState(ctx, addr) != registry.Vanished {
 		return false // live, unknown, or no registry: the common case
 	}
 	return !t.lapsed.answering(addr) && t.view.vanished(ctx, addr, mark)

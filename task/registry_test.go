@@ -317,3 +317,41 @@ func TestTask_OutdatedRegistryReadKeepsLiveGatewaysClient(t *testing.T) {
 		t.Errorf("%d clients after an older read completed, want the live gateway's", n)
 	}
 }
+
+// A kick or push that comes while task's first registry read is under way
+// (it starts the kick consumer and that read together) found every gateway
+// unknown and called one the read was about to show vanished, waiting out
+// the call's timeout: TestTask_SkipsKickOnVanishedGateway timed out so on
+// a loaded machine. skipGateway now waits for the first read.
+func TestTask_SkipWaitsForTheFirstRegistryRead(t *testing.T) {
+	const addr = "127.0.0.1:24002" // never called
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{addr: time.Now()}})
+	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll)
+	ctx := context.Background()
+	held := reg.holdNext()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		tk.readRegistry(ctx) // watchRegistry's first
+	}()
+	<-held.taken
+
+	skipped := make(chan bool, 1)
+	go func() { skipped <- tk.skipGateway(ctx, addr, tk.view.mark()) }()
+	select {
+	case skip := <-skipped:
+		t.Fatalf("skipGateway = %v before the first registry read completed", skip)
+	case <-time.After(100 * time.Millisecond): // waiting, as it should
+	}
+	close(held.release)
+	<-first
+	if !<-skipped {
+		t.Fatal("a gateway the first registry read holds vanished was not skipped")
+	}
+}

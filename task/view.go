@@ -24,6 +24,7 @@ type gatewayView struct {
 	started uint64       // snapshot reads begun, numbering them from 1
 	current viewSnapshot // the newest completed read
 	pending *viewRead    // the newest read in flight, or nil
+	tried   bool         // a read has completed, failed or not (see settledState)
 	// seenLive holds, for each address live or vanished in current, its
 	// newest registration seen live: see lapsed and unlessLiveSince.
 	seenLive map[string]liveSeen
@@ -78,6 +79,26 @@ func (v *gatewayView) state(addr string) registry.State {
 	return v.current.snap.State(addr)
 }
 
+// settledState is state, but while no read has completed yet (task is
+// starting) it first waits for the one under way, or reads one: the first
+// events after a start would otherwise go to gateways the registry already
+// holds vanished, each call waiting out its timeout. Once a read has
+// completed, failed or not, it never waits, so a registry down at start
+// delays the first events by one read's timeout at most.
+func (v *gatewayView) settledState(ctx context.Context, addr string) registry.State {
+	if v == nil {
+		return registry.Unknown
+	}
+	v.mu.Lock()
+	if v.tried {
+		defer v.mu.Unlock()
+		return v.current.snap.State(addr)
+	}
+	v.mu.Unlock()
+	_, _ = v.since(ctx, 0)
+	return v.state(addr)
+}
+
 // since returns a snapshot from a read begun after the mark call that
 // returned after, reading one when there is none yet. Callers share a read
 // that suits them all, so a burst of events for a vanished gateway costs
@@ -120,6 +141,7 @@ func (v *gatewayView) read(ctx context.Context, r *viewRead) {
 	if v.pending == r {
 		v.pending = nil
 	}
+	v.tried = true
 	v.mu.Unlock()
 	close(r.done)
 }
