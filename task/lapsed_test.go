@@ -102,6 +102,22 @@ func (r *scriptedRegistry) holdNext() *heldRead {
 	return r.hold
 }
 
+// scriptedTask is a Task, not run, whose view reads a scripted registry
+// that holds snap; its gateway clients close when the test ends, waiting
+// for the probes.
+func scriptedTask(t *testing.T, snap registry.Snapshot) (*Task, *scriptedRegistry) {
+	t.Helper()
+	reg := &scriptedRegistry{}
+	reg.set(snap)
+	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
+		Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll)
+	return tk, reg
+}
+
 func (r *scriptedRegistry) set(snap registry.Snapshot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -366,14 +382,7 @@ func TestLapsedGateways_FailedProbeOutdatedByALaterLife(t *testing.T) {
 func TestTask_LapsedAnsweringGaugeFollowsChanges(t *testing.T) {
 	gw := startGateway(t, gatewayMode{})
 	expiry := time.Now().Add(time.Minute)
-	reg := &scriptedRegistry{}
-	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
-	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
-		Routes: route.NewMemory(time.Minute), Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tk.gateways.closeAll) // waits for the probes
+	tk, reg := scriptedTask(t, registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
 	ctx := context.Background()
 	tk.readRegistry(ctx)
 	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})
@@ -422,14 +431,7 @@ func (m *kickMsg) NakWithDelay(time.Duration) error { m.settled <- "nak"; return
 func TestTask_KickForLapsedGatewayAnsweringMeanwhileIsNotDropped(t *testing.T) {
 	gw := startGateway(t, gatewayMode{held: true}) // the probe waits for release
 	expiry := time.Now().Add(time.Minute)
-	reg := &scriptedRegistry{}
-	reg.set(registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
-	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
-		Routes: route.NewMemory(time.Minute), Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tk.gateways.closeAll) // waits for the probes
+	tk, reg := scriptedTask(t, registry.Snapshot{Live: map[string]time.Time{gw.addr: expiry}})
 	ctx := context.Background()
 	tk.readRegistry(ctx)
 	reg.set(registry.Snapshot{Gone: map[string]time.Time{gw.addr: expiry}})

@@ -278,14 +278,7 @@ func TestTask_KickWaitsForLapsedGatewaysProbe(t *testing.T) {
 func TestTask_OutdatedRegistryReadKeepsLiveGatewaysClient(t *testing.T) {
 	const addr = "127.0.0.1:24001" // its client is made, never called
 	expiry := time.Now().Add(time.Minute)
-	reg := &scriptedRegistry{}
-	reg.set(registry.Snapshot{Live: map[string]time.Time{addr: expiry}})
-	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
-		Routes: route.NewMemory(time.Minute), Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tk.gateways.closeAll)
+	tk, reg := scriptedTask(t, registry.Snapshot{Live: map[string]time.Time{addr: expiry}})
 	ctx := context.Background()
 	tk.readRegistry(ctx)
 	if _, err := tk.gateways.get(addr); err != nil {
@@ -325,14 +318,7 @@ func TestTask_OutdatedRegistryReadKeepsLiveGatewaysClient(t *testing.T) {
 // a loaded machine. skipGateway now waits for the first read.
 func TestTask_SkipWaitsForTheFirstRegistryRead(t *testing.T) {
 	const addr = "127.0.0.1:24002" // never called
-	reg := &scriptedRegistry{}
-	reg.set(registry.Snapshot{Gone: map[string]time.Time{addr: time.Now()}})
-	tk, err := New(testConfig(), Deps{Log: zerolog.Nop(), JS: fakeJS{}, MQ: newNamesForTest(),
-		Routes: route.NewMemory(time.Minute), Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tk.gateways.closeAll)
+	tk, reg := scriptedTask(t, registry.Snapshot{Gone: map[string]time.Time{addr: time.Now()}})
 	ctx := context.Background()
 	held := reg.holdNext()
 	first := make(chan struct{})
