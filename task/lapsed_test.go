@@ -88,6 +88,7 @@ type scriptedRegistry struct {
 	mu   sync.Mutex
 	snap registry.Snapshot
 	hold *heldRead // the next read to hold, or nil
+	err  error     // while set, every read fails with it
 }
 
 // heldRead is a read held, its snapshot taken, until release closes;
@@ -130,14 +131,20 @@ func (r *scriptedRegistry) Deregister(context.Context, string) error { return ni
 
 func (r *scriptedRegistry) Snapshot(context.Context) (registry.Snapshot, error) {
 	r.mu.Lock()
-	snap, hold := r.snap, r.hold
+	snap, hold, err := r.snap, r.hold, r.err
 	r.hold = nil
 	r.mu.Unlock()
 	if hold != nil {
 		close(hold.taken)
 		<-hold.release
 	}
-	return snap, nil
+	return snap, err
+}
+
+func (r *scriptedRegistry) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
 }
 
 // A probe of a lapsed gateway that fails after a newer registry read saw

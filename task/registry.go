@@ -27,14 +27,20 @@ func (t *Task) watchRegistry(ctx context.Context) {
 	}
 }
 
+// registryWarnEvery is how often a registry that keeps failing is warned
+// of again: reads come every RegistryRefresh (2 s), and one line each
+// would fill the log through an outage.
+const registryWarnEvery = time.Minute
+
 func (t *Task) readRegistry(ctx context.Context) {
 	cur, err := t.view.refresh(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			t.rare.Warn().Err(err).Msg("gateway registry read failed; keeping the last one")
+			t.registryFailed(err, time.Now())
 		}
 		return
 	}
+	t.registryRead(time.Now())
 	t.metrics.registry.WithLabelValues("live").Set(float64(len(cur.snap.Live)))
 	t.metrics.registry.WithLabelValues("vanished").Set(float64(len(cur.snap.Gone)))
 	for addr, gone := range cur.snap.Gone {
@@ -92,4 +98,31 @@ func (t *Task) skipGateway(ctx context.Context, addr string, mark uint64) bool {
 		return false // live, unknown, or no registry: the common case
 	}
 	return !t.lapsed.answering(addr) && t.view.vanished(ctx, addr, mark)
+}
+
+// registryFailed warns of a failed registry read at now: at the first
+// failure, then every registryWarnEvery while they go on.
+func (t *Task) registryFailed(err error, now time.Time) {
+	t.regMu.Lock()
+	defer t.regMu.Unlock()
+	if t.regDown.IsZero() {
+		t.regDown = now
+	}
+	if now.Sub(t.regWarned) < registryWarnEvery {
+		return
+	}
+	t.regWarned = now
+	t.log.Warn().Err(err).Dur("down_for", now.Sub(t.regDown)).
+		Msg("gateway registry read failed; keeping the last one")
+}
+
+// registryRead says, after failures, that a registry read at now succeeded.
+func (t *Task) registryRead(now time.Time) {
+	t.regMu.Lock()
+	defer t.regMu.Unlock()
+	if t.regDown.IsZero() {
+		return
+	}
+	t.log.Info().Dur("down_for", now.Sub(t.regDown)).Msg("gateway registry read again")
+	t.regDown, t.regWarned = time.Time{}, time.Time{}
 }

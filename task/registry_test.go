@@ -2,6 +2,8 @@ package task
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/resonance-im/resonance/internal/registry"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -339,5 +342,39 @@ func TestTask_SkipWaitsForTheFirstRegistryRead(t *testing.T) {
 	<-first
 	if !<-skipped {
 		t.Fatal("a gateway the first registry read holds vanished was not skipped")
+	}
+}
+
+// A registry that keeps failing is warned of at the first failure and then
+// once a minute, not at every read (every 2 s by default, which the shared
+// sampler let through, 5 in 10 s), and its return is said once.
+func TestTask_RegistryOutageWarnsOncePerMinute(t *testing.T) {
+	var logs syncbuf.Buffer
+	reg := &scriptedRegistry{}
+	tk, err := New(testConfig(), Deps{Log: zerolog.New(&logs), JS: fakeJS{},
+		MQ: newNamesForTest(), Routes: route.NewMemory(time.Minute), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.gateways.closeAll)
+	ctx := context.Background()
+	reg.fail(errors.New("registry unreachable"))
+	for range 30 {
+		tk.readRegistry(ctx)
+	}
+	if n := strings.Count(logs.String(), "gateway registry read failed"); n != 1 {
+		t.Fatalf("%d warnings for 30 failed reads within a minute, want 1:\n%s", n, logs.String())
+	}
+
+	// Past the minute, once more; then the return, once.
+	start := time.Now()
+	tk.registryFailed(errors.New("registry unreachable"), start.Add(registryWarnEvery))
+	reg.fail(nil)
+	tk.readRegistry(ctx)
+	tk.readRegistry(ctx)
+	warned := strings.Count(logs.String(), "gateway registry read failed")
+	back := strings.Count(logs.String(), "gateway registry read again")
+	if warned != 2 || back != 1 {
+		t.Fatalf("%d warnings and %d recoveries, want 2 and 1:\n%s", warned, back, logs.String())
 	}
 }

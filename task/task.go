@@ -33,6 +33,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,12 @@ type Task struct {
 	notify   *notifier // nil when notifications are off
 	ready    chan struct{}
 	started  atomic.Bool
+
+	// regDown is when registry reads began failing, zero while they
+	// succeed, and regWarned when that was last said (see registryFailed).
+	regMu              sync.Mutex
+	regDown, regWarned time.Time
+
 	// bal shares the partitions with other instances; set by Run before
 	// ready is closed.
 	bal *balancer
