@@ -27,9 +27,12 @@ const refreshRandom = 32
 // refreshRetryGrace is how long after a rotation the rotated-away refresh
 // token may come back once without counting as reuse: a client whose
 // connection broke before the REFRESH answer arrived retries with the token
-// it still holds, and would otherwise be signed out. The retry needs a
-// session of the same device, which a thief holding only the refresh token
-// lacks.
+// it still holds, and would otherwise be signed out. The retry may come as
+// a REFRESH or, from a client whose access token lapsed too, as a LOGIN, so
+// a thief holding the rotated-away token could make it as well; the token
+// the retry replaced is therefore remembered in its place (see rotate), and
+// the party holding it, coming back, revokes the device: both are signed
+// out rather than the device's owner alone.
 const refreshRetryGrace = 30 * time.Second
 
 // tokenPair is what a login, refresh or password change hands out.
@@ -145,8 +148,11 @@ func (s *Service) rotate(ctx context.Context, user int64, device,
 	if sameHash(dev.PrevRefreshHash, h) {
 		if dev.RotatedMs > 0 && now-dev.RotatedMs < refreshRetryGrace.Milliseconds() {
 			// A retry of a rotation whose answer was lost: the token the
-			// client never received is replaced, once.
-			return s.replaceRefresh(ctx, dev, dev.RefreshHash, h, 0)
+			// client never received is replaced, once, and remembered as
+			// rotated away with no retry allowed. It comes back only if
+			// the answer did arrive, to another party than this retry's:
+			// two parties hold the device.
+			return s.replaceRefresh(ctx, dev, dev.RefreshHash, dev.RefreshHash, 0)
 		}
 		s.revokeReused(ctx, user, device)
 		return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)

@@ -100,29 +100,88 @@ func TestRefresh_RotatesAndDetectsReuse(t *testing.T) {
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 
 		// The rotated-away token comes back once, soon: a retry whose answer
-		// was lost. It gets a new pair; the one never received stops working.
+		// was lost. It gets a new pair, and nobody is signed out.
 		retry, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
 		if err != nil {
 			t.Fatalf("retry within the grace: %v", err)
 		}
-		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
-		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 		if got := e.signedOut(t); len(got) != 0 {
 			t.Fatalf("a retry signed out %v", got)
 		}
-		fresh = retry
 
-		// And again: two parties hold the device.
-		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		// The pair the retry replaced comes back: its answer did arrive, to
+		// another party than the retry's. Two parties hold the device.
+		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
-		for name, tok := range map[string]string{"access": fresh.Token,
-			"refresh": fresh.RefreshToken} {
+		for name, tok := range map[string]string{"access": retry.Token,
+			"refresh": retry.RefreshToken} {
 			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
-				t.Fatalf("%s token after reuse: %s", name, c)
+				t.Fatalf("retry's %s token after reuse: %s", name, c)
 			}
 		}
 		if got := e.signedOut(t); len(got) != 1 || got[0] != 999 {
 			t.Fatalf("signed out %v, want conn 999", got)
+		}
+	})
+}
+
+// TestRefresh_RetryWithinTheGraceKeepsTheDevice checks that a retry whose
+// answer was lost leaves a pair that goes on working.
+func TestRefresh_RetryWithinTheGraceKeepsTheDevice(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		if _, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+			t.Fatal(err)
+		}
+		retry, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatalf("retry within the grace: %v", err)
+		}
+		next, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: retry.RefreshToken})
+		if err != nil {
+			t.Fatalf("refresh with the retry's token: %v", err)
+		}
+		if c := e.tokenLogin(t, next.Token); c != common.ErrorCode_OK {
+			t.Fatalf("access token after the retry: %s", c)
+		}
+		if got := e.signedOut(t); len(got) != 0 {
+			t.Fatalf("signed out %v", got)
+		}
+	})
+}
+
+// TestLogin_RotatedAwayTokenOfAThief checks a LOGIN with a refresh token
+// rotated away within the grace, by a party other than the device: when the
+// device comes back with the token it holds, both are signed out, rather
+// than the device alone with the thief keeping its place.
+func TestLogin_RotatedAwayTokenOfAThief(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		held, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		thief, err := e.svc.Login(ctx, &protocol.LoginReq{Token: phone.refresh},
+			&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 666})
+		if err != nil {
+			t.Fatalf("login with the rotated-away token within the grace: %v", err)
+		}
+
+		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: held.RefreshToken})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		for name, tok := range map[string]string{"access": thief.Token,
+			"refresh": thief.RefreshToken} {
+			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
+				t.Fatalf("thief's %s token after the device came back: %s", name, c)
+			}
+		}
+		if got := e.signedOut(t); len(got) != 1 || got[0] != 666 {
+			t.Fatalf("signed out %v, want the thief's conn 666", got)
 		}
 	})
 }
