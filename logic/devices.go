@@ -49,26 +49,39 @@ func (deviceRow) TableName(n schema.Namer) string { return n.TableName("device")
 // devices that lapsed are deleted by the pruner (prune.go).
 func (s *Service) touchDevice(ctx context.Context, user int64, device,
 	platform string) (*deviceRow, error) {
+	return s.touchDeviceIn(s.dbc(ctx), user, device, platform)
+}
+
+// touchDeviceIn is touchDevice on db, a transaction's handle, and reads the
+// row back through it.
+func (s *Service) touchDeviceIn(db *gorm.DB, user int64, device,
+	platform string) (*deviceRow, error) {
 	row := deviceRow{UserID: user, DeviceID: device, Platform: platform,
 		LastLoginMs: s.now().UnixMilli(), TokenGen: 1}
 	update := []string{"last_login_ms"}
 	if platform != "" {
 		update = append(update, "platform") // a login that does not say keeps it
 	}
-	err := s.dbc(ctx).Clauses(clause.OnConflict{
+	err := db.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "user_id"}, {Name: "device_id"}},
 		DoUpdates: clause.AssignmentColumns(update),
 	}).Create(&row).Error
 	if err != nil {
 		return nil, fmt.Errorf("touch device user=%d device=%q: %w", user, device, err)
 	}
-	return s.findDevice(ctx, user, device)
+	return findDeviceIn(db, user, device)
 }
 
 // findDevice returns the user's device row, or nil when there is none.
 func (s *Service) findDevice(ctx context.Context, user int64, device string) (*deviceRow, error) {
+	return findDeviceIn(s.rdc(ctx), user, device)
+}
+
+// findDeviceIn is findDevice on db: a transaction's handle reads what the
+// transaction wrote.
+func findDeviceIn(db *gorm.DB, user int64, device string) (*deviceRow, error) {
 	var row deviceRow
-	res := s.rdc(ctx).Where("user_id = ? AND device_id = ?", user, device).Limit(1).Find(&row)
+	res := db.Where("user_id = ? AND device_id = ?", user, device).Limit(1).Find(&row)
 	if res.Error != nil {
 		return nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, res.Error)
 	}
@@ -107,7 +120,12 @@ func (s *Service) findLoginDevice(ctx context.Context, user int64,
 // its devices when device is empty, and forgets their refresh tokens: every
 // token issued before stops working. It returns how many devices it revoked.
 func (s *Service) revokeDevices(ctx context.Context, user int64, device string) (int64, error) {
-	q := s.dbc(ctx).Model(&deviceRow{}).Where("user_id = ?", user)
+	return revokeDevicesIn(s.dbc(ctx), user, device)
+}
+
+// revokeDevicesIn is revokeDevices on db, a transaction's handle.
+func revokeDevicesIn(db *gorm.DB, user int64, device string) (int64, error) {
+	q := db.Model(&deviceRow{}).Where("user_id = ?", user)
 	if device != "" {
 		q = q.Where("device_id = ?", device)
 	}

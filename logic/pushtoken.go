@@ -268,10 +268,10 @@ func (s *Service) unreadTotals(ctx context.Context, users []int64) (map[int64]in
 	return out, nil
 }
 
-// removeOtherPushTokens deletes the push tokens of all the user's devices
-// but keep, as a password change signs them out.
-func (s *Service) removeOtherPushTokens(ctx context.Context, user int64, keep string) error {
-	err := s.dbc(ctx).Where("user_id = ? AND device_id <> ?", user, keep).
+// removeOtherPushTokens deletes, on db, the push tokens of all the user's
+// devices but keep, as a password change signs them out.
+func removeOtherPushTokens(db *gorm.DB, user int64, keep string) error {
+	err := db.Where("user_id = ? AND device_id <> ?", user, keep).
 		Delete(&pushTokenRow{}).Error
 	if err != nil {
 		return fmt.Errorf("remove push tokens user=%d except %q: %w", user, keep, err)

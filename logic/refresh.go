@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -81,13 +82,18 @@ func sameHash(a, b string) bool {
 // device stops working and is not remembered as rotated) and an access token
 // of the device's current generation.
 func (s *Service) issuePair(ctx context.Context, dev *deviceRow) (tokenPair, error) {
+	return s.issuePairIn(s.dbc(ctx), dev)
+}
+
+// issuePairIn is issuePair on db, a transaction's handle.
+func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
 		return tokenPair{}, err
 	}
 	now := s.now()
 	expires := now.Add(s.cfg.RefreshTTL).UnixMilli()
-	err = s.dbc(ctx).Model(&deviceRow{}).
+	err = db.Model(&deviceRow{}).
 		Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID).
 		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
 			"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires}).Error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -72,27 +74,41 @@ func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return tokenPair{}, err
 	}
-	err = s.dbc(ctx).Model(&userRow{}).Where("id = ?", u.ID).
-		Update("password_hash", hash).Error
+	// One transaction: a new password stored with the revocation failing
+	// after it would leave the old tokens working, a thief's among them
+	// (a password is changed for fear of one), and answer an error for a
+	// password that did change.
+	var p tokenPair
+	err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		p, err = s.setPassword(tx, u.ID, session.DeviceId, hash)
+		return err
+	})
+	return p, err
+}
+
+// setPassword stores the user's new password hash, revokes the tokens of
+// all the user's devices and returns a new pair for device, on tx.
+func (s *Service) setPassword(tx *gorm.DB, user int64, device, hash string) (tokenPair, error) {
+	err := tx.Model(&userRow{}).Where("id = ?", user).Update("password_hash", hash).Error
 	if err != nil {
-		return tokenPair{}, fmt.Errorf("set password user=%d: %w", u.ID, err)
+		return tokenPair{}, fmt.Errorf("set password user=%d: %w", user, err)
 	}
-	if _, err := s.revokeDevices(ctx, u.ID, ""); err != nil {
+	if _, err := revokeDevicesIn(tx, user, ""); err != nil {
 		return tokenPair{}, err
 	}
 	// Every other device is signed out; the session's own keeps its token.
-	if err := s.removeOtherPushTokens(ctx, u.ID, session.DeviceId); err != nil {
+	if err := removeOtherPushTokens(tx, user, device); err != nil {
 		return tokenPair{}, err
 	}
 	// Read after the revocation, so the new pair carries the new generation.
-	dev, err := s.findDevice(ctx, u.ID, session.DeviceId)
+	dev, err := findDeviceIn(tx, user, device)
 	if err == nil && dev == nil {
-		dev, err = s.touchDevice(ctx, u.ID, session.DeviceId, "")
+		dev, err = s.touchDeviceIn(tx, user, device, "")
 	}
 	if err != nil {
 		return tokenPair{}, err
 	}
-	return s.issuePair(ctx, dev)
+	return s.issuePairIn(tx, dev)
 }
 
 // SignOutDevice revokes the tokens of one of the user's devices and closes

@@ -2,8 +2,11 @@ package logic
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -367,5 +370,58 @@ func TestTokenLogin_RecordsTheLoginCoarsely(t *testing.T) {
 	}
 	if ms, _ := lastLogin(); ms <= first {
 		t.Fatalf("last login %d not recorded after %s", ms, deviceTouchEvery)
+	}
+}
+
+// TestChangePassword_AllOrNothing checks that a password change whose
+// revocation of the old tokens fails changes nothing: the old password and
+// every device's tokens still work, and the caller is told it failed.
+func TestChangePassword_AllOrNothing(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		failRevocations(t, e)
+
+		_, err := e.svc.ChangePassword(ctx, phone.sess,
+			&protocol.ChangePasswordReq{OldPassword: testPassword, NewPassword_: "brand new pw"})
+		if err == nil {
+			t.Fatal("password change succeeded with revocations failing")
+		}
+		stopFailing(t, e)
+		if c := e.tokenLogin(t, laptop.token); c != common.ErrorCode_OK {
+			t.Fatalf("other device's token after the failed change: %s", c)
+		}
+		for pw, want := range map[string]common.ErrorCode{testPassword: common.ErrorCode_OK,
+			"brand new pw": common.ErrorCode_INVALID_CREDENTIALS} {
+			_, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: pw,
+				DeviceId: "tablet"}, &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 3})
+			if c := codeOf(err); c != want {
+				t.Fatalf("login with %q after the failed change: %s, want %s", pw, c, want)
+			}
+		}
+	})
+}
+
+// failRevocations makes every update of a device's token generation fail
+// on e's database until stopFailing.
+func failRevocations(t *testing.T, e *env) {
+	t.Helper()
+	err := e.db.Callback().Update().Before("gorm:update").Register("test:fail_revoke",
+		func(db *gorm.DB) {
+			if m, ok := db.Statement.Dest.(map[string]any); ok && m["token_gen"] != nil {
+				_ = db.AddError(errors.New("injected: revocation failed"))
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stopFailing(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.db.Callback().Update().Remove("test:fail_revoke"); err != nil {
+		t.Fatal(err)
 	}
 }
