@@ -24,7 +24,7 @@ func loginDevice(t *testing.T, s *clienttest.Server, p client.LoginParams) (*cli
 
 // passwordLogin is the login of loginNew's user username as device.
 func passwordLogin(username, device string) client.LoginParams {
-	return client.LoginParams{Username: username, Password: "pw-" + username, DeviceID: device}
+	return client.LoginParams{Username: username, Password: passwordOf(username), DeviceID: device}
 }
 
 // waitSignedOut fails unless c is closed with SIGNED_OUT.
@@ -86,7 +86,7 @@ func TestClient_ChangePasswordSignsOtherDevicesOut(t *testing.T) {
 	if client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
 		t.Fatalf("ChangePassword with a wrong old password = %v", err)
 	}
-	pair, err := phone.ChangePassword(ctx, "pw-alice", "new-password")
+	pair, err := phone.ChangePassword(ctx, passwordOf("alice"), "new-password")
 	if err != nil || pair.Token == "" {
 		t.Fatalf("ChangePassword = %+v, %v", pair, err)
 	}
@@ -117,13 +117,14 @@ func TestClient_ChangePasswordAnswersAsTheServer(t *testing.T) {
 	phone, _ := loginNew(t, s, "margaret", client.Options{})
 	ctx := context.Background()
 
+	old := passwordOf("margaret")
 	for _, tc := range []struct {
 		name, oldPassword, newPassword string
 	}{
-		{name: "too short", oldPassword: "pw-margaret", newPassword: "short"},
-		{name: "too long", oldPassword: "pw-margaret", newPassword: strings.Repeat("ab", 65)},
-		{name: "the username", oldPassword: "pw-margaret", newPassword: "MARGARET"},
-		{name: "one character", oldPassword: "pw-margaret", newPassword: "xxxxxxxx"},
+		{name: "too short", oldPassword: old, newPassword: "short"},
+		{name: "too long", oldPassword: old, newPassword: strings.Repeat("ab", 65)},
+		{name: "the username", oldPassword: old, newPassword: "MARGARET"},
+		{name: "one character", oldPassword: old, newPassword: "xxxxxxxx"},
 		{name: "and a wrong old one", oldPassword: "wrong", newPassword: "short"},
 	} {
 		_, err := phone.ChangePassword(ctx, tc.oldPassword, tc.newPassword)
@@ -132,7 +133,7 @@ func TestClient_ChangePasswordAnswersAsTheServer(t *testing.T) {
 		}
 	}
 
-	pair, err := phone.ChangePassword(ctx, "pw-margaret", "new-password")
+	pair, err := phone.ChangePassword(ctx, old, "new-password")
 	if err != nil {
 		t.Fatalf("ChangePassword = %v", err)
 	}

@@ -39,17 +39,21 @@ func dial(t *testing.T, addr string, opts client.Options) *client.Client {
 	return c
 }
 
+// passwordOf is the password the tests register username with: one the
+// server's policy takes, whatever the username's length.
+func passwordOf(username string) string { return "secret-of-" + username }
+
 // loginNew registers username on a fresh connection and logs it in.
 func loginNew(t *testing.T, s *clienttest.Server, username string,
 	opts client.Options) (*client.Client, int64) {
 	t.Helper()
 	c := dial(t, s.Addr(), opts)
 	ctx := context.Background()
-	if _, err := c.Register(ctx, username, "pw-"+username); err != nil {
+	if _, err := c.Register(ctx, username, passwordOf(username)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := c.Login(ctx, client.LoginParams{
-		Username: username, Password: "pw-" + username, DeviceID: "dev-" + username,
+		Username: username, Password: passwordOf(username), DeviceID: "dev-" + username,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +140,7 @@ func TestClient_ServerErrors(t *testing.T) {
 			return err
 		}, common.ErrorCode_UNAUTHENTICATED},
 		{"username taken", func() error {
-			_, err := fresh.Register(ctx, "alice", "pw")
+			_, err := fresh.Register(ctx, "alice", passwordOf("alice"))
 			return err
 		}, common.ErrorCode_USERNAME_TAKEN},
 		{"unknown user", func() error {
@@ -144,7 +148,7 @@ func TestClient_ServerErrors(t *testing.T) {
 			return err
 		}, common.ErrorCode_NOT_FOUND},
 		{"second login", func() error {
-			_, err := alice.Login(ctx, client.LoginParams{Username: "alice", Password: "pw-alice"})
+			_, err := alice.Login(ctx, client.LoginParams{Username: "alice", Password: passwordOf("alice")})
 			return err
 		}, common.ErrorCode_ALREADY_LOGGED_IN},
 	}

@@ -59,10 +59,10 @@ func registerReal(t *testing.T, addr, name string) (*client.Client, int64) {
 	t.Helper()
 	c := dial(t, addr, client.Options{})
 	ctx := context.Background()
-	if _, err := c.Register(ctx, name, "pw-"+name); err != nil {
+	if _, err := c.Register(ctx, name, passwordOf(name)); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "pw-" + name,
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: passwordOf(name),
 		DeviceID: "dev-" + name})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func registerReal(t *testing.T, addr, name string) (*client.Client, int64) {
 func openRealSession(t *testing.T, addr, name string) *client.Session {
 	t.Helper()
 	sess, err := client.OpenSession(context.Background(), client.SessionConfig{
-		Addr: addr, Login: client.LoginParams{Username: name, Password: "pw-" + name,
+		Addr: addr, Login: client.LoginParams{Username: name, Password: passwordOf(name),
 			DeviceID: "dev-" + name},
 	})
 	if err != nil {

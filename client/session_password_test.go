@@ -34,7 +34,7 @@ func TestSession_ChangePasswordKeepsTheSessionLoggingIn(t *testing.T) {
 			waitFor(t, "the session caught up", func() bool { return gate.Resumes() == 1 })
 			ctx := context.Background()
 
-			pair, err := sess.ChangePassword(ctx, "pw-alice", "new-password")
+			pair, err := sess.ChangePassword(ctx, passwordOf("alice"), "new-password")
 			if err != nil || pair.Token == "" {
 				t.Fatalf("ChangePassword = %+v, %v", pair, err)
 			}

@@ -78,7 +78,7 @@ func openSession(t *testing.T, s *clienttest.Server, user, device string,
 	t.Helper()
 	cfg := client.SessionConfig{
 		Addr: s.Addr(),
-		Login: client.LoginParams{Username: user, Password: "pw-" + user,
+		Login: client.LoginParams{Username: user, Password: passwordOf(user),
 			DeviceID: device},
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  50 * time.Millisecond,
@@ -415,7 +415,7 @@ func TestSession_FirstConnectTriesEveryGateway(t *testing.T) {
 	last := clienttest.ClosedAddr(t)
 	_, err := client.OpenSession(context.Background(), client.SessionConfig{Addr: down,
 		Fallbacks: []string{last}, Login: client.LoginParams{Username: "alice",
-			Password: "pw-alice"}})
+			Password: passwordOf("alice")}})
 	if err == nil || !strings.Contains(err.Error(), last) {
 		t.Fatalf("OpenSession = %v, want the last address's dial error", err)
 	}

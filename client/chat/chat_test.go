@@ -79,10 +79,11 @@ func newUser(t *testing.T, s *clienttest.Server, name string) (*client.Client, i
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Register(ctx, name, "pw"); err != nil {
+	if _, err := c.Register(ctx, name, "pw-secret"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "pw", DeviceID: "sdk"})
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "pw-secret",
+		DeviceID: "sdk"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestRun_ChatReconnectsWithoutLossOrRepeat(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
 
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob", "--device", "d1")
 	waitOutput(t, r.out, "* chatting with bob", 1)
 	aliceID := userID(t, bob, "alice")
@@ -163,7 +164,7 @@ func TestRun_StartsOnTheNextGatewayWhenTheFirstIsDown(t *testing.T) {
 	bob, _ := newUser(t, s, "bob")
 	down := clienttest.ClosedAddr(t)
 
-	r := startChat(t, "--addr", down+", "+s.Addr(), "--user", "alice", "--password", "pw",
+	r := startChat(t, "--addr", down+", "+s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
 	waitOutput(t, r.out, "* logged in as alice (id 2) at "+s.Addr(), 1)
 	waitOutput(t, r.out, "* chatting with bob", 1)
@@ -182,7 +183,7 @@ func TestRun_MovesToTheNextGatewayWhenItGoesDown(t *testing.T) {
 	bob, _ := newUser(t, second, "bob")
 
 	r := startChat(t, "--addr", first.Addr()+","+second.Addr(), "--user", "alice",
-		"--password", "pw")
+		"--password", "pw-secret")
 	waitOutput(t, r.out, "* logged in as alice (id 1) at "+first.Addr(), 1)
 
 	// The first gateway's token means nothing to the second: the password
@@ -200,7 +201,7 @@ func TestRun_MovesToTheNextGatewayWhenItGoesDown(t *testing.T) {
 
 func TestRun_FallsBackToPasswordWhenTokenIsRefused(t *testing.T) {
 	s := startServer(t)
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
 	// The reconnect's token is refused: the password logs in again.
@@ -220,7 +221,7 @@ func TestRun_PrintsHistoryAndWaitsForPeer(t *testing.T) {
 	carol, _ := newUser(t, s, "carol")
 	send(t, carol, bobID, "old news")
 
-	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw", "--to", "dave")
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw-secret", "--to", "dave")
 	waitOutput(t, r.out, "dave does not exist yet", 1)
 	r.say(t, "anyone?")
 	waitOutput(t, r.out, "message not sent", 1)
@@ -298,7 +299,7 @@ func TestRun_FatalErrors(t *testing.T) {
 func TestRun_PasswordFromEnvAndKick(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	t.Setenv("RESONANCE_PASSWORD", "pw")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
 
 	r := startChat(t, "--addr", s.Addr(), "--user", "bob")
 	waitOutput(t, r.out, "* logged in as bob", 1)
@@ -318,7 +319,7 @@ func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
 		send(t, carol, bobID, fmt.Sprintf("note %02d", i))
 	}
 
-	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw", "--to", "carol")
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw-secret", "--to", "carol")
 	waitOutput(t, r.out, "--- last 20 messages with carol ---", 1)
 	waitOutput(t, r.out, "] carol: note 24", 1)
 	send(t, carol, bobID, "fresh")
@@ -339,7 +340,7 @@ func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
 func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
 	waitOutput(t, r.out, "* chatting with bob", 1)
 
@@ -365,7 +366,7 @@ func TestRun_LabelsOwnMessageFromAnotherDeviceWithItsPeer(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
 	_, carolID := newUser(t, s, "carol")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
 	waitOutput(t, r.out, "* chatting with bob", 1)
 
@@ -375,7 +376,7 @@ func TestRun_LabelsOwnMessageFromAnotherDeviceWithItsPeer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = phone.Close() })
 	if _, err := phone.Login(context.Background(), client.LoginParams{Username: "alice",
-		Password: "pw", DeviceID: "phone"}); err != nil {
+		Password: "pw-secret", DeviceID: "phone"}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, phone, carolID, "from my phone")
@@ -391,7 +392,7 @@ func TestRun_LabelsOwnMessageFromAnotherDeviceWithItsPeer(t *testing.T) {
 func TestRun_EndOfInputShowsTheLinesSent(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
 	waitOutput(t, r.out, "* chatting with bob", 1)
 
@@ -416,7 +417,7 @@ func TestRun_EndOfInputShowsTheLinesSent(t *testing.T) {
 func TestRun_SurvivesAnOverLongLine(t *testing.T) {
 	s := startServer(t)
 	_, _ = newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register",
 		"--to", "bob")
 	waitOutput(t, r.out, "chatting with bob", 1)
 	r.say(t, strings.Repeat("y", 300<<10))
@@ -435,7 +436,7 @@ func TestRun_SurvivesAnOverLongLine(t *testing.T) {
 func TestRun_ReportsTooLargeMessagesAndGoesOn(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register",
 		"--to", "bob")
 	waitOutput(t, r.out, "chatting with bob", 1)
 
@@ -485,7 +486,7 @@ func TestRun_PrintsNetworkTextInert(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
 	evil, _ := newUser(t, s, "ev\x1b[2Jil\r")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register",
 		"--to", "bob")
 	waitOutput(t, r.out, "chatting with bob", 1)
 	aliceID := userID(t, bob, "alice")
@@ -520,7 +521,7 @@ func TestChatChild(t *testing.T) {
 		t.Skip("run by TestRun_DefaultDeviceIsTheSameEveryRun")
 	}
 	err := chat.Run(context.Background(), []string{"--addr", addr, "--user", "Alice",
-		"--password", "pw"}, strings.NewReader("/quit\n"), io.Discard)
+		"--password", "pw-secret"}, strings.NewReader("/quit\n"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +553,7 @@ func TestRun_PasteWaitsForRoomInsteadOfDropping(t *testing.T) {
 	const lines = 300
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register",
 		"--to", "bob")
 	waitOutput(t, r.out, "chatting with bob", 1)
 
@@ -587,7 +588,7 @@ func TestRun_PasteWaitsForRoomInsteadOfDropping(t *testing.T) {
 func TestRun_QuitInAPasteCountsTheHeldLine(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register",
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register",
 		"--to", "bob")
 	waitOutput(t, r.out, "chatting with bob", 1)
 	s.Close() // offline: sends wait for a reconnect that never comes

@@ -10,7 +10,7 @@ import (
 func TestRun_TransferHandsTheGroupOver(t *testing.T) {
 	s := startServer(t)
 	_, bobID := newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
 	r.say(t, "/transfer bob")

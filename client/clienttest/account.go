@@ -56,27 +56,37 @@ func (s *Server) SignedIn(username, deviceID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.users[username]
-	for _, d := range s.tokens {
-		if u != nil && d == (device{userID: u.id, id: deviceID}) {
-			return true
+	if u == nil {
+		return false
+	}
+	d := device{userID: u.id, id: deviceID}
+	if s.refresh[d] != nil {
+		return true
+	}
+	for token, a := range s.tokens {
+		if a.device == d {
+			if _, live := s.accessDevice(token); live {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// issueToken returns a new login token of the user's device.
-func (s *Server) issueToken(userID int64, deviceID string) string {
-	token := newToken()
-	s.tokens[token] = device{userID: userID, id: deviceID}
-	return token
-}
-
-// revokeLocked invalidates the tokens of the user's device, or of every
-// device of the user when deviceID is "".
+// revokeLocked invalidates the tokens, access and refresh, of the user's
+// device, or of every device of the user when deviceID is "".
 func (s *Server) revokeLocked(userID int64, deviceID string) {
-	for token, d := range s.tokens {
-		if d.userID == userID && (deviceID == "" || d.id == deviceID) {
+	revoked := func(d device) bool {
+		return d.userID == userID && (deviceID == "" || d.id == deviceID)
+	}
+	for token, a := range s.tokens {
+		if revoked(a.device) {
 			delete(s.tokens, token)
+		}
+	}
+	for d := range s.refresh {
+		if revoked(d) {
+			delete(s.refresh, d)
 		}
 	}
 }
@@ -112,13 +122,9 @@ func (s *Server) changePassword(c *conn, req *protocol.ChangePasswordReq) (codec
 	u.password = req.NewPassword_
 	s.revokeLocked(u.id, "")
 	s.signOutLocked(u.id, "", c)
-	now := time.Now()
-	return &protocol.ChangePasswordResp{
-		Token:            s.issueToken(u.id, c.device),
-		TokenExpiresMs:   now.Add(time.Hour).UnixMilli(),
-		RefreshToken:     s.issueToken(u.id, c.device),
-		RefreshExpiresMs: now.Add(refreshTTL).UnixMilli(),
-	}, nil
+	p := s.issuePairLocked(device{userID: u.id, id: c.device})
+	return &protocol.ChangePasswordResp{Token: p.access, TokenExpiresMs: p.accessExpires,
+		RefreshToken: p.refresh, RefreshExpiresMs: p.refreshExpires}, nil
 }
 
 // newPasswordFault says why the server would refuse password as username's

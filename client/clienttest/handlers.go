@@ -33,6 +33,9 @@ func (s *Server) handle(c *conn, op protocol.Op, body []byte) (codec.Body, error
 	case protocol.Op_SYNC:
 		req := protocol.NewSyncReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.sync(c, req) })
+	case protocol.Op_REFRESH:
+		req := protocol.NewRefreshReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.refreshTokens(c, req) })
 	case protocol.Op_GET_USER:
 		req := protocol.NewGetUserReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.getUser(req) })
@@ -72,6 +75,11 @@ func (s *Server) register(req *protocol.RegisterReq) (codec.Body, error) {
 	if req.Username == "" || req.Password == "" {
 		return nil, fail(common.ErrorCode_BAD_REQUEST, "username and password required")
 	}
+	// As the server: a password it would refuse as a new one is refused
+	// at registration too.
+	if reason := newPasswordFault(req.Username, req.Password); reason != "" {
+		return nil, fail(common.ErrorCode_BAD_REQUEST, reason)
+	}
 	if s.users[req.Username] != nil {
 		return nil, fail(common.ErrorCode_USERNAME_TAKEN, "username taken")
 	}
@@ -91,30 +99,44 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		s.failLogins--
 		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")
 	}
-	var u *user
-	deviceID := req.DeviceId
-	if req.Token != "" {
-		// As the server: a token is its device's, named or not.
-		d := s.tokens[req.Token]
-		if u = s.usersByID[d.userID]; u == nil || deviceID != "" && deviceID != d.id {
-			return nil, fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
-		}
-		deviceID = d.id
-	} else if u = s.users[req.Username]; u == nil || u.password != req.Password {
-		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
+	d, pair, err := s.authenticate(req)
+	if err != nil {
+		return nil, err
 	}
-	c.userID, c.device = u.id, deviceID
-	u.devices[deviceID] = true
-	now := time.Now()
+	u := s.usersByID[d.userID]
+	c.userID, c.device = u.id, d.id
+	u.devices[d.id] = true
 	return &protocol.LoginResp{
 		UserId:              u.id,
-		Token:               s.issueToken(u.id, deviceID),
-		TokenExpiresMs:      now.Add(time.Hour).UnixMilli(),
+		Token:               pair.access,
+		TokenExpiresMs:      pair.accessExpires,
+		RefreshToken:        pair.refresh,
+		RefreshExpiresMs:    pair.refreshExpires,
 		HeartbeatIntervalMs: int32(s.opts.HeartbeatInterval / time.Millisecond),
-		ServerTimeMs:        now.UnixMilli(),
+		ServerTimeMs:        time.Now().UnixMilli(),
 		Username:            u.name,
-		DeviceId:            deviceID,
+		DeviceId:            d.id,
 	}, nil
+}
+
+// authenticate returns the device a LOGIN proves and the pair to hand out:
+// a password login gives the device a new pair, as the server's. Unlike the
+// server, it takes an empty device id as is rather than as "default".
+func (s *Server) authenticate(req *protocol.LoginReq) (device, tokenPair, error) {
+	if req.Token != "" {
+		d, pair, err := s.tokenLogin(req)
+		if err == nil && s.usersByID[d.userID] == nil {
+			err = fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
+		}
+		return d, pair, err
+	}
+	u := s.users[req.Username]
+	if u == nil || u.password != req.Password {
+		return device{}, tokenPair{}, fail(common.ErrorCode_INVALID_CREDENTIALS,
+			"invalid credentials")
+	}
+	d := device{userID: u.id, id: req.DeviceId}
+	return d, s.issuePairLocked(d), nil
 }
 
 func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {

@@ -1,16 +1,17 @@
 // Package clienttest runs a small in-memory Resonance server on loopback for
 // the tests of the SDK, the chat client and the bench scenarios. It speaks
 // the real frame protocol (package codec) with the semantics of the real
-// system that clients rely on: register, login by password or token,
-// idempotent sends with a per-conversation seq, pushes to every other
-// connection of both users, forward and backward sync, delivered positions
-// per device, conversation sync with a cursor, read positions, user lookup
-// and search, logout, password change, profile, signing a device out, and
-// of groups their creation, GET_GROUP, LEAVE and the hand-over of
-// ownership. Hooks inject faults: failed sends, lost pushes, closes, ops an
-// older server lacks. It is a test double: no persistence, one mutex, and
-// of the gateway's limits only those a client must handle (frame body,
-// message content, positions per DELIVERED).
+// system that clients rely on: register under the server's password
+// policy, login by password, access token or refresh token, REFRESH with
+// rotation and reuse detection, idempotent sends with a per-conversation
+// seq, pushes to every other connection of both users, forward and
+// backward sync, delivered positions per device, conversation sync with a
+// cursor, read positions, user lookup and search, logout, password change,
+// profile, signing a device out, and of groups their creation, GET_GROUP,
+// LEAVE and the hand-over of ownership. Hooks inject faults: failed sends,
+// lost pushes, closes, ops an older server lacks. It is a test double: no
+// persistence, one mutex, and of the gateway's limits only those a client
+// must handle (frame body, message content, positions per DELIVERED).
 package clienttest
 
 import (
@@ -48,6 +49,10 @@ type Options struct {
 	// MaxContent is the largest message content accepted, in bytes; zero
 	// means 16 KiB, as the server. A SEND over it fails with TOO_LARGE.
 	MaxContent int
+	// TokenTTL is the life of an access token; zero means 1h. A LOGIN with
+	// an expired one fails with TOKEN_INVALID, as the server's; unlike the
+	// gateway, the fake does not close a connection whose token expires.
+	TokenTTL time.Duration
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
@@ -62,7 +67,8 @@ type Server struct {
 	mu         sync.Mutex
 	users      map[string]*user
 	usersByID  map[int64]*user
-	tokens     map[string]device // by login token
+	tokens     map[string]access // by access token
+	refresh    map[device]*refreshState
 	convs      map[string]*conv
 	conns      map[*conn]struct{}
 	failSends  int
@@ -130,6 +136,9 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxContent <= 0 {
 		opts.MaxContent = 16 << 10
 	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = time.Hour
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("clienttest: listen: %w", err)
@@ -139,7 +148,8 @@ func Start(opts Options) (*Server, error) {
 		ln:        ln,
 		users:     make(map[string]*user),
 		usersByID: make(map[int64]*user),
-		tokens:    make(map[string]device),
+		tokens:    make(map[string]access),
+		refresh:   make(map[device]*refreshState),
 		convs:     make(map[string]*conv),
 		conns:     make(map[*conn]struct{}),
 
@@ -200,11 +210,12 @@ func (s *Server) SendCount() int {
 	return s.sendCount
 }
 
-// RevokeTokens invalidates every login token issued so far.
+// RevokeTokens invalidates every token issued so far, access and refresh.
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.tokens)
+	clear(s.refresh)
 }
 
 // Heartbeats is how many HEARTBEAT requests reached the server.
