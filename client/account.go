@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -15,7 +14,7 @@ import (
 func (c *Client) Block(ctx context.Context, userID int64, blocked bool) error {
 	req := &protocol.BlockReq{UserId: userID, Blocked: blocked}
 	if err := c.roundTrip(ctx, protocol.Op_BLOCK, req, protocol.NewBlockResp()); err != nil {
-		return fmt.Errorf("client: block user %d (%t): %w", userID, blocked, err)
+		return errorf("block user %d (%t): %w", userID, blocked, err)
 	}
 	return nil
 }
@@ -26,7 +25,7 @@ func (c *Client) ListDevices(ctx context.Context) ([]*protocol.Device, error) {
 	resp := protocol.NewListDevicesResp()
 	err := c.roundTrip(ctx, protocol.Op_LIST_DEVICES, &protocol.ListDevicesReq{}, resp)
 	if err != nil {
-		return nil, fmt.Errorf("client: list devices: %w", err)
+		return nil, errorf("list devices: %w", err)
 	}
 	return resp.Devices, nil
 }
@@ -39,7 +38,7 @@ func (c *Client) ListDevices(ctx context.Context) ([]*protocol.Device, error) {
 func (c *Client) Logout(ctx context.Context) error {
 	err := c.roundTrip(ctx, protocol.Op_LOGOUT, &protocol.LogoutReq{}, protocol.NewLogoutResp())
 	if err != nil {
-		return fmt.Errorf("client: logout: %w", err)
+		return errorf("logout: %w", err)
 	}
 	return nil
 }
@@ -58,7 +57,7 @@ func (c *Client) ChangePassword(ctx context.Context, oldPassword,
 	req := &protocol.ChangePasswordReq{OldPassword: oldPassword, NewPassword_: newPassword}
 	resp := protocol.NewChangePasswordResp()
 	if err := c.roundTrip(ctx, protocol.Op_CHANGE_PASSWORD, req, resp); err != nil {
-		return nil, fmt.Errorf("client: change password: %w", err)
+		return nil, errorf("change password: %w", err)
 	}
 	return resp, nil
 }
@@ -77,7 +76,7 @@ func (s *Session) ChangePassword(ctx context.Context, oldPassword,
 	// the login that makes it.
 	c, err := s.Client(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: session change password: %w", err)
+		return nil, errorf("session change password: %w", err)
 	}
 	s.tokenMu.Lock()
 	defer s.tokenMu.Unlock()
@@ -114,7 +113,7 @@ func (c *Client) UpdateProfile(ctx context.Context, p ProfileParams) (*protocol.
 	req := &protocol.UpdateProfileReq{Nickname: p.Nickname, AvatarUrl: p.AvatarURL}
 	resp := protocol.NewUserInfo()
 	if err := c.roundTrip(ctx, protocol.Op_UPDATE_PROFILE, req, resp); err != nil {
-		return nil, fmt.Errorf("client: update profile: %w", err)
+		return nil, errorf("update profile: %w", err)
 	}
 	return resp, nil
 }
@@ -134,7 +133,7 @@ func (c *Client) SignOutDevice(ctx context.Context, deviceID string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("client: sign out device %q: %w", deviceID, err)
+		return errorf("sign out device %q: %w", deviceID, err)
 	}
 	return nil
 }
@@ -154,7 +153,7 @@ func (c *Client) SearchUsers(ctx context.Context, query string,
 	req := &protocol.SearchUsersReq{Query: query, Limit: limit}
 	resp := protocol.NewSearchUsersResp()
 	if err := c.roundTrip(ctx, protocol.Op_SEARCH_USERS, req, resp); err != nil {
-		return nil, fmt.Errorf("client: search users %q: %w", query, err)
+		return nil, errorf("search users %q: %w", query, err)
 	}
 	return resp.Users, nil
 }

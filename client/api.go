@@ -28,7 +28,7 @@ func (c *Client) Register(ctx context.Context, username, password string) (int64
 	req := &protocol.RegisterReq{Username: username, Password: password}
 	resp := protocol.NewRegisterResp()
 	if err := c.roundTrip(ctx, protocol.Op_REGISTER, req, resp); err != nil {
-		return 0, fmt.Errorf("client: register %q: %w", username, err)
+		return 0, errorf("register %q: %w", username, err)
 	}
 	return resp.UserId, nil
 }
@@ -56,7 +56,7 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (*protocol.LoginResp,
 	}
 	resp := protocol.NewLoginResp()
 	if err := c.roundTrip(ctx, protocol.Op_LOGIN, req, resp); err != nil {
-		return nil, fmt.Errorf("client: login %q device %q: %w", p.Username, p.DeviceID, err)
+		return nil, errorf("login %q device %q: %w", p.Username, p.DeviceID, err)
 	}
 	c.mu.Lock()
 	c.device = cmp.Or(resp.DeviceId, p.DeviceID)
@@ -84,7 +84,7 @@ type SendParams struct {
 // or the connection has ended.
 func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, error) {
 	if p.Text != "" && len(p.Content) > 0 {
-		return nil, fmt.Errorf("client: send: %w: both Text and Content set", ErrBadParams)
+		return nil, errorf("send: %w: both Text and Content set", ErrBadParams)
 	}
 	if p.ClientMsgID == "" {
 		p.ClientMsgID = NewClientMsgID()
@@ -102,7 +102,7 @@ func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, er
 	}
 	resp, err := c.sendWithRetry(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("client: send %s to user %d conv %q: %w",
+		return nil, errorf("send %s to user %d conv %q: %w",
 			p.ClientMsgID, p.ToUserID, p.ConvID, err)
 	}
 	return resp, nil
@@ -125,7 +125,7 @@ func (c *Client) sendWithRetry(ctx context.Context,
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (after attempt %d: %w)", ctx.Err(), attempt, err)
+			return nil, errorf("%w (after attempt %d: %w)", ctx.Err(), attempt, err)
 		case <-c.done:
 			return nil, err
 		}
@@ -152,7 +152,7 @@ func (c *Client) Sync(ctx context.Context, convID string, afterSeq int64,
 	req := &protocol.SyncReq{ConvId: convID, AfterSeq: afterSeq, Limit: limit}
 	resp := protocol.NewSyncResp()
 	if err := c.roundTrip(ctx, protocol.Op_SYNC, req, resp); err != nil {
-		return nil, fmt.Errorf("client: sync %q after %d: %w", convID, afterSeq, err)
+		return nil, errorf("sync %q after %d: %w", convID, afterSeq, err)
 	}
 	return resp, nil
 }
@@ -173,7 +173,7 @@ func (c *Client) getUser(ctx context.Context,
 	req *protocol.GetUserReq) (*protocol.GetUserResp, error) {
 	resp := protocol.NewGetUserResp()
 	if err := c.roundTrip(ctx, protocol.Op_GET_USER, req, resp); err != nil {
-		return nil, fmt.Errorf("client: get user %q id %d: %w", req.Username, req.UserId, err)
+		return nil, errorf("get user %q id %d: %w", req.Username, req.UserId, err)
 	}
 	return resp, nil
 }
@@ -205,12 +205,12 @@ const LatestSeq int64 = 1<<63 - 1
 func (c *Client) SyncBefore(ctx context.Context, convID string, beforeSeq int64,
 	limit int32) (*protocol.SyncResp, error) {
 	if beforeSeq <= 0 {
-		return nil, fmt.Errorf("client: sync %q before %d: %w", convID, beforeSeq, ErrBadParams)
+		return nil, errorf("sync %q before %d: %w", convID, beforeSeq, ErrBadParams)
 	}
 	req := &protocol.SyncReq{ConvId: convID, BeforeSeq: beforeSeq, Limit: limit}
 	resp := protocol.NewSyncResp()
 	if err := c.roundTrip(ctx, protocol.Op_SYNC, req, resp); err != nil {
-		return nil, fmt.Errorf("client: sync %q before %d: %w", convID, beforeSeq, err)
+		return nil, errorf("sync %q before %d: %w", convID, beforeSeq, err)
 	}
 	return resp, nil
 }
@@ -223,7 +223,7 @@ func (c *Client) Delivered(ctx context.Context, positions []*protocol.ConvPos) e
 	req := &protocol.DeliveredReq{Positions: positions}
 	resp := protocol.NewDeliveredResp()
 	if err := c.roundTrip(ctx, protocol.Op_DELIVERED, req, resp); err != nil {
-		return fmt.Errorf("client: delivered %d positions: %w", len(positions), err)
+		return errorf("delivered %d positions: %w", len(positions), err)
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (c *Client) SyncConvs(ctx context.Context, cursor string,
 	req := &protocol.SyncConvsReq{Cursor: cursor, Limit: limit}
 	resp := protocol.NewSyncConvsResp()
 	if err := c.roundTrip(ctx, protocol.Op_SYNC_CONVS, req, resp); err != nil {
-		return nil, fmt.Errorf("client: sync convs from %q: %w", cursor, err)
+		return nil, errorf("sync convs from %q: %w", cursor, err)
 	}
 	return resp, nil
 }
@@ -249,7 +249,7 @@ func (c *Client) MarkRead(ctx context.Context, convID string, seq int64) (int64,
 	req := &protocol.MarkReadReq{ConvId: convID, Seq: seq}
 	resp := protocol.NewMarkReadResp()
 	if err := c.roundTrip(ctx, protocol.Op_MARK_READ, req, resp); err != nil {
-		return 0, fmt.Errorf("client: mark %q read up to %d: %w", convID, seq, err)
+		return 0, errorf("mark %q read up to %d: %w", convID, seq, err)
 	}
 	return resp.ReadSeq, nil
 }

@@ -13,7 +13,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -145,7 +144,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.LocalIP != "" {
 		ip := net.ParseIP(opts.LocalIP)
 		if ip == nil {
-			return nil, fmt.Errorf("client: dial %s: bad local IP %q", addr, opts.LocalIP)
+			return nil, errorf("dial %s: bad local IP %q", addr, opts.LocalIP)
 		}
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
@@ -164,9 +163,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 // the host alone: "dial tcp: lookup HOST: no such host".
 func dialError(addr string, err error) error {
 	if strings.Contains(err.Error(), addr) {
-		return fmt.Errorf("client: %w", err)
+		return errorf("%w", err)
 	}
-	return fmt.Errorf("client: dial %s: %w", addr, err)
+	return errorf("dial %s: %w", addr, err)
 }
 
 func newClient(conn net.Conn, opts Options) *Client {
@@ -343,7 +342,7 @@ func (c *Client) readFrame(br *bufio.Reader, body *[]byte) (codec.Header, error)
 	}
 	h, err := c.dec.DecodeHeader(hdr)
 	if err != nil {
-		return h, fmt.Errorf("%w: read header: %w", ErrProtocol, err)
+		return h, errorf("%w: read header: %w", ErrProtocol, err)
 	}
 	_, _ = br.Discard(codec.HeaderSize)
 	if cap(*body) < int(h.BodyLen) {
@@ -358,9 +357,9 @@ func (c *Client) readFrame(br *bufio.Reader, body *[]byte) (codec.Header, error)
 
 func readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("client: connection closed by server: %w", err)
+		return errorf("connection closed by server: %w", err)
 	}
-	return fmt.Errorf("client: read: %w", err)
+	return errorf("read: %w", err)
 }
 
 func (c *Client) dispatch(h codec.Header, body []byte) error {
@@ -372,11 +371,11 @@ func (c *Client) dispatch(h codec.Header, body []byte) error {
 	case h.Op == protocol.Op_CLOSE:
 		m := protocol.NewCloseMsg()
 		if err := codec.ReadBody(body, m); err != nil {
-			return fmt.Errorf("%w: close frame: %w", ErrProtocol, err)
+			return errorf("%w: close frame: %w", ErrProtocol, err)
 		}
 		return newCloseError(m)
 	case codec.IsRequest(h.Op):
-		return fmt.Errorf("%w: server sent request op %s", ErrProtocol, h.Op)
+		return errorf("%w: server sent request op %s", ErrProtocol, h.Op)
 	default:
 		return c.completeCall(h, body)
 	}
@@ -385,10 +384,10 @@ func (c *Client) dispatch(h codec.Header, body []byte) error {
 func (c *Client) deliverPush(body []byte) error {
 	p := protocol.NewPushMsg()
 	if err := codec.ReadBody(body, p); err != nil {
-		return fmt.Errorf("%w: push: %w", ErrProtocol, err)
+		return errorf("%w: push: %w", ErrProtocol, err)
 	}
 	if p.Message == nil {
-		return fmt.Errorf("%w: push without a message", ErrProtocol)
+		return errorf("%w: push without a message", ErrProtocol)
 	}
 	// Block rather than drop: see Messages. done unblocks us on Close.
 	select {
@@ -418,7 +417,7 @@ func (c *Client) completeCall(h codec.Header, body []byte) error {
 		return nil
 	}
 	if h.Op != codec.ReplyOp(cl.op) {
-		err := fmt.Errorf("%w: request %d op %s answered by %s",
+		err := errorf("%w: request %d op %s answered by %s",
 			ErrProtocol, h.RequestID, cl.op, h.Op)
 		cl.done <- err // buffered: harmless if abandoned
 		return err
@@ -434,12 +433,12 @@ func decodeReply(h codec.Header, body []byte, resp codec.Readable) error {
 	if h.Flags&codec.FlagError != 0 {
 		e := protocol.NewErrorResp()
 		if err := codec.ReadBody(body, e); err != nil {
-			return fmt.Errorf("%w: error reply: %w", ErrProtocol, err)
+			return errorf("%w: error reply: %w", ErrProtocol, err)
 		}
 		return &Error{Code: e.Code, Message: e.Message}
 	}
 	if err := codec.ReadBody(body, resp); err != nil {
-		return fmt.Errorf("%w: reply %s: %w", ErrProtocol, h.Op, err)
+		return errorf("%w: reply %s: %w", ErrProtocol, h.Op, err)
 	}
 	return nil
 }

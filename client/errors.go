@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -50,6 +51,36 @@ var (
 	// whatever the code, since only the login decides that a session is over.
 	errCatchUp = errors.New("client: session catch-up failed")
 )
+
+// prefix starts the text of every error of the SDK, once.
+const prefix = "client: "
+
+// errorf is fmt.Errorf for the SDK's errors: it puts prefix before the
+// message and takes it off the text of each error among args, which still
+// unwrap to themselves. Wrapping an error of the SDK in another would
+// otherwise say "client: send: client: request timed out". The format does
+// not start with prefix.
+func errorf(format string, args ...any) error {
+	for i, a := range args {
+		if err, ok := a.(error); ok && err != nil {
+			args[i] = unprefixed{err}
+		}
+	}
+	return prefixed{fmt.Errorf(format, args...)}
+}
+
+// prefixed is an error whose text starts with prefix.
+type prefixed struct{ error }
+
+func (e prefixed) Error() string { return prefix + e.error.Error() }
+func (e prefixed) Unwrap() error { return e.error }
+
+// unprefixed is an error of the SDK wrapped by another: its text loses
+// prefix, which the outer error carries.
+type unprefixed struct{ error }
+
+func (e unprefixed) Error() string { return strings.TrimPrefix(e.error.Error(), prefix) }
+func (e unprefixed) Unwrap() error { return e.error }
 
 // Error is a business error returned by the server in an ErrorResp.
 type Error struct {

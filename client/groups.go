@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -19,7 +18,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []int64,
 	req := &protocol.CreateGroupReq{ClientMsgId: clientMsgID, Name: name, MemberIds: members}
 	resp := protocol.NewGroupChangeResp()
 	if err := c.roundTrip(ctx, protocol.Op_CREATE_GROUP, req, resp); err != nil {
-		return nil, fmt.Errorf("client: create group %q: %w", name, err)
+		return nil, errorf("create group %q: %w", name, err)
 	}
 	return resp, nil
 }
@@ -34,7 +33,7 @@ func (c *Client) ManageGroup(ctx context.Context,
 	}
 	resp := protocol.NewGroupChangeResp()
 	if err := c.roundTrip(ctx, protocol.Op_MANAGE_GROUP, req, resp); err != nil {
-		return nil, fmt.Errorf("client: %s group %q: %w", req.Action, req.ConvId, err)
+		return nil, errorf("%s group %q: %w", req.Action, req.ConvId, err)
 	}
 	return resp, nil
 }
@@ -44,7 +43,7 @@ func (c *Client) GetGroup(ctx context.Context, convID string) (*protocol.GroupIn
 	resp := protocol.NewGroupInfo()
 	if err := c.roundTrip(ctx, protocol.Op_GET_GROUP, &protocol.GetGroupReq{ConvId: convID},
 		resp); err != nil {
-		return nil, fmt.Errorf("client: get group %q: %w", convID, err)
+		return nil, errorf("get group %q: %w", convID, err)
 	}
 	return resp, nil
 }
@@ -59,7 +58,7 @@ func (c *Client) Recall(ctx context.Context, convID string, seq int64,
 	req := &protocol.RecallReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: seq}
 	resp := protocol.NewSendResp()
 	if err := c.roundTrip(ctx, protocol.Op_RECALL, req, resp); err != nil {
-		return nil, fmt.Errorf("client: recall %q seq %d: %w", convID, seq, err)
+		return nil, errorf("recall %q seq %d: %w", convID, seq, err)
 	}
 	return resp, nil
 }
@@ -75,7 +74,7 @@ func (c *Client) Edit(ctx context.Context, convID string, seq int64, text string
 		ContentType: common.ContentType_TEXT, Content: []byte(text)}
 	resp := protocol.NewSendResp()
 	if err := c.roundTrip(ctx, protocol.Op_EDIT, req, resp); err != nil {
-		return nil, fmt.Errorf("client: edit %q seq %d: %w", convID, seq, err)
+		return nil, errorf("edit %q seq %d: %w", convID, seq, err)
 	}
 	return resp, nil
 }
@@ -87,7 +86,7 @@ func (c *Client) ReadCounts(ctx context.Context, convID string,
 	resp := protocol.NewReadCountsResp()
 	if err := c.roundTrip(ctx, protocol.Op_READ_COUNTS,
 		&protocol.ReadCountsReq{ConvId: convID, Seqs: seqs}, resp); err != nil {
-		return nil, fmt.Errorf("client: read counts %q: %w", convID, err)
+		return nil, errorf("read counts %q: %w", convID, err)
 	}
 	return resp, nil
 }
@@ -114,10 +113,10 @@ func decodeContent(m *common.Message, want common.ContentType, v interface {
 	FastRead([]byte) (int, error)
 }) error {
 	if m.ContentType != want {
-		return fmt.Errorf("%w: message %d is %s, not %s", ErrBadParams, m.MsgId, m.ContentType, want)
+		return errorf("%w: message %d is %s, not %s", ErrBadParams, m.MsgId, m.ContentType, want)
 	}
 	if _, err := v.FastRead(m.Content); err != nil {
-		return fmt.Errorf("%w: %s of message %d: %v", ErrProtocol, want, m.MsgId, err)
+		return errorf("%w: %s of message %d: %v", ErrProtocol, want, m.MsgId, err)
 	}
 	return nil
 }

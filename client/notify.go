@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -22,7 +21,7 @@ func (c *Client) deliverNotify(body []byte) error {
 	}
 	n := protocol.NewNotify()
 	if err := codec.ReadBody(body, n); err != nil {
-		return fmt.Errorf("%w: notify: %w", ErrProtocol, err)
+		return errorf("%w: notify: %w", ErrProtocol, err)
 	}
 	c.opts.OnNotify(n)
 	return nil
@@ -36,7 +35,7 @@ func (c *Client) deliverNotify(body []byte) error {
 func (c *Client) Typing(ctx context.Context, convID string, typing bool) error {
 	req := &protocol.TypingReq{ConvId: convID, Typing: typing}
 	if err := c.roundTrip(ctx, protocol.Op_TYPING, req, protocol.NewTypingResp()); err != nil {
-		return fmt.Errorf("client: typing in %q: %w", convID, err)
+		return errorf("typing in %q: %w", convID, err)
 	}
 	return nil
 }
@@ -47,7 +46,7 @@ func (c *Client) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.
 	req := &protocol.GetPresenceReq{UserIds: userIDs}
 	resp := protocol.NewGetPresenceResp()
 	if err := c.roundTrip(ctx, protocol.Op_GET_PRESENCE, req, resp); err != nil {
-		return nil, fmt.Errorf("client: presence of %d users: %w", len(userIDs), err)
+		return nil, errorf("presence of %d users: %w", len(userIDs), err)
 	}
 	return resp.Presences, nil
 }
@@ -61,7 +60,7 @@ func (c *Client) WatchPresence(ctx context.Context, userIDs []int64) ([]*protoco
 	req := &protocol.WatchPresenceReq{UserIds: userIDs}
 	resp := protocol.NewGetPresenceResp()
 	if err := c.roundTrip(ctx, protocol.Op_WATCH_PRESENCE, req, resp); err != nil {
-		return nil, fmt.Errorf("client: watch presence of %d users: %w", len(userIDs), err)
+		return nil, errorf("watch presence of %d users: %w", len(userIDs), err)
 	}
 	return resp.Presences, nil
 }
@@ -78,7 +77,7 @@ type watchState struct {
 func (s *Session) Typing(ctx context.Context, convID string, typing bool) error {
 	c, err := s.Client(ctx)
 	if err != nil {
-		return fmt.Errorf("client: session typing: %w", err)
+		return errorf("session typing: %w", err)
 	}
 	return c.Typing(ctx, convID, typing)
 }
@@ -87,7 +86,7 @@ func (s *Session) Typing(ctx context.Context, convID string, typing bool) error 
 func (s *Session) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
 	c, err := s.Client(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: session presence: %w", err)
+		return nil, errorf("session presence: %w", err)
 	}
 	return c.GetPresence(ctx, userIDs)
 }
@@ -106,7 +105,7 @@ func (s *Session) WatchPresence(ctx context.Context,
 	s.watch.ids = append([]int64{}, userIDs...)
 	c, err := s.Client(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: session watch presence: %w", err)
+		return nil, errorf("session watch presence: %w", err)
 	}
 	presences, err := c.WatchPresence(ctx, s.watch.ids)
 	s.noteWatch(err)

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -17,7 +16,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*protocol.Re
 	resp := protocol.NewRefreshResp()
 	req := &protocol.RefreshReq{RefreshToken: refreshToken}
 	if err := c.roundTrip(ctx, protocol.Op_REFRESH, req, resp); err != nil {
-		return nil, fmt.Errorf("client: refresh: %w", err)
+		return nil, errorf("refresh: %w", err)
 	}
 	return resp, nil
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/resonance-im/resonance/codec"
@@ -50,9 +49,9 @@ func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Bod
 			return <-cl.done
 		}
 		if err := parent.Err(); err != nil {
-			return fmt.Errorf("%s request %d: %w", op, id, err)
+			return errorf("%s request %d: %w", op, id, err)
 		}
-		return fmt.Errorf("%s request %d: %w", op, id, ErrTimeout)
+		return errorf("%s request %d: %w", op, id, ErrTimeout)
 	}
 }
 
@@ -111,13 +110,13 @@ func (c *Client) writeFrame(ctx context.Context, op protocol.Op, id uint32, body
 	defer c.writeMu.Unlock()
 	deadline, _ := ctx.Deadline()
 	if err := c.conn.SetWriteDeadline(deadline); err != nil {
-		c.fail(fmt.Errorf("client: set write deadline: %w", err))
+		c.fail(errorf("set write deadline: %w", err))
 		return c.Err()
 	}
 	c.wbuf = codec.AppendFrame(c.wbuf[:0], op, 0, id, body)
 	if _, err := c.conn.Write(c.wbuf); err != nil {
 		c.awaitClose()
-		c.fail(fmt.Errorf("client: write %s request %d: %w", op, id, err))
+		c.fail(errorf("write %s request %d: %w", op, id, err))
 		return c.Err()
 	}
 	return nil
@@ -162,7 +161,7 @@ func (c *Client) startHeartbeat(interval time.Duration) {
 				protocol.NewHeartbeatReq(), protocol.NewHeartbeatResp())
 			var se *Error
 			if err != nil && !errors.As(err, &se) {
-				c.fail(fmt.Errorf("%w: %w", ErrHeartbeat, err))
+				c.fail(errorf("%w: %w", ErrHeartbeat, err))
 				return
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -131,10 +130,10 @@ const (
 
 func (c SessionConfig) withDefaults() (SessionConfig, error) {
 	if c.Addr == "" {
-		return c, fmt.Errorf("client: session: %w: no address", ErrBadParams)
+		return c, errorf("session: %w: no address", ErrBadParams)
 	}
 	if c.Login.Token == "" && (c.Login.Username == "" || c.Login.Password == "") {
-		return c, fmt.Errorf("client: session: %w: no token nor username and password",
+		return c, errorf("session: %w: no token nor username and password",
 			ErrBadParams)
 	}
 	if c.Positions == nil {
@@ -445,10 +444,10 @@ func (s *Session) Logout(ctx context.Context) error {
 	case s.loggedOut:
 		return nil
 	case prior != nil:
-		return fmt.Errorf("client: logout of device %q: %w: the session had ended: %w",
+		return errorf("logout of device %q: %w: the session had ended: %w",
 			s.cfg.Login.DeviceID, ErrLogoutUnconfirmed, prior)
 	}
-	return fmt.Errorf("client: logout of device %q: %w", s.cfg.Login.DeviceID,
+	return errorf("logout of device %q: %w", s.cfg.Login.DeviceID,
 		ErrLogoutUnconfirmed)
 }
 
@@ -518,7 +517,7 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("client: session send %s: %w", p.ClientMsgID, err)
+			return nil, errorf("session send %s: %w", p.ClientMsgID, err)
 		}
 		ack, err := c.Send(ctx, p)
 		if err == nil {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -77,7 +76,7 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 	}
 	s.forgetToken()
 	if password == "" && (tk.access != "" || tk.refresh != "") {
-		return nil, fmt.Errorf("%w: tokens refused and no password", ErrSessionEnded)
+		return nil, errorf("%w: tokens refused and no password", ErrSessionEnded)
 	}
 	p.Token, p.Password = "", password
 	return c.Login(ctx, p)
@@ -233,7 +232,7 @@ func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, e
 		// after a server restart meets the limit, which lifts with time.
 		return jitter(max(backoff, rateLimitedBackoff)), nil
 	case errors.As(err, &se) && !se.IsRetryable():
-		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, err)
+		return 0, errorf("%w: %w", ErrSessionEnded, err)
 	}
 	return jitter(backoff), nil
 }
@@ -244,7 +243,7 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 	switch ce.Reason {
 	case protocol.CloseReason_KICKED, protocol.CloseReason_LOGIN_FAILED,
 		protocol.CloseReason_SIGNED_OUT:
-		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+		return 0, errorf("%w: %w", ErrSessionEnded, ce)
 	case protocol.CloseReason_TOKEN_EXPIRED:
 		// The refresh token (or the password) logs in again.
 		s.mu.Lock()
@@ -252,11 +251,11 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 		s.tokens.access = ""
 		s.mu.Unlock()
 		if !canLogin {
-			return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+			return 0, errorf("%w: %w", ErrSessionEnded, ce)
 		}
 	}
 	if !ce.ShouldReconnect() {
-		return 0, fmt.Errorf("%w: %w", ErrSessionEnded, ce)
+		return 0, errorf("%w: %w", ErrSessionEnded, ce)
 	}
 	// The server's delay already carries its own jitter; ours is added on
 	// top so that a zero delay still spreads the clients.
@@ -316,7 +315,7 @@ func connErr(c *Client, err error) error {
 	if cerr := c.Err(); cerr != nil {
 		return cerr
 	}
-	return fmt.Errorf("%w: %w", errCatchUp, err)
+	return errorf("%w: %w", errCatchUp, err)
 }
 
 // finalAckWait bounds how long Close waits for its final DELIVERED to be

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -328,7 +327,7 @@ func (s *Session) latestBefore(c *Client, convID string) (int64, error) {
 		}
 		if msgs[0].Seq >= before {
 			// A page that does not move back would repeat forever.
-			return 0, fmt.Errorf("%w: sync of %s before %d returned seq %d",
+			return 0, errorf("%w: sync of %s before %d returned seq %d",
 				ErrProtocol, convID, before, msgs[0].Seq)
 		}
 		before = msgs[0].Seq
@@ -434,7 +433,7 @@ func (s *Session) fill(c *Client, convID string) error {
 		}
 		if last := resp.Messages[len(resp.Messages)-1]; last.Seq <= after {
 			// A page that does not move forward would repeat forever.
-			return fmt.Errorf("%w: sync of %s after %d returned seq %d",
+			return errorf("%w: sync of %s after %d returned seq %d",
 				ErrProtocol, convID, after, last.Seq)
 		}
 	}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -14,7 +13,7 @@ func (c *Client) SetPushToken(ctx context.Context, platform protocol.PushPlatfor
 	req := &protocol.SetPushTokenReq{Platform: platform, Token: token, AppId: appID}
 	if err := c.roundTrip(ctx, protocol.Op_SET_PUSH_TOKEN, req,
 		protocol.NewSetPushTokenResp()); err != nil {
-		return fmt.Errorf("client: set push token: %w", err)
+		return errorf("set push token: %w", err)
 	}
 	return nil
 }
@@ -24,7 +23,7 @@ func (c *Client) SetPushToken(ctx context.Context, platform protocol.PushPlatfor
 func (c *Client) MuteConv(ctx context.Context, convID string, muted bool) error {
 	req := &protocol.MuteConvReq{ConvId: convID, Muted: muted}
 	if err := c.roundTrip(ctx, protocol.Op_MUTE_CONV, req, protocol.NewMuteConvResp()); err != nil {
-		return fmt.Errorf("client: mute %q (%t): %w", convID, muted, err)
+		return errorf("mute %q (%t): %w", convID, muted, err)
 	}
 	return nil
 }
@@ -36,7 +35,7 @@ func (c *Client) SetDND(ctx context.Context, start, end,
 	req := &protocol.SetDNDReq{StartMinute: start, EndMinute: end, UtcOffsetMinutes: utcOffset}
 	resp := protocol.NewUserSettings()
 	if err := c.roundTrip(ctx, protocol.Op_SET_DND, req, resp); err != nil {
-		return nil, fmt.Errorf("client: set dnd: %w", err)
+		return nil, errorf("set dnd: %w", err)
 	}
 	return resp, nil
 }
@@ -47,7 +46,7 @@ func (c *Client) GetSettings(ctx context.Context) (*protocol.UserSettings, error
 	resp := protocol.NewUserSettings()
 	req := &protocol.GetSettingsReq{}
 	if err := c.roundTrip(ctx, protocol.Op_GET_SETTINGS, req, resp); err != nil {
-		return nil, fmt.Errorf("client: get settings: %w", err)
+		return nil, errorf("get settings: %w", err)
 	}
 	return resp, nil
 }
