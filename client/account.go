@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -50,13 +51,20 @@ func (c *Client) Logout(ctx context.Context) error {
 // refuses (under 8 or over 128 bytes, the username, one character
 // repeated) fails with BAD_REQUEST, a wrong old password with
 // INVALID_CREDENTIALS, and tries are rate-limited as password logins are
-// (RATE_LIMITED). A Session changes it with Session.ChangePassword, which
-// keeps the new pair for its reconnects.
+// (RATE_LIMITED). When the request was sent but its answer lost (the
+// connection ended, or the wait did), the error wraps ErrOutcomeUnknown:
+// the password may have changed, and every token with it; log in with the
+// new password, then with the old. A Session changes it with
+// Session.ChangePassword, which keeps the new pair for its reconnects.
 func (c *Client) ChangePassword(ctx context.Context, oldPassword,
 	newPassword string) (*protocol.ChangePasswordResp, error) {
 	req := &protocol.ChangePasswordReq{OldPassword: oldPassword, NewPassword_: newPassword}
 	resp := protocol.NewChangePasswordResp()
-	if err := c.roundTrip(ctx, protocol.Op_CHANGE_PASSWORD, req, resp); err != nil {
+	unanswered, err := c.exchange(ctx, protocol.Op_CHANGE_PASSWORD, req, resp)
+	if unanswered {
+		return nil, errorf("change password: %w: %w", ErrOutcomeUnknown, err)
+	}
+	if err != nil {
 		return nil, errorf("change password: %w", err)
 	}
 	return resp, nil
@@ -67,9 +75,17 @@ func (c *Client) ChangePassword(ctx context.Context, oldPassword,
 // the new token pair, and the new password if the Session was given one,
 // so that its next reconnect logs in: the change revoked every other token
 // of the user. It returns the reply, for an app that stores the pair for
-// its next Session. When the connection is lost before the reply, whether
-// the password changed is unknown; the Session keeps what it had, and
-// ends if its next login is refused.
+// its next Session.
+//
+// When the outcome is unknown (the error wraps ErrOutcomeUnknown), the
+// Session keeps its tokens and its password, and holds the new password
+// as unconfirmed: if the change was made, its tokens are refused at the
+// next login, and it logs in with the new password; if that is refused as
+// well, the change was not made, and the Session drops the new password
+// and logs in with the old one at the attempt after (a wrong password the
+// server counts as a failed login). A login by the old tokens or password
+// likewise drops the new password. A Session given no password has none
+// to try: once its tokens are refused it ends with ErrSessionEnded.
 func (s *Session) ChangePassword(ctx context.Context, oldPassword,
 	newPassword string) (*protocol.ChangePasswordResp, error) {
 	// The connection first: waiting for one under tokenMu would hold up
@@ -81,6 +97,13 @@ func (s *Session) ChangePassword(ctx context.Context, oldPassword,
 	s.tokenMu.Lock()
 	defer s.tokenMu.Unlock()
 	resp, err := c.ChangePassword(ctx, oldPassword, newPassword)
+	if errors.Is(err, ErrOutcomeUnknown) {
+		s.mu.Lock()
+		if s.password != "" {
+			s.unconfirmed = newPassword
+		}
+		s.mu.Unlock()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +116,7 @@ func (s *Session) ChangePassword(ctx context.Context, oldPassword,
 		s.tokens.accessExpiry = time.UnixMilli(resp.TokenExpiresMs)
 	}
 	if s.password != "" {
-		s.password = newPassword
+		s.password, s.unconfirmed = newPassword, ""
 	}
 	return resp, nil
 }

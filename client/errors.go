@@ -45,11 +45,22 @@ var (
 	// tokens valid until they expire; another device of the user can sign
 	// it out (SignOutDevice).
 	ErrLogoutUnconfirmed = errors.New("client: logout not confirmed")
+	// ErrOutcomeUnknown means a request was written and its answer lost:
+	// the connection ended, or the wait for the reply did (ErrTimeout, the
+	// context), before the reply came. The server may have acted on it or
+	// not. It is returned wrapped, with the cause, by the calls whose
+	// effect a caller must not guess (ChangePassword); a refusal is an
+	// *Error instead, and a request that was not sent neither.
+	ErrOutcomeUnknown = errors.New("client: outcome unknown")
 
 	// errCatchUp marks a request failure while a Session caught up on a live
 	// connection: the connection is dropped and tried again with backoff,
 	// whatever the code, since only the login decides that a session is over.
 	errCatchUp = errors.New("client: session catch-up failed")
+	// errUnconfirmedRefused marks a login refused with the new password of
+	// a change of unknown outcome: the Session tries again, with the old
+	// password, whatever the code.
+	errUnconfirmedRefused = errors.New("client: unconfirmed new password refused")
 )
 
 // prefix starts the text of every error of the SDK, once.

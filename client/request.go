@@ -15,13 +15,23 @@ import (
 // SendLimit, and the connection's error when it ends first.
 func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Body,
 	resp codec.Readable) error {
+	_, err := c.exchange(parent, op, req, resp)
+	return err
+}
+
+// exchange is roundTrip that also reports whether req went unanswered
+// after it was written: the connection ended, or the wait did, before the
+// reply came, so the server may have acted on it. A request refused as
+// too large, or whose write failed, did not reach the server whole.
+func (c *Client) exchange(parent context.Context, op protocol.Op, req codec.Body,
+	resp codec.Readable) (unanswered bool, err error) {
 	// The gateway closes the connection at the header of a frame over its
 	// limit, so such a request must never be written: the close would fail
 	// every other request in flight, and a caller that retries across
 	// reconnects would send it again after each one.
 	size := req.BLength()
 	if size > c.opts.SendLimit {
-		return &TooLargeError{Op: op, Size: size, Limit: c.opts.SendLimit}
+		return false, &TooLargeError{Op: op, Size: size, Limit: c.opts.SendLimit}
 	}
 	ctx, cancel := context.WithTimeout(parent, c.opts.RequestTimeout)
 	defer cancel()
@@ -29,30 +39,42 @@ func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Bod
 	id := c.newRequestID()
 	cl := &call{op: op, size: size, resp: resp, done: make(chan error, 1)}
 	if err := c.register(id, cl); err != nil {
-		return err
+		return false, err
 	}
 	if err := c.writeFrame(ctx, op, id, req); err != nil {
 		// The connection ended during the write; if the reader failed the
 		// call first, its error says more (it may blame this request).
 		if !c.unregister(id) {
-			return <-cl.done
+			return false, <-cl.done
 		}
-		return err
+		return false, err
 	}
 
 	select {
 	case err := <-cl.done:
-		return err
+		return lostAnswer(err), err
 	case <-ctx.Done():
 		// The reader may have taken the call just now; if so its result wins.
 		if !c.abandon(id) {
-			return <-cl.done
+			err := <-cl.done
+			return lostAnswer(err), err
 		}
 		if err := parent.Err(); err != nil {
-			return errorf("%s request %d: %w", op, id, err)
+			return true, errorf("%s request %d: %w", op, id, err)
 		}
-		return errorf("%s request %d: %w", op, id, ErrTimeout)
+		return true, errorf("%s request %d: %w", op, id, ErrTimeout)
 	}
+}
+
+// lostAnswer reports whether err, the outcome of a written call, leaves
+// unknown what the server did with it: anything but a reply the SDK read
+// (nil, *Error) or a refusal of the frame unread (*TooLargeError). A reply
+// the SDK could not read (ErrProtocol) counts as lost: it may have said
+// done.
+func lostAnswer(err error) bool {
+	var se *Error
+	var tl *TooLargeError
+	return err != nil && !errors.As(err, &se) && !errors.As(err, &tl)
 }
 
 // newRequestID skips 0, which pushes carry.

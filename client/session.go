@@ -258,11 +258,15 @@ type Session struct {
 	tokens      tokens
 	// password logs in when the tokens are refused: the configured one,
 	// replaced by ChangePassword.
-	password  string
-	addrIndex int   // of the gateway to dial next, in Addr, Fallbacks...
-	ended     bool  // no more connections; hand over what is ready, then stop
-	closing   bool  // Close: stop at once
-	err       error // why the session ended
+	password string
+	// unconfirmed is the new password of a ChangePassword whose outcome
+	// is unknown, tried before password once the tokens are refused; ""
+	// when none (see Session.ChangePassword).
+	unconfirmed string
+	addrIndex   int   // of the gateway to dial next, in Addr, Fallbacks...
+	ended       bool  // no more connections; hand over what is ready, then stop
+	closing     bool  // Close: stop at once
+	err         error // why the session ended
 	// loggingOut: Logout has begun, so the final DELIVERED is followed by
 	// a LOGOUT (finish); loggedOut: a LOGOUT was answered.
 	loggingOut, loggedOut bool

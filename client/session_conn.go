@@ -56,11 +56,12 @@ func (s *Session) dial(ctx context.Context, tries int) (*Client, error) {
 
 // login uses the newest access token, then the refresh token (LOGIN takes
 // either), so that a reconnect does not depend on the password, and falls
-// back to the password when both are refused.
+// back to the password when both are refused: the unconfirmed one of a
+// password change of unknown outcome first (see Session.ChangePassword).
 func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
 	s.tokenMu.Lock()
 	s.mu.Lock()
-	tk, password := s.tokens, s.password
+	tk, password, unconfirmed := s.tokens, s.password, s.unconfirmed
 	s.mu.Unlock()
 	s.tokenMu.Unlock()
 	p := s.cfg.Login
@@ -71,6 +72,9 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 		p.Token, p.Password = token, ""
 		resp, err := c.Login(ctx, p)
 		if CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
+			if err == nil {
+				s.settlePassword(unconfirmed, password) // tokens a change would revoke
+			}
 			return resp, err
 		}
 	}
@@ -78,8 +82,39 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 	if password == "" && (tk.access != "" || tk.refresh != "") {
 		return nil, errorf("%w: tokens refused and no password", ErrSessionEnded)
 	}
+	if unconfirmed != "" {
+		return s.loginUnconfirmed(ctx, c, p, unconfirmed, password)
+	}
 	p.Token, p.Password = "", password
 	return c.Login(ctx, p)
+}
+
+// loginUnconfirmed logs in with the new password of a change of unknown
+// outcome. Refused, the change was not made: the old password is kept for
+// the next attempt, on another connection, since the gateway closes one at
+// its third failed login (two tokens and this password may have been).
+func (s *Session) loginUnconfirmed(ctx context.Context, c *Client, p LoginParams,
+	unconfirmed, password string) (*protocol.LoginResp, error) {
+	p.Token, p.Password = "", unconfirmed
+	resp, err := c.Login(ctx, p)
+	switch {
+	case err == nil:
+		s.settlePassword(unconfirmed, unconfirmed)
+	case CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
+		s.settlePassword(unconfirmed, password)
+		err = errorf("%w: %w", errUnconfirmedRefused, err)
+	}
+	return resp, err
+}
+
+// settlePassword ends the doubt over unconfirmed, if the Session still has
+// it, with password the one that logs in.
+func (s *Session) settlePassword(unconfirmed, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if unconfirmed != "" && s.unconfirmed == unconfirmed {
+		s.password, s.unconfirmed = password, ""
+	}
 }
 
 func (s *Session) forgetToken() {
@@ -224,7 +259,7 @@ func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, e
 	var ce *CloseError
 	var se *Error
 	switch {
-	case errors.Is(err, errCatchUp):
+	case errors.Is(err, errCatchUp), errors.Is(err, errUnconfirmedRefused):
 	case errors.As(err, &ce):
 		return s.closeDelay(ce, backoff)
 	case errors.As(err, &se) && se.Code == common.ErrorCode_RATE_LIMITED:

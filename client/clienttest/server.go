@@ -9,9 +9,10 @@
 // cursor, read positions, user lookup and search, logout, password change,
 // profile, signing a device out, and of groups their creation, GET_GROUP,
 // LEAVE and the hand-over of ownership. Hooks inject faults: failed sends,
-// lost pushes, closes, ops an older server lacks. It is a test double: no
-// persistence, one mutex, and of the gateway's limits only those a client
-// must handle (frame body, message content, positions per DELIVERED).
+// lost pushes, requests and replies, closes, ops an older server lacks.
+// It is a test double: no persistence, one mutex, and of the gateway's
+// limits only those a client must handle (frame body, message content,
+// positions per DELIVERED).
 package clienttest
 
 import (
@@ -92,6 +93,10 @@ type Server struct {
 	unknown        map[protocol.Op]bool
 	// failBackward is how many backward SYNCs still fail (FailBackwardSyncs).
 	failBackward int
+	// lostRequests and lostReplies count, by op, the requests still to be
+	// lost (LoseRequests, LoseReplies).
+	lostRequests map[protocol.Op]int
+	lostReplies  map[protocol.Op]int
 }
 
 type user struct {
@@ -156,6 +161,9 @@ func Start(opts Options) (*Server, error) {
 		unsupported: make(map[protocol.Op]bool),
 		requests:    make(map[protocol.Op]int),
 		unknown:     make(map[protocol.Op]bool),
+
+		lostRequests: make(map[protocol.Op]int),
+		lostReplies:  make(map[protocol.Op]int),
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -331,6 +339,10 @@ func (s *Server) serve(c *conn) {
 		s.mu.Lock()
 		s.requests[h.Op]++ // on arrival, before any delay or gate
 		s.mu.Unlock()
+		if l := s.takeLoss(h.Op); l != lossNone {
+			s.lose(l, c, h, body)
+			return
+		}
 		switch h.Op {
 		case protocol.Op_SYNC:
 			s.delaySync()
