@@ -59,7 +59,7 @@ web-test:
 	./scripts/web-test.sh
 
 # fuzz-short gives each decoder fuzz target a few seconds (CI); fuzz runs longer.
-FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzReadBody ./gateway:FuzzWSParse
+FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzReadBody ./gateway:FuzzWSParse ./gateway:FuzzProxyHeader
 # FuzzGatewayInbound drives a real gateway over sockets (slow per input): its
 # seeds run in make test; give it time by hand: make fuzz-inbound.
 #
@@ -68,7 +68,7 @@ FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzReadBody ./gateway:FuzzWSParse
 # failure, "context deadline exceeded" with no failing input
 # (go.dev/issue/75804, fixed in Go 1.27), which failed CI once.
 FUZZ_SHORT := ./codec:FuzzDecode:300000x ./codec:FuzzReadBody:200000x \
-	./gateway:FuzzWSParse:30000x
+	./gateway:FuzzWSParse:30000x ./gateway:FuzzProxyHeader:30000x
 fuzz-short:
 	for t in $(FUZZ_SHORT); do pkg=$${t%%:*}; rest=$${t#*:}; \
 		go test $$pkg -run '^$$' -fuzz "^$${rest%%:*}$$" -fuzztime $${rest#*:} || exit 1; done

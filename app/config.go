@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -249,6 +250,13 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 			c.Gateway.AllowedOrigins = splitList(s)
 			return nil
 		})
+	fs.Func("trusted-proxies", "comma-separated load balancer addresses or prefixes (CIDR) "+
+		"whose PROXY protocol header or X-Forwarded-For names the client (default: none)",
+		func(s string) error {
+			prefixes, err := parsePrefixes(splitList(s))
+			c.Gateway.TrustedProxies = prefixes
+			return err
+		})
 	fs.StringVar(&c.WebListen, "web-listen", defaultFor(role, "127.0.0.1:8080", ""),
 		"address of the browser chat app; empty disables")
 	fs.StringVar(&c.WebWSURL, "web-ws-url", "",
@@ -280,6 +288,24 @@ func defaultFor(role Role, all, alone string) string {
 		return all
 	}
 	return alone
+}
+
+// parsePrefixes parses addresses and CIDR prefixes; an address stands for
+// itself alone.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("want an address or CIDR prefix such as 10.0.0.0/8, got %q", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -170,3 +170,36 @@ func TestConfig_InternalPortsNeedSecretBeyondLoopback(t *testing.T) {
 		})
 	}
 }
+
+func TestBind_TrustedProxies(t *testing.T) {
+	cases := []struct {
+		arg  string
+		want string // the prefixes, space-separated; "" for a refusal
+	}{
+		{"10.0.0.0/8, 192.168.1.7 ,2001:db8::/32", "10.0.0.0/8 192.168.1.7/32 2001:db8::/32"},
+		{"10.1.2.3/8", "10.0.0.0/8"},
+		{"::ffff:10.0.0.1", "10.0.0.1/32"},
+		{"10.0.0.0/33", ""},
+		{"balancer.internal", ""},
+	}
+	for _, tc := range cases {
+		var cfg Config
+		fs := flag.NewFlagSet("all", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.Bind(fs, RoleAll)
+		err := config.Load(fs, []string{"--trusted-proxies", tc.arg})
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("accepted %q", tc.arg)
+			}
+			continue
+		}
+		var got []string
+		for _, p := range cfg.Gateway.TrustedProxies {
+			got = append(got, p.String())
+		}
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("%q -> %v, %v; want %s", tc.arg, got, err, tc.want)
+		}
+	}
+}

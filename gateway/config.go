@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -65,6 +66,14 @@ type Config struct {
 	// only browsers send it, and the list exists to keep other sites' pages
 	// from opening connections with a user's browser.
 	AllowedOrigins []string
+	// TrustedProxies lists the load balancers (addresses or prefixes) whose
+	// word on a client's address is taken: a PROXY protocol header (version
+	// 1 or 2) first on the connection, or X-Forwarded-For in a WebSocket
+	// upgrade (see proxy.go). logic limits password logins and
+	// registrations per client address, which behind a balancer would
+	// otherwise be the balancer's. Empty (the default): every peer is the
+	// client, and a PROXY header is refused as a malformed frame.
+	TrustedProxies []netip.Prefix
 
 	// InternalSecret, when set, is required on every call to the Push
 	// service (see internal/rpcauth); task must send the same. Empty: none.

@@ -81,6 +81,9 @@ type loopState struct {
 	// counter's cache line; Stats sums them. Writers off the loop add too,
 	// hence atomics.
 	framesIn, framesOut [256]atomic.Uint64
+	// proxied holds the client addresses trusted proxies named, by
+	// connection (see proxy.go); nil until the first.
+	proxied map[*conn]string
 }
 
 // admit returns the state of el, creating it on first use, and whether a
@@ -124,6 +127,9 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.refusal = closeReason8(g.admitConn(now))
 	c.wheelSlot = notQueued
 	c.loop.wheel.add(c, g.deadline(c))
+	if g.trusted(gc.RemoteAddr()) {
+		c.mode = modeProxy
+	}
 	gc.SetContext(c)
 	return nil, gnet.None
 }
@@ -141,6 +147,7 @@ func (g *Gateway) onClose(gc gnet.Conn, err error) gnet.Action {
 		g.countPeerClose(err)
 	}
 	c.loop.wheel.remove(c)
+	delete(c.loop.proxied, c)
 	c.wsr.release()
 	c.mu.Lock()
 	c.closed = true
@@ -197,18 +204,29 @@ func (g *Gateway) onTraffic(gc gnet.Conn) gnet.Action {
 // readConn consumes what it can of buf according to the connection's mode,
 // sniffing the mode from the first bytes, and returns the bytes consumed.
 func (g *Gateway) readConn(c *conn, buf []byte) (gnet.Action, int) {
-	if c.mode == modeSniff {
-		if c.mode = sniff(buf); c.mode == modeSniff {
-			return gnet.None, 0
-		}
-	}
 	consumed := 0
-	if c.mode == modeHandshake {
-		action, n := g.handshake(c, buf)
-		if action != gnet.None || c.mode == modeHandshake {
-			return action, n
+	if c.mode == modeProxy {
+		n, err := g.proxyHeader(c, buf)
+		if err != nil {
+			g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
+			return gnet.Close, len(buf)
+		}
+		if c.mode == modeProxy {
+			return gnet.None, 0 // the header is incomplete
 		}
 		consumed = n
+	}
+	if c.mode == modeSniff {
+		if c.mode = sniff(buf[consumed:]); c.mode == modeSniff {
+			return gnet.None, consumed
+		}
+	}
+	if c.mode == modeHandshake {
+		action, n := g.handshake(c, buf[consumed:])
+		consumed += n
+		if action != gnet.None || c.mode == modeHandshake {
+			return action, consumed
+		}
 	}
 	if c.refusal != 0 {
 		g.beginClose(c, protocol.CloseReason(c.refusal), "over a connection limit at open")
@@ -293,7 +311,7 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 		c.loginQueued = true
 	}
 	if h.Op == protocol.Op_LOGIN || h.Op == protocol.Op_REGISTER {
-		r.remote = c.gc.RemoteAddr().String()
+		r.remote = g.remoteOf(c)
 	}
 	if err := g.enqueue(c, r); err != nil {
 		g.appendError(c, h, err)

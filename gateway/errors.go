@@ -37,6 +37,10 @@ var (
 	// ErrHandshake means an HTTP request on the client port was not a
 	// WebSocket upgrade we accept (malformed, too long or origin refused).
 	ErrHandshake = errors.New("gateway: websocket handshake refused")
+	// ErrProxyHeader means a trusted proxy sent a PROXY protocol header that
+	// is malformed or over its bound (see proxy.go). Closed with
+	// PROTOCOL_ERROR.
+	ErrProxyHeader = errors.New("gateway: bad PROXY protocol header")
 )
 
 // bizError builds the error a worker returns for a request the gateway itself

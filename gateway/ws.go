@@ -22,6 +22,7 @@ const (
 	modeFrames                    // protocol frames on raw TCP
 	modeHandshake                 // an HTTP request is arriving
 	modeWS                        // WebSocket, one protocol frame per binary message
+	modeProxy                     // a trusted proxy's PROXY header may come first
 )
 
 // maxHandshake bounds the HTTP upgrade request; a longer one is refused
@@ -100,6 +101,11 @@ func (g *Gateway) handshake(c *conn, buf []byte) (gnet.Action, int) {
 	if _, err := g.upgrader.Upgrade(rw); err != nil {
 		// Upgrade has written the HTTP error response to the loop's output.
 		return g.refuseHandshake(c, fmt.Errorf("%w: %v", ErrHandshake, err)), end
+	}
+	if _, named := c.loop.proxied[c]; !named && g.trusted(c.gc.RemoteAddr()) {
+		if addr := g.forwardedFor(buf[:end]); addr != "" {
+			c.loop.nameClient(c, addr)
+		}
 	}
 	c.mu.Lock()
 	c.ws = true
