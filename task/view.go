@@ -99,8 +99,8 @@ func (v *gatewayView) settledState(ctx context.Context, addr string) registry.St
 	return v.state(addr)
 }
 
-// since returns a snapshot from a read begun after the mark call that
-// returned after, reading one when there is none yet. Callers share a read
+// since returns the newest snapshot from a read begun after the mark call
+// that returned after, reading one when there is none yet. Callers share a read
 // that suits them all, so a burst of events for a vanished gateway costs
 // one read, not one per event.
 func (v *gatewayView) since(ctx context.Context, after uint64) (registry.Snapshot, error) {
@@ -121,10 +121,23 @@ func (v *gatewayView) since(ctx context.Context, after uint64) (registry.Snapsho
 	}
 	select {
 	case <-r.done:
-		return r.snap, r.err
+		return v.newestSince(r)
 	case <-ctx.Done():
 		return registry.Snapshot{}, ctx.Err()
 	}
+}
+
+// newestSince returns the snapshot of r, done, unless a read begun after r
+// completed before it: that one's snapshot is newer, and the one pushes
+// see. Both began after the caller's mark, so either suits it, but
+// answering with r's would skip a gateway the view already has live again.
+func (v *gatewayView) newestSince(r *viewRead) (registry.Snapshot, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.current.n > r.n {
+		return v.current.snap, nil
+	}
+	return r.snap, r.err
 }
 
 // read performs r and publishes its snapshot unless a newer one already is.

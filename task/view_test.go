@@ -95,3 +95,34 @@ func TestGatewayView_TellsLapsedFromDeregistered(t *testing.T) {
 		}
 	}
 }
+
+// A caller waiting for a read that a newer read overtook answers with the
+// newer read's snapshot: both began after its mark, and the view already
+// holds the newer. Here the older read saw the gateway gone, the newer saw
+// it registered again, and the push must go to it.
+func TestGatewayView_SinceAnswersWithANewerReadThatCompletedFirst(t *testing.T) {
+	const addr = "10.0.0.1:7202"
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Minute)
+	reg := &scriptedRegistry{}
+	reg.set(registry.Snapshot{Gone: map[string]time.Time{addr: time.Now()}})
+	v := newGatewayView(reg)
+	if _, err := v.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	mark := v.mark() // a push's route lookup begins
+	held := reg.holdNext()
+	vanished := make(chan bool)
+	go func() { vanished <- v.vanished(ctx, addr, mark) }()
+	<-held.taken // its read saw the gateway gone, and is slow to complete
+	reg.set(registry.Snapshot{Live: map[string]time.Time{addr: expiry}})
+	if _, err := v.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	if <-vanished {
+		t.Fatalf("vanished(%s) answered with an overtaken read; the view's newer read "+
+			"says %v", addr, v.state(addr))
+	}
+}
