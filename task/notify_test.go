@@ -182,8 +182,9 @@ func TestPresence_SinceIsTheChangeTime(t *testing.T) {
 	cfg.PresenceWindow = 50 * time.Millisecond
 	cfg.PresenceRecheck = -1
 	pe := startPresence(t, cfg, nil)
-	// Times well in the past, so that no check time can pass for them.
-	base := time.Now().Add(-time.Hour).UnixMilli()
+	// Times in the past, so that no check time can pass for them, but
+	// within maxPresenceLag of their receipt.
+	base := time.Now().Add(-maxPresenceLag / 2).UnixMilli()
 
 	pe.setDevice(t, "phone", true, base)
 	testwait.For(t, 5*time.Second, "online announced", func() bool {
@@ -214,28 +215,32 @@ func TestPresence_SinceIsTheChangeTime(t *testing.T) {
 func TestPresence_SinceFromEventTimes(t *testing.T) {
 	p := newPresenceTracker(time.Second, route.NewMemoryWatches(0))
 	now := time.Now()
+	base := now.Add(-5 * time.Second).UnixMilli()
 	// Out of order, as from two logic instances, and one without a time.
-	for _, at := range []int64{2000, 1000, 0, 3000} {
+	for _, at := range []int64{base + 2000, base + 1000, 0, base + 3000} {
 		p.observe(20, at, now)
 	}
 	p.observe(30, 0, now)
 	p.online[40] = struct{}{}
 	p.recheckOnline(now)
+	// One from a logic host whose clock runs a day behind.
+	p.observe(50, now.Add(-24*time.Hour).UnixMilli(), now)
 
 	checks := p.due(now.Add(time.Second))
-	const checkedMs = 9000
+	checkedMs := base + 9000
 	tests := []struct {
 		user      int64
 		online    bool
 		wantSince int64
 	}{
-		{user: 20, online: true, wantSince: 1000},
-		{user: 20, online: false, wantSince: 3000},
+		{user: 20, online: true, wantSince: base + 1000},
+		{user: 20, online: false, wantSince: base + 3000},
 		{user: 30, online: true, wantSince: checkedMs},  // no event time
 		{user: 40, online: false, wantSince: checkedMs}, // a recheck
+		{user: 50, online: true, wantSince: now.Add(-maxPresenceLag).UnixMilli()},
 	}
-	if len(checks) != 3 {
-		t.Fatalf("%d checks due, want 3", len(checks))
+	if len(checks) != 4 {
+		t.Fatalf("%d checks due, want 4", len(checks))
 	}
 	byUser := map[int64]*presenceCheck{}
 	for _, c := range checks {
@@ -273,6 +278,54 @@ func TestPresence_SinceNeverAfterTheCheck(t *testing.T) {
 		if p.SinceMs > seen {
 			t.Errorf("notice %d = %+v: since %d ms after it was received", i, p, p.SinceMs-seen)
 		}
+	}
+}
+
+// A notice never dates its state before the one it replaces: the new state
+// began after the old one did. Here the disconnect's event carries an
+// earlier time than the login's, as a redelivered event or a logic host
+// whose clock lags another's would; two task instances share the rule
+// through the watch store.
+func TestPresence_SinceNeverBeforeTheLastNotice(t *testing.T) {
+	cfg := testConfig()
+	cfg.PresenceWindow = 50 * time.Millisecond
+	cfg.PresenceRecheck = -1
+	pe := startPresence(t, cfg, nil)
+	at := time.Now().Add(-2 * time.Second).UnixMilli()
+
+	pe.setDevice(t, "phone", true, at+1000)
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	pe.setDevice(t, "phone", false, at)
+	testwait.For(t, 5*time.Second, "offline announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 2
+	})
+
+	got := pe.notices(t)
+	if len(got) != 2 || got[1].SinceMs < got[0].SinceMs {
+		t.Fatalf("notices %v: the second dates its state before the first's", got)
+	}
+}
+
+// An event stamped long before task received it, as by a logic host whose
+// clock runs slow, dates a notice no earlier than maxPresenceLag before
+// its receipt: a watcher would read a user offline since last year.
+func TestPresence_SinceNotLongBeforeTheEvent(t *testing.T) {
+	cfg := testConfig()
+	cfg.PresenceWindow = 50 * time.Millisecond
+	cfg.PresenceRecheck = -1
+	pe := startPresence(t, cfg, nil)
+	sent := time.Now()
+
+	pe.setDevice(t, "phone", true, sent.Add(-time.Hour).UnixMilli())
+	testwait.For(t, 5*time.Second, "online announced", func() bool {
+		return len(pe.gw.framesOf(10)) >= 1
+	})
+	floor := sent.Add(-maxPresenceLag).UnixMilli()
+	if p := pe.notices(t)[0]; p.SinceMs < floor {
+		t.Fatalf("notice %+v: since %v before the event was sent, want %v at most", p,
+			time.Duration(sent.UnixMilli()-p.SinceMs)*time.Millisecond, maxPresenceLag)
 	}
 }
 

@@ -24,6 +24,10 @@ import (
 //
 // A notice's since_ms comes from the events' own times (their at_ms, set by
 // logic when the route changed), not from the check: see presenceCheck.since.
+// It is bounded by task's clock on both sides (at most maxPresenceLag before
+// the event's receipt, never after the check), and never before the since_ms
+// of the user's previous notice, whichever instance sent it: the watch store
+// keeps it with the presence announced (route.Watches.SwapAnnounced).
 const (
 	// maxPendingPresence bounds the users with a check pending; events for
 	// more users are dropped and counted.
@@ -33,6 +37,13 @@ const (
 	maxTrackedOnline = 100000
 	// presenceBatch is how many users one route lookup checks.
 	presenceBatch = 500
+	// maxPresenceLag is how long before task received an event its at_ms
+	// may date the change. Logic publishes as it changes the route, and
+	// core NATS delivers within milliseconds or not at all, so an older
+	// time is a logic host's clock running behind task's (or an event
+	// replayed long after): it would tell watchers a change happened long
+	// before it did.
+	maxPresenceLag = 10 * time.Second
 )
 
 // presenceTracker holds the pending checks. It is safe for concurrent use.
@@ -72,11 +83,14 @@ type presenceCheck struct {
 	firstMs, lastMs int64
 }
 
-// add folds in an event stamped atMs; atMs <= 0 is unknown.
-func (c *presenceCheck) add(atMs int64) {
+// add folds in an event stamped atMs and received at receivedMs; atMs <= 0
+// is unknown, and one more than maxPresenceLag before receivedMs counts as
+// that bound.
+func (c *presenceCheck) add(atMs, receivedMs int64) {
 	if atMs <= 0 {
 		return
 	}
+	atMs = max(atMs, receivedMs-maxPresenceLag.Milliseconds())
 	if c.firstMs == 0 || atMs < c.firstMs {
 		c.firstMs = atMs
 	}
@@ -108,14 +122,14 @@ func (p *presenceTracker) observe(user, atMs int64, now time.Time) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.pending[user]; ok {
-		c.add(atMs)
+		c.add(atMs, now.UnixMilli())
 		return "coalesced"
 	}
 	if len(p.pending) >= maxPendingPresence {
 		return "dropped"
 	}
 	c := &presenceCheck{user: user, due: now.Add(p.window)}
-	c.add(atMs)
+	c.add(atMs, now.UnixMilli())
 	p.pending[user] = c
 	return "received"
 }
@@ -224,7 +238,12 @@ func (t *Task) checkPresence(ctx context.Context, checks []*presenceCheck) {
 	for _, r := range routes {
 		online[r.UserID] = true
 	}
-	changed, err := t.presence.watches.SwapAnnounced(ctx, online)
+	checkedMs := time.Now().UnixMilli()
+	states := make(map[int64]route.Presence, len(users))
+	for u, on := range online {
+		states[u] = route.Presence{Online: on, SinceMs: byUser[u].since(on, checkedMs)}
+	}
+	changed, err := t.presence.watches.SwapAnnounced(ctx, states)
 	if err != nil {
 		t.ephMetrics.presenceOutcome("error", len(users))
 		t.rare.Warn().Err(err).Int("users", len(users)).Msg("presence swap failed")
@@ -233,9 +252,7 @@ func (t *Task) checkPresence(ctx context.Context, checks []*presenceCheck) {
 	t.presence.track(online)
 	t.ephMetrics.presenceOutcome("unchanged", len(users)-len(changed))
 	t.ephMetrics.presenceOutcome("announced", len(changed))
-	checkedMs := time.Now().UnixMilli()
-	for _, u := range changed {
-		since := byUser[u].since(online[u], checkedMs)
+	for u, since := range changed {
 		t.announce(ctx, &protocol.Presence{UserId: u, Online: online[u], SinceMs: since})
 	}
 }

@@ -27,12 +27,24 @@ type Watches interface {
 	// Watchers returns the users whose live watch set holds user, in no
 	// order.
 	Watchers(ctx context.Context, user int64) ([]int64, error)
-	// SwapAnnounced records, for each user of online, the presence last
+	// SwapAnnounced records, for each user of states, the presence last
 	// announced to its watchers, and returns the users whose record was
-	// different or absent: those whose watchers must be told. Records lapse
-	// after the watch TTL. Sharing the record lets several task instances
-	// announce each change once, whichever of them saw the events.
-	SwapAnnounced(ctx context.Context, online map[int64]bool) (changed []int64, err error)
+	// different or absent (those whose watchers must be told), each with
+	// the since_ms to tell: its state's, or the record's when that is
+	// later, for a state cannot have begun before the one it replaced. A
+	// record that says the same keeps its since. Records lapse after the
+	// watch TTL. Sharing the record lets several task instances announce
+	// each change once, whichever of them saw the events, with times that
+	// never go back.
+	SwapAnnounced(ctx context.Context, states map[int64]Presence) (changed map[int64]int64,
+		err error)
+}
+
+// Presence is a user's presence as found by a check, to be announced.
+type Presence struct {
+	Online bool
+	// SinceMs is when it began, in unix ms; positive.
+	SinceMs int64
 }
 
 // MemoryWatches is an in-process Watches for the single-process mode. One
@@ -51,7 +63,7 @@ type MemoryWatches struct {
 }
 
 type announcedState struct {
-	online  bool
+	Presence
 	expires time.Time
 }
 
@@ -160,18 +172,24 @@ func (m *MemoryWatches) sweep(now time.Time) {
 
 // SwapAnnounced implements Watches.
 func (m *MemoryWatches) SwapAnnounced(_ context.Context,
-	online map[int64]bool) ([]int64, error) {
+	states map[int64]Presence) (map[int64]int64, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
-	var changed []int64
-	for u, on := range online {
+	changed := make(map[int64]int64)
+	for u, st := range states {
 		old, ok := m.announced[u]
-		if !ok || !old.expires.After(now) || old.online != on {
-			changed = append(changed, u)
+		if ok && !old.expires.After(now) {
+			old, ok = announcedState{}, false
 		}
-		m.announced[u] = announcedState{online: on, expires: now.Add(m.ttl)}
+		if ok && old.Online == st.Online {
+			st = old.Presence
+		} else {
+			st.SinceMs = max(st.SinceMs, old.SinceMs)
+			changed[u] = st.SinceMs
+		}
+		m.announced[u] = announcedState{Presence: st, expires: now.Add(m.ttl)}
 	}
 	return changed, nil
 }

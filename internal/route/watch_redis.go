@@ -17,7 +17,8 @@ import (
 // a lapsed watcher is skipped (and swept) without a lookup per watcher.
 //
 // The presence last announced for a user is a string key,
-// prefix+"presence:"+<user>, "1" or "0", expiring with the watch TTL.
+// prefix+"presence:"+<user>, "1" or "0" and since when ("1:<unix ms>"),
+// expiring with the watch TTL.
 //
 // Every command and transaction touches one key, so the store runs on a
 // Redis Cluster as on one Redis; pipelines over several users' keys are
@@ -188,42 +189,91 @@ func (w *RedisWatches) Watchers(ctx context.Context, user int64) ([]int64, error
 	return out, nil
 }
 
-// SwapAnnounced implements Watches with one GETSET per user, all in one
-// pipeline.
+// SwapAnnounced implements Watches with one script call per user, all in
+// one pipeline.
 func (w *RedisWatches) SwapAnnounced(ctx context.Context,
-	online map[int64]bool) ([]int64, error) {
-	if len(online) == 0 {
-		return nil, nil
+	states map[int64]Presence) (map[int64]int64, error) {
+	changed := make(map[int64]int64)
+	users := make([]int64, 0, len(states))
+	for u := range states {
+		users = append(users, u)
 	}
-	users := make([]int64, 0, len(online))
-	cmds := make([]*redis.StatusCmd, 0, len(online))
-	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for u, on := range online {
-			v := "0"
-			if on {
-				v = "1"
-			}
-			key := w.prefix + "presence:" + strconv.FormatInt(u, 10)
-			users = append(users, u)
-			// One SET ... GET PX (Redis 6.2): a value written without its
-			// expiry would outlive every user it describes.
-			cmds = append(cmds, p.SetArgs(ctx, key, v, redis.SetArgs{Get: true, TTL: w.ttl}))
+	retry, err := w.swapPipelined(ctx, users, states, changed)
+	if err == nil && len(retry) > 0 {
+		// Only the calls that found no script are sent again: a swap that
+		// ran, repeated, would find its own record and announce nothing. A
+		// cluster client loads the script on every node.
+		if err = swapScript.Load(ctx, w.rdb).Err(); err == nil {
+			retry, err = w.swapPipelined(ctx, retry, states, changed)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("route: swap presence of %d users: %w", len(online), err)
+		if err == nil && len(retry) > 0 {
+			err = errNoScript
+		}
 	}
-	var changed []int64
-	for i, cmd := range cmds {
-		old, err := cmd.Result()
-		want := "0"
-		if online[users[i]] {
-			want = "1"
-		}
-		if err != nil || old != want {
-			changed = append(changed, users[i])
-		}
+	if err != nil {
+		return nil, fmt.Errorf("route: swap presence of %d users: %w", len(states), err)
 	}
 	return changed, nil
 }
+
+// errNoScript is what a swap reports when Redis lost its script again
+// right after loading it (a restart or SCRIPT FLUSH between the two).
+var errNoScript = errors.New("presence script not loaded")
+
+// swapPipelined runs the swap script for users, adding those changed to
+// changed, and returns the users whose call found no script loaded.
+func (w *RedisWatches) swapPipelined(ctx context.Context, users []int64,
+	states map[int64]Presence, changed map[int64]int64) ([]int64, error) {
+	ttlMs := w.ttl.Milliseconds()
+	cmds := make([]*redis.Cmd, len(users))
+	// Each command is checked below; the pipeline's error is one of theirs.
+	_, _ = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			st := states[u]
+			on := "0"
+			if st.Online {
+				on = "1"
+			}
+			cmds[i] = swapScript.EvalSha(ctx, p,
+				[]string{w.prefix + "presence:" + strconv.FormatInt(u, 10)},
+				on, st.SinceMs, ttlMs)
+		}
+		return nil
+	})
+	var retry []int64
+	for i, cmd := range cmds {
+		since, err := cmd.Int64()
+		switch {
+		case err == nil:
+			if since >= 0 {
+				changed[users[i]] = since
+			}
+		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+			retry = append(retry, users[i])
+		default:
+			return nil, fmt.Errorf("user %d: %w", users[i], err)
+		}
+	}
+	return retry, nil
+}
+
+// swapLua swaps one user's presence record, "<online 1|0>:<since ms>" (a
+// bare "1" or "0", as written before since was kept, reads as since 0).
+// KEYS[1] the record; ARGV online, since ms, ttl ms. Returns -1 when the
+// record says the same online (kept, its expiry pushed out), otherwise the
+// since to announce: ARGV[2], or the record's when later.
+const swapLua = `
+local v = redis.call('GET', KEYS[1])
+local since = tonumber(ARGV[2])
+if v then
+  if string.sub(v, 1, 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return -1
+  end
+  local old = tonumber(string.sub(v, 3)) or 0
+  if old > since then since = old end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%d', since), 'PX', ARGV[3])
+return since`
+
+var swapScript = redis.NewScript(swapLua)

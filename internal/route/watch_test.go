@@ -2,9 +2,14 @@ package route
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resonance-im/resonance/internal/redistest"
 )
@@ -105,24 +110,31 @@ func TestWatches_UnwatchTakesOneUserOut(t *testing.T) {
 	})
 }
 
+// swapAnnounced swaps states into w and returns the users changed, sorted,
+// and the since of each.
+func swapAnnounced(t *testing.T, w Watches, states map[int64]Presence) ([]int64,
+	map[int64]int64) {
+	t.Helper()
+	changed, err := w.SwapAnnounced(context.Background(), states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := slices.Sorted(maps.Keys(changed))
+	return users, changed
+}
+
 func TestWatches_SwapAnnounced(t *testing.T) {
 	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
-		swap := func(online map[int64]bool) []int64 {
-			t.Helper()
-			changed, err := w.SwapAnnounced(context.Background(), online)
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(changed)
-			return changed
-		}
-		if got := swap(map[int64]bool{1: true, 2: false}); !slices.Equal(got, []int64{1, 2}) {
+		on, off := Presence{Online: true, SinceMs: 1000}, Presence{SinceMs: 1000}
+		if got, _ := swapAnnounced(t, w, map[int64]Presence{1: on, 2: off}); !slices.Equal(got,
+			[]int64{1, 2}) {
 			t.Fatalf("first swap changed %v, want [1 2] (nothing recorded)", got)
 		}
-		if got := swap(map[int64]bool{1: true, 2: true}); !slices.Equal(got, []int64{2}) {
+		if got, _ := swapAnnounced(t, w, map[int64]Presence{1: on, 2: on}); !slices.Equal(got,
+			[]int64{2}) {
 			t.Fatalf("second swap changed %v, want [2]", got)
 		}
-		if got := swap(map[int64]bool{1: true, 2: true}); len(got) != 0 {
+		if got, _ := swapAnnounced(t, w, map[int64]Presence{1: on, 2: on}); len(got) != 0 {
 			t.Fatalf("repeat swap changed %v, want none", got)
 		}
 		// Every presence record expires with the watches it serves.
@@ -133,6 +145,61 @@ func TestWatches_SwapAnnounced(t *testing.T) {
 					t.Fatalf("presence:%s ttl = %v, %v; want (0, 1m]", u, ttl, err)
 				}
 			}
+		}
+	})
+}
+
+// A change is announced no earlier than the state it replaces began, and a
+// swap that changes nothing keeps the time of the state announced.
+func TestWatches_SwapAnnouncedSinceNeverGoesBack(t *testing.T) {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
+		steps := []struct {
+			state Presence
+			since int64 // announced; 0: no change
+		}{
+			{state: Presence{Online: true, SinceMs: 2000}, since: 2000},
+			{state: Presence{SinceMs: 1000}, since: 2000}, // stamped before the login
+			{state: Presence{SinceMs: 5000}},              // no change: 2000 kept
+			{state: Presence{Online: true, SinceMs: 3000}, since: 3000},
+			{state: Presence{SinceMs: 1_800_000_000_123}, since: 1_800_000_000_123},
+			{state: Presence{Online: true, SinceMs: 4000}, since: 1_800_000_000_123},
+		}
+		for i, st := range steps {
+			_, changed := swapAnnounced(t, w, map[int64]Presence{7: st.state})
+			if got, ok := changed[7]; got != st.since || ok != (st.since != 0) {
+				t.Fatalf("step %d, %+v: announced since %d (changed %v), want %d", i,
+					st.state, got, ok, st.since)
+			}
+		}
+	})
+}
+
+// A Redis that lost the swap script (restarted, flushed) still announces
+// each change once.
+func TestRedisWatches_SwapWithUnloadedScript(t *testing.T) {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
+		if _, ok := w.(*RedisWatches); !ok {
+			t.Skip("Redis only")
+		}
+		// A unique body has a SHA the server never saw; SCRIPT FLUSH would
+		// hit every user of this Redis.
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		saved := swapScript
+		swapScript = redis.NewScript("-- " + hex.EncodeToString(b) + swapLua)
+		defer func() { swapScript = saved }()
+		states := map[int64]Presence{}
+		for u := int64(1); u <= 20; u++ {
+			states[u] = Presence{Online: true, SinceMs: 1000 + u}
+		}
+		_, changed := swapAnnounced(t, w, states)
+		if len(changed) != len(states) || changed[20] != 1020 {
+			t.Fatalf("changed %v, want all 20 users with their since", changed)
+		}
+		if got, _ := swapAnnounced(t, w, states); len(got) != 0 {
+			t.Fatalf("repeat swap changed %v, want none", got)
 		}
 	})
 }
