@@ -2,10 +2,12 @@ package task
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/codec"
@@ -108,6 +110,7 @@ type presenceEnv struct {
 	*env
 	gw      *stubGateway
 	watches *route.MemoryWatches
+	task    *Task
 }
 
 func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv {
@@ -122,9 +125,30 @@ func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv 
 	if err := pe.watches.SetWatched(context.Background(), 10, []int64{20}); err != nil {
 		t.Fatal(err)
 	}
-	startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names, Routes: en.routes,
-		Watches: pe.watches})
+	pe.task = startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names,
+		Routes: en.routes, Watches: pe.watches}).task
 	return pe
+}
+
+// settle waits until task has taken in events presence events in all,
+// checked every user they made due, and the watcher has the notice of each
+// change announced: nothing more shows without another event or a
+// recheck (tests that call it switch rechecks off).
+func (pe *presenceEnv) settle(t *testing.T, events int) {
+	t.Helper()
+	m := pe.task.ephMetrics.presence
+	count := func(outcome string) int {
+		return int(testutil.ToFloat64(m.WithLabelValues(outcome)))
+	}
+	testwait.For(t, 10*time.Second, fmt.Sprintf("%d presence events checked", events),
+		func() bool {
+			// Each received event began a check of one user, which ends in
+			// one of the three outcomes; notices are pushed after.
+			received := count("received")
+			return received+count("coalesced") == events &&
+				count("announced")+count("unchanged")+count("error") == received &&
+				len(pe.gw.framesOf(10)) >= count("announced")
+		})
 }
 
 // set puts or deletes user 20's route and publishes the event logic would.
@@ -335,36 +359,35 @@ func TestPresence_FlappingCoalescedRealChangeOnce(t *testing.T) {
 	cfg.PresenceWindow = time.Second
 	cfg.PresenceRecheck = -1
 	pe := startPresence(t, cfg, nil)
+	events := 0
+	set := func(online bool) {
+		pe.set(t, online)
+		events++
+	}
 
 	// Ten flaps ending online, all within one window: one announcement,
 	// online.
 	for i := range 10 {
-		pe.set(t, i%2 == 0)
+		set(i%2 == 0)
 	}
-	pe.set(t, true)
-	testwait.For(t, 5*time.Second, "online announced", func() bool {
-		return len(pe.gw.framesOf(10)) >= 1
-	})
-	time.Sleep(3 * cfg.PresenceWindow / 2) // long enough for a second announcement to show
+	set(true)
+	pe.settle(t, events)
 	if got := pe.announced(t); !slices.Equal(got, []bool{true}) {
 		t.Fatalf("after flapping: announced %v, want [true]", got)
 	}
 
 	// Flapping that ends where it began announces nothing.
 	for i := range 10 {
-		pe.set(t, i%2 == 1)
+		set(i%2 == 1)
 	}
-	time.Sleep(3 * cfg.PresenceWindow / 2)
+	pe.settle(t, events)
 	if got := pe.announced(t); !slices.Equal(got, []bool{true}) {
 		t.Fatalf("after a net-zero flap: announced %v, want [true]", got)
 	}
 
 	// A real change: exactly one announcement.
-	pe.set(t, false)
-	testwait.For(t, 5*time.Second, "offline announced", func() bool {
-		return len(pe.gw.framesOf(10)) >= 2
-	})
-	time.Sleep(3 * cfg.PresenceWindow / 2)
+	set(false)
+	pe.settle(t, events)
 	if got := pe.announced(t); !slices.Equal(got, []bool{true, false}) {
 		t.Fatalf("after going offline: announced %v, want [true false]", got)
 	}

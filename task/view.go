@@ -44,10 +44,11 @@ type viewSnapshot struct {
 
 // viewRead is one snapshot read in flight; done closes when it finished.
 type viewRead struct {
-	n    uint64
-	done chan struct{}
-	snap registry.Snapshot
-	err  error
+	n       uint64
+	done    chan struct{}
+	snap    registry.Snapshot
+	err     error
+	sharers int // the since calls waiting for it, under v.mu: tests wait for them
 }
 
 func newGatewayView(reg registry.Registry) *gatewayView {
@@ -112,11 +113,12 @@ func (v *gatewayView) since(ctx context.Context, after uint64) (registry.Snapsho
 	r := v.pending
 	if r == nil || r.n <= after {
 		v.started++
-		r = &viewRead{n: v.started, done: make(chan struct{})}
+		r = &viewRead{n: v.started, done: make(chan struct{}), sharers: 1}
 		v.pending = r
 		v.mu.Unlock()
 		v.read(ctx, r)
 	} else {
+		r.sharers++
 		v.mu.Unlock()
 	}
 	select {

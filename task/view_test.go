@@ -37,9 +37,10 @@ func TestGatewayView_ConcurrentCallersShareOneRead(t *testing.T) {
 			}
 		})
 	}
-	testwait.For(t, 5*time.Second, "the first read", func() bool { return reg.reads.Load() == 1 })
-	// A window for the others to reach since: a read of their own would show.
-	time.Sleep(20 * time.Millisecond)
+	// Until every caller shares the pending read, or one reads its own.
+	testwait.For(t, 5*time.Second, "the callers on one read", func() bool {
+		return reg.reads.Load() > 1 || v.pendingSharers() == 5
+	})
 	close(reg.release)
 	wg.Wait()
 	if n := reg.reads.Load(); n != 1 {
@@ -52,6 +53,16 @@ func TestGatewayView_ConcurrentCallersShareOneRead(t *testing.T) {
 	if _, err := v.refresh(context.Background()); err != nil || reg.reads.Load() != 2 {
 		t.Fatalf("refresh did not read (%d reads, %v)", reg.reads.Load(), err)
 	}
+}
+
+// pendingSharers is how many since calls wait for the read in flight.
+func (v *gatewayView) pendingSharers() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.pending == nil {
+		return 0
+	}
+	return v.pending.sharers
 }
 
 func TestGatewayView_NilTriesEveryGateway(t *testing.T) {
