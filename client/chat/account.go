@@ -41,11 +41,17 @@ func (s *session) block(ctx context.Context, arg string, blocked bool) error {
 	if err != nil {
 		return err
 	}
+	name := s.names[ids[0]]
 	if blocked {
-		s.printf("* blocked %s: neither of you can message the other 1:1", s.names[ids[0]])
-	} else {
-		s.printf("* unblocked %s", s.names[ids[0]])
+		s.printf("* blocked %s: neither of you can message the other 1:1, and %s sees you "+
+			"offline", name, name)
+		return nil
 	}
+	// The server took us out of name's watched set at the block and does
+	// not put us back: name hears our changes again only once their client
+	// sends its set again (a /presence or a reconnect there).
+	s.printf("* unblocked %s: %s sees you as you are again, and hears your changes after "+
+		"their next /presence or reconnect", name, name)
 	return nil
 }
 

@@ -30,9 +30,12 @@ const helpText = `commands:
   /recall <seq>, /edit <seq> <text>
                recall or edit one of your messages
   /convs       list your conversations with unread counts
-  /presence <user>  print whether a user is online, and tell when that changes
+  /presence <user>
+               print whether a user is online, and tell when that changes;
+               a user who blocked you always reads offline
   /block <user>, /unblock <user>
-               stop or allow 1:1 messages between you and a user
+               stop or allow 1:1 messages between you and a user; while
+               blocked, they see you offline and hear no change of yours
   /devices     list your devices (each --device you logged in with)
   /quit        leave
   /help        this text

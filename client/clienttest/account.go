@@ -27,7 +27,7 @@ const (
 )
 
 // handleAccountOps serves LOGOUT, CHANGE_PASSWORD, UPDATE_PROFILE,
-// SIGN_OUT_DEVICE and SEARCH_USERS. The close that follows a LOGOUT's
+// SIGN_OUT_DEVICE, SEARCH_USERS and BLOCK. The close that follows a LOGOUT's
 // reply is sent by answer.
 func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
 	switch op {
@@ -47,8 +47,33 @@ func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.B
 	case protocol.Op_SEARCH_USERS:
 		req := protocol.NewSearchUsersReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.searchUsers(req) })
+	case protocol.Op_BLOCK:
+		req := protocol.NewBlockReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.block(c, req) })
 	}
 	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+}
+
+// block records or drops a block of req.UserId by c's user.
+func (s *Server) block(c *conn, req *protocol.BlockReq) (codec.Body, error) {
+	if s.usersByID[req.UserId] == nil {
+		return nil, fail(common.ErrorCode_NOT_FOUND, "no such user")
+	}
+	pair := [2]int64{c.userID, req.UserId}
+	if req.Blocked {
+		s.blocks[pair] = true
+	} else {
+		delete(s.blocks, pair)
+	}
+	return &protocol.BlockResp{}, nil
+}
+
+// Blocked reports whether blocker has blocked the user named blocked.
+func (s *Server) Blocked(blocker, blocked string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, b := s.users[blocker], s.users[blocked]
+	return a != nil && b != nil && s.blocks[[2]int64{a.id, b.id}]
 }
 
 // SignedIn reports whether a token of the user's device still logs in.

@@ -97,6 +97,9 @@ type Server struct {
 	// lost (LoseRequests, LoseReplies).
 	lostRequests map[protocol.Op]int
 	lostReplies  map[protocol.Op]int
+	// blocks holds {blocker, blocked} pairs; the fake records them and
+	// enforces nothing.
+	blocks map[[2]int64]bool
 }
 
 type user struct {
@@ -161,6 +164,7 @@ func Start(opts Options) (*Server, error) {
 		unsupported: make(map[protocol.Op]bool),
 		requests:    make(map[protocol.Op]int),
 		unknown:     make(map[protocol.Op]bool),
+		blocks:      make(map[[2]int64]bool),
 
 		lostRequests: make(map[protocol.Op]int),
 		lostReplies:  make(map[protocol.Op]int),
