@@ -230,6 +230,9 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 	case err != nil || seq <= 0 || cmd == "/edit" && strings.TrimSpace(text) == "":
 		return fmt.Errorf("usage: /recall <seq> or /edit <seq> <text>")
 	}
+	if err := s.checkChangeTarget(ctx, conv, seq); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
 	defer cancel()
 	if cmd == "/recall" {
@@ -238,6 +241,40 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 		_, err = s.sess.Edit(ctx, conv, seq, strings.TrimSpace(text))
 	}
 	return err
+}
+
+// checkChangeTarget reads #seq of conv and says why /recall or /edit cannot
+// change it when it is missing, an event or another user's message. The
+// server refuses these too, but in its own terms ("only a text or binary
+// message may change"), which do not tell a user that the #seq typed was an
+// event's. The server stays the judge of everything else.
+func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64) error {
+	var target *common.Message
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Sync(ctx, conv, seq-1, 1)
+		if err == nil && len(resp.Messages) > 0 && resp.Messages[0].Seq == seq {
+			target = resp.Messages[0]
+		}
+		return err
+	})
+	switch {
+	case client.CodeOf(err) == common.ErrorCode_NOT_FOUND:
+		// No message in the conversation yet (see printHistory).
+	case err != nil:
+		return err
+	}
+	switch {
+	case target == nil:
+		return fmt.Errorf("no #%d in this conversation", seq)
+	case target.ContentType != common.ContentType_TEXT &&
+		target.ContentType != common.ContentType_BINARY:
+		return fmt.Errorf("#%d is an event (a group change, edit or recall), not a message; "+
+			"/recall and /edit take the #seq shown beside one of your messages", seq)
+	case target.SenderId != s.me:
+		return fmt.Errorf("#%d is %s's message; /recall and /edit change only your own",
+			seq, s.nameOf(ctx, target.SenderId))
+	}
+	return nil
 }
 
 func (s *session) printConvs(ctx context.Context) error {

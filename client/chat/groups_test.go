@@ -2,6 +2,10 @@ package chat_test
 
 import (
 	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // /transfer hands the group chatted in over to a member, who becomes its
@@ -37,6 +41,53 @@ func TestRun_TransferHandsTheGroupOver(t *testing.T) {
 	}
 	r.say(t, "/help")
 	waitOutput(t, r.out, "make a member the group's owner", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// /recall and /edit given the #seq of an event, of another user's message or
+// of nothing say so in those words, without asking the server to change it;
+// one of the user's own messages goes to the server.
+func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	aliceID := userID(t, bob, "alice")
+
+	const event = "! #1 is an event (a group change, edit or recall), not a message; " +
+		"/recall and /edit take the #seq shown beside one of your messages"
+	for _, tc := range []struct {
+		name, line, want string
+	}{
+		{name: "switch to a group", line: "/group new team bob", want: "* created group team"},
+		{name: "recall an event", line: "/recall 1", want: event},
+		{name: "edit an event", line: "/edit 1 new text", want: event},
+		{name: "recall nothing", line: "/recall 9", want: "! no #9 in this conversation"},
+		{name: "switch to bob", line: "/to bob", want: "* chatting with bob"},
+		{name: "recall in an empty conversation", line: "/recall 1",
+			want: "! no #1 in this conversation"},
+	} {
+		r.say(t, tc.line)
+		waitOutput(t, r.out, tc.want, 1)
+	}
+	send(t, bob, aliceID, "his") // #1 of the 1:1 conversation
+	waitOutput(t, r.out, "] bob: his", 1)
+	r.say(t, "mine") // #2
+	waitOutput(t, r.out, "alice #2: mine", 1)
+	r.say(t, "/edit 1 my words")
+	waitOutput(t, r.out, "! #1 is bob's message; /recall and /edit change only your own", 1)
+	if n := s.Requests(protocol.Op_RECALL) + s.Requests(protocol.Op_EDIT); n != 0 {
+		t.Fatalf("%d changes asked of the server, want none", n)
+	}
+
+	// The fake does not recall; that the request reached it is enough.
+	r.say(t, "/recall 2")
+	testwait.For(t, 5*time.Second, "the recall of #2 at the server", func() bool {
+		return s.Requests(protocol.Op_RECALL) == 1
+	})
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
