@@ -105,7 +105,11 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		// The flag package has printed err above the usage already.
+		return cfg, fmt.Errorf("%w: %w: %w", ErrReported, ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		// The flag package stops at the first argument that is not a flag:

@@ -608,3 +608,20 @@ func TestRun_QuitInAPasteCountsTheHeldLine(t *testing.T) {
 		t.Fatalf("output lacks %q:\n%s", want, r.out.String())
 	}
 }
+
+// A flag the client does not know is printed once, with the usage, by the
+// flag package: Run's error says so, and that it was a usage mistake, so
+// that main does not print it a second time under the usage.
+func TestRun_UnknownFlagIsReportedOnce(t *testing.T) {
+	var out strings.Builder
+	err := chat.Run(context.Background(), []string{"--usr", "bob"}, strings.NewReader(""), &out)
+	if !errors.Is(err, chat.ErrUsage) || !errors.Is(err, chat.ErrReported) {
+		t.Fatalf("Run = %v, want both %v and %v", err, chat.ErrUsage, chat.ErrReported)
+	}
+	if n := strings.Count(out.String(), "flag provided but not defined: -usr"); n != 1 {
+		t.Fatalf("the unknown flag is named %d times, want once:\n%s", n, out.String())
+	}
+	if !strings.Contains(out.String(), "usage: resonance chat") {
+		t.Fatalf("no usage printed:\n%s", out.String())
+	}
+}
