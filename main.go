@@ -57,7 +57,10 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 func run(args []string, stderr io.Writer) int {
 	cmd := "all"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	// A lone -h or --help asks what the command can do, so it lists the
+	// commands (chat among them) rather than the flags of the default one.
+	loneHelp := len(args) == 1 && (args[0] == "-h" || args[0] == "--help")
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || loneHelp) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {

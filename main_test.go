@@ -139,6 +139,11 @@ func TestRun_HelpListsTheFlags(t *testing.T) {
 		{args: []string{"probe", "--help"}, want: "-timeout"},
 		{args: []string{"help"}, want: "commands:"},
 		{args: []string{"help", "--help"}, want: "commands:"},
+		// Alone, as a newcomer first types them: the commands, chat among
+		// them, not the flags of the default command.
+		{args: []string{"--help"}, want: "commands:"},
+		{args: []string{"-h"}, want: "commands:"},
+		{args: []string{"all", "--help"}, want: "-data-dir"},
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
