@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -277,6 +278,20 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantErr: chat.ErrUsage,
 		},
 		{
+			// The metrics port, say, given for the gateway's.
+			name:    "a server of another protocol is named as the wrong address",
+			args:    []string{"--addr", otherProtocolAddr(t), "--user", "bob", "--password", "x"},
+			wantErr: chat.ErrUnreachable,
+			wantOut: "does not speak the Resonance protocol",
+		},
+		{
+			name: "a server of another protocol, registering",
+			args: []string{"--addr", otherProtocolAddr(t), "--user", "bob", "--password", "x",
+				"--register"},
+			wantErr: chat.ErrUnreachable,
+			wantOut: "does not speak the Resonance protocol",
+		},
+		{
 			name:    "unreachable server is reported, not retried forever",
 			args:    []string{"--addr", clienttest.ClosedAddr(t), "--user", "bob", "--password", "x"},
 			wantErr: chat.ErrUnreachable,
@@ -294,6 +309,28 @@ func TestRun_FatalErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherProtocolAddr is the address of a server that answers every
+// connection as an HTTP server answers bytes it cannot parse, then closes it.
+func otherProtocolAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+			_ = c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func TestRun_PasswordFromEnvAndKick(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -221,6 +222,13 @@ func (s *session) openErr(err error) error {
 	switch {
 	case errors.As(err, &opErr):
 		err = fmt.Errorf("%w %s: %w", ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
+		s.printf("! %v", err)
+	case errors.Is(err, codec.ErrBadMagic):
+		// Something answered, but not a gateway: the metrics or web app
+		// port given for the client port, most likely.
+		err = fmt.Errorf("%w %s: the server there does not speak the Resonance protocol "+
+			"(--addr takes the gateway's client port, the server's --addr): %w",
+			ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
 		s.printf("! %v", err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if s.registerLimited != nil {
