@@ -662,3 +662,47 @@ func TestRun_UnknownFlagIsReportedOnce(t *testing.T) {
 		t.Fatalf("no usage printed:\n%s", out.String())
 	}
 }
+
+// A server that takes the connection and never answers (a port of another
+// service that waits for its own protocol) is named as the address that
+// failed, once the login's request times out.
+func TestRun_SilentServerIsNamedAsTheAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16) // held open, unread, until the end
+	t.Cleanup(func() {
+		_ = ln.Close()
+		for len(accepted) > 0 {
+			_ = (<-accepted).Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case accepted <- c:
+			default:
+				_ = c.Close()
+			}
+		}
+	}()
+	addr := ln.Addr().String()
+	r := startChat(t, "--addr", addr, "--user", "bob", "--password", "x")
+	select {
+	case err = <-r.errc:
+	case <-time.After(30 * time.Second): // past the SDK's 10s request timeout
+		t.Fatalf("Run did not return; output:\n%s", r.out.String())
+	}
+	if !errors.Is(err, chat.ErrUnreachable) {
+		t.Fatalf("Run = %v, want %v", err, chat.ErrUnreachable)
+	}
+	if want := "cannot connect to " + addr + ": the server there took the connection " +
+		"but did not answer in time"; !strings.Contains(r.out.String(), want) {
+		t.Fatalf("output lacks %q:\n%s", want, r.out.String())
+	}
+}

@@ -230,6 +230,11 @@ func (s *session) openErr(err error) error {
 			"(--addr takes the gateway's client port, the server's --addr): %w",
 			ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
 		s.printf("! %v", err)
+	case errors.Is(err, client.ErrTimeout):
+		err = fmt.Errorf("%w %s: the server there took the connection but did not answer "+
+			"in time (a port of another service, or a server too busy): %w",
+			ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
+		s.printf("! %v", err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if s.registerLimited != nil {
 			// Not registered for the rate limit: the name may not exist.
