@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 	case "/rename":
 		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_RENAME, Name: arg}))
 	case "/leave":
-		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_LEAVE}))
+		s.report(s.leave(ctx))
 	case "/dismiss":
 		s.report(s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_DISMISS}))
 	case "/read":
@@ -165,6 +166,25 @@ func (s *session) transfer(ctx context.Context, names []string) error {
 	}
 	return s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_SET_ROLE,
 		UserIds: ids, Role: common.GroupRole_OWNER})
+}
+
+// leave leaves the current group. The server refuses its owner in its own
+// terms; the owner is told which commands would do instead.
+func (s *session) leave(ctx context.Context) error {
+	err := s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_LEAVE})
+	if client.CodeOf(err) != common.ErrorCode_FORBIDDEN {
+		return err
+	}
+	var info *protocol.GroupInfo
+	if s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var gerr error
+		info, gerr = c.GetGroup(ctx, s.group)
+		return gerr
+	}) != nil || info.OwnerId != s.me {
+		return err
+	}
+	return errors.New("the owner cannot leave: /transfer <user> hands the group over " +
+		"(then /leave), or /dismiss ends it")
 }
 
 // manage applies one change to the current group; its event comes back

@@ -31,6 +31,9 @@ func TestRun_TransferHandsTheGroupOver(t *testing.T) {
 		waitOutput(t, r.out, tc.want, 1)
 	}
 
+	r.say(t, "/leave") // as the owner
+	waitOutput(t, r.out, "! the owner cannot leave: /transfer <user> hands the group over "+
+		"(then /leave), or /dismiss ends it", 1)
 	r.say(t, "/transfer bob")
 	waitOutput(t, r.out, "* alice made bob owner", 1)
 	r.say(t, "/members")
