@@ -308,9 +308,25 @@ func (s *session) printConvs(ctx context.Context) error {
 		if c.Type == common.ConvType_P2P {
 			name = s.nameOf(ctx, c.PeerUserId)
 		}
-		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, map[bool]string{true: " (left)"}[c.Left])
+		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, convState(c))
 	}
 	return nil
+}
+
+// convState says when a conversation is no longer one to chat in: the
+// user left the group, or it was dismissed (its last event: nothing can
+// follow it).
+func convState(c *protocol.ConvSummary) string {
+	if c.LastMessage != nil && c.LastMessage.ContentType == common.ContentType_GROUP_EVENT {
+		ev, err := client.GroupEventOf(c.LastMessage)
+		if err == nil && ev.Action == common.GroupAction_DISMISS {
+			return " (dismissed)"
+		}
+	}
+	if c.Left {
+		return " (left)"
+	}
+	return ""
 }
 
 // allConvs lists every conversation of the user, all pages.

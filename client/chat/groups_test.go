@@ -96,3 +96,27 @@ func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 }
+
+// /convs marks a dismissed group, as it marks one the user left, so that it
+// does not read as a group to chat in.
+func TestRun_ConvsMarksADismissedGroup(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/group new team bob")
+	waitOutput(t, r.out, "* created group team (g:1)", 1)
+	r.say(t, "/group new club bob")
+	waitOutput(t, r.out, "* created group club (g:2)", 1)
+	r.say(t, "/dismiss")
+	waitOutput(t, r.out, "* alice dismissed the group", 1)
+
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "--- 2 conversations ---", 1)
+	waitOutput(t, r.out, "  g:2  club  unread 0 (dismissed)", 1)
+	waitOutput(t, r.out, "  g:1  team  unread 0\n", 1) // still open
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}

@@ -86,6 +86,12 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 			return nil, fail(common.ErrorCode_FORBIDDEN, "the owner cannot leave")
 		}
 		delete(g.roles, c.userID)
+	case req.Action == common.GroupAction_DISMISS:
+		// The members stay, as the server keeps them; nothing marks the
+		// group but its last event.
+		if g.owner != c.userID {
+			return nil, fail(common.ErrorCode_FORBIDDEN, "only the owner dismisses")
+		}
 	default:
 		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("fake: %s", req.Action))
 	}
