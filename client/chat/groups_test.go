@@ -56,7 +56,7 @@ func TestRun_TransferHandsTheGroupOver(t *testing.T) {
 func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 	aliceID := userID(t, bob, "alice")
 
@@ -102,7 +102,7 @@ func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
 func TestRun_ConvsMarksADismissedGroup(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 	r.say(t, "/group new team bob")
 	waitOutput(t, r.out, "* created group team (g:1)", 1)

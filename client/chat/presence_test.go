@@ -7,7 +7,7 @@ import "testing"
 func TestRun_BlockSaysWhatPresenceShows(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
 	r.say(t, "/block bob")
