@@ -11,7 +11,8 @@ import (
 // Block blocks (blocked true) or unblocks userID for the logged-in user:
 // while either of two users blocks the other, neither can send to the
 // other 1:1. Both ways it is idempotent; blocking oneself fails with
-// BAD_REQUEST and an unknown user with NOT_FOUND.
+// BAD_REQUEST and an unknown user with NOT_FOUND. Being idempotent, it
+// never reports ErrOutcomeUnknown: after a lost answer, call it again.
 func (c *Client) Block(ctx context.Context, userID int64, blocked bool) error {
 	req := &protocol.BlockReq{UserId: userID, Blocked: blocked}
 	if err := c.roundTrip(ctx, protocol.Op_BLOCK, req, protocol.NewBlockResp()); err != nil {
@@ -34,10 +35,15 @@ func (c *Client) ListDevices(ctx context.Context) ([]*protocol.Device, error) {
 // Logout revokes this device's tokens, access and refresh, and removes its
 // push token; the server answers, then closes the connection with CLOSE
 // SIGNED_OUT, and the device's other connections with it. The device logs
-// in again with the password only. A Session signs out with
-// Session.Logout instead, which reports what was handed over first.
+// in again with the password only. When the LOGOUT was sent but its answer
+// lost, the error wraps ErrOutcomeUnknown: the device may be signed out or
+// not, and repeating it takes a new login, which by password would sign
+// the device in again; a login by its token that fails with TOKEN_INVALID
+// tells it was signed out. A Session signs out with Session.Logout
+// instead, which reports what was handed over first.
 func (c *Client) Logout(ctx context.Context) error {
-	err := c.roundTrip(ctx, protocol.Op_LOGOUT, &protocol.LogoutReq{}, protocol.NewLogoutResp())
+	err := c.roundTripOnce(ctx, protocol.Op_LOGOUT, &protocol.LogoutReq{},
+		protocol.NewLogoutResp())
 	if err != nil {
 		return errorf("logout: %w", err)
 	}
@@ -60,11 +66,7 @@ func (c *Client) ChangePassword(ctx context.Context, oldPassword,
 	newPassword string) (*protocol.ChangePasswordResp, error) {
 	req := &protocol.ChangePasswordReq{OldPassword: oldPassword, NewPassword_: newPassword}
 	resp := protocol.NewChangePasswordResp()
-	unanswered, err := c.exchange(ctx, protocol.Op_CHANGE_PASSWORD, req, resp)
-	if unanswered {
-		return nil, errorf("change password: %w: %w", ErrOutcomeUnknown, err)
-	}
-	if err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_CHANGE_PASSWORD, req, resp); err != nil {
 		return nil, errorf("change password: %w", err)
 	}
 	return resp, nil
@@ -145,7 +147,10 @@ func (c *Client) UpdateProfile(ctx context.Context, p ProfileParams) (*protocol.
 // ListDevices) and closes its connections with SIGNED_OUT: this one too
 // when deviceID is its own, and then it returns nil whether the reply or
 // the close came first. A device the user never logged in from fails with
-// NOT_FOUND.
+// NOT_FOUND. It never reports ErrOutcomeUnknown: signing a device out again
+// is answered as the first time, so after a lost answer call it again (for
+// this device, on a new connection: a login by its token refused with
+// TOKEN_INVALID says it is signed out).
 func (c *Client) SignOutDevice(ctx context.Context, deviceID string) error {
 	req := &protocol.SignOutDeviceReq{DeviceId: deviceID}
 	err := c.roundTrip(ctx, protocol.Op_SIGN_OUT_DEVICE, req, protocol.NewSignOutDeviceResp())

@@ -23,11 +23,13 @@ const (
 )
 
 // Register creates a user and returns its id. It is allowed before Login and
-// does not log the connection in.
+// does not log the connection in. When the request was sent but its answer
+// lost, the error wraps ErrOutcomeUnknown: the user may have been created,
+// and registering again would be refused as taken; log in to find out.
 func (c *Client) Register(ctx context.Context, username, password string) (int64, error) {
 	req := &protocol.RegisterReq{Username: username, Password: password}
 	resp := protocol.NewRegisterResp()
-	if err := c.roundTrip(ctx, protocol.Op_REGISTER, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_REGISTER, req, resp); err != nil {
 		return 0, errorf("register %q: %w", username, err)
 	}
 	return resp.UserId, nil

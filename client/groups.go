@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -10,6 +11,10 @@ import (
 // CreateGroup creates a group owned by the logged-in user with members, and
 // returns the ack of its CREATE event (seq 1 of the new conversation).
 // clientMsgID ("" for a random one) makes a retry return the same group.
+// When the request was sent but its answer lost, the error wraps
+// ErrOutcomeUnknown: the group may exist. Calling again with the same
+// clientMsgID returns it if so, and creates it if not; a random one cannot
+// be repeated, so pass one when a retry matters (Session.CreateGroup does).
 func (c *Client) CreateGroup(ctx context.Context, name string, members []int64,
 	clientMsgID string) (*protocol.GroupChangeResp, error) {
 	if clientMsgID == "" {
@@ -17,7 +22,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []int64,
 	}
 	req := &protocol.CreateGroupReq{ClientMsgId: clientMsgID, Name: name, MemberIds: members}
 	resp := protocol.NewGroupChangeResp()
-	if err := c.roundTrip(ctx, protocol.Op_CREATE_GROUP, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_CREATE_GROUP, req, resp); err != nil {
 		return nil, errorf("create group %q: %w", name, err)
 	}
 	return resp, nil
@@ -25,14 +30,18 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []int64,
 
 // ManageGroup applies one change to a group: ADD or REMOVE UserIds, LEAVE,
 // RENAME to Name, SET_ROLE of UserIds to Role, DISMISS. An empty
-// ClientMsgId is filled with a random one.
+// ClientMsgId is filled with a random one, in req. When the request was
+// sent but its answer lost, the error wraps ErrOutcomeUnknown: the change
+// may have been made. Calling again with req as it is (its ClientMsgId
+// kept) returns the change made, or makes it; a new id could make it
+// twice, or be refused for a change already made (a LEAVE).
 func (c *Client) ManageGroup(ctx context.Context,
 	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
 	if req.ClientMsgId == "" {
 		req.ClientMsgId = NewClientMsgID()
 	}
 	resp := protocol.NewGroupChangeResp()
-	if err := c.roundTrip(ctx, protocol.Op_MANAGE_GROUP, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_MANAGE_GROUP, req, resp); err != nil {
 		return nil, errorf("%s group %q: %w", req.Action, req.ConvId, err)
 	}
 	return resp, nil
@@ -50,6 +59,8 @@ func (c *Client) GetGroup(ctx context.Context, convID string) (*protocol.GroupIn
 
 // Recall withdraws one's own message at seq of convID, within the server's
 // recall window. The RECALL event enters the conversation as a message.
+// A lost answer wraps ErrOutcomeUnknown, as for CreateGroup: call again
+// with the same clientMsgID.
 func (c *Client) Recall(ctx context.Context, convID string, seq int64,
 	clientMsgID string) (*protocol.SendResp, error) {
 	if clientMsgID == "" {
@@ -57,14 +68,16 @@ func (c *Client) Recall(ctx context.Context, convID string, seq int64,
 	}
 	req := &protocol.RecallReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: seq}
 	resp := protocol.NewSendResp()
-	if err := c.roundTrip(ctx, protocol.Op_RECALL, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_RECALL, req, resp); err != nil {
 		return nil, errorf("recall %q seq %d: %w", convID, seq, err)
 	}
 	return resp, nil
 }
 
 // Edit replaces the text of one's own message at seq of convID. The EDIT
-// event enters the conversation as a message.
+// event enters the conversation as a message. A lost answer wraps
+// ErrOutcomeUnknown, as for CreateGroup: call again with the same
+// clientMsgID.
 func (c *Client) Edit(ctx context.Context, convID string, seq int64, text string,
 	clientMsgID string) (*protocol.SendResp, error) {
 	if clientMsgID == "" {
@@ -73,7 +86,7 @@ func (c *Client) Edit(ctx context.Context, convID string, seq int64, text string
 	req := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: seq,
 		ContentType: common.ContentType_TEXT, Content: []byte(text)}
 	resp := protocol.NewSendResp()
-	if err := c.roundTrip(ctx, protocol.Op_EDIT, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_EDIT, req, resp); err != nil {
 		return nil, errorf("edit %q seq %d: %w", convID, seq, err)
 	}
 	return resp, nil
@@ -125,7 +138,9 @@ func decodeContent(m *common.Message, want common.ContentType, v interface {
 // then fetch the event they stored into Messages: the server does not push
 // it back to the connection it came from.
 
-// CreateGroup is Client.CreateGroup on the session's connection.
+// CreateGroup is Client.CreateGroup on the session's connection. A lost
+// answer is settled by the retry, which returns the group created; the
+// error wraps ErrOutcomeUnknown only when ctx ends before one settles it.
 func (s *Session) CreateGroup(ctx context.Context, name string,
 	members []int64) (*protocol.GroupChangeResp, error) {
 	id := NewClientMsgID()
@@ -138,7 +153,8 @@ func (s *Session) CreateGroup(ctx context.Context, name string,
 	})
 }
 
-// ManageGroup is Client.ManageGroup on the session's connection.
+// ManageGroup is Client.ManageGroup on the session's connection; a lost
+// answer is settled as for CreateGroup.
 func (s *Session) ManageGroup(ctx context.Context,
 	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
 	if req.ClientMsgId == "" {
@@ -171,15 +187,18 @@ func (s *Session) Edit(ctx context.Context, convID string, seq int64,
 
 // retryEvent runs op until it succeeds, fails for good or ctx ends, then
 // queues a fetch of the conversation so the stored event reaches Messages.
+// A retry with the same client msg id settles an attempt whose answer was
+// lost; when none did, the error wraps ErrOutcomeUnknown.
 func retryEvent[R any](s *Session, ctx context.Context,
 	op func(c *Client) (R, string, error)) (R, error) {
 	backoff := s.cfg.MinBackoff
 	var retry retrier
+	var unsure bool // an attempt went unanswered
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
 			var zero R
-			return zero, err
+			return zero, stillUnknown(err, unsure)
 		}
 		r, convID, err := op(c)
 		if err == nil {
@@ -188,12 +207,24 @@ func retryEvent[R any](s *Session, ctx context.Context,
 			s.mu.Unlock()
 			return r, nil
 		}
+		unsure = unsure || errors.Is(err, ErrOutcomeUnknown)
 		if ctx.Err() != nil || !retry.again(c, err) {
-			return r, err
+			return r, stillUnknown(err, unsure)
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {
-			return r, err
+			return r, stillUnknown(err, unsure)
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// stillUnknown returns err, the last attempt's, wrapping ErrOutcomeUnknown
+// when an earlier attempt went unanswered and no answer since settled it:
+// the server's answer to a retry with the same id (an *Error too) does.
+func stillUnknown(err error, unsure bool) error {
+	var se *Error
+	if !unsure || errors.Is(err, ErrOutcomeUnknown) || errors.As(err, &se) {
+		return err
+	}
+	return errorf("%w: an earlier attempt's answer was lost: %w", ErrOutcomeUnknown, err)
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -11,11 +12,16 @@ import (
 // Refresh exchanges a refresh token for a new access and refresh token pair
 // (REFRESH). The connection's token deadline moves with it. The old refresh
 // token stops working: keep the new one. Presenting an old one again makes
-// the server revoke the device.
+// the server revoke the device, with one exception: when the request was
+// sent but its answer lost, the error wraps ErrOutcomeUnknown, and the
+// server takes the same token once more within 30 s of its rotation, by
+// REFRESH or LOGIN. Retry at once; a token the server refuses then was
+// rotated twice, and its device stays logged in by its access token until
+// that expires. A Session does this itself.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*protocol.RefreshResp, error) {
 	resp := protocol.NewRefreshResp()
 	req := &protocol.RefreshReq{RefreshToken: refreshToken}
-	if err := c.roundTrip(ctx, protocol.Op_REFRESH, req, resp); err != nil {
+	if err := c.roundTripOnce(ctx, protocol.Op_REFRESH, req, resp); err != nil {
 		return nil, errorf("refresh: %w", err)
 	}
 	return resp, nil
@@ -25,6 +31,15 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*protocol.Re
 type tokens struct {
 	access, refresh string
 	accessExpiry    time.Time
+	// unsure: refresh went out in a REFRESH whose answer was lost, so the
+	// server may have rotated it away. It takes it back once within its
+	// grace (30 s) of the rotation, and revokes the device after: refresh
+	// is presented again at once, on this connection or the next.
+	//
+	// TODO: a reconnect that takes longer than the grace presents it all
+	// the same, which signs the device out if it was rotated; a Session
+	// with a password could log in by it instead, and drop the token.
+	unsure bool
 }
 
 // refreshAt is when to refresh a token expiring at expiry: at four fifths of
@@ -45,7 +60,11 @@ func (s *Session) keepFresh(ctx context.Context, c *Client) {
 		if tk.refresh == "" || tk.accessExpiry.IsZero() {
 			return
 		}
-		timer := time.NewTimer(time.Until(refreshAt(time.Now(), tk.accessExpiry)))
+		wait := time.Until(refreshAt(time.Now(), tk.accessExpiry))
+		if tk.unsure {
+			wait = 0 // within the server's grace, or the device is revoked
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -54,6 +73,9 @@ func (s *Session) keepFresh(ctx context.Context, c *Client) {
 			timer.Stop()
 			return
 		case <-timer.C:
+			if c.Err() != nil {
+				return // a timer of 0 (unsure) races c's end: the next c refreshes
+			}
 		}
 		replaced, err := s.refresh(ctx, c, tk)
 		switch {
@@ -61,7 +83,13 @@ func (s *Session) keepFresh(ctx context.Context, c *Client) {
 			// A password change replaced the pair while we waited: the
 			// next refresh is timed by the new one.
 		case CodeOf(err) == common.ErrorCode_TOKEN_INVALID:
-			return // revoked: the server closes us with SIGNED_OUT
+			// Revoked: the server closes us with SIGNED_OUT. Or rotated
+			// twice, a retry of a lost answer whose answer was lost too:
+			// the access token holds until it expires, then the password.
+			return
+		case errors.Is(err, ErrOutcomeUnknown):
+			// tokens.unsure is set: the loop retries at once, or the
+			// next connection's keepFresh does when c is done.
 		case err != nil:
 			sleep(ctx, min(30*time.Second, time.Until(tk.accessExpiry)/2+time.Second))
 		}
@@ -82,10 +110,29 @@ func (s *Session) refresh(ctx context.Context, c *Client, tk tokens) (replaced b
 	}
 	resp, err := c.Refresh(ctx, tk.refresh)
 	if err != nil {
+		s.noteRefreshFailed(tk, err)
 		return false, err
 	}
 	s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
 	return false, nil
+}
+
+// noteRefreshFailed marks the refresh token of tk unsure when its REFRESH
+// went unanswered, and forgets it when refused: a retry of a lost answer
+// refused was rotated twice, and presenting it again could only be
+// refused. tokenMu is held.
+func (s *Session) noteRefreshFailed(tk tokens, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens.refresh != tk.refresh {
+		return
+	}
+	switch {
+	case errors.Is(err, ErrOutcomeUnknown):
+		s.tokens.unsure = true
+	case CodeOf(err) == common.ErrorCode_TOKEN_INVALID:
+		s.tokens.refresh, s.tokens.unsure = "", false
+	}
 }
 
 // setTokens records a new token pair; an empty refresh token (a login by
@@ -95,7 +142,7 @@ func (s *Session) setTokens(access, refresh string, expiresMs int64) {
 	defer s.mu.Unlock()
 	s.tokens.access = access
 	if refresh != "" {
-		s.tokens.refresh = refresh
+		s.tokens.refresh, s.tokens.unsure = refresh, false
 	}
 	if expiresMs > 0 {
 		s.tokens.accessExpiry = time.UnixMilli(expiresMs)

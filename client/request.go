@@ -19,6 +19,19 @@ func (c *Client) roundTrip(parent context.Context, op protocol.Op, req codec.Bod
 	return err
 }
 
+// roundTripOnce is roundTrip for a request that is not safe to repeat
+// blindly: when it went unanswered after it was written (see exchange),
+// the error wraps ErrOutcomeUnknown beside its cause, so that the caller
+// finds out what the server did before it tries again.
+func (c *Client) roundTripOnce(ctx context.Context, op protocol.Op, req codec.Body,
+	resp codec.Readable) error {
+	unanswered, err := c.exchange(ctx, op, req, resp)
+	if unanswered {
+		return errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return err
+}
+
 // exchange is roundTrip that also reports whether req went unanswered
 // after it was written: the connection ended, or the wait did, before the
 // reply came, so the server may have acted on it. A request refused as

@@ -270,6 +270,9 @@ type Session struct {
 	// loggingOut: Logout has begun, so the final DELIVERED is followed by
 	// a LOGOUT (finish); loggedOut: a LOGOUT was answered.
 	loggingOut, loggedOut bool
+	// logoutUnsure: a LOGOUT went unanswered, so the device may be signed
+	// out even if no later one is answered.
+	logoutUnsure bool
 
 	watch watchState // the presence watch set, sent again on reconnect
 	// queued counts the messages ever put in ready, handed those handed
@@ -433,6 +436,10 @@ func (s *Session) Close() error {
 // the LOGOUT went unanswered. On a session that had ended before, it signs
 // nothing out and returns ErrLogoutUnconfirmed with why the session ended,
 // except after a Logout the server answered: calling it again returns nil.
+// When a LOGOUT was sent and went unanswered, ErrLogoutUnconfirmed comes
+// with ErrOutcomeUnknown: the device may be signed out already, and a
+// later Session's login by its tokens, refused, will tell. Without it,
+// the server did not act on a LOGOUT of this Session.
 func (s *Session) Logout(ctx context.Context) error {
 	s.mu.Lock()
 	s.loggingOut = true
@@ -450,6 +457,9 @@ func (s *Session) Logout(ctx context.Context) error {
 	case prior != nil:
 		return errorf("logout of device %q: %w: the session had ended: %w",
 			s.cfg.Login.DeviceID, ErrLogoutUnconfirmed, prior)
+	case s.logoutUnsure:
+		return errorf("logout of device %q: %w: %w", s.cfg.Login.DeviceID,
+			ErrLogoutUnconfirmed, ErrOutcomeUnknown)
 	}
 	return errorf("logout of device %q: %w", s.cfg.Login.DeviceID,
 		ErrLogoutUnconfirmed)

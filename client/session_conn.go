@@ -237,7 +237,15 @@ func (s *Session) finish(c *Client) {
 	if !signOut || !lacking {
 		s.finalAck(c)
 	}
-	if !signOut || c.Err() != nil || c.Logout(s.final) != nil {
+	if !signOut || c.Err() != nil {
+		return
+	}
+	if err := c.Logout(s.final); err != nil {
+		if errors.Is(err, ErrOutcomeUnknown) {
+			s.mu.Lock()
+			s.logoutUnsure = true
+			s.mu.Unlock()
+		}
 		return
 	}
 	s.mu.Lock()

@@ -25,15 +25,39 @@ func (s *Server) handleGroupOps(c *conn, op protocol.Op, body []byte) (codec.Bod
 	switch op {
 	case protocol.Op_CREATE_GROUP:
 		req := protocol.NewCreateGroupReq()
-		return readThen(body, req, func() (codec.Body, error) { return s.createGroup(c, req) })
+		return readThen(body, req, func() (codec.Body, error) {
+			return s.once(c, req.ClientMsgId, func() (codec.Body, error) {
+				return s.createGroup(c, req)
+			})
+		})
 	case protocol.Op_MANAGE_GROUP:
 		req := protocol.NewManageGroupReq()
-		return readThen(body, req, func() (codec.Body, error) { return s.manageGroup(c, req) })
+		return readThen(body, req, func() (codec.Body, error) {
+			return s.once(c, req.ClientMsgId, func() (codec.Body, error) {
+				return s.manageGroup(c, req)
+			})
+		})
 	case protocol.Op_GET_GROUP:
 		req := protocol.NewGetGroupReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.getGroup(c, req) })
 	}
 	return s.handleAccountOps(c, op, body)
+}
+
+// once runs a group change of c's user unless one with clientMsgID ran
+// before, whose ack it returns instead, as the server: a retry whose
+// answer was lost gets the change made, not a second one.
+func (s *Server) once(c *conn, clientMsgID string,
+	change func() (codec.Body, error)) (codec.Body, error) {
+	key := deviceKey(c.userID, clientMsgID)
+	if ack := s.groupAcks[key]; ack != nil {
+		return ack, nil
+	}
+	resp, err := change()
+	if ack, ok := resp.(*protocol.GroupChangeResp); ok && err == nil && clientMsgID != "" {
+		s.groupAcks[key] = ack
+	}
+	return resp, err
 }
 
 func (s *Server) createGroup(c *conn, req *protocol.CreateGroupReq) (codec.Body, error) {

@@ -15,7 +15,8 @@ const refreshPrefix = "rt1."
 
 // refreshRetryGrace is how long after a rotation the rotated-away refresh
 // token may come back once, as on the server: a client whose REFRESH answer
-// was lost retries with the token it still holds.
+// was lost retries with the token it still holds. Options.RefreshRetryGrace
+// shortens it for tests.
 const refreshRetryGrace = 30 * time.Second
 
 // access is what an access token proves: its device, until it expires.
@@ -103,8 +104,11 @@ func (s *Server) rotateLocked(d device, st *refreshState, token string) (tokenPa
 		st.prev, st.rotatedAt = token, now
 	case token == st.current:
 		return tokenPair{}, fail(common.ErrorCode_TOKEN_INVALID, "revoked or expired")
-	case !st.rotatedAt.IsZero() && now.Sub(st.rotatedAt) < refreshRetryGrace:
-		st.rotatedAt = time.Time{} // a retry of a rotation whose answer was lost, once
+	case !st.rotatedAt.IsZero() && now.Sub(st.rotatedAt) < s.opts.RefreshRetryGrace:
+		// A retry of a rotation whose answer was lost, once: the token
+		// that answer carried is rotated away in its place, with no retry,
+		// so that its holder coming back revokes the device.
+		st.prev, st.rotatedAt = st.current, time.Time{}
 	default:
 		s.revokeLocked(d.userID, d.id)
 		s.signOutLocked(d.userID, d.id, nil)

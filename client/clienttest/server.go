@@ -54,6 +54,10 @@ type Options struct {
 	// an expired one fails with TOKEN_INVALID, as the server's; unlike the
 	// gateway, the fake does not close a connection whose token expires.
 	TokenTTL time.Duration
+	// RefreshRetryGrace is how long after a rotation the rotated-away
+	// refresh token is taken back once (the retry of a lost answer); zero
+	// means 30 s, as the server.
+	RefreshRetryGrace time.Duration
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
@@ -100,6 +104,8 @@ type Server struct {
 	// blocks holds {blocker, blocked} pairs; the fake records them and
 	// enforces nothing.
 	blocks map[[2]int64]bool
+	// groupAcks are the acks of group changes by "user/client msg id".
+	groupAcks map[string]*protocol.GroupChangeResp
 }
 
 type user struct {
@@ -147,6 +153,9 @@ func Start(opts Options) (*Server, error) {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = time.Hour
 	}
+	if opts.RefreshRetryGrace <= 0 {
+		opts.RefreshRetryGrace = refreshRetryGrace
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("clienttest: listen: %w", err)
@@ -168,6 +177,7 @@ func Start(opts Options) (*Server, error) {
 
 		lostRequests: make(map[protocol.Op]int),
 		lostReplies:  make(map[protocol.Op]int),
+		groupAcks:    make(map[string]*protocol.GroupChangeResp),
 	}
 	s.wg.Add(1)
 	go s.accept()
