@@ -144,7 +144,8 @@ func TestSession_RefreshesItsTokens(t *testing.T) {
 	collectSession(t, sess)
 
 	waitFor(t, "two refreshes", func() bool { return s.Requests(protocol.Op_REFRESH) >= 2 })
-	s.CloseUser("alice", protocol.CloseReason_TOKEN_EXPIRED, 0)
+	// -1 ms, do not reconnect, as the gateway says it.
+	s.CloseUser("alice", protocol.CloseReason_TOKEN_EXPIRED, -time.Millisecond)
 	waitFor(t, "a reconnect or the end", func() bool {
 		select {
 		case <-sess.Done():

@@ -535,7 +535,7 @@ func (s *Session) Send(ctx context.Context, p SendParams) (*protocol.SendResp, e
 		}
 		ack, err := c.Send(ctx, p)
 		if err == nil {
-			s.offer(s.ownMessage(p, ack), false)
+			s.offer(s.ownMessage(p, ack, c.loggedInAs()), false)
 			return ack, nil
 		}
 		if ctx.Err() != nil || !retry.again(c, err) {
@@ -592,12 +592,15 @@ func (r *retrier) again(c *Client, err error) bool {
 	return sendAgain(c, err)
 }
 
-// ownMessage rebuilds the stored message from the ack of its send.
-func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp) *common.Message {
+// ownMessage rebuilds the stored message from the ack of its send on the
+// connection of device: the device the server resolved, which a config
+// naming none does not say ("default", or a token's device).
+func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp,
+	device string) *common.Message {
 	m := &common.Message{
 		MsgId: ack.MsgId, ConvId: ack.ConvId, Seq: ack.Seq, SenderId: s.UserID(),
 		ClientMsgId: p.ClientMsgID, ContentType: common.ContentType_BINARY,
-		Content: p.Content, SendTimeMs: ack.SendTimeMs, SenderDevice: s.cfg.Login.DeviceID,
+		Content: p.Content, SendTimeMs: ack.SendTimeMs, SenderDevice: device,
 	}
 	if p.Text != "" {
 		m.ContentType, m.Content = common.ContentType_TEXT, []byte(p.Text)

@@ -288,7 +288,9 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 		protocol.CloseReason_SIGNED_OUT:
 		return 0, errorf("%w: %w", ErrSessionEnded, ce)
 	case protocol.CloseReason_TOKEN_EXPIRED:
-		// The refresh token (or the password) logs in again.
+		// The refresh token (or the password) logs in again, at once as
+		// after a zero delay: the gateway's -1 (do not reconnect) means
+		// not with the expired token, and the Session has better.
 		s.mu.Lock()
 		canLogin := s.tokens.refresh != "" || s.password != ""
 		s.tokens.access = ""
@@ -296,6 +298,7 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 		if !canLogin {
 			return 0, errorf("%w: %w", ErrSessionEnded, ce)
 		}
+		return jitter(backoff) - backoff, nil
 	}
 	if !ce.ShouldReconnect() {
 		return 0, errorf("%w: %w", ErrSessionEnded, ce)

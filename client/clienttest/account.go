@@ -128,8 +128,7 @@ func (s *Server) signOutLocked(userID int64, deviceID string, except *conn) {
 }
 
 func signedOutFrame() []byte {
-	return codec.EncodeFrame(protocol.Op_CLOSE, 0, 0, &protocol.CloseMsg{
-		Reason: protocol.CloseReason_SIGNED_OUT, Message: "signed out", ReconnectAfterMs: -1})
+	return closeFrame(protocol.CloseReason_SIGNED_OUT, "signed out")
 }
 
 // changePassword signs every other connection of the user out and gives

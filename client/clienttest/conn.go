@@ -3,6 +3,7 @@ package clienttest
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // conn is one client connection of the fake. Frames go out through a
@@ -15,9 +16,15 @@ type conn struct {
 	once sync.Once
 	quit chan struct{}
 
-	// userID is 0 until login; guarded by Server.mu.
+	// userID is 0 until login; guarded by Server.mu, as the fields below.
 	userID int64
 	device string
+	// failedLogins counts the LOGINs refused for their credentials.
+	failedLogins int
+	// tokenExpiry is when the access token of the login, or of the last
+	// REFRESH or CHANGE_PASSWORD, expires; expiryTimer closes c then.
+	tokenExpiry time.Time
+	expiryTimer *time.Timer
 }
 
 func newConn(nc net.Conn) *conn {

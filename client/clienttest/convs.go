@@ -179,8 +179,8 @@ func (s *Server) syncConvsGate() <-chan struct{} {
 }
 
 // Unsupported makes the server answer ops with UNSUPPORTED, as a server
-// older than the SDK does (DELIVERED, SYNC_CONVS, MARK_READ, the group and
-// the account ops only).
+// older than the SDK does (DELIVERED, SYNC_CONVS, MARK_READ, REFRESH, the
+// group and the account ops only).
 func (s *Server) Unsupported(ops ...protocol.Op) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -34,6 +35,9 @@ func (s *Server) handle(c *conn, op protocol.Op, body []byte) (codec.Body, error
 		req := protocol.NewSyncReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.sync(c, req) })
 	case protocol.Op_REFRESH:
+		if s.unsupported[op] {
+			return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+		}
 		req := protocol.NewRefreshReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.refreshTokens(c, req) })
 	case protocol.Op_GET_USER:
@@ -120,8 +124,8 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 }
 
 // authenticate returns the device a LOGIN proves and the pair to hand out:
-// a password login gives the device a new pair, as the server's. Unlike the
-// server, it takes an empty device id as is rather than as "default".
+// a password login gives the device a new pair, as the server's, and one
+// naming no device is defaultDevice's.
 func (s *Server) authenticate(req *protocol.LoginReq) (device, tokenPair, error) {
 	if req.Token != "" {
 		d, pair, err := s.tokenLogin(req)
@@ -135,7 +139,7 @@ func (s *Server) authenticate(req *protocol.LoginReq) (device, tokenPair, error)
 		return device{}, tokenPair{}, fail(common.ErrorCode_INVALID_CREDENTIALS,
 			"invalid credentials")
 	}
-	d := device{userID: u.id, id: req.DeviceId}
+	d := device{userID: u.id, id: cmp.Or(req.DeviceId, defaultDevice)}
 	return d, s.issuePairLocked(d), nil
 }
 

@@ -11,8 +11,9 @@
 // LEAVE and the hand-over of ownership. Hooks inject faults: failed sends,
 // lost pushes, requests and replies, closes, ops an older server lacks.
 // It is a test double: no persistence, one mutex, and of the gateway's
-// limits only those a client must handle (frame body, message content,
-// positions per DELIVERED).
+// limits and closes only those a client must handle (frame body, message
+// content, positions per DELIVERED; TOKEN_EXPIRED when the access token
+// runs out, LOGIN_FAILED at the third refused login of a connection).
 package clienttest
 
 import (
@@ -51,8 +52,9 @@ type Options struct {
 	// means 16 KiB, as the server. A SEND over it fails with TOO_LARGE.
 	MaxContent int
 	// TokenTTL is the life of an access token; zero means 1h. A LOGIN with
-	// an expired one fails with TOKEN_INVALID, as the server's; unlike the
-	// gateway, the fake does not close a connection whose token expires.
+	// an expired one fails with TOKEN_INVALID, and a connection whose
+	// token expires, not moved by a REFRESH, is closed with TOKEN_EXPIRED,
+	// as the gateway's.
 	TokenTTL time.Duration
 	// RefreshRetryGrace is how long after a rotation the rotated-away
 	// refresh token is taken back once (the retry of a lost answer); zero
@@ -323,6 +325,9 @@ func (s *Server) serve(c *conn) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if c.expiryTimer != nil {
+			c.expiryTimer.Stop()
+		}
 		s.mu.Unlock()
 		c.close()
 	}()
@@ -385,11 +390,7 @@ func (s *Server) answer(c *conn, h codec.Header, body []byte) {
 	}
 	reply, err := s.handle(c, h.Op, body)
 	c.reply(h, reply, err)
-	if h.Op == protocol.Op_LOGOUT && err == nil {
-		// As the gateway: the reply, then the close.
-		c.enqueue(signedOutFrame())
-		c.closeAfterFlush()
-	}
+	s.afterReply(c, h.Op, reply, err)
 }
 
 // answerAt answers a request once gate is closed, unless c ends first; the
