@@ -67,7 +67,8 @@ func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
 	if err := s.limits.allowPassword(u.Username, session.RemoteAddr); err != nil {
 		return tokenPair{}, err
 	}
-	if _, err := s.authPassword(ctx, u.Username, req.GetOldPassword()); err != nil {
+	checked, err := s.authPassword(ctx, u.Username, req.GetOldPassword())
+	if err != nil {
 		return tokenPair{}, err
 	}
 	hash, err := s.hash.hash(ctx, req.NewPassword_)
@@ -80,18 +81,27 @@ func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
 	// password that did change.
 	var p tokenPair
 	err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
-		p, err = s.setPassword(tx, u.ID, session.DeviceId, hash)
+		p, err = s.setPassword(tx, checked, session.DeviceId, hash)
 		return err
 	})
 	return p, err
 }
 
-// setPassword stores the user's new password hash, revokes the tokens of
-// all the user's devices and returns a new pair for device, on tx.
-func (s *Service) setPassword(tx *gorm.DB, user int64, device, hash string) (tokenPair, error) {
-	err := tx.Model(&userRow{}).Where("id = ?", user).Update("password_hash", hash).Error
-	if err != nil {
-		return tokenPair{}, fmt.Errorf("set password user=%d: %w", user, err)
+// setPassword stores the new password hash of u, whose old password was
+// checked against u.PasswordHash, revokes the tokens of all the user's
+// devices and returns a new pair for device, on tx.
+func (s *Service) setPassword(tx *gorm.DB, u *userRow, device, hash string) (tokenPair, error) {
+	user := u.ID
+	// Only over the hash the old password was checked against: a change
+	// that raced in since set a password this caller never proved, and
+	// overwriting it would tell both callers their password is set.
+	res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", user, u.PasswordHash).
+		Update("password_hash", hash)
+	if res.Error != nil {
+		return tokenPair{}, fmt.Errorf("set password user=%d: %w", user, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return tokenPair{}, ErrInvalidCredentials
 	}
 	if _, err := revokeDevicesIn(tx, user, ""); err != nil {
 		return tokenPair{}, err

@@ -3,6 +3,8 @@ package logic
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,5 +425,50 @@ func stopFailing(t *testing.T, e *env) {
 	t.Helper()
 	if err := e.db.Callback().Update().Remove("test:fail_revoke"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChangePassword_RacingChangesWithTheSameOldPassword checks that of two
+// changes proving the same old password, the one whose check ran before the
+// other's write fails rather than overwriting it: otherwise both callers are
+// told their password is set, and one of them is wrong.
+func TestChangePassword_RacingChangesWithTheSameOldPassword(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	change := func(sess *logicrpc.Session, pw string) error {
+		_, err := e.svc.ChangePassword(ctx, sess,
+			&protocol.ChangePasswordReq{OldPassword: testPassword, NewPassword_: pw})
+		return err
+	}
+
+	// The laptop's change runs whole right after the phone's change read
+	// the password hash it checks the old password against.
+	var armed atomic.Bool
+	armed.Store(true)
+	var laptopErr error
+	err := e.svc.rdb.Callback().Query().After("gorm:query").Register("test:race_change",
+		func(db *gorm.DB) {
+			if strings.Contains(db.Statement.SQL.String(), "username") && armed.Swap(false) {
+				laptopErr = change(laptop.sess, "laptop new pw")
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneErr := change(phone.sess, "phone new pw")
+	if armed.Load() {
+		t.Fatal("the laptop's change never ran")
+	}
+	if laptopErr != nil {
+		t.Fatalf("laptop's change: %v", laptopErr)
+	}
+	wantCode(t, phoneErr, common.ErrorCode_INVALID_CREDENTIALS)
+	_, err = e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: "laptop new pw",
+		DeviceId: "tablet"}, &logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 3})
+	if err != nil {
+		t.Fatalf("login with the laptop's new password: %v", err)
 	}
 }
