@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -133,6 +134,10 @@ func (s *Service) Refresh(ctx context.Context, session *logicrpc.Session,
 		RefreshToken: p.refresh, RefreshExpiresMs: p.refreshExpires}, nil
 }
 
+// errRotationLost means a concurrent rotation replaced the refresh token
+// between rotate's read and its write.
+var errRotationLost = fmt.Errorf("%w: already used", ErrTokenInvalid)
+
 // rotate checks token against the device's stored refresh token and
 // replaces it. The conditional UPDATE makes two concurrent rotations of one
 // token have one winner.
@@ -145,6 +150,20 @@ func (s *Service) rotate(ctx context.Context, user int64, device,
 	if tu != user || td != device {
 		return tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
+	p, err := s.rotateOnce(ctx, user, device, token)
+	if errors.Is(err, errRotationLost) {
+		// The loser is most often a retry that overtook its original,
+		// whose answer is being lost: judged again on what the winner
+		// wrote, it is the retry within the grace it would be a moment
+		// later, rather than a client locked out for its own retry.
+		p, err = s.rotateOnce(ctx, user, device, token)
+	}
+	return p, err
+}
+
+// rotateOnce is rotate on one read of the device's row.
+func (s *Service) rotateOnce(ctx context.Context, user int64, device,
+	token string) (tokenPair, error) {
 	dev, err := s.findDevice(ctx, user, device)
 	if err != nil || dev == nil {
 		return tokenPair{}, orTokenInvalid(err, "revoked")
@@ -188,7 +207,7 @@ func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
 			dev.UserID, dev.DeviceID, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return tokenPair{}, fmt.Errorf("%w: already used", ErrTokenInvalid)
+		return tokenPair{}, errRotationLost
 	}
 	p := s.accessToken(dev)
 	p.refresh, p.refreshExpires = refresh, expires

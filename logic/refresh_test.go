@@ -1,0 +1,93 @@
+package logic
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// TestRefresh_BadTokens checks that no malformed, foreign or mistyped token
+// refreshes, that each is TOKEN_INVALID, and that none signs anybody out.
+func TestRefresh_BadTokens(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	e.register(t, "bob")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	bob := e.loginDevice(t, "bob", "phone", 3)
+	cases := []struct {
+		name, token string
+	}{
+		{"empty", ""},
+		{"prefix only", refreshPrefix},
+		{"not base64", refreshPrefix + "!!!!"},
+		{"truncated", phone.refresh[:len(phone.refresh)-3]},
+		{"one byte changed", phone.refresh[:len(phone.refresh)-1] + "A"},
+		{"oversized", refreshPrefix + strings.Repeat("A", 1<<20)},
+		{"access token", phone.token},
+		{"other device", laptop.refresh},
+		{"other user", bob.refresh},
+	}
+	for _, c := range cases {
+		_, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: c.token})
+		if got := codeOf(err); got != common.ErrorCode_TOKEN_INVALID {
+			t.Errorf("%s: %s, want TOKEN_INVALID", c.name, got)
+		}
+	}
+	for name, tok := range map[string]string{"alice phone": phone.refresh,
+		"alice laptop": laptop.refresh, "bob": bob.refresh} {
+		if c := e.tokenLogin(t, tok); c != common.ErrorCode_OK {
+			t.Errorf("%s refresh token after the bad ones: %s", name, c)
+		}
+	}
+	if got := e.signedOut(t); len(got) != 0 {
+		t.Fatalf("bad tokens signed out %v", got)
+	}
+}
+
+// TestRefresh_RetryRacingItsOriginal checks a retry whose original rotation
+// is still running: it reads the token as current, loses the write to the
+// original, and is then judged as a retry within the grace, not refused.
+func TestRefresh_RetryRacingItsOriginal(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		req := &protocol.RefreshReq{RefreshToken: phone.refresh}
+
+		// The retry reads the device, then the original (whose answer is
+		// lost) rotates, then the retry writes.
+		var armed atomic.Bool
+		armed.Store(true)
+		var originalErr error
+		e.svc.now = func() time.Time {
+			if armed.Swap(false) {
+				_, originalErr = e.svc.Refresh(ctx, phone.sess, req)
+			}
+			return time.Now()
+		}
+		retry, err := e.svc.Refresh(ctx, phone.sess, req)
+		if armed.Load() || originalErr != nil {
+			t.Fatalf("original rotation: ran %v, err %v", !armed.Load(), originalErr)
+		}
+		if err != nil {
+			t.Fatalf("retry racing its original: %v", err)
+		}
+		next, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: retry.RefreshToken})
+		if err != nil {
+			t.Fatalf("refresh with the retry's token: %v", err)
+		}
+		if c := e.tokenLogin(t, next.Token); c != common.ErrorCode_OK {
+			t.Fatalf("access token after the retry: %s", c)
+		}
+		if got := e.signedOut(t); len(got) != 0 {
+			t.Fatalf("signed out %v", got)
+		}
+	})
+}
