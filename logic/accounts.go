@@ -178,7 +178,12 @@ func (s *Service) authToken(ctx context.Context,
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
-	return u, dev, s.accessToken(dev), nil
+	// The generation the token proved, not the row's as read back by the
+	// login's write: a revocation since would otherwise hand this login a
+	// token of the generation meant to shut it out.
+	proved := *dev
+	proved.TokenGen = claims.Generation
+	return u, dev, s.accessToken(&proved), nil
 }
 
 // authRefresh logs in with a refresh token, which is rotated: the client

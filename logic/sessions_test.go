@@ -472,3 +472,41 @@ func TestChangePassword_RacingChangesWithTheSameOldPassword(t *testing.T) {
 		t.Fatalf("login with the laptop's new password: %v", err)
 	}
 }
+
+// TestTokenLogin_RacingSignOutGetsNoNewGeneration checks an access-token
+// login that checked its token just before the device was signed out: it
+// records the login, reading the device's row back, and must not hand out
+// a token of the generation the sign-out set, which would keep the device
+// in without its password.
+func TestTokenLogin_RacingSignOutGetsNoNewGeneration(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+
+		// The sign-out runs at the login's second clock reading: after the
+		// token's generation was checked, before the login is recorded.
+		var calls atomic.Int32
+		var signOutErr error
+		e.svc.now = func() time.Time {
+			if calls.Add(1) == 2 {
+				_, signOutErr = e.svc.SignOutDevice(ctx, phone.sess,
+					&protocol.SignOutDeviceReq{DeviceId: "laptop"})
+			}
+			return time.Now()
+		}
+		// A new platform makes the login write the device's row.
+		resp, err := e.svc.Login(ctx, &protocol.LoginReq{Token: laptop.token, Platform: "other-os"},
+			&logicrpc.ConnInfo{Gateway: "gw-3:9000", ConnId: 8})
+		if calls.Load() < 2 || signOutErr != nil {
+			t.Fatalf("sign-out: clock read %d times, err %v", calls.Load(), signOutErr)
+		}
+		if err != nil {
+			t.Fatalf("login (its token checked before the sign-out): %v", err)
+		}
+		if c := e.tokenLogin(t, resp.Token); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("token from a login racing the sign-out: %s", c)
+		}
+	})
+}
