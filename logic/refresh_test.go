@@ -1,11 +1,15 @@
 package logic
 
 import (
+	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -90,4 +94,84 @@ func TestRefresh_RetryRacingItsOriginal(t *testing.T) {
 			t.Fatalf("signed out %v", got)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger written from several
+// goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestTokenFlows_LogNoSecrets runs logins, refreshes, a reuse, password
+// changes and sign-outs, good and bad, with logs at debug, and checks that
+// no token, password or stored hash appears in them, and that every failed
+// request names the ids it failed on.
+func TestTokenFlows_LogNoSecrets(t *testing.T) {
+	var logs syncBuffer
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
+	})
+	e.register(t, "alice")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	secrets := []string{testPassword, "brand new pw", "wrong password",
+		phone.token, phone.refresh, laptop.token, laptop.refresh}
+	refresh := func(tok string) *protocol.RefreshResp {
+		resp, _ := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: tok})
+		if resp != nil {
+			secrets = append(secrets, resp.Token, resp.RefreshToken)
+		}
+		return resp
+	}
+	first := refresh(phone.refresh)
+	refresh(phone.refresh)      // a retry within the grace
+	refresh(first.RefreshToken) // the pair it replaced: the device is revoked
+	refresh(phone.token)        // an access token for a refresh token
+	e.tokenLogin(t, laptop.token+"x")
+	for _, pw := range []string{"wrong password", testPassword} {
+		resp, _ := e.svc.ChangePassword(ctx, laptop.sess,
+			&protocol.ChangePasswordReq{OldPassword: pw, NewPassword_: "brand new pw"})
+		if resp != nil {
+			secrets = append(secrets, resp.Token, resp.RefreshToken)
+		}
+	}
+	_, _ = e.svc.SignOutDevice(ctx, laptop.sess, &protocol.SignOutDeviceReq{DeviceId: "phone"})
+
+	var hashes []deviceRow
+	if err := e.db.Find(&hashes).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range hashes {
+		secrets = append(secrets, d.RefreshHash, d.PrevRefreshHash)
+	}
+	out := logs.String()
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(out, sec) {
+			t.Errorf("log holds the secret %.12s...", sec)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, `"request failed"`) && !strings.Contains(line, `"user":`) &&
+			!strings.Contains(line, `"conn":`) {
+			t.Errorf("failure logged without ids: %s", line)
+		}
+	}
+	if !strings.Contains(out, "request failed") {
+		t.Fatalf("no failure logged at all:\n%s", out)
+	}
+	t.Logf("%s", out)
 }
