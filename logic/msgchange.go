@@ -164,7 +164,7 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 		m.Content, err = encodeStruct(ch.event) // now with the target's msg_id
 		return recipients, err
 	}
-	_, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply})
+	_, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply, changes: true})
 	if errors.Is(err, errDuplicate) {
 		found, ferr := s.findByClientID(ctx, session.UserId, ch.clientMsgID)
 		if ferr == nil && found == nil {

@@ -106,6 +106,11 @@ type seqWrite struct {
 	// peerCheck makes a 1:1 send fail when either user blocked the other,
 	// checked once the row is locked (errBlocked).
 	peerCheck bool
+	// changes says that the write changes a stored message (recall, edit):
+	// a 1:1 conversation not started holds none, so its missing row is
+	// NOT_FOUND rather than created, which would list the conversation
+	// empty for the peer.
+	changes bool
 }
 
 // storeMessage assigns w.m the next seq of its conversation and inserts it
@@ -138,11 +143,15 @@ func (s *Service) storeMessage(ctx context.Context, w seqWrite) (*outboxRow, err
 
 // retryWrite tells whether the seq write w, which failed with err, should
 // run again: after a MySQL deadlock, or once it created the missing row of
-// w's p2p conversation. It returns the error to report when it should not
-// (the creation's, if that failed).
+// w's p2p conversation (for a send; a change of a message creates none). It
+// returns the error to report when it should not (the creation's, if that
+// failed).
 func (s *Service) retryWrite(ctx context.Context, w seqWrite, err error) (bool, error) {
 	if !errors.Is(err, errNoConv) || isGroupID(w.m.ConvID) {
 		return isDeadlock(err), err
+	}
+	if w.changes {
+		return false, fmt.Errorf("%w: message", ErrNotFound)
 	}
 	// A peer that does not exist, or blocks, gets no conversation.
 	if perr := s.checkNewPeer(ctx, w.m); perr != nil {

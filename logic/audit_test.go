@@ -1,0 +1,42 @@
+package logic
+
+import (
+	"testing"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// A RECALL or EDIT names a stored message: in a 1:1 conversation never
+// started there is none, and the request must not start the conversation,
+// which would show in the peer's list with nothing in it (and let typing
+// through, which a conversation without messages does not forward).
+func TestRecallEdit_NeverStartAConversation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, carol := e.register(t, "alice"), e.register(t, "carol")
+		conv := p2pConvID(alice, carol)
+		_, err := e.svc.Recall(ctxBG, session(alice, 1),
+			&protocol.RecallReq{ClientMsgId: "r1", ConvId: conv, Seq: 1})
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		_, err = e.svc.Edit(ctxBG, session(alice, 1), &protocol.EditReq{ClientMsgId: "e1",
+			ConvId: conv, Seq: 1, ContentType: common.ContentType_TEXT, Content: []byte("x")})
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+
+		if got := e.syncConvs(t, session(carol, 1), "", 50).Convs; len(got) != 0 {
+			t.Fatalf("carol's list after alice's recall and edit = %+v, want empty", got)
+		}
+		var rows int64
+		if err := e.db.Model(&convRow{}).Count(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		if rows != 0 {
+			t.Fatalf("%d conversation rows, want none", rows)
+		}
+
+		// Once started, a recall of a seq not stored is NOT_FOUND as before.
+		e.sendN(t, alice, carol, 1, "hi")
+		_, err = e.svc.Recall(ctxBG, session(alice, 1),
+			&protocol.RecallReq{ClientMsgId: "r2", ConvId: conv, Seq: 7})
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+	})
+}
