@@ -1,6 +1,7 @@
 package logic
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -38,5 +39,35 @@ func TestRecallEdit_NeverStartAConversation(t *testing.T) {
 		_, err = e.svc.Recall(ctxBG, session(alice, 1),
 			&protocol.RecallReq{ClientMsgId: "r2", ConvId: conv, Seq: 7})
 		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+	})
+}
+
+// A live read receipt tells the peer that the reader is online now, which a
+// block hides (GET_PRESENCE reads the blocker offline): like typing, it is
+// not sent across a block, either way. The reader's own devices still hear.
+func TestMarkRead_NoReceiptAcrossABlock(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		// bob blocks alice, and carol bob: bob reads as the blocker in one
+		// conversation and as the blocked in the other.
+		e.sendN(t, alice, bob, 2, "a")
+		e.sendN(t, carol, bob, 2, "c")
+		for blocker, blocked := range map[int64]int64{bob: alice, carol: bob} {
+			_, err := e.svc.Block(ctxBG, session(blocker, 5),
+				&protocol.BlockReq{UserId: blocked, Blocked: true})
+			wantCode(t, err, common.ErrorCode_OK)
+		}
+		sub := e.subscribe(t, e.names.NotifySubject())
+
+		for _, peer := range []int64{alice, carol} {
+			conv := p2pConvID(bob, peer)
+			_, err := e.svc.MarkRead(ctxBG, session(bob, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 2})
+			wantCode(t, err, common.ErrorCode_OK)
+			ev := nextNotify(t, sub)
+			if ev.Notify.Read_ == nil || !slices.Equal(ev.Recipients, []int64{bob}) {
+				t.Fatalf("bob's read of %s went to %v (%+v), want only bob",
+					conv, ev.Recipients, ev.Notify)
+			}
+		}
 	})
 }

@@ -120,13 +120,27 @@ func (s *Service) notifyRead(ctx context.Context, session *logicrpc.Session, con
 	readSeq int64) {
 	recipients := []int64{session.UserId}
 	if strings.HasPrefix(convID, p2pPrefix) {
-		if peer, err := peerOf(convID, session.UserId); err == nil {
+		if peer, err := peerOf(convID, session.UserId); err == nil && s.receiptAllowed(ctx,
+			session.UserId, peer) {
 			recipients = append(recipients, peer)
 		}
 	}
 	n := &protocol.Notify{Read_: &protocol.ReadUpdate{ConvId: convID, UserId: session.UserId,
 		ReadSeq: readSeq}}
 	s.publishNotify(ctx, recipients, n, ownConn(session))
+}
+
+// receiptAllowed reports whether reader's live read receipt may reach peer:
+// not across a block either way, since a receipt shows the reader online
+// now, which a block hides from the blocked (like typing). A failed check
+// sends none: the receipt is a hint that SYNC_CONVS repeats.
+func (s *Service) receiptAllowed(ctx context.Context, reader, peer int64) bool {
+	blocked, err := s.blockedBetween(ctx, reader, peer)
+	if err != nil {
+		s.failLog.Warn().Err(err).Int64("user", reader).Int64("peer", peer).
+			Msg("read receipt block check failed; receipt not sent to the peer")
+	}
+	return err == nil && !blocked
 }
 
 // notifyKind names the field set in n, for logs.
