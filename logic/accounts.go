@@ -340,13 +340,21 @@ func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 	if !authenticated(session) {
 		return nil, s.fail("get_user", ErrUnauthenticated, nil)
 	}
-	if req == nil || req.Username == "" && req.UserId <= 0 {
+	if req == nil {
+		req = &protocol.GetUserReq{} // a missing body reads as empty
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		// Cut: a name over the limit is refused, and may be a frame long.
+		name := req.Username[:min(len(req.Username), maxUsername+1)]
+		return e.Int64("user", session.UserId).Int64("target", req.UserId).Str("username", name)
+	}
+	if req.Username == "" && req.UserId <= 0 {
 		err := fmt.Errorf("%w: username or user_id required", ErrBadRequest)
-		return nil, s.fail("get_user", err, nil)
+		return nil, s.fail("get_user", err, logIDs)
 	}
 	if req.Username != "" {
 		if err := validateUsername(req.Username); err != nil {
-			return nil, s.fail("get_user", err, nil)
+			return nil, s.fail("get_user", err, logIDs)
 		}
 	}
 	u, err := s.findUser(ctx, canonicalName(req.Username), req.UserId)
@@ -354,9 +362,7 @@ func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 		err = fmt.Errorf("%w: user", ErrNotFound)
 	}
 	if err != nil {
-		return nil, s.fail("get_user", err, func(e *zerolog.Event) *zerolog.Event {
-			return e.Int64("user", session.UserId)
-		})
+		return nil, s.fail("get_user", err, logIDs)
 	}
 	return &protocol.GetUserResp{UserId: u.ID, Username: u.Username, Nickname: u.Nickname,
 		AvatarUrl: u.AvatarURL}, nil

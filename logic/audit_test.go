@@ -1,8 +1,14 @@
 package logic
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -70,4 +76,89 @@ func TestMarkRead_NoReceiptAcrossABlock(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lockedBuffer is a log sink safe for the Service's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// failLine returns the fields of the last "request failed" line of op.
+func (b *lockedBuffer) failLine(t *testing.T, op string) map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var last map[string]any
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		var fields map[string]any
+		if json.Unmarshal([]byte(line), &fields) == nil && fields["op"] == op &&
+			fields["message"] == "request failed" {
+			last = fields
+		}
+	}
+	if last == nil {
+		t.Fatalf("no failure of %s logged", op)
+	}
+	return last
+}
+
+// Every refusal is logged at debug with the ids it was about, so that an
+// operator can tell from the log whom a FORBIDDEN or NOT_FOUND concerned.
+func TestRefusals_LogTheIDsInvolved(t *testing.T) {
+	logs := &lockedBuffer{}
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
+	})
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, alice, bob, 1, "hi")
+	_, err := e.svc.Block(ctxBG, session(bob, 1), &protocol.BlockReq{UserId: alice, Blocked: true})
+	wantCode(t, err, common.ErrorCode_OK)
+	const nobody = 987654
+	tests := []struct {
+		op   string
+		call func() error
+		code common.ErrorCode
+		want map[string]any // JSON numbers decode as float64
+	}{
+		{"send", func() error {
+			_, err := e.svc.Send(ctxBG, session(alice, 1), &protocol.SendReq{ClientMsgId: "c1",
+				ToUserId: bob, ContentType: common.ContentType_TEXT, Content: []byte("x")})
+			return err
+		}, common.ErrorCode_FORBIDDEN, map[string]any{"user": float64(alice), "to": float64(bob)}},
+		{"send", func() error {
+			_, err := e.svc.Send(ctxBG, session(alice, 1), &protocol.SendReq{ClientMsgId: "c2",
+				ConvId: "p2p:7:8", ContentType: common.ContentType_TEXT, Content: []byte("x")})
+			return err
+		}, common.ErrorCode_FORBIDDEN, map[string]any{"user": float64(alice), "conv": "p2p:7:8"}},
+		{"block", func() error {
+			_, err := e.svc.Block(ctxBG, session(alice, 1), &protocol.BlockReq{UserId: nobody})
+			return err
+		}, common.ErrorCode_NOT_FOUND, map[string]any{"user": float64(alice),
+			"target": float64(nobody)}},
+		{"get_user", func() error {
+			_, err := e.svc.GetUser(ctxBG, session(alice, 1), &protocol.GetUserReq{UserId: nobody})
+			return err
+		}, common.ErrorCode_NOT_FOUND, map[string]any{"user": float64(alice),
+			"target": float64(nobody)}},
+		{"get_user", func() error {
+			_, err := e.svc.GetUser(ctxBG, session(alice, 1), &protocol.GetUserReq{Username: "a!"})
+			return err
+		}, common.ErrorCode_BAD_REQUEST, map[string]any{"user": float64(alice), "username": "a!"}},
+	}
+	for _, tt := range tests {
+		wantCode(t, tt.call(), tt.code)
+		got := logs.failLine(t, tt.op)
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("%s refusal logged %s=%v, want %v (line %v)", tt.op, k, got[k], v, got)
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
@@ -46,7 +47,9 @@ func (s *Service) Block(ctx context.Context, session *logicrpc.Session,
 		err = s.setBlocked(ctx, session.UserId, target, req.Blocked)
 	}
 	if err != nil {
-		return nil, s.fail("block", err, sessionIDs(session))
+		return nil, s.fail("block", err, func(e *zerolog.Event) *zerolog.Event {
+			return sessionIDs(session)(e).Int64("target", target)
+		})
 	}
 	return &protocol.BlockResp{}, nil
 }

@@ -25,7 +25,7 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("send", ErrUnauthenticated, nil)
 	}
-	logIDs := sendLogIDs(session, req.GetClientMsgId())
+	logIDs := sendLogIDs(session, req)
 	if err := s.validateSend(req); err != nil {
 		return nil, s.fail("send", err, logIDs)
 	}
@@ -39,11 +39,16 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	return sendResp(m, ob == nil), nil
 }
 
-// sendLogIDs returns the fields that name a send in the log.
-func sendLogIDs(session *logicrpc.Session, clientMsgID string) func(*zerolog.Event) *zerolog.Event {
+// sendLogIDs returns the fields that name a send in the log: its sender,
+// connection and client id, and whom it was for (conversation or user).
+func sendLogIDs(session *logicrpc.Session, req *protocol.SendReq) func(*zerolog.Event) *zerolog.Event {
 	return func(e *zerolog.Event) *zerolog.Event {
-		return e.Int64("user", session.UserId).Int64("conn", session.ConnId).
-			Str("client_msg", clientMsgID)
+		e = e.Int64("user", session.UserId).Int64("conn", session.ConnId)
+		if req == nil {
+			return e
+		}
+		return e.Str("client_msg", req.ClientMsgId).Str("conv", req.ConvId).
+			Int64("to", req.ToUserId)
 	}
 }
 

@@ -211,5 +211,5 @@ func (s *Service) sendOutcome(ctx context.Context, it *sendItem) *logicrpc.SendO
 		}
 	}
 	return &logicrpc.SendOutcome{Err: s.failBiz("send", err,
-		sendLogIDs(it.session, it.req.GetClientMsgId()))}
+		sendLogIDs(it.session, it.req))}
 }
