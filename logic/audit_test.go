@@ -67,7 +67,8 @@ func TestMarkRead_NoReceiptAcrossABlock(t *testing.T) {
 
 		for _, peer := range []int64{alice, carol} {
 			conv := p2pConvID(bob, peer)
-			_, err := e.svc.MarkRead(ctxBG, session(bob, 9), &protocol.MarkReadReq{ConvId: conv, Seq: 2})
+			_, err := e.svc.MarkRead(ctxBG, session(bob, 9),
+				&protocol.MarkReadReq{ConvId: conv, Seq: 2})
 			wantCode(t, err, common.ErrorCode_OK)
 			ev := nextNotify(t, sub)
 			if ev.Notify.Read_ == nil || !slices.Equal(ev.Recipients, []int64{bob}) {
@@ -160,5 +161,43 @@ func TestRefusals_LogTheIDsInvolved(t *testing.T) {
 				t.Errorf("%s refusal logged %s=%v, want %v (line %v)", tt.op, k, got[k], v, got)
 			}
 		}
+	}
+}
+
+// An RPC whose request struct is missing (a caller other than the gateway,
+// which always sends one) reads as an empty request: an answer, never a
+// panic in the handler.
+func TestHandlers_MissingRequestReadsAsEmpty(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	s, c, ss := e.svc, ctxBG, session(e.register(t, "alice"), 1)
+	ok, bad := common.ErrorCode_OK, common.ErrorCode_BAD_REQUEST
+	tests := []struct {
+		op   string
+		call func() error
+		code common.ErrorCode
+	}{
+		{"send", func() error { _, err := s.Send(c, ss, nil); return err }, bad},
+		{"sync_convs", func() error { _, err := s.SyncConvs(c, ss, nil); return err }, ok},
+		{"create_group", func() error { _, err := s.CreateGroup(c, ss, nil); return err }, bad},
+		{"manage_group", func() error { _, err := s.ManageGroup(c, ss, nil); return err }, bad},
+		{"get_group", func() error { _, err := s.GetGroup(c, ss, nil); return err }, bad},
+		{"recall", func() error { _, err := s.Recall(c, ss, nil); return err }, bad},
+		{"edit", func() error { _, err := s.Edit(c, ss, nil); return err }, bad},
+		{"read_counts", func() error { _, err := s.ReadCounts(c, ss, nil); return err }, bad},
+		{"delivered", func() error { _, err := s.Delivered(c, ss, nil); return err }, ok},
+		{"mark_read", func() error { _, err := s.MarkRead(c, ss, nil); return err }, bad},
+		{"get_presence", func() error { _, err := s.GetPresence(c, ss, nil); return err }, ok},
+		{"watch_presence", func() error { _, err := s.WatchPresence(c, ss, nil); return err }, ok},
+		{"mute_conv", func() error { _, err := s.MuteConv(c, ss, nil); return err }, bad},
+	}
+	for _, tt := range tests {
+		t.Run(tt.op, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("%s of a missing request panicked: %v", tt.op, r)
+				}
+			}()
+			wantCode(t, tt.call(), tt.code)
+		})
 	}
 }

@@ -121,6 +121,9 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("sync_convs", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.SyncConvsReq{} // a missing body reads as empty
+	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
 	}

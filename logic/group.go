@@ -56,6 +56,9 @@ func (s *Service) CreateGroup(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("create_group", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.CreateGroupReq{} // a missing body reads as empty
+	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("client_msg", req.GetClientMsgId())
 	}
@@ -123,6 +126,9 @@ func (s *Service) ManageGroup(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("manage_group", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.ManageGroupReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId()).
@@ -396,6 +402,9 @@ func (s *Service) GetGroup(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetGroupReq) (*protocol.GroupInfo, error) {
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("get_group", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.GetGroupReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())

@@ -28,12 +28,12 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("recall", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.RecallReq{} // a missing body reads as empty
+	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId()).
 			Int64("seq", req.GetSeq()).Str("client_msg", req.GetClientMsgId())
-	}
-	if req == nil {
-		return nil, s.fail("recall", fmt.Errorf("%w: empty request", ErrBadRequest), logIDs)
 	}
 	ev := &common.RecallEvent{Seq: req.Seq}
 	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
@@ -62,6 +62,9 @@ func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
 	req *protocol.EditReq) (*protocol.SendResp, error) {
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("edit", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.EditReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId()).
@@ -210,6 +213,9 @@ func (s *Service) ReadCounts(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("read_counts", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.ReadCountsReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())

@@ -30,6 +30,9 @@ func (s *Service) Delivered(ctx context.Context, session *logicrpc.Session,
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("delivered", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.DeliveredReq{} // a missing body reads as empty
+	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Int64("conn", session.ConnId)
 	}
@@ -156,6 +159,9 @@ func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
 	if session == nil || session.UserId == 0 {
 		return nil, s.fail("mark_read", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.MarkReadReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())

@@ -18,6 +18,9 @@ func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 	if !authenticated(session) {
 		return nil, s.fail("get_presence", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.GetPresenceReq{} // a missing body reads as empty
+	}
 	ids, err := s.presenceIDs(session, req.GetUserIds())
 	var resp *protocol.GetPresenceResp
 	if err == nil {
@@ -39,6 +42,9 @@ func (s *Service) WatchPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
 	if !authenticated(session) {
 		return nil, s.fail("watch_presence", ErrUnauthenticated, nil)
+	}
+	if req == nil {
+		req = &protocol.WatchPresenceReq{} // a missing body reads as empty
 	}
 	ids, err := s.presenceIDs(session, req.GetUserIds())
 	var resp *protocol.GetPresenceResp

@@ -73,6 +73,9 @@ func (s *Service) MuteConv(ctx context.Context, session *logicrpc.Session,
 	if !authenticated(session) {
 		return nil, s.fail("mute_conv", ErrUnauthenticated, nil)
 	}
+	if req == nil {
+		req = &protocol.MuteConvReq{} // a missing body reads as empty
+	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())
 	}
