@@ -201,3 +201,21 @@ func TestHandlers_MissingRequestReadsAsEmpty(t *testing.T) {
 		})
 	}
 }
+
+// A group name is shown in every member's list, as a nickname is: control
+// characters (a newline, a terminal escape) are refused in both.
+func TestGroupName_RefusesControlCharacters(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, mem := e.register(t, "owner"), e.register(t, "mem")
+	g := e.group(t, owner, "G", mem)
+	for _, name := range []string{"line\nbreak", "esc\x1b[2J", "nul\x00", "c1\u0085"} {
+		_, err := e.svc.CreateGroup(ctxBG, session(owner, 1), &protocol.CreateGroupReq{
+			ClientMsgId: "c-" + randHex(t, 4), Name: name, MemberIds: []int64{mem}})
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+		_, err = e.manage(owner, g, common.GroupAction_RENAME, nil, name, 0)
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	}
+	if _, err := e.manage(owner, g, common.GroupAction_RENAME, nil, "Café ☕", 0); err != nil {
+		t.Fatalf("rename to a plain name: %v", err)
+	}
+}

@@ -504,7 +504,8 @@ func checkGroupName(name string) error {
 	if !utf8.ValidString(name) || n == 0 || n > maxGroupName || len(name) > 4*maxGroupName {
 		return fmt.Errorf("%w: group name must be 1-%d characters", ErrBadRequest, maxGroupName)
 	}
-	return nil
+	// Shown in every member's list and in logs, as a nickname is.
+	return validText("name", name)
 }
 
 func lower(v fmt.Stringer) string { return strings.ToLower(v.String()) }
