@@ -219,3 +219,147 @@ func TestGroupName_RefusesControlCharacters(t *testing.T) {
 		t.Fatalf("rename to a plain name: %v", err)
 	}
 }
+
+// A user outside a 1:1 conversation, whose id is guessable, is refused by
+// every request about it; DELIVERED skips it, as documented, storing nothing.
+func TestOutsider_RefusedInAOneToOne(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+	conv := e.sendN(t, alice, bob, 2, "hi").ConvId
+	s, c, ss := e.svc, ctxBG, session(carol, 1)
+	forb := common.ErrorCode_FORBIDDEN
+	tests := []struct {
+		op   string
+		call func() error
+	}{
+		{"sync", func() error {
+			_, err := s.Sync(c, ss, &protocol.SyncReq{ConvId: conv})
+			return err
+		}},
+		{"mark_read", func() error {
+			_, err := s.MarkRead(c, ss, &protocol.MarkReadReq{ConvId: conv, Seq: 2})
+			return err
+		}},
+		{"read_counts", func() error {
+			_, err := s.ReadCounts(c, ss, &protocol.ReadCountsReq{ConvId: conv, Seqs: []int64{1}})
+			return err
+		}},
+		{"mute_conv", func() error {
+			_, err := s.MuteConv(c, ss, &protocol.MuteConvReq{ConvId: conv, Muted: true})
+			return err
+		}},
+		{"typing", func() error { _, err := s.Typing(c, ss, typingReq(conv, true)); return err }},
+		{"recall", func() error {
+			_, err := s.Recall(c, ss, &protocol.RecallReq{ClientMsgId: "r", ConvId: conv, Seq: 1})
+			return err
+		}},
+		{"edit", func() error {
+			_, err := s.Edit(c, ss, &protocol.EditReq{ClientMsgId: "e", ConvId: conv, Seq: 1,
+				ContentType: common.ContentType_TEXT, Content: []byte("mine now")})
+			return err
+		}},
+		{"send", func() error { _, err := e.sendTo(carol, conv, "let me in"); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.op, func(t *testing.T) { wantCode(t, tt.call(), forb) })
+	}
+	_, err := s.Delivered(c, ss, &protocol.DeliveredReq{Positions: []*protocol.ConvPos{
+		{ConvId: conv, Seq: 2}}})
+	wantCode(t, err, common.ErrorCode_OK)
+	var rows int64
+	err = e.db.Model(&deliveredRow{}).Where("user_id = ?", carol).Count(&rows).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || e.countMessages(t) != 2 {
+		t.Fatalf("carol left %d delivered rows and %d messages, want 0 and 2", rows,
+			e.countMessages(t))
+	}
+}
+
+// A removed member keeps what docs/protocol.md grants (history up to the
+// removal, positions capped there) and is refused the rest, including a
+// change of their own message sent while a member.
+func TestFormerMember_KeepsHistoryOnly(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, ann, bob := e.register(t, "owner"), e.register(t, "ann"), e.register(t, "bob")
+	g := e.group(t, owner, "G", ann, bob)
+	mine, err := e.sendTo(bob, g, "bob's") // seq 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.manage(owner, g, common.GroupAction_REMOVE, []int64{bob}, "", 0); err != nil {
+		t.Fatal(err) // seq 3
+	}
+	if _, err := e.sendTo(ann, g, "after"); err != nil { // seq 4
+		t.Fatal(err)
+	}
+	ss, forb := session(bob, 1), common.ErrorCode_FORBIDDEN
+
+	read, err := e.svc.MarkRead(ctxBG, ss, &protocol.MarkReadReq{ConvId: g, Seq: 1 << 62})
+	if err != nil || read.ReadSeq != 3 {
+		t.Fatalf("mark read = %+v, %v; want capped at the removal, 3", read, err)
+	}
+	counts, err := e.svc.ReadCounts(ctxBG, ss, &protocol.ReadCountsReq{ConvId: g,
+		Seqs: []int64{4}})
+	if err != nil || counts.Counts[0] != 0 {
+		t.Fatalf("read count of seq 4 = %+v, %v; want 0, not his to know", counts, err)
+	}
+	_, err = e.svc.Recall(ctxBG, ss, &protocol.RecallReq{ClientMsgId: "r", ConvId: g,
+		Seq: mine.Seq})
+	wantCode(t, err, forb)
+	_, err = e.svc.Edit(ctxBG, ss, &protocol.EditReq{ClientMsgId: "e", ConvId: g, Seq: mine.Seq,
+		ContentType: common.ContentType_TEXT, Content: []byte("edited")})
+	wantCode(t, err, forb)
+	_, err = e.svc.GetGroup(ctxBG, ss, &protocol.GetGroupReq{ConvId: g})
+	wantCode(t, err, forb)
+	_, err = e.svc.Typing(ctxBG, ss, typingReq(g, true))
+	wantCode(t, err, forb)
+	_, err = e.manage(bob, g, common.GroupAction_LEAVE, nil, "", 0)
+	wantCode(t, err, forb)
+}
+
+// Roles hold against the requests a member or admin could try to climb
+// with, and a dismissed group takes no change from anyone.
+func TestGroup_NoClimbingAndNothingAfterDismiss(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, adm, mem := e.register(t, "owner"), e.register(t, "adm"), e.register(t, "mem")
+	g := e.group(t, owner, "G", adm, mem)
+	if _, err := e.manage(owner, g, common.GroupAction_SET_ROLE, []int64{adm}, "",
+		common.GroupRole_ADMIN); err != nil {
+		t.Fatal(err)
+	}
+	forb, bad := common.ErrorCode_FORBIDDEN, common.ErrorCode_BAD_REQUEST
+	owners := common.GroupRole_OWNER
+	tests := []struct {
+		name  string
+		actor int64
+		ids   []int64
+		role  common.GroupRole
+		code  common.ErrorCode
+	}{
+		{"admin makes itself owner", adm, []int64{adm}, owners, bad},
+		{"admin hands ownership on", adm, []int64{mem}, owners, forb},
+		{"admin demotes the owner", adm, []int64{owner}, common.GroupRole_MEMBER, forb},
+		{"member makes itself admin", mem, []int64{mem}, common.GroupRole_ADMIN, bad},
+		{"member promotes another", mem, []int64{adm}, common.GroupRole_ADMIN, forb},
+		{"owner names two owners", owner, []int64{adm, mem}, owners, bad},
+		{"owner sets an unknown role", owner, []int64{mem}, 99, bad},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.manage(tt.actor, g, common.GroupAction_SET_ROLE, tt.ids, "", tt.role)
+			wantCode(t, err, tt.code)
+		})
+	}
+
+	if _, err := e.manage(owner, g, common.GroupAction_DISMISS, nil, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []common.GroupAction{common.GroupAction_ADD,
+		common.GroupAction_REMOVE, common.GroupAction_LEAVE, common.GroupAction_RENAME,
+		common.GroupAction_SET_ROLE, common.GroupAction_DISMISS} {
+		_, err := e.manage(owner, g, action, []int64{mem}, "n", common.GroupRole_ADMIN)
+		wantCode(t, err, forb)
+	}
+}
