@@ -42,6 +42,9 @@ export class ClosedError extends Error {
     // request was never sent, or the server had answered its op on the
     // connection before (see Connection.finish).
     this.beside = false;
+    // unsent is set when the request was never written: the connection
+    // had closed before. Otherwise the server may have acted on it.
+    this.unsent = false;
   }
 }
 
@@ -51,6 +54,16 @@ export class TimeoutError extends Error {
     super(message);
     this.name = 'TimeoutError';
   }
+}
+
+/**
+ * unanswered reports whether err says a request was sent and no answer
+ * came (the connection closed, or the request timed out): the server may
+ * or may not have acted on it. A refusal (ResonanceError), or a request
+ * never written, is known not to have done what it asked.
+ */
+export function unanswered(err) {
+  return err instanceof TimeoutError || (err instanceof ClosedError && !err.unsent);
 }
 
 /**
@@ -178,6 +191,7 @@ export class Connection extends Emitter {
     if (this.closed) {
       const err = new ClosedError(this.closeMsg);
       err.beside = true; // never sent
+      err.unsent = true;
       return Promise.reject(err);
     }
     const encoded = encodeStruct(bodies[0], body);

@@ -15,7 +15,9 @@
 // retried by the application with the same id.
 
 import { Emitter } from './emitter.js';
-import { ClosedError, Connection, ResonanceError, TimeoutError } from './connection.js';
+import {
+  ClosedError, Connection, ResonanceError, TimeoutError, unanswered,
+} from './connection.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
 import { CloseReason, ContentType, ErrorCode, Op } from './schema.js';
@@ -107,6 +109,13 @@ function refusedAsUnknown(err) {
 }
 
 const utf8 = new TextEncoder();
+
+// withoutUnsure returns saved tokens tk without the unsure mark of a
+// refresh token (see Session.refreshFailed), for a new or dropped one.
+function withoutUnsure(tk) {
+  const { unsure, ...rest } = tk;
+  return rest;
+}
 
 /** jitter adds up to half of ms, so that clients dropped together do not return together. */
 export function jitter(ms) {
@@ -509,12 +518,15 @@ export class Session extends Emitter {
     // lastAck signs it out on the server.
     if (this.signedOut) return resp;
     const old = this.positions.tokens() || {};
-    this.positions.setTokens({
+    const tk = {
       access: resp.token,
       refresh: resp.refreshToken || old.refresh || '',
       accessExpiryMs: Number(resp.tokenExpiresMs),
       username: resp.username,
-    });
+    };
+    // A refresh token kept stays unsure: scheduleRefresh presents it at once.
+    if (!resp.refreshToken && old.unsure) tk.unsure = true;
+    this.positions.setTokens(tk);
     return resp;
   }
 
@@ -655,23 +667,54 @@ export class Session extends Emitter {
   }
 
   // scheduleRefresh refreshes the tokens at four fifths of the access
-  // token's remaining life, so the gateway never closes with TOKEN_EXPIRED.
+  // token's remaining life, so the gateway never closes with TOKEN_EXPIRED;
+  // at once when the refresh token is unsure (see refreshFailed): the
+  // server takes it back only within 30 s of rotating it, and signs the
+  // device out after.
   scheduleRefresh(conn) {
     const tk = this.positions.tokens();
     if (!tk || !tk.refresh || !tk.accessExpiryMs) return;
-    const wait = Math.max((tk.accessExpiryMs - Date.now()) * 4 / 5, 1000);
+    const wait = tk.unsure ? 0 : Math.max((tk.accessExpiryMs - Date.now()) * 4 / 5, 1000);
     this.later(Math.min(wait, 2 ** 31 - 1), async () => {
-      if (conn !== this.conn) return;
+      if (conn !== this.conn || conn.closed) return; // the next connection's refreshes
+      let r;
       try {
-        const r = await conn.request(Op.REFRESH, { refreshToken: tk.refresh });
-        this.positions.setTokens({ ...tk, access: r.token, refresh: r.refreshToken,
-          accessExpiryMs: Number(r.tokenExpiresMs) });
-        this.scheduleRefresh(conn);
+        r = await conn.request(Op.REFRESH, { refreshToken: tk.refresh });
       } catch (err) {
-        if (err.code === ErrorCode.TOKEN_INVALID) return; // revoked: SIGNED_OUT follows
-        this.later(30_000, () => this.scheduleRefresh(conn));
+        this.refreshFailed(conn, tk, err);
+        return;
       }
+      this.positions.setTokens(withoutUnsure({ ...tk, access: r.token, refresh: r.refreshToken,
+        accessExpiryMs: Number(r.tokenExpiresMs) }));
+      this.scheduleRefresh(conn);
     });
+  }
+
+  // refreshFailed handles a REFRESH of tk's refresh token that failed on
+  // conn. Unanswered, the server may have rotated the token away: it is
+  // marked unsure and presented again at once, on conn if it is up, else by
+  // the next connection's scheduleRefresh, within the server's grace. An
+  // unsure token refused was rotated twice (a retry whose answer was lost
+  // too): it is dropped, and the access token holds until it expires. Any
+  // other refusal keeps the token; TOKEN_INVALID of a sure one means the
+  // device was revoked, and SIGNED_OUT follows.
+  //
+  // TODO: a reconnect that takes longer than the grace presents the unsure
+  // token all the same, which signs the device out if it was rotated; a
+  // session with a password could log in by it instead and drop the token.
+  refreshFailed(conn, tk, err) {
+    const now = this.positions.tokens();
+    if (this.ended || !now || now.refresh !== tk.refresh) return; // replaced meanwhile
+    if (unanswered(err)) {
+      this.positions.setTokens({ ...now, unsure: true });
+      if (conn === this.conn && !conn.closed) this.scheduleRefresh(conn);
+      return;
+    }
+    if (err.code === ErrorCode.TOKEN_INVALID) {
+      if (now.unsure) this.positions.setTokens(withoutUnsure({ ...now, refresh: '' }));
+      return;
+    }
+    this.later(30_000, () => this.scheduleRefresh(conn));
   }
 
   // ---- sequencing and catch-up ----

@@ -3,9 +3,10 @@
 // frame protocol, with controls to push (or push a stored message again),
 // close with a CLOSE frame, lose replies, fail LOGINs, answer SYNC_CONVS
 // late, refuse ops as an older server does, look at each request before it
-// is answered (onRequest), or be unreachable. It stores one user's messages
-// per conversation; it is no model of the real server beyond what the
-// tests need.
+// is answered (onRequest), or be unreachable. It rotates refresh tokens as
+// the server does (a lost answer's retry taken once within a grace). It
+// stores one user's messages per conversation; it is no model of the real
+// server beyond what the tests need.
 
 import { decodeMessage, encodeFrame, FLAG_ERROR } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct } from '../sdk/thrift.js';
@@ -50,6 +51,18 @@ export class FakeGateway {
     // refuseErrorOnly is how many of the next connections fail with an
     // 'error' event alone, as Node 20's WebSocket fails a refused one.
     this.refuseErrorOnly = 0;
+    // The device's refresh token, rotated at each REFRESH as the server
+    // rotates it: refreshPrev, rotated away at refreshRotatedMs, is taken
+    // back once within refreshGraceMs (a retry of a REFRESH whose answer was
+    // lost); any other return of it is reuse, which signs the device out.
+    this.refreshToken = 'refresh-1';
+    this.refreshPrev = '';
+    this.refreshRotatedMs = 0;
+    this.refreshGraceMs = 30_000;
+    this.issued = 1; // token pairs handed out
+    this.accessTokens = new Set(['access-1']); // the access tokens LOGIN takes
+    this.refreshes = []; // the refresh tokens REFRESH was given, in order
+    this.reused = 0; // rotated-away refresh tokens presented out of their grace
     const gw = this;
     // WebSocket is the class the SDK constructs; each instance is one
     // connection to this gateway.
@@ -192,9 +205,42 @@ export class FakeGateway {
     ws.close(1000);
   }
 
+  /**
+   * rotate exchanges a refresh token for a new pair, as the server does,
+   * and returns the RefreshResp; 'reuse' when the token was rotated away
+   * and may not come back (the device is to be signed out), null when it is
+   * unknown. A test calls it to have the server act on a REFRESH whose
+   * answer it then loses.
+   */
+  rotate(token) {
+    const now = Date.now();
+    if (token === this.refreshToken) {
+      this.refreshPrev = token;
+      this.refreshRotatedMs = now;
+    } else if (token === this.refreshPrev && this.refreshRotatedMs > 0 &&
+        now - this.refreshRotatedMs < this.refreshGraceMs) {
+      // A retry of a rotation whose answer was lost, once: the token that
+      // answer carried is rotated away in its place, with no retry.
+      this.refreshPrev = this.refreshToken;
+      this.refreshRotatedMs = 0;
+    } else if (token === this.refreshPrev) {
+      return 'reuse';
+    } else {
+      return null;
+    }
+    this.issued++;
+    this.refreshToken = `refresh-${this.issued}`;
+    const access = `access-${this.issued}`;
+    this.accessTokens.add(access);
+    const expires = BigInt(now + 3_600_000);
+    return { token: access, tokenExpiresMs: expires, refreshToken: this.refreshToken,
+      refreshExpiresMs: expires * 2n };
+  }
+
   handle(ws, header, body) {
     if (ws.readyState !== 1) return undefined;
     const req = decodeStruct(requestBodies.get(header.op)[0], body);
+    if (header.op === Op.REFRESH) this.refreshes.push(req.refreshToken); // answered or not
     const look = this.onRequest?.(ws, header.op, req);
     if (look === true) return undefined;
     if (look) return look.then(() => this.answer(ws, header, req));
@@ -224,11 +270,22 @@ export class FakeGateway {
           this.failLogins--;
           return fail(ErrorCode.UNAVAILABLE);
         }
-        if (req.token && req.token !== 'access-1') return fail(ErrorCode.TOKEN_INVALID);
-        return reply({ userId: this.userId, username: 'me', token: 'access-1',
+        if (req.token && !this.accessTokens.has(req.token)) return fail(ErrorCode.TOKEN_INVALID);
+        return reply({ userId: this.userId, username: 'me', token: req.token || 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,
           serverTimeMs: BigInt(Date.now()),
-          refreshToken: req.token ? '' : 'refresh-1', deviceId: req.deviceId || 'default' });
+          refreshToken: req.token ? '' : this.refreshToken, deviceId: req.deviceId || 'default' });
+      case Op.REFRESH: {
+        const resp = this.rotate(req.refreshToken);
+        if (resp === 'reuse') {
+          // Two parties hold the token: the device is revoked and closed.
+          this.reused++;
+          this.accessTokens.clear();
+          fail(ErrorCode.TOKEN_INVALID);
+          return this.closeWith(ws, CloseReason.SIGNED_OUT, -1);
+        }
+        return resp ? reply(resp) : fail(ErrorCode.TOKEN_INVALID);
+      }
       case Op.SYNC_CONVS:
         if (this.convsGate) return this.convsGate.then(() => reply(this.listing(req)));
         return reply(this.listing(req));

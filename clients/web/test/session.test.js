@@ -11,7 +11,8 @@
 // end: its last DELIVERED (and logout's LOGOUT), on a reconnect's login or
 // on a connection of its own when offline or when that login fails, a
 // LOGOUT that reaches a gateway closing on DELIVERED, and nothing handed
-// over after it.
+// over after it; a REFRESH whose answer is lost presented again within the
+// server's grace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1063,6 +1064,72 @@ test('a refresh in flight at end leaves no timer running', async (t) => {
   s.close();
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(s.timers.size, 0, 'timers left after end');
+});
+
+// loseRefresh has the next REFRESH of s go unanswered (the server rotating
+// its token first when rotate), its connection dropped when drop, else left
+// to time out, and sends it now rather than at four fifths of the access
+// token's life. It resolves once that REFRESH reached the server.
+async function loseRefresh(gw, s, { rotate, drop, times = 1 }) {
+  let lost = 0;
+  gw.onRequest = (ws, op, req) => {
+    if (op !== Op.REFRESH || lost >= times) return undefined;
+    lost++;
+    if (rotate) gw.rotate(req.refreshToken);
+    if (drop) ws.close(1006);
+    return true;
+  };
+  s.positions.setTokens({ ...s.positions.tokens(), accessExpiryMs: Date.now() + 100 });
+  s.scheduleRefresh(s.conn);
+  await until(() => lost === 1, 'the REFRESH sent', 2000);
+}
+
+// The server rotates the refresh token at every REFRESH and takes the old
+// one back only once, within 30 s: a REFRESH whose answer is lost is to be
+// sent again at once. It was tried again 30 s later on the dead connection
+// (which did nothing), and the next connection, logged in by the access
+// token, refreshed at four fifths of its life, minutes on, presenting the
+// rotated-away token: the server took it for stolen and signed the device
+// out.
+for (const { name, rotate, drop } of [
+  { name: 'rotated, connection lost', rotate: true, drop: true },
+  { name: 'not acted on, connection lost', rotate: false, drop: true },
+  { name: 'rotated, timed out', rotate: true, drop: false },
+]) {
+  test(`a REFRESH whose answer is lost is sent again at once (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    const s = open(gw, { requestTimeoutMs: 300 });
+    t.after(() => s.close());
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    await loseRefresh(gw, s, { rotate, drop });
+    await until(() => gw.refreshes.length === 2, 'the refresh token presented again', 3000);
+    assert.deepEqual(gw.refreshes, ['refresh-1', 'refresh-1']);
+    await until(() => s.positions.tokens().refresh === gw.refreshToken, 'the new pair kept');
+    assert.equal(gw.reused, 0, 'a refresh token presented after its grace');
+    assert.equal(s.positions.tokens().unsure, undefined, 'the new token marked unsure');
+    assert.notEqual(s.state, State.ENDED);
+  });
+}
+
+// A token whose REFRESH went unanswered twice was rotated twice: the
+// server refuses it when it comes a third time. The session drops it and
+// goes on with its access token until that expires.
+test('a refresh token refused after lost answers is dropped', async (t) => {
+  const gw = new FakeGateway();
+  const positions = new MemoryPositions();
+  positions.setTokens({ access: 'access-1', refresh: 'refresh-1', username: 'me' });
+  const s = open(gw, { password: '', positions });
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  await loseRefresh(gw, s, { rotate: true, drop: true, times: 2 });
+  await until(() => gw.refreshes.length === 3, 'the refresh token presented again', 3000);
+  await until(() => s.positions.tokens().refresh === '', 'the refused refresh token dropped');
+  assert.deepEqual(gw.refreshes, ['refresh-1', 'refresh-1', 'refresh-1']);
+  assert.equal(gw.reused, 0, 'a refresh token presented after its grace');
+  await until(() => s.state === State.ONLINE, 'online with the access token');
+  assert.equal(s.positions.tokens().access, 'access-1');
 });
 
 // A session closed while start is logging in stays ended: start's login
