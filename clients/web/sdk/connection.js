@@ -57,12 +57,30 @@ export class TimeoutError extends Error {
 }
 
 /**
+ * OutcomeUnknownError rejects a request not safe to repeat blindly (see
+ * Connection.requestOnce) that was sent and got no answer: the server may
+ * have acted on it or not. op is the request's opcode; cause is the
+ * ClosedError or TimeoutError that ended the wait, close the server's
+ * CloseMsg if one came. A refusal is a ResonanceError instead, and a
+ * request never written a ClosedError: neither was acted on.
+ */
+export class OutcomeUnknownError extends Error {
+  constructor(op, cause) {
+    super(`${nameOf(Op, op)}: outcome unknown: sent, but ${cause.message}`);
+    this.name = 'OutcomeUnknownError';
+    this.op = op;
+    this.cause = cause;
+    this.close = cause.close || null;
+  }
+}
+
+/**
  * unanswered reports whether err says a request was sent and no answer
  * came (the connection closed, or the request timed out): the server may
  * or may not have acted on it. A refusal (ResonanceError), or a request
  * never written, is known not to have done what it asked.
  */
-export function unanswered(err) {
+function unanswered(err) {
   return err instanceof TimeoutError || (err instanceof ClosedError && !err.unsent);
 }
 
@@ -208,6 +226,17 @@ export class Connection extends Emitter {
       }, timeoutMs);
       this.pending.set(id, { op, reply: bodies[1], resolve, reject, timer });
       this.ws.send(encodeFrame(op, 0, id, encoded));
+    });
+  }
+
+  /**
+   * requestOnce is request for an op the caller must not repeat blindly
+   * (LOGOUT, REFRESH): when it was sent and no answer came, it rejects with
+   * OutcomeUnknownError rather than the ClosedError or TimeoutError.
+   */
+  requestOnce(op, body, opts) {
+    return this.request(op, body, opts).catch((err) => {
+      throw unanswered(err) ? new OutcomeUnknownError(op, err) : err;
     });
   }
 

@@ -1,7 +1,9 @@
 // The Resonance JavaScript SDK for browsers: the frame protocol of
 // docs/protocol.md over WebSocket (Connection) and a resuming, exactly-once
 // session on top (Session). Plain ES modules; no build step.
-export { Connection, ResonanceError, ClosedError, TimeoutError } from './connection.js';
+export {
+  Connection, ResonanceError, ClosedError, TimeoutError, OutcomeUnknownError,
+} from './connection.js';
 export { Session, SessionEndedError, State, register, newClientMsgId, jitter } from './session.js';
 export { MemoryPositions, StoragePositions } from './positions.js';
 export { Sequencer } from './sequencer.js';

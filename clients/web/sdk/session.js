@@ -16,7 +16,7 @@
 
 import { Emitter } from './emitter.js';
 import {
-  ClosedError, Connection, ResonanceError, TimeoutError, unanswered,
+  ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError,
 } from './connection.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
@@ -283,6 +283,13 @@ export class Session extends Emitter {
    * second, to sign out on the server. On a session that has ended
    * already (closed, or ended by the server) it signs the saved login out
    * on a connection of its own, and rejects if the server could not be told.
+   *
+   * A LOGOUT that was sent and got no answer (its connection dropped, or
+   * it timed out) rejects with OutcomeUnknownError: the device may be
+   * signed out on the server or not. The saved tokens are cleared all the
+   * same, and after a dropped connection the session signs out once more
+   * on a connection of its own, as when offline. A refusal rejects with
+   * the ResonanceError.
    */
   async logout() {
     if (this.ended) return this.signOutEnded();
@@ -297,7 +304,7 @@ export class Session extends Emitter {
         // A gateway older than DELIVERED closes conn for it. The session
         // is offline then, and signs out on a connection of its own
         // (away, below), without a DELIVERED: its refusal is remembered.
-        if (!conn.closed) await conn.request(Op.LOGOUT, {});
+        if (!conn.closed) await conn.requestOnce(Op.LOGOUT, {});
       }
     } finally {
       const offline = this.state === State.OFFLINE && !this.ended;
@@ -343,7 +350,7 @@ export class Session extends Emitter {
           if (err.code === ErrorCode.TOKEN_INVALID) continue;
           throw err;
         }
-        await conn.request(Op.LOGOUT, {});
+        await conn.requestOnce(Op.LOGOUT, {});
         return;
       }
     } finally {
@@ -679,7 +686,7 @@ export class Session extends Emitter {
       if (conn !== this.conn || conn.closed) return; // the next connection's refreshes
       let r;
       try {
-        r = await conn.request(Op.REFRESH, { refreshToken: tk.refresh });
+        r = await conn.requestOnce(Op.REFRESH, { refreshToken: tk.refresh });
       } catch (err) {
         this.refreshFailed(conn, tk, err);
         return;
@@ -705,7 +712,7 @@ export class Session extends Emitter {
   refreshFailed(conn, tk, err) {
     const now = this.positions.tokens();
     if (this.ended || !now || now.refresh !== tk.refresh) return; // replaced meanwhile
-    if (unanswered(err)) {
+    if (err instanceof OutcomeUnknownError) {
       this.positions.setTokens({ ...now, unsure: true });
       if (conn === this.conn && !conn.closed) this.scheduleRefresh(conn);
       return;

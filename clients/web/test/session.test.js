@@ -12,7 +12,7 @@
 // on a connection of its own when offline or when that login fails, a
 // LOGOUT that reaches a gateway closing on DELIVERED, and nothing handed
 // over after it; a REFRESH whose answer is lost presented again within the
-// server's grace.
+// server's grace, and a LOGOUT's lost answer reported as an unknown outcome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1525,5 +1525,50 @@ for (const { name, setup, more } of [
     await until(() => gw.live.length === 0, 'every connection closed', 1500);
     assert.equal(gw.conns.length, opened + more, 'connections opened by logout');
     assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+  });
+}
+
+// A LOGOUT whose answer is lost may have signed the device out or not: the
+// caller is told so with an OutcomeUnknownError (the LOGOUT and why no
+// answer came), not the bare connection error a request never sent also
+// gives; a refusal stays a ResonanceError. Logout rejected with the
+// ClosedError or TimeoutError alone.
+for (const { name, lose, after, want } of [
+  { name: 'connection lost', lose: 'drop', want: 'OutcomeUnknownError' },
+  { name: 'timed out', lose: 'silence', want: 'OutcomeUnknownError' },
+  { name: 'connection lost, after close', lose: 'drop', after: true,
+    want: 'OutcomeUnknownError' },
+  { name: 'refused', lose: 'refuse', want: 'ResonanceError' },
+]) {
+  test(`a logout whose answer is lost says its outcome is unknown (${name})`, async () => {
+    const gw = new FakeGateway();
+    const s = open(gw, { requestTimeoutMs: 300 });
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    if (after) {
+      s.close();
+      await until(() => gw.live.length === 0, 'the connection closed');
+    }
+    let lost = false;
+    gw.onRequest = (ws, op) => {
+      if (op !== Op.LOGOUT || lost) return undefined;
+      lost = true;
+      if (lose === 'refuse') {
+        gw.unsupported.add(Op.LOGOUT);
+        return undefined;
+      }
+      gw.logouts++; // the server signed the device out
+      if (lose === 'drop') ws.close(1006);
+      return true;
+    };
+    const err = await s.logout().then(() => null, (e) => e);
+    assert.equal(err?.name, want, `logout rejected with ${err}, want ${want}`);
+    if (want === 'OutcomeUnknownError') {
+      assert.equal(err.op, Op.LOGOUT);
+      assert.equal(err.cause?.name, lose === 'drop' ? 'ClosedError' : 'TimeoutError');
+    }
+    assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
+    gw.unsupported.clear();
+    await until(() => gw.live.length === 0, 'every connection closed', 1500);
   });
 }
