@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -147,12 +148,21 @@ func (s *Service) authPasswordLogin(ctx context.Context, req *protocol.LoginReq,
 	if device == "" {
 		device = defaultDevice
 	}
-	dev, err := s.touchDevice(ctx, u.ID, device, req.Platform)
+	// One transaction, so that a login refused for a password changed since
+	// its check leaves the device's row as it was.
+	var dev *deviceRow
+	var pair tokenPair
+	err = s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		dev, err = s.touchDeviceIn(tx, u.ID, device, req.Platform)
+		if err == nil {
+			pair, err = s.issuePairChecked(tx, dev, u.PasswordHash)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
-	pair, err := s.issuePair(ctx, dev)
-	return u, dev, pair, err
+	return u, dev, pair, nil
 }
 
 // authToken checks an access token. A token is bound to its device

@@ -79,32 +79,52 @@ func sameHash(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// issuePair gives the device a new refresh token (the previous one of the
+// issuePairIn gives the device a new refresh token (the previous one of the
 // device stops working and is not remembered as rotated) and an access token
-// of the device's current generation.
-func (s *Service) issuePair(ctx context.Context, dev *deviceRow) (tokenPair, error) {
-	return s.issuePairIn(s.dbc(ctx), dev)
+// of the device's current generation, on db, a transaction's handle.
+func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
+	q := db.Model(&deviceRow{}).Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID)
+	p, _, err := s.storePair(q, dev)
+	return p, err
 }
 
-// issuePairIn is issuePair on db, a transaction's handle.
-func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
+// issuePairChecked is issuePairIn for a password login, on its transaction
+// tx: only while the user's password hash is still passwordHash, the one its
+// password was checked against, else ErrInvalidCredentials. A change of
+// password committed since revoked every device, and the pair would bring
+// this one back in with the old password. The condition rides on the
+// UPDATE, so the check and the write are one statement (on MySQL the
+// subquery takes a shared lock on the user's row, so a change waits or is
+// seen).
+func (s *Service) issuePairChecked(tx *gorm.DB, dev *deviceRow,
+	passwordHash string) (tokenPair, error) {
+	q := tx.Model(&deviceRow{}).Where("user_id = ? AND device_id = ? AND EXISTS "+
+		"(SELECT 1 FROM `"+s.tables.user+"` WHERE id = ? AND password_hash = ?)",
+		dev.UserID, dev.DeviceID, dev.UserID, passwordHash)
+	p, n, err := s.storePair(q, dev)
+	if err == nil && n == 0 {
+		err = ErrInvalidCredentials // the client reads what a wrong password reads
+	}
+	return p, err
+}
+
+// storePair gives the device a new refresh token through q, an UPDATE of
+// the device's row, and returns the pair and how many rows q updated.
+func (s *Service) storePair(q *gorm.DB, dev *deviceRow) (tokenPair, int64, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
-		return tokenPair{}, err
+		return tokenPair{}, 0, err
 	}
-	now := s.now()
-	expires := now.Add(s.cfg.RefreshTTL).UnixMilli()
-	err = db.Model(&deviceRow{}).
-		Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID).
-		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
-			"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires}).Error
-	if err != nil {
-		return tokenPair{}, fmt.Errorf("store refresh user=%d device=%q: %w",
-			dev.UserID, dev.DeviceID, err)
+	expires := s.now().Add(s.cfg.RefreshTTL).UnixMilli()
+	res := q.Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
+		"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires})
+	if res.Error != nil {
+		return tokenPair{}, 0, fmt.Errorf("store refresh user=%d device=%q: %w",
+			dev.UserID, dev.DeviceID, res.Error)
 	}
 	p := s.accessToken(dev)
 	p.refresh, p.refreshExpires = refresh, expires
-	return p, nil
+	return p, res.RowsAffected, nil
 }
 
 // accessToken returns a pair holding only an access token for dev.

@@ -92,6 +92,12 @@ func (s *Service) changePassword(ctx context.Context, session *logicrpc.Session,
 // devices and returns a new pair for device, on tx.
 func (s *Service) setPassword(tx *gorm.DB, u *userRow, device, hash string) (tokenPair, error) {
 	user := u.ID
+	// The devices' rows before the user's: a password login writes its
+	// device's row, then reads the user's (issuePairChecked), and locking
+	// in the same order keeps the two from deadlocking on MySQL.
+	if _, err := revokeDevicesIn(tx, user, ""); err != nil {
+		return tokenPair{}, err
+	}
 	// Only over the hash the old password was checked against: a change
 	// that raced in since set a password this caller never proved, and
 	// overwriting it would tell both callers their password is set.
@@ -102,9 +108,6 @@ func (s *Service) setPassword(tx *gorm.DB, u *userRow, device, hash string) (tok
 	}
 	if res.RowsAffected == 0 {
 		return tokenPair{}, ErrInvalidCredentials
-	}
-	if _, err := revokeDevicesIn(tx, user, ""); err != nil {
-		return tokenPair{}, err
 	}
 	// Every other device is signed out; the session's own keeps its token.
 	if err := removeOtherPushTokens(tx, user, device); err != nil {

@@ -510,3 +510,65 @@ func TestTokenLogin_RacingSignOutGetsNoNewGeneration(t *testing.T) {
 		}
 	})
 }
+
+// TestPasswordLogin_RacingChangePasswordGetsNoSession checks a password
+// login whose password was checked just before a change of it committed: the
+// change revoked every device, so the login must not then create or refresh
+// its device with working tokens, nor take the changing device's refresh
+// token away.
+func TestPasswordLogin_RacingChangePasswordGetsNoSession(t *testing.T) {
+	cases := []struct {
+		name, device string
+	}{
+		{name: "new device", device: "laptop"},
+		{name: "the changing device", device: "phone"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, e *env) {
+				e.register(t, "alice")
+				ctx := context.Background()
+				phone := e.loginDevice(t, "alice", "phone", 1)
+
+				// The change runs whole right after the login read the
+				// password hash it checks the password against.
+				var armed atomic.Bool
+				armed.Store(true)
+				var changed *protocol.ChangePasswordResp
+				var changeErr error
+				err := e.svc.rdb.Callback().Query().After("gorm:query").Register("test:race_login",
+					func(db *gorm.DB) {
+						if strings.Contains(db.Statement.SQL.String(), "username") &&
+							armed.Swap(false) {
+							changed, changeErr = e.svc.ChangePassword(ctx, phone.sess,
+								&protocol.ChangePasswordReq{OldPassword: testPassword,
+									NewPassword_: "brand new pw"})
+						}
+					})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice",
+					Password: testPassword, DeviceId: c.device},
+					&logicrpc.ConnInfo{Gateway: "gw-3:9000", ConnId: 7})
+				if armed.Load() || changeErr != nil {
+					t.Fatalf("password change: ran %v, err %v", !armed.Load(), changeErr)
+				}
+				if err == nil {
+					t.Errorf("login with the old password racing its change succeeded")
+					for name, tok := range map[string]string{"access": resp.Token,
+						"refresh": resp.RefreshToken} {
+						if code := e.tokenLogin(t, tok); code != common.ErrorCode_TOKEN_INVALID {
+							t.Errorf("the racing login's %s token: %s", name, code)
+						}
+					}
+				} else {
+					wantCode(t, err, common.ErrorCode_INVALID_CREDENTIALS)
+				}
+				if code := e.tokenLogin(t, changed.RefreshToken); code != common.ErrorCode_OK {
+					t.Errorf("the change's refresh token after the racing login: %s", code)
+				}
+			})
+		})
+	}
+}
