@@ -101,6 +101,12 @@ func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 	if replaced != nil {
 		s.kick(ctx, replaced)
 	}
+	if err := s.keepRoute(ctx, r, pair.generation); err != nil {
+		return nil, s.fail("login", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", u.ID).Str("device", dev.DeviceID).Int64("conn", conn.ConnId).
+				Str("remote", conn.RemoteAddr)
+		})
+	}
 	s.publishPresence(u.ID)
 	return &protocol.LoginResp{
 		UserId:           u.ID,
@@ -112,6 +118,32 @@ func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 		ServerTimeMs:     s.now().UnixMilli(),
 		DeviceId:         dev.DeviceID,
 	}, nil
+}
+
+// keepRoute re-reads, once a login has put its route r, the token
+// generation of r's device; unless it is still gen, the one the login
+// proved, it removes r (if r still owns it) and returns TOKEN_INVALID. A
+// revocation (SIGN_OUT_DEVICE, LOGOUT, CHANGE_PASSWORD) commits, then looks
+// the routes up to close their connections: a login that checked its
+// token before the commit and puts its route after the lookup is missed by
+// the lookup, and would stay open and logged in, but its read here, after
+// its put, sees the new generation. It costs every login, reconnects
+// included, one read by primary key.
+func (s *Service) keepRoute(ctx context.Context, r route.Route, gen int64) error {
+	stored, ok, err := s.deviceGeneration(ctx, r.UserID, r.DeviceID)
+	if err == nil && ok && stored == gen {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+	}
+	// Failing closed on a failed read too: the login cannot tell whether
+	// its connection is still allowed in.
+	if derr := s.deps.Routes.Delete(ctx, r); derr != nil && !errors.Is(derr, route.ErrNotOwner) {
+		s.failLog.Warn().Err(derr).Int64("user", r.UserID).Str("device", r.DeviceID).
+			Int64("conn", r.ConnID).Msg("route of a refused login not removed; it expires")
+	}
+	return err
 }
 
 // authenticate returns the user req proves to be, its device's row and the

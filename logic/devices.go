@@ -2,6 +2,8 @@ package logic
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -114,6 +116,21 @@ func (s *Service) findLoginDevice(ctx context.Context, user int64,
 		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
 	}
 	return dev, u, nil
+}
+
+// deviceGeneration returns the token generation of the user's device, in
+// one read by primary key; ok is false when the device has no row.
+func (s *Service) deviceGeneration(ctx context.Context, user int64,
+	device string) (gen int64, ok bool, err error) {
+	err = s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.deviceGen, user, device).
+		Scan(&gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("device generation user=%d device=%q: %w", user, device, err)
+	}
+	return gen, true, nil
 }
 
 // revokeDevices bumps the token generation of the user's device, or of all

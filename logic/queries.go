@@ -19,6 +19,8 @@ import (
 type queries struct {
 	// loginDevice reads a device's login state and its user's name.
 	loginDevice string
+	// deviceGen reads a device's token generation.
+	deviceGen string
 	// peerState counts a user (0 or 1) and the blocks between two users.
 	peerState string
 	// insertMessage inserts a message row; its id is the insert id.
@@ -70,6 +72,7 @@ func newQueries(t tableNames) queries {
 		loginDevice: "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM " +
 			q(t.device) + " d JOIN " + q(t.user) + " u ON u.id = d.user_id " +
 			"WHERE d.user_id = ? AND d.device_id = ?",
+		deviceGen: "SELECT token_gen FROM " + q(t.device) + " WHERE user_id = ? AND device_id = ?",
 		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
 			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
 			"OR (blocker_id = ? AND blocked_id = ?))",

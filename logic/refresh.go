@@ -43,6 +43,8 @@ type tokenPair struct {
 	accessExpires  int64 // Unix ms
 	refresh        string
 	refreshExpires int64 // Unix ms
+	// generation is the device's token generation the access token carries.
+	generation int64
 }
 
 // newRefreshToken returns a random refresh token naming its user and device:
@@ -131,7 +133,7 @@ func (s *Service) storePair(q *gorm.DB, dev *deviceRow) (tokenPair, int64, error
 func (s *Service) accessToken(dev *deviceRow) tokenPair {
 	tok, c := s.tokens.issue(tokenClaims{UserID: dev.UserID, DeviceID: dev.DeviceID,
 		Generation: dev.TokenGen}, s.now())
-	return tokenPair{access: tok, accessExpires: c.Expires.UnixMilli()}
+	return tokenPair{access: tok, accessExpires: c.Expires.UnixMilli(), generation: c.Generation}
 }
 
 // Refresh exchanges the refresh token of the session's device for a new

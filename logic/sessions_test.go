@@ -477,7 +477,8 @@ func TestChangePassword_RacingChangesWithTheSameOldPassword(t *testing.T) {
 // login that checked its token just before the device was signed out: it
 // records the login, reading the device's row back, and must not hand out
 // a token of the generation the sign-out set, which would keep the device
-// in without its password.
+// in without its password. The login is refused (keepRoute); were it not,
+// its token must still be of the generation it proved.
 func TestTokenLogin_RacingSignOutGetsNoNewGeneration(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.register(t, "alice")
@@ -502,12 +503,13 @@ func TestTokenLogin_RacingSignOutGetsNoNewGeneration(t *testing.T) {
 		if calls.Load() < 2 || signOutErr != nil {
 			t.Fatalf("sign-out: clock read %d times, err %v", calls.Load(), signOutErr)
 		}
-		if err != nil {
-			t.Fatalf("login (its token checked before the sign-out): %v", err)
+		if err == nil {
+			t.Errorf("login racing the sign-out succeeded")
+			if c := e.tokenLogin(t, resp.Token); c != common.ErrorCode_TOKEN_INVALID {
+				t.Fatalf("token from a login racing the sign-out: %s", c)
+			}
 		}
-		if c := e.tokenLogin(t, resp.Token); c != common.ErrorCode_TOKEN_INVALID {
-			t.Fatalf("token from a login racing the sign-out: %s", c)
-		}
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 	})
 }
 
@@ -570,5 +572,98 @@ func TestPasswordLogin_RacingChangePasswordGetsNoSession(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// revokingRoutes is a route table whose Put for one connection first runs
+// revoke, once: a sign-out that commits and looks the routes up after the
+// login checked its token, before its route is written.
+type revokingRoutes struct {
+	route.Table
+	conn   int64
+	revoke func() error
+	ran    atomic.Bool
+	err    error
+}
+
+func (r *revokingRoutes) Put(ctx context.Context, rt route.Route) (*route.Route, error) {
+	if rt.ConnID == r.conn && r.ran.CompareAndSwap(false, true) {
+		r.err = r.revoke()
+	}
+	return r.Table.Put(ctx, rt)
+}
+
+// TestTokenLogin_RacingRevocationStaysLoggedOut checks a token or refresh
+// login that passed its check just before its device was revoked, and put
+// its route after the revocation looked the routes up to close them: the
+// login must be refused and leave no route, else its connection stays open
+// and logged in with revoked tokens.
+func TestTokenLogin_RacingRevocationStaysLoggedOut(t *testing.T) {
+	revokers := []struct {
+		name   string
+		revoke func(e *env, phone, laptop device) error
+	}{
+		{name: "sign out device", revoke: func(e *env, phone, _ device) error {
+			_, err := e.svc.SignOutDevice(context.Background(), phone.sess,
+				&protocol.SignOutDeviceReq{DeviceId: "laptop"})
+			return err
+		}},
+		{name: "logout", revoke: func(e *env, _, laptop device) error {
+			_, err := e.svc.Logout(context.Background(), laptop.sess, nil)
+			return err
+		}},
+		{name: "change password", revoke: func(e *env, phone, _ device) error {
+			_, err := e.svc.ChangePassword(context.Background(), phone.sess,
+				&protocol.ChangePasswordReq{OldPassword: testPassword, NewPassword_: "brand new pw"})
+			return err
+		}},
+	}
+	for _, rv := range revokers {
+		for _, refresh := range []bool{false, true} {
+			name := rv.name + "/access token"
+			if refresh {
+				name = rv.name + "/refresh token"
+			}
+			t.Run(name, func(t *testing.T) {
+				testLoginRacingRevocation(t, refresh, rv.revoke)
+			})
+		}
+	}
+}
+
+func testLoginRacingRevocation(t *testing.T, refresh bool,
+	revoke func(e *env, phone, laptop device) error) {
+	const conn = 8
+	routes := &revokingRoutes{conn: conn}
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		routes.Table = d.Routes
+		d.Routes = routes
+	})
+	alice := e.register(t, "alice")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	routes.revoke = func() error { return revoke(e, phone, laptop) }
+	tok := laptop.token
+	if refresh {
+		tok = laptop.refresh
+	}
+
+	_, err := e.svc.Login(ctx, &protocol.LoginReq{Token: tok},
+		&logicrpc.ConnInfo{Gateway: "gw-3:9000", ConnId: conn})
+	if !routes.ran.Load() || routes.err != nil {
+		t.Fatalf("revocation: ran %v, err %v", routes.ran.Load(), routes.err)
+	}
+	if code := codeOf(err); code != common.ErrorCode_TOKEN_INVALID {
+		t.Errorf("login racing the revocation: %s, want TOKEN_INVALID", code)
+	}
+	rs, err := e.routes.Lookup(ctx, []int64{alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.ConnID == conn {
+			t.Errorf("the refused login's route stays: %+v", r)
+		}
 	}
 }
