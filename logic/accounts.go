@@ -83,10 +83,14 @@ func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 		err := fmt.Errorf("%w: missing request or connection", ErrBadRequest)
 		return nil, s.fail("login", err, nil)
 	}
-	u, dev, pair, err := s.authenticate(ctx, req, conn.RemoteAddr)
+	u, dev, pair, err := s.authenticate(ctx, req, conn)
 	if err != nil {
 		return nil, s.fail("login", err, func(e *zerolog.Event) *zerolog.Event {
-			return e.Int64("conn", conn.ConnId).Str("remote", conn.RemoteAddr)
+			e = e.Int64("conn", conn.ConnId).Str("remote", conn.RemoteAddr)
+			if user, device, ok := tokenNames(req.Token); ok {
+				e = e.Int64("user", user).Str("device", device) // claimed, not proved
+			}
+			return e
 		})
 	}
 	r := route.Route{UserID: u.ID, DeviceID: dev.DeviceID, Gateway: conn.Gateway,
@@ -149,7 +153,7 @@ func (s *Service) keepRoute(ctx context.Context, r route.Route, gen int64) error
 // authenticate returns the user req proves to be, its device's row and the
 // tokens to hand out.
 func (s *Service) authenticate(ctx context.Context, req *protocol.LoginReq,
-	remote string) (*userRow, *deviceRow, tokenPair, error) {
+	conn *logicrpc.ConnInfo) (*userRow, *deviceRow, tokenPair, error) {
 	if err := validDeviceID(req.DeviceId); err != nil {
 		return nil, nil, tokenPair{}, err
 	}
@@ -157,12 +161,12 @@ func (s *Service) authenticate(ctx context.Context, req *protocol.LoginReq,
 		return nil, nil, tokenPair{}, err
 	}
 	if strings.HasPrefix(req.Token, refreshPrefix) {
-		return s.authRefresh(ctx, req)
+		return s.authRefresh(ctx, req, tokenFrom{conn: conn.ConnId, remote: conn.RemoteAddr})
 	}
 	if req.Token != "" {
 		return s.authToken(ctx, req)
 	}
-	return s.authPasswordLogin(ctx, req, remote)
+	return s.authPasswordLogin(ctx, req, conn.RemoteAddr)
 }
 
 // authPasswordLogin checks a password login and issues a new token pair for
@@ -230,8 +234,8 @@ func (s *Service) authToken(ctx context.Context,
 
 // authRefresh logs in with a refresh token, which is rotated: the client
 // whose access token expired reconnects without its password.
-func (s *Service) authRefresh(ctx context.Context,
-	req *protocol.LoginReq) (*userRow, *deviceRow, tokenPair, error) {
+func (s *Service) authRefresh(ctx context.Context, req *protocol.LoginReq,
+	from tokenFrom) (*userRow, *deviceRow, tokenPair, error) {
 	user, device, err := parseRefreshToken(req.Token)
 	if err != nil {
 		return nil, nil, tokenPair{}, err
@@ -239,7 +243,7 @@ func (s *Service) authRefresh(ctx context.Context,
 	if req.DeviceId != "" && req.DeviceId != device {
 		return nil, nil, tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
-	pair, err := s.rotate(ctx, user, device, req.Token)
+	pair, err := s.rotate(ctx, user, device, req.Token, from)
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}

@@ -148,7 +148,8 @@ func (s *Service) Refresh(ctx context.Context, session *logicrpc.Session,
 	if req == nil {
 		req = &protocol.RefreshReq{} // a missing body reads as empty, as on the wire
 	}
-	p, err := s.rotate(ctx, session.UserId, session.DeviceId, req.GetRefreshToken())
+	p, err := s.rotate(ctx, session.UserId, session.DeviceId, req.GetRefreshToken(),
+		tokenFrom{conn: session.ConnId, remote: session.RemoteAddr})
 	if err != nil {
 		return nil, s.fail("refresh", err, sessionIDs(session))
 	}
@@ -160,11 +161,17 @@ func (s *Service) Refresh(ctx context.Context, session *logicrpc.Session,
 // between rotate's read and its write.
 var errRotationLost = fmt.Errorf("%w: already used", ErrTokenInvalid)
 
-// rotate checks token against the device's stored refresh token and
-// replaces it. The conditional UPDATE makes two concurrent rotations of one
-// token have one winner.
-func (s *Service) rotate(ctx context.Context, user int64, device,
-	token string) (tokenPair, error) {
+// tokenFrom names, for the logs, the connection that presented a token.
+type tokenFrom struct {
+	conn   int64
+	remote string
+}
+
+// rotate checks token, presented by from, against the device's stored
+// refresh token and replaces it. The conditional UPDATE makes two
+// concurrent rotations of one token have one winner.
+func (s *Service) rotate(ctx context.Context, user int64, device, token string,
+	from tokenFrom) (tokenPair, error) {
 	tu, td, err := parseRefreshToken(token)
 	if err != nil {
 		return tokenPair{}, err
@@ -172,20 +179,20 @@ func (s *Service) rotate(ctx context.Context, user int64, device,
 	if tu != user || td != device {
 		return tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
-	p, err := s.rotateOnce(ctx, user, device, token)
+	p, err := s.rotateOnce(ctx, user, device, token, from)
 	if errors.Is(err, errRotationLost) {
 		// The loser is most often a retry that overtook its original,
 		// whose answer is being lost: judged again on what the winner
 		// wrote, it is the retry within the grace it would be a moment
 		// later, rather than a client locked out for its own retry.
-		p, err = s.rotateOnce(ctx, user, device, token)
+		p, err = s.rotateOnce(ctx, user, device, token, from)
 	}
 	return p, err
 }
 
 // rotateOnce is rotate on one read of the device's row.
-func (s *Service) rotateOnce(ctx context.Context, user int64, device,
-	token string) (tokenPair, error) {
+func (s *Service) rotateOnce(ctx context.Context, user int64, device, token string,
+	from tokenFrom) (tokenPair, error) {
 	dev, err := s.findDevice(ctx, user, device)
 	if err != nil || dev == nil {
 		return tokenPair{}, orTokenInvalid(err, "revoked")
@@ -199,9 +206,17 @@ func (s *Service) rotateOnce(ctx context.Context, user int64, device,
 			// rotated away with no retry allowed. It comes back only if
 			// the answer did arrive, to another party than this retry's:
 			// two parties hold the device.
-			return s.replaceRefresh(ctx, dev, dev.RefreshHash, dev.RefreshHash, 0)
+			p, err := s.replaceRefresh(ctx, dev, dev.RefreshHash, dev.RefreshHash, 0)
+			if err == nil {
+				// At info: the device's owner makes it after a lost answer,
+				// and a thief holding the token can make it too.
+				s.log.Info().Int64("user", user).Str("device", device).
+					Int64("conn", from.conn).Str("remote", from.remote).
+					Msg("rotated-away refresh token retried within the grace")
+			}
+			return p, err
 		}
-		s.revokeReused(ctx, user, device)
+		s.revokeReused(ctx, user, device, from)
 		return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
 	}
 	if !sameHash(dev.RefreshHash, h) || now >= dev.RefreshExpiresMs {
@@ -236,16 +251,17 @@ func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
 	return p, nil
 }
 
-// revokeReused revokes a device whose rotated refresh token came back, and
-// closes its connections (the caller's too: it may be the thief's).
-func (s *Service) revokeReused(ctx context.Context, user int64, device string) {
+// revokeReused revokes a device whose rotated refresh token came back,
+// presented by from, and closes its connections (the caller's too: it may
+// be the thief's).
+func (s *Service) revokeReused(ctx context.Context, user int64, device string, from tokenFrom) {
 	if _, err := s.revokeDevices(ctx, user, device); err != nil {
 		s.failLog.Error().Err(err).Int64("user", user).Str("device", device).
 			Msg("revoking a device after refresh token reuse failed")
 		return
 	}
-	s.log.Warn().Int64("user", user).Str("device", device).
-		Msg("rotated refresh token reused; device signed out")
+	s.log.Warn().Int64("user", user).Str("device", device).Int64("conn", from.conn).
+		Str("remote", from.remote).Msg("rotated refresh token reused; device signed out")
 	s.signOutConns(ctx, user, device, connRef{})
 }
 

@@ -3,6 +3,7 @@ package logic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -174,4 +176,83 @@ func TestTokenFlows_LogNoSecrets(t *testing.T) {
 		t.Fatalf("no failure logged at all:\n%s", out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestTokenFlows_LogWhomAndFromWhere checks that a failed token login names
+// the user and device its token claims, that a grace retry of a refresh
+// token (which a thief can make) is logged with the connection that made
+// it, and that the reuse warning names the connection that presented the
+// token.
+func TestTokenFlows_LogWhomAndFromWhere(t *testing.T) {
+	var logs syncBuffer
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
+	})
+	alice := e.register(t, "alice")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	loginFrom := func(token string, conn int64, remote string) *protocol.LoginResp {
+		resp, _ := e.svc.Login(ctx, &protocol.LoginReq{Token: token},
+			&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: conn, RemoteAddr: remote})
+		return resp
+	}
+
+	loginFrom(flipLast(laptop.token), 71, "10.7.7.1:1")
+	// A character of the random part changed, so the token still names the
+	// laptop.
+	i := len(refreshPrefix) + 20
+	loginFrom(laptop.refresh[:i]+flipLast(laptop.refresh[i:i+1])+laptop.refresh[i+1:],
+		72, "10.7.7.2:1")
+	first, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loginFrom(phone.refresh, 73, "10.7.7.3:1") == nil {
+		t.Fatal("login with the rotated-away token within the grace refused")
+	}
+	loginFrom(first.RefreshToken, 74, "10.7.7.4:1") // replaced by the retry: reuse
+
+	wants := []struct {
+		name, msg, device, remote string
+		conn                      int64
+	}{
+		{name: "bad access token", msg: "request failed", device: "laptop", conn: 71,
+			remote: "10.7.7.1:1"},
+		{name: "bad refresh token", msg: "request failed", device: "laptop", conn: 72,
+			remote: "10.7.7.2:1"},
+		{name: "grace retry", msg: "rotated-away refresh token retried within the grace",
+			device: "phone", conn: 73, remote: "10.7.7.3:1"},
+		{name: "reuse", msg: "rotated refresh token reused; device signed out",
+			device: "phone", conn: 74, remote: "10.7.7.4:1"},
+	}
+	lines := logLines(t, logs.String())
+	for _, w := range wants {
+		found := false
+		for _, l := range lines {
+			found = found || l["message"] == w.msg && l["conn"] == float64(w.conn) &&
+				l["user"] == float64(alice) && l["device"] == w.device && l["remote"] == w.remote
+		}
+		if !found {
+			t.Errorf("%s: no %q line naming user %d, device %s, conn %d, remote %s",
+				w.name, w.msg, alice, w.device, w.conn, w.remote)
+		}
+	}
+	if t.Failed() {
+		t.Logf("%s", logs.String())
+	}
+}
+
+// logLines decodes a JSON log, one object a line.
+func logLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			t.Fatalf("log line %q: %v", s, err)
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }
