@@ -200,7 +200,7 @@ func (s *Service) rotateOnce(ctx context.Context, user int64, device, token stri
 	h := hashRefresh(token)
 	now := s.now().UnixMilli()
 	if sameHash(dev.PrevRefreshHash, h) {
-		if dev.RotatedMs > 0 && now-dev.RotatedMs < refreshRetryGrace.Milliseconds() {
+		if dev.RotatedMs > 0 && withinGrace(now-dev.RotatedMs) {
 			// A retry of a rotation whose answer was lost: the token the
 			// client never received is replaced, once, and remembered as
 			// rotated away with no retry allowed. It comes back only if
@@ -223,6 +223,18 @@ func (s *Service) rotateOnce(ctx context.Context, user int64, device, token stri
 		return tokenPair{}, fmt.Errorf("%w: revoked or expired", ErrTokenInvalid)
 	}
 	return s.replaceRefresh(ctx, dev, h, h, now)
+}
+
+// withinGrace reports whether sinceMs, the time since a rotation, allows
+// its one retry. It reads negative when another logic instance, its clock
+// ahead of this one's, rotated: bounded below as above, a retry is allowed
+// for less than twice the grace however far apart the clocks are, rather
+// than for as long as they disagree. Clocks further apart than the grace
+// judge even a prompt retry as reuse, which signs the device out; NTP keeps
+// them far closer.
+func withinGrace(sinceMs int64) bool {
+	grace := refreshRetryGrace.Milliseconds()
+	return sinceMs > -grace && sinceMs < grace
 }
 
 // replaceRefresh swaps the device's refresh token whose hash is old for a

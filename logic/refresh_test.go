@@ -256,3 +256,39 @@ func logLines(t *testing.T, out string) []map[string]any {
 	}
 	return lines
 }
+
+// TestRefresh_GraceBoundedAgainstASkewedClock checks a retry judged by a
+// logic instance whose clock is behind the one that rotated: the time since
+// the rotation reads negative, and must count as within the grace only
+// while it is within the grace's length, not for as long as the clocks
+// disagree.
+func TestRefresh_GraceBoundedAgainstASkewedClock(t *testing.T) {
+	cases := []struct {
+		name   string
+		behind time.Duration
+		want   common.ErrorCode
+	}{
+		{name: "slightly behind", behind: refreshRetryGrace / 2, want: common.ErrorCode_OK},
+		{name: "behind by more than the grace", behind: refreshRetryGrace + time.Second,
+			want: common.ErrorCode_TOKEN_INVALID},
+		{name: "an hour behind", behind: time.Hour, want: common.ErrorCode_TOKEN_INVALID},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, sqliteConfig(t))
+			e.register(t, "alice")
+			ctx := context.Background()
+			phone := e.loginDevice(t, "alice", "phone", 1)
+			if _, err := e.svc.Refresh(ctx, phone.sess,
+				&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+				t.Fatal(err)
+			}
+			e.svc.now = func() time.Time { return time.Now().Add(-c.behind) }
+			_, err := e.svc.Refresh(ctx, phone.sess,
+				&protocol.RefreshReq{RefreshToken: phone.refresh})
+			if got := codeOf(err); got != c.want {
+				t.Fatalf("retry %v behind the rotating clock: %s, want %s", c.behind, got, c.want)
+			}
+		})
+	}
+}
