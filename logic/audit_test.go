@@ -363,3 +363,20 @@ func TestGroup_NoClimbingAndNothingAfterDismiss(t *testing.T) {
 		wantCode(t, err, forb)
 	}
 }
+
+// A dismissed group takes nothing new, typing included: TYPING there is
+// refused as SEND is, and nobody is told.
+func TestTyping_RefusedInADismissedGroup(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, mem := e.register(t, "owner"), e.register(t, "mem")
+	g := e.group(t, owner, "G", mem)
+	if _, err := e.manage(owner, g, common.GroupAction_DISMISS, nil, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	sub := e.subscribe(t, e.names.NotifySubject())
+	for _, user := range []int64{owner, mem} {
+		_, err := e.svc.Typing(ctxBG, session(user, 2), typingReq(g, true))
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)
+	}
+	noMore(t, e, sub)
+}

@@ -2,14 +2,12 @@ package logic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
-	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -18,7 +16,7 @@ import (
 // Typing tells the other members of a conversation that the user started or
 // stopped typing, as NOTIFY{typing} on their live devices (not on the user's
 // own other devices). Nothing is stored. FORBIDDEN when the user is not a
-// member; RATE_LIMITED past the per-user budget. Events over the
+// member or the group was dismissed; RATE_LIMITED past the per-user budget. Events over the
 // per-conversation budget, in conversations over TypingMaxMembers, in a 1:1
 // conversation that has no message yet or where either side blocked the
 // other are answered OK and dropped.
@@ -48,15 +46,18 @@ func (s *Service) typing(ctx context.Context, session *logicrpc.Session,
 	if !s.eph.typingUser.Allow(strconv.FormatInt(user, 10)) {
 		return fmt.Errorf("%w: typing", ErrRateLimited)
 	}
-	member, err := s.isActiveMember(ctx, convID, user)
-	if err != nil {
+	ms, err := s.activeMembership(ctx, convID, user)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !member {
+	case !ms.member:
 		if _, perr := peerOf(convID, user); perr == nil {
 			return nil // a 1:1 conversation not started yet: nobody to tell
 		}
 		return fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	case ms.dismissed:
+		// Refused as a SEND there is: a dismissed group takes nothing new.
+		return fmt.Errorf("%w: the group was dismissed", ErrForbidden)
 	}
 	// A change of state always goes out (the per-user budget above bounds
 	// a flapping client); a repeat of the same state only once per period.
@@ -117,19 +118,28 @@ func typingKey(user int64, convID string, typing bool) string {
 	return strconv.FormatInt(user, 10) + "|" + state + "|" + convID
 }
 
-// isActiveMember reports whether user is a current member of convID: a
-// member row exists and the user has not left.
-func (s *Service) isActiveMember(ctx context.Context, convID string, user int64) (bool, error) {
-	var m memberRow
-	err := s.rdc(ctx).Select("conv_id", "user_id").
-		Where("conv_id = ? AND user_id = ? AND left_seq = 0", convID, user).Take(&m).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return false, nil
+// membership is a user's standing in a conversation: an active member or
+// not, and whether the conversation is a dismissed group.
+type membership struct {
+	member, dismissed bool
+}
+
+// activeMembership reads in one query whether user is a current member of
+// convID (a member row exists and the user has not left) and whether the
+// conversation was dismissed.
+func (s *Service) activeMembership(ctx context.Context, convID string,
+	user int64) (membership, error) {
+	var row struct{ Dismissed bool }
+	// A left join, so that the member row alone decides membership.
+	res := s.rdc(ctx).Table(s.tables.member+" AS m").
+		Select("COALESCE(c.dismissed, 0) AS dismissed").
+		Joins("LEFT JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
+		Where("m.conv_id = ? AND m.user_id = ? AND m.left_seq = 0", convID, user).
+		Limit(1).Scan(&row)
+	if res.Error != nil {
+		return membership{}, fmt.Errorf("membership user=%d conv=%s: %w", user, convID, res.Error)
 	}
-	if err != nil {
-		return false, fmt.Errorf("membership user=%d conv=%s: %w", user, convID, err)
-	}
-	return true, nil
+	return membership{member: res.RowsAffected > 0, dismissed: row.Dismissed}, nil
 }
 
 // typingRecipients returns the members of convID other than user, or none
