@@ -320,7 +320,8 @@ func TestFormerMember_KeepsHistoryOnly(t *testing.T) {
 }
 
 // Roles hold against the requests a member or admin could try to climb
-// with, and a dismissed group takes no change from anyone.
+// with, and a dismissed group takes no change from anyone but a LEAVE
+// (TestGroup_LeaveADismissedGroup).
 func TestGroup_NoClimbingAndNothingAfterDismiss(t *testing.T) {
 	e := newEnv(t, sqliteConfig(t))
 	owner, adm, mem := e.register(t, "owner"), e.register(t, "adm"), e.register(t, "mem")
@@ -357,7 +358,7 @@ func TestGroup_NoClimbingAndNothingAfterDismiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, action := range []common.GroupAction{common.GroupAction_ADD,
-		common.GroupAction_REMOVE, common.GroupAction_LEAVE, common.GroupAction_RENAME,
+		common.GroupAction_REMOVE, common.GroupAction_RENAME,
 		common.GroupAction_SET_ROLE, common.GroupAction_DISMISS} {
 		_, err := e.manage(owner, g, action, []int64{mem}, "n", common.GroupRole_ADMIN)
 		wantCode(t, err, forb)
@@ -379,4 +380,31 @@ func TestTyping_RefusedInADismissedGroup(t *testing.T) {
 		wantCode(t, err, common.ErrorCode_FORBIDDEN)
 	}
 	noMore(t, e, sub)
+}
+
+// A dismissed group stays in its members' lists until they LEAVE it: that
+// one change is still taken, from the owner too (there is no group left to
+// hand over), and the leaver's list then shows it left. Every other change
+// stays refused (TestGroup_NoClimbingAndNothingAfterDismiss).
+func TestGroup_LeaveADismissedGroup(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, mem := e.register(t, "owner"), e.register(t, "mem")
+	g := e.group(t, owner, "G", mem)
+	if _, err := e.manage(owner, g, common.GroupAction_DISMISS, nil, "", 0); err != nil {
+		t.Fatal(err) // seq 2
+	}
+	for i, user := range []int64{mem, owner} {
+		resp, err := e.manage(user, g, common.GroupAction_LEAVE, nil, "", 0)
+		wantCode(t, err, common.ErrorCode_OK)
+		if want := int64(3 + i); resp.Seq != want {
+			t.Fatalf("user %d's leave stored at seq %d, want %d", user, resp.Seq, want)
+		}
+		convs := e.syncConvs(t, session(user, 1), "", 50).Convs
+		if len(convs) != 1 || !convs[0].Left || convs[0].LastSeq != resp.Seq {
+			t.Fatalf("user %d's list after leaving = %+v, want %s left at seq %d", user,
+				convs, g, resp.Seq)
+		}
+		_, err = e.manage(user, g, common.GroupAction_LEAVE, nil, "", 0)
+		wantCode(t, err, common.ErrorCode_FORBIDDEN) // left already
+	}
 }

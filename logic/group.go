@@ -36,6 +36,9 @@ const maxGroupTargets = 100
 //	DISMISS                    yes    no     no
 //
 // (1) The owner hands ownership over (SET_ROLE OWNER) or dismisses first.
+//
+// A dismissed group takes LEAVE from every member, the owner included, and
+// no other action from anyone.
 func mayManage(actor common.GroupRole, action common.GroupAction) bool {
 	switch action {
 	case common.GroupAction_ADD, common.GroupAction_REMOVE, common.GroupAction_RENAME:
@@ -215,7 +218,7 @@ func (s *Service) manageApply(tx *gorm.DB, c *convRow, m *messageRow,
 	if c.Type != int16(common.ConvType_GROUP) {
 		return nil, fmt.Errorf("%w: not a group", ErrBadRequest)
 	}
-	if c.Dismissed {
+	if c.Dismissed && ev.Action != common.GroupAction_LEAVE {
 		return nil, fmt.Errorf("%w: the group was dismissed", ErrForbidden)
 	}
 	rows, err := loadMembers(tx, c.ID)
@@ -231,7 +234,10 @@ func (s *Service) manageApply(tx *gorm.DB, c *convRow, m *messageRow,
 	if !ok {
 		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
-	if !mayManage(actorRole, ev.Action) {
+	// A dismissed group gets here only with a LEAVE, which every member may
+	// do, the owner too: there is no group left to hand over, and leaving is
+	// how a client drops it from the user's list.
+	if !c.Dismissed && !mayManage(actorRole, ev.Action) {
 		if ev.Action == common.GroupAction_LEAVE {
 			return nil, fmt.Errorf("%w: the owner hands ownership over or dismisses the group",
 				ErrForbidden)
