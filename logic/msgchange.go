@@ -208,7 +208,8 @@ func (s *Service) checkContent(ct common.ContentType, content []byte) error {
 // ReadCounts answers, for each asked seq, how many members other than its
 // sender have read up to it. It reads one row per active member (their read
 // positions, from an index), never one per message, so it costs the same
-// for any number of messages read.
+// for any number of messages read. A user who left the group is refused
+// (FORBIDDEN), as by GetGroup; a seq from before the user joined counts 0.
 func (s *Service) ReadCounts(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
 	if session == nil || session.UserId == 0 {
@@ -242,6 +243,11 @@ func (s *Service) readCounts(ctx context.Context, user int64,
 	if err != nil {
 		return nil, err
 	}
+	if rr.to > 0 {
+		// The counts are of today's members, whom GET_GROUP no longer shows
+		// a former member: refused the same way.
+		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	}
 	var members []memberRow
 	err = s.rdc(ctx).Select("user_id", "read_seq").
 		Where("conv_id = ? AND left_seq = 0", req.ConvId).Find(&members).Error
@@ -262,8 +268,8 @@ func (s *Service) readCounts(ctx context.Context, user int64,
 	resp := &protocol.ReadCountsResp{Counts: make([]int32, len(req.Seqs)),
 		MemberCount: int32(len(members))}
 	for i, seq := range req.Seqs {
-		if seq < rr.from || rr.to > 0 && seq > rr.to {
-			continue // not the asker's to know
+		if seq < rr.from {
+			continue // from before the asker joined: not theirs to know
 		}
 		at, _ := slices.BinarySearch(reads, seq)
 		n := len(reads) - at // members whose read_seq >= seq
