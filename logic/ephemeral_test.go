@@ -258,9 +258,12 @@ func TestPresence_GetAndWatchReplaces(t *testing.T) {
 		}
 	}
 
+	// Over the list limit is TOO_LARGE, as for every other list.
 	tooMany := make([]int64, MaxPresenceIDs+1)
 	_, err = e.svc.GetPresence(ctx, session(1, 1), &protocol.GetPresenceReq{UserIds: tooMany})
-	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	wantCode(t, err, common.ErrorCode_TOO_LARGE)
+	_, err = e.svc.WatchPresence(ctx, session(1, 1), &protocol.WatchPresenceReq{UserIds: tooMany})
+	wantCode(t, err, common.ErrorCode_TOO_LARGE)
 }
 
 func TestLoginAndDisconnect_PublishPresence(t *testing.T) {

@@ -58,10 +58,11 @@ func (s *Service) WatchPresence(ctx context.Context, session *logicrpc.Session,
 }
 
 // presenceIDs takes one request from the user's presence budget and returns
-// ids without duplicates and non-positive ids, in first-seen order.
+// ids without duplicates and non-positive ids, in first-seen order. Over
+// MaxPresenceIDs is TOO_LARGE, as every list over its limit is.
 func (s *Service) presenceIDs(session *logicrpc.Session, ids []int64) ([]int64, error) {
 	if len(ids) > MaxPresenceIDs {
-		return nil, fmt.Errorf("%w: more than %d user ids", ErrBadRequest, MaxPresenceIDs)
+		return nil, fmt.Errorf("%w: more than %d user ids", ErrTooLarge, MaxPresenceIDs)
 	}
 	if !s.eph.presence.Allow(strconv.FormatInt(session.UserId, 10)) {
 		return nil, fmt.Errorf("%w: presence requests", ErrRateLimited)
