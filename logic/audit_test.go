@@ -409,3 +409,22 @@ func TestGroup_LeaveADismissedGroup(t *testing.T) {
 		wantCode(t, err, common.ErrorCode_FORBIDDEN) // left already
 	}
 }
+
+// An ADD that names members along with newcomers adds the newcomers and
+// passes over the members: its event names only those it added. Only an
+// ADD that leaves nobody to add is BAD_REQUEST.
+func TestGroup_AddSkipsMembersAlreadyIn(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, mem, ann := e.register(t, "owner"), e.register(t, "mem"), e.register(t, "ann")
+	g := e.group(t, owner, "G", mem)
+	resp, err := e.manage(owner, g, common.GroupAction_ADD, []int64{mem, ann}, "", 0)
+	wantCode(t, err, common.ErrorCode_OK)
+	msgs := e.syncAll(t, owner, g)
+	if ev := decodeGroupEvent(t, msgs[len(msgs)-1]); msgs[len(msgs)-1].Seq != resp.Seq ||
+		!slices.Equal(ev.Targets, []int64{ann}) {
+		t.Fatalf("last event %+v at seq %d, want the ADD of [%d] at %d", ev,
+			msgs[len(msgs)-1].Seq, ann, resp.Seq)
+	}
+	_, err = e.manage(owner, g, common.GroupAction_ADD, []int64{mem, ann}, "", 0)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+}

@@ -277,6 +277,9 @@ func (ch *groupChange) apply(ev *common.GroupEvent, maxMembers int) error {
 	actor, seq := ch.m.SenderID, ch.m.Seq
 	switch ev.Action {
 	case common.GroupAction_ADD:
+		// Members already in are passed over, not refused: two admins
+		// adding the same people at once both succeed, and the event
+		// names only those it added.
 		ev.Targets = slices.DeleteFunc(ev.Targets, func(id int64) bool {
 			_, member := ch.roles[id]
 			return member
