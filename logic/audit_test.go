@@ -428,3 +428,27 @@ func TestGroup_AddSkipsMembersAlreadyIn(t *testing.T) {
 	_, err = e.manage(owner, g, common.GroupAction_ADD, []int64{mem, ann}, "", 0)
 	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
 }
+
+// The length of a user list is checked as sent, before duplicates are
+// dropped, so that a caller of the RPC (which the frame limit does not
+// bound) cannot make the server sort a list of any length: a long list of
+// one id repeated is TOO_LARGE, not read down to one user.
+func TestGroupLists_LengthCheckedBeforeDeduplication(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, mem := e.register(t, "owner"), e.register(t, "mem")
+	g := e.group(t, owner, "G", mem)
+	repeat := func(id int64, n int) []int64 {
+		ids := make([]int64, n)
+		for i := range ids {
+			ids[i] = id
+		}
+		return ids
+	}
+	_, err := e.svc.CreateGroup(ctxBG, session(owner, 1), &protocol.CreateGroupReq{
+		ClientMsgId: "big", Name: "Big", MemberIds: repeat(mem, e.svc.cfg.MaxGroupMembers+1)})
+	wantCode(t, err, common.ErrorCode_TOO_LARGE)
+	// Naming only oneself is BAD_REQUEST; said 101 times, the length is
+	// what is refused.
+	_, err = e.manage(owner, g, common.GroupAction_REMOVE, repeat(owner, maxGroupTargets+1), "", 0)
+	wantCode(t, err, common.ErrorCode_TOO_LARGE)
+}

@@ -83,6 +83,13 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 	if err := checkGroupName(req.Name); err != nil {
 		return nil, err
 	}
+	// The list as sent, before uniqueIDs sorts it: a caller of the RPC, which
+	// the frame limit does not bound, must not make the server sort any
+	// length it likes. The owner named in it still fits.
+	if len(req.MemberIds) > s.cfg.MaxGroupMembers {
+		return nil, fmt.Errorf("%w: a group holds at most %d members", ErrTooLarge,
+			s.cfg.MaxGroupMembers)
+	}
 	owner := session.UserId
 	members := uniqueIDs(req.MemberIds, owner)
 	if len(members)+1 > s.cfg.MaxGroupMembers {
@@ -177,6 +184,10 @@ func (s *Service) checkManage(actor int64, req *protocol.ManageGroupReq) (*commo
 	if !isGroupID(req.ConvId) {
 		return nil, fmt.Errorf("%w: not a group", ErrBadRequest)
 	}
+	// Before uniqueIDs sorts the list, as in createGroup.
+	if len(req.UserIds) > maxGroupTargets {
+		return nil, fmt.Errorf("%w: at most %d users per request", ErrTooLarge, maxGroupTargets)
+	}
 	ev := &common.GroupEvent{Action: req.Action}
 	switch req.Action {
 	case common.GroupAction_ADD, common.GroupAction_REMOVE:
@@ -202,9 +213,6 @@ func (s *Service) checkManage(actor int64, req *protocol.ManageGroupReq) (*commo
 	case common.GroupAction_LEAVE, common.GroupAction_DISMISS:
 	default:
 		return nil, fmt.Errorf("%w: unknown group action", ErrBadRequest)
-	}
-	if len(req.UserIds) > maxGroupTargets {
-		return nil, fmt.Errorf("%w: at most %d users per request", ErrTooLarge, maxGroupTargets)
 	}
 	return ev, nil
 }
