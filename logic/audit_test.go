@@ -177,6 +177,7 @@ func TestHandlers_MissingRequestReadsAsEmpty(t *testing.T) {
 		code common.ErrorCode
 	}{
 		{"send", func() error { _, err := s.Send(c, ss, nil); return err }, bad},
+		{"sync", func() error { _, err := s.Sync(c, ss, nil); return err }, bad},
 		{"sync_convs", func() error { _, err := s.SyncConvs(c, ss, nil); return err }, ok},
 		{"create_group", func() error { _, err := s.CreateGroup(c, ss, nil); return err }, bad},
 		{"manage_group", func() error { _, err := s.ManageGroup(c, ss, nil); return err }, bad},
@@ -451,4 +452,19 @@ func TestGroupLists_LengthCheckedBeforeDeduplication(t *testing.T) {
 	// what is refused.
 	_, err = e.manage(owner, g, common.GroupAction_REMOVE, repeat(owner, maxGroupTargets+1), "", 0)
 	wantCode(t, err, common.ErrorCode_TOO_LARGE)
+}
+
+// A SYNC without a request reads as an empty one, as every handler's does,
+// and its refusal is logged with the user who asked.
+func TestSync_MissingRequestLogsTheUser(t *testing.T) {
+	logs := &lockedBuffer{}
+	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
+		d.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
+	})
+	alice := e.register(t, "alice")
+	_, err := e.svc.Sync(ctxBG, session(alice, 1), nil)
+	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+	if got := logs.failLine(t, "sync"); got["user"] != float64(alice) {
+		t.Fatalf("sync refusal logged user=%v, want %d (line %v)", got["user"], alice, got)
+	}
 }

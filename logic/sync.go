@@ -2,7 +2,6 @@ package logic
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -29,7 +28,7 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 		return nil, s.fail("sync", ErrUnauthenticated, nil)
 	}
 	if req == nil {
-		return nil, s.fail("sync", fmt.Errorf("%w: empty request", ErrBadRequest), nil)
+		req = &protocol.SyncReq{} // a missing body reads as empty
 	}
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Int64("user", session.UserId).Str("conv", req.ConvId)
