@@ -468,3 +468,46 @@ func TestSync_MissingRequestLogsTheUser(t *testing.T) {
 		t.Fatalf("sync refusal logged user=%v, want %d (line %v)", got["user"], alice, got)
 	}
 }
+
+// A user who blocked someone cannot be put in a group by them, by
+// CREATE_GROUP or ADD, and so be written to there: FORBIDDEN, and nothing
+// stored. The block is one-way here: the blocker may add the blocked user,
+// and anyone else may add the blocker. A member already in who blocked
+// the adder is passed over as any member already in.
+func TestGroup_NoAddByABlockedUser(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	owner, adm, bob, carol := e.register(t, "owner"), e.register(t, "adm"), e.register(t, "bob"),
+		e.register(t, "carol")
+	g := e.group(t, owner, "G", adm)
+	if _, err := e.manage(owner, g, common.GroupAction_SET_ROLE, []int64{adm}, "",
+		common.GroupRole_ADMIN); err != nil {
+		t.Fatal(err)
+	}
+	for blocker, blocked := range map[int64]int64{bob: adm, carol: owner} {
+		_, err := e.svc.Block(ctxBG, session(blocker, 1),
+			&protocol.BlockReq{UserId: blocked, Blocked: true})
+		wantCode(t, err, common.ErrorCode_OK)
+	}
+	before := e.countMessages(t)
+	_, err := e.svc.CreateGroup(ctxBG, session(adm, 1), &protocol.CreateGroupReq{
+		ClientMsgId: "c-bob", Name: "H", MemberIds: []int64{owner, bob}})
+	wantCode(t, err, common.ErrorCode_FORBIDDEN)
+	_, err = e.manage(adm, g, common.GroupAction_ADD, []int64{bob}, "", 0)
+	wantCode(t, err, common.ErrorCode_FORBIDDEN)
+	_, err = e.manage(owner, g, common.GroupAction_ADD, []int64{carol}, "", 0)
+	wantCode(t, err, common.ErrorCode_FORBIDDEN)
+	if n := e.countMessages(t); n != before {
+		t.Fatalf("%d messages after the refused adds, want %d", n, before)
+	}
+
+	// The owner, whom bob did not block, adds him; then adm adds carol
+	// along with bob, who is passed over.
+	_, err = e.manage(owner, g, common.GroupAction_ADD, []int64{bob}, "", 0)
+	wantCode(t, err, common.ErrorCode_OK)
+	_, err = e.manage(adm, g, common.GroupAction_ADD, []int64{bob, carol}, "", 0)
+	wantCode(t, err, common.ErrorCode_OK)
+	// The blocker puts the user it blocked in a group of its own.
+	_, err = e.svc.CreateGroup(ctxBG, session(bob, 1), &protocol.CreateGroupReq{
+		ClientMsgId: "c-adm", Name: "I", MemberIds: []int64{adm}})
+	wantCode(t, err, common.ErrorCode_OK)
+}

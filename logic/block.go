@@ -102,6 +102,27 @@ func (s *Service) blockedBetween(ctx context.Context, a, b int64) (bool, error) 
 	return n > 0, nil
 }
 
+// refuseBlockers fails with errAddBlocked, naming the first, when any of
+// ids blocked adder. It reads in db, the transaction of an ADD (under the
+// group's lock) or the read pool before a CREATE_GROUP. Block takes no
+// group lock: an add that read no block commits even if the block is
+// written meanwhile, as a 1:1 send does.
+func refuseBlockers(db *gorm.DB, adder int64, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var blockers []int64
+	err := db.Model(&blockRow{}).Where("blocked_id = ? AND blocker_id IN ?", adder, ids).
+		Order("blocker_id").Limit(1).Pluck("blocker_id", &blockers).Error
+	if err != nil {
+		return fmt.Errorf("blockers of user %d among %d: %w", adder, len(ids), err)
+	}
+	if len(blockers) > 0 {
+		return fmt.Errorf("%w: user %d", errAddBlocked, blockers[0])
+	}
+	return nil
+}
+
 // peerState tells whether user peer exists and whether sender and peer
 // block each other, in one query: a 1:1 send asks both.
 func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, blocked bool, err error) {

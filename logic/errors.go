@@ -61,6 +61,12 @@ var (
 // that it may not write here.
 var errBlocked = fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 
+// errAddBlocked refuses putting in a group (CREATE_GROUP or ADD) a user who
+// blocked the adder, who could then write to them there. Unlike errBlocked
+// it tells the adder which side blocked; a 1:1 send already lets the adder
+// find a block out.
+var errAddBlocked = fmt.Errorf("%w: cannot add a user who blocked you", ErrForbidden)
+
 // Internal errors; they never reach a client as such.
 var (
 	// errDuplicate means the message's (sender, client_msg_id) is already

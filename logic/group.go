@@ -102,6 +102,9 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 	if err := s.usersExist(ctx, members); err != nil {
 		return nil, err
 	}
+	if err := refuseBlockers(s.rdc(ctx), owner, members); err != nil {
+		return nil, err
+	}
 	convID := newGroupID()
 	ev := &common.GroupEvent{Action: common.GroupAction_CREATE, Targets: members, Name: req.Name}
 	m := s.newEventMessage(session, convID, req.ClientMsgId, common.ContentType_GROUP_EVENT, ev)
@@ -294,6 +297,9 @@ func (ch *groupChange) apply(ev *common.GroupEvent, maxMembers int) error {
 		})
 		if len(ev.Targets) == 0 {
 			return fmt.Errorf("%w: already members", ErrBadRequest)
+		}
+		if err := refuseBlockers(ch.tx, actor, ev.Targets); err != nil {
+			return err
 		}
 		if len(ch.roles)+len(ev.Targets) > maxMembers {
 			return fmt.Errorf("%w: a group holds at most %d members", ErrTooLarge, maxMembers)
