@@ -161,6 +161,12 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 
 // changedConvs returns up to limit conversations of user positioned after
 // pos, in position order.
+//
+// TODO: a former member gets the group's current name and member count,
+// not those at their leaving, as the member row keeps no copy of them; so
+// a listing after the leaving (a new device's, or after a MARK_READ) shows
+// a rename and the member count that GET_GROUP refuses them. Copying both
+// into the member row at the leaving would freeze them.
 func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	limit int) ([]convSummaryRow, error) {
 	var rows []convSummaryRow
