@@ -87,7 +87,7 @@ func sameHash(a, b string) bool {
 // of the device's current generation, on db, a transaction's handle.
 func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
 	q := db.Model(&deviceRow{}).Where("user_id = ? AND device_id = ?", dev.UserID, dev.DeviceID)
-	p, _, err := s.storePair(q, dev)
+	p, _, err := s.storePair(q, dev, false)
 	return p, err
 }
 
@@ -98,34 +98,61 @@ func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
 // this one back in with the old password. The condition rides on the
 // UPDATE, so the check and the write are one statement (on MySQL the
 // subquery takes a shared lock on the user's row, so a change waits or is
-// seen).
+// seen). It also revokes the device's earlier access tokens: a password
+// login starts the device afresh, and a thief holding one of them (whose
+// refresh token this pair replaces) is shut out with it.
 func (s *Service) issuePairChecked(tx *gorm.DB, dev *deviceRow,
 	passwordHash string) (tokenPair, error) {
 	q := tx.Model(&deviceRow{}).Where("user_id = ? AND device_id = ? AND EXISTS "+
 		"(SELECT 1 FROM `"+s.tables.user+"` WHERE id = ? AND password_hash = ?)",
 		dev.UserID, dev.DeviceID, dev.UserID, passwordHash)
-	p, n, err := s.storePair(q, dev)
+	p, n, err := s.storePair(q, dev, true)
 	if err == nil && n == 0 {
 		err = ErrInvalidCredentials // the client reads what a wrong password reads
 	}
-	return p, err
+	if err != nil {
+		return tokenPair{}, err
+	}
+	// The access token carries the generation the bump left, read under
+	// the row's lock this transaction now holds.
+	bumped, err := findDeviceIn(tx, dev.UserID, dev.DeviceID)
+	if err == nil && bumped == nil {
+		err = fmt.Errorf("%w: device user=%d device=%q vanished", ErrNotFound, dev.UserID, dev.DeviceID)
+	}
+	if err != nil {
+		return tokenPair{}, err
+	}
+	*dev = *bumped
+	access := s.accessToken(dev)
+	p.access, p.accessExpires, p.generation = access.access, access.accessExpires, access.generation
+	return p, nil
 }
 
 // storePair gives the device a new refresh token through q, an UPDATE of
-// the device's row, and returns the pair and how many rows q updated.
-func (s *Service) storePair(q *gorm.DB, dev *deviceRow) (tokenPair, int64, error) {
+// the device's row, and returns the pair and how many rows q updated. With
+// revokeOlder the update also bumps the device's generation, so that every
+// access token issued to the device before stops working; the pair's
+// access token is then the caller's to issue.
+func (s *Service) storePair(q *gorm.DB, dev *deviceRow, revokeOlder bool) (tokenPair, int64, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
 		return tokenPair{}, 0, err
 	}
 	expires := s.now().Add(s.cfg.RefreshTTL).UnixMilli()
-	res := q.Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
-		"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires})
+	set := map[string]any{"refresh_hash": hashRefresh(refresh),
+		"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires}
+	if revokeOlder {
+		set["token_gen"] = gorm.Expr("token_gen + 1")
+	}
+	res := q.Updates(set)
 	if res.Error != nil {
 		return tokenPair{}, 0, fmt.Errorf("store refresh user=%d device=%q: %w",
 			dev.UserID, dev.DeviceID, res.Error)
 	}
-	p := s.accessToken(dev)
+	var p tokenPair
+	if !revokeOlder {
+		p = s.accessToken(dev)
+	}
 	p.refresh, p.refreshExpires = refresh, expires
 	return p, res.RowsAffected, nil
 }

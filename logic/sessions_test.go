@@ -667,3 +667,20 @@ func testLoginRacingRevocation(t *testing.T, refresh bool,
 		}
 	}
 }
+
+// TestPasswordLogin_RevokesTheDevicesOlderTokens checks that a password
+// login starts its device afresh: an access token issued to the device
+// before, a thief's copy say, stops working, and the new one works.
+func TestPasswordLogin_RevokesTheDevicesOlderTokens(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		old := e.loginDevice(t, "alice", "phone", 1)
+		fresh := e.loginDevice(t, "alice", "phone", 2)
+		if c := e.tokenLogin(t, old.token); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("the device's earlier access token after a password login: %s", c)
+		}
+		if c := e.tokenLogin(t, fresh.token); c != common.ErrorCode_OK {
+			t.Fatalf("the new access token: %s", c)
+		}
+	})
+}
