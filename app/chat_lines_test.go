@@ -22,13 +22,13 @@ func TestChat_LinesGoAsTypedUpToTheServersLimit(t *testing.T) {
 	ann.to(t, "lbob")
 
 	ann.say(t, "    indented code")
-	bob.wait(t, "lann:     indented code")
+	bob.wait(t, "lann #1:     indented code")
 	ann.say(t, "  // an indented comment is text, not a command")
-	bob.wait(t, "lann:   // an indented comment")
+	bob.wait(t, "lann #2:   // an indented comment")
 
 	long := "BEGIN" + strings.Repeat("x", 280_000) + "END"
 	ann.say(t, long)
-	bob.wait(t, "lann: BEGINxxx")
+	bob.wait(t, "lann #3: BEGINxxx")
 	bob.wait(t, "xxxEND")
 	if out := ann.text(); strings.Contains(out, "not sent") {
 		t.Fatalf("the long line was refused:\n%.2000s", out)

@@ -84,9 +84,9 @@ func TestChat_GroupCommands(t *testing.T) {
 
 	ann.say(t, "/group new Friends tbob")
 	ann.wait(t, `created group Friends`)
-	bob.wait(t, `tann created "Friends" with tbob`)
+	bob.wait(t, `* #1 tann created "Friends" with tbob`)
 	ann.say(t, "hello friends")
-	bob.wait(t, "tann: hello friends")
+	bob.wait(t, "tann #2: hello friends")
 
 	out := bob.text()
 	i := strings.Index(out, "(g:")
@@ -96,14 +96,14 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.say(t, "/group Friends") // by name
 	bob.wait(t, "chatting in group Friends ("+group+")")
 	bob.say(t, "hi ann")
-	ann.wait(t, "tbob: hi ann")
+	ann.wait(t, "tbob #3: hi ann")
 
 	ann.say(t, "/edit 2 hello, friends")
-	bob.wait(t, "tann edited #2: hello, friends")
+	bob.wait(t, "* #4 tann edited #2: hello, friends")
 	ann.say(t, "/recall 2")
-	bob.wait(t, "tann recalled #2")
+	bob.wait(t, "* #5 tann recalled #2")
 	bob.say(t, "/history")
-	bob.wait(t, "tann: (recalled)")
+	bob.wait(t, "tann #2: (recalled)")
 
 	ann.say(t, "/members")
 	ann.wait(t, "tann (owner)")
@@ -115,13 +115,13 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.say(t, "/remove tann")
 	bob.wait(t, "a member may not remove")
 	ann.say(t, "/remove tbob")
-	bob.wait(t, "tann removed tbob")
+	bob.wait(t, "* #6 tann removed tbob")
 
 	// A message of another conversation says which one it belongs to.
 	ann.to(t, "tbob")
 	ann.say(t, "psst")
 	bob.wait(t, "[with tann] ")
-	bob.wait(t, "tann: psst")
+	bob.wait(t, "tann #1: psst")
 }
 
 // TestChat_MarksShownMessagesRead checks that messages printed in the open
@@ -138,9 +138,9 @@ func TestChat_MarksShownMessagesRead(t *testing.T) {
 	ann.to(t, "rbob")
 	ann.say(t, "one")
 	ann.say(t, "two")
-	bob.wait(t, "rann: two")
+	bob.wait(t, "rann #2: two")
 	carl.say(t, "elsewhere")
-	bob.wait(t, "rcarl: elsewhere")
+	bob.wait(t, "rcarl #1: elsewhere")
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -168,13 +168,13 @@ func TestChat_TooLargeMessages(t *testing.T) {
 	bob.to(t, "lann")
 
 	ann.say(t, strings.Repeat("x", 16384))
-	bob.wait(t, "lann: "+strings.Repeat("x", 16384))
+	bob.wait(t, "lann #1: "+strings.Repeat("x", 16384))
 	ann.say(t, strings.Repeat("y", 16385))
 	ann.wait(t, `! not sent: "`+strings.Repeat("y", 40)+`…" (16385 bytes) is too large`)
 	ann.say(t, strings.Repeat("z", 70<<10))
 	ann.wait(t, `! not sent: "`+strings.Repeat("z", 40)+`…" (71680 bytes) is too large`)
 	ann.say(t, "still here")
-	bob.wait(t, "lann: still here")
+	bob.wait(t, "lann #2: still here")
 	if out := ann.text(); strings.Contains(out, "connection lost") {
 		t.Fatalf("a refusal cost the connection:\n%.2000s", out)
 	}
@@ -188,7 +188,7 @@ func TestChat_GroupNamesPrintInert(t *testing.T) {
 	addr := sys.GatewayAddr().String()
 	ann, bob := runChat(t, addr, "iann"), runChat(t, addr, "ibob")
 	ann.say(t, "/group new x\x1b[2J\u202ey ibob")
-	bob.wait(t, `iann created "x␛[2J`+"\uFFFD"+`y" with ibob`)
+	bob.wait(t, `* #1 iann created "x␛[2J`+"\uFFFD"+`y" with ibob`)
 	ann.say(t, "hello")
 	bob.wait(t, "[x␛[2J\uFFFDy] [")
 	bob.say(t, "/convs")
@@ -219,7 +219,7 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	ann.wait(t, "--- last 1 messages with nbob ---")
 
 	ann.say(t, "/group new solo nann")
-	ann.wait(t, `nann created "solo" with no one else yet (g:`)
+	ann.wait(t, `* #1 nann created "solo" with no one else yet (g:`)
 	ann.say(t, "/group new g2 nbob nosuchuser ghost")
 	ann.wait(t, "! no such user: nosuchuser, ghost")
 	ann.say(t, "/presence ghost")
@@ -232,7 +232,7 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	ann.wait(t, "* chatting in group Friends (g:")
 	ann.wait(t, "--- last 1 messages with group Friends ---")
 	ann.say(t, "/dismiss")
-	ann.wait(t, "nann dismissed the group")
+	ann.wait(t, "* #2 nann dismissed the group")
 	ann.say(t, "/members")
 	ann.wait(t, "--- Friends (dismissed): 2 members ---")
 
@@ -258,10 +258,10 @@ func TestChat_LongPaste(t *testing.T) {
 		fmt.Fprintf(&paste, "p%d\n", i)
 	}
 	go func() { _, _ = io.WriteString(ann.in, paste.String()) }()
-	bob.waitTimeout(t, fmt.Sprintf("pann: p%d\n", lines-1), 60*time.Second)
+	bob.waitTimeout(t, fmt.Sprintf("pann #%d: p%d\n", lines, lines-1), 60*time.Second)
 	out := bob.text()
 	for i := range lines {
-		if n := strings.Count(out, fmt.Sprintf("pann: p%d\n", i)); n != 1 {
+		if n := strings.Count(out, fmt.Sprintf("pann #%d: p%d\n", i+1, i)); n != 1 {
 			t.Fatalf("line p%d printed %d times", i, n)
 		}
 	}
@@ -285,7 +285,7 @@ func TestChat_BlockAndDevices(t *testing.T) {
 	ann.say(t, "/unblock bbob")
 	ann.wait(t, "* unblocked bbob")
 	bob.say(t, "thanks")
-	ann.wait(t, "bbob: thanks")
+	ann.wait(t, "bbob #1: thanks")
 	ann.say(t, "/block bann")
 	ann.wait(t, "! cannot block yourself")
 	ann.say(t, "/block nobody")
@@ -294,7 +294,7 @@ func TestChat_BlockAndDevices(t *testing.T) {
 	ann.say(t, "/devices")
 	ann.wait(t, "--- 1 device ---")
 	ann.wait(t, "  term (terminal, online, this one; last login ")
-	if strings.Contains(ann.text(), "bbob: let me in") {
+	if strings.Contains(ann.text(), ": let me in") {
 		t.Fatalf("a message through the block:\n%s", ann.text())
 	}
 }

@@ -301,10 +301,10 @@ func readLine(br *bufio.Reader, limit int) (string, int, error) {
 	}
 }
 
-// formatMessage renders a message as "[15:04:05] bob: text".
+// formatMessage renders a message as "[15:04:05] bob #2: text".
 func formatMessage(m *common.Message, sender string) string {
 	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
-	return fmt.Sprintf("[%s] %s: %s", at, sender, messageText(m))
+	return fmt.Sprintf("[%s] %s #%d: %s", at, sender, m.Seq, messageText(m))
 }
 
 // messageText renders a message's content with its state.

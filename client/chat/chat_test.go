@@ -135,25 +135,26 @@ func TestRun_ChatReconnectsWithoutLossOrRepeat(t *testing.T) {
 		t.Fatalf("bob got %q", m.Content)
 	}
 
-	// A push prints as "[hh:mm:ss] bob: text".
+	// A push prints as "[hh:mm:ss] bob #2: text", with its seq.
 	send(t, bob, aliceID, "hi alice")
-	waitOutput(t, r.out, "] bob: hi alice", 1)
+	waitOutput(t, r.out, "] bob #2: hi alice", 1)
 
 	// Drop alice and send while she is away: she catches up exactly once.
 	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
 	waitOutput(t, r.out, "reconnecting in", 1)
 	send(t, bob, aliceID, "while away")
 	waitOutput(t, r.out, "* logged in as alice", 2)
-	waitOutput(t, r.out, "] bob: while away", 1)
+	waitOutput(t, r.out, "] bob #3: while away", 1)
 	send(t, bob, aliceID, "after")
-	waitOutput(t, r.out, "] bob: after", 1)
+	waitOutput(t, r.out, "] bob #4: after", 1)
 
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 	out := r.out.String()
-	for _, line := range []string{"hello bob", "bob: hi alice", "bob: while away", "bob: after"} {
+	for _, line := range []string{"hello bob", "bob #2: hi alice", "bob #3: while away",
+		"bob #4: after"} {
 		if n := strings.Count(out, line); n != 1 {
 			t.Fatalf("%q printed %d times; output:\n%s", line, n, out)
 		}
@@ -170,7 +171,7 @@ func TestRun_StartsOnTheNextGatewayWhenTheFirstIsDown(t *testing.T) {
 	waitOutput(t, r.out, "* logged in as alice (id 2) at "+s.Addr(), 1)
 	waitOutput(t, r.out, "* chatting with bob", 1)
 	send(t, bob, userID(t, bob, "alice"), "found you")
-	waitOutput(t, r.out, "] bob: found you", 1)
+	waitOutput(t, r.out, "] bob #1: found you", 1)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
@@ -193,7 +194,7 @@ func TestRun_MovesToTheNextGatewayWhenItGoesDown(t *testing.T) {
 	waitOutput(t, r.out, "reconnecting in", 1)
 	waitOutput(t, r.out, "* logged in as alice (id 1) at "+second.Addr(), 1)
 	send(t, bob, userID(t, bob, "alice"), "over here")
-	waitOutput(t, r.out, "bob: over here", 1)
+	waitOutput(t, r.out, "bob #1: over here", 1)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
@@ -229,7 +230,7 @@ func TestRun_PrintsHistoryAndWaitsForPeer(t *testing.T) {
 
 	r.say(t, "/to carol")
 	waitOutput(t, r.out, "--- last 1 messages with carol ---", 1)
-	waitOutput(t, r.out, "] carol: old news", 1)
+	waitOutput(t, r.out, "] carol #1: old news", 1)
 
 	newUser(t, s, "dave")
 	r.say(t, "/to dave")
@@ -358,9 +359,9 @@ func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
 
 	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw-secret", "--to", "carol")
 	waitOutput(t, r.out, "--- last 20 messages with carol ---", 1)
-	waitOutput(t, r.out, "] carol: note 24", 1)
+	waitOutput(t, r.out, "] carol #25: note 24", 1)
 	send(t, carol, bobID, "fresh")
-	waitOutput(t, r.out, "] carol: fresh", 1)
+	waitOutput(t, r.out, "] carol #26: fresh", 1)
 	r.say(t, "/history")
 	waitOutput(t, r.out, "--- last 20 messages with carol ---", 2)
 	r.say(t, "/quit")
@@ -369,7 +370,7 @@ func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {
 	}
 	out := r.out.String()
 	if strings.Contains(out, "note 04") || strings.Count(out, "note 05") != 1 ||
-		strings.Count(out, "] carol: fresh") != 2 {
+		strings.Count(out, "] carol #26: fresh") != 2 {
 		t.Fatalf("history pages wrong:\n%s", out)
 	}
 }
@@ -530,7 +531,7 @@ func TestRun_PrintsNetworkTextInert(t *testing.T) {
 
 	send(t, bob, aliceID, "a\x00b\x1b[31mred\x07\r\n[12:00:00] alice: forged\u202egnp.exe"+
 		"\u2066x\u2069\u0085\u009b\x7f\tend\xff")
-	waitOutput(t, r.out, "] bob: a␀b␛[31mred␇␍␊[12:00:00] alice: forged\uFFFDgnp.exe"+
+	waitOutput(t, r.out, "] bob #1: a␀b␛[31mred␇␍␊[12:00:00] alice: forged\uFFFDgnp.exe"+
 		"\uFFFDx\uFFFD\uFFFD\uFFFD␡␉end\uFFFD", 1)
 	send(t, evil, aliceID, "hi")
 	waitOutput(t, r.out, "[with ev␛[2Jil␍] ", 1)
@@ -541,7 +542,7 @@ func TestRun_PrintsNetworkTextInert(t *testing.T) {
 	out := r.out.String()
 	checkPrintable(t, out)
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "forged") && !strings.Contains(line, "] bob: a") {
+		if strings.Contains(line, "forged") && !strings.Contains(line, "] bob #1: a") {
 			t.Fatalf("a message line of its own: %q", line)
 		}
 	}

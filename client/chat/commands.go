@@ -300,16 +300,14 @@ func p2pPeer(convID string, me int64) (peer int64, ok bool) {
 	return 0, false
 }
 
-// format renders our own messages with their seq, as the ack of a send.
+// format renders a message as "[15:04:05] bob #2: text" and an event as
+// "* #3 bob left": the #seq of every line, since /recall and /edit take one
+// and the events of recalls and edits name the one they change.
 func (s *session) format(ctx context.Context, m *common.Message) string {
 	if ev := s.formatEvent(ctx, m); ev != "" {
-		return ev
+		return fmt.Sprintf("* #%d %s", m.Seq, ev)
 	}
-	if m.SenderId != s.me {
-		return formatMessage(m, s.nameOf(ctx, m.SenderId))
-	}
-	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
-	return fmt.Sprintf("[%s] %s #%d: %s", at, s.names[s.me], m.Seq, messageText(m))
+	return formatMessage(m, s.nameOf(ctx, m.SenderId))
 }
 
 // nameOf returns a user's name, asking the server once per unknown id.

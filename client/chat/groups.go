@@ -348,14 +348,15 @@ func (s *session) allConvs(ctx context.Context) ([]*protocol.ConvSummary, error)
 	return convs, err
 }
 
-// formatEvent renders a group, recall or edit event; "" for a message.
+// formatEvent describes a group, recall or edit event, as "alice left";
+// "" for a message. format adds the event's own #seq.
 func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 	who := s.nameOf(ctx, m.SenderId)
 	switch m.ContentType {
 	case common.ContentType_GROUP_EVENT:
 		ev, err := client.GroupEventOf(m)
 		if err != nil {
-			return "* " + err.Error()
+			return err.Error()
 		}
 		names := make([]string, len(ev.Targets))
 		for i, id := range ev.Targets {
@@ -367,32 +368,33 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 			if targets == "" {
 				targets = "no one else yet"
 			}
-			return fmt.Sprintf("* %s created %q with %s (%s)", who, clean(ev.Name), targets,
+			return fmt.Sprintf("%s created %q with %s (%s)", who, clean(ev.Name), targets,
 				m.ConvId)
 		case common.GroupAction_ADD:
-			return fmt.Sprintf("* %s added %s", who, targets)
+			return fmt.Sprintf("%s added %s", who, targets)
 		case common.GroupAction_REMOVE:
-			return fmt.Sprintf("* %s removed %s", who, targets)
+			return fmt.Sprintf("%s removed %s", who, targets)
 		case common.GroupAction_LEAVE:
-			return fmt.Sprintf("* %s left", who)
+			return fmt.Sprintf("%s left", who)
 		case common.GroupAction_RENAME:
 			s.renamed(m.ConvId, ev.Name)
-			return fmt.Sprintf("* %s renamed the group %q", who, clean(ev.Name))
+			return fmt.Sprintf("%s renamed the group %q", who, clean(ev.Name))
 		case common.GroupAction_SET_ROLE:
-			return fmt.Sprintf("* %s made %s %s", who, targets, strings.ToLower(ev.Role.String()))
+			return fmt.Sprintf("%s made %s %s", who, targets, strings.ToLower(ev.Role.String()))
 		case common.GroupAction_DISMISS:
-			return fmt.Sprintf("* %s dismissed the group", who)
+			return fmt.Sprintf("%s dismissed the group", who)
 		}
-		return fmt.Sprintf("* %s changed the group", who)
+		return fmt.Sprintf("%s changed the group", who)
 	case common.ContentType_RECALL:
 		if ev, err := client.RecallEventOf(m); err == nil {
-			return fmt.Sprintf("* %s recalled #%d", who, ev.Seq)
+			return fmt.Sprintf("%s recalled #%d", who, ev.Seq)
 		}
 	case common.ContentType_EDIT:
 		if ev, err := client.EditEventOf(m); err == nil && m.Recalled {
-			return fmt.Sprintf("* %s edited #%d (since recalled)", who, ev.Seq)
+			return fmt.Sprintf("%s edited #%d (since recalled)", who, ev.Seq)
 		} else if err == nil {
-			return fmt.Sprintf("* %s edited #%d: %s", who, ev.Seq, contentText(ev.ContentType, ev.Content))
+			return fmt.Sprintf("%s edited #%d: %s", who, ev.Seq,
+				contentText(ev.ContentType, ev.Content))
 		}
 	}
 	return ""

@@ -35,7 +35,7 @@ func TestRun_TransferHandsTheGroupOver(t *testing.T) {
 	waitOutput(t, r.out, "! the owner cannot leave: /transfer <user> hands the group over "+
 		"(then /leave), or /dismiss ends it", 1)
 	r.say(t, "/transfer bob")
-	waitOutput(t, r.out, "* alice made bob owner", 1)
+	waitOutput(t, r.out, "* #2 alice made bob owner", 1)
 	r.say(t, "/members")
 	waitOutput(t, r.out, "  alice (admin)", 1)
 	waitOutput(t, r.out, "  bob (owner)", 1)
@@ -77,7 +77,7 @@ func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
 		waitOutput(t, r.out, tc.want, 1)
 	}
 	send(t, bob, aliceID, "his") // #1 of the 1:1 conversation
-	waitOutput(t, r.out, "] bob: his", 1)
+	waitOutput(t, r.out, "] bob #1: his", 1)
 	r.say(t, "mine") // #2
 	waitOutput(t, r.out, "alice #2: mine", 1)
 	r.say(t, "/edit 1 my words")
@@ -109,7 +109,7 @@ func TestRun_ConvsMarksADismissedGroup(t *testing.T) {
 	r.say(t, "/group new club bob")
 	waitOutput(t, r.out, "* created group club (g:2)", 1)
 	r.say(t, "/dismiss")
-	waitOutput(t, r.out, "* alice dismissed the group", 1)
+	waitOutput(t, r.out, "* #2 alice dismissed the group", 1)
 
 	r.say(t, "/convs")
 	waitOutput(t, r.out, "--- 2 conversations ---", 1)

@@ -144,7 +144,8 @@ describe('web app', () => {
       await page.fill('#newchat-user', '');
 
       await send(page, 'hello terminal');
-      await chat.waitFor(`${web}: hello terminal`);
+      // The 41st message of the conversation, after the 40 lines.
+      await chat.waitFor(`${web} #41: hello terminal`);
       chat.line('hello browser');
       await waitMessage(page, 'hello browser');
       assert.deepEqual(page.errors, []);
