@@ -298,3 +298,27 @@ func TestChat_BlockAndDevices(t *testing.T) {
 		t.Fatalf("a message through the block:\n%s", ann.text())
 	}
 }
+
+// TestChat_LeaveEndsTheGroupView checks /leave against the real system: the
+// client leaves the group's view, so that a line typed next is not sent to
+// the group, and the group's LEAVE event is still labelled with its name.
+func TestChat_LeaveEndsTheGroupView(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "vann"), runChat(t, addr, "vbob")
+	ann.say(t, "/group new Club vbob")
+	bob.wait(t, `* #1 vann created "Club" with vbob`)
+	bob.say(t, "/group Club")
+	bob.wait(t, "chatting in group Club")
+	bob.say(t, "/leave")
+	bob.wait(t, "* you left group Club; /to <user> or /group <name or id> to chat on")
+	ann.wait(t, "* #2 vbob left")
+	bob.say(t, "still here?")
+	bob.wait(t, "! no peer yet: /to <user>")
+	bob.say(t, "/convs")
+	bob.wait(t, "  Club  unread 0 (left)")
+	if out := bob.text(); strings.Contains(out, "not a member") ||
+		strings.Contains(out, "connection lost") {
+		t.Fatalf("a line went to the group left, or the session failed:\n%s", out)
+	}
+}

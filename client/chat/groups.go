@@ -168,10 +168,15 @@ func (s *session) transfer(ctx context.Context, names []string) error {
 		UserIds: ids, Role: common.GroupRole_OWNER})
 }
 
-// leave leaves the current group. The server refuses its owner in its own
-// terms; the owner is told which commands would do instead.
+// leave leaves the current group, and with it the group's view. The server
+// refuses its owner in its own terms; the owner is told which commands
+// would do instead.
 func (s *session) leave(ctx context.Context) error {
 	err := s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_LEAVE})
+	if err == nil {
+		s.leftGroup()
+		return nil
+	}
 	if client.CodeOf(err) != common.ErrorCode_FORBIDDEN {
 		return err
 	}
@@ -185,6 +190,21 @@ func (s *session) leave(ctx context.Context) error {
 	}
 	return errors.New("the owner cannot leave: /transfer <user> hands the group over " +
 		"(then /leave), or /dismiss ends it")
+}
+
+// leftGroup puts the client in no conversation after leaving its group:
+// lines typed next would go to the group, which refuses them now. The
+// peer chatted with before is dropped too, so that a line meant for the
+// group does not go to them; the user picks the next conversation.
+func (s *session) leftGroup() {
+	// GET_GROUP no longer answers a former member: the name labels the
+	// group's lines still to come (its LEAVE event) instead.
+	s.convNames[s.group] = s.groupName
+	if s.unread == s.group {
+		s.unread = ""
+	}
+	s.printf("* you left group %s; /to <user> or /group <name or id> to chat on", s.groupName)
+	s.group, s.groupName, s.peer = "", "", peer{}
 }
 
 // manage applies one change to the current group; its event comes back

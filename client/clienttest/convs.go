@@ -47,11 +47,12 @@ func (s *Server) delivered(c *conn, req *protocol.DeliveredReq) (codec.Body, err
 	}
 	for _, p := range req.Positions {
 		cv := s.convs[p.ConvId]
-		if cv == nil || !cv.has(c.userID) {
+		last, ok := s.readable(c.userID, p.ConvId)
+		if cv == nil || !ok {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 		}
 		key := deviceKey(c.userID, c.device)
-		cv.delivered[key] = max(cv.delivered[key], min(p.Seq, int64(len(cv.msgs))))
+		cv.delivered[key] = max(cv.delivered[key], min(p.Seq, last))
 	}
 	return protocol.NewDeliveredResp(), nil
 }
@@ -69,7 +70,7 @@ func (s *Server) syncConvs(c *conn, req *protocol.SyncConvsReq) (codec.Body, err
 	}
 	var changed []*conv
 	for _, cv := range s.convs {
-		if cv.has(c.userID) && cv.version > after {
+		if _, ok := s.readable(c.userID, cv.id); ok && cv.version > after {
 			changed = append(changed, cv)
 		}
 	}
@@ -98,12 +99,15 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 	if cv.group != nil {
 		sum.Type, sum.Name, sum.PeerUserId = common.ConvType_GROUP, cv.group.name, 0
 		sum.MemberCount = int32(len(cv.group.roles))
+		if left := cv.group.left[c.userID]; left > 0 {
+			sum.Left, sum.LastSeq = true, left // the history ends at the leaving
+		}
 	}
-	if n := len(cv.msgs); n > 0 {
+	if n := sum.LastSeq; n > 0 {
 		sum.LastMessage = cv.msgs[n-1]
 		sum.UpdatedMs = cv.msgs[n-1].SendTimeMs
 	}
-	for _, m := range cv.msgs[min(sum.ReadSeq, sum.LastSeq):] {
+	for _, m := range cv.msgs[min(sum.ReadSeq, sum.LastSeq):sum.LastSeq] {
 		if m.SenderId != c.userID {
 			sum.Unread++
 		}

@@ -10,14 +10,17 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// group is the state of a group conversation: its name and the roles of
-// its active members. Of docs/protocol.md's rules the fake keeps those a
-// client sees: only members act, only the owner hands the group over, and
-// the owner cannot leave.
+// group is the state of a group conversation: its name, the roles of its
+// active members and the members who left. Of docs/protocol.md's rules the
+// fake keeps those a client sees: only members act, only the owner hands
+// the group over, the owner cannot leave, and one who left keeps reading
+// the history up to their leaving.
 type group struct {
 	name  string
 	owner int64
 	roles map[int64]common.GroupRole
+	// left is the seq of each former member's LEAVE event.
+	left map[int64]int64
 }
 
 // handleGroupOps serves CREATE_GROUP, MANAGE_GROUP and GET_GROUP.
@@ -71,8 +74,9 @@ func (s *Server) createGroup(c *conn, req *protocol.CreateGroupReq) (codec.Body,
 	}
 	s.nextGroup++
 	cv := &conv{
-		id:        fmt.Sprintf("g:%d", s.nextGroup),
-		group:     &group{name: req.Name, owner: c.userID, roles: make(map[int64]common.GroupRole)},
+		id: fmt.Sprintf("g:%d", s.nextGroup),
+		group: &group{name: req.Name, owner: c.userID,
+			roles: make(map[int64]common.GroupRole), left: make(map[int64]int64)},
 		acks:      make(map[string]*protocol.SendResp),
 		readSeq:   make(map[int64]int64),
 		delivered: make(map[string]int64),
@@ -109,7 +113,12 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		if g.owner == c.userID {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "the owner cannot leave")
 		}
+		// Stored while still a member, so that the leaver's other
+		// devices get the event too, the last one they may read.
+		resp := s.storeGroupEvent(c, cv, ev)
 		delete(g.roles, c.userID)
+		g.left[c.userID] = resp.Seq
+		return resp, nil
 	case req.Action == common.GroupAction_DISMISS:
 		// The members stay, as the server keeps them; nothing marks the
 		// group but its last event.

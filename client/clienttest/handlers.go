@@ -229,7 +229,8 @@ func (s *Server) pushLocked(from *conn, m *common.Message, peer int64) {
 
 func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	cv := s.convs[req.ConvId]
-	if !s.mayRead(c.userID, req.ConvId) {
+	last, ok := s.readable(c.userID, req.ConvId)
+	if !ok {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
 	if req.BeforeSeq > 0 && s.failBackward > 0 {
@@ -244,7 +245,7 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	if cv == nil {
 		return resp, nil
 	}
-	n := int64(len(cv.msgs))
+	n := last
 	resp.LastSeq = n
 	if req.BeforeSeq > 0 {
 		// Backward: the newest limit messages below before_seq; msgs[i] has
@@ -265,15 +266,20 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	return resp, nil
 }
 
-// mayRead reports whether user may sync convID: a member of its group, or
-// one of the two users its 1:1 id names, stored or not.
-func (s *Server) mayRead(user int64, convID string) bool {
-	if cv := s.convs[convID]; cv != nil && cv.group != nil {
-		return cv.has(user)
+// readable reports whether user may sync convID, and its last seq they may
+// read: a member of its group, a former member up to their leaving, or one
+// of the two users its 1:1 id names, stored or not.
+func (s *Server) readable(user int64, convID string) (last int64, ok bool) {
+	cv := s.convs[convID]
+	switch {
+	case cv != nil && cv.group != nil && cv.group.left[user] > 0:
+		return cv.group.left[user], true
+	case cv != nil:
+		return int64(len(cv.msgs)), cv.has(user)
 	}
 	var a, b int64
 	_, err := fmt.Sscanf(convID, "p2p:%d:%d", &a, &b)
-	return err == nil && (user == a || user == b)
+	return 0, err == nil && (user == a || user == b)
 }
 
 func (s *Server) getUser(req *protocol.GetUserReq) (codec.Body, error) {
