@@ -16,9 +16,11 @@ import (
 type SessionConfig struct {
 	// Addr is the gateway's host:port. Required.
 	Addr string
-	// Fallbacks are more gateways; after a failed dial the Session tries the
-	// next address of Addr, Fallbacks... in turn, and stays on one that
-	// works. OpenSession dials each once, if need be, before it gives up.
+	// Fallbacks are more gateways; after a failed dial, or a login answered
+	// in another protocol or not at all (Options.RequestTimeout), the
+	// Session tries the next address of Addr, Fallbacks... in turn, and
+	// stays on one that works. OpenSession tries each once, if need be,
+	// before it gives up; a login refused by a gateway ends it there.
 	Fallbacks []string
 	// Login authenticates every connection. Give Username and Password, or
 	// a Token, or both: after the first login the Session logs in again
@@ -296,11 +298,11 @@ type pendingCursor struct {
 }
 
 // OpenSession dials cfg.Addr and logs in, then resumes and keeps the session
-// up in the background until Close or a fatal error (see Err). While the
-// dial fails it tries each of cfg.Fallbacks in turn. An error from this
-// first attempt (a refused login, or the last address's dial failure) is
-// returned as is, so that a wrong address or password is reported rather
-// than retried forever.
+// up in the background until Close or a fatal error (see Err). While an
+// address cannot be dialled or does not answer as a gateway, it tries each
+// of cfg.Fallbacks in turn. An error from this first attempt (a refused
+// login, or the last address's failure) is returned as is, so that a wrong
+// address or password is reported rather than retried forever.
 func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -10,48 +10,75 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// connect dials and logs in; tries bounds the addresses dialled (see dial).
+// connect dials and logs in, trying tries addresses at most: while one
+// fails, the next of Addr, Fallbacks... in turn. It returns the last
+// failure. The next connect starts after the address that failed last, so
+// the Session stays on one that works.
 func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.LoginResp, error) {
-	c, err := s.dial(ctx, tries)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := s.login(ctx, c)
-	if err != nil {
-		_ = c.Close()
-		return nil, nil, err
-	}
-	s.mu.Lock()
-	s.userID = resp.UserId
-	s.username = cmp.Or(resp.Username, s.cfg.Login.Username)
-	s.mu.Unlock()
-	s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
-	return c, resp, nil
-}
-
-// dial connects to the current gateway address and, while that fails, to
-// the next ones, tries addresses in all; it returns the last failure. The
-// next dial starts after the address that failed last, so the Session stays
-// on one that works.
-func (s *Session) dial(ctx context.Context, tries int) (*Client, error) {
-	addrs := append([]string{s.cfg.Addr}, s.cfg.Fallbacks...)
 	var err error
 	for range max(tries, 1) {
-		s.mu.Lock()
-		i := s.addrIndex % len(addrs)
-		s.mu.Unlock()
 		var c *Client
-		if c, err = Dial(ctx, addrs[i], s.cfg.Client); err == nil {
-			return c, nil
+		var resp *protocol.LoginResp
+		var next bool
+		if c, resp, next, err = s.connectNext(ctx); err == nil {
+			s.mu.Lock()
+			s.userID = resp.UserId
+			s.username = cmp.Or(resp.Username, s.cfg.Login.Username)
+			s.mu.Unlock()
+			s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
+			return c, resp, nil
 		}
-		s.mu.Lock()
-		s.addrIndex = i + 1
-		s.mu.Unlock()
-		if ctx.Err() != nil {
+		if !next || ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, err
+	return nil, nil, err
+}
+
+// connectNext dials the current address and logs in. next reports that the
+// address failed as a gateway, and that the following one is current now:
+// it could not be dialled, or it took the connection but did not answer
+// the login as a gateway (unanswered). A login the gateway refused is its
+// answer, which the next address would not change.
+func (s *Session) connectNext(ctx context.Context) (c *Client, resp *protocol.LoginResp,
+	next bool, err error) {
+	addrs := append([]string{s.cfg.Addr}, s.cfg.Fallbacks...)
+	s.mu.Lock()
+	i := s.addrIndex % len(addrs)
+	s.mu.Unlock()
+	c, err = Dial(ctx, addrs[i], s.cfg.Client)
+	next = err != nil
+	if err == nil {
+		if resp, err = s.login(ctx, c); err != nil {
+			next = unanswered(c, err)
+			_ = c.Close()
+		}
+	}
+	if err != nil {
+		if next {
+			s.mu.Lock()
+			s.addrIndex = i + 1
+			s.mu.Unlock()
+		}
+		return nil, nil, next, err
+	}
+	return c, resp, false, nil
+}
+
+// unanswered reports whether a login on c failed for want of a gateway's
+// answer: no reply in time (a port of another service, waiting for its own
+// protocol), or the connection ended without the gateway's CLOSE (a server
+// of another protocol: its reply is no frame, ErrBadMagic).
+func unanswered(c *Client, err error) bool {
+	var se *Error
+	var ce *CloseError
+	switch {
+	case errors.As(err, &se), errors.As(err, &ce), errors.As(c.Err(), &ce):
+		return false
+	case errors.Is(err, ErrTimeout):
+		return true
+	}
+	return c.Err() != nil
 }
 
 // login uses the newest access token, then the refresh token (LOGIN takes

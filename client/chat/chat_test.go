@@ -280,15 +280,16 @@ func TestRun_FatalErrors(t *testing.T) {
 		},
 		{
 			// The metrics port, say, given for the gateway's.
-			name:    "a server of another protocol is named as the wrong address",
-			args:    []string{"--addr", otherProtocolAddr(t), "--user", "bob", "--password", "x"},
+			name: "a server of another protocol is named as the wrong address",
+			args: []string{"--addr", clienttest.OtherProtocolAddr(t), "--user", "bob",
+				"--password", "x"},
 			wantErr: chat.ErrUnreachable,
 			wantOut: "does not speak the Resonance protocol",
 		},
 		{
 			name: "a server of another protocol, registering",
-			args: []string{"--addr", otherProtocolAddr(t), "--user", "bob", "--password", "x",
-				"--register"},
+			args: []string{"--addr", clienttest.OtherProtocolAddr(t), "--user", "bob",
+				"--password", "x", "--register"},
 			wantErr: chat.ErrUnreachable,
 			wantOut: "does not speak the Resonance protocol",
 		},
@@ -310,28 +311,6 @@ func TestRun_FatalErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// otherProtocolAddr is the address of a server that answers every
-// connection as an HTTP server answers bytes it cannot parse, then closes it.
-func otherProtocolAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-			_ = c.Close()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func TestRun_PasswordFromEnvAndKick(t *testing.T) {

@@ -277,12 +277,7 @@ func (s *session) registerOnce(ctx context.Context) error {
 	if !s.cfg.register {
 		return nil
 	}
-	c, err := dialFirst(ctx, s.cfg.addrs)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	id, err := c.Register(ctx, s.cfg.user, s.cfg.password)
+	id, err := registerFirst(ctx, s.cfg.addrs, s.cfg.user, s.cfg.password)
 	switch client.CodeOf(err) {
 	case common.ErrorCode_OK:
 		if err != nil {
@@ -302,17 +297,33 @@ func (s *session) registerOnce(ctx context.Context) error {
 	return nil
 }
 
-// dialFirst connects to the first of addrs that answers, or returns the
-// last failure.
-func dialFirst(ctx context.Context, addrs []string) (*client.Client, error) {
+// registerFirst registers at the first of addrs that answers as a gateway,
+// passing over those that cannot be reached as the client session does
+// (client.SessionConfig.Fallbacks), or returns the last failure.
+func registerFirst(ctx context.Context, addrs []string, user, password string) (int64, error) {
 	var err error
 	for _, addr := range addrs {
 		var c *client.Client
-		if c, err = client.Dial(ctx, addr, client.Options{}); err == nil {
-			return c, nil
+		if c, err = client.Dial(ctx, addr, client.Options{}); err != nil {
+			continue
+		}
+		var id int64
+		id, err = c.Register(ctx, user, password)
+		_ = c.Close()
+		if !unreachable(err) || ctx.Err() != nil {
+			return id, err
 		}
 	}
-	return nil, err
+	return 0, err
+}
+
+// unreachable reports whether err says that an address is no gateway to
+// talk to: nothing listens there, or what does speaks another protocol or
+// does not answer in time.
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) || errors.Is(err, codec.ErrBadMagic) ||
+		errors.Is(err, client.ErrTimeout)
 }
 
 // serve handles stdin, the message stream and peer lookups until the user

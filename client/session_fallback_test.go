@@ -1,0 +1,73 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// A gateway address that takes the connection but answers the login in
+// another protocol, or not at all, cannot be reached as a gateway either:
+// the Session moves on to the next address, as after a failed dial. A
+// login the gateway refuses is its answer, and the next is not tried.
+func TestSession_PassesOverAnAddressThatIsNoGateway(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	tests := []struct {
+		name  string
+		first string
+	}{
+		{name: "another protocol", first: clienttest.OtherProtocolAddr(t)},
+		{name: "no answer", first: clienttest.SilentAddr(t)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			connectedAt := make(chan string, 1)
+			sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+				c.Addr, c.Fallbacks = tt.first, []string{s.Addr()}
+				c.Client.RequestTimeout = 200 * time.Millisecond
+				c.OnEvent = func(e client.Event) {
+					if e.Kind == client.EventConnected {
+						select {
+						case connectedAt <- e.Addr:
+						default:
+						}
+					}
+				}
+			})
+			collectSession(t, sess)
+			if addr := <-connectedAt; addr != s.Addr() {
+				t.Fatalf("connected at %q, want %q", addr, s.Addr())
+			}
+		})
+	}
+
+	// Every address fails: the error is the last one's.
+	_, err := client.OpenSession(context.Background(), client.SessionConfig{
+		Addr: clienttest.SilentAddr(t), Fallbacks: []string{clienttest.OtherProtocolAddr(t)},
+		Login:  client.LoginParams{Username: "alice", Password: passwordOf("alice")},
+		Client: client.Options{RequestTimeout: 200 * time.Millisecond}})
+	if !errors.Is(err, codec.ErrBadMagic) {
+		t.Fatalf("OpenSession = %v, want the last address's %v", err, codec.ErrBadMagic)
+	}
+
+	// A refused login is an answer: the fallback, where the password
+	// would do, is not tried.
+	other := startServer(t, clienttest.Options{})
+	c := dial(t, other.Addr(), client.Options{})
+	if _, err := c.Register(context.Background(), "alice", "other-password"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.OpenSession(context.Background(), client.SessionConfig{
+		Addr: s.Addr(), Fallbacks: []string{other.Addr()},
+		Login: client.LoginParams{Username: "alice", Password: "other-password"}})
+	if client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
+		t.Fatalf("OpenSession = %v, want INVALID_CREDENTIALS", err)
+	}
+}
