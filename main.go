@@ -28,6 +28,7 @@ import (
 
 	"github.com/resonance-im/resonance/app"
 	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/internal/config"
 	"github.com/resonance-im/resonance/internal/logx"
 )
 
@@ -104,6 +105,12 @@ func help(args []string, stderr io.Writer) int {
 func serve(role app.Role, args []string, stderr io.Writer) int {
 	fs := newCommandFlags(string(role), "[flags]")
 	cfg, err := app.Load(fs.FlagSet, role, args)
+	if !errors.Is(err, flag.ErrHelp) {
+		// Before a failure too, which a misspelled variable may explain.
+		for _, w := range config.UnknownEnv(fs.FlagSet, os.Environ()) {
+			fmt.Fprintf(stderr, "resonance %s: warning: %s\n", role, w)
+		}
+	}
 	if code, done := fs.failed(err, stderr); done {
 		return code
 	}

@@ -112,6 +112,21 @@ func TestRun_BadFlagPrintsErrorAndHint(t *testing.T) {
 		{name: "unknown command", args: []string{"serve"}, wantCode: 2,
 			want: []string{`resonance: unknown command "serve"`,
 				"run 'resonance help' for commands"}},
+		// A value from the environment is not on the command line: the
+		// error says where it is.
+		{name: "bad value from the environment", args: []string{"gateway",
+			"--internal-secret", "s"}, env: map[string]string{"RESONANCE_ADDR": "127.0.0.1:bad"},
+			wantCode: 2, want: []string{`resonance gateway: app: invalid configuration: ` +
+				`--addr "127.0.0.1:bad": port "bad" is not a number from 0 to 65535 ` +
+				`(--addr came from RESONANCE_ADDR)`, "run 'resonance gateway -h' for flags"}},
+		// A misspelled variable is not refused, as other tools may set
+		// variables of their own, but would be ignored without a word.
+		{name: "misspelled variable", args: []string{"task", "--redis-addr", "127.0.0.1:1"},
+			env:      map[string]string{"RESONANCE_NATS_UR": "nats://127.0.0.1:1"},
+			wantCode: 2, want: []string{"resonance task: warning: RESONANCE_NATS_UR matches no " +
+				"flag (did you mean RESONANCE_NATS_URL, --nats-url?); ignored",
+				"resonance task: app: invalid configuration: task needs --nats-url " +
+					"(embedded NATS is for all)", "run 'resonance task -h' for flags"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,22 +21,26 @@ import (
 
 // Load defines role's flags on fs and returns the configuration they give:
 // the flags' defaults overridden by the file, the environment and args, in
-// that order (internal/config), then validated. An argument that is not a
+// that order (internal/config), then validated; an error names where a
+// value it refuses came from when not from args. An argument that is not a
 // flag is an error, not the end of the flags: whatever followed it would be
 // dropped without a word. With -h it returns flag.ErrHelp.
 func Load(fs *flag.FlagSet, role Role, args []string) (Config, error) {
 	var c Config
 	c.Bind(fs, role)
-	if err := config.Load(fs, args); err != nil {
+	origins, err := config.LoadOrigins(fs, args)
+	if err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), role)
 	}
+	// A value refused below may not be on the command line: the error
+	// names the variable or file it came from.
 	if err := checkNegative(fs); err != nil {
-		return c, err
+		return c, origins.Explain(err)
 	}
-	return c, c.Validate()
+	return c, origins.Explain(c.Validate())
 }
 
 // negativeMeans reports whether a negative value of the numeric flag name

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/codec"
+	envcfg "github.com/resonance-im/resonance/internal/config"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 )
 
@@ -45,7 +46,7 @@ var (
 
 // passwordEnv is read when --password is not given, so that the password
 // need not appear in the process list.
-const passwordEnv = "RESONANCE_PASSWORD"
+const passwordEnv = envcfg.PasswordEnv
 
 type config struct {
 	// addrs are the gateways: the first, then the others in turn while one

@@ -35,6 +35,15 @@ func EnvName(name string) string {
 // Load applies the file, the environment and args to fs. fs must already
 // define every setting; Load defines FileFlag itself if fs lacks it.
 func Load(fs *flag.FlagSet, args []string) error {
+	_, err := LoadOrigins(fs, args)
+	return err
+}
+
+// LoadOrigins is Load, and says where the flags not given in args got their
+// values, so that a later check can name the variable or file of a value
+// it refuses (Origins.Explain).
+func LoadOrigins(fs *flag.FlagSet, args []string) (Origins, error) {
+	origins := make(Origins)
 	if fs.Lookup(FileFlag) == nil {
 		fs.String(FileFlag, "", "optional YAML file of settings (flag names as keys)")
 	}
@@ -43,18 +52,22 @@ func Load(fs *flag.FlagSet, args []string) error {
 		path = p
 	}
 	if path != "" {
-		if err := applyFile(fs, path); err != nil {
-			return err
+		if err := applyFile(fs, path, origins); err != nil {
+			return nil, err
 		}
 	}
-	if err := applyEnv(fs); err != nil {
-		return err
+	if err := applyEnv(fs, origins); err != nil {
+		return nil, err
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	origins.dropCommandLine(args)
+	return origins, nil
 }
 
 // applyFile sets flags from a flat YAML map of flag name to value.
-func applyFile(fs *flag.FlagSet, path string) error {
+func applyFile(fs *flag.FlagSet, path string, origins Origins) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: read %s: %w", path, err)
@@ -80,11 +93,12 @@ func applyFile(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("config: %s: invalid value %q for %s: %w%s", path, node.Value, k, err,
 				unitHint(fs.Lookup(k), node.Value))
 		}
+		origins[k] = path
 	}
 	return nil
 }
 
-func applyEnv(fs *flag.FlagSet) error {
+func applyEnv(fs *flag.FlagSet, origins Origins) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(EnvName(f.Name))
@@ -94,7 +108,9 @@ func applyEnv(fs *flag.FlagSet) error {
 		if e := fs.Set(f.Name, v); e != nil {
 			err = fmt.Errorf("config: invalid value %q for %s: %w%s", v, EnvName(f.Name), e,
 				unitHint(f, v))
+			return
 		}
+		origins[f.Name] = EnvName(f.Name)
 	})
 	return err
 }
