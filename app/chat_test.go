@@ -180,19 +180,22 @@ func TestChat_TooLargeMessages(t *testing.T) {
 	}
 }
 
-// TestChat_GroupNamesPrintInert checks that a group name, which the server
-// takes with control characters, prints as visible stand-ins wherever the
-// client shows it.
+// TestChat_GroupNamesPrintInert checks that the server refuses a group
+// name with control characters, naming the fault, and that one it takes
+// with other invisible characters (a bidirectional override) prints as a
+// visible stand-in wherever the client shows it.
 func TestChat_GroupNamesPrintInert(t *testing.T) {
 	sys := startSystem(t, baseConfig(t, RoleAll))
 	addr := sys.GatewayAddr().String()
 	ann, bob := runChat(t, addr, "iann"), runChat(t, addr, "ibob")
-	ann.say(t, "/group new x\x1b[2J\u202ey ibob")
-	bob.wait(t, `* #1 iann created "x␛[2J`+"\uFFFD"+`y" with ibob`)
+	ann.say(t, "/group new x\x1b[2Jy ibob")
+	ann.wait(t, "! bad request: name has control characters")
+	ann.say(t, "/group new x\u202ey ibob")
+	bob.wait(t, `* #1 iann created "x`+"\uFFFD"+`y" with ibob`)
 	ann.say(t, "hello")
-	bob.wait(t, "[x␛[2J\uFFFDy] [")
+	bob.wait(t, "[x\uFFFDy] [")
 	bob.say(t, "/convs")
-	bob.wait(t, "  x␛[2J\uFFFDy  unread")
+	bob.wait(t, "  x\uFFFDy  unread")
 	for _, out := range []string{ann.text(), bob.text()} {
 		if strings.ContainsAny(out, "\x1b\u202e") {
 			t.Fatalf("output has a raw escape:\n%q", out)
