@@ -13,6 +13,8 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // TestOpenDB_PrefixesShareOneFile checks that two prefixes migrate side by
@@ -142,4 +144,34 @@ func TestOpenDB_TablesHoldAnyTextOnALatin1Database(t *testing.T) {
 	if err := db.First(&got, u.ID).Error; err != nil || got.Nickname != u.Nickname {
 		t.Fatalf("read back %q (%v), want %q", got.Nickname, err, u.Nickname)
 	}
+}
+
+// TestOpenDB_AddsTheContestedColumnToAnOlderDeviceTable checks that a
+// device table from before contested_refresh_hash gets the column, empty,
+// when logic starts on it, and that the refresh tokens stored in it keep
+// working.
+func TestOpenDB_AddsTheContestedColumnToAnOlderDeviceTable(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		const column = "contested_refresh_hash"
+		err := e.db.Migrator().DropColumn(&deviceRow{}, column)
+		if err != nil || e.db.Migrator().HasColumn(&deviceRow{}, column) {
+			t.Fatalf("drop %s to make an older table: %v", column, err)
+		}
+
+		db, err := OpenDB(context.Background(), e.cfg)
+		if err != nil {
+			t.Fatalf("start on the older table: %v", err)
+		}
+		closeDB(db)
+		if !e.db.Migrator().HasColumn(&deviceRow{}, column) {
+			t.Fatalf("no %s after the start", column)
+		}
+		_, err = e.svc.Refresh(context.Background(), phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatalf("refresh with a token stored before the column: %v", err)
+		}
+	})
 }

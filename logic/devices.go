@@ -41,6 +41,11 @@ type deviceRow struct {
 	// RotatedMs is when PrevRefreshHash was rotated away, while its one
 	// retry (see refreshRetryGrace) is still allowed; 0 otherwise.
 	RotatedMs int64 `gorm:"not null;default:0"`
+	// ContestedRefreshHash is the hash of the refresh token a grace retry
+	// displaced (see retryRotation), kept through later rotations until a
+	// password login or a revocation: its coming back means two parties
+	// hold the device. AutoMigrate adds it to older tables, empty.
+	ContestedRefreshHash string `gorm:"size:64;not null;default:''"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -147,9 +152,10 @@ func revokeDevicesIn(db *gorm.DB, user int64, device string) (int64, error) {
 		q = q.Where("device_id = ?", device)
 	}
 	res := q.Updates(map[string]any{
-		"token_gen":         gorm.Expr("token_gen + 1"),
-		"refresh_hash":      "",
-		"prev_refresh_hash": "",
+		"token_gen":              gorm.Expr("token_gen + 1"),
+		"refresh_hash":           "",
+		"prev_refresh_hash":      "",
+		"contested_refresh_hash": "",
 	})
 	if res.Error != nil {
 		return 0, fmt.Errorf("revoke tokens user=%d device=%q: %w", user, device, res.Error)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -32,10 +33,9 @@ const refreshRandom = 32
 // it still holds, and would otherwise be signed out. The retry may come as
 // a REFRESH or, from a client whose access token lapsed too, as a LOGIN, so
 // a thief holding the rotated-away token could make it as well; the token
-// the retry replaced is therefore remembered in its place (see rotate), and
-// the party holding it, coming back, revokes the device: both are signed
-// out rather than the device's owner alone (unless the retrier refreshes
-// again first: see retryRotation).
+// the retry replaced is therefore remembered as contested (see
+// retryRotation), and the party holding it, coming back, revokes the
+// device: both are signed out rather than the device's owner alone.
 const refreshRetryGrace = 30 * time.Second
 
 // tokenPair is what a login, refresh or password change hands out.
@@ -132,7 +132,8 @@ func (s *Service) issuePairChecked(tx *gorm.DB, dev *deviceRow,
 // the device's row, and returns the pair and how many rows q updated. With
 // revokeOlder the update also bumps the device's generation, so that every
 // access token issued to the device before stops working; the pair's
-// access token is then the caller's to issue.
+// access token is then the caller's to issue. A new pair also forgets a
+// contested token (see retryRotation): the device starts afresh.
 func (s *Service) storePair(q *gorm.DB, dev *deviceRow, revokeOlder bool) (tokenPair, int64, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
@@ -140,7 +141,8 @@ func (s *Service) storePair(q *gorm.DB, dev *deviceRow, revokeOlder bool) (token
 	}
 	expires := s.now().Add(s.cfg.RefreshTTL).UnixMilli()
 	set := map[string]any{"refresh_hash": hashRefresh(refresh),
-		"prev_refresh_hash": "", "rotated_ms": 0, "refresh_expires_ms": expires}
+		"prev_refresh_hash": "", "rotated_ms": 0, "contested_refresh_hash": "",
+		"refresh_expires_ms": expires}
 	if revokeOlder {
 		set["token_gen"] = gorm.Expr("token_gen + 1")
 	}
@@ -227,33 +229,47 @@ func (s *Service) rotateOnce(ctx context.Context, user int64, device, token stri
 	}
 	h := hashRefresh(token)
 	now := s.now().UnixMilli()
-	if sameHash(dev.PrevRefreshHash, h) {
+	switch {
+	case sameHash(dev.ContestedRefreshHash, h):
+		// First: the pair a grace retry displaced is looked for through
+		// every rotation since, not only the next (see retryRotation).
+		return s.revokeReused(ctx, dev, from, reuseContested)
+	case sameHash(dev.PrevRefreshHash, h):
 		if dev.RotatedMs > 0 && withinGrace(now-dev.RotatedMs) {
 			return s.retryRotation(ctx, dev, from)
 		}
-		s.revokeReused(ctx, user, device, from)
-		return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
-	}
-	if !sameHash(dev.RefreshHash, h) || now >= dev.RefreshExpiresMs {
+		return s.revokeReused(ctx, dev, from, reuseRotated)
+	case !sameHash(dev.RefreshHash, h) || now >= dev.RefreshExpiresMs:
 		return tokenPair{}, fmt.Errorf("%w: revoked or expired", ErrTokenInvalid)
 	}
-	return s.replaceRefresh(ctx, dev, h, h, now)
+	return s.replaceRefresh(ctx, dev, map[string]any{"prev_refresh_hash": h, "rotated_ms": now})
 }
 
 // retryRotation answers a retry, by from, of the rotation of dev's refresh
 // token whose answer was lost: the token the client never received is
-// replaced, once, and remembered as rotated away with no retry allowed. It
-// comes back only if the answer did arrive, to another party than this
-// retry's: two parties hold the device.
+// replaced, and remembered as contested (ContestedRefreshHash) until a
+// password login or a revocation. It comes back only if the answer did
+// arrive, to another party than this retry's: two parties hold the device.
+// Later rotations keep the mark, so the retrier cannot wipe it by
+// refreshing.
 //
-// TODO: the party that made this retry disarms the mark by refreshing once
-// more: the normal rotation overwrites PrevRefreshHash, so the other
-// party's token then reads as merely revoked, nobody is signed out, and a
-// thief keeps the device until its refresh token lapses. The displaced hash
-// needs a column of its own that only a new pair or a revocation clears.
+// A retry while the device holds a mark is reuse: allowed, it would
+// replace the mark, and a thief who made the first retry could make a
+// second one to wipe it. The cost falls on an honest client that loses a
+// second answer (and retries) before its next password login: it is
+// signed out and logs in with its password again. Lost answers are rare,
+// since one is lost only when the connection breaks between the rotation
+// and the answer's arrival, and a password prompt is cheaper than leaving
+// a thief the device.
 func (s *Service) retryRotation(ctx context.Context, dev *deviceRow,
 	from tokenFrom) (tokenPair, error) {
-	p, err := s.replaceRefresh(ctx, dev, dev.RefreshHash, dev.RefreshHash, 0)
+	if dev.ContestedRefreshHash != "" {
+		return s.revokeReused(ctx, dev, from, reuseRetriedAgain)
+	}
+	// The conditional UPDATE on the refresh hash also guards the mark:
+	// every write that sets or clears it replaces the refresh hash too.
+	p, err := s.replaceRefresh(ctx, dev, map[string]any{"prev_refresh_hash": dev.RefreshHash,
+		"rotated_ms": 0, "contested_refresh_hash": dev.RefreshHash})
 	if err == nil {
 		// At info: the device's owner makes it after a lost answer, and a
 		// thief holding the token can make it too.
@@ -276,20 +292,23 @@ func withinGrace(sinceMs int64) bool {
 	return sinceMs > -grace && sinceMs < grace
 }
 
-// replaceRefresh swaps the device's refresh token whose hash is old for a
-// new one, remembering prev as the rotated-away token and rotatedMs as when
-// (0: no retry of prev allowed).
+// replaceRefresh swaps the device's refresh token, while its hash is still
+// dev.RefreshHash, for a new one, and writes marks beside it: the columns
+// remembering the rotated-away token (prev_refresh_hash, rotated_ms: when,
+// 0 when no retry of it is allowed, contested_refresh_hash).
 func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
-	old, prev string, rotatedMs int64) (tokenPair, error) {
+	marks map[string]any) (tokenPair, error) {
 	refresh, err := newRefreshToken(dev.UserID, dev.DeviceID)
 	if err != nil {
 		return tokenPair{}, err
 	}
 	expires := s.now().Add(s.cfg.RefreshTTL).UnixMilli()
+	set := map[string]any{"refresh_hash": hashRefresh(refresh), "refresh_expires_ms": expires}
+	maps.Copy(set, marks)
 	res := s.dbc(ctx).Model(&deviceRow{}).
-		Where("user_id = ? AND device_id = ? AND refresh_hash = ?", dev.UserID, dev.DeviceID, old).
-		Updates(map[string]any{"refresh_hash": hashRefresh(refresh),
-			"prev_refresh_hash": prev, "rotated_ms": rotatedMs, "refresh_expires_ms": expires})
+		Where("user_id = ? AND device_id = ? AND refresh_hash = ?",
+			dev.UserID, dev.DeviceID, dev.RefreshHash).
+		Updates(set)
 	if res.Error != nil {
 		return tokenPair{}, fmt.Errorf("rotate refresh user=%d device=%q: %w",
 			dev.UserID, dev.DeviceID, res.Error)
@@ -302,18 +321,33 @@ func (s *Service) replaceRefresh(ctx context.Context, dev *deviceRow,
 	return p, nil
 }
 
-// revokeReused revokes a device whose rotated refresh token came back,
-// presented by from, and closes its connections (the caller's too: it may
-// be the thief's).
-func (s *Service) revokeReused(ctx context.Context, user int64, device string, from tokenFrom) {
+// Kinds of refresh token reuse, logged as "reuse".
+const (
+	// reuseRotated: a rotated-away token came back after its grace.
+	reuseRotated = "rotated"
+	// reuseContested: the token a grace retry displaced came back.
+	reuseContested = "contested"
+	// reuseRetriedAgain: a grace retry while an earlier one's mark stands.
+	reuseRetriedAgain = "retried again"
+)
+
+// revokeReused revokes dev, whose rotated refresh token came back (how:
+// reuse, one of the reuse constants), presented by from, and closes its
+// connections (the caller's too: it may be the thief's). It returns the
+// presenter's answer.
+func (s *Service) revokeReused(ctx context.Context, dev *deviceRow, from tokenFrom,
+	reuse string) (tokenPair, error) {
+	user, device := dev.UserID, dev.DeviceID
 	if _, err := s.revokeDevices(ctx, user, device); err != nil {
 		s.failLog.Error().Err(err).Int64("user", user).Str("device", device).
-			Msg("revoking a device after refresh token reuse failed")
-		return
+			Str("reuse", reuse).Msg("revoking a device after refresh token reuse failed")
+	} else {
+		s.log.Warn().Int64("user", user).Str("device", device).Int64("conn", from.conn).
+			Str("remote", from.remote).Str("reuse", reuse).
+			Msg("rotated refresh token reused; device signed out")
+		s.signOutConns(ctx, user, device, connRef{})
 	}
-	s.log.Warn().Int64("user", user).Str("device", device).Int64("conn", from.conn).
-		Str("remote", from.remote).Msg("rotated refresh token reused; device signed out")
-	s.signOutConns(ctx, user, device, connRef{})
+	return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
 }
 
 // orTokenInvalid returns err when set, else ErrTokenInvalid with reason.

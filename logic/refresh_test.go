@@ -158,7 +158,7 @@ func TestTokenFlows_LogNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range hashes {
-		secrets = append(secrets, d.RefreshHash, d.PrevRefreshHash)
+		secrets = append(secrets, d.RefreshHash, d.PrevRefreshHash, d.ContestedRefreshHash)
 	}
 	out := logs.String()
 	for _, sec := range secrets {
@@ -291,4 +291,169 @@ func TestRefresh_GraceBoundedAgainstASkewedClock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// thief is a party that logged in with a device's rotated-away refresh
+// token, on conn 666 of gw-2, and the tokens it holds now.
+type thief struct {
+	sess    *logicrpc.Session
+	access  string
+	refresh string
+}
+
+// thiefLogin logs in with token as a thief would; ok is false when the
+// login was refused.
+func (e *env) thiefLogin(t *testing.T, token string) (th thief, ok bool) {
+	t.Helper()
+	resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{Token: token},
+		&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 666, RemoteAddr: "10.6.6.6:1"})
+	if err != nil {
+		return thief{}, false
+	}
+	return thief{access: resp.Token, refresh: resp.RefreshToken,
+		sess: &logicrpc.Session{UserId: resp.UserId, DeviceId: "phone", Gateway: "gw-2:9000",
+			ConnId: 666, RemoteAddr: "10.6.6.6:1"}}, true
+}
+
+// refreshWith rotates the thief's refresh token, as the thief would.
+func (th *thief) refreshWith(t *testing.T, e *env) {
+	t.Helper()
+	resp, err := e.svc.Refresh(context.Background(), th.sess,
+		&protocol.RefreshReq{RefreshToken: th.refresh})
+	if err != nil {
+		t.Fatalf("the thief's refresh: %v", err)
+	}
+	th.access, th.refresh = resp.Token, resp.RefreshToken
+}
+
+// wantThiefOut fails unless the thief's tokens stopped working and its
+// connection was signed out.
+func wantThiefOut(t *testing.T, e *env, th thief) {
+	t.Helper()
+	for name, tok := range map[string]string{"access": th.access, "refresh": th.refresh} {
+		if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
+			t.Errorf("the thief's %s token: %s", name, c)
+		}
+	}
+	if got := e.signedOut(t); len(got) != 1 || got[0] != 666 {
+		t.Errorf("signed out %v, want the thief's conn 666", got)
+	}
+}
+
+// TestRefresh_ThiefWhoRefreshesAfterItsGraceRetry checks a thief that logs
+// in with a rotated-away refresh token within the grace and then refreshes:
+// its normal rotation must not hide the pair its retry displaced, so the
+// device coming back with that pair signs both out.
+func TestRefresh_ThiefWhoRefreshesAfterItsGraceRetry(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		held, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		th, ok := e.thiefLogin(t, phone.refresh)
+		if !ok {
+			t.Fatal("login with the rotated-away token within the grace refused")
+		}
+		th.refreshWith(t, e)
+
+		_, err = e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: held.RefreshToken})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		wantThiefOut(t, e, th)
+	})
+}
+
+// TestRefresh_SecondGraceRetryRevokes checks that a party that made a grace
+// retry cannot make another, after refreshing, to replace the mark the
+// first one left: the second retry revokes the device.
+func TestRefresh_SecondGraceRetryRevokes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		held, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		th, ok := e.thiefLogin(t, phone.refresh)
+		if !ok {
+			t.Fatal("login with the rotated-away token within the grace refused")
+		}
+		before := th.refresh
+		th.refreshWith(t, e)
+
+		if _, ok := e.thiefLogin(t, before); ok {
+			t.Fatal("a second grace retry was let in")
+		}
+		wantThiefOut(t, e, th)
+		_, err = e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: held.RefreshToken})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+	})
+}
+
+// TestRefresh_LostAnswerRetryKeepsWorking checks that the device's own
+// retry after a lost answer leaves a pair that goes on rotating: the mark
+// the retry leaves must not catch the device's later refreshes.
+func TestRefresh_LostAnswerRetryKeepsWorking(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		if _, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+			t.Fatal(err)
+		}
+		cur, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
+		if err != nil {
+			t.Fatalf("retry within the grace: %v", err)
+		}
+		for i := range 3 {
+			cur, err = e.svc.Refresh(ctx, phone.sess,
+				&protocol.RefreshReq{RefreshToken: cur.RefreshToken})
+			if err != nil {
+				t.Fatalf("refresh %d after the retry: %v", i+1, err)
+			}
+		}
+		if c := e.tokenLogin(t, cur.Token); c != common.ErrorCode_OK {
+			t.Fatalf("access token after the refreshes: %s", c)
+		}
+		if got := e.signedOut(t); len(got) != 0 {
+			t.Fatalf("signed out %v", got)
+		}
+	})
+}
+
+// TestRefresh_PasswordLoginClearsTheMark checks that a password login, which
+// starts the device afresh, forgets a grace retry made before it: the
+// device's next lost answer gets its retry again.
+func TestRefresh_PasswordLoginClearsTheMark(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		loseAnswerAndRetry := func(phone device) *protocol.RefreshResp {
+			t.Helper()
+			if _, err := e.svc.Refresh(ctx, phone.sess,
+				&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+				t.Fatal(err)
+			}
+			retry, err := e.svc.Refresh(ctx, phone.sess,
+				&protocol.RefreshReq{RefreshToken: phone.refresh})
+			if err != nil {
+				t.Fatalf("retry within the grace: %v", err)
+			}
+			return retry
+		}
+		loseAnswerAndRetry(e.loginDevice(t, "alice", "phone", 1))
+		retry := loseAnswerAndRetry(e.loginDevice(t, "alice", "phone", 2))
+		if c := e.tokenLogin(t, retry.Token); c != common.ErrorCode_OK {
+			t.Fatalf("access token after the retry: %s", c)
+		}
+	})
 }
