@@ -267,8 +267,11 @@ func (s *Service) retryRotation(ctx context.Context, dev *deviceRow,
 		return s.revokeReused(ctx, dev, from, reuseRetriedAgain)
 	}
 	// The conditional UPDATE on the refresh hash also guards the mark:
-	// every write that sets or clears it replaces the refresh hash too.
-	p, err := s.replaceRefresh(ctx, dev, map[string]any{"prev_refresh_hash": dev.RefreshHash,
+	// every write that sets or clears it replaces the refresh hash too. The
+	// retried token stays remembered, its retry spent: presented once more
+	// (the owner retrying after a thief's retry went first), it revokes,
+	// until the retrier's next rotation takes its place.
+	p, err := s.replaceRefresh(ctx, dev, map[string]any{"prev_refresh_hash": dev.PrevRefreshHash,
 		"rotated_ms": 0, "contested_refresh_hash": dev.RefreshHash})
 	if err == nil {
 		// At info: the device's owner makes it after a lost answer, and a

@@ -457,3 +457,26 @@ func TestRefresh_PasswordLoginClearsTheMark(t *testing.T) {
 		}
 	})
 }
+
+// TestRefresh_OwnersRetryAfterAThiefsRevokes checks the retry of a lost
+// answer when a thief holding the same token made the retry first: the
+// owner's retry finds it spent and signs both out, rather than the owner
+// alone being refused.
+func TestRefresh_OwnersRetryAfterAThiefsRevokes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		if _, err := e.svc.Refresh(ctx, phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
+			t.Fatal(err) // its answer is lost on the way to the owner
+		}
+		th, ok := e.thiefLogin(t, phone.refresh)
+		if !ok {
+			t.Fatal("login with the rotated-away token within the grace refused")
+		}
+		_, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+		wantThiefOut(t, e, th)
+	})
+}
