@@ -8,6 +8,7 @@ import {
   SessionEndedError, StoragePositions, decodeStruct, jitter, nameOf, register, schemas,
 } from '../sdk/index.js';
 import { bodyText, el, errText, groupEventText, reconcile, timeText } from './view.js';
+import { lastTime, peersToWatch } from './presence.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -25,6 +26,7 @@ const app = {
   users: new Map(), // user id string -> username
   presence: new Map(), // user id string -> boolean
   presenceSupported: true,
+  watching: new Set(), // user id strings of the last watch set the server took
   openId: '',
   typingSentMs: 0,
   storage: null,
@@ -167,6 +169,7 @@ function resetState() {
   app.session = null;
   app.me = null;
   app.convs.clear();
+  app.watching.clear();
   app.openId = '';
   app.storage.clear();
   sessionStorage.removeItem('resonance.open');
@@ -247,6 +250,7 @@ function onMessage(m) {
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
+  rewatchFor(c);
   if (isViewing(c)) markReadIfSeen(c);
   scheduleRender();
 }
@@ -360,19 +364,37 @@ function scheduleWatch() {
 // presence then, and still asks at each resume and every hour, which costs
 // nothing while the session remembers the refusal (it answers UNSUPPORTED
 // itself) and finds the op once the server has been upgraded.
+//
+// Any other failure is shown: the dots stop following the peers until the
+// next watch set is taken, and a refusal such as TOO_LARGE would otherwise
+// go unnoticed for good.
 async function watchPeers() {
   if (!app.session || app.session.state !== State.ONLINE) return;
-  const ids = [...new Set([...app.convs.values()]
-    .filter((c) => c.type === ConvType.P2P && c.peerUserId).map((c) => String(c.peerUserId)))];
+  const ids = peersToWatch(app.convs.values());
   try {
     const r = await app.session.watchPresence(ids.map(BigInt));
     app.presenceSupported = true;
+    app.watching = new Set(ids);
     for (const p of r.presences) app.presence.set(String(p.userId), p.online);
     scheduleRender();
   } catch (err) {
-    if (err.code !== ErrorCode.UNSUPPORTED) return;
+    if (err.code !== ErrorCode.UNSUPPORTED) {
+      console.warn('watch presence', err);
+      if (err.code) showSideError(new Error(`Presence is not updating: ${errText(err)}`));
+      return;
+    }
     app.presenceSupported = false;
     scheduleRender(); // hide what was shown
+  }
+}
+
+// rewatchFor sends the watch set again when c, just active, is a 1:1
+// conversation whose peer it leaves out: with more peers than the server
+// watches, the set follows the conversations in use.
+function rewatchFor(c) {
+  if (c.type === ConvType.P2P && c.peerUserId && app.presenceSupported &&
+      !app.watching.has(String(c.peerUserId))) {
+    scheduleWatch();
   }
 }
 
@@ -508,10 +530,6 @@ function renderConvs() {
     return li;
   });
   $('convs').replaceChildren(...items);
-}
-
-function lastTime(c) {
-  return c.lastMessage ? c.lastMessage.sendTimeMs : BigInt(Number.MAX_SAFE_INTEGER);
 }
 
 function renderOpen() {

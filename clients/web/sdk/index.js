@@ -4,7 +4,9 @@
 export {
   Connection, ResonanceError, ClosedError, TimeoutError, OutcomeUnknownError,
 } from './connection.js';
-export { Session, SessionEndedError, State, register, newClientMsgId, jitter } from './session.js';
+export {
+  Session, SessionEndedError, State, register, newClientMsgId, jitter, MAX_PRESENCE_USERS,
+} from './session.js';
 export { MemoryPositions, StoragePositions } from './positions.js';
 export { Sequencer } from './sequencer.js';
 export {

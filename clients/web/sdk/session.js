@@ -54,6 +54,12 @@ const MAX_SEQ = (1n << 63n) - 1n;
 // DELIVERED (TOO_LARGE beyond it). At most 64 bytes of conversation id
 // each, a full request stays well under the frame limit too.
 const MAX_DELIVERED_POSITIONS = 500;
+/**
+ * MAX_PRESENCE_USERS is the server's bound on the user ids of one
+ * GET_PRESENCE or WATCH_PRESENCE: it refuses a longer list as a whole
+ * (TOO_LARGE), so a caller with more users picks which to ask about.
+ */
+export const MAX_PRESENCE_USERS = 200;
 // MAX_LACKED_WAIT_MS bounds how long a server's refusal of an op is
 // remembered (LackedOp): against a server that stays older, a request an
 // hour is lost to asking, or a connection when a gateway closes it for the

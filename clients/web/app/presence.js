@@ -1,0 +1,32 @@
+// Which peers the web app watches for presence. No DOM and no state of its
+// own, so that Node tests load it as the browser does.
+
+import { ConvType, MAX_PRESENCE_USERS } from '../sdk/index.js';
+
+/**
+ * lastTime is when a conversation was last active, for ordering: its last
+ * message's send time (Unix ms, BigInt), or the latest possible for one with
+ * none yet, which the user has just opened.
+ */
+export function lastTime(c) {
+  return c.lastMessage ? c.lastMessage.sendTimeMs : BigInt(Number.MAX_SAFE_INTEGER);
+}
+
+/**
+ * peersToWatch returns the distinct peers (user id strings) of the 1:1
+ * conversations in convs, an iterable of the app's conversations, most
+ * recently active first and at most MAX_PRESENCE_USERS of them: the server
+ * refuses a longer WATCH_PRESENCE as a whole, which would leave every dot
+ * stale. The peers left out are those at the bottom of the list.
+ */
+export function peersToWatch(convs) {
+  const recent = [...convs].filter((c) => c.type === ConvType.P2P && c.peerUserId)
+    .sort((a, b) => Number(lastTime(b) - lastTime(a)));
+  const ids = new Set();
+  for (const c of recent) {
+    if (ids.size === MAX_PRESENCE_USERS) break;
+    ids.add(String(c.peerUserId));
+  }
+  return [...ids];
+}
+

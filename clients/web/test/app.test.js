@@ -1,0 +1,39 @@
+// Unit tests of the web app's modules that need no DOM, in Node: the same
+// modules the browser loads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { peersToWatch } from '../app/presence.js';
+import { ConvType, MAX_PRESENCE_USERS } from '../sdk/index.js';
+
+// p2p is a 1:1 conversation of the app with peer, last active at ms (none
+// when ms is undefined).
+function p2p(peer, ms) {
+  return { convId: `p2p:1:${peer}`, type: ConvType.P2P, peerUserId: BigInt(peer),
+    lastMessage: ms === undefined ? null : { sendTimeMs: BigInt(ms) } };
+}
+
+// The server refuses a WATCH_PRESENCE of more ids than its limit as a whole
+// (TOO_LARGE), so a user with more peers than that had no presence at all:
+// the app sent them all.
+test('the watch set is the peers of the most recently active conversations', () => {
+  const extra = 50;
+  const convs = [];
+  for (let i = 0; i < MAX_PRESENCE_USERS + extra; i++) convs.push(p2p(100 + i, 1000 + i));
+  convs.push({ convId: 'g:7', type: ConvType.GROUP, peerUserId: 0n, lastMessage: null });
+  convs.push(p2p(99)); // just opened, nothing sent yet: the most recent
+  const ids = peersToWatch(convs);
+  assert.equal(ids.length, MAX_PRESENCE_USERS,
+    `watching ${ids.length} ids, the server takes ${MAX_PRESENCE_USERS}`);
+  assert.equal(ids[0], '99', 'the conversation just opened');
+  const want = ['99'];
+  for (let i = MAX_PRESENCE_USERS + extra - 1; want.length < MAX_PRESENCE_USERS; i--) {
+    want.push(String(100 + i));
+  }
+  assert.deepEqual(ids, want, 'the newest conversations, newest first');
+});
+
+test('the watch set names each peer once', () => {
+  const ids = peersToWatch([p2p(5, 10), p2p(6, 30), { ...p2p(5, 20), convId: 'p2p:5:1' }]);
+  assert.deepEqual(ids, ['6', '5']);
+});
