@@ -293,13 +293,15 @@ export class Session extends Emitter {
    * A LOGOUT that was sent and got no answer (its connection dropped, or
    * it timed out) rejects with OutcomeUnknownError: the device may be
    * signed out on the server or not. The saved tokens are cleared all the
-   * same, and after a dropped connection the session signs out once more
-   * on a connection of its own, as when offline. A refusal rejects with
-   * the ResonanceError.
+   * same, and after a dropped connection or a timeout the session signs out
+   * once more on a connection of its own, as when offline, within the
+   * second the end allows; logout does not wait for it. A refusal rejects
+   * with the ResonanceError.
    */
   async logout() {
     if (this.ended) return this.signOutEnded();
     this.signedOut = true;
+    let silent = null; // the connection that let the LOGOUT time out
     try {
       const conn = this.conn;
       if (conn) {
@@ -310,16 +312,26 @@ export class Session extends Emitter {
         // A gateway older than DELIVERED closes conn for it. The session
         // is offline then, and signs out on a connection of its own
         // (away, below), without a DELIVERED: its refusal is remembered.
-        if (!conn.closed) await conn.requestOnce(Op.LOGOUT, {});
+        if (!conn.closed) {
+          await conn.requestOnce(Op.LOGOUT, {}).catch((err) => {
+            if (err.cause instanceof TimeoutError) silent = conn;
+            throw err;
+          });
+        }
       }
     } finally {
-      const offline = this.state === State.OFFLINE && !this.ended;
+      // A connection still up that did not answer the LOGOUT in time is
+      // no surer to carry a second one than a dropped one: both sign out
+      // on a connection of their own. One that dropped since has the
+      // session offline, or a reconnect under way that signs out itself.
+      const retry = (this.state === State.OFFLINE || (silent && silent === this.conn)) &&
+        !this.ended;
       // Taken before they are cleared: the connection signOutAway opens logs
       // in with them.
       if (!this.ended) this.logoutTokens = this.positions.tokens();
       this.positions.setTokens(null);
       this.end(new SessionEndedError('signed out'));
-      if (offline) this.away();
+      if (retry) this.away();
     }
   }
 

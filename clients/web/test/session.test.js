@@ -12,7 +12,8 @@
 // on a connection of its own when offline or when that login fails, a
 // LOGOUT that reaches a gateway closing on DELIVERED, and nothing handed
 // over after it; a REFRESH whose answer is lost presented again within the
-// server's grace, and a LOGOUT's lost answer reported as an unknown outcome.
+// server's grace, and a LOGOUT's lost answer (dropped or timed out) reported
+// as an unknown outcome and sent again on a connection of its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1532,10 +1533,13 @@ for (const { name, setup, more } of [
 // caller is told so with an OutcomeUnknownError (the LOGOUT and why no
 // answer came), not the bare connection error a request never sent also
 // gives; a refusal stays a ResonanceError. Logout rejected with the
-// ClosedError or TimeoutError alone.
-for (const { name, lose, after, want } of [
-  { name: 'connection lost', lose: 'drop', want: 'OutcomeUnknownError' },
-  { name: 'timed out', lose: 'silence', want: 'OutcomeUnknownError' },
+// ClosedError or TimeoutError alone. Online, the LOGOUT goes once more on
+// a connection of its own (retried) within the final wait, whether the
+// connection dropped or stayed up without answering; a timed-out LOGOUT
+// was not sent again.
+for (const { name, lose, after, want, retried } of [
+  { name: 'connection lost', lose: 'drop', want: 'OutcomeUnknownError', retried: true },
+  { name: 'timed out', lose: 'silence', want: 'OutcomeUnknownError', retried: true },
   { name: 'connection lost, after close', lose: 'drop', after: true,
     want: 'OutcomeUnknownError' },
   { name: 'refused', lose: 'refuse', want: 'ResonanceError' },
@@ -1569,6 +1573,7 @@ for (const { name, lose, after, want } of [
     }
     assert.equal(s.positions.tokens(), null, 'tokens saved after logout');
     gw.unsupported.clear();
+    if (retried) await until(() => gw.logouts === 2, 'the lost LOGOUT sent again', 1500);
     await until(() => gw.live.length === 0, 'every connection closed', 1500);
   });
 }
