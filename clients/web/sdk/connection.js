@@ -80,7 +80,7 @@ export class OutcomeUnknownError extends Error {
  * or may not have acted on it. A refusal (ResonanceError), or a request
  * never written, is known not to have done what it asked.
  */
-function unanswered(err) {
+export function unanswered(err) {
   return err instanceof TimeoutError || (err instanceof ClosedError && !err.unsent);
 }
 

@@ -16,7 +16,7 @@
 
 import { Emitter } from './emitter.js';
 import {
-  ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError,
+  ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError, unanswered,
 } from './connection.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
@@ -1243,17 +1243,22 @@ export class Session extends Emitter {
   }
 
   // idempotent retries a request keyed by a client_msg_id after retryable
-  // errors and lost connections, for a few attempts.
+  // errors and lost connections, for a few attempts. A retry under the same
+  // id settles an attempt whose answer was lost: the server answers it with
+  // what that attempt did, or refuses it. Giving up with none settled, it
+  // rejects with OutcomeUnknownError, the lost attempt's error as cause.
   async idempotent(op, body) {
     let backoff = this.opts.minBackoffMs;
+    let lost = null; // the error of the latest attempt sent and not answered
     for (let attempt = 1; ; attempt++) {
       let conn;
       try {
         conn = await this.connection();
         return await conn.request(op, body);
       } catch (err) {
+        if (conn && unanswered(err)) lost = err;
         const again = conn ? this.sendAgain(conn, err) : err instanceof TimeoutError;
-        if (!again || attempt >= 5 || this.ended) throw err;
+        if (!again || attempt >= 5 || this.ended) throw stillUnknown(op, err, lost);
       }
       await new Promise((r) => setTimeout(r, jitter(backoff)));
       backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
@@ -1297,7 +1302,12 @@ export class Session extends Emitter {
 
   /**
    * createGroup creates a group of the user and memberIds; resolves with the
-   * GroupChangeResp. The CREATE event enters the 'message' stream.
+   * GroupChangeResp. The CREATE event enters the 'message' stream. It is
+   * sent again under one client_msg_id after retryable errors and lost
+   * answers, a few times; when it gives up with an attempt unanswered and
+   * no answer since, it rejects with OutcomeUnknownError: the group may
+   * exist (it then comes in the 'message' stream and conversations()), and
+   * calling again would create a second one.
    */
   async createGroup(name, memberIds) {
     const ack = await this.idempotent(Op.CREATE_GROUP,
@@ -1306,7 +1316,12 @@ export class Session extends Emitter {
     return ack;
   }
 
-  /** manageGroup changes a group ({convId, action, userIds, name, role}; see GroupAction). */
+  /**
+   * manageGroup changes a group ({convId, action, userIds, name, role}; see
+   * GroupAction), retried as createGroup is. OutcomeUnknownError means the
+   * change may have been made: getGroup or the group's messages tell; a
+   * second call is a new change (made twice, or refused, as a LEAVE).
+   */
   async manageGroup({ convId, action, userIds = [], name = '', role = 0 }) {
     const ack = await this.idempotent(Op.MANAGE_GROUP,
       { clientMsgId: newClientMsgId(), convId, action, userIds, name, role });
@@ -1360,14 +1375,29 @@ export class Session extends Emitter {
   }
 }
 
+// stillUnknown is what idempotent rejects with when it gives up after err:
+// err itself when no attempt went unanswered (lost is null) or a refusal
+// that is final settled them, else an OutcomeUnknownError. A retryable
+// refusal (BUSY, UNAVAILABLE) settles nothing: the server shed that attempt
+// and may have acted on the lost one.
+function stillUnknown(op, err, lost) {
+  if (!lost || (err instanceof ResonanceError && !err.retryable)) return err;
+  return new OutcomeUnknownError(op, lost);
+}
+
 /**
  * register creates an account over a short-lived connection to url and
- * resolves with {userId}.
+ * resolves with {userId}. A REGISTER that was sent and got no answer (its
+ * connection dropped, or it timed out) rejects with OutcomeUnknownError:
+ * the account may have been created or not; log in to find out before
+ * registering again, which would be refused as taken if it was. A refusal
+ * rejects with the ResonanceError, and a gateway never reached with the
+ * ClosedError or TimeoutError.
  */
 export async function register(url, username, password) {
   const conn = await Connection.open(url);
   try {
-    return await conn.request(Op.REGISTER, { username, password });
+    return await conn.requestOnce(Op.REGISTER, { username, password });
   } finally {
     conn.close();
   }

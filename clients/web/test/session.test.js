@@ -13,13 +13,14 @@
 // LOGOUT that reaches a gateway closing on DELIVERED, and nothing handed
 // over after it; a REFRESH whose answer is lost presented again within the
 // server's grace, and a LOGOUT's lost answer (dropped or timed out) reported
-// as an unknown outcome and sent again on a connection of its own.
+// as an unknown outcome and sent again on a connection of its own; the
+// lost answers of REGISTER, CREATE_GROUP and MANAGE_GROUP reported so too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { LackedOp, Session, State } from '../sdk/session.js';
+import { LackedOp, Session, State, register } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
-import { CloseReason, ErrorCode, Op } from '../sdk/schema.js';
+import { CloseReason, ErrorCode, GroupAction, Op } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -1575,5 +1576,82 @@ for (const { name, lose, after, want, retried } of [
     gw.unsupported.clear();
     if (retried) await until(() => gw.logouts === 2, 'the lost LOGOUT sent again', 1500);
     await until(() => gw.live.length === 0, 'every connection closed', 1500);
+  });
+}
+
+// createGroup and manageGroup send again under one client_msg_id after a
+// lost answer, a few times. Giving up while no answer settled an attempt
+// that went unanswered, the group may exist or the change be made: the
+// caller is told so with an OutcomeUnknownError (the op, and the lost
+// attempt's error as cause), not the bare TimeoutError or ClosedError a
+// request never sent also gives. A refusal of a later attempt settles it;
+// requests never sent (offline) stay the plain error. Both rejected with
+// the plain error after a lost answer.
+for (const { name, call, lose, offline, want, cause } of [
+  { name: 'every answer lost', call: 'create', lose: 'silence', want: 'OutcomeUnknownError',
+    cause: 'TimeoutError' },
+  { name: 'the only attempt cut by the end', call: 'manage', lose: 'end',
+    want: 'OutcomeUnknownError', cause: 'ClosedError' },
+  { name: 'lost, then refused', call: 'manage', lose: 'drop', want: 'ResonanceError' },
+  { name: 'never sent', call: 'create', offline: true, want: 'TimeoutError' },
+]) {
+  test(`a group change whose answer is lost says its outcome is unknown (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    const s = offline ? await dropToOffline(gw) : open(gw);
+    t.after(() => s.close());
+    s.opts.requestTimeoutMs = 100;
+    if (!offline) {
+      await s.start();
+      await until(() => s.state === State.ONLINE, 'online');
+    }
+    const op = call === 'create' ? Op.CREATE_GROUP : Op.MANAGE_GROUP;
+    const ids = new Set();
+    gw.onRequest = (ws, reqOp, req) => {
+      if (reqOp !== op) return undefined;
+      ids.add(req.clientMsgId);
+      if (gw.unsupported.has(op)) return undefined;
+      if (lose === 'drop') {
+        gw.unsupported.add(op); // the attempts after the lost one are refused
+        ws.close(1006);
+        return true;
+      }
+      if (lose === 'end') setTimeout(() => s.close(), 0);
+      return true;
+    };
+    const done = call === 'create' ? s.createGroup('g', [2n])
+      : s.manageGroup({ convId: GROUP, action: GroupAction.RENAME, name: 'renamed' });
+    const err = await done.then(() => null, (e) => e);
+    assert.equal(err?.name, want, `rejected with ${err}, want ${want}`);
+    if (cause) {
+      assert.equal(err.op, op);
+      assert.equal(err.cause?.name, cause);
+    }
+    assert.ok(ids.size <= 1, `attempts under ${ids.size} client_msg_ids`);
+  });
+}
+
+// REGISTER is not repeated: a lost answer leaves the account created or
+// not, which the caller is told with an OutcomeUnknownError rather than the
+// ClosedError a gateway never reached also gives; a refusal stays a
+// ResonanceError.
+for (const { name, lose, want } of [
+  { name: 'connection lost', lose: true, want: 'OutcomeUnknownError' },
+  { name: 'refused', lose: false, want: 'ResonanceError' },
+]) {
+  test(`a register whose answer is lost says its outcome is unknown (${name})`, async () => {
+    const gw = new FakeGateway();
+    globalThis.WebSocket = gw.WebSocket;
+    gw.onRequest = (ws, op) => {
+      if (op !== Op.REGISTER || !lose) return undefined;
+      ws.close(1006);
+      return true;
+    };
+    const err = await register('ws://fake/', 'newbie', 'secret-pw').then(() => null, (e) => e);
+    assert.equal(err?.name, want, `register rejected with ${err}, want ${want}`);
+    if (want === 'OutcomeUnknownError') {
+      assert.equal(err.op, Op.REGISTER);
+      assert.equal(err.cause?.name, 'ClosedError');
+    }
+    await until(() => gw.live.length === 0, 'the connection closed');
   });
 }
