@@ -328,25 +328,79 @@ func (s *session) printConvs(ctx context.Context) error {
 		if c.Type == common.ConvType_P2P {
 			name = s.nameOf(ctx, c.PeerUserId)
 		}
-		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, convState(c))
+		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, s.convState(ctx, c))
 	}
 	return nil
 }
 
 // convState says when a conversation is no longer one to chat in: the
-// user left the group, or it was dismissed (its last event: nothing can
-// follow it).
-func convState(c *protocol.ConvSummary) string {
-	if c.LastMessage != nil && c.LastMessage.ContentType == common.ContentType_GROUP_EVENT {
-		ev, err := client.GroupEventOf(c.LastMessage)
-		if err == nil && ev.Action == common.GroupAction_DISMISS {
-			return " (dismissed)"
-		}
+// group was dismissed, or the user left it.
+func (s *session) convState(ctx context.Context, c *protocol.ConvSummary) string {
+	// A failed look-back leaves the state the summary gives: /convs is
+	// still worth printing without it.
+	if dismissed, _ := s.dismissedGroup(ctx, c); dismissed {
+		return " (dismissed)"
 	}
 	if c.Left {
 		return " (left)"
 	}
 	return ""
+}
+
+// dismissPage is how many messages one look-back of dismissedGroup reads.
+const dismissPage = 100
+
+// dismissedGroup reports whether c is a group that was dismissed. DISMISS
+// is not always a group's last event: each member, the owner too, may
+// LEAVE a dismissed group, and nothing else may follow it
+// (docs/protocol.md). So the group was dismissed when the newest event
+// before its trailing LEAVEs is a DISMISS; those LEAVEs are paged back
+// through, usually none or a few. GET_GROUP's dismissed would not answer
+// a user who left, whose summary c may be.
+func (s *session) dismissedGroup(ctx context.Context, c *protocol.ConvSummary) (bool, error) {
+	if c.Type != common.ConvType_GROUP || c.LastMessage == nil {
+		return false, nil
+	}
+	if done, dismissed := dismissVerdict(c.LastMessage); done {
+		return dismissed, nil
+	}
+	for before := c.LastMessage.Seq; before > 1; {
+		var page []*common.Message
+		err := s.request(ctx, func(ctx context.Context, cl *client.Client) error {
+			resp, err := cl.SyncBefore(ctx, c.ConvId, before, dismissPage)
+			if err == nil {
+				page = resp.Messages
+			}
+			return err
+		})
+		if err != nil || len(page) == 0 {
+			return false, err
+		}
+		for i := len(page) - 1; i >= 0; i-- {
+			if done, dismissed := dismissVerdict(page[i]); done {
+				return dismissed, nil
+			}
+		}
+		before = page[0].Seq
+	}
+	return false, nil
+}
+
+// dismissVerdict reads one message of a group, newest first, for
+// dismissedGroup: a DISMISS says dismissed; a LEAVE says nothing yet
+// (done false), the DISMISS may lie before it; anything else says not.
+func dismissVerdict(m *common.Message) (done, dismissed bool) {
+	if m.ContentType != common.ContentType_GROUP_EVENT {
+		return true, false
+	}
+	ev, err := client.GroupEventOf(m)
+	switch {
+	case err != nil:
+		return true, false
+	case ev.Action == common.GroupAction_LEAVE:
+		return false, false
+	}
+	return true, ev.Action == common.GroupAction_DISMISS
 }
 
 // allConvs lists every conversation of the user, all pages.

@@ -1,10 +1,12 @@
 package chat_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -115,6 +117,44 @@ func TestRun_ConvsMarksADismissedGroup(t *testing.T) {
 	waitOutput(t, r.out, "--- 2 conversations ---", 1)
 	waitOutput(t, r.out, "  g:2  club  unread 0 (dismissed)", 1)
 	waitOutput(t, r.out, "  g:1  team  unread 0\n", 1) // still open
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// A dismissed group stays marked in /convs after LEAVEs follow its DISMISS,
+// a member's and then the owner's own, which the server takes once the
+// group is dismissed.
+func TestRun_ConvsMarksADismissedGroupAfterLeaves(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/group new club bob")
+	waitOutput(t, r.out, "* created group club (g:1)", 1)
+	r.say(t, "/dismiss")
+	waitOutput(t, r.out, "* #2 alice dismissed the group", 1)
+	// Elsewhere, so that bob's LEAVE stays unread: the count is checked.
+	r.say(t, "/to bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	leave := &protocol.ManageGroupReq{ConvId: "g:1", Action: common.GroupAction_LEAVE}
+	if _, err := bob.ManageGroup(context.Background(), leave); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r.out, "[club] * #3 bob left", 1)
+
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "  g:1  club  unread 1 (dismissed)\n", 1)
+
+	// The owner may leave the dismissed group too; it stays marked. (The
+	// group on screen may have been marked read meanwhile.)
+	r.say(t, "/group club")
+	waitOutput(t, r.out, "* chatting in group club (g:1)", 1)
+	r.say(t, "/leave")
+	waitOutput(t, r.out, "* you left group club", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, " (dismissed)\n", 2)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)

@@ -13,12 +13,14 @@ import (
 // group is the state of a group conversation: its name, the roles of its
 // active members and the members who left. Of docs/protocol.md's rules the
 // fake keeps those a client sees: only members act, only the owner hands
-// the group over, the owner cannot leave, and one who left keeps reading
+// the group over, the owner cannot leave until the group is dismissed, a
+// dismissed group takes nothing but LEAVE, and one who left keeps reading
 // the history up to their leaving.
 type group struct {
-	name  string
-	owner int64
-	roles map[int64]common.GroupRole
+	name      string
+	owner     int64
+	dismissed bool
+	roles     map[int64]common.GroupRole
 	// left is the seq of each former member's LEAVE event.
 	left map[int64]int64
 }
@@ -97,6 +99,9 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
 	g := cv.group
+	if g.dismissed && req.Action != common.GroupAction_LEAVE {
+		return nil, fail(common.ErrorCode_FORBIDDEN, "the group was dismissed")
+	}
 	ev := &common.GroupEvent{Action: req.Action, Targets: req.UserIds, Name: req.Name,
 		Role: req.Role}
 	switch {
@@ -110,7 +115,9 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		g.owner = req.UserIds[0]
 		g.roles[g.owner], g.roles[c.userID] = common.GroupRole_OWNER, common.GroupRole_ADMIN
 	case req.Action == common.GroupAction_LEAVE:
-		if g.owner == c.userID {
+		// As logic: a dismissed group has nothing to hand over, so its
+		// owner may leave it too, to drop it from their list.
+		if g.owner == c.userID && !g.dismissed {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "the owner cannot leave")
 		}
 		// Stored while still a member, so that the leaver's other
@@ -120,11 +127,11 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		g.left[c.userID] = resp.Seq
 		return resp, nil
 	case req.Action == common.GroupAction_DISMISS:
-		// The members stay, as the server keeps them; nothing marks the
-		// group but its last event.
+		// The members stay, as the server keeps them.
 		if g.owner != c.userID {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "only the owner dismisses")
 		}
+		g.dismissed = true
 	default:
 		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("fake: %s", req.Action))
 	}
@@ -161,7 +168,7 @@ func (s *Server) getGroup(c *conn, req *protocol.GetGroupReq) (codec.Body, error
 	}
 	g := cv.group
 	info := &protocol.GroupInfo{ConvId: cv.id, Name: g.name, OwnerId: g.owner,
-		LastSeq: int64(len(cv.msgs))}
+		LastSeq: int64(len(cv.msgs)), Dismissed: g.dismissed}
 	for id, role := range g.roles {
 		info.Members = append(info.Members, &protocol.GroupMember{UserId: id, Role: role})
 	}
