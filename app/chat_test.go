@@ -236,6 +236,9 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	ann.wait(t, "--- last 1 messages with group Friends ---")
 	ann.say(t, "/dismiss")
 	ann.wait(t, "* #2 nann dismissed the group")
+	ann.wait(t, "* Friends was dismissed; /to <user> or /group <name or id> to chat on")
+	ann.say(t, "/group Friends") // a dismissed group stays readable
+	ann.wait(t, "--- last 2 messages with group Friends ---")
 	ann.say(t, "/members")
 	ann.wait(t, "--- Friends (dismissed): 2 members ---")
 

@@ -248,6 +248,7 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 	if m.SenderId != s.me {
 		s.unread = m.ConvId // on screen, so read: see markShownRead
 	}
+	s.followGroupEvent(ctx, m)
 }
 
 // convLabel names m's conversation for a line printed outside it: the peer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -174,7 +175,7 @@ func (s *session) transfer(ctx context.Context, names []string) error {
 func (s *session) leave(ctx context.Context) error {
 	err := s.manage(ctx, &protocol.ManageGroupReq{Action: common.GroupAction_LEAVE})
 	if err == nil {
-		s.leftGroup()
+		s.leftGroup(fmt.Sprintf("you left group %s", s.groupName))
 		return nil
 	}
 	if client.CodeOf(err) != common.ErrorCode_FORBIDDEN {
@@ -192,19 +193,44 @@ func (s *session) leave(ctx context.Context) error {
 		"(then /leave), or /dismiss ends it")
 }
 
-// leftGroup puts the client in no conversation after leaving its group:
-// lines typed next would go to the group, which refuses them now. The
-// peer chatted with before is dropped too, so that a line meant for the
-// group does not go to them; the user picks the next conversation.
-func (s *session) leftGroup() {
+// leftGroup puts the client in no conversation once its group is no
+// longer one to chat in, saying why: lines typed next would go to the
+// group, which refuses them now. The peer chatted with before is dropped
+// too, so that a line meant for the group does not go to them; the user
+// picks the next conversation.
+func (s *session) leftGroup(why string) {
 	// GET_GROUP no longer answers a former member: the name labels the
 	// group's lines still to come (its LEAVE event) instead.
 	s.convNames[s.group] = s.groupName
 	if s.unread == s.group {
 		s.unread = ""
 	}
-	s.printf("* you left group %s; /to <user> or /group <name or id> to chat on", s.groupName)
+	s.printf("* %s; /to <user> or /group <name or id> to chat on", why)
 	s.group, s.groupName, s.peer = "", "", peer{}
+}
+
+// followGroupEvent leaves the view of the group on screen when m, one of
+// its events just printed, ends the user's part in it: a removal of the
+// user, a DISMISS (this device's /dismiss too), or a LEAVE from another
+// of the user's devices (this device's /leave has left the view already).
+func (s *session) followGroupEvent(ctx context.Context, m *common.Message) {
+	if s.group == "" || m.ConvId != s.group ||
+		m.ContentType != common.ContentType_GROUP_EVENT {
+		return
+	}
+	ev, err := client.GroupEventOf(m)
+	if err != nil {
+		return
+	}
+	switch {
+	case ev.Action == common.GroupAction_REMOVE && slices.Contains(ev.Targets, s.me):
+		s.leftGroup(fmt.Sprintf("%s removed you from %s", s.nameOf(ctx, m.SenderId),
+			s.groupName))
+	case ev.Action == common.GroupAction_DISMISS:
+		s.leftGroup(fmt.Sprintf("%s was dismissed", s.groupName))
+	case ev.Action == common.GroupAction_LEAVE && m.SenderId == s.me:
+		s.leftGroup(fmt.Sprintf("you left group %s on another device", s.groupName))
+	}
 }
 
 // manage applies one change to the current group; its event comes back

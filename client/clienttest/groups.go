@@ -126,6 +126,8 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		delete(g.roles, c.userID)
 		g.left[c.userID] = resp.Seq
 		return resp, nil
+	case req.Action == common.GroupAction_REMOVE:
+		return s.removeMembers(c, cv, ev)
 	case req.Action == common.GroupAction_DISMISS:
 		// The members stay, as the server keeps them.
 		if g.owner != c.userID {
@@ -136,6 +138,29 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("fake: %s", req.Action))
 	}
 	return s.storeGroupEvent(c, cv, ev), nil
+}
+
+// removeMembers removes ev's targets from cv as logic does: only a member
+// of a higher role removes one, and everyone named must be a member. The
+// event is stored while they still are, so that they get it too, the last
+// one they may read.
+func (s *Server) removeMembers(c *conn, cv *conv, ev *common.GroupEvent) (codec.Body, error) {
+	g := cv.group
+	for _, id := range ev.Targets {
+		role, ok := g.roles[id]
+		switch {
+		case !ok:
+			return nil, fail(common.ErrorCode_BAD_REQUEST, fmt.Sprintf("user %d is not a member", id))
+		case role >= g.roles[c.userID]:
+			return nil, fail(common.ErrorCode_FORBIDDEN, "may not remove a peer or a superior")
+		}
+	}
+	resp := s.storeGroupEvent(c, cv, ev)
+	for _, id := range ev.Targets {
+		delete(g.roles, id)
+		g.left[id] = resp.Seq
+	}
+	return resp, nil
 }
 
 // storeGroupEvent stores ev as the next message of cv, sent by c's user,
