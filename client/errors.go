@@ -52,6 +52,9 @@ var (
 	// effect a caller must not guess (ChangePassword); a refusal is an
 	// *Error instead, and a request that was not sent neither.
 	ErrOutcomeUnknown = errors.New("client: outcome unknown")
+	// ErrConvRefused wraps the server's refusal of one conversation's
+	// catch-up in an EventConvRefused.
+	ErrConvRefused = errors.New("client: conversation refused")
 
 	// errCatchUp marks a request failure while a Session caught up on a live
 	// connection: the connection is dropped and tried again with backoff,

@@ -172,6 +172,14 @@ const (
 	// EventDisconnected: the connection ended with Event.Err; the next
 	// attempt comes after Event.RetryIn.
 	EventDisconnected
+	// EventConvRefused: the server refused the catch-up of the
+	// conversation Event.ConvID (FORBIDDEN or NOT_FOUND, in Event.Err,
+	// which wraps ErrConvRefused): one the user may no longer read, for
+	// example. The Session passes over it and catches up on the others;
+	// it asks again when the conversation next changes (a push, a later
+	// listing) or a resync finds messages of it held behind a gap,
+	// without another event until a catch-up of it succeeds.
+	EventConvRefused
 )
 
 // Event is a change of a Session's connection state.
@@ -180,7 +188,9 @@ type Event struct {
 	Login *protocol.LoginResp
 	// Addr is the address of the gateway connected to, one of
 	// SessionConfig.Addr and Fallbacks; set for EventConnected.
-	Addr    string
+	Addr string
+	// ConvID is the conversation refused; set for EventConvRefused.
+	ConvID  string
 	Err     error
 	RetryIn time.Duration
 }
@@ -240,6 +250,9 @@ type Session struct {
 	ready []*common.Message
 	// fills is the conversations whose missing messages must be fetched.
 	fills map[string]bool
+	// refused is the conversations whose fetch the server refused, since
+	// reported (passOver).
+	refused map[string]bool
 	// dirty is delivered positions not yet sent with DELIVERED.
 	dirty      map[string]int64
 	dirtyCount int
@@ -316,6 +329,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		fillWake:   make(chan struct{}, 1),
 		ackWake:    make(chan struct{}, 1),
 		fills:      make(map[string]bool),
+		refused:    make(map[string]bool),
 		dirty:      make(map[string]int64),
 		curChanged: make(chan struct{}),
 		tokens:     tokens{access: cfg.Login.Token},

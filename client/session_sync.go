@@ -360,19 +360,52 @@ func lastBefore(msgs []*common.Message, ms int64) int {
 }
 
 // fillAll fetches the missing messages of every queued conversation. A
-// conversation whose fetch fails is queued again for the next connection.
+// conversation whose fetch fails is queued again for the next connection,
+// unless the server refused it (passOver).
 func (s *Session) fillAll(c *Client) error {
 	for {
 		convID := s.takeFill()
 		if convID == "" {
 			return nil
 		}
-		if err := s.fill(c, convID); err != nil {
+		err := s.fill(c, convID)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			delete(s.refused, convID)
+			s.mu.Unlock()
+		case refusesConv(err) && c.Err() == nil:
+			s.passOver(convID, err)
+		default:
 			s.mu.Lock()
 			s.wantLocked(convID)
 			s.mu.Unlock()
 			return err
 		}
+	}
+}
+
+// refusesConv reports whether err, a fetch's error, is the server refusing
+// the conversation itself rather than failing: no reconnect changes it.
+func refusesConv(err error) bool {
+	code := CodeOf(err)
+	return code == common.ErrorCode_FORBIDDEN || code == common.ErrorCode_NOT_FOUND
+}
+
+// passOver leaves convID out of this catch-up after the server refused
+// its fetch. Queued again, a conversation the user may no longer read
+// failed every resume, and the Session reconnected for ever without
+// catching up on the others. Its next change, or a gap found at a resync,
+// asks again; the application hears of it once (EventConvRefused), until
+// a fetch of it succeeds.
+func (s *Session) passOver(convID string, err error) {
+	s.mu.Lock()
+	reported := s.refused[convID]
+	s.refused[convID] = true
+	s.mu.Unlock()
+	if !reported {
+		s.event(Event{Kind: EventConvRefused, ConvID: convID,
+			Err: errorf("%w: %s: %w", ErrConvRefused, convID, err)})
 	}
 }
 

@@ -253,7 +253,8 @@ func (s *session) openErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrReported, err)
 }
 
-// onEvent prints connection changes; it runs on the client session's
+// onEvent prints connection changes and a conversation the server refused
+// to catch up on; it runs on the client session's
 // goroutine.
 func (s *session) onEvent(e client.Event) {
 	switch e.Kind {
@@ -267,6 +268,9 @@ func (s *session) onEvent(e client.Event) {
 		}
 		s.offline = true
 		s.printf("! %s: %v; reconnecting in %s", what, e.Err, e.RetryIn.Round(time.Millisecond))
+	case client.EventConvRefused:
+		// Its messages stay unshown; the rest of the catch-up goes on.
+		s.printf("! cannot catch up on %s: %s", e.ConvID, describe(e.Err))
 	}
 }
 

@@ -233,6 +233,9 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	if !ok {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
+	if code, ok := s.refusedSyncs[req.ConvId]; ok {
+		return nil, fail(code, "injected refusal")
+	}
 	if req.BeforeSeq > 0 && s.failBackward > 0 {
 		s.failBackward--
 		return nil, fail(common.ErrorCode_UNAVAILABLE, "injected failure")

@@ -99,6 +99,9 @@ type Server struct {
 	unknown        map[protocol.Op]bool
 	// failBackward is how many backward SYNCs still fail (FailBackwardSyncs).
 	failBackward int
+	// refusedSyncs is the code every SYNC of a conversation is answered
+	// with, by conversation id (RefuseSyncs).
+	refusedSyncs map[string]common.ErrorCode
 	// lostRequests and lostReplies count, by op, the requests still to be
 	// lost (LoseRequests, LoseReplies).
 	lostRequests map[protocol.Op]int
@@ -180,6 +183,7 @@ func Start(opts Options) (*Server, error) {
 		lostRequests: make(map[protocol.Op]int),
 		lostReplies:  make(map[protocol.Op]int),
 		groupAcks:    make(map[string]*protocol.GroupChangeResp),
+		refusedSyncs: make(map[string]common.ErrorCode),
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -225,6 +229,20 @@ func (s *Server) FailBackwardSyncs(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failBackward = n
+}
+
+// RefuseSyncs makes every SYNC of convID, forward and backward, fail with
+// code (FORBIDDEN, NOT_FOUND), as a server does for a conversation its
+// user may no longer read; the listing still reports it. OK answers them
+// again.
+func (s *Server) RefuseSyncs(convID string, code common.ErrorCode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == common.ErrorCode_OK {
+		delete(s.refusedSyncs, convID)
+		return
+	}
+	s.refusedSyncs[convID] = code
 }
 
 // SendCount is how many SEND requests reached the server, failed ones included.
