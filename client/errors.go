@@ -125,6 +125,47 @@ func CodeOf(err error) common.ErrorCode {
 	return common.ErrorCode_OK
 }
 
+// AddrError is the failure of one gateway address (an AddrsError's).
+type AddrError struct {
+	Addr string
+	Err  error
+}
+
+// Error names the address once: a dial's error names it already.
+func (e *AddrError) Error() string {
+	if strings.Contains(e.Err.Error(), e.Addr) {
+		return e.Err.Error()
+	}
+	return e.Addr + ": " + e.Err.Error()
+}
+
+func (e *AddrError) Unwrap() error { return e.Err }
+
+// AddrsError is OpenSession's error when it tried several gateway
+// addresses and none answered as a gateway: the failure at each, in the
+// order tried. errors.Is and errors.As look into every one of them, so
+// an application can say what went wrong where, not only at the last.
+type AddrsError struct {
+	Failures []*AddrError
+}
+
+func (e *AddrsError) Error() string {
+	parts := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		parts[i] = f.Error()
+	}
+	return "client: no gateway answered: " + strings.Join(parts, "; ")
+}
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (e *AddrsError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f
+	}
+	return errs
+}
+
 // TooLargeError is the ErrTooLarge of one request.
 type TooLargeError struct {
 	Op protocol.Op

@@ -314,8 +314,10 @@ type pendingCursor struct {
 // up in the background until Close or a fatal error (see Err). While an
 // address cannot be dialled or does not answer as a gateway, it tries each
 // of cfg.Fallbacks in turn. An error from this first attempt (a refused
-// login, or the last address's failure) is returned as is, so that a wrong
-// address or password is reported rather than retried forever.
+// login, or the one address's failure) is returned as is, so that a wrong
+// address or password is reported rather than retried forever; when
+// several addresses were tried and none answered as a gateway, it is an
+// *AddrsError giving the failure at each.
 func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

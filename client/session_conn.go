@@ -12,15 +12,14 @@ import (
 
 // connect dials and logs in, trying tries addresses at most: while one
 // fails, the next of Addr, Fallbacks... in turn. It returns the last
-// failure. The next connect starts after the address that failed last, so
-// the Session stays on one that works.
+// failure, or an *AddrsError when several addresses were tried and none
+// answered as a gateway. The next connect starts after the address that
+// failed last, so the Session stays on one that works.
 func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.LoginResp, error) {
-	var err error
+	var failures []*AddrError
 	for range max(tries, 1) {
-		var c *Client
-		var resp *protocol.LoginResp
-		var next bool
-		if c, resp, next, err = s.connectNext(ctx); err == nil {
+		c, resp, addr, next, err := s.connectNext(ctx)
+		if err == nil {
 			s.mu.Lock()
 			s.userID = resp.UserId
 			s.username = cmp.Or(resp.Username, s.cfg.Login.Username)
@@ -29,24 +28,29 @@ func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.Lo
 			return c, resp, nil
 		}
 		if !next || ctx.Err() != nil {
-			break
+			return nil, nil, err
 		}
+		failures = append(failures, &AddrError{Addr: addr, Err: err})
 	}
-	return nil, nil, err
+	if len(failures) == 1 {
+		return nil, nil, failures[0].Err
+	}
+	return nil, nil, &AddrsError{Failures: failures}
 }
 
-// connectNext dials the current address and logs in. next reports that the
-// address failed as a gateway, and that the following one is current now:
-// it could not be dialled, or it took the connection but did not answer
-// the login as a gateway (unanswered). A login the gateway refused is its
-// answer, which the next address would not change.
+// connectNext dials the current address, addr, and logs in. next reports
+// that the address failed as a gateway, and that the following one is
+// current now: it could not be dialled, or it took the connection but did
+// not answer the login as a gateway (unanswered). A login the gateway
+// refused is its answer, which the next address would not change.
 func (s *Session) connectNext(ctx context.Context) (c *Client, resp *protocol.LoginResp,
-	next bool, err error) {
+	addr string, next bool, err error) {
 	addrs := append([]string{s.cfg.Addr}, s.cfg.Fallbacks...)
 	s.mu.Lock()
 	i := s.addrIndex % len(addrs)
 	s.mu.Unlock()
-	c, err = Dial(ctx, addrs[i], s.cfg.Client)
+	addr = addrs[i]
+	c, err = Dial(ctx, addr, s.cfg.Client)
 	next = err != nil
 	if err == nil {
 		if resp, err = s.login(ctx, c); err != nil {
@@ -60,9 +64,9 @@ func (s *Session) connectNext(ctx context.Context) (c *Client, resp *protocol.Lo
 			s.addrIndex = i + 1
 			s.mu.Unlock()
 		}
-		return nil, nil, next, err
+		return nil, nil, addr, next, err
 	}
-	return c, resp, false, nil
+	return c, resp, addr, false, nil
 }
 
 // unanswered reports whether a login on c failed for want of a gateway's

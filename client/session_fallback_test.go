@@ -71,3 +71,29 @@ func TestSession_PassesOverAnAddressThatIsNoGateway(t *testing.T) {
 		t.Fatalf("OpenSession = %v, want INVALID_CREDENTIALS", err)
 	}
 }
+
+// When no address of several answers as a gateway, OpenSession gives the
+// failure at each, in the order tried; with one address, its failure as is.
+func TestOpenSession_GivesTheFailureAtEachAddress(t *testing.T) {
+	down, other := clienttest.ClosedAddr(t), clienttest.OtherProtocolAddr(t)
+	login := client.LoginParams{Username: "alice", Password: passwordOf("alice"),
+		DeviceID: "phone"}
+	_, err := client.OpenSession(context.Background(), client.SessionConfig{
+		Addr: down, Fallbacks: []string{other}, Login: login})
+	var each *client.AddrsError
+	if !errors.As(err, &each) || len(each.Failures) != 2 {
+		t.Fatalf("OpenSession = %v, want an AddrsError of 2 failures", err)
+	}
+	if f := each.Failures[0]; f.Addr != down || errors.Is(f.Err, codec.ErrBadMagic) {
+		t.Fatalf("first failure %v, want the dial of %s", f, down)
+	}
+	if f := each.Failures[1]; f.Addr != other || !errors.Is(f.Err, codec.ErrBadMagic) {
+		t.Fatalf("second failure %v, want bad magic at %s", f, other)
+	}
+
+	_, err = client.OpenSession(context.Background(), client.SessionConfig{Addr: other,
+		Login: login})
+	if errors.As(err, &each) || !errors.Is(err, codec.ErrBadMagic) {
+		t.Fatalf("OpenSession of one address = %v, want its bad magic as is", err)
+	}
+}

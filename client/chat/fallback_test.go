@@ -34,3 +34,34 @@ func TestRun_PassesOverAnAddressThatIsNoGateway(t *testing.T) {
 		t.Fatalf("output lacks %q:\n%s", want, r.out.String())
 	}
 }
+
+// With several addresses failing in different ways, the client says what
+// happened at each, not the last failure as if it were every address's.
+func TestRun_SaysWhatFailedAtEachAddress(t *testing.T) {
+	other := clienttest.OtherProtocolAddr(t)
+	down := clienttest.ClosedAddr(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "login", args: nil},
+		{name: "registering", args: []string{"--register"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--addr", down + "," + other, "--user", "alice",
+				"--password", "pw-secret"}, tc.args...)
+			r := startChat(t, args...)
+			if err := r.wait(t); !errors.Is(err, chat.ErrUnreachable) {
+				t.Fatalf("Run = %v, want %v", err, chat.ErrUnreachable)
+			}
+			out := r.out.String()
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			want := "! chat: cannot connect to " + down + "," + other + ": at " + down +
+				": connect: connection refused; at " + other +
+				": the server there does not speak the Resonance protocol"
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+				t.Fatalf("want one line beginning %q; output:\n%s", want, out)
+			}
+		})
+	}
+}

@@ -217,24 +217,25 @@ func (s *session) open(ctx context.Context) error {
 	return nil
 }
 
+// openErr prints why the session could not open and returns err marked
+// as reported. An address that is no gateway to talk to is named with what
+// happened there; with several, each is, since what failed at the last
+// (the error a single failure would give) says nothing of the others.
 func (s *session) openErr(err error) error {
-	var opErr *net.OpError
+	var each *client.AddrsError
 	switch {
-	case errors.As(err, &opErr):
-		err = fmt.Errorf("%w %s: %w", ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
-		s.printf("! %v", err)
-	case errors.Is(err, codec.ErrBadMagic):
-		// Something answered, but not a gateway: the metrics or web app
-		// port given for the client port, most likely.
-		err = fmt.Errorf("%w %s: the server there does not speak the Resonance protocol "+
-			"(--addr takes the gateway's client port, the server's --addr): %w",
-			ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
-		s.printf("! %v", err)
-	case errors.Is(err, client.ErrTimeout):
-		err = fmt.Errorf("%w %s: the server there took the connection but did not answer "+
-			"in time (a port of another service, or a server too busy): %w",
-			ErrUnreachable, strings.Join(s.cfg.addrs, ","), err)
-		s.printf("! %v", err)
+	case errors.As(err, &each):
+		clauses := make([]string, len(each.Failures))
+		for i, f := range each.Failures {
+			clauses[i] = addrClause(f.Addr, f.Err)
+		}
+		s.printf("! %v %s: %s", ErrUnreachable, strings.Join(s.cfg.addrs, ","),
+			strings.Join(clauses, "; "))
+		err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+	case unreachable(err):
+		s.printf("! %v %s: %s", ErrUnreachable, strings.Join(s.cfg.addrs, ","),
+			unreachableText(err))
+		err = fmt.Errorf("%w: %w", ErrUnreachable, err)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if s.registerLimited != nil {
 			// Not registered for the rate limit: the name may not exist.
@@ -251,6 +252,39 @@ func (s *session) openErr(err error) error {
 		err = fmt.Errorf("chat: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrReported, err)
+}
+
+// addrClause says what happened at addr, one of several tried: "at ADDR:
+// why".
+func addrClause(addr string, err error) string {
+	var opErr *net.OpError
+	text := unreachableText(err)
+	switch {
+	case errors.As(err, &opErr) && opErr.Err != nil:
+		text = opErr.Err.Error() // without the op, which names the address again
+	case text == "":
+		text = describe(err) // a connection that ended without a word
+	}
+	return "at " + addr + ": " + text
+}
+
+// unreachableText says why the address of err is no gateway to talk to, ""
+// when err says something else (see unreachable).
+func unreachableText(err error) string {
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &opErr):
+		return err.Error()
+	case errors.Is(err, codec.ErrBadMagic):
+		// Something answered, but not a gateway: the metrics or web app
+		// port given for the client port, most likely.
+		return "the server there does not speak the Resonance protocol " +
+			"(--addr takes the gateway's client port, the server's --addr): " + err.Error()
+	case errors.Is(err, client.ErrTimeout):
+		return "the server there took the connection but did not answer in time " +
+			"(a port of another service, or a server too busy): " + err.Error()
+	}
+	return ""
 }
 
 // onEvent prints connection changes and a conversation the server refused
@@ -303,22 +337,32 @@ func (s *session) registerOnce(ctx context.Context) error {
 
 // registerFirst registers at the first of addrs that answers as a gateway,
 // passing over those that cannot be reached as the client session does
-// (client.SessionConfig.Fallbacks), or returns the last failure.
+// (client.SessionConfig.Fallbacks). When none answers, it returns the
+// failure, or with several addresses a *client.AddrsError of each, as
+// client.OpenSession does.
 func registerFirst(ctx context.Context, addrs []string, user, password string) (int64, error) {
-	var err error
+	var failures []*client.AddrError
 	for _, addr := range addrs {
-		var c *client.Client
-		if c, err = client.Dial(ctx, addr, client.Options{}); err != nil {
-			continue
-		}
-		var id int64
-		id, err = c.Register(ctx, user, password)
-		_ = c.Close()
+		id, err := registerAt(ctx, addr, user, password)
 		if !unreachable(err) || ctx.Err() != nil {
 			return id, err
 		}
+		failures = append(failures, &client.AddrError{Addr: addr, Err: err})
 	}
-	return 0, err
+	if len(failures) == 1 {
+		return 0, failures[0].Err
+	}
+	return 0, &client.AddrsError{Failures: failures}
+}
+
+// registerAt registers user at the gateway addr.
+func registerAt(ctx context.Context, addr, user, password string) (int64, error) {
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.Close() }()
+	return c.Register(ctx, user, password)
 }
 
 // unreachable reports whether err says that an address is no gateway to
