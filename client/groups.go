@@ -140,7 +140,9 @@ func decodeContent(m *common.Message, want common.ContentType, v interface {
 
 // CreateGroup is Client.CreateGroup on the session's connection. A lost
 // answer is settled by the retry, which returns the group created; the
-// error wraps ErrOutcomeUnknown only when ctx ends before one settles it.
+// error wraps ErrOutcomeUnknown when ctx ends before one settles it, or
+// when the server refuses the retry without acting on it (RATE_LIMITED,
+// which is not retried).
 func (s *Session) CreateGroup(ctx context.Context, name string,
 	members []int64) (*protocol.GroupChangeResp, error) {
 	id := NewClientMsgID()
@@ -219,12 +221,23 @@ func retryEvent[R any](s *Session, ctx context.Context,
 }
 
 // stillUnknown returns err, the last attempt's, wrapping ErrOutcomeUnknown
-// when an earlier attempt went unanswered and no answer since settled it:
-// the server's answer to a retry with the same id (an *Error too) does.
+// when an earlier attempt went unanswered and no answer since settled it.
+// Only the server's final answer to a retry with the same id does: a
+// refusal of the retry unacted (settles) says nothing of the lost attempt,
+// which the server may have applied.
 func stillUnknown(err error, unsure bool) error {
-	var se *Error
-	if !unsure || errors.Is(err, ErrOutcomeUnknown) || errors.As(err, &se) {
+	if !unsure || errors.Is(err, ErrOutcomeUnknown) || settles(err) {
 		return err
 	}
 	return errorf("%w: an earlier attempt's answer was lost: %w", ErrOutcomeUnknown, err)
+}
+
+// settles reports whether err, a retry's, is the server's answer to the
+// request itself: a refusal that is final. A retryable one (BUSY,
+// UNAVAILABLE, INTERNAL) and RATE_LIMITED are given before the request is
+// acted on, whatever an earlier attempt did.
+func settles(err error) bool {
+	var se *Error
+	return errors.As(err, &se) && !se.IsRetryable() &&
+		se.Code != common.ErrorCode_RATE_LIMITED
 }

@@ -121,3 +121,27 @@ func TestSession_RefreshRetriesALostAnswerWithinTheGrace(t *testing.T) {
 		t.Fatal("the device was signed out after a lost REFRESH answer")
 	}
 }
+
+// A retry refused by a server that did not act on it (RATE_LIMITED here,
+// which the Session does not retry) settles nothing: the lost attempt may
+// have made the change, so the outcome stays unknown.
+func TestSession_GroupChangeRefusedRetryIsUnknown(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	t.Cleanup(func() { _ = sess.Close() })
+	collectSession(t, sess)
+
+	s.LoseReplies(protocol.Op_CREATE_GROUP, 1)
+	s.Refuse(protocol.Op_CREATE_GROUP, common.ErrorCode_RATE_LIMITED, 1)
+	_, err := sess.CreateGroup(context.Background(), "g", []int64{bobID})
+	if !errors.Is(err, client.ErrOutcomeUnknown) ||
+		client.CodeOf(err) != common.ErrorCode_RATE_LIMITED {
+		t.Fatalf("CreateGroup refused after a lost answer = %v, want ErrOutcomeUnknown "+
+			"and the refusal", err)
+	}
+	if n := s.Requests(protocol.Op_CREATE_GROUP); n != 2 {
+		t.Fatalf("%d CREATE_GROUP requests, want 2 (the lost one, the refused retry)", n)
+	}
+}

@@ -1,7 +1,10 @@
 package clienttest
 
 import (
+	"fmt"
+
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -53,4 +56,34 @@ func (s *Server) lose(l loss, c *conn, h codec.Header, body []byte) {
 		_, _ = s.handle(c, h.Op, body)
 	}
 	c.close()
+}
+
+// refusal is the code the next n requests of an op are refused with.
+type refusal struct {
+	code common.ErrorCode
+	n    int
+}
+
+// Refuse makes the next n requests of op that are answered fail with code,
+// unhandled, as a loaded server refuses them (BUSY, UNAVAILABLE) or a spent
+// budget (RATE_LIMITED). Requests lost (LoseRequests, LoseReplies) do not
+// count: a retry of a lost one is what a test means to refuse.
+func (s *Server) Refuse(op protocol.Op, code common.ErrorCode, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusals[op] = refusal{code: code, n: n}
+}
+
+// refusal returns the error to refuse a request of op with, nil when it is
+// to be handled, and counts it.
+func (s *Server) refusal(op protocol.Op) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.refusals[op]
+	if r.n <= 0 {
+		return nil
+	}
+	r.n--
+	s.refusals[op] = r
+	return fail(r.code, fmt.Sprintf("op %s refused by test", op))
 }

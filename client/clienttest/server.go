@@ -106,6 +106,9 @@ type Server struct {
 	// lost (LoseRequests, LoseReplies).
 	lostRequests map[protocol.Op]int
 	lostReplies  map[protocol.Op]int
+	// refusals are the refusals still to answer requests with, by op
+	// (Refuse).
+	refusals map[protocol.Op]refusal
 	// blocks holds {blocker, blocked} pairs; the fake records them and
 	// enforces nothing.
 	blocks map[[2]int64]bool
@@ -176,6 +179,7 @@ func Start(opts Options) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 
 		unsupported: make(map[protocol.Op]bool),
+		refusals:    make(map[protocol.Op]refusal),
 		requests:    make(map[protocol.Op]int),
 		unknown:     make(map[protocol.Op]bool),
 		blocks:      make(map[[2]int64]bool),
@@ -406,7 +410,11 @@ func (s *Server) answer(c *conn, h codec.Header, body []byte) {
 		c.closeAfterFlush() // reading on ends when the writer closes
 		return
 	}
-	reply, err := s.handle(c, h.Op, body)
+	var reply codec.Body
+	err := s.refusal(h.Op)
+	if err == nil {
+		reply, err = s.handle(c, h.Op, body)
+	}
 	c.reply(h, reply, err)
 	s.afterReply(c, h.Op, reply, err)
 }
