@@ -1339,8 +1339,13 @@ export class Session extends Emitter {
     return this.request(Op.TYPING, { convId, typing });
   }
 
-  /** getPresence returns {presences} of userIds. */
-  getPresence(userIds) {
+  /**
+   * getPresence returns {presences} of userIds, at most MAX_PRESENCE_USERS
+   * of them: more reject at once, unsent, with a ResonanceError TOO_LARGE,
+   * as the server would refuse them.
+   */
+  async getPresence(userIds) {
+    checkPresenceIds(Op.GET_PRESENCE, userIds);
     return this.request(Op.GET_PRESENCE, { userIds });
   }
 
@@ -1352,8 +1357,11 @@ export class Session extends Emitter {
    * (LackedOp), and meanwhile watchPresence rejects at once with
    * UNSUPPORTED, asking nothing. An app sends its set again on each
    * connection, which such a server would refuse every time, or close.
+   * More than MAX_PRESENCE_USERS ids reject at once, unsent, with a
+   * ResonanceError TOO_LARGE, as the server would refuse them.
    */
   async watchPresence(userIds) {
+    checkPresenceIds(Op.WATCH_PRESENCE, userIds);
     if (this.noWatch.active()) {
       throw new ResonanceError(Op.WATCH_PRESENCE, ErrorCode.UNSUPPORTED,
         'refused by the server a while ago; asked again later');
@@ -1373,6 +1381,15 @@ export class Session extends Emitter {
   readCounts(convId, seqs) {
     return this.request(Op.READ_COUNTS, { convId, seqs });
   }
+}
+
+// checkPresenceIds throws, for a presence request over more users than the
+// server takes, the refusal the server would answer, so that a request sure
+// to be refused as a whole is not sent.
+function checkPresenceIds(op, userIds) {
+  if (userIds.length <= MAX_PRESENCE_USERS) return;
+  throw new ResonanceError(op, ErrorCode.TOO_LARGE,
+    `${userIds.length} user ids, over the ${MAX_PRESENCE_USERS} the server takes (not sent)`);
 }
 
 // stillUnknown is what idempotent rejects with when it gives up after err:

@@ -18,7 +18,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { LackedOp, Session, State, register } from '../sdk/session.js';
+import { LackedOp, MAX_PRESENCE_USERS, Session, State, register } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason, ErrorCode, GroupAction, Op } from '../sdk/schema.js';
 import { FakeGateway } from './fakegateway.js';
@@ -437,6 +437,35 @@ for (const { name, refuse } of [
     }
     assert.equal(watches, 1, 'WATCH_PRESENCE requests');
     assert.equal(gw.live.length, 1, 'the last connection kept');
+  });
+}
+
+// The server refuses a presence request for more than MAX_PRESENCE_USERS
+// ids as a whole; the SDK refuses it first, unsent, with the same code, and
+// sends one of exactly that many.
+for (const { name, op, call } of [
+  { name: 'getPresence', op: Op.GET_PRESENCE, call: (s, ids) => s.getPresence(ids) },
+  { name: 'watchPresence', op: Op.WATCH_PRESENCE, call: (s, ids) => s.watchPresence(ids) },
+]) {
+  test(`${name} over MAX_PRESENCE_USERS ids is refused unsent`, async (t) => {
+    const gw = new FakeGateway();
+    let asked = 0;
+    gw.onRequest = (ws, o) => {
+      if (o === op) asked++;
+      return undefined;
+    };
+    const s = open(gw);
+    t.after(() => s.close());
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    const ids = (n) => Array.from({ length: n }, (_, i) => BigInt(i + 2));
+
+    await assert.rejects(call(s, ids(MAX_PRESENCE_USERS + 1)),
+      (err) => err.name === 'ResonanceError' && err.code === ErrorCode.TOO_LARGE &&
+        /not sent/.test(err.message));
+    assert.equal(asked, 0, `${name} requests for ${MAX_PRESENCE_USERS + 1} ids`);
+    await assert.rejects(call(s, ids(MAX_PRESENCE_USERS))); // the fake answers UNSUPPORTED
+    assert.equal(asked, 1, `${name} requests for ${MAX_PRESENCE_USERS} ids`);
   });
 }
 
