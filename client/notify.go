@@ -40,9 +40,27 @@ func (c *Client) Typing(ctx context.Context, convID string, typing bool) error {
 	return nil
 }
 
-// GetPresence returns whether each user (at most 200) is online now, in the
-// order asked, duplicates left out.
+// MaxPresenceUsers is the server's bound on the user ids of one
+// GetPresence or WatchPresence: it refuses a longer list as a whole
+// (TOO_LARGE), so a caller with more users picks which to ask about.
+const MaxPresenceUsers = 200
+
+// checkPresenceIDs refuses, unsent, a presence request over more users than
+// the server takes: it would refuse it as a whole.
+func checkPresenceIDs(what string, userIDs []int64) error {
+	if len(userIDs) <= MaxPresenceUsers {
+		return nil
+	}
+	return errorf("%s of %d users: %w: over the %d the server takes", what, len(userIDs),
+		ErrBadParams, MaxPresenceUsers)
+}
+
+// GetPresence returns whether each user is online now, in the order asked,
+// duplicates left out. Over MaxPresenceUsers ids is ErrBadParams, unsent.
 func (c *Client) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
+	if err := checkPresenceIDs("presence", userIDs); err != nil {
+		return nil, err
+	}
 	req := &protocol.GetPresenceReq{UserIds: userIDs}
 	resp := protocol.NewGetPresenceResp()
 	if err := c.roundTrip(ctx, protocol.Op_GET_PRESENCE, req, resp); err != nil {
@@ -51,12 +69,15 @@ func (c *Client) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol.
 	return resp.Presences, nil
 }
 
-// WatchPresence replaces the set of users (at most 200) whose presence
-// changes the server sends to every device of this user as NOTIFY, and
-// returns their presence now. An empty set stops watching. The server keeps
-// the set for a day after it was last sent: send it again after each login
-// (Session does).
+// WatchPresence replaces the set of users whose presence changes the
+// server sends to every device of this user as NOTIFY, and returns their
+// presence now. An empty set stops watching; over MaxPresenceUsers ids is
+// ErrBadParams, unsent. The server keeps the set for a day after it was
+// last sent: send it again after each login (Session does).
 func (c *Client) WatchPresence(ctx context.Context, userIDs []int64) ([]*protocol.Presence, error) {
+	if err := checkPresenceIDs("watch presence", userIDs); err != nil {
+		return nil, err
+	}
 	req := &protocol.WatchPresenceReq{UserIds: userIDs}
 	resp := protocol.NewGetPresenceResp()
 	if err := c.roundTrip(ctx, protocol.Op_WATCH_PRESENCE, req, resp); err != nil {
@@ -97,9 +118,14 @@ func (s *Session) GetPresence(ctx context.Context, userIDs []int64) ([]*protocol
 // a day after it was last sent), so changes keep arriving through
 // SessionConfig.Client.OnNotify. A set the server refused is still
 // remembered, but not sent again on its own while the refusal of the op is
-// (a server older than it; see lackedOp). A call always asks the server.
+// (a server older than it; see lackedOp). A call always asks the server,
+// but for a set over MaxPresenceUsers: ErrBadParams, neither sent nor
+// remembered, the set before it kept.
 func (s *Session) WatchPresence(ctx context.Context,
 	userIDs []int64) ([]*protocol.Presence, error) {
+	if err := checkPresenceIDs("session watch presence", userIDs); err != nil {
+		return nil, err
+	}
 	s.watch.mu.Lock()
 	defer s.watch.mu.Unlock()
 	s.watch.ids = append([]int64{}, userIDs...)

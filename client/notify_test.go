@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,6 +78,60 @@ func TestSession_SendsARefusedWatchAgainLater(t *testing.T) {
 				s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
 				return s.Requests(protocol.Op_WATCH_PRESENCE) > 1
 			})
+		})
+	}
+}
+
+// presenceIDs returns n user ids.
+func presenceIDs(n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids
+}
+
+// The server refuses a presence request over MaxPresenceUsers ids as a
+// whole; the SDK refuses it first, unsent, and sends one of exactly that
+// many.
+func TestPresence_RefusesTooManyIDsUnsent(t *testing.T) {
+	type call func(context.Context, []int64) ([]*protocol.Presence, error)
+	tests := []struct {
+		name string
+		op   protocol.Op
+		call func(c *client.Client, sess *client.Session) call
+	}{
+		{name: "Client.GetPresence", op: protocol.Op_GET_PRESENCE,
+			call: func(c *client.Client, _ *client.Session) call { return c.GetPresence }},
+		{name: "Client.WatchPresence", op: protocol.Op_WATCH_PRESENCE,
+			call: func(c *client.Client, _ *client.Session) call { return c.WatchPresence }},
+		{name: "Session.GetPresence", op: protocol.Op_GET_PRESENCE,
+			call: func(_ *client.Client, sess *client.Session) call { return sess.GetPresence }},
+		{name: "Session.WatchPresence", op: protocol.Op_WATCH_PRESENCE,
+			call: func(_ *client.Client, sess *client.Session) call { return sess.WatchPresence }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, clienttest.Options{})
+			c, _ := loginNew(t, s, "alice", client.Options{})
+			sess := openSession(t, s, "alice", "phone", nil)
+			t.Cleanup(func() { _ = sess.Close() })
+			collectSession(t, sess)
+			presence := tc.call(c, sess)
+
+			_, err := presence(context.Background(), presenceIDs(client.MaxPresenceUsers+1))
+			if !errors.Is(err, client.ErrBadParams) {
+				t.Fatalf("%s of %d ids = %v, want ErrBadParams", tc.name,
+					client.MaxPresenceUsers+1, err)
+			}
+			if n := s.Requests(tc.op); n != 0 {
+				t.Fatalf("%d %s requests for %d ids, want none", n, tc.op,
+					client.MaxPresenceUsers+1)
+			}
+			_, _ = presence(context.Background(), presenceIDs(client.MaxPresenceUsers))
+			if n := s.Requests(tc.op); n != 1 {
+				t.Fatalf("%d %s requests for %d ids, want 1", n, tc.op, client.MaxPresenceUsers)
+			}
 		})
 	}
 }
