@@ -286,7 +286,9 @@ export class Session extends Emitter {
    * reconnect logging in meanwhile is signed out too once its login ends,
    * and its tokens are not saved. Offline, waiting to reconnect, or when
    * that reconnect fails, it logs in once with the saved login, within a
-   * second, to sign out on the server. On a session that has ended
+   * second, to sign out on the server; with its tokens only, never the
+   * password: tokens refused mean the device is signed out already (an
+   * earlier LOGOUT landed, or they expired). On a session that has ended
    * already (closed, or ended by the server) it signs the saved login out
    * on a connection of its own, and rejects if the server could not be told.
    *
@@ -380,9 +382,12 @@ export class Session extends Emitter {
   // connection, logged in with tokens (the saved login logout cleared)
   // within the final wait, carries the last DELIVERED and the LOGOUT
   // (lastAck). Without it the server keeps the device's tokens valid until
-  // they expire.
+  // they expire. Never with the password, as signOutEnded: tokens refused
+  // are revoked (a LOGOUT whose answer was lost landed) or expired, so the
+  // device is signed out already, which is all logout wants; a password
+  // login would sign it in again only to send a LOGOUT.
   signOutAway(tokens) {
-    this.connect(tokens).then(({ conn }) => this.lastAck(conn), () => {});
+    this.connect(tokens, { password: false }).then(({ conn }) => this.lastAck(conn), () => {});
   }
 
   end(err) {
@@ -494,13 +499,13 @@ export class Session extends Emitter {
   // either short, only bounds them (see end): the connection is to carry
   // the last DELIVERED. An ended session's connection is bounded from the
   // start, the open included, which otherwise waits for the request timeout.
-  async connect(tokens) {
+  async connect(tokens, loginOpts) {
     const conn = new Connection(this.opts.url, { requestTimeoutMs: this.opts.requestTimeoutMs });
     if (this.ended) this.closeByFinalDeadline(conn);
     this.connecting = conn;
     try {
       await conn.connect();
-      const login = await this.login(conn, tokens);
+      const login = await this.login(conn, tokens, loginOpts);
       return { conn, login };
     } catch (err) {
       conn.close();
@@ -512,9 +517,9 @@ export class Session extends Emitter {
 
   // login uses the access token, then the refresh token (LOGIN takes
   // either), so that a reconnect or a reload needs no password, and falls
-  // back to the password when both are refused. The tokens are the saved
-  // ones unless given.
-  async login(conn, tokens = this.positions.tokens()) {
+  // back to the password when both are refused, unless password is false.
+  // The tokens are the saved ones unless given.
+  async login(conn, tokens = this.positions.tokens(), { password = true } = {}) {
     const tk = tokens || {};
     const base = { deviceId: this.deviceId, platform: this.opts.platform };
     for (const token of [tk.access, tk.refresh]) {
@@ -526,7 +531,7 @@ export class Session extends Emitter {
       }
     }
     this.positions.setTokens(null);
-    if (!this.opts.password) {
+    if (!password || !this.opts.password) {
       throw new SessionEndedError('the saved login was refused; sign in again',
         { cause: new ResonanceError(Op.LOGIN, ErrorCode.TOKEN_INVALID, 'token refused') });
     }

@@ -1608,6 +1608,37 @@ for (const { name, lose, after, want, retried } of [
   });
 }
 
+// A LOGOUT whose answer is lost may have landed: the server then revoked
+// the device's tokens, and the connection of its own that sends it again
+// finds them refused. The device is signed out, which logout wanted: that
+// connection does not log in with the password just to send a LOGOUT, as
+// logout on an ended session (signOutEnded) does not.
+test('a lost LOGOUT that landed is not sent again after a password login', async () => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  let lost = false;
+  gw.onRequest = (ws, op) => {
+    if (op !== Op.LOGOUT || lost) return undefined;
+    lost = true;
+    gw.logouts++;
+    gw.accessTokens.clear(); // the server revoked the device's tokens
+    ws.close(1006);
+    return true;
+  };
+  const before = gw.logins.length;
+  const err = await s.logout().then(() => null, (e) => e);
+  assert.equal(err?.name, 'OutcomeUnknownError', `logout rejected with ${err}`);
+  await until(() => gw.conns[1]?.readyState === 3, 'the connection of its own closed', 1500);
+
+  const logins = gw.logins.slice(before);
+  assert.ok(logins.length > 0, 'no login on a connection of its own');
+  assert.equal(logins.filter((l) => l.password).length, 0,
+    `logged in with the password: ${logins.map((l) => (l.password ? 'password' : l.token))}`);
+  assert.equal(gw.logouts, 1, 'LOGOUTs');
+});
+
 // createGroup and manageGroup send again under one client_msg_id after a
 // lost answer, a few times. Giving up while no answer settled an attempt
 // that went unanswered, the group may exist or the change be made: the
