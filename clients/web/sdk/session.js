@@ -1400,10 +1400,13 @@ function checkPresenceIds(op, userIds) {
 // stillUnknown is what idempotent rejects with when it gives up after err:
 // err itself when no attempt went unanswered (lost is null) or a refusal
 // that is final settled them, else an OutcomeUnknownError. A retryable
-// refusal (BUSY, UNAVAILABLE) settles nothing: the server shed that attempt
-// and may have acted on the lost one.
+// refusal (BUSY, UNAVAILABLE) or RATE_LIMITED settles nothing: the server
+// shed that attempt unacted and may have acted on the lost one. The Go
+// SDK's stillUnknown decides alike.
 function stillUnknown(op, err, lost) {
-  if (!lost || (err instanceof ResonanceError && !err.retryable)) return err;
+  const settles = err instanceof ResonanceError && !err.retryable &&
+    err.code !== ErrorCode.RATE_LIMITED;
+  if (!lost || settles) return err;
   return new OutcomeUnknownError(op, lost);
 }
 

@@ -35,6 +35,9 @@ export class FakeGateway {
     // unsupported holds the ops answered UNSUPPORTED, as a server older
     // than them answers; delete one to upgrade the server.
     this.unsupported = new Set();
+    // refused maps ops to the code every request of them is refused with,
+    // unhandled, as a loaded server (BUSY) or a spent budget (RATE_LIMITED).
+    this.refused = new Map();
     // unknown holds the ops closed on with PROTOCOL_ERROR, as a gateway
     // older than them does (with no reconnect delay here, for speed).
     this.unknown = new Set();
@@ -255,6 +258,7 @@ export class FakeGateway {
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
     if (this.unsupported.has(header.op)) return fail(ErrorCode.UNSUPPORTED);
+    if (this.refused.has(header.op)) return fail(this.refused.get(header.op));
     if (this.unknown.has(header.op)) return this.closeWith(ws, CloseReason.PROTOCOL_ERROR, 0);
     switch (header.op) {
       case Op.HEARTBEAT: return reply({});

@@ -1644,15 +1644,21 @@ test('a lost LOGOUT that landed is not sent again after a password login', async
 // that went unanswered, the group may exist or the change be made: the
 // caller is told so with an OutcomeUnknownError (the op, and the lost
 // attempt's error as cause), not the bare TimeoutError or ClosedError a
-// request never sent also gives. A refusal of a later attempt settles it;
-// requests never sent (offline) stay the plain error. Both rejected with
-// the plain error after a lost answer.
-for (const { name, call, lose, offline, want, cause } of [
+// request never sent also gives. A final refusal of a later attempt
+// settles it; one of a server that did not act on the attempt (BUSY,
+// RATE_LIMITED) does not. Requests never sent (offline) stay the plain
+// error. Both rejected with the plain error after a lost answer.
+for (const { name, call, lose, refuse, offline, want, cause } of [
   { name: 'every answer lost', call: 'create', lose: 'silence', want: 'OutcomeUnknownError',
     cause: 'TimeoutError' },
   { name: 'the only attempt cut by the end', call: 'manage', lose: 'end',
     want: 'OutcomeUnknownError', cause: 'ClosedError' },
-  { name: 'lost, then refused', call: 'manage', lose: 'drop', want: 'ResonanceError' },
+  { name: 'lost, then refused', call: 'manage', lose: 'drop', refuse: ErrorCode.UNSUPPORTED,
+    want: 'ResonanceError' },
+  { name: 'lost, then busy', call: 'manage', lose: 'drop', refuse: ErrorCode.BUSY,
+    want: 'OutcomeUnknownError', cause: 'ClosedError' },
+  { name: 'lost, then rate limited', call: 'create', lose: 'drop',
+    refuse: ErrorCode.RATE_LIMITED, want: 'OutcomeUnknownError', cause: 'ClosedError' },
   { name: 'never sent', call: 'create', offline: true, want: 'TimeoutError' },
 ]) {
   test(`a group change whose answer is lost says its outcome is unknown (${name})`, async (t) => {
@@ -1669,9 +1675,9 @@ for (const { name, call, lose, offline, want, cause } of [
     gw.onRequest = (ws, reqOp, req) => {
       if (reqOp !== op) return undefined;
       ids.add(req.clientMsgId);
-      if (gw.unsupported.has(op)) return undefined;
+      if (gw.refused.has(op)) return undefined;
       if (lose === 'drop') {
-        gw.unsupported.add(op); // the attempts after the lost one are refused
+        gw.refused.set(op, refuse); // the attempts after the lost one are refused
         ws.close(1006);
         return true;
       }
