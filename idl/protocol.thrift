@@ -203,6 +203,9 @@ struct ConvSummary {
     12: bool left,                   // no longer a member of the group: nothing after last_seq is readable
     13: bool muted,                  // the user muted it: no offline notifications
     14: i32 member_count,            // a group's active members
+    // A group dismissed while the user was a member; unset for 1:1 and by
+    // servers from before the field (see docs/protocol.md).
+    15: optional bool dismissed,
 }
 
 // SyncConvsReq lists the user's conversations changed since cursor (empty:

@@ -102,6 +102,7 @@ type convSummaryRow struct {
 	LeftSeq     int64
 	Name        string
 	MemberCount int32
+	Dismissed   bool // see dismissedExpr
 }
 
 // convPosExpr is a conversation's position in one user's SyncConvs order:
@@ -111,6 +112,12 @@ type convSummaryRow struct {
 // group does afterwards is not theirs.
 const convPosExpr = "(CASE WHEN m.left_seq > 0 THEN m.changed_ms " +
 	"WHEN c.updated_ms > m.changed_ms THEN c.updated_ms ELSE m.changed_ms END)"
+
+// dismissedExpr says whether a group was dismissed while the user was a
+// member: one who left before the DISMISS gets not (see convPosExpr: what the
+// group does afterwards is not theirs), one who left after it still does.
+const dismissedExpr = "(CASE WHEN c.dismissed AND (m.left_seq = 0 OR " +
+	"m.left_seq > c.dismissed_seq) THEN 1 ELSE 0 END)"
 
 // SyncConvs lists the session user's conversations changed since the
 // request's cursor, in (updated_ms, conv_id) order, with this device's
@@ -172,7 +179,7 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	var rows []convSummaryRow
 	err := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
-			"m.read_seq, m.left_seq, c.name, c.member_count").
+			"m.read_seq, m.left_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
 		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv).
@@ -243,6 +250,9 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 		}
 		if peer, err := peerOf(r.ID, session.UserId); err == nil {
 			out[i].PeerUserId = peer
+		}
+		if r.Type == int16(common.ConvType_GROUP) {
+			out[i].Dismissed = &r.Dismissed
 		}
 	}
 	return out, nil

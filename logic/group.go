@@ -327,7 +327,7 @@ func (ch *groupChange) apply(ev *common.GroupEvent, maxMembers int) error {
 	case common.GroupAction_SET_ROLE:
 		return ch.setRole(ev)
 	case common.GroupAction_DISMISS:
-		ch.conv["dismissed"] = true
+		ch.conv["dismissed"], ch.conv["dismissed_seq"] = true, seq
 	}
 	return nil
 }

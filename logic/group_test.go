@@ -393,3 +393,78 @@ func TestGroup_ConcurrentSendsAndChanges(t *testing.T) {
 		}
 	})
 }
+
+// SyncConvs reports a group dismissed to those who were members when it
+// was dismissed, those who left after it too, and not to one who had left
+// before: what the group did afterwards is not theirs. A 1:1 summary
+// leaves the field unset.
+func TestSyncConvs_ReportsDismissedGroups(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		owner, ann, bob, cat := e.register(t, "owner"), e.register(t, "ann"),
+			e.register(t, "bob"), e.register(t, "cat")
+		open := e.group(t, owner, "open", ann)
+		club := e.group(t, owner, "club", ann, bob, cat)
+		p2p := e.sendN(t, owner, ann, 1, "p2p").ConvId
+		steps := []struct {
+			actor  int64
+			action common.GroupAction
+		}{
+			{cat, common.GroupAction_LEAVE},
+			{owner, common.GroupAction_DISMISS},
+			{bob, common.GroupAction_LEAVE},
+		}
+		for _, st := range steps {
+			if _, err := e.manage(st.actor, club, st.action, nil, "", 0); err != nil {
+				t.Fatalf("%d %s: %v", st.actor, st.action, err)
+			}
+		}
+
+		tests := []struct {
+			name      string
+			user      int64
+			conv      string
+			dismissed *bool
+		}{
+			{"owner's dismissed group", owner, club, ptr(true)},
+			{"member's dismissed group", ann, club, ptr(true)},
+			{"left after the dismissal", bob, club, ptr(true)},
+			{"left before the dismissal", cat, club, ptr(false)},
+			{"open group", owner, open, ptr(false)},
+			{"1:1", owner, p2p, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := convOf(t, e.syncConvs(t, session(tt.user, 1), "", 50), tt.conv)
+				if !equalPtr(c.Dismissed, tt.dismissed) {
+					t.Fatalf("dismissed = %s, want %s", ptrString(c.Dismissed),
+						ptrString(tt.dismissed))
+				}
+			})
+		}
+	})
+}
+
+// convOf returns the summary of conv in resp, failing t when it is missing.
+func convOf(t *testing.T, resp *protocol.SyncConvsResp, conv string) *protocol.ConvSummary {
+	t.Helper()
+	for _, c := range resp.Convs {
+		if c.ConvId == conv {
+			return c
+		}
+	}
+	t.Fatalf("no %s among %v", conv, convIDs(resp))
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func equalPtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
+}

@@ -57,6 +57,10 @@ type convRow struct {
 	MemberCount int32  `gorm:"not null;default:0"`
 	MemberVer   int64  `gorm:"not null;default:0"`
 	Dismissed   bool   `gorm:"not null;default:false"`
+	// DismissedSeq is the seq of the DISMISS event, so that SyncConvs tells
+	// who was still a member then; 0 for groups dismissed before it was
+	// kept, which read as dismissed to every member, former ones too.
+	DismissedSeq int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

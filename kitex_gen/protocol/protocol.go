@@ -1115,6 +1115,7 @@ type ConvSummary struct {
 	Left         bool            `thrift:"left,12" frugal:"12,default,bool" json:"left"`
 	Muted        bool            `thrift:"muted,13" frugal:"13,default,bool" json:"muted"`
 	MemberCount  int32           `thrift:"member_count,14" frugal:"14,default,i32" json:"member_count"`
+	Dismissed    *bool           `thrift:"dismissed,15,optional" frugal:"15,optional,bool" json:"dismissed,omitempty"`
 }
 
 func NewConvSummary() *ConvSummary {
@@ -1184,6 +1185,15 @@ func (p *ConvSummary) GetMuted() (v bool) {
 func (p *ConvSummary) GetMemberCount() (v int32) {
 	return p.MemberCount
 }
+
+var ConvSummary_Dismissed_DEFAULT bool
+
+func (p *ConvSummary) GetDismissed() (v bool) {
+	if !p.IsSetDismissed() {
+		return ConvSummary_Dismissed_DEFAULT
+	}
+	return *p.Dismissed
+}
 func (p *ConvSummary) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -1226,9 +1236,16 @@ func (p *ConvSummary) SetMuted(val bool) {
 func (p *ConvSummary) SetMemberCount(val int32) {
 	p.MemberCount = val
 }
+func (p *ConvSummary) SetDismissed(val *bool) {
+	p.Dismissed = val
+}
 
 func (p *ConvSummary) IsSetLastMessage() bool {
 	return p.LastMessage != nil
+}
+
+func (p *ConvSummary) IsSetDismissed() bool {
+	return p.Dismissed != nil
 }
 
 func (p *ConvSummary) String() string {
@@ -1253,6 +1270,7 @@ var fieldIDToName_ConvSummary = map[int16]string{
 	12: "left",
 	13: "muted",
 	14: "member_count",
+	15: "dismissed",
 }
 
 type SyncConvsReq struct {

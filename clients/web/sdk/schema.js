@@ -34,6 +34,10 @@ const ConvSummary = struct('ConvSummary', [
   i64(5, 'readSeq'), i64(6, 'unread'), i64(7, 'deliveredSeq'), i64(8, 'updatedMs'),
   i64(9, 'peerUserId'), str(10, 'name'), i64(11, 'peerReadSeq'), bool(12, 'left'),
   bool(13, 'muted'), i32(14, 'memberCount'),
+  // Optional in the IDL: false both for "not dismissed" and for a server
+  // that does not send it; the app does not mark groups (left or
+  // dismissed) in its list yet.
+  bool(15, 'dismissed'),
 ]);
 
 const UserInfo = struct('UserInfo', [
