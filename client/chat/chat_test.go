@@ -93,7 +93,13 @@ func newUser(t *testing.T, s *clienttest.Server, name string) (*client.Client, i
 
 func startServer(t *testing.T) *clienttest.Server {
 	t.Helper()
-	s, err := clienttest.Start(clienttest.Options{})
+	return startServerWith(t, clienttest.Options{})
+}
+
+// startServerWith starts a fake server with opts, closed at the test's end.
+func startServerWith(t *testing.T, opts clienttest.Options) *clienttest.Server {
+	t.Helper()
+	s, err := clienttest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,8 +362,9 @@ func (s *session) printConvs(ctx context.Context) error {
 // convState says when a conversation is no longer one to chat in: the
 // group was dismissed, or the user left it.
 func (s *session) convState(ctx context.Context, c *protocol.ConvSummary) string {
-	// A failed look-back leaves the state the summary gives: /convs is
-	// still worth printing without it.
+	// A failed look-back (only for a server that does not send dismissed)
+	// leaves the state the summary gives: /convs is still worth printing
+	// without it.
 	if dismissed, _ := s.dismissedGroup(ctx, c); dismissed {
 		return " (dismissed)"
 	}
@@ -376,15 +377,22 @@ func (s *session) convState(ctx context.Context, c *protocol.ConvSummary) string
 // dismissPage is how many messages one look-back of dismissedGroup reads.
 const dismissPage = 100
 
-// dismissedGroup reports whether c is a group that was dismissed. DISMISS
-// is not always a group's last event: each member, the owner too, may
-// LEAVE a dismissed group, and nothing else may follow it
-// (docs/protocol.md). So the group was dismissed when the newest event
-// before its trailing LEAVEs is a DISMISS; those LEAVEs are paged back
-// through, usually none or a few. GET_GROUP's dismissed would not answer
-// a user who left, whose summary c may be.
+// dismissedGroup reports whether c is a group that was dismissed, as its
+// summary's dismissed says. A server from before that field leaves it
+// unset; the group's history tells then. DISMISS is not always a group's
+// last event: each member, the owner too, may LEAVE a dismissed group, and
+// nothing else may follow it (docs/protocol.md). So the group was
+// dismissed when the newest event before its trailing LEAVEs is a DISMISS;
+// those LEAVEs are paged back through, usually none or a few. GET_GROUP's
+// dismissed would not answer a user who left, whose summary c may be.
 func (s *session) dismissedGroup(ctx context.Context, c *protocol.ConvSummary) (bool, error) {
-	if c.Type != common.ConvType_GROUP || c.LastMessage == nil {
+	if c.Type != common.ConvType_GROUP {
+		return false, nil
+	}
+	if c.IsSetDismissed() {
+		return c.GetDismissed(), nil
+	}
+	if c.LastMessage == nil {
 		return false, nil
 	}
 	if done, dismissed := dismissVerdict(c.LastMessage); done {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/client/clienttest"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -123,11 +124,44 @@ func TestRun_ConvsMarksADismissedGroup(t *testing.T) {
 	}
 }
 
-// A dismissed group stays marked in /convs after LEAVEs follow its DISMISS,
-// a member's and then the owner's own, which the server takes once the
-// group is dismissed.
-func TestRun_ConvsMarksADismissedGroupAfterLeaves(t *testing.T) {
+// /convs takes a dismissed group from the summary's dismissed, reading no
+// history: it marks the group although every backward SYNC fails, after
+// LEAVEs followed its DISMISS, a member's and then the owner's own.
+func TestRun_ConvsTakesDismissedFromTheSummary(t *testing.T) {
 	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/group new club bob")
+	waitOutput(t, r.out, "* created group club (g:1)", 1)
+	r.say(t, "/dismiss")
+	waitOutput(t, r.out, "* #2 alice dismissed the group", 1)
+	leave := &protocol.ManageGroupReq{ConvId: "g:1", Action: common.GroupAction_LEAVE}
+	if _, err := bob.ManageGroup(context.Background(), leave); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r.out, "[club] * #3 bob left", 1)
+	s.FailBackwardSyncs(1000)
+
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "  g:1  club  unread 1 (dismissed)\n", 1)
+	r.say(t, "/group club")
+	waitOutput(t, r.out, "* chatting in group club (g:1)", 1)
+	r.say(t, "/leave")
+	waitOutput(t, r.out, "* you left group club", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, " (dismissed)\n", 2)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// With a server from before ConvSummary.dismissed, /convs still marks a
+// dismissed group after LEAVEs follow its DISMISS, a member's and then the
+// owner's own, by reading its history back past them.
+func TestRun_ConvsMarksADismissedGroupAfterLeaves(t *testing.T) {
+	s := startServerWith(t, clienttest.Options{OmitConvDismissed: true})
 	bob, _ := newUser(t, s, "bob")
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)

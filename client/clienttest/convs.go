@@ -102,6 +102,10 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 		if left := cv.group.left[c.userID]; left > 0 {
 			sum.Left, sum.LastSeq = true, left // the history ends at the leaving
 		}
+		if !s.opts.OmitConvDismissed {
+			dismissed := cv.group.dismissedFor(c.userID)
+			sum.Dismissed = &dismissed
+		}
 	}
 	if n := sum.LastSeq; n > 0 {
 		sum.LastMessage = cv.msgs[n-1]

@@ -17,10 +17,11 @@ import (
 // dismissed group takes nothing but LEAVE, and one who left keeps reading
 // the history up to their leaving.
 type group struct {
-	name      string
-	owner     int64
-	dismissed bool
-	roles     map[int64]common.GroupRole
+	name  string
+	owner int64
+	// dismissedSeq is the seq of the DISMISS event; 0 while not dismissed.
+	dismissedSeq int64
+	roles        map[int64]common.GroupRole
 	// left is the seq of each former member's LEAVE event.
 	left map[int64]int64
 }
@@ -99,7 +100,7 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
 	g := cv.group
-	if g.dismissed && req.Action != common.GroupAction_LEAVE {
+	if g.dismissedSeq > 0 && req.Action != common.GroupAction_LEAVE {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "the group was dismissed")
 	}
 	ev := &common.GroupEvent{Action: req.Action, Targets: req.UserIds, Name: req.Name,
@@ -117,7 +118,7 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 	case req.Action == common.GroupAction_LEAVE:
 		// As logic: a dismissed group has nothing to hand over, so its
 		// owner may leave it too, to drop it from their list.
-		if g.owner == c.userID && !g.dismissed {
+		if g.owner == c.userID && g.dismissedSeq == 0 {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "the owner cannot leave")
 		}
 		// Stored while still a member, so that the leaver's other
@@ -133,7 +134,7 @@ func (s *Server) manageGroup(c *conn, req *protocol.ManageGroupReq) (codec.Body,
 		if g.owner != c.userID {
 			return nil, fail(common.ErrorCode_FORBIDDEN, "only the owner dismisses")
 		}
-		g.dismissed = true
+		g.dismissedSeq = int64(len(cv.msgs) + 1) // the event stored next
 	default:
 		return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("fake: %s", req.Action))
 	}
@@ -193,7 +194,7 @@ func (s *Server) getGroup(c *conn, req *protocol.GetGroupReq) (codec.Body, error
 	}
 	g := cv.group
 	info := &protocol.GroupInfo{ConvId: cv.id, Name: g.name, OwnerId: g.owner,
-		LastSeq: int64(len(cv.msgs)), Dismissed: g.dismissed}
+		LastSeq: int64(len(cv.msgs)), Dismissed: g.dismissedSeq > 0}
 	for id, role := range g.roles {
 		info.Members = append(info.Members, &protocol.GroupMember{UserId: id, Role: role})
 	}
@@ -211,4 +212,12 @@ func (s *Server) GroupOwner(convID string) int64 {
 		return cv.group.owner
 	}
 	return 0
+}
+
+// dismissedFor reports whether g was dismissed while user was a member, as
+// logic fills ConvSummary.dismissed: one who left before the DISMISS is
+// not told of it.
+func (g *group) dismissedFor(user int64) bool {
+	left := g.left[user]
+	return g.dismissedSeq > 0 && (left == 0 || left > g.dismissedSeq)
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// refresh token is taken back once (the retry of a lost answer); zero
 	// means 30 s, as the server.
 	RefreshRetryGrace time.Duration
+	// OmitConvDismissed leaves ConvSummary.dismissed unset, as a server
+	// from before the field does; clients then tell a dismissed group from
+	// its history.
+	OmitConvDismissed bool
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
