@@ -1,15 +1,14 @@
 package logic
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -79,25 +78,12 @@ func TestMarkRead_NoReceiptAcrossABlock(t *testing.T) {
 	})
 }
 
-// lockedBuffer is a log sink safe for the Service's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// failLine returns the fields of the last "request failed" line of op.
-func (b *lockedBuffer) failLine(t *testing.T, op string) map[string]any {
+// failLine returns the fields of the last "request failed" line of op in
+// logs.
+func failLine(t *testing.T, logs *syncbuf.Buffer, op string) map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var last map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		var fields map[string]any
 		if json.Unmarshal([]byte(line), &fields) == nil && fields["op"] == op &&
 			fields["message"] == "request failed" {
@@ -113,7 +99,7 @@ func (b *lockedBuffer) failLine(t *testing.T, op string) map[string]any {
 // Every refusal is logged at debug with the ids it was about, so that an
 // operator can tell from the log whom a FORBIDDEN or NOT_FOUND concerned.
 func TestRefusals_LogTheIDsInvolved(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
 		d.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
 	})
@@ -155,7 +141,7 @@ func TestRefusals_LogTheIDsInvolved(t *testing.T) {
 	}
 	for _, tt := range tests {
 		wantCode(t, tt.call(), tt.code)
-		got := logs.failLine(t, tt.op)
+		got := failLine(t, logs, tt.op)
 		for k, v := range tt.want {
 			if got[k] != v {
 				t.Errorf("%s refusal logged %s=%v, want %v (line %v)", tt.op, k, got[k], v, got)
@@ -457,14 +443,14 @@ func TestGroupLists_LengthCheckedBeforeDeduplication(t *testing.T) {
 // A SYNC without a request reads as an empty one, as every handler's does,
 // and its refusal is logged with the user who asked.
 func TestSync_MissingRequestLogsTheUser(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
 		d.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
 	})
 	alice := e.register(t, "alice")
 	_, err := e.svc.Sync(ctxBG, session(alice, 1), nil)
 	wantCode(t, err, common.ErrorCode_BAD_REQUEST)
-	if got := logs.failLine(t, "sync"); got["user"] != float64(alice) {
+	if got := failLine(t, logs, "sync"); got["user"] != float64(alice) {
 		t.Fatalf("sync refusal logged user=%v, want %d (line %v)", got["user"], alice, got)
 	}
 }

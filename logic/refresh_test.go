@@ -1,17 +1,16 @@
 package logic
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -98,31 +97,12 @@ func TestRefresh_RetryRacingItsOriginal(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger written from several
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestTokenFlows_LogNoSecrets runs logins, refreshes, a reuse, password
 // changes and sign-outs, good and bad, with logs at debug, and checks that
 // no token, password or stored hash appears in them, and that every failed
 // request names the ids it failed on.
 func TestTokenFlows_LogNoSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
 		d.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
 	})
@@ -184,7 +164,7 @@ func TestTokenFlows_LogNoSecrets(t *testing.T) {
 // it, and that the reuse warning names the connection that presented the
 // token.
 func TestTokenFlows_LogWhomAndFromWhere(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := newEnvWith(t, sqliteConfig(t), func(d *Deps) {
 		d.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
 	})
