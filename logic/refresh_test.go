@@ -84,16 +84,7 @@ func TestRefresh_RetryRacingItsOriginal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("retry racing its original: %v", err)
 		}
-		next, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: retry.RefreshToken})
-		if err != nil {
-			t.Fatalf("refresh with the retry's token: %v", err)
-		}
-		if c := e.tokenLogin(t, next.Token); c != common.ErrorCode_OK {
-			t.Fatalf("access token after the retry: %s", c)
-		}
-		if got := e.signedOut(t); len(got) != 0 {
-			t.Fatalf("signed out %v", got)
-		}
+		e.wantRetryKeepsWorking(t, phone.sess, retry)
 	})
 }
 

@@ -145,17 +145,27 @@ func TestRefresh_RetryWithinTheGraceKeepsTheDevice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("retry within the grace: %v", err)
 		}
-		next, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: retry.RefreshToken})
-		if err != nil {
-			t.Fatalf("refresh with the retry's token: %v", err)
-		}
-		if c := e.tokenLogin(t, next.Token); c != common.ErrorCode_OK {
-			t.Fatalf("access token after the retry: %s", c)
-		}
-		if got := e.signedOut(t); len(got) != 0 {
-			t.Fatalf("signed out %v", got)
-		}
+		e.wantRetryKeepsWorking(t, phone.sess, retry)
 	})
+}
+
+// wantRetryKeepsWorking checks that the pair a retry within the grace got
+// goes on working, its refresh token rotating and the access token it
+// gives logging in, and that nobody was signed out.
+func (e *env) wantRetryKeepsWorking(t *testing.T, sess *logicrpc.Session,
+	retry *protocol.RefreshResp) {
+	t.Helper()
+	next, err := e.svc.Refresh(context.Background(), sess,
+		&protocol.RefreshReq{RefreshToken: retry.RefreshToken})
+	if err != nil {
+		t.Fatalf("refresh with the retry's token: %v", err)
+	}
+	if c := e.tokenLogin(t, next.Token); c != common.ErrorCode_OK {
+		t.Fatalf("access token after the retry: %s", c)
+	}
+	if got := e.signedOut(t); len(got) != 0 {
+		t.Fatalf("signed out %v", got)
+	}
 }
 
 // TestLogin_RotatedAwayTokenOfAThief checks a LOGIN with a refresh token
