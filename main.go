@@ -102,12 +102,33 @@ func help(args []string, stderr io.Writer) int {
 	return 2
 }
 
+// everyRoleFlags returns a flag set of the flags of fs and of every role: a
+// RESONANCE_ variable this role does not read is another role's, not a
+// misspelling, when one environment serves them all (deploy/k8s's
+// ConfigMap).
+func everyRoleFlags(fs *flag.FlagSet) *flag.FlagSet {
+	every := flag.NewFlagSet("every role", flag.ContinueOnError)
+	add := func(f *flag.Flag) {
+		if every.Lookup(f.Name) == nil {
+			every.Var(f.Value, f.Name, f.Usage)
+		}
+	}
+	fs.VisitAll(add)
+	for _, role := range []app.Role{app.RoleAll, app.RoleGateway, app.RoleLogic, app.RoleTask} {
+		rf := flag.NewFlagSet(string(role), flag.ContinueOnError)
+		var cfg app.Config
+		cfg.Bind(rf, role)
+		rf.VisitAll(add)
+	}
+	return every
+}
+
 func serve(role app.Role, args []string, stderr io.Writer) int {
 	fs := newCommandFlags(string(role), "[flags]")
 	cfg, err := app.Load(fs.FlagSet, role, args)
 	if !errors.Is(err, flag.ErrHelp) {
 		// Before a failure too, which a misspelled variable may explain.
-		for _, w := range config.UnknownEnv(fs.FlagSet, os.Environ()) {
+		for _, w := range config.UnknownEnv(everyRoleFlags(fs.FlagSet), os.Environ()) {
 			fmt.Fprintf(stderr, "resonance %s: warning: %s\n", role, w)
 		}
 	}

@@ -127,6 +127,13 @@ func TestRun_BadFlagPrintsErrorAndHint(t *testing.T) {
 				"flag (did you mean RESONANCE_NATS_URL, --nats-url?); ignored",
 				"resonance task: app: invalid configuration: task needs --nats-url " +
 					"(embedded NATS is for all)", "run 'resonance task -h' for flags"}},
+		// Another role's variable is no misspelling: the deploy files set
+		// one environment (a ConfigMap) for every role.
+		{name: "another role's variable", args: []string{"task", "--redis-addr", "127.0.0.1:1"},
+			env: map[string]string{"RESONANCE_DB_DRIVER": "mysql",
+				"RESONANCE_PUSH_LISTEN": "0.0.0.0:7200"},
+			wantCode: 2, want: []string{"resonance task: app: invalid configuration: task needs " +
+				"--nats-url (embedded NATS is for all)", "run 'resonance task -h' for flags"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
