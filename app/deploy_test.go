@@ -165,6 +165,12 @@ func checkEnvKeys(t *testing.T, file string, data any, flags map[string]bool) {
 func checkDeployment(t *testing.T, file string, doc map[string]any) {
 	t.Helper()
 	spec := dig(doc, "spec", "template", "spec").(map[string]any)
+	// docs/operations.md: the grace period should exceed 30 s, the default,
+	// or the kubelet kills a pod still draining.
+	if grace, _ := spec["terminationGracePeriodSeconds"].(int); grace <= 30 {
+		t.Errorf("%s: terminationGracePeriodSeconds = %v, want more than 30",
+			file, spec["terminationGracePeriodSeconds"])
+	}
 	for _, raw := range spec["containers"].([]any) {
 		c := raw.(map[string]any)
 		role := Role(c["args"].([]any)[0].(string))
