@@ -19,8 +19,10 @@ type SessionConfig struct {
 	// Fallbacks are more gateways; after a failed dial, or a login answered
 	// in another protocol or not at all (Options.RequestTimeout), the
 	// Session tries the next address of Addr, Fallbacks... in turn, and
-	// stays on one that works. OpenSession tries each once, if need be,
-	// before it gives up; a login refused by a gateway ends it there.
+	// stays on one that works; a gateway closing the connection with
+	// SERVER_SHUTDOWN sends it to the next too. OpenSession tries each
+	// once, if need be, before it gives up; a login refused by a gateway
+	// ends it there.
 	Fallbacks []string
 	// Login authenticates every connection. Give Username and Password, or
 	// a Token, or both: after the first login the Session logs in again

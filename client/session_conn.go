@@ -330,6 +330,8 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 			return 0, errorf("%w: %w", ErrSessionEnded, ce)
 		}
 		return jitter(backoff) - backoff, nil
+	case protocol.CloseReason_SERVER_SHUTDOWN:
+		s.skipAddr()
 	}
 	if !ce.ShouldReconnect() {
 		return 0, errorf("%w: %w", ErrSessionEnded, ce)
@@ -337,6 +339,15 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 	// The server's delay already carries its own jitter; ours is added on
 	// top so that a zero delay still spreads the clients.
 	return ce.ReconnectAfter + jitter(backoff) - backoff, nil
+}
+
+// skipAddr makes the next address of Addr, Fallbacks... current: the
+// gateway at this one is stopping, and dialling it again would meet it
+// draining or gone. With one address it stays, for the gateway's restart.
+func (s *Session) skipAddr() {
+	s.mu.Lock()
+	s.addrIndex++
+	s.mu.Unlock()
 }
 
 // serveConn resumes on c, then fills gaps and sends acknowledgements until

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/resonance-im/resonance/client/clienttest"
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // A gateway address that takes the connection but answers the login in
@@ -95,5 +97,39 @@ func TestOpenSession_GivesTheFailureAtEachAddress(t *testing.T) {
 		Login: login})
 	if errors.As(err, &each) || !errors.Is(err, codec.ErrBadMagic) {
 		t.Fatalf("OpenSession of one address = %v, want its bad magic as is", err)
+	}
+}
+
+// SERVER_SHUTDOWN says the gateway is stopping, and protocol.md asks a
+// client to reconnect preferably to another: with fallbacks, the Session
+// goes on to the next address rather than dial the stopping one again,
+// which at best still answers until it stops and at worst costs a failed
+// dial and a backoff first.
+func TestSession_MovesOnFromAGatewayShuttingDown(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	_, port, err := net.SplitHostPort(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same server under a second name stands for a second gateway.
+	other := net.JoinHostPort("localhost", port)
+	connectedAt := make(chan string, 4)
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.Fallbacks = []string{other}
+		c.OnEvent = func(e client.Event) {
+			if e.Kind == client.EventConnected {
+				connectedAt <- e.Addr
+			}
+		}
+	})
+	collectSession(t, sess)
+	if addr := <-connectedAt; addr != s.Addr() {
+		t.Fatalf("first connected at %q, want %q", addr, s.Addr())
+	}
+
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	if addr := <-connectedAt; addr != other {
+		t.Fatalf("after SERVER_SHUTDOWN connected at %q, want the next address %q", addr, other)
 	}
 }
