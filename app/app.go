@@ -471,7 +471,8 @@ func (s *System) LogicAddr() net.Addr { return s.logicAddr }
 // Stop shuts the parts down in the order that loses nothing: the gateway
 // first (clients are told to reconnect, in-flight requests finish), then task
 // (in-flight pushes finish, the rest stays in JetStream), then logic, then
-// the connections to NATS, Redis and the database. It is idempotent.
+// the connections to NATS, Redis and the database. Before that, /readyz turns
+// unready and every part serves on for Config.DrainDelay. It is idempotent.
 func (s *System) Stop() {
 	if s.stopped {
 		return
@@ -482,6 +483,11 @@ func (s *System) Stop() {
 	}
 	done := make(chan struct{})
 	go func() {
+		if s.cfg.DrainDelay > 0 {
+			s.log.Info().Dur("drain_delay", s.cfg.DrainDelay).
+				Msg("unready; serving on until load balancers stop routing here")
+			time.Sleep(s.cfg.DrainDelay)
+		}
 		if s.gateway != nil {
 			s.stopGateway()
 			<-s.gatewayDone
@@ -508,8 +514,9 @@ func (s *System) Stop() {
 	}()
 	select {
 	case <-done:
-	case <-time.After(shutdownTimeout):
-		s.log.Error().Dur("timeout", shutdownTimeout).Msg("shutdown timed out; closing dependencies anyway")
+	case <-time.After(s.cfg.DrainDelay + shutdownTimeout):
+		s.log.Error().Dur("timeout", s.cfg.DrainDelay+shutdownTimeout).
+			Msg("shutdown timed out; closing dependencies anyway")
 	}
 	s.closeDeps()
 }

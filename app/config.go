@@ -81,6 +81,11 @@ type Config struct {
 
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
+	// DrainDelay is how long Stop keeps serving after /readyz turns
+	// unready, before the gateway sends its clients away: time for a load
+	// balancer's readiness probe to take the instance out of rotation, so
+	// that no new client lands on it while it drains. Default 0.
+	DrainDelay time.Duration
 
 	// WebListen serves the browser chat app (clients/web) on this address;
 	// default 127.0.0.1:8080 for all, empty (off) for a lone gateway. When
@@ -114,6 +119,9 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
 		"address of /metrics, /healthz and /readyz; empty disables")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "how long to go on serving at shutdown "+
+		"after /readyz turns unready, for load balancers to stop routing here (counts in "+
+		"the shutdown's grace period)")
 	procsUsage := "the CPUs plus 4"
 	if role.Has(RoleGateway) {
 		procsUsage = "the CPUs plus one per event loop (one per CPU) plus 4"

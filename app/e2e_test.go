@@ -20,6 +20,7 @@ import (
 	"github.com/resonance-im/resonance/bench/scenario"
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/internal/mq"
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/logic"
@@ -580,4 +581,36 @@ func expectTokenRefused(t *testing.T, addr, token, device string) {
 	if client.CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
 		t.Fatalf("token login of %s after sign-out: %v, want TOKEN_INVALID", device, err)
 	}
+}
+
+// TestStop_DrainDelayServesOnWhileUnready checks that with a drain delay
+// /readyz is unready at once while the gateway still takes new clients,
+// which it sends away only once the delay is over.
+func TestStop_DrainDelayServesOnWhileUnready(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.DrainDelay = 4 * time.Second
+	sys := startSystem(t, cfg)
+	readyz := "http://" + sys.HTTPAddr().String() + "/readyz"
+
+	stopped := make(chan struct{})
+	go func() { sys.Stop(); close(stopped) }()
+	testwait.For(t, 5*time.Second, "/readyz unready", func() bool {
+		resp, err := http.Get(readyz)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, sys.GatewayAddr().String(), client.Options{})
+	if err != nil {
+		t.Fatalf("dial during the drain delay: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Register(ctx, "late", "late-password"); err != nil {
+		t.Fatalf("register during the drain delay: %v", err)
+	}
+	<-stopped
 }

@@ -101,6 +101,10 @@ func (c *Config) Validate() error {
 				ErrConfig, c.Role)
 		}
 	}
+	if c.DrainDelay < 0 {
+		return fmt.Errorf("%w: --drain-delay %v: want 0 (the default) or more", ErrConfig,
+			c.DrainDelay)
+	}
 	if c.MaxProcs < 0 {
 		return fmt.Errorf("%w: --max-procs %d: want 0 (the default) or more", ErrConfig, c.MaxProcs)
 	}
