@@ -4,7 +4,9 @@
 // close with a CLOSE frame, lose replies, fail LOGINs, answer SYNC_CONVS
 // late, refuse ops as an older server does, look at each request before it
 // is answered (onRequest), or be unreachable. It rotates refresh tokens as
-// the server does (a lost answer's retry taken once within a grace). It
+// the server does (a lost answer's retry taken once within a grace), and
+// changes the password as it does (the old one checked, a weak new one
+// refused, every token revoked and the other connections signed out). It
 // stores one user's messages per conversation; it is no model of the real
 // server beyond what the tests need.
 
@@ -66,6 +68,12 @@ export class FakeGateway {
     this.accessTokens = new Set(['access-1']); // the access tokens LOGIN takes
     this.refreshes = []; // the refresh tokens REFRESH was given, in order
     this.reused = 0; // rotated-away refresh tokens presented out of their grace
+    this.tokenLifeMs = 3_600_000; // access token life of the pairs REFRESH and CHANGE_PASSWORD give
+    // The user's name and password: a password LOGIN or CHANGE_PASSWORD
+    // with another password is refused INVALID_CREDENTIALS.
+    this.username = 'me';
+    this.password = 'secret-pw';
+    this.passwordChanges = []; // the ChangePasswordReq bodies, answered or not
     const gw = this;
     // WebSocket is the class the SDK constructs; each instance is one
     // connection to this gateway.
@@ -231,19 +239,52 @@ export class FakeGateway {
     } else {
       return null;
     }
+    return this.issue();
+  }
+
+  // issue makes a new pair the device's and returns it as the IDL's
+  // RefreshResp and ChangePasswordResp carry it.
+  issue() {
     this.issued++;
     this.refreshToken = `refresh-${this.issued}`;
     const access = `access-${this.issued}`;
     this.accessTokens.add(access);
-    const expires = BigInt(now + 3_600_000);
+    const expires = BigInt(Date.now() + this.tokenLifeMs);
     return { token: access, tokenExpiresMs: expires, refreshToken: this.refreshToken,
       refreshExpiresMs: expires * 2n };
+  }
+
+  /**
+   * changePassword acts on a ChangePasswordReq from ws as the server does
+   * and returns the ChangePasswordResp, or the ErrorCode it is refused
+   * with: a weak new password (the server's rules: 8 to 128 bytes, not
+   * the username, not one repeated character) before the old one is
+   * checked. It revokes every token of the user and closes the user's
+   * other connections with SIGNED_OUT. A test calls it to have the server
+   * act on a CHANGE_PASSWORD whose answer it then loses.
+   */
+  changePassword(ws, req) {
+    const bytes = new TextEncoder().encode(req.newPassword).length;
+    const weak = bytes < 8 || bytes > 128 ||
+      req.newPassword.toLowerCase() === this.username.toLowerCase() ||
+      [...req.newPassword].every((c) => c === req.newPassword[0]);
+    if (weak) return ErrorCode.BAD_REQUEST;
+    if (req.oldPassword !== this.password) return ErrorCode.INVALID_CREDENTIALS;
+    this.password = req.newPassword;
+    this.accessTokens.clear();
+    this.refreshPrev = '';
+    this.refreshRotatedMs = 0;
+    for (const other of this.live) {
+      if (other !== ws) this.closeWith(other, CloseReason.SIGNED_OUT, -1);
+    }
+    return this.issue();
   }
 
   handle(ws, header, body) {
     if (ws.readyState !== 1) return undefined;
     const req = decodeStruct(requestBodies.get(header.op)[0], body);
     if (header.op === Op.REFRESH) this.refreshes.push(req.refreshToken); // answered or not
+    if (header.op === Op.CHANGE_PASSWORD) this.passwordChanges.push(req);
     const look = this.onRequest?.(ws, header.op, req);
     if (look === true) return undefined;
     if (look) return look.then(() => this.answer(ws, header, req));
@@ -275,7 +316,10 @@ export class FakeGateway {
           return fail(ErrorCode.UNAVAILABLE);
         }
         if (req.token && !this.accessTokens.has(req.token)) return fail(ErrorCode.TOKEN_INVALID);
-        return reply({ userId: this.userId, username: 'me', token: req.token || 'access-1',
+        if (!req.token && req.password !== this.password) {
+          return fail(ErrorCode.INVALID_CREDENTIALS);
+        }
+        return reply({ userId: this.userId, username: this.username, token: req.token || 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,
           serverTimeMs: BigInt(Date.now()),
           refreshToken: req.token ? '' : this.refreshToken, deviceId: req.deviceId || 'default' });
@@ -289,6 +333,10 @@ export class FakeGateway {
           return this.closeWith(ws, CloseReason.SIGNED_OUT, -1);
         }
         return resp ? reply(resp) : fail(ErrorCode.TOKEN_INVALID);
+      }
+      case Op.CHANGE_PASSWORD: {
+        const resp = this.changePassword(ws, req);
+        return typeof resp === 'number' ? fail(resp) : reply(resp);
       }
       case Op.SYNC_CONVS:
         if (this.convsGate) return this.convsGate.then(() => reply(this.listing(req)));

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { schemas } from '../sdk/schema.js';
+import { Op, requestBodies, schemas } from '../sdk/schema.js';
 import { T } from '../sdk/thrift.js';
 
 const idlDir = new URL('../../../idl/', import.meta.url);
@@ -76,4 +76,35 @@ test('SDK schemas name every field of their IDL structs', () => {
     }
   };
   for (const s of Object.values(schemas)) visit(s);
+});
+
+// parseOps returns protocol.thrift's Op enum: name -> {value, body}, body
+// being the struct its comment names ("// body ChangePasswordReq").
+function parseOps() {
+  const src = readFileSync(new URL('protocol.thrift', idlDir), 'utf8');
+  const block = src.match(/\benum\s+Op\s*\{([^}]*)\}/)[1];
+  const ops = new Map();
+  for (const line of block.split('\n')) {
+    const m = line.match(/^\s*(\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)/);
+    if (!m) continue;
+    const body = line.match(/\/\/.*?\bbody\s+(\w+)/);
+    ops.set(m[1], { value: Number(m[2]), body: body && body[1] });
+  }
+  return ops;
+}
+
+// An opcode or a body mixed up (CHANGE_PASSWORD's pair read as another
+// op's) would pass the struct checks above and fail only on a server.
+test('SDK opcodes and request bodies match the Op enum of idl/protocol.thrift', () => {
+  const ops = parseOps();
+  for (const [name, value] of Object.entries(Op)) {
+    assert.equal(ops.get(name)?.value, value, `Op.${name}`);
+  }
+  const names = new Map(Object.entries(Op).map(([n, v]) => [v, n]));
+  for (const [op, [req, resp]] of requestBodies) {
+    const name = names.get(op);
+    assert.equal(req.name, ops.get(name).body, `${name} request body`);
+    assert.equal(resp.name, ops.get(`${name}_ACK`)?.body, `${name}_ACK body`);
+  }
+  assert.ok(requestBodies.has(Op.CHANGE_PASSWORD), 'CHANGE_PASSWORD has no bodies');
 });

@@ -14,7 +14,9 @@
 // over after it; a REFRESH whose answer is lost presented again within the
 // server's grace, and a LOGOUT's lost answer (dropped or timed out) reported
 // as an unknown outcome and sent again on a connection of its own; the
-// lost answers of REGISTER, CREATE_GROUP and MANAGE_GROUP reported so too.
+// lost answers of REGISTER, CREATE_GROUP and MANAGE_GROUP reported so too;
+// a password change answered (the new pair and password kept), refused, or
+// lost (an unknown outcome, sent once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1720,4 +1722,121 @@ for (const { name, lose, want } of [
     }
     await until(() => gw.live.length === 0, 'the connection closed');
   });
+}
+
+// changePassword answered: the server revoked every token but the pair in
+// its answer, so the session saves that pair, restarts its refresh
+// schedule from it (a refresh due before would present a revoked token)
+// and keeps the new password for its password logins.
+test('a password change saves the new pair, which later reconnects use', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  // A refresh due in a second, by the pair the change is to revoke.
+  s.positions.setTokens({ ...s.positions.tokens(), accessExpiryMs: Date.now() + 100 });
+  s.scheduleRefresh(s.conn);
+
+  gw.tokenLifeMs = 1500; // the new pair's refresh falls due in about a second too
+  const resp = await s.changePassword('secret-pw', 'new-secret-1');
+  gw.tokenLifeMs = 3_600_000;
+  assert.equal(resp.token, 'access-2');
+  assert.equal(gw.password, 'new-secret-1');
+  const tk = s.positions.tokens();
+  assert.equal(tk.access, resp.token, 'access token saved');
+  assert.equal(tk.refresh, resp.refreshToken, 'refresh token saved');
+  assert.equal(tk.accessExpiryMs, Number(resp.tokenExpiresMs), 'expiry saved');
+
+  await until(() => gw.refreshes.length > 0, 'a refresh', 3000);
+  assert.deepEqual(gw.refreshes, ['refresh-2'], 'refresh tokens presented');
+  assert.equal(gw.reused, 0, 'a revoked refresh token presented');
+
+  // A reconnect logs in by the saved access token.
+  const before = gw.logins.length;
+  gw.live[0].close(1006);
+  await until(() => gw.logins.length > before && s.state === State.ONLINE, 'online again');
+  assert.equal(gw.logins.at(-1).token, s.positions.tokens().access);
+  assert.ok(gw.accessTokens.has(gw.logins.at(-1).token), 'logged in by a revoked token');
+
+  // Tokens lost on the server: the password login takes the new password.
+  gw.accessTokens.clear();
+  gw.refreshToken = '';
+  const again = gw.logins.length;
+  gw.live[0].close(1006);
+  await until(() => gw.logins.length > again && s.state === State.ONLINE, 'online by password');
+  assert.equal(gw.logins.at(-1).password, 'new-secret-1');
+  assert.notEqual(s.state, State.ENDED);
+});
+
+// A refusal changes nothing: not the tokens, not the password the session
+// logs in with. Both are the server's refusals, as it checks the new
+// password before the old one.
+for (const { name, oldPassword, newPassword, code } of [
+  { name: 'wrong old password', oldPassword: 'not-my-pw', newPassword: 'new-secret-1',
+    code: ErrorCode.INVALID_CREDENTIALS },
+  { name: 'too short', oldPassword: 'secret-pw', newPassword: 'short',
+    code: ErrorCode.BAD_REQUEST },
+  { name: 'one repeated character', oldPassword: 'secret-pw', newPassword: 'aaaaaaaaaa',
+    code: ErrorCode.BAD_REQUEST },
+  { name: 'the username', oldPassword: 'secret-pw', newPassword: 'ME-THE-USER',
+    code: ErrorCode.BAD_REQUEST },
+]) {
+  test(`a refused password change changes nothing (${name})`, async (t) => {
+    const gw = new FakeGateway();
+    gw.username = 'me-the-user';
+    const s = open(gw);
+    t.after(() => s.close());
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    const tokens = s.positions.tokens();
+
+    const err = await s.changePassword(oldPassword, newPassword).then(() => null, (e) => e);
+    assert.equal(err?.name, 'ResonanceError', `rejected with ${err}`);
+    assert.equal(err.code, code);
+    assert.equal(gw.password, 'secret-pw');
+    assert.deepEqual(s.positions.tokens(), tokens, 'tokens changed');
+
+    // The next password login still takes the old password.
+    gw.accessTokens.clear();
+    gw.refreshToken = '';
+    const before = gw.logins.length;
+    gw.live[0].close(1006);
+    await until(() => gw.logins.length > before && s.state === State.ONLINE, 'online again');
+    assert.equal(gw.logins.at(-1).password, 'secret-pw');
+  });
+}
+
+// CHANGE_PASSWORD is not repeated: a lost answer leaves the password and
+// every token changed or not, which the caller is told with an
+// OutcomeUnknownError (the ClosedError or TimeoutError as cause); the
+// session keeps what it had, and the request went once.
+for (const { name, acted, drop, cause } of [
+  { name: 'changed, connection lost', acted: true, drop: true, cause: 'ClosedError' },
+  { name: 'not acted on, connection lost', acted: false, drop: true, cause: 'ClosedError' },
+  { name: 'changed, timed out', acted: true, drop: false, cause: 'TimeoutError' },
+]) {
+  test(`a password change whose answer is lost says its outcome is unknown (${name})`,
+    async (t) => {
+      const gw = new FakeGateway();
+      const s = open(gw, { requestTimeoutMs: 300 });
+      t.after(() => s.close());
+      await s.start();
+      await until(() => s.state === State.ONLINE, 'online');
+      const tokens = s.positions.tokens();
+      gw.onRequest = (ws, op, req) => {
+        if (op !== Op.CHANGE_PASSWORD) return undefined;
+        if (acted) gw.changePassword(ws, req);
+        if (drop) ws.close(1006);
+        return true;
+      };
+
+      const err = await s.changePassword('secret-pw', 'new-secret-1').then(() => null, (e) => e);
+      assert.equal(err?.name, 'OutcomeUnknownError', `rejected with ${err}`);
+      assert.equal(err.op, Op.CHANGE_PASSWORD);
+      assert.equal(err.cause?.name, cause);
+      assert.deepEqual(s.positions.tokens(), tokens, 'tokens changed');
+      assert.equal(gw.passwordChanges.length, 1, 'CHANGE_PASSWORDs sent');
+      assert.equal(gw.password, acted ? 'new-secret-1' : 'secret-pw');
+    });
 }
