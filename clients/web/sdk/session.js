@@ -41,6 +41,18 @@ export class SessionEndedError extends Error {
   }
 }
 
+// UnconfirmedRefusedError is a login refused with the new password of a
+// password change of unknown outcome (loginUnconfirmed): the change was not
+// made, and the next attempt logs in with the old password. The refusal is
+// its cause.
+class UnconfirmedRefusedError extends Error {
+  constructor(cause) {
+    super('the new password of the unconfirmed change was refused; the old one is next',
+      { cause });
+    this.name = 'UnconfirmedRefusedError';
+  }
+}
+
 // Reasons after which the device must not come back on its own.
 const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT]);
 // A connection up this long resets the reconnect backoff.
@@ -205,6 +217,9 @@ export class Session extends Emitter {
     this.refreshTimer = null; // the refresh scheduled (scheduleRefresh)
     this.refreshing = null; // settles when the REFRESH in flight is answered or lost
     this.changingPassword = false; // a CHANGE_PASSWORD is in flight
+    // unconfirmed is the new password of a change of unknown outcome, until
+    // a login settles it (see changePassword); '' when there is none.
+    this.unconfirmed = '';
   }
 
   // ---- lifecycle ----
@@ -520,27 +535,64 @@ export class Session extends Emitter {
 
   // login uses the access token, then the refresh token (LOGIN takes
   // either), so that a reconnect or a reload needs no password, and falls
-  // back to the password when both are refused, unless password is false.
+  // back to the password when both are refused, unless password is false:
+  // the unconfirmed one of a password change of unknown outcome first.
   // The tokens are the saved ones unless given.
   async login(conn, tokens = this.positions.tokens(), { password = true } = {}) {
     const tk = tokens || {};
     const base = { deviceId: this.deviceId, platform: this.opts.platform };
+    const unconfirmed = this.unconfirmed;
     for (const token of [tk.access, tk.refresh]) {
       if (!token) continue;
+      let resp;
       try {
-        return this.loggedIn(conn, await conn.request(Op.LOGIN, { ...base, token }));
+        resp = await conn.request(Op.LOGIN, { ...base, token });
       } catch (err) {
         if (err.code !== ErrorCode.TOKEN_INVALID) throw err;
+        continue;
       }
+      // A change would have revoked the token: it was not made.
+      this.settlePassword(unconfirmed, this.opts.password);
+      return this.loggedIn(conn, resp);
     }
     this.positions.setTokens(null);
     if (!password || !this.opts.password) {
       throw new SessionEndedError('the saved login was refused; sign in again',
         { cause: new ResonanceError(Op.LOGIN, ErrorCode.TOKEN_INVALID, 'token refused') });
     }
+    if (unconfirmed) return this.loginUnconfirmed(conn, base, unconfirmed);
     const resp = await conn.request(Op.LOGIN,
       { ...base, username: this.opts.username, password: this.opts.password });
     return this.loggedIn(conn, resp);
+  }
+
+  // loginUnconfirmed logs in with the new password of a change of unknown
+  // outcome. Refused, the change was not made: the old password is kept
+  // and tried at the next attempt, on another connection, since the
+  // gateway closes one at its third failed login (two tokens and this
+  // password may have been); the UnconfirmedRefusedError it rejects with
+  // is no refusal that ends the session (see refusal).
+  async loginUnconfirmed(conn, base, unconfirmed) {
+    let resp;
+    try {
+      resp = await conn.request(Op.LOGIN,
+        { ...base, username: this.opts.username, password: unconfirmed });
+    } catch (err) {
+      if (err.code !== ErrorCode.INVALID_CREDENTIALS) throw err;
+      this.settlePassword(unconfirmed, this.opts.password);
+      throw new UnconfirmedRefusedError(err);
+    }
+    this.settlePassword(unconfirmed, unconfirmed);
+    return this.loggedIn(conn, resp);
+  }
+
+  // settlePassword ends the doubt over unconfirmed, if the session still
+  // has it, with password the one that logs in. A change answered since
+  // settled it already, and may have left another password.
+  settlePassword(unconfirmed, password) {
+    if (!unconfirmed || this.unconfirmed !== unconfirmed) return;
+    this.opts.password = password;
+    this.unconfirmed = '';
   }
 
   loggedIn(conn, resp) {
@@ -683,6 +735,7 @@ export class Session extends Emitter {
   // it could do the same.)
   refusal(err) {
     if (err instanceof SessionEndedError) return err;
+    if (err instanceof UnconfirmedRefusedError) return null; // the old password is left
     const refused = err instanceof ResonanceError && !err.retryable &&
       err.code !== ErrorCode.RATE_LIMITED;
     return refused ? new SessionEndedError(err.message, { cause: err }) : null;
@@ -1422,10 +1475,19 @@ export class Session extends Emitter {
    * CHANGE_PASSWORD that was sent and got no answer (its connection
    * dropped, or it timed out) rejects with OutcomeUnknownError and is not
    * sent again: the password may have changed, and every token of the user
-   * with it, or not. The session keeps its tokens and its password; if the
-   * change was made, its next login finds them refused and it ends. Log in
-   * with newPassword to find out (refused: log in with oldPassword), and
-   * start a new Session with the password that worked.
+   * with it, or not. The session keeps its tokens and its password, and a
+   * session given a password holds newPassword as unconfirmed
+   * (passwordUnconfirmed) until a login settles it: if the change was made,
+   * its tokens are refused at the next login and it logs in with
+   * newPassword, which it keeps; if that is refused too, the change was not
+   * made, and it drops newPassword and logs in with the old one at the next
+   * attempt, on a new connection (a wrong password is a failed login to the
+   * server, and the gateway closes a connection at its third). A login by
+   * the old tokens likewise shows the change was not made and drops
+   * newPassword. A session given no password has none to try: once its
+   * tokens are refused it ends; log in with newPassword to find out
+   * (refused: with oldPassword) and start a new Session with the one that
+   * worked.
    */
   async changePassword(oldPassword, newPassword) {
     const conn = await this.connection();
@@ -1439,22 +1501,35 @@ export class Session extends Emitter {
     } catch (err) {
       // A refresh that fell due meanwhile was skipped: due again now.
       if (!this.refreshTimer && conn === this.conn && !conn.closed) this.scheduleRefresh(conn);
+      // Made or not, the next login finds out (see login).
+      if (err instanceof OutcomeUnknownError && this.opts.password) {
+        this.unconfirmed = newPassword;
+      }
       throw err;
     } finally {
       this.changingPassword = false;
     }
-    // TODO: after an unknown outcome the Go SDK tries the new password at
-    // the next password login (Session.unconfirmed); this session keeps the
-    // old one and ends if the change was made, leaving the caller to log in.
     this.passwordChanged(conn, resp, newPassword);
     return resp;
+  }
+
+  /**
+   * passwordUnconfirmed is true from a changePassword whose outcome is
+   * unknown until a login settles it: the session has not found out yet
+   * whether the new password or the old one is the user's.
+   */
+  get passwordUnconfirmed() {
+    return this.unconfirmed !== '';
   }
 
   // passwordChanged saves the pair of an answered CHANGE_PASSWORD as a
   // refresh's, every part of it: the refresh token kept before is revoked.
   // Not after logout, which cleared the saved login for good.
   passwordChanged(conn, resp, newPassword) {
-    if (this.opts.password) this.opts.password = newPassword;
+    if (this.opts.password) {
+      this.opts.password = newPassword;
+      this.unconfirmed = '';
+    }
     if (this.signedOut) return;
     const now = this.positions.tokens() || {};
     this.positions.setTokens(withoutUnsure({ ...now, access: resp.token,

@@ -48,6 +48,9 @@ export class FakeGateway {
     // leaves it unanswered (the test may close ws), a promise delays the
     // answer until it resolves.
     this.onRequest = null;
+    // onLogin(ws, req), when set, sees each LOGIN as it is answered, with
+    // the connection it came on.
+    this.onLogin = null;
     // unreachable, while set, leaves new connections opening until the
     // client gives up, as an address that drops every packet does.
     this.unreachable = false;
@@ -311,6 +314,7 @@ export class FakeGateway {
         return this.closeWith(ws, CloseReason.SIGNED_OUT, 0);
       case Op.LOGIN:
         this.logins.push(req);
+        this.onLogin?.(ws, req);
         if (this.failLogins > 0) {
           this.failLogins--;
           return fail(ErrorCode.UNAVAILABLE);

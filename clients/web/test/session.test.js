@@ -16,7 +16,9 @@
 // as an unknown outcome and sent again on a connection of its own; the
 // lost answers of REGISTER, CREATE_GROUP and MANAGE_GROUP reported so too;
 // a password change answered (the new pair and password kept), refused, or
-// lost (an unknown outcome, sent once).
+// lost (an unknown outcome, sent once), and the login that settles a lost
+// one: the new password when the tokens are refused, else the tokens, and
+// the old password on a new connection when the new one is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -1840,3 +1842,115 @@ for (const { name, acted, drop, cause } of [
       assert.equal(gw.password, acted ? 'new-secret-1' : 'secret-pw');
     });
 }
+
+// loseChangeAnswer has gw lose the answer of the next CHANGE_PASSWORD: the
+// server acts on it first if acted, its tokens expire if expire (every
+// access token refused), and the connection drops.
+function loseChangeAnswer(gw, { acted, expire }) {
+  gw.onRequest = (ws, op, req) => {
+    if (op !== Op.CHANGE_PASSWORD) return undefined;
+    gw.onRequest = null;
+    if (acted) gw.changePassword(ws, req);
+    if (expire) gw.accessTokens.clear();
+    ws.close(1006);
+    return true;
+  };
+}
+
+// passwordLogins returns the passwords of the password LOGINs after the
+// first from, with the connection each came on.
+function passwordLogins(gw, from) {
+  return gw.loginConns.slice(from).filter(({ req }) => !req.token);
+}
+
+// recordLogins has gw keep each LOGIN with the connection it came on.
+function recordLogins(gw) {
+  gw.loginConns = [];
+  gw.onLogin = (ws, req) => gw.loginConns.push({ ws, req });
+}
+
+// A lost CHANGE_PASSWORD answer leaves the new password unconfirmed. The
+// change made, the tokens are refused at the reconnect and the new
+// password logs in; the session goes on with it.
+test('a password change whose answer is lost: made, the new password logs in', async (t) => {
+  const gw = new FakeGateway();
+  recordLogins(gw);
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  loseChangeAnswer(gw, { acted: true });
+  const from = gw.loginConns.length;
+
+  const err = await s.changePassword('secret-pw', 'new-secret-1').then(() => null, (e) => e);
+  assert.equal(err?.name, 'OutcomeUnknownError', `rejected with ${err}`);
+  assert.equal(s.passwordUnconfirmed, true, 'new password unconfirmed');
+  await until(() => s.state === State.ONLINE || s.state === State.ENDED, 'online again');
+  assert.equal(s.state, State.ONLINE, `session ${s.state}: ${s.states.at(-1).error}`);
+  assert.deepEqual(passwordLogins(gw, from).map(({ req }) => req.password), ['new-secret-1']);
+  assert.equal(s.passwordUnconfirmed, false, 'new password still unconfirmed');
+
+  // It goes on: a push comes, and the next password login takes the new one.
+  const m = gw.add(CONV, 'after the change');
+  gw.push(gw.live[0], m);
+  await until(() => s.got.includes(Number(m.seq)), 'the push handed over');
+  gw.accessTokens.clear();
+  const again = gw.loginConns.length;
+  gw.live[0].close(1006);
+  await until(() => passwordLogins(gw, again).length > 0 && s.state === State.ONLINE,
+    'online by password');
+  assert.deepEqual(passwordLogins(gw, again).map(({ req }) => req.password), ['new-secret-1']);
+});
+
+// Not made, the old tokens still log in, which settles it: the new
+// password is dropped, and a later password login takes the old one alone.
+test('a password change whose answer is lost: not made, the tokens log in', async (t) => {
+  const gw = new FakeGateway();
+  recordLogins(gw);
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const tokens = s.positions.tokens();
+  loseChangeAnswer(gw, { acted: false });
+  const from = gw.loginConns.length;
+
+  const err = await s.changePassword('secret-pw', 'new-secret-1').then(() => null, (e) => e);
+  assert.equal(err?.name, 'OutcomeUnknownError', `rejected with ${err}`);
+  assert.equal(s.passwordUnconfirmed, true, 'new password unconfirmed');
+  await until(() => gw.loginConns.length > from && s.state === State.ONLINE, 'online again');
+  assert.equal(gw.loginConns.at(-1).req.token, tokens.access, 'logged in by the old token');
+  assert.equal(s.passwordUnconfirmed, false, 'new password kept after a token login');
+
+  gw.accessTokens.clear();
+  const again = gw.loginConns.length;
+  gw.live[0].close(1006);
+  await until(() => passwordLogins(gw, again).length > 0 && s.state === State.ONLINE,
+    'online by password');
+  assert.deepEqual(passwordLogins(gw, again).map(({ req }) => req.password), ['secret-pw']);
+});
+
+// Not made and the tokens expired: the new password is refused, which
+// settles it, and the old one logs in at the next attempt, on a new
+// connection (the gateway closes one after its third failed login).
+test('a password change whose answer is lost: not made, tokens expired, the old password '
+  + 'logs in', async (t) => {
+  const gw = new FakeGateway();
+  recordLogins(gw);
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  loseChangeAnswer(gw, { acted: false, expire: true });
+  const from = gw.loginConns.length;
+
+  const err = await s.changePassword('secret-pw', 'new-secret-1').then(() => null, (e) => e);
+  assert.equal(err?.name, 'OutcomeUnknownError', `rejected with ${err}`);
+  await until(() => s.state === State.ONLINE || s.state === State.ENDED, 'online again');
+  assert.equal(s.state, State.ONLINE, `session ${s.state}: ${s.states.at(-1).error}`);
+  const logins = passwordLogins(gw, from);
+  assert.deepEqual(logins.map(({ req }) => req.password), ['new-secret-1', 'secret-pw']);
+  assert.notEqual(logins[0].ws, logins[1].ws, 'the old password tried on the same connection');
+  assert.equal(s.passwordUnconfirmed, false, 'new password still unconfirmed');
+  assert.equal(gw.password, 'secret-pw');
+});
