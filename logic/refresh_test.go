@@ -301,14 +301,41 @@ func (th *thief) refreshWith(t *testing.T, e *env) {
 // connection was signed out.
 func wantThiefOut(t *testing.T, e *env, th thief) {
 	t.Helper()
-	for name, tok := range map[string]string{"access": th.access, "refresh": th.refresh} {
+	e.wantPairOut(t, "the thief's", th.access, th.refresh, th.sess.ConnId)
+}
+
+// wantPairOut fails unless the access and refresh tokens (of the holder
+// whose names) stopped working and conn, alone, was signed out.
+func (e *env) wantPairOut(t *testing.T, whose, access, refresh string, conn int64) {
+	t.Helper()
+	for name, tok := range map[string]string{"access": access, "refresh": refresh} {
 		if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
-			t.Errorf("the thief's %s token: %s", name, c)
+			t.Errorf("%s %s token: %s", whose, name, c)
 		}
 	}
-	if got := e.signedOut(t); len(got) != 1 || got[0] != 666 {
-		t.Errorf("signed out %v, want the thief's conn 666", got)
+	if got := e.signedOut(t); len(got) != 1 || got[0] != conn {
+		t.Errorf("signed out %v, want conn %d", got, conn)
 	}
+}
+
+// thiefAfterRotation logs alice's phone in, refreshes it (held is the pair
+// the answer carried) and has a thief log in with the rotated-away token
+// within the grace.
+func (e *env) thiefAfterRotation(t *testing.T) (phone device, held *protocol.RefreshResp,
+	th thief) {
+	t.Helper()
+	e.register(t, "alice")
+	phone = e.loginDevice(t, "alice", "phone", 1)
+	held, err := e.svc.Refresh(context.Background(), phone.sess,
+		&protocol.RefreshReq{RefreshToken: phone.refresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, ok := e.thiefLogin(t, phone.refresh)
+	if !ok {
+		t.Fatal("login with the rotated-away token within the grace refused")
+	}
+	return phone, held, th
 }
 
 // TestRefresh_ThiefWhoRefreshesAfterItsGraceRetry checks a thief that logs
@@ -317,21 +344,11 @@ func wantThiefOut(t *testing.T, e *env, th thief) {
 // device coming back with that pair signs both out.
 func TestRefresh_ThiefWhoRefreshesAfterItsGraceRetry(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		e.register(t, "alice")
 		ctx := context.Background()
-		phone := e.loginDevice(t, "alice", "phone", 1)
-		held, err := e.svc.Refresh(ctx, phone.sess,
-			&protocol.RefreshReq{RefreshToken: phone.refresh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		th, ok := e.thiefLogin(t, phone.refresh)
-		if !ok {
-			t.Fatal("login with the rotated-away token within the grace refused")
-		}
+		phone, held, th := e.thiefAfterRotation(t)
 		th.refreshWith(t, e)
 
-		_, err = e.svc.Refresh(ctx, phone.sess,
+		_, err := e.svc.Refresh(ctx, phone.sess,
 			&protocol.RefreshReq{RefreshToken: held.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 		wantThiefOut(t, e, th)
@@ -343,18 +360,8 @@ func TestRefresh_ThiefWhoRefreshesAfterItsGraceRetry(t *testing.T) {
 // first one left: the second retry revokes the device.
 func TestRefresh_SecondGraceRetryRevokes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		e.register(t, "alice")
 		ctx := context.Background()
-		phone := e.loginDevice(t, "alice", "phone", 1)
-		held, err := e.svc.Refresh(ctx, phone.sess,
-			&protocol.RefreshReq{RefreshToken: phone.refresh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		th, ok := e.thiefLogin(t, phone.refresh)
-		if !ok {
-			t.Fatal("login with the rotated-away token within the grace refused")
-		}
+		phone, held, th := e.thiefAfterRotation(t)
 		before := th.refresh
 		th.refreshWith(t, e)
 
@@ -362,7 +369,7 @@ func TestRefresh_SecondGraceRetryRevokes(t *testing.T) {
 			t.Fatal("a second grace retry was let in")
 		}
 		wantThiefOut(t, e, th)
-		_, err = e.svc.Refresh(ctx, phone.sess,
+		_, err := e.svc.Refresh(ctx, phone.sess,
 			&protocol.RefreshReq{RefreshToken: held.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 	})
@@ -435,18 +442,10 @@ func TestRefresh_PasswordLoginClearsTheMark(t *testing.T) {
 // alone being refused.
 func TestRefresh_OwnersRetryAfterAThiefsRevokes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		e.register(t, "alice")
-		ctx := context.Background()
-		phone := e.loginDevice(t, "alice", "phone", 1)
-		if _, err := e.svc.Refresh(ctx, phone.sess,
-			&protocol.RefreshReq{RefreshToken: phone.refresh}); err != nil {
-			t.Fatal(err) // its answer is lost on the way to the owner
-		}
-		th, ok := e.thiefLogin(t, phone.refresh)
-		if !ok {
-			t.Fatal("login with the rotated-away token within the grace refused")
-		}
-		_, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
+		// The refresh's answer is lost on the way to the owner.
+		phone, _, th := e.thiefAfterRotation(t)
+		_, err := e.svc.Refresh(context.Background(), phone.sess,
+			&protocol.RefreshReq{RefreshToken: phone.refresh})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 		wantThiefOut(t, e, th)
 	})

@@ -118,15 +118,7 @@ func TestRefresh_RotatesAndDetectsReuse(t *testing.T) {
 		// another party than the retry's. Two parties hold the device.
 		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: fresh.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
-		for name, tok := range map[string]string{"access": retry.Token,
-			"refresh": retry.RefreshToken} {
-			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
-				t.Fatalf("retry's %s token after reuse: %s", name, c)
-			}
-		}
-		if got := e.signedOut(t); len(got) != 1 || got[0] != 999 {
-			t.Fatalf("signed out %v, want conn 999", got)
-		}
+		e.wantPairOut(t, "the retry's", retry.Token, retry.RefreshToken, 999)
 	})
 }
 
@@ -174,30 +166,11 @@ func (e *env) wantRetryKeepsWorking(t *testing.T, sess *logicrpc.Session,
 // than the device alone with the thief keeping its place.
 func TestLogin_RotatedAwayTokenOfAThief(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		e.register(t, "alice")
-		ctx := context.Background()
-		phone := e.loginDevice(t, "alice", "phone", 1)
-		held, err := e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: phone.refresh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		thief, err := e.svc.Login(ctx, &protocol.LoginReq{Token: phone.refresh},
-			&logicrpc.ConnInfo{Gateway: "gw-2:9000", ConnId: 666})
-		if err != nil {
-			t.Fatalf("login with the rotated-away token within the grace: %v", err)
-		}
-
-		_, err = e.svc.Refresh(ctx, phone.sess, &protocol.RefreshReq{RefreshToken: held.RefreshToken})
+		phone, held, th := e.thiefAfterRotation(t)
+		_, err := e.svc.Refresh(context.Background(), phone.sess,
+			&protocol.RefreshReq{RefreshToken: held.RefreshToken})
 		wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
-		for name, tok := range map[string]string{"access": thief.Token,
-			"refresh": thief.RefreshToken} {
-			if c := e.tokenLogin(t, tok); c != common.ErrorCode_TOKEN_INVALID {
-				t.Fatalf("thief's %s token after the device came back: %s", name, c)
-			}
-		}
-		if got := e.signedOut(t); len(got) != 1 || got[0] != 666 {
-			t.Fatalf("signed out %v, want the thief's conn 666", got)
-		}
+		wantThiefOut(t, e, th)
 	})
 }
 
