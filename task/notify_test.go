@@ -2,8 +2,10 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,6 +117,14 @@ type presenceEnv struct {
 
 func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv {
 	t.Helper()
+	return startPresenceWith(t, cfg, routes, nil)
+}
+
+// startPresenceWith is startPresence with task's watch store wrapped by
+// wrap (nil: the memory store as is).
+func startPresenceWith(t *testing.T, cfg Config, routes *route.Memory,
+	wrap func(route.Watches) route.Watches) *presenceEnv {
+	t.Helper()
 	en := newEnv(t)
 	if routes != nil {
 		en.routes = routes
@@ -125,8 +135,12 @@ func startPresence(t *testing.T, cfg Config, routes *route.Memory) *presenceEnv 
 	if err := pe.watches.SetWatched(context.Background(), 10, []int64{20}); err != nil {
 		t.Fatal(err)
 	}
+	var watches route.Watches = pe.watches
+	if wrap != nil {
+		watches = wrap(watches)
+	}
 	pe.task = startTaskDeps(t, cfg, Deps{Log: zerolog.Nop(), JS: en.js, MQ: en.names,
-		Routes: en.routes, Watches: pe.watches}).task
+		Routes: en.routes, Watches: watches}).task
 	return pe
 }
 
@@ -417,5 +431,55 @@ func TestPresence_LapsedRouteAnnouncedOffline(t *testing.T) {
 	})
 	if got := pe.announced(t); !slices.Equal(got, []bool{true, false}) {
 		t.Fatalf("announced %v, want [true false]", got)
+	}
+}
+
+// failingSwaps is a watch store whose first swaps fail: with partial set,
+// after swapping every record (as a Redis pipeline whose other calls
+// failed); otherwise before swapping any (as a Redis that is down).
+type failingSwaps struct {
+	route.Watches
+	partial bool
+	left    atomic.Int32 // swaps still to fail
+}
+
+func (f *failingSwaps) SwapAnnounced(ctx context.Context,
+	states map[int64]route.Presence) (map[int64]int64, error) {
+	if f.left.Add(-1) < 0 {
+		return f.Watches.SwapAnnounced(ctx, states)
+	}
+	if !f.partial {
+		return nil, errors.New("redis down")
+	}
+	changed, err := f.Watches.SwapAnnounced(ctx, states)
+	if err != nil {
+		return nil, err
+	}
+	return changed, errors.New("another user's call failed")
+}
+
+// A swap that failed is not the end of a change: the records it swapped
+// are announced (no later swap would find them different), and the users
+// it did not swap are checked again.
+func TestPresence_AnnouncedDespiteFailedSwap(t *testing.T) {
+	for _, partial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partial=%v", partial), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.PresenceWindow = 50 * time.Millisecond
+			cfg.PresenceRecheck = -1 // only the failed check's own retry may announce
+			f := &failingSwaps{partial: partial}
+			f.left.Store(1)
+			pe := startPresenceWith(t, cfg, nil, func(w route.Watches) route.Watches {
+				f.Watches = w
+				return f
+			})
+			pe.set(t, true)
+			testwait.For(t, 5*time.Second, "online announced after a failed swap", func() bool {
+				return len(pe.gw.framesOf(10)) >= 1
+			})
+			if got := pe.announced(t); !slices.Equal(got, []bool{true}) {
+				t.Fatalf("announced %v, want [true]", got)
+			}
+		})
 	}
 }

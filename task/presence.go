@@ -148,6 +148,28 @@ func (p *presenceTracker) due(now time.Time) []*presenceCheck {
 	return out
 }
 
+// retry schedules again, one window after now, the checks whose users are
+// not in done (a lookup or swap that failed for them), keeping their events'
+// times, folded into any check pending since.
+func (p *presenceTracker) retry(checks []*presenceCheck, done map[int64]int64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range checks {
+		if _, ok := done[c.user]; ok {
+			continue
+		}
+		if pc, ok := p.pending[c.user]; ok {
+			pc.add(c.firstMs, now.UnixMilli())
+			pc.add(c.lastMs, now.UnixMilli())
+			continue
+		}
+		if len(p.pending) < maxPendingPresence {
+			c.due = now.Add(p.window)
+			p.pending[c.user] = c
+		}
+	}
+}
+
 // recheckOnline schedules a check of every user announced online.
 func (p *presenceTracker) recheckOnline(now time.Time) {
 	p.mu.Lock()
@@ -229,6 +251,7 @@ func (t *Task) checkPresence(ctx context.Context, checks []*presenceCheck) {
 	if err != nil {
 		t.ephMetrics.presenceOutcome("error", len(users))
 		t.rare.Warn().Err(err).Int("users", len(users)).Msg("presence lookup failed")
+		t.presence.retry(checks, nil, time.Now())
 		return
 	}
 	online := make(map[int64]bool, len(users))
@@ -245,8 +268,16 @@ func (t *Task) checkPresence(ctx context.Context, checks []*presenceCheck) {
 	}
 	changed, err := t.presence.watches.SwapAnnounced(ctx, states)
 	if err != nil {
-		t.ephMetrics.presenceOutcome("error", len(users))
-		t.rare.Warn().Err(err).Int("users", len(users)).Msg("presence swap failed")
+		// The records swapped are announced all the same: no later swap
+		// would find them different. The rest are checked again.
+		t.ephMetrics.presenceOutcome("error", len(users)-len(changed))
+		t.rare.Warn().Err(err).Int("users", len(users)).Int("swapped", len(changed)).
+			Msg("presence swap failed")
+		t.presence.retry(checks, changed, time.Now())
+		for u, since := range changed {
+			t.presence.track(map[int64]bool{u: online[u]})
+			t.announce(ctx, &protocol.Presence{UserId: u, Online: online[u], SinceMs: since})
+		}
 		return
 	}
 	t.presence.track(online)

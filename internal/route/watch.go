@@ -35,7 +35,8 @@ type Watches interface {
 	// record that says the same keeps its since. Records lapse after the
 	// watch TTL. Sharing the record lets several task instances announce
 	// each change once, whichever of them saw the events, with times that
-	// never go back.
+	// never go back. With an error, changed still holds the users whose
+	// records were swapped: their watchers must be told all the same.
 	SwapAnnounced(ctx context.Context, states map[int64]Presence) (changed map[int64]int64,
 		err error)
 }

@@ -199,19 +199,23 @@ func (w *RedisWatches) SwapAnnounced(ctx context.Context,
 		users = append(users, u)
 	}
 	retry, err := w.swapPipelined(ctx, users, states, changed)
-	if err == nil && len(retry) > 0 {
+	if len(retry) > 0 {
 		// Only the calls that found no script are sent again: a swap that
 		// ran, repeated, would find its own record and announce nothing. A
 		// cluster client loads the script on every node.
-		if err = swapScript.Load(ctx, w.rdb).Err(); err == nil {
-			retry, err = w.swapPipelined(ctx, retry, states, changed)
+		var again error
+		if again = swapScript.Load(ctx, w.rdb).Err(); again == nil {
+			retry, again = w.swapPipelined(ctx, retry, states, changed)
 		}
-		if err == nil && len(retry) > 0 {
-			err = errNoScript
+		if again == nil && len(retry) > 0 {
+			again = fmt.Errorf("%d users: %w", len(retry), errNoScript)
 		}
+		err = errors.Join(err, again)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("route: swap presence of %d users: %w", len(states), err)
+		// changed goes back with the error: those records were swapped, and
+		// unless their watchers are told now, no later swap will.
+		return changed, fmt.Errorf("route: swap presence of %d users: %w", len(states), err)
 	}
 	return changed, nil
 }
@@ -221,7 +225,9 @@ func (w *RedisWatches) SwapAnnounced(ctx context.Context,
 var errNoScript = errors.New("presence script not loaded")
 
 // swapPipelined runs the swap script for users, adding those changed to
-// changed, and returns the users whose call found no script loaded.
+// changed, and returns the users whose call found no script loaded. A call
+// that failed otherwise fails that user alone: the others' outcomes are
+// still added, and the error names the first user failed and how many.
 func (w *RedisWatches) swapPipelined(ctx context.Context, users []int64,
 	states map[int64]Presence, changed map[int64]int64) ([]int64, error) {
 	ttlMs := w.ttl.Milliseconds()
@@ -241,6 +247,8 @@ func (w *RedisWatches) swapPipelined(ctx context.Context, users []int64,
 		return nil
 	})
 	var retry []int64
+	var first error
+	failed := 0
 	for i, cmd := range cmds {
 		since, err := cmd.Int64()
 		switch {
@@ -251,10 +259,15 @@ func (w *RedisWatches) swapPipelined(ctx context.Context, users []int64,
 		case redis.HasErrorPrefix(err, "NOSCRIPT"):
 			retry = append(retry, users[i])
 		default:
-			return nil, fmt.Errorf("user %d: %w", users[i], err)
+			if failed++; first == nil {
+				first = fmt.Errorf("user %d: %w", users[i], err)
+			}
 		}
 	}
-	return retry, nil
+	if failed > 1 {
+		first = fmt.Errorf("%w (and %d more users)", first, failed-1)
+	}
+	return retry, first
 }
 
 // swapLua swaps one user's presence record, "<online 1|0>:<since ms>" (a

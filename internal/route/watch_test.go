@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,4 +267,32 @@ func TestRedisWatches_WatchingSet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A swap that fails for some users (here a record of the wrong type) still
+// returns the users whose records it did swap: they are recorded as
+// announced, so unless their watchers are told now, they never will be.
+func TestRedisWatches_PartialSwapReturnsSwapped(t *testing.T) {
+	forEachWatches(t, time.Minute, func(t *testing.T, w Watches, _ *clock) {
+		rw, ok := w.(*RedisWatches)
+		if !ok {
+			t.Skip("Redis only")
+		}
+		ctx := context.Background()
+		if err := rw.rdb.HSet(ctx, rw.prefix+"presence:2", "x", "1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		states := map[int64]Presence{
+			1: {Online: true, SinceMs: 1001},
+			2: {Online: true, SinceMs: 1002},
+			3: {Online: true, SinceMs: 1003},
+		}
+		changed, err := w.SwapAnnounced(ctx, states)
+		if err == nil || !strings.Contains(err.Error(), "user 2") {
+			t.Fatalf("swap with a broken record: err %v, want one naming user 2", err)
+		}
+		if len(changed) != 2 || changed[1] != 1001 || changed[3] != 1003 {
+			t.Fatalf("changed %v with the error, want users 1 and 3 with their since", changed)
+		}
+	})
 }
