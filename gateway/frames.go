@@ -77,6 +77,8 @@ func newAccountBody(op protocol.Op) codec.Readable {
 		return &protocol.SearchUsersReq{}
 	case protocol.Op_BLOCK:
 		return &protocol.BlockReq{}
+	case protocol.Op_DELETE_ACCOUNT:
+		return &protocol.DeleteAccountReq{}
 	}
 	return newFeatureBody(op)
 }
@@ -139,7 +141,8 @@ func closeFrame(reason protocol.CloseReason, msg string) []byte {
 func reconnectAfter(reason protocol.CloseReason) int32 {
 	switch reason {
 	case protocol.CloseReason_LOGIN_FAILED, protocol.CloseReason_KICKED,
-		protocol.CloseReason_TOKEN_EXPIRED, protocol.CloseReason_SIGNED_OUT:
+		protocol.CloseReason_TOKEN_EXPIRED, protocol.CloseReason_SIGNED_OUT,
+		protocol.CloseReason_ACCOUNT_DELETED:
 		return -1
 	case protocol.CloseReason_SLOW_CONSUMER, protocol.CloseReason_OVERLOADED,
 		protocol.CloseReason_RATE_LIMITED:
@@ -177,6 +180,8 @@ func closeMessage(reason protocol.CloseReason) string {
 		return "session expired, log in again"
 	case protocol.CloseReason_SIGNED_OUT:
 		return "signed out"
+	case protocol.CloseReason_ACCOUNT_DELETED:
+		return "account deleted"
 	default:
 		return reason.String()
 	}

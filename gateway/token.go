@@ -36,8 +36,9 @@ func (g *Gateway) setTokenExpiry(c *conn, expiresUnixMs int64) {
 }
 
 // afterReply returns what runs on the loop once a successful reply resp is
-// written: a new token moves the connection's expiry, and a LOGOUT closes
-// the connection with SIGNED_OUT after its ack.
+// written: a new token moves the connection's expiry, a LOGOUT closes the
+// connection with SIGNED_OUT after its ack, and a DELETE_ACCOUNT with
+// ACCOUNT_DELETED.
 func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
 	switch r := resp.(type) {
 	case *protocol.RefreshResp:
@@ -47,6 +48,11 @@ func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
 	case *protocol.LogoutResp:
 		return func(gnet.Conn, error) error {
 			g.closeOnLoop(c, protocol.CloseReason_SIGNED_OUT, "logged out")
+			return nil
+		}
+	case *protocol.DeleteAccountResp:
+		return func(gnet.Conn, error) error {
+			g.closeOnLoop(c, protocol.CloseReason_ACCOUNT_DELETED, "account deleted")
 			return nil
 		}
 	}

@@ -202,8 +202,9 @@ func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, err
 }
 
 // callAccount is call for the account and session requests. Logic closes
-// the other connections a LOGOUT, CHANGE_PASSWORD or SIGN_OUT_DEVICE revokes
-// through Kick; afterReply closes this one after a LOGOUT.
+// the other connections a LOGOUT, CHANGE_PASSWORD, SIGN_OUT_DEVICE or
+// DELETE_ACCOUNT revokes through Kick; afterReply closes this one after a
+// LOGOUT or DELETE_ACCOUNT.
 func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
 	r request) (codec.Body, error) {
 	switch req := r.body.(type) {
@@ -223,6 +224,8 @@ func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.SearchUsers(ctx, sess, req)
 	case *protocol.BlockReq:
 		return g.logic.Block(ctx, sess, req)
+	case *protocol.DeleteAccountReq:
+		return g.logic.DeleteAccount(ctx, sess, req)
 	}
 	return g.callFeature(ctx, sess, r)
 }

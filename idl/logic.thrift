@@ -182,6 +182,10 @@ service Logic {
     protocol.UserSettings SetDND(1: Session session, 2: protocol.SetDNDReq req) throws (1: common.BizError err)
     protocol.UserSettings GetSettings(1: Session session, 2: protocol.GetSettingsReq req) throws (1: common.BizError err)
 
+    // DeleteAccount deletes the session's account (see DeleteAccountReq);
+    // the gateway closes the session's connection after the reply.
+    protocol.DeleteAccountResp DeleteAccount(1: Session session, 2: protocol.DeleteAccountReq req) throws (1: common.BizError err)
+
     // OfflineTargets is internal: task calls it for each message event to
     // learn the push tokens, badges, mute and do-not-disturb state of the
     // recipients' offline devices. The internal secret guards it like every

@@ -70,6 +70,8 @@ enum Op {
     SET_DND_ACK = 0x3A,     // body UserSettings
     GET_SETTINGS = 0x3B,    // body GetSettingsReq
     GET_SETTINGS_ACK = 0x3C,    // body UserSettings
+    DELETE_ACCOUNT = 0x3D,  // body DeleteAccountReq: delete the account for good, then close
+    DELETE_ACCOUNT_ACK = 0x3E,  // body DeleteAccountResp
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
@@ -92,6 +94,7 @@ enum CloseReason {
     SIGNED_OUT = 10,        // logged out, password changed or device signed out
     RATE_LIMITED = 11,      // too many frames per second
     FRAME_TOO_LARGE = 12,   // a frame or WebSocket message over the size limit; do not resend it
+    ACCOUNT_DELETED = 13,   // the account was deleted; do not reconnect
 }
 
 struct HeartbeatReq {}
@@ -238,11 +241,14 @@ struct GetUserReq {
     2: i64 user_id,
 }
 
+// GetUserResp is a user's public profile. A deleted account answers by id
+// only, with deleted set and the profile empty.
 struct GetUserResp {
     1: i64 user_id,
     2: string username,
     3: string nickname,
     4: string avatar_url,
+    5: bool deleted,
 }
 
 struct LogoutReq {}
@@ -275,12 +281,25 @@ struct ChangePasswordResp {
     4: i64 refresh_expires_ms,
 }
 
+// DeleteAccountReq deletes the session's account: the password proves it
+// again (a wrong one is INVALID_CREDENTIALS, rate-limited like a login).
+// The user's groups are left (owned ones handed over or, with no one else
+// in them, dismissed), its devices signed out, and every connection of the
+// user, this one after the ack, closed with ACCOUNT_DELETED. Messages it
+// sent stay in history; its username is free for a new account.
+struct DeleteAccountReq {
+    1: string password,
+}
+
+struct DeleteAccountResp {}
+
 // UserInfo is the public profile of a user.
 struct UserInfo {
     1: i64 user_id,
     2: string username,
     3: string nickname,
     4: string avatar_url,
+    5: bool deleted,                // the account was deleted; the profile is empty
 }
 
 // UpdateProfileReq sets the fields that are set (nil leaves one unchanged).

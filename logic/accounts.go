@@ -380,7 +380,8 @@ func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error
 	return nil
 }
 
-// GetUser looks a user up by username, or by id when username is empty.
+// GetUser looks a user up by username, or by id when username is empty. A
+// deleted user is found by id only, with Deleted set and no profile.
 func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetUserReq) (*protocol.GetUserResp, error) {
 	if !authenticated(session) {
@@ -409,6 +410,11 @@ func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 	}
 	if err != nil {
 		return nil, s.fail("get_user", err, logIDs)
+	}
+	if u.DeletedMs != 0 {
+		// Only by id: the row's name is no username (deletedNamePrefix).
+		// The peer of a deleted user learns why its messages are refused.
+		return &protocol.GetUserResp{UserId: u.ID, Deleted: true}, nil
 	}
 	return &protocol.GetUserResp{UserId: u.ID, Username: u.Username, Nickname: u.Nickname,
 		AvatarUrl: u.AvatarURL}, nil

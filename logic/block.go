@@ -124,11 +124,13 @@ func refuseBlockers(db *gorm.DB, adder int64, ids []int64) error {
 }
 
 // peerState tells whether user peer exists and whether sender and peer
-// block each other, in one query: a 1:1 send asks both.
+// block each other, in one query: a 1:1 send asks both. A deleted peer
+// exists and reads as blocked: a send to it is refused as one to a
+// blocker is (FORBIDDEN), in a new conversation as in an old one.
 func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, blocked bool, err error) {
 	var users, blocks int64
 	err = s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.peerState,
-		peer, sender, peer, peer, sender).Scan(&users, &blocks)
+		peer, sender, peer, peer, sender, peer).Scan(&users, &blocks)
 	if err != nil {
 		return false, false, fmt.Errorf("peer check %d->%d: %w", sender, peer, err)
 	}
@@ -136,19 +138,22 @@ func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, bl
 }
 
 // blockedConvs returns which of the p2p conversations convIDs have a block
-// between their two users, either way, read in tx (a seq transaction, once
+// between their two users, either way, or a user whose account was deleted, read in tx (a seq transaction, once
 // the conversations' rows are locked) with one statement. Block takes no
 // conversation lock: a send that read no block commits even if a block is
 // written meanwhile, as when the check ran before the transaction.
 func (s *Service) blockedConvs(tx *gorm.DB, convIDs []string) (map[string]bool, error) {
 	n := padded(len(convIDs))
-	args := make([]any, 0, 4*n)
+	args := make([]any, 0, 6*n)
 	for j := range n {
 		low, high, err := parseP2P(convIDs[min(j, len(convIDs)-1)])
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, low, high, high, low)
+	}
+	for j := range n {
+		args = append(args, args[4*j], args[4*j+1]) // each pair's users, for deletion
 	}
 	start := time.Now()
 	defer obs.ObserveDB(tx, "query", start)
@@ -166,6 +171,10 @@ func (s *Service) blockedConvs(tx *gorm.DB, convIDs []string) (map[string]bool, 
 		}
 		if blocked == nil {
 			blocked = make(map[string]bool)
+		}
+		if blockedID == 0 {
+			markDeletedPeer(blocked, convIDs, blocker)
+			continue
 		}
 		blocked[p2pConvID(blocker, blockedID)] = true
 	}
@@ -194,4 +203,14 @@ func (s *Service) checkNewPeer(ctx context.Context, m *messageRow) error {
 		return errBlocked
 	}
 	return nil
+}
+
+// markDeletedPeer marks in blocked those of convIDs that user, whose
+// account was deleted, is one of the two users of.
+func markDeletedPeer(blocked map[string]bool, convIDs []string, user int64) {
+	for _, id := range convIDs {
+		if low, high, err := parseP2P(id); err == nil && (low == user || high == user) {
+			blocked[id] = true
+		}
+	}
 }

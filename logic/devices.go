@@ -186,22 +186,38 @@ type connRef struct {
 // best effort: the tokens are already revoked, so a connection that stays
 // open cannot log in again.
 func (s *Service) signOutConns(ctx context.Context, user int64, device string, keep connRef) {
-	rs, err := s.deps.Routes.Lookup(ctx, []int64{user})
+	s.closeConns(ctx, connsToClose{user: user, device: device, keep: keep,
+		reason: protocol.CloseReason_SIGNED_OUT, message: signedOutMessage})
+}
+
+// connsToClose names the connections closeConns closes: the user's, on
+// device only unless it is empty, except keep, with reason and message.
+type connsToClose struct {
+	user    int64
+	device  string
+	keep    connRef
+	reason  protocol.CloseReason
+	message string
+}
+
+// closeConns is signOutConns with any reason.
+func (s *Service) closeConns(ctx context.Context, cc connsToClose) {
+	rs, err := s.deps.Routes.Lookup(ctx, []int64{cc.user})
 	if err != nil {
-		s.failLog.Warn().Err(err).Int64("user", user).Str("device", device).
-			Msg("route lookup for sign-out failed; connections stay open")
+		s.failLog.Warn().Err(err).Int64("user", cc.user).Str("device", cc.device).
+			Stringer("reason", cc.reason).Msg("route lookup for sign-out failed; connections stay open")
 		return
 	}
 	for _, r := range rs {
-		if device != "" && r.DeviceID != device ||
-			r.Gateway == keep.gateway && r.ConnID == keep.connID {
+		if cc.device != "" && r.DeviceID != cc.device ||
+			r.Gateway == cc.keep.gateway && r.ConnID == cc.keep.connID {
 			continue
 		}
 		if err := s.deps.Routes.Delete(ctx, r); err != nil {
-			s.log.Debug().Err(err).Int64("user", user).Int64("conn", r.ConnID).
+			s.log.Debug().Err(err).Int64("user", cc.user).Int64("conn", r.ConnID).
 				Msg("route of a signed-out connection already gone")
 		}
-		s.publishKick(ctx, r, protocol.CloseReason_SIGNED_OUT, signedOutMessage,
+		s.publishKick(ctx, r, cc.reason, cc.message,
 			"signout-"+r.Gateway+"-"+strconv.FormatInt(r.ConnID, 10)+"-"+
 				strconv.FormatInt(time.Now().UnixNano(), 10))
 	}

@@ -492,13 +492,14 @@ func encodeStruct(v interface {
 	return buf, nil
 }
 
-// usersExist fails with NOT_FOUND unless every id is a user.
+// usersExist fails with NOT_FOUND unless every id is a user whose account
+// was not deleted.
 func (s *Service) usersExist(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	var n int64
-	if err := s.rdc(ctx).Model(&userRow{}).Where("id IN ?", ids).Count(&n).Error; err != nil {
+	if err := s.rdc(ctx).Model(&userRow{}).Where("id IN ? AND deleted_ms = 0", ids).Count(&n).Error; err != nil {
 		return fmt.Errorf("users exist (%d ids): %w", len(ids), err)
 	}
 	if n != int64(len(ids)) {

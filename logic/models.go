@@ -31,6 +31,10 @@ type userRow struct {
 	Nickname     string `gorm:"size:255;not null;default:''"`
 	AvatarURL    string `gorm:"size:512;not null;default:''"`
 	CreatedAt    time.Time
+	// DeletedMs is when the account was deleted (Unix milliseconds), 0 while
+	// it lives. The row stays as a tombstone, so that its id, named by the
+	// messages it sent, is never handed out again; see deleteaccount.go.
+	DeletedMs int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

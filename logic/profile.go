@@ -24,7 +24,9 @@ func (s *Service) UpdateProfile(ctx context.Context, session *logicrpc.Session,
 	}
 	changes, err := profileChanges(req)
 	if err == nil && len(changes) > 0 {
-		err = s.dbc(ctx).Model(&userRow{}).Where("id = ?", session.UserId).
+		// Not a deleted account's: a late request of a connection its
+		// deletion has not closed yet must not write a profile back.
+		err = s.dbc(ctx).Model(&userRow{}).Where("id = ? AND deleted_ms = 0", session.UserId).
 			Updates(changes).Error
 		if err != nil {
 			err = fmt.Errorf("update profile user=%d: %w", session.UserId, err)
@@ -119,7 +121,7 @@ func searchLimit(asked int32) int {
 // character, so the prefix is escaped; '!' cannot occur in a username and
 // serves as the escape character on both SQLite and MySQL.
 func (s *Service) searchUsers(ctx context.Context, query string, limit int) ([]userRow, error) {
-	q := s.dbc(ctx).Order("username ASC").Limit(limit)
+	q := s.dbc(ctx).Where("deleted_ms = 0").Order("username ASC").Limit(limit)
 	if len(query) < minSearchPrefix {
 		q = q.Where("username = ?", query)
 	} else {
@@ -134,6 +136,9 @@ func (s *Service) searchUsers(ctx context.Context, query string, limit int) ([]u
 }
 
 func userInfo(u *userRow) *protocol.UserInfo {
+	if u.DeletedMs != 0 {
+		return &protocol.UserInfo{UserId: u.ID, Deleted: true}
+	}
 	return &protocol.UserInfo{UserId: u.ID, Username: u.Username, Nickname: u.Nickname,
 		AvatarUrl: u.AvatarURL}
 }

@@ -21,7 +21,8 @@ type queries struct {
 	loginDevice string
 	// deviceGen reads a device's token generation.
 	deviceGen string
-	// peerState counts a user (0 or 1) and the blocks between two users.
+	// peerState counts a user (0 or 1), and the blocks between two users
+	// plus 1 when the user's account was deleted.
 	peerState string
 	// insertMessage inserts a message row; its id is the insert id.
 	insertMessage string
@@ -45,7 +46,8 @@ type queries struct {
 	// by one UPDATE of CASEs.
 	convMoves, readMoves [maxConvsLog + 1]string
 	// blocksBetween lists the blocks between the users of each of a list of
-	// pairs, either way.
+	// pairs, either way, then as (id, 0) those of the pairs' users whose
+	// accounts were deleted.
 	blocksBetween [maxConvsLog + 1]string
 }
 
@@ -75,7 +77,8 @@ func newQueries(t tableNames) queries {
 		deviceGen: "SELECT token_gen FROM " + q(t.device) + " WHERE user_id = ? AND device_id = ?",
 		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
 			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
-			"OR (blocker_id = ? AND blocked_id = ?))",
+			"OR (blocker_id = ? AND blocked_id = ?)) + " +
+			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ? AND deleted_ms <> 0)",
 		insertMessage: "INSERT INTO " + q(t.message) + " (conv_id, seq, sender_id, sender_device, " +
 			"client_msg_id, content_type, content, created_at, recalled, edited_ms) " +
 			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -113,7 +116,9 @@ func newQueries(t tableNames) queries {
 			"(conv_id = ? AND user_id = ? AND read_seq < ?) OR ", 1<<k), " OR ")
 		qs.blocksBetween[k] = batchStmt + "SELECT blocker_id, blocked_id FROM " + q(t.block) +
 			" WHERE " + strings.TrimSuffix(strings.Repeat("(blocker_id = ? AND blocked_id = ?) OR "+
-			"(blocker_id = ? AND blocked_id = ?) OR ", 1<<k), " OR ")
+			"(blocker_id = ? AND blocked_id = ?) OR ", 1<<k), " OR ") +
+			" UNION ALL SELECT id, 0 FROM " + q(t.user) + " WHERE deleted_ms <> 0 AND id IN (" +
+			strings.TrimSuffix(strings.Repeat("?, ?, ", 1<<k), ", ") + ")"
 	}
 	return qs
 }

@@ -154,8 +154,9 @@ func (s *Service) sendWrite(session *logicrpc.Session, m *messageRow) seqWrite {
 // sendTarget returns the conversation req targets, and for a p2p one the
 // peer (0 for a group), checking that the sender belongs to it. It reads
 // nothing: that the peer exists is known once the conversation's row is
-// (users are never deleted) and checked before one is created
-// (checkNewPeer), and blocks are checked under the row lock (peerCheck).
+// (user rows are never removed) and checked before one is created
+// (checkNewPeer), and blocks and deleted accounts are checked under the
+// row lock (peerCheck).
 func sendTarget(sender int64, req *protocol.SendReq) (convID string, peer int64, err error) {
 	if isGroupID(req.ConvId) {
 		if req.ToUserId != 0 {

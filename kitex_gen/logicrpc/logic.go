@@ -648,6 +648,8 @@ type Logic interface {
 
 	GetSettings(ctx context.Context, session *Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error)
 
+	DeleteAccount(ctx context.Context, session *Session, req *protocol.DeleteAccountReq) (r *protocol.DeleteAccountResp, err error)
+
 	OfflineTargets(ctx context.Context, req *OfflineTargetsReq) (r *OfflineTargetsResp, err error)
 }
 
@@ -4396,6 +4398,118 @@ func (p *LogicGetSettingsResult) String() string {
 }
 
 var fieldIDToName_LogicGetSettingsResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicDeleteAccountArgs struct {
+	Session *Session                   `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.DeleteAccountReq `thrift:"req,2" frugal:"2,default,protocol.DeleteAccountReq" json:"req"`
+}
+
+func NewLogicDeleteAccountArgs() *LogicDeleteAccountArgs {
+	return &LogicDeleteAccountArgs{}
+}
+
+func (p *LogicDeleteAccountArgs) InitDefault() {
+}
+
+var LogicDeleteAccountArgs_Session_DEFAULT *Session
+
+func (p *LogicDeleteAccountArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicDeleteAccountArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicDeleteAccountArgs_Req_DEFAULT *protocol.DeleteAccountReq
+
+func (p *LogicDeleteAccountArgs) GetReq() (v *protocol.DeleteAccountReq) {
+	if !p.IsSetReq() {
+		return LogicDeleteAccountArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicDeleteAccountArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicDeleteAccountArgs) SetReq(val *protocol.DeleteAccountReq) {
+	p.Req = val
+}
+
+func (p *LogicDeleteAccountArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicDeleteAccountArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicDeleteAccountArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDeleteAccountArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicDeleteAccountArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicDeleteAccountResult struct {
+	Success *protocol.DeleteAccountResp `thrift:"success,0,optional" frugal:"0,optional,protocol.DeleteAccountResp" json:"success,omitempty"`
+	Err     *common.BizError            `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicDeleteAccountResult() *LogicDeleteAccountResult {
+	return &LogicDeleteAccountResult{}
+}
+
+func (p *LogicDeleteAccountResult) InitDefault() {
+}
+
+var LogicDeleteAccountResult_Success_DEFAULT *protocol.DeleteAccountResp
+
+func (p *LogicDeleteAccountResult) GetSuccess() (v *protocol.DeleteAccountResp) {
+	if !p.IsSetSuccess() {
+		return LogicDeleteAccountResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicDeleteAccountResult_Err_DEFAULT *common.BizError
+
+func (p *LogicDeleteAccountResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicDeleteAccountResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicDeleteAccountResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.DeleteAccountResp)
+}
+func (p *LogicDeleteAccountResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicDeleteAccountResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicDeleteAccountResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicDeleteAccountResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDeleteAccountResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicDeleteAccountResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -72,6 +72,8 @@ const (
 	Op_SET_DND_ACK         Op = 58
 	Op_GET_SETTINGS        Op = 59
 	Op_GET_SETTINGS_ACK    Op = 60
+	Op_DELETE_ACCOUNT      Op = 61
+	Op_DELETE_ACCOUNT_ACK  Op = 62
 	Op_PUSH                Op = 65
 	Op_CLOSE               Op = 66
 	Op_NOTIFY              Op = 67
@@ -199,6 +201,10 @@ func (p Op) String() string {
 		return "GET_SETTINGS"
 	case Op_GET_SETTINGS_ACK:
 		return "GET_SETTINGS_ACK"
+	case Op_DELETE_ACCOUNT:
+		return "DELETE_ACCOUNT"
+	case Op_DELETE_ACCOUNT_ACK:
+		return "DELETE_ACCOUNT_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
@@ -331,6 +337,10 @@ func OpFromString(s string) (Op, error) {
 		return Op_GET_SETTINGS, nil
 	case "GET_SETTINGS_ACK":
 		return Op_GET_SETTINGS_ACK, nil
+	case "DELETE_ACCOUNT":
+		return Op_DELETE_ACCOUNT, nil
+	case "DELETE_ACCOUNT_ACK":
+		return Op_DELETE_ACCOUNT_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
@@ -372,6 +382,7 @@ const (
 	CloseReason_SIGNED_OUT        CloseReason = 10
 	CloseReason_RATE_LIMITED      CloseReason = 11
 	CloseReason_FRAME_TOO_LARGE   CloseReason = 12
+	CloseReason_ACCOUNT_DELETED   CloseReason = 13
 )
 
 func (p CloseReason) String() string {
@@ -402,6 +413,8 @@ func (p CloseReason) String() string {
 		return "RATE_LIMITED"
 	case CloseReason_FRAME_TOO_LARGE:
 		return "FRAME_TOO_LARGE"
+	case CloseReason_ACCOUNT_DELETED:
+		return "ACCOUNT_DELETED"
 	}
 	return "<UNSET>"
 }
@@ -434,6 +447,8 @@ func CloseReasonFromString(s string) (CloseReason, error) {
 		return CloseReason_RATE_LIMITED, nil
 	case "FRAME_TOO_LARGE":
 		return CloseReason_FRAME_TOO_LARGE, nil
+	case "ACCOUNT_DELETED":
+		return CloseReason_ACCOUNT_DELETED, nil
 	}
 	return CloseReason(0), fmt.Errorf("not a valid CloseReason string")
 }
@@ -1468,6 +1483,7 @@ type GetUserResp struct {
 	Username  string `thrift:"username,2" frugal:"2,default,string" json:"username"`
 	Nickname  string `thrift:"nickname,3" frugal:"3,default,string" json:"nickname"`
 	AvatarUrl string `thrift:"avatar_url,4" frugal:"4,default,string" json:"avatar_url"`
+	Deleted   bool   `thrift:"deleted,5" frugal:"5,default,bool" json:"deleted"`
 }
 
 func NewGetUserResp() *GetUserResp {
@@ -1492,6 +1508,10 @@ func (p *GetUserResp) GetNickname() (v string) {
 func (p *GetUserResp) GetAvatarUrl() (v string) {
 	return p.AvatarUrl
 }
+
+func (p *GetUserResp) GetDeleted() (v bool) {
+	return p.Deleted
+}
 func (p *GetUserResp) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -1503,6 +1523,9 @@ func (p *GetUserResp) SetNickname(val string) {
 }
 func (p *GetUserResp) SetAvatarUrl(val string) {
 	p.AvatarUrl = val
+}
+func (p *GetUserResp) SetDeleted(val bool) {
+	p.Deleted = val
 }
 
 func (p *GetUserResp) String() string {
@@ -1517,6 +1540,7 @@ var fieldIDToName_GetUserResp = map[int16]string{
 	2: "username",
 	3: "nickname",
 	4: "avatar_url",
+	5: "deleted",
 }
 
 type LogoutReq struct {
@@ -1736,11 +1760,60 @@ var fieldIDToName_ChangePasswordResp = map[int16]string{
 	4: "refresh_expires_ms",
 }
 
+type DeleteAccountReq struct {
+	Password string `thrift:"password,1" frugal:"1,default,string" json:"password"`
+}
+
+func NewDeleteAccountReq() *DeleteAccountReq {
+	return &DeleteAccountReq{}
+}
+
+func (p *DeleteAccountReq) InitDefault() {
+}
+
+func (p *DeleteAccountReq) GetPassword() (v string) {
+	return p.Password
+}
+func (p *DeleteAccountReq) SetPassword(val string) {
+	p.Password = val
+}
+
+func (p *DeleteAccountReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeleteAccountReq(%+v)", *p)
+}
+
+var fieldIDToName_DeleteAccountReq = map[int16]string{
+	1: "password",
+}
+
+type DeleteAccountResp struct {
+}
+
+func NewDeleteAccountResp() *DeleteAccountResp {
+	return &DeleteAccountResp{}
+}
+
+func (p *DeleteAccountResp) InitDefault() {
+}
+
+func (p *DeleteAccountResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeleteAccountResp(%+v)", *p)
+}
+
+var fieldIDToName_DeleteAccountResp = map[int16]string{}
+
 type UserInfo struct {
 	UserId    int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
 	Username  string `thrift:"username,2" frugal:"2,default,string" json:"username"`
 	Nickname  string `thrift:"nickname,3" frugal:"3,default,string" json:"nickname"`
 	AvatarUrl string `thrift:"avatar_url,4" frugal:"4,default,string" json:"avatar_url"`
+	Deleted   bool   `thrift:"deleted,5" frugal:"5,default,bool" json:"deleted"`
 }
 
 func NewUserInfo() *UserInfo {
@@ -1765,6 +1838,10 @@ func (p *UserInfo) GetNickname() (v string) {
 func (p *UserInfo) GetAvatarUrl() (v string) {
 	return p.AvatarUrl
 }
+
+func (p *UserInfo) GetDeleted() (v bool) {
+	return p.Deleted
+}
 func (p *UserInfo) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -1776,6 +1853,9 @@ func (p *UserInfo) SetNickname(val string) {
 }
 func (p *UserInfo) SetAvatarUrl(val string) {
 	p.AvatarUrl = val
+}
+func (p *UserInfo) SetDeleted(val bool) {
+	p.Deleted = val
 }
 
 func (p *UserInfo) String() string {
@@ -1790,6 +1870,7 @@ var fieldIDToName_UserInfo = map[int16]string{
 	2: "username",
 	3: "nickname",
 	4: "avatar_url",
+	5: "deleted",
 }
 
 type UpdateProfileReq struct {

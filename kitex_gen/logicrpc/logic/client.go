@@ -47,6 +47,7 @@ type Client interface {
 	MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq, callOptions ...callopt.Option) (r *protocol.MuteConvResp, err error)
 	SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
 	GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
+	DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq, callOptions ...callopt.Option) (r *protocol.DeleteAccountResp, err error)
 	OfflineTargets(ctx context.Context, req *logicrpc.OfflineTargetsReq, callOptions ...callopt.Option) (r *logicrpc.OfflineTargetsResp, err error)
 }
 
@@ -252,6 +253,11 @@ func (p *kLogicClient) SetDND(ctx context.Context, session *logicrpc.Session, re
 func (p *kLogicClient) GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.GetSettings(ctx, session, req)
+}
+
+func (p *kLogicClient) DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq, callOptions ...callopt.Option) (r *protocol.DeleteAccountResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.DeleteAccount(ctx, session, req)
 }
 
 func (p *kLogicClient) OfflineTargets(ctx context.Context, req *logicrpc.OfflineTargetsReq, callOptions ...callopt.Option) (r *logicrpc.OfflineTargetsResp, err error) {

@@ -260,6 +260,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"DeleteAccount": kitex.NewMethodInfo(
+		deleteAccountHandler,
+		newLogicDeleteAccountArgs,
+		newLogicDeleteAccountResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"OfflineTargets": kitex.NewMethodInfo(
 		offlineTargetsHandler,
 		newLogicOfflineTargetsArgs,
@@ -1171,6 +1178,30 @@ func newLogicGetSettingsResult() interface{} {
 	return logicrpc.NewLogicGetSettingsResult()
 }
 
+func deleteAccountHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicDeleteAccountArgs)
+	realResult := result.(*logicrpc.LogicDeleteAccountResult)
+	success, err := handler.(logicrpc.Logic).DeleteAccount(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicDeleteAccountArgs() interface{} {
+	return logicrpc.NewLogicDeleteAccountArgs()
+}
+
+func newLogicDeleteAccountResult() interface{} {
+	return logicrpc.NewLogicDeleteAccountResult()
+}
+
 func offlineTargetsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicOfflineTargetsArgs)
 	realResult := result.(*logicrpc.LogicOfflineTargetsResult)
@@ -1716,6 +1747,21 @@ func (p *kClient) GetSettings(ctx context.Context, session *logicrpc.Session, re
 	_args.Req = req
 	var _result logicrpc.LogicGetSettingsResult
 	if err = p.c.Call(ctx, "GetSettings", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq) (r *protocol.DeleteAccountResp, err error) {
+	var _args logicrpc.LogicDeleteAccountArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicDeleteAccountResult
+	if err = p.c.Call(ctx, "DeleteAccount", &_args, &_result); err != nil {
 		return
 	}
 	switch {
