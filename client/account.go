@@ -123,6 +123,56 @@ func (s *Session) ChangePassword(ctx context.Context, oldPassword,
 	return resp, nil
 }
 
+// DeleteAccount deletes the logged-in user's account for good; password
+// is the account's, asked again. The server leaves the user's groups
+// (handing owned ones over), signs every device out and closes the user's
+// other connections with ACCOUNT_DELETED, then this one after the reply.
+// Messages the user sent stay in their conversations; the username is
+// free for anyone to register, as a new user. A wrong password fails with
+// INVALID_CREDENTIALS, and tries are rate-limited as password logins are
+// (RATE_LIMITED). When the request was sent but its answer lost, the
+// error wraps ErrOutcomeUnknown: the account may be deleted or not; a
+// login by its token refused with TOKEN_INVALID, or a password login
+// refused with INVALID_CREDENTIALS, says it is. A Session deletes it with
+// Session.DeleteAccount, which ends the Session.
+func (c *Client) DeleteAccount(ctx context.Context, password string) error {
+	err := c.roundTripOnce(ctx, protocol.Op_DELETE_ACCOUNT,
+		&protocol.DeleteAccountReq{Password: password}, protocol.NewDeleteAccountResp())
+	if err != nil && closedFor(err, protocol.CloseReason_ACCOUNT_DELETED) {
+		// Only a deleted account's connection is closed so: whether its
+		// reply was lost or the close overtook it, the account is gone.
+		return nil
+	}
+	if err != nil {
+		return errorf("delete account: %w", err)
+	}
+	return nil
+}
+
+// DeleteAccount deletes the account as Client.DeleteAccount does, on the
+// Session's connection (it waits for one as Client does), and on success
+// ends the Session with ErrAccountDeleted, its tokens and password
+// forgotten: nothing of it logs in again. What it handed over but did not
+// report stays unreported, as the account's positions are gone with it.
+// On any error the Session goes on: after one wrapping ErrOutcomeUnknown,
+// a deleted account shows as the Session ending with ErrSessionEnded at
+// its next login, or with ErrAccountDeleted.
+func (s *Session) DeleteAccount(ctx context.Context, password string) error {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return errorf("session delete account: %w", err)
+	}
+	if err := c.DeleteAccount(ctx, password); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.deleted = true
+	s.tokens, s.password, s.unconfirmed = tokens{}, "", ""
+	s.mu.Unlock()
+	s.shut(ctx, ErrAccountDeleted)
+	return nil
+}
+
 // ProfileParams is a change of the user's profile: a nil field is left as
 // it is, an empty one is cleared. Nickname is at most 64 characters;
 // AvatarURL an absolute http or https URL of at most 512 bytes.

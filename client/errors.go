@@ -33,9 +33,16 @@ var (
 	// next request's problem. errors.As gives the *TooLargeError.
 	ErrTooLarge = errors.New("client: request too large")
 	// ErrSessionEnded wraps the error that ended a Session for good: a CLOSE
-	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED) or refused
-	// credentials.
+	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED, ACCOUNT_DELETED)
+	// or refused credentials.
 	ErrSessionEnded = errors.New("client: session ended")
+	// ErrAccountDeleted is the Err of a Session after its DeleteAccount
+	// succeeded, and is wrapped, beside ErrSessionEnded and the
+	// *CloseError, by the Err of a Session whose connection was closed
+	// with ACCOUNT_DELETED (the user deleted the account on another
+	// device). The account is gone: sign the app out and forget its
+	// tokens; the Session never reconnects.
+	ErrAccountDeleted = errors.New("client: account deleted")
 	// ErrLoggedOut is the Err of a Session after Logout, whether or not the
 	// server confirmed the logout (Logout's own error says).
 	ErrLoggedOut = errors.New("client: logged out")

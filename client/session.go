@@ -290,6 +290,8 @@ type Session struct {
 	// logoutUnsure: a LOGOUT went unanswered, so the device may be signed
 	// out even if no later one is answered.
 	logoutUnsure bool
+	// deleted: a DELETE_ACCOUNT was answered; nothing logs in again.
+	deleted bool
 
 	watch watchState // the presence watch set, sent again on reconnect
 	// queued counts the messages ever put in ready, handed those handed
@@ -397,8 +399,9 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended: ErrClosed after Close, ErrLoggedOut
 // after Logout (and after a Close that raced a Logout which returned nil:
-// the device is signed out), or the fatal error (a *CloseError such as
-// KICKED, refused credentials). nil while it runs.
+// the device is signed out), ErrAccountDeleted after DeleteAccount, or the
+// fatal error (a *CloseError such as KICKED, refused credentials; one
+// wrapping ErrAccountDeleted too for ACCOUNT_DELETED). nil while it runs.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

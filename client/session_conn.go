@@ -236,7 +236,7 @@ func (s *Session) ackAway() {
 	s.mu.Lock()
 	unreported := len(s.dirty) > 0 && !s.noDelivered.active(time.Now())
 	signOut := s.loggingOut && !s.loggedOut
-	signedOut := s.loggedOut
+	signedOut := s.loggedOut || s.deleted
 	s.mu.Unlock()
 	if signedOut || !unreported && !signOut || s.final.Err() != nil {
 		return
@@ -318,6 +318,8 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 	case protocol.CloseReason_KICKED, protocol.CloseReason_LOGIN_FAILED,
 		protocol.CloseReason_SIGNED_OUT:
 		return 0, errorf("%w: %w", ErrSessionEnded, ce)
+	case protocol.CloseReason_ACCOUNT_DELETED:
+		return 0, errorf("%w: %w: %w", ErrSessionEnded, ErrAccountDeleted, ce)
 	case protocol.CloseReason_TOKEN_EXPIRED:
 		// The refresh token (or the password) logs in again, at once as
 		// after a zero delay: the gateway's -1 (do not reconnect) means

@@ -27,8 +27,8 @@ const (
 )
 
 // handleAccountOps serves LOGOUT, CHANGE_PASSWORD, UPDATE_PROFILE,
-// SIGN_OUT_DEVICE, SEARCH_USERS and BLOCK. The close that follows a LOGOUT's
-// reply is sent by answer.
+// SIGN_OUT_DEVICE, SEARCH_USERS, BLOCK and DELETE_ACCOUNT. The close that
+// follows a LOGOUT's or DELETE_ACCOUNT's reply is sent by afterReply.
 func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
 	switch op {
 	case protocol.Op_LOGOUT:
@@ -50,6 +50,9 @@ func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.B
 	case protocol.Op_BLOCK:
 		req := protocol.NewBlockReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.block(c, req) })
+	case protocol.Op_DELETE_ACCOUNT:
+		req := protocol.NewDeleteAccountReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.deleteAccount(c, req) })
 	}
 	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
 }
@@ -119,12 +122,48 @@ func (s *Server) revokeLocked(userID int64, deviceID string) {
 // signOutLocked closes with SIGNED_OUT the connections of the user's
 // device, or of every device when deviceID is "", but not except.
 func (s *Server) signOutLocked(userID int64, deviceID string, except *conn) {
+	s.closeUserLocked(userID, deviceID, except, signedOutFrame())
+}
+
+// closeUserLocked is signOutLocked with any CLOSE frame.
+func (s *Server) closeUserLocked(userID int64, deviceID string, except *conn, frame []byte) {
 	for c := range s.conns {
 		if c != except && c.userID == userID && (deviceID == "" || c.device == deviceID) {
-			c.enqueue(signedOutFrame())
+			c.enqueue(frame)
 			c.closeAfterFlush()
 		}
 	}
+}
+
+func accountDeletedFrame() []byte {
+	return closeFrame(protocol.CloseReason_ACCOUNT_DELETED, "account deleted")
+}
+
+// deleteAccount deletes c's user as the server does, less the groups,
+// which it leaves as they are: the name is free again, GET_USER by id
+// answers deleted, every token is revoked and the user's other
+// connections are closed with ACCOUNT_DELETED (c's after the reply).
+func (s *Server) deleteAccount(c *conn, req *protocol.DeleteAccountReq) (codec.Body, error) {
+	u := s.usersByID[c.userID]
+	if u == nil || u.deleted {
+		return nil, fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
+	}
+	if u.password != req.Password {
+		return nil, fail(common.ErrorCode_INVALID_CREDENTIALS, "invalid credentials")
+	}
+	u.deleted, u.password, u.nickname, u.avatarURL = true, "", "", ""
+	delete(s.users, u.name)
+	s.revokeLocked(u.id, "")
+	s.closeUserLocked(u.id, "", c, accountDeletedFrame())
+	return &protocol.DeleteAccountResp{}, nil
+}
+
+// Deleted reports whether the user of id deleted its account.
+func (s *Server) Deleted(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.usersByID[id]
+	return u != nil && u.deleted
 }
 
 func signedOutFrame() []byte {

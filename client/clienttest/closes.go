@@ -19,7 +19,7 @@ const defaultDevice = "default"
 const maxFailedLogins = 3
 
 // afterReply does what the gateway does once a reply is written: a LOGOUT
-// closes the connection, a failed LOGIN counts, and a new access token
+// or DELETE_ACCOUNT closes the connection, a failed LOGIN counts, and a new access token
 // moves the connection's expiry.
 func (s *Server) afterReply(c *conn, op protocol.Op, reply codec.Body, err error) {
 	s.mu.Lock()
@@ -31,6 +31,9 @@ func (s *Server) afterReply(c *conn, op protocol.Op, reply codec.Body, err error
 	switch r := reply.(type) {
 	case *protocol.LogoutResp:
 		c.enqueue(signedOutFrame())
+		c.closeAfterFlush()
+	case *protocol.DeleteAccountResp:
+		c.enqueue(accountDeletedFrame())
 		c.closeAfterFlush()
 	case *protocol.LoginResp:
 		s.expireAtLocked(c, r.TokenExpiresMs)

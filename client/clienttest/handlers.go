@@ -293,5 +293,8 @@ func (s *Server) getUser(req *protocol.GetUserReq) (codec.Body, error) {
 	if u == nil {
 		return nil, fail(common.ErrorCode_NOT_FOUND, "no such user")
 	}
+	if u.deleted {
+		return &protocol.GetUserResp{UserId: u.id, Deleted: true}, nil
+	}
 	return &protocol.GetUserResp{UserId: u.id, Username: u.name}, nil
 }

@@ -127,6 +127,7 @@ type user struct {
 	nickname  string
 	avatarURL string
 	devices   map[string]bool // every device id logged in with
+	deleted   bool            // DELETE_ACCOUNT; out of users, kept in usersByID
 }
 
 // device is one device of a user: a token logs in as its device.
