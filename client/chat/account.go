@@ -2,22 +2,26 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// handleAccountCommand runs /block, /unblock and /devices; false means cmd
-// is none of them.
+// handleAccountCommand runs /block, /unblock, /devices and /delete-account;
+// false means cmd is none of them.
 func (s *session) handleAccountCommand(ctx context.Context, cmd, arg string) bool {
 	switch cmd {
 	case "/block", "/unblock":
 		s.report(s.block(ctx, arg, cmd == "/block"))
 	case "/devices":
 		s.report(s.printDevices(ctx))
+	case "/delete-account":
+		s.startDelete()
 	default:
 		return false
 	}
@@ -74,6 +78,76 @@ func (s *session) printDevices(ctx context.Context) error {
 		}
 		last := time.UnixMilli(d.LastLoginMs).Format("2006-01-02 15:04")
 		s.printf("  %s (%s, %s; last login %s)", d.DeviceId, d.Platform, state, last)
+	}
+	return nil
+}
+
+// deleteStep is the line a /delete-account waits for next.
+type deleteStep int
+
+const (
+	deleteNone     deleteStep = iota
+	deletePassword            // the account's password
+	deleteConfirm             // the confirmation phrase
+)
+
+// confirmPhrase is what the user types to confirm a deletion.
+func (s *session) confirmPhrase() string { return "delete " + s.names[s.me] }
+
+// startDelete begins a /delete-account: the next line is the password.
+func (s *session) startDelete() {
+	s.deleting = deletePassword
+	s.printf("* deleting account %s: you leave every group (one you own passes to an admin "+
+		"or the earliest member), every device is signed out, and the name is free for "+
+		"anyone; messages you sent stay with their readers", s.names[s.me])
+	s.printf("* type your password (it shows as you type it), or /cancel")
+}
+
+// continueDelete takes line as the step of a /delete-account it waits for.
+// Anything but the exact phrase at the confirmation cancels.
+func (s *session) continueDelete(ctx context.Context, line string) error {
+	if strings.TrimSpace(line) == "/cancel" {
+		s.cancelDelete("cancelled")
+		return nil
+	}
+	if s.deleting == deletePassword {
+		s.deleting, s.deletePassword = deleteConfirm, line
+		s.printf("* type %q to delete the account for good; anything else cancels",
+			s.confirmPhrase())
+		return nil
+	}
+	password := s.deletePassword
+	if strings.TrimSpace(line) != s.confirmPhrase() {
+		s.cancelDelete("not confirmed")
+		return nil
+	}
+	s.deleting, s.deletePassword = deleteNone, ""
+	return s.deleteAccount(ctx, password)
+}
+
+func (s *session) cancelDelete(why string) {
+	s.deleting, s.deletePassword = deleteNone, ""
+	s.printf("* %s; account %s not deleted", why, s.names[s.me])
+}
+
+// deleteAccount deletes the account and quits, or says why not.
+func (s *session) deleteAccount(ctx context.Context, password string) error {
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	err := s.sess.DeleteAccount(ctx, password)
+	var se *client.Error
+	switch {
+	case err == nil:
+		s.printf("* account %s deleted; every device of it is signed out. Goodbye.",
+			s.names[s.me])
+		return errQuit
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		s.printf("! the answer was lost: the account may be deleted or not; if it was, this " +
+			"session ends and the password logs in no more")
+	case errors.As(err, &se) && se.Code == common.ErrorCode_INVALID_CREDENTIALS:
+		s.printf("! wrong password; account %s not deleted", s.names[s.me])
+	default:
+		s.printf("! account not deleted: %s", describe(err))
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ const helpText = `commands:
                stop or allow 1:1 messages between you and a user; while
                blocked, they see you offline and hear no change of yours
   /devices     list your devices (each --device you logged in with)
+  /delete-account
+               delete your account for good, after your password and a typed
+               confirmation; the messages you sent stay with their readers
   /quit        leave
   /help        this text
 any other line is sent to the current conversation`
@@ -56,6 +59,9 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.printf("! not sent: a line of %s bytes is the terminal's limit, so it may have been "+
 			"cut; send longer text from a file (resonance chat ... < file)", n)
 		return nil
+	}
+	if s.deleting != deleteNone {
+		return s.continueDelete(ctx, line)
 	}
 	if !isCommand(line) { // "  // note", indented, is text
 		s.sendText(line)

@@ -75,6 +75,11 @@ type session struct {
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
 	watched map[int64]bool
+	// deleting is how far a /delete-account has got: the next lines are
+	// its password and confirmation, not messages; deletePassword holds
+	// the password typed until the confirmation (account.go).
+	deleting       deleteStep
+	deletePassword string
 	// offline is set from a lost connection until the next login, so
 	// that each failed retry is told as such, not as another loss.
 	offline bool

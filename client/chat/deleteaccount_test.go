@@ -1,0 +1,45 @@
+package chat_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// /delete-account asks for the password and a typed confirmation: a wrong
+// password and a wrong phrase leave the account, the right ones delete it
+// and end Run normally.
+func TestRun_DeleteAccountAsksPasswordAndConfirmation(t *testing.T) {
+	s := startServer(t)
+	_, id := newUser(t, s, "dora")
+	r := startChat(t, "--addr", s.Addr(), "--user", "dora", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	r.say(t, "/delete-account")
+	waitOutput(t, r.out, "* type your password", 1)
+	r.say(t, "pw-secret")
+	waitOutput(t, r.out, `* type "delete dora"`, 1)
+	r.say(t, "yes")
+	waitOutput(t, r.out, "* not confirmed; account dora not deleted", 1)
+
+	r.say(t, "/delete-account")
+	r.say(t, "wrong-password")
+	r.say(t, "delete dora")
+	waitOutput(t, r.out, "! wrong password; account dora not deleted", 1)
+	if s.Deleted(id) {
+		t.Fatal("deleted without the password")
+	}
+
+	r.say(t, "/delete-account")
+	r.say(t, "pw-secret")
+	r.say(t, "delete dora")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil after the deletion", err)
+	}
+	if !s.Deleted(id) {
+		t.Fatal("the account was not deleted")
+	}
+	if out := r.out.String(); !strings.Contains(out, "* account dora deleted") ||
+		strings.Count(out, "pw-secret") != 0 {
+		t.Fatalf("output:\n%s", out)
+	}
+}
