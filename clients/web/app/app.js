@@ -7,7 +7,9 @@ import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
   SessionEndedError, StoragePositions, decodeStruct, jitter, nameOf, register, schemas,
 } from '../sdk/index.js';
-import { bodyText, el, errText, groupEventText, reconcile, timeText } from './view.js';
+import {
+  bodyText, deleteAccountErrorText, el, errText, groupEventText, reconcile, timeText,
+} from './view.js';
 import { lastTime, peersToWatch } from './presence.js';
 
 const $ = (id) => document.getElementById(id);
@@ -162,7 +164,8 @@ function onEnded(err) {
   if (!app.me) return; // a failed first login is reported by startSession
   const kicked = err.close && err.close.reason === CloseReason.KICKED;
   resetState();
-  showLogin(kicked ? 'Signed in elsewhere with this device.' : err.message);
+  showLogin(err.accountDeleted ? 'This account was deleted.'
+    : kicked ? 'Signed in elsewhere with this device.' : err.message);
 }
 
 function resetState() {
@@ -691,6 +694,7 @@ function wireUi() {
     showLogin('');
   });
 
+  wireDeleteAccount();
   $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
   $('back').addEventListener('click', () => {
     app.openId = '';
@@ -833,3 +837,38 @@ main().catch((err) => {
   console.error(err);
   showLogin(errText(err));
 });
+
+// wireDeleteAccount runs the "Delete account" dialog: the password again
+// and a confirmation, then DELETE_ACCOUNT; once deleted, the session has
+// forgotten its tokens and the app returns to the sign-in view.
+function wireDeleteAccount() {
+  const dialog = $('delete-dialog');
+  $('delete-account').addEventListener('click', () => {
+    $('delete-pass').value = '';
+    $('delete-confirm').checked = false;
+    $('delete-error').textContent = '';
+    dialog.showModal();
+  });
+  $('delete-cancel').addEventListener('click', () => dialog.close());
+  $('delete-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const s = app.session;
+    if (!s) return;
+    const me = app.me;
+    $('delete-submit').disabled = true;
+    try {
+      app.me = null; // the session's end is this action's, not news (onEnded)
+      await s.deleteAccount($('delete-pass').value);
+    } catch (err) {
+      app.me = me;
+      $('delete-error').textContent = deleteAccountErrorText(err);
+      return;
+    } finally {
+      $('delete-pass').value = '';
+      $('delete-submit').disabled = false;
+    }
+    dialog.close();
+    resetState();
+    showLogin('Your account was deleted.');
+  });
+}

@@ -78,3 +78,15 @@ export function errText(err) {
   if (err.code) return err.serverMessage || nameOf(ErrorCode, err.code);
   return err.message || String(err);
 }
+
+// deleteAccountErrorText is what the delete-account dialog says when the
+// deletion failed: a wrong password plainly, and a lost answer as the
+// unknown outcome it is.
+export function deleteAccountErrorText(err) {
+  if (err?.code === ErrorCode.INVALID_CREDENTIALS) return 'Wrong password; nothing was deleted.';
+  if (err?.code === ErrorCode.RATE_LIMITED) return 'Too many tries; wait a while and try again.';
+  if (err?.name === 'OutcomeUnknownError') {
+    return 'The answer was lost: the account may or may not be deleted. Reload to find out.';
+  }
+  return `Not deleted: ${errText(err)}`;
+}

@@ -42,6 +42,7 @@ const ConvSummary = struct('ConvSummary', [
 
 const UserInfo = struct('UserInfo', [
   i64(1, 'userId'), str(2, 'username'), str(3, 'nickname'), str(4, 'avatarUrl'),
+  bool(5, 'deleted'),
 ]);
 
 const GroupMember = struct('GroupMember', [i64(1, 'userId'), i32(2, 'role'), i64(3, 'joinedMs')]);
@@ -91,6 +92,7 @@ export const schemas = {
   GetUserReq: struct('GetUserReq', [str(1, 'username'), i64(2, 'userId')]),
   GetUserResp: struct('GetUserResp', [
     i64(1, 'userId'), str(2, 'username'), str(3, 'nickname'), str(4, 'avatarUrl'),
+    bool(5, 'deleted'),
   ]),
   DeliveredReq: struct('DeliveredReq', [listOf(1, 'positions', structs(ConvPos))]),
   DeliveredResp: struct('DeliveredResp', []),
@@ -106,6 +108,8 @@ export const schemas = {
   RefreshResp: struct('RefreshResp', TokenPair),
   ChangePasswordReq: struct('ChangePasswordReq', [str(1, 'oldPassword'), str(2, 'newPassword')]),
   ChangePasswordResp: struct('ChangePasswordResp', TokenPair),
+  DeleteAccountReq: struct('DeleteAccountReq', [str(1, 'password')]),
+  DeleteAccountResp: struct('DeleteAccountResp', []),
   SearchUsersReq: struct('SearchUsersReq', [str(1, 'query'), i32(2, 'limit')]),
   SearchUsersResp: struct('SearchUsersResp', [listOf(1, 'users', structs(UserInfo))]),
   CreateGroupReq: struct('CreateGroupReq', [
@@ -164,6 +168,7 @@ export const Op = Object.freeze({
   GET_GROUP: 0x27, GET_GROUP_ACK: 0x28,
   TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
   GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
+  DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
 });
 
@@ -189,6 +194,7 @@ export const requestBodies = new Map([
   [Op.READ_COUNTS, [schemas.ReadCountsReq, schemas.ReadCountsResp]],
   [Op.GET_PRESENCE, [schemas.GetPresenceReq, schemas.GetPresenceResp]],
   [Op.WATCH_PRESENCE, [schemas.WatchPresenceReq, schemas.GetPresenceResp]],
+  [Op.DELETE_ACCOUNT, [schemas.DeleteAccountReq, schemas.DeleteAccountResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */
@@ -203,7 +209,7 @@ export const ErrorCode = Object.freeze({
 export const CloseReason = Object.freeze({
   UNKNOWN: 0, LOGIN_TIMEOUT: 1, HEARTBEAT_TIMEOUT: 2, PROTOCOL_ERROR: 3, LOGIN_FAILED: 4,
   SLOW_CONSUMER: 5, KICKED: 6, SERVER_SHUTDOWN: 7, OVERLOADED: 8, TOKEN_EXPIRED: 9,
-  SIGNED_OUT: 10, RATE_LIMITED: 11, FRAME_TOO_LARGE: 12,
+  SIGNED_OUT: 10, RATE_LIMITED: 11, FRAME_TOO_LARGE: 12, ACCOUNT_DELETED: 13,
 });
 
 /** ContentType is common.thrift ContentType. */

@@ -33,11 +33,14 @@ export const State = Object.freeze({
 
 /** SessionEndedError says why a session ended; close is the server's CloseMsg, if any. */
 export class SessionEndedError extends Error {
-  constructor(message, { close = null, cause = null } = {}) {
+  constructor(message, { close = null, cause = null, accountDeleted = false } = {}) {
     super(message);
     this.name = 'SessionEndedError';
     this.close = close;
     this.cause = cause;
+    // accountDeleted: the account is gone (deleteAccount here, or CLOSE
+    // ACCOUNT_DELETED from another device); forget it and sign the app out.
+    this.accountDeleted = accountDeleted || close?.reason === CloseReason.ACCOUNT_DELETED;
   }
 }
 
@@ -54,7 +57,8 @@ class UnconfirmedRefusedError extends Error {
 }
 
 // Reasons after which the device must not come back on its own.
-const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT]);
+const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT,
+  CloseReason.ACCOUNT_DELETED]);
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
 // FINAL_ACK_WAIT_MS bounds how long an ended session keeps its connection for
@@ -663,6 +667,11 @@ export class Session extends Emitter {
     const backoff = this.backoff;
     this.backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
     if (!close) return { delay: jitter(backoff) };
+    if (close.reason === CloseReason.ACCOUNT_DELETED) {
+      // Deleted on another device: nothing saved logs in again.
+      this.positions.setTokens(null);
+      this.opts.password = '';
+    }
     if (FATAL_CLOSES.has(close.reason)) {
       return { fatal: new SessionEndedError(close.message || 'closed by the server', { close }) };
     }
@@ -1535,6 +1544,35 @@ export class Session extends Emitter {
     this.positions.setTokens(withoutUnsure({ ...now, access: resp.token,
       refresh: resp.refreshToken, accessExpiryMs: Number(resp.tokenExpiresMs) }));
     if (conn === this.conn && !conn.closed) this.scheduleRefresh(conn);
+  }
+
+  /**
+   * deleteAccount deletes the user's account for good (DELETE_ACCOUNT) on
+   * the session's connection, waiting for one as request does; password is
+   * the account's, asked again. The server leaves the user's groups
+   * (handing owned ones over), signs every device out and closes the
+   * user's other connections with CLOSE ACCOUNT_DELETED, this one after the
+   * answer. Once answered, the session forgets its saved tokens and
+   * password and ends with a SessionEndedError whose accountDeleted is
+   * true. A wrong password rejects with the ResonanceError
+   * INVALID_CREDENTIALS (tries are rate-limited as password logins are),
+   * and the session goes on. A DELETE_ACCOUNT that was sent and got no
+   * answer rejects with OutcomeUnknownError: the account may be gone or
+   * not; if it is, the session ends at its next login.
+   */
+  async deleteAccount(password) {
+    const conn = await this.connection();
+    try {
+      await conn.requestOnce(Op.DELETE_ACCOUNT, { password });
+    } catch (err) {
+      // Only a deleted account's connection is closed so: its answer was
+      // overtaken, but the account is gone.
+      if (err?.close?.reason !== CloseReason.ACCOUNT_DELETED) throw err;
+    }
+    this.signedOut = true;
+    this.opts.password = '';
+    this.positions.setTokens(null);
+    this.end(new SessionEndedError('account deleted', { accountDeleted: true }));
   }
 
   /** readCounts returns how many members read up to each of seqs. */

@@ -37,3 +37,12 @@ test('the watch set names each peer once', () => {
   const ids = peersToWatch([p2p(5, 10), p2p(6, 30), { ...p2p(5, 20), convId: 'p2p:5:1' }]);
   assert.deepEqual(ids, ['6', '5']);
 });
+
+test('the delete-account dialog tells a wrong password from a lost answer', async () => {
+  const { deleteAccountErrorText } = await import('../app/view.js');
+  const { ErrorCode, OutcomeUnknownError, Op } = await import('../sdk/index.js');
+  assert.match(deleteAccountErrorText({ code: ErrorCode.INVALID_CREDENTIALS }), /Wrong password/);
+  const lost = new OutcomeUnknownError(Op.DELETE_ACCOUNT, new Error('connection closed'));
+  assert.match(deleteAccountErrorText(lost), /may or may not be deleted/);
+  assert.match(deleteAccountErrorText(new Error('offline')), /^Not deleted: offline$/);
+});
