@@ -23,8 +23,9 @@ func TestREADME_ChatTableNamesEveryCommand(t *testing.T) {
 	if table.Len() == 0 {
 		t.Fatal("README has no table of chat commands")
 	}
-	// A command starts a line of helpText or follows a comma or semicolon.
-	commandRE := regexp.MustCompile(`(?m)^\s+(/[a-z]+)|[,;] (/[a-z]+)`)
+	// A command starts a line of helpText or follows a comma or semicolon;
+	// it may hold a hyphen (/delete-account).
+	commandRE := regexp.MustCompile(`(?m)^\s+(/[a-z][a-z-]*)|[,;] (/[a-z][a-z-]*)`)
 	commands := commandRE.FindAllStringSubmatch(helpText, -1)
 	if len(commands) == 0 {
 		t.Fatal("no command found in helpText")
