@@ -2,10 +2,14 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // reads the store to see the dismissed group
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -15,10 +19,12 @@ import (
 // TestDeleteAccount_EndToEnd deletes an account over real sockets: both of
 // its devices are closed with ACCOUNT_DELETED, its password logs in no
 // more, its name registers again as a new user, its peer still reads their
-// conversation and sees it deleted, and the group it owned passes to the
-// admin.
+// conversation and sees it deleted, the group it owned with others passes
+// to the admin, and the one it was alone in is dismissed.
 func TestDeleteAccount_EndToEnd(t *testing.T) {
-	addr := startSystem(t, baseConfig(t, RoleAll)).GatewayAddr().String()
+	cfg := baseConfig(t, RoleAll)
+	cfg.Logic.DBDSN = filepath.Join(cfg.DataDir, "resonance.db")
+	addr := startSystem(t, cfg).GatewayAddr().String()
 	suffix := time.Now().UnixNano() % 1_000_000_000
 	phone := login(t, addr, fmt.Sprintf("dora%d", suffix), "phone", true)
 	laptop := login(t, addr, phone.name, "laptop", false)
@@ -41,6 +47,11 @@ func TestDeleteAccount_EndToEnd(t *testing.T) {
 	_, err = phone.ManageGroup(ctx, &protocol.ManageGroupReq{ConvId: g.ConvId,
 		Action: common.GroupAction_SET_ROLE, UserIds: []int64{carol.id},
 		Role: common.GroupRole_ADMIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	solo, err := phone.CreateGroup(ctx, "Solo", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +104,21 @@ func TestDeleteAccount_EndToEnd(t *testing.T) {
 	}
 	if info.OwnerId != carol.id || len(info.Members) != 2 {
 		t.Fatalf("group after the owner's deletion = %+v, want carol owning it with bob", info)
+	}
+
+	// No one is left to ask about the lone group: the store says.
+	db, err := sql.Open("sqlite", "file:"+cfg.Logic.DBDSN+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var dismissed bool
+	var active int
+	err = db.QueryRowContext(ctx, "SELECT c.dismissed, (SELECT COUNT(*) FROM conv_members m "+
+		"WHERE m.conv_id = c.id AND m.left_seq = 0) FROM conversations c WHERE c.id = ?",
+		solo.ConvId).Scan(&dismissed, &active)
+	if err != nil || !dismissed || active != 0 {
+		t.Fatalf("the lone group: dismissed %t, %d members, %v; want dismissed and empty",
+			dismissed, active, err)
 	}
 }
