@@ -342,6 +342,19 @@ export class FakeGateway {
         const resp = this.changePassword(ws, req);
         return typeof resp === 'number' ? fail(resp) : reply(resp);
       }
+      case Op.DELETE_ACCOUNT:
+        // As the server: the password again, then every token revoked and
+        // every connection closed, this one after the answer.
+        if (req.password !== this.password) return fail(ErrorCode.INVALID_CREDENTIALS);
+        this.deleted = true;
+        this.password = '';
+        this.accessTokens.clear();
+        this.refreshToken = '';
+        for (const other of this.live) {
+          if (other !== ws) this.closeWith(other, CloseReason.ACCOUNT_DELETED, -1);
+        }
+        reply({});
+        return this.closeWith(ws, CloseReason.ACCOUNT_DELETED, -1);
       case Op.SYNC_CONVS:
         if (this.convsGate) return this.convsGate.then(() => reply(this.listing(req)));
         return reply(this.listing(req));

@@ -1954,3 +1954,51 @@ test('a password change whose answer is lost: not made, tokens expired, the old 
   assert.equal(s.passwordUnconfirmed, false, 'new password still unconfirmed');
   assert.equal(gw.password, 'secret-pw');
 });
+
+// deleteAccount answered: the session forgets its saved login and ends for
+// good, marked accountDeleted, without logging in again; a wrong password
+// leaves the session and its tokens as they were.
+test('an account deletion forgets the saved login and ends the session', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const tokens = s.positions.tokens();
+
+  const wrong = await s.deleteAccount('not-my-pw').then(() => null, (e) => e);
+  assert.equal(wrong?.code, ErrorCode.INVALID_CREDENTIALS, `rejected with ${wrong}`);
+  assert.deepEqual(s.positions.tokens(), tokens, 'tokens changed by a refusal');
+  assert.equal(s.state, State.ONLINE);
+
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  const logins = gw.logins.length;
+  await s.deleteAccount('secret-pw');
+  assert.ok(gw.deleted, 'the server was not asked');
+  assert.equal(s.state, State.ENDED);
+  assert.equal(ended?.accountDeleted, true, `ended with ${ended}`);
+  assert.equal(s.positions.tokens(), null, 'the saved tokens are kept');
+  await until(() => gw.live.length === 0, 'the connection closed');
+  assert.equal(gw.logins.length, logins, 'logged in again after the deletion');
+});
+
+// Deleted on another device: the CLOSE ACCOUNT_DELETED ends the session
+// for good, without a reconnect, and the saved login is forgotten.
+test('a close for a deleted account ends the session and forgets its login', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const logins = gw.logins.length;
+
+  gw.closeWith(gw.live[0], CloseReason.ACCOUNT_DELETED, -1);
+  await until(() => s.state === State.ENDED, 'ended');
+  assert.equal(ended?.name, 'SessionEndedError');
+  assert.equal(ended.accountDeleted, true);
+  assert.equal(s.positions.tokens(), null, 'the saved tokens are kept');
+  assert.equal(gw.logins.length, logins, 'reconnected after ACCOUNT_DELETED');
+});
