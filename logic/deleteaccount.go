@@ -140,6 +140,10 @@ func tombstoneUser(tx *gorm.DB, user, nowMs int64) error {
 // earliest-joined member, or after a DISMISS when no one else is in it.
 // Each event's client_msg_id names the group and the membership's join seq,
 // so a retry answers duplicate for what is done and does the rest.
+//
+// TODO: one group at a time, each its own transaction: a user in hundreds
+// of groups may outlast the gateway's call timeout; the client then learns
+// the outcome is unknown, and a retry finishes the rest.
 func (s *Service) leaveGroups(ctx context.Context, session *logicrpc.Session) error {
 	var rows []memberRow
 	err := s.dbc(ctx).Where("user_id = ? AND left_seq = 0", session.UserId).Find(&rows).Error

@@ -279,3 +279,16 @@ func TestDeleteAccount_WrongPasswordsAreRateLimited(t *testing.T) {
 		&protocol.LoginReq{Username: "alice", Password: testPassword}, testConn)
 	wantCode(t, err, common.ErrorCode_RATE_LIMITED)
 }
+
+// A connection the deletion has not closed yet cannot create a group the
+// deleted user would own.
+func TestDeleteAccount_LateCreateGroupIsRefused(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.CreateGroup(context.Background(), session(alice, 1),
+		&protocol.CreateGroupReq{ClientMsgId: "late", Name: "G", MemberIds: []int64{bob}})
+	wantCode(t, err, common.ErrorCode_NOT_FOUND)
+}

@@ -99,7 +99,9 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 	if m, err := s.findByClientID(ctx, owner, req.ClientMsgId); m != nil || err != nil {
 		return groupChangeResp(m, true), err
 	}
-	if err := s.usersExist(ctx, members); err != nil {
+	// The owner too: a connection its account's deletion has not closed
+	// yet must not create a group that deleted user would own.
+	if err := s.usersExist(ctx, append([]int64{owner}, members...)); err != nil {
 		return nil, err
 	}
 	if err := refuseBlockers(s.rdc(ctx), owner, members); err != nil {
