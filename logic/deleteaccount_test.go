@@ -3,9 +3,12 @@ package logic
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -291,4 +294,30 @@ func TestDeleteAccount_LateCreateGroupIsRefused(t *testing.T) {
 	_, err := e.svc.CreateGroup(context.Background(), session(alice, 1),
 		&protocol.CreateGroupReq{ClientMsgId: "late", Name: "G", MemberIds: []int64{bob}})
 	wantCode(t, err, common.ErrorCode_NOT_FOUND)
+}
+
+// The user's watchers hear that its devices are gone: the routes of the
+// connections closed for the deletion are removed before those
+// connections' Disconnect, which then publishes nothing.
+func TestDeleteAccount_PublishesPresence(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	sub := e.subscribe(t, e.names.PresenceSubject())
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatal(err)
+	}
+	for i, what := range []string{"the laptop's login", "the deletion"} {
+		msg, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("presence event %d (%s): %v", i, what, err)
+		}
+		ev := event.NewPresenceEvent()
+		if err := codec.ReadBody(msg.Data, ev); err != nil || ev.UserId != alice {
+			t.Fatalf("presence event %d = %+v (%v), want user %d", i, ev, err, alice)
+		}
+	}
+	if rs, _ := e.routes.Lookup(context.Background(), []int64{alice}); len(rs) != 0 {
+		t.Fatalf("routes left after the deletion: %+v (laptop %+v)", rs, laptop.sess)
+	}
 }
