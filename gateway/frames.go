@@ -113,6 +113,8 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 		return &protocol.SetDNDReq{}
 	case protocol.Op_GET_SETTINGS:
 		return &protocol.GetSettingsReq{}
+	case protocol.Op_CLEAR_CONV:
+		return &protocol.ClearConvReq{}
 	}
 	return nil
 }

@@ -261,6 +261,8 @@ func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.SetDND(ctx, sess, req)
 	case *protocol.GetSettingsReq:
 		return g.logic.GetSettings(ctx, sess, req)
+	case *protocol.ClearConvReq:
+		return g.logic.ClearConv(ctx, sess, req)
 	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }

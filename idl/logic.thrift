@@ -179,6 +179,7 @@ service Logic {
     protocol.GetPresenceResp WatchPresence(1: Session session, 2: protocol.WatchPresenceReq req) throws (1: common.BizError err)
     protocol.SetPushTokenResp SetPushToken(1: Session session, 2: protocol.SetPushTokenReq req) throws (1: common.BizError err)
     protocol.MuteConvResp MuteConv(1: Session session, 2: protocol.MuteConvReq req) throws (1: common.BizError err)
+    protocol.ClearConvResp ClearConv(1: Session session, 2: protocol.ClearConvReq req) throws (1: common.BizError err)
     protocol.UserSettings SetDND(1: Session session, 2: protocol.SetDNDReq req) throws (1: common.BizError err)
     protocol.UserSettings GetSettings(1: Session session, 2: protocol.GetSettingsReq req) throws (1: common.BizError err)
 

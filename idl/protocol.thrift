@@ -72,6 +72,8 @@ enum Op {
     GET_SETTINGS_ACK = 0x3C,    // body UserSettings
     DELETE_ACCOUNT = 0x3D,  // body DeleteAccountReq: delete the account for good, then close
     DELETE_ACCOUNT_ACK = 0x3E,  // body DeleteAccountResp
+    CLEAR_CONV = 0x3F,      // body ClearConvReq: clear (and hide) a conversation for this user
+    CLEAR_CONV_ACK = 0x40,  // body ClearConvResp
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
@@ -209,6 +211,11 @@ struct ConvSummary {
     // A group dismissed while the user was a member; unset for 1:1 and by
     // servers from before the field (see docs/protocol.md).
     15: optional bool dismissed,
+    17: i64 cleared_seq,             // the user cleared the history up to here: no message at or below it is synced
+    // The user hid the conversation (CLEAR_CONV hide) and nothing newer than
+    // cleared_seq has arrived: drop it from the list. Reported once; the
+    // conversation is listed again, not hidden, when a newer message arrives.
+    18: bool hidden,
 }
 
 // SyncConvsReq lists the user's conversations changed since cursor (empty:
@@ -486,6 +493,23 @@ struct MuteConvReq {
 }
 
 struct MuteConvResp {}
+
+// ClearConvReq clears a conversation's history for this user on all devices:
+// SYNC no longer returns messages at or below up_to_seq (0: the
+// conversation's last seq now; capped at it). It only moves forward and
+// moves the read position with it. hide also drops the conversation from the
+// user's list until a newer message arrives. Other members are unaffected.
+struct ClearConvReq {
+    1: string conv_id,
+    2: i64 up_to_seq,
+    3: bool hide,
+}
+
+// ClearConvResp carries the user's cleared seq after the call, which is never
+// lower than before.
+struct ClearConvResp {
+    1: i64 cleared_seq,
+}
 
 // SetDNDReq sets the user's do-not-disturb window: no offline notifications
 // for messages sent between start and end (they are not sent later either),

@@ -11,6 +11,15 @@ import (
 // ended the membership.
 type readRange struct {
 	from, to int64
+	// cleared is the seq up to which the user cleared the history (see
+	// ClearConv): SYNC hides what is at or below it, nothing else does.
+	cleared int64
+}
+
+// syncFrom is the first seq SYNC returns: the range's start, or the first
+// after the cleared history.
+func (r readRange) syncFrom() int64 {
+	return max(r.from, r.cleared+1)
 }
 
 // clamp returns seq capped at the range's end.
@@ -24,19 +33,25 @@ func (r readRange) clamp(seq int64) int64 {
 // readable returns what user may read of convID, or FORBIDDEN when nothing:
 // a stranger learns no more about a group than that it is not theirs.
 func (s *Service) readable(ctx context.Context, convID string, user int64) (readRange, error) {
-	if !isGroupID(convID) {
+	group := isGroupID(convID)
+	if !group {
 		if _, err := peerOf(convID, user); err != nil {
 			return readRange{}, err
 		}
-		return readRange{from: 1}, nil
 	}
 	var m memberRow
-	res := s.rdc(ctx).Where("conv_id = ? AND user_id = ?", convID, user).Limit(1).Find(&m)
+	res := s.rdc(ctx).Select("join_seq", "left_seq", "cleared_seq").
+		Where("conv_id = ? AND user_id = ?", convID, user).Limit(1).Find(&m)
 	if res.Error != nil {
 		return readRange{}, fmt.Errorf("membership conv=%s user=%d: %w", convID, user, res.Error)
+	}
+	if !group {
+		// Both users read a p2p conversation whole, even before its first
+		// message creates their rows.
+		return readRange{from: 1, cleared: m.ClearedSeq}, nil
 	}
 	if res.RowsAffected == 0 {
 		return readRange{}, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
-	return readRange{from: max(1, m.JoinSeq), to: m.LeftSeq}, nil
+	return readRange{from: max(1, m.JoinSeq), to: m.LeftSeq, cleared: m.ClearedSeq}, nil
 }

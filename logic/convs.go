@@ -103,6 +103,8 @@ type convSummaryRow struct {
 	Name        string
 	MemberCount int32
 	Dismissed   bool // see dismissedExpr
+	ClearedSeq  int64
+	HiddenSeq   int64
 }
 
 // convPosExpr is a conversation's position in one user's SyncConvs order:
@@ -116,6 +118,13 @@ const convPosExpr = "(CASE WHEN m.left_seq > 0 THEN m.changed_ms " +
 // dismissedExpr says whether a group was dismissed while the user was a
 // member: one who left before the DISMISS gets not (see convPosExpr: what the
 // group does afterwards is not theirs), one who left after it still does.
+// shownExpr says whether a conversation is listed to a device with no cursor
+// yet: not one the user hid (ClearConv) that has nothing newer than the hide
+// (a former member's newest is their leaving). A device with a cursor gets it
+// with hidden set, once, to drop it from its list.
+const shownExpr = "(m.hidden_seq = 0 OR " +
+	"(CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END) > m.hidden_seq)"
+
 const dismissedExpr = "(CASE WHEN c.dismissed AND (m.left_seq = 0 OR " +
 	"m.left_seq > c.dismissed_seq) THEN 1 ELSE 0 END)"
 
@@ -177,13 +186,20 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	limit int) ([]convSummaryRow, error) {
 	var rows []convSummaryRow
-	err := s.rdc(ctx).Table(s.tables.member+" AS m").
+	q := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
-			"m.read_seq, m.left_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed").
+			"m.read_seq, m.left_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
+			"m.cleared_seq, m.hidden_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
-		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv).
-		Order(convPosExpr + " ASC, c.id ASC").Limit(limit).Scan(&rows).Error
+		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv)
+	if pos == (convPos{}) {
+		// TODO: only a run's first page knows the device starts afresh, so
+		// its later pages still report hidden conversations (as hidden);
+		// a flag in the cursor would tell them too.
+		q = q.Where(shownExpr)
+	}
+	err := q.Order(convPosExpr + " ASC, c.id ASC").Limit(limit).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("changed convs user=%d after=%d/%s: %w",
 			user, pos.ms, pos.conv, err)
@@ -192,7 +208,8 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 }
 
 // summaries completes rows with their last messages and this device's
-// delivered positions and mute flags, three queries for the whole page.
+// delivered positions and mute flags, three queries for the whole page. A
+// last message the user cleared is left out.
 func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	rows []convSummaryRow) ([]*protocol.ConvSummary, error) {
 	if len(rows) == 0 {
@@ -206,7 +223,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	var p2p []string
 	for i, r := range rows {
 		convIDs[i] = r.ID
-		if r.LastMsgID != 0 {
+		if r.LastMsgID != 0 && r.LastSeq > r.ClearedSeq {
 			msgIDs = append(msgIDs, r.LastMsgID)
 		}
 		if r.Type == int16(common.ConvType_P2P) {
@@ -236,7 +253,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			Type:         common.ConvType(r.Type),
 			LastSeq:      r.LastSeq,
 			ReadSeq:      r.ReadSeq,
-			Unread:       max(0, r.LastSeq-r.ReadSeq),
+			Unread:       max(0, r.LastSeq-max(r.ReadSeq, r.ClearedSeq)),
 			DeliveredSeq: delivered[r.ID],
 			UpdatedMs:    r.UpdatedMs,
 			Name:         r.Name,
@@ -244,8 +261,10 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			MemberCount:  r.MemberCount,
 			PeerReadSeq:  peerRead[r.ID],
 			Muted:        muted[r.ID],
+			ClearedSeq:   r.ClearedSeq,
+			Hidden:       r.HiddenSeq > 0 && r.LastSeq <= r.HiddenSeq,
 		}
-		if m, ok := msgs[r.LastMsgID]; ok {
+		if m, ok := msgs[r.LastMsgID]; ok && r.LastSeq > r.ClearedSeq {
 			out[i].LastMessage = m.toThrift()
 		}
 		if peer, err := peerOf(r.ID, session.UserId); err == nil {

@@ -91,6 +91,13 @@ type memberRow struct {
 	// it and the conversation's UpdatedMs, so a read on one device reaches
 	// the user's other devices even when they were offline.
 	ChangedMs int64 `gorm:"not null;default:0"`
+	// ClearedSeq is how far the user cleared the history for themselves
+	// (CLEAR_CONV): SYNC returns nothing at or below it. It only moves
+	// forward. HiddenSeq, when not 0, is the ClearedSeq at which the user
+	// also hid the conversation: SyncConvs leaves it out until a message
+	// after it arrives.
+	ClearedSeq int64 `gorm:"not null;default:0"`
+	HiddenSeq  int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

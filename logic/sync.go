@@ -21,7 +21,8 @@ const (
 // commit order, so a client that pages with the last seq it saw never skips
 // a message. Backward (before_seq > 0): the newest messages below
 // before_seq, with has_more telling whether older ones exist. last_seq is
-// read after the page, so it is at least the page's newest seq.
+// read after the page, so it is at least the page's newest seq. History the
+// user cleared (see ClearConv) is never returned: backward paging ends there.
 func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SyncReq) (*protocol.SyncResp, error) {
 	if session == nil || session.UserId == 0 {
@@ -64,13 +65,14 @@ func (s *Service) syncPage(ctx context.Context, req *protocol.SyncReq,
 		if rr.to > 0 {
 			before = min(before, rr.to+1)
 		}
-		rows, err := s.listMessagesBefore(ctx, req.ConvId, before, rr.from, limit+1)
+		rows, err := s.listMessagesBefore(ctx, req.ConvId, before, rr.syncFrom(), limit+1)
 		if len(rows) > limit {
 			return rows[1:], true, err
 		}
 		return rows, false, err
 	}
-	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, rr.from-1, 0), rr.to, limit+1)
+	rows, err := s.listMessages(ctx, req.ConvId, max(req.AfterSeq, rr.syncFrom()-1, 0), rr.to,
+		limit+1)
 	if len(rows) > limit {
 		return rows[:limit], true, err
 	}

@@ -644,6 +644,8 @@ type Logic interface {
 
 	MuteConv(ctx context.Context, session *Session, req *protocol.MuteConvReq) (r *protocol.MuteConvResp, err error)
 
+	ClearConv(ctx context.Context, session *Session, req *protocol.ClearConvReq) (r *protocol.ClearConvResp, err error)
+
 	SetDND(ctx context.Context, session *Session, req *protocol.SetDNDReq) (r *protocol.UserSettings, err error)
 
 	GetSettings(ctx context.Context, session *Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error)
@@ -4174,6 +4176,118 @@ func (p *LogicMuteConvResult) String() string {
 }
 
 var fieldIDToName_LogicMuteConvResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicClearConvArgs struct {
+	Session *Session               `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ClearConvReq `thrift:"req,2" frugal:"2,default,protocol.ClearConvReq" json:"req"`
+}
+
+func NewLogicClearConvArgs() *LogicClearConvArgs {
+	return &LogicClearConvArgs{}
+}
+
+func (p *LogicClearConvArgs) InitDefault() {
+}
+
+var LogicClearConvArgs_Session_DEFAULT *Session
+
+func (p *LogicClearConvArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicClearConvArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicClearConvArgs_Req_DEFAULT *protocol.ClearConvReq
+
+func (p *LogicClearConvArgs) GetReq() (v *protocol.ClearConvReq) {
+	if !p.IsSetReq() {
+		return LogicClearConvArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicClearConvArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicClearConvArgs) SetReq(val *protocol.ClearConvReq) {
+	p.Req = val
+}
+
+func (p *LogicClearConvArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicClearConvArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicClearConvArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicClearConvArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicClearConvArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicClearConvResult struct {
+	Success *protocol.ClearConvResp `thrift:"success,0,optional" frugal:"0,optional,protocol.ClearConvResp" json:"success,omitempty"`
+	Err     *common.BizError        `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicClearConvResult() *LogicClearConvResult {
+	return &LogicClearConvResult{}
+}
+
+func (p *LogicClearConvResult) InitDefault() {
+}
+
+var LogicClearConvResult_Success_DEFAULT *protocol.ClearConvResp
+
+func (p *LogicClearConvResult) GetSuccess() (v *protocol.ClearConvResp) {
+	if !p.IsSetSuccess() {
+		return LogicClearConvResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicClearConvResult_Err_DEFAULT *common.BizError
+
+func (p *LogicClearConvResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicClearConvResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicClearConvResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.ClearConvResp)
+}
+func (p *LogicClearConvResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicClearConvResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicClearConvResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicClearConvResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicClearConvResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicClearConvResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -74,6 +74,8 @@ const (
 	Op_GET_SETTINGS_ACK    Op = 60
 	Op_DELETE_ACCOUNT      Op = 61
 	Op_DELETE_ACCOUNT_ACK  Op = 62
+	Op_CLEAR_CONV          Op = 63
+	Op_CLEAR_CONV_ACK      Op = 64
 	Op_PUSH                Op = 65
 	Op_CLOSE               Op = 66
 	Op_NOTIFY              Op = 67
@@ -205,6 +207,10 @@ func (p Op) String() string {
 		return "DELETE_ACCOUNT"
 	case Op_DELETE_ACCOUNT_ACK:
 		return "DELETE_ACCOUNT_ACK"
+	case Op_CLEAR_CONV:
+		return "CLEAR_CONV"
+	case Op_CLEAR_CONV_ACK:
+		return "CLEAR_CONV_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
@@ -341,6 +347,10 @@ func OpFromString(s string) (Op, error) {
 		return Op_DELETE_ACCOUNT, nil
 	case "DELETE_ACCOUNT_ACK":
 		return Op_DELETE_ACCOUNT_ACK, nil
+	case "CLEAR_CONV":
+		return Op_CLEAR_CONV, nil
+	case "CLEAR_CONV_ACK":
+		return Op_CLEAR_CONV_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
@@ -1131,6 +1141,8 @@ type ConvSummary struct {
 	Muted        bool            `thrift:"muted,13" frugal:"13,default,bool" json:"muted"`
 	MemberCount  int32           `thrift:"member_count,14" frugal:"14,default,i32" json:"member_count"`
 	Dismissed    *bool           `thrift:"dismissed,15,optional" frugal:"15,optional,bool" json:"dismissed,omitempty"`
+	ClearedSeq   int64           `thrift:"cleared_seq,17" frugal:"17,default,i64" json:"cleared_seq"`
+	Hidden       bool            `thrift:"hidden,18" frugal:"18,default,bool" json:"hidden"`
 }
 
 func NewConvSummary() *ConvSummary {
@@ -1209,6 +1221,14 @@ func (p *ConvSummary) GetDismissed() (v bool) {
 	}
 	return *p.Dismissed
 }
+
+func (p *ConvSummary) GetClearedSeq() (v int64) {
+	return p.ClearedSeq
+}
+
+func (p *ConvSummary) GetHidden() (v bool) {
+	return p.Hidden
+}
 func (p *ConvSummary) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -1254,6 +1274,12 @@ func (p *ConvSummary) SetMemberCount(val int32) {
 func (p *ConvSummary) SetDismissed(val *bool) {
 	p.Dismissed = val
 }
+func (p *ConvSummary) SetClearedSeq(val int64) {
+	p.ClearedSeq = val
+}
+func (p *ConvSummary) SetHidden(val bool) {
+	p.Hidden = val
+}
 
 func (p *ConvSummary) IsSetLastMessage() bool {
 	return p.LastMessage != nil
@@ -1286,6 +1312,8 @@ var fieldIDToName_ConvSummary = map[int16]string{
 	13: "muted",
 	14: "member_count",
 	15: "dismissed",
+	17: "cleared_seq",
+	18: "hidden",
 }
 
 type SyncConvsReq struct {
@@ -3060,6 +3088,82 @@ func (p *MuteConvResp) String() string {
 }
 
 var fieldIDToName_MuteConvResp = map[int16]string{}
+
+type ClearConvReq struct {
+	ConvId  string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	UpToSeq int64  `thrift:"up_to_seq,2" frugal:"2,default,i64" json:"up_to_seq"`
+	Hide    bool   `thrift:"hide,3" frugal:"3,default,bool" json:"hide"`
+}
+
+func NewClearConvReq() *ClearConvReq {
+	return &ClearConvReq{}
+}
+
+func (p *ClearConvReq) InitDefault() {
+}
+
+func (p *ClearConvReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ClearConvReq) GetUpToSeq() (v int64) {
+	return p.UpToSeq
+}
+
+func (p *ClearConvReq) GetHide() (v bool) {
+	return p.Hide
+}
+func (p *ClearConvReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ClearConvReq) SetUpToSeq(val int64) {
+	p.UpToSeq = val
+}
+func (p *ClearConvReq) SetHide(val bool) {
+	p.Hide = val
+}
+
+func (p *ClearConvReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ClearConvReq(%+v)", *p)
+}
+
+var fieldIDToName_ClearConvReq = map[int16]string{
+	1: "conv_id",
+	2: "up_to_seq",
+	3: "hide",
+}
+
+type ClearConvResp struct {
+	ClearedSeq int64 `thrift:"cleared_seq,1" frugal:"1,default,i64" json:"cleared_seq"`
+}
+
+func NewClearConvResp() *ClearConvResp {
+	return &ClearConvResp{}
+}
+
+func (p *ClearConvResp) InitDefault() {
+}
+
+func (p *ClearConvResp) GetClearedSeq() (v int64) {
+	return p.ClearedSeq
+}
+func (p *ClearConvResp) SetClearedSeq(val int64) {
+	p.ClearedSeq = val
+}
+
+func (p *ClearConvResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ClearConvResp(%+v)", *p)
+}
+
+var fieldIDToName_ClearConvResp = map[int16]string{
+	1: "cleared_seq",
+}
 
 type SetDNDReq struct {
 	StartMinute      int32 `thrift:"start_minute,1" frugal:"1,default,i32" json:"start_minute"`

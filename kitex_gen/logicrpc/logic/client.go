@@ -45,6 +45,7 @@ type Client interface {
 	WatchPresence(ctx context.Context, session *logicrpc.Session, req *protocol.WatchPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error)
 	SetPushToken(ctx context.Context, session *logicrpc.Session, req *protocol.SetPushTokenReq, callOptions ...callopt.Option) (r *protocol.SetPushTokenResp, err error)
 	MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq, callOptions ...callopt.Option) (r *protocol.MuteConvResp, err error)
+	ClearConv(ctx context.Context, session *logicrpc.Session, req *protocol.ClearConvReq, callOptions ...callopt.Option) (r *protocol.ClearConvResp, err error)
 	SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
 	GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
 	DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq, callOptions ...callopt.Option) (r *protocol.DeleteAccountResp, err error)
@@ -243,6 +244,11 @@ func (p *kLogicClient) SetPushToken(ctx context.Context, session *logicrpc.Sessi
 func (p *kLogicClient) MuteConv(ctx context.Context, session *logicrpc.Session, req *protocol.MuteConvReq, callOptions ...callopt.Option) (r *protocol.MuteConvResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.MuteConv(ctx, session, req)
+}
+
+func (p *kLogicClient) ClearConv(ctx context.Context, session *logicrpc.Session, req *protocol.ClearConvReq, callOptions ...callopt.Option) (r *protocol.ClearConvResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ClearConv(ctx, session, req)
 }
 
 func (p *kLogicClient) SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error) {

@@ -246,6 +246,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"ClearConv": kitex.NewMethodInfo(
+		clearConvHandler,
+		newLogicClearConvArgs,
+		newLogicClearConvResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"SetDND": kitex.NewMethodInfo(
 		setDNDHandler,
 		newLogicSetDNDArgs,
@@ -1130,6 +1137,30 @@ func newLogicMuteConvResult() interface{} {
 	return logicrpc.NewLogicMuteConvResult()
 }
 
+func clearConvHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicClearConvArgs)
+	realResult := result.(*logicrpc.LogicClearConvResult)
+	success, err := handler.(logicrpc.Logic).ClearConv(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicClearConvArgs() interface{} {
+	return logicrpc.NewLogicClearConvArgs()
+}
+
+func newLogicClearConvResult() interface{} {
+	return logicrpc.NewLogicClearConvResult()
+}
+
 func setDNDHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicSetDNDArgs)
 	realResult := result.(*logicrpc.LogicSetDNDResult)
@@ -1717,6 +1748,21 @@ func (p *kClient) MuteConv(ctx context.Context, session *logicrpc.Session, req *
 	_args.Req = req
 	var _result logicrpc.LogicMuteConvResult
 	if err = p.c.Call(ctx, "MuteConv", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ClearConv(ctx context.Context, session *logicrpc.Session, req *protocol.ClearConvReq) (r *protocol.ClearConvResp, err error) {
+	var _args logicrpc.LogicClearConvArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicClearConvResult
+	if err = p.c.Call(ctx, "ClearConv", &_args, &_result); err != nil {
 		return
 	}
 	switch {
