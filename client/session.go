@@ -182,6 +182,12 @@ const (
 	// listing) or a resync finds messages of it held behind a gap,
 	// without another event until a catch-up of it succeeds.
 	EventConvRefused
+	// EventConvHidden: the user hid the conversation Event.ConvID
+	// (ClearConv with hide, on this device or another), and nothing newer
+	// arrived since: drop it from the conversation list. Its next message
+	// arrives as usual and lists it again. A listing may report it more
+	// than once.
+	EventConvHidden
 )
 
 // Event is a change of a Session's connection state.
@@ -191,7 +197,8 @@ type Event struct {
 	// Addr is the address of the gateway connected to, one of
 	// SessionConfig.Addr and Fallbacks; set for EventConnected.
 	Addr string
-	// ConvID is the conversation refused; set for EventConvRefused.
+	// ConvID is the conversation refused or hidden; set for
+	// EventConvRefused and EventConvHidden.
 	ConvID  string
 	Err     error
 	RetryIn time.Duration

@@ -215,12 +215,19 @@ func (s *Session) syncConvs(c *Client) (cursor string, supported bool, err error
 		if err != nil {
 			return "", false, err
 		}
+		var hidden []string
 		s.mu.Lock()
 		s.noSyncConvs.answered()
 		for _, sum := range resp.Convs {
 			s.noteSummaryLocked(sum)
+			if sum.Hidden {
+				hidden = append(hidden, sum.ConvId)
+			}
 		}
 		s.mu.Unlock()
+		for _, convID := range hidden {
+			s.event(Event{Kind: EventConvHidden, ConvID: convID})
+		}
 		cursor = resp.Cursor
 		if !resp.HasMore || len(resp.Convs) == 0 {
 			return cursor, true, nil
@@ -261,6 +268,12 @@ func (s *Session) noteSummaryLocked(sum *protocol.ConvSummary) {
 				s.readyLocked(s.seq.place(sum.ConvId, sum.LastSeq))
 			}
 		}
+	}
+	if sum.ClearedSeq > s.seq.position(sum.ConvId) {
+		// The user cleared the history up to there (ClearConv): the server
+		// returns none of it, so the conversation moves past it instead of
+		// fetching it. Messages already sequenced are handed over still.
+		s.readyLocked(s.seq.skip(sum.ConvId, sum.ClearedSeq))
 	}
 	if sum.LastSeq > s.seq.position(sum.ConvId) || s.seq.unplaced(sum.ConvId) {
 		s.wantLocked(sum.ConvId)

@@ -28,6 +28,23 @@ func (c *Client) MuteConv(ctx context.Context, convID string, muted bool) error 
 	return nil
 }
 
+// ClearConv clears convID's history for the user on all devices: SYNC no
+// longer returns messages at or below upToSeq (0: the conversation's last
+// seq now; capped at it), and the read position moves up to it. With hide
+// the conversation also leaves the user's list (ConvSummary.hidden) until a
+// newer message arrives. Other members see no change. It returns the
+// user's cleared seq, which only moves forward. A Session's own ClearConv
+// also stops it handing over what was cleared.
+func (c *Client) ClearConv(ctx context.Context, convID string, upToSeq int64,
+	hide bool) (int64, error) {
+	req := &protocol.ClearConvReq{ConvId: convID, UpToSeq: upToSeq, Hide: hide}
+	resp := protocol.NewClearConvResp()
+	if err := c.roundTrip(ctx, protocol.Op_CLEAR_CONV, req, resp); err != nil {
+		return 0, errorf("clear %q up to %d (hide %t): %w", convID, upToSeq, hide, err)
+	}
+	return resp.ClearedSeq, nil
+}
+
 // SetDND sets the user's do-not-disturb window, minutes after midnight in a
 // zone utcOffset minutes east of UTC; start == end switches it off.
 func (c *Client) SetDND(ctx context.Context, start, end,

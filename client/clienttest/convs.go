@@ -70,6 +70,9 @@ func (s *Server) syncConvs(c *conn, req *protocol.SyncConvsReq) (codec.Body, err
 	}
 	var changed []*conv
 	for _, cv := range s.convs {
+		if req.Cursor == "" && s.hiddenFor(c.userID, cv) {
+			continue // a new device does not list a hidden conversation
+		}
 		if _, ok := s.readable(c.userID, cv.id); ok && cv.version > after {
 			changed = append(changed, cv)
 		}
@@ -111,7 +114,12 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 		sum.LastMessage = cv.msgs[n-1]
 		sum.UpdatedMs = cv.msgs[n-1].SendTimeMs
 	}
-	for _, m := range cv.msgs[min(sum.ReadSeq, sum.LastSeq):sum.LastSeq] {
+	cl := cv.clears[c.userID]
+	sum.ClearedSeq, sum.Hidden = cl.cleared, s.hiddenFor(c.userID, cv)
+	if sum.LastSeq <= cl.cleared {
+		sum.LastMessage = nil
+	}
+	for _, m := range cv.msgs[min(max(sum.ReadSeq, cl.cleared), sum.LastSeq):sum.LastSeq] {
 		if m.SenderId != c.userID {
 			sum.Unread++
 		}

@@ -63,6 +63,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_MARK_READ:
 		req := protocol.NewMarkReadReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.markRead(c, req) })
+	case protocol.Op_CLEAR_CONV:
+		req := protocol.NewClearConvReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.clearConv(c, req) })
 	}
 	return s.handleGroupOps(c, op, body)
 }
@@ -250,19 +253,20 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	}
 	n := last
 	resp.LastSeq = n
+	cleared := cv.clears[c.userID].cleared // nothing at or below it is synced
 	if req.BeforeSeq > 0 {
 		// Backward: the newest limit messages below before_seq; msgs[i] has
 		// seq i+1, so seqs [from+1, to] are msgs[from:to].
-		to := min(req.BeforeSeq-1, n)
-		from := max(to-limit, 0)
+		to := max(min(req.BeforeSeq-1, n), cleared)
+		from := max(to-limit, cleared)
 		resp.Messages = cv.msgs[from:to]
-		resp.HasMore = from > 0
+		resp.HasMore = from > cleared
 		return resp, nil
 	}
 	if req.AfterSeq >= n {
 		return resp, nil
 	}
-	from := max(req.AfterSeq, 0)
+	from := max(req.AfterSeq, cleared, 0)
 	to := min(from+limit, n)
 	resp.Messages = cv.msgs[from:to]
 	resp.HasMore = to < n

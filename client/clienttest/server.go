@@ -147,6 +147,8 @@ type conv struct {
 	version   int64
 	readSeq   map[int64]int64  // per user
 	delivered map[string]int64 // per "user/device"
+	// clears holds each user's CLEAR_CONV state (clear.go); nil until one.
+	clears map[int64]clearState
 }
 
 // Start listens on 127.0.0.1 port 0 and serves until Close.
