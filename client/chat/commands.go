@@ -30,6 +30,8 @@ const helpText = `commands:
   /recall <seq>, /edit <seq> <text>
                recall or edit one of your messages
   /convs       list your conversations with unread counts
+  /clear       clear this conversation's history for you, on all your devices
+  /hide        clear it and remove it from /convs until a new message comes
   /presence <user>
                print whether a user is online, and tell when that changes;
                a user who blocked you always reads offline

@@ -41,6 +41,8 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 		s.report(s.changeMessage(ctx, cmd, arg))
 	case "/convs":
 		s.report(s.printConvs(ctx))
+	case "/clear", "/hide":
+		s.report(s.clearConv(ctx, cmd == "/hide"))
 	default:
 		return false
 	}
@@ -447,7 +449,11 @@ func (s *session) allConvs(ctx context.Context) ([]*protocol.ConvSummary, error)
 			if err != nil {
 				return err
 			}
-			convs = append(convs, resp.Convs...)
+			for _, c := range resp.Convs {
+				if !c.Hidden { // deleted by the user (/hide) and nothing new since
+					convs = append(convs, c)
+				}
+			}
 			if cursor = resp.Cursor; !resp.HasMore {
 				return nil
 			}

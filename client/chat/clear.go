@@ -1,0 +1,44 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/resonance-im/resonance/client"
+)
+
+// clearConv runs /clear and /hide: the conversation's history is cleared
+// for the user on all of their devices (others keep theirs), and /hide also
+// takes it off /convs until a new message comes.
+func (s *session) clearConv(ctx context.Context, hide bool) error {
+	conv := s.conv()
+	if conv == "" {
+		return fmt.Errorf("no conversation yet")
+	}
+	var cleared int64
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		cleared, err = c.ClearConv(ctx, conv, 0, hide)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// A late push of a cleared message is not printed again.
+	s.shown[conv] = max(s.shown[conv], cleared)
+	if s.unread == conv {
+		s.unread = "" // the server moved the read position with the clear
+	}
+	with := s.peer.name
+	if s.group != "" {
+		with = "group " + s.groupName
+	}
+	if hide {
+		s.printf("* deleted the chat with %s for you: history cleared up to #%d on all your "+
+			"devices, and gone from /convs until a new message comes", with, cleared)
+		return nil
+	}
+	s.printf("* cleared the history with %s up to #%d on all your devices; the others "+
+		"still have theirs", with, cleared)
+	return nil
+}

@@ -1,0 +1,54 @@
+package chat_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/resonance-im/resonance/client"
+)
+
+// /clear empties the history on screen and says so; /hide also takes the
+// chat off /convs, until a new message lists it again.
+func TestRun_ClearAndHide(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	aliceID := userID(t, bob, "alice")
+	ctx := context.Background()
+	send := func(text string) {
+		t.Helper()
+		if _, err := bob.Send(ctx, client.SendParams{ToUserID: aliceID, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("one")
+	send("two")
+
+	r.say(t, "/to bob")
+	waitOutput(t, r.out, "two", 1)
+	r.say(t, "/clear")
+	waitOutput(t, r.out, "* cleared the history with bob up to #2 on all your devices; "+
+		"the others still have theirs", 1)
+	r.say(t, "/history")
+	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "--- 1 conversation ---", 1)
+
+	send("three")
+	waitOutput(t, r.out, "three", 1)
+	r.say(t, "/hide")
+	waitOutput(t, r.out, "* deleted the chat with bob for you: history cleared up to #3 on "+
+		"all your devices, and gone from /convs until a new message comes", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "--- 0 conversations ---", 1)
+	send("four")
+	waitOutput(t, r.out, "four", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "--- 1 conversation ---", 2)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
