@@ -109,7 +109,7 @@ const Op = Object.freeze({
   UPDATE_PROFILE_ACK: 0x1a, LIST_DEVICES: 0x1b, LIST_DEVICES_ACK: 0x1c,
   SIGN_OUT_DEVICE: 0x1d, SIGN_OUT_DEVICE_ACK: 0x1e, SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
   BLOCK: 0x21, BLOCK_ACK: 0x22,
-  // Groups, message changes, presence and notification settings: known so
+  // Groups, message changes, presence, notification settings and clearing: known so
   // that no frame of the protocol is "unknown" here; calls only for creating
   // and changing a group.
   CREATE_GROUP: 0x23, CREATE_GROUP_ACK: 0x24, MANAGE_GROUP: 0x25, MANAGE_GROUP_ACK: 0x26,
@@ -119,6 +119,7 @@ const Op = Object.freeze({
   SET_PUSH_TOKEN: 0x35, SET_PUSH_TOKEN_ACK: 0x36, MUTE_CONV: 0x37, MUTE_CONV_ACK: 0x38,
   SET_DND: 0x39, SET_DND_ACK: 0x3a, GET_SETTINGS: 0x3b, GET_SETTINGS_ACK: 0x3c,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
+  CLEAR_CONV: 0x3f, CLEAR_CONV_ACK: 0x40,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
 });
 

@@ -11,6 +11,7 @@ import {
   bodyText, deleteAccountErrorText, el, errText, groupEventText, reconcile, timeText,
 } from './view.js';
 import { lastTime, peersToWatch } from './presence.js';
+import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -190,7 +191,7 @@ function ensureConv(convId) {
       convId, type: convId.startsWith('p2p:') ? ConvType.P2P : ConvType.GROUP, name: '',
       peerUserId: 0n, lastSeq: 0n, readSeq: 0n, peerReadSeq: 0n, unread: 0, lastMessage: null,
       memberCount: 0, messages: new Map(), hasOlder: true, historyLoaded: false, loading: false,
-      typing: new Map(), group: null,
+      typing: new Map(), group: null, clearedSeq: 0n, hidden: false,
     };
     if (c.type === ConvType.P2P && app.me) {
       const [, a, b] = convId.split(':');
@@ -218,6 +219,10 @@ function mergeSummary(sum) {
     c.unread = Number(sum.unread);
     if (sum.lastMessage && sum.lastMessage.msgId) c.lastMessage = sum.lastMessage;
   }
+  // A clear or a delete on another tab or device; a deleted chat open here
+  // closes, as it has left the list.
+  applyClear(c, sum.clearedSeq || 0n, sum.hidden);
+  if (c.hidden && app.openId === c.convId) closeConv();
   if (c.peerUserId) nameOf_(c.peerUserId);
   if (isViewing(c)) markReadIfSeen(c); // a summary read before our MARK_READ landed
   scheduleRender();
@@ -241,6 +246,8 @@ async function onResumed() {
 function onMessage(m) {
   if (debug) logDelivered(m);
   const c = ensureConv(m.convId);
+  if (isCleared(c, m)) return; // cleared on another tab before it came
+  unhideOn(c, m);
   c.messages.set(String(m.seq), m);
   if (m.seq > c.lastSeq) {
     c.lastSeq = m.seq;
@@ -431,6 +438,36 @@ function sendText(text) {
 
 // ---- opening a conversation and paging history ----
 
+function closeConv() {
+  app.openId = '';
+  sessionStorage.removeItem('resonance.open');
+  $('chat-view').classList.remove('open');
+  renderAll();
+}
+
+// clearOpen clears the open chat's history for the user, and with hide
+// deletes the chat from the list, after the user confirms. This tab shows
+// it at once; the user's other tabs and devices learn it from SYNC_CONVS.
+async function clearOpen(hide) {
+  const c = app.convs.get(app.openId);
+  if (!c) return;
+  const ask = hide
+    ? `Delete the chat with ${convTitle(c)}? Its history is cleared for you on all your ` +
+      'devices, and it leaves your list until a new message comes. Others keep theirs.'
+    : `Clear the history with ${convTitle(c)}? It is cleared for you on all your devices. ` +
+      'Others keep theirs.';
+  if (!confirm(ask)) return;
+  $('conv-error').textContent = '';
+  try {
+    const { clearedSeq } = await app.session.clearConv(c.convId, { hide });
+    applyClear(c, clearedSeq, hide);
+    if (c.hidden) closeConv();
+    renderAll();
+  } catch (err) {
+    $('conv-error').textContent = errText(err);
+  }
+}
+
 async function openConv(convId) {
   const c = app.convs.get(convId) || ensureConv(convId);
   app.openId = convId;
@@ -454,6 +491,7 @@ async function loadOlder(c) {
   try {
     const page = await app.session.history(c.convId, oldest, PAGE);
     for (const m of page.messages) {
+      if (isCleared(c, m)) continue; // a page read before a clear landed
       c.messages.set(String(m.seq), m);
       nameOf_(m.senderId);
     }
@@ -506,7 +544,7 @@ function renderAll() {
 }
 
 function renderConvs() {
-  const list = [...app.convs.values()].filter((c) => c.lastSeq > 0n || c.convId === app.openId)
+  const list = [...app.convs.values()].filter((c) => listed(c, app.openId))
     .sort((a, b) => Number(lastTime(b) - lastTime(a)));
   const items = list.map((c) => {
     const li = document.createElement('li');
@@ -696,12 +734,9 @@ function wireUi() {
 
   wireDeleteAccount();
   $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
-  $('back').addEventListener('click', () => {
-    app.openId = '';
-    sessionStorage.removeItem('resonance.open');
-    $('chat-view').classList.remove('open');
-    renderAll();
-  });
+  $('back').addEventListener('click', closeConv);
+  $('clear-btn').addEventListener('click', () => clearOpen(false));
+  $('delete-btn').addEventListener('click', () => clearOpen(true));
   window.addEventListener('online', () => app.session?.reconnectNow());
   document.addEventListener('visibilitychange', () => {
     if (app.openId) markReadIfSeen(app.convs.get(app.openId));

@@ -38,6 +38,9 @@ const ConvSummary = struct('ConvSummary', [
   // that does not send it; the app does not mark groups (left or
   // dismissed) in its list yet.
   bool(15, 'dismissed'),
+  // The user cleared the history up to clearedSeq (clearConv); hidden: the
+  // user deleted the chat and nothing newer came, so it leaves the list.
+  i64(17, 'clearedSeq'), bool(18, 'hidden'),
 ]);
 
 const UserInfo = struct('UserInfo', [
@@ -132,6 +135,8 @@ export const schemas = {
   GetPresenceReq: struct('GetPresenceReq', [listOf(1, 'userIds', I64S)]),
   WatchPresenceReq: struct('WatchPresenceReq', [listOf(1, 'userIds', I64S)]),
   GetPresenceResp,
+  ClearConvReq: struct('ClearConvReq', [str(1, 'convId'), i64(2, 'upToSeq'), bool(3, 'hide')]),
+  ClearConvResp: struct('ClearConvResp', [i64(1, 'clearedSeq')]),
   Notify: struct('Notify', [
     sub(1, 'read', struct('ReadUpdate', [str(1, 'convId'), i64(2, 'userId'), i64(3, 'readSeq')])),
     sub(2, 'typing', struct('TypingUpdate', [
@@ -169,6 +174,7 @@ export const Op = Object.freeze({
   TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
   GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
+  CLEAR_CONV: 0x3f, CLEAR_CONV_ACK: 0x40,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
 });
 
@@ -195,6 +201,7 @@ export const requestBodies = new Map([
   [Op.GET_PRESENCE, [schemas.GetPresenceReq, schemas.GetPresenceResp]],
   [Op.WATCH_PRESENCE, [schemas.WatchPresenceReq, schemas.GetPresenceResp]],
   [Op.DELETE_ACCOUNT, [schemas.DeleteAccountReq, schemas.DeleteAccountResp]],
+  [Op.CLEAR_CONV, [schemas.ClearConvReq, schemas.ClearConvResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */

@@ -1075,10 +1075,21 @@ export class Session extends Emitter {
         this.handOver(this.seq.place(convId, sum.lastSeq));
       }
     }
+    this.passCleared(convId, sum.clearedSeq);
     if (sum.lastSeq > this.seq.position(convId) || this.seq.unplaced(convId)) {
       this.fills.add(convId);
     }
     this.emit('conv', sum);
+  }
+
+  // passCleared moves convId past the history the user cleared (clearConv,
+  // here or on another device): the server returns none of it, so it is
+  // passed over rather than fetched. Messages already handed over stay so.
+  passCleared(convId, clearedSeq) {
+    const pos = this.seq.position(convId);
+    if (clearedSeq > 0n && pos !== null && clearedSeq > pos) {
+      this.handOver(this.seq.skip(convId, clearedSeq));
+    }
   }
 
   // startAt records where startAtLatest started convId, passing over the
@@ -1355,13 +1366,17 @@ export class Session extends Emitter {
     }
   }
 
-  /** conversations lists every conversation of the user (SYNC_CONVS from the start). */
+  /**
+   * conversations lists every conversation of the user (SYNC_CONVS from the
+   * start), except those the user deleted (clearConv with hide) that have
+   * nothing newer.
+   */
   async conversations() {
     const out = [];
     let cursor = '';
     for (;;) {
       const resp = await this.request(Op.SYNC_CONVS, { cursor, limit: 200 });
-      out.push(...resp.convs);
+      out.push(...resp.convs.filter((c) => !c.hidden));
       cursor = resp.cursor;
       if (!resp.hasMore || resp.convs.length === 0) return out;
     }
@@ -1379,6 +1394,20 @@ export class Session extends Emitter {
   /** markRead moves the user's read position of convId to seq; resolves with {readSeq}. */
   markRead(convId, seq) {
     return this.request(Op.MARK_READ, { convId, seq });
+  }
+
+  /**
+   * clearConv clears convId's history for the user on all devices: history
+   * and the 'message' stream no longer bring messages up to upToSeq (0n:
+   * the newest now), and the read position moves up to it. With hide the
+   * chat also leaves the list ('conv' with hidden on the user's other
+   * devices) until a newer message comes. Others keep theirs. Resolves
+   * with {clearedSeq}, which only grows.
+   */
+  async clearConv(convId, { upToSeq = 0n, hide = false } = {}) {
+    const resp = await this.request(Op.CLEAR_CONV, { convId, upToSeq, hide });
+    this.passCleared(convId, resp.clearedSeq);
+    return resp;
   }
 
   /** getUser looks a user up by username, or by userId when username is empty. */

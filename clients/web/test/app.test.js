@@ -1,8 +1,10 @@
 // Unit tests of the web app's modules that need no DOM, in Node: the same
-// modules the browser loads.
+// modules the browser loads (the presence watch set, clearing and deleting
+// a chat).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { peersToWatch } from '../app/presence.js';
 import { ConvType, MAX_PRESENCE_USERS } from '../sdk/index.js';
 
@@ -45,4 +47,41 @@ test('the delete-account dialog tells a wrong password from a lost answer', asyn
   const lost = new OutcomeUnknownError(Op.DELETE_ACCOUNT, new Error('connection closed'));
   assert.match(deleteAccountErrorText(lost), /may or may not be deleted/);
   assert.match(deleteAccountErrorText(new Error('offline')), /^Not deleted: offline$/);
+});
+
+// conv is an app conversation holding messages with seqs 1..n, all loaded.
+function conv(n) {
+  const messages = new Map();
+  for (let i = 1n; i <= BigInt(n); i++) messages.set(String(i), { seq: i });
+  return { convId: 'p2p:1:2', lastSeq: BigInt(n), readSeq: 0n, unread: n, messages,
+    lastMessage: n > 0 ? { seq: BigInt(n) } : null, historyLoaded: true, hasOlder: false,
+    clearedSeq: 0n, hidden: false };
+}
+
+test('a clear empties the view up to it, and the list keeps the chat', () => {
+  const c = conv(5);
+  applyClear(c, 3n, false);
+  assert.deepEqual([...c.messages.keys()], ['4', '5']);
+  assert.equal(c.readSeq, 3n);
+  assert.equal(c.lastMessage.seq, 5n);
+  assert.ok(listed(c, ''), 'a cleared chat stays in the list');
+  applyClear(c, 2n, false);
+  assert.equal(c.clearedSeq, 3n, 'a clear only moves forward');
+  assert.ok(isCleared(c, { seq: 3n }) && !isCleared(c, { seq: 4n }));
+});
+
+test('a deleted chat leaves the list until a newer message comes', () => {
+  const c = conv(4);
+  applyClear(c, 4n, true);
+  assert.equal(c.messages.size, 0);
+  assert.equal(c.lastMessage, null);
+  assert.equal(c.unread, 0);
+  assert.equal(c.hasOlder, false);
+  assert.ok(!listed(c, ''), 'listed after a delete');
+  assert.ok(!listed(c, c.convId), 'listed after a delete while open');
+  unhideOn(c, { seq: 4n });
+  assert.ok(!listed(c, ''), 'a late cleared message listed it again');
+  c.lastSeq = 5n;
+  unhideOn(c, { seq: 5n });
+  assert.ok(listed(c, ''), 'a new message did not list it again');
 });

@@ -33,6 +33,10 @@ export class FakeGateway {
     // attempt that fails and is tried again.
     this.failLogins = 0;
     this.joinedAt = new Map(); // conv id -> first seq the user may read
+    // cleared maps conv id -> {clearedSeq, hiddenSeq}, the user's
+    // CLEAR_CONV state: SYNC returns nothing up to clearedSeq; hiddenSeq,
+    // when not 0n, is a delete that holds until a newer message.
+    this.cleared = new Map();
     this.convsGate = null; // while set, a promise SYNC_CONVS waits for
     // unsupported holds the ops answered UNSUPPORTED, as a server older
     // than them answers; delete one to upgrade the server.
@@ -166,10 +170,34 @@ export class FakeGateway {
     for (const ws of this.live) this.push(ws, m);
   }
 
-  // readable is what the user may read of convId: since they joined.
+  // readable is what the user may read of convId: since they joined, and
+  // after what they cleared.
   readable(convId) {
     const from = this.joinedAt.get(convId) || 1n;
-    return this.convs.get(convId).filter((m) => m.seq >= from);
+    const cleared = this.cleared.get(convId)?.clearedSeq || 0n;
+    return this.convs.get(convId).filter((m) => m.seq >= from && m.seq > cleared);
+  }
+
+  /**
+   * clear clears convId's history up to upToSeq (0n: the newest) for the
+   * user, as CLEAR_CONV does, from this tab or another device: only
+   * forward, and a change for SYNC_CONVS. Returns the cleared seq.
+   */
+  clear(convId, upToSeq = 0n, hide = false) {
+    const last = BigInt((this.convs.get(convId) || []).length);
+    const target = upToSeq > 0n && upToSeq < last ? upToSeq : last;
+    const st = this.cleared.get(convId) || { clearedSeq: 0n, hiddenSeq: 0n };
+    if (target > st.clearedSeq) st.clearedSeq = target;
+    st.hiddenSeq = hide ? st.clearedSeq : 0n;
+    this.cleared.set(convId, st);
+    this.changed.set(convId, ++this.version);
+    return st.clearedSeq;
+  }
+
+  // hidden reports whether the user deleted convId and nothing newer came.
+  hidden(convId) {
+    const st = this.cleared.get(convId);
+    return !!st && st.hiddenSeq > 0n && BigInt(this.convs.get(convId).length) <= st.hiddenSeq;
   }
 
   // syncPage answers a SYNC: forward after afterSeq, or backward the newest
@@ -192,13 +220,19 @@ export class FakeGateway {
   listing(req) {
     const since = req.cursor === '' ? 0 : Number(req.cursor);
     const all = [...this.convs].filter(([id]) => this.changed.get(id) > since)
+      .filter(([id]) => since > 0 || !this.hidden(id)) // a new device lists no deleted chat
       .sort(([a], [b]) => this.changed.get(a) - this.changed.get(b));
     const page = all.slice(0, req.limit || 50);
     const hasMore = all.length > page.length;
     return { cursor: String(hasMore ? this.changed.get(page.at(-1)[0]) : this.version), hasMore,
-      convs: page.map(([convId, list]) => ({ convId, type: 1,
-        lastSeq: BigInt(list.length), lastMessage: list.at(-1) || null,
-        deliveredSeq: this.delivered.get(convId) || 0n })) };
+      convs: page.map(([convId, list]) => {
+        const clearedSeq = this.cleared.get(convId)?.clearedSeq || 0n;
+        const last = list.at(-1);
+        return { convId, type: 1, lastSeq: BigInt(list.length),
+          lastMessage: last && last.seq > clearedSeq ? last : null,
+          deliveredSeq: this.delivered.get(convId) || 0n, clearedSeq,
+          hidden: this.hidden(convId) };
+      }) };
   }
 
   get live() {
@@ -384,6 +418,9 @@ export class FakeGateway {
         }
         return reply(ack);
       }
+      case Op.CLEAR_CONV:
+        if (!this.convs.has(req.convId)) return reply({ clearedSeq: 0n });
+        return reply({ clearedSeq: this.clear(req.convId, req.upToSeq, req.hide) });
       case Op.DELIVERED:
         // The server's bound on one request (logic's maxDeliveredPositions).
         if (req.positions.length > MAX_DELIVERED_POSITIONS) return fail(ErrorCode.TOO_LARGE);

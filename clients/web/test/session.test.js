@@ -90,6 +90,59 @@ test('resume fetches what is missing; a gap is filled; duplicates are dropped', 
   s.close();
 });
 
+test('clearConv: history stops at the clear, and the stream goes on after it', async (t) => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 4; i++) gw.add(CONV, `m${i}`);
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === 4, 'the four messages');
+
+  assert.deepEqual(await s.clearConv(CONV, { upToSeq: 3n }), { clearedSeq: 3n });
+  assert.deepEqual(await s.clearConv(CONV, { upToSeq: 1n }), { clearedSeq: 3n },
+    'a smaller seq leaves the clear where it was');
+  const page = await s.history(CONV);
+  assert.deepEqual(page.messages.map((m) => Number(m.seq)), [4]);
+  assert.equal(page.hasMore, false, 'nothing older than the clear');
+
+  assert.deepEqual(await s.clearConv(CONV, { hide: true }), { clearedSeq: 4n });
+  assert.deepEqual(await s.conversations(), [], 'a deleted chat is not listed');
+  gw.push(gw.live[0], gw.add(CONV, 'back'));
+  await until(() => s.got.length === 5, 'the new message');
+  assert.deepEqual((await s.conversations()).map((c) => c.convId), [CONV]);
+});
+
+test('a clear and delete on another device: reported hidden, and not fetched', async (t) => {
+  const gw = new FakeGateway();
+  const positions = new MemoryPositions();
+  for (let i = 1; i <= 2; i++) gw.add(CONV, `m${i}`);
+  const first = open(gw, { positions });
+  await first.start();
+  await until(() => first.got.length === 2 && gw.delivered.get(CONV) === 2n, 'delivered 2');
+  first.close();
+
+  gw.add(CONV, 'm3');
+  gw.add(CONV, 'm4');
+  gw.clear(CONV, 0n, true); // on the user's phone
+  let syncs = 0;
+  gw.onRequest = (ws, op) => {
+    if (op === Op.SYNC) syncs++;
+  };
+  const s = open(gw, { positions });
+  t.after(() => s.close());
+  const summaries = [];
+  s.on('conv', (sum) => summaries.push(sum));
+  await s.start();
+  await until(() => s.state === State.ONLINE && summaries.length > 0, 'the listing');
+  assert.equal(summaries[0].hidden, true, 'the summary says the chat was deleted');
+  assert.equal(summaries[0].clearedSeq, 4n);
+  assert.equal(syncs, 0, 'the cleared history was fetched');
+
+  gw.push(gw.live[0], gw.add(CONV, 'after'));
+  await until(() => s.got.length === 1, 'the new message');
+  assertHanded(s.got, [5]);
+});
+
 for (const startAtLatest of [false, true]) {
   test(`a member added to a group later gets the ADD event and what follows (startAtLatest ${
     startAtLatest})`, async (t) => {
