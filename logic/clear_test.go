@@ -239,3 +239,34 @@ func TestClearConv_FormerGroupMemberClearsAndHides(t *testing.T) {
 		}
 	})
 }
+
+// A group member's clear hides history from their SYNC only: GET_GROUP and
+// READ_COUNTS answer them as before, and the other members read it all.
+func TestClearConv_GroupMemberKeepsGroupAndCounts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		g := e.group(t, alice, "club", bob, carol)
+		sent, err := e.sendTo(alice, g, "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.clear(t, session(bob, 1), g, 0, false); got != sent.Seq {
+			t.Fatalf("cleared_seq = %d, want %d", got, sent.Seq)
+		}
+		info, err := e.svc.GetGroup(ctxBG, session(bob, 1), &protocol.GetGroupReq{ConvId: g})
+		if err != nil || len(info.Members) != 3 {
+			t.Fatalf("GET_GROUP after the clear: %+v, %v", info, err)
+		}
+		counts, err := e.svc.ReadCounts(ctxBG, session(bob, 1),
+			&protocol.ReadCountsReq{ConvId: g, Seqs: []int64{sent.Seq}})
+		if err != nil || len(counts.Counts) != 1 {
+			t.Fatalf("READ_COUNTS after the clear: %+v, %v", counts, err)
+		}
+		if got := seqsOf(e.syncAll(t, bob, g)); len(got) != 0 {
+			t.Errorf("bob reads %v after clearing", got)
+		}
+		if got := seqsOf(e.syncAll(t, carol, g)); !slices.Equal(got, []int64{1, sent.Seq}) {
+			t.Errorf("carol reads %v, want [1 %d]", got, sent.Seq)
+		}
+	})
+}

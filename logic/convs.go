@@ -118,15 +118,16 @@ const convPosExpr = "(CASE WHEN m.left_seq > 0 THEN m.changed_ms " +
 // dismissedExpr says whether a group was dismissed while the user was a
 // member: one who left before the DISMISS gets not (see convPosExpr: what the
 // group does afterwards is not theirs), one who left after it still does.
-// shownExpr says whether a conversation is listed to a device with no cursor
-// yet: not one the user hid (ClearConv) that has nothing newer than the hide
-// (a former member's newest is their leaving). A device with a cursor gets it
-// with hidden set, once, to drop it from its list.
-const shownExpr = "(m.hidden_seq = 0 OR " +
-	"(CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END) > m.hidden_seq)"
-
 const dismissedExpr = "(CASE WHEN c.dismissed AND (m.left_seq = 0 OR " +
 	"m.left_seq > c.dismissed_seq) THEN 1 ELSE 0 END)"
+
+// shownExpr says whether a conversation is listed to a device with no cursor
+// yet: not one the user hid (ClearConv) that has nothing newer than the hide
+// (a former member's newest is their leaving). A device with a cursor from
+// before the hide gets it with hidden set, to drop it from its list, until
+// its cursor passes the hide's change time.
+const shownExpr = "(m.hidden_seq = 0 OR " +
+	"(CASE WHEN m.left_seq > 0 THEN m.left_seq ELSE c.last_seq END) > m.hidden_seq)"
 
 // SyncConvs lists the session user's conversations changed since the
 // request's cursor, in (updated_ms, conv_id) order, with this device's

@@ -87,7 +87,7 @@ type memberRow struct {
 	JoinSeq int64 `gorm:"not null;default:0"`
 	LeftSeq int64 `gorm:"not null;default:0"`
 	// ChangedMs is when this member's own view last changed without a new
-	// message: read position, join, leave. SyncConvs orders by the later of
+	// message: read position, join, leave, mute, clear. SyncConvs orders by the later of
 	// it and the conversation's UpdatedMs, so a read on one device reaches
 	// the user's other devices even when they were offline.
 	ChangedMs int64 `gorm:"not null;default:0"`
