@@ -89,3 +89,33 @@ func seqs(msgs []*common.Message) []int64 {
 	}
 	return out
 }
+
+// A Session's own ClearConv moves it past the cleared history at once: a
+// message it missed there is not fetched when the next one comes.
+func TestSession_ClearConvMovesPastTheClear(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	alice, aliceID := loginNew(t, s, "alice", client.Options{})
+	_, bobID := loginNew(t, s, "bob", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sendN(t, alice, bobID, 2, "seen")
+	sess := openSession(t, s, "bob", "phone", nil)
+	st := collectSession(t, sess)
+	waitFor(t, "the first two messages", func() bool { return st.count(conv) == 2 })
+
+	s.DropPushes(1)
+	sendN(t, alice, bobID, 1, "missed")
+	cleared, err := sess.ClearConv(context.Background(), conv, 0, false)
+	if err != nil || cleared != 3 {
+		t.Fatalf("ClearConv = %d, %v; want 3", cleared, err)
+	}
+	if got := sess.Position(conv); got != 3 {
+		t.Errorf("position after the clear = %d, want 3", got)
+	}
+	syncs := s.Requests(protocol.Op_SYNC)
+	sendN(t, alice, bobID, 1, "after")
+	waitFor(t, "the message after the clear", func() bool { return st.count(conv) == 3 })
+	st.checkSeqs(t, conv, 1, 2, 4)
+	if n := s.Requests(protocol.Op_SYNC) - syncs; n != 0 {
+		t.Errorf("%d SYNCs for the cleared message", n)
+	}
+}

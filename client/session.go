@@ -543,6 +543,28 @@ func (s *Session) Client(ctx context.Context) (*Client, error) {
 	}
 }
 
+// ClearConv clears convID's history for the user (see Client.ClearConv) on
+// a live connection, one attempt, and moves the Session past it at once:
+// messages up to the cleared seq that are not handed over yet are dropped
+// and not fetched. The user's other devices learn it at their next listing.
+func (s *Session) ClearConv(ctx context.Context, convID string, upToSeq int64,
+	hide bool) (int64, error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cleared, err := c.ClearConv(ctx, convID, upToSeq, hide)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if cleared > s.seq.position(convID) {
+		s.readyLocked(s.seq.skip(convID, cleared))
+	}
+	s.mu.Unlock()
+	return cleared, nil
+}
+
 // Send sends one message and returns its ack, trying again with the same
 // client msg id (so the server stores it once) after retryable errors and
 // across reconnects, until ctx is done. The message also enters Messages,

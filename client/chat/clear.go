@@ -3,8 +3,6 @@ package chat
 import (
 	"context"
 	"fmt"
-
-	"github.com/resonance-im/resonance/client"
 )
 
 // clearConv runs /clear and /hide: the conversation's history is cleared
@@ -15,16 +13,15 @@ func (s *session) clearConv(ctx context.Context, hide bool) error {
 	if conv == "" {
 		return fmt.Errorf("no conversation yet")
 	}
-	var cleared int64
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		var err error
-		cleared, err = c.ClearConv(ctx, conv, 0, hide)
-		return err
-	})
+	// The Session's ClearConv also moves the stream past the clear, so a
+	// message it had missed there is not fetched and printed.
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	cleared, err := s.sess.ClearConv(ctx, conv, 0, hide)
 	if err != nil {
 		return err
 	}
-	// A late push of a cleared message is not printed again.
+	// History printed before the clear is not printed again.
 	s.shown[conv] = max(s.shown[conv], cleared)
 	if s.unread == conv {
 		s.unread = "" // the server moved the read position with the clear
