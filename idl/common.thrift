@@ -106,4 +106,7 @@ struct Message {
     9: string sender_device,
     10: bool recalled,      // recalled by its sender: content is empty
     11: i64 edited_ms,      // last edit, Unix milliseconds; 0 when never edited
+    12: i64 reply_to_seq,   // the seq this message quotes; 0 when none
+    13: list<i64> mentions,// user ids it mentions (groups)
+    14: bool mention_all,   // it mentions every member (groups)
 }

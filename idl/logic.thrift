@@ -30,6 +30,7 @@ struct OfflineTargetsReq {
     3: list<i64> recipients,        // user ids; the sender is left out of the answer
     4: list<DeviceRef> online,      // devices with a live route: left out of the answer
     5: i64 at_ms,                   // the message's send time, for do-not-disturb
+    6: list<i64> mentioned,         // recipients the message mentions (all of them for @all)
 }
 
 // DeviceRef names one device of a user.
@@ -48,6 +49,7 @@ struct OfflineTarget {
     6: i32 badge,                   // the user's unread messages over all conversations
     7: bool muted,                  // the user muted the conversation
     8: bool dnd,                    // at_ms falls in the user's do-not-disturb window
+    9: bool mentioned,              // the message mentions the user: notify even when muted
 }
 
 // MaxSendBatch bounds the requests of one SendBatch or SendRuns call. A

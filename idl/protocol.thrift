@@ -150,6 +150,14 @@ struct SendReq {
     3: string conv_id,
     4: common.ContentType content_type,
     5: binary content,
+    // reply_to_seq quotes an earlier message of the same conversation that
+    // the sender can read; 0 quotes none.
+    6: i64 reply_to_seq,
+    // mentions are user ids of current group members (groups only, at most
+    // 50; duplicates and the sender are dropped). mention_all mentions every
+    // member and is for the owner and admins.
+    7: list<i64> mentions,
+    8: bool mention_all,
 }
 
 struct SendResp {
@@ -211,6 +219,9 @@ struct ConvSummary {
     // A group dismissed while the user was a member; unset for 1:1 and by
     // servers from before the field (see docs/protocol.md).
     15: optional bool dismissed,
+    // The newest seq that mentions the user (by id or @all), 0 when none:
+    // clients show an "@" badge while it is past read_seq.
+    16: i64 mention_seq,
     17: i64 cleared_seq,             // the user cleared the history up to here: no message at or below it is synced
     // The user hid the conversation (CLEAR_CONV hide) and nothing newer than
     // cleared_seq has arrived: drop it from the list. Reported once; the

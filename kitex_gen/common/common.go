@@ -490,6 +490,9 @@ type Message struct {
 	SenderDevice string      `thrift:"sender_device,9" frugal:"9,default,string" json:"sender_device"`
 	Recalled     bool        `thrift:"recalled,10" frugal:"10,default,bool" json:"recalled"`
 	EditedMs     int64       `thrift:"edited_ms,11" frugal:"11,default,i64" json:"edited_ms"`
+	ReplyToSeq   int64       `thrift:"reply_to_seq,12" frugal:"12,default,i64" json:"reply_to_seq"`
+	Mentions     []int64     `thrift:"mentions,13" frugal:"13,default,list<i64>" json:"mentions"`
+	MentionAll   bool        `thrift:"mention_all,14" frugal:"14,default,bool" json:"mention_all"`
 }
 
 func NewMessage() *Message {
@@ -542,6 +545,18 @@ func (p *Message) GetRecalled() (v bool) {
 func (p *Message) GetEditedMs() (v int64) {
 	return p.EditedMs
 }
+
+func (p *Message) GetReplyToSeq() (v int64) {
+	return p.ReplyToSeq
+}
+
+func (p *Message) GetMentions() (v []int64) {
+	return p.Mentions
+}
+
+func (p *Message) GetMentionAll() (v bool) {
+	return p.MentionAll
+}
 func (p *Message) SetMsgId(val int64) {
 	p.MsgId = val
 }
@@ -575,6 +590,15 @@ func (p *Message) SetRecalled(val bool) {
 func (p *Message) SetEditedMs(val int64) {
 	p.EditedMs = val
 }
+func (p *Message) SetReplyToSeq(val int64) {
+	p.ReplyToSeq = val
+}
+func (p *Message) SetMentions(val []int64) {
+	p.Mentions = val
+}
+func (p *Message) SetMentionAll(val bool) {
+	p.MentionAll = val
+}
 
 func (p *Message) String() string {
 	if p == nil {
@@ -595,6 +619,9 @@ var fieldIDToName_Message = map[int16]string{
 	9:  "sender_device",
 	10: "recalled",
 	11: "edited_ms",
+	12: "reply_to_seq",
+	13: "mentions",
+	14: "mention_all",
 }
 
 type BizError struct {

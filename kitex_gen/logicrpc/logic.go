@@ -135,6 +135,7 @@ type OfflineTargetsReq struct {
 	Recipients []int64      `thrift:"recipients,3" frugal:"3,default,list<i64>" json:"recipients"`
 	Online     []*DeviceRef `thrift:"online,4" frugal:"4,default,list<DeviceRef>" json:"online"`
 	AtMs       int64        `thrift:"at_ms,5" frugal:"5,default,i64" json:"at_ms"`
+	Mentioned  []int64      `thrift:"mentioned,6" frugal:"6,default,list<i64>" json:"mentioned"`
 }
 
 func NewOfflineTargetsReq() *OfflineTargetsReq {
@@ -163,6 +164,10 @@ func (p *OfflineTargetsReq) GetOnline() (v []*DeviceRef) {
 func (p *OfflineTargetsReq) GetAtMs() (v int64) {
 	return p.AtMs
 }
+
+func (p *OfflineTargetsReq) GetMentioned() (v []int64) {
+	return p.Mentioned
+}
 func (p *OfflineTargetsReq) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -178,6 +183,9 @@ func (p *OfflineTargetsReq) SetOnline(val []*DeviceRef) {
 func (p *OfflineTargetsReq) SetAtMs(val int64) {
 	p.AtMs = val
 }
+func (p *OfflineTargetsReq) SetMentioned(val []int64) {
+	p.Mentioned = val
+}
 
 func (p *OfflineTargetsReq) String() string {
 	if p == nil {
@@ -192,6 +200,7 @@ var fieldIDToName_OfflineTargetsReq = map[int16]string{
 	3: "recipients",
 	4: "online",
 	5: "at_ms",
+	6: "mentioned",
 }
 
 type DeviceRef struct {
@@ -233,14 +242,15 @@ var fieldIDToName_DeviceRef = map[int16]string{
 }
 
 type OfflineTarget struct {
-	UserId   int64                 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
-	DeviceId string                `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
-	Platform protocol.PushPlatform `thrift:"platform,3" frugal:"3,default,PushPlatform" json:"platform"`
-	Token    string                `thrift:"token,4" frugal:"4,default,string" json:"token"`
-	AppId    string                `thrift:"app_id,5" frugal:"5,default,string" json:"app_id"`
-	Badge    int32                 `thrift:"badge,6" frugal:"6,default,i32" json:"badge"`
-	Muted    bool                  `thrift:"muted,7" frugal:"7,default,bool" json:"muted"`
-	Dnd      bool                  `thrift:"dnd,8" frugal:"8,default,bool" json:"dnd"`
+	UserId    int64                 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	DeviceId  string                `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
+	Platform  protocol.PushPlatform `thrift:"platform,3" frugal:"3,default,PushPlatform" json:"platform"`
+	Token     string                `thrift:"token,4" frugal:"4,default,string" json:"token"`
+	AppId     string                `thrift:"app_id,5" frugal:"5,default,string" json:"app_id"`
+	Badge     int32                 `thrift:"badge,6" frugal:"6,default,i32" json:"badge"`
+	Muted     bool                  `thrift:"muted,7" frugal:"7,default,bool" json:"muted"`
+	Dnd       bool                  `thrift:"dnd,8" frugal:"8,default,bool" json:"dnd"`
+	Mentioned bool                  `thrift:"mentioned,9" frugal:"9,default,bool" json:"mentioned"`
 }
 
 func NewOfflineTarget() *OfflineTarget {
@@ -281,6 +291,10 @@ func (p *OfflineTarget) GetMuted() (v bool) {
 func (p *OfflineTarget) GetDnd() (v bool) {
 	return p.Dnd
 }
+
+func (p *OfflineTarget) GetMentioned() (v bool) {
+	return p.Mentioned
+}
 func (p *OfflineTarget) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -305,6 +319,9 @@ func (p *OfflineTarget) SetMuted(val bool) {
 func (p *OfflineTarget) SetDnd(val bool) {
 	p.Dnd = val
 }
+func (p *OfflineTarget) SetMentioned(val bool) {
+	p.Mentioned = val
+}
 
 func (p *OfflineTarget) String() string {
 	if p == nil {
@@ -322,6 +339,7 @@ var fieldIDToName_OfflineTarget = map[int16]string{
 	6: "badge",
 	7: "muted",
 	8: "dnd",
+	9: "mentioned",
 }
 
 type SendOutcome struct {

@@ -812,6 +812,9 @@ type SendReq struct {
 	ConvId      string             `thrift:"conv_id,3" frugal:"3,default,string" json:"conv_id"`
 	ContentType common.ContentType `thrift:"content_type,4" frugal:"4,default,ContentType" json:"content_type"`
 	Content     []byte             `thrift:"content,5" frugal:"5,default,binary" json:"content"`
+	ReplyToSeq  int64              `thrift:"reply_to_seq,6" frugal:"6,default,i64" json:"reply_to_seq"`
+	Mentions    []int64            `thrift:"mentions,7" frugal:"7,default,list<i64>" json:"mentions"`
+	MentionAll  bool               `thrift:"mention_all,8" frugal:"8,default,bool" json:"mention_all"`
 }
 
 func NewSendReq() *SendReq {
@@ -840,6 +843,18 @@ func (p *SendReq) GetContentType() (v common.ContentType) {
 func (p *SendReq) GetContent() (v []byte) {
 	return p.Content
 }
+
+func (p *SendReq) GetReplyToSeq() (v int64) {
+	return p.ReplyToSeq
+}
+
+func (p *SendReq) GetMentions() (v []int64) {
+	return p.Mentions
+}
+
+func (p *SendReq) GetMentionAll() (v bool) {
+	return p.MentionAll
+}
 func (p *SendReq) SetClientMsgId(val string) {
 	p.ClientMsgId = val
 }
@@ -855,6 +870,15 @@ func (p *SendReq) SetContentType(val common.ContentType) {
 func (p *SendReq) SetContent(val []byte) {
 	p.Content = val
 }
+func (p *SendReq) SetReplyToSeq(val int64) {
+	p.ReplyToSeq = val
+}
+func (p *SendReq) SetMentions(val []int64) {
+	p.Mentions = val
+}
+func (p *SendReq) SetMentionAll(val bool) {
+	p.MentionAll = val
+}
 
 func (p *SendReq) String() string {
 	if p == nil {
@@ -869,6 +893,9 @@ var fieldIDToName_SendReq = map[int16]string{
 	3: "conv_id",
 	4: "content_type",
 	5: "content",
+	6: "reply_to_seq",
+	7: "mentions",
+	8: "mention_all",
 }
 
 type SendResp struct {
@@ -1141,6 +1168,7 @@ type ConvSummary struct {
 	Muted        bool            `thrift:"muted,13" frugal:"13,default,bool" json:"muted"`
 	MemberCount  int32           `thrift:"member_count,14" frugal:"14,default,i32" json:"member_count"`
 	Dismissed    *bool           `thrift:"dismissed,15,optional" frugal:"15,optional,bool" json:"dismissed,omitempty"`
+	MentionSeq   int64           `thrift:"mention_seq,16" frugal:"16,default,i64" json:"mention_seq"`
 	ClearedSeq   int64           `thrift:"cleared_seq,17" frugal:"17,default,i64" json:"cleared_seq"`
 	Hidden       bool            `thrift:"hidden,18" frugal:"18,default,bool" json:"hidden"`
 }
@@ -1222,6 +1250,10 @@ func (p *ConvSummary) GetDismissed() (v bool) {
 	return *p.Dismissed
 }
 
+func (p *ConvSummary) GetMentionSeq() (v int64) {
+	return p.MentionSeq
+}
+
 func (p *ConvSummary) GetClearedSeq() (v int64) {
 	return p.ClearedSeq
 }
@@ -1274,6 +1306,9 @@ func (p *ConvSummary) SetMemberCount(val int32) {
 func (p *ConvSummary) SetDismissed(val *bool) {
 	p.Dismissed = val
 }
+func (p *ConvSummary) SetMentionSeq(val int64) {
+	p.MentionSeq = val
+}
 func (p *ConvSummary) SetClearedSeq(val int64) {
 	p.ClearedSeq = val
 }
@@ -1312,6 +1347,7 @@ var fieldIDToName_ConvSummary = map[int16]string{
 	13: "muted",
 	14: "member_count",
 	15: "dismissed",
+	16: "mention_seq",
 	17: "cleared_seq",
 	18: "hidden",
 }

@@ -23,6 +23,7 @@ const Message = struct('Message', [
   i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
   str(5, 'clientMsgId'), i32(6, 'contentType'), bin(7, 'content'),
   i64(8, 'sendTimeMs'), str(9, 'senderDevice'),
+  i64(12, 'replyToSeq'), listOf(13, 'mentions', I64S), bool(14, 'mentionAll'),
 ]);
 
 const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
@@ -48,7 +49,7 @@ const schemas = {
   ]),
   SendReq: struct('SendReq', [
     str(1, 'clientMsgId'), i64(2, 'toUserId'), str(3, 'convId'), i32(4, 'contentType'),
-    bin(5, 'content'),
+    bin(5, 'content'), i64(6, 'replyToSeq'), listOf(7, 'mentions', I64S), bool(8, 'mentionAll'),
   ]),
   SendResp: struct('SendResp', [
     i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'sendTimeMs'),

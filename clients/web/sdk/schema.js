@@ -25,6 +25,7 @@ const Message = struct('Message', [
   i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
   str(5, 'clientMsgId'), i32(6, 'contentType'), bin(7, 'content'),
   i64(8, 'sendTimeMs'), str(9, 'senderDevice'), bool(10, 'recalled'), i64(11, 'editedMs'),
+  i64(12, 'replyToSeq'), listOf(13, 'mentions', I64S), bool(14, 'mentionAll'),
 ]);
 
 const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
@@ -37,7 +38,7 @@ const ConvSummary = struct('ConvSummary', [
   // Optional in the IDL: false both for "not dismissed" and for a server
   // that does not send it; the app does not mark groups (left or
   // dismissed) in its list yet.
-  bool(15, 'dismissed'),
+  bool(15, 'dismissed'), i64(16, 'mentionSeq'),
   // The user cleared the history up to clearedSeq (clearConv); hidden: the
   // user deleted the chat and nothing newer came, so it leaves the list.
   i64(17, 'clearedSeq'), bool(18, 'hidden'),
@@ -83,7 +84,7 @@ export const schemas = {
   ]),
   SendReq: struct('SendReq', [
     str(1, 'clientMsgId'), i64(2, 'toUserId'), str(3, 'convId'), i32(4, 'contentType'),
-    bin(5, 'content'),
+    bin(5, 'content'), i64(6, 'replyToSeq'), listOf(7, 'mentions', I64S), bool(8, 'mentionAll'),
   ]),
   SendResp,
   SyncReq: struct('SyncReq', [
