@@ -100,6 +100,7 @@ type convSummaryRow struct {
 	UpdatedMs   int64
 	ReadSeq     int64
 	LeftSeq     int64
+	MentionSeq  int64
 	Name        string
 	MemberCount int32
 	Dismissed   bool // see dismissedExpr
@@ -189,7 +190,7 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 	var rows []convSummaryRow
 	q := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
-			"m.read_seq, m.left_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
+			"m.read_seq, m.left_seq, m.mention_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
 			"m.cleared_seq, m.hidden_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
@@ -264,6 +265,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			Muted:        muted[r.ID],
 			ClearedSeq:   r.ClearedSeq,
 			Hidden:       r.HiddenSeq > 0 && r.LastSeq <= r.HiddenSeq,
+			MentionSeq:   r.MentionSeq,
 		}
 		if m, ok := msgs[r.LastMsgID]; ok && r.LastSeq > r.ClearedSeq {
 			out[i].LastMessage = m.toThrift()

@@ -17,6 +17,8 @@ type memberSet struct {
 	ver   int64
 	ids   []int64
 	roles map[int64]common.GroupRole
+	// joinSeqs are the members' first readable seqs (memberRow.JoinSeq).
+	joinSeqs map[int64]int64
 }
 
 // memberCache keeps member lists by group and version. A list is looked up
@@ -66,10 +68,12 @@ func (s *Service) activeMembers(tx *gorm.DB, c *convRow) (*memberSet, error) {
 		return nil, err
 	}
 	ms := &memberSet{ver: c.MemberVer, ids: make([]int64, len(rows)),
-		roles: make(map[int64]common.GroupRole, len(rows))}
+		roles:    make(map[int64]common.GroupRole, len(rows)),
+		joinSeqs: make(map[int64]int64, len(rows))}
 	for i, r := range rows {
 		ms.ids[i] = r.UserID
 		ms.roles[r.UserID] = common.GroupRole(r.Role)
+		ms.joinSeqs[r.UserID] = r.JoinSeq
 	}
 	s.members.put(c.ID, ms)
 	return ms, nil

@@ -98,6 +98,9 @@ type memberRow struct {
 	// after it arrives.
 	ClearedSeq int64 `gorm:"not null;default:0"`
 	HiddenSeq  int64 `gorm:"not null;default:0"`
+	// MentionSeq is the newest seq that mentions the user (by id or @all),
+	// 0 when none; moved forward in the transaction storing that message.
+	MentionSeq int64 `gorm:"not null;default:0"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -150,6 +153,14 @@ type messageRow struct {
 	// events; a recalled message's content is erased.
 	Recalled bool  `gorm:"not null;default:false"`
 	EditedMs int64 `gorm:"not null;default:0"`
+	// ReplyToSeq is the seq the message quotes, 0 for none. Mentions are
+	// the user ids it mentions, stored encoded (encodeMentions);
+	// MentionAll mentions every member. An edit or recall keeps all three.
+	ReplyToSeq int64  `gorm:"not null;default:0"`
+	Mentions   string `gorm:"size:1024;not null;default:''"`
+	MentionAll bool   `gorm:"not null;default:false"`
+	// mentionIDs is Mentions decoded, set on a message being stored.
+	mentionIDs []int64 `gorm:"-"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -168,6 +179,9 @@ func (m *messageRow) toThrift() *common.Message {
 		SenderDevice: m.SenderDevice,
 		Recalled:     m.Recalled,
 		EditedMs:     m.EditedMs,
+		ReplyToSeq:   m.ReplyToSeq,
+		Mentions:     decodeMentions(m.Mentions),
+		MentionAll:   m.MentionAll,
 	}
 }
 

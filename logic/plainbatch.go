@@ -143,6 +143,9 @@ func (s *Service) writePlain(tx *gorm.DB, items []*batchItem, results []batchRes
 	if err := s.moveReads(tx, items, stored); err != nil {
 		return err
 	}
+	if err := s.moveBatchMentions(tx, items, stored); err != nil {
+		return err
+	}
 	rows := make([]*outboxRow, len(stored))
 	for j, i := range stored {
 		rows[j] = newOutboxRow(items[i].w.m, items[i].w.origin, recipients[i])
@@ -191,13 +194,14 @@ func (s *Service) readConvs(tx *gorm.DB, items []*batchItem) (map[string]*convRo
 // insertMessages inserts the stored items' messages a chunk per statement
 // and sets their ids.
 func (s *Service) insertMessages(tx *gorm.DB, items []*batchItem, stored []int) error {
-	const cols = 10
+	const cols = 13
 	return chunks(len(stored), func(off, size int) error {
 		args := make([]any, 0, size*cols)
 		for _, i := range stored[off : off+size] {
 			m := items[i].w.m
 			args = append(args, m.ConvID, m.Seq, m.SenderID, m.SenderDevice, m.ClientMsgID,
-				m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs)
+				m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs, m.ReplyToSeq,
+				m.Mentions, m.MentionAll)
 		}
 		first, err := s.insertRows(tx, s.queries.insertMessages(size), size, args)
 		if err != nil {
@@ -308,6 +312,21 @@ func (s *Service) moveReads(tx *gorm.DB, items []*batchItem, stored []int) error
 	}
 	_, err := execRaw(tx, "update", s.queries.moveReads(n), args...)
 	return err
+}
+
+// moveBatchMentions moves the mention positions of the members the stored
+// items' messages mention, a statement for the batch (see moveMentions).
+func (s *Service) moveBatchMentions(tx *gorm.DB, items []*batchItem, stored []int) error {
+	var msgs []*messageRow
+	for _, i := range stored {
+		if m := items[i].w.m; m.MentionAll || len(m.mentionIDs) > 0 {
+			msgs = append(msgs, m)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.moveMentions(tx, msgs)
 }
 
 // padded returns the power of two at or above n that a list of n is padded

@@ -131,14 +131,16 @@ func (s *Service) removePushTokens(ctx context.Context, user int64, device strin
 
 // OfflineTargets answers task: the devices of req's recipients, the sender
 // left out, that have a push token and are not among req.Online, each with
-// the user's badge and whether the conversation is muted or the user in
-// do-not-disturb at req.AtMs. Four queries whatever the recipient count.
+// the user's badge, whether the conversation is muted or the user in
+// do-not-disturb at req.AtMs, and whether req.Mentioned names the user.
+// Four queries whatever the recipient count.
 func (s *Service) OfflineTargets(ctx context.Context,
 	req *logicrpc.OfflineTargetsReq) (*logicrpc.OfflineTargetsResp, error) {
 	logIDs := func(e *zerolog.Event) *zerolog.Event {
 		return e.Str("conv", req.GetConvId()).Int64("sender", req.GetSenderId())
 	}
-	if req == nil || len(req.Recipients) > maxOfflineRecipients {
+	if req == nil || len(req.Recipients) > maxOfflineRecipients ||
+		len(req.Mentioned) > maxOfflineRecipients {
 		err := fmt.Errorf("%w: missing request or over %d recipients",
 			ErrBadRequest, maxOfflineRecipients)
 		return nil, s.fail("offline_targets", err, logIDs)
@@ -203,12 +205,16 @@ func (s *Service) offlineTargets(ctx context.Context, req *logicrpc.OfflineTarge
 	if err != nil {
 		return nil, err
 	}
+	mentioned := make(map[int64]bool, len(req.Mentioned))
+	for _, u := range req.Mentioned {
+		mentioned[u] = true
+	}
 	out := make([]*logicrpc.OfflineTarget, len(tokens))
 	for i, t := range tokens {
 		out[i] = &logicrpc.OfflineTarget{UserId: t.UserID, DeviceId: t.DeviceID,
 			Platform: protocol.PushPlatform(t.Platform), Token: t.Token, AppId: t.AppID,
 			Badge: int32(min(badges[t.UserID], 1<<31-1)), Muted: muted[t.UserID],
-			Dnd: dnd[t.UserID]}
+			Dnd: dnd[t.UserID], Mentioned: mentioned[t.UserID]}
 	}
 	return out, nil
 }

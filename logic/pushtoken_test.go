@@ -200,3 +200,32 @@ func TestSettingsRow_QuietAt(t *testing.T) {
 		}
 	}
 }
+
+// OfflineTargets marks the targets of the users the request names as
+// mentioned, muted or not, and no one else.
+func TestOfflineTargets_Mentioned(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		g := e.group(t, alice, "g", bob, carol)
+		e.setToken(t, session(bob, 2), "bob-token")
+		e.setToken(t, session(carol, 3), "carol-token")
+		if _, err := e.svc.MuteConv(context.Background(), session(bob, 2),
+			&protocol.MuteConvReq{ConvId: g, Muted: true}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.svc.OfflineTargets(context.Background(), &logicrpc.OfflineTargetsReq{
+			ConvId: g, SenderId: alice, Recipients: []int64{alice, bob, carol},
+			Mentioned: []int64{bob}, AtMs: time.Now().UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int64]*logicrpc.OfflineTarget{}
+		for _, tg := range resp.Targets {
+			got[tg.UserId] = tg
+		}
+		if b, c := got[bob], got[carol]; b == nil || c == nil || !b.Mentioned || !b.Muted ||
+			c.Mentioned {
+			t.Fatalf("targets %v, want bob muted and mentioned, carol not mentioned", got)
+		}
+	})
+}

@@ -45,6 +45,9 @@ type queries struct {
 	// conversations, and the read positions of a list of members, each set
 	// by one UPDATE of CASEs.
 	convMoves, readMoves [maxConvsLog + 1]string
+	// And the mention positions: of a list of members, and of every active
+	// member of a list of conversations but each one's sender (@all).
+	mentionMoves, mentionAllMoves [maxConvsLog + 1]string
 	// blocksBetween lists the blocks between the users of each of a list of
 	// pairs, either way, then as (id, 0) those of the pairs' users whose
 	// accounts were deleted.
@@ -80,8 +83,8 @@ func newQueries(t tableNames) queries {
 			"OR (blocker_id = ? AND blocked_id = ?)) + " +
 			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ? AND deleted_ms <> 0)",
 		insertMessage: "INSERT INTO " + q(t.message) + " (conv_id, seq, sender_id, sender_device, " +
-			"client_msg_id, content_type, content, created_at, recalled, edited_ms) " +
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			"client_msg_id, content_type, content, created_at, recalled, edited_ms, " +
+			"reply_to_seq, mentions, mention_all) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		insertOutbox: "INSERT INTO " + q(t.outbox) + " (msg_id, payload, created_ms) VALUES (?, ?, ?)",
 		moveConv: "UPDATE " + q(t.conv) + " SET last_msg_id = ?, updated_ms = ?, updated_at = ? " +
 			"WHERE id = ?",
@@ -96,7 +99,8 @@ func newQueries(t tableNames) queries {
 	for k := range qs.messageRows {
 		qs.messageRows[k] = multiRow(batchStmt+"INSERT INTO "+q(t.message)+" (conv_id, seq, "+
 			"sender_id, sender_device, client_msg_id, content_type, content, created_at, recalled, "+
-			"edited_ms) VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 1<<k)
+			"edited_ms, reply_to_seq, mentions, mention_all) VALUES ",
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 1<<k)
 		qs.outboxRows[k] = multiRow(batchStmt+"INSERT INTO "+q(t.outbox)+
 			" (msg_id, payload, created_ms) VALUES ", "(?, ?, ?)", 1<<k)
 	}
@@ -114,6 +118,14 @@ func newQueries(t tableNames) queries {
 			strings.Repeat(" WHEN conv_id = ? AND user_id = ? THEN ?", 1<<k) +
 			" ELSE read_seq END WHERE " + strings.TrimSuffix(strings.Repeat(
 			"(conv_id = ? AND user_id = ? AND read_seq < ?) OR ", 1<<k), " OR ")
+		qs.mentionMoves[k] = batchStmt + "UPDATE " + q(t.member) + " SET mention_seq = CASE" +
+			strings.Repeat(" WHEN conv_id = ? AND user_id = ? THEN ?", 1<<k) +
+			" ELSE mention_seq END WHERE " + strings.TrimSuffix(strings.Repeat(
+			"(conv_id = ? AND user_id = ? AND mention_seq < ?) OR ", 1<<k), " OR ")
+		qs.mentionAllMoves[k] = batchStmt + "UPDATE " + q(t.member) + " SET mention_seq = CASE" +
+			strings.Repeat(" WHEN conv_id = ? AND user_id <> ? THEN ?", 1<<k) +
+			" ELSE mention_seq END WHERE left_seq = 0 AND (" + strings.TrimSuffix(strings.Repeat(
+			"(conv_id = ? AND user_id <> ? AND mention_seq < ?) OR ", 1<<k), " OR ") + ")"
 		qs.blocksBetween[k] = batchStmt + "SELECT blocker_id, blocked_id FROM " + q(t.block) +
 			" WHERE " + strings.TrimSuffix(strings.Repeat("(blocker_id = ? AND blocked_id = ?) OR "+
 			"(blocker_id = ? AND blocked_id = ?) OR ", 1<<k), " OR ") +
@@ -137,6 +149,18 @@ func (q *queries) blocks(n int) string { return q.blocksBetween[bits.Len(uint(n)
 // each moving only forward: per member its conversation, user and seq, then
 // again per member its conversation, user and seq.
 func (q *queries) moveReads(n int) string { return q.readMoves[bits.Len(uint(n))-1] }
+
+// moveMentions returns the UPDATE of n members' mention positions, n as
+// readConvs, each moving only forward: per member its conversation, user and
+// seq, then the same again. A member listed twice takes the first seq.
+func (q *queries) moveMentions(n int) string { return q.mentionMoves[bits.Len(uint(n))-1] }
+
+// moveAllMentions returns the UPDATE of the mention positions of every
+// active member of n @all messages' conversations but the sender, n as
+// readConvs: per message its conversation, sender and seq, then the same
+// again. The CASE takes the first message that applies to a member, so a
+// conversation's messages come newest first.
+func (q *queries) moveAllMentions(n int) string { return q.mentionAllMoves[bits.Len(uint(n))-1] }
 
 // insertMessages returns the INSERT of n message rows, n a power of two up
 // to maxChunk.

@@ -73,7 +73,7 @@ func (s *Service) validateSend(req *protocol.SendReq) error {
 	case req.ContentType == common.ContentType_TEXT && !utf8.Valid(req.Content):
 		return fmt.Errorf("%w: text content is not valid UTF-8", ErrBadRequest)
 	}
-	return nil
+	return validateMentions(req)
 }
 
 // storeOrFind returns the stored message for req, storing it with its outbox
@@ -130,17 +130,22 @@ func (s *Service) store(ctx context.Context, session *logicrpc.Session,
 // newMessage is the row of req, sent by session to convID, before its seq.
 func (s *Service) newMessage(session *logicrpc.Session, req *protocol.SendReq,
 	convID string) *messageRow {
-	return &messageRow{
+	m := &messageRow{
 		ConvID:       convID,
 		SenderID:     session.UserId,
 		SenderDevice: session.DeviceId,
 		ClientMsgID:  req.ClientMsgId,
 		ContentType:  int16(req.ContentType),
 		Content:      req.Content,
+		ReplyToSeq:   req.ReplyToSeq,
+		MentionAll:   req.MentionAll,
 		// Milliseconds, UTC: what both databases store and the ack reports.
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
+	m.mentionIDs = normalMentions(session.UserId, req.Mentions)
+	m.Mentions = encodeMentions(m.mentionIDs)
+	return m
 }
 
 // sendWrite is the seq write of m, a message session sends. A 1:1 send is
@@ -185,7 +190,8 @@ func sendTarget(sender int64, req *protocol.SendReq) (convID string, peer int64,
 }
 
 // sendApply is the seq transaction's check of a new message: a group's
-// sender must be an active member of a group not dismissed; the event goes
+// sender must be an active member of a group not dismissed, and its quote
+// and mentions must hold (mention.go); the event goes
 // to the active members, or to both users of a p2p conversation.
 func (s *Service) sendApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
 	if c.Type != int16(common.ConvType_GROUP) {
@@ -193,7 +199,7 @@ func (s *Service) sendApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, er
 		if err != nil {
 			return nil, fmt.Errorf("stored conv %q: %w", c.ID, err)
 		}
-		return []int64{low, high}, nil
+		return []int64{low, high}, checkQuote(m, 1)
 	}
 	if c.Dismissed {
 		return nil, fmt.Errorf("%w: the group was dismissed", ErrForbidden)
@@ -204,6 +210,12 @@ func (s *Service) sendApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, er
 	}
 	if _, ok := ms.roles[m.SenderID]; !ok {
 		return nil, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
+	}
+	if err := checkQuote(m, ms.joinSeqs[m.SenderID]); err != nil {
+		return nil, err
+	}
+	if err := checkMentions(m, ms); err != nil {
+		return nil, err
 	}
 	return ms.ids, nil
 }

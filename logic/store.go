@@ -243,7 +243,8 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 	}
 	q := &s.queries
 	m.ID, err = insertID(tx, q.insertMessage, m.ConvID, m.Seq, m.SenderID, m.SenderDevice,
-		m.ClientMsgID, m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs)
+		m.ClientMsgID, m.ContentType, m.Content, m.CreatedAt, m.Recalled, m.EditedMs,
+		m.ReplyToSeq, m.Mentions, m.MentionAll)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,6 +259,11 @@ func (s *Service) insertWithSeq(tx *gorm.DB, w seqWrite, prev *convRow) (*outbox
 	// One's own message is read: the sender's read position moves to it.
 	if _, err = execRaw(tx, "update", q.moveRead, m.Seq, m.ConvID, m.SenderID, m.Seq); err != nil {
 		return nil, nil, err
+	}
+	if m.MentionAll || len(m.mentionIDs) > 0 {
+		if err := s.moveMentions(tx, []*messageRow{m}); err != nil {
+			return nil, nil, err
+		}
 	}
 	ob, err := s.insertOutbox(tx, m, w.origin, recipients)
 	if err != nil || !w.plain {

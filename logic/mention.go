@@ -1,0 +1,212 @@
+package logic
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Replies and mentions. A message may quote an earlier one of its
+// conversation (reply_to_seq) and, in a group, mention members by id or all
+// of them at once. What needs no database is checked by validateSend and
+// normalised by newMessage; what depends on the membership (who is a
+// member, who may mention all, from which seq the sender may read) is
+// checked under the conversation's lock (checkQuoteAndMentions), and each
+// mentioned member's mention_seq moves in the transaction that stores the
+// message (moveMentions), so SyncConvs reports it with the message.
+
+// maxMentions bounds the distinct users one message mentions.
+const maxMentions = 50
+
+// validateMentions checks the reply and mention fields of req that need no
+// database: mentions are for groups only, and at most maxMentions distinct
+// users.
+func validateMentions(req *protocol.SendReq) error {
+	switch {
+	case req.ReplyToSeq < 0:
+		return fmt.Errorf("%w: reply_to_seq %d", ErrBadRequest, req.ReplyToSeq)
+	case (len(req.Mentions) > 0 || req.MentionAll) && !isGroupID(req.ConvId):
+		return fmt.Errorf("%w: mentions are for group conversations", ErrBadRequest)
+	}
+	distinct := make(map[int64]struct{}, min(len(req.Mentions), maxMentions+1))
+	for _, u := range req.Mentions {
+		if u <= 0 {
+			return fmt.Errorf("%w: mentioned user %d", ErrBadRequest, u)
+		}
+		distinct[u] = struct{}{}
+		if len(distinct) > maxMentions {
+			return fmt.Errorf("%w: over %d mentions", ErrBadRequest, maxMentions)
+		}
+	}
+	return nil
+}
+
+// normalMentions returns ids without duplicates and without sender, in
+// ascending order: the stored form, whatever order the client sent.
+func normalMentions(sender int64, ids []int64) []int64 {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	out = slices.DeleteFunc(out, func(u int64) bool { return u == sender })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// encodeMentions is the stored form of ids: decimal ids separated by commas,
+// "" for none. Fifty ids of 19 digits fit the column (1024).
+func encodeMentions(ids []int64) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	b := make([]byte, 0, len(ids)*8)
+	for i, u := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, u, 10)
+	}
+	return string(b)
+}
+
+// decodeMentions reads encodeMentions's form; a malformed id is skipped,
+// since a message is better shown without it than not at all.
+func decodeMentions(s string) []int64 {
+	if s == "" {
+		return nil
+	}
+	out := make([]int64, 0, strings.Count(s, ",")+1)
+	for part := range strings.SplitSeq(s, ",") {
+		if u, err := strconv.ParseInt(part, 10, 64); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// checkQuote checks under the conversation's lock that m, which has its
+// seq, quotes a message before it that its sender can read: one at or
+// after from, the sender's first readable seq (their join, in a group).
+func checkQuote(m *messageRow, from int64) error {
+	if m.ReplyToSeq == 0 {
+		return nil
+	}
+	if m.ReplyToSeq >= m.Seq || m.ReplyToSeq < max(1, from) {
+		return fmt.Errorf("%w: reply_to_seq %d is not a readable message before seq %d of %s",
+			ErrBadRequest, m.ReplyToSeq, m.Seq, m.ConvID)
+	}
+	return nil
+}
+
+// checkMentions checks under the group's lock that m mentions current
+// members only, and all of them only when its sender is the owner or an
+// admin.
+func checkMentions(m *messageRow, ms *memberSet) error {
+	if m.MentionAll && ms.roles[m.SenderID] < common.GroupRole_ADMIN {
+		return fmt.Errorf("%w: only the owner or an admin may mention all in %s",
+			ErrForbidden, m.ConvID)
+	}
+	for _, u := range m.mentionIDs {
+		if _, ok := ms.roles[u]; !ok {
+			return fmt.Errorf("%w: mentioned user %d is not a member of %s",
+				ErrBadRequest, u, m.ConvID)
+		}
+	}
+	return nil
+}
+
+// mentionMove is one member's mention position to move forward.
+type mentionMove struct {
+	conv string
+	user int64
+	seq  int64
+}
+
+// mentionAllMove is an @all message: every active member of conv but
+// sender is mentioned at seq.
+type mentionAllMove struct {
+	conv   string
+	sender int64
+	seq    int64
+}
+
+// moveMentions moves the mention positions of the members msgs mention, in
+// a statement for the members named and one for the @all messages (more
+// only past 1<<maxConvsLog of either). msgs are stored messages of one
+// transaction in seq order within each conversation.
+func (s *Service) moveMentions(tx *gorm.DB, msgs []*messageRow) error {
+	var named []mentionMove
+	var all []mentionAllMove
+	at := make(map[mentionMove]int) // (conv, user) -> index into named
+	for _, m := range msgs {
+		if m.MentionAll {
+			all = append(all, mentionAllMove{m.ConvID, m.SenderID, m.Seq})
+		}
+		for _, u := range m.mentionIDs {
+			key := mentionMove{conv: m.ConvID, user: u}
+			if i, ok := at[key]; ok {
+				named[i].seq = m.Seq // later in the conversation
+				continue
+			}
+			at[key] = len(named)
+			named = append(named, mentionMove{m.ConvID, u, m.Seq})
+		}
+	}
+	for part := range slices.Chunk(named, 1<<maxConvsLog) {
+		if err := s.moveNamedMentions(tx, part); err != nil {
+			return err
+		}
+	}
+	// The CASE takes the first @all that applies to a member: the newest
+	// of the conversation whose sender is someone else.
+	slices.SortStableFunc(all, func(a, b mentionAllMove) int {
+		if c := strings.Compare(a.conv, b.conv); c != 0 {
+			return c
+		}
+		return int(b.seq - a.seq)
+	})
+	for part := range slices.Chunk(all, 1<<maxConvsLog) {
+		if err := s.moveAllMentions(tx, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveNamedMentions runs the UPDATE of mentionMoves for moves.
+func (s *Service) moveNamedMentions(tx *gorm.DB, moves []mentionMove) error {
+	n := padded(len(moves))
+	args := make([]any, 0, 6*n)
+	for range 2 {
+		for j := range n {
+			mv := moves[min(j, len(moves)-1)]
+			args = append(args, mv.conv, mv.user, mv.seq)
+		}
+	}
+	_, err := execRaw(tx, "update", s.queries.moveMentions(n), args...)
+	return err
+}
+
+// moveAllMentions runs the UPDATE of mentionAllMoves for moves.
+func (s *Service) moveAllMentions(tx *gorm.DB, moves []mentionAllMove) error {
+	n := padded(len(moves))
+	args := make([]any, 0, 6*n)
+	for range 2 {
+		for j := range n {
+			mv := moves[min(j, len(moves)-1)]
+			args = append(args, mv.conv, mv.sender, mv.seq)
+		}
+	}
+	_, err := execRaw(tx, "update", s.queries.moveAllMentions(n), args...)
+	return err
+}
