@@ -72,6 +72,7 @@ type batchItem struct {
 	msg        *common.Message
 	senderName string
 	ev         *pendingEvent
+	mentioned  bool // the message mentions the device's user
 }
 
 // batch is what waits for one device during the coalescing window.
@@ -119,18 +120,19 @@ func newNotifier(cfg NotifyConfig, logic OfflineLister, routes route.Table,
 	}
 }
 
-// unmuted drops (and counts) the targets that muted the conversation or are
-// in do-not-disturb. DND drops rather than holds back: the app shows what
-// it missed when it is opened, and the next notification after the window
-// carries the right badge.
+// unmuted drops (and counts) the targets that muted the conversation, unless
+// the message mentions them, or are in do-not-disturb, mentioned or not. DND
+// drops rather than holds back: the app shows what it missed when it is
+// opened, and the next notification after the window carries the right
+// badge.
 func (n *notifier) unmuted(targets []*logicrpc.OfflineTarget) []*logicrpc.OfflineTarget {
 	out := targets[:0]
 	for _, tg := range targets {
 		switch {
-		case tg.Muted:
-			n.metrics.muted.Inc()
 		case tg.Dnd:
 			n.metrics.dnd.Inc()
+		case tg.Muted && !tg.Mentioned:
+			n.metrics.muted.Inc()
 		default:
 			out = append(out, tg)
 		}
@@ -300,7 +302,8 @@ func (n *notifier) release(keys []string) {
 }
 
 // notification builds the webhook body of items for tg: the newest message
-// (highest id) speaks for the batch.
+// (highest id) speaks for the batch, which is mentioned when any of its
+// messages mentions the user, so a burst does not hide a mention.
 func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *Notification {
 	top := items[0]
 	for _, it := range items[1:] {
@@ -309,6 +312,10 @@ func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *
 		}
 	}
 	newest := top.msg
+	mentioned := false
+	for _, it := range items {
+		mentioned = mentioned || it.mentioned
+	}
 	note := &Notification{
 		ID:         notificationID(newest.MsgId, tg.UserId, tg.DeviceId),
 		UserID:     tg.UserId,
@@ -324,6 +331,7 @@ func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *
 		SentAtMs:   newest.SendTimeMs,
 		Count:      len(items),
 		Badge:      tg.Badge,
+		Mentioned:  mentioned,
 	}
 	if !n.cfg.NoPreview && newest.ContentType == common.ContentType_TEXT {
 		note.Preview = preview(newest.Content)

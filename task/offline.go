@@ -172,7 +172,8 @@ func (t *Task) resolveNotify(ctx context.Context, msg jetstream.Msg) {
 	}
 	p.left.Store(int32(len(targets)))
 	for _, tg := range targets {
-		t.notify.add(tg, batchItem{msg: ev.Message, senderName: sender, ev: p})
+		t.notify.add(tg, batchItem{msg: ev.Message, senderName: sender, ev: p,
+			mentioned: tg.Mentioned})
 	}
 }
 
@@ -226,11 +227,29 @@ func (t *Task) offlineChunk(ctx context.Context, m *common.Message,
 	}
 	resp, err := t.notify.logic.OfflineTargets(ctx, &logicrpc.OfflineTargetsReq{
 		ConvId: m.ConvId, SenderId: m.SenderId, Recipients: users, Online: online,
-		AtMs: m.SendTimeMs})
+		AtMs: m.SendTimeMs, Mentioned: mentionedOf(m, users)})
 	if err != nil {
 		return nil, fmt.Errorf("logic offline targets: %w", err)
 	}
 	return resp, nil
+}
+
+// mentionedOf returns the users of the chunk users that m mentions: all of
+// them for @all.
+func mentionedOf(m *common.Message, users []int64) []int64 {
+	if m.MentionAll {
+		return users
+	}
+	if len(m.Mentions) == 0 {
+		return nil
+	}
+	var out []int64
+	for _, u := range users {
+		if slices.Contains(m.Mentions, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // notifyRetry naks an event that could not be resolved, or gives up on it

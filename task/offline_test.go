@@ -77,7 +77,8 @@ func (f *fakeLogic) OfflineTargets(_ context.Context, req *logicrpc.OfflineTarge
 			}
 			resp.Targets = append(resp.Targets, &logicrpc.OfflineTarget{UserId: u,
 				DeviceId: k.device, Platform: protocol.PushPlatform_FCM, Token: tok,
-				Badge: badgeOf(req), Muted: f.muted[u], Dnd: f.dnd[u]})
+				Badge: badgeOf(req), Muted: f.muted[u], Dnd: f.dnd[u],
+				Mentioned: slices.Contains(req.Mentioned, u)})
 		}
 	}
 	return resp, nil

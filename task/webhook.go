@@ -58,6 +58,10 @@ type Notification struct {
 	Count int `json:"count"`
 	// Badge is the user's unread messages over all conversations.
 	Badge int32 `json:"badge"`
+	// Mentioned is true when a message this notification stands for
+	// mentions the user (by name or @all); it is sent even when the user
+	// muted the conversation. Absent otherwise.
+	Mentioned bool `json:"mentioned,omitempty"`
 }
 
 // Sign returns the signature header value of body sent at timestamp (the
