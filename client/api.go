@@ -77,6 +77,15 @@ type SendParams struct {
 	ClientMsgID string
 	Text        string
 	Content     []byte
+	// ReplyToSeq quotes the message at that seq of the same conversation;
+	// 0 quotes none. The server refuses (BAD_REQUEST) a seq the sender
+	// cannot read.
+	ReplyToSeq int64
+	// Mentions are user ids of current group members (groups only, at most
+	// MaxMentions; ParseMentions finds them in a text). MentionAll mentions
+	// every member: the owner's and admins' privilege (else FORBIDDEN).
+	Mentions   []int64
+	MentionAll bool
 }
 
 // Send sends one message and waits for its ack. On a retryable failure (a
@@ -97,6 +106,9 @@ func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, er
 		ConvId:      p.ConvID,
 		ContentType: common.ContentType_BINARY,
 		Content:     p.Content,
+		ReplyToSeq:  p.ReplyToSeq,
+		Mentions:    p.Mentions,
+		MentionAll:  p.MentionAll,
 	}
 	if p.Text != "" {
 		req.ContentType = common.ContentType_TEXT

@@ -176,6 +176,7 @@ func (s *Server) send(c *conn, req *protocol.SendReq) (codec.Body, error) {
 		MsgId: s.nextMsgID, ConvId: convID, Seq: int64(len(cv.msgs) + 1),
 		SenderId: c.userID, ClientMsgId: req.ClientMsgId, ContentType: req.ContentType,
 		Content: req.Content, SendTimeMs: time.Now().UnixMilli(), SenderDevice: c.device,
+		ReplyToSeq: req.ReplyToSeq,
 	}
 	cv.msgs = append(cv.msgs, m)
 	ack := &protocol.SendResp{MsgId: m.MsgId, ConvId: convID, Seq: m.Seq, SendTimeMs: m.SendTimeMs}
