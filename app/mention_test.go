@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +123,55 @@ func pushOf(t *testing.T, u *user, msgID int64) *common.Message {
 			t.Fatalf("%s: no push of msg %d within 10s", u.name, msgID)
 		}
 	}
+}
+
+// The terminal client against the real system: /reply quotes with an
+// excerpt, @name of a member mentions them (marked on their line), an
+// unknown @name stays text, @all by a member is sent as text, @all by the
+// owner marks everyone, and /convs badges an unread mention.
+func TestChat_RepliesAndMentions(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	ann, bob := runChat(t, addr, "qann"), runChat(t, addr, "qbob")
+	cat := runChat(t, addr, "qcat")
+
+	ann.say(t, "/group new Quotes qbob qcat")
+	ann.wait(t, "created group Quotes")
+	bob.wait(t, `* #1 qann created "Quotes"`)
+	cat.wait(t, `* #1 qann created "Quotes"`)
+	out := bob.text()
+	i := strings.Index(out, "(g:")
+	group := out[i+1 : i+1+28]
+	bob.say(t, "/group "+group)
+	bob.wait(t, "chatting in group Quotes")
+	cat.say(t, "/group "+group)
+	cat.wait(t, "chatting in group Quotes")
+
+	bob.say(t, "lunch at noon?")
+	ann.wait(t, "qbob #2: lunch at noon?")
+	ann.say(t, "/reply #2 yes @QBob, and @nobody")
+	bob.wait(t, `qann #3: (re #2 qbob: "lunch at noon?") yes @QBob, and @nobody`+
+		"  <- @you")
+	cat.wait(t, `qann #3: (re #2 qbob: "lunch at noon?") yes @QBob, and @nobody`)
+	if strings.Contains(cat.text(), "@nobody  <- @you") {
+		t.Fatalf("cat is marked for a mention of bob:\n%s", cat.text())
+	}
+
+	cat.say(t, "@all anyone?")
+	cat.wait(t, "@all is for the group's owner and admins; sent as text")
+	bob.wait(t, "qcat #4: @all anyone?")
+	// Cat leaves the group's screen, so the next message stays unread.
+	cat.to(t, "qann")
+	ann.say(t, "@all meeting")
+	bob.wait(t, "qann #5: @all meeting  <- @you")
+	cat.wait(t, "[Quotes] ")
+	cat.wait(t, "qann #5: @all meeting  <- @you")
+	cat.say(t, "/convs")
+	cat.wait(t, group+"  Quotes  unread ")
+	line := cat.text()[strings.LastIndex(cat.text(), group+"  Quotes"):]
+	if line, _, _ = strings.Cut(line, "\n"); !strings.HasSuffix(line, " @") {
+		t.Fatalf("/convs does not badge cat's unread mention: %q", line)
+	}
+	bob.say(t, "/reply #99 nothing there")
+	bob.wait(t, "not sent")
 }

@@ -304,8 +304,13 @@ func readLine(br *bufio.Reader, limit int) (string, int, error) {
 
 // formatMessage renders a message as "[15:04:05] bob #2: text".
 func formatMessage(m *common.Message, sender string) string {
+	return formatLine(m, sender, messageText(m))
+}
+
+// formatLine renders a message's line with text as its text.
+func formatLine(m *common.Message, sender, text string) string {
 	at := time.UnixMilli(m.SendTimeMs).Format("15:04:05")
-	return fmt.Sprintf("[%s] %s #%d: %s", at, sender, m.Seq, messageText(m))
+	return fmt.Sprintf("[%s] %s #%d: %s", at, sender, m.Seq, text)
 }
 
 // messageText renders a message's content with its state.

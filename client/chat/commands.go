@@ -26,6 +26,8 @@ const helpText = `commands:
                make a member the group's owner; you become an admin
   /rename <name>, /leave, /dismiss
                rename, leave or end the group
+  /reply #<seq> <text>
+               reply to a message, quoting it
   /read        mark the conversation read up to its newest message
   /recall <seq>, /edit <seq> <text>
                recall or edit one of your messages
@@ -44,7 +46,8 @@ const helpText = `commands:
                confirmation; the messages you sent stay with their readers
   /quit        leave
   /help        this text
-any other line is sent to the current conversation`
+any other line is sent to the current conversation; in a group, @name
+mentions a member and @all everyone (owner and admins)`
 
 func isCommand(line string) bool {
 	return strings.HasPrefix(line, "/")
@@ -66,7 +69,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		return s.continueDelete(ctx, line)
 	}
 	if !isCommand(line) { // "  // note", indented, is text
-		s.sendText(line)
+		s.sendText(ctx, line)
 		return nil
 	}
 	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -86,6 +89,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.report(s.printHistory(ctx))
 	case "/presence":
 		s.report(s.watchPresence(ctx, arg))
+	case "/reply":
+		s.report(s.replyCommand(ctx, arg))
 	case "/to":
 		switch {
 		case arg == "":
@@ -121,12 +126,14 @@ func (s *session) conv() string {
 	return ""
 }
 
-func (s *session) sendText(text string) {
-	if s.group != "" {
-		s.enqueue(client.SendParams{ConvID: s.group, Text: text,
-			ClientMsgID: client.NewClientMsgID()})
-		return
-	}
+// sendText queues a typed line for the current conversation; in a group,
+// its @names become mentions (reply.go).
+func (s *session) sendText(ctx context.Context, text string) {
+	s.sendReply(ctx, text, 0)
+}
+
+// sendP2P queues p, a message without its recipient, to the peer.
+func (s *session) sendP2P(p client.SendParams) {
 	switch {
 	case s.peer.name == "":
 		s.printf("! no peer yet: /to <user>")
@@ -135,8 +142,8 @@ func (s *session) sendText(text string) {
 		s.printf("! %s does not exist yet; message not sent", s.peer.name)
 		return
 	}
-	s.enqueue(client.SendParams{ToUserID: s.peer.id, Text: text,
-		ClientMsgID: client.NewClientMsgID()})
+	p.ToUserID, p.ClientMsgID = s.peer.id, client.NewClientMsgID()
+	s.enqueue(p)
 }
 
 // burstGap is how long input must go without waiting for the outbox before
@@ -314,9 +321,10 @@ func p2pPeer(convID string, me int64) (peer int64, ok bool) {
 // and the events of recalls and edits name the one they change.
 func (s *session) format(ctx context.Context, m *common.Message) string {
 	if ev := s.formatEvent(ctx, m); ev != "" {
+		s.forgetQuoted(m)
 		return fmt.Sprintf("* #%d %s", m.Seq, ev)
 	}
-	return formatMessage(m, s.nameOf(ctx, m.SenderId))
+	return s.decorate(m, s.nameOf(ctx, m.SenderId))
 }
 
 // nameOf returns a user's name, asking the server once per unknown id.

@@ -356,7 +356,12 @@ func (s *session) printConvs(ctx context.Context) error {
 		if c.Type == common.ConvType_P2P {
 			name = s.nameOf(ctx, c.PeerUserId)
 		}
-		s.printf("  %s  %s  unread %d%s", c.ConvId, name, c.Unread, s.convState(ctx, c))
+		mention := ""
+		if client.UnreadMention(c) {
+			mention = " @" // a mention not read yet
+		}
+		s.printf("  %s  %s  unread %d%s%s", c.ConvId, name, c.Unread, mention,
+			s.convState(ctx, c))
 	}
 	return nil
 }

@@ -55,7 +55,10 @@ type session struct {
 	convNames map[string]string
 	// shown is the highest seq printed per conversation, so that history
 	// printed on demand and the live stream never print a message twice.
-	shown  map[string]int64
+	shown map[string]int64
+	// quotes keeps the text of messages printed, for the lines that reply
+	// to them (reply.go).
+	quotes quotes
 	outbox chan client.SendParams
 
 	// ackedMu guards acked, the highest seq the send loop had acked per

@@ -1,0 +1,194 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Replies and mentions in the terminal. "/reply #<seq> <text>" quotes a
+// message; in a group, "@name" words naming members become mentions and
+// "@all" mentions everyone when the user is the owner or an admin (else
+// the word is sent as plain text, as an unknown name is). A line quoting a
+// message names its #seq, with the start of its text when this client saw
+// it; a line mentioning the user ends with mentionMark.
+
+// mentionMark ends a line that mentions the user.
+const mentionMark = "  <- @you"
+
+// quoteCacheSize bounds the messages whose text is kept for the excerpt of
+// a later reply to them.
+const quoteCacheSize = 1024
+
+// quoteRunes is how much of a quoted message a reply line shows.
+const quoteRunes = 30
+
+// quoteKey names a message by conversation and seq.
+type quoteKey struct {
+	conv string
+	seq  int64
+}
+
+// quoted is what a reply line shows of the message it quotes.
+type quoted struct {
+	sender string
+	text   string
+}
+
+// quotes remembers the text of the last quoteCacheSize messages printed, in
+// a ring: the excerpt of a reply is best-effort.
+type quotes struct {
+	byKey map[quoteKey]quoted
+	ring  []quoteKey
+	next  int
+}
+
+func (q *quotes) put(k quoteKey, v quoted) {
+	if q.byKey == nil {
+		q.byKey = make(map[quoteKey]quoted, quoteCacheSize)
+		q.ring = make([]quoteKey, 0, quoteCacheSize)
+	}
+	if _, ok := q.byKey[k]; !ok {
+		if len(q.ring) < quoteCacheSize {
+			q.ring = append(q.ring, k)
+		} else {
+			delete(q.byKey, q.ring[q.next])
+			q.ring[q.next] = k
+			q.next = (q.next + 1) % quoteCacheSize
+		}
+	}
+	q.byKey[k] = v
+}
+
+func (q *quotes) get(k quoteKey) (quoted, bool) {
+	v, ok := q.byKey[k]
+	return v, ok
+}
+
+// replyCommand runs "/reply #<seq> <text>".
+func (s *session) replyCommand(ctx context.Context, arg string) error {
+	seqText, text, _ := strings.Cut(arg, " ")
+	seq, err := strconv.ParseInt(strings.TrimPrefix(seqText, "#"), 10, 64)
+	text = strings.TrimSpace(text)
+	switch {
+	case s.conv() == "":
+		return fmt.Errorf("no conversation yet: /to <user> or /group")
+	case err != nil || seq <= 0 || text == "":
+		return fmt.Errorf("usage: /reply #<seq> <text>")
+	}
+	s.sendReply(ctx, text, seq)
+	return nil
+}
+
+// sendReply queues text for the current conversation, quoting replyTo
+// (0: none), with the mentions a group message names.
+func (s *session) sendReply(ctx context.Context, text string, replyTo int64) {
+	if s.group == "" {
+		s.sendP2P(client.SendParams{Text: text, ReplyToSeq: replyTo})
+		return
+	}
+	p := client.SendParams{ConvID: s.group, Text: text, ReplyToSeq: replyTo,
+		ClientMsgID: client.NewClientMsgID()}
+	if strings.Contains(text, "@") {
+		p.Mentions, p.MentionAll = s.mentionsIn(ctx, text)
+	}
+	s.enqueue(p)
+}
+
+// mentionsIn resolves the @names of text against the group's members;
+// a failed look-up sends the text without mentions.
+func (s *session) mentionsIn(ctx context.Context, text string) ([]int64, bool) {
+	var info *protocol.GroupInfo
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		info, err = c.GetGroup(ctx, s.group)
+		return err
+	})
+	if err != nil {
+		s.printf("! members unknown (%s): sent without mentions", describe(err))
+		return nil, false
+	}
+	// Names fold as the server folds them: "@Bob" mentions bob.
+	byName := make(map[string]int64, len(info.Members))
+	mayAll := false
+	for _, m := range info.Members {
+		byName[strings.ToLower(s.nameOf(ctx, m.UserId))] = m.UserId
+		if m.UserId == s.me {
+			mayAll = m.Role >= common.GroupRole_ADMIN
+		}
+	}
+	ids, all := client.ParseMentions(strings.ToLower(text), byName)
+	if all && !mayAll {
+		s.printf("* @all is for the group's owner and admins; sent as text")
+		all = false
+	}
+	if len(ids) > client.MaxMentions {
+		ids = ids[:client.MaxMentions]
+	}
+	return ids, all
+}
+
+// decorate renders a message's line: its quote marker, its text, and the
+// mark when it mentions the user; it remembers the text for later quotes.
+func (s *session) decorate(m *common.Message, sender string) string {
+	text := messageText(m)
+	if m.ReplyToSeq > 0 {
+		text = s.quoteMarker(m.ConvId, m.ReplyToSeq) + " " + text
+	}
+	if client.MentionsUser(m, s.me) {
+		text += mentionMark
+	}
+	if !m.Recalled && m.ContentType == common.ContentType_TEXT {
+		s.quotes.put(quoteKey{m.ConvId, m.Seq}, quoted{sender: sender,
+			text: string(m.Content)})
+	}
+	return formatLine(m, sender, text)
+}
+
+// quoteMarker names the quoted message: `(re #3 alice: "lunch?")`, or
+// `(re #3)` when this client has not seen its text.
+func (s *session) quoteMarker(conv string, seq int64) string {
+	q, ok := s.quotes.get(quoteKey{conv, seq})
+	if !ok {
+		return fmt.Sprintf("(re #%d)", seq)
+	}
+	return fmt.Sprintf("(re #%d %s: %q)", seq, q.sender, cutRunes(q.text, quoteRunes))
+}
+
+// forgetQuoted follows the recalls and edits of quoted messages, so that a
+// reply never shows the text of a recalled message.
+func (s *session) forgetQuoted(m *common.Message) {
+	switch m.ContentType {
+	case common.ContentType_RECALL:
+		if ev, err := client.RecallEventOf(m); err == nil {
+			delete(s.quotes.byKey, quoteKey{m.ConvId, ev.Seq})
+		}
+	case common.ContentType_EDIT:
+		ev, err := client.EditEventOf(m)
+		if err != nil || ev.ContentType != common.ContentType_TEXT {
+			return
+		}
+		k := quoteKey{m.ConvId, ev.Seq}
+		if q, ok := s.quotes.get(k); ok {
+			q.text = string(ev.Content)
+			s.quotes.byKey[k] = q
+		}
+	}
+}
+
+// cutRunes returns the first n characters of text, with "…" when cut.
+func cutRunes(text string, n int) string {
+	i := 0
+	for at := range text {
+		if i == n {
+			return text[:at] + "…"
+		}
+		i++
+	}
+	return text
+}
