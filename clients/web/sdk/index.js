@@ -8,6 +8,9 @@ export {
   Session, SessionEndedError, State, register, newClientMsgId, jitter, MAX_PRESENCE_USERS,
 } from './session.js';
 export { MemoryPositions, StoragePositions } from './positions.js';
+export {
+  MAX_MENTIONS, MENTION_ALL, parseMentions, mentionsUser, unreadMention,
+} from './mentions.js';
 export { Sequencer } from './sequencer.js';
 export {
   Op, ErrorCode, CloseReason, ContentType, ConvType, GroupAction, GroupRole, schemas, nameOf,

@@ -18,6 +18,7 @@ import { Emitter } from './emitter.js';
 import {
   ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError, unanswered,
 } from './connection.js';
+import { storedMentions } from './mentions.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
 import { CloseReason, ContentType, ErrorCode, Op } from './schema.js';
@@ -1183,15 +1184,24 @@ export class Session extends Emitter {
   /**
    * send queues one message to convId (any conversation) or toUserId (1:1)
    * and returns its outbox entry: {clientMsgId, convId, toUserId, text,
-   * contentType, content, state ('pending', 'sent', 'failed'), error, ack,
-   * result}. result is a promise of the SendResp. The message enters the
-   * 'message' stream from its ack, in its conversation's order.
+   * contentType, content, replyTo, mentions, mentionAll, state ('pending',
+   * 'sent', 'failed'), error, ack, result}. result is a promise of the
+   * SendResp. The message enters the 'message' stream from its ack, in its
+   * conversation's order. replyTo quotes the message at that seq of the same
+   * conversation; mentions are user ids of group members (parseMentions
+   * finds them in a text) and mentionAll mentions everyone, which only the
+   * group's owner and admins may.
    */
-  send({ convId = '', toUserId, text, content, contentType, clientMsgId = newClientMsgId() }) {
+  send({
+    convId = '', toUserId, text, content, contentType, clientMsgId = newClientMsgId(),
+    replyTo, mentions, mentionAll = false,
+  }) {
     const bytes = content instanceof Uint8Array ? content : utf8.encode(String(text ?? ''));
     const entry = {
       clientMsgId, convId, toUserId, text: text ?? '', content: bytes,
       contentType: contentType || (text !== undefined ? ContentType.TEXT : ContentType.BINARY),
+      replyTo: replyTo ? BigInt(replyTo) : 0n,
+      mentions: (mentions || []).map((id) => BigInt(id)), mentionAll: !!mentionAll,
       state: 'pending', error: null, ack: null, startMono: monotonicMs(), inflight: false,
     };
     entry.result = new Promise((resolve, reject) => {
@@ -1262,6 +1272,9 @@ export class Session extends Emitter {
     const attempt = (e.attempts = (e.attempts || 0) + 1);
     e.inflight = true;
     const body = { clientMsgId: e.clientMsgId, contentType: e.contentType, content: e.content };
+    if (e.replyTo) body.replyToSeq = e.replyTo;
+    if (e.mentions.length) body.mentions = e.mentions;
+    if (e.mentionAll) body.mentionAll = true;
     if (e.convId) body.convId = e.convId;
     else body.toUserId = e.toUserId;
     conn.request(Op.SEND, body).then((ack) => {
@@ -1312,6 +1325,8 @@ export class Session extends Emitter {
       msgId: ack.msgId, convId: ack.convId, seq: ack.seq, senderId: this.userId,
       clientMsgId: e.clientMsgId, contentType: e.contentType, content: e.content,
       sendTimeMs: ack.sendTimeMs, senderDevice: this.deviceId, recalled: false, editedMs: 0n,
+      replyToSeq: e.replyTo, mentions: storedMentions(this.userId, e.mentions),
+      mentionAll: e.mentionAll,
     };
   }
 

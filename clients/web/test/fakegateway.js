@@ -409,6 +409,9 @@ export class FakeGateway {
           const m = this.add(req.convId, new TextDecoder().decode(req.content));
           m.senderId = this.userId;
           m.clientMsgId = req.clientMsgId;
+          m.replyToSeq = req.replyToSeq;
+          m.mentions = req.mentions;
+          m.mentionAll = req.mentionAll;
           ack = { msgId: m.msgId, convId: m.convId, seq: m.seq, sendTimeMs: m.sendTimeMs };
           this.sends.set(req.clientMsgId, ack);
         }

@@ -7,6 +7,7 @@ import { decodeMessage, encodeFrame, FrameError } from '../sdk/frame.js';
 import { decodeStruct, encodeStruct, BodyError } from '../sdk/thrift.js';
 import { Op, schemas } from '../sdk/schema.js';
 import { Sequencer } from '../sdk/sequencer.js';
+import { mentionsUser, parseMentions, unreadMention } from '../sdk/mentions.js';
 
 const hex = (b) => Buffer.from(b).toString('hex');
 
@@ -161,4 +162,29 @@ test('sequencer: advance moves a conversation only forward', () => {
   assert.equal(q.unplaced('u'), false);
   q.advance('n', 3n);
   assert.equal(q.position('n'), 3n, 'advance tracks a conversation not seen');
+});
+
+test('parseMentions resolves @names of members and reports @all', () => {
+  const members = new Map([['bob', 2n], ['carol', 3n], ['d_e-f', 4n]]);
+  const cases = [
+    ['hi @bob, and @carol!', [2n, 3n], false],
+    ['@carol @bob @carol', [3n, 2n], false],
+    ['@nobody here', [], false],
+    ['mail bob@example.com', [], false],
+    ['@all: lunch', [], true],
+    ['@d_e-f.', [4n], false],
+    ['@ alone', [], false],
+  ];
+  for (const [text, ids, all] of cases) {
+    assert.deepEqual(parseMentions(text, members), { ids, all }, text);
+  }
+});
+
+test('mentionsUser and unreadMention', () => {
+  const named = { senderId: 1n, mentions: [2n], mentionAll: false };
+  const all = { senderId: 1n, mentions: [], mentionAll: true };
+  assert.ok(mentionsUser(named, 2n) && !mentionsUser(named, 3n));
+  assert.ok(mentionsUser(all, 3n) && !mentionsUser(all, 1n), 'not the sender');
+  assert.ok(unreadMention({ mentionSeq: 5n, readSeq: 4n }));
+  assert.ok(!unreadMention({ mentionSeq: 5n, readSeq: 5n }) && !unreadMention(null));
 });

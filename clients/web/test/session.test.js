@@ -777,6 +777,31 @@ test('a send whose ack is lost is retried under the same id and enters the strea
   s.close();
 });
 
+test('a reply with mentions is sent with its fields and enters the stream as stored',
+  async (t) => {
+  const gw = new FakeGateway();
+  gw.add(GROUP, 'lunch?');
+  const s = open(gw);
+  t.after(() => s.close());
+  const msgs = [];
+  s.on('message', (m) => msgs.push(m));
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const e = s.send({ convId: GROUP, text: '@bob @carol yes', replyTo: 1,
+    mentions: [9n, 3n, 9n, s.userId] });
+  await e.result;
+  const stored = gw.convs.get(GROUP)[1];
+  assert.equal(stored.replyToSeq, 1n);
+  assert.deepEqual(stored.mentions, [9n, 3n, 9n, s.userId], 'sent as given; the server normalises');
+  assert.equal(stored.mentionAll, false);
+  await until(() => msgs.length === 2, 'the own message');
+  assert.equal(msgs[1].replyToSeq, 1n);
+  assert.deepEqual(msgs[1].mentions, [3n, 9n], 'sorted, once each, without the sender');
+  const all = s.send({ convId: GROUP, text: '@all', mentionAll: true });
+  await all.result;
+  assert.equal(gw.convs.get(GROUP)[2].mentionAll, true);
+});
+
 test('a saved refresh token logs in when the access token is refused', async () => {
   const gw = new FakeGateway();
   const positions = new MemoryPositions();
