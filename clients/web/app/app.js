@@ -5,8 +5,10 @@
 
 import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
-  SessionEndedError, StoragePositions, decodeStruct, jitter, nameOf, register, schemas,
+  SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
+  schemas, unreadMention,
 } from '../sdk/index.js';
+import { mentionsFor, quoteText } from './compose.js';
 import {
   bodyText, deleteAccountErrorText, el, errText, groupEventText, reconcile, timeText,
 } from './view.js';
@@ -33,6 +35,7 @@ const app = {
   openId: '',
   typingSentMs: 0,
   storage: null,
+  replyTo: null, // {convId, seq} the composer replies to, or null
 };
 
 // ?debug=1 exposes the app's state and a log of every message the SDK
@@ -175,6 +178,7 @@ function resetState() {
   app.convs.clear();
   app.watching.clear();
   app.openId = '';
+  app.replyTo = null;
   app.storage.clear();
   sessionStorage.removeItem('resonance.open');
   $('conv').hidden = true;
@@ -190,6 +194,7 @@ function ensureConv(convId) {
     c = {
       convId, type: convId.startsWith('p2p:') ? ConvType.P2P : ConvType.GROUP, name: '',
       peerUserId: 0n, lastSeq: 0n, readSeq: 0n, peerReadSeq: 0n, unread: 0, lastMessage: null,
+      mentionSeq: 0n, // the newest seq mentioning the user: "@" while past readSeq
       memberCount: 0, messages: new Map(), hasOlder: true, historyLoaded: false, loading: false,
       typing: new Map(), group: null, clearedSeq: 0n, hidden: false,
     };
@@ -212,6 +217,7 @@ function mergeSummary(sum) {
   c.memberCount = sum.memberCount || c.memberCount;
   if (sum.readSeq > c.readSeq) c.readSeq = sum.readSeq;
   if (sum.peerReadSeq > c.peerReadSeq) c.peerReadSeq = sum.peerReadSeq;
+  if (sum.mentionSeq > c.mentionSeq) c.mentionSeq = sum.mentionSeq;
   // The server's unread count is right as of its last_seq; messages past
   // it were counted here as they arrived.
   if (sum.lastSeq >= c.lastSeq) {
@@ -256,6 +262,7 @@ function onMessage(m) {
     if (!mine && !isViewing(c) && !isChange(m)) c.unread++;
     if (mine && m.seq > c.readSeq) c.readSeq = m.seq;
   }
+  if (mentionsUser(m, app.me.userId) && m.seq > c.mentionSeq) c.mentionSeq = m.seq;
   if (m.contentType === ContentType.GROUP_EVENT) refreshGroup(c);
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
   c.typing.delete(String(m.senderId));
@@ -427,13 +434,37 @@ function onOutbox() {
 function sendText(text) {
   const c = app.convs.get(app.openId);
   if (!c || !text.trim()) return;
-  const e = c.type === ConvType.P2P && c.lastSeq === 0n
-    ? app.session.send({ toUserId: c.peerUserId, text }) // the first message creates it
-    : app.session.send({ convId: c.convId, text });
+  const replyTo = app.replyTo && app.replyTo.convId === c.convId ? app.replyTo.seq : undefined;
+  setReplyTo(null);
+  let e;
+  if (c.type === ConvType.P2P && c.lastSeq === 0n) {
+    e = app.session.send({ toUserId: c.peerUserId, text }); // the first message creates it
+  } else {
+    const { mentions, mentionAll, allRefused } = mentionsFor(text,
+      c.type === ConvType.GROUP ? c.group : null, app.me.userId, nameOf_);
+    $('compose-note').textContent = allRefused
+      ? '@all is for the group’s owner and admins; it was sent as text.' : '';
+    e = app.session.send({ convId: c.convId, text, replyTo, mentions, mentionAll });
+  }
   e.viewConvId = c.convId;
   sendTyping(false);
   scheduleRender();
   stickToBottom = true;
+}
+
+// setReplyTo makes the composer reply to message m of the open
+// conversation, or to none (null), and shows what it quotes above it.
+function setReplyTo(m) {
+  app.replyTo = m ? { convId: m.convId, seq: m.seq } : null;
+  renderReplyBar();
+  if (m) $('text').focus();
+}
+
+function renderReplyBar() {
+  const r = app.replyTo;
+  const c = r && app.convs.get(r.convId);
+  $('reply-bar').hidden = !c || r.convId !== app.openId;
+  $('reply-text').textContent = c ? quoteText(r.seq, c.messages.get(String(r.seq)), nameOf_) : '';
 }
 
 // ---- opening a conversation and paging history ----
@@ -565,6 +596,11 @@ function renderConvs() {
       badge.append(el('span', 'sr', ' unread'));
       btn.append(badge);
     }
+    if (unreadMention(c)) {
+      const at = el('span', 'badge mention', '@');
+      at.append(el('span', 'sr', ' you were mentioned'));
+      btn.append(at);
+    }
     btn.append(el('span', 'conv-last', c.lastMessage ? preview(c, c.lastMessage) : ''));
     btn.addEventListener('click', () => openConv(c.convId));
     li.append(btn);
@@ -583,6 +619,7 @@ function renderOpen() {
   $('members-btn').hidden = c.type !== ConvType.GROUP;
   $('older').hidden = !c.hasOlder || !c.historyLoaded;
   renderMessages(c);
+  renderReplyBar();
   renderTyping(c);
   if (!$('members').hidden) renderMembers(c);
 }
@@ -600,7 +637,8 @@ function renderMessages(c) {
     .sort((a, b) => (a.seq < b.seq ? -1 : 1));
   const items = msgs.map((m) => ({
     key: `${c.convId}#${m.seq}`,
-    version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId)].join('|'),
+    version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId),
+      m.replyToSeq ? quoteOf(c, m.replyToSeq) : ''].join('|'),
     build: () => renderMessage(c, m),
   }));
   for (const e of app.session.pending()) {
@@ -624,12 +662,34 @@ function renderMessage(c, m) {
   if (mine) li.classList.add('mine');
   li.dataset.state = 'sent';
   if (!mine && c.type === ConvType.GROUP) li.append(el('div', 'who', nameOf_(m.senderId)));
+  if (m.replyToSeq > 0n) {
+    const q = el('div', 'quote', quoteOf(c, m.replyToSeq));
+    q.prepend(el('span', 'sr', 'In reply to '));
+    li.append(q);
+  }
+  if (mentionsUser(m, app.me.userId)) {
+    li.classList.add('mentioned');
+    li.append(el('span', 'sr', 'Mentions you. '));
+  }
   li.append(el('div', 'body', bodyText(m)));
   let meta = timeText(m.sendTimeMs);
   if (m.editedMs > 0n) meta += ' · edited';
   if (mine) meta += c.type === ConvType.P2P && m.seq <= c.peerReadSeq ? ' · seen' : ' · sent';
-  li.append(el('div', 'meta', meta));
+  const metaEl = el('div', 'meta', meta);
+  if (!m.recalled) {
+    const reply = el('button', 'link reply', 'Reply');
+    reply.type = 'button';
+    reply.setAttribute('aria-label', `Reply to message ${m.seq}`);
+    reply.addEventListener('click', () => setReplyTo(m));
+    metaEl.prepend(reply, ' '); // first: the meta's text ends with the delivery state
+  }
+  li.append(metaEl);
   return li;
+}
+
+// quoteOf is the quote line of a reply to seq in c.
+function quoteOf(c, seq) {
+  return quoteText(seq, c.messages.get(String(seq)), nameOf_);
 }
 
 function renderPending(e) {
@@ -790,6 +850,7 @@ function wireUi() {
     }
   });
   $('text').addEventListener('input', () => sendTyping($('text').value !== ''));
+  $('reply-cancel').addEventListener('click', () => setReplyTo(null));
 
   $('scroller').addEventListener('scroll', () => {
     const c = app.convs.get(app.openId);

@@ -1,12 +1,13 @@
 // Unit tests of the web app's modules that need no DOM, in Node: the same
 // modules the browser loads (the presence watch set, clearing and deleting
-// a chat).
+// a chat, compose.js).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { peersToWatch } from '../app/presence.js';
-import { ConvType, MAX_PRESENCE_USERS } from '../sdk/index.js';
+import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
+import { ContentType, ConvType, GroupRole, MAX_PRESENCE_USERS } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
 // when ms is undefined).
@@ -84,4 +85,34 @@ test('a deleted chat leaves the list until a newer message comes', () => {
   c.lastSeq = 5n;
   unhideOn(c, { seq: 5n });
   assert.ok(listed(c, ''), 'a new message did not list it again');
+});
+
+// A group message's @names become mentions of members only, @all only for
+// the owner and admins, and the sender never mentions themself.
+test('mentionsFor resolves @names against the group, @all by role', () => {
+  const names = new Map([['1', 'Ann'], ['2', 'bob'], ['3', 'carol']]);
+  const who = (id) => names.get(String(id));
+  const group = { members: [
+    { userId: 1n, role: GroupRole.OWNER }, { userId: 2n, role: GroupRole.MEMBER },
+    { userId: 3n, role: GroupRole.ADMIN }] };
+  assert.deepEqual(mentionsFor('hi @BOB and @nobody, @ann', group, 1n, who),
+    { mentions: [2n], mentionAll: false, allRefused: false });
+  assert.deepEqual(mentionsFor('@all lunch', group, 3n, who),
+    { mentions: [], mentionAll: true, allRefused: false }, 'an admin');
+  assert.deepEqual(mentionsFor('@all lunch', group, 2n, who),
+    { mentions: [], mentionAll: false, allRefused: true }, 'a member: sent as text');
+  assert.deepEqual(mentionsFor('@bob', null, 1n, who),
+    { mentions: [], mentionAll: false, allRefused: false }, 'members unknown yet');
+});
+
+test('quoteText names the quoted seq, with an excerpt when loaded', () => {
+  const who = () => 'ann';
+  const text = (s) => ({ senderId: 1n, contentType: ContentType.TEXT,
+    content: new TextEncoder().encode(s), recalled: false });
+  assert.equal(quoteText(3n, undefined, who), '#3');
+  assert.equal(quoteText(3n, text('lunch?'), who), '#3 ann: “lunch?”');
+  assert.equal(quoteText(3n, text('x'.repeat(QUOTE_CHARS + 5)), who),
+    `#3 ann: “${'x'.repeat(QUOTE_CHARS)}…”`);
+  assert.equal(quoteText(3n, { ...text('gone'), recalled: true }, who),
+    '#3 ann: “(message recalled)”');
 });
