@@ -30,7 +30,8 @@ var updateParity = flag.Bool("update-parity", false, "rewrite the parity goldens
 var parityEpoch = time.Date(2001, 2, 3, 4, 5, 6, 789_000_000, time.UTC)
 
 // TestStore_RowsAsGORMLeftThem runs sends, a retry, a group and its
-// changes, a recall, an edit, a block and token logins, then compares every
+// changes, a reply with mentions and an @all, a recall, an edit, a block and
+// token logins, then compares every
 // row they left, as the driver returns them (types, time zones, NULLs),
 // with what the GORM statements left.
 func TestStore_RowsAsGORMLeftThem(t *testing.T) {
@@ -85,6 +86,15 @@ func runParityScenario(t *testing.T, e *env) string {
 	if _, err := e.svc.ManageGroup(ctxBG, session(alice, 1), &protocol.ManageGroupReq{
 		ClientMsgId: "add", ConvId: group, Action: common.GroupAction_ADD,
 		UserIds: []int64{carol}}); err != nil {
+		t.Fatal(err)
+	}
+	// A reply mentioning two members, and an @all: the new columns and
+	// the members' mention positions.
+	if _, err := e.svc.Send(ctxBG, session(alice, 1),
+		quoteReq("q1", group, 2, false, carol, bob, carol)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Send(ctxBG, session(alice, 1), quoteReq("q2", group, 0, true)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Recall(ctxBG, session(alice, 1),

@@ -199,7 +199,10 @@ func (s *Service) sendApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, er
 		if err != nil {
 			return nil, fmt.Errorf("stored conv %q: %w", c.ID, err)
 		}
-		return []int64{low, high}, checkQuote(m, 1)
+		if err := checkQuote(m, 1); err != nil {
+			return nil, err
+		}
+		return []int64{low, high}, nil
 	}
 	if c.Dismissed {
 		return nil, fmt.Errorf("%w: the group was dismissed", ErrForbidden)
