@@ -31,9 +31,9 @@ var parityEpoch = time.Date(2001, 2, 3, 4, 5, 6, 789_000_000, time.UTC)
 
 // TestStore_RowsAsGORMLeftThem runs sends, a retry, a group and its
 // changes, a reply with mentions and an @all, a recall, an edit, a block and
-// token logins, then compares every
-// row they left, as the driver returns them (types, time zones, NULLs),
-// with what the GORM statements left.
+// token logins, then compares every row they left, as the driver returns
+// them (types, time zones, NULLs), with what the GORM statements left (and
+// the columns added since, as this code left them).
 func TestStore_RowsAsGORMLeftThem(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		var tick atomic.Int64
