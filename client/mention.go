@@ -9,7 +9,7 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// MaxMentions is the most distinct users one message may mention.
+// MaxMentions is the most user ids one SEND may mention (duplicates count).
 const MaxMentions = 50
 
 // MentionAllName is the word that mentions every member: "@all".

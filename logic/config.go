@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -289,15 +290,17 @@ func (cfg Config) validateNonNegative() error {
 
 // MaxMessageBody is the body length in bytes of the largest SEND or EDIT
 // request logic accepts when content may be maxContent bytes (zero:
-// DefaultMaxContent): ids at their longest, plus the content. A gateway
-// whose frame body limit is below it closes clients for sending what logic
-// would take.
+// DefaultMaxContent): ids at their longest, a reply and maxMentions
+// mentions, plus the content. A gateway whose frame body limit is below it
+// closes clients for sending what logic would take.
 func MaxMessageBody(maxContent int) int {
 	if maxContent == 0 {
 		maxContent = DefaultMaxContent
 	}
 	clientMsgID, convID := strings.Repeat("x", maxClientMsgID), strings.Repeat("x", maxConvID)
-	send := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: math.MaxInt64, ConvId: convID}
+	send := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: math.MaxInt64, ConvId: convID,
+		ReplyToSeq: math.MaxInt64, Mentions: slices.Repeat([]int64{math.MaxInt64}, maxMentions),
+		MentionAll: true}
 	edit := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: math.MaxInt64}
 	// Content is a length-prefixed binary: its bytes add to the empty one.
 	return max(send.BLength(), edit.BLength()) + maxContent

@@ -3,6 +3,7 @@ package logic
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +71,15 @@ func TestConfig_ValidateLeavesOutTheTokenSecret(t *testing.T) {
 }
 
 // TestMaxMessageBody_IsTheLargestMessage: a SEND with every id at its
-// longest and the content at its limit is exactly MaxMessageBody long.
+// longest, a reply, the most mentions and the content at its limit is
+// exactly MaxMessageBody long.
 func TestMaxMessageBody_IsTheLargestMessage(t *testing.T) {
 	for _, content := range []int{1, 100, DefaultMaxContent} {
 		send := &protocol.SendReq{ClientMsgId: strings.Repeat("c", maxClientMsgID),
 			ToUserId: math.MaxInt64, ConvId: strings.Repeat("v", maxConvID),
-			ContentType: common.ContentType_BINARY, Content: make([]byte, content)}
+			ContentType: common.ContentType_BINARY, Content: make([]byte, content),
+			ReplyToSeq: math.MaxInt64, MentionAll: true,
+			Mentions: slices.Repeat([]int64{math.MaxInt64}, maxMentions)}
 		edit := &protocol.EditReq{ClientMsgId: send.ClientMsgId, ConvId: send.ConvId,
 			Seq: math.MaxInt64, ContentType: send.ContentType, Content: send.Content}
 		got := MaxMessageBody(content)

@@ -21,27 +21,25 @@ import (
 // mentioned member's mention_seq moves in the transaction that stores the
 // message (moveMentions), so SyncConvs reports it with the message.
 
-// maxMentions bounds the distinct users one message mentions.
+// maxMentions bounds the user ids of one SEND's mentions.
 const maxMentions = 50
 
 // validateMentions checks the reply and mention fields of req that need no
-// database: mentions are for groups only, and at most maxMentions distinct
-// users.
+// database: mentions are for groups only, and at most maxMentions ids,
+// duplicates included, so that MaxMessageBody bounds every SEND logic takes.
 func validateMentions(req *protocol.SendReq) error {
 	switch {
 	case req.ReplyToSeq < 0:
 		return fmt.Errorf("%w: reply_to_seq %d", ErrBadRequest, req.ReplyToSeq)
 	case (len(req.Mentions) > 0 || req.MentionAll) && !isGroupID(req.ConvId):
 		return fmt.Errorf("%w: mentions are for group conversations", ErrBadRequest)
+	case len(req.Mentions) > maxMentions:
+		return fmt.Errorf("%w: %d mentions, at most %d", ErrBadRequest, len(req.Mentions),
+			maxMentions)
 	}
-	distinct := make(map[int64]struct{}, min(len(req.Mentions), maxMentions+1))
 	for _, u := range req.Mentions {
 		if u <= 0 {
 			return fmt.Errorf("%w: mentioned user %d", ErrBadRequest, u)
-		}
-		distinct[u] = struct{}{}
-		if len(distinct) > maxMentions {
-			return fmt.Errorf("%w: over %d mentions", ErrBadRequest, maxMentions)
 		}
 	}
 	return nil

@@ -75,7 +75,7 @@ func TestSend_QuoteAndMentionRules(t *testing.T) {
 
 		// Allowed: erin quotes her join, duplicates and the sender are
 		// dropped, the owner mentions all, a 1:1 quote.
-		dups := slices.Repeat([]int64{carol, bob, alice}, 30)
+		dups := slices.Repeat([]int64{carol, bob, alice}, maxMentions/3)
 		for _, ok := range []struct {
 			user int64
 			req  *protocol.SendReq

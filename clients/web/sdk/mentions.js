@@ -1,7 +1,7 @@
 // Replies and mentions: finding @names in a text, and telling what mentions
 // the user. User ids are BigInt, as the SDK decodes i64.
 
-/** MAX_MENTIONS is the most distinct users one message may mention. */
+/** MAX_MENTIONS is the most user ids one SEND may mention (duplicates count). */
 export const MAX_MENTIONS = 50;
 
 /** MENTION_ALL is the name that mentions every member: "@all". */
