@@ -182,6 +182,9 @@ func newEvent(conv string, seq int64, recipients []int64, origin route.Route) *e
 			ClientMsgId: fmt.Sprintf("c-%d", seq), ContentType: common.ContentType_TEXT,
 			Content: []byte(fmt.Sprintf("hello %d", seq)), SendTimeMs: 1700000000000 + seq,
 			SenderDevice: origin.DeviceID,
+			// Empty, not nil: a decoded list is, so a pushed copy compares
+			// equal with reflect.DeepEqual.
+			Mentions: []int64{},
 		},
 		Recipients:    recipients,
 		OriginGateway: origin.Gateway,
