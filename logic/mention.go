@@ -17,7 +17,7 @@ import (
 // of them at once. What needs no database is checked by validateSend and
 // normalised by newMessage; what depends on the membership (who is a
 // member, who may mention all, from which seq the sender may read) is
-// checked under the conversation's lock (checkQuoteAndMentions), and each
+// checked under the conversation's lock (checkQuote, checkMentions), and each
 // mentioned member's mention_seq moves in the transaction that stores the
 // message (moveMentions), so SyncConvs reports it with the message.
 
