@@ -11,12 +11,17 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
+// sendReq and pushMsg are bodies as a decoder leaves them: a list field
+// decodes as an empty slice, never nil, so they compare with
+// reflect.DeepEqual after a round trip.
 func sendReq() *protocol.SendReq {
 	return &protocol.SendReq{
 		ClientMsgId: "0123456789abcdef0123456789abcdef",
 		ToUserId:    42,
 		ContentType: common.ContentType_TEXT,
 		Content:     []byte("hello, resonance"),
+		ReplyToSeq:  2,
+		Mentions:    []int64{},
 	}
 }
 
@@ -25,6 +30,7 @@ func pushMsg() *protocol.PushMsg {
 		MsgId: 7, ConvId: "p2p:1:42", Seq: 3, SenderId: 1,
 		ClientMsgId: "0123456789abcdef0123456789abcdef", ContentType: common.ContentType_TEXT,
 		Content: []byte("hello, resonance"), SendTimeMs: 1_700_000_000_000, SenderDevice: "phone",
+		ReplyToSeq: 2, Mentions: []int64{42, 43}, MentionAll: true,
 	}}
 }
 
