@@ -68,7 +68,7 @@ func TestEndToEnd_RepliesAndMentions(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := pushOf(t, carol, reply.MsgId)
-	if m.ReplyToSeq != first.Seq || !slices.Equal(m.Mentions, []int64{bob.id}) || m.MentionAll ||
+	if m.GetReplyToSeq() != first.Seq || !slices.Equal(m.Mentions, []int64{bob.id}) || m.GetMentionAll() ||
 		!client.MentionsUser(m, bob.id) || client.MentionsUser(m, carol.id) {
 		t.Fatalf("carol's push = %+v", m)
 	}

@@ -106,9 +106,9 @@ func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, er
 		ConvId:      p.ConvID,
 		ContentType: common.ContentType_BINARY,
 		Content:     p.Content,
-		ReplyToSeq:  p.ReplyToSeq,
+		ReplyToSeq:  setIf(p.ReplyToSeq),
 		Mentions:    p.Mentions,
-		MentionAll:  p.MentionAll,
+		MentionAll:  setIf(p.MentionAll),
 	}
 	if p.Text != "" {
 		req.ContentType = common.ContentType_TEXT
@@ -266,4 +266,14 @@ func (c *Client) MarkRead(ctx context.Context, convID string, seq int64) (int64,
 		return 0, errorf("mark %q read up to %d: %w", convID, seq, err)
 	}
 	return resp.ReadSeq, nil
+}
+
+// setIf returns a pointer to v, or nil when v is its type's zero value: an
+// optional field that says nothing is left unset and costs no bytes.
+func setIf[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }

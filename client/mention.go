@@ -56,7 +56,7 @@ func MentionsUser(m *common.Message, user int64) bool {
 	if m == nil || m.SenderId == user {
 		return false
 	}
-	return m.MentionAll || slices.Contains(m.Mentions, user)
+	return m.GetMentionAll() || slices.Contains(m.Mentions, user)
 }
 
 // UnreadMention reports whether c holds a mention of the user not read yet:

@@ -36,7 +36,7 @@ func TestParseMentions(t *testing.T) {
 
 func TestMentionsUserAndUnreadMention(t *testing.T) {
 	named := &common.Message{SenderId: 1, Mentions: []int64{2}}
-	all := &common.Message{SenderId: 1, MentionAll: true}
+	all := &common.Message{SenderId: 1, MentionAll: new(true)}
 	switch {
 	case !client.MentionsUser(named, 2), client.MentionsUser(named, 3),
 		!client.MentionsUser(all, 3), client.MentionsUser(all, 1), client.MentionsUser(nil, 2):
@@ -73,7 +73,7 @@ func TestSession_OwnMessageKeepsReplyAndMentions(t *testing.T) {
 	st.mu.Lock()
 	m := st.msgs[len(st.msgs)-1]
 	st.mu.Unlock()
-	if m.ReplyToSeq != first.Seq || !slices.Equal(m.Mentions, []int64{7, 9}) {
+	if m.GetReplyToSeq() != first.Seq || !slices.Equal(m.Mentions, []int64{7, 9}) {
 		t.Fatalf("own message = %+v", m)
 	}
 }

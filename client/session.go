@@ -653,8 +653,8 @@ func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp,
 		MsgId: ack.MsgId, ConvId: ack.ConvId, Seq: ack.Seq, SenderId: s.UserID(),
 		ClientMsgId: p.ClientMsgID, ContentType: common.ContentType_BINARY,
 		Content: p.Content, SendTimeMs: ack.SendTimeMs, SenderDevice: device,
-		ReplyToSeq: p.ReplyToSeq, Mentions: storedMentions(s.UserID(), p.Mentions),
-		MentionAll: p.MentionAll,
+		ReplyToSeq: setIf(p.ReplyToSeq), Mentions: storedMentions(s.UserID(), p.Mentions),
+		MentionAll: setIf(p.MentionAll),
 	}
 	if p.Text != "" {
 		m.ContentType, m.Content = common.ContentType_TEXT, []byte(p.Text)

@@ -83,9 +83,10 @@ func KnownOp(op protocol.Op) bool {
 	return op > 0 && op <= 0xff && op.String() != "<UNSET>"
 }
 
-// IsRequest reports whether op is sent by clients (odd opcodes below 0x40).
+// IsRequest reports whether op is sent by clients: odd opcodes below 0x40,
+// and from 0x51 on (0x40 to 0x50 are the server's own frames).
 func IsRequest(op protocol.Op) bool {
-	return op < 0x40 && op%2 == 1
+	return op%2 == 1 && (op < 0x40 || op > 0x50)
 }
 
 // ReplyOp returns the reply opcode of a request opcode.

@@ -20,7 +20,7 @@ func sendReq() *protocol.SendReq {
 		ToUserId:    42,
 		ContentType: common.ContentType_TEXT,
 		Content:     []byte("hello, resonance"),
-		ReplyToSeq:  2,
+		ReplyToSeq:  new(int64(2)),
 		Mentions:    []int64{},
 	}
 }
@@ -30,7 +30,7 @@ func pushMsg() *protocol.PushMsg {
 		MsgId: 7, ConvId: "p2p:1:42", Seq: 3, SenderId: 1,
 		ClientMsgId: "0123456789abcdef0123456789abcdef", ContentType: common.ContentType_TEXT,
 		Content: []byte("hello, resonance"), SendTimeMs: 1_700_000_000_000, SenderDevice: "phone",
-		ReplyToSeq: 2, Mentions: []int64{42, 43}, MentionAll: true,
+		ReplyToSeq: new(int64(2)), Mentions: []int64{42, 43}, MentionAll: new(true),
 	}}
 }
 
@@ -279,7 +279,8 @@ func TestOps(t *testing.T) {
 		{name: "push", op: protocol.Op_PUSH, known: true},
 		{name: "close", op: protocol.Op_CLOSE, known: true},
 		{name: "notify", op: protocol.Op_NOTIFY, known: true},
-		{name: "next unassigned request", op: 0x3D, request: true},
+		{name: "server range, unassigned", op: 0x45},
+		{name: "next unassigned request", op: 0x53, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

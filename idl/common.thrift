@@ -106,7 +106,9 @@ struct Message {
     9: string sender_device,
     10: bool recalled,      // recalled by its sender: content is empty
     11: i64 edited_ms,      // last edit, Unix milliseconds; 0 when never edited
-    12: i64 reply_to_seq,   // the seq this message quotes; 0 when none
-    13: list<i64> mentions,// user ids it mentions (groups)
-    14: bool mention_all,   // it mentions every member (groups)
+    // Optional, so that a message without them costs no bytes on the wire
+    // (every PUSH carries a Message).
+    12: optional i64 reply_to_seq,    // the seq this message quotes; unset when none
+    13: optional list<i64> mentions,  // user ids it mentions (groups); unset when none
+    14: optional bool mention_all,    // it mentions every member (groups); unset when not
 }

@@ -6,7 +6,8 @@ namespace go protocol
 include "common.thrift"
 
 // Op is the opcode of a frame. Requests are odd, their replies the next even
-// number; server-initiated frames start at 0x40. A reply echoes the request id
+// number; 0x40 to 0x50 are the server's own frames, and requests go on from
+// 0x51 once those below 0x40 ran out. A reply echoes the request id
 // of its request. Any reply may instead carry an ErrorResp body with the
 // header's error flag set.
 enum Op {
@@ -72,12 +73,13 @@ enum Op {
     GET_SETTINGS_ACK = 0x3C,    // body UserSettings
     DELETE_ACCOUNT = 0x3D,  // body DeleteAccountReq: delete the account for good, then close
     DELETE_ACCOUNT_ACK = 0x3E,  // body DeleteAccountResp
-    CLEAR_CONV = 0x3F,      // body ClearConvReq: clear (and hide) a conversation for this user
-    CLEAR_CONV_ACK = 0x40,  // body ClearConvResp
 
     PUSH = 0x41,            // server -> client, body PushMsg, request id 0
     CLOSE = 0x42,           // server -> client, body CloseMsg, then the server closes
     NOTIFY = 0x43,          // server -> client, body Notify, request id 0: ephemeral, unordered
+
+    CLEAR_CONV = 0x51,      // body ClearConvReq: clear (and hide) a conversation for this user
+    CLEAR_CONV_ACK = 0x52,  // body ClearConvResp
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -152,12 +154,12 @@ struct SendReq {
     5: binary content,
     // reply_to_seq quotes an earlier message of the same conversation that
     // the sender can read; 0 quotes none.
-    6: i64 reply_to_seq,
+    6: optional i64 reply_to_seq,
     // mentions are user ids of current group members (groups only, at most
     // 50; duplicates and the sender are dropped). mention_all mentions every
     // member and is for the owner and admins.
-    7: list<i64> mentions,
-    8: bool mention_all,
+    7: optional list<i64> mentions,
+    8: optional bool mention_all,
 }
 
 struct SendResp {

@@ -298,9 +298,10 @@ func MaxMessageBody(maxContent int) int {
 		maxContent = DefaultMaxContent
 	}
 	clientMsgID, convID := strings.Repeat("x", maxClientMsgID), strings.Repeat("x", maxConvID)
+	maxSeq, all := int64(math.MaxInt64), true
 	send := &protocol.SendReq{ClientMsgId: clientMsgID, ToUserId: math.MaxInt64, ConvId: convID,
-		ReplyToSeq: math.MaxInt64, Mentions: slices.Repeat([]int64{math.MaxInt64}, maxMentions),
-		MentionAll: true}
+		ReplyToSeq: &maxSeq, Mentions: slices.Repeat([]int64{math.MaxInt64}, maxMentions),
+		MentionAll: &all}
 	edit := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: math.MaxInt64}
 	// Content is a length-prefixed binary: its bytes add to the empty one.
 	return max(send.BLength(), edit.BLength()) + maxContent

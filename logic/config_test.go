@@ -78,7 +78,7 @@ func TestMaxMessageBody_IsTheLargestMessage(t *testing.T) {
 		send := &protocol.SendReq{ClientMsgId: strings.Repeat("c", maxClientMsgID),
 			ToUserId: math.MaxInt64, ConvId: strings.Repeat("v", maxConvID),
 			ContentType: common.ContentType_BINARY, Content: make([]byte, content),
-			ReplyToSeq: math.MaxInt64, MentionAll: true,
+			ReplyToSeq: new(int64(math.MaxInt64)), MentionAll: new(true),
 			Mentions: slices.Repeat([]int64{math.MaxInt64}, maxMentions)}
 		edit := &protocol.EditReq{ClientMsgId: send.ClientMsgId, ConvId: send.ConvId,
 			Seq: math.MaxInt64, ContentType: send.ContentType, Content: send.Content}

@@ -29,9 +29,9 @@ const maxMentions = 50
 // duplicates included, so that MaxMessageBody bounds every SEND logic takes.
 func validateMentions(req *protocol.SendReq) error {
 	switch {
-	case req.ReplyToSeq < 0:
-		return fmt.Errorf("%w: reply_to_seq %d", ErrBadRequest, req.ReplyToSeq)
-	case (len(req.Mentions) > 0 || req.MentionAll) && !isGroupID(req.ConvId):
+	case req.GetReplyToSeq() < 0:
+		return fmt.Errorf("%w: reply_to_seq %d", ErrBadRequest, req.GetReplyToSeq())
+	case (len(req.Mentions) > 0 || req.GetMentionAll()) && !isGroupID(req.ConvId):
 		return fmt.Errorf("%w: mentions are for group conversations", ErrBadRequest)
 	case len(req.Mentions) > maxMentions:
 		return fmt.Errorf("%w: %d mentions, at most %d", ErrBadRequest, len(req.Mentions),

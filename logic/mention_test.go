@@ -14,7 +14,7 @@ import (
 func quoteReq(clientID, conv string, replyTo int64, all bool, ids ...int64) *protocol.SendReq {
 	return &protocol.SendReq{ClientMsgId: clientID, ConvId: conv,
 		ContentType: common.ContentType_TEXT, Content: []byte("text " + clientID),
-		ReplyToSeq: replyTo, Mentions: ids, MentionAll: all}
+		ReplyToSeq: setIf(replyTo), Mentions: ids, MentionAll: setIf(all)}
 }
 
 // Each quote or mention a sender may not make is refused with its code and
@@ -91,12 +91,12 @@ func TestSend_QuoteAndMentionRules(t *testing.T) {
 		}
 		msgs := e.syncAll(t, bob, g)
 		got := msgs[len(msgs)-3:]
-		if got[0].ReplyToSeq != 4 || got[1].ReplyToSeq != 2 ||
-			!slices.Equal(got[1].Mentions, []int64{bob, carol}) || got[1].MentionAll ||
-			!got[2].MentionAll || len(got[2].Mentions) != 0 {
+		if got[0].GetReplyToSeq() != 4 || got[1].GetReplyToSeq() != 2 ||
+			!slices.Equal(got[1].Mentions, []int64{bob, carol}) || got[1].GetMentionAll() ||
+			!got[2].GetMentionAll() || len(got[2].Mentions) != 0 {
 			t.Fatalf("stored = %+v", got)
 		}
-		if pm := e.syncAll(t, alice, p2p); pm[len(pm)-1].ReplyToSeq != 1 {
+		if pm := e.syncAll(t, alice, p2p); pm[len(pm)-1].GetReplyToSeq() != 1 {
 			t.Fatalf("1:1 reply = %+v", pm[len(pm)-1])
 		}
 
@@ -112,7 +112,7 @@ func TestSend_QuoteAndMentionRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		after := e.syncAll(t, bob, g)[seq-1]
-		if !after.Recalled || after.ReplyToSeq != 2 ||
+		if !after.Recalled || after.GetReplyToSeq() != 2 ||
 			!slices.Equal(after.Mentions, []int64{bob, carol}) {
 			t.Fatalf("after edit and recall = %+v", after)
 		}

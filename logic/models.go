@@ -179,10 +179,21 @@ func (m *messageRow) toThrift() *common.Message {
 		SenderDevice: m.SenderDevice,
 		Recalled:     m.Recalled,
 		EditedMs:     m.EditedMs,
-		ReplyToSeq:   m.ReplyToSeq,
+		ReplyToSeq:   setIf(m.ReplyToSeq),
 		Mentions:     decodeMentions(m.Mentions),
-		MentionAll:   m.MentionAll,
+		MentionAll:   setIf(m.MentionAll),
 	}
+}
+
+// setIf returns a pointer to v, or nil when v is its type's zero value: an
+// optional field that says nothing is left unset and costs no bytes on the
+// wire (every PUSH carries a Message).
+func setIf[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }
 
 // tableIndex is a secondary index that migrate creates, named after its table

@@ -137,8 +137,8 @@ func (s *Service) newMessage(session *logicrpc.Session, req *protocol.SendReq,
 		ClientMsgID:  req.ClientMsgId,
 		ContentType:  int16(req.ContentType),
 		Content:      req.Content,
-		ReplyToSeq:   req.ReplyToSeq,
-		MentionAll:   req.MentionAll,
+		ReplyToSeq:   req.GetReplyToSeq(),
+		MentionAll:   req.GetMentionAll(),
 		// Milliseconds, UTC: what both databases store and the ack reports.
 		// The seq transaction sets it again under the conversation's lock.
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),

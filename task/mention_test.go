@@ -34,7 +34,7 @@ func TestNotify_MentionPassesMuteNotDND(t *testing.T) {
 			lg.muted[2], lg.dnd[2] = true, tc.dnd
 			startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
 			ev := newEvent("g:1", 1, []int64{1, 2, 3}, alice)
-			ev.Message.Mentions, ev.Message.MentionAll = tc.mentions, tc.all
+			ev.Message.Mentions, ev.Message.MentionAll = tc.mentions, new(tc.all)
 			en.publish(t, ev)
 			testwait.For(t, 5*time.Second, "event acked", en.notifySettled(t))
 			notes := rcv.got()

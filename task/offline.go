@@ -237,7 +237,7 @@ func (t *Task) offlineChunk(ctx context.Context, m *common.Message,
 // mentionedOf returns the users of the chunk users that m mentions: all of
 // them for @all.
 func mentionedOf(m *common.Message, users []int64) []int64 {
-	if m.MentionAll {
+	if m.GetMentionAll() {
 		return users
 	}
 	if len(m.Mentions) == 0 {

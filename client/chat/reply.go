@@ -137,8 +137,8 @@ func (s *session) mentionsIn(ctx context.Context, text string) ([]int64, bool) {
 // mark when it mentions the user; it remembers the text for later quotes.
 func (s *session) decorate(m *common.Message, sender string) string {
 	text := messageText(m)
-	if m.ReplyToSeq > 0 {
-		text = s.quoteMarker(m.ConvId, m.ReplyToSeq) + " " + text
+	if m.GetReplyToSeq() > 0 {
+		text = s.quoteMarker(m.ConvId, m.GetReplyToSeq()) + " " + text
 	}
 	if client.MentionsUser(m, s.me) {
 		text += mentionMark

@@ -42,13 +42,13 @@ func TestDecorate_QuoteMarkerAndMention(t *testing.T) {
 	}
 	s.decorate(text(1, "a long question that goes on and on and on"), "ann")
 	reply := text(2, "yes")
-	reply.ReplyToSeq, reply.Mentions = 1, []int64{2}
+	reply.ReplyToSeq, reply.Mentions = new(int64(1)), []int64{2}
 	got := s.decorate(reply, "ann")
 	want := `ann #2: (re #1 ann: "a long question that goes on a…") yes` + mentionMark
 	if !strings.HasSuffix(got, want) {
 		t.Fatalf("line %q, want the suffix %q", got, want)
 	}
-	reply.ReplyToSeq, reply.Mentions = 9, nil
+	reply.ReplyToSeq, reply.Mentions = new(int64(9)), nil
 	if got := s.decorate(reply, "ann"); !strings.HasSuffix(got, "ann #2: (re #9) yes") {
 		t.Fatalf("unknown quote: %q", got)
 	}
@@ -56,7 +56,7 @@ func TestDecorate_QuoteMarkerAndMention(t *testing.T) {
 	edit := &common.EditEvent{Seq: 1, ContentType: common.ContentType_TEXT,
 		Content: []byte("short")}
 	s.forgetQuoted(event(common.ContentType_EDIT, edit))
-	reply.ReplyToSeq = 1
+	reply.ReplyToSeq = new(int64(1))
 	if got := s.decorate(reply, "ann"); !strings.HasSuffix(got, `(re #1 ann: "short") yes`) {
 		t.Fatalf("after the edit: %q", got)
 	}

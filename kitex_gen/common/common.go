@@ -490,9 +490,9 @@ type Message struct {
 	SenderDevice string      `thrift:"sender_device,9" frugal:"9,default,string" json:"sender_device"`
 	Recalled     bool        `thrift:"recalled,10" frugal:"10,default,bool" json:"recalled"`
 	EditedMs     int64       `thrift:"edited_ms,11" frugal:"11,default,i64" json:"edited_ms"`
-	ReplyToSeq   int64       `thrift:"reply_to_seq,12" frugal:"12,default,i64" json:"reply_to_seq"`
-	Mentions     []int64     `thrift:"mentions,13" frugal:"13,default,list<i64>" json:"mentions"`
-	MentionAll   bool        `thrift:"mention_all,14" frugal:"14,default,bool" json:"mention_all"`
+	ReplyToSeq   *int64      `thrift:"reply_to_seq,12,optional" frugal:"12,optional,i64" json:"reply_to_seq,omitempty"`
+	Mentions     []int64     `thrift:"mentions,13,optional" frugal:"13,optional,list<i64>" json:"mentions,omitempty"`
+	MentionAll   *bool       `thrift:"mention_all,14,optional" frugal:"14,optional,bool" json:"mention_all,omitempty"`
 }
 
 func NewMessage() *Message {
@@ -546,16 +546,31 @@ func (p *Message) GetEditedMs() (v int64) {
 	return p.EditedMs
 }
 
+var Message_ReplyToSeq_DEFAULT int64
+
 func (p *Message) GetReplyToSeq() (v int64) {
-	return p.ReplyToSeq
+	if !p.IsSetReplyToSeq() {
+		return Message_ReplyToSeq_DEFAULT
+	}
+	return *p.ReplyToSeq
 }
 
+var Message_Mentions_DEFAULT []int64
+
 func (p *Message) GetMentions() (v []int64) {
+	if !p.IsSetMentions() {
+		return Message_Mentions_DEFAULT
+	}
 	return p.Mentions
 }
 
+var Message_MentionAll_DEFAULT bool
+
 func (p *Message) GetMentionAll() (v bool) {
-	return p.MentionAll
+	if !p.IsSetMentionAll() {
+		return Message_MentionAll_DEFAULT
+	}
+	return *p.MentionAll
 }
 func (p *Message) SetMsgId(val int64) {
 	p.MsgId = val
@@ -590,14 +605,26 @@ func (p *Message) SetRecalled(val bool) {
 func (p *Message) SetEditedMs(val int64) {
 	p.EditedMs = val
 }
-func (p *Message) SetReplyToSeq(val int64) {
+func (p *Message) SetReplyToSeq(val *int64) {
 	p.ReplyToSeq = val
 }
 func (p *Message) SetMentions(val []int64) {
 	p.Mentions = val
 }
-func (p *Message) SetMentionAll(val bool) {
+func (p *Message) SetMentionAll(val *bool) {
 	p.MentionAll = val
+}
+
+func (p *Message) IsSetReplyToSeq() bool {
+	return p.ReplyToSeq != nil
+}
+
+func (p *Message) IsSetMentions() bool {
+	return p.Mentions != nil
+}
+
+func (p *Message) IsSetMentionAll() bool {
+	return p.MentionAll != nil
 }
 
 func (p *Message) String() string {

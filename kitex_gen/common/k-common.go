@@ -1038,12 +1038,12 @@ func (p *Message) FastReadField11(buf []byte) (int, error) {
 func (p *Message) FastReadField12(buf []byte) (int, error) {
 	offset := 0
 
-	var _field int64
+	var _field *int64
 	if v, l, err := thrift.Binary.ReadI64(buf[offset:]); err != nil {
 		return offset, err
 	} else {
 		offset += l
-		_field = v
+		_field = &v
 	}
 	p.ReplyToSeq = _field
 	return offset, nil
@@ -1076,12 +1076,12 @@ func (p *Message) FastReadField13(buf []byte) (int, error) {
 func (p *Message) FastReadField14(buf []byte) (int, error) {
 	offset := 0
 
-	var _field bool
+	var _field *bool
 	if v, l, err := thrift.Binary.ReadBool(buf[offset:]); err != nil {
 		return offset, err
 	} else {
 		offset += l
-		_field = v
+		_field = &v
 	}
 	p.MentionAll = _field
 	return offset, nil
@@ -1214,29 +1214,35 @@ func (p *Message) fastWriteField11(buf []byte, w thrift.NocopyWriter) int {
 
 func (p *Message) fastWriteField12(buf []byte, w thrift.NocopyWriter) int {
 	offset := 0
-	offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.I64, 12)
-	offset += thrift.Binary.WriteI64(buf[offset:], p.ReplyToSeq)
+	if p.IsSetReplyToSeq() {
+		offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.I64, 12)
+		offset += thrift.Binary.WriteI64(buf[offset:], *p.ReplyToSeq)
+	}
 	return offset
 }
 
 func (p *Message) fastWriteField13(buf []byte, w thrift.NocopyWriter) int {
 	offset := 0
-	offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.LIST, 13)
-	listBeginOffset := offset
-	offset += thrift.Binary.ListBeginLength()
-	var length int
-	for _, v := range p.Mentions {
-		length++
-		offset += thrift.Binary.WriteI64(buf[offset:], v)
+	if p.IsSetMentions() {
+		offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.LIST, 13)
+		listBeginOffset := offset
+		offset += thrift.Binary.ListBeginLength()
+		var length int
+		for _, v := range p.Mentions {
+			length++
+			offset += thrift.Binary.WriteI64(buf[offset:], v)
+		}
+		thrift.Binary.WriteListBegin(buf[listBeginOffset:], thrift.I64, length)
 	}
-	thrift.Binary.WriteListBegin(buf[listBeginOffset:], thrift.I64, length)
 	return offset
 }
 
 func (p *Message) fastWriteField14(buf []byte, w thrift.NocopyWriter) int {
 	offset := 0
-	offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.BOOL, 14)
-	offset += thrift.Binary.WriteBool(buf[offset:], p.MentionAll)
+	if p.IsSetMentionAll() {
+		offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.BOOL, 14)
+		offset += thrift.Binary.WriteBool(buf[offset:], *p.MentionAll)
+	}
 	return offset
 }
 
@@ -1319,24 +1325,30 @@ func (p *Message) field11Length() int {
 
 func (p *Message) field12Length() int {
 	l := 0
-	l += thrift.Binary.FieldBeginLength()
-	l += thrift.Binary.I64Length()
+	if p.IsSetReplyToSeq() {
+		l += thrift.Binary.FieldBeginLength()
+		l += thrift.Binary.I64Length()
+	}
 	return l
 }
 
 func (p *Message) field13Length() int {
 	l := 0
-	l += thrift.Binary.FieldBeginLength()
-	l += thrift.Binary.ListBeginLength()
-	l +=
-		thrift.Binary.I64Length() * len(p.Mentions)
+	if p.IsSetMentions() {
+		l += thrift.Binary.FieldBeginLength()
+		l += thrift.Binary.ListBeginLength()
+		l +=
+			thrift.Binary.I64Length() * len(p.Mentions)
+	}
 	return l
 }
 
 func (p *Message) field14Length() int {
 	l := 0
-	l += thrift.Binary.FieldBeginLength()
-	l += thrift.Binary.BoolLength()
+	if p.IsSetMentionAll() {
+		l += thrift.Binary.FieldBeginLength()
+		l += thrift.Binary.BoolLength()
+	}
 	return l
 }
 

@@ -74,11 +74,11 @@ const (
 	Op_GET_SETTINGS_ACK    Op = 60
 	Op_DELETE_ACCOUNT      Op = 61
 	Op_DELETE_ACCOUNT_ACK  Op = 62
-	Op_CLEAR_CONV          Op = 63
-	Op_CLEAR_CONV_ACK      Op = 64
 	Op_PUSH                Op = 65
 	Op_CLOSE               Op = 66
 	Op_NOTIFY              Op = 67
+	Op_CLEAR_CONV          Op = 81
+	Op_CLEAR_CONV_ACK      Op = 82
 )
 
 func (p Op) String() string {
@@ -207,16 +207,16 @@ func (p Op) String() string {
 		return "DELETE_ACCOUNT"
 	case Op_DELETE_ACCOUNT_ACK:
 		return "DELETE_ACCOUNT_ACK"
-	case Op_CLEAR_CONV:
-		return "CLEAR_CONV"
-	case Op_CLEAR_CONV_ACK:
-		return "CLEAR_CONV_ACK"
 	case Op_PUSH:
 		return "PUSH"
 	case Op_CLOSE:
 		return "CLOSE"
 	case Op_NOTIFY:
 		return "NOTIFY"
+	case Op_CLEAR_CONV:
+		return "CLEAR_CONV"
+	case Op_CLEAR_CONV_ACK:
+		return "CLEAR_CONV_ACK"
 	}
 	return "<UNSET>"
 }
@@ -347,16 +347,16 @@ func OpFromString(s string) (Op, error) {
 		return Op_DELETE_ACCOUNT, nil
 	case "DELETE_ACCOUNT_ACK":
 		return Op_DELETE_ACCOUNT_ACK, nil
-	case "CLEAR_CONV":
-		return Op_CLEAR_CONV, nil
-	case "CLEAR_CONV_ACK":
-		return Op_CLEAR_CONV_ACK, nil
 	case "PUSH":
 		return Op_PUSH, nil
 	case "CLOSE":
 		return Op_CLOSE, nil
 	case "NOTIFY":
 		return Op_NOTIFY, nil
+	case "CLEAR_CONV":
+		return Op_CLEAR_CONV, nil
+	case "CLEAR_CONV_ACK":
+		return Op_CLEAR_CONV_ACK, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -812,9 +812,9 @@ type SendReq struct {
 	ConvId      string             `thrift:"conv_id,3" frugal:"3,default,string" json:"conv_id"`
 	ContentType common.ContentType `thrift:"content_type,4" frugal:"4,default,ContentType" json:"content_type"`
 	Content     []byte             `thrift:"content,5" frugal:"5,default,binary" json:"content"`
-	ReplyToSeq  int64              `thrift:"reply_to_seq,6" frugal:"6,default,i64" json:"reply_to_seq"`
-	Mentions    []int64            `thrift:"mentions,7" frugal:"7,default,list<i64>" json:"mentions"`
-	MentionAll  bool               `thrift:"mention_all,8" frugal:"8,default,bool" json:"mention_all"`
+	ReplyToSeq  *int64             `thrift:"reply_to_seq,6,optional" frugal:"6,optional,i64" json:"reply_to_seq,omitempty"`
+	Mentions    []int64            `thrift:"mentions,7,optional" frugal:"7,optional,list<i64>" json:"mentions,omitempty"`
+	MentionAll  *bool              `thrift:"mention_all,8,optional" frugal:"8,optional,bool" json:"mention_all,omitempty"`
 }
 
 func NewSendReq() *SendReq {
@@ -844,16 +844,31 @@ func (p *SendReq) GetContent() (v []byte) {
 	return p.Content
 }
 
+var SendReq_ReplyToSeq_DEFAULT int64
+
 func (p *SendReq) GetReplyToSeq() (v int64) {
-	return p.ReplyToSeq
+	if !p.IsSetReplyToSeq() {
+		return SendReq_ReplyToSeq_DEFAULT
+	}
+	return *p.ReplyToSeq
 }
 
+var SendReq_Mentions_DEFAULT []int64
+
 func (p *SendReq) GetMentions() (v []int64) {
+	if !p.IsSetMentions() {
+		return SendReq_Mentions_DEFAULT
+	}
 	return p.Mentions
 }
 
+var SendReq_MentionAll_DEFAULT bool
+
 func (p *SendReq) GetMentionAll() (v bool) {
-	return p.MentionAll
+	if !p.IsSetMentionAll() {
+		return SendReq_MentionAll_DEFAULT
+	}
+	return *p.MentionAll
 }
 func (p *SendReq) SetClientMsgId(val string) {
 	p.ClientMsgId = val
@@ -870,14 +885,26 @@ func (p *SendReq) SetContentType(val common.ContentType) {
 func (p *SendReq) SetContent(val []byte) {
 	p.Content = val
 }
-func (p *SendReq) SetReplyToSeq(val int64) {
+func (p *SendReq) SetReplyToSeq(val *int64) {
 	p.ReplyToSeq = val
 }
 func (p *SendReq) SetMentions(val []int64) {
 	p.Mentions = val
 }
-func (p *SendReq) SetMentionAll(val bool) {
+func (p *SendReq) SetMentionAll(val *bool) {
 	p.MentionAll = val
+}
+
+func (p *SendReq) IsSetReplyToSeq() bool {
+	return p.ReplyToSeq != nil
+}
+
+func (p *SendReq) IsSetMentions() bool {
+	return p.Mentions != nil
+}
+
+func (p *SendReq) IsSetMentionAll() bool {
+	return p.MentionAll != nil
 }
 
 func (p *SendReq) String() string {

@@ -120,8 +120,8 @@ const Op = Object.freeze({
   SET_PUSH_TOKEN: 0x35, SET_PUSH_TOKEN_ACK: 0x36, MUTE_CONV: 0x37, MUTE_CONV_ACK: 0x38,
   SET_DND: 0x39, SET_DND_ACK: 0x3a, GET_SETTINGS: 0x3b, GET_SETTINGS_ACK: 0x3c,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
-  CLEAR_CONV: 0x3f, CLEAR_CONV_ACK: 0x40,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
+  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */

@@ -175,8 +175,8 @@ export const Op = Object.freeze({
   TYPING: 0x2d, TYPING_ACK: 0x2e, READ_COUNTS: 0x2f, READ_COUNTS_ACK: 0x30,
   GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
-  CLEAR_CONV: 0x3f, CLEAR_CONV_ACK: 0x40,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
+  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
