@@ -334,7 +334,12 @@ func (s *session) nameOf(ctx context.Context, id int64) string {
 	}
 	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
 		u, err := c.GetUserByID(ctx, id)
-		if err == nil {
+		switch {
+		case err != nil:
+		case u.Deleted:
+			// A deleted account has no username left; its id names it.
+			s.names[id] = fmt.Sprintf("user#%d (deleted)", id)
+		default:
 			s.names[id] = u.Username
 		}
 		return err

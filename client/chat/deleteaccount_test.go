@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,26 @@ func TestRun_DeleteAccountAsksPasswordAndConfirmation(t *testing.T) {
 	if out := r.out.String(); !strings.Contains(out, "* account dora deleted") ||
 		strings.Count(out, "pw-secret") != 0 {
 		t.Fatalf("output:\n%s", out)
+	}
+}
+
+// A deleted user's messages and conversation are labelled as such: GET_USER
+// answers it with no username, which must not print as an empty name.
+func TestRun_DeletedPeerIsNamedAsDeleted(t *testing.T) {
+	s := startServer(t)
+	dora, doraID := newUser(t, s, "dora")
+	_, _ = newUser(t, s, "erin")
+	send(t, dora, userID(t, dora, "erin"), "bye for now")
+	if err := dora.DeleteAccount(context.Background(), "pw-secret"); err != nil {
+		t.Fatal(err)
+	}
+
+	r := startChat(t, "--addr", s.Addr(), "--user", "erin", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as erin", 1)
+	r.say(t, "/convs")
+	label := fmt.Sprintf("user#%d (deleted)", doraID)
+	waitOutput(t, r.out, label, 1)
+	if out := r.out.String(); strings.Contains(out, "]  #1: bye for now") {
+		t.Fatalf("a deleted sender prints as an empty name:\n%s", out)
 	}
 }
