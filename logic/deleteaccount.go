@@ -49,6 +49,13 @@ func (s *Service) DeleteAccount(ctx context.Context, session *logicrpc.Session,
 		req = &protocol.DeleteAccountReq{} // a missing body reads as empty
 	}
 	if err := s.deleteAccount(ctx, session, req.GetPassword()); err != nil {
+		if errors.Is(err, errAccountGone) {
+			// This connection outlived the deletion (its answer was lost
+			// on the way): close it too, with no answer to wait for.
+			s.closeConns(ctx, connsToClose{user: session.UserId,
+				reason:  protocol.CloseReason_ACCOUNT_DELETED,
+				message: accountDeletedMessage})
+		}
 		return nil, s.fail("delete_account", err, sessionIDs(session))
 	}
 	s.closeConns(ctx, connsToClose{user: session.UserId, keep: ownConn(session),
@@ -69,7 +76,7 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 	if err == nil && (u == nil || u.DeletedMs != 0) {
 		// Deleted by an earlier call whose answer was lost: its tokens are
 		// revoked, so this session is one the closing missed.
-		err = fmt.Errorf("%w: user %d deleted", ErrTokenInvalid, user)
+		err = fmt.Errorf("%w: user %d", errAccountGone, user)
 	}
 	if err != nil {
 		return err

@@ -321,3 +321,24 @@ func TestDeleteAccount_PublishesPresence(t *testing.T) {
 		t.Fatalf("routes left after the deletion: %+v (laptop %+v)", rs, laptop.sess)
 	}
 }
+
+// A connection whose DELETE_ACCOUNT succeeded without the gateway hearing
+// it (the call timed out) stays open as the deleted user; its retry must
+// close it with ACCOUNT_DELETED, as the first answer would have.
+func TestDeleteAccount_RetryClosesTheConnectionTheAnswerMissed(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	e.register(t, "alice")
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	if err := e.deleteAccount(phone.sess, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.accountDeleted(t); len(got) != 0 {
+		t.Fatalf("closed with ACCOUNT_DELETED: %v, want none yet (the gateway closes conn 1)",
+			got)
+	}
+
+	wantCode(t, e.deleteAccount(phone.sess, testPassword), common.ErrorCode_TOKEN_INVALID)
+	if got := e.accountDeleted(t); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("closed with ACCOUNT_DELETED after the retry: %v, want conn 1", got)
+	}
+}

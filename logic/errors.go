@@ -61,6 +61,11 @@ var (
 // that it may not write here.
 var errBlocked = fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 
+// errAccountGone answers a DELETE_ACCOUNT of an account deleted already: a
+// session of it that the deletion's closing missed, whose connection is
+// closed then (see DeleteAccount).
+var errAccountGone = fmt.Errorf("%w: account deleted", ErrTokenInvalid)
+
 // errAddBlocked refuses putting in a group (CREATE_GROUP or ADD) a user who
 // blocked the adder, who could then write to them there. Unlike errBlocked
 // it tells the adder which side blocked; a 1:1 send already lets the adder
