@@ -176,13 +176,25 @@ func (s *Service) leaveGroup(ctx context.Context, session *logicrpc.Session, r m
 	idFor := func(step string) string {
 		return "account-delete:" + step + ":" + r.ConvID + ":" + strconv.FormatInt(r.JoinSeq, 10)
 	}
-	if common.GroupRole(r.Role) == common.GroupRole_OWNER {
-		if err := s.handOver(ctx, session, r.ConvID, idFor); err != nil {
+	owner := common.GroupRole(r.Role) == common.GroupRole_OWNER
+	var err error
+	for range handOverTries {
+		if owner {
+			if err = s.handOver(ctx, session, r.ConvID, idFor); err != nil {
+				return err
+			}
+		}
+		_, err = s.manageGroup(ctx, session, &protocol.ManageGroupReq{ConvId: r.ConvID,
+			Action: common.GroupAction_LEAVE, ClientMsgId: idFor("leave")})
+		// The owner may not leave: the user was made the owner since r was
+		// read, or another device's deletion of the account holds the
+		// membership's events uncommitted (its LEAVE then answers
+		// duplicate). Look again.
+		if !errors.Is(err, ErrForbidden) {
 			return err
 		}
+		owner = true
 	}
-	_, err := s.manageGroup(ctx, session, &protocol.ManageGroupReq{ConvId: r.ConvID,
-		Action: common.GroupAction_LEAVE, ClientMsgId: idFor("leave")})
 	return err
 }
 
@@ -203,6 +215,11 @@ func (s *Service) handOver(ctx context.Context, session *logicrpc.Session, convI
 		if members, err = loadMembers(s.dbc(ctx), convID); err != nil {
 			return err
 		}
+		if !owns(members, session.UserId) {
+			// Handed over already, by another device deleting the account
+			// at once, or no member any more: the LEAVE tells which.
+			return nil
+		}
 		next, ok := successor(members, session.UserId)
 		req := &protocol.ManageGroupReq{ConvId: convID, Action: common.GroupAction_DISMISS,
 			ClientMsgId: idFor("dismiss")}
@@ -211,12 +228,20 @@ func (s *Service) handOver(ctx context.Context, session *logicrpc.Session, convI
 				UserIds: []int64{next}, Role: common.GroupRole_OWNER, ClientMsgId: idFor("owner")}
 		}
 		_, err = s.manageGroup(ctx, session, req)
-		// A successor who left meanwhile is no member: choose again.
-		if !errors.Is(err, ErrBadRequest) {
+		// A successor who left meanwhile is no member, and a hand-over by
+		// another device made the user an admin, who may not SET_ROLE:
+		// look again.
+		if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrForbidden) {
 			return err
 		}
 	}
 	return err
+}
+
+// owns reports whether user is the owner among members.
+func owns(members []memberRow, user int64) bool {
+	i := slices.IndexFunc(members, func(m memberRow) bool { return m.UserID == user })
+	return i >= 0 && common.GroupRole(members[i].Role) == common.GroupRole_OWNER
 }
 
 // successor returns who inherits a group from owner among its active

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -341,4 +342,92 @@ func TestDeleteAccount_RetryClosesTheConnectionTheAnswerMissed(t *testing.T) {
 	if got := e.accountDeleted(t); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("closed with ACCOUNT_DELETED after the retry: %v, want conn 1", got)
 	}
+}
+
+// A deletion that read its membership before the group's owner handed the
+// group to the user must hand it over in turn, not fail with the owner's
+// LEAVE refused, which told the user FORBIDDEN for a deletion that only
+// needed another look at the group.
+func TestDeleteAccount_MadeOwnerDuringTheDeletion(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	g := e.group(t, bob, "g", alice)
+	var stale memberRow
+	if err := e.db.Where("conv_id = ? AND user_id = ?", g, alice).Take(&stale).Error; err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.manage(bob, g, common.GroupAction_SET_ROLE, []int64{alice}, "",
+		common.GroupRole_OWNER)
+	wantCode(t, err, common.ErrorCode_OK)
+
+	if err := e.svc.leaveGroup(ctxBG, session(alice, 1), stale); err != nil {
+		t.Fatalf("leaving with the membership read before the transfer: %v", err)
+	}
+	info, err := e.svc.GetGroup(ctxBG, session(bob, 1), &protocol.GetGroupReq{ConvId: g})
+	if err != nil || info.OwnerId != bob || len(info.Members) != 1 {
+		t.Fatalf("group after: %+v, %v", info, err)
+	}
+}
+
+// Two devices delete one account at once while it owns a group and sends
+// to it from a third: each deletion succeeds or finds the account gone,
+// the group is handed over once and left once, and nothing of the user's
+// is sent after its LEAVE.
+func TestDeleteAccount_FromTwoDevicesWhileSending(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		g := e.group(t, alice, "g", bob)
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		done := make(chan error, 3)
+		for _, d := range []device{phone, laptop} {
+			go func() { done <- e.deleteAccount(d.sess, testPassword) }()
+		}
+		go func() {
+			for i := range 20 {
+				_, err := e.svc.Send(ctxBG, session(alice, 3), quoteReq("x"+strconv.Itoa(i), g,
+					0, false, bob))
+				if err != nil {
+					done <- nil // refused once she left
+					return
+				}
+			}
+			done <- nil
+		}()
+		ok := 0
+		for range 3 {
+			switch err := <-done; {
+			case err == nil:
+				ok++
+			case codeOf(err) != common.ErrorCode_TOKEN_INVALID:
+				t.Fatalf("a concurrent deletion: %v", err)
+			}
+		}
+		if ok < 2 {
+			t.Fatalf("%d of 3 calls succeeded", ok)
+		}
+		var roles, leaves int
+		msgs := e.syncAll(t, bob, g)
+		for i, m := range msgs {
+			if m.ContentType != common.ContentType_GROUP_EVENT {
+				if leaves > 0 && m.SenderId == alice {
+					t.Fatalf("alice's #%d after her LEAVE", m.Seq)
+				}
+				continue
+			}
+			switch decodeGroupEvent(t, msgs[i]).Action {
+			case common.GroupAction_SET_ROLE:
+				roles++
+			case common.GroupAction_LEAVE:
+				leaves++
+			}
+		}
+		if roles != 1 || leaves != 1 {
+			t.Fatalf("%d hand-overs and %d leaves, want one each", roles, leaves)
+		}
+		info, err := e.svc.GetGroup(ctxBG, session(bob, 1), &protocol.GetGroupReq{ConvId: g})
+		if err != nil || info.OwnerId != bob || len(info.Members) != 1 {
+			t.Fatalf("group after: %+v, %v", info, err)
+		}
+	})
 }
