@@ -21,8 +21,9 @@ func (s *session) clearConv(ctx context.Context, hide bool) error {
 	if err != nil {
 		return err
 	}
-	// History printed before the clear is not printed again.
+	// History printed before the clear is not printed again, nor quoted.
 	s.shown[conv] = max(s.shown[conv], cleared)
+	s.quotes.forget(conv, cleared)
 	if s.unread == conv {
 		s.unread = "" // the server moved the read position with the clear
 	}

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
@@ -50,5 +51,34 @@ func TestRun_ClearAndHide(t *testing.T) {
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// A reply that quotes cleared history shows no excerpt of it: /clear
+// forgets the texts it keeps for quotes, as a new run would not have them.
+func TestRun_ClearForgetsQuotedTexts(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	aliceID := userID(t, bob, "alice")
+	ctx := context.Background()
+	if _, err := bob.Send(ctx, client.SendParams{ToUserID: aliceID, Text: "the secret"}); err != nil {
+		t.Fatal(err)
+	}
+	r.say(t, "/to bob")
+	waitOutput(t, r.out, "the secret", 1)
+	r.say(t, "/clear")
+	waitOutput(t, r.out, "* cleared the history with bob up to #1", 1)
+
+	if _, err := bob.Send(ctx, client.SendParams{ToUserID: aliceID, Text: "as I said",
+		ReplyToSeq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r.out, "as I said", 1)
+	if out := r.out.String(); strings.Contains(out, `(re #1 bob: "the secret")`) ||
+		!strings.Contains(out, "(re #1) as I said") {
+		t.Fatalf("the cleared text is quoted again:\n%s", out)
 	}
 }

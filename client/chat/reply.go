@@ -65,6 +65,16 @@ func (q *quotes) put(k quoteKey, v quoted) {
 	q.byKey[k] = v
 }
 
+// forget drops the texts of conv's messages up to seq, a clear's: the ring
+// keeps their keys until it reuses their slots.
+func (q *quotes) forget(conv string, upTo int64) {
+	for k := range q.byKey {
+		if k.conv == conv && k.seq <= upTo {
+			delete(q.byKey, k)
+		}
+	}
+}
+
 func (q *quotes) get(k quoteKey) (quoted, bool) {
 	v, ok := q.byKey[k]
 	return v, ok
