@@ -186,12 +186,18 @@ func (s *Service) leaveGroup(ctx context.Context, session *logicrpc.Session, r m
 		}
 		_, err = s.manageGroup(ctx, session, &protocol.ManageGroupReq{ConvId: r.ConvID,
 			Action: common.GroupAction_LEAVE, ClientMsgId: idFor("leave")})
-		// The owner may not leave: the user was made the owner since r was
-		// read, or another device's deletion of the account holds the
-		// membership's events uncommitted (its LEAVE then answers
-		// duplicate). Look again.
 		if !errors.Is(err, ErrForbidden) {
 			return err
+		}
+		// Refused: the user is no member any more (removed, or left by
+		// another device deleting the account at once), which is done, or
+		// the owner, made so since r was read: hand over and leave again.
+		now, found, serr := s.memberState(ctx, r.ConvID, session.UserId)
+		if serr != nil {
+			return serr
+		}
+		if !found || now.LeftSeq > 0 {
+			return nil
 		}
 		owner = true
 	}

@@ -431,3 +431,21 @@ func TestDeleteAccount_FromTwoDevicesWhileSending(t *testing.T) {
 		}
 	})
 }
+
+// A deletion whose user is removed from a group after it read the
+// membership finds the group left, not its LEAVE refused.
+func TestDeleteAccount_RemovedDuringTheDeletion(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	g := e.group(t, bob, "g", alice)
+	var stale memberRow
+	if err := e.db.Where("conv_id = ? AND user_id = ?", g, alice).Take(&stale).Error; err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.manage(bob, g, common.GroupAction_REMOVE, []int64{alice}, "", 0)
+	wantCode(t, err, common.ErrorCode_OK)
+
+	if err := e.svc.leaveGroup(ctxBG, session(alice, 1), stale); err != nil {
+		t.Fatalf("leaving a group removed from since the read: %v", err)
+	}
+}
