@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,9 @@ func (s *Service) Register(ctx context.Context, req *protocol.RegisterReq,
 	err := s.limits.allowRegister(conn.GetRemoteAddr())
 	if err == nil {
 		err = validateCredentials(req.GetUsername(), req.GetPassword())
+	}
+	if err == nil {
+		err = validNewName(req.Username)
 	}
 	if err == nil {
 		err = validNewPassword(req.Username, req.Password)
@@ -450,6 +454,20 @@ func validateUsername(username string) error {
 			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'",
 				ErrBadRequest)
 		}
+	}
+	return nil
+}
+
+// reservedNames are words that name no one: "@all" mentions every member
+// of a group, so a user named "all" could never be mentioned alone.
+var reservedNames = []string{"all"}
+
+// validNewName refuses a reserved username to a new account. Only
+// registration checks it: an account that took the name before it was
+// reserved still logs in.
+func validNewName(username string) error {
+	if slices.Contains(reservedNames, canonicalName(username)) {
+		return fmt.Errorf("%w: username %q is reserved", ErrBadRequest, username)
 	}
 	return nil
 }

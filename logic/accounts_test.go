@@ -33,6 +33,7 @@ func TestRegister(t *testing.T) {
 			{name: "too long", username: strings.Repeat("a", 33), password: pw, want: bad},
 			{name: "bad char", username: "al ice", password: pw, want: bad},
 			{name: "non-ascii", username: "alicé", password: pw, want: bad},
+			{name: "reserved for @all", username: "All", password: pw, want: bad},
 			{name: "short password", username: "carol", password: "1234567", want: bad},
 			{name: "long password", username: "carol", password: strings.Repeat("p", 129), want: bad},
 		}
