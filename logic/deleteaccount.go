@@ -60,9 +60,6 @@ func (s *Service) DeleteAccount(ctx context.Context, session *logicrpc.Session,
 	}
 	s.closeConns(ctx, connsToClose{user: session.UserId, keep: ownConn(session),
 		reason: protocol.CloseReason_ACCOUNT_DELETED, message: accountDeletedMessage})
-	// The routes closeConns removed are gone before their connections'
-	// Disconnect, which then publishes nothing: the watchers hear it here.
-	s.publishPresence(session.UserId)
 	s.log.Info().Int64("user", session.UserId).Str("device", session.DeviceId).
 		Msg("account deleted")
 	return &protocol.DeleteAccountResp{}, nil

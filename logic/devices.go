@@ -200,7 +200,9 @@ type connsToClose struct {
 	message string
 }
 
-// closeConns is signOutConns with any reason.
+// closeConns is signOutConns with any reason. The routes it removes are gone
+// before their connections' Disconnect, which then finds none and publishes
+// nothing: closeConns tells the user's watchers itself.
 func (s *Service) closeConns(ctx context.Context, cc connsToClose) {
 	rs, err := s.deps.Routes.Lookup(ctx, []int64{cc.user})
 	if err != nil {
@@ -208,6 +210,7 @@ func (s *Service) closeConns(ctx context.Context, cc connsToClose) {
 			Stringer("reason", cc.reason).Msg("route lookup for sign-out failed; connections stay open")
 		return
 	}
+	removed := false
 	for _, r := range rs {
 		if cc.device != "" && r.DeviceID != cc.device ||
 			r.Gateway == cc.keep.gateway && r.ConnID == cc.keep.connID {
@@ -216,10 +219,15 @@ func (s *Service) closeConns(ctx context.Context, cc connsToClose) {
 		if err := s.deps.Routes.Delete(ctx, r); err != nil {
 			s.log.Debug().Err(err).Int64("user", cc.user).Int64("conn", r.ConnID).
 				Msg("route of a signed-out connection already gone")
+		} else {
+			removed = true
 		}
 		s.publishKick(ctx, r, cc.reason, cc.message,
 			"signout-"+r.Gateway+"-"+strconv.FormatInt(r.ConnID, 10)+"-"+
 				strconv.FormatInt(time.Now().UnixNano(), 10))
+	}
+	if removed {
+		s.publishPresence(cc.user)
 	}
 }
 
