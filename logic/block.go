@@ -30,8 +30,8 @@ func (blockRow) TableName(n schema.Namer) string { return n.TableName("block") }
 // NOT_FOUND.
 func (s *Service) Block(ctx context.Context, session *logicrpc.Session,
 	req *protocol.BlockReq) (*protocol.BlockResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("block", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "block", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.BlockReq{} // a missing body reads as empty

@@ -21,8 +21,8 @@ import (
 // gives them.
 func (s *Service) ClearConv(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ClearConvReq) (*protocol.ClearConvResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("clear_conv", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "clear_conv", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.ClearConvReq{} // a missing body reads as empty

@@ -285,7 +285,8 @@ func TestDeleteAccount_WrongPasswordsAreRateLimited(t *testing.T) {
 }
 
 // A connection the deletion has not closed yet cannot create a group the
-// deleted user would own.
+// deleted user would own: its session is refused as revoked (see
+// authorizeWrite), and usersExist would refuse the owner anyway.
 func TestDeleteAccount_LateCreateGroupIsRefused(t *testing.T) {
 	e := newEnv(t, sqliteConfig(t))
 	alice, bob := e.register(t, "alice"), e.register(t, "bob")
@@ -294,7 +295,7 @@ func TestDeleteAccount_LateCreateGroupIsRefused(t *testing.T) {
 	}
 	_, err := e.svc.CreateGroup(context.Background(), session(alice, 1),
 		&protocol.CreateGroupReq{ClientMsgId: "late", Name: "G", MemberIds: []int64{bob}})
-	wantCode(t, err, common.ErrorCode_NOT_FOUND)
+	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
 }
 
 // The user's watchers hear that its devices are gone: the routes of the

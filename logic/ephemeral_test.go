@@ -228,6 +228,11 @@ func TestPresence_GetAndWatchReplaces(t *testing.T) {
 	watches := route.NewMemoryWatches(0)
 	e.deps.Watches = watches
 	e.restart(t)
+	// The watcher is a user: WATCH_PRESENCE refuses a session whose account
+	// is unknown or deleted.
+	if id := e.register(t, "watcher"); id != 1 {
+		t.Fatalf("watcher registered as %d, want 1", id)
+	}
 	ctx := context.Background()
 	if _, err := e.routes.Put(ctx, route.Route{UserID: 2, DeviceID: "d", Gateway: "g:1",
 		ConnID: 5}); err != nil {

@@ -56,8 +56,8 @@ func mayManage(actor common.GroupRole, action common.GroupAction) bool {
 // idempotent: a retry returns the first group with duplicate set.
 func (s *Service) CreateGroup(ctx context.Context, session *logicrpc.Session,
 	req *protocol.CreateGroupReq) (*protocol.GroupChangeResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("create_group", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "create_group", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.CreateGroupReq{} // a missing body reads as empty
@@ -139,8 +139,8 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 // to whoever the change removed.
 func (s *Service) ManageGroup(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ManageGroupReq) (*protocol.GroupChangeResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("manage_group", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "manage_group", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.ManageGroupReq{} // a missing body reads as empty

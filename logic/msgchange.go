@@ -25,8 +25,8 @@ const maxReadCountSeqs = 100
 // including those that sync later.
 func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 	req *protocol.RecallReq) (*protocol.SendResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("recall", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "recall", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.RecallReq{} // a missing body reads as empty
@@ -60,8 +60,8 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 // edit window; an EDIT event carries the new content to every device.
 func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
 	req *protocol.EditReq) (*protocol.SendResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("edit", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "edit", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.EditReq{} // a missing body reads as empty

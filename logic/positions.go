@@ -157,8 +157,8 @@ func (s *Service) deliveredSeqs(ctx context.Context, user int64, device string,
 // user is not a member.
 func (s *Service) MarkRead(ctx context.Context, session *logicrpc.Session,
 	req *protocol.MarkReadReq) (*protocol.MarkReadResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("mark_read", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "mark_read", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.MarkReadReq{} // a missing body reads as empty

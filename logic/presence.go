@@ -40,8 +40,8 @@ func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 // read offline); a block made later takes the blocker out of the set at once.
 func (s *Service) WatchPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.WatchPresenceReq) (*protocol.GetPresenceResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("watch_presence", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "watch_presence", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.WatchPresenceReq{} // a missing body reads as empty

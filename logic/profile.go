@@ -19,8 +19,8 @@ const (
 // field is unchanged, an empty one clears) and returns the profile.
 func (s *Service) UpdateProfile(ctx context.Context, session *logicrpc.Session,
 	req *protocol.UpdateProfileReq) (*protocol.UserInfo, error) {
-	if !authenticated(session) {
-		return nil, s.fail("update_profile", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "update_profile", session); err != nil {
+		return nil, err
 	}
 	changes, err := profileChanges(req)
 	if err == nil && len(changes) > 0 {

@@ -43,8 +43,8 @@ func (pushTokenRow) TableName(n schema.Namer) string { return n.TableName("push_
 // replacing the one it had; an empty token removes it.
 func (s *Service) SetPushToken(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SetPushTokenReq) (*protocol.SetPushTokenResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("set_push_token", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "set_push_token", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SetPushTokenReq{} // a missing body reads as empty: remove

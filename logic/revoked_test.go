@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -67,5 +68,102 @@ func TestSignOut_PublishesPresence(t *testing.T) {
 			}
 			nextPresence(t, sub, alice, c.name)
 		})
+	}
+}
+
+// A connection of a deleted account that its deletion has not closed yet
+// (the close is in flight, or was lost) is refused with TOKEN_INVALID on
+// every write that is checked, and writes back none of the rows the
+// deletion removed.
+func TestDeleteAccount_LateWritesAreRefused(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+	sent := e.sendN(t, alice, bob, 1, "before")
+	p2p := p2pConvID(alice, bob)
+	grp := e.group(t, alice, "G", bob)
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatal(err)
+	}
+
+	late := session(alice, 2)
+	ctx := context.Background()
+	text := []byte("late")
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"block", func() error {
+			_, err := e.svc.Block(ctx, late, &protocol.BlockReq{UserId: bob, Blocked: true})
+			return err
+		}},
+		{"set push token", func() error {
+			_, err := e.svc.SetPushToken(ctx, late, &protocol.SetPushTokenReq{
+				Platform: protocol.PushPlatform_APNS, Token: "late-token", AppId: "app"})
+			return err
+		}},
+		{"mute conv", func() error {
+			_, err := e.svc.MuteConv(ctx, late, &protocol.MuteConvReq{ConvId: p2p, Muted: true})
+			return err
+		}},
+		{"set dnd", func() error {
+			_, err := e.svc.SetDND(ctx, late, &protocol.SetDNDReq{StartMinute: 60, EndMinute: 120})
+			return err
+		}},
+		{"update profile", func() error {
+			nick := "ghost"
+			_, err := e.svc.UpdateProfile(ctx, late, &protocol.UpdateProfileReq{Nickname: &nick})
+			return err
+		}},
+		{"clear conv", func() error {
+			_, err := e.svc.ClearConv(ctx, late, &protocol.ClearConvReq{ConvId: p2p,
+				UpToSeq: sent.Seq})
+			return err
+		}},
+		{"watch presence", func() error {
+			_, err := e.svc.WatchPresence(ctx, late, &protocol.WatchPresenceReq{
+				UserIds: []int64{bob}})
+			return err
+		}},
+		{"mark read", func() error {
+			_, err := e.svc.MarkRead(ctx, late, &protocol.MarkReadReq{ConvId: p2p, Seq: sent.Seq})
+			return err
+		}},
+		{"create group", func() error {
+			_, err := e.svc.CreateGroup(ctx, late, &protocol.CreateGroupReq{ClientMsgId: "late",
+				Name: "G2", MemberIds: []int64{bob}})
+			return err
+		}},
+		{"manage group", func() error {
+			_, err := e.svc.ManageGroup(ctx, late, &protocol.ManageGroupReq{ClientMsgId: "late-add",
+				ConvId: grp, Action: common.GroupAction_ADD, UserIds: []int64{carol}})
+			return err
+		}},
+		{"recall", func() error {
+			_, err := e.svc.Recall(ctx, late, &protocol.RecallReq{ClientMsgId: "late-recall",
+				ConvId: p2p, Seq: sent.Seq})
+			return err
+		}},
+		{"edit", func() error {
+			_, err := e.svc.Edit(ctx, late, &protocol.EditReq{ClientMsgId: "late-edit",
+				ConvId: p2p, Seq: sent.Seq, ContentType: common.ContentType_TEXT, Content: text})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			wantCode(t, c.call(), common.ErrorCode_TOKEN_INVALID)
+		})
+	}
+
+	left := map[string]int64{
+		"push tokens": e.countRows(t, &pushTokenRow{}, "user_id = ?", alice),
+		"settings":    e.countRows(t, &settingsRow{}, "user_id = ?", alice),
+		"mutes":       e.countRows(t, &muteRow{}, "user_id = ?", alice),
+		"blocks":      e.countRows(t, &blockRow{}, "blocker_id = ?", alice),
+	}
+	for what, n := range left {
+		if n != 0 {
+			t.Errorf("%d %s of the deleted user written back", n, what)
+		}
 	}
 }

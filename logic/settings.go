@@ -70,8 +70,8 @@ func (r settingsRow) quietAt(t time.Time) bool {
 // conversation again (see setMuted).
 func (s *Service) MuteConv(ctx context.Context, session *logicrpc.Session,
 	req *protocol.MuteConvReq) (*protocol.MuteConvResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("mute_conv", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "mute_conv", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.MuteConvReq{} // a missing body reads as empty
@@ -124,8 +124,8 @@ func (s *Service) setMuted(ctx context.Context, user int64, conv string, muted b
 // switches it off) and returns the settings as stored.
 func (s *Service) SetDND(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SetDNDReq) (*protocol.UserSettings, error) {
-	if !authenticated(session) {
-		return nil, s.fail("set_dnd", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "set_dnd", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SetDNDReq{} // a missing body reads as off
