@@ -126,11 +126,14 @@ func refuseBlockers(db *gorm.DB, adder int64, ids []int64) error {
 // peerState tells whether user peer exists and whether sender and peer
 // block each other, in one query: a 1:1 send asks both. A deleted peer
 // exists and reads as blocked: a send to it is refused as one to a
-// blocker is (FORBIDDEN), in a new conversation as in an old one.
+// blocker is (FORBIDDEN), in a new conversation as in an old one. So does a
+// deleted sender, a connection its deletion has not closed yet: its first
+// message to someone would otherwise store the conversation's rows before
+// the seq transaction refuses the message (blockedConvs).
 func (s *Service) peerState(ctx context.Context, sender, peer int64) (exists, blocked bool, err error) {
 	var users, blocks int64
 	err = s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.peerState,
-		peer, sender, peer, peer, sender, peer).Scan(&users, &blocks)
+		peer, sender, peer, peer, sender, peer, sender).Scan(&users, &blocks)
 	if err != nil {
 		return false, false, fmt.Errorf("peer check %d->%d: %w", sender, peer, err)
 	}

@@ -22,7 +22,7 @@ type queries struct {
 	// deviceGen reads a device's token generation.
 	deviceGen string
 	// peerState counts a user (0 or 1), and the blocks between two users
-	// plus 1 when the user's account was deleted.
+	// plus how many of the two (the user first, then the other) were deleted.
 	peerState string
 	// insertMessage inserts a message row; its id is the insert id.
 	insertMessage string
@@ -81,7 +81,7 @@ func newQueries(t tableNames) queries {
 		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
 			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
 			"OR (blocker_id = ? AND blocked_id = ?)) + " +
-			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ? AND deleted_ms <> 0)",
+			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id IN (?, ?) AND deleted_ms <> 0)",
 		insertMessage: "INSERT INTO " + q(t.message) + " (conv_id, seq, sender_id, sender_device, " +
 			"client_msg_id, content_type, content, created_at, recalled, edited_ms, " +
 			"reply_to_seq, mentions, mention_all) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -28,12 +28,16 @@ import (
 // generation) fed across instances over NATS. Until then such a connection
 // can, for example, register a push token again for its signed-out device.
 //
-// TODO: SEND / SEND_BATCH, DELIVERED and TYPING are not checked: they are the
-// hot path, and a read per message is too dear. A deleted account's late
-// SEND is stored as a message of the deleted user (its peers see it; SEND to
-// it is refused, not from it). A check there wants a bounded cache of
-// deleted users filled by DeleteAccount and a NATS event to other instances,
-// with the store as the truth on a miss at most once per SendBatch call.
+// SEND / SEND_BATCH do not call it: they are the hot path, and a deleted
+// sender is refused there at no extra cost (FORBIDDEN, as a blocked one): it
+// left every group, and a 1:1 send reads both users' deletion in the
+// statement that reads their blocks (peerState, blockedConvs).
+//
+// TODO: DELIVERED and TYPING are not checked, being per message: a deleted
+// account's late DELIVERED writes its device's positions again, and its
+// TYPING can reach a 1:1 peer. Checking them wants a bounded cache of deleted
+// users filled by DeleteAccount and by a NATS event from other instances,
+// the store being read on a miss at most once per call.
 func (s *Service) authorizeWrite(ctx context.Context, op string,
 	session *logicrpc.Session) error {
 	if !authenticated(session) {

@@ -167,3 +167,32 @@ func TestDeleteAccount_LateWritesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A deleted account's late SEND is refused without a check of its own: it
+// left every group, and the 1:1 send reads the deletion of both its users
+// in the statement that reads their blocks. Neither a message nor a new
+// conversation is stored.
+func TestDeleteAccount_LateSendsAreRefused(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+	e.sendN(t, alice, bob, 1, "before")
+	grp := e.group(t, alice, "G", bob)
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatal(err)
+	}
+	stored := e.countMessages(t)
+	for _, conv := range []string{p2pConvID(alice, bob), p2pConvID(alice, carol), grp} {
+		_, err := e.sendTo(alice, conv, "late-"+conv)
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)
+	}
+	if n := e.countMessages(t); n != stored {
+		t.Fatalf("%d messages stored after the deletion, want %d", n, stored)
+	}
+	fresh := p2pConvID(alice, carol)
+	convs, members := e.countRows(t, &convRow{}, "id = ?", fresh),
+		e.countRows(t, &memberRow{}, "conv_id = ?", fresh)
+	if convs != 0 || members != 0 {
+		t.Fatalf("new conversation of the deleted user stored: %d conv, %d member rows",
+			convs, members)
+	}
+}
