@@ -87,15 +87,17 @@ func (s *Service) setBlocked(ctx context.Context, blocker, blocked int64, on boo
 	return nil
 }
 
-// blockedBetween reports whether either of a and b blocked the other. A
-// block works both ways for 1:1 messages: the blocked user cannot reach the
-// blocker, and the blocker must unblock before writing again, so a
-// conversation never runs one-sided.
+// blockedBetween reports whether either of a and b blocked the other, or
+// was deleted, in one query on the read pool. A block works both ways for
+// 1:1 messages: the blocked user cannot reach the blocker, and the blocker
+// must unblock before writing again, so a conversation never runs
+// one-sided. A deleted user reads as blocked, as in peerState: nothing
+// reaches it, and nothing from a connection its deletion has not closed yet
+// reaches its peer (TYPING, read receipts, EDIT).
 func (s *Service) blockedBetween(ctx context.Context, a, b int64) (bool, error) {
 	var n int64
-	err := s.rdc(ctx).Model(&blockRow{}).
-		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)",
-			a, b, b, a).Count(&n).Error
+	err := s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.pairState,
+		a, b, b, a, a, b).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("block check %d<->%d: %w", a, b, err)
 	}

@@ -24,6 +24,9 @@ type queries struct {
 	// peerState counts a user (0 or 1), and the blocks between two users
 	// plus how many of the two (the user first, then the other) were deleted.
 	peerState string
+	// pairState counts the blocks between two users, either way, plus how
+	// many of the two were deleted.
+	pairState string
 	// insertMessage inserts a message row; its id is the insert id.
 	insertMessage string
 	// insertOutbox inserts an outbox row; its id is the insert id.
@@ -81,6 +84,9 @@ func newQueries(t tableNames) queries {
 		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
 			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
 			"OR (blocker_id = ? AND blocked_id = ?)) + " +
+			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id IN (?, ?) AND deleted_ms <> 0)",
+		pairState: "SELECT (SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND " +
+			"blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)) + " +
 			"(SELECT COUNT(*) FROM " + q(t.user) + " WHERE id IN (?, ?) AND deleted_ms <> 0)",
 		insertMessage: "INSERT INTO " + q(t.message) + " (conv_id, seq, sender_id, sender_device, " +
 			"client_msg_id, content_type, content, created_at, recalled, edited_ms, " +

@@ -33,11 +33,15 @@ import (
 // left every group, and a 1:1 send reads both users' deletion in the
 // statement that reads their blocks (peerState, blockedConvs).
 //
-// TODO: DELIVERED and TYPING are not checked, being per message: a deleted
-// account's late DELIVERED writes its device's positions again, and its
-// TYPING can reach a 1:1 peer. Checking them wants a bounded cache of deleted
-// users filled by DeleteAccount and by a NATS event from other instances,
-// the store being read on a miss at most once per call.
+// TYPING does not either: in a group the deleted user is no member, and in
+// a 1:1 conversation it is dropped as across a block (blockedBetween reads
+// deletions in the block check's statement).
+//
+// TODO: DELIVERED is not checked, being per message: a deleted account's
+// late DELIVERED writes its device's positions again. Checking it wants a
+// bounded cache of deleted users filled by DeleteAccount and by a NATS
+// event from other instances, the store being read on a miss at most once
+// per call.
 func (s *Service) authorizeWrite(ctx context.Context, op string,
 	session *logicrpc.Session) error {
 	if !authenticated(session) {

@@ -196,3 +196,19 @@ func TestDeleteAccount_LateSendsAreRefused(t *testing.T) {
 			convs, members)
 	}
 }
+
+// A deleted account's late TYPING reaches no one: its 1:1 peer is told
+// nothing, as across a block.
+func TestDeleteAccount_LateTypingIsDropped(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, alice, bob, 1, "hi")
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatal(err)
+	}
+	sub := e.subscribe(t, e.names.NotifySubject())
+	_, err := e.svc.Typing(context.Background(), session(alice, 2),
+		typingReq(p2pConvID(alice, bob), true))
+	wantCode(t, err, common.ErrorCode_OK)
+	noMore(t, e, sub)
+}
