@@ -4,7 +4,8 @@
 // dropped connection resume without losing or repeating messages; a send
 // that cannot go out fails and its retry is stored once; groups, typing and
 // presence where the server serves them, and presence once refused by an
-// older server.
+// older server; replies and @mentions in a group, Clear history and Delete
+// chat (on another tab too), and Delete account.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +14,8 @@ import { FLAG_ERROR, encodeFrame } from '../sdk/frame.js';
 import { encodeStruct } from '../sdk/thrift.js';
 import { ErrorCode, Op, schemas } from '../sdk/schema.js';
 import {
-  TerminalChat, bodies, delivered, launch, openPage, send, shot, signUp, startChat, uname,
-  waitMessage, waitOnline,
+  TerminalChat, bodies, delivered, launch, openPage, send, shot, signIn, signUp, startChat,
+  uname, waitMessage, waitOnline,
 } from './helpers.js';
 
 let browser;
@@ -417,4 +418,195 @@ describe('web app', () => {
       for (const p of [kim, leo, mia]) await p.context().close();
     }
   });
+
+  test('a reply quotes its message, and an @mention is marked until read', async () => {
+    const ann = await openPage(browser);
+    const ben = await openPage(browser);
+    const [a, b] = [uname('ann'), uname('ben')];
+    await signUp(ann, a);
+    await signUp(ben, b);
+    try {
+      await ann.click('#newgroup');
+      await ann.fill('#group-name', 'Reviews');
+      await ann.fill('#group-members', b);
+      await ann.click('#group-form button[value=create]');
+      await ann.waitForFunction(() =>
+        document.querySelector('#conv-title').textContent === 'Reviews');
+      const question = 'Who can review my change? It touches the gateway, the logic service ' +
+        'and the web app, so it is a long one.';
+      await send(ann, question);
+      await ann.waitForSelector('.msg.mine[data-state=sent]');
+      // Ann looks elsewhere: a chat with Ben, with nothing in it yet.
+      await startChat(ann, b);
+
+      const group = ben.locator('.conv-item', { hasText: 'Reviews' });
+      await group.click();
+      await waitMessage(ben, question);
+      const asked = ben.locator('.msg', { hasText: 'Who can review' });
+      await asked.locator('button.reply').click();
+      const quoted = new RegExp(`^#\\d+ ${a}: “Who can review my change\\? .*…”$`);
+      await ben.waitForSelector('#reply-bar:not([hidden])');
+      assert.match(await ben.textContent('#reply-text'), quoted);
+      await ben.click('#reply-cancel');
+      await ben.waitForSelector('#reply-bar', { state: 'hidden' });
+      await asked.locator('button.reply').click();
+      await ben.fill('#text', `@${a} I can, after lunch`);
+      await shot(ben, 'reply-compose');
+      await ben.press('#text', 'Enter');
+      await ben.waitForSelector('#reply-bar', { state: 'hidden' });
+      const answer = ben.locator('.msg.mine[data-state=sent]', { hasText: 'after lunch' });
+      await answer.waitFor();
+      assert.match(await answer.locator('.quote').textContent(), /Who can review my change\?/);
+      assert.equal(await answer.evaluate((e) => e.classList.contains('mentioned')), false,
+        'the sender is not marked as mentioned');
+
+      // Ann's list: one unread in the group, and the "@" of her mention.
+      const item = ann.locator('.conv-item', { hasText: 'Reviews' });
+      await item.locator('.badge.mention').waitFor();
+      await item.locator('.badge:not(.mention)', { hasText: '1' }).waitFor();
+      const chat = ann.locator('.conv-item').filter({
+        has: ann.locator('.conv-name', { hasText: new RegExp(`^${b}$`) }),
+      });
+      assert.equal(await chat.locator('.badge').count(), 0, 'the chat with Ben has no badge');
+      await shot(ann, 'mention-badge');
+      await item.click();
+      await waitMessage(ann, `@${a} I can, after lunch`);
+      const got = ann.locator('.msg', { hasText: 'after lunch' });
+      assert.equal(await got.evaluate((e) => e.classList.contains('mentioned')), true);
+      assert.match(await got.locator('.quote').textContent(),
+        new RegExp(`In reply to #\\d+ ${a}: “Who can review my change\\?`));
+      await item.locator('.badge').first().waitFor({ state: 'detached' }); // read now
+      await shot(ann, 'mention');
+      await ann.emulateMedia({ colorScheme: 'dark' });
+      await shot(ann, 'mention-dark');
+      // Read on the server too: a reload shows no "@" again.
+      await ann.reload();
+      await waitOnline(ann);
+      await waitMessage(ann, `@${a} I can, after lunch`);
+      await ann.locator('.conv-item', { hasText: 'Reviews' }).waitFor();
+      assert.equal(await ann.locator('.badge.mention').count(), 0);
+      assert.deepEqual([...ann.errors, ...ben.errors], []);
+    } finally {
+      await ann.context().close();
+      await ben.context().close();
+    }
+  });
+
+  test('Clear history and Delete chat, here and on the user\'s other tab', async () => {
+    const cal = await openPage(browser);
+    const dee = await openPage(browser);
+    const [c, d] = [uname('cal'), uname('dee')];
+    await signUp(cal, c);
+    await signUp(dee, d);
+    // Cal's second tab: another device of the same user. Its resyncs come
+    // often, as a tab's reconnects would.
+    const tab2 = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
+    try {
+      await startChat(cal, d);
+      await send(cal, 'one');
+      await send(cal, 'two');
+      await cal.waitForSelector('.msg[data-seq="2"][data-state=sent]');
+      await dee.locator('.conv-item', { hasText: c }).click();
+      await waitMessage(dee, 'two');
+      await send(dee, 'three');
+      await waitMessage(cal, 'three');
+      await signIn(tab2, c);
+      const other = tab2.locator('.conv-item', { hasText: d });
+      await other.locator('.conv-last', { hasText: 'three' }).waitFor();
+
+      // Clear history: the view empties, the chat stays listed, Dee keeps hers.
+      cal.once('dialog', (dlg) => dlg.accept());
+      await cal.click('#clear-btn');
+      await cal.waitForFunction(() => document.querySelectorAll('#messages .msg').length === 0);
+      const item = cal.locator('.conv-item', { hasText: d });
+      assert.equal(await item.locator('.conv-last').textContent(), '');
+      await shot(cal, 'cleared');
+      await cal.reload();
+      await waitOnline(cal);
+      await cal.waitForFunction(() => {
+        const { app } = window.resonance;
+        return app.convs.get(app.openId)?.historyLoaded;
+      });
+      assert.deepEqual(await bodies(cal), []);
+      assert.deepEqual(await bodies(dee), ['one', 'two', 'three']);
+      await send(dee, 'four');
+      await waitMessage(cal, 'four');
+      assert.deepEqual(await bodies(cal), ['four']);
+      await other.click();
+      await waitMessage(tab2, 'four');
+      assert.deepEqual(await bodies(tab2), ['four']);
+      await tab2.click('#text'); // leaves the chat open; Cal's delete closes it
+
+      // Delete chat: it leaves the list here and on the other tab.
+      cal.once('dialog', (dlg) => dlg.accept());
+      await cal.click('#delete-btn');
+      await item.waitFor({ state: 'detached' });
+      await cal.waitForSelector('#empty:not([hidden])');
+      await shot(cal, 'chat-deleted');
+      await other.waitFor({ state: 'detached' });
+      await tab2.waitForSelector('#empty:not([hidden])');
+
+      // A new message lists it again, holding only that message.
+      await send(dee, 'five');
+      await item.locator('.badge', { hasText: '1' }).waitFor();
+      await other.locator('.badge', { hasText: '1' }).waitFor();
+      await item.click();
+      await waitMessage(cal, 'five');
+      assert.deepEqual(await bodies(cal), ['five']);
+      assert.deepEqual([...cal.errors, ...dee.errors, ...tab2.errors], []);
+    } finally {
+      for (const p of [cal, dee, tab2]) await p.context().close();
+    }
+  });
+
+  test('Delete account: a wrong password is refused, the right one signs out for good',
+    async () => {
+      const eve = await openPage(browser);
+      const fin = await openPage(browser);
+      const [e, f] = [uname('eve'), uname('fin')];
+      await signUp(eve, e);
+      await signUp(fin, f);
+      try {
+        await startChat(fin, e);
+        await send(fin, 'hi eve');
+        await eve.locator('.conv-item', { hasText: f }).click();
+        await waitMessage(eve, 'hi eve');
+        await send(eve, 'bye fin');
+        await waitMessage(fin, 'bye fin');
+
+        await eve.click('#delete-account');
+        await eve.waitForSelector('#delete-dialog[open]');
+        await eve.fill('#delete-pass', 'not-the-password');
+        await eve.check('#delete-confirm');
+        await eve.click('#delete-submit');
+        await eve.waitForFunction(() => document.querySelector('#delete-error').textContent !== '');
+        assert.equal(await eve.textContent('#delete-error'),
+          'Wrong password; nothing was deleted.');
+        await shot(eve, 'delete-account-wrong');
+        await eve.emulateMedia({ colorScheme: 'dark' });
+        await shot(eve, 'delete-account-dark');
+        await eve.emulateMedia({ colorScheme: 'light' });
+        await waitOnline(eve); // still signed in
+
+        await eve.fill('#delete-pass', `pw-${e}`);
+        await eve.click('#delete-submit');
+        await eve.waitForSelector('#login-view:not([hidden])');
+        assert.equal(await eve.textContent('#login-error'), 'Your account was deleted.');
+        assert.equal(await eve.locator('#delete-dialog[open]').count(), 0);
+        await shot(eve, 'account-deleted');
+        // The saved tokens are gone: a reload asks again, and the password no longer works.
+        await eve.reload();
+        await eve.waitForSelector('#login-view:not([hidden])');
+        await eve.fill('#login-user', e);
+        await eve.fill('#login-pass', `pw-${e}`);
+        await eve.click('button[value=login]');
+        await eve.waitForFunction(() =>
+          document.querySelector('#login-error').textContent === 'Wrong username or password.');
+
+        assert.deepEqual([...eve.errors, ...fin.errors], []);
+      } finally {
+        await eve.context().close();
+        await fin.context().close();
+      }
+    });
 });

@@ -69,6 +69,15 @@ export async function signUp(page, username, password = `pw-${username}`) {
   await waitOnline(page);
 }
 
+/** signIn signs an existing user in on the login form and waits until online. */
+export async function signIn(page, username, password = `pw-${username}`) {
+  await page.fill('#login-user', username);
+  await page.fill('#login-pass', password);
+  await page.click('button[value=login]');
+  await page.waitForSelector('#chat-view:not([hidden])', { timeout: 15_000 });
+  await waitOnline(page);
+}
+
 export async function waitOnline(page, timeout = 15_000) {
   await page.waitForSelector('#conn[data-state=online]', { timeout });
 }
