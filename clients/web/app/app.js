@@ -10,7 +10,7 @@ import {
 } from '../sdk/index.js';
 import { mentionsFor, quoteText } from './compose.js';
 import {
-  bodyText, deleteAccountErrorText, el, errText, groupEventText, reconcile, timeText,
+  bodyText, deleteAccountErrorText, el, errText, groupEventText, isLeave, reconcile, timeText,
 } from './view.js';
 import { lastTime, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
@@ -263,7 +263,10 @@ function onMessage(m) {
     if (mine && m.seq > c.readSeq) c.readSeq = m.seq;
   }
   if (mentionsUser(m, app.me.userId) && m.seq > c.mentionSeq) c.mentionSeq = m.seq;
-  if (m.contentType === ContentType.GROUP_EVENT) refreshGroup(c);
+  if (m.contentType === ContentType.GROUP_EVENT) {
+    refreshGroup(c);
+    if (isLeave(m)) recheckUser(m.senderId);
+  }
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
@@ -327,17 +330,39 @@ async function refreshGroup(c) {
   }
 }
 
+// What the app shows for a user whose account was deleted (GET_USER by id
+// answers deleted, with no username).
+const DELETED_NAME = 'Deleted account';
+
 // nameOf_ returns the username of id, fetching it once in the background.
 function nameOf_(id) {
   const key = String(id);
   const known = app.users.get(key);
   if (known !== undefined) return known || `user ${key}`;
   app.users.set(key, '');
-  app.session?.getUser({ userId: BigInt(id) }).then((u) => {
-    app.users.set(key, u.username);
-    scheduleRender();
-  }, () => app.users.delete(key));
+  lookUpUser(key);
   return `user ${key}`;
+}
+
+// lookUpUser reads the name of the user whose id is key, again when known:
+// a name is all the app keeps of a user, and a deleted account's reads as
+// such. A failed first look-up is tried again at the next nameOf_.
+function lookUpUser(key) {
+  app.session?.getUser({ userId: BigInt(key) }).then((u) => {
+    app.users.set(key, u.deleted ? DELETED_NAME : u.username);
+    scheduleRender();
+  }, () => {
+    if (!app.users.get(key)) app.users.delete(key);
+  });
+}
+
+// recheckUser looks a known user up again after a sign of a deletion: the
+// user going offline (a deletion signs every device out and tells the
+// watchers) or leaving a group (a deletion leaves them all).
+function recheckUser(id) {
+  const key = String(id);
+  const known = app.users.get(key);
+  if (known && known !== DELETED_NAME && key !== String(app.me?.userId)) lookUpUser(key);
 }
 
 function convTitle(c) {
@@ -357,6 +382,7 @@ function onNotify(n) {
   } else if (n.presence) {
     app.presenceSupported = true; // a server that sends presence serves it
     app.presence.set(String(n.presence.userId), n.presence.online);
+    if (!n.presence.online) recheckUser(n.presence.userId);
   } else if (n.read) {
     const c = ensureConv(n.read.convId);
     if (n.read.userId === app.me.userId) {

@@ -59,6 +59,16 @@ export function groupEventText(m, meId, who) {
   }
 }
 
+/** isLeave reports whether m is a GROUP_EVENT of its sender leaving the group. */
+export function isLeave(m) {
+  if (m.contentType !== ContentType.GROUP_EVENT) return false;
+  try {
+    return decodeStruct(schemas.GroupEvent, m.content).action === GroupAction.LEAVE;
+  } catch {
+    return false;
+  }
+}
+
 /** timeText is a message time (Unix ms, BigInt) as hours and minutes. */
 export function timeText(ms) {
   return new Date(Number(ms)).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });

@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { peersToWatch } from '../app/presence.js';
 import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
-import { ContentType, ConvType, GroupRole, MAX_PRESENCE_USERS } from '../sdk/index.js';
+import { isLeave } from '../app/view.js';
+import {
+  ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, encodeStruct, schemas,
+} from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
 // when ms is undefined).
@@ -115,4 +118,16 @@ test('quoteText names the quoted seq, with an excerpt when loaded', () => {
     `#3 ann: “${'x'.repeat(QUOTE_CHARS)}…”`);
   assert.equal(quoteText(3n, { ...text('gone'), recalled: true }, who),
     '#3 ann: “(message recalled)”');
+});
+
+// A deletion leaves every group with a LEAVE event: the app looks its
+// sender up again on one (isLeave), to show a deleted account as such.
+test('isLeave tells a LEAVE group event from the others and from text', () => {
+  const event = (action) => ({ contentType: ContentType.GROUP_EVENT,
+    content: encodeStruct(schemas.GroupEvent, { action, targets: [], name: '' }) });
+  assert.equal(isLeave(event(GroupAction.LEAVE)), true);
+  assert.equal(isLeave(event(GroupAction.REMOVE)), false);
+  assert.equal(isLeave({ contentType: ContentType.TEXT, content: new Uint8Array([1]) }), false);
+  assert.equal(isLeave({ contentType: ContentType.GROUP_EVENT, content: new Uint8Array([0xff]) }),
+    false, 'an event that does not decode');
 });

@@ -603,6 +603,24 @@ describe('web app', () => {
         await eve.waitForFunction(() =>
           document.querySelector('#login-error').textContent === 'Wrong username or password.');
 
+        // Fin's chat stays, with Eve shown as a deleted account: at once, and
+        // after a reload.
+        const titled = async (t) => {
+          try {
+            await fin.waitForFunction((want) =>
+              document.querySelector('#conv-title').textContent === want, t, { timeout: 10_000 });
+          } catch {
+            assert.fail(`Fin's chat is titled ${await fin.textContent('#conv-title')}, not ${t}`);
+          }
+        };
+        const gone = 'Deleted account';
+        await titled(gone);
+        await fin.locator('.conv-item', { hasText: gone }).waitFor();
+        assert.deepEqual(await bodies(fin), ['hi eve', 'bye fin']);
+        await shot(fin, 'peer-deleted');
+        await fin.reload();
+        await waitOnline(fin);
+        await titled(gone);
         assert.deepEqual([...eve.errors, ...fin.errors], []);
       } finally {
         await eve.context().close();
