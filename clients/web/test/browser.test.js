@@ -30,6 +30,23 @@ async function seqsOf(page) {
     .map((e) => Number(e.split('#')[1]));
 }
 
+// boxes returns the bounding boxes of the first element each selector
+// matches in page.
+function boxes(page, selectors) {
+  return page.evaluate((sels) => sels.map((sel) => {
+    const { left, right, top, bottom } = document.querySelector(sel).getBoundingClientRect();
+    return { sel, left, right, top, bottom };
+  }), selectors);
+}
+
+// assertApart fails when boxes side by side, left to right, touch or overlap.
+function assertApart(row) {
+  for (let i = 1; i < row.length; i++) {
+    assert.ok(row[i].left - row[i - 1].right >= 4,
+      `${row[i - 1].sel} and ${row[i].sel} touch: ${JSON.stringify(row)}`);
+  }
+}
+
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 // unsupported reports whether the server answers a feature's request with
@@ -452,6 +469,14 @@ describe('web app', () => {
       await asked.locator('button.reply').click();
       await ben.fill('#text', `@${a} I can, after lunch`);
       await shot(ben, 'reply-compose');
+      // The chat's header buttons stand apart, and the Reply link is legible.
+      assertApart(await boxes(ben, ['#members-btn', '#clear-btn', '#delete-btn']));
+      const replySize = await asked.locator('button.reply')
+        .evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
+      assert.ok(replySize >= 11, `the Reply link's font is ${replySize}px`);
+      await ben.setViewportSize({ width: 400, height: 700 });
+      await shot(ben, 'reply-compose-narrow');
+      await ben.setViewportSize({ width: 1100, height: 700 });
       await ben.press('#text', 'Enter');
       await ben.waitForSelector('#reply-bar', { state: 'hidden' });
       const answer = ben.locator('.msg.mine[data-state=sent]', { hasText: 'after lunch' });
@@ -583,6 +608,20 @@ describe('web app', () => {
         assert.equal(await eve.textContent('#delete-error'),
           'Wrong password; nothing was deleted.');
         await shot(eve, 'delete-account-wrong');
+        // The box sits on its sentence's line; the two buttons side by side.
+        const [box, sentence] = await eve.evaluate(() => {
+          const input = document.querySelector('#delete-confirm');
+          const range = document.createRange();
+          range.selectNodeContents(input.parentElement);
+          range.setStartAfter(input);
+          return [input.getBoundingClientRect(), range.getClientRects()[0]]
+            .map(({ top, bottom }) => ({ top, bottom }));
+        });
+        assert.ok(box.bottom > sentence.top && box.top < sentence.bottom,
+          `the confirmation's box is not on its sentence's line: ${JSON.stringify([box, sentence])}`);
+        const buttons = await boxes(eve, ['#delete-cancel', '#delete-submit']);
+        assert.equal(buttons[0].top, buttons[1].top, 'the dialog’s buttons are in one row');
+        assertApart(buttons);
         await eve.emulateMedia({ colorScheme: 'dark' });
         await shot(eve, 'delete-account-dark');
         await eve.emulateMedia({ colorScheme: 'light' });
