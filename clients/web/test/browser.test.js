@@ -474,8 +474,13 @@ describe('web app', () => {
       const replySize = await asked.locator('button.reply')
         .evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
       assert.ok(replySize >= 11, `the Reply link's font is ${replySize}px`);
+      // On a phone's width every button of the header and the top bar is on screen.
       await ben.setViewportSize({ width: 400, height: 700 });
       await shot(ben, 'reply-compose-narrow');
+      const offScreen = await ben.evaluate(() => [...document.querySelectorAll(
+        '#whoami button, .conv-head button:not([hidden])')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth).map((e) => e.id));
+      assert.deepEqual(offScreen, [], 'buttons past the right edge at 400 px');
       await ben.setViewportSize({ width: 1100, height: 700 });
       await ben.press('#text', 'Enter');
       await ben.waitForSelector('#reply-bar', { state: 'hidden' });
