@@ -604,8 +604,14 @@ describe('web app', () => {
         await send(eve, 'bye fin');
         await waitMessage(fin, 'bye fin');
 
+        // Cancel closes the dialog; it opens again empty.
+        await eve.click('#delete-account');
+        await eve.fill('#delete-pass', 'typed, then cancelled');
+        await eve.click('#delete-cancel');
+        await eve.waitForSelector('#delete-dialog:not([open])', { state: 'attached' });
         await eve.click('#delete-account');
         await eve.waitForSelector('#delete-dialog[open]');
+        assert.equal(await eve.inputValue('#delete-pass'), '');
         await eve.fill('#delete-pass', 'not-the-password');
         await eve.check('#delete-confirm');
         await eve.click('#delete-submit');
