@@ -528,8 +528,10 @@ describe('web app', () => {
     const [c, d] = [uname('cal'), uname('dee')];
     await signUp(cal, c);
     await signUp(dee, d);
-    // Cal's second tab: another device of the same user. Its resyncs come
-    // often, as a tab's reconnects would.
+    // Cal's second tab: another device of the same user. The server tells
+    // other devices of a clear only through SYNC_CONVS (a NOTIFY read comes
+    // only when the clear moved the read position), so the tab learns it at
+    // its next resync: every second here, every minute by default.
     const tab2 = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
     try {
       await startChat(cal, d);
