@@ -669,6 +669,10 @@ describe('web app', () => {
         await titled(gone);
         await fin.locator('.conv-item', { hasText: gone }).waitFor();
         assert.deepEqual(await bodies(fin), ['hi eve', 'bye fin']);
+        // A message to the deleted account is refused, and says so.
+        await send(fin, 'are you there?');
+        await fin.waitForSelector('.msg[data-state=failed]');
+        assert.match(await fin.textContent('.msg[data-state=failed] .meta'), /^not sent: .+/);
         await shot(fin, 'peer-deleted');
         await fin.reload();
         await waitOnline(fin);
