@@ -595,10 +595,23 @@ describe('web app', () => {
     async () => {
       const eve = await openPage(browser);
       const fin = await openPage(browser);
-      const [e, f] = [uname('eve'), uname('fin')];
+      const gus = await openPage(browser);
+      const [e, f, g] = [uname('eve'), uname('fin'), uname('gus')];
       await signUp(eve, e);
       await signUp(fin, f);
+      await signUp(gus, g);
       try {
+        // Gus shares only a group with Eve (no presence of hers to watch).
+        await gus.click('#newgroup');
+        await gus.fill('#group-name', 'Book club');
+        await gus.fill('#group-members', e);
+        await gus.click('#group-form button[value=create]');
+        await gus.waitForFunction(() =>
+          document.querySelector('#conv-title').textContent === 'Book club');
+        await eve.locator('.conv-item', { hasText: 'Book club' }).click();
+        await send(eve, 'see you in the club');
+        await waitMessage(gus, 'see you in the club');
+
         await startChat(fin, e);
         await send(fin, 'hi eve');
         await eve.locator('.conv-item', { hasText: f }).click();
@@ -677,10 +690,16 @@ describe('web app', () => {
         await fin.reload();
         await waitOnline(fin);
         await titled(gone);
-        assert.deepEqual([...eve.errors, ...fin.errors], []);
+
+        // In Gus's group Eve's message and her leaving name a deleted account.
+        await gus.waitForFunction((t) => [...document.querySelectorAll('.msg .who')]
+          .some((w) => w.textContent === t), gone);
+        await gus.waitForFunction((t) => [...document.querySelectorAll('.msg.event')]
+          .some((m) => m.textContent === `${t} left`), gone);
+        await shot(gus, 'group-member-deleted');
+        assert.deepEqual([...eve.errors, ...fin.errors, ...gus.errors], []);
       } finally {
-        await eve.context().close();
-        await fin.context().close();
+        for (const p of [eve, fin, gus]) await p.context().close();
       }
     });
 });
