@@ -651,7 +651,10 @@ function renderOpen() {
 }
 
 function subtitle(c) {
-  if (c.type === ConvType.GROUP) return c.memberCount ? `${c.memberCount} members` : 'Group';
+  if (c.type === ConvType.GROUP) {
+    if (!c.memberCount) return 'Group';
+    return c.memberCount === 1 ? '1 member' : `${c.memberCount} members`;
+  }
   if (!app.presenceSupported || !c.peerUserId) return '';
   return app.presence.get(String(c.peerUserId)) ? 'online' : 'offline';
 }

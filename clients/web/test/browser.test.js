@@ -696,6 +696,9 @@ describe('web app', () => {
           .some((w) => w.textContent === t), gone);
         await gus.waitForFunction((t) => [...document.querySelectorAll('.msg.event')]
           .some((m) => m.textContent === `${t} left`), gone);
+        await gus.waitForFunction(() =>
+          document.querySelector('#conv-sub').textContent !== '2 members');
+        assert.equal(await gus.textContent('#conv-sub'), '1 member');
         await shot(gus, 'group-member-deleted');
         assert.deepEqual([...eve.errors, ...fin.errors, ...gus.errors], []);
       } finally {
