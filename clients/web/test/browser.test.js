@@ -644,7 +644,7 @@ describe('web app', () => {
             .map(({ top, bottom }) => ({ top, bottom }));
         });
         assert.ok(box.bottom > sentence.top && box.top < sentence.bottom,
-          `the confirmation's box is not on its sentence's line: ${JSON.stringify([box, sentence])}`);
+          `the confirmation's box is off its sentence's line: ${JSON.stringify([box, sentence])}`);
         const buttons = await boxes(eve, ['#delete-cancel', '#delete-submit']);
         assert.equal(buttons[0].top, buttons[1].top, 'the dialog’s buttons are in one row');
         assertApart(buttons);
