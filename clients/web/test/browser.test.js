@@ -471,6 +471,9 @@ describe('web app', () => {
       await shot(ben, 'reply-compose');
       // The chat's header buttons stand apart, and the Reply link is legible.
       assertApart(await boxes(ben, ['#members-btn', '#clear-btn', '#delete-btn']));
+      const [head, body] = await boxes(ben, ['.conv-head', '.conv-body']);
+      assert.ok(body.top - head.bottom < 1,
+        `a ${body.top - head.bottom}px band between the chat's header and its messages`);
       const replySize = await asked.locator('button.reply')
         .evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
       assert.ok(replySize >= 11, `the Reply link's font is ${replySize}px`);
