@@ -520,10 +520,25 @@ async function clearOpen(hide) {
     applyClear(c, clearedSeq, hide);
     if (c.hidden) closeConv();
     renderAll();
+    tabs?.postMessage({ userId: String(app.me.userId), convId: c.convId,
+      clearedSeq: String(clearedSeq), hide });
   } catch (err) {
     $('conv-error').textContent = errText(err);
   }
 }
+
+// The other tabs of this browser signed in as the same user take a clear
+// or a delete from here at once; other devices learn it from SYNC_CONVS at
+// their next resync.
+const tabs = typeof BroadcastChannel === 'function'
+  ? new BroadcastChannel('resonance.clears') : null;
+tabs?.addEventListener('message', ({ data }) => {
+  const c = app.me && data.userId === String(app.me.userId) && app.convs.get(data.convId);
+  if (!c) return;
+  applyClear(c, BigInt(data.clearedSeq), data.hide);
+  if (c.hidden && app.openId === c.convId) closeConv();
+  scheduleRender();
+});
 
 async function openConv(convId) {
   const c = app.convs.get(convId) || ensureConv(convId);

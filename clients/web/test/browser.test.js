@@ -525,74 +525,90 @@ describe('web app', () => {
     }
   });
 
-  test('Clear history and Delete chat, here and on the user\'s other tab', async () => {
-    const cal = await openPage(browser);
-    const dee = await openPage(browser);
-    const [c, d] = [uname('cal'), uname('dee')];
-    await signUp(cal, c);
-    await signUp(dee, d);
-    // Cal's second tab: another device of the same user. The server tells
-    // other devices of a clear only through SYNC_CONVS (a NOTIFY read comes
-    // only when the clear moved the read position), so the tab learns it at
-    // its next resync: every second here, every minute by default.
-    const tab2 = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
-    try {
-      await startChat(cal, d);
-      await send(cal, 'one');
-      await send(cal, 'two');
-      await cal.waitForSelector('.msg[data-seq="2"][data-state=sent]');
-      await dee.locator('.conv-item', { hasText: c }).click();
-      await waitMessage(dee, 'two');
-      await send(dee, 'three');
-      await waitMessage(cal, 'three');
-      await signIn(tab2, c);
-      const other = tab2.locator('.conv-item', { hasText: d });
-      await other.locator('.conv-last', { hasText: 'three' }).waitFor();
+  test('Clear history and Delete chat, here, on another tab and on another device',
+    async () => {
+      const cal = await openPage(browser);
+      const dee = await openPage(browser);
+      const [c, d] = [uname('cal'), uname('dee')];
+      await signUp(cal, c);
+      await signUp(dee, d);
+      // Cal's second tab in the same browser, and Cal's phone (another
+      // browser): each is another device of Cal's. The tab hears of a clear
+      // from the first tab at once. The server tells the phone only through
+      // SYNC_CONVS (a NOTIFY read comes only when the clear moved the read
+      // position), so it learns at its next resync: every second here,
+      // every minute by default.
+      const tab2 = await openPage(browser, { context: cal.context() });
+      const phone = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
+      try {
+        await startChat(cal, d);
+        await send(cal, 'one');
+        await send(cal, 'two');
+        await cal.waitForSelector('.msg[data-seq="2"][data-state=sent]');
+        await dee.locator('.conv-item', { hasText: c }).click();
+        await waitMessage(dee, 'two');
+        await send(dee, 'three');
+        await waitMessage(cal, 'three');
+        await signIn(tab2, c);
+        await signIn(phone, c);
+        const inTab = tab2.locator('.conv-item', { hasText: d });
+        const onPhone = phone.locator('.conv-item', { hasText: d });
+        for (const item of [inTab, onPhone]) {
+          await item.locator('.conv-last', { hasText: 'three' }).waitFor();
+        }
 
-      // Clear history: the view empties, the chat stays listed, Dee keeps hers.
-      cal.once('dialog', (dlg) => dlg.accept());
-      await cal.click('#clear-btn');
-      await cal.waitForFunction(() => document.querySelectorAll('#messages .msg').length === 0);
-      const item = cal.locator('.conv-item', { hasText: d });
-      assert.equal(await item.locator('.conv-last').textContent(), '');
-      await shot(cal, 'cleared');
-      await cal.reload();
-      await waitOnline(cal);
-      await cal.waitForFunction(() => {
-        const { app } = window.resonance;
-        return app.convs.get(app.openId)?.historyLoaded;
-      });
-      assert.deepEqual(await bodies(cal), []);
-      assert.deepEqual(await bodies(dee), ['one', 'two', 'three']);
-      await send(dee, 'four');
-      await waitMessage(cal, 'four');
-      assert.deepEqual(await bodies(cal), ['four']);
-      await other.click();
-      await waitMessage(tab2, 'four');
-      assert.deepEqual(await bodies(tab2), ['four']);
-      await tab2.click('#text'); // leaves the chat open; Cal's delete closes it
+        // Clear history: the view empties, the chat stays listed, Dee keeps hers.
+        cal.once('dialog', (dlg) => dlg.accept());
+        await cal.click('#clear-btn');
+        await cal.waitForFunction(() => document.querySelectorAll('#messages .msg').length === 0);
+        const item = cal.locator('.conv-item', { hasText: d });
+        assert.equal(await item.locator('.conv-last').textContent(), '');
+        await shot(cal, 'cleared');
+        for (const other of [inTab, onPhone]) {
+          await other.locator('.conv-last', { hasText: 'three' }).waitFor({ state: 'detached' });
+        }
+        await cal.reload();
+        await waitOnline(cal);
+        await cal.waitForFunction(() => {
+          const { app } = window.resonance;
+          return app.convs.get(app.openId)?.historyLoaded;
+        });
+        assert.deepEqual(await bodies(cal), []);
+        assert.deepEqual(await bodies(dee), ['one', 'two', 'three']);
+        await send(dee, 'four');
+        await waitMessage(cal, 'four');
+        assert.deepEqual(await bodies(cal), ['four']);
+        for (const [page, other] of [[tab2, inTab], [phone, onPhone]]) {
+          await other.click();
+          await waitMessage(page, 'four');
+          assert.deepEqual(await bodies(page), ['four']);
+          await page.click('#text'); // leaves the chat open; Cal's delete closes it
+        }
 
-      // Delete chat: it leaves the list here and on the other tab.
-      cal.once('dialog', (dlg) => dlg.accept());
-      await cal.click('#delete-btn');
-      await item.waitFor({ state: 'detached' });
-      await cal.waitForSelector('#empty:not([hidden])');
-      await shot(cal, 'chat-deleted');
-      await other.waitFor({ state: 'detached' });
-      await tab2.waitForSelector('#empty:not([hidden])');
+        // Delete chat: it leaves the list and the view everywhere.
+        cal.once('dialog', (dlg) => dlg.accept());
+        await cal.click('#delete-btn');
+        await item.waitFor({ state: 'detached' });
+        await cal.waitForSelector('#empty:not([hidden])');
+        await shot(cal, 'chat-deleted');
+        for (const [page, other] of [[tab2, inTab], [phone, onPhone]]) {
+          await other.waitFor({ state: 'detached' });
+          await page.waitForSelector('#empty:not([hidden])');
+        }
 
-      // A new message lists it again, holding only that message.
-      await send(dee, 'five');
-      await item.locator('.badge', { hasText: '1' }).waitFor();
-      await other.locator('.badge', { hasText: '1' }).waitFor();
-      await item.click();
-      await waitMessage(cal, 'five');
-      assert.deepEqual(await bodies(cal), ['five']);
-      assert.deepEqual([...cal.errors, ...dee.errors, ...tab2.errors], []);
-    } finally {
-      for (const p of [cal, dee, tab2]) await p.context().close();
-    }
-  });
+        // A new message lists it again, holding only that message.
+        await send(dee, 'five');
+        for (const it of [item, inTab, onPhone]) {
+          await it.locator('.badge', { hasText: '1' }).waitFor();
+        }
+        await item.click();
+        await waitMessage(cal, 'five');
+        assert.deepEqual(await bodies(cal), ['five']);
+        assert.deepEqual([...cal.errors, ...dee.errors, ...tab2.errors, ...phone.errors], []);
+      } finally {
+        for (const p of [cal, dee, phone]) await p.context().close();
+      }
+    });
 
   test('Delete account: a wrong password is refused, the right one signs out for good',
     async () => {

@@ -47,10 +47,13 @@ export function appUrl(query = {}) {
 
 /**
  * openPage opens the app in a fresh browser context (its own storage, so
- * its own device). Uncaught exceptions collect in page.errors.
+ * its own device), or as another tab of context when given (a tab has its
+ * own sessionStorage, so it is another device too, in the same browser).
+ * Uncaught exceptions collect in page.errors.
  */
-export async function openPage(browser, { query, route } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+export async function openPage(browser, { query, route, context: shared } = {}) {
+  const context = shared ||
+    await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();
   page.errors = []; // uncaught exceptions: a test fails on any
   page.on('pageerror', (e) => page.errors.push(e.message));
