@@ -5,7 +5,7 @@
 // that cannot go out fails and its retry is stored once; groups, typing and
 // presence where the server serves them, and presence once refused by an
 // older server; replies and @mentions in a group, Clear history and Delete
-// chat (on another tab too), and Delete account.
+// chat (on another tab and another device too), and Delete account.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
