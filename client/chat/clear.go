@@ -17,7 +17,10 @@ func (s *session) clearConv(ctx context.Context, hide bool) error {
 	// message it had missed there is not fetched and printed.
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
 	defer cancel()
-	cleared, err := s.sess.ClearConv(ctx, conv, 0, hide)
+	// Up to what this client printed, not the server's newest: a message on
+	// its way would otherwise be cleared unseen. 0 (nothing printed yet)
+	// clears all there is.
+	cleared, err := s.sess.ClearConv(ctx, conv, s.shown[conv], hide)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ const app = {
   wsUrl: '',
   session: null,
   me: null, // {userId, username}
+  ending: false, // the user signs out or deletes the account: the session's end is no news
   convs: new Map(), // conv id -> conv (see ensureConv)
   users: new Map(), // user id string -> username
   presence: new Map(), // user id string -> boolean
@@ -165,7 +166,9 @@ function setConn({ state, retryInMs }) {
 }
 
 function onEnded(err) {
-  if (!app.me) return; // a failed first login is reported by startSession
+  // A failed first login is reported by startSession, and an end the user
+  // asked for (sign out, delete account) by its own handler.
+  if (!app.me || app.ending) return;
   const kicked = err.close && err.close.reason === CloseReason.KICKED;
   resetState();
   showLogin(err.accountDeleted ? 'This account was deleted.'
@@ -175,6 +178,7 @@ function onEnded(err) {
 function resetState() {
   app.session = null;
   app.me = null;
+  app.ending = false;
   app.convs.clear();
   app.watching.clear();
   app.openId = '';
@@ -508,6 +512,10 @@ function closeConv() {
 async function clearOpen(hide) {
   const c = app.convs.get(app.openId);
   if (!c) return;
+  // Up to what this tab knows of, not the server's newest: a message that
+  // came while the user was asked would otherwise be cleared unseen.
+  const upToSeq = c.lastSeq;
+  if (upToSeq === 0n) return;
   const ask = hide
     ? `Delete the chat with ${convTitle(c)}? Its history is cleared for you on all your ` +
       'devices, and it leaves your list until a new message comes. Others keep theirs.'
@@ -516,7 +524,7 @@ async function clearOpen(hide) {
   if (!confirm(ask)) return;
   $('conv-error').textContent = '';
   try {
-    const { clearedSeq } = await app.session.clearConv(c.convId, { hide });
+    const { clearedSeq } = await app.session.clearConv(c.convId, { upToSeq, hide });
     applyClear(c, clearedSeq, hide);
     if (c.hidden) closeConv();
     renderAll();
@@ -828,7 +836,7 @@ function wireUi() {
 
   $('signout').addEventListener('click', async () => {
     const s = app.session;
-    app.me = null;
+    app.ending = true;
     try {
       await s?.logout();
     } catch { /* signed out locally anyway */ }
@@ -994,13 +1002,14 @@ function wireDeleteAccount() {
     ev.preventDefault();
     const s = app.session;
     if (!s) return;
-    const me = app.me;
     $('delete-submit').disabled = true;
     try {
-      app.me = null; // the session's end is this action's, not news (onEnded)
+      // The session's end is this action's, not news (onEnded); app.me
+      // stays, so messages that come meanwhile are still counted.
+      app.ending = true;
       await s.deleteAccount($('delete-pass').value);
     } catch (err) {
-      app.me = me;
+      app.ending = false;
       $('delete-error').textContent = deleteAccountErrorText(err);
       return;
     } finally {
