@@ -115,6 +115,8 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 		return &protocol.GetSettingsReq{}
 	case protocol.Op_CLEAR_CONV:
 		return &protocol.ClearConvReq{}
+	case protocol.Op_REACT:
+		return &protocol.ReactReq{}
 	}
 	return nil
 }

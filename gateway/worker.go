@@ -263,6 +263,8 @@ func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.GetSettings(ctx, sess, req)
 	case *protocol.ClearConvReq:
 		return g.logic.ClearConv(ctx, sess, req)
+	case *protocol.ReactReq:
+		return g.logic.React(ctx, sess, req)
 	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }

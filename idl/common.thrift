@@ -48,6 +48,7 @@ enum ContentType {
     GROUP_EVENT = 3,    // GroupEvent: membership or group settings changed
     RECALL = 4,         // RecallEvent: an earlier message was recalled
     EDIT = 5,           // EditEvent: an earlier message was edited
+    REACTION = 6,       // ReactionEvent: a reaction was added to or removed from an earlier message
 }
 
 // GroupRole is a member's role in a group. Who may do what is in
@@ -93,6 +94,24 @@ struct EditEvent {
     4: binary content,
 }
 
+// ReactionEvent is the content of a REACTION message: its sender added
+// (or, with removed, took back) emoji on the message at seq of the same
+// conversation.
+struct ReactionEvent {
+    1: i64 seq,
+    2: i64 msg_id,
+    3: string emoji,
+    4: bool removed,
+}
+
+// Reaction is one emoji's reactions to a message: count users reacted with
+// it; user_ids are the first of them (at most 10), earliest first.
+struct Reaction {
+    1: string emoji,
+    2: i32 count,
+    3: list<i64> user_ids,
+}
+
 // Message is one stored message of a conversation.
 struct Message {
     1: i64 msg_id,          // server-assigned, unique across conversations
@@ -111,4 +130,8 @@ struct Message {
     12: optional i64 reply_to_seq,    // the seq this message quotes; unset when none
     13: optional list<i64> mentions,  // user ids it mentions (groups); unset when none
     14: optional bool mention_all,    // it mentions every member (groups); unset when not
+    // The message's reactions as of the SYNC page that carries it, by
+    // emoji in order of first use; unset when none, and on PUSH (REACTION
+    // events carry the changes).
+    15: optional list<Reaction> reactions,
 }

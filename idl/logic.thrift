@@ -175,6 +175,7 @@ service Logic {
     protocol.GroupInfo GetGroup(1: Session session, 2: protocol.GetGroupReq req) throws (1: common.BizError err)
     protocol.SendResp Recall(1: Session session, 2: protocol.RecallReq req) throws (1: common.BizError err)
     protocol.SendResp Edit(1: Session session, 2: protocol.EditReq req) throws (1: common.BizError err)
+    protocol.SendResp React(1: Session session, 2: protocol.ReactReq req) throws (1: common.BizError err)
     protocol.TypingResp Typing(1: Session session, 2: protocol.TypingReq req) throws (1: common.BizError err)
     protocol.ReadCountsResp ReadCounts(1: Session session, 2: protocol.ReadCountsReq req) throws (1: common.BizError err)
     protocol.GetPresenceResp GetPresence(1: Session session, 2: protocol.GetPresenceReq req) throws (1: common.BizError err)

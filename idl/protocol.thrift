@@ -80,6 +80,8 @@ enum Op {
 
     CLEAR_CONV = 0x51,      // body ClearConvReq: clear (and hide) a conversation for this user
     CLEAR_CONV_ACK = 0x52,  // body ClearConvResp
+    REACT = 0x53,           // body ReactReq: add or remove an emoji reaction
+    REACT_ACK = 0x54,       // body SendResp (the REACTION event message)
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -437,6 +439,20 @@ struct EditReq {
     3: i64 seq,
     4: common.ContentType content_type,
     5: binary content,
+}
+
+// ReactReq adds (or, with remove, takes back) the session user's emoji
+// reaction to the message at seq. client_msg_id keys the REACTION event. An
+// emoji is 1 to 32 bytes of UTF-8 without whitespace or control characters;
+// a message holds at most 20 distinct emoji and 3 reactions of one user.
+// Adding one the user already has, or removing one they do not have, stores
+// nothing and answers duplicate.
+struct ReactReq {
+    1: string client_msg_id,
+    2: string conv_id,
+    3: i64 seq,
+    4: string emoji,
+    5: bool remove,
 }
 
 // TypingReq tells the other members that this user is (or stopped) typing.

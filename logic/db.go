@@ -126,11 +126,11 @@ func gormConfig(cfg Config) *gorm.Config {
 func migrate(db *gorm.DB) error {
 	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
-		&pushTokenRow{}, &muteRow{}, &settingsRow{})
+		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{})
 	if err != nil {
 		return err
 	}
-	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes) {
+	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes, reactionIndexes) {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}

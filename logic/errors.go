@@ -77,6 +77,10 @@ var (
 	// errDuplicate means the message's (sender, client_msg_id) is already
 	// stored: a concurrent retry won.
 	errDuplicate = errors.New("logic: duplicate client message id")
+	// errNoChange means a reaction the user already has was added, or one
+	// they do not have was removed: nothing is stored, and the request is
+	// answered as a duplicate.
+	errNoChange = errors.New("logic: reaction already in that state")
 	// errNoConv means the seq transaction found no conversation row to lock.
 	errNoConv = errors.New("logic: conversation row missing")
 	// errBadHash means a stored password hash is not in the encoding hasher

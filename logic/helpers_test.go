@@ -132,7 +132,7 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 	}
 	err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}, &memberRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
-		&pushTokenRow{}, &muteRow{}, &settingsRow{})
+		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{})
 	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}

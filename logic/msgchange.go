@@ -46,6 +46,12 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 		if err != nil {
 			return err
 		}
+		// A recalled message shows no reactions; its REACTION events stay.
+		err = tx.Where("conv_id = ? AND seq = ?", target.ConvID, target.Seq).
+			Delete(&reactionRow{}).Error
+		if err != nil {
+			return err
+		}
 		return eraseEdits(tx, target)
 	}
 	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
@@ -91,12 +97,15 @@ func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
 	return resp, nil
 }
 
-// msgChange is a recall or an edit of one stored message.
+// msgChange is a recall, an edit or a reaction of one stored message.
 type msgChange struct {
 	clientMsgID string
 	convID      string
 	seq         int64
 	ct          common.ContentType
+	// byReader says that anyone who may read the target may make the change
+	// (a reaction), not only its sender (a recall or an edit).
+	byReader bool
 	event       interface {
 		BLength() int
 		FastWrite([]byte) int
@@ -106,7 +115,7 @@ type msgChange struct {
 	change func(tx *gorm.DB, target *messageRow, now time.Time) error
 }
 
-// changeMessage stores the event of a recall or edit and applies it to its
+// changeMessage stores the event of a recall, edit or reaction and applies it to its
 // target in the same transaction, under the conversation's lock: two changes
 // of one message are ordered, and a recalled message cannot be edited after.
 func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
@@ -123,8 +132,9 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 	if m, err := s.findByClientID(ctx, session.UserId, ch.clientMsgID); m != nil || err != nil {
 		return sendResp(m, true), err
 	}
-	if ch.ct == common.ContentType_EDIT && !isGroupID(ch.convID) {
-		// An edit is new content: a blocked user may not write it.
+	if ch.ct != common.ContentType_RECALL && !isGroupID(ch.convID) {
+		// An edit or a reaction is new content: a blocked user may not
+		// write it.
 		peer, err := peerOf(ch.convID, session.UserId)
 		if err != nil {
 			return nil, err
@@ -137,8 +147,12 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 			return nil, errBlocked
 		}
 	}
-	if _, err := s.readable(ctx, ch.convID, session.UserId); err != nil {
+	rr, err := s.readable(ctx, ch.convID, session.UserId)
+	if err != nil {
 		return nil, err
+	}
+	if ch.byReader && ch.seq <= rr.cleared {
+		return nil, fmt.Errorf("%w: message", ErrNotFound) // gone from the user's history
 	}
 	m := s.newEventMessage(session, ch.convID, ch.clientMsgID, ch.ct, ch.event)
 	apply := func(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
@@ -153,7 +167,7 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 			return nil, res.Error
 		case res.RowsAffected == 0:
 			return nil, fmt.Errorf("%w: message", ErrNotFound)
-		case target.SenderID != m.SenderID:
+		case !ch.byReader && target.SenderID != m.SenderID:
 			return nil, fmt.Errorf("%w: only its sender may change a message", ErrForbidden)
 		case target.ContentType != int16(common.ContentType_TEXT) &&
 			target.ContentType != int16(common.ContentType_BINARY):
@@ -161,13 +175,18 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 		case target.Recalled:
 			return nil, fmt.Errorf("%w: the message was recalled", ErrForbidden)
 		}
+		if ch.byReader {
+			if err := s.checkJoinedBefore(tx, c, m.SenderID, target.Seq); err != nil {
+				return nil, err
+			}
+		}
 		if err := ch.change(tx, &target, m.CreatedAt); err != nil {
 			return nil, err
 		}
 		m.Content, err = encodeStruct(ch.event) // now with the target's msg_id
 		return recipients, err
 	}
-	_, err := s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply, changes: true})
+	_, err = s.storeMessage(ctx, seqWrite{m: m, origin: session, apply: apply, changes: true})
 	if errors.Is(err, errDuplicate) {
 		found, ferr := s.findByClientID(ctx, session.UserId, ch.clientMsgID)
 		if ferr == nil && found == nil {
@@ -180,6 +199,23 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 		return nil, err
 	}
 	return sendResp(m, false), nil
+}
+
+// checkJoinedBefore refuses a change by user of the message at seq of group
+// c when the user joined after it: it is not in their history. The member
+// set is the one sendApply read under the row lock (cached).
+func (s *Service) checkJoinedBefore(tx *gorm.DB, c *convRow, user, seq int64) error {
+	if c.Type != int16(common.ConvType_GROUP) {
+		return nil
+	}
+	ms, err := s.activeMembers(tx, c)
+	if err != nil {
+		return err
+	}
+	if seq < ms.joinSeqs[user] {
+		return fmt.Errorf("%w: the message is from before you joined", ErrForbidden)
+	}
+	return nil
 }
 
 func sendResp(m *messageRow, duplicate bool) *protocol.SendResp {

@@ -46,6 +46,10 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	for i := range rows {
 		resp.Messages[i] = rows[i].toThrift()
 	}
+	// Before fitting: the reactions take room in the frame.
+	if err := s.addReactions(ctx, req.ConvId, resp.Messages); err != nil {
+		return nil, s.fail("sync", err, logIDs)
+	}
 	fitReply(resp, req.BeforeSeq > 0)
 	if resp.LastSeq, err = s.lastSeq(ctx, req.ConvId); err != nil {
 		return nil, s.fail("sync", err, logIDs)

@@ -165,6 +165,7 @@ const (
 	ContentType_GROUP_EVENT ContentType = 3
 	ContentType_RECALL      ContentType = 4
 	ContentType_EDIT        ContentType = 5
+	ContentType_REACTION    ContentType = 6
 )
 
 func (p ContentType) String() string {
@@ -179,6 +180,8 @@ func (p ContentType) String() string {
 		return "RECALL"
 	case ContentType_EDIT:
 		return "EDIT"
+	case ContentType_REACTION:
+		return "REACTION"
 	}
 	return "<UNSET>"
 }
@@ -195,6 +198,8 @@ func ContentTypeFromString(s string) (ContentType, error) {
 		return ContentType_RECALL, nil
 	case "EDIT":
 		return ContentType_EDIT, nil
+	case "REACTION":
+		return ContentType_REACTION, nil
 	}
 	return ContentType(0), fmt.Errorf("not a valid ContentType string")
 }
@@ -478,6 +483,109 @@ var fieldIDToName_EditEvent = map[int16]string{
 	4: "content",
 }
 
+type ReactionEvent struct {
+	Seq     int64  `thrift:"seq,1" frugal:"1,default,i64" json:"seq"`
+	MsgId   int64  `thrift:"msg_id,2" frugal:"2,default,i64" json:"msg_id"`
+	Emoji   string `thrift:"emoji,3" frugal:"3,default,string" json:"emoji"`
+	Removed bool   `thrift:"removed,4" frugal:"4,default,bool" json:"removed"`
+}
+
+func NewReactionEvent() *ReactionEvent {
+	return &ReactionEvent{}
+}
+
+func (p *ReactionEvent) InitDefault() {
+}
+
+func (p *ReactionEvent) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *ReactionEvent) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *ReactionEvent) GetEmoji() (v string) {
+	return p.Emoji
+}
+
+func (p *ReactionEvent) GetRemoved() (v bool) {
+	return p.Removed
+}
+func (p *ReactionEvent) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *ReactionEvent) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *ReactionEvent) SetEmoji(val string) {
+	p.Emoji = val
+}
+func (p *ReactionEvent) SetRemoved(val bool) {
+	p.Removed = val
+}
+
+func (p *ReactionEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReactionEvent(%+v)", *p)
+}
+
+var fieldIDToName_ReactionEvent = map[int16]string{
+	1: "seq",
+	2: "msg_id",
+	3: "emoji",
+	4: "removed",
+}
+
+type Reaction struct {
+	Emoji   string  `thrift:"emoji,1" frugal:"1,default,string" json:"emoji"`
+	Count   int32   `thrift:"count,2" frugal:"2,default,i32" json:"count"`
+	UserIds []int64 `thrift:"user_ids,3" frugal:"3,default,list<i64>" json:"user_ids"`
+}
+
+func NewReaction() *Reaction {
+	return &Reaction{}
+}
+
+func (p *Reaction) InitDefault() {
+}
+
+func (p *Reaction) GetEmoji() (v string) {
+	return p.Emoji
+}
+
+func (p *Reaction) GetCount() (v int32) {
+	return p.Count
+}
+
+func (p *Reaction) GetUserIds() (v []int64) {
+	return p.UserIds
+}
+func (p *Reaction) SetEmoji(val string) {
+	p.Emoji = val
+}
+func (p *Reaction) SetCount(val int32) {
+	p.Count = val
+}
+func (p *Reaction) SetUserIds(val []int64) {
+	p.UserIds = val
+}
+
+func (p *Reaction) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Reaction(%+v)", *p)
+}
+
+var fieldIDToName_Reaction = map[int16]string{
+	1: "emoji",
+	2: "count",
+	3: "user_ids",
+}
+
 type Message struct {
 	MsgId        int64       `thrift:"msg_id,1" frugal:"1,default,i64" json:"msg_id"`
 	ConvId       string      `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
@@ -493,6 +601,7 @@ type Message struct {
 	ReplyToSeq   *int64      `thrift:"reply_to_seq,12,optional" frugal:"12,optional,i64" json:"reply_to_seq,omitempty"`
 	Mentions     []int64     `thrift:"mentions,13,optional" frugal:"13,optional,list<i64>" json:"mentions,omitempty"`
 	MentionAll   *bool       `thrift:"mention_all,14,optional" frugal:"14,optional,bool" json:"mention_all,omitempty"`
+	Reactions    []*Reaction `thrift:"reactions,15,optional" frugal:"15,optional,list<Reaction>" json:"reactions,omitempty"`
 }
 
 func NewMessage() *Message {
@@ -572,6 +681,15 @@ func (p *Message) GetMentionAll() (v bool) {
 	}
 	return *p.MentionAll
 }
+
+var Message_Reactions_DEFAULT []*Reaction
+
+func (p *Message) GetReactions() (v []*Reaction) {
+	if !p.IsSetReactions() {
+		return Message_Reactions_DEFAULT
+	}
+	return p.Reactions
+}
 func (p *Message) SetMsgId(val int64) {
 	p.MsgId = val
 }
@@ -614,6 +732,9 @@ func (p *Message) SetMentions(val []int64) {
 func (p *Message) SetMentionAll(val *bool) {
 	p.MentionAll = val
 }
+func (p *Message) SetReactions(val []*Reaction) {
+	p.Reactions = val
+}
 
 func (p *Message) IsSetReplyToSeq() bool {
 	return p.ReplyToSeq != nil
@@ -625,6 +746,10 @@ func (p *Message) IsSetMentions() bool {
 
 func (p *Message) IsSetMentionAll() bool {
 	return p.MentionAll != nil
+}
+
+func (p *Message) IsSetReactions() bool {
+	return p.Reactions != nil
 }
 
 func (p *Message) String() string {
@@ -649,6 +774,7 @@ var fieldIDToName_Message = map[int16]string{
 	12: "reply_to_seq",
 	13: "mentions",
 	14: "mention_all",
+	15: "reactions",
 }
 
 type BizError struct {

@@ -650,6 +650,8 @@ type Logic interface {
 
 	Edit(ctx context.Context, session *Session, req *protocol.EditReq) (r *protocol.SendResp, err error)
 
+	React(ctx context.Context, session *Session, req *protocol.ReactReq) (r *protocol.SendResp, err error)
+
 	Typing(ctx context.Context, session *Session, req *protocol.TypingReq) (r *protocol.TypingResp, err error)
 
 	ReadCounts(ctx context.Context, session *Session, req *protocol.ReadCountsReq) (r *protocol.ReadCountsResp, err error)
@@ -3522,6 +3524,118 @@ func (p *LogicEditResult) String() string {
 }
 
 var fieldIDToName_LogicEditResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicReactArgs struct {
+	Session *Session           `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.ReactReq `thrift:"req,2" frugal:"2,default,protocol.ReactReq" json:"req"`
+}
+
+func NewLogicReactArgs() *LogicReactArgs {
+	return &LogicReactArgs{}
+}
+
+func (p *LogicReactArgs) InitDefault() {
+}
+
+var LogicReactArgs_Session_DEFAULT *Session
+
+func (p *LogicReactArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicReactArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicReactArgs_Req_DEFAULT *protocol.ReactReq
+
+func (p *LogicReactArgs) GetReq() (v *protocol.ReactReq) {
+	if !p.IsSetReq() {
+		return LogicReactArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicReactArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicReactArgs) SetReq(val *protocol.ReactReq) {
+	p.Req = val
+}
+
+func (p *LogicReactArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicReactArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicReactArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicReactArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicReactArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicReactResult struct {
+	Success *protocol.SendResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SendResp" json:"success,omitempty"`
+	Err     *common.BizError   `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicReactResult() *LogicReactResult {
+	return &LogicReactResult{}
+}
+
+func (p *LogicReactResult) InitDefault() {
+}
+
+var LogicReactResult_Success_DEFAULT *protocol.SendResp
+
+func (p *LogicReactResult) GetSuccess() (v *protocol.SendResp) {
+	if !p.IsSetSuccess() {
+		return LogicReactResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicReactResult_Err_DEFAULT *common.BizError
+
+func (p *LogicReactResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicReactResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicReactResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SendResp)
+}
+func (p *LogicReactResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicReactResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicReactResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicReactResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicReactResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicReactResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -79,6 +79,8 @@ const (
 	Op_NOTIFY              Op = 67
 	Op_CLEAR_CONV          Op = 81
 	Op_CLEAR_CONV_ACK      Op = 82
+	Op_REACT               Op = 83
+	Op_REACT_ACK           Op = 84
 )
 
 func (p Op) String() string {
@@ -217,6 +219,10 @@ func (p Op) String() string {
 		return "CLEAR_CONV"
 	case Op_CLEAR_CONV_ACK:
 		return "CLEAR_CONV_ACK"
+	case Op_REACT:
+		return "REACT"
+	case Op_REACT_ACK:
+		return "REACT_ACK"
 	}
 	return "<UNSET>"
 }
@@ -357,6 +363,10 @@ func OpFromString(s string) (Op, error) {
 		return Op_CLEAR_CONV, nil
 	case "CLEAR_CONV_ACK":
 		return Op_CLEAR_CONV_ACK, nil
+	case "REACT":
+		return Op_REACT, nil
+	case "REACT_ACK":
+		return Op_REACT_ACK, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -2760,6 +2770,71 @@ var fieldIDToName_EditReq = map[int16]string{
 	3: "seq",
 	4: "content_type",
 	5: "content",
+}
+
+type ReactReq struct {
+	ClientMsgId string `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	ConvId      string `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Seq         int64  `thrift:"seq,3" frugal:"3,default,i64" json:"seq"`
+	Emoji       string `thrift:"emoji,4" frugal:"4,default,string" json:"emoji"`
+	Remove      bool   `thrift:"remove,5" frugal:"5,default,bool" json:"remove"`
+}
+
+func NewReactReq() *ReactReq {
+	return &ReactReq{}
+}
+
+func (p *ReactReq) InitDefault() {
+}
+
+func (p *ReactReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *ReactReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ReactReq) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *ReactReq) GetEmoji() (v string) {
+	return p.Emoji
+}
+
+func (p *ReactReq) GetRemove() (v bool) {
+	return p.Remove
+}
+func (p *ReactReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *ReactReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ReactReq) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *ReactReq) SetEmoji(val string) {
+	p.Emoji = val
+}
+func (p *ReactReq) SetRemove(val bool) {
+	p.Remove = val
+}
+
+func (p *ReactReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReactReq(%+v)", *p)
+}
+
+var fieldIDToName_ReactReq = map[int16]string{
+	1: "client_msg_id",
+	2: "conv_id",
+	3: "seq",
+	4: "emoji",
+	5: "remove",
 }
 
 type TypingReq struct {

@@ -39,6 +39,7 @@ type Client interface {
 	GetGroup(ctx context.Context, session *logicrpc.Session, req *protocol.GetGroupReq, callOptions ...callopt.Option) (r *protocol.GroupInfo, err error)
 	Recall(ctx context.Context, session *logicrpc.Session, req *protocol.RecallReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
+	React(ctx context.Context, session *logicrpc.Session, req *protocol.ReactReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq, callOptions ...callopt.Option) (r *protocol.TypingResp, err error)
 	ReadCounts(ctx context.Context, session *logicrpc.Session, req *protocol.ReadCountsReq, callOptions ...callopt.Option) (r *protocol.ReadCountsResp, err error)
 	GetPresence(ctx context.Context, session *logicrpc.Session, req *protocol.GetPresenceReq, callOptions ...callopt.Option) (r *protocol.GetPresenceResp, err error)
@@ -214,6 +215,11 @@ func (p *kLogicClient) Recall(ctx context.Context, session *logicrpc.Session, re
 func (p *kLogicClient) Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Edit(ctx, session, req)
+}
+
+func (p *kLogicClient) React(ctx context.Context, session *logicrpc.Session, req *protocol.ReactReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.React(ctx, session, req)
 }
 
 func (p *kLogicClient) Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq, callOptions ...callopt.Option) (r *protocol.TypingResp, err error) {

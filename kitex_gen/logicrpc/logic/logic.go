@@ -204,6 +204,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"React": kitex.NewMethodInfo(
+		reactHandler,
+		newLogicReactArgs,
+		newLogicReactResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Typing": kitex.NewMethodInfo(
 		typingHandler,
 		newLogicTypingArgs,
@@ -993,6 +1000,30 @@ func newLogicEditResult() interface{} {
 	return logicrpc.NewLogicEditResult()
 }
 
+func reactHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicReactArgs)
+	realResult := result.(*logicrpc.LogicReactResult)
+	success, err := handler.(logicrpc.Logic).React(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicReactArgs() interface{} {
+	return logicrpc.NewLogicReactArgs()
+}
+
+func newLogicReactResult() interface{} {
+	return logicrpc.NewLogicReactResult()
+}
+
 func typingHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicTypingArgs)
 	realResult := result.(*logicrpc.LogicTypingResult)
@@ -1658,6 +1689,21 @@ func (p *kClient) Edit(ctx context.Context, session *logicrpc.Session, req *prot
 	_args.Req = req
 	var _result logicrpc.LogicEditResult
 	if err = p.c.Call(ctx, "Edit", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) React(ctx context.Context, session *logicrpc.Session, req *protocol.ReactReq) (r *protocol.SendResp, err error) {
+	var _args logicrpc.LogicReactArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicReactResult
+	if err = p.c.Call(ctx, "React", &_args, &_result); err != nil {
 		return
 	}
 	switch {
