@@ -106,7 +106,7 @@ type msgChange struct {
 	// byReader says that anyone who may read the target may make the change
 	// (a reaction), not only its sender (a recall or an edit).
 	byReader bool
-	event       interface {
+	event    interface {
 		BLength() int
 		FastWrite([]byte) int
 	}

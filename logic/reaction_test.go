@@ -178,7 +178,7 @@ func TestReact_Group(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = e.react(carol, conv, 2, "👍", false)
-		wantCode(t, err, common.ErrorCode_FORBIDDEN) // from before carol joined
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)              // from before carol joined
 		if _, err := e.sendTo(alice, conv, "after"); err != nil { // seq 4
 			t.Fatal(err)
 		}
