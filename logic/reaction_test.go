@@ -177,8 +177,9 @@ func TestReact_Group(t *testing.T) {
 			0); err != nil { // seq 3
 			t.Fatal(err)
 		}
+		// A message from before carol joined is not hers to react to.
 		_, err = e.react(carol, conv, 2, "👍", false)
-		wantCode(t, err, common.ErrorCode_FORBIDDEN)              // from before carol joined
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)
 		if _, err := e.sendTo(alice, conv, "after"); err != nil { // seq 4
 			t.Fatal(err)
 		}
