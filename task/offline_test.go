@@ -24,6 +24,7 @@ import (
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -544,5 +545,33 @@ func TestNotify_DeviceBackOnlineInWindowIsNotWoken(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(tk.task.notify.metrics.online); v != 1 {
 		t.Errorf("online skip metric %v, want 1", v)
+	}
+}
+
+// A reaction is an event in the conversation, pushed to online devices like
+// any message but waking no offline one: only the message after it does.
+func TestNotify_ReactionNotifiesNobody(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	rcv := startReceiver(t, false)
+	alice, lg := twoUsers(t, en, gw)
+	startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
+
+	reaction := newEvent("p2p:1:2", 1, []int64{1, 2}, alice)
+	reaction.Message.ContentType = common.ContentType_REACTION
+	body := &common.ReactionEvent{Seq: 1, MsgId: 999, Emoji: "👍"}
+	reaction.Message.Content = make([]byte, body.BLength())
+	body.FastWrite(reaction.Message.Content)
+	en.publish(t, reaction)
+	en.publish(t, newEvent("p2p:1:2", 2, []int64{1, 2}, alice))
+	testwait.For(t, 5*time.Second, "the message's notification",
+		func() bool { return len(rcv.got()) >= 1 })
+	testwait.For(t, 5*time.Second, "events acked", en.notifySettled(t))
+
+	if notes := rcv.got(); len(notes) != 1 || notes[0].Seq != 2 {
+		t.Fatalf("notifications %+v, want only the message at seq 2", notes)
+	}
+	if n := len(gw.framesOf(2)); n != 2 {
+		t.Errorf("online laptop got %d pushes, want the reaction and the message", n)
 	}
 }
