@@ -1,0 +1,73 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// REACT over real sockets: the reaction reaches the other member's device
+// live as a REACTION event, a device that was offline reads the sum on the
+// message in SYNC, and the reaction is not an unread message.
+func TestE2E_React(t *testing.T) {
+	addr := startHostile(t, nil)
+	alice := register(t, addr, "alice", "phone")
+	bob := register(t, addr, "bob", "phone")
+	var sent protocol.SendResp
+	alice.wantCall("send", protocol.Op_SEND, textSend("m1", bob.id, "", "react to me"), &sent,
+		common.ErrorCode_OK)
+	if m := nextPush(t, bob.rawConn).Message; m.Seq != sent.Seq {
+		t.Fatalf("bob's first push is seq %d, want %d", m.Seq, sent.Seq)
+	}
+
+	var ack protocol.SendResp
+	bob.wantCall("react", protocol.Op_REACT, &protocol.ReactReq{ClientMsgId: "r1",
+		ConvId: sent.ConvId, Seq: sent.Seq, Emoji: "👍"}, &ack, common.ErrorCode_OK)
+	m := nextPush(t, alice.rawConn).Message
+	var ev common.ReactionEvent
+	if _, err := ev.FastRead(m.Content); err != nil || m.ContentType !=
+		common.ContentType_REACTION || m.Seq != ack.Seq || m.SenderId != bob.id ||
+		ev.Seq != sent.Seq || ev.MsgId != sent.MsgId || ev.Emoji != "👍" {
+		t.Fatalf("alice's push %+v with %+v (%v)", m, ev, err)
+	}
+	if m.Reactions != nil {
+		t.Errorf("a pushed event carries reactions %v", m.Reactions)
+	}
+	bob.wantCall("react again", protocol.Op_REACT, &protocol.ReactReq{ClientMsgId: "r2",
+		ConvId: sent.ConvId, Seq: sent.Seq, Emoji: "👍"}, &ack, common.ErrorCode_OK)
+	if !ack.Duplicate || ack.Seq != 0 {
+		t.Errorf("the same reaction again = %+v, want a duplicate with no event", ack)
+	}
+
+	laptop := dialRaw(t, addr)
+	loginRaw(t, laptop, &protocol.LoginReq{Username: alice.name, Password: hostilePassword,
+		DeviceId: "laptop"})
+	var page protocol.SyncResp
+	laptop.wantCall("laptop sync", protocol.Op_SYNC, &protocol.SyncReq{ConvId: sent.ConvId},
+		&page, common.ErrorCode_OK)
+	if len(page.Messages) != 2 {
+		t.Fatalf("alice's laptop reads %d messages, want the message and its reaction",
+			len(page.Messages))
+	}
+	r := page.Messages[0].Reactions
+	if len(r) != 1 || r[0].Emoji != "👍" || r[0].Count != 1 || len(r[0].UserIds) != 1 ||
+		r[0].UserIds[0] != bob.id {
+		t.Errorf("the message's reactions on alice's laptop: %v", r)
+	}
+	if s := convOf(t, laptop, sent.ConvId); s == nil || s.LastSeq != 2 || s.Unread != 0 {
+		t.Errorf("alice's summary %+v, want last_seq 2 and nothing unread", s)
+	}
+}
+
+// nextPush returns the first PUSH rc kept while waiting for a reply, or
+// else reads the next frame, which must be one.
+func nextPush(t *testing.T, rc *rawConn) *protocol.PushMsg {
+	t.Helper()
+	if len(rc.pushes) > 0 {
+		p := rc.pushes[0]
+		rc.pushes = rc.pushes[1:]
+		return p
+	}
+	return readPush(t, rc)
+}
