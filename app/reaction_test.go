@@ -1,7 +1,12 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -70,4 +75,63 @@ func nextPush(t *testing.T, rc *rawConn) *protocol.PushMsg {
 		return p
 	}
 	return readPush(t, rc)
+}
+
+// The Go SDK's reactions over the real system: Session.React reaches the
+// other member's Session and the reactor's own, ReactionEventOf reads the
+// event, and Client.React of what one has already changes nothing.
+func TestSession_React(t *testing.T) {
+	addr := startHostile(t, nil)
+	alice := register(t, addr, "alice", "phone")
+	bob := register(t, addr, "bob", "phone")
+	var sent protocol.SendResp
+	alice.wantCall("send", protocol.Op_SEND, textSend("m1", bob.id, "", "react to me"), &sent,
+		common.ErrorCode_OK)
+	aliceS := openSession(t, addr, alice.name, "tablet")
+	bobS := openSession(t, addr, bob.name, "tablet")
+	aliceSt, bobSt := collect(t, aliceS), collect(t, bobS)
+	aliceSt.waitSeqs(t, "alice", sent.ConvId, []int64{1})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := bobS.React(ctx, sent.ConvId, sent.Seq, "🎉", false)
+	if err != nil || ack.Seq != 2 || ack.Duplicate {
+		t.Fatalf("Session.React = %+v, %v; want the event at seq 2", ack, err)
+	}
+	aliceSt.waitSeqs(t, "alice", sent.ConvId, []int64{1, 2})
+	bobSt.waitSeqs(t, "bob", sent.ConvId, []int64{1, 2})
+	aliceSt.mu.Lock()
+	m := aliceSt.msgs[len(aliceSt.msgs)-1]
+	aliceSt.mu.Unlock()
+	ev, err := client.ReactionEventOf(m)
+	if err != nil || m.SenderId != bob.id || ev.Seq != sent.Seq || ev.MsgId != sent.MsgId ||
+		ev.Emoji != "🎉" || ev.Removed {
+		t.Fatalf("ReactionEventOf(%+v) = %+v, %v", m, ev, err)
+	}
+	text := &common.Message{ContentType: common.ContentType_TEXT}
+	if _, err := client.ReactionEventOf(text); !errors.Is(err, client.ErrBadParams) {
+		t.Errorf("ReactionEventOf a text message: %v, want ErrBadParams", err)
+	}
+
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Login(ctx, client.LoginParams{Username: bob.name, Password: hostilePassword,
+		DeviceID: "laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	dup, err := c.React(ctx, sent.ConvId, sent.Seq, "🎉", false)
+	if err != nil || !dup.Duplicate || dup.Seq != 0 {
+		t.Errorf("Client.React of a reaction bob has = %+v, %v; want a duplicate", dup, err)
+	}
+	if _, err := c.React(ctx, sent.ConvId, sent.Seq, "bad emoji", false); client.CodeOf(err) !=
+		common.ErrorCode_BAD_REQUEST {
+		t.Errorf("Client.React with a space: %v, want BAD_REQUEST", err)
+	}
+	page, err := c.Sync(ctx, sent.ConvId, 0, 10)
+	if err != nil || len(page.Messages) != 2 || len(page.Messages[0].Reactions) != 1 {
+		t.Fatalf("bob's laptop syncs %+v, %v; want the message with its reaction", page, err)
+	}
 }

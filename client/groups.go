@@ -92,6 +92,25 @@ func (c *Client) Edit(ctx context.Context, convID string, seq int64, text string
 	return resp, nil
 }
 
+// React adds one's emoji reaction to the message at seq of convID, or with
+// remove takes it back. The REACTION event enters the conversation as a
+// message. Adding a reaction one has, or removing one one lacks, changes
+// nothing: the reply has Duplicate set and no MsgId or Seq. A lost answer
+// wraps ErrOutcomeUnknown; calling again is safe, for the same reason.
+func (c *Client) React(ctx context.Context, convID string, seq int64, emoji string,
+	remove bool) (*protocol.SendResp, error) {
+	return c.react(ctx, &protocol.ReactReq{ClientMsgId: NewClientMsgID(), ConvId: convID,
+		Seq: seq, Emoji: emoji, Remove: remove})
+}
+
+func (c *Client) react(ctx context.Context, req *protocol.ReactReq) (*protocol.SendResp, error) {
+	resp := protocol.NewSendResp()
+	if err := c.roundTripOnce(ctx, protocol.Op_REACT, req, resp); err != nil {
+		return nil, errorf("react %q seq %d: %w", req.ConvId, req.Seq, err)
+	}
+	return resp, nil
+}
+
 // ReadCounts returns, for each of seqs, how many members other than its
 // sender have read it, and the number of members.
 func (c *Client) ReadCounts(ctx context.Context, convID string,
@@ -120,6 +139,13 @@ func RecallEventOf(m *common.Message) (*common.RecallEvent, error) {
 func EditEventOf(m *common.Message) (*common.EditEvent, error) {
 	ev := common.NewEditEvent()
 	return ev, decodeContent(m, common.ContentType_EDIT, ev)
+}
+
+// ReactionEventOf decodes the content of a REACTION message; the message's
+// sender is who reacted.
+func ReactionEventOf(m *common.Message) (*common.ReactionEvent, error) {
+	ev := common.NewReactionEvent()
+	return ev, decodeContent(m, common.ContentType_REACTION, ev)
 }
 
 func decodeContent(m *common.Message, want common.ContentType, v interface {
@@ -183,6 +209,19 @@ func (s *Session) Edit(ctx context.Context, convID string, seq int64,
 	id := NewClientMsgID()
 	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
 		r, err := c.Edit(ctx, convID, seq, text, id)
+		return r, convID, err
+	})
+}
+
+// React is Client.React on the session's connection, retried under one
+// client msg id. A reaction that changed nothing (Duplicate, Seq 0) has no
+// event for Messages.
+func (s *Session) React(ctx context.Context, convID string, seq int64, emoji string,
+	remove bool) (*protocol.SendResp, error) {
+	req := &protocol.ReactReq{ClientMsgId: NewClientMsgID(), ConvId: convID, Seq: seq,
+		Emoji: emoji, Remove: remove}
+	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
+		r, err := c.react(ctx, req)
 		return r, convID, err
 	})
 }

@@ -31,6 +31,8 @@ const helpText = `commands:
   /read        mark the conversation read up to its newest message
   /recall <seq>, /edit <seq> <text>
                recall or edit one of your messages
+  /react #<seq> <emoji>, /unreact #<seq> <emoji>
+               react to a message with an emoji, or take the reaction back
   /convs       list your conversations with unread counts
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes

@@ -13,7 +13,7 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// handleConvCommand runs the group, read, recall and edit commands; false
+// handleConvCommand runs the group, read, recall, edit and reaction commands; false
 // means cmd is none of them.
 func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 	switch cmd {
@@ -39,6 +39,8 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 		s.report(s.markRead(ctx))
 	case "/recall", "/edit":
 		s.report(s.changeMessage(ctx, cmd, arg))
+	case "/react", "/unreact":
+		s.report(s.react(ctx, arg, cmd == "/unreact"))
 	case "/convs":
 		s.report(s.printConvs(ctx))
 	case "/clear", "/hide":
@@ -311,6 +313,34 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 	return err
 }
 
+// react runs "/react #<seq> <emoji>" and "/unreact #<seq> <emoji>". The
+// server judges the target and the emoji; a reaction that changes nothing
+// is said here, since no event line will show it.
+func (s *session) react(ctx context.Context, arg string, remove bool) error {
+	conv := s.conv()
+	seqText, emoji, _ := strings.Cut(strings.TrimSpace(arg), " ")
+	seq, err := strconv.ParseInt(strings.TrimPrefix(seqText, "#"), 10, 64)
+	emoji = strings.TrimSpace(emoji)
+	switch {
+	case conv == "":
+		return fmt.Errorf("no conversation yet")
+	case err != nil || seq <= 0 || emoji == "" || strings.ContainsAny(emoji, " \t"):
+		return fmt.Errorf("usage: /react #<seq> <emoji> or /unreact #<seq> <emoji>")
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	resp, err := s.sess.React(ctx, conv, seq, emoji, remove)
+	switch {
+	case err != nil:
+		return err
+	case resp.Duplicate && resp.Seq == 0 && remove:
+		s.printf("* you have no %s on #%d", clean(emoji), seq)
+	case resp.Duplicate && resp.Seq == 0:
+		s.printf("* you already reacted %s to #%d", clean(emoji), seq)
+	}
+	return nil
+}
+
 // checkChangeTarget reads #seq of conv and says why /recall or /edit cannot
 // change it when it is missing, an event or another user's message. The
 // server refuses these too, but in its own terms ("only a text or binary
@@ -467,7 +497,7 @@ func (s *session) allConvs(ctx context.Context) ([]*protocol.ConvSummary, error)
 	return convs, err
 }
 
-// formatEvent describes a group, recall or edit event, as "alice left";
+// formatEvent describes a group, recall, edit or reaction event, as "alice left";
 // "" for a message. format adds the event's own #seq.
 func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 	who := s.nameOf(ctx, m.SenderId)
@@ -507,6 +537,12 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 	case common.ContentType_RECALL:
 		if ev, err := client.RecallEventOf(m); err == nil {
 			return fmt.Sprintf("%s recalled #%d", who, ev.Seq)
+		}
+	case common.ContentType_REACTION:
+		if ev, err := client.ReactionEventOf(m); err == nil && ev.Removed {
+			return fmt.Sprintf("%s took back %s from #%d", who, clean(ev.Emoji), ev.Seq)
+		} else if err == nil {
+			return fmt.Sprintf("%s reacted %s to #%d", who, clean(ev.Emoji), ev.Seq)
 		}
 	case common.ContentType_EDIT:
 		if ev, err := client.EditEventOf(m); err == nil && m.Recalled {

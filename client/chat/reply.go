@@ -153,11 +153,26 @@ func (s *session) decorate(m *common.Message, sender string) string {
 	if client.MentionsUser(m, s.me) {
 		text += mentionMark
 	}
+	text += reactionsText(m.Reactions)
 	if !m.Recalled && m.ContentType == common.ContentType_TEXT {
 		s.quotes.put(quoteKey{m.ConvId, m.Seq}, quoted{sender: sender,
 			text: string(m.Content)})
 	}
 	return formatLine(m, sender, text)
+}
+
+// reactionsText renders the reactions a history page carries, as
+// " [👍 2, 🎉 1]"; "" when there are none. Live REACTION events print their
+// own lines instead.
+func reactionsText(rs []*common.Reaction) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s %d", clean(r.Emoji), r.Count)
+	}
+	return " [" + strings.Join(parts, ", ") + "]"
 }
 
 // quoteMarker names the quoted message: `(re #3 alice: "lunch?")`, or

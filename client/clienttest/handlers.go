@@ -66,6 +66,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_CLEAR_CONV:
 		req := protocol.NewClearConvReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.clearConv(c, req) })
+	case protocol.Op_REACT:
+		req := protocol.NewReactReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.react(c, req) })
 	}
 	return s.handleGroupOps(c, op, body)
 }
