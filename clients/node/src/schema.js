@@ -121,7 +121,7 @@ const Op = Object.freeze({
   SET_DND: 0x39, SET_DND_ACK: 0x3a, GET_SETTINGS: 0x3b, GET_SETTINGS_ACK: 0x3c,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
-  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52,
+  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -154,7 +154,9 @@ const CloseReason = Object.freeze({
   SIGNED_OUT: 10, RATE_LIMITED: 11, FRAME_TOO_LARGE: 12, ACCOUNT_DELETED: 13,
 });
 
-const ContentType = Object.freeze({ TEXT: 1, BINARY: 2, GROUP_EVENT: 3 });
+const ContentType = Object.freeze({
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6,
+});
 
 /** GroupAction is common.thrift GroupAction. */
 const GroupAction = Object.freeze({

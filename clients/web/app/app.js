@@ -6,7 +6,7 @@
 import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
   SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
-  schemas, unreadMention,
+  QUICK_REACTIONS, schemas, unreadMention,
 } from '../sdk/index.js';
 import { mentionsFor, quoteText } from './compose.js';
 import {
@@ -14,6 +14,9 @@ import {
 } from './view.js';
 import { lastTime, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
+import {
+  applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
+} from './reacting.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -272,6 +275,7 @@ function onMessage(m) {
     if (isLeave(m)) recheckUser(m.senderId);
   }
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
+  if (isReaction(m)) applyReactionEvent(c.messages, m, app.me.userId);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
   rewatchFor(c);
@@ -286,7 +290,9 @@ function applyChange(c, m) {
     if (m.contentType === ContentType.RECALL) {
       const ev = decodeStruct(schemas.RecallEvent, m.content);
       const target = c.messages.get(String(ev.seq));
-      if (target) Object.assign(target, { recalled: true, content: new Uint8Array(0) });
+      if (target) {
+        Object.assign(target, { recalled: true, content: new Uint8Array(0), reactionList: [] });
+      }
     } else {
       const ev = decodeStruct(schemas.EditEvent, m.content);
       const target = c.messages.get(String(ev.seq));
@@ -300,9 +306,11 @@ function applyChange(c, m) {
   }
 }
 
-// isChange reports a message that changes another instead of being shown.
+// isChange reports a message that changes another instead of being shown;
+// none counts as unread.
 function isChange(m) {
-  return m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT;
+  return m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT ||
+    isReaction(m);
 }
 
 function isViewing(c) {
@@ -690,7 +698,8 @@ function renderMessages(c) {
   const items = msgs.map((m) => ({
     key: `${c.convId}#${m.seq}`,
     version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId),
-      m.replyToSeq ? quoteOf(c, m.replyToSeq) : ''].join('|'),
+      m.replyToSeq ? quoteOf(c, m.replyToSeq) : '',
+      m.contentType === ContentType.GROUP_EVENT ? '' : reactionsKey(m, app.me.userId)].join('|'),
     build: () => renderMessage(c, m),
   }));
   for (const e of app.session.pending()) {
@@ -733,10 +742,66 @@ function renderMessage(c, m) {
     reply.type = 'button';
     reply.setAttribute('aria-label', `Reply to message ${m.seq}`);
     reply.addEventListener('click', () => setReplyTo(m));
-    metaEl.prepend(reply, ' '); // first: the meta's text ends with the delivery state
+    const react = el('button', 'link react', 'React');
+    react.type = 'button';
+    react.setAttribute('aria-label', `React to message ${m.seq}`);
+    react.setAttribute('aria-expanded', 'false');
+    // first: the meta's text ends with the delivery state
+    metaEl.prepend(reply, ' ', react, ' ');
+    const picker = renderPicker(c, m);
+    react.addEventListener('click', () => {
+      picker.hidden = !picker.hidden;
+      react.setAttribute('aria-expanded', String(!picker.hidden));
+    });
+    li.append(renderChips(c, m));
+    li.append(metaEl, picker);
+    return li;
   }
   li.append(metaEl);
   return li;
+}
+
+// renderChips shows a message's reactions, one chip per emoji with its
+// count, the user's own marked; a click toggles the user's reaction.
+function renderChips(c, m) {
+  const row = el('div', 'reactions');
+  for (const r of reactionList(m, app.me.userId)) {
+    const chip = el('button', r.mine ? 'chip mine' : 'chip', `${r.emoji} ${r.count}`);
+    chip.type = 'button';
+    chip.setAttribute('aria-pressed', String(r.mine));
+    chip.setAttribute('aria-label', `${r.emoji} ${r.count}${r.mine ? ', yours' : ''}`);
+    chip.addEventListener('click', () => react(c, m, r.emoji, r.mine));
+    row.append(chip);
+  }
+  return row;
+}
+
+// renderPicker is the hidden row of QUICK_REACTIONS the React button opens.
+function renderPicker(c, m) {
+  const picker = el('div', 'picker');
+  picker.hidden = true;
+  for (const emoji of QUICK_REACTIONS) {
+    const b = el('button', 'pick', emoji);
+    b.type = 'button';
+    b.setAttribute('aria-label', `React ${emoji}`);
+    b.addEventListener('click', () => {
+      picker.hidden = true;
+      const had = reactionList(m, app.me.userId).find((r) => r.emoji === emoji);
+      react(c, m, emoji, !!had?.mine);
+    });
+    picker.append(b);
+  }
+  return picker;
+}
+
+// react adds or takes back the user's emoji on m; the REACTION event that
+// comes back through the stream updates the chips.
+async function react(c, m, emoji, remove) {
+  try {
+    await app.session.react(c.convId, m.seq, emoji, { remove });
+  } catch (err) {
+    showSideError(err);
+  }
 }
 
 // quoteOf is the quote line of a reply to seq in c.
@@ -803,6 +868,9 @@ async function removeMember(c, userId) {
 
 function preview(c, m) {
   if (m.contentType === ContentType.GROUP_EVENT) return groupEventText(m, app.me.userId, nameOf_);
+  if (isReaction(m)) {
+    return reactionText(m, m.senderId === app.me.userId ? 'You' : nameOf_(m.senderId));
+  }
   const who = m.senderId === app.me.userId ? 'You: '
     : c.type === ConvType.GROUP ? `${nameOf_(m.senderId)}: ` : '';
   return who + bodyText(m);

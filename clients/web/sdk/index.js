@@ -11,6 +11,9 @@ export { MemoryPositions, StoragePositions } from './positions.js';
 export {
   MAX_MENTIONS, MENTION_ALL, parseMentions, mentionsUser, unreadMention,
 } from './mentions.js';
+export {
+  MAX_REACTION_USERS, QUICK_REACTIONS, applyReaction, reactionEventOf, reactionsOf,
+} from './reactions.js';
 export { Sequencer } from './sequencer.js';
 export {
   Op, ErrorCode, CloseReason, ContentType, ConvType, GroupAction, GroupRole, schemas, nameOf,

@@ -21,11 +21,15 @@ const structs = (s) => ({ type: T.STRUCT, struct: s });
 const I64S = { type: T.I64 };
 const I32S = { type: T.I32 };
 
+const Reaction = struct('Reaction', [str(1, 'emoji'), i32(2, 'count'), listOf(3, 'userIds', I64S)]);
+
 const Message = struct('Message', [
   i64(1, 'msgId'), str(2, 'convId'), i64(3, 'seq'), i64(4, 'senderId'),
   str(5, 'clientMsgId'), i32(6, 'contentType'), bin(7, 'content'),
   i64(8, 'sendTimeMs'), str(9, 'senderDevice'), bool(10, 'recalled'), i64(11, 'editedMs'),
   i64(12, 'replyToSeq'), listOf(13, 'mentions', I64S), bool(14, 'mentionAll'),
+  // Set on SYNC pages only (a message's reactions then); never on PUSH.
+  listOf(15, 'reactions', structs(Reaction)),
 ]);
 
 const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
@@ -138,6 +142,9 @@ export const schemas = {
   GetPresenceResp,
   ClearConvReq: struct('ClearConvReq', [str(1, 'convId'), i64(2, 'upToSeq'), bool(3, 'hide')]),
   ClearConvResp: struct('ClearConvResp', [i64(1, 'clearedSeq')]),
+  ReactReq: struct('ReactReq', [
+    str(1, 'clientMsgId'), str(2, 'convId'), i64(3, 'seq'), str(4, 'emoji'), bool(5, 'remove'),
+  ]),
   Notify: struct('Notify', [
     sub(1, 'read', struct('ReadUpdate', [str(1, 'convId'), i64(2, 'userId'), i64(3, 'readSeq')])),
     sub(2, 'typing', struct('TypingUpdate', [
@@ -155,6 +162,10 @@ export const schemas = {
   EditEvent: struct('EditEvent', [
     i64(1, 'seq'), i64(2, 'msgId'), i32(3, 'contentType'), bin(4, 'content'),
   ]),
+  ReactionEvent: struct('ReactionEvent', [
+    i64(1, 'seq'), i64(2, 'msgId'), str(3, 'emoji'), bool(4, 'removed'),
+  ]),
+  Reaction,
   Message,
   ConvPos,
   ConvSummary,
@@ -176,7 +187,7 @@ export const Op = Object.freeze({
   GET_PRESENCE: 0x31, GET_PRESENCE_ACK: 0x32, WATCH_PRESENCE: 0x33, WATCH_PRESENCE_ACK: 0x34,
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
-  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52,
+  CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -203,6 +214,7 @@ export const requestBodies = new Map([
   [Op.WATCH_PRESENCE, [schemas.WatchPresenceReq, schemas.GetPresenceResp]],
   [Op.DELETE_ACCOUNT, [schemas.DeleteAccountReq, schemas.DeleteAccountResp]],
   [Op.CLEAR_CONV, [schemas.ClearConvReq, schemas.ClearConvResp]],
+  [Op.REACT, [schemas.ReactReq, schemas.SendResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */
@@ -221,7 +233,9 @@ export const CloseReason = Object.freeze({
 });
 
 /** ContentType is common.thrift ContentType. */
-export const ContentType = Object.freeze({ TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5 });
+export const ContentType = Object.freeze({
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6,
+});
 
 /** ConvType is common.thrift ConvType. */
 export const ConvType = Object.freeze({ P2P: 1, GROUP: 2 });

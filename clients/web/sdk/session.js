@@ -1463,6 +1463,22 @@ export class Session extends Emitter {
     return ack;
   }
 
+  /**
+   * react adds the user's emoji reaction to the message at seq of convId,
+   * or with remove takes it back; resolves with the SendResp of the
+   * REACTION event, which then enters the 'message' stream (apply it with
+   * applyReaction). A reaction the user has, or a removal of one they lack,
+   * changes nothing: duplicate is set and seq is 0n, and no event comes.
+   * Retried as createGroup is; calling again after OutcomeUnknownError is
+   * safe, for the reason just given.
+   */
+  async react(convId, seq, emoji, { remove = false } = {}) {
+    const ack = await this.idempotent(Op.REACT,
+      { clientMsgId: newClientMsgId(), convId, seq, emoji, remove });
+    if (ack.seq > 0n) this.want(convId);
+    return ack;
+  }
+
   /** getGroup returns a group's GroupInfo (members, owner, name). */
   getGroup(convId) {
     return this.request(Op.GET_GROUP, { convId });

@@ -9,6 +9,9 @@ import { peersToWatch } from '../app/presence.js';
 import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
 import { isLeave } from '../app/view.js';
 import {
+  applyReactionEvent, reactionList, reactionText, reactionsKey,
+} from '../app/reacting.js';
+import {
   ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, encodeStruct, schemas,
 } from '../sdk/index.js';
 
@@ -130,4 +133,34 @@ test('isLeave tells a LEAVE group event from the others and from text', () => {
   assert.equal(isLeave({ contentType: ContentType.TEXT, content: new Uint8Array([1]) }), false);
   assert.equal(isLeave({ contentType: ContentType.GROUP_EVENT, content: new Uint8Array([0xff]) }),
     false, 'an event that does not decode');
+});
+
+// reactionEvent is a REACTION message of user's on seq.
+function reactionEvent(user, seq, emoji, removed = false) {
+  return { contentType: ContentType.REACTION, senderId: user,
+    content: encodeStruct(schemas.ReactionEvent, { seq, msgId: 1n, emoji, removed }) };
+}
+
+test('reaction chips start from the page and follow the live events', () => {
+  const me = 1n;
+  const text = { seq: 3n, contentType: ContentType.TEXT, recalled: false,
+    reactions: [{ emoji: '👍', count: 2, userIds: [2n, me] }] };
+  const messages = new Map([['3', text]]);
+  assert.deepEqual(reactionList(text, me).map((r) => [r.emoji, r.count, r.mine]),
+    [['👍', 2, true]]);
+  const before = reactionsKey(text, me);
+
+  assert.equal(applyReactionEvent(messages, reactionEvent(me, 3n, '👍', true), me), true);
+  assert.equal(applyReactionEvent(messages, reactionEvent(4n, 3n, '🎉'), me), true);
+  assert.deepEqual(reactionList(text, me).map((r) => [r.emoji, r.count, r.mine]),
+    [['👍', 1, false], ['🎉', 1, false]]);
+  assert.notEqual(reactionsKey(text, me), before, 'the message renders again');
+
+  // A target not loaded is left to the page that loads it.
+  assert.equal(applyReactionEvent(messages, reactionEvent(4n, 9n, '🎉'), me), false);
+});
+
+test('a reaction reads as a short line in the conversation list', () => {
+  assert.equal(reactionText(reactionEvent(2n, 3n, '👍'), 'ann'), 'ann reacted 👍');
+  assert.equal(reactionText(reactionEvent(1n, 3n, '👍', true), 'You'), 'You took back 👍');
 });

@@ -138,6 +138,45 @@ export class FakeGateway {
   }
 
   /**
+   * react serves a REACT of the user's as the server does for what the
+   * tests look at: a REACTION event stored, the target's reactions
+   * updated, a reaction that changes nothing answered duplicate with seq
+   * 0n, a retry of one client_msg_id with its first ack. No limits.
+   */
+  react(req) {
+    const list = this.convs.get(req.convId);
+    const target = list && list[Number(req.seq) - 1];
+    if (!target) return ErrorCode.NOT_FOUND;
+    if (target.contentType !== 1 && target.contentType !== 2) return ErrorCode.BAD_REQUEST;
+    const first = this.sends.get(req.clientMsgId);
+    if (first) return { ...first, duplicate: true };
+    const reactions = target.reactions || [];
+    const r = reactions.find((x) => x.emoji === req.emoji);
+    const has = !!r && r.userIds.includes(this.userId);
+    if (has !== req.remove) {
+      return { msgId: 0n, convId: req.convId, seq: 0n, sendTimeMs: BigInt(Date.now()),
+        duplicate: true };
+    }
+    if (req.remove) {
+      r.count -= 1;
+      r.userIds = r.userIds.filter((id) => id !== this.userId);
+      target.reactions = reactions.filter((x) => x.count > 0);
+    } else if (r) {
+      r.count += 1;
+      r.userIds.push(this.userId);
+    } else {
+      target.reactions = [...reactions, { emoji: req.emoji, count: 1, userIds: [this.userId] }];
+    }
+    const m = this.add(req.convId, '');
+    Object.assign(m, { senderId: this.userId, clientMsgId: req.clientMsgId, contentType: 6,
+      content: encodeStruct(schemas.ReactionEvent,
+        { seq: req.seq, msgId: target.msgId, emoji: req.emoji, removed: req.remove }) });
+    const ack = { msgId: m.msgId, convId: m.convId, seq: m.seq, sendTimeMs: m.sendTimeMs };
+    this.sends.set(req.clientMsgId, ack);
+    return ack;
+  }
+
+  /**
    * join makes the user a member of convId from its next message on, as
    * the ADD event of a member added later: SYNC returns nothing older.
    */
@@ -420,6 +459,10 @@ export class FakeGateway {
           return undefined;
         }
         return reply(ack);
+      }
+      case Op.REACT: {
+        const ack = this.react(req);
+        return typeof ack === 'number' ? fail(ack) : reply(ack);
       }
       case Op.CLEAR_CONV:
         if (!this.convs.has(req.convId)) return reply({ clearedSeq: 0n });

@@ -8,6 +8,9 @@ import { decodeStruct, encodeStruct, BodyError } from '../sdk/thrift.js';
 import { Op, schemas } from '../sdk/schema.js';
 import { Sequencer } from '../sdk/sequencer.js';
 import { mentionsUser, parseMentions, unreadMention } from '../sdk/mentions.js';
+import {
+  MAX_REACTION_USERS, QUICK_REACTIONS, applyReaction, reactionEventOf, reactionsOf,
+} from '../sdk/reactions.js';
 
 const hex = (b) => Buffer.from(b).toString('hex');
 
@@ -84,6 +87,51 @@ test('GroupEvent and GroupInfo round-trip', () => {
     members: [{ userId: 1n, role: 3, joinedMs: 5n }],
   };
   assert.deepEqual(decodeStruct(schemas.GroupInfo, encodeStruct(schemas.GroupInfo, g)), g);
+});
+
+test('a Message without reactions costs no bytes for them, one with them round-trips', () => {
+  const base = { msgId: 1n, convId: 'c', seq: 1n, contentType: 1, content: new Uint8Array([104]) };
+  const bare = encodeStruct(schemas.Message, base);
+  const withNone = encodeStruct(schemas.Message, { ...base, reactions: undefined });
+  assert.equal(hex(withNone), hex(bare));
+  assert.deepEqual(decodeStruct(schemas.Message, bare).reactions, []);
+  const reactions = [{ emoji: '👍', count: 12, userIds: [1n, 2n] }];
+  const back = decodeStruct(schemas.Message, encodeStruct(schemas.Message, { ...base, reactions }));
+  assert.deepEqual(back.reactions, reactions);
+});
+
+test('reactionEventOf reads a REACTION message and nothing else', () => {
+  const ev = { seq: 4n, msgId: 9n, emoji: '🎉', removed: true };
+  const m = { contentType: 6, content: encodeStruct(schemas.ReactionEvent, ev) };
+  assert.deepEqual(reactionEventOf(m), ev);
+  assert.equal(reactionEventOf({ contentType: 1, content: new Uint8Array() }), null);
+  assert.equal(QUICK_REACTIONS.length, 6);
+});
+
+test('applyReaction keeps counts, the first users and mine from events', () => {
+  const me = 1n;
+  let rs = reactionsOf({ reactions: [{ emoji: '👍', count: 1, userIds: [2n] }] }, me);
+  assert.deepEqual(rs, [{ emoji: '👍', count: 1, userIds: [2n], mine: false }]);
+  rs = applyReaction(rs, { emoji: '👍', removed: false }, me, me);
+  rs = applyReaction(rs, { emoji: '😂', removed: false }, 3n, me);
+  assert.deepEqual(rs, [
+    { emoji: '👍', count: 2, userIds: [2n, me], mine: true },
+    { emoji: '😂', count: 1, userIds: [3n], mine: false },
+  ]);
+  assert.deepEqual(applyReaction(rs, { emoji: '😂', removed: false }, 3n, me), rs,
+    'a user counted once');
+  rs = applyReaction(rs, { emoji: '👍', removed: true }, me, me);
+  rs = applyReaction(rs, { emoji: '😂', removed: true }, 3n, me);
+  assert.deepEqual(rs, [{ emoji: '👍', count: 1, userIds: [2n], mine: false }],
+    'an emoji no one has left leaves');
+
+  // Past the users a page names, the count still moves and mine is known.
+  const ids = Array.from({ length: MAX_REACTION_USERS }, (_, i) => BigInt(10 + i));
+  rs = reactionsOf({ reactions: [{ emoji: '❤️', count: 15, userIds: ids }] }, me);
+  rs = applyReaction(rs, { emoji: '❤️', removed: false }, me, me);
+  assert.deepEqual([rs[0].count, rs[0].userIds.length, rs[0].mine], [16, MAX_REACTION_USERS, true]);
+  rs = applyReaction(rs, { emoji: '❤️', removed: true }, 99n, me);
+  assert.equal(rs[0].count, 15, 'an unnamed user\'s removal');
 });
 
 const msg = (seq, convId = 'c') => ({ convId, seq: BigInt(seq) });

@@ -24,7 +24,8 @@ import assert from 'node:assert/strict';
 
 import { LackedOp, MAX_PRESENCE_USERS, Session, State, register } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
-import { CloseReason, ErrorCode, GroupAction, Op } from '../sdk/schema.js';
+import { CloseReason, ContentType, ErrorCode, GroupAction, Op } from '../sdk/schema.js';
+import { reactionEventOf, reactionsOf } from '../sdk/reactions.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -2079,4 +2080,36 @@ test('a close for a deleted account ends the session and forgets its login', asy
   assert.equal(ended.accountDeleted, true);
   assert.equal(s.positions.tokens(), null, 'the saved tokens are kept');
   assert.equal(gw.logins.length, logins, 'reconnected after ACCOUNT_DELETED');
+});
+
+// react sends REACT and brings the stored REACTION event into the 'message'
+// stream, as the server does not push it back to this connection; a
+// reaction that changes nothing answers duplicate with seq 0n and brings
+// nothing. The history page then carries the sum on the message.
+test('react brings its REACTION event into the stream; a no-op brings nothing', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'react to me');
+  const s = open(gw);
+  t.after(() => s.close());
+  const events = [];
+  s.on('message', (m) => { if (m.contentType === ContentType.REACTION) events.push(m); });
+  await s.start();
+  await until(() => s.got.length === 1, 'the message');
+
+  const ack = await s.react(CONV, 1n, '👍');
+  assert.equal(ack.seq, 2n);
+  await until(() => events.length === 1, 'the reaction event');
+  const ev = reactionEventOf(events[0]);
+  assert.deepEqual({ seq: ev.seq, emoji: ev.emoji, removed: ev.removed },
+    { seq: 1n, emoji: '👍', removed: false });
+  assert.equal(events[0].senderId, gw.userId);
+
+  const again = await s.react(CONV, 1n, '👍');
+  assert.equal(again.duplicate, true);
+  assert.equal(again.seq, 0n, 'no event for a reaction the user has');
+  const page = await s.history(CONV);
+  assert.deepEqual(reactionsOf(page.messages[0], gw.userId),
+    [{ emoji: '👍', count: 1, userIds: [gw.userId], mine: true }]);
+  assert.equal(events.length, 1, 'events handed over');
+  assertHanded(s.got, [1, 2]);
 });
