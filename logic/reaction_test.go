@@ -73,6 +73,22 @@ func TestReact_EventsAndSyncAggregation(t *testing.T) {
 			fmt.Sprint(got[0].UserIds) != fmt.Sprint([]int64{alice}) {
 			t.Fatalf("reactions after removal %v", got)
 		}
+
+		// A recalled message shows none, and takes no more.
+		if _, err := e.svc.Recall(ctxBG, session(alice, 1), &protocol.RecallReq{ClientMsgId: "r",
+			ConvId: conv, Seq: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.syncAll(t, bob, conv)[0]; !got.Recalled || got.Reactions != nil {
+			t.Fatalf("recalled message %+v", got)
+		}
+		_, err := e.react(bob, conv, 1, "🎉", false)
+		wantCode(t, err, common.ErrorCode_FORBIDDEN)
+		var kept int64
+		if err := e.db.Model(&reactionRow{}).Where("conv_id = ? AND seq = ?", conv, 1).
+			Count(&kept).Error; err != nil || kept != 0 {
+			t.Fatalf("%d reaction rows of the recalled message kept (%v)", kept, err)
+		}
 	})
 }
 

@@ -366,7 +366,7 @@ func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64)
 		return fmt.Errorf("no #%d in this conversation", seq)
 	case target.ContentType != common.ContentType_TEXT &&
 		target.ContentType != common.ContentType_BINARY:
-		return fmt.Errorf("#%d is an event (a group change, edit or recall), not a message; "+
+		return fmt.Errorf("#%d is an event (a group change, edit, recall or reaction), not a message; "+
 			"/recall and /edit take the #seq shown beside one of your messages", seq)
 	case target.SenderId != s.me:
 		return fmt.Errorf("#%d is %s's message; /recall and /edit change only your own",
