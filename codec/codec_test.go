@@ -280,7 +280,9 @@ func TestOps(t *testing.T) {
 		{name: "close", op: protocol.Op_CLOSE, known: true},
 		{name: "notify", op: protocol.Op_NOTIFY, known: true},
 		{name: "server range, unassigned", op: 0x45},
-		{name: "next unassigned request", op: 0x53, request: true},
+		{name: "react", op: protocol.Op_REACT, known: true, request: true,
+			replyOp: protocol.Op_REACT_ACK, replyKnow: true},
+		{name: "next unassigned request", op: 0x55, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

@@ -164,14 +164,23 @@ func TestReact_Refusals(t *testing.T) {
 			wantCode(t, err, c.want)
 		}
 
+		// A message the user cleared is gone from their history.
+		if _, err := e.svc.ClearConv(ctxBG, session(bob, 1),
+			&protocol.ClearConvReq{ConvId: conv, UpToSeq: 1}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.react(bob, conv, 1, "😂", false)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		e.mustReact(t, alice, conv, 1, "😂", false) // alice's history is whole
+
 		// Blocked either way, as SEND.
 		if _, err := e.svc.Block(ctxBG, session(alice, 1),
 			&protocol.BlockReq{UserId: bob, Blocked: true}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.react(bob, conv, 1, "😂", false)
+		_, err = e.react(bob, conv, 1, "🎉", false)
 		wantCode(t, err, common.ErrorCode_FORBIDDEN)
-		_, err = e.react(alice, conv, 1, "😂", false)
+		_, err = e.react(alice, conv, 1, "🎉", false)
 		wantCode(t, err, common.ErrorCode_FORBIDDEN)
 	})
 }
