@@ -56,8 +56,8 @@ var reactionIndexes = []tableIndex{
 // duplicate with no msg_id or seq.
 func (s *Service) React(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ReactReq) (*protocol.SendResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("react", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "react", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.ReactReq{} // a missing body reads as empty

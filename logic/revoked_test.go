@@ -148,6 +148,11 @@ func TestDeleteAccount_LateWritesAreRefused(t *testing.T) {
 				ConvId: p2p, Seq: sent.Seq, ContentType: common.ContentType_TEXT, Content: text})
 			return err
 		}},
+		{"react", func() error {
+			_, err := e.svc.React(ctx, late, &protocol.ReactReq{ClientMsgId: "late-react",
+				ConvId: p2p, Seq: sent.Seq, Emoji: "👍"})
+			return err
+		}},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
