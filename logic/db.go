@@ -78,8 +78,51 @@ func migrateOnce(ctx context.Context, db *gorm.DB, cfg Config) error {
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", name)
 	// Tables hold any text whatever the database's default character set
-	// (a bare install's is latin1, which refuses an emoji).
-	return migrate(db.WithContext(ctx).Set("gorm:table_options", "DEFAULT CHARSET=utf8mb4"))
+	// (a bare install's is latin1, which refuses an emoji), and compare it
+	// byte for byte, as SQLite does: under a case-insensitive collation (the
+	// default utf8mb4_general_ci) client ids such as "Ab3x" and "ab3x", or
+	// two that differ in an emoji, are one key, and the second message was
+	// answered as a duplicate of the first and never stored.
+	err = migrate(db.WithContext(ctx).Set("gorm:table_options", tableOptions))
+	if err != nil {
+		return err
+	}
+	return checkCollations(ctx, db, cfg.TablePrefix)
+}
+
+// tableOptions are the options of every table logic creates on MySQL.
+const tableOptions = "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+// checkCollations fails when a text column of logic's tables compares text
+// other than byte for byte: tables created before tableOptions named the
+// collation. Converting them rebuilds each table, which an operator runs
+// when it suits (docs/operations.md); until then a client id that differs
+// from another only in case could lose its message.
+func checkCollations(ctx context.Context, db *gorm.DB, prefix string) error {
+	var tables []string
+	err := db.WithContext(ctx).Raw("SELECT DISTINCT table_name FROM information_schema.columns "+
+		"WHERE table_schema = DATABASE() AND table_name LIKE ? AND collation_name IS NOT NULL "+
+		"AND collation_name NOT LIKE '%\\_bin'", likePrefix(prefix)+"%").Scan(&tables).Error
+	if err != nil {
+		return fmt.Errorf("read column collations: %w", err)
+	}
+	ours, err := tableNamesOf(db)
+	if err != nil {
+		return err
+	}
+	tables = slices.DeleteFunc(tables, func(t string) bool { return !slices.Contains(ours, t) })
+	if len(tables) > 0 {
+		slices.Sort(tables)
+		return fmt.Errorf("%w: tables %s compare text without regard to case; run ALTER TABLE "+
+			"<table> CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin on each "+
+			"(docs/operations.md)", ErrLooseCollation, strings.Join(tables, ", "))
+	}
+	return nil
+}
+
+// likePrefix escapes prefix for a LIKE pattern.
+func likePrefix(prefix string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(prefix)
 }
 
 // migrateLockName names the lock of one table prefix's migration. MySQL
@@ -124,9 +167,7 @@ func gormConfig(cfg Config) *gorm.Config {
 
 // migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
-	err := db.AutoMigrate(&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
-		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
-		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{})
+	err := db.AutoMigrate(tableModels()...)
 	if err != nil {
 		return err
 	}
@@ -136,6 +177,26 @@ func migrate(db *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// tableModels returns a row of each of logic's tables.
+func tableModels() []any {
+	return []any{&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
+		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
+		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{}}
+}
+
+// tableNamesOf returns the names of logic's tables in db.
+func tableNamesOf(db *gorm.DB) ([]string, error) {
+	var names []string
+	for _, model := range tableModels() {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(model); err != nil {
+			return nil, fmt.Errorf("table name of %T: %w", model, err)
+		}
+		names = append(names, stmt.Schema.Table)
+	}
+	return names, nil
 }
 
 // createIndex creates ix unless it exists.

@@ -175,3 +175,46 @@ func TestOpenDB_AddsTheContestedColumnToAnOlderDeviceTable(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenDB_RefusesCaseInsensitiveTables checks that logic does not start
+// on a table that compares text without regard to case (one created before
+// logic named the collation), and says which and what to run; converted, it
+// starts.
+func TestOpenDB_RefusesCaseInsensitiveTables(t *testing.T) {
+	dsn := os.Getenv("RESONANCE_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("RESONANCE_TEST_MYSQL_DSN not set")
+	}
+	cfg := Config{DBDriver: DriverMySQL, DBDSN: dsn, TablePrefix: "c" + randHex(t, 4) + "_"}
+	db, err := OpenDB(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dropTables(t, db, cfg)
+		closeDB(db)
+	})
+	table := cfg.TablePrefix + "messages"
+	convert := func(collation string) {
+		t.Helper()
+		err := db.Exec("ALTER TABLE " + table + " CONVERT TO CHARACTER SET utf8mb4 COLLATE " +
+			collation).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	convert("utf8mb4_general_ci")
+	again, err := OpenDB(context.Background(), cfg)
+	if !errors.Is(err, ErrLooseCollation) || !strings.Contains(err.Error(), table) {
+		if again != nil {
+			closeDB(again)
+		}
+		t.Fatalf("OpenDB on a general_ci %s: %v, want ErrLooseCollation naming it", table, err)
+	}
+	convert("utf8mb4_bin")
+	again, err = OpenDB(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("OpenDB after the conversion: %v", err)
+	}
+	closeDB(again)
+}

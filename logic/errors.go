@@ -23,6 +23,10 @@ var (
 	// ErrMigrationLocked means another instance held the schema migration
 	// lock for longer than OpenDB waits.
 	ErrMigrationLocked = errors.New("logic: migration lock not granted")
+	// ErrLooseCollation means a MySQL table of logic's compares text
+	// without regard to case (it was created before logic named the
+	// collation): logic does not start on it.
+	ErrLooseCollation = errors.New("logic: tables with a case-insensitive collation")
 )
 
 // Request errors. Handlers wrap them with a detail that is safe to show the

@@ -104,6 +104,25 @@ func TestSend_RetryIsDeduplicated(t *testing.T) {
 	})
 }
 
+// Client ids are compared byte for byte on every store: ids that differ
+// only in case or in which emoji they hold are two messages. Under MySQL's
+// utf8mb4_general_ci they compared equal, and the second was answered as a
+// duplicate of the first and never stored.
+func TestSend_ClientIDsCompareBytewise(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		for _, id := range []string{"Ab3x", "ab3x", "AB3X", "re-👍", "re-😂"} {
+			resp, err := e.svc.Send(ctxBG, session(alice, 1), textReq(id, bob))
+			if err != nil || resp.Duplicate {
+				t.Fatalf("send with client id %q = %+v, %v; want a new message", id, resp, err)
+			}
+		}
+		if n := e.countMessages(t); n != 5 {
+			t.Fatalf("store holds %d messages, want 5", n)
+		}
+	})
+}
+
 // A retry gets its first ack even once the conversation refuses the sender,
 // and a retry that reaches the insert leaves no gap in the seqs.
 func TestSend_RetryAfterBlockGetsFirstAck(t *testing.T) {
