@@ -184,6 +184,11 @@ func (s *Service) authPasswordLogin(ctx context.Context, req *protocol.LoginReq,
 	if err != nil {
 		return nil, nil, tokenPair{}, err
 	}
+	if u.DeletedMs != 0 {
+		// Its deletion has begun (beginDeletion): the password only finishes it.
+		return nil, nil, tokenPair{}, fmt.Errorf("%w: user %d is being deleted",
+			ErrInvalidCredentials, u.ID)
+	}
 	device := req.DeviceId
 	if device == "" {
 		device = defaultDevice

@@ -70,9 +70,10 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 	password string) error {
 	user := session.UserId
 	u, err := s.findUser(ctx, "", user)
-	if err == nil && (u == nil || u.DeletedMs != 0) {
+	if err == nil && (u == nil || u.DeletedMs != 0 && u.PasswordHash == "") {
 		// Deleted by an earlier call whose answer was lost: its tokens are
-		// revoked, so this session is one the closing missed.
+		// revoked, so this session is one the closing missed. (A deletion
+		// begun but not finished keeps the password, which goes on.)
 		err = fmt.Errorf("%w: user %d", errAccountGone, user)
 	}
 	if err != nil {
@@ -82,6 +83,9 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 		return err
 	}
 	if _, err := s.authPassword(ctx, u.Username, password); err != nil {
+		return err
+	}
+	if err := s.beginDeletion(ctx, user); err != nil {
 		return err
 	}
 	if err := s.leaveGroups(ctx, session); err != nil {
@@ -105,6 +109,21 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 	return nil
 }
 
+// beginDeletion marks user deleted before its groups are left: from then
+// on the others see a deleted account (GET_USER, search, sends and adds
+// refused), so a member who looks the user up on its LEAVE event is not
+// told the live profile; a password login is refused. The password stays
+// until the tombstone, so that a retry after a failure here proves it
+// again and finishes.
+func (s *Service) beginDeletion(ctx context.Context, user int64) error {
+	err := s.dbc(ctx).Model(&userRow{}).Where("id = ? AND deleted_ms = 0", user).
+		Update("deleted_ms", s.now().UnixMilli()).Error
+	if err != nil {
+		return fmt.Errorf("begin deletion of user=%d: %w", user, err)
+	}
+	return nil
+}
+
 // tombstoneUser deletes user on tx: the row keeps its id, which messages
 // name, with the profile and password cleared and the username released;
 // the devices' tokens are revoked and the user's push tokens, settings,
@@ -115,8 +134,9 @@ func tombstoneUser(tx *gorm.DB, user, nowMs int64) error {
 	if _, err := revokeDevicesIn(tx, user, ""); err != nil {
 		return err
 	}
-	res := tx.Model(&userRow{}).Where("id = ? AND deleted_ms = 0", user).Updates(map[string]any{
-		"deleted_ms": nowMs, "username": deletedNamePrefix + strconv.FormatInt(user, 10),
+	res := tx.Model(&userRow{}).Where("id = ? AND password_hash <> ''", user).Updates(map[string]any{
+		"deleted_ms":    gorm.Expr("CASE WHEN deleted_ms = 0 THEN ? ELSE deleted_ms END", nowMs),
+		"username":      deletedNamePrefix + strconv.FormatInt(user, 10),
 		"password_hash": "", "nickname": "", "avatar_url": "",
 	})
 	if res.Error != nil {

@@ -450,3 +450,42 @@ func TestDeleteAccount_RemovedDuringTheDeletion(t *testing.T) {
 		t.Fatalf("leaving a group removed from since the read: %v", err)
 	}
 }
+
+// Others see a deleted account from the moment its deletion begins, before
+// its groups are left: a member whose app looks the user up on the LEAVE
+// event must not be told the live profile (the web app was, and showed the
+// old name until a reload). Until the tombstone, the password only
+// finishes the deletion: a login with it is refused, a retry goes on.
+func TestDeleteAccount_DeletedToOthersFromItsStart(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	ctx := context.Background()
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	g := e.group(t, alice, "G", bob)
+
+	// A deletion that stopped right after it began (a crash, a timeout).
+	if err := e.svc.beginDeletion(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.GetUser(ctx, session(bob, 3), &protocol.GetUserReq{UserId: alice})
+	if err != nil || !got.Deleted {
+		t.Fatalf("GET_USER of a user being deleted = %+v, %v; want deleted", got, err)
+	}
+	_, err = e.svc.Login(ctx, &protocol.LoginReq{Username: "alice", Password: testPassword},
+		testConn)
+	wantCode(t, err, common.ErrorCode_INVALID_CREDENTIALS)
+
+	if err := e.deleteAccount(session(alice, 1), testPassword); err != nil {
+		t.Fatalf("retry of a begun deletion: %v", err)
+	}
+	var u userRow
+	if err := e.db.Where("id = ?", alice).Take(&u).Error; err != nil {
+		t.Fatal(err)
+	}
+	if u.PasswordHash != "" || u.Username != "deleted#1" || u.DeletedMs == 0 {
+		t.Fatalf("user row after the retry: %+v", u)
+	}
+	last := e.syncAll(t, bob, g)
+	if ev := decodeGroupEvent(t, last[len(last)-1]); ev.Action != common.GroupAction_LEAVE {
+		t.Fatalf("group's last event %v, want alice's LEAVE", ev.Action)
+	}
+}
