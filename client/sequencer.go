@@ -22,6 +22,9 @@ type convState struct {
 	// every message of an unplaced conversation.
 	held     map[int64]*common.Message
 	unplaced bool
+	// floor is the highest seq skipped while unplaced (a clear before the
+	// start was known): place starts no lower.
+	floor int64
 }
 
 func newSequencer(origin func(string, *common.Message) (int64, bool)) *sequencer {
@@ -122,19 +125,27 @@ func (q *sequencer) place(convID string, start int64) []*common.Message {
 		return nil
 	}
 	st.unplaced = false
-	return st.moveTo(start)
+	return st.moveTo(max(start, st.floor))
 }
 
 // skip moves a placed conversation past seqs up to to, which are not to be
 // handed over, drops what it held up to there and returns the held messages
 // that follow in order. A conversation not tracked yet is tracked at to.
+// An unplaced one drops what it held up to to and remembers to as the
+// lowest start place may set, so the skipped seqs stay skipped whichever
+// start the listing finds.
 func (q *sequencer) skip(convID string, to int64) []*common.Message {
 	st := q.convs[convID]
 	if st == nil {
 		q.track(convID, to)
 		return nil
 	}
-	if st.unplaced || st.next >= to {
+	if st.unplaced {
+		st.floor = max(st.floor, to)
+		st.dropHeld(to)
+		return nil
+	}
+	if st.next >= to {
 		return nil
 	}
 	return st.moveTo(to)
@@ -154,12 +165,17 @@ func (q *sequencer) advance(convID string, seq int64) []*common.Message {
 // returns those that follow in order.
 func (st *convState) moveTo(seq int64) []*common.Message {
 	st.next = seq
+	st.dropHeld(seq)
+	return st.release(nil)
+}
+
+// dropHeld forgets the held messages up to seq.
+func (st *convState) dropHeld(seq int64) {
 	for s := range st.held {
 		if s <= seq {
 			delete(st.held, s)
 		}
 	}
-	return st.release(nil)
 }
 
 // gaps lists the conversations holding messages behind a gap or waiting to

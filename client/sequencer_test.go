@@ -137,3 +137,25 @@ func TestSequencer_AdvanceMovesOnlyForward(t *testing.T) {
 		t.Fatalf("advance of an unknown conversation: position %d", q.position("n"))
 	}
 }
+
+// A clear of a conversation whose start is not placed yet (Session.ClearConv
+// before its first listing) must still keep the cleared seqs from being
+// handed over once it is placed, wherever the start lands.
+func TestSequencer_SkipOfUnplacedHoldsAtPlace(t *testing.T) {
+	q := newSequencer(func(string, *common.Message) (int64, bool) { return 0, true })
+	q.hold("u")
+	for _, seq := range []int64{3, 5, 6} {
+		q.offer(&common.Message{ConvId: "u", Seq: seq})
+	}
+	if ready := q.skip("u", 5); ready != nil || !q.unplaced("u") {
+		t.Fatalf("skip of an unplaced conversation: ready %v unplaced %t",
+			ready, q.unplaced("u"))
+	}
+	var got []int64
+	for _, m := range q.place("u", 2) {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, []int64{6}) || q.position("u") != 6 {
+		t.Fatalf("place at 2 after a skip to 5: ready %v position %d", got, q.position("u"))
+	}
+}
