@@ -270,3 +270,38 @@ func TestClearConv_GroupMemberKeepsGroupAndCounts(t *testing.T) {
 		}
 	})
 }
+
+// A device with no cursor yet leaves hidden conversations out of every page
+// of its first listing, not only the first page.
+func TestClearConv_FreshListingHidesOnEveryPage(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		bob := e.register(t, "bob")
+		var convs []string
+		for _, name := range []string{"alice", "carol", "dave"} {
+			convs = append(convs, e.sendN(t, e.register(t, name), bob, 1, "m").ConvId)
+		}
+		// Hiding moves the conversation to the end of the listing's order.
+		e.clear(t, session(bob, 1), convs[0], 0, true)
+
+		laptop := session(bob, 2)
+		laptop.DeviceId = "laptop"
+		var seen []string
+		cursor := ""
+		for page := 0; ; page++ {
+			resp := e.syncConvs(t, laptop, cursor, 1)
+			for _, c := range resp.Convs {
+				if c.ConvId == convs[0] || c.Hidden {
+					t.Errorf("page %d lists the hidden conversation: %+v", page, c)
+				}
+				seen = append(seen, c.ConvId)
+			}
+			if !resp.HasMore || page > 5 {
+				break
+			}
+			cursor = resp.Cursor
+		}
+		if !slices.Equal(seen, convs[1:]) {
+			t.Errorf("the fresh listing gave %v, want %v", seen, convs[1:])
+		}
+	})
+}

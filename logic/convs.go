@@ -38,17 +38,32 @@ func (p convPos) before(q convPos) bool {
 
 // convCursor is the opaque SyncConvs cursor: the position read so far and,
 // while a run of pages is under way (has_more), the floor taken at its
-// first page. The empty cursor is the zero value: everything.
+// first page and whether the run began with no cursor (fresh). The empty
+// cursor is the zero value: everything.
 type convCursor struct {
 	pos   convPos
 	floor int64 // Unix ms; 0 when no run is under way
+	// fresh says that the run lists a device's conversations from scratch,
+	// so that each of its pages leaves hidden ones out (see shownExpr), not
+	// only the first.
+	fresh bool
 }
 
-const cursorVersion = "c1"
+// cursorVersion prefixes the cursors written now; cursorVersionV1, without
+// the fresh flag, is still read so that a client's stored cursor stays
+// valid across an upgrade (it reads as not fresh, as it was served).
+const (
+	cursorVersion   = "c2"
+	cursorVersionV1 = "c1"
+)
 
 func (c convCursor) encode() string {
+	fresh := "0"
+	if c.fresh {
+		fresh = "1"
+	}
 	raw := cursorVersion + ":" + strconv.FormatInt(c.pos.ms, 10) + ":" +
-		strconv.FormatInt(c.floor, 10) + ":" + c.pos.conv
+		strconv.FormatInt(c.floor, 10) + ":" + fresh + ":" + c.pos.conv
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
@@ -61,8 +76,19 @@ func decodeCursor(s string) (convCursor, error) {
 	if err != nil {
 		return convCursor{}, bad
 	}
-	parts := strings.SplitN(string(raw), ":", 4)
-	if len(parts) != 4 || parts[0] != cursorVersion || len(parts[3]) > maxConvID {
+	parts := strings.SplitN(string(raw), ":", 5)
+	var fresh bool
+	switch {
+	case len(parts) == 5 && parts[0] == cursorVersion && (parts[3] == "0" || parts[3] == "1"):
+		fresh = parts[3] == "1"
+		parts = append(parts[:3], parts[4])
+	case parts[0] == cursorVersionV1:
+		// A c1 cursor's conv id may hold a colon: its last field is the rest.
+		parts = strings.SplitN(string(raw), ":", 4)
+	default:
+		return convCursor{}, bad
+	}
+	if len(parts) != 4 || len(parts[3]) > maxConvID {
 		return convCursor{}, bad
 	}
 	ms, err1 := strconv.ParseInt(parts[1], 10, 64)
@@ -70,17 +96,18 @@ func decodeCursor(s string) (convCursor, error) {
 	if err1 != nil || err2 != nil || ms < 0 || floor < 0 {
 		return convCursor{}, bad
 	}
-	return convCursor{pos: convPos{ms: ms, conv: parts[3]}, floor: floor}, nil
+	return convCursor{pos: convPos{ms: ms, conv: parts[3]}, floor: floor, fresh: fresh}, nil
 }
 
 // nextCursor returns the cursor after a page that read up to last. Within a
 // run the cursor follows the rows. When the run ends it moves back to the
 // run's floor unless it is already behind it, so that the next call reads
 // again every conversation whose transaction may still have been in flight
-// (see convCursorMargin); it never moves ahead of what was read.
+// (see convCursorMargin); it never moves ahead of what was read. The next
+// run is no longer fresh: the device has a list to drop a hide from.
 func nextCursor(cur convCursor, last convPos, hasMore bool) convCursor {
 	if hasMore {
-		return convCursor{pos: last, floor: cur.floor}
+		return convCursor{pos: last, floor: cur.floor, fresh: cur.fresh}
 	}
 	floor := convPos{ms: cur.floor}
 	if floor.before(last) {
@@ -152,9 +179,10 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 	if cur.floor == 0 {
 		// A new run: its floor is taken before its first read.
 		cur.floor = max(1, s.now().Add(-convCursorMargin).UnixMilli())
+		cur.fresh = cur.pos == convPos{}
 	}
 	limit := syncLimit(req.GetLimit())
-	rows, err := s.changedConvs(ctx, session.UserId, cur.pos, limit+1)
+	rows, err := s.changedConvs(ctx, session.UserId, cur, limit+1)
 	if err != nil {
 		return nil, s.fail("sync_convs", err, logIDs)
 	}
@@ -178,16 +206,18 @@ func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 }
 
 // changedConvs returns up to limit conversations of user positioned after
-// pos, in position order.
+// cur's position, in position order; for a fresh run, without the hidden
+// ones.
 //
 // TODO: a former member gets the group's current name and member count,
 // not those at their leaving, as the member row keeps no copy of them; so
 // a listing after the leaving (a new device's, or after a MARK_READ) shows
 // a rename and the member count that GET_GROUP refuses them. Copying both
 // into the member row at the leaving would freeze them.
-func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
+func (s *Service) changedConvs(ctx context.Context, user int64, cur convCursor,
 	limit int) ([]convSummaryRow, error) {
 	var rows []convSummaryRow
+	pos := cur.pos
 	q := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
 			"m.read_seq, m.left_seq, m.mention_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
@@ -195,10 +225,7 @@ func (s *Service) changedConvs(ctx context.Context, user int64, pos convPos,
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
 		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv)
-	if pos == (convPos{}) {
-		// TODO: only a run's first page knows the device starts afresh, so
-		// its later pages still report hidden conversations (as hidden);
-		// a flag in the cursor would tell them too.
+	if cur.fresh {
 		q = q.Where(shownExpr)
 	}
 	err := q.Order(convPosExpr + " ASC, c.id ASC").Limit(limit).Scan(&rows).Error

@@ -2,6 +2,8 @@ package logic
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -212,6 +214,7 @@ func TestNextCursor(t *testing.T) {
 	cur := convCursor{pos: convPos{ms: 10, conv: "a"}, floor: floor}
 	cases := []struct {
 		name    string
+		fresh   bool
 		last    convPos
 		hasMore bool
 		want    convCursor
@@ -222,14 +225,36 @@ func TestNextCursor(t *testing.T) {
 			want: convCursor{pos: convPos{ms: floor}}},
 		{name: "end of run never ahead of what was read", last: convPos{ms: 500, conv: "b"},
 			want: convCursor{pos: convPos{ms: 500, conv: "b"}}},
+		{name: "a fresh run stays fresh", fresh: true, last: convPos{ms: 2000, conv: "p2p:1:2"},
+			hasMore: true,
+			want:    convCursor{pos: convPos{ms: 2000, conv: "p2p:1:2"}, floor: floor, fresh: true}},
+		{name: "the run after a fresh one is not", fresh: true, last: convPos{ms: 500, conv: "b"},
+			want: convCursor{pos: convPos{ms: 500, conv: "b"}}},
 	}
 	for _, tc := range cases {
+		cur.fresh = tc.fresh
 		if got := nextCursor(cur, tc.last, tc.hasMore); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 		back, err := decodeCursor(tc.want.encode())
 		if err != nil || back != tc.want {
 			t.Errorf("%s: round trip = %+v, %v", tc.name, back, err)
+		}
+	}
+}
+
+// A cursor written before the fresh flag (c1) stays valid, as not fresh.
+func TestDecodeCursor_ReadsVersionOne(t *testing.T) {
+	old := base64.RawURLEncoding.EncodeToString([]byte("c1:2000:1000:p2p:1:2"))
+	got, err := decodeCursor(old)
+	want := convCursor{pos: convPos{ms: 2000, conv: "p2p:1:2"}, floor: 1000}
+	if err != nil || got != want {
+		t.Fatalf("c1 cursor = %+v, %v; want %+v", got, err, want)
+	}
+	for _, raw := range []string{"c2:2000:1000:p2p:1:2", "c3:1:1:0:a", "c2:1:1:0"} {
+		bad := base64.RawURLEncoding.EncodeToString([]byte(raw))
+		if _, err := decodeCursor(bad); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("cursor %q: %v, want ErrBadRequest", raw, err)
 		}
 	}
 }
