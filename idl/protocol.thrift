@@ -573,12 +573,22 @@ struct TypingUpdate {
     3: bool typing,
 }
 
+// ConvCleared says the user cleared (CLEAR_CONV) a conversation on another
+// of their devices: its history up to cleared_seq is gone for the user, and
+// with hidden the conversation leaves the user's list until a newer message.
+struct ConvCleared {
+    1: string conv_id,
+    2: i64 cleared_seq,
+    3: bool hidden,
+}
+
 // Notify is an ephemeral server event: not stored, not ordered with
 // messages, not resent. Exactly one field is set.
 struct Notify {
     1: optional ReadUpdate read,
     2: optional TypingUpdate typing,
     3: optional Presence presence,
+    4: optional ConvCleared cleared,
 }
 
 // PushMsg is a message delivered to a connection.

@@ -39,6 +39,18 @@ func (s *Service) ClearConv(ctx context.Context, session *logicrpc.Session,
 	return &protocol.ClearConvResp{ClearedSeq: cleared}, nil
 }
 
+// notifyCleared tells the user's other devices at once what their next
+// SYNC_CONVS would report after a clear: the stored cleared seq and whether
+// the conversation is hidden. Sent after every clear that found the member
+// row, also one that moved nothing, since the hide may have changed; a lost
+// one is repaired by that listing.
+func (s *Service) notifyCleared(ctx context.Context, session *logicrpc.Session, conv string,
+	clearedSeq int64, hidden bool) {
+	n := &protocol.Notify{Cleared: &protocol.ConvCleared{ConvId: conv,
+		ClearedSeq: clearedSeq, Hidden: hidden}}
+	s.publishNotify(ctx, []int64{session.UserId}, n, ownConn(session))
+}
+
 // clearConv raises the user's cleared_seq (and read_seq with it) to the
 // request's seq, capped at the last seq the user may read, sets or resets
 // the hide, and moves the member's change time so that SyncConvs reports
@@ -80,6 +92,8 @@ func (s *Service) clearConv(ctx context.Context, session *logicrpc.Session,
 	if after.ReadSeq > before.ReadSeq {
 		s.notifyRead(ctx, session, conv, after.ReadSeq)
 	}
+	s.notifyCleared(ctx, session, conv, after.ClearedSeq,
+		after.HiddenSeq > 0 && last[conv] <= after.HiddenSeq)
 	return after.ClearedSeq, nil
 }
 

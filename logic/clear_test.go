@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -302,6 +305,49 @@ func TestClearConv_FreshListingHidesOnEveryPage(t *testing.T) {
 		}
 		if !slices.Equal(seen, convs[1:]) {
 			t.Errorf("the fresh listing gave %v, want %v", seen, convs[1:])
+		}
+	})
+}
+
+// nextCleared returns the next ConvCleared notify on sub, skipping the read
+// notifications a clear may send before it.
+func nextCleared(t *testing.T, sub *nats.Subscription) *event.NotifyEvent {
+	t.Helper()
+	for {
+		if ev := nextNotify(t, sub); ev.Notify.Cleared != nil {
+			return ev
+		}
+	}
+}
+
+// A clear reaches the user's other devices at once, as NOTIFY {cleared},
+// not the connection that cleared and nobody else.
+func TestClearConv_NotifiesOwnOtherDevices(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		conv := e.sendN(t, alice, bob, 4, "m").ConvId
+		sub := e.subscribe(t, e.names.NotifySubject())
+
+		steps := []struct {
+			upTo int64
+			hide bool
+			want protocol.ConvCleared
+		}{
+			{2, false, protocol.ConvCleared{ConvId: conv, ClearedSeq: 2}},
+			// Hidden only with nothing newer than the clear.
+			{3, true, protocol.ConvCleared{ConvId: conv, ClearedSeq: 3}},
+			{0, true, protocol.ConvCleared{ConvId: conv, ClearedSeq: 4, Hidden: true}},
+			// A clear that moves nothing still says the hide is undone.
+			{1, false, protocol.ConvCleared{ConvId: conv, ClearedSeq: 4}},
+		}
+		for _, st := range steps {
+			e.clear(t, session(bob, 7), conv, st.upTo, st.hide)
+			ev := nextCleared(t, sub)
+			if *ev.Notify.Cleared != st.want || !slices.Equal(ev.Recipients, []int64{bob}) ||
+				ev.OriginConnId != 7 {
+				t.Fatalf("clear up to %d hide %t: event %+v, want %+v to [%d] from conn 7",
+					st.upTo, st.hide, ev, st.want, bob)
+			}
 		}
 	})
 }

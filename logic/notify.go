@@ -152,6 +152,8 @@ func notifyKind(n *protocol.Notify) string {
 		return "typing"
 	case n.IsSetPresence():
 		return "presence"
+	case n.IsSetCleared():
+		return "cleared"
 	}
 	return "empty"
 }

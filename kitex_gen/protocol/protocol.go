@@ -3519,10 +3519,58 @@ var fieldIDToName_TypingUpdate = map[int16]string{
 	3: "typing",
 }
 
+type ConvCleared struct {
+	ConvId     string `thrift:"conv_id,1" frugal:"1,default,string" json:"conv_id"`
+	ClearedSeq int64  `thrift:"cleared_seq,2" frugal:"2,default,i64" json:"cleared_seq"`
+	Hidden     bool   `thrift:"hidden,3" frugal:"3,default,bool" json:"hidden"`
+}
+
+func NewConvCleared() *ConvCleared {
+	return &ConvCleared{}
+}
+
+func (p *ConvCleared) InitDefault() {
+}
+
+func (p *ConvCleared) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *ConvCleared) GetClearedSeq() (v int64) {
+	return p.ClearedSeq
+}
+
+func (p *ConvCleared) GetHidden() (v bool) {
+	return p.Hidden
+}
+func (p *ConvCleared) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *ConvCleared) SetClearedSeq(val int64) {
+	p.ClearedSeq = val
+}
+func (p *ConvCleared) SetHidden(val bool) {
+	p.Hidden = val
+}
+
+func (p *ConvCleared) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ConvCleared(%+v)", *p)
+}
+
+var fieldIDToName_ConvCleared = map[int16]string{
+	1: "conv_id",
+	2: "cleared_seq",
+	3: "hidden",
+}
+
 type Notify struct {
 	Read_    *ReadUpdate   `thrift:"read,1,optional" frugal:"1,optional,ReadUpdate" json:"read,omitempty"`
 	Typing   *TypingUpdate `thrift:"typing,2,optional" frugal:"2,optional,TypingUpdate" json:"typing,omitempty"`
 	Presence *Presence     `thrift:"presence,3,optional" frugal:"3,optional,Presence" json:"presence,omitempty"`
+	Cleared  *ConvCleared  `thrift:"cleared,4,optional" frugal:"4,optional,ConvCleared" json:"cleared,omitempty"`
 }
 
 func NewNotify() *Notify {
@@ -3558,6 +3606,15 @@ func (p *Notify) GetPresence() (v *Presence) {
 	}
 	return p.Presence
 }
+
+var Notify_Cleared_DEFAULT *ConvCleared
+
+func (p *Notify) GetCleared() (v *ConvCleared) {
+	if !p.IsSetCleared() {
+		return Notify_Cleared_DEFAULT
+	}
+	return p.Cleared
+}
 func (p *Notify) SetRead(val *ReadUpdate) {
 	p.Read_ = val
 }
@@ -3566,6 +3623,9 @@ func (p *Notify) SetTyping(val *TypingUpdate) {
 }
 func (p *Notify) SetPresence(val *Presence) {
 	p.Presence = val
+}
+func (p *Notify) SetCleared(val *ConvCleared) {
+	p.Cleared = val
 }
 
 func (p *Notify) IsSetRead() bool {
@@ -3580,6 +3640,10 @@ func (p *Notify) IsSetPresence() bool {
 	return p.Presence != nil
 }
 
+func (p *Notify) IsSetCleared() bool {
+	return p.Cleared != nil
+}
+
 func (p *Notify) String() string {
 	if p == nil {
 		return "<nil>"
@@ -3591,6 +3655,7 @@ var fieldIDToName_Notify = map[int16]string{
 	1: "read",
 	2: "typing",
 	3: "presence",
+	4: "cleared",
 }
 
 type PushMsg struct {
