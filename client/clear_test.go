@@ -3,7 +3,9 @@ package client_test
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
@@ -111,6 +113,52 @@ func TestSession_ClearConvMovesPastTheClear(t *testing.T) {
 	if got := sess.Position(conv); got != 3 {
 		t.Errorf("position after the clear = %d, want 3", got)
 	}
+	syncs := s.Requests(protocol.Op_SYNC)
+	sendN(t, alice, bobID, 1, "after")
+	waitFor(t, "the message after the clear", func() bool { return st.count(conv) == 3 })
+	st.checkSeqs(t, conv, 1, 2, 4)
+	if n := s.Requests(protocol.Op_SYNC) - syncs; n != 0 {
+		t.Errorf("%d SYNCs for the cleared message", n)
+	}
+}
+
+// A clear and hide on another device reaches a connected Session at once
+// (NOTIFY cleared), not at its next resync: it reports the conversation
+// hidden, moves past the cleared history without fetching a message it
+// missed there, and still hands the notify to the app's OnNotify.
+func TestSession_TakesAClearFromAnotherDeviceAtOnce(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	alice, aliceID := loginNew(t, s, "alice", client.Options{})
+	laptop, bobID := loginNew(t, s, "bob", client.Options{})
+	conv := client.P2PConvID(aliceID, bobID)
+	sendN(t, alice, bobID, 2, "seen")
+	var log eventLog
+	var appNotified atomic.Int32
+	phone := openSession(t, s, "bob", "phone", func(c *client.SessionConfig) {
+		c.ResyncInterval = time.Hour // only the notify can tell it in time
+		c.OnEvent = log.add
+		c.Client.OnNotify = func(n *protocol.Notify) {
+			if n.Cleared != nil {
+				appNotified.Add(1)
+			}
+		}
+	})
+	st := collectSession(t, phone)
+	waitFor(t, "the first two messages", func() bool { return st.count(conv) == 2 })
+	waitFor(t, "the resume", func() bool { return log.count(client.EventResumed) >= 1 })
+
+	s.DropPushes(1)
+	sendN(t, alice, bobID, 1, "missed")
+	if got, err := laptop.ClearConv(context.Background(), conv, 0, true); err != nil || got != 3 {
+		t.Fatalf("clear on the laptop = %d, %v; want 3", got, err)
+	}
+	waitFor(t, "the hidden event", func() bool {
+		hidden := log.of(client.EventConvHidden)
+		return len(hidden) == 1 && hidden[0].ConvID == conv
+	})
+	waitFor(t, "the position past the clear", func() bool { return phone.Position(conv) == 3 })
+	waitFor(t, "the app's notify", func() bool { return appNotified.Load() == 1 })
+
 	syncs := s.Requests(protocol.Op_SYNC)
 	sendN(t, alice, bobID, 1, "after")
 	waitFor(t, "the message after the clear", func() bool { return st.count(conv) == 3 })

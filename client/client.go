@@ -52,7 +52,9 @@ type Options struct {
 	// of a server on loopback. Empty lets the system choose.
 	LocalIP string
 	// OnNotify, when set, receives the server's ephemeral events (typing,
-	// presence of watched users, read positions; see notify.go). It is
+	// presence of watched users, read positions, clears on the user's other
+	// devices; see notify.go). A Session applies a clear itself, then
+	// passes every notify on to this one. It is
 	// called on the connection's reader goroutine, in arrival order: it
 	// must return quickly and must not wait on a request of this Client.
 	// Unset, NOTIFY frames are discarded. NOTIFYs are not ordered with

@@ -185,8 +185,8 @@ const (
 	// EventConvHidden: the user hid the conversation Event.ConvID
 	// (ClearConv with hide, on this device or another), and nothing newer
 	// arrived since: drop it from the conversation list. Its next message
-	// arrives as usual and lists it again. A listing may report it more
-	// than once.
+	// arrives as usual and lists it again. A listing, and a hide on another
+	// device (NOTIFY cleared), may report it more than once.
 	EventConvHidden
 )
 
@@ -244,6 +244,9 @@ type Session struct {
 	// a nudge is never lost and never blocks.
 	fillWake chan struct{}
 	ackWake  chan struct{}
+	// hideWake nudges it to report hidesNoted, so that EventConvHidden
+	// comes on the Session's goroutine like the others.
+	hideWake chan struct{}
 
 	// tokenMu is held across a request that replaces the token pair
 	// (REFRESH, CHANGE_PASSWORD) and until the new pair is kept, and by a
@@ -262,6 +265,9 @@ type Session struct {
 	// refused is the conversations whose fetch the server refused, since
 	// reported (passOver).
 	refused map[string]bool
+	// hidesNoted is the conversations a NOTIFY cleared reported hidden,
+	// not yet reported as EventConvHidden.
+	hidesNoted []string
 	// dirty is delivered positions not yet sent with DELIVERED.
 	dirty      map[string]int64
 	dirtyCount int
@@ -341,6 +347,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		emitted:    make(chan struct{}),
 		fillWake:   make(chan struct{}, 1),
 		ackWake:    make(chan struct{}, 1),
+		hideWake:   make(chan struct{}, 1),
 		fills:      make(map[string]bool),
 		refused:    make(map[string]bool),
 		dirty:      make(map[string]int64),
@@ -350,6 +357,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.seq = newSequencer(s.origin)
+	s.cfg.Client.OnNotify = s.takeNotify(cfg.Client.OnNotify)
 	c, resp, err := s.connect(ctx, 1+len(cfg.Fallbacks))
 	if err != nil {
 		return nil, err
@@ -546,7 +554,9 @@ func (s *Session) Client(ctx context.Context) (*Client, error) {
 // ClearConv clears convID's history for the user (see Client.ClearConv) on
 // a live connection, one attempt, and moves the Session past it at once:
 // messages up to the cleared seq that are not handed over yet are dropped
-// and not fetched. The user's other devices learn it at their next listing.
+// and not fetched. The user's other connected devices learn it at once
+// (NOTIFY cleared, which a Session takes the same way and, for a hide,
+// reports as EventConvHidden), the others at their next listing.
 func (s *Session) ClearConv(ctx context.Context, convID string, upToSeq int64,
 	hide bool) (int64, error) {
 	c, err := s.Client(ctx)
@@ -558,11 +568,55 @@ func (s *Session) ClearConv(ctx context.Context, convID string, upToSeq int64,
 		return 0, err
 	}
 	s.mu.Lock()
+	s.passClearedLocked(convID, cleared)
+	s.mu.Unlock()
+	return cleared, nil
+}
+
+// passClearedLocked moves convID past the history the user cleared up to
+// cleared, dropping what is held there and handing over what follows.
+func (s *Session) passClearedLocked(convID string, cleared int64) {
 	if cleared > s.seq.position(convID) {
 		s.readyLocked(s.seq.skip(convID, cleared))
 	}
+}
+
+// takeNotify returns the Client's OnNotify: it applies a clear on another
+// of the user's devices (NOTIFY cleared) as ClearConv does here, queues the
+// hide for the connection goroutine to report, and then hands every notify
+// to the app's own OnNotify, when set. It runs on the reader goroutine, so
+// it only takes the Session's lock and nudges.
+func (s *Session) takeNotify(app func(*protocol.Notify)) func(*protocol.Notify) {
+	return func(n *protocol.Notify) {
+		if cl := n.GetCleared(); cl != nil && cl.ConvId != "" {
+			s.mu.Lock()
+			s.passClearedLocked(cl.ConvId, cl.ClearedSeq)
+			if cl.Hidden {
+				s.hidesNoted = append(s.hidesNoted, cl.ConvId)
+			}
+			s.mu.Unlock()
+			if cl.Hidden {
+				select {
+				case s.hideWake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		if app != nil {
+			app(n)
+		}
+	}
+}
+
+// reportHides raises EventConvHidden for the hides NOTIFY cleared noted.
+func (s *Session) reportHides() {
+	s.mu.Lock()
+	hidden := s.hidesNoted
+	s.hidesNoted = nil
 	s.mu.Unlock()
-	return cleared, nil
+	for _, convID := range hidden {
+		s.event(Event{Kind: EventConvHidden, ConvID: convID})
+	}
 }
 
 // Send sends one message and returns its ack, trying again with the same

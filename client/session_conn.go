@@ -395,6 +395,8 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 			s.flushAcks(c)
 		case <-s.ackWake:
 			s.flushAcks(c)
+		case <-s.hideWake:
+			s.reportHides()
 		}
 	}
 }

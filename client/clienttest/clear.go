@@ -44,7 +44,21 @@ func (s *Server) clearConv(c *conn, req *protocol.ClearConvReq) (codec.Body, err
 	cv.clears[c.userID] = st
 	cv.readSeq[c.userID] = max(cv.readSeq[c.userID], st.cleared)
 	s.touch(cv)
+	s.notifyClearedLocked(c, cv)
 	return &protocol.ClearConvResp{ClearedSeq: st.cleared}, nil
+}
+
+// notifyClearedLocked tells the user's other connections of the clear at
+// once, as the real server's NOTIFY cleared does.
+func (s *Server) notifyClearedLocked(from *conn, cv *conv) {
+	n := &protocol.Notify{Cleared: &protocol.ConvCleared{ConvId: cv.id,
+		ClearedSeq: cv.clears[from.userID].cleared, Hidden: s.hiddenFor(from.userID, cv)}}
+	frame := codec.EncodeFrame(protocol.Op_NOTIFY, 0, 0, n)
+	for c := range s.conns {
+		if c != from && c.userID == from.userID {
+			c.enqueue(frame)
+		}
+	}
 }
 
 // hiddenFor reports whether user hid cv and nothing newer came since.
