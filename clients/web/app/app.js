@@ -395,6 +395,10 @@ function onNotify(n) {
     app.presenceSupported = true; // a server that sends presence serves it
     app.presence.set(String(n.presence.userId), n.presence.online);
     if (!n.presence.online) recheckUser(n.presence.userId);
+  } else if (n.cleared) {
+    // A clear or a delete on another of the user's devices (the SDK has
+    // already passed over the cleared messages).
+    takeClear(n.cleared.convId, n.cleared.clearedSeq, n.cleared.hidden);
   } else if (n.read) {
     const c = ensureConv(n.read.convId);
     if (n.read.userId === app.me.userId) {
@@ -516,7 +520,8 @@ function closeConv() {
 
 // clearOpen clears the open chat's history for the user, and with hide
 // deletes the chat from the list, after the user confirms. This tab shows
-// it at once; the user's other tabs and devices learn it from SYNC_CONVS.
+// it at once; the user's other tabs and devices learn it from a NOTIFY
+// cleared, or from SYNC_CONVS when they were offline.
 async function clearOpen(hide) {
   const c = app.convs.get(app.openId);
   if (!c) return;
@@ -544,17 +549,26 @@ async function clearOpen(hide) {
 }
 
 // The other tabs of this browser signed in as the same user take a clear
-// or a delete from here at once; other devices learn it from SYNC_CONVS at
-// their next resync.
+// or a delete from here at once, also a tab whose connection is down; other
+// devices learn it from the server (takeClear from onNotify).
 const tabs = typeof BroadcastChannel === 'function'
   ? new BroadcastChannel('resonance.clears') : null;
 tabs?.addEventListener('message', ({ data }) => {
-  const c = app.me && data.userId === String(app.me.userId) && app.convs.get(data.convId);
+  if (app.me && data.userId === String(app.me.userId)) {
+    takeClear(data.convId, BigInt(data.clearedSeq), data.hide);
+  }
+});
+
+// takeClear applies a clear or a delete made on another tab or device to
+// the conversation, when this tab has it (else its listing reports it); a
+// deleted chat open here closes, as it has left the list.
+function takeClear(convId, clearedSeq, hidden) {
+  const c = app.convs.get(convId);
   if (!c) return;
-  applyClear(c, BigInt(data.clearedSeq), data.hide);
+  applyClear(c, clearedSeq, hidden);
   if (c.hidden && app.openId === c.convId) closeConv();
   scheduleRender();
-});
+}
 
 async function openConv(convId) {
   const c = app.convs.get(convId) || ensureConv(convId);

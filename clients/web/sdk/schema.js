@@ -151,6 +151,9 @@ export const schemas = {
       str(1, 'convId'), i64(2, 'userId'), bool(3, 'typing'),
     ])),
     sub(3, 'presence', Presence),
+    sub(4, 'cleared', struct('ConvCleared', [
+      str(1, 'convId'), i64(2, 'clearedSeq'), bool(3, 'hidden'),
+    ])),
   ]),
   PushMsg: struct('PushMsg', [sub(1, 'message', Message)]),
   CloseMsg: struct('CloseMsg', [i32(1, 'reason'), str(2, 'message'), i32(3, 'reconnectAfterMs')]),

@@ -173,8 +173,9 @@ export class Session extends Emitter {
    * Events: 'state' ({state, retryInMs, error}), 'connected' (the
    * LoginResp), 'resumed', 'message' (a common.Message, once, in order),
    * 'conv' (a ConvSummary from SYNC_CONVS), 'notify' (a Notify: typing,
-   * presence, read), 'outbox' (an outbox entry that changed), 'ended' (a
-   * SessionEndedError).
+   * presence, read, cleared: a clear on another device, already passed
+   * over in the 'message' stream), 'outbox' (an outbox entry that
+   * changed), 'ended' (a SessionEndedError).
    */
   constructor(opts) {
     super();
@@ -631,7 +632,11 @@ export class Session extends Emitter {
       if (conn === this.conn) this.offer(m);
     });
     conn.on('notify', (n) => {
-      if (conn === this.conn) this.emit('notify', n);
+      if (conn !== this.conn) return;
+      // A clear on another of the user's devices: passed at once, as this
+      // device's own clearConv does, before the app hears of it.
+      if (n.cleared) this.passCleared(n.cleared.convId, n.cleared.clearedSeq);
+      this.emit('notify', n);
     });
     conn.on('close', (info) => this.onConnClosed(conn, info));
     conn.startHeartbeat(login.heartbeatIntervalMs);
@@ -1415,8 +1420,9 @@ export class Session extends Emitter {
    * clearConv clears convId's history for the user on all devices: history
    * and the 'message' stream no longer bring messages up to upToSeq (0n:
    * the newest now), and the read position moves up to it. With hide the
-   * chat also leaves the list ('conv' with hidden on the user's other
-   * devices) until a newer message comes. Others keep theirs. Resolves
+   * chat also leaves the list ('notify' cleared with hidden on the user's
+   * other connected devices, 'conv' with hidden at their next listing)
+   * until a newer message comes. Others keep theirs. Resolves
    * with {clearedSeq}, which only grows.
    */
   async clearConv(convId, { upToSeq = 0n, hide = false } = {}) {

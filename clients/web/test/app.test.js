@@ -12,7 +12,8 @@ import {
   applyReactionEvent, reactionList, reactionText, reactionsKey,
 } from '../app/reacting.js';
 import {
-  ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, encodeStruct, schemas,
+  ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct, encodeStruct,
+  schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -91,6 +92,18 @@ test('a deleted chat leaves the list until a newer message comes', () => {
   c.lastSeq = 5n;
   unhideOn(c, { seq: 5n });
   assert.ok(listed(c, ''), 'a new message did not list it again');
+});
+
+// A delete on another device comes as a NOTIFY cleared, which the app
+// applies as it applies one from another tab or a listing.
+test('a NOTIFY cleared with hidden deletes the chat here too', () => {
+  const wire = encodeStruct(schemas.Notify,
+    { cleared: { convId: 'p2p:1:2', clearedSeq: 3n, hidden: true } });
+  const { cleared } = decodeStruct(schemas.Notify, wire);
+  const c = conv(3);
+  applyClear(c, cleared.clearedSeq, cleared.hidden);
+  assert.equal(c.messages.size, 0);
+  assert.ok(!listed(c, ''), 'listed after a delete on another device');
 });
 
 // A group message's @names become mentions of members only, @all only for

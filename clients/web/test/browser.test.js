@@ -534,10 +534,9 @@ describe('web app', () => {
       await signUp(dee, d);
       // Cal's second tab in the same browser, and Cal's phone (another
       // browser): each is another device of Cal's. The tab hears of a clear
-      // from the first tab at once. The server tells the phone only through
-      // SYNC_CONVS (a NOTIFY read comes only when the clear moved the read
-      // position), so it learns at its next resync: every second here,
-      // every minute by default.
+      // from the first tab at once. The server tells the phone at once too
+      // (NOTIFY cleared), and SYNC_CONVS repeats it at the phone's next
+      // resync: every second here, every minute by default.
       const tab2 = await openPage(browser, { context: cal.context() });
       const phone = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
       try {

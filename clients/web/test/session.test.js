@@ -24,7 +24,7 @@ import assert from 'node:assert/strict';
 
 import { LackedOp, MAX_PRESENCE_USERS, Session, State, register } from '../sdk/session.js';
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
-import { CloseReason, ContentType, ErrorCode, GroupAction, Op } from '../sdk/schema.js';
+import { CloseReason, ContentType, ErrorCode, GroupAction, Op, schemas } from '../sdk/schema.js';
 import { reactionEventOf, reactionsOf } from '../sdk/reactions.js';
 import { FakeGateway } from './fakegateway.js';
 
@@ -142,6 +142,34 @@ test('a clear and delete on another device: reported hidden, and not fetched', a
   gw.push(gw.live[0], gw.add(CONV, 'after'));
   await until(() => s.got.length === 1, 'the new message');
   assertHanded(s.got, [5]);
+});
+
+test('a clear on another device reaches the session at once (NOTIFY cleared)', async (t) => {
+  const gw = new FakeGateway();
+  for (let i = 1; i <= 2; i++) gw.add(CONV, `m${i}`);
+  const s = open(gw, { resyncIntervalMs: 3_600_000 });
+  t.after(() => s.close());
+  const notices = [];
+  s.on('notify', (n) => notices.push(n));
+  await s.start();
+  await until(() => s.state === State.ONLINE && s.got.length === 2, 'the two messages');
+
+  gw.add(CONV, 'missed'); // never pushed here
+  gw.clear(CONV, 0n, true); // on the user's phone, which the server tells this tab
+  const ws = gw.live[0];
+  gw.frame(ws, Op.NOTIFY, 0, schemas.Notify,
+    { cleared: { convId: CONV, clearedSeq: 3n, hidden: true } });
+  await until(() => notices.length === 1, 'the notify');
+  assert.deepEqual(notices[0].cleared, { convId: CONV, clearedSeq: 3n, hidden: true });
+
+  let syncs = 0;
+  gw.onRequest = (_, op) => {
+    if (op === Op.SYNC) syncs++;
+  };
+  gw.push(ws, gw.add(CONV, 'after'));
+  await until(() => s.got.length === 3, 'the message after the clear');
+  assertHanded(s.got, [1, 2, 4]);
+  assert.equal(syncs, 0, 'the cleared message was fetched');
 });
 
 for (const startAtLatest of [false, true]) {
