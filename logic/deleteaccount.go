@@ -97,7 +97,8 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 		return err
 	}
 	// Again, for a group that added the user between the first pass and
-	// the tombstone; adds after it are refused (usersExist).
+	// the tombstone; adds that commit after it are refused (usersLive, in
+	// the add's own transaction).
 	if err := s.leaveGroups(ctx, session); err != nil {
 		s.failLog.Warn().Err(err).Int64("user", user).
 			Msg("deleted account left in a group added to during its deletion")

@@ -127,8 +127,12 @@ func (s *Service) createGroup(ctx context.Context, session *logicrpc.Session,
 		}
 		return tx.Create(&rows).Error
 	}
-	apply := func(_ *gorm.DB, _ *convRow, _ *messageRow) ([]int64, error) {
-		return append([]int64{owner}, members...), nil
+	apply := func(tx *gorm.DB, _ *convRow, _ *messageRow) ([]int64, error) {
+		users := append([]int64{owner}, members...)
+		if err := s.usersLive(tx, users); err != nil {
+			return nil, err
+		}
+		return users, nil
 	}
 	return s.storeGroupChange(ctx, seqWrite{m: m, origin: session, create: create, apply: apply,
 		alone: true})
@@ -256,6 +260,11 @@ func (s *Service) manageApply(tx *gorm.DB, c *convRow, m *messageRow,
 				ErrForbidden)
 		}
 		return nil, fmt.Errorf("%w: a %s may not %s", ErrForbidden, lower(actorRole), lower(ev.Action))
+	}
+	if ev.Action == common.GroupAction_ADD {
+		if err := s.usersLive(tx, ev.Targets); err != nil {
+			return nil, err
+		}
 	}
 	ch := groupChange{tx: tx, c: c, m: m, roles: roles, conv: map[string]any{}}
 	if err := ch.apply(ev, s.cfg.MaxGroupMembers); err != nil {
@@ -505,6 +514,36 @@ func (s *Service) usersExist(ctx context.Context, ids []int64) error {
 		return fmt.Errorf("users exist (%d ids): %w", len(ids), err)
 	}
 	if n != int64(len(ids)) {
+		return fmt.Errorf("%w: user", ErrNotFound)
+	}
+	return nil
+}
+
+// usersLive is usersExist again inside a group change's transaction, just
+// before it stores the members: usersExist reads before it, so an account
+// deletion could commit in between, and commit its second pass over the
+// user's groups before this group's rows exist, leaving a deleted user a
+// member. On MySQL the users' rows are read under a shared lock, in id
+// order, which reads the newest commit and holds off a deletion until this
+// transaction ends (its second pass then finds the membership); the
+// deletion's transaction locks no conversation or member row, so the two
+// cannot deadlock. On SQLite the transaction already holds the write lock
+// (the seq's UPDATE or the group's INSERT came first), so the read is of
+// the newest commit and no deletion commits before this one.
+func (s *Service) usersLive(tx *gorm.DB, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	query := "SELECT id FROM " + tx.Statement.Quote(s.tables.user) +
+		" WHERE id IN ? AND deleted_ms = 0 ORDER BY id"
+	if tx.Dialector.Name() == DriverMySQL {
+		query += " LOCK IN SHARE MODE" // MariaDB has no FOR SHARE; MySQL takes both
+	}
+	var live []int64
+	if err := tx.Raw(query, ids).Scan(&live).Error; err != nil {
+		return fmt.Errorf("users live (%d ids): %w", len(ids), err)
+	}
+	if len(live) != len(ids) {
 		return fmt.Errorf("%w: user", ErrNotFound)
 	}
 	return nil
