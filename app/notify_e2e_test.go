@@ -133,6 +133,16 @@ func testNotify(t *testing.T, addr net.Addr) {
 	expectNotify(t, bob, "alice's read receipt", readBy)
 	expectNotify(t, alicePC, "alice's read position", readBy)
 
+	// A delete chat on the phone reaches alice's other device at once.
+	cleared, err := alice.ClearConv(ctx, ack.ConvId, 0, true)
+	if err != nil || cleared != reply.Seq {
+		t.Fatalf("alice clear = %d, %v; want %d", cleared, err, reply.Seq)
+	}
+	expectNotify(t, alicePC, "alice's delete chat", func(n *protocol.Notify) bool {
+		return n.Cleared != nil && n.Cleared.ConvId == ack.ConvId &&
+			n.Cleared.ClearedSeq == reply.Seq && n.Cleared.Hidden
+	})
+
 	// Bob leaves: alice and her other device (all her devices watch) hear it.
 	bob.Close()
 	expectNotify(t, alice, "bob offline", presenceOf(false))
