@@ -14,7 +14,8 @@ export class Sequencer {
    */
   constructor(origin) {
     this.origin = origin;
-    // conv id -> {next: BigInt, held: Map<string, Message>, unplaced: boolean}
+    // conv id -> {next: BigInt, held: Map<string, Message>, unplaced: boolean,
+    // floor?: BigInt (the highest seq skipped while unplaced)}
     this.convs = new Map();
   }
 
@@ -91,14 +92,17 @@ export class Sequencer {
     }
     if (!st.unplaced) return [];
     st.unplaced = false;
-    return moveTo(st, start);
+    const floor = st.floor ?? 0n;
+    return moveTo(st, start > floor ? start : floor);
   }
 
   /**
    * skip moves a placed conversation past the seqs up to to, which are not
    * to be handed over, drops what it held up to there and returns the held
    * messages that follow, in order. A conversation not seen yet is tracked
-   * at to.
+   * at to. An unplaced one drops what it held up to to and keeps to as the
+   * lowest start place may set (floor), so a clear before the listing
+   * placed it stays passed over.
    */
   skip(convId, to) {
     const st = this.convs.get(convId);
@@ -106,7 +110,12 @@ export class Sequencer {
       this.track(convId, to);
       return [];
     }
-    if (st.unplaced || st.next >= to) return [];
+    if (st.unplaced) {
+      if (to > (st.floor ?? 0n)) st.floor = to;
+      dropHeld(st, to);
+      return [];
+    }
+    if (st.next >= to) return [];
     return moveTo(st, to);
   }
 
@@ -135,10 +144,15 @@ export class Sequencer {
 // and returns those that follow, in order.
 function moveTo(st, seq) {
   st.next = seq;
+  dropHeld(st, seq);
+  return release(st, []);
+}
+
+// dropHeld forgets the held messages up to seq.
+function dropHeld(st, seq) {
   for (const [key, m] of st.held) {
     if (m.seq <= seq) st.held.delete(key);
   }
-  return release(st, []);
 }
 
 // release appends to ready the held messages that follow st.next, in order.

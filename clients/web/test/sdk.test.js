@@ -153,6 +153,18 @@ test('sequencer: in order, duplicates dropped, a gap held until filled', () => {
   assert.equal(q.caughtUp('c', 3n), true);
 });
 
+// A clear (skip) before a conversation is placed keeps the cleared seqs
+// from being handed over once it is, wherever the start lands.
+test('sequencer: a skip while unplaced holds at place', () => {
+  const q = new Sequencer(() => 0n);
+  q.hold('u');
+  for (const seq of [3n, 5n, 6n]) q.offer({ convId: 'u', seq });
+  assert.deepEqual(q.skip('u', 5n), []);
+  assert.ok(q.unplaced('u'));
+  assert.deepEqual(q.place('u', 2n).map((m) => m.seq), [6n]);
+  assert.equal(q.position('u'), 6n);
+});
+
 test('sequencer: origin places a new conversation', () => {
   const q = new Sequencer((conv, first) => (conv === 'known' ? 10n : first.seq - 1n));
   assert.deepEqual(seqs(q.offer(msg(10, 'known')).ready), []);
