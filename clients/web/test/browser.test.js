@@ -534,11 +534,11 @@ describe('web app', () => {
       await signUp(dee, d);
       // Cal's second tab in the same browser, and Cal's phone (another
       // browser): each is another device of Cal's. The tab hears of a clear
-      // from the first tab at once. The server tells the phone at once too
-      // (NOTIFY cleared), and SYNC_CONVS repeats it at the phone's next
-      // resync: every second here, every minute by default.
+      // from the first tab at once, the phone from the server at once
+      // (NOTIFY cleared): its resync is the default minute, longer than
+      // any wait below, so SYNC_CONVS cannot be what tells it.
       const tab2 = await openPage(browser, { context: cal.context() });
-      const phone = await openPage(browser, { query: { resyncIntervalMs: '1000' } });
+      const phone = await openPage(browser);
       try {
         await startChat(cal, d);
         await send(cal, 'one');
