@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -248,7 +249,10 @@ func (s *Service) pushTokens(ctx context.Context, users []int64,
 }
 
 // unreadTotals returns each user's unread messages over all conversations,
-// the badge of a notification.
+// the badge of a notification: the sum of what SyncConvs reports as unread,
+// from the later of the read and cleared positions up to the last seq (or
+// the leaving, for a former member), less the REACTION events in between.
+// One query for all users.
 //
 // TODO: this sums every membership of each user per message, so a message
 // to a big group with many offline devices costs a scan per member; an
@@ -259,11 +263,18 @@ func (s *Service) unreadTotals(ctx context.Context, users []int64) (map[int64]in
 		UserID int64
 		Unread int64
 	}
-	err := s.dbc(ctx).Table(s.tables.member+" AS m").
-		Select("m.user_id, SUM(CASE WHEN c.last_seq > m.read_seq "+
-			"THEN c.last_seq - m.read_seq ELSE 0 END) AS unread").
+	ranges := s.dbc(ctx).Table(s.tables.member+" AS m").
+		Select("m.user_id, m.conv_id, "+unreadFromExpr+" AS from_seq, "+
+			unreadToExpr+" AS to_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
-		Where("m.user_id IN ?", users).Group("m.user_id").Scan(&rows).Error
+		Where("m.user_id IN ?", users)
+	perConv := s.dbc(ctx).Table("(?) AS u", ranges).
+		Select("u.user_id, CASE WHEN u.to_seq > u.from_seq THEN u.to_seq - u.from_seq - "+
+			"(SELECT COUNT(*) FROM "+s.tables.message+" AS r WHERE r.conv_id = u.conv_id "+
+			"AND r.content_type = ? AND r.seq > u.from_seq AND r.seq <= u.to_seq) "+
+			"ELSE 0 END AS unread", int16(common.ContentType_REACTION))
+	err := s.dbc(ctx).Table("(?) AS p", perConv).
+		Select("p.user_id, SUM(p.unread) AS unread").Group("p.user_id").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("unread totals (%d users): %w", len(users), err)
 	}
@@ -273,6 +284,17 @@ func (s *Service) unreadTotals(ctx context.Context, users []int64) (map[int64]in
 	}
 	return out, nil
 }
+
+// unreadFromExpr and unreadToExpr bound a member's unread range as
+// SyncConvs does (summaries and capLeft): after the later of the read and
+// cleared positions, up to the leaving of a former member or else the last
+// seq.
+const (
+	unreadFromExpr = "(CASE WHEN m.cleared_seq > m.read_seq THEN m.cleared_seq " +
+		"ELSE m.read_seq END)"
+	unreadToExpr = "(CASE WHEN m.left_seq > 0 AND m.left_seq < c.last_seq THEN m.left_seq " +
+		"ELSE c.last_seq END)"
+)
 
 // removeOtherPushTokens deletes, on db, the push tokens of all the user's
 // devices but keep, as a password change signs them out.

@@ -229,3 +229,33 @@ func TestOfflineTargets_Mentioned(t *testing.T) {
 		}
 	})
 }
+
+// A notification's badge is the sum of SyncConvs' unread: reaction events
+// in the unread range are not messages to read, and a cleared history has
+// nothing left unread.
+func TestOfflineTargets_BadgeAgreesWithSyncConvs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		phone := e.loginDevice(t, "bob", "phone", 1)
+		e.setToken(t, phone.sess, "phone-token")
+		conv := e.sendN(t, alice, bob, 2, "m").ConvId
+		e.mustReact(t, alice, conv, 1, "👍", false)
+		e.mustReact(t, alice, conv, 1, "😂", false)
+		e.mustReact(t, alice, conv, 2, "👍", false)
+		e.sendN(t, carol, bob, 2, "c")
+		e.mustReact(t, carol, p2pConvID(carol, bob), 2, "🎉", false)
+		e.clear(t, phone.sess, p2pConvID(carol, bob), 1, false)
+
+		var unread int64
+		for _, c := range e.syncConvs(t, phone.sess, "", 10).Convs {
+			unread += c.Unread
+		}
+		if unread != 3 {
+			t.Fatalf("SyncConvs unread %d, want 3 messages", unread)
+		}
+		p := e.offline(t, conv, alice, bob)["phone"]
+		if p == nil || int64(p.Badge) != unread {
+			t.Fatalf("phone target %+v, want badge %d as SyncConvs", p, unread)
+		}
+	})
+}
