@@ -252,6 +252,7 @@ func (s *session) printHistory(ctx context.Context) error {
 // printMessage prints a message of the stream unless the history printed
 // it already.
 func (s *session) printMessage(ctx context.Context, m *common.Message) {
+	s.forgetMembers(m)
 	if m.Seq <= s.shown[m.ConvId] {
 		return
 	}

@@ -194,3 +194,38 @@ func TestRun_ConvsMarksADismissedGroupAfterLeaves(t *testing.T) {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 }
+
+// Lines naming @someone look the group's members up once; the group's next
+// event (here a REMOVE) makes the next such line look them up again.
+func TestRun_MentionsAskForMembersOncePerGroupChange(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/group new team bob")
+	waitOutput(t, r.out, "* created group team (g:1)", 1)
+	// The fake stores no group messages: each line ends "not sent", after
+	// its mentions were resolved.
+	base := s.Requests(protocol.Op_GET_GROUP)
+
+	r.say(t, "hi @bob")
+	r.say(t, "again @bob")
+	waitOutput(t, r.out, "again @bob", 1)
+	if got := s.Requests(protocol.Op_GET_GROUP) - base; got != 1 {
+		t.Fatalf("%d GET_GROUPs for two lines with @, want 1", got)
+	}
+
+	r.say(t, "/remove bob")
+	waitOutput(t, r.out, "alice removed bob", 1)
+	r.say(t, "hey @bob")
+	waitOutput(t, r.out, "hey @bob", 1)
+	r.say(t, "and @bob")
+	waitOutput(t, r.out, "and @bob", 1)
+	if got := s.Requests(protocol.Op_GET_GROUP) - base; got != 2 {
+		t.Fatalf("%d GET_GROUPs, want 2: one more after the REMOVE, none after", got)
+	}
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}

@@ -113,27 +113,13 @@ func (s *session) sendReply(ctx context.Context, text string, replyTo int64) {
 // mentionsIn resolves the @names of text against the group's members;
 // a failed look-up sends the text without mentions.
 func (s *session) mentionsIn(ctx context.Context, text string) ([]int64, bool) {
-	var info *protocol.GroupInfo
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		var err error
-		info, err = c.GetGroup(ctx, s.group)
-		return err
-	})
+	members, err := s.groupMembers(ctx, s.group)
 	if err != nil {
 		s.printf("! members unknown (%s): sent without mentions", describe(err))
 		return nil, false
 	}
-	// Names fold as the server folds them: "@Bob" mentions bob.
-	byName := make(map[string]int64, len(info.Members))
-	mayAll := false
-	for _, m := range info.Members {
-		byName[strings.ToLower(s.nameOf(ctx, m.UserId))] = m.UserId
-		if m.UserId == s.me {
-			mayAll = m.Role >= common.GroupRole_ADMIN
-		}
-	}
-	ids, all := client.ParseMentions(strings.ToLower(text), byName)
-	if all && !mayAll {
+	ids, all := client.ParseMentions(strings.ToLower(text), members.byName)
+	if all && !members.mayAll {
 		s.printf("* @all is for the group's owner and admins; sent as text")
 		all = false
 	}
@@ -141,6 +127,54 @@ func (s *session) mentionsIn(ctx context.Context, text string) ([]int64, bool) {
 		ids = ids[:client.MaxMentions]
 	}
 	return ids, all
+}
+
+// mentionables is what mentions in a group need of its members: their ids
+// by folded name, and whether the user may mention @all.
+type mentionables struct {
+	byName map[string]int64
+	mayAll bool
+}
+
+// groupMembers returns the mentionables of group, asking the server once
+// and then until the group's next event (forgetMembers) changes who is in
+// it, their roles or its name.
+func (s *session) groupMembers(ctx context.Context, group string) (mentionables, error) {
+	if m, ok := s.mentionables[group]; ok {
+		return m, nil
+	}
+	var info *protocol.GroupInfo
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		info, err = c.GetGroup(ctx, group)
+		return err
+	})
+	if err != nil {
+		return mentionables{}, err
+	}
+	// Names fold as the server folds them: "@Bob" mentions bob.
+	m := mentionables{byName: make(map[string]int64, len(info.Members))}
+	for _, member := range info.Members {
+		m.byName[strings.ToLower(s.nameOf(ctx, member.UserId))] = member.UserId
+		if member.UserId == s.me {
+			m.mayAll = member.Role >= common.GroupRole_ADMIN
+		}
+	}
+	if s.mentionables == nil {
+		s.mentionables = make(map[string]mentionables)
+	}
+	s.mentionables[group] = m
+	return m, nil
+}
+
+// forgetMembers drops the mentionables of m's group when m is one of its
+// events (ADD, REMOVE, LEAVE, RENAME, SET_ROLE...): the next line with an
+// @ asks for the members again. It runs on every message of the stream,
+// shown before or not, so an event printed by history first is not missed.
+func (s *session) forgetMembers(m *common.Message) {
+	if m.ContentType == common.ContentType_GROUP_EVENT {
+		delete(s.mentionables, m.ConvId)
+	}
 }
 
 // decorate renders a message's line: its quote marker, its text, and the

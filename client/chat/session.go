@@ -59,7 +59,10 @@ type session struct {
 	// quotes keeps the text of messages printed, for the lines that reply
 	// to them (reply.go).
 	quotes quotes
-	outbox chan client.SendParams
+	// mentionables caches, per group, the members that @names resolve
+	// against until the group's next event (reply.go).
+	mentionables map[string]mentionables
+	outbox       chan client.SendParams
 
 	// ackedMu guards acked, the highest seq the send loop had acked per
 	// conversation: at quit, Run prints the stream until those are shown.
