@@ -16,6 +16,7 @@ import { lastTime, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
+  settlePendingReactions,
 } from './reacting.js';
 
 const $ = (id) => document.getElementById(id);
@@ -204,6 +205,8 @@ function ensureConv(convId) {
       mentionSeq: 0n, // the newest seq mentioning the user: "@" while past readSeq
       memberCount: 0, messages: new Map(), hasOlder: true, historyLoaded: false, loading: false,
       typing: new Map(), group: null, clearedSeq: 0n, hidden: false,
+      // REACTION events to messages not loaded yet, by target seq (reacting.js)
+      pendingReactions: new Map(),
     };
     if (c.type === ConvType.P2P && app.me) {
       const [, a, b] = convId.split(':');
@@ -275,7 +278,7 @@ function onMessage(m) {
     if (isLeave(m)) recheckUser(m.senderId);
   }
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
-  if (isReaction(m)) applyReactionEvent(c.messages, m, app.me.userId);
+  if (isReaction(m)) applyReactionEvent(c.messages, m, app.me.userId, c.pendingReactions);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
   rewatchFor(c);
@@ -594,9 +597,11 @@ async function loadOlder(c) {
     const page = await app.session.history(c.convId, oldest, PAGE);
     for (const m of page.messages) {
       if (isCleared(c, m)) continue; // a page read before a clear landed
+      m.pageLastSeq = page.lastSeq; // its reactions' sum is no newer
       c.messages.set(String(m.seq), m);
       nameOf_(m.senderId);
     }
+    settlePendingReactions(c.messages, c.pendingReactions, app.me.userId);
     c.hasOlder = page.hasMore;
     c.historyLoaded = true;
     if (page.lastSeq > c.lastSeq) c.lastSeq = page.lastSeq;

@@ -9,7 +9,7 @@ import { peersToWatch } from '../app/presence.js';
 import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
 import { isLeave } from '../app/view.js';
 import {
-  applyReactionEvent, reactionList, reactionText, reactionsKey,
+  applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
 import {
   ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct, encodeStruct,
@@ -171,6 +171,42 @@ test('reaction chips start from the page and follow the live events', () => {
 
   // A target not loaded is left to the page that loads it.
   assert.equal(applyReactionEvent(messages, reactionEvent(4n, 9n, '🎉'), me), false);
+});
+
+// A reaction to a message not loaded yet was dropped: the page that loads it
+// may have been read before the reaction was stored, so its chips lacked it
+// until a reload.
+test('a reaction that comes before its page is applied when the page comes', () => {
+  const me = 1n;
+  const messages = new Map();
+  const pending = new Map();
+  const ev = (user, evSeq, emoji, removed) => ({ ...reactionEvent(user, 3n, emoji, removed),
+    seq: evSeq });
+  assert.equal(applyReactionEvent(messages, ev(4n, 20n, '🎉'), me, pending), false);
+  assert.equal(applyReactionEvent(messages, ev(2n, 21n, '👍', true), me, pending), false);
+  assert.equal(applyReactionEvent(messages, ev(5n, 9n, '👍'), me, pending), false);
+
+  // The page was read at seq 19: it sums the 👍 of 5 (seq 9) and of 2, but
+  // not the 🎉 (seq 20) nor the take-back (seq 21).
+  const text = { seq: 3n, contentType: ContentType.TEXT, recalled: false, pageLastSeq: 19n,
+    reactions: [{ emoji: '👍', count: 2, userIds: [2n, 5n] }] };
+  messages.set('3', text);
+  assert.equal(settlePendingReactions(messages, pending, me), true);
+  assert.deepEqual(reactionList(text, me).map((r) => [r.emoji, r.count]),
+    [['👍', 1], ['🎉', 1]]);
+  assert.equal(pending.size, 0, 'settled events are forgotten');
+
+  // Past the users a page names, an event no newer than the page may be in
+  // its count: only a newer one adds.
+  const names = Array.from({ length: 10 }, (_, i) => BigInt(10 + i));
+  const busy = { seq: 4n, contentType: ContentType.TEXT, recalled: false, pageLastSeq: 19n,
+    reactions: [{ emoji: '❤️', count: 12, userIds: names }] };
+  messages.set('4', busy);
+  const heart = (evSeq) => ({ ...reactionEvent(99n, 4n, '❤️'), seq: evSeq });
+  applyReactionEvent(messages, heart(18n), me, pending);
+  assert.equal(reactionList(busy, me)[0].count, 12, 'summed by the page already');
+  applyReactionEvent(messages, heart(22n), me, pending);
+  assert.equal(reactionList(busy, me)[0].count, 13);
 });
 
 test('a reaction reads as a short line in the conversation list', () => {
