@@ -267,7 +267,9 @@ function onMessage(m) {
   c.messages.set(String(m.seq), m);
   if (m.seq > c.lastSeq) {
     c.lastSeq = m.seq;
-    if (!isChange(m)) c.lastMessage = m;
+    // A reaction is the list's preview, as SYNC_CONVS' last_message has it
+    // after a reload; a RECALL or EDIT shows its target instead.
+    if (!isChange(m) || isReaction(m)) c.lastMessage = m;
     const mine = m.senderId === app.me.userId;
     if (!mine && !isViewing(c) && !isChange(m)) c.unread++;
     if (mine && m.seq > c.readSeq) c.readSeq = m.seq;
@@ -785,7 +787,8 @@ function renderMessage(c, m) {
 function renderChips(c, m) {
   const row = el('div', 'reactions');
   for (const r of reactionList(m, app.me.userId)) {
-    const chip = el('button', r.mine ? 'chip mine' : 'chip', `${r.emoji} ${r.count}`);
+    const chip = el('button', r.mine ? 'chip mine' : 'chip');
+    chip.append(el('span', 'emoji', r.emoji), ` ${r.count}`);
     chip.type = 'button';
     chip.setAttribute('aria-pressed', String(r.mine));
     chip.setAttribute('aria-label', `${r.emoji} ${r.count}${r.mine ? ', yours' : ''}`);

@@ -4,7 +4,7 @@
 // dropped connection resume without losing or repeating messages; a send
 // that cannot go out fails and its retry is stored once; groups, typing and
 // presence where the server serves them, and presence once refused by an
-// older server; replies and @mentions in a group, Clear history and Delete
+// older server; replies and @mentions in a group, emoji reactions, Clear history and Delete
 // chat (on another tab and another device too), and Delete account.
 
 import { after, before, describe, test } from 'node:test';
@@ -524,6 +524,76 @@ describe('web app', () => {
       await ben.context().close();
     }
   });
+
+  test('reactions: the picker, live chips on both sides, taking back, totals after a reload',
+    async () => {
+      const ann = await openPage(browser);
+      const ben = await openPage(browser);
+      const [a, b] = [uname('ann'), uname('ben')];
+      await signUp(ann, a);
+      await signUp(ben, b);
+      // chip waits for the chip of emoji on message seq showing text, mine or not.
+      const chip = (page, seq, text, mine) => page.locator(
+        `.msg[data-seq="${seq}"] .chip[aria-pressed="${mine}"]`, { hasText: text }).waitFor();
+      try {
+        await startChat(ann, b);
+        await send(ann, 'Lunch at noon?');
+        await ann.waitForSelector('.msg[data-seq="1"][data-state=sent]');
+        await ben.locator('.conv-item', { hasText: a }).click();
+        await waitMessage(ben, 'Lunch at noon?');
+
+        await ann.click('.msg[data-seq="1"] button.react');
+        await ann.waitForSelector('.msg[data-seq="1"] .picker:not([hidden])');
+        await shot(ann, 'react-picker');
+        await ann.click('.msg[data-seq="1"] .picker button[aria-label="React 👍"]');
+        await ann.waitForSelector('.msg[data-seq="1"] .picker', { state: 'hidden' });
+        await chip(ann, 1, '👍 1', true);
+        await chip(ben, 1, '👍 1', false);
+        await shot(ben, 'reactions-theirs');
+        // A chip not mine stands out from its bubble: its count was white on white.
+        const [ink, paper] = await ben.$eval('.msg[data-seq="1"] .chip', (e) => [
+          getComputedStyle(e).color, getComputedStyle(e.closest('.msg')).backgroundColor]);
+        assert.notEqual(ink, paper, 'the chip text has the color of its bubble');
+        // The reaction is the list's preview at once, as SYNC_CONVS has it.
+        await ben.locator('.conv-item .conv-last', { hasText: `${a} reacted 👍` }).waitFor();
+
+        await ben.click('.msg[data-seq="1"] .chip');
+        await chip(ben, 1, '👍 2', true);
+        await chip(ann, 1, '👍 2', true);
+        await shot(ben, 'reactions');
+        await ben.emulateMedia({ colorScheme: 'dark' });
+        await shot(ben, 'reactions-dark');
+        await ben.setViewportSize({ width: 400, height: 700 });
+        await ben.click('.msg[data-seq="1"] button.react');
+        await shot(ben, 'reactions-narrow');
+        const past = await ben.evaluate(() => [...document.querySelectorAll(
+          '.msg .chip, .msg .picker:not([hidden]) button')]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth).length);
+        assert.equal(past, 0, 'chips or picker buttons past the right edge at 400 px');
+        await ben.click('.msg[data-seq="1"] button.react'); // closes the picker
+        await ben.setViewportSize({ width: 1100, height: 700 });
+        await ben.emulateMedia({ colorScheme: 'light' });
+
+        await ben.click('.msg[data-seq="1"] .chip'); // takes it back
+        await chip(ben, 1, '👍 1', false);
+        await chip(ann, 1, '👍 1', true);
+
+        // History carries the totals: a reload shows them again.
+        await ben.reload();
+        await waitOnline(ben);
+        await ben.locator('.conv-item', { hasText: a }).click();
+        await waitMessage(ben, 'Lunch at noon?');
+        await chip(ben, 1, '👍 1', false);
+        await ann.reload();
+        await waitOnline(ann);
+        await waitMessage(ann, 'Lunch at noon?');
+        await chip(ann, 1, '👍 1', true);
+        assert.deepEqual([...ann.errors, ...ben.errors], []);
+      } finally {
+        await ann.context().close();
+        await ben.context().close();
+      }
+    });
 
   test('Clear history and Delete chat, here, on another tab and on another device',
     async () => {
