@@ -527,71 +527,72 @@ describe('web app', () => {
 
   test('reactions: the picker, live chips on both sides, taking back, totals after a reload',
     async () => {
-      const ann = await openPage(browser);
-      const ben = await openPage(browser);
-      const [a, b] = [uname('ann'), uname('ben')];
-      await signUp(ann, a);
-      await signUp(ben, b);
+      // Names of their own: the other tests' users of this run are taken.
+      const rae = await openPage(browser);
+      const sol = await openPage(browser);
+      const [a, b] = [uname('rae'), uname('sol')];
+      await signUp(rae, a);
+      await signUp(sol, b);
       // chip waits for the chip of emoji on message seq showing text, mine or not.
       const chip = (page, seq, text, mine) => page.locator(
         `.msg[data-seq="${seq}"] .chip[aria-pressed="${mine}"]`, { hasText: text }).waitFor();
       try {
-        await startChat(ann, b);
-        await send(ann, 'Lunch at noon?');
-        await ann.waitForSelector('.msg[data-seq="1"][data-state=sent]');
-        await ben.locator('.conv-item', { hasText: a }).click();
-        await waitMessage(ben, 'Lunch at noon?');
+        await startChat(rae, b);
+        await send(rae, 'Lunch at noon?');
+        await rae.waitForSelector('.msg[data-seq="1"][data-state=sent]');
+        await sol.locator('.conv-item', { hasText: a }).click();
+        await waitMessage(sol, 'Lunch at noon?');
 
-        await ann.click('.msg[data-seq="1"] button.react');
-        await ann.waitForSelector('.msg[data-seq="1"] .picker:not([hidden])');
-        await shot(ann, 'react-picker');
-        await ann.click('.msg[data-seq="1"] .picker button[aria-label="React 👍"]');
-        await ann.waitForSelector('.msg[data-seq="1"] .picker', { state: 'hidden' });
-        await chip(ann, 1, '👍 1', true);
-        await chip(ben, 1, '👍 1', false);
-        await shot(ben, 'reactions-theirs');
+        await rae.click('.msg[data-seq="1"] button.react');
+        await rae.waitForSelector('.msg[data-seq="1"] .picker:not([hidden])');
+        await shot(rae, 'react-picker');
+        await rae.click('.msg[data-seq="1"] .picker button[aria-label="React 👍"]');
+        await rae.waitForSelector('.msg[data-seq="1"] .picker', { state: 'hidden' });
+        await chip(rae, 1, '👍 1', true);
+        await chip(sol, 1, '👍 1', false);
+        await shot(sol, 'reactions-theirs');
         // A chip not mine stands out from its bubble: its count was white on white.
-        const [ink, paper] = await ben.$eval('.msg[data-seq="1"] .chip', (e) => [
+        const [ink, paper] = await sol.$eval('.msg[data-seq="1"] .chip', (e) => [
           getComputedStyle(e).color, getComputedStyle(e.closest('.msg')).backgroundColor]);
         assert.notEqual(ink, paper, 'the chip text has the color of its bubble');
         // The reaction is the list's preview at once, as SYNC_CONVS has it.
-        await ben.locator('.conv-item .conv-last', { hasText: `${a} reacted 👍` }).waitFor();
+        await sol.locator('.conv-item .conv-last', { hasText: `${a} reacted 👍` }).waitFor();
 
-        await ben.click('.msg[data-seq="1"] .chip');
-        await chip(ben, 1, '👍 2', true);
-        await chip(ann, 1, '👍 2', true);
-        await shot(ben, 'reactions');
-        await ben.emulateMedia({ colorScheme: 'dark' });
-        await shot(ben, 'reactions-dark');
-        await ben.setViewportSize({ width: 400, height: 700 });
-        await ben.click('.msg[data-seq="1"] button.react');
-        await shot(ben, 'reactions-narrow');
-        const past = await ben.evaluate(() => [...document.querySelectorAll(
+        await sol.click('.msg[data-seq="1"] .chip');
+        await chip(sol, 1, '👍 2', true);
+        await chip(rae, 1, '👍 2', true);
+        await shot(sol, 'reactions');
+        await sol.emulateMedia({ colorScheme: 'dark' });
+        await shot(sol, 'reactions-dark');
+        await sol.setViewportSize({ width: 400, height: 700 });
+        await sol.click('.msg[data-seq="1"] button.react');
+        await shot(sol, 'reactions-narrow');
+        const past = await sol.evaluate(() => [...document.querySelectorAll(
           '.msg .chip, .msg .picker:not([hidden]) button')]
           .filter((e) => e.getBoundingClientRect().right > window.innerWidth).length);
         assert.equal(past, 0, 'chips or picker buttons past the right edge at 400 px');
-        await ben.click('.msg[data-seq="1"] button.react'); // closes the picker
-        await ben.setViewportSize({ width: 1100, height: 700 });
-        await ben.emulateMedia({ colorScheme: 'light' });
+        await sol.click('.msg[data-seq="1"] button.react'); // closes the picker
+        await sol.setViewportSize({ width: 1100, height: 700 });
+        await sol.emulateMedia({ colorScheme: 'light' });
 
-        await ben.click('.msg[data-seq="1"] .chip'); // takes it back
-        await chip(ben, 1, '👍 1', false);
-        await chip(ann, 1, '👍 1', true);
+        await sol.click('.msg[data-seq="1"] .chip'); // takes it back
+        await chip(sol, 1, '👍 1', false);
+        await chip(rae, 1, '👍 1', true);
 
         // History carries the totals: a reload shows them again.
-        await ben.reload();
-        await waitOnline(ben);
-        await ben.locator('.conv-item', { hasText: a }).click();
-        await waitMessage(ben, 'Lunch at noon?');
-        await chip(ben, 1, '👍 1', false);
-        await ann.reload();
-        await waitOnline(ann);
-        await waitMessage(ann, 'Lunch at noon?');
-        await chip(ann, 1, '👍 1', true);
-        assert.deepEqual([...ann.errors, ...ben.errors], []);
+        await sol.reload();
+        await waitOnline(sol);
+        await sol.locator('.conv-item', { hasText: a }).click();
+        await waitMessage(sol, 'Lunch at noon?');
+        await chip(sol, 1, '👍 1', false);
+        await rae.reload();
+        await waitOnline(rae);
+        await waitMessage(rae, 'Lunch at noon?');
+        await chip(rae, 1, '👍 1', true);
+        assert.deepEqual([...rae.errors, ...sol.errors], []);
       } finally {
-        await ann.context().close();
-        await ben.context().close();
+        await rae.context().close();
+        await sol.context().close();
       }
     });
 
