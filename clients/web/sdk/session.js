@@ -171,7 +171,8 @@ export class Session extends Emitter {
    * resyncIntervalMs (60000).
    *
    * Events: 'state' ({state, retryInMs, error}), 'connected' (the
-   * LoginResp), 'resumed', 'message' (a common.Message, once, in order),
+   * LoginResp), 'resumed', 'message' (a common.Message, once, in order;
+   * one fetched with reactions has pageLastSeq, its page's lastSeq),
    * 'conv' (a ConvSummary from SYNC_CONVS), 'notify' (a Notify: typing,
    * presence, read, cleared: a clear on another device, already passed
    * over in the 'message' stream), 'outbox' (an outbox entry that
@@ -957,7 +958,12 @@ export class Session extends Emitter {
         // history from before they joined), and no fetch would fill them.
         this.handOver(this.seq.skip(convId, first.seq - 1n));
       }
-      for (const m of resp.messages) this.offer(m);
+      for (const m of resp.messages) {
+        // Its reactions were summed before lastSeq was read: the events
+        // up to there that follow it may be in the sum (pageLastSeq).
+        if (m.reactions?.length) m.pageLastSeq = resp.lastSeq;
+        this.offer(m);
+      }
       if (target === 0n) target = resp.lastSeq;
       if (!resp.hasMore || resp.messages.length === 0 || this.seq.caughtUp(convId, target)) return;
       if (resp.messages[resp.messages.length - 1].seq <= afterSeq) {

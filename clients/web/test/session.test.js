@@ -2141,3 +2141,27 @@ test('react brings its REACTION event into the stream; a no-op brings nothing', 
   assert.equal(events.length, 1, 'events handed over');
   assertHanded(s.got, [1, 2]);
 });
+
+// A message a catch-up page hands over with reactions carries that page's
+// last_seq (pageLastSeq): its sum may hold the REACTION events that follow
+// it in the stream, and an app that applied them all counted a user past
+// the ten a page names twice.
+test('a caught-up message with reactions carries its page last_seq', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'react to me');
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await until(() => s.got.length === 1, 'the message');
+  await s.react(CONV, 1n, '👍');
+
+  const other = open(gw); // another device catches up: the message, then its event
+  t.after(() => other.close());
+  const msgs = [];
+  other.on('message', (m) => msgs.push(m));
+  await other.start();
+  await until(() => msgs.length === 2, 'the message and the event');
+  assert.equal(msgs[0].reactions.length, 1);
+  assert.equal(msgs[0].pageLastSeq, 2n);
+  assert.equal(msgs[1].pageLastSeq, undefined, 'an event has no sum to date');
+});
