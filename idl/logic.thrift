@@ -13,6 +13,12 @@ struct Session {
     3: string gateway,      // push address of the gateway holding the connection
     4: i64 conn_id,         // unique within that gateway's lifetime
     5: string remote_addr,  // the client's address, for per-address limits and logs
+    // token_gen is the device's token generation the connection was
+    // authenticated at (the one its access token carries). Logic refuses a
+    // session older than the device's current generation with TOKEN_INVALID:
+    // the device was signed out and the close of this connection was lost.
+    // 0 means unknown (a gateway older than this field) and is not checked.
+    6: i64 token_gen,
 }
 
 // ConnInfo describes a connection that is not yet authenticated.

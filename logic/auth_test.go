@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resonance-im/resonance/internal/tokengen"
 )
 
 func TestTokenSigner(t *testing.T) {
@@ -106,5 +108,15 @@ func TestDefaultArgonIsArgon2id19MiB(t *testing.T) {
 	}
 	if !strings.HasPrefix(h.dummy, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("encoded = %s", h.dummy)
+	}
+}
+
+// The gateway reads the generation of the tokens logic issues with
+// tokengen, which must agree with the signer's layout.
+func TestTokenSigner_GenerationReadByGateway(t *testing.T) {
+	ts := tokenSigner{secret: []byte("k"), ttl: time.Hour}
+	tok, _ := ts.issue(tokenClaims{UserID: 42, DeviceID: "phone:1", Generation: 7}, time.Now())
+	if got := tokengen.Generation(tok); got != 7 {
+		t.Fatalf("tokengen.Generation = %d, want 7", got)
 	}
 }

@@ -8,16 +8,18 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/resonance-im/resonance/internal/tokengen"
 )
 
 // tokenVersion is the first payload byte, so that the format can change
 // without accepting old tokens as new ones. Version 2 added the generation;
 // version 1 tokens (no generation, hence not revocable) are refused.
-const tokenVersion = 2
+const tokenVersion = tokengen.Version
 
 // tokenHeader is the fixed part of the payload: version, user id, expiry,
 // generation.
-const tokenHeader = 1 + 8 + 8 + 8
+const tokenHeader = tokengen.HeaderLen
 
 // tokenClaims is what a token proves: who, on which device, until when, and
 // the device's token generation when it was issued. Revoking the device's
@@ -52,7 +54,7 @@ func (ts tokenSigner) issue(c tokenClaims, now time.Time) (string, tokenClaims) 
 	payload[0] = tokenVersion
 	binary.BigEndian.PutUint64(payload[1:9], uint64(c.UserID))
 	binary.BigEndian.PutUint64(payload[9:17], uint64(c.Expires.UnixMilli()))
-	binary.BigEndian.PutUint64(payload[17:25], uint64(c.Generation))
+	binary.BigEndian.PutUint64(payload[tokengen.GenerationOffset:], uint64(c.Generation))
 	payload = append(payload, c.DeviceID...)
 	return b64url.EncodeToString(payload) + "." + b64url.EncodeToString(ts.mac(payload)), c
 }
@@ -80,7 +82,7 @@ func (ts tokenSigner) verify(token string, now time.Time) (tokenClaims, error) {
 	}
 	c.UserID = int64(binary.BigEndian.Uint64(payload[1:9]))
 	c.Expires = time.UnixMilli(int64(binary.BigEndian.Uint64(payload[9:17])))
-	c.Generation = int64(binary.BigEndian.Uint64(payload[17:25]))
+	c.Generation = int64(binary.BigEndian.Uint64(payload[tokengen.GenerationOffset:]))
 	c.DeviceID = string(payload[tokenHeader:])
 	if !now.Before(c.Expires) {
 		return c, fmt.Errorf("%w: expired", ErrTokenInvalid)

@@ -23,6 +23,7 @@ type Session struct {
 	Gateway    string `thrift:"gateway,3" frugal:"3,default,string" json:"gateway"`
 	ConnId     int64  `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
 	RemoteAddr string `thrift:"remote_addr,5" frugal:"5,default,string" json:"remote_addr"`
+	TokenGen   int64  `thrift:"token_gen,6" frugal:"6,default,i64" json:"token_gen"`
 }
 
 func NewSession() *Session {
@@ -51,6 +52,10 @@ func (p *Session) GetConnId() (v int64) {
 func (p *Session) GetRemoteAddr() (v string) {
 	return p.RemoteAddr
 }
+
+func (p *Session) GetTokenGen() (v int64) {
+	return p.TokenGen
+}
 func (p *Session) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -66,6 +71,9 @@ func (p *Session) SetConnId(val int64) {
 func (p *Session) SetRemoteAddr(val string) {
 	p.RemoteAddr = val
 }
+func (p *Session) SetTokenGen(val int64) {
+	p.TokenGen = val
+}
 
 func (p *Session) String() string {
 	if p == nil {
@@ -80,6 +88,7 @@ var fieldIDToName_Session = map[int16]string{
 	3: "gateway",
 	4: "conn_id",
 	5: "remote_addr",
+	6: "token_gen",
 }
 
 type ConnInfo struct {
