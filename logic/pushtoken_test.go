@@ -123,7 +123,7 @@ func TestPushTokens_RemovedOnSignOutAndPasswordChange(t *testing.T) {
 		if got := e.offline(t, conv, alice, bob); len(got) != 2 || got["phone"] != nil {
 			t.Fatalf("after signing the phone out: %v", got)
 		}
-		_, err = e.svc.ChangePassword(ctx, laptop.sess,
+		changed, err := e.svc.ChangePassword(ctx, laptop.sess,
 			&protocol.ChangePasswordReq{OldPassword: testPassword, NewPassword_: "brand new pw"})
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +131,7 @@ func TestPushTokens_RemovedOnSignOutAndPasswordChange(t *testing.T) {
 		if got := e.offline(t, conv, alice, bob); len(got) != 1 || got["laptop"] == nil {
 			t.Fatalf("after a password change on the laptop: %v, want the laptop only", got)
 		}
-		e.setToken(t, laptop.sess, "")
+		e.setToken(t, renewed(laptop.sess, changed), "")
 		if got := e.offline(t, conv, alice, bob); len(got) != 0 {
 			t.Fatalf("after removing the token: %v", got)
 		}

@@ -21,6 +21,9 @@ type queries struct {
 	loginDevice string
 	// deviceGen reads a device's token generation.
 	deviceGen string
+	// sessionState reads a user's deletion and the token generation of one
+	// of its devices (NULL without a row): what authorizeWrite checks.
+	sessionState string
 	// peerState counts a user (0 or 1), and the blocks between two users
 	// plus how many of the two (the user first, then the other) were deleted.
 	peerState string
@@ -81,6 +84,8 @@ func newQueries(t tableNames) queries {
 			q(t.device) + " d JOIN " + q(t.user) + " u ON u.id = d.user_id " +
 			"WHERE d.user_id = ? AND d.device_id = ?",
 		deviceGen: "SELECT token_gen FROM " + q(t.device) + " WHERE user_id = ? AND device_id = ?",
+		sessionState: "SELECT u.deleted_ms, d.token_gen FROM " + q(t.user) + " u LEFT JOIN " +
+			q(t.device) + " d ON d.user_id = u.id AND d.device_id = ? WHERE u.id = ?",
 		peerState: "SELECT (SELECT COUNT(*) FROM " + q(t.user) + " WHERE id = ?), " +
 			"(SELECT COUNT(*) FROM " + q(t.block) + " WHERE (blocker_id = ? AND blocked_id = ?) " +
 			"OR (blocker_id = ? AND blocked_id = ?)) + " +

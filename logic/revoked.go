@@ -2,6 +2,8 @@ package logic
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -9,29 +11,33 @@ import (
 
 // authorizeWrite fails a write handler's call of op, as fail does: with
 // UNAUTHENTICATED when the session carries no user, and with TOKEN_INVALID
-// when the session's account was deleted. A deletion revokes its tokens,
-// removes the rows it owned and asks the gateways to close its connections;
-// until a close lands, or for good when one is lost, such a connection could
-// otherwise write those rows back for a user that no longer exists.
+// when the session's account was deleted or its device signed out since the
+// connection logged in (LOGOUT, SIGN_OUT_DEVICE, a password change, a reused
+// refresh token: its token generation is not the device's). Each of those
+// revokes tokens and asks the gateways to close the connections; until a
+// close lands, or for good when one is lost, such a connection could
+// otherwise write rows back for a user that no longer exists, or register a
+// push token again for a device that was signed out.
 //
-// The check costs one read by primary key on the read pool, which sees the
-// tombstone as soon as it is committed, before the closing starts. Deletion
-// is final, so there is nothing to invalidate and every logic instance sees
-// it through the shared store.
+// The check costs one read by primary key on the read pool (the user's row
+// joined with the device's), which sees the tombstone or the bumped
+// generation as soon as it is committed, before the closing starts; every
+// logic instance sees them through the shared store. A session of
+// generation 0 (from a gateway older than Session.token_gen) is checked for
+// deletion only.
 //
-// TODO: a signed-out device's connection (LOGOUT, SIGN_OUT_DEVICE, a
-// password change on another device) passes: logicrpc.Session carries no
-// token generation to compare with the device's row, so a revoked session
-// cannot be told from a new login of the same device. Carrying it needs the
-// gateway to learn the generation at login and after CHANGE_PASSWORD (which
-// bumps the caller's own), and logic a cache of revoked (user, device,
-// generation) fed across instances over NATS. Until then such a connection
-// can, for example, register a push token again for its signed-out device.
+// SEND / SEND_BATCH do not call it: they are the hot path. A signed-out
+// device's send is refused there by signedOutSessions, which reads the
+// generations of a call's devices in one query at most and caches them for
+// sendGenTTL. A deleted sender is refused at no extra cost (FORBIDDEN, as a
+// blocked one): it left every group, and a 1:1 send reads both users'
+// deletion in the statement that reads their blocks (peerState,
+// blockedConvs).
 //
-// SEND / SEND_BATCH do not call it: they are the hot path, and a deleted
-// sender is refused there at no extra cost (FORBIDDEN, as a blocked one): it
-// left every group, and a 1:1 send reads both users' deletion in the
-// statement that reads their blocks (peerState, blockedConvs).
+// TODO: a revocation on another logic instance reaches the send path's
+// cache only when the entry expires (sendGenTTL), so a signed-out device may
+// send for that long; a NATS event from the revoking instance would close
+// the window.
 //
 // TYPING does not either: in a group the deleted user is no member, and in
 // a 1:1 conversation it is dropped as across a block (blockedBetween reads
@@ -47,16 +53,20 @@ func (s *Service) authorizeWrite(ctx context.Context, op string,
 	if !authenticated(session) {
 		return s.fail(op, ErrUnauthenticated, nil)
 	}
-	var deletedMs []int64
-	err := s.rdc(ctx).Model(&userRow{}).Where("id = ?", session.UserId).Limit(1).
-		Pluck("deleted_ms", &deletedMs).Error
+	var deletedMs int64
+	var gen sql.NullInt64
+	err := s.rdb.Statement.ConnPool.QueryRowContext(ctx, s.queries.sessionState,
+		session.DeviceId, session.UserId).Scan(&deletedMs, &gen)
 	switch {
-	case err != nil:
-		err = fmt.Errorf("account of user=%d: %w", session.UserId, err)
-	case len(deletedMs) == 0:
+	case errors.Is(err, sql.ErrNoRows):
 		err = fmt.Errorf("%w: user %d unknown", ErrTokenInvalid, session.UserId)
-	case deletedMs[0] != 0:
+	case err != nil:
+		err = fmt.Errorf("account of user=%d device=%q: %w", session.UserId,
+			session.DeviceId, err)
+	case deletedMs != 0:
 		err = fmt.Errorf("%w: user %d deleted", ErrTokenInvalid, session.UserId)
+	case staleGen(session, gen.Int64, gen.Valid):
+		err = errSignedOut(session)
 	}
 	if err != nil {
 		return s.fail(op, err, sessionIDs(session))

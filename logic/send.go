@@ -29,6 +29,13 @@ func (s *Service) Send(ctx context.Context, session *logicrpc.Session,
 	if err := s.validateSend(req); err != nil {
 		return nil, s.fail("send", err, logIDs)
 	}
+	signedOut, err := s.signedOutSessions(ctx, []*logicrpc.Session{session})
+	if err == nil && signedOut[0] {
+		err = errSignedOut(session)
+	}
+	if err != nil {
+		return nil, s.fail("send", err, logIDs)
+	}
 
 	m, ob, err := s.storeOrFind(ctx, session, req)
 	if err != nil {

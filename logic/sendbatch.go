@@ -38,8 +38,18 @@ func (s *Service) SendRuns(ctx context.Context,
 			return e.Int("runs", len(runs))
 		})
 	}
+	signedOut, err := s.signedOutRuns(ctx, runs)
+	if err != nil {
+		return nil, s.fail("send runs", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int("runs", len(runs))
+		})
+	}
 	var items []sendItem
-	for _, run := range runs {
+	for i, run := range runs {
+		if signedOut[i] {
+			items = refusedSends(run, errSignedOut(run.Session), items)
+			continue
+		}
 		items = s.prepareSends(ctx, run.Session, run.Reqs, items)
 	}
 	stored := s.storeSends(ctx, items)
@@ -89,6 +99,26 @@ type sendItem struct {
 	m      *messageRow
 	stored bool  // m is stored now, by this call
 	err    error // why the request is not stored, while !stored
+}
+
+// signedOutRuns returns which runs come from a signed-out device's
+// connection (signedOutSessions): one read per call at most, none while the
+// sessions' devices are cached.
+func (s *Service) signedOutRuns(ctx context.Context, runs []*logicrpc.SendRun) ([]bool, error) {
+	sessions := make([]*logicrpc.Session, len(runs))
+	for i, run := range runs {
+		sessions[i] = run.Session
+	}
+	return s.signedOutSessions(ctx, sessions)
+}
+
+// refusedSends returns items with run's requests appended, each failing
+// with err before the store.
+func refusedSends(run *logicrpc.SendRun, err error, items []sendItem) []sendItem {
+	for _, req := range run.Reqs {
+		items = append(items, sendItem{session: run.Session, req: req, err: err})
+	}
+	return items
 }
 
 // prepareSends validates each request of session's run as Send does,

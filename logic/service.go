@@ -53,6 +53,8 @@ type Service struct {
 	// queries are the hot statements written without GORM (queries.go).
 	queries queries
 	members memberCache
+	// gens are the device generations the send path read (sessiongen.go).
+	gens genCache
 	// consecutiveIDs says that a multi-row INSERT's ids are consecutive
 	// (detectConsecutiveIDs): batches of sends may take the plain path.
 	consecutiveIDs bool

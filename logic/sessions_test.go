@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/internal/tokengen"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -38,7 +39,7 @@ func (e *env) loginDevice(t *testing.T, name, dev string, conn int64) device {
 	}
 	return device{token: resp.Token, refresh: resp.RefreshToken,
 		sess: &logicrpc.Session{UserId: resp.UserId, DeviceId: dev, Gateway: "gw-1:9000",
-			ConnId: conn, RemoteAddr: "10.0.0.1:5000"}}
+			ConnId: conn, RemoteAddr: "10.0.0.1:5000", TokenGen: tokengen.Generation(resp.Token)}}
 }
 
 // tokenLogin logs in with token on a fresh connection and returns the code.

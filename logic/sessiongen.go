@@ -1,0 +1,192 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+)
+
+// Sessions carry the token generation their connection was authenticated
+// at (logicrpc.Session.TokenGen). A sign-out bumps the device's generation
+// and asks the gateways to close its connections; a connection whose close
+// was lost or is late then calls with an older generation than the device's
+// and is refused with TOKEN_INVALID, which tells the client to log in again.
+// A generation of 0 comes from a gateway older than the field (a rolling
+// upgrade) and is not checked.
+
+const (
+	// sendGenTTL is how long the send path trusts a device generation it
+	// read. A revocation on this instance forgets the device at once; one on
+	// another instance is seen within this time, the gateway's close of the
+	// connection being the first line anyway.
+	sendGenTTL = 2 * time.Second
+	// sendGenCacheSize bounds the devices the send path keeps generations of.
+	sendGenCacheSize = 1 << 16
+)
+
+// genKey names one device of one user.
+type genKey struct {
+	user   int64
+	device string
+}
+
+// genEntry is a device's generation as read at some time (gateway-free
+// monotonic clock of this process).
+type genEntry struct {
+	gen    int64
+	known  bool // the device has a row; without one every generation is stale
+	readAt time.Time
+}
+
+// genCache keeps the devices' token generations the send path read, for
+// sendGenTTL each, so that SEND costs no read per message. Its zero value
+// is empty and ready.
+type genCache struct {
+	// reads counts the queries the cache did not spare (readGenerations).
+	reads atomic.Int64
+
+	mu      sync.Mutex
+	devices map[genKey]genEntry
+}
+
+// get returns the cached generation of k if it is younger than sendGenTTL.
+func (c *genCache) get(k genKey, now time.Time) (genEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.devices[k]
+	if !ok || now.Sub(e.readAt) >= sendGenTTL {
+		return genEntry{}, false
+	}
+	return e, true
+}
+
+func (c *genCache) put(k genKey, e genEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.devices == nil {
+		c.devices = make(map[genKey]genEntry)
+	}
+	if len(c.devices) >= sendGenCacheSize {
+		clear(c.devices) // entries live for seconds: refilling is cheap
+	}
+	c.devices[k] = e
+}
+
+// forget drops the user's device, or all its devices when device is empty,
+// after a revocation on this instance.
+func (c *genCache) forget(user int64, device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.devices {
+		if k.user == user && (device == "" || k.device == device) {
+			delete(c.devices, k)
+		}
+	}
+}
+
+// staleGen reports whether session's generation is known (not 0) and is
+// not current's, the device's stored generation (known false: no row).
+// Any difference is stale, not only an older generation: a device row the
+// pruner removed starts again at 1 when the device logs in anew.
+func staleGen(session *logicrpc.Session, current int64, known bool) bool {
+	return session.TokenGen != 0 && (!known || current != session.TokenGen)
+}
+
+// errSignedOut is the error of a session whose device was signed out.
+func errSignedOut(session *logicrpc.Session) error {
+	return fmt.Errorf("%w: device %q of user %d signed out (generation %d)",
+		ErrTokenInvalid, session.DeviceId, session.UserId, session.TokenGen)
+}
+
+// signedOutSessions returns which of sessions are stale (staleGen), reading
+// the generations the cache does not hold in one query for all of them: a
+// call costs at most one read, and none while its devices are cached.
+// Sessions of generation 0 are never read or refused.
+func (s *Service) signedOutSessions(ctx context.Context,
+	sessions []*logicrpc.Session) ([]bool, error) {
+	now := time.Now()
+	stale := make([]bool, len(sessions))
+	var missing []genKey
+	var unread []int // indexes of the sessions whose device is in missing
+	for i, sess := range sessions {
+		if sess.TokenGen == 0 {
+			continue
+		}
+		k := genKey{sess.UserId, sess.DeviceId}
+		// Generations only grow while a device's row lives, so a cached one
+		// newer than the session's proves it stale; an older one (a login
+		// since, on any instance) may be outdated itself and is read again.
+		if e, ok := s.gens.get(k, now); ok && e.known && e.gen >= sess.TokenGen {
+			stale[i] = e.gen != sess.TokenGen
+			continue
+		}
+		unread = append(unread, i)
+		if !containsKey(missing, k) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return stale, nil
+	}
+	read, err := s.readGenerations(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range missing {
+		gen, known := read[k]
+		s.gens.put(k, genEntry{gen: gen, known: known, readAt: now})
+	}
+	for _, i := range unread {
+		gen, known := read[genKey{sessions[i].UserId, sessions[i].DeviceId}]
+		stale[i] = staleGen(sessions[i], gen, known)
+	}
+	return stale, nil
+}
+
+func containsKey(keys []genKey, k genKey) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// readGenerations reads the token generations of keys' devices in one
+// query; a device without a row is absent from the map.
+func (s *Service) readGenerations(ctx context.Context, keys []genKey) (map[genKey]int64, error) {
+	var q strings.Builder
+	q.WriteString("SELECT user_id, device_id, token_gen FROM `" + s.tables.device + "` WHERE ")
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("(user_id = ? AND device_id = ?)")
+		args = append(args, k.user, k.device)
+	}
+	s.gens.reads.Add(1)
+	rows, err := s.rdb.Statement.ConnPool.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("device generations of %d devices: %w", len(keys), err)
+	}
+	defer rows.Close()
+	out := make(map[genKey]int64, len(keys))
+	for rows.Next() {
+		var k genKey
+		var gen int64
+		if err := rows.Scan(&k.user, &k.device, &gen); err != nil {
+			return nil, fmt.Errorf("device generations: %w", err)
+		}
+		out[k] = gen
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("device generations: %w", err)
+	}
+	return out, nil
+}
