@@ -395,6 +395,13 @@ func testAccount(t *testing.T, addr string) {
 	if err != nil || pair.GetToken() == "" {
 		t.Fatalf("change password = %+v, %v", pair, err)
 	}
+	// The phone's connection goes on under the generation of its new
+	// tokens, which the gateway took from the reply: its writes are not
+	// refused as a signed-out device's.
+	if err := phone.SetPushToken(ctx, protocol.PushPlatform_APNS, "phone-push",
+		"app"); err != nil {
+		t.Fatalf("set push token after the password change: %v", err)
+	}
 	_, c := dialFor(t, addr)
 	if _, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse",
 		DeviceID: "tablet"}); client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {

@@ -68,6 +68,12 @@ type stubLogic struct {
 	// A Send of "slow" signals entered, then waits for release to close.
 	entered chan struct{}
 	release chan struct{}
+	// tokenGen, when not 0 (set before the gateway starts), is the token
+	// generation of the access tokens password logins get; CHANGE_PASSWORD
+	// bumps it and answers a token of the new one, and LIST_DEVICES records
+	// the generation of its session in listedGens.
+	tokenGen   int64
+	listedGens []int64
 	// loginHook, when set (onLogin), runs at the start of every Login, on
 	// the goroutine of the call: a test plays logic's side effects there.
 	loginHook func(*protocol.LoginReq, *logicrpc.ConnInfo)
@@ -139,8 +145,12 @@ func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 	}
 	s.mu.Lock()
 	s.logins[req.Username] = info
+	tok := "tok"
+	if s.tokenGen != 0 {
+		tok = accessToken(s.tokenGen)
+	}
 	s.mu.Unlock()
-	return &protocol.LoginResp{UserId: id, Token: "tok", Username: req.Username}, nil
+	return &protocol.LoginResp{UserId: id, Token: tok, Username: req.Username}, nil
 }
 
 func (s *stubLogic) Disconnect(_ context.Context, sess *logicrpc.Session) error {

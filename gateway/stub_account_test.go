@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 
+	"github.com/resonance-im/resonance/internal/tokengen"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -25,7 +28,23 @@ func (s *stubLogic) Refresh(context.Context, *logicrpc.Session,
 
 func (s *stubLogic) ChangePassword(context.Context, *logicrpc.Session,
 	*protocol.ChangePasswordReq) (*protocol.ChangePasswordResp, error) {
-	return nil, errStubUnsupported
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokenGen == 0 {
+		return nil, errStubUnsupported
+	}
+	s.tokenGen++
+	return &protocol.ChangePasswordResp{Token: accessToken(s.tokenGen)}, nil
+}
+
+// accessToken returns a token laid out as logic's access tokens are, of
+// generation gen, for alice's phone; its signature is made up.
+func accessToken(gen int64) string {
+	payload := make([]byte, tokengen.HeaderLen, tokengen.HeaderLen+5)
+	payload[0] = tokengen.Version
+	binary.BigEndian.PutUint64(payload[tokengen.GenerationOffset:], uint64(gen))
+	payload = append(payload, "phone"...)
+	return base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
 }
 
 func (s *stubLogic) UpdateProfile(context.Context, *logicrpc.Session,
@@ -33,9 +52,15 @@ func (s *stubLogic) UpdateProfile(context.Context, *logicrpc.Session,
 	return nil, errStubUnsupported
 }
 
-func (s *stubLogic) ListDevices(context.Context, *logicrpc.Session,
-	*protocol.ListDevicesReq) (*protocol.ListDevicesResp, error) {
-	return nil, errStubUnsupported
+func (s *stubLogic) ListDevices(_ context.Context, sess *logicrpc.Session,
+	_ *protocol.ListDevicesReq) (*protocol.ListDevicesResp, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokenGen == 0 {
+		return nil, errStubUnsupported
+	}
+	s.listedGens = append(s.listedGens, sess.TokenGen)
+	return &protocol.ListDevicesResp{}, nil
 }
 
 func (s *stubLogic) SignOutDevice(context.Context, *logicrpc.Session,

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -39,4 +40,26 @@ func TestDeadline_TokenExpiry(t *testing.T) {
 
 	g.setTokenExpiry(c, 0)
 	want("no expiry", now+90_000, protocol.CloseReason_HEARTBEAT_TIMEOUT)
+}
+
+// The gateway sends every call of a connection with the token generation
+// of the access token its LOGIN got, and after CHANGE_PASSWORD, which
+// bumps the caller's generation, with that of the token the reply carries:
+// logic refuses an older one as a signed-out device's.
+func TestGateway_SessionCarriesTokenGeneration(t *testing.T) {
+	h := startGatewayWith(t, Config{}, func(s *stubLogic) { s.tokenGen = 5 })
+	c := h.dial(t)
+	c.login("alice", 1)
+	c.send(protocol.Op_LIST_DEVICES, 2, &protocol.ListDevicesReq{})
+	c.expectReply(protocol.Op_LIST_DEVICES_ACK, 2, &protocol.ListDevicesResp{})
+	c.send(protocol.Op_CHANGE_PASSWORD, 3, &protocol.ChangePasswordReq{})
+	c.expectReply(protocol.Op_CHANGE_PASSWORD_ACK, 3, &protocol.ChangePasswordResp{})
+	c.send(protocol.Op_LIST_DEVICES, 4, &protocol.ListDevicesReq{})
+	c.expectReply(protocol.Op_LIST_DEVICES_ACK, 4, &protocol.ListDevicesResp{})
+
+	h.logic.mu.Lock()
+	defer h.logic.mu.Unlock()
+	if got := h.logic.listedGens; !slices.Equal(got, []int64{5, 6}) {
+		t.Fatalf("generations sent %v, want [5 6]", got)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/rpcerr"
+	"github.com/resonance-im/resonance/internal/tokengen"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -197,6 +198,8 @@ func (g *Gateway) call(ctx context.Context, c *conn, r request) (codec.Body, err
 		return g.logic.SyncConvs(ctx, sess, req)
 	case *protocol.MarkReadReq:
 		return g.logic.MarkRead(ctx, sess, req)
+	case *protocol.ChangePasswordReq:
+		return g.changePassword(ctx, c, sess, req)
 	}
 	return g.callAccount(ctx, sess, r)
 }
@@ -212,8 +215,6 @@ func (g *Gateway) callAccount(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.Logout(ctx, sess, req)
 	case *protocol.RefreshReq:
 		return g.logic.Refresh(ctx, sess, req)
-	case *protocol.ChangePasswordReq:
-		return g.logic.ChangePassword(ctx, sess, req)
 	case *protocol.UpdateProfileReq:
 		return g.logic.UpdateProfile(ctx, sess, req)
 	case *protocol.ListDevicesReq:
@@ -296,7 +297,7 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	}
 	sess := &logicrpc.Session{
 		UserId: resp.UserId, DeviceId: loginDevice(req, resp), Gateway: g.pushAddr, ConnId: c.id,
-		RemoteAddr: r.remote,
+		RemoteAddr: r.remote, TokenGen: tokengen.Generation(resp.Token),
 	}
 	resp.HeartbeatIntervalMs = int32(g.cfg.HeartbeatInterval.Milliseconds())
 	// Before the session is visible, so the loop never sees a session
@@ -304,6 +305,24 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	g.setTokenExpiry(c, resp.TokenExpiresMs)
 	ack := codec.EncodeFrame(protocol.Op_LOGIN_ACK, 0, r.id, resp)
 	g.completeLogin(c, sess, ack, flight)
+}
+
+// changePassword changes the password of sess's user. Logic revokes every
+// token of the user, this device's included, and issues this device new ones
+// of its new generation; c goes on as a session of that generation, else
+// logic would refuse its next call as signed out. Only c's worker calls
+// logic with c's session, and it is the caller, so no call of c is out with
+// the old one.
+func (g *Gateway) changePassword(ctx context.Context, c *conn, sess *logicrpc.Session,
+	req *protocol.ChangePasswordReq) (codec.Body, error) {
+	resp, err := g.logic.ChangePassword(ctx, sess, req)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	renewed := *sess
+	renewed.TokenGen = tokengen.Generation(resp.Token)
+	c.session.Store(&renewed)
+	return resp, nil
 }
 
 // loginDevice returns the device a successful LOGIN made c: the one logic
