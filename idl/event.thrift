@@ -42,3 +42,14 @@ struct PresenceEvent {
     1: i64 user_id,
     2: i64 at_ms,
 }
+
+// RevokedEvent says a logic instance revoked the tokens of a user's device,
+// or of all its devices when device_id is empty. Every logic instance
+// subscribes (core NATS, mq.Names.RevokedSubject) and forgets the device
+// generations its send path cached, so that the device's still-open
+// connections are refused at once rather than when the cache expires.
+// Losing one only delays that refusal by the cache's lifetime.
+struct RevokedEvent {
+    1: i64 user_id,
+    2: string device_id,
+}

@@ -205,8 +205,10 @@ type connsToClose struct {
 // nothing: closeConns tells the user's watchers itself.
 func (s *Service) closeConns(ctx context.Context, cc connsToClose) {
 	// Every revocation ends here: the send path reads the bumped generation
-	// from now on, on this instance at least (sendGenTTL).
+	// from now on, here at once and on the other instances when the event
+	// reaches them.
 	s.gens.forget(cc.user, cc.device)
+	s.publishRevoked(cc.user, cc.device)
 	rs, err := s.deps.Routes.Lookup(ctx, []int64{cc.user})
 	if err != nil {
 		s.failLog.Warn().Err(err).Int64("user", cc.user).Str("device", cc.device).

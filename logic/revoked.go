@@ -28,16 +28,11 @@ import (
 //
 // SEND / SEND_BATCH do not call it: they are the hot path. A signed-out
 // device's send is refused there by signedOutSessions, which reads the
-// generations of a call's devices in one query at most and caches them for
-// sendGenTTL. A deleted sender is refused at no extra cost (FORBIDDEN, as a
-// blocked one): it left every group, and a 1:1 send reads both users'
+// generations of a call's devices in one query at most and caches them
+// (sessiongen.go). A deleted sender is refused at no extra cost (FORBIDDEN,
+// as a blocked one): it left every group, and a 1:1 send reads both users'
 // deletion in the statement that reads their blocks (peerState,
 // blockedConvs).
-//
-// TODO: a revocation on another logic instance reaches the send path's
-// cache only when the entry expires (sendGenTTL), so a signed-out device may
-// send for that long; a NATS event from the revoking instance would close
-// the window.
 //
 // TYPING does not either: in a group the deleted user is no member, and in
 // a 1:1 conversation it is dropped as across a block (blockedBetween reads

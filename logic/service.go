@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/kitex/server"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 
@@ -53,8 +54,10 @@ type Service struct {
 	// queries are the hot statements written without GORM (queries.go).
 	queries queries
 	members memberCache
-	// gens are the device generations the send path read (sessiongen.go).
-	gens genCache
+	// gens are the device generations the send path read (sessiongen.go);
+	// revokedSub empties them of the devices other instances revoke.
+	gens       genCache
+	revokedSub *nats.Subscription
 	// consecutiveIDs says that a multi-row INSERT's ids are consecutive
 	// (detectConsecutiveIDs): batches of sends may take the plain path.
 	consecutiveIDs bool
@@ -174,6 +177,9 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 			return nil, fmt.Errorf("logic: metrics: %w", err)
 		}
 	}
+	if err := s.subscribeRevoked(); err != nil {
+		return nil, err
+	}
 	s.startBackground()
 	return s, nil
 }
@@ -282,6 +288,9 @@ func (s *Service) Stop() error {
 	}
 	if !s.late.stop(exitWait) {
 		s.log.Warn().Dur("waited", exitWait).Msg("cancelled login attempts still running")
+	}
+	if err := s.revokedSub.Unsubscribe(); err != nil {
+		s.log.Debug().Err(err).Msg("revocation subscription already gone")
 	}
 	// After the server: requests still in flight may enqueue events.
 	s.stopBG()

@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 )
 
@@ -21,9 +25,11 @@ import (
 
 const (
 	// sendGenTTL is how long the send path trusts a device generation it
-	// read. A revocation on this instance forgets the device at once; one on
-	// another instance is seen within this time, the gateway's close of the
-	// connection being the first line anyway.
+	// read. A revocation forgets the device at once on the instance that
+	// made it and, through its RevokedEvent, on the others; the TTL bounds
+	// how long a lost event (or a read racing the revocation) leaves a
+	// signed-out device sending, the gateway's close of the connection
+	// being the first line anyway.
 	sendGenTTL = 2 * time.Second
 	// sendGenCacheSize bounds the devices the send path keeps generations of.
 	sendGenCacheSize = 1 << 16
@@ -52,14 +58,19 @@ type genCache struct {
 
 	mu      sync.Mutex
 	devices map[genKey]genEntry
+	ttl     time.Duration // how long an entry serves; 0 means sendGenTTL
 }
 
 // get returns the cached generation of k if it is younger than sendGenTTL.
 func (c *genCache) get(k genKey, now time.Time) (genEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ttl := c.ttl
+	if ttl == 0 {
+		ttl = sendGenTTL
+	}
 	e, ok := c.devices[k]
-	if !ok || now.Sub(e.readAt) >= sendGenTTL {
+	if !ok || now.Sub(e.readAt) >= ttl {
 		return genEntry{}, false
 	}
 	return e, true
@@ -87,6 +98,42 @@ func (c *genCache) forget(user int64, device string) {
 			delete(c.devices, k)
 		}
 	}
+}
+
+// publishRevoked tells every logic instance, this one included, that the
+// user's device (all its devices when device is empty) was revoked, so that
+// their send paths forget its cached generation. Like publishPresence it
+// never blocks or fails the caller; a lost event leaves the other instances'
+// cache to expire (sendGenTTL).
+func (s *Service) publishRevoked(user int64, device string) {
+	ev := &event.RevokedEvent{UserId: user, DeviceId: device}
+	buf := make([]byte, ev.BLength())
+	buf = buf[:ev.FastWrite(buf)]
+	if err := s.deps.JS.Conn().Publish(s.deps.MQ.RevokedSubject(), buf); err != nil {
+		s.failLog.Warn().Err(err).Int64("user", user).Str("device", device).
+			Msg("revocation publish failed; other instances see it when their cache expires")
+	}
+}
+
+// subscribeRevoked subscribes to the revocations of every logic instance
+// (publishRevoked). A send that read a device's generation just before a
+// revocation committed may still cache it after the event; the entry then
+// lives out its sendGenTTL, as when the event is lost.
+func (s *Service) subscribeRevoked() error {
+	subject := s.deps.MQ.RevokedSubject()
+	sub, err := s.deps.JS.Conn().Subscribe(subject, func(m *nats.Msg) {
+		ev := event.NewRevokedEvent()
+		if err := codec.ReadBody(m.Data, ev); err != nil {
+			s.failLog.Warn().Err(err).Msg("bad revocation event; dropped")
+			return
+		}
+		s.gens.forget(ev.UserId, ev.DeviceId)
+	})
+	if err != nil {
+		return fmt.Errorf("logic: subscribe %s: %w", subject, err)
+	}
+	s.revokedSub = sub
+	return nil
 }
 
 // staleGen reports whether session's generation is known (not 0) and is

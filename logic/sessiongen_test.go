@@ -2,8 +2,11 @@ package logic
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/internal/tokengen"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -211,4 +214,38 @@ func TestSendRuns_GenerationReadsPerCall(t *testing.T) {
 			t.Fatalf("after call %d: %d generation reads, want %d", i, got, want)
 		}
 	}
+}
+
+// A revocation on one logic instance reaches the send path of another
+// through NATS: its cached generation of the device is forgotten, and the
+// signed-out device's connection is refused there too, long before the
+// cache would expire.
+func TestSignedOutSession_RefusedByOtherInstance(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, bob, alice, 1, "hello")
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	other, err := newService(context.Background(), e.cfg, e.db, e.deps, testArgon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Stop() })
+	other.gens.mu.Lock()
+	other.gens.ttl = time.Hour // only the event can make it read again
+	other.gens.mu.Unlock()
+
+	// The other instance caches the laptop's generation.
+	if _, err := other.Send(context.Background(), laptop.sess, textReq("warm", bob)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Logout(context.Background(), laptop.sess, &protocol.LogoutReq{}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	testwait.For(t, 5*time.Second, "the other instance refusing the signed-out laptop", func() bool {
+		n++
+		_, err := other.Send(context.Background(), laptop.sess,
+			textReq(fmt.Sprintf("late-%d", n), bob))
+		return codeOf(err) == common.ErrorCode_TOKEN_INVALID
+	})
 }

@@ -24,6 +24,10 @@ func (n Names) NotifySubject() string { return n.ephemeralRoot() + ".notify" }
 // PresenceSubject is the core NATS subject of event.PresenceEvent.
 func (n Names) PresenceSubject() string { return n.ephemeralRoot() + ".presence" }
 
+// RevokedSubject is the core NATS subject of event.RevokedEvent, which every
+// logic instance subscribes to (no queue group: each needs every event).
+func (n Names) RevokedSubject() string { return n.ephemeralRoot() + ".revoked" }
+
 // EphemeralQueue is the queue group task instances subscribe to ephemeral
 // subjects with, so that each event is handled by one of them.
 func (n Names) EphemeralQueue() string { return n.Consumer + "_eph" }

@@ -240,3 +240,41 @@ var fieldIDToName_PresenceEvent = map[int16]string{
 	1: "user_id",
 	2: "at_ms",
 }
+
+type RevokedEvent struct {
+	UserId   int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	DeviceId string `thrift:"device_id,2" frugal:"2,default,string" json:"device_id"`
+}
+
+func NewRevokedEvent() *RevokedEvent {
+	return &RevokedEvent{}
+}
+
+func (p *RevokedEvent) InitDefault() {
+}
+
+func (p *RevokedEvent) GetUserId() (v int64) {
+	return p.UserId
+}
+
+func (p *RevokedEvent) GetDeviceId() (v string) {
+	return p.DeviceId
+}
+func (p *RevokedEvent) SetUserId(val int64) {
+	p.UserId = val
+}
+func (p *RevokedEvent) SetDeviceId(val string) {
+	p.DeviceId = val
+}
+
+func (p *RevokedEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RevokedEvent(%+v)", *p)
+}
+
+var fieldIDToName_RevokedEvent = map[int16]string{
+	1: "user_id",
+	2: "device_id",
+}
