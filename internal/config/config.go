@@ -60,7 +60,7 @@ func LoadOrigins(fs *flag.FlagSet, args []string) (Origins, error) {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, withSuggestion(fs, err)
 	}
 	origins.dropCommandLine(args)
 	return origins, nil
@@ -84,7 +84,7 @@ func applyFile(fs *flag.FlagSet, path string, origins Origins) error {
 	for _, k := range keys {
 		node := kv[k]
 		if fs.Lookup(k) == nil || k == FileFlag {
-			return fmt.Errorf("%w %q in %s", ErrUnknownKey, k, path)
+			return fmt.Errorf("%w %q in %s%s", ErrUnknownKey, k, path, suggest(fs, k, ""))
 		}
 		if node.Kind != yaml.ScalarNode {
 			return fmt.Errorf("config: %s: %q must be a single value", path, k)

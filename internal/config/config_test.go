@@ -73,10 +73,14 @@ func TestLoad_Errors(t *testing.T) {
 		name     string
 		file     string
 		env      map[string]string
+		args     []string
 		want     error
 		wantText string // part of the message: where the value came from, and the value
 	}{
-		{name: "unknown key", file: "listen-adr: x\n", want: ErrUnknownKey},
+		{name: "unknown key", file: "listen-adr: x\n", want: ErrUnknownKey,
+			wantText: `"listen-adr" in`},
+		{name: "misspelled key", file: "wrokers: 3\n", want: ErrUnknownKey,
+			wantText: "(did you mean workers?)"},
 		{name: "bad value in file", file: "workers: many\n",
 			wantText: `invalid value "many" for workers`},
 		{name: "bad value in env", env: map[string]string{"RESONANCE_TIMEOUT": "soon"},
@@ -86,15 +90,19 @@ func TestLoad_Errors(t *testing.T) {
 		{name: "duration without its unit in env", env: map[string]string{"RESONANCE_TIMEOUT": "1.5"},
 			wantText: "(a duration needs its unit, e.g. 1.5s)"},
 		{name: "not a map", file: "- a\n- b\n"},
+		{name: "misspelled flag", args: []string{"--listen-adr", "x"},
+			wantText: "flag provided but not defined: -listen-adr (did you mean --listen-addr?)"},
+		{name: "unknown flag far from any", args: []string{"-zzzzzz"},
+			wantText: "flag provided but not defined: -zzzzzz"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			var args []string
+			args := tc.args
 			if tc.file != "" {
-				args = []string{"--config", writeFile(t, tc.file)}
+				args = append([]string{"--config", writeFile(t, tc.file)}, args...)
 			}
 			var s settings
 			err := Load(newFlags(&s), args)

@@ -38,7 +38,7 @@ func UnknownEnv(fs *flag.FlagSet, environ []string) []string {
 			continue
 		}
 		w := name + " matches no flag"
-		if f := nearestFlag(fs, name); f != "" {
+		if f := nearestFlag(fs, name, EnvName); f != "" {
 			w += fmt.Sprintf(" (did you mean %s, --%s?)", EnvName(f), f)
 		}
 		warnings = append(warnings, w+"; ignored")
@@ -53,16 +53,45 @@ func setsFlag(fs *flag.FlagSet, name string) bool {
 	return found
 }
 
-// nearestFlag returns the flag whose variable is fewest edits from name,
-// within maxSuggestDistance, or "".
-func nearestFlag(fs *flag.FlagSet, name string) string {
+// nearestFlag returns the flag whose spelling as form (EnvName for a
+// variable, the name itself for a file key or a command-line flag) is
+// fewest edits from name, within maxSuggestDistance, or "".
+func nearestFlag(fs *flag.FlagSet, name string, form func(string) string) string {
 	best, bestDist := "", maxSuggestDistance+1
 	fs.VisitAll(func(f *flag.Flag) {
-		if d := editDistance(EnvName(f.Name), name); d < bestDist {
+		if d := editDistance(form(f.Name), name); d < bestDist {
 			best, bestDist = f.Name, d
 		}
 	})
 	return best
+}
+
+// suggest returns " (did you mean <prefix><flag>?)" for the flag nearest
+// to key as spelled in a file or on the command line, or "" when none is
+// close.
+func suggest(fs *flag.FlagSet, key, prefix string) string {
+	f := nearestFlag(fs, key, func(n string) string { return n })
+	if f == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s%s?)", prefix, f)
+}
+
+// undefinedFlag is how package flag starts the error for a flag fs lacks,
+// the flag following as "-name" or "--name" as it was given.
+const undefinedFlag = "flag provided but not defined: "
+
+// withSuggestion adds to a parse error for an undefined flag the nearest
+// defined one: package flag names only what it did not find.
+func withSuggestion(fs *flag.FlagSet, err error) error {
+	given, ok := strings.CutPrefix(err.Error(), undefinedFlag)
+	if !ok {
+		return err
+	}
+	if s := suggest(fs, strings.TrimLeft(given, "-"), "--"); s != "" {
+		return fmt.Errorf("%w%s", err, s)
+	}
+	return err
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes (the
