@@ -97,6 +97,7 @@ func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 			return e
 		})
 	}
+	s.limits.loggedIn(u.Username, conn.RemoteAddr)
 	r := route.Route{UserID: u.ID, DeviceID: dev.DeviceID, Gateway: conn.Gateway,
 		ConnID: conn.ConnId}
 	replaced, err := s.deps.Routes.Put(ctx, r)

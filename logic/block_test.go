@@ -101,6 +101,42 @@ func TestLogin_RateLimited(t *testing.T) {
 	}
 }
 
+// An attacker who spends an account's password budget from addresses of
+// their own must not lock its owner out of a password login from where the
+// owner signed in before: that address has a budget of its own.
+func TestLogin_SpentAccountBudgetSparesKnownAddress(t *testing.T) {
+	cfg := sqliteConfig(t)
+	e := newEnv(t, cfg)
+	e.register(t, "alice")
+	e.svc.limits.account = ratelimit.New(ratelimit.Config{Burst: 3, Per: 1 << 40})
+	e.svc.limits.accountAddr = ratelimit.New(ratelimit.Config{Burst: 3, Per: 1 << 40})
+	login := func(pw, remote string) common.ErrorCode {
+		_, err := e.svc.Login(context.Background(),
+			&protocol.LoginReq{Username: "alice", Password: pw, DeviceId: "phone"},
+			&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 1, RemoteAddr: remote})
+		return codeOf(err)
+	}
+	if c := login(testPassword, "198.51.100.7:4000"); c != common.ErrorCode_OK {
+		t.Fatalf("first login from home: %s", c)
+	}
+	for i := range 5 {
+		login("wrong password", "203.0.113."+string(rune('1'+i))+":1")
+	}
+	if c := login(testPassword, "203.0.113.99:1"); c != common.ErrorCode_RATE_LIMITED {
+		t.Fatalf("right password from a new address past the account budget: %s, want RATE_LIMITED", c)
+	}
+	if c := login(testPassword, "198.51.100.7:4001"); c != common.ErrorCode_OK {
+		t.Fatalf("owner's password login from the address it used before: %s, want OK", c)
+	}
+	// The known address's own budget still bounds guesses made from it.
+	for range 3 {
+		login("wrong password", "198.51.100.7:4002")
+	}
+	if c := login(testPassword, "198.51.100.7:4003"); c != common.ErrorCode_RATE_LIMITED {
+		t.Fatalf("past the known address's own budget: %s, want RATE_LIMITED", c)
+	}
+}
+
 func TestValidation_TextFields(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()

@@ -16,17 +16,23 @@ import (
 // into a handful per minute.
 type limiters struct {
 	account *ratelimit.Limiter // password attempts per username
-	addr    *ratelimit.Limiter // password attempts per client address
-	signup  *ratelimit.Limiter // registrations per client address
-	search  *ratelimit.Limiter // user searches per user
+	// accountAddr is the per-username budget of an address the account
+	// signed in from before (known), in place of account's.
+	accountAddr *ratelimit.Limiter
+	known       *knownAddrs
+	addr        *ratelimit.Limiter // password attempts per client address
+	signup      *ratelimit.Limiter // registrations per client address
+	search      *ratelimit.Limiter // user searches per user
 }
 
 func newLimiters(cfg Config) limiters {
 	return limiters{
-		account: ratelimit.New(cfg.LoginAccountLimit),
-		addr:    ratelimit.New(cfg.LoginAddrLimit),
-		signup:  ratelimit.New(cfg.RegisterAddrLimit),
-		search:  ratelimit.New(cfg.SearchLimit),
+		account:     ratelimit.New(cfg.LoginAccountLimit),
+		accountAddr: ratelimit.New(cfg.LoginAccountLimit),
+		known:       newKnownAddrs(knownAddrsMax, knownAddrsTTL),
+		addr:        ratelimit.New(cfg.LoginAddrLimit),
+		signup:      ratelimit.New(cfg.RegisterAddrLimit),
+		search:      ratelimit.New(cfg.SearchLimit),
 	}
 }
 
@@ -34,21 +40,41 @@ func newLimiters(cfg Config) limiters {
 // and then of the username, or returns ErrRateLimited. An unknown username
 // has a budget like a real one, so the answer tells nothing about existence.
 //
-// TODO: an attacker can spend a victim's per-username budget and lock the
-// victim out of password logins for a while (token logins still work);
-// exempting addresses the account logged in from before would soften it.
+// The username's budget is shared by every address but those the account
+// signed in from before (remembered by loggedIn), which have one each: an
+// attacker who spends it from addresses of their own locks out their
+// guesses, not the owner's password login from home or the office.
 func (l limiters) allowPassword(username, remote string) error {
-	if host := clientHost(remote); host != "" && !l.addr.Allow(host) {
+	host := clientHost(remote)
+	if host != "" && !l.addr.Allow(host) {
 		return fmt.Errorf("%w: login attempts from this address", ErrRateLimited)
 	}
+	key := accountKey(username)
+	budget, bkey := l.account, key
+	if host != "" && l.known.has(key, host) {
+		budget, bkey = l.accountAddr, key+"\x00"+host
+	}
+	if !budget.Allow(bkey) {
+		return fmt.Errorf("%w: login attempts for this account", ErrRateLimited)
+	}
+	return nil
+}
+
+// loggedIn remembers that username signed in from remote, for
+// allowPassword.
+func (l limiters) loggedIn(username, remote string) {
+	if host := clientHost(remote); host != "" {
+		l.known.add(accountKey(username), host)
+	}
+}
+
+// accountKey is the limiter key of a username as typed.
+func accountKey(username string) string {
 	key := canonicalName(username)
 	if len(key) > maxUsername {
 		key = key[:maxUsername+1] // all over-long names are invalid: one key
 	}
-	if !l.account.Allow(key) {
-		return fmt.Errorf("%w: login attempts for this account", ErrRateLimited)
-	}
-	return nil
+	return key
 }
 
 // allowRegister takes one registration from the budget of the client
