@@ -12,7 +12,7 @@ import { mentionsFor, quoteText } from './compose.js';
 import {
   bodyText, deleteAccountErrorText, el, errText, groupEventText, isLeave, reconcile, timeText,
 } from './view.js';
-import { lastTime, peersToWatch } from './presence.js';
+import { debounceWatch, lastTime, peersToWatch, presenceText } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
@@ -418,11 +418,7 @@ function onNotify(n) {
 
 // scheduleWatch sends the watch set soon, once for a burst of new
 // conversations (WATCH_PRESENCE is rate-limited per user).
-let watchTimer = 0;
-function scheduleWatch() {
-  clearTimeout(watchTimer);
-  watchTimer = setTimeout(() => watchPeers(), 500);
-}
+const scheduleWatch = debounceWatch(() => watchPeers(), 500);
 
 // A server older than WATCH_PRESENCE refuses it UNSUPPORTED: the app hides
 // presence then, and still asks at each resume and every hour, which costs
@@ -708,7 +704,7 @@ function subtitle(c) {
     return c.memberCount === 1 ? '1 member' : `${c.memberCount} members`;
   }
   if (!app.presenceSupported || !c.peerUserId) return '';
-  return app.presence.get(String(c.peerUserId)) ? 'online' : 'offline';
+  return presenceText(app.presence, c.peerUserId);
 }
 
 function renderMessages(c) {

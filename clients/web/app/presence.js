@@ -30,3 +30,25 @@ export function peersToWatch(convs) {
   return [...ids];
 }
 
+
+/**
+ * debounceWatch returns a function that asks for send to run delayMs later,
+ * once for a burst of asks: each ask starts the wait over. timers holds
+ * setTimeout and clearTimeout (the global ones by default; tests pass
+ * their own).
+ */
+export function debounceWatch(send, delayMs, timers = globalThis) {
+  let timer = 0;
+  return () => {
+    timers.clearTimeout(timer);
+    timer = timers.setTimeout(() => send(), delayMs);
+  };
+}
+
+/**
+ * presenceText is a 1:1 conversation's subtitle for its peer: 'online' or
+ * 'offline' as presence, a map of user id strings to booleans, has it.
+ */
+export function presenceText(presence, peerUserId) {
+  return presence.get(String(peerUserId)) ? 'online' : 'offline';
+}
