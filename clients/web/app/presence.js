@@ -32,16 +32,25 @@ export function peersToWatch(convs) {
 
 
 /**
- * debounceWatch returns a function that asks for send to run delayMs later,
- * once for a burst of asks: each ask starts the wait over. timers holds
- * setTimeout and clearTimeout (the global ones by default; tests pass
- * their own).
+ * debounceWatch returns a function that asks for send to run once for a
+ * burst of asks: the first ask arms a timer of delayMs and the asks made
+ * before it fires join it (send reads the conversations when it runs, so
+ * it has theirs too). timers holds setTimeout and clearTimeout (the global
+ * ones by default; tests pass their own).
+ *
+ * The wait is not started over by a later ask: every message of a 1:1 chat
+ * whose peer is not watched yet asks, so in a lively new chat a wait that
+ * started over put the watch off for as long as messages kept coming, and
+ * the peer read offline all that time.
  */
 export function debounceWatch(send, delayMs, timers = globalThis) {
   let timer = 0;
   return () => {
-    timers.clearTimeout(timer);
-    timer = timers.setTimeout(() => send(), delayMs);
+    if (timer) return;
+    timer = timers.setTimeout(() => {
+      timer = 0;
+      send();
+    }, delayMs);
   };
 }
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
-import { peersToWatch } from '../app/presence.js';
+import { debounceWatch, peersToWatch, presenceText } from '../app/presence.js';
 import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
 import { isLeave } from '../app/view.js';
 import {
@@ -46,6 +46,62 @@ test('the watch set is the peers of the most recently active conversations', () 
 test('the watch set names each peer once', () => {
   const ids = peersToWatch([p2p(5, 10), p2p(6, 30), { ...p2p(5, 20), convId: 'p2p:5:1' }]);
   assert.deepEqual(ids, ['6', '5']);
+});
+
+// fakeTimers is setTimeout and clearTimeout on a clock that moves only by
+// advance(ms), which runs the callbacks that come due.
+function fakeTimers() {
+  let now = 0;
+  let next = 1;
+  const due = new Map(); // id -> {at, fn}
+  return {
+    setTimeout(fn, ms) {
+      due.set(next, { at: now + ms, fn });
+      return next++;
+    },
+    clearTimeout(id) {
+      due.delete(id);
+    },
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        const [id, t] = [...due].filter(([, d]) => d.at <= end)
+          .sort((a, b) => a[1].at - b[1].at)[0] || [];
+        if (!t) break;
+        due.delete(id);
+        now = t.at;
+        t.fn();
+      }
+      now = end;
+    },
+  };
+}
+
+// Every message of a 1:1 chat whose peer is not watched yet asks for a
+// watch, and each ask started the wait over: in a lively new chat the
+// WATCH_PRESENCE was put off for as long as messages kept coming, and the
+// header said "offline" for a peer who was signed in and writing.
+test('a burst of asks sends the watch set within the delay of the first', () => {
+  const timers = fakeTimers();
+  let sent = 0;
+  const schedule = debounceWatch(() => sent++, 500, timers);
+  for (let i = 0; i < 10; i++) {
+    schedule();
+    timers.advance(200);
+  }
+  assert.ok(sent >= 1, `no watch sent 2s into a burst of asks 200 ms apart (sent ${sent})`);
+  assert.ok(sent <= 4, `${sent} watches for a burst of 10 asks over 2 s`);
+  const after = sent;
+  timers.advance(1000);
+  assert.ok(sent <= after + 1, 'the asks after the last watch sent make at most one more');
+  timers.advance(5000);
+  const settled = sent;
+  schedule();
+  schedule();
+  timers.advance(499);
+  assert.equal(sent, settled, 'sent before the delay');
+  timers.advance(1);
+  assert.equal(sent, settled + 1, 'two asks make one watch');
 });
 
 test('the delete-account dialog tells a wrong password from a lost answer', async () => {
