@@ -56,8 +56,12 @@ export function debounceWatch(send, delayMs, timers = globalThis) {
 
 /**
  * presenceText is a 1:1 conversation's subtitle for its peer: 'online' or
- * 'offline' as presence, a map of user id strings to booleans, has it.
+ * 'offline' as presence, a map of user id strings to booleans, has it, and
+ * '' while it has nothing for the peer (no watch answer or NOTIFY yet): a
+ * peer not known to be offline is not said to be.
  */
 export function presenceText(presence, peerUserId) {
-  return presence.get(String(peerUserId)) ? 'online' : 'offline';
+  const online = presence.get(String(peerUserId));
+  if (online === undefined) return '';
+  return online ? 'online' : 'offline';
 }

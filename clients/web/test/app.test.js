@@ -104,6 +104,15 @@ test('a burst of asks sends the watch set within the delay of the first', () => 
   assert.equal(sent, settled + 1, 'two asks make one watch');
 });
 
+// Until the first watch answer, or a NOTIFY, the app knows nothing of a
+// new peer's presence, and said "offline" all the same.
+test('a peer whose presence is not known yet reads neither online nor offline', () => {
+  const presence = new Map([['5', true], ['6', false]]);
+  assert.equal(presenceText(presence, 5n), 'online');
+  assert.equal(presenceText(presence, 6n), 'offline');
+  assert.equal(presenceText(presence, 7n), '', 'a peer not answered for yet');
+});
+
 test('the delete-account dialog tells a wrong password from a lost answer', async () => {
   const { deleteAccountErrorText } = await import('../app/view.js');
   const { ErrorCode, OutcomeUnknownError, Op } = await import('../sdk/index.js');
