@@ -123,88 +123,47 @@ func checkMentions(m *messageRow, ms *memberSet) error {
 	return nil
 }
 
-// mentionMove is one member's mention position to move forward.
-type mentionMove struct {
-	conv string
-	user int64
-	seq  int64
-}
-
-// mentionAllMove is an @all message: every active member of conv but
-// sender is mentioned at seq.
-type mentionAllMove struct {
-	conv   string
-	sender int64
-	seq    int64
-}
-
 // moveMentions moves the mention positions of the members msgs mention, in
 // a statement for the members named and one for the @all messages (more
 // only past 1<<maxConvsLog of either). msgs are stored messages of one
 // transaction in seq order within each conversation.
 func (s *Service) moveMentions(tx *gorm.DB, msgs []*messageRow) error {
-	var named []mentionMove
-	var all []mentionAllMove
-	at := make(map[mentionMove]int) // (conv, user) -> index into named
+	var named []seqMove
+	// An @all message's move has its sender as user: the one member it
+	// leaves out.
+	var all []seqMove
+	at := make(map[seqMove]int) // (conv, user) -> index into named
 	for _, m := range msgs {
 		if m.MentionAll {
-			all = append(all, mentionAllMove{m.ConvID, m.SenderID, m.Seq})
+			all = append(all, seqMove{m.ConvID, m.SenderID, m.Seq})
 		}
 		for _, u := range m.mentionIDs {
-			key := mentionMove{conv: m.ConvID, user: u}
+			key := seqMove{conv: m.ConvID, user: u}
 			if i, ok := at[key]; ok {
 				named[i].seq = m.Seq // later in the conversation
 				continue
 			}
 			at[key] = len(named)
-			named = append(named, mentionMove{m.ConvID, u, m.Seq})
+			named = append(named, seqMove{m.ConvID, u, m.Seq})
 		}
 	}
 	for part := range slices.Chunk(named, 1<<maxConvsLog) {
-		if err := s.moveNamedMentions(tx, part); err != nil {
+		if err := execSeqMoves(tx, s.queries.moveMentions, part); err != nil {
 			return err
 		}
 	}
 	// The CASE takes the first @all that applies to a member: the newest
 	// of the conversation whose sender is someone else.
-	slices.SortStableFunc(all, func(a, b mentionAllMove) int {
+	slices.SortStableFunc(all, func(a, b seqMove) int {
 		if c := strings.Compare(a.conv, b.conv); c != 0 {
 			return c
 		}
 		return int(b.seq - a.seq)
 	})
 	for part := range slices.Chunk(all, 1<<maxConvsLog) {
-		if err := s.moveAllMentions(tx, part); err != nil {
+		if err := execSeqMoves(tx, s.queries.moveAllMentions, part); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// moveNamedMentions runs the UPDATE of mentionMoves for moves.
-func (s *Service) moveNamedMentions(tx *gorm.DB, moves []mentionMove) error {
-	n := padded(len(moves))
-	args := make([]any, 0, 6*n)
-	for range 2 {
-		for j := range n {
-			mv := moves[min(j, len(moves)-1)]
-			args = append(args, mv.conv, mv.user, mv.seq)
-		}
-	}
-	_, err := execRaw(tx, "update", s.queries.moveMentions(n), args...)
-	return err
-}
-
-// moveAllMentions runs the UPDATE of mentionAllMoves for moves.
-func (s *Service) moveAllMentions(tx *gorm.DB, moves []mentionAllMove) error {
-	n := padded(len(moves))
-	args := make([]any, 0, 6*n)
-	for range 2 {
-		for j := range n {
-			mv := moves[min(j, len(moves)-1)]
-			args = append(args, mv.conv, mv.sender, mv.seq)
-		}
-	}
-	_, err := execRaw(tx, "update", s.queries.moveAllMentions(n), args...)
-	return err
 }

@@ -288,29 +288,46 @@ func (s *Service) moveConvs(tx *gorm.DB, items []*batchItem, stored []int) error
 // moveReads moves each sender's read position in each conversation to its
 // last message of the batch, in one statement.
 func (s *Service) moveReads(tx *gorm.DB, items []*batchItem, stored []int) error {
-	type reader struct {
-		conv   string
-		sender int64
-	}
-	last := make(map[reader]int64, len(stored))
-	order := make([]reader, 0, len(stored))
+	moves := make([]seqMove, 0, len(stored))
+	at := make(map[seqMove]int, len(stored)) // (conv, sender) -> index into moves
 	for _, i := range stored {
 		m := items[i].w.m
-		r := reader{m.ConvID, m.SenderID}
-		if _, ok := last[r]; !ok {
-			order = append(order, r)
+		key := seqMove{conv: m.ConvID, user: m.SenderID}
+		if j, ok := at[key]; ok {
+			moves[j].seq = m.Seq // seqs grow within a conversation
+			continue
 		}
-		last[r] = m.Seq // seqs grow within a conversation
+		at[key] = len(moves)
+		moves = append(moves, seqMove{m.ConvID, m.SenderID, m.Seq})
 	}
-	n := padded(len(order))
+	return execSeqMoves(tx, s.queries.moveReads, moves)
+}
+
+// seqMove is one row of the UPDATEs that move member positions forward by
+// CASE (queries.moveReads, moveMentions, moveAllMentions): a conversation,
+// a user (the member; for @all the sender, the one member left out) and
+// the seq to move to.
+type seqMove struct {
+	conv string
+	user int64
+	seq  int64
+}
+
+// execSeqMoves runs stmt(n), one of those UPDATEs for n rows, for moves (at
+// least one, at most 1<<maxConvsLog): each move's conversation, user and
+// seq for the CASE, then the same for the WHERE. n is padded(len(moves)),
+// the last move repeated up to it, so that the statements are a fixed few
+// kept prepared; a repeated row changes nothing.
+func execSeqMoves(tx *gorm.DB, stmt func(n int) string, moves []seqMove) error {
+	n := padded(len(moves))
 	args := make([]any, 0, 6*n)
 	for range 2 {
 		for j := range n {
-			r := order[min(j, len(order)-1)]
-			args = append(args, r.conv, r.sender, last[r])
+			mv := moves[min(j, len(moves)-1)]
+			args = append(args, mv.conv, mv.user, mv.seq)
 		}
 	}
-	_, err := execRaw(tx, "update", s.queries.moveReads(n), args...)
+	_, err := execRaw(tx, "update", stmt(n), args...)
 	return err
 }
 
