@@ -269,7 +269,9 @@ func (c *Client) MarkRead(ctx context.Context, convID string, seq int64) (int64,
 }
 
 // setIf returns a pointer to v, or nil when v is its type's zero value: an
-// optional field that says nothing is left unset and costs no bytes.
+// optional field that says nothing is left unset and costs no bytes. logic
+// has its own copy: sharing seven lines through internal/ would make the
+// SDK depend on more than the wire contracts (codec, kitex_gen).
 func setIf[T comparable](v T) *T {
 	var zero T
 	if v == zero {
