@@ -65,6 +65,10 @@ type convRow struct {
 	// who was still a member then; 0 for groups dismissed before it was
 	// kept, which read as dismissed to every member, former ones too.
 	DismissedSeq int64 `gorm:"not null;default:0"`
+	// Reacted is set by the first reaction in the conversation and never
+	// cleared: SYNC reads the reactions of a page only where it is set, as
+	// most conversations never see one (see Sync).
+	Reacted bool `gorm:"not null;default:false"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

@@ -113,8 +113,9 @@ func checkEmoji(e string) error {
 }
 
 // addReaction stores r unless the user has it (errNoChange), within the
-// limits per user and per message. It runs under the conversation's row
-// lock, so the counts it reads cannot change before its insert.
+// limits per user and per message, and marks its conversation Reacted. It
+// runs under the conversation's row lock, so the counts it reads cannot
+// change before its insert.
 func addReaction(tx *gorm.DB, r reactionRow) error {
 	var mine [][]byte
 	err := tx.Model(&reactionRow{}).Where("conv_id = ? AND seq = ? AND user_id = ?",
@@ -151,6 +152,14 @@ func addReaction(tx *gorm.DB, r reactionRow) error {
 	}
 	if err := tx.Create(&r).Error; err != nil {
 		return fmt.Errorf("add reaction user=%d conv=%s seq=%d: %w", r.UserID, r.ConvID, r.Seq, err)
+	}
+	// In the reaction's transaction: a SYNC that reads the flag unset reads
+	// the conversation's last_seq from before the reaction's event, which
+	// the client then fetches.
+	err = tx.Model(&convRow{}).Where("id = ? AND reacted = ?", r.ConvID, false).
+		UpdateColumn("reacted", true).Error
+	if err != nil {
+		return fmt.Errorf("mark conv=%s reacted: %w", r.ConvID, err)
 	}
 	return nil
 }

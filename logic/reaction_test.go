@@ -3,7 +3,10 @@ package logic
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -290,6 +293,57 @@ func TestReact_NotUnread(t *testing.T) {
 		page = e.syncConvs(t, session(bob, 1), "", 10)
 		if page.Convs[0].Unread != 1 {
 			t.Fatalf("unread %d after reading to 3, want 1", page.Convs[0].Unread)
+		}
+	})
+}
+
+// countReactionReads counts the reactions reads of SYNC pages (reactionsOf)
+// on the read pool from now on.
+func countReactionReads(t *testing.T, e *env) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	count := func(db *gorm.DB) {
+		if strings.Contains(db.Statement.SQL.String(), "ROW_NUMBER() OVER") {
+			n.Add(1)
+		}
+	}
+	// Scan runs the row callbacks.
+	name := "test:count_reaction_reads"
+	if err := e.svc.rdb.Callback().Row().After("gorm:row").Register(name, count); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.svc.rdb.Callback().Row().Remove(name) })
+	return &n
+}
+
+// Most conversations never see a reaction, and each SYNC page of one read
+// the reactions table all the same.
+func TestSync_ReadsReactionsOnlyWhereThereWereSome(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		conv := e.sendN(t, alice, bob, 3, "hi").ConvId
+		reads := countReactionReads(t, e)
+
+		if msgs := e.syncAll(t, bob, conv); len(msgs) != 3 {
+			t.Fatalf("%d messages, want 3", len(msgs))
+		}
+		if n := reads.Load(); n != 0 {
+			t.Fatalf("%d reactions reads for a page of a conversation never reacted in, want 0", n)
+		}
+
+		e.mustReact(t, bob, conv, 2, "👍", false)
+		msgs := e.syncAll(t, alice, conv)
+		if n := reads.Load(); n != 1 {
+			t.Fatalf("%d reactions reads for a page of a conversation reacted in, want 1", n)
+		}
+		if got := msgs[1].Reactions; len(got) != 1 || got[0].Emoji != "👍" || got[0].Count != 1 {
+			t.Fatalf("reactions of seq 2: %v", got)
+		}
+
+		// Taken back, the conversation still reads them: a flag, not a count.
+		e.mustReact(t, bob, conv, 2, "👍", true)
+		if msgs := e.syncAll(t, alice, conv); msgs[1].Reactions != nil {
+			t.Fatalf("reactions of seq 2 after removal: %v", msgs[1].Reactions)
 		}
 	})
 }

@@ -388,17 +388,3 @@ func (s *Service) listMessagesBefore(ctx context.Context, convID string, beforeS
 	slices.Reverse(rows)
 	return rows, nil
 }
-
-// lastSeq returns the newest seq of convID, 0 when it has no row.
-func (s *Service) lastSeq(ctx context.Context, convID string) (int64, error) {
-	var seqs []int64
-	err := s.rdc(ctx).Model(&convRow{}).Where("id = ?", convID).Limit(1).
-		Pluck("last_seq", &seqs).Error
-	if err != nil {
-		return 0, fmt.Errorf("last seq conv=%s: %w", convID, err)
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	return seqs[0], nil
-}

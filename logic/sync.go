@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -42,20 +43,45 @@ func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, s.fail("sync", err, logIDs)
 	}
-	resp := &protocol.SyncResp{HasMore: hasMore, Messages: make([]*common.Message, len(rows))}
+	tail, err := s.convTail(ctx, req.ConvId)
+	if err != nil {
+		return nil, s.fail("sync", err, logIDs)
+	}
+	resp := &protocol.SyncResp{HasMore: hasMore, Messages: make([]*common.Message, len(rows)),
+		LastSeq: rr.clamp(tail.lastSeq)}
 	for i := range rows {
 		resp.Messages[i] = rows[i].toThrift()
 	}
 	// Before fitting: the reactions take room in the frame.
-	if err := s.addReactions(ctx, req.ConvId, resp.Messages); err != nil {
-		return nil, s.fail("sync", err, logIDs)
+	if tail.reacted {
+		if err := s.addReactions(ctx, req.ConvId, resp.Messages); err != nil {
+			return nil, s.fail("sync", err, logIDs)
+		}
 	}
 	fitReply(resp, req.BeforeSeq > 0)
-	if resp.LastSeq, err = s.lastSeq(ctx, req.ConvId); err != nil {
-		return nil, s.fail("sync", err, logIDs)
-	}
-	resp.LastSeq = rr.clamp(resp.LastSeq)
 	return resp, nil
+}
+
+// syncTail is what Sync reads of the conversation's row after the page.
+type syncTail struct {
+	// lastSeq is at least the page's newest seq: the page was read first.
+	lastSeq int64
+	// reacted says whether the conversation ever had a reaction. Read after
+	// the page, it is set for any reaction to the page committed so far; a
+	// later one's event has a seq past lastSeq, which the client fetches.
+	reacted bool
+}
+
+// convTail reads convID's syncTail in one query; a conversation with no
+// row (a p2p one before its first message) has neither.
+func (s *Service) convTail(ctx context.Context, convID string) (syncTail, error) {
+	var c convRow
+	err := s.rdc(ctx).Select("last_seq", "reacted").Where("id = ?", convID).Limit(1).
+		Find(&c).Error
+	if err != nil {
+		return syncTail{}, fmt.Errorf("last seq conv=%s: %w", convID, err)
+	}
+	return syncTail{lastSeq: c.LastSeq, reacted: c.Reacted}, nil
 }
 
 // syncPage reads the page req asks for, oldest first. One row beyond the
