@@ -167,6 +167,8 @@ func gormConfig(cfg Config) *gorm.Config {
 
 // migrate creates or updates the tables and their secondary indexes.
 func migrate(db *gorm.DB) error {
+	addsReacted := db.Migrator().HasTable(&convRow{}) &&
+		!db.Migrator().HasColumn(&convRow{}, "reacted")
 	err := db.AutoMigrate(tableModels()...)
 	if err != nil {
 		return err
@@ -175,6 +177,23 @@ func migrate(db *gorm.DB) error {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}
+	}
+	if addsReacted {
+		return markReacted(db)
+	}
+	return nil
+}
+
+// markReacted sets convRow.Reacted, just added to an older table, for the
+// conversations with reactions stored before it, once: SYNC reads the
+// reactions only where it is set. It runs before logic serves, so no
+// reaction is being stored meanwhile.
+func markReacted(db *gorm.DB) error {
+	err := db.Model(&convRow{}).
+		Where("id IN (?)", db.Model(&reactionRow{}).Distinct("conv_id")).
+		UpdateColumn("reacted", true).Error
+	if err != nil {
+		return fmt.Errorf("mark the conversations with reactions: %w", err)
 	}
 	return nil
 }

@@ -218,3 +218,33 @@ func TestOpenDB_RefusesCaseInsensitiveTables(t *testing.T) {
 	}
 	closeDB(again)
 }
+
+// TestOpenDB_MarksReactedConversationsOfAnOlderTable checks that a
+// conversation table from before the reacted column gets it set for the
+// conversations that already have reactions: SYNC would not show theirs.
+func TestOpenDB_MarksReactedConversationsOfAnOlderTable(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		reacted := e.sendN(t, alice, bob, 1, "hi").ConvId
+		e.mustReact(t, bob, reacted, 1, "👍", false)
+		carol := e.register(t, "carol")
+		quiet := e.sendN(t, alice, carol, 1, "hey").ConvId
+		const column = "reacted"
+		err := e.db.Migrator().DropColumn(&convRow{}, column)
+		if err != nil || e.db.Migrator().HasColumn(&convRow{}, column) {
+			t.Fatalf("drop %s to make an older table: %v", column, err)
+		}
+
+		db, err := OpenDB(context.Background(), e.cfg)
+		if err != nil {
+			t.Fatalf("start on the older table: %v", err)
+		}
+		closeDB(db)
+		if got := e.syncAll(t, alice, reacted)[0].Reactions; len(got) != 1 {
+			t.Fatalf("reactions stored before the column: %v, want 👍", got)
+		}
+		if n := e.countRows(t, &convRow{}, "id = ? AND reacted = ?", quiet, true); n != 0 {
+			t.Fatalf("a conversation without reactions marked reacted")
+		}
+	})
+}
