@@ -561,6 +561,12 @@ describe('web app', () => {
         await sol.click('.msg[data-seq="1"] .chip');
         await chip(sol, 1, '👍 2', true);
         await chip(rae, 1, '👍 2', true);
+        if (!(await unsupported(sol, 'presence'))) {
+          // The screenshot once said "offline" for Rae, signed in: the app
+          // had not asked yet (see debounceWatch in app/presence.js).
+          await sol.waitForFunction(() =>
+            document.querySelector('#conv-sub').textContent === 'online');
+        }
         await shot(sol, 'reactions');
         await sol.emulateMedia({ colorScheme: 'dark' });
         await shot(sol, 'reactions-dark');
