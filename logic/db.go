@@ -189,6 +189,10 @@ func migrate(db *gorm.DB) error {
 // reactions only where it is set. It runs before logic serves, so no
 // reaction is being stored meanwhile.
 func markReacted(db *gorm.DB) error {
+	// A new session: on MySQL db carries the table options set on it
+	// (migrateOnce), and the chains below would otherwise share its one
+	// statement, the subquery's model taking over the update's.
+	db = db.Session(&gorm.Session{})
 	err := db.Model(&convRow{}).
 		Where("id IN (?)", db.Model(&reactionRow{}).Distinct("conv_id")).
 		UpdateColumn("reacted", true).Error
