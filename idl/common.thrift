@@ -49,6 +49,7 @@ enum ContentType {
     RECALL = 4,         // RecallEvent: an earlier message was recalled
     EDIT = 5,           // EditEvent: an earlier message was edited
     REACTION = 6,       // ReactionEvent: a reaction was added to or removed from an earlier message
+    FILE = 7,           // FileRef: a file or image the sender uploaded (UPLOAD) or forwards
 }
 
 // GroupRole is a member's role in a group. Who may do what is in
@@ -102,6 +103,22 @@ struct ReactionEvent {
     2: i64 msg_id,
     3: string emoji,
     4: bool removed,
+}
+
+// FileRef is the content of a FILE message: a file uploaded with UPLOAD,
+// which readers of the message fetch with DOWNLOAD. file_id, size, sha256
+// and mime must be those the server stored for the upload; name may differ
+// from the uploaded one (a forward may rename). width and height are the
+// sender's word for an image's pixels; caption is text shown with it.
+struct FileRef {
+    1: string file_id,
+    2: string name,
+    3: string mime,
+    4: i64 size,            // bytes
+    5: binary sha256,       // of the whole file, 32 bytes
+    6: optional i32 width,
+    7: optional i32 height,
+    8: optional string caption,
 }
 
 // Reaction is one emoji's reactions to a message: count users reacted with

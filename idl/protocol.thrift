@@ -82,6 +82,10 @@ enum Op {
     CLEAR_CONV_ACK = 0x52,  // body ClearConvResp
     REACT = 0x53,           // body ReactReq: add or remove an emoji reaction
     REACT_ACK = 0x54,       // body SendResp (the REACTION event message)
+    UPLOAD = 0x55,          // body UploadReq: start an upload, add a chunk, or ask where to resume
+    UPLOAD_ACK = 0x56,      // body UploadResp
+    DOWNLOAD = 0x57,        // body DownloadReq: a chunk of a file the user may read
+    DOWNLOAD_ACK = 0x58,    // body DownloadResp
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -453,6 +457,58 @@ struct ReactReq {
     3: i64 seq,
     4: string emoji,
     5: bool remove,
+}
+
+// MaxFileChunk is the most bytes one UPLOAD carries or one DOWNLOAD returns:
+// with the fields around it, a chunk fits the default 64 KiB frame body.
+const i32 MaxFileChunk = 32768
+
+// UploadReq uploads a file in chunks. Without file_id it starts an upload
+// of size bytes whose SHA-256 is sha256, and the answer names the new
+// file_id; it may carry the first chunk at offset 0. With file_id it adds
+// data at offset, which must not be past the server's next offset (a chunk
+// before it is already held and ignored); with no data it only asks for the
+// next offset, which is how a client resumes after a reconnect. Once all
+// size bytes are in and their SHA-256 matches, the upload is complete; a
+// mismatch is BAD_REQUEST and drops the upload. data is at most
+// MaxFileChunk bytes; size at most the server's limit (TOO_LARGE).
+struct UploadReq {
+    1: string file_id,
+    2: i64 size,
+    3: binary sha256,
+    4: string mime,         // e.g. "image/png"; "application/octet-stream" when unknown
+    5: string name,         // the file's name, without directories
+    6: i64 offset,
+    7: binary data,
+}
+
+// UploadResp says how far an upload is: next_offset is the first byte the
+// server does not hold (size once complete).
+struct UploadResp {
+    1: string file_id,
+    2: i64 next_offset,
+    3: bool complete,
+}
+
+// DownloadReq asks for up to max_bytes (0 or over MaxFileChunk: MaxFileChunk)
+// of a complete file from offset on. Its owner may read it, and so may every
+// user who can read a FILE message naming it; to anyone else, as to an
+// unknown id, it is NOT_FOUND.
+struct DownloadReq {
+    1: string file_id,
+    2: i64 offset,
+    3: i32 max_bytes,
+}
+
+// DownloadResp is a chunk of a file (empty at or past its end) with the
+// file's stored description.
+struct DownloadResp {
+    1: binary data,
+    2: i64 offset,
+    3: i64 size,
+    4: string mime,
+    5: string name,
+    6: binary sha256,
 }
 
 // TypingReq tells the other members that this user is (or stopped) typing.

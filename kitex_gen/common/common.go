@@ -166,6 +166,7 @@ const (
 	ContentType_RECALL      ContentType = 4
 	ContentType_EDIT        ContentType = 5
 	ContentType_REACTION    ContentType = 6
+	ContentType_FILE        ContentType = 7
 )
 
 func (p ContentType) String() string {
@@ -182,6 +183,8 @@ func (p ContentType) String() string {
 		return "EDIT"
 	case ContentType_REACTION:
 		return "REACTION"
+	case ContentType_FILE:
+		return "FILE"
 	}
 	return "<UNSET>"
 }
@@ -200,6 +203,8 @@ func ContentTypeFromString(s string) (ContentType, error) {
 		return ContentType_EDIT, nil
 	case "REACTION":
 		return ContentType_REACTION, nil
+	case "FILE":
+		return ContentType_FILE, nil
 	}
 	return ContentType(0), fmt.Errorf("not a valid ContentType string")
 }
@@ -537,6 +542,125 @@ var fieldIDToName_ReactionEvent = map[int16]string{
 	2: "msg_id",
 	3: "emoji",
 	4: "removed",
+}
+
+type FileRef struct {
+	FileId  string  `thrift:"file_id,1" frugal:"1,default,string" json:"file_id"`
+	Name    string  `thrift:"name,2" frugal:"2,default,string" json:"name"`
+	Mime    string  `thrift:"mime,3" frugal:"3,default,string" json:"mime"`
+	Size    int64   `thrift:"size,4" frugal:"4,default,i64" json:"size"`
+	Sha256  []byte  `thrift:"sha256,5" frugal:"5,default,binary" json:"sha256"`
+	Width   *int32  `thrift:"width,6,optional" frugal:"6,optional,i32" json:"width,omitempty"`
+	Height  *int32  `thrift:"height,7,optional" frugal:"7,optional,i32" json:"height,omitempty"`
+	Caption *string `thrift:"caption,8,optional" frugal:"8,optional,string" json:"caption,omitempty"`
+}
+
+func NewFileRef() *FileRef {
+	return &FileRef{}
+}
+
+func (p *FileRef) InitDefault() {
+}
+
+func (p *FileRef) GetFileId() (v string) {
+	return p.FileId
+}
+
+func (p *FileRef) GetName() (v string) {
+	return p.Name
+}
+
+func (p *FileRef) GetMime() (v string) {
+	return p.Mime
+}
+
+func (p *FileRef) GetSize() (v int64) {
+	return p.Size
+}
+
+func (p *FileRef) GetSha256() (v []byte) {
+	return p.Sha256
+}
+
+var FileRef_Width_DEFAULT int32
+
+func (p *FileRef) GetWidth() (v int32) {
+	if !p.IsSetWidth() {
+		return FileRef_Width_DEFAULT
+	}
+	return *p.Width
+}
+
+var FileRef_Height_DEFAULT int32
+
+func (p *FileRef) GetHeight() (v int32) {
+	if !p.IsSetHeight() {
+		return FileRef_Height_DEFAULT
+	}
+	return *p.Height
+}
+
+var FileRef_Caption_DEFAULT string
+
+func (p *FileRef) GetCaption() (v string) {
+	if !p.IsSetCaption() {
+		return FileRef_Caption_DEFAULT
+	}
+	return *p.Caption
+}
+func (p *FileRef) SetFileId(val string) {
+	p.FileId = val
+}
+func (p *FileRef) SetName(val string) {
+	p.Name = val
+}
+func (p *FileRef) SetMime(val string) {
+	p.Mime = val
+}
+func (p *FileRef) SetSize(val int64) {
+	p.Size = val
+}
+func (p *FileRef) SetSha256(val []byte) {
+	p.Sha256 = val
+}
+func (p *FileRef) SetWidth(val *int32) {
+	p.Width = val
+}
+func (p *FileRef) SetHeight(val *int32) {
+	p.Height = val
+}
+func (p *FileRef) SetCaption(val *string) {
+	p.Caption = val
+}
+
+func (p *FileRef) IsSetWidth() bool {
+	return p.Width != nil
+}
+
+func (p *FileRef) IsSetHeight() bool {
+	return p.Height != nil
+}
+
+func (p *FileRef) IsSetCaption() bool {
+	return p.Caption != nil
+}
+
+func (p *FileRef) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("FileRef(%+v)", *p)
+}
+
+var fieldIDToName_FileRef = map[int16]string{
+	1: "file_id",
+	2: "name",
+	3: "mime",
+	4: "size",
+	5: "sha256",
+	6: "width",
+	7: "height",
+	8: "caption",
 }
 
 type Reaction struct {

@@ -661,6 +661,10 @@ type Logic interface {
 
 	React(ctx context.Context, session *Session, req *protocol.ReactReq) (r *protocol.SendResp, err error)
 
+	Upload(ctx context.Context, session *Session, req *protocol.UploadReq) (r *protocol.UploadResp, err error)
+
+	Download(ctx context.Context, session *Session, req *protocol.DownloadReq) (r *protocol.DownloadResp, err error)
+
 	Typing(ctx context.Context, session *Session, req *protocol.TypingReq) (r *protocol.TypingResp, err error)
 
 	ReadCounts(ctx context.Context, session *Session, req *protocol.ReadCountsReq) (r *protocol.ReadCountsResp, err error)
@@ -3645,6 +3649,230 @@ func (p *LogicReactResult) String() string {
 }
 
 var fieldIDToName_LogicReactResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicUploadArgs struct {
+	Session *Session            `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.UploadReq `thrift:"req,2" frugal:"2,default,protocol.UploadReq" json:"req"`
+}
+
+func NewLogicUploadArgs() *LogicUploadArgs {
+	return &LogicUploadArgs{}
+}
+
+func (p *LogicUploadArgs) InitDefault() {
+}
+
+var LogicUploadArgs_Session_DEFAULT *Session
+
+func (p *LogicUploadArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicUploadArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicUploadArgs_Req_DEFAULT *protocol.UploadReq
+
+func (p *LogicUploadArgs) GetReq() (v *protocol.UploadReq) {
+	if !p.IsSetReq() {
+		return LogicUploadArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicUploadArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicUploadArgs) SetReq(val *protocol.UploadReq) {
+	p.Req = val
+}
+
+func (p *LogicUploadArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicUploadArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicUploadArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicUploadArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicUploadArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicUploadResult struct {
+	Success *protocol.UploadResp `thrift:"success,0,optional" frugal:"0,optional,protocol.UploadResp" json:"success,omitempty"`
+	Err     *common.BizError     `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicUploadResult() *LogicUploadResult {
+	return &LogicUploadResult{}
+}
+
+func (p *LogicUploadResult) InitDefault() {
+}
+
+var LogicUploadResult_Success_DEFAULT *protocol.UploadResp
+
+func (p *LogicUploadResult) GetSuccess() (v *protocol.UploadResp) {
+	if !p.IsSetSuccess() {
+		return LogicUploadResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicUploadResult_Err_DEFAULT *common.BizError
+
+func (p *LogicUploadResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicUploadResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicUploadResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.UploadResp)
+}
+func (p *LogicUploadResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicUploadResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicUploadResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicUploadResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicUploadResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicUploadResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicDownloadArgs struct {
+	Session *Session              `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.DownloadReq `thrift:"req,2" frugal:"2,default,protocol.DownloadReq" json:"req"`
+}
+
+func NewLogicDownloadArgs() *LogicDownloadArgs {
+	return &LogicDownloadArgs{}
+}
+
+func (p *LogicDownloadArgs) InitDefault() {
+}
+
+var LogicDownloadArgs_Session_DEFAULT *Session
+
+func (p *LogicDownloadArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicDownloadArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicDownloadArgs_Req_DEFAULT *protocol.DownloadReq
+
+func (p *LogicDownloadArgs) GetReq() (v *protocol.DownloadReq) {
+	if !p.IsSetReq() {
+		return LogicDownloadArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicDownloadArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicDownloadArgs) SetReq(val *protocol.DownloadReq) {
+	p.Req = val
+}
+
+func (p *LogicDownloadArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicDownloadArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicDownloadArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDownloadArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicDownloadArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicDownloadResult struct {
+	Success *protocol.DownloadResp `thrift:"success,0,optional" frugal:"0,optional,protocol.DownloadResp" json:"success,omitempty"`
+	Err     *common.BizError       `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicDownloadResult() *LogicDownloadResult {
+	return &LogicDownloadResult{}
+}
+
+func (p *LogicDownloadResult) InitDefault() {
+}
+
+var LogicDownloadResult_Success_DEFAULT *protocol.DownloadResp
+
+func (p *LogicDownloadResult) GetSuccess() (v *protocol.DownloadResp) {
+	if !p.IsSetSuccess() {
+		return LogicDownloadResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicDownloadResult_Err_DEFAULT *common.BizError
+
+func (p *LogicDownloadResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicDownloadResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicDownloadResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.DownloadResp)
+}
+func (p *LogicDownloadResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicDownloadResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicDownloadResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicDownloadResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicDownloadResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicDownloadResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

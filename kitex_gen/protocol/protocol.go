@@ -9,6 +9,10 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/common"
 )
 
+const (
+	MaxFileChunk = 32768
+)
+
 type Op int64
 
 const (
@@ -81,6 +85,10 @@ const (
 	Op_CLEAR_CONV_ACK      Op = 82
 	Op_REACT               Op = 83
 	Op_REACT_ACK           Op = 84
+	Op_UPLOAD              Op = 85
+	Op_UPLOAD_ACK          Op = 86
+	Op_DOWNLOAD            Op = 87
+	Op_DOWNLOAD_ACK        Op = 88
 )
 
 func (p Op) String() string {
@@ -223,6 +231,14 @@ func (p Op) String() string {
 		return "REACT"
 	case Op_REACT_ACK:
 		return "REACT_ACK"
+	case Op_UPLOAD:
+		return "UPLOAD"
+	case Op_UPLOAD_ACK:
+		return "UPLOAD_ACK"
+	case Op_DOWNLOAD:
+		return "DOWNLOAD"
+	case Op_DOWNLOAD_ACK:
+		return "DOWNLOAD_ACK"
 	}
 	return "<UNSET>"
 }
@@ -367,6 +383,14 @@ func OpFromString(s string) (Op, error) {
 		return Op_REACT, nil
 	case "REACT_ACK":
 		return Op_REACT_ACK, nil
+	case "UPLOAD":
+		return Op_UPLOAD, nil
+	case "UPLOAD_ACK":
+		return Op_UPLOAD_ACK, nil
+	case "DOWNLOAD":
+		return Op_DOWNLOAD, nil
+	case "DOWNLOAD_ACK":
+		return Op_DOWNLOAD_ACK, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -2835,6 +2859,257 @@ var fieldIDToName_ReactReq = map[int16]string{
 	3: "seq",
 	4: "emoji",
 	5: "remove",
+}
+
+type UploadReq struct {
+	FileId string `thrift:"file_id,1" frugal:"1,default,string" json:"file_id"`
+	Size   int64  `thrift:"size,2" frugal:"2,default,i64" json:"size"`
+	Sha256 []byte `thrift:"sha256,3" frugal:"3,default,binary" json:"sha256"`
+	Mime   string `thrift:"mime,4" frugal:"4,default,string" json:"mime"`
+	Name   string `thrift:"name,5" frugal:"5,default,string" json:"name"`
+	Offset int64  `thrift:"offset,6" frugal:"6,default,i64" json:"offset"`
+	Data   []byte `thrift:"data,7" frugal:"7,default,binary" json:"data"`
+}
+
+func NewUploadReq() *UploadReq {
+	return &UploadReq{}
+}
+
+func (p *UploadReq) InitDefault() {
+}
+
+func (p *UploadReq) GetFileId() (v string) {
+	return p.FileId
+}
+
+func (p *UploadReq) GetSize() (v int64) {
+	return p.Size
+}
+
+func (p *UploadReq) GetSha256() (v []byte) {
+	return p.Sha256
+}
+
+func (p *UploadReq) GetMime() (v string) {
+	return p.Mime
+}
+
+func (p *UploadReq) GetName() (v string) {
+	return p.Name
+}
+
+func (p *UploadReq) GetOffset() (v int64) {
+	return p.Offset
+}
+
+func (p *UploadReq) GetData() (v []byte) {
+	return p.Data
+}
+func (p *UploadReq) SetFileId(val string) {
+	p.FileId = val
+}
+func (p *UploadReq) SetSize(val int64) {
+	p.Size = val
+}
+func (p *UploadReq) SetSha256(val []byte) {
+	p.Sha256 = val
+}
+func (p *UploadReq) SetMime(val string) {
+	p.Mime = val
+}
+func (p *UploadReq) SetName(val string) {
+	p.Name = val
+}
+func (p *UploadReq) SetOffset(val int64) {
+	p.Offset = val
+}
+func (p *UploadReq) SetData(val []byte) {
+	p.Data = val
+}
+
+func (p *UploadReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("UploadReq(%+v)", *p)
+}
+
+var fieldIDToName_UploadReq = map[int16]string{
+	1: "file_id",
+	2: "size",
+	3: "sha256",
+	4: "mime",
+	5: "name",
+	6: "offset",
+	7: "data",
+}
+
+type UploadResp struct {
+	FileId     string `thrift:"file_id,1" frugal:"1,default,string" json:"file_id"`
+	NextOffset int64  `thrift:"next_offset,2" frugal:"2,default,i64" json:"next_offset"`
+	Complete   bool   `thrift:"complete,3" frugal:"3,default,bool" json:"complete"`
+}
+
+func NewUploadResp() *UploadResp {
+	return &UploadResp{}
+}
+
+func (p *UploadResp) InitDefault() {
+}
+
+func (p *UploadResp) GetFileId() (v string) {
+	return p.FileId
+}
+
+func (p *UploadResp) GetNextOffset() (v int64) {
+	return p.NextOffset
+}
+
+func (p *UploadResp) GetComplete() (v bool) {
+	return p.Complete
+}
+func (p *UploadResp) SetFileId(val string) {
+	p.FileId = val
+}
+func (p *UploadResp) SetNextOffset(val int64) {
+	p.NextOffset = val
+}
+func (p *UploadResp) SetComplete(val bool) {
+	p.Complete = val
+}
+
+func (p *UploadResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("UploadResp(%+v)", *p)
+}
+
+var fieldIDToName_UploadResp = map[int16]string{
+	1: "file_id",
+	2: "next_offset",
+	3: "complete",
+}
+
+type DownloadReq struct {
+	FileId   string `thrift:"file_id,1" frugal:"1,default,string" json:"file_id"`
+	Offset   int64  `thrift:"offset,2" frugal:"2,default,i64" json:"offset"`
+	MaxBytes int32  `thrift:"max_bytes,3" frugal:"3,default,i32" json:"max_bytes"`
+}
+
+func NewDownloadReq() *DownloadReq {
+	return &DownloadReq{}
+}
+
+func (p *DownloadReq) InitDefault() {
+}
+
+func (p *DownloadReq) GetFileId() (v string) {
+	return p.FileId
+}
+
+func (p *DownloadReq) GetOffset() (v int64) {
+	return p.Offset
+}
+
+func (p *DownloadReq) GetMaxBytes() (v int32) {
+	return p.MaxBytes
+}
+func (p *DownloadReq) SetFileId(val string) {
+	p.FileId = val
+}
+func (p *DownloadReq) SetOffset(val int64) {
+	p.Offset = val
+}
+func (p *DownloadReq) SetMaxBytes(val int32) {
+	p.MaxBytes = val
+}
+
+func (p *DownloadReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DownloadReq(%+v)", *p)
+}
+
+var fieldIDToName_DownloadReq = map[int16]string{
+	1: "file_id",
+	2: "offset",
+	3: "max_bytes",
+}
+
+type DownloadResp struct {
+	Data   []byte `thrift:"data,1" frugal:"1,default,binary" json:"data"`
+	Offset int64  `thrift:"offset,2" frugal:"2,default,i64" json:"offset"`
+	Size   int64  `thrift:"size,3" frugal:"3,default,i64" json:"size"`
+	Mime   string `thrift:"mime,4" frugal:"4,default,string" json:"mime"`
+	Name   string `thrift:"name,5" frugal:"5,default,string" json:"name"`
+	Sha256 []byte `thrift:"sha256,6" frugal:"6,default,binary" json:"sha256"`
+}
+
+func NewDownloadResp() *DownloadResp {
+	return &DownloadResp{}
+}
+
+func (p *DownloadResp) InitDefault() {
+}
+
+func (p *DownloadResp) GetData() (v []byte) {
+	return p.Data
+}
+
+func (p *DownloadResp) GetOffset() (v int64) {
+	return p.Offset
+}
+
+func (p *DownloadResp) GetSize() (v int64) {
+	return p.Size
+}
+
+func (p *DownloadResp) GetMime() (v string) {
+	return p.Mime
+}
+
+func (p *DownloadResp) GetName() (v string) {
+	return p.Name
+}
+
+func (p *DownloadResp) GetSha256() (v []byte) {
+	return p.Sha256
+}
+func (p *DownloadResp) SetData(val []byte) {
+	p.Data = val
+}
+func (p *DownloadResp) SetOffset(val int64) {
+	p.Offset = val
+}
+func (p *DownloadResp) SetSize(val int64) {
+	p.Size = val
+}
+func (p *DownloadResp) SetMime(val string) {
+	p.Mime = val
+}
+func (p *DownloadResp) SetName(val string) {
+	p.Name = val
+}
+func (p *DownloadResp) SetSha256(val []byte) {
+	p.Sha256 = val
+}
+
+func (p *DownloadResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DownloadResp(%+v)", *p)
+}
+
+var fieldIDToName_DownloadResp = map[int16]string{
+	1: "data",
+	2: "offset",
+	3: "size",
+	4: "mime",
+	5: "name",
+	6: "sha256",
 }
 
 type TypingReq struct {

@@ -211,6 +211,20 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Upload": kitex.NewMethodInfo(
+		uploadHandler,
+		newLogicUploadArgs,
+		newLogicUploadResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Download": kitex.NewMethodInfo(
+		downloadHandler,
+		newLogicDownloadArgs,
+		newLogicDownloadResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Typing": kitex.NewMethodInfo(
 		typingHandler,
 		newLogicTypingArgs,
@@ -1024,6 +1038,54 @@ func newLogicReactResult() interface{} {
 	return logicrpc.NewLogicReactResult()
 }
 
+func uploadHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicUploadArgs)
+	realResult := result.(*logicrpc.LogicUploadResult)
+	success, err := handler.(logicrpc.Logic).Upload(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicUploadArgs() interface{} {
+	return logicrpc.NewLogicUploadArgs()
+}
+
+func newLogicUploadResult() interface{} {
+	return logicrpc.NewLogicUploadResult()
+}
+
+func downloadHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicDownloadArgs)
+	realResult := result.(*logicrpc.LogicDownloadResult)
+	success, err := handler.(logicrpc.Logic).Download(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicDownloadArgs() interface{} {
+	return logicrpc.NewLogicDownloadArgs()
+}
+
+func newLogicDownloadResult() interface{} {
+	return logicrpc.NewLogicDownloadResult()
+}
+
 func typingHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicTypingArgs)
 	realResult := result.(*logicrpc.LogicTypingResult)
@@ -1704,6 +1766,36 @@ func (p *kClient) React(ctx context.Context, session *logicrpc.Session, req *pro
 	_args.Req = req
 	var _result logicrpc.LogicReactResult
 	if err = p.c.Call(ctx, "React", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Upload(ctx context.Context, session *logicrpc.Session, req *protocol.UploadReq) (r *protocol.UploadResp, err error) {
+	var _args logicrpc.LogicUploadArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicUploadResult
+	if err = p.c.Call(ctx, "Upload", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Download(ctx context.Context, session *logicrpc.Session, req *protocol.DownloadReq) (r *protocol.DownloadResp, err error) {
+	var _args logicrpc.LogicDownloadArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicDownloadResult
+	if err = p.c.Call(ctx, "Download", &_args, &_result); err != nil {
 		return
 	}
 	switch {
