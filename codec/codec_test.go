@@ -282,7 +282,11 @@ func TestOps(t *testing.T) {
 		{name: "server range, unassigned", op: 0x45},
 		{name: "react", op: protocol.Op_REACT, known: true, request: true,
 			replyOp: protocol.Op_REACT_ACK, replyKnow: true},
-		{name: "next unassigned request", op: 0x55, request: true},
+		{name: "upload", op: protocol.Op_UPLOAD, known: true, request: true,
+			replyOp: protocol.Op_UPLOAD_ACK, replyKnow: true},
+		{name: "download", op: protocol.Op_DOWNLOAD, known: true, request: true,
+			replyOp: protocol.Op_DOWNLOAD_ACK, replyKnow: true},
+		{name: "next unassigned request", op: 0x59, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,10 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 		return &protocol.ClearConvReq{}
 	case protocol.Op_REACT:
 		return &protocol.ReactReq{}
+	case protocol.Op_UPLOAD:
+		return &protocol.UploadReq{}
+	case protocol.Op_DOWNLOAD:
+		return &protocol.DownloadReq{}
 	}
 	return nil
 }

@@ -266,6 +266,10 @@ func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.ClearConv(ctx, sess, req)
 	case *protocol.ReactReq:
 		return g.logic.React(ctx, sess, req)
+	case *protocol.UploadReq:
+		return g.logic.Upload(ctx, sess, req)
+	case *protocol.DownloadReq:
+		return g.logic.Download(ctx, sess, req)
 	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }

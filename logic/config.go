@@ -103,6 +103,21 @@ type Config struct {
 	// cancelled and answered UNAVAILABLE, instead of the gateway's timeout
 	// failing all of them, and its route is removed if it logs in later.
 	LoginBatchWait time.Duration
+	// FileDir is the directory that keeps uploaded files' bytes. Empty
+	// keeps them in the SQL database, in chunks (for logic instances that
+	// share no disk); the all-in-one process on SQLite sets it beside the
+	// database file. File descriptions are in SQL either way.
+	FileDir string
+	// MaxFileSize is the largest upload in bytes; default 25 MiB.
+	MaxFileSize int64
+	// MaxUploads caps one user's unfinished uploads; default 10.
+	MaxUploads int
+	// FileRetention is how long an unfinished upload, or a complete file no
+	// message names, is kept before the pruner deletes it; default 24h.
+	FileRetention time.Duration
+	// UploadLimit bounds the uploads a user starts in this instance;
+	// default a burst of 20, then one per 3s.
+	UploadLimit ratelimit.Config
 	// Ephemeral bounds typing and presence (see EphemeralConfig).
 	Ephemeral EphemeralConfig
 }
@@ -121,6 +136,9 @@ const (
 	DefaultEditWindow     = 24 * time.Hour
 	DefaultHashMemoryKiB  = 19 * 1024
 	DefaultHashTime       = 2
+	DefaultMaxFileSize    = 25 << 20
+	DefaultMaxUploads     = 10
+	DefaultFileRetention  = 24 * time.Hour
 )
 
 // Bounds of Config.HashMemoryKiB and HashTime: argon2id needs 8 KiB per
@@ -178,6 +196,16 @@ func (cfg Config) withDefaults() Config {
 	if cfg.LoginBatchWait == 0 {
 		cfg.LoginBatchWait = DefaultLoginBatchWait
 	}
+	if cfg.MaxFileSize == 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.MaxUploads == 0 {
+		cfg.MaxUploads = DefaultMaxUploads
+	}
+	if cfg.FileRetention == 0 {
+		cfg.FileRetention = DefaultFileRetention
+	}
+	cfg.UploadLimit = limitDefaults(cfg.UploadLimit, 20, 3*time.Second)
 	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
 	return cfg
 }
@@ -232,6 +260,9 @@ func (cfg Config) validateSettings() error {
 	if err := cfg.validateNonNegative(); err != nil {
 		return err
 	}
+	if cfg.MaxFileSize < 0 {
+		return fmt.Errorf("%w: MaxFileSize %d is negative", ErrBadConfig, cfg.MaxFileSize)
+	}
 	if cfg.HashMemoryKiB < minHashMemoryKiB || cfg.HashMemoryKiB > maxHashMemoryKiB ||
 		cfg.HashTime > maxHashTime {
 		return fmt.Errorf("%w: memory %d KiB (%d..%d), time %d (at most %d)", ErrBadHashCost,
@@ -250,6 +281,7 @@ func (cfg Config) validateNonNegative() error {
 		{"MaxContent", cfg.MaxContent}, {"MaxGroupMembers", cfg.MaxGroupMembers},
 		{"HashConcurrency", cfg.HashConcurrency}, {"HashTime", cfg.HashTime},
 		{"Ephemeral.TypingMaxMembers", cfg.Ephemeral.TypingMaxMembers},
+		{"MaxUploads", cfg.MaxUploads},
 	}
 	for _, c := range counts {
 		if c.n < 0 {
@@ -263,6 +295,7 @@ func (cfg Config) validateNonNegative() error {
 		{"TokenTTL", cfg.TokenTTL}, {"RefreshTTL", cfg.RefreshTTL},
 		{"RecallWindow", cfg.RecallWindow}, {"EditWindow", cfg.EditWindow},
 		{"PublishTimeout", cfg.PublishTimeout}, {"LoginBatchWait", cfg.LoginBatchWait},
+		{"FileRetention", cfg.FileRetention},
 	}
 	for _, d := range times {
 		if d.d < 0 {
@@ -275,6 +308,7 @@ func (cfg Config) validateNonNegative() error {
 	}{
 		{"LoginAccountLimit", cfg.LoginAccountLimit}, {"LoginAddrLimit", cfg.LoginAddrLimit},
 		{"RegisterAddrLimit", cfg.RegisterAddrLimit}, {"SearchLimit", cfg.SearchLimit},
+		{"UploadLimit", cfg.UploadLimit},
 		{"Ephemeral.TypingLimit", cfg.Ephemeral.TypingLimit},
 		{"Ephemeral.TypingUserLimit", cfg.Ephemeral.TypingUserLimit},
 		{"Ephemeral.PresenceLimit", cfg.Ephemeral.PresenceLimit},

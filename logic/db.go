@@ -173,7 +173,8 @@ func migrate(db *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes, reactionIndexes) {
+	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes, reactionIndexes,
+		fileIndexes) {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}
@@ -206,7 +207,8 @@ func markReacted(db *gorm.DB) error {
 func tableModels() []any {
 	return []any{&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
-		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{}}
+		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{},
+		&fileRow{}, &fileRefRow{}, &fileChunkRow{}}
 }
 
 // tableNamesOf returns the names of logic's tables in db.

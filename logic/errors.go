@@ -85,6 +85,9 @@ var (
 	// they do not have was removed: nothing is stored, and the request is
 	// answered as a duplicate.
 	errNoChange = errors.New("logic: reaction already in that state")
+	// errStaleChunk means a racing request stored a chunk at the offset an
+	// upload's chunk was for: it is answered with where the upload stands.
+	errStaleChunk = errors.New("logic: chunk offset already taken")
 	// errNoConv means the seq transaction found no conversation row to lock.
 	errNoConv = errors.New("logic: conversation row missing")
 	// errBadHash means a stored password hash is not in the encoding hasher

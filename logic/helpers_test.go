@@ -132,7 +132,8 @@ func dropTables(t testing.TB, db *gorm.DB, cfg Config) {
 	}
 	err := db.Migrator().DropTable(&messageRow{}, &convRow{}, &userRow{}, &memberRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
-		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{})
+		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{},
+		&fileRow{}, &fileRefRow{}, &fileChunkRow{})
 	if err != nil {
 		t.Errorf("drop tables %s*: %v", cfg.TablePrefix, err)
 	}

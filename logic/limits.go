@@ -23,6 +23,7 @@ type limiters struct {
 	addr        *ratelimit.Limiter // password attempts per client address
 	signup      *ratelimit.Limiter // registrations per client address
 	search      *ratelimit.Limiter // user searches per user
+	upload      *ratelimit.Limiter // uploads started per user
 }
 
 func newLimiters(cfg Config) limiters {
@@ -33,6 +34,7 @@ func newLimiters(cfg Config) limiters {
 		addr:        ratelimit.New(cfg.LoginAddrLimit),
 		signup:      ratelimit.New(cfg.RegisterAddrLimit),
 		search:      ratelimit.New(cfg.SearchLimit),
+		upload:      ratelimit.New(cfg.UploadLimit),
 	}
 }
 

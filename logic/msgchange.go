@@ -52,6 +52,10 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 		if err != nil {
 			return err
 		}
+		// Its readers may no longer fetch the file through it.
+		if err := dropFileRefs(tx, target.ConvID, target.Seq); err != nil {
+			return err
+		}
 		return eraseEdits(tx, target)
 	}
 	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
@@ -169,9 +173,9 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 			return nil, fmt.Errorf("%w: message", ErrNotFound)
 		case !ch.byReader && target.SenderID != m.SenderID:
 			return nil, fmt.Errorf("%w: only its sender may change a message", ErrForbidden)
-		case target.ContentType != int16(common.ContentType_TEXT) &&
-			target.ContentType != int16(common.ContentType_BINARY):
-			return nil, fmt.Errorf("%w: only a text or binary message may change", ErrBadRequest)
+		case !changeable(target.ContentType, ch.ct):
+			return nil, fmt.Errorf("%w: only a text, binary or file message may change "+
+				"(a file message by recall or reaction)", ErrBadRequest)
 		case target.Recalled:
 			return nil, fmt.Errorf("%w: the message was recalled", ErrForbidden)
 		}
@@ -227,6 +231,20 @@ func sendResp(m *messageRow, duplicate bool) *protocol.SendResp {
 }
 
 // checkContent validates a message body as Send does.
+// changeable reports whether a message of content type target may take a
+// change event of type event: what users send may be recalled and reacted
+// to, and edited unless it is a file (an edit would leave its readers able
+// to fetch a file no longer shown).
+func changeable(target int16, event common.ContentType) bool {
+	switch common.ContentType(target) {
+	case common.ContentType_TEXT, common.ContentType_BINARY:
+		return true
+	case common.ContentType_FILE:
+		return event != common.ContentType_EDIT
+	}
+	return false
+}
+
 func (s *Service) checkContent(ct common.ContentType, content []byte) error {
 	switch {
 	case len(content) == 0:

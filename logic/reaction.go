@@ -232,8 +232,7 @@ func (s *Service) reactionsOf(ctx context.Context, convID string,
 func (s *Service) addReactions(ctx context.Context, convID string, msgs []*common.Message) error {
 	seqs := make([]int64, 0, len(msgs))
 	for _, m := range msgs {
-		if (m.ContentType == common.ContentType_TEXT || m.ContentType == common.ContentType_BINARY) &&
-			!m.Recalled {
+		if changeable(int16(m.ContentType), common.ContentType_REACTION) && !m.Recalled {
 			seqs = append(seqs, m.Seq)
 		}
 	}

@@ -71,7 +71,8 @@ func (s *Service) validateSend(req *protocol.SendReq) error {
 	case len(req.Content) > s.cfg.MaxContent:
 		return fmt.Errorf("%w: content over %d bytes", ErrTooLarge, s.cfg.MaxContent)
 	case req.ContentType != common.ContentType_TEXT &&
-		req.ContentType != common.ContentType_BINARY:
+		req.ContentType != common.ContentType_BINARY &&
+		req.ContentType != common.ContentType_FILE:
 		return fmt.Errorf("%w: unknown content_type", ErrBadRequest)
 	case req.ToUserId == 0 && req.ConvId == "":
 		return fmt.Errorf("%w: to_user_id or conv_id required", ErrBadRequest)
@@ -79,6 +80,10 @@ func (s *Service) validateSend(req *protocol.SendReq) error {
 		return fmt.Errorf("%w: client_msg_id is not valid UTF-8", ErrBadRequest)
 	case req.ContentType == common.ContentType_TEXT && !utf8.Valid(req.Content):
 		return fmt.Errorf("%w: text content is not valid UTF-8", ErrBadRequest)
+	case req.ContentType == common.ContentType_FILE:
+		if _, err := decodeFileRef(req.Content); err != nil {
+			return err
+		}
 	}
 	return validateMentions(req)
 }
@@ -158,7 +163,15 @@ func (s *Service) newMessage(session *logicrpc.Session, req *protocol.SendReq,
 // sendWrite is the seq write of m, a message session sends. A 1:1 send is
 // refused under the conversation's lock when either user blocked the other
 // (peerCheck), as a group send is when the sender is no member (sendApply).
+//
+// A FILE message takes the savepoint path (not plain): its apply reads the
+// file and writes its reference, which the plain path's one statement per
+// batch has no place for. Text and binary sends pay nothing for it.
 func (s *Service) sendWrite(session *logicrpc.Session, m *messageRow) seqWrite {
+	if m.ContentType == int16(common.ContentType_FILE) {
+		return seqWrite{m: m, origin: session, apply: s.sendFileApply,
+			peerCheck: !isGroupID(m.ConvID)}
+	}
 	return seqWrite{m: m, origin: session, apply: s.sendApply, plain: true,
 		peerCheck: !isGroupID(m.ConvID)}
 }

@@ -51,6 +51,8 @@ type Service struct {
 	eph     *ephemeral
 	now     func() time.Time
 	tables  tableNames
+	// blobs keeps uploaded files' bytes (blobs.go).
+	blobs blobStore
 	// queries are the hot statements written without GORM (queries.go).
 	queries queries
 	members memberCache
@@ -171,6 +173,10 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		batchQueue:  make(chan []*batchItem, batchQueueLen),
 	}
 	s.onStored = s.enqueue
+	s.blobs = sqlBlobs{db: s.dbc}
+	if cfg.FileDir != "" {
+		s.blobs = dirBlobs{dir: cfg.FileDir, db: s.dbc}
+	}
 	s.consecutiveIDs = consecutive
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newMetrics(s)); err != nil {

@@ -1,0 +1,530 @@
+package logic
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Files: a user uploads a file in chunks (Upload), sends FILE messages whose
+// content is a common.FileRef naming it, and every reader of such a message
+// downloads it (Download). The description of each file is a fileRow; its
+// bytes are in a blobStore (blobs.go); each FILE message that names it adds
+// a fileRefRow in the seq transaction storing it, which is what lets its
+// readers download it. A recall drops the message's reference, and the
+// pruner deletes uploads never completed and files no message names
+// (pruneFiles).
+
+// File limits; docs/protocol.md states them.
+const (
+	fileIDBytes  = 16  // random bytes of a file id: 128 bits, hex-encoded
+	maxFileName  = 255 // bytes of UTF-8
+	maxFileMime  = 127 // bytes of ASCII
+	maxFileRefs  = 64  // references read per download's access check
+	hashReadSize = 1 << 20
+)
+
+// Upload states of a fileRow.
+const (
+	fileUploading int16 = 1
+	fileComplete  int16 = 2
+)
+
+// fileRow describes one uploaded file. Received is how many bytes of it
+// the blob store holds, moved only by the request that wrote them (a
+// compare-and-set on it orders racing chunks of one upload).
+type fileRow struct {
+	ID        string `gorm:"primaryKey;size:32"`
+	OwnerID   int64  `gorm:"not null"`
+	Size      int64  `gorm:"not null"`
+	Received  int64  `gorm:"not null;default:0"`
+	SHA256    []byte `gorm:"column:sha256;size:32;not null"`
+	Mime      string `gorm:"size:127;not null"`
+	Name      string `gorm:"size:255;not null"`
+	State     int16  `gorm:"not null"`
+	CreatedMs int64  `gorm:"not null"`
+	// UpdatedMs is the last chunk's time while uploading, the completion's
+	// after: the pruner's clock for both.
+	UpdatedMs int64 `gorm:"not null"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (fileRow) TableName(n schema.Namer) string { return n.TableName("file") }
+
+// fileRefRow says that the FILE message at seq of conv names the file.
+type fileRefRow struct {
+	FileID string `gorm:"primaryKey;size:32"`
+	ConvID string `gorm:"primaryKey;size:64"`
+	Seq    int64  `gorm:"primaryKey;autoIncrement:false"`
+}
+
+// TableName names the table through the namer so that TablePrefix applies.
+func (fileRefRow) TableName(n schema.Namer) string { return n.TableName("file_ref") }
+
+// fileIndexes serve the incomplete-upload cap, the pruner and recalls.
+var fileIndexes = []tableIndex{
+	{model: &fileRow{}, suffix: "_owner_state", columns: []string{"owner_id", "state"}},
+	{model: &fileRow{}, suffix: "_state_updated", columns: []string{"state", "updated_ms"}},
+	{model: &fileRefRow{}, suffix: "_msg", columns: []string{"conv_id", "seq"}},
+}
+
+// Upload starts an upload, stores one chunk of it, or answers how far it is
+// (see protocol.UploadReq). Only the uploader sees an upload: any other
+// user's file id, like an unknown one, is NOT_FOUND.
+func (s *Service) Upload(ctx context.Context, session *logicrpc.Session,
+	req *protocol.UploadReq) (*protocol.UploadResp, error) {
+	if err := s.authorizeWrite(ctx, "upload", session); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		req = &protocol.UploadReq{} // a missing body reads as empty
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("file", req.FileId).
+			Int64("offset", req.Offset).Int("bytes", len(req.Data))
+	}
+	var resp *protocol.UploadResp
+	var err error
+	if req.FileId == "" {
+		resp, err = s.startUpload(ctx, session.UserId, req)
+	} else {
+		resp, err = s.continueUpload(ctx, session.UserId, req)
+	}
+	if err != nil {
+		return nil, s.fail("upload", err, logIDs)
+	}
+	return resp, nil
+}
+
+// startUpload creates the file row of a new upload and stores its first
+// chunk if req carries one.
+func (s *Service) startUpload(ctx context.Context, user int64,
+	req *protocol.UploadReq) (*protocol.UploadResp, error) {
+	if err := s.checkNewUpload(req); err != nil {
+		return nil, err
+	}
+	if !s.limits.upload.Allow(strconv.FormatInt(user, 10)) {
+		return nil, fmt.Errorf("%w: uploads", ErrRateLimited)
+	}
+	// Counted before the insert, so racing starts may pass the cap by a
+	// few; the rate limit above bounds how many.
+	var open int64
+	err := s.dbc(ctx).Model(&fileRow{}).Where("owner_id = ? AND state = ?", user, fileUploading).
+		Count(&open).Error
+	if err != nil {
+		return nil, fmt.Errorf("count uploads of user=%d: %w", user, err)
+	}
+	if open >= int64(s.cfg.MaxUploads) {
+		return nil, fmt.Errorf("%w: %d unfinished uploads", ErrRateLimited, open)
+	}
+	id, err := newFileID()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UnixMilli()
+	f := &fileRow{ID: id, OwnerID: user, Size: req.Size, SHA256: req.Sha256, Mime: req.Mime,
+		Name: req.Name, State: fileUploading, CreatedMs: now, UpdatedMs: now}
+	if err := s.dbc(ctx).Create(f).Error; err != nil {
+		return nil, fmt.Errorf("create file user=%d: %w", user, err)
+	}
+	if len(req.Data) == 0 {
+		return &protocol.UploadResp{FileId: id}, nil
+	}
+	return s.storeChunk(ctx, f, req.Data)
+}
+
+// checkNewUpload checks what needs no database in the request that starts
+// an upload.
+func (s *Service) checkNewUpload(req *protocol.UploadReq) error {
+	switch {
+	case req.Size <= 0:
+		return fmt.Errorf("%w: size must be positive", ErrBadRequest)
+	case req.Size > s.cfg.MaxFileSize:
+		return fmt.Errorf("%w: file over %d bytes", ErrTooLarge, s.cfg.MaxFileSize)
+	case len(req.Sha256) != sha256.Size:
+		return fmt.Errorf("%w: sha256 must be %d bytes", ErrBadRequest, sha256.Size)
+	case len(req.Data) > protocol.MaxFileChunk:
+		return fmt.Errorf("%w: chunk over %d bytes", ErrTooLarge, protocol.MaxFileChunk)
+	case req.Offset != 0 || int64(len(req.Data)) > req.Size:
+		return fmt.Errorf("%w: the first chunk is at offset 0, within size", ErrBadRequest)
+	}
+	if err := checkMime(req.Mime); err != nil {
+		return err
+	}
+	return checkFileName(req.Name)
+}
+
+// checkMime accepts a media type "type/subtype" of printable ASCII without
+// spaces, parameters included: it is shown and sent back as given.
+func checkMime(mime string) error {
+	if mime == "" || len(mime) > maxFileMime {
+		return fmt.Errorf("%w: mime must be 1-%d bytes", ErrBadRequest, maxFileMime)
+	}
+	slash := strings.IndexByte(mime, '/')
+	if slash <= 0 || slash == len(mime)-1 {
+		return fmt.Errorf("%w: mime must be type/subtype", ErrBadRequest)
+	}
+	for i := 0; i < len(mime); i++ {
+		if mime[i] <= ' ' || mime[i] > '~' {
+			return fmt.Errorf("%w: mime must be printable ASCII without spaces", ErrBadRequest)
+		}
+	}
+	return nil
+}
+
+// checkFileName accepts 1-255 bytes of UTF-8 without control characters or
+// path separators: a client saving under it writes one file where it means.
+func checkFileName(name string) error {
+	if name == "" || len(name) > maxFileName || !utf8.ValidString(name) {
+		return fmt.Errorf("%w: name must be 1-%d bytes of UTF-8", ErrBadRequest, maxFileName)
+	}
+	if name == "." || name == ".." || strings.ContainsAny(name, `/\`) ||
+		strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%w: name must be a file name without directories", ErrBadRequest)
+	}
+	return nil
+}
+
+// newFileID returns a fresh file id: 128 random bits, so that knowing a
+// file id is as good as having been shown it.
+func newFileID() (string, error) {
+	var b [fileIDBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("file id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// validFileID reports whether id has the shape newFileID gives: anything
+// else is answered NOT_FOUND without a query.
+func validFileID(id string) bool {
+	if len(id) != 2*fileIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// continueUpload stores req's chunk of the user's upload, or answers its
+// next offset when req carries none or one already held.
+func (s *Service) continueUpload(ctx context.Context, user int64,
+	req *protocol.UploadReq) (*protocol.UploadResp, error) {
+	if len(req.Data) > protocol.MaxFileChunk {
+		return nil, fmt.Errorf("%w: chunk over %d bytes", ErrTooLarge, protocol.MaxFileChunk)
+	}
+	f, err := s.ownUpload(ctx, user, req.FileId)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.State == fileComplete:
+		return uploadResp(f), nil
+	case len(req.Data) == 0 || req.Offset < f.Received:
+		// A resume asking where to go on, or the retry of a chunk whose
+		// answer was lost: the client goes on from Received.
+		if f.Received == f.Size {
+			return s.completeUpload(ctx, f)
+		}
+		return uploadResp(f), nil
+	case req.Offset > f.Received:
+		return nil, fmt.Errorf("%w: offset %d past the next offset %d", ErrBadRequest,
+			req.Offset, f.Received)
+	case req.Offset+int64(len(req.Data)) > f.Size:
+		return nil, fmt.Errorf("%w: chunk ends past the file's size %d", ErrBadRequest, f.Size)
+	}
+	return s.storeChunk(ctx, f, req.Data)
+}
+
+// ownUpload reads the user's file row of id, or NOT_FOUND.
+func (s *Service) ownUpload(ctx context.Context, user int64, id string) (*fileRow, error) {
+	if !validFileID(id) {
+		return nil, fmt.Errorf("%w: file", ErrNotFound)
+	}
+	var f fileRow
+	res := s.dbc(ctx).Where("id = ? AND owner_id = ?", id, user).Limit(1).Find(&f)
+	if res.Error != nil {
+		return nil, fmt.Errorf("read file %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("%w: file", ErrNotFound)
+	}
+	return &f, nil
+}
+
+// uploadResp is the answer that tells where f's upload stands.
+func uploadResp(f *fileRow) *protocol.UploadResp {
+	return &protocol.UploadResp{FileId: f.ID, NextOffset: f.Received,
+		Complete: f.State == fileComplete}
+}
+
+// storeChunk appends data to f at f.Received and completes the upload when
+// that was its last chunk. A racing request that stored a chunk there first
+// wins; this one answers where the upload now stands.
+func (s *Service) storeChunk(ctx context.Context, f *fileRow,
+	data []byte) (*protocol.UploadResp, error) {
+	off, n := f.Received, int64(len(data))
+	advance := func(tx *gorm.DB) error {
+		res := tx.Model(&fileRow{}).Where("id = ? AND received = ? AND state = ?", f.ID, off,
+			fileUploading).Updates(map[string]any{"received": off + n,
+			"updated_ms": s.now().UnixMilli()})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errStaleChunk
+		}
+		return nil
+	}
+	err := s.blobs.put(ctx, f.ID, off, data, advance)
+	if errors.Is(err, errStaleChunk) {
+		if f, err = s.ownUpload(ctx, f.OwnerID, f.ID); err != nil {
+			return nil, err
+		}
+		return uploadResp(f), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store chunk file=%s offset=%d: %w", f.ID, off, err)
+	}
+	f.Received = off + n
+	if f.Received < f.Size {
+		return uploadResp(f), nil
+	}
+	return s.completeUpload(ctx, f)
+}
+
+// completeUpload checks the SHA-256 of f, whose bytes are all in, and marks
+// it complete; on a mismatch it drops the upload and answers BAD_REQUEST.
+// The bytes are read back rather than hashed as they came, so that an
+// upload resumed on another logic instance, or after a restart, needs no
+// hash state kept anywhere.
+func (s *Service) completeUpload(ctx context.Context, f *fileRow) (*protocol.UploadResp, error) {
+	sum, err := s.hashBlob(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(sum, f.SHA256) {
+		if err := s.dropFile(ctx, f.ID); err != nil {
+			s.failLog.Warn().Err(err).Str("file", f.ID).Msg("drop of a mismatched upload failed")
+		}
+		return nil, fmt.Errorf("%w: the bytes do not match sha256; upload again", ErrBadRequest)
+	}
+	if err := s.blobs.seal(ctx, f.ID, f.Size); err != nil {
+		return nil, fmt.Errorf("seal file %s: %w", f.ID, err)
+	}
+	err = s.dbc(ctx).Model(&fileRow{}).Where("id = ? AND state = ?", f.ID, fileUploading).
+		Updates(map[string]any{"state": fileComplete, "updated_ms": s.now().UnixMilli()}).Error
+	if err != nil {
+		return nil, fmt.Errorf("complete file %s: %w", f.ID, err)
+	}
+	f.State = fileComplete
+	return uploadResp(f), nil
+}
+
+// hashBlob returns the SHA-256 of f's first f.Size stored bytes.
+func (s *Service) hashBlob(ctx context.Context, f *fileRow) ([]byte, error) {
+	h := sha256.New()
+	for off := int64(0); off < f.Size; {
+		n := int(min(hashReadSize, f.Size-off))
+		b, err := s.blobs.read(ctx, f.ID, off, n)
+		if err != nil {
+			return nil, fmt.Errorf("hash file %s at %d: %w", f.ID, off, err)
+		}
+		if len(b) < n {
+			return nil, fmt.Errorf("hash file %s: %d bytes missing at %d", f.ID, n-len(b),
+				off+int64(len(b)))
+		}
+		h.Write(b)
+		off += int64(n)
+	}
+	return h.Sum(nil), nil
+}
+
+// dropFile deletes a file's bytes, then its row and references.
+func (s *Service) dropFile(ctx context.Context, id string) error {
+	if err := s.blobs.remove(ctx, id); err != nil {
+		return fmt.Errorf("remove bytes of file %s: %w", id, err)
+	}
+	return s.dbc(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("file_id = ?", id).Delete(&fileRefRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Where("id = ?", id).Delete(&fileRow{}).Error
+	})
+}
+
+// Download returns a chunk of a complete file the session user may read:
+// their own, or one a FILE message names that they can read (as SYNC would
+// return it: a group's from their join to their leaving, not cleared).
+// Anything else is NOT_FOUND, so that a file's existence does not leak.
+func (s *Service) Download(ctx context.Context, session *logicrpc.Session,
+	req *protocol.DownloadReq) (*protocol.DownloadResp, error) {
+	if err := s.authorizeWrite(ctx, "download", session); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		req = &protocol.DownloadReq{} // a missing body reads as empty
+	}
+	resp, err := s.download(ctx, session.UserId, req)
+	if err != nil {
+		return nil, s.fail("download", err, func(e *zerolog.Event) *zerolog.Event {
+			return e.Int64("user", session.UserId).Str("file", req.FileId).
+				Int64("offset", req.Offset)
+		})
+	}
+	return resp, nil
+}
+
+func (s *Service) download(ctx context.Context, user int64,
+	req *protocol.DownloadReq) (*protocol.DownloadResp, error) {
+	f, err := s.readableFile(ctx, s.rdc(ctx), user, req.FileId)
+	if err != nil {
+		return nil, err
+	}
+	if req.Offset < 0 || req.Offset > f.Size {
+		return nil, fmt.Errorf("%w: offset %d outside the file's %d bytes", ErrBadRequest,
+			req.Offset, f.Size)
+	}
+	n := int64(req.MaxBytes)
+	if n <= 0 || n > protocol.MaxFileChunk {
+		n = protocol.MaxFileChunk
+	}
+	n = min(n, f.Size-req.Offset)
+	var data []byte
+	if n > 0 {
+		if data, err = s.blobs.read(ctx, f.ID, req.Offset, int(n)); err != nil {
+			return nil, fmt.Errorf("read file %s at %d: %w", f.ID, req.Offset, err)
+		}
+	}
+	return &protocol.DownloadResp{Data: data, Offset: req.Offset, Size: f.Size, Mime: f.Mime,
+		Name: f.Name, Sha256: f.SHA256}, nil
+}
+
+// readableFile returns the complete file id if user owns it or can read a
+// message naming it, else NOT_FOUND. db is where the file rows are read.
+func (s *Service) readableFile(ctx context.Context, db *gorm.DB, user int64,
+	id string) (*fileRow, error) {
+	notFound := fmt.Errorf("%w: file", ErrNotFound)
+	if !validFileID(id) {
+		return nil, notFound
+	}
+	var f fileRow
+	res := db.Where("id = ? AND state = ?", id, fileComplete).Limit(1).Find(&f)
+	if res.Error != nil {
+		return nil, fmt.Errorf("read file %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, notFound
+	}
+	if f.OwnerID == user {
+		return &f, nil
+	}
+	var refs []fileRefRow
+	err := db.Where("file_id = ?", id).Order("conv_id, seq").Limit(maxFileRefs).Find(&refs).Error
+	if err != nil {
+		return nil, fmt.Errorf("references of file %s: %w", id, err)
+	}
+	// TODO: only the first maxFileRefs references are tried; a file
+	// forwarded into more conversations than that may read as NOT_FOUND to
+	// a reader of a later one. A join on the member table would lift it.
+	for _, ref := range refs {
+		ok, err := s.canReadSeq(ctx, ref.ConvID, ref.Seq, user)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &f, nil
+		}
+	}
+	return nil, notFound
+}
+
+// canReadSeq reports whether user may read the message at seq of convID
+// by the rules SYNC applies.
+func (s *Service) canReadSeq(ctx context.Context, convID string, seq, user int64) (bool, error) {
+	r, err := s.readable(ctx, convID, user)
+	if isRequestError(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return seq >= r.syncFrom() && r.clamp(seq) == seq, nil
+}
+
+// decodeFileRef decodes and checks the content of a FILE message, what
+// needs no database.
+func decodeFileRef(content []byte) (*common.FileRef, error) {
+	ref := common.NewFileRef()
+	if n, err := ref.FastRead(content); err != nil || n != len(content) {
+		return nil, fmt.Errorf("%w: FILE content is not a FileRef", ErrBadRequest)
+	}
+	switch {
+	case !validFileID(ref.FileId):
+		return nil, fmt.Errorf("%w: file", ErrNotFound)
+	case ref.Size <= 0 || len(ref.Sha256) != sha256.Size:
+		return nil, fmt.Errorf("%w: FileRef needs size and sha256", ErrBadRequest)
+	case ref.GetWidth() < 0 || ref.GetHeight() < 0:
+		return nil, fmt.Errorf("%w: negative width or height", ErrBadRequest)
+	case ref.Caption != nil && !utf8.ValidString(*ref.Caption):
+		return nil, fmt.Errorf("%w: caption is not valid UTF-8", ErrBadRequest)
+	}
+	if err := checkMime(ref.Mime); err != nil {
+		return nil, err
+	}
+	return ref, checkFileName(ref.Name)
+}
+
+// sendFileApply is sendApply for a FILE message: the file must be complete,
+// described as stored, and the sender's own or one they can read (a
+// forward); the message's reference to it is recorded with it.
+func (s *Service) sendFileApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64, error) {
+	recipients, err := s.sendApply(tx, c, m)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := decodeFileRef(m.Content)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.readableFile(tx.Statement.Context, tx, m.SenderID, ref.FileId)
+	if err != nil {
+		return nil, err
+	}
+	if f.Size != ref.Size || !bytes.Equal(f.SHA256, ref.Sha256) || f.Mime != ref.Mime {
+		return nil, fmt.Errorf("%w: FileRef's size, sha256 or mime differ from the upload's",
+			ErrBadRequest)
+	}
+	err = tx.Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&fileRefRow{FileID: f.ID, ConvID: m.ConvID, Seq: m.Seq}).Error
+	if err != nil {
+		return nil, err
+	}
+	return recipients, nil
+}
+
+// dropFileRefs deletes the reference of the message at seq of convID, if it
+// names a file: it was recalled.
+func dropFileRefs(tx *gorm.DB, convID string, seq int64) error {
+	return tx.Where("conv_id = ? AND seq = ?", convID, seq).Delete(&fileRefRow{}).Error
+}

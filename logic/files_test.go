@@ -1,0 +1,336 @@
+package logic
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// forEachFileStore runs fn on every store (file bytes in SQL chunks) and
+// once more on SQLite with the bytes in a directory.
+func forEachFileStore(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	forEachStore(t, fn)
+	t.Run("sqlite-dir", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := Config{DBDriver: DriverSQLite, DBDSN: filepath.Join(dir, "logic.db"),
+			FileDir: filepath.Join(dir, "files")}
+		fn(t, newEnv(t, cfg))
+	})
+}
+
+// randomBytes returns n random bytes.
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// upload uploads data as user in MaxFileChunk chunks, the first with the
+// start, and returns the file's ref.
+func (e *env) upload(t *testing.T, user int64, name, mime string, data []byte) *common.FileRef {
+	t.Helper()
+	sum := sha256.Sum256(data)
+	first := data[:min(len(data), protocol.MaxFileChunk)]
+	resp, err := e.svc.Upload(ctxBG, session(user, 1), &protocol.UploadReq{Size: int64(len(data)),
+		Sha256: sum[:], Mime: mime, Name: name, Data: first})
+	if err != nil {
+		t.Fatalf("start upload: %v", err)
+	}
+	for !resp.Complete {
+		end := min(int64(len(data)), resp.NextOffset+protocol.MaxFileChunk)
+		resp, err = e.svc.Upload(ctxBG, session(user, 1), &protocol.UploadReq{FileId: resp.FileId,
+			Offset: resp.NextOffset, Data: data[resp.NextOffset:end]})
+		if err != nil {
+			t.Fatalf("chunk: %v", err)
+		}
+	}
+	if resp.NextOffset != int64(len(data)) {
+		t.Fatalf("complete upload at %d, want %d", resp.NextOffset, len(data))
+	}
+	return &common.FileRef{FileId: resp.FileId, Name: name, Mime: mime, Size: int64(len(data)),
+		Sha256: sum[:]}
+}
+
+// fileReq is a SEND of ref to conv (or, conv empty, to user to).
+func fileReq(t *testing.T, clientID string, to int64, conv string,
+	ref *common.FileRef) *protocol.SendReq {
+	t.Helper()
+	content := make([]byte, ref.BLength())
+	ref.FastWriteNocopy(content, nil)
+	return &protocol.SendReq{ClientMsgId: clientID, ToUserId: to, ConvId: conv,
+		ContentType: common.ContentType_FILE, Content: content}
+}
+
+// download reads file id whole as user.
+func (e *env) download(user int64, id string) ([]byte, *protocol.DownloadResp, error) {
+	var out []byte
+	for {
+		resp, err := e.svc.Download(ctxBG, session(user, 1), &protocol.DownloadReq{FileId: id,
+			Offset: int64(len(out))})
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, resp.Data...)
+		if int64(len(out)) >= resp.Size || len(resp.Data) == 0 {
+			return out, resp, nil
+		}
+	}
+}
+
+func TestFiles_UploadSendDownload(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
+		data := randomBytes(t, 3*protocol.MaxFileChunk+123)
+		ref := e.upload(t, alice, "report.pdf", "application/pdf", data)
+
+		ack, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "f1", bob, "", ref))
+		if err != nil {
+			t.Fatalf("send file: %v", err)
+		}
+		msgs := e.syncAll(t, bob, ack.ConvId)
+		got := common.NewFileRef()
+		if len(msgs) != 1 || msgs[0].ContentType != common.ContentType_FILE {
+			t.Fatalf("bob syncs %+v", msgs)
+		}
+		if _, err := got.FastRead(msgs[0].Content); err != nil || got.FileId != ref.FileId {
+			t.Fatalf("ref %+v (%v)", got, err)
+		}
+		for _, user := range []int64{alice, bob} {
+			b, resp, err := e.download(user, ref.FileId)
+			if err != nil || !bytes.Equal(b, data) || resp.Name != "report.pdf" ||
+				resp.Mime != "application/pdf" || !bytes.Equal(resp.Sha256, ref.Sha256) {
+				t.Fatalf("user %d downloads %d bytes, %+v, %v", user, len(b), resp, err)
+			}
+		}
+		_, _, err = e.download(carol, ref.FileId)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		forged := randHex(t, fileIDBytes)
+		_, _, err = e.download(bob, forged)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		_, _, err = e.download(bob, "../../etc/passwd")
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+
+		// Bob forwards it to carol, who may then read it too.
+		if _, err := e.svc.Send(ctxBG, session(bob, 1), fileReq(t, "fw", carol, "", ref)); err != nil {
+			t.Fatalf("forward: %v", err)
+		}
+		if b, _, err := e.download(carol, ref.FileId); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("carol after the forward: %d bytes, %v", len(b), err)
+		}
+	})
+}
+
+func TestFiles_ResumeAndRetry(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		data := randomBytes(t, 2*protocol.MaxFileChunk+7)
+		sum := sha256.Sum256(data)
+		start, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+			Size: int64(len(data)), Sha256: sum[:], Mime: "image/png", Name: "cat.png"})
+		if err != nil || start.NextOffset != 0 || len(start.FileId) != 2*fileIDBytes {
+			t.Fatalf("start = %+v, %v", start, err)
+		}
+		chunk := func(off int64, b []byte) (*protocol.UploadResp, error) {
+			return e.svc.Upload(ctxBG, session(alice, 2), &protocol.UploadReq{
+				FileId: start.FileId, Offset: off, Data: b})
+		}
+		if r, err := chunk(0, data[:protocol.MaxFileChunk]); err != nil ||
+			r.NextOffset != protocol.MaxFileChunk {
+			t.Fatalf("chunk 0 = %+v, %v", r, err)
+		}
+		// A new connection asks where to go on; a repeated chunk is ignored.
+		if r, err := chunk(0, nil); err != nil || r.NextOffset != protocol.MaxFileChunk {
+			t.Fatalf("resume = %+v, %v", r, err)
+		}
+		if r, err := chunk(0, data[:protocol.MaxFileChunk]); err != nil ||
+			r.NextOffset != protocol.MaxFileChunk {
+			t.Fatalf("retried chunk = %+v, %v", r, err)
+		}
+		_, err = chunk(2*protocol.MaxFileChunk, data[2*protocol.MaxFileChunk:])
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST) // a gap
+		_, err = e.svc.Upload(ctxBG, session(bob, 1), &protocol.UploadReq{FileId: start.FileId})
+		wantCode(t, err, common.ErrorCode_NOT_FOUND) // not bob's
+
+		// Not complete: it cannot be sent yet.
+		ref := &common.FileRef{FileId: start.FileId, Name: "cat.png", Mime: "image/png",
+			Size: int64(len(data)), Sha256: sum[:]}
+		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "early", bob, "", ref))
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+
+		if _, err := chunk(protocol.MaxFileChunk, data[protocol.MaxFileChunk:2*protocol.MaxFileChunk]); err != nil {
+			t.Fatal(err)
+		}
+		r, err := chunk(2*protocol.MaxFileChunk, data[2*protocol.MaxFileChunk:])
+		if err != nil || !r.Complete || r.NextOffset != int64(len(data)) {
+			t.Fatalf("last chunk = %+v, %v", r, err)
+		}
+		if b, _, err := e.download(alice, start.FileId); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("download %d bytes, %v", len(b), err)
+		}
+	})
+}
+
+func TestFiles_Refusals(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		e.svc.cfg.MaxFileSize = 100 << 10
+		e.svc.cfg.MaxUploads = 2
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		sum := sha256.Sum256(nil)
+		start := func(size int64, mime, name string) error {
+			_, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{Size: size,
+				Sha256: sum[:], Mime: mime, Name: name})
+			return err
+		}
+		wantCode(t, start(100<<10+1, "text/plain", "a.txt"), common.ErrorCode_TOO_LARGE)
+		wantCode(t, start(0, "text/plain", "a.txt"), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, start(10, "text", "a.txt"), common.ErrorCode_BAD_REQUEST)
+		wantCode(t, start(10, "text/plain", "dir/a.txt"), common.ErrorCode_BAD_REQUEST)
+		_, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{Size: 1 << 16,
+			Sha256: sum[:], Mime: "a/b", Name: "x", Data: make([]byte, protocol.MaxFileChunk+1)})
+		wantCode(t, err, common.ErrorCode_TOO_LARGE)
+
+		// Bytes that do not hash to sha256 drop the upload.
+		data := randomBytes(t, 1000)
+		resp, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{Size: 1000,
+			Sha256: sum[:], Mime: "a/b", Name: "x", Data: data})
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+		if resp != nil {
+			t.Fatalf("mismatch answered %+v", resp)
+		}
+		var n int64
+		if err := e.db.Model(&fileRow{}).Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("%d file rows after the mismatch (%v)", n, err)
+		}
+
+		// A ref that misdescribes the upload, or a file of someone else's.
+		ref := e.upload(t, alice, "x.bin", "application/octet-stream", data)
+		bad := *ref
+		bad.Size++
+		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "bad", bob, "", &bad))
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+		_, err = e.svc.Send(ctxBG, session(bob, 1), fileReq(t, "steal", alice, "", ref))
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		_, err = e.svc.Send(ctxBG, session(alice, 1), &protocol.SendReq{ClientMsgId: "junk",
+			ToUserId: bob, ContentType: common.ContentType_FILE, Content: []byte("junk")})
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+
+		// The cap on unfinished uploads.
+		wantCode(t, start(10, "a/b", "1"), common.ErrorCode_OK)
+		wantCode(t, start(10, "a/b", "2"), common.ErrorCode_OK)
+		wantCode(t, start(10, "a/b", "3"), common.ErrorCode_RATE_LIMITED)
+	})
+}
+
+func TestFiles_RecallAndReadRules(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		carol, dave := e.register(t, "carol"), e.register(t, "dave")
+		data := randomBytes(t, 5000)
+
+		// A recall takes the file from the peer, not from its owner.
+		ref := e.upload(t, alice, "a.txt", "text/plain", data)
+		ack, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "p", bob, "", ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.download(bob, ref.FileId); err != nil {
+			t.Fatalf("bob before the recall: %v", err)
+		}
+		if _, err := e.svc.Recall(ctxBG, session(alice, 1), &protocol.RecallReq{
+			ClientMsgId: "r", ConvId: ack.ConvId, Seq: ack.Seq}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = e.download(bob, ref.FileId)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		if _, _, err := e.download(alice, ref.FileId); err != nil {
+			t.Fatalf("alice after the recall: %v", err)
+		}
+		// A file message may not be edited into something else.
+		ack2, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "p2", bob, "", ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Edit(ctxBG, session(alice, 1), &protocol.EditReq{ClientMsgId: "e",
+			ConvId: ack2.ConvId, Seq: ack2.Seq, ContentType: common.ContentType_TEXT,
+			Content: []byte("x")})
+		wantCode(t, err, common.ErrorCode_BAD_REQUEST)
+
+		// In a group: a member who joined later, and one who cleared, read
+		// it no more than the message.
+		conv := e.group(t, alice, "g", carol)
+		ref2 := e.upload(t, alice, "b.txt", "text/plain", data)
+		if _, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "g", 0, conv, ref2)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.manage(alice, conv, common.GroupAction_ADD, []int64{dave}, "", 0); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = e.download(dave, ref2.FileId)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		if _, _, err := e.download(carol, ref2.FileId); err != nil {
+			t.Fatalf("carol: %v", err)
+		}
+		if _, err := e.svc.ClearConv(ctxBG, session(carol, 1),
+			&protocol.ClearConvReq{ConvId: conv}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = e.download(carol, ref2.FileId)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+	})
+}
+
+func TestFiles_PruneRemovesStale(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		data := randomBytes(t, 2*protocol.MaxFileChunk)
+		sent := e.upload(t, alice, "sent", "a/b", data)
+		unsent := e.upload(t, alice, "unsent", "a/b", data)
+		sum := sha256.Sum256(data)
+		stale, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{Size: 1 << 20,
+			Sha256: sum[:], Mime: "a/b", Name: "stale", Data: data[:protocol.MaxFileChunk]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "s", bob, "", sent)); err != nil {
+			t.Fatal(err)
+		}
+
+		// Within the retention nothing goes.
+		if n, err := e.svc.pruneFiles(ctxBG); err != nil || n != 0 {
+			t.Fatalf("early prune = %d, %v", n, err)
+		}
+		e.svc.now = func() time.Time { return time.Now().Add(e.svc.cfg.FileRetention + time.Minute) }
+		t.Cleanup(func() { e.svc.now = time.Now })
+		if n, err := e.svc.pruneFiles(ctxBG); err != nil || n != 2 {
+			t.Fatalf("prune = %d, %v; want the unsent file and the stale upload", n, err)
+		}
+		if _, _, err := e.download(bob, sent.FileId); err != nil {
+			t.Fatalf("the sent file: %v", err)
+		}
+		_, _, err = e.download(alice, unsent.FileId)
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		_, err = e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{FileId: stale.FileId})
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		var chunks int64
+		if err := e.db.Model(&fileChunkRow{}).Where("file_id IN ?",
+			[]string{unsent.FileId, stale.FileId}).Count(&chunks).Error; err != nil || chunks != 0 {
+			t.Fatalf("%d chunks of pruned files left (%v)", chunks, err)
+		}
+		if d, ok := e.svc.blobs.(dirBlobs); ok {
+			if _, err := os.Stat(d.path(unsent.FileId)); !os.IsNotExist(err) {
+				t.Fatalf("bytes of the pruned file: %v", err)
+			}
+		}
+	})
+}
