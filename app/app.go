@@ -326,6 +326,10 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 			lc.DBDSN = filepath.Join(s.cfg.DataDir, "resonance.db")
 		}
 	}
+	if lc.FileDir == "" && (lc.DBDriver == "" || lc.DBDriver == "sqlite") {
+		// Beside the database: on the disk that holds it, off its one writer.
+		lc.FileDir = filepath.Join(filepath.Dir(lc.DBDSN), "files")
+	}
 	lc.InternalSecret = s.cfg.InternalSecret
 	if lc.TokenSecret == "" {
 		secret, err := loadOrCreateSecret(filepath.Join(s.cfg.DataDir, "token.key"))

@@ -210,6 +210,14 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.IntVar(&c.Logic.MaxGroupMembers, "max-group-members", 0, "largest group, owner included (default 500)")
 	fs.DurationVar(&c.Logic.RecallWindow, "recall-window", 0, "how long a sender may recall a message (default 2m)")
 	fs.DurationVar(&c.Logic.EditWindow, "edit-window", 0, "how long a sender may edit a message (default 24h)")
+	fs.StringVar(&c.Logic.FileDir, "file-dir", "",
+		"directory of uploaded files' bytes (default: <dir of the SQLite file>/files on SQLite; "+
+			"in the database, in chunks, on MySQL)")
+	fs.Int64Var(&c.Logic.MaxFileSize, "max-file-size", 0, "largest upload in bytes (default 26214400)")
+	fs.IntVar(&c.Logic.MaxUploads, "max-uploads", 0, "unfinished uploads per user (default 10)")
+	fs.DurationVar(&c.Logic.FileRetention, "file-retention", 0,
+		"how long unfinished uploads and files no message names are kept (default 24h)")
+	limitFlag(fs, &c.Logic.UploadLimit, "upload-limit", "uploads started per user (default 20/3s)")
 	limitFlag(fs, &c.Logic.LoginAccountLimit, "login-account-limit",
 		"password attempts per username: BURST/PERIOD, one back per PERIOD (default 10/30s)")
 	limitFlag(fs, &c.Logic.LoginAddrLimit, "login-addr-limit",

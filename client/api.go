@@ -86,6 +86,8 @@ type SendParams struct {
 	// every member: the owner's and admins' privilege (else FORBIDDEN).
 	Mentions   []int64
 	MentionAll bool
+	// file, set by SendFile, is sent as a FILE message.
+	file *common.FileRef
 }
 
 // Send sends one message and waits for its ack. On a retryable failure (a
@@ -110,7 +112,12 @@ func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, er
 		Mentions:    p.Mentions,
 		MentionAll:  setIf(p.MentionAll),
 	}
-	if p.Text != "" {
+	switch {
+	case p.file != nil && (p.Text != "" || len(p.Content) > 0):
+		return nil, errorf("send: %w: a file with Text or Content", ErrBadParams)
+	case p.file != nil:
+		req.ContentType, req.Content = common.ContentType_FILE, EncodeFileRef(p.file)
+	case p.Text != "":
 		req.ContentType = common.ContentType_TEXT
 		req.Content = []byte(p.Text)
 	}

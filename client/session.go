@@ -710,7 +710,10 @@ func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp,
 		ReplyToSeq: setIf(p.ReplyToSeq), Mentions: storedMentions(s.UserID(), p.Mentions),
 		MentionAll: setIf(p.MentionAll),
 	}
-	if p.Text != "" {
+	switch {
+	case p.file != nil:
+		m.ContentType, m.Content = common.ContentType_FILE, EncodeFileRef(p.file)
+	case p.Text != "":
 		m.ContentType, m.Content = common.ContentType_TEXT, []byte(p.Text)
 	}
 	return m
