@@ -86,8 +86,9 @@ type SendParams struct {
 	// every member: the owner's and admins' privilege (else FORBIDDEN).
 	Mentions   []int64
 	MentionAll bool
-	// file, set by SendFile, is sent as a FILE message.
-	file *common.FileRef
+	// File, when set, is sent as a FILE message (Text and Content empty):
+	// a FileRef from Upload, or from a FILE message to forward.
+	File *common.FileRef
 }
 
 // Send sends one message and waits for its ack. On a retryable failure (a
@@ -113,10 +114,10 @@ func (c *Client) Send(ctx context.Context, p SendParams) (*protocol.SendResp, er
 		MentionAll:  setIf(p.MentionAll),
 	}
 	switch {
-	case p.file != nil && (p.Text != "" || len(p.Content) > 0):
+	case p.File != nil && (p.Text != "" || len(p.Content) > 0):
 		return nil, errorf("send: %w: a file with Text or Content", ErrBadParams)
-	case p.file != nil:
-		req.ContentType, req.Content = common.ContentType_FILE, EncodeFileRef(p.file)
+	case p.File != nil:
+		req.ContentType, req.Content = common.ContentType_FILE, EncodeFileRef(p.File)
 	case p.Text != "":
 		req.ContentType = common.ContentType_TEXT
 		req.Content = []byte(p.Text)

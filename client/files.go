@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"path/filepath"
+	"time"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -40,6 +41,7 @@ type uploader struct {
 	id      string
 	chunk   []byte // the bytes at chunkAt
 	chunkAt int64
+	pace    chunkPacer
 }
 
 // newUploader checks p, fills its defaults and computes the SHA-256 if it
@@ -110,6 +112,9 @@ func (u *uploader) run(ctx context.Context, c *Client) (*common.FileRef, error) 
 	}
 	for !resp.Complete {
 		if err := u.advance(resp.NextOffset); err != nil {
+			return nil, err
+		}
+		if err := u.pace.wait(ctx); err != nil {
 			return nil, err
 		}
 		resp, err = u.send(ctx, c, &protocol.UploadReq{FileId: u.id, Offset: u.chunkAt,
@@ -222,19 +227,19 @@ func FileRefOf(m *common.Message) (*common.FileRef, error) {
 	return ref, decodeContent(m, common.ContentType_FILE, ref)
 }
 
-// SendFile sends ref, from Upload (or a FILE message the user can read, to
-// forward it), as a FILE message to the recipient p names; p's Text and
-// Content must be empty.
+// SendFile is Send with p.File set to ref: ref, from Upload or a FILE
+// message the user can read (a forward), goes as a FILE message to the
+// recipient p names.
 func (c *Client) SendFile(ctx context.Context, p SendParams,
 	ref *common.FileRef) (*protocol.SendResp, error) {
-	p.file = ref
+	p.File = ref
 	return c.Send(ctx, p)
 }
 
 // SendFile is Client.SendFile with Session.Send's retries.
 func (s *Session) SendFile(ctx context.Context, p SendParams,
 	ref *common.FileRef) (*protocol.SendResp, error) {
-	p.file = ref
+	p.File = ref
 	return s.Send(ctx, p)
 }
 
@@ -249,11 +254,15 @@ type downloader struct {
 	sum     hash.Hash
 	written int64
 	last    *protocol.DownloadResp
+	pace    chunkPacer
 }
 
 // run downloads the rest of the file on c.
 func (d *downloader) run(ctx context.Context, c *Client) error {
 	for {
+		if err := d.pace.wait(ctx); err != nil {
+			return err
+		}
 		resp := protocol.NewDownloadResp()
 		req := &protocol.DownloadReq{FileId: d.id, Offset: d.written,
 			MaxBytes: protocol.MaxFileChunk}
@@ -318,4 +327,34 @@ func (s *Session) Download(ctx context.Context, id string,
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// chunkEvery and chunkBurst pace the chunks of one upload or download to
+// half the gateway's default frame rate (200 a second, bursts of 400): a
+// file's chunks go as fast as their answers come back, and on a fast link
+// a large file went over the rate and got the connection closed
+// (RATE_LIMITED). After a burst of 3 MiB that is 3.2 MiB a second.
+const (
+	chunkEvery = 10 * time.Millisecond
+	chunkBurst = 100
+)
+
+// chunkPacer lets chunkBurst chunks through at once, then one every
+// chunkEvery.
+type chunkPacer struct {
+	due time.Time // when the chunks so far would have ended at one per chunkEvery
+}
+
+// wait returns when the next chunk may go, or ctx's error.
+func (p *chunkPacer) wait(ctx context.Context) error {
+	now := time.Now()
+	if p.due.Before(now) {
+		p.due = now
+	}
+	p.due = p.due.Add(chunkEvery)
+	early := p.due.Sub(now) - chunkBurst*chunkEvery
+	if early <= 0 {
+		return ctx.Err()
+	}
+	return sleep(ctx, early)
 }

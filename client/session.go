@@ -711,8 +711,8 @@ func (s *Session) ownMessage(p SendParams, ack *protocol.SendResp,
 		MentionAll: setIf(p.MentionAll),
 	}
 	switch {
-	case p.file != nil:
-		m.ContentType, m.Content = common.ContentType_FILE, EncodeFileRef(p.file)
+	case p.File != nil:
+		m.ContentType, m.Content = common.ContentType_FILE, EncodeFileRef(p.File)
 	case p.Text != "":
 		m.ContentType, m.Content = common.ContentType_TEXT, []byte(p.Text)
 	}

@@ -325,8 +325,11 @@ func messageText(m *common.Message) string {
 }
 
 func contentText(t common.ContentType, content []byte) string {
-	if t == common.ContentType_TEXT {
+	switch t {
+	case common.ContentType_TEXT:
 		return string(content)
+	case common.ContentType_FILE:
+		return fileText(content)
 	}
 	return fmt.Sprintf("<%d bytes of binary content>", len(content))
 }

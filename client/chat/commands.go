@@ -33,6 +33,10 @@ const helpText = `commands:
                recall or edit one of your messages
   /react #<seq> <emoji>, /unreact #<seq> <emoji>
                react to a message with an emoji, or take the reaction back
+  /send-file <path>
+               upload a file and send it to the conversation
+  /save #<seq> [<path>]
+               download the file of a message (default: its name, here)
   /convs       list your conversations with unread counts
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes
@@ -104,7 +108,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			s.report(s.resolvePeer(ctx, true))
 		}
 	default:
-		if !s.handleConvCommand(ctx, cmd, arg) && !s.handleAccountCommand(ctx, cmd, arg) {
+		if !s.handleConvCommand(ctx, cmd, arg) && !s.handleAccountCommand(ctx, cmd, arg) &&
+			!s.handleFileCommand(ctx, cmd, arg) {
 			s.printf("! unknown command %s; /help lists them", cmd)
 		}
 	}

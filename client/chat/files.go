@@ -1,0 +1,171 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// fileDeadline bounds one /send-file upload or /save download. They run on
+// Run's goroutine, so input waits meanwhile; at the SDK's pace (3 MiB a
+// second after a burst) the largest default file takes about 8 seconds.
+const fileDeadline = 5 * time.Minute
+
+// handleFileCommand runs /send-file and /save; false means cmd is neither.
+func (s *session) handleFileCommand(ctx context.Context, cmd, arg string) bool {
+	switch cmd {
+	case "/send-file":
+		s.report(s.sendFile(ctx, arg))
+	case "/save":
+		s.report(s.saveFile(ctx, arg))
+	default:
+		return false
+	}
+	return true
+}
+
+// sendFile runs "/send-file <path>": it uploads the file, then queues its
+// FILE message behind the lines typed before it.
+func (s *session) sendFile(ctx context.Context, path string) error {
+	switch {
+	case path == "":
+		return errors.New("usage: /send-file <path>")
+	case s.group == "" && s.peer.id == 0:
+		return errors.New("no conversation yet: /to <user> or /group")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+		return err
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case info.Size() == 0:
+		return fmt.Errorf("%s is empty", path)
+	}
+	name := filepath.Base(path)
+	s.printf("* uploading %s (%s)", name, formatSize(info.Size()))
+	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
+	defer cancel()
+	ref, err := s.sess.Upload(ctx, f, client.UploadParams{Name: name, Size: info.Size()})
+	if err != nil {
+		return err
+	}
+	if s.group != "" {
+		s.enqueue(client.SendParams{ConvID: s.group, File: ref,
+			ClientMsgID: client.NewClientMsgID()})
+		return nil
+	}
+	s.sendP2P(client.SendParams{File: ref})
+	return nil
+}
+
+// saveFile runs "/save #<seq> [<path>]": it downloads the file of the FILE
+// message at seq to path, by default the file's name in the working
+// directory. It never overwrites a file.
+func (s *session) saveFile(ctx context.Context, arg string) error {
+	conv := s.conv()
+	fields := strings.Fields(arg)
+	if len(fields) < 1 || len(fields) > 2 {
+		return errors.New("usage: /save #<seq> [<path>]")
+	}
+	seq, err := strconv.ParseInt(strings.TrimPrefix(fields[0], "#"), 10, 64)
+	switch {
+	case conv == "":
+		return errors.New("no conversation yet")
+	case err != nil || seq <= 0:
+		return errors.New("usage: /save #<seq> [<path>]")
+	}
+	ref, err := s.fileAt(ctx, conv, seq)
+	if err != nil {
+		return err
+	}
+	// The name is the sender's: only its last element is used.
+	path := filepath.Base(filepath.Clean("/" + ref.Name))
+	if path == "/" || path == "." {
+		path = "download"
+	}
+	if len(fields) == 2 {
+		path = fields[1]
+	}
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
+	defer cancel()
+	_, err = s.sess.Download(ctx, ref.FileId, out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	s.printf("* saved %s (%s) to %s", ref.Name, formatSize(ref.Size), path)
+	return nil
+}
+
+// fileAt returns the FileRef of the FILE message at seq of conv.
+func (s *session) fileAt(ctx context.Context, conv string, seq int64) (*common.FileRef, error) {
+	var target *common.Message
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Sync(ctx, conv, seq-1, 1)
+		if err == nil && len(resp.Messages) > 0 && resp.Messages[0].Seq == seq {
+			target = resp.Messages[0]
+		}
+		return err
+	})
+	if err != nil && client.CodeOf(err) != common.ErrorCode_NOT_FOUND {
+		return nil, err
+	}
+	switch {
+	case target == nil:
+		return nil, fmt.Errorf("no #%d in this conversation", seq)
+	case target.Recalled:
+		return nil, fmt.Errorf("#%d was recalled", seq)
+	case target.ContentType != common.ContentType_FILE:
+		return nil, fmt.Errorf("#%d is not a file", seq)
+	}
+	return client.FileRefOf(target)
+}
+
+// fileText renders the content of a FILE message: "[file] name (size)".
+func fileText(content []byte) string {
+	ref, err := client.FileRefOf(&common.Message{ContentType: common.ContentType_FILE,
+		Content: content})
+	if err != nil {
+		return "[file] (unreadable)"
+	}
+	text := fmt.Sprintf("[file] %s (%s)", ref.Name, formatSize(ref.Size))
+	if ref.Caption != nil && *ref.Caption != "" {
+		text += " " + *ref.Caption
+	}
+	return text
+}
+
+// formatSize renders a byte count for people: 512 B, 1.5 KiB, 25.0 MiB.
+func formatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
