@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -333,8 +334,8 @@ func (n *notifier) notification(tg *logicrpc.OfflineTarget, items []batchItem) *
 		Badge:      tg.Badge,
 		Mentioned:  mentioned,
 	}
-	if !n.cfg.NoPreview && newest.ContentType == common.ContentType_TEXT {
-		note.Preview = preview(newest.Content)
+	if !n.cfg.NoPreview {
+		note.Preview = messagePreview(newest)
 	}
 	return note
 }
@@ -353,6 +354,26 @@ func platformName(p protocol.PushPlatform) string {
 		return "fcm"
 	}
 	return "other"
+}
+
+// messagePreview is the preview of m: the start of a text, a file's name
+// ("Photo" for an image, whose name says little), nothing for binary
+// content.
+func messagePreview(m *common.Message) string {
+	switch m.ContentType {
+	case common.ContentType_TEXT:
+		return preview(m.Content)
+	case common.ContentType_FILE:
+		ref := common.NewFileRef()
+		if _, err := ref.FastRead(m.Content); err != nil {
+			return ""
+		}
+		if strings.HasPrefix(ref.Mime, "image/") {
+			return "Photo"
+		}
+		return preview([]byte(ref.Name))
+	}
+	return ""
 }
 
 // preview returns the first previewRunes characters of a text message,

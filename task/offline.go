@@ -181,7 +181,8 @@ func (t *Task) resolveNotify(ctx context.Context, msg jetstream.Msg) {
 // the events stored in a conversation (group changes, recalls, edits) do
 // not.
 func notifiable(m *common.Message) bool {
-	return m.ContentType == common.ContentType_TEXT || m.ContentType == common.ContentType_BINARY
+	return m.ContentType == common.ContentType_TEXT || m.ContentType == common.ContentType_BINARY ||
+		m.ContentType == common.ContentType_FILE
 }
 
 // offlineChunkUsers bounds the recipients of one route lookup and one

@@ -575,3 +575,36 @@ func TestNotify_ReactionNotifiesNobody(t *testing.T) {
 		t.Errorf("online laptop got %d pushes, want the reaction and the message", n)
 	}
 }
+
+// A FILE message wakes devices like text, and previews as its name, or as
+// "Photo" for an image, never as the bytes of its FileRef.
+func TestPreview_FileMessages(t *testing.T) {
+	fileMsg := func(name, mime string) *common.Message {
+		ref := &common.FileRef{FileId: "0123456789abcdef0123456789abcdef", Name: name,
+			Mime: mime, Size: 10, Sha256: make([]byte, 32)}
+		b := make([]byte, ref.BLength())
+		ref.FastWriteNocopy(b, nil)
+		return &common.Message{ContentType: common.ContentType_FILE, Content: b}
+	}
+	for _, tc := range []struct {
+		name string
+		m    *common.Message
+		want string
+	}{
+		{name: "text", m: &common.Message{ContentType: common.ContentType_TEXT,
+			Content: []byte("hi")}, want: "hi"},
+		{name: "document", m: fileMsg("report.pdf", "application/pdf"), want: "report.pdf"},
+		{name: "image", m: fileMsg("IMG_0001.jpg", "image/jpeg"), want: "Photo"},
+		{name: "binary", m: &common.Message{ContentType: common.ContentType_BINARY,
+			Content: []byte{1, 2}}, want: ""},
+		{name: "broken ref", m: &common.Message{ContentType: common.ContentType_FILE,
+			Content: []byte{0xff}}, want: ""},
+	} {
+		if got := messagePreview(tc.m); got != tc.want {
+			t.Errorf("%s: preview %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if !notifiable(fileMsg("a", "a/b")) {
+		t.Error("a FILE message is not notifiable")
+	}
+}

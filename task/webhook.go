@@ -50,8 +50,9 @@ type Notification struct {
 	MsgID      int64  `json:"msg_id"`
 	Seq        int64  `json:"seq"`
 	SentAtMs   int64  `json:"sent_at_ms"`
-	// Preview is the start of the newest message's text; absent when
-	// previews are off or the message is not text.
+	// Preview is the start of the newest message's text, a file's name or
+	// "Photo" for an image; absent when previews are off or the message is
+	// binary.
 	Preview string `json:"preview,omitempty"`
 	// Count is how many messages this notification stands for (more than
 	// one when a burst was coalesced).
