@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -221,10 +222,18 @@ func EncodeFileRef(ref *common.FileRef) []byte {
 	return b
 }
 
-// FileRefOf decodes the FileRef of a FILE message.
+// FileRefOf decodes the FileRef of a FILE message. The content is
+// validated before it is read (codec.ReadBody): the generated reader
+// panics on some malformed bytes.
 func FileRefOf(m *common.Message) (*common.FileRef, error) {
+	if m.ContentType != common.ContentType_FILE {
+		return nil, errorf("%w: message %d is %s, not FILE", ErrBadParams, m.MsgId, m.ContentType)
+	}
 	ref := common.NewFileRef()
-	return ref, decodeContent(m, common.ContentType_FILE, ref)
+	if err := codec.ReadBody(m.Content, ref); err != nil {
+		return nil, errorf("%w: FILE of message %d: %v", ErrProtocol, m.MsgId, err)
+	}
+	return ref, nil
 }
 
 // SendFile is Send with p.File set to ref: ref, from Upload or a FILE

@@ -48,6 +48,12 @@ func bodyFor(op protocol.Op) thriftValue {
 		return protocol.NewPushMsg()
 	case protocol.Op_CLOSE:
 		return protocol.NewCloseMsg()
+	case protocol.Op_UPLOAD:
+		return protocol.NewUploadReq()
+	case protocol.Op_DOWNLOAD:
+		return protocol.NewDownloadReq()
+	case protocol.Op_DOWNLOAD_ACK:
+		return protocol.NewDownloadResp()
 	}
 	return nil
 }
@@ -141,7 +147,8 @@ func encodeBody(t *testing.T, v codec.Body) []byte {
 // read most: selector picks the type.
 func FuzzReadBody(f *testing.F) {
 	ops := []protocol.Op{protocol.Op_SEND, protocol.Op_PUSH, protocol.Op_LOGIN,
-		protocol.Op_CLOSE, protocol.Op_LOGIN_ACK}
+		protocol.Op_CLOSE, protocol.Op_LOGIN_ACK, protocol.Op_UPLOAD, protocol.Op_DOWNLOAD,
+		protocol.Op_DOWNLOAD_ACK}
 	for i, s := range seedFrames()[:5] {
 		f.Add(uint8(i), s[codec.HeaderSize:])
 	}

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -475,8 +476,10 @@ func (s *Service) canReadSeq(ctx context.Context, convID string, seq, user int64
 // decodeFileRef decodes and checks the content of a FILE message, what
 // needs no database.
 func decodeFileRef(content []byte) (*common.FileRef, error) {
+	// Through codec.ReadBody, which validates the bytes first: the
+	// generated reader panics on some malformed input.
 	ref := common.NewFileRef()
-	if n, err := ref.FastRead(content); err != nil || n != len(content) {
+	if err := codec.ReadBody(content, ref); err != nil || len(content) == 0 {
 		return nil, fmt.Errorf("%w: FILE content is not a FileRef", ErrBadRequest)
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/route"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
@@ -365,7 +366,7 @@ func messagePreview(m *common.Message) string {
 		return preview(m.Content)
 	case common.ContentType_FILE:
 		ref := common.NewFileRef()
-		if _, err := ref.FastRead(m.Content); err != nil {
+		if err := codec.ReadBody(m.Content, ref); err != nil {
 			return ""
 		}
 		if strings.HasPrefix(ref.Mime, "image/") {
