@@ -334,3 +334,53 @@ func TestFiles_PruneRemovesStale(t *testing.T) {
 		}
 	})
 }
+
+// In a batch, a FILE send takes the savepoint path with its neighbours and
+// records its reference in order; a batch of text alone stays on the plain
+// path.
+func TestFiles_BatchKeepsOrderAndTextStaysPlain(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		if !e.svc.consecutiveIDs {
+			t.Skip("this server allots a statement's ids interleaved: no plain path")
+		}
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		e.sendN(t, alice, bob, 1, "first") // creates the conversation
+		ref := e.upload(t, alice, "a.txt", "text/plain", randomBytes(t, 100))
+		storeRun := func(reqs ...*protocol.SendReq) {
+			t.Helper()
+			// Straight to the group commit, as one group, so that the
+			// batch holds them all whatever the timing.
+			items := make([]*batchItem, len(reqs))
+			for i, req := range reqs {
+				if err := e.svc.validateSend(req); err != nil {
+					t.Fatal(err)
+				}
+				m := e.svc.newMessage(session(alice, 1), req, p2pConvID(alice, bob))
+				items[i] = &batchItem{w: e.svc.sendWrite(session(alice, 1), m),
+					done: make(chan batchResult, 1)}
+			}
+			e.svc.commitBatch(items)
+			for _, it := range items {
+				if r := <-it.done; r.err != nil {
+					t.Fatalf("%s: %v", it.w.m.ClientMsgID, r.err)
+				}
+			}
+		}
+		storeRun(textReq("t1", bob), fileReq(t, "f1", bob, "", ref), textReq("t2", bob))
+		if n := e.svc.stats.plainBatches.Load(); n != 0 {
+			t.Fatalf("plain batches = %d with a FILE send in the batch", n)
+		}
+		var refs []fileRefRow
+		if err := e.db.Find(&refs).Error; err != nil || len(refs) != 1 || refs[0].Seq != 3 {
+			t.Fatalf("references %+v (%v), want the one at seq 3", refs, err)
+		}
+		storeRun(textReq("t3", bob), textReq("t4", bob))
+		if n := e.svc.stats.plainBatches.Load(); n != 1 {
+			t.Fatalf("plain batches = %d after a text-only batch, want 1", n)
+		}
+		msgs := e.syncAll(t, bob, p2pConvID(alice, bob))
+		if got := seqsOf(msgs); len(got) != 6 || msgs[2].ContentType != common.ContentType_FILE {
+			t.Fatalf("bob reads %v", got)
+		}
+	})
+}
