@@ -213,7 +213,8 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.Logic.FileDir, "file-dir", "",
 		"directory of uploaded files' bytes (default: <dir of the SQLite file>/files on SQLite; "+
 			"in the database, in chunks, on MySQL)")
-	fs.Int64Var(&c.Logic.MaxFileSize, "max-file-size", 0, "largest upload in bytes (default 26214400)")
+	fs.Int64Var(&c.Logic.MaxFileSize, "max-file-size", 0,
+		"largest upload in bytes (default 26214400)")
 	fs.IntVar(&c.Logic.MaxUploads, "max-uploads", 0, "unfinished uploads per user (default 10)")
 	fs.DurationVar(&c.Logic.FileRetention, "file-retention", 0,
 		"how long unfinished uploads and files no message names are kept (default 24h)")

@@ -111,7 +111,8 @@ func TestSession_FileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{ref.FileId, "0123456789abcdef0123456789abcdef"} {
-		if _, err := c.Download(ctx, id, io.Discard); client.CodeOf(err) != common.ErrorCode_NOT_FOUND {
+		_, err := c.Download(ctx, id, io.Discard)
+		if client.CodeOf(err) != common.ErrorCode_NOT_FOUND {
 			t.Errorf("carol downloads %s: %v, want NOT_FOUND", id, err)
 		}
 	}

@@ -189,7 +189,8 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, p UploadParams) (*comm
 
 // Upload is Client.Upload across reconnects: after a connection ends, the
 // next one asks the server how far the upload got and goes on from there.
-func (s *Session) Upload(ctx context.Context, r io.Reader, p UploadParams) (*common.FileRef, error) {
+func (s *Session) Upload(ctx context.Context, r io.Reader,
+	p UploadParams) (*common.FileRef, error) {
 	u, err := newUploader(r, p)
 	if err != nil {
 		return nil, err

@@ -122,7 +122,8 @@ func TestFiles_UploadSendDownload(t *testing.T) {
 		wantCode(t, err, common.ErrorCode_NOT_FOUND)
 
 		// Bob forwards it to carol, who may then read it too.
-		if _, err := e.svc.Send(ctxBG, session(bob, 1), fileReq(t, "fw", carol, "", ref)); err != nil {
+		_, err = e.svc.Send(ctxBG, session(bob, 1), fileReq(t, "fw", carol, "", ref))
+		if err != nil {
 			t.Fatalf("forward: %v", err)
 		}
 		if b, _, err := e.download(carol, ref.FileId); err != nil || !bytes.Equal(b, data) {
@@ -168,7 +169,8 @@ func TestFiles_ResumeAndRetry(t *testing.T) {
 		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "early", bob, "", ref))
 		wantCode(t, err, common.ErrorCode_NOT_FOUND)
 
-		if _, err := chunk(protocol.MaxFileChunk, data[protocol.MaxFileChunk:2*protocol.MaxFileChunk]); err != nil {
+		second := data[protocol.MaxFileChunk : 2*protocol.MaxFileChunk]
+		if _, err := chunk(protocol.MaxFileChunk, second); err != nil {
 			t.Fatal(err)
 		}
 		r, err := chunk(2*protocol.MaxFileChunk, data[2*protocol.MaxFileChunk:])
@@ -270,10 +272,12 @@ func TestFiles_RecallAndReadRules(t *testing.T) {
 		// it no more than the message.
 		conv := e.group(t, alice, "g", carol)
 		ref2 := e.upload(t, alice, "b.txt", "text/plain", data)
-		if _, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "g", 0, conv, ref2)); err != nil {
+		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "g", 0, conv, ref2))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.manage(alice, conv, common.GroupAction_ADD, []int64{dave}, "", 0); err != nil {
+		_, err = e.manage(alice, conv, common.GroupAction_ADD, []int64{dave}, "", 0)
+		if err != nil {
 			t.Fatal(err)
 		}
 		_, _, err = e.download(dave, ref2.FileId)
@@ -302,7 +306,8 @@ func TestFiles_PruneRemovesStale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "s", bob, "", sent)); err != nil {
+		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "s", bob, "", sent))
+		if err != nil {
 			t.Fatal(err)
 		}
 
@@ -310,7 +315,8 @@ func TestFiles_PruneRemovesStale(t *testing.T) {
 		if n, err := e.svc.pruneFiles(ctxBG); err != nil || n != 0 {
 			t.Fatalf("early prune = %d, %v", n, err)
 		}
-		e.svc.now = func() time.Time { return time.Now().Add(e.svc.cfg.FileRetention + time.Minute) }
+		later := e.svc.cfg.FileRetention + time.Minute
+		e.svc.now = func() time.Time { return time.Now().Add(later) }
 		t.Cleanup(func() { e.svc.now = time.Now })
 		if n, err := e.svc.pruneFiles(ctxBG); err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v; want the unsent file and the stale upload", n, err)
