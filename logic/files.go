@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -49,8 +50,8 @@ const (
 )
 
 // fileRow describes one uploaded file. Received is how many bytes of it
-// the blob store holds, moved only by the request that wrote them (a
-// compare-and-set on it orders racing chunks of one upload).
+// the store holds when the store keeps it (sqlBlobs), else only at
+// completion: blobStore.held is the upload's progress.
 type fileRow struct {
 	ID        string `gorm:"primaryKey;size:32"`
 	OwnerID   int64  `gorm:"not null"`
@@ -61,8 +62,9 @@ type fileRow struct {
 	Name      string `gorm:"size:255;not null"`
 	State     int16  `gorm:"not null"`
 	CreatedMs int64  `gorm:"not null"`
-	// UpdatedMs is the last chunk's time while uploading, the completion's
-	// after: the pruner's clock for both.
+	// UpdatedMs is, while uploading, the time of a chunk at most
+	// touchEvery before the last one; the completion's after: the pruner's
+	// clock for both.
 	UpdatedMs int64 `gorm:"not null"`
 }
 
@@ -234,7 +236,7 @@ func (s *Service) continueUpload(ctx context.Context, user int64,
 	if len(req.Data) > protocol.MaxFileChunk {
 		return nil, fmt.Errorf("%w: chunk over %d bytes", ErrTooLarge, protocol.MaxFileChunk)
 	}
-	f, err := s.ownUpload(ctx, user, req.FileId)
+	f, err := s.ownUploadHeld(ctx, user, req.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -274,40 +276,39 @@ func (s *Service) ownUpload(ctx context.Context, user int64, id string) (*fileRo
 	return &f, nil
 }
 
+// ownUploadHeld is ownUpload with Received set to the bytes the store
+// holds of an unfinished upload.
+func (s *Service) ownUploadHeld(ctx context.Context, user int64, id string) (*fileRow, error) {
+	f, err := s.ownUpload(ctx, user, id)
+	if err != nil || f.State != fileUploading {
+		return f, err
+	}
+	if f.Received, err = s.blobs.held(ctx, f); err != nil {
+		return nil, fmt.Errorf("progress of file %s: %w", f.ID, err)
+	}
+	return f, nil
+}
+
 // uploadResp is the answer that tells where f's upload stands.
 func uploadResp(f *fileRow) *protocol.UploadResp {
 	return &protocol.UploadResp{FileId: f.ID, NextOffset: f.Received,
 		Complete: f.State == fileComplete}
 }
 
+// touchEvery is how often, at most, an upload's chunks move its row's
+// UpdatedMs: often enough for the pruner (FileRetention is hours), rarely
+// enough that a directory upload on SQLite commits nothing per chunk.
+const touchEvery = time.Minute
+
 // storeChunk appends data to f at f.Received and completes the upload when
 // that was its last chunk. A racing request that stored a chunk there first
 // wins; this one answers where the upload now stands.
-//
-// TODO: every chunk moves its file row, a commit on the database's writer:
-// on SQLite, where the bytes go to a directory to keep them off the one
-// writer, that is still a small commit per 32 KiB beside the messages'
-// group commit. Tracking a directory upload's progress by its file's length
-// (under a lock per file; one instance on SQLite) would leave the row to
-// the start and the end.
 func (s *Service) storeChunk(ctx context.Context, f *fileRow,
 	data []byte) (*protocol.UploadResp, error) {
-	off, n := f.Received, int64(len(data))
-	advance := func(tx *gorm.DB) error {
-		res := tx.Model(&fileRow{}).Where("id = ? AND received = ? AND state = ?", f.ID, off,
-			fileUploading).Updates(map[string]any{"received": off + n,
-			"updated_ms": s.now().UnixMilli()})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errStaleChunk
-		}
-		return nil
-	}
-	err := s.blobs.put(ctx, f.ID, off, data, advance)
+	off := f.Received
+	err := s.blobs.put(ctx, f, off, data)
 	if errors.Is(err, errStaleChunk) {
-		if f, err = s.ownUpload(ctx, f.OwnerID, f.ID); err != nil {
+		if f, err = s.ownUploadHeld(ctx, f.OwnerID, f.ID); err != nil {
 			return nil, err
 		}
 		return uploadResp(f), nil
@@ -315,7 +316,14 @@ func (s *Service) storeChunk(ctx context.Context, f *fileRow,
 	if err != nil {
 		return nil, fmt.Errorf("store chunk file=%s offset=%d: %w", f.ID, off, err)
 	}
-	f.Received = off + n
+	f.Received = off + int64(len(data))
+	if now := s.now().UnixMilli(); now-f.UpdatedMs >= touchEvery.Milliseconds() &&
+		f.Received < f.Size {
+		err := s.dbc(ctx).Model(&fileRow{}).Where("id = ?", f.ID).Update("updated_ms", now).Error
+		if err != nil {
+			return nil, fmt.Errorf("touch file %s: %w", f.ID, err)
+		}
+	}
 	if f.Received < f.Size {
 		return uploadResp(f), nil
 	}
@@ -342,7 +350,8 @@ func (s *Service) completeUpload(ctx context.Context, f *fileRow) (*protocol.Upl
 		return nil, fmt.Errorf("seal file %s: %w", f.ID, err)
 	}
 	err = s.dbc(ctx).Model(&fileRow{}).Where("id = ? AND state = ?", f.ID, fileUploading).
-		Updates(map[string]any{"state": fileComplete, "updated_ms": s.now().UnixMilli()}).Error
+		Updates(map[string]any{"state": fileComplete, "received": f.Size,
+			"updated_ms": s.now().UnixMilli()}).Error
 	if err != nil {
 		return nil, fmt.Errorf("complete file %s: %w", f.ID, err)
 	}

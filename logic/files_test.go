@@ -333,7 +333,7 @@ func TestFiles_PruneRemovesStale(t *testing.T) {
 			[]string{unsent.FileId, stale.FileId}).Count(&chunks).Error; err != nil || chunks != 0 {
 			t.Fatalf("%d chunks of pruned files left (%v)", chunks, err)
 		}
-		if d, ok := e.svc.blobs.(dirBlobs); ok {
+		if d, ok := e.svc.blobs.(*dirBlobs); ok {
 			if _, err := os.Stat(d.path(unsent.FileId)); !os.IsNotExist(err) {
 				t.Fatalf("bytes of the pruned file: %v", err)
 			}
@@ -387,6 +387,102 @@ func TestFiles_BatchKeepsOrderAndTextStaysPlain(t *testing.T) {
 		msgs := e.syncAll(t, bob, p2pConvID(alice, bob))
 		if got := seqsOf(msgs); len(got) != 6 || msgs[2].ContentType != common.ContentType_FILE {
 			t.Fatalf("bob reads %v", got)
+		}
+	})
+}
+
+// A chunk that a racing request stored first is answered with where the
+// upload stands, and stored once; a directory upload commits its row only
+// at its ends and, for the pruner, at most once a minute.
+func TestFiles_RacingChunkAndRowCommits(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice := e.register(t, "alice")
+		data := randomBytes(t, 3*protocol.MaxFileChunk)
+		sum := sha256.Sum256(data)
+		start, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+			Size: int64(len(data)), Sha256: sum[:], Mime: "a/b", Name: "x",
+			Data: data[:protocol.MaxFileChunk]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := func() fileRow {
+			t.Helper()
+			var f fileRow
+			if err := e.db.Where("id = ?", start.FileId).Take(&f).Error; err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		// The row as a request read it before a racing one stored chunk 1.
+		before := row()
+		before.Received = protocol.MaxFileChunk
+		stale := before
+		mid := data[protocol.MaxFileChunk : 2*protocol.MaxFileChunk]
+		if _, err := e.svc.storeChunk(ctxBG, &before, mid); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.svc.storeChunk(ctxBG, &stale, mid)
+		if err != nil || resp.NextOffset != 2*protocol.MaxFileChunk || resp.Complete {
+			t.Fatalf("the stale chunk = %+v, %v; want where the upload stands", resp, err)
+		}
+		resp, err = e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+			FileId: start.FileId, Offset: 2 * protocol.MaxFileChunk,
+			Data: data[2*protocol.MaxFileChunk:]})
+		if err != nil || !resp.Complete {
+			t.Fatalf("last chunk = %+v, %v", resp, err)
+		}
+		if b, _, err := e.download(alice, start.FileId); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("download %d bytes, %v", len(b), err)
+		}
+
+		if _, ok := e.svc.blobs.(*dirBlobs); !ok {
+			return
+		}
+		data = randomBytes(t, 4*protocol.MaxFileChunk)
+		sum = sha256.Sum256(data)
+		second, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+			Size: int64(len(data)), Sha256: sum[:], Mime: "a/b", Name: "y",
+			Data: data[:protocol.MaxFileChunk]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := second.FileId
+		var f fileRow
+		read := func() fileRow {
+			t.Helper()
+			if err := e.db.Where("id = ?", first).Take(&f).Error; err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		created := read()
+		chunk := func(off int) {
+			t.Helper()
+			if _, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{FileId: first,
+				Offset: int64(off), Data: data[off : off+protocol.MaxFileChunk]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		chunk(protocol.MaxFileChunk)
+		if got := read(); got.Received != 0 || got.UpdatedMs != created.UpdatedMs {
+			t.Fatalf("a chunk changed the row: %+v, was %+v", got, created)
+		}
+		later := 2 * touchEvery
+		e.svc.now = func() time.Time { return time.Now().Add(later) }
+		t.Cleanup(func() { e.svc.now = time.Now })
+		resp, err = e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{FileId: first})
+		if err != nil || resp.NextOffset != 2*protocol.MaxFileChunk {
+			t.Fatalf("resume = %+v, %v", resp, err)
+		}
+		chunk(2 * protocol.MaxFileChunk)
+		touched := read()
+		if touched.Received != 0 ||
+			touched.UpdatedMs < created.UpdatedMs+touchEvery.Milliseconds() {
+			t.Fatalf("a chunk a minute later left the row %+v, was %+v", touched, created)
+		}
+		chunk(3 * protocol.MaxFileChunk)
+		if got := read(); got.State != fileComplete || got.Received != got.Size {
+			t.Fatalf("complete row %+v", got)
 		}
 	})
 }

@@ -175,7 +175,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 	s.onStored = s.enqueue
 	s.blobs = sqlBlobs{db: s.dbc}
 	if cfg.FileDir != "" {
-		s.blobs = dirBlobs{dir: cfg.FileDir, db: s.dbc}
+		s.blobs = &dirBlobs{dir: cfg.FileDir}
 	}
 	s.consecutiveIDs = consecutive
 	if deps.Metrics != nil {
