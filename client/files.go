@@ -81,10 +81,11 @@ func newUploader(r io.Reader, p UploadParams) (*uploader, error) {
 	return u, nil
 }
 
-// MimeOf returns the media type of a file name's extension, or
-// application/octet-stream.
+// MimeOf returns the media type of a file name's extension without its
+// parameters (the server takes no spaces: "text/plain", not "text/plain;
+// charset=utf-8"), or application/octet-stream.
 func MimeOf(name string) string {
-	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+	if t, _, err := mime.ParseMediaType(mime.TypeByExtension(filepath.Ext(name))); err == nil {
 		return t
 	}
 	return "application/octet-stream"
