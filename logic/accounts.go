@@ -394,8 +394,8 @@ func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error
 // deleted user is found by id only, with Deleted set and no profile.
 func (s *Service) GetUser(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetUserReq) (*protocol.GetUserResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("get_user", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "get_user", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.GetUserReq{} // a missing body reads as empty

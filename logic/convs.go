@@ -163,8 +163,8 @@ const shownExpr = "(m.hidden_seq = 0 OR " +
 // clients compare last_seq.
 func (s *Service) SyncConvs(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SyncConvsReq) (*protocol.SyncConvsResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("sync_convs", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "sync_convs", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SyncConvsReq{} // a missing body reads as empty

@@ -434,8 +434,8 @@ func groupChangeResp(m *messageRow, duplicate bool) *protocol.GroupChangeResp {
 // member.
 func (s *Service) GetGroup(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetGroupReq) (*protocol.GroupInfo, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("get_group", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "get_group", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.GetGroupReq{} // a missing body reads as empty

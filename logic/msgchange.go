@@ -266,8 +266,8 @@ func (s *Service) checkContent(ct common.ContentType, content []byte) error {
 // (FORBIDDEN), as by GetGroup; a seq from before the user joined counts 0.
 func (s *Service) ReadCounts(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ReadCountsReq) (*protocol.ReadCountsResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("read_counts", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "read_counts", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.ReadCountsReq{} // a missing body reads as empty

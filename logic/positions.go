@@ -27,8 +27,8 @@ const maxDeliveredPositions = 500
 // conversation id is BAD_REQUEST.
 func (s *Service) Delivered(ctx context.Context, session *logicrpc.Session,
 	req *protocol.DeliveredReq) (*protocol.DeliveredResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("delivered", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "delivered", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.DeliveredReq{} // a missing body reads as empty

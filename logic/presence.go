@@ -15,8 +15,8 @@ import (
 // the route store keeps no change times.
 func (s *Service) GetPresence(ctx context.Context, session *logicrpc.Session,
 	req *protocol.GetPresenceReq) (*protocol.GetPresenceResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("get_presence", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "get_presence", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.GetPresenceReq{} // a missing body reads as empty

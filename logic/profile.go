@@ -72,8 +72,8 @@ func profileChanges(req *protocol.UpdateProfileReq) (map[string]any, error) {
 // prefix to list all users takes days, not seconds.
 func (s *Service) SearchUsers(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SearchUsersReq) (*protocol.SearchUsersResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("search_users", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "search_users", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SearchUsersReq{} // a missing body reads as empty

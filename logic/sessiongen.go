@@ -150,6 +150,34 @@ func errSignedOut(session *logicrpc.Session) error {
 		ErrTokenInvalid, session.DeviceId, session.UserId, session.TokenGen)
 }
 
+// authorizeRead fails a read or receipt handler's call of op, as fail does:
+// with UNAUTHENTICATED when the session carries no user, and with
+// TOKEN_INVALID when its device was signed out since the connection logged
+// in (a deleted account's devices are all revoked, so that is one too). A
+// signed-out phone whose close was lost must learn no new history, and its
+// receipts (DELIVERED, TYPING) must reach no one.
+//
+// Unlike authorizeWrite it costs no query while the device's generation is
+// cached (signedOutSessions, as SEND), since SYNC, SYNC_CONVS and DELIVERED
+// are as hot as SEND: one read by primary key per device every sendGenTTL.
+// A revocation forgets the device at once on every instance it reaches
+// (publishRevoked), so a warm cache does not keep a signed-out device
+// reading; a lost event does for sendGenTTL at most.
+func (s *Service) authorizeRead(ctx context.Context, op string,
+	session *logicrpc.Session) error {
+	if !authenticated(session) {
+		return s.fail(op, ErrUnauthenticated, nil)
+	}
+	stale, err := s.signedOutSessions(ctx, []*logicrpc.Session{session})
+	if err == nil && stale[0] {
+		err = errSignedOut(session)
+	}
+	if err != nil {
+		return s.fail(op, err, sessionIDs(session))
+	}
+	return nil
+}
+
 // signedOutSessions returns which of sessions are stale (staleGen), reading
 // the generations the cache does not hold in one query for all of them: a
 // call costs at most one read, and none while its devices are cached.

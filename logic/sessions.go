@@ -162,8 +162,8 @@ func (s *Service) SignOutDevice(ctx context.Context, session *logicrpc.Session,
 // maxListedDevices), each online when it has a live route.
 func (s *Service) ListDevices(ctx context.Context, session *logicrpc.Session,
 	_ *protocol.ListDevicesReq) (*protocol.ListDevicesResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("list_devices", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "list_devices", session); err != nil {
+		return nil, err
 	}
 	rows, err := s.listDevices(ctx, session.UserId)
 	if err != nil {

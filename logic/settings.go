@@ -162,8 +162,8 @@ func (s *Service) saveSettings(ctx context.Context, row settingsRow) error {
 // login, since another device may have changed them.
 func (s *Service) GetSettings(ctx context.Context, session *logicrpc.Session,
 	_ *protocol.GetSettingsReq) (*protocol.UserSettings, error) {
-	if !authenticated(session) {
-		return nil, s.fail("get_settings", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "get_settings", session); err != nil {
+		return nil, err
 	}
 	rows, err := s.settingsOf(ctx, []int64{session.UserId})
 	if err != nil {

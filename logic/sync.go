@@ -26,8 +26,8 @@ const (
 // user cleared (see ClearConv) is never returned: backward paging ends there.
 func (s *Service) Sync(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SyncReq) (*protocol.SyncResp, error) {
-	if session == nil || session.UserId == 0 {
-		return nil, s.fail("sync", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "sync", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SyncReq{} // a missing body reads as empty

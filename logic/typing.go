@@ -22,8 +22,8 @@ import (
 // other are answered OK and dropped.
 func (s *Service) Typing(ctx context.Context, session *logicrpc.Session,
 	req *protocol.TypingReq) (*protocol.TypingResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("typing", ErrUnauthenticated, nil)
+	if err := s.authorizeRead(ctx, "typing", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.TypingReq{} // a missing body reads as empty
