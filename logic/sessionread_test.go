@@ -184,3 +184,21 @@ func TestReads_GenerationReadsPerCall(t *testing.T) {
 		}
 	}
 }
+
+// A signed-out device cannot sign out the devices that are still signed in.
+func TestSignedOutSession_CannotSignOutOthers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	e.sendN(t, bob, alice, 1, "hello")
+	grp := e.group(t, bob, "G", alice)
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	if _, err := e.svc.SignOutDevice(ctx, phone.sess,
+		&protocol.SignOutDeviceReq{DeviceId: "laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.SignOutDevice(ctx, laptop.sess, &protocol.SignOutDeviceReq{DeviceId: "phone"})
+	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+	callsAnswer(t, readCalls(e, phone.sess, bob, grp), common.ErrorCode_OK)
+}

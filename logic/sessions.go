@@ -126,11 +126,14 @@ func (s *Service) setPassword(tx *gorm.DB, u *userRow, device, hash string) (tok
 
 // SignOutDevice revokes the tokens of one of the user's devices and closes
 // its connections with SIGNED_OUT (the session's own too, when it names its
-// own device). A device the user never logged in from is NOT_FOUND.
+// own device). A device the user never logged in from is NOT_FOUND; a
+// session whose own device was signed out is TOKEN_INVALID.
 func (s *Service) SignOutDevice(ctx context.Context, session *logicrpc.Session,
 	req *protocol.SignOutDeviceReq) (*protocol.SignOutDeviceResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("sign_out_device", ErrUnauthenticated, nil)
+	// Checked: a signed-out phone whose close was lost must not sign the
+	// user's other devices out.
+	if err := s.authorizeWrite(ctx, "sign_out_device", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.SignOutDeviceReq{} // a missing body reads as empty
