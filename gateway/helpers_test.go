@@ -186,6 +186,8 @@ func (s *stubLogic) Send(_ context.Context, sess *logicrpc.Session,
 	switch string(req.Content) {
 	case "forbidden":
 		return nil, &common.BizError{Code: common.ErrorCode_FORBIDDEN, Message: "not a member"}
+	case "signed-out":
+		return nil, errStubSignedOut
 	case "crash":
 		return nil, errors.New("db: connection refused at 10.0.0.7")
 	case "slow":
@@ -303,8 +305,17 @@ func (s *stubLogic) sendRunCalls() [][]int {
 	return slices.Clone(s.runCalls)
 }
 
-func (s *stubLogic) Sync(context.Context, *logicrpc.Session,
-	*protocol.SyncReq) (*protocol.SyncResp, error) {
+// errStubSignedOut is what logic answers a signed-out device's connection.
+var errStubSignedOut = &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
+	Message: "invalid token: device signed out"}
+
+// Sync answers an empty page, or TOKEN_INVALID for the conversation
+// "signed-out", as logic answers a signed-out device's connection.
+func (s *stubLogic) Sync(_ context.Context, _ *logicrpc.Session,
+	req *protocol.SyncReq) (*protocol.SyncResp, error) {
+	if req.ConvId == "signed-out" {
+		return nil, errStubSignedOut
+	}
 	return &protocol.SyncResp{}, nil
 }
 

@@ -21,8 +21,13 @@ func (s *stubLogic) Logout(context.Context, *logicrpc.Session,
 	return nil, errStubUnsupported
 }
 
-func (s *stubLogic) Refresh(context.Context, *logicrpc.Session,
-	*protocol.RefreshReq) (*protocol.RefreshResp, error) {
+// Refresh refuses the refresh token "stale" with TOKEN_INVALID, as logic
+// refuses one rotated away; any other is UNSUPPORTED.
+func (s *stubLogic) Refresh(_ context.Context, _ *logicrpc.Session,
+	req *protocol.RefreshReq) (*protocol.RefreshResp, error) {
+	if req.RefreshToken == "stale" {
+		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID, Message: "already used"}
+	}
 	return nil, errStubUnsupported
 }
 

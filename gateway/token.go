@@ -7,6 +7,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -57,4 +58,37 @@ func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
 		}
 	}
 	return g.writeDone
+}
+
+// afterError returns what runs on the loop once resp, the error reply to
+// a request of op, is written. TOKEN_INVALID to a logged-in connection's
+// request means logic found the connection's device signed out (LOGOUT on
+// another connection, SIGN_OUT_DEVICE, a password change) or its account
+// deleted, and the close that should have followed was lost or missed this
+// gateway: the connection can do nothing more, so it is closed with
+// SIGNED_OUT after the reply, and the client takes its signed-out path
+// instead of meeting the same error on every request. DELETE_ACCOUNT's
+// TOKEN_INVALID says the account is gone: ACCOUNT_DELETED.
+//
+// Not after LOGIN, whose TOKEN_INVALID refuses the token it carried (the
+// third failure closes with LOGIN_FAILED, loginFailed), nor after REFRESH,
+// whose TOKEN_INVALID refuses the refresh token it carried: malformed,
+// rotated away by a concurrent REFRESH, or of another device, while the
+// connection may well be signed in (a reuse that signs the device out
+// closes it through logic's kick).
+func (g *Gateway) afterError(c *conn, op protocol.Op, resp *protocol.ErrorResp) gnet.AsyncCallback {
+	if resp.Code != common.ErrorCode_TOKEN_INVALID || c.session.Load() == nil {
+		return g.writeDone
+	}
+	reason, detail := protocol.CloseReason_SIGNED_OUT, "signed out"
+	switch op {
+	case protocol.Op_LOGIN, protocol.Op_REGISTER, protocol.Op_REFRESH:
+		return g.writeDone
+	case protocol.Op_DELETE_ACCOUNT:
+		reason, detail = protocol.CloseReason_ACCOUNT_DELETED, "account deleted"
+	}
+	return func(gnet.Conn, error) error {
+		g.closeOnLoop(c, reason, detail)
+		return nil
+	}
 }

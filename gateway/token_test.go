@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -62,4 +64,44 @@ func TestGateway_SessionCarriesTokenGeneration(t *testing.T) {
 	if got := h.logic.listedGens; !slices.Equal(got, []int64{5, 6}) {
 		t.Fatalf("generations sent %v, want [5 6]", got)
 	}
+}
+
+// A request that logic refuses with TOKEN_INVALID comes from a connection
+// of a signed-out device whose close was lost: the gateway answers it, then
+// closes the connection with SIGNED_OUT, whether the request went alone
+// (SYNC) or in a run of SENDs.
+func TestGateway_TokenInvalidClosesSignedOut(t *testing.T) {
+	cases := []struct {
+		name  string
+		op    protocol.Op
+		reply protocol.Op
+		body  codec.Body
+	}{
+		{"sync", protocol.Op_SYNC, protocol.Op_SYNC_ACK,
+			&protocol.SyncReq{ConvId: "signed-out"}},
+		{"send", protocol.Op_SEND, protocol.Op_SEND_ACK,
+			&protocol.SendReq{ToUserId: 2, ClientMsgId: "m1", Content: []byte("signed-out")}},
+	}
+	h := startGateway(t, Config{})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial(t)
+			c.login("alice", 1)
+			c.send(tc.op, 2, tc.body)
+			c.expectError(tc.reply, 2, common.ErrorCode_TOKEN_INVALID)
+			c.expectClose(protocol.CloseReason_SIGNED_OUT)
+		})
+	}
+}
+
+// REFRESH's TOKEN_INVALID refuses the refresh token it carried, not the
+// connection: it stays open.
+func TestGateway_RefreshTokenInvalidKeepsConnection(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.login("alice", 1)
+	c.send(protocol.Op_REFRESH, 2, &protocol.RefreshReq{RefreshToken: "stale"})
+	c.expectError(protocol.Op_REFRESH_ACK, 2, common.ErrorCode_TOKEN_INVALID)
+	c.send(protocol.Op_SYNC, 3, &protocol.SyncReq{ConvId: "p2p:1:2"})
+	c.expectReply(protocol.Op_SYNC_ACK, 3, &protocol.SyncResp{})
 }

@@ -400,14 +400,15 @@ func (g *Gateway) loginFailed(c *conn, r request, err error) {
 }
 
 // replyError answers r with an ErrorResp; errors that are not the client's
-// are logged (sampled) with the ids, never sent.
+// are logged (sampled) with the ids, never sent. A TOKEN_INVALID closes c
+// with SIGNED_OUT after it (afterError).
 func (g *Gateway) replyError(c *conn, r request, err error) {
 	resp, internal := errorResp(err)
 	if internal {
 		g.logCallFailed(c, r.op, err).Msg("logic call failed")
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
-	_ = c.write(frame, g.writeDone)
+	_ = c.write(frame, g.afterError(c, r.op, resp))
 }
 
 // replyErrors is replyError for every request of rs, which failed together
@@ -419,7 +420,7 @@ func (g *Gateway) replyErrors(c *conn, rs []request, err error) {
 	}
 	for _, r := range rs {
 		frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
-		_ = c.write(frame, g.writeDone)
+		_ = c.write(frame, g.afterError(c, r.op, resp))
 	}
 }
 
