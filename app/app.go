@@ -63,6 +63,9 @@ type System struct {
 	registry registry.Registry
 	// watches is the presence watch store logic and task share.
 	watches route.Watches
+	// routes is the route table logic and task share; nil for a lone
+	// gateway.
+	routes route.Table
 
 	logic     *logicsvc.Service
 	logicAddr net.Addr
@@ -112,13 +115,12 @@ func (s *System) start(ctx context.Context) error {
 		return err
 	}
 	var js jetstream.JetStream
-	var routes route.Table
 	if s.cfg.Role.Has(RoleLogic) || s.cfg.Role.Has(RoleTask) {
 		var err error
 		if js, err = s.connectNATS(); err != nil {
 			return err
 		}
-		if routes, err = s.routeTable(ctx); err != nil {
+		if s.routes, err = s.routeTable(ctx); err != nil {
 			return err
 		}
 		s.watches = s.watchStore()
@@ -128,12 +130,12 @@ func (s *System) start(ctx context.Context) error {
 	}
 	names := mq.NewNames(s.cfg.Prefix)
 	if s.cfg.Role.Has(RoleLogic) {
-		if err := s.startLogic(ctx, js, names, routes); err != nil {
+		if err := s.startLogic(ctx, js, names, s.routes); err != nil {
 			return err
 		}
 	}
 	if s.cfg.Role.Has(RoleTask) {
-		if err := s.startTask(ctx, js, names, routes); err != nil {
+		if err := s.startTask(ctx, js, names, s.routes); err != nil {
 			return err
 		}
 	}
