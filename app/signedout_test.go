@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -185,5 +186,40 @@ func TestSignedOut_LostCloseReceiptsReachNoPeer(t *testing.T) {
 	convs, err := alice.SyncConvs(ctx, "", 0)
 	if err != nil || len(convs.Convs) != 1 || convs.Convs[0].Unread != 1 {
 		t.Fatalf("alice's conversations = %+v, %v, want one with 1 unread", convs, err)
+	}
+}
+
+// A Session of a signed-out device whose close was lost ends, at its next
+// request, with the error a CLOSE SIGNED_OUT gives it; it does not sign the
+// device in again with its password.
+func TestSignedOut_LostCloseEndsSession(t *testing.T) {
+	sys := signedOutSystem(t)
+	addr := sys.GatewayAddr().String()
+	suffix := time.Now().UnixNano() % 1_000_000_000
+	alice := login(t, addr, fmt.Sprintf("alice%d", suffix), "phone", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := client.OpenSession(ctx, client.SessionConfig{Addr: addr,
+		Login: client.LoginParams{Username: alice.name, Password: "correct horse",
+			DeviceID: "laptop"},
+		ResyncInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	loseRoute(t, sys, alice.id, "laptop")
+	if err := alice.SignOutDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case <-sess.Done():
+	case <-ctx.Done():
+		t.Fatalf("the signed-out laptop's session goes on")
+	}
+	ce, ok := errors.AsType[*client.CloseError](sess.Err())
+	if !errors.Is(sess.Err(), client.ErrSessionEnded) || !ok ||
+		ce.Reason != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("session ended with %v, want ErrSessionEnded and CLOSE SIGNED_OUT", sess.Err())
 	}
 }

@@ -402,12 +402,46 @@ func (s *Session) serveConn(c *Client, resp *protocol.LoginResp) error {
 }
 
 // connErr prefers the connection's error, which says whether to reconnect,
-// over the error of the request it broke.
+// over the error of the request it broke. A catch-up request (SYNC_CONVS,
+// SYNC) answered TOKEN_INVALID ends the connection as signed out
+// (signedOutErr).
 func connErr(c *Client, err error) error {
+	if CodeOf(err) == common.ErrorCode_TOKEN_INVALID {
+		return signedOutErr(c, err)
+	}
 	if cerr := c.Err(); cerr != nil {
 		return cerr
 	}
 	return errorf("%w: %w", errCatchUp, err)
+}
+
+// signedOutCloseWait bounds how long signedOutErr waits for the CLOSE that
+// follows a TOKEN_INVALID answer.
+const signedOutCloseWait = time.Second
+
+// signedOutErr is the end of c after err, a TOKEN_INVALID answer to a
+// request of the logged-in c: its device was signed out, or its account
+// deleted, and the close that should have told c was lost. The gateway
+// closes c with SIGNED_OUT right behind the answer; that close, read by
+// c's reader just after the answer, is waited for and returned, so that
+// the session ends as at any sign-out. Taken for a broken catch-up
+// instead, the error would make the session reconnect and, its tokens
+// refused, sign the device in again with the password, undoing the
+// sign-out. A gateway older than that close sends none: c is closed here
+// and ends as signed out all the same.
+func signedOutErr(c *Client, err error) error {
+	select {
+	case <-c.Done():
+	case <-time.After(signedOutCloseWait):
+		_ = c.Close()
+	}
+	if cerr := c.Err(); cerr != nil {
+		if _, ok := errors.AsType[*CloseError](cerr); ok {
+			return cerr
+		}
+	}
+	return &CloseError{Reason: protocol.CloseReason_SIGNED_OUT, Message: err.Error(),
+		ReconnectAfter: -1}
 }
 
 // finalAckWait bounds how long Close waits for its final DELIVERED to be

@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +94,40 @@ func TestSession_PassesOverAConversationTheServerRefuses(t *testing.T) {
 	}
 	if n := st.count(bobConv); n != 0 {
 		t.Fatalf("%d messages of the refused conversation handed over, want none", n)
+	}
+}
+
+// A catch-up answered TOKEN_INVALID comes from a signed-out device whose
+// close was lost: the session ends as at a CLOSE SIGNED_OUT, whether the
+// gateway sends that close behind the answer or, older, sends none; it
+// does not reconnect, which would sign the device in again with the
+// password.
+func TestSession_TokenInvalidCatchUpEndsSignedOut(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gateway keeps the connection %v", keep), func(t *testing.T) {
+			s := startServer(t, clienttest.Options{KeepSignedOut: keep})
+			_, aliceID := loginNew(t, s, "alice", client.Options{})
+			bob, bobID := loginNew(t, s, "bob", client.Options{})
+			sendN(t, bob, aliceID, 1, "from bob")
+			s.RefuseSyncs(client.P2PConvID(aliceID, bobID), common.ErrorCode_TOKEN_INVALID)
+
+			sess := openSession(t, s, "alice", "phone", nil)
+			t.Cleanup(func() { _ = sess.Close() })
+			select {
+			case <-sess.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the session goes on after TOKEN_INVALID (%d logins)",
+					s.Requests(protocol.Op_LOGIN))
+			}
+			ce, ok := errors.AsType[*client.CloseError](sess.Err())
+			if !errors.Is(sess.Err(), client.ErrSessionEnded) || !ok ||
+				ce.Reason != protocol.CloseReason_SIGNED_OUT || ce.ShouldReconnect() {
+				t.Fatalf("session ended with %v, want ErrSessionEnded and CLOSE SIGNED_OUT",
+					sess.Err())
+			}
+			if n := s.Requests(protocol.Op_LOGIN); n != 3 { // alice, bob, the session
+				t.Fatalf("%d logins, want 3: the session logged in again", n)
+			}
+		})
 	}
 }

@@ -19,13 +19,19 @@ const defaultDevice = "default"
 const maxFailedLogins = 3
 
 // afterReply does what the gateway does once a reply is written: a LOGOUT
-// or DELETE_ACCOUNT closes the connection, a failed LOGIN counts, and a new access token
-// moves the connection's expiry.
+// or DELETE_ACCOUNT closes the connection, a failed LOGIN counts, a
+// TOKEN_INVALID answer to a logged-in connection's request closes it with
+// SIGNED_OUT, and a new access token moves the connection's expiry.
 func (s *Server) afterReply(c *conn, op protocol.Op, reply codec.Body, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if op == protocol.Op_LOGIN && err != nil {
 		s.loginFailedLocked(c, err)
+		return
+	}
+	if frame := s.signedOutLocked(c, op, err); frame != nil {
+		c.enqueue(frame)
+		c.closeAfterFlush()
 		return
 	}
 	switch r := reply.(type) {
@@ -42,6 +48,26 @@ func (s *Server) afterReply(c *conn, op protocol.Op, reply codec.Body, err error
 	case *protocol.ChangePasswordResp:
 		s.expireAtLocked(c, r.TokenExpiresMs)
 	}
+}
+
+// signedOutLocked returns the CLOSE that ends c after err, the answer to
+// its request of op, as the gateway ends a signed-out device's connection,
+// or nil: TOKEN_INVALID to a logged-in connection ends it with SIGNED_OUT
+// (ACCOUNT_DELETED for DELETE_ACCOUNT), but for REFRESH and REGISTER, whose
+// TOKEN_INVALID is about the token the request carried.
+func (s *Server) signedOutLocked(c *conn, op protocol.Op, err error) []byte {
+	var be *bizError
+	if s.opts.KeepSignedOut || c.userID == 0 || !errors.As(err, &be) ||
+		be.code != common.ErrorCode_TOKEN_INVALID {
+		return nil
+	}
+	switch op {
+	case protocol.Op_REFRESH, protocol.Op_REGISTER:
+		return nil
+	case protocol.Op_DELETE_ACCOUNT:
+		return accountDeletedFrame()
+	}
+	return signedOutFrame()
 }
 
 // loginFailedLocked counts a refused LOGIN whose credentials were wrong (a

@@ -64,6 +64,11 @@ type Options struct {
 	// from before the field does; clients then tell a dismissed group from
 	// its history.
 	OmitConvDismissed bool
+	// KeepSignedOut leaves a connection open after a TOKEN_INVALID answer
+	// to one of its requests, as a gateway from before that close does;
+	// by default the connection is closed with SIGNED_OUT behind the
+	// answer, as the gateway's.
+	KeepSignedOut bool
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
