@@ -651,9 +651,25 @@ export class Session extends Emitter {
       this.emit('resumed');
       this.scheduleAcks(conn);
       this.scheduleResync(conn);
-    }, (err) => {
-      if (conn === this.conn) conn.fail(err); // reconnect; the next resume starts over
-    });
+    }, (err) => this.catchUpFailed(conn, err));
+  }
+
+  // catchUpFailed ends conn after its catch-up failed with err: the session
+  // reconnects, and the next resume starts over. A TOKEN_INVALID answer
+  // means the device was signed out, or its account deleted, while its
+  // close was lost: the session ends as at a CLOSE SIGNED_OUT. The gateway
+  // sends that CLOSE behind the answer, but in a WebSocket message of its
+  // own, which comes after this runs (an older gateway sends none); taken
+  // for a broken connection, the refusal would reconnect and, the tokens
+  // refused, sign the device in again with the password.
+  catchUpFailed(conn, err) {
+    if (conn !== this.conn) return;
+    if (err?.code === ErrorCode.TOKEN_INVALID) {
+      const close = { reason: CloseReason.SIGNED_OUT, message: 'signed out', reconnectAfterMs: -1 };
+      this.end(new SessionEndedError('signed out', { close, cause: err }));
+      return;
+    }
+    conn.fail(err);
   }
 
   onConnClosed(conn, info) {
@@ -1139,9 +1155,8 @@ export class Session extends Emitter {
   scheduleResync(conn) {
     this.later(this.opts.resyncIntervalMs, () => {
       if (conn !== this.conn) return;
-      this.resume(conn).then(() => this.scheduleResync(conn), (err) => {
-        if (conn === this.conn) conn.fail(err);
-      });
+      this.resume(conn).then(() => this.scheduleResync(conn),
+        (err) => this.catchUpFailed(conn, err));
     });
   }
 

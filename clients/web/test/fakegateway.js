@@ -48,6 +48,13 @@ export class FakeGateway {
     // older than them does (with no reconnect delay here, for speed).
     this.unknown = new Set();
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
+    // signedOut, once set (signOutLost), answers every request of a
+    // logged-in connection but REFRESH TOKEN_INVALID, as the server answers
+    // a device signed out while its close was lost; with signedOutCloses
+    // the CLOSE SIGNED_OUT the gateway sends behind the answer follows, in a
+    // WebSocket message of its own.
+    this.signedOut = false;
+    this.signedOutCloses = true;
     // onRequest(ws, op, req), when set, sees each request first; true
     // leaves it unanswered (the test may close ws), a promise delays the
     // answer until it resolves.
@@ -286,6 +293,18 @@ export class FakeGateway {
     this.frame(ws, Op.PUSH, 0, schemas.PushMsg, { message: m });
   }
 
+  /**
+   * signOutLost signs the device out as another device would, its tokens
+   * revoked, while the close of its connections is lost: they stay open,
+   * and their requests are refused (signedOut).
+   */
+  signOutLost() {
+    this.accessTokens.clear();
+    this.refreshToken = null;
+    this.refreshPrev = null;
+    this.signedOut = true;
+  }
+
   /** closeWith sends CLOSE and closes, as the gateway does. */
   closeWith(ws, reason, reconnectAfterMs) {
     this.frame(ws, Op.CLOSE, 0, schemas.CloseMsg, { reason, message: 'test', reconnectAfterMs });
@@ -374,6 +393,13 @@ export class FakeGateway {
     const reply = (resp) => this.frame(ws, header.op + 1, header.requestId, respSchema, resp);
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
+    if (this.signedOut && ![Op.LOGIN, Op.REGISTER, Op.REFRESH].includes(header.op)) {
+      fail(ErrorCode.TOKEN_INVALID);
+      if (this.signedOutCloses) {
+        setTimeout(() => ws.readyState === 1 && this.closeWith(ws, CloseReason.SIGNED_OUT, -1), 0);
+      }
+      return undefined;
+    }
     if (this.unsupported.has(header.op)) return fail(ErrorCode.UNSUPPORTED);
     if (this.refused.has(header.op)) return fail(this.refused.get(header.op));
     if (this.unknown.has(header.op)) return this.closeWith(ws, CloseReason.PROTOCOL_ERROR, 0);

@@ -4,7 +4,8 @@
 // late pushes of old messages, a startAtLatest start kept, the device's
 // start kept for a later session), a conversation begun while away, a
 // server that lacks SYNC_CONVS or DELIVERED and gains it, the cursor saved
-// after the positions, reconnect honouring CLOSE, fatal closes, the outbox
+// after the positions, reconnect honouring CLOSE, fatal closes, a catch-up
+// refused TOKEN_INVALID (a sign-out whose close was lost), the outbox
 // retrying a send under one client_msg_id, and catch-up cut or overtaken: a
 // reload, findStart, a listing failing part-way or lost with its
 // connection, an own send into an unplaced conversation, a resync; and the
@@ -781,6 +782,28 @@ test('KICKED ends the session without reconnecting', async () => {
   assert.equal(gw.conns.length, 1, 'no new connection');
   assert.equal(s.state, State.ENDED);
 });
+
+for (const closes of [true, false]) {
+  test(`a catch-up refused TOKEN_INVALID ends the session signed out (${
+    closes ? 'CLOSE behind it' : 'an older gateway: no CLOSE'})`, async () => {
+    // The device was signed out while its close was lost: its catch-up is
+    // refused, the gateway's CLOSE SIGNED_OUT comes in a later message, if
+    // at all. A reconnect would sign the device in again with the password.
+    const gw = new FakeGateway();
+    gw.signedOutCloses = closes;
+    const s = open(gw, { resyncIntervalMs: 30 });
+    let ended = null;
+    s.on('ended', (err) => { ended = err; });
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    gw.signOutLost();
+    await until(() => ended, 'ended');
+    assert.equal(ended.close?.reason, CloseReason.SIGNED_OUT, `ended with ${ended}`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(gw.logins.length, 1, 'no login after the sign-out');
+    assert.equal(s.state, State.ENDED);
+  });
+}
 
 test('a send whose ack is lost is retried under the same id and enters the stream once', async () => {
   const gw = new FakeGateway();
