@@ -34,7 +34,9 @@ type SessionConfig struct {
 	// as a user typing it would. An app whose sign-outs must hold keeps no
 	// password here once it has a token; the Session then ends with
 	// ErrSessionEnded. (Online, a sign-out closes the connection with
-	// SIGNED_OUT, which ends the Session either way.)
+	// SIGNED_OUT, which ends the Session either way; so does a catch-up
+	// answered TOKEN_INVALID, the sign-out of a connection whose close was
+	// lost.)
 	Login LoginParams
 	// Client configures each connection.
 	Client Options
