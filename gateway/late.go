@@ -206,7 +206,8 @@ func refusedLate(err error) bool {
 	}
 	switch biz.Code {
 	case common.ErrorCode_BAD_REQUEST, common.ErrorCode_UNAUTHENTICATED,
-		common.ErrorCode_FORBIDDEN, common.ErrorCode_NOT_FOUND, common.ErrorCode_TOO_LARGE:
+		common.ErrorCode_FORBIDDEN, common.ErrorCode_NOT_FOUND, common.ErrorCode_TOO_LARGE,
+		common.ErrorCode_TOKEN_INVALID: // a signed-out device's, refused as it was open
 		return true
 	}
 	return false

@@ -203,6 +203,8 @@ func TestGateway_CountsLatePositionsWhoseCallFails(t *testing.T) {
 			dropped: 1, calls: 4},
 		{name: "logic refuses", errs: []error{&common.BizError{
 			Code: common.ErrorCode_FORBIDDEN, Message: "not a member"}}, applied: 1, calls: 2},
+		{name: "logic refuses a signed-out device", errs: []error{errStubSignedOut,
+			errStubSignedOut}, calls: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stub := newStubLogic()
