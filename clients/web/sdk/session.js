@@ -1506,6 +1506,57 @@ export class Session extends Emitter {
     return ack;
   }
 
+  /**
+   * recall withdraws the user's own message at seq of convId (RECALL); the
+   * server takes it within its recall window (2 minutes by default) and
+   * refuses it FORBIDDEN after, or for a message not the user's. Resolves
+   * with the SendResp of the RECALL event, which then enters the 'message'
+   * stream. Retried as createGroup is, under one client_msg_id; after
+   * OutcomeUnknownError the message may be recalled, and a second call is
+   * then refused FORBIDDEN.
+   */
+  async recall(convId, seq) {
+    const ack = await this.idempotent(Op.RECALL, { clientMsgId: newClientMsgId(), convId, seq });
+    this.want(convId);
+    return ack;
+  }
+
+  /**
+   * edit replaces the text of the user's own message at seq of convId
+   * (EDIT) within the server's edit window (24 hours by default; FORBIDDEN
+   * after). Resolves with the SendResp of the EDIT event, which then enters
+   * the 'message' stream. Retried as recall is; calling again after
+   * OutcomeUnknownError stores the same text again at worst.
+   */
+  async edit(convId, seq, text) {
+    const ack = await this.idempotent(Op.EDIT, { clientMsgId: newClientMsgId(), convId, seq,
+      contentType: ContentType.TEXT, content: utf8.encode(text) });
+    this.want(convId);
+    return ack;
+  }
+
+  /**
+   * listDevices lists the user's devices (LIST_DEVICES): {deviceId,
+   * platform, lastLoginMs, online, current}, current marking this one. The
+   * server records a token login again only ten minutes after the last.
+   */
+  async listDevices() {
+    const resp = await this.request(Op.LIST_DEVICES, {});
+    return resp.devices;
+  }
+
+  /**
+   * signOutDevice signs one of the user's devices out (SIGN_OUT_DEVICE):
+   * its tokens are revoked and its connections closed. This session's own
+   * device is signed out with logout instead, which also clears the saved
+   * tokens and ends the session. Safe to call again after a lost answer:
+   * the server answers a second sign-out as the first.
+   */
+  signOutDevice(deviceId) {
+    if (deviceId === this.deviceId) return this.logout();
+    return this.request(Op.SIGN_OUT_DEVICE, { deviceId }).then(() => undefined);
+  }
+
   /** getGroup returns a group's GroupInfo (members, owner, name). */
   getGroup(convId) {
     return this.request(Op.GET_GROUP, { convId });

@@ -65,6 +65,10 @@ export class FakeGateway {
     // unreachable, while set, leaves new connections opening until the
     // client gives up, as an address that drops every packet does.
     this.unreachable = false;
+    // devices is what LIST_DEVICES answers; signedOutDevices the device ids
+    // SIGN_OUT_DEVICE named, in order.
+    this.devices = [];
+    this.signedOutDevices = [];
     this.userId = 1n;
     this.version = 0;
     // refuseErrorOnly is how many of the next connections fail with an
@@ -142,6 +146,38 @@ export class FakeGateway {
     this.changed.set(convId, this.version);
     list.push(m);
     return m;
+  }
+
+  /**
+   * change serves a RECALL or an EDIT of the user's own message as the
+   * server does for what the tests look at: FORBIDDEN for another's or a
+   * recalled one, the event stored (RecallEvent or EditEvent), the target
+   * changed, a retry of one client_msg_id answered with its first ack. No
+   * windows.
+   */
+  change(op, req) {
+    const list = this.convs.get(req.convId);
+    const target = list && list[Number(req.seq) - 1];
+    if (!target) return ErrorCode.NOT_FOUND;
+    const first = this.sends.get(req.clientMsgId);
+    if (first) return { ...first, duplicate: true };
+    if (target.senderId !== this.userId || target.recalled) return ErrorCode.FORBIDDEN;
+    const m = this.add(req.convId, '');
+    m.senderId = this.userId;
+    m.clientMsgId = req.clientMsgId;
+    if (op === Op.RECALL) {
+      Object.assign(target, { recalled: true, content: new Uint8Array(0) });
+      m.contentType = 4;
+      m.content = encodeStruct(schemas.RecallEvent, { seq: req.seq, msgId: target.msgId });
+    } else {
+      Object.assign(target, { content: req.content, editedMs: m.sendTimeMs });
+      m.contentType = 5;
+      m.content = encodeStruct(schemas.EditEvent, { seq: req.seq, msgId: target.msgId,
+        contentType: req.contentType, content: req.content });
+    }
+    const ack = { msgId: m.msgId, convId: m.convId, seq: m.seq, sendTimeMs: m.sendTimeMs };
+    this.sends.set(req.clientMsgId, ack);
+    return ack;
   }
 
   /**
@@ -490,6 +526,17 @@ export class FakeGateway {
         const ack = this.react(req);
         return typeof ack === 'number' ? fail(ack) : reply(ack);
       }
+      case Op.RECALL:
+      case Op.EDIT: {
+        const ack = this.change(header.op, req);
+        return typeof ack === 'number' ? fail(ack) : reply(ack);
+      }
+      case Op.LIST_DEVICES:
+        return reply({ devices: [...this.devices] });
+      case Op.SIGN_OUT_DEVICE:
+        if (!this.devices.some((d) => d.deviceId === req.deviceId)) return fail(ErrorCode.NOT_FOUND);
+        this.signedOutDevices.push(req.deviceId);
+        return reply({});
       case Op.CLEAR_CONV:
         if (!this.convs.has(req.convId)) return reply({ clearedSeq: 0n });
         return reply({ clearedSeq: this.clear(req.convId, req.upToSeq, req.hide) });

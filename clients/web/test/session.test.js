@@ -27,6 +27,7 @@ import { LackedOp, MAX_PRESENCE_USERS, Session, State, register } from '../sdk/s
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason, ContentType, ErrorCode, GroupAction, Op, schemas } from '../sdk/schema.js';
 import { reactionEventOf, reactionsOf } from '../sdk/reactions.js';
+import { decodeStruct } from '../sdk/thrift.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -2187,4 +2188,66 @@ test('a caught-up message with reactions carries its page last_seq', async (t) =
   assert.equal(msgs[0].reactions.length, 1);
   assert.equal(msgs[0].pageLastSeq, 2n);
   assert.equal(msgs[1].pageLastSeq, undefined, 'an event has no sum to date');
+});
+
+// recall and edit send RECALL and EDIT under a client_msg_id and bring the
+// stored events into the 'message' stream, as react does; a refusal (a
+// message not the user's) rejects with the server's code.
+test('recall and edit bring their events into the stream; a refusal rejects', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'not mine');
+  const s = open(gw);
+  t.after(() => s.close());
+  const events = [];
+  s.on('message', (m) => { if (m.contentType >= ContentType.RECALL) events.push(m); });
+  await s.start();
+  await until(() => s.got.length === 1, 'the message');
+  await s.send({ convId: CONV, text: 'typo' }).result;
+  await s.send({ convId: CONV, text: 'oops' }).result;
+
+  const edited = await s.edit(CONV, 2n, 'fixed');
+  assert.equal(edited.seq, 4n);
+  const recalled = await s.recall(CONV, 3n);
+  assert.equal(recalled.seq, 5n);
+  await until(() => events.length === 2, 'the two events');
+  const ed = decodeStruct(schemas.EditEvent, events[0].content);
+  assert.equal(events[0].contentType, ContentType.EDIT);
+  assert.deepEqual({ seq: ed.seq, text: new TextDecoder().decode(ed.content) },
+    { seq: 2n, text: 'fixed' });
+  assert.equal(events[1].contentType, ContentType.RECALL);
+  assert.equal(decodeStruct(schemas.RecallEvent, events[1].content).seq, 3n);
+
+  const err = await s.recall(CONV, 1n).then(() => null, (e) => e);
+  assert.equal(err?.code, ErrorCode.FORBIDDEN, 'recalled another user’s message');
+  const page = await s.history(CONV);
+  assert.equal(new TextDecoder().decode(page.messages[1].content), 'fixed');
+  assert.equal(page.messages[2].recalled, true);
+});
+
+// listDevices lists what LIST_DEVICES answers; signOutDevice sends
+// SIGN_OUT_DEVICE for another device, and for this one signs out as logout
+// does (LOGOUT, the saved tokens cleared, the session ended).
+test('signOutDevice signs another device out, and this one out as logout', async (t) => {
+  const gw = new FakeGateway();
+  gw.devices = [
+    { deviceId: 'laptop', platform: 'web', lastLoginMs: 5n, online: false, current: false },
+    { deviceId: 'dev-1', platform: 'web', lastLoginMs: 9n, online: true, current: true },
+  ];
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  const devices = await s.listDevices();
+  assert.deepEqual(devices.map((d) => [d.deviceId, d.lastLoginMs, d.current]),
+    [['laptop', 5n, false], ['dev-1', 9n, true]]);
+
+  await s.signOutDevice('laptop');
+  assert.deepEqual(gw.signedOutDevices, ['laptop']);
+  assert.equal(s.state, State.ONLINE, 'another device signed out ends this session');
+  const err = await s.signOutDevice('nope').then(() => null, (e) => e);
+  assert.equal(err?.code, ErrorCode.NOT_FOUND);
+
+  await s.signOutDevice(s.deviceId);
+  assert.equal(gw.logouts, 1, 'LOGOUTs');
+  assert.equal(s.state, State.ENDED);
+  assert.equal(s.positions.tokens(), null, 'the saved tokens are kept');
 });
