@@ -10,8 +10,10 @@ import {
 } from '../sdk/index.js';
 import { mentionsFor, quoteText } from './compose.js';
 import {
-  bodyText, deleteAccountErrorText, el, errText, groupEventText, isLeave, reconcile, timeText,
+  bodyText, deleteAccountErrorText, el, errText, groupEventText, isLeave, reconcile,
+  setUserText, timeText, userEl,
 } from './view.js';
+import { joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peersToWatch, presenceText } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import {
@@ -148,7 +150,7 @@ function showChat() {
   $('login-view').hidden = true;
   $('chat-view').hidden = false;
   $('whoami').hidden = false;
-  $('me-name').textContent = app.me.username;
+  setUserText($('me-name'), app.me.username);
   renderConvs();
   const want = sessionStorage.getItem('resonance.open');
   if (want) openConv(want);
@@ -507,7 +509,8 @@ function renderReplyBar() {
   const r = app.replyTo;
   const c = r && app.convs.get(r.convId);
   $('reply-bar').hidden = !c || r.convId !== app.openId;
-  $('reply-text').textContent = c ? quoteText(r.seq, c.messages.get(String(r.seq)), nameOf_) : '';
+  $('reply-text').replaceChildren(...(c
+    ? [el('span', '', quoteText(r.seq, c.messages.get(String(r.seq)), nameOf_))] : []));
 }
 
 // ---- opening a conversation and paging history ----
@@ -531,9 +534,9 @@ async function clearOpen(hide) {
   const upToSeq = c.lastSeq;
   if (upToSeq === 0n) return;
   const ask = hide
-    ? `Delete the chat with ${convTitle(c)}? Its history is cleared for you on all your ` +
+    ? `Delete the chat with ${safeText(convTitle(c))}? Its history is cleared for you on all your ` +
       'devices, and it leaves your list until a new message comes. Others keep theirs.'
-    : `Clear the history with ${convTitle(c)}? It is cleared for you on all your devices. ` +
+    : `Clear the history with ${safeText(convTitle(c))}? It is cleared for you on all your devices. ` +
       'Others keep theirs.';
   if (!confirm(ask)) return;
   $('conv-error').textContent = '';
@@ -663,7 +666,7 @@ function renderConvs() {
       dot.setAttribute('aria-hidden', 'true');
       name.append(dot);
     }
-    name.append(convTitle(c));
+    name.append(userEl('bdi', '', convTitle(c)));
     btn.append(name);
     if (c.unread > 0) {
       const badge = el('span', 'badge', String(c.unread));
@@ -688,7 +691,7 @@ function renderOpen() {
   $('empty').hidden = !!c;
   $('conv').hidden = !c;
   if (!c) return;
-  $('conv-title').textContent = convTitle(c);
+  setUserText($('conv-title'), convTitle(c));
   $('conv-sub').textContent = subtitle(c);
   $('members-btn').hidden = c.type !== ConvType.GROUP;
   $('older').hidden = !c.hasOlder || !c.historyLoaded;
@@ -733,13 +736,13 @@ function renderMessage(c, m) {
   li.dataset.seq = String(m.seq);
   if (m.contentType === ContentType.GROUP_EVENT) {
     li.classList.add('event');
-    li.textContent = groupEventText(m, app.me.userId, nameOf_);
+    li.append(el('span', '', groupEventText(m, app.me.userId, nameOf_)));
     return li;
   }
   const mine = m.senderId === app.me.userId;
   if (mine) li.classList.add('mine');
   li.dataset.state = 'sent';
-  if (!mine && c.type === ConvType.GROUP) li.append(el('div', 'who', nameOf_(m.senderId)));
+  if (!mine && c.type === ConvType.GROUP) li.append(userEl('div', 'who', nameOf_(m.senderId)));
   if (m.replyToSeq > 0n) {
     const q = el('div', 'quote', quoteOf(c, m.replyToSeq));
     q.prepend(el('span', 'sr', 'In reply to '));
@@ -749,7 +752,7 @@ function renderMessage(c, m) {
     li.classList.add('mentioned');
     li.append(el('span', 'sr', 'Mentions you. '));
   }
-  li.append(el('div', 'body', bodyText(m)));
+  li.append(userEl('div', 'body', bodyText(m), { multiline: true }));
   let meta = timeText(m.sendTimeMs);
   if (m.editedMs > 0n) meta += ' · edited';
   if (mine) meta += c.type === ConvType.P2P && m.seq <= c.peerReadSeq ? ' · seen' : ' · sent';
@@ -831,7 +834,7 @@ function renderPending(e) {
   const li = el('li', 'msg mine');
   li.dataset.state = e.state;
   li.dataset.clientMsgId = e.clientMsgId;
-  li.append(el('div', 'body', e.text));
+  li.append(userEl('div', 'body', e.text, { multiline: true }));
   const meta = el('div', 'meta', e.state === 'failed' ? `not sent: ${errText(e.error)} ` : 'sending…');
   if (e.state === 'failed') {
     const retry = el('button', 'link', 'Retry');
@@ -849,8 +852,9 @@ function renderPending(e) {
 function renderTyping(c) {
   const now = Date.now();
   const names = [...c.typing].filter(([, until]) => until > now).map(([id]) => nameOf_(id));
-  $('typing').textContent = names.length === 0 ? ''
-    : `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} typing…`;
+  const who = joinLines(names, ', ');
+  const text = names.length === 1 ? line`${who} is typing…` : line`${who} are typing…`;
+  $('typing').replaceChildren(...(names.length === 0 ? [] : [el('span', '', text)]));
 }
 
 function renderMembers(c) {
@@ -858,7 +862,7 @@ function renderMembers(c) {
   const me = g && g.members.find((mem) => mem.userId === app.me.userId);
   const canRemove = me && me.role !== GroupRole.MEMBER;
   const items = g ? g.members.map((mem) => {
-    const li = el('li', '', nameOf_(mem.userId));
+    const li = el('li', '', line`${nameOf_(mem.userId)}`);
     li.append(el('span', 'role', mem.role === GroupRole.MEMBER ? ''
       : nameOf(GroupRole, mem.role).toLowerCase()));
     if (canRemove && mem.userId !== app.me.userId && mem.role !== GroupRole.OWNER) {
@@ -889,9 +893,11 @@ function preview(c, m) {
   if (isReaction(m)) {
     return reactionText(m, m.senderId === app.me.userId ? 'You' : nameOf_(m.senderId));
   }
-  const who = m.senderId === app.me.userId ? 'You: '
-    : c.type === ConvType.GROUP ? `${nameOf_(m.senderId)}: ` : '';
-  return who + bodyText(m);
+  // One line: a body's line breaks read as spaces, not as stand-ins.
+  const body = bodyText(m).replace(/\r?\n/g, ' ');
+  if (m.senderId === app.me.userId) return line`You: ${body}`;
+  if (c.type === ConvType.GROUP) return line`${nameOf_(m.senderId)}: ${body}`;
+  return line`${body}`;
 }
 
 function showSideError(err) {

@@ -3,6 +3,7 @@
 // BigInt.
 
 import { ContentType, GroupRole, MAX_MENTIONS, parseMentions } from '../sdk/index.js';
+import { line } from './text.js';
 
 const utf8 = new TextDecoder();
 
@@ -35,16 +36,16 @@ export function mentionsFor(text, group, meId, who) {
 }
 
 /**
- * quoteText is the line above a reply: `#3 alice: “excerpt”`, or `#3`
- * alone when the quoted message q is not loaded; a recalled one reads as
- * such.
+ * quoteText is the line above a reply (a Line): `#3 alice: “excerpt”`, or
+ * `#3` alone when the quoted message q is not loaded; a recalled one reads
+ * as such.
  */
 export function quoteText(seq, q, who) {
-  if (!q) return `#${seq}`;
+  if (!q) return line`#${seq}`;
   let body;
   if (q.recalled) body = '(message recalled)';
   else if (q.contentType === ContentType.TEXT) body = utf8.decode(q.content);
   else body = `(${q.content.length} bytes)`;
   if (body.length > QUOTE_CHARS) body = `${body.slice(0, QUOTE_CHARS)}…`;
-  return `#${seq} ${who(q.senderId)}: “${body}”`;
+  return line`#${seq} ${who(q.senderId)}: “${body}”`;
 }

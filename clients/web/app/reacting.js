@@ -3,6 +3,7 @@
 // events applied), which the chips under the message show.
 
 import { ContentType, applyReaction, reactionEventOf, reactionsOf } from '../sdk/index.js';
+import { line } from './text.js';
 
 /** reactionList returns m's reactions, taken from its page the first time. */
 export function reactionList(m, meId) {
@@ -97,7 +98,7 @@ export function reactionsKey(m, meId) {
   return reactionList(m, meId).map((r) => `${r.emoji}:${r.count}:${r.mine ? 1 : 0}`).join(',');
 }
 
-/** reactionText describes a REACTION message for the conversation list. */
+/** reactionText describes a REACTION message for the conversation list (a Line). */
 export function reactionText(m, who) {
   let body;
   try {
@@ -105,8 +106,8 @@ export function reactionText(m, who) {
   } catch {
     body = null;
   }
-  if (!body) return '(reaction)';
-  return body.removed ? `${who} took back ${body.emoji}` : `${who} reacted ${body.emoji}`;
+  if (!body) return line`(reaction)`;
+  return body.removed ? line`${who} took back ${body.emoji}` : line`${who} reacted ${body.emoji}`;
 }
 
 /** isReaction reports a REACTION message. */

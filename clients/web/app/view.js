@@ -1,8 +1,11 @@
 // Formatting and DOM helpers of the web app that hold no state of their
-// own. User text is only ever set with textContent.
+// own. User text is only ever set with textContent, cleaned and isolated
+// (text.js): userEl for a piece of it, a Line's <bdi>s for names in the
+// app's sentences.
 
 import { ContentType, ErrorCode, GroupAction, GroupRole, decodeStruct, nameOf, schemas }
   from '../sdk/index.js';
+import { Line, joinLines, line, safeText } from './text.js';
 
 const utf8 = new TextDecoder();
 
@@ -36,26 +39,26 @@ export function bodyText(m) {
   return `(${m.content.length} bytes of ${nameOf(ContentType, m.contentType).toLowerCase()})`;
 }
 
-/** groupEventText describes a GROUP_EVENT message; who(id) names a user. */
+/** groupEventText describes a GROUP_EVENT message (a Line); who(id) names a user. */
 export function groupEventText(m, meId, who) {
   let ev;
   try {
     ev = decodeStruct(schemas.GroupEvent, m.content);
   } catch {
-    return '(group change)';
+    return line`(group change)`;
   }
-  const actor = m.senderId === meId ? 'You' : who(m.senderId);
-  const targets = ev.targets.map((id) => who(id)).join(', ');
+  const actor = m.senderId === meId ? line`You` : line`${who(m.senderId)}`;
+  const targets = joinLines(ev.targets.map((id) => who(id)), ', ');
   switch (ev.action) {
-    case GroupAction.CREATE: return `${actor} created the group “${ev.name}”`;
-    case GroupAction.ADD: return `${actor} added ${targets}`;
-    case GroupAction.REMOVE: return `${actor} removed ${targets}`;
-    case GroupAction.LEAVE: return `${actor} left`;
-    case GroupAction.RENAME: return `${actor} renamed the group to “${ev.name}”`;
+    case GroupAction.CREATE: return line`${actor} created the group “${ev.name}”`;
+    case GroupAction.ADD: return line`${actor} added ${targets}`;
+    case GroupAction.REMOVE: return line`${actor} removed ${targets}`;
+    case GroupAction.LEAVE: return line`${actor} left`;
+    case GroupAction.RENAME: return line`${actor} renamed the group to “${ev.name}”`;
     case GroupAction.SET_ROLE:
-      return `${actor} made ${targets} ${nameOf(GroupRole, ev.role).toLowerCase()}`;
-    case GroupAction.DISMISS: return `${actor} dismissed the group`;
-    default: return '(group change)';
+      return line`${actor} made ${targets} ${nameOf(GroupRole, ev.role).toLowerCase()}`;
+    case GroupAction.DISMISS: return line`${actor} dismissed the group`;
+    default: return line`(group change)`;
   }
 }
 
@@ -74,12 +77,45 @@ export function timeText(ms) {
   return new Date(Number(ms)).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-/** el makes an element with a class and text. */
+/**
+ * el makes an element with a class and text: a string of the app's, or a
+ * Line, whose user text goes in <bdi>s, cleaned.
+ */
 export function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
+  if (text instanceof Line) e.append(...lineNodes(text));
+  else if (text !== undefined) e.textContent = text;
   return e;
+}
+
+/**
+ * userEl makes an element holding one piece of user text, cleaned
+ * (multiline keeps line feeds and tabs, for a message body) and isolated
+ * with dir="auto", so that its direction is its own and bidi controls in
+ * it cannot reorder what is around it.
+ */
+export function userEl(tag, cls, text, { multiline = false } = {}) {
+  const e = el(tag, cls, safeText(text, { multiline }));
+  e.dir = 'auto';
+  return e;
+}
+
+/** setUserText makes e hold one piece of user text as userEl does. */
+export function setUserText(e, text) {
+  e.dir = 'auto';
+  e.textContent = safeText(text);
+}
+
+// lineNodes are the DOM nodes of a Line: text nodes for the app's words, a
+// <bdi> for each piece of user text.
+function lineNodes(l) {
+  return l.segments.map((s) => {
+    if (typeof s === 'string') return document.createTextNode(s);
+    const b = document.createElement('bdi');
+    b.textContent = safeText(s.user);
+    return b;
+  });
 }
 
 /** errText is an error as shown to the user: the server's message when it sent one. */

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peersToWatch, presenceText } from '../app/presence.js';
 import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
-import { isLeave } from '../app/view.js';
+import { groupEventText, isLeave } from '../app/view.js';
+import { line, safeText, utf8Length } from '../app/text.js';
 import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
@@ -193,11 +194,11 @@ test('quoteText names the quoted seq, with an excerpt when loaded', () => {
   const who = () => 'ann';
   const text = (s) => ({ senderId: 1n, contentType: ContentType.TEXT,
     content: new TextEncoder().encode(s), recalled: false });
-  assert.equal(quoteText(3n, undefined, who), '#3');
-  assert.equal(quoteText(3n, text('lunch?'), who), '#3 ann: “lunch?”');
-  assert.equal(quoteText(3n, text('x'.repeat(QUOTE_CHARS + 5)), who),
+  assert.equal(String(quoteText(3n, undefined, who)), '#3');
+  assert.equal(String(quoteText(3n, text('lunch?'), who)), '#3 ann: “lunch?”');
+  assert.equal(String(quoteText(3n, text('x'.repeat(QUOTE_CHARS + 5)), who)),
     `#3 ann: “${'x'.repeat(QUOTE_CHARS)}…”`);
-  assert.equal(quoteText(3n, { ...text('gone'), recalled: true }, who),
+  assert.equal(String(quoteText(3n, { ...text('gone'), recalled: true }, who)),
     '#3 ann: “(message recalled)”');
 });
 
@@ -275,6 +276,39 @@ test('a reaction that comes before its page is applied when the page comes', () 
 });
 
 test('a reaction reads as a short line in the conversation list', () => {
-  assert.equal(reactionText(reactionEvent(2n, 3n, '👍'), 'ann'), 'ann reacted 👍');
-  assert.equal(reactionText(reactionEvent(1n, 3n, '👍', true), 'You'), 'You took back 👍');
+  assert.equal(String(reactionText(reactionEvent(2n, 3n, '👍'), 'ann')), 'ann reacted 👍');
+  assert.equal(String(reactionText(reactionEvent(1n, 3n, '👍', true), 'You')), 'You took back 👍');
+});
+
+// A peer's text showed as it was sent: a bidi override read "a\u202Eevil"
+// as "alive", in the bubble and the list, and control characters went to
+// the page unseen. safeText shows C0 controls as the terminal does and
+// takes the override out; a message body keeps its lines.
+test('safeText shows controls as stand-ins and takes bidi overrides out', () => {
+  const cases = [
+    { name: 'override', in: 'a\u202Eevil', want: 'a\uFFFDevil' },
+    { name: 'embedding and isolate', in: '\u202Bx\u2067y\u2069', want: '\uFFFDx\uFFFDy\uFFFD' },
+    { name: 'bell and escape', in: 'ding\x07 \x1b[2J', want: 'ding\u2407 \u241b[2J' },
+    { name: 'line feed in a name', in: 'ann\n[12:00] bob', want: 'ann\u240a[12:00] bob' },
+    { name: 'DEL and C1', in: 'a\x7fb\x9bc', want: 'a\u2421b\uFFFDc' },
+    { name: 'zero width space', in: 'ad\u200bmin', want: 'ad\uFFFDmin' },
+    { name: 'emoji sequences kept', in: '👨‍👩‍👧 🏴󠁧󠁢󠁳󠁣󠁴󠁿', want: '👨‍👩‍👧 🏴󠁧󠁢󠁳󠁣󠁴󠁿' },
+    { name: 'right-to-left text kept', in: 'שלום\u200f!', want: 'שלום\u200f!' },
+  ];
+  for (const c of cases) assert.equal(safeText(c.in), c.want, c.name);
+  assert.equal(safeText('two\nlines\tand\x07', { multiline: true }), 'two\nlines\tand\u2407');
+});
+
+// Names in the app's own sentences are user text too: a Line keeps them
+// apart (the page puts each in a <bdi>) and cleans them.
+test('a group event keeps names apart from the app’s words, cleaned', () => {
+  const content = encodeStruct(schemas.GroupEvent,
+    { action: GroupAction.ADD, targets: [2n, 3n], name: '', role: 0 });
+  const names = { 1: 'ann\u202E', 2: 'bob', 3: 'cy' };
+  const l = groupEventText({ senderId: 1n, contentType: ContentType.GROUP_EVENT, content },
+    9n, (id) => names[id]);
+  assert.deepEqual(l.segments, [{ user: 'ann\u202E' }, ' added ', { user: 'bob' }, ', ',
+    { user: 'cy' }]);
+  assert.equal(String(l), 'ann\uFFFD added bob, cy');
+  assert.equal(String(line`#${3n} ${'x\x1b'}`), '#3 x\u241b');
 });
