@@ -8,9 +8,10 @@ import {
   SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
   QUICK_REACTIONS, schemas, unreadMention,
 } from '../sdk/index.js';
-import { mentionsFor, quoteText } from './compose.js';
+import { lengthNote, mentionsFor, quoteText } from './compose.js';
 import {
-  bodyText, deleteAccountErrorText, el, errText, groupEventText, isLeave, reconcile,
+  bodyText, changeErrorText, deleteAccountErrorText, el, errText, groupEventText, isLeave,
+  reconcile,
   setUserText, timeText, userEl,
 } from './view.js';
 import { joinLines, line, safeText } from './text.js';
@@ -43,6 +44,7 @@ const app = {
   typingSentMs: 0,
   storage: null,
   replyTo: null, // {convId, seq} the composer replies to, or null
+  editing: null, // {convId, seq} of the user's message the composer edits, or null
 };
 
 // ?debug=1 exposes the app's state and a log of every message the SDK
@@ -189,6 +191,7 @@ function resetState() {
   app.watching.clear();
   app.openId = '';
   app.replyTo = null;
+  app.editing = null;
   app.storage.clear();
   sessionStorage.removeItem('resonance.open');
   $('conv').hidden = true;
@@ -497,6 +500,70 @@ function sendText(text) {
   stickToBottom = true;
 }
 
+// showLengthNote shows under the composer how far text is over the
+// server's limit, or nothing; it reports whether text is over.
+function showLengthNote(text) {
+  const note = lengthNote(text);
+  $('length-note').textContent = note;
+  $('length-note').hidden = !note;
+  $('text').setAttribute('aria-invalid', String(!!note));
+  return note !== '';
+}
+
+// startEdit puts the text of m, the user's own message in c, in the
+// composer to be edited; Save sends the EDIT, Cancel or Escape drops it.
+function startEdit(c, m) {
+  setReplyTo(null);
+  app.editing = { convId: c.convId, seq: m.seq };
+  $('text').value = bodyText(m);
+  showLengthNote($('text').value);
+  renderEditBar();
+  $('text').focus();
+}
+
+function stopEdit() {
+  if (!app.editing) return;
+  app.editing = null;
+  $('text').value = '';
+  showLengthNote('');
+  renderEditBar();
+}
+
+function renderEditBar() {
+  const e = app.editing;
+  const on = !!e && e.convId === app.openId;
+  $('edit-bar').hidden = !on;
+  $('send').textContent = on ? 'Save' : 'Send';
+  $('edit-text').textContent = on ? `Editing your message #${e.seq}` : '';
+}
+
+// saveEdit sends the edit; the EDIT event that comes back through the
+// stream changes the bubble. A refusal (the edit window has passed) is
+// shown, and the text stays in the box.
+async function saveEdit(text) {
+  const e = app.editing;
+  if (!text.trim()) return;
+  $('conv-error').textContent = '';
+  try {
+    await app.session.edit(e.convId, e.seq, text);
+    if (app.editing === e) stopEdit();
+  } catch (err) {
+    $('conv-error').textContent = changeErrorText('edit', err);
+  }
+}
+
+// recallMessage recalls the user's message m in c after a confirm; the
+// RECALL event that comes back erases it, here and on every device.
+async function recallMessage(c, m) {
+  if (!confirm('Recall this message? It is erased for everyone in the chat.')) return;
+  $('conv-error').textContent = '';
+  try {
+    await app.session.recall(c.convId, m.seq);
+  } catch (err) {
+    $('conv-error').textContent = changeErrorText('recall', err);
+  }
+}
+
 // setReplyTo makes the composer reply to message m of the open
 // conversation, or to none (null), and shows what it quotes above it.
 function setReplyTo(m) {
@@ -576,6 +643,7 @@ function takeClear(convId, clearedSeq, hidden) {
 
 async function openConv(convId) {
   const c = app.convs.get(convId) || ensureConv(convId);
+  if (app.editing && app.editing.convId !== convId) stopEdit();
   app.openId = convId;
   sessionStorage.setItem('resonance.open', convId);
   $('chat-view').classList.add('open');
@@ -697,6 +765,7 @@ function renderOpen() {
   $('older').hidden = !c.hasOlder || !c.historyLoaded;
   renderMessages(c);
   renderReplyBar();
+  renderEditBar();
   renderTyping(c);
   if (!$('members').hidden) renderMembers(c);
 }
@@ -768,6 +837,7 @@ function renderMessage(c, m) {
     react.setAttribute('aria-expanded', 'false');
     // first: the meta's text ends with the delivery state
     metaEl.prepend(reply, ' ', react, ' ');
+    if (mine && m.contentType === ContentType.TEXT) metaEl.prepend(...ownActions(c, m));
     const picker = renderPicker(c, m);
     react.addEventListener('click', () => {
       picker.hidden = !picker.hidden;
@@ -779,6 +849,21 @@ function renderMessage(c, m) {
   }
   li.append(metaEl);
   return li;
+}
+
+// ownActions are the Edit and Recall buttons of the user's own message m;
+// the server keeps the windows (2 minutes to recall, 24 hours to edit, by
+// default) and the app shows its refusal.
+function ownActions(c, m) {
+  const edit = el('button', 'link own edit', 'Edit');
+  edit.type = 'button';
+  edit.setAttribute('aria-label', `Edit message ${m.seq}`);
+  edit.addEventListener('click', () => startEdit(c, m));
+  const recall = el('button', 'link own recall', 'Recall');
+  recall.type = 'button';
+  recall.setAttribute('aria-label', `Recall message ${m.seq}`);
+  recall.addEventListener('click', () => recallMessage(c, m));
+  return [edit, ' ', recall, ' '];
 }
 
 // renderChips shows a message's reactions, one chip per emoji with its
@@ -984,6 +1069,13 @@ function wireUi() {
   $('composer').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const text = $('text').value;
+    // Refused whole and kept in the box: the server would refuse it
+    // TOO_LARGE, and cutting it would send what the user did not write.
+    if (showLengthNote(text)) return;
+    if (app.editing) {
+      saveEdit(text);
+      return;
+    }
     $('text').value = '';
     sendText(text);
   });
@@ -991,9 +1083,15 @@ function wireUi() {
     if (ev.key === 'Enter' && !ev.shiftKey) {
       ev.preventDefault();
       $('composer').requestSubmit();
+    } else if (ev.key === 'Escape' && app.editing) {
+      stopEdit();
     }
   });
-  $('text').addEventListener('input', () => sendTyping($('text').value !== ''));
+  $('text').addEventListener('input', () => {
+    showLengthNote($('text').value);
+    if (!app.editing) sendTyping($('text').value !== '');
+  });
+  $('edit-cancel').addEventListener('click', stopEdit);
   $('reply-cancel').addEventListener('click', () => setReplyTo(null));
 
   $('scroller').addEventListener('scroll', () => {

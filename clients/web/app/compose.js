@@ -3,7 +3,7 @@
 // BigInt.
 
 import { ContentType, GroupRole, MAX_MENTIONS, parseMentions } from '../sdk/index.js';
-import { line } from './text.js';
+import { line, utf8Length } from './text.js';
 
 const utf8 = new TextDecoder();
 
@@ -48,4 +48,24 @@ export function quoteText(seq, q, who) {
   else body = `(${q.content.length} bytes)`;
   if (body.length > QUOTE_CHARS) body = `${body.slice(0, QUOTE_CHARS)}…`;
   return line`#${seq} ${who(q.senderId)}: “${body}”`;
+}
+
+/**
+ * MAX_CONTENT_BYTES is the most content the server takes in one message
+ * or edit by default (16 KiB of UTF-8, TOO_LARGE beyond).
+ */
+export const MAX_CONTENT_BYTES = 16 * 1024;
+
+/**
+ * lengthNote says how far text is over MAX_CONTENT_BYTES, counted in UTF-8
+ * bytes as the server counts, or '' when it fits. The composer refuses to
+ * send such a text and keeps it, rather than cut it short unseen.
+ */
+export function lengthNote(text) {
+  const n = utf8Length(text);
+  if (n <= MAX_CONTENT_BYTES) return '';
+  const over = n - MAX_CONTENT_BYTES;
+  const fmt = (x) => x.toLocaleString('en-US');
+  return `Too long to send: ${fmt(n)} bytes, ${fmt(over)} ${over === 1 ? 'byte' : 'bytes'} ` +
+    `over the limit of ${fmt(MAX_CONTENT_BYTES)} (UTF-8; an emoji takes 4). Shorten it.`;
 }

@@ -136,3 +136,24 @@ export function deleteAccountErrorText(err) {
   }
   return `Not deleted: ${errText(err)}`;
 }
+
+/**
+ * changeErrorText is what the chat says when a recall or an edit of the
+ * user's message (verb: 'recall' or 'edit') failed: the server's refusal
+ * in its words (its window has passed, say), and a lost answer as the
+ * unknown outcome it is.
+ */
+export function changeErrorText(verb, err) {
+  const done = verb === 'recall' ? 'recalled' : 'edited';
+  if (err?.name === 'OutcomeUnknownError') {
+    return `The answer was lost: the message may or may not be ${done}.`;
+  }
+  if (err?.code === ErrorCode.FORBIDDEN) {
+    const rule = verb === 'recall' ? 'within 2 minutes of sending'
+      : 'within 24 hours of sending';
+    return `Not ${done}: the server refused (${err.serverMessage || 'forbidden'}). ` +
+      `Only your own messages can be ${done}, ${rule} by default.`;
+  }
+  if (err?.code === ErrorCode.TOO_LARGE) return `Not ${done}: the text is too long.`;
+  return `Not ${done}: ${errText(err)}`;
+}

@@ -6,15 +6,17 @@ import assert from 'node:assert/strict';
 
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peersToWatch, presenceText } from '../app/presence.js';
-import { QUOTE_CHARS, mentionsFor, quoteText } from '../app/compose.js';
-import { groupEventText, isLeave } from '../app/view.js';
+import {
+  MAX_CONTENT_BYTES, QUOTE_CHARS, lengthNote, mentionsFor, quoteText,
+} from '../app/compose.js';
+import { changeErrorText, groupEventText, isLeave } from '../app/view.js';
 import { line, safeText, utf8Length } from '../app/text.js';
 import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
 import {
-  ContentType, ConvType, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct, encodeStruct,
-  schemas,
+  ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct,
+  encodeStruct, schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -311,4 +313,29 @@ test('a group event keeps names apart from the app’s words, cleaned', () => {
     { user: 'cy' }]);
   assert.equal(String(l), 'ann\uFFFD added bob, cy');
   assert.equal(String(line`#${3n} ${'x\x1b'}`), '#3 x\u241b');
+});
+
+// The composer had maxlength="4000": a longer paste was cut unseen and the
+// cut text sent, though the server takes 16 KiB of UTF-8. lengthNote
+// counts bytes, not characters, and says how far over a text is.
+test('lengthNote counts UTF-8 bytes against the server limit', () => {
+  assert.equal(MAX_CONTENT_BYTES, 16384);
+  assert.equal(lengthNote('x'.repeat(5000)), '', '5,000 ASCII characters fit');
+  assert.equal(lengthNote('x'.repeat(MAX_CONTENT_BYTES)), '', 'exactly the limit fits');
+  assert.match(lengthNote('x'.repeat(MAX_CONTENT_BYTES + 1)), /16,385 bytes, 1 byte over/);
+  // 4,097 emoji are 4,097 characters (8,194 UTF-16 units) but 16,388 bytes.
+  assert.match(lengthNote('😀'.repeat(4097)), /16,388 bytes, 4 bytes over the limit of 16,384/);
+  assert.equal(utf8Length('é😀a'), 7);
+});
+
+// A refused recall or edit says why in the server's words, and a lost
+// answer is not reported as a refusal.
+test('changeErrorText shows the server refusal of a recall or an edit', () => {
+  const refused = { code: ErrorCode.FORBIDDEN,
+    serverMessage: 'forbidden: the recall window of 2m0s has passed' };
+  assert.equal(changeErrorText('recall', refused), 'Not recalled: the server refused ' +
+    '(forbidden: the recall window of 2m0s has passed). Only your own messages can be ' +
+    'recalled, within 2 minutes of sending by default.');
+  assert.match(changeErrorText('edit', { name: 'OutcomeUnknownError' }), /may or may not be edited/);
+  assert.match(changeErrorText('edit', { code: ErrorCode.TOO_LARGE }), /too long/);
 });
