@@ -11,8 +11,7 @@ import {
 import { lengthNote, mentionsFor, quoteText } from './compose.js';
 import {
   bodyText, changeErrorText, deleteAccountErrorText, el, errText, groupEventText, isLeave,
-  reconcile,
-  setUserText, timeText, userEl,
+  reconcile, setUserText, timeText, userEl, usernameProblem,
 } from './view.js';
 import { joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peersToWatch, presenceText } from './presence.js';
@@ -992,6 +991,14 @@ function showSideError(err) {
 // ---- user actions ----
 
 function wireUi() {
+  // The server's username rule, said in words: a pattern attribute gave
+  // only the browser's "Please match the requested format.".
+  $('login-user').addEventListener('input', () => {
+    $('login-user').setCustomValidity(usernameProblem($('login-user').value.trim()));
+  });
+  $('login-user').addEventListener('invalid', () => {
+    $('login-error').textContent = $('login-user').validationMessage;
+  });
   $('login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const action = ev.submitter && ev.submitter.value;

@@ -157,3 +157,24 @@ export function changeErrorText(verb, err) {
   if (err?.code === ErrorCode.TOO_LARGE) return `Not ${done}: the text is too long.`;
   return `Not ${done}: ${errText(err)}`;
 }
+
+/** USERNAME_RULE is the server's rule for usernames, as the sign-in form says it. */
+export const USERNAME_RULE = 'A username is 3–32 characters: ASCII letters, digits, _ . or -';
+
+/**
+ * usernameProblem says what is wrong with name against the server's rule
+ * (USERNAME_RULE, then which characters it does not take, or how long the
+ * name is), or '' when it fits or is empty (the field is required anyway).
+ */
+export function usernameProblem(name) {
+  if (name === '') return '';
+  const bad = [...new Set([...name].filter((ch) => !/^[A-Za-z0-9_.-]$/.test(ch)))];
+  if (bad.length > 0) {
+    const shown = bad.slice(0, 5).map((ch) => (ch === ' ' ? 'spaces' : `“${safeText(ch)}”`));
+    return `${USERNAME_RULE}; not ${shown.join(', ')}.`;
+  }
+  if (name.length < 3 || name.length > 32) {
+    return `${USERNAME_RULE}; this one has ${name.length}.`;
+  }
+  return '';
+}

@@ -9,7 +9,9 @@ import { debounceWatch, peersToWatch, presenceText } from '../app/presence.js';
 import {
   MAX_CONTENT_BYTES, QUOTE_CHARS, lengthNote, mentionsFor, quoteText,
 } from '../app/compose.js';
-import { changeErrorText, groupEventText, isLeave } from '../app/view.js';
+import {
+  USERNAME_RULE, changeErrorText, groupEventText, isLeave, usernameProblem,
+} from '../app/view.js';
 import { line, safeText, utf8Length } from '../app/text.js';
 import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
@@ -338,4 +340,20 @@ test('changeErrorText shows the server refusal of a recall or an edit', () => {
     'recalled, within 2 minutes of sending by default.');
   assert.match(changeErrorText('edit', { name: 'OutcomeUnknownError' }), /may or may not be edited/);
   assert.match(changeErrorText('edit', { code: ErrorCode.TOO_LARGE }), /too long/);
+});
+
+// The sign-in form answered a bad username with the browser's "Please
+// match the requested format."; usernameProblem says the server's rule and
+// what broke it.
+test('usernameProblem says the username rule and what broke it', () => {
+  const cases = [
+    { name: 'fine', in: 'john.smith_2-x', want: '' },
+    { name: 'empty: the field is required', in: '', want: '' },
+    { name: 'space', in: 'john smith', want: `${USERNAME_RULE}; not spaces.` },
+    { name: 'non-ASCII', in: 'zoé😀', want: `${USERNAME_RULE}; not “é”, “😀”.` },
+    { name: 'short', in: 'jo', want: `${USERNAME_RULE}; this one has 2.` },
+    { name: 'long', in: 'j'.repeat(33), want: `${USERNAME_RULE}; this one has 33.` },
+  ];
+  for (const c of cases) assert.equal(usernameProblem(c.in), c.want, c.name);
+  assert.match(USERNAME_RULE, /3–32 characters: ASCII letters, digits, _ \. or -/);
 });
