@@ -14,7 +14,7 @@ import {
   reconcile, setUserText, timeText, userEl, usernameProblem,
 } from './view.js';
 import { joinLines, line, safeText } from './text.js';
-import { debounceWatch, lastTime, peersToWatch, presenceText } from './presence.js';
+import { debounceWatch, lastTime, peerPresence, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
@@ -36,7 +36,8 @@ const app = {
   ending: false, // the user signs out or deletes the account: the session's end is no news
   convs: new Map(), // conv id -> conv (see ensureConv)
   users: new Map(), // user id string -> username
-  presence: new Map(), // user id string -> boolean
+  presence: new Map(), // user id string -> boolean, while connected
+  connState: State.CONNECTING, // the session's last State (setConn)
   presenceSupported: true,
   watching: new Set(), // user id strings of the last watch set the server took
   openId: '',
@@ -170,6 +171,11 @@ function setConn({ state, retryInMs }) {
   }[state] || state;
   $('conn-text').textContent = text;
   $('reconnect').hidden = state !== State.OFFLINE;
+  // Nothing of the peers reaches a tab without a connection: what it knew
+  // is forgotten, and shown unknown until the next watch answers.
+  if (state !== State.ONLINE && state !== State.RESUMING) app.presence.clear();
+  app.connState = state;
+  scheduleRender();
 }
 
 function onEnded(err) {
@@ -729,7 +735,8 @@ function renderConvs() {
     if (c.convId === app.openId) btn.setAttribute('aria-current', 'true');
     const name = el('span', 'conv-name');
     if (c.type === ConvType.P2P && app.presenceSupported) {
-      const dot = el('span', `presence${app.presence.get(String(c.peerUserId)) ? ' on' : ''}`);
+      const p = peerPresence(app.connState, app.presence, c.peerUserId);
+      const dot = el('span', `presence${p === 'online' ? ' on' : p === 'unknown' ? ' unknown' : ''}`);
       dot.setAttribute('aria-hidden', 'true');
       name.append(dot);
     }
@@ -775,7 +782,10 @@ function subtitle(c) {
     return c.memberCount === 1 ? '1 member' : `${c.memberCount} members`;
   }
   if (!app.presenceSupported || !c.peerUserId) return '';
-  return presenceText(app.presence, c.peerUserId);
+  const p = peerPresence(app.connState, app.presence, c.peerUserId);
+  if (p !== 'unknown') return p;
+  return app.connState === State.ONLINE || app.connState === State.RESUMING ? ''
+    : 'presence unknown while you are offline';
 }
 
 function renderMessages(c) {

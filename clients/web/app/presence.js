@@ -1,7 +1,7 @@
 // Which peers the web app watches for presence. No DOM and no state of its
 // own, so that Node tests load it as the browser does.
 
-import { ConvType, MAX_PRESENCE_USERS } from '../sdk/index.js';
+import { ConvType, MAX_PRESENCE_USERS, State } from '../sdk/index.js';
 
 /**
  * lastTime is when a conversation was last active, for ordering: its last
@@ -55,13 +55,16 @@ export function debounceWatch(send, delayMs, timers = globalThis) {
 }
 
 /**
- * presenceText is a 1:1 conversation's subtitle for its peer: 'online' or
- * 'offline' as presence, a map of user id strings to booleans, has it, and
- * '' while it has nothing for the peer (no watch answer or NOTIFY yet): a
- * peer not known to be offline is not said to be.
+ * peerPresence is what the app shows of a peer's presence: 'online',
+ * 'offline', or 'unknown' while this tab's own connection is not up
+ * (connState, a Session State) or no presence of the peer is known.
+ * presence maps user id strings to the last online flag the server gave.
+ * Without a connection no change reaches the tab, so a peer last seen
+ * online must not keep showing so.
  */
-export function presenceText(presence, peerUserId) {
-  const online = presence.get(String(peerUserId));
-  if (online === undefined) return '';
+export function peerPresence(connState, presence, peerId) {
+  if (connState !== State.ONLINE && connState !== State.RESUMING) return 'unknown';
+  const online = presence.get(String(peerId));
+  if (online === undefined) return 'unknown';
   return online ? 'online' : 'offline';
 }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
-import { debounceWatch, peersToWatch, presenceText } from '../app/presence.js';
+import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
 import {
   MAX_CONTENT_BYTES, QUOTE_CHARS, lengthNote, mentionsFor, quoteText,
 } from '../app/compose.js';
@@ -18,7 +18,7 @@ import {
 } from '../app/reacting.js';
 import {
   ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct,
-  encodeStruct, schemas,
+  State, encodeStruct, schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -107,15 +107,6 @@ test('a burst of asks sends the watch set within the delay of the first', () => 
   assert.equal(sent, settled, 'sent before the delay');
   timers.advance(1);
   assert.equal(sent, settled + 1, 'two asks make one watch');
-});
-
-// Until the first watch answer, or a NOTIFY, the app knows nothing of a
-// new peer's presence, and said "offline" all the same.
-test('a peer whose presence is not known yet reads neither online nor offline', () => {
-  const presence = new Map([['5', true], ['6', false]]);
-  assert.equal(presenceText(presence, 5n), 'online');
-  assert.equal(presenceText(presence, 6n), 'offline');
-  assert.equal(presenceText(presence, 7n), '', 'a peer not answered for yet');
 });
 
 test('the delete-account dialog tells a wrong password from a lost answer', async () => {
@@ -356,4 +347,20 @@ test('usernameProblem says the username rule and what broke it', () => {
   ];
   for (const c of cases) assert.equal(usernameProblem(c.in), c.want, c.name);
   assert.match(USERNAME_RULE, /3–32 characters: ASCII letters, digits, _ \. or -/);
+});
+
+// While the tab's own connection was down ("Offline, retrying in 6 s") a
+// peer last seen online still showed a green dot and "online".
+test('peer presence is unknown while the tab is offline', () => {
+  const presence = new Map([['2', true], ['3', false]]);
+  const cases = [
+    { name: 'online peer', state: State.ONLINE, peer: 2n, want: 'online' },
+    { name: 'offline peer', state: State.ONLINE, peer: 3n, want: 'offline' },
+    { name: 'catching up', state: State.RESUMING, peer: 2n, want: 'online' },
+    { name: 'never heard of', state: State.ONLINE, peer: 4n, want: 'unknown' },
+    { name: 'tab offline', state: State.OFFLINE, peer: 2n, want: 'unknown' },
+    { name: 'tab reconnecting', state: State.CONNECTING, peer: 3n, want: 'unknown' },
+    { name: 'session ended', state: State.ENDED, peer: 2n, want: 'unknown' },
+  ];
+  for (const c of cases) assert.equal(peerPresence(c.state, presence, c.peer), c.want, c.name);
 });
