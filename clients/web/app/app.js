@@ -16,6 +16,7 @@ import {
 import { joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peerPresence, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
+import { wireAccountDialogs } from './accountview.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
   settlePendingReactions,
@@ -1028,15 +1029,9 @@ function wireUi() {
     if (await startSession({ username, password })) $('login-pass').value = '';
   });
 
-  $('signout').addEventListener('click', async () => {
-    const s = app.session;
-    app.ending = true;
-    try {
-      await s?.logout();
-    } catch { /* signed out locally anyway */ }
-    resetState();
-    showLogin('');
-  });
+  $('signout').addEventListener('click', signOut);
+  wireAccountDialogs({ session: () => app.session, username: () => app.me?.username || '',
+    signOut });
 
   wireDeleteAccount();
   $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
@@ -1169,6 +1164,17 @@ function wireUi() {
       $('members-error').textContent = errText(err);
     }
   });
+}
+
+// signOut signs this device out (LOGOUT) and returns to the sign-in view.
+async function signOut() {
+  const s = app.session;
+  app.ending = true;
+  try {
+    await s?.logout();
+  } catch { /* signed out locally anyway */ }
+  resetState();
+  showLogin('');
 }
 
 // userIds resolves comma-separated usernames to user ids.

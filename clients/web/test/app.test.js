@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import {
+  changePasswordErrorText, deviceDetail, newPasswordProblem,
+} from '../app/account.js';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
 import {
@@ -363,4 +366,37 @@ test('peer presence is unknown while the tab is offline', () => {
     { name: 'session ended', state: State.ENDED, peer: 2n, want: 'unknown' },
   ];
   for (const c of cases) assert.equal(peerPresence(c.state, presence, c.peer), c.want, c.name);
+});
+
+// A user with a lost laptop had no way to sign it out but deleting the
+// account: the Devices list shows each device (name, platform, connected,
+// last sign-in), and Change password checks the server's rules first.
+test('a device reads with its platform, connection and last sign-in', () => {
+  const at = new Date(2026, 11, 6, 9, 5).getTime(); // local time
+  assert.equal(deviceDetail({ platform: 'web', online: true, lastLoginMs: BigInt(at) }),
+    'web · online now · last sign-in 2026-12-06 09:05');
+  assert.equal(deviceDetail({ platform: '', online: false, lastLoginMs: 0n }),
+    'unknown platform · not connected · never signed in');
+});
+
+test('the change password dialog checks the new password as the server does', () => {
+  const base = { oldPassword: 'old-secret', username: 'ann' };
+  const cases = [
+    { name: 'fine', newPassword: 'new-secret', again: 'new-secret', want: '' },
+    { name: 'differ', newPassword: 'new-secret', again: 'new-secreT', want: /differ/ },
+    { name: 'same as now', newPassword: 'old-secret', again: 'old-secret', want: /current one/ },
+    { name: 'short', newPassword: 'short', again: 'short', want: /8 to 128 bytes/ },
+    { name: 'username', newPassword: 'ANNANNANN', again: 'ANNANNANN', want: '' },
+    { name: 'repeated', newPassword: 'aaaaaaaa', again: 'aaaaaaaa', want: /repeated/ },
+  ];
+  for (const c of cases) {
+    const got = newPasswordProblem({ ...base, newPassword: c.newPassword, again: c.again });
+    if (typeof c.want === 'string') assert.equal(got, c.want, c.name);
+    else assert.match(got, c.want, c.name);
+  }
+  assert.match(newPasswordProblem({ ...base, username: 'annannann', newPassword: 'AnnAnnAnn',
+    again: 'AnnAnnAnn' }), /username/);
+  assert.equal(changePasswordErrorText({ code: ErrorCode.INVALID_CREDENTIALS }),
+    'Wrong current password; nothing was changed.');
+  assert.match(changePasswordErrorText({ name: 'OutcomeUnknownError' }), /may or may not/);
 });
