@@ -3,8 +3,9 @@
 # then the app in a real headless Chromium against a freshly built server
 # (all roles, embedded defaults, scratch data dir, free loopback ports).
 # Installs Debian's chromium with apt-get when /usr/bin/chromium is missing
-# (CI runs as root on Debian) and playwright-core with npm ci. Needs Go,
-# Node.js 20 and npm. CHROMIUM overrides the browser; screenshots go to
+# (CI runs as root on Debian), fonts-noto-color-emoji likewise when it is
+# missing (emoji are boxes without it), and playwright-core with npm ci.
+# Needs Go, Node.js 20 and npm. CHROMIUM overrides the browser; screenshots go to
 # clients/web/test/screenshots (SCREENSHOTS overrides). The server is always
 # stopped.
 set -euo pipefail
@@ -38,9 +39,22 @@ if [[ ! -x $CHROMIUM ]]; then
   echo "web-test: installing chromium with apt-get"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium fonts-liberation >/dev/null
+    chromium fonts-liberation fonts-noto-color-emoji >/dev/null
 fi
 "$CHROMIUM" --version 2>/dev/null || true
+
+# A color emoji font, or emoji show as empty boxes in the screenshots.
+if ! dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q 'ok installed'; then
+  if [[ $(id -u) != 0 ]]; then
+    echo "web-test: fonts-noto-color-emoji is missing; emoji show as boxes in screenshots" \
+      "(apt-get install fonts-noto-color-emoji)"
+  else
+    echo "web-test: installing fonts-noto-color-emoji with apt-get"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      fonts-noto-color-emoji >/dev/null
+  fi
+fi
 
 echo "web-test: installing playwright-core (npm ci)"
 (cd clients/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
