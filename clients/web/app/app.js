@@ -606,10 +606,11 @@ async function clearOpen(hide) {
   // came while the user was asked would otherwise be cleared unseen.
   const upToSeq = c.lastSeq;
   if (upToSeq === 0n) return;
+  const title = safeText(convTitle(c));
   const ask = hide
-    ? `Delete the chat with ${safeText(convTitle(c))}? Its history is cleared for you on all your ` +
+    ? `Delete the chat with ${title}? Its history is cleared for you on all your ` +
       'devices, and it leaves your list until a new message comes. Others keep theirs.'
-    : `Clear the history with ${safeText(convTitle(c))}? It is cleared for you on all your devices. ` +
+    : `Clear the history with ${title}? It is cleared for you on all your devices. ` +
       'Others keep theirs.';
   if (!confirm(ask)) return;
   $('conv-error').textContent = '';
@@ -737,7 +738,8 @@ function renderConvs() {
     const name = el('span', 'conv-name');
     if (c.type === ConvType.P2P && app.presenceSupported) {
       const p = peerPresence(app.connState, app.presence, c.peerUserId);
-      const dot = el('span', `presence${p === 'online' ? ' on' : p === 'unknown' ? ' unknown' : ''}`);
+      const state = { online: ' on', unknown: ' unknown' }[p] || '';
+      const dot = el('span', `presence${state}`);
       dot.setAttribute('aria-hidden', 'true');
       name.append(dot);
     }

@@ -332,7 +332,8 @@ test('changeErrorText shows the server refusal of a recall or an edit', () => {
   assert.equal(changeErrorText('recall', refused), 'Not recalled: the server refused ' +
     '(forbidden: the recall window of 2m0s has passed). Only your own messages can be ' +
     'recalled, within 2 minutes of sending by default.');
-  assert.match(changeErrorText('edit', { name: 'OutcomeUnknownError' }), /may or may not be edited/);
+  assert.match(changeErrorText('edit', { name: 'OutcomeUnknownError' }),
+    /may or may not be edited/);
   assert.match(changeErrorText('edit', { code: ErrorCode.TOO_LARGE }), /too long/);
 });
 

@@ -534,7 +534,9 @@ export class FakeGateway {
       case Op.LIST_DEVICES:
         return reply({ devices: [...this.devices] });
       case Op.SIGN_OUT_DEVICE:
-        if (!this.devices.some((d) => d.deviceId === req.deviceId)) return fail(ErrorCode.NOT_FOUND);
+        if (!this.devices.some((d) => d.deviceId === req.deviceId)) {
+          return fail(ErrorCode.NOT_FOUND);
+        }
         this.signedOutDevices.push(req.deviceId);
         return reply({});
       case Op.CLEAR_CONV:
