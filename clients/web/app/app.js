@@ -45,7 +45,7 @@ const app = {
   typingSentMs: 0,
   storage: null,
   replyTo: null, // {convId, seq} the composer replies to, or null
-  editing: null, // {convId, seq} of the user's message the composer edits, or null
+  editing: null, // {convId, seq, draft} of the user's message the composer edits, or null
 };
 
 // ?debug=1 exposes the app's state and a log of every message the SDK
@@ -518,9 +518,11 @@ function showLengthNote(text) {
 
 // startEdit puts the text of m, the user's own message in c, in the
 // composer to be edited; Save sends the EDIT, Cancel or Escape drops it.
+// A draft in the composer is kept aside and comes back after.
 function startEdit(c, m) {
   setReplyTo(null);
-  app.editing = { convId: c.convId, seq: m.seq };
+  const draft = app.editing ? app.editing.draft : $('text').value;
+  app.editing = { convId: c.convId, seq: m.seq, draft };
   $('text').value = bodyText(m);
   showLengthNote($('text').value);
   renderEditBar();
@@ -529,9 +531,9 @@ function startEdit(c, m) {
 
 function stopEdit() {
   if (!app.editing) return;
+  $('text').value = app.editing.draft;
   app.editing = null;
-  $('text').value = '';
-  showLengthNote('');
+  showLengthNote($('text').value);
   renderEditBar();
 }
 
