@@ -4,8 +4,9 @@
 // dropped connection resume without losing or repeating messages; a send
 // that cannot go out fails and its retry is stored once; groups, typing and
 // presence where the server serves them, and presence once refused by an
-// older server; replies and @mentions in a group, emoji reactions, Clear history and Delete
-// chat (on another tab and another device too), and Delete account.
+// older server, and unknown while the page is offline; replies and @mentions in a group,
+// emoji reactions, Clear history and Delete chat (on another tab and another device too), and
+// Delete account.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -316,6 +317,21 @@ describe('web app', () => {
     notify({ presence: { userId: peer, online: false, sinceMs: 2n } });
     await nora.waitForFunction(() =>
       document.querySelector('#conv-sub').textContent === 'offline');
+
+    // With Nora's own connection down, Omar last seen online is unknown:
+    // no change of his could reach her.
+    notify({ presence: { userId: peer, online: true, sinceMs: 3n } });
+    await nora.waitForFunction(() => document.querySelector('#conv-sub').textContent === 'online');
+    const { ws, server } = relay.conns.at(-1);
+    await server.close();
+    await ws.close({ code: 1006 });
+    await nora.waitForSelector('#conn[data-state=offline]');
+    // One check: the reconnect may be quick, and its watch brings Omar back.
+    await nora.waitForFunction(() => document.querySelector('#conv-sub').textContent ===
+      'presence unknown while you are offline' &&
+      !document.querySelector('.conv-item .presence.on') &&
+      !!document.querySelector('.conv-item .presence.unknown'));
+    await waitOnline(nora);
     assert.deepEqual([...nora.errors, ...omar.errors], []);
     await nora.context().close();
     await omar.context().close();
