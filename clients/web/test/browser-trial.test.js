@@ -110,6 +110,7 @@ describe('web app after the trial', () => {
       // Edit comes once the message is stored (a pending one has none).
       const edit = bubble(ann, 'see you at 5').locator('button.edit');
       await edit.waitFor();
+      await ann.fill('#text', 'a draft of mine'); // kept aside while editing
       await edit.focus();
       assert.equal(await edit.evaluate((e) => getComputedStyle(e).opacity), '1',
         'Edit hidden while focused');
@@ -122,6 +123,7 @@ describe('web app after the trial', () => {
       await waitMessage(bob, 'see you at 6');
       await bubble(bob, 'see you at 6').locator('.meta', { hasText: 'edited' }).waitFor();
       assert.equal(await ann.textContent('#send'), 'Send');
+      assert.equal(await ann.inputValue('#text'), 'a draft of mine', 'the draft is lost');
 
       // Recall: the first is refused (the relay answers as the server does
       // after the window), and the refusal is shown; the second goes.
