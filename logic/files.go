@@ -457,14 +457,16 @@ func (s *Service) readableFile(ctx context.Context, db *gorm.DB, user int64,
 	if f.OwnerID == user {
 		return &f, nil
 	}
+	// Only the references in conversations user is or was a member of:
+	// a file forwarded widely has many others, none of them the reader's.
 	var refs []fileRefRow
-	err := db.Where("file_id = ?", id).Order("conv_id, seq").Limit(maxFileRefs).Find(&refs).Error
+	err := db.Table(s.tables.fileRef+" AS r").Select("r.conv_id, r.seq").
+		Joins("JOIN "+s.tables.member+" AS m ON m.conv_id = r.conv_id AND m.user_id = ?", user).
+		Where("r.file_id = ?", id).Order("r.conv_id, r.seq").Limit(maxFileRefs).
+		Scan(&refs).Error
 	if err != nil {
-		return nil, fmt.Errorf("references of file %s: %w", id, err)
+		return nil, fmt.Errorf("references of file %s for user %d: %w", id, user, err)
 	}
-	// TODO: only the first maxFileRefs references are tried; a file
-	// forwarded into more conversations than that may read as NOT_FOUND to
-	// a reader of a later one. A join on the member table would lift it.
 	for _, ref := range refs {
 		ok, err := s.canReadSeq(ctx, ref.ConvID, ref.Seq, user)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -485,4 +486,26 @@ func TestFiles_RacingChunkAndRowCommits(t *testing.T) {
 			t.Fatalf("complete row %+v", got)
 		}
 	})
+}
+
+// A file sent into more conversations than one access check reads
+// references of must still be readable in every one of them.
+func TestFiles_ReadableInEveryConversationOfAWideForward(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	ref := e.upload(t, alice, "notice.txt", "text/plain", []byte("office closed friday"))
+	var readers []int64
+	for i := range maxFileRefs + 6 {
+		u := e.register(t, fmt.Sprintf("reader%02d", i))
+		if _, err := e.svc.Send(ctxBG, session(alice, 1),
+			fileReq(t, fmt.Sprintf("f%d", i), u, "", ref)); err != nil {
+			t.Fatalf("send to reader %d: %v", i, err)
+		}
+		readers = append(readers, u)
+	}
+	for _, u := range readers {
+		if _, _, err := e.download(u, ref.FileId); err != nil {
+			t.Fatalf("user %d, one of %d recipients, downloads: %v", u, len(readers), err)
+		}
+	}
 }

@@ -380,12 +380,13 @@ type tableNames struct {
 	device  string
 	message string
 	outbox  string
+	fileRef string
 }
 
 func resolveTables(db *gorm.DB) (tableNames, error) {
-	var names [7]string
+	var names [8]string
 	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}, &deviceRow{},
-		&messageRow{}, &outboxRow{}} {
+		&messageRow{}, &outboxRow{}, &fileRefRow{}} {
 		stmt := &gorm.Statement{DB: db}
 		if err := stmt.Parse(model); err != nil {
 			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
@@ -393,7 +394,7 @@ func resolveTables(db *gorm.DB) (tableNames, error) {
 		names[i] = stmt.Schema.Table
 	}
 	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3],
-		device: names[4], message: names[5], outbox: names[6]}, nil
+		device: names[4], message: names[5], outbox: names[6], fileRef: names[7]}, nil
 }
 
 // endedByStop says whether err, from Run after a Stop began, is what that
