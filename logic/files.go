@@ -537,6 +537,20 @@ func (s *Service) sendFileApply(tx *gorm.DB, c *convRow, m *messageRow) ([]int64
 		return nil, fmt.Errorf("%w: FileRef's size, sha256 or mime differ from the upload's",
 			ErrBadRequest)
 	}
+	// Touch the row, which the pruner deletes only while it is idle: a
+	// prune that deleted it since the read above leaves nothing to touch,
+	// and one that comes later waits for this commit and finds it in use.
+	// The value always changes, so that MySQL counts the row as affected.
+	now := s.now().UnixMilli()
+	res := tx.Model(&fileRow{}).Where("id = ? AND state = ?", f.ID, fileComplete).
+		UpdateColumn("updated_ms", gorm.Expr("CASE WHEN updated_ms < ? THEN ? ELSE updated_ms + 1 END",
+			now, now))
+	if res.Error != nil {
+		return nil, fmt.Errorf("touch file %s: %w", f.ID, res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return nil, fmt.Errorf("%w: file", ErrNotFound)
+	}
 	err = tx.Clauses(clause.OnConflict{DoNothing: true}).
 		Create(&fileRefRow{FileID: f.ID, ConvID: m.ConvID, Seq: m.Seq}).Error
 	if err != nil {

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -508,4 +511,47 @@ func TestFiles_ReadableInEveryConversationOfAWideForward(t *testing.T) {
 			t.Fatalf("user %d, one of %d recipients, downloads: %v", u, len(readers), err)
 		}
 	}
+}
+
+// The pruner deleting an idle file between a FILE send's check of it and
+// its commit must not leave a message naming a file that is gone: the send
+// fails (NOT_FOUND), or the file stays. SQLite's one writer cannot
+// interleave them; MySQL's connections can.
+func TestFiles_SendRacingPruneNamesNoDeletedFile(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		if e.cfg.DBDriver != DriverMySQL {
+			t.Skip("one writer: a send and a prune cannot interleave")
+		}
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		ref := e.upload(t, alice, "old.txt", "text/plain", []byte("idle for a day"))
+		old := e.svc.now().Add(-2 * e.svc.cfg.FileRetention).UnixMilli()
+		if err := e.db.Model(&fileRow{}).Where("id = ?", ref.FileId).
+			Update("updated_ms", old).Error; err != nil {
+			t.Fatal(err)
+		}
+		var armed, pruned atomic.Bool
+		armed.Store(true)
+		name := "test:prune_after_file_check"
+		err := e.svc.db.Callback().Query().After("gorm:query").Register(name, func(db *gorm.DB) {
+			if _, ok := db.Statement.Model.(*fileRow); ok && armed.Swap(false) {
+				n, err := e.svc.pruneFiles(ctxBG)
+				if err != nil {
+					t.Errorf("prune: %v", err)
+				}
+				pruned.Store(n == 1)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.svc.db.Callback().Query().Remove(name) })
+		_, err = e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "late", bob, "", ref))
+		if !pruned.Load() {
+			t.Fatal("the prune did not delete the file between the send's check and its commit")
+		}
+		wantCode(t, err, common.ErrorCode_NOT_FOUND)
+		if n := e.countRows(t, &fileRefRow{}, "file_id = ?", ref.FileId); n != 0 {
+			t.Fatalf("%d references stored to the pruned file", n)
+		}
+	})
 }

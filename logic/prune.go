@@ -88,11 +88,9 @@ const pruneBatch = 500
 // Each row is deleted first, re-checked in its transaction, and its bytes
 // after, so that a file is never a row without bytes.
 //
-// TODO: on MySQL a FILE send whose seq transaction read the file row just
-// before the prune deleted it stores a message naming a deleted file
-// (downloads are NOT_FOUND); a shared lock on the row in the send would
-// close the window, which needs a file idle for FileRetention to be sent
-// in the same instant.
+// A FILE send touches the row in its transaction (sendFileApply), so the
+// DELETE, which reads the row as last committed, finds it in use, or the
+// send finds it gone and fails.
 func (s *Service) pruneFiles(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.FileRetention).UnixMilli()
 	total := 0
