@@ -54,9 +54,11 @@ type config struct {
 	addrs    []string
 	user     string
 	password string
-	to       string
-	device   string
-	register bool
+	// passwordFlag is set when the password came on the command line.
+	passwordFlag bool
+	to           string
+	device       string
+	register     bool
 	// maxBody is the largest request body the server accepts, its
 	// --max-body (client.Options.SendLimit).
 	maxBody int
@@ -79,8 +81,17 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.passwordFlag {
+		fmt.Fprintln(out, passwordFlagWarning)
+	}
+	tty := terminalOf(in)
+	defer keepTerminal(tty)()
+	if err := askPassword(ctx, &cfg, tty, out); err != nil {
+		return err
+	}
 	s := newSession(cfg, out)
-	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody), cutLineAt(in)))
+	s.tty = tty != nil
+	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody), cutLineAt(in), s.next))
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -92,7 +103,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		"gateway addresses (host:port), comma-separated: the first, then the next\n"+
 			"whenever one cannot be reached")
 	fs.StringVar(&cfg.user, "user", "", "your username (required)")
-	fs.StringVar(&cfg.password, "password", "", "your password (default $"+passwordEnv+")")
+	fs.StringVar(&cfg.password, "password", "",
+		"deprecated: your password, visible to other users of this machine (ps) and kept in\n"+
+			"shell history (default $"+passwordEnv+", else asked without echo on the terminal)")
 	fs.StringVar(&cfg.to, "to", "", "username to chat with (or /to later)")
 	fs.StringVar(&cfg.device, "device", "",
 		"device id (default derived from the host, the OS user and --user, the same every run;\n"+
@@ -102,7 +115,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		"the largest request body the server accepts, in bytes: its --max-body; raise it\n"+
 			"with the server's --max-content to send longer lines")
 	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: resonance chat --user NAME [--password PW] [--to PEER] [flags]")
+		fmt.Fprintln(out, "usage: resonance chat --user NAME [--to PEER] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +133,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if cfg.maxBody <= 0 {
 		return cfg, fmt.Errorf("%w: --max-body %d: want a positive size", ErrUsage, cfg.maxBody)
 	}
-	if cfg.password == "" {
+	if cfg.password != "" {
+		cfg.passwordFlag = true
+	} else {
 		cfg.password = os.Getenv(passwordEnv)
 	}
 	cfg.addrs = splitAddrs(addrs)
@@ -128,10 +143,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		fs.Usage()
 		return cfg, fmt.Errorf("%w: --addr names no gateway", ErrUsage)
 	}
-	if cfg.user == "" || cfg.password == "" {
+	if cfg.user == "" {
 		fs.Usage()
-		return cfg, fmt.Errorf("%w: --user and --password (or $%s) are required",
-			ErrUsage, passwordEnv)
+		return cfg, fmt.Errorf("%w: --user is required", ErrUsage)
 	}
 	if cfg.device == "" {
 		cfg.device = defaultDevice(cfg.user)
@@ -249,24 +263,37 @@ func cutLineAt(in io.Reader) int {
 // replaced by a notice, not sent: it must not end the client. So is a line
 // of exactly cutAt bytes (when cutAt > 0), which a terminal may have cut:
 // sending it would deliver the start of a longer text as if it were whole.
-func readLines(ctx context.Context, in io.Reader, limit, cutAt int) <-chan string {
+//
+// After each line it waits for next to say how to read the one after: a
+// password must be read with the terminal's echo off, which a read already
+// under way could not switch to.
+func readLines(ctx context.Context, in io.Reader, limit, cutAt int,
+	next <-chan readMode) <-chan string {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(in, 64<<10)
+		mode := readPlain
 		for {
-			line, size, err := readLine(br, limit)
-			switch {
-			case size > limit:
-				line = fmt.Sprintf("%s%d", tooLongPrefix, size)
-			case cutAt > 0 && size == cutAt:
-				line = fmt.Sprintf("%s%d", mayBeCutPrefix, size)
+			var line string
+			var err error
+			if mode == readSecret {
+				line, err = readSecretLine(br, in, limit)
+			} else {
+				line, err = readPlainLine(br, limit, cutAt)
 			}
-			if line = strings.TrimSuffix(line, "\r"); strings.TrimSpace(line) != "" {
+			if strings.TrimSpace(line) != "" {
 				select {
 				case lines <- line:
 				case <-ctx.Done():
 					return
+				}
+				if err == nil {
+					select {
+					case mode = <-next:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 			if err != nil {
@@ -275,6 +302,19 @@ func readLines(ctx context.Context, in io.Reader, limit, cutAt int) <-chan strin
 		}
 	}()
 	return lines
+}
+
+// readPlainLine reads one line of br for readLines, a notice in its place
+// when it is too long or may have been cut.
+func readPlainLine(br *bufio.Reader, limit, cutAt int) (string, error) {
+	line, size, err := readLine(br, limit)
+	switch {
+	case size > limit:
+		line = fmt.Sprintf("%s%d", tooLongPrefix, size)
+	case cutAt > 0 && size == cutAt:
+		line = fmt.Sprintf("%s%d", mayBeCutPrefix, size)
+	}
+	return strings.TrimSuffix(line, "\r"), err
 }
 
 // tooLongPrefix marks the notice readLines sends for an over-long line (a

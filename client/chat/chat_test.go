@@ -261,10 +261,10 @@ func TestRun_FatalErrors(t *testing.T) {
 		wantOut string
 	}{
 		{
-			name:    "missing password",
+			name:    "missing password and no terminal to ask on",
 			args:    []string{"--addr", s.Addr(), "--user", "bob"},
 			wantErr: chat.ErrUsage,
-			wantOut: "usage: resonance chat",
+			wantOut: "! no password: set $RESONANCE_PASSWORD",
 		},
 		{
 			name:    "wrong password hints at register",

@@ -48,8 +48,9 @@ func TestRun_SaysWhatFailedAtEachAddress(t *testing.T) {
 		{name: "registering", args: []string{"--register"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--addr", down + "," + other, "--user", "alice",
-				"--password", "pw-secret"}, tc.args...)
+			t.Setenv("RESONANCE_PASSWORD", "pw-secret") // --password adds a warning
+			args := append([]string{"--addr", down + "," + other, "--user", "alice"},
+				tc.args...)
 			r := startChat(t, args...)
 			if err := r.wait(t); !errors.Is(err, chat.ErrUnreachable) {
 				t.Fatalf("Run = %v, want %v", err, chat.ErrUnreachable)

@@ -31,9 +31,11 @@ func TestReadLines_RefusesALineATerminalMayHaveCut(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
+			next := make(chan readMode, 1)
 			for line := range readLines(context.Background(), strings.NewReader(input), maxLine,
-				tt.cutAt) {
+				tt.cutAt, next) {
 				got = append(got, line)
+				next <- readPlain
 			}
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d lines, want %d", len(got), len(tt.want))

@@ -86,6 +86,11 @@ type session struct {
 	// the password typed until the confirmation (account.go).
 	deleting       deleteStep
 	deletePassword string
+	// tty is set when the input is a terminal, whose echo is turned off
+	// for passwords; next tells the input reader how to read the line
+	// after the one just handled (readLines).
+	tty  bool
+	next chan readMode
 	// offline is set from a lost connection until the next login, so
 	// that each failed retry is told as such, not as another loss.
 	offline bool
@@ -116,6 +121,7 @@ func newSession(cfg config, out io.Writer) *session {
 		outbox:    make(chan client.SendParams, outboxSize),
 		acked:     make(map[string]int64),
 
+		next:    make(chan readMode, 1),
 		notes:   make(chan *protocol.Notify, notesSize),
 		watched: make(map[int64]bool),
 	}
@@ -411,6 +417,7 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 			if err := s.handleLine(ctx, line); err != nil {
 				return err
 			}
+			s.askNext()
 		case m, ok := <-s.sess.Messages():
 			if !ok {
 				return fmt.Errorf("chat: %w", s.sess.Err())
@@ -425,6 +432,20 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 		case <-read.C:
 			s.markShownRead(ctx)
 		}
+	}
+}
+
+// askNext tells the input reader how to read the next line: a password
+// without echo. The reader takes one word per line it delivers, so the
+// channel always has room.
+func (s *session) askNext() {
+	mode := readPlain
+	if s.deleting == deletePassword {
+		mode = readSecret
+	}
+	select {
+	case s.next <- mode:
+	default:
 	}
 }
 

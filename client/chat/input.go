@@ -1,0 +1,113 @@
+package chat
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// readMode says how the next line of input is read.
+type readMode int
+
+const (
+	// readPlain reads a line as typed, echoed by the terminal.
+	readPlain readMode = iota
+	// readSecret reads a password: with the terminal's echo off when the
+	// input is one, else as a plain line (a pipe or a file shows nothing).
+	readSecret
+)
+
+// terminalOf returns in as a file when it is a terminal, else nil.
+func terminalOf(in io.Reader) *os.File {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return f
+}
+
+// readSecretLine reads one line of in without echo when in is a terminal
+// and br holds nothing typed ahead (a terminal passes one line per read,
+// so it holds nothing unless the user typed before the prompt, and then
+// the text was echoed already). Otherwise it reads a plain line of br.
+func readSecretLine(br *bufio.Reader, in io.Reader, limit int) (string, error) {
+	tty := terminalOf(in)
+	if tty == nil || br.Buffered() > 0 {
+		line, _, err := readLine(br, limit)
+		return strings.TrimSuffix(line, "\r"), err
+	}
+	b, err := term.ReadPassword(int(tty.Fd()))
+	return string(b), err
+}
+
+// secretHint says how a password typed next is read: without echo on a
+// terminal; from a pipe or a file, as the next line.
+func (s *session) secretHint() string {
+	if s.tty {
+		return "it is not shown"
+	}
+	return "the input is not a terminal, so the next line is read as the password"
+}
+
+// askPassword asks for the password on the terminal tty, without echo,
+// when none was given. It returns with ctx done too, leaving the read
+// behind: Run restores the terminal's echo as it returns.
+func askPassword(ctx context.Context, cfg *config, tty *os.File, out io.Writer) error {
+	if cfg.password != "" {
+		return nil
+	}
+	if tty == nil {
+		fmt.Fprintf(out, "! no password: set $%s (the input is not a terminal to ask "+
+			"for it on)\n", passwordEnv)
+		return fmt.Errorf("%w: %w: no password and no terminal to ask on", ErrReported,
+			ErrUsage)
+	}
+	fmt.Fprintf(out, "password for %s (not shown): ", cfg.user)
+	type answer struct {
+		pw  []byte
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		pw, err := term.ReadPassword(int(tty.Fd()))
+		done <- answer{pw, err}
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return fmt.Errorf("%w: %w", ErrReported, ctx.Err())
+	case a := <-done:
+		fmt.Fprintln(out) // the Enter typed was not echoed either
+		if a.err != nil || len(a.pw) == 0 {
+			fmt.Fprintln(out, "! no password typed")
+			return fmt.Errorf("%w: %w: no password typed", ErrReported, ErrUsage)
+		}
+		cfg.password = string(a.pw)
+	}
+	return nil
+}
+
+// keepTerminal saves the terminal state of tty and returns the function
+// that restores it: a password prompt interrupted by Ctrl-C or by the end
+// of the session must not leave the echo off. nil tty does nothing.
+func keepTerminal(tty *os.File) func() {
+	if tty == nil {
+		return func() {}
+	}
+	st, err := term.GetState(int(tty.Fd()))
+	if err != nil {
+		return func() {}
+	}
+	return func() { _ = term.Restore(int(tty.Fd()), st) }
+}
+
+// passwordFlagWarning is printed when --password is given on the command
+// line.
+const passwordFlagWarning = "! --password on the command line is visible to other users of " +
+	"this machine (ps) and stays in your shell history; leave it out to be asked, or set $" +
+	passwordEnv

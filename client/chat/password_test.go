@@ -1,0 +1,132 @@
+//go:build linux
+
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/internal/syncbuf"
+)
+
+// pty is a pseudo-terminal: the client reads tty, the test types into
+// master and reads back what the terminal echoed.
+type pty struct {
+	master, tty *os.File
+	echo        *syncbuf.Buffer
+}
+
+func openPTY(t *testing.T) *pty {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("pty number: %v", err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open pty: %v", err)
+	}
+	p := &pty{master: master, tty: tty, echo: &syncbuf.Buffer{}}
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			n, err := master.Read(buf)
+			_, _ = p.echo.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = master.Close()
+		_ = tty.Close()
+	})
+	return p
+}
+
+// typeLine types line and Enter on the terminal.
+func (p *pty) typeLine(t *testing.T, line string) {
+	t.Helper()
+	if _, err := p.master.WriteString(line + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startChatOn runs the client with the terminal p as its input.
+func startChatOn(t *testing.T, p *pty, args ...string) *chatRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &chatRun{out: &syncbuf.Buffer{}, errc: make(chan error, 1), cancel: cancel}
+	go func() { r.errc <- chat.Run(ctx, args, p.tty, r.out) }()
+	t.Cleanup(cancel)
+	return r
+}
+
+// noEcho fails the test when the terminal echoed secret.
+func (p *pty) noEcho(t *testing.T, secret string) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond) // what the driver echoes, it echoes at once
+	if strings.Contains(p.echo.String(), secret) {
+		t.Fatalf("the terminal echoed the password %q:\n%q", secret, p.echo.String())
+	}
+}
+
+// Without --password or $RESONANCE_PASSWORD, a terminal is asked for the
+// password without echo; --register goes on with it.
+func TestRun_AsksPasswordOnTerminalWithoutEcho(t *testing.T) {
+	s := startServer(t)
+	t.Setenv("RESONANCE_PASSWORD", "")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dan", "--register")
+	waitOutput(t, r.out, "password for dan (not shown): ", 1)
+	p.typeLine(t, "dans-secret-pw")
+	waitOutput(t, r.out, "* logged in as dan", 1)
+	p.noEcho(t, "dans-secret-pw")
+	if out := r.out.String(); strings.Contains(out, "usage:") {
+		t.Fatalf("usage printed instead of a prompt:\n%s", out)
+	}
+}
+
+// /delete-account reads the password without echo on a terminal; the
+// lines around it echo as usual.
+func TestRun_DeleteAccountPasswordIsNotEchoed(t *testing.T) {
+	s := startServer(t)
+	_, id := newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	p.typeLine(t, "/delete-account")
+	waitOutput(t, r.out, "* type your password", 1)
+	p.typeLine(t, "pw-secret")
+	waitOutput(t, r.out, `* type "delete dora"`, 1)
+	p.typeLine(t, "delete dora")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil after the deletion", err)
+	}
+	if !s.Deleted(id) {
+		t.Fatalf("not deleted; output:\n%s", r.out.String())
+	}
+	p.noEcho(t, "pw-secret")
+	if echo := p.echo.String(); !strings.Contains(echo, "/delete-account") ||
+		!strings.Contains(echo, "delete dora") {
+		t.Fatalf("the commands were not echoed:\n%q", echo)
+	}
+}
