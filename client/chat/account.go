@@ -12,8 +12,8 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// handleAccountCommand runs /block, /unblock, /devices and /delete-account;
-// false means cmd is none of them.
+// handleAccountCommand runs /block, /unblock, /devices, /password and
+// /delete-account (/sign-out, which may quit, runs in handleLine); false means cmd is none of them.
 func (s *session) handleAccountCommand(ctx context.Context, cmd, arg string) bool {
 	switch cmd {
 	case "/block", "/unblock":
@@ -22,6 +22,8 @@ func (s *session) handleAccountCommand(ctx context.Context, cmd, arg string) boo
 		s.report(s.printDevices(ctx))
 	case "/delete-account":
 		s.startDelete()
+	case "/password":
+		s.startChange()
 	default:
 		return false
 	}

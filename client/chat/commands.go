@@ -47,9 +47,14 @@ const helpText = `commands:
                stop or allow 1:1 messages between you and a user; while
                blocked, they see you offline and hear no change of yours
   /devices     list your devices (each --device you logged in with)
+  /sign-out <device>
+               sign a device out, as /devices names it: its tokens log in no
+               more and its connections close; this device's own logs out
+  /password    change your password (asked without echo on a terminal); every
+               other device is signed out
   /delete-account
-               delete your account for good, after your password and a typed
-               confirmation; the messages you sent stay with their readers
+               delete your account for good, after your password (asked without
+               echo on a terminal) and a typed confirmation; the messages you sent stay with their readers
   /quit        leave
   /help        this text
 any other line is sent to the current conversation; in a group, @name
@@ -74,6 +79,9 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	if s.deleting != deleteNone {
 		return s.continueDelete(ctx, line)
 	}
+	if s.changing != changeNone {
+		return s.continueChange(ctx, line)
+	}
 	if !isCommand(line) { // "  // note", indented, is text
 		s.sendText(ctx, line)
 		return nil
@@ -97,6 +105,8 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		s.report(s.watchPresence(ctx, arg))
 	case "/reply":
 		s.report(s.replyCommand(ctx, arg))
+	case "/sign-out":
+		return s.signOut(ctx, arg)
 	case "/to":
 		switch {
 		case arg == "":

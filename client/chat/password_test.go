@@ -130,3 +130,27 @@ func TestRun_DeleteAccountPasswordIsNotEchoed(t *testing.T) {
 		t.Fatalf("the commands were not echoed:\n%q", echo)
 	}
 }
+
+// /password reads the current and the new password without echo on a
+// terminal.
+func TestRun_ChangePasswordOnTerminalIsNotEchoed(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	p.typeLine(t, "/password")
+	waitOutput(t, r.out, "* type your current password (it is not shown)", 1)
+	p.typeLine(t, "pw-secret")
+	waitOutput(t, r.out, "* type the new password", 1)
+	p.typeLine(t, "new-secret-1")
+	waitOutput(t, r.out, "* type the new password again", 1)
+	p.typeLine(t, "new-secret-1")
+	waitOutput(t, r.out, "* password changed", 1)
+	p.noEcho(t, "secret")
+	if !strings.Contains(p.echo.String(), "/password") {
+		t.Fatalf("the command was not echoed:\n%q", p.echo.String())
+	}
+}

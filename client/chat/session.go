@@ -86,6 +86,10 @@ type session struct {
 	// the password typed until the confirmation (account.go).
 	deleting       deleteStep
 	deletePassword string
+	// changing is how far a /password has got, and changeAnswers the
+	// passwords typed for it so far (account.go).
+	changing      changeStep
+	changeAnswers []string
 	// tty is set when the input is a terminal, whose echo is turned off
 	// for passwords; next tells the input reader how to read the line
 	// after the one just handled (readLines).
@@ -440,7 +444,7 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 // channel always has room.
 func (s *session) askNext() {
 	mode := readPlain
-	if s.deleting == deletePassword {
+	if s.deleting == deletePassword || s.changing != changeNone {
 		mode = readSecret
 	}
 	select {

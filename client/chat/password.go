@@ -1,0 +1,121 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// changeStep is the line a /password waits for next.
+type changeStep int
+
+const (
+	changeNone  changeStep = iota
+	changeOld              // the current password
+	changeNew              // the new one
+	changeAgain            // the new one again
+)
+
+// startChange begins a /password: the next three lines are the current
+// password and the new one twice, read without echo on a terminal.
+func (s *session) startChange() {
+	s.changing, s.changeAnswers = changeOld, nil
+	s.printf("* changing the password of %s: every other device is signed out and logs in "+
+		"with the new one", s.names[s.me])
+	s.printf("* type your current password (%s), or /cancel", s.secretHint())
+}
+
+// continueChange takes line as the step of a /password it waits for.
+func (s *session) continueChange(ctx context.Context, line string) error {
+	if strings.TrimSpace(line) == "/cancel" {
+		s.endChange("* cancelled; password not changed")
+		return nil
+	}
+	s.changeAnswers = append(s.changeAnswers, line)
+	switch s.changing {
+	case changeOld:
+		s.changing = changeNew
+		s.printf("* type the new password (8 to 128 bytes)")
+		return nil
+	case changeNew:
+		s.changing = changeAgain
+		s.printf("* type the new password again")
+		return nil
+	}
+	old, new, again := s.changeAnswers[0], s.changeAnswers[1], s.changeAnswers[2]
+	if new != again {
+		s.endChange("! the new passwords differ; password not changed")
+		return nil
+	}
+	s.endChange("")
+	s.changePassword(ctx, old, new)
+	return nil
+}
+
+// endChange ends a /password, forgetting what was typed, and prints why
+// unless why is "".
+func (s *session) endChange(why string) {
+	s.changing, s.changeAnswers = changeNone, nil
+	if why != "" {
+		s.printf("%s", why)
+	}
+}
+
+// changePassword changes the password through the client session, which
+// keeps the new one for its reconnects, and says what came of it.
+func (s *session) changePassword(ctx context.Context, old, new string) {
+	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+	defer cancel()
+	_, err := s.sess.ChangePassword(ctx, old, new)
+	switch {
+	case err == nil:
+		s.printf("* password changed; your other devices are signed out and log in with " +
+			"the new one")
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		s.printf("! the answer was lost: the password may have changed or not; this " +
+			"session tries the new one, then the old, at its next login")
+	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
+		s.printf("! wrong current password; password not changed")
+	default:
+		s.printf("! password not changed: %s", describe(err))
+	}
+}
+
+// signOut runs "/sign-out <device>": it revokes the tokens of one of the
+// user's devices, as /devices names them, and closes its connections. This
+// device's own is a logout, which ends the session.
+func (s *session) signOut(ctx context.Context, device string) error {
+	switch {
+	case device == "" || strings.ContainsAny(device, " \t"):
+		s.printf("! usage: /sign-out <device>, a device as /devices lists it")
+		return nil
+	case device == s.cfg.device:
+		ctx, cancel := context.WithTimeout(ctx, requestDeadline)
+		defer cancel()
+		if err := s.sess.Logout(ctx); err != nil {
+			s.printf("! not signed out: %s", describe(err))
+			return nil
+		}
+		s.printf("* signed out this device (%s); its login no longer works", device)
+		return errQuit
+	}
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		return c.SignOutDevice(ctx, device)
+	})
+	switch {
+	case client.CodeOf(err) == common.ErrorCode_NOT_FOUND:
+		s.printf("! no device %q of yours; /devices lists them", device)
+	case err != nil:
+		s.printf("! %s not signed out: %s", device, describe(err))
+	default:
+		// A client there that keeps the password (this one does while it
+		// runs) logs in again with it; only a new password stops that.
+		s.printf("* signed out %s: its tokens no longer log in and its connections are "+
+			"closed; if it may know your password, /password changes it and signs out "+
+			"every other device", device)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/resonance-im/resonance/client"
+)
+
+// /sign-out cuts another device off without deleting the account: its
+// running client ends.
+func TestRun_SignOutAnotherDevice(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	laptop := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "laptop")
+	waitOutput(t, laptop.out, "* logged in as dora", 1)
+	desk := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "desk")
+	waitOutput(t, desk.out, "* logged in as dora", 1)
+
+	desk.say(t, "/sign-out nosuch")
+	waitOutput(t, desk.out, `! no device "nosuch" of yours; /devices lists them`, 1)
+	desk.say(t, "/sign-out laptop")
+	waitOutput(t, desk.out, "* signed out laptop", 1)
+	if err := laptop.wait(t); !errors.Is(err, client.ErrSessionEnded) {
+		t.Fatalf("the signed-out client's Run = %v, want %v; output:\n%s", err,
+			client.ErrSessionEnded, laptop.out.String())
+	}
+}
+
+// /sign-out of this device is a logout: Run ends normally, and the token
+// is gone.
+func TestRun_SignOutThisDeviceLogsOut(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	r := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "desk")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+	r.say(t, "/sign-out desk")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil; output:\n%s", err, r.out.String())
+	}
+	waitOutput(t, r.out, "* signed out this device (desk)", 1)
+}
+
+// /password asks for the current password and the new one twice: a
+// mismatch or a wrong current password changes nothing; the right ones
+// change it, and the new one logs in.
+func TestRun_ChangePassword(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	r := startChat(t, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	for _, step := range []struct{ lines, want []string }{
+		{lines: []string{"pw-secret", "new-secret-1", "new-secret-2"},
+			want: []string{"! the new passwords differ; password not changed"}},
+		{lines: []string{"wrong-pw", "new-secret-1", "new-secret-1"},
+			want: []string{"! wrong current password; password not changed"}},
+		{lines: []string{"pw-secret", "/cancel"},
+			want: []string{"* cancelled; password not changed"}},
+		{lines: []string{"pw-secret", "new-secret-1", "new-secret-1"},
+			want: []string{"* password changed"}},
+	} {
+		r.say(t, "/password")
+		for _, l := range step.lines {
+			r.say(t, l)
+		}
+		for _, w := range step.want {
+			waitOutput(t, r.out, w, 1)
+		}
+	}
+	ctx := context.Background()
+	c, err := client.Dial(ctx, s.Addr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.Login(ctx, client.LoginParams{Username: "dora", Password: "new-secret-1",
+		DeviceID: "check"}); err != nil {
+		t.Fatalf("the new password does not log in: %v", err)
+	}
+	if strings.Contains(r.out.String(), "new-secret") {
+		t.Fatalf("a password was printed:\n%s", r.out.String())
+	}
+}
