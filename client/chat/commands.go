@@ -224,7 +224,7 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 		return nil
 	}
 	s.peer = peer{name: u.Username, id: u.UserId}
-	s.names[u.UserId] = u.Username
+	s.learnName(u.UserId, u.Username)
 	s.printf("* chatting with %s", u.Username)
 	return s.printHistory(ctx)
 }
@@ -268,6 +268,7 @@ func (s *session) printHistory(ctx context.Context) error {
 // it already.
 func (s *session) printMessage(ctx context.Context, m *common.Message) {
 	s.forgetMembers(m)
+	s.forgetSenderOfLeave(m)
 	if m.Seq <= s.shown[m.ConvId] {
 		return
 	}
@@ -310,7 +311,9 @@ func (s *session) convLabel(ctx context.Context, m *common.Message) string {
 			return err
 		})
 	}
-	if label != m.ConvId {
+	// A 1:1 label is not kept: its peer's name is nameOf's to keep current
+	// (an account deleted meanwhile).
+	if label != m.ConvId && !strings.HasPrefix(m.ConvId, "p2p:") {
 		s.convNames[m.ConvId] = label
 	}
 	return label
@@ -345,9 +348,18 @@ func (s *session) format(ctx context.Context, m *common.Message) string {
 	return s.decorate(m, s.nameOf(ctx, m.SenderId))
 }
 
-// nameOf returns a user's name, asking the server once per unknown id.
+// nameMaxAge bounds how long a cached name is shown without asking the
+// server again: an account deleted meanwhile (and its name perhaps taken by
+// a new user) is told by its GET_USER, and nothing else reaches a client
+// that shares no group with it.
+const nameMaxAge = 5 * time.Minute
+
+// nameOf returns a user's name, asking the server once per unknown id and
+// again once the name is older than nameMaxAge; when that fails, the old
+// name stands.
 func (s *session) nameOf(ctx context.Context, id int64) string {
-	if name, ok := s.names[id]; ok {
+	name, ok := s.names[id]
+	if ok && (id == s.me || time.Since(s.namedAt[id]) < nameMaxAge) {
 		return name
 	}
 	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
@@ -356,14 +368,44 @@ func (s *session) nameOf(ctx context.Context, id int64) string {
 		case err != nil:
 		case u.Deleted:
 			// A deleted account has no username left; its id names it.
-			s.names[id] = fmt.Sprintf("user#%d (deleted)", id)
+			s.learnName(id, fmt.Sprintf("user#%d (deleted)", id))
 		default:
-			s.names[id] = u.Username
+			s.learnName(id, u.Username)
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Sprintf("user#%d", id)
+	switch {
+	case err == nil:
+		return s.names[id]
+	case ok:
+		return name
 	}
-	return s.names[id]
+	return fmt.Sprintf("user#%d", id)
+}
+
+// learnName caches the name of user id. A username belongs to one live
+// account at a time, so another id cached under the same name is an
+// account deleted since, whose name was taken again: it is dropped, to be
+// asked again (as deleted) rather than shown as the new owner's.
+func (s *session) learnName(id int64, name string) {
+	for other, known := range s.names {
+		if other != id && strings.EqualFold(known, name) {
+			delete(s.names, other)
+			delete(s.namedAt, other)
+		}
+	}
+	s.names[id], s.namedAt[id] = name, time.Now()
+}
+
+// forgetSenderOfLeave drops the cached name of the sender of a group's
+// LEAVE, which a deleted account's departure from its groups is: its lines
+// ask GET_USER again, which says whether it still exists.
+func (s *session) forgetSenderOfLeave(m *common.Message) {
+	if m.ContentType != common.ContentType_GROUP_EVENT || m.SenderId == s.me {
+		return
+	}
+	if ev, err := client.GroupEventOf(m); err == nil && ev.Action == common.GroupAction_LEAVE {
+		delete(s.names, m.SenderId)
+		delete(s.namedAt, m.SenderId)
+	}
 }

@@ -66,3 +66,38 @@ func TestRun_DeletedPeerIsNamedAsDeleted(t *testing.T) {
 		t.Fatalf("a deleted sender prints as an empty name:\n%s", out)
 	}
 }
+
+// A running client learns that a user it named was deleted and the name
+// taken by a new user: the old messages show as the deleted user's, not
+// as the new owner's of the name.
+func TestRun_ReusedNameOfDeletedUserIsNotShownForOldMessages(t *testing.T) {
+	s := startServer(t)
+	carol, oldID := newUser(t, s, "carol")
+	_, _ = newUser(t, s, "alice")
+	ctx := context.Background()
+	aliceID := userID(t, carol, "alice")
+	// The fake server keeps no group messages; the group's events are
+	// carol's lines instead.
+	if _, err := carol.CreateGroup(ctx, "lunch", []int64{aliceID}, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/group lunch")
+	waitOutput(t, r.out, `* #1 carol created "lunch"`, 1)
+
+	if err := carol.DeleteAccount(ctx, "pw-secret"); err != nil {
+		t.Fatal(err)
+	}
+	newCarol, newID := newUser(t, s, "carol")
+	if newID == oldID {
+		t.Fatalf("the new carol has the old id %d", oldID)
+	}
+	send(t, newCarol, aliceID, "new hello")
+	waitOutput(t, r.out, "carol #1: new hello", 1)
+
+	r.say(t, "/history")
+	waitOutput(t, r.out, "--- last 1 messages with group lunch ---", 2)
+	deleted := fmt.Sprintf(`* #1 user#%d (deleted) created "lunch"`, oldID)
+	waitOutput(t, r.out, deleted, 1)
+}

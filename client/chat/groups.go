@@ -141,7 +141,7 @@ func (s *session) lookUp(ctx context.Context, name string) (*protocol.GetUserRes
 	if err != nil {
 		return nil, err
 	}
-	s.names[u.UserId] = u.Username
+	s.learnName(u.UserId, u.Username)
 	return u, nil
 }
 

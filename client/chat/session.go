@@ -43,10 +43,13 @@ type session struct {
 	outMu sync.Mutex
 	out   io.Writer
 
-	sess  *client.Session
-	me    int64
-	names map[int64]string
-	peer  peer
+	sess *client.Session
+	me   int64
+	// names caches user names by id, namedAt when each was learnt
+	// (nameOf).
+	names   map[int64]string
+	namedAt map[int64]time.Time
+	peer    peer
 	// group is the group conversation chatted in, "" while chatting with
 	// peer; groupName is its name.
 	group     string
@@ -119,6 +122,7 @@ func newSession(cfg config, out io.Writer) *session {
 		cfg:       cfg,
 		out:       out,
 		names:     make(map[int64]string),
+		namedAt:   make(map[int64]time.Time),
 		peer:      peer{name: cfg.to},
 		shown:     make(map[string]int64),
 		convNames: make(map[string]string),
@@ -234,7 +238,7 @@ func (s *session) open(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	s.sess, s.me = sess, sess.UserID()
-	s.names[s.me] = sess.Username()
+	s.learnName(s.me, sess.Username())
 	return nil
 }
 
