@@ -27,9 +27,9 @@ const helpText = `commands:
   /rename <name>, /leave, /dismiss
                rename, leave or end the group
   /reply #<seq> <text>
-               reply to a message, quoting it
+               reply to a message, quoting it (a seq is taken as #3 or 3)
   /read        mark the conversation read up to its newest message
-  /recall <seq>, /edit <seq> <text>
+  /recall #<seq>, /edit #<seq> <text>
                recall or edit one of your messages
   /react #<seq> <emoji>, /unreact #<seq> <emoji>
                react to a message with an emoji, or take the reaction back

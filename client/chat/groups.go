@@ -289,16 +289,23 @@ func (s *session) markRead(ctx context.Context) error {
 	})
 }
 
-// changeMessage runs "/recall <seq>" or "/edit <seq> <text>".
+// parseSeq reads a seq as typed: "#3", as lines show it, or "3".
+func parseSeq(text string) (int64, bool) {
+	seq, err := strconv.ParseInt(strings.TrimPrefix(text, "#"), 10, 64)
+	return seq, err == nil && seq > 0
+}
+
+// changeMessage runs "/recall #<seq>" or "/edit #<seq> <text>" (the # is
+// optional, as everywhere a seq is taken).
 func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 	conv := s.conv()
 	seqText, text, _ := strings.Cut(arg, " ")
-	seq, err := strconv.ParseInt(seqText, 10, 64)
+	seq, ok := parseSeq(seqText)
 	switch {
 	case conv == "":
 		return fmt.Errorf("no conversation yet")
-	case err != nil || seq <= 0 || cmd == "/edit" && strings.TrimSpace(text) == "":
-		return fmt.Errorf("usage: /recall <seq> or /edit <seq> <text>")
+	case !ok || cmd == "/edit" && strings.TrimSpace(text) == "":
+		return fmt.Errorf("usage: /recall #<seq> or /edit #<seq> <text>")
 	}
 	if err := s.checkChangeTarget(ctx, conv, seq); err != nil {
 		return err
@@ -306,10 +313,10 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
 	defer cancel()
 	if cmd == "/recall" {
-		_, err = s.sess.Recall(ctx, conv, seq)
-	} else {
-		_, err = s.sess.Edit(ctx, conv, seq, strings.TrimSpace(text))
+		_, err := s.sess.Recall(ctx, conv, seq)
+		return err
 	}
+	_, err := s.sess.Edit(ctx, conv, seq, strings.TrimSpace(text))
 	return err
 }
 
@@ -319,12 +326,12 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 func (s *session) react(ctx context.Context, arg string, remove bool) error {
 	conv := s.conv()
 	seqText, emoji, _ := strings.Cut(strings.TrimSpace(arg), " ")
-	seq, err := strconv.ParseInt(strings.TrimPrefix(seqText, "#"), 10, 64)
+	seq, ok := parseSeq(seqText)
 	emoji = strings.TrimSpace(emoji)
 	switch {
 	case conv == "":
 		return fmt.Errorf("no conversation yet")
-	case err != nil || seq <= 0 || emoji == "" || strings.ContainsAny(emoji, " \t"):
+	case !ok || emoji == "" || strings.ContainsAny(emoji, " \t"):
 		return fmt.Errorf("usage: /react #<seq> <emoji> or /unreact #<seq> <emoji>")
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/resonance-im/resonance/client"
@@ -83,12 +82,12 @@ func (q *quotes) get(k quoteKey) (quoted, bool) {
 // replyCommand runs "/reply #<seq> <text>".
 func (s *session) replyCommand(ctx context.Context, arg string) error {
 	seqText, text, _ := strings.Cut(arg, " ")
-	seq, err := strconv.ParseInt(strings.TrimPrefix(seqText, "#"), 10, 64)
+	seq, ok := parseSeq(seqText)
 	text = strings.TrimSpace(text)
 	switch {
 	case s.conv() == "":
 		return fmt.Errorf("no conversation yet: /to <user> or /group")
-	case err != nil || seq <= 0 || text == "":
+	case !ok || text == "":
 		return fmt.Errorf("usage: /reply #<seq> <text>")
 	}
 	s.sendReply(ctx, text, seq)

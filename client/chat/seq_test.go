@@ -2,8 +2,11 @@ package chat_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -50,5 +53,35 @@ func TestRun_ShowsTheSeqOfEveryLine(t *testing.T) {
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// Every command that takes a seq takes it as lines show it, "#2", and as a
+// bare number.
+func TestRun_SeqCommandsTakeBothForms(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	r.say(t, "mine")
+	waitOutput(t, r.out, "alice #1: mine", 1)
+	for _, tc := range []struct {
+		line string
+		op   protocol.Op
+		n    int
+	}{
+		{line: "/edit #1 better", op: protocol.Op_EDIT, n: 1},
+		{line: "/edit 1 better still", op: protocol.Op_EDIT, n: 2},
+		{line: "/recall #1", op: protocol.Op_RECALL, n: 1},
+		{line: "/recall 1", op: protocol.Op_RECALL, n: 2},
+	} {
+		r.say(t, tc.line)
+		testwait.For(t, 5*time.Second, tc.line+" at the server", func() bool {
+			return s.Requests(tc.op) == tc.n
+		})
+	}
+	if out := r.out.String(); strings.Contains(out, "usage:") {
+		t.Fatalf("a seq form was refused:\n%s", out)
 	}
 }
