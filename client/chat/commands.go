@@ -17,7 +17,8 @@ const helpText = `commands:
   /to <user>   chat with another user
   /history     print the recent history of the conversation again
   /group new <name> <user> [<user>...]
-               create a group with these users and chat in it
+               create a group with these users and chat in it; a name with
+               spaces goes in quotes: /group new "Friday lunch" bob
   /group <name or id>
                chat in a group you are in
   /members     list the group's members and roles

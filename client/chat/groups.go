@@ -51,36 +51,68 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 	return true
 }
 
-// groupCommand creates a group ("new <name> <users...>") or switches to one.
+// groupCommand creates a group (`new <name> <users...>`, a name with
+// spaces in double quotes) or switches to one.
 func (s *session) groupCommand(ctx context.Context, arg string) error {
-	fields := strings.Fields(arg)
-	switch {
-	case len(fields) >= 1 && fields[0] != "new":
-		g, err := s.findGroup(ctx, strings.Join(fields, " "))
+	rest, creating := strings.CutPrefix(arg, "new ")
+	if !creating && arg != "new" {
+		if arg == "" {
+			return errors.New(groupUsage)
+		}
+		g, err := s.findGroup(ctx, strings.Join(strings.Fields(arg), " "))
 		if err != nil {
 			return err
 		}
 		s.group, s.groupName = g.ConvId, g.Name
 		s.printf("* chatting in group %s (%s)", g.Name, g.ConvId)
 		return s.printHistory(ctx)
-	case len(fields) < 3 || fields[0] != "new":
-		return fmt.Errorf("usage: /group new <name> <user> [<user>...] or /group <name or id>")
 	}
-	ids, err := s.userIDs(ctx, fields[2:])
+	name, users, ok := cutGroupName(rest)
+	if !ok || len(users) == 0 {
+		return errors.New(groupUsage)
+	}
+	ids, err := s.userIDs(ctx, users)
 	if err != nil {
+		if !strings.HasPrefix(strings.TrimSpace(rest), `"`) && len(users) > 1 {
+			err = fmt.Errorf("%w (a group name with spaces goes in quotes: "+
+				`/group new "%s %s" ...)`, err, name, users[0])
+		}
 		return err
 	}
 	// Bounded like the other commands: this runs on Run's goroutine,
 	// which must not wait for a connection for ever.
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
 	defer cancel()
-	ack, err := s.sess.CreateGroup(ctx, fields[1], ids)
+	ack, err := s.sess.CreateGroup(ctx, name, ids)
 	if err != nil {
 		return err
 	}
-	s.group, s.groupName = ack.ConvId, fields[1]
-	s.printf("* created group %s (%s); you are chatting in it", fields[1], ack.ConvId)
+	s.group, s.groupName = ack.ConvId, name
+	s.printf("* created group %s (%s); you are chatting in it", name, ack.ConvId)
 	return nil
+}
+
+const groupUsage = `usage: /group new <name> <user> [<user>...] (a name with spaces in ` +
+	`quotes: /group new "Friday lunch" bob) or /group <name or id>`
+
+// cutGroupName splits the arguments of /group new into the group's name,
+// the first word or a double-quoted text, and the user names after it.
+func cutGroupName(args string) (name string, users []string, ok bool) {
+	args = strings.TrimSpace(args)
+	quoted, found := strings.CutPrefix(args, `"`)
+	if !found {
+		fields := strings.Fields(args)
+		if len(fields) == 0 {
+			return "", nil, false
+		}
+		return fields[0], fields[1:], true
+	}
+	name, rest, closed := strings.Cut(quoted, `"`)
+	name = strings.TrimSpace(name)
+	if !closed || name == "" {
+		return "", nil, false
+	}
+	return name, strings.Fields(rest), true
 }
 
 // findGroup returns the user's group named or identified by arg.

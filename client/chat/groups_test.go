@@ -229,3 +229,29 @@ func TestRun_MentionsAskForMembersOncePerGroupChange(t *testing.T) {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 }
+
+// A group name with spaces is given in quotes at creation, as /rename and
+// /group take it; without them the second word reads as a user, and the
+// refusal says how to quote.
+func TestRun_GroupNameWithSpaces(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	for _, tc := range []struct{ line, want string }{
+		{line: "/group new Friday lunch bob",
+			want: `! no such user: lunch (a group name with spaces goes in quotes: ` +
+				`/group new "Friday lunch" ...)`},
+		{line: `/group new "Friday lunch" bob`,
+			want: "* created group Friday lunch (g:1); you are chatting in it"},
+		{line: "/members", want: "--- Friday lunch: 2 members ---"},
+		{line: "/to bob", want: "* chatting with bob"},
+		{line: "/group Friday lunch", want: "* chatting in group Friday lunch (g:1)"},
+		{line: `/group new "Friday lunch bob`, want: "! usage: /group new <name>"},
+		{line: `/group new "" bob`, want: "! usage: /group new <name>"},
+	} {
+		r.say(t, tc.line)
+		waitOutput(t, r.out, tc.want, 1)
+	}
+}
