@@ -3,6 +3,9 @@ package chat
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // clearConv runs /clear and /hide: the conversation's history is cleared
@@ -24,12 +27,7 @@ func (s *session) clearConv(ctx context.Context, hide bool) error {
 	if err != nil {
 		return err
 	}
-	// History printed before the clear is not printed again, nor quoted.
-	s.shown[conv] = max(s.shown[conv], cleared)
-	s.quotes.forget(conv, cleared)
-	if s.unread == conv {
-		s.unread = "" // the server moved the read position with the clear
-	}
+	s.passCleared(conv, cleared)
 	with := s.peer.name
 	if s.group != "" {
 		with = "group " + s.groupName
@@ -42,4 +40,40 @@ func (s *session) clearConv(ctx context.Context, hide bool) error {
 	s.printf("* cleared the history with %s up to #%d on all your devices; the others "+
 		"still have theirs", with, cleared)
 	return nil
+}
+
+// passCleared moves the client past conv's history cleared up to cleared:
+// what was printed before is not printed again, nor quoted.
+func (s *session) passCleared(conv string, cleared int64) {
+	s.shown[conv] = max(s.shown[conv], cleared)
+	s.quotes.forget(conv, cleared)
+	if s.unread == conv {
+		s.unread = "" // the server moved the read position with the clear
+	}
+}
+
+// clearedElsewhere applies a clear made on another of the user's devices
+// (NOTIFY cleared), which the client session has applied to the stream
+// already, and says so: the history on screen above is gone there too.
+func (s *session) clearedElsewhere(ctx context.Context, n *protocol.ConvCleared) {
+	if n.ConvId == "" {
+		return
+	}
+	s.passCleared(n.ConvId, n.ClearedSeq)
+	var label string
+	switch {
+	case n.ConvId == s.group:
+		label = "of group " + s.groupName
+	case strings.HasPrefix(n.ConvId, "p2p:"):
+		label = s.convLabel(ctx, n.ConvId) // "with bob"
+	default:
+		label = "of group " + s.convLabel(ctx, n.ConvId)
+	}
+	if n.Hidden {
+		s.printf("* the chat %s was deleted on another of your devices: history cleared "+
+			"up to #%d, and gone from /convs until a new message comes", label, n.ClearedSeq)
+		return
+	}
+	s.printf("* the history %s was cleared up to #%d on another of your devices",
+		label, n.ClearedSeq)
 }

@@ -82,3 +82,31 @@ func TestRun_ClearForgetsQuotedTexts(t *testing.T) {
 		t.Fatalf("the cleared text is quoted again:\n%s", out)
 	}
 }
+
+// A clear on one device shows at once on another open client of the user
+// (NOTIFY cleared): a line says so, and /history shows nothing before it.
+func TestRun_ClearOnAnotherDeviceIsShown(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	_, aliceID := newUser(t, s, "alice")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	desk := startChat(t, "--addr", s.Addr(), "--user", "alice", "--device", "desk", "--to", "bob")
+	waitOutput(t, desk.out, "* chatting with bob", 1)
+	phone := startChat(t, "--addr", s.Addr(), "--user", "alice", "--device", "phone", "--to", "bob")
+	waitOutput(t, phone.out, "* chatting with bob", 1)
+	send(t, bob, aliceID, "one")
+	send(t, bob, aliceID, "two")
+	waitOutput(t, phone.out, "bob #2: two", 1)
+	waitOutput(t, desk.out, "bob #2: two", 1)
+
+	desk.say(t, "/clear")
+	waitOutput(t, desk.out, "* cleared the history with bob up to #2", 1)
+	waitOutput(t, phone.out, "* the history with bob was cleared up to #2 on another of your "+
+		"devices", 1)
+
+	send(t, bob, aliceID, "three")
+	waitOutput(t, phone.out, "bob #3: three", 1)
+	desk.say(t, "/hide")
+	waitOutput(t, phone.out, "* the chat with bob was deleted on another of your devices: "+
+		"history cleared up to #3", 1)
+}

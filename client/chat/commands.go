@@ -276,7 +276,7 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 	s.shown[m.ConvId] = m.Seq
 	if m.ConvId != s.conv() {
 		// Not the conversation on screen: say which one it is.
-		s.printf("[%s] %s", s.convLabel(ctx, m), s.format(ctx, m))
+		s.printf("[%s] %s", s.convLabel(ctx, m.ConvId), s.format(ctx, m))
 		return
 	}
 	s.printf("%s", s.format(ctx, m))
@@ -286,36 +286,30 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 	s.followGroupEvent(ctx, m)
 }
 
-// convLabel names m's conversation for a line printed outside it: the peer
+// convLabel names a conversation for a line printed outside it: the peer
 // of a 1:1 conversation, a group's name (asked once), else its id.
-func (s *session) convLabel(ctx context.Context, m *common.Message) string {
-	if name, ok := s.convNames[m.ConvId]; ok {
+func (s *session) convLabel(ctx context.Context, convID string) string {
+	if name, ok := s.convNames[convID]; ok {
 		return name
 	}
-	label := m.ConvId
-	if strings.HasPrefix(m.ConvId, "p2p:") {
-		peer, ok := m.SenderId, m.SenderId != s.me
-		if !ok {
-			// Our own message from another device: the peer is named
-			// only in the conversation's id.
-			peer, ok = p2pPeer(m.ConvId, s.me)
+	if strings.HasPrefix(convID, "p2p:") {
+		// Not kept in convNames: the peer's name is nameOf's to keep
+		// current (an account deleted meanwhile).
+		if peer, ok := p2pPeer(convID, s.me); ok {
+			return "with " + s.nameOf(ctx, peer)
 		}
-		if ok {
-			label = "with " + s.nameOf(ctx, peer)
-		}
-	} else {
-		_ = s.request(ctx, func(ctx context.Context, c *client.Client) error {
-			info, err := c.GetGroup(ctx, m.ConvId)
-			if err == nil {
-				label = info.Name
-			}
-			return err
-		})
+		return convID
 	}
-	// A 1:1 label is not kept: its peer's name is nameOf's to keep current
-	// (an account deleted meanwhile).
-	if label != m.ConvId && !strings.HasPrefix(m.ConvId, "p2p:") {
-		s.convNames[m.ConvId] = label
+	label := convID
+	_ = s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		info, err := c.GetGroup(ctx, convID)
+		if err == nil {
+			label = info.Name
+		}
+		return err
+	})
+	if label != convID {
+		s.convNames[convID] = label
 	}
 	return label
 }

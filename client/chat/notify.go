@@ -22,12 +22,15 @@ func (s *session) onNotify(n *protocol.Notify) {
 	}
 }
 
-// printNotify prints typing of the current peer and presence changes of
-// watched users; read positions are left out.
+// printNotify prints typing of the current peer, presence changes of
+// watched users and clears made on the user's other devices; read
+// positions are left out.
 func (s *session) printNotify(ctx context.Context, n *protocol.Notify) {
 	switch {
 	case n.Typing != nil && n.Typing.UserId == s.peer.id && n.Typing.Typing:
 		s.printf("* %s is typing…", s.nameOf(ctx, n.Typing.UserId))
+	case n.Cleared != nil:
+		s.clearedElsewhere(ctx, n.Cleared)
 	case n.Presence != nil:
 		s.printf("* %s is %s", s.nameOf(ctx, n.Presence.UserId), onlineWord(n.Presence.Online))
 	}
