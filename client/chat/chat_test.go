@@ -273,6 +273,15 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "add --register",
 		},
 		{
+			// The name exists (bob's), so the password was not its own.
+			name: "register a taken name with another password",
+			args: []string{"--addr", s.Addr(), "--user", "bob", "--password", "other-pw",
+				"--register"},
+			wantErr: chat.ErrBadCredentials,
+			wantOut: "! the username bob is taken: log in with its password, or --register " +
+				"another name",
+		},
+		{
 			name:    "empty address list",
 			args:    []string{"--addr", " , ", "--user", "bob", "--password", "x"},
 			wantErr: chat.ErrUsage,

@@ -109,6 +109,8 @@ type session struct {
 	// registerLimited is the RATE_LIMITED refusal of --register's
 	// registration, reported if the login that follows fails too.
 	registerLimited error
+	// registerTaken is set when --register found the name taken.
+	registerTaken bool
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
@@ -268,6 +270,11 @@ func (s *session) openErr(err error) error {
 				describe(s.registerLimited))
 		} else if !s.cfg.register {
 			s.printf("! invalid username or password (new user? add --register)")
+		} else if s.registerTaken {
+			// Registration says a name is taken to anyone (the web app
+			// too); the wrong password is what the failed login says.
+			s.printf("! the username %s is taken: log in with its password, or --register "+
+				"another name", s.cfg.user)
 		} else {
 			s.printf("! invalid username or password")
 		}
@@ -350,6 +357,9 @@ func (s *session) registerOnce(ctx context.Context) error {
 		// line that follows gives that.
 		s.printf("* registered a new account (id %d)", id)
 	case common.ErrorCode_USERNAME_TAKEN:
+		// The user's own name on a later run, or someone else's: the
+		// login tells, and openErr words its refusal for it.
+		s.registerTaken = true
 	case common.ErrorCode_RATE_LIMITED:
 		// Every attempt counts against the address's budget, also for a
 		// name that exists (--register on every run): the login tells.
