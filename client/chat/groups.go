@@ -370,6 +370,11 @@ func (s *session) react(ctx context.Context, arg string, remove bool) error {
 	defer cancel()
 	resp, err := s.sess.React(ctx, conv, seq, emoji, remove)
 	switch {
+	case client.CodeOf(err) == common.ErrorCode_NOT_FOUND:
+		// The server's "not found: message": no such seq, or one before
+		// the user's clear.
+		return fmt.Errorf("no #%d in this conversation (cleared from your history, or "+
+			"never sent)", seq)
 	case err != nil:
 		return err
 	case resp.Duplicate && resp.Seq == 0 && remove:
@@ -386,18 +391,8 @@ func (s *session) react(ctx context.Context, arg string, remove bool) error {
 // message may change"), which do not tell a user that the #seq typed was an
 // event's. The server stays the judge of everything else.
 func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64) error {
-	var target *common.Message
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		resp, err := c.Sync(ctx, conv, seq-1, 1)
-		if err == nil && len(resp.Messages) > 0 && resp.Messages[0].Seq == seq {
-			target = resp.Messages[0]
-		}
-		return err
-	})
-	switch {
-	case client.CodeOf(err) == common.ErrorCode_NOT_FOUND:
-		// No message in the conversation yet (see printHistory).
-	case err != nil:
+	target, err := s.readMessage(ctx, conv, seq)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -412,6 +407,25 @@ func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64)
 			seq, s.nameOf(ctx, target.SenderId))
 	}
 	return nil
+}
+
+// readMessage returns #seq of conv as the user's history has it, nil when
+// it has none: never sent, or cleared for the user.
+func (s *session) readMessage(ctx context.Context, conv string,
+	seq int64) (*common.Message, error) {
+	var target *common.Message
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Sync(ctx, conv, seq-1, 1)
+		if err == nil && len(resp.Messages) > 0 && resp.Messages[0].Seq == seq {
+			target = resp.Messages[0]
+		}
+		return err
+	})
+	if client.CodeOf(err) == common.ErrorCode_NOT_FOUND {
+		// No message in the conversation yet (see printHistory).
+		return nil, nil
+	}
+	return target, err
 }
 
 func (s *session) printConvs(ctx context.Context) error {

@@ -27,6 +27,8 @@ func TestRun_ReactAndUnreact(t *testing.T) {
 		{line: "/react #1 👍", want: "* you already reacted 👍 to #1"},
 		{line: "/unreact #1 🎉", want: "* you have no 🎉 on #1"},
 		{line: "/react #2 🎉", want: "only a text or binary message may change"}, // an event
+		{line: "/react #99 🎉",
+			want: "! no #99 in this conversation (cleared from your history, or never sent)"},
 		{line: "/unreact #1 👍", want: "* #3 alice took back 👍 from #1"},
 		{line: "/react #1 🎉", want: "* #4 alice reacted 🎉 to #1"},
 		{line: "/history", want: "] bob #1: lunch? [🎉 1]"},
@@ -34,8 +36,8 @@ func TestRun_ReactAndUnreact(t *testing.T) {
 		r.say(t, tc.line)
 		waitOutput(t, r.out, tc.want, 1)
 	}
-	if n := s.Requests(protocol.Op_REACT); n != 6 {
-		t.Errorf("%d REACT requests, want 6 (none for the malformed lines)", n)
+	if n := s.Requests(protocol.Op_REACT); n != 7 {
+		t.Errorf("%d REACT requests, want 7 (none for the malformed lines)", n)
 	}
 
 	// The peer's side: bob's reaction arrives as a line of its own.
@@ -46,5 +48,25 @@ func TestRun_ReactAndUnreact(t *testing.T) {
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// /reply to a seq the conversation does not have says so in the client's
+// words, as /edit does, and sends nothing; a reply to a message goes out.
+func TestRun_ReplyToAMissingSeq(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	send(t, bob, userID(t, bob, "alice"), "lunch?") // #1
+	waitOutput(t, r.out, "] bob #1: lunch?", 1)
+
+	r.say(t, "/reply #99999 hi")
+	waitOutput(t, r.out, "! no #99999 in this conversation", 1)
+	r.say(t, "/reply #1 sure")
+	waitOutput(t, r.out, `alice #2: (re #1 bob: "lunch?") sure`, 1)
+	if n := s.Requests(protocol.Op_SEND); n != 2 {
+		t.Fatalf("%d sends, want 2 (bob's and the reply to #1)", n)
 	}
 }

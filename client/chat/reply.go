@@ -90,6 +90,17 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 	case !ok || text == "":
 		return fmt.Errorf("usage: /reply #<seq> <text>")
 	}
+	// The server refuses a seq its sender cannot read in its own terms
+	// ("reply_to_seq 9 is not a readable message before seq 12 of
+	// p2p:1:2"); asked first, the client says it as /edit does. When the
+	// look-up itself fails, the reply is queued all the same and the
+	// server judges; offline, it is not asked, which would hold the
+	// input up to requestDeadline.
+	if !s.offline {
+		if target, err := s.readMessage(ctx, s.conv(), seq); err == nil && target == nil {
+			return fmt.Errorf("no #%d in this conversation", seq)
+		}
+	}
 	s.sendReply(ctx, text, seq)
 	return nil
 }
