@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -40,8 +41,8 @@ func TestChat_RetriesWhileOfflineAreNotNewLosses(t *testing.T) {
 		s.onEvent(e)
 	}
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
-	want := []string{"* logged in", "! connection lost: EOF", "! still offline: client: dial tcp",
-		"* logged in", "! connection lost: EOF"}
+	want := []string{"* logged in", "! connection lost: EOF",
+		"! still offline (attempt 2): client: dial tcp", "* logged in", "! connection lost: EOF"}
 	if len(got) != len(want) {
 		t.Fatalf("printed:\n%s", out.String())
 	}
@@ -52,5 +53,43 @@ func TestChat_RetriesWhileOfflineAreNotNewLosses(t *testing.T) {
 	}
 	if strings.Count(got[2], addr) != 1 {
 		t.Fatalf("the address named more than once: %q", got[2])
+	}
+}
+
+// A long outage prints the loss, then only the retries whose error changes
+// or whose number is a power of two, and one line when back online.
+func TestChat_LongOutageIsToldSparingly(t *testing.T) {
+	var out bytes.Buffer
+	s := &session{out: &out}
+	login := &protocol.LoginResp{Username: "ann", UserId: 1}
+	refused := errors.New("dial tcp 127.0.0.1:7000: connect: connection refused")
+	events := []client.Event{
+		{Kind: client.EventConnected, Login: login, Addr: "gw"},
+		{Kind: client.EventDisconnected, Err: io.EOF, RetryIn: time.Second},
+	}
+	for range 10 { // attempts 2 to 11
+		events = append(events, client.Event{Kind: client.EventDisconnected, Err: refused,
+			RetryIn: 5 * time.Second})
+	}
+	events = append(events, client.Event{Kind: client.EventConnected, Login: login, Addr: "gw"})
+	for _, e := range events {
+		s.onEvent(e)
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"* logged in as ann (id 1) at gw",
+		"! connection lost: EOF; reconnecting in 1s",
+		"! still offline (attempt 2): " + refused.Error() + "; reconnecting in 5s",
+		"! still offline (attempt 4): ",
+		"! still offline (attempt 8): ",
+		"* logged in as ann (id 1) at gw; back online after 10 failed attempts",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("printed %d lines, want %d:\n%s", len(got), len(want), out.String())
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("line %d = %q, want it to start %q", i, got[i], want[i])
+		}
 	}
 }

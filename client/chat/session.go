@@ -99,8 +99,12 @@ type session struct {
 	tty  bool
 	next chan readMode
 	// offline is set from a lost connection until the next login, so
-	// that each failed retry is told as such, not as another loss.
-	offline bool
+	// that each failed retry is told as such, not as another loss;
+	// offlineTries counts the loss and the failed retries since, and
+	// offlineErr is the error told last (noteOffline).
+	offline      bool
+	offlineTries int
+	offlineErr   string
 	// unread is the conversation on screen when it shows messages of
 	// others not yet marked read, else ""; readBusy is set while a
 	// MARK_READ is in flight (markShownRead).
@@ -325,19 +329,41 @@ func unreachableText(err error) string {
 func (s *session) onEvent(e client.Event) {
 	switch e.Kind {
 	case client.EventConnected:
-		s.offline = false
-		s.printf("* logged in as %s (id %d) at %s", e.Login.Username, e.Login.UserId, e.Addr)
-	case client.EventDisconnected:
-		what := "connection lost"
+		back := ""
 		if s.offline {
-			what = "still offline"
+			back = fmt.Sprintf("; back online after %d failed attempt%s", s.offlineTries-1,
+				plural(s.offlineTries-1))
 		}
-		s.offline = true
-		s.printf("! %s: %v; reconnecting in %s", what, e.Err, e.RetryIn.Round(time.Millisecond))
+		s.offline, s.offlineTries, s.offlineErr = false, 0, ""
+		s.printf("* logged in as %s (id %d) at %s%s", e.Login.Username, e.Login.UserId, e.Addr,
+			back)
+	case client.EventDisconnected:
+		s.noteOffline(e)
 	case client.EventConvRefused:
 		// Its messages stay unshown; the rest of the catch-up goes on.
 		s.printf("! cannot catch up on %s: %s", e.ConvID, describe(e.Err))
 	}
+}
+
+// noteOffline tells a lost connection, and then the retries that fail
+// after it sparingly: one whose error differs from the last told, else
+// those whose number is a power of two (2, 4, 8...). A server down for
+// minutes would otherwise print a line every few seconds.
+func (s *session) noteOffline(e client.Event) {
+	retry := e.RetryIn.Round(time.Millisecond)
+	text := fmt.Sprint(e.Err)
+	if !s.offline {
+		s.offline, s.offlineTries, s.offlineErr = true, 1, text
+		s.printf("! connection lost: %v; reconnecting in %s", e.Err, retry)
+		return
+	}
+	s.offlineTries++
+	n := s.offlineTries
+	if text == s.offlineErr && n&(n-1) != 0 {
+		return
+	}
+	s.offlineErr = text
+	s.printf("! still offline (attempt %d): %v; reconnecting in %s", n, e.Err, retry)
 }
 
 // registerOnce registers the user when --register asks for it, at the
