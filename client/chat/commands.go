@@ -54,8 +54,9 @@ const helpText = `commands:
   /password    change your password (asked without echo on a terminal); every
                other device is signed out
   /delete-account
-               delete your account for good, after your password (asked without
-               echo on a terminal) and a typed confirmation; the messages you sent stay with their readers
+               delete your account for good, after your password (asked
+               without echo on a terminal) and a typed confirmation; the
+               messages you sent stay with their readers
   /quit        leave
   /help        this text
 any other line is sent to the current conversation; in a group, @name
