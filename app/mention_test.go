@@ -173,5 +173,5 @@ func TestChat_RepliesAndMentions(t *testing.T) {
 		t.Fatalf("/convs does not badge cat's unread mention: %q", line)
 	}
 	bob.say(t, "/reply #99 nothing there")
-	bob.wait(t, "not sent")
+	bob.wait(t, "! no #99 in this conversation")
 }
