@@ -122,3 +122,45 @@ func TestDeleteAccount_EndToEnd(t *testing.T) {
 			dismissed, active, err)
 	}
 }
+
+// TestChat_DeletedSenderOfOldMessagesAgainstTheRealSystem: a running
+// terminal client shows the lines of a user who deleted the account as the
+// deleted user's, also after a new user took the name; it learns it from
+// the LEAVE the deletion sends in the user's groups.
+func TestChat_DeletedSenderOfOldMessagesAgainstTheRealSystem(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	carol := login(t, addr, "dcarol", "phone", true)
+	alice := runChat(t, addr, "dalice")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	aliceID, err := carol.GetUser(ctx, "dalice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := carol.CreateGroup(ctx, "Lunch", []int64{aliceID.UserId}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Send(ctx, client.SendParams{ConvID: g.ConvId, Text: "old hello"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.say(t, "/group Lunch")
+	alice.wait(t, "dcarol #2: old hello")
+
+	if err := carol.DeleteAccount(ctx, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	deleted := fmt.Sprintf("user#%d (deleted)", carol.id)
+	// The deletion hands the group to alice (#3), then leaves it (#4).
+	alice.wait(t, "* #4 "+deleted+" left")
+	newCarol := login(t, addr, "dcarol", "phone", true)
+	if _, err := newCarol.Send(ctx, client.SendParams{ToUserID: aliceID.UserId,
+		Text: "new hello"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait(t, "dcarol #1: new hello")
+	alice.say(t, "/history")
+	alice.wait(t, deleted+" #2: old hello")
+	alice.wait(t, "* #3 "+deleted+" made dalice owner")
+}
