@@ -73,3 +73,22 @@ func convOf(t *testing.T, rc *rawConn, conv string) *protocol.ConvSummary {
 	}
 	return nil
 }
+
+// The terminal client against the real system: a /clear on one device is
+// told at once on another open client of the same user (NOTIFY cleared).
+func TestChat_ClearShowsOnTheOtherDevice(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	runChat(t, addr, "cbob")
+	desk := runChat(t, addr, "cann")
+	phone := startChat(t, addr, "--user", "cann", "--device", "phone")
+	phone.wait(t, "logged in as cann")
+	desk.to(t, "cbob")
+	phone.to(t, "cbob")
+	desk.say(t, "hello bob")
+	phone.wait(t, "cann #1: hello bob")
+
+	desk.say(t, "/clear")
+	desk.wait(t, "* cleared the history with cbob up to #1")
+	phone.wait(t, "* the history with cbob was cleared up to #1 on another of your devices")
+}
