@@ -96,7 +96,7 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 	// look-up itself fails, the reply is queued all the same and the
 	// server judges; offline, it is not asked, which would hold the
 	// input up to requestDeadline.
-	if !s.offline {
+	if !s.offline.Load() {
 		if target, err := s.readMessage(ctx, s.conv(), seq); err == nil && target == nil {
 			return fmt.Errorf("no #%d in this conversation", seq)
 		}

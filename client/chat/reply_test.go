@@ -13,7 +13,7 @@ func TestReply_Usage(t *testing.T) {
 	var out syncbuf.Buffer
 	s := newSession(config{}, &out)
 	s.me, s.peer = 1, peer{name: "bob", id: 2}
-	s.offline = true // no server to ask whether #3 exists: the reply is queued
+	s.offline.Store(true) // no server to ask whether #3 exists: the reply is queued
 	for _, line := range []string{"/reply", "/reply #x hi", "/reply #0 hi", "/reply #3"} {
 		if err := s.handleLine(context.Background(), line); err != nil {
 			t.Fatal(err)

@@ -90,7 +90,7 @@ type session struct {
 	deleting       deleteStep
 	deletePassword string
 	// changing is how far a /password has got, and changeAnswers the
-	// passwords typed for it so far (account.go).
+	// passwords typed for it so far (password.go).
 	changing      changeStep
 	changeAnswers []string
 	// tty is set when the input is a terminal, whose echo is turned off
@@ -99,10 +99,12 @@ type session struct {
 	tty  bool
 	next chan readMode
 	// offline is set from a lost connection until the next login, so
-	// that each failed retry is told as such, not as another loss;
-	// offlineTries counts the loss and the failed retries since, and
-	// offlineErr is the error told last (noteOffline).
-	offline      bool
+	// that each failed retry is told as such, not as another loss; it is
+	// written on the client session's goroutine (onEvent) and read on
+	// Run's too. offlineTries counts the loss and the failed retries
+	// since, and offlineErr is the error told last (noteOffline); both
+	// are onEvent's alone.
+	offline      atomic.Bool
 	offlineTries int
 	offlineErr   string
 	// unread is the conversation on screen when it shows messages of
@@ -330,11 +332,12 @@ func (s *session) onEvent(e client.Event) {
 	switch e.Kind {
 	case client.EventConnected:
 		back := ""
-		if s.offline {
+		if s.offline.Load() {
 			back = fmt.Sprintf("; back online after %d failed attempt%s", s.offlineTries-1,
 				plural(s.offlineTries-1))
 		}
-		s.offline, s.offlineTries, s.offlineErr = false, 0, ""
+		s.offline.Store(false)
+		s.offlineTries, s.offlineErr = 0, ""
 		s.printf("* logged in as %s (id %d) at %s%s", e.Login.Username, e.Login.UserId, e.Addr,
 			back)
 	case client.EventDisconnected:
@@ -352,8 +355,9 @@ func (s *session) onEvent(e client.Event) {
 func (s *session) noteOffline(e client.Event) {
 	retry := e.RetryIn.Round(time.Millisecond)
 	text := fmt.Sprint(e.Err)
-	if !s.offline {
-		s.offline, s.offlineTries, s.offlineErr = true, 1, text
+	if !s.offline.Load() {
+		s.offline.Store(true)
+		s.offlineTries, s.offlineErr = 1, text
 		s.printf("! connection lost: %v; reconnecting in %s", e.Err, retry)
 		return
 	}
