@@ -468,7 +468,7 @@ func (s *session) serve(ctx context.Context, lines <-chan string) error {
 			s.askNext()
 		case m, ok := <-s.sess.Messages():
 			if !ok {
-				return fmt.Errorf("chat: %w", s.sess.Err())
+				return s.ended(s.sess.Err())
 			}
 			s.printMessage(ctx, m)
 		case n := <-s.notes:
@@ -495,6 +495,19 @@ func (s *session) askNext() {
 	case s.next <- mode:
 	default:
 	}
+}
+
+// ended returns the error the client session ended with, saying first in
+// the user's words why when this device was signed out: by /sign-out on
+// another device, or by a password change there.
+func (s *session) ended(err error) error {
+	var ce *client.CloseError
+	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_SIGNED_OUT {
+		s.printf("! this device was signed out (/sign-out or /password on another of your " +
+			"devices); start the client again to log in")
+		return fmt.Errorf("%w: chat: %w", ErrReported, err)
+	}
+	return fmt.Errorf("chat: %w", err)
 }
 
 // markShownRead marks the conversation on screen read up to the newest

@@ -28,6 +28,8 @@ func TestRun_SignOutAnotherDevice(t *testing.T) {
 		t.Fatalf("the signed-out client's Run = %v, want %v; output:\n%s", err,
 			client.ErrSessionEnded, laptop.out.String())
 	}
+	waitOutput(t, laptop.out, "! this device was signed out (/sign-out or /password on another "+
+		"of your devices); start the client again to log in", 1)
 }
 
 // /sign-out of this device is a logout: Run ends normally, and the token
