@@ -16,6 +16,10 @@ export {
 } from './reactions.js';
 export { Sequencer } from './sequencer.js';
 export {
+  MAX_FILE_CHUNK, MAX_FILE_SIZE, ChunkPacer, FileMismatchError, encodeFileRef, fileRefOf, isImage,
+  mimeOf,
+} from './files.js';
+export {
   Op, ErrorCode, CloseReason, ContentType, ConvType, GroupAction, GroupRole, schemas, nameOf,
 } from './schema.js';
 export { encodeStruct, decodeStruct } from './thrift.js';

@@ -180,6 +180,21 @@ export const schemas = {
   ReactionEvent: struct('ReactionEvent', [
     i64(1, 'seq'), i64(2, 'msgId'), str(3, 'emoji'), bool(4, 'removed'),
   ]),
+  UploadReq: struct('UploadReq', [
+    str(1, 'fileId'), i64(2, 'size'), bin(3, 'sha256'), str(4, 'mime'), str(5, 'name'),
+    i64(6, 'offset'), bin(7, 'data'),
+  ]),
+  UploadResp: struct('UploadResp', [str(1, 'fileId'), i64(2, 'nextOffset'), bool(3, 'complete')]),
+  DownloadReq: struct('DownloadReq', [str(1, 'fileId'), i64(2, 'offset'), i32(3, 'maxBytes')]),
+  DownloadResp: struct('DownloadResp', [
+    bin(1, 'data'), i64(2, 'offset'), i64(3, 'size'), str(4, 'mime'), str(5, 'name'),
+    bin(6, 'sha256'),
+  ]),
+  // width, height and caption are optional: 0 and '' when not sent.
+  FileRef: struct('FileRef', [
+    str(1, 'fileId'), str(2, 'name'), str(3, 'mime'), i64(4, 'size'), bin(5, 'sha256'),
+    i32(6, 'width'), i32(7, 'height'), str(8, 'caption'),
+  ]),
   Reaction,
   Message,
   ConvPos,
@@ -204,6 +219,7 @@ export const Op = Object.freeze({
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
+  UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -235,6 +251,8 @@ export const requestBodies = new Map([
   [Op.DELETE_ACCOUNT, [schemas.DeleteAccountReq, schemas.DeleteAccountResp]],
   [Op.CLEAR_CONV, [schemas.ClearConvReq, schemas.ClearConvResp]],
   [Op.REACT, [schemas.ReactReq, schemas.SendResp]],
+  [Op.UPLOAD, [schemas.UploadReq, schemas.UploadResp]],
+  [Op.DOWNLOAD, [schemas.DownloadReq, schemas.DownloadResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */
@@ -254,7 +272,7 @@ export const CloseReason = Object.freeze({
 
 /** ContentType is common.thrift ContentType. */
 export const ContentType = Object.freeze({
-  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6,
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7,
 });
 
 /** ConvType is common.thrift ConvType. */

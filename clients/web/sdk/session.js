@@ -18,6 +18,7 @@ import { Emitter } from './emitter.js';
 import {
   ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError, unanswered,
 } from './connection.js';
+import { download, encodeFileRef, upload } from './files.js';
 import { storedMentions } from './mentions.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
@@ -1533,6 +1534,39 @@ export class Session extends Emitter {
       contentType: ContentType.TEXT, content: utf8.encode(text) });
     this.want(convId);
     return ack;
+  }
+
+  /**
+   * upload uploads a Blob or File in chunks and resolves with the FileRef
+   * to send with sendFile; it resumes across reconnects. opts: name, mime,
+   * width, height, caption, onProgress(sentBytes, size), signal (an
+   * AbortSignal to cancel it). See files.js upload.
+   */
+  upload(blob, opts) {
+    return upload(this, blob, opts);
+  }
+
+  /**
+   * sendFile sends ref (from upload, or a FILE message the user can read:
+   * a forward) as a FILE message, with caption when given, to {convId} or
+   * {toUserId}; it is send with the FileRef as content, an outbox entry
+   * (its file set to the ref sent).
+   */
+  sendFile({ convId = '', toUserId, replyTo }, ref, caption) {
+    const file = caption ? { ...ref, caption } : ref;
+    const e = this.send({ convId, toUserId, replyTo, contentType: ContentType.FILE,
+      content: encodeFileRef(file) });
+    e.file = file;
+    return e;
+  }
+
+  /**
+   * download fetches the file a FileRef names and resolves with a Blob of
+   * its type, checked against its SHA-256; it goes on across reconnects.
+   * NOT_FOUND: the user may not read it (any more). See files.js download.
+   */
+  download(ref, opts) {
+    return download(this, ref, opts);
   }
 
   /**

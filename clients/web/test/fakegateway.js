@@ -92,6 +92,20 @@ export class FakeGateway {
     this.username = 'me';
     this.password = 'secret-pw';
     this.passwordChanges = []; // the ChangePasswordReq bodies, answered or not
+    // files holds the uploads by file id (see upload); uploads lists every
+    // UploadReq, answered or not. closeAfterChunks, when above 0, counts
+    // down the chunks stored; the one that reaches 0 is stored and its
+    // connection closed unanswered, as a network lost under an upload
+    // does. maxFileSize is the server's file size limit; unreadable holds
+    // the file ids DOWNLOAD refuses NOT_FOUND, as for a recalled message's
+    // file. corrupt, when set, makes DOWNLOAD answer a wrong sha256.
+    this.files = new Map();
+    this.uploads = [];
+    this.closeAfterChunks = 0;
+    this.maxFileSize = 25 << 20;
+    this.unreadable = new Set();
+    this.corrupt = false;
+    this.downloads = 0; // DOWNLOAD requests answered
     const gw = this;
     // WebSocket is the class the SDK constructs; each instance is one
     // connection to this gateway.
@@ -411,11 +425,72 @@ export class FakeGateway {
     return this.issue();
   }
 
+  /**
+   * upload serves an UPLOAD as the server does for what the tests look at
+   * (docs/protocol.md, Files): a start with size, sha256, mime and name
+   * and maybe the first chunk, chunks at next_offset stored and earlier
+   * ones ignored, a chunk past it BAD_REQUEST, the bytes hashed once all
+   * are in; it resolves with the UploadResp or the ErrorCode.
+   */
+  async upload(ws, req) {
+    if (req.data.length > 32768) return ErrorCode.TOO_LARGE;
+    let f = this.files.get(req.fileId);
+    if (!req.fileId) {
+      if (req.size > BigInt(this.maxFileSize)) return ErrorCode.TOO_LARGE;
+      if (req.size <= 0n || req.sha256.length !== 32 || !req.name || !req.mime) {
+        return ErrorCode.BAD_REQUEST;
+      }
+      f = { fileId: (this.files.size + 1).toString(16).padStart(32, '0'), size: Number(req.size),
+        sha256: req.sha256, mime: req.mime, name: req.name, bytes: new Uint8Array(0),
+        complete: false };
+      this.files.set(f.fileId, f);
+    } else if (!f) {
+      return ErrorCode.NOT_FOUND;
+    }
+    const at = Number(req.offset);
+    if (req.data.length > 0 && !f.complete) {
+      if (at > f.bytes.length || at + req.data.length > f.size) return ErrorCode.BAD_REQUEST;
+      if (at === f.bytes.length) {
+        const joined = new Uint8Array(at + req.data.length);
+        joined.set(f.bytes);
+        joined.set(req.data, at);
+        f.bytes = joined;
+        if (this.closeAfterChunks > 0 && --this.closeAfterChunks === 0) {
+          ws.close(1006);
+          return null;
+        }
+      }
+    }
+    if (!f.complete && f.bytes.length === f.size) {
+      const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', f.bytes));
+      if (sum.some((b, i) => b !== f.sha256[i])) {
+        this.files.delete(f.fileId);
+        return ErrorCode.BAD_REQUEST;
+      }
+      f.complete = true;
+    }
+    return { fileId: f.fileId, nextOffset: BigInt(f.bytes.length), complete: f.complete };
+  }
+
+  // download serves a DOWNLOAD: a chunk of a complete file, NOT_FOUND for
+  // an unknown, unfinished or unreadable one.
+  download(req) {
+    const f = this.files.get(req.fileId);
+    if (!f || !f.complete || this.unreadable.has(req.fileId)) return ErrorCode.NOT_FOUND;
+    const at = Number(req.offset);
+    if (at > f.size) return ErrorCode.BAD_REQUEST;
+    const max = req.maxBytes <= 0 || req.maxBytes > 32768 ? 32768 : req.maxBytes;
+    this.downloads++;
+    return { data: f.bytes.slice(at, at + max), offset: req.offset, size: BigInt(f.size),
+      mime: f.mime, name: f.name, sha256: this.corrupt ? new Uint8Array(32) : f.sha256 };
+  }
+
   handle(ws, header, body) {
     if (ws.readyState !== 1) return undefined;
     const req = decodeStruct(requestBodies.get(header.op)[0], body);
     if (header.op === Op.REFRESH) this.refreshes.push(req.refreshToken); // answered or not
     if (header.op === Op.CHANGE_PASSWORD) this.passwordChanges.push(req);
+    if (header.op === Op.UPLOAD) this.uploads.push(req);
     const look = this.onRequest?.(ws, header.op, req);
     if (look === true) return undefined;
     if (look) return look.then(() => this.answer(ws, header, req));
@@ -510,6 +585,8 @@ export class FakeGateway {
           const m = this.add(req.convId, new TextDecoder().decode(req.content));
           m.senderId = this.userId;
           m.clientMsgId = req.clientMsgId;
+          m.contentType = req.contentType;
+          m.content = req.content;
           m.replyToSeq = req.replyToSeq;
           m.mentions = req.mentions;
           m.mentionAll = req.mentionAll;
@@ -530,6 +607,15 @@ export class FakeGateway {
       case Op.EDIT: {
         const ack = this.change(header.op, req);
         return typeof ack === 'number' ? fail(ack) : reply(ack);
+      }
+      case Op.UPLOAD:
+        return this.upload(ws, req).then((resp) => {
+          if (resp === null || ws.readyState !== 1) return undefined; // closed unanswered
+          return typeof resp === 'number' ? fail(resp) : reply(resp);
+        });
+      case Op.DOWNLOAD: {
+        const resp = this.download(req);
+        return typeof resp === 'number' ? fail(resp) : reply(resp);
       }
       case Op.LIST_DEVICES:
         return reply({ devices: [...this.devices] });
