@@ -28,6 +28,22 @@ function localTime(ms) {
     `${two(t.getHours())}:${two(t.getMinutes())}`;
 }
 
+/** MAX_PASSWORD_BYTES is the longest password the server takes, in UTF-8 bytes. */
+export const MAX_PASSWORD_BYTES = 128;
+
+/**
+ * passwordLengthNote says that a password is over MAX_PASSWORD_BYTES, and
+ * by how much, or '' when it is not. The forms refuse such a password with
+ * this note: a maxlength attribute cut it short unseen, so that a pasted
+ * long password was registered, or refused, as another one.
+ */
+export function passwordLengthNote(password) {
+  const n = utf8Length(password);
+  if (n <= MAX_PASSWORD_BYTES) return '';
+  return `A password is at most ${MAX_PASSWORD_BYTES} bytes (UTF-8); this one has ${n}. ` +
+    'Nothing was sent: shorten it.';
+}
+
 /**
  * newPasswordProblem says what the server would refuse in a new password
  * (8 to 128 bytes, not the username, not one repeated character), or that
@@ -37,7 +53,8 @@ export function newPasswordProblem({ oldPassword, newPassword, again, username }
   if (newPassword !== again) return 'The two new passwords differ.';
   if (newPassword === oldPassword) return 'The new password is the current one.';
   const n = utf8Length(newPassword);
-  if (n < 8 || n > 128) return 'A password is 8 to 128 bytes long.';
+  if (n > MAX_PASSWORD_BYTES) return passwordLengthNote(newPassword);
+  if (n < 8) return 'A password is 8 to 128 bytes long.';
   if (newPassword.toLowerCase() === String(username).toLowerCase()) {
     return 'A password may not be the username.';
   }

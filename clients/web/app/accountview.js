@@ -2,7 +2,9 @@
 // lost laptop signs it out here, or changes the password, which signs out
 // every other device, without deleting the account.
 
-import { changePasswordErrorText, deviceDetail, newPasswordProblem } from './account.js';
+import {
+  changePasswordErrorText, deviceDetail, newPasswordProblem, passwordLengthNote,
+} from './account.js';
 import { el, errText, userEl } from './view.js';
 
 const $ = (id) => document.getElementById(id);
@@ -91,7 +93,7 @@ async function changePassword(app) {
   if (!s) return;
   const form = { oldPassword: $('pw-old').value, newPassword: $('pw-new').value,
     again: $('pw-again').value, username: app.username() };
-  const problem = newPasswordProblem(form);
+  const problem = passwordLengthNote(form.oldPassword) || newPasswordProblem(form);
   $('password-error').textContent = problem;
   if (problem) return;
   $('password-submit').disabled = true;

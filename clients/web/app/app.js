@@ -17,6 +17,7 @@ import { joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peerPresence, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import { wireAccountDialogs } from './accountview.js';
+import { passwordLengthNote } from './account.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
   settlePendingReactions,
@@ -1019,7 +1020,8 @@ function wireUi() {
     const action = ev.submitter && ev.submitter.value;
     const username = $('login-user').value.trim();
     const password = $('login-pass').value;
-    $('login-error').textContent = '';
+    $('login-error').textContent = passwordLengthNote(password);
+    if ($('login-error').textContent) return;
     app.storage?.clear();
     if (action === 'register') {
       try {
@@ -1219,6 +1221,8 @@ function wireDeleteAccount() {
     ev.preventDefault();
     const s = app.session;
     if (!s) return;
+    $('delete-error').textContent = passwordLengthNote($('delete-pass').value);
+    if ($('delete-error').textContent) return;
     $('delete-submit').disabled = true;
     try {
       // The session's end is this action's, not news (onEnded); app.me

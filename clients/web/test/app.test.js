@@ -4,8 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { readFileSync } from 'node:fs';
+
 import {
-  changePasswordErrorText, deviceDetail, newPasswordProblem,
+  MAX_PASSWORD_BYTES, changePasswordErrorText, deviceDetail, newPasswordProblem,
+  passwordLengthNote,
 } from '../app/account.js';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
@@ -400,4 +403,22 @@ test('the change password dialog checks the new password as the server does', ()
   assert.equal(changePasswordErrorText({ code: ErrorCode.INVALID_CREDENTIALS }),
     'Wrong current password; nothing was changed.');
   assert.match(changePasswordErrorText({ name: 'OutcomeUnknownError' }), /may or may not/);
+});
+
+// The sign-in and delete-account password inputs had maxlength="128": a
+// longer password, pasted from a manager, was cut short unseen and
+// registered (or refused) as another one. No password input cuts; an
+// over-long password is refused with a note that says its length.
+test('a password over the limit is refused with a note, never cut', () => {
+  const html = readFileSync(new URL('../app/index.html', import.meta.url), 'utf8');
+  const inputs = [...html.matchAll(/<input[^>]*type="password"[^>]*>/g)].map((m) => m[0]);
+  assert.ok(inputs.length >= 5, `${inputs.length} password inputs`);
+  for (const input of inputs) assert.doesNotMatch(input, /maxlength/, input);
+
+  assert.equal(passwordLengthNote('x'.repeat(MAX_PASSWORD_BYTES)), '');
+  assert.match(passwordLengthNote('x'.repeat(MAX_PASSWORD_BYTES + 1)), /at most 128 bytes.*has 129/);
+  assert.match(passwordLengthNote('é'.repeat(65)), /has 130/, 'counted in UTF-8 bytes');
+  const long = 'p'.repeat(100) + 'q'.repeat(100);
+  assert.match(newPasswordProblem({ oldPassword: 'old-secret', username: 'ann',
+    newPassword: long, again: long }), /has 200/);
 });
