@@ -168,14 +168,16 @@ func (s *Server) Handler() http.Handler {
 	return securityHeaders(mux)
 }
 
-// securityHeaders keeps the page to its own origin: scripts, styles and
-// images from itself only, connections to itself and to WebSocket URLs
-// (the gateway is another port, which 'self' does not cover).
+// securityHeaders keeps the page to its own origin: scripts and styles
+// from itself only, images from itself and from object URLs (blob:, the
+// images the app downloads over the WebSocket and shows), connections to
+// itself and to WebSocket URLs (the gateway is another port, which 'self'
+// does not cover).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; "+
-			"img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+			"img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)

@@ -94,6 +94,30 @@ func TestServer_ServesFilesWithTypesAndRevalidation(t *testing.T) {
 	}
 }
 
+// The app shows downloaded images through object URLs (blob:), which an
+// img-src of 'self' and data: refused: every thumbnail stayed blank. Only
+// images may come from blob: URLs; scripts stay the page's own.
+func TestServer_PolicyTakesImagesFromObjectURLs(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	resp, _ := get(t, ts.URL+"/", nil)
+	directives := map[string][]string{}
+	for _, d := range strings.Split(resp.Header.Get("Content-Security-Policy"), ";") {
+		if f := strings.Fields(d); len(f) > 0 {
+			directives[f[0]] = f[1:]
+		}
+	}
+	if img := directives["img-src"]; !slices.Contains(img, "blob:") ||
+		!slices.Contains(img, "'self'") {
+		t.Errorf("img-src %q: want 'self' and blob:", img)
+	}
+	if def := directives["default-src"]; !slices.Equal(def, []string{"'self'"}) {
+		t.Errorf("default-src %q: want 'self' only", def)
+	}
+	if _, ok := directives["script-src"]; ok {
+		t.Errorf("script-src %q: scripts follow default-src", directives["script-src"])
+	}
+}
+
 func TestServer_ConfigTellsTheGatewayURL(t *testing.T) {
 	tests := []struct {
 		name    string
