@@ -7,6 +7,7 @@
 
 import { ClosedError, ResonanceError, TimeoutError } from './connection.js';
 import { ContentType, Op, schemas } from './schema.js';
+import { sha256 } from './sha256.js';
 import { decodeStruct, encodeStruct } from './thrift.js';
 
 /** MAX_FILE_CHUNK is the most bytes one UPLOAD carries or one DOWNLOAD returns. */
@@ -130,10 +131,6 @@ class Transfer {
   }
 }
 
-async function sha256(bytes) {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-}
-
 function sameBytes(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -177,7 +174,9 @@ export async function upload(session, blob, opts = {}) {
     return resp.complete;
   });
   const ref = { fileId, name, mime, size: BigInt(size), sha256: digest };
-  if (opts.width > 0 || opts.height > 0) Object.assign(ref, { width: opts.width, height: opts.height });
+  if (opts.width > 0 && opts.height > 0) {
+    Object.assign(ref, { width: opts.width, height: opts.height });
+  }
   if (opts.caption) ref.caption = opts.caption;
   return ref;
 }

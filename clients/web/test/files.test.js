@@ -12,6 +12,7 @@ import { ContentType, ErrorCode } from '../sdk/schema.js';
 import {
   ChunkPacer, FileMismatchError, MAX_FILE_CHUNK, encodeFileRef, fileRefOf, mimeOf,
 } from '../sdk/files.js';
+import { sha256Plain } from '../sdk/sha256.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -168,4 +169,14 @@ test('a FileRef leaves out the optional fields it does not set', () => {
   assert.equal(mimeOf(''), 'application/octet-stream');
   assert.equal(mimeOf('image/PNG'), 'image/png');
   assert.equal(mimeOf('a b/c'), 'application/octet-stream');
+});
+
+// A page served over plain http from a LAN address has no crypto.subtle:
+// the plain digest must agree with it, around the padding's edges.
+test('the plain SHA-256 agrees with crypto.subtle', async () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 70_001]) {
+    const data = bytesOf(n);
+    const want = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+    assert.deepEqual(sha256Plain(data), want, `${n} bytes`);
+  }
 });
