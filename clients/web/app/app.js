@@ -13,11 +13,13 @@ import {
   bodyText, changeErrorText, deleteAccountErrorText, el, errText, groupEventText, isLeave,
   reconcile, setUserText, timeText, userEl, usernameProblem,
 } from './view.js';
-import { joinLines, line, safeText } from './text.js';
+import { Line, joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peerPresence, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import { wireAccountDialogs } from './accountview.js';
 import { passwordLengthNote } from './account.js';
+import { fileErrorText, fileLabel, fileRefOfMessage, sizeText, uploadProblem } from './attach.js';
+import { FileView } from './fileview.js';
 import {
   applyReactionEvent, isReaction, reactionList, reactionText, reactionsKey,
   settlePendingReactions,
@@ -47,7 +49,11 @@ const app = {
   storage: null,
   replyTo: null, // {convId, seq} the composer replies to, or null
   editing: null, // {convId, seq, draft} of the user's message the composer edits, or null
+  uploads: [], // files on their way: {id, name, size, sent, convId, error, ctl} (attachFiles)
 };
+
+// files renders FILE messages: thumbnails, cards, the full-size viewer.
+const files = new FileView({ session: () => app.session, root: $('scroller') });
 
 // ?debug=1 exposes the app's state and a log of every message the SDK
 // delivered, kept in sessionStorage so that it spans reloads; the browser
@@ -199,11 +205,16 @@ function resetState() {
   app.openId = '';
   app.replyTo = null;
   app.editing = null;
+  for (const u of app.uploads) u.ctl.abort();
+  app.uploads = [];
+  renderUploads();
   app.storage.clear();
   sessionStorage.removeItem('resonance.open');
   $('conv').hidden = true;
   $('empty').hidden = false;
   $('convs').replaceChildren();
+  $('messages').replaceChildren();
+  files.sweep();
 }
 
 // ---- conversations ----
@@ -507,6 +518,105 @@ function sendText(text) {
   stickToBottom = true;
 }
 
+// attachFiles uploads each file to the open conversation and sends it as
+// a FILE message once complete; the uploads show above the composer with
+// their progress and a Cancel button. A file the server would refuse for
+// its size is refused here, in words.
+function attachFiles(list) {
+  const c = app.convs.get(app.openId);
+  if (!c || !app.session) return;
+  $('conv-error').textContent = '';
+  for (const file of list) {
+    const problem = uploadProblem(file);
+    if (problem) {
+      $('conv-error').replaceChildren(el('span', '', new Line([{ user: file.name },
+        `: ${problem}`])));
+      continue;
+    }
+    sendOneFile(c, file);
+  }
+}
+
+let uploadIds = 0;
+
+async function sendOneFile(c, file) {
+  const u = { id: ++uploadIds, name: file.name || 'file', size: file.size, sent: 0,
+    convId: c.convId, error: '', ctl: new AbortController() };
+  app.uploads.push(u);
+  renderUploads();
+  try {
+    const ref = await app.session.upload(file, { name: u.name, ...await imageSize(file),
+      signal: u.ctl.signal, onProgress: (sent) => {
+        u.sent = sent;
+        uploadItem(u);
+      } });
+    const first = c.type === ConvType.P2P && c.lastSeq === 0n; // it creates the conversation
+    const e = app.session.sendFile(first ? { toUserId: c.peerUserId } : { convId: c.convId },
+      ref);
+    e.viewConvId = c.convId;
+    app.uploads = app.uploads.filter((x) => x !== u);
+    stickToBottom = true;
+  } catch (err) {
+    if (err.name === 'AbortError') app.uploads = app.uploads.filter((x) => x !== u);
+    else u.error = fileErrorText('send', err);
+  }
+  renderUploads();
+  scheduleRender();
+}
+
+// imageSize is an image's {width, height} for its FileRef, so that a
+// reader's thumbnail has its shape before it loads; {} for other files.
+async function imageSize(file) {
+  if (!/^image\//.test(file.type) || typeof createImageBitmap !== 'function') return {};
+  try {
+    const bmp = await createImageBitmap(file);
+    const size = { width: bmp.width, height: bmp.height };
+    bmp.close();
+    return size;
+  } catch {
+    return {}; // not an image the browser reads: sent without a size
+  }
+}
+
+// renderUploads lists the open conversation's uploads: name, progress and
+// Cancel, or the error and Dismiss. Each keeps its element, updated in
+// place as chunks go (uploadItem), so that Cancel stays under the pointer.
+function renderUploads() {
+  const items = app.uploads.filter((u) => u.convId === app.openId).map(uploadItem);
+  const list = $('uploads');
+  // Put back only when changed: a node taken out and put back under the
+  // pointer loses the click being made on it.
+  if (items.length !== list.children.length || items.some((li, i) => list.children[i] !== li)) {
+    list.replaceChildren(...items);
+  }
+}
+
+function uploadItem(u) {
+  if (!u.li) {
+    u.li = el('li', 'upload');
+    u.bar = document.createElement('progress');
+    u.bar.max = u.size;
+    u.bar.setAttribute('aria-label', `Uploading ${safeText(u.name)}`);
+    u.state = el('span', 'upload-state');
+    u.btn = el('button', 'link');
+    u.btn.type = 'button';
+    u.btn.addEventListener('click', () => {
+      u.ctl.abort();
+      app.uploads = app.uploads.filter((x) => x !== u);
+      renderUploads();
+    });
+    u.li.append(userEl('span', 'file-name', u.name), u.bar, u.state, u.btn);
+  }
+  u.li.classList.toggle('failed', !!u.error);
+  u.bar.hidden = !!u.error;
+  u.bar.value = u.sent;
+  const pct = Math.floor((100 * u.sent) / Math.max(u.size, 1));
+  u.state.textContent = u.error || `${pct}% of ${sizeText(u.size)}`;
+  u.btn.textContent = u.error ? 'Dismiss' : 'Cancel';
+  u.btn.setAttribute('aria-label', `${u.btn.textContent} ${safeText(u.name)}`);
+  return u.li;
+}
+
 // showLengthNote shows under the composer how far text is over the
 // server's limit, or nothing; it reports whether text is over.
 function showLengthNote(text) {
@@ -779,6 +889,7 @@ function renderOpen() {
   renderReplyBar();
   renderEditBar();
   renderTyping(c);
+  renderUploads();
   if (!$('members').hidden) renderMembers(c);
 }
 
@@ -811,6 +922,7 @@ function renderMessages(c) {
     items.push({ key: e.clientMsgId, version: e.state, build: () => renderPending(e) });
   }
   reconcile($('messages'), items);
+  files.sweep();
   if (atBottom) sc.scrollTop = sc.scrollHeight;
   stickToBottom = false;
 }
@@ -836,7 +948,8 @@ function renderMessage(c, m) {
     li.classList.add('mentioned');
     li.append(el('span', 'sr', 'Mentions you. '));
   }
-  li.append(userEl('div', 'body', bodyText(m), { multiline: true }));
+  const ref = fileRefOfMessage(m);
+  li.append(ref ? files.render(ref) : userEl('div', 'body', bodyText(m), { multiline: true }));
   let meta = timeText(m.sendTimeMs);
   if (m.editedMs > 0n) meta += ' · edited';
   if (mine) meta += c.type === ConvType.P2P && m.seq <= c.peerReadSeq ? ' · seen' : ' · sent';
@@ -852,7 +965,7 @@ function renderMessage(c, m) {
     react.setAttribute('aria-expanded', 'false');
     // first: the meta's text ends with the delivery state
     metaEl.prepend(reply, ' ', react, ' ');
-    if (mine && m.contentType === ContentType.TEXT) metaEl.prepend(...ownActions(c, m));
+    if (mine && (m.contentType === ContentType.TEXT || ref)) metaEl.prepend(...ownActions(c, m));
     const picker = renderPicker(c, m);
     react.addEventListener('click', () => {
       picker.hidden = !picker.hidden;
@@ -870,14 +983,15 @@ function renderMessage(c, m) {
 // the server keeps the windows (2 minutes to recall, 24 hours to edit, by
 // default) and the app shows its refusal.
 function ownActions(c, m) {
-  const edit = el('button', 'link own edit', 'Edit');
-  edit.type = 'button';
-  edit.setAttribute('aria-label', `Edit message ${m.seq}`);
-  edit.addEventListener('click', () => startEdit(c, m));
   const recall = el('button', 'link own recall', 'Recall');
   recall.type = 'button';
   recall.setAttribute('aria-label', `Recall message ${m.seq}`);
   recall.addEventListener('click', () => recallMessage(c, m));
+  if (m.contentType !== ContentType.TEXT) return [recall, ' ']; // a file is not edited
+  const edit = el('button', 'link own edit', 'Edit');
+  edit.type = 'button';
+  edit.setAttribute('aria-label', `Edit message ${m.seq}`);
+  edit.addEventListener('click', () => startEdit(c, m));
   return [edit, ' ', recall, ' '];
 }
 
@@ -934,7 +1048,7 @@ function renderPending(e) {
   const li = el('li', 'msg mine');
   li.dataset.state = e.state;
   li.dataset.clientMsgId = e.clientMsgId;
-  li.append(userEl('div', 'body', e.text, { multiline: true }));
+  li.append(userEl('div', 'body', e.file ? fileLabel(e.file) : e.text, { multiline: true }));
   const meta = el('div', 'meta', e.state === 'failed' ? `not sent: ${errText(e.error)} ` : 'sending…');
   if (e.state === 'failed') {
     const retry = el('button', 'link', 'Retry');
@@ -1109,6 +1223,7 @@ function wireUi() {
     showLengthNote($('text').value);
     if (!app.editing) sendTyping($('text').value !== '');
   });
+  wireAttach();
   $('edit-cancel').addEventListener('click', stopEdit);
   $('reply-cancel').addEventListener('click', () => setReplyTo(null));
 
@@ -1170,6 +1285,40 @@ function wireUi() {
       $('members-error').textContent = errText(err);
     }
   });
+}
+
+// wireAttach runs the Attach button, and drops and pastes of files into
+// the conversation, and the image viewer's Close.
+function wireAttach() {
+  $('attach').addEventListener('click', () => $('file-input').click());
+  $('file-input').addEventListener('change', () => {
+    attachFiles([...$('file-input').files]);
+    $('file-input').value = ''; // the same file may be chosen again
+  });
+  $('text').addEventListener('paste', (ev) => {
+    const pasted = [...(ev.clipboardData?.files || [])];
+    if (pasted.length === 0) return; // text pastes as text
+    ev.preventDefault();
+    attachFiles(pasted);
+  });
+  const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes('Files');
+  $('conv').addEventListener('dragover', (ev) => {
+    if (!hasFiles(ev)) return;
+    ev.preventDefault();
+    $('conv').classList.add('dropping');
+  });
+  $('conv').addEventListener('dragleave', (ev) => {
+    if (ev.target === $('conv') || !$('conv').contains(ev.relatedTarget)) {
+      $('conv').classList.remove('dropping');
+    }
+  });
+  $('conv').addEventListener('drop', (ev) => {
+    $('conv').classList.remove('dropping');
+    if (!hasFiles(ev)) return;
+    ev.preventDefault();
+    attachFiles([...ev.dataTransfer.files]);
+  });
+  $('viewer-close').addEventListener('click', () => $('image-dialog').close());
 }
 
 // signOut signs this device out (LOGOUT) and returns to the sign-in view.

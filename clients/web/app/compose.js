@@ -4,6 +4,7 @@
 
 import { ContentType, GroupRole, MAX_MENTIONS, parseMentions } from '../sdk/index.js';
 import { line, utf8Length } from './text.js';
+import { fileLabel, fileRefOfMessage } from './attach.js';
 
 const utf8 = new TextDecoder();
 
@@ -45,6 +46,7 @@ export function quoteText(seq, q, who) {
   let body;
   if (q.recalled) body = '(message recalled)';
   else if (q.contentType === ContentType.TEXT) body = utf8.decode(q.content);
+  else if (fileRefOfMessage(q)) body = fileLabel(fileRefOfMessage(q));
   else body = `(${q.content.length} bytes)`;
   if (body.length > QUOTE_CHARS) body = `${body.slice(0, QUOTE_CHARS)}…`;
   return line`#${seq} ${who(q.senderId)}: “${body}”`;

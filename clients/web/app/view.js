@@ -6,6 +6,7 @@
 import { ContentType, ErrorCode, GroupAction, GroupRole, decodeStruct, nameOf, schemas }
   from '../sdk/index.js';
 import { Line, joinLines, line, safeText } from './text.js';
+import { fileLabel, fileRefOfMessage } from './attach.js';
 
 const utf8 = new TextDecoder();
 
@@ -32,10 +33,15 @@ export function reconcile(list, items) {
   }
 }
 
-/** bodyText is what a message shows: its text, or what it holds. */
+/**
+ * bodyText is what a message shows in a line: its text, a file's name (or
+ * "Photo"), or what it holds.
+ */
 export function bodyText(m) {
   if (m.recalled) return '(message recalled)';
   if (m.contentType === ContentType.TEXT) return utf8.decode(m.content);
+  const ref = fileRefOfMessage(m);
+  if (ref) return fileLabel(ref);
   return `(${m.content.length} bytes of ${nameOf(ContentType, m.contentType).toLowerCase()})`;
 }
 

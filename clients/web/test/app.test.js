@@ -16,15 +16,19 @@ import {
   MAX_CONTENT_BYTES, QUOTE_CHARS, lengthNote, mentionsFor, quoteText,
 } from '../app/compose.js';
 import {
-  USERNAME_RULE, changeErrorText, groupEventText, isLeave, usernameProblem,
+  USERNAME_RULE, bodyText, changeErrorText, groupEventText, isLeave, usernameProblem,
 } from '../app/view.js';
 import { line, safeText, utf8Length } from '../app/text.js';
+import {
+  THUMB_MAX_BYTES, fileErrorText, fileLabel, fileRefOfMessage, showsInline, sizeText,
+  uploadProblem,
+} from '../app/attach.js';
 import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
 import {
   ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct,
-  State, encodeStruct, schemas,
+  State, encodeFileRef, encodeStruct, schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -416,9 +420,42 @@ test('a password over the limit is refused with a note, never cut', () => {
   for (const input of inputs) assert.doesNotMatch(input, /maxlength/, input);
 
   assert.equal(passwordLengthNote('x'.repeat(MAX_PASSWORD_BYTES)), '');
-  assert.match(passwordLengthNote('x'.repeat(MAX_PASSWORD_BYTES + 1)), /at most 128 bytes.*has 129/);
+  assert.match(passwordLengthNote('x'.repeat(MAX_PASSWORD_BYTES + 1)),
+    /at most 128 bytes.*has 129/);
   assert.match(passwordLengthNote('é'.repeat(65)), /has 130/, 'counted in UTF-8 bytes');
   const long = 'p'.repeat(100) + 'q'.repeat(100);
   assert.match(newPasswordProblem({ oldPassword: 'old-secret', username: 'ann',
     newPassword: long, again: long }), /has 200/);
+});
+
+test('a FILE message reads as its name, or Photo, and says its size', () => {
+  const sha256 = new Uint8Array(32);
+  const fileMsg = (ref) => ({ contentType: ContentType.FILE, seq: 4n, senderId: 2n,
+    recalled: false, content: encodeFileRef({ fileId: 'f', sha256, size: 10n, ...ref }) });
+  const doc = fileMsg({ name: 'report.pdf', mime: 'application/pdf' });
+  const pic = fileMsg({ name: 'cat.png', mime: 'image/png', width: 4, height: 3 });
+  assert.equal(bodyText(doc), 'report.pdf');
+  assert.equal(bodyText(pic), 'Photo', 'as the server previews an image');
+  assert.equal(String(quoteText(4n, pic, () => 'bob')), '#4 bob: “Photo”');
+  assert.equal(fileRefOfMessage({ ...doc, recalled: true }), null);
+  assert.equal(fileRefOfMessage({ ...doc, content: new Uint8Array([1, 2]) }), null);
+  assert.equal(showsInline(fileRefOfMessage(pic)), true);
+  assert.equal(showsInline({ mime: 'image/png', size: BigInt(THUMB_MAX_BYTES + 1) }), false);
+  assert.deepEqual([0, 830, 12_700, 3_250_000, 25 << 20].map(sizeText),
+    ['0 B', '830 B', '12 KB', '3.1 MB', '25 MB']);
+  assert.equal(fileLabel({ name: 'a\u202Eb.exe', mime: 'text/plain' }), 'a\u202Eb.exe',
+    'user text, cleaned where it is shown');
+});
+
+test('a file refused or gone is said in words', () => {
+  assert.equal(uploadProblem({ size: 0 }), 'Not sent: the file is empty.');
+  assert.match(uploadProblem({ size: (25 << 20) + 1 }), /25 MB, over the limit of 25 MB/);
+  assert.equal(uploadProblem({ size: 100 }), '');
+  assert.equal(fileErrorText('send', { code: ErrorCode.TOO_LARGE,
+    serverMessage: 'too large: file over 1048576 bytes' }),
+  "Not sent: the file is over the server's limit of 1.0 MB.");
+  assert.match(fileErrorText('send', { code: ErrorCode.TOO_LARGE }), /limit of 25 MB/);
+  assert.match(fileErrorText('open', { code: ErrorCode.NOT_FOUND }), /no longer available/);
+  assert.match(fileErrorText('open', { name: 'FileMismatchError' }), /damaged/);
+  assert.equal(fileErrorText('send', { name: 'AbortError' }), 'Cancelled.');
 });
