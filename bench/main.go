@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 )
 
@@ -52,11 +53,40 @@ var commands = map[string]command{
 		run: runIdle},
 }
 
+// cpuProfileEnv names a file to write the bench's own CPU profile to, for
+// finding what the load generator spends of the CPUs it shares with the
+// server.
+const cpuProfileEnv = "BENCH_CPUPROFILE"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	stopProfile := profileCPU(os.Getenv(cpuProfileEnv), os.Stderr)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// profileCPU starts a CPU profile written to path, when path is not empty,
+// and returns what stops it.
+func profileCPU(path string, errOut io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(errOut, "bench: %s=%s: %v\n", cpuProfileEnv, path, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(errOut, "bench: %s: %v\n", path, err)
+		}
+	}
 }
 
 func dispatch(ctx context.Context, args []string, out, errOut io.Writer) int {

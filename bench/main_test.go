@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -270,5 +272,21 @@ func TestDispatch_BadConfigNamesItsFlag(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestProfileCPU_WritesTheProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	var errOut strings.Builder
+	stop := profileCPU(path, &errOut)
+	stop()
+	st, err := os.Stat(path)
+	if err != nil || st.Size() == 0 || errOut.Len() != 0 {
+		t.Fatalf("profile %s: %v, %v; stderr %q", path, st, err, errOut.String())
+	}
+	bad := filepath.Join(t.TempDir(), "missing", "cpu.pprof")
+	profileCPU(bad, &errOut)()
+	if !strings.Contains(errOut.String(), cpuProfileEnv) {
+		t.Fatalf("an unwritable path said %q, want it to name %s", errOut.String(), cpuProfileEnv)
 	}
 }
