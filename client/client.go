@@ -121,6 +121,13 @@ type Client struct {
 	// device is the device logged in as, "" before Login.
 	device string
 
+	// filePace paces the chunks of every upload and download on this
+	// connection, together: a file's chunks go as fast as their answers
+	// come back, and on a fast link a large file went over the gateway's
+	// rate and got the connection closed (RATE_LIMITED). After a burst of
+	// 3 MiB that is 3.2 MiB a second.
+	filePace *Pacer
+
 	msgs        chan *common.Message
 	done        chan struct{}
 	heartbeatOn atomic.Bool
@@ -178,6 +185,8 @@ func newClient(conn net.Conn, opts Options) *Client {
 		pending: make(map[uint32]*call),
 		msgs:    make(chan *common.Message, opts.PushBuffer),
 		done:    make(chan struct{}),
+
+		filePace: HalfFrameRate(),
 	}
 	c.wg.Add(1)
 	go c.readLoop()

@@ -10,7 +10,6 @@ import (
 	"io"
 	"mime"
 	"path/filepath"
-	"time"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -42,7 +41,6 @@ type uploader struct {
 	id      string
 	chunk   []byte // the bytes at chunkAt
 	chunkAt int64
-	pace    chunkPacer
 }
 
 // newUploader checks p, fills its defaults and computes the SHA-256 if it
@@ -116,7 +114,7 @@ func (u *uploader) run(ctx context.Context, c *Client) (*common.FileRef, error) 
 		if err := u.advance(resp.NextOffset); err != nil {
 			return nil, err
 		}
-		if err := u.pace.wait(ctx); err != nil {
+		if err := c.filePace.Wait(ctx); err != nil {
 			return nil, err
 		}
 		resp, err = u.send(ctx, c, &protocol.UploadReq{FileId: u.id, Offset: u.chunkAt,
@@ -265,13 +263,12 @@ type downloader struct {
 	sum     hash.Hash
 	written int64
 	last    *protocol.DownloadResp
-	pace    chunkPacer
 }
 
 // run downloads the rest of the file on c.
 func (d *downloader) run(ctx context.Context, c *Client) error {
 	for {
-		if err := d.pace.wait(ctx); err != nil {
+		if err := c.filePace.Wait(ctx); err != nil {
 			return err
 		}
 		resp := protocol.NewDownloadResp()
@@ -338,34 +335,4 @@ func (s *Session) Download(ctx context.Context, id string,
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
-}
-
-// chunkEvery and chunkBurst pace the chunks of one upload or download to
-// half the gateway's default frame rate (200 a second, bursts of 400): a
-// file's chunks go as fast as their answers come back, and on a fast link
-// a large file went over the rate and got the connection closed
-// (RATE_LIMITED). After a burst of 3 MiB that is 3.2 MiB a second.
-const (
-	chunkEvery = 10 * time.Millisecond
-	chunkBurst = 100
-)
-
-// chunkPacer lets chunkBurst chunks through at once, then one every
-// chunkEvery.
-type chunkPacer struct {
-	due time.Time // when the chunks so far would have ended at one per chunkEvery
-}
-
-// wait returns when the next chunk may go, or ctx's error.
-func (p *chunkPacer) wait(ctx context.Context) error {
-	now := time.Now()
-	if p.due.Before(now) {
-		p.due = now
-	}
-	p.due = p.due.Add(chunkEvery)
-	early := p.due.Sub(now) - chunkBurst*chunkEvery
-	if early <= 0 {
-		return ctx.Err()
-	}
-	return sleep(ctx, early)
 }

@@ -540,9 +540,11 @@ func (s *session) markShownRead(ctx context.Context) {
 // counted and reported in one line rather than one failure each.
 func (s *session) sendLoop(ctx context.Context) {
 	unsent := 0
-	var pace pacer
+	// Half the gateway's frame rate: a long paste sent as fast as acks
+	// came back got the connection closed (RATE_LIMITED) for 5-15 s.
+	pace := client.HalfFrameRate()
 	for p := range s.outbox {
-		if pace.wait(ctx) == nil {
+		if pace.Wait(ctx) == nil {
 			ack, err := s.sess.Send(ctx, p)
 			if err == nil {
 				s.ackedMu.Lock()
@@ -560,42 +562,6 @@ func (s *session) sendLoop(ctx context.Context) {
 	unsent += s.heldAtQuit // set before the outbox closed
 	if unsent > 0 {
 		s.printf("! %d message%s not sent before quitting", unsent, plural(unsent))
-	}
-}
-
-// sendEvery and sendBurst pace sends to half the gateway's default frame
-// rate (200 a second, bursts of 400), leaving the rest to heartbeats,
-// acknowledgements and read receipts: a long paste sent as fast as acks
-// came back got the connection closed (RATE_LIMITED) for 5-15 s.
-const (
-	sendEvery = 10 * time.Millisecond
-	sendBurst = 100
-)
-
-// pacer lets sendBurst sends through at once, then one every sendEvery.
-type pacer struct {
-	// due is when the sends so far would have ended at one per sendEvery.
-	due time.Time
-}
-
-// wait returns when the next send may go, or ctx's error.
-func (p *pacer) wait(ctx context.Context) error {
-	now := time.Now()
-	if p.due.Before(now) {
-		p.due = now
-	}
-	p.due = p.due.Add(sendEvery)
-	early := p.due.Sub(now) - sendBurst*sendEvery
-	if early <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(early)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
