@@ -120,15 +120,8 @@ func (s *session) saveFile(ctx context.Context, arg string) error {
 
 // fileAt returns the FileRef of the FILE message at seq of conv.
 func (s *session) fileAt(ctx context.Context, conv string, seq int64) (*common.FileRef, error) {
-	var target *common.Message
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		resp, err := c.Sync(ctx, conv, seq-1, 1)
-		if err == nil && len(resp.Messages) > 0 && resp.Messages[0].Seq == seq {
-			target = resp.Messages[0]
-		}
-		return err
-	})
-	if err != nil && client.CodeOf(err) != common.ErrorCode_NOT_FOUND {
+	target, err := s.readMessage(ctx, conv, seq)
+	if err != nil {
 		return nil, err
 	}
 	switch {
