@@ -237,6 +237,21 @@ func TestGateway_LoginFailuresAndRelogin(t *testing.T) {
 			t.Fatalf("reconnect after %d, want -1", msg.ReconnectAfterMs)
 		}
 	})
+	t.Run("expired token leaves the connection open", func(t *testing.T) {
+		c := h.dial(t)
+		c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Token: expiredToken})
+		c.expectError(protocol.Op_LOGIN_ACK, 1, common.ErrorCode_TOKEN_INVALID)
+		c.login("alice", 2)
+	})
+	t.Run("signed-out device's token closes", func(t *testing.T) {
+		c := h.dial(t)
+		c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Token: signedOutToken})
+		c.expectError(protocol.Op_LOGIN_ACK, 1, common.ErrorCode_TOKEN_INVALID)
+		msg := c.expectClose(protocol.CloseReason_SIGNED_OUT)
+		if msg.ReconnectAfterMs != -1 {
+			t.Fatalf("reconnect after %d, want -1", msg.ReconnectAfterMs)
+		}
+	})
 }
 
 func TestGateway_Deadlines(t *testing.T) {

@@ -83,10 +83,13 @@ var stubUsers = map[string]int64{"alice": 1, "bob": 2}
 
 // stubToken logs alice in on her device "tablet" whatever device the
 // request names; slowToken does too, once the test closes release (it
-// signals entered first).
+// signals entered first). expiredToken is refused TOKEN_INVALID, and
+// signedOutToken too, marked as a token of a signed-out device.
 const (
-	stubToken = "alice-tablet-token"
-	slowToken = "alice-slow-token"
+	stubToken      = "alice-tablet-token"
+	slowToken      = "alice-slow-token"
+	expiredToken   = "alice-expired-token"
+	signedOutToken = "alice-signed-out-token"
 )
 
 func newStubLogic() *stubLogic {
@@ -129,6 +132,14 @@ func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 		s.entered <- struct{}{}
 		<-s.release
 		req = &protocol.LoginReq{Token: stubToken}
+	}
+	switch req.Token {
+	case expiredToken:
+		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
+			Message: "invalid token: expired"}
+	case signedOutToken:
+		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
+			Message: "invalid token: signed out", SignedOut: new(true)}
 	}
 	if req.Token == stubToken {
 		s.mu.Lock()

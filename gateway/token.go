@@ -71,7 +71,8 @@ func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
 // TOKEN_INVALID says the account is gone: ACCOUNT_DELETED.
 //
 // Not after LOGIN, whose TOKEN_INVALID refuses the token it carried (the
-// third failure closes with LOGIN_FAILED, loginFailed), nor after REFRESH,
+// third failure closes with LOGIN_FAILED, and a signed-out device's token
+// with SIGNED_OUT at once: loginFailed), nor after REFRESH,
 // whose TOKEN_INVALID refuses the refresh token it carried: malformed,
 // rotated away by a concurrent REFRESH, or of another device, while the
 // connection may well be signed in (a reuse that signs the device out

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gobwas/ws"
@@ -380,21 +381,29 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte,
 }
 
 // loginFailed answers a failed LOGIN; the third client-caused failure closes
-// the connection with LOGIN_FAILED after the error reply.
+// the connection with LOGIN_FAILED after the error reply. A token of a
+// device signed out since it was issued (logic marks its TOKEN_INVALID,
+// BizError.signed_out) closes it at once with SIGNED_OUT: the client would
+// otherwise go on to a password it keeps and sign the device back in.
 func (g *Gateway) loginFailed(c *conn, r request, err error) {
 	if !countsAsFailedLogin(err) {
 		g.replyError(c, r, err)
 		return
 	}
 	c.failedLogins++
-	if c.failedLogins < maxFailedLogins {
+	reason, detail := protocol.CloseReason_LOGIN_FAILED, "failed logins"
+	biz, _ := errors.AsType[*common.BizError](err)
+	switch {
+	case biz.GetSignedOut():
+		reason, detail = protocol.CloseReason_SIGNED_OUT, "signed out"
+	case c.failedLogins < maxFailedLogins:
 		g.replyError(c, r, err)
 		return
 	}
 	resp, _ := errorResp(err)
 	frame := codec.EncodeFrame(protocol.Op_LOGIN_ACK, codec.FlagError, r.id, resp)
 	_ = c.write(frame, func(gnet.Conn, error) error {
-		g.closeOnLoop(c, protocol.CloseReason_LOGIN_FAILED, "failed logins")
+		g.closeOnLoop(c, reason, detail)
 		return nil
 	})
 }

@@ -144,7 +144,7 @@ func (s *Service) keepRoute(ctx context.Context, r route.Route, gen int64) error
 		return nil
 	}
 	if err == nil {
-		err = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+		err = errDeviceRevoked
 	}
 	// Failing closed on a failed read too: the login cannot tell whether
 	// its connection is still allowed in.
@@ -225,7 +225,7 @@ func (s *Service) authToken(ctx context.Context,
 	}
 	dev, u, err := s.findLoginDevice(ctx, claims.UserID, claims.DeviceID)
 	if err == nil && (dev == nil || dev.TokenGen != claims.Generation) {
-		err = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+		err = errDeviceRevoked
 	}
 	if err != nil {
 		return nil, nil, tokenPair{}, err
@@ -272,7 +272,7 @@ func (s *Service) loginDevice(ctx context.Context, u *userRow, dev *deviceRow,
 		var err error
 		u, err = s.findUser(ctx, "", dev.UserID)
 		if err == nil && u == nil {
-			err = fmt.Errorf("%w: user %d gone", ErrTokenInvalid, dev.UserID)
+			err = fmt.Errorf("%w: user %d gone", errDeviceRevoked, dev.UserID)
 		}
 		if err != nil {
 			return nil, nil, err

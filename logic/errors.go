@@ -70,6 +70,15 @@ var errBlocked = fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 // closed then (see DeleteAccount).
 var errAccountGone = fmt.Errorf("%w: account deleted", ErrTokenInvalid)
 
+// errDeviceRevoked refuses, as TOKEN_INVALID, a login with a token of the
+// device's own that was good until the device was signed out (its
+// generation moved or its refresh token was cleared; its row or account
+// gone). bizError marks it (BizError.signed_out) so that the gateway closes
+// the connection with SIGNED_OUT: a client that kept its password must not
+// sign the device back in with it. Expired, malformed or forged tokens are
+// not it.
+var errDeviceRevoked = fmt.Errorf("%w: signed out", ErrTokenInvalid)
+
 // errAddBlocked refuses putting in a group (CREATE_GROUP or ADD) a user who
 // blocked the adder, who could then write to them there. Unlike errBlocked
 // it tells the adder which side blocked; a 1:1 send already lets the adder
@@ -127,7 +136,11 @@ var serverCodes = []struct {
 func bizError(err error) (biz *common.BizError, known bool) {
 	for _, c := range clientCodes {
 		if errors.Is(err, c.err) {
-			return &common.BizError{Code: c.code, Message: err.Error()}, true
+			biz := &common.BizError{Code: c.code, Message: err.Error()}
+			if errors.Is(err, errDeviceRevoked) {
+				biz.SignedOut = new(true)
+			}
+			return biz, true
 		}
 	}
 	for _, c := range serverCodes {

@@ -224,8 +224,13 @@ func (s *Service) rotate(ctx context.Context, user int64, device, token string,
 func (s *Service) rotateOnce(ctx context.Context, user int64, device, token string,
 	from tokenFrom) (tokenPair, error) {
 	dev, err := s.findDevice(ctx, user, device)
-	if err != nil || dev == nil {
-		return tokenPair{}, orTokenInvalid(err, "revoked")
+	if err == nil && (dev == nil || dev.RefreshHash == "") {
+		// A sign-out clears the refresh token; only it does, as a rotation
+		// or a password login puts a new one in its place.
+		err = errDeviceRevoked
+	}
+	if err != nil {
+		return tokenPair{}, err
 	}
 	h := hashRefresh(token)
 	now := s.now().UnixMilli()
@@ -350,15 +355,7 @@ func (s *Service) revokeReused(ctx context.Context, dev *deviceRow, from tokenFr
 			Msg("rotated refresh token reused; device signed out")
 		s.signOutConns(ctx, user, device, connRef{})
 	}
-	return tokenPair{}, fmt.Errorf("%w: revoked", ErrTokenInvalid)
-}
-
-// orTokenInvalid returns err when set, else ErrTokenInvalid with reason.
-func orTokenInvalid(err error, reason string) error {
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("%w: %s", ErrTokenInvalid, reason)
+	return tokenPair{}, errDeviceRevoked
 }
 
 // authenticated reports whether session names a logged-in user.

@@ -902,8 +902,9 @@ var fieldIDToName_Message = map[int16]string{
 }
 
 type BizError struct {
-	Code    ErrorCode `thrift:"code,1" frugal:"1,default,ErrorCode" json:"code"`
-	Message string    `thrift:"message,2" frugal:"2,default,string" json:"message"`
+	Code      ErrorCode `thrift:"code,1" frugal:"1,default,ErrorCode" json:"code"`
+	Message   string    `thrift:"message,2" frugal:"2,default,string" json:"message"`
+	SignedOut *bool     `thrift:"signed_out,3,optional" frugal:"3,optional,bool" json:"signed_out,omitempty"`
 }
 
 func NewBizError() *BizError {
@@ -920,11 +921,27 @@ func (p *BizError) GetCode() (v ErrorCode) {
 func (p *BizError) GetMessage() (v string) {
 	return p.Message
 }
+
+var BizError_SignedOut_DEFAULT bool
+
+func (p *BizError) GetSignedOut() (v bool) {
+	if !p.IsSetSignedOut() {
+		return BizError_SignedOut_DEFAULT
+	}
+	return *p.SignedOut
+}
 func (p *BizError) SetCode(val ErrorCode) {
 	p.Code = val
 }
 func (p *BizError) SetMessage(val string) {
 	p.Message = val
+}
+func (p *BizError) SetSignedOut(val *bool) {
+	p.SignedOut = val
+}
+
+func (p *BizError) IsSetSignedOut() bool {
+	return p.SignedOut != nil
 }
 
 func (p *BizError) String() string {
@@ -940,4 +957,5 @@ func (p *BizError) Error() string {
 var fieldIDToName_BizError = map[int16]string{
 	1: "code",
 	2: "message",
+	3: "signed_out",
 }
