@@ -71,6 +71,11 @@ var (
 	// a change of unknown outcome: the Session tries again, with the old
 	// password, whatever the code.
 	errUnconfirmedRefused = errors.New("client: unconfirmed new password refused")
+	// errUnconfirmedSignedOut marks a login whose token was refused as a
+	// signed-out device's while a password change of unknown outcome is
+	// held: the change, if made, revoked this device's tokens itself. The
+	// Session forgets its tokens and tries again with the new password.
+	errUnconfirmedSignedOut = errors.New("client: tokens revoked during a password change")
 )
 
 // prefix starts the text of every error of the SDK, once.

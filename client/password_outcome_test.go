@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
@@ -143,5 +144,72 @@ func TestSession_ChangePasswordRefusedIsKnown(t *testing.T) {
 	if errors.Is(err, client.ErrOutcomeUnknown) ||
 		client.CodeOf(err) != common.ErrorCode_INVALID_CREDENTIALS {
 		t.Fatalf("ChangePassword with a wrong old password = %v, want INVALID_CREDENTIALS", err)
+	}
+}
+
+// A password change of unknown outcome that was made revokes the Session's
+// own tokens, so the gateway refuses them at the reconnect and closes the
+// connection as a signed-out device's: the Session still logs in, on a new
+// connection, with the new password. Once that settled the change, a
+// sign-out from another device while the Session is away ends it, as any
+// sign-out does: the exception lasts only while the change is in doubt.
+func TestSession_UnconfirmedChangeOutlivesItsOwnSignOut(t *testing.T) {
+	s := startServer(t, clienttest.Options{})
+	loginNew(t, s, "alice", client.Options{})
+	var gate clienttest.AwayGate
+	sess := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
+		c.OnEvent = gate.OnEvent
+	})
+	t.Cleanup(func() { _ = sess.Close() })
+	collectSession(t, sess)
+	waitFor(t, "the session caught up", func() bool { return gate.Resumes() == 1 })
+	ctx := context.Background()
+
+	gate.Hold(t)
+	s.LoseReplies(protocol.Op_CHANGE_PASSWORD, 1)
+	if _, err := sess.ChangePassword(ctx, passwordOf("alice"), "new-password"); !errors.Is(err,
+		client.ErrOutcomeUnknown) {
+		t.Fatalf("ChangePassword = %v, want ErrOutcomeUnknown", err)
+	}
+	waitFor(t, "the session away", gate.Away)
+	logins := s.Requests(protocol.Op_LOGIN)
+	gate.Release()
+	waitFor(t, "a reconnect or the end", func() bool {
+		select {
+		case <-sess.Done():
+			return true
+		default:
+			return gate.Resumes() == 2
+		}
+	})
+	if err := sess.Err(); err != nil {
+		t.Fatalf("the session ended at its reconnect after its own change: %v", err)
+	}
+	// The access token, refused, closed the first connection; the new
+	// password logged in on the next.
+	if n := s.Requests(protocol.Op_LOGIN) - logins; n != 2 {
+		t.Fatalf("%d LOGINs to reconnect, want 2 (the refused token, the new password)", n)
+	}
+
+	gate.Hold(t)
+	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	waitFor(t, "the session away again", gate.Away)
+	laptop, _, err := loginDevice(t, s, client.LoginParams{Username: "alice",
+		Password: "new-password", DeviceID: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SignOutDevice(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	gate.Release()
+	select {
+	case <-sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the signed-out session goes on")
+	}
+	wantSignedOutEnd(t, sess)
+	if s.SignedIn("alice", "phone") {
+		t.Fatal("the signed-out device was signed in again with the new password")
 	}
 }

@@ -26,17 +26,20 @@ type SessionConfig struct {
 	Fallbacks []string
 	// Login authenticates every connection. Give Username and Password, or
 	// a Token, or both: after the first login the Session logs in again
-	// with the newest token and falls back to the password when the token
-	// is refused. DeviceID names this device. A token is refused when it
-	// expired, and also when the device was signed out (SIGN_OUT_DEVICE
-	// from another device, a password change) while this Session was
-	// offline: with a Password the Session then signs the device in again,
-	// as a user typing it would. An app whose sign-outs must hold keeps no
-	// password here once it has a token; the Session then ends with
-	// ErrSessionEnded. (Online, a sign-out closes the connection with
-	// SIGNED_OUT, which ends the Session either way; so does a catch-up
-	// answered TOKEN_INVALID, the sign-out of a connection whose close was
-	// lost.)
+	// with the newest token, then its refresh token, and falls back to the
+	// password when they expired. DeviceID names this device. A device
+	// signed out while this Session was offline (SIGN_OUT_DEVICE from
+	// another device, LOGOUT, a password change) is not signed in again
+	// with the password: the gateway refuses its token and closes the
+	// connection with SIGNED_OUT, and the Session ends with
+	// ErrSessionEnded wrapping that *CloseError, as when a sign-out closes
+	// a live connection or a catch-up is answered TOKEN_INVALID (the
+	// sign-out of a connection whose close was lost). The exception is the
+	// Session's own ChangePassword of unknown outcome, which revokes this
+	// device's tokens if it was made: the Session goes on to the new
+	// password, then the old one. A gateway from before that close refuses
+	// the token only, and the Session signs the device in again with the
+	// password.
 	Login LoginParams
 	// Client configures each connection.
 	Client Options

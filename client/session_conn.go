@@ -89,12 +89,34 @@ func unanswered(c *Client, err error) bool {
 // either), so that a reconnect does not depend on the password, and falls
 // back to the password when both are refused: the unconfirmed one of a
 // password change of unknown outcome first (see Session.ChangePassword).
+//
+// A token of a device signed out since (SIGN_OUT_DEVICE, LOGOUT, a password
+// change, while this Session was offline) is refused, then the gateway
+// closes the connection with SIGNED_OUT: the password is not tried, and
+// the close ends the Session (closeDelay) as a sign-out of a live
+// connection does. An expired token closes nothing and falls back as
+// above. With a change of unknown outcome held, the revocation may be the
+// change's own, of this device's tokens: the tokens are forgotten and the
+// next connection logs in with the new password, then the old one.
 func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
 	s.tokenMu.Lock()
 	s.mu.Lock()
 	tk, password, unconfirmed := s.tokens, s.password, s.unconfirmed
 	s.mu.Unlock()
 	s.tokenMu.Unlock()
+	resp, err := s.loginWith(ctx, c, tk, password, unconfirmed)
+	if ce, ok := errors.AsType[*CloseError](err); ok &&
+		ce.Reason == protocol.CloseReason_SIGNED_OUT && unconfirmed != "" {
+		s.forgetToken()
+		return nil, errorf("%w: %w", errUnconfirmedSignedOut, err)
+	}
+	return resp, err
+}
+
+// loginWith is login with the Session's tokens, password and unconfirmed
+// new password as read once.
+func (s *Session) loginWith(ctx context.Context, c *Client, tk tokens,
+	password, unconfirmed string) (*protocol.LoginResp, error) {
 	p := s.cfg.Login
 	for _, token := range []string{tk.access, tk.refresh} {
 		if token == "" {
@@ -298,7 +320,8 @@ func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, e
 	var ce *CloseError
 	var se *Error
 	switch {
-	case errors.Is(err, errCatchUp), errors.Is(err, errUnconfirmedRefused):
+	case errors.Is(err, errCatchUp), errors.Is(err, errUnconfirmedRefused),
+		errors.Is(err, errUnconfirmedSignedOut):
 	case errors.As(err, &ce):
 		return s.closeDelay(ce, backoff)
 	case errors.As(err, &se) && se.Code == common.ErrorCode_RATE_LIMITED:

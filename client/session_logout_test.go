@@ -60,9 +60,20 @@ func TestSession_LogoutSignsTheDeviceOut(t *testing.T) {
 	mu.Unlock()
 	wantTokenRefused(t, s, old, "phone")
 
-	next := openSession(t, s, "alice", "phone", func(c *client.SessionConfig) {
-		c.Login.Token = old
-	})
+	// The sign-out holds: a session given the old token with the password
+	// does not sign the device in again with the password. Given the
+	// password alone, as a user typing it, it does.
+	_, err := client.OpenSession(context.Background(), client.SessionConfig{Addr: s.Addr(),
+		Login: client.LoginParams{Username: "alice", Password: passwordOf("alice"),
+			DeviceID: "phone", Token: old}})
+	if ce, ok := errors.AsType[*client.CloseError](err); !ok ||
+		ce.Reason != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("a session opened with the logged-out token = %v, want CLOSE SIGNED_OUT", err)
+	}
+	if s.SignedIn("alice", "phone") {
+		t.Fatal("the logged-out token's session signed the device in with the password")
+	}
+	next := openSession(t, s, "alice", "phone", nil)
 	collectSession(t, next)
 	if !s.SignedIn("alice", "phone") {
 		t.Fatal("the next session of the device did not log in with the password")

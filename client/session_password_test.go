@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
@@ -13,15 +14,16 @@ import (
 // A password changed through the Session leaves it the new token pair and
 // password: its next reconnect logs in, where the revoked tokens and the
 // old password would be refused and end it. With signedOut, the device is
-// signed out from another while the Session is away, so that the
-// reconnect's tokens are refused and the new password logs in.
+// signed out from another while the Session is away: the reconnect's token
+// is refused as a signed-out device's, and the Session ends rather than
+// sign the device in again with the new password it keeps.
 func TestSession_ChangePasswordKeepsTheSessionLoggingIn(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		signedOut bool
 	}{
 		{name: "by token"},
-		{name: "by password after a sign-out", signedOut: true},
+		{name: "signed out while away ends", signedOut: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, clienttest.Options{})
@@ -63,6 +65,13 @@ func TestSession_ChangePasswordKeepsTheSessionLoggingIn(t *testing.T) {
 					return gate.Resumes() == 2
 				}
 			})
+			if tc.signedOut {
+				wantSignedOutEnd(t, sess)
+				if s.SignedIn("alice", "phone") {
+					t.Fatal("the signed-out device was signed in again with the password")
+				}
+				return
+			}
 			if err := sess.Err(); err != nil {
 				t.Fatalf("the session ended at its reconnect after the change: %v", err)
 			}
@@ -74,5 +83,17 @@ func TestSession_ChangePasswordKeepsTheSessionLoggingIn(t *testing.T) {
 				t.Fatalf("login with the old password = %v, want INVALID_CREDENTIALS", err)
 			}
 		})
+	}
+}
+
+// wantSignedOutEnd fails t unless sess ended as a signed-out device's:
+// ErrSessionEnded wrapping a CLOSE SIGNED_OUT.
+func wantSignedOutEnd(t *testing.T, sess *client.Session) {
+	t.Helper()
+	err := sess.Err()
+	ce, ok := errors.AsType[*client.CloseError](err)
+	if !errors.Is(err, client.ErrSessionEnded) || !ok ||
+		ce.Reason != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("the session ended with %v, want ErrSessionEnded and CLOSE SIGNED_OUT", err)
 	}
 }

@@ -212,8 +212,8 @@ func TestRun_FallsBackToPasswordWhenTokenIsRefused(t *testing.T) {
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
-	// The reconnect's token is refused: the password logs in again.
-	s.RevokeTokens()
+	// The reconnect's tokens expired: the password logs in again.
+	s.ExpireTokens()
 	s.CloseUser("alice", protocol.CloseReason_SERVER_SHUTDOWN, 0)
 	waitOutput(t, r.out, "reconnecting in", 1)
 	waitOutput(t, r.out, "* logged in as alice", 2)

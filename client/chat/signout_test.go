@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // /sign-out cuts another device off without deleting the account: its
@@ -30,6 +31,30 @@ func TestRun_SignOutAnotherDevice(t *testing.T) {
 	}
 	waitOutput(t, laptop.out, "! this device was signed out (/sign-out or /password on another "+
 		"of your devices); start the client again to log in", 1)
+}
+
+// A client offline when another device signed it out stays signed out: at
+// its reconnect the server refuses its token as a signed-out device's and
+// closes the connection, and the client ends as at a sign-out while online
+// rather than log in again with the password it keeps.
+func TestRun_SignedOutWhileOfflineEnds(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	laptop := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "laptop")
+	waitOutput(t, laptop.out, "* logged in as dora", 1)
+
+	s.RevokeTokens() // the sign-out, whose close the laptop missed
+	s.CloseUser("dora", protocol.CloseReason_SERVER_SHUTDOWN, 0)
+	if err := laptop.wait(t); !errors.Is(err, client.ErrSessionEnded) {
+		t.Fatalf("the signed-out client's Run = %v, want %v; output:\n%s", err,
+			client.ErrSessionEnded, laptop.out.String())
+	}
+	waitOutput(t, laptop.out, "! this device was signed out (/sign-out or /password on another "+
+		"of your devices); start the client again to log in", 1)
+	if n := strings.Count(laptop.out.String(), "* logged in as dora"); n != 1 {
+		t.Fatalf("logged in %d times, want once; output:\n%s", n, laptop.out.String())
+	}
 }
 
 // /sign-out of this device is a logout: Run ends normally, and the token

@@ -110,11 +110,16 @@ func (s *Server) revokeLocked(userID int64, deviceID string) {
 	for token, a := range s.tokens {
 		if revoked(a.device) {
 			delete(s.tokens, token)
+			s.revoked[token] = true
 		}
 	}
-	for d := range s.refresh {
+	for d, st := range s.refresh {
 		if revoked(d) {
 			delete(s.refresh, d)
+			s.revoked[st.current] = true
+			if st.prev != "" {
+				s.revoked[st.prev] = true
+			}
 		}
 	}
 }

@@ -71,11 +71,18 @@ func (s *Server) signedOutLocked(c *conn, op protocol.Op, err error) []byte {
 }
 
 // loginFailedLocked counts a refused LOGIN whose credentials were wrong (a
-// server-side failure does not count) and closes c at the third.
+// server-side failure does not count) and closes c at the third; a token of
+// a signed-out device closes it at once with SIGNED_OUT, as the gateway's
+// (unless KeepSignedOut).
 func (s *Server) loginFailedLocked(c *conn, err error) {
 	var be *bizError
 	if !errors.As(err, &be) || be.code != common.ErrorCode_INVALID_CREDENTIALS &&
 		be.code != common.ErrorCode_TOKEN_INVALID {
+		return
+	}
+	if be.signedOut && !s.opts.KeepSignedOut {
+		c.enqueue(signedOutFrame())
+		c.closeAfterFlush()
 		return
 	}
 	if c.failedLogins++; c.failedLogins >= maxFailedLogins {

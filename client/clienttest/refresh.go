@@ -112,7 +112,7 @@ func (s *Server) rotateLocked(d device, st *refreshState, token string) (tokenPa
 	default:
 		s.revokeLocked(d.userID, d.id)
 		s.signOutLocked(d.userID, d.id, nil)
-		return tokenPair{}, fail(common.ErrorCode_TOKEN_INVALID, "revoked")
+		return tokenPair{}, errSignedOut
 	}
 	return s.renewLocked(d, st), nil
 }
@@ -139,6 +139,9 @@ func (s *Server) refreshTokens(c *conn, req *protocol.RefreshReq) (codec.Body, e
 // hand out: a refresh token is rotated, an access token gives a new access
 // token only (keep the refresh token held), as on the server.
 func (s *Server) tokenLogin(req *protocol.LoginReq) (device, tokenPair, error) {
+	if s.revoked[req.Token] {
+		return device{}, tokenPair{}, errSignedOut
+	}
 	refused := fail(common.ErrorCode_TOKEN_INVALID, "token invalid")
 	if strings.HasPrefix(req.Token, refreshPrefix) {
 		d, st, ok := s.refreshOwner(req.Token)

@@ -65,9 +65,10 @@ type Options struct {
 	// its history.
 	OmitConvDismissed bool
 	// KeepSignedOut leaves a connection open after a TOKEN_INVALID answer
-	// to one of its requests, as a gateway from before that close does;
-	// by default the connection is closed with SIGNED_OUT behind the
-	// answer, as the gateway's.
+	// to one of its requests, or to a LOGIN with a signed-out device's
+	// token, as a gateway from before those closes does; by default the
+	// connection is closed with SIGNED_OUT behind the answer, as the
+	// gateway's.
 	KeepSignedOut bool
 }
 
@@ -80,11 +81,15 @@ type Server struct {
 	ln   net.Listener
 	wg   sync.WaitGroup
 
-	mu         sync.Mutex
-	users      map[string]*user
-	usersByID  map[int64]*user
-	tokens     map[string]access // by access token
-	refresh    map[device]*refreshState
+	mu        sync.Mutex
+	users     map[string]*user
+	usersByID map[int64]*user
+	tokens    map[string]access // by access token
+	refresh   map[device]*refreshState
+	// revoked holds the tokens, access and refresh, of devices signed out
+	// since: a LOGIN with one is refused as the server refuses it, marked
+	// signed out (see loginFailedLocked).
+	revoked    map[string]bool
 	convs      map[string]*conv
 	conns      map[*conn]struct{}
 	failSends  int
@@ -187,6 +192,7 @@ func Start(opts Options) (*Server, error) {
 		usersByID: make(map[int64]*user),
 		tokens:    make(map[string]access),
 		refresh:   make(map[device]*refreshState),
+		revoked:   make(map[string]bool),
 		convs:     make(map[string]*conv),
 		conns:     make(map[*conn]struct{}),
 
@@ -268,12 +274,26 @@ func (s *Server) SendCount() int {
 	return s.sendCount
 }
 
-// RevokeTokens invalidates every token issued so far, access and refresh.
-func (s *Server) RevokeTokens() {
+// ExpireTokens drops every token issued so far, access and refresh, as if
+// they had expired: a LOGIN with one is refused TOKEN_INVALID and the
+// connection stays open.
+func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.tokens)
 	clear(s.refresh)
+}
+
+// RevokeTokens revokes every token issued so far, access and refresh, as
+// signing every device out does (without closing connections): a LOGIN
+// with one is refused TOKEN_INVALID and its connection closed with
+// SIGNED_OUT, as the gateway's.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.usersByID {
+		s.revokeLocked(u.id, "")
+	}
 }
 
 // Heartbeats is how many HEARTBEAT requests reached the server.
@@ -474,7 +494,14 @@ func (s *Server) holdLogin() <-chan struct{} {
 type bizError struct {
 	code common.ErrorCode
 	msg  string
+	// signedOut marks a TOKEN_INVALID refusing a LOGIN's token of a
+	// signed-out device, which closes the connection with SIGNED_OUT.
+	signedOut bool
 }
+
+// errSignedOut refuses a LOGIN's token of a device signed out since.
+var errSignedOut = &bizError{code: common.ErrorCode_TOKEN_INVALID,
+	msg: "invalid token: signed out", signedOut: true}
 
 func (e *bizError) Error() string { return e.msg }
 
