@@ -123,7 +123,11 @@ async function startSession({ username, password }) {
     return true;
   } catch (err) {
     app.session = null;
-    if (!password && !err.code && !(err instanceof SessionEndedError)) {
+    // The saved tokens of a device signed out since (the gateway refuses
+    // them, then closes with SIGNED_OUT, which the next request meets): no
+    // outage, and no retry logs it in.
+    const signedOut = err.close?.reason === CloseReason.SIGNED_OUT;
+    if (!password && !err.code && !signedOut && !(err instanceof SessionEndedError)) {
       // A reload while the server is unreachable: the saved login may be
       // fine, so keep it and try again rather than ask for the password.
       retryStart(username);
@@ -131,7 +135,7 @@ async function startSession({ username, password }) {
     }
     app.storage.clear();
     showLogin(err.code === ErrorCode.INVALID_CREDENTIALS ? 'Wrong username or password.'
-      : errText(err));
+      : signedOut ? 'This device was signed out.' : errText(err));
     return false;
   }
 }

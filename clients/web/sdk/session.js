@@ -58,6 +58,18 @@ class UnconfirmedRefusedError extends Error {
   }
 }
 
+// UnconfirmedSignedOutError is a login whose token the gateway refused as a
+// signed-out device's (CLOSE SIGNED_OUT behind the refusal) while a
+// password change of unknown outcome is held: the change, if made, revoked
+// this device's tokens itself. The tokens are forgotten, and the next
+// attempt logs in with the new password; the close is its cause.
+class UnconfirmedSignedOutError extends Error {
+  constructor(cause) {
+    super('tokens revoked during a password change; the new password is next', { cause });
+    this.name = 'UnconfirmedSignedOutError';
+  }
+}
+
 // Reasons after which the device must not come back on its own.
 const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT,
   CloseReason.ACCOUNT_DELETED]);
@@ -546,10 +558,31 @@ export class Session extends Emitter {
   // back to the password when both are refused, unless password is false:
   // the unconfirmed one of a password change of unknown outcome first.
   // The tokens are the saved ones unless given.
-  async login(conn, tokens = this.positions.tokens(), { password = true } = {}) {
+  //
+  // A token of a device signed out since (while the session was offline)
+  // is refused, then the gateway closes the connection with SIGNED_OUT:
+  // the request after the refusal rejects with that close, and the session
+  // ends on it (retryDelay) without trying the password. An expired token
+  // closes nothing and falls back as above. With a change of unknown
+  // outcome held, the revocation may be the change's own: the tokens are
+  // forgotten and the next attempt logs in with the new password.
+  async login(conn, tokens = this.positions.tokens(), opts = {}) {
+    const unconfirmed = this.unconfirmed;
+    try {
+      return await this.loginWith(conn, tokens, unconfirmed, opts);
+    } catch (err) {
+      if (unconfirmed && err.close?.reason === CloseReason.SIGNED_OUT) {
+        this.positions.setTokens(null);
+        throw new UnconfirmedSignedOutError(err);
+      }
+      throw err;
+    }
+  }
+
+  // loginWith is login with the unconfirmed new password as read once.
+  async loginWith(conn, tokens, unconfirmed, { password = true } = {}) {
     const tk = tokens || {};
     const base = { deviceId: this.deviceId, platform: this.opts.platform };
-    const unconfirmed = this.unconfirmed;
     for (const token of [tk.access, tk.refresh]) {
       if (!token) continue;
       let resp;
@@ -769,6 +802,7 @@ export class Session extends Emitter {
   refusal(err) {
     if (err instanceof SessionEndedError) return err;
     if (err instanceof UnconfirmedRefusedError) return null; // the old password is left
+    if (err instanceof UnconfirmedSignedOutError) return null; // the new password is next
     const refused = err instanceof ResonanceError && !err.retryable &&
       err.code !== ErrorCode.RATE_LIMITED;
     return refused ? new SessionEndedError(err.message, { cause: err }) : null;

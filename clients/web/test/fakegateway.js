@@ -84,6 +84,12 @@ export class FakeGateway {
     this.refreshGraceMs = 30_000;
     this.issued = 1; // token pairs handed out
     this.accessTokens = new Set(['access-1']); // the access tokens LOGIN takes
+    // revoked holds the tokens of the device a sign-out, a password change
+    // or a refresh token's reuse revoked (revokeTokens): a LOGIN with one is
+    // refused TOKEN_INVALID, and the gateway's CLOSE SIGNED_OUT follows in a
+    // WebSocket message of its own. Tokens dropped from accessTokens alone
+    // read as expired: refused, and the connection stays open.
+    this.revoked = new Set();
     this.refreshes = []; // the refresh tokens REFRESH was given, in order
     this.reused = 0; // rotated-away refresh tokens presented out of their grace
     this.tokenLifeMs = 3_600_000; // access token life of the pairs REFRESH and CHANGE_PASSWORD give
@@ -349,10 +355,21 @@ export class FakeGateway {
    * and their requests are refused (signedOut).
    */
   signOutLost() {
-    this.accessTokens.clear();
+    this.revokeTokens();
     this.refreshToken = null;
     this.refreshPrev = null;
     this.signedOut = true;
+  }
+
+  /**
+   * revokeTokens revokes every token of the device, access and refresh, as
+   * a sign-out from another device does; connections are left as they are.
+   */
+  revokeTokens() {
+    for (const t of [...this.accessTokens, this.refreshToken, this.refreshPrev]) {
+      if (t) this.revoked.add(t);
+    }
+    this.accessTokens.clear();
   }
 
   /** closeWith sends CLOSE and closes, as the gateway does. */
@@ -416,7 +433,7 @@ export class FakeGateway {
     if (weak) return ErrorCode.BAD_REQUEST;
     if (req.oldPassword !== this.password) return ErrorCode.INVALID_CREDENTIALS;
     this.password = req.newPassword;
-    this.accessTokens.clear();
+    this.revokeTokens();
     this.refreshPrev = '';
     this.refreshRotatedMs = 0;
     for (const other of this.live) {
@@ -529,9 +546,24 @@ export class FakeGateway {
           this.failLogins--;
           return fail(ErrorCode.UNAVAILABLE);
         }
+        if (req.token && this.revoked.has(req.token)) {
+          fail(ErrorCode.TOKEN_INVALID);
+          const close = () => this.closeWith(ws, CloseReason.SIGNED_OUT, -1);
+          setTimeout(() => ws.readyState === 1 && close(), 0);
+          return undefined;
+        }
         if (req.token && !this.accessTokens.has(req.token)) return fail(ErrorCode.TOKEN_INVALID);
         if (!req.token && req.password !== this.password) {
           return fail(ErrorCode.INVALID_CREDENTIALS);
+        }
+        // A password login after a revocation gets a pair of its own, as
+        // the server's; before one, the first pair, which the tests name.
+        if (!req.token && this.revoked.size > 0) {
+          const pair = this.issue();
+          return reply({ userId: this.userId, username: this.username, token: pair.token,
+            tokenExpiresMs: pair.tokenExpiresMs, heartbeatIntervalMs: 30_000,
+            serverTimeMs: BigInt(Date.now()), refreshToken: pair.refreshToken,
+            deviceId: req.deviceId || 'default' });
         }
         return reply({ userId: this.userId, username: this.username, token: req.token || 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,
@@ -542,7 +574,7 @@ export class FakeGateway {
         if (resp === 'reuse') {
           // Two parties hold the token: the device is revoked and closed.
           this.reused++;
-          this.accessTokens.clear();
+          this.revokeTokens();
           fail(ErrorCode.TOKEN_INVALID);
           return this.closeWith(ws, CloseReason.SIGNED_OUT, -1);
         }
@@ -558,7 +590,7 @@ export class FakeGateway {
         if (req.password !== this.password) return fail(ErrorCode.INVALID_CREDENTIALS);
         this.deleted = true;
         this.password = '';
-        this.accessTokens.clear();
+        this.revokeTokens();
         this.refreshToken = '';
         for (const other of this.live) {
           if (other !== ws) this.closeWith(other, CloseReason.ACCOUNT_DELETED, -1);

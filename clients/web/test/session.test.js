@@ -806,6 +806,59 @@ for (const closes of [true, false]) {
   });
 }
 
+// A device signed out while its session was offline stays signed out: at
+// the reconnect its token is refused as a signed-out device's, the
+// gateway's CLOSE SIGNED_OUT follows, and the session ends without a
+// password login. Tokens that expired instead fall back to the password.
+for (const { name, revoke, ends } of [
+  { name: 'signed out', revoke: (gw) => gw.revokeTokens(), ends: true },
+  { name: 'expired', revoke: (gw) => gw.accessTokens.clear(), ends: false },
+]) {
+  test(`a session offline when its tokens were ${name} ${ends ? 'ends' : 'logs in'} at the `
+    + 'reconnect', async (t) => {
+    const gw = new FakeGateway();
+    const s = open(gw);
+    t.after(() => s.close());
+    let ended = null;
+    s.on('ended', (err) => { ended = err; });
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    gw.unreachable = true;
+    gw.live[0].close(1006);
+    await until(() => s.state === State.OFFLINE, 'offline');
+    revoke(gw);
+    const before = gw.logins.length;
+    gw.unreachable = false;
+    s.reconnectNow();
+    await until(() => ended || gw.logins.slice(before).some((l) => !l.token),
+      'the end or a password login');
+    const passwords = gw.logins.slice(before).filter((l) => !l.token).length;
+    if (!ends) {
+      assert.equal(passwords, 1, 'password logins');
+      return;
+    }
+    assert.equal(ended.close?.reason, CloseReason.SIGNED_OUT, `ended with ${ended}`);
+    assert.equal(passwords, 0, 'logged in with the password after the sign-out');
+    assert.equal(s.state, State.ENDED);
+  });
+}
+
+// A reload whose saved tokens a sign-out revoked since: start rejects with
+// the gateway's CLOSE SIGNED_OUT, which the app takes for a sign-out rather
+// than an outage to retry.
+test('a start with the tokens of a signed-out device rejects with CLOSE SIGNED_OUT',
+  async () => {
+    const gw = new FakeGateway();
+    gw.revokeTokens();
+    const positions = new MemoryPositions();
+    positions.setTokens({ access: 'access-1', refresh: 'refresh-1', username: 'me' });
+    const s = open(gw, { password: '', positions });
+    const err = await s.start().then(() => null, (e) => e);
+    assert.equal(err?.close?.reason, CloseReason.SIGNED_OUT, `start rejected with ${err}`);
+    assert.equal(s.state, State.ENDED);
+    assert.deepEqual(gw.logins.map((l) => l.token), ['access-1'], 'logins');
+  });
+
 test('a send whose ack is lost is retried under the same id and enters the stream once', async () => {
   const gw = new FakeGateway();
   gw.add(CONV, 'm1');
@@ -2032,6 +2085,43 @@ test('a password change whose answer is lost: made, the new password logs in', a
     'online by password');
   assert.deepEqual(passwordLogins(gw, again).map(({ req }) => req.password), ['new-secret-1']);
 });
+
+// The change made, its own revocation of the session's tokens closes the
+// reconnect's connection as a signed-out device's, and the new password
+// logs in on the next. Once that settled it, a sign-out while offline ends
+// the session as any does: the exception lasts while the change is in
+// doubt.
+test('a password change whose answer is lost outlives its own sign-out, not a later one',
+  async (t) => {
+    const gw = new FakeGateway();
+    recordLogins(gw);
+    const s = open(gw);
+    t.after(() => s.close());
+    let ended = null;
+    s.on('ended', (err) => { ended = err; });
+    await s.start();
+    await until(() => s.state === State.ONLINE, 'online');
+    loseChangeAnswer(gw, { acted: true });
+    const from = gw.loginConns.length;
+    await s.changePassword('secret-pw', 'new-secret-1').then(() => null, (e) => e);
+    await until(() => s.state === State.ONLINE || ended, 'online again');
+    assert.equal(ended, null, `ended with ${ended}`);
+    const logins = gw.loginConns.slice(from);
+    assert.equal(logins.length, 2, 'a refused token, then the new password');
+    assert.equal(logins[1].req.password, 'new-secret-1');
+    assert.notEqual(logins[0].ws, logins[1].ws, 'the new password tried on the closed connection');
+
+    gw.unreachable = true;
+    gw.live[0].close(1006);
+    await until(() => s.state === State.OFFLINE, 'offline');
+    gw.revokeTokens();
+    const again = gw.loginConns.length;
+    gw.unreachable = false;
+    s.reconnectNow();
+    await until(() => ended, 'the end');
+    assert.equal(ended.close?.reason, CloseReason.SIGNED_OUT, `ended with ${ended}`);
+    assert.equal(passwordLogins(gw, again).length, 0, 'signed in again with the password');
+  });
 
 // Not made, the old tokens still log in, which settles it: the new
 // password is dropped, and a later password login takes the old one alone.
