@@ -224,13 +224,17 @@ func (s *Service) rotate(ctx context.Context, user int64, device, token string,
 func (s *Service) rotateOnce(ctx context.Context, user int64, device, token string,
 	from tokenFrom) (tokenPair, error) {
 	dev, err := s.findDevice(ctx, user, device)
-	if err == nil && (dev == nil || dev.RefreshHash == "") {
+	switch {
+	case err != nil:
+		return tokenPair{}, err
+	case dev == nil:
+		// Pruned once its refresh token expired, or deleted with its
+		// account: not told apart, and the expiry is the common case.
+		return tokenPair{}, fmt.Errorf("%w: revoked or expired", ErrTokenInvalid)
+	case dev.RefreshHash == "":
 		// A sign-out clears the refresh token; only it does, as a rotation
 		// or a password login puts a new one in its place.
-		err = errDeviceRevoked
-	}
-	if err != nil {
-		return tokenPair{}, err
+		return tokenPair{}, errDeviceRevoked
 	}
 	h := hashRefresh(token)
 	now := s.now().UnixMilli()

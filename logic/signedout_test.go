@@ -36,6 +36,17 @@ func TestLogin_MarksTokensOfSignedOutDevices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A device row the pruner removed, its refresh token expired.
+		pruned, err := e.svc.Login(ctx, &protocol.LoginReq{Username: "alice",
+			Password: "a new password", DeviceId: "old"},
+			&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.Where("user_id = ? AND device_id = ?", phone.sess.UserId, "old").
+			Delete(&deviceRow{}).Error; err != nil {
+			t.Fatal(err)
+		}
 
 		cases := []struct {
 			name      string
@@ -52,6 +63,7 @@ func TestLogin_MarksTokensOfSignedOutDevices(t *testing.T) {
 			{name: "own change's old access", token: phone.token, signedOut: true},
 			{name: "expired access", token: changed.Token, clock: DefaultTokenTTL + time.Second},
 			{name: "expired refresh", token: changed.RefreshToken, clock: DefaultRefreshTTL + time.Hour},
+			{name: "pruned device's refresh", token: pruned.RefreshToken},
 			{name: "forged", token: flipLast(changed.Token)},
 			{name: "garbage", token: "not-a-token"},
 		}
