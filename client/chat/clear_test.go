@@ -106,6 +106,8 @@ func TestRun_ClearOnAnotherDeviceIsShown(t *testing.T) {
 
 	send(t, bob, aliceID, "three")
 	waitOutput(t, phone.out, "bob #3: three", 1)
+	// The desk clears up to what it has shown: #3 must be on it first.
+	waitOutput(t, desk.out, "bob #3: three", 1)
 	desk.say(t, "/hide")
 	waitOutput(t, phone.out, "* the chat with bob was deleted on another of your devices: "+
 		"history cleared up to #3", 1)
