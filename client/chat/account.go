@@ -108,11 +108,12 @@ func (s *session) startDelete() {
 // continueDelete takes line as the step of a /delete-account it waits for.
 // Anything but the exact phrase at the confirmation cancels.
 func (s *session) continueDelete(ctx context.Context, line string) error {
-	if strings.TrimSpace(line) == "/cancel" {
+	if isCancel(line) {
 		s.cancelDelete("cancelled")
 		return nil
 	}
 	if s.deleting == deletePassword {
+		s.rememberSecret(line)
 		s.deleting, s.deletePassword = deleteConfirm, line
 		s.printf("* type %q to delete the account for good; anything else cancels",
 			s.confirmPhrase())

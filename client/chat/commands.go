@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -51,19 +52,37 @@ const helpText = `commands:
   /sign-out <device>
                sign a device out, as /devices names it: its tokens log in no
                more and its connections close; this device's own logs out
-  /password    change your password (asked without echo on a terminal); every
-               other device is signed out
+  /password    change your password (asked without echo on a terminal; the
+               new one again, up to 3 tries, when the two typed differ);
+               every other device is signed out
   /delete-account
                delete your account for good, after your password (asked
                without echo on a terminal) and a typed confirmation; the
                messages you sent stay with their readers
   /quit        leave
   /help        this text
-any other line is sent to the current conversation; in a group, @name
-mentions a member and @all everyone (owner and admins)`
+a line whose first visible character is / is a command, never sent (an
+unknown one is refused); any other line is sent to the current conversation,
+but for a password typed in this run; in a group, @name mentions a member and
+@all everyone (owner and admins)`
 
-func isCommand(line string) bool {
-	return strings.HasPrefix(line, "/")
+// commandOf returns line as a command, without what comes before its '/',
+// when the first visible character of line is '/': spaces and control or
+// format characters before it are dropped. A Ctrl-L typed to clear the
+// screen, or a zero-width space pasted, must not turn "/password" into a
+// message, and the passwords typed next into messages too.
+func commandOf(line string) (string, bool) {
+	cmd := strings.TrimLeftFunc(line, invisible)
+	if !strings.HasPrefix(cmd, "/") {
+		return "", false
+	}
+	return strings.TrimRightFunc(cmd, invisible), true
+}
+
+// invisible reports whether r shows nothing of its own on a line: a space,
+// a control character or a format character (U+200B, U+FEFF).
+func invisible(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 // handleLine runs a command or queues a line to send. It returns errQuit;
@@ -84,11 +103,12 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	if s.changing != changeNone {
 		return s.continueChange(ctx, line)
 	}
-	if !isCommand(line) { // "  // note", indented, is text
+	command, ok := commandOf(line)
+	if !ok {
 		s.sendText(ctx, line)
 		return nil
 	}
-	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	cmd, arg, _ := strings.Cut(command, " ")
 	arg = strings.TrimSpace(arg)
 	switch cmd {
 	case "/quit":

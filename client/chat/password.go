@@ -2,7 +2,9 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/resonance-im/resonance/client"
@@ -19,10 +21,18 @@ const (
 	changeAgain            // the new one again
 )
 
+// changeTries is how many times /password asks for the new password when
+// the two typed differ. Ending at the first mismatch turned the echo back
+// on at once, and a user retyping the password sent it as a message.
+const changeTries = 3
+
+// newPrompt asks for the new password.
+const newPrompt = "type the new password (8 to 128 bytes)"
+
 // startChange begins a /password: the next three lines are the current
 // password and the new one twice, read without echo on a terminal.
 func (s *session) startChange() {
-	s.changing, s.changeAnswers = changeOld, nil
+	s.changing, s.changeAnswers, s.changeTry = changeOld, nil, 1
 	s.printf("* changing the password of %s: every other device is signed out and logs in "+
 		"with the new one", s.names[s.me])
 	s.printf("* type your current password (%s), or /cancel", s.secretHint())
@@ -30,15 +40,16 @@ func (s *session) startChange() {
 
 // continueChange takes line as the step of a /password it waits for.
 func (s *session) continueChange(ctx context.Context, line string) error {
-	if strings.TrimSpace(line) == "/cancel" {
+	if isCancel(line) {
 		s.endChange("* cancelled; password not changed")
 		return nil
 	}
+	s.rememberSecret(line)
 	s.changeAnswers = append(s.changeAnswers, line)
 	switch s.changing {
 	case changeOld:
 		s.changing = changeNew
-		s.printf("* type the new password (8 to 128 bytes)")
+		s.printf("* %s", newPrompt)
 		return nil
 	case changeNew:
 		s.changing = changeAgain
@@ -46,8 +57,16 @@ func (s *session) continueChange(ctx context.Context, line string) error {
 		return nil
 	}
 	old, new, again := s.changeAnswers[0], s.changeAnswers[1], s.changeAnswers[2]
-	if new != again {
-		s.endChange("! the new passwords differ; password not changed")
+	switch {
+	case new != again && s.changeTry < changeTries:
+		s.changeTry++
+		s.changing, s.changeAnswers = changeNew, s.changeAnswers[:1]
+		s.printf("! the new passwords differ; %s again, try %d of %d, or /cancel", newPrompt,
+			s.changeTry, changeTries)
+		return nil
+	case new != again:
+		s.endChange(fmt.Sprintf("! the new passwords differ %d times; password not changed",
+			changeTries))
 		return nil
 	}
 	s.endChange("")
@@ -62,6 +81,32 @@ func (s *session) endChange(why string) {
 	if why != "" {
 		s.printf("%s", why)
 	}
+}
+
+// isCancel reports whether line is /cancel, typed at a prompt of
+// /password or /delete-account.
+func isCancel(line string) bool {
+	cmd, ok := commandOf(line)
+	return ok && cmd == "/cancel"
+}
+
+// minPasswordLen is the shortest password the server takes, in bytes.
+const minPasswordLen = 8
+
+// rememberSecret keeps the hash of a line typed as a password in this run
+// (at the login or a prompt), so that the same line typed where a message
+// goes is refused (isSecret): a user who thinks a prompt is still open
+// types it there in clear. A line shorter than any password is not kept,
+// so that no short everyday message is refused.
+func (s *session) rememberSecret(line string) {
+	if len(line) >= minPasswordLen {
+		s.secrets[sha256.Sum256([]byte(line))] = true
+	}
+}
+
+// isSecret reports whether line is a password typed in this run.
+func (s *session) isSecret(line string) bool {
+	return len(line) >= minPasswordLen && s.secrets[sha256.Sum256([]byte(line))]
 }
 
 // changePassword changes the password through the client session, which

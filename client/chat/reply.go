@@ -108,6 +108,11 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 // sendReply queues text for the current conversation, quoting replyTo
 // (0: none), with the mentions a group message names.
 func (s *session) sendReply(ctx context.Context, text string, replyTo int64) {
+	if s.isSecret(text) {
+		s.printf("! not sent: that line is a password typed in this run; type it only " +
+			"when asked for it")
+		return
+	}
 	if s.group == "" {
 		s.sendP2P(client.SendParams{Text: text, ReplyToSeq: replyTo})
 		return

@@ -93,6 +93,11 @@ type session struct {
 	// passwords typed for it so far (password.go).
 	changing      changeStep
 	changeAnswers []string
+	// changeTry counts the tries at typing the new password twice alike.
+	changeTry int
+	// secrets holds the SHA-256 of each password typed in this run, at
+	// the login or a prompt (rememberSecret).
+	secrets map[[32]byte]bool
 	// tty is set when the input is a terminal, whose echo is turned off
 	// for passwords; next tells the input reader how to read the line
 	// after the one just handled (readLines).
@@ -126,7 +131,7 @@ type peer struct {
 }
 
 func newSession(cfg config, out io.Writer) *session {
-	return &session{
+	s := &session{
 		cfg:       cfg,
 		out:       out,
 		names:     make(map[int64]string),
@@ -140,7 +145,10 @@ func newSession(cfg config, out io.Writer) *session {
 		next:    make(chan readMode, 1),
 		notes:   make(chan *protocol.Notify, notesSize),
 		watched: make(map[int64]bool),
+		secrets: make(map[[32]byte]bool),
 	}
+	s.rememberSecret(cfg.password)
+	return s
 }
 
 // printf prints one line. format is the client's own; every string, error

@@ -83,8 +83,9 @@ func TestRun_ChangePassword(t *testing.T) {
 	waitOutput(t, r.out, "* logged in as dora", 1)
 
 	for _, step := range []struct{ lines, want []string }{
-		{lines: []string{"pw-secret", "new-secret-1", "new-secret-2"},
-			want: []string{"! the new passwords differ; password not changed"}},
+		{lines: []string{"pw-secret", "new-secret-1", "new-secret-2", "/cancel"},
+			want: []string{"! the new passwords differ; type the new password",
+				"* cancelled; password not changed"}},
 		{lines: []string{"wrong-pw", "new-secret-1", "new-secret-1"},
 			want: []string{"! wrong current password; password not changed"}},
 		{lines: []string{"pw-secret", "/cancel"},

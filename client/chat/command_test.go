@@ -1,0 +1,75 @@
+package chat_test
+
+import (
+	"testing"
+	"time"
+)
+
+// A Ctrl-L typed before /password (a habit to clear the screen) or a
+// zero-width space pasted before it does not turn the command into a
+// message, and neither do the passwords typed after it. A new password
+// typed differently the second time is asked again, and a line that is a
+// password typed at a prompt of this run is not sent.
+func TestRun_CommandAfterInvisibleCharactersIsACommand(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	newUser(t, s, "alice")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	r.say(t, "\x0c/password")
+	waitOutput(t, r.out, "* type your current password", 1)
+	r.say(t, "\u200b /cancel")
+	waitOutput(t, r.out, "* cancelled; password not changed", 1)
+
+	r.say(t, "\u200b\x0c /password")
+	waitOutput(t, r.out, "* type your current password", 2)
+	r.say(t, "pw-secret")
+	waitOutput(t, r.out, "* type the new password (8 to 128 bytes)", 1)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* type the new password again", 1)
+	r.say(t, "new-secret-2")
+	waitOutput(t, r.out, "! the new passwords differ; type the new password (8 to 128 "+
+		"bytes) again, try 2 of 3, or /cancel", 1)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* type the new password again", 2)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* password changed", 1)
+
+	// The user retypes a password, thinking the prompt still open.
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "! not sent: that line is a password typed in this run", 1)
+	r.say(t, "\x0c/nosuch")
+	waitOutput(t, r.out, "! unknown command /nosuch", 1)
+	r.say(t, "hello")
+	waitOutput(t, r.out, "alice #1: hello", 1)
+	select {
+	case m := <-bob.Messages():
+		if string(m.Content) != "hello" {
+			t.Fatalf("bob got %q first, want hello; output:\n%s", m.Content, r.out.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("bob got nothing")
+	}
+}
+
+// After three mismatches the change ends without a password changed.
+func TestRun_PasswordMismatchEndsAfterThreeTries(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "alice")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/password")
+	r.say(t, "pw-secret")
+	for i := range 3 {
+		r.say(t, "new-secret-1")
+		r.say(t, "new-secret-x")
+		waitOutput(t, r.out, "! the new passwords differ", i+1)
+	}
+	waitOutput(t, r.out, "! the new passwords differ 3 times; password not changed", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
