@@ -32,7 +32,7 @@ const helpText = `commands:
                reply to a message, quoting it (a seq is taken as #3 or 3)
   /read        mark the conversation read up to its newest message
   /recall #<seq>, /edit #<seq> <text>
-               recall or edit one of your messages
+               recall one of your messages (a file too), or edit one's text
   /react #<seq> <emoji>, /unreact #<seq> <emoji>
                react to a message with an emoji, or take the reaction back
   /send-file <path>

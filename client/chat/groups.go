@@ -339,7 +339,7 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 	case !ok || cmd == "/edit" && strings.TrimSpace(text) == "":
 		return fmt.Errorf("usage: /recall #<seq> or /edit #<seq> <text>")
 	}
-	if err := s.checkChangeTarget(ctx, conv, seq); err != nil {
+	if err := s.checkChangeTarget(ctx, cmd, conv, seq); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
@@ -385,12 +385,13 @@ func (s *session) react(ctx context.Context, arg string, remove bool) error {
 	return nil
 }
 
-// checkChangeTarget reads #seq of conv and says why /recall or /edit cannot
-// change it when it is missing, an event or another user's message. The
-// server refuses these too, but in its own terms ("only a text or binary
-// message may change"), which do not tell a user that the #seq typed was an
-// event's. The server stays the judge of everything else.
-func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64) error {
+// checkChangeTarget reads #seq of conv and says why cmd, /recall or /edit,
+// cannot change it when it is missing, an event, another user's message or,
+// for /edit, a file. The server refuses these too, but in its own terms
+// ("only a text or binary message may change"), which do not tell a user
+// that the #seq typed was an event's. The server stays the judge of
+// everything else; it recalls a FILE message but edits none.
+func (s *session) checkChangeTarget(ctx context.Context, cmd, conv string, seq int64) error {
 	target, err := s.readMessage(ctx, conv, seq)
 	if err != nil {
 		return err
@@ -398,15 +399,26 @@ func (s *session) checkChangeTarget(ctx context.Context, conv string, seq int64)
 	switch {
 	case target == nil:
 		return fmt.Errorf("no #%d in this conversation", seq)
-	case target.ContentType != common.ContentType_TEXT &&
-		target.ContentType != common.ContentType_BINARY:
+	case !isMessage(target.ContentType):
 		return fmt.Errorf("#%d is an event (a group change, edit, recall or reaction), not a message; "+
 			"/recall and /edit take the #seq shown beside one of your messages", seq)
 	case target.SenderId != s.me:
 		return fmt.Errorf("#%d is %s's message; /recall and /edit change only your own",
 			seq, s.nameOf(ctx, target.SenderId))
+	case cmd == "/edit" && target.ContentType == common.ContentType_FILE:
+		return fmt.Errorf("#%d is a file, which cannot be edited; /recall #%d takes it back",
+			seq, seq)
 	}
 	return nil
+}
+
+// isMessage reports whether t is a message's, not an event's.
+func isMessage(t common.ContentType) bool {
+	switch t {
+	case common.ContentType_TEXT, common.ContentType_BINARY, common.ContentType_FILE:
+		return true
+	}
+	return false
 }
 
 // readMessage returns #seq of conv as the user's history has it, nil when
