@@ -36,9 +36,11 @@ const helpText = `commands:
   /react #<seq> <emoji>, /unreact #<seq> <emoji>
                react to a message with an emoji, or take the reaction back
   /send-file <path>
-               upload a file and send it to the conversation
+               upload a file and send it to the conversation; a path may go
+               in double quotes, and ~/ is your home directory
   /save #<seq> [<path>]
-               download the file of a message (default: its name, here)
+               download the file of a message under its name, here or in
+               the directory given, or to the path given; never overwrites
   /convs       list your conversations with unread counts
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes

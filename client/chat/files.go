@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,10 +33,11 @@ func (s *session) handleFileCommand(ctx context.Context, cmd, arg string) bool {
 
 // sendFile runs "/send-file <path>": it uploads the file, then queues its
 // FILE message behind the lines typed before it.
-func (s *session) sendFile(ctx context.Context, path string) error {
+func (s *session) sendFile(ctx context.Context, arg string) error {
+	path, err := pathArg(arg)
 	switch {
-	case path == "":
-		return errors.New("usage: /send-file <path>")
+	case err != nil || path == "":
+		return errors.New(`usage: /send-file <path> (a path may go in quotes: "my notes.txt")`)
 	case s.group == "" && s.peer.id == 0:
 		return errors.New("no conversation yet: /to <user> or /group")
 	}
@@ -76,30 +76,22 @@ func (s *session) sendFile(ctx context.Context, path string) error {
 // message at seq to path, by default the file's name in the working
 // directory. It never overwrites a file.
 func (s *session) saveFile(ctx context.Context, arg string) error {
+	const usage = "usage: /save #<seq> [<path>]"
 	conv := s.conv()
-	fields := strings.Fields(arg)
-	if len(fields) < 1 || len(fields) > 2 {
-		return errors.New("usage: /save #<seq> [<path>]")
-	}
-	seq, err := strconv.ParseInt(strings.TrimPrefix(fields[0], "#"), 10, 64)
+	seqText, rest, _ := strings.Cut(strings.TrimSpace(arg), " ")
+	seq, ok := parseSeq(seqText)
+	dest, err := pathArg(rest)
 	switch {
 	case conv == "":
 		return errors.New("no conversation yet")
-	case err != nil || seq <= 0:
-		return errors.New("usage: /save #<seq> [<path>]")
+	case !ok || err != nil:
+		return errors.New(usage)
 	}
 	ref, err := s.fileAt(ctx, conv, seq)
 	if err != nil {
 		return err
 	}
-	// The name is the sender's: only its last element is used.
-	path := filepath.Base(filepath.Clean("/" + ref.Name))
-	if path == "/" || path == "." {
-		path = "download"
-	}
-	if len(fields) == 2 {
-		path = fields[1]
-	}
+	path := saveTarget(dest, ref.Name)
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -116,6 +108,50 @@ func (s *session) saveFile(ctx context.Context, arg string) error {
 	}
 	s.printf("* saved %s (%s) to %s", ref.Name, formatSize(ref.Size), path)
 	return nil
+}
+
+// pathArg returns the path an argument names: the text in double quotes
+// when it starts with one (nothing may follow the closing quote), else the
+// whole text, spaces and all; ~ or ~/ at its start is the home directory,
+// as in a shell. "" when text is blank.
+func pathArg(text string) (string, error) {
+	text = strings.TrimSpace(text)
+	if quoted, ok := strings.CutPrefix(text, `"`); ok {
+		path, rest, closed := strings.Cut(quoted, `"`)
+		if !closed || strings.TrimSpace(rest) != "" {
+			return "", errors.New("unbalanced quotes")
+		}
+		text = path
+	}
+	if text != "~" && !strings.HasPrefix(text, "~/") {
+		return text, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, text[1:]), nil
+}
+
+// saveTarget returns where /save writes a file named name (the sender's
+// name, of which only the last element is used): dest, or the name in dest
+// when dest is a directory or ends with a separator, or the name in the
+// working directory when dest is "".
+func saveTarget(dest, name string) string {
+	base := filepath.Base(filepath.Clean("/" + name))
+	if base == "/" || base == "." {
+		base = "download"
+	}
+	if dest == "" {
+		return base
+	}
+	if strings.HasSuffix(dest, string(filepath.Separator)) {
+		return filepath.Join(dest, base)
+	}
+	if info, err := os.Stat(dest); err == nil && info.IsDir() {
+		return filepath.Join(dest, base)
+	}
+	return dest
 }
 
 // fileAt returns the FileRef of the FILE message at seq of conv.
