@@ -30,6 +30,11 @@ type UploadParams struct {
 	Width   int32
 	Height  int32
 	Caption string
+	// Progress, when set, is called on Upload's goroutine after each answer
+	// of the server with the bytes it holds (Size once complete). A first
+	// call means the server took the upload: a file over its limit is
+	// refused at the first request.
+	Progress func(held int64)
 }
 
 // uploader is one upload on its way: the file's description, the server's
@@ -110,6 +115,7 @@ func (u *uploader) run(ctx context.Context, c *Client) (*common.FileRef, error) 
 	} else if resp, err = u.send(ctx, c, &protocol.UploadReq{FileId: u.id}); err != nil {
 		return nil, err
 	}
+	u.progress(resp)
 	for !resp.Complete {
 		if err := u.advance(resp.NextOffset); err != nil {
 			return nil, err
@@ -122,8 +128,21 @@ func (u *uploader) run(ctx context.Context, c *Client) (*common.FileRef, error) 
 		if err != nil {
 			return nil, err
 		}
+		u.progress(resp)
 	}
 	return u.ref(), nil
+}
+
+// progress tells p.Progress, if any, how much the server holds.
+func (u *uploader) progress(resp *protocol.UploadResp) {
+	if u.p.Progress == nil {
+		return
+	}
+	if resp.Complete {
+		u.p.Progress(u.p.Size)
+		return
+	}
+	u.p.Progress(resp.NextOffset)
 }
 
 // send sends one chunk request; a chunk is safe to repeat (the server

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/client/clienttest"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -85,5 +87,43 @@ func TestRun_FilePathsTakeQuotesHomeAndDirectories(t *testing.T) {
 	} {
 		r.say(t, tc.line)
 		waitOutput(t, r.out, tc.want, tc.n)
+	}
+}
+
+// A file over the server's limit is refused without announcing an upload,
+// in MiB; once the limit is known, a file over it is refused before any
+// upload. A larger upload tells its progress by quarters.
+func TestRun_SendFileSaysTheLimitAndProgress(t *testing.T) {
+	s := startServerWith(t, clienttest.Options{MaxFileSize: 2 << 20})
+	newUser(t, s, "bob")
+	newUser(t, s, "alice")
+	dir := t.TempDir()
+	for name, size := range map[string]int{"big.bin": 3 << 20, "mid.bin": 3 << 19} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	const refused = "! big.bin (3.0 MiB) is over the server's limit of 2.0 MiB; not sent"
+	r.say(t, "/send-file "+filepath.Join(dir, "big.bin"))
+	waitOutput(t, r.out, refused, 1)
+	r.say(t, "/send-file "+filepath.Join(dir, "big.bin"))
+	waitOutput(t, r.out, refused, 2)
+	if n := s.Requests(protocol.Op_UPLOAD); n != 1 {
+		t.Fatalf("%d UPLOADs, want the first file's only", n)
+	}
+	r.say(t, "/send-file "+filepath.Join(dir, "mid.bin"))
+	waitOutput(t, r.out, "alice #1: [file] mid.bin (1.5 MiB)", 1)
+	out := r.out.String()
+	if strings.Contains(out, "uploading big.bin") {
+		t.Fatalf("the refused upload was announced:\n%s", out)
+	}
+	want := "* uploading mid.bin (1.5 MiB)\n* uploading mid.bin: 25%\n" +
+		"* uploading mid.bin: 50%\n* uploading mid.bin: 75%\n"
+	if !strings.Contains(out, want) || strings.Count(out, "uploading") != 4 {
+		t.Fatalf("want the progress\n%s in:\n%s", want, out)
 	}
 }

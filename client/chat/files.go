@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,11 +57,18 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	case info.Size() == 0:
 		return fmt.Errorf("%s is empty", path)
 	}
-	name := filepath.Base(path)
-	s.printf("* uploading %s (%s)", name, formatSize(info.Size()))
+	name, size := filepath.Base(path), info.Size()
+	if s.maxFile > 0 && size > s.maxFile {
+		return overLimit(name, size, s.maxFile)
+	}
 	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
-	ref, err := s.sess.Upload(ctx, f, client.UploadParams{Name: name, Size: info.Size()})
+	ref, err := s.sess.Upload(ctx, f, client.UploadParams{Name: name, Size: size,
+		Progress: s.uploadNotice(name, size)})
+	if limit, ok := fileLimitOf(err); ok {
+		s.maxFile = limit
+		return overLimit(name, size, limit)
+	}
 	if err != nil {
 		return err
 	}
@@ -70,6 +79,57 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	}
 	s.sendP2P(client.SendParams{File: ref})
 	return nil
+}
+
+// progressFrom is the size from which an upload tells its progress, by
+// quarters: below it, an upload takes well under a second.
+const progressFrom = 1 << 20
+
+// uploadNotice returns the Progress of an upload of name, size bytes long.
+// It announces the upload once the server has taken its first chunk, so
+// that a file over the server's limit is not announced before the refusal,
+// and, from progressFrom, says each quarter done: a few lines, even in a
+// pipe. A file of one chunk goes without a word; its message line tells.
+func (s *session) uploadNotice(name string, size int64) func(held int64) {
+	told := -1 // the quarters told; -1 before the announcement
+	return func(held int64) {
+		if held >= size {
+			return
+		}
+		if told < 0 {
+			s.printf("* uploading %s (%s)", name, formatSize(size))
+			told = 0
+		}
+		if q := int(held * 4 / size); size >= progressFrom && q > told {
+			told = q
+			s.printf("* uploading %s: %d%%", name, q*25)
+		}
+	}
+}
+
+// fileLimitRE finds the limit in the server's refusal of a file too large,
+// "too large: file over 26214400 bytes".
+var fileLimitRE = regexp.MustCompile(`file over (\d+) bytes`)
+
+// fileLimitOf returns the server's largest file, in bytes, when err is its
+// refusal of a file over it.
+func fileLimitOf(err error) (int64, bool) {
+	var se *client.Error
+	if !errors.As(err, &se) || se.Code != common.ErrorCode_TOO_LARGE {
+		return 0, false
+	}
+	m := fileLimitRE.FindStringSubmatch(se.Message)
+	if m == nil {
+		return 0, false
+	}
+	limit, err := strconv.ParseInt(m[1], 10, 64)
+	return limit, err == nil && limit > 0
+}
+
+// overLimit is the refusal of a file of size bytes over the server's limit.
+func overLimit(name string, size, limit int64) error {
+	return fmt.Errorf("%s (%s) is over the server's limit of %s; not sent", name,
+		formatSize(size), formatSize(limit))
 }
 
 // saveFile runs "/save #<seq> [<path>]": it downloads the file of the FILE

@@ -122,6 +122,9 @@ type session struct {
 	registerLimited error
 	// registerTaken is set when --register found the name taken.
 	registerTaken bool
+	// maxFile is the server's largest upload, in bytes, once a refusal
+	// said it; 0 until then.
+	maxFile int64
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.

@@ -70,6 +70,10 @@ type Options struct {
 	// connection is closed with SIGNED_OUT behind the answer, as the
 	// gateway's.
 	KeepSignedOut bool
+	// MaxFileSize is the largest upload accepted, in bytes; zero means
+	// 25 MiB, as the server. A larger one is refused at its first UPLOAD
+	// with TOO_LARGE, in the server's words.
+	MaxFileSize int64
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
@@ -108,6 +112,7 @@ type Server struct {
 	loginGate      chan struct{} // while not nil, LOGIN waits for its close
 	heldLogins     int
 	deliveredCalls int
+	uploads        map[string]*upload // by file id
 	unsupported    map[protocol.Op]bool
 	requests       map[protocol.Op]int // by op, every request answered or refused
 	unknown        map[protocol.Op]bool
