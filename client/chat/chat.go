@@ -54,11 +54,13 @@ type config struct {
 	addrs    []string
 	user     string
 	password string
-	// passwordFlag is set when the password came on the command line.
-	passwordFlag bool
-	to           string
-	device       string
-	register     bool
+	// passwordFlag is set when the password came on the command line,
+	// passwordFromEnv when it came from $RESONANCE_PASSWORD.
+	passwordFlag    bool
+	passwordFromEnv bool
+	to              string
+	device          string
+	register        bool
 	// maxBody is the largest request body the server accepts, its
 	// --max-body (client.Options.SendLimit).
 	maxBody int
@@ -137,6 +139,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		cfg.passwordFlag = true
 	} else {
 		cfg.password = os.Getenv(passwordEnv)
+		cfg.passwordFromEnv = cfg.password != ""
 	}
 	cfg.addrs = splitAddrs(addrs)
 	if len(cfg.addrs) == 0 {

@@ -267,8 +267,9 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "! no password: set $RESONANCE_PASSWORD",
 		},
 		{
-			name:    "wrong password hints at register",
-			args:    []string{"--addr", s.Addr(), "--user", "nobody", "--password", "x"},
+			name: "wrong password hints at register",
+			args: []string{"--addr", s.Addr(), "--user", "nobody", "--password",
+				"x-password"},
 			wantErr: chat.ErrBadCredentials,
 			wantOut: "add --register",
 		},

@@ -90,8 +90,12 @@ func isCancel(line string) bool {
 	return ok && cmd == "/cancel"
 }
 
-// minPasswordLen is the shortest password the server takes, in bytes.
-const minPasswordLen = 8
+// minPasswordLen and maxPasswordLen bound the passwords the server takes,
+// in bytes.
+const (
+	minPasswordLen = 8
+	maxPasswordLen = 128
+)
 
 // rememberSecret keeps the hash of a line typed as a password in this run
 // (at the login or a prompt), so that the same line typed where a message

@@ -286,7 +286,7 @@ func (s *session) openErr(err error) error {
 			s.printf("! invalid username or password; --register was refused: %s",
 				describe(s.registerLimited))
 		} else if !s.cfg.register {
-			s.printf("! invalid username or password (new user? add --register)")
+			s.printf("! invalid username or password%s", s.credentialsHint())
 		} else if s.registerTaken {
 			// Registration says a name is taken to anyone (the web app
 			// too); the wrong password is what the failed login says.
@@ -379,6 +379,26 @@ func (s *session) noteOffline(e client.Event) {
 	}
 	s.offlineErr = text
 	s.printf("! still offline (attempt %d): %v; reconnecting in %s", n, e.Err, retry)
+}
+
+// credentialsHint says, after a refused login without --register, where
+// the password came from when that may explain it (an environment set
+// before a password change), and that --register makes a new name an
+// account: the refusal does not tell a wrong password from an unknown
+// name. No registration takes a password of a length outside the
+// server's rule, so --register is not offered for one.
+func (s *session) credentialsHint() string {
+	var clauses []string
+	if s.cfg.passwordFromEnv {
+		clauses = append(clauses, "the password is $"+passwordEnv+"'s")
+	}
+	if n := len(s.cfg.password); n >= minPasswordLen && n <= maxPasswordLen {
+		clauses = append(clauses, "if "+s.cfg.user+" is a new name, add --register")
+	}
+	if len(clauses) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(clauses, "; ") + ")"
 }
 
 // registerOnce registers the user when --register asks for it, at the
