@@ -73,8 +73,21 @@ func startChatOn(t *testing.T, p *pty, args ...string) *chatRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &chatRun{out: &syncbuf.Buffer{}, errc: make(chan error, 1), cancel: cancel}
-	go func() { r.errc <- chat.Run(ctx, args, p.tty, r.out) }()
-	t.Cleanup(cancel)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.errc <- chat.Run(ctx, args, p.tty, r.out)
+	}()
+	// Registered after openPTY's, so run before it: Run restores the
+	// terminal as it returns, which must be before the pty is closed.
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after its context was cancelled")
+		}
+	})
 	return r
 }
 
