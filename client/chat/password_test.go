@@ -178,3 +178,25 @@ func TestRun_ChangePasswordOnTerminalIsNotEchoed(t *testing.T) {
 	p.waitEcho(t, "/help")
 	p.noEcho(t, "secret")
 }
+
+// On a terminal, a Ctrl-L typed before /password reaches the client in the
+// line; the command still runs and the password typed next is not echoed
+// nor sent.
+func TestRun_CtrlLBeforePasswordOnTerminal(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	p.typeLine(t, "\x0c/password")
+	waitOutput(t, r.out, "* type your current password (it is not shown)", 1)
+	p.typeLine(t, "pw-secret")
+	waitOutput(t, r.out, "* type the new password", 1)
+	p.typeLine(t, "/cancel")
+	waitOutput(t, r.out, "* cancelled; password not changed", 1)
+	p.typeLine(t, "/help")
+	p.waitEcho(t, "/help")
+	p.noEcho(t, "pw-secret")
+}
