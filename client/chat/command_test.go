@@ -3,6 +3,8 @@ package chat_test
 import (
 	"testing"
 	"time"
+
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // A Ctrl-L typed before /password (a habit to clear the screen) or a
@@ -71,5 +73,28 @@ func TestRun_PasswordMismatchEndsAfterThreeTries(t *testing.T) {
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// A password typed in this run goes neither as a reply nor as an edit.
+func TestRun_PasswordIsNotSentAsReplyOrEdit(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	newUser(t, s, "alice")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	r.say(t, "mine")
+	waitOutput(t, r.out, "alice #1: mine", 1)
+	r.say(t, "/reply #1 pw-secret")
+	waitOutput(t, r.out, "! not sent: that line is a password typed in this run", 1)
+	r.say(t, "/edit #1 pw-secret")
+	waitOutput(t, r.out, "! not edited: that text is a password typed in this run", 1)
+	r.say(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if n := s.Requests(protocol.Op_EDIT); n != 0 {
+		t.Fatalf("%d edits asked of the server, want none", n)
 	}
 }

@@ -338,6 +338,8 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 		return fmt.Errorf("no conversation yet")
 	case !ok || cmd == "/edit" && strings.TrimSpace(text) == "":
 		return fmt.Errorf("usage: /recall #<seq> or /edit #<seq> <text>")
+	case cmd == "/edit" && s.isSecret(strings.TrimSpace(text)):
+		return fmt.Errorf("not edited: that text is a password typed in this run")
 	}
 	if err := s.checkChangeTarget(ctx, cmd, conv, seq); err != nil {
 		return err
