@@ -46,13 +46,18 @@ func TestRun_CommandAfterInvisibleCharactersIsACommand(t *testing.T) {
 	waitOutput(t, r.out, "! unknown command /nosuch", 1)
 	r.say(t, "hello")
 	waitOutput(t, r.out, "alice #1: hello", 1)
-	select {
-	case m := <-bob.Messages():
-		if string(m.Content) != "hello" {
-			t.Fatalf("bob got %q first, want hello; output:\n%s", m.Content, r.out.String())
+	// Indentation is seen and meant: a pasted comment line is text.
+	r.say(t, "  // a comment in pasted code")
+	waitOutput(t, r.out, "alice #2:   // a comment in pasted code", 1)
+	for _, want := range []string{"hello", "  // a comment in pasted code"} {
+		select {
+		case m := <-bob.Messages():
+			if string(m.Content) != want {
+				t.Fatalf("bob got %q, want %q; output:\n%s", m.Content, want, r.out.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("bob never got %q", want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("bob got nothing")
 	}
 }
 

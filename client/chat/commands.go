@@ -64,7 +64,8 @@ const helpText = `commands:
   /quit        leave
   /help        this text
 a line whose first visible character is / is a command, never sent (an
-unknown one is refused); any other line is sent to the current conversation,
+unknown one is refused), unless indented with a space or tab; any other line
+is sent to the current conversation,
 but for a password typed in this run; in a group, @name mentions a member and
 @all everyone (owner and admins)`
 
@@ -72,8 +73,13 @@ but for a password typed in this run; in a group, @name mentions a member and
 // when the first visible character of line is '/': spaces and control or
 // format characters before it are dropped. A Ctrl-L typed to clear the
 // screen, or a zero-width space pasted, must not turn "/password" into a
-// message, and the passwords typed next into messages too.
+// message, and the passwords typed next into messages too. A line indented
+// with a space or a tab is text, though: indentation is seen and meant, as
+// in a pasted block of code whose comments start with "//".
 func commandOf(line string) (string, bool) {
+	if strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
+		return "", false
+	}
 	cmd := strings.TrimLeftFunc(line, invisible)
 	if !strings.HasPrefix(cmd, "/") {
 		return "", false
