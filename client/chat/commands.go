@@ -285,6 +285,9 @@ func (s *session) printHistory(ctx context.Context) error {
 	}
 	s.printf("--- last %d messages with %s ---", len(page), with)
 	for _, m := range page {
+		// A LEAVE read here is not read again from the stream, which skips
+		// what the history showed: its sender's name is asked again now.
+		s.forgetSenderOfLeave(m)
 		s.printf("%s", s.format(ctx, m))
 		s.shown[conv] = max(s.shown[conv], m.Seq)
 	}
