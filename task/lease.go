@@ -47,12 +47,14 @@ func openLeases(ctx context.Context, js jetstream.JetStream, n mq.Names,
 			return nil, fmt.Errorf("task: drop lease bucket %s: %w", n.LeaseBucket(), err)
 		}
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      n.LeaseBucket(),
-		Description: "task instances and their partition leases",
-		TTL:         ttl,
-		History:     1,
-		Storage:     jetstream.FileStorage,
+	kv, err := mq.RetryStore(ctx, func() (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      n.LeaseBucket(),
+			Description: "task instances and their partition leases",
+			TTL:         ttl,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("task: lease bucket %s: %w", n.LeaseBucket(), err)

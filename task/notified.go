@@ -28,11 +28,13 @@ func notifiedBucket(n mq.Names) string { return n.Stream + "_NOTIFIED" }
 // openNotifiedMarks creates or updates the bucket; keys expire after ttl.
 func openNotifiedMarks(ctx context.Context, js jetstream.JetStream, n mq.Names,
 	ttl time.Duration) (*notifiedMarks, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      notifiedBucket(n),
-		Description: "devices notified of a message (task offline notifications)",
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
+	kv, err := mq.RetryStore(ctx, func() (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      notifiedBucket(n),
+			Description: "devices notified of a message (task offline notifications)",
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("task: notified bucket %s: %w", notifiedBucket(n), err)

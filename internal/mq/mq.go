@@ -86,12 +86,49 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, n Names) (jetstre
 		// Publishers set Nats-Msg-Id; a republish inside this window is dropped.
 		Duplicates: DuplicateWindow,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	s, err := RetryStore(ctx, func() (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("mq: ensure stream %s: %w", n.Stream, err)
 	}
 	return s, nil
 }
+
+// storeAttempts is how many times RetryStore asks for a stream whose store
+// the server failed to create.
+const storeAttempts = 4
+
+// RetryStore calls create, which makes a stream (a key-value bucket is
+// one), again when the server failed to create its store (storeFailed), a
+// few times with a short pause, and returns its last result.
+func RetryStore[T any](ctx context.Context, create func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := create()
+		if err == nil || !storeFailed(err) || attempt == storeAttempts {
+			return v, err
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return v, fmt.Errorf("%w (then %w)", err, ctx.Err())
+		}
+	}
+}
+
+// storeFailed reports whether err is the server's failure to create a
+// stream's store (JetStream error 10049). A server deleting the account's
+// last stream at that moment removes the directory the new store goes in
+// (seen on nats-server 2.9 with test runs sharing one server: "could not
+// create storage directory ... no such file or directory"); asked again, it
+// makes the directory.
+func storeFailed(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsStreamStoreFailed
+}
+
+// jsStreamStoreFailed is JetStream's "error creating store for stream".
+const jsStreamStoreFailed jetstream.ErrorCode = 10049
 
 // Embedded is a NATS server with JetStream running inside this process. Its
 // clients connect over TCP to a loopback port picked at start, with a token

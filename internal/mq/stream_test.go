@@ -48,3 +48,39 @@ func TestEnsureStream_ShortensAnEarlierDuplicateWindow(t *testing.T) {
 		t.Fatalf("%v messages after publishing one id twice (%v), want 1", info.State.Msgs, err)
 	}
 }
+
+// storeRace is a JetStream whose first CreateOrUpdateStream calls fail as a
+// NATS server does when another client deleted the account's last stream
+// at that moment (it removes the directory the new stream's store goes in).
+type storeRace struct {
+	jetstream.JetStream
+	fails int
+	calls int
+}
+
+func (r *storeRace) CreateOrUpdateStream(ctx context.Context,
+	cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	r.calls++
+	if r.calls <= r.fails {
+		return nil, &jetstream.APIError{Code: 500, ErrorCode: 10049,
+			Description: "error creating store for stream"}
+	}
+	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func TestEnsureStream_RetriesAStoreTheServerFailedToCreate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, names := mqtest.JetStream(t, "mqtest")
+	race := &storeRace{JetStream: js, fails: 2}
+	if _, err := mq.EnsureStream(ctx, race, names); err != nil {
+		t.Fatalf("EnsureStream after %d store failures: %v", race.fails, err)
+	}
+	always := &storeRace{JetStream: js, fails: 1 << 30}
+	if _, err := mq.EnsureStream(ctx, always, names); err == nil {
+		t.Fatal("EnsureStream succeeded though every create failed")
+	}
+	if always.calls > 5 {
+		t.Fatalf("%d creates for a store that never comes, want a few", always.calls)
+	}
+}
