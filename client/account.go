@@ -21,8 +21,8 @@ func (c *Client) Block(ctx context.Context, userID int64, blocked bool) error {
 	return nil
 }
 
-// ListDevices returns the devices of the logged-in user, this one marked
-// Current.
+// ListDevices returns the signed-in devices of the logged-in user, this one
+// marked Current; a signed-out device is left out until it logs in again.
 func (c *Client) ListDevices(ctx context.Context) ([]*protocol.Device, error) {
 	resp := protocol.NewListDevicesResp()
 	err := c.roundTrip(ctx, protocol.Op_LIST_DEVICES, &protocol.ListDevicesReq{}, resp)

@@ -163,10 +163,17 @@ func revokeDevicesIn(db *gorm.DB, user int64, device string) (int64, error) {
 	return res.RowsAffected, nil
 }
 
-// listDevices returns the user's devices, most recent login first.
+// listDevices returns the user's signed-in devices, most recent login
+// first. A signed-out device keeps its row, whose generation keeps its old
+// tokens refused, but holds no refresh token (revokeDevicesIn clears it, and
+// every login by password puts one back): it is left out, as it cannot
+// connect again without a password and the user cannot tell it from a
+// live one. A device whose access token merely expired still has its
+// refresh token and is listed.
 func (s *Service) listDevices(ctx context.Context, user int64) ([]deviceRow, error) {
 	var rows []deviceRow
-	err := s.dbc(ctx).Where("user_id = ?", user).Order("last_login_ms DESC").
+	err := s.dbc(ctx).Where("user_id = ? AND refresh_hash <> ''", user).
+		Order("last_login_ms DESC").
 		Limit(maxListedDevices).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list devices user=%d: %w", user, err)

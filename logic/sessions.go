@@ -161,8 +161,9 @@ func (s *Service) SignOutDevice(ctx context.Context, session *logicrpc.Session,
 	return &protocol.SignOutDeviceResp{}, nil
 }
 
-// ListDevices lists the user's devices, most recent login first (at most
-// maxListedDevices), each online when it has a live route.
+// ListDevices lists the user's signed-in devices (signed-out ones are left
+// out), most recent login first (at most maxListedDevices), each online when
+// it has a live route.
 func (s *Service) ListDevices(ctx context.Context, session *logicrpc.Session,
 	_ *protocol.ListDevicesReq) (*protocol.ListDevicesResp, error) {
 	if err := s.authorizeRead(ctx, "list_devices", session); err != nil {

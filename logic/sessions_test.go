@@ -3,6 +3,8 @@ package logic
 import (
 	"context"
 	"errors"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -287,6 +289,71 @@ func TestListDevices(t *testing.T) {
 		}
 		_, err = e.svc.ListDevices(ctx, &logicrpc.Session{}, nil)
 		wantCode(t, err, common.ErrorCode_UNAUTHENTICATED)
+	})
+}
+
+// TestListDevices_LeavesOutSignedOut checks that a device signed out by
+// SIGN_OUT_DEVICE, LOGOUT or a password change drops off the list, while a
+// device whose access token merely expired stays, and a signed-out device
+// that logs in with its password again comes back.
+func TestListDevices_LeavesOutSignedOut(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.register(t, "alice")
+		e.register(t, "bob")
+		ctx := context.Background()
+		phone := e.loginDevice(t, "alice", "phone", 1)
+		laptop := e.loginDevice(t, "alice", "laptop", 2)
+		tablet := e.loginDevice(t, "alice", "tablet", 3)
+		e.loginDevice(t, "alice", "desk", 4)
+		bobPhone := e.loginDevice(t, "bob", "bob-phone", 5)
+		e.loginDevice(t, "bob", "bob-laptop", 6)
+		list := func(sess *logicrpc.Session) []string {
+			t.Helper()
+			resp, err := e.svc.ListDevices(ctx, sess, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, d := range resp.Devices {
+				ids = append(ids, d.DeviceId)
+			}
+			sort.Strings(ids)
+			return ids
+		}
+
+		if _, err := e.svc.SignOutDevice(ctx, phone.sess,
+			&protocol.SignOutDeviceReq{DeviceId: "laptop"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Logout(ctx, tablet.sess, nil); err != nil {
+			t.Fatal(err)
+		}
+		changed, err := e.svc.ChangePassword(ctx, bobPhone.sess, &protocol.ChangePasswordReq{
+			OldPassword: testPassword, NewPassword_: "brand new pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bobPhone.sess.TokenGen = tokengen.Generation(changed.Token)
+		// Past the access tokens' expiry, within the refresh tokens'.
+		e.svc.now = func() time.Time { return time.Now().Add(2 * DefaultTokenTTL) }
+		t.Cleanup(func() { e.svc.now = time.Now })
+		if got := list(phone.sess); !slices.Equal(got, []string{"desk", "phone"}) {
+			t.Fatalf("alice's devices = %v, want desk and phone", got)
+		}
+		if got := list(bobPhone.sess); !slices.Equal(got, []string{"bob-phone"}) {
+			t.Fatalf("bob's devices = %v, want bob-phone", got)
+		}
+
+		// The row stays, so its generation goes on: the laptop's old token
+		// stays refused after it logs in again.
+		e.svc.now = time.Now
+		e.loginDevice(t, "alice", "laptop", 7)
+		if got := list(phone.sess); !slices.Equal(got, []string{"desk", "laptop", "phone"}) {
+			t.Fatalf("alice's devices after the laptop's login = %v", got)
+		}
+		if c := e.tokenLogin(t, laptop.token); c != common.ErrorCode_TOKEN_INVALID {
+			t.Fatalf("signed-out laptop's old token after its new login: %s", c)
+		}
 	})
 }
 

@@ -182,6 +182,11 @@ describe('web app after the trial', () => {
       await laptop.setViewportSize({ width: 1100, height: 700 });
       await laptop.click('.device:not(.current) button');
       await phone.waitForSelector('#login-view:not([hidden])', { timeout: 15_000 });
+      // The signed-out phone leaves the list: only the live laptop stays.
+      await laptop.waitForFunction(() =>
+        document.querySelectorAll('#device-list .device').length === 1);
+      assert.equal(await laptop.locator('#device-list .device').getAttribute('class'),
+        'device current');
       await laptop.click('#devices-close');
       await waitOnline(laptop);
 

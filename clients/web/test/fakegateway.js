@@ -65,8 +65,8 @@ export class FakeGateway {
     // unreachable, while set, leaves new connections opening until the
     // client gives up, as an address that drops every packet does.
     this.unreachable = false;
-    // devices is what LIST_DEVICES answers; signedOutDevices the device ids
-    // SIGN_OUT_DEVICE named, in order.
+    // devices is what LIST_DEVICES answers, less signedOutDevices, the
+    // device ids SIGN_OUT_DEVICE named, in order.
     this.devices = [];
     this.signedOutDevices = [];
     this.userId = 1n;
@@ -649,8 +649,10 @@ export class FakeGateway {
         const resp = this.download(req);
         return typeof resp === 'number' ? fail(resp) : reply(resp);
       }
-      case Op.LIST_DEVICES:
-        return reply({ devices: [...this.devices] });
+      case Op.LIST_DEVICES: // as the server, leaving signed-out devices out
+        return reply({
+          devices: this.devices.filter((d) => !this.signedOutDevices.includes(d.deviceId)),
+        });
       case Op.SIGN_OUT_DEVICE:
         if (!this.devices.some((d) => d.deviceId === req.deviceId)) {
           return fail(ErrorCode.NOT_FOUND);
