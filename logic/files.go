@@ -194,15 +194,27 @@ func checkMime(mime string) error {
 
 // checkFileName accepts 1-255 bytes of UTF-8 without control characters or
 // path separators: a client saving under it writes one file where it means.
+// Each refusal says its own fault (never echoing the name, which may hold
+// terminal escapes), so that the user knows what to rename.
 func checkFileName(name string) error {
-	if name == "" || len(name) > maxFileName || !utf8.ValidString(name) {
-		return fmt.Errorf("%w: name must be 1-%d bytes of UTF-8", ErrBadRequest, maxFileName)
+	var fault string
+	switch {
+	case name == "":
+		fault = "is empty"
+	case len(name) > maxFileName:
+		fault = fmt.Sprintf("is over %d bytes", maxFileName)
+	case !utf8.ValidString(name):
+		fault = "is not valid UTF-8"
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		fault = "has control characters"
+	case name == "." || name == "..":
+		fault = `cannot be "." or ".."`
+	case strings.ContainsAny(name, `/\`):
+		fault = `must be a file name without directories (no / or \)`
+	default:
+		return nil
 	}
-	if name == "." || name == ".." || strings.ContainsAny(name, `/\`) ||
-		strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return fmt.Errorf("%w: name must be a file name without directories", ErrBadRequest)
-	}
-	return nil
+	return fmt.Errorf("%w: name %s", ErrBadRequest, fault)
 }
 
 // newFileID returns a fresh file id: 128 random bits, so that knowing a

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -554,4 +556,36 @@ func TestFiles_SendRacingPruneNamesNoDeletedFile(t *testing.T) {
 			t.Fatalf("%d references stored to the pruned file", n)
 		}
 	})
+}
+
+// TestCheckFileName_SaysWhatIsWrong checks that each refusal of a file name
+// names its own fault, so that the user knows what to rename.
+func TestCheckFileName_SaysWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string // in the error; empty when the name is accepted
+	}{
+		{name: "report.pdf"},
+		{name: "naïve 名前 .txt"},
+		{name: "...txt"},
+		{name: "", want: "name is empty"},
+		{name: strings.Repeat("a", maxFileName+1), want: "name is over 255 bytes"},
+		{name: "bad\xffutf8.txt", want: "name is not valid UTF-8"},
+		{name: ".", want: `name cannot be "." or ".."`},
+		{name: "..", want: `name cannot be "." or ".."`},
+		{name: "dir/a.txt", want: "name must be a file name without directories (no / or \\)"},
+		{name: `dir\a.txt`, want: "name must be a file name without directories (no / or \\)"},
+		{name: "esc\x1b[31mred.txt", want: "name has control characters"},
+		{name: "tab\there.txt", want: "name has control characters"},
+		{name: "c1\u0085.txt", want: "name has control characters"},
+	} {
+		err := checkFileName(tc.name)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("checkFileName(%q) = %v, want accepted", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrBadRequest) ||
+			!strings.Contains(err.Error(), tc.want)):
+			t.Errorf("checkFileName(%q) = %v, want BAD_REQUEST saying %q", tc.name, err, tc.want)
+		}
+	}
 }
