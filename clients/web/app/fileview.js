@@ -1,10 +1,10 @@
 // FILE messages in the chat view: an image as an inline thumbnail loaded
-// through the SDK when it scrolls into view, any other file as a card with
-// its name, size and a Download button, and a viewer that opens an image
-// full size. Downloaded bytes are kept in a small cache so that a message
-// rebuilt (a reaction, a read receipt) does not fetch its image again;
-// each <img> gets an object URL of its own, revoked once the image has
-// left the DOM (sweep).
+// through the SDK when it scrolls into view, any other file (and an image
+// that does not decode) as a card with its name, size and a Download
+// button, and a viewer that opens an image full size. Downloaded bytes are
+// kept in a small cache so that a message rebuilt (a reaction, a read
+// receipt) does not fetch its image again; each <img> gets an object URL
+// of its own, revoked once the image has left the DOM (sweep).
 
 import { fileErrorText, showsInline, sizeText } from './attach.js';
 import { el, userEl } from './view.js';
@@ -62,6 +62,13 @@ export class FileView {
     }
     btn.append(img);
     btn.addEventListener('click', () => this.openViewer(ref, status));
+    // Typed as an image but not one (or not one this browser decodes):
+    // the file card, whose Download still gives the bytes, rather than a
+    // broken image with no way to them. Only once loading began: an <img>
+    // without a src fires no error.
+    img.addEventListener('error', () => {
+      if (img.getAttribute('src') && btn.isConnected) btn.replaceWith(this.card(ref, status));
+    });
     const load = () => this.load(ref).then((blob) => {
       this.show(img, blob);
     }, (err) => {
