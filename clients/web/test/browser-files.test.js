@@ -169,4 +169,53 @@ describe('files and images', () => {
       await bob.context().close();
     }
   });
+
+  test('a small image fills its box, and one that does not decode is a file card', async () => {
+    const ann = watchConsole(await openPage(browser));
+    const bob = await openPage(browser);
+    const [a, b] = [uname('iann'), uname('ibob')];
+    const junk = Buffer.from('not an image at all, whatever the name says\n');
+    try {
+      await signUp(ann, a);
+      await signUp(bob, b);
+      await startChat(ann, b);
+
+      // A 120 × 80 image: the box is as wide as the image, no grey strip.
+      await ann.setInputFiles('#file-input', { name: 'small.png', mimeType: 'image/png',
+        buffer: png(120, 80) });
+      await thumbLoaded(ann, 120);
+      const sizes = await ann.evaluate(() => {
+        const btn = document.querySelector('#messages .thumb');
+        const img = btn.querySelector('img').getBoundingClientRect();
+        const box = btn.getBoundingClientRect();
+        return { box: [box.width, box.height], img: [img.width, img.height] };
+      });
+      assert.deepEqual(sizes.box, sizes.img, 'the thumbnail box against its image');
+
+      // Named .png, typed image/png, but not an image: the file card, and
+      // its Download gives the bytes.
+      await ann.setInputFiles('#file-input', { name: 'fake.png', mimeType: 'image/png',
+        buffer: junk });
+      const card = ann.locator('#messages .file-card', { hasText: 'fake.png' });
+      try {
+        await card.waitFor({ timeout: 15_000 });
+      } catch (err) {
+        const seen = await ann.evaluate(() => [...document.querySelectorAll('#messages .msg')]
+          .map((m) => m.outerHTML).at(-1));
+        throw new Error(`no file card for fake.png: ${seen}`, { cause: err });
+      }
+      assert.equal(await ann.locator('#messages .thumb').count(), 1,
+        'only the small image a thumbnail');
+      const [download] = await Promise.all([
+        ann.waitForEvent('download'),
+        card.locator('.file-save').click(),
+      ]);
+      assert.equal(download.suggestedFilename(), 'fake.png');
+      assert.ok((await readFile(await download.path())).equals(junk), 'the same bytes');
+      assert.deepEqual(ann.errors, []);
+    } finally {
+      await ann.context().close();
+      await bob.context().close();
+    }
+  });
 });
