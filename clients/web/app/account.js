@@ -1,8 +1,9 @@
 // The account dialogs' words, without DOM: how a device of the user reads
-// in the Devices list, and what the Change password dialog says before
-// sending (the server's rules) and after a refusal.
+// in the Devices list, what the Change password dialog says before sending
+// (the server's rules) and after a refusal, and what the sign-in form says
+// when a session ended.
 
-import { ErrorCode } from '../sdk/index.js';
+import { CloseReason, ErrorCode } from '../sdk/index.js';
 import { utf8Length } from './text.js';
 import { errText } from './view.js';
 
@@ -77,4 +78,25 @@ export function changePasswordErrorText(err) {
       'out at its next sign-in; if it asks, try the new password first.';
   }
   return `Not changed: ${errText(err)}`;
+}
+
+/**
+ * SIGNED_OUT_TEXT is what the sign-in form says when this device's tokens
+ * were revoked elsewhere (SIGN_OUT_DEVICE from another device, or a
+ * password change there): what happened, and what to do.
+ */
+export const SIGNED_OUT_TEXT = 'This device was signed out from another device or by a ' +
+  'password change. Sign in again.';
+
+/**
+ * endedText is what the sign-in form says when err, a SessionEndedError or
+ * a refused start, ended the session: a wrong password, a deleted account,
+ * a replaced or signed-out device in words; anything else as errText.
+ */
+export function endedText(err) {
+  if (err?.code === ErrorCode.INVALID_CREDENTIALS) return 'Wrong username or password.';
+  if (err?.accountDeleted) return 'This account was deleted.';
+  if (err?.close?.reason === CloseReason.KICKED) return 'Signed in elsewhere with this device.';
+  if (err?.close?.reason === CloseReason.SIGNED_OUT) return SIGNED_OUT_TEXT;
+  return errText(err);
 }

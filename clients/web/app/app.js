@@ -17,7 +17,7 @@ import { Line, joinLines, line, safeText } from './text.js';
 import { debounceWatch, lastTime, peerPresence, peersToWatch } from './presence.js';
 import { applyClear, isCleared, listed, unhideOn } from './clearing.js';
 import { wireAccountDialogs } from './accountview.js';
-import { passwordLengthNote } from './account.js';
+import { endedText, passwordLengthNote } from './account.js';
 import { fileErrorText, fileLabel, fileRefOfMessage, sizeText, uploadProblem } from './attach.js';
 import { FileView } from './fileview.js';
 import {
@@ -134,8 +134,7 @@ async function startSession({ username, password }) {
       return false;
     }
     app.storage.clear();
-    showLogin(err.code === ErrorCode.INVALID_CREDENTIALS ? 'Wrong username or password.'
-      : signedOut ? 'This device was signed out.' : errText(err));
+    showLogin(endedText(err));
     return false;
   }
 }
@@ -194,10 +193,8 @@ function onEnded(err) {
   // A failed first login is reported by startSession, and an end the user
   // asked for (sign out, delete account) by its own handler.
   if (!app.me || app.ending) return;
-  const kicked = err.close && err.close.reason === CloseReason.KICKED;
   resetState();
-  showLogin(err.accountDeleted ? 'This account was deleted.'
-    : kicked ? 'Signed in elsewhere with this device.' : err.message);
+  showLogin(endedText(err));
 }
 
 function resetState() {

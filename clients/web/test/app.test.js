@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
 import {
-  MAX_PASSWORD_BYTES, changePasswordErrorText, deviceDetail, newPasswordProblem,
-  passwordLengthNote,
+  MAX_PASSWORD_BYTES, SIGNED_OUT_TEXT, changePasswordErrorText, deviceDetail, endedText,
+  newPasswordProblem, passwordLengthNote,
 } from '../app/account.js';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
@@ -27,8 +27,8 @@ import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
 import {
-  ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS, decodeStruct,
-  State, encodeFileRef, encodeStruct, schemas,
+  CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS,
+  SessionEndedError, State, decodeStruct, encodeFileRef, encodeStruct, schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -458,4 +458,23 @@ test('a file refused or gone is said in words', () => {
   assert.match(fileErrorText('open', { code: ErrorCode.NOT_FOUND }), /no longer available/);
   assert.match(fileErrorText('open', { name: 'FileMismatchError' }), /damaged/);
   assert.equal(fileErrorText('send', { name: 'AbortError' }), 'Cancelled.');
+});
+
+// A tab signed out from another device landed on Sign in with a bare
+// "signed out": endedText says what happened and what to do, whichever way
+// the sign-out reached the tab.
+test('a session ended by a sign-out elsewhere says what happened and what to do', () => {
+  assert.equal(SIGNED_OUT_TEXT, 'This device was signed out from another device or by a ' +
+    'password change. Sign in again.');
+  const close = { reason: CloseReason.SIGNED_OUT, message: 'signed out', reconnectAfterMs: -1 };
+  assert.equal(endedText(new SessionEndedError('signed out', { close })), SIGNED_OUT_TEXT);
+  assert.equal(endedText({ close }), SIGNED_OUT_TEXT, 'a refused start with the close');
+  assert.equal(endedText(new SessionEndedError('account deleted', { accountDeleted: true })),
+    'This account was deleted.');
+  assert.equal(endedText(new SessionEndedError('replaced', {
+    close: { reason: CloseReason.KICKED, message: 'replaced', reconnectAfterMs: -1 } })),
+  'Signed in elsewhere with this device.');
+  assert.equal(endedText({ code: ErrorCode.INVALID_CREDENTIALS }), 'Wrong username or password.');
+  assert.equal(endedText(new SessionEndedError('the login expired; sign in again')),
+    'the login expired; sign in again');
 });

@@ -40,6 +40,10 @@ function refuseFirst(op, code, message) {
   };
 }
 
+// SIGNED_OUT is what the sign-in form says to a tab signed out from elsewhere.
+const SIGNED_OUT = 'This device was signed out from another device or by a password ' +
+  'change. Sign in again.';
+
 // bubble is the locator of the open conversation's message whose body is text.
 function bubble(page, text) {
   return page.locator('#messages .msg', {
@@ -182,6 +186,7 @@ describe('web app after the trial', () => {
       await laptop.setViewportSize({ width: 1100, height: 700 });
       await laptop.click('.device:not(.current) button');
       await phone.waitForSelector('#login-view:not([hidden])', { timeout: 15_000 });
+      assert.equal(await phone.textContent('#login-error'), SIGNED_OUT);
       // The signed-out phone leaves the list: only the live laptop stays.
       await laptop.waitForFunction(() =>
         document.querySelectorAll('#device-list .device').length === 1);
@@ -205,6 +210,7 @@ describe('web app after the trial', () => {
         document.querySelector('#password-done').textContent !== '');
       await shot(laptop, 'password');
       await phone.waitForSelector('#login-view:not([hidden])', { timeout: 15_000 });
+      assert.equal(await phone.textContent('#login-error'), SIGNED_OUT);
       await laptop.click('#password-cancel');
       await waitOnline(laptop);
       await signIn(phone, c, 'a-new-secret');
