@@ -8,7 +8,9 @@ import {
   SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
   QUICK_REACTIONS, schemas, unreadMention,
 } from '../sdk/index.js';
-import { lengthNote, mentionsFor, quoteText } from './compose.js';
+import {
+  RECALL_WINDOW_MS, lengthNote, mentionsFor, quoteText, recallClosesMs,
+} from './compose.js';
 import {
   bodyText, changeErrorText, deleteAccountErrorText, el, errText, groupEventText, isLeave,
   reconcile, setUserText, timeText, userEl, usernameProblem,
@@ -30,6 +32,12 @@ const params = new URLSearchParams(location.search);
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 6000;
 const PAGE = 30;
+// NOTE_MS is how long a note above the messages (a refusal) stays unless
+// dismissed sooner.
+const NOTE_MS = 10_000;
+// RECALL_MS is the recall window the app assumes: the server's default,
+// or ?recallWindowMs=, which tests set short.
+const RECALL_MS = Number(params.get('recallWindowMs')) || RECALL_WINDOW_MS;
 
 // Everything this tab knows. Conversation ids and user ids (BigInt) are
 // keyed as strings.
@@ -50,6 +58,7 @@ const app = {
   replyTo: null, // {convId, seq} the composer replies to, or null
   editing: null, // {convId, seq, draft} of the user's message the composer edits, or null
   uploads: [], // files on their way: {id, name, size, sent, convId, error, ctl} (attachFiles)
+  clockSkewMs: 0, // the server's clock less this one's, as of the login
 };
 
 // files renders FILE messages: thumbnails, cards, the full-size viewer.
@@ -118,6 +127,8 @@ async function startSession({ username, password }) {
   try {
     const login = await s.start();
     app.me = { userId: login.userId, username: login.username };
+    // Recall is offered by the server's clock, which stamps send times.
+    if (login.serverTimeMs) app.clockSkewMs = Number(login.serverTimeMs) - Date.now();
     app.users.set(String(login.userId), login.username);
     showChat();
     return true;
@@ -198,6 +209,7 @@ function onEnded(err) {
 }
 
 function resetState() {
+  showConvNote('');
   app.session = null;
   app.me = null;
   app.ending = false;
@@ -526,12 +538,10 @@ function sendText(text) {
 function attachFiles(list) {
   const c = app.convs.get(app.openId);
   if (!c || !app.session) return;
-  $('conv-error').textContent = '';
   for (const file of list) {
     const problem = uploadProblem(file);
     if (problem) {
-      $('conv-error').replaceChildren(el('span', '', new Line([{ user: file.name },
-        `: ${problem}`])));
+      showConvNote(el('span', '', new Line([{ user: file.name }, `: ${problem}`])));
       continue;
     }
     sendOneFile(c, file);
@@ -663,12 +673,11 @@ function renderEditBar() {
 async function saveEdit(text) {
   const e = app.editing;
   if (!text.trim()) return;
-  $('conv-error').textContent = '';
   try {
     await app.session.edit(e.convId, e.seq, text);
     if (app.editing === e) stopEdit();
   } catch (err) {
-    $('conv-error').textContent = changeErrorText('edit', err);
+    showConvNote(changeErrorText('edit', err));
   }
 }
 
@@ -676,12 +685,25 @@ async function saveEdit(text) {
 // RECALL event that comes back erases it, here and on every device.
 async function recallMessage(c, m) {
   if (!confirm('Recall this message? It is erased for everyone in the chat.')) return;
-  $('conv-error').textContent = '';
   try {
     await app.session.recall(c.convId, m.seq);
   } catch (err) {
-    $('conv-error').textContent = changeErrorText('recall', err);
+    showConvNote(changeErrorText('recall', err));
   }
+}
+
+let noteTimer = 0;
+
+// showConvNote shows content (text, or an element) above the messages, a
+// refusal most often, until the user dismisses it or NOTE_MS pass: a later
+// action does not wipe it before it is read, a newer note replaces it.
+// Empty content takes the note away.
+function showConvNote(content) {
+  clearTimeout(noteTimer);
+  if (typeof content === 'string') $('conv-error').textContent = content;
+  else $('conv-error').replaceChildren(content);
+  $('conv-note').hidden = !content;
+  if (content) noteTimer = setTimeout(() => showConvNote(''), NOTE_MS);
 }
 
 // setReplyTo makes the composer reply to message m of the open
@@ -727,7 +749,6 @@ async function clearOpen(hide) {
     : `Clear the history with ${title}? It is cleared for you on all your devices. ` +
       'Others keep theirs.';
   if (!confirm(ask)) return;
-  $('conv-error').textContent = '';
   try {
     const { clearedSeq } = await app.session.clearConv(c.convId, { upToSeq, hide });
     applyClear(c, clearedSeq, hide);
@@ -736,7 +757,7 @@ async function clearOpen(hide) {
     tabs?.postMessage({ userId: String(app.me.userId), convId: c.convId,
       clearedSeq: String(clearedSeq), hide });
   } catch (err) {
-    $('conv-error').textContent = errText(err);
+    showConvNote(errText(err));
   }
 }
 
@@ -911,9 +932,11 @@ function renderMessages(c) {
   const atBottom = stickToBottom || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 30;
   const msgs = [...c.messages.values()].filter((m) => !isChange(m))
     .sort((a, b) => (a.seq < b.seq ? -1 : 1));
+  const now = serverNow();
   const items = msgs.map((m) => ({
     key: `${c.convId}#${m.seq}`,
     version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId),
+      recallable(m, now),
       m.replyToSeq ? quoteOf(c, m.replyToSeq) : '',
       m.contentType === ContentType.GROUP_EVENT ? '' : reactionsKey(m, app.me.userId)].join('|'),
     build: () => renderMessage(c, m),
@@ -924,6 +947,7 @@ function renderMessages(c) {
   }
   reconcile($('messages'), items);
   files.sweep();
+  scheduleRecallEnd(msgs, now);
   if (atBottom) sc.scrollTop = sc.scrollHeight;
   stickToBottom = false;
 }
@@ -982,18 +1006,49 @@ function renderMessage(c, m) {
 
 // ownActions are the Edit and Recall buttons of the user's own message m;
 // the server keeps the windows (2 minutes to recall, 24 hours to edit, by
-// default) and the app shows its refusal.
+// default) and the app shows its refusal. Recall is left out once its
+// window closed by the server's default (recallable).
 function ownActions(c, m) {
-  const recall = el('button', 'link own recall', 'Recall');
-  recall.type = 'button';
-  recall.setAttribute('aria-label', `Recall message ${m.seq}`);
-  recall.addEventListener('click', () => recallMessage(c, m));
-  if (m.contentType !== ContentType.TEXT) return [recall, ' ']; // a file is not edited
-  const edit = el('button', 'link own edit', 'Edit');
-  edit.type = 'button';
-  edit.setAttribute('aria-label', `Edit message ${m.seq}`);
-  edit.addEventListener('click', () => startEdit(c, m));
-  return [edit, ' ', recall, ' '];
+  const actions = [];
+  if (m.contentType === ContentType.TEXT) { // a file is not edited
+    const edit = el('button', 'link own edit', 'Edit');
+    edit.type = 'button';
+    edit.setAttribute('aria-label', `Edit message ${m.seq}`);
+    edit.addEventListener('click', () => startEdit(c, m));
+    actions.push(edit, ' ');
+  }
+  if (recallable(m, serverNow())) {
+    const recall = el('button', 'link own recall', 'Recall');
+    recall.type = 'button';
+    recall.setAttribute('aria-label', `Recall message ${m.seq}`);
+    recall.addEventListener('click', () => recallMessage(c, m));
+    actions.push(recall, ' ');
+  }
+  return actions;
+}
+
+// serverNow is the server's clock as this tab reckons it, in Unix ms.
+function serverNow() {
+  return Date.now() + app.clockSkewMs;
+}
+
+// recallable reports whether the user may still recall m at now (server
+// Unix ms): m is the user's own, not recalled, its window still open.
+function recallable(m, now) {
+  return !!app.me && m.senderId === app.me.userId && !m.recalled &&
+    now < recallClosesMs(m, RECALL_MS);
+}
+
+let recallTimer = 0;
+
+// scheduleRecallEnd renders again when the first Recall among msgs shown
+// at now is due to go, so that it goes without waiting for other news.
+function scheduleRecallEnd(msgs, now) {
+  clearTimeout(recallTimer);
+  let next = Infinity;
+  for (const m of msgs) if (recallable(m, now)) next = Math.min(next, recallClosesMs(m, RECALL_MS));
+  if (next === Infinity) return;
+  recallTimer = setTimeout(scheduleRender, next - now + 50);
 }
 
 // renderChips shows a message's reactions, one chip per emoji with its
@@ -1122,6 +1177,7 @@ function showSideError(err) {
 // ---- user actions ----
 
 function wireUi() {
+  $('conv-error-dismiss').addEventListener('click', () => showConvNote(''));
   // The server's username rule, said in words: a pattern attribute gave
   // only the browser's "Please match the requested format.".
   $('login-user').addEventListener('input', () => {

@@ -8,6 +8,22 @@ import { fileLabel, fileRefOfMessage } from './attach.js';
 
 const utf8 = new TextDecoder();
 
+/**
+ * RECALL_WINDOW_MS is how long after sending the server lets a sender
+ * recall a message by default (its --recall-window; docs/protocol.md,
+ * Recall and edit). A server configured longer refuses nothing the app
+ * offers; one configured shorter refuses, and the app shows the refusal.
+ */
+export const RECALL_WINDOW_MS = 2 * 60_000;
+
+/**
+ * recallClosesMs is when message m can no longer be recalled, in the
+ * server's Unix ms: its send time (set by the server) plus windowMs.
+ */
+export function recallClosesMs(m, windowMs = RECALL_WINDOW_MS) {
+  return Number(m.sendTimeMs) + windowMs;
+}
+
 /** QUOTE_CHARS is how much of a quoted message a reply shows. */
 export const QUOTE_CHARS = 60;
 

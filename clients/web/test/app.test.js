@@ -13,7 +13,8 @@ import {
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
 import {
-  MAX_CONTENT_BYTES, QUOTE_CHARS, lengthNote, mentionsFor, quoteText,
+  MAX_CONTENT_BYTES, QUOTE_CHARS, RECALL_WINDOW_MS, lengthNote, mentionsFor, quoteText,
+  recallClosesMs,
 } from '../app/compose.js';
 import {
   USERNAME_RULE, bodyText, changeErrorText, groupEventText, isLeave, usernameProblem,
@@ -477,4 +478,13 @@ test('a session ended by a sign-out elsewhere says what happened and what to do'
   assert.equal(endedText({ code: ErrorCode.INVALID_CREDENTIALS }), 'Wrong username or password.');
   assert.equal(endedText(new SessionEndedError('the login expired; sign in again')),
     'the login expired; sign in again');
+});
+
+// Recall stayed on one's own messages past the server's window:
+// recallClosesMs is when it closes, by the send time and the default window.
+test('the recall window closes 2 minutes after the message was sent', () => {
+  assert.equal(RECALL_WINDOW_MS, 2 * 60_000);
+  const m = { sendTimeMs: 1_700_000_000_000n };
+  assert.equal(recallClosesMs(m), 1_700_000_120_000);
+  assert.equal(recallClosesMs(m, 5000), 1_700_000_005_000);
 });

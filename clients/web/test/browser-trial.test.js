@@ -140,9 +140,37 @@ describe('web app after the trial', () => {
       await recall.click();
       await waitMessage(bob, '(message recalled)');
       await waitMessage(ann, '(message recalled)');
+      // The refusal stays until dismissed (or a few seconds pass), not
+      // wiped by the next action.
+      assert.match(await ann.textContent('#conv-error'), /^Not recalled: /);
+      await ann.click('#conv-error-dismiss');
+      assert.equal(await ann.textContent('#conv-error'), '');
+      assert.equal(await ann.isVisible('#conv-error-dismiss'), false);
       assert.equal(await bob.locator('#messages button.edit').count(), 0,
         'Edit on the peer’s messages');
       assert.deepEqual((await bodies(bob)).slice(-1), ['(message recalled)']);
+      assert.deepEqual([...ann.errors, ...bob.errors], []);
+    } finally {
+      await ann.context().close();
+      await bob.context().close();
+    }
+  });
+
+  test('Recall leaves one’s own message when the recall window closes', async () => {
+    // recallWindowMs stands in for the server's 2 minutes; a refusal past
+    // it is the server's to give, in words, as above.
+    const ann = await openPage(browser, { query: { recallWindowMs: 3000 } });
+    const bob = await openPage(browser);
+    const [a, b] = [uname('wann'), uname('wbob')];
+    try {
+      await signUp(ann, a);
+      await signUp(bob, b);
+      await startChat(ann, b);
+      await send(ann, 'gone in a moment');
+      const own = bubble(ann, 'gone in a moment');
+      await own.locator('button.recall').waitFor();
+      await own.locator('button.recall').waitFor({ state: 'detached', timeout: 10_000 });
+      assert.equal(await own.locator('button.edit').count(), 1, 'Edit left with Recall');
       assert.deepEqual([...ann.errors, ...bob.errors], []);
     } finally {
       await ann.context().close();
