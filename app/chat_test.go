@@ -305,6 +305,29 @@ func TestChat_BlockAndDevices(t *testing.T) {
 	}
 }
 
+// TestChat_DevicesLeaveOutSignedOut checks that /devices, after /sign-out
+// of another device, lists the live device alone: a signed-out device holds
+// no sign-in, and offering it would only confuse.
+func TestChat_DevicesLeaveOutSignedOut(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	addr := sys.GatewayAddr().String()
+	desk := runChat(t, addr, "dann")
+	phone := startChat(t, addr, "--user", "dann", "--device", "phone")
+	phone.wait(t, "logged in as dann")
+	desk.say(t, "/devices")
+	desk.wait(t, "--- 2 devices ---")
+
+	desk.say(t, "/sign-out phone")
+	desk.wait(t, "* signed out phone")
+	desk.say(t, "/devices")
+	desk.wait(t, "--- 1 device ---")
+	desk.wait(t, "  term (terminal, online, this one; last login ")
+	if out := desk.text(); strings.Contains(out[strings.LastIndex(out, "--- 1 device ---"):],
+		"  phone (") {
+		t.Fatalf("the signed-out phone listed:\n%s", out)
+	}
+}
+
 // TestChat_LeaveEndsTheGroupView checks /leave against the real system: the
 // client leaves the group's view, so that a line typed next is not sent to
 // the group, and the group's LEAVE event is still labelled with its name.
