@@ -110,7 +110,7 @@ const Op = Object.freeze({
   UPDATE_PROFILE_ACK: 0x1a, LIST_DEVICES: 0x1b, LIST_DEVICES_ACK: 0x1c,
   SIGN_OUT_DEVICE: 0x1d, SIGN_OUT_DEVICE_ACK: 0x1e, SEARCH_USERS: 0x1f, SEARCH_USERS_ACK: 0x20,
   BLOCK: 0x21, BLOCK_ACK: 0x22,
-  // Groups, message changes, presence, notification settings and clearing: known so
+  // Groups, message changes, presence, notification settings, clearing and files: known so
   // that no frame of the protocol is "unknown" here; calls only for creating
   // and changing a group.
   CREATE_GROUP: 0x23, CREATE_GROUP_ACK: 0x24, MANAGE_GROUP: 0x25, MANAGE_GROUP_ACK: 0x26,
@@ -122,6 +122,7 @@ const Op = Object.freeze({
   DELETE_ACCOUNT: 0x3d, DELETE_ACCOUNT_ACK: 0x3e,
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
+  UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -155,7 +156,7 @@ const CloseReason = Object.freeze({
 });
 
 const ContentType = Object.freeze({
-  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6,
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7,
 });
 
 /** GroupAction is common.thrift GroupAction. */
