@@ -213,25 +213,15 @@ func (s *Session) Upload(ctx context.Context, r io.Reader,
 	if err != nil {
 		return nil, err
 	}
-	backoff := s.cfg.MinBackoff
-	var retry retrier
-	for {
-		c, err := s.Client(ctx)
-		if err != nil {
-			return nil, errorf("session upload %q: %w", p.Name, err)
-		}
-		ref, err := u.run(ctx, c)
-		if err == nil {
-			return ref, nil
-		}
-		if ctx.Err() != nil || !retry.again(c, err) {
-			return nil, errorf("session upload %q: %w", p.Name, err)
-		}
-		if err := sleep(ctx, jitter(backoff)); err != nil {
-			return nil, err
-		}
-		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	var ref *common.FileRef
+	err = s.retry(ctx, nil, func(c *Client) (err error) {
+		ref, err = u.run(ctx, c)
+		return err
+	})
+	if err != nil {
+		return nil, errorf("session upload %q: %w", p.Name, err)
 	}
+	return ref, nil
 }
 
 // EncodeFileRef returns the content of a FILE message naming ref.
@@ -334,24 +324,12 @@ func (c *Client) Download(ctx context.Context, id string,
 func (s *Session) Download(ctx context.Context, id string,
 	w io.Writer) (*protocol.DownloadResp, error) {
 	d := &downloader{id: id, w: w, sum: sha256.New()}
-	backoff := s.cfg.MinBackoff
-	var retry retrier
-	for {
-		c, err := s.Client(ctx)
-		if err != nil {
-			return nil, errorf("session download %s: %w", id, err)
-		}
-		err = d.run(ctx, c)
-		if err == nil {
-			d.last.Data = nil
-			return d.last, nil
-		}
-		if errors.Is(err, ErrFileMismatch) || ctx.Err() != nil || !retry.again(c, err) {
-			return nil, errorf("session download %s: %w", id, err)
-		}
-		if err := sleep(ctx, jitter(backoff)); err != nil {
-			return nil, err
-		}
-		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	// A mismatch is in the bytes w took: fetching them again cannot mend it.
+	mismatch := func(err error) bool { return errors.Is(err, ErrFileMismatch) }
+	err := s.retry(ctx, mismatch, func(c *Client) error { return d.run(ctx, c) })
+	if err != nil {
+		return nil, errorf("session download %s: %w", id, err)
 	}
+	d.last.Data = nil
+	return d.last, nil
 }

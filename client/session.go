@@ -685,6 +685,31 @@ func sendAgain(c *Client, err error) bool {
 // not counted (closedBeside).
 const maxProtocolCloses = 2
 
+// retry runs op on the Session's connection, again on the next one after
+// a failure a new connection may mend (retrier), with backoff, until op
+// succeeds, final says its error is final (nil: none is), or ctx ends. It
+// returns op's last error, or the one that ended the wait.
+func (s *Session) retry(ctx context.Context, final func(error) bool,
+	op func(c *Client) error) error {
+	backoff := s.cfg.MinBackoff
+	var retry retrier
+	for {
+		c, err := s.Client(ctx)
+		if err != nil {
+			return err
+		}
+		err = op(c)
+		if err == nil || (final != nil && final(err)) || ctx.Err() != nil ||
+			!retry.again(c, err) {
+			return err
+		}
+		if err := sleep(ctx, jitter(backoff)); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
 // retrier decides whether one Session request that failed is tried again.
 type retrier struct {
 	protocolCloses int
