@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
@@ -148,13 +149,12 @@ func ReactionEventOf(m *common.Message) (*common.ReactionEvent, error) {
 	return ev, decodeContent(m, common.ContentType_REACTION, ev)
 }
 
-func decodeContent(m *common.Message, want common.ContentType, v interface {
-	FastRead([]byte) (int, error)
-}) error {
+func decodeContent(m *common.Message, want common.ContentType, v codec.Readable) error {
 	if m.ContentType != want {
 		return errorf("%w: message %d is %s, not %s", ErrBadParams, m.MsgId, m.ContentType, want)
 	}
-	if _, err := v.FastRead(m.Content); err != nil {
+	// Through ReadBody: the generated reader panics on some malformed input.
+	if err := codec.ReadBody(m.Content, v); err != nil {
 		return errorf("%w: %s of message %d: %v", ErrProtocol, want, m.MsgId, err)
 	}
 	return nil

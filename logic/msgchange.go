@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -368,7 +369,7 @@ func eraseEdits(tx *gorm.DB, target *messageRow) error {
 	}
 	for _, e := range edits {
 		var ev common.EditEvent
-		if _, err := ev.FastRead(e.Content); err != nil || ev.Seq != target.Seq {
+		if err := codec.ReadBody(e.Content, &ev); err != nil || ev.Seq != target.Seq {
 			continue // another message's edit (or unreadable: left as it is)
 		}
 		blank, err := encodeStruct(&common.EditEvent{Seq: ev.Seq, MsgId: ev.MsgId})

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gorm.io/gorm"
 
+	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/event"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 )
@@ -467,7 +468,7 @@ func (s *Service) oldOutbox(ctx context.Context, minAge time.Duration) ([]outbox
 // that does not decode goes to partition 0, where task dead-letters it.
 func (s *Service) relaySubject(payload []byte) string {
 	var ev event.MessageEvent
-	if _, err := ev.FastRead(payload); err != nil || ev.Message == nil {
+	if err := codec.ReadBody(payload, &ev); err != nil || ev.Message == nil {
 		return s.deps.MQ.PartitionSubject(0)
 	}
 	return s.deps.MQ.MessageSubject(ev.Message.ConvId)
