@@ -12,7 +12,9 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -27,8 +29,8 @@ import (
 
 // Options tunes a Client. Zero fields take their defaults.
 type Options struct {
-	// DialTimeout bounds the TCP connect; default 5s. A deadline on the
-	// context given to Dial applies as well.
+	// DialTimeout bounds the TCP connect and the TLS handshake; default 5s.
+	// A deadline on the context given to Dial applies as well.
 	DialTimeout time.Duration
 	// RequestTimeout bounds each request from write to reply; default 10s.
 	RequestTimeout time.Duration
@@ -47,6 +49,11 @@ type Options struct {
 	SendLimit int
 	// PushBuffer is the capacity of the Messages channel; default 1024.
 	PushBuffer int
+	// TLS, when set, speaks TLS on the connection. The gateway itself speaks
+	// plain TCP; in production a load balancer in front of it ends TLS
+	// (docs/operations.md), and clients dial the balancer. An empty
+	// ServerName is taken from the host of the address dialled.
+	TLS *tls.Config
 	// LocalIP, when set, is the source address to dial from, e.g. a
 	// 127.x.y.z address so that load tests spread over the per-address limits
 	// of a server on loopback. Empty lets the system choose.
@@ -157,13 +164,31 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		}
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if opts.TLS != nil {
+		// The handshake runs under ctx and DialTimeout too.
+		td := tls.Dialer{NetDialer: &d, Config: opts.TLS}
+		if conn, err = td.DialContext(ctx, "tcp", addr); notTLS(err) {
+			err = fmt.Errorf("%w: TLS handshake: %w", ErrNotTLS, err)
+		}
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, dialError(addr, err)
 	}
 	c := newClient(conn, opts)
 	c.addr = addr
 	return c, nil
+}
+
+// notTLS reports whether a TLS handshake's err says the server does not
+// speak TLS: it closed the connection, or sent bytes that are no TLS record.
+func notTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dialError names addr, as given, in a failed dial's error once. The

@@ -59,6 +59,11 @@ var (
 	// effect a caller must not guess (ChangePassword); a refusal is an
 	// *Error instead, and a request that was not sent neither.
 	ErrOutcomeUnknown = errors.New("client: outcome unknown")
+	// ErrNotTLS wraps a TLS handshake (Options.TLS) that the server ended,
+	// or answered with bytes that are no TLS record: what answers there is
+	// not TLS, a gateway reached directly, say (a gateway speaks plain TCP;
+	// TLS ends at a load balancer in front of it).
+	ErrNotTLS = errors.New("client: the server does not speak TLS")
 	// ErrConvRefused wraps the server's refusal of one conversation's
 	// catch-up in an EventConvRefused.
 	ErrConvRefused = errors.New("client: conversation refused")

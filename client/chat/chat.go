@@ -9,6 +9,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -64,6 +66,8 @@ type config struct {
 	// maxBody is the largest request body the server accepts, its
 	// --max-body (client.Options.SendLimit).
 	maxBody int
+	// tls, when set, speaks TLS to every gateway address (--tls).
+	tls *tls.Config
 }
 
 // Run runs the chat client until /quit, the end of in, a fatal error (bad
@@ -116,6 +120,14 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.maxBody, "max-body", codec.DefaultMaxBody,
 		"the largest request body the server accepts, in bytes: its --max-body; raise it\n"+
 			"with the server's --max-content to send longer lines")
+	var tf tlsFlags
+	fs.BoolVar(&tf.on, "tls", false,
+		"speak TLS to the gateways (a load balancer in front of them ends it)")
+	fs.StringVar(&tf.ca, "tls-ca", "",
+		"PEM file of the certificates to trust instead of the system's (implies --tls)")
+	fs.StringVar(&tf.serverName, "tls-server-name", "",
+		"the name the server's certificate must hold (default the host of --addr;\n"+
+			"implies --tls)")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: resonance chat --user NAME [--to PEER] [flags]")
 		fs.PrintDefaults()
@@ -141,6 +153,10 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		cfg.password = os.Getenv(passwordEnv)
 		cfg.passwordFromEnv = cfg.password != ""
 	}
+	var err error
+	if cfg.tls, err = tf.config(); err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
 	cfg.addrs = splitAddrs(addrs)
 	if len(cfg.addrs) == 0 {
 		fs.Usage()
@@ -154,6 +170,33 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		cfg.device = defaultDevice(cfg.user)
 	}
 	return cfg, nil
+}
+
+// tlsFlags are the flags that ask for TLS.
+type tlsFlags struct {
+	on         bool
+	ca         string
+	serverName string
+}
+
+// config returns the TLS configuration f asks for, or nil for plain TCP.
+func (f tlsFlags) config() (*tls.Config, error) {
+	if !f.on && f.ca == "" && f.serverName == "" {
+		return nil, nil
+	}
+	c := &tls.Config{ServerName: f.serverName, MinVersion: tls.VersionTLS12}
+	if f.ca == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(f.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	c.RootCAs = x509.NewCertPool()
+	if !c.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", f.ca)
+	}
+	return c, nil
 }
 
 // splitAddrs splits a comma-separated --addr, dropping empty entries.

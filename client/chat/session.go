@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -251,7 +253,8 @@ func (s *session) open(ctx context.Context) error {
 		// where this device left off, or at the newest message.
 		StartAtLatest: true,
 		OnEvent:       s.onEvent,
-		Client:        client.Options{OnNotify: s.onNotify, SendLimit: s.cfg.maxBody},
+		Client: client.Options{OnNotify: s.onNotify, SendLimit: s.cfg.maxBody,
+			TLS: s.cfg.tls},
 	})
 	if err != nil {
 		return s.openErr(err)
@@ -332,8 +335,25 @@ func unreachableText(err error) string {
 	case errors.Is(err, client.ErrTimeout):
 		return "the server there took the connection but did not answer in time " +
 			"(a port of another service, or a server too busy): " + err.Error()
+	case errors.Is(err, client.ErrNotTLS):
+		return "the server there does not speak TLS (a gateway is plain TCP; TLS ends at a " +
+			"load balancer in front of it): drop --tls to reach a gateway itself: " + err.Error()
+	case untrusted(err):
+		return "the server's certificate is not trusted for that name (--tls-ca FILE " +
+			"trusts a private authority, --tls-server-name sets the name): " + err.Error()
 	}
 	return ""
+}
+
+// untrusted reports whether err is a TLS certificate the client did not
+// accept.
+func untrusted(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) ||
+		errors.As(err, &invalid)
 }
 
 // onEvent prints connection changes and a conversation the server refused
@@ -408,7 +428,7 @@ func (s *session) registerOnce(ctx context.Context) error {
 	if !s.cfg.register {
 		return nil
 	}
-	id, err := registerFirst(ctx, s.cfg.addrs, s.cfg.user, s.cfg.password)
+	id, err := registerFirst(ctx, s.cfg, s.cfg.password)
 	switch client.CodeOf(err) {
 	case common.ErrorCode_OK:
 		if err != nil {
@@ -436,10 +456,10 @@ func (s *session) registerOnce(ctx context.Context) error {
 // (client.SessionConfig.Fallbacks). When none answers, it returns the
 // failure, or with several addresses a *client.AddrsError of each, as
 // client.OpenSession does.
-func registerFirst(ctx context.Context, addrs []string, user, password string) (int64, error) {
+func registerFirst(ctx context.Context, cfg config, password string) (int64, error) {
 	var failures []*client.AddrError
-	for _, addr := range addrs {
-		id, err := registerAt(ctx, addr, user, password)
+	for _, addr := range cfg.addrs {
+		id, err := registerAt(ctx, addr, cfg.tls, cfg.user, password)
 		if !unreachable(err) || ctx.Err() != nil {
 			return id, err
 		}
@@ -451,9 +471,10 @@ func registerFirst(ctx context.Context, addrs []string, user, password string) (
 	return 0, &client.AddrsError{Failures: failures}
 }
 
-// registerAt registers user at the gateway addr.
-func registerAt(ctx context.Context, addr, user, password string) (int64, error) {
-	c, err := client.Dial(ctx, addr, client.Options{})
+// registerAt registers user at the gateway addr, over TLS when tc is set.
+func registerAt(ctx context.Context, addr string, tc *tls.Config, user,
+	password string) (int64, error) {
+	c, err := client.Dial(ctx, addr, client.Options{TLS: tc})
 	if err != nil {
 		return 0, err
 	}
@@ -467,7 +488,7 @@ func registerAt(ctx context.Context, addr, user, password string) (int64, error)
 func unreachable(err error) bool {
 	var opErr *net.OpError
 	return errors.As(err, &opErr) || errors.Is(err, codec.ErrBadMagic) ||
-		errors.Is(err, client.ErrTimeout)
+		errors.Is(err, client.ErrTimeout) || errors.Is(err, client.ErrNotTLS) || untrusted(err)
 }
 
 // serve handles stdin, the message stream and peer lookups until the user
