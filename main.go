@@ -7,6 +7,7 @@
 //	resonance task    delivery from NATS JetStream to gateways
 //	resonance chat    a terminal chat client
 //	resonance probe   GET a health URL, exit 0 on 200 (container health checks)
+//	resonance backup  copy an embedded data dir while the server runs
 package main
 
 import (
@@ -41,6 +42,7 @@ commands:
   task      run task alone
   chat      terminal chat client (resonance chat --help)
   probe     GET a health URL, exit 0 on 200 (resonance probe [URL])
+  backup    copy an embedded data dir while the server runs (resonance backup --to DIR)
 
 Every flag of all, gateway, logic and task can also be set as RESONANCE_<FLAG>
 in the environment (dashes as underscores) or as a key of the YAML file given
@@ -79,6 +81,8 @@ func run(args []string, stderr io.Writer) int {
 		return 0
 	case "probe":
 		return probe(args, stderr)
+	case "backup":
+		return backup(args, stderr)
 	case "help", "-h", "--help":
 		return help(args, stderr)
 	default:
@@ -224,6 +228,47 @@ func probe(args []string, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// backup copies a data dir (app.Backup) and prints what it copied.
+func backup(args []string, stderr io.Writer) int {
+	fs := newCommandFlags("backup", "--to DIR [flags]")
+	var b app.Backup
+	fs.StringVar(&b.DataDir, "data-dir", "data", "the server's data dir")
+	fs.StringVar(&b.DBPath, "db-dsn", "",
+		"the server's SQLite file, when it was given one (default DATA-DIR/resonance.db)")
+	fs.StringVar(&b.FileDir, "file-dir", "",
+		"the server's --file-dir, when it was given one (default files beside the SQLite file)")
+	fs.StringVar(&b.To, "to", "",
+		"the directory to create, laid out as a data dir: --data-dir DIR runs a server on it")
+	pos, err := parseInterspersed(fs.FlagSet, args)
+	switch {
+	case err != nil:
+	case len(pos) > 0:
+		err = fmt.Errorf("unexpected argument %q: give the target as --to", pos[0])
+	case b.To == "":
+		err = errors.New("--to is required")
+	}
+	if code, done := fs.failed(err, stderr); done {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	defer stop()
+	rep, err := b.Run(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "resonance", err)
+		return 1
+	}
+	key := "token key"
+	if !rep.TokenKey {
+		key = "no token key (the server takes --token-secret)"
+	}
+	fmt.Fprintf(stderr, "backup of %s in %s: store %.1f MiB (%d users, %d messages), "+
+		"%d files %.1f MiB, %s\n", b.DataDir, b.To, mib(rep.DBBytes), rep.Users, rep.Messages,
+		rep.Files, mib(rep.FileBytes), key)
+	return 0
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // defaultProbeURL is the readiness endpoint of --http-listen's default.
 const defaultProbeURL = "http://127.0.0.1:9100/readyz"

@@ -75,6 +75,10 @@ func TestRun_RejectsUnexpectedArguments(t *testing.T) {
 			want: "--timeout 0s: must be positive"},
 		{name: "probe, negative timeout", args: []string{"probe", "--timeout", "-1s", srv.URL},
 			want: "--timeout -1s: must be positive"},
+		{name: "backup, no target", args: []string{"backup", "--data-dir", "x"},
+			want: "--to is required"},
+		{name: "backup, target as an argument", args: []string{"backup", "/tmp/b"},
+			want: `unexpected argument "/tmp/b": give the target as --to`},
 		{name: "help, two commands", args: []string{"help", "all", "task"},
 			want: `unexpected argument "task"`},
 	}
