@@ -67,7 +67,43 @@ func askPassword(ctx context.Context, cfg *config, tty *os.File, out io.Writer) 
 		return fmt.Errorf("%w: %w: no password and no terminal to ask on", ErrReported,
 			ErrUsage)
 	}
-	fmt.Fprintf(out, "password for %s (not shown): ", cfg.user)
+	pw, err := readHidden(ctx, tty, out, fmt.Sprintf("password for %s (not shown): ", cfg.user))
+	if err != nil || !cfg.register {
+		cfg.password = pw
+		return err
+	}
+	// --register may create the account with it, and a typo would lock
+	// the user out of an account no one can recover: ask again, as
+	// /password does.
+	for try := 1; ; try++ {
+		again, err := readHidden(ctx, tty, out, "again, to confirm (not shown): ")
+		if err != nil {
+			return err
+		}
+		if again == pw {
+			cfg.password = pw
+			return nil
+		}
+		if try == registerTries {
+			fmt.Fprintln(out, "! the passwords differ")
+			return fmt.Errorf("%w: %w: the passwords differ", ErrReported, ErrUsage)
+		}
+		fmt.Fprintf(out, "! the passwords differ; try %d of %d\n", try+1, registerTries)
+		if pw, err = readHidden(ctx, tty, out, fmt.Sprintf("password for %s (not shown): ",
+			cfg.user)); err != nil {
+			return err
+		}
+	}
+}
+
+// registerTries is how many times --register asks for a password and its
+// confirmation before it gives up.
+const registerTries = 3
+
+// readHidden prints prompt and reads a line from tty without echo. An empty
+// line, or ctx done first, fails with the reason printed.
+func readHidden(ctx context.Context, tty *os.File, out io.Writer, prompt string) (string, error) {
+	fmt.Fprint(out, prompt)
 	type answer struct {
 		pw  []byte
 		err error
@@ -80,16 +116,15 @@ func askPassword(ctx context.Context, cfg *config, tty *os.File, out io.Writer) 
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out)
-		return fmt.Errorf("%w: %w", ErrReported, ctx.Err())
+		return "", fmt.Errorf("%w: %w", ErrReported, ctx.Err())
 	case a := <-done:
 		fmt.Fprintln(out) // the Enter typed was not echoed either
 		if a.err != nil || len(a.pw) == 0 {
 			fmt.Fprintln(out, "! no password typed")
-			return fmt.Errorf("%w: %w: no password typed", ErrReported, ErrUsage)
+			return "", fmt.Errorf("%w: %w: no password typed", ErrReported, ErrUsage)
 		}
-		cfg.password = string(a.pw)
+		return string(a.pw), nil
 	}
-	return nil
 }
 
 // keepTerminal saves the terminal state of tty and returns the function

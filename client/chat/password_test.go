@@ -4,8 +4,10 @@ package chat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,12 +124,67 @@ func TestRun_AsksPasswordOnTerminalWithoutEcho(t *testing.T) {
 	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dan", "--register")
 	waitOutput(t, r.out, "password for dan (not shown): ", 1)
 	p.typeLine(t, "dans-secret-pw")
+	waitOutput(t, r.out, "again, to confirm (not shown): ", 1)
+	p.typeLine(t, "dans-secret-pw")
 	waitOutput(t, r.out, "* logged in as dan", 1)
 	p.typeLine(t, "/help")
 	p.waitEcho(t, "/help")
 	p.noEcho(t, "dans-secret-pw")
 	if out := r.out.String(); strings.Contains(out, "usage:") {
 		t.Fatalf("usage printed instead of a prompt:\n%s", out)
+	}
+}
+
+// --register asks for the password twice on a terminal: a typo would
+// create an account nobody can log in to. A mismatch asks again, up to
+// three times; without --register the password is asked once.
+func TestRun_RegisterConfirmsPassword(t *testing.T) {
+	s := startServer(t)
+	t.Setenv("RESONANCE_PASSWORD", "")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "eve", "--register")
+	waitOutput(t, r.out, "password for eve (not shown): ", 1)
+	p.typeLine(t, "eves-secret-pw")
+	waitOutput(t, r.out, "again, to confirm (not shown): ", 1)
+	p.typeLine(t, "eves-secret-pq")
+	waitOutput(t, r.out, "! the passwords differ; try 2 of 3", 1)
+	waitOutput(t, r.out, "password for eve (not shown): ", 2)
+	p.typeLine(t, "eves-secret-pw")
+	waitOutput(t, r.out, "again, to confirm (not shown): ", 2)
+	p.typeLine(t, "eves-secret-pw")
+	waitOutput(t, r.out, "* logged in as eve", 1)
+	p.typeLine(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if out := r.out.String(); strings.Contains(out, "eves-secret") {
+		t.Fatalf("the output holds the password:\n%s", out)
+	}
+
+	// Three mismatches end it before anything is registered.
+	p2 := openPTY(t)
+	r2 := startChatOn(t, p2, "--addr", s.Addr(), "--user", "fay", "--register")
+	for i := 0; i < 3; i++ {
+		waitOutput(t, r2.out, "password for fay (not shown): ", i+1)
+		p2.typeLine(t, "fays-secret-pw")
+		waitOutput(t, r2.out, "again, to confirm (not shown): ", i+1)
+		p2.typeLine(t, "fays-other-pw")
+	}
+	if err := r2.wait(t); !errors.Is(err, chat.ErrUsage) {
+		t.Fatalf("Run after three mismatches = %v, want ErrUsage", err)
+	}
+	if slices.Contains(s.Usernames(), "fay") {
+		t.Fatal("fay was registered after three mismatched passwords")
+	}
+
+	// Logging in without --register asks once.
+	p3 := openPTY(t)
+	r3 := startChatOn(t, p3, "--addr", s.Addr(), "--user", "eve")
+	waitOutput(t, r3.out, "password for eve (not shown): ", 1)
+	p3.typeLine(t, "eves-secret-pw")
+	waitOutput(t, r3.out, "* logged in as eve", 1)
+	if strings.Contains(r3.out.String(), "again, to confirm") {
+		t.Fatalf("a login without --register asked twice:\n%s", r3.out.String())
 	}
 }
 
