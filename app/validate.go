@@ -113,7 +113,8 @@ func (c *Config) Validate() error {
 			"need it)", ErrConfig)
 	}
 	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateNotify,
-		c.validateRedis, c.validateInternal, c.validateMaxBody, c.validateParts}
+		c.validateRedis, c.validateInternal, c.validateMaxBody, c.validateTimeouts,
+		c.validateParts}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
@@ -271,6 +272,36 @@ func (c *Config) validateMaxBody() error {
 	if need := logic.MaxMessageBody(content); body < need {
 		return fmt.Errorf("%w: --max-body %d cannot carry a message of %s %d: "+
 			"it needs %d bytes with the ids around it", ErrConfig, body, contentFlag, content, need)
+	}
+	return nil
+}
+
+// minClientTimeout is the shortest login timeout, heartbeat interval and
+// heartbeat timeout the gateway takes from its flags. A client has a
+// round trip and its own timer between frames: with --heartbeat-interval
+// 1ms every client was closed HEARTBEAT_TIMEOUT before its first heartbeat,
+// and a login timeout that short closes each connection before its LOGIN.
+const minClientTimeout = time.Second
+
+// validateTimeouts refuses client timeouts too short for any client to
+// meet; zero takes the default.
+func (c *Config) validateTimeouts() error {
+	if !c.Role.Has(RoleGateway) {
+		return nil
+	}
+	timeouts := []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"--login-timeout", c.Gateway.LoginTimeout},
+		{"--heartbeat-interval", c.Gateway.HeartbeatInterval},
+		{"--heartbeat-timeout", c.Gateway.HeartbeatTimeout},
+	}
+	for _, t := range timeouts {
+		if t.d > 0 && t.d < minClientTimeout {
+			return fmt.Errorf("%w: %s %v: under %v, clients are closed before they can meet "+
+				"it", ErrConfig, t.flag, t.d, minClientTimeout)
+		}
 	}
 	return nil
 }
