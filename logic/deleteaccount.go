@@ -76,6 +76,11 @@ func (s *Service) deleteAccount(ctx context.Context, session *logicrpc.Session,
 		// begun but not finished keeps the password, which goes on.)
 		err = fmt.Errorf("%w: user %d", errAccountGone, user)
 	}
+	if err == nil {
+		// After the check above: a deletion revokes every device, and the
+		// session it missed is told the account is gone, not signed out.
+		err = s.checkGeneration(ctx, session)
+	}
 	if err != nil {
 		return err
 	}

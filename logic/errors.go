@@ -70,13 +70,14 @@ var errBlocked = fmt.Errorf("%w: cannot send to this user", ErrForbidden)
 // closed then (see DeleteAccount).
 var errAccountGone = fmt.Errorf("%w: account deleted", ErrTokenInvalid)
 
-// errDeviceRevoked refuses, as TOKEN_INVALID, a login with a token of the
-// device's own that was good until the device was signed out (its
-// generation moved or its refresh token was cleared; its row or account
-// gone). bizError marks it (BizError.signed_out) so that the gateway closes
-// the connection with SIGNED_OUT: a client that kept its password must not
-// sign the device back in with it. Expired, malformed or forged tokens are
-// not it.
+// errDeviceRevoked refuses, as TOKEN_INVALID, a login or REFRESH with a
+// token of the device's own that was good until the device was signed out
+// (its generation moved or its refresh token was cleared; its row or
+// account gone), and any request of a connection whose device was signed
+// out or account deleted since it logged in (errSignedOut). bizError marks
+// it (BizError.signed_out) so that the gateway closes the connection with
+// SIGNED_OUT: a client that kept its password must not sign the device back
+// in with it. Expired, malformed or forged tokens are not it.
 var errDeviceRevoked = fmt.Errorf("%w: signed out", ErrTokenInvalid)
 
 // errAddBlocked refuses putting in a group (CREATE_GROUP or ADD) a user who

@@ -170,10 +170,17 @@ func (s *Service) accessToken(dev *deviceRow) tokenPair {
 // pair; the old refresh token stops working. Presenting a refresh token that
 // was already rotated away means two parties hold it: the device's tokens are
 // revoked and its connections closed, and the answer is TOKEN_INVALID.
+//
+// A session whose device was signed out since (or whose account was
+// deleted) is TOKEN_INVALID marked signed_out, whatever token it presents,
+// so that the gateway closes it with SIGNED_OUT; an expired, malformed or
+// rotated-away token of a current session is unmarked and leaves the
+// connection open. The generation check costs one read, as a write's: a
+// REFRESH comes once per access token lifetime.
 func (s *Service) Refresh(ctx context.Context, session *logicrpc.Session,
 	req *protocol.RefreshReq) (*protocol.RefreshResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("refresh", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "refresh", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.RefreshReq{} // a missing body reads as empty, as on the wire

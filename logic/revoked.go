@@ -11,9 +11,13 @@ import (
 
 // authorizeWrite fails a write handler's call of op, as fail does: with
 // UNAUTHENTICATED when the session carries no user, and with TOKEN_INVALID
-// when the session's account was deleted or its device signed out since the
-// connection logged in (LOGOUT, SIGN_OUT_DEVICE, a password change, a reused
-// refresh token: its token generation is not the device's). Each of those
+// (marked signed_out, errDeviceRevoked) when the session's account was
+// deleted or its device signed out since the connection logged in (LOGOUT,
+// SIGN_OUT_DEVICE, a password change, a reused refresh token, a password
+// login of the device elsewhere: its token generation is not the device's).
+// LOGOUT, REFRESH and CHANGE_PASSWORD call it too: a stale connection must
+// not sign the device's new login out, renew its tokens, or change the
+// password it may hold (a thief's phone signed out by the owner). Each of those
 // revokes tokens and asks the gateways to close the connections; until a
 // close lands, or for good when one is lost, such a connection could
 // otherwise write rows back for a user that no longer exists, or register a
@@ -62,7 +66,7 @@ func (s *Service) authorizeWrite(ctx context.Context, op string,
 		err = fmt.Errorf("account of user=%d device=%q: %w", session.UserId,
 			session.DeviceId, err)
 	case deletedMs != 0:
-		err = fmt.Errorf("%w: user %d deleted", ErrTokenInvalid, session.UserId)
+		err = fmt.Errorf("%w: user %d deleted", errDeviceRevoked, session.UserId)
 	case staleGen(session, gen.Int64, gen.Valid):
 		err = errSignedOut(session)
 	}

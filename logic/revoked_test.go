@@ -10,6 +10,7 @@ import (
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/event"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -43,7 +44,11 @@ func TestSignOut_PublishesPresence(t *testing.T) {
 		}},
 		{"logout", func(e *env, _, laptop device) error {
 			// The laptop's second connection is the one closed through task.
-			e.loginDevice(t, "alice", "laptop", 3)
+			// By token: a password login would sign the first one out.
+			if _, err := e.svc.Login(ctx, &protocol.LoginReq{Token: laptop.token},
+				&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: 3}); err != nil {
+				return err
+			}
 			_, err := e.svc.Logout(ctx, laptop.sess, &protocol.LogoutReq{})
 			return err
 		}},

@@ -144,10 +144,12 @@ func staleGen(session *logicrpc.Session, current int64, known bool) bool {
 	return session.TokenGen != 0 && (!known || current != session.TokenGen)
 }
 
-// errSignedOut is the error of a session whose device was signed out.
+// errSignedOut is the error of a session whose device was signed out. It is
+// errDeviceRevoked, so marked (BizError.signed_out): the gateway closes the
+// connection with SIGNED_OUT after it, REFRESH's answer included.
 func errSignedOut(session *logicrpc.Session) error {
-	return fmt.Errorf("%w: device %q of user %d signed out (generation %d)",
-		ErrTokenInvalid, session.DeviceId, session.UserId, session.TokenGen)
+	return fmt.Errorf("%w: device %q of user %d (generation %d)",
+		errDeviceRevoked, session.DeviceId, session.UserId, session.TokenGen)
 }
 
 // authorizeRead fails a read or receipt handler's call of op, as fail does:
@@ -174,6 +176,28 @@ func (s *Service) authorizeRead(ctx context.Context, op string,
 	}
 	if err != nil {
 		return s.fail(op, err, sessionIDs(session))
+	}
+	return nil
+}
+
+// checkGeneration returns errSignedOut when session's device was signed out
+// since its connection logged in, read afresh rather than from the send
+// path's cache: for DELETE_ACCOUNT, which must not go through for a stale
+// session in the sendGenTTL a lost revocation event leaves it cached. It
+// checks no deletion: a deletion begun but not finished goes on when
+// retried (see deleteAccount).
+func (s *Service) checkGeneration(ctx context.Context, session *logicrpc.Session) error {
+	if session.TokenGen == 0 {
+		return nil
+	}
+	k := genKey{session.UserId, session.DeviceId}
+	read, err := s.readGenerations(ctx, []genKey{k})
+	if err != nil {
+		return err
+	}
+	gen, known := read[k]
+	if staleGen(session, gen, known) {
+		return errSignedOut(session)
 	}
 	return nil
 }

@@ -12,11 +12,13 @@ import (
 
 // Logout revokes every token of the session's device. The gateway closes the
 // session's own connection with SIGNED_OUT after the reply; any other
-// connection of the device is closed through task.
+// connection of the device is closed through task. A session whose device
+// was signed out since is TOKEN_INVALID: the device may have logged in
+// again, and that login is not this connection's to end.
 func (s *Service) Logout(ctx context.Context, session *logicrpc.Session,
 	_ *protocol.LogoutReq) (*protocol.LogoutResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("logout", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "logout", session); err != nil {
+		return nil, err
 	}
 	if _, err := s.revokeDevices(ctx, session.UserId, session.DeviceId); err != nil {
 		return nil, s.fail("logout", err, sessionIDs(session))
@@ -32,11 +34,14 @@ func (s *Service) Logout(ctx context.Context, session *logicrpc.Session,
 // ChangePassword checks the old password (rate-limited like a login), sets
 // the new one, revokes the tokens of every device of the user, closes the
 // user's other connections with SIGNED_OUT, and returns a new pair for the
-// session's device, whose connection stays open.
+// session's device, whose connection stays open. A session whose device was
+// signed out since is TOKEN_INVALID, before any password is tried: a device
+// signed out for being lost must not lock the owner out with the password
+// it knows.
 func (s *Service) ChangePassword(ctx context.Context, session *logicrpc.Session,
 	req *protocol.ChangePasswordReq) (*protocol.ChangePasswordResp, error) {
-	if !authenticated(session) {
-		return nil, s.fail("change_password", ErrUnauthenticated, nil)
+	if err := s.authorizeWrite(ctx, "change_password", session); err != nil {
+		return nil, err
 	}
 	if req == nil {
 		req = &protocol.ChangePasswordReq{} // a missing body reads as empty

@@ -29,8 +29,14 @@ type device struct {
 // loginDevice logs name in with the test password on device over conn.
 func (e *env) loginDevice(t *testing.T, name, dev string, conn int64) device {
 	t.Helper()
+	return e.loginDeviceWith(t, name, testPassword, dev, conn)
+}
+
+// loginDeviceWith is loginDevice with password.
+func (e *env) loginDeviceWith(t *testing.T, name, password, dev string, conn int64) device {
+	t.Helper()
 	resp, err := e.svc.Login(context.Background(), &protocol.LoginReq{Username: name,
-		Password: testPassword, DeviceId: dev, Platform: "test-os"},
+		Password: password, DeviceId: dev, Platform: "test-os"},
 		&logicrpc.ConnInfo{Gateway: "gw-1:9000", ConnId: conn, RemoteAddr: "10.0.0.1:5000"})
 	if err != nil {
 		t.Fatalf("login %s on %s: %v", name, dev, err)

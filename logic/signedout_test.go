@@ -83,3 +83,94 @@ func TestLogin_MarksTokensOfSignedOutDevices(t *testing.T) {
 		}
 	})
 }
+
+// sessionCalls are the calls by which sess's connection acts on its
+// account's sessions and password (password is the account's current one,
+// refresh the device's refresh token as the connection last held it), each
+// returning its error.
+func sessionCalls(e *env, sess *logicrpc.Session, password, refresh string) []namedCall {
+	ctx := context.Background()
+	return []namedCall{
+		{"refresh", func() error {
+			_, err := e.svc.Refresh(ctx, sess, &protocol.RefreshReq{RefreshToken: refresh})
+			return err
+		}},
+		{"logout", func() error {
+			_, err := e.svc.Logout(ctx, sess, &protocol.LogoutReq{})
+			return err
+		}},
+		{"change password", func() error {
+			_, err := e.svc.ChangePassword(ctx, sess, &protocol.ChangePasswordReq{
+				OldPassword: password, NewPassword_: "a stale device's choice"})
+			return err
+		}},
+		{"delete account", func() error {
+			return e.deleteAccount(sess, password)
+		}},
+	}
+}
+
+// namedCall is one call of a test, by name.
+type namedCall struct {
+	name string
+	call func() error
+}
+
+// A signed-out device's connection whose close was lost cannot act on the
+// account's sessions or password: REFRESH, LOGOUT, CHANGE_PASSWORD and
+// DELETE_ACCOUNT answer TOKEN_INVALID marked signed_out (so that the
+// gateway closes it with SIGNED_OUT), and the devices still signed in, the
+// laptop's new login among them, go on untouched. It holds the password:
+// a thief's phone signed out from the owner's laptop must not change it.
+func TestSignedOutSession_CannotActOnSessions(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		password string // the account's password after the sign-out
+		signOut  func(t *testing.T, e *env, laptop device)
+	}{
+		{"sign out device", testPassword, func(t *testing.T, e *env, laptop device) {
+			_, err := e.svc.SignOutDevice(ctx, laptop.sess,
+				&protocol.SignOutDeviceReq{DeviceId: "phone"})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"change password", "changed elsewhere", func(t *testing.T, e *env, laptop device) {
+			_, err := e.svc.ChangePassword(ctx, laptop.sess, &protocol.ChangePasswordReq{
+				OldPassword: testPassword, NewPassword_: "changed elsewhere"})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"password login elsewhere", testPassword, func(*testing.T, *env, device) {}},
+	}
+	for _, c := range cases {
+		for i, name := range []string{"refresh", "logout", "change password", "delete account"} {
+			t.Run(c.name+"/"+name, func(t *testing.T) {
+				e := newEnv(t, sqliteConfig(t))
+				e.register(t, "alice")
+				stale := e.loginDevice(t, "alice", "phone", 1)
+				laptop := e.loginDevice(t, "alice", "laptop", 2)
+				c.signOut(t, e, laptop)
+				if c.name == "change password" {
+					laptop = e.loginDeviceWith(t, "alice", c.password, "laptop", 3)
+				}
+				// The phone logs in again, with the password, on another
+				// connection: the stale one must not sign that login out.
+				phone := e.loginDeviceWith(t, "alice", c.password, "phone", 4)
+
+				err := sessionCalls(e, stale.sess, c.password, stale.refresh)[i].call()
+				biz, _ := errors.AsType[*common.BizError](err)
+				if codeOf(err) != common.ErrorCode_TOKEN_INVALID || !biz.GetSignedOut() {
+					t.Errorf("stale %s = %v, want TOKEN_INVALID marked signed_out", name, err)
+				}
+				for dev, d := range map[string]device{"phone": phone, "laptop": laptop} {
+					if _, err := e.svc.ListDevices(ctx, d.sess, nil); err != nil {
+						t.Errorf("after the stale %s, the %s: %v", name, dev, err)
+					}
+				}
+			})
+		}
+	}
+}
