@@ -22,11 +22,37 @@ func (s *stubLogic) Logout(context.Context, *logicrpc.Session,
 }
 
 // Refresh refuses the refresh token "stale" with TOKEN_INVALID, as logic
-// refuses one rotated away; any other is UNSUPPORTED.
+// refuses one rotated away, and "signed-out" with TOKEN_INVALID marked
+// signed_out, as logic refuses any of a signed-out device's connection; any
+// other is UNSUPPORTED.
 func (s *stubLogic) Refresh(_ context.Context, _ *logicrpc.Session,
 	req *protocol.RefreshReq) (*protocol.RefreshResp, error) {
-	if req.RefreshToken == "stale" {
+	switch req.RefreshToken {
+	case "stale":
 		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID, Message: "already used"}
+	case "signed-out":
+		return nil, errStubSignedOutMarked
+	}
+	return nil, errStubUnsupported
+}
+
+// errStubSignedOutMarked is errStubSignedOut marked signed_out, as logic
+// answers a signed-out device's connection since it marks that refusal.
+var errStubSignedOutMarked = &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
+	Message: "invalid token: signed out", SignedOut: new(true)}
+
+// DeleteAccount answers, for the password "gone", TOKEN_INVALID as logic
+// answers a connection of an account deleted already, and for
+// "signed-out" the marked TOKEN_INVALID of a signed-out device's
+// connection; any other is UNSUPPORTED.
+func (s *stubLogic) DeleteAccount(_ context.Context, _ *logicrpc.Session,
+	req *protocol.DeleteAccountReq) (*protocol.DeleteAccountResp, error) {
+	switch req.Password {
+	case "gone":
+		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
+			Message: "invalid token: account deleted"}
+	case "signed-out":
+		return nil, errStubSignedOutMarked
 	}
 	return nil, errStubUnsupported
 }

@@ -68,24 +68,30 @@ func (g *Gateway) afterReply(c *conn, resp codec.Body) gnet.AsyncCallback {
 // gateway: the connection can do nothing more, so it is closed with
 // SIGNED_OUT after the reply, and the client takes its signed-out path
 // instead of meeting the same error on every request. DELETE_ACCOUNT's
-// TOKEN_INVALID says the account is gone: ACCOUNT_DELETED.
+// TOKEN_INVALID says the account is gone: ACCOUNT_DELETED, unless logic
+// marked it signed_out (the connection's device was signed out, and the
+// account lives): SIGNED_OUT.
 //
 // Not after LOGIN, whose TOKEN_INVALID refuses the token it carried (the
 // third failure closes with LOGIN_FAILED, and a signed-out device's token
-// with SIGNED_OUT at once: loginFailed), nor after REFRESH,
-// whose TOKEN_INVALID refuses the refresh token it carried: malformed,
-// rotated away by a concurrent REFRESH, or of another device, while the
-// connection may well be signed in (a reuse that signs the device out
-// closes it through logic's kick).
-func (g *Gateway) afterError(c *conn, op protocol.Op, resp *protocol.ErrorResp) gnet.AsyncCallback {
+// with SIGNED_OUT at once: loginFailed). After REFRESH only when marked
+// signedOut: an unmarked one refuses the refresh token it carried
+// (malformed, expired, rotated away by a concurrent REFRESH, or of another
+// device) while the connection may well be signed in, and the client goes
+// on to its password; a marked one found the connection's device signed
+// out, and a client falling back to its password would sign it back in.
+func (g *Gateway) afterError(c *conn, op protocol.Op, resp *protocol.ErrorResp,
+	signedOut bool) gnet.AsyncCallback {
 	if resp.Code != common.ErrorCode_TOKEN_INVALID || c.session.Load() == nil {
 		return g.writeDone
 	}
 	reason, detail := protocol.CloseReason_SIGNED_OUT, "signed out"
-	switch op {
-	case protocol.Op_LOGIN, protocol.Op_REGISTER, protocol.Op_REFRESH:
+	switch {
+	case op == protocol.Op_LOGIN, op == protocol.Op_REGISTER:
 		return g.writeDone
-	case protocol.Op_DELETE_ACCOUNT:
+	case op == protocol.Op_REFRESH && !signedOut:
+		return g.writeDone
+	case op == protocol.Op_DELETE_ACCOUNT && !signedOut:
 		reason, detail = protocol.CloseReason_ACCOUNT_DELETED, "account deleted"
 	}
 	return func(gnet.Conn, error) error {

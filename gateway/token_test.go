@@ -94,8 +94,40 @@ func TestGateway_TokenInvalidClosesSignedOut(t *testing.T) {
 	}
 }
 
-// REFRESH's TOKEN_INVALID refuses the refresh token it carried, not the
-// connection: it stays open.
+// A REFRESH refused because the connection's device was signed out (logic
+// marks that TOKEN_INVALID signed_out) closes the connection with
+// SIGNED_OUT, as any other request of it would: the client must end its
+// session rather than fall back to its password. A DELETE_ACCOUNT refused
+// so closes with SIGNED_OUT too, not ACCOUNT_DELETED: the account lives.
+func TestGateway_SignedOutRefusalClosesSignedOut(t *testing.T) {
+	cases := []struct {
+		name   string
+		op     protocol.Op
+		reply  protocol.Op
+		body   codec.Body
+		reason protocol.CloseReason
+	}{
+		{"refresh", protocol.Op_REFRESH, protocol.Op_REFRESH_ACK,
+			&protocol.RefreshReq{RefreshToken: "signed-out"}, protocol.CloseReason_SIGNED_OUT},
+		{"delete account signed out", protocol.Op_DELETE_ACCOUNT, protocol.Op_DELETE_ACCOUNT_ACK,
+			&protocol.DeleteAccountReq{Password: "signed-out"}, protocol.CloseReason_SIGNED_OUT},
+		{"delete account gone", protocol.Op_DELETE_ACCOUNT, protocol.Op_DELETE_ACCOUNT_ACK,
+			&protocol.DeleteAccountReq{Password: "gone"}, protocol.CloseReason_ACCOUNT_DELETED},
+	}
+	h := startGateway(t, Config{})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial(t)
+			c.login("alice", 1)
+			c.send(tc.op, 2, tc.body)
+			c.expectError(tc.reply, 2, common.ErrorCode_TOKEN_INVALID)
+			c.expectClose(tc.reason)
+		})
+	}
+}
+
+// REFRESH's TOKEN_INVALID for its refresh token alone (expired, rotated
+// away) refuses that token, not the connection: it stays open.
 func TestGateway_RefreshTokenInvalidKeepsConnection(t *testing.T) {
 	h := startGateway(t, Config{})
 	c := h.dial(t)

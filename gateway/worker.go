@@ -417,7 +417,14 @@ func (g *Gateway) replyError(c *conn, r request, err error) {
 		g.logCallFailed(c, r.op, err).Msg("logic call failed")
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
-	_ = c.write(frame, g.afterError(c, r.op, resp))
+	_ = c.write(frame, g.afterError(c, r.op, resp, markedSignedOut(err)))
+}
+
+// markedSignedOut reports whether logic marked err, a TOKEN_INVALID, as
+// refusing a signed-out device (BizError.signed_out).
+func markedSignedOut(err error) bool {
+	biz, _ := errors.AsType[*common.BizError](err)
+	return biz.GetSignedOut()
 }
 
 // replyErrors is replyError for every request of rs, which failed together
@@ -429,7 +436,7 @@ func (g *Gateway) replyErrors(c *conn, rs []request, err error) {
 	}
 	for _, r := range rs {
 		frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
-		_ = c.write(frame, g.afterError(c, r.op, resp))
+		_ = c.write(frame, g.afterError(c, r.op, resp, markedSignedOut(err)))
 	}
 }
 
