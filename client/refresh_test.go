@@ -159,3 +159,34 @@ func TestSession_RefreshesItsTokens(t *testing.T) {
 	}
 	wantTokenRefused(t, s, login.RefreshToken, "phone")
 }
+
+// A Session whose device was signed out while its close was lost ends as
+// signed out at its next REFRESH, which the server refuses and follows with
+// CLOSE SIGNED_OUT: it does not wait for TOKEN_EXPIRED and log the device
+// back in with its password.
+func TestSession_SignedOutAtRefreshEnds(t *testing.T) {
+	s := startServer(t, clienttest.Options{TokenTTL: 300 * time.Millisecond})
+	loginNew(t, s, "alice", client.Options{})
+	sess := openSession(t, s, "alice", "phone", nil)
+	t.Cleanup(func() { _ = sess.Close() })
+	collectSession(t, sess)
+	logins := s.Requests(protocol.Op_LOGIN)
+
+	s.RevokeTokens()
+	waitFor(t, "the session's end", func() bool {
+		select {
+		case <-sess.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	ce, ok := errors.AsType[*client.CloseError](sess.Err())
+	if !errors.Is(sess.Err(), client.ErrSessionEnded) || !ok ||
+		ce.Reason != protocol.CloseReason_SIGNED_OUT {
+		t.Fatalf("session ended with %v, want ErrSessionEnded and CLOSE SIGNED_OUT", sess.Err())
+	}
+	if n := s.Requests(protocol.Op_LOGIN) - logins; n != 0 {
+		t.Fatalf("the session logged in %d more times", n)
+	}
+}

@@ -53,18 +53,20 @@ func (s *Server) afterReply(c *conn, op protocol.Op, reply codec.Body, err error
 // signedOutLocked returns the CLOSE that ends c after err, the answer to
 // its request of op, as the gateway ends a signed-out device's connection,
 // or nil: TOKEN_INVALID to a logged-in connection ends it with SIGNED_OUT
-// (ACCOUNT_DELETED for DELETE_ACCOUNT), but for REFRESH and REGISTER, whose
-// TOKEN_INVALID is about the token the request carried.
+// (ACCOUNT_DELETED for DELETE_ACCOUNT unless the refusal is a signed-out
+// device's), but not for REGISTER, nor for REFRESH unless its refresh token
+// is of a signed-out device: else its TOKEN_INVALID is about the token the
+// request carried (expired, rotated away).
 func (s *Server) signedOutLocked(c *conn, op protocol.Op, err error) []byte {
 	var be *bizError
 	if s.opts.KeepSignedOut || c.userID == 0 || !errors.As(err, &be) ||
 		be.code != common.ErrorCode_TOKEN_INVALID {
 		return nil
 	}
-	switch op {
-	case protocol.Op_REFRESH, protocol.Op_REGISTER:
+	switch {
+	case op == protocol.Op_REGISTER, op == protocol.Op_REFRESH && !be.signedOut:
 		return nil
-	case protocol.Op_DELETE_ACCOUNT:
+	case op == protocol.Op_DELETE_ACCOUNT && !be.signedOut:
 		return accountDeletedFrame()
 	}
 	return signedOutFrame()

@@ -118,8 +118,12 @@ func (s *Server) rotateLocked(d device, st *refreshState, token string) (tokenPa
 }
 
 // refreshTokens serves REFRESH: the token must be of the connection's
-// device.
+// device. One revoked since it was issued is refused as a signed-out
+// device's (the connection is closed with SIGNED_OUT), as the server.
 func (s *Server) refreshTokens(c *conn, req *protocol.RefreshReq) (codec.Body, error) {
+	if s.revoked[req.RefreshToken] {
+		return nil, errSignedOut
+	}
 	d, st, ok := s.refreshOwner(req.RefreshToken)
 	if !ok {
 		return nil, fail(common.ErrorCode_TOKEN_INVALID, "revoked or expired")

@@ -499,12 +499,14 @@ func (s *Server) holdLogin() <-chan struct{} {
 type bizError struct {
 	code common.ErrorCode
 	msg  string
-	// signedOut marks a TOKEN_INVALID refusing a LOGIN's token of a
-	// signed-out device, which closes the connection with SIGNED_OUT.
+	// signedOut marks a TOKEN_INVALID refusing a LOGIN's or REFRESH's
+	// token of a signed-out device, which closes the connection with
+	// SIGNED_OUT.
 	signedOut bool
 }
 
-// errSignedOut refuses a LOGIN's token of a device signed out since.
+// errSignedOut refuses a LOGIN's or REFRESH's token of a device signed out
+// since.
 var errSignedOut = &bizError{code: common.ErrorCode_TOKEN_INVALID,
 	msg: "invalid token: signed out", signedOut: true}
 
