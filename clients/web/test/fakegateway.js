@@ -49,10 +49,10 @@ export class FakeGateway {
     this.unknown = new Set();
     this.changed = new Map(); // conv id -> version of its last change, for SYNC_CONVS cursors
     // signedOut, once set (signOutLost), answers every request of a
-    // logged-in connection but REFRESH TOKEN_INVALID, as the server answers
-    // a device signed out while its close was lost; with signedOutCloses
-    // the CLOSE SIGNED_OUT the gateway sends behind the answer follows, in a
-    // WebSocket message of its own.
+    // logged-in connection TOKEN_INVALID, REFRESH included, as the server
+    // answers a device signed out while its close was lost; with
+    // signedOutCloses the CLOSE SIGNED_OUT the gateway sends behind the
+    // answer follows, in a WebSocket message of its own.
     this.signedOut = false;
     this.signedOutCloses = true;
     // onRequest(ws, op, req), when set, sees each request first; true
@@ -521,7 +521,7 @@ export class FakeGateway {
     const reply = (resp) => this.frame(ws, header.op + 1, header.requestId, respSchema, resp);
     const fail = (code) => this.frame(ws, header.op + 1, header.requestId, schemas.ErrorResp,
       { code, message: 'test' }, FLAG_ERROR);
-    if (this.signedOut && ![Op.LOGIN, Op.REGISTER, Op.REFRESH].includes(header.op)) {
+    if (this.signedOut && ![Op.LOGIN, Op.REGISTER].includes(header.op)) {
       fail(ErrorCode.TOKEN_INVALID);
       if (this.signedOutCloses) {
         setTimeout(() => ws.readyState === 1 && this.closeWith(ws, CloseReason.SIGNED_OUT, -1), 0);

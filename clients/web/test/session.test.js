@@ -806,6 +806,27 @@ for (const closes of [true, false]) {
   });
 }
 
+// A device signed out while its close was lost, whose next request is its
+// REFRESH: the gateway refuses it as a signed-out device's and closes with
+// SIGNED_OUT behind it, and the session ends there rather than log the
+// device in again with the password once its access token expires.
+test('a REFRESH refused as a signed-out device\'s ends the session signed out', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  gw.signOutLost();
+  s.positions.setTokens({ ...s.positions.tokens(), accessExpiryMs: Date.now() + 100 });
+  s.scheduleRefresh(s.conn);
+  await until(() => ended, 'ended');
+  assert.equal(ended.close?.reason, CloseReason.SIGNED_OUT, `ended with ${ended}`);
+  assert.equal(gw.refreshes.length, 1, 'refreshes');
+  assert.equal(gw.logins.length, 1, 'no login after the sign-out');
+});
+
 // A device signed out while its session was offline stays signed out: at
 // the reconnect its token is refused as a signed-out device's, the
 // gateway's CLOSE SIGNED_OUT follows, and the session ends without a
