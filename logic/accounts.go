@@ -370,13 +370,14 @@ func (s *Service) DisconnectBatch(ctx context.Context, sessions []*logicrpc.Sess
 // disconnected at once.
 const disconnectBatchConcurrency = 16
 
-// Renew extends the routes of the given live connections.
+// Renew extends the routes of the given live connections, and writes back
+// those a route store restart lost, but not a signed-out device's
+// (renewable): its connection, whose close was lost, would receive the
+// user's new messages by PUSH again.
 func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error {
 	rs := make([]route.Route, 0, len(sessions))
-	for _, ss := range sessions {
-		if ss != nil && ss.UserId != 0 {
-			rs = append(rs, sessionRoute(ss))
-		}
+	for _, ss := range s.renewable(ctx, sessions) {
+		rs = append(rs, sessionRoute(ss))
 	}
 	if len(rs) == 0 {
 		return nil
@@ -388,6 +389,39 @@ func (s *Service) Renew(ctx context.Context, sessions []*logicrpc.Session) error
 		})
 	}
 	return nil
+}
+
+// renewable returns the logged-in sessions of sessions whose device was
+// not signed out since they logged in (signedOutSessions: one read for the
+// batch at most). A stale one is only left out, not closed: a renewal that
+// loaded a session just before its own CHANGE_PASSWORD renewed it reads
+// stale too, and its route, still there, is renewed by the next one. When
+// the generations cannot be read, all are renewed: a route lost in an
+// outage is a live connection unreachable.
+func (s *Service) renewable(ctx context.Context,
+	sessions []*logicrpc.Session) []*logicrpc.Session {
+	live := make([]*logicrpc.Session, 0, len(sessions))
+	for _, ss := range sessions {
+		if ss != nil && ss.UserId != 0 {
+			live = append(live, ss)
+		}
+	}
+	stale, err := s.signedOutSessions(ctx, live)
+	if err != nil {
+		s.failLog.Warn().Err(err).Int("routes", len(live)).
+			Msg("device generations unread; renewing every route")
+		return live
+	}
+	kept := live[:0]
+	for i, ss := range live {
+		if stale[i] {
+			s.log.Debug().Int64("user", ss.UserId).Str("device", ss.DeviceId).
+				Int64("conn", ss.ConnId).Msg("route of a signed-out connection not renewed")
+			continue
+		}
+		kept = append(kept, ss)
+	}
+	return kept
 }
 
 // GetUser looks a user up by username, or by id when username is empty. A

@@ -174,3 +174,30 @@ func TestSignedOutSession_CannotActOnSessions(t *testing.T) {
 		}
 	}
 }
+
+// A signed-out device's connection whose close was lost does not get its
+// route back from the gateway's renewal (which writes back routes a store
+// restart lost): it would then receive the user's new messages by PUSH,
+// asking nothing. The devices still signed in keep theirs.
+func TestRenew_LeavesSignedOutRoutesOut(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	ctx := context.Background()
+	phone := e.loginDevice(t, "alice", "phone", 1)
+	laptop := e.loginDevice(t, "alice", "laptop", 2)
+	if _, err := e.svc.SignOutDevice(ctx, phone.sess,
+		&protocol.SignOutDeviceReq{DeviceId: "laptop"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.svc.Renew(ctx, []*logicrpc.Session{laptop.sess, phone.sess}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.routes.Lookup(ctx, []int64{alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].DeviceID != "phone" {
+		t.Fatalf("routes after the renewal = %+v, want the phone's alone", rs)
+	}
+}
