@@ -423,8 +423,8 @@ func (g *Gateway) replyError(c *conn, r request, err error) {
 // markedSignedOut reports whether logic marked err, a TOKEN_INVALID, as
 // refusing a signed-out device (BizError.signed_out).
 func markedSignedOut(err error) bool {
-	biz, _ := errors.AsType[*common.BizError](err)
-	return biz.GetSignedOut()
+	biz, ok := errors.AsType[*common.BizError](err)
+	return ok && biz.GetSignedOut() // the getter reads through a nil biz
 }
 
 // replyErrors is replyError for every request of rs, which failed together
