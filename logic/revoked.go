@@ -15,13 +15,13 @@ import (
 // deleted or its device signed out since the connection logged in (LOGOUT,
 // SIGN_OUT_DEVICE, a password change, a reused refresh token, a password
 // login of the device elsewhere: its token generation is not the device's).
+// Each of those revokes tokens and asks the gateways to close the
+// connections; until a close lands, or for good when one is lost, such a
+// connection could otherwise write rows back for a user that no longer
+// exists, or register a push token again for a device that was signed out.
 // LOGOUT, REFRESH and CHANGE_PASSWORD call it too: a stale connection must
 // not sign the device's new login out, renew its tokens, or change the
-// password it may hold (a thief's phone signed out by the owner). Each of those
-// revokes tokens and asks the gateways to close the connections; until a
-// close lands, or for good when one is lost, such a connection could
-// otherwise write rows back for a user that no longer exists, or register a
-// push token again for a device that was signed out.
+// password it may hold (a thief's phone signed out by the owner).
 //
 // The check costs one read by primary key on the read pool (the user's row
 // joined with the device's), which sees the tombstone or the bumped
