@@ -55,6 +55,10 @@ var (
 	ErrTooLarge = errors.New("codec: body too large")
 	// ErrBadBody means the body is not a valid Thrift struct of its opcode's type.
 	ErrBadBody = errors.New("codec: malformed body")
+	// ErrTooManyElems means a container of a well-formed body holds more
+	// elements than the reader allows (ReadBodyLimit). Unlike the errors
+	// above, the stream can still be trusted.
+	ErrTooManyElems = errors.New("codec: container over the element limit")
 )
 
 // Header is the decoded fixed header of a frame.
@@ -210,10 +214,21 @@ func EncodeFrame(op protocol.Op, flags Flags, requestID uint32, body Body) []byt
 // length and never reaches the generated reader malformed. Strings and
 // binaries of v are copied out of body, so body may be reused.
 func ReadBody(body []byte, v Readable) error {
+	return ReadBodyLimit(body, v, 0)
+}
+
+// ReadBodyLimit is ReadBody refusing with ErrTooManyElems a body in which
+// any list, set or map holds more than maxElems elements; 0 means no limit.
+// The check runs before anything is allocated: a list of empty structs
+// costs one byte each on the wire but dozens once decoded.
+func ReadBodyLimit(body []byte, v Readable, maxElems int) error {
 	if len(body) == 0 {
 		return nil
 	}
-	n, err := validate(body)
+	n, err := validate(body, maxElems)
+	if errors.Is(err, ErrTooManyElems) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
 	}

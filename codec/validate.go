@@ -32,9 +32,10 @@ var errTruncated = errors.New("truncated")
 // are actually there. The generated readers trust declared sizes (a list
 // header can ask for a billion elements in a 10-byte body) and index tables by
 // the type byte; validating first keeps a hostile frame from costing more than
-// its own length, or crashing the reader.
-func validate(buf []byte) (int, error) {
-	v := validator{buf: buf}
+// its own length, or crashing the reader. maxElems, when not 0, bounds the
+// elements of every container.
+func validate(buf []byte, maxElems int) (int, error) {
+	v := validator{buf: buf, maxElems: maxElems}
 	if err := v.structBody(0); err != nil {
 		return v.off, fmt.Errorf("at byte %d: %w", v.off, err)
 	}
@@ -42,8 +43,9 @@ func validate(buf []byte) (int, error) {
 }
 
 type validator struct {
-	buf []byte
-	off int
+	buf      []byte
+	off      int
+	maxElems int
 }
 
 func (v *validator) need(n int) error {
@@ -176,15 +178,20 @@ func (v *validator) mapBody(depth int) error {
 }
 
 // needElems rejects a container whose declared element count cannot fit in
-// the bytes left, before anything iterates or allocates for it. each is 0
-// when an element type is unknown, which is refused even for an empty
-// container: readers index tables by the type id.
+// the bytes left, or is over maxElems, before anything iterates or allocates
+// for it. each is 0 when an element type is unknown, which is refused even
+// for an empty container: readers index tables by the type id.
 func (v *validator) needElems(n, each int) error {
 	if each <= 0 {
 		return errors.New("unknown element type")
 	}
 	if n > (len(v.buf)-v.off)/each {
 		return fmt.Errorf("container of %d elements in %d bytes", n, len(v.buf)-v.off)
+	}
+	// Only a body that could be read is over a limit; one that lies about
+	// its sizes is malformed.
+	if v.maxElems > 0 && n > v.maxElems {
+		return fmt.Errorf("%w: %d elements, limit %d", ErrTooManyElems, n, v.maxElems)
 	}
 	return nil
 }

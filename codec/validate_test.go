@@ -45,3 +45,32 @@ func deepStruct(n int) []byte {
 	}
 	return b
 }
+
+// TestReadBodyLimit_CountsElements checks the element limit applies to
+// containers at any depth, and that a container lying about its size stays
+// malformed rather than merely over the limit.
+func TestReadBodyLimit_CountsElements(t *testing.T) {
+	three := []byte{15, 0, 1, 12, 0, 0, 0, 3, 0, 0, 0, 0} // DeliveredReq: 3 empty positions
+	if err := codec.ReadBodyLimit(three, &protocol.DeliveredReq{}, 3); err != nil {
+		t.Fatalf("3 elements, limit 3: %v", err)
+	}
+	var req protocol.DeliveredReq
+	err := codec.ReadBodyLimit(three, &req, 2)
+	if !errors.Is(err, codec.ErrTooManyElems) || errors.Is(err, codec.ErrBadBody) {
+		t.Fatalf("3 elements, limit 2: %v, want ErrTooManyElems alone", err)
+	}
+	if req.Positions != nil {
+		t.Fatalf("refused body decoded %d positions", len(req.Positions))
+	}
+	// A list of 4 i64 nested in an unknown struct field.
+	nested := []byte{12, 0, 9, 15, 0, 1, 10, 0, 0, 0, 4}
+	nested = append(nested, make([]byte, 32)...)
+	nested = append(nested, 0, 0)
+	if err := codec.ReadBodyLimit(nested, &req, 3); !errors.Is(err, codec.ErrTooManyElems) {
+		t.Fatalf("nested list of 4, limit 3: %v, want ErrTooManyElems", err)
+	}
+	lying := []byte{15, 0, 1, 12, 0x7f, 0xff, 0xff, 0xff, 0}
+	if err := codec.ReadBodyLimit(lying, &req, 2); !errors.Is(err, codec.ErrBadBody) {
+		t.Fatalf("list claiming 2^31-1 elements: %v, want ErrBadBody", err)
+	}
+}

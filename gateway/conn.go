@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,6 +298,11 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 		return g.heartbeat(c, h, body)
 	}
 	r, err := decodeRequest(h, body)
+	if errors.Is(err, codec.ErrTooManyElems) {
+		// A well-formed frame over a limit: the stream is still in step.
+		g.appendError(c, h, bizError(common.ErrorCode_TOO_LARGE, "too many elements"))
+		return gnet.None
+	}
 	if err != nil {
 		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
 		return gnet.Close

@@ -27,10 +27,23 @@ func decodeRequest(h codec.Header, body []byte) (request, error) {
 	if r.body == nil {
 		return r, fmt.Errorf("%w: no request body for op %v", codec.ErrUnknownOp, h.Op)
 	}
-	if err := codec.ReadBody(body, r.body); err != nil {
+	if err := codec.ReadBodyLimit(body, r.body, maxElems(h.Op)); err != nil {
 		return r, fmt.Errorf("decode %v request %d: %w", h.Op, h.RequestID, err)
 	}
 	return r, nil
+}
+
+// maxElems is the most elements a container of op's body may hold, 0 for no
+// limit. Logic refuses more positions too, but a DELIVERED is the one
+// request whose list holds structs, which may be empty: a 64 KiB body of
+// them decodes to some 2 MiB, and held MaxPending deep in the queue, then
+// forwarded, it would cost the gateway and logic 30 times what the client
+// sent. Refused here, it costs nothing past its frame.
+func maxElems(op protocol.Op) int {
+	if op == protocol.Op_DELIVERED {
+		return maxDeliveredPositions
+	}
+	return 0
 }
 
 // newRequestBody returns an empty request struct of op, or nil for an
@@ -124,6 +137,10 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 	}
 	return nil
 }
+
+// maxDeliveredPositions is the limit on the positions of one DELIVERED, the
+// same as logic's (docs/protocol.md, Limits).
+const maxDeliveredPositions = 500
 
 // frameErrorReason is the close reason for an inbound frame the decoders
 // refused: FRAME_TOO_LARGE for one over the size limit (the client may

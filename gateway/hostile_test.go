@@ -297,3 +297,41 @@ func TestWS_ClosesSlowConsumer(t *testing.T) {
 		t.Fatalf("SLOW_CONSUMER closes %d, want 1", n)
 	}
 }
+
+// emptyPositionsFrame is a DELIVERED frame whose body is one list of empty
+// ConvPos structs, one byte each on the wire, filling size bytes.
+func emptyPositionsFrame(id uint32, size int) []byte {
+	body := []byte{15, 0, 1, 12, 0, 0, 0, 0} // list field 1 of structs, count below
+	n := size - len(body) - 1                // the struct's final stop byte
+	binary.BigEndian.PutUint32(body[4:], uint32(n))
+	body = append(body, make([]byte, n+1)...) // each element is a lone stop byte
+	frame := make([]byte, codec.HeaderSize, codec.HeaderSize+len(body))
+	codec.PutHeader(frame, codec.Header{Op: protocol.Op_DELIVERED, RequestID: id,
+		BodyLen: uint32(len(body))})
+	return append(frame, body...)
+}
+
+func TestGateway_RefusesDeliveredOverLimitOnLoop(t *testing.T) {
+	h := startGateway(t, Config{})
+	c := h.dial(t)
+	c.login("alice", 1)
+
+	// 64 KiB of empty positions decode to some 2 MiB of structs: they must
+	// be refused before they are queued, let alone sent to logic.
+	c.writeRaw(emptyPositionsFrame(2, codec.DefaultMaxBody))
+	c.expectError(protocol.Op_DELIVERED_ACK, 2, common.ErrorCode_TOO_LARGE)
+	if got, _ := h.logic.reported(); len(got) != 0 {
+		t.Fatalf("logic was handed %d positions, want none", len(got))
+	}
+
+	// The connection goes on, and a full DELIVERED still reaches logic.
+	full := make([]*protocol.ConvPos, maxDeliveredPositions)
+	for i := range full {
+		full[i] = &protocol.ConvPos{ConvId: "p2p:1:2", Seq: int64(i + 1)}
+	}
+	c.send(protocol.Op_DELIVERED, 3, &protocol.DeliveredReq{Positions: full})
+	c.expectReply(protocol.Op_DELIVERED_ACK, 3, &protocol.DeliveredResp{})
+	if got, _ := h.logic.reported(); len(got) != maxDeliveredPositions {
+		t.Fatalf("logic was handed %d positions, want %d", len(got), maxDeliveredPositions)
+	}
+}
