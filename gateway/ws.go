@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,14 +201,35 @@ func (g *Gateway) wsFrame(c *conn, payload []byte) gnet.Action {
 func (g *Gateway) wsClientClose(c *conn, payload []byte) gnet.Action {
 	c.closing = true
 	g.stats.clientCloses.Add(1)
-	code := ws.StatusNormalClosure
-	if len(payload) >= 2 {
-		code = ws.StatusCode(binary.BigEndian.Uint16(payload))
-	}
-	if ws.CheckCloseFrameData(code, "") != nil {
-		code = ws.StatusProtocolError // a code no endpoint may send, such as 1005
-	}
+	code := closeEcho(payload)
 	c.loop.out = appendWSClose(c.loop.out, code)
 	g.log.Debug().Int64("conn", c.id).Uint16("code", uint16(code)).Msg("client closed websocket")
 	return gnet.Close
+}
+
+// closeEcho is the code that answers a client's close frame of payload: its
+// own code when the frame is valid (none means 1000), else the error it
+// commits (RFC 6455 5.5.1 and 7.4): a one-byte payload or a code no endpoint
+// may send, such as 1005 or one past 4999, is a protocol error, and a reason
+// that is not UTF-8 is invalid payload data.
+func closeEcho(payload []byte) ws.StatusCode {
+	switch len(payload) {
+	case 0:
+		return ws.StatusNormalClosure
+	case 1:
+		return ws.StatusProtocolError
+	}
+	code := ws.StatusCode(binary.BigEndian.Uint16(payload))
+	// gobwas/ws checks neither end of the range.
+	if code < 1000 || code > 4999 {
+		return ws.StatusProtocolError
+	}
+	err := ws.CheckCloseFrameData(code, string(payload[2:]))
+	switch {
+	case errors.Is(err, ws.ErrProtocolInvalidUTF8):
+		return ws.StatusInvalidFramePayloadData
+	case err != nil:
+		return ws.StatusProtocolError
+	}
+	return code
 }

@@ -91,6 +91,38 @@ func TestWS_PingAndClientClose(t *testing.T) {
 	c.expectWSClose(ws.StatusGoingAway)
 }
 
+// A client's close frame is answered with its own code when the frame is
+// valid, and otherwise with the error the frame commits (RFC 6455 7.4).
+func TestWS_ClientCloseCodes(t *testing.T) {
+	cases := []struct {
+		name    string
+		payload []byte
+		want    ws.StatusCode
+	}{
+		{name: "no code", payload: nil, want: ws.StatusNormalClosure},
+		{name: "private code", payload: ws.NewCloseFrameBody(4000, "bye"), want: 4000},
+		{name: "one byte", payload: []byte{0x03}, want: ws.StatusProtocolError},
+		{name: "code under 1000", payload: ws.NewCloseFrameBody(999, ""),
+			want: ws.StatusProtocolError},
+		{name: "reserved 1005", payload: ws.NewCloseFrameBody(ws.StatusNoStatusRcvd, ""),
+			want: ws.StatusProtocolError},
+		{name: "code 5000", payload: ws.NewCloseFrameBody(5000, ""),
+			want: ws.StatusProtocolError},
+		{name: "code 65535", payload: ws.NewCloseFrameBody(65535, ""),
+			want: ws.StatusProtocolError},
+		{name: "reason not UTF-8", payload: []byte{0x03, 0xe8, 0xff, 0xfe},
+			want: ws.StatusInvalidFramePayloadData},
+	}
+	h := startGateway(t, Config{})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dialWS(t)
+			c.writeFrame(ws.OpClose, true, tc.payload)
+			c.expectWSClose(tc.want)
+		})
+	}
+}
+
 func TestWS_RefusesBadMessages(t *testing.T) {
 	heartbeat := codec.EncodeFrame(protocol.Op_HEARTBEAT, 0, 1, nil)
 	unmasked := append([]byte{0x82, byte(len(heartbeat))}, heartbeat...)
