@@ -37,6 +37,11 @@ const httpGet = "GET "
 const tooLongResponse = "HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 	"Connection: close\r\nContent-Length: 0\r\n\r\n"
 
+// badRequestResponse answers an upgrade request whose request line is
+// malformed.
+const badRequestResponse = "HTTP/1.1 400 Bad Request\r\n" +
+	"Connection: close\r\nContent-Length: 0\r\n\r\n"
+
 // sniff tells from the first bytes what a connection speaks: "GET " starts an
 // HTTP upgrade, anything else is taken for frames (the decoder refuses a bad
 // magic). modeSniff means too few bytes to tell.
@@ -99,8 +104,14 @@ func (g *Gateway) handshake(c *conn, buf []byte) (gnet.Action, int) {
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(buf[:end]), loopWriter{c.loop}}
+	written := len(c.loop.out)
 	if _, err := g.upgrader.Upgrade(rw); err != nil {
-		// Upgrade has written the HTTP error response to the loop's output.
+		// Upgrade has written the HTTP error response to the loop's output,
+		// except for a request line it cannot parse: that one returns at
+		// once, and the client would see the connection end unanswered.
+		if len(c.loop.out) == written {
+			c.loop.out = append(c.loop.out, badRequestResponse...)
+		}
 		return g.refuseHandshake(c, fmt.Errorf("%w: %v", ErrHandshake, err)), end
 	}
 	if _, named := c.loop.proxied[c]; !named && g.trusted(c.gc.RemoteAddr()) {

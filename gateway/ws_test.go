@@ -226,6 +226,8 @@ func TestWS_BadUpgradeRequests(t *testing.T) {
 		status  string
 	}{
 		{name: "plain GET", request: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", status: " 400 "},
+		{name: "no HTTP version", request: "GET /\r\nHost: x\r\n\r\n", status: " 400 "},
+		{name: "no request line", request: "GET \r\n\r\n", status: " 400 "},
 		{name: "headers too long", request: "GET / HTTP/1.1\r\nX: " +
 			strings.Repeat("a", maxHandshake) + "\r\n\r\n", status: " 431 "},
 	}
