@@ -453,6 +453,14 @@ func startGateway(t testing.TB, cfg Config) *harness {
 // before anything calls it.
 func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness {
 	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	return startGatewayLog(t, cfg, setup, log)
+}
+
+// startGatewayLog is startGatewayWith logging to log.
+func startGatewayLog(t testing.TB, cfg Config, setup func(*stubLogic),
+	log zerolog.Logger) *harness {
+	t.Helper()
 	stub := newStubLogic()
 	setup(stub)
 	cli := startStubLogic(t, stub)
@@ -461,8 +469,7 @@ func startGatewayWith(t testing.TB, cfg Config, setup func(*stubLogic)) *harness
 	if cfg.NumEventLoop == 0 {
 		cfg.NumEventLoop = 2
 	}
-	gw, err := New(cfg, Deps{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
-		Logic: cli, PushListener: pushLn})
+	gw, err := New(cfg, Deps{Log: log, Logic: cli, PushListener: pushLn})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

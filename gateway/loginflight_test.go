@@ -3,10 +3,14 @@ package gateway
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/internal/syncbuf"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -197,5 +201,30 @@ func TestGateway_LoginTheCloseOvertookRemovesItsRoute(t *testing.T) {
 				})
 			})
 		})
+	}
+}
+
+// A token LOGIN still waiting in the batcher when its connection closes is
+// dropped: logic never saw it, the client is gone, and nothing failed. A
+// reconnect storm closes many such connections; each used to log a warning
+// that a logic call had failed.
+func TestGateway_LoginDroppedByTheCloseIsNoFailure(t *testing.T) {
+	var logs syncbuf.Buffer
+	h := startGatewayLog(t, Config{}, func(*stubLogic) {}, zerolog.New(&logs))
+	holders := holdLoginCalls(t, h)
+	c := h.dial(t)
+	c.tokenLogin(1, stubToken)
+	waitLoginsQueued(t, h, 1)
+	_ = c.conn.Close()
+	waitLoginsQueued(t, h, 0) // the close took it out of the queue
+	close(h.logic.release)
+	for _, holder := range holders {
+		holder.expectLoggedIn(1, 1)
+	}
+	testwait.For(t, 5*time.Second, "every worker to finish", func() bool {
+		return h.gw.pool.Running() == 0
+	})
+	if line := logs.String(); strings.Contains(line, `"level":"warn"`) {
+		t.Fatalf("a LOGIN the close dropped logged a warning: %s", line)
 	}
 }

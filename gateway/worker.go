@@ -297,6 +297,13 @@ func (g *Gateway) login(ctx context.Context, c *conn, r request) {
 	if err != nil {
 		// Kicks held for c are moot: it is not logged in as anyone.
 		g.endLogin(c, flight)
+		if errors.Is(err, context.Canceled) {
+			// onClose cancelled the LOGIN while it waited in the batcher
+			// (a call once out runs detached): logic never saw it and no
+			// one is left to answer, so nothing failed.
+			g.log.Debug().Int64("conn", c.id).Msg("login dropped: connection closed")
+			return
+		}
 		g.loginFailed(c, r, err)
 		return
 	}
