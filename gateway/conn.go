@@ -246,9 +246,10 @@ func (g *Gateway) readConn(c *conn, buf []byte) (gnet.Action, int) {
 // readFrames dispatches every complete protocol frame at the front of buf
 // (raw TCP mode) and returns the bytes consumed.
 func (g *Gateway) readFrames(c *conn, buf []byte) (gnet.Action, int) {
-	dec := codec.Decoder{MaxBody: g.cfg.MaxBody}
 	action, consumed := gnet.None, 0
 	for action == gnet.None {
+		// Per frame: a LOGIN dispatched here lifts the limit for the next.
+		dec := codec.Decoder{MaxBody: g.maxBody(c)}
 		h, body, n, err := dec.Decode(buf[consumed:])
 		if err != nil {
 			g.beginClose(c, frameErrorReason(err), err.Error())
@@ -265,6 +266,20 @@ func (g *Gateway) readFrames(c *conn, buf []byte) (gnet.Action, int) {
 		action = g.dispatch(c, h, body)
 	}
 	return action, consumed
+}
+
+// maxBody is the largest frame body c may send now: MaxBody once it has
+// sent a LOGIN, so that requests may be pipelined behind it, and before
+// that maxBodyBeforeLogin, which fits any LOGIN or REGISTER. gnet holds the
+// bytes of a partial frame until it is whole; without the smaller limit a
+// client that never logs in could make the gateway hold MaxBody (twice
+// that, as gnet's buffer grows) until the login deadline, on every
+// connection it opens.
+func (g *Gateway) maxBody(c *conn) int {
+	if c.loginQueued {
+		return g.cfg.MaxBody
+	}
+	return min(g.cfg.MaxBody, maxBodyBeforeLogin)
 }
 
 // onTick queues a wheel sweep on every event loop, so that each sweep runs on

@@ -28,8 +28,9 @@ var (
 	// bits or opcode, a bad control frame, a stray continuation, or a binary
 	// message that is not exactly one protocol frame. Closed with 1002.
 	ErrWSProtocol = errors.New("gateway: websocket protocol error")
-	// ErrWSTooLarge means a WebSocket message declared more than MaxBody plus
-	// the frame header. Closed with 1009, before its payload is read.
+	// ErrWSTooLarge means a WebSocket message declared more than the body
+	// limit (MaxBody, or less before LOGIN) plus the frame header. Closed
+	// with 1009, before its payload is read.
 	ErrWSTooLarge = errors.New("gateway: websocket message too large")
 	// ErrWSText means a client sent a text message; the protocol is binary.
 	// Closed with 1003.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/internal/testwait"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -334,4 +336,37 @@ func TestGateway_RefusesDeliveredOverLimitOnLoop(t *testing.T) {
 	if got, _ := h.logic.reported(); len(got) != maxDeliveredPositions {
 		t.Fatalf("logic was handed %d positions, want %d", len(got), maxDeliveredPositions)
 	}
+}
+
+// Until a connection has sent its LOGIN, a frame may not be larger than a
+// LOGIN needs: a client that has not said who it is cannot make the gateway
+// hold MaxBody for it until the login deadline, 64 KiB times every
+// connection an address can open. Requests pipelined behind the LOGIN may
+// be as large as ever.
+func TestGateway_LimitsFramesBeforeLogin(t *testing.T) {
+	h := startGateway(t, Config{})
+	big := make([]byte, maxBodyBeforeLogin+1)
+	register := codec.EncodeFrame(protocol.Op_REGISTER, 0, 1,
+		&protocol.RegisterReq{Username: "mallory", Password: string(big)})
+
+	t.Run("tcp", func(t *testing.T) {
+		c := h.dial(t)
+		c.writeRaw(register[:codec.HeaderSize]) // the header alone must do
+		c.expectClose(protocol.CloseReason_FRAME_TOO_LARGE)
+	})
+	t.Run("websocket", func(t *testing.T) {
+		c := h.dialWS(t)
+		c.writeFrame(ws.OpBinary, true, register)
+		c.expectClose(protocol.CloseReason_FRAME_TOO_LARGE, ws.StatusMessageTooBig)
+	})
+	t.Run("pipelined behind LOGIN", func(t *testing.T) {
+		c := h.dial(t)
+		login := codec.EncodeFrame(protocol.Op_LOGIN, 0, 1,
+			&protocol.LoginReq{Username: "alice", Password: "pw"})
+		send := codec.EncodeFrame(protocol.Op_SEND, 0, 2,
+			&protocol.SendReq{ToUserId: 2, Content: big})
+		c.writeRaw(append(login, send...))
+		c.expectReply(protocol.Op_LOGIN_ACK, 1, &protocol.LoginResp{})
+		c.expectReply(protocol.Op_SEND_ACK, 2, &protocol.SendResp{})
+	})
 }

@@ -18,6 +18,10 @@ const maxFrameRate = 1_000_000
 // without them.
 const refusalGraceMs = 2000
 
+// maxBodyBeforeLogin is the largest frame body a connection may send before
+// its first LOGIN (g.maxBody).
+const maxBodyBeforeLogin = 4 << 10
+
 // numCloseReasons bounds the close counters; CloseReason values above it are
 // counted as UNKNOWN.
 const numCloseReasons = 16

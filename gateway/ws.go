@@ -150,9 +150,9 @@ func (w loopWriter) Write(p []byte) (int, error) {
 // returns the bytes consumed. Payloads are unmasked in place in gnet's
 // buffer; only a fragmented message is copied, into c.wsr.
 func (g *Gateway) readWS(c *conn, buf []byte) (gnet.Action, int) {
-	maxMessage := g.cfg.MaxBody + codec.HeaderSize
 	action, consumed := gnet.None, 0
 	for action == gnet.None {
+		maxMessage := g.maxBody(c) + codec.HeaderSize
 		m, n, ok, err := c.wsr.next(buf[consumed:], maxMessage)
 		if err != nil {
 			g.beginCloseCause(c, closeCause{reason: frameErrorReason(err),
@@ -194,7 +194,7 @@ func (g *Gateway) wsMessage(c *conn, m wsMessage) gnet.Action {
 
 // wsFrame dispatches the one protocol frame a binary message must carry.
 func (g *Gateway) wsFrame(c *conn, payload []byte) gnet.Action {
-	h, body, n, err := codec.Decoder{MaxBody: g.cfg.MaxBody}.Decode(payload)
+	h, body, n, err := codec.Decoder{MaxBody: g.maxBody(c)}.Decode(payload)
 	if err == nil && n != len(payload) {
 		err = fmt.Errorf("%w: a message of %d bytes holds a frame of %d",
 			ErrWSProtocol, len(payload), n)
