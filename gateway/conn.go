@@ -313,12 +313,10 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 		return g.heartbeat(c, h, body)
 	}
 	r, err := decodeRequest(h, body)
-	if errors.Is(err, codec.ErrTooManyElems) {
-		// A well-formed frame over a limit: the stream is still in step.
-		g.appendError(c, h, bizError(common.ErrorCode_TOO_LARGE, "too many elements"))
-		return gnet.None
-	}
-	if err != nil {
+	// A well-formed frame over a limit leaves the stream in step: it is
+	// answered, after the login check as any request is.
+	overLimit := errors.Is(err, codec.ErrTooManyElems)
+	if err != nil && !overLimit {
 		g.beginClose(c, protocol.CloseReason_PROTOCOL_ERROR, err.Error())
 		return gnet.Close
 	}
@@ -326,6 +324,10 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 	// so that a client may pipeline LOGIN and SEND without waiting.
 	if c.session.Load() == nil && !c.loginQueued && needsLogin(h.Op) {
 		g.appendError(c, h, bizError(common.ErrorCode_UNAUTHENTICATED, "log in first"))
+		return gnet.None
+	}
+	if overLimit {
+		g.appendError(c, h, bizError(common.ErrorCode_TOO_LARGE, "too many elements"))
 		return gnet.None
 	}
 	if h.Op == protocol.Op_LOGIN {

@@ -326,6 +326,11 @@ func TestGateway_RefusesDeliveredOverLimitOnLoop(t *testing.T) {
 		t.Fatalf("logic was handed %d positions, want none", len(got))
 	}
 
+	// Before login, logging in comes first, as for any request.
+	early := h.dial(t)
+	early.writeRaw(emptyPositionsFrame(4, maxBodyBeforeLogin))
+	early.expectError(protocol.Op_DELIVERED_ACK, 4, common.ErrorCode_UNAUTHENTICATED)
+
 	// The connection goes on, and a full DELIVERED still reaches logic.
 	full := make([]*protocol.ConvPos, maxDeliveredPositions)
 	for i := range full {
