@@ -131,6 +131,12 @@ func TestWS_RefusesBadMessages(t *testing.T) {
 	huge = binary.BigEndian.AppendUint64(huge, 100<<20)
 	huge = append(huge, 1, 2, 3, 4)
 
+	// A continuation declaring 2^63-1 bytes after a first fragment: the sum
+	// of the two lengths passes int64.
+	endless := []byte{0x80, 0x80 | 127}
+	endless = binary.BigEndian.AppendUint64(endless, 1<<63-1)
+	endless = append(endless, 1, 2, 3, 4)
+
 	cases := []struct {
 		name   string
 		write  func(c *wsClient)
@@ -149,6 +155,12 @@ func TestWS_RefusesBadMessages(t *testing.T) {
 			write: func(c *wsClient) {
 				c.writeFrame(ws.OpBinary, false, make([]byte, 1000))
 				c.writeFrame(ws.OpContinuation, false, make([]byte, 1000))
+			}},
+		{name: "continuation of 2^63-1 bytes", code: ws.StatusMessageTooBig,
+			reason: protocol.CloseReason_FRAME_TOO_LARGE,
+			write: func(c *wsClient) {
+				c.writeFrame(ws.OpBinary, false, []byte{0x52})
+				c.writeRaw(endless)
 			}},
 		{name: "two frames in one message", code: ws.StatusProtocolError,
 			write: func(c *wsClient) {

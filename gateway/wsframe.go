@@ -52,7 +52,9 @@ func (r *wsReader) next(buf []byte, maxMessage int) (m wsMessage, n int, ok bool
 	if h.OpCode == ws.OpText {
 		return m, 0, false, ErrWSText
 	}
-	if !h.OpCode.IsControl() && fragLen+h.Length > int64(maxMessage) {
+	// Subtract rather than add: a length near 2^63 would wrap the sum
+	// negative and pass, and gnet would buffer whatever followed.
+	if !h.OpCode.IsControl() && h.Length > int64(maxMessage)-fragLen {
 		return m, 0, false, fmt.Errorf("%w: %d bytes declared, limit %d",
 			ErrWSTooLarge, fragLen+h.Length, maxMessage)
 	}
