@@ -44,6 +44,9 @@ var (
 
 	// errQuit ends the session normally (/quit, end of input, ctx done).
 	errQuit = errors.New("chat: quit")
+	// errFileExists refuses a /save onto an existing file, which it never
+	// overwrites.
+	errFileExists = errors.New("file exists")
 )
 
 // passwordEnv is read when --password is not given, so that the password

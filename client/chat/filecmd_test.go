@@ -1,7 +1,9 @@
 package chat_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +127,81 @@ func TestRun_SendFileSaysTheLimitAndProgress(t *testing.T) {
 		"* uploading mid.bin: 50%\n* uploading mid.bin: 75%\n"
 	if !strings.Contains(out, want) || strings.Count(out, "uploading") != 4 {
 		t.Fatalf("want the progress\n%s in:\n%s", want, out)
+	}
+}
+
+// uploadFile uploads data as name through c and sends it to the user to.
+func uploadFile(t *testing.T, c *client.Client, to int64, name string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := c.Upload(ctx, bytes.NewReader(data), client.UploadParams{Name: name,
+		Size: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendFile(ctx, client.SendParams{ToUserID: to}, ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// /save downloads into a temporary file beside the target and renames it
+// into place only once the bytes are checked, so a run killed mid-download
+// leaves no truncated file under the final name; a temporary file left by
+// such a run is replaced, not refused. A larger download tells its
+// progress as an upload does.
+func TestRun_SaveWritesTheTargetOnlyWhenComplete(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	alice, _ := newUser(t, s, "alice")
+	data := make([]byte, 3<<19) // 1.5 MiB, many chunks
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	uploadFile(t, alice, bobID, "partial.bin", data)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "partial.bin")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "alice #1: [file] partial.bin (1.5 MiB)", 1)
+
+	release := s.HoldDownloads()
+	r.say(t, "/save #1 "+target)
+	testwait.For(t, 5*time.Second, "a download held after its first chunk", func() bool {
+		return s.HeldDownloads() == 1
+	})
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("half-way through the download, %s: %v; want it absent", target, err)
+	}
+	release()
+	waitOutput(t, r.out, "* saved partial.bin (1.5 MiB) to "+target, 1)
+	checkFile(t, target, data)
+
+	// A run killed mid-download leaves its temporary file behind.
+	again := filepath.Join(dir, "again.bin")
+	if err := os.WriteFile(again+".part", []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.say(t, "/save #1 "+again)
+	waitOutput(t, r.out, "* saved partial.bin (1.5 MiB) to "+again, 1)
+	checkFile(t, again, data)
+	if _, err := os.Lstat(again + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary file stays: %v", err)
+	}
+	want := "* downloading partial.bin (1.5 MiB)\n* downloading partial.bin: 25%\n" +
+		"* downloading partial.bin: 50%\n* downloading partial.bin: 75%\n"
+	if out := r.out.String(); !strings.Contains(out, want) {
+		t.Fatalf("want the progress\n%s in:\n%s", want, out)
+	}
+}
+
+// checkFile fails t unless the file at path holds want.
+func checkFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s holds %d bytes, not the %d sent", path, len(got), len(want))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -64,7 +65,7 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
 	ref, err := s.sess.Upload(ctx, f, client.UploadParams{Name: name, Size: size,
-		Progress: s.uploadNotice(name, size)})
+		Progress: s.progressNotice("uploading", name, size)})
 	if limit, ok := fileLimitOf(err); ok {
 		s.maxFile = limit
 		return overLimit(name, size, limit)
@@ -81,28 +82,29 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	return nil
 }
 
-// progressFrom is the size from which an upload tells its progress, by
-// quarters: below it, an upload takes well under a second.
+// progressFrom is the size from which a transfer tells its progress, by
+// quarters: below it, a transfer takes well under a second.
 const progressFrom = 1 << 20
 
-// uploadNotice returns the Progress of an upload of name, size bytes long.
-// It announces the upload once the server has taken its first chunk, so
-// that a file over the server's limit is not announced before the refusal,
-// and, from progressFrom, says each quarter done: a few lines, even in a
-// pipe. A file of one chunk goes without a word; its message line tells.
-func (s *session) uploadNotice(name string, size int64) func(held int64) {
+// progressNotice returns the progress callback of a transfer of name, size
+// bytes long, told as verb ("uploading"). It announces the transfer once
+// its first chunk is through, so that an upload over the server's limit is
+// not announced before the refusal, and, from progressFrom, says each
+// quarter done: a few lines, even in a pipe. A file of one chunk goes
+// without a word; its message or "saved" line tells.
+func (s *session) progressNotice(verb, name string, size int64) func(held int64) {
 	told := -1 // the quarters told; -1 before the announcement
 	return func(held int64) {
 		if held >= size {
 			return
 		}
 		if told < 0 {
-			s.printf("* uploading %s (%s)", name, formatSize(size))
+			s.printf("* %s %s (%s)", verb, name, formatSize(size))
 			told = 0
 		}
 		if q := int(held * 4 / size); size >= progressFrom && q > told {
 			told = q
-			s.printf("* uploading %s: %d%%", name, q*25)
+			s.printf("* %s %s: %d%%", verb, name, q*25)
 		}
 	}
 }
@@ -152,22 +154,74 @@ func (s *session) saveFile(ctx context.Context, arg string) error {
 		return err
 	}
 	path := saveTarget(dest, ref.Name)
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err := s.download(ctx, ref, path); err != nil {
+		return err
+	}
+	s.printf("* saved %s (%s) to %s", ref.Name, formatSize(ref.Size), path)
+	return nil
+}
+
+// partSuffix marks the temporary file a download goes to beside its target.
+const partSuffix = ".part"
+
+// download writes the file ref names to path, which must not exist. The
+// bytes go to path+partSuffix first, renamed into place only once their
+// SHA-256 is checked: a run killed mid-download leaves no truncated file
+// under the final name, and the temporary file it leaves is truncated by
+// the next try rather than refusing it.
+// TODO: a retry starts over; resuming from the temporary file's bytes
+// would need the SDK's Download to start at an offset.
+func (s *session) download(ctx context.Context, ref *common.FileRef, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s: %w", path, errFileExists)
+	}
+	part := path + partSuffix
+	out, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
-	_, err = s.sess.Download(ctx, ref.FileId, out)
+	w := &progressWriter{w: out, progress: s.progressNotice("downloading", ref.Name, ref.Size)}
+	_, err = s.sess.Download(ctx, ref.FileId, w)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		_ = os.Remove(path)
-		return err
+	if err == nil {
+		err = placeFile(part, path)
 	}
-	s.printf("* saved %s (%s) to %s", ref.Name, formatSize(ref.Size), path)
-	return nil
+	if err != nil {
+		_ = os.Remove(part)
+	}
+	return err
+}
+
+// placeFile moves the file at part to path unless path exists: a hard link
+// fails rather than replace a file made meanwhile, where a rename would
+// replace it; on a file system without links, a checked rename.
+func placeFile(part, path string) error {
+	err := os.Link(part, path)
+	if err == nil {
+		return os.Remove(part)
+	}
+	if _, serr := os.Lstat(path); serr == nil || errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s: %w", path, errFileExists)
+	}
+	return os.Rename(part, path)
+}
+
+// progressWriter counts the bytes written through it for progress.
+type progressWriter struct {
+	w        io.Writer
+	held     int64
+	progress func(held int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.held += int64(n)
+	p.progress(p.held)
+	return n, err
 }
 
 // pathArg returns the path an argument names: the text in double quotes

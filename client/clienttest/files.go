@@ -11,11 +11,14 @@ import (
 // defaultMaxFileSize is the server's default largest upload, 25 MiB.
 const defaultMaxFileSize = 25 << 20
 
-// upload is a file on its way in: its size and how much is held. The
-// bytes are not kept (there is no DOWNLOAD).
+// upload is a file on its way in: its description and the bytes held,
+// which DOWNLOAD serves once all are in.
 type upload struct {
 	owner          int64
 	size, received int64
+	name, mime     string
+	sha256         []byte
+	data           []byte
 }
 
 // upload serves UPLOAD as the server does in outline: a file over
@@ -38,7 +41,8 @@ func (s *Server) upload(c *conn, req *protocol.UploadReq) (codec.Body, error) {
 			s.uploads = make(map[string]*upload)
 		}
 		req.FileId = newToken()
-		s.uploads[req.FileId] = &upload{owner: c.userID, size: req.Size}
+		s.uploads[req.FileId] = &upload{owner: c.userID, size: req.Size, name: req.Name,
+			mime: req.Mime, sha256: req.Sha256}
 	}
 	u := s.uploads[req.FileId]
 	switch {
@@ -48,8 +52,54 @@ func (s *Server) upload(c *conn, req *protocol.UploadReq) (codec.Body, error) {
 		return nil, fail(common.ErrorCode_TOO_LARGE,
 			fmt.Sprintf("too large: chunk over %d bytes", protocol.MaxFileChunk))
 	case len(req.Data) > 0 && req.Offset == u.received:
-		u.received = min(u.size, u.received+int64(len(req.Data)))
+		u.data = append(u.data, req.Data[:min(int64(len(req.Data)), u.size-u.received)]...)
+		u.received = int64(len(u.data))
 	}
 	return &protocol.UploadResp{FileId: req.FileId, NextOffset: u.received,
 		Complete: u.received == u.size}, nil
+}
+
+// download serves DOWNLOAD of a complete upload to any signed-in user: the
+// fake does not check who may read a FILE message naming it.
+func (s *Server) download(req *protocol.DownloadReq) (codec.Body, error) {
+	u := s.uploads[req.FileId]
+	if u == nil || u.received != u.size || req.Offset < 0 || req.Offset > u.size {
+		return nil, fail(common.ErrorCode_NOT_FOUND, "not found: file")
+	}
+	n := int64(req.MaxBytes)
+	if n <= 0 || n > protocol.MaxFileChunk {
+		n = protocol.MaxFileChunk
+	}
+	end := min(u.size, req.Offset+n)
+	return &protocol.DownloadResp{Data: u.data[req.Offset:end], Offset: req.Offset,
+		Size: u.size, Mime: u.mime, Name: u.name, Sha256: u.sha256}, nil
+}
+
+// HoldDownloads makes every DOWNLOAD past a file's first chunk wait,
+// unanswered, until release is called, as on a slow link; HeldDownloads
+// counts them. A test sees a download half done meanwhile.
+func (s *Server) HoldDownloads() (release func()) { return s.holdGate(&s.downloadGate) }
+
+// HeldDownloads is how many DOWNLOAD requests waited for a HoldDownloads
+// release.
+func (s *Server) HeldDownloads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heldDownloads
+}
+
+// holdDownload returns the gate a DOWNLOAD of body waits for, nil when none
+// or when it asks for a file's first chunk, and counts the DOWNLOAD held.
+func (s *Server) holdDownload(body []byte) <-chan struct{} {
+	req := protocol.NewDownloadReq()
+	if codec.ReadBody(body, req) != nil || req.Offset == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downloadGate == nil {
+		return nil
+	}
+	s.heldDownloads++
+	return s.downloadGate
 }

@@ -72,6 +72,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_UPLOAD:
 		req := protocol.NewUploadReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.upload(c, req) })
+	case protocol.Op_DOWNLOAD:
+		req := protocol.NewDownloadReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.download(req) })
 	}
 	return s.handleGroupOps(c, op, body)
 }

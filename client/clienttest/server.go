@@ -111,6 +111,8 @@ type Server struct {
 	convsGate      chan struct{} // while not nil, SYNC_CONVS waits for its close
 	loginGate      chan struct{} // while not nil, LOGIN waits for its close
 	heldLogins     int
+	downloadGate   chan struct{} // while not nil, DOWNLOAD past offset 0 waits
+	heldDownloads  int
 	deliveredCalls int
 	uploads        map[string]*upload // by file id
 	unsupported    map[protocol.Op]bool
@@ -426,6 +428,11 @@ func (s *Server) serve(c *conn) {
 			s.delaySync()
 		case protocol.Op_SYNC_CONVS:
 			if gate := s.syncConvsGate(); gate != nil {
+				s.answerAt(gate, c, h, body)
+				continue
+			}
+		case protocol.Op_DOWNLOAD:
+			if gate := s.holdDownload(body); gate != nil {
 				s.answerAt(gate, c, h, body)
 				continue
 			}
