@@ -205,3 +205,44 @@ func checkFile(t *testing.T, path string, want []byte) {
 		t.Fatalf("%s holds %d bytes, not the %d sent", path, len(got), len(want))
 	}
 }
+
+// A name /save takes from the sender is made safe: no leading dot (a
+// sender could plant .profile), no bidi, zero-width or other invisible or
+// control character; the user is told. A path the user types is used as
+// given.
+func TestRun_SaveMakesTheSendersNameSafe(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	alice, _ := newUser(t, s, "alice")
+	for _, name := range []string{".bashrc", "invoice\u202egpj.exe", "a\u200bb\x01.txt"} {
+		uploadFile(t, alice, bobID, name, []byte("data"))
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "alice #3: [file]", 1)
+
+	for _, tc := range []struct{ line, saved string }{
+		{line: "/save #1", saved: "_.bashrc"},
+		{line: "/save #2 " + dir + "/", saved: filepath.Join(dir, "invoice_gpj.exe")},
+		{line: "/save #3 .", saved: filepath.Join(".", "a_b_.txt")},
+		{line: "/save #1 " + filepath.Join(dir, ".bashrc"), saved: filepath.Join(dir, ".bashrc")},
+	} {
+		r.say(t, tc.line)
+		waitOutput(t, r.out, " to "+tc.saved+"\n", 1)
+	}
+	out := r.out.String()
+	for _, want := range []string{
+		"* saving as _.bashrc: the sender's name starts with a dot\n",
+		"* saving as invoice_gpj.exe: the sender's name has invisible or control characters\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("want %q in:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "* saving as"); n != 3 {
+		t.Fatalf("%d renames told, want 3:\n%s", n, out)
+	}
+	checkPrintable(t, out)
+}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -153,7 +155,10 @@ func (s *session) saveFile(ctx context.Context, arg string) error {
 	if err != nil {
 		return err
 	}
-	path := saveTarget(dest, ref.Name)
+	path, renamed := saveTarget(dest, ref.Name)
+	if renamed != "" {
+		s.printf("* saving as %s: %s", filepath.Base(path), renamed)
+	}
 	if err := s.download(ctx, ref, path); err != nil {
 		return err
 	}
@@ -250,22 +255,49 @@ func pathArg(text string) (string, error) {
 // saveTarget returns where /save writes a file named name (the sender's
 // name, of which only the last element is used): dest, or the name in dest
 // when dest is a directory or ends with a separator, or the name in the
-// working directory when dest is "".
-func saveTarget(dest, name string) string {
+// working directory when dest is "". A name taken from the sender is made
+// safe (safeFileName); renamed says why when it was changed.
+func saveTarget(dest, name string) (path, renamed string) {
+	if dest != "" && !strings.HasSuffix(dest, string(filepath.Separator)) {
+		if info, err := os.Stat(dest); err != nil || !info.IsDir() {
+			return dest, "" // the user's own choice, used as given
+		}
+	}
 	base := filepath.Base(filepath.Clean("/" + name))
 	if base == "/" || base == "." {
 		base = "download"
 	}
+	base, renamed = safeFileName(base)
 	if dest == "" {
-		return base
+		return base, renamed
 	}
-	if strings.HasSuffix(dest, string(filepath.Separator)) {
-		return filepath.Join(dest, base)
+	return filepath.Join(dest, base), renamed
+}
+
+// safeFileName returns name fit to save under, and why it was changed, ""
+// when it was not. A leading dot gets a "_" before it, so that a sender
+// cannot plant a hidden file such as .profile; control and format
+// characters (bidi controls that show "invoice\u202egpj.exe" as
+// "invoiceexe.jpg", zero-width ones), line separators and invalid UTF-8
+// become "_", so that the name on disk reads as it lists.
+func safeFileName(name string) (safe, why string) {
+	var b strings.Builder
+	hidden := false
+	for _, r := range strings.ToValidUTF8(name, "\uFFFD") {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError ||
+			unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			r, hidden = '_', true
+		}
+		b.WriteRune(r)
 	}
-	if info, err := os.Stat(dest); err == nil && info.IsDir() {
-		return filepath.Join(dest, base)
+	safe = b.String()
+	switch {
+	case strings.HasPrefix(safe, "."):
+		return "_" + safe, "the sender's name starts with a dot"
+	case hidden:
+		return safe, "the sender's name has invisible or control characters"
 	}
-	return dest
+	return safe, ""
 }
 
 // fileAt returns the FileRef of the FILE message at seq of conv.
