@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -79,9 +81,37 @@ func (s *session) printDevices(ctx context.Context) error {
 			state += ", this one"
 		}
 		last := time.UnixMilli(d.LastLoginMs).Format("2006-01-02 15:04")
-		s.printf("  %s (%s, %s; last login %s)", d.DeviceId, d.Platform, state, last)
+		s.printf("  %s (%s, %s; last login %s)", deviceLabel(d.DeviceId), d.Platform, state,
+			last)
 	}
 	return nil
+}
+
+// deviceLabel is a device id as /devices shows it, so that /sign-out takes
+// it back as typed: bare when it is one word of printable characters, else
+// in double quotes with Go's escapes, which show an invisible character
+// and where an id's spaces begin and end.
+func deviceLabel(id string) string {
+	plain := id != "" && !strings.HasPrefix(id, `"`)
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			plain = false
+		}
+	}
+	if plain {
+		return id
+	}
+	return strconv.Quote(id)
+}
+
+// deviceArg returns the device id /sign-out's argument names: the quoted
+// form /devices shows, unquoted, or else the whole text as it is.
+func deviceArg(text string) (string, bool) {
+	if !strings.HasPrefix(text, `"`) {
+		return text, text != ""
+	}
+	id, err := strconv.Unquote(text)
+	return id, err == nil && id != ""
 }
 
 // deleteStep is the line a /delete-account waits for next.

@@ -52,7 +52,8 @@ const helpText = `commands:
                blocked, they see you offline and hear no change of yours
   /devices     list your devices (each --device you logged in with)
   /sign-out <device>
-               sign a device out, as /devices names it: its tokens log in no
+               sign a device out, as /devices names it (an id with spaces
+               in quotes, as shown, or as typed): its tokens log in no
                more and its connections close; this device's own logs out
   /password    change your password (asked without echo on a terminal; the
                new one again, up to 3 tries, when the two typed differ);

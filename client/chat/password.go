@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -136,9 +135,10 @@ func (s *session) changePassword(ctx context.Context, old, new string) {
 // signOut runs "/sign-out <device>": it revokes the tokens of one of the
 // user's devices, as /devices names them, and closes its connections. This
 // device's own is a logout, which ends the session.
-func (s *session) signOut(ctx context.Context, device string) error {
+func (s *session) signOut(ctx context.Context, arg string) error {
+	device, ok := deviceArg(arg)
 	switch {
-	case device == "" || strings.ContainsAny(device, " \t"):
+	case !ok:
 		s.printf("! usage: /sign-out <device>, a device as /devices lists it")
 		return nil
 	case device == s.cfg.device:

@@ -115,3 +115,32 @@ func TestRun_ChangePassword(t *testing.T) {
 		t.Fatalf("a password was printed:\n%s", r.out.String())
 	}
 }
+
+// /sign-out takes every device id /devices shows: the rest of the line,
+// spaces and all, or the quoted form /devices shows for an id with spaces.
+func TestRun_SignOutTakesADeviceIDWithSpaces(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	const spaced, quoted = "bad device id with spaces ☃", "old  phone"
+	laptop := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", spaced)
+	waitOutput(t, laptop.out, "* logged in as dora", 1)
+	phone := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", quoted)
+	waitOutput(t, phone.out, "* logged in as dora", 1)
+	desk := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "desk")
+	waitOutput(t, desk.out, "* logged in as dora", 1)
+
+	desk.say(t, "/devices")
+	waitOutput(t, desk.out, `  "`+spaced+`" (`, 1)
+	waitOutput(t, desk.out, `  "`+quoted+`" (`, 1)
+	waitOutput(t, desk.out, "  desk (", 1)
+	desk.say(t, "/sign-out "+spaced)
+	waitOutput(t, desk.out, "* signed out "+spaced+":", 1)
+	desk.say(t, `/sign-out "`+quoted+`"`)
+	waitOutput(t, desk.out, "* signed out "+quoted+":", 1)
+	for _, r := range []*chatRun{laptop, phone} {
+		if err := r.wait(t); !errors.Is(err, client.ErrSessionEnded) {
+			t.Fatalf("the signed-out client's Run = %v, want %v", err, client.ErrSessionEnded)
+		}
+	}
+}

@@ -27,7 +27,7 @@ const (
 )
 
 // handleAccountOps serves LOGOUT, CHANGE_PASSWORD, UPDATE_PROFILE,
-// SIGN_OUT_DEVICE, SEARCH_USERS, BLOCK and DELETE_ACCOUNT. The close that
+// LIST_DEVICES, SIGN_OUT_DEVICE, SEARCH_USERS, BLOCK and DELETE_ACCOUNT. The close that
 // follows a LOGOUT's or DELETE_ACCOUNT's reply is sent by afterReply.
 func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.Body, error) {
 	switch op {
@@ -41,6 +41,8 @@ func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.B
 	case protocol.Op_UPDATE_PROFILE:
 		req := protocol.NewUpdateProfileReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.updateProfile(c, req) })
+	case protocol.Op_LIST_DEVICES:
+		return s.listDevices(c), nil
 	case protocol.Op_SIGN_OUT_DEVICE:
 		req := protocol.NewSignOutDeviceReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.signOutDevice(c, req) })
@@ -55,6 +57,24 @@ func (s *Server) handleAccountOps(c *conn, op protocol.Op, body []byte) (codec.B
 		return readThen(body, req, func() (codec.Body, error) { return s.deleteAccount(c, req) })
 	}
 	return nil, fail(common.ErrorCode_UNSUPPORTED, fmt.Sprintf("op %s", op))
+}
+
+// listDevices lists every device c's user logged in with, sorted by id;
+// the fake keeps no platform or login time.
+func (s *Server) listDevices(c *conn) *protocol.ListDevicesResp {
+	resp := &protocol.ListDevicesResp{}
+	for id := range s.usersByID[c.userID].devices {
+		online := false
+		for other := range s.conns {
+			online = online || other.userID == c.userID && other.device == id
+		}
+		resp.Devices = append(resp.Devices, &protocol.Device{DeviceId: id, Platform: "test",
+			Online: online, Current: id == c.device})
+	}
+	slices.SortFunc(resp.Devices, func(a, b *protocol.Device) int {
+		return strings.Compare(a.DeviceId, b.DeviceId)
+	})
+	return resp
 }
 
 // block records or drops a block of req.UserId by c's user.
