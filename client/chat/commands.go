@@ -94,6 +94,24 @@ func invisible(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
+// typedText returns text without the control characters a terminal lets
+// through into a line (Ctrl-L to clear the screen, a stray Ctrl-G or Esc):
+// C0 controls and DEL are dropped, a tab is kept. Typed, they are never
+// meant as text; a peer would see them as ␌ or ␇. Text from a file piped
+// in is a line too, and loses them as well.
+func typedText(text string) string {
+	control := func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
+	if !strings.ContainsFunc(text, control) {
+		return text
+	}
+	return strings.Map(func(r rune) rune {
+		if control(r) {
+			return -1
+		}
+		return r
+	}, text)
+}
+
 // handleLine runs a command or queues a line to send. It returns errQuit;
 // failures are printed.
 func (s *session) handleLine(ctx context.Context, line string) error {

@@ -350,7 +350,7 @@ func (s *session) changeMessage(ctx context.Context, cmd, arg string) error {
 		_, err := s.sess.Recall(ctx, conv, seq)
 		return err
 	}
-	_, err := s.sess.Edit(ctx, conv, seq, strings.TrimSpace(text))
+	_, err := s.sess.Edit(ctx, conv, seq, strings.TrimSpace(typedText(text)))
 	return err
 }
 

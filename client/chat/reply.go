@@ -108,11 +108,16 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 // sendReply queues text for the current conversation, quoting replyTo
 // (0: none), with the mentions a group message names.
 func (s *session) sendReply(ctx context.Context, text string, replyTo int64) {
-	if s.isSecret(text) {
+	typed := typedText(text)
+	if strings.TrimSpace(typed) == "" {
+		return // nothing but control characters: nothing was meant to go
+	}
+	if s.isSecret(text) || s.isSecret(typed) {
 		s.printf("! not sent: that line is a password typed in this run; type it only " +
 			"when asked for it")
 		return
 	}
+	text = typed
 	if s.group == "" {
 		s.sendP2P(client.SendParams{Text: text, ReplyToSeq: replyTo})
 		return
