@@ -47,6 +47,8 @@ var (
 	// errFileExists refuses a /save onto an existing file, which it never
 	// overwrites.
 	errFileExists = errors.New("file exists")
+	// errNoGroup refuses a group command outside a group.
+	errNoGroup = errors.New("not in a group: /group <id> or /group new")
 )
 
 // passwordEnv is read when --password is not given, so that the password

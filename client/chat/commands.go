@@ -21,7 +21,8 @@ const helpText = `commands:
                create a group with these users and chat in it; a name with
                spaces goes in quotes: /group new "Friday lunch" bob
   /group <name or id>
-               chat in a group you are in
+               chat in a group you are in (its name in any case, in quotes
+               or not)
   /members     list the group's members and roles
   /add <user>  add a user to the group; /remove <user> removes one
   /transfer <user>

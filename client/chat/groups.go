@@ -59,7 +59,14 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 		if arg == "" {
 			return errors.New(groupUsage)
 		}
-		g, err := s.findGroup(ctx, strings.Join(strings.Fields(arg), " "))
+		name, users, ok := cutGroupName(arg)
+		if !ok || len(users) > 0 && strings.HasPrefix(arg, `"`) {
+			return errors.New(groupUsage)
+		}
+		if !strings.HasPrefix(arg, `"`) {
+			name = strings.Join(strings.Fields(arg), " ")
+		}
+		g, err := s.findGroup(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -115,17 +122,27 @@ func cutGroupName(args string) (name string, users []string, ok bool) {
 	return name, strings.Fields(rest), true
 }
 
-// findGroup returns the user's group named or identified by arg.
+// findGroup returns the user's group named or identified by arg: its id,
+// its name as spelt, or else its name in any case.
 func (s *session) findGroup(ctx context.Context, arg string) (*protocol.ConvSummary, error) {
 	convs, err := s.allConvs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var found []*protocol.ConvSummary
+	var found, folded []*protocol.ConvSummary
 	for _, c := range convs {
-		if c.Type == common.ConvType_GROUP && !c.Left && (c.ConvId == arg || c.Name == arg) {
-			found = append(found, c)
+		if c.Type != common.ConvType_GROUP || c.Left {
+			continue
 		}
+		switch {
+		case c.ConvId == arg || c.Name == arg:
+			found = append(found, c)
+		case strings.EqualFold(c.Name, arg):
+			folded = append(folded, c)
+		}
+	}
+	if len(found) == 0 {
+		found = folded // "friday lunch" finds "Friday lunch" unless spelt alike
 	}
 	switch len(found) {
 	case 0:
@@ -178,8 +195,11 @@ func (s *session) lookUp(ctx context.Context, name string) (*protocol.GetUserRes
 }
 
 func (s *session) manageUsers(ctx context.Context, action common.GroupAction, names []string) error {
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0:
 		return fmt.Errorf("usage: /add <user> or /remove <user>")
+	case s.group == "":
+		return errNoGroup
 	}
 	ids, err := s.userIDs(ctx, names)
 	if err != nil {
@@ -194,6 +214,8 @@ func (s *session) transfer(ctx context.Context, names []string) error {
 	switch {
 	case len(names) != 1:
 		return fmt.Errorf("usage: /transfer <user>")
+	case s.group == "":
+		return errNoGroup
 	case s.isMe(names[0]):
 		return fmt.Errorf("cannot hand the group to yourself")
 	}
@@ -273,7 +295,7 @@ func (s *session) followGroupEvent(ctx context.Context, m *common.Message) {
 // through the message stream.
 func (s *session) manage(ctx context.Context, req *protocol.ManageGroupReq) error {
 	if s.group == "" {
-		return fmt.Errorf("not in a group: /group <id> or /group new")
+		return errNoGroup
 	}
 	req.ConvId = s.group
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
@@ -284,7 +306,7 @@ func (s *session) manage(ctx context.Context, req *protocol.ManageGroupReq) erro
 
 func (s *session) printMembers(ctx context.Context) error {
 	if s.group == "" {
-		return fmt.Errorf("not in a group: /group <id> or /group new")
+		return errNoGroup
 	}
 	var info *protocol.GroupInfo
 	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {

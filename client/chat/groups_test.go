@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,32 @@ func TestRun_GroupNameWithSpaces(t *testing.T) {
 	} {
 		r.say(t, tc.line)
 		waitOutput(t, r.out, tc.want, 1)
+	}
+}
+
+// /group takes a name in double quotes, as /group new does, and matches a
+// name whatever its case; /add, /remove and /transfer outside a group say
+// so before looking the user up, as /members and /rename do.
+func TestRun_GroupTakesQuotesAndAnyCase(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+
+	for _, line := range []string{"/add nobody", "/remove nobody", "/transfer nobody"} {
+		r.say(t, line)
+	}
+	waitOutput(t, r.out, "! not in a group: /group <id> or /group new", 3)
+	r.say(t, `/group new "Friday lunch" bob`)
+	waitOutput(t, r.out, "* created group Friday lunch (g:1)", 1)
+	r.say(t, "/to bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	for i, line := range []string{`/group "Friday lunch"`, "/group friday LUNCH",
+		`/group "friday lunch"`} {
+		r.say(t, line)
+		waitOutput(t, r.out, "* chatting in group Friday lunch (g:1)", i+1)
+	}
+	if out := r.out.String(); strings.Contains(out, "no such user") {
+		t.Fatalf("a user was looked up outside a group:\n%s", out)
 	}
 }
