@@ -93,3 +93,25 @@ func TestChat_LongOutageIsToldSparingly(t *testing.T) {
 		}
 	}
 }
+
+// A reconnect at the first try says the client is back online, without
+// counting "0 failed attempts"; one failed retry is told in the singular.
+func TestChat_QuickReconnectCountsNoFailure(t *testing.T) {
+	var out bytes.Buffer
+	s := &session{out: &out}
+	login := &protocol.LoginResp{Username: "ann", UserId: 1}
+	lost := client.Event{Kind: client.EventDisconnected, Err: io.EOF, RetryIn: time.Second}
+	back := client.Event{Kind: client.EventConnected, Login: login, Addr: "gw"}
+	for _, e := range []client.Event{back, lost, back, lost, lost, back} {
+		s.onEvent(e)
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, want := range map[int]string{
+		2: "* logged in as ann (id 1) at gw; back online",
+		5: "* logged in as ann (id 1) at gw; back online after 1 failed attempt",
+	} {
+		if i >= len(got) || got[i] != want {
+			t.Fatalf("line %d of\n%s\nis not %q", i, out.String(), want)
+		}
+	}
+}

@@ -364,8 +364,10 @@ func (s *session) onEvent(e client.Event) {
 	case client.EventConnected:
 		back := ""
 		if s.offline.Load() {
-			back = fmt.Sprintf("; back online after %d failed attempt%s", s.offlineTries-1,
-				plural(s.offlineTries-1))
+			back = "; back online" // at the first retry: no failure to count
+			if failed := s.offlineTries - 1; failed > 0 {
+				back += fmt.Sprintf(" after %d failed attempt%s", failed, plural(failed))
+			}
 		}
 		s.offline.Store(false)
 		s.offlineTries, s.offlineErr = 0, ""
