@@ -103,3 +103,21 @@ func TestRun_PasswordIsNotSentAsReplyOrEdit(t *testing.T) {
 		t.Fatalf("%d edits asked of the server, want none", n)
 	}
 }
+
+// A new password outside the server's length rule is refused as soon as
+// it is typed, and asked again, rather than after it is typed twice.
+func TestRun_PasswordTooShortIsRefusedAtOnce(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "alice")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/password")
+	r.say(t, "pw-secret")
+	r.say(t, "short")
+	waitOutput(t, r.out, "! that password is 5 bytes; the server takes 8 to 128: type the "+
+		"new password again, try 2 of 3, or /cancel", 1)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* type the new password again", 1)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* password changed", 1)
+}

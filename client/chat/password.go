@@ -51,9 +51,7 @@ func (s *session) continueChange(ctx context.Context, line string) error {
 		s.printf("* %s", newPrompt)
 		return nil
 	case changeNew:
-		s.changing = changeAgain
-		s.printf("* type the new password again")
-		return nil
+		return s.takeNew(line)
 	}
 	old, new, again := s.changeAnswers[0], s.changeAnswers[1], s.changeAnswers[2]
 	switch {
@@ -70,6 +68,29 @@ func (s *session) continueChange(ctx context.Context, line string) error {
 	}
 	s.endChange("")
 	s.changePassword(ctx, old, new)
+	return nil
+}
+
+// takeNew takes line as the new password of a /password, or refuses it at
+// once when it is outside the server's length rule, which would otherwise
+// refuse it only after it was typed twice; a refusal counts as a try.
+func (s *session) takeNew(line string) error {
+	n := len(line)
+	if n >= minPasswordLen && n <= maxPasswordLen {
+		s.changing = changeAgain
+		s.printf("* type the new password again")
+		return nil
+	}
+	s.changeAnswers = s.changeAnswers[:1]
+	why := fmt.Sprintf("! that password is %d bytes; the server takes %d to %d", n,
+		minPasswordLen, maxPasswordLen)
+	if s.changeTry >= changeTries {
+		s.endChange(why + "; password not changed")
+		return nil
+	}
+	s.changeTry++
+	s.printf("%s: type the new password again, try %d of %d, or /cancel", why, s.changeTry,
+		changeTries)
 	return nil
 }
 
