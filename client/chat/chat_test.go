@@ -380,6 +380,7 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	s.Close() // the server is gone for good
 	waitOutput(t, r.out, "reconnecting in", 1)
 	r.say(t, "into the void")
+	r.say(t, strings.Repeat("0123456789", 5))
 	r.say(t, "/quit")
 	select {
 	case err := <-r.errc:
@@ -389,7 +390,32 @@ func TestRun_QuitWhileOfflineEndsAfterGrace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Run did not return; output:\n%s", r.out.String())
 	}
-	waitOutput(t, r.out, "! 1 message not sent before quitting", 1)
+	// The lines left are named, shortened, so that they can be typed again.
+	waitOutput(t, r.out, "! 2 messages not sent before quitting:\n"+
+		"!   \"into the void\"\n!   \"0123456789012345678901234567890123456789…\"\n", 1)
+}
+
+// A quit while offline in a long paste names the first lines left unsent
+// and counts the rest.
+func TestRun_QuitWhileOfflineNamesAFewLines(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+	s.Close()
+	waitOutput(t, r.out, "reconnecting in", 1)
+	for i := range 8 {
+		r.say(t, fmt.Sprintf("line %d", i))
+	}
+	r.say(t, "/quit")
+	select {
+	case <-r.errc:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run did not return; output:\n%s", r.out.String())
+	}
+	waitOutput(t, r.out, "! 8 messages not sent before quitting:\n!   \"line 0\"\n", 1)
+	waitOutput(t, r.out, "!   \"line 4\"\n!   ... and 3 more\n", 1)
 }
 
 // A message of ours sent from another device to someone other than the

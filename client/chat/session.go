@@ -80,8 +80,8 @@ type session struct {
 	holding      bool
 	heldAt       time.Time
 	backlogNoted bool
-	// heldAtQuit is 1 when a line was still held as the outbox closed.
-	heldAtQuit int
+	// heldAtQuit is the line still held as the outbox closed, if any.
+	heldAtQuit *client.SendParams
 	// notes carries NOTIFY frames to Run's goroutine; watched is the
 	// users whose presence is printed (notify.go).
 	notes   chan *protocol.Notify
@@ -200,7 +200,8 @@ func (s *session) run(ctx context.Context, lines <-chan string) error {
 // sent.
 func (s *session) finish(ctx context.Context, sendsDone <-chan struct{}, stopSends func()) {
 	if s.holding {
-		s.heldAtQuit = 1
+		held := s.held
+		s.heldAtQuit = &held
 	}
 	close(s.outbox)
 	grace := time.NewTimer(quitGrace)
@@ -593,7 +594,7 @@ func (s *session) markShownRead(ctx context.Context) {
 // Once ctx ends (the grace after quitting while offline), what is left is
 // counted and reported in one line rather than one failure each.
 func (s *session) sendLoop(ctx context.Context) {
-	unsent := 0
+	var unsent []client.SendParams
 	// Half the gateway's frame rate: a long paste sent as fast as acks
 	// came back got the connection closed (RATE_LIMITED) for 5-15 s.
 	pace := client.HalfFrameRate()
@@ -611,11 +612,34 @@ func (s *session) sendLoop(ctx context.Context) {
 				continue
 			}
 		}
-		unsent++
+		unsent = append(unsent, p)
 	}
-	unsent += s.heldAtQuit // set before the outbox closed
-	if unsent > 0 {
-		s.printf("! %d message%s not sent before quitting", unsent, plural(unsent))
+	if s.heldAtQuit != nil { // set before the outbox closed
+		unsent = append(unsent, *s.heldAtQuit)
+	}
+	s.reportUnsent(unsent)
+}
+
+// unsentListed is how many unsent lines a quit names; a paste may leave
+// dozens, which are counted instead.
+const unsentListed = 5
+
+// reportUnsent says which messages a quit left unsent, in typing order,
+// each shortened, so that the user can type them again later.
+func (s *session) reportUnsent(unsent []client.SendParams) {
+	if len(unsent) == 0 {
+		return
+	}
+	s.printf("! %d message%s not sent before quitting:", len(unsent), plural(len(unsent)))
+	for _, p := range unsent[:min(len(unsent), unsentListed)] {
+		if p.File != nil {
+			s.printf("!   [file] %s", p.File.Name)
+			continue
+		}
+		s.printf("!   %q", excerpt(p.Text))
+	}
+	if more := len(unsent) - unsentListed; more > 0 {
+		s.printf("!   ... and %d more", more)
 	}
 }
 
