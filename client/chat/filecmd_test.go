@@ -164,10 +164,10 @@ func TestRun_SaveWritesTheTargetOnlyWhenComplete(t *testing.T) {
 		"--to", "bob")
 	waitOutput(t, r.out, "alice #1: [file] partial.bin (1.5 MiB)", 1)
 
-	release := s.HoldDownloads()
+	release := s.HoldTransfers()
 	r.say(t, "/save #1 "+target)
 	testwait.For(t, 5*time.Second, "a download held after its first chunk", func() bool {
-		return s.HeldDownloads() == 1
+		return s.HeldTransfers() == 1
 	})
 	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("half-way through the download, %s: %v; want it absent", target, err)
@@ -245,4 +245,43 @@ func TestRun_SaveMakesTheSendersNameSafe(t *testing.T) {
 		t.Fatalf("%d renames told, want 3:\n%s", n, out)
 	}
 	checkPrintable(t, out)
+}
+
+// Ctrl-C during an upload or a download says the transfer was cancelled,
+// in those words, not the SDK's "context canceled".
+func TestRun_CtrlCDuringATransferSaysCancelled(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	alice, _ := newUser(t, s, "alice")
+	data := make([]byte, 3<<16) // several chunks
+	uploadFile(t, alice, bobID, "big.bin", data)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "twenty.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct{ line, want string }{
+		{line: "/send-file " + path, want: "! upload of twenty.bin cancelled; not sent"},
+		{line: "/save #1 " + filepath.Join(dir, "saved.bin"),
+			want: "! download of big.bin cancelled; not saved"},
+	} {
+		r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+			"--to", "bob")
+		waitOutput(t, r.out, "alice #1: [file] big.bin", 1)
+		release := s.HoldTransfers()
+		r.say(t, tc.line)
+		testwait.For(t, 5*time.Second, "a transfer held", func() bool {
+			return s.HeldTransfers() == i+1
+		})
+		r.cancel() // Ctrl-C
+		_ = r.wait(t)
+		release()
+		out := r.out.String()
+		if !strings.Contains(out, tc.want) || strings.Contains(out, "context canceled") {
+			t.Fatalf("want %q, and no \"context canceled\", in:\n%s", tc.want, out)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "saved.bin.part")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the cancelled download left its temporary file: %v", err)
+	}
 }

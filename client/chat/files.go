@@ -64,10 +64,13 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	if s.maxFile > 0 && size > s.maxFile {
 		return overLimit(name, size, s.maxFile)
 	}
-	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
+	tctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
-	ref, err := s.sess.Upload(ctx, f, client.UploadParams{Name: name, Size: size,
+	ref, err := s.sess.Upload(tctx, f, client.UploadParams{Name: name, Size: size,
 		Progress: s.progressNotice("uploading", name, size)})
+	if err != nil && ctx.Err() != nil { // Ctrl-C: the SDK's "context canceled" says less
+		return fmt.Errorf("upload of %s cancelled; not sent", name)
+	}
 	if limit, ok := fileLimitOf(err); ok {
 		s.maxFile = limit
 		return overLimit(name, size, limit)
@@ -185,12 +188,15 @@ func (s *session) download(ctx context.Context, ref *common.FileRef, path string
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
+	tctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
 	w := &progressWriter{w: out, progress: s.progressNotice("downloading", ref.Name, ref.Size)}
-	_, err = s.sess.Download(ctx, ref.FileId, w)
+	_, err = s.sess.Download(tctx, ref.FileId, w)
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil && ctx.Err() != nil { // Ctrl-C: the SDK's "context canceled" says less
+		err = fmt.Errorf("download of %s cancelled; not saved", ref.Name)
 	}
 	if err == nil {
 		err = placeFile(part, path)

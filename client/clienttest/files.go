@@ -75,31 +75,36 @@ func (s *Server) download(req *protocol.DownloadReq) (codec.Body, error) {
 		Size: u.size, Mime: u.mime, Name: u.name, Sha256: u.sha256}, nil
 }
 
-// HoldDownloads makes every DOWNLOAD past a file's first chunk wait,
-// unanswered, until release is called, as on a slow link; HeldDownloads
-// counts them. A test sees a download half done meanwhile.
-func (s *Server) HoldDownloads() (release func()) { return s.holdGate(&s.downloadGate) }
+// HoldTransfers makes every DOWNLOAD past a file's first chunk, and every
+// UPLOAD after the one that starts a file, wait, unanswered, until release
+// is called, as on a slow link; HeldTransfers counts them. A test sees a
+// transfer half done meanwhile.
+func (s *Server) HoldTransfers() (release func()) { return s.holdGate(&s.transferGate) }
 
-// HeldDownloads is how many DOWNLOAD requests waited for a HoldDownloads
-// release.
-func (s *Server) HeldDownloads() int {
+// HeldTransfers is how many requests waited for a HoldTransfers release.
+func (s *Server) HeldTransfers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.heldDownloads
+	return s.heldTransfers
 }
 
-// holdDownload returns the gate a DOWNLOAD of body waits for, nil when none
-// or when it asks for a file's first chunk, and counts the DOWNLOAD held.
-func (s *Server) holdDownload(body []byte) <-chan struct{} {
-	req := protocol.NewDownloadReq()
-	if codec.ReadBody(body, req) != nil || req.Offset == 0 {
-		return nil
+// holdTransfer returns the gate a DOWNLOAD or UPLOAD request of body waits
+// for, nil when none or when it is a file's first, and counts the request
+// held.
+func (s *Server) holdTransfer(op protocol.Op, body []byte) <-chan struct{} {
+	first := true
+	if op == protocol.Op_DOWNLOAD {
+		req := protocol.NewDownloadReq()
+		first = codec.ReadBody(body, req) != nil || req.Offset == 0
+	} else {
+		req := protocol.NewUploadReq()
+		first = codec.ReadBody(body, req) != nil || req.FileId == ""
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.downloadGate == nil {
+	if first || s.transferGate == nil {
 		return nil
 	}
-	s.heldDownloads++
-	return s.downloadGate
+	s.heldTransfers++
+	return s.transferGate
 }

@@ -111,8 +111,8 @@ type Server struct {
 	convsGate      chan struct{} // while not nil, SYNC_CONVS waits for its close
 	loginGate      chan struct{} // while not nil, LOGIN waits for its close
 	heldLogins     int
-	downloadGate   chan struct{} // while not nil, DOWNLOAD past offset 0 waits
-	heldDownloads  int
+	transferGate   chan struct{} // while not nil, a file's later chunks wait
+	heldTransfers  int
 	deliveredCalls int
 	uploads        map[string]*upload // by file id
 	unsupported    map[protocol.Op]bool
@@ -431,8 +431,8 @@ func (s *Server) serve(c *conn) {
 				s.answerAt(gate, c, h, body)
 				continue
 			}
-		case protocol.Op_DOWNLOAD:
-			if gate := s.holdDownload(body); gate != nil {
+		case protocol.Op_DOWNLOAD, protocol.Op_UPLOAD:
+			if gate := s.holdTransfer(h.Op, body); gate != nil {
 				s.answerAt(gate, c, h, body)
 				continue
 			}
