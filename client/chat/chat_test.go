@@ -342,6 +342,12 @@ func TestRun_PasswordFromEnvAndKick(t *testing.T) {
 	if err := r.wait(t); !errors.As(err, &ce) || ce.Reason != protocol.CloseReason_KICKED {
 		t.Fatalf("Run = %v, want the KICKED close", err)
 	}
+	// A second client of the same user and device is the likely cause:
+	// the user is told how to run two side by side.
+	devices := slices.DeleteFunc(s.Devices("bob"), func(d string) bool { return d == "sdk" })
+	waitOutput(t, r.out, "! another connection signed in as bob with this device ("+
+		"--device "+devices[0]+") and ended this one; to run two clients at once, give "+
+		"each its own --device", 1)
 }
 
 func TestRun_HistoryIsTheNewestBackwardPage(t *testing.T) {

@@ -562,6 +562,14 @@ func (s *session) ended(err error) error {
 			"devices); start the client again to log in")
 		return fmt.Errorf("%w: chat: %w", ErrReported, err)
 	}
+	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_KICKED {
+		// The server keeps one connection per user and device: the likely
+		// cause is a second client started with the same (default) device.
+		s.printf("! another connection signed in as %s with this device (--device %s) and "+
+			"ended this one; to run two clients at once, give each its own --device",
+			s.names[s.me], deviceLabel(s.cfg.device))
+		return fmt.Errorf("%w: chat: %w", ErrReported, err)
+	}
 	return fmt.Errorf("chat: %w", err)
 }
 
