@@ -67,9 +67,9 @@ const helpText = `commands:
   /help        this text
 a line whose first visible character is / is a command, never sent (an
 unknown one is refused), unless indented with a space or tab; any other line
-is sent to the current conversation,
-but for a password typed in this run; in a group, @name mentions a member and
-@all everyone (owner and admins)`
+is sent to the current conversation, without the control characters typed
+in it (a tab stays), but for a password typed in this run; in a group, @name
+mentions a member and @all everyone (owner and admins)`
 
 // commandOf returns line as a command, without what comes before its '/',
 // when the first visible character of line is '/': spaces and control or
