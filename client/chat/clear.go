@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -76,4 +77,40 @@ func (s *session) clearedElsewhere(ctx context.Context, n *protocol.ConvCleared)
 	}
 	s.printf("* the history %s was cleared up to #%d on another of your devices",
 		label, n.ClearedSeq)
+}
+
+// mute runs "/mute" and "/mute off": the conversation chatted in is muted
+// or unmuted for the user on all of their devices, which stops or resumes
+// its offline notifications (a mention still notifies). The server's mute
+// lasts until undone: it takes no duration.
+func (s *session) mute(ctx context.Context, arg string) error {
+	var muted bool
+	switch strings.ToLower(arg) {
+	case "":
+		muted = true
+	case "off":
+	default:
+		return fmt.Errorf("usage: /mute or /mute off (a mute lasts until /mute off)")
+	}
+	conv := s.conv()
+	if conv == "" {
+		return fmt.Errorf("no conversation yet: /to <user> or /group")
+	}
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		return c.MuteConv(ctx, conv, muted)
+	})
+	if err != nil {
+		return err
+	}
+	with := "your conversation with " + s.peer.name
+	if s.group != "" {
+		with = "group " + s.groupName
+	}
+	if !muted {
+		s.printf("* unmuted %s: its offline notifications come again", with)
+		return nil
+	}
+	s.printf("* muted %s: no offline notifications for it on any of your devices; "+
+		"/mute off undoes it", with)
+	return nil
 }

@@ -45,6 +45,9 @@ const helpText = `commands:
   /convs       list your conversations with unread counts
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes
+  /mute, /mute off
+               stop or resume offline notifications of this conversation on
+               all your devices (a mention still notifies)
   /presence <user>
                print whether a user is online, and tell when that changes;
                a user who blocked you always reads offline

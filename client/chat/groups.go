@@ -45,6 +45,8 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 		s.report(s.printConvs(ctx))
 	case "/clear", "/hide":
 		s.report(s.clearConv(ctx, cmd == "/hide"))
+	case "/mute":
+		s.report(s.mute(ctx, arg))
 	default:
 		return false
 	}

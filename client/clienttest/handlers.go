@@ -75,6 +75,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_DOWNLOAD:
 		req := protocol.NewDownloadReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.download(req) })
+	case protocol.Op_MUTE_CONV:
+		req := protocol.NewMuteConvReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.muteConv(c, req) })
 	}
 	return s.handleGroupOps(c, op, body)
 }
@@ -281,6 +284,28 @@ func (s *Server) sync(c *conn, req *protocol.SyncReq) (codec.Body, error) {
 	resp.Messages = cv.msgs[from:to]
 	resp.HasMore = to < n
 	return resp, nil
+}
+
+// muteConv records c's user's mute of a conversation they may read; the
+// fake sends no notifications, so nothing else changes.
+func (s *Server) muteConv(c *conn, req *protocol.MuteConvReq) (codec.Body, error) {
+	if _, ok := s.readable(c.userID, req.ConvId); !ok {
+		return nil, fail(common.ErrorCode_NOT_FOUND, "not found: conversation")
+	}
+	key := fmt.Sprintf("%d/%s", c.userID, req.ConvId)
+	if s.mutes == nil {
+		s.mutes = make(map[string]bool)
+	}
+	s.mutes[key] = req.Muted
+	return &protocol.MuteConvResp{}, nil
+}
+
+// Muted reports whether the user named username muted convID.
+func (s *Server) Muted(username, convID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[username]
+	return u != nil && s.mutes[fmt.Sprintf("%d/%s", u.id, convID)]
 }
 
 // readable reports whether user may sync convID, and its last seq they may

@@ -115,6 +115,7 @@ type Server struct {
 	heldTransfers  int
 	deliveredCalls int
 	uploads        map[string]*upload // by file id
+	mutes          map[string]bool    // by "user/conv"
 	unsupported    map[protocol.Op]bool
 	requests       map[protocol.Op]int // by op, every request answered or refused
 	unknown        map[protocol.Op]bool
