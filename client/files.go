@@ -323,7 +323,24 @@ func (c *Client) Download(ctx context.Context, id string,
 // already took.
 func (s *Session) Download(ctx context.Context, id string,
 	w io.Writer) (*protocol.DownloadResp, error) {
+	return s.DownloadFrom(ctx, id, nil, w)
+}
+
+// DownloadFrom is Session.Download going on from a partial copy: have, when
+// not nil, yields the file's first bytes (a download cut short, kept in a
+// file), which are read to the end and hashed but not written to w; w takes
+// the rest only. Bytes of have that are not the file's start fail the
+// download with ErrFileMismatch at its end: the caller then starts over.
+func (s *Session) DownloadFrom(ctx context.Context, id string, have io.Reader,
+	w io.Writer) (*protocol.DownloadResp, error) {
 	d := &downloader{id: id, w: w, sum: sha256.New()}
+	if have != nil {
+		n, err := io.Copy(d.sum, have)
+		if err != nil {
+			return nil, errorf("session download %s: read the bytes held: %w", id, err)
+		}
+		d.written = n
+	}
 	// A mismatch is in the bytes w took: fetching them again cannot mend it.
 	mismatch := func(err error) bool { return errors.Is(err, ErrFileMismatch) }
 	err := s.retry(ctx, mismatch, func(c *Client) error { return d.run(ctx, c) })

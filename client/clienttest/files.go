@@ -63,8 +63,12 @@ func (s *Server) upload(c *conn, req *protocol.UploadReq) (codec.Body, error) {
 // fake does not check who may read a FILE message naming it.
 func (s *Server) download(req *protocol.DownloadReq) (codec.Body, error) {
 	u := s.uploads[req.FileId]
-	if u == nil || u.received != u.size || req.Offset < 0 || req.Offset > u.size {
+	switch {
+	case u == nil || u.received != u.size:
 		return nil, fail(common.ErrorCode_NOT_FOUND, "not found: file")
+	case req.Offset < 0 || req.Offset > u.size:
+		return nil, fail(common.ErrorCode_BAD_REQUEST, fmt.Sprintf(
+			"bad request: offset %d outside the file's %d bytes", req.Offset, u.size))
 	}
 	n := int64(req.MaxBytes)
 	if n <= 0 || n > protocol.MaxFileChunk {
