@@ -147,7 +147,8 @@ func uploadFile(t *testing.T, c *client.Client, to int64, name string, data []by
 // /save downloads into a temporary file beside the target and renames it
 // into place only once the bytes are checked, so a run killed mid-download
 // leaves no truncated file under the final name; a temporary file left by
-// such a run is replaced, not refused. A larger download tells its
+// such a run does not block the next try (here, bytes not the file's start
+// are downloaded over). A larger download tells its
 // progress as an upload does.
 func TestRun_SaveWritesTheTargetOnlyWhenComplete(t *testing.T) {
 	s := startServer(t)
@@ -191,6 +192,49 @@ func TestRun_SaveWritesTheTargetOnlyWhenComplete(t *testing.T) {
 		"* downloading partial.bin: 50%\n* downloading partial.bin: 75%\n"
 	if out := r.out.String(); !strings.Contains(out, want) {
 		t.Fatalf("want the progress\n%s in:\n%s", want, out)
+	}
+}
+
+// A /save cut short resumes from the bytes its temporary file holds: only
+// the rest is downloaded. A temporary file whose bytes are not the file's
+// start (another file of that name) is downloaded over from the start.
+func TestRun_SaveResumesFromTheTemporaryFile(t *testing.T) {
+	s := startServer(t)
+	_, bobID := newUser(t, s, "bob")
+	alice, _ := newUser(t, s, "alice")
+	const chunk = protocol.MaxFileChunk
+	data := make([]byte, 10*chunk)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	uploadFile(t, alice, bobID, "resumed.bin", data)
+	dir := t.TempDir()
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "alice #1: [file] resumed.bin", 1)
+
+	target := filepath.Join(dir, "resumed.bin")
+	if err := os.WriteFile(target+".part", data[:8*chunk], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.say(t, "/save #1 "+target)
+	waitOutput(t, r.out, "* saved resumed.bin (320.0 KiB) to "+target, 1)
+	checkFile(t, target, data)
+	if n := s.Requests(protocol.Op_DOWNLOAD); n != 2 {
+		t.Fatalf("%d DOWNLOADs, want the 2 chunks the temporary file lacked", n)
+	}
+	waitOutput(t, r.out, "* resuming resumed.bin from 256.0 KiB", 1)
+
+	other := filepath.Join(dir, "other.bin")
+	wrong := append([]byte{^data[0]}, data[1:4*chunk]...)
+	if err := os.WriteFile(other+".part", wrong, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.say(t, "/save #1 "+other)
+	waitOutput(t, r.out, "* saved resumed.bin (320.0 KiB) to "+other, 1)
+	checkFile(t, other, data)
+	if n := s.Requests(protocol.Op_DOWNLOAD); n != 2+6+10 {
+		t.Fatalf("%d DOWNLOADs, want 2, then 6 resumed and 10 over", n)
 	}
 }
 
@@ -248,7 +292,8 @@ func TestRun_SaveMakesTheSendersNameSafe(t *testing.T) {
 }
 
 // Ctrl-C during an upload or a download says the transfer was cancelled,
-// in those words, not the SDK's "context canceled".
+// in those words, not the SDK's "context canceled"; a download keeps what
+// it has, to resume from.
 func TestRun_CtrlCDuringATransferSaysCancelled(t *testing.T) {
 	s := startServer(t)
 	_, bobID := newUser(t, s, "bob")
@@ -263,7 +308,8 @@ func TestRun_CtrlCDuringATransferSaysCancelled(t *testing.T) {
 	for i, tc := range []struct{ line, want string }{
 		{line: "/send-file " + path, want: "! upload of twenty.bin cancelled; not sent"},
 		{line: "/save #1 " + filepath.Join(dir, "saved.bin"),
-			want: "! download of big.bin cancelled; not saved"},
+			want: "! download of big.bin cancelled; /save it to " +
+				filepath.Join(dir, "saved.bin") + " again to resume"},
 	} {
 		r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 			"--to", "bob")
@@ -281,7 +327,9 @@ func TestRun_CtrlCDuringATransferSaysCancelled(t *testing.T) {
 			t.Fatalf("want %q, and no \"context canceled\", in:\n%s", tc.want, out)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "saved.bin.part")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the cancelled download left its temporary file: %v", err)
+	// The download's first chunk is kept, to resume from.
+	if info, err := os.Lstat(filepath.Join(dir, "saved.bin.part")); err != nil ||
+		info.Size() != protocol.MaxFileChunk {
+		t.Fatalf("the cancelled download's temporary file: %v, %v", info, err)
 	}
 }

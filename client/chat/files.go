@@ -175,35 +175,80 @@ const partSuffix = ".part"
 // download writes the file ref names to path, which must not exist. The
 // bytes go to path+partSuffix first, renamed into place only once their
 // SHA-256 is checked: a run killed mid-download leaves no truncated file
-// under the final name, and the temporary file it leaves is truncated by
-// the next try rather than refusing it.
-// TODO: a retry starts over; resuming from the temporary file's bytes
-// would need the SDK's Download to start at an offset.
+// under the final name, and the next try resumes from the temporary file
+// it leaves. A cancelled or failed download keeps it for that; one whose
+// bytes do not check out removes it.
 func (s *session) download(ctx context.Context, ref *common.FileRef, path string) error {
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("%s: %w", path, errFileExists)
 	}
 	part := path + partSuffix
-	out, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, fileDeadline)
-	defer cancel()
-	w := &progressWriter{w: out, progress: s.progressNotice("downloading", ref.Name, ref.Size)}
-	_, err = s.sess.Download(tctx, ref.FileId, w)
+	err = s.fetchInto(ctx, ref, out)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil && ctx.Err() != nil { // Ctrl-C: the SDK's "context canceled" says less
-		err = fmt.Errorf("download of %s cancelled; not saved", ref.Name)
-	}
-	if err == nil {
-		err = placeFile(part, path)
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		if err = placeFile(part, path); err != nil {
+			_ = os.Remove(part) // named for path, which the user must change
+		}
+		return err
+	case ctx.Err() != nil: // Ctrl-C: the SDK's "context canceled" says less
+		return fmt.Errorf("download of %s cancelled; /save it to %s again to resume", ref.Name,
+			path)
+	case errors.Is(err, client.ErrFileMismatch):
 		_ = os.Remove(part)
 	}
+	return err
+}
+
+// fetchInto downloads ref's file into out, going on from the bytes out
+// holds when they are no more than the file's. Held bytes that turn out
+// not to be the file's start (a file of the same name, or a corrupted
+// copy) are dropped and the file downloaded over, once.
+func (s *session) fetchInto(ctx context.Context, ref *common.FileRef, out *os.File) error {
+	ctx, cancel := context.WithTimeout(ctx, fileDeadline)
+	defer cancel()
+	held, err := out.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if held > 0 && held <= ref.Size {
+		s.printf("* resuming %s from %s", ref.Name, formatSize(held))
+		if _, err := out.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		err = s.fetch(ctx, ref, out, held)
+		if !errors.Is(err, client.ErrFileMismatch) {
+			return err
+		}
+		s.printf("* the bytes held for %s are not its start; downloading it over", ref.Name)
+	}
+	if err := out.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return s.fetch(ctx, ref, out, 0)
+}
+
+// fetch downloads ref's file into out from held bytes on, out's first held
+// bytes being read to hash them, which leaves its offset where the rest
+// goes.
+func (s *session) fetch(ctx context.Context, ref *common.FileRef, out *os.File,
+	held int64) error {
+	var have io.Reader
+	if held > 0 {
+		have = io.LimitReader(out, held)
+	}
+	w := &progressWriter{w: out, held: held,
+		progress: s.progressNotice("downloading", ref.Name, ref.Size)}
+	_, err := s.sess.DownloadFrom(ctx, ref.FileId, have, w)
 	return err
 }
 
