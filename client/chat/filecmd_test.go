@@ -177,6 +177,17 @@ func TestRun_SaveWritesTheTargetOnlyWhenComplete(t *testing.T) {
 	waitOutput(t, r.out, "* saved partial.bin (1.5 MiB) to "+target, 1)
 	checkFile(t, target, data)
 
+	// A link where the temporary file goes is not written through.
+	linked := filepath.Join(dir, "linked.bin")
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), linked+".part"); err != nil {
+		t.Fatal(err)
+	}
+	r.say(t, "/save #1 "+linked)
+	waitOutput(t, r.out, "! "+linked+".part is not a regular file; not saved", 1)
+	if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("written through the link: %v", err)
+	}
+
 	// A run killed mid-download leaves its temporary file behind.
 	again := filepath.Join(dir, "again.bin")
 	if err := os.WriteFile(again+".part", []byte("stale"), 0o644); err != nil {

@@ -183,6 +183,10 @@ func (s *session) download(ctx context.Context, ref *common.FileRef, path string
 		return fmt.Errorf("%s: %w", path, errFileExists)
 	}
 	part := path + partSuffix
+	// Written through, a symbolic link there would put the bytes elsewhere.
+	if info, err := os.Lstat(part); err == nil && !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file; not saved", part)
+	}
 	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err

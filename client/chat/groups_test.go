@@ -263,7 +263,8 @@ func TestRun_GroupNameWithSpaces(t *testing.T) {
 func TestRun_GroupTakesQuotesAndAnyCase(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "bob")
-	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret", "--register")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register")
 	waitOutput(t, r.out, "* logged in as alice", 1)
 
 	for _, line := range []string{"/add nobody", "/remove nobody", "/transfer nobody"} {
