@@ -40,8 +40,9 @@ const helpText = `commands:
                upload a file and send it to the conversation; a path may go
                in double quotes, and ~/ is your home directory
   /save #<seq> [<path>]
-               download the file of a message under its name, here or in
-               the directory given, or to the path given; never overwrites
+               download the file of a message under its name (made safe),
+               here or in the directory given, or to the path given; never
+               overwrites; a cut-short download resumes from its <path>.part
   /convs       list your conversations with unread counts
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes
