@@ -223,3 +223,49 @@ func TestSignedOut_LostCloseEndsSession(t *testing.T) {
 		t.Fatalf("session ended with %v, want ErrSessionEnded and CLOSE SIGNED_OUT", sess.Err())
 	}
 }
+
+// Logout of a Session whose device was signed out elsewhere succeeds: the
+// device is signed out, which is all Logout asks. It said
+// ErrLogoutUnconfirmed ("the device may still be signed in"), both when
+// the sign-out's close reached the session first and when the close was
+// lost and the server refused the session's final requests instead.
+func TestSignedOut_LogoutOfASignedOutSessionSucceeds(t *testing.T) {
+	sys := signedOutSystem(t)
+	addr := sys.GatewayAddr().String()
+	suffix := time.Now().UnixNano() % 1_000_000_000
+	alice := login(t, addr, fmt.Sprintf("alice%d", suffix), "phone", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func(device string) *client.Session {
+		sess, err := client.OpenSession(ctx, client.SessionConfig{Addr: addr,
+			Login: client.LoginParams{Username: alice.name, Password: "correct horse",
+				DeviceID: device}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sess.Close() })
+		return sess
+	}
+
+	closed := open("laptop")
+	if err := alice.SignOutDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed.Done():
+	case <-ctx.Done():
+		t.Fatal("the signed-out laptop's session goes on")
+	}
+	if err := closed.Logout(ctx); err != nil {
+		t.Errorf("Logout after the sign-out's close: %v, want nil", err)
+	}
+
+	stale := open("tablet")
+	loseRoute(t, sys, alice.id, "tablet")
+	if err := alice.SignOutDevice(ctx, "tablet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Logout(ctx); err != nil {
+		t.Errorf("Logout of a session whose sign-out close was lost: %v, want nil", err)
+	}
+}

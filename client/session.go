@@ -478,7 +478,10 @@ func (s *Session) Close() error {
 // returns ErrLoggedOut; ErrClosed when a Close ended the session first and
 // the LOGOUT went unanswered. On a session that had ended before, it signs
 // nothing out and returns ErrLogoutUnconfirmed with why the session ended,
-// except after a Logout the server answered: calling it again returns nil.
+// except after a Logout the server answered (calling it again returns nil)
+// and when the device was signed out elsewhere or its account deleted: it
+// returns nil then, as it does when the server refuses the final requests
+// of a device signed out elsewhere whose close was lost.
 // When a LOGOUT was sent and went unanswered, ErrLogoutUnconfirmed comes
 // with ErrOutcomeUnknown: the device may be signed out already, and a
 // later Session's login by its tokens, refused, will tell. Without it,
@@ -495,7 +498,7 @@ func (s *Session) Logout(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.loggedOut:
+	case s.loggedOut, deviceGone(prior):
 		return nil
 	case prior != nil:
 		return errorf("logout of device %q: %w: the session had ended: %w",
@@ -506,6 +509,16 @@ func (s *Session) Logout(ctx context.Context) error {
 	}
 	return errorf("logout of device %q: %w", s.cfg.Login.DeviceID,
 		ErrLogoutUnconfirmed)
+}
+
+// deviceGone reports whether err ended a session because its device can
+// no longer be signed in: signed out elsewhere (a sign-out, a password
+// change) or its account deleted. Logging such a device out has nothing
+// left to do.
+func deviceGone(err error) bool {
+	ce, ok := errors.AsType[*CloseError](err)
+	return ok && (ce.Reason == protocol.CloseReason_SIGNED_OUT ||
+		ce.Reason == protocol.CloseReason_ACCOUNT_DELETED)
 }
 
 // shut ends the session with reason, unless it had ended, and waits for

@@ -290,16 +290,23 @@ func (s *Session) finish(c *Client) {
 	if !signOut || !lacking {
 		s.finalAck(c)
 	}
-	if !signOut || c.Err() != nil {
+	if !signOut {
 		return
 	}
-	if err := c.Logout(s.final); err != nil {
-		if errors.Is(err, ErrOutcomeUnknown) {
-			s.mu.Lock()
-			s.logoutUnsure = true
-			s.mu.Unlock()
-		}
+	// A device signed out elsewhere whose close was lost has its final
+	// requests refused and its connection closed SIGNED_OUT: it is signed
+	// out, as the LOGOUT would have made it.
+	if err := c.Err(); err != nil && !deviceGone(err) {
 		return
+	} else if err == nil {
+		if err := c.Logout(s.final); err != nil && CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
+			if errors.Is(err, ErrOutcomeUnknown) {
+				s.mu.Lock()
+				s.logoutUnsure = true
+				s.mu.Unlock()
+			}
+			return
+		}
 	}
 	s.mu.Lock()
 	s.loggedOut = true
