@@ -32,11 +32,12 @@ enum ErrorCode {
 // signed_out marks a TOKEN_INVALID that refuses a token of the device's own,
 // well formed and correctly signed, whose device was signed out since
 // (SIGN_OUT_DEVICE, LOGOUT, a password change, refresh token reuse, the
-// account's deletion); an expired, malformed or forged token leaves it
-// unset. On the answer to a LOGIN the gateway then closes the connection
-// with SIGNED_OUT after the error, so that the client ends its session
-// instead of logging in again with a password it keeps. It never reaches a
-// client as a field.
+// account's deletion), and a request of a session so signed out; an
+// expired, malformed or forged token leaves it unset. On the answer to a
+// LOGIN, a REFRESH or a logged-in connection's request the gateway then
+// closes the connection with SIGNED_OUT after the error, so that the client
+// ends its session instead of logging in again with a password it keeps.
+// It never reaches a client as a field.
 exception BizError {
     1: ErrorCode code,
     2: string message,
