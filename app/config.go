@@ -5,6 +5,8 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -379,6 +381,25 @@ func (c *Config) validateInternal() error {
 	if c.Role.Has(RoleGateway) {
 		return check("--push-listen", c.PushListen)
 	}
+	return nil
+}
+
+// ownInternalSecret gives all its own random internal secret when the
+// operator gave none (and did not pass --insecure-internal). Its roles
+// call one another's ports in this process only, so none outside needs it;
+// without it any local user who found the loopback ports could send as
+// any user through logic's, or write to any connection through the push
+// port. A process of another role that is to call them needs a secret
+// given to both.
+func (c *Config) ownInternalSecret() error {
+	if c.Role != RoleAll || c.InternalSecret != "" || c.InsecureInternal {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("%w: internal secret: %v", ErrConfig, err)
+	}
+	c.InternalSecret = hex.EncodeToString(b)
 	return nil
 }
 

@@ -493,10 +493,22 @@ func TestHostile_LoginBruteForce(t *testing.T) {
 	}
 }
 
+// TestHostile_InternalPortNeedsSecret: logic's port takes no call without
+// the internal secret, whether the operator gave one or, in one process
+// without --internal-secret, the process made its own: another local user
+// reaching a loopback port could otherwise have acted as any user.
 func TestHostile_InternalPortNeedsSecret(t *testing.T) {
-	cfg := baseConfig(t, RoleAll)
-	cfg.InternalSecret = hostileSecret
-	sys := startSystem(t, cfg)
+	t.Run("given", func(t *testing.T) {
+		cfg := baseConfig(t, RoleAll)
+		cfg.InternalSecret = hostileSecret
+		internalPortRefuses(t, startSystem(t, cfg))
+	})
+	t.Run("generated", func(t *testing.T) {
+		internalPortRefuses(t, startSystem(t, baseConfig(t, RoleAll)))
+	})
+}
+
+func internalPortRefuses(t *testing.T, sys *System) {
 	cli, err := logic.NewClient("logic", client.WithHostPorts(sys.LogicAddr().String()),
 		client.WithRPCTimeout(5*time.Second))
 	if err != nil {

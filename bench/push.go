@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/resonance-im/resonance/bench/scenario"
@@ -20,6 +21,9 @@ func runPush(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.StringVar(&cfg.PushAddr, "push-addr", "",
 		"the same gateway's push Kitex address (its --push-listen), required: the\n"+
 			"whole system in one process takes a random push port unless told one")
+	fs.StringVar(&cfg.InternalSecret, "internal-secret", os.Getenv("RESONANCE_INTERNAL_SECRET"),
+		"the gateway's --internal-secret, which its push port requires (default\n"+
+			"$RESONANCE_INTERNAL_SECRET): start the whole system with one to run push")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "",
 		"to find the receivers' conn ids, "+metricsURLUsage)
 	fs.IntVar(&cfg.Receivers, "receivers", 500, "logged-in receiving connections")

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/connpool"
 
 	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
@@ -28,6 +29,10 @@ type PushConfig struct {
 	// PushAddr is the same gateway's push Kitex address (--push-listen);
 	// required.
 	PushAddr string
+	// InternalSecret is the gateway's --internal-secret, which its push port
+	// requires; the whole system in one process makes its own unless given
+	// one, so give it one to run Push against it.
+	InternalSecret string
 	// MetricsURL is the same gateway's /metrics page; required. Push reads
 	// its process start time and accepted connections to find the
 	// receivers' conn ids (see findConns).
@@ -153,10 +158,12 @@ func (r *pushRun) prepare() error {
 	if r.stampAt < 0 {
 		return errors.New("push: stamp not found in the encoded frame")
 	}
-	cli, err := pushsvc.NewClient("resonance.push", kclient.WithHostPorts(r.cfg.PushAddr),
-		kclient.WithRPCTimeout(10*time.Second), kclient.WithConnectTimeout(5*time.Second),
+	opts := append(rpcauth.ClientOptions(r.cfg.InternalSecret),
+		kclient.WithHostPorts(r.cfg.PushAddr), kclient.WithRPCTimeout(10*time.Second),
+		kclient.WithConnectTimeout(5*time.Second),
 		kclient.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: r.cfg.Callers,
 			MaxIdleTimeout: time.Minute}))
+	cli, err := pushsvc.NewClient("resonance.push", opts...)
 	if err != nil {
 		return fmt.Errorf("push: client for %s: %w", r.cfg.PushAddr, err)
 	}

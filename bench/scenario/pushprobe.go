@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resonance-im/resonance/internal/rpcauth"
 	"github.com/resonance-im/resonance/kitex_gen/pushrpc"
 )
 
@@ -121,7 +122,12 @@ func (r *pushRun) probe(ctx context.Context, frame []byte, user, from, to int64)
 			targets[i] = &pushrpc.Target{ConnId: lo + int64(i), UserId: user}
 		}
 		resp, err := r.cli.Push(ctx, &pushrpc.PushReq{Targets: targets, Frame: frame})
-		if err != nil {
+		if err != nil && strings.Contains(err.Error(), rpcauth.ErrDenied.Error()) {
+			// The denial comes back as the remote's text, not the error.
+			return nil, fmt.Errorf("push: the push port refused the call: give the "+
+				"server's internal secret (--internal-secret or $RESONANCE_INTERNAL_SECRET, "+
+				"to both): %w", err)
+		} else if err != nil {
 			return nil, fmt.Errorf("push: probe conn ids from %d: %w", lo, err)
 		}
 		missing := make(map[int64]bool, len(resp.MissingConns))

@@ -27,7 +27,8 @@ func startSystem(t *testing.T) system {
 	pushAddr := freeAddr(t)
 	cfg := app.Config{Role: app.RoleAll, DataDir: t.TempDir(),
 		Prefix:      fmt.Sprintf("bench%d", time.Now().UnixNano()),
-		LogicListen: "127.0.0.1:0", PushListen: pushAddr, HTTPListen: "127.0.0.1:0"}
+		LogicListen: "127.0.0.1:0", PushListen: pushAddr, HTTPListen: "127.0.0.1:0",
+		InternalSecret: benchSecret}
 	cfg.Gateway.Addr = "127.0.0.1:0"
 	cfg.Gateway.FrameRate = -1
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -40,6 +41,9 @@ func startSystem(t *testing.T) system {
 	return system{addr: sys.GatewayAddr().String(), pushAddr: pushAddr,
 		metricsURL: "http://" + sys.HTTPAddr().String() + "/metrics"}
 }
+
+// benchSecret is the system's internal secret, which push needs.
+const benchSecret = "bench-e2e-secret"
 
 // freeAddr returns a loopback address free a moment ago. The push listener
 // takes no port 0 we could read back, so this one is picked ahead.
@@ -82,7 +86,8 @@ func TestScenarios_TinyRunsAgainstTheSystem(t *testing.T) {
 			counts: map[string]uint64{"end to end": 100, "ack": 100, "sent after due": 100}},
 		{name: "push", run: func() (scenario.Report, error) {
 			return scenario.Push(ctx, scenario.PushConfig{Addr: sys.addr,
-				PushAddr: sys.pushAddr, MetricsURL: sys.metricsURL, Receivers: 12, Batch: 5,
+				PushAddr: sys.pushAddr, InternalSecret: benchSecret, MetricsURL: sys.metricsURL,
+				Receivers: 12, Batch: 5,
 				Callers: 2, Duration: 300 * time.Millisecond, ServerPID: pid})
 		}},
 		{name: "group", run: func() (scenario.Report, error) {
