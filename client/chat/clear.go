@@ -51,6 +51,9 @@ func (s *session) passCleared(conv string, cleared int64) {
 	if s.unread == conv {
 		s.unread = "" // the server moved the read position with the clear
 	}
+	if s.view.conv == conv {
+		s.view.unreadBelow = false // nothing below the clear is left to show
+	}
 }
 
 // clearedElsewhere applies a clear made on another of the user's devices

@@ -33,7 +33,7 @@ func TestRun_ClearAndHide(t *testing.T) {
 	waitOutput(t, r.out, "* cleared the history with bob up to #2 on all your devices; "+
 		"the others still have theirs", 1)
 	r.say(t, "/history")
-	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	waitOutput(t, r.out, "--- no earlier messages with bob ---", 1)
 	r.say(t, "/convs")
 	waitOutput(t, r.out, "--- 1 conversation ---", 1)
 

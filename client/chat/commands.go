@@ -16,7 +16,8 @@ import (
 
 const helpText = `commands:
   /to <user>   chat with another user
-  /history     print the recent history of the conversation again
+  /history [N] print the N messages (20 if not given, at most 500) before the
+               oldest shown; again to page further back
   /group new <name> <user> [<user>...]
                create a group with these users and chat in it; a name with
                spaces goes in quotes: /group new "Friday lunch" bob
@@ -150,11 +151,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			s.printf("%s", l)
 		}
 	case "/history":
-		if s.conv() == "" {
-			s.printf("! no conversation yet: /to <user> or /group")
-			return nil
-		}
-		s.report(s.printHistory(ctx))
+		s.report(s.pageBack(ctx, arg))
 	case "/presence":
 		s.report(s.watchPresence(ctx, arg))
 	case "/reply":
@@ -280,45 +277,7 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 	s.peer = peer{name: u.Username, id: u.UserId}
 	s.learnName(u.UserId, u.Username)
 	s.printf("* chatting with %s", u.Username)
-	return s.printHistory(ctx)
-}
-
-// printHistory prints the newest historyLines messages of the conversation
-// with one backward page.
-func (s *session) printHistory(ctx context.Context) error {
-	conv := s.conv()
-	var page []*common.Message
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		resp, err := c.SyncBefore(ctx, conv, client.LatestSeq, historyLines)
-		if client.CodeOf(err) == common.ErrorCode_NOT_FOUND {
-			// The IDL does not say how a server answers for a conversation
-			// with no message yet; NOT_FOUND is read as empty.
-			return nil
-		}
-		if err == nil {
-			page = resp.Messages
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	with := s.peer.name
-	if s.group != "" {
-		with = "group " + s.groupName
-	}
-	s.printf("--- last %d messages with %s ---", len(page), with)
-	for _, m := range page {
-		// A LEAVE read here is not read again from the stream, which skips
-		// what the history showed: its sender's name is asked again now.
-		s.forgetSenderOfLeave(m)
-		s.printf("%s", s.format(ctx, m))
-		s.shown[conv] = max(s.shown[conv], m.Seq)
-	}
-	if len(page) > 0 {
-		s.unread = conv
-	}
-	return nil
+	return s.openHistory(ctx)
 }
 
 // printMessage prints a message of the stream unless the history printed

@@ -96,8 +96,8 @@ func TestRun_ReusedNameOfDeletedUserIsNotShownForOldMessages(t *testing.T) {
 	send(t, newCarol, aliceID, "new hello")
 	waitOutput(t, r.out, "carol #1: new hello", 1)
 
-	r.say(t, "/history")
-	waitOutput(t, r.out, "--- last 1 messages with group lunch ---", 2)
+	r.say(t, "/group lunch") // opened again, it prints its history again
+	waitOutput(t, r.out, " with group lunch ---", 2)
 	deleted := fmt.Sprintf(`* #1 user#%d (deleted) created "lunch"`, oldID)
 	waitOutput(t, r.out, deleted, 1)
 }

@@ -74,7 +74,7 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 		}
 		s.group, s.groupName = g.ConvId, g.Name
 		s.printf("* chatting in group %s (%s)", g.Name, g.ConvId)
-		return s.printHistory(ctx)
+		return s.openHistory(ctx)
 	}
 	name, users, ok := cutGroupName(rest)
 	if !ok || len(users) == 0 {
@@ -460,7 +460,7 @@ func (s *session) readMessage(ctx context.Context, conv string,
 		return err
 	})
 	if client.CodeOf(err) == common.ErrorCode_NOT_FOUND {
-		// No message in the conversation yet (see printHistory).
+		// No message in the conversation yet (see syncBefore).
 		return nil, nil
 	}
 	return target, err

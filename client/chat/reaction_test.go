@@ -9,7 +9,7 @@ import (
 
 // /react and /unreact send REACT for the #seq typed; the reactions arrive as
 // one short line each, on the reactor's screen and the peer's; a reaction
-// that changes nothing says so; /history shows the sum beside the message.
+// that changes nothing says so; reopening the conversation shows the sum beside the message.
 func TestRun_ReactAndUnreact(t *testing.T) {
 	s := startServer(t)
 	bob, _ := newUser(t, s, "bob")
@@ -31,7 +31,7 @@ func TestRun_ReactAndUnreact(t *testing.T) {
 			want: "! no #99 in this conversation (cleared from your history, or never sent)"},
 		{line: "/unreact #1 👍", want: "* #3 alice took back 👍 from #1"},
 		{line: "/react #1 🎉", want: "* #4 alice reacted 🎉 to #1"},
-		{line: "/history", want: "] bob #1: lunch? [🎉 1]"},
+		{line: "/to bob", want: "] bob #1: lunch? [🎉 1]"},
 	} {
 		r.say(t, tc.line)
 		waitOutput(t, r.out, tc.want, 1)

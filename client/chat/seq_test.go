@@ -48,7 +48,7 @@ func TestRun_ShowsTheSeqOfEveryLine(t *testing.T) {
 
 	// The history of the group shows them again, in the same form.
 	r.say(t, "/group team")
-	waitOutput(t, r.out, "--- last 3 messages with group team ---", 1)
+	waitOutput(t, r.out, "--- 3 unread messages with group team ---", 1)
 	waitOutput(t, r.out, "\n* #3 bob left\n", 1)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {

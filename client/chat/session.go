@@ -21,7 +21,6 @@ import (
 
 const (
 	platform     = "terminal"
-	historyLines = 20
 	resolveEvery = 3 * time.Second
 	// requestDeadline bounds a command's request, which waits for a
 	// connection while offline.
@@ -119,6 +118,9 @@ type session struct {
 	// MARK_READ is in flight (markShownRead).
 	unread   string
 	readBusy atomic.Bool
+	// view is what the conversation on screen printed of its history
+	// (history.go).
+	view historyView
 	// registerLimited is the RATE_LIMITED refusal of --register's
 	// registration, reported if the login that follows fails too.
 	registerLimited error
@@ -580,7 +582,12 @@ func (s *session) ended(err error) error {
 // /read, tries again) since the messages themselves are safe.
 func (s *session) markShownRead(ctx context.Context) {
 	conv := s.unread
-	if conv == "" || !s.readBusy.CompareAndSwap(false, true) {
+	if conv == "" || s.view.conv == conv && s.view.unreadBelow {
+		// Unread messages below those printed are not shown yet: the
+		// read position would pass them. Asked again at the next tick.
+		return
+	}
+	if !s.readBusy.CompareAndSwap(false, true) {
 		return
 	}
 	s.unread = ""

@@ -277,3 +277,14 @@ func (s *Server) Repush(convID string, seq int64) {
 		}
 	}
 }
+
+// ReadSeq is the read position of the user in convID, 0 when none.
+func (s *Server) ReadSeq(username, convID string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, cv := s.users[username], s.convs[convID]
+	if u == nil || cv == nil {
+		return 0
+	}
+	return cv.readSeq[u.id]
+}
