@@ -15,7 +15,8 @@ import (
 )
 
 const helpText = `commands:
-  /to <user>   chat with another user
+  /to <user>   chat with another user; also opens any conversation /convs
+               lists, by its id or the name shown (user#9 for a deleted user)
   /history [N] print the N messages (20 if not given, at most 500) before the
                oldest shown; again to page further back
   /group new <name> <user> [<user>...]
@@ -165,8 +166,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		case s.isMe(arg):
 			s.printf("! cannot message yourself")
 		default:
-			s.peer, s.group = peer{name: arg}, ""
-			s.report(s.resolvePeer(ctx, true))
+			s.report(s.openTo(ctx, arg))
 		}
 	default:
 		if !s.handleConvCommand(ctx, cmd, arg) && !s.handleAccountCommand(ctx, cmd, arg) &&
@@ -208,6 +208,10 @@ func (s *session) sendP2P(p client.SendParams) {
 		return
 	case s.peer.id == 0:
 		s.printf("! %s does not exist yet; message not sent", s.peer.name)
+		return
+	case s.peer.deleted:
+		s.printf("! not sent: %s deleted the account; nothing can be sent to them",
+			s.peer.name)
 		return
 	}
 	p.ToUserID, p.ClientMsgID = s.peer.id, client.NewClientMsgID()
@@ -378,7 +382,7 @@ func (s *session) nameOf(ctx context.Context, id int64) string {
 		case err != nil:
 		case u.Deleted:
 			// A deleted account has no username left; its id names it.
-			s.learnName(id, fmt.Sprintf("user#%d (deleted)", id))
+			s.learnName(id, deletedName(id))
 		default:
 			s.learnName(id, u.Username)
 		}

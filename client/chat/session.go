@@ -132,9 +132,12 @@ type session struct {
 }
 
 // peer is the user we chat with; id is 0 until the name is resolved.
+// deleted is set when the account was deleted: its conversation is
+// read-only.
 type peer struct {
-	name string
-	id   int64
+	name    string
+	id      int64
+	deleted bool
 }
 
 func newSession(cfg config, out io.Writer) *session {
