@@ -255,6 +255,9 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 		return err
 	})
 	if client.CodeOf(err) == common.ErrorCode_NOT_FOUND {
+		if id := s.knownID(s.peer.name, 0); id != 0 {
+			return s.nameGone(ctx, s.peer.name, id)
+		}
 		if announce {
 			s.printf("! %s does not exist yet; retrying every %s (or /to %s)",
 				s.peer.name, resolveEvery, s.peer.name)
@@ -278,6 +281,7 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 		s.printf("! cannot message yourself")
 		return nil
 	}
+	s.warnNewAccount(ctx, u.Username, u.UserId)
 	s.peer = peer{name: u.Username, id: u.UserId}
 	s.learnName(u.UserId, u.Username)
 	s.printf("* chatting with %s", u.Username)
@@ -409,6 +413,7 @@ func (s *session) learnName(id int64, name string) {
 		}
 	}
 	s.names[id], s.namedAt[id] = name, time.Now()
+	s.rememberID(id, name)
 }
 
 // forgetSenderOfLeave drops the cached name of the sender of a group's

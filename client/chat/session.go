@@ -50,7 +50,10 @@ type session struct {
 	// (nameOf).
 	names   map[int64]string
 	namedAt map[int64]time.Time
-	peer    peer
+	// knownIDs holds, by folded name, every user id the client learnt
+	// the name for in this run, oldest first (rememberID, to.go).
+	knownIDs map[string][]int64
+	peer     peer
 	// group is the group conversation chatted in, "" while chatting with
 	// peer; groupName is its name.
 	group     string
@@ -146,6 +149,7 @@ func newSession(cfg config, out io.Writer) *session {
 		out:       out,
 		names:     make(map[int64]string),
 		namedAt:   make(map[int64]time.Time),
+		knownIDs:  make(map[string][]int64),
 		peer:      peer{name: cfg.to},
 		shown:     make(map[string]int64),
 		convNames: make(map[string]string),
@@ -186,8 +190,9 @@ func (s *session) run(ctx context.Context, lines <-chan string) error {
 	sendsDone := make(chan struct{})
 	go func() { defer close(sendsDone); s.sendLoop(sendCtx) }()
 
+	s.learnPeers(ctx)
 	if s.peer.name != "" {
-		s.report(s.resolvePeer(ctx, true))
+		s.report(s.openTo(ctx, s.peer.name))
 	}
 	err := s.serve(ctx, lines)
 	s.finish(ctx, sendsDone, stopSends)

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/resonance-im/resonance/client"
@@ -80,12 +81,7 @@ func (s *session) listedConv(ctx context.Context, arg string) (*protocol.ConvSum
 // openPeer opens the 1:1 conversation with the user of id, read-only when
 // the account was deleted.
 func (s *session) openPeer(ctx context.Context, id int64) error {
-	var u *protocol.GetUserResp
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		var err error
-		u, err = c.GetUserByID(ctx, id)
-		return err
-	})
+	u, err := s.userByID(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -102,6 +98,99 @@ func (s *session) openPeer(ctx context.Context, id int64) error {
 	s.printf("* reading your conversation with %s: the account was deleted, so nothing can "+
 		"be sent to it", name)
 	return s.openHistory(ctx)
+}
+
+// userByID looks the user of id up, a deleted one too.
+func (s *session) userByID(ctx context.Context, id int64) (*protocol.GetUserResp, error) {
+	var u *protocol.GetUserResp
+	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
+		var err error
+		u, err = c.GetUserByID(ctx, id)
+		return err
+	})
+	return u, err
+}
+
+// knownID returns the last id other than not that the client learnt name
+// for, 0 when none.
+func (s *session) knownID(name string, not int64) int64 {
+	ids := s.knownIDs[strings.ToLower(name)]
+	for i := len(ids) - 1; i >= 0; i-- {
+		if ids[i] != not {
+			return ids[i]
+		}
+	}
+	return 0
+}
+
+// rememberID records that name named the user of id: a name is freed when
+// its account is deleted and may be taken by someone else, whom /to must
+// not take for the user talked with before.
+func (s *session) rememberID(id int64, name string) {
+	if !usernameLike(name) {
+		return // a deleted user's label
+	}
+	key := strings.ToLower(name)
+	if !slices.Contains(s.knownIDs[key], id) {
+		s.knownIDs[key] = append(s.knownIDs[key], id)
+	}
+}
+
+// nameGone handles /to name when no account has the name now, but the
+// client knew it as the user of id: that user deleted the account (or, on
+// a server that renames, took another name). Their conversation opens,
+// rather than a wait for the name, which would go to whoever takes it next.
+func (s *session) nameGone(ctx context.Context, name string, id int64) error {
+	s.peer = peer{}
+	u, err := s.userByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if u.Deleted {
+		s.printf("! %s deleted the account (user #%d)", name, id)
+	} else {
+		s.printf("! no account is named %s now; user #%d is %s", name, id, u.Username)
+	}
+	return s.openPeer(ctx, id)
+}
+
+// warnNewAccount says so when name, just resolved to the user of id, named
+// another user the client knew: the one talked with before deleted the
+// account and someone else took the name.
+func (s *session) warnNewAccount(ctx context.Context, name string, id int64) {
+	old := s.knownID(name, id)
+	if old == 0 {
+		return
+	}
+	state, tail := "deleted", fmt.Sprintf("/to user#%d reads that conversation", old)
+	if u, err := s.userByID(ctx, old); err != nil {
+		state, tail = "unknown now", fmt.Sprintf("/to user#%d reads that conversation", old)
+	} else if !u.Deleted {
+		state, tail = "now named "+u.Username, "/to "+u.Username+" chats with them"
+	}
+	s.printf("* %s is a new account (user #%d), not the %s you talked with before "+
+		"(user #%d, %s): %s", name, id, name, old, state, tail)
+}
+
+// learnPeers learns the name of every user the user has a 1:1
+// conversation with, so that a name freed by a deletion later in this run
+// and taken by someone else is told apart (warnNewAccount, nameGone).
+//
+// TODO: the names are kept for the run only; a client started after a
+// deletion cannot tell whose the freed name was (the server keeps no name
+// of a deleted account), so /to says the name does not exist yet, and then
+// takes whoever registers it. A store of names beside the device id would
+// keep them across runs.
+func (s *session) learnPeers(ctx context.Context) {
+	convs, err := s.allConvs(ctx)
+	if err != nil {
+		return // only a better notice is lost
+	}
+	for _, c := range convs {
+		if c.Type == common.ConvType_P2P {
+			s.nameOf(ctx, c.PeerUserId)
+		}
+	}
 }
 
 // deletedName is the name shown for the user of id, who deleted the
