@@ -259,6 +259,10 @@ func (s *session) resolvePeer(ctx context.Context, announce bool) error {
 			return s.nameGone(ctx, s.peer.name, id)
 		}
 		if announce {
+			if group, ok := s.groupNamed(ctx, s.peer.name); ok {
+				s.peer = peer{}
+				return s.groupCommand(ctx, group)
+			}
 			s.printf("! %s does not exist yet; retrying every %s (or /to %s)",
 				s.peer.name, resolveEvery, s.peer.name)
 		}

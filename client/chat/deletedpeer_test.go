@@ -57,3 +57,20 @@ func TestRun_OpensTheConversationOfADeletedUser(t *testing.T) {
 		})
 	}
 }
+
+// /to takes a group by the name /convs shows, also a name that looks like
+// a username.
+func TestRun_ToOpensAGroupByName(t *testing.T) {
+	s := startServer(t)
+	_, aliceID := newUser(t, s, "alice")
+	carol, _ := newUser(t, s, "carol")
+	g, err := carol.CreateGroup(context.Background(), "lunch", []int64{aliceID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/to lunch")
+	waitOutput(t, r.out, "* chatting in group lunch ("+g.ConvId+")", 1)
+	quitChat(t, r)
+}

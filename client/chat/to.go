@@ -78,6 +78,16 @@ func (s *session) listedConv(ctx context.Context, arg string) (*protocol.ConvSum
 		"(a deleted user's as user#<id>)", arg)
 }
 
+// groupNamed returns the id of the group /convs lists as name, for a /to
+// that names no user.
+func (s *session) groupNamed(ctx context.Context, name string) (string, bool) {
+	c, err := s.listedConv(ctx, name)
+	if err != nil || c.Type != common.ConvType_GROUP {
+		return "", false
+	}
+	return c.ConvId, true
+}
+
 // openPeer opens the 1:1 conversation with the user of id, read-only when
 // the account was deleted.
 func (s *session) openPeer(ctx context.Context, id int64) error {
