@@ -307,6 +307,7 @@ func (s *session) printMessage(ctx context.Context, m *common.Message) {
 		return
 	}
 	s.printf("%s", s.format(ctx, m))
+	s.view.printedLive(m)
 	if m.SenderId != s.me {
 		s.unread = m.ConvId // on screen, so read: see markShownRead
 	}

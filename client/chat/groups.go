@@ -97,6 +97,7 @@ func (s *session) groupCommand(ctx context.Context, arg string) error {
 		return err
 	}
 	s.group, s.groupName = ack.ConvId, name
+	s.view = historyView{conv: ack.ConvId} // all of it is printed from here on
 	s.printf("* created group %s (%s); you are chatting in it", name, ack.ConvId)
 	return nil
 }

@@ -49,6 +49,14 @@ type historyView struct {
 	floor int64
 }
 
+// printedLive notes a line of the stream printed in the conversation on
+// screen: when it is the first line there, /history pages back from it.
+func (v *historyView) printedLive(m *common.Message) {
+	if v.conv == m.ConvId && v.oldest == 0 {
+		v.oldest = m.Seq
+	}
+}
+
 // historyRead is one backward read of a conversation: its messages oldest
 // first, and whether older ones were left unread for the page's bound.
 type historyRead struct {

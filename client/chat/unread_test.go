@@ -126,3 +126,21 @@ func TestRun_HistoryPagesBackAndSkipsNoMessageForEvents(t *testing.T) {
 	waitOutput(t, r.out, "--- no earlier messages with carol ---", 1)
 	quitChat(t, r)
 }
+
+// /history in a conversation that began on screen pages back from the
+// oldest line shown live, not from the newest again.
+func TestRun_HistoryAfterLiveLinesPrintsNothingTwice(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	send(t, bob, userID(t, bob, "alice"), "first")
+	waitOutput(t, r.out, "] bob #1: first", 1)
+	r.say(t, "/history")
+	waitOutput(t, r.out, "--- no earlier messages with bob ---", 1)
+	quitChat(t, r)
+	if n := strings.Count(r.out.String(), "] bob #1: first"); n != 1 {
+		t.Fatalf("#1 printed %d times:\n%s", n, r.out.String())
+	}
+}
