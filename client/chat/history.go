@@ -88,16 +88,19 @@ func (s *session) openHistory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	earlier := sum.Unread - s.countUnread(read.msgs)
-	if !read.more || earlier <= 0 {
+	if !read.more {
 		s.printf("--- %d unread message%s with %s ---", sum.Unread, plural(int(sum.Unread)),
 			s.withLabel())
 		s.printPage(ctx, conv, read.msgs)
 		return nil
 	}
-	s.printf("--- %d unread messages with %s: the newest %d follow; /history %d shows the "+
-		"%d earlier ---", sum.Unread, s.withLabel(), countMessages(read.msgs),
-		min(earlier, maxHistoryLines), earlier)
+	// The seqs left are counted, not the server's unread (which leaves
+	// out reactions): each holds one message at most, so /history of
+	// that many reaches back to them all.
+	first, last := floor+1, read.msgs[0].Seq-1
+	s.printf("--- %d unread messages with %s: the newest %d follow; /history %d shows "+
+		"the earlier ones (#%d-#%d) ---", sum.Unread, s.withLabel(),
+		countMessages(read.msgs), min(last-first+1, maxHistoryLines), first, last)
 	s.view.unreadBelow, s.view.floor = true, floor
 	s.printPage(ctx, conv, read.msgs)
 	return nil
@@ -216,18 +219,6 @@ func countMessages(msgs []*common.Message) int {
 	n := 0
 	for _, m := range msgs {
 		if isMessage(m.ContentType) {
-			n++
-		}
-	}
-	return n
-}
-
-// countUnread counts what of msgs the server counts as unread: every
-// message and event not the user's own.
-func (s *session) countUnread(msgs []*common.Message) int64 {
-	var n int64
-	for _, m := range msgs {
-		if m.SenderId != s.me {
 			n++
 		}
 	}

@@ -70,7 +70,7 @@ func TestRun_CapsUnreadAndKeepsTheRestUnread(t *testing.T) {
 	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw-secret",
 		"--to", "alice")
 	waitOutput(t, r.out, "--- 130 unread messages with alice: the newest 100 follow; "+
-		"/history 30 shows the 30 earlier ---", 1)
+		"/history 30 shows the earlier ones (#1-#30) ---", 1)
 	waitOutput(t, r.out, "] alice #130: line 130", 1)
 	r.say(t, "/convs")
 	waitOutput(t, r.out, "unread 130", 1)
@@ -143,4 +143,31 @@ func TestRun_HistoryAfterLiveLinesPrintsNothingTwice(t *testing.T) {
 	if n := strings.Count(r.out.String(), "] bob #1: first"); n != 1 {
 		t.Fatalf("#1 printed %d times:\n%s", n, r.out.String())
 	}
+}
+
+// Reactions, which the server's unread count leaves out, do not make the
+// client take a backlog past the cap for shown in full.
+func TestRun_CapHoldsWhenReactionsAreAmongTheUnread(t *testing.T) {
+	s := startServer(t)
+	alice, aliceID := newUser(t, s, "alice")
+	_, bobID := newUser(t, s, "bob")
+	for i := 1; i <= 101; i++ {
+		send(t, alice, bobID, fmt.Sprintf("line %03d", i))
+	}
+	conv := client.P2PConvID(aliceID, bobID)
+	for i := range 30 {
+		if _, err := alice.React(context.Background(), conv, 101, "👍", i%2 == 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startChat(t, "--addr", s.Addr(), "--user", "bob", "--password", "pw-secret",
+		"--to", "alice")
+	waitOutput(t, r.out, "--- 101 unread messages with alice: the newest 100 follow; "+
+		"/history 1 shows the earlier ones (#1-#1) ---", 1)
+	r.say(t, "/convs")
+	waitOutput(t, r.out, "unread 101", 1)
+	r.say(t, "/history 1")
+	waitOutput(t, r.out, "] alice #1: line 001", 1)
+	waitRead(t, s, "bob", conv, 131)
+	quitChat(t, r)
 }

@@ -120,7 +120,8 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 		sum.LastMessage = nil
 	}
 	for _, m := range cv.msgs[min(max(sum.ReadSeq, cl.cleared), sum.LastSeq):sum.LastSeq] {
-		if m.SenderId != c.userID {
+		// Reactions do not count, as the server's unread leaves them out.
+		if m.SenderId != c.userID && m.ContentType != common.ContentType_REACTION {
 			sum.Unread++
 		}
 	}
