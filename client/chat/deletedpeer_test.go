@@ -18,7 +18,9 @@ func TestRun_OpensTheConversationOfADeletedUser(t *testing.T) {
 		name string
 		to   func(daveID int64, conv string) string
 	}{
-		{name: "by shown name", to: func(id int64, _ string) string { return fmt.Sprintf("user#%d", id) }},
+		{name: "by shown name", to: func(id int64, _ string) string {
+			return fmt.Sprintf("user#%d", id)
+		}},
 		{name: "by full label", to: func(id int64, _ string) string {
 			return fmt.Sprintf("user#%d (deleted)", id)
 		}},
