@@ -74,15 +74,27 @@ func (s *session) openHistory(ctx context.Context) error {
 		return err
 	}
 	if sum == nil || sum.Unread == 0 {
-		read, err := s.readBack(ctx, conv, client.LatestSeq, 0, historyLines)
-		if err != nil {
-			return err
-		}
-		n := countMessages(read.msgs)
-		s.printf("--- last %d message%s with %s ---", n, plural(n), s.withLabel())
-		s.printPage(ctx, conv, read.msgs)
-		return nil
+		return s.printLast(ctx, conv)
 	}
+	return s.printUnread(ctx, conv, sum)
+}
+
+// printLast prints the last historyLines messages of conv.
+func (s *session) printLast(ctx context.Context, conv string) error {
+	read, err := s.readBack(ctx, conv, client.LatestSeq, 0, historyLines)
+	if err != nil {
+		return err
+	}
+	n := countMessages(read.msgs)
+	s.printf("--- last %d message%s with %s ---", n, plural(n), s.withLabel())
+	s.printPage(ctx, conv, read.msgs)
+	return nil
+}
+
+// printUnread prints the messages of conv after the read position sum
+// gives, or the newest unreadCap of them and which are left.
+func (s *session) printUnread(ctx context.Context, conv string,
+	sum *protocol.ConvSummary) error {
 	floor := max(sum.ReadSeq, sum.ClearedSeq)
 	read, err := s.readBack(ctx, conv, client.LatestSeq, floor, unreadCap)
 	if err != nil {
