@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -125,7 +126,7 @@ func (s *session) pageBack(ctx context.Context, arg string) error {
 	if conv == "" {
 		return fmt.Errorf("no conversation yet: /to <user> or /group")
 	}
-	n, err := historyCount(arg)
+	n, err := s.historyCount(arg)
 	if err != nil {
 		return err
 	}
@@ -154,17 +155,22 @@ func (s *session) pageBack(ctx context.Context, arg string) error {
 	return nil
 }
 
-// historyCount reads the N of /history N.
-func historyCount(arg string) (int, error) {
+// historyCount reads the N of /history N, at most maxHistoryLines.
+func (s *session) historyCount(arg string) (int, error) {
 	if arg == "" {
 		return historyLines, nil
 	}
-	var n int
-	if _, err := fmt.Sscan(arg, &n); err != nil || n <= 0 || fmt.Sprint(n) != arg {
+	n, err := strconv.Atoi(arg)
+	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("usage: /history [N], N a number of messages up to %d",
 			maxHistoryLines)
 	}
-	return min(n, maxHistoryLines), nil
+	if n > maxHistoryLines {
+		s.printf("* /history prints at most %d messages at a time; /history again pages "+
+			"further back", maxHistoryLines)
+		n = maxHistoryLines
+	}
+	return n, nil
 }
 
 // withLabel names the conversation on screen for a history heading.

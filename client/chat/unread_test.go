@@ -171,3 +171,19 @@ func TestRun_CapHoldsWhenReactionsAreAmongTheUnread(t *testing.T) {
 	waitRead(t, s, "bob", conv, 131)
 	quitChat(t, r)
 }
+
+// /history N past the cap says it printed fewer than asked; a malformed N
+// is refused, not taken for the default.
+func TestRun_HistoryCountIsCheckedAndCapped(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register", "--to", "bob")
+	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	r.say(t, "/history ten")
+	waitOutput(t, r.out, "! usage: /history [N], N a number of messages up to 500", 1)
+	r.say(t, "/history 9999")
+	waitOutput(t, r.out, "* /history prints at most 500 messages at a time; "+
+		"/history again pages further back", 1)
+	quitChat(t, r)
+}
