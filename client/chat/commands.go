@@ -16,7 +16,8 @@ import (
 
 const helpText = `commands:
   /to <user>   chat with another user; also opens any conversation /convs
-               lists, by its id or the name shown (user#9 for a deleted user)
+               lists, by its id or the name shown (user#9 for a deleted user),
+               a group you left too, to read
   /history [N] print the N messages (20 if not given, at most 500) before the
                oldest shown; again to page further back
   /group new <name> <user> [<user>...]
@@ -208,10 +209,6 @@ func (s *session) sendP2P(p client.SendParams) {
 		return
 	case s.peer.id == 0:
 		s.printf("! %s does not exist yet; message not sent", s.peer.name)
-		return
-	case s.peer.deleted:
-		s.printf("! not sent: %s deleted the account; nothing can be sent to them",
-			s.peer.name)
 		return
 	}
 	p.ToUserID, p.ClientMsgID = s.peer.id, client.NewClientMsgID()

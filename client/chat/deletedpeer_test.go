@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -74,5 +75,32 @@ func TestRun_ToOpensAGroupByName(t *testing.T) {
 	waitOutput(t, r.out, "* logged in as alice", 1)
 	r.say(t, "/to lunch")
 	waitOutput(t, r.out, "* chatting in group lunch ("+g.ConvId+")", 1)
+	quitChat(t, r)
+}
+
+// A group the user left opens by /to, read-only, so that what came before
+// the leaving can be read and its unread count cleared.
+func TestRun_ToOpensALeftGroupToRead(t *testing.T) {
+	s := startServer(t)
+	alice, aliceID := newUser(t, s, "alice")
+	carol, _ := newUser(t, s, "carol")
+	ctx := context.Background()
+	g, err := carol.CreateGroup(ctx, "lunch", []int64{aliceID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.ManageGroup(ctx, &protocol.ManageGroupReq{ConvId: g.ConvId,
+		Action: common.GroupAction_LEAVE}); err != nil {
+		t.Fatal(err)
+	}
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	r.say(t, "/to "+g.ConvId)
+	waitOutput(t, r.out, "* reading group lunch ("+g.ConvId+"): you left it, so nothing "+
+		"can be sent there", 1)
+	waitOutput(t, r.out, "--- 1 unread message with group lunch ---", 1)
+	waitRead(t, s, "alice", g.ConvId, 2)
+	r.say(t, "anyone?")
+	waitOutput(t, r.out, "! not sent: you left group lunch", 1)
 	quitChat(t, r)
 }

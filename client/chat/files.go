@@ -45,8 +45,8 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 		return errors.New(`usage: /send-file <path> (a path may go in quotes: "my notes.txt")`)
 	case s.group == "" && s.peer.id == 0:
 		return errors.New("no conversation yet: /to <user> or /group")
-	case s.group == "" && s.peer.deleted:
-		return fmt.Errorf("not sent: %s deleted the account", s.peer.name)
+	case s.readOnly() != nil:
+		return fmt.Errorf("not sent: %w", s.readOnly())
 	}
 	f, err := os.Open(path)
 	if err != nil {

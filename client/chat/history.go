@@ -48,6 +48,8 @@ type historyView struct {
 	// floor is the seq up to which the conversation was read (or cleared)
 	// when opened, while unreadBelow is set.
 	floor int64
+	// left is set for a group the user left, opened to be read.
+	left bool
 }
 
 // printedLive notes a line of the stream printed in the conversation on

@@ -118,6 +118,10 @@ func (s *session) sendReply(ctx context.Context, text string, replyTo int64) {
 		return
 	}
 	text = typed
+	if err := s.readOnly(); err != nil {
+		s.printf("! not sent: %s", err)
+		return
+	}
 	if s.group == "" {
 		s.sendP2P(client.SendParams{Text: text, ReplyToSeq: replyTo})
 		return

@@ -28,7 +28,10 @@ func (s *session) openTo(ctx context.Context, arg string) error {
 	if err != nil {
 		return err
 	}
-	if c.Type == common.ConvType_GROUP {
+	switch {
+	case c.Type == common.ConvType_GROUP && c.Left:
+		return s.openLeftGroup(ctx, c)
+	case c.Type == common.ConvType_GROUP:
 		return s.groupCommand(ctx, c.ConvId)
 	}
 	return s.openPeer(ctx, c.PeerUserId)
@@ -76,6 +79,29 @@ func (s *session) listedConv(ctx context.Context, arg string) (*protocol.ConvSum
 	}
 	return nil, fmt.Errorf("no user or conversation is %q; /convs lists your conversations "+
 		"(a deleted user's as user#<id>)", arg)
+}
+
+// openLeftGroup opens a group the user left, to read what came before the
+// leaving: GET_GROUP answers members only, so the listing names it.
+func (s *session) openLeftGroup(ctx context.Context, c *protocol.ConvSummary) error {
+	s.group, s.groupName, s.peer = c.ConvId, c.Name, peer{}
+	s.printf("* reading group %s (%s): you left it, so nothing can be sent there", c.Name,
+		c.ConvId)
+	err := s.openHistory(ctx)
+	s.view.left = true
+	return err
+}
+
+// readOnly says why nothing can be sent to the conversation on screen, nil
+// when it can: the peer deleted the account, or the user left the group.
+func (s *session) readOnly() error {
+	switch {
+	case s.group != "" && s.view.conv == s.group && s.view.left:
+		return fmt.Errorf("you left group %s", s.groupName)
+	case s.group == "" && s.peer.deleted:
+		return fmt.Errorf("%s deleted the account; nothing can be sent to them", s.peer.name)
+	}
+	return nil
 }
 
 // groupNamed returns the id of the group /convs lists as name, for a /to

@@ -129,11 +129,13 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 }
 
 func (s *Server) markRead(c *conn, req *protocol.MarkReadReq) (codec.Body, error) {
+	// A former member reads up to the leaving, as the server's.
 	cv := s.convs[req.ConvId]
-	if cv == nil || !cv.has(c.userID) {
+	last, ok := s.readable(c.userID, req.ConvId)
+	if cv == nil || !ok {
 		return nil, fail(common.ErrorCode_FORBIDDEN, "not a member")
 	}
-	seq := min(req.Seq, int64(len(cv.msgs)))
+	seq := min(req.Seq, last)
 	if seq > cv.readSeq[c.userID] {
 		cv.readSeq[c.userID] = seq
 		s.touch(cv)
