@@ -382,18 +382,16 @@ func (s *session) nameOf(ctx context.Context, id int64) string {
 	if ok && (id == s.me || time.Since(s.namedAt[id]) < nameMaxAge) {
 		return name
 	}
-	err := s.request(ctx, func(ctx context.Context, c *client.Client) error {
-		u, err := c.GetUserByID(ctx, id)
-		switch {
-		case err != nil:
-		case u.Deleted:
-			// A deleted account has no username left; its id names it.
-			s.learnName(id, deletedName(id))
-		default:
-			s.learnName(id, u.Username)
-		}
-		return err
-	})
+	u, err := s.userByID(ctx, id)
+	switch {
+	case err != nil:
+	case u.Deleted:
+		// A deleted account has no username left; its id names it.
+		s.learnName(id, deletedName(id))
+	default:
+		s.noteNewAccount(ctx, u.Username, id)
+		s.learnName(id, u.Username)
+	}
 	switch {
 	case err == nil:
 		return s.names[id]

@@ -62,3 +62,30 @@ func TestRun_ToAReusedNameSaysItIsANewAccount(t *testing.T) {
 	waitOutput(t, r.out, "* chatting with dave", 1)
 	quitChat(t, r)
 }
+
+// A message from a new account with the name of one the client knew says
+// first that it is someone else: its lines look like the old user's.
+func TestRun_AMessageFromAReusedNameSaysItIsANewAccount(t *testing.T) {
+	s := startServer(t)
+	_, aliceID := newUser(t, s, "alice")
+	dave, daveID := newUser(t, s, "dave")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	send(t, dave, aliceID, "hi")
+	waitOutput(t, r.out, "] dave #1: hi", 1)
+	if err := dave.DeleteAccount(context.Background(), "pw-secret"); err != nil {
+		t.Fatal(err)
+	}
+	newDave, newID := newUser(t, s, "dave")
+	send(t, newDave, aliceID, "hello")
+	send(t, newDave, aliceID, "again")
+	waitOutput(t, r.out, "] dave #2: again", 1)
+	warning := fmt.Sprintf("* dave is a new account (user #%d), not the dave you talked with "+
+		"before (user #%d, deleted)", newID, daveID)
+	out := r.out.String()
+	if strings.Count(out, warning) != 1 || strings.Index(out, warning) >
+		strings.Index(out, "] dave #1: hello") {
+		t.Fatalf("the new account was not told once before its first line:\n%s", out)
+	}
+	quitChat(t, r)
+}

@@ -53,7 +53,10 @@ type session struct {
 	// knownIDs holds, by folded name, every user id the client learnt
 	// the name for in this run, oldest first (rememberID, to.go).
 	knownIDs map[string][]int64
-	peer     peer
+	// warnedNew holds the accounts told as new owners of a name known for
+	// another (noteNewAccount).
+	warnedNew map[int64]bool
+	peer      peer
 	// group is the group conversation chatted in, "" while chatting with
 	// peer; groupName is its name.
 	group     string
@@ -150,6 +153,7 @@ func newSession(cfg config, out io.Writer) *session {
 		names:     make(map[int64]string),
 		namedAt:   make(map[int64]time.Time),
 		knownIDs:  make(map[string][]int64),
+		warnedNew: make(map[int64]bool),
 		peer:      peer{name: cfg.to},
 		shown:     make(map[string]int64),
 		convNames: make(map[string]string),

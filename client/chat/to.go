@@ -190,6 +190,14 @@ func (s *session) nameGone(ctx context.Context, name string, id int64) error {
 	return s.openPeer(ctx, id)
 }
 
+// noteNewAccount runs warnNewAccount once per account, for a name learnt
+// to print a line: the lines of the new account look like the old one's.
+func (s *session) noteNewAccount(ctx context.Context, name string, id int64) {
+	if !s.warnedNew[id] {
+		s.warnNewAccount(ctx, name, id)
+	}
+}
+
 // warnNewAccount says so when name, just resolved to the user of id, named
 // another user the client knew: the one talked with before deleted the
 // account and someone else took the name.
@@ -198,6 +206,7 @@ func (s *session) warnNewAccount(ctx context.Context, name string, id int64) {
 	if old == 0 {
 		return
 	}
+	s.warnedNew[id] = true
 	state, tail := "deleted", fmt.Sprintf("/to user#%d reads that conversation", old)
 	if u, err := s.userByID(ctx, old); err != nil {
 		state, tail = "unknown now", fmt.Sprintf("/to user#%d reads that conversation", old)
