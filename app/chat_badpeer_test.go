@@ -15,7 +15,7 @@ func TestChat_MalformedPeerNameReportedOnce(t *testing.T) {
 	addr := sys.GatewayAddr().String()
 	ann := runChat(t, addr, "mann")
 	ann.say(t, "/to ab")
-	const refusal = "username must be 3-32 characters"
+	const refusal = `no user or conversation is "ab"`
 	ann.wait(t, refusal)
 	time.Sleep(4 * time.Second) // past one lookup period of the client (3 s)
 	if n := strings.Count(ann.text(), refusal); n != 1 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resonance-im/resonance/client/chat"
 	"github.com/resonance-im/resonance/internal/syncbuf"
+	"github.com/resonance-im/resonance/internal/testwait"
 )
 
 // chatProc is the terminal client run in-process, fed through a pipe.
@@ -102,6 +103,8 @@ func TestChat_GroupCommands(t *testing.T) {
 	bob.wait(t, "* #4 tann edited #2: hello, friends")
 	ann.say(t, "/recall 2")
 	bob.wait(t, "* #5 tann recalled #2")
+	bob.say(t, "/group Friends") // opened again: the unread events, then the page before
+	bob.wait(t, "--- 2 unread messages with group Friends ---")
 	bob.say(t, "/history")
 	bob.wait(t, "tann #2: (recalled)")
 
@@ -218,8 +221,8 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 
 	ann.say(t, "/to NANN")
 	ann.wait(t, "! cannot message yourself")
-	ann.say(t, "/history")
-	ann.wait(t, "--- last 1 messages with nbob ---")
+	ann.say(t, "/history") // still nbob's conversation, all of it printed
+	ann.wait(t, "--- no earlier messages with nbob ---")
 
 	ann.say(t, "/group new solo nann")
 	ann.wait(t, `* #1 nann created "solo" with no one else yet (g:`)
@@ -233,12 +236,15 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	ann.say(t, "/to nbob")
 	ann.say(t, "/group Friends")
 	ann.wait(t, "* chatting in group Friends (g:")
-	ann.wait(t, "--- last 1 messages with group Friends ---")
+	ann.wait(t, "--- last 0 messages with group Friends ---") // events are not counted
+	ann.wait(t, `* #1 nann created "Friends" with nbob`)
 	ann.say(t, "/dismiss")
 	ann.wait(t, "* #2 nann dismissed the group")
 	ann.wait(t, "* Friends was dismissed; /to <user> or /group <name or id> to chat on")
 	ann.say(t, "/group Friends") // a dismissed group stays readable
-	ann.wait(t, "--- last 2 messages with group Friends ---")
+	testwait.For(t, 10*time.Second, "the dismissal printed again on opening", func() bool {
+		return strings.Count(ann.text(), "* #2 nann dismissed the group") == 2
+	})
 	ann.say(t, "/members")
 	ann.wait(t, "--- Friends (dismissed): 2 members ---")
 

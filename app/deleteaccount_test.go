@@ -160,7 +160,7 @@ func TestChat_DeletedSenderOfOldMessagesAgainstTheRealSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.wait(t, "dcarol #1: new hello")
-	alice.say(t, "/history")
+	alice.say(t, "/group Lunch") // opened again: the old lines under the deleted name
 	alice.wait(t, deleted+" #2: old hello")
 	alice.wait(t, "* #3 "+deleted+" made dalice owner")
 }
