@@ -163,3 +163,17 @@ struct Message {
     // events carry the changes).
     15: optional list<Reaction> reactions,
 }
+
+// ServerLimits are the limits this server enforces that a client's UI
+// should know before it offers an action: logic sends its configured
+// values in LoginResp, so that a client neither offers what the server
+// refuses nor refuses what it allows. Every field is optional: a server
+// older than a field leaves it unset, and the client then assumes the
+// server's default (in parentheses).
+struct ServerLimits {
+    1: optional i32 max_content_bytes,  // content of one SEND or EDIT, in bytes (16384)
+    2: optional i64 max_file_bytes,     // size of one UPLOAD's file, in bytes (26214400, 25 MiB)
+    3: optional i64 recall_window_ms,   // a sender may RECALL this long after sending (120000)
+    4: optional i64 edit_window_ms,     // a sender may EDIT this long after sending (86400000)
+    5: optional i32 max_group_members,  // active members of a group, owner included (500)
+}

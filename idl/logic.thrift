@@ -108,7 +108,8 @@ service Logic {
     protocol.RegisterResp Register(1: protocol.RegisterReq req, 2: ConnInfo conn) throws (1: common.BizError err)
 
     // Login checks the credentials or token, records the route of the
-    // connection and returns a fresh token.
+    // connection and returns a fresh token, with limits filled from logic's
+    // configuration (the gateway passes them to the client as they are).
     protocol.LoginResp Login(1: protocol.LoginReq req, 2: ConnInfo conn) throws (1: common.BizError err)
 
     // LoginBatch is Login for the token LOGINs of several connections, which

@@ -147,6 +147,9 @@ struct LoginResp {
     7: string refresh_token,
     8: i64 refresh_expires_ms,
     9: string device_id,            // the device this session is, as logic resolved it
+    // limits are the server's configured limits (see ServerLimits); unset
+    // from a server older than this field.
+    10: optional common.ServerLimits limits,
 }
 
 // SendReq sends one message. A 1:1 message names to_user_id; conv_id names an

@@ -65,8 +65,8 @@ func (s *Service) Register(ctx context.Context, req *protocol.RegisterReq,
 // password (rate-limited per username and per conn's address); it records
 // the device and the route of conn and issues tokens. A password or refresh
 // login returns a new refresh token; an access-token login leaves
-// RefreshToken empty (keep the one held). HeartbeatIntervalMs is left for
-// the gateway to fill.
+// RefreshToken empty (keep the one held). Limits are this instance's
+// configured limits; HeartbeatIntervalMs is left for the gateway to fill.
 //
 // The call answers within Config.LoginBatchWait, as a LoginBatch does: a
 // login still running then is cancelled and answered UNAVAILABLE, and its
@@ -126,6 +126,7 @@ func (s *Service) login(ctx context.Context, req *protocol.LoginReq,
 		RefreshExpiresMs: pair.refreshExpires,
 		ServerTimeMs:     s.now().UnixMilli(),
 		DeviceId:         dev.DeviceID,
+		Limits:           s.cfg.clientLimits(),
 	}, nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/internal/route"
+	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -339,6 +340,20 @@ func MaxMessageBody(maxContent int) int {
 	edit := &protocol.EditReq{ClientMsgId: clientMsgID, ConvId: convID, Seq: math.MaxInt64}
 	// Content is a length-prefixed binary: its bytes add to the empty one.
 	return max(send.BLength(), edit.BLength()) + maxContent
+}
+
+// clientLimits returns the limits a LoginResp tells clients, from cfg with
+// its defaults applied: a client's UI then offers what this instance
+// allows (a longer recall window, a larger file) and no more. A new struct
+// each call: the gateway may hold the reply after logic's return.
+func (cfg Config) clientLimits() *common.ServerLimits {
+	// Clamped: a count past i32 is no limit a client could reach anyway.
+	content := int32(min(cfg.MaxContent, math.MaxInt32))
+	members := int32(min(cfg.MaxGroupMembers, math.MaxInt32))
+	file := cfg.MaxFileSize
+	recall, edit := cfg.RecallWindow.Milliseconds(), cfg.EditWindow.Milliseconds()
+	return &common.ServerLimits{MaxContentBytes: &content, MaxFileBytes: &file,
+		RecallWindowMs: &recall, EditWindowMs: &edit, MaxGroupMembers: &members}
 }
 
 // argon returns the cost of new password hashes.

@@ -901,6 +901,116 @@ var fieldIDToName_Message = map[int16]string{
 	15: "reactions",
 }
 
+type ServerLimits struct {
+	MaxContentBytes *int32 `thrift:"max_content_bytes,1,optional" frugal:"1,optional,i32" json:"max_content_bytes,omitempty"`
+	MaxFileBytes    *int64 `thrift:"max_file_bytes,2,optional" frugal:"2,optional,i64" json:"max_file_bytes,omitempty"`
+	RecallWindowMs  *int64 `thrift:"recall_window_ms,3,optional" frugal:"3,optional,i64" json:"recall_window_ms,omitempty"`
+	EditWindowMs    *int64 `thrift:"edit_window_ms,4,optional" frugal:"4,optional,i64" json:"edit_window_ms,omitempty"`
+	MaxGroupMembers *int32 `thrift:"max_group_members,5,optional" frugal:"5,optional,i32" json:"max_group_members,omitempty"`
+}
+
+func NewServerLimits() *ServerLimits {
+	return &ServerLimits{}
+}
+
+func (p *ServerLimits) InitDefault() {
+}
+
+var ServerLimits_MaxContentBytes_DEFAULT int32
+
+func (p *ServerLimits) GetMaxContentBytes() (v int32) {
+	if !p.IsSetMaxContentBytes() {
+		return ServerLimits_MaxContentBytes_DEFAULT
+	}
+	return *p.MaxContentBytes
+}
+
+var ServerLimits_MaxFileBytes_DEFAULT int64
+
+func (p *ServerLimits) GetMaxFileBytes() (v int64) {
+	if !p.IsSetMaxFileBytes() {
+		return ServerLimits_MaxFileBytes_DEFAULT
+	}
+	return *p.MaxFileBytes
+}
+
+var ServerLimits_RecallWindowMs_DEFAULT int64
+
+func (p *ServerLimits) GetRecallWindowMs() (v int64) {
+	if !p.IsSetRecallWindowMs() {
+		return ServerLimits_RecallWindowMs_DEFAULT
+	}
+	return *p.RecallWindowMs
+}
+
+var ServerLimits_EditWindowMs_DEFAULT int64
+
+func (p *ServerLimits) GetEditWindowMs() (v int64) {
+	if !p.IsSetEditWindowMs() {
+		return ServerLimits_EditWindowMs_DEFAULT
+	}
+	return *p.EditWindowMs
+}
+
+var ServerLimits_MaxGroupMembers_DEFAULT int32
+
+func (p *ServerLimits) GetMaxGroupMembers() (v int32) {
+	if !p.IsSetMaxGroupMembers() {
+		return ServerLimits_MaxGroupMembers_DEFAULT
+	}
+	return *p.MaxGroupMembers
+}
+func (p *ServerLimits) SetMaxContentBytes(val *int32) {
+	p.MaxContentBytes = val
+}
+func (p *ServerLimits) SetMaxFileBytes(val *int64) {
+	p.MaxFileBytes = val
+}
+func (p *ServerLimits) SetRecallWindowMs(val *int64) {
+	p.RecallWindowMs = val
+}
+func (p *ServerLimits) SetEditWindowMs(val *int64) {
+	p.EditWindowMs = val
+}
+func (p *ServerLimits) SetMaxGroupMembers(val *int32) {
+	p.MaxGroupMembers = val
+}
+
+func (p *ServerLimits) IsSetMaxContentBytes() bool {
+	return p.MaxContentBytes != nil
+}
+
+func (p *ServerLimits) IsSetMaxFileBytes() bool {
+	return p.MaxFileBytes != nil
+}
+
+func (p *ServerLimits) IsSetRecallWindowMs() bool {
+	return p.RecallWindowMs != nil
+}
+
+func (p *ServerLimits) IsSetEditWindowMs() bool {
+	return p.EditWindowMs != nil
+}
+
+func (p *ServerLimits) IsSetMaxGroupMembers() bool {
+	return p.MaxGroupMembers != nil
+}
+
+func (p *ServerLimits) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ServerLimits(%+v)", *p)
+}
+
+var fieldIDToName_ServerLimits = map[int16]string{
+	1: "max_content_bytes",
+	2: "max_file_bytes",
+	3: "recall_window_ms",
+	4: "edit_window_ms",
+	5: "max_group_members",
+}
+
 type BizError struct {
 	Code      ErrorCode `thrift:"code,1" frugal:"1,default,ErrorCode" json:"code"`
 	Message   string    `thrift:"message,2" frugal:"2,default,string" json:"message"`

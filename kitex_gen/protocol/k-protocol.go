@@ -835,6 +835,20 @@ func (p *LoginResp) FastRead(buf []byte) (int, error) {
 					goto SkipFieldError
 				}
 			}
+		case 10:
+			if fieldTypeId == thrift.STRUCT {
+				l, err = p.FastReadField10(buf[offset:])
+				offset += l
+				if err != nil {
+					goto ReadFieldError
+				}
+			} else {
+				l, err = thrift.Binary.Skip(buf[offset:], fieldTypeId)
+				offset += l
+				if err != nil {
+					goto SkipFieldError
+				}
+			}
 		default:
 			l, err = thrift.Binary.Skip(buf[offset:], fieldTypeId)
 			offset += l
@@ -979,6 +993,18 @@ func (p *LoginResp) FastReadField9(buf []byte) (int, error) {
 	return offset, nil
 }
 
+func (p *LoginResp) FastReadField10(buf []byte) (int, error) {
+	offset := 0
+	_field := common.NewServerLimits()
+	if l, err := _field.FastRead(buf[offset:]); err != nil {
+		return offset, err
+	} else {
+		offset += l
+	}
+	p.Limits = _field
+	return offset, nil
+}
+
 func (p *LoginResp) FastWrite(buf []byte) int {
 	return p.FastWriteNocopy(buf, nil)
 }
@@ -995,6 +1021,7 @@ func (p *LoginResp) FastWriteNocopy(buf []byte, w thrift.NocopyWriter) int {
 		offset += p.fastWriteField6(buf[offset:], w)
 		offset += p.fastWriteField7(buf[offset:], w)
 		offset += p.fastWriteField9(buf[offset:], w)
+		offset += p.fastWriteField10(buf[offset:], w)
 	}
 	offset += thrift.Binary.WriteFieldStop(buf[offset:])
 	return offset
@@ -1012,6 +1039,7 @@ func (p *LoginResp) BLength() int {
 		l += p.field7Length()
 		l += p.field8Length()
 		l += p.field9Length()
+		l += p.field10Length()
 	}
 	l += thrift.Binary.FieldStopLength()
 	return l
@@ -1080,6 +1108,15 @@ func (p *LoginResp) fastWriteField9(buf []byte, w thrift.NocopyWriter) int {
 	return offset
 }
 
+func (p *LoginResp) fastWriteField10(buf []byte, w thrift.NocopyWriter) int {
+	offset := 0
+	if p.IsSetLimits() {
+		offset += thrift.Binary.WriteFieldBegin(buf[offset:], thrift.STRUCT, 10)
+		offset += p.Limits.FastWriteNocopy(buf[offset:], w)
+	}
+	return offset
+}
+
 func (p *LoginResp) field1Length() int {
 	l := 0
 	l += thrift.Binary.FieldBeginLength()
@@ -1140,6 +1177,15 @@ func (p *LoginResp) field9Length() int {
 	l := 0
 	l += thrift.Binary.FieldBeginLength()
 	l += thrift.Binary.StringLengthNocopy(p.DeviceId)
+	return l
+}
+
+func (p *LoginResp) field10Length() int {
+	l := 0
+	if p.IsSetLimits() {
+		l += thrift.Binary.FieldBeginLength()
+		l += p.Limits.BLength()
+	}
 	return l
 }
 

@@ -740,15 +740,16 @@ var fieldIDToName_LoginReq = map[int16]string{
 }
 
 type LoginResp struct {
-	UserId              int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
-	Token               string `thrift:"token,2" frugal:"2,default,string" json:"token"`
-	TokenExpiresMs      int64  `thrift:"token_expires_ms,3" frugal:"3,default,i64" json:"token_expires_ms"`
-	HeartbeatIntervalMs int32  `thrift:"heartbeat_interval_ms,4" frugal:"4,default,i32" json:"heartbeat_interval_ms"`
-	ServerTimeMs        int64  `thrift:"server_time_ms,5" frugal:"5,default,i64" json:"server_time_ms"`
-	Username            string `thrift:"username,6" frugal:"6,default,string" json:"username"`
-	RefreshToken        string `thrift:"refresh_token,7" frugal:"7,default,string" json:"refresh_token"`
-	RefreshExpiresMs    int64  `thrift:"refresh_expires_ms,8" frugal:"8,default,i64" json:"refresh_expires_ms"`
-	DeviceId            string `thrift:"device_id,9" frugal:"9,default,string" json:"device_id"`
+	UserId              int64                `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	Token               string               `thrift:"token,2" frugal:"2,default,string" json:"token"`
+	TokenExpiresMs      int64                `thrift:"token_expires_ms,3" frugal:"3,default,i64" json:"token_expires_ms"`
+	HeartbeatIntervalMs int32                `thrift:"heartbeat_interval_ms,4" frugal:"4,default,i32" json:"heartbeat_interval_ms"`
+	ServerTimeMs        int64                `thrift:"server_time_ms,5" frugal:"5,default,i64" json:"server_time_ms"`
+	Username            string               `thrift:"username,6" frugal:"6,default,string" json:"username"`
+	RefreshToken        string               `thrift:"refresh_token,7" frugal:"7,default,string" json:"refresh_token"`
+	RefreshExpiresMs    int64                `thrift:"refresh_expires_ms,8" frugal:"8,default,i64" json:"refresh_expires_ms"`
+	DeviceId            string               `thrift:"device_id,9" frugal:"9,default,string" json:"device_id"`
+	Limits              *common.ServerLimits `thrift:"limits,10,optional" frugal:"10,optional,common.ServerLimits" json:"limits,omitempty"`
 }
 
 func NewLoginResp() *LoginResp {
@@ -793,6 +794,15 @@ func (p *LoginResp) GetRefreshExpiresMs() (v int64) {
 func (p *LoginResp) GetDeviceId() (v string) {
 	return p.DeviceId
 }
+
+var LoginResp_Limits_DEFAULT *common.ServerLimits
+
+func (p *LoginResp) GetLimits() (v *common.ServerLimits) {
+	if !p.IsSetLimits() {
+		return LoginResp_Limits_DEFAULT
+	}
+	return p.Limits
+}
 func (p *LoginResp) SetUserId(val int64) {
 	p.UserId = val
 }
@@ -820,6 +830,13 @@ func (p *LoginResp) SetRefreshExpiresMs(val int64) {
 func (p *LoginResp) SetDeviceId(val string) {
 	p.DeviceId = val
 }
+func (p *LoginResp) SetLimits(val *common.ServerLimits) {
+	p.Limits = val
+}
+
+func (p *LoginResp) IsSetLimits() bool {
+	return p.Limits != nil
+}
 
 func (p *LoginResp) String() string {
 	if p == nil {
@@ -829,15 +846,16 @@ func (p *LoginResp) String() string {
 }
 
 var fieldIDToName_LoginResp = map[int16]string{
-	1: "user_id",
-	2: "token",
-	3: "token_expires_ms",
-	4: "heartbeat_interval_ms",
-	5: "server_time_ms",
-	6: "username",
-	7: "refresh_token",
-	8: "refresh_expires_ms",
-	9: "device_id",
+	1:  "user_id",
+	2:  "token",
+	3:  "token_expires_ms",
+	4:  "heartbeat_interval_ms",
+	5:  "server_time_ms",
+	6:  "username",
+	7:  "refresh_token",
+	8:  "refresh_expires_ms",
+	9:  "device_id",
+	10: "limits",
 }
 
 type SendReq struct {

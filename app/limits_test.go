@@ -1,0 +1,65 @@
+package app
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+)
+
+// A login's reply carries the limits the operator set, not the defaults,
+// for a password login and a token login (which the gateway batches) alike,
+// so that clients offer what this server allows.
+func TestLogin_RepliesTheConfiguredLimits(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Logic.MaxContent = 9000
+	cfg.Logic.MaxFileSize = 3 << 20
+	cfg.Logic.RecallWindow = 90 * time.Second
+	cfg.Logic.EditWindow = 10 * time.Minute
+	cfg.Logic.MaxGroupMembers = 40
+	addr := startSystem(t, cfg).GatewayAddr().String()
+	want := common.ServerLimits{
+		MaxContentBytes: ptr[int32](9000), MaxFileBytes: ptr[int64](3 << 20),
+		RecallWindowMs: ptr[int64](90_000), EditWindowMs: ptr[int64](600_000),
+		MaxGroupMembers: ptr[int32](40),
+	}
+	name := fmt.Sprintf("lim%d", time.Now().UnixNano()%1_000_000_000)
+
+	ctx, c := dialFor(t, addr)
+	if _, err := c.Register(ctx, name, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse",
+		DeviceID: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLimits(t, "password login", resp.GetLimits(), want)
+
+	ctx, again := dialFor(t, addr)
+	resp, err = again.Login(ctx, client.LoginParams{Token: resp.Token, DeviceID: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLimits(t, "token login", resp.GetLimits(), want)
+}
+
+func checkLimits(t *testing.T, what string, got *common.ServerLimits, want common.ServerLimits) {
+	t.Helper()
+	if got == nil || limitsText(got) != limitsText(&want) {
+		t.Fatalf("%s: limits = %s, want %s", what, limitsText(got), limitsText(&want))
+	}
+}
+
+// limitsText shows l's values (its String shows pointers); nil shows "nil".
+func limitsText(l *common.ServerLimits) string {
+	if l == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("content %d file %d recall %d edit %d group %d", l.GetMaxContentBytes(),
+		l.GetMaxFileBytes(), l.GetRecallWindowMs(), l.GetEditWindowMs(), l.GetMaxGroupMembers())
+}
+
+func ptr[T any](v T) *T { return &v }
