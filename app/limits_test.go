@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -63,3 +64,36 @@ func limitsText(l *common.ServerLimits) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The Go SDK's Client and Session give the limits the server reported at
+// login, and the server's clock to judge recall and edit windows by.
+func TestSDK_LimitsFromLogin(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Logic.MaxFileSize = 5 << 20
+	cfg.Logic.RecallWindow = 7 * time.Minute
+	cfg.Logic.EditWindow = time.Hour
+	addr := startSystem(t, cfg).GatewayAddr().String()
+	name := fmt.Sprintf("sdk%d", time.Now().UnixNano()%1_000_000_000)
+	u := login(t, addr, name, "phone", true)
+	want := client.Limits{MaxContentBytes: client.DefaultMaxContentBytes,
+		MaxFileBytes: 5 << 20, RecallWindow: 7 * time.Minute, EditWindow: time.Hour,
+		MaxGroupMembers: client.DefaultMaxGroupMembers, Reported: true}
+	if got := u.Limits(); got != want {
+		t.Fatalf("Client.Limits() = %+v, want %+v", got, want)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := client.OpenSession(ctx, client.SessionConfig{Addr: addr,
+		Login: client.LoginParams{Username: name, Password: "correct horse", DeviceID: "pc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if got := sess.Limits(); got != want {
+		t.Fatalf("Session.Limits() = %+v, want %+v", got, want)
+	}
+	if skew := time.Until(sess.ServerNow()); skew < -time.Minute || skew > time.Minute {
+		t.Fatalf("ServerNow is %s from this clock; the server shares it", skew)
+	}
+}

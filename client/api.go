@@ -62,9 +62,22 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (*protocol.LoginResp,
 	}
 	c.mu.Lock()
 	c.device = cmp.Or(resp.DeviceId, p.DeviceID)
+	c.limits = LimitsOf(resp)
 	c.mu.Unlock()
 	c.startHeartbeat(time.Duration(resp.HeartbeatIntervalMs) * time.Millisecond)
 	return resp, nil
+}
+
+// Limits are the server's limits as its reply to Login reported them, the
+// defaults (DefaultLimits) before a login and from a server that reports
+// none.
+func (c *Client) Limits() Limits {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.device == "" {
+		return DefaultLimits()
+	}
+	return c.limits
 }
 
 // SendParams is one message to send. Name the recipient with ToUserID (1:1)

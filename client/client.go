@@ -127,6 +127,8 @@ type Client struct {
 	answered map[protocol.Op]bool
 	// device is the device logged in as, "" before Login.
 	device string
+	// limits are the server's, as the last Login's reply reported them.
+	limits Limits
 
 	// filePace paces the chunks of every upload and download on this
 	// connection, together: a file's chunks go as fast as their answers

@@ -290,7 +290,11 @@ type Session struct {
 	curChanged  chan struct{} // closed and replaced when cur changes
 	userID      int64
 	username    string // as the server spells it
-	tokens      tokens
+	// limits are the server's, from the last login; clockSkew is the
+	// server's clock less this one's, as of that login (ServerNow).
+	limits    Limits
+	clockSkew time.Duration
+	tokens    tokens
 	// password logs in when the tokens are refused: the configured one,
 	// replaced by ChangePassword.
 	password string
@@ -358,6 +362,7 @@ func OpenSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		dirty:      make(map[string]int64),
 		curChanged: make(chan struct{}),
 		tokens:     tokens{access: cfg.Login.Token},
+		limits:     DefaultLimits(),
 		password:   cfg.Login.Password,
 	}
 	s.cond = sync.NewCond(&s.mu)
@@ -433,6 +438,23 @@ func (s *Session) UserID() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.userID
+}
+
+// Limits are the server's limits as the last login reported them
+// (DefaultLimits from a server that reports none).
+func (s *Session) Limits() Limits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limits
+}
+
+// ServerNow is the time on the server's clock, as the last login's
+// server_time_ms set it against this one: the clock that stamps a
+// message's SendTimeMs and judges its recall and edit windows.
+func (s *Session) ServerNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.clockSkew)
 }
 
 // Username is the logged-in user's name as the server spells it (its

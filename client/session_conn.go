@@ -23,6 +23,12 @@ func (s *Session) connect(ctx context.Context, tries int) (*Client, *protocol.Lo
 			s.mu.Lock()
 			s.userID = resp.UserId
 			s.username = cmp.Or(resp.Username, s.cfg.Login.Username)
+			s.limits = LimitsOf(resp)
+			if resp.ServerTimeMs > 0 {
+				// Off by the login's one-way delay at most: windows are
+				// minutes or hours.
+				s.clockSkew = time.Until(time.UnixMilli(resp.ServerTimeMs))
+			}
 			s.mu.Unlock()
 			s.setTokens(resp.Token, resp.RefreshToken, resp.TokenExpiresMs)
 			return c, resp, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -135,7 +136,21 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		ServerTimeMs:        time.Now().UnixMilli(),
 		Username:            u.name,
 		DeviceId:            d.id,
+		Limits:              s.limits(),
 	}, nil
+}
+
+// limits are what a LOGIN's answer reports (Options.OmitLimits).
+func (s *Server) limits() *common.ServerLimits {
+	if s.opts.OmitLimits {
+		return nil
+	}
+	content, members := int32(client.DefaultMaxContentBytes), int32(client.DefaultMaxGroupMembers)
+	file := cmp.Or(s.opts.MaxFileSize, defaultMaxFileSize)
+	recall := client.DefaultRecallWindow.Milliseconds()
+	edit := client.DefaultEditWindow.Milliseconds()
+	return &common.ServerLimits{MaxContentBytes: &content, MaxFileBytes: &file,
+		RecallWindowMs: &recall, EditWindowMs: &edit, MaxGroupMembers: &members}
 }
 
 // authenticate returns the device a LOGIN proves and the pair to hand out:

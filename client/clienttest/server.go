@@ -74,6 +74,10 @@ type Options struct {
 	// 25 MiB, as the server. A larger one is refused at its first UPLOAD
 	// with TOO_LARGE, in the server's words.
 	MaxFileSize int64
+	// OmitLimits leaves LoginResp.limits unset, as a server from before
+	// the field does; by default it reports MaxFileSize and the server's
+	// default content size, windows and group size.
+	OmitLimits bool
 }
 
 // maxPositions is the server's bound on the positions of one DELIVERED.
