@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,30 @@ func TestSDK_LimitsFromLogin(t *testing.T) {
 	}
 	if skew := time.Until(sess.ServerNow()); skew < -time.Minute || skew > time.Minute {
 		t.Fatalf("ServerNow is %s from this clock; the server shares it", skew)
+	}
+}
+
+// The terminal client refuses /recall and /edit past the windows the
+// server reported, in the windows' own terms, without asking the server.
+func TestChat_RefusesPastTheConfiguredWindows(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.Logic.RecallWindow = time.Millisecond
+	cfg.Logic.EditWindow = 2 * time.Millisecond
+	addr := startSystem(t, cfg).GatewayAddr().String()
+	runChat(t, addr, "lbob")
+	ann := runChat(t, addr, "lann")
+	ann.to(t, "lbob")
+
+	ann.say(t, "hello")
+	ann.wait(t, "lann #1: hello")
+	// The windows are milliseconds, passed by the time the ack is printed;
+	// the sleep only makes sure of it.
+	time.Sleep(5 * time.Millisecond)
+	ann.say(t, "/recall #1")
+	ann.wait(t, "! #1 is past the recall window of 1ms; not recalled")
+	ann.say(t, "/edit #1 hi")
+	ann.wait(t, "! #1 is past the edit window of 2ms; not edited")
+	if strings.Contains(ann.text(), "forbidden") {
+		t.Fatalf("the server was asked:\n%s", ann.text())
 	}
 }

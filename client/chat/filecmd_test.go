@@ -92,11 +92,28 @@ func TestRun_FilePathsTakeQuotesHomeAndDirectories(t *testing.T) {
 	}
 }
 
-// A file over the server's limit is refused without announcing an upload,
-// in MiB; once the limit is known, a file over it is refused before any
-// upload. A larger upload tells its progress by quarters.
+// A file over the limit the server reported at login is refused before
+// any upload, in MiB; from a server that reports none, the first is
+// refused by the server, without announcing an upload, and the next
+// before any. A larger upload tells its progress by quarters.
 func TestRun_SendFileSaysTheLimitAndProgress(t *testing.T) {
-	s := startServerWith(t, clienttest.Options{MaxFileSize: 2 << 20})
+	for _, tc := range []struct {
+		name    string
+		omit    bool
+		uploads int
+	}{
+		{name: "reported", uploads: 0},
+		{name: "learnt from the refusal", omit: true, uploads: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testSendFileLimit(t, clienttest.Options{MaxFileSize: 2 << 20, OmitLimits: tc.omit},
+				tc.uploads)
+		})
+	}
+}
+
+func testSendFileLimit(t *testing.T, opts clienttest.Options, uploads int) {
+	s := startServerWith(t, opts)
 	newUser(t, s, "bob")
 	newUser(t, s, "alice")
 	dir := t.TempDir()
@@ -114,8 +131,8 @@ func TestRun_SendFileSaysTheLimitAndProgress(t *testing.T) {
 	waitOutput(t, r.out, refused, 1)
 	r.say(t, "/send-file "+filepath.Join(dir, "big.bin"))
 	waitOutput(t, r.out, refused, 2)
-	if n := s.Requests(protocol.Op_UPLOAD); n != 1 {
-		t.Fatalf("%d UPLOADs, want the first file's only", n)
+	if n := s.Requests(protocol.Op_UPLOAD); n != uploads {
+		t.Fatalf("%d UPLOADs, want %d", n, uploads)
 	}
 	r.say(t, "/send-file "+filepath.Join(dir, "mid.bin"))
 	waitOutput(t, r.out, "alice #1: [file] mid.bin (1.5 MiB)", 1)

@@ -63,8 +63,8 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 		return fmt.Errorf("%s is empty", path)
 	}
 	name, size := filepath.Base(path), info.Size()
-	if s.maxFile > 0 && size > s.maxFile {
-		return overLimit(name, size, s.maxFile)
+	if limit := s.fileLimit(); limit > 0 && size > limit {
+		return overLimit(name, size, limit)
 	}
 	tctx, cancel := context.WithTimeout(ctx, fileDeadline)
 	defer cancel()
@@ -87,6 +87,16 @@ func (s *session) sendFile(ctx context.Context, arg string) error {
 	}
 	s.sendP2P(client.SendParams{File: ref})
 	return nil
+}
+
+// fileLimit is the server's largest file in bytes as its login reported
+// it, else as its last refusal said (0 before one): a server that reports
+// no limits may keep another than the default.
+func (s *session) fileLimit() int64 {
+	if lim := s.sess.Limits(); lim.Reported {
+		return lim.MaxFileBytes
+	}
+	return s.maxFile
 }
 
 // progressFrom is the size from which a transfer tells its progress, by

@@ -436,6 +436,27 @@ func (s *session) checkChangeTarget(ctx context.Context, cmd, conv string, seq i
 		return fmt.Errorf("#%d is a file, which cannot be edited; /recall #%d takes it back",
 			seq, seq)
 	}
+	return s.checkChangeWindow(cmd, target)
+}
+
+// checkChangeWindow refuses cmd on target once the window the server
+// reported for it has passed, by the server's clock, which stamped the
+// message: the server would refuse it as FORBIDDEN, in words that do not
+// say which #seq. A server that reported no limits is left to judge: it
+// may keep other windows than the defaults.
+func (s *session) checkChangeWindow(cmd string, target *common.Message) error {
+	lim, now := s.sess.Limits(), s.sess.ServerNow()
+	if !lim.Reported {
+		return nil
+	}
+	if cmd == "/recall" && !lim.RecallOpen(target, now) {
+		return fmt.Errorf("#%d is past the recall window of %s; not recalled", target.Seq,
+			lim.RecallWindow)
+	}
+	if cmd == "/edit" && !lim.EditOpen(target, now) {
+		return fmt.Errorf("#%d is past the edit window of %s; not edited", target.Seq,
+			lim.EditWindow)
+	}
 	return nil
 }
 
