@@ -15,6 +15,7 @@ export {
   MAX_REACTION_USERS, QUICK_REACTIONS, applyReaction, reactionEventOf, reactionsOf,
 } from './reactions.js';
 export { Sequencer } from './sequencer.js';
+export { DEFAULT_LIMITS, limitsOf, windowOpen } from './limits.js';
 export {
   MAX_FILE_CHUNK, MAX_FILE_SIZE, ChunkPacer, FileMismatchError, encodeFileRef, fileRefOf, isImage,
   mimeOf,

@@ -32,6 +32,12 @@ const Message = struct('Message', [
   listOf(15, 'reactions', structs(Reaction)),
 ]);
 
+// ServerLimits: sizes in bytes, windows in ms; unset from an older server.
+const ServerLimits = struct('ServerLimits', [
+  i32(1, 'maxContentBytes'), i64(2, 'maxFileBytes'), i64(3, 'recallWindowMs'),
+  i64(4, 'editWindowMs'), i32(5, 'maxGroupMembers'),
+]);
+
 const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
 
 const ConvSummary = struct('ConvSummary', [
@@ -84,7 +90,7 @@ export const schemas = {
   LoginResp: struct('LoginResp', [
     i64(1, 'userId'), str(2, 'token'), i64(3, 'tokenExpiresMs'), i32(4, 'heartbeatIntervalMs'),
     i64(5, 'serverTimeMs'), str(6, 'username'), str(7, 'refreshToken'),
-    i64(8, 'refreshExpiresMs'), str(9, 'deviceId'),
+    i64(8, 'refreshExpiresMs'), str(9, 'deviceId'), sub(10, 'limits', ServerLimits),
   ]),
   SendReq: struct('SendReq', [
     str(1, 'clientMsgId'), i64(2, 'toUserId'), str(3, 'convId'), i32(4, 'contentType'),

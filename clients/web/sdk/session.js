@@ -19,6 +19,7 @@ import {
   ClosedError, Connection, OutcomeUnknownError, ResonanceError, TimeoutError, unanswered,
 } from './connection.js';
 import { download, encodeFileRef, upload } from './files.js';
+import { DEFAULT_LIMITS, limitsOf } from './limits.js';
 import { storedMentions } from './mentions.js';
 import { MemoryPositions } from './positions.js';
 import { Sequencer } from './sequencer.js';
@@ -204,6 +205,9 @@ export class Session extends Emitter {
     this.conn = null;
     this.connSince = 0;
     this.userId = 0n;
+    // limits are the server's as its last login reported them (limitsOf),
+    // the defaults before one and from a server that reports none.
+    this.limits = DEFAULT_LIMITS;
     // since is the server's time at the first login, Unix ms.
     this.since = 0n;
     // startMs is the device's start (see deviceStart), since or earlier:
@@ -660,6 +664,7 @@ export class Session extends Emitter {
   // sequencer, the resume runs, pending sends go out.
   serve(conn, login) {
     this.conn = conn;
+    this.limits = limitsOf(login);
     this.connSince = monotonicMs();
     // Only while conn is the session's: an ended session keeps it a moment
     // for its last DELIVERED (end) and hands nothing over meanwhile.

@@ -32,6 +32,9 @@ export class FakeGateway {
     // server whose account store is briefly down answers: a reconnect
     // attempt that fails and is tried again.
     this.failLogins = 0;
+    // limits, when set, is the LoginResp.limits every LOGIN reports; unset,
+    // none are, as a server older than the field answers.
+    this.limits = undefined;
     this.joinedAt = new Map(); // conv id -> first seq the user may read
     // cleared maps conv id -> {clearedSeq, hiddenSeq}, the user's
     // CLEAR_CONV state: SYNC returns nothing up to clearedSeq; hiddenSeq,
@@ -563,12 +566,13 @@ export class FakeGateway {
           return reply({ userId: this.userId, username: this.username, token: pair.token,
             tokenExpiresMs: pair.tokenExpiresMs, heartbeatIntervalMs: 30_000,
             serverTimeMs: BigInt(Date.now()), refreshToken: pair.refreshToken,
-            deviceId: req.deviceId || 'default' });
+            deviceId: req.deviceId || 'default', limits: this.limits });
         }
         return reply({ userId: this.userId, username: this.username, token: req.token || 'access-1',
           tokenExpiresMs: BigInt(Date.now() + 3_600_000), heartbeatIntervalMs: 30_000,
           serverTimeMs: BigInt(Date.now()),
-          refreshToken: req.token ? '' : this.refreshToken, deviceId: req.deviceId || 'default' });
+          refreshToken: req.token ? '' : this.refreshToken, deviceId: req.deviceId || 'default',
+          limits: this.limits });
       case Op.REFRESH: {
         const resp = this.rotate(req.refreshToken);
         if (resp === 'reuse') {

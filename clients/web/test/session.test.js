@@ -28,6 +28,7 @@ import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason, ContentType, ErrorCode, GroupAction, Op, schemas } from '../sdk/schema.js';
 import { reactionEventOf, reactionsOf } from '../sdk/reactions.js';
 import { decodeStruct } from '../sdk/thrift.js';
+import { DEFAULT_LIMITS, windowOpen } from '../sdk/limits.js';
 import { FakeGateway } from './fakegateway.js';
 
 const CONV = 'p2p:1:2';
@@ -2361,4 +2362,30 @@ test('signOutDevice signs another device out, and this one out as logout', async
   assert.equal(gw.logouts, 1, 'LOGOUTs');
   assert.equal(s.state, State.ENDED);
   assert.equal(s.positions.tokens(), null, 'the saved tokens are kept');
+});
+
+test('limits: the login reports them; an older server reports none and the defaults stand', async (t) => {
+  const gw = new FakeGateway();
+  gw.limits = { maxFileBytes: 3n << 20n, recallWindowMs: 600_000n, editWindowMs: 60_000n };
+  const s = open(gw);
+  t.after(() => s.close());
+  assert.equal(s.limits.maxFileBytes, DEFAULT_LIMITS.maxFileBytes, 'before the login');
+  await s.start();
+  assert.deepEqual({ ...s.limits }, {
+    maxContentBytes: DEFAULT_LIMITS.maxContentBytes, maxFileBytes: 3 << 20,
+    recallWindowMs: 600_000, editWindowMs: 60_000,
+    maxGroupMembers: DEFAULT_LIMITS.maxGroupMembers, reported: true,
+  });
+
+  const old = new FakeGateway();
+  const o = open(old);
+  t.after(() => o.close());
+  await o.start();
+  assert.deepEqual(o.limits, DEFAULT_LIMITS);
+});
+
+test('windowOpen: a window of a message includes its last millisecond', () => {
+  const m = { sendTimeMs: 1_000n };
+  assert.equal(windowOpen(m, 500, 1_500), true);
+  assert.equal(windowOpen(m, 500, 1_501), false);
 });
