@@ -4,12 +4,12 @@
 // changed. User text is only ever set with textContent.
 
 import {
-  CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, Session, State,
-  SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
+  CloseReason, ContentType, ConvType, DEFAULT_LIMITS, ErrorCode, GroupAction, GroupRole, Session,
+  State, SessionEndedError, StoragePositions, decodeStruct, jitter, mentionsUser, nameOf, register,
   QUICK_REACTIONS, schemas, unreadMention,
 } from '../sdk/index.js';
 import {
-  RECALL_WINDOW_MS, lengthNote, mentionsFor, quoteText, recallClosesMs,
+  lengthNote, mentionsFor, offeredChanges, quoteText,
 } from './compose.js';
 import {
   bodyText, changeErrorText, deleteAccountErrorText, el, errText, groupEventText, isLeave,
@@ -35,9 +35,9 @@ const PAGE = 30;
 // NOTE_MS is how long a note above the messages (a refusal) stays unless
 // dismissed sooner.
 const NOTE_MS = 10_000;
-// RECALL_MS is the recall window the app assumes: the server's default,
-// or ?recallWindowMs=, which tests set short.
-const RECALL_MS = Number(params.get('recallWindowMs')) || RECALL_WINDOW_MS;
+// RECALL_MS, when set (?recallWindowMs=, which tests set short), stands in
+// for the recall window the server reports.
+const RECALL_MS = Number(params.get('recallWindowMs')) || 0;
 
 // Everything this tab knows. Conversation ids and user ids (BigInt) are
 // keyed as strings.
@@ -539,7 +539,7 @@ function attachFiles(list) {
   const c = app.convs.get(app.openId);
   if (!c || !app.session) return;
   for (const file of list) {
-    const problem = uploadProblem(file);
+    const problem = uploadProblem(file, limits());
     if (problem) {
       showConvNote(el('span', '', new Line([{ user: file.name }, `: ${problem}`])));
       continue;
@@ -569,7 +569,7 @@ async function sendOneFile(c, file) {
     stickToBottom = true;
   } catch (err) {
     if (err.name === 'AbortError') app.uploads = app.uploads.filter((x) => x !== u);
-    else u.error = fileErrorText('send', err);
+    else u.error = fileErrorText('send', err, limits());
   }
   renderUploads();
   scheduleRender();
@@ -631,7 +631,7 @@ function uploadItem(u) {
 // showLengthNote shows under the composer how far text is over the
 // server's limit, or nothing; it reports whether text is over.
 function showLengthNote(text) {
-  const note = lengthNote(text);
+  const note = lengthNote(text, limits());
   $('length-note').textContent = note;
   $('length-note').hidden = !note;
   $('text').setAttribute('aria-invalid', String(!!note));
@@ -936,7 +936,7 @@ function renderMessages(c) {
   const items = msgs.map((m) => ({
     key: `${c.convId}#${m.seq}`,
     version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId),
-      recallable(m, now),
+      Object.values(offered(m, now)).join(),
       m.replyToSeq ? quoteOf(c, m.replyToSeq) : '',
       m.contentType === ContentType.GROUP_EVENT ? '' : reactionsKey(m, app.me.userId)].join('|'),
     build: () => renderMessage(c, m),
@@ -947,7 +947,7 @@ function renderMessages(c) {
   }
   reconcile($('messages'), items);
   files.sweep();
-  scheduleRecallEnd(msgs, now);
+  scheduleWindowEnd(msgs, now);
   if (atBottom) sc.scrollTop = sc.scrollHeight;
   stickToBottom = false;
 }
@@ -1004,20 +1004,21 @@ function renderMessage(c, m) {
   return li;
 }
 
-// ownActions are the Edit and Recall buttons of the user's own message m;
-// the server keeps the windows (2 minutes to recall, 24 hours to edit, by
-// default) and the app shows its refusal. Recall is left out once its
-// window closed by the server's default (recallable).
+// ownActions are the Edit and Recall buttons of the user's own message m,
+// each while its window is open by the limits the server reported at
+// login (offered); the server judges all the same, and the app shows its
+// refusal.
 function ownActions(c, m) {
   const actions = [];
-  if (m.contentType === ContentType.TEXT) { // a file is not edited
+  const can = offered(m, serverNow());
+  if (can.edit) {
     const edit = el('button', 'link own edit', 'Edit');
     edit.type = 'button';
     edit.setAttribute('aria-label', `Edit message ${m.seq}`);
     edit.addEventListener('click', () => startEdit(c, m));
     actions.push(edit, ' ');
   }
-  if (recallable(m, serverNow())) {
+  if (can.recall) {
     const recall = el('button', 'link own recall', 'Recall');
     recall.type = 'button';
     recall.setAttribute('aria-label', `Recall message ${m.seq}`);
@@ -1032,23 +1033,36 @@ function serverNow() {
   return Date.now() + app.clockSkewMs;
 }
 
-// recallable reports whether the user may still recall m at now (server
-// Unix ms): m is the user's own, not recalled, its window still open.
-function recallable(m, now) {
-  return !!app.me && m.senderId === app.me.userId && !m.recalled &&
-    now < recallClosesMs(m, RECALL_MS);
+// limits are the server's as the session's login reported them (the
+// defaults from a server that reports none), RECALL_MS standing in for
+// its recall window when set.
+function limits() {
+  const l = app.session?.limits || DEFAULT_LIMITS;
+  return RECALL_MS ? { ...l, recallWindowMs: RECALL_MS } : l;
 }
 
-let recallTimer = 0;
+// offered says which of Edit and Recall m offers at now (server Unix ms).
+function offered(m, now) {
+  return offeredChanges(m, app.me?.userId, now, limits());
+}
 
-// scheduleRecallEnd renders again when the first Recall among msgs shown
-// at now is due to go, so that it goes without waiting for other news.
-function scheduleRecallEnd(msgs, now) {
-  clearTimeout(recallTimer);
+let windowTimer = 0;
+
+// scheduleWindowEnd renders again when the first Edit or Recall among msgs
+// shown at now is due to go, so that it goes without waiting for other
+// news. A window longer than setTimeout's range waits for a later render.
+function scheduleWindowEnd(msgs, now) {
+  clearTimeout(windowTimer);
+  const l = limits();
   let next = Infinity;
-  for (const m of msgs) if (recallable(m, now)) next = Math.min(next, recallClosesMs(m, RECALL_MS));
-  if (next === Infinity) return;
-  recallTimer = setTimeout(scheduleRender, next - now + 50);
+  for (const m of msgs) {
+    const can = offered(m, now);
+    const sent = Number(m.sendTimeMs);
+    if (can.recall) next = Math.min(next, sent + l.recallWindowMs);
+    if (can.edit) next = Math.min(next, sent + l.editWindowMs);
+  }
+  if (next === Infinity || next - now > 2 ** 31 - 1000) return;
+  windowTimer = setTimeout(scheduleRender, next - now + 50);
 }
 
 // renderChips shows a message's reactions, one chip per emoji with its

@@ -3,7 +3,7 @@
 // inline, and what a failed upload or download says. File names are user
 // text: the callers show them cleaned and isolated (text.js).
 
-import { ContentType, ErrorCode, MAX_FILE_SIZE, fileRefOf, isImage } from '../sdk/index.js';
+import { ContentType, DEFAULT_LIMITS, ErrorCode, fileRefOf, isImage } from '../sdk/index.js';
 
 /**
  * THUMB_MAX_BYTES bounds the images shown inline: a larger one shows as a
@@ -39,41 +39,50 @@ export function fileLabel(ref) {
   return isImage(ref) ? 'Photo' : ref.name;
 }
 
-/** sizeText is a byte count in words: "830 B", "12.4 KB", "3.1 MB" (units of 1024). */
+/**
+ * sizeText is a byte count in words, in binary units with one decimal as
+ * the terminal client writes them: "830 B", "12.4 KiB", "25.0 MiB".
+ */
 export function sizeText(bytes) {
   const n = Number(bytes);
   if (n < 1024) return `${n} B`;
-  const [v, unit] = n < 1 << 20 ? [n / 1024, 'KB'] : [n / (1 << 20), 'MB'];
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${unit}`;
+  let div = 1024;
+  let unit = 0;
+  while (n / div >= 1024 && unit < 4) {
+    div *= 1024;
+    unit++;
+  }
+  return `${(n / div).toFixed(1)} ${'KMGTP'[unit]}iB`;
 }
 
 /**
  * uploadProblem says why file cannot be sent before anything goes (empty,
- * or over the server's default limit), or ''.
+ * or over the server's limit as limits, the session's, say), or ''.
  */
-export function uploadProblem(file) {
+export function uploadProblem(file, limits = DEFAULT_LIMITS) {
   if (file.size === 0) return 'Not sent: the file is empty.';
-  if (file.size > MAX_FILE_SIZE) {
+  if (file.size > limits.maxFileBytes) {
     return `Not sent: the file is ${sizeText(file.size)}, over the limit of ` +
-      `${sizeText(MAX_FILE_SIZE)}.`;
+      `${sizeText(limits.maxFileBytes)}.`;
   }
   return '';
 }
 
 // serverLimit reads the limit out of the server's TOO_LARGE message ("file
-// over 26214400 bytes"): a server may be set to another than the default.
-function serverLimit(err) {
+// over 26214400 bytes"), else takes the one the login reported.
+function serverLimit(err, limits) {
   const m = /file over (\d+) bytes/.exec(err.serverMessage || '');
-  return m ? Number(m[1]) : MAX_FILE_SIZE;
+  return m ? Number(m[1]) : limits.maxFileBytes;
 }
 
 /**
  * fileErrorText is what the app says when sending (verb 'send') or
- * opening (verb 'open') a file failed, in words: the limit for TOO_LARGE,
+ * opening (verb 'open') a file failed, in words: the limit for TOO_LARGE
+ * (the server's words, else limits, the session's),
  * "no longer available" for NOT_FOUND (its message was recalled, or the
  * file expired), a damaged download, a cancel.
  */
-export function fileErrorText(verb, err) {
+export function fileErrorText(verb, err, limits = DEFAULT_LIMITS) {
   const not = verb === 'send' ? 'Not sent' : 'Could not open the file';
   if (err?.name === 'AbortError') return 'Cancelled.';
   if (err?.name === 'FileMismatchError') {
@@ -81,7 +90,7 @@ export function fileErrorText(verb, err) {
   }
   switch (err?.code) {
     case ErrorCode.TOO_LARGE:
-      return `${not}: the file is over the server's limit of ${sizeText(serverLimit(err))}.`;
+      return `${not}: the file is over the server's limit of ${sizeText(serverLimit(err, limits))}.`;
     case ErrorCode.NOT_FOUND:
       return verb === 'send' ? `${not}: the upload is no longer on the server; try again.`
         : 'This file is no longer available: its message was recalled, or the file expired.';

@@ -2,7 +2,9 @@
 // mentions, and how a quoted message reads above a reply. User ids are
 // BigInt.
 
-import { ContentType, GroupRole, MAX_MENTIONS, parseMentions } from '../sdk/index.js';
+import {
+  ContentType, DEFAULT_LIMITS, GroupRole, MAX_MENTIONS, parseMentions, windowOpen,
+} from '../sdk/index.js';
 import { line, utf8Length } from './text.js';
 import { fileLabel, fileRefOfMessage } from './attach.js';
 
@@ -11,10 +13,24 @@ const utf8 = new TextDecoder();
 /**
  * RECALL_WINDOW_MS is how long after sending the server lets a sender
  * recall a message by default (its --recall-window; docs/protocol.md,
- * Recall and edit). A server configured longer refuses nothing the app
- * offers; one configured shorter refuses, and the app shows the refusal.
+ * Recall and edit). The session's limits hold the server's own, from its
+ * login; this stands in for a server that reports none.
  */
-export const RECALL_WINDOW_MS = 2 * 60_000;
+export const RECALL_WINDOW_MS = DEFAULT_LIMITS.recallWindowMs;
+
+/**
+ * offeredChanges says which of Edit and Recall the app offers on message
+ * m at nowMs (the server's clock, which stamped m): {edit, recall}. Only
+ * on the user's (meId) own messages not recalled, each within its window
+ * as limits (the session's) say; a file is recalled, never edited.
+ */
+export function offeredChanges(m, meId, nowMs, limits = DEFAULT_LIMITS) {
+  if (m.senderId !== meId || m.recalled) return { edit: false, recall: false };
+  return {
+    edit: m.contentType === ContentType.TEXT && windowOpen(m, limits.editWindowMs, nowMs),
+    recall: windowOpen(m, limits.recallWindowMs, nowMs),
+  };
+}
 
 /**
  * recallClosesMs is when message m can no longer be recalled, in the
@@ -70,20 +86,23 @@ export function quoteText(seq, q, who) {
 
 /**
  * MAX_CONTENT_BYTES is the most content the server takes in one message
- * or edit by default (16 KiB of UTF-8, TOO_LARGE beyond).
+ * or edit by default (16 KiB of UTF-8, TOO_LARGE beyond); the session's
+ * limits hold the server's own.
  */
-export const MAX_CONTENT_BYTES = 16 * 1024;
+export const MAX_CONTENT_BYTES = DEFAULT_LIMITS.maxContentBytes;
 
 /**
- * lengthNote says how far text is over MAX_CONTENT_BYTES, counted in UTF-8
- * bytes as the server counts, or '' when it fits. The composer refuses to
- * send such a text and keeps it, rather than cut it short unseen.
+ * lengthNote says how far text is over the server's content limit (as
+ * limits, the session's, say), counted in UTF-8 bytes as the server
+ * counts, or '' when it fits. The composer refuses to send such a text and
+ * keeps it, rather than cut it short unseen.
  */
-export function lengthNote(text) {
+export function lengthNote(text, limits = DEFAULT_LIMITS) {
+  const max = limits.maxContentBytes;
   const n = utf8Length(text);
-  if (n <= MAX_CONTENT_BYTES) return '';
-  const over = n - MAX_CONTENT_BYTES;
+  if (n <= max) return '';
+  const over = n - max;
   const fmt = (x) => x.toLocaleString('en-US');
   return `Too long to send: ${fmt(n)} bytes, ${fmt(over)} ${over === 1 ? 'byte' : 'bytes'} ` +
-    `over the limit of ${fmt(MAX_CONTENT_BYTES)} (UTF-8; an emoji takes 4). Shorten it.`;
+    `over the limit of ${fmt(max)} (UTF-8; an emoji takes 4). Shorten it.`;
 }

@@ -13,8 +13,8 @@ import {
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
 import {
-  MAX_CONTENT_BYTES, QUOTE_CHARS, RECALL_WINDOW_MS, lengthNote, mentionsFor, quoteText,
-  recallClosesMs,
+  MAX_CONTENT_BYTES, QUOTE_CHARS, RECALL_WINDOW_MS, lengthNote, mentionsFor, offeredChanges,
+  quoteText, recallClosesMs,
 } from '../app/compose.js';
 import {
   USERNAME_RULE, bodyText, changeErrorText, groupEventText, isLeave, usernameProblem,
@@ -29,7 +29,8 @@ import {
 } from '../app/reacting.js';
 import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS,
-  SessionEndedError, State, decodeStruct, encodeFileRef, encodeStruct, schemas,
+  DEFAULT_LIMITS, SessionEndedError, State, decodeStruct, encodeFileRef, encodeStruct, limitsOf,
+  schemas,
 } from '../sdk/index.js';
 
 // p2p is a 1:1 conversation of the app with peer, last active at ms (none
@@ -442,20 +443,21 @@ test('a FILE message reads as its name, or Photo, and says its size', () => {
   assert.equal(fileRefOfMessage({ ...doc, content: new Uint8Array([1, 2]) }), null);
   assert.equal(showsInline(fileRefOfMessage(pic)), true);
   assert.equal(showsInline({ mime: 'image/png', size: BigInt(THUMB_MAX_BYTES + 1) }), false);
-  assert.deepEqual([0, 830, 12_700, 3_250_000, 25 << 20].map(sizeText),
-    ['0 B', '830 B', '12 KB', '3.1 MB', '25 MB']);
+  // In binary units, as the terminal client writes them (client/chat).
+  assert.deepEqual([0, 830, 12_700, 70_000, 3_250_000, 25 << 20, 3 * 2 ** 30].map(sizeText),
+    ['0 B', '830 B', '12.4 KiB', '68.4 KiB', '3.1 MiB', '25.0 MiB', '3.0 GiB']);
   assert.equal(fileLabel({ name: 'a\u202Eb.exe', mime: 'text/plain' }), 'a\u202Eb.exe',
     'user text, cleaned where it is shown');
 });
 
 test('a file refused or gone is said in words', () => {
   assert.equal(uploadProblem({ size: 0 }), 'Not sent: the file is empty.');
-  assert.match(uploadProblem({ size: (25 << 20) + 1 }), /25 MB, over the limit of 25 MB/);
+  assert.match(uploadProblem({ size: (25 << 20) + 1 }), /25.0 MiB, over the limit of 25.0 MiB/);
   assert.equal(uploadProblem({ size: 100 }), '');
   assert.equal(fileErrorText('send', { code: ErrorCode.TOO_LARGE,
     serverMessage: 'too large: file over 1048576 bytes' }),
-  "Not sent: the file is over the server's limit of 1.0 MB.");
-  assert.match(fileErrorText('send', { code: ErrorCode.TOO_LARGE }), /limit of 25 MB/);
+  "Not sent: the file is over the server's limit of 1.0 MiB.");
+  assert.match(fileErrorText('send', { code: ErrorCode.TOO_LARGE }), /limit of 25.0 MiB/);
   assert.match(fileErrorText('open', { code: ErrorCode.NOT_FOUND }), /no longer available/);
   assert.match(fileErrorText('open', { name: 'FileMismatchError' }), /damaged/);
   assert.equal(fileErrorText('send', { name: 'AbortError' }), 'Cancelled.');
@@ -487,4 +489,41 @@ test('the recall window closes 2 minutes after the message was sent', () => {
   const m = { sendTimeMs: 1_700_000_000_000n };
   assert.equal(recallClosesMs(m), 1_700_000_120_000);
   assert.equal(recallClosesMs(m, 5000), 1_700_000_005_000);
+});
+
+// The server's limits as its login reported them, not the defaults: a
+// server set to 2 MiB files refuses a 3 MiB one before it goes, one set to
+// 50 MiB takes 30 MiB; a refusal without the limit in words names the
+// reported one. An older server reports none: the defaults stand.
+test('file and text limits follow the ones the server reported', () => {
+  const small = limitsOf({ limits: { maxFileBytes: 2n << 20n, maxContentBytes: 100 } });
+  const large = limitsOf({ limits: { maxFileBytes: 50n << 20n } });
+  assert.match(uploadProblem({ size: 3 << 20 }, small), /3.0 MiB, over the limit of 2.0 MiB/);
+  assert.equal(uploadProblem({ size: 30 << 20 }, large), '');
+  assert.match(uploadProblem({ size: 30 << 20 }, limitsOf({})), /over the limit of 25.0 MiB/);
+  assert.match(fileErrorText('send', { code: ErrorCode.TOO_LARGE }, small), /limit of 2.0 MiB/);
+  assert.match(lengthNote('x'.repeat(101), small), /101 bytes, 1 byte over the limit of 100/);
+  assert.equal(lengthNote('x'.repeat(101), DEFAULT_LIMITS), '');
+});
+
+// Edit stayed offered past the 24-hour edit window, and Recall went by the
+// default window whatever the server's: offeredChanges offers each on the
+// user's own message within the window the server reported only.
+test('Edit and Recall are offered within the windows the server reported', () => {
+  const limits = limitsOf({ limits: { recallWindowMs: 600_000n, editWindowMs: 3_600_000n } });
+  const sent = 1_700_000_000_000;
+  const text = { senderId: 1n, contentType: ContentType.TEXT, sendTimeMs: BigInt(sent) };
+  const offered = (m, after, me = 1n) => offeredChanges(m, me, sent + after, limits);
+  assert.deepEqual(offered(text, 0), { edit: true, recall: true });
+  assert.deepEqual(offered(text, 5 * 60_000), { edit: true, recall: true },
+    'past the default 2 minutes, within the server\'s 10');
+  assert.deepEqual(offered(text, 600_000 + 1), { edit: true, recall: false });
+  assert.deepEqual(offered(text, 3_600_000 + 1), { edit: false, recall: false });
+  assert.deepEqual(offered(text, 0, 2n), { edit: false, recall: false }, 'another\'s message');
+  assert.deepEqual(offered({ ...text, recalled: true }, 0), { edit: false, recall: false });
+  assert.deepEqual(offered({ ...text, contentType: ContentType.FILE }, 0),
+    { edit: false, recall: true }, 'a file is recalled, never edited');
+  const dflt = (after) => offeredChanges(text, 1n, sent + after, DEFAULT_LIMITS);
+  assert.deepEqual(dflt(24 * 3_600_000 + 1), { edit: false, recall: false },
+    'an older server: the default 24 hours');
 });

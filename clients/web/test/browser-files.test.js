@@ -117,7 +117,7 @@ describe('files and images', () => {
       await thumbLoaded(bob, 320);
       const card = bob.locator('#messages .file-card');
       assert.equal(await card.locator('.file-name').textContent(), 'quarterly report.pdf');
-      assert.equal(await card.locator('.file-size').textContent(), '68 KB');
+      assert.equal(await card.locator('.file-size').textContent(), '68.4 KiB');
       const [download] = await Promise.all([
         bob.waitForEvent('download'),
         card.locator('.file-save').click(),
