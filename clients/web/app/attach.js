@@ -90,7 +90,8 @@ export function fileErrorText(verb, err, limits = DEFAULT_LIMITS) {
   }
   switch (err?.code) {
     case ErrorCode.TOO_LARGE:
-      return `${not}: the file is over the server's limit of ${sizeText(serverLimit(err, limits))}.`;
+      return `${not}: the file is over the server's limit of ` +
+        `${sizeText(serverLimit(err, limits))}.`;
     case ErrorCode.NOT_FOUND:
       return verb === 'send' ? `${not}: the upload is no longer on the server; try again.`
         : 'This file is no longer available: its message was recalled, or the file expired.';
