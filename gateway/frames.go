@@ -134,6 +134,8 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 		return &protocol.UploadReq{}
 	case protocol.Op_DOWNLOAD:
 		return &protocol.DownloadReq{}
+	case protocol.Op_SEARCH_MESSAGES:
+		return &protocol.SearchMessagesReq{}
 	}
 	return nil
 }

@@ -271,6 +271,8 @@ func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.Upload(ctx, sess, req)
 	case *protocol.DownloadReq:
 		return g.logic.Download(ctx, sess, req)
+	case *protocol.SearchMessagesReq:
+		return g.logic.SearchMessages(ctx, sess, req)
 	}
 	return nil, bizError(common.ErrorCode_UNSUPPORTED, "unsupported request")
 }

@@ -194,6 +194,7 @@ service Logic {
     protocol.ClearConvResp ClearConv(1: Session session, 2: protocol.ClearConvReq req) throws (1: common.BizError err)
     protocol.UserSettings SetDND(1: Session session, 2: protocol.SetDNDReq req) throws (1: common.BizError err)
     protocol.UserSettings GetSettings(1: Session session, 2: protocol.GetSettingsReq req) throws (1: common.BizError err)
+    protocol.SearchMessagesResp SearchMessages(1: Session session, 2: protocol.SearchMessagesReq req) throws (1: common.BizError err)
 
     // DeleteAccount deletes the session's account (see DeleteAccountReq);
     // the gateway closes the session's connection after the reply.

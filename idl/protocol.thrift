@@ -86,6 +86,8 @@ enum Op {
     UPLOAD_ACK = 0x56,      // body UploadResp
     DOWNLOAD = 0x57,        // body DownloadReq: a chunk of a file the user may read
     DOWNLOAD_ACK = 0x58,    // body DownloadResp
+    SEARCH_MESSAGES = 0x59, // body SearchMessagesReq: find text in the messages the user may read
+    SEARCH_MESSAGES_ACK = 0x5A, // body SearchMessagesResp
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -512,6 +514,24 @@ struct DownloadResp {
     4: string mime,
     5: string name,
     6: binary sha256,
+}
+
+// SearchMessagesReq finds the messages the user may read by SYNC whose text
+// contains query, case-insensitively: TEXT messages by their current
+// (edited) text, FILE messages by name or caption; never a recalled one or
+// an event. Results come newest first. One request reads a bounded number
+// of stored messages, so a page may hold fewer than limit matches, even
+// none, while next_cursor says that older messages remain.
+struct SearchMessagesReq {
+    1: string query,    // 1 to 64 characters after trimming spaces
+    2: string conv_id,  // one conversation; empty searches all of the user's
+    3: i64 cursor,      // 0 for the newest; else next_cursor of the page before
+    4: i32 limit,       // matches per page: 0 means 20, capped at 50
+}
+
+struct SearchMessagesResp {
+    1: list<common.Message> messages,   // newest first
+    2: i64 next_cursor, // where the next page starts; 0 when the search is done
 }
 
 // TypingReq tells the other members that this user is (or stopped) typing.

@@ -33,8 +33,7 @@ func (r readRange) clamp(seq int64) int64 {
 // readable returns what user may read of convID, or FORBIDDEN when nothing:
 // a stranger learns no more about a group than that it is not theirs.
 func (s *Service) readable(ctx context.Context, convID string, user int64) (readRange, error) {
-	group := isGroupID(convID)
-	if !group {
+	if !isGroupID(convID) {
 		if _, err := peerOf(convID, user); err != nil {
 			return readRange{}, err
 		}
@@ -45,12 +44,19 @@ func (s *Service) readable(ctx context.Context, convID string, user int64) (read
 	if res.Error != nil {
 		return readRange{}, fmt.Errorf("membership conv=%s user=%d: %w", convID, user, res.Error)
 	}
-	if !group {
+	return rangeOf(convID, m, res.RowsAffected > 0)
+}
+
+// rangeOf is what the user whose member row of convID is m (found: there is
+// one) may read, as readable answers; a p2p conversation is assumed to be
+// the user's, as peerOf checks.
+func rangeOf(convID string, m memberRow, found bool) (readRange, error) {
+	if !isGroupID(convID) {
 		// Both users read a p2p conversation whole, even before its first
 		// message creates their rows.
 		return readRange{from: 1, cleared: m.ClearedSeq}, nil
 	}
-	if res.RowsAffected == 0 {
+	if !found {
 		return readRange{}, fmt.Errorf("%w: not a member of the conversation", ErrForbidden)
 	}
 	return readRange{from: max(1, m.JoinSeq), to: m.LeftSeq, cleared: m.ClearedSeq}, nil

@@ -119,9 +119,15 @@ type Config struct {
 	// UploadLimit bounds the uploads a user starts in this instance;
 	// default a burst of 20, then one per 3s.
 	UploadLimit ratelimit.Config
+	// MessageSearchLimit bounds SearchMessages calls (pages included) per
+	// user in this instance; default a burst of 20, then one per second.
+	MessageSearchLimit ratelimit.Config
 	// Ephemeral bounds typing and presence (see EphemeralConfig).
 	Ephemeral EphemeralConfig
 }
+
+// DefaultMessageSearchBurst is MessageSearchLimit's default burst.
+const DefaultMessageSearchBurst = 20
 
 // Defaults of Config.
 const (
@@ -207,6 +213,8 @@ func (cfg Config) withDefaults() Config {
 		cfg.FileRetention = DefaultFileRetention
 	}
 	cfg.UploadLimit = limitDefaults(cfg.UploadLimit, 20, 3*time.Second)
+	cfg.MessageSearchLimit = limitDefaults(cfg.MessageSearchLimit, DefaultMessageSearchBurst,
+		time.Second)
 	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
 	return cfg
 }
@@ -309,7 +317,7 @@ func (cfg Config) validateNonNegative() error {
 	}{
 		{"LoginAccountLimit", cfg.LoginAccountLimit}, {"LoginAddrLimit", cfg.LoginAddrLimit},
 		{"RegisterAddrLimit", cfg.RegisterAddrLimit}, {"SearchLimit", cfg.SearchLimit},
-		{"UploadLimit", cfg.UploadLimit},
+		{"UploadLimit", cfg.UploadLimit}, {"MessageSearchLimit", cfg.MessageSearchLimit},
 		{"Ephemeral.TypingLimit", cfg.Ephemeral.TypingLimit},
 		{"Ephemeral.TypingUserLimit", cfg.Ephemeral.TypingUserLimit},
 		{"Ephemeral.PresenceLimit", cfg.Ephemeral.PresenceLimit},

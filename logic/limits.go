@@ -24,6 +24,7 @@ type limiters struct {
 	signup      *ratelimit.Limiter // registrations per client address
 	search      *ratelimit.Limiter // user searches per user
 	upload      *ratelimit.Limiter // uploads started per user
+	msgSearch   *ratelimit.Limiter // message searches (pages) per user
 }
 
 func newLimiters(cfg Config) limiters {
@@ -35,6 +36,7 @@ func newLimiters(cfg Config) limiters {
 		signup:      ratelimit.New(cfg.RegisterAddrLimit),
 		search:      ratelimit.New(cfg.SearchLimit),
 		upload:      ratelimit.New(cfg.UploadLimit),
+		msgSearch:   ratelimit.New(cfg.MessageSearchLimit),
 	}
 }
 
@@ -93,6 +95,15 @@ func (l limiters) allowRegister(remote string) error {
 func (l limiters) allowSearch(user int64) error {
 	if !l.search.Allow(strconv.FormatInt(user, 10)) {
 		return fmt.Errorf("%w: searches", ErrRateLimited)
+	}
+	return nil
+}
+
+// allowMessageSearch takes one page of a message search from the user's
+// budget: each page reads up to searchScanRows stored messages.
+func (l limiters) allowMessageSearch(user int64) error {
+	if !l.msgSearch.Allow(strconv.FormatInt(user, 10)) {
+		return fmt.Errorf("%w: message searches", ErrRateLimited)
 	}
 	return nil
 }

@@ -212,11 +212,13 @@ type tableIndex struct {
 // tableIndexes are created by migrate rather than tagged: a tagged composite
 // index needs a fixed name, and SQLite index names are global to the file, so
 // two table prefixes in one file would collide. The two unique indexes of
-// messages are the store's guarantees; the others serve SyncConvs.
+// messages are the store's guarantees; the others serve reads.
 var tableIndexes = []tableIndex{
 	{model: &messageRow{}, suffix: "_conv_seq", columns: []string{"conv_id", "seq"}, unique: true},
 	{model: &messageRow{}, suffix: "_sender_client",
 		columns: []string{"sender_id", "client_msg_id"}, unique: true},
+	// Message search reads a conversation newest first by id (search.go).
+	{model: &messageRow{}, suffix: "_conv_id", columns: []string{"conv_id", "id"}},
 	{model: &memberRow{}, suffix: "_user", columns: []string{"user_id", "conv_id"}},
 	{model: &convRow{}, suffix: "_updated", columns: []string{"updated_ms", "id"}},
 	{model: &memberRow{}, suffix: "_read", columns: []string{"conv_id", "read_seq"}},

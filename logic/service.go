@@ -79,6 +79,9 @@ type Service struct {
 	stopBG context.CancelFunc
 	// late holds the login attempts a LoginBatch answered without.
 	late lateLogins
+	// searchRows is the stored messages a search page reads, 0 meaning
+	// searchScanRows; tests lower it.
+	searchRows int
 
 	// mu guards svr, exit, owned and ran: Serve creates them, Stop stops the
 	// server.

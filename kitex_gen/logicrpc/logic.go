@@ -683,6 +683,8 @@ type Logic interface {
 
 	GetSettings(ctx context.Context, session *Session, req *protocol.GetSettingsReq) (r *protocol.UserSettings, err error)
 
+	SearchMessages(ctx context.Context, session *Session, req *protocol.SearchMessagesReq) (r *protocol.SearchMessagesResp, err error)
+
 	DeleteAccount(ctx context.Context, session *Session, req *protocol.DeleteAccountReq) (r *protocol.DeleteAccountResp, err error)
 
 	OfflineTargets(ctx context.Context, req *OfflineTargetsReq) (r *OfflineTargetsResp, err error)
@@ -4881,6 +4883,118 @@ func (p *LogicGetSettingsResult) String() string {
 }
 
 var fieldIDToName_LogicGetSettingsResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicSearchMessagesArgs struct {
+	Session *Session                    `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.SearchMessagesReq `thrift:"req,2" frugal:"2,default,protocol.SearchMessagesReq" json:"req"`
+}
+
+func NewLogicSearchMessagesArgs() *LogicSearchMessagesArgs {
+	return &LogicSearchMessagesArgs{}
+}
+
+func (p *LogicSearchMessagesArgs) InitDefault() {
+}
+
+var LogicSearchMessagesArgs_Session_DEFAULT *Session
+
+func (p *LogicSearchMessagesArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicSearchMessagesArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicSearchMessagesArgs_Req_DEFAULT *protocol.SearchMessagesReq
+
+func (p *LogicSearchMessagesArgs) GetReq() (v *protocol.SearchMessagesReq) {
+	if !p.IsSetReq() {
+		return LogicSearchMessagesArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicSearchMessagesArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicSearchMessagesArgs) SetReq(val *protocol.SearchMessagesReq) {
+	p.Req = val
+}
+
+func (p *LogicSearchMessagesArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicSearchMessagesArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicSearchMessagesArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSearchMessagesArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicSearchMessagesArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicSearchMessagesResult struct {
+	Success *protocol.SearchMessagesResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SearchMessagesResp" json:"success,omitempty"`
+	Err     *common.BizError             `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicSearchMessagesResult() *LogicSearchMessagesResult {
+	return &LogicSearchMessagesResult{}
+}
+
+func (p *LogicSearchMessagesResult) InitDefault() {
+}
+
+var LogicSearchMessagesResult_Success_DEFAULT *protocol.SearchMessagesResp
+
+func (p *LogicSearchMessagesResult) GetSuccess() (v *protocol.SearchMessagesResp) {
+	if !p.IsSetSuccess() {
+		return LogicSearchMessagesResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicSearchMessagesResult_Err_DEFAULT *common.BizError
+
+func (p *LogicSearchMessagesResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicSearchMessagesResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicSearchMessagesResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SearchMessagesResp)
+}
+func (p *LogicSearchMessagesResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicSearchMessagesResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicSearchMessagesResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicSearchMessagesResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicSearchMessagesResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicSearchMessagesResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -89,6 +89,8 @@ const (
 	Op_UPLOAD_ACK          Op = 86
 	Op_DOWNLOAD            Op = 87
 	Op_DOWNLOAD_ACK        Op = 88
+	Op_SEARCH_MESSAGES     Op = 89
+	Op_SEARCH_MESSAGES_ACK Op = 90
 )
 
 func (p Op) String() string {
@@ -239,6 +241,10 @@ func (p Op) String() string {
 		return "DOWNLOAD"
 	case Op_DOWNLOAD_ACK:
 		return "DOWNLOAD_ACK"
+	case Op_SEARCH_MESSAGES:
+		return "SEARCH_MESSAGES"
+	case Op_SEARCH_MESSAGES_ACK:
+		return "SEARCH_MESSAGES_ACK"
 	}
 	return "<UNSET>"
 }
@@ -391,6 +397,10 @@ func OpFromString(s string) (Op, error) {
 		return Op_DOWNLOAD, nil
 	case "DOWNLOAD_ACK":
 		return Op_DOWNLOAD_ACK, nil
+	case "SEARCH_MESSAGES":
+		return Op_SEARCH_MESSAGES, nil
+	case "SEARCH_MESSAGES_ACK":
+		return Op_SEARCH_MESSAGES_ACK, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -3128,6 +3138,100 @@ var fieldIDToName_DownloadResp = map[int16]string{
 	4: "mime",
 	5: "name",
 	6: "sha256",
+}
+
+type SearchMessagesReq struct {
+	Query  string `thrift:"query,1" frugal:"1,default,string" json:"query"`
+	ConvId string `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Cursor int64  `thrift:"cursor,3" frugal:"3,default,i64" json:"cursor"`
+	Limit  int32  `thrift:"limit,4" frugal:"4,default,i32" json:"limit"`
+}
+
+func NewSearchMessagesReq() *SearchMessagesReq {
+	return &SearchMessagesReq{}
+}
+
+func (p *SearchMessagesReq) InitDefault() {
+}
+
+func (p *SearchMessagesReq) GetQuery() (v string) {
+	return p.Query
+}
+
+func (p *SearchMessagesReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *SearchMessagesReq) GetCursor() (v int64) {
+	return p.Cursor
+}
+
+func (p *SearchMessagesReq) GetLimit() (v int32) {
+	return p.Limit
+}
+func (p *SearchMessagesReq) SetQuery(val string) {
+	p.Query = val
+}
+func (p *SearchMessagesReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *SearchMessagesReq) SetCursor(val int64) {
+	p.Cursor = val
+}
+func (p *SearchMessagesReq) SetLimit(val int32) {
+	p.Limit = val
+}
+
+func (p *SearchMessagesReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SearchMessagesReq(%+v)", *p)
+}
+
+var fieldIDToName_SearchMessagesReq = map[int16]string{
+	1: "query",
+	2: "conv_id",
+	3: "cursor",
+	4: "limit",
+}
+
+type SearchMessagesResp struct {
+	Messages   []*common.Message `thrift:"messages,1" frugal:"1,default,list<common.Message>" json:"messages"`
+	NextCursor int64             `thrift:"next_cursor,2" frugal:"2,default,i64" json:"next_cursor"`
+}
+
+func NewSearchMessagesResp() *SearchMessagesResp {
+	return &SearchMessagesResp{}
+}
+
+func (p *SearchMessagesResp) InitDefault() {
+}
+
+func (p *SearchMessagesResp) GetMessages() (v []*common.Message) {
+	return p.Messages
+}
+
+func (p *SearchMessagesResp) GetNextCursor() (v int64) {
+	return p.NextCursor
+}
+func (p *SearchMessagesResp) SetMessages(val []*common.Message) {
+	p.Messages = val
+}
+func (p *SearchMessagesResp) SetNextCursor(val int64) {
+	p.NextCursor = val
+}
+
+func (p *SearchMessagesResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SearchMessagesResp(%+v)", *p)
+}
+
+var fieldIDToName_SearchMessagesResp = map[int16]string{
+	1: "messages",
+	2: "next_cursor",
 }
 
 type TypingReq struct {

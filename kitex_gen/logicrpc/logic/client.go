@@ -51,6 +51,7 @@ type Client interface {
 	ClearConv(ctx context.Context, session *logicrpc.Session, req *protocol.ClearConvReq, callOptions ...callopt.Option) (r *protocol.ClearConvResp, err error)
 	SetDND(ctx context.Context, session *logicrpc.Session, req *protocol.SetDNDReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
 	GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error)
+	SearchMessages(ctx context.Context, session *logicrpc.Session, req *protocol.SearchMessagesReq, callOptions ...callopt.Option) (r *protocol.SearchMessagesResp, err error)
 	DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq, callOptions ...callopt.Option) (r *protocol.DeleteAccountResp, err error)
 	OfflineTargets(ctx context.Context, req *logicrpc.OfflineTargetsReq, callOptions ...callopt.Option) (r *logicrpc.OfflineTargetsResp, err error)
 }
@@ -277,6 +278,11 @@ func (p *kLogicClient) SetDND(ctx context.Context, session *logicrpc.Session, re
 func (p *kLogicClient) GetSettings(ctx context.Context, session *logicrpc.Session, req *protocol.GetSettingsReq, callOptions ...callopt.Option) (r *protocol.UserSettings, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.GetSettings(ctx, session, req)
+}
+
+func (p *kLogicClient) SearchMessages(ctx context.Context, session *logicrpc.Session, req *protocol.SearchMessagesReq, callOptions ...callopt.Option) (r *protocol.SearchMessagesResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SearchMessages(ctx, session, req)
 }
 
 func (p *kLogicClient) DeleteAccount(ctx context.Context, session *logicrpc.Session, req *protocol.DeleteAccountReq, callOptions ...callopt.Option) (r *protocol.DeleteAccountResp, err error) {

@@ -288,6 +288,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"SearchMessages": kitex.NewMethodInfo(
+		searchMessagesHandler,
+		newLogicSearchMessagesArgs,
+		newLogicSearchMessagesResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"DeleteAccount": kitex.NewMethodInfo(
 		deleteAccountHandler,
 		newLogicDeleteAccountArgs,
@@ -1302,6 +1309,30 @@ func newLogicGetSettingsResult() interface{} {
 	return logicrpc.NewLogicGetSettingsResult()
 }
 
+func searchMessagesHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicSearchMessagesArgs)
+	realResult := result.(*logicrpc.LogicSearchMessagesResult)
+	success, err := handler.(logicrpc.Logic).SearchMessages(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicSearchMessagesArgs() interface{} {
+	return logicrpc.NewLogicSearchMessagesArgs()
+}
+
+func newLogicSearchMessagesResult() interface{} {
+	return logicrpc.NewLogicSearchMessagesResult()
+}
+
 func deleteAccountHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicDeleteAccountArgs)
 	realResult := result.(*logicrpc.LogicDeleteAccountResult)
@@ -1931,6 +1962,21 @@ func (p *kClient) GetSettings(ctx context.Context, session *logicrpc.Session, re
 	_args.Req = req
 	var _result logicrpc.LogicGetSettingsResult
 	if err = p.c.Call(ctx, "GetSettings", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SearchMessages(ctx context.Context, session *logicrpc.Session, req *protocol.SearchMessagesReq) (r *protocol.SearchMessagesResp, err error) {
+	var _args logicrpc.LogicSearchMessagesArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicSearchMessagesResult
+	if err = p.c.Call(ctx, "SearchMessages", &_args, &_result); err != nil {
 		return
 	}
 	switch {

@@ -1,0 +1,288 @@
+package logic
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resonance-im/resonance/codec"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/logicrpc"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// Message search limits.
+const (
+	// maxSearchQueryRunes bounds a query's length in characters.
+	maxSearchQueryRunes = 64
+	// defaultSearchMatches and maxSearchMatches are a page's matches when
+	// the request asks for none, and the most it may ask for.
+	defaultSearchMatches = 20
+	maxSearchMatches     = 50
+	// searchScanRows bounds the stored messages one page reads in all (but
+	// see searchMinPerConv): the cost of a page is the same for a history
+	// of a hundred messages and of a million.
+	searchScanRows = 2000
+	// searchMinPerConv is the fewest messages a page reads of each
+	// conversation searched, so that a page always makes progress.
+	searchMinPerConv = 16
+)
+
+// SearchMessages finds the messages the session's user may read by SYNC
+// whose text contains the query, case-insensitively, newest first (by
+// msg_id), in one conversation or in all of the user's. A page reads at
+// most searchScanRows stored messages and says where the next one starts,
+// so a rare word in a long history takes several pages, never one long scan.
+//
+// The text searched is the message's current one: an EDIT rewrites its
+// target's row, so the original text is no longer found. Recalled
+// messages, events and BINARY content never match; a FILE matches by its
+// name or caption. The matching is in Go rather than in SQL, so that it is
+// the same on SQLite and MySQL (whose LIKE on a BLOB is case-sensitive).
+func (s *Service) SearchMessages(ctx context.Context, session *logicrpc.Session,
+	req *protocol.SearchMessagesReq) (*protocol.SearchMessagesResp, error) {
+	if err := s.authorizeRead(ctx, "search_messages", session); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		req = &protocol.SearchMessagesReq{} // a missing body reads as empty
+	}
+	logIDs := func(e *zerolog.Event) *zerolog.Event {
+		return e.Int64("user", session.UserId).Str("conv", req.GetConvId())
+	}
+	resp, err := s.searchMessages(ctx, session.UserId, req)
+	if err != nil {
+		return nil, s.fail("search_messages", err, logIDs)
+	}
+	return resp, nil
+}
+
+func (s *Service) searchMessages(ctx context.Context, user int64,
+	req *protocol.SearchMessagesReq) (*protocol.SearchMessagesResp, error) {
+	needle, err := searchNeedle(req.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetCursor() < 0 {
+		return nil, fmt.Errorf("%w: negative cursor", ErrBadRequest)
+	}
+	if err := s.limits.allowMessageSearch(user); err != nil {
+		return nil, err
+	}
+	convs, err := s.searchConvs(ctx, user, req.GetConvId())
+	if err != nil {
+		return nil, err
+	}
+	before := req.GetCursor()
+	if before == 0 {
+		before = math.MaxInt64
+	}
+	rows, frontier, err := s.searchScan(ctx, convs, before)
+	if err != nil {
+		return nil, err
+	}
+	return matchPage(rows, frontier, needle, searchMatches(req.GetLimit())), nil
+}
+
+// searchNeedle checks a query and returns it folded for matching: 1 to
+// maxSearchQueryRunes characters of UTF-8 once spaces around it are
+// trimmed.
+func searchNeedle(query string) (string, error) {
+	q := strings.TrimSpace(query)
+	switch {
+	case !utf8.ValidString(q):
+		return "", fmt.Errorf("%w: query is not valid UTF-8", ErrBadRequest)
+	case q == "" || utf8.RuneCountInString(q) > maxSearchQueryRunes:
+		return "", fmt.Errorf("%w: query must be 1-%d characters", ErrBadRequest,
+			maxSearchQueryRunes)
+	}
+	return strings.ToLower(q), nil
+}
+
+func searchMatches(asked int32) int {
+	if asked <= 0 {
+		return defaultSearchMatches
+	}
+	return min(int(asked), maxSearchMatches)
+}
+
+// searchConv is one conversation a search reads, and what of it the user
+// may read.
+type searchConv struct {
+	id string
+	rr readRange
+}
+
+// searchConvs returns the conversations to search: convID alone, refused as
+// SYNC refuses it, or when empty every conversation the user is or was a
+// member of, each with the range SYNC gives them.
+func (s *Service) searchConvs(ctx context.Context, user int64,
+	convID string) ([]searchConv, error) {
+	if convID != "" {
+		if err := checkConvID(convID); err != nil {
+			return nil, err
+		}
+		rr, err := s.readable(ctx, convID, user)
+		if err != nil {
+			return nil, err
+		}
+		return []searchConv{{id: convID, rr: rr}}, nil
+	}
+	// TODO: a user of thousands of conversations reads searchMinPerConv
+	// messages of each per page, past searchScanRows; paging the
+	// conversations too would bound that as well.
+	var members []memberRow
+	err := s.rdc(ctx).Select("conv_id", "join_seq", "left_seq", "cleared_seq").
+		Where("user_id = ?", user).Find(&members).Error
+	if err != nil {
+		return nil, fmt.Errorf("search conversations user=%d: %w", user, err)
+	}
+	convs := make([]searchConv, 0, len(members))
+	for _, m := range members {
+		rr, err := rangeOf(m.ConvID, m, true)
+		if err != nil || (rr.to > 0 && rr.syncFrom() > rr.to) {
+			continue // nothing left to read
+		}
+		convs = append(convs, searchConv{id: m.ConvID, rr: rr})
+	}
+	return convs, nil
+}
+
+// searchScan reads the messages of convs below msg id before, newest first,
+// a share of the page's budget of each, and returns those in the user's
+// ranges. Where a conversation has more than its share, the messages below
+// the share were not looked at, so the rows returned stop at the highest
+// such share's oldest id, the frontier, where the next page starts (0:
+// everything below before was read).
+func (s *Service) searchScan(ctx context.Context, convs []searchConv,
+	before int64) ([]messageRow, int64, error) {
+	budget := cmp.Or(s.searchRows, searchScanRows)
+	perConv := max(min(searchMinPerConv, budget), budget/max(len(convs), 1))
+	var all []messageRow
+	var frontier int64
+	for _, c := range convs {
+		// One row past the share tells whether the conversation has more.
+		rows, err := s.searchConvRows(ctx, c, before, perConv+1)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(rows) > perConv {
+			rows = rows[:perConv]
+			frontier = max(frontier, rows[perConv-1].ID)
+		}
+		for _, m := range rows {
+			if m.Seq >= c.rr.syncFrom() && (c.rr.to == 0 || m.Seq <= c.rr.to) {
+				all = append(all, m)
+			}
+		}
+	}
+	all = slices.DeleteFunc(all, func(m messageRow) bool { return m.ID < frontier })
+	slices.SortFunc(all, func(a, b messageRow) int { return cmp.Compare(b.ID, a.ID) })
+	return all, frontier, nil
+}
+
+// searchConvRows reads up to n messages of c below msg id before, newest
+// first, through the (conv_id, id) index: the range's seq bounds become id
+// bounds, read through the (conv_id, seq) index, because within one
+// conversation ids grow with seqs (both are taken under its row lock), so
+// the store reads n rows, not the history outside the range. The caller
+// still checks each row's seq against the range.
+func (s *Service) searchConvRows(ctx context.Context, c searchConv, before int64,
+	n int) ([]messageRow, error) {
+	q := s.rdc(ctx).Where("conv_id = ? AND id < ?", c.id, before)
+	if from := c.rr.syncFrom(); from > 1 {
+		q = q.Where("id >= (?)", s.rdc(ctx).Model(&messageRow{}).Select("id").
+			Where("conv_id = ? AND seq >= ?", c.id, from).Order("seq ASC").Limit(1))
+	}
+	if c.rr.to > 0 {
+		q = q.Where("id <= (?)", s.rdc(ctx).Model(&messageRow{}).Select("id").
+			Where("conv_id = ? AND seq <= ?", c.id, c.rr.to).Order("seq DESC").Limit(1))
+	}
+	var rows []messageRow
+	if err := q.Order("id DESC").Limit(n).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("search conv=%s before=%d: %w", c.id, before, err)
+	}
+	return rows, nil
+}
+
+// matchPage returns the matches among rows (newest first) up to limit, and
+// the cursor of the next page: the last match's id when the page filled
+// before the rows ran out, else frontier.
+func matchPage(rows []messageRow, frontier int64, needle string,
+	limit int) *protocol.SearchMessagesResp {
+	resp := &protocol.SearchMessagesResp{Messages: []*common.Message{}, NextCursor: frontier}
+	for i := range rows {
+		if !matches(&rows[i], needle) {
+			continue
+		}
+		resp.Messages = append(resp.Messages, rows[i].toThrift())
+		if len(resp.Messages) == limit {
+			if i < len(rows)-1 || frontier > 0 {
+				resp.NextCursor = rows[i].ID
+			}
+			break
+		}
+	}
+	// Matches may be large: cut a page that would not fit in one frame.
+	if n := fitFront(resp.Messages, replyBudget); n < len(resp.Messages) {
+		resp.Messages = resp.Messages[:n]
+		resp.NextCursor = resp.Messages[n-1].MsgId
+	}
+	return resp
+}
+
+// matches reports whether m's searchable text contains needle (folded).
+func matches(m *messageRow, needle string) bool {
+	if m.Recalled {
+		return false
+	}
+	switch common.ContentType(m.ContentType) {
+	case common.ContentType_TEXT:
+		return containsFold(string(m.Content), needle)
+	case common.ContentType_FILE:
+		var ref common.FileRef
+		if codec.ReadBody(m.Content, &ref) != nil {
+			return false
+		}
+		return containsFold(ref.Name, needle) || containsFold(ref.GetCaption(), needle)
+	}
+	return false
+}
+
+// containsFold reports whether text contains needle, which is lower-case,
+// ignoring case. An ASCII text is compared without a lowered copy.
+func containsFold(text, needle string) bool {
+	for i := 0; i < len(text); i++ {
+		if text[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(text), needle)
+		}
+	}
+	n := len(needle)
+	for i := 0; i+n <= len(text); i++ {
+		if asciiEqualFold(text[i:i+n], needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiEqualFold reports whether the ASCII text a equals lower-case b,
+// ignoring ASCII case.
+func asciiEqualFold(a, b string) bool {
+	for i := 0; i < len(b); i++ {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
+}
