@@ -286,7 +286,9 @@ func TestOps(t *testing.T) {
 			replyOp: protocol.Op_UPLOAD_ACK, replyKnow: true},
 		{name: "download", op: protocol.Op_DOWNLOAD, known: true, request: true,
 			replyOp: protocol.Op_DOWNLOAD_ACK, replyKnow: true},
-		{name: "next unassigned request", op: 0x59, request: true},
+		{name: "search messages", op: protocol.Op_SEARCH_MESSAGES, known: true, request: true,
+			replyOp: protocol.Op_SEARCH_MESSAGES_ACK, replyKnow: true},
+		{name: "next unassigned request", op: 0x5B, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

@@ -312,6 +312,15 @@ class Client extends EventEmitter {
     return this.request(Op.SYNC_CONVS, { cursor, limit });
   }
 
+  /**
+   * searchMessages finds text in the messages this user may read, newest
+   * first, in convId or (empty) in all conversations; pass the reply's
+   * nextCursor as cursor for the next page (0n: the search is done).
+   */
+  searchMessages({ query, convId = '', cursor = 0n, limit }) {
+    return this.request(Op.SEARCH_MESSAGES, { query, convId, cursor, limit });
+  }
+
   markRead({ convId, seq }) {
     return this.request(Op.MARK_READ, { convId, seq });
   }

@@ -62,6 +62,12 @@ const schemas = {
     listOf(1, 'messages', { type: T.STRUCT, struct: Message }), bool(2, 'hasMore'),
     i64(3, 'lastSeq'),
   ]),
+  SearchMessagesReq: struct('SearchMessagesReq', [
+    str(1, 'query'), str(2, 'convId'), i64(3, 'cursor'), i32(4, 'limit'),
+  ]),
+  SearchMessagesResp: struct('SearchMessagesResp', [
+    listOf(1, 'messages', { type: T.STRUCT, struct: Message }), i64(2, 'nextCursor'),
+  ]),
   GetUserReq: struct('GetUserReq', [str(1, 'username'), i64(2, 'userId')]),
   GetUserResp: struct('GetUserResp', [i64(1, 'userId'), str(2, 'username')]),
   DeliveredReq: struct('DeliveredReq', [
@@ -123,6 +129,7 @@ const Op = Object.freeze({
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
   UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
+  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -135,6 +142,7 @@ const requestBodies = new Map([
   [Op.GET_USER, [schemas.GetUserReq, schemas.GetUserResp]],
   [Op.DELIVERED, [schemas.DeliveredReq, schemas.DeliveredResp]],
   [Op.SYNC_CONVS, [schemas.SyncConvsReq, schemas.SyncConvsResp]],
+  [Op.SEARCH_MESSAGES, [schemas.SearchMessagesReq, schemas.SearchMessagesResp]],
   [Op.MARK_READ, [schemas.MarkReadReq, schemas.MarkReadResp]],
   [Op.CREATE_GROUP, [schemas.CreateGroupReq, schemas.GroupChangeResp]],
   [Op.MANAGE_GROUP, [schemas.ManageGroupReq, schemas.GroupChangeResp]],

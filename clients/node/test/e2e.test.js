@@ -245,6 +245,25 @@ test('resume: SYNC_CONVS, MARK_READ and DELIVERED (skipped while not served)', a
   assert.equal(page.lastSeq, ack.seq);
 });
 
+test('search: SEARCH_MESSAGES finds text case-insensitively, newest first', async () => {
+  const a = await newUser('tcp', 's');
+  const b = await newUser('ws', 't');
+  const first = await a.client.send({ toUserId: b.userId, content: 'Lunch at noon?' });
+  await a.client.send({ toUserId: b.userId, content: 'something else' });
+  const last = await b.client.send({ toUserId: a.userId, content: 'LUNCH sounds good' });
+  const found = await b.client.searchMessages({ query: 'lunch' });
+  assert.deepEqual(found.messages.map((m) => m.seq), [last.seq, first.seq]);
+  assert.equal(found.nextCursor, 0n);
+  const one = await b.client.searchMessages({ query: 'lunch', convId: first.convId, limit: 1 });
+  assert.deepEqual(one.messages.map((m) => m.seq), [last.seq]);
+  const rest = await b.client.searchMessages({
+    query: 'lunch', convId: first.convId, cursor: one.nextCursor,
+  });
+  assert.deepEqual(rest.messages.map((m) => m.seq), [first.seq]);
+  await assert.rejects(b.client.searchMessages({ query: '' }),
+    (e) => e instanceof ResonanceError && e.code === ErrorCode.BAD_REQUEST);
+});
+
 test('limits: sync pages stay within 64 KiB and page on; an oversized send is refused', async () => {
   const a = await newUser('tcp', 'j');
   const b = await newUser('tcp', 'k');
