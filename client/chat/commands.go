@@ -47,6 +47,9 @@ const helpText = `commands:
                here or in the directory given, or to the path given; never
                overwrites; a cut-short download resumes from its <path>.part
   /convs       list your conversations with unread counts
+  /search <text>
+               find messages with this text in all your conversations,
+               newest first; /search alone or /more prints older matches
   /clear       clear this conversation's history for you, on all your devices
   /hide        clear it and remove it from /convs until a new message comes
   /mute, /mute off

@@ -47,6 +47,8 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 		s.report(s.clearConv(ctx, cmd == "/hide"))
 	case "/mute":
 		s.report(s.mute(ctx, arg))
+	case "/search", "/more":
+		s.report(s.searchCommand(ctx, cmd, arg))
 	default:
 		return false
 	}

@@ -69,6 +69,8 @@ type session struct {
 	// quotes keeps the text of messages printed, for the lines that reply
 	// to them (reply.go).
 	quotes quotes
+	// search is the last /search, which /more continues (search.go).
+	search searchState
 	// mentionables caches, per group, the members that @names resolve
 	// against until the group's next event (reply.go).
 	mentionables map[string]mentionables

@@ -79,6 +79,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_MUTE_CONV:
 		req := protocol.NewMuteConvReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.muteConv(c, req) })
+	case protocol.Op_SEARCH_MESSAGES:
+		req := protocol.NewSearchMessagesReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.searchMessages(c, req) })
 	}
 	return s.handleGroupOps(c, op, body)
 }

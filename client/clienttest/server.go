@@ -44,6 +44,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// SyncLimit caps the messages of one sync reply; zero means 50.
 	SyncLimit int32
+	// SearchScan is the messages one SEARCH_MESSAGES page looks at, as the
+	// server bounds its scan; zero means all.
+	SearchScan int
 	// MaxBody is the largest request body accepted, in bytes; zero means
 	// codec.DefaultMaxBody, as the gateway. A frame over it gets CLOSE
 	// FRAME_TOO_LARGE as soon as its header is read, its body unread.
