@@ -84,7 +84,8 @@ func TestProtocolDoc_LimitsNameFlags(t *testing.T) {
 		"edit-window", "login-timeout", "heartbeat-interval", "heartbeat-timeout",
 		"login-addr-limit", "login-account-limit", "register-addr-limit", "typing-limit",
 		"typing-max-members", "max-pending", "gateway-workers", "frame-rate",
-		"outbound-high-water", "max-conns", "accept-rate", "token-ttl", "refresh-ttl"} {
+		"outbound-high-water", "max-conns", "accept-rate", "token-ttl", "refresh-ttl",
+		"message-search-limit"} {
 		named[f] = false
 	}
 	rows := 0
@@ -151,7 +152,7 @@ func TestProtocolDoc_RateLimitedNamesItsRequests(t *testing.T) {
 		}
 	}
 	for _, op := range []string{"LOGIN", "CHANGE_PASSWORD", "REGISTER", "TYPING", "GET_PRESENCE",
-		"WATCH_PRESENCE", "SEARCH_USERS"} {
+		"WATCH_PRESENCE", "SEARCH_USERS", "SEARCH_MESSAGES"} {
 		if !strings.Contains(row, "`"+op+"`") {
 			t.Errorf("the RATE_LIMITED row does not name %s: %q", op, row)
 		}
