@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -195,20 +196,27 @@ func (s *Service) searchScan(ctx context.Context, convs []searchConv,
 // still checks each row's seq against the range.
 func (s *Service) searchConvRows(ctx context.Context, c searchConv, before int64,
 	n int) ([]messageRow, error) {
-	q := s.rdc(ctx).Where("conv_id = ? AND id < ?", c.id, before)
-	if from := c.rr.syncFrom(); from > 1 {
-		q = q.Where("id >= (?)", s.rdc(ctx).Model(&messageRow{}).Select("id").
-			Where("conv_id = ? AND seq >= ?", c.id, from).Order("seq ASC").Limit(1))
-	}
-	if c.rr.to > 0 {
-		q = q.Where("id <= (?)", s.rdc(ctx).Model(&messageRow{}).Select("id").
-			Where("conv_id = ? AND seq <= ?", c.id, c.rr.to).Order("seq DESC").Limit(1))
-	}
 	var rows []messageRow
-	if err := q.Order("id DESC").Limit(n).Find(&rows).Error; err != nil {
+	q := searchConvQuery(s.rdc(ctx), c, before, n)
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("search conv=%s before=%d: %w", c.id, before, err)
 	}
 	return rows, nil
+}
+
+// searchConvQuery is searchConvRows's query on db.
+func searchConvQuery(db *gorm.DB, c searchConv, before int64, n int) *gorm.DB {
+	sub := func() *gorm.DB { return db.Session(&gorm.Session{NewDB: true}).Model(&messageRow{}) }
+	q := db.Where("conv_id = ? AND id < ?", c.id, before)
+	if from := c.rr.syncFrom(); from > 1 {
+		q = q.Where("id >= (?)", sub().Select("id").
+			Where("conv_id = ? AND seq >= ?", c.id, from).Order("seq ASC").Limit(1))
+	}
+	if c.rr.to > 0 {
+		q = q.Where("id <= (?)", sub().Select("id").
+			Where("conv_id = ? AND seq <= ?", c.id, c.rr.to).Order("seq DESC").Limit(1))
+	}
+	return q.Order("id DESC").Limit(n)
 }
 
 // matchPage returns the matches among rows (newest first) up to limit, and

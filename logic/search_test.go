@@ -3,9 +3,12 @@ package logic
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/internal/ratelimit"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -369,4 +372,43 @@ func TestSearchMessages_RefusesSignedOutDevice(t *testing.T) {
 	}
 	_, err := e.svc.SearchMessages(ctxBG, laptop.sess, req)
 	wantCode(t, err, common.ErrorCode_TOKEN_INVALID)
+}
+
+// The store reads a search page's share of a conversation through the
+// (conv_id, id) index, newest first without a sort, and turns the
+// membership's seq bounds into id bounds through the (conv_id, seq) one:
+// its work is the share, whatever the size of the history around it.
+func TestSearchMessages_ScanUsesTheConvIDIndexWithoutSort(t *testing.T) {
+	e := searchEnv(t)
+	c := searchConv{id: "g:abc", rr: readRange{from: 10, to: 500, cleared: 20}}
+	query := e.db.ToSQL(func(tx *gorm.DB) *gorm.DB {
+		var rows []messageRow
+		return searchConvQuery(tx, c, 1000, 17).Find(&rows)
+	})
+	var plan []string
+	rows, err := e.db.Raw("EXPLAIN QUERY PLAN " + query).Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	all := strings.Join(plan, "\n")
+	t.Logf("plan of %s:\n%s", query, all)
+	if !regexp.MustCompile(`SEARCH messages USING INDEX messages_conv_id \(conv_id=\? AND ` +
+		`id>\? AND id<\?\)`).MatchString(all) {
+		t.Errorf("the page is not read by a range of the (conv_id, id) index:\n%s", all)
+	}
+	if strings.Count(all, "INDEX messages_conv_seq (conv_id=? AND seq") != 2 {
+		t.Errorf("the seq bounds are not read through the (conv_id, seq) index:\n%s", all)
+	}
+	if strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN ") {
+		t.Errorf("the store sorts or scans:\n%s", all)
+	}
 }
