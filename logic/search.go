@@ -26,9 +26,10 @@ const (
 	// the request asks for none, and the most it may ask for.
 	defaultSearchMatches = 20
 	maxSearchMatches     = 50
-	// searchScanRows bounds the stored messages one page reads in all (but
-	// see searchMinPerConv): the cost of a page is the same for a history
-	// of a hundred messages and of a million.
+	// searchScanRows bounds the stored messages one page reads, give or
+	// take one conversation's share: the cost of a page is the same for a
+	// history of a hundred messages and of a million, in one conversation
+	// or in thousands.
 	searchScanRows = 2000
 	// searchMinPerConv is the fewest messages a page reads of each
 	// conversation searched, so that a page always makes progress.
@@ -113,11 +114,22 @@ func searchMatches(asked int32) int {
 	return min(int(asked), maxSearchMatches)
 }
 
-// searchConv is one conversation a search reads, and what of it the user
-// may read.
+// searchConv is one conversation a search reads, what of it the user may
+// read, and top, a bound of its msg ids: none is above it.
 type searchConv struct {
-	id string
-	rr readRange
+	id  string
+	rr  readRange
+	top int64
+}
+
+// searchMember is a member row of the user's and its conversation's last
+// msg id.
+type searchMember struct {
+	ConvID     string
+	JoinSeq    int64
+	LeftSeq    int64
+	ClearedSeq int64
+	LastMsgID  int64
 }
 
 // searchConvs returns the conversations to search: convID alone, refused as
@@ -133,46 +145,70 @@ func (s *Service) searchConvs(ctx context.Context, user int64,
 		if err != nil {
 			return nil, err
 		}
-		return []searchConv{{id: convID, rr: rr}}, nil
+		return []searchConv{{id: convID, rr: rr, top: math.MaxInt64}}, nil
 	}
-	// TODO: a user of thousands of conversations reads searchMinPerConv
-	// messages of each per page, past searchScanRows; paging the
-	// conversations too would bound that as well.
-	var members []memberRow
-	err := s.rdc(ctx).Select("conv_id", "join_seq", "left_seq", "cleared_seq").
-		Where("user_id = ?", user).Find(&members).Error
+	var members []searchMember
+	err := s.rdc(ctx).Table(s.tables.member+" AS m").
+		Select("m.conv_id, m.join_seq, m.left_seq, m.cleared_seq, c.last_msg_id").
+		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
+		Where("m.user_id = ?", user).Scan(&members).Error
 	if err != nil {
 		return nil, fmt.Errorf("search conversations user=%d: %w", user, err)
 	}
 	convs := make([]searchConv, 0, len(members))
 	for _, m := range members {
-		rr, err := rangeOf(m.ConvID, m, true)
+		rr, err := rangeOf(m.ConvID, memberRow{JoinSeq: m.JoinSeq, LeftSeq: m.LeftSeq,
+			ClearedSeq: m.ClearedSeq}, true)
 		if err != nil || (rr.to > 0 && rr.syncFrom() > rr.to) {
 			continue // nothing left to read
 		}
-		convs = append(convs, searchConv{id: m.ConvID, rr: rr})
+		// The last message's id bounds the others': ids grow with seqs.
+		top := m.LastMsgID
+		if top == 0 {
+			top = math.MaxInt64 // not known: no bound
+		}
+		convs = append(convs, searchConv{id: m.ConvID, rr: rr, top: top})
 	}
 	return convs, nil
 }
 
 // searchScan reads the messages of convs below msg id before, newest first,
-// a share of the page's budget of each, and returns those in the user's
-// ranges. Where a conversation has more than its share, the messages below
-// the share were not looked at, so the rows returned stop at the highest
-// such share's oldest id, the frontier, where the next page starts (0:
-// everything below before was read).
+// and returns those in the user's ranges and where the next page starts, 0
+// when everything below before was read.
+//
+// Each conversation gives a share of the page's budget, its newest
+// messages. Where it has more, those below the share were not looked at,
+// so the rows returned stop at the highest such share's oldest id: the
+// frontier. Conversations go newest first (by top, see searchTops), so once
+// the budget is spent the frontier rises above the next one's top, and once
+// the frontier is above a conversation's top nothing of it or of those after
+// would be returned: either way the rest are not read, and a page reads
+// about the budget however many conversations the user has.
 func (s *Service) searchScan(ctx context.Context, convs []searchConv,
 	before int64) ([]messageRow, int64, error) {
 	budget := cmp.Or(s.searchRows, searchScanRows)
 	perConv := max(min(searchMinPerConv, budget), budget/max(len(convs), 1))
+	convs, err := s.searchTops(ctx, convs, before)
+	if err != nil {
+		return nil, 0, err
+	}
 	var all []messageRow
 	var frontier int64
+	read := 0
 	for _, c := range convs {
+		if c.top < max(frontier, 1) {
+			break
+		}
+		if read >= budget {
+			frontier = max(frontier, c.top+1)
+			break
+		}
 		// One row past the share tells whether the conversation has more.
 		rows, err := s.searchConvRows(ctx, c, before, perConv+1)
 		if err != nil {
 			return nil, 0, err
 		}
+		read += len(rows)
 		if len(rows) > perConv {
 			rows = rows[:perConv]
 			frontier = max(frontier, rows[perConv-1].ID)
@@ -186,6 +222,33 @@ func (s *Service) searchScan(ctx context.Context, convs []searchConv,
 	all = slices.DeleteFunc(all, func(m messageRow) bool { return m.ID < frontier })
 	slices.SortFunc(all, func(a, b messageRow) int { return cmp.Compare(b.ID, a.ID) })
 	return all, frontier, nil
+}
+
+// searchTops returns convs newest first, each with a top below before that
+// is one of its msg ids: where the last message's id is not below before,
+// the newest readable id below it, read from the (conv_id, id) index
+// alone; a conversation with none is left out. Being ids of distinct
+// messages, the tops differ, so the frontier searchScan sets when its
+// budget is spent is below before: every page makes progress.
+func (s *Service) searchTops(ctx context.Context, convs []searchConv,
+	before int64) ([]searchConv, error) {
+	out := convs[:0]
+	for _, c := range convs {
+		if c.top >= before {
+			var ids []int64
+			q := searchConvQuery(s.rdc(ctx).Model(&messageRow{}), c, before, 1)
+			if err := q.Pluck("id", &ids).Error; err != nil {
+				return nil, fmt.Errorf("search top conv=%s before=%d: %w", c.id, before, err)
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			c.top = ids[0]
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b searchConv) int { return cmp.Compare(b.top, a.top) })
+	return out, nil
 }
 
 // searchConvRows reads up to n messages of c below msg id before, newest

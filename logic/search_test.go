@@ -412,3 +412,36 @@ func TestSearchMessages_ScanUsesTheConvIDIndexWithoutSort(t *testing.T) {
 		t.Errorf("the store sorts or scans:\n%s", all)
 	}
 }
+
+// A user of many conversations: a page reads about its budget, not a share
+// of each conversation, so the search takes several pages, and they still
+// return every match once, newest first.
+func TestSearchMessages_ManyConversationsPageByBudget(t *testing.T) {
+	e := searchEnv(t)
+	e.svc.searchRows = 20
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	var groups []string
+	for i := range 30 {
+		groups = append(groups, e.group(t, bob, fmt.Sprintf("g%d", i), alice))
+	}
+	var want []int64
+	for round := range 2 {
+		for i, g := range groups {
+			r := e.say(t, bob, g, fmt.Sprintf("hit %d.%d", i, round))
+			want = append(want, r.MsgId)
+		}
+	}
+	slices.Reverse(want)
+	msgs, pages := e.searchAll(t, alice, "", "hit", maxSearchMatches)
+	got := make([]int64, len(msgs))
+	for i, m := range msgs {
+		got[i] = m.MsgId
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("msg ids %v, want %v", got, want)
+	}
+	// 90 messages (each group's CREATE too) at about 20 a page.
+	if pages < 4 {
+		t.Errorf("%d pages for 90 messages at 20 a page: a page read past its budget", pages)
+	}
+}
