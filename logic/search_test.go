@@ -445,3 +445,46 @@ func TestSearchMessages_ManyConversationsPageByBudget(t *testing.T) {
 		t.Errorf("%d pages for 90 messages at 20 a page: a page read past its budget", pages)
 	}
 }
+
+// matches decides on a stored row alone: the current text of a TEXT
+// message or the name or caption of a FILE, never a recalled message
+// (whatever content it kept), an event or BINARY content.
+func TestSearchMessages_MatchesByContentType(t *testing.T) {
+	file := func(ref *common.FileRef) []byte {
+		b := make([]byte, ref.BLength())
+		ref.FastWriteNocopy(b, nil)
+		return b
+	}
+	caption := "Beach Photos"
+	text, bin := int16(common.ContentType_TEXT), int16(common.ContentType_BINARY)
+	cases := []struct {
+		name string
+		row  messageRow
+		want bool
+	}{
+		{"text, other case", messageRow{ContentType: text, Content: []byte("See the BEACH")}, true},
+		{"text, non-ASCII", messageRow{ContentType: text, Content: []byte("STRAND à la BEACH")},
+			true},
+		{"text without it", messageRow{ContentType: text, Content: []byte("mountains")}, false},
+		{"recalled text", messageRow{ContentType: text, Content: []byte("beach"),
+			Recalled: true}, false},
+		{"binary", messageRow{ContentType: bin, Content: []byte("beach")}, false},
+		{"edit event", messageRow{ContentType: int16(common.ContentType_EDIT),
+			Content: []byte("beach")}, false},
+		{"group event", messageRow{ContentType: int16(common.ContentType_GROUP_EVENT),
+			Content: []byte("beach")}, false},
+		{"file by name", messageRow{ContentType: int16(common.ContentType_FILE),
+			Content: file(&common.FileRef{FileId: "f", Name: "beach.jpg"})}, true},
+		{"file by caption", messageRow{ContentType: int16(common.ContentType_FILE),
+			Content: file(&common.FileRef{FileId: "f", Name: "a.jpg", Caption: &caption})}, true},
+		{"file by neither", messageRow{ContentType: int16(common.ContentType_FILE),
+			Content: file(&common.FileRef{FileId: "beach", Name: "a.jpg"})}, false},
+		{"unreadable file", messageRow{ContentType: int16(common.ContentType_FILE),
+			Content: []byte("beach")}, false},
+	}
+	for _, tc := range cases {
+		if got := matches(&tc.row, "beach"); got != tc.want {
+			t.Errorf("%s: matches = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
