@@ -462,7 +462,8 @@ func TestSearchMessages_MatchesByContentType(t *testing.T) {
 		row  messageRow
 		want bool
 	}{
-		{"text, other case", messageRow{ContentType: text, Content: []byte("See the BEACH")}, true},
+		{"text, other case", messageRow{ContentType: text, Content: []byte("See the BEACH")},
+			true},
 		{"text, non-ASCII", messageRow{ContentType: text, Content: []byte("STRAND à la BEACH")},
 			true},
 		{"text without it", messageRow{ContentType: text, Content: []byte("mountains")}, false},
