@@ -28,19 +28,22 @@ const (
 	maxSearchMatches     = 50
 	// searchScanRows bounds the stored messages one page reads, give or
 	// take one conversation's share: the cost of a page is the same for a
-	// history of a hundred messages and of a million, in one conversation
-	// or in thousands.
+	// history of a hundred messages and of a million. Searching all of a
+	// user's conversations adds their member rows and, for each with
+	// messages at or above the cursor, one index entry (searchTops).
+	// TODO: a user of tens of thousands of conversations pays those per
+	// page; a cursor that kept each conversation's position would not.
 	searchScanRows = 2000
 	// searchMinPerConv is the fewest messages a page reads of each
-	// conversation searched, so that a page always makes progress.
+	// conversation it reads, however many the user has.
 	searchMinPerConv = 16
 )
 
 // SearchMessages finds the messages the session's user may read by SYNC
 // whose text contains the query, case-insensitively, newest first (by
-// msg_id), in one conversation or in all of the user's. A page reads at
-// most searchScanRows stored messages and says where the next one starts,
-// so a rare word in a long history takes several pages, never one long scan.
+// msg_id), in one conversation or in all of the user's. A page reads about
+// searchScanRows stored messages and says where the next one starts, so a
+// rare word in a long history takes several pages, never one long scan.
 //
 // The text searched is the message's current one: an EDIT rewrites its
 // target's row, so the original text is no longer found. Recalled
