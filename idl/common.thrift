@@ -20,6 +20,7 @@ enum ErrorCode {
     RATE_LIMITED = 1008,
     ALREADY_LOGGED_IN = 1009,    // a login frame on a logged-in connection
     UNSUPPORTED = 1010,          // opcode not valid in this state or direction
+    ACCOUNT_SUSPENDED = 1011,    // an operator suspended the account; do not log in again
 
     INTERNAL = 2000,             // server fault; details are in the server log only
     UNAVAILABLE = 2001,          // a dependency is down; retry with backoff

@@ -107,6 +107,7 @@ enum CloseReason {
     RATE_LIMITED = 11,      // too many frames per second
     FRAME_TOO_LARGE = 12,   // a frame or WebSocket message over the size limit; do not resend it
     ACCOUNT_DELETED = 13,   // the account was deleted; do not reconnect
+    ACCOUNT_SUSPENDED = 14, // an operator suspended the account; do not reconnect
 }
 
 struct HeartbeatReq {}

@@ -23,6 +23,7 @@ const (
 	ErrorCode_RATE_LIMITED        ErrorCode = 1008
 	ErrorCode_ALREADY_LOGGED_IN   ErrorCode = 1009
 	ErrorCode_UNSUPPORTED         ErrorCode = 1010
+	ErrorCode_ACCOUNT_SUSPENDED   ErrorCode = 1011
 	ErrorCode_INTERNAL            ErrorCode = 2000
 	ErrorCode_UNAVAILABLE         ErrorCode = 2001
 	ErrorCode_BUSY                ErrorCode = 2002
@@ -54,6 +55,8 @@ func (p ErrorCode) String() string {
 		return "ALREADY_LOGGED_IN"
 	case ErrorCode_UNSUPPORTED:
 		return "UNSUPPORTED"
+	case ErrorCode_ACCOUNT_SUSPENDED:
+		return "ACCOUNT_SUSPENDED"
 	case ErrorCode_INTERNAL:
 		return "INTERNAL"
 	case ErrorCode_UNAVAILABLE:
@@ -90,6 +93,8 @@ func ErrorCodeFromString(s string) (ErrorCode, error) {
 		return ErrorCode_ALREADY_LOGGED_IN, nil
 	case "UNSUPPORTED":
 		return ErrorCode_UNSUPPORTED, nil
+	case "ACCOUNT_SUSPENDED":
+		return ErrorCode_ACCOUNT_SUSPENDED, nil
 	case "INTERNAL":
 		return ErrorCode_INTERNAL, nil
 	case "UNAVAILABLE":

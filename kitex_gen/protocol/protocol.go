@@ -437,6 +437,7 @@ const (
 	CloseReason_RATE_LIMITED      CloseReason = 11
 	CloseReason_FRAME_TOO_LARGE   CloseReason = 12
 	CloseReason_ACCOUNT_DELETED   CloseReason = 13
+	CloseReason_ACCOUNT_SUSPENDED CloseReason = 14
 )
 
 func (p CloseReason) String() string {
@@ -469,6 +470,8 @@ func (p CloseReason) String() string {
 		return "FRAME_TOO_LARGE"
 	case CloseReason_ACCOUNT_DELETED:
 		return "ACCOUNT_DELETED"
+	case CloseReason_ACCOUNT_SUSPENDED:
+		return "ACCOUNT_SUSPENDED"
 	}
 	return "<UNSET>"
 }
@@ -503,6 +506,8 @@ func CloseReasonFromString(s string) (CloseReason, error) {
 		return CloseReason_FRAME_TOO_LARGE, nil
 	case "ACCOUNT_DELETED":
 		return CloseReason_ACCOUNT_DELETED, nil
+	case "ACCOUNT_SUSPENDED":
+		return CloseReason_ACCOUNT_SUSPENDED, nil
 	}
 	return CloseReason(0), fmt.Errorf("not a valid CloseReason string")
 }
