@@ -191,6 +191,10 @@ func (s *Service) authPasswordLogin(ctx context.Context, req *protocol.LoginReq,
 		return nil, nil, tokenPair{}, fmt.Errorf("%w: user %d is being deleted",
 			ErrInvalidCredentials, u.ID)
 	}
+	if u.SuspendedMs != 0 {
+		// Told only to whoever proved the password.
+		return nil, nil, tokenPair{}, fmt.Errorf("%w: user %d", ErrAccountSuspended, u.ID)
+	}
 	device := req.DeviceId
 	if device == "" {
 		device = defaultDevice
@@ -225,6 +229,12 @@ func (s *Service) authToken(ctx context.Context,
 		return nil, nil, tokenPair{}, fmt.Errorf("%w: issued for another device", ErrTokenInvalid)
 	}
 	dev, u, err := s.findLoginDevice(ctx, claims.UserID, claims.DeviceID)
+	if err == nil && u != nil && u.SuspendedMs != 0 {
+		// Before the generation, which the suspension bumped: the client
+		// learns why rather than that it was signed out. The token's
+		// signature proved it was issued to this user.
+		err = fmt.Errorf("%w: user %d", ErrAccountSuspended, u.ID)
+	}
 	if err == nil && (dev == nil || dev.TokenGen != claims.Generation) {
 		err = errDeviceRevoked
 	}

@@ -101,7 +101,7 @@ func findDeviceIn(db *gorm.DB, user int64, device string) (*deviceRow, error) {
 // findLoginDevice reads what a token login checks, in one query without
 // GORM: the device's row (its token generation and last login) and its user.
 // It returns nils when the device is unknown or its user is gone. The user
-// row holds its id and name only.
+// row holds its id, name and suspension time only.
 func (s *Service) findLoginDevice(ctx context.Context, user int64,
 	device string) (*deviceRow, *userRow, error) {
 	rows, err := s.rdb.Statement.ConnPool.QueryContext(ctx, s.queries.loginDevice, user, device)
@@ -117,7 +117,8 @@ func (s *Service) findLoginDevice(ctx context.Context, user int64,
 	}
 	dev := &deviceRow{UserID: user, DeviceID: device}
 	u := &userRow{ID: user}
-	if err := rows.Scan(&dev.Platform, &dev.LastLoginMs, &dev.TokenGen, &u.Username); err != nil {
+	err = rows.Scan(&dev.Platform, &dev.LastLoginMs, &dev.TokenGen, &u.Username, &u.SuspendedMs)
+	if err != nil {
 		return nil, nil, fmt.Errorf("find device user=%d device=%q: %w", user, device, err)
 	}
 	return dev, u, nil

@@ -49,6 +49,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrTooLarge means a field is over its size limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrAccountSuspended means an operator suspended the account: its
+	// logins are refused until the suspension is lifted (see admin.go).
+	ErrAccountSuspended = errors.New("account suspended")
 	// ErrRateLimited means the caller (account, address or user) spent its
 	// budget of this kind of request; it may try again later.
 	ErrRateLimited = errors.New("too many attempts, try again later")
@@ -119,6 +122,7 @@ var clientCodes = []struct {
 	{ErrNotFound, common.ErrorCode_NOT_FOUND},
 	{ErrTooLarge, common.ErrorCode_TOO_LARGE},
 	{ErrRateLimited, common.ErrorCode_RATE_LIMITED},
+	{ErrAccountSuspended, common.ErrorCode_ACCOUNT_SUSPENDED},
 }
 
 // serverCodes maps errors that may wrap a dependency's text, so only the

@@ -35,6 +35,12 @@ type userRow struct {
 	// it lives. The row stays as a tombstone, so that its id, named by the
 	// messages it sent, is never handed out again; see deleteaccount.go.
 	DeletedMs int64 `gorm:"not null;default:0"`
+	// SuspendedMs is when an operator suspended the account (Unix
+	// milliseconds), 0 while it is not; SuspendReason is the operator's
+	// note why, never shown to the user. AutoMigrate adds both to older
+	// tables, zero. See admin.go.
+	SuspendedMs   int64  `gorm:"not null;default:0"`
+	SuspendReason string `gorm:"size:512;not null;default:''"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.

@@ -17,7 +17,8 @@ import (
 // than the store's work on them. They run through stmtPool, prepared once.
 // Names are quoted with backquotes, which SQLite and MySQL both read.
 type queries struct {
-	// loginDevice reads a device's login state and its user's name.
+	// loginDevice reads a device's login state and its user's name and
+	// suspension.
 	loginDevice string
 	// deviceGen reads a device's token generation.
 	deviceGen string
@@ -80,7 +81,8 @@ const convColumns = "id, type, last_seq, last_msg_id, updated_ms, updated_at, na
 func newQueries(t tableNames) queries {
 	q := func(table string) string { return "`" + table + "`" }
 	qs := queries{
-		loginDevice: "SELECT d.platform, d.last_login_ms, d.token_gen, u.username FROM " +
+		loginDevice: "SELECT d.platform, d.last_login_ms, d.token_gen, u.username, u.suspended_ms " +
+			"FROM " +
 			q(t.device) + " d JOIN " + q(t.user) + " u ON u.id = d.user_id " +
 			"WHERE d.user_id = ? AND d.device_id = ?",
 		deviceGen: "SELECT token_gen FROM " + q(t.device) + " WHERE user_id = ? AND device_id = ?",

@@ -100,11 +100,14 @@ func (s *Service) issuePairIn(db *gorm.DB, dev *deviceRow) (tokenPair, error) {
 // subquery takes a shared lock on the user's row, so a change waits or is
 // seen). It also revokes the device's earlier access tokens: a password
 // login starts the device afresh, and a thief holding one of them (whose
-// refresh token this pair replaces) is shut out with it.
+// refresh token this pair replaces) is shut out with it. A suspension
+// committed since the check refuses it the same way (an operator's Suspend
+// races a login in flight: its revocation may come first).
 func (s *Service) issuePairChecked(tx *gorm.DB, dev *deviceRow,
 	passwordHash string) (tokenPair, error) {
 	q := tx.Model(&deviceRow{}).Where("user_id = ? AND device_id = ? AND EXISTS "+
-		"(SELECT 1 FROM `"+s.tables.user+"` WHERE id = ? AND password_hash = ?)",
+		"(SELECT 1 FROM `"+s.tables.user+"` WHERE id = ? AND password_hash = ? "+
+		"AND suspended_ms = 0)",
 		dev.UserID, dev.DeviceID, dev.UserID, passwordHash)
 	p, n, err := s.storePair(q, dev, true)
 	if err == nil && n == 0 {
