@@ -364,7 +364,11 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 	}
 	s.logic, s.logicAddr = svc, ln.Addr()
 	s.group.Go(s.log, "logic", func() { s.report("logic", svc.Serve(ln)) })
-	return waitTCP(ctx, ln.Addr().String())
+	if err := waitTCP(ctx, ln.Addr().String()); err != nil {
+		return err
+	}
+	s.serveAdmin()
+	return nil
 }
 
 func (s *System) startTask(ctx context.Context, js jetstream.JetStream, names mq.Names,

@@ -83,6 +83,11 @@ type Config struct {
 
 	HTTPListen string // metrics, health and pprof; empty disables
 	Pprof      bool   // serve /debug/pprof/ on HTTPListen
+	// AdminToken turns on the operator's /admin/ endpoints on HTTPListen in
+	// a process that runs logic (suspend, reset a password, sign out; see
+	// admin.go); a request must carry it as "Authorization: Bearer
+	// <token>". At least minAdminToken bytes; empty (the default): off.
+	AdminToken string
 	// DrainDelay is how long Stop keeps serving after /readyz turns
 	// unready, before the gateway sends its clients away: time for a load
 	// balancer's readiness probe to take the instance out of rotation, so
@@ -199,6 +204,9 @@ func dataDirUsage(role Role) string {
 }
 
 func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
+	fs.StringVar(&c.AdminToken, "admin-token", "",
+		"bearer token of the operator's /admin/ endpoints on --http-listen (at least 24 bytes; "+
+			"empty disables them)")
 	fs.StringVar(&c.LogicListen, "logic-listen", defaultFor(role, "127.0.0.1:0", "0.0.0.0:7100"),
 		"address of logic's Kitex service")
 	fs.StringVar(&c.Logic.DBDriver, "db-driver", "sqlite", "sqlite or mysql")

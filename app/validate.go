@@ -114,7 +114,7 @@ func (c *Config) Validate() error {
 	}
 	checks := []func() error{c.validateLog, c.validateAddrs, c.validateURLs, c.validateNotify,
 		c.validateRedis, c.validateInternal, c.validateMaxBody, c.validateTimeouts,
-		c.validateParts}
+		c.validateAdmin, c.validateParts}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
@@ -323,6 +323,27 @@ func (c *Config) validateParts() error {
 		if err := p.validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+	}
+	return nil
+}
+
+// minAdminToken is the shortest --admin-token taken: 24 random bytes are
+// beyond guessing, and a short word is refused before it is exposed.
+const minAdminToken = 24
+
+// validateAdmin refuses an admin token too short to be secret, and one
+// that no endpoint would take.
+func (c *Config) validateAdmin() error {
+	if c.AdminToken == "" {
+		return nil
+	}
+	if len(c.AdminToken) < minAdminToken {
+		return fmt.Errorf("%w: --admin-token is %d bytes, want at least %d "+
+			"(e.g. openssl rand -base64 32)", ErrConfig, len(c.AdminToken), minAdminToken)
+	}
+	if c.HTTPListen == "" {
+		return fmt.Errorf("%w: --admin-token needs --http-listen, which serves /admin/",
+			ErrConfig)
 	}
 	return nil
 }

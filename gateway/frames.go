@@ -169,7 +169,7 @@ func reconnectAfter(reason protocol.CloseReason) int32 {
 	switch reason {
 	case protocol.CloseReason_LOGIN_FAILED, protocol.CloseReason_KICKED,
 		protocol.CloseReason_TOKEN_EXPIRED, protocol.CloseReason_SIGNED_OUT,
-		protocol.CloseReason_ACCOUNT_DELETED:
+		protocol.CloseReason_ACCOUNT_DELETED, protocol.CloseReason_ACCOUNT_SUSPENDED:
 		return -1
 	case protocol.CloseReason_SLOW_CONSUMER, protocol.CloseReason_OVERLOADED,
 		protocol.CloseReason_RATE_LIMITED:
@@ -209,6 +209,8 @@ func closeMessage(reason protocol.CloseReason) string {
 		return "signed out"
 	case protocol.CloseReason_ACCOUNT_DELETED:
 		return "account deleted"
+	case protocol.CloseReason_ACCOUNT_SUSPENDED:
+		return "account suspended"
 	default:
 		return reason.String()
 	}

@@ -393,21 +393,26 @@ func (g *Gateway) completeLogin(c *conn, sess *logicrpc.Session, ack []byte,
 // the connection with LOGIN_FAILED after the error reply. A token of a
 // device signed out since it was issued (logic marks its TOKEN_INVALID,
 // BizError.signed_out) closes it at once with SIGNED_OUT: the client would
-// otherwise go on to a password it keeps and sign the device back in.
+// otherwise go on to a password it keeps and sign the device back in. An
+// ACCOUNT_SUSPENDED closes it with ACCOUNT_SUSPENDED, which tells even a
+// client that does not know the code to stay away.
 func (g *Gateway) loginFailed(c *conn, r request, err error) {
-	if !countsAsFailedLogin(err) {
-		g.replyError(c, r, err)
-		return
-	}
-	c.failedLogins++
 	reason, detail := protocol.CloseReason_LOGIN_FAILED, "failed logins"
 	biz, _ := errors.AsType[*common.BizError](err)
 	switch {
-	case biz.GetSignedOut():
-		reason, detail = protocol.CloseReason_SIGNED_OUT, "signed out"
-	case c.failedLogins < maxFailedLogins:
+	case biz != nil && biz.Code == common.ErrorCode_ACCOUNT_SUSPENDED:
+		reason, detail = protocol.CloseReason_ACCOUNT_SUSPENDED, "account suspended"
+	case !countsAsFailedLogin(err):
 		g.replyError(c, r, err)
 		return
+	default:
+		c.failedLogins++
+		if biz.GetSignedOut() {
+			reason, detail = protocol.CloseReason_SIGNED_OUT, "signed out"
+		} else if c.failedLogins < maxFailedLogins {
+			g.replyError(c, r, err)
+			return
+		}
 	}
 	resp, _ := errorResp(err)
 	frame := codec.EncodeFrame(protocol.Op_LOGIN_ACK, codec.FlagError, r.id, resp)

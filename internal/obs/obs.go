@@ -40,6 +40,7 @@ type Server struct {
 	checks map[string]Check
 	ready  atomic.Bool
 	srv    *http.Server
+	mux    *http.ServeMux
 	ln     net.Listener
 }
 
@@ -71,9 +72,15 @@ func Listen(opts Options, reg *prometheus.Registry, log zerolog.Logger) (*Server
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
+
+// Handle serves pattern (http.ServeMux syntax) with h from now on, for a
+// part of the process that starts after the listener, such as logic's
+// /admin/ endpoints. Safe while serving: until then the pattern is 404.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }

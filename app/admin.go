@@ -1,0 +1,184 @@
+package app
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	logicsvc "github.com/resonance-im/resonance/logic"
+)
+
+// The operator's endpoints, served on --http-listen by a process that runs
+// logic, only when --admin-token is set (otherwise they are 404):
+//
+//	GET  /admin/users/{name}                 the account's summary
+//	POST /admin/users/{name}/suspend         body {"reason": "..."}
+//	POST /admin/users/{name}/unsuspend
+//	POST /admin/users/{name}/reset-password  answers the new password, once
+//	POST /admin/users/{name}/sign-out        signs every device out
+//
+// Answers are JSON: the summary (logic.UserSummary) under "user", or
+// {"error": "..."} with 400, 401, 404 or 500. Every action is logged at
+// info with the endpoint, the caller's address, the user and the outcome:
+// the audit trail. The password never is.
+
+// maxAdminBody bounds a request body; the largest is a suspension's reason.
+const maxAdminBody = 4 << 10
+
+// adminAPI serves the /admin/ endpoints over one logic Service.
+type adminAPI struct {
+	svc *logicsvc.Service
+	log zerolog.Logger
+	// refused logs refused requests, sampled: a caller guessing the token
+	// must not flood the log.
+	refused zerolog.Logger
+	// tokenSum is the SHA-256 of the admin token: requests are compared
+	// digest to digest, in constant time and whatever their length.
+	tokenSum [sha256.Size]byte
+}
+
+// adminResult is the body of a successful answer.
+type adminResult struct {
+	User      logicsvc.UserSummary `json:"user"`
+	Password  string               `json:"password,omitempty"`
+	SignedOut *int64               `json:"signed_out,omitempty"`
+}
+
+// serveAdmin registers the /admin/ endpoints when the configuration asks.
+func (s *System) serveAdmin() {
+	if s.cfg.AdminToken == "" || s.obs == nil || s.logic == nil {
+		return
+	}
+	log := s.log.With().Str("part", "admin").Logger()
+	a := &adminAPI{svc: s.logic, log: log,
+		refused:  log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		tokenSum: sha256.Sum256([]byte(s.cfg.AdminToken))}
+	a.register(s.obs.Handle)
+	s.log.Info().Msg("admin endpoints enabled on /admin/")
+}
+
+// register adds the endpoints through handle.
+func (a *adminAPI) register(handle func(string, http.Handler)) {
+	routes := map[string]func(*http.Request, string) (adminResult, error){
+		"GET /admin/users/{name}":                 a.show,
+		"POST /admin/users/{name}/suspend":        a.suspend,
+		"POST /admin/users/{name}/unsuspend":      a.unsuspend,
+		"POST /admin/users/{name}/reset-password": a.resetPassword,
+		"POST /admin/users/{name}/sign-out":       a.signOut,
+	}
+	for pattern, act := range routes {
+		handle(pattern, a.authorized(act))
+	}
+	// Anything else under /admin/ is 404 too, but only after the token:
+	// a caller without it learns nothing of what exists.
+	handle("/admin/", a.authorized(func(*http.Request, string) (adminResult, error) {
+		return adminResult{}, errAdminNoRoute
+	}))
+}
+
+// errAdminNoRoute answers a path under /admin/ that names no endpoint.
+var errAdminNoRoute = errors.New("no such admin endpoint")
+
+// authorized checks the bearer token, runs act on the named user, answers
+// and writes the audit line.
+func (a *adminAPI) authorized(act func(*http.Request, string) (adminResult, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.tokenOK(r) {
+			a.refused.Warn().Str("endpoint", r.Method+" "+r.URL.Path).Str("remote", r.RemoteAddr).
+				Msg("admin request refused: bad or missing token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="resonance-admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		name := r.PathValue("name")
+		res, err := act(r, name)
+		ev := a.log.Info().Str("endpoint", r.Method+" "+r.URL.Path).
+			Str("remote", r.RemoteAddr).Str("username", name)
+		if res.User.ID != 0 {
+			ev = ev.Int64("user", res.User.ID)
+		}
+		if err != nil {
+			status, msg := adminStatus(err)
+			ev.Int("status", status).Err(err).Msg("admin action failed")
+			writeJSON(w, status, map[string]string{"error": msg})
+			return
+		}
+		ev.Int("status", http.StatusOK).Msg("admin action")
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+// tokenOK reports whether r carries the admin token.
+func (a *adminAPI) tokenOK(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
+}
+
+// adminStatus maps an action's error to its HTTP status and the text that
+// is safe to answer.
+func adminStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, errAdminNoRoute):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, logicsvc.ErrNotFound), errors.Is(err, logicsvc.ErrBadRequest):
+		status := http.StatusNotFound
+		if errors.Is(err, logicsvc.ErrBadRequest) {
+			status = http.StatusBadRequest
+		}
+		return status, err.Error() // logic's request errors are safe to show
+	}
+	return http.StatusInternalServerError, "internal error; see the server log"
+}
+
+func (a *adminAPI) show(r *http.Request, name string) (adminResult, error) {
+	u, err := a.svc.AdminUser(r.Context(), name)
+	return adminResult{User: u}, err
+}
+
+func (a *adminAPI) suspend(r *http.Request, name string) (adminResult, error) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			return adminResult{}, fmt.Errorf("%w: body: %v", logicsvc.ErrBadRequest, err)
+		}
+	}
+	u, err := a.svc.Suspend(r.Context(), name, body.Reason)
+	return adminResult{User: u}, err
+}
+
+func (a *adminAPI) unsuspend(r *http.Request, name string) (adminResult, error) {
+	u, err := a.svc.Unsuspend(r.Context(), name)
+	return adminResult{User: u}, err
+}
+
+func (a *adminAPI) resetPassword(r *http.Request, name string) (adminResult, error) {
+	u, password, err := a.svc.ResetPassword(r.Context(), name)
+	return adminResult{User: u, Password: password}, err
+}
+
+func (a *adminAPI) signOut(r *http.Request, name string) (adminResult, error) {
+	u, n, err := a.svc.SignOutAll(r.Context(), name)
+	return adminResult{User: u, SignedOut: &n}, err
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store") // a reset password must not be cached
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,168 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// testAdminToken is a token long enough for validateAdmin.
+const testAdminToken = "test-admin-token-0123456789abcdef"
+
+// adminCall sends method path with token (none when empty) and body to the
+// system's HTTP listener and returns the status and decoded JSON answer.
+func adminCall(t *testing.T, sys *System, token, method, path, body string) (int,
+	map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+sys.HTTPAddr().String()+path,
+		strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out) // a mux 404 is plain text
+	return resp.StatusCode, out
+}
+
+// expectClosed waits until u's connection is closed with reason.
+func expectClosed(t *testing.T, u *user, reason protocol.CloseReason) {
+	t.Helper()
+	select {
+	case <-u.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s still connected, want CLOSE %s", u.name, reason)
+	}
+	ce, ok := errors.AsType[*client.CloseError](u.Err())
+	if !ok || ce.Reason != reason || ce.ShouldReconnect() {
+		t.Fatalf("%s closed with %v, want CLOSE %s", u.name, u.Err(), reason)
+	}
+}
+
+// TestAdmin_EndToEnd drives the operator's endpoints over real HTTP against
+// a real client: a suspension closes its connection with ACCOUNT_SUSPENDED
+// and refuses its next login, a reset password logs in and a sign-out
+// closes the device with SIGNED_OUT.
+func TestAdmin_EndToEnd(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.AdminToken = testAdminToken
+	sys := startSystem(t, cfg)
+	addr := sys.GatewayAddr().String()
+	name := fmt.Sprintf("eve%d", time.Now().UnixNano()%1_000_000_000)
+	phone := login(t, addr, name, "phone", true)
+	users := "/admin/users/" + name
+
+	status, out := adminCall(t, sys, testAdminToken, "POST", users+"/suspend",
+		`{"reason":"spam"}`)
+	if status != http.StatusOK {
+		t.Fatalf("suspend = %d %v", status, out)
+	}
+	expectClosed(t, phone, protocol.CloseReason_ACCOUNT_SUSPENDED)
+	ctx, c := dialFor(t, addr)
+	_, err := c.Login(ctx, client.LoginParams{Username: name, Password: "correct horse"})
+	if client.CodeOf(err) != common.ErrorCode_ACCOUNT_SUSPENDED {
+		t.Fatalf("login of a suspended account = %v", err)
+	}
+	status, out = adminCall(t, sys, testAdminToken, "GET", users, "")
+	u, _ := out["user"].(map[string]any)
+	if status != http.StatusOK || u["suspend_reason"] != "spam" || u["id"] != float64(phone.id) {
+		t.Fatalf("show = %d %v", status, out)
+	}
+
+	if status, out = adminCall(t, sys, testAdminToken, "POST", users+"/unsuspend", ""); status !=
+		http.StatusOK {
+		t.Fatalf("unsuspend = %d %v", status, out)
+	}
+	status, out = adminCall(t, sys, testAdminToken, "POST", users+"/reset-password", "")
+	password, _ := out["password"].(string)
+	if status != http.StatusOK || password == "" {
+		t.Fatalf("reset-password = %d %v", status, out)
+	}
+	ctx, c = dialFor(t, addr)
+	if _, err := c.Login(ctx, client.LoginParams{Username: name, Password: password,
+		DeviceID: "phone"}); err != nil {
+		t.Fatalf("login with the reset password: %v", err)
+	}
+	again := &user{Client: c, id: phone.id, name: name}
+
+	status, out = adminCall(t, sys, testAdminToken, "POST", users+"/sign-out", "")
+	if status != http.StatusOK || out["signed_out"] != float64(1) {
+		t.Fatalf("sign-out = %d %v", status, out)
+	}
+	expectClosed(t, again, protocol.CloseReason_SIGNED_OUT)
+
+	if status, _ = adminCall(t, sys, testAdminToken, "GET", "/admin/users/nobody", ""); status !=
+		http.StatusNotFound {
+		t.Fatalf("show of an unknown user = %d, want 404", status)
+	}
+}
+
+// TestAdmin_Auth checks who reaches the endpoints: nobody without
+// --admin-token, and with it only a caller presenting it.
+func TestAdmin_Auth(t *testing.T) {
+	off := startSystem(t, baseConfig(t, RoleAll))
+	if status, _ := adminCall(t, off, testAdminToken, "GET", "/admin/users/nobody", ""); status !=
+		http.StatusNotFound {
+		t.Fatalf("without --admin-token: %d, want 404", status)
+	}
+
+	cfg := baseConfig(t, RoleAll)
+	cfg.AdminToken = testAdminToken
+	on := startSystem(t, cfg)
+	name := fmt.Sprintf("fay%d", time.Now().UnixNano()%1_000_000_000)
+	login(t, on.GatewayAddr().String(), name, "phone", true)
+	for _, c := range []struct {
+		token string
+		want  int
+	}{
+		{token: "", want: http.StatusUnauthorized},
+		{token: "wrong", want: http.StatusUnauthorized},
+		{token: testAdminToken + "x", want: http.StatusUnauthorized},
+		{token: testAdminToken, want: http.StatusOK},
+	} {
+		if status, out := adminCall(t, on, c.token, "GET", "/admin/users/"+name, ""); status !=
+			c.want {
+			t.Errorf("token %q: %d %v, want %d", c.token, status, out, c.want)
+		}
+	}
+	// An unknown path is 401 too without the token: nothing is told.
+	if status, _ := adminCall(t, on, "", "GET", "/admin/nothing", ""); status !=
+		http.StatusUnauthorized {
+		t.Errorf("unknown path without token: %d, want 401", status)
+	}
+}
+
+func TestConfig_AdminToken(t *testing.T) {
+	for _, c := range []struct {
+		name, token, http string
+		wantErr           string
+	}{
+		{name: "off", token: "", http: "127.0.0.1:0"},
+		{name: "long", token: testAdminToken, http: "127.0.0.1:0"},
+		{name: "short", token: "short-token", http: "127.0.0.1:0", wantErr: "at least 24"},
+		{name: "no listener", token: testAdminToken, wantErr: "needs --http-listen"},
+	} {
+		cfg := baseConfig(t, RoleAll)
+		cfg.AdminToken, cfg.HTTPListen = c.token, c.http
+		err := cfg.Validate()
+		if c.wantErr == "" && err != nil || c.wantErr != "" &&
+			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%s: Validate = %v, want %q", c.name, err, c.wantErr)
+		}
+	}
+}
