@@ -8,6 +8,7 @@
 //	resonance chat    a terminal chat client
 //	resonance probe   GET a health URL, exit 0 on 200 (container health checks)
 //	resonance backup  copy an embedded data dir while the server runs
+//	resonance admin   suspend, reset or sign out an account (the /admin/ endpoints)
 package main
 
 import (
@@ -43,11 +44,12 @@ commands:
   chat      terminal chat client (resonance chat --help)
   probe     GET a health URL, exit 0 on 200 (resonance probe [URL])
   backup    copy an embedded data dir while the server runs (resonance backup --to DIR)
+  admin     show, suspend, unsuspend, reset-password or sign-out USERNAME (resonance admin -h)
 
 Every flag of all, gateway, logic and task can also be set as RESONANCE_<FLAG>
 in the environment (dashes as underscores) or as a key of the YAML file given
 by --config; chat reads only its password from the environment
-(RESONANCE_PASSWORD).
+(RESONANCE_PASSWORD), admin only its token (RESONANCE_ADMIN_TOKEN).
 Run 'resonance help <command>' for the flags of a command.
 `
 
@@ -83,6 +85,8 @@ func run(args []string, stderr io.Writer) int {
 		return probe(args, stderr)
 	case "backup":
 		return backup(args, stderr)
+	case "admin":
+		return admin(args, os.Stdout, stderr)
 	case "help", "-h", "--help":
 		return help(args, stderr)
 	default:

@@ -54,6 +54,7 @@ func TestRun_RejectsUnexpectedArguments(t *testing.T) {
 	// Should an argument slip through, the process fails its validation
 	// instead of starting anything.
 	t.Setenv("RESONANCE_HTTP_LISTEN", "not-an-address")
+	t.Setenv("RESONANCE_ADMIN_TOKEN", "") // admin: no token
 	srv := readyServer(t)
 	cases := []struct {
 		name string
@@ -79,6 +80,17 @@ func TestRun_RejectsUnexpectedArguments(t *testing.T) {
 			want: "--to is required"},
 		{name: "backup, target as an argument", args: []string{"backup", "/tmp/b"},
 			want: `unexpected argument "/tmp/b": give the target as --to`},
+		{name: "admin, no action", args: []string{"admin"}, want: "no action"},
+		{name: "admin, unknown action", args: []string{"admin", "ban", "eve"},
+			want: `unknown action "ban"`},
+		{name: "admin, no username", args: []string{"admin", "suspend"},
+			want: "suspend needs a username"},
+		{name: "admin, two usernames", args: []string{"admin", "show", "eve", "bob"},
+			want: `unexpected argument "bob"`},
+		{name: "admin, reason off suspend", args: []string{"admin", "show", "eve", "--reason",
+			"x"}, want: "--reason is for suspend, not show"},
+		{name: "admin, no token", args: []string{"admin", "show", "eve"},
+			want: "no admin token"},
 		{name: "help, two commands", args: []string{"help", "all", "task"},
 			want: `unexpected argument "task"`},
 	}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAdmin_CommandSendsTokenActionAndReason runs admin against a server
+// that answers only the request it expects.
+func TestAdmin_CommandSendsTokenActionAndReason(t *testing.T) {
+	const token = "cli-test-token-0123456789abcdef"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer "+token || r.Method != http.MethodPost ||
+			r.URL.Path != "/admin/users/eve/suspend" || string(body) != `{"reason":"spam"}` {
+			http.Error(w, `{"error":"unexpected"}`, http.StatusTeapot)
+			return
+		}
+		_, _ = io.WriteString(w, `{"user":{"id":7}}`)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	args := []string{"suspend", "eve", "--url", srv.URL, "--token-file", file, "--reason", "spam"}
+	if code := admin(args, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(),
+		`"id": 7`) {
+		t.Fatalf("admin %q = %d, stdout %q, stderr %q", args, code, &stdout, &stderr)
+	}
+	stdout.Reset()
+	args = []string{"unsuspend", "eve", "--url", srv.URL, "--token-file", file}
+	if code := admin(args, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(),
+		"418") {
+		t.Fatalf("admin %q on a refusal = %d, stderr %q; want 1 with the status", args, code,
+			&stderr)
+	}
+}
