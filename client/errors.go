@@ -33,8 +33,8 @@ var (
 	// next request's problem. errors.As gives the *TooLargeError.
 	ErrTooLarge = errors.New("client: request too large")
 	// ErrSessionEnded wraps the error that ended a Session for good: a CLOSE
-	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED, ACCOUNT_DELETED)
-	// or refused credentials.
+	// without reconnect (KICKED, SIGNED_OUT, LOGIN_FAILED, ACCOUNT_DELETED,
+	// ACCOUNT_SUSPENDED) or refused credentials.
 	ErrSessionEnded = errors.New("client: session ended")
 	// ErrAccountDeleted is the Err of a Session after its DeleteAccount
 	// succeeded, and is wrapped, beside ErrSessionEnded and the
@@ -43,6 +43,12 @@ var (
 	// device). The account is gone: sign the app out and forget its
 	// tokens; the Session never reconnects.
 	ErrAccountDeleted = errors.New("client: account deleted")
+	// ErrAccountSuspended is wrapped, beside ErrSessionEnded, by the Err of
+	// a Session whose connection was closed with ACCOUNT_SUSPENDED or whose
+	// login was refused with that code: an operator suspended the account.
+	// The Session never reconnects and does not fall back to the password;
+	// tell the user, who may log in again once the suspension is lifted.
+	ErrAccountSuspended = errors.New("client: account suspended")
 	// ErrLoggedOut is the Err of a Session after Logout, whether or not the
 	// server confirmed the logout (Logout's own error says).
 	ErrLoggedOut = errors.New("client: logged out")

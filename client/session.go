@@ -426,7 +426,8 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // after Logout (and after a Close that raced a Logout which returned nil:
 // the device is signed out), ErrAccountDeleted after DeleteAccount, or the
 // fatal error (a *CloseError such as KICKED, refused credentials; one
-// wrapping ErrAccountDeleted too for ACCOUNT_DELETED). nil while it runs.
+// wrapping ErrAccountDeleted too for ACCOUNT_DELETED, ErrAccountSuspended
+// for ACCOUNT_SUSPENDED). nil while it runs.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

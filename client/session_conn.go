@@ -104,6 +104,9 @@ func unanswered(c *Client, err error) bool {
 // above. With a change of unknown outcome held, the revocation may be the
 // change's own, of this device's tokens: the tokens are forgotten and the
 // next connection logs in with the new password, then the old one.
+//
+// ACCOUNT_SUSPENDED, to a token or the password, is final: it wraps
+// ErrAccountSuspended and no other credential is tried.
 func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, error) {
 	s.tokenMu.Lock()
 	s.mu.Lock()
@@ -111,6 +114,11 @@ func (s *Session) login(ctx context.Context, c *Client) (*protocol.LoginResp, er
 	s.mu.Unlock()
 	s.tokenMu.Unlock()
 	resp, err := s.loginWith(ctx, c, tk, password, unconfirmed)
+	if CodeOf(err) == common.ErrorCode_ACCOUNT_SUSPENDED {
+		// Final whichever credential it answered: loginWith tries no
+		// other after it, and retryDelay ends the Session.
+		return nil, errorf("%w: %w", ErrAccountSuspended, err)
+	}
 	if ce, ok := errors.AsType[*CloseError](err); ok &&
 		ce.Reason == protocol.CloseReason_SIGNED_OUT && unconfirmed != "" {
 		s.forgetToken()
@@ -337,6 +345,8 @@ func (s *Session) retryDelay(err error, backoff time.Duration) (time.Duration, e
 		errors.Is(err, errUnconfirmedSignedOut):
 	case errors.As(err, &ce):
 		return s.closeDelay(ce, backoff)
+	case errors.Is(err, ErrAccountSuspended):
+		return 0, errorf("%w: %w", ErrSessionEnded, err)
 	case errors.As(err, &se) && se.Code == common.ErrorCode_RATE_LIMITED:
 		// Logins are limited per address and account: a reconnect storm
 		// after a server restart meets the limit, which lifts with time.
@@ -356,6 +366,8 @@ func (s *Session) closeDelay(ce *CloseError, backoff time.Duration) (time.Durati
 		return 0, errorf("%w: %w", ErrSessionEnded, ce)
 	case protocol.CloseReason_ACCOUNT_DELETED:
 		return 0, errorf("%w: %w: %w", ErrSessionEnded, ErrAccountDeleted, ce)
+	case protocol.CloseReason_ACCOUNT_SUSPENDED:
+		return 0, errorf("%w: %w: %w", ErrSessionEnded, ErrAccountSuspended, ce)
 	case protocol.CloseReason_TOKEN_EXPIRED:
 		// The refresh token (or the password) logs in again, at once as
 		// after a zero delay: the gateway's -1 (do not reconnect) means

@@ -279,3 +279,22 @@ func (s *Server) searchUsers(req *protocol.SearchUsersReq) (codec.Body, error) {
 	}
 	return resp, nil
 }
+
+func accountSuspendedFrame() []byte {
+	return closeFrame(protocol.CloseReason_ACCOUNT_SUSPENDED, "account suspended")
+}
+
+// Suspend suspends the account of username as an operator does, less the
+// revocation of its tokens: its connections are closed with
+// ACCOUNT_SUSPENDED, and its logins, by password or token, are refused
+// with that code once their credentials are checked.
+func (s *Server) Suspend(username string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[username]
+	if u == nil {
+		return
+	}
+	u.suspended = true
+	s.closeUserLocked(u.id, "", nil, accountSuspendedFrame())
+}

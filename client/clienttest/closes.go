@@ -75,9 +75,14 @@ func (s *Server) signedOutLocked(c *conn, op protocol.Op, err error) []byte {
 // loginFailedLocked counts a refused LOGIN whose credentials were wrong (a
 // server-side failure does not count) and closes c at the third; a token of
 // a signed-out device closes it at once with SIGNED_OUT, as the gateway's
-// (unless KeepSignedOut).
+// (unless KeepSignedOut); ACCOUNT_SUSPENDED closes it with that reason.
 func (s *Server) loginFailedLocked(c *conn, err error) {
 	var be *bizError
+	if errors.As(err, &be) && be.code == common.ErrorCode_ACCOUNT_SUSPENDED {
+		c.enqueue(accountSuspendedFrame())
+		c.closeAfterFlush()
+		return
+	}
 	if !errors.As(err, &be) || be.code != common.ErrorCode_INVALID_CREDENTIALS &&
 		be.code != common.ErrorCode_TOKEN_INVALID {
 		return

@@ -127,6 +127,10 @@ func (s *Server) login(c *conn, req *protocol.LoginReq) (codec.Body, error) {
 		return nil, err
 	}
 	u := s.usersByID[d.userID]
+	if u.suspended {
+		// After the credentials, as the server: only their holder learns it.
+		return nil, fail(common.ErrorCode_ACCOUNT_SUSPENDED, "account suspended")
+	}
 	c.userID, c.device = u.id, d.id
 	u.devices[d.id] = true
 	return &protocol.LoginResp{

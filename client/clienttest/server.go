@@ -153,6 +153,7 @@ type user struct {
 	avatarURL string
 	devices   map[string]bool // every device id logged in with
 	deleted   bool            // DELETE_ACCOUNT; out of users, kept in usersByID
+	suspended bool            // Suspend: logins refused with ACCOUNT_SUSPENDED
 }
 
 // device is one device of a user: a token logs in as its device.
