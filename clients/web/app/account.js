@@ -88,6 +88,10 @@ export function changePasswordErrorText(err) {
 export const SIGNED_OUT_TEXT = 'This device was signed out from another device or by a ' +
   'password change. Sign in again.';
 
+/** SUSPENDED_TEXT is what the sign-in form says of a suspended account. */
+export const SUSPENDED_TEXT = 'This account is suspended by the server\'s operator. Ask them ' +
+  'to lift the suspension before you sign in again.';
+
 /**
  * endedText is what the sign-in form says when err, a SessionEndedError or
  * a refused start, ended the session: a wrong password, a deleted account,
@@ -96,6 +100,7 @@ export const SIGNED_OUT_TEXT = 'This device was signed out from another device o
 export function endedText(err) {
   if (err?.code === ErrorCode.INVALID_CREDENTIALS) return 'Wrong username or password.';
   if (err?.accountDeleted) return 'This account was deleted.';
+  if (err?.accountSuspended || err?.code === ErrorCode.ACCOUNT_SUSPENDED) return SUSPENDED_TEXT;
   if (err?.close?.reason === CloseReason.KICKED) return 'Signed in elsewhere with this device.';
   if (err?.close?.reason === CloseReason.SIGNED_OUT) return SIGNED_OUT_TEXT;
   return errText(err);

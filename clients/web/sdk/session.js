@@ -44,6 +44,12 @@ export class SessionEndedError extends Error {
     // accountDeleted: the account is gone (deleteAccount here, or CLOSE
     // ACCOUNT_DELETED from another device); forget it and sign the app out.
     this.accountDeleted = accountDeleted || close?.reason === CloseReason.ACCOUNT_DELETED;
+    // accountSuspended: the server's operator suspended the account (CLOSE
+    // ACCOUNT_SUSPENDED, or a login refused with that code); the session
+    // does not come back, nor try the password, until the user signs in
+    // again after the suspension is lifted.
+    this.accountSuspended = close?.reason === CloseReason.ACCOUNT_SUSPENDED ||
+      cause?.code === ErrorCode.ACCOUNT_SUSPENDED;
   }
 }
 
@@ -73,7 +79,7 @@ class UnconfirmedSignedOutError extends Error {
 
 // Reasons after which the device must not come back on its own.
 const FATAL_CLOSES = new Set([CloseReason.KICKED, CloseReason.LOGIN_FAILED, CloseReason.SIGNED_OUT,
-  CloseReason.ACCOUNT_DELETED]);
+  CloseReason.ACCOUNT_DELETED, CloseReason.ACCOUNT_SUSPENDED]);
 // A connection up this long resets the reconnect backoff.
 const STABLE_MS = 60_000;
 // FINAL_ACK_WAIT_MS bounds how long an ended session keeps its connection for

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
 import {
-  MAX_PASSWORD_BYTES, SIGNED_OUT_TEXT, changePasswordErrorText, deviceDetail, endedText,
+  MAX_PASSWORD_BYTES, SIGNED_OUT_TEXT, SUSPENDED_TEXT, changePasswordErrorText, deviceDetail, endedText,
   newPasswordProblem, passwordLengthNote,
 } from '../app/account.js';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
@@ -474,6 +474,12 @@ test('a session ended by a sign-out elsewhere says what happened and what to do'
   assert.equal(endedText({ close }), SIGNED_OUT_TEXT, 'a refused start with the close');
   assert.equal(endedText(new SessionEndedError('account deleted', { accountDeleted: true })),
     'This account was deleted.');
+  const suspended = { reason: CloseReason.ACCOUNT_SUSPENDED, message: 'account suspended',
+    reconnectAfterMs: -1 };
+  assert.equal(endedText(new SessionEndedError('suspended', { close: suspended })),
+    SUSPENDED_TEXT);
+  assert.equal(endedText({ code: ErrorCode.ACCOUNT_SUSPENDED }), SUSPENDED_TEXT,
+    'a start refused as suspended');
   assert.equal(endedText(new SessionEndedError('replaced', {
     close: { reason: CloseReason.KICKED, message: 'replaced', reconnectAfterMs: -1 } })),
   'Signed in elsewhere with this device.');

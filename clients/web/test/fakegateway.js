@@ -35,6 +35,9 @@ export class FakeGateway {
     // limits, when set, is the LoginResp.limits every LOGIN reports; unset,
     // none are, as a server older than the field answers.
     this.limits = undefined;
+    // suspended refuses every LOGIN with ACCOUNT_SUSPENDED, recorded in
+    // logins, as the server answers for an account its operator suspended.
+    this.suspended = false;
     this.joinedAt = new Map(); // conv id -> first seq the user may read
     // cleared maps conv id -> {clearedSeq, hiddenSeq}, the user's
     // CLEAR_CONV state: SYNC returns nothing up to clearedSeq; hiddenSeq,
@@ -545,6 +548,7 @@ export class FakeGateway {
       case Op.LOGIN:
         this.logins.push(req);
         this.onLogin?.(ws, req);
+        if (this.suspended) return fail(ErrorCode.ACCOUNT_SUSPENDED);
         if (this.failLogins > 0) {
           this.failLogins--;
           return fail(ErrorCode.UNAVAILABLE);

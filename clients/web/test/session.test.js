@@ -2389,3 +2389,44 @@ test('windowOpen: a window of a message includes its last millisecond', () => {
   assert.equal(windowOpen(m, 500, 1_500), true);
   assert.equal(windowOpen(m, 500, 1_501), false);
 });
+
+// Suspended by the operator: the CLOSE ACCOUNT_SUSPENDED ends the session
+// for good, marked accountSuspended, without a reconnect.
+test('a close for a suspended account ends the session without a reconnect', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const logins = gw.logins.length;
+
+  gw.closeWith(gw.live[0], CloseReason.ACCOUNT_SUSPENDED, -1);
+  await until(() => s.state === State.ENDED, 'ended');
+  assert.equal(ended?.name, 'SessionEndedError');
+  assert.equal(ended.accountSuspended, true);
+  assert.equal(ended.accountDeleted, false);
+  assert.equal(gw.logins.length, logins, 'reconnected after ACCOUNT_SUSPENDED');
+});
+
+// Suspended while offline: the reconnect's token login is refused
+// ACCOUNT_SUSPENDED, which ends the session at once: the password it keeps
+// is not tried.
+test('a login refused as suspended ends the session without the password', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  let ended = null;
+  s.on('ended', (err) => { ended = err; });
+  await s.start();
+  await until(() => s.state === State.ONLINE, 'online');
+  const logins = gw.logins.length;
+
+  gw.suspended = true;
+  gw.closeWith(gw.live[0], CloseReason.SERVER_SHUTDOWN, 0);
+  await until(() => s.state === State.ENDED, 'ended');
+  assert.equal(ended?.accountSuspended, true, `ended with ${ended}`);
+  assert.equal(gw.logins.length, logins + 1, 'more than the token was tried');
+  assert.ok(gw.logins.at(-1).token, 'the password was tried');
+});
