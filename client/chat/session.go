@@ -300,6 +300,8 @@ func (s *session) openErr(err error) error {
 		s.printf("! %v %s: %s", ErrUnreachable, strings.Join(s.cfg.addrs, ","),
 			unreachableText(err))
 		err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+	case errors.Is(err, client.ErrAccountSuspended):
+		s.printf("%s", suspendedNotice)
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:
 		if s.registerLimited != nil {
 			// Not registered for the rate limit: the name may not exist.
@@ -568,10 +570,20 @@ func (s *session) askNext() {
 	}
 }
 
+// suspendedNotice tells the user why the client stops, and that starting it
+// again will not help.
+const suspendedNotice = "! this account is suspended by the server's operator; " +
+	"ask them to lift it before you log in again"
+
 // ended returns the error the client session ended with, saying first in
 // the user's words why when this device was signed out: by /sign-out on
-// another device, or by a password change there.
+// another device, or by a password change there; or when the operator
+// suspended the account.
 func (s *session) ended(err error) error {
+	if errors.Is(err, client.ErrAccountSuspended) {
+		s.printf("%s", suspendedNotice)
+		return fmt.Errorf("%w: chat: %w", ErrReported, err)
+	}
 	var ce *client.CloseError
 	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_SIGNED_OUT {
 		s.printf("! this device was signed out (/sign-out or /password on another of your " +
