@@ -78,6 +78,10 @@ func TestAdmin_EndToEnd(t *testing.T) {
 	if client.CodeOf(err) != common.ErrorCode_ACCOUNT_SUSPENDED {
 		t.Fatalf("login of a suspended account = %v", err)
 	}
+	// The gateway closes the refused connection too, for a client that
+	// does not know the code.
+	expectClosed(t, &user{Client: c, name: name + " refused"},
+		protocol.CloseReason_ACCOUNT_SUSPENDED)
 	status, out = adminCall(t, sys, testAdminToken, "GET", users, "")
 	u, _ := out["user"].(map[string]any)
 	if status != http.StatusOK || u["suspend_reason"] != "spam" || u["id"] != float64(phone.id) {
