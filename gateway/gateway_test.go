@@ -252,6 +252,15 @@ func TestGateway_LoginFailuresAndRelogin(t *testing.T) {
 			t.Fatalf("reconnect after %d, want -1", msg.ReconnectAfterMs)
 		}
 	})
+	t.Run("suspended account closes", func(t *testing.T) {
+		c := h.dial(t)
+		c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Token: suspendedToken})
+		c.expectError(protocol.Op_LOGIN_ACK, 1, common.ErrorCode_ACCOUNT_SUSPENDED)
+		msg := c.expectClose(protocol.CloseReason_ACCOUNT_SUSPENDED)
+		if msg.ReconnectAfterMs != -1 || msg.Message != "account suspended" {
+			t.Fatalf("CLOSE %+v, want reconnect -1 and its message", msg)
+		}
+	})
 }
 
 func TestGateway_Deadlines(t *testing.T) {

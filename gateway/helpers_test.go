@@ -90,6 +90,7 @@ const (
 	slowToken      = "alice-slow-token"
 	expiredToken   = "alice-expired-token"
 	signedOutToken = "alice-signed-out-token"
+	suspendedToken = "alice-suspended-token"
 )
 
 func newStubLogic() *stubLogic {
@@ -140,6 +141,9 @@ func (s *stubLogic) Login(_ context.Context, req *protocol.LoginReq,
 	case signedOutToken:
 		return nil, &common.BizError{Code: common.ErrorCode_TOKEN_INVALID,
 			Message: "invalid token: signed out", SignedOut: new(true)}
+	case suspendedToken:
+		return nil, &common.BizError{Code: common.ErrorCode_ACCOUNT_SUSPENDED,
+			Message: "account suspended"}
 	}
 	if req.Token == stubToken {
 		s.mu.Lock()
