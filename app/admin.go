@@ -100,20 +100,27 @@ func (a *adminAPI) authorized(act func(*http.Request, string) (adminResult, erro
 		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
 		name := r.PathValue("name")
 		res, err := act(r, name)
-		ev := a.log.Info().Str("endpoint", r.Method+" "+r.URL.Path).
-			Str("remote", r.RemoteAddr).Str("username", name)
-		if res.User.ID != 0 {
-			ev = ev.Int64("user", res.User.ID)
-		}
-		if err != nil {
-			status, msg := adminStatus(err)
-			ev.Int("status", status).Err(err).Msg("admin action failed")
-			writeJSON(w, status, map[string]string{"error": msg})
-			return
-		}
-		ev.Int("status", http.StatusOK).Msg("admin action")
-		writeJSON(w, http.StatusOK, res)
+		a.answer(w, r, name, res, err)
 	})
+}
+
+// answer writes the outcome of the action r asked on the user name, and
+// its audit line.
+func (a *adminAPI) answer(w http.ResponseWriter, r *http.Request, name string,
+	res adminResult, err error) {
+	ev := a.log.Info().Str("endpoint", r.Method+" "+r.URL.Path).
+		Str("remote", r.RemoteAddr).Str("username", name)
+	if res.User.ID != 0 {
+		ev = ev.Int64("user", res.User.ID)
+	}
+	if err != nil {
+		status, msg := adminStatus(err)
+		ev.Int("status", status).Err(err).Msg("admin action failed")
+		writeJSON(w, status, map[string]string{"error": msg})
+		return
+	}
+	ev.Int("status", http.StatusOK).Msg("admin action")
+	writeJSON(w, http.StatusOK, res)
 }
 
 // tokenOK reports whether r carries the admin token.
@@ -129,15 +136,13 @@ func (a *adminAPI) tokenOK(r *http.Request) bool {
 // adminStatus maps an action's error to its HTTP status and the text that
 // is safe to answer.
 func adminStatus(err error) (int, string) {
+	// Logic's request errors carry text that is safe to show; anything
+	// else may name the database, and stays in the log.
 	switch {
-	case errors.Is(err, errAdminNoRoute):
+	case errors.Is(err, errAdminNoRoute), errors.Is(err, logicsvc.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, logicsvc.ErrNotFound), errors.Is(err, logicsvc.ErrBadRequest):
-		status := http.StatusNotFound
-		if errors.Is(err, logicsvc.ErrBadRequest) {
-			status = http.StatusBadRequest
-		}
-		return status, err.Error() // logic's request errors are safe to show
+	case errors.Is(err, logicsvc.ErrBadRequest):
+		return http.StatusBadRequest, err.Error()
 	}
 	return http.StatusInternalServerError, "internal error; see the server log"
 }

@@ -1,13 +1,18 @@
 package app
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -168,5 +173,38 @@ func TestConfig_AdminToken(t *testing.T) {
 			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: Validate = %v, want %q", c.name, err, c.wantErr)
 		}
+	}
+}
+
+// TestAdmin_AuditLog: every action leaves an info line naming the endpoint
+// and the user, and a reset's line does not carry the new password.
+func TestAdmin_AuditLog(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	name := fmt.Sprintf("gus%d", time.Now().UnixNano()%1_000_000_000)
+	u := login(t, sys.GatewayAddr().String(), name, "phone", true)
+	var logs bytes.Buffer
+	a := &adminAPI{svc: sys.logic, log: zerolog.New(&logs), refused: zerolog.Nop(),
+		tokenSum: sha256.Sum256([]byte(testAdminToken))}
+	mux := http.NewServeMux()
+	a.register(mux.Handle)
+
+	req := httptest.NewRequest("POST", "/admin/users/"+name+"/reset-password", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	var out struct{ Password string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Password == "" {
+		t.Fatalf("reset-password = %d %s", rec.Code, rec.Body)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+		t.Fatalf("audit log %q: %v", &logs, err)
+	}
+	if line["level"] != "info" || line["user"] != float64(u.id) ||
+		line["endpoint"] != "POST /admin/users/"+name+"/reset-password" {
+		t.Fatalf("audit line = %v", line)
+	}
+	if strings.Contains(logs.String(), out.Password) {
+		t.Fatalf("the new password is in the log: %q", &logs)
 	}
 }
