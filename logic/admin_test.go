@@ -143,7 +143,10 @@ func TestAdmin_SignOutAll(t *testing.T) {
 }
 
 func TestAdmin_UnknownOrDeletedUser(t *testing.T) {
-	e := newEnv(t, Config{})
+	forEachStore(t, func(t *testing.T, e *env) { unknownOrDeletedUser(t, e) })
+}
+
+func unknownOrDeletedUser(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.register(t, "gone")
 	gone := e.loginDevice(t, "gone", "phone", 1)
