@@ -57,8 +57,9 @@ func TestAdmin_SuspendRefusesLoginsAndClosesConns(t *testing.T) {
 		if c := e.passwordLogin("alice", testPassword); c != common.ErrorCode_ACCOUNT_SUSPENDED {
 			t.Fatalf("password login = %s", c)
 		}
-		if c := e.passwordLogin("alice", "wrong password"); c != common.ErrorCode_INVALID_CREDENTIALS {
-			t.Fatalf("wrong password login = %s", c)
+		wrong := e.passwordLogin("alice", "wrong password")
+		if wrong != common.ErrorCode_INVALID_CREDENTIALS {
+			t.Fatalf("wrong password login = %s", wrong)
 		}
 		if c := e.tokenLogin(t, phone.token); c != common.ErrorCode_ACCOUNT_SUSPENDED {
 			t.Fatalf("token login = %s", c)

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
 import {
-  MAX_PASSWORD_BYTES, SIGNED_OUT_TEXT, SUSPENDED_TEXT, changePasswordErrorText, deviceDetail, endedText,
-  newPasswordProblem, passwordLengthNote,
+  MAX_PASSWORD_BYTES, SIGNED_OUT_TEXT, SUSPENDED_TEXT, changePasswordErrorText, deviceDetail,
+  endedText, newPasswordProblem, passwordLengthNote,
 } from '../app/account.js';
 import { applyClear, isCleared, listed, unhideOn } from '../app/clearing.js';
 import { debounceWatch, peerPresence, peersToWatch } from '../app/presence.js';
