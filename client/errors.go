@@ -240,3 +240,13 @@ func newCloseError(m *protocol.CloseMsg) *CloseError {
 		ReconnectAfter: time.Duration(m.ReconnectAfterMs) * time.Millisecond,
 	}
 }
+
+// deviceGone reports whether err ended a session because its device can
+// no longer be signed in: signed out elsewhere (a sign-out, a password
+// change) or its account deleted. Logging such a device out has nothing
+// left to do.
+func deviceGone(err error) bool {
+	ce, ok := errors.AsType[*CloseError](err)
+	return ok && (ce.Reason == protocol.CloseReason_SIGNED_OUT ||
+		ce.Reason == protocol.CloseReason_ACCOUNT_DELETED)
+}

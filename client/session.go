@@ -534,16 +534,6 @@ func (s *Session) Logout(ctx context.Context) error {
 		ErrLogoutUnconfirmed)
 }
 
-// deviceGone reports whether err ended a session because its device can
-// no longer be signed in: signed out elsewhere (a sign-out, a password
-// change) or its account deleted. Logging such a device out has nothing
-// left to do.
-func deviceGone(err error) bool {
-	ce, ok := errors.AsType[*CloseError](err)
-	return ok && (ce.Reason == protocol.CloseReason_SIGNED_OUT ||
-		ce.Reason == protocol.CloseReason_ACCOUNT_DELETED)
-}
-
 // shut ends the session with reason, unless it had ended, and waits for
 // its goroutines: its final requests get finalAckWait, less when ctx ends.
 func (s *Session) shut(ctx context.Context, reason error) {
