@@ -12,7 +12,7 @@ run:
 	go run .
 
 build:
-	go build -o bin/resonance .
+	go build -buildvcs=auto -o bin/resonance .
 
 test:
 	go test -race -count=1 ./...

@@ -8,6 +8,7 @@
 //	resonance chat    a terminal chat client
 //	resonance probe   GET a health URL, exit 0 on 200 (container health checks)
 //	resonance backup  copy an embedded data dir while the server runs
+//	resonance version print the build: version, VCS revision and time, Go
 //	resonance admin   suspend, reset or sign out an account (the /admin/ endpoints)
 package main
 
@@ -30,6 +31,7 @@ import (
 
 	"github.com/resonance-im/resonance/app"
 	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/internal/buildinfo"
 	"github.com/resonance-im/resonance/internal/config"
 	"github.com/resonance-im/resonance/internal/logx"
 )
@@ -44,6 +46,7 @@ commands:
   chat      terminal chat client (resonance chat --help)
   probe     GET a health URL, exit 0 on 200 (resonance probe [URL])
   backup    copy an embedded data dir while the server runs (resonance backup --to DIR)
+  version   print the build: version, revision, time and Go version
   admin     show, suspend, unsuspend, reset-password or sign-out USERNAME (resonance admin -h)
 
 Every flag of all, gateway, logic and task can also be set as RESONANCE_<FLAG>
@@ -65,7 +68,8 @@ func run(args []string, stderr io.Writer) int {
 	// A lone -h or --help asks what the command can do, so it lists the
 	// commands (chat among them) rather than the flags of the default one.
 	loneHelp := len(args) == 1 && (args[0] == "-h" || args[0] == "--help")
-	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || loneHelp) {
+	loneVersion := len(args) == 1 && (args[0] == "-version" || args[0] == "--version")
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || loneHelp || loneVersion) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -85,6 +89,13 @@ func run(args []string, stderr io.Writer) int {
 		return probe(args, stderr)
 	case "backup":
 		return backup(args, stderr)
+	case "version", "-version", "--version":
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "resonance version: unexpected argument %q\n", args[0])
+			return 2
+		}
+		fmt.Fprintln(os.Stdout, "resonance", buildinfo.Read())
+		return 0
 	case "admin":
 		return admin(args, os.Stdout, stderr)
 	case "help", "-h", "--help":

@@ -91,6 +91,8 @@ func TestRun_RejectsUnexpectedArguments(t *testing.T) {
 			"x"}, want: "--reason is for suspend, not show"},
 		{name: "admin, no token", args: []string{"admin", "show", "eve"},
 			want: "no admin token"},
+		{name: "version, argument", args: []string{"version", "x"},
+			want: `unexpected argument "x"`},
 		{name: "help, two commands", args: []string{"help", "all", "task"},
 			want: `unexpected argument "task"`},
 	}

@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/resonance-im/resonance/gateway"
+	"github.com/resonance-im/resonance/internal/buildinfo"
 	"github.com/resonance-im/resonance/internal/dirlock"
 	"github.com/resonance-im/resonance/internal/mq"
 	"github.com/resonance-im/resonance/internal/obs"
@@ -95,7 +96,7 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error)
 		s.Stop()
 		return nil, err
 	}
-	ev := log.Info().Str("role", string(cfg.Role))
+	ev := log.Info().Str("role", string(cfg.Role)).Stringer("build", buildinfo.Read())
 	if a := s.GatewayAddr(); a != nil {
 		ev = ev.Stringer("addr", a)
 	}
