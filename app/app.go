@@ -88,6 +88,9 @@ func Start(ctx context.Context, cfg Config, log zerolog.Logger) (*System, error)
 	if err := cfg.ownInternalSecret(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPortsFree(); err != nil {
+		return nil, err
+	}
 	s := &System{
 		cfg: cfg, log: log, errs: make(chan error, 4),
 		gatewayDone: make(chan struct{}), taskDone: make(chan struct{}),

@@ -155,18 +155,8 @@ func (c *Config) Logger(w io.Writer) zerolog.Logger {
 
 // validateAddrs parses every host:port the role listens on or dials.
 func (c *Config) validateAddrs() error {
-	addrs := []struct {
-		flag, addr string
-		used       bool
-	}{
-		{"--addr", c.Gateway.Addr, c.Role.Has(RoleGateway)},
-		{"--logic-listen", c.LogicListen, c.Role.Has(RoleLogic)},
-		{"--push-listen", c.PushListen, c.Role.Has(RoleGateway)},
-		{"--push-advertise", c.PushAdvertise, c.Role.Has(RoleGateway)},
-		{"--http-listen", c.HTTPListen, true},
-		{"--web-listen", c.WebListen, c.Role.Has(RoleGateway)},
-		{"--nats-listen", c.NATSListen, c.embedsNATS()},
-	}
+	addrs := append(c.listenAddrs(),
+		namedAddr{"--push-advertise", c.PushAdvertise, c.Role.Has(RoleGateway)})
 	for _, a := range addrs {
 		if !a.used || a.addr == "" {
 			continue
@@ -186,6 +176,50 @@ func (c *Config) validateAddrs() error {
 		if err := checkHostPort(a); err != nil {
 			return fmt.Errorf("%w: --logic-addrs %q: %v", ErrConfig, a, err)
 		}
+	}
+	return nil
+}
+
+// namedAddr is an address of the configuration, the flag that sets it, and
+// whether the role uses it.
+type namedAddr struct {
+	flag, addr string
+	used       bool
+}
+
+// listenAddrs are the addresses the role listens on.
+func (c *Config) listenAddrs() []namedAddr {
+	return []namedAddr{
+		{"--addr", c.Gateway.Addr, c.Role.Has(RoleGateway)},
+		{"--logic-listen", c.LogicListen, c.Role.Has(RoleLogic)},
+		{"--push-listen", c.PushListen, c.Role.Has(RoleGateway)},
+		{"--http-listen", c.HTTPListen, true},
+		{"--web-listen", c.WebListen, c.Role.Has(RoleGateway)},
+		{"--nats-listen", c.NATSListen, c.embedsNATS()},
+	}
+}
+
+// checkPortsFree binds, and lets go at once, every fixed port the role
+// listens on, so that a port another process holds is reported before
+// anything starts: the gateway's listener comes last, after the data dir,
+// NATS, logic and task. Another process may still take a port in between;
+// the listener's own error reports that.
+func (c *Config) checkPortsFree() error {
+	for _, a := range c.listenAddrs() {
+		if !a.used || a.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "0" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a.addr)
+		if opErr := (*net.OpError)(nil); errors.As(err, &opErr) {
+			err = opErr.Err // without "listen tcp ADDR", which the flag names already
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s %s: %v", ErrConfig, a.flag, a.addr, err)
+		}
+		_ = ln.Close()
 	}
 	return nil
 }

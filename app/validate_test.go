@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,6 +190,43 @@ func TestStart_BadConfigStartsNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("data dir: %v; want it never created", err)
+	}
+}
+
+// A port another process holds is found before anything starts: the
+// gateway's listener came last, after NATS, logic and task had started and
+// the data dir was created (found by a new-user trial).
+func TestStart_TakenPortStartsNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tc := range []struct {
+		flag string
+		set  func(*Config)
+	}{
+		{"--addr", func(c *Config) { c.Gateway.Addr = ln.Addr().String() }},
+		{"--http-listen", func(c *Config) { c.HTTPListen = ln.Addr().String() }},
+		{"--push-listen", func(c *Config) { c.PushListen = ln.Addr().String() }},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			cfg := baseConfig(t, RoleAll)
+			cfg.DataDir = filepath.Join(t.TempDir(), "data")
+			cfg.Gateway.Addr = "127.0.0.1:0"
+			tc.set(&cfg)
+			sys, err := Start(context.Background(), cfg, testLog(t))
+			if err == nil {
+				sys.Stop()
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.flag+" "+
+				ln.Addr().String()) || !strings.Contains(err.Error(), "in use") {
+				t.Fatalf("Start = %v, want ErrConfig naming %s and the port in use", err, tc.flag)
+			}
+			if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("data dir: %v; want it never created", err)
+			}
+		})
 	}
 }
 
