@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -41,6 +42,29 @@ const tooLongResponse = "HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 // malformed.
 const badRequestResponse = "HTTP/1.1 400 Bad Request\r\n" +
 	"Connection: close\r\nContent-Length: 0\r\n\r\n"
+
+// notWebSocketResponse answers a plain HTTP GET, one without Upgrade: a
+// browser pointed at the client port, most likely, whose user needs to
+// hear what the port is rather than that a WebSocket handshake failed.
+var notWebSocketResponse = func() string {
+	const body = "This is a Resonance client port: apps connect here over TCP, and the web " +
+		"app's browser code over WebSocket.\nThe web app itself is served on the server's " +
+		"--web-listen address (by default http://127.0.0.1:8080/).\n"
+	return "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// wantsUpgrade reports whether the request head names an Upgrade header.
+func wantsUpgrade(head []byte) bool {
+	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("upgrade")) {
+			return true
+		}
+	}
+	return false
+}
 
 // sniff tells from the first bytes what a connection speaks: "GET " starts an
 // HTTP upgrade, anything else is taken for frames (the decoder refuses a bad
@@ -104,6 +128,10 @@ func (g *Gateway) handshake(c *conn, buf []byte) (gnet.Action, int) {
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(buf[:end]), loopWriter{c.loop}}
+	if !wantsUpgrade(buf[:end]) {
+		c.loop.out = append(c.loop.out, notWebSocketResponse...)
+		return g.refuseHandshake(c, fmt.Errorf("%w: no Upgrade header", ErrHandshake)), end
+	}
 	written := len(c.loop.out)
 	if _, err := g.upgrader.Upgrade(rw); err != nil {
 		// Upgrade has written the HTTP error response to the loop's output,

@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -275,5 +280,30 @@ func TestWS_KickAndShutdown(t *testing.T) {
 	msg = other.expectClose(protocol.CloseReason_SERVER_SHUTDOWN, ws.StatusGoingAway)
 	if msg.ReconnectAfterMs <= 0 {
 		t.Fatalf("shutdown reconnect after %d, want a positive delay", msg.ReconnectAfterMs)
+	}
+}
+
+// A browser pointed at the client port (a plain GET, no Upgrade) is told
+// what the port is and where the web app lives, not only that its
+// WebSocket handshake failed (found by a new-user trial).
+func TestWS_PlainGETSaysWhatThePortIs(t *testing.T) {
+	h := startGateway(t, Config{})
+	conn, err := net.DialTimeout("tcp", h.gw.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "--web-listen") {
+		t.Fatalf("answer %d %q, want 400 pointing at the web app's --web-listen", resp.StatusCode,
+			body)
 	}
 }
