@@ -55,6 +55,10 @@ var (
 // need not appear in the process list.
 const passwordEnv = envcfg.PasswordEnv
 
+// addrEnv is the server's --addr in the environment: in a shell that set it
+// for the server, chat dials the same port.
+const addrEnv = envcfg.EnvPrefix + "ADDR"
+
 type config struct {
 	// addrs are the gateways: the first, then the others in turn while one
 	// cannot be reached (client.SessionConfig.Fallbacks).
@@ -110,9 +114,10 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	var addrs string
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&addrs, "addr", "127.0.0.1:7000",
+	fs.StringVar(&addrs, "addr", cmp.Or(os.Getenv(addrEnv), "127.0.0.1:7000"),
 		"gateway addresses (host:port), comma-separated: the first, then the next\n"+
-			"whenever one cannot be reached")
+			"whenever one cannot be reached (default $"+addrEnv+", the server's --addr,\n"+
+			"when set)")
 	fs.StringVar(&cfg.user, "user", "", "your username (required)")
 	fs.StringVar(&cfg.password, "password", "",
 		"deprecated: your password, visible to other users of this machine (ps) and kept in\n"+
