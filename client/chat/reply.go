@@ -97,12 +97,53 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 	// server judges; offline, it is not asked, which would hold the
 	// input up to requestDeadline.
 	if !s.offline.Load() {
-		if target, err := s.readMessage(ctx, s.conv(), seq); err == nil && target == nil {
+		target, err := s.readMessage(ctx, s.conv(), seq)
+		if err == nil && target == nil {
 			return fmt.Errorf("no #%d in this conversation", seq)
+		}
+		if err == nil && isEvent(target) {
+			return eventQuoted(target)
 		}
 	}
 	s.sendReply(ctx, text, seq)
 	return nil
+}
+
+// isEvent reports whether m is an event (a change of an earlier message or
+// of a group) rather than a message a reply may quote.
+func isEvent(m *common.Message) bool {
+	switch m.ContentType {
+	case common.ContentType_TEXT, common.ContentType_BINARY, common.ContentType_FILE:
+		return false
+	}
+	return true
+}
+
+// eventQuoted is the refusal of a reply to event m, naming the message it
+// changed when it changed one: the server does not read the row a reply
+// quotes, so it would take it.
+func eventQuoted(m *common.Message) error {
+	var what string
+	var target int64
+	switch m.ContentType {
+	case common.ContentType_EDIT:
+		if ev, err := client.EditEventOf(m); err == nil {
+			what, target = "an edit of", ev.Seq
+		}
+	case common.ContentType_RECALL:
+		if ev, err := client.RecallEventOf(m); err == nil {
+			what, target = "a recall of", ev.Seq
+		}
+	case common.ContentType_REACTION:
+		if ev, err := client.ReactionEventOf(m); err == nil {
+			what, target = "a reaction to", ev.Seq
+		}
+	}
+	if target == 0 {
+		return fmt.Errorf("#%d is an event, not a message: a reply quotes a message", m.Seq)
+	}
+	return fmt.Errorf("#%d is an event (%s #%d), not a message: /reply #%d", m.Seq, what,
+		target, target)
 }
 
 // sendReply queues text for the current conversation, quoting replyTo
