@@ -192,6 +192,12 @@ export const schemas = {
   ]),
   UploadResp: struct('UploadResp', [str(1, 'fileId'), i64(2, 'nextOffset'), bool(3, 'complete')]),
   DownloadReq: struct('DownloadReq', [str(1, 'fileId'), i64(2, 'offset'), i32(3, 'maxBytes')]),
+  SearchMessagesReq: struct('SearchMessagesReq', [
+    str(1, 'query'), str(2, 'convId'), i64(3, 'cursor'), i32(4, 'limit'),
+  ]),
+  SearchMessagesResp: struct('SearchMessagesResp', [
+    listOf(1, 'messages', structs(Message)), i64(2, 'nextCursor'),
+  ]),
   DownloadResp: struct('DownloadResp', [
     bin(1, 'data'), i64(2, 'offset'), i64(3, 'size'), str(4, 'mime'), str(5, 'name'),
     bin(6, 'sha256'),
@@ -226,6 +232,7 @@ export const Op = Object.freeze({
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
   UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
+  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -259,6 +266,7 @@ export const requestBodies = new Map([
   [Op.REACT, [schemas.ReactReq, schemas.SendResp]],
   [Op.UPLOAD, [schemas.UploadReq, schemas.UploadResp]],
   [Op.DOWNLOAD, [schemas.DownloadReq, schemas.DownloadResp]],
+  [Op.SEARCH_MESSAGES, [schemas.SearchMessagesReq, schemas.SearchMessagesResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */

@@ -1792,6 +1792,24 @@ export class Session extends Emitter {
     this.end(new SessionEndedError('account deleted', { accountDeleted: true }));
   }
 
+  /**
+   * searchMessages asks for one page of the messages the user may read
+   * whose text contains query, ignoring case (a FILE by its name or
+   * caption), in convId alone or, when it is empty, in all of the user's
+   * conversations: {messages, nextCursor}, messages newest first, without
+   * reactions. nextCursor is 0n when the search reached the oldest message
+   * the user may read; else pass it as cursor for older matches. The server
+   * reads a bounded part of the history per page, so a page may hold fewer
+   * than limit matches, even none, with a nextCursor to go on. limit 0
+   * means 20, over 50 means 50. A query empty after trimming or over 64
+   * characters is refused BAD_REQUEST, and searches spend a per-user budget
+   * (RATE_LIMITED). Pages do not enter the 'message' stream.
+   */
+  async searchMessages({ query, convId = '', cursor = 0n, limit = 0 }) {
+    const resp = await this.request(Op.SEARCH_MESSAGES, { query, convId, cursor, limit });
+    return { messages: resp.messages, nextCursor: resp.nextCursor };
+  }
+
   /** readCounts returns how many members read up to each of seqs. */
   readCounts(convId, seqs) {
     return this.request(Op.READ_COUNTS, { convId, seqs });

@@ -77,6 +77,9 @@ export class FakeGateway {
     this.signedOutDevices = [];
     this.userId = 1n;
     this.version = 0;
+    // searchScan is the most messages a SEARCH_MESSAGES page reads, as the
+    // server's bound; a page may then hold no match and a cursor.
+    this.searchScan = Infinity;
     // refuseErrorOnly is how many of the next connections fail with an
     // 'error' event alone, as Node 20's WebSocket fails a refused one.
     this.refuseErrorOnly = 0;
@@ -508,6 +511,33 @@ export class FakeGateway {
       mime: f.mime, name: f.name, sha256: this.corrupt ? new Uint8Array(32) : f.sha256 };
   }
 
+  /**
+   * search serves a SEARCH_MESSAGES as the server does for what the tests
+   * look at: TEXT messages the user may read, not recalled, containing the
+   * trimmed query ignoring case, newest first by msg id, and at most
+   * searchScan messages read per page (so a page may be empty with a
+   * cursor), the cursor being the msg id the next page reads below.
+   */
+  search(req) {
+    const query = req.query.trim().toLowerCase();
+    if (query === '' || [...query].length > 64 || req.cursor < 0n) return ErrorCode.BAD_REQUEST;
+    const convs = req.convId ? [req.convId] : [...this.convs.keys()];
+    const all = convs.filter((c) => this.convs.has(c)).flatMap((c) => this.readable(c))
+      .filter((m) => req.cursor === 0n || m.msgId < req.cursor)
+      .sort((a, b) => (a.msgId > b.msgId ? -1 : 1));
+    const limit = req.limit <= 0 ? 20 : Math.min(req.limit, 50);
+    const messages = [];
+    let read = 0;
+    for (const m of all) {
+      if (messages.length === limit || read === this.searchScan) break;
+      read++;
+      const text = new TextDecoder().decode(m.content).toLowerCase();
+      if (m.contentType === 1 && !m.recalled && text.includes(query)) messages.push(m);
+    }
+    const nextCursor = read < all.length ? all[read - 1]?.msgId ?? 0n : 0n;
+    return { messages, nextCursor };
+  }
+
   handle(ws, header, body) {
     if (ws.readyState !== 1) return undefined;
     const req = decodeStruct(requestBodies.get(header.op)[0], body);
@@ -655,6 +685,10 @@ export class FakeGateway {
         });
       case Op.DOWNLOAD: {
         const resp = this.download(req);
+        return typeof resp === 'number' ? fail(resp) : reply(resp);
+      }
+      case Op.SEARCH_MESSAGES: {
+        const resp = this.search(req);
         return typeof resp === 'number' ? fail(resp) : reply(resp);
       }
       case Op.LIST_DEVICES: // as the server, leaving signed-out devices out

@@ -2430,3 +2430,40 @@ test('a login refused as suspended ends the session without the password', async
   assert.equal(gw.logins.length, logins + 1, 'more than the token was tried');
   assert.ok(gw.logins.at(-1).token, 'the password was tried');
 });
+
+// SEARCH_MESSAGES pages newest first by a cursor; a page the server cut
+// short of matches may be empty with a cursor to go on.
+test('searchMessages pages matches newest first by the cursor', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'Lunch at noon?');
+  gw.add(CONV, 'no');
+  gw.add(GROUP, 'lunch, again');
+  gw.add(CONV, 'later');
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+
+  const first = await s.searchMessages({ query: ' LUNCH ', limit: 1 });
+  assert.deepEqual(first.messages.map((m) => m.convId), [GROUP], 'the newest match first');
+  assert.ok(first.nextCursor > 0n, 'older matches remain');
+  const second = await s.searchMessages({ query: 'lunch', cursor: first.nextCursor, limit: 1 });
+  assert.deepEqual(second.messages.map((m) => [m.convId, Number(m.seq)]), [[CONV, 1]]);
+  const only = await s.searchMessages({ query: 'lunch', convId: CONV });
+  assert.deepEqual(only.messages.map((m) => m.convId), [CONV], 'one conversation');
+  assert.equal(only.nextCursor, 0n, 'the search is done');
+
+  gw.searchScan = 1; // the server reads one message per page
+  const cut = await s.searchMessages({ query: 'lunch' });
+  assert.deepEqual(cut.messages, [], 'the newest message does not match');
+  assert.ok(cut.nextCursor > 0n, 'an empty page with more to come');
+});
+
+test('searchMessages rejects as the server refuses', async (t) => {
+  const gw = new FakeGateway();
+  const s = open(gw);
+  t.after(() => s.close());
+  await s.start();
+  await assert.rejects(s.searchMessages({ query: '  ' }), { code: ErrorCode.BAD_REQUEST });
+  gw.refused.set(Op.SEARCH_MESSAGES, ErrorCode.RATE_LIMITED);
+  await assert.rejects(s.searchMessages({ query: 'x' }), { code: ErrorCode.RATE_LIMITED });
+});
