@@ -22,6 +22,7 @@ import { $, app, files, params } from './state.js';
 import { onOutbox, renderUploads, stopEdit, showConvNote } from './sending.js';
 import { scheduleRender, renderAll, renderConvs, showSideError } from './render.js';
 import { wireUi } from './wiring.js';
+import { closeSearch } from './searchview.js';
 
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 6000;
@@ -186,6 +187,7 @@ export function resetState() {
   renderUploads();
   app.storage.clear();
   sessionStorage.removeItem('resonance.open');
+  closeSearch();
   $('conv').hidden = true;
   $('empty').hidden = false;
   $('convs').replaceChildren();

@@ -21,6 +21,7 @@ import {
   renderUploads, startEdit, renderEditBar, recallMessage, setReplyTo, renderReplyBar,
 } from './sending.js';
 import { userIds } from './wiring.js';
+import { renderSearch } from './searchview.js';
 
 // RECALL_MS, when set (?recallWindowMs=, which tests set short), stands in
 // for the recall window the server reports.
@@ -41,6 +42,7 @@ export function renderAll() {
   if (!app.me) return;
   renderConvs();
   renderOpen();
+  renderSearch();
   let unread = 0;
   for (const c of app.convs.values()) unread += c.unread;
   document.title = unread > 0 ? `(${unread}) Resonance` : 'Resonance';

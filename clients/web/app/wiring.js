@@ -15,6 +15,7 @@ import {
   sendText, attachFiles, showLengthNote, stopEdit, saveEdit, showConvNote, setReplyTo,
 } from './sending.js';
 import { scheduleRender, renderAll, showSideError } from './render.js';
+import { wireSearch } from './searchview.js';
 
 export function wireUi() {
   $('conv-error-dismiss').addEventListener('click', () => showConvNote(''));
@@ -51,6 +52,7 @@ export function wireUi() {
     signOut });
 
   wireDeleteAccount();
+  wireSearch();
   $('reconnect').addEventListener('click', () => app.session?.reconnectNow());
   $('back').addEventListener('click', closeConv);
   $('clear-btn').addEventListener('click', () => clearOpen(false));

@@ -5,8 +5,8 @@
 // that cannot go out fails and its retry is stored once; groups, typing and
 // presence where the server serves them, and presence once refused by an
 // older server, and unknown while the page is offline; replies and @mentions in a group,
-// emoji reactions, Clear history and Delete chat (on another tab and another device too), and
-// Delete account.
+// emoji reactions, Clear history and Delete chat (on another tab and another device too),
+// message search, and Delete account.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -701,6 +701,49 @@ describe('web app', () => {
         for (const p of [cal, dee, phone]) await p.context().close();
       }
     });
+
+  test('message search: a match marked, More, and opening it pages back to it', async () => {
+    const ann = await openPage(browser);
+    const ben = await openPage(browser);
+    try {
+      const [a, b] = [uname('ann'), uname('ben')];
+      await signUp(ann, a);
+      await signUp(ben, b);
+      await startChat(ann, b);
+      // The match is the oldest message, two history pages back, and its
+      // markup must stay text.
+      await send(ann, 'Marmalade <img src=x onerror=alert(1)> plan');
+      await ann.waitForSelector('.msg[data-seq="1"][data-state=sent]');
+      await ann.evaluate(async () => {
+        const { session, openId } = window.resonance.app;
+        for (let i = 0; i < 40; i++) {
+          await session.send({ convId: openId, text: `filler ${i}` }).result;
+        }
+      });
+
+      await ben.fill('#search-text', 'MARMALADE');
+      await ben.press('#search-text', 'Enter');
+      const hit = ben.locator('.search-hit');
+      await hit.waitFor();
+      assert.equal(await hit.count(), 1);
+      assert.equal(await hit.locator('mark').textContent(), 'Marmalade');
+      assert.equal(await hit.locator('.search-text').textContent(),
+        'Marmalade <img src=x onerror=alert(1)> plan');
+      assert.equal(await ben.locator('#search-results img').count(), 0, 'no markup');
+      assert.equal(await hit.locator('.search-conv').textContent(), a);
+      assert.equal(await hit.locator('.search-who').textContent(), a);
+      await shot(ben, 'search');
+
+      await hit.click();
+      await ben.waitForFunction((name) =>
+        document.querySelector('#conv-title')?.textContent === name, a);
+      await ben.waitForSelector('#messages .msg[data-seq="1"]', { timeout: 10_000 });
+      assert.equal(await ben.locator('#search-note').textContent(), '1 message found.');
+      assert.deepEqual([...ann.errors, ...ben.errors], []);
+    } finally {
+      for (const p of [ann, ben]) await p.context().close();
+    }
+  });
 
   test('Delete account: a wrong password is refused, the right one signs out for good',
     async () => {
