@@ -19,7 +19,9 @@
 // a password change answered (the new pair and password kept), refused, or
 // lost (an unknown outcome, sent once), and the login that settles a lost
 // one: the new password when the tokens are refused, else the tokens, and
-// the old password on a new connection when the new one is refused.
+// the old password on a new connection when the new one is refused; and
+// searchMessages paging by its cursor (an empty page with more to come) and
+// its refusals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
