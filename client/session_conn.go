@@ -313,7 +313,11 @@ func (s *Session) finish(c *Client) {
 	if err := c.Err(); err != nil && !deviceGone(err) {
 		return
 	} else if err == nil {
-		if err := c.Logout(s.final); err != nil && CodeOf(err) != common.ErrorCode_TOKEN_INVALID {
+		// Its LOGOUT may be refused so (TOKEN_INVALID), or go unanswered
+		// when the close its final DELIVERED drew comes first.
+		err := c.Logout(s.final)
+		if err != nil && CodeOf(err) != common.ErrorCode_TOKEN_INVALID && !deviceGone(err) &&
+			!deviceGone(c.Err()) {
 			if errors.Is(err, ErrOutcomeUnknown) {
 				s.mu.Lock()
 				s.logoutUnsure = true
