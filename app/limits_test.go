@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +121,19 @@ func TestChat_RefusesPastTheConfiguredWindows(t *testing.T) {
 	ann.wait(t, "! #1 is past the recall window of 1ms; not recalled")
 	ann.say(t, "/edit #1 hi")
 	ann.wait(t, "! #1 is past the edit window of 2ms; not edited")
+
+	// A file cannot be edited, and past the recall window /recall is no
+	// way out either: the refusal does not offer it (a new-user trial was
+	// told "/recall #2 takes it back", which was then refused).
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(file, []byte("notes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ann.say(t, "/send-file "+file)
+	ann.wait(t, "lann #2: [file] notes.txt")
+	time.Sleep(5 * time.Millisecond)
+	ann.say(t, "/edit #2 hi")
+	ann.wait(t, "! #2 is a file, which cannot be edited, and it is past the recall window")
 	if strings.Contains(ann.text(), "forbidden") {
 		t.Fatalf("the server was asked:\n%s", ann.text())
 	}

@@ -147,8 +147,11 @@ func fileLimitOf(err error) (int64, bool) {
 
 // overLimit is the refusal of a file of size bytes over the server's limit.
 func overLimit(name string, size, limit int64) error {
-	return fmt.Errorf("%s (%s) is over the server's limit of %s; not sent", name,
-		formatSize(size), formatSize(limit))
+	have, most := formatSize(size), formatSize(limit)
+	if have == most { // "2.0 KiB is over 2.0 KiB" says nothing: the bytes do
+		have, most = fmt.Sprintf("%d bytes", size), fmt.Sprintf("%d bytes", limit)
+	}
+	return fmt.Errorf("%s (%s) is over the server's limit of %s; not sent", name, have, most)
 }
 
 // saveFile runs "/save #<seq> [<path>]": it downloads the file of the FILE

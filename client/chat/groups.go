@@ -435,6 +435,10 @@ func (s *session) checkChangeTarget(ctx context.Context, cmd, conv string, seq i
 		return fmt.Errorf("#%d is %s's message; /recall and /edit change only your own",
 			seq, s.nameOf(ctx, target.SenderId))
 	case cmd == "/edit" && target.ContentType == common.ContentType_FILE:
+		if s.checkChangeWindow("/recall", target) != nil {
+			return fmt.Errorf("#%d is a file, which cannot be edited, and it is past the "+
+				"recall window", seq)
+		}
 		return fmt.Errorf("#%d is a file, which cannot be edited; /recall #%d takes it back",
 			seq, seq)
 	}

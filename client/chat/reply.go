@@ -101,22 +101,12 @@ func (s *session) replyCommand(ctx context.Context, arg string) error {
 		if err == nil && target == nil {
 			return fmt.Errorf("no #%d in this conversation", seq)
 		}
-		if err == nil && isEvent(target) {
+		if err == nil && !isMessage(target.ContentType) {
 			return eventQuoted(target)
 		}
 	}
 	s.sendReply(ctx, text, seq)
 	return nil
-}
-
-// isEvent reports whether m is an event (a change of an earlier message or
-// of a group) rather than a message a reply may quote.
-func isEvent(m *common.Message) bool {
-	switch m.ContentType {
-	case common.ContentType_TEXT, common.ContentType_BINARY, common.ContentType_FILE:
-		return false
-	}
-	return true
 }
 
 // eventQuoted is the refusal of a reply to event m, naming the message it

@@ -3,7 +3,9 @@ package chat
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -13,6 +15,22 @@ import (
 // come back without a match: the server reads a bounded part of the
 // history per page, so a rare word can take several.
 const searchPages = 5
+
+// maxQueryRunes is the longest query the server takes, in characters
+// (SearchMessagesReq.query).
+const maxQueryRunes = 64
+
+// unquoteQuery takes the text of /search "a phrase" as the other commands
+// take a quoted name: without its quotes, which no message is meant to
+// hold around the words searched.
+func unquoteQuery(arg string) string {
+	if len(arg) >= 2 && arg[0] == '"' && arg[len(arg)-1] == '"' {
+		if inner := strings.TrimSpace(arg[1 : len(arg)-1]); inner != "" {
+			return inner
+		}
+	}
+	return arg
+}
 
 // searchState is the last /search: its text and where /more continues, 0
 // when it reached the oldest message.
@@ -28,7 +46,12 @@ func (s *session) searchCommand(ctx context.Context, cmd, arg string) error {
 	last := s.search
 	switch {
 	case cmd == "/search" && arg != "":
-		s.search = searchState{query: arg}
+		query := unquoteQuery(arg)
+		if n := utf8.RuneCountInString(query); n > maxQueryRunes {
+			return fmt.Errorf("a search takes at most %d characters; this one has %d",
+				maxQueryRunes, n)
+		}
+		s.search = searchState{query: query}
 	case s.search.query == "":
 		return fmt.Errorf("no search yet: /search <text>")
 	case s.search.cursor == 0:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/client/clienttest"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
 // /search prints matches with their conversation, sender, seq and time,
@@ -77,9 +78,32 @@ func TestRun_SearchFindsNothing(t *testing.T) {
 	r.say(t, "/more")
 	waitOutput(t, r.out, `* no older matches of "zebra"`, 1)
 	r.say(t, "/search "+strings.Repeat("z", 65))
-	waitOutput(t, r.out, "query must be 1-64 characters", 1)
+	waitOutput(t, r.out, "! a search takes at most 64 characters; this one has 65", 1)
 	r.say(t, "/quit")
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// /search "a phrase" searches the phrase, as other commands take a quoted
+// name, and a query past the server's 64 characters is refused before it is
+// sent (a new-user trial met `* no messages with "\"bulk 299\""`, and a
+// long query came back as the server's BAD_REQUEST).
+func TestRun_SearchQuotesAndLength(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--register")
+	waitOutput(t, r.out, "* logged in as alice", 1)
+	send(t, bob, userID(t, bob, "alice"), "bulk 299 arrived")
+	r.say(t, `/search "bulk 299"`)
+	waitOutput(t, r.out, "bob #1: bulk 299 arrived", 1)
+	waitOutput(t, r.out, `* no older matches of "bulk 299"`, 1) // the search is done
+
+	before := s.Requests(protocol.Op_SEARCH_MESSAGES)
+	r.say(t, "/search "+strings.Repeat("x", 65))
+	waitOutput(t, r.out, "! a search takes at most 64 characters; this one has 65", 1)
+	if n := s.Requests(protocol.Op_SEARCH_MESSAGES); n != before {
+		t.Fatalf("%d searches sent for the long query, want none", n-before)
 	}
 }

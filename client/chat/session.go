@@ -353,10 +353,12 @@ func unreachableText(err error) string {
 			"(--addr takes the gateway's client port, the server's --addr): " + err.Error()
 	case errors.Is(err, client.ErrTimeout):
 		return "the server there took the connection but did not answer in time " +
-			"(a port of another service, or a server too busy): " + err.Error()
+			"(a port of another service, a TLS port without --tls, or a server too busy): " +
+			err.Error()
 	case errors.Is(err, client.ErrNotTLS):
 		return "the server there does not speak TLS (a gateway is plain TCP; TLS ends at a " +
-			"load balancer in front of it): drop --tls to reach a gateway itself: " + err.Error()
+			"load balancer in front of it): drop --tls (and --tls-ca and --tls-server-name, which " +
+			"imply it) to reach a gateway itself: " + err.Error()
 	case untrusted(err):
 		return "the server's certificate is not trusted for that name (--tls-ca FILE " +
 			"trusts a private authority, --tls-server-name sets the name): " + err.Error()
@@ -586,8 +588,8 @@ func (s *session) ended(err error) error {
 	}
 	var ce *client.CloseError
 	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_SIGNED_OUT {
-		s.printf("! this device was signed out (/sign-out or /password on another of your " +
-			"devices); start the client again to log in")
+		s.printf("! this device was signed out (from another of your devices, by a password " +
+			"change, or by the server's operator); start the client again to log in")
 		return fmt.Errorf("%w: chat: %w", ErrReported, err)
 	}
 	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_KICKED {

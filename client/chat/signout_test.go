@@ -29,8 +29,8 @@ func TestRun_SignOutAnotherDevice(t *testing.T) {
 		t.Fatalf("the signed-out client's Run = %v, want %v; output:\n%s", err,
 			client.ErrSessionEnded, laptop.out.String())
 	}
-	waitOutput(t, laptop.out, "! this device was signed out (/sign-out or /password on another "+
-		"of your devices); start the client again to log in", 1)
+	waitOutput(t, laptop.out, "! this device was signed out (from another of your devices, by a "+
+		"password change, or by the server's operator); start the client again to log in", 1)
 }
 
 // A client offline when another device signed it out stays signed out: at
@@ -50,8 +50,8 @@ func TestRun_SignedOutWhileOfflineEnds(t *testing.T) {
 		t.Fatalf("the signed-out client's Run = %v, want %v; output:\n%s", err,
 			client.ErrSessionEnded, laptop.out.String())
 	}
-	waitOutput(t, laptop.out, "! this device was signed out (/sign-out or /password on another "+
-		"of your devices); start the client again to log in", 1)
+	waitOutput(t, laptop.out, "! this device was signed out (from another of your devices, by a "+
+		"password change, or by the server's operator); start the client again to log in", 1)
 	if n := strings.Count(laptop.out.String(), "* logged in as dora"); n != 1 {
 		t.Fatalf("logged in %d times, want once; output:\n%s", n, laptop.out.String())
 	}
