@@ -64,9 +64,19 @@ func admin(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	status, body, err := req.do(ctx, strings.TrimSuffix(*base, "/"), token)
+	baseURL := strings.TrimSuffix(*base, "/")
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL // host:port, as --http-listen is given
+	}
+	status, body, err := req.do(ctx, baseURL, token)
 	if err != nil {
 		fmt.Fprintln(stderr, "resonance admin:", err)
+		return 1
+	}
+	if status == http.StatusNotFound && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		// Not an admin answer, which is JSON: nothing serves /admin/ there.
+		fmt.Fprintf(stderr, "resonance admin: %s serves no admin endpoints: --url takes the "+
+			"--http-listen of a process that runs logic, started with --admin-token\n", baseURL)
 		return 1
 	}
 	if status != http.StatusOK {

@@ -44,3 +44,22 @@ func TestAdmin_CommandSendsTokenActionAndReason(t *testing.T) {
 			&stderr)
 	}
 }
+
+// A server whose admin endpoints are off (no --admin-token, or not a
+// logic process) answers the mux's own 404: admin says what to check, and
+// --url takes host:port without the scheme (a new-user trial met "404 page
+// not found" and "first path segment in URL cannot contain colon").
+func TestAdmin_CommandExplainsEndpointsOffAndTakesHostPort(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	t.Setenv(adminTokenEnv, "cli-test-token-0123456789abcdef")
+	hostPort := strings.TrimPrefix(srv.URL, "http://")
+
+	var stdout, stderr bytes.Buffer
+	args := []string{"show", "eve", "--url", hostPort}
+	code := admin(args, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--admin-token") ||
+		strings.Contains(stderr.String(), "first path segment") {
+		t.Fatalf("admin %q = %d, stderr %q; want 1 naming --admin-token", args, code, &stderr)
+	}
+}
