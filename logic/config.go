@@ -272,6 +272,11 @@ func (cfg Config) validateSettings() error {
 	if cfg.MaxFileSize < 0 {
 		return fmt.Errorf("%w: MaxFileSize %d is negative", ErrBadConfig, cfg.MaxFileSize)
 	}
+	if most := MaxFileRefBytes(); cfg.MaxContent < most {
+		// A file would upload and its FILE message then be refused.
+		return fmt.Errorf("%w: MaxContent %d under %d, the largest file description a FILE "+
+			"message holds", ErrBadConfig, cfg.MaxContent, most)
+	}
 	if cfg.HashMemoryKiB < minHashMemoryKiB || cfg.HashMemoryKiB > maxHashMemoryKiB ||
 		cfg.HashTime > maxHashTime {
 		return fmt.Errorf("%w: memory %d KiB (%d..%d), time %d (at most %d)", ErrBadHashCost,
@@ -329,6 +334,17 @@ func (cfg Config) validateNonNegative() error {
 		}
 	}
 	return nil
+}
+
+// MaxFileRefBytes is the content length in bytes of the largest FILE
+// message without a caption: a file id, a name and a type at their longest,
+// the size, the hash and an image's dimensions. MaxContent must hold it.
+func MaxFileRefBytes() int {
+	size, side := int64(math.MaxInt64), int32(math.MaxInt32)
+	ref := &common.FileRef{FileId: strings.Repeat("0", 2*fileIDBytes),
+		Name: strings.Repeat("x", maxFileName), Mime: strings.Repeat("x", maxFileMime),
+		Size: size, Sha256: make([]byte, 32), Width: &side, Height: &side}
+	return ref.BLength()
 }
 
 // MaxMessageBody is the body length in bytes of the largest SEND or EDIT

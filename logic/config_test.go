@@ -93,3 +93,23 @@ func TestMaxMessageBody_IsTheLargestMessage(t *testing.T) {
 			MaxMessageBody(DefaultMaxContent))
 	}
 }
+
+// A content limit under the largest file description (a FILE message's
+// content, without a caption) let a file upload and then refused its
+// message: with --max-content 50 a new-user trial's 1500-byte file was
+// stored and its FILE message answered TOO_LARGE.
+func TestConfig_ContentHoldsAFileDescription(t *testing.T) {
+	most := MaxFileRefBytes()
+	err := Config{MaxContent: most - 1}.Validate()
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "MaxContent") {
+		t.Fatalf("Validate with MaxContent %d = %v, want ErrBadConfig naming MaxContent",
+			most-1, err)
+	}
+	if err := (Config{MaxContent: most}).Validate(); err != nil {
+		t.Fatalf("Validate with MaxContent %d = %v", most, err)
+	}
+	if most < 400 || most > 1000 {
+		t.Fatalf("MaxFileRefBytes() = %d, want the size of a file id, a 255-byte name, "+
+			"a 127-byte type and a hash", most)
+	}
+}
