@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +29,11 @@ type conn struct {
 	wheelPrev, wheelNext *conn
 	wheelSlot            int32
 	closing              bool     // a close is under way; ignore further frames
-	loginQueued          bool     // a LOGIN was queued, so the worker decides auth
 	mode                 connMode // what the first bytes said the client speaks
+	// loginsQueued counts the LOGINs queued and not yet refused: while one
+	// is, the worker decides auth. It stops at 255, so it may run out
+	// before the LOGINs do, erring towards the smaller pre-login limit.
+	loginsQueued uint8
 	// refusal, when set, is the reason the connection was over a limit at
 	// open; it is closed with it as soon as its first bytes say how to
 	// frame the CLOSE (a WebSocket client needs its handshake first).
@@ -269,14 +273,15 @@ func (g *Gateway) readFrames(c *conn, buf []byte) (gnet.Action, int) {
 }
 
 // maxBody is the largest frame body c may send now: MaxBody once it has
-// sent a LOGIN, so that requests may be pipelined behind it, and before
-// that maxBodyBeforeLogin, which fits any LOGIN or REGISTER. gnet holds the
+// logged in or while a LOGIN of it is queued, so that requests may be
+// pipelined behind it, and otherwise (a refused LOGIN included)
+// maxBodyBeforeLogin, which fits any LOGIN or REGISTER. gnet holds the
 // bytes of a partial frame until it is whole; without the smaller limit a
 // client that never logs in could make the gateway hold MaxBody (twice
 // that, as gnet's buffer grows) until the login deadline, on every
 // connection it opens.
 func (g *Gateway) maxBody(c *conn) int {
-	if c.loginQueued {
+	if c.loginsQueued > 0 || c.session.Load() != nil {
 		return g.cfg.MaxBody
 	}
 	return min(g.cfg.MaxBody, maxBodyBeforeLogin)
@@ -322,7 +327,7 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 	}
 	// Fast refusal before login. Once a LOGIN is queued the worker decides,
 	// so that a client may pipeline LOGIN and SEND without waiting.
-	if c.session.Load() == nil && !c.loginQueued && needsLogin(h.Op) {
+	if c.session.Load() == nil && c.loginsQueued == 0 && needsLogin(h.Op) {
 		g.appendError(c, h, bizError(common.ErrorCode_UNAUTHENTICATED, "log in first"))
 		return gnet.None
 	}
@@ -330,16 +335,28 @@ func (g *Gateway) dispatch(c *conn, h codec.Header, body []byte) gnet.Action {
 		g.appendError(c, h, bizError(common.ErrorCode_TOO_LARGE, "too many elements"))
 		return gnet.None
 	}
-	if h.Op == protocol.Op_LOGIN {
-		c.loginQueued = true
-	}
 	if h.Op == protocol.Op_LOGIN || h.Op == protocol.Op_REGISTER {
 		r.remote = g.remoteOf(c)
 	}
 	if err := g.enqueue(c, r); err != nil {
 		g.appendError(c, h, err)
+	} else if h.Op == protocol.Op_LOGIN && c.loginsQueued < math.MaxUint8 {
+		c.loginsQueued++
 	}
 	return gnet.None
+}
+
+// loginRefused is the write callback of a refused LOGIN's reply: on the
+// loop, it counts the LOGIN out of loginsQueued, so that a connection whose
+// every LOGIN failed is held to maxBodyBeforeLogin again, not to MaxBody
+// until its login deadline for the price of one bad password.
+func (g *Gateway) loginRefused(c *conn) gnet.AsyncCallback {
+	return func(gc gnet.Conn, err error) error {
+		if c.loginsQueued > 0 {
+			c.loginsQueued--
+		}
+		return g.writeDone(gc, err)
+	}
 }
 
 // heartbeat answers HEARTBEAT on the loop: it needs no backend.

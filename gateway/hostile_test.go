@@ -374,4 +374,13 @@ func TestGateway_LimitsFramesBeforeLogin(t *testing.T) {
 		c.expectReply(protocol.Op_LOGIN_ACK, 1, &protocol.LoginResp{})
 		c.expectReply(protocol.Op_SEND_ACK, 2, &protocol.SendResp{})
 	})
+	// A refused LOGIN leaves the connection as unknown as before it: one
+	// bad password must not buy the rest of the login deadline at MaxBody.
+	t.Run("after a failed LOGIN", func(t *testing.T) {
+		c := h.dial(t)
+		c.send(protocol.Op_LOGIN, 1, &protocol.LoginReq{Username: "alice", Password: "nope"})
+		c.expectError(protocol.Op_LOGIN_ACK, 1, common.ErrorCode_INVALID_CREDENTIALS)
+		c.writeRaw(register[:codec.HeaderSize])
+		c.expectClose(protocol.CloseReason_FRAME_TOO_LARGE)
+	})
 }

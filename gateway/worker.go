@@ -431,7 +431,11 @@ func (g *Gateway) replyError(c *conn, r request, err error) {
 		g.logCallFailed(c, r.op, err).Msg("logic call failed")
 	}
 	frame := codec.EncodeFrame(codec.ReplyOp(r.op), codec.FlagError, r.id, resp)
-	_ = c.write(frame, g.afterError(c, r.op, resp, markedSignedOut(err)))
+	cb := g.afterError(c, r.op, resp, markedSignedOut(err))
+	if r.op == protocol.Op_LOGIN && c.session.Load() == nil {
+		cb = g.loginRefused(c) // afterError closes nothing for a LOGIN
+	}
+	_ = c.write(frame, cb)
 }
 
 // markedSignedOut reports whether logic marked err, a TOKEN_INVALID, as
