@@ -109,12 +109,13 @@ func (b Backup) check() error {
 		return fmt.Errorf("no SQLite store at %s (a server on MySQL is backed up with the "+
 			"database's own tools and its --file-dir): %w", b.DBPath, err)
 	}
-	to, err := filepath.Abs(b.To)
+	// Where links lead: a target reached through one is written there.
+	to, err := realPath(b.To)
 	if err != nil {
 		return err
 	}
 	for _, src := range []string{b.DataDir, b.FileDir} {
-		abs, err := filepath.Abs(src)
+		abs, err := realPath(src)
 		if err != nil {
 			return err
 		}
@@ -123,6 +124,27 @@ func (b Backup) check() error {
 		}
 	}
 	return nil
+}
+
+// realPath is path made absolute with the symlinks of its longest existing
+// ancestor (itself included) resolved; the rest, not created yet, is
+// joined on as given.
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		real, err := filepath.EvalSymlinks(dir)
+		if err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || dir == filepath.Dir(dir) {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 func (b Backup) copyAll(ctx context.Context) (BackupReport, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -192,4 +193,38 @@ func dialLogin(t *testing.T, ctx context.Context, addr string, p client.LoginPar
 		t.Fatalf("login %s: %v", p.Username, err)
 	}
 	return c
+}
+
+// A target reached through a symlink is where the link points: inside the
+// data dir it is refused as a plain path there is, before anything is
+// written (the copy of files would walk into its own output, and the token
+// key would land among the uploads).
+func TestBackup_RefusesTargetLinkedIntoSource(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	inner := filepath.Join(data, "files", "inner")
+	if err := os.MkdirAll(inner, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "resonance.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toInner, toData := filepath.Join(dir, "inner"), filepath.Join(dir, "data-link")
+	for link, target := range map[string]string{toInner: inner, toData: data} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, to := range []string{toInner, filepath.Join(toData, "new", "b")} {
+		_, err := Backup{DataDir: data, To: to}.Run(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "is inside") {
+			t.Fatalf("Run to %s = %v, want an error with %q", to, err, "is inside")
+		}
+	}
+	if entries, _ := os.ReadDir(inner); len(entries) != 0 {
+		t.Fatalf("the refused backup wrote %d entries into %s", len(entries), inner)
+	}
+	if _, err := os.Stat(filepath.Join(data, "new")); !os.IsNotExist(err) {
+		t.Fatalf("the refused backup left %s (%v)", filepath.Join(data, "new"), err)
+	}
 }
