@@ -213,8 +213,13 @@ func checkSnapshot(ctx context.Context, path string) (users, messages int64, err
 // copyTree copies the regular files under src to dst, keeping their
 // relative paths, each synced. A missing src is an empty one (no file was
 // ever uploaded); a file removed while the copy runs (the pruner) is passed
-// over.
+// over. src itself may be a symlink (uploads on another disk); links under
+// it are not followed.
 func copyTree(ctx context.Context, src, dst string) (n int, size int64, err error) {
+	// WalkDir does not descend into a root that is a link: walk its target.
+	if real, err := filepath.EvalSymlinks(src); err == nil {
+		src = real
+	}
 	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

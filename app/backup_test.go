@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -226,5 +227,42 @@ func TestBackup_RefusesTargetLinkedIntoSource(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "new")); !os.IsNotExist(err) {
 		t.Fatalf("the refused backup left %s (%v)", filepath.Join(data, "new"), err)
+	}
+}
+
+// A files dir that is a symlink (uploads kept on another disk) is copied
+// as the directory it leads to.
+func TestBackup_CopiesFilesDirThatIsALink(t *testing.T) {
+	dir := t.TempDir()
+	data, disk := filepath.Join(dir, "data"), filepath.Join(dir, "disk")
+	if err := os.MkdirAll(filepath.Join(disk, "ab"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(disk, "ab", "blob"), []byte("bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(disk, filepath.Join(data, "files")); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "resonance.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("CREATE TABLE t (x INTEGER)")
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, "backup")
+	rep, err := Backup{DataDir: data, To: to}.Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(to, "files", "ab", "blob"))
+	if rep.Files != 1 || err != nil || string(got) != "bytes" {
+		t.Fatalf("copied %d files, blob %q (%v); want 1, %q", rep.Files, got, err, "bytes")
 	}
 }
