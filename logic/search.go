@@ -330,33 +330,10 @@ func matches(m *messageRow, needle string) bool {
 }
 
 // containsFold reports whether text contains needle, which is lower-case,
-// ignoring case. An ASCII text is compared without a lowered copy.
+// ignoring case. strings.ToLower returns an ASCII text without capitals as
+// it is, and strings.Contains stays near linear on any text: a loop that
+// compared the query at each position cost text × query, 2.4 s of CPU for
+// one page of 16 KiB messages of one letter.
 func containsFold(text, needle string) bool {
-	for i := 0; i < len(text); i++ {
-		if text[i] >= utf8.RuneSelf {
-			return strings.Contains(strings.ToLower(text), needle)
-		}
-	}
-	n := len(needle)
-	for i := 0; i+n <= len(text); i++ {
-		if asciiEqualFold(text[i:i+n], needle) {
-			return true
-		}
-	}
-	return false
-}
-
-// asciiEqualFold reports whether the ASCII text a equals lower-case b,
-// ignoring ASCII case.
-func asciiEqualFold(a, b string) bool {
-	for i := 0; i < len(b); i++ {
-		c := a[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != b[i] {
-			return false
-		}
-	}
-	return true
+	return strings.Contains(strings.ToLower(text), needle)
 }

@@ -489,3 +489,28 @@ func TestSearchMessages_MatchesByContentType(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkContainsFold_Adversarial is a page's worst text for the match:
+// 16 KiB of one letter and a query that almost matches everywhere. A loop
+// comparing the query at each position costs text × query.
+func BenchmarkContainsFold_Adversarial(b *testing.B) {
+	text := strings.Repeat("a", 16<<10)
+	needle := strings.Repeat("a", 63) + "b"
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if containsFold(text, needle) {
+			b.Fatal("matched")
+		}
+	}
+}
+
+// BenchmarkContainsFold_Mixed is an ordinary text with capitals.
+func BenchmarkContainsFold_Mixed(b *testing.B) {
+	text := strings.Repeat("Lunch at Noon, then the Meeting. ", 30)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if containsFold(text, "zebra") {
+			b.Fatal("matched")
+		}
+	}
+}
