@@ -206,8 +206,8 @@ func (c *Config) listenAddrs() []namedAddr {
 // the listener's own error reports that.
 func (c *Config) checkPortsFree() error {
 	for _, a := range c.listenAddrs() {
-		if !a.used || a.addr == "" {
-			continue
+		if !a.used || a.addr == "" || a.flag == "--web-listen" {
+			continue // the web app's port taken is not fatal: the chat runs without it
 		}
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "0" {
 			continue
