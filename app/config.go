@@ -394,15 +394,15 @@ func (c *Config) validateInternal() error {
 	return nil
 }
 
-// ownInternalSecret gives all its own random internal secret when the
-// operator gave none (and did not pass --insecure-internal). Its roles
-// call one another's ports in this process only, so none outside needs it;
-// without it any local user who found the loopback ports could send as
-// any user through logic's, or write to any connection through the push
-// port. A process of another role that is to call them needs a secret
-// given to both.
+// ownInternalSecret gives all on embedded NATS its own random internal
+// secret when the operator gave none (and did not pass --insecure-internal).
+// Its roles call one another's ports in this process only, so none outside
+// needs it; without it any local user who found the loopback ports could
+// send as any user through logic's, or write to any connection through the
+// push port. On an external NATS another process's task may push to this
+// gateway, so the operator's --internal-secret (or none) stands.
 func (c *Config) ownInternalSecret() error {
-	if c.Role != RoleAll || c.InternalSecret != "" || c.InsecureInternal {
+	if !c.embedsNATS() || c.InternalSecret != "" || c.InsecureInternal {
 		return nil
 	}
 	b := make([]byte, 32)
