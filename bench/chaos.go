@@ -30,6 +30,9 @@ func runChaos(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", 100*time.Second,
 		"bound of the run (the build comes on top)")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "prefix of tables, stream and keys (default random)")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "times each role is killed, spread over the sends")
+	fs.BoolVar(&cfg.Embedded, "embedded", false,
+		"kill the whole system as one process on embedded defaults (no MariaDB, Redis, NATS)")
 	if code, done := parseArgs(fs, args); done {
 		return code
 	}

@@ -33,6 +33,14 @@ type ChaosConfig struct {
 	// build (at most 5 minutes) and the cleanup (15s) come on top; default
 	// 100s.
 	Timeout time.Duration
+	// Rounds is how many times each role is killed, the rounds spread over
+	// the planned sending time; default 1.
+	Rounds int
+	// Embedded runs the whole system as one process (resonance all) on its
+	// embedded defaults (SQLite, embedded NATS, in-process presence) in a
+	// data directory of its own, killed and restarted on that directory:
+	// the README's one command, SIGKILLed. Services are then not used.
+	Embedded bool
 	// Prefix names the run's tables, stream and keys; default a fresh
 	// random one per run.
 	Prefix string
@@ -50,6 +58,7 @@ func (c ChaosConfig) withDefaults() (ChaosConfig, error) {
 	c.Interval = cmpPositive(c.Interval, 300*time.Millisecond)
 	c.Down = cmpPositive(c.Down, 500*time.Millisecond)
 	c.Timeout = cmpPositive(c.Timeout, 100*time.Second)
+	c.Rounds = cmpPositive(c.Rounds, 1)
 	if c.Users < 2 {
 		return c, fmt.Errorf("%w: chaos: --users must be at least 2, got %d", ErrBadConfig,
 			c.Users)
@@ -113,13 +122,15 @@ func (r ChaosResult) Lines() []string {
 }
 
 // Chaos starts logic, task and gateway as separate processes against the
-// services, has cfg.Users users with two devices each send 1:1 messages at
-// a steady pace through client.Session, and meanwhile kills with SIGKILL
-// and restarts task, then logic, then the gateway. Once every device has
-// caught up (or the timeout passes) it checks each device. It returns an
-// error wrapping ErrCheckFailed with the result when a check fails; other
-// errors mean the run could not be set up. The roles are killed and the
-// run's tables, stream and keys removed on every return.
+// services (or, with cfg.Embedded, the whole system as one process), has
+// cfg.Users users with two devices each send 1:1 messages at a steady pace
+// through client.Session, and meanwhile kills with SIGKILL and restarts
+// task, then logic, then the gateway (or the one process), cfg.Rounds
+// times. Once every device has caught up (or the timeout passes) it checks
+// each device. It returns an error wrapping ErrCheckFailed with the result
+// when a check fails; other errors mean the run could not be set up. The
+// roles are killed and the run's tables, stream and keys removed on every
+// return.
 func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -127,9 +138,21 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	}
 	p := procRun{name: "chaos", bin: cfg.Bin, prefix: cfg.Prefix, services: cfg.Services,
 		timeout: cfg.Timeout, log: cfg.Log, topology: topology{logic: 1, task: 1, gateway: 1}}
-	return runProcs(ctx, p, nil, func(ctx context.Context, cl *cluster) (ChaosResult, error) {
-		fmt.Fprintf(cfg.Log, "chaos: cluster up (gateway %s, prefix %s)\n",
-			cl.gatewayAddr, cfg.Prefix)
+	what := "cluster"
+	if cfg.Embedded {
+		p.topology, what = topology{all: 1}, "one process"
+	}
+	// Every device logs in from 127.0.0.1, all of them again after each
+	// kill: the limits per address would refuse what many addresses would
+	// spread.
+	prepare := func(cl *cluster) {
+		perAddr := []string{"--login-addr-limit", "1000000/1ms",
+			"--register-addr-limit", "1000000/1ms"}
+		cl.roleArgs = map[string][]string{roleLogic: perAddr, roleAll: perAddr}
+	}
+	return runProcs(ctx, p, prepare, func(ctx context.Context, cl *cluster) (ChaosResult, error) {
+		fmt.Fprintf(cfg.Log, "chaos: %s up (gateway %s, prefix %s)\n",
+			what, cl.gatewayAddr, cfg.Prefix)
 		return runChaos(ctx, cfg, cl)
 	})
 }
@@ -191,14 +214,25 @@ func runChaos(ctx context.Context, cfg ChaosConfig, cl *cluster) (ChaosResult, e
 	return res, nil
 }
 
-// killAndRestart kills task, logic and the gateway in turn, spread over the
-// planned sending time, each restarted after cfg.Down and up again before
-// the next kill.
+// killAndRestart kills task, logic and the gateway in turn (or the one
+// process), cfg.Rounds times, the kills spread evenly over the planned
+// sending time, each role restarted after cfg.Down and up again before the
+// next kill.
 func killAndRestart(ctx context.Context, cfg ChaosConfig, cl *cluster) error {
 	plan := time.Duration(cfg.Messages) * cfg.Interval
+	roles := []string{roleTask, roleLogic, roleGateway}
+	if cfg.Embedded {
+		roles = []string{roleAll}
+	}
+	var kills []string
+	for range cfg.Rounds {
+		kills = append(kills, roles...)
+	}
 	start := time.Now()
-	for i, role := range []string{roleTask, roleLogic, roleGateway} {
-		at := start.Add(plan * time.Duration(i+1) / 5)
+	for i, role := range kills {
+		// The first kill lands a fifth of the way in when there are three, as
+		// before rounds; the last leaves time for sends after it.
+		at := start.Add(plan * time.Duration(i+1) / time.Duration(len(kills)+2))
 		if err := sleepCtx(ctx, time.Until(at)); err != nil {
 			return err
 		}
@@ -213,7 +247,7 @@ func killAndRestart(ctx context.Context, cfg ChaosConfig, cl *cluster) error {
 		}
 		fmt.Fprintf(cfg.Log, "chaos: %s restarted at %.1fs\n", role,
 			time.Since(start).Seconds())
-		if role == roleGateway {
+		if role == roleGateway || role == roleAll {
 			fmt.Fprintf(cfg.Log, "chaos: gateway now on %s\n", cl.gatewayAddr)
 		}
 	}

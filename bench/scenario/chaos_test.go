@@ -42,6 +42,34 @@ func TestChaos_SmallRunDeliversExactlyOnce(t *testing.T) {
 	t.Log(res)
 }
 
+// TestChaos_EmbeddedProcessKilledLosesNothing SIGKILLs the README's one
+// process (SQLite, embedded NATS) twice while devices send, and restarts it
+// on the same data directory: what it acked must survive each kill.
+func TestChaos_EmbeddedProcessKilledLosesNothing(t *testing.T) {
+	if os.Getenv(chaosEnv) == "" {
+		t.Skipf("set %s=1 to run the whole system as a process killed under load", chaosEnv)
+	}
+	var log strings.Builder
+	res, err := Chaos(context.Background(), ChaosConfig{Embedded: true, Users: 4,
+		Messages: 60, Interval: 100 * time.Millisecond, Rounds: 2,
+		Timeout: 100 * time.Second, Log: &log, Bin: os.Getenv(chaosBinEnv)})
+	t.Log(log.String())
+	for _, line := range res.Failures() {
+		t.Log(line)
+	}
+	if err != nil {
+		t.Fatalf("%v (%s)", err, res)
+	}
+	if got := strings.Count(log.String(), "all killed (SIGKILL)"); got != 2 {
+		t.Fatalf("%d kills, want 2", got)
+	}
+	if res.Devices != 8 || res.Acked != 480 || res.Delivered != 4*480 || !res.OK() ||
+		res.Resumes < 16 { // 8 at start, at least 8 after the kills
+		t.Fatalf("unexpected result %s", res)
+	}
+	t.Log(res)
+}
+
 func TestChaos_RejectsBadConfig(t *testing.T) {
 	_, err := Chaos(context.Background(), ChaosConfig{Users: 1})
 	if !errors.Is(err, ErrBadConfig) {

@@ -14,11 +14,13 @@ import (
 	"time"
 )
 
-// Roles of the cluster, in the order Chaos kills them.
+// Roles of the cluster, in the order Chaos kills them; roleAll is the whole
+// system in one process on its embedded defaults.
 const (
 	roleTask    = "task"
 	roleLogic   = "logic"
 	roleGateway = "gateway"
+	roleAll     = "all"
 )
 
 // readyTimeout bounds the wait for a started role to accept connections.
@@ -48,10 +50,15 @@ type cluster struct {
 	procs map[string]*proc // by instance name
 }
 
-// topology is how many instances of each role a cluster runs.
+// topology is how many instances of each role a cluster runs. all runs
+// alone: a cluster of one process on embedded defaults.
 type topology struct {
-	logic, task, gateway int
+	logic, task, gateway, all int
 }
+
+// embedded says whether the cluster is the one process of topology.all,
+// which needs none of the shared services.
+func (t topology) embedded() bool { return t.all > 0 }
 
 // instance is one process of the cluster and the addresses it keeps across
 // restarts. Each has its own metrics port: the default one would be shared.
@@ -59,8 +66,10 @@ type instance struct {
 	name string // its role, with "-<n>" when the role has several instances
 	role string
 	http string
-	// listen is logic's Kitex address or the gateway's push address.
+	// listen is logic's Kitex address or the gateway's push address (all's
+	// too, whose logic address is logic).
 	listen string
+	logic  string
 	// clientAddrs are the client addresses a gateway alternates between at
 	// each start, so that a restart never waits for its old port; clients
 	// know both (SessionConfig.Fallbacks). client is the current one.
@@ -79,8 +88,8 @@ type proc struct {
 // nothing.
 func newClusterOf(bin, dir, prefix string, env ChaosServices,
 	top topology) (*cluster, error) {
-	// Ports per instance: logic 2, task 1, gateway 4.
-	ports, err := freePorts(2*top.logic + top.task + 4*top.gateway)
+	// Ports per instance: logic 2, task 1, gateway 4, all 5.
+	ports, err := freePorts(2*top.logic + top.task + 4*top.gateway + 5*top.all)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +107,8 @@ func newClusterOf(bin, dir, prefix string, env ChaosServices,
 	for _, r := range []struct {
 		role string
 		n    int
-	}{{roleLogic, top.logic}, {roleTask, top.task}, {roleGateway, top.gateway}} {
+	}{{roleLogic, top.logic}, {roleTask, top.task}, {roleGateway, top.gateway},
+		{roleAll, top.all}} {
 		for _, name := range instanceNames(r.role, r.n) {
 			in := &instance{name: name, role: r.role, http: take()}
 			switch r.role {
@@ -107,11 +117,18 @@ func newClusterOf(bin, dir, prefix string, env ChaosServices,
 				c.logicAddrs = append(c.logicAddrs, in.listen)
 			case roleGateway:
 				in.listen, in.clientAddrs = take(), [2]string{take(), take()}
+			case roleAll:
+				in.logic, in.listen = take(), take()
+				in.clientAddrs = [2]string{take(), take()}
 			}
 			c.instances[name] = in
 		}
 	}
-	if names := c.names(roleGateway); len(names) > 0 {
+	names := c.names(roleGateway)
+	if top.embedded() {
+		names = c.names(roleAll)
+	}
+	if len(names) > 0 {
 		c.first = c.instances[names[0]]
 		c.gatewayAddrs = c.first.clientAddrs
 	}
@@ -147,10 +164,16 @@ func freePorts(n int) ([]string, error) {
 }
 
 // args returns the command line of in. Gateways register in Redis and call
-// every logic instance.
+// every logic instance; all uses nothing but its data directory.
 func (c *cluster) args(in *instance) []string {
 	args := []string{in.role, "--prefix", c.prefix, "--data-dir", filepath.Join(c.dir, in.name),
-		"--log-level", "warn", "--redis-addr", c.env.RedisAddr}
+		"--log-level", "warn"}
+	if in.role == roleAll {
+		args = append(args, "--addr", in.client, "--logic-listen", in.logic,
+			"--push-listen", in.listen, "--web-listen", "")
+		return append(args, c.roleArgs[in.role]...)
+	}
+	args = append(args, "--redis-addr", c.env.RedisAddr)
 	switch in.role {
 	case roleLogic:
 		args = append(args, "--nats-url", c.env.NATSURL,
@@ -172,7 +195,7 @@ func (c *cluster) start(ctx context.Context, name string) error {
 	if in == nil {
 		return fmt.Errorf("%w: no instance %q", ErrBadConfig, name)
 	}
-	if in.role == roleGateway {
+	if in.role == roleGateway || in.role == roleAll {
 		in.starts++
 		in.client = in.clientAddrs[(in.starts-1)%2]
 		if in == c.first {
@@ -212,7 +235,7 @@ func (in *instance) readyAddr() string {
 	switch in.role {
 	case roleLogic:
 		return in.listen
-	case roleGateway:
+	case roleGateway, roleAll:
 		return in.client
 	}
 	return in.http
@@ -259,7 +282,7 @@ func (c *cluster) kill(name string) {
 // stop kills every instance, gateways first; it is safe to call more than
 // once.
 func (c *cluster) stop() {
-	for _, role := range []string{roleGateway, roleTask, roleLogic} {
+	for _, role := range []string{roleGateway, roleTask, roleLogic, roleAll} {
 		for _, name := range c.names(role) {
 			c.kill(name)
 		}

@@ -63,11 +63,14 @@ func runProcsIn[R any](ctx context.Context, p procRun, dir string, prepare func(
 	}
 	defer func() {
 		cl.stop()
+		if p.topology.embedded() {
+			return // its data directory goes with dir
+		}
 		if err := cleanup(p.services, p.prefix); err != nil {
 			fmt.Fprintf(p.log, "%s: cleanup: %v\n", p.name, err)
 		}
 	}()
-	for _, role := range []string{roleLogic, roleTask, roleGateway} {
+	for _, role := range []string{roleLogic, roleTask, roleGateway, roleAll} {
 		for _, name := range cl.names(role) {
 			if err := cl.start(ctx, name); err != nil {
 				return zero, err
