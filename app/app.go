@@ -352,6 +352,13 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 		return err
 	}
 	s.db = db
+	sqlitePath := ""
+	if lc.DBDriver == "" || lc.DBDriver == "sqlite" {
+		sqlitePath = lc.DBDSN
+	}
+	if err := s.moveSeqsIfRestored(ctx, db, sqlitePath); err != nil {
+		return err
+	}
 	if err := obs.InstrumentDB(db, s.metrics); err != nil {
 		return fmt.Errorf("app: database metrics: %w", err)
 	}

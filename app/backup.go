@@ -160,6 +160,9 @@ func (b Backup) copyAll(ctx context.Context) (BackupReport, error) {
 	if info, err := os.Stat(dbOut); err == nil {
 		rep.DBBytes = info.Size()
 	}
+	if err = writeRestoreMark(b.To); err != nil {
+		return rep, err
+	}
 	key := filepath.Join(b.DataDir, "token.key")
 	switch err := copyFile(key, filepath.Join(b.To, "token.key"), 0o600); {
 	case err == nil:

@@ -88,6 +88,12 @@ type Config struct {
 	// admin.go); a request must carry it as "Authorization: Bearer
 	// <token>". At least minAdminToken bytes; empty (the default): off.
 	AdminToken string
+	// AfterRestore says the store was just restored from a backup: before
+	// logic serves it, every conversation's seqs move past those of the
+	// messages lost with it (logic.MoveSeqsPastRestore). For one start only;
+	// a server started on a directory `resonance backup` made does it by
+	// itself (restoreMark).
+	AfterRestore bool
 	// DrainDelay is how long Stop keeps serving after /readyz turns
 	// unready, before the gateway sends its clients away: time for a load
 	// balancer's readiness probe to take the instance out of rotation, so
@@ -207,6 +213,9 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.AdminToken, "admin-token", "",
 		"bearer token of the operator's /admin/ endpoints on --http-listen (at least 24 bytes; "+
 			"empty disables them)")
+	fs.BoolVar(&c.AfterRestore, "after-restore", false, "the store was just restored from a "+
+		"backup: move every conversation's seqs past the messages lost with it, which devices "+
+		"may hold (this start only; a data dir made by resonance backup needs no flag)")
 	fs.StringVar(&c.LogicListen, "logic-listen", defaultFor(role, "127.0.0.1:0", "0.0.0.0:7100"),
 		"address of logic's Kitex service")
 	fs.StringVar(&c.Logic.DBDriver, "db-driver", "sqlite", "sqlite or mysql")

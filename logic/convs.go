@@ -275,7 +275,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, err
 	}
-	reactions, err := s.unreadReactions(ctx, rows)
+	unread, err := s.unreadCounts(ctx, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			Type:         common.ConvType(r.Type),
 			LastSeq:      r.LastSeq,
 			ReadSeq:      r.ReadSeq,
-			Unread:       max(0, r.LastSeq-max(r.ReadSeq, r.ClearedSeq)-reactions[r.ID]),
+			Unread:       unread[r.ID],
 			DeliveredSeq: delivered[r.ID],
 			UpdatedMs:    r.UpdatedMs,
 			Name:         r.Name,
@@ -311,14 +311,16 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	return out, nil
 }
 
-// unreadReactions counts, for each of rows with unread messages, the
-// REACTION events among them: a reaction is not a message to read. One
-// query for the page.
+// unreadCounts counts, for each of rows, the messages stored after the later
+// of its read and cleared positions, REACTION events left out: a reaction
+// is not a message to read. It counts rows rather than subtracting seqs, so
+// that seqs no message has (the gap of a restore: MoveSeqsPastRestore) are
+// not unread. One query for the page.
 //
 // TODO: each conversation's unread range is scanned on the (conv_id, seq)
-// index, so the cost grows with the unread messages of the page; a count of
-// reaction events kept per conversation and member would make it constant.
-func (s *Service) unreadReactions(ctx context.Context,
+// index, so the cost grows with the unread messages of the page; a count
+// kept per conversation and member would make it constant.
+func (s *Service) unreadCounts(ctx context.Context,
 	rows []convSummaryRow) (map[string]int64, error) {
 	var (
 		where strings.Builder
@@ -343,10 +345,10 @@ func (s *Service) unreadReactions(ctx context.Context,
 		N      int64
 	}
 	err := s.rdc(ctx).Model(&messageRow{}).Select("conv_id, COUNT(*) AS n").
-		Where("content_type = ?", int16(common.ContentType_REACTION)).
+		Where("content_type <> ?", int16(common.ContentType_REACTION)).
 		Where("("+where.String()+")", args...).Group("conv_id").Scan(&counts).Error
 	if err != nil {
-		return nil, fmt.Errorf("unread reactions (%d convs): %w", len(args)/3, err)
+		return nil, fmt.Errorf("unread counts (%d convs): %w", len(args)/3, err)
 	}
 	out := make(map[string]int64, len(counts))
 	for _, c := range counts {

@@ -250,9 +250,9 @@ func (s *Service) pushTokens(ctx context.Context, users []int64,
 
 // unreadTotals returns each user's unread messages over all conversations,
 // the badge of a notification: the sum of what SyncConvs reports as unread,
-// from the later of the read and cleared positions up to the last seq (or
-// the leaving, for a former member), less the REACTION events in between.
-// One query for all users.
+// the messages stored after the later of the read and cleared positions up
+// to the last seq (or the leaving, for a former member), REACTION events
+// left out. One query for all users.
 //
 // TODO: this sums every membership of each user per message, so a message
 // to a big group with many offline devices costs a scan per member; an
@@ -269,9 +269,9 @@ func (s *Service) unreadTotals(ctx context.Context, users []int64) (map[int64]in
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id IN ?", users)
 	perConv := s.dbc(ctx).Table("(?) AS u", ranges).
-		Select("u.user_id, CASE WHEN u.to_seq > u.from_seq THEN u.to_seq - u.from_seq - "+
+		Select("u.user_id, CASE WHEN u.to_seq > u.from_seq THEN "+
 			"(SELECT COUNT(*) FROM "+s.tables.message+" AS r WHERE r.conv_id = u.conv_id "+
-			"AND r.content_type = ? AND r.seq > u.from_seq AND r.seq <= u.to_seq) "+
+			"AND r.content_type <> ? AND r.seq > u.from_seq AND r.seq <= u.to_seq) "+
 			"ELSE 0 END AS unread", int16(common.ContentType_REACTION))
 	err := s.dbc(ctx).Table("(?) AS p", perConv).
 		Select("p.user_id, SUM(p.unread) AS unread").Group("p.user_id").Scan(&rows).Error
