@@ -29,11 +29,9 @@ import (
 //     went; its client sends the rest again, and a hash check refuses
 //     anything else.
 //
-// TODO: a restore gives the seqs after the snapshot's last to new messages,
-// and a device that received messages sent after the snapshot drops a new
-// one with such a seq as a copy; the snapshot should move each
-// conversation's seqs past any a device may hold (clients skip a gap),
-// with unread counts that ignore the gap (docs/operations.md).
+//   - restore.pending: the mark that has the first server started on the
+//     copy move every conversation's seqs past those of the messages sent
+//     after the snapshot, which devices may hold (restore.go).
 //
 // The embedded NATS store (nats) is left out: it holds delivery work, not
 // messages. Events the snapshot's outbox still holds are published again
