@@ -27,8 +27,7 @@ import (
 //     that every file the snapshot names as complete is there (they never
 //     change once complete). An upload in progress is copied as far as it
 //     went; its client sends the rest again, and a hash check refuses
-//     anything else.
-//
+//     anything else;
 //   - restore.pending: the mark that has the first server started on the
 //     copy move every conversation's seqs past those of the messages sent
 //     after the snapshot, which devices may hold (restore.go).
