@@ -1,7 +1,8 @@
 // The web app's message search box: the search form in the conversation
-// list's header, its results (conversation, sender, time, the text with the
-// match marked), More for older matches, and opening a result's
-// conversation at the message. Paging and matching are search.js's.
+// list's header, "Only in" the open conversation or in all of them, its
+// results (conversation, sender, time, the text with the match marked),
+// More for older matches, and opening a result's conversation at the
+// message. Paging and matching are search.js's.
 
 import { ConvType, ErrorCode } from '../sdk/index.js';
 import { bodyText, el, errText, reconcile, userEl } from './view.js';
@@ -39,12 +40,14 @@ export function closeSearch() {
   $('search-results').replaceChildren();
 }
 
-// startSearch starts a search of all the user's conversations for text, or
-// says what the server would refuse without asking it.
+// startSearch starts a search for text of the open conversation, when
+// "Only in" it is ticked, or of all the user's conversations; or says what
+// the server would refuse without asking it.
 function startSearch(text) {
   $('search-panel').hidden = false;
   const problem = queryProblem(text);
-  current = problem ? null : new MessageSearch(text);
+  const convId = $('search-here').checked && app.openId ? app.openId : '';
+  current = problem ? null : new MessageSearch(text, { convId });
   failure = '';
   renderSearch();
   if (problem) setNote(problem);
@@ -86,6 +89,7 @@ function setNote(text) {
  * status; renderAll calls it, so names looked up meanwhile show.
  */
 export function renderSearch() {
+  renderScope();
   const s = current;
   if (!s) {
     $('search-results').replaceChildren();
@@ -103,8 +107,24 @@ export function renderSearch() {
   else setNote(statusText(s));
 }
 
+// renderScope offers "Only in" the open conversation, named as the list
+// names it; with none open there is nothing to limit the search to.
+function renderScope() {
+  const open = app.openId ? app.convs.get(app.openId) : null;
+  $('search-here-row').hidden = !open;
+  if (!open) {
+    $('search-here').checked = false;
+    return;
+  }
+  const name = safeText(convTitle(open));
+  if ($('search-here-name').textContent !== name) $('search-here-name').textContent = name;
+}
+
 function statusText(s) {
   const n = s.results.length;
+  if (n === 0 && s.done && s.convId) {
+    return line`No messages in ${resultConvTitle(s.convId)} contain “${s.query}”.`;
+  }
   if (n === 0 && s.done) return line`No messages contain “${s.query}”.`;
   if (n === 0) return 'No matches in the newest messages; More searches older ones.';
   const found = n === 1 ? '1 message found' : `${n} messages found`;

@@ -747,6 +747,47 @@ describe('web app', () => {
     }
   });
 
+  test('message search "Only in" the open chat finds its matches alone', async () => {
+    const [ada, ben, cy] = [await openPage(browser), await openPage(browser),
+      await openPage(browser)];
+    try {
+      const [a, b, c] = [uname('ada'), uname('ben'), uname('cy')];
+      await signUp(ada, a);
+      await signUp(ben, b);
+      await signUp(cy, c);
+      await startChat(ada, b);
+      await send(ada, 'kiwi from ada');
+      await startChat(cy, b);
+      await send(cy, 'kiwi from cy');
+      await waitMessage(ben, 'kiwi from cy');
+
+      // Nothing open: nothing to limit the search to.
+      assert.equal(await ben.locator('#search-here-row').isHidden(), true);
+      await ben.locator('.conv-item', { hasText: a }).click();
+      await waitMessage(ben, 'kiwi from ada');
+      await ben.locator('#search-here-row', { hasText: a }).waitFor();
+      await ben.check('#search-here');
+      await ben.fill('#search-text', 'kiwi');
+      await ben.press('#search-text', 'Enter');
+      await ben.locator('#search-note', { hasText: '1 message found.' }).waitFor();
+      assert.deepEqual(await ben.locator('.search-hit .search-text').allTextContents(),
+        ['kiwi from ada']);
+      await ben.fill('#search-text', 'mango');
+      await ben.press('#search-text', 'Enter');
+      await ben.locator('#search-note', { hasText: `No messages in ${a} contain` }).waitFor();
+
+      await ben.uncheck('#search-here');
+      await ben.fill('#search-text', 'kiwi');
+      await ben.press('#search-text', 'Enter');
+      await ben.locator('#search-note', { hasText: '2 messages found.' }).waitFor();
+      assert.deepEqual(await ben.locator('.search-hit .search-text').allTextContents(),
+        ['kiwi from cy', 'kiwi from ada']);
+      assert.deepEqual([...ada.errors, ...ben.errors, ...cy.errors], []);
+    } finally {
+      for (const p of [ada, ben, cy]) await p.context().close();
+    }
+  });
+
   test('Delete account: a wrong password is refused, the right one signs out for good',
     async () => {
       const eve = await openPage(browser);
