@@ -29,8 +29,11 @@ func TestBackup_RestoresWhileServerRuns(t *testing.T) {
 	defer cancel()
 	alice := register(t, addr, "alice", "phone")
 	bob := register(t, addr, "bob", "phone")
-	ac := dialLogin(t, ctx, addr, client.LoginParams{Username: alice.name,
-		Password: hostilePassword, DeviceID: "laptop"})
+	_, ac := dialFor(t, addr)
+	if _, err := ac.Login(ctx, client.LoginParams{Username: alice.name,
+		Password: hostilePassword, DeviceID: "laptop"}); err != nil {
+		t.Fatalf("login %s: %v", alice.name, err)
+	}
 	bobLogin := bob.login
 
 	data := make([]byte, 3*protocol.MaxFileChunk+17)
@@ -92,8 +95,11 @@ func TestBackup_RestoresWhileServerRuns(t *testing.T) {
 	restored := baseConfig(t, RoleAll)
 	restored.DataDir = to
 	raddr := startSystem(t, restored).GatewayAddr().String()
-	bc := dialLogin(t, ctx, raddr, client.LoginParams{Username: bob.name,
-		Token: bobLogin.Token, DeviceID: "phone"})
+	_, bc := dialFor(t, raddr)
+	if _, err := bc.Login(ctx, client.LoginParams{Username: bob.name, Token: bobLogin.Token,
+		DeviceID: "phone"}); err != nil {
+		t.Fatalf("login %s with its token on the restored server: %v", bob.name, err)
+	}
 	var seqs []int64
 	for after := int64(0); ; {
 		page, err := bc.Sync(ctx, conv, after, 100)
@@ -180,20 +186,6 @@ func TestBackup_Refuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dialLogin dials addr and logs in with p.
-func dialLogin(t *testing.T, ctx context.Context, addr string, p client.LoginParams) *client.Client {
-	t.Helper()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Login(ctx, p); err != nil {
-		t.Fatalf("login %s: %v", p.Username, err)
-	}
-	return c
 }
 
 // A target reached through a symlink is where the link points: inside the
