@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,15 +162,27 @@ func TestAdmin_Auth(t *testing.T) {
 func TestConfig_AdminToken(t *testing.T) {
 	for _, c := range []struct {
 		name, token, http string
+		remote            bool
 		wantErr           string
 	}{
 		{name: "off", token: "", http: "127.0.0.1:0"},
 		{name: "long", token: testAdminToken, http: "127.0.0.1:0"},
 		{name: "short", token: "short-token", http: "127.0.0.1:0", wantErr: "at least 24"},
 		{name: "no listener", token: testAdminToken, wantErr: "needs --http-listen"},
+		// A bearer token over plain HTTP stays on this host unless the
+		// operator says otherwise: a lone logic's --http-listen default
+		// binds every interface.
+		{name: "every interface", token: testAdminToken, http: "0.0.0.0:9100",
+			wantErr: "--admin-allow-remote"},
+		{name: "no host", token: testAdminToken, http: ":9100", wantErr: "--admin-allow-remote"},
+		{name: "private address", token: testAdminToken, http: "10.0.0.5:9100",
+			wantErr: "--admin-allow-remote"},
+		{name: "remote allowed", token: testAdminToken, http: "0.0.0.0:9100", remote: true},
+		{name: "localhost", token: testAdminToken, http: "localhost:9100"},
+		{name: "metrics beyond loopback without a token", http: "0.0.0.0:9100"},
 	} {
 		cfg := baseConfig(t, RoleAll)
-		cfg.AdminToken, cfg.HTTPListen = c.token, c.http
+		cfg.AdminToken, cfg.HTTPListen, cfg.AdminAllowRemote = c.token, c.http, c.remote
 		err := cfg.Validate()
 		if c.wantErr == "" && err != nil || c.wantErr != "" &&
 			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
@@ -206,5 +221,30 @@ func TestAdmin_AuditLog(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), out.Password) {
 		t.Fatalf("the new password is in the log: %q", &logs)
+	}
+}
+
+// A lone logic started with an admin token and its default --http-listen,
+// every interface, refuses to start; on loopback, or with
+// --admin-allow-remote, it is taken.
+func TestConfig_AdminTokenOnLoneLogicDefaults(t *testing.T) {
+	base := []string{"--nats-url", "nats://127.0.0.1:1", "--redis-addr", "127.0.0.1:1",
+		"--internal-secret", "s3cret", "--admin-token", testAdminToken}
+	for _, c := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "defaults", wantErr: "--admin-allow-remote"},
+		{name: "loopback", args: []string{"--http-listen", "127.0.0.1:9100"}},
+		{name: "allowed", args: []string{"--admin-allow-remote"}},
+	} {
+		fs := flag.NewFlagSet("logic", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		_, err := Load(fs, RoleLogic, append(slices.Clone(base), c.args...))
+		if c.wantErr == "" && err != nil || c.wantErr != "" &&
+			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%s: Load = %v, want %q", c.name, err, c.wantErr)
+		}
 	}
 }

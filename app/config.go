@@ -88,6 +88,10 @@ type Config struct {
 	// admin.go); a request must carry it as "Authorization: Bearer
 	// <token>". At least minAdminToken bytes; empty (the default): off.
 	AdminToken string
+	// AdminAllowRemote lets /admin/ be served on an HTTPListen beyond
+	// loopback. The token travels in the clear over plain HTTP, so
+	// validateAdmin refuses that otherwise; set it only behind a TLS proxy.
+	AdminAllowRemote bool
 	// AfterRestore says the store was just restored from a backup: before
 	// logic serves it, every conversation's seqs move past those of the
 	// messages lost with it (logic.MoveSeqsPastRestore). For one start only;
@@ -213,6 +217,9 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.AdminToken, "admin-token", "",
 		"bearer token of the operator's /admin/ endpoints on --http-listen (at least 24 bytes; "+
 			"empty disables them)")
+	fs.BoolVar(&c.AdminAllowRemote, "admin-allow-remote", false,
+		"serve /admin/ on an --http-listen beyond loopback: the token travels in the clear, so "+
+			"put a TLS proxy in front")
 	fs.BoolVar(&c.AfterRestore, "after-restore", false, "the store was just restored from a "+
 		"backup: move every conversation's seqs past the messages lost with it, which devices "+
 		"may hold (this start only; a data dir made by resonance backup needs no flag)")

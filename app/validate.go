@@ -365,8 +365,9 @@ func (c *Config) validateParts() error {
 // beyond guessing, and a short word is refused before it is exposed.
 const minAdminToken = 24
 
-// validateAdmin refuses an admin token too short to be secret, and one
-// that no endpoint would take.
+// validateAdmin refuses an admin token too short to be secret, one that no
+// endpoint would take, and one sent in the clear beyond loopback unless
+// the operator allows it.
 func (c *Config) validateAdmin() error {
 	if c.AdminToken == "" {
 		return nil
@@ -378,6 +379,15 @@ func (c *Config) validateAdmin() error {
 	if c.HTTPListen == "" {
 		return fmt.Errorf("%w: --admin-token needs --http-listen, which serves /admin/",
 			ErrConfig)
+	}
+	// The bearer token crosses plain HTTP: beyond this host anyone on the
+	// path reads it, and a lone logic's --http-listen binds every
+	// interface by default, for metrics.
+	if !loopbackAddr(c.HTTPListen) && !c.AdminAllowRemote {
+		return fmt.Errorf("%w: --admin-token serves /admin/ on --http-listen %s, reachable "+
+			"beyond this host over plain HTTP: listen on loopback (e.g. --http-listen "+
+			"127.0.0.1:9100), or put TLS in front and pass --admin-allow-remote",
+			ErrConfig, c.HTTPListen)
 	}
 	return nil
 }
