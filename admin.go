@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/resonance-im/resonance/app"
 )
 
 // defaultAdminURL is --http-listen's default, where a process running
@@ -21,6 +23,10 @@ const defaultAdminURL = "http://127.0.0.1:9100"
 // adminTokenEnv is where admin reads the token without --token-file: the
 // variable the server reads its --admin-token from.
 const adminTokenEnv = "RESONANCE_ADMIN_TOKEN"
+
+// adminTokenFileEnv is --token-file's default: the variable the server
+// reads its --admin-token-file from, so one environment serves both.
+const adminTokenFileEnv = "RESONANCE_ADMIN_TOKEN_FILE"
 
 // adminActions maps each action of admin to its method and path suffix
 // under /admin/users/NAME (see app/admin.go).
@@ -45,8 +51,9 @@ func admin(args []string, stdout, stderr io.Writer) int {
 	fs := newCommandFlags("admin", "[flags] show|suspend|unsuspend|reset-password|sign-out "+
 		"USERNAME")
 	base := fs.String("url", defaultAdminURL, "base URL of the --http-listen of a logic process")
-	tokenFile := fs.String("token-file", "",
-		"file holding the admin token (default: $"+adminTokenEnv+")")
+	tokenFile := fs.String("token-file", os.Getenv(adminTokenFileEnv),
+		"file holding the admin token (default: $"+adminTokenFileEnv+", or else the token in $"+
+			adminTokenEnv+")")
 	reason := fs.String("reason", "", "why the account is suspended (suspend only; "+
 		"kept in the store, never shown to the user)")
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
@@ -61,6 +68,9 @@ func admin(args []string, stdout, stderr io.Writer) int {
 	}
 	if code, done := fs.failed(err, stderr); done {
 		return code
+	}
+	if w := app.SharedFileWarning(*tokenFile); *tokenFile != "" && w != "" {
+		fmt.Fprintln(stderr, "resonance admin: warning: --token-file", w)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -127,7 +137,8 @@ func adminToken(file string) (string, error) {
 		if t := os.Getenv(adminTokenEnv); t != "" {
 			return t, nil
 		}
-		return "", errors.New("no admin token: give --token-file or set " + adminTokenEnv)
+		return "", errors.New("no admin token: give --token-file, or set " + adminTokenFileEnv +
+			" or " + adminTokenEnv)
 	}
 	raw, err := os.ReadFile(file)
 	if err != nil {

@@ -63,3 +63,34 @@ func TestAdmin_CommandExplainsEndpointsOffAndTakesHostPort(t *testing.T) {
 		t.Fatalf("admin %q = %d, stderr %q; want 1 naming --admin-token", args, code, &stderr)
 	}
 }
+
+// The token file may come from RESONANCE_ADMIN_TOKEN_FILE, as the
+// server's; one others may read is used, with a warning on stderr.
+func TestAdmin_CommandTokenFileFromEnvWarnsWhenShared(t *testing.T) {
+	const token = "cli-test-token-0123456789abcdef"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `{"user":{"id":7}}`)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(adminTokenEnv, "")
+	t.Setenv(adminTokenFileEnv, file)
+
+	var stdout, stderr bytes.Buffer
+	args := []string{"show", "eve", "--url", srv.URL}
+	if code := admin(args, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stderr.String(), "chmod 600") {
+		t.Fatalf("admin %q = %d, stdout %q, stderr %q; want 0 and a warning", args, code,
+			&stdout, &stderr)
+	}
+}

@@ -53,7 +53,7 @@ Every flag of all, gateway, logic and task can also be set as RESONANCE_<FLAG>
 in the environment (dashes as underscores) or as a key of the YAML file given
 by --config; chat reads only its password (RESONANCE_PASSWORD) and the
 server's address (RESONANCE_ADDR) from the environment, admin only its token
-(RESONANCE_ADMIN_TOKEN).
+(RESONANCE_ADMIN_TOKEN_FILE, or else RESONANCE_ADMIN_TOKEN).
 Run 'resonance help <command>' for the flags of a command.
 `
 

@@ -16,7 +16,8 @@ import (
 )
 
 // The operator's endpoints, served on --http-listen by a process that runs
-// logic, only when --admin-token is set (otherwise they are 404):
+// logic, only when --admin-token or --admin-token-file is set (otherwise
+// they are 404):
 //
 //	GET  /admin/users/{name}                 the account's summary
 //	POST /admin/users/{name}/suspend         body {"reason": "..."}
@@ -53,13 +54,18 @@ type adminResult struct {
 
 // serveAdmin registers the /admin/ endpoints when the configuration asks.
 func (s *System) serveAdmin() {
-	if s.cfg.AdminToken == "" || s.obs == nil || s.logic == nil {
+	if s.cfg.adminToken == "" || s.obs == nil || s.logic == nil {
 		return
 	}
 	log := s.log.With().Str("part", "admin").Logger()
+	if s.cfg.AdminTokenFile != "" {
+		if w := SharedFileWarning(s.cfg.AdminTokenFile); w != "" {
+			log.Warn().Msg("--admin-token-file " + w)
+		}
+	}
 	a := &adminAPI{svc: s.logic, log: log,
 		refused:  log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
-		tokenSum: sha256.Sum256([]byte(s.cfg.AdminToken))}
+		tokenSum: sha256.Sum256([]byte(s.cfg.adminToken))}
 	a.register(s.obs.Handle)
 	s.log.Info().Msg("admin endpoints enabled on /admin/")
 }

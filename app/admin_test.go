@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -245,6 +247,85 @@ func TestConfig_AdminTokenOnLoneLogicDefaults(t *testing.T) {
 		if c.wantErr == "" && err != nil || c.wantErr != "" &&
 			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: Load = %v, want %q", c.name, err, c.wantErr)
+		}
+	}
+}
+
+// writeTokenFile writes content to a new file of mode perm and returns its
+// path.
+func writeTokenFile(t *testing.T, content string, perm os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, perm); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The token can come from a file, so that it is not in the process list:
+// the file's line (its newline trimmed) is the token the endpoints take.
+func TestAdmin_TokenFromFile(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.AdminTokenFile = writeTokenFile(t, testAdminToken+"\n", 0o600)
+	sys := startSystem(t, cfg)
+	name := fmt.Sprintf("hal%d", time.Now().UnixNano()%1_000_000_000)
+	login(t, sys.GatewayAddr().String(), name, "phone", true)
+	if status, out := adminCall(t, sys, testAdminToken, "GET", "/admin/users/"+name,
+		""); status != http.StatusOK {
+		t.Fatalf("show with the file's token = %d %v", status, out)
+	}
+	if status, _ := adminCall(t, sys, "wrong", "GET", "/admin/users/"+name,
+		""); status != http.StatusUnauthorized {
+		t.Fatalf("show with another token = %d, want 401", status)
+	}
+}
+
+// A token file is checked as the flag is, and is refused beside the flag:
+// one of the two would be ignored.
+func TestConfig_AdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, token, file, wantErr string
+	}{
+		{name: "file", file: writeTokenFile(t, testAdminToken, 0o600)},
+		{name: "both", token: testAdminToken, file: writeTokenFile(t, testAdminToken, 0o600),
+			wantErr: "not both"},
+		{name: "short", file: writeTokenFile(t, "short-token\n", 0o600),
+			wantErr: "at least 24"},
+		{name: "empty", file: writeTokenFile(t, "\n", 0o600), wantErr: "is empty"},
+		{name: "missing", file: filepath.Join(dir, "none"), wantErr: "--admin-token-file"},
+	} {
+		cfg := baseConfig(t, RoleAll)
+		cfg.AdminToken, cfg.AdminTokenFile = c.token, c.file
+		err := cfg.Validate()
+		if c.wantErr == "" && err != nil || c.wantErr != "" &&
+			(err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%s: Validate = %v, want %q", c.name, err, c.wantErr)
+		}
+	}
+	t.Setenv("RESONANCE_ADMIN_TOKEN_FILE", writeTokenFile(t, testAdminToken, 0o600))
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg, err := Load(fs, RoleAll, nil)
+	if err != nil || cfg.adminToken != testAdminToken {
+		t.Fatalf("Load with RESONANCE_ADMIN_TOKEN_FILE = %v, token %q", err, cfg.adminToken)
+	}
+}
+
+// A token file others may read is taken, with a warning: secrets mounted
+// by Kubernetes or Docker are often 0644 or 0444 inside a container,
+// where no other user is.
+func TestAdmin_TokenFileSharedWarns(t *testing.T) {
+	for _, c := range []struct {
+		perm os.FileMode
+		warn bool
+	}{{0o600, false}, {0o400, false}, {0o640, true}, {0o644, true}, {0o604, true}} {
+		path := writeTokenFile(t, testAdminToken, c.perm)
+		if got := SharedFileWarning(path); (got != "") != c.warn {
+			t.Errorf("%o: warning %q, want one: %v", c.perm, got, c.warn)
 		}
 	}
 }

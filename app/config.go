@@ -88,10 +88,17 @@ type Config struct {
 	// admin.go); a request must carry it as "Authorization: Bearer
 	// <token>". At least minAdminToken bytes; empty (the default): off.
 	AdminToken string
+	// AdminTokenFile names a file holding AdminToken instead (its
+	// surrounding white space trimmed), so that the token is in neither
+	// the process list nor its environment; not together with AdminToken.
+	AdminTokenFile string
 	// AdminAllowRemote lets /admin/ be served on an HTTPListen beyond
 	// loopback. The token travels in the clear over plain HTTP, so
 	// validateAdmin refuses that otherwise; set it only behind a TLS proxy.
 	AdminAllowRemote bool
+	// adminToken is the token in effect, AdminToken's or the file's; set
+	// by Validate.
+	adminToken string
 	// AfterRestore says the store was just restored from a backup: before
 	// logic serves it, every conversation's seqs move past those of the
 	// messages lost with it (logic.MoveSeqsPastRestore). For one start only;
@@ -217,6 +224,8 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	fs.StringVar(&c.AdminToken, "admin-token", "",
 		"bearer token of the operator's /admin/ endpoints on --http-listen (at least 24 bytes; "+
 			"empty disables them)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "",
+		"file holding --admin-token instead, kept out of the process list (mode 0600)")
 	fs.BoolVar(&c.AdminAllowRemote, "admin-allow-remote", false,
 		"serve /admin/ on an --http-listen beyond loopback: the token travels in the clear, so "+
 			"put a TLS proxy in front")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -369,12 +370,17 @@ const minAdminToken = 24
 // endpoint would take, and one sent in the clear beyond loopback unless
 // the operator allows it.
 func (c *Config) validateAdmin() error {
-	if c.AdminToken == "" {
+	token, from, err := c.readAdminToken()
+	if err != nil {
+		return err
+	}
+	c.adminToken = token
+	if token == "" {
 		return nil
 	}
-	if len(c.AdminToken) < minAdminToken {
-		return fmt.Errorf("%w: --admin-token is %d bytes, want at least %d "+
-			"(e.g. openssl rand -base64 32)", ErrConfig, len(c.AdminToken), minAdminToken)
+	if len(token) < minAdminToken {
+		return fmt.Errorf("%w: %s is %d bytes, want at least %d "+
+			"(e.g. openssl rand -base64 32)", ErrConfig, from, len(token), minAdminToken)
 	}
 	if c.HTTPListen == "" {
 		return fmt.Errorf("%w: --admin-token needs --http-listen, which serves /admin/",
@@ -390,4 +396,40 @@ func (c *Config) validateAdmin() error {
 			ErrConfig, c.HTTPListen)
 	}
 	return nil
+}
+
+// readAdminToken returns the admin token, from --admin-token or the file
+// of --admin-token-file, and names its source for errors.
+func (c *Config) readAdminToken() (token, from string, err error) {
+	if c.AdminTokenFile == "" {
+		return c.AdminToken, "--admin-token", nil
+	}
+	from = "--admin-token-file " + c.AdminTokenFile
+	if c.AdminToken != "" {
+		return "", from, fmt.Errorf("%w: give --admin-token or --admin-token-file, not both",
+			ErrConfig)
+	}
+	raw, err := os.ReadFile(c.AdminTokenFile)
+	if err != nil {
+		return "", from, fmt.Errorf("%w: --admin-token-file: %w", ErrConfig, err)
+	}
+	// A file written by echo or an editor ends in a newline.
+	token = strings.TrimSpace(string(raw))
+	if token == "" {
+		return "", from, fmt.Errorf("%w: %s is empty", ErrConfig, from)
+	}
+	return token, from, nil
+}
+
+// SharedFileWarning returns a warning when the file at path may be read by
+// its group or by others, or "" when only its owner may (or it cannot be
+// seen). A warning, not a refusal: secrets mounted into a container are
+// often 0644 or 0444, where no other user is.
+func SharedFileWarning(path string) string {
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s is mode %04o: others on this host may read the admin token "+
+		"(chmod 600 it)", path, info.Mode().Perm())
 }
