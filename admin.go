@@ -100,7 +100,25 @@ func admin(args []string, stdout, stderr io.Writer) int {
 		out.Write(body)
 	}
 	fmt.Fprintln(stdout, strings.TrimSpace(out.String()))
+	if note, unchanged := nothingChanged(body); unchanged {
+		fmt.Fprintln(stderr, "resonance admin: nothing changed:", note)
+	}
 	return 0
+}
+
+// nothingChanged reports whether an admin answer says its action changed
+// nothing (an unsuspend of an account not suspended), and the server's
+// note why: stdout shows the account either way, which would otherwise
+// read as done.
+func nothingChanged(body []byte) (note string, unchanged bool) {
+	var res struct {
+		Changed *bool  `json:"changed"`
+		Note    string `json:"note"`
+	}
+	if json.Unmarshal(body, &res) != nil || res.Changed == nil || *res.Changed {
+		return "", false
+	}
+	return res.Note, true
 }
 
 // adminRequestOf builds the request of the arguments: an action and a

@@ -94,3 +94,26 @@ func TestAdmin_CommandTokenFileFromEnvWarnsWhenShared(t *testing.T) {
 			&stdout, &stderr)
 	}
 }
+
+// An answer that says nothing changed is told to the operator on stderr,
+// beside the account on stdout: an unsuspend of an account that was not
+// suspended must not pass for one that lifted a suspension.
+func TestAdmin_CommandSaysWhenNothingChanged(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"user":{"id":7},"changed":false,`+
+			`"note":"the account was not suspended"}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(adminTokenFileEnv, "")
+	t.Setenv(adminTokenEnv, "cli-test-token-0123456789abcdef")
+
+	var stdout, stderr bytes.Buffer
+	args := []string{"unsuspend", "eve", "--url", srv.URL}
+	code := admin(args, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stderr.String(), "nothing changed") ||
+		!strings.Contains(stderr.String(), "not suspended") ||
+		!strings.Contains(stdout.String(), `"id": 7`) {
+		t.Fatalf("admin %q = %d, stdout %q, stderr %q; want 0 and a note", args, code, &stdout,
+			&stderr)
+	}
+}

@@ -26,9 +26,11 @@ import (
 //	POST /admin/users/{name}/sign-out        signs every device out
 //
 // Answers are JSON: the summary (logic.UserSummary) under "user", or
-// {"error": "..."} with 400, 401, 404 or 500. Every action is logged at
-// info with the endpoint, the caller's address, the user and the outcome:
-// the audit trail. The password never is.
+// {"error": "..."} with 400, 401, 404 or 500. An action's answer says
+// under "changed" whether it changed the account, and when not, why under
+// "note" (an unsuspend of an account not suspended). Every action is logged
+// at info with the endpoint, the caller's address, the user and the
+// outcome, changed or not: the audit trail. The password never is.
 
 // maxAdminBody bounds a request body; the largest is a suspension's reason.
 const maxAdminBody = 4 << 10
@@ -50,6 +52,20 @@ type adminResult struct {
 	User      logicsvc.UserSummary `json:"user"`
 	Password  string               `json:"password,omitempty"`
 	SignedOut *int64               `json:"signed_out,omitempty"`
+	// Changed says whether an action changed the account; nil for show.
+	// A false one comes with Note, which says why nothing was done.
+	Changed *bool  `json:"changed,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// changedOr sets whether r's action changed anything, and the note that
+// says why not when it did not.
+func (r adminResult) changedOr(changed bool, note string) adminResult {
+	r.Changed = &changed
+	if !changed {
+		r.Note = note
+	}
+	return r
 }
 
 // serveAdmin registers the /admin/ endpoints when the configuration asks.
@@ -125,7 +141,14 @@ func (a *adminAPI) answer(w http.ResponseWriter, r *http.Request, name string,
 		writeJSON(w, status, map[string]string{"error": msg})
 		return
 	}
-	ev.Int("status", http.StatusOK).Msg("admin action")
+	msg := "admin action"
+	if res.Changed != nil {
+		ev = ev.Bool("changed", *res.Changed)
+		if !*res.Changed {
+			ev, msg = ev.Str("note", res.Note), "admin action changed nothing"
+		}
+	}
+	ev.Int("status", http.StatusOK).Msg(msg)
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -167,23 +190,25 @@ func (a *adminAPI) suspend(r *http.Request, name string) (adminResult, error) {
 			return adminResult{}, fmt.Errorf("%w: body: %v", logicsvc.ErrBadRequest, err)
 		}
 	}
-	u, err := a.svc.Suspend(r.Context(), name, body.Reason)
-	return adminResult{User: u}, err
+	u, changed, err := a.svc.Suspend(r.Context(), name, body.Reason)
+	return adminResult{User: u}.changedOr(changed,
+		"already suspended with this reason; its connections were closed again"), err
 }
 
 func (a *adminAPI) unsuspend(r *http.Request, name string) (adminResult, error) {
-	u, err := a.svc.Unsuspend(r.Context(), name)
-	return adminResult{User: u}, err
+	u, changed, err := a.svc.Unsuspend(r.Context(), name)
+	return adminResult{User: u}.changedOr(changed, "the account was not suspended"), err
 }
 
 func (a *adminAPI) resetPassword(r *http.Request, name string) (adminResult, error) {
 	u, password, err := a.svc.ResetPassword(r.Context(), name)
-	return adminResult{User: u, Password: password}, err
+	return adminResult{User: u, Password: password}.changedOr(true, ""), err
 }
 
 func (a *adminAPI) signOut(r *http.Request, name string) (adminResult, error) {
 	u, n, err := a.svc.SignOutAll(r.Context(), name)
-	return adminResult{User: u, SignedOut: &n}, err
+	return adminResult{User: u, SignedOut: &n}.changedOr(n > 0,
+		"no device was signed in"), err
 }
 
 // writeJSON answers v as JSON with status.

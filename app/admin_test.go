@@ -329,3 +329,49 @@ func TestAdmin_TokenFileSharedWarns(t *testing.T) {
 		}
 	}
 }
+
+// An action that finds nothing to do says so, in its answer and its audit
+// line: an unsuspend of an account that is not suspended, a suspend that
+// repeats the reason in force. The audit trail must not read as if the
+// operator had lifted a suspension.
+func TestAdmin_NoOpSaysNothingChanged(t *testing.T) {
+	sys := startSystem(t, baseConfig(t, RoleAll))
+	name := fmt.Sprintf("ivy%d", time.Now().UnixNano()%1_000_000_000)
+	login(t, sys.GatewayAddr().String(), name, "phone", true)
+	var logs bytes.Buffer
+	a := &adminAPI{svc: sys.logic, log: zerolog.New(&logs), refused: zerolog.Nop(),
+		tokenSum: sha256.Sum256([]byte(testAdminToken))}
+	mux := http.NewServeMux()
+	a.register(mux.Handle)
+
+	for _, step := range []struct {
+		action, body string
+		changed      bool
+	}{
+		{action: "unsuspend", changed: false},
+		{action: "suspend", body: `{"reason":"spam"}`, changed: true},
+		{action: "suspend", body: `{"reason":"spam"}`, changed: false},
+		{action: "suspend", body: `{"reason":"spam and abuse"}`, changed: true},
+		{action: "unsuspend", changed: true},
+		{action: "unsuspend", changed: false},
+	} {
+		logs.Reset()
+		req := httptest.NewRequest("POST", "/admin/users/"+name+"/"+step.action,
+			strings.NewReader(step.body))
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
+			t.Fatalf("%s = %d %s", step.action, rec.Code, rec.Body)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("audit log %q: %v", &logs, err)
+		}
+		if out["changed"] != step.changed || line["changed"] != step.changed {
+			t.Fatalf("%s %s: answer %v, audit %v; want changed %v", step.action, step.body,
+				out, line, step.changed)
+		}
+	}
+}

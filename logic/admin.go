@@ -58,16 +58,20 @@ func (s *Service) AdminUser(ctx context.Context, username string) (UserSummary, 
 // connection not yet closed is refused as a signed-out device's), its push
 // tokens dropped, and its live connections closed with ACCOUNT_SUSPENDED.
 // Its name stays taken. Suspending a suspended account updates the reason
-// and closes whatever connection is open again.
-func (s *Service) Suspend(ctx context.Context, username, reason string) (UserSummary, error) {
+// and closes whatever connection is open again. changed reports whether
+// the suspension or its reason is new: false for a repeat, which the
+// operator's audit line must not record as a suspension.
+func (s *Service) Suspend(ctx context.Context, username,
+	reason string) (user UserSummary, changed bool, err error) {
 	if len(reason) > maxSuspendReason {
-		return UserSummary{}, fmt.Errorf("%w: reason over %d bytes", ErrBadRequest,
+		return UserSummary{}, false, fmt.Errorf("%w: reason over %d bytes", ErrBadRequest,
 			maxSuspendReason)
 	}
 	u, err := s.adminFind(ctx, username)
 	if err != nil {
-		return UserSummary{}, err
+		return UserSummary{}, false, err
 	}
+	changed = u.SuspendedMs == 0 || u.SuspendReason != reason
 	at := u.SuspendedMs
 	if at == 0 {
 		at = s.now().UnixMilli()
@@ -82,33 +86,41 @@ func (s *Service) Suspend(ctx context.Context, username, reason string) (UserSum
 			Updates(map[string]any{"suspended_ms": at, "suspend_reason": reason}).Error
 	})
 	if err != nil {
-		return UserSummary{}, fmt.Errorf("suspend user=%d: %w", u.ID, err)
+		return UserSummary{}, false, fmt.Errorf("suspend user=%d: %w", u.ID, err)
 	}
 	if err := s.removePushTokens(ctx, u.ID, ""); err != nil {
-		return UserSummary{}, err
+		return UserSummary{}, false, err
 	}
 	s.closeConns(ctx, connsToClose{user: u.ID, reason: protocol.CloseReason_ACCOUNT_SUSPENDED,
 		message: suspendedMessage})
-	s.log.Info().Int64("user", u.ID).Msg("account suspended")
+	s.log.Info().Int64("user", u.ID).Bool("changed", changed).Msg("account suspended")
 	u.SuspendedMs, u.SuspendReason = at, reason
-	return s.summary(ctx, u)
+	user, err = s.summary(ctx, u)
+	return user, changed, err
 }
 
 // Unsuspend lifts the suspension of the account named username; its
 // devices stay signed out, so the user logs in again with the password.
-func (s *Service) Unsuspend(ctx context.Context, username string) (UserSummary, error) {
+// changed reports whether there was a suspension to lift.
+func (s *Service) Unsuspend(ctx context.Context,
+	username string) (user UserSummary, changed bool, err error) {
 	u, err := s.adminFind(ctx, username)
 	if err != nil {
-		return UserSummary{}, err
+		return UserSummary{}, false, err
 	}
-	err = s.dbc(ctx).Model(&userRow{}).Where("id = ?", u.ID).
-		Updates(map[string]any{"suspended_ms": 0, "suspend_reason": ""}).Error
-	if err != nil {
-		return UserSummary{}, fmt.Errorf("unsuspend user=%d: %w", u.ID, err)
+	// Conditional, so that of two concurrent calls one lifts it and the
+	// other is told there was nothing to lift.
+	res := s.dbc(ctx).Model(&userRow{}).Where("id = ? AND suspended_ms <> 0", u.ID).
+		Updates(map[string]any{"suspended_ms": 0, "suspend_reason": ""})
+	if res.Error != nil {
+		return UserSummary{}, false, fmt.Errorf("unsuspend user=%d: %w", u.ID, res.Error)
 	}
-	s.log.Info().Int64("user", u.ID).Msg("account unsuspended")
+	if changed = res.RowsAffected > 0; changed {
+		s.log.Info().Int64("user", u.ID).Msg("account unsuspended")
+	}
 	u.SuspendedMs, u.SuspendReason = 0, ""
-	return s.summary(ctx, u)
+	user, err = s.summary(ctx, u)
+	return user, changed, err
 }
 
 // ResetPassword sets a new random password on the account named username

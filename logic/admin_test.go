@@ -41,7 +41,7 @@ func TestAdmin_SuspendRefusesLoginsAndClosesConns(t *testing.T) {
 		phone := e.loginDevice(t, "alice", "phone", 1)
 		e.loginDevice(t, "alice", "laptop", 2)
 
-		sum, err := e.svc.Suspend(ctx, "Alice", "spam")
+		sum, _, err := e.svc.Suspend(ctx, "Alice", "spam")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,12 +74,51 @@ func TestAdmin_SuspendRefusesLoginsAndClosesConns(t *testing.T) {
 			Password: testPassword}, testConn)
 		wantCode(t, err, common.ErrorCode_USERNAME_TAKEN)
 
-		sum, err = e.svc.Unsuspend(ctx, "alice")
+		sum, _, err = e.svc.Unsuspend(ctx, "alice")
 		if err != nil || !sum.Suspended.IsZero() || sum.SuspendReason != "" {
 			t.Fatalf("unsuspend = %+v, %v", sum, err)
 		}
 		if c := e.passwordLogin("alice", testPassword); c != common.ErrorCode_OK {
 			t.Fatalf("password login after unsuspend = %s", c)
+		}
+	})
+}
+
+// Suspend and Unsuspend report whether they changed anything, so that the
+// operator is told a repeat or an unsuspend of an account in good standing
+// did nothing.
+func TestAdmin_SuspendAndUnsuspendReportWhatChanged(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.register(t, "alice")
+		steps := []struct {
+			name string
+			act  func() (UserSummary, bool, error)
+			want bool
+		}{
+			{"unsuspend in good standing", func() (UserSummary, bool, error) {
+				return e.svc.Unsuspend(ctx, "alice")
+			}, false},
+			{"suspend", func() (UserSummary, bool, error) {
+				return e.svc.Suspend(ctx, "alice", "spam")
+			}, true},
+			{"suspend again", func() (UserSummary, bool, error) {
+				return e.svc.Suspend(ctx, "alice", "spam")
+			}, false},
+			{"new reason", func() (UserSummary, bool, error) {
+				return e.svc.Suspend(ctx, "alice", "abuse")
+			}, true},
+			{"unsuspend", func() (UserSummary, bool, error) {
+				return e.svc.Unsuspend(ctx, "alice")
+			}, true},
+			{"unsuspend again", func() (UserSummary, bool, error) {
+				return e.svc.Unsuspend(ctx, "alice")
+			}, false},
+		}
+		for _, st := range steps {
+			if _, changed, err := st.act(); err != nil || changed != st.want {
+				t.Fatalf("%s: changed %v, %v; want %v", st.name, changed, err, st.want)
+			}
 		}
 	})
 }
@@ -158,9 +197,9 @@ func unknownOrDeletedUser(t *testing.T, e *env) {
 	}
 	actions := map[string]func(name string) error{
 		"show":    func(n string) error { _, err := e.svc.AdminUser(ctx, n); return err },
-		"suspend": func(n string) error { _, err := e.svc.Suspend(ctx, n, "x"); return err },
+		"suspend": func(n string) error { _, _, err := e.svc.Suspend(ctx, n, "x"); return err },
 		"unsuspend": func(n string) error {
-			_, err := e.svc.Unsuspend(ctx, n)
+			_, _, err := e.svc.Unsuspend(ctx, n)
 			return err
 		},
 		"reset":    func(n string) error { _, _, err := e.svc.ResetPassword(ctx, n); return err },
