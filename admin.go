@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ type adminRequest struct {
 // keep it nowhere).
 func admin(args []string, stdout, stderr io.Writer) int {
 	fs := newCommandFlags("admin", "[flags] show|suspend|unsuspend|reset-password|sign-out "+
-		"USERNAME")
+		"USERNAME|--id ID")
 	base := fs.String("url", defaultAdminURL, "base URL of the --http-listen of a logic process")
 	tokenFile := fs.String("token-file", os.Getenv(adminTokenFileEnv),
 		"file holding the admin token (default: $"+adminTokenFileEnv+", or else the token in $"+
@@ -57,7 +58,22 @@ func admin(args []string, stdout, stderr io.Writer) int {
 	reason := fs.String("reason", "", "why the account is suspended (suspend only; "+
 		"kept in the store, never shown to the user)")
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	var byID string
+	fs.Func("id", "the account's user id instead of USERNAME (a deleted account's name is "+
+		"released; the id, in logs and messages, still finds it)", func(v string) error {
+		if id, err := strconv.ParseInt(v, 10, 64); err != nil || id <= 0 {
+			return fmt.Errorf("want a user id, a positive number, got %q", v)
+		}
+		byID = "#" + v // the server's reference by id (logic.AdminUser)
+		return nil
+	})
 	pos, err := parseInterspersed(fs.FlagSet, args)
+	if err == nil && byID != "" && len(pos) > 0 { // without an action, that error first
+		if len(pos) > 1 {
+			err = fmt.Errorf("give a username or --id, not both (got %q)", pos[1])
+		}
+		pos = append(pos, byID)
+	}
 	var req adminRequest
 	if err == nil {
 		req, err = adminRequestOf(pos, *reason)

@@ -117,3 +117,37 @@ func TestAdmin_CommandSaysWhenNothingChanged(t *testing.T) {
 			&stderr)
 	}
 }
+
+// A deleted account is found by its id: --id, which the shell leaves alone
+// ('#' starts a comment there), or a quoted "#ID".
+func TestAdmin_CommandFindsByID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/admin/users/#12" {
+			http.Error(w, `{"error":"unexpected"}`, http.StatusTeapot)
+			return
+		}
+		_, _ = io.WriteString(w, `{"user":{"id":12,"deleted":"2026-01-02T03:04:05Z"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(adminTokenFileEnv, "")
+	t.Setenv(adminTokenEnv, "cli-test-token-0123456789abcdef")
+	for _, args := range [][]string{
+		{"show", "--id", "12", "--url", srv.URL},
+		{"show", "#12", "--url", srv.URL},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := admin(args, &stdout, &stderr); code != 0 ||
+			!strings.Contains(stdout.String(), `"deleted"`) {
+			t.Errorf("admin %q = %d, stdout %q, stderr %q", args, code, &stdout, &stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"show", "eve", "--id", "12"},
+		{"show", "--id", "0"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := admin(append(args, "--url", srv.URL), &stdout, &stderr); code != 2 {
+			t.Errorf("admin %q = %d, stderr %q; want 2", args, code, &stderr)
+		}
+	}
+}

@@ -25,12 +25,14 @@ import (
 //	POST /admin/users/{name}/reset-password  answers the new password, once
 //	POST /admin/users/{name}/sign-out        signs every device out
 //
-// Answers are JSON: the summary (logic.UserSummary) under "user", or
-// {"error": "..."} with 400, 401, 404 or 500. An action's answer says
-// under "changed" whether it changed the account, and when not, why under
-// "note" (an unsuspend of an account not suspended). Every action is logged
-// at info with the endpoint, the caller's address, the user and the
-// outcome, changed or not: the audit trail. The password never is.
+// {name} is a username or "#ID", a user id, which also finds a deleted
+// account for show (logic.AdminUser). Answers are JSON: the summary
+// (logic.UserSummary) under "user", or {"error": "..."} with 400, 401, 404
+// or 500. An action's answer says under "changed" whether it changed the
+// account, and when not, why under "note" (an unsuspend of an account not
+// suspended). Every action is logged at info with the endpoint, the
+// caller's address, the user and the outcome, changed or not: the audit
+// trail. The password never is.
 
 // maxAdminBody bounds a request body; the largest is a suspension's reason.
 const maxAdminBody = 4 << 10

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -373,5 +375,31 @@ func TestAdmin_NoOpSaysNothingChanged(t *testing.T) {
 			t.Fatalf("%s %s: answer %v, audit %v; want changed %v", step.action, step.body,
 				out, line, step.changed)
 		}
+	}
+}
+
+// The operator finds a deleted account by its id over HTTP ("#ID", escaped
+// in the path as the command does), shown as deleted; by its old name it is
+// gone.
+func TestAdmin_ShowsDeletedAccountByID(t *testing.T) {
+	cfg := baseConfig(t, RoleAll)
+	cfg.AdminToken = testAdminToken
+	sys := startSystem(t, cfg)
+	name := fmt.Sprintf("joe%d", time.Now().UnixNano()%1_000_000_000)
+	u := login(t, sys.GatewayAddr().String(), name, "phone", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := u.DeleteAccount(ctx, "correct horse"); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	path := "/admin/users/" + url.PathEscape(fmt.Sprintf("#%d", u.id))
+	status, out := adminCall(t, sys, testAdminToken, "GET", path, "")
+	got, _ := out["user"].(map[string]any)
+	if status != http.StatusOK || got["id"] != float64(u.id) || got["deleted"] == nil {
+		t.Fatalf("show %s = %d %v; want the account, deleted", path, status, out)
+	}
+	if status, out = adminCall(t, sys, testAdminToken, "GET", "/admin/users/"+name,
+		""); status != http.StatusNotFound {
+		t.Fatalf("show by the released name = %d %v, want 404", status, out)
 	}
 }

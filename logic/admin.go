@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -16,7 +18,7 @@ import (
 // new password for a user locked out (there is no recovery by e-mail), and
 // signing all of a user's devices out. No client reaches them: they are
 // methods of the Service for the process that embeds it (app's /admin/
-// endpoints), each naming the account by username.
+// endpoints), each naming the account by username or by "#ID".
 
 // suspendedMessage is the text of the CLOSE frame a suspended account's
 // connections get.
@@ -40,12 +42,22 @@ type UserSummary struct {
 	// Devices counts the devices signed in: those holding a refresh token
 	// (signed-out devices keep their row, see listDevices).
 	Devices int64 `json:"devices"`
+	// Deleted is when the account was deleted; zero while it lives. A
+	// deleted account keeps its id and the name deleted#ID.
+	Deleted time.Time `json:"deleted,omitzero"`
 }
 
-// AdminUser returns the summary of the account named username: NOT_FOUND
-// when there is none or it is deleted, BAD_REQUEST for a malformed name.
-func (s *Service) AdminUser(ctx context.Context, username string) (UserSummary, error) {
-	u, err := s.adminFind(ctx, username)
+// adminIDPrefix starts an operator's reference to an account by its id,
+// "#42", instead of its username: a deleted account's name is released,
+// so its id, which logs and its messages name, is what is left to find it
+// by. '#' is no username character, so no name reads as an id.
+const adminIDPrefix = "#"
+
+// AdminUser returns the summary of the account ref names, a username or
+// "#ID", deleted accounts included (shown with Deleted): NOT_FOUND when
+// there is none, BAD_REQUEST for a malformed reference.
+func (s *Service) AdminUser(ctx context.Context, ref string) (UserSummary, error) {
+	u, err := s.adminLookup(ctx, ref)
 	if err != nil {
 		return UserSummary{}, err
 	}
@@ -186,20 +198,41 @@ func (s *Service) SignOutAll(ctx context.Context,
 	return user, signedOut, err
 }
 
-// adminFind returns the live account named username.
-func (s *Service) adminFind(ctx context.Context, username string) (*userRow, error) {
-	if err := validateUsername(username); err != nil {
-		return nil, err
-	}
-	// The writer's handle: an action right after another reads its result.
-	var u userRow
-	res := s.dbc(ctx).Where("username = ?", canonicalName(username)).Limit(1).Find(&u)
-	if res.Error != nil {
-		return nil, fmt.Errorf("find user %q: %w", username, res.Error)
-	}
-	if res.RowsAffected == 0 || u.DeletedMs != 0 {
+// adminFind returns the live account ref names (see AdminUser).
+func (s *Service) adminFind(ctx context.Context, ref string) (*userRow, error) {
+	u, err := s.adminLookup(ctx, ref)
+	if err == nil && u.DeletedMs != 0 {
 		// Deleted or being deleted: nothing is left to act on.
-		return nil, fmt.Errorf("%w: user %q", ErrNotFound, username)
+		return nil, fmt.Errorf("%w: user %q is deleted", ErrNotFound, ref)
+	}
+	return u, err
+}
+
+// adminLookup returns the account ref names, a username or "#ID", deleted
+// or not.
+func (s *Service) adminLookup(ctx context.Context, ref string) (*userRow, error) {
+	// The writer's handle: an action right after another reads its result.
+	q := s.dbc(ctx).Limit(1)
+	if digits, byID := strings.CutPrefix(ref, adminIDPrefix); byID {
+		id, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil || id <= 0 || strconv.FormatInt(id, 10) != digits {
+			return nil, fmt.Errorf("%w: %q: want #ID, a user id such as #42", ErrBadRequest, ref)
+		}
+		q = q.Where("id = ?", id)
+	} else {
+		if err := validateUsername(ref); err != nil {
+			return nil, err
+		}
+		q = q.Where("username = ?", canonicalName(ref))
+	}
+	var u userRow
+	res := q.Find(&u)
+	if res.Error != nil {
+		return nil, fmt.Errorf("find user %q: %w", ref, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("%w: user %q (a deleted account's name is released: find it "+
+			"by its id, #ID)", ErrNotFound, ref)
 	}
 	return &u, nil
 }
@@ -214,6 +247,9 @@ func (s *Service) summary(ctx context.Context, u *userRow) (UserSummary, error) 
 		SuspendReason: u.SuspendReason, Devices: n}
 	if u.SuspendedMs != 0 {
 		sum.Suspended = time.UnixMilli(u.SuspendedMs).UTC()
+	}
+	if u.DeletedMs != 0 {
+		sum.Deleted = time.UnixMilli(u.DeletedMs).UTC()
 	}
 	return sum, nil
 }

@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -219,4 +220,40 @@ func unknownOrDeletedUser(t *testing.T, e *env) {
 			}
 		}
 	}
+}
+
+// A deleted account's name is released, so the operator finds it by its
+// id, "#ID" (the id the logs and its messages name): shown as deleted, and
+// left alone by every action. A live account is reached by id too.
+func TestAdmin_FindsAccountsByID(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		goneID := e.register(t, "gone")
+		liveID := e.register(t, "live")
+		gone := e.loginDevice(t, "gone", "phone", 1)
+		if err := e.deleteAccount(gone.sess, testPassword); err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("#%d", goneID)
+		sum, err := e.svc.AdminUser(ctx, ref)
+		if err != nil || sum.ID != goneID || sum.Deleted.IsZero() || sum.Devices != 0 {
+			t.Fatalf("AdminUser(%q) = %+v, %v; want the account, deleted", ref, sum, err)
+		}
+		if _, _, err := e.svc.Suspend(ctx, ref, "x"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Suspend(%q) = %v, want %v", ref, err, ErrNotFound)
+		}
+		live := fmt.Sprintf("#%d", liveID)
+		if sum, err := e.svc.AdminUser(ctx, live); err != nil || sum.Username != "live" ||
+			!sum.Deleted.IsZero() {
+			t.Fatalf("AdminUser(%q) = %+v, %v; want live", live, sum, err)
+		}
+		for _, bad := range []string{"#", "#0", "#-1", "#x1", "#1 "} {
+			if _, err := e.svc.AdminUser(ctx, bad); !errors.Is(err, ErrBadRequest) {
+				t.Errorf("AdminUser(%q) = %v, want %v", bad, err, ErrBadRequest)
+			}
+		}
+		if _, err := e.svc.AdminUser(ctx, "#999999"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("AdminUser(#999999) = %v, want %v", err, ErrNotFound)
+		}
+	})
 }
