@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -90,9 +91,9 @@ func admin(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	baseURL := strings.TrimSuffix(*base, "/")
-	if !strings.Contains(baseURL, "://") {
-		baseURL = "http://" + baseURL // host:port, as --http-listen is given
+	baseURL := withScheme(strings.TrimSuffix(*base, "/"))
+	if w := plainHTTPWarning(baseURL); w != "" {
+		fmt.Fprintln(stderr, "resonance admin: warning:", w)
 	}
 	status, body, err := req.do(ctx, baseURL, token)
 	if err != nil {
@@ -135,6 +136,32 @@ func nothingChanged(body []byte) (note string, unchanged bool) {
 		return "", false
 	}
 	return res.Note, true
+}
+
+// withScheme returns the URL with http:// in front when it names no
+// scheme: host:port, as --http-listen is given.
+func withScheme(raw string) string {
+	if !strings.Contains(raw, "://") {
+		return "http://" + raw
+	}
+	return raw
+}
+
+// plainHTTPWarning returns a warning when base sends the token in the clear
+// beyond this host: http:// to an address but loopback. A warning, not a
+// refusal: a private network the operator trusts is the operator's call,
+// as --admin-allow-remote is on the server.
+func plainHTTPWarning(base string) string {
+	u, err := url.Parse(withScheme(base))
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("%s is plain HTTP beyond this host: the admin token crosses the "+
+		"network in the clear (use https:// through a TLS proxy)", base)
 }
 
 // adminRequestOf builds the request of the arguments: an action and a

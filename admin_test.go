@@ -151,3 +151,25 @@ func TestAdmin_CommandFindsByID(t *testing.T) {
 		}
 	}
 }
+
+// The command sends the token in the clear to an http:// URL: beyond
+// loopback it warns, as the server refuses to listen there without
+// --admin-allow-remote; https:// and loopback are quiet.
+func TestAdmin_CommandWarnsOfPlainHTTPBeyondLoopback(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		warn bool
+	}{
+		{"http://127.0.0.1:9100", false},
+		{"localhost:9100", false},
+		{"http://[::1]:9100", false},
+		{"https://admin.example.org", false},
+		{"http://10.0.0.5:9100", true},
+		{"admin.example.org:9100", true},
+	} {
+		got := plainHTTPWarning(c.url)
+		if (got != "") != c.warn {
+			t.Errorf("%s: warning %q, want one: %v", c.url, got, c.warn)
+		}
+	}
+}
