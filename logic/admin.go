@@ -230,7 +230,10 @@ func (s *Service) adminLookup(ctx context.Context, ref string) (*userRow, error)
 	if res.Error != nil {
 		return nil, fmt.Errorf("find user %q: %w", ref, res.Error)
 	}
-	if res.RowsAffected == 0 {
+	switch {
+	case res.RowsAffected == 0 && strings.HasPrefix(ref, adminIDPrefix):
+		return nil, fmt.Errorf("%w: user %q", ErrNotFound, ref)
+	case res.RowsAffected == 0:
 		return nil, fmt.Errorf("%w: user %q (a deleted account's name is released: find it "+
 			"by its id, #ID)", ErrNotFound, ref)
 	}

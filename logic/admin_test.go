@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -254,6 +255,20 @@ func TestAdmin_FindsAccountsByID(t *testing.T) {
 		}
 		if _, err := e.svc.AdminUser(ctx, "#999999"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("AdminUser(#999999) = %v, want %v", err, ErrNotFound)
+		}
+	})
+}
+
+// A 404 by name hints at "#ID", where a deleted account is found; one by
+// id does not point the operator back at what was just tried.
+func TestAdmin_NotFoundHintsAtIDForNamesOnly(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		_, byName := e.svc.AdminUser(ctx, "nobody")
+		_, byID := e.svc.AdminUser(ctx, "#999999")
+		if !strings.Contains(fmt.Sprint(byName), "#ID") ||
+			strings.Contains(fmt.Sprint(byID), "#ID") {
+			t.Fatalf("by name: %v; by id: %v; want the hint by name only", byName, byID)
 		}
 	})
 }
