@@ -256,6 +256,7 @@ func bindLogic(fs *flag.FlagSet, c *Config, role Role) {
 	limitFlag(fs, &c.Logic.UploadLimit, "upload-limit", "uploads started per user (default 20/3s)")
 	limitFlag(fs, &c.Logic.MessageSearchLimit, "message-search-limit",
 		"message search pages per user (default 20/1s)")
+	limitFlag(fs, &c.Logic.PinLimit, "pin-limit", "pins and unpins per user (default 20/3s)")
 	limitFlag(fs, &c.Logic.LoginAccountLimit, "login-account-limit",
 		"password attempts per username: BURST/PERIOD, one back per PERIOD (default 10/30s)")
 	limitFlag(fs, &c.Logic.LoginAddrLimit, "login-addr-limit",

@@ -288,7 +288,9 @@ func TestOps(t *testing.T) {
 			replyOp: protocol.Op_DOWNLOAD_ACK, replyKnow: true},
 		{name: "search messages", op: protocol.Op_SEARCH_MESSAGES, known: true, request: true,
 			replyOp: protocol.Op_SEARCH_MESSAGES_ACK, replyKnow: true},
-		{name: "next unassigned request", op: 0x5B, request: true},
+		{name: "pin", op: protocol.Op_PIN, known: true, request: true,
+			replyOp: protocol.Op_PIN_ACK, replyKnow: true},
+		{name: "next unassigned request", op: 0x5D, request: true},
 		{name: "zero", op: 0},
 	}
 	for _, tt := range tests {

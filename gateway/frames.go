@@ -130,6 +130,8 @@ func newFeatureBody(op protocol.Op) codec.Readable {
 		return &protocol.ClearConvReq{}
 	case protocol.Op_REACT:
 		return &protocol.ReactReq{}
+	case protocol.Op_PIN:
+		return &protocol.PinReq{}
 	case protocol.Op_UPLOAD:
 		return &protocol.UploadReq{}
 	case protocol.Op_DOWNLOAD:

@@ -267,6 +267,8 @@ func (g *Gateway) callFeature(ctx context.Context, sess *logicrpc.Session,
 		return g.logic.ClearConv(ctx, sess, req)
 	case *protocol.ReactReq:
 		return g.logic.React(ctx, sess, req)
+	case *protocol.PinReq:
+		return g.logic.Pin(ctx, sess, req)
 	case *protocol.UploadReq:
 		return g.logic.Upload(ctx, sess, req)
 	case *protocol.DownloadReq:

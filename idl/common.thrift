@@ -62,6 +62,7 @@ enum ContentType {
     EDIT = 5,           // EditEvent: an earlier message was edited
     REACTION = 6,       // ReactionEvent: a reaction was added to or removed from an earlier message
     FILE = 7,           // FileRef: a file or image the sender uploaded (UPLOAD) or forwards
+    PIN = 8,            // PinEvent: an earlier message was pinned or unpinned
 }
 
 // GroupRole is a member's role in a group. Who may do what is in
@@ -115,6 +116,14 @@ struct ReactionEvent {
     2: i64 msg_id,
     3: string emoji,
     4: bool removed,
+}
+
+// PinEvent is the content of a PIN message: its sender pinned (or, with
+// unpinned, unpinned) the message at seq of the same conversation.
+struct PinEvent {
+    1: i64 seq,
+    2: i64 msg_id,
+    3: bool unpinned,
 }
 
 // FileRef is the content of a FILE message: a file uploaded with UPLOAD,
@@ -177,4 +186,5 @@ struct ServerLimits {
     3: optional i64 recall_window_ms,   // a sender may RECALL this long after sending (120000)
     4: optional i64 edit_window_ms,     // a sender may EDIT this long after sending (86400000)
     5: optional i32 max_group_members,  // active members of a group, owner included (500)
+    6: optional i32 max_pins,           // pinned messages of one conversation (20)
 }

@@ -183,6 +183,7 @@ service Logic {
     protocol.SendResp Recall(1: Session session, 2: protocol.RecallReq req) throws (1: common.BizError err)
     protocol.SendResp Edit(1: Session session, 2: protocol.EditReq req) throws (1: common.BizError err)
     protocol.SendResp React(1: Session session, 2: protocol.ReactReq req) throws (1: common.BizError err)
+    protocol.SendResp Pin(1: Session session, 2: protocol.PinReq req) throws (1: common.BizError err)
     protocol.UploadResp Upload(1: Session session, 2: protocol.UploadReq req) throws (1: common.BizError err)
     protocol.DownloadResp Download(1: Session session, 2: protocol.DownloadReq req) throws (1: common.BizError err)
     protocol.TypingResp Typing(1: Session session, 2: protocol.TypingReq req) throws (1: common.BizError err)

@@ -88,6 +88,8 @@ enum Op {
     DOWNLOAD_ACK = 0x58,    // body DownloadResp
     SEARCH_MESSAGES = 0x59, // body SearchMessagesReq: find text in the messages the user may read
     SEARCH_MESSAGES_ACK = 0x5A, // body SearchMessagesResp
+    PIN = 0x5B,             // body PinReq: pin or unpin a message of a conversation
+    PIN_ACK = 0x5C,         // body SendResp (the PIN event message)
 }
 
 // CloseReason says why the server closes a connection; it is sent in a CLOSE
@@ -241,6 +243,10 @@ struct ConvSummary {
     // cleared_seq has arrived: drop it from the list. Reported once; the
     // conversation is listed again, not hidden, when a newer message arrives.
     18: bool hidden,
+    // The conversation's pinned messages that the user may read, most
+    // recently pinned first; unset when none, for a group the user left,
+    // and by servers from before the field.
+    19: optional list<i64> pinned_seqs,
 }
 
 // SyncConvsReq lists the user's conversations changed since cursor (empty:
@@ -463,6 +469,17 @@ struct ReactReq {
     3: i64 seq,
     4: string emoji,
     5: bool remove,
+}
+
+// PinReq pins (or, with unpin, unpins) the message at seq for every member
+// of the conversation. client_msg_id keys the PIN event. Pinning a pinned
+// message, or unpinning one that is not, stores nothing and answers
+// duplicate. A conversation holds at most ServerLimits.max_pins pins.
+struct PinReq {
+    1: string client_msg_id,
+    2: string conv_id,
+    3: i64 seq,
+    4: bool unpin,
 }
 
 // MaxFileChunk is the most bytes one UPLOAD carries or one DOWNLOAD returns:

@@ -122,6 +122,9 @@ type Config struct {
 	// MessageSearchLimit bounds SearchMessages calls (pages included) per
 	// user in this instance; default a burst of 20, then one per second.
 	MessageSearchLimit ratelimit.Config
+	// PinLimit bounds Pin calls (pins and unpins) per user in this
+	// instance; default a burst of 20, then one per 3s.
+	PinLimit ratelimit.Config
 	// Ephemeral bounds typing and presence (see EphemeralConfig).
 	Ephemeral EphemeralConfig
 }
@@ -215,6 +218,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.UploadLimit = limitDefaults(cfg.UploadLimit, 20, 3*time.Second)
 	cfg.MessageSearchLimit = limitDefaults(cfg.MessageSearchLimit, DefaultMessageSearchBurst,
 		time.Second)
+	cfg.PinLimit = limitDefaults(cfg.PinLimit, 20, 3*time.Second)
 	cfg.Ephemeral = cfg.Ephemeral.withDefaults()
 	return cfg
 }
@@ -323,6 +327,7 @@ func (cfg Config) validateNonNegative() error {
 		{"LoginAccountLimit", cfg.LoginAccountLimit}, {"LoginAddrLimit", cfg.LoginAddrLimit},
 		{"RegisterAddrLimit", cfg.RegisterAddrLimit}, {"SearchLimit", cfg.SearchLimit},
 		{"UploadLimit", cfg.UploadLimit}, {"MessageSearchLimit", cfg.MessageSearchLimit},
+		{"PinLimit", cfg.PinLimit},
 		{"Ephemeral.TypingLimit", cfg.Ephemeral.TypingLimit},
 		{"Ephemeral.TypingUserLimit", cfg.Ephemeral.TypingUserLimit},
 		{"Ephemeral.PresenceLimit", cfg.Ephemeral.PresenceLimit},
@@ -376,8 +381,10 @@ func (cfg Config) clientLimits() *common.ServerLimits {
 	members := int32(min(cfg.MaxGroupMembers, math.MaxInt32))
 	file := cfg.MaxFileSize
 	recall, edit := cfg.RecallWindow.Milliseconds(), cfg.EditWindow.Milliseconds()
+	pins := int32(MaxPins)
 	return &common.ServerLimits{MaxContentBytes: &content, MaxFileBytes: &file,
-		RecallWindowMs: &recall, EditWindowMs: &edit, MaxGroupMembers: &members}
+		RecallWindowMs: &recall, EditWindowMs: &edit, MaxGroupMembers: &members,
+		MaxPins: &pins}
 }
 
 // argon returns the cost of new password hashes.

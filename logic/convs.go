@@ -127,6 +127,7 @@ type convSummaryRow struct {
 	UpdatedMs   int64
 	ReadSeq     int64
 	LeftSeq     int64
+	JoinSeq     int64
 	MentionSeq  int64
 	Name        string
 	MemberCount int32
@@ -220,7 +221,7 @@ func (s *Service) changedConvs(ctx context.Context, user int64, cur convCursor,
 	pos := cur.pos
 	q := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
-			"m.read_seq, m.left_seq, m.mention_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
+			"m.read_seq, m.left_seq, m.join_seq, m.mention_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
 			"m.cleared_seq, m.hidden_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
@@ -279,6 +280,10 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 	if err != nil {
 		return nil, err
 	}
+	pins, err := s.pinnedSeqs(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*protocol.ConvSummary, len(rows))
 	for i, r := range rows {
 		out[i] = &protocol.ConvSummary{
@@ -297,6 +302,7 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			ClearedSeq:   r.ClearedSeq,
 			Hidden:       r.HiddenSeq > 0 && r.LastSeq <= r.HiddenSeq,
 			MentionSeq:   r.MentionSeq,
+			PinnedSeqs:   pins[r.ID],
 		}
 		if m, ok := msgs[r.LastMsgID]; ok && r.LastSeq > r.ClearedSeq {
 			out[i].LastMessage = m.toThrift()

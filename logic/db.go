@@ -174,7 +174,7 @@ func migrate(db *gorm.DB) error {
 		return err
 	}
 	for _, ix := range slices.Concat(tableIndexes, pushTokenIndexes, reactionIndexes,
-		fileIndexes) {
+		fileIndexes, pinIndexes) {
 		if err := createIndex(db, ix); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func tableModels() []any {
 	return []any{&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
 		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{},
-		&fileRow{}, &fileRefRow{}, &fileChunkRow{}}
+		&fileRow{}, &fileRefRow{}, &fileChunkRow{}, &pinRow{}}
 }
 
 // tableNamesOf returns the names of logic's tables in db.

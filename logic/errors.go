@@ -95,9 +95,10 @@ var (
 	// stored: a concurrent retry won.
 	errDuplicate = errors.New("logic: duplicate client message id")
 	// errNoChange means a reaction the user already has was added, or one
-	// they do not have was removed: nothing is stored, and the request is
+	// they do not have was removed, or a pin was asked for a pinned message
+	// or an unpin for one not pinned: nothing is stored, and the request is
 	// answered as a duplicate.
-	errNoChange = errors.New("logic: reaction already in that state")
+	errNoChange = errors.New("logic: reaction or pin already in that state")
 	// errStaleChunk means a racing request stored a chunk at the offset an
 	// upload's chunk was for: it is answered with where the upload stands.
 	errStaleChunk = errors.New("logic: chunk offset already taken")

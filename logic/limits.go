@@ -25,6 +25,7 @@ type limiters struct {
 	search      *ratelimit.Limiter // user searches per user
 	upload      *ratelimit.Limiter // uploads started per user
 	msgSearch   *ratelimit.Limiter // message searches (pages) per user
+	pin         *ratelimit.Limiter // pins and unpins per user
 }
 
 func newLimiters(cfg Config) limiters {
@@ -37,6 +38,7 @@ func newLimiters(cfg Config) limiters {
 		search:      ratelimit.New(cfg.SearchLimit),
 		upload:      ratelimit.New(cfg.UploadLimit),
 		msgSearch:   ratelimit.New(cfg.MessageSearchLimit),
+		pin:         ratelimit.New(cfg.PinLimit),
 	}
 }
 

@@ -37,7 +37,7 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 			Int64("seq", req.GetSeq()).Str("client_msg", req.GetClientMsgId())
 	}
 	ev := &common.RecallEvent{Seq: req.Seq}
-	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
+	change := func(tx *gorm.DB, _ *convRow, target *messageRow, now time.Time) error {
 		if now.Sub(target.CreatedAt) > s.cfg.RecallWindow {
 			return fmt.Errorf("%w: the recall window of %s has passed", ErrForbidden, s.cfg.RecallWindow)
 		}
@@ -51,6 +51,13 @@ func (s *Service) Recall(ctx context.Context, session *logicrpc.Session,
 		err = tx.Where("conv_id = ? AND seq = ?", target.ConvID, target.Seq).
 			Delete(&reactionRow{}).Error
 		if err != nil {
+			return err
+		}
+		// A recalled message is no longer pinned; the RECALL event tells
+		// the clients, which drop it from their pins, so no PIN event is
+		// stored for it.
+		if err := tx.Where("conv_id = ? AND seq = ?", target.ConvID, target.Seq).
+			Delete(&pinRow{}).Error; err != nil {
 			return err
 		}
 		// Its readers may no longer fetch the file through it.
@@ -85,7 +92,7 @@ func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
 		return nil, s.fail("edit", err, logIDs)
 	}
 	ev := &common.EditEvent{Seq: req.Seq, ContentType: req.ContentType, Content: req.Content}
-	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
+	change := func(tx *gorm.DB, _ *convRow, target *messageRow, now time.Time) error {
 		if now.Sub(target.CreatedAt) > s.cfg.EditWindow {
 			return fmt.Errorf("%w: the edit window of %s has passed", ErrForbidden, s.cfg.EditWindow)
 		}
@@ -102,22 +109,22 @@ func (s *Service) Edit(ctx context.Context, session *logicrpc.Session,
 	return resp, nil
 }
 
-// msgChange is a recall, an edit or a reaction of one stored message.
+// msgChange is a recall, an edit, a reaction or a pin of one stored message.
 type msgChange struct {
 	clientMsgID string
 	convID      string
 	seq         int64
 	ct          common.ContentType
 	// byReader says that anyone who may read the target may make the change
-	// (a reaction), not only its sender (a recall or an edit).
+	// (a reaction, a pin), not only its sender (a recall or an edit).
 	byReader bool
 	event    interface {
 		BLength() int
 		FastWrite([]byte) int
 	}
-	// change checks the window and updates the target row; it runs under
-	// the conversation's row lock.
-	change func(tx *gorm.DB, target *messageRow, now time.Time) error
+	// change checks the window (or the user's role in c) and updates the
+	// target row; it runs under the conversation's row lock.
+	change func(tx *gorm.DB, c *convRow, target *messageRow, now time.Time) error
 }
 
 // changeMessage stores the event of a recall, edit or reaction and applies it to its
@@ -185,7 +192,7 @@ func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 				return nil, err
 			}
 		}
-		if err := ch.change(tx, &target, m.CreatedAt); err != nil {
+		if err := ch.change(tx, c, &target, m.CreatedAt); err != nil {
 			return nil, err
 		}
 		m.Content, err = encodeStruct(ch.event) // now with the target's msg_id

@@ -70,7 +70,7 @@ func (s *Service) React(ctx context.Context, session *logicrpc.Session,
 		return nil, s.fail("react", err, logIDs)
 	}
 	ev := &common.ReactionEvent{Seq: req.Seq, Emoji: req.Emoji, Removed: req.Remove}
-	change := func(tx *gorm.DB, target *messageRow, now time.Time) error {
+	change := func(tx *gorm.DB, _ *convRow, target *messageRow, now time.Time) error {
 		ev.MsgId = target.ID
 		r := reactionRow{ConvID: target.ConvID, Seq: target.Seq, UserID: session.UserId,
 			Emoji: []byte(req.Emoji), CreatedMs: now.UnixMilli()}

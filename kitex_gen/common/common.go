@@ -172,6 +172,7 @@ const (
 	ContentType_EDIT        ContentType = 5
 	ContentType_REACTION    ContentType = 6
 	ContentType_FILE        ContentType = 7
+	ContentType_PIN         ContentType = 8
 )
 
 func (p ContentType) String() string {
@@ -190,6 +191,8 @@ func (p ContentType) String() string {
 		return "REACTION"
 	case ContentType_FILE:
 		return "FILE"
+	case ContentType_PIN:
+		return "PIN"
 	}
 	return "<UNSET>"
 }
@@ -210,6 +213,8 @@ func ContentTypeFromString(s string) (ContentType, error) {
 		return ContentType_REACTION, nil
 	case "FILE":
 		return ContentType_FILE, nil
+	case "PIN":
+		return ContentType_PIN, nil
 	}
 	return ContentType(0), fmt.Errorf("not a valid ContentType string")
 }
@@ -547,6 +552,53 @@ var fieldIDToName_ReactionEvent = map[int16]string{
 	2: "msg_id",
 	3: "emoji",
 	4: "removed",
+}
+
+type PinEvent struct {
+	Seq      int64 `thrift:"seq,1" frugal:"1,default,i64" json:"seq"`
+	MsgId    int64 `thrift:"msg_id,2" frugal:"2,default,i64" json:"msg_id"`
+	Unpinned bool  `thrift:"unpinned,3" frugal:"3,default,bool" json:"unpinned"`
+}
+
+func NewPinEvent() *PinEvent {
+	return &PinEvent{}
+}
+
+func (p *PinEvent) InitDefault() {
+}
+
+func (p *PinEvent) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *PinEvent) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *PinEvent) GetUnpinned() (v bool) {
+	return p.Unpinned
+}
+func (p *PinEvent) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *PinEvent) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *PinEvent) SetUnpinned(val bool) {
+	p.Unpinned = val
+}
+
+func (p *PinEvent) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PinEvent(%+v)", *p)
+}
+
+var fieldIDToName_PinEvent = map[int16]string{
+	1: "seq",
+	2: "msg_id",
+	3: "unpinned",
 }
 
 type FileRef struct {
@@ -912,6 +964,7 @@ type ServerLimits struct {
 	RecallWindowMs  *int64 `thrift:"recall_window_ms,3,optional" frugal:"3,optional,i64" json:"recall_window_ms,omitempty"`
 	EditWindowMs    *int64 `thrift:"edit_window_ms,4,optional" frugal:"4,optional,i64" json:"edit_window_ms,omitempty"`
 	MaxGroupMembers *int32 `thrift:"max_group_members,5,optional" frugal:"5,optional,i32" json:"max_group_members,omitempty"`
+	MaxPins         *int32 `thrift:"max_pins,6,optional" frugal:"6,optional,i32" json:"max_pins,omitempty"`
 }
 
 func NewServerLimits() *ServerLimits {
@@ -965,6 +1018,15 @@ func (p *ServerLimits) GetMaxGroupMembers() (v int32) {
 	}
 	return *p.MaxGroupMembers
 }
+
+var ServerLimits_MaxPins_DEFAULT int32
+
+func (p *ServerLimits) GetMaxPins() (v int32) {
+	if !p.IsSetMaxPins() {
+		return ServerLimits_MaxPins_DEFAULT
+	}
+	return *p.MaxPins
+}
 func (p *ServerLimits) SetMaxContentBytes(val *int32) {
 	p.MaxContentBytes = val
 }
@@ -979,6 +1041,9 @@ func (p *ServerLimits) SetEditWindowMs(val *int64) {
 }
 func (p *ServerLimits) SetMaxGroupMembers(val *int32) {
 	p.MaxGroupMembers = val
+}
+func (p *ServerLimits) SetMaxPins(val *int32) {
+	p.MaxPins = val
 }
 
 func (p *ServerLimits) IsSetMaxContentBytes() bool {
@@ -1001,6 +1066,10 @@ func (p *ServerLimits) IsSetMaxGroupMembers() bool {
 	return p.MaxGroupMembers != nil
 }
 
+func (p *ServerLimits) IsSetMaxPins() bool {
+	return p.MaxPins != nil
+}
+
 func (p *ServerLimits) String() string {
 	if p == nil {
 		return "<nil>"
@@ -1014,6 +1083,7 @@ var fieldIDToName_ServerLimits = map[int16]string{
 	3: "recall_window_ms",
 	4: "edit_window_ms",
 	5: "max_group_members",
+	6: "max_pins",
 }
 
 type BizError struct {

@@ -661,6 +661,8 @@ type Logic interface {
 
 	React(ctx context.Context, session *Session, req *protocol.ReactReq) (r *protocol.SendResp, err error)
 
+	Pin(ctx context.Context, session *Session, req *protocol.PinReq) (r *protocol.SendResp, err error)
+
 	Upload(ctx context.Context, session *Session, req *protocol.UploadReq) (r *protocol.UploadResp, err error)
 
 	Download(ctx context.Context, session *Session, req *protocol.DownloadReq) (r *protocol.DownloadResp, err error)
@@ -3651,6 +3653,118 @@ func (p *LogicReactResult) String() string {
 }
 
 var fieldIDToName_LogicReactResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type LogicPinArgs struct {
+	Session *Session         `thrift:"session,1" frugal:"1,default,Session" json:"session"`
+	Req     *protocol.PinReq `thrift:"req,2" frugal:"2,default,protocol.PinReq" json:"req"`
+}
+
+func NewLogicPinArgs() *LogicPinArgs {
+	return &LogicPinArgs{}
+}
+
+func (p *LogicPinArgs) InitDefault() {
+}
+
+var LogicPinArgs_Session_DEFAULT *Session
+
+func (p *LogicPinArgs) GetSession() (v *Session) {
+	if !p.IsSetSession() {
+		return LogicPinArgs_Session_DEFAULT
+	}
+	return p.Session
+}
+
+var LogicPinArgs_Req_DEFAULT *protocol.PinReq
+
+func (p *LogicPinArgs) GetReq() (v *protocol.PinReq) {
+	if !p.IsSetReq() {
+		return LogicPinArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LogicPinArgs) SetSession(val *Session) {
+	p.Session = val
+}
+func (p *LogicPinArgs) SetReq(val *protocol.PinReq) {
+	p.Req = val
+}
+
+func (p *LogicPinArgs) IsSetSession() bool {
+	return p.Session != nil
+}
+
+func (p *LogicPinArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LogicPinArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicPinArgs(%+v)", *p)
+}
+
+var fieldIDToName_LogicPinArgs = map[int16]string{
+	1: "session",
+	2: "req",
+}
+
+type LogicPinResult struct {
+	Success *protocol.SendResp `thrift:"success,0,optional" frugal:"0,optional,protocol.SendResp" json:"success,omitempty"`
+	Err     *common.BizError   `thrift:"err,1,optional" frugal:"1,optional,common.BizError" json:"err,omitempty"`
+}
+
+func NewLogicPinResult() *LogicPinResult {
+	return &LogicPinResult{}
+}
+
+func (p *LogicPinResult) InitDefault() {
+}
+
+var LogicPinResult_Success_DEFAULT *protocol.SendResp
+
+func (p *LogicPinResult) GetSuccess() (v *protocol.SendResp) {
+	if !p.IsSetSuccess() {
+		return LogicPinResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var LogicPinResult_Err_DEFAULT *common.BizError
+
+func (p *LogicPinResult) GetErr() (v *common.BizError) {
+	if !p.IsSetErr() {
+		return LogicPinResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *LogicPinResult) SetSuccess(x interface{}) {
+	p.Success = x.(*protocol.SendResp)
+}
+func (p *LogicPinResult) SetErr(val *common.BizError) {
+	p.Err = val
+}
+
+func (p *LogicPinResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LogicPinResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *LogicPinResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogicPinResult(%+v)", *p)
+}
+
+var fieldIDToName_LogicPinResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

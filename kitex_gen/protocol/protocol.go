@@ -91,6 +91,8 @@ const (
 	Op_DOWNLOAD_ACK        Op = 88
 	Op_SEARCH_MESSAGES     Op = 89
 	Op_SEARCH_MESSAGES_ACK Op = 90
+	Op_PIN                 Op = 91
+	Op_PIN_ACK             Op = 92
 )
 
 func (p Op) String() string {
@@ -245,6 +247,10 @@ func (p Op) String() string {
 		return "SEARCH_MESSAGES"
 	case Op_SEARCH_MESSAGES_ACK:
 		return "SEARCH_MESSAGES_ACK"
+	case Op_PIN:
+		return "PIN"
+	case Op_PIN_ACK:
+		return "PIN_ACK"
 	}
 	return "<UNSET>"
 }
@@ -401,6 +407,10 @@ func OpFromString(s string) (Op, error) {
 		return Op_SEARCH_MESSAGES, nil
 	case "SEARCH_MESSAGES_ACK":
 		return Op_SEARCH_MESSAGES_ACK, nil
+	case "PIN":
+		return Op_PIN, nil
+	case "PIN_ACK":
+		return Op_PIN_ACK, nil
 	}
 	return Op(0), fmt.Errorf("not a valid Op string")
 }
@@ -1265,6 +1275,7 @@ type ConvSummary struct {
 	MentionSeq   int64           `thrift:"mention_seq,16" frugal:"16,default,i64" json:"mention_seq"`
 	ClearedSeq   int64           `thrift:"cleared_seq,17" frugal:"17,default,i64" json:"cleared_seq"`
 	Hidden       bool            `thrift:"hidden,18" frugal:"18,default,bool" json:"hidden"`
+	PinnedSeqs   []int64         `thrift:"pinned_seqs,19,optional" frugal:"19,optional,list<i64>" json:"pinned_seqs,omitempty"`
 }
 
 func NewConvSummary() *ConvSummary {
@@ -1355,6 +1366,15 @@ func (p *ConvSummary) GetClearedSeq() (v int64) {
 func (p *ConvSummary) GetHidden() (v bool) {
 	return p.Hidden
 }
+
+var ConvSummary_PinnedSeqs_DEFAULT []int64
+
+func (p *ConvSummary) GetPinnedSeqs() (v []int64) {
+	if !p.IsSetPinnedSeqs() {
+		return ConvSummary_PinnedSeqs_DEFAULT
+	}
+	return p.PinnedSeqs
+}
 func (p *ConvSummary) SetConvId(val string) {
 	p.ConvId = val
 }
@@ -1409,6 +1429,9 @@ func (p *ConvSummary) SetClearedSeq(val int64) {
 func (p *ConvSummary) SetHidden(val bool) {
 	p.Hidden = val
 }
+func (p *ConvSummary) SetPinnedSeqs(val []int64) {
+	p.PinnedSeqs = val
+}
 
 func (p *ConvSummary) IsSetLastMessage() bool {
 	return p.LastMessage != nil
@@ -1416,6 +1439,10 @@ func (p *ConvSummary) IsSetLastMessage() bool {
 
 func (p *ConvSummary) IsSetDismissed() bool {
 	return p.Dismissed != nil
+}
+
+func (p *ConvSummary) IsSetPinnedSeqs() bool {
+	return p.PinnedSeqs != nil
 }
 
 func (p *ConvSummary) String() string {
@@ -1444,6 +1471,7 @@ var fieldIDToName_ConvSummary = map[int16]string{
 	16: "mention_seq",
 	17: "cleared_seq",
 	18: "hidden",
+	19: "pinned_seqs",
 }
 
 type SyncConvsReq struct {
@@ -2892,6 +2920,62 @@ var fieldIDToName_ReactReq = map[int16]string{
 	3: "seq",
 	4: "emoji",
 	5: "remove",
+}
+
+type PinReq struct {
+	ClientMsgId string `thrift:"client_msg_id,1" frugal:"1,default,string" json:"client_msg_id"`
+	ConvId      string `thrift:"conv_id,2" frugal:"2,default,string" json:"conv_id"`
+	Seq         int64  `thrift:"seq,3" frugal:"3,default,i64" json:"seq"`
+	Unpin       bool   `thrift:"unpin,4" frugal:"4,default,bool" json:"unpin"`
+}
+
+func NewPinReq() *PinReq {
+	return &PinReq{}
+}
+
+func (p *PinReq) InitDefault() {
+}
+
+func (p *PinReq) GetClientMsgId() (v string) {
+	return p.ClientMsgId
+}
+
+func (p *PinReq) GetConvId() (v string) {
+	return p.ConvId
+}
+
+func (p *PinReq) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *PinReq) GetUnpin() (v bool) {
+	return p.Unpin
+}
+func (p *PinReq) SetClientMsgId(val string) {
+	p.ClientMsgId = val
+}
+func (p *PinReq) SetConvId(val string) {
+	p.ConvId = val
+}
+func (p *PinReq) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *PinReq) SetUnpin(val bool) {
+	p.Unpin = val
+}
+
+func (p *PinReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PinReq(%+v)", *p)
+}
+
+var fieldIDToName_PinReq = map[int16]string{
+	1: "client_msg_id",
+	2: "conv_id",
+	3: "seq",
+	4: "unpin",
 }
 
 type UploadReq struct {

@@ -40,6 +40,7 @@ type Client interface {
 	Recall(ctx context.Context, session *logicrpc.Session, req *protocol.RecallReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	Edit(ctx context.Context, session *logicrpc.Session, req *protocol.EditReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	React(ctx context.Context, session *logicrpc.Session, req *protocol.ReactReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
+	Pin(ctx context.Context, session *logicrpc.Session, req *protocol.PinReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error)
 	Upload(ctx context.Context, session *logicrpc.Session, req *protocol.UploadReq, callOptions ...callopt.Option) (r *protocol.UploadResp, err error)
 	Download(ctx context.Context, session *logicrpc.Session, req *protocol.DownloadReq, callOptions ...callopt.Option) (r *protocol.DownloadResp, err error)
 	Typing(ctx context.Context, session *logicrpc.Session, req *protocol.TypingReq, callOptions ...callopt.Option) (r *protocol.TypingResp, err error)
@@ -223,6 +224,11 @@ func (p *kLogicClient) Edit(ctx context.Context, session *logicrpc.Session, req 
 func (p *kLogicClient) React(ctx context.Context, session *logicrpc.Session, req *protocol.ReactReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.React(ctx, session, req)
+}
+
+func (p *kLogicClient) Pin(ctx context.Context, session *logicrpc.Session, req *protocol.PinReq, callOptions ...callopt.Option) (r *protocol.SendResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Pin(ctx, session, req)
 }
 
 func (p *kLogicClient) Upload(ctx context.Context, session *logicrpc.Session, req *protocol.UploadReq, callOptions ...callopt.Option) (r *protocol.UploadResp, err error) {

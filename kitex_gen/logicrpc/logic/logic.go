@@ -211,6 +211,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Pin": kitex.NewMethodInfo(
+		pinHandler,
+		newLogicPinArgs,
+		newLogicPinResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Upload": kitex.NewMethodInfo(
 		uploadHandler,
 		newLogicUploadArgs,
@@ -1045,6 +1052,30 @@ func newLogicReactResult() interface{} {
 	return logicrpc.NewLogicReactResult()
 }
 
+func pinHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*logicrpc.LogicPinArgs)
+	realResult := result.(*logicrpc.LogicPinResult)
+	success, err := handler.(logicrpc.Logic).Pin(ctx, realArg.Session, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *common.BizError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newLogicPinArgs() interface{} {
+	return logicrpc.NewLogicPinArgs()
+}
+
+func newLogicPinResult() interface{} {
+	return logicrpc.NewLogicPinResult()
+}
+
 func uploadHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*logicrpc.LogicUploadArgs)
 	realResult := result.(*logicrpc.LogicUploadResult)
@@ -1797,6 +1828,21 @@ func (p *kClient) React(ctx context.Context, session *logicrpc.Session, req *pro
 	_args.Req = req
 	var _result logicrpc.LogicReactResult
 	if err = p.c.Call(ctx, "React", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Pin(ctx context.Context, session *logicrpc.Session, req *protocol.PinReq) (r *protocol.SendResp, err error) {
+	var _args logicrpc.LogicPinArgs
+	_args.Session = session
+	_args.Req = req
+	var _result logicrpc.LogicPinResult
+	if err = p.c.Call(ctx, "Pin", &_args, &_result); err != nil {
 		return
 	}
 	switch {
