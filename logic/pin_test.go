@@ -121,7 +121,7 @@ func TestPin_Refusals(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		alice, bob, carol := e.register(t, "alice"), e.register(t, "bob"), e.register(t, "carol")
 		conv := e.sendN(t, alice, bob, 2, "hi").ConvId
-		e.mustPin(t, bob, conv, 1, false) // seq 3
+		e.mustPin(t, bob, conv, 1, false)        // seq 3
 		e.mustReact(t, bob, conv, 1, "👍", false) // seq 4
 		if _, err := e.svc.Recall(ctxBG, session(alice, 1), &protocol.RecallReq{ClientMsgId: "r",
 			ConvId: conv, Seq: 2}); err != nil { // seq 5
@@ -273,4 +273,3 @@ func TestPin_LoginAnnouncesMaxPins(t *testing.T) {
 		t.Fatalf("limits %+v, want max_pins %d", l, MaxPins)
 	}
 }
-
