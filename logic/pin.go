@@ -167,7 +167,7 @@ func (s *Service) pinnedSeqs(ctx context.Context,
 	out := make(map[string][]int64, len(byConv))
 	for _, r := range rows {
 		for _, seq := range byConv[r.ID] {
-			if seq >= r.JoinSeq && seq > r.ClearedSeq && r.LeftSeq == 0 {
+			if seq >= r.JoinSeq && seq > r.ClearedSeq {
 				out[r.ID] = append(out[r.ID], seq)
 			}
 		}
