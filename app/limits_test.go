@@ -27,7 +27,7 @@ func TestLogin_RepliesTheConfiguredLimits(t *testing.T) {
 	want := common.ServerLimits{
 		MaxContentBytes: ptr[int32](9000), MaxFileBytes: ptr[int64](3 << 20),
 		RecallWindowMs: ptr[int64](90_000), EditWindowMs: ptr[int64](600_000),
-		MaxGroupMembers: ptr[int32](40),
+		MaxGroupMembers: ptr[int32](40), MaxPins: ptr[int32](20),
 	}
 	name := fmt.Sprintf("lim%d", time.Now().UnixNano()%1_000_000_000)
 
@@ -62,8 +62,9 @@ func limitsText(l *common.ServerLimits) string {
 	if l == nil {
 		return "nil"
 	}
-	return fmt.Sprintf("content %d file %d recall %d edit %d group %d", l.GetMaxContentBytes(),
-		l.GetMaxFileBytes(), l.GetRecallWindowMs(), l.GetEditWindowMs(), l.GetMaxGroupMembers())
+	return fmt.Sprintf("content %d file %d recall %d edit %d group %d pins %d",
+		l.GetMaxContentBytes(), l.GetMaxFileBytes(), l.GetRecallWindowMs(), l.GetEditWindowMs(),
+		l.GetMaxGroupMembers(), l.GetMaxPins())
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -80,7 +81,8 @@ func TestSDK_LimitsFromLogin(t *testing.T) {
 	u := login(t, addr, name, "phone", true)
 	want := client.Limits{MaxContentBytes: client.DefaultMaxContentBytes,
 		MaxFileBytes: 5 << 20, RecallWindow: 7 * time.Minute, EditWindow: time.Hour,
-		MaxGroupMembers: client.DefaultMaxGroupMembers, Reported: true}
+		MaxGroupMembers: client.DefaultMaxGroupMembers, MaxPins: client.DefaultMaxPins,
+		Reported: true}
 	if got := u.Limits(); got != want {
 		t.Fatalf("Client.Limits() = %+v, want %+v", got, want)
 	}

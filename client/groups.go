@@ -112,6 +112,27 @@ func (c *Client) react(ctx context.Context, req *protocol.ReactReq) (*protocol.S
 	return resp, nil
 }
 
+// Pin pins the message at seq of convID for every member of the
+// conversation, or with unpin unpins it; in a group only its owner and
+// admins may. The PIN event enters the conversation as a message, and
+// ConvSummary.PinnedSeqs carries the conversation's pins. Pinning a pinned
+// message, or unpinning one that is not, changes nothing: the reply has
+// Duplicate set and no MsgId or Seq. A lost answer wraps ErrOutcomeUnknown;
+// calling again is safe, for the same reason.
+func (c *Client) Pin(ctx context.Context, convID string, seq int64,
+	unpin bool) (*protocol.SendResp, error) {
+	return c.pin(ctx, &protocol.PinReq{ClientMsgId: NewClientMsgID(), ConvId: convID,
+		Seq: seq, Unpin: unpin})
+}
+
+func (c *Client) pin(ctx context.Context, req *protocol.PinReq) (*protocol.SendResp, error) {
+	resp := protocol.NewSendResp()
+	if err := c.roundTripOnce(ctx, protocol.Op_PIN, req, resp); err != nil {
+		return nil, errorf("pin %q seq %d: %w", req.ConvId, req.Seq, err)
+	}
+	return resp, nil
+}
+
 // ReadCounts returns, for each of seqs, how many members other than its
 // sender have read it, and the number of members.
 func (c *Client) ReadCounts(ctx context.Context, convID string,
@@ -147,6 +168,13 @@ func EditEventOf(m *common.Message) (*common.EditEvent, error) {
 func ReactionEventOf(m *common.Message) (*common.ReactionEvent, error) {
 	ev := common.NewReactionEvent()
 	return ev, decodeContent(m, common.ContentType_REACTION, ev)
+}
+
+// PinEventOf decodes the content of a PIN message; the message's sender is
+// who pinned or unpinned.
+func PinEventOf(m *common.Message) (*common.PinEvent, error) {
+	ev := common.NewPinEvent()
+	return ev, decodeContent(m, common.ContentType_PIN, ev)
 }
 
 func decodeContent(m *common.Message, want common.ContentType, v codec.Readable) error {
@@ -222,6 +250,19 @@ func (s *Session) React(ctx context.Context, convID string, seq int64, emoji str
 		Emoji: emoji, Remove: remove}
 	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
 		r, err := c.react(ctx, req)
+		return r, convID, err
+	})
+}
+
+// Pin is Client.Pin on the session's connection, retried under one client
+// msg id. A pin that changed nothing (Duplicate, Seq 0) has no event for
+// Messages.
+func (s *Session) Pin(ctx context.Context, convID string, seq int64,
+	unpin bool) (*protocol.SendResp, error) {
+	req := &protocol.PinReq{ClientMsgId: NewClientMsgID(), ConvId: convID, Seq: seq,
+		Unpin: unpin}
+	return retryEvent(s, ctx, func(c *Client) (*protocol.SendResp, string, error) {
+		r, err := c.pin(ctx, req)
 		return r, convID, err
 	})
 }

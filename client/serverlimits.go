@@ -16,6 +16,7 @@ const (
 	DefaultRecallWindow    = 2 * time.Minute
 	DefaultEditWindow      = 24 * time.Hour
 	DefaultMaxGroupMembers = 500
+	DefaultMaxPins         = 20
 )
 
 // Limits are the server's limits that decide what a client offers: a file
@@ -33,6 +34,8 @@ type Limits struct {
 	EditWindow   time.Duration
 	// MaxGroupMembers bounds a group's active members, owner included.
 	MaxGroupMembers int
+	// MaxPins bounds the pinned messages of one conversation.
+	MaxPins int
 	// Reported says the server sent its limits at login. Without them
 	// every field is its default, which a server set otherwise does not
 	// keep: a client may then prefer the server's refusal to its own.
@@ -44,7 +47,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{MaxContentBytes: DefaultMaxContentBytes, MaxFileBytes: DefaultMaxFileBytes,
 		RecallWindow: DefaultRecallWindow, EditWindow: DefaultEditWindow,
-		MaxGroupMembers: DefaultMaxGroupMembers}
+		MaxGroupMembers: DefaultMaxGroupMembers, MaxPins: DefaultMaxPins}
 }
 
 // LimitsOf returns the limits a login's reply reports, each one the
@@ -70,6 +73,9 @@ func LimitsOf(resp *protocol.LoginResp) Limits {
 	}
 	if v := sl.GetMaxGroupMembers(); v > 0 {
 		l.MaxGroupMembers = int(v)
+	}
+	if v := sl.GetMaxPins(); v > 0 {
+		l.MaxPins = int(v)
 	}
 	return l
 }

@@ -26,6 +26,20 @@ func TestLimitsOf_FallsBackToTheDefaults(t *testing.T) {
 	}
 }
 
+// A reported pin limit is taken; one reported as zero keeps the default.
+func TestLimitsOf_MaxPins(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sent int32
+		want int
+	}{{name: "reported", sent: 7, want: 7}, {name: "zero", sent: 0, want: client.DefaultMaxPins}} {
+		got := client.LimitsOf(&protocol.LoginResp{Limits: &common.ServerLimits{MaxPins: &tc.sent}})
+		if got.MaxPins != tc.want {
+			t.Errorf("%s: MaxPins %d, want %d", tc.name, got.MaxPins, tc.want)
+		}
+	}
+}
+
 // A window's last millisecond is still in it, as the server judges.
 func TestLimits_WindowsEndAfterTheirLastInstant(t *testing.T) {
 	l := client.DefaultLimits()
