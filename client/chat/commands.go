@@ -39,6 +39,9 @@ const helpText = `commands:
                recall one of your messages (a file too), or edit one's text
   /react #<seq> <emoji>, /unreact #<seq> <emoji>
                react to a message with an emoji, or take the reaction back
+  /pin #<seq>, /unpin #<seq>, /pins
+               pin a message for everyone in the conversation (in a group:
+               owner and admins), unpin it, or list the pinned messages
   /send-file <path>
                upload a file and send it to the conversation; a path may go
                in double quotes, and ~/ is your home directory

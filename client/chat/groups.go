@@ -13,7 +13,7 @@ import (
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
-// handleConvCommand runs the group, read, recall, edit and reaction commands; false
+// handleConvCommand runs the group, read, recall, edit, reaction and pin commands; false
 // means cmd is none of them.
 func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 	switch cmd {
@@ -41,6 +41,10 @@ func (s *session) handleConvCommand(ctx context.Context, cmd, arg string) bool {
 		s.report(s.changeMessage(ctx, cmd, arg))
 	case "/react", "/unreact":
 		s.report(s.react(ctx, arg, cmd == "/unreact"))
+	case "/pin", "/unpin":
+		s.report(s.pin(ctx, arg, cmd == "/unpin"))
+	case "/pins":
+		s.report(s.printPins(ctx))
 	case "/convs":
 		s.report(s.printConvs(ctx))
 	case "/clear", "/hide":
@@ -429,7 +433,8 @@ func (s *session) checkChangeTarget(ctx context.Context, cmd, conv string, seq i
 	case target == nil:
 		return fmt.Errorf("no #%d in this conversation", seq)
 	case !isMessage(target.ContentType):
-		return fmt.Errorf("#%d is an event (a group change, edit, recall or reaction), not a message; "+
+		return fmt.Errorf("#%d is an event (a group change, edit, recall, reaction or pin), "+
+			"not a message; "+
 			"/recall and /edit take the #seq shown beside one of your messages", seq)
 	case target.SenderId != s.me:
 		return fmt.Errorf("#%d is %s's message; /recall and /edit change only your own",
@@ -616,7 +621,7 @@ func (s *session) allConvs(ctx context.Context) ([]*protocol.ConvSummary, error)
 	return convs, err
 }
 
-// formatEvent describes a group, recall, edit or reaction event, as "alice left";
+// formatEvent describes a group, recall, edit, reaction or pin event, as "alice left";
 // "" for a message. format adds the event's own #seq.
 func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 	who := s.nameOf(ctx, m.SenderId)
@@ -663,6 +668,8 @@ func (s *session) formatEvent(ctx context.Context, m *common.Message) string {
 		} else if err == nil {
 			return fmt.Sprintf("%s reacted %s to #%d", who, clean(ev.Emoji), ev.Seq)
 		}
+	case common.ContentType_PIN:
+		return pinEventText(who, m)
 	case common.ContentType_EDIT:
 		if ev, err := client.EditEventOf(m); err == nil && m.Recalled {
 			return fmt.Sprintf("%s edited #%d (since recalled)", who, ev.Seq)

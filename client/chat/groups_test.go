@@ -64,7 +64,7 @@ func TestRun_RecallExplainsATargetThatIsNotYourMessage(t *testing.T) {
 	waitOutput(t, r.out, "* logged in as alice", 1)
 	aliceID := userID(t, bob, "alice")
 
-	const event = "! #1 is an event (a group change, edit, recall or reaction), not a message; " +
+	const event = "! #1 is an event (a group change, edit, recall, reaction or pin), not a message; " +
 		"/recall and /edit take the #seq shown beside one of your messages"
 	for _, tc := range []struct {
 		name, line, want string

@@ -128,6 +128,10 @@ func eventQuoted(m *common.Message) error {
 		if ev, err := client.ReactionEventOf(m); err == nil {
 			what, target = "a reaction to", ev.Seq
 		}
+	case common.ContentType_PIN:
+		if ev, err := client.PinEventOf(m); err == nil {
+			what, target = "a pin of", ev.Seq
+		}
 	}
 	if target == 0 {
 		return fmt.Errorf("#%d is an event, not a message: a reply quotes a message", m.Seq)

@@ -116,6 +116,13 @@ func (s *Server) summary(c *conn, cv *conv) *protocol.ConvSummary {
 	}
 	cl := cv.clears[c.userID]
 	sum.ClearedSeq, sum.Hidden = cl.cleared, s.hiddenFor(c.userID, cv)
+	if !sum.Left {
+		for _, seq := range cv.pins {
+			if seq > cl.cleared {
+				sum.PinnedSeqs = append(sum.PinnedSeqs, seq)
+			}
+		}
+	}
 	if sum.LastSeq <= cl.cleared {
 		sum.LastMessage = nil
 	}

@@ -70,6 +70,9 @@ func (s *Server) handleConvOps(c *conn, op protocol.Op, body []byte) (codec.Body
 	case protocol.Op_REACT:
 		req := protocol.NewReactReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.react(c, req) })
+	case protocol.Op_PIN:
+		req := protocol.NewPinReq()
+		return readThen(body, req, func() (codec.Body, error) { return s.pin(c, req) })
 	case protocol.Op_UPLOAD:
 		req := protocol.NewUploadReq()
 		return readThen(body, req, func() (codec.Body, error) { return s.upload(c, req) })

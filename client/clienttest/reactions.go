@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudwego/gopkg/protocol/thrift"
+
 	"github.com/resonance-im/resonance/codec"
 	"github.com/resonance-im/resonance/kitex_gen/common"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
@@ -51,17 +53,27 @@ func (s *Server) react(c *conn, req *protocol.ReactReq) (codec.Body, error) {
 
 	ev := &common.ReactionEvent{Seq: req.Seq, MsgId: target.MsgId, Emoji: req.Emoji,
 		Removed: req.Remove}
+	return s.storeEvent(c, cv, req.ClientMsgId, common.ContentType_REACTION, ev), nil
+}
+
+// storeEvent stores an event message of c's user in cv, keeps its ack for
+// a retry of clientMsgID, and pushes it to the members' other connections.
+func (s *Server) storeEvent(c *conn, cv *conv, clientMsgID string, ct common.ContentType,
+	ev interface {
+		BLength() int
+		FastWriteNocopy([]byte, thrift.NocopyWriter) int
+	}) *protocol.SendResp {
 	content := make([]byte, ev.BLength())
 	ev.FastWriteNocopy(content, nil)
 	s.nextMsgID++
 	m := &common.Message{
 		MsgId: s.nextMsgID, ConvId: cv.id, Seq: int64(len(cv.msgs) + 1), SenderId: c.userID,
-		ClientMsgId: req.ClientMsgId, ContentType: common.ContentType_REACTION,
+		ClientMsgId: clientMsgID, ContentType: ct,
 		Content: content, SendTimeMs: time.Now().UnixMilli(), SenderDevice: c.device,
 	}
 	cv.msgs = append(cv.msgs, m)
 	ack := &protocol.SendResp{MsgId: m.MsgId, ConvId: cv.id, Seq: m.Seq, SendTimeMs: m.SendTimeMs}
-	cv.acks[key] = ack
+	cv.acks[fmt.Sprintf("%d/%s", c.userID, clientMsgID)] = ack
 	s.touch(cv)
 	frame := codec.EncodeFrame(protocol.Op_PUSH, 0, 0, &protocol.PushMsg{Message: m})
 	for other := range s.conns {
@@ -69,7 +81,7 @@ func (s *Server) react(c *conn, req *protocol.ReactReq) (codec.Body, error) {
 			other.enqueue(frame)
 		}
 	}
-	return ack, nil
+	return ack
 }
 
 // withReaction returns a new list of reactions: rs with user's emoji added

@@ -175,6 +175,8 @@ type conv struct {
 	delivered map[string]int64 // per "user/device"
 	// clears holds each user's CLEAR_CONV state (clear.go); nil until one.
 	clears map[int64]clearState
+	// pins are the pinned seqs, most recently pinned first (pins.go).
+	pins []int64
 }
 
 // Start listens on 127.0.0.1 port 0 and serves until Close.
