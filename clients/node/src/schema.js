@@ -129,7 +129,7 @@ const Op = Object.freeze({
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
   UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
-  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a,
+  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a, PIN: 0x5b, PIN_ACK: 0x5c,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -165,7 +165,7 @@ const CloseReason = Object.freeze({
 });
 
 const ContentType = Object.freeze({
-  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7,
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7, PIN: 8,
 });
 
 /** GroupAction is common.thrift GroupAction. */

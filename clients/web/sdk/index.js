@@ -14,6 +14,7 @@ export {
 export {
   MAX_REACTION_USERS, QUICK_REACTIONS, applyReaction, reactionEventOf, reactionsOf,
 } from './reactions.js';
+export { applyPin, mayPin, pinEventOf } from './pins.js';
 export { Sequencer } from './sequencer.js';
 export { DEFAULT_LIMITS, limitsOf, windowOpen } from './limits.js';
 export {

@@ -13,6 +13,7 @@ export const DEFAULT_LIMITS = Object.freeze({
   recallWindowMs: 2 * 60_000,
   editWindowMs: 24 * 3_600_000,
   maxGroupMembers: 500,
+  maxPins: 20, // pinned messages of one conversation
   reported: false, // the server sent its limits
 });
 
@@ -31,6 +32,7 @@ export function limitsOf(login) {
     recallWindowMs: pick(sl.recallWindowMs, DEFAULT_LIMITS.recallWindowMs),
     editWindowMs: pick(sl.editWindowMs, DEFAULT_LIMITS.editWindowMs),
     maxGroupMembers: pick(sl.maxGroupMembers, DEFAULT_LIMITS.maxGroupMembers),
+    maxPins: pick(sl.maxPins, DEFAULT_LIMITS.maxPins),
     reported: true,
   });
 }

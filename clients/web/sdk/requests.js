@@ -161,6 +161,22 @@ export const requestMethods = {
   },
 
   /**
+   * pin pins the message at seq of convId for every member (PIN), or with
+   * unpin unpins it; in a group only its owner and admins may (FORBIDDEN
+   * otherwise), and a conversation holds at most limits.maxPins (TOO_LARGE).
+   * Resolves with the SendResp of the PIN event, which then enters the
+   * 'message' stream (apply it with applyPin). Pinning a pinned message, or
+   * unpinning one that is not, changes nothing: duplicate is set and seq is
+   * 0n, and no event comes. Retried as react is.
+   */
+  async pin(convId, seq, { unpin = false } = {}) {
+    const ack = await this.idempotent(Op.PIN,
+      { clientMsgId: newClientMsgId(), convId, seq, unpin });
+    if (ack.seq > 0n) this.want(convId);
+    return ack;
+  },
+
+  /**
    * recall withdraws the user's own message at seq of convId (RECALL); the
    * server takes it within its recall window (2 minutes by default) and
    * refuses it FORBIDDEN after, or for a message not the user's. Resolves

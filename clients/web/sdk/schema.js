@@ -35,7 +35,7 @@ const Message = struct('Message', [
 // ServerLimits: sizes in bytes, windows in ms; unset from an older server.
 const ServerLimits = struct('ServerLimits', [
   i32(1, 'maxContentBytes'), i64(2, 'maxFileBytes'), i64(3, 'recallWindowMs'),
-  i64(4, 'editWindowMs'), i32(5, 'maxGroupMembers'),
+  i64(4, 'editWindowMs'), i32(5, 'maxGroupMembers'), i32(6, 'maxPins'),
 ]);
 
 const ConvPos = struct('ConvPos', [str(1, 'convId'), i64(2, 'seq')]);
@@ -52,6 +52,9 @@ const ConvSummary = struct('ConvSummary', [
   // The user cleared the history up to clearedSeq (clearConv); hidden: the
   // user deleted the chat and nothing newer came, so it leaves the list.
   i64(17, 'clearedSeq'), bool(18, 'hidden'),
+  // The conversation's pins the user may read, most recently pinned first;
+  // unset (read as []) when none.
+  listOf(19, 'pinnedSeqs', I64S),
 ]);
 
 const UserInfo = struct('UserInfo', [
@@ -163,6 +166,9 @@ export const schemas = {
   ReactReq: struct('ReactReq', [
     str(1, 'clientMsgId'), str(2, 'convId'), i64(3, 'seq'), str(4, 'emoji'), bool(5, 'remove'),
   ]),
+  PinReq: struct('PinReq', [
+    str(1, 'clientMsgId'), str(2, 'convId'), i64(3, 'seq'), bool(4, 'unpin'),
+  ]),
   Notify: struct('Notify', [
     sub(1, 'read', struct('ReadUpdate', [str(1, 'convId'), i64(2, 'userId'), i64(3, 'readSeq')])),
     sub(2, 'typing', struct('TypingUpdate', [
@@ -186,6 +192,7 @@ export const schemas = {
   ReactionEvent: struct('ReactionEvent', [
     i64(1, 'seq'), i64(2, 'msgId'), str(3, 'emoji'), bool(4, 'removed'),
   ]),
+  PinEvent: struct('PinEvent', [i64(1, 'seq'), i64(2, 'msgId'), bool(3, 'unpinned')]),
   UploadReq: struct('UploadReq', [
     str(1, 'fileId'), i64(2, 'size'), bin(3, 'sha256'), str(4, 'mime'), str(5, 'name'),
     i64(6, 'offset'), bin(7, 'data'),
@@ -232,7 +239,7 @@ export const Op = Object.freeze({
   PUSH: 0x41, CLOSE: 0x42, NOTIFY: 0x43,
   CLEAR_CONV: 0x51, CLEAR_CONV_ACK: 0x52, REACT: 0x53, REACT_ACK: 0x54,
   UPLOAD: 0x55, UPLOAD_ACK: 0x56, DOWNLOAD: 0x57, DOWNLOAD_ACK: 0x58,
-  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a,
+  SEARCH_MESSAGES: 0x59, SEARCH_MESSAGES_ACK: 0x5a, PIN: 0x5b, PIN_ACK: 0x5c,
 });
 
 /** requestBodies maps a request opcode to its request and reply schemas. */
@@ -267,6 +274,7 @@ export const requestBodies = new Map([
   [Op.UPLOAD, [schemas.UploadReq, schemas.UploadResp]],
   [Op.DOWNLOAD, [schemas.DownloadReq, schemas.DownloadResp]],
   [Op.SEARCH_MESSAGES, [schemas.SearchMessagesReq, schemas.SearchMessagesResp]],
+  [Op.PIN, [schemas.PinReq, schemas.SendResp]],
 ]);
 
 /** ErrorCode is common.thrift ErrorCode. */
@@ -287,7 +295,7 @@ export const CloseReason = Object.freeze({
 
 /** ContentType is common.thrift ContentType. */
 export const ContentType = Object.freeze({
-  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7,
+  TEXT: 1, BINARY: 2, GROUP_EVENT: 3, RECALL: 4, EDIT: 5, REACTION: 6, FILE: 7, PIN: 8,
 });
 
 /** ConvType is common.thrift ConvType. */

@@ -26,6 +26,7 @@ export class FakeGateway {
     this.logouts = 0;
     this.delivered = new Map(); // conv id -> highest DELIVERED seq
     this.sends = new Map(); // client msg id -> SendResp
+    this.pins = new Map(); // conv id -> pinned seqs, most recently pinned first
     this.loseSendAcks = 0; // SEND acks to drop (the message is stored)
     this.busySends = 0; // SENDs to refuse BUSY (nothing stored), as an overloaded server does
     // failLogins is how many of the next LOGINs fail with UNAVAILABLE, as a
@@ -249,6 +250,35 @@ export class FakeGateway {
   }
 
   /**
+   * pin serves a PIN of the user's as the server does for what the tests
+   * look at: a PIN event stored, the conversation's pins updated, a pin
+   * that changes nothing answered duplicate with seq 0n, a retry of one
+   * client_msg_id with its first ack. No limits, no roles.
+   */
+  pin(req) {
+    const list = this.convs.get(req.convId);
+    const target = list && list[Number(req.seq) - 1];
+    if (!target) return ErrorCode.NOT_FOUND;
+    if (![1, 2, 7].includes(target.contentType)) return ErrorCode.BAD_REQUEST;
+    const first = this.sends.get(req.clientMsgId);
+    if (first) return { ...first, duplicate: true };
+    const pinned = this.pins.get(req.convId) || [];
+    if (pinned.includes(req.seq) !== req.unpin) {
+      return { msgId: 0n, convId: req.convId, seq: 0n, sendTimeMs: BigInt(Date.now()),
+        duplicate: true };
+    }
+    const rest = pinned.filter((seq) => seq !== req.seq);
+    this.pins.set(req.convId, req.unpin ? rest : [req.seq, ...rest]);
+    const m = this.add(req.convId, '');
+    Object.assign(m, { senderId: this.userId, clientMsgId: req.clientMsgId, contentType: 8,
+      content: encodeStruct(schemas.PinEvent,
+        { seq: req.seq, msgId: target.msgId, unpinned: req.unpin }) });
+    const ack = { msgId: m.msgId, convId: m.convId, seq: m.seq, sendTimeMs: m.sendTimeMs };
+    this.sends.set(req.clientMsgId, ack);
+    return ack;
+  }
+
+  /**
    * join makes the user a member of convId from its next message on, as
    * the ADD event of a member added later: SYNC returns nothing older.
    */
@@ -342,7 +372,8 @@ export class FakeGateway {
         return { convId, type: 1, lastSeq: BigInt(list.length),
           lastMessage: last && last.seq > clearedSeq ? last : null,
           deliveredSeq: this.delivered.get(convId) || 0n, clearedSeq,
-          hidden: this.hidden(convId) };
+          hidden: this.hidden(convId),
+          pinnedSeqs: (this.pins.get(convId) || []).filter((seq) => seq > clearedSeq) };
       }) };
   }
 
@@ -671,6 +702,10 @@ export class FakeGateway {
       }
       case Op.REACT: {
         const ack = this.react(req);
+        return typeof ack === 'number' ? fail(ack) : reply(ack);
+      }
+      case Op.PIN: {
+        const ack = this.pin(req);
         return typeof ack === 'number' ? fail(ack) : reply(ack);
       }
       case Op.RECALL:

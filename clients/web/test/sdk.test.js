@@ -11,6 +11,8 @@ import { mentionsUser, parseMentions, unreadMention } from '../sdk/mentions.js';
 import {
   MAX_REACTION_USERS, QUICK_REACTIONS, applyReaction, reactionEventOf, reactionsOf,
 } from '../sdk/reactions.js';
+import { applyPin, mayPin, pinEventOf } from '../sdk/pins.js';
+import { ConvType, GroupRole } from '../sdk/schema.js';
 
 const hex = (b) => Buffer.from(b).toString('hex');
 
@@ -98,6 +100,31 @@ test('a Message without reactions costs no bytes for them, one with them round-t
   const reactions = [{ emoji: '👍', count: 12, userIds: [1n, 2n] }];
   const back = decodeStruct(schemas.Message, encodeStruct(schemas.Message, { ...base, reactions }));
   assert.deepEqual(back.reactions, reactions);
+});
+
+test('pinEventOf reads a PIN message and nothing else', () => {
+  const ev = { seq: 3n, msgId: 41n, unpinned: true };
+  const m = { contentType: 8, content: encodeStruct(schemas.PinEvent, ev) };
+  assert.deepEqual(pinEventOf(m), ev);
+  assert.equal(pinEventOf({ contentType: 1, content: new Uint8Array() }), null);
+});
+
+test('applyPin puts a pin first, drops an unpin, and ignores a repeat', () => {
+  let pins = applyPin([], { seq: 1n, unpinned: false });
+  pins = applyPin(pins, { seq: 4n, unpinned: false });
+  assert.deepEqual(pins, [4n, 1n], 'most recently pinned first');
+  assert.deepEqual(applyPin(pins, { seq: 1n, unpinned: false }), [1n, 4n], 'pinned again: first');
+  assert.deepEqual(applyPin(pins, { seq: 4n, unpinned: true }), [1n]);
+  assert.deepEqual(applyPin(pins, { seq: 9n, unpinned: true }), [4n, 1n], 'not pinned: no change');
+  assert.deepEqual(pins, [4n, 1n], 'the list given is left as it was');
+});
+
+test('mayPin: either user of a 1:1, the owner and admins of a group', () => {
+  assert.equal(mayPin(ConvType.P2P, 0), true);
+  assert.equal(mayPin(ConvType.GROUP, GroupRole.OWNER), true);
+  assert.equal(mayPin(ConvType.GROUP, GroupRole.ADMIN), true);
+  assert.equal(mayPin(ConvType.GROUP, GroupRole.MEMBER), false);
+  assert.equal(mayPin(ConvType.GROUP, 0), false, 'a role not known yet');
 });
 
 test('reactionEventOf reads a REACTION message and nothing else', () => {

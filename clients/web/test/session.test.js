@@ -29,6 +29,7 @@ import { LackedOp, MAX_PRESENCE_USERS, Session, State, register } from '../sdk/s
 import { MemoryPositions, StoragePositions } from '../sdk/positions.js';
 import { CloseReason, ContentType, ErrorCode, GroupAction, Op, schemas } from '../sdk/schema.js';
 import { reactionEventOf, reactionsOf } from '../sdk/reactions.js';
+import { pinEventOf } from '../sdk/pins.js';
 import { decodeStruct } from '../sdk/thrift.js';
 import { DEFAULT_LIMITS, windowOpen } from '../sdk/limits.js';
 import { FakeGateway } from './fakegateway.js';
@@ -2280,6 +2281,46 @@ test('react brings its REACTION event into the stream; a no-op brings nothing', 
   assertHanded(s.got, [1, 2]);
 });
 
+// pin sends PIN and brings the stored PIN event into the 'message' stream;
+// a pin that changes nothing answers duplicate with seq 0n and brings
+// nothing; conversations() lists the pins, most recently pinned first, so a
+// device that missed the events has them.
+test('pin brings its PIN event into the stream; conversations() lists the pins', async (t) => {
+  const gw = new FakeGateway();
+  gw.add(CONV, 'pin me');
+  gw.add(CONV, 'and me');
+  const s = open(gw);
+  t.after(() => s.close());
+  const events = [];
+  s.on('message', (m) => { if (m.contentType === ContentType.PIN) events.push(m); });
+  await s.start();
+  await until(() => s.got.length === 2, 'the messages');
+
+  const ack = await s.pin(CONV, 1n);
+  assert.equal(ack.seq, 3n);
+  await until(() => events.length === 1, 'the pin event');
+  const ev = pinEventOf(events[0]);
+  assert.deepEqual({ seq: ev.seq, unpinned: ev.unpinned }, { seq: 1n, unpinned: false });
+  assert.equal(ev.msgId, gw.convs.get(CONV)[0].msgId);
+  assert.equal(events[0].senderId, gw.userId);
+  const again = await s.pin(CONV, 1n);
+  assert.equal(again.duplicate, true);
+  assert.equal(again.seq, 0n, 'no event for a pinned message');
+  await s.pin(CONV, 2n);
+  await until(() => events.length === 2, 'the second pin event');
+
+  const other = open(gw); // another device, which missed the events
+  t.after(() => other.close());
+  await other.start();
+  const conv = (await other.conversations()).find((c) => c.convId === CONV);
+  assert.deepEqual(conv.pinnedSeqs, [2n, 1n]);
+
+  const un = await s.pin(CONV, 1n, { unpin: true });
+  assert.equal(un.seq, 5n);
+  await until(() => events.length === 3, 'the unpin event');
+  assert.equal(pinEventOf(events[2]).unpinned, true);
+});
+
 // A message a catch-up page hands over with reactions carries that page's
 // last_seq (pageLastSeq): its sum may hold the REACTION events that follow
 // it in the stream, and an app that applied them all counted a user past
@@ -2368,7 +2409,8 @@ test('signOutDevice signs another device out, and this one out as logout', async
 
 test('limits: the login reports them; an older server reports none and the defaults stand', async (t) => {
   const gw = new FakeGateway();
-  gw.limits = { maxFileBytes: 3n << 20n, recallWindowMs: 600_000n, editWindowMs: 60_000n };
+  gw.limits = { maxFileBytes: 3n << 20n, recallWindowMs: 600_000n, editWindowMs: 60_000n,
+    maxPins: 7 };
   const s = open(gw);
   t.after(() => s.close());
   assert.equal(s.limits.maxFileBytes, DEFAULT_LIMITS.maxFileBytes, 'before the login');
@@ -2376,7 +2418,7 @@ test('limits: the login reports them; an older server reports none and the defau
   assert.deepEqual({ ...s.limits }, {
     maxContentBytes: DEFAULT_LIMITS.maxContentBytes, maxFileBytes: 3 << 20,
     recallWindowMs: 600_000, editWindowMs: 60_000,
-    maxGroupMembers: DEFAULT_LIMITS.maxGroupMembers, reported: true,
+    maxGroupMembers: DEFAULT_LIMITS.maxGroupMembers, maxPins: 7, reported: true,
   });
 
   const old = new FakeGateway();
