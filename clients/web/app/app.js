@@ -18,6 +18,7 @@ import { endedText } from './account.js';
 import {
   applyReactionEvent, isReaction, reactionList, settlePendingReactions,
 } from './reacting.js';
+import { applyPinEvent, dropPin, isPin, mergePins } from './pinning.js';
 import { $, app, files, params } from './state.js';
 import { onOutbox, renderUploads, stopEdit, showConvNote } from './sending.js';
 import { scheduleRender, renderAll, renderConvs, showSideError } from './render.js';
@@ -208,6 +209,8 @@ export function ensureConv(convId) {
       typing: new Map(), group: null, clearedSeq: 0n, hidden: false,
       // REACTION events to messages not loaded yet, by target seq (reacting.js)
       pendingReactions: new Map(),
+      // the pinned seqs, most recently pinned first, as of pinsAsOf (pinning.js)
+      pinnedSeqs: [], pinsAsOf: 0n,
     };
     if (c.type === ConvType.P2P && app.me) {
       const [, a, b] = convId.split(':');
@@ -235,6 +238,7 @@ function mergeSummary(sum) {
     c.lastSeq = sum.lastSeq;
     c.unread = Number(sum.unread);
     if (sum.lastMessage && sum.lastMessage.msgId) c.lastMessage = sum.lastMessage;
+    mergePins(c, sum);
   }
   // A clear or a delete on another tab or device; a deleted chat open here
   // closes, as it has left the list.
@@ -282,6 +286,7 @@ function onMessage(m) {
   }
   if (m.contentType === ContentType.RECALL || m.contentType === ContentType.EDIT) applyChange(c, m);
   if (isReaction(m)) applyReactionEvent(c.messages, m, app.me.userId, c.pendingReactions);
+  if (isPin(m)) applyPinEvent(c, m);
   c.typing.delete(String(m.senderId));
   nameOf_(m.senderId);
   rewatchFor(c);
@@ -295,6 +300,7 @@ function applyChange(c, m) {
   try {
     if (m.contentType === ContentType.RECALL) {
       const ev = decodeStruct(schemas.RecallEvent, m.content);
+      dropPin(c, ev.seq); // the server unpinned it with the recall
       const target = c.messages.get(String(ev.seq));
       if (target) {
         Object.assign(target, { recalled: true, content: new Uint8Array(0), reactionList: [] });

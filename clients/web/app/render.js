@@ -15,6 +15,9 @@ import { lastTime, peerPresence } from './presence.js';
 import { listed } from './clearing.js';
 import { fileLabel, fileRefOfMessage } from './attach.js';
 import { isReaction, reactionList, reactionText, reactionsKey } from './reacting.js';
+import {
+  canPin, isPin, isPinned, pinExcerpt, pinText, pinnable,
+} from './pinning.js';
 import { $, app, files, params } from './state.js';
 import { isChange, refreshGroup, nameOf_, convTitle, openConv } from './app.js';
 import {
@@ -94,6 +97,7 @@ function renderOpen() {
   $('conv-sub').textContent = subtitle(c);
   $('members-btn').hidden = c.type !== ConvType.GROUP;
   $('older').hidden = !c.hasOlder || !c.historyLoaded;
+  renderPinned(c);
   renderMessages(c);
   renderReplyBar();
   renderEditBar();
@@ -125,7 +129,9 @@ function renderMessages(c) {
     version: [m.recalled, m.editedMs, m.seq <= c.peerReadSeq, nameOf_(m.senderId),
       Object.values(offered(m, now)).join(),
       m.replyToSeq ? quoteOf(c, m.replyToSeq) : '',
-      m.contentType === ContentType.GROUP_EVENT ? '' : reactionsKey(m, app.me.userId)].join('|'),
+      m.contentType === ContentType.GROUP_EVENT ? '' : reactionsKey(m, app.me.userId),
+      isPin(m) ? String(pinText(c, m, '')) : '',
+      pinnable(m) && canPin(c, app.me.userId) ? `pin:${isPinned(c, m.seq)}` : ''].join('|'),
     build: () => renderMessage(c, m),
   }));
   for (const e of app.session.pending()) {
@@ -145,6 +151,11 @@ function renderMessage(c, m) {
   if (m.contentType === ContentType.GROUP_EVENT) {
     li.classList.add('event');
     li.append(el('span', '', groupEventText(m, app.me.userId, nameOf_)));
+    return li;
+  }
+  if (isPin(m)) {
+    li.classList.add('event');
+    li.append(el('span', '', pinText(c, m, whoText(m))));
     return li;
   }
   const mine = m.senderId === app.me.userId;
@@ -177,6 +188,7 @@ function renderMessage(c, m) {
     react.setAttribute('aria-expanded', 'false');
     // first: the meta's text ends with the delivery state
     metaEl.prepend(reply, ' ', react, ' ');
+    if (pinnable(m) && canPin(c, app.me.userId)) metaEl.prepend(pinButton(c, m), ' ');
     if (mine && (m.contentType === ContentType.TEXT || ref)) metaEl.prepend(...ownActions(c, m));
     const picker = renderPicker(c, m);
     react.addEventListener('click', () => {
@@ -188,6 +200,79 @@ function renderMessage(c, m) {
     return li;
   }
   li.append(metaEl);
+  return li;
+}
+
+// whoText names the sender of m for an event line: "You" for the user.
+function whoText(m) {
+  return m.senderId === app.me.userId ? 'You' : nameOf_(m.senderId);
+}
+
+// pinButton pins m, or unpins it when pinned; the PIN event that comes
+// back through the stream updates the bar and the button.
+function pinButton(c, m) {
+  const pinned = isPinned(c, m.seq);
+  const b = el('button', 'link pin', pinned ? 'Unpin' : 'Pin');
+  b.type = 'button';
+  b.setAttribute('aria-label', `${pinned ? 'Unpin' : 'Pin'} message ${m.seq}`);
+  b.addEventListener('click', () => pin(c, m.seq, pinned));
+  return b;
+}
+
+async function pin(c, seq, unpin) {
+  try {
+    await app.session.pin(c.convId, seq, { unpin });
+  } catch (err) {
+    showSideError(err);
+  }
+}
+
+// renderPinned shows the bar of c's pinned messages above the history: the
+// most recently pinned one, and a button that opens the list of all, each
+// of which scrolls to its message when loaded and may be unpinned.
+function renderPinned(c) {
+  const bar = $('pinned');
+  const pins = c.pinnedSeqs || [];
+  bar.hidden = pins.length === 0;
+  if (pins.length === 0) {
+    bar.replaceChildren();
+    return;
+  }
+  const open = bar.dataset.open === c.convId;
+  const toggle = el('button', 'link pinned-toggle',
+    pins.length === 1 ? '📌 1 pinned' : `📌 ${pins.length} pinned`);
+  toggle.type = 'button';
+  toggle.setAttribute('aria-expanded', String(open));
+  toggle.addEventListener('click', () => {
+    bar.dataset.open = open ? '' : c.convId;
+    renderPinned(c);
+  });
+  const first = el('span', 'pinned-first', pinExcerpt(c, pins[0]));
+  const parts = [toggle, ' ', first];
+  if (open) {
+    const list = el('ol', 'pinned-list');
+    list.setAttribute('aria-label', 'Pinned messages');
+    for (const seq of pins) list.append(pinnedItem(c, seq));
+    parts.push(list);
+  }
+  bar.replaceChildren(...parts);
+}
+
+function pinnedItem(c, seq) {
+  const li = el('li', '');
+  const go = el('button', 'link', pinExcerpt(c, seq));
+  go.type = 'button';
+  go.addEventListener('click', () => {
+    $('messages').querySelector(`li[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center' });
+  });
+  li.append(go);
+  if (canPin(c, app.me.userId)) {
+    const un = el('button', 'link unpin', 'Unpin');
+    un.type = 'button';
+    un.setAttribute('aria-label', `Unpin message ${seq}`);
+    un.addEventListener('click', () => pin(c, seq, true));
+    li.append(' ', un);
+  }
   return li;
 }
 
@@ -364,6 +449,7 @@ function preview(c, m) {
   if (isReaction(m)) {
     return reactionText(m, m.senderId === app.me.userId ? 'You' : nameOf_(m.senderId));
   }
+  if (isPin(m)) return pinText(c, m, whoText(m));
   // One line: a body's line breaks read as spaces, not as stand-ins.
   const body = bodyText(m).replace(/\r?\n/g, ' ');
   if (m.senderId === app.me.userId) return line`You: ${body}`;

@@ -28,6 +28,9 @@ import {
   applyReactionEvent, reactionList, reactionText, reactionsKey, settlePendingReactions,
 } from '../app/reacting.js';
 import {
+  applyPinEvent, canPin, dropPin, isPinned, mergePins, pinText, pinnable,
+} from '../app/pinning.js';
+import {
   CloseReason, ContentType, ConvType, ErrorCode, GroupAction, GroupRole, MAX_PRESENCE_USERS,
   DEFAULT_LIMITS, SessionEndedError, State, decodeStruct, encodeFileRef, encodeStruct, limitsOf,
   schemas,
@@ -532,4 +535,57 @@ test('Edit and Recall are offered within the windows the server reported', () =>
   const dflt = (after) => offeredChanges(text, 1n, sent + after, DEFAULT_LIMITS);
   assert.deepEqual(dflt(24 * 3_600_000 + 1), { edit: false, recall: false },
     'an older server: the default 24 hours');
+});
+
+// pinConv is a conversation as app.js keeps it, with messages by seq.
+function pinConv(type, msgs = []) {
+  return { type, messages: new Map(msgs.map((m) => [String(m.seq), m])), pinnedSeqs: [],
+    pinsAsOf: 0n, group: null };
+}
+
+function pinMsg(seq, target, unpinned = false, senderId = 2n) {
+  return { seq, senderId, contentType: ContentType.PIN,
+    content: encodeStruct(schemas.PinEvent, { seq: target, msgId: 0n, unpinned }) };
+}
+
+test('pins: the listing stands for the events up to its last seq; newer ones apply', () => {
+  const c = pinConv(ConvType.P2P);
+  mergePins(c, { lastSeq: 5n, pinnedSeqs: [3n, 1n] });
+  assert.equal(applyPinEvent(c, pinMsg(4n, 3n)), false, 'in the listing already');
+  assert.equal(applyPinEvent(c, pinMsg(5n, 2n, true)), false);
+  assert.deepEqual(c.pinnedSeqs, [3n, 1n]);
+  assert.equal(applyPinEvent(c, pinMsg(6n, 2n)), true);
+  assert.equal(applyPinEvent(c, pinMsg(7n, 3n, true)), true);
+  assert.deepEqual(c.pinnedSeqs, [2n, 1n]);
+  assert.equal(applyPinEvent(c, pinMsg(7n, 1n, true)), false, 'the same event again');
+  assert.equal(isPinned(c, 1n), true);
+  dropPin(c, 1n); // recalled
+  assert.deepEqual(c.pinnedSeqs, [2n]);
+  mergePins(c, { lastSeq: 9n }); // a listing without pins
+  assert.deepEqual(c.pinnedSeqs, []);
+});
+
+test('pins: offered in 1:1, and in a group to its owner and admins', () => {
+  assert.equal(canPin(pinConv(ConvType.P2P), 1n), true);
+  const g = pinConv(ConvType.GROUP);
+  assert.equal(canPin(g, 1n), false, 'roles not known yet');
+  g.group = { members: [{ userId: 1n, role: GroupRole.ADMIN },
+    { userId: 2n, role: GroupRole.MEMBER }] };
+  assert.equal(canPin(g, 1n), true);
+  assert.equal(canPin(g, 2n), false);
+  const text = { seq: 1n, contentType: ContentType.TEXT, content: new Uint8Array() };
+  assert.equal(pinnable(text), true);
+  assert.equal(pinnable({ ...text, recalled: true }), false);
+  assert.equal(pinnable(pinMsg(2n, 1n)), false, 'an event');
+});
+
+test('pinText quotes the pinned message when loaded, names its seq when not', () => {
+  const lunch = { seq: 3n, senderId: 2n, contentType: ContentType.TEXT,
+    content: new TextEncoder().encode('lunch?\nat noon') };
+  const c = pinConv(ConvType.P2P, [lunch]);
+  assert.equal(String(pinText(c, pinMsg(4n, 3n), 'ann')), 'ann pinned “lunch? at noon”');
+  assert.equal(String(pinText(c, pinMsg(5n, 3n, true), 'You')), 'You unpinned “lunch? at noon”');
+  assert.equal(String(pinText(c, pinMsg(6n, 9n), 'ann')), 'ann pinned “message #9”');
+  const evil = pinConv(ConvType.P2P, [{ ...lunch, content: new TextEncoder().encode('a\u202Eb') }]);
+  assert.equal(String(pinText(evil, pinMsg(4n, 3n), 'ann')), 'ann pinned “a\uFFFDb”');
 });
