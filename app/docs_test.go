@@ -85,7 +85,7 @@ func TestProtocolDoc_LimitsNameFlags(t *testing.T) {
 		"login-addr-limit", "login-account-limit", "register-addr-limit", "typing-limit",
 		"typing-max-members", "max-pending", "gateway-workers", "frame-rate",
 		"outbound-high-water", "max-conns", "accept-rate", "token-ttl", "refresh-ttl",
-		"message-search-limit"} {
+		"message-search-limit", "pin-limit"} {
 		named[f] = false
 	}
 	rows := 0
@@ -152,7 +152,7 @@ func TestProtocolDoc_RateLimitedNamesItsRequests(t *testing.T) {
 		}
 	}
 	for _, op := range []string{"LOGIN", "CHANGE_PASSWORD", "REGISTER", "TYPING", "GET_PRESENCE",
-		"WATCH_PRESENCE", "SEARCH_USERS", "SEARCH_MESSAGES"} {
+		"WATCH_PRESENCE", "SEARCH_USERS", "SEARCH_MESSAGES", "PIN"} {
 		if !strings.Contains(row, "`"+op+"`") {
 			t.Errorf("the RATE_LIMITED row does not name %s: %q", op, row)
 		}

@@ -608,3 +608,30 @@ func TestPreview_FileMessages(t *testing.T) {
 		t.Error("a FILE message is not notifiable")
 	}
 }
+
+// A pin is an event too: pushed to online devices, waking no offline one.
+func TestNotify_PinNotifiesNobody(t *testing.T) {
+	en := newEnv(t)
+	gw := startGateway(t, gatewayMode{})
+	rcv := startReceiver(t, false)
+	alice, lg := twoUsers(t, en, gw)
+	startNotifyTask(t, en, notifyConfig(rcv, -1), lg)
+
+	pin := newEvent("p2p:1:2", 1, []int64{1, 2}, alice)
+	pin.Message.ContentType = common.ContentType_PIN
+	body := &common.PinEvent{Seq: 1, MsgId: 999}
+	pin.Message.Content = make([]byte, body.BLength())
+	body.FastWrite(pin.Message.Content)
+	en.publish(t, pin)
+	en.publish(t, newEvent("p2p:1:2", 2, []int64{1, 2}, alice))
+	testwait.For(t, 5*time.Second, "the message's notification",
+		func() bool { return len(rcv.got()) >= 1 })
+	testwait.For(t, 5*time.Second, "events acked", en.notifySettled(t))
+
+	if notes := rcv.got(); len(notes) != 1 || notes[0].Seq != 2 {
+		t.Fatalf("notifications %+v, want only the message at seq 2", notes)
+	}
+	if n := len(gw.framesOf(2)); n != 2 {
+		t.Errorf("online laptop got %d pushes, want the pin and the message", n)
+	}
+}
