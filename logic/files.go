@@ -252,6 +252,9 @@ func (s *Service) continueUpload(ctx context.Context, user int64,
 	if err != nil {
 		return nil, err
 	}
+	if err := checkChunkRange(f, req); err != nil {
+		return nil, err
+	}
 	switch {
 	case f.State == fileComplete:
 		return uploadResp(f), nil
@@ -265,10 +268,20 @@ func (s *Service) continueUpload(ctx context.Context, user int64,
 	case req.Offset > f.Received:
 		return nil, fmt.Errorf("%w: offset %d past the next offset %d", ErrBadRequest,
 			req.Offset, f.Received)
-	case req.Offset+int64(len(req.Data)) > f.Size:
-		return nil, fmt.Errorf("%w: chunk ends past the file's size %d", ErrBadRequest, f.Size)
 	}
 	return s.storeChunk(ctx, f, req.Data)
+}
+
+// checkChunkRange refuses a chunk, or a resume, that does not lie within
+// f: one no client sends, so that neither a completed upload nor a chunk
+// taken for a retry lets it pass. The end is compared by subtraction, which
+// cannot overflow once the offset is known to be within the size.
+func checkChunkRange(f *fileRow, req *protocol.UploadReq) error {
+	if req.Offset < 0 || req.Offset > f.Size || int64(len(req.Data)) > f.Size-req.Offset {
+		return fmt.Errorf("%w: offset %d with %d bytes outside the file's %d bytes",
+			ErrBadRequest, req.Offset, len(req.Data), f.Size)
+	}
+	return nil
 }
 
 // ownUpload reads the user's file row of id, or NOT_FOUND. It reads from

@@ -1,0 +1,57 @@
+package logic
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/resonance-im/resonance/kitex_gen/common"
+	"github.com/resonance-im/resonance/kitex_gen/protocol"
+)
+
+// TestFiles_ChunkOutsideTheFileIsRefused sends chunks that no honest client
+// sends, to an unfinished and to a complete upload: before the start, past
+// the declared size, or ending past it. Each is BAD_REQUEST, whatever
+// the upload's progress, and stores nothing; a resume without data at any
+// offset within the file still answers where the upload stands.
+func TestFiles_ChunkOutsideTheFileIsRefused(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		alice := e.register(t, "alice")
+		data := randomBytes(t, 2*protocol.MaxFileChunk+5)
+		sum := sha256.Sum256(data)
+		open, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+			Size: 1000, Sha256: sum[:], Mime: "a/b", Name: "x", Data: data[:500]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := e.upload(t, alice, "y", "a/b", data)
+		for id, size := range map[string]int64{open.FileId: 1000, done.FileId: done.Size} {
+			bad := []struct {
+				offset int64
+				n      int
+			}{
+				{-1, 10}, {math.MinInt64, 10}, {-1, 0}, {math.MinInt64, 0},
+				{size + 1, 0}, {math.MaxInt64, 0}, {math.MaxInt64, 10},
+				{size - 600, 601}, // a "retry" ending past the size
+				{size - 1, 10},
+			}
+			for _, b := range bad {
+				name := fmt.Sprintf("size %d offset %d bytes %d", size, b.offset, b.n)
+				_, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+					FileId: id, Offset: b.offset, Data: make([]byte, b.n)})
+				if codeOf(err) != common.ErrorCode_BAD_REQUEST {
+					t.Errorf("%s: code %v, want BAD_REQUEST", name, codeOf(err))
+				}
+			}
+		}
+		// Still where it was, and a resume at any offset in the file is fine.
+		for _, off := range []int64{0, 7, 1000} {
+			r, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+				FileId: open.FileId, Offset: off})
+			if err != nil || r.NextOffset != 500 {
+				t.Fatalf("resume at %d = %+v, %v; want next offset 500", off, r, err)
+			}
+		}
+	})
+}
