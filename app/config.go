@@ -297,6 +297,9 @@ func bindGateway(fs *flag.FlagSet, c *Config, role Role) {
 	fs.IntVar(&c.Gateway.MaxConns, "max-conns", 0, "open connection cap, negative for none (default 100000)")
 	fs.IntVar(&c.Gateway.AcceptRate, "accept-rate", 0,
 		"new connections per second, negative for no limit (default 5000)")
+	fs.IntVar(&c.Gateway.AcceptAddrRate, "accept-addr-rate", 0,
+		"new connections per second from one client address (IPv6: one /64), negative for "+
+			"no limit (default a tenth of --accept-rate)")
 	fs.IntVar(&c.Gateway.FrameRate, "frame-rate", 0,
 		"frames per second per connection, negative for no limit (default 200)")
 	fs.Func("allowed-origins", "comma-separated WebSocket Origin allow-list (default: any); "+

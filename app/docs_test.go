@@ -84,8 +84,8 @@ func TestProtocolDoc_LimitsNameFlags(t *testing.T) {
 		"edit-window", "login-timeout", "heartbeat-interval", "heartbeat-timeout",
 		"login-addr-limit", "login-account-limit", "register-addr-limit", "typing-limit",
 		"typing-max-members", "max-pending", "gateway-workers", "frame-rate",
-		"outbound-high-water", "max-conns", "accept-rate", "token-ttl", "refresh-ttl",
-		"message-search-limit", "pin-limit"} {
+		"outbound-high-water", "max-conns", "accept-rate", "accept-addr-rate", "token-ttl",
+		"refresh-ttl", "message-search-limit", "pin-limit"} {
 		named[f] = false
 	}
 	rows := 0

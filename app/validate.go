@@ -49,7 +49,8 @@ func Load(fs *flag.FlagSet, role Role, args []string) (Config, error) {
 // negative values, which would otherwise be taken for the default or worse.
 func negativeMeans(name string) bool {
 	switch name {
-	case "max-conns", "accept-rate", "frame-rate", "notify-window", "presence-recheck":
+	case "max-conns", "accept-rate", "accept-addr-rate", "frame-rate", "notify-window",
+		"presence-recheck":
 		return true
 	}
 	return false

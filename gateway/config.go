@@ -55,6 +55,14 @@ type Config struct {
 	// second's worth; a connection over the rate is closed with OVERLOADED and
 	// a reconnect delay. Default 5000; negative means no limit.
 	AcceptRate int
+	// AcceptAddrRate limits new connections per second from one client
+	// address (an IPv6 /64 counts as one), with a burst of one second's
+	// worth, so that one address cannot spend AcceptRate for everyone: a
+	// connection over it is closed as over AcceptRate and takes nothing of
+	// it. A trusted proxy's connections are not limited by their address
+	// (the balancer limits its clients). Default a tenth of AcceptRate (at
+	// least 1), no limit when AcceptRate has none; negative means no limit.
+	AcceptAddrRate int
 	// FrameRate limits the frames per second of one connection (WebSocket
 	// control frames included), with a burst of two seconds' worth; a client
 	// over it is closed with RATE_LIMITED. Default 200; negative means no
@@ -114,6 +122,9 @@ const (
 	// minRegisterTTL keeps the refresh period (a third) well above a
 	// registry round trip.
 	minRegisterTTL = 30 * time.Millisecond
+	// acceptAddrShare is the default AcceptAddrRate as a fraction of
+	// AcceptRate: an address floods at most a tenth of it.
+	acceptAddrShare = 10
 )
 
 // applyDefaults replaces every zero field of cfg with its default.
@@ -156,6 +167,12 @@ func applyDefaults(cfg Config) Config {
 	}
 	cfg.MaxConns = orDefault(cfg.MaxConns, defaultMaxConns)
 	cfg.AcceptRate = orDefault(cfg.AcceptRate, defaultAcceptRate)
+	if cfg.AcceptAddrRate == 0 {
+		cfg.AcceptAddrRate = -1
+		if cfg.AcceptRate > 0 {
+			cfg.AcceptAddrRate = max(cfg.AcceptRate/acceptAddrShare, 1)
+		}
+	}
 	cfg.FrameRate = orDefault(cfg.FrameRate, defaultFrameRate)
 	return cfg
 }

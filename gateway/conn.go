@@ -129,10 +129,11 @@ func (g *Gateway) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := &conn{gc: gc, loop: ls, id: g.nextConnID(), lastActive: now,
 		frameBudget: frameBurst(g.cfg.FrameRate)}
 	c.authDeadline.Store(now + g.cfg.LoginTimeout.Milliseconds())
-	c.refusal = closeReason8(g.admitConn(now))
+	proxy := g.trusted(gc.RemoteAddr())
+	c.refusal = closeReason8(g.admitConn(now, gc.RemoteAddr(), proxy))
 	c.wheelSlot = notQueued
 	c.loop.wheel.add(c, g.deadline(c))
-	if g.trusted(gc.RemoteAddr()) {
+	if proxy {
 		c.mode = modeProxy
 	}
 	gc.SetContext(c)

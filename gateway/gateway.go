@@ -68,6 +68,8 @@ type Gateway struct {
 	started atomic.Bool // Run was called
 	stats   gatewayStats
 	accepts tokenBucket // the accept rate, shared by all loops
+	// addrAccepts is the accept rate of each client address.
+	addrAccepts addrBuckets
 	// sends carries the runs of SENDs of all connections to logic.
 	sends *coalesce.Batcher[*logicrpc.SendRun, []*logicrpc.SendOutcome]
 	// logins carries the token LOGINs of all connections to logic.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -151,13 +152,22 @@ func (g *Gateway) countPeerClose(err error) {
 	}
 }
 
-// admitConn counts a new connection and returns OVERLOADED when it is over
-// the connection cap or the accept rate, else UNKNOWN (admitted).
-func (g *Gateway) admitConn(nowMs int64) protocol.CloseReason {
+// admitConn counts a new connection from peer and returns OVERLOADED when
+// it is over the connection cap, its address's accept rate or the
+// gateway's, else UNKNOWN (admitted). The address is checked before the
+// gateway's rate, so that what one address is refused costs the others
+// nothing; a trusted proxy's address is not checked.
+func (g *Gateway) admitConn(nowMs int64, peer net.Addr, proxy bool) protocol.CloseReason {
 	g.stats.accepted.Add(1)
 	open := g.stats.open.Add(1)
 	if g.cfg.MaxConns > 0 && open > int64(g.cfg.MaxConns) {
 		return protocol.CloseReason_OVERLOADED
+	}
+	if g.cfg.AcceptAddrRate > 0 && !proxy {
+		if key, ok := addrKey(peer); ok &&
+			!g.addrAccepts.take(key, nowMs, int64(g.cfg.AcceptAddrRate)) {
+			return protocol.CloseReason_OVERLOADED
+		}
 	}
 	if g.cfg.AcceptRate > 0 && !g.accepts.take(nowMs, int64(g.cfg.AcceptRate)) {
 		return protocol.CloseReason_OVERLOADED
