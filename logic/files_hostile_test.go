@@ -55,3 +55,34 @@ func TestFiles_ChunkOutsideTheFileIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestFiles_UnsentFilesAreCapped uploads complete files and sends none of
+// them: the bytes a user holds in files no message names, unfinished or
+// complete, stay within MaxUploads x MaxFileSize (docs/operations.md), so
+// that completing uploads cannot pass the cap on unfinished ones. Sending
+// one frees its share.
+func TestFiles_UnsentFilesAreCapped(t *testing.T) {
+	forEachFileStore(t, func(t *testing.T, e *env) {
+		e.svc.cfg.MaxFileSize = 1000
+		e.svc.cfg.MaxUploads = 2
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		refs := []*common.FileRef{
+			e.upload(t, alice, "a", "a/b", randomBytes(t, 1000)),
+			e.upload(t, alice, "b", "a/b", randomBytes(t, 600)),
+		}
+		data := randomBytes(t, 700)
+		sum := sha256.Sum256(data)
+		start := func() error {
+			_, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{Size: 700,
+				Sha256: sum[:], Mime: "a/b", Name: "c", Data: data})
+			return err
+		}
+		wantCode(t, start(), common.ErrorCode_RATE_LIMITED) // 1600 unsent, 2300 with it
+		_, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "s", bob, "", refs[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, start(), common.ErrorCode_OK) // 1000 unsent, 1700 with it
+		wantCode(t, start(), common.ErrorCode_RATE_LIMITED)
+	})
+}

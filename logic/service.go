@@ -384,12 +384,13 @@ type tableNames struct {
 	message string
 	outbox  string
 	fileRef string
+	file    string
 }
 
 func resolveTables(db *gorm.DB) (tableNames, error) {
-	var names [8]string
+	var names [9]string
 	for i, model := range []any{&convRow{}, &memberRow{}, &userRow{}, &blockRow{}, &deviceRow{},
-		&messageRow{}, &outboxRow{}, &fileRefRow{}} {
+		&messageRow{}, &outboxRow{}, &fileRefRow{}, &fileRow{}} {
 		stmt := &gorm.Statement{DB: db}
 		if err := stmt.Parse(model); err != nil {
 			return tableNames{}, fmt.Errorf("logic: table name of %T: %w", model, err)
@@ -397,7 +398,8 @@ func resolveTables(db *gorm.DB) (tableNames, error) {
 		names[i] = stmt.Schema.Table
 	}
 	return tableNames{conv: names[0], member: names[1], user: names[2], block: names[3],
-		device: names[4], message: names[5], outbox: names[6], fileRef: names[7]}, nil
+		device: names[4], message: names[5], outbox: names[6], fileRef: names[7],
+		file: names[8]}, nil
 }
 
 // endedByStop says whether err, from Run after a Stop began, is what that
