@@ -514,12 +514,19 @@ func (s *Service) readableFile(ctx context.Context, db *gorm.DB, user int64,
 	if f.OwnerID == user {
 		return &f, nil
 	}
-	// Only the references in conversations user is or was a member of:
-	// a file forwarded widely has many others, none of them the reader's.
+	// Only the references in conversations user is or was a member of, at
+	// seqs their member row lets them read (as rangeOf says; a p2p
+	// conversation whole but what they cleared): a file forwarded widely
+	// has many others, and unreadable ones, which anyone who can put the
+	// file in a group and the user out of it can make, must not fill the
+	// page and hide the one the user can read. canReadSeq still decides.
 	var refs []fileRefRow
 	err := db.Table(s.tables.fileRef+" AS r").Select("r.conv_id, r.seq").
 		Joins("JOIN "+s.tables.member+" AS m ON m.conv_id = r.conv_id AND m.user_id = ?", user).
-		Where("r.file_id = ?", id).Order("r.conv_id, r.seq").Limit(maxFileRefs).
+		Where("r.file_id = ? AND r.seq > m.cleared_seq", id).
+		Where("r.conv_id LIKE ? OR (r.seq >= m.join_seq AND (m.left_seq = 0 OR r.seq <= m.left_seq))",
+			p2pPrefix+"%").
+		Order("r.conv_id, r.seq").Limit(maxFileRefs).
 		Scan(&refs).Error
 	if err != nil {
 		return nil, fmt.Errorf("references of file %s for user %d: %w", id, user, err)

@@ -86,3 +86,30 @@ func TestFiles_UnsentFilesAreCapped(t *testing.T) {
 		wantCode(t, start(), common.ErrorCode_RATE_LIMITED)
 	})
 }
+
+// TestFiles_UnreadableReferencesDoNotHideAReadableOne: alice puts a file in
+// more groups than a download checks references of, each after removing
+// bob, so that bob is a former member of them all and may read none of
+// those messages; then she sends it to bob. Bob downloads it: references
+// he cannot read must not crowd out the one he can.
+func TestFiles_UnreadableReferencesDoNotHideAReadableOne(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	ref := e.upload(t, alice, "a.txt", "text/plain", []byte("for bob"))
+	for i := range maxFileRefs + 1 {
+		g := e.group(t, alice, fmt.Sprintf("g%d", i), bob)
+		if _, err := e.manage(alice, g, common.GroupAction_REMOVE, []int64{bob}, "", 0); err != nil {
+			t.Fatalf("remove bob from group %d: %v", i, err)
+		}
+		if _, err := e.svc.Send(ctxBG, session(alice, 1),
+			fileReq(t, fmt.Sprintf("g%d", i), 0, g, ref)); err != nil {
+			t.Fatalf("send to group %d: %v", i, err)
+		}
+	}
+	if _, err := e.svc.Send(ctxBG, session(alice, 1), fileReq(t, "p", bob, "", ref)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.download(bob, ref.FileId); err != nil {
+		t.Fatalf("bob downloads the file sent to him: %v", err)
+	}
+}
