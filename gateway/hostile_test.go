@@ -123,6 +123,16 @@ func TestGateway_SurvivesHostileClients(t *testing.T) {
 					time.Sleep(200 * time.Millisecond)
 				}
 			}},
+		{name: "WebSocket upgrade one byte at a time", // no CLOSE in an HTTP exchange
+			abuse: func(c *testClient) {
+				req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+				for i := range len(req) {
+					if _, err := c.conn.Write([]byte{req[i]}); err != nil {
+						return // closed already: the deadline passed
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}},
 	}
 	for i := range 20 {
 		junk := make([]byte, 1+rng.IntN(4096))
