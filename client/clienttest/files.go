@@ -51,8 +51,13 @@ func (s *Server) upload(c *conn, req *protocol.UploadReq) (codec.Body, error) {
 	case len(req.Data) > protocol.MaxFileChunk:
 		return nil, fail(common.ErrorCode_TOO_LARGE,
 			fmt.Sprintf("too large: chunk over %d bytes", protocol.MaxFileChunk))
+	case req.Offset < 0 || req.Offset > u.size || int64(len(req.Data)) > u.size-req.Offset:
+		// As the server: a chunk outside the file, retry or not.
+		return nil, fail(common.ErrorCode_BAD_REQUEST, fmt.Sprintf(
+			"bad request: offset %d with %d bytes outside the file's %d bytes",
+			req.Offset, len(req.Data), u.size))
 	case len(req.Data) > 0 && req.Offset == u.received:
-		u.data = append(u.data, req.Data[:min(int64(len(req.Data)), u.size-u.received)]...)
+		u.data = append(u.data, req.Data...)
 		u.received = int64(len(u.data))
 	}
 	return &protocol.UploadResp{FileId: req.FileId, NextOffset: u.received,
