@@ -126,6 +126,26 @@ func (s *Service) startUpload(ctx context.Context, user int64,
 	if !s.limits.upload.Allow(strconv.FormatInt(user, 10)) {
 		return nil, fmt.Errorf("%w: uploads", ErrRateLimited)
 	}
+	f, err := s.createUpload(ctx, user, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Data) == 0 {
+		return &protocol.UploadResp{FileId: f.ID}, nil
+	}
+	return s.storeChunk(ctx, f, req.Data)
+}
+
+// createUpload stores the file row of a new upload within the caps of
+// checkUnsent. The check and the insert run under the user's stripe of
+// uploadStarts, so that a burst of starts from many connections cannot all
+// read the count from before any of them: only starts on other logic
+// instances may race past the caps, one each.
+func (s *Service) createUpload(ctx context.Context, user int64,
+	req *protocol.UploadReq) (*fileRow, error) {
+	mu := &s.uploadStarts[uint64(user)%uint64(len(s.uploadStarts))]
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.checkUnsent(ctx, user, req.Size); err != nil {
 		return nil, err
 	}
@@ -139,10 +159,7 @@ func (s *Service) startUpload(ctx context.Context, user int64,
 	if err := s.dbc(ctx).Create(f).Error; err != nil {
 		return nil, fmt.Errorf("create file user=%d: %w", user, err)
 	}
-	if len(req.Data) == 0 {
-		return &protocol.UploadResp{FileId: id}, nil
-	}
-	return s.storeChunk(ctx, f, req.Data)
+	return f, nil
 }
 
 // unsentFiles is what a user holds in files no message names: uploads
@@ -157,9 +174,8 @@ type unsentFiles struct {
 // user has MaxUploads unfinished, or when it would take the user's unsent
 // files past MaxUploads x MaxFileSize bytes: without the second bound,
 // completing uploads and sending none of them would let one user fill the
-// disk at the start rate, a file per 3 s, for FileRetention. Counted
-// before the insert, so racing starts may pass the caps by a few; the
-// start rate bounds how many.
+// disk at the start rate, a file per 3 s, for FileRetention. It reads the
+// read pool, which holds every start that returned (createUpload).
 //
 // TODO: the query reads every file row of the user's, sent ones included
 // (about 15 ms for 20000 on SQLite); an index on (owner_id, updated_ms)

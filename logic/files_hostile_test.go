@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -111,5 +113,31 @@ func TestFiles_UnreadableReferencesDoNotHideAReadableOne(t *testing.T) {
 	}
 	if _, _, err := e.download(bob, ref.FileId); err != nil {
 		t.Fatalf("bob downloads the file sent to him: %v", err)
+	}
+}
+
+// TestFiles_ConcurrentStartsKeepTheCaps starts a burst of uploads at once,
+// as many connections of one user can: no more than MaxUploads get in,
+// where a count read before each insert let the whole burst pass.
+func TestFiles_ConcurrentStartsKeepTheCaps(t *testing.T) {
+	e := newEnv(t, sqliteConfig(t))
+	alice := e.register(t, "alice")
+	sum := sha256.Sum256(nil)
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 { // the start rate's burst
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.svc.Upload(ctxBG, session(alice, 1), &protocol.UploadReq{
+				Size: e.svc.cfg.MaxFileSize, Sha256: sum[:], Mime: "a/b", Name: "x"})
+			if err == nil {
+				admitted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n > int32(e.svc.cfg.MaxUploads) {
+		t.Fatalf("%d of 20 concurrent starts admitted, want at most %d", n, e.svc.cfg.MaxUploads)
 	}
 }

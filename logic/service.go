@@ -53,6 +53,9 @@ type Service struct {
 	tables  tableNames
 	// blobs keeps uploaded files' bytes (blobs.go).
 	blobs blobStore
+	// uploadStarts serialize the check and insert of one user's new
+	// uploads in this instance, striped by user (startUpload).
+	uploadStarts [64]sync.Mutex
 	// queries are the hot statements written without GORM (queries.go).
 	queries queries
 	members memberCache
