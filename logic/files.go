@@ -540,8 +540,8 @@ func (s *Service) readableFile(ctx context.Context, db *gorm.DB, user int64,
 	err := db.Table(s.tables.fileRef+" AS r").Select("r.conv_id, r.seq").
 		Joins("JOIN "+s.tables.member+" AS m ON m.conv_id = r.conv_id AND m.user_id = ?", user).
 		Where("r.file_id = ? AND r.seq > m.cleared_seq", id).
-		Where("r.conv_id LIKE ? OR (r.seq >= m.join_seq AND (m.left_seq = 0 OR r.seq <= m.left_seq))",
-			p2pPrefix+"%").
+		Where("r.conv_id LIKE ? OR (r.seq >= m.join_seq AND "+
+			"(m.left_seq = 0 OR r.seq <= m.left_seq))", p2pPrefix+"%").
 		Order("r.conv_id, r.seq").Limit(maxFileRefs).
 		Scan(&refs).Error
 	if err != nil {

@@ -100,7 +100,8 @@ func TestFiles_UnreadableReferencesDoNotHideAReadableOne(t *testing.T) {
 	ref := e.upload(t, alice, "a.txt", "text/plain", []byte("for bob"))
 	for i := range maxFileRefs + 1 {
 		g := e.group(t, alice, fmt.Sprintf("g%d", i), bob)
-		if _, err := e.manage(alice, g, common.GroupAction_REMOVE, []int64{bob}, "", 0); err != nil {
+		_, err := e.manage(alice, g, common.GroupAction_REMOVE, []int64{bob}, "", 0)
+		if err != nil {
 			t.Fatalf("remove bob from group %d: %v", i, err)
 		}
 		if _, err := e.svc.Send(ctxBG, session(alice, 1),
