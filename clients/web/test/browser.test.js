@@ -748,43 +748,44 @@ describe('web app', () => {
   });
 
   test('message search "Only in" the open chat finds its matches alone', async () => {
-    const [ada, ben, cy] = [await openPage(browser), await openPage(browser),
+    const [ada, uli, cy] = [await openPage(browser), await openPage(browser),
       await openPage(browser)];
     try {
-      const [a, b, c] = [uname('ada'), uname('ben'), uname('cy')];
+      const [a, b, c] = [uname('ada'), uname('uli'), uname('cy')];
       await signUp(ada, a);
-      await signUp(ben, b);
+      await signUp(uli, b);
       await signUp(cy, c);
       await startChat(ada, b);
       await send(ada, 'kiwi from ada');
       await startChat(cy, b);
       await send(cy, 'kiwi from cy');
-      await waitMessage(ben, 'kiwi from cy');
+      await uli.locator('.conv-item', { hasText: c }).waitFor();
+      await uli.locator('.conv-item', { hasText: a }).waitFor();
 
       // Nothing open: nothing to limit the search to.
-      assert.equal(await ben.locator('#search-here-row').isHidden(), true);
-      await ben.locator('.conv-item', { hasText: a }).click();
-      await waitMessage(ben, 'kiwi from ada');
-      await ben.locator('#search-here-row', { hasText: a }).waitFor();
-      await ben.check('#search-here');
-      await ben.fill('#search-text', 'kiwi');
-      await ben.press('#search-text', 'Enter');
-      await ben.locator('#search-note', { hasText: '1 message found.' }).waitFor();
-      assert.deepEqual(await ben.locator('.search-hit .search-text').allTextContents(),
+      assert.equal(await uli.locator('#search-here-row').isHidden(), true);
+      await uli.locator('.conv-item', { hasText: a }).click();
+      await waitMessage(uli, 'kiwi from ada');
+      await uli.locator('#search-here-row', { hasText: a }).waitFor();
+      await uli.check('#search-here');
+      await uli.fill('#search-text', 'kiwi');
+      await uli.press('#search-text', 'Enter');
+      await uli.locator('#search-note', { hasText: '1 message found.' }).waitFor();
+      assert.deepEqual(await uli.locator('.search-hit .search-text').allTextContents(),
         ['kiwi from ada']);
-      await ben.fill('#search-text', 'mango');
-      await ben.press('#search-text', 'Enter');
-      await ben.locator('#search-note', { hasText: `No messages in ${a} contain` }).waitFor();
+      await uli.fill('#search-text', 'mango');
+      await uli.press('#search-text', 'Enter');
+      await uli.locator('#search-note', { hasText: `No messages in ${a} contain` }).waitFor();
 
-      await ben.uncheck('#search-here');
-      await ben.fill('#search-text', 'kiwi');
-      await ben.press('#search-text', 'Enter');
-      await ben.locator('#search-note', { hasText: '2 messages found.' }).waitFor();
-      assert.deepEqual(await ben.locator('.search-hit .search-text').allTextContents(),
+      await uli.uncheck('#search-here');
+      await uli.fill('#search-text', 'kiwi');
+      await uli.press('#search-text', 'Enter');
+      await uli.locator('#search-note', { hasText: '2 messages found.' }).waitFor();
+      assert.deepEqual(await uli.locator('.search-hit .search-text').allTextContents(),
         ['kiwi from cy', 'kiwi from ada']);
-      assert.deepEqual([...ada.errors, ...ben.errors, ...cy.errors], []);
+      assert.deepEqual([...ada.errors, ...uli.errors, ...cy.errors], []);
     } finally {
-      for (const p of [ada, ben, cy]) await p.context().close();
+      for (const p of [ada, uli, cy]) await p.context().close();
     }
   });
 

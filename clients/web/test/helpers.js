@@ -28,6 +28,11 @@ export const env = {
 const run = Date.now().toString(36).slice(-5);
 export const uname = (base) => `${base}_${run}`;
 
+// signedUp are the usernames signUp registered in this run: two tests that
+// took the same uname base shared an account, and the second's sign-up
+// failed as a timeout on a form that said the name was taken.
+const signedUp = new Set();
+
 export async function launch() {
   if (!env.webUrl) throw new Error('RESONANCE_WEB_URL is not set; run scripts/web-test.sh');
   mkdirSync(env.screenshots, { recursive: true });
@@ -65,6 +70,10 @@ export async function openPage(browser, { query, route, context: shared } = {}) 
 
 /** signUp registers username on the login form and waits for the chat view. */
 export async function signUp(page, username, password = `pw-${username}`) {
+  if (signedUp.has(username)) {
+    throw new Error(`${username} is signed up by another test of this run: pick another name`);
+  }
+  signedUp.add(username);
   await page.fill('#login-user', username);
   await page.fill('#login-pass', password);
   await page.click('button[value=register]');
