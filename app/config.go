@@ -142,7 +142,8 @@ func (c *Config) Bind(fs *flag.FlagSet, role Role) {
 		"console or json (default "+defaultFor(role, logConsole, logJSON)+")")
 	fs.StringVar(&c.HTTPListen, "http-listen", defaultFor(role, "127.0.0.1:9100", "0.0.0.0:9100"),
 		"address of /metrics, /healthz and /readyz; empty disables")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on --http-listen")
+	fs.BoolVar(&c.Pprof, "pprof", false,
+		"serve /debug/pprof/ on --http-listen, to clients on this host only (tunnel to it)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "how long to go on serving at shutdown "+
 		"after /readyz turns unready, for load balancers to stop routing here (counts in "+
 		"the shutdown's grace period)")

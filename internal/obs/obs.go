@@ -66,15 +66,33 @@ func Listen(opts Options, reg *prometheus.Registry, log zerolog.Logger) (*Server
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", localOnly(pprof.Index))
+		mux.Handle("/debug/pprof/cmdline", localOnly(pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", localOnly(pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", localOnly(pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", localOnly(pprof.Trace))
 	}
 	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// localOnly serves h to clients on this host alone, 403 to the rest. A
+// heap profile holds what the process holds, tokens and passwords in
+// flight among it, and the listener of the metrics is often on every
+// interface (a lone role's default): from elsewhere, pprof is reached
+// through a tunnel (ssh -L, kubectl port-forward), whose requests come
+// from loopback.
+func localOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "pprof answers only on this host: reach it through a tunnel "+
+				"(ssh -L, kubectl port-forward)", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	})
 }
 
 // Handle serves pattern (http.ServeMux syntax) with h from now on, for a

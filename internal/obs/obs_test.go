@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -121,5 +122,28 @@ func TestObserveDB_StatementsPastGORM(t *testing.T) {
 	}
 	if counts["update"] != 1 || counts["create"] != 0 || len(counts) != 6 {
 		t.Fatalf("samples by op %v, want the one update", counts)
+	}
+}
+
+// pprof answers a client on this host and refuses one from elsewhere, as a
+// listener on every interface would let one reach it.
+func TestServer_PprofOnlyFromThisHost(t *testing.T) {
+	s, err := Listen(Options{Addr: "127.0.0.1:0", Pprof: true}, NewRegistry(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	if code, _ := get(t, "http://"+s.Addr().String()+"/debug/pprof/cmdline"); code != 200 {
+		t.Fatalf("pprof from loopback: %d, want 200", code)
+	}
+	for _, from := range []string{"10.0.0.5:40000", "[2001:db8::1]:40000", "bogus"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/debug/pprof/cmdline", nil)
+		r.RemoteAddr = from
+		s.mux.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("pprof from %s: %d %q, want 403", from, w.Code, w.Body.String())
+		}
 	}
 }
