@@ -121,3 +121,35 @@ func TestRun_PasswordTooShortIsRefusedAtOnce(t *testing.T) {
 	r.say(t, "new-secret-1")
 	waitOutput(t, r.out, "* password changed", 1)
 }
+
+// A pasted block of code or a path is text though its lines start with '/':
+// no command's name starts with another '/', a '*' or a space, nor holds a
+// '/' ("/usr/local/bin"). Each such line reaches the peer in its place,
+// where it was refused as an unknown command and the paste arrived with
+// holes. A word that could be a command's name mistyped is still refused.
+func TestRun_PastedSlashLinesThatCannotBeCommandsAreText(t *testing.T) {
+	s := startServer(t)
+	bob, _ := newUser(t, s, "bob")
+	newUser(t, s, "alice")
+	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
+		"--to", "bob")
+	waitOutput(t, r.out, "* chatting with bob", 1)
+
+	paste := []string{"func f() {", "// Sum adds.", "/* block */", "/usr/local/bin is on PATH",
+		"/", "/ 2 = half", "/3 of it", "}"}
+	for _, line := range paste {
+		r.say(t, line)
+	}
+	r.say(t, "/hsitory")
+	waitOutput(t, r.out, "! unknown command /hsitory", 1)
+	for _, want := range paste {
+		select {
+		case m := <-bob.Messages():
+			if string(m.Content) != want {
+				t.Fatalf("bob got %q, want %q; output:\n%s", m.Content, want, r.out.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("bob never got %q; output:\n%s", want, r.out.String())
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/resonance-im/resonance/client"
 	"github.com/resonance-im/resonance/kitex_gen/common"
@@ -78,28 +79,45 @@ const helpText = `commands:
                messages you sent stay with their readers
   /quit        leave
   /help        this text
-a line whose first visible character is / is a command, never sent (an
-unknown one is refused), unless indented with a space or tab; any other line
-is sent to the current conversation, without the control characters typed
-in it (a tab stays), but for a password typed in this run; in a group, @name
-mentions a member and @all everyone (owner and admins)`
+a line whose first visible character is / and a letter after it is a
+command, never sent (an unknown one is refused), unless indented with a space
+or tab or its first word holds another / (a path); any other line is sent to
+the current conversation, without the control characters typed in it (a tab
+stays), but for a password typed in this run; in a group, @name mentions a
+member and @all everyone (owner and admins)`
 
 // commandOf returns line as a command, without what comes before its '/',
-// when the first visible character of line is '/': spaces and control or
-// format characters before it are dropped. A Ctrl-L typed to clear the
-// screen, or a zero-width space pasted, must not turn "/password" into a
-// message, and the passwords typed next into messages too. A line indented
-// with a space or a tab is text, though: indentation is seen and meant, as
-// in a pasted block of code whose comments start with "//".
+// when the first visible character of line is '/' and a letter follows it:
+// spaces and control or format characters before it are dropped. A Ctrl-L
+// typed to clear the screen, or a zero-width space pasted, must not turn
+// "/password" into a message, and the passwords typed next into messages
+// too. A line indented with a space or a tab is text, though: indentation
+// is seen and meant. So is a line that no command's name could start
+// (mayBeCommand): pasted code's "// comment" or "/* */", or a path.
 func commandOf(line string) (string, bool) {
 	if strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
 		return "", false
 	}
 	cmd := strings.TrimLeftFunc(line, invisible)
-	if !strings.HasPrefix(cmd, "/") {
+	if !mayBeCommand(cmd) {
 		return "", false
 	}
 	return strings.TrimRightFunc(cmd, invisible), true
+}
+
+// mayBeCommand reports whether text starts as a command does, or as one
+// mistyped would: a '/' and a letter, and no other '/' before the first
+// space ("/usr/local/bin" is a path). Such a line is refused when no
+// command has its name, rather than sent: a typo of "/password" must not
+// go out, nor the password typed after it.
+func mayBeCommand(text string) bool {
+	name, ok := strings.CutPrefix(text, "/")
+	if !ok {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(name)
+	word, _, _ := strings.Cut(name, " ")
+	return unicode.IsLetter(first) && !strings.Contains(word, "/")
 }
 
 // invisible reports whether r shows nothing of its own on a line: a space,
