@@ -47,6 +47,9 @@ var (
 	// errFileExists refuses a /save onto an existing file, which it never
 	// overwrites.
 	errFileExists = errors.New("file exists")
+	// errOffline fails a command while no connection to the server can be
+	// had: it is not done, and not queued either (messages are).
+	errOffline = errors.New("offline")
 	// errNoGroup refuses a group command outside a group.
 	errNoGroup = errors.New("not in a group: /group <id> or /group new")
 )

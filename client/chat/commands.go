@@ -169,13 +169,30 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	}
 	cmd, arg, _ := strings.Cut(command, " ")
 	arg = strings.TrimSpace(arg)
-	switch cmd {
-	case "/quit":
+	s.command = cmd
+	defer func() { s.command = "" }()
+	switch {
+	case cmd == "/quit":
 		return errQuit
-	case "/help":
+	case cmd == "/help":
 		for _, l := range strings.Split(helpText, "\n") {
 			s.printf("%s", l)
 		}
+		return nil
+	case cmd != "/reply" && s.offlineNow():
+		// Every other command asks the server: each would wait for a
+		// connection, then fail with the same words. A reply is a message,
+		// which waits in the outbox.
+		s.report(errOffline)
+		return nil
+	}
+	return s.runCommand(ctx, cmd, arg)
+}
+
+// runCommand runs a command other than /quit and /help. It returns errQuit;
+// failures are printed.
+func (s *session) runCommand(ctx context.Context, cmd, arg string) error {
+	switch cmd {
 	case "/history":
 		s.report(s.pageBack(ctx, arg))
 	case "/presence":
@@ -249,6 +266,14 @@ const burstGap = time.Second
 // waits in the terminal instead of being dropped, and memory stays
 // bounded. The first hold of a burst is announced once.
 func (s *session) enqueue(p client.SendParams) {
+	switch offline := s.offline.Load(); {
+	case !offline:
+		s.queueTold = false
+	case !s.queueTold:
+		s.queueTold = true
+		s.printf("* offline: messages typed now wait and go once back online " +
+			"(Ctrl-C names those not sent)")
+	}
 	select {
 	case s.outbox <- p:
 		if len(s.outbox) <= 1 && time.Since(s.heldAt) > burstGap {

@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/resonance-im/resonance/client"
@@ -35,5 +37,20 @@ func TestDescribe_NamesTheCodeOnce(t *testing.T) {
 				t.Fatalf("describe(%v) = %q, want %q", err, got, tt.want)
 			}
 		})
+	}
+}
+
+// A request that got no answer in time says so in words, not as Go's
+// "context deadline exceeded"; one that could not be sent says it was not
+// done.
+func TestDescribe_TimeoutAndOfflineInWords(t *testing.T) {
+	timedOut := fmt.Errorf("client: EDIT: %w", context.DeadlineExceeded)
+	if got := describe(timedOut); strings.Contains(got, "deadline") ||
+		!strings.HasPrefix(got, "no answer from the server in time") {
+		t.Fatalf("describe(%v) = %q", timedOut, got)
+	}
+	offline := fmt.Errorf("%w: %w", errOffline, context.DeadlineExceeded)
+	if got := describe(offline); got != offlineText {
+		t.Fatalf("describe(%v) = %q, want %q", offline, got, offlineText)
 	}
 }

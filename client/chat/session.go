@@ -121,6 +121,11 @@ type session struct {
 	offline      atomic.Bool
 	offlineTries int
 	offlineErr   string
+	// command is the command being run, for report; queueTold is set
+	// once a message typed offline was told to wait, until one is typed
+	// online. Both are Run's goroutine's.
+	command   string
+	queueTold bool
 	// unread is the conversation on screen when it shows messages of
 	// others not yet marked read, else ""; readBusy is set while a
 	// MARK_READ is in flight (markShownRead).
@@ -729,16 +734,32 @@ func excerpt(text string) string {
 }
 
 // report prints a failed command; the client session handles the
-// connection itself.
+// connection itself. A command not done for want of a connection is named:
+// several typed while offline would otherwise fail alike, none told apart.
 func (s *session) report(err error) {
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, errOffline) && s.command != "":
+		s.printf("! %s %s", s.command, describe(err))
+	default:
 		s.printf("! %s", describe(err))
 	}
 }
 
+// offlineText is what a command failed with errOffline says.
+const offlineText = "not done: offline, the server cannot be reached; " +
+	"type it again once back online"
+
 // describe is what a person reads of err: a server's answer is its code and
 // message, without the request the SDK names in its wrapping.
 func describe(err error) string {
+	switch {
+	case errors.Is(err, errOffline):
+		return offlineText
+	case errors.Is(err, context.DeadlineExceeded):
+		// Go's words for it say nothing to a person at a terminal.
+		return "no answer from the server in time (the connection may be lost)"
+	}
 	var tl *client.TooLargeError
 	if errors.As(err, &tl) {
 		// Not the SDK's wrapping, which may quote the oversized argument.
@@ -767,7 +788,21 @@ func (s *session) request(ctx context.Context,
 	defer cancel()
 	c, err := s.sess.Client(ctx)
 	if err != nil {
-		return fmt.Errorf("offline: %w", err)
+		return fmt.Errorf("%w: %w", errOffline, err)
 	}
 	return fn(ctx, c)
+}
+
+// offlineNow reports whether the client is told offline and has no live
+// connection even so: a command then fails at once rather than after
+// requestDeadline, during which input waits. A connection back a moment
+// before its login is told counts as live.
+func (s *session) offlineNow() bool {
+	if !s.offline.Load() || s.sess == nil {
+		return s.offline.Load()
+	}
+	now, cancel := context.WithCancel(context.Background())
+	cancel() // Client still returns a live connection to a done context
+	_, err := s.sess.Client(now)
+	return err != nil
 }
