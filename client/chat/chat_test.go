@@ -310,9 +310,12 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "does not speak the Resonance protocol",
 		},
 		{
+			// A client started before its server, the most common case.
 			name:    "unreachable server is reported, not retried forever",
 			args:    []string{"--addr", clienttest.ClosedAddr(t), "--user", "bob", "--password", "x"},
 			wantErr: chat.ErrUnreachable,
+			wantOut: "connection refused (nothing listens there: start the server first, " +
+				"or give --addr its --addr)",
 		},
 	}
 	for _, tt := range tests {

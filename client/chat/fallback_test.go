@@ -58,7 +58,7 @@ func TestRun_SaysWhatFailedAtEachAddress(t *testing.T) {
 			out := r.out.String()
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			want := "! chat: cannot connect to " + down + "," + other + ": at " + down +
-				": connect: connection refused; at " + other +
+				": connect: connection refused (nothing listens there); at " + other +
 				": the server there does not speak the Resonance protocol"
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
 				t.Fatalf("want one line beginning %q; output:\n%s", want, out)

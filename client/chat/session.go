@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/resonance-im/resonance/client"
@@ -338,10 +339,22 @@ func addrClause(addr string, err error) string {
 	switch {
 	case errors.As(err, &opErr) && opErr.Err != nil:
 		text = opErr.Err.Error() // without the op, which names the address again
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			text += " (nothing listens there)"
+		}
 	case text == "":
 		text = describe(err) // a connection that ended without a word
 	}
 	return "at " + addr + ": " + text
+}
+
+// refusedHint is what a refused connection adds to its error: the client
+// started before the server, or given another address than the server's.
+func refusedHint(err error) string {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return ""
+	}
+	return " (nothing listens there: start the server first, or give --addr its --addr)"
 }
 
 // unreachableText says why the address of err is no gateway to talk to, ""
@@ -350,7 +363,7 @@ func unreachableText(err error) string {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &opErr):
-		return err.Error()
+		return err.Error() + refusedHint(err)
 	case errors.Is(err, codec.ErrBadMagic):
 		// Something answered, but not a gateway: the metrics or web app
 		// port given for the client port, most likely.
