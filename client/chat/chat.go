@@ -104,11 +104,15 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	tty := terminalOf(in)
 	defer keepTerminal(tty)()
+	asked := cfg.password == ""
 	if err := askPassword(ctx, &cfg, tty, out); err != nil {
 		return err
 	}
 	s := newSession(cfg, out)
 	s.tty = tty != nil
+	if err := s.login(ctx, tty, asked); err != nil {
+		return err
+	}
 	return s.run(ctx, readLines(ctx, in, max(maxLine, cfg.maxBody), cutLineAt(in), s.next))
 }
 

@@ -3,6 +3,7 @@ package chat
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,8 +98,32 @@ func askPassword(ctx context.Context, cfg *config, tty *os.File, out io.Writer) 
 }
 
 // registerTries is how many times --register asks for a password and its
-// confirmation before it gives up.
-const registerTries = 3
+// confirmation before it gives up; loginTries how many passwords typed at
+// the terminal a refused login takes.
+const (
+	registerTries = 3
+	loginTries    = 3
+)
+
+// login opens the session. A password typed at the terminal's prompt
+// (asked) that the server refuses is asked again, up to loginTries in all,
+// as a login prompt does: a typo would otherwise end the client. One from
+// the environment or --password is not; nobody is there to retype it.
+func (s *session) login(ctx context.Context, tty *os.File, asked bool) error {
+	for try := 2; ; try++ {
+		err := s.open(ctx)
+		if !asked || tty == nil || !errors.Is(err, ErrBadCredentials) || try > loginTries {
+			return err
+		}
+		pw, err := readHidden(ctx, tty, s.out, fmt.Sprintf(
+			"password for %s, try %d of %d (not shown): ", s.cfg.user, try, loginTries))
+		if err != nil {
+			return err
+		}
+		s.cfg.password = pw
+		s.rememberSecret(pw)
+	}
+}
 
 // readHidden prints prompt and reads a line from tty without echo. An empty
 // line, or ctx done first, fails with the reason printed.

@@ -257,3 +257,43 @@ func TestRun_CtrlLBeforePasswordOnTerminal(t *testing.T) {
 	p.waitEcho(t, "/help")
 	p.noEcho(t, "pw-secret")
 }
+
+// A password mistyped at the terminal's prompt is asked again, up to three
+// times, as a login prompt does, rather than ending the client: the user
+// would start it again for a typo. One from the environment is not: no one
+// typed it, and asking would not change it.
+func TestRun_WrongPasswordOnTerminalIsAskedAgain(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dan") // password "pw-secret"
+	t.Setenv("RESONANCE_PASSWORD", "")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dan")
+	waitOutput(t, r.out, "password for dan (not shown): ", 1)
+	p.typeLine(t, "pw-sceret")
+	waitOutput(t, r.out, "! invalid username or password", 1)
+	waitOutput(t, r.out, "password for dan, try 2 of 3 (not shown): ", 1)
+	p.typeLine(t, "pw-secret")
+	waitOutput(t, r.out, "* logged in as dan", 1)
+	p.typeLine(t, "/quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+
+	r = startChatOn(t, p, "--addr", s.Addr(), "--user", "dan", "--device", "two")
+	for i := 1; i <= 3; i++ {
+		waitOutput(t, r.out, "password for dan", i)
+		p.typeLine(t, "pw-sceret")
+	}
+	if err := r.wait(t); !errors.Is(err, chat.ErrBadCredentials) {
+		t.Fatalf("Run = %v, want %v; output:\n%s", err, chat.ErrBadCredentials, r.out.String())
+	}
+	if n := strings.Count(r.out.String(), "password for dan"); n != 3 {
+		t.Fatalf("asked %d times, want 3:\n%s", n, r.out.String())
+	}
+
+	t.Setenv("RESONANCE_PASSWORD", "pw-sceret")
+	r = startChatOn(t, p, "--addr", s.Addr(), "--user", "dan", "--device", "three")
+	if err := r.wait(t); !errors.Is(err, chat.ErrBadCredentials) {
+		t.Fatalf("Run = %v, want %v; output:\n%s", err, chat.ErrBadCredentials, r.out.String())
+	}
+}

@@ -190,12 +190,9 @@ func (s *session) printf(format string, args ...any) {
 	fmt.Fprintf(s.out, format+"\n", cleaned...)
 }
 
-// run opens the session, then serves stdin and the message stream until
-// quit or a fatal error.
+// run serves stdin and the message stream of the session opened (login)
+// until quit or a fatal error.
 func (s *session) run(ctx context.Context, lines <-chan string) error {
-	if err := s.open(ctx); err != nil {
-		return err
-	}
 	defer s.sess.Close()
 	sendCtx, stopSends := context.WithCancel(ctx)
 	defer stopSends()
