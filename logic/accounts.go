@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"gorm.io/gorm"
@@ -500,10 +501,11 @@ func validateUsername(username string) error {
 		return fmt.Errorf("%w: username must be %d-%d characters",
 			ErrBadRequest, minUsername, maxUsername)
 	}
-	for i := 0; i < len(username); i++ {
-		if !usernameByte(username[i]) {
-			return fmt.Errorf("%w: username may hold only letters, digits, '_', '.', '-'",
-				ErrBadRequest)
+	for _, r := range username {
+		// Named, and "ASCII" said: "å" is a letter to the person typing it.
+		if r >= utf8.RuneSelf || !usernameByte(byte(r)) {
+			return fmt.Errorf("%w: username may hold only ASCII letters, digits, '_', '.' "+
+				"and '-', not %q", ErrBadRequest, r)
 		}
 	}
 	return nil

@@ -377,3 +377,19 @@ func TestNew_RequiresSecret(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoTokenSecret", err)
 	}
 }
+
+// A refused username says which character is refused and that letters
+// means ASCII letters: "å" is a letter to the person typing it.
+func TestValidateUsername_NamesTheRefusedCharacter(t *testing.T) {
+	for name, want := range map[string]string{
+		"ålice":  "ASCII letters",
+		"alicé":  "not 'é'",
+		"al ice": "not ' '",
+		"bob!":   "not '!'",
+	} {
+		err := validateUsername(name)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validateUsername(%q) = %v, want it to say %q", name, err, want)
+		}
+	}
+}
