@@ -179,7 +179,7 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 			s.printf("%s", l)
 		}
 		return nil
-	case cmd != "/reply" && s.offlineNow():
+	case serverCommands[cmd] && s.offlineNow():
 		// Every other command asks the server: each would wait for a
 		// connection, then fail with the same words. A reply is a message,
 		// which waits in the outbox.
@@ -187,6 +187,18 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 		return nil
 	}
 	return s.runCommand(ctx, cmd, arg)
+}
+
+// serverCommands are the commands that ask the server, all but /quit,
+// /help and /reply (a message, which waits in the outbox while offline).
+// An unknown command is not among them: offline, a typo is told as one.
+var serverCommands = map[string]bool{
+	"/add": true, "/block": true, "/clear": true, "/convs": true, "/delete-account": true,
+	"/devices": true, "/dismiss": true, "/edit": true, "/group": true, "/hide": true,
+	"/history": true, "/leave": true, "/members": true, "/more": true, "/mute": true,
+	"/password": true, "/presence": true, "/react": true, "/read": true, "/recall": true,
+	"/remove": true, "/rename": true, "/save": true, "/search": true, "/send-file": true,
+	"/sign-out": true, "/to": true, "/transfer": true, "/unblock": true, "/unreact": true,
 }
 
 // runCommand runs a command other than /quit and /help. It returns errQuit;

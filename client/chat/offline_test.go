@@ -34,4 +34,7 @@ func TestRun_CommandsWhileOfflineSayTheyWereNotDone(t *testing.T) {
 			t.Fatalf("a timeout told for %s; output:\n%s", cmd, r.out.String())
 		}
 	}
+	// A typo is told as one, online or not.
+	r.say(t, "/hsitory")
+	waitOutput(t, r.out, "! unknown command /hsitory", 1)
 }
