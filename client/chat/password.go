@@ -44,12 +44,12 @@ func (s *session) continueChange(ctx context.Context, line string) error {
 		return nil
 	}
 	s.rememberSecret(line)
+	if s.changing == changeOld {
+		s.takeOld(line)
+		return nil
+	}
 	s.changeAnswers = append(s.changeAnswers, line)
 	switch s.changing {
-	case changeOld:
-		s.changing = changeNew
-		s.printf("* %s", newPrompt)
-		return nil
 	case changeNew:
 		return s.takeNew(line)
 	}
@@ -69,6 +69,27 @@ func (s *session) continueChange(ctx context.Context, line string) error {
 	s.endChange("")
 	s.changePassword(ctx, old, new)
 	return nil
+}
+
+// takeOld takes line as the current password of a /password, or refuses
+// it at once when it is none this client could log in with now: the server
+// would refuse it only after the new one was typed twice. A refusal counts
+// as a try, as takeNew's do.
+func (s *session) takeOld(line string) {
+	if s.current[sha256.Sum256([]byte(line))] {
+		s.changeAnswers, s.changeTry = []string{line}, 1
+		s.changing = changeNew
+		s.printf("* %s", newPrompt)
+		return
+	}
+	if s.changeTry >= changeTries {
+		s.endChange(fmt.Sprintf("! not your current password %d times; password not changed",
+			changeTries))
+		return
+	}
+	s.changeTry++
+	s.printf("! that is not your current password; type it again, try %d of %d, or /cancel",
+		s.changeTry, changeTries)
 }
 
 // takeNew takes line as the new password of a /password, or refuses it at
@@ -139,11 +160,14 @@ func (s *session) changePassword(ctx context.Context, old, new string) {
 	ctx, cancel := context.WithTimeout(ctx, requestDeadline)
 	defer cancel()
 	_, err := s.sess.ChangePassword(ctx, old, new)
+	sum := sha256.Sum256([]byte(new))
 	switch {
 	case err == nil:
+		s.current = map[[32]byte]bool{sum: true}
 		s.printf("* password changed; your other devices are signed out and log in with " +
 			"the new one")
 	case errors.Is(err, client.ErrOutcomeUnknown):
+		s.current[sum] = true // either may be current now
 		s.printf("! the answer was lost: the password may have changed or not; this " +
 			"session tries the new one, then the old, at its next login")
 	case client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS:

@@ -297,3 +297,39 @@ func TestRun_WrongPasswordOnTerminalIsAskedAgain(t *testing.T) {
 		t.Fatalf("Run = %v, want %v; output:\n%s", err, chat.ErrBadCredentials, r.out.String())
 	}
 }
+
+// A current password that is not the one this client logged in with (or
+// set since) is refused as soon as it is typed, and asked again, rather
+// than after the new password was typed twice.
+func TestRun_WrongCurrentPasswordIsToldAtOnce(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	r := startChat(t, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	r.say(t, "/password")
+	r.say(t, "pw-sceret")
+	waitOutput(t, r.out, "! that is not your current password; type it again, try 2 of 3, "+
+		"or /cancel", 1)
+	r.say(t, "pw-secret")
+	waitOutput(t, r.out, "* type the new password", 1)
+	r.say(t, "new-secret-1")
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* password changed", 1)
+
+	// The old one is not current any more; the new one is.
+	r.say(t, "/password")
+	r.say(t, "pw-secret")
+	waitOutput(t, r.out, "! that is not your current password", 2)
+	r.say(t, "new-secret-1")
+	waitOutput(t, r.out, "* type the new password", 2)
+	r.say(t, "/cancel")
+	waitOutput(t, r.out, "* cancelled; password not changed", 1)
+
+	r.say(t, "/password")
+	for range 3 {
+		r.say(t, "wrong-pass-1")
+	}
+	waitOutput(t, r.out, "! not your current password 3 times; password not changed", 1)
+}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -103,8 +104,14 @@ type session struct {
 	// passwords typed for it so far (password.go).
 	changing      changeStep
 	changeAnswers []string
-	// changeTry counts the tries at typing the new password twice alike.
+	// changeTry counts the tries at typing the current password, then at
+	// typing the new one twice alike.
 	changeTry int
+	// current holds the SHA-256 of the password this client logged in
+	// with, or of those that may have replaced it since (/password): a
+	// change elsewhere signs this device out, so the current password is
+	// among them.
+	current map[[32]byte]bool
 	// secrets holds the SHA-256 of each password typed in this run, at
 	// the login or a prompt (rememberSecret).
 	secrets map[[32]byte]bool
@@ -280,6 +287,7 @@ func (s *session) open(ctx context.Context) error {
 		return s.openErr(err)
 	}
 	s.sess, s.me = sess, sess.UserID()
+	s.current = map[[32]byte]bool{sha256.Sum256([]byte(s.cfg.password)): true}
 	s.learnName(s.me, sess.Username())
 	return nil
 }

@@ -73,8 +73,8 @@ func TestRun_SignOutThisDeviceLogsOut(t *testing.T) {
 }
 
 // /password asks for the current password and the new one twice: a
-// mismatch or a wrong current password changes nothing; the right ones
-// change it, and the new one logs in.
+// mismatch or a wrong current password (told at once) changes nothing; the
+// right ones change it, and the new one logs in.
 func TestRun_ChangePassword(t *testing.T) {
 	s := startServer(t)
 	newUser(t, s, "dora")
@@ -86,8 +86,8 @@ func TestRun_ChangePassword(t *testing.T) {
 		{lines: []string{"pw-secret", "new-secret-1", "new-secret-2", "/cancel"},
 			want: []string{"! the new passwords differ; type the new password",
 				"* cancelled; password not changed"}},
-		{lines: []string{"wrong-pw", "new-secret-1", "new-secret-1"},
-			want: []string{"! wrong current password; password not changed"}},
+		{lines: []string{"wrong-pw", "/cancel"},
+			want: []string{"! that is not your current password; type it again"}},
 		{lines: []string{"pw-secret", "/cancel"},
 			want: []string{"* cancelled; password not changed"}},
 		{lines: []string{"pw-secret", "new-secret-1", "new-secret-1"},
