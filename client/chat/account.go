@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -144,9 +145,7 @@ func (s *session) continueDelete(ctx context.Context, line string) error {
 	}
 	if s.deleting == deletePassword {
 		s.rememberSecret(line)
-		s.deleting, s.deletePassword = deleteConfirm, line
-		s.printf("* type %q to delete the account for good; anything else cancels",
-			s.confirmPhrase())
+		s.takeDeletePassword(line)
 		return nil
 	}
 	password := s.deletePassword
@@ -158,8 +157,30 @@ func (s *session) continueDelete(ctx context.Context, line string) error {
 	return s.deleteAccount(ctx, password)
 }
 
+// takeDeletePassword takes line as the password of a /delete-account, or
+// refuses it at once when it is none this client could log in with now
+// (session.current), rather than after the confirmation; the prompt stays
+// open, so that the next line typed is not sent as a message.
+func (s *session) takeDeletePassword(line string) {
+	if s.current[sha256.Sum256([]byte(line))] {
+		s.deleting, s.deletePassword, s.deleteTry = deleteConfirm, line, 0
+		s.printf("* type %q to delete the account for good; anything else cancels",
+			s.confirmPhrase())
+		return
+	}
+	s.deleteTry++
+	if s.deleteTry >= changeTries {
+		s.deleting, s.deletePassword, s.deleteTry = deleteNone, "", 0
+		s.printf("! not your password %d times; account %s not deleted", changeTries,
+			s.names[s.me])
+		return
+	}
+	s.printf("! that is not your password; type it again, try %d of %d, or /cancel",
+		s.deleteTry+1, changeTries)
+}
+
 func (s *session) cancelDelete(why string) {
-	s.deleting, s.deletePassword = deleteNone, ""
+	s.deleting, s.deletePassword, s.deleteTry = deleteNone, "", 0
 	s.printf("* %s; account %s not deleted", why, s.names[s.me])
 }
 

@@ -23,12 +23,17 @@ func TestRun_DeleteAccountAsksPasswordAndConfirmation(t *testing.T) {
 	r.say(t, "yes")
 	waitOutput(t, r.out, "* not confirmed; account dora not deleted", 1)
 
+	// A wrong password is told at once and asked again; the line typed
+	// next is taken at the prompt, never sent.
 	r.say(t, "/delete-account")
 	r.say(t, "wrong-password")
+	waitOutput(t, r.out, "! that is not your password; type it again, try 2 of 3, "+
+		"or /cancel", 1)
 	r.say(t, "delete dora")
-	waitOutput(t, r.out, "! wrong password; account dora not deleted", 1)
-	if s.Deleted(id) {
-		t.Fatal("deleted without the password")
+	r.say(t, "wrong-again")
+	waitOutput(t, r.out, "! not your password 3 times; account dora not deleted", 1)
+	if s.Deleted(id) || strings.Contains(r.out.String(), "dora #") {
+		t.Fatalf("deleted without the password, or a line sent; output:\n%s", r.out.String())
 	}
 
 	r.say(t, "/delete-account")

@@ -100,6 +100,8 @@ type session struct {
 	// the password typed until the confirmation (account.go).
 	deleting       deleteStep
 	deletePassword string
+	// deleteTry counts the wrong passwords typed at that prompt.
+	deleteTry int
 	// changing is how far a /password has got, and changeAnswers the
 	// passwords typed for it so far (password.go).
 	changing      changeStep
