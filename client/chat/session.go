@@ -617,6 +617,14 @@ func (s *session) ended(err error) error {
 			"change, or by the server's operator); start the client again to log in")
 		return fmt.Errorf("%w: chat: %w", ErrReported, err)
 	}
+	if client.CodeOf(err) == common.ErrorCode_INVALID_CREDENTIALS {
+		// The token was refused too, or the session would not have
+		// asked with the password.
+		s.printf("! the password this client logged in with no longer works (changed on "+
+			"another device while this one was away, or %s is gone from this server); start "+
+			"the client again to log in", s.names[s.me])
+		return fmt.Errorf("%w: chat: %w", ErrReported, err)
+	}
 	if errors.As(err, &ce) && ce.Reason == protocol.CloseReason_KICKED {
 		// The server keeps one connection per user and device: the likely
 		// cause is a second client started with the same (default) device.

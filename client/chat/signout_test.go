@@ -5,8 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resonance-im/resonance/client"
+	"github.com/resonance-im/resonance/client/chat"
+	"github.com/resonance-im/resonance/client/clienttest"
 	"github.com/resonance-im/resonance/kitex_gen/protocol"
 )
 
@@ -143,4 +146,38 @@ func TestRun_SignOutTakesADeviceIDWithSpaces(t *testing.T) {
 			t.Fatalf("the signed-out client's Run = %v, want %v", err, client.ErrSessionEnded)
 		}
 	}
+}
+
+// When the token and then the password this client logged in with are
+// refused at a reconnect (the password changed elsewhere, the server's
+// data wiped), the client ends saying why in the user's words, not as the
+// SDK's login error. KeepSignedOut has the token refused without a
+// SIGNED_OUT close, so that the password is tried.
+func TestRun_PasswordRefusedAtReconnectIsToldInWords(t *testing.T) {
+	s := startServerWith(t, clienttest.Options{KeepSignedOut: true})
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	r := startChat(t, "--addr", s.Addr(), "--user", "dora", "--device", "desk")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	s.CloseUser("dora", protocol.CloseReason_SERVER_SHUTDOWN, time.Second)
+	waitOutput(t, r.out, "! connection lost", 1)
+	ctx := context.Background()
+	c, err := client.Dial(ctx, s.Addr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.Login(ctx, client.LoginParams{Username: "dora", Password: "pw-secret",
+		DeviceID: "phone"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ChangePassword(ctx, "pw-secret", "new-secret-1"); err != nil {
+		t.Fatal(err)
+	}
+	err = r.wait(t)
+	if !errors.Is(err, chat.ErrReported) {
+		t.Fatalf("Run = %v, want it reported; output:\n%s", err, r.out.String())
+	}
+	waitOutput(t, r.out, "! the password this client logged in with no longer works", 1)
 }
