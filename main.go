@@ -91,12 +91,7 @@ func run(args []string, stderr io.Writer) int {
 	case "backup":
 		return backup(args, stderr)
 	case "version", "-version", "--version":
-		if len(args) > 0 {
-			fmt.Fprintf(stderr, "resonance version: unexpected argument %q\n", args[0])
-			return 2
-		}
-		fmt.Fprintln(os.Stdout, "resonance", buildinfo.Read())
-		return 0
+		return version(args, stderr)
 	case "admin":
 		return admin(args, os.Stdout, stderr)
 	case "help", "-h", "--help":
@@ -106,6 +101,22 @@ func run(args []string, stderr io.Writer) int {
 			"run 'resonance help' for commands\n", cmd)
 		return 2
 	}
+}
+
+// version prints the build. It takes no flags but -h, which every command
+// the usage lists answers ('resonance help version').
+func version(args []string, stderr io.Writer) int {
+	switch {
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprintln(stderr, "usage: resonance version\n\n"+
+			"prints the build: version, revision, time and Go version")
+		return 0
+	case len(args) > 0:
+		fmt.Fprintf(stderr, "resonance version: unexpected argument %q\n", args[0])
+		return 2
+	}
+	fmt.Fprintln(os.Stdout, "resonance", buildinfo.Read())
+	return 0
 }
 
 // help prints the commands, or with a command's name that command's flags.

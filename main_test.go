@@ -184,6 +184,9 @@ func TestRun_HelpListsTheFlags(t *testing.T) {
 		{args: []string{"--help"}, want: "commands:"},
 		{args: []string{"-h"}, want: "commands:"},
 		{args: []string{"all", "--help"}, want: "-data-dir"},
+		// Every command the usage lists has a help of its own.
+		{args: []string{"help", "version"}, want: "usage: resonance version"},
+		{args: []string{"version", "-h"}, want: "usage: resonance version"},
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
