@@ -46,7 +46,7 @@ var (
 	errQuit = errors.New("chat: quit")
 	// errFileExists refuses a /save onto an existing file, which it never
 	// overwrites.
-	errFileExists = errors.New("file exists")
+	errFileExists = errors.New("file exists; /save #<seq> <path> saves to another name")
 	// errOffline fails a command while no connection to the server can be
 	// had: it is not done, and not queued either (messages are).
 	errOffline = errors.New("offline")

@@ -74,7 +74,9 @@ func TestRun_FilePathsTakeQuotesHomeAndDirectories(t *testing.T) {
 
 	// An empty file is refused before any upload: the path was found.
 	empty := filepath.Join(dir, "empty.txt")
-	exists := filepath.Join(dir, "notes.txt") + ": file exists"
+	// What to do instead is said: it is never overwritten.
+	exists := filepath.Join(dir, "notes.txt") + ": file exists; /save #<seq> <path> " +
+		"saves to another name"
 	for _, tc := range []struct {
 		line, want string
 		n          int // the times want is printed by now
