@@ -68,33 +68,48 @@ func askPassword(ctx context.Context, cfg *config, tty *os.File, out io.Writer) 
 		return fmt.Errorf("%w: %w: no password and no terminal to ask on", ErrReported,
 			ErrUsage)
 	}
-	pw, err := readHidden(ctx, tty, out, fmt.Sprintf("password for %s (not shown): ", cfg.user))
+	prompt := fmt.Sprintf("password for %s (not shown): ", cfg.user)
+	pw, err := readHidden(ctx, tty, out, prompt)
 	if err != nil || !cfg.register {
 		cfg.password = pw
 		return err
 	}
 	// --register may create the account with it, and a typo would lock
 	// the user out of an account no one can recover: ask again, as
-	// /password does.
+	// /password does. One the server would refuse for its length is
+	// refused before its confirmation is typed.
 	for try := 1; ; try++ {
-		again, err := readHidden(ctx, tty, out, "again, to confirm (not shown): ")
-		if err != nil {
-			return err
-		}
-		if again == pw {
-			cfg.password = pw
-			return nil
+		why := passwordLengthFault(pw)
+		if why == "" {
+			again, err := readHidden(ctx, tty, out, "again, to confirm (not shown): ")
+			if err != nil {
+				return err
+			}
+			if again == pw {
+				cfg.password = pw
+				return nil
+			}
+			why = "the passwords differ"
 		}
 		if try == registerTries {
-			fmt.Fprintln(out, "! the passwords differ")
-			return fmt.Errorf("%w: %w: the passwords differ", ErrReported, ErrUsage)
+			fmt.Fprintf(out, "! %s\n", why)
+			return fmt.Errorf("%w: %w: %s", ErrReported, ErrUsage, why)
 		}
-		fmt.Fprintf(out, "! the passwords differ; try %d of %d\n", try+1, registerTries)
-		if pw, err = readHidden(ctx, tty, out, fmt.Sprintf("password for %s (not shown): ",
-			cfg.user)); err != nil {
+		fmt.Fprintf(out, "! %s; try %d of %d\n", why, try+1, registerTries)
+		if pw, err = readHidden(ctx, tty, out, prompt); err != nil {
 			return err
 		}
 	}
+}
+
+// passwordLengthFault says why the server would refuse password for its
+// length, "" when it would take it.
+func passwordLengthFault(password string) string {
+	if n := len(password); n < minPasswordLen || n > maxPasswordLen {
+		return fmt.Sprintf("that password is %d bytes; the server takes %d to %d", n,
+			minPasswordLen, maxPasswordLen)
+	}
+	return ""
 }
 
 // registerTries is how many times --register asks for a password and its

@@ -96,15 +96,14 @@ func (s *session) takeOld(line string) {
 // once when it is outside the server's length rule, which would otherwise
 // refuse it only after it was typed twice; a refusal counts as a try.
 func (s *session) takeNew(line string) error {
-	n := len(line)
-	if n >= minPasswordLen && n <= maxPasswordLen {
+	fault := passwordLengthFault(line)
+	if fault == "" {
 		s.changing = changeAgain
 		s.printf("* type the new password again")
 		return nil
 	}
 	s.changeAnswers = s.changeAnswers[:1]
-	why := fmt.Sprintf("! that password is %d bytes; the server takes %d to %d", n,
-		minPasswordLen, maxPasswordLen)
+	why := "! " + fault
 	if s.changeTry >= changeTries {
 		s.endChange(why + "; password not changed")
 		return nil

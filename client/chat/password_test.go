@@ -333,3 +333,21 @@ func TestRun_WrongCurrentPasswordIsToldAtOnce(t *testing.T) {
 	}
 	waitOutput(t, r.out, "! not your current password 3 times; password not changed", 1)
 }
+
+// A password outside the server's length rule is refused at --register's
+// prompt as soon as it is typed, and asked again, rather than after its
+// confirmation by the server, which ended the client.
+func TestRun_RegisterRefusesAShortPasswordAtThePrompt(t *testing.T) {
+	s := startServer(t)
+	t.Setenv("RESONANCE_PASSWORD", "")
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dan", "--register")
+	waitOutput(t, r.out, "password for dan (not shown): ", 1)
+	p.typeLine(t, "short")
+	waitOutput(t, r.out, "! that password is 5 bytes; the server takes 8 to 128; try 2 of 3", 1)
+	waitOutput(t, r.out, "password for dan (not shown): ", 2)
+	p.typeLine(t, "dans-secret-pw")
+	waitOutput(t, r.out, "again, to confirm (not shown): ", 1)
+	p.typeLine(t, "dans-secret-pw")
+	waitOutput(t, r.out, "* registered a new account", 1)
+}
