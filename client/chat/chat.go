@@ -183,10 +183,32 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		fs.Usage()
 		return cfg, fmt.Errorf("%w: --user is required", ErrUsage)
 	}
+	if cfg.register && !validUsername(cfg.user) {
+		// Before the password is asked for, twice on a terminal.
+		fmt.Fprintf(out, "! %s cannot be a username: a username is 3 to 32 ASCII letters, "+
+			"digits, '_', '.' or '-'\n", cleanArg(cfg.user))
+		return cfg, fmt.Errorf("%w: %w: username %q", ErrReported, ErrUsage, cfg.user)
+	}
 	if cfg.device == "" {
 		cfg.device = defaultDevice(cfg.user)
 	}
 	return cfg, nil
+}
+
+// validUsername reports whether name has the shape the server takes for a
+// new account: 3 to 32 ASCII letters, digits, '_', '.' or '-'.
+func validUsername(name string) bool {
+	if len(name) < 3 || len(name) > 32 {
+		return false
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			strings.ContainsRune("_.-", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // tlsFlags are the flags that ask for TLS.

@@ -274,6 +274,16 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "add --register",
 		},
 		{
+			// Refused before a password is asked for (twice, on a
+			// terminal), since no server would take it.
+			name: "register a name no server takes",
+			args: []string{"--addr", s.Addr(), "--user", "ålice", "--password", "x-password",
+				"--register"},
+			wantErr: chat.ErrUsage,
+			wantOut: "! ålice cannot be a username: a username is 3 to 32 ASCII letters, " +
+				"digits, '_', '.' or '-'",
+		},
+		{
 			// The name exists (bob's), so the password was not its own.
 			name: "register a taken name with another password",
 			args: []string{"--addr", s.Addr(), "--user", "bob", "--password", "other-pw",
