@@ -229,6 +229,12 @@ func (c *Config) checkPortsFree() error {
 // checkHostPort accepts host:port with a numeric port, as net.Listen and
 // net.Dial will want it.
 func checkHostPort(addr string) error {
+	if _, err := strconv.ParseUint(addr, 10, 16); err == nil {
+		// A port alone, as one moving a port may give it: Go's words for it
+		// ("missing port in address") say the opposite of what is missing.
+		return fmt.Errorf("a port alone; want host:port, 127.0.0.1:%s (this machine only) "+
+			"or :%s (every interface)", addr, addr)
+	}
 	_, port, err := net.SplitHostPort(addr)
 	if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
 		return errors.New(ae.Err) // the rest of its message repeats addr

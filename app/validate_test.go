@@ -70,6 +70,12 @@ func TestLoad_RefusesBadValues(t *testing.T) {
 			want: []string{"--max-body 10", "logic's default --max-content 16384"}},
 		{name: "client address", args: []string{"--addr", "garbage"},
 			want: []string{"--addr", `"garbage"`}},
+		// Ports moved as the README says, the host left out: the fix is
+		// said, not only "missing port in address", which it is not.
+		{name: "a port alone", args: []string{"--addr", "7001"},
+			want: []string{"--addr", `"7001"`, "127.0.0.1:7001", ":7001"}},
+		{name: "a port alone, logic's", args: []string{"--logic-listen", "7101"},
+			want: []string{"--logic-listen", "127.0.0.1:7101"}},
 		{name: "port not a number", args: []string{"--http-listen", "127.0.0.1:metrics"},
 			want: []string{"--http-listen", `"127.0.0.1:metrics"`}},
 		{name: "logic address of a gateway", role: RoleGateway,

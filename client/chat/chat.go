@@ -179,6 +179,13 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		fs.Usage()
 		return cfg, fmt.Errorf("%w: --addr names no gateway", ErrUsage)
 	}
+	for _, a := range cfg.addrs {
+		if _, err := strconv.ParseUint(a, 10, 16); err == nil {
+			// Go's dial error would say "missing port in address".
+			fmt.Fprintf(out, "! --addr %s: a port alone; want host:port, 127.0.0.1:%s\n", a, a)
+			return cfg, fmt.Errorf("%w: %w: --addr %s: a port alone", ErrReported, ErrUsage, a)
+		}
+	}
 	if cfg.user == "" {
 		fs.Usage()
 		return cfg, fmt.Errorf("%w: --user is required", ErrUsage)

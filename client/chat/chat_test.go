@@ -299,6 +299,13 @@ func TestRun_FatalErrors(t *testing.T) {
 			wantOut: "usage: resonance chat",
 		},
 		{
+			// The server's port moved, its host left out.
+			name:    "a port alone",
+			args:    []string{"--addr", "7001", "--user", "bob", "--password", "x"},
+			wantErr: chat.ErrUsage,
+			wantOut: "! --addr 7001: a port alone; want host:port, 127.0.0.1:7001",
+		},
+		{
 			// A stray word would stop the flags: --to would be dropped.
 			name:    "stray argument",
 			args:    []string{"--addr", s.Addr(), "--user", "bob", "--password", "x", "hi", "--to", "al"},
