@@ -196,9 +196,10 @@ var serverCommands = map[string]bool{
 	"/add": true, "/block": true, "/clear": true, "/convs": true, "/delete-account": true,
 	"/devices": true, "/dismiss": true, "/edit": true, "/group": true, "/hide": true,
 	"/history": true, "/leave": true, "/members": true, "/more": true, "/mute": true,
-	"/password": true, "/presence": true, "/react": true, "/read": true, "/recall": true,
-	"/remove": true, "/rename": true, "/save": true, "/search": true, "/send-file": true,
-	"/sign-out": true, "/to": true, "/transfer": true, "/unblock": true, "/unreact": true,
+	"/password": true, "/pin": true, "/pins": true, "/presence": true, "/react": true,
+	"/read": true, "/recall": true, "/remove": true, "/rename": true, "/save": true,
+	"/search": true, "/send-file": true, "/sign-out": true, "/to": true, "/transfer": true,
+	"/unblock": true, "/unpin": true, "/unreact": true,
 }
 
 // runCommand runs a command other than /quit and /help. It returns errQuit;
