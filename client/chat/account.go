@@ -133,6 +133,7 @@ func (s *session) startDelete() {
 	s.printf("* deleting account %s: you leave every group (one you own passes to an admin "+
 		"or the earliest member), every device is signed out, and the name is free for "+
 		"anyone; messages you sent stay with their readers", s.names[s.me])
+	s.hideInput()
 	s.printf("* type your password (%s), or /cancel", s.secretHint())
 }
 

@@ -109,7 +109,10 @@ func Run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 		return err
 	}
 	s := newSession(cfg, out)
-	s.tty = tty != nil
+	s.tty, s.ttyFd = tty != nil, -1
+	if tty != nil {
+		s.ttyFd = int(tty.Fd())
+	}
 	if err := s.login(ctx, tty, asked); err != nil {
 		return err
 	}

@@ -42,8 +42,29 @@ func readSecretLine(br *bufio.Reader, in io.Reader, limit int) (string, error) {
 		line, _, err := readLine(br, limit)
 		return strings.TrimSuffix(line, "\r"), err
 	}
+	if secretReadHook != nil {
+		secretReadHook()
+	}
 	b, err := term.ReadPassword(int(tty.Fd()))
 	return string(b), err
+}
+
+// secretReadHook, when set by a test, runs as readSecretLine is about to
+// read a password from the terminal: it holds the read back, as a loaded
+// machine may, to show what the terminal does with keys typed meanwhile.
+var secretReadHook func()
+
+// hideInput turns the terminal's echo off before a password prompt is
+// printed, until askNext reads plain lines again: what the user types the
+// moment the prompt shows is not echoed. Without a terminal, or where
+// echoOff cannot, the read of the password turns it off (readSecretLine).
+func (s *session) hideInput() {
+	if s.ttyFd < 0 || s.echoBack != nil {
+		return
+	}
+	if back, err := echoOff(s.ttyFd); err == nil {
+		s.echoBack = back
+	}
 }
 
 // secretHint says how a password typed next is read: without echo on a

@@ -34,6 +34,7 @@ func (s *session) startChange() {
 	s.changing, s.changeAnswers, s.changeTry = changeOld, nil, 1
 	s.printf("* changing the password of %s: every other device is signed out and logs in "+
 		"with the new one", s.names[s.me])
+	s.hideInput()
 	s.printf("* type your current password (%s), or /cancel", s.secretHint())
 }
 

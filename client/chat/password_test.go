@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -234,6 +235,31 @@ func TestRun_ChangePasswordOnTerminalIsNotEchoed(t *testing.T) {
 	p.typeLine(t, "/help")
 	p.waitEcho(t, "/help")
 	p.noEcho(t, "secret")
+}
+
+// A password typed the moment its prompt shows is not echoed, however late
+// the read of it begins: the echo is off before the prompt is printed.
+func TestRun_PasswordTypedBeforeItsReadBeginsIsNotEchoed(t *testing.T) {
+	s := startServer(t)
+	newUser(t, s, "dora")
+	t.Setenv("RESONANCE_PASSWORD", "pw-secret")
+	typed := make(chan struct{})
+	var hold sync.Once
+	t.Cleanup(chat.SetSecretReadHook(func() { hold.Do(func() { <-typed }) }))
+	p := openPTY(t)
+	r := startChatOn(t, p, "--addr", s.Addr(), "--user", "dora")
+	waitOutput(t, r.out, "* logged in as dora", 1)
+
+	p.typeLine(t, "/password")
+	waitOutput(t, r.out, "* type your current password (it is not shown)", 1)
+	p.typeLine(t, "pw-secret")
+	close(typed)
+	waitOutput(t, r.out, "* type the new password", 1)
+	p.typeLine(t, "/cancel")
+	waitOutput(t, r.out, "* cancelled; password not changed", 1)
+	p.typeLine(t, "/help")
+	p.waitEcho(t, "/help")
+	p.noEcho(t, "pw-secret")
 }
 
 // On a terminal, a Ctrl-L typed before /password reaches the client in the

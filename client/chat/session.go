@@ -122,6 +122,11 @@ type session struct {
 	// after the one just handled (readLines).
 	tty  bool
 	next chan readMode
+	// ttyFd is the input terminal's descriptor, -1 when it is none;
+	// echoBack turns its echo back on while a password prompt has it off
+	// (hideInput), else nil.
+	ttyFd    int
+	echoBack func()
 	// offline is set from a lost connection until the next login, so
 	// that each failed retry is told as such, not as another loss; it is
 	// written on the client session's goroutine (onEvent) and read on
@@ -178,6 +183,7 @@ func newSession(cfg config, out io.Writer) *session {
 		acked:     make(map[string]int64),
 
 		next:    make(chan readMode, 1),
+		ttyFd:   -1,
 		notes:   make(chan *protocol.Notify, notesSize),
 		watched: make(map[int64]bool),
 		secrets: make(map[[32]byte]bool),
@@ -590,6 +596,10 @@ func (s *session) askNext() {
 	mode := readPlain
 	if s.deleting == deletePassword || s.changing != changeNone {
 		mode = readSecret
+	}
+	if mode == readPlain && s.echoBack != nil {
+		s.echoBack()
+		s.echoBack = nil
 	}
 	select {
 	case s.next <- mode:
