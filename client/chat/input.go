@@ -164,6 +164,9 @@ func (s *session) login(ctx context.Context, tty *os.File, asked bool) error {
 // readHidden prints prompt and reads a line from tty without echo. An empty
 // line, or ctx done first, fails with the reason printed.
 func readHidden(ctx context.Context, tty *os.File, out io.Writer, prompt string) (string, error) {
+	if back, err := echoOff(int(tty.Fd())); err == nil {
+		defer back() // off before the prompt shows (hideInput)
+	}
 	fmt.Fprint(out, prompt)
 	type answer struct {
 		pw  []byte
