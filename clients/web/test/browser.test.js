@@ -789,6 +789,38 @@ describe('web app', () => {
     }
   });
 
+  test('a pinned message shows in both chats\' bar until it is unpinned', async () => {
+    const [pia, ole] = [await openPage(browser), await openPage(browser)];
+    try {
+      const [p, o] = [uname('pia'), uname('ole')];
+      await signUp(pia, p);
+      await signUp(ole, o);
+      await startChat(pia, o);
+      await send(pia, 'the plan for friday');
+      await send(pia, 'small talk');
+      await pia.waitForSelector('.msg[data-seq="2"][data-state=sent]');
+      await ole.locator('.conv-item', { hasText: p }).click();
+      await waitMessage(ole, 'small talk');
+      assert.equal(await ole.locator('#pinned').isHidden(), true);
+
+      await pia.locator('.msg', { hasText: 'the plan for friday' }).locator('button.pin').click();
+      for (const page of [pia, ole]) {
+        await page.locator('#pinned .pinned-first', { hasText: 'the plan for friday' }).waitFor();
+      }
+      await ole.locator('#messages', { hasText: `${p} pinned “the plan for friday”` }).waitFor();
+      await pia.locator('#messages', { hasText: 'You pinned “the plan for friday”' }).waitFor();
+      await shot(ole, 'pinned');
+
+      await pia.locator('.msg', { hasText: 'the plan for friday' })
+        .locator('button.pin', { hasText: 'Unpin' }).click();
+      await ole.locator('#pinned').waitFor({ state: 'hidden' });
+      await ole.locator('#messages', { hasText: `${p} unpinned “the plan for friday”` }).waitFor();
+      assert.deepEqual([...pia.errors, ...ole.errors], []);
+    } finally {
+      for (const page of [pia, ole]) await page.context().close();
+    }
+  });
+
   test('Delete account: a wrong password is refused, the right one signs out for good',
     async () => {
       const eve = await openPage(browser);
