@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/resonance-im/resonance/app"
@@ -96,6 +97,11 @@ func admin(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "resonance admin: warning:", w)
 	}
 	status, body, err := req.do(ctx, baseURL, token)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		fmt.Fprintf(stderr, "resonance admin: %v\n(nothing listens at %s: --url takes the "+
+			"--http-listen of a running process that runs logic)\n", err, baseURL)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "resonance admin:", err)
 		return 1

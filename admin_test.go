@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,6 +62,23 @@ func TestAdmin_CommandExplainsEndpointsOffAndTakesHostPort(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "--admin-token") ||
 		strings.Contains(stderr.String(), "first path segment") {
 		t.Fatalf("admin %q = %d, stderr %q; want 1 naming --admin-token", args, code, &stderr)
+	}
+}
+
+// An address where nothing listens is told as such, with what --url takes.
+func TestAdmin_CommandSaysNothingListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port just free: connections to it are refused
+	t.Setenv(adminTokenEnv, "cli-test-token-0123456789abcdef")
+	var stdout, stderr bytes.Buffer
+	if code := admin([]string{"show", "eve", "--url", addr}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "nothing listens at http://"+addr+": --url takes") {
+		t.Fatalf("admin against a closed port = %d, stderr %q; want 1 saying nothing "+
+			"listens", code, &stderr)
 	}
 }
 
