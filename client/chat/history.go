@@ -89,7 +89,11 @@ func (s *session) printLast(ctx context.Context, conv string) error {
 		return err
 	}
 	n := countMessages(read.msgs)
-	s.printf("--- last %d message%s with %s ---", n, plural(n), s.withLabel())
+	if n == 0 { // events alone, such as a group's creation, follow
+		s.printf("--- no messages with %s yet ---", s.withLabel())
+	} else {
+		s.printf("--- last %d message%s with %s ---", n, plural(n), s.withLabel())
+	}
 	s.printPage(ctx, conv, read.msgs)
 	return nil
 }

@@ -134,7 +134,7 @@ func TestRun_HistoryAfterLiveLinesPrintsNothingTwice(t *testing.T) {
 	bob, _ := newUser(t, s, "bob")
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
-	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	waitOutput(t, r.out, "--- no messages with bob yet ---", 1)
 	send(t, bob, userID(t, bob, "alice"), "first")
 	waitOutput(t, r.out, "] bob #1: first", 1)
 	r.say(t, "/history")
@@ -179,7 +179,7 @@ func TestRun_HistoryCountIsCheckedAndCapped(t *testing.T) {
 	newUser(t, s, "bob")
 	r := startChat(t, "--addr", s.Addr(), "--user", "alice", "--password", "pw-secret",
 		"--register", "--to", "bob")
-	waitOutput(t, r.out, "--- last 0 messages with bob ---", 1)
+	waitOutput(t, r.out, "--- no messages with bob yet ---", 1)
 	r.say(t, "/history ten")
 	waitOutput(t, r.out, "! usage: /history [N], N a number of messages up to 500", 1)
 	r.say(t, "/history 9999")
