@@ -304,7 +304,9 @@ func (s *Service) summaries(ctx context.Context, session *logicrpc.Session,
 			MentionSeq:   r.MentionSeq,
 			PinnedSeqs:   pins[r.ID],
 		}
-		if m, ok := msgs[r.LastMsgID]; ok && r.LastSeq > r.ClearedSeq {
+		// The message's own seq decides, not last_seq: after a restore's
+		// gap (MoveSeqsPastRestore) last_seq is past a cleared last message.
+		if m, ok := msgs[r.LastMsgID]; ok && m.Seq > r.ClearedSeq {
 			out[i].LastMessage = m.toThrift()
 		}
 		if peer, err := peerOf(r.ID, session.UserId); err == nil {
