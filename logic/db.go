@@ -208,7 +208,7 @@ func tableModels() []any {
 	return []any{&userRow{}, &convRow{}, &memberRow{}, &messageRow{},
 		&deliveredRow{}, &outboxRow{}, &deviceRow{}, &blockRow{},
 		&pushTokenRow{}, &muteRow{}, &settingsRow{}, &reactionRow{},
-		&fileRow{}, &fileRefRow{}, &fileChunkRow{}, &pinRow{}}
+		&fileRow{}, &fileRefRow{}, &fileChunkRow{}, &pinRow{}, &metaRow{}}
 }
 
 // tableNamesOf returns the names of logic's tables in db.

@@ -1,6 +1,7 @@
 package logic
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -27,4 +28,39 @@ func TestMoveSeqsPastRestore_ClearedLastMessageStaysCleared(t *testing.T) {
 				"0 unread", s)
 		}
 	})
+}
+
+// What was stored after a backup is lost with it, but devices still hold
+// it: the users registered (their tokens still verify, the token key is
+// in the backup), the conversations begun, the msg_ids. The restored store
+// must issue none of those ids again: a user id given again would let the
+// lost user's access token sign in as the new account, and a 1:1
+// conversation begun again at seq 1 would have its messages dropped as
+// copies by devices holding the lost one's.
+func TestMoveSeqsPastRestore_IssuesNoIDLostWithTheStore(t *testing.T) {
+	cfg := Config{DBDriver: DriverSQLite, DBDSN: filepath.Join(t.TempDir(), "logic.db")}
+	e := newEnv(t, cfg)
+	alice, bob := e.register(t, "alice"), e.register(t, "bob")
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := e.db.Exec("VACUUM INTO ?", backup).Error; err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	carol := e.register(t, "carol") // lost with the store
+	lost := e.sendN(t, alice, bob, 2, "lost")
+
+	r := newEnv(t, Config{DBDriver: DriverSQLite, DBDSN: backup})
+	if _, err := MoveSeqsPastRestore(ctxBG, r.db); err != nil {
+		t.Fatalf("MoveSeqsPastRestore: %v", err)
+	}
+	r.restart(t)
+	if dave := r.register(t, "dave"); dave <= carol {
+		t.Errorf("a user registered after the restore took id %d; one lost with the store "+
+			"had %d", dave, carol)
+	}
+	ack := r.sendN(t, alice, bob, 1, "new")
+	if ack.Seq <= lost.Seq || ack.MsgId <= lost.MsgId {
+		t.Errorf("a conversation begun again after the restore stored seq %d msg_id %d; "+
+			"devices hold seq %d msg_id %d of the lost one", ack.Seq, ack.MsgId, lost.Seq,
+			lost.MsgId)
+	}
 }

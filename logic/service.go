@@ -53,6 +53,10 @@ type Service struct {
 	tables  tableNames
 	// blobs keeps uploaded files' bytes (blobs.go).
 	blobs blobStore
+	// seqFloor is the seq after which a conversation created now starts,
+	// past the restores of the store (metaSeqFloor); read at the start,
+	// since MoveSeqsPastRestore runs before logic serves.
+	seqFloor int64
 	// uploadStarts serialize the check and insert of one user's new
 	// uploads in this instance, striped by user (startUpload).
 	uploadStarts [64]sync.Mutex
@@ -159,6 +163,10 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 	if err != nil {
 		return nil, err
 	}
+	floor, err := seqFloor(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("logic: new: %w", err)
+	}
 	log := deps.Log
 	s := &Service{
 		cfg:         cfg,
@@ -184,6 +192,7 @@ func newService(ctx context.Context, cfg Config, db *gorm.DB, deps Deps,
 		s.blobs = &dirBlobs{dir: cfg.FileDir}
 	}
 	s.consecutiveIDs = consecutive
+	s.seqFloor = floor
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newMetrics(s)); err != nil {
 			return nil, fmt.Errorf("logic: metrics: %w", err)

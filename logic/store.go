@@ -337,7 +337,10 @@ func (s *Service) createConv(ctx context.Context, convID string, now time.Time) 
 		return fmt.Errorf("create conv %s: %w", convID, err)
 	}
 	ms := now.UnixMilli()
-	row := convRow{ID: convID, Type: int16(common.ConvType_P2P), UpdatedMs: ms, UpdatedAt: now}
+	// After a restore it starts past the floor: begun after the backup, it
+	// was lost with the store, and devices hold its seqs from 1.
+	row := convRow{ID: convID, Type: int16(common.ConvType_P2P), LastSeq: s.seqFloor,
+		UpdatedMs: ms, UpdatedAt: now}
 	members := []memberRow{
 		{ConvID: convID, UserID: low, JoinedMs: ms},
 		{ConvID: convID, UserID: high, JoinedMs: ms},
