@@ -23,8 +23,9 @@ const RestoreSeqGap int64 = 1_000_000_000
 
 // metaRow is one value of the whole store, by name.
 type metaRow struct {
-	Name  string `gorm:"primaryKey;size:64"`
-	Value int64  `gorm:"not null"`
+	Name string `gorm:"primaryKey;size:64"`
+	// IntValue is the value; not "value", which some SQL dialects reserve.
+	IntValue int64 `gorm:"not null"`
 }
 
 // TableName names the table through the namer so that TablePrefix applies.
@@ -78,8 +79,8 @@ func MoveSeqsPastRestore(ctx context.Context, db *gorm.DB) (int64, error) {
 		}
 		err = tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}},
 			DoUpdates: clause.Assignments(map[string]any{
-				"value": gorm.Expr("value + ?", RestoreSeqGap)})}).
-			Create(&metaRow{Name: metaSeqFloor, Value: RestoreSeqGap}).Error
+				"int_value": gorm.Expr("int_value + ?", RestoreSeqGap)})}).
+			Create(&metaRow{Name: metaSeqFloor, IntValue: RestoreSeqGap}).Error
 		if err != nil {
 			return fmt.Errorf("move new conversations' seqs past the restore: %w", err)
 		}
@@ -128,7 +129,7 @@ func moveIDsPastRestore(db *gorm.DB, model any) error {
 func seqFloor(ctx context.Context, db *gorm.DB) (int64, error) {
 	var floors []int64
 	err := db.WithContext(ctx).Model(&metaRow{}).Where("name = ?", metaSeqFloor).
-		Pluck("value", &floors).Error
+		Pluck("int_value", &floors).Error
 	if err != nil {
 		return 0, fmt.Errorf("read the seq floor: %w", err)
 	}

@@ -63,4 +63,13 @@ func TestMoveSeqsPastRestore_IssuesNoIDLostWithTheStore(t *testing.T) {
 			"devices hold seq %d msg_id %d of the lost one", ack.Seq, ack.MsgId, lost.Seq,
 			lost.MsgId)
 	}
+
+	// A second restore moves the floor once more.
+	if _, err := MoveSeqsPastRestore(ctxBG, r.db); err != nil {
+		t.Fatalf("MoveSeqsPastRestore again: %v", err)
+	}
+	if floor, err := seqFloor(ctxBG, r.db); err != nil || floor != 2*RestoreSeqGap {
+		t.Errorf("seq floor after two restores = %d (%v), want %d", floor, err,
+			2*RestoreSeqGap)
+	}
 }
