@@ -73,3 +73,27 @@ func TestMoveSeqsPastRestore_IssuesNoIDLostWithTheStore(t *testing.T) {
 			2*RestoreSeqGap)
 	}
 }
+
+// The next user and message ids and a new conversation's seqs move past the
+// gap on every store: sqlite_sequence on SQLite, AUTO_INCREMENT on MySQL.
+func TestMoveSeqsPastRestore_MovesTheNextIDs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		alice, bob := e.register(t, "alice"), e.register(t, "bob")
+		first := e.sendN(t, alice, bob, 1, "m")
+		if _, err := MoveSeqsPastRestore(ctxBG, e.db); err != nil {
+			t.Fatalf("MoveSeqsPastRestore: %v", err)
+		}
+		e.restart(t)
+		carol := e.register(t, "carol")
+		if carol <= bob+RestoreSeqGap {
+			t.Errorf("a user registered after the move took id %d, want past %d", carol,
+				bob+RestoreSeqGap)
+		}
+		ack := e.sendN(t, alice, carol, 1, "new conversation")
+		if ack.MsgId <= first.MsgId+RestoreSeqGap || ack.Seq != RestoreSeqGap+1 {
+			t.Errorf("a new conversation's first message took msg_id %d seq %d, want a "+
+				"msg_id past %d and seq %d", ack.MsgId, ack.Seq, first.MsgId+RestoreSeqGap,
+				RestoreSeqGap+1)
+		}
+	})
+}
