@@ -221,8 +221,8 @@ func (s *Service) changedConvs(ctx context.Context, user int64, cur convCursor,
 	pos := cur.pos
 	q := s.rdc(ctx).Table(s.tables.member+" AS m").
 		Select("c.id, c.type, c.last_seq, c.last_msg_id, "+convPosExpr+" AS updated_ms, "+
-			"m.read_seq, m.left_seq, m.join_seq, m.mention_seq, c.name, c.member_count, "+dismissedExpr+" AS dismissed, "+
-			"m.cleared_seq, m.hidden_seq").
+			"m.read_seq, m.left_seq, m.join_seq, m.mention_seq, c.name, c.member_count, "+
+			dismissedExpr+" AS dismissed, m.cleared_seq, m.hidden_seq").
 		Joins("JOIN "+s.tables.conv+" AS c ON c.id = m.conv_id").
 		Where("m.user_id = ?", user).
 		Where("("+convPosExpr+" > ? OR ("+convPosExpr+" = ? AND c.id > ?))", pos.ms, pos.ms, pos.conv)
