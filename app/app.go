@@ -330,12 +330,11 @@ func (s *System) openRegistry(ctx context.Context) error {
 func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names mq.Names,
 	routes route.Table) error {
 	lc := s.cfg.Logic
-	if lc.DBDriver == "" || lc.DBDriver == "sqlite" {
-		if lc.DBDSN == "" {
-			lc.DBDSN = filepath.Join(s.cfg.DataDir, "resonance.db")
-		}
+	onSQLite := lc.DBDriver == "" || lc.DBDriver == "sqlite"
+	if onSQLite && lc.DBDSN == "" {
+		lc.DBDSN = filepath.Join(s.cfg.DataDir, "resonance.db")
 	}
-	if lc.FileDir == "" && (lc.DBDriver == "" || lc.DBDriver == "sqlite") {
+	if lc.FileDir == "" && onSQLite {
 		// Beside the database: on the disk that holds it, off its one writer.
 		lc.FileDir = filepath.Join(filepath.Dir(lc.DBDSN), "files")
 	}
@@ -353,7 +352,7 @@ func (s *System) startLogic(ctx context.Context, js jetstream.JetStream, names m
 	}
 	s.db = db
 	sqlitePath := ""
-	if lc.DBDriver == "" || lc.DBDriver == "sqlite" {
+	if onSQLite {
 		sqlitePath = lc.DBDSN
 	}
 	if err := s.moveSeqsIfRestored(ctx, db, sqlitePath); err != nil {
