@@ -215,7 +215,7 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	runChat(t, addr, "nbob")
 	ann := startChat(t, addr, "--user", "NANN", "--to", "NBOB")
 	ann.wait(t, "logged in as nann")
-	ann.wait(t, "--- last 0 messages with nbob ---")
+	ann.wait(t, "--- no messages with nbob yet ---")
 	ann.say(t, "hi")
 	ann.wait(t, "] nann #1: hi")
 
@@ -236,7 +236,7 @@ func TestChat_NamesAndRefusals(t *testing.T) {
 	ann.say(t, "/to nbob")
 	ann.say(t, "/group Friends")
 	ann.wait(t, "* chatting in group Friends (g:")
-	ann.wait(t, "--- last 0 messages with group Friends ---") // events are not counted
+	ann.wait(t, "--- no messages with group Friends yet ---") // events are not counted
 	ann.wait(t, `* #1 nann created "Friends" with nbob`)
 	ann.say(t, "/dismiss")
 	ann.wait(t, "* #2 nann dismissed the group")
