@@ -127,9 +127,24 @@ type msgChange struct {
 	change func(tx *gorm.DB, c *convRow, target *messageRow, now time.Time) error
 }
 
-// changeMessage stores the event of a recall, edit or reaction and applies it to its
-// target in the same transaction, under the conversation's lock: two changes
-// of one message are ordered, and a recalled message cannot be edited after.
+// toggleMessage runs a change of a message's state that a reader toggles (a
+// reaction, a pin) through changeMessage. A change to the state the message
+// is already in (errNoChange) stores nothing and answers duplicate, with no
+// msg_id or seq.
+func (s *Service) toggleMessage(ctx context.Context, session *logicrpc.Session,
+	mc msgChange) (*protocol.SendResp, error) {
+	resp, err := s.changeMessage(ctx, session, mc)
+	if errors.Is(err, errNoChange) {
+		return &protocol.SendResp{ConvId: mc.convID, SendTimeMs: time.Now().UnixMilli(),
+			Duplicate: true}, nil
+	}
+	return resp, err
+}
+
+// changeMessage stores the event of a recall, edit, reaction or pin and
+// applies it to its target in the same transaction, under the conversation's
+// lock: two changes of one message are ordered, and a recalled message
+// cannot be edited after.
 func (s *Service) changeMessage(ctx context.Context, session *logicrpc.Session,
 	ch msgChange) (*protocol.SendResp, error) {
 	if err := checkClientMsgID(ch.clientMsgID); err != nil {

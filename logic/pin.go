@@ -2,7 +2,6 @@ package logic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -72,13 +71,9 @@ func (s *Service) Pin(ctx context.Context, session *logicrpc.Session,
 		return pin(tx, pinRow{ConvID: target.ConvID, Seq: target.Seq,
 			UserID: session.UserId, CreatedMs: now.UnixMilli()})
 	}
-	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
+	resp, err := s.toggleMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
 		convID: req.ConvId, seq: req.Seq, ct: common.ContentType_PIN, byReader: true,
 		event: ev, change: change})
-	if errors.Is(err, errNoChange) {
-		return &protocol.SendResp{ConvId: req.ConvId, SendTimeMs: time.Now().UnixMilli(),
-			Duplicate: true}, nil
-	}
 	if err != nil {
 		return nil, s.fail("pin", err, logIDs)
 	}

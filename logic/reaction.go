@@ -2,7 +2,6 @@ package logic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 	"unicode"
@@ -79,13 +78,9 @@ func (s *Service) React(ctx context.Context, session *logicrpc.Session,
 		}
 		return addReaction(tx, r)
 	}
-	resp, err := s.changeMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
+	resp, err := s.toggleMessage(ctx, session, msgChange{clientMsgID: req.ClientMsgId,
 		convID: req.ConvId, seq: req.Seq, ct: common.ContentType_REACTION, byReader: true,
 		event: ev, change: change})
-	if errors.Is(err, errNoChange) {
-		return &protocol.SendResp{ConvId: req.ConvId, SendTimeMs: time.Now().UnixMilli(),
-			Duplicate: true}, nil
-	}
 	if err != nil {
 		return nil, s.fail("react", err, logIDs)
 	}
